@@ -1,0 +1,32 @@
+# mf_ext: PGXS build of the extension, its regression (pg_regress) and TAP tests.
+#
+#   make && make install        build and install into the server of $(PG_CONFIG)
+#   make installcheck           pg_regress suites in sql/ + TAP tests in test/t/
+#                               (against a running server; test/run-tests.sh wraps
+#                               this in a throw-away cluster)
+
+EXTENSION   = mf_ext
+MODULE_big  = mf_ext
+OBJS        = src/mf_ext.o src/ratings.o src/als.o src/store.o src/cache.o \
+              src/serve.o src/train.o
+DATA        = sql/mf_ext--0.1.sql
+HEADERS     =
+
+# Regression suites, in run order (sql/NAME.sql, expected/NAME.out).
+REGRESS      = worked_example train serve retrain errors
+REGRESS_OPTS = --load-extension=$(EXTENSION)
+
+# TAP tests (PostgreSQL::Test::Cluster); need a non-root user for initdb.
+TAP_TESTS   = 1
+PROVE_TESTS = test/t/*.pl
+
+# Warnings are errors by default; `make MF_WERROR=` relaxes that locally.
+MF_WERROR  ?= -Werror
+PG_CFLAGS  += -std=gnu11 -Wall -Wextra $(MF_WERROR) -Wno-unused-parameter \
+              -Wno-sign-compare -Wno-missing-field-initializers
+PG_CPPFLAGS += -I$(srcdir)/src
+SHLIB_LINK  += -lopenblas -lm
+
+PG_CONFIG ?= pg_config
+PGXS := $(shell $(PG_CONFIG) --pgxs)
+include $(PGXS)

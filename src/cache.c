@@ -1,0 +1,320 @@
+/*-------------------------------------------------------------------------
+ *
+ * cache.c
+ *	  Per-backend cache of models' factors, for mf_predict / mf_recommend.
+ *
+ *	  Each cached model remembers the version it was loaded at.  A function
+ *	  call looks the model's current version up in mf_models once per
+ *	  statement (under that statement's snapshot), keeps the answer in its
+ *	  fn_extra, and reuses the cached factors only while the versions match.
+ *	  mf_train draws every version from a sequence, so a version number is
+ *	  never reused, not even after a rolled-back retrain.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "mf_ext.h"
+
+#include "catalog/pg_type.h"
+#include "executor/spi.h"
+#include "miscadmin.h"
+#include "storage/proc.h"
+#include "utils/builtins.h"
+#include "utils/hsearch.h"
+#include "utils/memutils.h"
+#include "utils/snapmgr.h"
+
+/* Rows fetched per cursor batch while loading factors. */
+#define MF_LOAD_BATCH	10000
+
+typedef struct CacheEntry
+{
+	int32		model_id;		/* hash key */
+	MfModel    *model;
+} CacheEntry;
+
+/* What a call site (FmgrInfo) knows about the model it used last. */
+typedef struct CallState
+{
+	LocalTransactionId lxid;	/* the statement it was looked up in ... */
+	CommandId	cid;
+	uint64		completion_count;
+	uint64		generation;		/* ... and the cache generation then */
+	int32		model_id;
+	text	   *name;			/* when called by name */
+	MfModel    *model;
+} CallState;
+
+/* The row of mf_models describing a model. */
+typedef struct ModelRow
+{
+	int32		model_id;
+	int64		version;
+	int			k;
+	int64		n_users;
+	int64		n_items;
+} ModelRow;
+
+static HTAB *model_cache = NULL;
+
+/* Bumped whenever a cached model is freed, so that CallStates re-check. */
+static uint64 cache_generation = 0;
+
+/* True when state was filled in the statement that is running now. */
+static bool
+same_statement(const CallState *state)
+{
+	Snapshot	snapshot = ActiveSnapshotSet() ? GetActiveSnapshot() : NULL;
+
+	return state->generation == cache_generation &&
+		state->lxid == MyProc->lxid &&
+		snapshot != NULL &&
+		state->cid == snapshot->curcid &&
+		state->completion_count == snapshot->snapXactCompletionCount;
+}
+
+static void
+remember_statement(CallState *state)
+{
+	Snapshot	snapshot = GetActiveSnapshot();
+
+	state->lxid = MyProc->lxid;
+	state->cid = snapshot->curcid;
+	state->completion_count = snapshot->snapXactCompletionCount;
+	state->generation = cache_generation;
+}
+
+/* Reads the model's row by id or (when name is not NULL) by name. */
+static ModelRow
+read_model_row(const char *schema, int32 model_id, text *name)
+{
+	Oid			argtype = name ? TEXTOID : INT4OID;
+	Datum		arg = name ? PointerGetDatum(name) : Int32GetDatum(model_id);
+	char	   *query;
+	ModelRow	row;
+	TupleDesc	desc;
+	HeapTuple	tuple;
+	bool		isnull;
+
+	query = psprintf("SELECT model_id, version, k, n_users, n_items FROM %s.mf_models WHERE %s = $1",
+					 schema, name ? "name" : "model_id");
+	if (SPI_execute_with_args(query, 1, &argtype, &arg, NULL, true, 1) != SPI_OK_SELECT)
+		elog(ERROR, "SPI_execute_with_args failed: %s", query);
+	if (SPI_processed == 0)
+	{
+		if (name)
+			ereport(ERROR,
+					(errcode(ERRCODE_UNDEFINED_OBJECT),
+					 errmsg("model \"%s\" does not exist", text_to_cstring(name)),
+					 errhint("Train it with mf_train, or see SELECT model_id, name FROM mf_models.")));
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_OBJECT),
+				 errmsg("model %d does not exist", model_id),
+				 errhint("Train it with mf_train, or see SELECT model_id, name FROM mf_models.")));
+	}
+	desc = SPI_tuptable->tupdesc;
+	tuple = SPI_tuptable->vals[0];
+	row.model_id = DatumGetInt32(SPI_getbinval(tuple, desc, 1, &isnull));
+	row.version = DatumGetInt64(SPI_getbinval(tuple, desc, 2, &isnull));
+	row.k = DatumGetInt32(SPI_getbinval(tuple, desc, 3, &isnull));
+	row.n_users = DatumGetInt64(SPI_getbinval(tuple, desc, 4, &isnull));
+	row.n_items = DatumGetInt64(SPI_getbinval(tuple, desc, 5, &isnull));
+	return row;
+}
+
+/*
+ * Reads one side's factor rows into ids (in arrival order) and factors.
+ * Returns how many rows there were; more than capacity is an error.
+ */
+static int32
+load_side(const char *schema, const ModelRow *row, bool users, int64 capacity,
+		  int64 *ids, double *factors)
+{
+	const char *side = users ? "user" : "item";
+	Oid			argtype = INT4OID;
+	Datum		arg = Int32GetDatum(row->model_id);
+	Portal		portal;
+	int64		n = 0;
+
+	portal = SPI_cursor_open_with_args(NULL,
+									   psprintf("SELECT %s_id, factors FROM %s.mf_%s_factors WHERE model_id = $1",
+												side, schema, side),
+									   1, &argtype, &arg, NULL, true,
+									   CURSOR_OPT_NO_SCROLL);
+	for (;;)
+	{
+		SPI_cursor_fetch(portal, true, MF_LOAD_BATCH);
+		if (SPI_processed == 0)
+			break;
+		for (uint64 r = 0; r < SPI_processed; r++, n++)
+		{
+			HeapTuple	tuple = SPI_tuptable->vals[r];
+			bool		isnull;
+			Datum		value;
+
+			if (n >= capacity)
+				ereport(ERROR,
+						(errcode(ERRCODE_DATA_CORRUPTED),
+						 errmsg("model %d has more %s factor rows than its n_%ss (" INT64_FORMAT ")",
+								row->model_id, side, side, capacity),
+						 errhint("Retrain the model with mf_train.")));
+			ids[n] = DatumGetInt64(SPI_getbinval(tuple, SPI_tuptable->tupdesc, 1, &isnull));
+			value = SPI_getbinval(tuple, SPI_tuptable->tupdesc, 2, &isnull);
+			mf_factors_from_datum(value, isnull, row->k,
+								  factors + (Size) n * row->k, side, ids[n]);
+		}
+		SPI_freetuptable(SPI_tuptable);
+		CHECK_FOR_INTERRUPTS();
+	}
+	SPI_cursor_close(portal);
+	return (int32) n;
+}
+
+/*
+ * Loads a model's factors into a new context.  The context hangs below the
+ * caller's until the load has succeeded, so an error frees it.
+ */
+static MfModel *
+load_model(const char *schema, const ModelRow *row)
+{
+	MemoryContext cxt = AllocSetContextCreate(CurrentMemoryContext,
+											  "mf_ext cached model",
+											  ALLOCSET_DEFAULT_SIZES);
+	MemoryContext old = MemoryContextSwitchTo(cxt);
+	MfModel    *model = palloc0(sizeof(MfModel));
+	int64	   *user_ids = mf_alloc_array(cxt, row->n_users, sizeof(int64));
+
+	model->cxt = cxt;
+	model->model_id = row->model_id;
+	model->version = row->version;
+	model->k = row->k;
+	model->item_ids = mf_alloc_array(cxt, row->n_items, sizeof(int64));
+	model->user_factors = mf_alloc_array(cxt, mul_size(row->n_users, row->k), sizeof(double));
+	model->item_factors = mf_alloc_array(cxt, mul_size(row->n_items, row->k), sizeof(double));
+	model->n_users = load_side(schema, row, true, row->n_users, user_ids,
+							   model->user_factors);
+	model->n_items = load_side(schema, row, false, row->n_items, model->item_ids,
+							   model->item_factors);
+	model->user_map = mf_idmap_from_sorted(cxt, user_ids, model->n_users);
+	model->item_map = mf_idmap_from_sorted(cxt, model->item_ids, model->n_items);
+	pfree(user_ids);
+	MemoryContextSwitchTo(old);
+
+	MemoryContextSetParent(cxt, CacheMemoryContext);
+	return model;
+}
+
+static void
+forget_model(CacheEntry *entry)
+{
+	if (entry->model)
+	{
+		MemoryContextDelete(entry->model->cxt);
+		entry->model = NULL;
+		cache_generation++;
+	}
+}
+
+/*
+ * read_model_row, but when a model looked up by id is gone (dropped), its
+ * cached factors are freed before the error propagates.
+ */
+static ModelRow
+read_model_row_or_forget(const char *schema, int32 model_id, text *name)
+{
+	ModelRow	row;
+
+	PG_TRY();
+	{
+		row = read_model_row(schema, model_id, name);
+	}
+	PG_CATCH();
+	{
+		CacheEntry *entry = name ? NULL :
+		hash_search(model_cache, &model_id, HASH_FIND, NULL);
+
+		if (entry)
+		{
+			forget_model(entry);
+			hash_search(model_cache, &model_id, HASH_REMOVE, NULL);
+		}
+		PG_RE_THROW();
+	}
+	PG_END_TRY();
+	return row;
+}
+
+/*
+ * The model for this call: from fn_extra when this statement has already
+ * looked it up, else validated against mf_models and (re)loaded as needed.
+ */
+static MfModel *
+cache_lookup(FunctionCallInfo fcinfo, int32 model_id, text *name)
+{
+	CallState  *state = fcinfo->flinfo->fn_extra;
+	const char *schema;
+	ModelRow	row;
+	CacheEntry *entry;
+	bool		found;
+
+	if (state == NULL)
+	{
+		state = MemoryContextAllocZero(fcinfo->flinfo->fn_mcxt, sizeof(CallState));
+		fcinfo->flinfo->fn_extra = state;
+	}
+	else if (state->model != NULL && same_statement(state) &&
+			 (name ? (state->name != NULL &&
+					  VARSIZE_ANY_EXHDR(name) == VARSIZE_ANY_EXHDR(state->name) &&
+					  memcmp(VARDATA_ANY(name), VARDATA_ANY(state->name),
+							 VARSIZE_ANY_EXHDR(name)) == 0)
+			  : state->model_id == model_id))
+		return state->model;
+
+	if (model_cache == NULL)
+	{
+		HASHCTL		ctl;
+
+		ctl.keysize = sizeof(int32);
+		ctl.entrysize = sizeof(CacheEntry);
+		ctl.hcxt = CacheMemoryContext;
+		model_cache = hash_create("mf_ext model cache", 16, &ctl,
+								  HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
+	}
+
+	schema = mf_schema_quoted(fcinfo);
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	row = read_model_row_or_forget(schema, model_id, name);
+
+	entry = hash_search(model_cache, &row.model_id, HASH_ENTER, &found);
+	if (!found)
+		entry->model = NULL;
+	if (entry->model == NULL || entry->model->version != row.version)
+	{
+		forget_model(entry);
+		entry->model = load_model(schema, &row);
+	}
+	SPI_finish();
+
+	state->model_id = row.model_id;
+	if (state->name)
+		pfree(state->name);
+	state->name = name ? (text *) MemoryContextAlloc(fcinfo->flinfo->fn_mcxt,
+													 VARSIZE_ANY(name)) : NULL;
+	if (name)
+		memcpy(state->name, name, VARSIZE_ANY(name));
+	state->model = entry->model;
+	remember_statement(state);
+	return state->model;
+}
+
+MfModel *
+mf_cache_model_by_id(FunctionCallInfo fcinfo, int32 model_id)
+{
+	return cache_lookup(fcinfo, model_id, NULL);
+}
+
+MfModel *
+mf_cache_model_by_name(FunctionCallInfo fcinfo, text *name)
+{
+	return cache_lookup(fcinfo, 0, name);
+}

@@ -1,0 +1,76 @@
+/*-------------------------------------------------------------------------
+ *
+ * mf_ext.c
+ *	  Module entry point and the small helpers every other file uses:
+ *	  the id -> dense index hash map, checked array allocation, and the
+ *	  extension's schema name for building SQL text.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "mf_ext.h"
+
+#include <cblas.h>
+
+#include "utils/builtins.h"
+#include "utils/lsyscache.h"
+#include "utils/memutils.h"
+
+PG_MODULE_MAGIC;
+
+#define SH_PREFIX		mf_idmap
+#define SH_ELEMENT_TYPE MfIdEntry
+#define SH_KEY_TYPE		int64
+#define SH_KEY			id
+#define SH_HASH_KEY(tb, key) ((uint32) mf_mix64((uint64) (key)))
+#define SH_EQUAL(tb, a, b) ((a) == (b))
+#define SH_SCOPE		extern
+#define SH_DEFINE
+#include "lib/simplehash.h"
+
+void		_PG_init(void);
+
+/*
+ * Module load.  The solver calls BLAS on small per-row problems from the
+ * backend's own thread; OpenBLAS's internal threading would only add
+ * overhead (and threads) there, so it is pinned to one thread.
+ */
+void
+_PG_init(void)
+{
+	openblas_set_num_threads(1);
+}
+
+mf_idmap_hash *
+mf_idmap_from_sorted(MemoryContext cxt, const int64 *ids, int32 n)
+{
+	mf_idmap_hash *map = mf_idmap_create(cxt, (uint32) Max(n, 16), NULL);
+
+	for (int32 i = 0; i < n; i++)
+	{
+		bool		found;
+		MfIdEntry  *entry = mf_idmap_insert(map, ids[i], &found);
+
+		entry->index = i;
+	}
+	return map;
+}
+
+void *
+mf_alloc_array(MemoryContext cxt, Size count, Size size)
+{
+	Size		bytes = mul_size(Max(count, 1), size);
+
+	return MemoryContextAllocHuge(cxt, bytes);
+}
+
+/*
+ * The extension's schema, quoted for SQL text.  mf_ext is not relocatable,
+ * so the schema of the SQL function being called is the extension's.
+ */
+const char *
+mf_schema_quoted(FunctionCallInfo fcinfo)
+{
+	Oid			nsp = get_func_namespace(fcinfo->flinfo->fn_oid);
+
+	return quote_identifier(get_namespace_name(nsp));
+}

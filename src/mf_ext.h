@@ -1,0 +1,167 @@
+/*-------------------------------------------------------------------------
+ *
+ * mf_ext.h
+ *	  Types, limits and cross-file entry points shared by the mf_ext sources.
+ *
+ * Data flows one way: relation -> ratings (ratings.c) -> ALS (als.c) ->
+ * factor tables (store.c) -> backend cache (cache.c) -> answers (serve.c).
+ * train.c drives the first half; serve.c the second.
+ *
+ *-------------------------------------------------------------------------
+ */
+#ifndef MF_EXT_H
+#define MF_EXT_H
+
+#include "postgres.h"
+
+#include "fmgr.h"
+
+/* Limits on mf_train's arguments. */
+#define MF_MIN_K		1
+#define MF_MAX_K		1024
+
+/*
+ * splitmix64's finaliser: a fast, well-mixed 64-bit hash.  Used both as the
+ * id map's hash function and as the source of seeded random numbers.
+ */
+static inline uint64
+mf_mix64(uint64 x)
+{
+	x += UINT64CONST(0x9E3779B97F4A7C15);
+	x = (x ^ (x >> 30)) * UINT64CONST(0xBF58476D1CE4E5B9);
+	x = (x ^ (x >> 27)) * UINT64CONST(0x94D049BB133111EB);
+	return x ^ (x >> 31);
+}
+
+/*
+ * Id <-> dense index map (simplehash, declared here, defined in mf_ext.c).
+ * Every model keeps users and items in dense order 0..n-1 sorted by id.
+ */
+typedef struct MfIdEntry
+{
+	int64		id;				/* the user's or item's id in the source */
+	int32		index;			/* dense index */
+	char		status;			/* simplehash bookkeeping */
+} MfIdEntry;
+
+#define SH_PREFIX		mf_idmap
+#define SH_ELEMENT_TYPE MfIdEntry
+#define SH_KEY_TYPE		int64
+#define SH_SCOPE		extern
+#define SH_DECLARE
+#include "lib/simplehash.h"
+
+/* Builds a map from a sorted array of distinct ids to their positions. */
+extern mf_idmap_hash *mf_idmap_from_sorted(MemoryContext cxt,
+										   const int64 *ids, int32 n);
+
+/* Dense index of id, or -1 when the map does not hold it. */
+static inline int32
+mf_idmap_index(mf_idmap_hash *map, int64 id)
+{
+	MfIdEntry  *entry = mf_idmap_lookup(map, id);
+
+	return entry ? entry->index : -1;
+}
+
+/* Allocates count * size bytes in cxt, with overflow checks (huge allowed). */
+extern void *mf_alloc_array(MemoryContext cxt, Size count, Size size);
+
+/* Name of the schema the extension lives in, quoted for SQL text. */
+extern const char *mf_schema_quoted(FunctionCallInfo fcinfo);
+
+/*
+ * Ratings read from the source, as compressed sparse rows in both
+ * directions.  Users and items are numbered densely in ascending id order.
+ */
+typedef struct MfCsr
+{
+	int32		n_rows;
+	int64	   *row_start;		/* n_rows + 1 offsets into col/val */
+	int32	   *col;			/* dense index on the other side */
+	double	   *val;			/* the rating */
+} MfCsr;
+
+typedef struct MfRatings
+{
+	int64		n_ratings;		/* observations used (duplicates count) */
+	int64		n_skipped;		/* rows skipped for a NULL user/item/rating */
+	int32		n_users;
+	int32		n_items;
+	int64	   *user_ids;		/* dense user index -> id */
+	int64	   *item_ids;		/* dense item index -> id */
+	MfCsr		by_user;		/* row = user, col = item */
+	MfCsr		by_item;		/* row = item, col = user */
+} MfRatings;
+
+/* Where and how to read the ratings (ratings.c). */
+typedef struct MfSource
+{
+	Oid			relid;
+	const char *user_col;
+	const char *item_col;
+	const char *rating_col;
+} MfSource;
+
+extern void mf_source_validate(const MfSource *source);
+extern char *mf_source_display_name(Oid relid);
+extern MfRatings *mf_ratings_read(const MfSource *source, MemoryContext cxt);
+
+/* The solver (als.c). */
+extern double mf_seeded_normal(int32 seed, int64 id, int j);
+extern void mf_init_factors(double *factors, const int64 *ids, int32 n,
+							int k, int32 seed);
+extern int32 mf_als_solve_side(const MfCsr *rows, const double *other, int k,
+							   double lambda, double *out);
+extern void mf_als_loss(const MfRatings *ratings, const double *user_factors,
+						const double *item_factors, int k, double lambda,
+						double *objective, double *sse);
+
+/* Model storage (store.c). */
+typedef struct MfModelRecord
+{
+	const char *name;
+	const char *source;
+	const char *user_col;
+	const char *item_col;
+	const char *rating_col;
+	int			k;
+	double		lambda;
+	int			iterations;
+	int32		seed;
+	bool		warm_start;
+	double	   *loss;			/* J after each iteration */
+	double		train_rmse;
+	double		train_seconds;
+} MfModelRecord;
+
+extern void mf_factors_from_datum(Datum datum, bool isnull, int k,
+								  double *out, const char *side, int64 id);
+extern bool mf_store_load_items(const char *schema, const char *model_name,
+								int k, const MfRatings *ratings,
+								double *item_factors);
+extern int32 mf_store_model(const char *schema, const MfModelRecord *record,
+							const MfRatings *ratings,
+							const double *user_factors,
+							const double *item_factors);
+
+/* A model's factors as cached in this backend (cache.c). */
+typedef struct MfModel
+{
+	int32		model_id;
+	int64		version;
+	int			k;
+	int32		n_users;
+	int32		n_items;
+	int64	   *item_ids;		/* dense item index -> id */
+	mf_idmap_hash *user_map;
+	mf_idmap_hash *item_map;
+	double	   *user_factors;	/* n_users x k, row-major */
+	double	   *item_factors;	/* n_items x k, row-major */
+	MemoryContext cxt;
+} MfModel;
+
+extern MfModel *mf_cache_model_by_id(FunctionCallInfo fcinfo, int32 model_id);
+extern MfModel *mf_cache_model_by_name(FunctionCallInfo fcinfo, text *name);
+
+#endif							/* MF_EXT_H */

@@ -1,0 +1,264 @@
+/*-------------------------------------------------------------------------
+ *
+ * serve.c
+ *	  The answering functions: mf_predict (one score) and mf_recommend (the
+ *	  n best items for a user), each by model id and by model name.  Factors
+ *	  come from the backend cache (cache.c).
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "mf_ext.h"
+
+#include <cblas.h>
+
+#include "catalog/pg_type.h"
+#include "executor/spi.h"
+#include "funcapi.h"
+#include "utils/array.h"
+#include "utils/builtins.h"
+#include "utils/tuplestore.h"
+
+PG_FUNCTION_INFO_V1(mf_predict);
+PG_FUNCTION_INFO_V1(mf_predict_by_name);
+PG_FUNCTION_INFO_V1(mf_recommend);
+PG_FUNCTION_INFO_V1(mf_recommend_by_name);
+
+/* u . v for the given ids, or NULL when the model lacks either. */
+static Datum
+predict(FunctionCallInfo fcinfo, MfModel *model)
+{
+	int32		user = mf_idmap_index(model->user_map, PG_GETARG_INT64(1));
+	int32		item = mf_idmap_index(model->item_map, PG_GETARG_INT64(2));
+	const double *u;
+	const double *v;
+	double		score = 0.0;
+
+	if (user < 0 || item < 0)
+		PG_RETURN_NULL();
+	u = model->user_factors + (Size) user * model->k;
+	v = model->item_factors + (Size) item * model->k;
+	for (int j = 0; j < model->k; j++)
+		score += u[j] * v[j];
+	PG_RETURN_FLOAT8(score);
+}
+
+Datum
+mf_predict(PG_FUNCTION_ARGS)
+{
+	return predict(fcinfo, mf_cache_model_by_id(fcinfo, PG_GETARG_INT32(0)));
+}
+
+Datum
+mf_predict_by_name(PG_FUNCTION_ARGS)
+{
+	return predict(fcinfo, mf_cache_model_by_name(fcinfo, PG_GETARG_TEXT_PP(0)));
+}
+
+/* Candidate ordering: higher score first, then lower item id. */
+static inline bool
+ranks_below(const double *scores, const int64 *ids, int32 a, int32 b)
+{
+	return scores[a] < scores[b] || (scores[a] == scores[b] && ids[a] > ids[b]);
+}
+
+/* Restores the heap property below position at (worst candidate on top). */
+static void
+heap_sift_down(int32 *heap, int32 size, int32 at, const double *scores,
+			   const int64 *ids)
+{
+	for (;;)
+	{
+		int32		worst = at;
+		int32		left = 2 * at + 1;
+		int32		right = left + 1;
+		int32		swap;
+
+		if (left < size && ranks_below(scores, ids, heap[left], heap[worst]))
+			worst = left;
+		if (right < size && ranks_below(scores, ids, heap[right], heap[worst]))
+			worst = right;
+		if (worst == at)
+			return;
+		swap = heap[at];
+		heap[at] = heap[worst];
+		heap[worst] = swap;
+		at = worst;
+	}
+}
+
+/*
+ * Chooses the n best of the items not excluded; writes them best first into
+ * best[] and returns how many there are.  A bounded heap keeps the current
+ * n best with the worst on top: O(n_items log n).
+ */
+static int32
+select_top(const double *scores, const int64 *ids, const bool *excluded,
+		   int32 n_items, int32 n, int32 *best)
+{
+	int32		size = 0;
+
+	for (int32 i = 0; i < n_items; i++)
+	{
+		if (excluded && excluded[i])
+			continue;
+		if (size < n)
+		{
+			/* grow: append, then sift up */
+			int32		at = size++;
+
+			best[at] = i;
+			while (at > 0 && ranks_below(scores, ids, best[at], best[(at - 1) / 2]))
+			{
+				int32		parent = (at - 1) / 2;
+				int32		swap = best[at];
+
+				best[at] = best[parent];
+				best[parent] = swap;
+				at = parent;
+			}
+		}
+		else if (ranks_below(scores, ids, best[0], i))
+		{
+			best[0] = i;
+			heap_sift_down(best, size, 0, scores, ids);
+		}
+	}
+
+	/* heap sort in place: repeatedly move the worst to the end */
+	for (int32 end = size - 1; end > 0; end--)
+	{
+		int32		swap = best[0];
+
+		best[0] = best[end];
+		best[end] = swap;
+		heap_sift_down(best, end, 0, scores, ids);
+	}
+	return size;
+}
+
+/*
+ * Marks the items the user rated in the training data, from the
+ * rated_items array stored with the user's factors.
+ */
+static bool *
+rated_items_mask(FunctionCallInfo fcinfo, MfModel *model, int64 user_id)
+{
+	bool	   *mask = palloc0(sizeof(bool) * Max(model->n_items, 1));
+	Oid			argtypes[2] = {INT4OID, INT8OID};
+	Datum		args[2] = {Int32GetDatum(model->model_id), Int64GetDatum(user_id)};
+	char	   *query;
+
+	query = psprintf("SELECT rated_items FROM %s.mf_user_factors WHERE model_id = $1 AND user_id = $2",
+					 mf_schema_quoted(fcinfo));
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	if (SPI_execute_with_args(query, 2, argtypes, args, NULL, true, 1) != SPI_OK_SELECT)
+		elog(ERROR, "SPI_execute_with_args failed: %s", query);
+	if (SPI_processed == 1)
+	{
+		bool		isnull;
+		Datum		value = SPI_getbinval(SPI_tuptable->vals[0],
+										  SPI_tuptable->tupdesc, 1, &isnull);
+
+		if (!isnull)
+		{
+			ArrayType  *rated = DatumGetArrayTypeP(value);
+			int			n_rated = ArrayGetNItems(ARR_NDIM(rated), ARR_DIMS(rated));
+			const int64 *ids = (const int64 *) ARR_DATA_PTR(rated);
+
+			if (ARR_ELEMTYPE(rated) != INT8OID || ARR_HASNULL(rated))
+				ereport(ERROR,
+						(errcode(ERRCODE_DATA_CORRUPTED),
+						 errmsg("rated_items of user " INT64_FORMAT " in model %d is not a bigint[] without NULLs",
+								user_id, model->model_id),
+						 errhint("Retrain the model with mf_train.")));
+			for (int r = 0; r < n_rated; r++)
+			{
+				int32		item = mf_idmap_index(model->item_map, ids[r]);
+
+				if (item >= 0)
+					mask[item] = true;
+			}
+		}
+	}
+	SPI_finish();
+	return mask;
+}
+
+static Datum
+recommend(FunctionCallInfo fcinfo, MfModel *model)
+{
+	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
+	int64		user_id;
+	int32		n;
+	int32		user;
+	double	   *scores;
+	bool	   *excluded = NULL;
+	int32	   *best;
+	int32		n_best;
+
+	if (PG_ARGISNULL(2) || PG_ARGISNULL(3))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("%s must not be NULL", PG_ARGISNULL(2) ? "n" : "exclude_rated"),
+				 errhint("Omit it to use the default, or pass a value.")));
+	n = PG_GETARG_INT32(2);
+	if (n < 1)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("n must be at least 1, got %d", n),
+				 errhint("n is how many items to recommend.")));
+
+	InitMaterializedSRF(fcinfo, 0);
+	if (PG_ARGISNULL(1))
+		return (Datum) 0;		/* no user: no rows, as for an unknown one */
+	user_id = PG_GETARG_INT64(1);
+	user = mf_idmap_index(model->user_map, user_id);
+	if (user < 0)
+		return (Datum) 0;
+
+	scores = palloc(sizeof(double) * Max(model->n_items, 1));
+	cblas_dgemv(CblasRowMajor, CblasNoTrans, model->n_items, model->k, 1.0,
+				model->item_factors, model->k,
+				model->user_factors + (Size) user * model->k, 1, 0.0, scores, 1);
+	if (PG_GETARG_BOOL(3))
+		excluded = rated_items_mask(fcinfo, model, user_id);
+
+	best = palloc(sizeof(int32) * Min(n, Max(model->n_items, 1)));
+	n_best = select_top(scores, model->item_ids, excluded, model->n_items,
+						Min(n, model->n_items), best);
+	for (int32 r = 0; r < n_best; r++)
+	{
+		Datum		values[2] = {Int64GetDatum(model->item_ids[best[r]]),
+		Float8GetDatum(scores[best[r]])};
+		bool		nulls[2] = {false, false};
+
+		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
+	}
+	return (Datum) 0;
+}
+
+/* The model argument of the mf_recommend forms must not be NULL. */
+static void
+require_model_argument(FunctionCallInfo fcinfo)
+{
+	if (PG_ARGISNULL(0))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("model must not be NULL"),
+				 errhint("Pass a model_id or name from mf_models.")));
+}
+
+Datum
+mf_recommend(PG_FUNCTION_ARGS)
+{
+	require_model_argument(fcinfo);
+	return recommend(fcinfo, mf_cache_model_by_id(fcinfo, PG_GETARG_INT32(0)));
+}
+
+Datum
+mf_recommend_by_name(PG_FUNCTION_ARGS)
+{
+	require_model_argument(fcinfo);
+	return recommend(fcinfo, mf_cache_model_by_name(fcinfo, PG_GETARG_TEXT_PP(0)));
+}

@@ -1,0 +1,306 @@
+/*-------------------------------------------------------------------------
+ *
+ * store.c
+ *	  Writes a trained model into mf_models / mf_user_factors /
+ *	  mf_item_factors, and reads stored item factors back for warm starts.
+ *
+ *	  A model is replaced inside the caller's transaction: the model row is
+ *	  upserted (which locks it and keeps its model_id), its factor rows are
+ *	  deleted and rewritten, and its version is taken from a sequence.  Other
+ *	  sessions keep seeing the old rows until the transaction commits; an
+ *	  error rolls everything back.  The caller must be connected to SPI.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "mf_ext.h"
+
+#include "catalog/pg_type.h"
+#include "executor/spi.h"
+#include "lib/stringinfo.h"
+#include "miscadmin.h"
+#include "utils/array.h"
+#include "utils/builtins.h"
+#include "utils/lsyscache.h"
+
+/* Factor rows written per INSERT statement. */
+#define MF_STORE_BATCH_ROWS		10000
+/* Rated item ids written per INSERT statement (soft limit). */
+#define MF_STORE_BATCH_RATED	1000000
+
+/* A one-dimensional array of n fixed-width, no-NULL elements. */
+static ArrayType *
+flat_array(Oid elemtype, const void *values, int n)
+{
+	int16		elem_len = get_typlen(elemtype);
+	Size		bytes = add_size(ARR_OVERHEAD_NONULLS(1), mul_size(n, elem_len));
+	ArrayType  *array = palloc0(bytes);
+
+	SET_VARSIZE(array, bytes);
+	array->ndim = 1;
+	array->dataoffset = 0;
+	array->elemtype = elemtype;
+	ARR_DIMS(array)[0] = n;
+	ARR_LBOUND(array)[0] = 1;
+	memcpy(ARR_DATA_PTR(array), values, (Size) n * elem_len);
+	return array;
+}
+
+/*
+ * Copies a stored factors array (double precision[] of exactly k numbers)
+ * into out, or raises an error naming the user or item whose row is bad.
+ */
+void
+mf_factors_from_datum(Datum datum, bool isnull, int k, double *out,
+					  const char *side, int64 id)
+{
+	ArrayType  *array = isnull ? NULL : DatumGetArrayTypeP(datum);
+
+	if (array == NULL ||
+		ARR_ELEMTYPE(array) != FLOAT8OID || ARR_NDIM(array) != 1 ||
+		ARR_DIMS(array)[0] != k || ARR_HASNULL(array))
+		ereport(ERROR,
+				(errcode(ERRCODE_DATA_CORRUPTED),
+				 errmsg("stored factors of %s " INT64_FORMAT " are not an array of %d numbers",
+						side, id, k),
+				 errhint("Retrain the model with mf_train, or restore its factor rows.")));
+	memcpy(out, ARR_DATA_PTR(array), sizeof(double) * k);
+}
+
+/*
+ * Overwrites the rows of item_factors for the items that the stored model
+ * named model_name holds.  Returns false when there is no such model.
+ */
+bool
+mf_store_load_items(const char *schema, const char *model_name, int k,
+					const MfRatings *ratings, double *item_factors)
+{
+	Oid			argtypes[1] = {TEXTOID};
+	Datum		args[1] = {CStringGetTextDatum(model_name)};
+	char	   *query;
+	bool		isnull;
+	int32		model_id;
+	int			stored_k;
+	mf_idmap_hash *items;
+	Portal		portal;
+
+	query = psprintf("SELECT model_id, k FROM %s.mf_models WHERE name = $1", schema);
+	if (SPI_execute_with_args(query, 1, argtypes, args, NULL, true, 1) != SPI_OK_SELECT)
+		elog(ERROR, "SPI_execute_with_args failed: %s", query);
+	if (SPI_processed == 0)
+		return false;
+	model_id = DatumGetInt32(SPI_getbinval(SPI_tuptable->vals[0],
+										   SPI_tuptable->tupdesc, 1, &isnull));
+	stored_k = DatumGetInt32(SPI_getbinval(SPI_tuptable->vals[0],
+										   SPI_tuptable->tupdesc, 2, &isnull));
+	if (stored_k != k)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("warm start needs k = %d, the k of stored model \"%s\", but k = %d was given",
+						stored_k, model_name, k),
+				 errhint("Pass k := %d, or train without warm_start.", stored_k)));
+
+	items = mf_idmap_from_sorted(CurrentMemoryContext, ratings->item_ids,
+								 ratings->n_items);
+	argtypes[0] = INT4OID;
+	args[0] = Int32GetDatum(model_id);
+	query = psprintf("SELECT item_id, factors FROM %s.mf_item_factors WHERE model_id = $1",
+					 schema);
+	portal = SPI_cursor_open_with_args(NULL, query, 1, argtypes, args, NULL,
+									   true, CURSOR_OPT_NO_SCROLL);
+	for (;;)
+	{
+		SPI_cursor_fetch(portal, true, MF_STORE_BATCH_ROWS);
+		if (SPI_processed == 0)
+			break;
+		for (uint64 row = 0; row < SPI_processed; row++)
+		{
+			HeapTuple	tuple = SPI_tuptable->vals[row];
+			int64		item_id = DatumGetInt64(SPI_getbinval(tuple, SPI_tuptable->tupdesc, 1, &isnull));
+			Datum		factors = SPI_getbinval(tuple, SPI_tuptable->tupdesc, 2, &isnull);
+			int32		index = mf_idmap_index(items, item_id);
+
+			if (index < 0)
+				continue;		/* item no longer in the data */
+			mf_factors_from_datum(factors, isnull, k, item_factors + (Size) index * k,
+								  "item", item_id);
+		}
+		SPI_freetuptable(SPI_tuptable);
+		CHECK_FOR_INTERRUPTS();
+	}
+	SPI_cursor_close(portal);
+	mf_idmap_destroy(items);
+	return true;
+}
+
+/* Inserts or updates the model row; returns its model_id. */
+static int32
+upsert_model_row(const char *schema, const MfModelRecord *record,
+				 const MfRatings *ratings)
+{
+	Oid			argtypes[] = {TEXTOID, TEXTOID, NAMEOID, NAMEOID, NAMEOID,
+		INT4OID, FLOAT8OID, INT4OID, INT4OID, BOOLOID,
+		INT8OID, INT8OID, INT8OID, INT8OID,
+	FLOAT8ARRAYOID, FLOAT8OID, FLOAT8OID};
+	Datum		args[lengthof(argtypes)];
+	char	   *query;
+	bool		isnull;
+	int			n = 0;
+
+	args[n++] = CStringGetTextDatum(record->name);
+	args[n++] = CStringGetTextDatum(record->source);
+	args[n++] = DirectFunctionCall1(namein, CStringGetDatum(record->user_col));
+	args[n++] = DirectFunctionCall1(namein, CStringGetDatum(record->item_col));
+	args[n++] = DirectFunctionCall1(namein, CStringGetDatum(record->rating_col));
+	args[n++] = Int32GetDatum(record->k);
+	args[n++] = Float8GetDatum(record->lambda);
+	args[n++] = Int32GetDatum(record->iterations);
+	args[n++] = Int32GetDatum(record->seed);
+	args[n++] = BoolGetDatum(record->warm_start);
+	args[n++] = Int64GetDatum(ratings->n_users);
+	args[n++] = Int64GetDatum(ratings->n_items);
+	args[n++] = Int64GetDatum(ratings->n_ratings);
+	args[n++] = Int64GetDatum(ratings->n_skipped);
+	args[n++] = PointerGetDatum(flat_array(FLOAT8OID, record->loss, record->iterations));
+	args[n++] = Float8GetDatum(record->train_rmse);
+	args[n++] = Float8GetDatum(record->train_seconds);
+	Assert(n == lengthof(argtypes));
+
+	query = psprintf("INSERT INTO %s.mf_models AS m"
+					 " (name, source, user_col, item_col, rating_col, k, lambda,"
+					 "  iterations, seed, warm_start, n_users, n_items, n_ratings,"
+					 "  skipped_rows, loss, train_rmse, train_seconds, trained_at, version)"
+					 " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13,"
+					 "  $14, $15, $16, $17, pg_catalog.now(),"
+					 "  pg_catalog.nextval(%s::pg_catalog.regclass))"
+					 " ON CONFLICT (name) DO UPDATE SET"
+					 "  source = EXCLUDED.source, user_col = EXCLUDED.user_col,"
+					 "  item_col = EXCLUDED.item_col, rating_col = EXCLUDED.rating_col,"
+					 "  k = EXCLUDED.k, lambda = EXCLUDED.lambda,"
+					 "  iterations = EXCLUDED.iterations, seed = EXCLUDED.seed,"
+					 "  warm_start = EXCLUDED.warm_start, n_users = EXCLUDED.n_users,"
+					 "  n_items = EXCLUDED.n_items, n_ratings = EXCLUDED.n_ratings,"
+					 "  skipped_rows = EXCLUDED.skipped_rows, loss = EXCLUDED.loss,"
+					 "  train_rmse = EXCLUDED.train_rmse,"
+					 "  train_seconds = EXCLUDED.train_seconds,"
+					 "  trained_at = EXCLUDED.trained_at, version = EXCLUDED.version"
+					 " RETURNING model_id",
+					 schema,
+					 quote_literal_cstr(psprintf("%s.mf_model_version_seq", schema)));
+	if (SPI_execute_with_args(query, lengthof(argtypes), argtypes, args, NULL,
+							  false, 0) != SPI_OK_INSERT_RETURNING ||
+		SPI_processed != 1)
+		elog(ERROR, "could not write the model row");
+	return DatumGetInt32(SPI_getbinval(SPI_tuptable->vals[0],
+									   SPI_tuptable->tupdesc, 1, &isnull));
+}
+
+/*
+ * Writes one side's factors (and, for users, the sorted distinct ids of the
+ * items each rated) in batches of one INSERT ... SELECT over array
+ * parameters.
+ */
+static void
+insert_factor_rows(const char *schema, int32 model_id, int k, bool users,
+				   const MfRatings *ratings, const double *factors)
+{
+	const char *table = users ? "mf_user_factors" : "mf_item_factors";
+	const char *id_col = users ? "user_id" : "item_id";
+	const int64 *ids = users ? ratings->user_ids : ratings->item_ids;
+	int32		n_rows = users ? ratings->n_users : ratings->n_items;
+	const MfCsr *csr = &ratings->by_user;
+	Oid			argtypes[] = {INT4OID, INT8ARRAYOID, FLOAT8ARRAYOID, INT4OID,
+	INT4ARRAYOID, INT8ARRAYOID};
+	Datum		args[lengthof(argtypes)];
+	int			nargs = users ? 6 : 4;
+	SPIPlanPtr	plan;
+	int32	   *rated_start = NULL;
+	int64	   *rated = NULL;
+
+	plan = SPI_prepare(psprintf("INSERT INTO %s.%s (model_id, %s, factors%s)"
+								" SELECT $1, $2[i], $3[(i - 1) * $4 + 1 : i * $4]%s"
+								" FROM pg_catalog.generate_subscripts($2, 1) AS i",
+								schema, table, id_col,
+								users ? ", rated_items" : "",
+								users ? ", $6[$5[i] + 1 : $5[i + 1]]" : ""),
+					   nargs, argtypes);
+	if (plan == NULL)
+		elog(ERROR, "SPI_prepare failed: %s", SPI_result_code_string(SPI_result));
+
+	if (users)
+	{
+		rated_start = palloc(sizeof(int32) * (MF_STORE_BATCH_ROWS + 1));
+		rated = mf_alloc_array(CurrentMemoryContext,
+							   ratings->n_ratings, sizeof(int64));
+	}
+
+	for (int32 first = 0; first < n_rows;)
+	{
+		int32		last = first;
+		int32		n_rated = 0;
+
+		/* One batch: up to MF_STORE_BATCH_ROWS rows, fewer when users rated a lot. */
+		while (last < n_rows && last - first < MF_STORE_BATCH_ROWS &&
+			   (!users || last == first || n_rated < MF_STORE_BATCH_RATED))
+		{
+			if (users)
+			{
+				rated_start[last - first] = n_rated;
+				for (int64 e = csr->row_start[last]; e < csr->row_start[last + 1]; e++)
+				{
+					int64		item = ratings->item_ids[csr->col[e]];
+
+					/* entries are sorted by item: skip duplicate pairs */
+					if (e == csr->row_start[last] || item != rated[n_rated - 1])
+						rated[n_rated++] = item;
+				}
+			}
+			last++;
+		}
+
+		args[0] = Int32GetDatum(model_id);
+		args[1] = PointerGetDatum(flat_array(INT8OID, ids + first, last - first));
+		args[2] = PointerGetDatum(flat_array(FLOAT8OID, factors + (Size) first * k,
+											 (last - first) * k));
+		args[3] = Int32GetDatum(k);
+		if (users)
+		{
+			rated_start[last - first] = n_rated;
+			args[4] = PointerGetDatum(flat_array(INT4OID, rated_start, last - first + 1));
+			args[5] = PointerGetDatum(flat_array(INT8OID, rated, n_rated));
+		}
+		if (SPI_execute_plan(plan, args, NULL, false, 0) != SPI_OK_INSERT)
+			elog(ERROR, "could not write the factors of model %d", model_id);
+		for (int a = 1; a < nargs; a++)
+			if (a != 3)
+				pfree(DatumGetPointer(args[a]));
+		first = last;
+		CHECK_FOR_INTERRUPTS();
+	}
+	SPI_freeplan(plan);
+}
+
+/*
+ * Replaces (or creates) the model named record->name with the given
+ * factors, in the current transaction.  Returns its model_id.
+ */
+int32
+mf_store_model(const char *schema, const MfModelRecord *record,
+			   const MfRatings *ratings, const double *user_factors,
+			   const double *item_factors)
+{
+	int32		model_id = upsert_model_row(schema, record, ratings);
+	Oid			argtypes[1] = {INT4OID};
+	Datum		args[1] = {Int32GetDatum(model_id)};
+
+	if (SPI_execute_with_args(psprintf("DELETE FROM %s.mf_user_factors WHERE model_id = $1",
+									   schema),
+							  1, argtypes, args, NULL, false, 0) != SPI_OK_DELETE ||
+		SPI_execute_with_args(psprintf("DELETE FROM %s.mf_item_factors WHERE model_id = $1",
+									   schema),
+							  1, argtypes, args, NULL, false, 0) != SPI_OK_DELETE)
+		elog(ERROR, "could not delete the old factors of model %d", model_id);
+
+	insert_factor_rows(schema, model_id, record->k, true, ratings, user_factors);
+	insert_factor_rows(schema, model_id, record->k, false, ratings, item_factors);
+	return model_id;
+}
