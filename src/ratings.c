@@ -220,7 +220,7 @@ read_rows(const MfSource *source, MemoryContext cxt, RawRatings *raw,
 						 errmsg("rating of user " INT64_FORMAT " for item " INT64_FORMAT " is %s",
 								DatumGetInt64(user), DatumGetInt64(item),
 								isnan(value) ? "NaN" : "infinite"),
-						 errhint("Fix or exclude that row, for example by training on a view with WHERE %s < 'Infinity'.",
+						 errhint("Fix or delete that row, or train on a view that leaves out non-finite ratings: WHERE %s NOT IN ('NaN', 'Infinity', '-Infinity').",
 								 quote_identifier(source->rating_col))));
 			raw_append(raw, cxt, DatumGetInt64(user), DatumGetInt64(item), value);
 		}

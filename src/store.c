@@ -142,6 +142,10 @@ upsert_model_row(const char *schema, const MfModelRecord *record,
 		INT8OID, INT8OID, INT8OID, INT8OID,
 	FLOAT8ARRAYOID, FLOAT8OID, FLOAT8OID};
 	Datum		args[lengthof(argtypes)];
+	const char *columns = "source, user_col, item_col, rating_col, k, lambda,"
+		" iterations, seed, warm_start, n_users, n_items, n_ratings,"
+		" skipped_rows, loss, train_rmse, train_seconds, trained_at, version";
+	char	   *values;
 	char	   *query;
 	bool		isnull;
 	int			n = 0;
@@ -165,30 +169,31 @@ upsert_model_row(const char *schema, const MfModelRecord *record,
 	args[n++] = Float8GetDatum(record->train_seconds);
 	Assert(n == lengthof(argtypes));
 
-	query = psprintf("INSERT INTO %s.mf_models AS m"
-					 " (name, source, user_col, item_col, rating_col, k, lambda,"
-					 "  iterations, seed, warm_start, n_users, n_items, n_ratings,"
-					 "  skipped_rows, loss, train_rmse, train_seconds, trained_at, version)"
-					 " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13,"
-					 "  $14, $15, $16, $17, pg_catalog.now(),"
-					 "  pg_catalog.nextval(%s::pg_catalog.regclass))"
-					 " ON CONFLICT (name) DO UPDATE SET"
-					 "  source = EXCLUDED.source, user_col = EXCLUDED.user_col,"
-					 "  item_col = EXCLUDED.item_col, rating_col = EXCLUDED.rating_col,"
-					 "  k = EXCLUDED.k, lambda = EXCLUDED.lambda,"
-					 "  iterations = EXCLUDED.iterations, seed = EXCLUDED.seed,"
-					 "  warm_start = EXCLUDED.warm_start, n_users = EXCLUDED.n_users,"
-					 "  n_items = EXCLUDED.n_items, n_ratings = EXCLUDED.n_ratings,"
-					 "  skipped_rows = EXCLUDED.skipped_rows, loss = EXCLUDED.loss,"
-					 "  train_rmse = EXCLUDED.train_rmse,"
-					 "  train_seconds = EXCLUDED.train_seconds,"
-					 "  trained_at = EXCLUDED.trained_at, version = EXCLUDED.version"
-					 " RETURNING model_id",
-					 schema,
-					 quote_literal_cstr(psprintf("%s.mf_model_version_seq", schema)));
+	/*
+	 * Update the existing row first, so that a retrain does not draw a
+	 * model_id from the serial; insert only when there is none (and should
+	 * a concurrent session insert the same name first, update that row).
+	 */
+	values = psprintf("$2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14,"
+					  " $15, $16, $17, pg_catalog.now(),"
+					  " pg_catalog.nextval(%s::pg_catalog.regclass)",
+					  quote_literal_cstr(psprintf("%s.mf_model_version_seq", schema)));
+	query = psprintf("UPDATE %s.mf_models SET (%s) = ROW(%s) WHERE name = $1 RETURNING model_id",
+					 schema, columns, values);
 	if (SPI_execute_with_args(query, lengthof(argtypes), argtypes, args, NULL,
-							  false, 0) != SPI_OK_INSERT_RETURNING ||
-		SPI_processed != 1)
+							  false, 0) != SPI_OK_UPDATE_RETURNING)
+		elog(ERROR, "could not update the model row");
+	if (SPI_processed == 0)
+	{
+		query = psprintf("INSERT INTO %s.mf_models (name, %s) VALUES ($1, %s)"
+						 " ON CONFLICT (name) DO UPDATE SET (%s) = ROW(%s)"
+						 " RETURNING model_id",
+						 schema, columns, values, columns, values);
+		if (SPI_execute_with_args(query, lengthof(argtypes), argtypes, args, NULL,
+								  false, 0) != SPI_OK_INSERT_RETURNING)
+			elog(ERROR, "could not insert the model row");
+	}
+	if (SPI_processed != 1)
 		elog(ERROR, "could not write the model row");
 	return DatumGetInt32(SPI_getbinval(SPI_tuptable->vals[0],
 									   SPI_tuptable->tupdesc, 1, &isnull));

@@ -1,0 +1,88 @@
+-- Every wrong call gets an error with its SQLSTATE, a message naming the
+-- problem and a hint saying what to do.  try() runs a statement and returns
+-- the error's fields (no row when the statement succeeds).
+SET client_min_messages = warning;
+CREATE FUNCTION try(statement text)
+RETURNS TABLE (state text, message text, detail text, hint text)
+LANGUAGE plpgsql AS $$
+BEGIN
+    EXECUTE statement;
+EXCEPTION WHEN OTHERS THEN
+    GET STACKED DIAGNOSTICS state = RETURNED_SQLSTATE, message = MESSAGE_TEXT,
+                            detail = PG_EXCEPTION_DETAIL, hint = PG_EXCEPTION_HINT;
+    RETURN NEXT;
+END $$;
+
+CREATE TABLE tiny (user_id int, item_id int, rating float8, label text, at timestamptz);
+INSERT INTO tiny VALUES (1, 1, 4, 'a', now()), (1, 2, 3, 'b', now()), (2, 1, 5, 'c', now());
+CREATE INDEX tiny_user ON tiny (user_id);
+CREATE TABLE empty_ratings (user_id int, item_id int, rating float8);
+CREATE TABLE null_ratings (user_id int, item_id int, rating float8);
+INSERT INTO null_ratings VALUES (NULL, 1, 1), (1, NULL, 1), (1, 1, NULL);
+CREATE TABLE nan_ratings (user_id int, item_id int, rating numeric);
+INSERT INTO nan_ratings VALUES (1, 1, 4), (7, 3, 'NaN');
+CREATE TABLE inf_ratings (user_id int, item_id int, rating float8);
+INSERT INTO inf_ratings VALUES (1, 1, 4), (2, 5, '-Infinity');
+CREATE MATERIALIZED VIEW unpopulated AS SELECT * FROM tiny WITH NO DATA;
+SELECT mf_train('tiny', k := 2) IS NOT NULL AS trained;
+
+\x on
+SELECT s.n, s.statement, t.*
+FROM (VALUES
+    -- mf_train: numbers out of range
+    (1, $$SELECT mf_train('tiny', k := 0)$$),
+    (2, $$SELECT mf_train('tiny', k := 1025)$$),
+    (3, $$SELECT mf_train('tiny', lambda := -0.1)$$),
+    (4, $$SELECT mf_train('tiny', lambda := 'NaN')$$),
+    (5, $$SELECT mf_train('tiny', lambda := 'Infinity')$$),
+    (6, $$SELECT mf_train('tiny', iterations := 0)$$),
+    -- NULLs and empty names
+    (7, $$SELECT mf_train(NULL)$$),
+    (8, $$SELECT mf_train('tiny', k := NULL)$$),
+    (9, $$SELECT mf_train('tiny', lambda := NULL)$$),
+    (10, $$SELECT mf_train('tiny', iterations := NULL)$$),
+    (11, $$SELECT mf_train('tiny', user_col := NULL)$$),
+    (12, $$SELECT mf_train('tiny', warm_start := NULL)$$),
+    (13, $$SELECT mf_train('tiny', seed := NULL)$$),
+    (14, $$SELECT mf_train('tiny', model_name := '')$$),
+    -- relations and columns
+    (15, $$SELECT mf_train('no_such_table')$$),
+    (16, $$SELECT mf_train('tiny_user')$$),
+    (17, $$SELECT mf_train('tiny', user_col := 'customer')$$),
+    (18, $$SELECT mf_train('tiny', item_col := 'ctid')$$),
+    (19, $$SELECT mf_train('tiny', rating_col := 'Rating')$$),
+    (20, $$SELECT mf_train('tiny', user_col := 'label')$$),
+    (21, $$SELECT mf_train('tiny', item_col := 'rating')$$),
+    (22, $$SELECT mf_train('tiny', rating_col := 'label')$$),
+    (23, $$SELECT mf_train('tiny', rating_col := 'at')$$),
+    -- data
+    (24, $$SELECT mf_train('empty_ratings')$$),
+    (25, $$SELECT mf_train('null_ratings')$$),
+    (26, $$SELECT mf_train('nan_ratings')$$),
+    (27, $$SELECT mf_train('inf_ratings')$$),
+    (28, $$SELECT mf_train('tiny', k := 2, lambda := 0)$$),
+    (29, $$SELECT mf_train('unpopulated')$$),
+    -- warm start
+    (30, $$SELECT mf_train('tiny', warm_start := true, model_name := 'never trained')$$),
+    (31, $$SELECT mf_train('tiny', k := 3, warm_start := true)$$),
+    -- serving
+    (32, $$SELECT mf_predict(123456, 1, 1)$$),
+    (33, $$SELECT mf_predict('no such model', 1, 1)$$),
+    (34, $$SELECT * FROM mf_recommend(123456, 1)$$),
+    (35, $$SELECT * FROM mf_recommend('no such model', 1)$$),
+    (36, $$SELECT * FROM mf_recommend(NULL::integer, 1)$$),
+    (37, $$SELECT * FROM mf_recommend(NULL::text, 1)$$),
+    (38, $$SELECT * FROM mf_recommend('tiny', 1, 0)$$),
+    (39, $$SELECT * FROM mf_recommend('tiny', 1, -5)$$),
+    (40, $$SELECT * FROM mf_recommend('tiny', 1, NULL)$$),
+    (41, $$SELECT * FROM mf_recommend('tiny', 1, 10, NULL)$$),
+    -- dropping
+    (42, $$SELECT mf_drop_model('no such model')$$),
+    (43, $$SELECT mf_drop_model(NULL)$$)
+) AS s(n, statement)
+LEFT JOIN LATERAL try(s.statement) t ON true
+ORDER BY s.n;
+\x off
+
+-- None of that changed the model.
+SELECT name, k, n_users, n_items FROM mf_models WHERE name = 'tiny';

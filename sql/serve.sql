@@ -1,0 +1,96 @@
+-- Serving: mf_predict and mf_recommend against the stored factors.
+SET client_min_messages = warning;
+SELECT model_id AS m FROM mf_models WHERE name = 'lowrank' \gset
+
+-- mf_predict is the dot product of the stored factors, for every pair.
+CREATE VIEW lowrank_dots AS
+SELECT u.user_id, v.item_id,
+       (SELECT sum(x * y) FROM unnest(u.factors, v.factors) AS t(x, y)) AS dot
+FROM mf_user_factors u JOIN mf_item_factors v USING (model_id)
+WHERE model_id = :m;
+SELECT count(*) AS pairs,
+       max(abs(mf_predict(:m, user_id, item_id) - dot)) < 1e-12 AS by_id_matches,
+       max(abs(mf_predict('lowrank', user_id, item_id) - dot)) < 1e-12 AS by_name_matches
+FROM lowrank_dots;
+
+-- Inside a join over the ratings, with integer columns.
+SELECT count(*) AS scored, sqrt(avg((rating - mf_predict(:m, user_id, item_id)) ^ 2)) < 0.05 AS close
+FROM lowrank;
+
+-- Unknown users or items predict NULL; NULL arguments give NULL.
+SELECT mf_predict(:m, 0, 1) IS NULL AS unknown_user,
+       mf_predict(:m, 1, 201) IS NULL AS unknown_item,
+       mf_predict(:m, NULL, 1) IS NULL AS null_user,
+       mf_predict(NULL::integer, 1, 1) IS NULL AS null_model;
+
+-- mf_recommend equals a brute-force ranking over the stored factors:
+-- score descending, then item_id ascending, with and without the items the
+-- user rated in the training data.
+CREATE FUNCTION brute_force_top(model integer, who bigint, n integer, exclude boolean)
+RETURNS TABLE (item_id bigint, score double precision) LANGUAGE sql AS $$
+    SELECT d.item_id, d.dot
+    FROM lowrank_dots d
+    WHERE d.user_id = who
+      AND NOT (exclude AND EXISTS (SELECT 1 FROM lowrank r
+                                   WHERE r.user_id = who AND r.item_id = d.item_id))
+    ORDER BY d.dot DESC, d.item_id
+    LIMIT n
+$$;
+SELECT exclude, count(*) AS users,
+       bool_and(got_items = want_items) AS same_items,
+       bool_and(max_score_diff < 1e-12) AS same_scores
+FROM (VALUES (false), (true)) AS e(exclude),
+     generate_series(1, 300, 7) AS who,
+     LATERAL (SELECT array_agg(item_id ORDER BY ord) AS got_items
+              FROM mf_recommend(:m, who, 10, exclude) WITH ORDINALITY AS r(item_id, score, ord)) g,
+     LATERAL (SELECT array_agg(item_id ORDER BY ord) AS want_items
+              FROM brute_force_top(:m, who, 10, exclude) WITH ORDINALITY AS b(item_id, score, ord)) w,
+     LATERAL (SELECT max(abs(r.score - b.score)) AS max_score_diff
+              FROM mf_recommend(:m, who, 10, exclude) r
+              JOIN brute_force_top(:m, who, 10, exclude) b USING (item_id)) s
+GROUP BY exclude ORDER BY exclude;
+
+-- By name, the same; the default is n = 10 with the rated items left out.
+SELECT (SELECT array_agg(item_id) FROM mf_recommend('lowrank', 42))
+     = (SELECT array_agg(item_id) FROM mf_recommend(:m, 42, 10, true)) AS by_name_same;
+
+-- Rated items are really left out, and only they.
+SELECT count(*) AS all_items,
+       count(*) FILTER (WHERE item_id IN (SELECT item_id FROM lowrank WHERE user_id = 42)) AS rated
+FROM mf_recommend(:m, 42, 1000, false);
+SELECT count(*) AS unrated_items,
+       count(*) FILTER (WHERE item_id IN (SELECT item_id FROM lowrank WHERE user_id = 42)) AS rated
+FROM mf_recommend(:m, 42, 1000);
+
+-- Unknown or NULL user: no rows.
+SELECT count(*) AS unknown_user_rows FROM mf_recommend(:m, 100000, 5);
+SELECT count(*) AS null_user_rows FROM mf_recommend(:m, NULL, 5);
+
+-- Ties are broken by item_id: items 1 and 2 have identical ratings here,
+-- so they get identical factors and scores.
+CREATE TABLE ties (user_id int, item_id int, rating float8);
+INSERT INTO ties VALUES (1, 1, 5), (1, 2, 5), (2, 1, 4), (2, 2, 4), (2, 3, 1),
+                        (3, 3, 2), (3, 4, 5), (1, 4, 2);
+SELECT mf_train('ties', k := 2, lambda := 0.1) AS t \gset
+SELECT item_id, round(score::numeric, 9) AS score FROM mf_recommend(:t, 3, 4, false);
+SELECT item_id FROM mf_recommend(:t, 3, 2);
+
+-- Recommendations for every user in one query.
+SELECT count(*) AS rows, count(DISTINCT user_id) AS users
+FROM (SELECT DISTINCT user_id FROM lowrank) u, LATERAL mf_recommend(:m, u.user_id, 3) r;
+
+-- The cache notices a retrain in this session: predictions follow the new
+-- factors, and the id stays.
+SELECT mf_predict(:m, 1, 1) AS before \gset
+SELECT mf_train('lowrank', k := 3, lambda := 0.5, iterations := 5) = :m AS same_id;
+SELECT mf_predict(:m, 1, 1) <> :before AS changed,
+       abs(mf_predict(:m, 1, 1) - (SELECT dot FROM lowrank_dots WHERE user_id = 1 AND item_id = 1)) < 1e-12
+         AS matches_new_factors;
+
+-- ... and a dropped model.
+SELECT mf_train('lowrank', k := 4, lambda := 0.01, iterations := 15, model_name := 'short lived') AS s \gset
+SELECT mf_predict(:s, 1, 1) IS NOT NULL AS cached;
+SELECT mf_drop_model('short lived');
+SELECT mf_predict(:s, 1, 1);
+SELECT mf_predict('short lived', 1, 1);
+SELECT * FROM mf_recommend(:s, 1);

@@ -1,0 +1,113 @@
+-- Training on generated low-rank data: convergence, fit, stored model, inputs.
+SET client_min_messages = warning;
+
+-- 300 users x 200 items, rank 4 (a constant 3 plus three smooth factors),
+-- small deterministic noise, about 20% of the pairs observed.
+CREATE TABLE lowrank AS
+WITH u AS (SELECT a, ARRAY[sin(a), cos(0.7 * a), sin(1.3 * a + 1)] AS f
+           FROM generate_series(1, 300) a),
+     i AS (SELECT b, ARRAY[cos(0.9 * b), sin(0.4 * b + 2), cos(1.7 * b)] AS g
+           FROM generate_series(1, 200) b)
+SELECT a AS user_id, b AS item_id,
+       3 + f[1] * g[1] + f[2] * g[2] + f[3] * g[3] + 0.05 * sin(a * b) AS rating
+FROM u, i
+WHERE abs(hashint8(a * 1000 + b)) % 100 < 20;
+
+SELECT count(*) AS ratings, count(DISTINCT user_id) AS users,
+       count(DISTINCT item_id) AS items FROM lowrank;
+
+SELECT mf_train('lowrank', k := 4, lambda := 0.01, iterations := 15) AS m \gset
+
+-- The stored model describes the training.
+SELECT name, source, user_col, item_col, rating_col, k, lambda, iterations, seed,
+       warm_start, n_users, n_items, n_ratings, skipped_rows,
+       array_length(loss, 1) AS losses, version > 0 AS has_version
+FROM mf_models WHERE model_id = :m;
+SELECT (SELECT count(*) FROM mf_user_factors WHERE model_id = :m) AS user_rows,
+       (SELECT count(*) FROM mf_item_factors WHERE model_id = :m) AS item_rows,
+       (SELECT bool_and(array_length(factors, 1) = 4) FROM mf_user_factors WHERE model_id = :m)
+   AND (SELECT bool_and(array_length(factors, 1) = 4) FROM mf_item_factors WHERE model_id = :m)
+       AS all_have_k_factors;
+
+-- J never increases from one iteration to the next (ALS minimises it exactly
+-- in each half-step; 1e-12 relative allows for rounding once converged).
+SELECT bool_and(loss[i] <= loss[i - 1] * (1 + 1e-12)) AS j_never_increases,
+       loss[1] > loss[array_length(loss, 1)] * 10 AS j_dropped_tenfold
+FROM mf_models, generate_subscripts(loss, 1) AS i
+WHERE model_id = :m AND i > 1
+GROUP BY loss;
+
+-- The training RMSE is small for data of this rank, and is what the stored
+-- factors give; the last J is the objective of the stored factors.
+CREATE VIEW lowrank_fit AS
+SELECT sqrt(avg((r.rating - p.dot) ^ 2)) AS rmse,
+       sum((r.rating - p.dot) ^ 2) / 2 AS half_sse
+FROM lowrank r
+CROSS JOIN LATERAL (
+    SELECT sum(x * y) AS dot
+    FROM mf_user_factors u, mf_item_factors v, unnest(u.factors, v.factors) AS t(x, y)
+    WHERE u.model_id = :m AND v.model_id = :m
+      AND u.user_id = r.user_id AND v.item_id = r.item_id) p;
+SELECT m.train_rmse < 0.05 AS rmse_below_0_05,
+       abs(m.train_rmse - f.rmse) < 1e-9 AS rmse_matches_factors,
+       abs(m.loss[15] - f.half_sse - 0.01 / 2 *
+           ((SELECT sum(x * x) FROM mf_user_factors, unnest(factors) x WHERE model_id = :m)
+          + (SELECT sum(x * x) FROM mf_item_factors, unnest(factors) x WHERE model_id = :m)))
+           < 1e-9 * m.loss[15] AS j_matches_factors
+FROM mf_models m, lowrank_fit f WHERE m.model_id = :m;
+
+-- The same seed and data give the same model; another seed another start.
+SELECT mf_train('lowrank', k := 4, lambda := 0.01, iterations := 15,
+                model_name := 'lowrank_again') AS again \gset
+SELECT mf_train('lowrank', k := 4, lambda := 0.01, iterations := 15,
+                model_name := 'lowrank_seed7', seed := 7) AS seed7 \gset
+SELECT bool_and(a.factors = b.factors) AS same_seed_identical
+FROM mf_item_factors a JOIN mf_item_factors b USING (item_id)
+WHERE a.model_id = :m AND b.model_id = :again;
+SELECT bool_and(a.factors = b.factors) AS other_seed_identical,
+       (SELECT train_rmse < 0.05 FROM mf_models WHERE model_id = :seed7) AS other_seed_fits
+FROM mf_item_factors a JOIN mf_item_factors b USING (item_id)
+WHERE a.model_id = :m AND b.model_id = :seed7;
+
+-- Row order does not matter: the same rows in another order, same model.
+CREATE TABLE lowrank_shuffled AS SELECT * FROM lowrank ORDER BY md5(user_id || ',' || item_id);
+SELECT mf_train('lowrank_shuffled', k := 4, lambda := 0.01, iterations := 15) AS shuffled \gset
+SELECT bool_and(a.factors = b.factors) AS order_independent
+FROM mf_user_factors a JOIN mf_user_factors b USING (user_id)
+WHERE a.model_id = :m AND b.model_id = :shuffled;
+
+-- Sources: a view, a materialized view and a partitioned table with other
+-- column names and types (smallint/bigint ids, numeric/real ratings); the
+-- model is named after the relation unless model_name says otherwise.
+CREATE TABLE other_types (who smallint, what bigint, stars numeric(3, 1), weight real);
+INSERT INTO other_types
+SELECT user_id, item_id + 10000000000, round(rating::numeric, 1), rating
+FROM lowrank WHERE user_id <= 100;
+SELECT mf_train('other_types', k := 2, user_col := 'who', item_col := 'what',
+                rating_col := 'stars') IS NOT NULL AS numeric_ratings;
+SELECT mf_train('other_types', k := 2, user_col := 'who', item_col := 'what',
+                rating_col := 'weight', model_name := 'real ratings') IS NOT NULL AS real_ratings;
+CREATE VIEW lowrank_view AS SELECT * FROM lowrank WHERE item_id <= 100;
+CREATE MATERIALIZED VIEW lowrank_matview AS SELECT * FROM lowrank WHERE item_id > 100;
+CREATE TABLE lowrank_parts (user_id int, item_id int, rating float8) PARTITION BY RANGE (user_id);
+CREATE TABLE lowrank_parts_1 PARTITION OF lowrank_parts FOR VALUES FROM (1) TO (151);
+CREATE TABLE lowrank_parts_2 PARTITION OF lowrank_parts FOR VALUES FROM (151) TO (301);
+INSERT INTO lowrank_parts SELECT * FROM lowrank;
+SELECT mf_train('lowrank_view', k := 2) IS NOT NULL AS view_source,
+       mf_train('lowrank_matview', k := 2) IS NOT NULL AS matview_source,
+       mf_train('lowrank_parts', k := 2) IS NOT NULL AS partitioned_source;
+SELECT name, source, user_col, item_col, rating_col, n_users, n_items, n_ratings
+FROM mf_models WHERE name <> 'worked' ORDER BY model_id;
+SELECT min(item_id), max(item_id) FROM mf_item_factors JOIN mf_models USING (model_id)
+WHERE name = 'other_types';
+
+-- Rows with a NULL user, item or rating are skipped and counted.
+CREATE TABLE with_nulls AS SELECT * FROM lowrank;
+INSERT INTO with_nulls VALUES (NULL, 1, 3), (1, NULL, 3), (1, 1, NULL), (NULL, NULL, NULL);
+SET client_min_messages = notice;
+\set VERBOSITY terse
+SELECT mf_train('with_nulls', k := 2, iterations := 1) IS NOT NULL AS trained;
+\set VERBOSITY default
+SET client_min_messages = warning;
+SELECT skipped_rows, n_ratings = (SELECT count(*) FROM lowrank) AS counts_non_null
+FROM mf_models WHERE name = 'with_nulls';

@@ -1,0 +1,90 @@
+# Retraining is atomic across sessions: until the retraining transaction
+# commits, other sessions (and their backend caches) answer from the old
+# model; afterwards from the new one; a rolled-back or cancelled retrain
+# leaves the old model in place.
+use strict;
+use warnings;
+use PostgreSQL::Test::Cluster;
+use PostgreSQL::Test::Utils;
+use Test::More;
+
+my $node = PostgreSQL::Test::Cluster->new('main');
+$node->init;
+$node->start;
+
+$node->safe_psql('postgres', q{
+	CREATE EXTENSION mf_ext;
+	CREATE TABLE ratings AS
+	SELECT u AS user_id, i AS item_id,
+	       3 + sin(u) * cos(i) + 0.5 * cos(0.3 * u) * sin(0.7 * i) AS rating
+	FROM generate_series(1, 400) u, generate_series(1, 300) i
+	WHERE abs(hashint8(u * 1000 + i)) % 100 < 25;
+	SET client_min_messages = warning;
+	SELECT mf_train('ratings', k := 2, lambda := 0.1, iterations := 5);
+});
+my $model = $node->safe_psql('postgres',
+	"SELECT model_id FROM mf_models WHERE name = 'ratings'");
+
+# What a reader sees: one prediction, the model's k, and whether the
+# prediction equals the dot product of the factors stored right now.
+my $probe = qq{
+	SELECT round(mf_predict($model, 7, 11)::numeric, 12) || ' k=' || k || ' '
+	       || (abs(mf_predict($model, 7, 11) -
+	               (SELECT sum(x * y) FROM mf_user_factors u, mf_item_factors v,
+	                       unnest(u.factors, v.factors) t(x, y)
+	                WHERE u.model_id = $model AND v.model_id = $model
+	                  AND u.user_id = 7 AND v.item_id = 11)) < 1e-12)::text
+	FROM mf_models WHERE model_id = $model};
+
+my $reader = $node->background_psql('postgres');
+my $writer = $node->background_psql('postgres', on_error_stop => 0);
+$writer->query_safe('SET client_min_messages = warning');
+
+my $old = $reader->query_safe($probe);
+like($old, qr/ k=2 true$/, 'reader sees the trained model');
+
+$writer->query_safe('BEGIN');
+is($writer->query_safe(
+		"SELECT mf_train('ratings', k := 3, lambda := 0.5, iterations := 5)"),
+	$model, 'retrain inside a transaction keeps the model id');
+is($reader->query_safe($probe), $old,
+	'before COMMIT another session still answers from the old model');
+$writer->query_safe('COMMIT');
+
+my $new = $reader->query_safe($probe);
+like($new, qr/ k=3 true$/, 'after COMMIT the reader answers from the new model');
+isnt($new, $old, 'the prediction changed');
+
+$writer->query_safe('BEGIN');
+$writer->query_safe(
+	"SELECT mf_train('ratings', k := 4, lambda := 0.5, iterations := 5)");
+$writer->query_safe('ROLLBACK');
+is($reader->query_safe($probe), $new, 'a rolled-back retrain changes nothing');
+
+# Cancel a long retrain from another session.
+my $fingerprint = qq{
+	SELECT md5(string_agg(factors::text, ';' ORDER BY user_id))
+	FROM mf_user_factors WHERE model_id = $model};
+my $before = $reader->query_safe($fingerprint);
+$writer->query_until(qr/started/, qq{\\echo started
+	SELECT mf_train('ratings', k := 40, iterations := 100000);
+});
+ok( $node->poll_query_until('postgres', q{
+		SELECT count(*) = 1 FROM pg_stat_activity
+		WHERE query LIKE 'SELECT mf_train(%' AND state = 'active'}),
+	'long training is running');
+$reader->query_safe(q{
+	SELECT pg_cancel_backend(pid) FROM pg_stat_activity
+	WHERE query LIKE 'SELECT mf_train(%' AND state = 'active'});
+my ($out, $failed) = $writer->query('SELECT 1');
+ok($failed, 'the cancelled training reports an error');
+like($writer->{stderr}, qr/canceling statement due to user request/,
+	'the error is the cancel');
+is($reader->query_safe($fingerprint), $before,
+	'the cancelled training left the model as it was');
+is($reader->query_safe($probe), $new, 'and the reader still gets the same answers');
+
+$reader->quit;
+$writer->quit;
+$node->stop;
+done_testing();
