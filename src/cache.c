@@ -23,9 +23,6 @@
 #include "utils/memutils.h"
 #include "utils/snapmgr.h"
 
-/* Rows fetched per cursor batch while loading factors. */
-#define MF_LOAD_BATCH	10000
-
 typedef struct CacheEntry
 {
 	int32		model_id;		/* hash key */
@@ -121,52 +118,55 @@ read_model_row(const char *schema, int32 model_id, text *name)
 	return row;
 }
 
+/* State of load_side while it scans one side's factor rows. */
+typedef struct SideLoad
+{
+	const ModelRow *row;
+	const char *side;			/* "user" or "item" */
+	int64		capacity;		/* n_users or n_items of the model row */
+	int64		n;				/* rows so far */
+	int64	   *ids;
+	double	   *factors;
+} SideLoad;
+
+/* mf_spi_scan callback: appends one factor row. */
+static void
+load_factor_row(HeapTuple tuple, TupleDesc desc, void *arg)
+{
+	SideLoad   *load = arg;
+	bool		isnull;
+	Datum		value;
+
+	if (load->n >= load->capacity)
+		ereport(ERROR,
+				(errcode(ERRCODE_DATA_CORRUPTED),
+				 errmsg("model %d has more %s factor rows than its n_%ss (" INT64_FORMAT ")",
+						load->row->model_id, load->side, load->side, load->capacity),
+				 errhint("Retrain the model with mf_train.")));
+	load->ids[load->n] = DatumGetInt64(SPI_getbinval(tuple, desc, 1, &isnull));
+	value = SPI_getbinval(tuple, desc, 2, &isnull);
+	mf_factors_from_datum(value, isnull, load->row->k,
+						  load->factors + (Size) load->n * load->row->k,
+						  load->side, load->ids[load->n]);
+	load->n++;
+}
+
 /*
- * Reads one side's factor rows into ids (in arrival order) and factors.
- * Returns how many rows there were; more than capacity is an error.
+ * Reads one side's factor rows into ids (in arrival order) and factors;
+ * returns how many there were.
  */
 static int32
 load_side(const char *schema, const ModelRow *row, bool users, int64 capacity,
 		  int64 *ids, double *factors)
 {
-	const char *side = users ? "user" : "item";
+	SideLoad	load = {row, users ? "user" : "item", capacity, 0, ids, factors};
 	Oid			argtype = INT4OID;
 	Datum		arg = Int32GetDatum(row->model_id);
-	Portal		portal;
-	int64		n = 0;
 
-	portal = SPI_cursor_open_with_args(NULL,
-									   psprintf("SELECT %s_id, factors FROM %s.mf_%s_factors WHERE model_id = $1",
-												side, schema, side),
-									   1, &argtype, &arg, NULL, true,
-									   CURSOR_OPT_NO_SCROLL);
-	for (;;)
-	{
-		SPI_cursor_fetch(portal, true, MF_LOAD_BATCH);
-		if (SPI_processed == 0)
-			break;
-		for (uint64 r = 0; r < SPI_processed; r++, n++)
-		{
-			HeapTuple	tuple = SPI_tuptable->vals[r];
-			bool		isnull;
-			Datum		value;
-
-			if (n >= capacity)
-				ereport(ERROR,
-						(errcode(ERRCODE_DATA_CORRUPTED),
-						 errmsg("model %d has more %s factor rows than its n_%ss (" INT64_FORMAT ")",
-								row->model_id, side, side, capacity),
-						 errhint("Retrain the model with mf_train.")));
-			ids[n] = DatumGetInt64(SPI_getbinval(tuple, SPI_tuptable->tupdesc, 1, &isnull));
-			value = SPI_getbinval(tuple, SPI_tuptable->tupdesc, 2, &isnull);
-			mf_factors_from_datum(value, isnull, row->k,
-								  factors + (Size) n * row->k, side, ids[n]);
-		}
-		SPI_freetuptable(SPI_tuptable);
-		CHECK_FOR_INTERRUPTS();
-	}
-	SPI_cursor_close(portal);
-	return (int32) n;
+	mf_spi_scan(psprintf("SELECT %s_id, factors FROM %s.mf_%s_factors WHERE model_id = $1",
+						 load.side, schema, load.side),
+				1, &argtype, &arg, load_factor_row, &load);
+	return (int32) load.n;
 }
 
 /*

@@ -11,6 +11,9 @@
 
 #include <cblas.h>
 
+#include "executor/spi.h"
+#include "miscadmin.h"
+
 #include "utils/builtins.h"
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
@@ -26,6 +29,9 @@ PG_MODULE_MAGIC;
 #define SH_SCOPE		extern
 #define SH_DEFINE
 #include "lib/simplehash.h"
+
+/* Rows fetched per cursor batch by mf_spi_scan. */
+#define MF_SPI_BATCH_ROWS	10000
 
 void		_PG_init(void);
 
@@ -61,6 +67,27 @@ mf_alloc_array(MemoryContext cxt, Size count, Size size)
 	Size		bytes = mul_size(Max(count, 1), size);
 
 	return MemoryContextAllocHuge(cxt, bytes);
+}
+
+void
+mf_spi_scan(const char *query, int nargs, Oid *argtypes, Datum *args,
+			MfRowFn row_fn, void *arg)
+{
+	Portal		portal = SPI_cursor_open_with_args(NULL, query, nargs, argtypes,
+												   args, NULL, true,
+												   CURSOR_OPT_NO_SCROLL);
+
+	for (;;)
+	{
+		SPI_cursor_fetch(portal, true, MF_SPI_BATCH_ROWS);
+		if (SPI_processed == 0)
+			break;
+		for (uint64 row = 0; row < SPI_processed; row++)
+			row_fn(SPI_tuptable->vals[row], SPI_tuptable->tupdesc, arg);
+		SPI_freetuptable(SPI_tuptable);
+		CHECK_FOR_INTERRUPTS();
+	}
+	SPI_cursor_close(portal);
 }
 
 /*

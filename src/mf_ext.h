@@ -14,6 +14,8 @@
 
 #include "postgres.h"
 
+#include "access/htup.h"
+#include "access/tupdesc.h"
 #include "fmgr.h"
 
 /* Limits on mf_train's arguments. */
@@ -66,6 +68,15 @@ mf_idmap_index(mf_idmap_hash *map, int64 id)
 
 /* Allocates count * size bytes in cxt, with overflow checks (huge allowed). */
 extern void *mf_alloc_array(MemoryContext cxt, Size count, Size size);
+
+/*
+ * Runs a read-only query through an SPI cursor and calls row_fn on each row,
+ * fetching in batches and checking for interrupts between them.  The
+ * caller must be connected to SPI.
+ */
+typedef void (*MfRowFn) (HeapTuple tuple, TupleDesc desc, void *arg);
+extern void mf_spi_scan(const char *query, int nargs, Oid *argtypes,
+						Datum *args, MfRowFn row_fn, void *arg);
 
 /* Name of the schema the extension lives in, quoted for SQL text. */
 extern const char *mf_schema_quoted(FunctionCallInfo fcinfo);

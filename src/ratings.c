@@ -24,8 +24,6 @@
 #include "utils/memutils.h"
 #include "utils/rel.h"
 
-#define MF_FETCH_BATCH	10000
-
 /* Raw rows as read, before ids are mapped; grown by doubling. */
 typedef struct RawRatings
 {
@@ -172,62 +170,59 @@ raw_append(RawRatings *raw, MemoryContext cxt, int64 user, int64 item,
 	raw->n++;
 }
 
-/* Runs the read query through a cursor and collects the non-NULL rows. */
-static void
-read_rows(const MfSource *source, MemoryContext cxt, RawRatings *raw,
-		  int64 *n_skipped)
+/* State of read_rows while it scans. */
+typedef struct ReadState
 {
-	StringInfoData query;
-	Portal		portal;
+	const MfSource *source;
+	MemoryContext cxt;
+	RawRatings *raw;
+	int64		n_skipped;
+} ReadState;
 
-	initStringInfo(&query);
-	appendStringInfo(&query,
-					 "SELECT %s::pg_catalog.int8, %s::pg_catalog.int8, %s::pg_catalog.float8 FROM %s",
+/* mf_spi_scan callback: keeps one (user, item, rating) row. */
+static void
+read_one_row(HeapTuple tuple, TupleDesc desc, void *arg)
+{
+	ReadState  *state = arg;
+	bool		user_null,
+				item_null,
+				rating_null;
+	Datum		user = SPI_getbinval(tuple, desc, 1, &user_null);
+	Datum		item = SPI_getbinval(tuple, desc, 2, &item_null);
+	Datum		rating = SPI_getbinval(tuple, desc, 3, &rating_null);
+	double		value;
+
+	if (user_null || item_null || rating_null)
+	{
+		state->n_skipped++;
+		return;
+	}
+	value = DatumGetFloat8(rating);
+	if (!isfinite(value))
+		ereport(ERROR,
+				(errcode(ERRCODE_DATA_EXCEPTION),
+				 errmsg("rating of user " INT64_FORMAT " for item " INT64_FORMAT " is %s",
+						DatumGetInt64(user), DatumGetInt64(item),
+						isnan(value) ? "NaN" : "infinite"),
+				 errhint("Fix or delete that row, or train on a view that leaves out non-finite ratings: WHERE %s NOT IN ('NaN', 'Infinity', '-Infinity').",
+						 quote_identifier(state->source->rating_col))));
+	raw_append(state->raw, state->cxt, DatumGetInt64(user), DatumGetInt64(item), value);
+}
+
+/* Reads the source's non-NULL rows into raw; returns how many were skipped. */
+static int64
+read_rows(const MfSource *source, MemoryContext cxt, RawRatings *raw)
+{
+	ReadState	state = {source, cxt, raw, 0};
+	char	   *query;
+
+	query = psprintf("SELECT %s::pg_catalog.int8, %s::pg_catalog.int8, %s::pg_catalog.float8 FROM %s",
 					 quote_identifier(source->user_col),
 					 quote_identifier(source->item_col),
 					 quote_identifier(source->rating_col),
 					 mf_source_display_name(source->relid));
-
-	portal = SPI_cursor_open_with_args(NULL, query.data, 0, NULL, NULL, NULL,
-									   true, CURSOR_OPT_NO_SCROLL);
-	*n_skipped = 0;
-	for (;;)
-	{
-		SPI_cursor_fetch(portal, true, MF_FETCH_BATCH);
-		if (SPI_processed == 0)
-			break;
-		for (uint64 row = 0; row < SPI_processed; row++)
-		{
-			HeapTuple	tuple = SPI_tuptable->vals[row];
-			TupleDesc	desc = SPI_tuptable->tupdesc;
-			bool		user_null,
-						item_null,
-						rating_null;
-			Datum		user = SPI_getbinval(tuple, desc, 1, &user_null);
-			Datum		item = SPI_getbinval(tuple, desc, 2, &item_null);
-			Datum		rating = SPI_getbinval(tuple, desc, 3, &rating_null);
-			double		value;
-
-			if (user_null || item_null || rating_null)
-			{
-				(*n_skipped)++;
-				continue;
-			}
-			value = DatumGetFloat8(rating);
-			if (!isfinite(value))
-				ereport(ERROR,
-						(errcode(ERRCODE_DATA_EXCEPTION),
-						 errmsg("rating of user " INT64_FORMAT " for item " INT64_FORMAT " is %s",
-								DatumGetInt64(user), DatumGetInt64(item),
-								isnan(value) ? "NaN" : "infinite"),
-						 errhint("Fix or delete that row, or train on a view that leaves out non-finite ratings: WHERE %s NOT IN ('NaN', 'Infinity', '-Infinity').",
-								 quote_identifier(source->rating_col))));
-			raw_append(raw, cxt, DatumGetInt64(user), DatumGetInt64(item), value);
-		}
-		SPI_freetuptable(SPI_tuptable);
-		CHECK_FOR_INTERRUPTS();
-	}
-	SPI_cursor_close(portal);
+	mf_spi_scan(query, 0, NULL, NULL, read_one_row, &state);
+	return state.n_skipped;
 }
 
 static int
@@ -343,7 +338,7 @@ mf_ratings_read(const MfSource *source, MemoryContext cxt)
 	mf_idmap_hash *map;
 	MfCsr		item_first;
 
-	read_rows(source, scratch, &raw, &ratings->n_skipped);
+	ratings->n_skipped = read_rows(source, scratch, &raw);
 	ratings->n_ratings = raw.n;
 	if (raw.n == 0)
 		return ratings;

@@ -66,6 +66,30 @@ mf_factors_from_datum(Datum datum, bool isnull, int k, double *out,
 	memcpy(out, ARR_DATA_PTR(array), sizeof(double) * k);
 }
 
+/* State of mf_store_load_items while it scans the stored item factors. */
+typedef struct ItemLoad
+{
+	mf_idmap_hash *items;		/* item id -> dense index in the new data */
+	int			k;
+	double	   *item_factors;
+} ItemLoad;
+
+/* mf_spi_scan callback: copies one stored item's factors, if still rated. */
+static void
+load_item_row(HeapTuple tuple, TupleDesc desc, void *arg)
+{
+	ItemLoad   *load = arg;
+	bool		isnull;
+	int64		item_id = DatumGetInt64(SPI_getbinval(tuple, desc, 1, &isnull));
+	Datum		factors = SPI_getbinval(tuple, desc, 2, &isnull);
+	int32		index = mf_idmap_index(load->items, item_id);
+
+	if (index >= 0)
+		mf_factors_from_datum(factors, isnull, load->k,
+							  load->item_factors + (Size) index * load->k,
+							  "item", item_id);
+}
+
 /*
  * Overwrites the rows of item_factors for the items that the stored model
  * named model_name holds.  Returns false when there is no such model.
@@ -80,8 +104,7 @@ mf_store_load_items(const char *schema, const char *model_name, int k,
 	bool		isnull;
 	int32		model_id;
 	int			stored_k;
-	mf_idmap_hash *items;
-	Portal		portal;
+	ItemLoad	load;
 
 	query = psprintf("SELECT model_id, k FROM %s.mf_models WHERE name = $1", schema);
 	if (SPI_execute_with_args(query, 1, argtypes, args, NULL, true, 1) != SPI_OK_SELECT)
@@ -99,36 +122,16 @@ mf_store_load_items(const char *schema, const char *model_name, int k,
 						stored_k, model_name, k),
 				 errhint("Pass k := %d, or train without warm_start.", stored_k)));
 
-	items = mf_idmap_from_sorted(CurrentMemoryContext, ratings->item_ids,
-								 ratings->n_items);
+	load.items = mf_idmap_from_sorted(CurrentMemoryContext, ratings->item_ids,
+									  ratings->n_items);
+	load.k = k;
+	load.item_factors = item_factors;
 	argtypes[0] = INT4OID;
 	args[0] = Int32GetDatum(model_id);
-	query = psprintf("SELECT item_id, factors FROM %s.mf_item_factors WHERE model_id = $1",
-					 schema);
-	portal = SPI_cursor_open_with_args(NULL, query, 1, argtypes, args, NULL,
-									   true, CURSOR_OPT_NO_SCROLL);
-	for (;;)
-	{
-		SPI_cursor_fetch(portal, true, MF_STORE_BATCH_ROWS);
-		if (SPI_processed == 0)
-			break;
-		for (uint64 row = 0; row < SPI_processed; row++)
-		{
-			HeapTuple	tuple = SPI_tuptable->vals[row];
-			int64		item_id = DatumGetInt64(SPI_getbinval(tuple, SPI_tuptable->tupdesc, 1, &isnull));
-			Datum		factors = SPI_getbinval(tuple, SPI_tuptable->tupdesc, 2, &isnull);
-			int32		index = mf_idmap_index(items, item_id);
-
-			if (index < 0)
-				continue;		/* item no longer in the data */
-			mf_factors_from_datum(factors, isnull, k, item_factors + (Size) index * k,
-								  "item", item_id);
-		}
-		SPI_freetuptable(SPI_tuptable);
-		CHECK_FOR_INTERRUPTS();
-	}
-	SPI_cursor_close(portal);
-	mf_idmap_destroy(items);
+	mf_spi_scan(psprintf("SELECT item_id, factors FROM %s.mf_item_factors WHERE model_id = $1",
+						 schema),
+				1, argtypes, args, load_item_row, &load);
+	mf_idmap_destroy(load.items);
 	return true;
 }
 
