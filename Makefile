@@ -13,7 +13,7 @@ DATA        = sql/mf_ext--0.1.sql
 HEADERS     =
 
 # Regression suites, in run order (sql/NAME.sql, expected/NAME.out).
-REGRESS      = worked_example train serve retrain errors
+REGRESS      = worked_example train serve retrain errors recreate
 REGRESS_OPTS = --load-extension=$(EXTENSION)
 
 # TAP tests (PostgreSQL::Test::Cluster); need a non-root user for initdb.
@@ -32,3 +32,6 @@ SHLIB_LINK  += -lopenblas -lm
 PG_CONFIG ?= pg_config
 PGXS := $(shell $(PG_CONFIG) --pgxs)
 include $(PGXS)
+
+# Every object depends on the shared header (PGXS tracks no header deps).
+$(OBJS): src/mf_ext.h

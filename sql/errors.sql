@@ -23,6 +23,10 @@ CREATE TABLE nan_ratings (user_id int, item_id int, rating numeric);
 INSERT INTO nan_ratings VALUES (1, 1, 4), (7, 3, 'NaN');
 CREATE TABLE inf_ratings (user_id int, item_id int, rating float8);
 INSERT INTO inf_ratings VALUES (1, 1, 4), (2, 5, '-Infinity');
+CREATE TABLE huge_ratings (user_id int, item_id int, rating numeric);
+INSERT INTO huge_ratings VALUES (1, 1, 4), (3, 9, 1e400);
+CREATE TABLE overflowing (user_id int, item_id int, rating float8);
+INSERT INTO overflowing VALUES (1, 1, 1e300), (2, 1, -1e300), (1, 2, 1e300), (2, 2, 1e300);
 CREATE MATERIALIZED VIEW unpopulated AS SELECT * FROM tiny WITH NO DATA;
 SELECT mf_train('tiny', k := 2) IS NOT NULL AS trained;
 
@@ -45,6 +49,11 @@ FROM (VALUES
     (12, $$SELECT mf_train('tiny', warm_start := NULL)$$),
     (13, $$SELECT mf_train('tiny', seed := NULL)$$),
     (14, $$SELECT mf_train('tiny', model_name := '')$$),
+    (44, $$SELECT mf_train('tiny', model_name := repeat('x', 1025))$$),
+    (45, $$SELECT mf_train('tiny', item_col := 'user_id')$$),
+    (46, $$SELECT mf_train('huge_ratings', k := 1)$$),
+    (47, $$SELECT mf_train('overflowing', k := 1)$$),
+    (48, $$SELECT mf_drop_model(123456)$$),
     -- relations and columns
     (15, $$SELECT mf_train('no_such_table')$$),
     (16, $$SELECT mf_train('tiny_user')$$),

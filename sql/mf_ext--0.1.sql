@@ -99,6 +99,31 @@ $$;
 COMMENT ON FUNCTION @extschema@.mf_drop_model(text) IS
   'mf_ext: deletes the named model and its factors';
 
+CREATE FUNCTION @extschema@.mf_drop_model(model integer)
+RETURNS void
+LANGUAGE plpgsql VOLATILE CALLED ON NULL INPUT PARALLEL UNSAFE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    model_name text;
+BEGIN
+    IF model IS NULL THEN
+        RAISE EXCEPTION 'model must not be NULL'
+            USING ERRCODE = 'null_value_not_allowed',
+                  HINT = 'Pass the model_id of a model in mf_models.';
+    END IF;
+    SELECT name INTO model_name FROM @extschema@.mf_models WHERE model_id = model;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'model % does not exist', model
+            USING ERRCODE = 'undefined_object',
+                  HINT = 'See SELECT model_id, name FROM mf_models.';
+    END IF;
+    PERFORM @extschema@.mf_drop_model(model_name);
+END
+$$;
+COMMENT ON FUNCTION @extschema@.mf_drop_model(integer) IS
+  'mf_ext: deletes the model with that model_id and its factors';
+
 -- Serving -----------------------------------------------------------------
 
 CREATE FUNCTION @extschema@.mf_predict(model integer, user_id bigint, item_id bigint)

@@ -8,7 +8,9 @@
  *	  statement (under that statement's snapshot), keeps the answer in its
  *	  fn_extra, and reuses the cached factors only while the versions match.
  *	  mf_train draws every version from a sequence, so a version number is
- *	  never reused, not even after a rolled-back retrain.
+ *	  never reused, not even after a rolled-back retrain; and since the
+ *	  sequence starts afresh when the extension is re-created, the OID of
+ *	  mf_models is part of the check too.
  *
  *-------------------------------------------------------------------------
  */
@@ -16,6 +18,7 @@
 
 #include "catalog/pg_type.h"
 #include "executor/spi.h"
+#include "utils/lsyscache.h"
 #include "miscadmin.h"
 #include "storage/proc.h"
 #include "utils/builtins.h"
@@ -44,6 +47,7 @@ typedef struct CallState
 /* The row of mf_models describing a model. */
 typedef struct ModelRow
 {
+	Oid			models_relid;	/* mf_models itself: new after re-CREATE EXTENSION */
 	int32		model_id;
 	int64		version;
 	int			k;
@@ -82,8 +86,9 @@ remember_statement(CallState *state)
 
 /* Reads the model's row by id or (when name is not NULL) by name. */
 static ModelRow
-read_model_row(const char *schema, int32 model_id, text *name)
+read_model_row(Oid schema_oid, int32 model_id, text *name)
 {
+	const char *schema = quote_identifier(get_namespace_name(schema_oid));
 	Oid			argtype = name ? TEXTOID : INT4OID;
 	Datum		arg = name ? PointerGetDatum(name) : Int32GetDatum(model_id);
 	char	   *query;
@@ -115,6 +120,7 @@ read_model_row(const char *schema, int32 model_id, text *name)
 	row.k = DatumGetInt32(SPI_getbinval(tuple, desc, 3, &isnull));
 	row.n_users = DatumGetInt64(SPI_getbinval(tuple, desc, 4, &isnull));
 	row.n_items = DatumGetInt64(SPI_getbinval(tuple, desc, 5, &isnull));
+	row.models_relid = get_relname_relid("mf_models", schema_oid);
 	return row;
 }
 
@@ -184,6 +190,7 @@ load_model(const char *schema, const ModelRow *row)
 	int64	   *user_ids = mf_alloc_array(cxt, row->n_users, sizeof(int64));
 
 	model->cxt = cxt;
+	model->models_relid = row->models_relid;
 	model->model_id = row->model_id;
 	model->version = row->version;
 	model->k = row->k;
@@ -219,13 +226,13 @@ forget_model(CacheEntry *entry)
  * cached factors are freed before the error propagates.
  */
 static ModelRow
-read_model_row_or_forget(const char *schema, int32 model_id, text *name)
+read_model_row_or_forget(Oid schema_oid, int32 model_id, text *name)
 {
 	ModelRow	row;
 
 	PG_TRY();
 	{
-		row = read_model_row(schema, model_id, name);
+		row = read_model_row(schema_oid, model_id, name);
 	}
 	PG_CATCH();
 	{
@@ -251,7 +258,7 @@ static MfModel *
 cache_lookup(FunctionCallInfo fcinfo, int32 model_id, text *name)
 {
 	CallState  *state = fcinfo->flinfo->fn_extra;
-	const char *schema;
+	Oid			schema_oid = get_func_namespace(fcinfo->flinfo->fn_oid);
 	ModelRow	row;
 	CacheEntry *entry;
 	bool		found;
@@ -280,18 +287,18 @@ cache_lookup(FunctionCallInfo fcinfo, int32 model_id, text *name)
 								  HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
 	}
 
-	schema = mf_schema_quoted(fcinfo);
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
-	row = read_model_row_or_forget(schema, model_id, name);
+	row = read_model_row_or_forget(schema_oid, model_id, name);
 
 	entry = hash_search(model_cache, &row.model_id, HASH_ENTER, &found);
 	if (!found)
 		entry->model = NULL;
-	if (entry->model == NULL || entry->model->version != row.version)
+	if (entry->model == NULL || entry->model->version != row.version ||
+		entry->model->models_relid != row.models_relid)
 	{
 		forget_model(entry);
-		entry->model = load_model(schema, &row);
+		entry->model = load_model(quote_identifier(get_namespace_name(schema_oid)), &row);
 	}
 	SPI_finish();
 

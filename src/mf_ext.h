@@ -21,6 +21,7 @@
 /* Limits on mf_train's arguments. */
 #define MF_MIN_K		1
 #define MF_MAX_K		1024
+#define MF_MAX_MODEL_NAME	1024	/* bytes; the unique index allows ~2700 */
 
 /*
  * splitmix64's finaliser: a fast, well-mixed 64-bit hash.  Used both as the
@@ -112,9 +113,12 @@ typedef struct MfSource
 	const char *user_col;
 	const char *item_col;
 	const char *rating_col;
+	Oid			user_type;		/* base types of the columns, */
+	Oid			item_type;		/* set by mf_source_validate */
+	Oid			rating_type;
 } MfSource;
 
-extern void mf_source_validate(const MfSource *source);
+extern void mf_source_validate(MfSource *source);
 extern char *mf_source_display_name(Oid relid);
 extern MfRatings *mf_ratings_read(const MfSource *source, MemoryContext cxt);
 
@@ -159,6 +163,7 @@ extern int32 mf_store_model(const char *schema, const MfModelRecord *record,
 /* A model's factors as cached in this backend (cache.c). */
 typedef struct MfModel
 {
+	Oid			models_relid;	/* OID of the mf_models it was read from */
 	int32		model_id;
 	int64		version;
 	int			k;

@@ -50,14 +50,17 @@ relation_column_list(Oid relid)
 		if (attr->attisdropped)
 			continue;
 		appendStringInfo(&buf, "%s%s", buf.len > 0 ? ", " : "",
-						 quote_identifier(NameStr(attr->attname)));
+						 quote_literal_cstr(NameStr(attr->attname)));
 	}
 	relation_close(rel, AccessShareLock);
 	return buf.data;
 }
 
-/* Checks that column colname exists and has one of the accepted types. */
-static void
+/*
+ * Checks that column colname exists and has one of the accepted types;
+ * returns that (base) type.
+ */
+static Oid
 check_column(Oid relid, const char *role, const char *argname,
 			 const char *colname, const Oid *accepted, int n_accepted,
 			 const char *accepted_text)
@@ -78,7 +81,7 @@ check_column(Oid relid, const char *role, const char *argname,
 	type = getBaseType(get_atttype(relid, attnum));
 	for (int i = 0; i < n_accepted; i++)
 		if (type == accepted[i])
-			return;
+			return type;
 
 	ereport(ERROR,
 			(errcode(ERRCODE_DATATYPE_MISMATCH),
@@ -87,6 +90,7 @@ check_column(Oid relid, const char *role, const char *argname,
 					format_type_be(type), role, accepted_text),
 			 errhint("Train on a view that casts the column, or name another column with %s.",
 					 argname)));
+	return InvalidOid;			/* not reached */
 }
 
 char *
@@ -103,7 +107,7 @@ mf_source_display_name(Oid relid)
 }
 
 void
-mf_source_validate(const MfSource *source)
+mf_source_validate(MfSource *source)
 {
 	static const Oid id_types[] = {INT2OID, INT4OID, INT8OID};
 	static const Oid rating_types[] = {INT2OID, INT4OID, INT8OID,
@@ -127,18 +131,27 @@ mf_source_validate(const MfSource *source)
 		default:
 			ereport(ERROR,
 					(errcode(ERRCODE_WRONG_OBJECT_TYPE),
-					 errmsg("%s is not a table, view or materialized view",
+					 errmsg("%s is not a table, partitioned table, view, materialized view or foreign table",
 							mf_source_display_name(source->relid)),
 					 errhint("Pass the table or view that holds the ratings as source.")));
 	}
 
-	check_column(source->relid, "user ids", "user_col", source->user_col,
-				 id_types, lengthof(id_types), "smallint, integer or bigint");
-	check_column(source->relid, "item ids", "item_col", source->item_col,
-				 id_types, lengthof(id_types), "smallint, integer or bigint");
-	check_column(source->relid, "ratings", "rating_col", source->rating_col,
-				 rating_types, lengthof(rating_types),
-				 "a numeric type (smallint, integer, bigint, real, double precision or numeric)");
+	source->user_type = check_column(source->relid, "user ids", "user_col",
+									 source->user_col, id_types, lengthof(id_types),
+									 "smallint, integer or bigint");
+	source->item_type = check_column(source->relid, "item ids", "item_col",
+									 source->item_col, id_types, lengthof(id_types),
+									 "smallint, integer or bigint");
+	source->rating_type = check_column(source->relid, "ratings", "rating_col",
+									   source->rating_col, rating_types,
+									   lengthof(rating_types),
+									   "a numeric type (smallint, integer, bigint, real, double precision or numeric)");
+	if (strcmp(source->user_col, source->item_col) == 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("user_col and item_col both name column \"%s\"",
+						source->user_col),
+				 errhint("Name the column of user ids with user_col and the column of item ids with item_col.")));
 }
 
 static void
@@ -170,6 +183,45 @@ raw_append(RawRatings *raw, MemoryContext cxt, int64 user, int64 item,
 	raw->n++;
 }
 
+/* An id column's value (smallint, integer or bigint) as int64. */
+static int64
+id_value(Datum value, Oid type)
+{
+	switch (type)
+	{
+		case INT2OID:
+			return DatumGetInt16(value);
+		case INT4OID:
+			return DatumGetInt32(value);
+		default:
+			return DatumGetInt64(value);
+	}
+}
+
+/*
+ * A rating column's value as double; a numeric beyond double's range
+ * becomes an infinity (reported as such by the caller).
+ */
+static double
+rating_value(Datum value, Oid type)
+{
+	switch (type)
+	{
+		case INT2OID:
+			return DatumGetInt16(value);
+		case INT4OID:
+			return DatumGetInt32(value);
+		case INT8OID:
+			return (double) DatumGetInt64(value);
+		case FLOAT4OID:
+			return DatumGetFloat4(value);
+		case FLOAT8OID:
+			return DatumGetFloat8(value);
+		default:
+			return DatumGetFloat8(DirectFunctionCall1(numeric_float8_no_overflow, value));
+	}
+}
+
 /* State of read_rows while it scans. */
 typedef struct ReadState
 {
@@ -190,6 +242,9 @@ read_one_row(HeapTuple tuple, TupleDesc desc, void *arg)
 	Datum		user = SPI_getbinval(tuple, desc, 1, &user_null);
 	Datum		item = SPI_getbinval(tuple, desc, 2, &item_null);
 	Datum		rating = SPI_getbinval(tuple, desc, 3, &rating_null);
+	const MfSource *source = state->source;
+	int64		user_id,
+				item_id;
 	double		value;
 
 	if (user_null || item_null || rating_null)
@@ -197,16 +252,18 @@ read_one_row(HeapTuple tuple, TupleDesc desc, void *arg)
 		state->n_skipped++;
 		return;
 	}
-	value = DatumGetFloat8(rating);
+	user_id = id_value(user, source->user_type);
+	item_id = id_value(item, source->item_type);
+	value = rating_value(rating, source->rating_type);
 	if (!isfinite(value))
 		ereport(ERROR,
 				(errcode(ERRCODE_DATA_EXCEPTION),
 				 errmsg("rating of user " INT64_FORMAT " for item " INT64_FORMAT " is %s",
-						DatumGetInt64(user), DatumGetInt64(item),
-						isnan(value) ? "NaN" : "infinite"),
-				 errhint("Fix or delete that row, or train on a view that leaves out non-finite ratings: WHERE %s NOT IN ('NaN', 'Infinity', '-Infinity').",
-						 quote_identifier(state->source->rating_col))));
-	raw_append(state->raw, state->cxt, DatumGetInt64(user), DatumGetInt64(item), value);
+						user_id, item_id,
+						isnan(value) ? "NaN" : "infinite or beyond the range of double precision"),
+				 errhint("Fix or delete that row, or train on a view that leaves out such ratings: WHERE abs(%s) < 1e300.",
+						 quote_identifier(source->rating_col))));
+	raw_append(state->raw, state->cxt, user_id, item_id, value);
 }
 
 /* Reads the source's non-NULL rows into raw; returns how many were skipped. */
@@ -216,7 +273,7 @@ read_rows(const MfSource *source, MemoryContext cxt, RawRatings *raw)
 	ReadState	state = {source, cxt, raw, 0};
 	char	   *query;
 
-	query = psprintf("SELECT %s::pg_catalog.int8, %s::pg_catalog.int8, %s::pg_catalog.float8 FROM %s",
+	query = psprintf("SELECT %s, %s, %s FROM %s",
 					 quote_identifier(source->user_col),
 					 quote_identifier(source->item_col),
 					 quote_identifier(source->rating_col),

@@ -173,10 +173,25 @@ upsert_model_row(const char *schema, const MfModelRecord *record,
 	Assert(n == lengthof(argtypes));
 
 	/*
-	 * Update the existing row first, so that a retrain does not draw a
-	 * model_id from the serial; insert only when there is none (and should
-	 * a concurrent session insert the same name first, update that row).
+	 * Lock and update the existing row first, so that a retrain does not
+	 * draw a model_id from the serial; insert only when there is none (and
+	 * should a concurrent session insert the same name first, update that
+	 * row).  Replacing a model trained on another relation is worth a word.
 	 */
+	query = psprintf("SELECT source FROM %s.mf_models WHERE name = $1 FOR UPDATE", schema);
+	if (SPI_execute_with_args(query, 1, argtypes, args, NULL, false, 1) != SPI_OK_SELECT)
+		elog(ERROR, "could not lock the model row");
+	if (SPI_processed == 1)
+	{
+		char	   *old_source = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1);
+
+		if (strcmp(old_source, record->source) != 0)
+			ereport(NOTICE,
+					(errmsg("model \"%s\" was trained on %s and is now replaced by one trained on %s",
+							record->name, old_source, record->source),
+					 errhint("Pass model_name to keep models of different relations apart.")));
+	}
+
 	values = psprintf("$2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14,"
 					  " $15, $16, $17, pg_catalog.now(),"
 					  " pg_catalog.nextval(%s::pg_catalog.regclass)",

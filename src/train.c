@@ -73,25 +73,36 @@ check_parameters(int k, double lambda, int iterations, const char *model_name)
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("iterations must be at least 1, got %d", iterations),
 				 errhint("Each iteration solves all users, then all items; 10 is usual.")));
-	if (model_name[0] == '\0')
+	if (model_name[0] == '\0' || strlen(model_name) > MF_MAX_MODEL_NAME)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("model_name must not be empty"),
-				 errhint("Pass a name, or NULL to name the model after the source relation.")));
+				 errmsg("model_name must be 1 to %d bytes long, got %zu",
+						MF_MAX_MODEL_NAME, strlen(model_name)),
+				 errhint("Pass a shorter name, or NULL to name the model after the source relation.")));
 }
 
 /* Raises the error for a singular system on row index of one side. */
 static void
 report_singular(const MfRatings *ratings, bool users, int32 index, double lambda)
 {
+	const char *side = users ? "user" : "item";
+	int64		id = users ? ratings->user_ids[index] : ratings->item_ids[index];
+
+	if (lambda == 0.0)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("the least-squares system of %s " INT64_FORMAT " is singular",
+						side, id),
+				 errdetail("With lambda = 0 the factors of a %s are unique only when its ratings determine all k of them; fewer rated partners than k, or partners whose factors are alike, leave some undetermined.",
+						   side),
+				 errhint("Raise lambda above 0 (0.01 or more), or lower k.")));
 	ereport(ERROR,
-			(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-			 errmsg("the least-squares system of %s " INT64_FORMAT " is singular",
-					users ? "user" : "item",
-					users ? ratings->user_ids[index] : ratings->item_ids[index]),
-			 errdetail("With lambda = %g, a %s with fewer distinct ratings than k has no unique solution.",
-					   lambda, users ? "user" : "item"),
-			 errhint("Raise lambda above 0 (0.01 or more), or lower k.")));
+			(errcode(ERRCODE_NUMERIC_VALUE_OUT_OF_RANGE),
+			 errmsg("the least-squares system of %s " INT64_FORMAT " could not be solved",
+					side, id),
+			 errdetail("With lambda = %g > 0 the system is positive definite in exact arithmetic, so floating point overflowed: the ratings are too large.",
+					   lambda),
+			 errhint("Scale the ratings into a moderate range, for example 0 to 10.")));
 }
 
 static double

@@ -1,0 +1,29 @@
+-- A backend's cached factors never outlive the extension: after DROP and
+-- CREATE EXTENSION the new model reuses model_id 1 and version 1, and must
+-- still be served from its own factors.
+SET client_min_messages = warning;
+DROP EXTENSION mf_ext CASCADE;
+CREATE EXTENSION mf_ext;
+CREATE TABLE first_data (user_id int, item_id int, rating float8);
+INSERT INTO first_data VALUES (1, 1, 5), (1, 2, 1), (2, 1, 4), (2, 2, 2);
+SELECT mf_train('first_data', k := 1, model_name := 'm') AS model_id;
+SELECT version FROM mf_models WHERE name = 'm';
+SELECT round(mf_predict(1, 1, 1)::numeric, 6) AS cached_first;
+
+DROP EXTENSION mf_ext CASCADE;
+CREATE EXTENSION mf_ext;
+CREATE TABLE second_data (user_id int, item_id int, rating float8);
+INSERT INTO second_data VALUES (1, 1, 1), (1, 2, 5), (2, 1, 2), (2, 2, 4);
+SELECT mf_train('second_data', k := 1, model_name := 'm') AS model_id;
+SELECT version FROM mf_models WHERE name = 'm';
+SELECT round(mf_predict(1, 1, 1)::numeric, 6) AS served,
+       round((SELECT u.factors[1] * v.factors[1]
+              FROM mf_user_factors u, mf_item_factors v
+              WHERE u.user_id = 1 AND v.item_id = 1)::numeric, 6) AS stored;
+
+-- Models can be dropped by id as well as by name.
+\set SHOW_CONTEXT never
+SELECT mf_drop_model(1);
+SELECT count(*) AS models FROM mf_models;
+SELECT mf_drop_model(1);
+SELECT mf_drop_model(NULL::integer);
