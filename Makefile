@@ -7,8 +7,8 @@
 
 EXTENSION   = mf_ext
 MODULE_big  = mf_ext
-OBJS        = src/mf_ext.o src/ratings.o src/als.o src/store.o src/cache.o \
-              src/serve.o src/train.o
+OBJS        = src/mf_ext.o src/blas.o src/ratings.o src/als.o src/store.o \
+              src/cache.o src/serve.o src/train.o
 DATA        = sql/mf_ext--0.1.sql
 HEADERS     =
 
@@ -26,12 +26,14 @@ PROVE_TESTS = test/t/*.pl
 MF_WERROR  ?= -Werror
 PG_CFLAGS  += -std=gnu11 -Wall -Wextra $(MF_WERROR) \
               -Wno-unused-parameter -Wno-sign-compare
+# OpenBLAS is dlopen()ed at first use (src/blas.c); only its headers are
+# needed to build.
 PG_CPPFLAGS += -I$(srcdir)/src
-SHLIB_LINK  += -lopenblas -lm
+SHLIB_LINK  += -lm
 
 PG_CONFIG ?= pg_config
 PGXS := $(shell $(PG_CONFIG) --pgxs)
 include $(PGXS)
 
 # Every object depends on the shared header (PGXS tracks no header deps).
-$(OBJS): src/mf_ext.h
+$(OBJS): src/mf_ext.h src/blas.h

@@ -91,6 +91,39 @@ SELECT mf_predict(:m, 1, 1) <> :before AS changed,
 SELECT mf_train('lowrank', k := 4, lambda := 0.01, iterations := 15, model_name := 'short lived') AS s \gset
 SELECT mf_predict(:s, 1, 1) IS NOT NULL AS cached;
 SELECT mf_drop_model('short lived');
+\set VERBOSITY sqlstate
 SELECT mf_predict(:s, 1, 1);
 SELECT mf_predict('short lived', 1, 1);
 SELECT * FROM mf_recommend(:s, 1);
+\set VERBOSITY default
+
+-- A retrain rolled back to a savepoint is not served afterwards, not even by
+-- a PL/pgSQL expression, which keeps its call state for the whole
+-- transaction (here under REPEATABLE READ, whose snapshot never changes).
+SELECT set_config('test.committed', mf_predict('lowrank', 42, 7)::text, false) IS NOT NULL AS saved;
+SET client_min_messages = notice;
+\set VERBOSITY terse
+BEGIN ISOLATION LEVEL REPEATABLE READ;
+DO $$
+DECLARE
+    p double precision;
+BEGIN
+    FOR pass IN 1..2 LOOP
+        BEGIN
+            IF pass = 1 THEN
+                PERFORM mf_train('lowrank', k := 2, iterations := 2);
+            END IF;
+            p := mf_predict('lowrank', 42, 7);
+            IF pass = 1 THEN
+                RAISE NOTICE 'inside the retrain: new model served: %',
+                    p <> current_setting('test.committed')::float8;
+                RAISE EXCEPTION 'roll the retrain back';
+            END IF;
+        EXCEPTION WHEN raise_exception THEN NULL;
+        END;
+    END LOOP;
+    RAISE NOTICE 'after the rollback: committed model served: %',
+        p = current_setting('test.committed')::float8;
+END $$;
+COMMIT;
+\set VERBOSITY default

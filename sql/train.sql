@@ -76,6 +76,18 @@ SELECT bool_and(a.factors = b.factors) AS order_independent
 FROM mf_user_factors a JOIN mf_user_factors b USING (user_id)
 WHERE a.model_id = :m AND b.model_id = :shuffled;
 
+-- ... even with duplicate pairs whose ratings differ.
+CREATE TABLE with_dups AS
+SELECT * FROM lowrank
+UNION ALL SELECT user_id, item_id, rating + 0.7 FROM lowrank WHERE user_id % 3 = 0
+UNION ALL SELECT user_id, item_id, rating - 0.3 FROM lowrank WHERE user_id % 3 = 0;
+CREATE TABLE with_dups_shuffled AS SELECT * FROM with_dups ORDER BY md5(user_id || ',' || item_id || ',' || rating);
+SELECT mf_train('with_dups', k := 4, lambda := 0.01, iterations := 5) AS dups \gset
+SELECT mf_train('with_dups_shuffled', k := 4, lambda := 0.01, iterations := 5) AS dups_shuffled \gset
+SELECT bool_and(a.factors = b.factors) AS order_independent_with_duplicates
+FROM mf_item_factors a JOIN mf_item_factors b USING (item_id)
+WHERE a.model_id = :dups AND b.model_id = :dups_shuffled;
+
 -- Sources: a view, a materialized view and a partitioned table with other
 -- column names and types (smallint/bigint ids, numeric/real ratings); the
 -- model is named after the relation unless model_name says otherwise.

@@ -17,27 +17,14 @@
  *-------------------------------------------------------------------------
  */
 #include "mf_ext.h"
+#include "blas.h"
 
 #include <float.h>
 #include <limits.h>
 #include <math.h>
-#include <cblas.h>
 
 #include "miscadmin.h"
 #include "utils/memutils.h"
-
-/* LAPACK (Fortran ABI; the trailing size_t are the hidden string lengths). */
-extern void dpotrf_(const char *uplo, const int *n, double *a, const int *lda,
-					int *info, size_t uplo_len);
-extern void dpotrs_(const char *uplo, const int *n, const int *nrhs,
-					const double *a, const int *lda, double *b, const int *ldb,
-					int *info, size_t uplo_len);
-extern double dlansy_(const char *norm, const char *uplo, const int *n,
-					  const double *a, const int *lda, double *work,
-					  size_t norm_len, size_t uplo_len);
-extern void dpocon_(const char *uplo, const int *n, const double *a,
-					const int *lda, const double *anorm, double *rcond,
-					double *work, int *iwork, int *info, size_t uplo_len);
 
 /* Rows solved between two interrupt checks. */
 #define MF_ROWS_PER_CHUNK	256
@@ -84,11 +71,10 @@ mf_init_factors(double *factors, const int64 *ids, int32 n, int k, int32 seed)
  * conditioned that the solution would be noise).
  */
 static int32
-solve_rows(const MfCsr *rows, const double *other, int k, double lambda,
-		   double *out, SolveWork *work, int32 first, int32 last)
+solve_rows(const MfBlas *blas, const MfCsr *rows, const double *other, int k,
+		   double lambda, double *out, SolveWork *work, int32 first, int32 last)
 {
 	const char	upper = 'U';
-	const char	one_norm = '1';
 	const int	one = 1;
 
 	for (int32 r = first; r < last; r++)
@@ -108,21 +94,28 @@ solve_rows(const MfCsr *rows, const double *other, int k, double lambda,
 		memset(work->gram, 0, sizeof(double) * k * k);
 		for (int j = 0; j < k; j++)
 			work->gram[j * k + j] = lambda;
-		cblas_dsyrk(CblasColMajor, CblasUpper, CblasNoTrans, k, degree,
+		blas->dsyrk(CblasColMajor, CblasUpper, CblasNoTrans, k, degree,
 					1.0, work->gathered, k, 1.0, work->gram, k);
-		cblas_dgemv(CblasColMajor, CblasNoTrans, k, degree, 1.0,
+		blas->dgemv(CblasColMajor, CblasNoTrans, k, degree, 1.0,
 					work->gathered, k, rows->val + begin, 1, 0.0, work->rhs, 1);
 
-		anorm = dlansy_(&one_norm, &upper, &k, work->gram, &k,
-						work->lapack_work, 1, 1);
-		dpotrf_(&upper, &k, work->gram, &k, &info, 1);
+		anorm = 0.0;
+		for (int j = 0; j < k; j++)
+		{
+			double		column = 0.0;
+
+			for (int i = 0; i < k; i++)
+				column += fabs(i <= j ? work->gram[j * k + i] : work->gram[i * k + j]);
+			anorm = Max(anorm, column);
+		}
+		blas->dpotrf(&upper, &k, work->gram, &k, &info, 1);
 		if (info != 0)
 			return r;
-		dpocon_(&upper, &k, work->gram, &k, &anorm, &rcond,
+		blas->dpocon(&upper, &k, work->gram, &k, &anorm, &rcond,
 				work->lapack_work, work->lapack_iwork, &info, 1);
 		if (info != 0 || !(rcond > k * DBL_EPSILON))
 			return r;
-		dpotrs_(&upper, &k, &one, work->gram, &k, work->rhs, &k, &info, 1);
+		blas->dpotrs(&upper, &k, &one, work->gram, &k, work->rhs, &k, &info, 1);
 		if (info != 0)
 			return r;
 		memcpy(x, work->rhs, sizeof(double) * k);
@@ -142,6 +135,7 @@ mf_als_solve_side(const MfCsr *rows, const double *other, int k,
 	MemoryContext cxt = AllocSetContextCreate(CurrentMemoryContext,
 											  "mf_ext solve",
 											  ALLOCSET_SMALL_SIZES);
+	const MfBlas *blas = mf_blas();
 	SolveWork	work;
 	int64		max_degree = 1;
 	int32		failed = -1;
@@ -165,7 +159,7 @@ mf_als_solve_side(const MfCsr *rows, const double *other, int k,
 		int32		last = Min(rows->n_rows, first + MF_ROWS_PER_CHUNK);
 
 		CHECK_FOR_INTERRUPTS();
-		failed = solve_rows(rows, other, k, lambda, out, &work, first, last);
+		failed = solve_rows(blas, rows, other, k, lambda, out, &work, first, last);
 	}
 	MemoryContextDelete(cxt);
 	return failed;
@@ -200,8 +194,11 @@ mf_als_loss(const MfRatings *ratings, const double *user_factors,
 
 		for (int64 e = rows->row_start[u]; e < rows->row_start[u + 1]; e++)
 		{
-			double		residual = rows->val[e] -
-				cblas_ddot(k, x, 1, item_factors + (Size) rows->col[e] * k, 1);
+			const double *v = item_factors + (Size) rows->col[e] * k;
+			double		residual = rows->val[e];
+
+			for (int j = 0; j < k; j++)
+				residual -= x[j] * v[j];
 
 			squared_errors += residual * residual;
 		}

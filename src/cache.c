@@ -17,6 +17,7 @@
 #include "mf_ext.h"
 
 #include "catalog/pg_type.h"
+#include "access/xact.h"
 #include "executor/spi.h"
 #include "utils/lsyscache.h"
 #include "miscadmin.h"
@@ -26,10 +27,13 @@
 #include "utils/memutils.h"
 #include "utils/snapmgr.h"
 
+/* Models cached per backend at the most. */
+#define MF_CACHE_MAX_MODELS 8
+
 typedef struct CacheEntry
 {
 	int32		model_id;		/* hash key */
-	MfModel    *model;
+	MfModel    *model;			/* never NULL */
 } CacheEntry;
 
 /* What a call site (FmgrInfo) knows about the model it used last. */
@@ -48,6 +52,7 @@ typedef struct CallState
 typedef struct ModelRow
 {
 	Oid			models_relid;	/* mf_models itself: new after re-CREATE EXTENSION */
+	char	   *name;
 	int32		model_id;
 	int64		version;
 	int			k;
@@ -57,8 +62,30 @@ typedef struct ModelRow
 
 static HTAB *model_cache = NULL;
 
-/* Bumped whenever a cached model is freed, so that CallStates re-check. */
+/*
+ * Bumped whenever a cached model is freed, and on every (sub)transaction
+ * abort (which may have rolled back a retrain), so that CallStates look
+ * their model up again.
+ */
 static uint64 cache_generation = 0;
+
+/* Counts lookups; each cached model remembers when it was last used. */
+static uint64 lookup_clock = 0;
+
+static void
+abort_callback(XactEvent event, void *arg)
+{
+	if (event == XACT_EVENT_ABORT || event == XACT_EVENT_PARALLEL_ABORT)
+		cache_generation++;
+}
+
+static void
+subabort_callback(SubXactEvent event, SubTransactionId sub, SubTransactionId parent,
+				  void *arg)
+{
+	if (event == SUBXACT_EVENT_ABORT_SUB)
+		cache_generation++;
+}
 
 /* True when state was filled in the statement that is running now. */
 static bool
@@ -76,8 +103,14 @@ same_statement(const CallState *state)
 static void
 remember_statement(CallState *state)
 {
-	Snapshot	snapshot = GetActiveSnapshot();
+	Snapshot	snapshot;
 
+	if (!ActiveSnapshotSet())
+	{
+		state->model = NULL;	/* nothing to recognise the statement by */
+		return;
+	}
+	snapshot = GetActiveSnapshot();
 	state->lxid = MyProc->lxid;
 	state->cid = snapshot->curcid;
 	state->completion_count = snapshot->snapXactCompletionCount;
@@ -97,7 +130,7 @@ read_model_row(Oid schema_oid, int32 model_id, text *name)
 	HeapTuple	tuple;
 	bool		isnull;
 
-	query = psprintf("SELECT model_id, version, k, n_users, n_items FROM %s.mf_models WHERE %s = $1",
+	query = psprintf("SELECT model_id, version, k, n_users, n_items, name FROM %s.mf_models WHERE %s = $1",
 					 schema, name ? "name" : "model_id");
 	if (SPI_execute_with_args(query, 1, &argtype, &arg, NULL, true, 1) != SPI_OK_SELECT)
 		elog(ERROR, "SPI_execute_with_args failed: %s", query);
@@ -120,6 +153,7 @@ read_model_row(Oid schema_oid, int32 model_id, text *name)
 	row.k = DatumGetInt32(SPI_getbinval(tuple, desc, 3, &isnull));
 	row.n_users = DatumGetInt64(SPI_getbinval(tuple, desc, 4, &isnull));
 	row.n_items = DatumGetInt64(SPI_getbinval(tuple, desc, 5, &isnull));
+	row.name = SPI_getvalue(tuple, desc, 6);
 	row.models_relid = get_relname_relid("mf_models", schema_oid);
 	return row;
 }
@@ -191,6 +225,7 @@ load_model(const char *schema, const ModelRow *row)
 
 	model->cxt = cxt;
 	model->models_relid = row->models_relid;
+	model->name = pstrdup(row->name);
 	model->model_id = row->model_id;
 	model->version = row->version;
 	model->k = row->k;
@@ -210,15 +245,44 @@ load_model(const char *schema, const ModelRow *row)
 	return model;
 }
 
+/* Frees a cached model and removes its entry. */
 static void
-forget_model(CacheEntry *entry)
+evict(CacheEntry *entry)
 {
+	int32		model_id = entry->model_id;
+
 	if (entry->model)
 	{
 		MemoryContextDelete(entry->model->cxt);
-		entry->model = NULL;
 		cache_generation++;
 	}
+	hash_search(model_cache, &model_id, HASH_REMOVE, NULL);
+}
+
+/*
+ * Keeps the cache small: evicts models that another model_id now holds the
+ * name of (dropped or replaced), and the least recently used ones beyond
+ * MF_CACHE_MAX_MODELS.  keep is the entry in use.
+ */
+static void
+evict_stale(CacheEntry *keep)
+{
+	HASH_SEQ_STATUS scan;
+	CacheEntry *entry;
+	CacheEntry *oldest = NULL;
+
+	hash_seq_init(&scan, model_cache);
+	while ((entry = hash_seq_search(&scan)) != NULL)
+	{
+		if (entry == keep)
+			continue;
+		if (strcmp(entry->model->name, keep->model->name) == 0)
+			evict(entry);		/* removing the current element is allowed */
+		else if (oldest == NULL || entry->model->last_used < oldest->model->last_used)
+			oldest = entry;
+	}
+	if (oldest != NULL && hash_get_num_entries(model_cache) > MF_CACHE_MAX_MODELS)
+		evict(oldest);
 }
 
 /*
@@ -240,10 +304,7 @@ read_model_row_or_forget(Oid schema_oid, int32 model_id, text *name)
 		hash_search(model_cache, &model_id, HASH_FIND, NULL);
 
 		if (entry)
-		{
-			forget_model(entry);
-			hash_search(model_cache, &model_id, HASH_REMOVE, NULL);
-		}
+			evict(entry);
 		PG_RE_THROW();
 	}
 	PG_END_TRY();
@@ -283,23 +344,33 @@ cache_lookup(FunctionCallInfo fcinfo, int32 model_id, text *name)
 		ctl.keysize = sizeof(int32);
 		ctl.entrysize = sizeof(CacheEntry);
 		ctl.hcxt = CacheMemoryContext;
-		model_cache = hash_create("mf_ext model cache", 16, &ctl,
+		model_cache = hash_create("mf_ext model cache", MF_CACHE_MAX_MODELS, &ctl,
 								  HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
+		RegisterXactCallback(abort_callback, NULL);
+		RegisterSubXactCallback(subabort_callback, NULL);
 	}
 
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
 	row = read_model_row_or_forget(schema_oid, model_id, name);
 
-	entry = hash_search(model_cache, &row.model_id, HASH_ENTER, &found);
-	if (!found)
-		entry->model = NULL;
-	if (entry->model == NULL || entry->model->version != row.version ||
-		entry->model->models_relid != row.models_relid)
+	entry = hash_search(model_cache, &row.model_id, HASH_FIND, NULL);
+	if (entry != NULL && (entry->model->version != row.version ||
+						  entry->model->models_relid != row.models_relid))
 	{
-		forget_model(entry);
-		entry->model = load_model(quote_identifier(get_namespace_name(schema_oid)), &row);
+		evict(entry);
+		entry = NULL;
 	}
+	if (entry == NULL)
+	{
+		MfModel    *model = load_model(quote_identifier(get_namespace_name(schema_oid)),
+									   &row);
+
+		entry = hash_search(model_cache, &row.model_id, HASH_ENTER, &found);
+		entry->model = model;
+	}
+	entry->model->last_used = ++lookup_clock;
+	evict_stale(entry);
 	SPI_finish();
 
 	state->model_id = row.model_id;

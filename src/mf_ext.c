@@ -9,8 +9,6 @@
  */
 #include "mf_ext.h"
 
-#include <cblas.h>
-
 #include "executor/spi.h"
 #include "miscadmin.h"
 
@@ -35,15 +33,10 @@ PG_MODULE_MAGIC;
 
 void		_PG_init(void);
 
-/*
- * Module load.  The solver calls BLAS on small per-row problems from the
- * backend's own thread; OpenBLAS's internal threading would only add
- * overhead (and threads) there, so it is pinned to one thread.
- */
+/* Module load.  OpenBLAS is loaded later, on first use (blas.c). */
 void
 _PG_init(void)
 {
-	openblas_set_num_threads(1);
 }
 
 mf_idmap_hash *

@@ -21,6 +21,7 @@
 /* Limits on mf_train's arguments. */
 #define MF_MIN_K		1
 #define MF_MAX_K		1024
+#define MF_MAX_ITERATIONS	100000
 #define MF_MAX_MODEL_NAME	1024	/* bytes; the unique index allows ~2700 */
 
 /*
@@ -164,6 +165,8 @@ extern int32 mf_store_model(const char *schema, const MfModelRecord *record,
 typedef struct MfModel
 {
 	Oid			models_relid;	/* OID of the mf_models it was read from */
+	char	   *name;
+	uint64		last_used;		/* cache.c's lookup clock at the last use */
 	int32		model_id;
 	int64		version;
 	int			k;

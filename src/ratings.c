@@ -365,6 +365,31 @@ csr_build(MfCsr *csr, MemoryContext cxt, int32 n_rows, int64 n,
 	pfree(next);
 }
 
+/*
+ * Within each row (already sorted by column), orders the values of
+ * duplicate entries (same column: the same pair rated twice) ascending, so
+ * that not even their order depends on the scan.  Runs are tiny.
+ */
+static void
+csr_sort_duplicates(MfCsr *csr)
+{
+	for (int32 r = 0; r < csr->n_rows; r++)
+		for (int64 e = csr->row_start[r] + 1; e < csr->row_start[r + 1]; e++)
+		{
+			int64		at = e;
+
+			while (at > csr->row_start[r] && csr->col[at - 1] == csr->col[at] &&
+				   csr->val[at - 1] > csr->val[at])
+			{
+				double		swap = csr->val[at];
+
+				csr->val[at] = csr->val[at - 1];
+				csr->val[at - 1] = swap;
+				at--;
+			}
+		}
+}
+
 /* Expands a CSR's implicit row numbers into an explicit array. */
 static int32 *
 csr_row_of_entries(const MfCsr *csr, MemoryContext cxt)
@@ -427,6 +452,8 @@ mf_ratings_read(const MfSource *source, MemoryContext cxt)
 	row_of_entry = csr_row_of_entries(&ratings->by_user, scratch);
 	csr_build(&ratings->by_item, cxt, ratings->n_items, raw.n,
 			  ratings->by_user.col, row_of_entry, ratings->by_user.val);
+	csr_sort_duplicates(&ratings->by_user);
+	csr_sort_duplicates(&ratings->by_item);
 
 	MemoryContextDelete(scratch);
 	return ratings;

@@ -8,8 +8,7 @@
  *-------------------------------------------------------------------------
  */
 #include "mf_ext.h"
-
-#include <cblas.h>
+#include "blas.h"
 
 #include "catalog/pg_type.h"
 #include "executor/spi.h"
@@ -143,11 +142,13 @@ select_top(const double *scores, const int64 *ids, const bool *excluded,
 static bool *
 rated_items_mask(FunctionCallInfo fcinfo, MfModel *model, int64 user_id)
 {
-	bool	   *mask = palloc0(sizeof(bool) * Max(model->n_items, 1));
+	bool	   *mask = mf_alloc_array(CurrentMemoryContext, model->n_items, sizeof(bool));
+
 	Oid			argtypes[2] = {INT4OID, INT8OID};
 	Datum		args[2] = {Int32GetDatum(model->model_id), Int64GetDatum(user_id)};
 	char	   *query;
 
+	memset(mask, 0, sizeof(bool) * model->n_items);
 	query = psprintf("SELECT rated_items FROM %s.mf_user_factors WHERE model_id = $1 AND user_id = $2",
 					 mf_schema_quoted(fcinfo));
 	if (SPI_connect() != SPI_OK_CONNECT)
@@ -217,14 +218,14 @@ recommend(FunctionCallInfo fcinfo, MfModel *model)
 	if (user < 0)
 		return (Datum) 0;
 
-	scores = palloc(sizeof(double) * Max(model->n_items, 1));
-	cblas_dgemv(CblasRowMajor, CblasNoTrans, model->n_items, model->k, 1.0,
+	scores = mf_alloc_array(CurrentMemoryContext, model->n_items, sizeof(double));
+	mf_blas()->dgemv(CblasRowMajor, CblasNoTrans, model->n_items, model->k, 1.0,
 				model->item_factors, model->k,
 				model->user_factors + (Size) user * model->k, 1, 0.0, scores, 1);
 	if (PG_GETARG_BOOL(3))
 		excluded = rated_items_mask(fcinfo, model, user_id);
 
-	best = palloc(sizeof(int32) * Min(n, Max(model->n_items, 1)));
+	best = mf_alloc_array(CurrentMemoryContext, Min(n, model->n_items), sizeof(int32));
 	n_best = select_top(scores, model->item_ids, excluded, model->n_items,
 						Min(n, model->n_items), best);
 	for (int32 r = 0; r < n_best; r++)

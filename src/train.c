@@ -68,10 +68,11 @@ check_parameters(int k, double lambda, int iterations, const char *model_name)
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("lambda must be a finite number >= 0, got %g", lambda),
 				 errhint("lambda is the regularisation weight; 0.01 to 1 is usual.")));
-	if (iterations < 1)
+	if (iterations < 1 || iterations > MF_MAX_ITERATIONS)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("iterations must be at least 1, got %d", iterations),
+				 errmsg("iterations must be between 1 and %d, got %d",
+						MF_MAX_ITERATIONS, iterations),
 				 errhint("Each iteration solves all users, then all items; 10 is usual.")));
 	if (model_name[0] == '\0' || strlen(model_name) > MF_MAX_MODEL_NAME)
 		ereport(ERROR,

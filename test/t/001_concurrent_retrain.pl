@@ -51,6 +51,14 @@ is($reader->query_safe($probe), $old,
 	'before COMMIT another session still answers from the old model');
 $writer->query_safe('COMMIT');
 
+# mf_ext loads OpenBLAS single-threaded, and joins its own workers: a
+# backend that has trained runs no threads besides its own.
+my $writer_pid = $writer->query_safe('SELECT pg_backend_pid()');
+opendir(my $tasks, "/proc/$writer_pid/task") or die "no /proc/$writer_pid/task: $!";
+my @threads = grep { !/^\./ } readdir($tasks);
+closedir($tasks);
+is(scalar(@threads), 1, 'the training backend runs a single thread');
+
 my $new = $reader->query_safe($probe);
 like($new, qr/ k=3 true$/, 'after COMMIT the reader answers from the new model');
 isnt($new, $old, 'the prediction changed');
