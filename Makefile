@@ -9,11 +9,11 @@ EXTENSION   = mf_ext
 MODULE_big  = mf_ext
 OBJS        = src/mf_ext.o src/blas.o src/ratings.o src/als.o src/store.o \
               src/cache.o src/serve.o src/train.o
-DATA        = sql/mf_ext--0.1.sql
+DATA        = sql/mf_ext--0.1.sql sql/mf_ext--0.1--0.2.sql
 HEADERS     =
 
 # Regression suites, in run order (sql/NAME.sql, expected/NAME.out).
-REGRESS      = worked_example train serve retrain errors recreate
+REGRESS      = worked_example train serve retrain errors recreate upgrade
 REGRESS_OPTS = --load-extension=$(EXTENSION)
 
 # TAP tests (PostgreSQL::Test::Cluster); need a non-root user for initdb.

@@ -53,6 +53,8 @@ FROM (VALUES
     (45, $$SELECT mf_train('tiny', item_col := 'user_id')$$),
     (46, $$SELECT mf_train('huge_ratings', k := 1)$$),
     (47, $$SELECT mf_train('overflowing', k := 1)$$),
+    (49, $$SELECT mf_train('overflowing', k := 1, double_precision := true)$$),
+    (50, $$SELECT mf_train('tiny', double_precision := NULL)$$),
     (48, $$SELECT mf_drop_model(123456)$$),
     -- relations and columns
     (15, $$SELECT mf_train('no_such_table')$$),

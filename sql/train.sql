@@ -48,13 +48,22 @@ CROSS JOIN LATERAL (
     FROM mf_user_factors u, mf_item_factors v, unnest(u.factors, v.factors) AS t(x, y)
     WHERE u.model_id = :m AND v.model_id = :m
       AND u.user_id = r.user_id AND v.item_id = r.item_id) p;
+-- (Single precision: J and the RMSE are summed in double from float
+-- predictions, so they match the factors to float's precision.)
 SELECT m.train_rmse < 0.05 AS rmse_below_0_05,
-       abs(m.train_rmse - f.rmse) < 1e-9 AS rmse_matches_factors,
+       abs(m.train_rmse - f.rmse) < 1e-6 AS rmse_matches_factors,
        abs(m.loss[15] - f.half_sse - 0.01 / 2 *
            ((SELECT sum(x * x) FROM mf_user_factors, unnest(factors) x WHERE model_id = :m)
           + (SELECT sum(x * x) FROM mf_item_factors, unnest(factors) x WHERE model_id = :m)))
-           < 1e-9 * m.loss[15] AS j_matches_factors
+           < 1e-5 * m.loss[15] AS j_matches_factors
 FROM mf_models m, lowrank_fit f WHERE m.model_id = :m;
+
+-- Single precision fits as well as double: training RMSE within 1e-4.
+SELECT mf_train('lowrank', k := 4, lambda := 0.01, iterations := 15,
+                model_name := 'lowrank_double', double_precision := true) AS m64 \gset
+SELECT abs(s.train_rmse - d.train_rmse) < 1e-4 AS rmse_within_1e_4_of_double,
+       s.double_precision AS single_is_double, d.double_precision AS double_is_double
+FROM mf_models s, mf_models d WHERE s.model_id = :m AND d.model_id = :m64;
 
 -- The same seed and data give the same model; another seed another start.
 SELECT mf_train('lowrank', k := 4, lambda := 0.01, iterations := 15,
@@ -123,3 +132,27 @@ SELECT mf_train('with_nulls', k := 2, iterations := 1) IS NOT NULL AS trained;
 SET client_min_messages = warning;
 SELECT skipped_rows, n_ratings = (SELECT count(*) FROM lowrank) AS counts_non_null
 FROM mf_models WHERE name = 'with_nulls';
+
+-- The model is bit-identical whatever the number of threads (each row's
+-- solve is independent; J is summed in row order), in both precisions.
+SET mf_ext.threads = 1;
+SELECT mf_train('lowrank', k := 8, iterations := 3, model_name := 'one thread') AS t1 \gset
+SELECT mf_train('lowrank', k := 8, iterations := 3, model_name := 'one thread, double',
+                double_precision := true) AS d1 \gset
+SET mf_ext.threads = 3;
+SELECT mf_train('lowrank', k := 8, iterations := 3, model_name := 'three threads') AS t3 \gset
+SELECT mf_train('lowrank', k := 8, iterations := 3, model_name := 'three threads, double',
+                double_precision := true) AS d3 \gset
+RESET mf_ext.threads;
+SELECT (SELECT bool_and(a.factors = b.factors) FROM mf_user_factors a JOIN mf_user_factors b USING (user_id)
+        WHERE a.model_id = :t1 AND b.model_id = :t3)
+   AND (SELECT bool_and(a.factors = b.factors) FROM mf_item_factors a JOIN mf_item_factors b USING (item_id)
+        WHERE a.model_id = :t1 AND b.model_id = :t3)
+   AND (SELECT a.loss = b.loss FROM mf_models a, mf_models b WHERE a.model_id = :t1 AND b.model_id = :t3)
+       AS single_identical,
+       (SELECT bool_and(a.factors = b.factors) FROM mf_user_factors a JOIN mf_user_factors b USING (user_id)
+        WHERE a.model_id = :d1 AND b.model_id = :d3)
+   AND (SELECT a.loss = b.loss FROM mf_models a, mf_models b WHERE a.model_id = :d1 AND b.model_id = :d3)
+       AS double_identical;
+SHOW mf_ext.threads;
+SET mf_ext.threads = -1;

@@ -16,14 +16,16 @@ SELECT mf_train('worked', k := 1, lambda := 1, iterations := 2) AS model_id \gse
 \set VERBOSITY default
 SET client_min_messages = warning;
 
--- Sets V = [4, 2, 1], then runs one warm-started iteration with lambda.
-CREATE FUNCTION worked_iteration(lambda double precision) RETURNS void
+-- Sets V = [4, 2, 1], then runs one warm-started iteration with lambda,
+-- in double precision unless told otherwise.
+CREATE FUNCTION worked_iteration(lambda double precision,
+                                 double_precision boolean DEFAULT true) RETURNS void
 LANGUAGE plpgsql AS $$
 BEGIN
     UPDATE mf_item_factors f SET factors = ARRAY[(ARRAY[4, 2, 1])[f.item_id]]::float8[]
     FROM mf_models m WHERE m.model_id = f.model_id AND m.name = 'worked';
     PERFORM mf_train('worked', k := 1, lambda := lambda, iterations := 1,
-                     warm_start := true);
+                     warm_start := true, double_precision := double_precision);
 END $$;
 
 CREATE VIEW worked_check AS
@@ -57,6 +59,13 @@ SELECT worked_iteration(0);
 SELECT * FROM worked_check;      -- u = 1, 13/17
 SELECT worked_iteration(10);
 SELECT * FROM worked_check;      -- u = 20/30, 13/27
+
+-- The default single precision agrees to float's ~7 significant digits.
+SELECT worked_iteration(1, double_precision := false);
+SELECT side, id, round(got, 6) AS got, round(expected, 6) AS expected,
+       abs(got - expected) < 1e-6 * greatest(1, abs(expected)) AS within_1e_6
+FROM worked_check;
+SELECT worked_iteration(10);
 
 -- J after the iteration, by hand from the stored factors (lambda = 10).
 SELECT round(m.loss[1]::numeric, 10) AS stored_j,

@@ -1,18 +1,22 @@
 /*-------------------------------------------------------------------------
  *
  * als.c
- *	  The alternating-least-squares solver and its objective.
+ *	  The alternating-least-squares solver: factor storage in single or
+ *	  double precision, worker threads, and the objective.
  *
- *	  One half-step fixes one side's factors and solves, for every row
- *	  (user or item) with ratings r_e against the other side's rows v_e,
+ *	  One iteration solves every user for the current item factors, then
+ *	  every item for the new user factors.  Each row's system
  *
- *		  (sum_e v_e v_e' + lambda I) x = sum_e r_e v_e
+ *		  (sum_e o_e o_e' + lambda I) x = sum_e r_e o_e
  *
- *	  by gathering the v_e into a contiguous k x deg block, one dsyrk for
- *	  the Gram matrix, one dgemv for the right-hand side, and a Cholesky
- *	  factorisation (dpotrf/dpotrs).  solve_rows() is plain C over plain
- *	  arrays and calls nothing from PostgreSQL; the driver around it does
- *	  the allocation and interrupt checks.
+ *	  is independent of the others' (als_kernel.h), so rows are handed out
+ *	  in chunks to worker threads through an atomic counter and the result
+ *	  is bit-identical whatever the number of threads.  Workers run only
+ *	  the kernel: plain C and BLAS/LAPACK (OpenBLAS single-threaded), with
+ *	  every signal blocked, on buffers the backend allocated beforehand.
+ *	  The backend's own thread works too, and between its chunks watches
+ *	  for interrupts: on one it stops the workers, joins them, and only then
+ *	  lets PostgreSQL process the interrupt (which may throw).
  *
  *-------------------------------------------------------------------------
  */
@@ -22,22 +26,379 @@
 #include <float.h>
 #include <limits.h>
 #include <math.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <unistd.h>
 
 #include "miscadmin.h"
 #include "utils/memutils.h"
 
-/* Rows solved between two interrupt checks. */
-#define MF_ROWS_PER_CHUNK	256
+/* Ratings per chunk of rows handed to a thread, on average. */
+#define MF_RATINGS_PER_CHUNK	8192
 
-/* Scratch space for solve_rows, sized for the longest row. */
-typedef struct SolveWork
+/* One thread's scratch space, sized for the longest row of either side. */
+typedef struct SolveBuffers
 {
-	double	   *gathered;		/* k x max_degree, column per rating */
-	double	   *gram;			/* k x k */
-	double	   *rhs;			/* k */
-	double	   *lapack_work;	/* 3k */
-	int		   *lapack_iwork;	/* k */
-} SolveWork;
+	void	   *gathered;		/* k x max_degree reals: the other side's rows */
+	void	   *gram;			/* k x k reals */
+	void	   *ratings;		/* max_degree reals: right-hand side weights */
+	void	   *lapack_work;	/* 3k reals */
+	int		   *lapack_iwork;	/* k ints */
+} SolveBuffers;
+
+#define REAL float
+#define KERNEL(name) name##_single
+#define SYRK ssyrk
+#define GEMV sgemv
+#define POTRF spotrf
+#define POTRS spotrs
+#define POCON spocon
+#define REAL_EPSILON FLT_EPSILON
+#include "als_kernel.h"
+#undef REAL
+#undef KERNEL
+#undef SYRK
+#undef GEMV
+#undef POTRF
+#undef POTRS
+#undef POCON
+#undef REAL_EPSILON
+
+#define REAL double
+#define KERNEL(name) name##_double
+#define SYRK dsyrk
+#define GEMV dgemv
+#define POTRF dpotrf
+#define POTRS dpotrs
+#define POCON dpocon
+#define REAL_EPSILON DBL_EPSILON
+#include "als_kernel.h"
+#undef REAL
+#undef KERNEL
+#undef SYRK
+#undef GEMV
+#undef POTRF
+#undef POTRS
+#undef POCON
+#undef REAL_EPSILON
+
+struct MfAls
+{
+	const MfBlas *blas;
+	const MfRatings *ratings;
+	int			k;
+	double		lambda;
+	bool		single;			/* float factors, else double */
+	Size		real_size;		/* sizeof(float) or sizeof(double) */
+	int			threads;
+	void	   *user_factors;	/* n_users x k reals, row-major */
+	void	   *item_factors;	/* n_items x k reals, row-major */
+	double	   *user_norm;		/* |u|^2 per user */
+	double	   *item_norm;		/* |v|^2 per item */
+	double	   *item_sse;		/* squared errors per item, after an iteration */
+	SolveBuffers *buffers;		/* one per thread */
+};
+
+/* One half-step, shared by the threads that work on it. */
+typedef struct HalfStep
+{
+	const MfAls *als;
+	const MfCsr *rows;
+	const void *other;
+	void	   *out;
+	double	   *norm;
+	double	   *sse;
+	int32		chunk_rows;
+	atomic_int	next_row;		/* first row of the next chunk to take */
+	atomic_int	failed_row;		/* smallest singular row, or INT_MAX */
+	atomic_bool stop;			/* set on failure or interrupt */
+} HalfStep;
+
+typedef struct Worker
+{
+	HalfStep   *step;
+	SolveBuffers *buffers;
+	pthread_t	thread;
+} Worker;
+
+/* Number of threads mf_ext.threads asks for (0: every online core). */
+int
+mf_als_thread_count(void)
+{
+	long		online;
+
+	if (mf_threads > 0)
+		return mf_threads;
+	online = sysconf(_SC_NPROCESSORS_ONLN);
+	return online < 1 ? 1 : (int) Min(online, MF_MAX_THREADS);
+}
+
+Size
+mf_als_memory_estimate(int64 n_users, int64 n_items, int64 longest_row,
+					   int k, bool single, int threads)
+{
+	Size		real_size = single ? sizeof(float) : sizeof(double);
+	Size		rows = add_size(n_users, n_items);
+	Size		bytes;
+	Size		per_thread;
+
+	if (threads <= 0)
+		threads = mf_als_thread_count();
+	bytes = mul_size(mul_size(rows, k), real_size);		/* factors */
+	bytes = add_size(bytes, mul_size(add_size(rows, n_items), sizeof(double)));
+	per_thread = mul_size(mul_size(add_size(longest_row, k + 3), k), real_size);
+	per_thread = add_size(per_thread, mul_size(longest_row, real_size));
+	per_thread = add_size(per_thread, mul_size(k, sizeof(int)));
+	return add_size(bytes, mul_size(per_thread, threads));
+}
+
+MfAls *
+mf_als_create(const MfRatings *ratings, int k, double lambda, bool single,
+			  MemoryContext cxt)
+{
+	MfAls	   *als = MemoryContextAllocZero(cxt, sizeof(MfAls));
+	int32		longest = Max(mf_csr_longest_row(&ratings->by_user),
+							  mf_csr_longest_row(&ratings->by_item));
+
+	if (longest > INT_MAX / k)
+		ereport(ERROR,
+				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+				 errmsg("a user or item has %d ratings, too many for k = %d",
+						longest, k)));
+
+	als->blas = mf_blas();
+	als->ratings = ratings;
+	als->k = k;
+	als->lambda = lambda;
+	als->single = single;
+	als->real_size = single ? sizeof(float) : sizeof(double);
+	als->threads = als->blas->thread_safe ? mf_als_thread_count() : 1;
+	als->user_factors = mf_alloc_array(cxt, mul_size(ratings->n_users, k), als->real_size);
+	als->item_factors = mf_alloc_array(cxt, mul_size(ratings->n_items, k), als->real_size);
+	als->user_norm = mf_alloc_array(cxt, ratings->n_users, sizeof(double));
+	als->item_norm = mf_alloc_array(cxt, ratings->n_items, sizeof(double));
+	als->item_sse = mf_alloc_array(cxt, ratings->n_items, sizeof(double));
+
+	als->buffers = mf_alloc_array(cxt, als->threads, sizeof(SolveBuffers));
+	for (int t = 0; t < als->threads; t++)
+	{
+		SolveBuffers *b = &als->buffers[t];
+
+		b->gathered = mf_alloc_array(cxt, mul_size(longest, k), als->real_size);
+		b->gram = mf_alloc_array(cxt, (Size) k * k, als->real_size);
+		b->ratings = mf_alloc_array(cxt, longest, als->real_size);
+		b->lapack_work = mf_alloc_array(cxt, (Size) 3 * k, als->real_size);
+		b->lapack_iwork = mf_alloc_array(cxt, k, sizeof(int));
+	}
+	return als;
+}
+
+int
+mf_als_threads(const MfAls *als)
+{
+	return als->threads;
+}
+
+/* Address of row index of one side's factors. */
+static void *
+factor_row(const MfAls *als, bool users, int32 index)
+{
+	char	   *base = users ? als->user_factors : als->item_factors;
+
+	return base + (Size) index * als->k * als->real_size;
+}
+
+void
+mf_als_set_item(MfAls *als, int32 index, const double *values)
+{
+	void	   *row = factor_row(als, false, index);
+
+	for (int j = 0; j < als->k; j++)
+	{
+		if (als->single)
+			((float *) row)[j] = (float) values[j];
+		else
+			((double *) row)[j] = values[j];
+	}
+}
+
+void
+mf_als_init_items(MfAls *als, int32 seed)
+{
+	double	   *values = palloc(sizeof(double) * als->k);
+	double		scale = 1.0 / sqrt((double) als->k);
+
+	for (int32 i = 0; i < als->ratings->n_items; i++)
+	{
+		for (int j = 0; j < als->k; j++)
+			values[j] = scale * mf_seeded_normal(seed, als->ratings->item_ids[i], j);
+		mf_als_set_item(als, i, values);
+	}
+	pfree(values);
+}
+
+void
+mf_als_get_rows(const MfAls *als, bool users, int32 first, int32 count,
+				double *out)
+{
+	for (int32 r = 0; r < count; r++)
+	{
+		const void *row = factor_row(als, users, first + r);
+
+		for (int j = 0; j < als->k; j++)
+			out[(Size) r * als->k + j] = als->single ? ((const float *) row)[j]
+				: ((const double *) row)[j];
+	}
+}
+
+/*
+ * Takes chunks of rows and solves them until none is left or the step is
+ * stopped.  Plain C: safe in a worker thread.  When watch_interrupts (the
+ * backend's own thread only), an interrupt waiting to be processed stops
+ * the step; the caller deals with it after joining the workers.
+ */
+static void
+run_chunks(HalfStep *step, SolveBuffers *buffers, bool watch_interrupts)
+{
+	const MfAls *als = step->als;
+	bool		check_condition = als->lambda == 0.0;
+
+	while (!atomic_load(&step->stop))
+	{
+		int32		first = atomic_fetch_add(&step->next_row, step->chunk_rows);
+		int32		last;
+		int32		failed;
+
+		if (first >= step->rows->n_rows)
+			break;
+		last = Min(step->rows->n_rows, first + step->chunk_rows);
+		if (als->single)
+			failed = solve_rows_single(als->blas, step->rows, step->other, als->k,
+									   (float) als->lambda, check_condition,
+									   step->out, step->norm, step->sse,
+									   buffers, first, last);
+		else
+			failed = solve_rows_double(als->blas, step->rows, step->other, als->k,
+									   als->lambda, check_condition,
+									   step->out, step->norm, step->sse,
+									   buffers, first, last);
+		if (failed >= 0)
+		{
+			int			current = atomic_load(&step->failed_row);
+
+			while (failed < current &&
+				   !atomic_compare_exchange_weak(&step->failed_row, &current, failed))
+				;
+			atomic_store(&step->stop, true);
+		}
+		if (watch_interrupts && INTERRUPTS_PENDING_CONDITION() &&
+			INTERRUPTS_CAN_BE_PROCESSED())
+			atomic_store(&step->stop, true);
+	}
+}
+
+static void *
+worker_main(void *arg)
+{
+	Worker	   *worker = arg;
+
+	run_chunks(worker->step, worker->buffers, false);
+	return NULL;
+}
+
+/*
+ * One half-step over rows against the fixed factors other, written to out.
+ * Returns -1, or the smallest row index whose system is singular.
+ */
+static int32
+solve_side(MfAls *als, const MfCsr *rows, const void *other, void *out,
+		   double *norm, double *sse)
+{
+	HalfStep	step;
+	Worker	   *workers = palloc0(sizeof(Worker) * als->threads);
+	int64		n_ratings = rows->row_start[rows->n_rows];
+	int64		per_row = Max(1, n_ratings / Max(rows->n_rows, 1));
+
+	step.als = als;
+	step.rows = rows;
+	step.other = other;
+	step.out = out;
+	step.norm = norm;
+	step.sse = sse;
+	step.chunk_rows = (int32) Max(1, Min(256, MF_RATINGS_PER_CHUNK / per_row));
+	atomic_init(&step.next_row, 0);
+	atomic_init(&step.failed_row, INT_MAX);
+	atomic_init(&step.stop, false);
+
+	for (;;)
+	{
+		sigset_t	all_signals,
+					saved;
+		int			started = 0;
+
+		/* workers inherit a mask that blocks every signal */
+		sigfillset(&all_signals);
+		pthread_sigmask(SIG_SETMASK, &all_signals, &saved);
+		for (int t = 1; t < als->threads; t++)
+		{
+			workers[t].step = &step;
+			workers[t].buffers = &als->buffers[t];
+			if (pthread_create(&workers[t].thread, NULL, worker_main, &workers[t]) != 0)
+				break;			/* fewer threads; the work still gets done */
+			started = t;
+		}
+		pthread_sigmask(SIG_SETMASK, &saved, NULL);
+
+		run_chunks(&step, &als->buffers[0], true);
+		for (int t = 1; t <= started; t++)
+			pthread_join(workers[t].thread, NULL);
+
+		if (atomic_load(&step.failed_row) != INT_MAX)
+			break;
+		if (!atomic_load(&step.stop))
+			break;				/* all rows done */
+
+		/* stopped for an interrupt: process it (may throw), then go on */
+		CHECK_FOR_INTERRUPTS();
+		atomic_store(&step.stop, false);
+	}
+	pfree(workers);
+	return atomic_load(&step.failed_row) == INT_MAX ? -1 : atomic_load(&step.failed_row);
+}
+
+MfAlsFailure
+mf_als_iterate(MfAls *als, double *objective, double *sse)
+{
+	const MfRatings *ratings = als->ratings;
+	MfAlsFailure failure = {false, -1};
+	double		squared_errors = 0.0;
+	double		norms = 0.0;
+
+	failure.index = solve_side(als, &ratings->by_user, als->item_factors,
+							   als->user_factors, als->user_norm, NULL);
+	if (failure.index >= 0)
+	{
+		failure.users = true;
+		return failure;
+	}
+	failure.index = solve_side(als, &ratings->by_item, als->user_factors,
+							   als->item_factors, als->item_norm, als->item_sse);
+	if (failure.index >= 0)
+		return failure;
+
+	/* J in a fixed order, so that it too is the same for any thread count */
+	for (int32 u = 0; u < ratings->n_users; u++)
+		norms += als->user_norm[u];
+	for (int32 i = 0; i < ratings->n_items; i++)
+	{
+		norms += als->item_norm[i];
+		squared_errors += als->item_sse[i];
+	}
+	*sse = squared_errors;
+	*objective = squared_errors / 2.0 + als->lambda / 2.0 * norms;
+	return failure;
+}
 
 /*
  * A standard normal number that depends only on (seed, id, j): splitmix64
@@ -52,162 +413,4 @@ mf_seeded_normal(int32 seed, int64 id, int j)
 	double		u2 = (double) (h2 >> 11) / 9007199254740992.0;
 
 	return sqrt(-2.0 * log(u1)) * cos(2.0 * M_PI * u2);
-}
-
-/* Initial factors: entry j of the row for id is N(0, 1/k), seeded. */
-void
-mf_init_factors(double *factors, const int64 *ids, int32 n, int k, int32 seed)
-{
-	double		scale = 1.0 / sqrt((double) k);
-
-	for (int32 i = 0; i < n; i++)
-		for (int j = 0; j < k; j++)
-			factors[(Size) i * k + j] = scale * mf_seeded_normal(seed, ids[i], j);
-}
-
-/*
- * Solves rows [first, last) of one half-step into out.  Returns -1, or the
- * first row whose system is singular (not positive definite, or so badly
- * conditioned that the solution would be noise).
- */
-static int32
-solve_rows(const MfBlas *blas, const MfCsr *rows, const double *other, int k,
-		   double lambda, double *out, SolveWork *work, int32 first, int32 last)
-{
-	const char	upper = 'U';
-	const int	one = 1;
-
-	for (int32 r = first; r < last; r++)
-	{
-		int64		begin = rows->row_start[r];
-		int			degree = (int) (rows->row_start[r + 1] - begin);
-		double	   *x = out + (Size) r * k;
-		double		anorm,
-					rcond;
-		int			info;
-
-		for (int e = 0; e < degree; e++)
-			memcpy(work->gathered + (Size) e * k,
-				   other + (Size) rows->col[begin + e] * k,
-				   sizeof(double) * k);
-
-		memset(work->gram, 0, sizeof(double) * k * k);
-		for (int j = 0; j < k; j++)
-			work->gram[j * k + j] = lambda;
-		blas->dsyrk(CblasColMajor, CblasUpper, CblasNoTrans, k, degree,
-					1.0, work->gathered, k, 1.0, work->gram, k);
-		blas->dgemv(CblasColMajor, CblasNoTrans, k, degree, 1.0,
-					work->gathered, k, rows->val + begin, 1, 0.0, work->rhs, 1);
-
-		anorm = 0.0;
-		for (int j = 0; j < k; j++)
-		{
-			double		column = 0.0;
-
-			for (int i = 0; i < k; i++)
-				column += fabs(i <= j ? work->gram[j * k + i] : work->gram[i * k + j]);
-			anorm = Max(anorm, column);
-		}
-		blas->dpotrf(&upper, &k, work->gram, &k, &info, 1);
-		if (info != 0)
-			return r;
-		blas->dpocon(&upper, &k, work->gram, &k, &anorm, &rcond,
-				work->lapack_work, work->lapack_iwork, &info, 1);
-		if (info != 0 || !(rcond > k * DBL_EPSILON))
-			return r;
-		blas->dpotrs(&upper, &k, &one, work->gram, &k, work->rhs, &k, &info, 1);
-		if (info != 0)
-			return r;
-		memcpy(x, work->rhs, sizeof(double) * k);
-	}
-	return -1;
-}
-
-/*
- * One half-step: solves every row of rows against the fixed factors other
- * and writes them to out.  Returns -1 on success, else the index of a row
- * whose system is singular (out is then partly written).
- */
-int32
-mf_als_solve_side(const MfCsr *rows, const double *other, int k,
-				  double lambda, double *out)
-{
-	MemoryContext cxt = AllocSetContextCreate(CurrentMemoryContext,
-											  "mf_ext solve",
-											  ALLOCSET_SMALL_SIZES);
-	const MfBlas *blas = mf_blas();
-	SolveWork	work;
-	int64		max_degree = 1;
-	int32		failed = -1;
-
-	for (int32 r = 0; r < rows->n_rows; r++)
-		max_degree = Max(max_degree, rows->row_start[r + 1] - rows->row_start[r]);
-	if (max_degree > INT_MAX / k)
-		ereport(ERROR,
-				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
-				 errmsg("a user or item has " INT64_FORMAT " ratings, too many for k = %d",
-						max_degree, k)));
-
-	work.gathered = mf_alloc_array(cxt, mul_size(max_degree, k), sizeof(double));
-	work.gram = mf_alloc_array(cxt, (Size) k * k, sizeof(double));
-	work.rhs = mf_alloc_array(cxt, k, sizeof(double));
-	work.lapack_work = mf_alloc_array(cxt, (Size) 3 * k, sizeof(double));
-	work.lapack_iwork = mf_alloc_array(cxt, k, sizeof(int));
-
-	for (int32 first = 0; first < rows->n_rows && failed < 0; first += MF_ROWS_PER_CHUNK)
-	{
-		int32		last = Min(rows->n_rows, first + MF_ROWS_PER_CHUNK);
-
-		CHECK_FOR_INTERRUPTS();
-		failed = solve_rows(blas, rows, other, k, lambda, out, &work, first, last);
-	}
-	MemoryContextDelete(cxt);
-	return failed;
-}
-
-static double
-sum_of_squares(const double *values, Size n)
-{
-	double		sum = 0.0;
-
-	for (Size i = 0; i < n; i++)
-		sum += values[i] * values[i];
-	return sum;
-}
-
-/*
- * The objective J = sum (r - u.v)^2 / 2 + lambda/2 (sum |u|^2 + sum |v|^2)
- * and the plain sum of squared errors, over every observation.
- */
-void
-mf_als_loss(const MfRatings *ratings, const double *user_factors,
-			const double *item_factors, int k, double lambda,
-			double *objective, double *sse)
-{
-	const MfCsr *rows = &ratings->by_user;
-	double		squared_errors = 0.0;
-	double		norms;
-
-	for (int32 u = 0; u < rows->n_rows; u++)
-	{
-		const double *x = user_factors + (Size) u * k;
-
-		for (int64 e = rows->row_start[u]; e < rows->row_start[u + 1]; e++)
-		{
-			const double *v = item_factors + (Size) rows->col[e] * k;
-			double		residual = rows->val[e];
-
-			for (int j = 0; j < k; j++)
-				residual -= x[j] * v[j];
-
-			squared_errors += residual * residual;
-		}
-		if ((u & 1023) == 0)
-			CHECK_FOR_INTERRUPTS();
-	}
-	norms = sum_of_squares(user_factors, (Size) ratings->n_users * k) +
-		sum_of_squares(item_factors, (Size) ratings->n_items * k);
-
-	*sse = squared_errors;
-	*objective = squared_errors / 2.0 + lambda / 2.0 * norms;
 }

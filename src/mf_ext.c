@@ -13,6 +13,7 @@
 #include "miscadmin.h"
 
 #include "utils/builtins.h"
+#include "utils/guc.h"
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
 
@@ -31,12 +32,35 @@ PG_MODULE_MAGIC;
 /* Rows fetched per cursor batch by mf_spi_scan. */
 #define MF_SPI_BATCH_ROWS	10000
 
+/* GUC values; see _PG_init for their meaning. */
+int			mf_threads = 0;
+int			mf_max_memory_mb = 4096;
+
 void		_PG_init(void);
 
-/* Module load.  OpenBLAS is loaded later, on first use (blas.c). */
+/*
+ * Module load: defines the GUCs.  OpenBLAS is loaded later, on first use
+ * (blas.c), so that the postmaster never loads it even when mf_ext is in
+ * shared_preload_libraries.
+ */
 void
 _PG_init(void)
 {
+	DefineCustomIntVariable("mf_ext.threads",
+							"Threads mf_train uses to solve users and items (0: every online core).",
+							"Each thread solves whole rows, so the model is the same for any value.",
+							&mf_threads,
+							0, 0, MF_MAX_THREADS,
+							PGC_USERSET, 0,
+							NULL, NULL, NULL);
+	DefineCustomIntVariable("mf_ext.max_memory",
+							"Largest amount of memory one mf_train may use.",
+							"mf_train estimates its memory from the data's counts and refuses, before allocating, to go above this.",
+							&mf_max_memory_mb,
+							4096, 1, INT_MAX,
+							PGC_SUSET, GUC_UNIT_MB,
+							NULL, NULL, NULL);
+	MarkGUCPrefixReserved("mf_ext");
 }
 
 mf_idmap_hash *
@@ -52,6 +76,20 @@ mf_idmap_from_sorted(MemoryContext cxt, const int64 *ids, int32 n)
 		entry->index = i;
 	}
 	return map;
+}
+
+void
+mf_check_memory(Size bytes, const char *detail)
+{
+	Size		limit = (Size) mf_max_memory_mb * 1024 * 1024;
+
+	if (bytes > limit)
+		ereport(ERROR,
+				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+				 errmsg("mf_train would need about %zu MB of memory, more than mf_ext.max_memory (%d MB)",
+						bytes / (1024 * 1024) + 1, mf_max_memory_mb),
+				 errdetail("%s", detail),
+				 errhint("Raise mf_ext.max_memory (a superuser setting), lower k, or train on a sample of the ratings.")));
 }
 
 void *

@@ -18,6 +18,15 @@
 #include "access/tupdesc.h"
 #include "fmgr.h"
 
+/* The version of the SQL objects this module is built for. */
+#define MF_EXT_VERSION	"0.2"
+
+/* GUCs (mf_ext.c). */
+extern int	mf_threads;
+extern int	mf_max_memory_mb;
+
+#define MF_MAX_THREADS	1024
+
 /* Limits on mf_train's arguments. */
 #define MF_MIN_K		1
 #define MF_MAX_K		1024
@@ -68,6 +77,12 @@ mf_idmap_index(mf_idmap_hash *map, int64 id)
 	return entry ? entry->index : -1;
 }
 
+/*
+ * Raises the error for a training that would need more than
+ * mf_ext.max_memory; detail says what the estimate is made of.
+ */
+extern void mf_check_memory(Size bytes, const char *detail);
+
 /* Allocates count * size bytes in cxt, with overflow checks (huge allowed). */
 extern void *mf_alloc_array(MemoryContext cxt, Size count, Size size);
 
@@ -114,24 +129,43 @@ typedef struct MfSource
 	const char *user_col;
 	const char *item_col;
 	const char *rating_col;
-	Oid			user_type;		/* base types of the columns, */
-	Oid			item_type;		/* set by mf_source_validate */
+	/* set by mf_source_validate: */
+	AttrNumber	user_attnum;
+	AttrNumber	item_attnum;
+	AttrNumber	rating_attnum;
+	Oid			user_type;		/* base types of the columns */
+	Oid			item_type;
 	Oid			rating_type;
 } MfSource;
 
 extern void mf_source_validate(MfSource *source);
 extern char *mf_source_display_name(Oid relid);
 extern MfRatings *mf_ratings_read(const MfSource *source, MemoryContext cxt);
+extern int32 mf_csr_longest_row(const MfCsr *rows);
 
 /* The solver (als.c). */
+typedef struct MfAls MfAls;
+
+/* Which row a singular system was found in (index -1: none). */
+typedef struct MfAlsFailure
+{
+	bool		users;
+	int32		index;
+} MfAlsFailure;
+
 extern double mf_seeded_normal(int32 seed, int64 id, int j);
-extern void mf_init_factors(double *factors, const int64 *ids, int32 n,
-							int k, int32 seed);
-extern int32 mf_als_solve_side(const MfCsr *rows, const double *other, int k,
-							   double lambda, double *out);
-extern void mf_als_loss(const MfRatings *ratings, const double *user_factors,
-						const double *item_factors, int k, double lambda,
-						double *objective, double *sse);
+extern int	mf_als_thread_count(void);
+extern Size mf_als_memory_estimate(int64 n_users, int64 n_items,
+								   int64 longest_row, int k, bool single,
+								   int threads);
+extern MfAls *mf_als_create(const MfRatings *ratings, int k, double lambda,
+							bool single, MemoryContext cxt);
+extern int	mf_als_threads(const MfAls *als);
+extern void mf_als_init_items(MfAls *als, int32 seed);
+extern void mf_als_set_item(MfAls *als, int32 index, const double *values);
+extern void mf_als_get_rows(const MfAls *als, bool users, int32 first,
+							int32 count, double *out);
+extern MfAlsFailure mf_als_iterate(MfAls *als, double *objective, double *sse);
 
 /* Model storage (store.c). */
 typedef struct MfModelRecord
@@ -149,17 +183,17 @@ typedef struct MfModelRecord
 	double	   *loss;			/* J after each iteration */
 	double		train_rmse;
 	double		train_seconds;
+	bool		double_precision;	/* else single (float) factors */
+	double		load_seconds;	/* reading and indexing the ratings */
+	double	   *iteration_seconds;	/* per iteration */
 } MfModelRecord;
 
 extern void mf_factors_from_datum(Datum datum, bool isnull, int k,
 								  double *out, const char *side, int64 id);
 extern bool mf_store_load_items(const char *schema, const char *model_name,
-								int k, const MfRatings *ratings,
-								double *item_factors);
+								int k, const MfRatings *ratings, MfAls *als);
 extern int32 mf_store_model(const char *schema, const MfModelRecord *record,
-							const MfRatings *ratings,
-							const double *user_factors,
-							const double *item_factors);
+							const MfRatings *ratings, const MfAls *als);
 
 /* A model's factors as cached in this backend (cache.c). */
 typedef struct MfModel

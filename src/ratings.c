@@ -1,9 +1,18 @@
 /*-------------------------------------------------------------------------
  *
  * ratings.c
- *	  Reads (user, item, rating) rows from the source relation through SPI,
- *	  as the calling user, numbers users and items densely in ascending id
- *	  order, and builds compressed sparse rows in both directions.
+ *	  Reads (user, item, rating) rows from the source relation as the
+ *	  calling user, numbers users and items densely in ascending id order,
+ *	  and builds compressed sparse rows in both directions.
+ *
+ *	  A plain table or materialized view that the caller may read in full
+ *	  (SELECT on the table or on the three columns, no row-level security,
+ *	  no inheritance children) is read by a direct heap scan; anything else
+ *	  (views, partitioned and foreign tables, RLS) through an SPI cursor,
+ *	  which applies every rule a SELECT would.  Rows are kept in fixed-size
+ *	  chunks while reading, with ids mapped to indices on the fly, so that
+ *	  nothing is ever copied to grow: 16 bytes a rating while reading, at
+ *	  most 28 while the sparse rows are built, 24 after.
  *
  *	  Never writes anything.  The caller must be connected to SPI.
  *
@@ -14,25 +23,65 @@
 #include <math.h>
 
 #include "access/relation.h"
+#include "access/table.h"
+#include "access/tableam.h"
 #include "catalog/pg_class.h"
+#include "catalog/pg_inherits.h"
 #include "catalog/pg_type.h"
 #include "executor/spi.h"
+#include "executor/tuptable.h"
 #include "lib/stringinfo.h"
 #include "miscadmin.h"
+#include "utils/acl.h"
 #include "utils/builtins.h"
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
 #include "utils/rel.h"
+#include "utils/rls.h"
+#include "utils/snapmgr.h"
+#include "utils/syscache.h"
 
-/* Raw rows as read, before ids are mapped; grown by doubling. */
-typedef struct RawRatings
+/* Rows per chunk of the rows being read. */
+#define MF_CHUNK_ROWS	65536
+
+/*
+ * Bytes per rating while reading (a chunk row) and at the peak of building
+ * the sparse rows (chunks plus the first CSR); see the file header.
+ */
+#define MF_READ_BYTES_PER_RATING	16
+#define MF_BUILD_BYTES_PER_RATING	28
+
+/* One chunk of rows read: dense indices in order of first appearance. */
+typedef struct RowChunk
 {
-	int64		n;
-	int64		capacity;
-	int64	   *user;
-	int64	   *item;
-	double	   *rating;
-} RawRatings;
+	int32		user[MF_CHUNK_ROWS];
+	int32		item[MF_CHUNK_ROWS];
+	double		rating[MF_CHUNK_ROWS];
+} RowChunk;
+
+/* Distinct ids in order of first appearance, with a map back. */
+typedef struct IdNumbering
+{
+	mf_idmap_hash *map;			/* id -> index in ids */
+	int64	   *ids;
+	int32		n;
+	int32		capacity;
+	const char *kind;			/* "users" or "items", for errors */
+} IdNumbering;
+
+/* Everything read so far. */
+typedef struct ReadState
+{
+	const MfSource *source;
+	MemoryContext cxt;
+	IdNumbering users;
+	IdNumbering items;
+	RowChunk  **chunks;
+	int32		n_chunks;
+	int32		chunk_capacity;
+	int64		n_rows;
+	int64		n_skipped;
+} ReadState;
 
 /* A comma-separated list of the relation's columns, for error hints. */
 static char *
@@ -146,6 +195,9 @@ mf_source_validate(MfSource *source)
 									   source->rating_col, rating_types,
 									   lengthof(rating_types),
 									   "a numeric type (smallint, integer, bigint, real, double precision or numeric)");
+	source->user_attnum = get_attnum(source->relid, source->user_col);
+	source->item_attnum = get_attnum(source->relid, source->item_col);
+	source->rating_attnum = get_attnum(source->relid, source->rating_col);
 	if (strcmp(source->user_col, source->item_col) == 0)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
@@ -154,33 +206,13 @@ mf_source_validate(MfSource *source)
 				 errhint("Name the column of user ids with user_col and the column of item ids with item_col.")));
 }
 
-static void
-raw_append(RawRatings *raw, MemoryContext cxt, int64 user, int64 item,
-		   double rating)
+static int
+compare_int64(const void *a, const void *b)
 {
-	if (raw->n == raw->capacity)
-	{
-		int64		capacity = raw->capacity == 0 ? 65536 : raw->capacity * 2;
-		Size		bytes = mul_size((Size) capacity, sizeof(int64));
+	int64		x = *(const int64 *) a;
+	int64		y = *(const int64 *) b;
 
-		if (raw->capacity == 0)
-		{
-			raw->user = MemoryContextAllocHuge(cxt, bytes);
-			raw->item = MemoryContextAllocHuge(cxt, bytes);
-			raw->rating = MemoryContextAllocHuge(cxt, bytes);
-		}
-		else
-		{
-			raw->user = repalloc_huge(raw->user, bytes);
-			raw->item = repalloc_huge(raw->item, bytes);
-			raw->rating = repalloc_huge(raw->rating, bytes);
-		}
-		raw->capacity = capacity;
-	}
-	raw->user[raw->n] = user;
-	raw->item[raw->n] = item;
-	raw->rating[raw->n] = rating;
-	raw->n++;
+	return (x > y) - (x < y);
 }
 
 /* An id column's value (smallint, integer or bigint) as int64. */
@@ -222,30 +254,54 @@ rating_value(Datum value, Oid type)
 	}
 }
 
-/* State of read_rows while it scans. */
-typedef struct ReadState
+/* The dense index of id, numbering it if it is new. */
+static int32
+number_id(IdNumbering *numbering, MemoryContext cxt, int64 id)
 {
-	const MfSource *source;
-	MemoryContext cxt;
-	RawRatings *raw;
-	int64		n_skipped;
-} ReadState;
+	bool		found;
+	MfIdEntry  *entry = mf_idmap_insert(numbering->map, id, &found);
 
-/* mf_spi_scan callback: keeps one (user, item, rating) row. */
+	if (!found)
+	{
+		if (numbering->n == PG_INT32_MAX)
+			ereport(ERROR,
+					(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+					 errmsg("too many distinct %s", numbering->kind),
+					 errdetail("mf_ext supports at most %d distinct %s.",
+							   PG_INT32_MAX - 1, numbering->kind)));
+		if (numbering->n == numbering->capacity)
+		{
+			numbering->capacity = numbering->capacity * 2;
+			numbering->ids = repalloc_huge(numbering->ids,
+										   mul_size(numbering->capacity, sizeof(int64)));
+		}
+		entry->index = numbering->n;
+		numbering->ids[numbering->n++] = id;
+	}
+	return entry->index;
+}
+
 static void
-read_one_row(HeapTuple tuple, TupleDesc desc, void *arg)
+numbering_init(IdNumbering *numbering, MemoryContext cxt, const char *kind)
 {
-	ReadState  *state = arg;
-	bool		user_null,
-				item_null,
-				rating_null;
-	Datum		user = SPI_getbinval(tuple, desc, 1, &user_null);
-	Datum		item = SPI_getbinval(tuple, desc, 2, &item_null);
-	Datum		rating = SPI_getbinval(tuple, desc, 3, &rating_null);
+	numbering->map = mf_idmap_create(cxt, 1024, NULL);
+	numbering->capacity = 1024;
+	numbering->ids = MemoryContextAlloc(cxt, sizeof(int64) * numbering->capacity);
+	numbering->n = 0;
+	numbering->kind = kind;
+}
+
+/* Keeps one row: skips NULLs, rejects non-finite ratings, appends. */
+static void
+accept_row(ReadState *state, Datum user, bool user_null, Datum item,
+		   bool item_null, Datum rating, bool rating_null)
+{
 	const MfSource *source = state->source;
 	int64		user_id,
 				item_id;
 	double		value;
+	RowChunk   *chunk;
+	int32		slot;
 
 	if (user_null || item_null || rating_null)
 	{
@@ -263,104 +319,220 @@ read_one_row(HeapTuple tuple, TupleDesc desc, void *arg)
 						isnan(value) ? "NaN" : "infinite or beyond the range of double precision"),
 				 errhint("Fix or delete that row, or train on a view that leaves out such ratings: WHERE abs(%s) < 1e300.",
 						 quote_identifier(source->rating_col))));
-	raw_append(state->raw, state->cxt, user_id, item_id, value);
-}
 
-/* Reads the source's non-NULL rows into raw; returns how many were skipped. */
-static int64
-read_rows(const MfSource *source, MemoryContext cxt, RawRatings *raw)
-{
-	ReadState	state = {source, cxt, raw, 0};
-	char	   *query;
-
-	query = psprintf("SELECT %s, %s, %s FROM %s",
-					 quote_identifier(source->user_col),
-					 quote_identifier(source->item_col),
-					 quote_identifier(source->rating_col),
-					 mf_source_display_name(source->relid));
-	mf_spi_scan(query, 0, NULL, NULL, read_one_row, &state);
-	return state.n_skipped;
-}
-
-static int
-compare_int64(const void *a, const void *b)
-{
-	int64		x = *(const int64 *) a;
-	int64		y = *(const int64 *) b;
-
-	return (x > y) - (x < y);
-}
-
-/*
- * Distinct values of ids[0..n-1], sorted ascending, into *distinct; returns
- * their count.  kind names them in the error for too many.
- */
-static int32
-distinct_sorted(MemoryContext cxt, const int64 *ids, int64 n,
-				int64 **distinct, const char *kind)
-{
-	mf_idmap_hash *seen = mf_idmap_create(cxt, 1024, NULL);
-	mf_idmap_iterator iter;
-	MfIdEntry  *entry;
-	int64	   *out;
-	int64		count = 0;
-
-	for (int64 r = 0; r < n; r++)
+	slot = (int32) (state->n_rows % MF_CHUNK_ROWS);
+	if (slot == 0)
 	{
-		bool		found;
-
-		mf_idmap_insert(seen, ids[r], &found);
-		if ((r & 0xFFFF) == 0)
-			CHECK_FOR_INTERRUPTS();
+		/* a new chunk: within the memory limit, with room in the list */
+		mf_check_memory(mul_size(add_size(state->n_rows, MF_CHUNK_ROWS),
+							  MF_READ_BYTES_PER_RATING),
+					 psprintf("Reading the ratings: more than " INT64_FORMAT " rows so far.",
+							  state->n_rows));
+		if (state->n_chunks == state->chunk_capacity)
+		{
+			state->chunk_capacity *= 2;
+			state->chunks = repalloc_huge(state->chunks,
+										  mul_size(state->chunk_capacity, sizeof(RowChunk *)));
+		}
+		state->chunks[state->n_chunks++] = MemoryContextAlloc(state->cxt, sizeof(RowChunk));
+		CHECK_FOR_INTERRUPTS();
 	}
-	if (seen->members > (uint64) PG_INT32_MAX)
-		ereport(ERROR,
-				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
-				 errmsg("too many distinct %s: " UINT64_FORMAT, kind,
-						(uint64) seen->members),
-				 errdetail("mf_ext supports at most %d distinct %s.",
-						   PG_INT32_MAX, kind)));
+	chunk = state->chunks[state->n_chunks - 1];
+	chunk->user[slot] = number_id(&state->users, state->cxt, user_id);
+	chunk->item[slot] = number_id(&state->items, state->cxt, item_id);
+	chunk->rating[slot] = value;
+	state->n_rows++;
+}
 
-	out = mf_alloc_array(cxt, seen->members, sizeof(int64));
-	mf_idmap_start_iterate(seen, &iter);
-	while ((entry = mf_idmap_iterate(seen, &iter)) != NULL)
-		out[count++] = entry->id;
-	mf_idmap_destroy(seen);
+/* mf_spi_scan callback. */
+static void
+accept_spi_row(HeapTuple tuple, TupleDesc desc, void *arg)
+{
+	bool		user_null,
+				item_null,
+				rating_null;
+	Datum		user = SPI_getbinval(tuple, desc, 1, &user_null);
+	Datum		item = SPI_getbinval(tuple, desc, 2, &item_null);
+	Datum		rating = SPI_getbinval(tuple, desc, 3, &rating_null);
 
-	qsort(out, count, sizeof(int64), compare_int64);
-	*distinct = out;
-	return (int32) count;
+	accept_row(arg, user, user_null, item, item_null, rating, rating_null);
 }
 
 /*
- * Fills csr (n_rows rows) from entries given as (row, col, val) arrays, by
- * counting sort: within a row, entries keep the order they are given in.
+ * True when a direct heap scan returns exactly the rows the caller's
+ * SELECT would: a plain table or materialized view without inheritance
+ * children or row-level security, readable by the current user.
  */
-static void
-csr_build(MfCsr *csr, MemoryContext cxt, int32 n_rows, int64 n,
-		  const int32 *row, const int32 *col, const double *val)
+static bool
+can_scan_directly(const MfSource *source)
 {
-	int64	   *next;
+	char		relkind = get_rel_relkind(source->relid);
+	Oid			user = GetUserId();
+	AttrNumber	columns[3] = {source->user_attnum, source->item_attnum,
+	source->rating_attnum};
 
+	if (relkind != RELKIND_RELATION && relkind != RELKIND_MATVIEW)
+		return false;
+	if (has_subclass(source->relid))
+		return false;
+	if (check_enable_rls(source->relid, InvalidOid, true) == RLS_ENABLED)
+		return false;
+	if (pg_class_aclcheck(source->relid, user, ACL_SELECT) == ACLCHECK_OK)
+		return true;
+	for (int c = 0; c < 3; c++)
+		if (pg_attribute_aclcheck(source->relid, columns[c], user, ACL_SELECT) != ACLCHECK_OK)
+			return false;
+	return true;
+}
+
+/*
+ * Reads the rows by a heap scan under the statement's snapshot.  Returns
+ * false, having read nothing, for an unpopulated materialized view (the
+ * SPI path then reports it as a SELECT would).
+ */
+static bool
+read_by_scan(ReadState *state)
+{
+	const MfSource *source = state->source;
+	Relation	rel = table_open(source->relid, AccessShareLock);
+	Snapshot	snapshot;
+	TupleTableSlot *slot;
+	TableScanDesc scan;
+
+	if (!RelationIsPopulated(rel))
+	{
+		table_close(rel, AccessShareLock);
+		return false;
+	}
+	snapshot = RegisterSnapshot(GetActiveSnapshot());
+	slot = table_slot_create(rel, NULL);
+	scan = table_beginscan(rel, snapshot, 0, NULL);
+	while (table_scan_getnextslot(scan, ForwardScanDirection, slot))
+	{
+		bool		user_null,
+					item_null,
+					rating_null;
+		Datum		user = slot_getattr(slot, source->user_attnum, &user_null);
+		Datum		item = slot_getattr(slot, source->item_attnum, &item_null);
+		Datum		rating = slot_getattr(slot, source->rating_attnum, &rating_null);
+
+		accept_row(state, user, user_null, item, item_null, rating, rating_null);
+	}
+	table_endscan(scan);
+	ExecDropSingleTupleTableSlot(slot);
+	UnregisterSnapshot(snapshot);
+	table_close(rel, AccessShareLock);
+	return true;
+}
+
+static void
+read_by_spi(ReadState *state)
+{
+	const MfSource *source = state->source;
+
+	mf_spi_scan(psprintf("SELECT %s, %s, %s FROM %s",
+						 quote_identifier(source->user_col),
+						 quote_identifier(source->item_col),
+						 quote_identifier(source->rating_col),
+						 mf_source_display_name(source->relid)),
+				0, NULL, NULL, accept_spi_row, state);
+}
+
+/* Fails early when the planner's row estimate already exceeds the limit. */
+static void
+check_estimated_rows(const MfSource *source)
+{
+	char		relkind = get_rel_relkind(source->relid);
+	HeapTuple	tuple;
+	float4		reltuples;
+
+	if (relkind != RELKIND_RELATION && relkind != RELKIND_MATVIEW)
+		return;
+	tuple = SearchSysCache1(RELOID, ObjectIdGetDatum(source->relid));
+	if (!HeapTupleIsValid(tuple))
+		return;
+	reltuples = ((Form_pg_class) GETSTRUCT(tuple))->reltuples;
+	ReleaseSysCache(tuple);
+	if (reltuples > 0)
+		mf_check_memory((Size) reltuples * MF_BUILD_BYTES_PER_RATING,
+					 psprintf("The ratings: about %.0f rows by the planner's estimate, %d bytes each while they are indexed.",
+							  reltuples, MF_BUILD_BYTES_PER_RATING));
+}
+
+/* remap[appearance index] = position of that id in ascending order. */
+static int32 *
+sorted_numbering(IdNumbering *numbering, MemoryContext cxt, int64 **sorted_ids)
+{
+	int32		n = numbering->n;
+	int64	   *ids = mf_alloc_array(cxt, n, sizeof(int64));
+	int32	   *remap = mf_alloc_array(cxt, n, sizeof(int32));
+	mf_idmap_hash *map;
+
+	memcpy(ids, numbering->ids, sizeof(int64) * n);
+	qsort(ids, n, sizeof(int64), compare_int64);
+	map = mf_idmap_from_sorted(cxt, ids, n);
+	for (int32 a = 0; a < n; a++)
+		remap[a] = mf_idmap_index(map, numbering->ids[a]);
+	mf_idmap_destroy(map);
+	*sorted_ids = ids;
+	return remap;
+}
+
+static void
+csr_alloc(MfCsr *csr, MemoryContext cxt, int32 n_rows, int64 n)
+{
 	csr->n_rows = n_rows;
 	csr->row_start = mf_alloc_array(cxt, (Size) n_rows + 1, sizeof(int64));
 	csr->col = mf_alloc_array(cxt, n, sizeof(int32));
 	csr->val = mf_alloc_array(cxt, n, sizeof(double));
-
 	memset(csr->row_start, 0, sizeof(int64) * ((Size) n_rows + 1));
-	for (int64 e = 0; e < n; e++)
-		csr->row_start[row[e] + 1]++;
-	for (int32 r = 0; r < n_rows; r++)
+}
+
+/* Turns per-row counts in row_start[r + 1] into offsets; returns cursors. */
+static int64 *
+csr_offsets(MfCsr *csr, MemoryContext cxt)
+{
+	int64	   *next = mf_alloc_array(cxt, csr->n_rows, sizeof(int64));
+
+	for (int32 r = 0; r < csr->n_rows; r++)
 		csr->row_start[r + 1] += csr->row_start[r];
+	memcpy(next, csr->row_start, sizeof(int64) * csr->n_rows);
+	return next;
+}
 
-	next = mf_alloc_array(cxt, n_rows, sizeof(int64));
-	memcpy(next, csr->row_start, sizeof(int64) * n_rows);
+static void
+csr_free(MfCsr *csr)
+{
+	pfree(csr->row_start);
+	pfree(csr->col);
+	pfree(csr->val);
+}
+
+/*
+ * out = the transpose of in (n_cols columns), by counting sort: each row of
+ * out lists its entries in the order of in's rows, i.e. sorted by column.
+ */
+static void
+csr_transpose(const MfCsr *in, int32 n_cols, MfCsr *out, MemoryContext cxt)
+{
+	int64		n = in->row_start[in->n_rows];
+	int64	   *next;
+
+	csr_alloc(out, cxt, n_cols, n);
 	for (int64 e = 0; e < n; e++)
+		out->row_start[in->col[e] + 1]++;
+	next = csr_offsets(out, cxt);
+	for (int32 r = 0; r < in->n_rows; r++)
 	{
-		int64		slot = next[row[e]]++;
+		for (int64 e = in->row_start[r]; e < in->row_start[r + 1]; e++)
+		{
+			int64		slot = next[in->col[e]]++;
 
-		csr->col[slot] = col[e];
-		csr->val[slot] = val[e];
+			out->col[slot] = r;
+			out->val[slot] = in->val[e];
+		}
+		if ((r & 1023) == 0)
+			CHECK_FOR_INTERRUPTS();
 	}
 	pfree(next);
 }
@@ -390,22 +562,20 @@ csr_sort_duplicates(MfCsr *csr)
 		}
 }
 
-/* Expands a CSR's implicit row numbers into an explicit array. */
-static int32 *
-csr_row_of_entries(const MfCsr *csr, MemoryContext cxt)
+int32
+mf_csr_longest_row(const MfCsr *rows)
 {
-	int32	   *row = mf_alloc_array(cxt, csr->row_start[csr->n_rows], sizeof(int32));
+	int64		longest = 0;
 
-	for (int32 r = 0; r < csr->n_rows; r++)
-		for (int64 e = csr->row_start[r]; e < csr->row_start[r + 1]; e++)
-			row[e] = r;
-	return row;
+	for (int32 r = 0; r < rows->n_rows; r++)
+		longest = Max(longest, rows->row_start[r + 1] - rows->row_start[r]);
+	return (int32) Min(longest, PG_INT32_MAX);
 }
 
 /*
  * Reads the source into a new MfRatings allocated in cxt.  Both CSRs are
  * sorted within each row by the other side's index, so the model does not
- * depend on the order in which the scan returned the rows.
+ * depend on the order in which the rows were read.
  */
 MfRatings *
 mf_ratings_read(const MfSource *source, MemoryContext cxt)
@@ -413,48 +583,78 @@ mf_ratings_read(const MfSource *source, MemoryContext cxt)
 	MfRatings  *ratings = MemoryContextAllocZero(cxt, sizeof(MfRatings));
 	MemoryContext scratch = AllocSetContextCreate(cxt, "mf_ext ratings scratch",
 												  ALLOCSET_DEFAULT_SIZES);
-	RawRatings	raw = {0};
-	int32	   *user_index;
-	int32	   *item_index;
-	int32	   *row_of_entry;
-	mf_idmap_hash *map;
-	MfCsr		item_first;
+	ReadState	state = {0};
+	int32	   *user_remap;
+	int32	   *item_remap;
+	MfCsr		by_item_unsorted;
+	int64		n;
 
-	ratings->n_skipped = read_rows(source, scratch, &raw);
-	ratings->n_ratings = raw.n;
-	if (raw.n == 0)
+	check_estimated_rows(source);
+
+	state.source = source;
+	state.cxt = scratch;
+	numbering_init(&state.users, scratch, "users");
+	numbering_init(&state.items, scratch, "items");
+	state.chunk_capacity = 64;
+	state.chunks = MemoryContextAlloc(scratch, sizeof(RowChunk *) * state.chunk_capacity);
+	if (!can_scan_directly(source) || !read_by_scan(&state))
+		read_by_spi(&state);
+
+	n = ratings->n_ratings = state.n_rows;
+	ratings->n_skipped = state.n_skipped;
+	if (n == 0)
+	{
+		MemoryContextDelete(scratch);
 		return ratings;
+	}
+	mf_check_memory(mul_size(n, MF_BUILD_BYTES_PER_RATING),
+				 psprintf("Indexing " INT64_FORMAT " ratings of %d users and %d items takes %d bytes a rating.",
+						  n, state.users.n, state.items.n, MF_BUILD_BYTES_PER_RATING));
 
-	ratings->n_users = distinct_sorted(cxt, raw.user, raw.n,
-									   &ratings->user_ids, "users");
-	ratings->n_items = distinct_sorted(cxt, raw.item, raw.n,
-									   &ratings->item_ids, "items");
-
-	user_index = mf_alloc_array(scratch, raw.n, sizeof(int32));
-	map = mf_idmap_from_sorted(scratch, ratings->user_ids, ratings->n_users);
-	for (int64 r = 0; r < raw.n; r++)
-		user_index[r] = mf_idmap_index(map, raw.user[r]);
-	item_index = mf_alloc_array(scratch, raw.n, sizeof(int32));
-	map = mf_idmap_from_sorted(scratch, ratings->item_ids, ratings->n_items);
-	for (int64 r = 0; r < raw.n; r++)
-		item_index[r] = mf_idmap_index(map, raw.item[r]);
-	CHECK_FOR_INTERRUPTS();
+	ratings->n_users = state.users.n;
+	ratings->n_items = state.items.n;
+	user_remap = sorted_numbering(&state.users, cxt, &ratings->user_ids);
+	item_remap = sorted_numbering(&state.items, cxt, &ratings->item_ids);
 
 	/*
-	 * Three counting sorts: by item in scan order, then by user (now sorted
+	 * Three counting sorts: by item in reading order, then by user (sorted
 	 * by item within each user), then by item again (sorted by user).
 	 */
-	csr_build(&item_first, scratch, ratings->n_items, raw.n,
-			  item_index, user_index, raw.rating);
-	row_of_entry = csr_row_of_entries(&item_first, scratch);
-	csr_build(&ratings->by_user, cxt, ratings->n_users, raw.n,
-			  item_first.col, row_of_entry, item_first.val);
-	row_of_entry = csr_row_of_entries(&ratings->by_user, scratch);
-	csr_build(&ratings->by_item, cxt, ratings->n_items, raw.n,
-			  ratings->by_user.col, row_of_entry, ratings->by_user.val);
+	csr_alloc(&by_item_unsorted, cxt, ratings->n_items, n);
+	for (int32 c = 0; c < state.n_chunks; c++)
+	{
+		int32		rows = (int32) Min(MF_CHUNK_ROWS, n - (int64) c * MF_CHUNK_ROWS);
+
+		for (int32 r = 0; r < rows; r++)
+			by_item_unsorted.row_start[item_remap[state.chunks[c]->item[r]] + 1]++;
+	}
+	{
+		int64	   *next = csr_offsets(&by_item_unsorted, cxt);
+
+		for (int32 c = 0; c < state.n_chunks; c++)
+		{
+			RowChunk   *chunk = state.chunks[c];
+			int32		rows = (int32) Min(MF_CHUNK_ROWS, n - (int64) c * MF_CHUNK_ROWS);
+
+			for (int32 r = 0; r < rows; r++)
+			{
+				int64		slot = next[item_remap[chunk->item[r]]]++;
+
+				by_item_unsorted.col[slot] = user_remap[chunk->user[r]];
+				by_item_unsorted.val[slot] = chunk->rating[r];
+			}
+			CHECK_FOR_INTERRUPTS();
+		}
+		pfree(next);
+	}
+	MemoryContextDelete(scratch);	/* the chunks and id maps */
+	pfree(user_remap);
+	pfree(item_remap);
+
+	csr_transpose(&by_item_unsorted, ratings->n_users, &ratings->by_user, cxt);
+	csr_free(&by_item_unsorted);
+	csr_transpose(&ratings->by_user, ratings->n_items, &ratings->by_item, cxt);
 	csr_sort_duplicates(&ratings->by_user);
 	csr_sort_duplicates(&ratings->by_item);
-
-	MemoryContextDelete(scratch);
 	return ratings;
 }

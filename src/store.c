@@ -22,8 +22,9 @@
 #include "utils/builtins.h"
 #include "utils/lsyscache.h"
 
-/* Factor rows written per INSERT statement. */
+/* Factor rows, and factors, written per INSERT statement at the most. */
 #define MF_STORE_BATCH_ROWS		10000
+#define MF_STORE_BATCH_NUMBERS	(1024 * 1024)
 /* Rated item ids written per INSERT statement (soft limit). */
 #define MF_STORE_BATCH_RATED	1000000
 
@@ -70,8 +71,9 @@ mf_factors_from_datum(Datum datum, bool isnull, int k, double *out,
 typedef struct ItemLoad
 {
 	mf_idmap_hash *items;		/* item id -> dense index in the new data */
+	MfAls	   *als;
+	double	   *values;			/* k numbers */
 	int			k;
-	double	   *item_factors;
 } ItemLoad;
 
 /* mf_spi_scan callback: copies one stored item's factors, if still rated. */
@@ -85,18 +87,19 @@ load_item_row(HeapTuple tuple, TupleDesc desc, void *arg)
 	int32		index = mf_idmap_index(load->items, item_id);
 
 	if (index >= 0)
-		mf_factors_from_datum(factors, isnull, load->k,
-							  load->item_factors + (Size) index * load->k,
-							  "item", item_id);
+	{
+		mf_factors_from_datum(factors, isnull, load->k, load->values, "item", item_id);
+		mf_als_set_item(load->als, index, load->values);
+	}
 }
 
 /*
- * Overwrites the rows of item_factors for the items that the stored model
+ * Overwrites the solver's item factors for the items that the stored model
  * named model_name holds.  Returns false when there is no such model.
  */
 bool
 mf_store_load_items(const char *schema, const char *model_name, int k,
-					const MfRatings *ratings, double *item_factors)
+					const MfRatings *ratings, MfAls *als)
 {
 	Oid			argtypes[1] = {TEXTOID};
 	Datum		args[1] = {CStringGetTextDatum(model_name)};
@@ -125,7 +128,8 @@ mf_store_load_items(const char *schema, const char *model_name, int k,
 	load.items = mf_idmap_from_sorted(CurrentMemoryContext, ratings->item_ids,
 									  ratings->n_items);
 	load.k = k;
-	load.item_factors = item_factors;
+	load.als = als;
+	load.values = palloc(sizeof(double) * k);
 	argtypes[0] = INT4OID;
 	args[0] = Int32GetDatum(model_id);
 	mf_spi_scan(psprintf("SELECT item_id, factors FROM %s.mf_item_factors WHERE model_id = $1",
@@ -143,11 +147,13 @@ upsert_model_row(const char *schema, const MfModelRecord *record,
 	Oid			argtypes[] = {TEXTOID, TEXTOID, NAMEOID, NAMEOID, NAMEOID,
 		INT4OID, FLOAT8OID, INT4OID, INT4OID, BOOLOID,
 		INT8OID, INT8OID, INT8OID, INT8OID,
-	FLOAT8ARRAYOID, FLOAT8OID, FLOAT8OID};
+		FLOAT8ARRAYOID, FLOAT8OID, FLOAT8OID,
+	BOOLOID, FLOAT8OID, FLOAT8ARRAYOID};
 	Datum		args[lengthof(argtypes)];
 	const char *columns = "source, user_col, item_col, rating_col, k, lambda,"
 		" iterations, seed, warm_start, n_users, n_items, n_ratings,"
-		" skipped_rows, loss, train_rmse, train_seconds, trained_at, version";
+		" skipped_rows, loss, train_rmse, train_seconds, double_precision,"
+		" load_seconds, iteration_seconds, trained_at, version";
 	char	   *values;
 	char	   *query;
 	bool		isnull;
@@ -170,6 +176,10 @@ upsert_model_row(const char *schema, const MfModelRecord *record,
 	args[n++] = PointerGetDatum(flat_array(FLOAT8OID, record->loss, record->iterations));
 	args[n++] = Float8GetDatum(record->train_rmse);
 	args[n++] = Float8GetDatum(record->train_seconds);
+	args[n++] = BoolGetDatum(record->double_precision);
+	args[n++] = Float8GetDatum(record->load_seconds);
+	args[n++] = PointerGetDatum(flat_array(FLOAT8OID, record->iteration_seconds,
+										   record->iterations));
 	Assert(n == lengthof(argtypes));
 
 	/*
@@ -193,7 +203,7 @@ upsert_model_row(const char *schema, const MfModelRecord *record,
 	}
 
 	values = psprintf("$2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14,"
-					  " $15, $16, $17, pg_catalog.now(),"
+					  " $15, $16, $17, $18, $19, $20, pg_catalog.now(),"
 					  " pg_catalog.nextval(%s::pg_catalog.regclass)",
 					  quote_literal_cstr(psprintf("%s.mf_model_version_seq", schema)));
 	query = psprintf("UPDATE %s.mf_models SET (%s) = ROW(%s) WHERE name = $1 RETURNING model_id",
@@ -224,8 +234,11 @@ upsert_model_row(const char *schema, const MfModelRecord *record,
  */
 static void
 insert_factor_rows(const char *schema, int32 model_id, int k, bool users,
-				   const MfRatings *ratings, const double *factors)
+				   const MfRatings *ratings, const MfAls *als)
 {
+	int32		batch_rows = Min(MF_STORE_BATCH_ROWS, Max(1, MF_STORE_BATCH_NUMBERS / k));
+	double	   *factors = mf_alloc_array(CurrentMemoryContext,
+										 (Size) batch_rows * k, sizeof(double));
 	const char *table = users ? "mf_user_factors" : "mf_item_factors";
 	const char *id_col = users ? "user_id" : "item_id";
 	const int64 *ids = users ? ratings->user_ids : ratings->item_ids;
@@ -251,9 +264,10 @@ insert_factor_rows(const char *schema, int32 model_id, int k, bool users,
 
 	if (users)
 	{
-		rated_start = palloc(sizeof(int32) * (MF_STORE_BATCH_ROWS + 1));
+		rated_start = palloc(sizeof(int32) * (batch_rows + 1));
 		rated = mf_alloc_array(CurrentMemoryContext,
-							   ratings->n_ratings, sizeof(int64));
+							   MF_STORE_BATCH_RATED + (Size) mf_csr_longest_row(csr),
+							   sizeof(int64));
 	}
 
 	for (int32 first = 0; first < n_rows;)
@@ -261,8 +275,8 @@ insert_factor_rows(const char *schema, int32 model_id, int k, bool users,
 		int32		last = first;
 		int32		n_rated = 0;
 
-		/* One batch: up to MF_STORE_BATCH_ROWS rows, fewer when users rated a lot. */
-		while (last < n_rows && last - first < MF_STORE_BATCH_ROWS &&
+		/* One batch: up to batch_rows rows, fewer when users rated a lot. */
+		while (last < n_rows && last - first < batch_rows &&
 			   (!users || last == first || n_rated < MF_STORE_BATCH_RATED))
 		{
 			if (users)
@@ -282,8 +296,8 @@ insert_factor_rows(const char *schema, int32 model_id, int k, bool users,
 
 		args[0] = Int32GetDatum(model_id);
 		args[1] = PointerGetDatum(flat_array(INT8OID, ids + first, last - first));
-		args[2] = PointerGetDatum(flat_array(FLOAT8OID, factors + (Size) first * k,
-											 (last - first) * k));
+		mf_als_get_rows(als, users, first, last - first, factors);
+		args[2] = PointerGetDatum(flat_array(FLOAT8OID, factors, (last - first) * k));
 		args[3] = Int32GetDatum(k);
 		if (users)
 		{
@@ -308,8 +322,7 @@ insert_factor_rows(const char *schema, int32 model_id, int k, bool users,
  */
 int32
 mf_store_model(const char *schema, const MfModelRecord *record,
-			   const MfRatings *ratings, const double *user_factors,
-			   const double *item_factors)
+			   const MfRatings *ratings, const MfAls *als)
 {
 	int32		model_id = upsert_model_row(schema, record, ratings);
 	Oid			argtypes[1] = {INT4OID};
@@ -323,7 +336,7 @@ mf_store_model(const char *schema, const MfModelRecord *record,
 							  1, argtypes, args, NULL, false, 0) != SPI_OK_DELETE)
 		elog(ERROR, "could not delete the old factors of model %d", model_id);
 
-	insert_factor_rows(schema, model_id, record->k, true, ratings, user_factors);
-	insert_factor_rows(schema, model_id, record->k, false, ratings, item_factors);
+	insert_factor_rows(schema, model_id, record->k, true, ratings, als);
+	insert_factor_rows(schema, model_id, record->k, false, ratings, als);
 	return model_id;
 }

@@ -35,19 +35,20 @@ enum
 	ARG_RATING_COL,
 	ARG_MODEL_NAME,
 	ARG_WARM_START,
-	ARG_SEED
+	ARG_SEED,
+	ARG_DOUBLE_PRECISION
 };
 
 static const char *const arg_names[] = {
 	"source", "k", "lambda", "iterations", "user_col", "item_col",
-	"rating_col", "model_name", "warm_start", "seed"
+	"rating_col", "model_name", "warm_start", "seed", "double_precision"
 };
 
 /* Every argument but model_name must be given (or left to its default). */
 static void
 check_not_null(FunctionCallInfo fcinfo)
 {
-	for (int arg = ARG_SOURCE; arg <= ARG_SEED; arg++)
+	for (int arg = ARG_SOURCE; arg <= ARG_DOUBLE_PRECISION; arg++)
 		if (arg != ARG_MODEL_NAME && PG_ARGISNULL(arg))
 			ereport(ERROR,
 					(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
@@ -116,6 +117,29 @@ seconds_since(instr_time start)
 	return INSTR_TIME_GET_DOUBLE(now);
 }
 
+/*
+ * The SQL objects must be the version this module writes to; a module
+ * installed ahead of ALTER EXTENSION ... UPDATE would otherwise fail on a
+ * missing column after the whole fit.
+ */
+static void
+check_extension_version(void)
+{
+	bool		isnull;
+	Datum		version;
+
+	if (SPI_execute("SELECT extversion FROM pg_catalog.pg_extension WHERE extname = 'mf_ext'",
+					true, 1) != SPI_OK_SELECT || SPI_processed != 1)
+		elog(ERROR, "could not read the version of extension mf_ext");
+	version = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
+	if (strcmp(TextDatumGetCString(version), MF_EXT_VERSION) != 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("extension mf_ext is at version %s, but its module is version %s",
+						TextDatumGetCString(version), MF_EXT_VERSION),
+				 errhint("Run ALTER EXTENSION mf_ext UPDATE.")));
+}
+
 Datum
 mf_train(PG_FUNCTION_ARGS)
 {
@@ -124,12 +148,13 @@ mf_train(PG_FUNCTION_ARGS)
 	MemoryContext cxt;
 	MemoryContext old;
 	MfRatings  *ratings;
-	double	   *user_factors;
-	double	   *item_factors;
+	MfAls	   *als;
 	const char *schema;
 	instr_time	start;
+	instr_time	iteration_start;
 	double		sse = 0.0;
 	int32		model_id;
+	Size		estimate;
 
 	check_not_null(fcinfo);
 	INSTR_TIME_SET_CURRENT(start);
@@ -144,6 +169,9 @@ mf_train(PG_FUNCTION_ARGS)
 	record.iterations = PG_GETARG_INT32(ARG_ITERATIONS);
 	record.warm_start = PG_GETARG_BOOL(ARG_WARM_START);
 	record.seed = PG_GETARG_INT32(ARG_SEED);
+	/* double_precision came in 0.2; 0.1's SQL function trained in double */
+	record.double_precision = PG_NARGS() <= ARG_DOUBLE_PRECISION ||
+		PG_GETARG_BOOL(ARG_DOUBLE_PRECISION);
 	record.user_col = source.user_col;
 	record.item_col = source.item_col;
 	record.rating_col = source.rating_col;
@@ -163,6 +191,7 @@ mf_train(PG_FUNCTION_ARGS)
 	old = MemoryContextSwitchTo(cxt);
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
+	check_extension_version();
 
 	ratings = mf_ratings_read(&source, cxt);
 	if (ratings->n_skipped > 0)
@@ -176,44 +205,61 @@ mf_train(PG_FUNCTION_ARGS)
 				 errdetail("Rows with a NULL user, item or rating are skipped; " INT64_FORMAT " were.",
 						   ratings->n_skipped),
 				 errhint("Load ratings into the relation, or pass the one that holds them.")));
+	record.load_seconds = seconds_since(start);
 
-	user_factors = mf_alloc_array(cxt, mul_size(ratings->n_users, record.k), sizeof(double));
-	item_factors = mf_alloc_array(cxt, mul_size(ratings->n_items, record.k), sizeof(double));
-	mf_init_factors(item_factors, ratings->item_ids, ratings->n_items,
-					record.k, record.seed);
+	/* the solver's memory, on top of the ratings' 24 bytes each */
+	estimate = mf_als_memory_estimate(ratings->n_users, ratings->n_items,
+									  Max(mf_csr_longest_row(&ratings->by_user),
+										  mf_csr_longest_row(&ratings->by_item)),
+									  record.k, !record.double_precision, 0);
+	estimate = add_size(estimate, mul_size(ratings->n_ratings, 24));
+	mf_check_memory(estimate,
+					psprintf("Training on " INT64_FORMAT " ratings of %d users and %d items with k = %d in %s precision on %d threads.",
+							 ratings->n_ratings, ratings->n_users, ratings->n_items,
+							 record.k, record.double_precision ? "double" : "single",
+							 mf_als_thread_count()));
+
+	als = mf_als_create(ratings, record.k, record.lambda,
+						!record.double_precision, cxt);
+	mf_als_init_items(als, record.seed);
 	if (record.warm_start &&
-		!mf_store_load_items(schema, record.name, record.k, ratings, item_factors))
+		!mf_store_load_items(schema, record.name, record.k, ratings, als))
 		ereport(ERROR,
 				(errcode(ERRCODE_UNDEFINED_OBJECT),
 				 errmsg("cannot warm-start: model \"%s\" does not exist", record.name),
 				 errhint("Train it once without warm_start, or pass the model_name of an existing model.")));
 
 	record.loss = mf_alloc_array(cxt, record.iterations, sizeof(double));
+	record.iteration_seconds = mf_alloc_array(cxt, record.iterations, sizeof(double));
 	for (int iteration = 0; iteration < record.iterations; iteration++)
 	{
-		int32		failed;
+		MfAlsFailure failure;
 
-		failed = mf_als_solve_side(&ratings->by_user, item_factors, record.k,
-								   record.lambda, user_factors);
-		if (failed >= 0)
-			report_singular(ratings, true, failed, record.lambda);
-		failed = mf_als_solve_side(&ratings->by_item, user_factors, record.k,
-								   record.lambda, item_factors);
-		if (failed >= 0)
-			report_singular(ratings, false, failed, record.lambda);
-
-		mf_als_loss(ratings, user_factors, item_factors, record.k,
-					record.lambda, &record.loss[iteration], &sse);
+		INSTR_TIME_SET_CURRENT(iteration_start);
+		failure = mf_als_iterate(als, &record.loss[iteration], &sse);
+		if (failure.index >= 0)
+			report_singular(ratings, failure.users, failure.index, record.lambda);
+		if (!isfinite(record.loss[iteration]))
+			ereport(ERROR,
+					(errcode(ERRCODE_NUMERIC_VALUE_OUT_OF_RANGE),
+					 errmsg("training overflowed %s precision floating point in iteration %d",
+							record.double_precision ? "double" : "single", iteration + 1),
+					 errdetail("The objective J became %g: the ratings are too large.",
+							   record.loss[iteration]),
+					 errhint("Scale the ratings into a moderate range, for example 0 to 10%s.",
+							 record.double_precision ? "" : ", or pass double_precision := true")));
+		record.iteration_seconds[iteration] = seconds_since(iteration_start);
 		ereport(NOTICE,
 				(errmsg("iteration %d of %d: J = %.6g, training RMSE = %.6g",
 						iteration + 1, record.iterations, record.loss[iteration],
 						sqrt(sse / ratings->n_ratings)),
-				 errdetail("%.3f s since mf_train started.", seconds_since(start))));
+				 errdetail("%.3f s this iteration, %.3f s since mf_train started.",
+						   record.iteration_seconds[iteration], seconds_since(start))));
 	}
 	record.train_rmse = sqrt(sse / ratings->n_ratings);
 	record.train_seconds = seconds_since(start);
 
-	model_id = mf_store_model(schema, &record, ratings, user_factors, item_factors);
+	model_id = mf_store_model(schema, &record, ratings, als);
 
 	SPI_finish();
 	MemoryContextSwitchTo(old);
