@@ -156,3 +156,44 @@ SELECT (SELECT bool_and(a.factors = b.factors) FROM mf_user_factors a JOIN mf_us
        AS double_identical;
 SHOW mf_ext.threads;
 SET mf_ext.threads = -1;
+
+-- Reading: plain tables are scanned directly, but only when that returns
+-- what the caller's SELECT would.  Inheritance children are included...
+CREATE TABLE parent_ratings (user_id int, item_id int, rating float8);
+CREATE TABLE child_ratings () INHERITS (parent_ratings);
+INSERT INTO parent_ratings SELECT * FROM lowrank WHERE user_id <= 150;
+INSERT INTO child_ratings SELECT * FROM lowrank WHERE user_id > 150;
+SELECT mf_train('parent_ratings', k := 2, iterations := 1) IS NOT NULL AS trained;
+SELECT n_users, n_ratings FROM mf_models WHERE name = 'parent_ratings';
+
+-- Which path each source takes (DEBUG1 says).
+SET client_min_messages = debug1;
+\set VERBOSITY terse
+SELECT count(*) AS trained FROM (VALUES ('lowrank'), ('parent_ratings'), ('lowrank_view'),
+                                        ('lowrank_matview'), ('lowrank_parts')) AS s(source),
+     LATERAL mf_train(source::regclass, k := 1, iterations := 1, model_name := 'path ' || source);
+\set VERBOSITY default
+SET client_min_messages = warning;
+
+-- ... row-level security is honoured, and column privileges suffice.
+CREATE ROLE regress_mf_reader;
+GRANT SELECT, INSERT, UPDATE, DELETE ON mf_models, mf_user_factors, mf_item_factors TO regress_mf_reader;
+GRANT USAGE ON SEQUENCE mf_models_model_id_seq, mf_model_version_seq TO regress_mf_reader;
+CREATE TABLE secured AS SELECT * FROM lowrank;
+ALTER TABLE secured ENABLE ROW LEVEL SECURITY;
+CREATE POLICY first_hundred ON secured FOR SELECT USING (user_id <= 100);
+GRANT SELECT ON secured TO regress_mf_reader;
+CREATE TABLE columns_only AS SELECT *, 'secret'::text AS note FROM lowrank;
+GRANT SELECT (user_id, item_id, rating) ON columns_only TO regress_mf_reader;
+SET ROLE regress_mf_reader;
+SELECT mf_train('secured', k := 2, iterations := 1) IS NOT NULL AS trained;
+SELECT mf_train('columns_only', k := 2, iterations := 1) IS NOT NULL AS trained;
+SELECT mf_train('lowrank', k := 2, iterations := 1, model_name := 'not allowed');
+RESET ROLE;
+SELECT name, n_users, n_ratings FROM mf_models
+WHERE name IN ('secured', 'columns_only') ORDER BY name;
+-- The table owner is exempt from RLS unless forced, as for SELECT.
+SELECT mf_train('secured', k := 2, iterations := 1, model_name := 'secured by owner') IS NOT NULL;
+SELECT n_users FROM mf_models WHERE name = 'secured by owner';
+DROP OWNED BY regress_mf_reader;
+DROP ROLE regress_mf_reader;

@@ -597,8 +597,13 @@ mf_ratings_read(const MfSource *source, MemoryContext cxt)
 	numbering_init(&state.items, scratch, "items");
 	state.chunk_capacity = 64;
 	state.chunks = MemoryContextAlloc(scratch, sizeof(RowChunk *) * state.chunk_capacity);
-	if (!can_scan_directly(source) || !read_by_scan(&state))
+	if (can_scan_directly(source) && read_by_scan(&state))
+		elog(DEBUG1, "mf_train read %s by a heap scan", mf_source_display_name(source->relid));
+	else
+	{
 		read_by_spi(&state);
+		elog(DEBUG1, "mf_train read %s through SPI", mf_source_display_name(source->relid));
+	}
 
 	n = ratings->n_ratings = state.n_rows;
 	ratings->n_skipped = state.n_skipped;
