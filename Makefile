@@ -35,5 +35,10 @@ PG_CONFIG ?= pg_config
 PGXS := $(shell $(PG_CONFIG) --pgxs)
 include $(PGXS)
 
+# Benchmarks (not part of installcheck or CI): see test/bench/run.sh.
+.PHONY: bench
+bench:
+	bash test/bench/run.sh
+
 # Every object depends on the shared header (PGXS tracks no header deps).
 $(OBJS): src/mf_ext.h src/blas.h

@@ -10,6 +10,14 @@ ALTER TABLE @extschema@.mf_models ALTER COLUMN double_precision DROP DEFAULT;
 COMMENT ON TABLE @extschema@.mf_models IS
   'mf_ext: one row per trained model: how it was trained (source, columns, k, lambda, iterations, seed, precision), its size, the objective J after each iteration (loss) and the time taken (load_seconds, iteration_seconds)';
 
+-- Factor and rated-item arrays are stored uncompressed: pglz would spend
+-- most of a training's time on them and gain little.
+ALTER TABLE @extschema@.mf_user_factors
+    ALTER COLUMN factors SET STORAGE EXTERNAL,
+    ALTER COLUMN rated_items SET STORAGE EXTERNAL;
+ALTER TABLE @extschema@.mf_item_factors
+    ALTER COLUMN factors SET STORAGE EXTERNAL;
+
 DROP FUNCTION @extschema@.mf_train(regclass, integer, double precision, integer, name, name, name, text, boolean, integer);
 CREATE FUNCTION @extschema@.mf_train(
     source           regclass,

@@ -192,8 +192,8 @@ load_factor_row(HeapTuple tuple, TupleDesc desc, void *arg)
 }
 
 /*
- * Reads one side's factor rows into ids (in arrival order) and factors;
- * returns how many there were.
+ * Reads one side's factor rows into ids (ascending) and factors; returns
+ * how many there were.
  */
 static int32
 load_side(const char *schema, const ModelRow *row, bool users, int64 capacity,
@@ -203,8 +203,8 @@ load_side(const char *schema, const ModelRow *row, bool users, int64 capacity,
 	Oid			argtype = INT4OID;
 	Datum		arg = Int32GetDatum(row->model_id);
 
-	mf_spi_scan(psprintf("SELECT %s_id, factors FROM %s.mf_%s_factors WHERE model_id = $1",
-						 load.side, schema, load.side),
+	mf_spi_scan(psprintf("SELECT %s_id, factors FROM %s.mf_%s_factors WHERE model_id = $1 ORDER BY %s_id",
+						 load.side, schema, load.side, load.side),
 				1, &argtype, &arg, load_factor_row, &load);
 	return (int32) load.n;
 }
@@ -236,8 +236,8 @@ load_model(const char *schema, const ModelRow *row)
 							   model->user_factors);
 	model->n_items = load_side(schema, row, false, row->n_items, model->item_ids,
 							   model->item_factors);
-	model->user_map = mf_idmap_from_sorted(cxt, user_ids, model->n_users);
-	model->item_map = mf_idmap_from_sorted(cxt, model->item_ids, model->n_items);
+	model->user_map = mf_id_index_from_sorted(cxt, user_ids, model->n_users);
+	model->item_map = mf_id_index_from_sorted(cxt, model->item_ids, model->n_items);
 	pfree(user_ids);
 	MemoryContextSwitchTo(old);
 
@@ -319,7 +319,7 @@ static MfModel *
 cache_lookup(FunctionCallInfo fcinfo, int32 model_id, text *name)
 {
 	CallState  *state = fcinfo->flinfo->fn_extra;
-	Oid			schema_oid = get_func_namespace(fcinfo->flinfo->fn_oid);
+	Oid			schema_oid;
 	ModelRow	row;
 	CacheEntry *entry;
 	bool		found;
@@ -350,6 +350,7 @@ cache_lookup(FunctionCallInfo fcinfo, int32 model_id, text *name)
 		RegisterSubXactCallback(subabort_callback, NULL);
 	}
 
+	schema_oid = get_func_namespace(fcinfo->flinfo->fn_oid);
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
 	row = read_model_row_or_forget(schema_oid, model_id, name);

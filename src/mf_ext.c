@@ -63,19 +63,35 @@ _PG_init(void)
 	MarkGUCPrefixReserved("mf_ext");
 }
 
-mf_idmap_hash *
-mf_idmap_from_sorted(MemoryContext cxt, const int64 *ids, int32 n)
-{
-	mf_idmap_hash *map = mf_idmap_create(cxt, (uint32) Max(n, 16), NULL);
+/* Direct arrays are used while they take at most this many slots per id. */
+#define MF_DIRECT_SLOTS_PER_ID	8
 
+MfIdIndex *
+mf_id_index_from_sorted(MemoryContext cxt, const int64 *ids, int32 n)
+{
+	MfIdIndex  *index = MemoryContextAllocZero(cxt, sizeof(MfIdIndex));
+	int64		limit = 0;
+
+	/* the direct array covers [0, largest id + 1) if that is small enough */
+	if (n > 0 && ids[n - 1] >= 0 &&
+		ids[n - 1] < (int64) n * MF_DIRECT_SLOTS_PER_ID + 1024)
+		limit = ids[n - 1] + 1;
+	index->direct_limit = limit;
+	index->direct = MemoryContextAllocHuge(cxt, mul_size(Max(limit, 1), sizeof(int32)));
+	memset(index->direct, 0, sizeof(int32) * Max(limit, 1));
+	index->hash = mf_idmap_create(cxt, 16, NULL);
 	for (int32 i = 0; i < n; i++)
 	{
-		bool		found;
-		MfIdEntry  *entry = mf_idmap_insert(map, ids[i], &found);
+		if (ids[i] >= 0 && ids[i] < limit)
+			index->direct[ids[i]] = i + 1;
+		else
+		{
+			bool		found;
 
-		entry->index = i;
+			mf_idmap_insert(index->hash, ids[i], &found)->index = i;
+		}
 	}
-	return map;
+	return index;
 }
 
 void

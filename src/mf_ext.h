@@ -64,16 +64,31 @@ typedef struct MfIdEntry
 #define SH_DECLARE
 #include "lib/simplehash.h"
 
-/* Builds a map from a sorted array of distinct ids to their positions. */
-extern mf_idmap_hash *mf_idmap_from_sorted(MemoryContext cxt,
-										   const int64 *ids, int32 n);
-
-/* Dense index of id, or -1 when the map does not hold it. */
-static inline int32
-mf_idmap_index(mf_idmap_hash *map, int64 id)
+/*
+ * Id -> dense index lookup for a fixed set of ids.  Ids that are small and
+ * dense enough (the usual case) are found in a plain array, the rest in a
+ * hash table.
+ */
+typedef struct MfIdIndex
 {
-	MfIdEntry  *entry = mf_idmap_lookup(map, id);
+	int64		direct_limit;	/* ids in [0, direct_limit) use direct[] */
+	int32	   *direct;			/* index + 1, or 0 for an absent id */
+	mf_idmap_hash *hash;		/* every other id */
+} MfIdIndex;
 
+/* Indexes a sorted array of distinct ids by their positions. */
+extern MfIdIndex *mf_id_index_from_sorted(MemoryContext cxt, const int64 *ids,
+										  int32 n);
+
+/* Dense index of id, or -1 when the index does not hold it. */
+static inline int32
+mf_id_index(const MfIdIndex *index, int64 id)
+{
+	MfIdEntry  *entry;
+
+	if ((uint64) id < (uint64) index->direct_limit)
+		return index->direct[id] - 1;
+	entry = mf_idmap_lookup(index->hash, id);
 	return entry ? entry->index : -1;
 }
 
@@ -207,8 +222,8 @@ typedef struct MfModel
 	int32		n_users;
 	int32		n_items;
 	int64	   *item_ids;		/* dense item index -> id */
-	mf_idmap_hash *user_map;
-	mf_idmap_hash *item_map;
+	MfIdIndex  *user_map;
+	MfIdIndex  *item_map;
 	double	   *user_factors;	/* n_users x k, row-major */
 	double	   *item_factors;	/* n_items x k, row-major */
 	MemoryContext cxt;

@@ -62,8 +62,10 @@ typedef struct RowChunk
 /* Distinct ids in order of first appearance, with a map back. */
 typedef struct IdNumbering
 {
-	mf_idmap_hash *map;			/* id -> index in ids */
-	int64	   *ids;
+	int32	   *direct;			/* ids below MF_DIRECT_READ_IDS: index + 1, or 0 */
+	mf_idmap_hash *hash;		/* every other id -> index */
+	int64	   *ids;			/* index -> id */
+	int64	   *counts;			/* rows seen per index */
 	int32		n;
 	int32		capacity;
 	const char *kind;			/* "users" or "items", for errors */
@@ -206,15 +208,6 @@ mf_source_validate(MfSource *source)
 				 errhint("Name the column of user ids with user_col and the column of item ids with item_col.")));
 }
 
-static int
-compare_int64(const void *a, const void *b)
-{
-	int64		x = *(const int64 *) a;
-	int64		y = *(const int64 *) b;
-
-	return (x > y) - (x < y);
-}
-
 /* An id column's value (smallint, integer or bigint) as int64. */
 static int64
 id_value(Datum value, Oid type)
@@ -254,39 +247,68 @@ rating_value(Datum value, Oid type)
 	}
 }
 
-/* The dense index of id, numbering it if it is new. */
-static int32
-number_id(IdNumbering *numbering, MemoryContext cxt, int64 id)
-{
-	bool		found;
-	MfIdEntry  *entry = mf_idmap_insert(numbering->map, id, &found);
+/* Ids below this are numbered through a direct array while reading. */
+#define MF_DIRECT_READ_IDS	(1 << 20)
 
-	if (!found)
+/* Gives id the next index. */
+static int32
+append_id(IdNumbering *numbering, int64 id)
+{
+	if (numbering->n == PG_INT32_MAX)
+		ereport(ERROR,
+				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+				 errmsg("too many distinct %s", numbering->kind),
+				 errdetail("mf_ext supports at most %d distinct %s.",
+						   PG_INT32_MAX - 1, numbering->kind)));
+	if (numbering->n == numbering->capacity)
 	{
-		if (numbering->n == PG_INT32_MAX)
-			ereport(ERROR,
-					(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
-					 errmsg("too many distinct %s", numbering->kind),
-					 errdetail("mf_ext supports at most %d distinct %s.",
-							   PG_INT32_MAX - 1, numbering->kind)));
-		if (numbering->n == numbering->capacity)
-		{
-			numbering->capacity = numbering->capacity * 2;
-			numbering->ids = repalloc_huge(numbering->ids,
-										   mul_size(numbering->capacity, sizeof(int64)));
-		}
-		entry->index = numbering->n;
-		numbering->ids[numbering->n++] = id;
+		numbering->capacity = numbering->capacity * 2;
+		numbering->ids = repalloc_huge(numbering->ids,
+									   mul_size(numbering->capacity, sizeof(int64)));
+		numbering->counts = repalloc_huge(numbering->counts,
+										  mul_size(numbering->capacity, sizeof(int64)));
 	}
-	return entry->index;
+	numbering->ids[numbering->n] = id;
+	numbering->counts[numbering->n] = 0;
+	return numbering->n++;
+}
+
+/* The dense index of id (numbering it if it is new), counting the row. */
+static int32
+number_id(IdNumbering *numbering, int64 id)
+{
+	int32		index;
+
+	if ((uint64) id < MF_DIRECT_READ_IDS)
+	{
+		index = numbering->direct[id] - 1;
+		if (index < 0)
+		{
+			index = append_id(numbering, id);
+			numbering->direct[id] = index + 1;
+		}
+	}
+	else
+	{
+		bool		found;
+		MfIdEntry  *entry = mf_idmap_insert(numbering->hash, id, &found);
+
+		if (!found)
+			entry->index = append_id(numbering, id);
+		index = entry->index;
+	}
+	numbering->counts[index]++;
+	return index;
 }
 
 static void
 numbering_init(IdNumbering *numbering, MemoryContext cxt, const char *kind)
 {
-	numbering->map = mf_idmap_create(cxt, 1024, NULL);
+	numbering->direct = MemoryContextAllocZero(cxt, sizeof(int32) * MF_DIRECT_READ_IDS);
+	numbering->hash = mf_idmap_create(cxt, 1024, NULL);
 	numbering->capacity = 1024;
 	numbering->ids = MemoryContextAlloc(cxt, sizeof(int64) * numbering->capacity);
+	numbering->counts = MemoryContextAlloc(cxt, sizeof(int64) * numbering->capacity);
 	numbering->n = 0;
 	numbering->kind = kind;
 }
@@ -338,8 +360,8 @@ accept_row(ReadState *state, Datum user, bool user_null, Datum item,
 		CHECK_FOR_INTERRUPTS();
 	}
 	chunk = state->chunks[state->n_chunks - 1];
-	chunk->user[slot] = number_id(&state->users, state->cxt, user_id);
-	chunk->item[slot] = number_id(&state->items, state->cxt, item_id);
+	chunk->user[slot] = number_id(&state->users, user_id);
+	chunk->item[slot] = number_id(&state->items, item_id);
 	chunk->rating[slot] = value;
 	state->n_rows++;
 }
@@ -459,21 +481,46 @@ check_estimated_rows(const MfSource *source)
 							  reltuples, MF_BUILD_BYTES_PER_RATING));
 }
 
-/* remap[appearance index] = position of that id in ascending order. */
+/* An id with its index in order of first appearance. */
+typedef struct NumberedId
+{
+	int64		id;
+	int32		index;
+} NumberedId;
+
+static int
+compare_numbered_ids(const void *a, const void *b)
+{
+	int64		x = ((const NumberedId *) a)->id;
+	int64		y = ((const NumberedId *) b)->id;
+
+	return (x > y) - (x < y);
+}
+
+/*
+ * The ids in ascending order, into *sorted_ids, and the map from each
+ * index in order of first appearance to the position in that order.
+ */
 static int32 *
 sorted_numbering(IdNumbering *numbering, MemoryContext cxt, int64 **sorted_ids)
 {
 	int32		n = numbering->n;
+	NumberedId *pairs = mf_alloc_array(cxt, n, sizeof(NumberedId));
 	int64	   *ids = mf_alloc_array(cxt, n, sizeof(int64));
 	int32	   *remap = mf_alloc_array(cxt, n, sizeof(int32));
-	mf_idmap_hash *map;
 
-	memcpy(ids, numbering->ids, sizeof(int64) * n);
-	qsort(ids, n, sizeof(int64), compare_int64);
-	map = mf_idmap_from_sorted(cxt, ids, n);
 	for (int32 a = 0; a < n; a++)
-		remap[a] = mf_idmap_index(map, numbering->ids[a]);
-	mf_idmap_destroy(map);
+	{
+		pairs[a].id = numbering->ids[a];
+		pairs[a].index = a;
+	}
+	qsort(pairs, n, sizeof(NumberedId), compare_numbered_ids);
+	for (int32 i = 0; i < n; i++)
+	{
+		ids[i] = pairs[i].id;
+		remap[pairs[i].index] = i;
+	}
+	pfree(pairs);
 	*sorted_ids = ids;
 	return remap;
 }
@@ -511,10 +558,12 @@ csr_free(MfCsr *csr)
 /*
  * out = the transpose of in (n_cols columns), by counting sort: each row of
  * out lists its entries in the order of in's rows, i.e. sorted by column.
+ * Returns whether any row of out holds a column twice (a duplicate pair).
  */
-static void
+static bool
 csr_transpose(const MfCsr *in, int32 n_cols, MfCsr *out, MemoryContext cxt)
 {
+	bool		duplicates = false;
 	int64		n = in->row_start[in->n_rows];
 	int64	   *next;
 
@@ -526,8 +575,10 @@ csr_transpose(const MfCsr *in, int32 n_cols, MfCsr *out, MemoryContext cxt)
 	{
 		for (int64 e = in->row_start[r]; e < in->row_start[r + 1]; e++)
 		{
-			int64		slot = next[in->col[e]]++;
+			int32		c = in->col[e];
+			int64		slot = next[c]++;
 
+			duplicates |= slot > out->row_start[c] && out->col[slot - 1] == r;
 			out->col[slot] = r;
 			out->val[slot] = in->val[e];
 		}
@@ -535,6 +586,7 @@ csr_transpose(const MfCsr *in, int32 n_cols, MfCsr *out, MemoryContext cxt)
 			CHECK_FOR_INTERRUPTS();
 	}
 	pfree(next);
+	return duplicates;
 }
 
 /*
@@ -626,13 +678,8 @@ mf_ratings_read(const MfSource *source, MemoryContext cxt)
 	 * by item within each user), then by item again (sorted by user).
 	 */
 	csr_alloc(&by_item_unsorted, cxt, ratings->n_items, n);
-	for (int32 c = 0; c < state.n_chunks; c++)
-	{
-		int32		rows = (int32) Min(MF_CHUNK_ROWS, n - (int64) c * MF_CHUNK_ROWS);
-
-		for (int32 r = 0; r < rows; r++)
-			by_item_unsorted.row_start[item_remap[state.chunks[c]->item[r]] + 1]++;
-	}
+	for (int32 a = 0; a < state.items.n; a++)
+		by_item_unsorted.row_start[item_remap[a] + 1] = state.items.counts[a];
 	{
 		int64	   *next = csr_offsets(&by_item_unsorted, cxt);
 
@@ -658,8 +705,10 @@ mf_ratings_read(const MfSource *source, MemoryContext cxt)
 
 	csr_transpose(&by_item_unsorted, ratings->n_users, &ratings->by_user, cxt);
 	csr_free(&by_item_unsorted);
-	csr_transpose(&ratings->by_user, ratings->n_items, &ratings->by_item, cxt);
-	csr_sort_duplicates(&ratings->by_user);
-	csr_sort_duplicates(&ratings->by_item);
+	if (csr_transpose(&ratings->by_user, ratings->n_items, &ratings->by_item, cxt))
+	{
+		csr_sort_duplicates(&ratings->by_user);
+		csr_sort_duplicates(&ratings->by_item);
+	}
 	return ratings;
 }

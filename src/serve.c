@@ -26,8 +26,8 @@ PG_FUNCTION_INFO_V1(mf_recommend_by_name);
 static Datum
 predict(FunctionCallInfo fcinfo, MfModel *model)
 {
-	int32		user = mf_idmap_index(model->user_map, PG_GETARG_INT64(1));
-	int32		item = mf_idmap_index(model->item_map, PG_GETARG_INT64(2));
+	int32		user = mf_id_index(model->user_map, PG_GETARG_INT64(1));
+	int32		item = mf_id_index(model->item_map, PG_GETARG_INT64(2));
 	const double *u;
 	const double *v;
 	double		score = 0.0;
@@ -175,7 +175,7 @@ rated_items_mask(FunctionCallInfo fcinfo, MfModel *model, int64 user_id)
 						 errhint("Retrain the model with mf_train.")));
 			for (int r = 0; r < n_rated; r++)
 			{
-				int32		item = mf_idmap_index(model->item_map, ids[r]);
+				int32		item = mf_id_index(model->item_map, ids[r]);
 
 				if (item >= 0)
 					mask[item] = true;
@@ -214,7 +214,7 @@ recommend(FunctionCallInfo fcinfo, MfModel *model)
 	if (PG_ARGISNULL(1))
 		return (Datum) 0;		/* no user: no rows, as for an unknown one */
 	user_id = PG_GETARG_INT64(1);
-	user = mf_idmap_index(model->user_map, user_id);
+	user = mf_id_index(model->user_map, user_id);
 	if (user < 0)
 		return (Datum) 0;
 

@@ -70,7 +70,7 @@ mf_factors_from_datum(Datum datum, bool isnull, int k, double *out,
 /* State of mf_store_load_items while it scans the stored item factors. */
 typedef struct ItemLoad
 {
-	mf_idmap_hash *items;		/* item id -> dense index in the new data */
+	MfIdIndex  *items;			/* item id -> dense index in the new data */
 	MfAls	   *als;
 	double	   *values;			/* k numbers */
 	int			k;
@@ -84,7 +84,7 @@ load_item_row(HeapTuple tuple, TupleDesc desc, void *arg)
 	bool		isnull;
 	int64		item_id = DatumGetInt64(SPI_getbinval(tuple, desc, 1, &isnull));
 	Datum		factors = SPI_getbinval(tuple, desc, 2, &isnull);
-	int32		index = mf_idmap_index(load->items, item_id);
+	int32		index = mf_id_index(load->items, item_id);
 
 	if (index >= 0)
 	{
@@ -125,7 +125,7 @@ mf_store_load_items(const char *schema, const char *model_name, int k,
 						stored_k, model_name, k),
 				 errhint("Pass k := %d, or train without warm_start.", stored_k)));
 
-	load.items = mf_idmap_from_sorted(CurrentMemoryContext, ratings->item_ids,
+	load.items = mf_id_index_from_sorted(CurrentMemoryContext, ratings->item_ids,
 									  ratings->n_items);
 	load.k = k;
 	load.als = als;
@@ -135,7 +135,6 @@ mf_store_load_items(const char *schema, const char *model_name, int k,
 	mf_spi_scan(psprintf("SELECT item_id, factors FROM %s.mf_item_factors WHERE model_id = $1",
 						 schema),
 				1, argtypes, args, load_item_row, &load);
-	mf_idmap_destroy(load.items);
 	return true;
 }
 

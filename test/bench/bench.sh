@@ -1,0 +1,89 @@
+#!/usr/bin/env bash
+# The benchmark proper; run by test/bench/run.sh inside a throw-away cluster
+# (PG* variables set).  Arguments: output directory, probe binary.
+set -euo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+out=$1
+probe=$2
+threads_all=$(nproc)
+iterations=${MF_BENCH_ITERATIONS:-3}
+ks=${MF_BENCH_KS:-"10 64 128"}
+shapes=${MF_BENCH_SHAPES:-"ml-latest-small ml-1m ml-10m"}
+data_dir="$here/../../../shared/data"
+
+psql_q() { psql -X -q -v ON_ERROR_STOP=1 -At "$@"; }
+
+psql_q -c "CREATE EXTENSION IF NOT EXISTS mf_ext" -f "$here/functions.sql" >/dev/null
+
+results="$out/results.tsv"
+printf 'shape\tratings\tusers\titems\tk\tthreads\tload_s\tscan_s\titeration_s\tprobe_s\tgflops\tpeak_bytes\tbudget_bytes\n' > "$results"
+
+for shape in $shapes; do
+	table="bench_${shape//-/_}"
+	case $shape in
+	ml-latest-small)
+		file="$data_dir/ml-latest-small.tsv.xz"
+		if [ ! -f "$file" ]; then
+			echo "== $shape: $file not present, skipped"
+			continue
+		fi
+		psql_q -c "DROP TABLE IF EXISTS $table; CREATE TABLE $table (user_id integer, item_id integer, rating real, ts bigint)"
+		xz -dc "$file" | psql_q -c "\\copy $table FROM STDIN" ;;
+	ml-1m)
+		psql_q -v table="$table" -v n_ratings=1000209 -v n_users=6040 -v n_items=3706 -v seed=1 -f "$here/generate.sql" ;;
+	ml-10m)
+		psql_q -v table="$table" -v n_ratings=10000054 -v n_users=69878 -v n_items=10677 -v seed=10 -f "$here/generate.sql" ;;
+	*)
+		echo "unknown shape $shape" >&2; exit 2 ;;
+	esac
+	psql_q -c "VACUUM ANALYZE $table"
+	read -r n_ratings n_users n_items < <(psql_q -F ' ' -c "SELECT count(*), count(DISTINCT user_id), count(DISTINCT item_id) FROM $table")
+	echo "== $shape: $n_ratings ratings, $n_users users, $n_items items"
+
+	psql_q -c "\\copy (SELECT count(*) FROM $table GROUP BY user_id) TO '$out/$shape.users'"
+	psql_q -c "\\copy (SELECT count(*) FROM $table GROUP BY item_id) TO '$out/$shape.items'"
+	scan=$(psql_q -c "SET max_parallel_workers_per_gather = 0" \
+		-c "SELECT bench_seconds('SELECT count(user_id), count(item_id), sum(rating) FROM $table')")
+
+	for k in $ks; do
+		for threads in 1 "$threads_all"; do
+			row=$(psql_q -F $'\t' <<-SQL
+				SET client_min_messages = warning;
+				SET mf_ext.threads = $threads;
+				SET mf_ext.max_memory = '20GB';
+				SELECT bench_peak_bytes() AS before \gset
+				SELECT mf_train('$table', k := $k, iterations := $iterations, model_name := 'bench') AS model \gset
+				SELECT round(load_seconds::numeric, 3),
+				       round((SELECT percentile_cont(0.5) WITHIN GROUP (ORDER BY s) FROM unnest(iteration_seconds) s)::numeric, 3),
+				       bench_peak_bytes() - :before
+				FROM mf_models WHERE model_id = :model;
+			SQL
+			)
+			read -r load iteration peak <<< "$row"
+			probe_s=$("$probe" "$out/$shape.users" "$out/$shape.items" "$k" "$threads" "$iterations")
+			stats=$(awk -v nnz="$n_ratings" -v m="$n_users" -v n="$n_items" -v k="$k" -v it="$iteration" '
+				BEGIN { flops = 2 * nnz * k * (k + 1) + (m + n) * k * k * k / 3;
+				        printf "%.1f\t%d", flops / it / 1e9, 48 * nnz + 12 * k * (m + n) }')
+			printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$shape" "$n_ratings" "$n_users" "$n_items" \
+				"$k" "$threads" "$load" "$scan" "$iteration" "$probe_s" "$stats" | \
+				awk -F'\t' -v peak="$peak" 'BEGIN{OFS="\t"} {print $1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,peak,$12}' >> "$results"
+			echo "   k=$k threads=$threads: load ${load}s (scan ${scan}s), iteration ${iteration}s (probe ${probe_s}s), peak $((peak / 1048576)) MB"
+		done
+	done
+
+	# Serving, with the k = 64 model (all threads).
+	if [ "$shape" != "ml-latest-small" ]; then
+		serving=$(psql_q -F $'\t' <<-SQL
+			SET client_min_messages = warning;
+			SET max_parallel_workers_per_gather = 0;
+			SELECT mf_train('$table', k := 64, iterations := 1, model_name := 'serve') AS model \gset
+			SELECT sum(mf_predict(:model, user_id, item_id)) FROM $table \gset warm_
+			SELECT round(bench_seconds('SELECT sum(mf_predict(' || :model || ', user_id, item_id)) FROM $table')::numeric, 3),
+			       round(bench_seconds('SELECT sum(rating) FROM $table')::numeric, 3),
+			       round(bench_recommend_ms(:model)::numeric, 4);
+		SQL
+		)
+		printf '%s\t%s\n' "$shape" "$serving" >> "$out/serving.tsv"
+		echo "   serving: $serving (predict join s, sum(rating) s, median mf_recommend ms)"
+	fi
+done

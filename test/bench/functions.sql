@@ -1,0 +1,45 @@
+-- Helpers for test/bench/bench.sh (loaded into the benchmark database).
+SET client_min_messages = warning;
+
+-- Median wall-clock seconds of `repeat` runs of a statement.
+CREATE OR REPLACE FUNCTION bench_seconds(statement text, repeat integer DEFAULT 3)
+RETURNS double precision LANGUAGE plpgsql AS $$
+DECLARE
+    started timestamptz;
+    times double precision[] := '{}';
+BEGIN
+    FOR run IN 1..repeat LOOP
+        started := clock_timestamp();
+        EXECUTE statement;
+        times := times || extract(epoch FROM clock_timestamp() - started)::float8;
+    END LOOP;
+    RETURN (SELECT percentile_cont(0.5) WITHIN GROUP (ORDER BY t) FROM unnest(times) t);
+END $$;
+
+-- This backend's peak resident memory (VmHWM) in bytes, from /proc.
+CREATE OR REPLACE FUNCTION bench_peak_bytes() RETURNS bigint LANGUAGE sql AS $$
+    SELECT (regexp_match(pg_read_file('/proc/' || pg_backend_pid() || '/status'),
+                         'VmHWM:\s+(\d+) kB'))[1]::bigint * 1024
+$$;
+
+-- Median milliseconds of one mf_recommend(model, user, 10) call, over
+-- `calls` calls for users drawn from the model.
+CREATE OR REPLACE FUNCTION bench_recommend_ms(model integer, calls integer DEFAULT 1000)
+RETURNS double precision LANGUAGE plpgsql AS $$
+DECLARE
+    users bigint[];
+    started timestamptz;
+    times double precision[] := '{}';
+    n integer;
+BEGIN
+    SELECT array_agg(user_id ORDER BY md5(user_id::text)) INTO users
+    FROM (SELECT user_id FROM mf_user_factors WHERE model_id = model
+          ORDER BY md5(user_id::text) LIMIT calls) u;
+    PERFORM count(*) FROM mf_recommend(model, users[1], 10);   -- loads the cache
+    FOR c IN 1..calls LOOP
+        started := clock_timestamp();
+        SELECT count(*) INTO n FROM mf_recommend(model, users[1 + (c - 1) % array_length(users, 1)], 10);
+        times := times || extract(epoch FROM clock_timestamp() - started)::float8 * 1000;
+    END LOOP;
+    RETURN (SELECT percentile_cont(0.5) WITHIN GROUP (ORDER BY t) FROM unnest(times) t);
+END $$;

@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# `make bench`: builds and installs mf_ext, compiles the BLAS probe, starts a
+# throw-away cluster and runs test/bench/bench.sh in it; then prints the
+# results as a table and draws test/bench/iteration.svg with gnuplot.
+# Knobs (environment): MF_BENCH_SHAPES, MF_BENCH_KS, MF_BENCH_ITERATIONS.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+bash test/build.sh
+if ! command -v gnuplot >/dev/null; then
+	DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends gnuplot-nox >/dev/null
+fi
+
+out=$(mktemp -d /tmp/mf_ext-bench.XXXXXX)
+chmod 755 "$out"
+gcc -O2 -std=gnu11 -I/usr/include/x86_64-linux-gnu/openblas-pthread \
+	-o "$out/probe" test/bench/probe.c -lopenblas -lpthread
+export OPENBLAS_NUM_THREADS=1
+
+echo "machine: $(lscpu | sed -n 's/^Model name: *//p'), $(nproc) cores, $(free -g | awk '/Mem:/ {print $2}') GiB"
+pg_virtualenv -o shared_buffers=256MB -o max_parallel_workers_per_gather=0 \
+	bash test/bench/bench.sh "$out" "$out/probe"
+
+bash test/bench/report.sh "$out" | tee "$out/report.md"
+cp "$out/results.tsv" test/bench/results.tsv
+[ -f "$out/serving.tsv" ] && cp "$out/serving.tsv" test/bench/serving.tsv
+echo "results in $out and test/bench/"
