@@ -137,6 +137,25 @@ mf_spi_scan(const char *query, int nargs, Oid *argtypes, Datum *args,
 	SPI_cursor_close(portal);
 }
 
+SPIPlanPtr
+mf_saved_plan(MfSavedPlan *saved, Oid schema, const char *query, int nargs,
+			  Oid *argtypes)
+{
+	SPIPlanPtr	plan;
+
+	if (saved->plan != NULL && saved->schema == schema)
+		return saved->plan;
+	plan = SPI_prepare(psprintf(query, quote_identifier(get_namespace_name(schema))),
+					   nargs, argtypes);
+	if (plan == NULL || SPI_keepplan(plan) != 0)
+		elog(ERROR, "could not prepare query: %s", query);
+	if (saved->plan != NULL)
+		SPI_freeplan(saved->plan);
+	saved->plan = plan;
+	saved->schema = schema;
+	return plan;
+}
+
 /*
  * The extension's schema, quoted for SQL text.  mf_ext is not relocatable,
  * so the schema of the SQL function being called is the extension's.

@@ -16,6 +16,7 @@
 
 #include "access/htup.h"
 #include "access/tupdesc.h"
+#include "executor/spi.h"
 #include "fmgr.h"
 
 /* The version of the SQL objects this module is built for. */
@@ -109,6 +110,21 @@ extern void *mf_alloc_array(MemoryContext cxt, Size count, Size size);
 typedef void (*MfRowFn) (HeapTuple tuple, TupleDesc desc, void *arg);
 extern void mf_spi_scan(const char *query, int nargs, Oid *argtypes,
 						Datum *args, MfRowFn row_fn, void *arg);
+
+/*
+ * A query prepared once per backend and kept (SPI_keepplan), for queries
+ * that run on every call.  The query text names the extension's schema,
+ * so the plan is prepared again when that schema changes.
+ */
+typedef struct MfSavedPlan
+{
+	SPIPlanPtr	plan;
+	Oid			schema;
+} MfSavedPlan;
+
+/* saved's plan for query (a format with one %s: the quoted schema). */
+extern SPIPlanPtr mf_saved_plan(MfSavedPlan *saved, Oid schema,
+								const char *query, int nargs, Oid *argtypes);
 
 /* Name of the schema the extension lives in, quoted for SQL text. */
 extern const char *mf_schema_quoted(FunctionCallInfo fcinfo);
@@ -224,8 +240,9 @@ typedef struct MfModel
 	int64	   *item_ids;		/* dense item index -> id */
 	MfIdIndex  *user_map;
 	MfIdIndex  *item_map;
-	double	   *user_factors;	/* n_users x k, row-major */
-	double	   *item_factors;	/* n_items x k, row-major */
+	bool		single;			/* factors are floats, else doubles */
+	void	   *user_factors;	/* n_users x k, row-major */
+	void	   *item_factors;	/* n_items x k, row-major */
 	MemoryContext cxt;
 } MfModel;
 

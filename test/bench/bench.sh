@@ -85,5 +85,17 @@ for shape in $shapes; do
 		)
 		printf '%s\t%s\n' "$shape" "$serving" >> "$out/serving.tsv"
 		echo "   serving: $serving (predict join s, sum(rating) s, median mf_recommend ms)"
+
+		# Cancel a k = 64 training after 1, 3 and 8 s: reading, indexing or iterating.
+		for delay in 1 3 8; do
+			psql_q -c "SET mf_ext.max_memory = '20GB'" \
+				-c "SELECT mf_train('$table', k := 64, iterations := 1000, model_name := 'cancel')" \
+				>/dev/null 2>&1 &
+			sleep "$delay"
+			latency=$(psql_q -c "SELECT round(bench_cancel_seconds()::numeric, 3)")
+			wait || true
+			printf '%s\t%s\t%s\n' "$shape" "$delay" "$latency" >> "$out/cancel.tsv"
+			echo "   cancel after ${delay}s: back in ${latency}s"
+		done
 	fi
 done

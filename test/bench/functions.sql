@@ -43,3 +43,24 @@ BEGIN
     END LOOP;
     RETURN (SELECT percentile_cont(0.5) WITHIN GROUP (ORDER BY t) FROM unnest(times) t);
 END $$;
+
+-- Cancels the running mf_train of another session and returns the seconds
+-- until that backend is idle again (NULL when none is running).
+CREATE OR REPLACE FUNCTION bench_cancel_seconds() RETURNS double precision
+LANGUAGE plpgsql AS $$
+DECLARE
+    target integer;
+    started timestamptz;
+BEGIN
+    SELECT pid INTO target FROM pg_stat_activity
+    WHERE query LIKE '%mf_train(%cancel%' AND state = 'active' AND pid <> pg_backend_pid();
+    IF target IS NULL THEN
+        RETURN NULL;
+    END IF;
+    started := clock_timestamp();
+    PERFORM pg_cancel_backend(target);
+    WHILE EXISTS (SELECT 1 FROM pg_stat_activity WHERE pid = target AND state = 'active') LOOP
+        PERFORM pg_sleep(0.001);
+    END LOOP;
+    RETURN extract(epoch FROM clock_timestamp() - started);
+END $$;
