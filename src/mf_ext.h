@@ -173,6 +173,7 @@ extern void mf_source_validate(MfSource *source);
 extern char *mf_source_display_name(Oid relid);
 extern MfRatings *mf_ratings_read(const MfSource *source, MemoryContext cxt);
 extern int32 mf_csr_longest_row(const MfCsr *rows);
+extern void mf_ratings_free_by_item(MfRatings *ratings);
 
 /* The solver (als.c). */
 typedef struct MfAls MfAls;

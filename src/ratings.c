@@ -62,7 +62,8 @@ typedef struct RowChunk
 /* Distinct ids in order of first appearance, with a map back. */
 typedef struct IdNumbering
 {
-	int32	   *direct;			/* ids below MF_DIRECT_READ_IDS: index + 1, or 0 */
+	int32	   *direct;			/* ids below direct_size: index + 1, or 0 */
+	int64		direct_size;	/* grows with the ids seen, to MF_DIRECT_READ_IDS */
 	mf_idmap_hash *hash;		/* every other id -> index */
 	int64	   *ids;			/* index -> id */
 	int64	   *counts;			/* rows seen per index */
@@ -273,6 +274,21 @@ append_id(IdNumbering *numbering, int64 id)
 	return numbering->n++;
 }
 
+/* Makes the direct array cover id (doubling; ids are usually dense). */
+static void
+grow_direct(IdNumbering *numbering, int64 id)
+{
+	int64		size = numbering->direct_size;
+
+	while (size <= id)
+		size *= 2;
+	size = Min(size, MF_DIRECT_READ_IDS);
+	numbering->direct = repalloc(numbering->direct, sizeof(int32) * size);
+	memset(numbering->direct + numbering->direct_size, 0,
+		   sizeof(int32) * (size - numbering->direct_size));
+	numbering->direct_size = size;
+}
+
 /* The dense index of id (numbering it if it is new), counting the row. */
 static int32
 number_id(IdNumbering *numbering, int64 id)
@@ -281,6 +297,8 @@ number_id(IdNumbering *numbering, int64 id)
 
 	if ((uint64) id < MF_DIRECT_READ_IDS)
 	{
+		if (id >= numbering->direct_size)
+			grow_direct(numbering, id);
 		index = numbering->direct[id] - 1;
 		if (index < 0)
 		{
@@ -304,7 +322,8 @@ number_id(IdNumbering *numbering, int64 id)
 static void
 numbering_init(IdNumbering *numbering, MemoryContext cxt, const char *kind)
 {
-	numbering->direct = MemoryContextAllocZero(cxt, sizeof(int32) * MF_DIRECT_READ_IDS);
+	numbering->direct_size = 1024;
+	numbering->direct = MemoryContextAllocZero(cxt, sizeof(int32) * numbering->direct_size);
 	numbering->hash = mf_idmap_create(cxt, 1024, NULL);
 	numbering->capacity = 1024;
 	numbering->ids = MemoryContextAlloc(cxt, sizeof(int64) * numbering->capacity);
@@ -612,6 +631,13 @@ csr_sort_duplicates(MfCsr *csr)
 				at--;
 			}
 		}
+}
+
+void
+mf_ratings_free_by_item(MfRatings *ratings)
+{
+	csr_free(&ratings->by_item);
+	memset(&ratings->by_item, 0, sizeof(MfCsr));
 }
 
 int32

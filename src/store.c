@@ -24,9 +24,9 @@
 
 /* Factor rows, and factors, written per INSERT statement at the most. */
 #define MF_STORE_BATCH_ROWS		10000
-#define MF_STORE_BATCH_NUMBERS	(1024 * 1024)
+#define MF_STORE_BATCH_NUMBERS	(256 * 1024)
 /* Rated item ids written per INSERT statement (soft limit). */
-#define MF_STORE_BATCH_RATED	1000000
+#define MF_STORE_BATCH_RATED	(256 * 1024)
 
 /* A one-dimensional array of n fixed-width, no-NULL elements. */
 static ArrayType *

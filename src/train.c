@@ -259,6 +259,8 @@ mf_train(PG_FUNCTION_ARGS)
 	record.train_rmse = sqrt(sse / ratings->n_ratings);
 	record.train_seconds = seconds_since(start);
 
+	/* storing needs only the users' rows (for rated_items): free the rest */
+	mf_ratings_free_by_item(ratings);
 	model_id = mf_store_model(schema, &record, ratings, als);
 
 	SPI_finish();

@@ -15,6 +15,27 @@ psql_q() { psql -X -q -v ON_ERROR_STOP=1 -At "$@"; }
 
 psql_q -c "CREATE EXTENSION IF NOT EXISTS mf_ext" -f "$here/functions.sql" >/dev/null
 
+# Largest RssAnon (bytes) of the backend whose pid is the first line of
+# FILE, sampled every 10 ms while the shell job SESSION runs.
+sample_peak_rss() {
+	local session=$1 file=$2 pid="" peak=0 key value unit
+	while [ -z "$pid" ] && kill -0 "$session" 2>/dev/null; do
+		pid=$(head -n 1 "$file" 2>/dev/null | grep -E '^[0-9]+$' || true)
+		sleep 0.005
+	done
+	while [ -n "$pid" ] && kill -0 "$session" 2>/dev/null; do
+		while read -r key value unit; do
+			if [ "$key" = "RssAnon:" ] && [ "$value" -gt "$peak" ]; then peak=$value; fi
+		done < "/proc/$pid/status" 2>/dev/null || true
+		sleep 0.01
+	done
+	echo $((peak * 1024))
+}
+
+# RssAnon of a backend that has only started.
+idle_rss=$(psql_q -c "SELECT (regexp_match(pg_read_file('/proc/' || pg_backend_pid() || '/status'), 'RssAnon:\s+(\d+) kB'))[1]::bigint * 1024")
+echo "idle backend RssAnon: $((idle_rss / 1024)) kB"
+
 results="$out/results.tsv"
 printf 'shape\tratings\tusers\titems\tk\tthreads\tload_s\tscan_s\titeration_s\tprobe_s\tgflops\tpeak_bytes\tbudget_bytes\n' > "$results"
 
@@ -47,19 +68,24 @@ for shape in $shapes; do
 
 	for k in $ks; do
 		for threads in 1 "$threads_all"; do
-			row=$(psql_q -F $'\t' <<-SQL
+			# The training session prints its pid first; meanwhile its
+			# private memory (RssAnon) is sampled from /proc every 10 ms.
+			psql_q -F $'\t' > "$out/train.out" <<-SQL &
 				SET client_min_messages = warning;
+				SELECT pg_backend_pid();
 				SET mf_ext.threads = $threads;
 				SET mf_ext.max_memory = '20GB';
-				SELECT bench_peak_bytes() AS before \gset
 				SELECT mf_train('$table', k := $k, iterations := $iterations, model_name := 'bench') AS model \gset
 				SELECT round(load_seconds::numeric, 3),
-				       round((SELECT percentile_cont(0.5) WITHIN GROUP (ORDER BY s) FROM unnest(iteration_seconds) s)::numeric, 3),
-				       bench_peak_bytes() - :before
+				       round((SELECT percentile_cont(0.5) WITHIN GROUP (ORDER BY s) FROM unnest(iteration_seconds) s)::numeric, 3)
 				FROM mf_models WHERE model_id = :model;
 			SQL
-			)
-			read -r load iteration peak <<< "$row"
+			session=$!
+			peak=$(sample_peak_rss "$session" "$out/train.out")
+			wait "$session"
+			row=$(tail -n 1 "$out/train.out")
+			read -r load iteration <<< "$row"
+			peak=$((peak - idle_rss))
 			probe_s=$("$probe" "$out/$shape.users" "$out/$shape.items" "$k" "$threads" "$iterations")
 			stats=$(awk -v nnz="$n_ratings" -v m="$n_users" -v n="$n_items" -v k="$k" -v it="$iteration" '
 				BEGIN { flops = 2 * nnz * k * (k + 1) + (m + n) * k * k * k / 3;

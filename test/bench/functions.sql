@@ -16,12 +16,6 @@ BEGIN
     RETURN (SELECT percentile_cont(0.5) WITHIN GROUP (ORDER BY t) FROM unnest(times) t);
 END $$;
 
--- This backend's peak resident memory (VmHWM) in bytes, from /proc.
-CREATE OR REPLACE FUNCTION bench_peak_bytes() RETURNS bigint LANGUAGE sql AS $$
-    SELECT (regexp_match(pg_read_file('/proc/' || pg_backend_pid() || '/status'),
-                         'VmHWM:\s+(\d+) kB'))[1]::bigint * 1024
-$$;
-
 -- Median milliseconds of one mf_recommend(model, user, 10) call, over
 -- `calls` calls for users drawn from the model.
 CREATE OR REPLACE FUNCTION bench_recommend_ms(model integer, calls integer DEFAULT 1000)
@@ -59,7 +53,9 @@ BEGIN
     END IF;
     started := clock_timestamp();
     PERFORM pg_cancel_backend(target);
-    WHILE EXISTS (SELECT 1 FROM pg_stat_activity WHERE pid = target AND state = 'active') LOOP
+    LOOP
+        PERFORM pg_stat_clear_snapshot();   -- else the view is frozen for the transaction
+        EXIT WHEN NOT EXISTS (SELECT 1 FROM pg_stat_activity WHERE pid = target AND state = 'active');
         PERFORM pg_sleep(0.001);
     END LOOP;
     RETURN extract(epoch FROM clock_timestamp() - started);
