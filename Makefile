@@ -13,7 +13,7 @@ DATA        = sql/mf_ext--0.1.sql sql/mf_ext--0.1--0.2.sql
 HEADERS     =
 
 # Regression suites, in run order (sql/NAME.sql, expected/NAME.out).
-REGRESS      = worked_example train serve retrain errors recreate upgrade
+REGRESS      = worked_example train serve retrain errors limits recreate upgrade
 REGRESS_OPTS = --load-extension=$(EXTENSION)
 
 # TAP tests (PostgreSQL::Test::Cluster); need a non-root user for initdb.

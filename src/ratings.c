@@ -12,7 +12,7 @@
  *	  which applies every rule a SELECT would.  Rows are kept in fixed-size
  *	  chunks while reading, with ids mapped to indices on the fly, so that
  *	  nothing is ever copied to grow: 16 bytes a rating while reading, at
- *	  most 28 while the sparse rows are built, 24 after.
+ *	  most 40 while the sparse rows are built, 24 after.
  *
  *	  Never writes anything.  The caller must be connected to SPI.
  *
@@ -23,7 +23,10 @@
 #include <math.h>
 
 #include "access/relation.h"
+#include "access/heapam.h"
+#include "access/htup_details.h"
 #include "access/table.h"
+#include "catalog/pg_am_d.h"
 #include "access/tableam.h"
 #include "catalog/pg_class.h"
 #include "catalog/pg_inherits.h"
@@ -32,6 +35,7 @@
 #include "executor/tuptable.h"
 #include "lib/stringinfo.h"
 #include "miscadmin.h"
+#include "portability/instr_time.h"
 #include "utils/acl.h"
 #include "utils/builtins.h"
 #include "utils/lsyscache.h"
@@ -49,7 +53,7 @@
  * the sparse rows (chunks plus the first CSR); see the file header.
  */
 #define MF_READ_BYTES_PER_RATING	16
-#define MF_BUILD_BYTES_PER_RATING	28
+#define MF_BUILD_BYTES_PER_RATING	40
 
 /* One chunk of rows read: dense indices in order of first appearance. */
 typedef struct RowChunk
@@ -84,6 +88,9 @@ typedef struct ReadState
 	int32		chunk_capacity;
 	int64		n_rows;
 	int64		n_skipped;
+	bool		sorted;			/* rows so far in (user id, item id) order */
+	int64		last_user;
+	int64		last_item;
 } ReadState;
 
 /* A comma-separated list of the relation's columns, for error hints. */
@@ -361,6 +368,13 @@ accept_row(ReadState *state, Datum user, bool user_null, Datum item,
 				 errhint("Fix or delete that row, or train on a view that leaves out such ratings: WHERE abs(%s) < 1e300.",
 						 quote_identifier(source->rating_col))));
 
+	if (state->sorted && state->n_rows > 0 &&
+		(user_id < state->last_user ||
+		 (user_id == state->last_user && item_id < state->last_item)))
+		state->sorted = false;
+	state->last_user = user_id;
+	state->last_item = item_id;
+
 	slot = (int32) (state->n_rows % MF_CHUNK_ROWS);
 	if (slot == 0)
 	{
@@ -428,39 +442,41 @@ can_scan_directly(const MfSource *source)
 
 /*
  * Reads the rows by a heap scan under the statement's snapshot.  Returns
- * false, having read nothing, for an unpopulated materialized view (the
- * SPI path then reports it as a SELECT would).
+ * false, having read nothing, for a table of another access method or an
+ * unpopulated materialized view (the SPI path then reads or reports it as a
+ * SELECT would).
  */
 static bool
 read_by_scan(ReadState *state)
 {
 	const MfSource *source = state->source;
 	Relation	rel = table_open(source->relid, AccessShareLock);
+	TupleDesc	desc = RelationGetDescr(rel);
 	Snapshot	snapshot;
-	TupleTableSlot *slot;
 	TableScanDesc scan;
+	HeapTuple	tuple;
 
-	if (!RelationIsPopulated(rel))
+	/* heap_getnext reads heap tables only; SPI reports unpopulated views */
+	if (rel->rd_rel->relam != HEAP_TABLE_AM_OID || !RelationIsPopulated(rel))
 	{
 		table_close(rel, AccessShareLock);
 		return false;
 	}
 	snapshot = RegisterSnapshot(GetActiveSnapshot());
-	slot = table_slot_create(rel, NULL);
-	scan = table_beginscan(rel, snapshot, 0, NULL);
-	while (table_scan_getnextslot(scan, ForwardScanDirection, slot))
+	/* no synchronized scan: rows in table order keep indexing cheap */
+	scan = table_beginscan_strat(rel, snapshot, 0, NULL, true, false);
+	while ((tuple = heap_getnext(scan, ForwardScanDirection)) != NULL)
 	{
 		bool		user_null,
 					item_null,
 					rating_null;
-		Datum		user = slot_getattr(slot, source->user_attnum, &user_null);
-		Datum		item = slot_getattr(slot, source->item_attnum, &item_null);
-		Datum		rating = slot_getattr(slot, source->rating_attnum, &rating_null);
+		Datum		user = heap_getattr(tuple, source->user_attnum, desc, &user_null);
+		Datum		item = heap_getattr(tuple, source->item_attnum, desc, &item_null);
+		Datum		rating = heap_getattr(tuple, source->rating_attnum, desc, &rating_null);
 
 		accept_row(state, user, user_null, item, item_null, rating, rating_null);
 	}
 	table_endscan(scan);
-	ExecDropSingleTupleTableSlot(slot);
 	UnregisterSnapshot(snapshot);
 	table_close(rel, AccessShareLock);
 	return true;
@@ -575,6 +591,42 @@ csr_free(MfCsr *csr)
 }
 
 /*
+ * Builds one side's rows (users when by_user, else items) from the chunks
+ * by counting sort, entries in reading order.  row_remap and col_remap map
+ * indices in order of first appearance to the final dense indices.
+ */
+static void
+csr_from_chunks(const ReadState *state, bool by_user, const int32 *row_remap,
+				const int32 *col_remap, MfCsr *out, MemoryContext cxt)
+{
+	const IdNumbering *rows = by_user ? &state->users : &state->items;
+	int64		n = state->n_rows;
+	int64	   *next;
+
+	csr_alloc(out, cxt, rows->n, n);
+	for (int32 a = 0; a < rows->n; a++)
+		out->row_start[row_remap[a] + 1] = rows->counts[a];
+	next = csr_offsets(out, cxt);
+	for (int32 c = 0; c < state->n_chunks; c++)
+	{
+		const RowChunk *chunk = state->chunks[c];
+		const int32 *row_of = by_user ? chunk->user : chunk->item;
+		const int32 *col_of = by_user ? chunk->item : chunk->user;
+		int32		count = (int32) Min(MF_CHUNK_ROWS, n - (int64) c * MF_CHUNK_ROWS);
+
+		for (int32 r = 0; r < count; r++)
+		{
+			int64		slot = next[row_remap[row_of[r]]]++;
+
+			out->col[slot] = col_remap[col_of[r]];
+			out->val[slot] = chunk->rating[r];
+		}
+		CHECK_FOR_INTERRUPTS();
+	}
+	pfree(next);
+}
+
+/*
  * out = the transpose of in (n_cols columns), by counting sort: each row of
  * out lists its entries in the order of in's rows, i.e. sorted by column.
  * Returns whether any row of out holds a column twice (a duplicate pair).
@@ -606,6 +658,28 @@ csr_transpose(const MfCsr *in, int32 n_cols, MfCsr *out, MemoryContext cxt)
 	}
 	pfree(next);
 	return duplicates;
+}
+
+/* True when every row lists its columns in non-decreasing order. */
+static bool
+csr_rows_sorted(const MfCsr *csr)
+{
+	for (int32 r = 0; r < csr->n_rows; r++)
+		for (int64 e = csr->row_start[r] + 1; e < csr->row_start[r + 1]; e++)
+			if (csr->col[e - 1] > csr->col[e])
+				return false;
+	return true;
+}
+
+/* True when some row (sorted by column) holds a column twice. */
+static bool
+csr_has_duplicates(const MfCsr *csr)
+{
+	for (int32 r = 0; r < csr->n_rows; r++)
+		for (int64 e = csr->row_start[r] + 1; e < csr->row_start[r + 1]; e++)
+			if (csr->col[e - 1] == csr->col[e])
+				return true;
+	return false;
 }
 
 /*
@@ -665,12 +739,18 @@ mf_ratings_read(const MfSource *source, MemoryContext cxt)
 	int32	   *user_remap;
 	int32	   *item_remap;
 	MfCsr		by_item_unsorted;
+	bool		duplicates;
 	int64		n;
 
+	instr_time	started;
+	instr_time	elapsed;
+
+	INSTR_TIME_SET_CURRENT(started);
 	check_estimated_rows(source);
 
 	state.source = source;
 	state.cxt = scratch;
+	state.sorted = true;
 	numbering_init(&state.users, scratch, "users");
 	numbering_init(&state.items, scratch, "items");
 	state.chunk_capacity = 64;
@@ -683,6 +763,10 @@ mf_ratings_read(const MfSource *source, MemoryContext cxt)
 		elog(DEBUG1, "mf_train read %s through SPI", mf_source_display_name(source->relid));
 	}
 
+	INSTR_TIME_SET_CURRENT(elapsed);
+	INSTR_TIME_SUBTRACT(elapsed, started);
+	elog(DEBUG2, "mf_train read " INT64_FORMAT " rows in %.3f s",
+		 state.n_rows, INSTR_TIME_GET_DOUBLE(elapsed));
 	n = ratings->n_ratings = state.n_rows;
 	ratings->n_skipped = state.n_skipped;
 	if (n == 0)
@@ -699,42 +783,49 @@ mf_ratings_read(const MfSource *source, MemoryContext cxt)
 	user_remap = sorted_numbering(&state.users, cxt, &ratings->user_ids);
 	item_remap = sorted_numbering(&state.items, cxt, &ratings->item_ids);
 
-	/*
-	 * Three counting sorts: by item in reading order, then by user (sorted
-	 * by item within each user), then by item again (sorted by user).
-	 */
-	csr_alloc(&by_item_unsorted, cxt, ratings->n_items, n);
-	for (int32 a = 0; a < state.items.n; a++)
-		by_item_unsorted.row_start[item_remap[a] + 1] = state.items.counts[a];
+	if (state.sorted)
 	{
-		int64	   *next = csr_offsets(&by_item_unsorted, cxt);
-
-		for (int32 c = 0; c < state.n_chunks; c++)
-		{
-			RowChunk   *chunk = state.chunks[c];
-			int32		rows = (int32) Min(MF_CHUNK_ROWS, n - (int64) c * MF_CHUNK_ROWS);
-
-			for (int32 r = 0; r < rows; r++)
-			{
-				int64		slot = next[item_remap[chunk->item[r]]]++;
-
-				by_item_unsorted.col[slot] = user_remap[chunk->user[r]];
-				by_item_unsorted.val[slot] = chunk->rating[r];
-			}
-			CHECK_FOR_INTERRUPTS();
-		}
-		pfree(next);
+		/*
+		 * Rows read in (user, item) order, as tables often are: the rows of
+		 * each side come out of the chunks sorted by the other side's id.
+		 */
+		csr_from_chunks(&state, true, user_remap, item_remap, &ratings->by_user, cxt);
+		csr_from_chunks(&state, false, item_remap, user_remap, &ratings->by_item, cxt);
+		MemoryContextDelete(scratch);	/* the chunks and id maps */
+		duplicates = csr_has_duplicates(&ratings->by_user);
 	}
-	MemoryContextDelete(scratch);	/* the chunks and id maps */
+	else
+	{
+		/*
+		 * Otherwise three counting sorts: by item in reading order, then by
+		 * user (sorted by item within each user), then by item again
+		 * (sorted by user) unless the first already was.
+		 */
+		csr_from_chunks(&state, false, item_remap, user_remap, &by_item_unsorted, cxt);
+		MemoryContextDelete(scratch);
+		csr_transpose(&by_item_unsorted, ratings->n_users, &ratings->by_user, cxt);
+		if (csr_rows_sorted(&by_item_unsorted))
+		{
+			ratings->by_item = by_item_unsorted;
+			duplicates = csr_has_duplicates(&ratings->by_item);
+		}
+		else
+		{
+			csr_free(&by_item_unsorted);
+			duplicates = csr_transpose(&ratings->by_user, ratings->n_items,
+									   &ratings->by_item, cxt);
+		}
+	}
 	pfree(user_remap);
 	pfree(item_remap);
-
-	csr_transpose(&by_item_unsorted, ratings->n_users, &ratings->by_user, cxt);
-	csr_free(&by_item_unsorted);
-	if (csr_transpose(&ratings->by_user, ratings->n_items, &ratings->by_item, cxt))
+	if (duplicates)
 	{
 		csr_sort_duplicates(&ratings->by_user);
 		csr_sort_duplicates(&ratings->by_item);
 	}
+	INSTR_TIME_SET_CURRENT(elapsed);
+	INSTR_TIME_SUBTRACT(elapsed, started);
+	elog(DEBUG2, "mf_train read and indexed " INT64_FORMAT " ratings in %.3f s",
+		 n, INSTR_TIME_GET_DOUBLE(elapsed));
 	return ratings;
 }

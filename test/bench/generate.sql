@@ -38,5 +38,6 @@ SELECT u, i,
        greatest(0.5, least(5.0, round(2 * (3.5
            + 0.8 * (sin(0.37 * u) * cos(0.11 * i) + cos(0.91 * u) * sin(0.29 * i) + sin(1.73 * u + 1) * cos(0.53 * i + 2))
            + 0.6 * (pg_temp.u01(u::bigint * 1000003 + i, :seed + 2) - 0.5))) / 2))
-FROM kept;
+FROM kept
+ORDER BY u, i;    -- stored in user order, as the MovieLens files are
 ANALYZE :"table";

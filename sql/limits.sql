@@ -1,0 +1,35 @@
+-- The memory guard: mf_train estimates its memory from the data's counts
+-- and refuses, before allocating, to go above mf_ext.max_memory; the
+-- previous model is untouched.
+SET client_min_messages = warning;
+CREATE TABLE many AS
+SELECT u AS user_id, i AS item_id, (u * i) % 5 + 1 AS rating
+FROM generate_series(1, 1000) u, generate_series(1, 100) i;
+ANALYZE many;
+CREATE VIEW many_view AS SELECT * FROM many;
+SELECT mf_train('many', k := 2, iterations := 1) IS NOT NULL AS trained;
+SELECT md5(string_agg(factors::text, ';' ORDER BY user_id)) AS before
+FROM mf_user_factors JOIN mf_models USING (model_id) WHERE name = 'many' \gset
+
+SHOW mf_ext.max_memory;
+SET mf_ext.threads = 2;   -- the estimate counts a buffer per thread
+SET mf_ext.max_memory = '1MB';
+-- a table: the planner's row estimate is enough to refuse before reading
+SELECT mf_train('many', k := 2, iterations := 1);
+-- a view: refused while reading, before the next chunk of rows
+SELECT mf_train('many_view', k := 2, iterations := 1, model_name := 'many');
+-- the solver's share: large k
+SET mf_ext.max_memory = '6MB';
+SELECT mf_train('many', k := 1000, iterations := 1);
+RESET mf_ext.max_memory;
+
+SELECT md5(string_agg(factors::text, ';' ORDER BY user_id)) = :'before' AS untouched
+FROM mf_user_factors JOIN mf_models USING (model_id) WHERE name = 'many';
+
+-- Only superusers may change the limit.
+CREATE ROLE regress_mf_limited;
+SET ROLE regress_mf_limited;
+SET mf_ext.max_memory = '100GB';
+SET mf_ext.threads = 1;
+RESET ROLE;
+DROP ROLE regress_mf_limited;

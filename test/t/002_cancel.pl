@@ -1,0 +1,77 @@
+# Cancelling a large, threaded training (pg_cancel_backend and
+# statement_timeout) returns promptly, joins the worker threads, and leaves
+# the previous model as it was.  The time it takes is printed; the bound
+# asserted here is generous (responsiveness, not speed: see make bench).
+use strict;
+use warnings;
+use PostgreSQL::Test::Cluster;
+use PostgreSQL::Test::Utils;
+use Test::More;
+use Time::HiRes qw(time);
+
+my $node = PostgreSQL::Test::Cluster->new('cancel');
+$node->init;
+$node->start;
+
+# 1M ratings: 5,000 users x 200 items at random.
+$node->safe_psql('postgres', q{
+	CREATE EXTENSION mf_ext;
+	CREATE TABLE ratings AS
+	SELECT u AS user_id, (abs(hashint8(u * 7919 + j)) % 2000) + 1 AS item_id,
+	       1 + abs(hashint8(u * 31 + j)) % 5 AS rating
+	FROM generate_series(1, 5000) u, generate_series(1, 200) j;
+	ANALYZE ratings;
+	SET client_min_messages = warning;
+	SELECT mf_train('ratings', k := 8, iterations := 1);
+});
+my $fingerprint = q{SELECT md5(string_agg(factors::text, ';' ORDER BY user_id))
+	FROM mf_user_factors};
+my $before = $node->safe_psql('postgres', $fingerprint);
+
+my $trainer = $node->background_psql('postgres', on_error_stop => 0);
+$trainer->query_safe('SET client_min_messages = warning');
+$trainer->query_safe('SET mf_ext.threads = 2');
+my $trainer_pid = $trainer->query_safe('SELECT pg_backend_pid()');
+
+# pg_cancel_backend at several points: reading, indexing, iterating.
+foreach my $delay (0.3, 1.0, 3.0)
+{
+	$trainer->query_until(qr/started/, qq{\\echo started
+		SELECT mf_train('ratings', k := 64, iterations := 1000);
+	});
+	select(undef, undef, undef, $delay);
+	my $sent = time();
+	$node->safe_psql('postgres', "SELECT pg_cancel_backend($trainer_pid)");
+	ok( $node->poll_query_until('postgres',
+			"SELECT state <> 'active' FROM pg_stat_activity WHERE pid = $trainer_pid"),
+		"cancel after ${delay}s ends the training");
+	my $took = time() - $sent;
+	diag(sprintf('cancel after %.1fs: back in %.3fs', $delay, $took));
+	cmp_ok($took, '<', 5, "cancel after ${delay}s is prompt");
+	my ($out, $failed) = $trainer->query('SELECT 1');
+	like($trainer->{stderr}, qr/canceling statement due to user request/,
+		"cancel after ${delay}s reports the cancel");
+	$trainer->{stderr} = '';
+}
+
+# statement_timeout the same way.
+my $sent = time();
+my ($out, $failed) = $trainer->query(
+	"SET statement_timeout = '2s'; SELECT mf_train('ratings', k := 64, iterations := 1000)");
+my $took = time() - $sent;
+like($trainer->{stderr}, qr/canceling statement due to statement timeout/,
+	'statement_timeout stops the training');
+diag(sprintf('statement_timeout 2s: back after %.3fs', $took));
+cmp_ok($took, '<', 7, 'statement_timeout is prompt');
+
+# Nothing changed, and no thread was left behind.
+is($node->safe_psql('postgres', $fingerprint), $before,
+	'the cancelled trainings left the model as it was');
+opendir(my $tasks, "/proc/$trainer_pid/task") or die "no /proc/$trainer_pid/task: $!";
+my @threads = grep { !/^\./ } readdir($tasks);
+closedir($tasks);
+is(scalar(@threads), 1, 'no worker thread outlives a cancel');
+
+$trainer->quit;
+$node->stop;
+done_testing();
