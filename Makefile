@@ -29,7 +29,8 @@ PG_CFLAGS  += -std=gnu11 -Wall -Wextra $(MF_WERROR) \
 # OpenBLAS is dlopen()ed at first use (src/blas.c); only its headers are
 # needed to build.
 PG_CPPFLAGS += -I$(srcdir)/src
-SHLIB_LINK  += -lm
+PG_CFLAGS   += -pthread
+SHLIB_LINK  += -pthread -lm
 
 PG_CONFIG ?= pg_config
 PGXS := $(shell $(PG_CONFIG) --pgxs)
@@ -42,3 +43,4 @@ bench:
 
 # Every object depends on the shared header (PGXS tracks no header deps).
 $(OBJS): src/mf_ext.h src/blas.h
+src/als.o: src/als_kernel.h

@@ -27,6 +27,7 @@
 #include <limits.h>
 #include <math.h>
 #include <pthread.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdatomic.h>
 #include <unistd.h>
@@ -110,7 +111,7 @@ typedef struct HalfStep
 	double	   *norm;
 	double	   *sse;
 	int32		chunk_rows;
-	atomic_int	next_row;		/* first row of the next chunk to take */
+	atomic_llong next_row;		/* first row of the next chunk to take */
 	atomic_int	failed_row;		/* smallest singular row, or INT_MAX */
 	atomic_bool stop;			/* set on failure or interrupt */
 } HalfStep;
@@ -122,16 +123,17 @@ typedef struct Worker
 	pthread_t	thread;
 } Worker;
 
-/* Number of threads mf_ext.threads asks for (0: every online core). */
+/* Number of threads mf_ext.threads asks for (0: every core this backend may run on). */
 int
 mf_als_thread_count(void)
 {
-	long		online;
+	cpu_set_t	cpus;
 
 	if (mf_threads > 0)
 		return mf_threads;
-	online = sysconf(_SC_NPROCESSORS_ONLN);
-	return online < 1 ? 1 : (int) Min(online, MF_MAX_THREADS);
+	if (sched_getaffinity(0, sizeof(cpus), &cpus) == 0)
+		return Max(1, Min(CPU_COUNT(&cpus), MF_MAX_THREADS));
+	return Max(1, (int) Min(sysconf(_SC_NPROCESSORS_ONLN), MF_MAX_THREADS));
 }
 
 Size
@@ -158,13 +160,13 @@ mf_als_create(const MfRatings *ratings, int k, double lambda, bool single,
 			  MemoryContext cxt)
 {
 	MfAls	   *als = MemoryContextAllocZero(cxt, sizeof(MfAls));
-	int32		longest = Max(mf_csr_longest_row(&ratings->by_user),
+	int64		longest = Max(mf_csr_longest_row(&ratings->by_user),
 							  mf_csr_longest_row(&ratings->by_item));
 
 	if (longest > INT_MAX / k)
 		ereport(ERROR,
 				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
-				 errmsg("a user or item has %d ratings, too many for k = %d",
+				 errmsg("a user or item has " INT64_FORMAT " ratings, too many for k = %d",
 						longest, k)));
 
 	als->blas = mf_blas();
@@ -173,9 +175,10 @@ mf_als_create(const MfRatings *ratings, int k, double lambda, bool single,
 	als->lambda = lambda;
 	als->single = single;
 	als->real_size = single ? sizeof(float) : sizeof(double);
-	als->threads = als->blas->thread_safe ? mf_als_thread_count() : 1;
+	als->threads = Min(mf_als_thread_count(), als->blas->max_threads);
 	als->user_factors = mf_alloc_array(cxt, mul_size(ratings->n_users, k), als->real_size);
 	als->item_factors = mf_alloc_array(cxt, mul_size(ratings->n_items, k), als->real_size);
+	memset(als->user_factors, 0, mul_size(mul_size(ratings->n_users, k), als->real_size));
 	als->user_norm = mf_alloc_array(cxt, ratings->n_users, sizeof(double));
 	als->item_norm = mf_alloc_array(cxt, ratings->n_items, sizeof(double));
 	als->item_sse = mf_alloc_array(cxt, ratings->n_items, sizeof(double));
@@ -262,25 +265,26 @@ static void
 run_chunks(HalfStep *step, SolveBuffers *buffers, bool watch_interrupts)
 {
 	const MfAls *als = step->als;
-	bool		check_condition = als->lambda == 0.0;
 
 	while (!atomic_load(&step->stop))
 	{
-		int32		first = atomic_fetch_add(&step->next_row, step->chunk_rows);
+		int64		next = atomic_fetch_add(&step->next_row, step->chunk_rows);
+		int32		first;
 		int32		last;
 		int32		failed;
 
-		if (first >= step->rows->n_rows)
+		if (next >= step->rows->n_rows)
 			break;
-		last = Min(step->rows->n_rows, first + step->chunk_rows);
+		first = (int32) next;
+		last = (int32) Min(step->rows->n_rows, next + step->chunk_rows);
 		if (als->single)
 			failed = solve_rows_single(als->blas, step->rows, step->other, als->k,
-									   (float) als->lambda, check_condition,
+									   (float) als->lambda,
 									   step->out, step->norm, step->sse,
 									   buffers, first, last);
 		else
 			failed = solve_rows_double(als->blas, step->rows, step->other, als->k,
-									   als->lambda, check_condition,
+									   als->lambda,
 									   step->out, step->norm, step->sse,
 									   buffers, first, last);
 		if (failed >= 0)
@@ -327,7 +331,7 @@ solve_side(MfAls *als, const MfCsr *rows, const void *other, void *out,
 	step.norm = norm;
 	step.sse = sse;
 	step.chunk_rows = (int32) Max(1, Min(256, MF_RATINGS_PER_CHUNK / per_row));
-	atomic_init(&step.next_row, 0);
+	atomic_init(&step.next_row, (long long) 0);
 	atomic_init(&step.failed_row, INT_MAX);
 	atomic_init(&step.stop, false);
 

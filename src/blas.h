@@ -44,7 +44,7 @@ typedef struct MfBlas
 	void		(*dpocon) (const char *uplo, const int *n, const double *a,
 						   const int *lda, const double *anorm, double *rcond,
 						   double *work, int *iwork, int *info, size_t uplo_len);
-	bool		thread_safe;	/* may be called from several threads at once */
+	int			max_threads;	/* threads that may call it at once */
 } MfBlas;
 
 /* The table; loads OpenBLAS on first use.  Backend thread only. */

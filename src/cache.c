@@ -121,8 +121,8 @@ remember_statement(CallState *state)
 static ModelRow
 read_model_row(Oid schema_oid, int32 model_id, text *name)
 {
-	static MfSavedPlan by_id = {NULL, InvalidOid};
-	static MfSavedPlan by_name = {NULL, InvalidOid};
+	static MfSavedPlan by_id = {NULL, InvalidOid, ""};
+	static MfSavedPlan by_name = {NULL, InvalidOid, ""};
 	Oid			argtype = name ? TEXTOID : INT4OID;
 	Datum		arg = name ? PointerGetDatum(name) : Int32GetDatum(model_id);
 	SPIPlanPtr	plan;

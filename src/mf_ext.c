@@ -141,18 +141,23 @@ SPIPlanPtr
 mf_saved_plan(MfSavedPlan *saved, Oid schema, const char *query, int nargs,
 			  Oid *argtypes)
 {
+	char	   *name = get_namespace_name(schema);
 	SPIPlanPtr	plan;
 
-	if (saved->plan != NULL && saved->schema == schema)
+	/* the text names the schema: a renamed schema needs a new plan */
+	if (saved->plan != NULL && saved->schema == schema &&
+		name != NULL && strcmp(saved->schema_name, name) == 0)
 		return saved->plan;
-	plan = SPI_prepare(psprintf(query, quote_identifier(get_namespace_name(schema))),
-					   nargs, argtypes);
+	if (name == NULL)
+		elog(ERROR, "schema with OID %u does not exist", schema);
+	plan = SPI_prepare(psprintf(query, quote_identifier(name)), nargs, argtypes);
 	if (plan == NULL || SPI_keepplan(plan) != 0)
 		elog(ERROR, "could not prepare query: %s", query);
 	if (saved->plan != NULL)
 		SPI_freeplan(saved->plan);
 	saved->plan = plan;
 	saved->schema = schema;
+	strlcpy(saved->schema_name, name, NAMEDATALEN);
 	return plan;
 }
 

@@ -120,6 +120,7 @@ typedef struct MfSavedPlan
 {
 	SPIPlanPtr	plan;
 	Oid			schema;
+	char		schema_name[NAMEDATALEN];
 } MfSavedPlan;
 
 /* saved's plan for query (a format with one %s: the quoted schema). */
@@ -172,7 +173,7 @@ typedef struct MfSource
 extern void mf_source_validate(MfSource *source);
 extern char *mf_source_display_name(Oid relid);
 extern MfRatings *mf_ratings_read(const MfSource *source, MemoryContext cxt);
-extern int32 mf_csr_longest_row(const MfCsr *rows);
+extern int64 mf_csr_longest_row(const MfCsr *rows);
 extern void mf_ratings_free_by_item(MfRatings *ratings);
 
 /* The solver (als.c). */

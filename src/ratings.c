@@ -31,6 +31,7 @@
 #include "catalog/pg_class.h"
 #include "catalog/pg_inherits.h"
 #include "catalog/pg_type.h"
+#include "executor/executor.h"
 #include "executor/spi.h"
 #include "executor/tuptable.h"
 #include "lib/stringinfo.h"
@@ -54,6 +55,8 @@
  */
 #define MF_READ_BYTES_PER_RATING	16
 #define MF_BUILD_BYTES_PER_RATING	40
+/* Per distinct user or item: ids, counts, map entries, remaps, row starts. */
+#define MF_BYTES_PER_ID				80
 
 /* One chunk of rows read: dense indices in order of first appearance. */
 typedef struct RowChunk
@@ -88,6 +91,7 @@ typedef struct ReadState
 	int32		chunk_capacity;
 	int64		n_rows;
 	int64		n_skipped;
+	MemoryContext convert_cxt;	/* numeric conversions, reset per chunk */
 	bool		sorted;			/* rows so far in (user id, item id) order */
 	int64		last_user;
 	int64		last_item;
@@ -270,7 +274,7 @@ append_id(IdNumbering *numbering, int64 id)
 						   PG_INT32_MAX - 1, numbering->kind)));
 	if (numbering->n == numbering->capacity)
 	{
-		numbering->capacity = numbering->capacity * 2;
+		numbering->capacity = (int32) Min((int64) numbering->capacity * 2, PG_INT32_MAX);
 		numbering->ids = repalloc_huge(numbering->ids,
 									   mul_size(numbering->capacity, sizeof(int64)));
 		numbering->counts = repalloc_huge(numbering->counts,
@@ -358,7 +362,16 @@ accept_row(ReadState *state, Datum user, bool user_null, Datum item,
 	}
 	user_id = id_value(user, source->user_type);
 	item_id = id_value(item, source->item_type);
-	value = rating_value(rating, source->rating_type);
+	if (source->rating_type == NUMERICOID)
+	{
+		/* numeric_float8 detoasts (copies) its argument: do it off to the side */
+		MemoryContext old = MemoryContextSwitchTo(state->convert_cxt);
+
+		value = rating_value(rating, source->rating_type);
+		MemoryContextSwitchTo(old);
+	}
+	else
+		value = rating_value(rating, source->rating_type);
 	if (!isfinite(value))
 		ereport(ERROR,
 				(errcode(ERRCODE_DATA_EXCEPTION),
@@ -379,10 +392,12 @@ accept_row(ReadState *state, Datum user, bool user_null, Datum item,
 	if (slot == 0)
 	{
 		/* a new chunk: within the memory limit, with room in the list */
-		mf_check_memory(mul_size(add_size(state->n_rows, MF_CHUNK_ROWS),
-							  MF_READ_BYTES_PER_RATING),
-					 psprintf("Reading the ratings: more than " INT64_FORMAT " rows so far.",
-							  state->n_rows));
+		mf_check_memory(add_size(mul_size(add_size(state->n_rows, MF_CHUNK_ROWS),
+										  MF_READ_BYTES_PER_RATING),
+								 mul_size(state->users.capacity + state->items.capacity,
+										  MF_BYTES_PER_ID)),
+						psprintf("Reading the ratings: " INT64_FORMAT " rows of %d users and %d items so far, and room for %d more.",
+								 state->n_rows, state->users.n, state->items.n, MF_CHUNK_ROWS));
 		if (state->n_chunks == state->chunk_capacity)
 		{
 			state->chunk_capacity *= 2;
@@ -390,6 +405,7 @@ accept_row(ReadState *state, Datum user, bool user_null, Datum item,
 										  mul_size(state->chunk_capacity, sizeof(RowChunk *)));
 		}
 		state->chunks[state->n_chunks++] = MemoryContextAlloc(state->cxt, sizeof(RowChunk));
+		MemoryContextReset(state->convert_cxt);
 		CHECK_FOR_INTERRUPTS();
 	}
 	chunk = state->chunks[state->n_chunks - 1];
@@ -414,37 +430,45 @@ accept_spi_row(HeapTuple tuple, TupleDesc desc, void *arg)
 }
 
 /*
- * True when a direct heap scan returns exactly the rows the caller's
- * SELECT would: a plain table or materialized view without inheritance
- * children or row-level security, readable by the current user.
+ * True when a direct heap scan of the locked relation rel returns exactly
+ * the rows the caller's SELECT would: a heap table or populated
+ * materialized view without inheritance children or row-level security,
+ * readable by the current user (schema usage, and SELECT on the table or
+ * the three columns), and no security module hooked into permission checks.
  */
 static bool
-can_scan_directly(const MfSource *source)
+can_scan_directly(const MfSource *source, Relation rel)
 {
-	char		relkind = get_rel_relkind(source->relid);
+	Oid			relid = RelationGetRelid(rel);
 	Oid			user = GetUserId();
 	AttrNumber	columns[3] = {source->user_attnum, source->item_attnum,
 	source->rating_attnum};
 
-	if (relkind != RELKIND_RELATION && relkind != RELKIND_MATVIEW)
+	if (rel->rd_rel->relkind != RELKIND_RELATION &&
+		rel->rd_rel->relkind != RELKIND_MATVIEW)
 		return false;
-	if (has_subclass(source->relid))
+	if (rel->rd_rel->relam != HEAP_TABLE_AM_OID || !RelationIsPopulated(rel))
 		return false;
-	if (check_enable_rls(source->relid, InvalidOid, true) == RLS_ENABLED)
+	if (ExecutorCheckPerms_hook != NULL)
 		return false;
-	if (pg_class_aclcheck(source->relid, user, ACL_SELECT) == ACLCHECK_OK)
+	if (has_subclass(relid))
+		return false;
+	if (check_enable_rls(relid, InvalidOid, true) == RLS_ENABLED)
+		return false;
+	if (pg_namespace_aclcheck(RelationGetNamespace(rel), user, ACL_USAGE) != ACLCHECK_OK)
+		return false;
+	if (pg_class_aclcheck(relid, user, ACL_SELECT) == ACLCHECK_OK)
 		return true;
 	for (int c = 0; c < 3; c++)
-		if (pg_attribute_aclcheck(source->relid, columns[c], user, ACL_SELECT) != ACLCHECK_OK)
+		if (pg_attribute_aclcheck(relid, columns[c], user, ACL_SELECT) != ACLCHECK_OK)
 			return false;
 	return true;
 }
 
 /*
- * Reads the rows by a heap scan under the statement's snapshot.  Returns
- * false, having read nothing, for a table of another access method or an
- * unpopulated materialized view (the SPI path then reads or reports it as a
- * SELECT would).
+ * Reads the rows by a heap scan under the statement's snapshot, when
+ * can_scan_directly allows it (checked with the relation locked, as a
+ * SELECT would hold it).  Returns false, having read nothing, otherwise.
  */
 static bool
 read_by_scan(ReadState *state)
@@ -456,8 +480,7 @@ read_by_scan(ReadState *state)
 	TableScanDesc scan;
 	HeapTuple	tuple;
 
-	/* heap_getnext reads heap tables only; SPI reports unpopulated views */
-	if (rel->rd_rel->relam != HEAP_TABLE_AM_OID || !RelationIsPopulated(rel))
+	if (!can_scan_directly(source, rel))
 	{
 		table_close(rel, AccessShareLock);
 		return false;
@@ -714,14 +737,14 @@ mf_ratings_free_by_item(MfRatings *ratings)
 	memset(&ratings->by_item, 0, sizeof(MfCsr));
 }
 
-int32
+int64
 mf_csr_longest_row(const MfCsr *rows)
 {
 	int64		longest = 0;
 
 	for (int32 r = 0; r < rows->n_rows; r++)
 		longest = Max(longest, rows->row_start[r + 1] - rows->row_start[r]);
-	return (int32) Min(longest, PG_INT32_MAX);
+	return longest;
 }
 
 /*
@@ -741,7 +764,6 @@ mf_ratings_read(const MfSource *source, MemoryContext cxt)
 	MfCsr		by_item_unsorted;
 	bool		duplicates;
 	int64		n;
-
 	instr_time	started;
 	instr_time	elapsed;
 
@@ -750,12 +772,14 @@ mf_ratings_read(const MfSource *source, MemoryContext cxt)
 
 	state.source = source;
 	state.cxt = scratch;
+	state.convert_cxt = AllocSetContextCreate(scratch, "mf_ext numeric conversion",
+											  ALLOCSET_SMALL_SIZES);
 	state.sorted = true;
 	numbering_init(&state.users, scratch, "users");
 	numbering_init(&state.items, scratch, "items");
 	state.chunk_capacity = 64;
 	state.chunks = MemoryContextAlloc(scratch, sizeof(RowChunk *) * state.chunk_capacity);
-	if (can_scan_directly(source) && read_by_scan(&state))
+	if (read_by_scan(&state))
 		elog(DEBUG1, "mf_train read %s by a heap scan", mf_source_display_name(source->relid));
 	else
 	{
@@ -774,7 +798,9 @@ mf_ratings_read(const MfSource *source, MemoryContext cxt)
 		MemoryContextDelete(scratch);
 		return ratings;
 	}
-	mf_check_memory(mul_size(n, MF_BUILD_BYTES_PER_RATING),
+	mf_check_memory(add_size(mul_size(n, MF_BUILD_BYTES_PER_RATING),
+							 mul_size(state.users.capacity + state.items.capacity,
+									  MF_BYTES_PER_ID)),
 				 psprintf("Indexing " INT64_FORMAT " ratings of %d users and %d items takes %d bytes a rating.",
 						  n, state.users.n, state.items.n, MF_BUILD_BYTES_PER_RATING));
 

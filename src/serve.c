@@ -48,10 +48,10 @@ typedef float v4sf __attribute__((vector_size(16)));
 #define LOAD4_double(p, j) \
 	({ v4df d_; memcpy(&d_, (p) + (j), sizeof(d_)); d_; })
 
-#define DEFINE_DOT(name, REAL) \
+#define DEFINE_DOT(name, UREAL, ULOAD, VREAL, VLOAD) \
 MF_SIMD_CLONES \
 static double \
-dot_##name(const REAL *u, const REAL *v, int k) \
+dot_##name(const UREAL *u, const VREAL *v, int k) \
 { \
 	v4df		s0 = {0, 0, 0, 0}, s1 = s0, s2 = s0, s3 = s0, sum; \
 	double		total; \
@@ -59,22 +59,24 @@ dot_##name(const REAL *u, const REAL *v, int k) \
 \
 	for (; j + 16 <= k; j += 16) \
 	{ \
-		s0 += LOAD4_##name(u, j) * LOAD4_##name(v, j); \
-		s1 += LOAD4_##name(u, j + 4) * LOAD4_##name(v, j + 4); \
-		s2 += LOAD4_##name(u, j + 8) * LOAD4_##name(v, j + 8); \
-		s3 += LOAD4_##name(u, j + 12) * LOAD4_##name(v, j + 12); \
+		s0 += ULOAD(u, j) * VLOAD(v, j); \
+		s1 += ULOAD(u, j + 4) * VLOAD(v, j + 4); \
+		s2 += ULOAD(u, j + 8) * VLOAD(v, j + 8); \
+		s3 += ULOAD(u, j + 12) * VLOAD(v, j + 12); \
 	} \
 	for (; j + 4 <= k; j += 4) \
-		s0 += LOAD4_##name(u, j) * LOAD4_##name(v, j); \
+		s0 += ULOAD(u, j) * VLOAD(v, j); \
 	sum = (s0 + s1) + (s2 + s3); \
 	total = (sum[0] + sum[1]) + (sum[2] + sum[3]); \
 	for (; j < k; j++) \
-		total += (double) u[j] * v[j]; \
+		total += (double) u[j] * (double) v[j]; \
 	return total; \
 }
 
-DEFINE_DOT(single, float)
-DEFINE_DOT(double, double)
+DEFINE_DOT(single, float, LOAD4_single, float, LOAD4_single)
+DEFINE_DOT(double, double, LOAD4_double, double, LOAD4_double)
+/* a double u against float v: as dot_single once u is widened, bit for bit */
+DEFINE_DOT(mixed, double, LOAD4_double, float, LOAD4_single)
 
 /* The predicted rating of dense user index user for dense item index item. */
 static inline double
@@ -112,6 +114,39 @@ Datum
 mf_predict_by_name(PG_FUNCTION_ARGS)
 {
 	return predict(fcinfo, mf_cache_model_by_name(fcinfo, PG_GETARG_TEXT_PP(0)));
+}
+
+/*
+ * The user's score for every item (excluded ones are skipped).  Floats
+ * are widened once for the user's row; each score equals score() exactly.
+ */
+static double *
+score_items(const MfModel *model, int32 user, const bool *excluded)
+{
+	double	   *scores = mf_alloc_array(CurrentMemoryContext, model->n_items,
+										sizeof(double));
+	int			k = model->k;
+
+	if (model->single)
+	{
+		const float *u = (const float *) model->user_factors + (Size) user * k;
+		const float *v = model->item_factors;
+		double	   *wide = palloc(sizeof(double) * k);
+
+		for (int j = 0; j < k; j++)
+			wide[j] = u[j];
+		for (int32 item = 0; item < model->n_items; item++)
+			if (excluded == NULL || !excluded[item])
+				scores[item] = dot_mixed(wide, v + (Size) item * k, k);
+		pfree(wide);
+	}
+	else
+	{
+		for (int32 item = 0; item < model->n_items; item++)
+			if (excluded == NULL || !excluded[item])
+				scores[item] = score(model, user, item);
+	}
+	return scores;
 }
 
 /* Candidate ordering: higher score first, then lower item id. */
@@ -203,7 +238,7 @@ select_top(const double *scores, const int64 *ids, const bool *excluded,
 static bool *
 rated_items_mask(FunctionCallInfo fcinfo, MfModel *model, int64 user_id)
 {
-	static MfSavedPlan rated_items = {NULL, InvalidOid};
+	static MfSavedPlan rated_items = {NULL, InvalidOid, ""};
 	bool	   *mask = mf_alloc_array(CurrentMemoryContext, model->n_items, sizeof(bool));
 	Oid			argtypes[2] = {INT4OID, INT8OID};
 	Datum		args[2] = {Int32GetDatum(model->model_id), Int64GetDatum(user_id)};
@@ -280,11 +315,9 @@ recommend(FunctionCallInfo fcinfo, MfModel *model)
 	if (user < 0)
 		return (Datum) 0;
 
-	scores = mf_alloc_array(CurrentMemoryContext, model->n_items, sizeof(double));
-	for (int32 item = 0; item < model->n_items; item++)
-		scores[item] = score(model, user, item);
 	if (PG_GETARG_BOOL(3))
 		excluded = rated_items_mask(fcinfo, model, user_id);
+	scores = score_items(model, user, excluded);
 
 	best = mf_alloc_array(CurrentMemoryContext, Min(n, model->n_items), sizeof(int32));
 	n_best = select_top(scores, model->item_ids, excluded, model->n_items,

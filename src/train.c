@@ -48,6 +48,13 @@ static const char *const arg_names[] = {
 static void
 check_not_null(FunctionCallInfo fcinfo)
 {
+	/* 0.1's SQL definition has fewer arguments: the module needs 0.2's */
+	if (PG_NARGS() != lengthof(arg_names))
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("mf_train was called with %d arguments, but this version of the module takes %d",
+						PG_NARGS(), (int) lengthof(arg_names)),
+				 errhint("Run ALTER EXTENSION mf_ext UPDATE.")));
 	for (int arg = ARG_SOURCE; arg <= ARG_DOUBLE_PRECISION; arg++)
 		if (arg != ARG_MODEL_NAME && PG_ARGISNULL(arg))
 			ereport(ERROR,
@@ -85,7 +92,8 @@ check_parameters(int k, double lambda, int iterations, const char *model_name)
 
 /* Raises the error for a singular system on row index of one side. */
 static void
-report_singular(const MfRatings *ratings, bool users, int32 index, double lambda)
+report_singular(const MfRatings *ratings, bool users, int32 index, double lambda,
+				bool double_precision)
 {
 	const char *side = users ? "user" : "item";
 	int64		id = users ? ratings->user_ids[index] : ratings->item_ids[index];
@@ -102,9 +110,10 @@ report_singular(const MfRatings *ratings, bool users, int32 index, double lambda
 			(errcode(ERRCODE_NUMERIC_VALUE_OUT_OF_RANGE),
 			 errmsg("the least-squares system of %s " INT64_FORMAT " could not be solved",
 					side, id),
-			 errdetail("With lambda = %g > 0 the system is positive definite in exact arithmetic, so floating point overflowed: the ratings are too large.",
-					   lambda),
-			 errhint("Scale the ratings into a moderate range, for example 0 to 10.")));
+			 errdetail("With lambda = %g > 0 the system is positive definite in exact arithmetic; it failed in %s precision because lambda is too small to keep it well conditioned, or because the ratings are so large that floating point overflowed.",
+					   lambda, double_precision ? "double" : "single"),
+			 errhint("Raise lambda (0.01 or more), scale the ratings into a moderate range (for example 0 to 10)%s.",
+					 double_precision ? "" : ", or pass double_precision := true")));
 }
 
 static double
@@ -169,9 +178,7 @@ mf_train(PG_FUNCTION_ARGS)
 	record.iterations = PG_GETARG_INT32(ARG_ITERATIONS);
 	record.warm_start = PG_GETARG_BOOL(ARG_WARM_START);
 	record.seed = PG_GETARG_INT32(ARG_SEED);
-	/* double_precision came in 0.2; 0.1's SQL function trained in double */
-	record.double_precision = PG_NARGS() <= ARG_DOUBLE_PRECISION ||
-		PG_GETARG_BOOL(ARG_DOUBLE_PRECISION);
+	record.double_precision = PG_GETARG_BOOL(ARG_DOUBLE_PRECISION);
 	record.user_col = source.user_col;
 	record.item_col = source.item_col;
 	record.rating_col = source.rating_col;
@@ -238,7 +245,8 @@ mf_train(PG_FUNCTION_ARGS)
 		INSTR_TIME_SET_CURRENT(iteration_start);
 		failure = mf_als_iterate(als, &record.loss[iteration], &sse);
 		if (failure.index >= 0)
-			report_singular(ratings, failure.users, failure.index, record.lambda);
+			report_singular(ratings, failure.users, failure.index, record.lambda,
+							record.double_precision);
 		if (!isfinite(record.loss[iteration]))
 			ereport(ERROR,
 					(errcode(ERRCODE_NUMERIC_VALUE_OUT_OF_RANGE),
