@@ -105,7 +105,7 @@ mf_check_memory(Size bytes, const char *detail)
 				 errmsg("mf_train would need about %zu MB of memory, more than mf_ext.max_memory (%d MB)",
 						bytes / (1024 * 1024) + 1, mf_max_memory_mb),
 				 errdetail("%s", detail),
-				 errhint("Raise mf_ext.max_memory (a superuser setting), lower k, or train on a sample of the ratings.")));
+				 errhint("Raise mf_ext.max_memory (a superuser setting), lower k or mf_ext.threads, or train on a sample of the ratings.")));
 }
 
 void *
