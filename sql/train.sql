@@ -197,3 +197,14 @@ SELECT mf_train('secured', k := 2, iterations := 1, model_name := 'secured by ow
 SELECT n_users FROM mf_models WHERE name = 'secured by owner';
 DROP OWNED BY regress_mf_reader;
 DROP ROLE regress_mf_reader;
+
+-- Sparse rows with k far above their rating counts train fine at any
+-- lambda > 0 (the systems are positive definite), in both precisions.
+CREATE TABLE sparse AS
+SELECT u AS user_id, (u * 7 + j * 13) % 400 AS item_id, 1 + (u * j) % 5 AS rating
+FROM generate_series(1, 60) u, generate_series(1, 3) j;
+SELECT mf_train('sparse', k := 64, lambda := 0.1, iterations := 3) IS NOT NULL AS single_trained,
+       mf_train('sparse', k := 64, lambda := 0.1, iterations := 3, model_name := 'sparse double',
+                double_precision := true) IS NOT NULL AS double_trained;
+SELECT name, round(train_rmse::numeric, 3) AS train_rmse FROM mf_models
+WHERE name IN ('sparse', 'sparse double') ORDER BY name;

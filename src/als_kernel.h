@@ -25,10 +25,11 @@
  * is not NULL, sum_e (val[e] - x_r . o_e)^2 in sse[r] (the data term of J
  * with both sides at their new values, used after the item half-step).
  *
- * Returns -1, or the first row whose system is not positive definite or,
- * when lambda is too small to keep it well conditioned in this precision
- * (lambda <= k * epsilon * |G|_1), has reciprocal condition below
- * k * epsilon.
+ * Returns -1, or the first row whose system is not positive definite (or,
+ * at lambda = 0, where it may be singular, has reciprocal condition below
+ * k * epsilon).  With lambda > 0 the system is positive definite; checking
+ * its condition as well would reject systems that are merely well
+ * regularised in a few directions.
  */
 /* 1-norm of the symmetric k x k matrix whose upper triangle is in a. */
 static REAL
@@ -63,7 +64,6 @@ KERNEL(solve_rows) (const MfBlas *blas, const MfCsr *rows, const REAL *other,
 		REAL	   *gram = buffers->gram;
 		REAL	   *ratings = buffers->ratings;
 		REAL	   *x = out + (Size) r * k;
-		REAL		anorm;
 		int			info;
 
 		for (int e = 0; e < degree; e++)
@@ -81,9 +81,9 @@ KERNEL(solve_rows) (const MfBlas *blas, const MfCsr *rows, const REAL *other,
 		blas->GEMV(CblasColMajor, CblasNoTrans, k, degree, 1, gathered, k,
 				  ratings, 1, 0, x, 1);
 
-		anorm = KERNEL(symmetric_one_norm) (gram, k);
-		if (lambda <= k * REAL_EPSILON * anorm)
+		if (lambda == 0)
 		{
+			REAL		anorm = KERNEL(symmetric_one_norm) (gram, k);
 			REAL		rcond;
 
 			blas->POTRF(&upper, &k, gram, &k, &info, 1);
