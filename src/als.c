@@ -57,14 +57,6 @@ typedef struct SolveBuffers
 #define POCON spocon
 #define REAL_EPSILON FLT_EPSILON
 #include "als_kernel.h"
-#undef REAL
-#undef KERNEL
-#undef SYRK
-#undef GEMV
-#undef POTRF
-#undef POTRS
-#undef POCON
-#undef REAL_EPSILON
 
 #define REAL double
 #define KERNEL(name) name##_double
@@ -75,14 +67,6 @@ typedef struct SolveBuffers
 #define POCON dpocon
 #define REAL_EPSILON DBL_EPSILON
 #include "als_kernel.h"
-#undef REAL
-#undef KERNEL
-#undef SYRK
-#undef GEMV
-#undef POTRF
-#undef POTRS
-#undef POCON
-#undef REAL_EPSILON
 
 struct MfAls
 {

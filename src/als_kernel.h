@@ -10,7 +10,8 @@
  *		REAL_EPSILON
  *
  *	  Everything here is plain C over plain arrays: it runs in worker
- *	  threads and must not call PostgreSQL.
+ *	  threads and must not call PostgreSQL.  The parameters are #undef'd
+ *	  at the end.
  *
  *-------------------------------------------------------------------------
  */
@@ -130,3 +131,13 @@ KERNEL(solve_rows) (const MfBlas *blas, const MfCsr *rows, const REAL *other,
 	}
 	return -1;
 }
+
+/* This file is included once per precision: forget the parameters. */
+#undef REAL
+#undef KERNEL
+#undef SYRK
+#undef GEMV
+#undef POTRF
+#undef POTRS
+#undef POCON
+#undef REAL_EPSILON

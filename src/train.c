@@ -261,8 +261,9 @@ mf_train(PG_FUNCTION_ARGS)
 				(errmsg("iteration %d of %d: J = %.6g, training RMSE = %.6g",
 						iteration + 1, record.iterations, record.loss[iteration],
 						sqrt(sse / ratings->n_ratings)),
-				 errdetail("%.3f s this iteration, %.3f s since mf_train started.",
-						   record.iteration_seconds[iteration], seconds_since(start))));
+				 errdetail("%.3f s this iteration on %d threads, %.3f s since mf_train started.",
+						   record.iteration_seconds[iteration], mf_als_threads(als),
+						   seconds_since(start))));
 	}
 	record.train_rmse = sqrt(sse / ratings->n_ratings);
 	record.train_seconds = seconds_since(start);
