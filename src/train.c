@@ -82,10 +82,15 @@ check_parameters(int k, double lambda, int iterations, const char *model_name)
 				 errmsg("iterations must be between 1 and %d, got %d",
 						MF_MAX_ITERATIONS, iterations),
 				 errhint("Each iteration solves all users, then all items; 10 is usual.")));
-	if (model_name[0] == '\0' || strlen(model_name) > MF_MAX_MODEL_NAME)
+	if (model_name[0] == '\0')
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("model_name must be 1 to %d bytes long, got %zu",
+				 errmsg("model_name must not be empty"),
+				 errhint("Pass a name, or NULL to name the model after the source relation.")));
+	if (strlen(model_name) > MF_MAX_MODEL_NAME)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("model_name must be at most %d bytes long, got %zu",
 						MF_MAX_MODEL_NAME, strlen(model_name)),
 				 errhint("Pass a shorter name, or NULL to name the model after the source relation.")));
 }
