@@ -6,7 +6,9 @@
  *	  Each cached model remembers the version it was loaded at.  A function
  *	  call looks the model's current version up in mf_models once per
  *	  statement (under that statement's snapshot), keeps the answer in its
- *	  fn_extra, and reuses the cached factors only while the versions match.
+ *	  fn_extra, and reuses the cached factors only while the versions match;
+ *	  a later statement skips the look-up when no transaction has completed
+ *	  anywhere since (so nothing in mf_models can look different).
  *	  mf_train draws every version from a sequence, so a version number is
  *	  never reused, not even after a rolled-back retrain; and since the
  *	  sequence starts afresh when the extension is re-created, the OID of
@@ -30,19 +32,30 @@
 /* Models cached per backend at the most. */
 #define MF_CACHE_MAX_MODELS 8
 
+/*
+ * What identifies the data a lookup saw: the transaction and command, the
+ * number of transactions completed anywhere when the snapshot was taken,
+ * and the cache generation.
+ */
+typedef struct SnapshotKey
+{
+	LocalTransactionId lxid;
+	CommandId	cid;
+	uint64		completion_count;
+	uint64		generation;
+} SnapshotKey;
+
 typedef struct CacheEntry
 {
 	int32		model_id;		/* hash key */
 	MfModel    *model;			/* never NULL */
+	SnapshotKey validated;		/* when mf_models last confirmed it */
 } CacheEntry;
 
 /* What a call site (FmgrInfo) knows about the model it used last. */
 typedef struct CallState
 {
-	LocalTransactionId lxid;	/* the statement it was looked up in ... */
-	CommandId	cid;
-	uint64		completion_count;
-	uint64		generation;		/* ... and the cache generation then */
+	SnapshotKey key;			/* the statement it was looked up in */
 	int32		model_id;
 	text	   *name;			/* when called by name */
 	MfModel    *model;
@@ -87,34 +100,67 @@ subabort_callback(SubXactEvent event, SubTransactionId sub, SubTransactionId par
 		cache_generation++;
 }
 
-/* True when state was filled in the statement that is running now. */
+/* The key of the running statement; false when there is no snapshot. */
 static bool
-same_statement(const CallState *state)
-{
-	Snapshot	snapshot = ActiveSnapshotSet() ? GetActiveSnapshot() : NULL;
-
-	return state->generation == cache_generation &&
-		state->lxid == MyProc->lxid &&
-		snapshot != NULL &&
-		state->cid == snapshot->curcid &&
-		state->completion_count == snapshot->snapXactCompletionCount;
-}
-
-static void
-remember_statement(CallState *state)
+current_key(SnapshotKey *key)
 {
 	Snapshot	snapshot;
 
 	if (!ActiveSnapshotSet())
-	{
-		state->model = NULL;	/* nothing to recognise the statement by */
-		return;
-	}
+		return false;
 	snapshot = GetActiveSnapshot();
-	state->lxid = MyProc->lxid;
-	state->cid = snapshot->curcid;
-	state->completion_count = snapshot->snapXactCompletionCount;
-	state->generation = cache_generation;
+	key->lxid = MyProc->lxid;
+	key->cid = snapshot->curcid;
+	key->completion_count = snapshot->snapXactCompletionCount;
+	key->generation = cache_generation;
+	return true;
+}
+
+/* True when a and b are the same statement. */
+static bool
+same_statement(const SnapshotKey *a, const SnapshotKey *b)
+{
+	return a->lxid == b->lxid && a->cid == b->cid &&
+		a->completion_count == b->completion_count &&
+		a->generation == b->generation;
+}
+
+/*
+ * True when nothing that now's statement can see in mf_models may differ
+ * from what the lookup at then saw: no transaction has completed since
+ * (a retrain commits, a rolled-back one aborts: both count), no abort in
+ * this backend, and within one transaction no command since.  Lets a model
+ * be reused across statements without asking mf_models again.
+ */
+static bool
+nothing_changed(const SnapshotKey *then, const SnapshotKey *now)
+{
+	return then->completion_count != 0 &&	/* 0: unknown (imported snapshot) */
+		then->completion_count == now->completion_count &&
+		then->generation == now->generation &&
+		(then->lxid != now->lxid || then->cid == now->cid);
+}
+
+/* The cached entry for model_id or name, if any. */
+static CacheEntry *
+find_entry(int32 model_id, text *name)
+{
+	HASH_SEQ_STATUS scan;
+	CacheEntry *entry;
+	char	   *wanted;
+
+	if (name == NULL)
+		return hash_search(model_cache, &model_id, HASH_FIND, NULL);
+	wanted = text_to_cstring(name);
+	hash_seq_init(&scan, model_cache);
+	while ((entry = hash_seq_search(&scan)) != NULL)
+		if (strcmp(entry->model->name, wanted) == 0)
+		{
+			hash_seq_term(&scan);
+			break;
+		}
+	pfree(wanted);
+	return entry;
 }
 
 /* Reads the model's row by id or (when name is not NULL) by name. */
@@ -359,9 +405,29 @@ read_model_row_or_forget(Oid schema_oid, int32 model_id, text *name)
 	return row;
 }
 
+/* Records in the call site's state which model this statement uses. */
+static void
+remember_call(FunctionCallInfo fcinfo, CallState *state, MfModel *model,
+			  text *name, const SnapshotKey *now)
+{
+	state->model_id = model->model_id;
+	if (state->name)
+		pfree(state->name);
+	state->name = name ? (text *) MemoryContextAlloc(fcinfo->flinfo->fn_mcxt,
+													 VARSIZE_ANY(name)) : NULL;
+	if (name)
+		memcpy(state->name, name, VARSIZE_ANY(name));
+	/* without a snapshot there is nothing to recognise the statement by */
+	state->model = now ? model : NULL;
+	if (now)
+		state->key = *now;
+}
+
 /*
  * The model for this call: from fn_extra when this statement has already
- * looked it up, else validated against mf_models and (re)loaded as needed.
+ * looked it up, from the cache when no transaction has completed since it
+ * was last confirmed, else validated against mf_models and (re)loaded as
+ * needed.
  */
 static MfModel *
 cache_lookup(FunctionCallInfo fcinfo, int32 model_id, text *name)
@@ -370,6 +436,8 @@ cache_lookup(FunctionCallInfo fcinfo, int32 model_id, text *name)
 	Oid			schema_oid;
 	ModelRow	row;
 	CacheEntry *entry;
+	SnapshotKey now;
+	bool		have_key = current_key(&now);
 	bool		found;
 
 	if (state == NULL)
@@ -377,7 +445,7 @@ cache_lookup(FunctionCallInfo fcinfo, int32 model_id, text *name)
 		state = MemoryContextAllocZero(fcinfo->flinfo->fn_mcxt, sizeof(CallState));
 		fcinfo->flinfo->fn_extra = state;
 	}
-	else if (state->model != NULL && same_statement(state) &&
+	else if (state->model != NULL && have_key && same_statement(&state->key, &now) &&
 			 (name ? (state->name != NULL &&
 					  VARSIZE_ANY_EXHDR(name) == VARSIZE_ANY_EXHDR(state->name) &&
 					  memcmp(VARDATA_ANY(name), VARDATA_ANY(state->name),
@@ -396,6 +464,15 @@ cache_lookup(FunctionCallInfo fcinfo, int32 model_id, text *name)
 								  HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
 		RegisterXactCallback(abort_callback, NULL);
 		RegisterSubXactCallback(subabort_callback, NULL);
+	}
+
+	/* a model confirmed by an earlier statement that saw the same data */
+	entry = have_key ? find_entry(model_id, name) : NULL;
+	if (entry != NULL && nothing_changed(&entry->validated, &now))
+	{
+		entry->model->last_used = ++lookup_clock;
+		remember_call(fcinfo, state, entry->model, name, &now);
+		return entry->model;
 	}
 
 	schema_oid = get_func_namespace(fcinfo->flinfo->fn_oid);
@@ -419,19 +496,15 @@ cache_lookup(FunctionCallInfo fcinfo, int32 model_id, text *name)
 		entry->model = model;
 	}
 	entry->model->last_used = ++lookup_clock;
+	if (have_key)
+		entry->validated = now;
+	else
+		memset(&entry->validated, 0xFF, sizeof(SnapshotKey));	/* matches nothing */
 	evict_stale(entry);
 	SPI_finish();
 
-	state->model_id = row.model_id;
-	if (state->name)
-		pfree(state->name);
-	state->name = name ? (text *) MemoryContextAlloc(fcinfo->flinfo->fn_mcxt,
-													 VARSIZE_ANY(name)) : NULL;
-	if (name)
-		memcpy(state->name, name, VARSIZE_ANY(name));
-	state->model = entry->model;
-	remember_statement(state);
-	return state->model;
+	remember_call(fcinfo, state, entry->model, name, have_key ? &now : NULL);
+	return entry->model;
 }
 
 MfModel *
