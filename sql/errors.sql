@@ -97,3 +97,11 @@ ORDER BY s.n;
 
 -- None of that changed the model.
 SELECT name, k, n_users, n_items FROM mf_models WHERE name = 'tiny';
+
+-- A hand-edited factor row of the wrong length is reported, not trusted,
+-- by serving and by a warm start.
+UPDATE mf_item_factors SET factors = '{1, 2, 3}'
+WHERE model_id = (SELECT model_id FROM mf_models WHERE name = 'tiny') AND item_id = 1;
+UPDATE mf_models SET version = nextval('mf_model_version_seq') WHERE name = 'tiny';
+SELECT * FROM try($$SELECT mf_predict('tiny', 1, 1)$$);
+SELECT * FROM try($$SELECT mf_train('tiny', k := 2, warm_start := true)$$);
