@@ -127,3 +127,35 @@ BEGIN
 END $$;
 COMMIT;
 \set VERBOSITY default
+
+-- A wider model (2,500 items): mf_recommend is still exactly the
+-- brute-force ranking for n = 1, 10, 100.
+SET client_min_messages = warning;
+CREATE TABLE wide AS
+SELECT u AS user_id, i AS item_id,
+       3 + sin(u) * cos(0.3 * i) + cos(0.7 * u) * sin(0.11 * i) + 0.1 * sin(u * i) AS rating
+FROM generate_series(1, 200) u, generate_series(1, 2500) i
+WHERE abs(hashint8(u * 10007 + i)) % 100 < 8;
+SELECT mf_train('wide', k := 8, lambda := 0.1, iterations := 5) AS w \gset
+SELECT count(DISTINCT item_id) >= 2000 AS wide FROM wide;
+CREATE VIEW wide_dots AS
+SELECT u.user_id, v.item_id,
+       (SELECT sum(x * y) FROM unnest(u.factors, v.factors) AS t(x, y)) AS dot
+FROM mf_user_factors u JOIN mf_item_factors v USING (model_id)
+WHERE model_id = :w;
+SELECT exclude, n, count(*) AS users,
+       bool_and(got = want) AS same_items
+FROM (VALUES (false), (true)) AS e(exclude), (VALUES (1), (10), (100)) AS c(n),
+     generate_series(1, 200, 9) AS who,
+     LATERAL (SELECT array_agg(item_id ORDER BY ord) AS got
+              FROM mf_recommend(:w, who, n, exclude) WITH ORDINALITY AS r(item_id, score, ord)) g,
+     LATERAL (SELECT array_agg(item_id ORDER BY dot DESC, item_id) AS want
+              FROM (SELECT d.item_id, d.dot FROM wide_dots d
+                    WHERE d.user_id = who
+                      AND NOT (exclude AND EXISTS (SELECT 1 FROM wide r
+                                                   WHERE r.user_id = who AND r.item_id = d.item_id))
+                    ORDER BY d.dot DESC, d.item_id LIMIT n) b) w
+GROUP BY exclude, n ORDER BY exclude, n;
+-- and its scores are mf_predict's, to the bit
+SELECT bool_and(r.score = mf_predict(:w, 17, r.item_id)) AS same_scores
+FROM mf_recommend(:w, 17, 50) r;
