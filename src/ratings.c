@@ -535,7 +535,7 @@ check_estimated_rows(const MfSource *source)
 	ReleaseSysCache(tuple);
 	if (reltuples > 0)
 		mf_check_memory((Size) reltuples * MF_BUILD_BYTES_PER_RATING,
-					 psprintf("The ratings: about %.0f rows by the planner's estimate, %d bytes each while they are indexed.",
+					 psprintf("The ratings: about %.0f rows by the planner's estimate (ANALYZE the table if that is out of date), %d bytes each while they are indexed.",
 							  reltuples, MF_BUILD_BYTES_PER_RATING));
 }
 
