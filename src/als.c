@@ -107,36 +107,53 @@ typedef struct Worker
 	pthread_t	thread;
 } Worker;
 
-/* Number of threads mf_ext.threads asks for (0: every core this backend may run on). */
-int
-mf_als_thread_count(void)
+/*
+ * Threads a training runs on: what mf_ext.threads asks for (0: every core
+ * this backend may run on), at most as many as OpenBLAS allows callers.
+ */
+static int
+solver_threads(void)
 {
+	int			wanted = mf_threads;
 	cpu_set_t	cpus;
 
-	if (mf_threads > 0)
-		return mf_threads;
-	if (sched_getaffinity(0, sizeof(cpus), &cpus) == 0)
-		return Max(1, Min(CPU_COUNT(&cpus), MF_MAX_THREADS));
-	return Max(1, (int) Min(sysconf(_SC_NPROCESSORS_ONLN), MF_MAX_THREADS));
+	if (wanted <= 0)
+		wanted = sched_getaffinity(0, sizeof(cpus), &cpus) == 0 ? CPU_COUNT(&cpus)
+			: (int) sysconf(_SC_NPROCESSORS_ONLN);
+	return Max(1, Min(Min(wanted, MF_MAX_THREADS), mf_blas()->max_threads));
 }
 
+/* The longest row of either side: it sizes every thread's buffers. */
+static int64
+longest_row(const MfRatings *ratings)
+{
+	return Max(mf_csr_longest_row(&ratings->by_user),
+			   mf_csr_longest_row(&ratings->by_item));
+}
+
+/*
+ * Bytes a training on ratings will hold while solving: the ratings' rows
+ * (24 bytes a rating, both sides), the factors, the per-row sums, and each
+ * thread's buffers.  *threads is set to the number of threads it assumes.
+ */
 Size
-mf_als_memory_estimate(int64 n_users, int64 n_items, int64 longest_row,
-					   int k, bool single, int threads)
+mf_als_memory_estimate(const MfRatings *ratings, int k, bool single,
+					   int *threads)
 {
 	Size		real_size = single ? sizeof(float) : sizeof(double);
-	Size		rows = add_size(n_users, n_items);
+	Size		rows = add_size(ratings->n_users, ratings->n_items);
+	int64		longest = longest_row(ratings);
 	Size		bytes;
 	Size		per_thread;
 
-	if (threads <= 0)
-		threads = mf_als_thread_count();
-	bytes = mul_size(mul_size(rows, k), real_size);		/* factors */
-	bytes = add_size(bytes, mul_size(add_size(rows, n_items), sizeof(double)));
-	per_thread = mul_size(mul_size(add_size(longest_row, k + 3), k), real_size);
-	per_thread = add_size(per_thread, mul_size(longest_row, real_size));
+	*threads = solver_threads();
+	bytes = mul_size(ratings->n_ratings, 2 * (sizeof(int32) + sizeof(double)));
+	bytes = add_size(bytes, mul_size(mul_size(rows, k), real_size));	/* factors */
+	bytes = add_size(bytes, mul_size(add_size(rows, ratings->n_items), sizeof(double)));
+	per_thread = mul_size(mul_size(add_size(longest, k + 3), k), real_size);
+	per_thread = add_size(per_thread, mul_size(longest, real_size));
 	per_thread = add_size(per_thread, mul_size(k, sizeof(int)));
-	return add_size(bytes, mul_size(per_thread, threads));
+	return add_size(bytes, mul_size(per_thread, *threads));
 }
 
 MfAls *
@@ -144,8 +161,7 @@ mf_als_create(const MfRatings *ratings, int k, double lambda, bool single,
 			  MemoryContext cxt)
 {
 	MfAls	   *als = MemoryContextAllocZero(cxt, sizeof(MfAls));
-	int64		longest = Max(mf_csr_longest_row(&ratings->by_user),
-							  mf_csr_longest_row(&ratings->by_item));
+	int64		longest = longest_row(ratings);
 
 	if (longest > INT_MAX / k)
 		ereport(ERROR,
@@ -159,7 +175,7 @@ mf_als_create(const MfRatings *ratings, int k, double lambda, bool single,
 	als->lambda = lambda;
 	als->single = single;
 	als->real_size = single ? sizeof(float) : sizeof(double);
-	als->threads = Min(mf_als_thread_count(), als->blas->max_threads);
+	als->threads = solver_threads();
 	als->user_factors = mf_alloc_array(cxt, mul_size(ratings->n_users, k), als->real_size);
 	als->item_factors = mf_alloc_array(cxt, mul_size(ratings->n_items, k), als->real_size);
 	memset(als->user_factors, 0, mul_size(mul_size(ratings->n_users, k), als->real_size));

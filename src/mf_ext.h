@@ -19,9 +19,6 @@
 #include "executor/spi.h"
 #include "fmgr.h"
 
-/* The version of the SQL objects this module is built for. */
-#define MF_EXT_VERSION	"0.2"
-
 /* GUCs (mf_ext.c). */
 extern int	mf_threads;
 extern int	mf_max_memory_mb;
@@ -187,10 +184,8 @@ typedef struct MfAlsFailure
 } MfAlsFailure;
 
 extern double mf_seeded_normal(int32 seed, int64 id, int j);
-extern int	mf_als_thread_count(void);
-extern Size mf_als_memory_estimate(int64 n_users, int64 n_items,
-								   int64 longest_row, int k, bool single,
-								   int threads);
+extern Size mf_als_memory_estimate(const MfRatings *ratings, int k,
+								   bool single, int *threads);
 extern MfAls *mf_als_create(const MfRatings *ratings, int k, double lambda,
 							bool single, MemoryContext cxt);
 extern int	mf_als_threads(const MfAls *als);

@@ -23,7 +23,7 @@
 
 PG_FUNCTION_INFO_V1(mf_train);
 
-/* Argument positions of mf_train, as declared in sql/mf_ext--0.1.sql. */
+/* Argument positions of mf_train, as declared in sql/mf_ext--0.1--0.2.sql. */
 enum
 {
 	ARG_SOURCE,
@@ -131,29 +131,6 @@ seconds_since(instr_time start)
 	return INSTR_TIME_GET_DOUBLE(now);
 }
 
-/*
- * The SQL objects must be the version this module writes to; a module
- * installed ahead of ALTER EXTENSION ... UPDATE would otherwise fail on a
- * missing column after the whole fit.
- */
-static void
-check_extension_version(void)
-{
-	bool		isnull;
-	Datum		version;
-
-	if (SPI_execute("SELECT extversion FROM pg_catalog.pg_extension WHERE extname = 'mf_ext'",
-					true, 1) != SPI_OK_SELECT || SPI_processed != 1)
-		elog(ERROR, "could not read the version of extension mf_ext");
-	version = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
-	if (strcmp(TextDatumGetCString(version), MF_EXT_VERSION) != 0)
-		ereport(ERROR,
-				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
-				 errmsg("extension mf_ext is at version %s, but its module is version %s",
-						TextDatumGetCString(version), MF_EXT_VERSION),
-				 errhint("Run ALTER EXTENSION mf_ext UPDATE.")));
-}
-
 Datum
 mf_train(PG_FUNCTION_ARGS)
 {
@@ -169,6 +146,7 @@ mf_train(PG_FUNCTION_ARGS)
 	double		sse = 0.0;
 	int32		model_id;
 	Size		estimate;
+	int			threads;
 
 	check_not_null(fcinfo);
 	INSTR_TIME_SET_CURRENT(start);
@@ -203,7 +181,6 @@ mf_train(PG_FUNCTION_ARGS)
 	old = MemoryContextSwitchTo(cxt);
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
-	check_extension_version();
 
 	ratings = mf_ratings_read(&source, cxt);
 	if (ratings->n_skipped > 0)
@@ -219,17 +196,13 @@ mf_train(PG_FUNCTION_ARGS)
 				 errhint("Load ratings into the relation, or pass the one that holds them.")));
 	record.load_seconds = seconds_since(start);
 
-	/* the solver's memory, on top of the ratings' 24 bytes each */
-	estimate = mf_als_memory_estimate(ratings->n_users, ratings->n_items,
-									  Max(mf_csr_longest_row(&ratings->by_user),
-										  mf_csr_longest_row(&ratings->by_item)),
-									  record.k, !record.double_precision, 0);
-	estimate = add_size(estimate, mul_size(ratings->n_ratings, 24));
+	estimate = mf_als_memory_estimate(ratings, record.k, !record.double_precision,
+									  &threads);
 	mf_check_memory(estimate,
 					psprintf("Training on " INT64_FORMAT " ratings of %d users and %d items with k = %d in %s precision on %d threads.",
 							 ratings->n_ratings, ratings->n_users, ratings->n_items,
 							 record.k, record.double_precision ? "double" : "single",
-							 mf_als_thread_count()));
+							 threads));
 
 	als = mf_als_create(ratings, record.k, record.lambda,
 						!record.double_precision, cxt);
