@@ -8,12 +8,12 @@
 EXTENSION   = mf_ext
 MODULE_big  = mf_ext
 OBJS        = src/mf_ext.o src/blas.o src/ratings.o src/als.o src/store.o \
-              src/cache.o src/serve.o src/train.o
-DATA        = sql/mf_ext--0.1.sql sql/mf_ext--0.1--0.2.sql
+              src/cache.o src/serve.o src/train.o src/evaluate.o src/tune.o
+DATA        = sql/mf_ext--0.1.sql sql/mf_ext--0.1--0.2.sql sql/mf_ext--0.2--0.3.sql
 HEADERS     =
 
 # Regression suites, in run order (sql/NAME.sql, expected/NAME.out).
-REGRESS      = worked_example train serve retrain errors limits recreate upgrade
+REGRESS      = worked_example train serve retrain errors limits recreate quality upgrade
 REGRESS_OPTS = --load-extension=$(EXTENSION)
 
 # TAP tests (PostgreSQL::Test::Cluster); need a non-root user for initdb.
@@ -36,10 +36,14 @@ PG_CONFIG ?= pg_config
 PGXS := $(shell $(PG_CONFIG) --pgxs)
 include $(PGXS)
 
-# Benchmarks (not part of installcheck or CI): see test/bench/run.sh.
-.PHONY: bench
-bench:
+# Benchmarks (not part of installcheck or CI): speed (test/bench/run.sh)
+# and accuracy (test/bench/accuracy.sh).
+.PHONY: bench bench-speed bench-accuracy
+bench: bench-speed bench-accuracy
+bench-speed:
 	bash test/bench/run.sh
+bench-accuracy:
+	bash test/bench/accuracy.sh
 
 # Every object depends on the shared header (PGXS tracks no header deps).
 $(OBJS): src/mf_ext.h src/blas.h

@@ -28,6 +28,9 @@ INSERT INTO huge_ratings VALUES (1, 1, 4), (3, 9, 1e400);
 CREATE TABLE overflowing (user_id int, item_id int, rating float8);
 INSERT INTO overflowing VALUES (1, 1, 1e300), (2, 1, -1e300), (1, 2, 1e300), (2, 2, 1e300);
 CREATE MATERIALIZED VIEW unpopulated AS SELECT * FROM tiny WITH NO DATA;
+CREATE TABLE strangers (user_id int, item_id int, rating float8);
+INSERT INTO strangers VALUES (8, 8, 1);
+CREATE TABLE renamed (u int, i int, r float8);
 SELECT mf_train('tiny', k := 2) IS NOT NULL AS trained;
 
 \x on
@@ -89,7 +92,53 @@ FROM (VALUES
     (41, $$SELECT * FROM mf_recommend('tiny', 1, 10, NULL)$$),
     -- dropping
     (42, $$SELECT mf_drop_model('no such model')$$),
-    (43, $$SELECT mf_drop_model(NULL)$$)
+    (43, $$SELECT mf_drop_model(NULL)$$),
+    -- 0.3's training options
+    (51, $$SELECT mf_train('tiny', tolerance := -0.1)$$),
+    (52, $$SELECT mf_train('tiny', tolerance := 1)$$),
+    (53, $$SELECT mf_train('tiny', tolerance := 'NaN')$$),
+    (54, $$SELECT mf_train('tiny', tolerance := NULL)$$),
+    (55, $$SELECT mf_train('tiny', biases := NULL)$$),
+    (56, $$SELECT mf_train('tiny', weighted_lambda := NULL)$$),
+    (57, $$SELECT mf_train('tiny', validation := 'no_such_table')$$),
+    (58, $$SELECT mf_train('tiny', validation := 'empty_ratings')$$),
+    (59, $$SELECT mf_train('tiny', validation := 'strangers')$$),
+    (60, $$SELECT mf_train('tiny', validation := 'renamed')$$),
+    (61, $$SELECT mf_train('tiny', validation := 'unpopulated')$$),
+    -- splits
+    (62, $$SELECT mf_is_test(1, 1, 1.5)$$),
+    (63, $$SELECT mf_is_test(1, 1, -0.1)$$),
+    (64, $$SELECT mf_is_test(1, 1, 'NaN')$$),
+    (65, $$SELECT mf_fold(1, 1, 1)$$),
+    (66, $$SELECT mf_fold(1, 1, 101)$$),
+    -- evaluation and history
+    (67, $$SELECT * FROM mf_evaluate(123456, 'tiny')$$),
+    (68, $$SELECT * FROM mf_evaluate('no such model', 'tiny')$$),
+    (69, $$SELECT * FROM mf_evaluate(NULL::text, 'tiny')$$),
+    (70, $$SELECT * FROM mf_evaluate('tiny', NULL)$$),
+    (71, $$SELECT * FROM mf_evaluate('tiny', 'tiny', k := 0)$$),
+    (72, $$SELECT * FROM mf_evaluate('tiny', 'tiny', k := NULL)$$),
+    (73, $$SELECT * FROM mf_evaluate('tiny', 'tiny', threshold := 'Infinity')$$),
+    (74, $$SELECT * FROM mf_evaluate('tiny', 'empty_ratings')$$),
+    (75, $$SELECT * FROM mf_evaluate('tiny', 'renamed')$$),
+    (76, $$SELECT * FROM mf_evaluate('tiny', 'tiny', rating_col := 'label')$$),
+    (77, $$SELECT * FROM mf_training_history('no such model')$$),
+    (78, $$SELECT * FROM mf_training_history(123456)$$),
+    (79, $$SELECT * FROM mf_training_history(NULL::integer)$$),
+    -- cross-validation
+    (80, $$SELECT * FROM mf_cross_validate('tiny', '{}', '{0.1}')$$),
+    (81, $$SELECT * FROM mf_cross_validate('tiny', '{2}', '{}')$$),
+    (82, $$SELECT * FROM mf_cross_validate('tiny', '{2, NULL}', '{0.1}')$$),
+    (83, $$SELECT * FROM mf_cross_validate('tiny', '{2}', '{0.1, NULL}')$$),
+    (84, $$SELECT * FROM mf_cross_validate('tiny', '{2000}', '{0.1}')$$),
+    (85, $$SELECT * FROM mf_cross_validate('tiny', '{2}', '{-1}')$$),
+    (86, $$SELECT * FROM mf_cross_validate('tiny', '{2}', '{0.1}', folds := 1)$$),
+    (87, $$SELECT * FROM mf_cross_validate('tiny', '{2}', '{0.1}', folds := NULL)$$),
+    (88, $$SELECT * FROM mf_cross_validate('tiny', NULL, '{0.1}')$$),
+    (89, $$SELECT * FROM mf_cross_validate('empty_ratings', '{2}', '{0.1}')$$),
+    (90, $$SELECT * FROM mf_cross_validate('tiny', '{0}', '{0.1}')$$),
+    (91, $$SELECT * FROM mf_cross_validate('tiny', '{2}', '{0.1}', folds := 3)$$),
+    (92, $$SELECT * FROM mf_cross_validate('tiny', '{2}', '{0.1}', rating_col := 'label')$$)
 ) AS s(n, statement)
 LEFT JOIN LATERAL try(s.statement) t ON true
 ORDER BY s.n;

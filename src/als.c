@@ -9,7 +9,9 @@
  *
  *		  (sum_e o_e o_e' + lambda I) x = sum_e r_e o_e
  *
- *	  is independent of the others' (als_kernel.h), so rows are handed out
+ *	  (with biases, x and o_e grow by one; with weighted_lambda, lambda is
+ *	  scaled by the row's rating count) is independent of the others'
+ *	  (als_kernel.h), so rows are handed out
  *	  in chunks to worker threads through an atomic counter and the result
  *	  is bit-identical whatever the number of threads.  Workers run only
  *	  the kernel: plain C and BLAS/LAPACK (OpenBLAS single-threaded), with
@@ -41,12 +43,46 @@
 /* One thread's scratch space, sized for the longest row of either side. */
 typedef struct SolveBuffers
 {
-	void	   *gathered;		/* k x max_degree reals: the other side's rows */
-	void	   *gram;			/* k x k reals */
-	void	   *ratings;		/* max_degree reals: right-hand side weights */
-	void	   *lapack_work;	/* 3k reals */
-	int		   *lapack_iwork;	/* k ints */
+	void	   *gathered;		/* d x max_degree reals: the other side's rows */
+	void	   *gram;			/* d x d reals */
+	void	   *targets;		/* max_degree reals: right-hand side weights */
+	void	   *solution;		/* d reals */
+	void	   *lapack_work;	/* 3d reals */
+	int		   *lapack_iwork;	/* d ints */
 } SolveBuffers;
+
+struct MfAls
+{
+	const MfBlas *blas;
+	const MfRatings *ratings;
+	MfFactors	factors;
+	int			unknowns;		/* d: k, plus 1 for the row's own bias */
+	double		lambda;
+	bool		weighted_lambda;
+	Size		real_size;		/* sizeof(float) or sizeof(double) */
+	int			threads;
+	double	   *user_norm;		/* each user's share of the penalty */
+	double	   *item_norm;		/* each item's share of the penalty */
+	double	   *item_sse;		/* squared errors per item, after an iteration */
+	SolveBuffers *buffers;		/* one per thread */
+};
+
+/* One half-step, shared by the threads that work on it. */
+typedef struct HalfStep
+{
+	const MfAls *als;
+	const MfCsr *rows;
+	const void *other;			/* the fixed side's factors */
+	const double *other_bias;	/* the fixed side's biases, or NULL */
+	void	   *out;			/* the side being solved */
+	double	   *out_bias;
+	double	   *norm;
+	double	   *sse;
+	int32		chunk_rows;
+	atomic_llong next_row;		/* first row of the next chunk to take */
+	atomic_int	failed_row;		/* smallest singular row, or INT_MAX */
+	atomic_bool stop;			/* set on failure or interrupt */
+} HalfStep;
 
 #define REAL float
 #define KERNEL(name) name##_single
@@ -67,38 +103,6 @@ typedef struct SolveBuffers
 #define POCON dpocon
 #define REAL_EPSILON DBL_EPSILON
 #include "als_kernel.h"
-
-struct MfAls
-{
-	const MfBlas *blas;
-	const MfRatings *ratings;
-	int			k;
-	double		lambda;
-	bool		single;			/* float factors, else double */
-	Size		real_size;		/* sizeof(float) or sizeof(double) */
-	int			threads;
-	void	   *user_factors;	/* n_users x k reals, row-major */
-	void	   *item_factors;	/* n_items x k reals, row-major */
-	double	   *user_norm;		/* |u|^2 per user */
-	double	   *item_norm;		/* |v|^2 per item */
-	double	   *item_sse;		/* squared errors per item, after an iteration */
-	SolveBuffers *buffers;		/* one per thread */
-};
-
-/* One half-step, shared by the threads that work on it. */
-typedef struct HalfStep
-{
-	const MfAls *als;
-	const MfCsr *rows;
-	const void *other;
-	void	   *out;
-	double	   *norm;
-	double	   *sse;
-	int32		chunk_rows;
-	atomic_llong next_row;		/* first row of the next chunk to take */
-	atomic_int	failed_row;		/* smallest singular row, or INT_MAX */
-	atomic_bool stop;			/* set on failure or interrupt */
-} HalfStep;
 
 typedef struct Worker
 {
@@ -133,14 +137,16 @@ longest_row(const MfRatings *ratings)
 
 /*
  * Bytes a training on ratings will hold while solving: the ratings' rows
- * (24 bytes a rating, both sides), the factors, the per-row sums, and each
- * thread's buffers.  *threads is set to the number of threads it assumes.
+ * (24 bytes a rating, both sides), the factors and biases, the per-row
+ * sums, and each thread's buffers.  *threads is set to the number of
+ * threads it assumes.
  */
 Size
-mf_als_memory_estimate(const MfRatings *ratings, int k, bool single,
+mf_als_memory_estimate(const MfRatings *ratings, const MfFitOptions *options,
 					   int *threads)
 {
-	Size		real_size = single ? sizeof(float) : sizeof(double);
+	Size		real_size = options->single ? sizeof(float) : sizeof(double);
+	int			d = options->k + (options->biases ? 1 : 0);
 	Size		rows = add_size(ratings->n_users, ratings->n_items);
 	int64		longest = longest_row(ratings);
 	Size		bytes;
@@ -148,37 +154,61 @@ mf_als_memory_estimate(const MfRatings *ratings, int k, bool single,
 
 	*threads = solver_threads();
 	bytes = mul_size(ratings->n_ratings, 2 * (sizeof(int32) + sizeof(double)));
-	bytes = add_size(bytes, mul_size(mul_size(rows, k), real_size));	/* factors */
-	bytes = add_size(bytes, mul_size(add_size(rows, ratings->n_items), sizeof(double)));
-	per_thread = mul_size(mul_size(add_size(longest, k + 3), k), real_size);
+	bytes = add_size(bytes, mul_size(mul_size(rows, options->k), real_size));
+	bytes = add_size(bytes, mul_size(add_size(mul_size(rows, 2), ratings->n_items),
+									 sizeof(double)));	/* biases and sums */
+	per_thread = mul_size(mul_size(add_size(longest, d + 4), d), real_size);
 	per_thread = add_size(per_thread, mul_size(longest, real_size));
-	per_thread = add_size(per_thread, mul_size(k, sizeof(int)));
+	per_thread = add_size(per_thread, mul_size(d, sizeof(int)));
 	return add_size(bytes, mul_size(per_thread, *threads));
 }
 
 MfAls *
-mf_als_create(const MfRatings *ratings, int k, double lambda, bool single,
+mf_als_create(const MfRatings *ratings, const MfFitOptions *options,
 			  MemoryContext cxt)
 {
 	MfAls	   *als = MemoryContextAllocZero(cxt, sizeof(MfAls));
+	MfFactors  *f = &als->factors;
 	int64		longest = longest_row(ratings);
+	int			d = options->k + (options->biases ? 1 : 0);
 
-	if (longest > INT_MAX / k)
+	Assert(d >= 1);
+	if (longest > INT_MAX / d)
 		ereport(ERROR,
 				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
 				 errmsg("a user or item has " INT64_FORMAT " ratings, too many for k = %d",
-						longest, k)));
+						longest, options->k)));
 
 	als->blas = mf_blas();
 	als->ratings = ratings;
-	als->k = k;
-	als->lambda = lambda;
-	als->single = single;
-	als->real_size = single ? sizeof(float) : sizeof(double);
+	als->unknowns = d;
+	als->lambda = options->lambda;
+	als->weighted_lambda = options->weighted_lambda;
+	als->real_size = options->single ? sizeof(float) : sizeof(double);
 	als->threads = solver_threads();
-	als->user_factors = mf_alloc_array(cxt, mul_size(ratings->n_users, k), als->real_size);
-	als->item_factors = mf_alloc_array(cxt, mul_size(ratings->n_items, k), als->real_size);
-	memset(als->user_factors, 0, mul_size(mul_size(ratings->n_users, k), als->real_size));
+
+	f->k = options->k;
+	f->single = options->single;
+	f->n_users = ratings->n_users;
+	f->n_items = ratings->n_items;
+	f->user_factors = mf_alloc_array(cxt, mul_size(ratings->n_users, f->k), als->real_size);
+	f->item_factors = mf_alloc_array(cxt, mul_size(ratings->n_items, f->k), als->real_size);
+	memset(f->user_factors, 0, mul_size(mul_size(ratings->n_users, f->k), als->real_size));
+	f->biases = options->biases;
+	if (f->biases)
+	{
+		const MfCsr *by_user = &ratings->by_user;
+		double		sum = 0.0;
+
+		/* mu in a fixed order: the same for any thread count and scan */
+		for (int64 e = 0; e < by_user->row_start[by_user->n_rows]; e++)
+			sum += by_user->val[e];
+		f->mean = sum / ratings->n_ratings;
+		f->user_bias = mf_alloc_array(cxt, ratings->n_users, sizeof(double));
+		f->item_bias = mf_alloc_array(cxt, ratings->n_items, sizeof(double));
+		memset(f->user_bias, 0, sizeof(double) * ratings->n_users);
+		memset(f->item_bias, 0, sizeof(double) * ratings->n_items);
+	}
 	als->user_norm = mf_alloc_array(cxt, ratings->n_users, sizeof(double));
 	als->item_norm = mf_alloc_array(cxt, ratings->n_items, sizeof(double));
 	als->item_sse = mf_alloc_array(cxt, ratings->n_items, sizeof(double));
@@ -188,11 +218,12 @@ mf_als_create(const MfRatings *ratings, int k, double lambda, bool single,
 	{
 		SolveBuffers *b = &als->buffers[t];
 
-		b->gathered = mf_alloc_array(cxt, mul_size(longest, k), als->real_size);
-		b->gram = mf_alloc_array(cxt, (Size) k * k, als->real_size);
-		b->ratings = mf_alloc_array(cxt, longest, als->real_size);
-		b->lapack_work = mf_alloc_array(cxt, (Size) 3 * k, als->real_size);
-		b->lapack_iwork = mf_alloc_array(cxt, k, sizeof(int));
+		b->gathered = mf_alloc_array(cxt, mul_size(longest, d), als->real_size);
+		b->gram = mf_alloc_array(cxt, (Size) d * d, als->real_size);
+		b->targets = mf_alloc_array(cxt, longest, als->real_size);
+		b->solution = mf_alloc_array(cxt, d, als->real_size);
+		b->lapack_work = mf_alloc_array(cxt, (Size) 3 * d, als->real_size);
+		b->lapack_iwork = mf_alloc_array(cxt, d, sizeof(int));
 	}
 	return als;
 }
@@ -203,40 +234,49 @@ mf_als_threads(const MfAls *als)
 	return als->threads;
 }
 
+const MfFactors *
+mf_als_factors(const MfAls *als)
+{
+	return &als->factors;
+}
+
 /* Address of row index of one side's factors. */
 static void *
 factor_row(const MfAls *als, bool users, int32 index)
 {
-	char	   *base = users ? als->user_factors : als->item_factors;
+	char	   *base = users ? als->factors.user_factors : als->factors.item_factors;
 
-	return base + (Size) index * als->k * als->real_size;
+	return base + (Size) index * als->factors.k * als->real_size;
 }
 
 void
-mf_als_set_item(MfAls *als, int32 index, const double *values)
+mf_als_set_item(MfAls *als, int32 index, const double *values, double bias)
 {
 	void	   *row = factor_row(als, false, index);
 
-	for (int j = 0; j < als->k; j++)
+	for (int j = 0; j < als->factors.k; j++)
 	{
-		if (als->single)
+		if (als->factors.single)
 			((float *) row)[j] = (float) values[j];
 		else
 			((double *) row)[j] = values[j];
 	}
+	if (als->factors.biases)
+		als->factors.item_bias[index] = als->factors.single ? (float) bias : bias;
 }
 
 void
 mf_als_init_items(MfAls *als, int32 seed)
 {
-	double	   *values = palloc(sizeof(double) * als->k);
-	double		scale = 1.0 / sqrt((double) als->k);
+	int			k = als->factors.k;
+	double	   *values = palloc(sizeof(double) * Max(k, 1));
+	double		scale = 1.0 / sqrt((double) Max(k, 1));
 
 	for (int32 i = 0; i < als->ratings->n_items; i++)
 	{
-		for (int j = 0; j < als->k; j++)
+		for (int j = 0; j < k; j++)
 			values[j] = scale * mf_seeded_normal(seed, als->ratings->item_ids[i], j);
-		mf_als_set_item(als, i, values);
+		mf_als_set_item(als, i, values, 0.0);
 	}
 	pfree(values);
 }
@@ -245,12 +285,14 @@ void
 mf_als_get_rows(const MfAls *als, bool users, int32 first, int32 count,
 				double *out)
 {
+	int			k = als->factors.k;
+
 	for (int32 r = 0; r < count; r++)
 	{
 		const void *row = factor_row(als, users, first + r);
 
-		for (int j = 0; j < als->k; j++)
-			out[(Size) r * als->k + j] = als->single ? ((const float *) row)[j]
+		for (int j = 0; j < k; j++)
+			out[(Size) r * k + j] = als->factors.single ? ((const float *) row)[j]
 				: ((const double *) row)[j];
 	}
 }
@@ -277,16 +319,10 @@ run_chunks(HalfStep *step, SolveBuffers *buffers, bool watch_interrupts)
 			break;
 		first = (int32) next;
 		last = (int32) Min(step->rows->n_rows, next + step->chunk_rows);
-		if (als->single)
-			failed = solve_rows_single(als->blas, step->rows, step->other, als->k,
-									   (float) als->lambda,
-									   step->out, step->norm, step->sse,
-									   buffers, first, last);
+		if (als->factors.single)
+			failed = solve_rows_single(step, buffers, first, last);
 		else
-			failed = solve_rows_double(als->blas, step->rows, step->other, als->k,
-									   als->lambda,
-									   step->out, step->norm, step->sse,
-									   buffers, first, last);
+			failed = solve_rows_double(step, buffers, first, last);
 		if (failed >= 0)
 		{
 			int			current = atomic_load(&step->failed_row);
@@ -316,7 +352,8 @@ worker_main(void *arg)
  * Returns -1, or the smallest row index whose system is singular.
  */
 static int32
-solve_side(MfAls *als, const MfCsr *rows, const void *other, void *out,
+solve_side(MfAls *als, const MfCsr *rows, const void *other,
+		   const double *other_bias, void *out, double *out_bias,
 		   double *norm, double *sse)
 {
 	HalfStep	step;
@@ -327,7 +364,9 @@ solve_side(MfAls *als, const MfCsr *rows, const void *other, void *out,
 	step.als = als;
 	step.rows = rows;
 	step.other = other;
+	step.other_bias = other_bias;
 	step.out = out;
+	step.out_bias = out_bias;
 	step.norm = norm;
 	step.sse = sse;
 	step.chunk_rows = (int32) Max(1, Min(256, MF_RATINGS_PER_CHUNK / per_row));
@@ -375,19 +414,21 @@ MfAlsFailure
 mf_als_iterate(MfAls *als, double *objective, double *sse)
 {
 	const MfRatings *ratings = als->ratings;
+	MfFactors  *f = &als->factors;
 	MfAlsFailure failure = {false, -1};
 	double		squared_errors = 0.0;
 	double		norms = 0.0;
 
-	failure.index = solve_side(als, &ratings->by_user, als->item_factors,
-							   als->user_factors, als->user_norm, NULL);
+	failure.index = solve_side(als, &ratings->by_user, f->item_factors, f->item_bias,
+							   f->user_factors, f->user_bias, als->user_norm, NULL);
 	if (failure.index >= 0)
 	{
 		failure.users = true;
 		return failure;
 	}
-	failure.index = solve_side(als, &ratings->by_item, als->user_factors,
-							   als->item_factors, als->item_norm, als->item_sse);
+	failure.index = solve_side(als, &ratings->by_item, f->user_factors, f->user_bias,
+							   f->item_factors, f->item_bias, als->item_norm,
+							   als->item_sse);
 	if (failure.index >= 0)
 		return failure;
 

@@ -71,6 +71,8 @@ typedef struct ModelRow
 	int			k;
 	int64		n_users;
 	int64		n_items;
+	bool		biases;
+	double		mean;			/* with biases */
 } ModelRow;
 
 static HTAB *model_cache = NULL;
@@ -163,28 +165,31 @@ find_entry(int32 model_id, text *name)
 	return entry;
 }
 
-/* Reads the model's row by id or (when name is not NULL) by name. */
+/*
+ * Reads the model's row by id or (when name is not NULL) by name.  Until
+ * ALTER EXTENSION UPDATE has run, mf_models may lack 0.3's bias columns:
+ * its models have no biases.
+ */
 static ModelRow
 read_model_row(Oid schema_oid, int32 model_id, text *name)
 {
-	static MfSavedPlan by_id = {NULL, InvalidOid, ""};
-	static MfSavedPlan by_name = {NULL, InvalidOid, ""};
+	static MfSavedPlan plans[2][2] = {{{NULL, InvalidOid, ""}, {NULL, InvalidOid, ""}},
+	{{NULL, InvalidOid, ""}, {NULL, InvalidOid, ""}}};
 	Oid			argtype = name ? TEXTOID : INT4OID;
 	Datum		arg = name ? PointerGetDatum(name) : Int32GetDatum(model_id);
+	Oid			models_relid = get_relname_relid("mf_models", schema_oid);
+	bool		has_biases = get_attnum(models_relid, "global_mean") != InvalidAttrNumber;
 	SPIPlanPtr	plan;
 	ModelRow	row;
 	TupleDesc	desc;
 	HeapTuple	tuple;
 	bool		isnull;
 
-	if (name)
-		plan = mf_saved_plan(&by_name, schema_oid,
-							 "SELECT model_id, version, k, n_users, n_items, name FROM %s.mf_models WHERE name = $1",
-							 1, &argtype);
-	else
-		plan = mf_saved_plan(&by_id, schema_oid,
-							 "SELECT model_id, version, k, n_users, n_items, name FROM %s.mf_models WHERE model_id = $1",
-							 1, &argtype);
+	plan = mf_saved_plan(&plans[name != NULL][has_biases], schema_oid,
+						 psprintf("SELECT model_id, version, k, n_users, n_items, name, %s FROM %%s.mf_models WHERE %s = $1",
+								  has_biases ? "biases, global_mean" : "false, NULL::float8",
+								  name ? "name" : "model_id"),
+						 1, &argtype);
 	if (SPI_execute_plan(plan, &arg, NULL, true, 1) != SPI_OK_SELECT)
 		elog(ERROR, "could not read the model's row from mf_models");
 	if (SPI_processed == 0)
@@ -207,7 +212,14 @@ read_model_row(Oid schema_oid, int32 model_id, text *name)
 	row.n_users = DatumGetInt64(SPI_getbinval(tuple, desc, 4, &isnull));
 	row.n_items = DatumGetInt64(SPI_getbinval(tuple, desc, 5, &isnull));
 	row.name = SPI_getvalue(tuple, desc, 6);
-	row.models_relid = get_relname_relid("mf_models", schema_oid);
+	row.biases = DatumGetBool(SPI_getbinval(tuple, desc, 7, &isnull));
+	row.mean = DatumGetFloat8(SPI_getbinval(tuple, desc, 8, &isnull));
+	if (row.biases && isnull)
+		ereport(ERROR,
+				(errcode(ERRCODE_DATA_CORRUPTED),
+				 errmsg("model %d has biases but no global_mean", row.model_id),
+				 errhint("Retrain the model with mf_train.")));
+	row.models_relid = models_relid;
 	return row;
 }
 
@@ -220,9 +232,10 @@ typedef struct SideLoad
 	int64		n;				/* rows so far */
 	int64	   *ids;
 	double	   *factors;
+	double	   *bias;			/* with biases, else NULL */
 } SideLoad;
 
-/* mf_spi_scan callback: appends one factor row. */
+/* mf_spi_scan callback: appends one factor row (and bias). */
 static void
 load_factor_row(HeapTuple tuple, TupleDesc desc, void *arg)
 {
@@ -241,23 +254,34 @@ load_factor_row(HeapTuple tuple, TupleDesc desc, void *arg)
 	mf_factors_from_datum(value, isnull, load->row->k,
 						  load->factors + (Size) load->n * load->row->k,
 						  load->side, load->ids[load->n]);
+	if (load->bias)
+	{
+		value = SPI_getbinval(tuple, desc, 3, &isnull);
+		if (isnull)
+			ereport(ERROR,
+					(errcode(ERRCODE_DATA_CORRUPTED),
+					 errmsg("stored bias of %s " INT64_FORMAT " in model %d is NULL",
+							load->side, load->ids[load->n], load->row->model_id),
+					 errhint("Retrain the model with mf_train, or restore its factor rows.")));
+		load->bias[load->n] = DatumGetFloat8(value);
+	}
 	load->n++;
 }
 
 /*
- * Reads one side's factor rows into ids (ascending) and factors; returns
- * how many there were.
+ * Reads one side's factor rows into ids (ascending), factors and, with
+ * biases, bias; returns how many there were.
  */
 static int32
 load_side(const char *schema, const ModelRow *row, bool users, int64 capacity,
-		  int64 *ids, double *factors)
+		  int64 *ids, double *factors, double *bias)
 {
-	SideLoad	load = {row, users ? "user" : "item", capacity, 0, ids, factors};
+	SideLoad	load = {row, users ? "user" : "item", capacity, 0, ids, factors, bias};
 	Oid			argtype = INT4OID;
 	Datum		arg = Int32GetDatum(row->model_id);
 
-	mf_spi_scan(psprintf("SELECT %s_id, factors FROM %s.mf_%s_factors WHERE model_id = $1 ORDER BY %s_id",
-						 load.side, schema, load.side, load.side),
+	mf_spi_scan(psprintf("SELECT %s_id, factors%s FROM %s.mf_%s_factors WHERE model_id = $1 ORDER BY %s_id",
+						 load.side, bias ? ", bias" : "", schema, load.side, load.side),
 				1, &argtype, &arg, load_factor_row, &load);
 	return (int32) load.n;
 }
@@ -289,16 +313,17 @@ to_floats(MemoryContext cxt, const double *values, Size n)
 static void
 narrow_to_float(MfModel *model)
 {
-	Size		n_user = (Size) model->n_users * model->k;
-	Size		n_item = (Size) model->n_items * model->k;
-	double	   *users = model->user_factors;
-	double	   *items = model->item_factors;
+	MfFactors  *f = &model->factors;
+	Size		n_user = (Size) f->n_users * f->k;
+	Size		n_item = (Size) f->n_items * f->k;
+	double	   *users = f->user_factors;
+	double	   *items = f->item_factors;
 
-	model->single = all_floats(users, n_user) && all_floats(items, n_item);
-	if (!model->single)
+	f->single = all_floats(users, n_user) && all_floats(items, n_item);
+	if (!f->single)
 		return;
-	model->user_factors = to_floats(model->cxt, users, n_user);
-	model->item_factors = to_floats(model->cxt, items, n_item);
+	f->user_factors = to_floats(model->cxt, users, n_user);
+	f->item_factors = to_floats(model->cxt, items, n_item);
 	pfree(users);
 	pfree(items);
 }
@@ -315,6 +340,7 @@ load_model(const char *schema, const ModelRow *row)
 											  "mf_ext cached model",
 											  ALLOCSET_DEFAULT_SIZES);
 	MfModel    *model = MemoryContextAllocZero(cxt, sizeof(MfModel));
+	MfFactors  *f = &model->factors;
 	int64	   *user_ids = mf_alloc_array(cxt, row->n_users, sizeof(int64));
 
 	model->cxt = cxt;
@@ -322,16 +348,23 @@ load_model(const char *schema, const ModelRow *row)
 	model->name = MemoryContextStrdup(cxt, row->name);
 	model->model_id = row->model_id;
 	model->version = row->version;
-	model->k = row->k;
+	f->k = row->k;
+	f->biases = row->biases;
+	if (f->biases)
+	{
+		f->mean = row->mean;
+		f->user_bias = mf_alloc_array(cxt, row->n_users, sizeof(double));
+		f->item_bias = mf_alloc_array(cxt, row->n_items, sizeof(double));
+	}
 	model->item_ids = mf_alloc_array(cxt, row->n_items, sizeof(int64));
-	model->user_factors = mf_alloc_array(cxt, mul_size(row->n_users, row->k), sizeof(double));
-	model->item_factors = mf_alloc_array(cxt, mul_size(row->n_items, row->k), sizeof(double));
-	model->n_users = load_side(schema, row, true, row->n_users, user_ids,
-							   model->user_factors);
-	model->n_items = load_side(schema, row, false, row->n_items, model->item_ids,
-							   model->item_factors);
-	model->user_map = mf_id_index_from_sorted(cxt, user_ids, model->n_users);
-	model->item_map = mf_id_index_from_sorted(cxt, model->item_ids, model->n_items);
+	f->user_factors = mf_alloc_array(cxt, mul_size(row->n_users, row->k), sizeof(double));
+	f->item_factors = mf_alloc_array(cxt, mul_size(row->n_items, row->k), sizeof(double));
+	f->n_users = load_side(schema, row, true, row->n_users, user_ids,
+						   f->user_factors, f->user_bias);
+	f->n_items = load_side(schema, row, false, row->n_items, model->item_ids,
+						   f->item_factors, f->item_bias);
+	model->user_map = mf_id_index_from_sorted(cxt, user_ids, f->n_users);
+	model->item_map = mf_id_index_from_sorted(cxt, model->item_ids, f->n_items);
 	pfree(user_ids);
 	narrow_to_float(model);
 

@@ -26,7 +26,7 @@ extern int	mf_max_memory_mb;
 #define MF_MAX_THREADS	1024
 
 /* Limits on mf_train's arguments. */
-#define MF_MIN_K		1
+#define MF_MIN_K		0		/* 0: biases only (needs biases := true) */
 #define MF_MAX_K		1024
 #define MF_MAX_ITERATIONS	100000
 #define MF_MAX_MODEL_NAME	1024	/* bytes; the unique index allows ~2700 */
@@ -128,6 +128,36 @@ extern SPIPlanPtr mf_saved_plan(MfSavedPlan *saved, Oid schema,
 extern const char *mf_schema_quoted(FunctionCallInfo fcinfo);
 
 /*
+ * A model's numbers, as the solver holds them while training and as the
+ * cache holds them for serving.  Users and items are dense indices.  The
+ * prediction for user a and item i is
+ *
+ *	   mean + user_bias[a] + item_bias[i] + u_a . v_i
+ *
+ * with the three bias terms only when biases.
+ */
+typedef struct MfFactors
+{
+	int			k;
+	bool		single;			/* factors are floats, else doubles */
+	int32		n_users;
+	int32		n_items;
+	void	   *user_factors;	/* n_users x k, row-major */
+	void	   *item_factors;	/* n_items x k, row-major */
+	bool		biases;
+	double		mean;			/* mu: the mean training rating (biases only) */
+	double	   *user_bias;		/* n_users, or NULL without biases */
+	double	   *item_bias;		/* n_items, or NULL without biases */
+} MfFactors;
+
+/*
+ * The prediction for dense indices user and item (serve.c).  An index of
+ * -1 stands for a user or item the model does not know: its bias and
+ * factors count as 0, which only a model with biases can answer for.
+ */
+extern double mf_score(const MfFactors *factors, int32 user, int32 item);
+
+/*
  * Ratings read from the source, as compressed sparse rows in both
  * directions.  Users and items are numbered densely in ascending id order.
  */
@@ -170,11 +200,27 @@ typedef struct MfSource
 extern void mf_source_validate(MfSource *source);
 extern char *mf_source_display_name(Oid relid);
 extern MfRatings *mf_ratings_read(const MfSource *source, MemoryContext cxt);
+extern MfRatings *mf_ratings_subset(const MfRatings *all, const bool *keep,
+									int32 *user_remap, int32 *item_remap,
+									MemoryContext cxt);
 extern int64 mf_csr_longest_row(const MfCsr *rows);
 extern void mf_ratings_free_by_item(MfRatings *ratings);
 
 /* The solver (als.c). */
 typedef struct MfAls MfAls;
+
+/* How to fit: mf_train's arguments that shape the solve. */
+typedef struct MfFitOptions
+{
+	int			k;
+	double		lambda;
+	bool		weighted_lambda;	/* ALS-WR: lambda * n for a row of n ratings */
+	bool		biases;
+	bool		single;			/* float factors, else double */
+	int			iterations;
+	double		tolerance;		/* stop when J falls by less than this fraction */
+	int32		seed;
+} MfFitOptions;
 
 /* Which row a singular system was found in (index -1: none). */
 typedef struct MfAlsFailure
@@ -184,18 +230,76 @@ typedef struct MfAlsFailure
 } MfAlsFailure;
 
 extern double mf_seeded_normal(int32 seed, int64 id, int j);
-extern Size mf_als_memory_estimate(const MfRatings *ratings, int k,
-								   bool single, int *threads);
-extern MfAls *mf_als_create(const MfRatings *ratings, int k, double lambda,
-							bool single, MemoryContext cxt);
+extern Size mf_als_memory_estimate(const MfRatings *ratings,
+								   const MfFitOptions *options, int *threads);
+extern MfAls *mf_als_create(const MfRatings *ratings,
+							const MfFitOptions *options, MemoryContext cxt);
 extern int	mf_als_threads(const MfAls *als);
+extern const MfFactors *mf_als_factors(const MfAls *als);
 extern void mf_als_init_items(MfAls *als, int32 seed);
-extern void mf_als_set_item(MfAls *als, int32 index, const double *values);
+extern void mf_als_set_item(MfAls *als, int32 index, const double *values,
+							double bias);
 extern void mf_als_get_rows(const MfAls *als, bool users, int32 first,
 							int32 count, double *out);
 extern MfAlsFailure mf_als_iterate(MfAls *als, double *objective, double *sse);
 
 /* Model storage (store.c). */
+/*
+ * What an iteration-by-iteration fit recorded (train.c): per iteration run,
+ * J, the training RMSE, the validation RMSE (NULL array without a
+ * validation set) and seconds.
+ */
+typedef struct MfFitHistory
+{
+	int			iterations_run;	/* fewer than asked when tolerance stopped it */
+	double	   *loss;
+	double	   *train_rmse;
+	double	   *validation_rmse;
+	double	   *seconds;
+} MfFitHistory;
+
+/*
+ * Held-out ratings, with users and items as dense indices of the model
+ * being judged (-1: unknown to it).  Rows are in the test relation's
+ * (user id, item id) order.
+ */
+typedef struct MfTestSet
+{
+	int64		n;
+	int32	   *user;
+	int32	   *item;
+	double	   *rating;
+} MfTestSet;
+
+/* Error measures over a test set (evaluate.c). */
+typedef struct MfErrors
+{
+	int64		rows;
+	int64		scored;			/* rows the model could predict */
+	double		rmse;			/* over the scored rows; NaN when none */
+	double		mae;
+} MfErrors;
+
+extern MfTestSet *mf_test_set_from_ratings(const MfRatings *test,
+										   const MfIdIndex *users,
+										   const MfIdIndex *items,
+										   MemoryContext cxt);
+extern void mf_test_errors(const MfFactors *factors, const MfTestSet *test,
+						   MfErrors *errors);
+/* Deterministic splits of (user, item) pairs (evaluate.c). */
+extern double mf_pair_uniform(int64 user_id, int64 item_id, int32 seed);
+extern int	mf_fold_of(int64 user_id, int64 item_id, int folds, int32 seed);
+extern void mf_check_folds(int folds);
+
+/* Raises an error for an option out of its range (train.c). */
+extern void mf_check_fit_options(const MfFitOptions *options);
+
+/* Fits als on ratings for options->iterations (train.c). */
+extern void mf_fit(MfAls *als, const MfRatings *ratings,
+				   const MfFitOptions *options, const MfTestSet *validation,
+				   bool report, MfFitHistory *history);
+
+/* A trained model as written to mf_models (store.c). */
 typedef struct MfModelRecord
 {
 	const char *name;
@@ -203,23 +307,20 @@ typedef struct MfModelRecord
 	const char *user_col;
 	const char *item_col;
 	const char *rating_col;
-	int			k;
-	double		lambda;
-	int			iterations;
-	int32		seed;
+	MfFitOptions options;
 	bool		warm_start;
-	double	   *loss;			/* J after each iteration */
-	double		train_rmse;
+	const char *validation;		/* display name of the validation relation, or NULL */
+	MfFitHistory history;
+	double		train_rmse;		/* after the last iteration run */
 	double		train_seconds;
-	bool		double_precision;	/* else single (float) factors */
 	double		load_seconds;	/* reading and indexing the ratings */
-	double	   *iteration_seconds;	/* per iteration */
 } MfModelRecord;
 
 extern void mf_factors_from_datum(Datum datum, bool isnull, int k,
 								  double *out, const char *side, int64 id);
 extern bool mf_store_load_items(const char *schema, const char *model_name,
-								int k, const MfRatings *ratings, MfAls *als);
+								const MfFitOptions *options,
+								const MfRatings *ratings, MfAls *als);
 extern int32 mf_store_model(const char *schema, const MfModelRecord *record,
 							const MfRatings *ratings, const MfAls *als);
 
@@ -231,19 +332,27 @@ typedef struct MfModel
 	uint64		last_used;		/* cache.c's lookup clock at the last use */
 	int32		model_id;
 	int64		version;
-	int			k;
-	int32		n_users;
-	int32		n_items;
 	int64	   *item_ids;		/* dense item index -> id */
 	MfIdIndex  *user_map;
 	MfIdIndex  *item_map;
-	bool		single;			/* factors are floats, else doubles */
-	void	   *user_factors;	/* n_users x k, row-major */
-	void	   *item_factors;	/* n_items x k, row-major */
+	MfFactors	factors;
 	MemoryContext cxt;
 } MfModel;
 
 extern MfModel *mf_cache_model_by_id(FunctionCallInfo fcinfo, int32 model_id);
 extern MfModel *mf_cache_model_by_name(FunctionCallInfo fcinfo, text *name);
+
+/*
+ * The n best items for dense user index user (-1: unknown) of model, best
+ * first, into best[] (room for n); returns how many.  With exclude_rated,
+ * leaves out the items user_id rated in the training data (serve.c).
+ * scores[] (n_items) receives the scores.
+ */
+extern int32 mf_top_items(FunctionCallInfo fcinfo, const MfModel *model,
+						  int32 user, int64 user_id, int32 n,
+						  bool exclude_rated, int32 *best, double **scores);
+
+/* Raises the error for a NULL model argument (argument 0) (serve.c). */
+extern void mf_require_model_argument(FunctionCallInfo fcinfo);
 
 #endif							/* MF_EXT_H */

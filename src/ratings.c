@@ -136,7 +136,7 @@ check_column(Oid relid, const char *role, const char *argname,
 				(errcode(ERRCODE_UNDEFINED_COLUMN),
 				 errmsg("column \"%s\" does not exist in relation %s",
 						colname, mf_source_display_name(relid)),
-				 errdetail("mf_train reads the %s from the column named by %s.",
+				 errdetail("The %s are read from the column named by %s.",
 						   role, argname),
 				 errhint("Pass %s := one of: %s.", argname,
 						 relation_column_list(relid))));
@@ -151,7 +151,7 @@ check_column(Oid relid, const char *role, const char *argname,
 			 errmsg("column \"%s\" of relation %s has type %s, but %s must be %s",
 					colname, mf_source_display_name(relid),
 					format_type_be(type), role, accepted_text),
-			 errhint("Train on a view that casts the column, or name another column with %s.",
+			 errhint("Pass a view that casts the column, or name another column with %s.",
 					 argname)));
 	return InvalidOid;			/* not reached */
 }
@@ -854,4 +854,70 @@ mf_ratings_read(const MfSource *source, MemoryContext cxt)
 	elog(DEBUG2, "mf_train read and indexed " INT64_FORMAT " ratings in %.3f s",
 		 n, INSTR_TIME_GET_DOUBLE(elapsed));
 	return ratings;
+}
+
+/*
+ * The ratings of all whose entry e in all->by_user has keep[e], as a new
+ * MfRatings in cxt: users and items without a kept rating are left out and
+ * the rest renumbered densely in the same (ascending id) order.
+ * user_remap[] and item_remap[] (all's sizes) receive each old index's new
+ * one, or -1.  Used to split ratings into training and test folds.
+ */
+MfRatings *
+mf_ratings_subset(const MfRatings *all, const bool *keep, int32 *user_remap,
+				  int32 *item_remap, MemoryContext cxt)
+{
+	MfRatings  *subset = MemoryContextAllocZero(cxt, sizeof(MfRatings));
+	const MfCsr *in = &all->by_user;
+	MfCsr	   *out = &subset->by_user;
+	int64		n = 0;
+	int64		next = 0;
+
+	for (int32 i = 0; i < all->n_items; i++)
+		item_remap[i] = -1;
+	for (int32 u = 0; u < all->n_users; u++)
+	{
+		int64		kept = 0;
+
+		for (int64 e = in->row_start[u]; e < in->row_start[u + 1]; e++)
+			if (keep[e])
+			{
+				kept++;
+				item_remap[in->col[e]] = 0;
+			}
+		user_remap[u] = kept > 0 ? subset->n_users++ : -1;
+		n += kept;
+	}
+	for (int32 i = 0; i < all->n_items; i++)
+		if (item_remap[i] == 0)
+			item_remap[i] = subset->n_items++;
+	subset->n_ratings = n;
+
+	subset->user_ids = mf_alloc_array(cxt, subset->n_users, sizeof(int64));
+	subset->item_ids = mf_alloc_array(cxt, subset->n_items, sizeof(int64));
+	for (int32 u = 0; u < all->n_users; u++)
+		if (user_remap[u] >= 0)
+			subset->user_ids[user_remap[u]] = all->user_ids[u];
+	for (int32 i = 0; i < all->n_items; i++)
+		if (item_remap[i] >= 0)
+			subset->item_ids[item_remap[i]] = all->item_ids[i];
+
+	csr_alloc(out, cxt, subset->n_users, n);
+	for (int32 u = 0; u < all->n_users; u++)
+	{
+		if (user_remap[u] < 0)
+			continue;
+		for (int64 e = in->row_start[u]; e < in->row_start[u + 1]; e++)
+			if (keep[e])
+			{
+				out->col[next] = item_remap[in->col[e]];
+				out->val[next] = in->val[e];
+				next++;
+			}
+		out->row_start[user_remap[u] + 1] = next;
+		if ((u & 1023) == 0)
+			CHECK_FOR_INTERRUPTS();
+	}
+	csr_transpose(out, subset->n_items, &subset->by_item, cxt);
+	return subset;
 }

@@ -78,30 +78,57 @@ DEFINE_DOT(double, double, LOAD4_double, double, LOAD4_double)
 /* a double u against float v: as dot_single once u is widened, bit for bit */
 DEFINE_DOT(mixed, double, LOAD4_double, float, LOAD4_single)
 
-/* The predicted rating of dense user index user for dense item index item. */
+/*
+ * The bias terms of a prediction: (mean + user bias) + item bias, added in
+ * that order everywhere, so that every path to a score rounds alike.
+ */
 static inline double
-score(const MfModel *model, int32 user, int32 item)
+user_base(const MfFactors *f, int32 user)
 {
-	Size		u = (Size) user * model->k;
-	Size		v = (Size) item * model->k;
-
-	if (model->single)
-		return dot_single((const float *) model->user_factors + u,
-						  (const float *) model->item_factors + v, model->k);
-	return dot_double((const double *) model->user_factors + u,
-					  (const double *) model->item_factors + v, model->k);
+	return f->mean + (user >= 0 ? f->user_bias[user] : 0.0);
 }
 
-/* u . v for the given ids, or NULL when the model lacks either. */
+static inline double
+item_bias(const MfFactors *f, int32 item)
+{
+	return item >= 0 ? f->item_bias[item] : 0.0;
+}
+
+double
+mf_score(const MfFactors *f, int32 user, int32 item)
+{
+	double		dot = 0.0;
+
+	if (user >= 0 && item >= 0)
+	{
+		Size		u = (Size) user * f->k;
+		Size		v = (Size) item * f->k;
+
+		if (f->single)
+			dot = dot_single((const float *) f->user_factors + u,
+							 (const float *) f->item_factors + v, f->k);
+		else
+			dot = dot_double((const double *) f->user_factors + u,
+							 (const double *) f->item_factors + v, f->k);
+	}
+	if (!f->biases)
+		return dot;
+	return dot + (user_base(f, user) + item_bias(f, item));
+}
+
+/*
+ * The prediction for the given ids.  A user or item the model lacks is
+ * NULL without biases; with biases it is scored from what is known.
+ */
 static Datum
 predict(FunctionCallInfo fcinfo, MfModel *model)
 {
 	int32		user = mf_id_index(model->user_map, PG_GETARG_INT64(1));
 	int32		item = mf_id_index(model->item_map, PG_GETARG_INT64(2));
 
-	if (user < 0 || item < 0)
+	if ((user < 0 || item < 0) && !model->factors.biases)
 		PG_RETURN_NULL();
-	PG_RETURN_FLOAT8(score(model, user, item));
+	PG_RETURN_FLOAT8(mf_score(&model->factors, user, item));
 }
 
 Datum
@@ -117,34 +144,45 @@ mf_predict_by_name(PG_FUNCTION_ARGS)
 }
 
 /*
- * The user's score for every item (excluded ones are skipped).  Floats
- * are widened once for the user's row; each score equals score() exactly.
+ * The user's score for every item (excluded ones are skipped); user -1 is
+ * a user the model lacks (biases only).  Floats are widened once for the
+ * user's row; each score equals mf_score() exactly.
  */
 static double *
-score_items(const MfModel *model, int32 user, const bool *excluded)
+score_items(const MfFactors *f, int32 user, const bool *excluded)
 {
-	double	   *scores = mf_alloc_array(CurrentMemoryContext, model->n_items,
+	double	   *scores = mf_alloc_array(CurrentMemoryContext, f->n_items,
 										sizeof(double));
-	int			k = model->k;
+	int			k = f->k;
 
-	if (model->single)
+	if (user < 0)
 	{
-		const float *u = (const float *) model->user_factors + (Size) user * k;
-		const float *v = model->item_factors;
-		double	   *wide = palloc(sizeof(double) * k);
+		for (int32 item = 0; item < f->n_items; item++)
+			scores[item] = mf_score(f, user, item);
+	}
+	else if (f->single)
+	{
+		const float *u = (const float *) f->user_factors + (Size) user * k;
+		const float *v = f->item_factors;
+		double	   *wide = palloc(sizeof(double) * Max(k, 1));
+		double		base = f->biases ? user_base(f, user) : 0.0;
 
 		for (int j = 0; j < k; j++)
 			wide[j] = u[j];
-		for (int32 item = 0; item < model->n_items; item++)
+		for (int32 item = 0; item < f->n_items; item++)
 			if (excluded == NULL || !excluded[item])
-				scores[item] = dot_mixed(wide, v + (Size) item * k, k);
+			{
+				double		dot = dot_mixed(wide, v + (Size) item * k, k);
+
+				scores[item] = f->biases ? dot + (base + f->item_bias[item]) : dot;
+			}
 		pfree(wide);
 	}
 	else
 	{
-		for (int32 item = 0; item < model->n_items; item++)
+		for (int32 item = 0; item < f->n_items; item++)
 			if (excluded == NULL || !excluded[item])
-				scores[item] = score(model, user, item);
+				scores[item] = mf_score(f, user, item);
 	}
 	return scores;
 }
@@ -236,15 +274,16 @@ select_top(const double *scores, const int64 *ids, const bool *excluded,
  * rated_items array stored with the user's factors.
  */
 static bool *
-rated_items_mask(FunctionCallInfo fcinfo, MfModel *model, int64 user_id)
+rated_items_mask(FunctionCallInfo fcinfo, const MfModel *model, int64 user_id)
 {
 	static MfSavedPlan rated_items = {NULL, InvalidOid, ""};
-	bool	   *mask = mf_alloc_array(CurrentMemoryContext, model->n_items, sizeof(bool));
+	int32		n_items = model->factors.n_items;
+	bool	   *mask = mf_alloc_array(CurrentMemoryContext, n_items, sizeof(bool));
 	Oid			argtypes[2] = {INT4OID, INT8OID};
 	Datum		args[2] = {Int32GetDatum(model->model_id), Int64GetDatum(user_id)};
 	SPIPlanPtr	plan;
 
-	memset(mask, 0, sizeof(bool) * model->n_items);
+	memset(mask, 0, sizeof(bool) * n_items);
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
 	plan = mf_saved_plan(&rated_items, get_func_namespace(fcinfo->flinfo->fn_oid),
@@ -283,6 +322,25 @@ rated_items_mask(FunctionCallInfo fcinfo, MfModel *model, int64 user_id)
 	return mask;
 }
 
+int32
+mf_top_items(FunctionCallInfo fcinfo, const MfModel *model, int32 user,
+			 int64 user_id, int32 n, bool exclude_rated, int32 *best,
+			 double **scores)
+{
+	const MfFactors *f = &model->factors;
+	bool	   *excluded = NULL;
+	int32		found;
+
+	if (exclude_rated && user >= 0)
+		excluded = rated_items_mask(fcinfo, model, user_id);
+	*scores = score_items(f, user, excluded);
+	found = select_top(*scores, model->item_ids, excluded, f->n_items,
+					   Min(n, f->n_items), best);
+	if (excluded)
+		pfree(excluded);
+	return found;
+}
+
 static Datum
 recommend(FunctionCallInfo fcinfo, MfModel *model)
 {
@@ -291,7 +349,6 @@ recommend(FunctionCallInfo fcinfo, MfModel *model)
 	int32		n;
 	int32		user;
 	double	   *scores;
-	bool	   *excluded = NULL;
 	int32	   *best;
 	int32		n_best;
 
@@ -312,16 +369,13 @@ recommend(FunctionCallInfo fcinfo, MfModel *model)
 		return (Datum) 0;		/* no user: no rows, as for an unknown one */
 	user_id = PG_GETARG_INT64(1);
 	user = mf_id_index(model->user_map, user_id);
-	if (user < 0)
+	if (user < 0 && !model->factors.biases)
 		return (Datum) 0;
 
-	if (PG_GETARG_BOOL(3))
-		excluded = rated_items_mask(fcinfo, model, user_id);
-	scores = score_items(model, user, excluded);
-
-	best = mf_alloc_array(CurrentMemoryContext, Min(n, model->n_items), sizeof(int32));
-	n_best = select_top(scores, model->item_ids, excluded, model->n_items,
-						Min(n, model->n_items), best);
+	best = mf_alloc_array(CurrentMemoryContext, Min(n, model->factors.n_items),
+						  sizeof(int32));
+	n_best = mf_top_items(fcinfo, model, user, user_id, n, PG_GETARG_BOOL(3),
+						  best, &scores);
 	for (int32 r = 0; r < n_best; r++)
 	{
 		Datum		values[2] = {Int64GetDatum(model->item_ids[best[r]]),
@@ -333,9 +387,8 @@ recommend(FunctionCallInfo fcinfo, MfModel *model)
 	return (Datum) 0;
 }
 
-/* The model argument of the mf_recommend forms must not be NULL. */
-static void
-require_model_argument(FunctionCallInfo fcinfo)
+void
+mf_require_model_argument(FunctionCallInfo fcinfo)
 {
 	if (PG_ARGISNULL(0))
 		ereport(ERROR,
@@ -347,13 +400,13 @@ require_model_argument(FunctionCallInfo fcinfo)
 Datum
 mf_recommend(PG_FUNCTION_ARGS)
 {
-	require_model_argument(fcinfo);
+	mf_require_model_argument(fcinfo);
 	return recommend(fcinfo, mf_cache_model_by_id(fcinfo, PG_GETARG_INT32(0)));
 }
 
 Datum
 mf_recommend_by_name(PG_FUNCTION_ARGS)
 {
-	require_model_argument(fcinfo);
+	mf_require_model_argument(fcinfo);
 	return recommend(fcinfo, mf_cache_model_by_name(fcinfo, PG_GETARG_TEXT_PP(0)));
 }

@@ -34,7 +34,11 @@ flat_array(Oid elemtype, const void *values, int n)
 {
 	int16		elem_len = get_typlen(elemtype);
 	Size		bytes = add_size(ARR_OVERHEAD_NONULLS(1), mul_size(n, elem_len));
-	ArrayType  *array = palloc0(bytes);
+	ArrayType  *array;
+
+	if (n == 0)
+		return construct_empty_array(elemtype);
+	array = palloc0(bytes);
 
 	SET_VARSIZE(array, bytes);
 	array->ndim = 1;
@@ -47,8 +51,9 @@ flat_array(Oid elemtype, const void *values, int n)
 }
 
 /*
- * Copies a stored factors array (double precision[] of exactly k numbers)
- * into out, or raises an error naming the user or item whose row is bad.
+ * Copies a stored factors array (double precision[] of exactly k numbers;
+ * empty for k = 0) into out, or raises an error naming the user or item
+ * whose row is bad.
  */
 void
 mf_factors_from_datum(Datum datum, bool isnull, int k, double *out,
@@ -56,15 +61,16 @@ mf_factors_from_datum(Datum datum, bool isnull, int k, double *out,
 {
 	ArrayType  *array = isnull ? NULL : DatumGetArrayTypeP(datum);
 
-	if (array == NULL ||
-		ARR_ELEMTYPE(array) != FLOAT8OID || ARR_NDIM(array) != 1 ||
-		ARR_DIMS(array)[0] != k || ARR_HASNULL(array))
+	if (array == NULL || ARR_ELEMTYPE(array) != FLOAT8OID || ARR_HASNULL(array) ||
+		ArrayGetNItems(ARR_NDIM(array), ARR_DIMS(array)) != k ||
+		(k > 0 && ARR_NDIM(array) != 1))
 		ereport(ERROR,
 				(errcode(ERRCODE_DATA_CORRUPTED),
 				 errmsg("stored factors of %s " INT64_FORMAT " are not an array of %d numbers",
 						side, id, k),
 				 errhint("Retrain the model with mf_train, or restore its factor rows.")));
-	memcpy(out, ARR_DATA_PTR(array), sizeof(double) * k);
+	if (k > 0)
+		memcpy(out, ARR_DATA_PTR(array), sizeof(double) * k);
 }
 
 /* State of mf_store_load_items while it scans the stored item factors. */
@@ -76,7 +82,10 @@ typedef struct ItemLoad
 	int			k;
 } ItemLoad;
 
-/* mf_spi_scan callback: copies one stored item's factors, if still rated. */
+/*
+ * mf_spi_scan callback: copies one stored item's factors and bias (0 when
+ * the stored model has none), if the item is still rated.
+ */
 static void
 load_item_row(HeapTuple tuple, TupleDesc desc, void *arg)
 {
@@ -88,19 +97,26 @@ load_item_row(HeapTuple tuple, TupleDesc desc, void *arg)
 
 	if (index >= 0)
 	{
+		Datum		bias;
+
 		mf_factors_from_datum(factors, isnull, load->k, load->values, "item", item_id);
-		mf_als_set_item(load->als, index, load->values);
+		bias = SPI_getbinval(tuple, desc, 3, &isnull);
+		mf_als_set_item(load->als, index, load->values,
+						isnull ? 0.0 : DatumGetFloat8(bias));
 	}
 }
 
 /*
- * Overwrites the solver's item factors for the items that the stored model
- * named model_name holds.  Returns false when there is no such model.
+ * Overwrites the solver's item factors (and biases) for the items that the
+ * stored model named model_name holds.  Returns false when there is no
+ * such model.
  */
 bool
-mf_store_load_items(const char *schema, const char *model_name, int k,
-					const MfRatings *ratings, MfAls *als)
+mf_store_load_items(const char *schema, const char *model_name,
+					const MfFitOptions *options, const MfRatings *ratings,
+					MfAls *als)
 {
+	int			k = options->k;
 	Oid			argtypes[1] = {TEXTOID};
 	Datum		args[1] = {CStringGetTextDatum(model_name)};
 	char	   *query;
@@ -129,10 +145,10 @@ mf_store_load_items(const char *schema, const char *model_name, int k,
 									  ratings->n_items);
 	load.k = k;
 	load.als = als;
-	load.values = palloc(sizeof(double) * k);
+	load.values = palloc(sizeof(double) * Max(k, 1));
 	argtypes[0] = INT4OID;
 	args[0] = Int32GetDatum(model_id);
-	mf_spi_scan(psprintf("SELECT item_id, factors FROM %s.mf_item_factors WHERE model_id = $1",
+	mf_spi_scan(psprintf("SELECT item_id, factors, bias FROM %s.mf_item_factors WHERE model_id = $1",
 						 schema),
 				1, argtypes, args, load_item_row, &load);
 	return true;
@@ -141,44 +157,72 @@ mf_store_load_items(const char *schema, const char *model_name, int k,
 /* Inserts or updates the model row; returns its model_id. */
 static int32
 upsert_model_row(const char *schema, const MfModelRecord *record,
-				 const MfRatings *ratings)
+				 const MfRatings *ratings, const MfFactors *factors)
 {
+	const MfFitOptions *options = &record->options;
+	const MfFitHistory *history = &record->history;
 	Oid			argtypes[] = {TEXTOID, TEXTOID, NAMEOID, NAMEOID, NAMEOID,
 		INT4OID, FLOAT8OID, INT4OID, INT4OID, BOOLOID,
 		INT8OID, INT8OID, INT8OID, INT8OID,
 		FLOAT8ARRAYOID, FLOAT8OID, FLOAT8OID,
-	BOOLOID, FLOAT8OID, FLOAT8ARRAYOID};
+		BOOLOID, FLOAT8OID, FLOAT8ARRAYOID,
+		BOOLOID, FLOAT8OID, BOOLOID, FLOAT8OID, INT4OID, FLOAT8ARRAYOID,
+	TEXTOID, FLOAT8ARRAYOID};
 	Datum		args[lengthof(argtypes)];
+	char		nulls[lengthof(argtypes)];
 	const char *columns = "source, user_col, item_col, rating_col, k, lambda,"
 		" iterations, seed, warm_start, n_users, n_items, n_ratings,"
 		" skipped_rows, loss, train_rmse, train_seconds, double_precision,"
-		" load_seconds, iteration_seconds, trained_at, version";
+		" load_seconds, iteration_seconds, biases, global_mean,"
+		" weighted_lambda, tolerance, iterations_run, train_rmse_history,"
+		" validation, validation_rmse, trained_at, version";
+	int			run = history->iterations_run;
 	char	   *values;
 	char	   *query;
 	bool		isnull;
 	int			n = 0;
 
+	memset(nulls, ' ', sizeof(nulls));
 	args[n++] = CStringGetTextDatum(record->name);
 	args[n++] = CStringGetTextDatum(record->source);
 	args[n++] = DirectFunctionCall1(namein, CStringGetDatum(record->user_col));
 	args[n++] = DirectFunctionCall1(namein, CStringGetDatum(record->item_col));
 	args[n++] = DirectFunctionCall1(namein, CStringGetDatum(record->rating_col));
-	args[n++] = Int32GetDatum(record->k);
-	args[n++] = Float8GetDatum(record->lambda);
-	args[n++] = Int32GetDatum(record->iterations);
-	args[n++] = Int32GetDatum(record->seed);
+	args[n++] = Int32GetDatum(options->k);
+	args[n++] = Float8GetDatum(options->lambda);
+	args[n++] = Int32GetDatum(options->iterations);
+	args[n++] = Int32GetDatum(options->seed);
 	args[n++] = BoolGetDatum(record->warm_start);
 	args[n++] = Int64GetDatum(ratings->n_users);
 	args[n++] = Int64GetDatum(ratings->n_items);
 	args[n++] = Int64GetDatum(ratings->n_ratings);
 	args[n++] = Int64GetDatum(ratings->n_skipped);
-	args[n++] = PointerGetDatum(flat_array(FLOAT8OID, record->loss, record->iterations));
+	args[n++] = PointerGetDatum(flat_array(FLOAT8OID, history->loss, run));
 	args[n++] = Float8GetDatum(record->train_rmse);
 	args[n++] = Float8GetDatum(record->train_seconds);
-	args[n++] = BoolGetDatum(record->double_precision);
+	args[n++] = BoolGetDatum(!options->single);
 	args[n++] = Float8GetDatum(record->load_seconds);
-	args[n++] = PointerGetDatum(flat_array(FLOAT8OID, record->iteration_seconds,
-										   record->iterations));
+	args[n++] = PointerGetDatum(flat_array(FLOAT8OID, history->seconds, run));
+	args[n++] = BoolGetDatum(options->biases);
+	if (!options->biases)
+		nulls[n] = 'n';
+	args[n++] = Float8GetDatum(factors->mean);
+	args[n++] = BoolGetDatum(options->weighted_lambda);
+	args[n++] = Float8GetDatum(options->tolerance);
+	args[n++] = Int32GetDatum(run);
+	args[n++] = PointerGetDatum(flat_array(FLOAT8OID, history->train_rmse, run));
+	if (record->validation == NULL)
+	{
+		nulls[n] = 'n';
+		nulls[n + 1] = 'n';
+		args[n++] = (Datum) 0;
+		args[n++] = (Datum) 0;
+	}
+	else
+	{
+		args[n++] = CStringGetTextDatum(record->validation);
+		args[n++] = PointerGetDatum(flat_array(FLOAT8OID, history->validation_rmse, run));
+	}
 	Assert(n == lengthof(argtypes));
 
 	/*
@@ -188,7 +232,7 @@ upsert_model_row(const char *schema, const MfModelRecord *record,
 	 * row).  Replacing a model trained on another relation is worth a word.
 	 */
 	query = psprintf("SELECT source FROM %s.mf_models WHERE name = $1 FOR UPDATE", schema);
-	if (SPI_execute_with_args(query, 1, argtypes, args, NULL, false, 1) != SPI_OK_SELECT)
+	if (SPI_execute_with_args(query, 1, argtypes, args, nulls, false, 1) != SPI_OK_SELECT)
 		elog(ERROR, "could not lock the model row");
 	if (SPI_processed == 1)
 	{
@@ -202,12 +246,13 @@ upsert_model_row(const char *schema, const MfModelRecord *record,
 	}
 
 	values = psprintf("$2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14,"
-					  " $15, $16, $17, $18, $19, $20, pg_catalog.now(),"
+					  " $15, $16, $17, $18, $19, $20, $21, $22, $23, $24, $25,"
+					  " $26, $27, $28, pg_catalog.now(),"
 					  " pg_catalog.nextval(%s::pg_catalog.regclass)",
 					  quote_literal_cstr(psprintf("%s.mf_model_version_seq", schema)));
 	query = psprintf("UPDATE %s.mf_models SET (%s) = ROW(%s) WHERE name = $1 RETURNING model_id",
 					 schema, columns, values);
-	if (SPI_execute_with_args(query, lengthof(argtypes), argtypes, args, NULL,
+	if (SPI_execute_with_args(query, lengthof(argtypes), argtypes, args, nulls,
 							  false, 0) != SPI_OK_UPDATE_RETURNING)
 		elog(ERROR, "could not update the model row");
 	if (SPI_processed == 0)
@@ -216,7 +261,7 @@ upsert_model_row(const char *schema, const MfModelRecord *record,
 						 " ON CONFLICT (name) DO UPDATE SET (%s) = ROW(%s)"
 						 " RETURNING model_id",
 						 schema, columns, values, columns, values);
-		if (SPI_execute_with_args(query, lengthof(argtypes), argtypes, args, NULL,
+		if (SPI_execute_with_args(query, lengthof(argtypes), argtypes, args, nulls,
 								  false, 0) != SPI_OK_INSERT_RETURNING)
 			elog(ERROR, "could not insert the model row");
 	}
@@ -227,15 +272,18 @@ upsert_model_row(const char *schema, const MfModelRecord *record,
 }
 
 /*
- * Writes one side's factors (and, for users, the sorted distinct ids of the
- * items each rated) in batches of one INSERT ... SELECT over array
- * parameters.
+ * Writes one side's factors and biases (and, for users, the sorted distinct
+ * ids of the items each rated) in batches of one INSERT ... SELECT over
+ * array parameters.
  */
 static void
 insert_factor_rows(const char *schema, int32 model_id, int k, bool users,
 				   const MfRatings *ratings, const MfAls *als)
 {
-	int32		batch_rows = Min(MF_STORE_BATCH_ROWS, Max(1, MF_STORE_BATCH_NUMBERS / k));
+	int32		batch_rows = Min(MF_STORE_BATCH_ROWS,
+								 Max(1, MF_STORE_BATCH_NUMBERS / Max(k, 1)));
+	const MfFactors *f = mf_als_factors(als);
+	const double *bias = users ? f->user_bias : f->item_bias;
 	double	   *factors = mf_alloc_array(CurrentMemoryContext,
 										 (Size) batch_rows * k, sizeof(double));
 	const char *table = users ? "mf_user_factors" : "mf_item_factors";
@@ -244,19 +292,20 @@ insert_factor_rows(const char *schema, int32 model_id, int k, bool users,
 	int32		n_rows = users ? ratings->n_users : ratings->n_items;
 	const MfCsr *csr = &ratings->by_user;
 	Oid			argtypes[] = {INT4OID, INT8ARRAYOID, FLOAT8ARRAYOID, INT4OID,
-	INT4ARRAYOID, INT8ARRAYOID};
+	FLOAT8ARRAYOID, INT4ARRAYOID, INT8ARRAYOID};
 	Datum		args[lengthof(argtypes)];
-	int			nargs = users ? 6 : 4;
+	char		nulls[lengthof(argtypes)];
+	int			nargs = users ? 7 : 5;
 	SPIPlanPtr	plan;
 	int32	   *rated_start = NULL;
 	int64	   *rated = NULL;
 
-	plan = SPI_prepare(psprintf("INSERT INTO %s.%s (model_id, %s, factors%s)"
-								" SELECT $1, $2[i], $3[(i - 1) * $4 + 1 : i * $4]%s"
+	plan = SPI_prepare(psprintf("INSERT INTO %s.%s (model_id, %s, factors, bias%s)"
+								" SELECT $1, $2[i], $3[(i - 1) * $4 + 1 : i * $4], $5[i]%s"
 								" FROM pg_catalog.generate_subscripts($2, 1) AS i",
 								schema, table, id_col,
 								users ? ", rated_items" : "",
-								users ? ", $6[$5[i] + 1 : $5[i + 1]]" : ""),
+								users ? ", $7[$6[i] + 1 : $6[i + 1]]" : ""),
 					   nargs, argtypes);
 	if (plan == NULL)
 		elog(ERROR, "SPI_prepare failed: %s", SPI_result_code_string(SPI_result));
@@ -293,21 +342,26 @@ insert_factor_rows(const char *schema, int32 model_id, int k, bool users,
 			last++;
 		}
 
+		memset(nulls, ' ', sizeof(nulls));
 		args[0] = Int32GetDatum(model_id);
 		args[1] = PointerGetDatum(flat_array(INT8OID, ids + first, last - first));
 		mf_als_get_rows(als, users, first, last - first, factors);
 		args[2] = PointerGetDatum(flat_array(FLOAT8OID, factors, (last - first) * k));
 		args[3] = Int32GetDatum(k);
+		args[4] = bias ? PointerGetDatum(flat_array(FLOAT8OID, bias + first, last - first))
+			: (Datum) 0;
+		if (!bias)
+			nulls[4] = 'n';
 		if (users)
 		{
 			rated_start[last - first] = n_rated;
-			args[4] = PointerGetDatum(flat_array(INT4OID, rated_start, last - first + 1));
-			args[5] = PointerGetDatum(flat_array(INT8OID, rated, n_rated));
+			args[5] = PointerGetDatum(flat_array(INT4OID, rated_start, last - first + 1));
+			args[6] = PointerGetDatum(flat_array(INT8OID, rated, n_rated));
 		}
-		if (SPI_execute_plan(plan, args, NULL, false, 0) != SPI_OK_INSERT)
+		if (SPI_execute_plan(plan, args, nulls, false, 0) != SPI_OK_INSERT)
 			elog(ERROR, "could not write the factors of model %d", model_id);
 		for (int a = 1; a < nargs; a++)
-			if (a != 3)
+			if (a != 3 && nulls[a] != 'n')
 				pfree(DatumGetPointer(args[a]));
 		first = last;
 		CHECK_FOR_INTERRUPTS();
@@ -323,7 +377,8 @@ int32
 mf_store_model(const char *schema, const MfModelRecord *record,
 			   const MfRatings *ratings, const MfAls *als)
 {
-	int32		model_id = upsert_model_row(schema, record, ratings);
+	int32		model_id = upsert_model_row(schema, record, ratings,
+											mf_als_factors(als));
 	Oid			argtypes[1] = {INT4OID};
 	Datum		args[1] = {Int32GetDatum(model_id)};
 
@@ -335,7 +390,7 @@ mf_store_model(const char *schema, const MfModelRecord *record,
 							  1, argtypes, args, NULL, false, 0) != SPI_OK_DELETE)
 		elog(ERROR, "could not delete the old factors of model %d", model_id);
 
-	insert_factor_rows(schema, model_id, record->k, true, ratings, als);
-	insert_factor_rows(schema, model_id, record->k, false, ratings, als);
+	insert_factor_rows(schema, model_id, record->options.k, true, ratings, als);
+	insert_factor_rows(schema, model_id, record->options.k, false, ratings, als);
 	return model_id;
 }

@@ -23,7 +23,7 @@
 
 PG_FUNCTION_INFO_V1(mf_train);
 
-/* Argument positions of mf_train, as declared in sql/mf_ext--0.1--0.2.sql. */
+/* Argument positions of mf_train, as declared in sql/mf_ext--0.2--0.3.sql. */
 enum
 {
 	ARG_SOURCE,
@@ -36,26 +36,34 @@ enum
 	ARG_MODEL_NAME,
 	ARG_WARM_START,
 	ARG_SEED,
-	ARG_DOUBLE_PRECISION
+	ARG_DOUBLE_PRECISION,
+	ARG_BIASES,
+	ARG_WEIGHTED_LAMBDA,
+	ARG_TOLERANCE,
+	ARG_VALIDATION
 };
 
 static const char *const arg_names[] = {
 	"source", "k", "lambda", "iterations", "user_col", "item_col",
-	"rating_col", "model_name", "warm_start", "seed", "double_precision"
+	"rating_col", "model_name", "warm_start", "seed", "double_precision",
+	"biases", "weighted_lambda", "tolerance", "validation"
 };
 
-/* Every argument but model_name must be given (or left to its default). */
+/*
+ * Every argument but model_name and validation must be given (or left to
+ * its default).
+ */
 static void
 check_not_null(FunctionCallInfo fcinfo)
 {
-	/* 0.1's SQL definition has fewer arguments: the module needs 0.2's */
+	/* older SQL definitions have fewer arguments: the module needs 0.3's */
 	if (PG_NARGS() != lengthof(arg_names))
 		ereport(ERROR,
 				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
 				 errmsg("mf_train was called with %d arguments, but this version of the module takes %d",
 						PG_NARGS(), (int) lengthof(arg_names)),
 				 errhint("Run ALTER EXTENSION mf_ext UPDATE.")));
-	for (int arg = ARG_SOURCE; arg <= ARG_DOUBLE_PRECISION; arg++)
+	for (int arg = ARG_SOURCE; arg <= ARG_TOLERANCE; arg++)
 		if (arg != ARG_MODEL_NAME && PG_ARGISNULL(arg))
 			ereport(ERROR,
 					(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
@@ -63,25 +71,44 @@ check_not_null(FunctionCallInfo fcinfo)
 					 errhint("Omit the argument to use its default.")));
 }
 
-static void
-check_parameters(int k, double lambda, int iterations, const char *model_name)
+/* Raises an error for an option out of its range. */
+void
+mf_check_fit_options(const MfFitOptions *options)
 {
-	if (k < MF_MIN_K || k > MF_MAX_K)
+	if (options->k < MF_MIN_K || options->k > MF_MAX_K)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("k must be between %d and %d, got %d", MF_MIN_K, MF_MAX_K, k),
+				 errmsg("k must be between %d and %d, got %d", MF_MIN_K, MF_MAX_K,
+						options->k),
 				 errhint("k is the number of latent factors per user and item; 10 to 100 is usual.")));
-	if (!(lambda >= 0.0) || isinf(lambda))
+	if (options->k == 0 && !options->biases)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("lambda must be a finite number >= 0, got %g", lambda),
+				 errmsg("k = 0 needs biases := true"),
+				 errdetail("A model with no factors and no biases predicts nothing."),
+				 errhint("Pass biases := true for a biases-only model, or k of 1 or more.")));
+	if (!(options->lambda >= 0.0) || isinf(options->lambda))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("lambda must be a finite number >= 0, got %g", options->lambda),
 				 errhint("lambda is the regularisation weight; 0.01 to 1 is usual.")));
-	if (iterations < 1 || iterations > MF_MAX_ITERATIONS)
+	if (options->iterations < 1 || options->iterations > MF_MAX_ITERATIONS)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("iterations must be between 1 and %d, got %d",
-						MF_MAX_ITERATIONS, iterations),
+						MF_MAX_ITERATIONS, options->iterations),
 				 errhint("Each iteration solves all users, then all items; 10 is usual.")));
+	if (!(options->tolerance >= 0.0 && options->tolerance < 1.0))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("tolerance must be at least 0 and below 1, got %g",
+						options->tolerance),
+				 errhint("tolerance is the relative drop in J below which training stops early, for example 0.001; 0 runs every iteration.")));
+}
+
+static void
+check_model_name(const char *model_name)
+{
 	if (model_name[0] == '\0')
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
@@ -97,13 +124,13 @@ check_parameters(int k, double lambda, int iterations, const char *model_name)
 
 /* Raises the error for a singular system on row index of one side. */
 static void
-report_singular(const MfRatings *ratings, bool users, int32 index, double lambda,
-				bool double_precision)
+report_singular(const MfRatings *ratings, bool users, int32 index,
+				const MfFitOptions *options)
 {
 	const char *side = users ? "user" : "item";
 	int64		id = users ? ratings->user_ids[index] : ratings->item_ids[index];
 
-	if (lambda == 0.0)
+	if (options->lambda == 0.0)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("the least-squares system of %s " INT64_FORMAT " is singular",
@@ -116,9 +143,9 @@ report_singular(const MfRatings *ratings, bool users, int32 index, double lambda
 			 errmsg("the least-squares system of %s " INT64_FORMAT " could not be solved",
 					side, id),
 			 errdetail("With lambda = %g > 0 the system is positive definite in exact arithmetic; it failed in %s precision because lambda is too small to keep it well conditioned, or because the ratings are so large that floating point overflowed.",
-					   lambda, double_precision ? "double" : "single"),
+					   options->lambda, options->single ? "single" : "double"),
 			 errhint("Raise lambda (0.01 or more), scale the ratings into a moderate range (for example 0 to 10)%s.",
-					 double_precision ? "" : ", or pass double_precision := true")));
+					 options->single ? ", or pass double_precision := true" : "")));
 }
 
 static double
@@ -131,19 +158,137 @@ seconds_since(instr_time start)
 	return INSTR_TIME_GET_DOUBLE(now);
 }
 
+/*
+ * Runs the iterations: after each, J, the training RMSE and, given a
+ * validation set, its RMSE, into history (allocated here).  Stops early
+ * once an iteration lowers J by less than options->tolerance of its value.
+ * With report, a NOTICE per iteration.
+ */
+void
+mf_fit(MfAls *als, const MfRatings *ratings, const MfFitOptions *options,
+	   const MfTestSet *validation, bool report, MfFitHistory *history)
+{
+	instr_time	start;
+	int			n = options->iterations;
+
+	INSTR_TIME_SET_CURRENT(start);
+	history->iterations_run = 0;
+	history->loss = mf_alloc_array(CurrentMemoryContext, n, sizeof(double));
+	history->train_rmse = mf_alloc_array(CurrentMemoryContext, n, sizeof(double));
+	history->seconds = mf_alloc_array(CurrentMemoryContext, n, sizeof(double));
+	history->validation_rmse = validation == NULL ? NULL
+		: mf_alloc_array(CurrentMemoryContext, n, sizeof(double));
+
+	for (int iteration = 0; iteration < n; iteration++)
+	{
+		MfAlsFailure failure;
+		instr_time	iteration_start;
+		double		loss;
+		double		sse;
+		char	   *validation_text = "";
+
+		INSTR_TIME_SET_CURRENT(iteration_start);
+		failure = mf_als_iterate(als, &loss, &sse);
+		if (failure.index >= 0)
+			report_singular(ratings, failure.users, failure.index, options);
+		if (!isfinite(loss))
+			ereport(ERROR,
+					(errcode(ERRCODE_NUMERIC_VALUE_OUT_OF_RANGE),
+					 errmsg("training overflowed %s precision floating point in iteration %d",
+							options->single ? "single" : "double", iteration + 1),
+					 errdetail("The objective J became %g: the ratings are too large.", loss),
+					 errhint("Scale the ratings into a moderate range, for example 0 to 10%s.",
+							 options->single ? ", or pass double_precision := true" : "")));
+		history->loss[iteration] = loss;
+		history->train_rmse[iteration] = sqrt(sse / ratings->n_ratings);
+		if (validation)
+		{
+			MfErrors	errors;
+
+			mf_test_errors(mf_als_factors(als), validation, &errors);
+			history->validation_rmse[iteration] = errors.rmse;
+			validation_text = psprintf(", validation RMSE = %.6g", errors.rmse);
+		}
+		history->seconds[iteration] = seconds_since(iteration_start);
+		history->iterations_run = iteration + 1;
+		if (report)
+			ereport(NOTICE,
+					(errmsg("iteration %d of %d: J = %.6g, training RMSE = %.6g%s",
+							iteration + 1, n, loss, history->train_rmse[iteration],
+							validation_text),
+					 errdetail("%.3f s this iteration on %d threads, %.3f s in all iterations so far.",
+							   history->seconds[iteration], mf_als_threads(als),
+							   seconds_since(start))));
+		if (options->tolerance > 0 && iteration > 0 &&
+			history->loss[iteration - 1] - loss < options->tolerance * history->loss[iteration - 1])
+		{
+			if (report && iteration + 1 < n)
+				ereport(NOTICE,
+						(errmsg("stopped after iteration %d of %d: J fell by less than tolerance = %g of its value",
+								iteration + 1, n, options->tolerance)));
+			break;
+		}
+	}
+}
+
+/*
+ * Reads the validation relation (the training's columns) and maps it onto
+ * the training's users and items.  A model without biases cannot score a
+ * rating of a user or item it has not seen: when that leaves nothing to
+ * score, the validation is useless, and an error says so.
+ */
+static MfTestSet *
+read_validation(Oid relid, const MfSource *training, const MfRatings *ratings,
+				bool biases, MemoryContext cxt)
+{
+	MfSource	source = *training;
+	MfRatings  *held_out;
+	MfTestSet  *test;
+	int64		known = 0;
+	char	   *name;
+
+	source.relid = relid;
+	mf_source_validate(&source);
+	name = mf_source_display_name(relid);
+	held_out = mf_ratings_read(&source, cxt);
+	if (held_out->n_ratings == 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("validation relation %s has no ratings", name),
+				 errhint("Pass a relation of held-out ratings, for example rows where mf_is_test(user, item, 0.2) holds, or omit validation.")));
+	test = mf_test_set_from_ratings(held_out,
+									mf_id_index_from_sorted(cxt, ratings->user_ids, ratings->n_users),
+									mf_id_index_from_sorted(cxt, ratings->item_ids, ratings->n_items),
+									cxt);
+	for (int64 r = 0; r < test->n; r++)
+		known += test->user[r] >= 0 && test->item[r] >= 0;
+	if (known == 0 && !biases)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("no rating in validation relation %s is of a user and an item in the training data", name),
+				 errhint("Hold out ratings of users and items that also have training ratings, or pass biases := true to score unknown ones from their biases.")));
+	if (known < test->n)
+		ereport(NOTICE,
+				(errmsg("validation: " INT64_FORMAT " of " INT64_FORMAT " ratings in %s are of a user or item not in the training data",
+						test->n - known, test->n, name),
+				 errdetail(biases ? "They are scored from the biases that are known."
+						   : "They are left out of the validation RMSE.")));
+	return test;
+}
+
 Datum
 mf_train(PG_FUNCTION_ARGS)
 {
 	MfSource	source;
 	MfModelRecord record = {0};
+	MfFitOptions *options = &record.options;
+	MfTestSet  *validation = NULL;
 	MemoryContext cxt;
 	MemoryContext old;
 	MfRatings  *ratings;
 	MfAls	   *als;
 	const char *schema;
 	instr_time	start;
-	instr_time	iteration_start;
-	double		sse = 0.0;
 	int32		model_id;
 	Size		estimate;
 	int			threads;
@@ -156,12 +301,15 @@ mf_train(PG_FUNCTION_ARGS)
 	source.item_col = NameStr(*PG_GETARG_NAME(ARG_ITEM_COL));
 	source.rating_col = NameStr(*PG_GETARG_NAME(ARG_RATING_COL));
 
-	record.k = PG_GETARG_INT32(ARG_K);
-	record.lambda = PG_GETARG_FLOAT8(ARG_LAMBDA);
-	record.iterations = PG_GETARG_INT32(ARG_ITERATIONS);
+	options->k = PG_GETARG_INT32(ARG_K);
+	options->lambda = PG_GETARG_FLOAT8(ARG_LAMBDA);
+	options->iterations = PG_GETARG_INT32(ARG_ITERATIONS);
+	options->seed = PG_GETARG_INT32(ARG_SEED);
+	options->single = !PG_GETARG_BOOL(ARG_DOUBLE_PRECISION);
+	options->biases = PG_GETARG_BOOL(ARG_BIASES);
+	options->weighted_lambda = PG_GETARG_BOOL(ARG_WEIGHTED_LAMBDA);
+	options->tolerance = PG_GETARG_FLOAT8(ARG_TOLERANCE);
 	record.warm_start = PG_GETARG_BOOL(ARG_WARM_START);
-	record.seed = PG_GETARG_INT32(ARG_SEED);
-	record.double_precision = PG_GETARG_BOOL(ARG_DOUBLE_PRECISION);
 	record.user_col = source.user_col;
 	record.item_col = source.item_col;
 	record.rating_col = source.rating_col;
@@ -171,7 +319,8 @@ mf_train(PG_FUNCTION_ARGS)
 		ereport(ERROR,
 				(errcode(ERRCODE_UNDEFINED_TABLE),
 				 errmsg("relation with OID %u does not exist", source.relid)));
-	check_parameters(record.k, record.lambda, record.iterations, record.name);
+	mf_check_fit_options(options);
+	check_model_name(record.name);
 	mf_source_validate(&source);
 	record.source = mf_source_display_name(source.relid);
 	schema = mf_schema_quoted(fcinfo);
@@ -194,56 +343,32 @@ mf_train(PG_FUNCTION_ARGS)
 				 errdetail("Rows with a NULL user, item or rating are skipped; " INT64_FORMAT " were.",
 						   ratings->n_skipped),
 				 errhint("Load ratings into the relation, or pass the one that holds them.")));
+	if (!PG_ARGISNULL(ARG_VALIDATION))
+	{
+		validation = read_validation(PG_GETARG_OID(ARG_VALIDATION), &source, ratings,
+									 options->biases, cxt);
+		record.validation = mf_source_display_name(PG_GETARG_OID(ARG_VALIDATION));
+	}
 	record.load_seconds = seconds_since(start);
 
-	estimate = mf_als_memory_estimate(ratings, record.k, !record.double_precision,
-									  &threads);
+	estimate = mf_als_memory_estimate(ratings, options, &threads);
 	mf_check_memory(estimate,
 					psprintf("Training on " INT64_FORMAT " ratings of %d users and %d items with k = %d in %s precision on %d threads.",
 							 ratings->n_ratings, ratings->n_users, ratings->n_items,
-							 record.k, record.double_precision ? "double" : "single",
+							 options->k, options->single ? "single" : "double",
 							 threads));
 
-	als = mf_als_create(ratings, record.k, record.lambda,
-						!record.double_precision, cxt);
-	mf_als_init_items(als, record.seed);
+	als = mf_als_create(ratings, options, cxt);
+	mf_als_init_items(als, options->seed);
 	if (record.warm_start &&
-		!mf_store_load_items(schema, record.name, record.k, ratings, als))
+		!mf_store_load_items(schema, record.name, options, ratings, als))
 		ereport(ERROR,
 				(errcode(ERRCODE_UNDEFINED_OBJECT),
 				 errmsg("cannot warm-start: model \"%s\" does not exist", record.name),
 				 errhint("Train it once without warm_start, or pass the model_name of an existing model.")));
 
-	record.loss = mf_alloc_array(cxt, record.iterations, sizeof(double));
-	record.iteration_seconds = mf_alloc_array(cxt, record.iterations, sizeof(double));
-	for (int iteration = 0; iteration < record.iterations; iteration++)
-	{
-		MfAlsFailure failure;
-
-		INSTR_TIME_SET_CURRENT(iteration_start);
-		failure = mf_als_iterate(als, &record.loss[iteration], &sse);
-		if (failure.index >= 0)
-			report_singular(ratings, failure.users, failure.index, record.lambda,
-							record.double_precision);
-		if (!isfinite(record.loss[iteration]))
-			ereport(ERROR,
-					(errcode(ERRCODE_NUMERIC_VALUE_OUT_OF_RANGE),
-					 errmsg("training overflowed %s precision floating point in iteration %d",
-							record.double_precision ? "double" : "single", iteration + 1),
-					 errdetail("The objective J became %g: the ratings are too large.",
-							   record.loss[iteration]),
-					 errhint("Scale the ratings into a moderate range, for example 0 to 10%s.",
-							 record.double_precision ? "" : ", or pass double_precision := true")));
-		record.iteration_seconds[iteration] = seconds_since(iteration_start);
-		ereport(NOTICE,
-				(errmsg("iteration %d of %d: J = %.6g, training RMSE = %.6g",
-						iteration + 1, record.iterations, record.loss[iteration],
-						sqrt(sse / ratings->n_ratings)),
-				 errdetail("%.3f s this iteration on %d threads, %.3f s since mf_train started.",
-						   record.iteration_seconds[iteration], mf_als_threads(als),
-						   seconds_since(start))));
-	}
-	record.train_rmse = sqrt(sse / ratings->n_ratings);
+	mf_fit(als, ratings, options, validation, true, &record.history);
+	record.train_rmse = record.history.train_rmse[record.history.iterations_run - 1];
 	record.train_seconds = seconds_since(start);
 
 	/* storing needs only the users' rows (for rated_items): free the rest */

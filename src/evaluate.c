@@ -1,0 +1,393 @@
+/*-------------------------------------------------------------------------
+ *
+ * evaluate.c
+ *	  Judging a model on ratings it has not seen: deterministic splits
+ *	  (mf_is_test, mf_fold), test sets mapped onto a model's users and
+ *	  items, error measures (RMSE, MAE, coverage), and mf_evaluate, which
+ *	  adds ranking measures (precision, recall, NDCG and MAP at k).
+ *
+ *	  The error measures are computed by the same code during training (a
+ *	  validation set), in cross-validation (tune.c) and in mf_evaluate, so
+ *	  that the three agree to the last bit on the same data.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "mf_ext.h"
+
+#include <math.h>
+
+#include "catalog/pg_type.h"
+#include "executor/spi.h"
+#include "funcapi.h"
+#include "miscadmin.h"
+#include "utils/builtins.h"
+#include "utils/lsyscache.h"
+#include "utils/memutils.h"
+#include "utils/tuplestore.h"
+
+PG_FUNCTION_INFO_V1(mf_is_test);
+PG_FUNCTION_INFO_V1(mf_fold);
+PG_FUNCTION_INFO_V1(mf_evaluate);
+PG_FUNCTION_INFO_V1(mf_evaluate_by_name);
+
+/* Largest number of folds mf_fold and mf_cross_validate accept. */
+#define MF_MAX_FOLDS	100
+
+/*
+ * A number in [0, 1) that depends only on (user_id, item_id, seed): the
+ * pair's place in every split.  mf_is_test(fraction) takes the pairs below
+ * fraction; mf_fold(folds) cuts [0, 1) into folds equal parts.
+ */
+double
+mf_pair_uniform(int64 user_id, int64 item_id, int32 seed)
+{
+	uint64		h = mf_mix64(mf_mix64(mf_mix64((uint64) (uint32) seed ^ UINT64CONST(0x6d665f73706c6974))
+									  ^ (uint64) user_id) ^ (uint64) item_id);
+
+	return (double) (h >> 11) / 9007199254740992.0;	/* 2^53 */
+}
+
+/* The fold (0 .. folds - 1) of a pair. */
+int
+mf_fold_of(int64 user_id, int64 item_id, int folds, int32 seed)
+{
+	int			fold = (int) (mf_pair_uniform(user_id, item_id, seed) * folds);
+
+	return Min(fold, folds - 1);
+}
+
+void
+mf_check_folds(int folds)
+{
+	if (folds < 2 || folds > MF_MAX_FOLDS)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("folds must be between 2 and %d, got %d", MF_MAX_FOLDS, folds),
+				 errhint("5 or 10 folds are usual.")));
+}
+
+/* mf_is_test(user_id, item_id, fraction, seed): is the pair held out? */
+Datum
+mf_is_test(PG_FUNCTION_ARGS)
+{
+	double		fraction = PG_GETARG_FLOAT8(2);
+
+	if (!(fraction >= 0.0 && fraction <= 1.0))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("fraction must be between 0 and 1, got %g", fraction),
+				 errhint("fraction is the share of ratings to hold out for testing, for example 0.2.")));
+	PG_RETURN_BOOL(mf_pair_uniform(PG_GETARG_INT64(0), PG_GETARG_INT64(1),
+								   PG_GETARG_INT32(3)) < fraction);
+}
+
+/* mf_fold(user_id, item_id, folds, seed): the pair's fold, 0 .. folds - 1. */
+Datum
+mf_fold(PG_FUNCTION_ARGS)
+{
+	int			folds = PG_GETARG_INT32(2);
+
+	mf_check_folds(folds);
+	PG_RETURN_INT32(mf_fold_of(PG_GETARG_INT64(0), PG_GETARG_INT64(1), folds,
+							   PG_GETARG_INT32(3)));
+}
+
+MfTestSet *
+mf_test_set_from_ratings(const MfRatings *test, const MfIdIndex *users,
+						 const MfIdIndex *items, MemoryContext cxt)
+{
+	MfTestSet  *set = MemoryContextAllocZero(cxt, sizeof(MfTestSet));
+	const MfCsr *rows = &test->by_user;
+	int32	   *item_of = mf_alloc_array(cxt, test->n_items, sizeof(int32));
+
+	set->n = test->n_ratings;
+	set->user = mf_alloc_array(cxt, set->n, sizeof(int32));
+	set->item = mf_alloc_array(cxt, set->n, sizeof(int32));
+	set->rating = mf_alloc_array(cxt, set->n, sizeof(double));
+	for (int32 i = 0; i < test->n_items; i++)
+		item_of[i] = mf_id_index(items, test->item_ids[i]);
+	for (int32 u = 0; u < rows->n_rows; u++)
+	{
+		int32		user = mf_id_index(users, test->user_ids[u]);
+
+		for (int64 e = rows->row_start[u]; e < rows->row_start[u + 1]; e++)
+		{
+			set->user[e] = user;
+			set->item[e] = item_of[rows->col[e]];
+			set->rating[e] = rows->val[e];
+		}
+	}
+	pfree(item_of);
+	return set;
+}
+
+/*
+ * RMSE and MAE of factors over the rows of test it can predict: all of
+ * them with biases, else those of a known user and a known item.
+ */
+void
+mf_test_errors(const MfFactors *factors, const MfTestSet *test, MfErrors *errors)
+{
+	double		squares = 0.0;
+	double		absolutes = 0.0;
+
+	errors->rows = test->n;
+	errors->scored = 0;
+	for (int64 r = 0; r < test->n; r++)
+	{
+		double		error;
+
+		if ((r & 65535) == 0)
+			CHECK_FOR_INTERRUPTS();
+		if (!factors->biases && (test->user[r] < 0 || test->item[r] < 0))
+			continue;
+		error = test->rating[r] - mf_score(factors, test->user[r], test->item[r]);
+		squares += error * error;
+		absolutes += fabs(error);
+		errors->scored++;
+	}
+	errors->rmse = errors->scored > 0 ? sqrt(squares / errors->scored) : NAN;
+	errors->mae = errors->scored > 0 ? absolutes / errors->scored : NAN;
+}
+
+/* Sums of the ranking measures over the users ranked. */
+typedef struct RankingSums
+{
+	int64		users;
+	double		precision;
+	double		recall;
+	double		ndcg;
+	double		map;
+} RankingSums;
+
+/*
+ * Adds one test user's ranking measures: the model's top k items (not
+ * rated in training) against relevant[] (marks over the model's items),
+ * of which n_relevant are relevant in all, known to the model or not.
+ */
+static void
+rank_user(FunctionCallInfo fcinfo, const MfModel *model, int32 user,
+		  int64 user_id, int k, const bool *relevant, int64 n_relevant,
+		  int32 *best, RankingSums *sums)
+{
+	int32		n_best = 0;
+	int64		hits = 0;
+	double		dcg = 0.0;
+	double		ideal = 0.0;
+	double		precisions = 0.0;
+
+	if (user >= 0 || model->factors.biases)
+	{
+		double	   *scores;
+
+		n_best = mf_top_items(fcinfo, model, user, user_id, k, true, best, &scores);
+		pfree(scores);
+	}
+	for (int32 position = 0; position < n_best; position++)
+		if (relevant[best[position]])
+		{
+			hits++;
+			dcg += 1.0 / log2(position + 2.0);
+			precisions += (double) hits / (position + 1);
+		}
+	for (int64 position = 0; position < Min(n_relevant, k); position++)
+		ideal += 1.0 / log2(position + 2.0);
+
+	sums->users++;
+	sums->precision += (double) hits / k;
+	sums->recall += (double) hits / n_relevant;
+	sums->ndcg += dcg / ideal;
+	sums->map += precisions / Min(n_relevant, k);
+}
+
+/*
+ * Ranking measures over every test user with a relevant rating (rating >=
+ * threshold, or any rating when threshold is NULL).
+ */
+static void
+rank_users(FunctionCallInfo fcinfo, const MfModel *model, const MfRatings *test,
+		   int k, bool has_threshold, double threshold, RankingSums *sums)
+{
+	const MfCsr *rows = &test->by_user;
+	MemoryContext user_cxt = AllocSetContextCreate(CurrentMemoryContext,
+												   "mf_evaluate user",
+												   ALLOCSET_DEFAULT_SIZES);
+	bool	   *relevant = mf_alloc_array(CurrentMemoryContext,
+										  model->factors.n_items, sizeof(bool));
+	int32	   *best = mf_alloc_array(CurrentMemoryContext, k, sizeof(int32));
+	int32	   *item_of = mf_alloc_array(CurrentMemoryContext, test->n_items,
+										 sizeof(int32));
+
+	memset(relevant, 0, sizeof(bool) * model->factors.n_items);
+	memset(sums, 0, sizeof(RankingSums));
+	for (int32 i = 0; i < test->n_items; i++)
+		item_of[i] = mf_id_index(model->item_map, test->item_ids[i]);
+
+	for (int32 u = 0; u < rows->n_rows; u++)
+	{
+		int64		begin = rows->row_start[u];
+		int64		end = rows->row_start[u + 1];
+		int64		n_relevant = 0;
+		int32		last_counted = -1;
+		MemoryContext old;
+
+		CHECK_FOR_INTERRUPTS();
+		/* entries are sorted by item: count each relevant item once */
+		for (int64 e = begin; e < end; e++)
+			if ((!has_threshold || rows->val[e] >= threshold) &&
+				rows->col[e] != last_counted)
+			{
+				last_counted = rows->col[e];
+				n_relevant++;
+				if (item_of[rows->col[e]] >= 0)
+					relevant[item_of[rows->col[e]]] = true;
+			}
+		if (n_relevant == 0)
+			continue;
+
+		old = MemoryContextSwitchTo(user_cxt);
+		rank_user(fcinfo, model, mf_id_index(model->user_map, test->user_ids[u]),
+				  test->user_ids[u], k, relevant, n_relevant, best, sums);
+		MemoryContextSwitchTo(old);
+		MemoryContextReset(user_cxt);
+
+		for (int64 e = begin; e < end; e++)
+			if (item_of[rows->col[e]] >= 0)
+				relevant[item_of[rows->col[e]]] = false;
+	}
+	MemoryContextDelete(user_cxt);
+}
+
+/* One (metric, value) row of mf_evaluate's result. */
+static void
+put_metric(ReturnSetInfo *rsinfo, const char *metric, double value)
+{
+	Datum		values[2] = {CStringGetTextDatum(metric), Float8GetDatum(value)};
+	bool		nulls[2] = {false, isnan(value)};
+
+	tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
+}
+
+/*
+ * Reads the test relation with the given columns, or where NULL the
+ * columns the model was trained on.
+ */
+static MfRatings *
+read_test_relation(FunctionCallInfo fcinfo, const MfModel *model, Oid relid,
+				   MemoryContext cxt)
+{
+	MfSource	source;
+	Oid			argtype = INT4OID;
+	Datum		arg = Int32GetDatum(model->model_id);
+	const char *columns[3];
+
+	if (SPI_execute_with_args(psprintf("SELECT user_col, item_col, rating_col FROM %s.mf_models WHERE model_id = $1",
+									   mf_schema_quoted(fcinfo)),
+							  1, &argtype, &arg, NULL, true, 1) != SPI_OK_SELECT ||
+		SPI_processed != 1)
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_OBJECT),
+				 errmsg("model %d does not exist", model->model_id)));
+	for (int c = 0; c < 3; c++)
+		columns[c] = PG_ARGISNULL(4 + c)
+			? MemoryContextStrdup(cxt, SPI_getvalue(SPI_tuptable->vals[0],
+													SPI_tuptable->tupdesc, c + 1))
+			: NameStr(*PG_GETARG_NAME(4 + c));
+
+	source.relid = relid;
+	source.user_col = columns[0];
+	source.item_col = columns[1];
+	source.rating_col = columns[2];
+	mf_source_validate(&source);
+	return mf_ratings_read(&source, cxt);
+}
+
+/*
+ * mf_evaluate(model, test, k, threshold, user_col, item_col, rating_col):
+ * the model's error and ranking measures on the ratings in test.
+ */
+static Datum
+evaluate(FunctionCallInfo fcinfo, MfModel *model)
+{
+	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
+	MemoryContext cxt = AllocSetContextCreate(CurrentMemoryContext, "mf_evaluate",
+											  ALLOCSET_DEFAULT_SIZES);
+	MemoryContext old;
+	MfRatings  *test;
+	MfTestSet  *set;
+	MfErrors	errors;
+	RankingSums sums;
+	Oid			relid;
+	int			k;
+	bool		has_threshold = !PG_ARGISNULL(3);
+	double		threshold = has_threshold ? PG_GETARG_FLOAT8(3) : 0.0;
+	char	   *name;
+
+	if (PG_ARGISNULL(1) || PG_ARGISNULL(2))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("%s must not be NULL", PG_ARGISNULL(1) ? "test" : "k"),
+				 errhint(PG_ARGISNULL(1) ? "Pass the relation of held-out ratings."
+						 : "Omit k to rank the top 10.")));
+	relid = PG_GETARG_OID(1);
+	k = PG_GETARG_INT32(2);
+	if (k < 1)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("k must be at least 1, got %d", k),
+				 errhint("k is the length of the ranked list the ranking measures judge; 10 is usual.")));
+	if (has_threshold && !isfinite(threshold))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("threshold must be a finite number, got %g", threshold),
+				 errhint("Ratings at or above threshold count as relevant; NULL makes every test rating relevant.")));
+
+	InitMaterializedSRF(fcinfo, 0);
+	old = MemoryContextSwitchTo(cxt);
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	test = read_test_relation(fcinfo, model, relid, cxt);
+	SPI_finish();
+	name = mf_source_display_name(relid);
+	if (test->n_ratings == 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("test relation %s has no ratings", name),
+				 errhint("Pass a relation of held-out ratings, for example rows where mf_is_test(user, item, 0.2) holds.")));
+
+	set = mf_test_set_from_ratings(test, model->user_map, model->item_map, cxt);
+	mf_test_errors(&model->factors, set, &errors);
+	rank_users(fcinfo, model, test, k, has_threshold, threshold, &sums);
+	MemoryContextSwitchTo(old);
+
+	put_metric(rsinfo, "rmse", errors.rmse);
+	put_metric(rsinfo, "mae", errors.mae);
+	put_metric(rsinfo, "rows", (double) errors.rows);
+	put_metric(rsinfo, "scored", (double) errors.scored);
+	put_metric(rsinfo, "coverage", (double) errors.scored / errors.rows);
+	put_metric(rsinfo, "users", (double) sums.users);
+	put_metric(rsinfo, psprintf("precision@%d", k),
+			   sums.users ? sums.precision / sums.users : NAN);
+	put_metric(rsinfo, psprintf("recall@%d", k),
+			   sums.users ? sums.recall / sums.users : NAN);
+	put_metric(rsinfo, psprintf("ndcg@%d", k),
+			   sums.users ? sums.ndcg / sums.users : NAN);
+	put_metric(rsinfo, psprintf("map@%d", k),
+			   sums.users ? sums.map / sums.users : NAN);
+	MemoryContextDelete(cxt);
+	return (Datum) 0;
+}
+
+Datum
+mf_evaluate(PG_FUNCTION_ARGS)
+{
+	mf_require_model_argument(fcinfo);
+	return evaluate(fcinfo, mf_cache_model_by_id(fcinfo, PG_GETARG_INT32(0)));
+}
+
+Datum
+mf_evaluate_by_name(PG_FUNCTION_ARGS)
+{
+	mf_require_model_argument(fcinfo);
+	return evaluate(fcinfo, mf_cache_model_by_name(fcinfo, PG_GETARG_TEXT_PP(0)));
+}

@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# `make bench-accuracy` (also run by `make bench`): builds and installs
+# mf_ext and, in a throw-away cluster, cross-validates the configurations of
+# test/bench/accuracy.sql on the rating sets in ../shared/data (override with
+# MF_DATA_DIR).  Prints the table and writes test/bench/accuracy.tsv.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+data_dir=$(cd "${MF_DATA_DIR:-../shared/data}" && pwd)
+for f in ml-latest-small.tsv.xz filmtrust.tsv.xz; do
+	if [ ! -r "$data_dir/$f" ]; then
+		echo "accuracy.sh: $data_dir/$f is missing; set MF_DATA_DIR" >&2
+		exit 1
+	fi
+done
+bash test/build.sh
+
+echo "machine: $(lscpu | sed -n 's/^Model name: *//p'), $(nproc) cores, $(free -g | awk '/Mem:/ {print $2}') GiB"
+out=$(mktemp -d /tmp/mf_ext-accuracy.XXXXXX)
+chmod 755 "$out"
+pg_virtualenv -o shared_buffers=256MB sh -c "
+	psql -X -q -c 'CREATE EXTENSION mf_ext' &&
+	psql -X -q -v data_dir='$data_dir' -f test/bench/accuracy.sql -A -F '	' -P footer=off > '$out/accuracy.tsv'"
+column -t -s "$(printf '\t')" "$out/accuracy.tsv"
+cp "$out/accuracy.tsv" test/bench/accuracy.tsv
+echo "results in test/bench/accuracy.tsv"

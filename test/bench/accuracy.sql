@@ -1,0 +1,41 @@
+-- Accuracy benchmark: 5-fold cross-validated test RMSE (folds by mf_fold,
+-- the hash behind mf_is_test) of the recommended explicit configuration,
+-- a biases-only baseline, an ALS-WR configuration like the usual numpy
+-- reference, and mf_train's defaults, on MovieLens latest-small and
+-- FilmTrust.  Run by test/bench/accuracy.sh with :data_dir set.
+\set ON_ERROR_STOP on
+SET client_min_messages = warning;
+
+CREATE TEMP TABLE ml_latest_small (user_id int, item_id int, rating real, ts bigint);
+CREATE TEMP TABLE filmtrust (user_id int, item_id int, rating real, ts bigint);
+\set ml_program 'xz -dc ' :data_dir '/ml-latest-small.tsv.xz'
+\set ft_program 'xz -dc ' :data_dir '/filmtrust.tsv.xz'
+COPY ml_latest_small FROM PROGRAM :'ml_program';
+COPY filmtrust FROM PROGRAM :'ft_program';
+ANALYZE ml_latest_small;
+ANALYZE filmtrust;
+
+CREATE TEMP TABLE configuration (label text, position int, k int, lambda float8,
+                                 biases boolean, weighted_lambda boolean,
+                                 iterations int);
+INSERT INTO configuration VALUES
+    ('recommended',  1, 100, 10,  true,  false, 10),
+    ('biases only',  2,   0, 3,   true,  false, 10),
+    ('ALS-WR k=50',  3,  50, 0.1, true,  true,  10),
+    ('defaults',     4,  10, 0.1, false, false, 10);
+
+SELECT d.dataset, c.label, c.k, c.lambda, c.biases, c.weighted_lambda, c.iterations,
+       cv.folds, round(cv.rmse_mean::numeric, 4) AS rmse_mean,
+       round(cv.rmse_stddev::numeric, 4) AS rmse_stddev,
+       round(cv.rmse_min::numeric, 4) AS rmse_min, round(cv.rmse_max::numeric, 4) AS rmse_max,
+       round(cv.mae_mean::numeric, 4) AS mae_mean, round(cv.coverage::numeric, 4) AS coverage,
+       round(cv.seconds::numeric, 1) AS seconds
+FROM (VALUES ('ml-latest-small', 'ml_latest_small'::regclass, 1),
+             ('filmtrust', 'filmtrust'::regclass, 2)) AS d (dataset, relation, position)
+CROSS JOIN configuration c
+CROSS JOIN LATERAL mf_cross_validate(d.relation, ARRAY[c.k], ARRAY[c.lambda],
+                                     folds := 5, iterations := c.iterations,
+                                     biases := c.biases,
+                                     weighted_lambda := c.weighted_lambda,
+                                     seed := 0) AS cv
+ORDER BY d.position, c.position;
