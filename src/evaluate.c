@@ -47,13 +47,22 @@ mf_pair_uniform(int64 user_id, int64 item_id, int32 seed)
 	return (double) (h >> 11) / 9007199254740992.0;	/* 2^53 */
 }
 
-/* The fold (0 .. folds - 1) of a pair. */
+/*
+ * The fold (0 .. folds - 1) of a pair: the f with f / folds <= h <
+ * (f + 1) / folds, each bound rounded as a double division, so that fold
+ * 0 is exactly mf_is_test(user_id, item_id, 1.0 / folds, seed).
+ */
 int
 mf_fold_of(int64 user_id, int64 item_id, int folds, int32 seed)
 {
-	int			fold = (int) (mf_pair_uniform(user_id, item_id, seed) * folds);
+	double		h = mf_pair_uniform(user_id, item_id, seed);
+	int			fold = Min((int) (h * folds), folds - 1);
 
-	return Min(fold, folds - 1);
+	while (fold > 0 && h < (double) fold / folds)
+		fold--;
+	while (fold < folds - 1 && h >= (double) (fold + 1) / folds)
+		fold++;
+	return fold;
 }
 
 void

@@ -78,3 +78,24 @@ WHERE r.user_id = 42 ORDER BY r.item_id LIMIT 5;
 SELECT round(100.0 * avg((m.genre IN (t.loves, t.likes))::int), 1) AS pct_in_loved_or_liked_genre,
        round(100.0 * avg((m.genre = t.dislikes)::int), 1) AS pct_in_disliked_genre
 FROM tastes t, LATERAL mf_recommend(:model_id, t.user_id, 10) r JOIN movies m USING (item_id);
+
+\echo
+\echo '== Judging on ratings the model has not seen: hold out 20% with mf_is_test, train with biases'
+CREATE VIEW train_part AS SELECT * FROM ratings WHERE NOT mf_is_test(user_id, item_id, 0.2);
+CREATE VIEW test_part AS SELECT * FROM ratings WHERE mf_is_test(user_id, item_id, 0.2);
+SELECT mf_train('train_part', k := 8, lambda := 1, biases := true,
+                validation := 'test_part') AS held_out \gset
+SELECT iteration, round(train_rmse::numeric, 3) AS train_rmse,
+       round(validation_rmse::numeric, 3) AS validation_rmse
+FROM mf_training_history(:held_out) WHERE iteration IN (1, 2, 5, 10);
+\echo '== SELECT * FROM mf_evaluate(model, ''test_part'', k := 10, threshold := 4)'
+SELECT metric, round(value::numeric, 3) AS value
+FROM mf_evaluate(:held_out, 'test_part', k := 10, threshold := 4);
+
+\echo
+\echo '== Tuning in one call: 5-fold cross-validation of k and lambda'
+SELECT k, lambda, round(rmse_mean::numeric, 3) AS rmse_mean,
+       round(rmse_stddev::numeric, 3) AS rmse_stddev
+FROM mf_cross_validate('ratings', ks := ARRAY[0, 4, 8], lambdas := ARRAY[1, 10],
+                       biases := true)
+ORDER BY rmse_mean;
