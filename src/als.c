@@ -155,8 +155,9 @@ mf_als_memory_estimate(const MfRatings *ratings, const MfFitOptions *options,
 	*threads = solver_threads();
 	bytes = mul_size(ratings->n_ratings, 2 * (sizeof(int32) + sizeof(double)));
 	bytes = add_size(bytes, mul_size(mul_size(rows, options->k), real_size));
-	bytes = add_size(bytes, mul_size(add_size(mul_size(rows, 2), ratings->n_items),
-									 sizeof(double)));	/* biases and sums */
+	bytes = add_size(bytes, mul_size(add_size(mul_size(rows, options->biases ? 2 : 1),
+											  ratings->n_items),
+									 sizeof(double)));	/* sums and biases */
 	per_thread = mul_size(mul_size(add_size(longest, d + 4), d), real_size);
 	per_thread = add_size(per_thread, mul_size(longest, real_size));
 	per_thread = add_size(per_thread, mul_size(d, sizeof(int)));

@@ -173,25 +173,22 @@ typedef struct RankingSums
  * Adds one test user's ranking measures: the model's top k items (not
  * rated in training) against relevant[] (marks over the model's items),
  * of which n_relevant are relevant in all, known to the model or not.
+ * user is -1 for a user the model does not know (a model with biases).
  */
 static void
 rank_user(FunctionCallInfo fcinfo, const MfModel *model, int32 user,
 		  int64 user_id, int k, const bool *relevant, int64 n_relevant,
 		  int32 *best, RankingSums *sums)
 {
-	int32		n_best = 0;
+	double	   *scores;
+	int32		n_best = mf_top_items(fcinfo, model, user, user_id, k, true, best,
+									  &scores);
 	int64		hits = 0;
 	double		dcg = 0.0;
 	double		ideal = 0.0;
 	double		precisions = 0.0;
 
-	if (user >= 0 || model->factors.biases)
-	{
-		double	   *scores;
-
-		n_best = mf_top_items(fcinfo, model, user, user_id, k, true, best, &scores);
-		pfree(scores);
-	}
+	pfree(scores);
 	for (int32 position = 0; position < n_best; position++)
 		if (relevant[best[position]])
 		{
@@ -211,7 +208,8 @@ rank_user(FunctionCallInfo fcinfo, const MfModel *model, int32 user,
 
 /*
  * Ranking measures over every test user with a relevant rating (rating >=
- * threshold, or any rating when threshold is NULL).
+ * threshold, or any rating when threshold is NULL) whom the model can
+ * rank: a user it does not know only with biases, as for the errors.
  */
 static void
 rank_users(FunctionCallInfo fcinfo, const MfModel *model, const MfRatings *test,
@@ -223,7 +221,8 @@ rank_users(FunctionCallInfo fcinfo, const MfModel *model, const MfRatings *test,
 												   ALLOCSET_DEFAULT_SIZES);
 	bool	   *relevant = mf_alloc_array(CurrentMemoryContext,
 										  model->factors.n_items, sizeof(bool));
-	int32	   *best = mf_alloc_array(CurrentMemoryContext, k, sizeof(int32));
+	int32	   *best = mf_alloc_array(CurrentMemoryContext,
+									  Min(k, model->factors.n_items), sizeof(int32));
 	int32	   *item_of = mf_alloc_array(CurrentMemoryContext, test->n_items,
 										 sizeof(int32));
 
@@ -238,9 +237,12 @@ rank_users(FunctionCallInfo fcinfo, const MfModel *model, const MfRatings *test,
 		int64		end = rows->row_start[u + 1];
 		int64		n_relevant = 0;
 		int32		last_counted = -1;
+		int32		user = mf_id_index(model->user_map, test->user_ids[u]);
 		MemoryContext old;
 
 		CHECK_FOR_INTERRUPTS();
+		if (user < 0 && !model->factors.biases)
+			continue;
 		/* entries are sorted by item: count each relevant item once */
 		for (int64 e = begin; e < end; e++)
 			if ((!has_threshold || rows->val[e] >= threshold) &&
@@ -255,8 +257,8 @@ rank_users(FunctionCallInfo fcinfo, const MfModel *model, const MfRatings *test,
 			continue;
 
 		old = MemoryContextSwitchTo(user_cxt);
-		rank_user(fcinfo, model, mf_id_index(model->user_map, test->user_ids[u]),
-				  test->user_ids[u], k, relevant, n_relevant, best, sums);
+		rank_user(fcinfo, model, user, test->user_ids[u], k, relevant, n_relevant,
+				  best, sums);
 		MemoryContextSwitchTo(old);
 		MemoryContextReset(user_cxt);
 
@@ -279,15 +281,15 @@ put_metric(ReturnSetInfo *rsinfo, const char *metric, double value)
 
 /*
  * Reads the test relation with the given columns, or where NULL the
- * columns the model was trained on.
+ * columns model_id was trained on.
  */
 static MfRatings *
-read_test_relation(FunctionCallInfo fcinfo, const MfModel *model, Oid relid,
+read_test_relation(FunctionCallInfo fcinfo, int32 model_id, Oid relid,
 				   MemoryContext cxt)
 {
 	MfSource	source;
 	Oid			argtype = INT4OID;
-	Datum		arg = Int32GetDatum(model->model_id);
+	Datum		arg = Int32GetDatum(model_id);
 	const char *columns[3];
 
 	if (SPI_execute_with_args(psprintf("SELECT user_col, item_col, rating_col FROM %s.mf_models WHERE model_id = $1",
@@ -296,7 +298,7 @@ read_test_relation(FunctionCallInfo fcinfo, const MfModel *model, Oid relid,
 		SPI_processed != 1)
 		ereport(ERROR,
 				(errcode(ERRCODE_UNDEFINED_OBJECT),
-				 errmsg("model %d does not exist", model->model_id)));
+				 errmsg("model %d does not exist", model_id)));
 	for (int c = 0; c < 3; c++)
 		columns[c] = PG_ARGISNULL(4 + c)
 			? MemoryContextStrdup(cxt, SPI_getvalue(SPI_tuptable->vals[0],
@@ -313,11 +315,16 @@ read_test_relation(FunctionCallInfo fcinfo, const MfModel *model, Oid relid,
 
 /*
  * mf_evaluate(model, test, k, threshold, user_col, item_col, rating_col):
- * the model's error and ranking measures on the ratings in test.
+ * the model's error and ranking measures on the ratings in test.  found
+ * is the model as first looked up; reading the test relation runs the
+ * caller's SQL (a view may serve or retrain other models), which may
+ * evict it from the cache, so only its id is kept across the read.
  */
 static Datum
-evaluate(FunctionCallInfo fcinfo, MfModel *model)
+evaluate(FunctionCallInfo fcinfo, MfModel *found)
 {
+	int32		model_id = found->model_id;
+	MfModel    *model;
 	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
 	MemoryContext cxt = AllocSetContextCreate(CurrentMemoryContext, "mf_evaluate",
 											  ALLOCSET_DEFAULT_SIZES);
@@ -355,8 +362,9 @@ evaluate(FunctionCallInfo fcinfo, MfModel *model)
 	old = MemoryContextSwitchTo(cxt);
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
-	test = read_test_relation(fcinfo, model, relid, cxt);
+	test = read_test_relation(fcinfo, model_id, relid, cxt);
 	SPI_finish();
+	model = mf_cache_model_by_id(fcinfo, model_id);
 	name = mf_source_display_name(relid);
 	if (test->n_ratings == 0)
 		ereport(ERROR,

@@ -138,8 +138,8 @@ build_grid(FunctionCallInfo fcinfo, int folds, int *n_points)
  * fold's ratings.  fold_of[e] is the fold of entry e of all->by_user.
  */
 static void
-run_fold(const MfRatings *all, const uint8 *fold_of, int fold, int folds,
-		 GridPoint *grid, int n_points, MemoryContext cxt)
+run_fold(const MfRatings *all, const uint8 *fold_of, int fold, GridPoint *grid,
+		 int n_points, MemoryContext cxt)
 {
 	MemoryContext fold_cxt = AllocSetContextCreate(cxt, "mf_cross_validate fold",
 												   ALLOCSET_DEFAULT_SIZES);
@@ -160,13 +160,6 @@ run_fold(const MfRatings *all, const uint8 *fold_of, int fold, int folds,
 		test->n += !keep[e];
 	}
 	training = mf_ratings_subset(all, keep, user_remap, item_remap, fold_cxt);
-	if (training->n_ratings == 0 || test->n == 0)
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("%s ratings fall in fold %d (mf_fold = %d of %d folds)",
-						test->n == 0 ? "no" : "all", fold, fold, folds),
-				 errdetail("Every fold must hold some ratings for testing and leave some for training."),
-				 errhint("Cross-validate on more ratings, or with fewer folds.")));
 
 	test->user = mf_alloc_array(fold_cxt, test->n, sizeof(int32));
 	test->item = mf_alloc_array(fold_cxt, test->n, sizeof(int32));
@@ -202,6 +195,13 @@ run_fold(const MfRatings *all, const uint8 *fold_of, int fold, int folds,
 		mf_als_init_items(als, point->options.seed);
 		mf_fit(als, training, &point->options, NULL, false, &history);
 		mf_test_errors(mf_als_factors(als), test, &errors);
+		if (errors.scored == 0)
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("no rating in fold %d is of a user and an item with ratings in the other folds",
+							fold),
+					 errdetail("Without biases, a model cannot predict the ratings of users or items it was not trained on."),
+					 errhint("Pass biases := true, cross-validate on more ratings, or use fewer folds.")));
 		point->rmse[fold] = errors.rmse;
 		point->mae[fold] = errors.mae;
 		point->coverage += (double) errors.scored / errors.rows;
@@ -246,6 +246,7 @@ mf_cross_validate(PG_FUNCTION_ARGS)
 	MfRatings  *all;
 	GridPoint  *grid;
 	uint8	   *fold_of;
+	int64	   *fold_sizes;
 	int			n_points;
 	int			folds;
 	int32		seed;
@@ -285,11 +286,23 @@ mf_cross_validate(PG_FUNCTION_ARGS)
 				 errhint("Load ratings into the relation, or pass the one that holds them.")));
 
 	fold_of = mf_alloc_array(cxt, all->n_ratings, sizeof(uint8));
+	fold_sizes = palloc0(sizeof(int64) * folds);
 	for (int32 u = 0; u < all->n_users; u++)
 		for (int64 e = all->by_user.row_start[u]; e < all->by_user.row_start[u + 1]; e++)
+		{
 			fold_of[e] = (uint8) mf_fold_of(all->user_ids[u],
 											all->item_ids[all->by_user.col[e]],
 											folds, seed);
+			fold_sizes[fold_of[e]]++;
+		}
+	for (int fold = 0; fold < folds; fold++)
+		if (fold_sizes[fold] == 0 || fold_sizes[fold] == all->n_ratings)
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("%s ratings fall in fold %d (mf_fold = %d of %d folds)",
+							fold_sizes[fold] == 0 ? "no" : "all", fold, fold, folds),
+					 errdetail("Every fold must hold some ratings for testing and leave some for training."),
+					 errhint("Cross-validate on more ratings, or with fewer folds.")));
 	/* the folds are cut from users' rows: the item side is not needed */
 	mf_ratings_free_by_item(all);
 
@@ -299,7 +312,7 @@ mf_cross_validate(PG_FUNCTION_ARGS)
 		instr_time	elapsed;
 
 		INSTR_TIME_SET_CURRENT(start);
-		run_fold(all, fold_of, fold, folds, grid, n_points, cxt);
+		run_fold(all, fold_of, fold, grid, n_points, cxt);
 		INSTR_TIME_SET_CURRENT(elapsed);
 		INSTR_TIME_SUBTRACT(elapsed, start);
 		ereport(NOTICE,
