@@ -31,6 +31,8 @@ CREATE MATERIALIZED VIEW unpopulated AS SELECT * FROM tiny WITH NO DATA;
 CREATE TABLE strangers (user_id int, item_id int, rating float8);
 INSERT INTO strangers VALUES (8, 8, 1);
 CREATE TABLE renamed (u int, i int, r float8);
+CREATE TABLE negative_strengths (user_id int, item_id int, rating float8);
+INSERT INTO negative_strengths VALUES (1, 1, 2), (4, 6, -1);
 SELECT mf_train('tiny', k := 2) IS NOT NULL AS trained;
 
 \x on
@@ -138,7 +140,16 @@ FROM (VALUES
     (89, $$SELECT * FROM mf_cross_validate('empty_ratings', '{2}', '{0.1}')$$),
     (90, $$SELECT * FROM mf_cross_validate('tiny', '{0}', '{0.1}')$$),
     (91, $$SELECT * FROM mf_cross_validate('tiny', '{2}', '{0.1}', folds := 3)$$),
-    (92, $$SELECT * FROM mf_cross_validate('tiny', '{2}', '{0.1}', rating_col := 'label')$$)
+    (92, $$SELECT * FROM mf_cross_validate('tiny', '{2}', '{0.1}', rating_col := 'label')$$),
+    -- implicit feedback (0.4)
+    (93, $$SELECT mf_train('tiny', feedback := 'implict')$$),
+    (94, $$SELECT mf_train('tiny', feedback := NULL)$$),
+    (95, $$SELECT mf_train('tiny', feedback := 'implicit', alpha := 0)$$),
+    (96, $$SELECT mf_train('tiny', feedback := 'implicit', alpha := 'NaN')$$),
+    (97, $$SELECT mf_train('tiny', feedback := 'implicit', alpha := NULL)$$),
+    (98, $$SELECT mf_train('tiny', feedback := 'implicit', biases := true)$$),
+    (99, $$SELECT mf_train('tiny', solver := 'lu')$$),
+    (100, $$SELECT mf_train('negative_strengths', feedback := 'implicit')$$)
 ) AS s(n, statement)
 LEFT JOIN LATERAL try(s.statement) t ON true
 ORDER BY s.n;

@@ -190,6 +190,17 @@ SELECT mf_train('secured', k := 2, iterations := 1) IS NOT NULL AS trained;
 SELECT mf_train('columns_only', k := 2, iterations := 1) IS NOT NULL AS trained;
 SELECT mf_train('lowrank', k := 2, iterations := 1, model_name := 'not allowed');
 RESET ROLE;
+-- A role that may read the ratings but not write models is told so
+-- before anything is read or fitted.
+REVOKE UPDATE ON mf_models FROM regress_mf_reader;
+SET ROLE regress_mf_reader;
+SELECT mf_train('secured', k := 2, iterations := 1, model_name := 'no update');
+RESET ROLE;
+GRANT UPDATE ON mf_models TO regress_mf_reader;
+REVOKE USAGE ON SEQUENCE mf_model_version_seq FROM regress_mf_reader;
+SET ROLE regress_mf_reader;
+SELECT mf_train('secured', k := 2, iterations := 1, model_name := 'no version');
+RESET ROLE;
 SELECT name, n_users, n_ratings FROM mf_models
 WHERE name IN ('secured', 'columns_only') ORDER BY name;
 -- The table owner is exempt from RLS unless forced, as for SELECT.

@@ -1,4 +1,4 @@
--- Upgrading from 0.1 (through 0.2 to 0.3): models stored by 0.1 predict
+-- Upgrading from 0.1 (through 0.2 and 0.3 to 0.4): models stored by 0.1 predict
 -- the same before and after ALTER EXTENSION mf_ext UPDATE, and training
 -- asks for the update first.
 SET client_min_messages = warning;
@@ -35,6 +35,8 @@ SELECT name, double_precision, load_seconds, iteration_seconds FROM mf_models;
 -- lambda, every iteration run.
 SELECT name, biases, global_mean, weighted_lambda, tolerance, iterations_run,
        train_rmse_history, validation, validation_rmse FROM mf_models;
+-- ... and 0.4's as explicit feedback solved by Cholesky.
+SELECT name, feedback, alpha, solver FROM mf_models;
 SELECT * FROM mf_training_history('old');
 SELECT count(*) FILTER (WHERE bias IS NULL) AS users_without_bias FROM mf_user_factors;
 
@@ -46,3 +48,5 @@ SELECT name, double_precision, load_seconds >= 0 AS has_load_seconds,
 FROM mf_models WHERE name = 'first_data';
 SELECT mf_train('first_data', k := 1, iterations := 3, biases := true,
                 model_name := 'with_biases') IS NOT NULL AS trained_with_biases;
+SELECT mf_train('first_data', k := 1, iterations := 3, feedback := 'implicit',
+                model_name := 'implicit') IS NOT NULL AS trained_implicit;

@@ -40,13 +40,19 @@
 /* Ratings per chunk of rows handed to a thread, on average. */
 #define MF_RATINGS_PER_CHUNK	8192
 
+/* Conjugate-gradient steps per row and half-step (solver 'cg'). */
+#define MF_CG_STEPS	3
+
 /* One thread's scratch space, sized for the longest row of either side. */
 typedef struct SolveBuffers
 {
 	void	   *gathered;		/* d x max_degree reals: the other side's rows */
 	void	   *gram;			/* d x d reals */
 	void	   *targets;		/* max_degree reals: right-hand side weights */
+	void	   *weights;		/* max_degree reals: c - 1 (implicit feedback) */
+	void	   *scratch;		/* max_degree reals */
 	void	   *solution;		/* d reals */
+	void	   *cg;				/* 4d reals: conjugate-gradient vectors */
 	void	   *lapack_work;	/* 3d reals */
 	int		   *lapack_iwork;	/* d ints */
 } SolveBuffers;
@@ -59,6 +65,9 @@ struct MfAls
 	int			unknowns;		/* d: k, plus 1 for the row's own bias */
 	double		lambda;
 	bool		weighted_lambda;
+	double		alpha;			/* confidence per unit of rating (implicit) */
+	bool		conjugate_gradient; /* else Cholesky */
+	void	   *other_gram;		/* k x k reals: G of the fixed side (implicit) */
 	Size		real_size;		/* sizeof(float) or sizeof(double) */
 	int			threads;
 	double	   *user_norm;		/* each user's share of the penalty */
@@ -74,6 +83,7 @@ typedef struct HalfStep
 	const MfCsr *rows;
 	const void *other;			/* the fixed side's factors */
 	const double *other_bias;	/* the fixed side's biases, or NULL */
+	const void *other_gram;		/* its Gram matrix (implicit), or NULL */
 	void	   *out;			/* the side being solved */
 	double	   *out_bias;
 	double	   *norm;
@@ -158,8 +168,9 @@ mf_als_memory_estimate(const MfRatings *ratings, const MfFitOptions *options,
 	bytes = add_size(bytes, mul_size(add_size(mul_size(rows, options->biases ? 2 : 1),
 											  ratings->n_items),
 									 sizeof(double)));	/* sums and biases */
-	per_thread = mul_size(mul_size(add_size(longest, d + 4), d), real_size);
-	per_thread = add_size(per_thread, mul_size(longest, real_size));
+	bytes = add_size(bytes, mul_size((Size) options->k * options->k, real_size));
+	per_thread = mul_size(mul_size(add_size(longest, d + 8), d), real_size);
+	per_thread = add_size(per_thread, mul_size(mul_size(longest, 3), real_size));
 	per_thread = add_size(per_thread, mul_size(d, sizeof(int)));
 	return add_size(bytes, mul_size(per_thread, *threads));
 }
@@ -185,11 +196,16 @@ mf_als_create(const MfRatings *ratings, const MfFitOptions *options,
 	als->unknowns = d;
 	als->lambda = options->lambda;
 	als->weighted_lambda = options->weighted_lambda;
+	als->alpha = options->alpha;
+	als->conjugate_gradient = options->conjugate_gradient;
 	als->real_size = options->single ? sizeof(float) : sizeof(double);
 	als->threads = solver_threads();
 
 	f->k = options->k;
 	f->single = options->single;
+	f->implicit = options->implicit;
+	if (f->implicit)
+		als->other_gram = mf_alloc_array(cxt, (Size) f->k * f->k, als->real_size);
 	f->n_users = ratings->n_users;
 	f->n_items = ratings->n_items;
 	f->user_factors = mf_alloc_array(cxt, mul_size(ratings->n_users, f->k), als->real_size);
@@ -222,7 +238,10 @@ mf_als_create(const MfRatings *ratings, const MfFitOptions *options,
 		b->gathered = mf_alloc_array(cxt, mul_size(longest, d), als->real_size);
 		b->gram = mf_alloc_array(cxt, (Size) d * d, als->real_size);
 		b->targets = mf_alloc_array(cxt, longest, als->real_size);
+		b->weights = mf_alloc_array(cxt, longest, als->real_size);
+		b->scratch = mf_alloc_array(cxt, longest, als->real_size);
 		b->solution = mf_alloc_array(cxt, d, als->real_size);
+		b->cg = mf_alloc_array(cxt, (Size) 4 * d, als->real_size);
 		b->lapack_work = mf_alloc_array(cxt, (Size) 3 * d, als->real_size);
 		b->lapack_iwork = mf_alloc_array(cxt, d, sizeof(int));
 	}
@@ -349,6 +368,37 @@ worker_main(void *arg)
 }
 
 /*
+ * als->other_gram = sum over the n rows o of other of o o' (both
+ * triangles), for implicit feedback.  Runs in the backend's thread.
+ */
+static void
+fixed_side_gram(MfAls *als, const void *other, int32 n)
+{
+	int			k = als->factors.k;
+
+	if (als->factors.single)
+	{
+		float	   *gram = als->other_gram;
+
+		als->blas->ssyrk(CblasColMajor, CblasUpper, CblasNoTrans, k, n, 1,
+						 other, k, 0, gram, k);
+		for (int j = 0; j < k; j++)
+			for (int i = j + 1; i < k; i++)
+				gram[j * k + i] = gram[i * k + j];
+	}
+	else
+	{
+		double	   *gram = als->other_gram;
+
+		als->blas->dsyrk(CblasColMajor, CblasUpper, CblasNoTrans, k, n, 1,
+						 other, k, 0, gram, k);
+		for (int j = 0; j < k; j++)
+			for (int i = j + 1; i < k; i++)
+				gram[j * k + i] = gram[i * k + j];
+	}
+}
+
+/*
  * One half-step over rows against the fixed factors other, written to out.
  * Returns -1, or the smallest row index whose system is singular.
  */
@@ -366,6 +416,13 @@ solve_side(MfAls *als, const MfCsr *rows, const void *other,
 	step.rows = rows;
 	step.other = other;
 	step.other_bias = other_bias;
+	step.other_gram = NULL;
+	if (als->factors.implicit)
+	{
+		fixed_side_gram(als, other, rows == &als->ratings->by_user
+						? als->ratings->n_items : als->ratings->n_users);
+		step.other_gram = als->other_gram;
+	}
 	step.out = out;
 	step.out_bias = out_bias;
 	step.norm = norm;

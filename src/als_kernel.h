@@ -33,28 +33,121 @@ KERNEL(symmetric_one_norm) (const REAL *a, int d)
 	return best;
 }
 
+/* x . y over n numbers, accumulated in double. */
+static double
+KERNEL(dot) (const REAL *x, const REAL *y, int n)
+{
+	double		sum = 0.0;
+
+	for (int j = 0; j < n; j++)
+		sum += (double) x[j] * y[j];
+	return sum;
+}
+
+/*
+ * out = A v for one row's system, A = lambda_r I (+ the other side's Gram
+ * matrix G, implicit feedback) + sum_e w_e g_e g_e', with the gathered
+ * rows g_e and weights w_e (1 for explicit feedback).  scratch holds
+ * degree reals.
+ */
+static void
+KERNEL(apply_system) (const HalfStep *step, const REAL *gathered,
+					  const REAL *weights, int degree, int d, REAL lambda_r,
+					  const REAL *v, REAL *out, REAL *scratch)
+{
+	const MfBlas *blas = step->als->blas;
+
+	for (int j = 0; j < d; j++)
+		out[j] = lambda_r * v[j];
+	if (step->other_gram)
+		blas->GEMV(CblasColMajor, CblasNoTrans, d, d, 1, step->other_gram, d,
+				  v, 1, 1, out, 1);
+	blas->GEMV(CblasColMajor, CblasTrans, d, degree, 1, gathered, d, v, 1, 0,
+			  scratch, 1);
+	if (weights)
+		for (int e = 0; e < degree; e++)
+			scratch[e] *= weights[e];
+	blas->GEMV(CblasColMajor, CblasNoTrans, d, degree, 1, gathered, d, scratch, 1,
+			  1, out, 1);
+}
+
+/*
+ * A few conjugate-gradient steps on A x = b from x's current value (the
+ * row's previous factors): the solver of Takacs et al. for implicit ALS,
+ * usable for explicit feedback too.  cg holds 3d reals.
+ */
+static void
+KERNEL(conjugate_gradient) (const HalfStep *step, const REAL *gathered,
+							const REAL *weights, int degree, int d,
+							REAL lambda_r, const REAL *b, REAL *x, REAL *cg,
+							REAL *scratch)
+{
+	REAL	   *residual = cg;
+	REAL	   *direction = cg + d;
+	REAL	   *product = cg + 2 * d;
+	double		old_norm;
+
+	KERNEL(apply_system) (step, gathered, weights, degree, d, lambda_r, x,
+						  product, scratch);
+	for (int j = 0; j < d; j++)
+		direction[j] = residual[j] = b[j] - product[j];
+	old_norm = KERNEL(dot) (residual, residual, d);
+	for (int iteration = 0; iteration < MF_CG_STEPS && old_norm > 1e-20; iteration++)
+	{
+		double		curvature;
+		double		step_size;
+		double		new_norm;
+
+		KERNEL(apply_system) (step, gathered, weights, degree, d, lambda_r,
+							  direction, product, scratch);
+		curvature = KERNEL(dot) (direction, product, d);
+		if (!(curvature > 0))
+			break;
+		step_size = old_norm / curvature;
+		for (int j = 0; j < d; j++)
+		{
+			x[j] += (REAL) (step_size * direction[j]);
+			residual[j] -= (REAL) (step_size * product[j]);
+		}
+		new_norm = KERNEL(dot) (residual, residual, d);
+		for (int j = 0; j < d; j++)
+			direction[j] = residual[j] + (REAL) (new_norm / old_norm) * direction[j];
+		old_norm = new_norm;
+	}
+}
+
 /*
  * Solves rows [first, last) of one half-step.  Row r has ratings val[e]
- * against the other side's rows o_e = other[col[e]].  Without biases it
- * solves, for its k factors x,
+ * against the other side's rows o_e = other[col[e]].
+ *
+ * Explicit feedback, without biases, solves for the row's k factors x
  *
  *	   (sum_e o_e o_e' + lambda_r I) x = sum_e val[e] o_e
  *
  * and with biases, for x = [factors, own bias] (d = k + 1 unknowns), the
  * same system with o_e extended by a 1 and the right-hand side's ratings
- * less mean + the other side's bias.  lambda_r is lambda, or lambda times
- * the row's rating count with weighted_lambda (ALS-WR).
+ * less mean + the other side's bias.
+ *
+ * Implicit feedback (Hu, Koren and Volinsky 2008) counts every pair: an
+ * observed one with preference 1 and confidence c_e = 1 + alpha val[e],
+ * every other with preference 0 and confidence 1, which the other side's
+ * Gram matrix G = sum_all o o' (step->other_gram) covers at once:
+ *
+ *	   (G + sum_e (c_e - 1) o_e o_e' + lambda_r I) x = sum_e c_e o_e
+ *
+ * lambda_r is lambda, or lambda times the row's rating count with
+ * weighted_lambda (ALS-WR).  The system is solved by Cholesky, or by a few
+ * conjugate-gradient steps from the row's current x (solver 'cg').
  *
  * Per row it also records lambda_r / lambda * |x|^2 in norm[r] (the row's
- * share of the penalty) and, when step->sse is set, the row's squared
- * errors with both sides at their new values (the data term of J, after
- * the item half-step).
+ * share of the penalty) and, when step->sse is set, the row's data term of
+ * J with both sides at their new values (after the item half-step).
  *
- * Returns -1, or the first row whose system is not positive definite (or,
- * at lambda = 0, where it may be singular, has reciprocal condition below
- * d * epsilon).  With lambda > 0 the system is positive definite; checking
- * its condition as well would reject systems that are merely well
- * regularised in a few directions.
+ * Returns -1, or the first row whose Cholesky factorisation fails (or, at
+ * lambda = 0, where the system may be singular, whose reciprocal condition
+ * is below d * epsilon).  With lambda > 0 the system is positive definite;
+ * checking its condition as well would reject systems that are merely
+ * well regularised in a few directions.
  */
 static int32
 KERNEL(solve_rows) (const HalfStep *step, SolveBuffers *buffers,
@@ -68,6 +161,7 @@ KERNEL(solve_rows) (const HalfStep *step, SolveBuffers *buffers,
 	const int	k = als->factors.k;
 	const int	d = als->unknowns;
 	const double mean = als->factors.mean;
+	const bool	implicit = als->factors.implicit;
 	const char	upper = 'U';
 	const int	one = 1;
 
@@ -76,10 +170,13 @@ KERNEL(solve_rows) (const HalfStep *step, SolveBuffers *buffers,
 		int64		begin = rows->row_start[r];
 		int			degree = (int) (rows->row_start[r + 1] - begin);
 		double		weight = als->weighted_lambda ? degree : 1;
+		REAL		lambda_r = (REAL) (als->lambda * weight);
 		REAL	   *gathered = buffers->gathered;
 		REAL	   *gram = buffers->gram;
 		REAL	   *targets = buffers->targets;
+		REAL	   *weights = implicit ? buffers->weights : NULL;
 		REAL	   *x = buffers->solution;
+		REAL	   *out = (REAL *) step->out + (Size) r * k;
 		int			info;
 
 		for (int e = 0; e < degree; e++)
@@ -92,50 +189,103 @@ KERNEL(solve_rows) (const HalfStep *step, SolveBuffers *buffers,
 				gathered[(Size) e * d + k] = 1;
 				targets[e] = (REAL) (rows->val[begin + e] - mean - other_bias[c]);
 			}
+			else if (implicit)
+			{
+				weights[e] = (REAL) (als->alpha * rows->val[begin + e]);
+				targets[e] = 1 + weights[e];
+			}
 			else
 				targets[e] = (REAL) rows->val[begin + e];
 		}
 
-		memset(gram, 0, sizeof(REAL) * d * d);
-		for (int j = 0; j < d; j++)
-			gram[j * d + j] = (REAL) (als->lambda * weight);
-		blas->SYRK(CblasColMajor, CblasUpper, CblasNoTrans, d, degree,
-				  1, gathered, d, 1, gram, d);
-		blas->GEMV(CblasColMajor, CblasNoTrans, d, degree, 1, gathered, d,
-				  targets, 1, 0, x, 1);
-
-		if (als->lambda == 0)
+		if (als->conjugate_gradient)
 		{
-			REAL		anorm = KERNEL(symmetric_one_norm) (gram, d);
-			REAL		rcond;
+			REAL	   *rhs = (REAL *) buffers->cg + 3 * d;
 
-			blas->POTRF(&upper, &d, gram, &d, &info, 1);
-			if (info != 0)
-				return r;
-			blas->POCON(&upper, &d, gram, &d, &anorm, &rcond,
-						 buffers->lapack_work, buffers->lapack_iwork, &info, 1);
-			if (info != 0 || !(rcond > d * REAL_EPSILON))
-				return r;
+			memcpy(x, out, sizeof(REAL) * k);
+			if (other_bias)
+				x[k] = (REAL) step->out_bias[r];
+			blas->GEMV(CblasColMajor, CblasNoTrans, d, degree, 1, gathered, d,
+					  targets, 1, 0, rhs, 1);
+			KERNEL(conjugate_gradient) (step, gathered, weights, degree, d,
+										lambda_r, rhs, x, buffers->cg,
+										buffers->scratch);
 		}
 		else
 		{
-			blas->POTRF(&upper, &d, gram, &d, &info, 1);
+			if (step->other_gram)
+				memcpy(gram, step->other_gram, sizeof(REAL) * d * d);
+			else
+				memset(gram, 0, sizeof(REAL) * d * d);
+			for (int j = 0; j < d; j++)
+				gram[j * d + j] += lambda_r;
+			blas->GEMV(CblasColMajor, CblasNoTrans, d, degree, 1, gathered, d,
+					  targets, 1, 0, x, 1);
+			if (weights)
+			{
+				/* the Gram matrix of the observed rows takes c_e - 1 */
+				for (int e = 0; e < degree; e++)
+				{
+					REAL		scale = (REAL) sqrt(weights[e]);
+
+					for (int j = 0; j < d; j++)
+						gathered[(Size) e * d + j] *= scale;
+				}
+			}
+			blas->SYRK(CblasColMajor, CblasUpper, CblasNoTrans, d, degree,
+					  1, gathered, d, 1, gram, d);
+
+			if (als->lambda == 0)
+			{
+				REAL		anorm = KERNEL(symmetric_one_norm) (gram, d);
+				REAL		rcond;
+
+				blas->POTRF(&upper, &d, gram, &d, &info, 1);
+				if (info != 0)
+					return r;
+				blas->POCON(&upper, &d, gram, &d, &anorm, &rcond,
+							 buffers->lapack_work, buffers->lapack_iwork, &info, 1);
+				if (info != 0 || !(rcond > d * REAL_EPSILON))
+					return r;
+			}
+			else
+			{
+				blas->POTRF(&upper, &d, gram, &d, &info, 1);
+				if (info != 0)
+					return r;
+			}
+			blas->POTRS(&upper, &d, &one, gram, &d, x, &d, &info, 1);
 			if (info != 0)
 				return r;
 		}
-		blas->POTRS(&upper, &d, &one, gram, &d, x, &d, &info, 1);
-		if (info != 0)
-			return r;
 
-		memcpy((REAL *) step->out + (Size) r * k, x, sizeof(REAL) * k);
+		memcpy(out, x, sizeof(REAL) * k);
 		if (other_bias)
 			step->out_bias[r] = x[k];
-		step->norm[r] = 0.0;
-		for (int j = 0; j < d; j++)
-			step->norm[r] += (double) x[j] * x[j];
-		step->norm[r] *= weight;
+		step->norm[r] = KERNEL(dot) (x, x, d) * weight;
 
-		if (step->sse != NULL)
+		if (step->sse != NULL && implicit)
+		{
+			/*
+			 * sum over all pairs of c (p - x . o)^2: x' G x for every pair
+			 * as if unobserved, corrected for the observed ones
+			 */
+			REAL	   *gx = buffers->cg;
+			double		sum;
+
+			blas->GEMV(CblasColMajor, CblasNoTrans, d, d, 1, step->other_gram, d,
+					  x, 1, 0, gx, 1);
+			sum = KERNEL(dot) (x, gx, d);
+			for (int e = 0; e < degree; e++)
+			{
+				double		score = KERNEL(dot) (x, other + (Size) rows->col[begin + e] * k, k);
+				double		confidence = 1.0 + als->alpha * rows->val[begin + e];
+
+				sum += confidence * (1.0 - score) * (1.0 - score) - score * score;
+			}
+			step->sse[r] = sum;
+		}
+		else if (step->sse != NULL)
 		{
 			/*
 			 * residuals with the gathered rows still at hand; the targets

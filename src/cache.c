@@ -73,6 +73,7 @@ typedef struct ModelRow
 	int64		n_items;
 	bool		biases;
 	double		mean;			/* with biases */
+	bool		implicit;		/* trained on implicit feedback */
 } ModelRow;
 
 static HTAB *model_cache = NULL;
@@ -167,28 +168,32 @@ find_entry(int32 model_id, text *name)
 
 /*
  * Reads the model's row by id or (when name is not NULL) by name.  Until
- * ALTER EXTENSION UPDATE has run, mf_models may lack 0.3's bias columns:
- * its models have no biases.
+ * ALTER EXTENSION UPDATE has run, mf_models may lack the columns of 0.3
+ * (biases) and 0.4 (feedback): its models have neither.
  */
 static ModelRow
 read_model_row(Oid schema_oid, int32 model_id, text *name)
 {
-	static MfSavedPlan plans[2][2] = {{{NULL, InvalidOid, ""}, {NULL, InvalidOid, ""}},
-	{{NULL, InvalidOid, ""}, {NULL, InvalidOid, ""}}};
+	static const char *const columns[] = {
+		"false, NULL::float8, false",	/* before 0.3 */
+		"biases, global_mean, false",	/* 0.3 */
+		"biases, global_mean, feedback = 'implicit'"
+	};
+	static MfSavedPlan plans[2][lengthof(columns)];
 	Oid			argtype = name ? TEXTOID : INT4OID;
 	Datum		arg = name ? PointerGetDatum(name) : Int32GetDatum(model_id);
 	Oid			models_relid = get_relname_relid("mf_models", schema_oid);
-	bool		has_biases = get_attnum(models_relid, "global_mean") != InvalidAttrNumber;
+	int			level = get_attnum(models_relid, "feedback") != InvalidAttrNumber ? 2
+		: get_attnum(models_relid, "global_mean") != InvalidAttrNumber ? 1 : 0;
 	SPIPlanPtr	plan;
 	ModelRow	row;
 	TupleDesc	desc;
 	HeapTuple	tuple;
 	bool		isnull;
 
-	plan = mf_saved_plan(&plans[name != NULL][has_biases], schema_oid,
+	plan = mf_saved_plan(&plans[name != NULL][level], schema_oid,
 						 psprintf("SELECT model_id, version, k, n_users, n_items, name, %s FROM %%s.mf_models WHERE %s = $1",
-								  has_biases ? "biases, global_mean" : "false, NULL::float8",
-								  name ? "name" : "model_id"),
+								  columns[level], name ? "name" : "model_id"),
 						 1, &argtype);
 	if (SPI_execute_plan(plan, &arg, NULL, true, 1) != SPI_OK_SELECT)
 		elog(ERROR, "could not read the model's row from mf_models");
@@ -219,6 +224,7 @@ read_model_row(Oid schema_oid, int32 model_id, text *name)
 				(errcode(ERRCODE_DATA_CORRUPTED),
 				 errmsg("model %d has biases but no global_mean", row.model_id),
 				 errhint("Retrain the model with mf_train.")));
+	row.implicit = DatumGetBool(SPI_getbinval(tuple, desc, 9, &isnull));
 	row.models_relid = models_relid;
 	return row;
 }
@@ -349,6 +355,7 @@ load_model(const char *schema, const ModelRow *row)
 	model->model_id = row->model_id;
 	model->version = row->version;
 	f->k = row->k;
+	f->implicit = row->implicit;
 	f->biases = row->biases;
 	if (f->biases)
 	{

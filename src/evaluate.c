@@ -34,35 +34,33 @@ PG_FUNCTION_INFO_V1(mf_evaluate_by_name);
 #define MF_MAX_FOLDS	100
 
 /*
- * A number in [0, 1) that depends only on (user_id, item_id, seed): the
- * pair's place in every split.  mf_is_test(fraction) takes the pairs below
- * fraction; mf_fold(folds) cuts [0, 1) into folds equal parts.
+ * A number in [0, 1) that depends only on (user_id, item_id, seed) and the
+ * salt: splitmix64 hashes, 53 bits.
  */
-double
-mf_pair_uniform(int64 user_id, int64 item_id, int32 seed)
+static double
+pair_uniform(int64 user_id, int64 item_id, int32 seed, uint64 salt)
 {
-	uint64		h = mf_mix64(mf_mix64(mf_mix64((uint64) (uint32) seed ^ UINT64CONST(0x6d665f73706c6974))
+	uint64		h = mf_mix64(mf_mix64(mf_mix64((uint64) (uint32) seed ^ salt)
 									  ^ (uint64) user_id) ^ (uint64) item_id);
 
 	return (double) (h >> 11) / 9007199254740992.0;	/* 2^53 */
 }
 
+/* Salts of the two splits: "mf_split" and "mf_folds" in ASCII. */
+#define MF_SPLIT_SALT	UINT64CONST(0x6d665f73706c6974)
+#define MF_FOLDS_SALT	UINT64CONST(0x6d665f666f6c6473)
+
 /*
- * The fold (0 .. folds - 1) of a pair: the f with f / folds <= h <
- * (f + 1) / folds, each bound rounded as a double division, so that fold
- * 0 is exactly mf_is_test(user_id, item_id, 1.0 / folds, seed).
+ * The fold (0 .. folds - 1) of a pair: its number in [0, 1) cut into
+ * folds equal parts.  The number is independent of mf_is_test's, so the
+ * ratings left for training by mf_is_test fall evenly into folds too.
  */
 int
 mf_fold_of(int64 user_id, int64 item_id, int folds, int32 seed)
 {
-	double		h = mf_pair_uniform(user_id, item_id, seed);
-	int			fold = Min((int) (h * folds), folds - 1);
+	int			fold = (int) (pair_uniform(user_id, item_id, seed, MF_FOLDS_SALT) * folds);
 
-	while (fold > 0 && h < (double) fold / folds)
-		fold--;
-	while (fold < folds - 1 && h >= (double) (fold + 1) / folds)
-		fold++;
-	return fold;
+	return Min(fold, folds - 1);
 }
 
 void
@@ -86,8 +84,8 @@ mf_is_test(PG_FUNCTION_ARGS)
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("fraction must be between 0 and 1, got %g", fraction),
 				 errhint("fraction is the share of ratings to hold out for testing, for example 0.2.")));
-	PG_RETURN_BOOL(mf_pair_uniform(PG_GETARG_INT64(0), PG_GETARG_INT64(1),
-								   PG_GETARG_INT32(3)) < fraction);
+	PG_RETURN_BOOL(pair_uniform(PG_GETARG_INT64(0), PG_GETARG_INT64(1),
+								PG_GETARG_INT32(3), MF_SPLIT_SALT) < fraction);
 }
 
 /* mf_fold(user_id, item_id, folds, seed): the pair's fold, 0 .. folds - 1. */
@@ -132,7 +130,9 @@ mf_test_set_from_ratings(const MfRatings *test, const MfIdIndex *users,
 
 /*
  * RMSE and MAE of factors over the rows of test it can predict: all of
- * them with biases, else those of a known user and a known item.
+ * them with biases, else those of a known user and a known item.  A model
+ * of implicit feedback predicts preferences: its target is 1 for every
+ * held-out pair.
  */
 void
 mf_test_errors(const MfFactors *factors, const MfTestSet *test, MfErrors *errors)
@@ -150,7 +150,8 @@ mf_test_errors(const MfFactors *factors, const MfTestSet *test, MfErrors *errors
 			CHECK_FOR_INTERRUPTS();
 		if (!factors->biases && (test->user[r] < 0 || test->item[r] < 0))
 			continue;
-		error = test->rating[r] - mf_score(factors, test->user[r], test->item[r]);
+		error = (factors->implicit ? 1.0 : test->rating[r]) -
+			mf_score(factors, test->user[r], test->item[r]);
 		squares += error * error;
 		absolutes += fabs(error);
 		errors->scored++;
@@ -305,6 +306,7 @@ read_test_relation(FunctionCallInfo fcinfo, int32 model_id, Oid relid,
 													SPI_tuptable->tupdesc, c + 1))
 			: NameStr(*PG_GETARG_NAME(4 + c));
 
+	source.argname = "test";
 	source.relid = relid;
 	source.user_col = columns[0];
 	source.item_col = columns[1];

@@ -102,7 +102,7 @@ mf_check_memory(Size bytes, const char *detail)
 	if (bytes > limit)
 		ereport(ERROR,
 				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
-				 errmsg("mf_train would need about %zu MB of memory, more than mf_ext.max_memory (%d MB)",
+				 errmsg("training would need about %zu MB of memory, more than mf_ext.max_memory (%d MB)",
 						bytes / (1024 * 1024) + 1, mf_max_memory_mb),
 				 errdetail("%s", detail),
 				 errhint("Raise mf_ext.max_memory (a superuser setting), lower k or mf_ext.threads, or train on a sample of the ratings.")));

@@ -144,6 +144,7 @@ typedef struct MfFactors
 	int32		n_items;
 	void	   *user_factors;	/* n_users x k, row-major */
 	void	   *item_factors;	/* n_items x k, row-major */
+	bool		implicit;		/* trained on implicit feedback: scores preferences */
 	bool		biases;
 	double		mean;			/* mu: the mean training rating (biases only) */
 	double	   *user_bias;		/* n_users, or NULL without biases */
@@ -184,6 +185,7 @@ typedef struct MfRatings
 /* Where and how to read the ratings (ratings.c). */
 typedef struct MfSource
 {
+	const char *argname;		/* "source", "validation" or "test", for errors */
 	Oid			relid;
 	const char *user_col;
 	const char *item_col;
@@ -215,6 +217,9 @@ typedef struct MfFitOptions
 	int			k;
 	double		lambda;
 	bool		weighted_lambda;	/* ALS-WR: lambda * n for a row of n ratings */
+	bool		implicit;		/* implicit feedback (Hu, Koren, Volinsky) */
+	double		alpha;			/* confidence 1 + alpha * rating (implicit) */
+	bool		conjugate_gradient; /* solver 'cg', else Cholesky */
 	bool		biases;
 	bool		single;			/* float factors, else double */
 	int			iterations;
@@ -287,7 +292,6 @@ extern MfTestSet *mf_test_set_from_ratings(const MfRatings *test,
 extern void mf_test_errors(const MfFactors *factors, const MfTestSet *test,
 						   MfErrors *errors);
 /* Deterministic splits of (user, item) pairs (evaluate.c). */
-extern double mf_pair_uniform(int64 user_id, int64 item_id, int32 seed);
 extern int	mf_fold_of(int64 user_id, int64 item_id, int folds, int32 seed);
 extern void mf_check_folds(int folds);
 

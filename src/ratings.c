@@ -124,10 +124,11 @@ relation_column_list(Oid relid)
  * returns that (base) type.
  */
 static Oid
-check_column(Oid relid, const char *role, const char *argname,
+check_column(const MfSource *source, const char *role, const char *argname,
 			 const char *colname, const Oid *accepted, int n_accepted,
 			 const char *accepted_text)
 {
+	Oid			relid = source->relid;
 	AttrNumber	attnum = get_attnum(relid, colname);
 	Oid			type;
 
@@ -138,8 +139,11 @@ check_column(Oid relid, const char *role, const char *argname,
 						colname, mf_source_display_name(relid)),
 				 errdetail("The %s are read from the column named by %s.",
 						   role, argname),
-				 errhint("Pass %s := one of: %s.", argname,
-						 relation_column_list(relid))));
+				 strcmp(source->argname, "validation") == 0
+				 ? errhint("A validation relation has the source's columns; rename its columns (%s) in a view.",
+						   relation_column_list(relid))
+				 : errhint("Pass %s := one of: %s.", argname,
+						   relation_column_list(relid))));
 
 	type = getBaseType(get_atttype(relid, attnum));
 	for (int i = 0; i < n_accepted; i++)
@@ -196,16 +200,17 @@ mf_source_validate(MfSource *source)
 					(errcode(ERRCODE_WRONG_OBJECT_TYPE),
 					 errmsg("%s is not a table, partitioned table, view, materialized view or foreign table",
 							mf_source_display_name(source->relid)),
-					 errhint("Pass the table or view that holds the ratings as source.")));
+					 errhint("Pass the table or view that holds the ratings as %s.",
+							 source->argname)));
 	}
 
-	source->user_type = check_column(source->relid, "user ids", "user_col",
+	source->user_type = check_column(source, "user ids", "user_col",
 									 source->user_col, id_types, lengthof(id_types),
 									 "smallint, integer or bigint");
-	source->item_type = check_column(source->relid, "item ids", "item_col",
+	source->item_type = check_column(source, "item ids", "item_col",
 									 source->item_col, id_types, lengthof(id_types),
 									 "smallint, integer or bigint");
-	source->rating_type = check_column(source->relid, "ratings", "rating_col",
+	source->rating_type = check_column(source, "ratings", "rating_col",
 									   source->rating_col, rating_types,
 									   lengthof(rating_types),
 									   "a numeric type (smallint, integer, bigint, real, double precision or numeric)");
@@ -375,10 +380,10 @@ accept_row(ReadState *state, Datum user, bool user_null, Datum item,
 	if (!isfinite(value))
 		ereport(ERROR,
 				(errcode(ERRCODE_DATA_EXCEPTION),
-				 errmsg("rating of user " INT64_FORMAT " for item " INT64_FORMAT " is %s",
-						user_id, item_id,
+				 errmsg("rating of user " INT64_FORMAT " for item " INT64_FORMAT " in %s is %s",
+						user_id, item_id, mf_source_display_name(source->relid),
 						isnan(value) ? "NaN" : "infinite or beyond the range of double precision"),
-				 errhint("Fix or delete that row, or train on a view that leaves out such ratings: WHERE abs(%s) < 1e300.",
+				 errhint("Fix or delete that row, or pass a view that leaves out such ratings: WHERE abs(%s) < 1e300.",
 						 quote_identifier(source->rating_col))));
 
 	if (state->sorted && state->n_rows > 0 &&

@@ -16,7 +16,9 @@
 #include <math.h>
 
 #include "executor/spi.h"
+#include "miscadmin.h"
 #include "portability/instr_time.h"
+#include "utils/acl.h"
 #include "utils/builtins.h"
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
@@ -40,31 +42,36 @@ enum
 	ARG_BIASES,
 	ARG_WEIGHTED_LAMBDA,
 	ARG_TOLERANCE,
-	ARG_VALIDATION
+	ARG_VALIDATION,
+	ARG_FEEDBACK,
+	ARG_ALPHA,
+	ARG_SOLVER
 };
 
 static const char *const arg_names[] = {
 	"source", "k", "lambda", "iterations", "user_col", "item_col",
 	"rating_col", "model_name", "warm_start", "seed", "double_precision",
-	"biases", "weighted_lambda", "tolerance", "validation"
+	"biases", "weighted_lambda", "tolerance", "validation", "feedback", "alpha",
+	"solver"
 };
 
 /*
- * Every argument but model_name and validation must be given (or left to
- * its default).
+ * Every argument but model_name, validation and solver must be given (or
+ * left to its default).
  */
 static void
 check_not_null(FunctionCallInfo fcinfo)
 {
-	/* older SQL definitions have fewer arguments: the module needs 0.3's */
+	/* older SQL definitions have fewer arguments: the module needs 0.4's */
 	if (PG_NARGS() != lengthof(arg_names))
 		ereport(ERROR,
 				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
 				 errmsg("mf_train was called with %d arguments, but this version of the module takes %d",
 						PG_NARGS(), (int) lengthof(arg_names)),
 				 errhint("Run ALTER EXTENSION mf_ext UPDATE.")));
-	for (int arg = ARG_SOURCE; arg <= ARG_TOLERANCE; arg++)
-		if (arg != ARG_MODEL_NAME && PG_ARGISNULL(arg))
+	for (int arg = ARG_SOURCE; arg < lengthof(arg_names); arg++)
+		if (arg != ARG_MODEL_NAME && arg != ARG_VALIDATION && arg != ARG_SOLVER &&
+			PG_ARGISNULL(arg))
 			ereport(ERROR,
 					(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
 					 errmsg("%s must not be NULL", arg_names[arg]),
@@ -91,7 +98,7 @@ mf_check_fit_options(const MfFitOptions *options)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("lambda must be a finite number >= 0, got %g", options->lambda),
-				 errhint("lambda is the regularisation weight; 0.01 to 1 is usual.")));
+				 errhint("lambda is the regularisation weight, usually 0.01 to 10 (mf_cross_validate finds a good one).")));
 	if (options->iterations < 1 || options->iterations > MF_MAX_ITERATIONS)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
@@ -104,6 +111,93 @@ mf_check_fit_options(const MfFitOptions *options)
 				 errmsg("tolerance must be at least 0 and below 1, got %g",
 						options->tolerance),
 				 errhint("tolerance is the relative drop in J below which training stops early, for example 0.001; 0 runs every iteration.")));
+	if (options->implicit && !(options->alpha > 0.0 && isfinite(options->alpha)))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("alpha must be a finite number > 0, got %g", options->alpha),
+				 errhint("alpha scales a rating into confidence 1 + alpha * rating; 1 to 100 is usual (40 is the default).")));
+	if (options->implicit && options->biases)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("biases are for explicit feedback"),
+				 errdetail("Implicit feedback models preferences (1 for an observed pair, 0 for every other), not ratings around a mean."),
+				 errhint("Omit biases, or pass feedback := 'explicit'.")));
+}
+
+/*
+ * Sets the feedback kind and solver from mf_train's text arguments.  The
+ * solver defaults to Cholesky for explicit and conjugate gradient for
+ * implicit feedback.
+ */
+static void
+parse_feedback(const char *feedback, const char *solver, MfFitOptions *options)
+{
+	if (strcmp(feedback, "explicit") == 0)
+		options->implicit = false;
+	else if (strcmp(feedback, "implicit") == 0)
+		options->implicit = true;
+	else
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("feedback must be 'explicit' or 'implicit', got \"%s\"", feedback),
+				 errhint("'explicit' for ratings (stars); 'implicit' for counts of views, plays or purchases.")));
+	if (solver == NULL)
+		options->conjugate_gradient = options->implicit;
+	else if (strcmp(solver, "cholesky") == 0)
+		options->conjugate_gradient = false;
+	else if (strcmp(solver, "cg") == 0)
+		options->conjugate_gradient = true;
+	else
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("solver must be 'cholesky' or 'cg', got \"%s\"", solver),
+				 errhint("Omit solver for the usual one: Cholesky for explicit, conjugate gradient for implicit feedback.")));
+}
+
+/*
+ * Checks, before any work, that the caller may write models: the
+ * privileges the README's Privileges section grants a trainer.
+ */
+static void
+check_write_privileges(Oid schema)
+{
+	static const char *const tables[] = {"mf_models", "mf_user_factors", "mf_item_factors"};
+	static const char *const sequences[] = {"mf_models_model_id_seq", "mf_model_version_seq"};
+
+	for (int t = 0; t < lengthof(tables) + lengthof(sequences); t++)
+	{
+		bool		table = t < lengthof(tables);
+		const char *name = table ? tables[t] : sequences[t - lengthof(tables)];
+		Oid			relid = get_relname_relid(name, schema);
+		AclMode		needed = table ? ACL_SELECT | ACL_INSERT | ACL_UPDATE | ACL_DELETE
+			: ACL_USAGE;
+
+		if (OidIsValid(relid) &&
+			pg_class_aclmask(relid, GetUserId(), needed, ACLMASK_ALL) != needed)
+			ereport(ERROR,
+					(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+					 errmsg("permission denied for %s %s", table ? "table" : "sequence", name),
+					 errdetail("mf_train writes the model into mf_models, mf_user_factors and mf_item_factors, and needs SELECT, INSERT, UPDATE and DELETE on them and USAGE on mf_models_model_id_seq and mf_model_version_seq."),
+					 errhint("Ask the extension's owner to grant them (see Privileges in the README).")));
+	}
+}
+
+/* Implicit feedback reads ratings as strengths: none may be negative. */
+static void
+check_strengths(const MfRatings *ratings)
+{
+	const MfCsr *rows = &ratings->by_user;
+
+	for (int32 u = 0; u < rows->n_rows; u++)
+		for (int64 e = rows->row_start[u]; e < rows->row_start[u + 1]; e++)
+			if (rows->val[e] < 0)
+				ereport(ERROR,
+						(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+						 errmsg("rating of user " INT64_FORMAT " for item " INT64_FORMAT " is %g, but implicit feedback needs ratings >= 0",
+								ratings->user_ids[u], ratings->item_ids[rows->col[e]],
+								rows->val[e]),
+						 errdetail("With implicit feedback a rating is the strength of an interaction (a count, a duration): confidence 1 + alpha * rating."),
+						 errhint("Train on a view that leaves out or rescales negative ratings, or pass feedback := 'explicit'.")));
 }
 
 static void
@@ -128,6 +222,7 @@ report_singular(const MfRatings *ratings, bool users, int32 index,
 				const MfFitOptions *options)
 {
 	const char *side = users ? "user" : "item";
+	const char *article = users ? "a" : "an";
 	int64		id = users ? ratings->user_ids[index] : ratings->item_ids[index];
 
 	if (options->lambda == 0.0)
@@ -135,8 +230,8 @@ report_singular(const MfRatings *ratings, bool users, int32 index,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("the least-squares system of %s " INT64_FORMAT " is singular",
 						side, id),
-				 errdetail("With lambda = 0 the %d unknowns of a %s (its k factors%s) are unique only when its ratings determine all of them; fewer rated partners than that, or partners whose factors are alike, leave some undetermined.",
-						   options->k + (options->biases ? 1 : 0), side,
+				 errdetail("With lambda = 0 the %d unknowns of %s %s (its k factors%s) are unique only when its ratings determine all of them; fewer rated partners than that, or partners whose factors are alike, leave some undetermined.",
+						   options->k + (options->biases ? 1 : 0), article, side,
 						   options->biases ? " and its bias" : ""),
 				 errhint("Raise lambda above 0 (0.01 or more), or lower k.")));
 	ereport(ERROR,
@@ -172,6 +267,10 @@ mf_fit(MfAls *als, const MfRatings *ratings, const MfFitOptions *options,
 	instr_time	start;
 	int			n = options->iterations;
 
+	/* the pairs J's data term sums over: with implicit feedback, all */
+	double		pairs = options->implicit
+		? (double) ratings->n_users * ratings->n_items : (double) ratings->n_ratings;
+
 	INSTR_TIME_SET_CURRENT(start);
 	history->iterations_run = 0;
 	history->loss = mf_alloc_array(CurrentMemoryContext, n, sizeof(double));
@@ -201,7 +300,7 @@ mf_fit(MfAls *als, const MfRatings *ratings, const MfFitOptions *options,
 					 errhint("Scale the ratings into a moderate range, for example 0 to 10%s.",
 							 options->single ? ", or pass double_precision := true" : "")));
 		history->loss[iteration] = loss;
-		history->train_rmse[iteration] = sqrt(sse / ratings->n_ratings);
+		history->train_rmse[iteration] = sqrt(sse / pairs);
 		if (validation)
 		{
 			MfErrors	errors;
@@ -248,10 +347,15 @@ read_validation(Oid relid, const MfSource *training, const MfRatings *ratings,
 	int64		known = 0;
 	char	   *name;
 
+	source.argname = "validation";
 	source.relid = relid;
 	mf_source_validate(&source);
 	name = mf_source_display_name(relid);
 	held_out = mf_ratings_read(&source, cxt);
+	if (held_out->n_skipped > 0)
+		ereport(NOTICE,
+				(errmsg("validation: skipped " INT64_FORMAT " rows of %s with a NULL user, item or rating",
+						held_out->n_skipped, name)));
 	if (held_out->n_ratings == 0)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
@@ -297,6 +401,7 @@ mf_train(PG_FUNCTION_ARGS)
 	check_not_null(fcinfo);
 	INSTR_TIME_SET_CURRENT(start);
 
+	source.argname = "source";
 	source.relid = PG_GETARG_OID(ARG_SOURCE);
 	source.user_col = NameStr(*PG_GETARG_NAME(ARG_USER_COL));
 	source.item_col = NameStr(*PG_GETARG_NAME(ARG_ITEM_COL));
@@ -310,6 +415,11 @@ mf_train(PG_FUNCTION_ARGS)
 	options->biases = PG_GETARG_BOOL(ARG_BIASES);
 	options->weighted_lambda = PG_GETARG_BOOL(ARG_WEIGHTED_LAMBDA);
 	options->tolerance = PG_GETARG_FLOAT8(ARG_TOLERANCE);
+	options->alpha = PG_GETARG_FLOAT8(ARG_ALPHA);
+	parse_feedback(text_to_cstring(PG_GETARG_TEXT_PP(ARG_FEEDBACK)),
+				   PG_ARGISNULL(ARG_SOLVER) ? NULL
+				   : text_to_cstring(PG_GETARG_TEXT_PP(ARG_SOLVER)),
+				   options);
 	record.warm_start = PG_GETARG_BOOL(ARG_WARM_START);
 	record.user_col = source.user_col;
 	record.item_col = source.item_col;
@@ -322,6 +432,7 @@ mf_train(PG_FUNCTION_ARGS)
 				 errmsg("relation with OID %u does not exist", source.relid)));
 	mf_check_fit_options(options);
 	check_model_name(record.name);
+	check_write_privileges(get_func_namespace(fcinfo->flinfo->fn_oid));
 	mf_source_validate(&source);
 	record.source = mf_source_display_name(source.relid);
 	schema = mf_schema_quoted(fcinfo);
@@ -344,6 +455,8 @@ mf_train(PG_FUNCTION_ARGS)
 				 errdetail("Rows with a NULL user, item or rating are skipped; " INT64_FORMAT " were.",
 						   ratings->n_skipped),
 				 errhint("Load ratings into the relation, or pass the one that holds them.")));
+	if (options->implicit)
+		check_strengths(ratings);
 	if (!PG_ARGISNULL(ARG_VALIDATION))
 	{
 		validation = read_validation(PG_GETARG_OID(ARG_VALIDATION), &source, ratings,

@@ -82,6 +82,11 @@ array_elements(ArrayType *array, Oid elemtype, const char *name, int *n)
 	bool		typbyval;
 	char		typalign;
 
+	if (ARR_NDIM(array) > 1)
+		ereport(ERROR,
+				(errcode(ERRCODE_ARRAY_SUBSCRIPT_ERROR),
+				 errmsg("%s must be a one-dimensional array", name),
+				 grid_hint(name)));
 	get_typlenbyvalalign(elemtype, &typlen, &typbyval, &typalign);
 	deconstruct_array(array, elemtype, typlen, typbyval, typalign,
 					  &elements, &nulls, n);
@@ -264,6 +269,7 @@ mf_cross_validate(PG_FUNCTION_ARGS)
 	mf_check_folds(folds);
 	grid = build_grid(fcinfo, folds, &n_points);
 
+	source.argname = "source";
 	source.relid = PG_GETARG_OID(ARG_SOURCE);
 	source.user_col = NameStr(*PG_GETARG_NAME(ARG_USER_COL));
 	source.item_col = NameStr(*PG_GETARG_NAME(ARG_ITEM_COL));
@@ -316,8 +322,8 @@ mf_cross_validate(PG_FUNCTION_ARGS)
 		INSTR_TIME_SET_CURRENT(elapsed);
 		INSTR_TIME_SUBTRACT(elapsed, start);
 		ereport(NOTICE,
-				(errmsg("fold %d of %d: %d fits in %.3f s", fold + 1, folds, n_points,
-						INSTR_TIME_GET_DOUBLE(elapsed))));
+				(errmsg("fold %d (of folds 0 to %d): %d fits in %.3f s", fold,
+						folds - 1, n_points, INSTR_TIME_GET_DOUBLE(elapsed))));
 	}
 	MemoryContextSwitchTo(old);
 

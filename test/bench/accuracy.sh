@@ -2,7 +2,9 @@
 # `make bench-accuracy` (also run by `make bench`): builds and installs
 # mf_ext and, in a throw-away cluster, cross-validates the configurations of
 # test/bench/accuracy.sql on the rating sets in ../shared/data (override with
-# MF_DATA_DIR).  Prints the table and writes test/bench/accuracy.tsv.
+# MF_DATA_DIR), and runs the implicit-feedback comparison of
+# test/bench/implicit.sql.  Prints the tables and writes
+# test/bench/accuracy.tsv and test/bench/implicit.tsv.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 data_dir=$(cd "${MF_DATA_DIR:-../shared/data}" && pwd)
@@ -19,7 +21,11 @@ out=$(mktemp -d /tmp/mf_ext-accuracy.XXXXXX)
 chmod 755 "$out"
 pg_virtualenv -o shared_buffers=256MB sh -c "
 	psql -X -q -c 'CREATE EXTENSION mf_ext' &&
-	psql -X -q -v data_dir='$data_dir' -f test/bench/accuracy.sql -A -F '	' -P footer=off > '$out/accuracy.tsv'"
-column -t -s "$(printf '\t')" "$out/accuracy.tsv"
-cp "$out/accuracy.tsv" test/bench/accuracy.tsv
-echo "results in test/bench/accuracy.tsv"
+	psql -X -q -v data_dir='$data_dir' -f test/bench/accuracy.sql -A -F '	' -P footer=off > '$out/accuracy.tsv' &&
+	psql -X -q -v data_dir='$data_dir' -f test/bench/implicit.sql -A -F '	' -P footer=off > '$out/implicit.tsv'"
+for f in accuracy implicit; do
+	column -t -s "$(printf '\t')" "$out/$f.tsv"
+	echo
+	cp "$out/$f.tsv" "test/bench/$f.tsv"
+done
+echo "results in test/bench/accuracy.tsv and test/bench/implicit.tsv"

@@ -1,0 +1,45 @@
+-- mf_ext 0.3 -> 0.4: implicit feedback, conjugate-gradient solver.
+\echo Use "ALTER EXTENSION mf_ext UPDATE TO '0.4'" to load this file. \quit
+
+-- Models trained before 0.4 were explicit-feedback models solved by Cholesky.
+ALTER TABLE @extschema@.mf_models
+    ADD COLUMN feedback text NOT NULL DEFAULT 'explicit'
+        CHECK (feedback IN ('explicit', 'implicit')),
+    ADD COLUMN alpha    double precision,
+    ADD COLUMN solver   text NOT NULL DEFAULT 'cholesky'
+        CHECK (solver IN ('cholesky', 'cg'));
+ALTER TABLE @extschema@.mf_models
+    ALTER COLUMN feedback DROP DEFAULT,
+    ALTER COLUMN solver DROP DEFAULT;
+COMMENT ON COLUMN @extschema@.mf_models.feedback IS
+  'mf_ext: explicit (ratings are predicted) or implicit (ratings are interaction strengths; preferences are predicted)';
+COMMENT ON COLUMN @extschema@.mf_models.alpha IS
+  'mf_ext: with implicit feedback, the confidence of an observed pair is 1 + alpha * rating (else NULL)';
+COMMENT ON COLUMN @extschema@.mf_models.solver IS
+  'mf_ext: how each row''s system was solved: cholesky (exactly) or cg (a few conjugate-gradient steps from the previous factors)';
+
+DROP FUNCTION @extschema@.mf_train(regclass, integer, double precision, integer, name, name, name, text, boolean, integer, boolean, boolean, boolean, double precision, regclass);
+CREATE FUNCTION @extschema@.mf_train(
+    source           regclass,
+    k                integer          DEFAULT 10,
+    lambda           double precision DEFAULT 0.1,
+    iterations       integer          DEFAULT 10,
+    user_col         name             DEFAULT 'user_id',
+    item_col         name             DEFAULT 'item_id',
+    rating_col       name             DEFAULT 'rating',
+    model_name       text             DEFAULT NULL,
+    warm_start       boolean          DEFAULT false,
+    seed             integer          DEFAULT 0,
+    double_precision boolean          DEFAULT false,
+    biases           boolean          DEFAULT false,
+    weighted_lambda  boolean          DEFAULT false,
+    tolerance        double precision DEFAULT 0,
+    validation       regclass         DEFAULT NULL,
+    feedback         text             DEFAULT 'explicit',
+    alpha            double precision DEFAULT 40,
+    solver           text             DEFAULT NULL)
+RETURNS integer
+AS 'MODULE_PATHNAME', 'mf_train'
+LANGUAGE C VOLATILE CALLED ON NULL INPUT PARALLEL UNSAFE;
+COMMENT ON FUNCTION @extschema@.mf_train(regclass, integer, double precision, integer, name, name, name, text, boolean, integer, boolean, boolean, boolean, double precision, regclass, text, double precision, text) IS
+  'mf_ext: trains (or retrains, keeping its id) the model model_name (default: the source relation''s name) by alternating least squares on source(user_col, item_col, rating_col): explicit ratings (with biases and ALS-WR lambda if asked) or implicit feedback with confidence 1 + alpha * rating, each row solved by Cholesky or conjugate gradient; stops early when J falls by less than tolerance, scores validation every iteration; returns the model_id';
