@@ -34,6 +34,8 @@ CREATE TABLE renamed (u int, i int, r float8);
 CREATE TABLE negative_strengths (user_id int, item_id int, rating float8);
 INSERT INTO negative_strengths VALUES (1, 1, 2), (4, 6, -1);
 SELECT mf_train('tiny', k := 2) IS NOT NULL AS trained;
+SELECT mf_train('tiny', k := 0, biases := true, model_name := 'biases only') IS NOT NULL AS trained;
+SELECT mf_train('tiny', k := 2, feedback := 'implicit', model_name := 'tiny implicit') IS NOT NULL AS trained;
 
 \x on
 SELECT s.n, s.statement, t.*
@@ -149,7 +151,21 @@ FROM (VALUES
     (97, $$SELECT mf_train('tiny', feedback := 'implicit', alpha := NULL)$$),
     (98, $$SELECT mf_train('tiny', feedback := 'implicit', biases := true)$$),
     (99, $$SELECT mf_train('tiny', solver := 'lu')$$),
-    (100, $$SELECT mf_train('negative_strengths', feedback := 'implicit')$$)
+    (100, $$SELECT mf_train('negative_strengths', feedback := 'implicit')$$),
+    -- similarity and fold-in (0.4)
+    (101, $$SELECT * FROM mf_similar_items('tiny', 1, 0)$$),
+    (102, $$SELECT * FROM mf_similar_items('tiny', 1, NULL)$$),
+    (103, $$SELECT * FROM mf_similar_users(NULL::text, 1)$$),
+    (104, $$SELECT * FROM mf_similar_items('no such model', 1)$$),
+    (105, $$SELECT * FROM mf_similar_items('biases only', 1)$$),
+    (106, $$SELECT mf_fold_in('tiny', ARRAY[1, 2], ARRAY[4.0])$$),
+    (107, $$SELECT mf_fold_in('tiny', NULL, ARRAY[4.0])$$),
+    (108, $$SELECT mf_fold_in('tiny', ARRAY[1, NULL], ARRAY[4.0, 3])$$),
+    (109, $$SELECT mf_fold_in('tiny', ARRAY[1], ARRAY['NaN'::float8])$$),
+    (110, $$SELECT mf_fold_in('tiny', ARRAY[[1, 2]], ARRAY[[4.0, 3]])$$),
+    (111, $$SELECT * FROM mf_recommend('tiny', ARRAY[1]::bigint[], ARRAY[4.0]::float8[], 0)$$),
+    (112, $$SELECT * FROM mf_recommend('tiny', ARRAY[1]::bigint[], ARRAY[4.0]::float8[], 10, NULL)$$),
+    (113, $$SELECT mf_fold_in('tiny implicit', ARRAY[1], ARRAY[-2.0])$$)
 ) AS s(n, statement)
 LEFT JOIN LATERAL try(s.statement) t ON true
 ORDER BY s.n;

@@ -1,4 +1,4 @@
--- mf_ext 0.3 -> 0.4: implicit feedback, conjugate-gradient solver.
+-- mf_ext 0.3 -> 0.4: implicit feedback, conjugate-gradient solver, similar items and users, fold-in.
 \echo Use "ALTER EXTENSION mf_ext UPDATE TO '0.4'" to load this file. \quit
 
 -- Models trained before 0.4 were explicit-feedback models solved by Cholesky.
@@ -43,3 +43,65 @@ AS 'MODULE_PATHNAME', 'mf_train'
 LANGUAGE C VOLATILE CALLED ON NULL INPUT PARALLEL UNSAFE;
 COMMENT ON FUNCTION @extschema@.mf_train(regclass, integer, double precision, integer, name, name, name, text, boolean, integer, boolean, boolean, boolean, double precision, regclass, text, double precision, text) IS
   'mf_ext: trains (or retrains, keeping its id) the model model_name (default: the source relation''s name) by alternating least squares on source(user_col, item_col, rating_col): explicit ratings (with biases and ALS-WR lambda if asked) or implicit feedback with confidence 1 + alpha * rating, each row solved by Cholesky or conjugate gradient; stops early when J falls by less than tolerance, scores validation every iteration; returns the model_id';
+
+-- Similarity ----------------------------------------------------------------
+
+CREATE FUNCTION @extschema@.mf_similar_items(model integer, item_id bigint, n integer DEFAULT 10)
+RETURNS TABLE (item_id bigint, similarity double precision)
+AS 'MODULE_PATHNAME', 'mf_similar_items'
+LANGUAGE C STABLE CALLED ON NULL INPUT PARALLEL SAFE ROWS 10;
+COMMENT ON FUNCTION @extschema@.mf_similar_items(integer, bigint, integer) IS
+  'mf_ext: the n items whose factors are nearest to item_id''s by cosine under model (a model_id), most similar first; no rows for an unknown item';
+CREATE FUNCTION @extschema@.mf_similar_items(model text, item_id bigint, n integer DEFAULT 10)
+RETURNS TABLE (item_id bigint, similarity double precision)
+AS 'MODULE_PATHNAME', 'mf_similar_items_by_name'
+LANGUAGE C STABLE CALLED ON NULL INPUT PARALLEL SAFE ROWS 10;
+COMMENT ON FUNCTION @extschema@.mf_similar_items(text, bigint, integer) IS
+  'mf_ext: the n items whose factors are nearest to item_id''s by cosine under the named model, most similar first; no rows for an unknown item';
+
+CREATE FUNCTION @extschema@.mf_similar_users(model integer, user_id bigint, n integer DEFAULT 10)
+RETURNS TABLE (user_id bigint, similarity double precision)
+AS 'MODULE_PATHNAME', 'mf_similar_users'
+LANGUAGE C STABLE CALLED ON NULL INPUT PARALLEL SAFE ROWS 10;
+COMMENT ON FUNCTION @extschema@.mf_similar_users(integer, bigint, integer) IS
+  'mf_ext: the n users whose factors are nearest to user_id''s by cosine under model (a model_id), most similar first; no rows for an unknown user';
+CREATE FUNCTION @extschema@.mf_similar_users(model text, user_id bigint, n integer DEFAULT 10)
+RETURNS TABLE (user_id bigint, similarity double precision)
+AS 'MODULE_PATHNAME', 'mf_similar_users_by_name'
+LANGUAGE C STABLE CALLED ON NULL INPUT PARALLEL SAFE ROWS 10;
+COMMENT ON FUNCTION @extschema@.mf_similar_users(text, bigint, integer) IS
+  'mf_ext: the n users whose factors are nearest to user_id''s by cosine under the named model, most similar first; no rows for an unknown user';
+
+-- Fold-in -------------------------------------------------------------------
+
+CREATE FUNCTION @extschema@.mf_fold_in(model integer, item_ids bigint[], ratings double precision[])
+RETURNS double precision[]
+AS 'MODULE_PATHNAME', 'mf_fold_in'
+LANGUAGE C STABLE CALLED ON NULL INPUT PARALLEL SAFE;
+COMMENT ON FUNCTION @extschema@.mf_fold_in(integer, bigint[], double precision[]) IS
+  'mf_ext: the factors (then the bias, with biases) that training''s user half-step would give a new user who rated item_ids with ratings, under model (a model_id); NULL when the model knows none of the items';
+CREATE FUNCTION @extschema@.mf_fold_in(model text, item_ids bigint[], ratings double precision[])
+RETURNS double precision[]
+AS 'MODULE_PATHNAME', 'mf_fold_in_by_name'
+LANGUAGE C STABLE CALLED ON NULL INPUT PARALLEL SAFE;
+COMMENT ON FUNCTION @extschema@.mf_fold_in(text, bigint[], double precision[]) IS
+  'mf_ext: the factors (then the bias, with biases) that training''s user half-step would give a new user who rated item_ids with ratings, under the named model; NULL when the model knows none of the items';
+
+CREATE FUNCTION @extschema@.mf_recommend(model integer, item_ids bigint[],
+                                         ratings double precision[],
+                                         n integer DEFAULT 10,
+                                         exclude_rated boolean DEFAULT true)
+RETURNS TABLE (item_id bigint, score double precision)
+AS 'MODULE_PATHNAME', 'mf_recommend_folded'
+LANGUAGE C STABLE CALLED ON NULL INPUT PARALLEL SAFE ROWS 10;
+COMMENT ON FUNCTION @extschema@.mf_recommend(integer, bigint[], double precision[], integer, boolean) IS
+  'mf_ext: the n best items under model (a model_id) for a new user who rated item_ids with ratings (folded in, no retraining); exclude_rated leaves out those items';
+CREATE FUNCTION @extschema@.mf_recommend(model text, item_ids bigint[],
+                                         ratings double precision[],
+                                         n integer DEFAULT 10,
+                                         exclude_rated boolean DEFAULT true)
+RETURNS TABLE (item_id bigint, score double precision)
+AS 'MODULE_PATHNAME', 'mf_recommend_folded_by_name'
+LANGUAGE C STABLE CALLED ON NULL INPUT PARALLEL SAFE ROWS 10;
+COMMENT ON FUNCTION @extschema@.mf_recommend(text, bigint[], double precision[], integer, boolean) IS
+  'mf_ext: the n best items under the named model for a new user who rated item_ids with ratings (folded in, no retraining); exclude_rated leaves out those items';

@@ -517,3 +517,73 @@ mf_seeded_normal(int32 seed, int64 id, int j)
 
 	return sqrt(-2.0 * log(u1)) * cos(2.0 * M_PI * u2);
 }
+
+/*
+ * Folds in a new user: solves the user half-step of training for one user
+ * whose ratings vals[0..n) are of the items cols[] (dense indices of
+ * items'), against the fixed item factors and biases in items, with the
+ * options the model was trained with.  The same kernel as training, so
+ * the result is what a training's user half-step would give.  out gets k
+ * reals (float or double as items->single), *bias the bias (with biases).
+ * Returns false when the system cannot be solved (lambda = 0, singular).
+ */
+bool
+mf_als_fold_in(const MfFactors *items, const MfFitOptions *options,
+			   const int32 *cols, const double *vals, int32 n, void *out,
+			   double *bias)
+{
+	MfAls		als = {0};
+	HalfStep	step = {0};
+	MfCsr		row;
+	SolveBuffers buffers;
+	int64		row_start[2] = {0, n};
+	int			k = items->k;
+	int			d = k + (items->biases ? 1 : 0);
+	Size		real_size = items->single ? sizeof(float) : sizeof(double);
+	double		norm;
+	int32		failed;
+
+	als.blas = mf_blas();
+	als.factors = *items;
+	als.unknowns = d;
+	als.lambda = options->lambda;
+	als.weighted_lambda = options->weighted_lambda;
+	als.alpha = options->alpha;
+	als.conjugate_gradient = options->conjugate_gradient;
+	als.real_size = real_size;
+	if (items->implicit)
+	{
+		als.other_gram = palloc(real_size * k * k);
+		fixed_side_gram(&als, items->item_factors, items->n_items);
+	}
+
+	row.n_rows = 1;
+	row.row_start = row_start;
+	row.col = (int32 *) cols;
+	row.val = (double *) vals;
+
+	buffers.gathered = mf_alloc_array(CurrentMemoryContext, mul_size(Max(n, 1), d), real_size);
+	buffers.gram = palloc(real_size * d * d);
+	buffers.targets = mf_alloc_array(CurrentMemoryContext, Max(n, 1), real_size);
+	buffers.weights = mf_alloc_array(CurrentMemoryContext, Max(n, 1), real_size);
+	buffers.scratch = mf_alloc_array(CurrentMemoryContext, Max(n, 1), real_size);
+	buffers.solution = palloc(real_size * d);
+	buffers.cg = palloc(real_size * 4 * d);
+	buffers.lapack_work = palloc(real_size * 3 * d);
+	buffers.lapack_iwork = palloc(sizeof(int) * d);
+
+	/* a new user starts from 0, as every user does in training */
+	memset(out, 0, real_size * Max(k, 1));
+	*bias = 0.0;
+	step.als = &als;
+	step.rows = &row;
+	step.other = items->item_factors;
+	step.other_bias = items->item_bias;
+	step.other_gram = als.other_gram;
+	step.out = out;
+	step.out_bias = bias;
+	step.norm = &norm;
+	failed = items->single ? solve_rows_single(&step, &buffers, 0, 1)
+		: solve_rows_double(&step, &buffers, 0, 1);
+	return failed < 0;
+}

@@ -74,6 +74,10 @@ typedef struct ModelRow
 	bool		biases;
 	double		mean;			/* with biases */
 	bool		implicit;		/* trained on implicit feedback */
+	double		lambda;			/* how it was trained, for fold-in */
+	bool		weighted_lambda;
+	double		alpha;
+	bool		conjugate_gradient;
 } ModelRow;
 
 static HTAB *model_cache = NULL;
@@ -175,9 +179,12 @@ static ModelRow
 read_model_row(Oid schema_oid, int32 model_id, text *name)
 {
 	static const char *const columns[] = {
-		"false, NULL::float8, false",	/* before 0.3 */
-		"biases, global_mean, false",	/* 0.3 */
-		"biases, global_mean, feedback = 'implicit'"
+		/* before 0.3 */
+		"false, NULL::float8, false, lambda, false, NULL::float8, false",
+		/* 0.3 */
+		"biases, global_mean, false, lambda, weighted_lambda, NULL::float8, false",
+		/* 0.4 */
+		"biases, global_mean, feedback = 'implicit', lambda, weighted_lambda, alpha, solver = 'cg'"
 	};
 	static MfSavedPlan plans[2][lengthof(columns)];
 	Oid			argtype = name ? TEXTOID : INT4OID;
@@ -225,6 +232,12 @@ read_model_row(Oid schema_oid, int32 model_id, text *name)
 				 errmsg("model %d has biases but no global_mean", row.model_id),
 				 errhint("Retrain the model with mf_train.")));
 	row.implicit = DatumGetBool(SPI_getbinval(tuple, desc, 9, &isnull));
+	row.lambda = DatumGetFloat8(SPI_getbinval(tuple, desc, 10, &isnull));
+	row.weighted_lambda = DatumGetBool(SPI_getbinval(tuple, desc, 11, &isnull));
+	row.alpha = DatumGetFloat8(SPI_getbinval(tuple, desc, 12, &isnull));
+	if (isnull)
+		row.alpha = 0.0;
+	row.conjugate_gradient = DatumGetBool(SPI_getbinval(tuple, desc, 13, &isnull));
 	row.models_relid = models_relid;
 	return row;
 }
@@ -347,7 +360,6 @@ load_model(const char *schema, const ModelRow *row)
 											  ALLOCSET_DEFAULT_SIZES);
 	MfModel    *model = MemoryContextAllocZero(cxt, sizeof(MfModel));
 	MfFactors  *f = &model->factors;
-	int64	   *user_ids = mf_alloc_array(cxt, row->n_users, sizeof(int64));
 
 	model->cxt = cxt;
 	model->models_relid = row->models_relid;
@@ -357,6 +369,13 @@ load_model(const char *schema, const ModelRow *row)
 	f->k = row->k;
 	f->implicit = row->implicit;
 	f->biases = row->biases;
+	model->fit.k = row->k;
+	model->fit.lambda = row->lambda;
+	model->fit.weighted_lambda = row->weighted_lambda;
+	model->fit.implicit = row->implicit;
+	model->fit.alpha = row->alpha;
+	model->fit.conjugate_gradient = row->conjugate_gradient;
+	model->fit.biases = row->biases;
 	if (f->biases)
 	{
 		f->mean = row->mean;
@@ -366,14 +385,15 @@ load_model(const char *schema, const ModelRow *row)
 	model->item_ids = mf_alloc_array(cxt, row->n_items, sizeof(int64));
 	f->user_factors = mf_alloc_array(cxt, mul_size(row->n_users, row->k), sizeof(double));
 	f->item_factors = mf_alloc_array(cxt, mul_size(row->n_items, row->k), sizeof(double));
-	f->n_users = load_side(schema, row, true, row->n_users, user_ids,
+	model->user_ids = mf_alloc_array(cxt, row->n_users, sizeof(int64));
+	f->n_users = load_side(schema, row, true, row->n_users, model->user_ids,
 						   f->user_factors, f->user_bias);
 	f->n_items = load_side(schema, row, false, row->n_items, model->item_ids,
 						   f->item_factors, f->item_bias);
-	model->user_map = mf_id_index_from_sorted(cxt, user_ids, f->n_users);
+	model->user_map = mf_id_index_from_sorted(cxt, model->user_ids, f->n_users);
 	model->item_map = mf_id_index_from_sorted(cxt, model->item_ids, f->n_items);
-	pfree(user_ids);
 	narrow_to_float(model);
+	model->fit.single = f->single;
 
 	MemoryContextSetParent(cxt, CacheMemoryContext);
 	return model;

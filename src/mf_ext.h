@@ -247,6 +247,9 @@ extern void mf_als_set_item(MfAls *als, int32 index, const double *values,
 extern void mf_als_get_rows(const MfAls *als, bool users, int32 first,
 							int32 count, double *out);
 extern MfAlsFailure mf_als_iterate(MfAls *als, double *objective, double *sse);
+extern bool mf_als_fold_in(const MfFactors *items, const MfFitOptions *options,
+						   const int32 *cols, const double *vals, int32 n,
+						   void *out, double *bias);
 
 /* Model storage (store.c). */
 /*
@@ -336,10 +339,14 @@ typedef struct MfModel
 	uint64		last_used;		/* cache.c's lookup clock at the last use */
 	int32		model_id;
 	int64		version;
+	int64	   *user_ids;		/* dense user index -> id */
 	int64	   *item_ids;		/* dense item index -> id */
 	MfIdIndex  *user_map;
 	MfIdIndex  *item_map;
 	MfFactors	factors;
+	MfFitOptions fit;			/* how it was trained (solver options), for fold-in */
+	double	   *user_norms;		/* |u| per user, computed on first need */
+	double	   *item_norms;		/* |v| per item, computed on first need */
 	MemoryContext cxt;
 } MfModel;
 

@@ -1,13 +1,16 @@
 /*-------------------------------------------------------------------------
  *
  * serve.c
- *	  The answering functions: mf_predict (one score) and mf_recommend (the
- *	  n best items for a user), each by model id and by model name.  Factors
- *	  come from the backend cache (cache.c).
+ *	  The answering functions: mf_predict (one score), mf_recommend (the n
+ *	  best items for a user) and mf_similar_items / mf_similar_users (the n
+ *	  nearest by cosine), each by model id and by model name.  Factors come
+ *	  from the backend cache (cache.c).
  *
  *-------------------------------------------------------------------------
  */
 #include "mf_ext.h"
+
+#include <math.h>
 
 #include "catalog/pg_type.h"
 #include "executor/spi.h"
@@ -21,6 +24,14 @@ PG_FUNCTION_INFO_V1(mf_predict);
 PG_FUNCTION_INFO_V1(mf_predict_by_name);
 PG_FUNCTION_INFO_V1(mf_recommend);
 PG_FUNCTION_INFO_V1(mf_recommend_by_name);
+PG_FUNCTION_INFO_V1(mf_fold_in);
+PG_FUNCTION_INFO_V1(mf_fold_in_by_name);
+PG_FUNCTION_INFO_V1(mf_recommend_folded);
+PG_FUNCTION_INFO_V1(mf_recommend_folded_by_name);
+PG_FUNCTION_INFO_V1(mf_similar_items);
+PG_FUNCTION_INFO_V1(mf_similar_items_by_name);
+PG_FUNCTION_INFO_V1(mf_similar_users);
+PG_FUNCTION_INFO_V1(mf_similar_users_by_name);
 
 /*
  * Scoring.  u . v is accumulated in double in sixteen lanes (four vectors
@@ -78,6 +89,22 @@ DEFINE_DOT(double, double, LOAD4_double, double, LOAD4_double)
 /* a double u against float v: as dot_single once u is widened, bit for bit */
 DEFINE_DOT(mixed, double, LOAD4_double, float, LOAD4_single)
 
+/* Factor row index of one side. */
+static const void *
+side_row(const MfFactors *f, bool users, int32 index)
+{
+	const char *base = users ? f->user_factors : f->item_factors;
+
+	return base + (Size) index * f->k * (f->single ? sizeof(float) : sizeof(double));
+}
+
+/* The dot product of two factor rows of a model. */
+static double
+row_dot(const MfFactors *f, const void *a, const void *b)
+{
+	return f->single ? dot_single(a, b, f->k) : dot_double(a, b, f->k);
+}
+
 /*
  * The bias terms of a prediction: (mean + user bias) + item bias, added in
  * that order everywhere, so that every path to a score rounds alike.
@@ -100,17 +127,7 @@ mf_score(const MfFactors *f, int32 user, int32 item)
 	double		dot = 0.0;
 
 	if (user >= 0 && item >= 0)
-	{
-		Size		u = (Size) user * f->k;
-		Size		v = (Size) item * f->k;
-
-		if (f->single)
-			dot = dot_single((const float *) f->user_factors + u,
-							 (const float *) f->item_factors + v, f->k);
-		else
-			dot = dot_double((const double *) f->user_factors + u,
-							 (const double *) f->item_factors + v, f->k);
-	}
+		dot = row_dot(f, side_row(f, true, user), side_row(f, false, item));
 	if (!f->biases)
 		return dot;
 	return dot + (user_base(f, user) + item_bias(f, item));
@@ -144,46 +161,38 @@ mf_predict_by_name(PG_FUNCTION_ARGS)
 }
 
 /*
- * The user's score for every item (excluded ones are skipped); user -1 is
- * a user the model lacks (biases only).  Floats are widened once for the
- * user's row; each score equals mf_score() exactly.
+ * The score of every item (excluded ones are skipped) for the user row u
+ * (float or double as the model; NULL: a user with no factors) whose
+ * bias terms come to base (mean + the user's bias).  Floats are widened
+ * once; each score equals mf_score() for a stored user exactly.
  */
 static double *
-score_items(const MfFactors *f, int32 user, const bool *excluded)
+score_vector(const MfFactors *f, const void *u, double base, const bool *excluded)
 {
 	double	   *scores = mf_alloc_array(CurrentMemoryContext, f->n_items,
 										sizeof(double));
 	int			k = f->k;
+	double	   *wide = NULL;
 
-	if (user < 0)
+	if (u != NULL && f->single)
 	{
-		for (int32 item = 0; item < f->n_items; item++)
-			scores[item] = mf_score(f, user, item);
-	}
-	else if (f->single)
-	{
-		const float *u = (const float *) f->user_factors + (Size) user * k;
-		const float *v = f->item_factors;
-		double	   *wide = palloc(sizeof(double) * Max(k, 1));
-		double		base = f->biases ? user_base(f, user) : 0.0;
-
+		wide = palloc(sizeof(double) * Max(k, 1));
 		for (int j = 0; j < k; j++)
-			wide[j] = u[j];
-		for (int32 item = 0; item < f->n_items; item++)
-			if (excluded == NULL || !excluded[item])
-			{
-				double		dot = dot_mixed(wide, v + (Size) item * k, k);
-
-				scores[item] = f->biases ? dot + (base + f->item_bias[item]) : dot;
-			}
-		pfree(wide);
+			wide[j] = ((const float *) u)[j];
 	}
-	else
+	for (int32 item = 0; item < f->n_items; item++)
 	{
-		for (int32 item = 0; item < f->n_items; item++)
-			if (excluded == NULL || !excluded[item])
-				scores[item] = mf_score(f, user, item);
+		double		dot = 0.0;
+
+		if (excluded != NULL && excluded[item])
+			continue;
+		if (u != NULL)
+			dot = wide ? dot_mixed(wide, side_row(f, false, item), k)
+				: dot_double(u, side_row(f, false, item), k);
+		scores[item] = f->biases ? dot + (base + f->item_bias[item]) : dot;
 	}
+	if (wide)
+		pfree(wide);
 	return scores;
 }
 
@@ -333,7 +342,8 @@ mf_top_items(FunctionCallInfo fcinfo, const MfModel *model, int32 user,
 
 	if (exclude_rated && user >= 0)
 		excluded = rated_items_mask(fcinfo, model, user_id);
-	*scores = score_items(f, user, excluded);
+	*scores = score_vector(f, user >= 0 ? side_row(f, true, user) : NULL,
+						   f->biases ? user_base(f, user) : 0.0, excluded);
 	found = select_top(*scores, model->item_ids, excluded, f->n_items,
 					   Min(n, f->n_items), best);
 	if (excluded)
@@ -409,4 +419,311 @@ mf_recommend_by_name(PG_FUNCTION_ARGS)
 {
 	mf_require_model_argument(fcinfo);
 	return recommend(fcinfo, mf_cache_model_by_name(fcinfo, PG_GETARG_TEXT_PP(0)));
+}
+
+/* |x| of every row of one side, computed on first need and cached. */
+static const double *
+side_norms(MfModel *model, bool users)
+{
+	const MfFactors *f = &model->factors;
+	double	  **norms = users ? &model->user_norms : &model->item_norms;
+	int32		n = users ? f->n_users : f->n_items;
+
+	if (*norms == NULL)
+	{
+		double	   *computed = mf_alloc_array(model->cxt, n, sizeof(double));
+
+		for (int32 r = 0; r < n; r++)
+		{
+			const void *row = side_row(f, users, r);
+
+			computed[r] = sqrt(row_dot(f, row, row));
+		}
+		*norms = computed;
+	}
+	return *norms;
+}
+
+/*
+ * mf_similar_items / mf_similar_users: the n rows of the side nearest to
+ * the given id's by cosine of their factors (0 against a zero row), the
+ * row itself left out; best first, ties by ascending id.
+ */
+static Datum
+similar(FunctionCallInfo fcinfo, MfModel *model, bool users)
+{
+	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
+	const MfFactors *f = &model->factors;
+	const char *side = users ? "user" : "item";
+	int32		n_rows = users ? f->n_users : f->n_items;
+	const int64 *ids = users ? model->user_ids : model->item_ids;
+	const double *norms;
+	const void *target_row;
+	double	   *scores;
+	bool	   *excluded;
+	int32	   *best;
+	int32		target;
+	int32		n;
+	int32		n_best;
+
+	if (PG_ARGISNULL(2))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("n must not be NULL"),
+				 errhint("Omit it to use the default, or pass a value.")));
+	n = PG_GETARG_INT32(2);
+	if (n < 1)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("n must be at least 1, got %d", n),
+				 errhint("n is how many similar %ss to return.", side)));
+	if (f->k == 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+				 errmsg("model \"%s\" has no factors (k = 0)", model->name),
+				 errdetail("Similarity is the cosine of factor vectors; a biases-only model has none."),
+				 errhint("Train a model with k of 1 or more.")));
+
+	InitMaterializedSRF(fcinfo, 0);
+	if (PG_ARGISNULL(1))
+		return (Datum) 0;
+	target = mf_id_index(users ? model->user_map : model->item_map, PG_GETARG_INT64(1));
+	if (target < 0)
+		return (Datum) 0;
+
+	norms = side_norms(model, users);
+	target_row = side_row(f, users, target);
+	scores = mf_alloc_array(CurrentMemoryContext, n_rows, sizeof(double));
+	excluded = mf_alloc_array(CurrentMemoryContext, n_rows, sizeof(bool));
+	memset(excluded, 0, sizeof(bool) * n_rows);
+	excluded[target] = true;
+	for (int32 r = 0; r < n_rows; r++)
+	{
+		double		scale = norms[target] * norms[r];
+
+		scores[r] = scale > 0 ? row_dot(f, target_row, side_row(f, users, r)) / scale : 0.0;
+	}
+	best = mf_alloc_array(CurrentMemoryContext, Min(n, n_rows), sizeof(int32));
+	n_best = select_top(scores, ids, excluded, n_rows, Min(n, n_rows), best);
+	for (int32 r = 0; r < n_best; r++)
+	{
+		Datum		values[2] = {Int64GetDatum(ids[best[r]]), Float8GetDatum(scores[best[r]])};
+		bool		nulls[2] = {false, false};
+
+		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
+	}
+	return (Datum) 0;
+}
+
+Datum
+mf_similar_items(PG_FUNCTION_ARGS)
+{
+	mf_require_model_argument(fcinfo);
+	return similar(fcinfo, mf_cache_model_by_id(fcinfo, PG_GETARG_INT32(0)), false);
+}
+
+Datum
+mf_similar_items_by_name(PG_FUNCTION_ARGS)
+{
+	mf_require_model_argument(fcinfo);
+	return similar(fcinfo, mf_cache_model_by_name(fcinfo, PG_GETARG_TEXT_PP(0)), false);
+}
+
+Datum
+mf_similar_users(PG_FUNCTION_ARGS)
+{
+	mf_require_model_argument(fcinfo);
+	return similar(fcinfo, mf_cache_model_by_id(fcinfo, PG_GETARG_INT32(0)), true);
+}
+
+Datum
+mf_similar_users_by_name(PG_FUNCTION_ARGS)
+{
+	mf_require_model_argument(fcinfo);
+	return similar(fcinfo, mf_cache_model_by_name(fcinfo, PG_GETARG_TEXT_PP(0)), true);
+}
+
+/*
+ * Folds in the user given by arguments 1 and 2 (item_ids bigint[],
+ * ratings double precision[]): their factors into out (k reals of the
+ * model's precision) and *bias, the rated items the model knows marked in
+ * rated[] (n_items).  Items the model does not know are skipped; returns
+ * false when none is left.
+ */
+static bool
+fold_in(FunctionCallInfo fcinfo, const MfModel *model, void *out, double *bias,
+		bool *rated)
+{
+	const MfFactors *f = &model->factors;
+	ArrayType  *item_ids;
+	ArrayType  *ratings;
+	int			n;
+	int32	   *cols;
+	double	   *vals;
+	int32		known = 0;
+
+	if (PG_ARGISNULL(1) || PG_ARGISNULL(2))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("%s must not be NULL", PG_ARGISNULL(1) ? "item_ids" : "ratings"),
+				 errhint("Pass the items the new user rated and their ratings, as two arrays of the same length.")));
+	item_ids = PG_GETARG_ARRAYTYPE_P(1);
+	ratings = PG_GETARG_ARRAYTYPE_P(2);
+	n = ArrayGetNItems(ARR_NDIM(item_ids), ARR_DIMS(item_ids));
+	if (ARR_NDIM(item_ids) > 1 || ARR_NDIM(ratings) > 1 ||
+		n != ArrayGetNItems(ARR_NDIM(ratings), ARR_DIMS(ratings)))
+		ereport(ERROR,
+				(errcode(ERRCODE_ARRAY_SUBSCRIPT_ERROR),
+				 errmsg("item_ids and ratings must be one-dimensional arrays of the same length"),
+				 errdetail("item_ids has %d elements, ratings %d.", n,
+						   ArrayGetNItems(ARR_NDIM(ratings), ARR_DIMS(ratings))),
+				 errhint("Pass one rating per item: ratings[i] is the rating of item_ids[i].")));
+	if (ARR_HASNULL(item_ids) || ARR_HASNULL(ratings))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("item_ids and ratings must not contain NULL"),
+				 errhint("Leave out the items without a rating.")));
+
+	cols = mf_alloc_array(CurrentMemoryContext, n, sizeof(int32));
+	vals = mf_alloc_array(CurrentMemoryContext, n, sizeof(double));
+	memset(rated, 0, sizeof(bool) * f->n_items);
+	for (int e = 0; e < n; e++)
+	{
+		double		value = ((const double *) ARR_DATA_PTR(ratings))[e];
+		int32		item = mf_id_index(model->item_map,
+									   ((const int64 *) ARR_DATA_PTR(item_ids))[e]);
+
+		if (!isfinite(value) || (f->implicit && value < 0))
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("rating %d is %g, but must be finite%s", e + 1, value,
+							f->implicit ? " and at least 0 (the model is of implicit feedback)" : ""),
+					 errhint("Pass the ratings as the training data had them.")));
+		if (item < 0)
+			continue;
+		cols[known] = item;
+		vals[known] = value;
+		rated[item] = true;
+		known++;
+	}
+	if (known == 0)
+		return false;
+	if (!mf_als_fold_in(f, &model->fit, cols, vals, known, out, bias))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("the least-squares system of the new user is singular"),
+				 errdetail("Model \"%s\" was trained with lambda = 0; the %d rated items known to it do not determine all the user's unknowns.",
+						   model->name, known),
+				 errhint("Pass more rated items, or use a model trained with lambda > 0.")));
+	pfree(cols);
+	pfree(vals);
+	return true;
+}
+
+/* Room for one user's factors in the model's precision. */
+static void *
+user_row_buffer(const MfFactors *f)
+{
+	return palloc(Max(f->k, 1) * (f->single ? sizeof(float) : sizeof(double)));
+}
+
+/*
+ * mf_fold_in(model, item_ids, ratings): the new user's k factors (then
+ * the bias, with biases), or NULL when the model knows none of the items.
+ */
+static Datum
+fold_in_factors(FunctionCallInfo fcinfo, MfModel *model)
+{
+	const MfFactors *f = &model->factors;
+	void	   *row = user_row_buffer(f);
+	bool	   *rated = mf_alloc_array(CurrentMemoryContext, f->n_items, sizeof(bool));
+	int			n = f->k + (f->biases ? 1 : 0);
+	Datum	   *values = palloc(sizeof(Datum) * Max(n, 1));
+	double		bias;
+
+	if (!fold_in(fcinfo, model, row, &bias, rated))
+		PG_RETURN_NULL();
+	for (int j = 0; j < f->k; j++)
+		values[j] = Float8GetDatum(f->single ? ((float *) row)[j] : ((double *) row)[j]);
+	if (f->biases)
+		values[f->k] = Float8GetDatum(bias);
+	PG_RETURN_ARRAYTYPE_P(construct_array(values, n, FLOAT8OID, sizeof(float8),
+										  FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
+}
+
+/*
+ * mf_recommend(model, item_ids, ratings, n, exclude_rated): the n best
+ * items for the user folded in from those ratings; exclude_rated leaves
+ * out the given items.
+ */
+static Datum
+recommend_folded(FunctionCallInfo fcinfo, MfModel *model)
+{
+	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
+	const MfFactors *f = &model->factors;
+	void	   *row = user_row_buffer(f);
+	bool	   *rated = mf_alloc_array(CurrentMemoryContext, f->n_items, sizeof(bool));
+	double		bias;
+	double	   *scores;
+	int32	   *best;
+	int32		n_best;
+	int32		n;
+
+	if (PG_ARGISNULL(3) || PG_ARGISNULL(4))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("%s must not be NULL", PG_ARGISNULL(3) ? "n" : "exclude_rated"),
+				 errhint("Omit it to use the default, or pass a value.")));
+	n = PG_GETARG_INT32(3);
+	if (n < 1)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("n must be at least 1, got %d", n),
+				 errhint("n is how many items to recommend.")));
+	InitMaterializedSRF(fcinfo, 0);
+	if (!fold_in(fcinfo, model, row, &bias, rated))
+		return (Datum) 0;
+
+	scores = score_vector(f, row, f->biases ? f->mean + bias : 0.0,
+						  PG_GETARG_BOOL(4) ? rated : NULL);
+	best = mf_alloc_array(CurrentMemoryContext, Min(n, f->n_items), sizeof(int32));
+	n_best = select_top(scores, model->item_ids, PG_GETARG_BOOL(4) ? rated : NULL,
+						f->n_items, Min(n, f->n_items), best);
+	for (int32 r = 0; r < n_best; r++)
+	{
+		Datum		values[2] = {Int64GetDatum(model->item_ids[best[r]]),
+		Float8GetDatum(scores[best[r]])};
+		bool		nulls[2] = {false, false};
+
+		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
+	}
+	return (Datum) 0;
+}
+
+Datum
+mf_fold_in(PG_FUNCTION_ARGS)
+{
+	mf_require_model_argument(fcinfo);
+	return fold_in_factors(fcinfo, mf_cache_model_by_id(fcinfo, PG_GETARG_INT32(0)));
+}
+
+Datum
+mf_fold_in_by_name(PG_FUNCTION_ARGS)
+{
+	mf_require_model_argument(fcinfo);
+	return fold_in_factors(fcinfo, mf_cache_model_by_name(fcinfo, PG_GETARG_TEXT_PP(0)));
+}
+
+Datum
+mf_recommend_folded(PG_FUNCTION_ARGS)
+{
+	mf_require_model_argument(fcinfo);
+	return recommend_folded(fcinfo, mf_cache_model_by_id(fcinfo, PG_GETARG_INT32(0)));
+}
+
+Datum
+mf_recommend_folded_by_name(PG_FUNCTION_ARGS)
+{
+	mf_require_model_argument(fcinfo);
+	return recommend_folded(fcinfo, mf_cache_model_by_name(fcinfo, PG_GETARG_TEXT_PP(0)));
 }

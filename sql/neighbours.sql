@@ -1,0 +1,115 @@
+-- Similar items and users (cosine over factors), and fold-in of new users
+-- without retraining (0.4).
+SET client_min_messages = warning;
+
+-- 240 users, 60 items in 4 genres of 15; a user likes one genre.
+CREATE TABLE genre_ratings AS
+SELECT u AS user_id, i AS item_id,
+       CASE WHEN (i - 1) / 15 = u % 4 THEN 4.5 ELSE 2 END
+         + ((abs(hashint8(u * 1000 + i)) % 100) / 100.0 - 0.5) AS rating
+FROM generate_series(1, 240) u, generate_series(1, 60) i
+WHERE abs(hashint8(u * 7919 + i)) % 100 < 40;
+SELECT mf_train('genre_ratings', k := 4, lambda := 0.5, iterations := 10) AS m \gset
+
+-- Cosine by brute force, for comparison.
+CREATE VIEW item_cosine AS
+SELECT a.model_id, a.item_id AS of_item, b.item_id,
+       (SELECT sum(x * y) FROM unnest(a.factors, b.factors) AS t(x, y))
+       / sqrt((SELECT sum(x * x) FROM unnest(a.factors) x) * (SELECT sum(y * y) FROM unnest(b.factors) y))
+         AS similarity
+FROM mf_item_factors a JOIN mf_item_factors b USING (model_id)
+WHERE a.item_id <> b.item_id;
+CREATE VIEW user_cosine AS
+SELECT a.model_id, a.user_id AS of_user, b.user_id,
+       (SELECT sum(x * y) FROM unnest(a.factors, b.factors) AS t(x, y))
+       / sqrt((SELECT sum(x * x) FROM unnest(a.factors) x) * (SELECT sum(y * y) FROM unnest(b.factors) y))
+         AS similarity
+FROM mf_user_factors a JOIN mf_user_factors b USING (model_id)
+WHERE a.user_id <> b.user_id;
+
+-- The nearest items to an item are those of its genre, and the list is
+-- the brute-force one: same items in the same order, same cosines.
+SELECT count(*) AS n, bool_and((item_id - 1) / 15 = (7 - 1) / 15) AS same_genre
+FROM mf_similar_items(:m, 7, 10);
+SELECT (SELECT array_agg(item_id ORDER BY similarity DESC, item_id) FROM mf_similar_items(:m, 7, 10)) =
+       (SELECT array_agg(item_id) FROM (SELECT item_id FROM item_cosine WHERE model_id = :m AND of_item = 7
+                                        ORDER BY similarity DESC, item_id LIMIT 10) t) AS brute_force_items,
+       (SELECT bool_and(abs(s.similarity - c.similarity) < 1e-12)
+        FROM mf_similar_items(:m, 7, 59) s
+        JOIN item_cosine c ON c.model_id = :m AND c.of_item = 7 AND c.item_id = s.item_id) AS same_cosines;
+SELECT count(*) AS n, bool_and(user_id % 4 = 5 % 4) AS same_taste
+FROM mf_similar_users('genre_ratings', 5, 10);
+SELECT (SELECT array_agg(user_id ORDER BY similarity DESC, user_id) FROM mf_similar_users(:m, 5, 20)) =
+       (SELECT array_agg(user_id) FROM (SELECT user_id FROM user_cosine WHERE model_id = :m AND of_user = 5
+                                        ORDER BY similarity DESC, user_id LIMIT 20) t) AS brute_force_users;
+-- n beyond the catalogue lists every other item once; unknown ids and a
+-- NULL id give no rows.
+SELECT count(*) AS all_others, count(DISTINCT item_id) AS distinct_items,
+       bool_and(item_id <> 7) AS without_itself
+FROM mf_similar_items(:m, 7, 1000);
+SELECT (SELECT count(*) FROM mf_similar_items(:m, 9999)) AS unknown_item,
+       (SELECT count(*) FROM mf_similar_users(:m, 9999)) AS unknown_user,
+       (SELECT count(*) FROM mf_similar_items(:m, NULL)) AS null_item;
+
+-- Fold-in -------------------------------------------------------------------
+
+-- A new user's factors are what training's user half-step gives: train,
+-- fold every user in from their ratings against the stored items, then
+-- retrain one warm-started iteration (whose user half-step uses those same
+-- item factors) and compare, bit for bit.  Several kinds of model:
+CREATE FUNCTION fold_in_matches_training(model text, options text) RETURNS boolean
+LANGUAGE plpgsql AS $$
+DECLARE
+    same boolean;
+BEGIN
+    EXECUTE format('SELECT mf_train(%L, model_name := %L, iterations := 5, %s)',
+                   'genre_ratings', model, options);
+    CREATE TEMP TABLE folded AS
+    SELECT user_id, mf_fold_in(model, array_agg(item_id::bigint ORDER BY item_id),
+                               array_agg(rating::float8 ORDER BY item_id)) AS factors
+    FROM genre_ratings GROUP BY user_id;
+    EXECUTE format('SELECT mf_train(%L, model_name := %L, iterations := 1, warm_start := true, %s)',
+                   'genre_ratings', model, options);
+    SELECT bool_and(f.factors = CASE WHEN m.biases THEN u.factors || u.bias ELSE u.factors END)
+           AND count(*) = 240
+    INTO same
+    FROM folded f
+    JOIN mf_user_factors u USING (user_id)
+    JOIN mf_models m ON m.model_id = u.model_id AND m.name = model;
+    DROP TABLE folded;
+    RETURN same;
+END $$;
+SELECT kind, fold_in_matches_training(kind, options) AS matches_training
+FROM (VALUES
+    ('plain', 'k := 4, lambda := 0.5'),
+    ('double', 'k := 4, lambda := 0.5, double_precision := true'),
+    ('biases, ALS-WR', 'k := 4, lambda := 0.05, biases := true, weighted_lambda := true'),
+    ('biases only', 'k := 0, lambda := 1, biases := true'),
+    ('conjugate gradient', 'k := 4, lambda := 0.5, solver := ''cg'''),
+    ('implicit', 'k := 4, lambda := 1, feedback := ''implicit'', alpha := 2'),
+    ('implicit, Cholesky', 'k := 4, lambda := 1, feedback := ''implicit'', alpha := 2, solver := ''cholesky''')
+) AS t(kind, options);
+
+-- Recommending for a folded-in user scores items as mf_predict would for
+-- a stored user with those factors, and leaves out the rated items.
+SELECT mf_train('genre_ratings', k := 4, lambda := 0.5, biases := true,
+                model_name := 'folded') AS folded \gset
+CREATE TABLE new_user AS
+SELECT ARRAY[1, 2, 3, 16, 31]::bigint[] AS items, ARRAY[5, 4.5, 5, 1.5, 2]::float8[] AS ratings;
+SELECT mf_fold_in('folded', items, ratings) AS factors FROM new_user \gset
+SELECT count(*) AS recommended,
+       bool_and(r.item_id <> ALL (n.items)) AS rated_left_out,
+       bool_and(abs(r.score - (m.global_mean + (:'factors'::float8[])[5] + i.bias
+                               + (SELECT sum(x * y) FROM unnest((:'factors'::float8[])[1:4], i.factors) AS t(x, y))))
+                < 1e-12) AS scores_by_hand,
+       bool_and((r.item_id - 1) / 15 = 0) AS liked_genre
+FROM new_user n, mf_recommend('folded', n.items, n.ratings, 5) r
+JOIN mf_item_factors i ON i.model_id = :folded AND i.item_id = r.item_id
+JOIN mf_models m ON m.model_id = :folded;
+SELECT count(*) AS with_rated FROM new_user n, mf_recommend(:folded, n.items, n.ratings, 100, false) r;
+-- Items the model does not know are ignored; none known: NULL, no rows.
+SELECT mf_fold_in('folded', ARRAY[1, 2, 3, 16, 31, 9999], ARRAY[5, 4.5, 5, 1.5, 2, 1]) =
+       mf_fold_in('folded', ARRAY[1, 2, 3, 16, 31], ARRAY[5, 4.5, 5, 1.5, 2]) AS unknown_ignored,
+       mf_fold_in('folded', ARRAY[9999]::bigint[], ARRAY[3]::float8[]) IS NULL AS nothing_known,
+       (SELECT count(*) FROM mf_recommend('folded', ARRAY[9999]::bigint[], ARRAY[3]::float8[])) AS no_rows,
+       array_length(mf_fold_in('folded', ARRAY[1], ARRAY[5]), 1) AS k_plus_bias;
