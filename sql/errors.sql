@@ -165,7 +165,9 @@ FROM (VALUES
     (110, $$SELECT mf_fold_in('tiny', ARRAY[[1, 2]], ARRAY[[4.0, 3]])$$),
     (111, $$SELECT * FROM mf_recommend('tiny', ARRAY[1]::bigint[], ARRAY[4.0]::float8[], 0)$$),
     (112, $$SELECT * FROM mf_recommend('tiny', ARRAY[1]::bigint[], ARRAY[4.0]::float8[], 10, NULL)$$),
-    (113, $$SELECT mf_fold_in('tiny implicit', ARRAY[1], ARRAY[-2.0])$$)
+    (113, $$SELECT mf_fold_in('tiny implicit', ARRAY[1], ARRAY[-2.0])$$),
+    (114, $$SELECT mf_train('tiny', nonnegative := true, solver := 'cg')$$),
+    (115, $$SELECT mf_train('tiny', nonnegative := NULL)$$)
 ) AS s(n, statement)
 LEFT JOIN LATERAL try(s.statement) t ON true
 ORDER BY s.n;

@@ -1,4 +1,5 @@
--- mf_ext 0.3 -> 0.4: implicit feedback, conjugate-gradient solver, similar items and users, fold-in.
+-- mf_ext 0.3 -> 0.4: implicit feedback, conjugate-gradient solver, non-negative
+-- factors, similar items and users, fold-in.
 \echo Use "ALTER EXTENSION mf_ext UPDATE TO '0.4'" to load this file. \quit
 
 -- Models trained before 0.4 were explicit-feedback models solved by Cholesky.
@@ -7,16 +8,20 @@ ALTER TABLE @extschema@.mf_models
         CHECK (feedback IN ('explicit', 'implicit')),
     ADD COLUMN alpha    double precision,
     ADD COLUMN solver   text NOT NULL DEFAULT 'cholesky'
-        CHECK (solver IN ('cholesky', 'cg'));
+        CHECK (solver IN ('cholesky', 'cg', 'nnls')),
+    ADD COLUMN nonnegative boolean NOT NULL DEFAULT false;
 ALTER TABLE @extschema@.mf_models
     ALTER COLUMN feedback DROP DEFAULT,
-    ALTER COLUMN solver DROP DEFAULT;
+    ALTER COLUMN solver DROP DEFAULT,
+    ALTER COLUMN nonnegative DROP DEFAULT;
 COMMENT ON COLUMN @extschema@.mf_models.feedback IS
   'mf_ext: explicit (ratings are predicted) or implicit (ratings are interaction strengths; preferences are predicted)';
 COMMENT ON COLUMN @extschema@.mf_models.alpha IS
   'mf_ext: with implicit feedback, the confidence of an observed pair is 1 + alpha * rating (else NULL)';
 COMMENT ON COLUMN @extschema@.mf_models.solver IS
-  'mf_ext: how each row''s system was solved: cholesky (exactly) or cg (a few conjugate-gradient steps from the previous factors)';
+  'mf_ext: how each row''s system was solved: cholesky (exactly), cg (a few conjugate-gradient steps from the previous factors) or nnls (coordinate descent keeping the factors >= 0)';
+COMMENT ON COLUMN @extschema@.mf_models.nonnegative IS
+  'mf_ext: whether the factors were kept >= 0 (biases are not constrained)';
 
 DROP FUNCTION @extschema@.mf_train(regclass, integer, double precision, integer, name, name, name, text, boolean, integer, boolean, boolean, boolean, double precision, regclass);
 CREATE FUNCTION @extschema@.mf_train(
@@ -37,12 +42,13 @@ CREATE FUNCTION @extschema@.mf_train(
     validation       regclass         DEFAULT NULL,
     feedback         text             DEFAULT 'explicit',
     alpha            double precision DEFAULT 40,
-    solver           text             DEFAULT NULL)
+    solver           text             DEFAULT NULL,
+    nonnegative      boolean          DEFAULT false)
 RETURNS integer
 AS 'MODULE_PATHNAME', 'mf_train'
 LANGUAGE C VOLATILE CALLED ON NULL INPUT PARALLEL UNSAFE;
-COMMENT ON FUNCTION @extschema@.mf_train(regclass, integer, double precision, integer, name, name, name, text, boolean, integer, boolean, boolean, boolean, double precision, regclass, text, double precision, text) IS
-  'mf_ext: trains (or retrains, keeping its id) the model model_name (default: the source relation''s name) by alternating least squares on source(user_col, item_col, rating_col): explicit ratings (with biases and ALS-WR lambda if asked) or implicit feedback with confidence 1 + alpha * rating, each row solved by Cholesky or conjugate gradient; stops early when J falls by less than tolerance, scores validation every iteration; returns the model_id';
+COMMENT ON FUNCTION @extschema@.mf_train(regclass, integer, double precision, integer, name, name, name, text, boolean, integer, boolean, boolean, boolean, double precision, regclass, text, double precision, text, boolean) IS
+  'mf_ext: trains (or retrains, keeping its id) the model model_name (default: the source relation''s name) by alternating least squares on source(user_col, item_col, rating_col): explicit ratings (with biases and ALS-WR lambda if asked) or implicit feedback with confidence 1 + alpha * rating, each row solved by Cholesky, conjugate gradient or, for non-negative factors, coordinate descent; stops early when J falls by less than tolerance, scores validation every iteration; returns the model_id';
 
 -- Similarity ----------------------------------------------------------------
 

@@ -86,6 +86,7 @@ FROM (VALUES
     ('biases, ALS-WR', 'k := 4, lambda := 0.05, biases := true, weighted_lambda := true'),
     ('biases only', 'k := 0, lambda := 1, biases := true'),
     ('conjugate gradient', 'k := 4, lambda := 0.5, solver := ''cg'''),
+    ('nonnegative', 'k := 4, lambda := 0.5, biases := true, nonnegative := true'),
     ('implicit', 'k := 4, lambda := 1, feedback := ''implicit'', alpha := 2'),
     ('implicit, Cholesky', 'k := 4, lambda := 1, feedback := ''implicit'', alpha := 2, solver := ''cholesky''')
 ) AS t(kind, options);

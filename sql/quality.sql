@@ -265,3 +265,30 @@ SELECT count(*) = :models_before AS nothing_written FROM mf_models;
 -- The rank-2 model beats the biases-only one on held-out ratings.
 SELECT (array_agg(rmse_mean ORDER BY k))[2] < (array_agg(rmse_mean ORDER BY k))[1] AS factors_help
 FROM mf_cross_validate('biased_lowrank', ARRAY[0, 2], ARRAY[0.1], folds := 3, biases := true);
+
+-- Non-negative factors ------------------------------------------------------
+
+-- By hand: V fixed at [4, 2, 1], lambda = 1.  User 1 rated items 1 and 2
+-- with -1 and -8: unconstrained u_1 = -20/21, so the constrained optimum
+-- is u_1 = 0; user 2 (2 and 5 for items 1 and 3) keeps u_2 = 13/18.
+CREATE TABLE signed (user_id integer, item_id integer, rating integer);
+INSERT INTO signed VALUES (1, 1, -1), (1, 2, -8), (2, 1, 2), (2, 3, 5);
+SELECT mf_train('signed', k := 1, iterations := 1) IS NOT NULL AS trained;
+UPDATE mf_item_factors f SET factors = ARRAY[(ARRAY[4, 2, 1])[f.item_id]]::float8[]
+FROM mf_models m WHERE m.model_id = f.model_id AND m.name = 'signed';
+SELECT mf_train('signed', k := 1, lambda := 1, iterations := 1, warm_start := true,
+                double_precision := true, nonnegative := true) IS NOT NULL AS trained;
+SELECT user_id, factors[1] = 0 AS clipped, abs(factors[1] - 13 / 18.0) < 1e-12 AS exact
+FROM mf_user_factors f JOIN mf_models m USING (model_id)
+WHERE m.name = 'signed' ORDER BY user_id;
+SELECT solver, nonnegative FROM mf_models WHERE name = 'signed';
+-- On data with a planted non-negative structure: every factor >= 0, J
+-- never rises, and biases stay free to be negative.
+SELECT mf_train('biased_train', k := 2, lambda := 0.1, iterations := 10, biases := true,
+                nonnegative := true, model_name := 'nonnegative') AS nonnegative \gset
+SELECT (SELECT bool_and(x >= 0) FROM mf_user_factors, unnest(factors) x WHERE model_id = :nonnegative)
+   AND (SELECT bool_and(x >= 0) FROM mf_item_factors, unnest(factors) x WHERE model_id = :nonnegative)
+       AS all_factors_nonnegative,
+       (SELECT bool_or(bias < 0) FROM mf_item_factors WHERE model_id = :nonnegative) AS some_bias_negative,
+       (SELECT bool_and(loss[i] <= loss[i - 1] * (1 + 1e-9)) FROM mf_models, generate_series(2, 10) i
+        WHERE model_id = :nonnegative) AS j_never_rises;

@@ -43,6 +43,10 @@
 /* Conjugate-gradient steps per row and half-step (solver 'cg'). */
 #define MF_CG_STEPS	3
 
+/* Coordinate-descent sweeps at most, and the relative step that ends them. */
+#define MF_NNLS_SWEEPS		1000
+#define MF_NNLS_TOLERANCE	1e-10
+
 /* One thread's scratch space, sized for the longest row of either side. */
 typedef struct SolveBuffers
 {
@@ -53,6 +57,7 @@ typedef struct SolveBuffers
 	void	   *scratch;		/* max_degree reals */
 	void	   *solution;		/* d reals */
 	void	   *cg;				/* 4d reals: conjugate-gradient vectors */
+	double	   *nnls;			/* 2d doubles: non-negative solve */
 	void	   *lapack_work;	/* 3d reals */
 	int		   *lapack_iwork;	/* d ints */
 } SolveBuffers;
@@ -67,6 +72,7 @@ struct MfAls
 	bool		weighted_lambda;
 	double		alpha;			/* confidence per unit of rating (implicit) */
 	bool		conjugate_gradient; /* else Cholesky */
+	bool		nonnegative;	/* factors >= 0 (coordinate descent) */
 	void	   *other_gram;		/* k x k reals: G of the fixed side (implicit) */
 	Size		real_size;		/* sizeof(float) or sizeof(double) */
 	int			threads;
@@ -171,7 +177,7 @@ mf_als_memory_estimate(const MfRatings *ratings, const MfFitOptions *options,
 	bytes = add_size(bytes, mul_size((Size) options->k * options->k, real_size));
 	per_thread = mul_size(mul_size(add_size(longest, d + 8), d), real_size);
 	per_thread = add_size(per_thread, mul_size(mul_size(longest, 3), real_size));
-	per_thread = add_size(per_thread, mul_size(d, sizeof(int)));
+	per_thread = add_size(per_thread, mul_size(d, sizeof(int) + 2 * sizeof(double)));
 	return add_size(bytes, mul_size(per_thread, *threads));
 }
 
@@ -198,6 +204,7 @@ mf_als_create(const MfRatings *ratings, const MfFitOptions *options,
 	als->weighted_lambda = options->weighted_lambda;
 	als->alpha = options->alpha;
 	als->conjugate_gradient = options->conjugate_gradient;
+	als->nonnegative = options->nonnegative;
 	als->real_size = options->single ? sizeof(float) : sizeof(double);
 	als->threads = solver_threads();
 
@@ -242,6 +249,7 @@ mf_als_create(const MfRatings *ratings, const MfFitOptions *options,
 		b->scratch = mf_alloc_array(cxt, longest, als->real_size);
 		b->solution = mf_alloc_array(cxt, d, als->real_size);
 		b->cg = mf_alloc_array(cxt, (Size) 4 * d, als->real_size);
+		b->nnls = mf_alloc_array(cxt, (Size) 2 * d, sizeof(double));
 		b->lapack_work = mf_alloc_array(cxt, (Size) 3 * d, als->real_size);
 		b->lapack_iwork = mf_alloc_array(cxt, d, sizeof(int));
 	}
@@ -550,6 +558,7 @@ mf_als_fold_in(const MfFactors *items, const MfFitOptions *options,
 	als.weighted_lambda = options->weighted_lambda;
 	als.alpha = options->alpha;
 	als.conjugate_gradient = options->conjugate_gradient;
+	als.nonnegative = options->nonnegative;
 	als.real_size = real_size;
 	if (items->implicit)
 	{
@@ -569,6 +578,7 @@ mf_als_fold_in(const MfFactors *items, const MfFitOptions *options,
 	buffers.scratch = mf_alloc_array(CurrentMemoryContext, Max(n, 1), real_size);
 	buffers.solution = palloc(real_size * d);
 	buffers.cg = palloc(real_size * 4 * d);
+	buffers.nnls = palloc(sizeof(double) * 2 * d);
 	buffers.lapack_work = palloc(real_size * 3 * d);
 	buffers.lapack_iwork = palloc(sizeof(int) * d);
 

@@ -117,6 +117,59 @@ KERNEL(conjugate_gradient) (const HalfStep *step, const REAL *gathered,
 }
 
 /*
+ * min 1/2 x'Ax - b'x subject to x_j >= 0 for j < constrained (the
+ * factors; a bias stays free), by cyclic coordinate descent from 0, in
+ * double: exact minimisation along each coordinate, then projection.  A
+ * is symmetric positive (semi)definite, d x d with its upper triangle in
+ * a.  work holds 2d doubles.  Stops when a sweep moves no coordinate by
+ * more than MF_NNLS_TOLERANCE of the largest, or after MF_NNLS_SWEEPS.
+ */
+static void
+KERNEL(nonnegative_least_squares) (const REAL *a, int d, int constrained,
+								   const REAL *b, REAL *x, double *work)
+{
+	double	   *solution = work;
+	double	   *gradient = work + d;	/* A x - b */
+
+	for (int j = 0; j < d; j++)
+	{
+		solution[j] = 0.0;
+		gradient[j] = -(double) b[j];
+	}
+	for (int sweep = 0; sweep < MF_NNLS_SWEEPS; sweep++)
+	{
+		double		largest_step = 0.0;
+		double		largest_value = 0.0;
+
+		for (int j = 0; j < d; j++)
+		{
+			double		diagonal = a[j * d + j];
+			double		value;
+			double		delta;
+
+			if (!(diagonal > 0))
+				continue;
+			value = solution[j] - gradient[j] / diagonal;
+			if (j < constrained && value < 0)
+				value = 0;
+			delta = value - solution[j];
+			if (delta == 0)
+				continue;
+			solution[j] = value;
+			for (int i = 0; i < d; i++)
+				gradient[i] += delta * (i <= j ? a[j * d + i] : a[i * d + j]);
+			largest_step = Max(largest_step, fabs(delta));
+		}
+		for (int j = 0; j < d; j++)
+			largest_value = Max(largest_value, fabs(solution[j]));
+		if (largest_step <= MF_NNLS_TOLERANCE * largest_value)
+			break;
+	}
+	for (int j = 0; j < d; j++)
+		x[j] = (REAL) solution[j];
+}
+
+/*
  * Solves rows [first, last) of one half-step.  Row r has ratings val[e]
  * against the other side's rows o_e = other[col[e]].
  *
@@ -137,7 +190,8 @@ KERNEL(conjugate_gradient) (const HalfStep *step, const REAL *gathered,
  *
  * lambda_r is lambda, or lambda times the row's rating count with
  * weighted_lambda (ALS-WR).  The system is solved by Cholesky, or by a few
- * conjugate-gradient steps from the row's current x (solver 'cg').
+ * conjugate-gradient steps from the row's current x (solver 'cg'), or,
+ * with nonnegative, as a least-squares problem with factors >= 0.
  *
  * Per row it also records lambda_r / lambda * |x|^2 in norm[r] (the row's
  * share of the penalty) and, when step->sse is set, the row's data term of
@@ -235,7 +289,15 @@ KERNEL(solve_rows) (const HalfStep *step, SolveBuffers *buffers,
 			blas->SYRK(CblasColMajor, CblasUpper, CblasNoTrans, d, degree,
 					  1, gathered, d, 1, gram, d);
 
-			if (als->lambda == 0)
+			if (als->nonnegative)
+			{
+				REAL	   *rhs = buffers->cg;
+
+				memcpy(rhs, x, sizeof(REAL) * d);
+				KERNEL(nonnegative_least_squares) (gram, d, k, rhs, x,
+												   buffers->nnls);
+			}
+			else if (als->lambda == 0)
 			{
 				REAL		anorm = KERNEL(symmetric_one_norm) (gram, d);
 				REAL		rcond;
@@ -254,9 +316,12 @@ KERNEL(solve_rows) (const HalfStep *step, SolveBuffers *buffers,
 				if (info != 0)
 					return r;
 			}
-			blas->POTRS(&upper, &d, &one, gram, &d, x, &d, &info, 1);
-			if (info != 0)
-				return r;
+			if (!als->nonnegative)
+			{
+				blas->POTRS(&upper, &d, &one, gram, &d, x, &d, &info, 1);
+				if (info != 0)
+					return r;
+			}
 		}
 
 		memcpy(out, x, sizeof(REAL) * k);

@@ -78,6 +78,7 @@ typedef struct ModelRow
 	bool		weighted_lambda;
 	double		alpha;
 	bool		conjugate_gradient;
+	bool		nonnegative;
 } ModelRow;
 
 static HTAB *model_cache = NULL;
@@ -180,11 +181,11 @@ read_model_row(Oid schema_oid, int32 model_id, text *name)
 {
 	static const char *const columns[] = {
 		/* before 0.3 */
-		"false, NULL::float8, false, lambda, false, NULL::float8, false",
+		"false, NULL::float8, false, lambda, false, NULL::float8, false, false",
 		/* 0.3 */
-		"biases, global_mean, false, lambda, weighted_lambda, NULL::float8, false",
+		"biases, global_mean, false, lambda, weighted_lambda, NULL::float8, false, false",
 		/* 0.4 */
-		"biases, global_mean, feedback = 'implicit', lambda, weighted_lambda, alpha, solver = 'cg'"
+		"biases, global_mean, feedback = 'implicit', lambda, weighted_lambda, alpha, solver = 'cg', nonnegative"
 	};
 	static MfSavedPlan plans[2][lengthof(columns)];
 	Oid			argtype = name ? TEXTOID : INT4OID;
@@ -238,6 +239,7 @@ read_model_row(Oid schema_oid, int32 model_id, text *name)
 	if (isnull)
 		row.alpha = 0.0;
 	row.conjugate_gradient = DatumGetBool(SPI_getbinval(tuple, desc, 13, &isnull));
+	row.nonnegative = DatumGetBool(SPI_getbinval(tuple, desc, 14, &isnull));
 	row.models_relid = models_relid;
 	return row;
 }
@@ -375,6 +377,7 @@ load_model(const char *schema, const ModelRow *row)
 	model->fit.implicit = row->implicit;
 	model->fit.alpha = row->alpha;
 	model->fit.conjugate_gradient = row->conjugate_gradient;
+	model->fit.nonnegative = row->nonnegative;
 	model->fit.biases = row->biases;
 	if (f->biases)
 	{

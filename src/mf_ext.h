@@ -220,6 +220,7 @@ typedef struct MfFitOptions
 	bool		implicit;		/* implicit feedback (Hu, Koren, Volinsky) */
 	double		alpha;			/* confidence 1 + alpha * rating (implicit) */
 	bool		conjugate_gradient; /* solver 'cg', else Cholesky */
+	bool		nonnegative;	/* factors >= 0, by coordinate descent */
 	bool		biases;
 	bool		single;			/* float factors, else double */
 	int			iterations;

@@ -168,7 +168,7 @@ upsert_model_row(const char *schema, const MfModelRecord *record,
 		BOOLOID, FLOAT8OID, FLOAT8ARRAYOID,
 		BOOLOID, FLOAT8OID, BOOLOID, FLOAT8OID, INT4OID, FLOAT8ARRAYOID,
 		TEXTOID, FLOAT8ARRAYOID,
-	TEXTOID, FLOAT8OID, TEXTOID};
+	TEXTOID, FLOAT8OID, TEXTOID, BOOLOID};
 	Datum		args[lengthof(argtypes)];
 	char		nulls[lengthof(argtypes)];
 	const char *columns = "source, user_col, item_col, rating_col, k, lambda,"
@@ -176,7 +176,8 @@ upsert_model_row(const char *schema, const MfModelRecord *record,
 		" skipped_rows, loss, train_rmse, train_seconds, double_precision,"
 		" load_seconds, iteration_seconds, biases, global_mean,"
 		" weighted_lambda, tolerance, iterations_run, train_rmse_history,"
-		" validation, validation_rmse, feedback, alpha, solver, trained_at, version";
+		" validation, validation_rmse, feedback, alpha, solver, nonnegative,"
+		" trained_at, version";
 	int			run = history->iterations_run;
 	char	   *values;
 	char	   *query;
@@ -228,7 +229,9 @@ upsert_model_row(const char *schema, const MfModelRecord *record,
 	if (!options->implicit)
 		nulls[n] = 'n';
 	args[n++] = Float8GetDatum(options->alpha);
-	args[n++] = CStringGetTextDatum(options->conjugate_gradient ? "cg" : "cholesky");
+	args[n++] = CStringGetTextDatum(options->nonnegative ? "nnls"
+									: options->conjugate_gradient ? "cg" : "cholesky");
+	args[n++] = BoolGetDatum(options->nonnegative);
 	Assert(n == lengthof(argtypes));
 
 	/*
@@ -253,7 +256,7 @@ upsert_model_row(const char *schema, const MfModelRecord *record,
 
 	values = psprintf("$2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14,"
 					  " $15, $16, $17, $18, $19, $20, $21, $22, $23, $24, $25,"
-					  " $26, $27, $28, $29, $30, $31, pg_catalog.now(),"
+					  " $26, $27, $28, $29, $30, $31, $32, pg_catalog.now(),"
 					  " pg_catalog.nextval(%s::pg_catalog.regclass)",
 					  quote_literal_cstr(psprintf("%s.mf_model_version_seq", schema)));
 	query = psprintf("UPDATE %s.mf_models SET (%s) = ROW(%s) WHERE name = $1 RETURNING model_id",

@@ -45,14 +45,15 @@ enum
 	ARG_VALIDATION,
 	ARG_FEEDBACK,
 	ARG_ALPHA,
-	ARG_SOLVER
+	ARG_SOLVER,
+	ARG_NONNEGATIVE
 };
 
 static const char *const arg_names[] = {
 	"source", "k", "lambda", "iterations", "user_col", "item_col",
 	"rating_col", "model_name", "warm_start", "seed", "double_precision",
 	"biases", "weighted_lambda", "tolerance", "validation", "feedback", "alpha",
-	"solver"
+	"solver", "nonnegative"
 };
 
 /*
@@ -127,11 +128,17 @@ mf_check_fit_options(const MfFitOptions *options)
 /*
  * Sets the feedback kind and solver from mf_train's text arguments.  The
  * solver defaults to Cholesky for explicit and conjugate gradient for
- * implicit feedback.
+ * implicit feedback; non-negative factors have a solver of their own.
  */
 static void
 parse_feedback(const char *feedback, const char *solver, MfFitOptions *options)
 {
+	if (options->nonnegative && solver != NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("solver cannot be chosen with nonnegative := true"),
+				 errdetail("Non-negative factors are solved by coordinate descent."),
+				 errhint("Omit solver.")));
 	if (strcmp(feedback, "explicit") == 0)
 		options->implicit = false;
 	else if (strcmp(feedback, "implicit") == 0)
@@ -142,7 +149,7 @@ parse_feedback(const char *feedback, const char *solver, MfFitOptions *options)
 				 errmsg("feedback must be 'explicit' or 'implicit', got \"%s\"", feedback),
 				 errhint("'explicit' for ratings (stars); 'implicit' for counts of views, plays or purchases.")));
 	if (solver == NULL)
-		options->conjugate_gradient = options->implicit;
+		options->conjugate_gradient = options->implicit && !options->nonnegative;
 	else if (strcmp(solver, "cholesky") == 0)
 		options->conjugate_gradient = false;
 	else if (strcmp(solver, "cg") == 0)
@@ -416,6 +423,7 @@ mf_train(PG_FUNCTION_ARGS)
 	options->weighted_lambda = PG_GETARG_BOOL(ARG_WEIGHTED_LAMBDA);
 	options->tolerance = PG_GETARG_FLOAT8(ARG_TOLERANCE);
 	options->alpha = PG_GETARG_FLOAT8(ARG_ALPHA);
+	options->nonnegative = PG_GETARG_BOOL(ARG_NONNEGATIVE);
 	parse_feedback(text_to_cstring(PG_GETARG_TEXT_PP(ARG_FEEDBACK)),
 				   PG_ARGISNULL(ARG_SOLVER) ? NULL
 				   : text_to_cstring(PG_GETARG_TEXT_PP(ARG_SOLVER)),
