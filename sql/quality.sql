@@ -172,10 +172,10 @@ INSERT INTO mf_models (name, source, user_col, item_col, rating_col, k, lambda,
                        iterations, seed, warm_start, n_users, n_items, n_ratings,
                        skipped_rows, loss, train_rmse, train_seconds, trained_at, version,
                        double_precision, biases, weighted_lambda, tolerance, iterations_run,
-                       feedback, solver)
+                       feedback, solver, nonnegative)
 VALUES ('hand', 'public.hand', 'user_id', 'item_id', 'rating', 1, 0, 1, 0, false,
         2, 5, 2, 0, '{0}', 0, 0, now(), nextval('mf_model_version_seq'),
-        true, false, false, 0, 1, 'explicit', 'cholesky');
+        true, false, false, 0, 1, 'explicit', 'cholesky', false);
 INSERT INTO mf_user_factors (model_id, user_id, factors, rated_items)
 SELECT model_id, u, ARRAY[CASE u WHEN 1 THEN 1 ELSE -1 END]::float8[],
        ARRAY[CASE u WHEN 1 THEN 5 ELSE 1 END]::bigint[]

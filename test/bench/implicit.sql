@@ -25,12 +25,12 @@ INSERT INTO mf_models (name, source, user_col, item_col, rating_col, k, lambda,
                        iterations, seed, warm_start, n_users, n_items, n_ratings,
                        skipped_rows, loss, train_rmse, train_seconds, trained_at, version,
                        double_precision, biases, weighted_lambda, tolerance, iterations_run,
-                       feedback, solver)
+                       feedback, solver, nonnegative)
 SELECT 'most popular', 'train_part', 'user_id', 'item_id', 'rating', 1, 0, 1, 0, false,
        (SELECT count(DISTINCT user_id) FROM train_part),
        (SELECT count(DISTINCT item_id) FROM train_part),
        (SELECT count(*) FROM train_part), 0, '{0}', 0, 0, now(),
-       nextval('mf_model_version_seq'), true, false, false, 0, 1, 'explicit', 'cholesky';
+       nextval('mf_model_version_seq'), true, false, false, 0, 1, 'explicit', 'cholesky', false;
 INSERT INTO mf_user_factors (model_id, user_id, factors, rated_items)
 SELECT m.model_id, t.user_id, '{1}', array_agg(DISTINCT t.item_id::bigint ORDER BY t.item_id::bigint)
 FROM mf_models m, train_part t WHERE m.name = 'most popular'
