@@ -181,13 +181,16 @@ mf_als_memory_estimate(const MfRatings *ratings, const MfFitOptions *options,
 	return add_size(bytes, mul_size(per_thread, *threads));
 }
 
-MfAls *
-mf_als_create(const MfRatings *ratings, const MfFitOptions *options,
-			  MemoryContext cxt)
+/*
+ * Sets up everything of als but its ratings and factors: the options, the
+ * threads (at most one per row to solve), the implicit-feedback Gram
+ * matrix and each thread's buffers, sized for rows of up to longest
+ * ratings.  als->factors must be set.
+ */
+static void
+init_solver(MfAls *als, const MfFitOptions *options, int64 longest,
+			int64 rows, MemoryContext cxt)
 {
-	MfAls	   *als = MemoryContextAllocZero(cxt, sizeof(MfAls));
-	MfFactors  *f = &als->factors;
-	int64		longest = longest_row(ratings);
 	int			d = options->k + (options->biases ? 1 : 0);
 
 	Assert(d >= 1);
@@ -198,7 +201,6 @@ mf_als_create(const MfRatings *ratings, const MfFitOptions *options,
 						longest, options->k)));
 
 	als->blas = mf_blas();
-	als->ratings = ratings;
 	als->unknowns = d;
 	als->lambda = options->lambda;
 	als->weighted_lambda = options->weighted_lambda;
@@ -206,18 +208,47 @@ mf_als_create(const MfRatings *ratings, const MfFitOptions *options,
 	als->conjugate_gradient = options->conjugate_gradient;
 	als->nonnegative = options->nonnegative;
 	als->real_size = options->single ? sizeof(float) : sizeof(double);
-	als->threads = solver_threads();
+	als->threads = (int) Max(1, Min(solver_threads(), rows));
+	if (options->implicit)
+		als->other_gram = mf_alloc_array(cxt, (Size) options->k * options->k,
+										 als->real_size);
 
+	als->buffers = mf_alloc_array(cxt, als->threads, sizeof(SolveBuffers));
+	longest = Max(longest, 1);
+	for (int t = 0; t < als->threads; t++)
+	{
+		SolveBuffers *b = &als->buffers[t];
+
+		b->gathered = mf_alloc_array(cxt, mul_size(longest, d), als->real_size);
+		b->gram = mf_alloc_array(cxt, (Size) d * d, als->real_size);
+		b->targets = mf_alloc_array(cxt, longest, als->real_size);
+		b->weights = mf_alloc_array(cxt, longest, als->real_size);
+		b->scratch = mf_alloc_array(cxt, longest, als->real_size);
+		b->solution = mf_alloc_array(cxt, d, als->real_size);
+		b->cg = mf_alloc_array(cxt, (Size) 4 * d, als->real_size);
+		b->nnls = mf_alloc_array(cxt, (Size) 2 * d, sizeof(double));
+		b->lapack_work = mf_alloc_array(cxt, (Size) 3 * d, als->real_size);
+		b->lapack_iwork = mf_alloc_array(cxt, d, sizeof(int));
+	}
+}
+
+MfAls *
+mf_als_create(const MfRatings *ratings, const MfFitOptions *options,
+			  MemoryContext cxt)
+{
+	MfAls	   *als = MemoryContextAllocZero(cxt, sizeof(MfAls));
+	MfFactors  *f = &als->factors;
+	Size		real_size = options->single ? sizeof(float) : sizeof(double);
+
+	als->ratings = ratings;
 	f->k = options->k;
 	f->single = options->single;
 	f->implicit = options->implicit;
-	if (f->implicit)
-		als->other_gram = mf_alloc_array(cxt, (Size) f->k * f->k, als->real_size);
 	f->n_users = ratings->n_users;
 	f->n_items = ratings->n_items;
-	f->user_factors = mf_alloc_array(cxt, mul_size(ratings->n_users, f->k), als->real_size);
-	f->item_factors = mf_alloc_array(cxt, mul_size(ratings->n_items, f->k), als->real_size);
-	memset(f->user_factors, 0, mul_size(mul_size(ratings->n_users, f->k), als->real_size));
+	f->user_factors = mf_alloc_array(cxt, mul_size(ratings->n_users, f->k), real_size);
+	f->item_factors = mf_alloc_array(cxt, mul_size(ratings->n_items, f->k), real_size);
+	memset(f->user_factors, 0, mul_size(mul_size(ratings->n_users, f->k), real_size));
 	f->biases = options->biases;
 	if (f->biases)
 	{
@@ -236,23 +267,8 @@ mf_als_create(const MfRatings *ratings, const MfFitOptions *options,
 	als->user_norm = mf_alloc_array(cxt, ratings->n_users, sizeof(double));
 	als->item_norm = mf_alloc_array(cxt, ratings->n_items, sizeof(double));
 	als->item_sse = mf_alloc_array(cxt, ratings->n_items, sizeof(double));
-
-	als->buffers = mf_alloc_array(cxt, als->threads, sizeof(SolveBuffers));
-	for (int t = 0; t < als->threads; t++)
-	{
-		SolveBuffers *b = &als->buffers[t];
-
-		b->gathered = mf_alloc_array(cxt, mul_size(longest, d), als->real_size);
-		b->gram = mf_alloc_array(cxt, (Size) d * d, als->real_size);
-		b->targets = mf_alloc_array(cxt, longest, als->real_size);
-		b->weights = mf_alloc_array(cxt, longest, als->real_size);
-		b->scratch = mf_alloc_array(cxt, longest, als->real_size);
-		b->solution = mf_alloc_array(cxt, d, als->real_size);
-		b->cg = mf_alloc_array(cxt, (Size) 4 * d, als->real_size);
-		b->nnls = mf_alloc_array(cxt, (Size) 2 * d, sizeof(double));
-		b->lapack_work = mf_alloc_array(cxt, (Size) 3 * d, als->real_size);
-		b->lapack_iwork = mf_alloc_array(cxt, d, sizeof(int));
-	}
+	init_solver(als, options, longest_row(ratings),
+				Max(ratings->n_users, ratings->n_items), cxt);
 	return als;
 }
 
@@ -411,7 +427,7 @@ fixed_side_gram(MfAls *als, const void *other, int32 n)
  * Returns -1, or the smallest row index whose system is singular.
  */
 static int32
-solve_side(MfAls *als, const MfCsr *rows, const void *other,
+solve_side(MfAls *als, const MfCsr *rows, const void *other, int32 n_other,
 		   const double *other_bias, void *out, double *out_bias,
 		   double *norm, double *sse)
 {
@@ -427,8 +443,7 @@ solve_side(MfAls *als, const MfCsr *rows, const void *other,
 	step.other_gram = NULL;
 	if (als->factors.implicit)
 	{
-		fixed_side_gram(als, other, rows == &als->ratings->by_user
-						? als->ratings->n_items : als->ratings->n_users);
+		fixed_side_gram(als, other, n_other);
 		step.other_gram = als->other_gram;
 	}
 	step.out = out;
@@ -485,16 +500,17 @@ mf_als_iterate(MfAls *als, double *objective, double *sse)
 	double		squared_errors = 0.0;
 	double		norms = 0.0;
 
-	failure.index = solve_side(als, &ratings->by_user, f->item_factors, f->item_bias,
-							   f->user_factors, f->user_bias, als->user_norm, NULL);
+	failure.index = solve_side(als, &ratings->by_user, f->item_factors, f->n_items,
+							   f->item_bias, f->user_factors, f->user_bias,
+							   als->user_norm, NULL);
 	if (failure.index >= 0)
 	{
 		failure.users = true;
 		return failure;
 	}
-	failure.index = solve_side(als, &ratings->by_item, f->user_factors, f->user_bias,
-							   f->item_factors, f->item_bias, als->item_norm,
-							   als->item_sse);
+	failure.index = solve_side(als, &ratings->by_item, f->user_factors, f->n_users,
+							   f->user_bias, f->item_factors, f->item_bias,
+							   als->item_norm, als->item_sse);
 	if (failure.index >= 0)
 		return failure;
 
@@ -527,73 +543,34 @@ mf_seeded_normal(int32 seed, int64 id, int j)
 }
 
 /*
- * Folds in a new user: solves the user half-step of training for one user
- * whose ratings vals[0..n) are of the items cols[] (dense indices of
- * items'), against the fixed item factors and biases in items, with the
- * options the model was trained with.  The same kernel as training, so
- * the result is what a training's user half-step would give.  out gets k
- * reals (float or double as items->single), *bias the bias (with biases).
- * Returns false when the system cannot be solved (lambda = 0, singular).
+ * Solves rows of one side against the other side of a stored model, with
+ * training's kernel and threads: users (their ratings' columns dense item
+ * indices of factors) when users, else items against factors' users.
+ * Each row starts from 0, as a new user does in training, and is written
+ * to out (rows->n_rows x k reals of factors' precision) and bias (with
+ * biases).  Fold-in and refit.  Returns -1, or the first row whose system
+ * could not be solved (lambda = 0).
  */
-bool
-mf_als_fold_in(const MfFactors *items, const MfFitOptions *options,
-			   const int32 *cols, const double *vals, int32 n, void *out,
-			   double *bias)
+int32
+mf_als_solve_against(const MfFactors *factors, bool users,
+					 const MfFitOptions *options, const MfCsr *rows,
+					 void *out, double *bias, MemoryContext cxt)
 {
 	MfAls		als = {0};
-	HalfStep	step = {0};
-	MfCsr		row;
-	SolveBuffers buffers;
-	int64		row_start[2] = {0, n};
-	int			k = items->k;
-	int			d = k + (items->biases ? 1 : 0);
-	Size		real_size = items->single ? sizeof(float) : sizeof(double);
-	double		norm;
+	const void *other = users ? factors->item_factors : factors->user_factors;
+	int32		n_other = users ? factors->n_items : factors->n_users;
+	const double *other_bias = users ? factors->item_bias : factors->user_bias;
+	Size		bytes = mul_size(mul_size(rows->n_rows, factors->k),
+								 factors->single ? sizeof(float) : sizeof(double));
+	double	   *norm = mf_alloc_array(cxt, rows->n_rows, sizeof(double));
 	int32		failed;
 
-	als.blas = mf_blas();
-	als.factors = *items;
-	als.unknowns = d;
-	als.lambda = options->lambda;
-	als.weighted_lambda = options->weighted_lambda;
-	als.alpha = options->alpha;
-	als.conjugate_gradient = options->conjugate_gradient;
-	als.nonnegative = options->nonnegative;
-	als.real_size = real_size;
-	if (items->implicit)
-	{
-		als.other_gram = palloc(real_size * k * k);
-		fixed_side_gram(&als, items->item_factors, items->n_items);
-	}
-
-	row.n_rows = 1;
-	row.row_start = row_start;
-	row.col = (int32 *) cols;
-	row.val = (double *) vals;
-
-	buffers.gathered = mf_alloc_array(CurrentMemoryContext, mul_size(Max(n, 1), d), real_size);
-	buffers.gram = palloc(real_size * d * d);
-	buffers.targets = mf_alloc_array(CurrentMemoryContext, Max(n, 1), real_size);
-	buffers.weights = mf_alloc_array(CurrentMemoryContext, Max(n, 1), real_size);
-	buffers.scratch = mf_alloc_array(CurrentMemoryContext, Max(n, 1), real_size);
-	buffers.solution = palloc(real_size * d);
-	buffers.cg = palloc(real_size * 4 * d);
-	buffers.nnls = palloc(sizeof(double) * 2 * d);
-	buffers.lapack_work = palloc(real_size * 3 * d);
-	buffers.lapack_iwork = palloc(sizeof(int) * d);
-
-	/* a new user starts from 0, as every user does in training */
-	memset(out, 0, real_size * Max(k, 1));
-	*bias = 0.0;
-	step.als = &als;
-	step.rows = &row;
-	step.other = items->item_factors;
-	step.other_bias = items->item_bias;
-	step.other_gram = als.other_gram;
-	step.out = out;
-	step.out_bias = bias;
-	step.norm = &norm;
-	failed = items->single ? solve_rows_single(&step, &buffers, 0, 1)
-		: solve_rows_double(&step, &buffers, 0, 1);
-	return failed < 0;
+	als.factors = *factors;
+	init_solver(&als, options, mf_csr_longest_row(rows), rows->n_rows, cxt);
+	memset(out, 0, bytes);
+	if (bias)
+		memset(bias, 0, sizeof(double) * rows->n_rows);
+	failed = solve_side(&als, rows, other, n_other, other_bias, out, bias, norm, NULL);
+	pfree(norm);
+	return failed;
 }

@@ -248,9 +248,9 @@ extern void mf_als_set_item(MfAls *als, int32 index, const double *values,
 extern void mf_als_get_rows(const MfAls *als, bool users, int32 first,
 							int32 count, double *out);
 extern MfAlsFailure mf_als_iterate(MfAls *als, double *objective, double *sse);
-extern bool mf_als_fold_in(const MfFactors *items, const MfFitOptions *options,
-						   const int32 *cols, const double *vals, int32 n,
-						   void *out, double *bias);
+extern int32 mf_als_solve_against(const MfFactors *factors, bool users,
+								  const MfFitOptions *options, const MfCsr *rows,
+								  void *out, double *bias, MemoryContext cxt);
 
 /* Model storage (store.c). */
 /*

@@ -561,6 +561,8 @@ fold_in(FunctionCallInfo fcinfo, const MfModel *model, void *out, double *bias,
 	int32	   *cols;
 	double	   *vals;
 	int32		known = 0;
+	MfCsr		row;
+	int64		row_start[2] = {0, 0};
 
 	if (PG_ARGISNULL(1) || PG_ARGISNULL(2))
 		ereport(ERROR,
@@ -608,7 +610,13 @@ fold_in(FunctionCallInfo fcinfo, const MfModel *model, void *out, double *bias,
 	}
 	if (known == 0)
 		return false;
-	if (!mf_als_fold_in(f, &model->fit, cols, vals, known, out, bias))
+	row.n_rows = 1;
+	row.row_start = row_start;
+	row.col = cols;
+	row.val = vals;
+	row_start[1] = known;
+	if (mf_als_solve_against(f, true, &model->fit, &row, out, bias,
+							 CurrentMemoryContext) >= 0)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("the least-squares system of the new user is singular"),
