@@ -167,7 +167,13 @@ FROM (VALUES
     (112, $$SELECT * FROM mf_recommend('tiny', ARRAY[1]::bigint[], ARRAY[4.0]::float8[], 10, NULL)$$),
     (113, $$SELECT mf_fold_in('tiny implicit', ARRAY[1], ARRAY[-2.0])$$),
     (114, $$SELECT mf_train('tiny', nonnegative := true, solver := 'cg')$$),
-    (115, $$SELECT mf_train('tiny', nonnegative := NULL)$$)
+    (115, $$SELECT mf_train('tiny', nonnegative := NULL)$$),
+    -- refit (0.4)
+    (116, $$SELECT mf_refit_users('no such model')$$),
+    (117, $$SELECT mf_refit_users(NULL::text)$$),
+    (118, $$SELECT mf_refit_items('tiny', 'no_such_table')$$),
+    (119, $$SELECT mf_refit_users('tiny', 'renamed')$$),
+    (120, $$SELECT mf_refit_users('tiny implicit', 'negative_strengths')$$)
 ) AS s(n, statement)
 LEFT JOIN LATERAL try(s.statement) t ON true
 ORDER BY s.n;

@@ -1,5 +1,5 @@
 -- mf_ext 0.3 -> 0.4: implicit feedback, conjugate-gradient solver, non-negative
--- factors, similar items and users, fold-in.
+-- factors, similar items and users, fold-in, refit.
 \echo Use "ALTER EXTENSION mf_ext UPDATE TO '0.4'" to load this file. \quit
 
 -- Models trained before 0.4 were explicit-feedback models solved by Cholesky.
@@ -111,3 +111,31 @@ AS 'MODULE_PATHNAME', 'mf_recommend_folded_by_name'
 LANGUAGE C STABLE CALLED ON NULL INPUT PARALLEL SAFE ROWS 10;
 COMMENT ON FUNCTION @extschema@.mf_recommend(text, bigint[], double precision[], integer, boolean) IS
   'mf_ext: the n best items under the named model for a new user who rated item_ids with ratings (folded in, no retraining); exclude_rated leaves out those items';
+
+-- Refit -----------------------------------------------------------------------
+
+CREATE FUNCTION @extschema@.mf_refit_users(model integer, source regclass DEFAULT NULL)
+RETURNS integer
+AS 'MODULE_PATHNAME', 'mf_refit_users'
+LANGUAGE C VOLATILE CALLED ON NULL INPUT PARALLEL UNSAFE;
+COMMENT ON FUNCTION @extschema@.mf_refit_users(integer, regclass) IS
+  'mf_ext: recomputes (or adds) the factors of every user with ratings in source (default: the model''s source) with the stored item factors held fixed, as training''s user half-step would; returns how many users were refitted';
+CREATE FUNCTION @extschema@.mf_refit_users(model text, source regclass DEFAULT NULL)
+RETURNS integer
+AS 'MODULE_PATHNAME', 'mf_refit_users_by_name'
+LANGUAGE C VOLATILE CALLED ON NULL INPUT PARALLEL UNSAFE;
+COMMENT ON FUNCTION @extschema@.mf_refit_users(text, regclass) IS
+  'mf_ext: recomputes (or adds) the factors of every user with ratings in source (default: the model''s source) with the stored item factors held fixed, as training''s user half-step would; returns how many users were refitted';
+
+CREATE FUNCTION @extschema@.mf_refit_items(model integer, source regclass DEFAULT NULL)
+RETURNS integer
+AS 'MODULE_PATHNAME', 'mf_refit_items'
+LANGUAGE C VOLATILE CALLED ON NULL INPUT PARALLEL UNSAFE;
+COMMENT ON FUNCTION @extschema@.mf_refit_items(integer, regclass) IS
+  'mf_ext: recomputes (or adds) the factors of every item with ratings in source (default: the model''s source) with the stored user factors held fixed, as training''s item half-step would; returns how many items were refitted';
+CREATE FUNCTION @extschema@.mf_refit_items(model text, source regclass DEFAULT NULL)
+RETURNS integer
+AS 'MODULE_PATHNAME', 'mf_refit_items_by_name'
+LANGUAGE C VOLATILE CALLED ON NULL INPUT PARALLEL UNSAFE;
+COMMENT ON FUNCTION @extschema@.mf_refit_items(text, regclass) IS
+  'mf_ext: recomputes (or adds) the factors of every item with ratings in source (default: the model''s source) with the stored user factors held fixed, as training''s item half-step would; returns how many items were refitted';

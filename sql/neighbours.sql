@@ -114,3 +114,46 @@ SELECT mf_fold_in('folded', ARRAY[1, 2, 3, 16, 31, 9999], ARRAY[5, 4.5, 5, 1.5, 
        mf_fold_in('folded', ARRAY[9999]::bigint[], ARRAY[3]::float8[]) IS NULL AS nothing_known,
        (SELECT count(*) FROM mf_recommend('folded', ARRAY[9999]::bigint[], ARRAY[3]::float8[])) AS no_rows,
        array_length(mf_fold_in('folded', ARRAY[1], ARRAY[5]), 1) AS k_plus_bias;
+
+-- Refit -------------------------------------------------------------------------
+
+-- Refitting users from the model's own source gives each user what
+-- folding them in gives (the same solve), and a new version.
+SELECT mf_train('genre_ratings', k := 4, lambda := 0.5, biases := true,
+                model_name := 'refit') AS refit \gset
+CREATE TABLE folded_users AS
+SELECT user_id, mf_fold_in('refit', array_agg(item_id::bigint ORDER BY item_id),
+                           array_agg(rating::float8 ORDER BY item_id)) AS factors
+FROM genre_ratings GROUP BY user_id;
+SELECT version AS version_before FROM mf_models WHERE model_id = :refit \gset
+SELECT mf_refit_users('refit') AS refitted;
+SELECT bool_and(f.factors = u.factors || u.bias) AND count(*) = 240 AS refit_is_fold_in
+FROM folded_users f JOIN mf_user_factors u ON u.model_id = :refit AND u.user_id = f.user_id;
+SELECT version > :version_before AS new_version, n_users FROM mf_models WHERE model_id = :refit;
+
+-- New ratings arrive: a new user (1001) and more ratings of user 1, one
+-- of an item the model does not know (skipped).  Only they change.
+CREATE TABLE new_ratings (user_id int, item_id int, rating float8);
+INSERT INTO new_ratings VALUES (1001, 1, 5), (1001, 2, 4.5), (1001, 20, 1),
+                               (1, 3, 2), (1, 4, 2.5), (1, 9999, 5);
+CREATE TABLE factors_before AS SELECT user_id, factors FROM mf_user_factors WHERE model_id = :refit;
+SELECT mf_refit_users(:refit, 'new_ratings') AS refitted;
+SELECT n_users FROM mf_models WHERE model_id = :refit;
+SELECT user_id, rated_items,
+       factors || bias = mf_fold_in(:refit, ARRAY[1, 2, 20], ARRAY[5, 4.5, 1]) AS as_folded_in
+FROM mf_user_factors WHERE model_id = :refit AND user_id = 1001;
+SELECT count(*) FILTER (WHERE b.factors IS DISTINCT FROM u.factors) AS changed_users
+FROM mf_user_factors u LEFT JOIN factors_before b USING (user_id) WHERE u.model_id = :refit;
+SELECT count(*) AS recommended_for_new_user FROM mf_recommend(:refit, 1001, 5);
+
+-- Refitting items solves each item against the stored users: with k = 1
+-- and no biases, v_i = sum_u r_ui u / (sum_u u^2 + lambda).
+SELECT mf_train('genre_ratings', k := 1, lambda := 2, double_precision := true,
+                model_name := 'refit items') AS refit_items \gset
+SELECT mf_refit_items(:refit_items) AS refitted;
+SELECT bool_and(abs(i.factors[1] - e.expected) < 1e-9 * abs(e.expected)) AS closed_form
+FROM mf_item_factors i
+JOIN (SELECT r.item_id, sum(r.rating * u.factors[1]) / (sum(u.factors[1] ^ 2) + 2) AS expected
+      FROM genre_ratings r JOIN mf_user_factors u ON u.model_id = :refit_items AND u.user_id = r.user_id
+      GROUP BY r.item_id) e USING (item_id)
+WHERE i.model_id = :refit_items;

@@ -307,6 +307,7 @@ read_test_relation(FunctionCallInfo fcinfo, int32 model_id, Oid relid,
 			: NameStr(*PG_GETARG_NAME(4 + c));
 
 	source.argname = "test";
+	source.fixed_columns = false;
 	source.relid = relid;
 	source.user_col = columns[0];
 	source.item_col = columns[1];

@@ -186,6 +186,7 @@ typedef struct MfRatings
 typedef struct MfSource
 {
 	const char *argname;		/* "source", "validation" or "test", for errors */
+	bool		fixed_columns;	/* the columns are the model's, not arguments */
 	Oid			relid;
 	const char *user_col;
 	const char *item_col;
@@ -301,6 +302,8 @@ extern void mf_check_folds(int folds);
 
 /* Raises an error for an option out of its range (train.c). */
 extern void mf_check_fit_options(const MfFitOptions *options);
+/* Raises an error for a negative rating, for implicit feedback (train.c). */
+extern void mf_check_strengths(const MfRatings *ratings);
 
 /* Fits als on ratings for options->iterations (train.c). */
 extern void mf_fit(MfAls *als, const MfRatings *ratings,
@@ -331,6 +334,10 @@ extern bool mf_store_load_items(const char *schema, const char *model_name,
 								const MfRatings *ratings, MfAls *als);
 extern int32 mf_store_model(const char *schema, const MfModelRecord *record,
 							const MfRatings *ratings, const MfAls *als);
+extern void mf_store_replace_rows(const char *schema, int32 model_id, bool users,
+								  int k, const int64 *ids, int32 n,
+								  const double *factors, const double *bias,
+								  const int32 *rated_start, const int64 *rated);
 
 /* A model's factors as cached in this backend (cache.c). */
 typedef struct MfModel

@@ -139,9 +139,9 @@ check_column(const MfSource *source, const char *role, const char *argname,
 						colname, mf_source_display_name(relid)),
 				 errdetail("The %s are read from the column named by %s.",
 						   role, argname),
-				 strcmp(source->argname, "validation") == 0
-				 ? errhint("A validation relation has the source's columns; rename its columns (%s) in a view.",
-						   relation_column_list(relid))
+				 source->fixed_columns
+				 ? errhint("The %s must have the columns the model's ratings came from; rename its columns (%s) in a view.",
+						   source->argname, relation_column_list(relid))
 				 : errhint("Pass %s := one of: %s.", argname,
 						   relation_column_list(relid))));
 

@@ -281,6 +281,65 @@ upsert_model_row(const char *schema, const MfModelRecord *record,
 }
 
 /*
+ * An INSERT of factor rows from array parameters: $2 the ids, $3 their
+ * factors ($4 = k per row), $5 the biases (or NULL) and, for users, $6 the
+ * offsets of each row's rated items in $7.
+ */
+static SPIPlanPtr
+prepare_row_insert(const char *schema, bool users)
+{
+	Oid			argtypes[] = {INT4OID, INT8ARRAYOID, FLOAT8ARRAYOID, INT4OID,
+	FLOAT8ARRAYOID, INT4ARRAYOID, INT8ARRAYOID};
+	SPIPlanPtr	plan;
+
+	plan = SPI_prepare(psprintf("INSERT INTO %s.%s (model_id, %s, factors, bias%s)"
+								" SELECT $1, $2[i], $3[(i - 1) * $4 + 1 : i * $4], $5[i]%s"
+								" FROM pg_catalog.generate_subscripts($2, 1) AS i",
+								schema, users ? "mf_user_factors" : "mf_item_factors",
+								users ? "user_id" : "item_id",
+								users ? ", rated_items" : "",
+								users ? ", $7[$6[i] + 1 : $6[i + 1]]" : ""),
+					   users ? 7 : 5, argtypes);
+	if (plan == NULL)
+		elog(ERROR, "SPI_prepare failed: %s", SPI_result_code_string(SPI_result));
+	return plan;
+}
+
+/*
+ * Inserts n rows through plan (prepare_row_insert): ids, factors (n x k),
+ * bias (n, or NULL) and, for users, rated_start (n + 1 offsets from 0)
+ * into rated.
+ */
+static void
+insert_batch(SPIPlanPtr plan, bool users, int32 model_id, int k,
+			 const int64 *ids, int32 n, const double *factors, const double *bias,
+			 const int32 *rated_start, const int64 *rated)
+{
+	Datum		args[7];
+	char		nulls[7];
+	int			nargs = users ? 7 : 5;
+
+	memset(nulls, ' ', sizeof(nulls));
+	args[0] = Int32GetDatum(model_id);
+	args[1] = PointerGetDatum(flat_array(INT8OID, ids, n));
+	args[2] = PointerGetDatum(flat_array(FLOAT8OID, factors, n * k));
+	args[3] = Int32GetDatum(k);
+	args[4] = bias ? PointerGetDatum(flat_array(FLOAT8OID, bias, n)) : (Datum) 0;
+	if (!bias)
+		nulls[4] = 'n';
+	if (users)
+	{
+		args[5] = PointerGetDatum(flat_array(INT4OID, rated_start, n + 1));
+		args[6] = PointerGetDatum(flat_array(INT8OID, rated, rated_start[n]));
+	}
+	if (SPI_execute_plan(plan, args, nulls, false, 0) != SPI_OK_INSERT)
+		elog(ERROR, "could not write the factors of model %d", model_id);
+	for (int a = 1; a < nargs; a++)
+		if (a != 3 && nulls[a] != 'n')
+			pfree(DatumGetPointer(args[a]));
+}
+
+/*
  * Writes one side's factors and biases (and, for users, the sorted distinct
  * ids of the items each rated) in batches of one INSERT ... SELECT over
  * array parameters.
@@ -295,29 +354,12 @@ insert_factor_rows(const char *schema, int32 model_id, int k, bool users,
 	const double *bias = users ? f->user_bias : f->item_bias;
 	double	   *factors = mf_alloc_array(CurrentMemoryContext,
 										 (Size) batch_rows * k, sizeof(double));
-	const char *table = users ? "mf_user_factors" : "mf_item_factors";
-	const char *id_col = users ? "user_id" : "item_id";
 	const int64 *ids = users ? ratings->user_ids : ratings->item_ids;
 	int32		n_rows = users ? ratings->n_users : ratings->n_items;
 	const MfCsr *csr = &ratings->by_user;
-	Oid			argtypes[] = {INT4OID, INT8ARRAYOID, FLOAT8ARRAYOID, INT4OID,
-	FLOAT8ARRAYOID, INT4ARRAYOID, INT8ARRAYOID};
-	Datum		args[lengthof(argtypes)];
-	char		nulls[lengthof(argtypes)];
-	int			nargs = users ? 7 : 5;
-	SPIPlanPtr	plan;
+	SPIPlanPtr	plan = prepare_row_insert(schema, users);
 	int32	   *rated_start = NULL;
 	int64	   *rated = NULL;
-
-	plan = SPI_prepare(psprintf("INSERT INTO %s.%s (model_id, %s, factors, bias%s)"
-								" SELECT $1, $2[i], $3[(i - 1) * $4 + 1 : i * $4], $5[i]%s"
-								" FROM pg_catalog.generate_subscripts($2, 1) AS i",
-								schema, table, id_col,
-								users ? ", rated_items" : "",
-								users ? ", $7[$6[i] + 1 : $6[i + 1]]" : ""),
-					   nargs, argtypes);
-	if (plan == NULL)
-		elog(ERROR, "SPI_prepare failed: %s", SPI_result_code_string(SPI_result));
 
 	if (users)
 	{
@@ -350,32 +392,68 @@ insert_factor_rows(const char *schema, int32 model_id, int k, bool users,
 			}
 			last++;
 		}
-
-		memset(nulls, ' ', sizeof(nulls));
-		args[0] = Int32GetDatum(model_id);
-		args[1] = PointerGetDatum(flat_array(INT8OID, ids + first, last - first));
-		mf_als_get_rows(als, users, first, last - first, factors);
-		args[2] = PointerGetDatum(flat_array(FLOAT8OID, factors, (last - first) * k));
-		args[3] = Int32GetDatum(k);
-		args[4] = bias ? PointerGetDatum(flat_array(FLOAT8OID, bias + first, last - first))
-			: (Datum) 0;
-		if (!bias)
-			nulls[4] = 'n';
 		if (users)
-		{
 			rated_start[last - first] = n_rated;
-			args[5] = PointerGetDatum(flat_array(INT4OID, rated_start, last - first + 1));
-			args[6] = PointerGetDatum(flat_array(INT8OID, rated, n_rated));
-		}
-		if (SPI_execute_plan(plan, args, nulls, false, 0) != SPI_OK_INSERT)
-			elog(ERROR, "could not write the factors of model %d", model_id);
-		for (int a = 1; a < nargs; a++)
-			if (a != 3 && nulls[a] != 'n')
-				pfree(DatumGetPointer(args[a]));
+		mf_als_get_rows(als, users, first, last - first, factors);
+		insert_batch(plan, users, model_id, k, ids + first, last - first, factors,
+					 bias ? bias + first : NULL, rated_start, rated);
 		first = last;
 		CHECK_FOR_INTERRUPTS();
 	}
 	SPI_freeplan(plan);
+}
+
+/*
+ * Replaces (or adds) the rows of the given ids of one side of model
+ * model_id, which the caller has locked (refit): factors n x k, bias (or
+ * NULL), and for users rated_start (n + 1 offsets) into rated.  Then gives
+ * the model a new version, so that every cache reloads it, and recounts
+ * its users and items.
+ */
+void
+mf_store_replace_rows(const char *schema, int32 model_id, bool users, int k,
+					  const int64 *ids, int32 n, const double *factors,
+					  const double *bias, const int32 *rated_start,
+					  const int64 *rated)
+{
+	int32		batch_rows = Min(MF_STORE_BATCH_ROWS,
+								 Max(1, MF_STORE_BATCH_NUMBERS / Max(k, 1)));
+	const char *table = users ? "mf_user_factors" : "mf_item_factors";
+	const char *id_col = users ? "user_id" : "item_id";
+	Oid			argtypes[2] = {INT4OID, INT8ARRAYOID};
+	Datum		args[2] = {Int32GetDatum(model_id),
+	PointerGetDatum(flat_array(INT8OID, ids, n))};
+	int32	   *local_start = users ? palloc(sizeof(int32) * (batch_rows + 1)) : NULL;
+	SPIPlanPtr	plan = prepare_row_insert(schema, users);
+
+	if (SPI_execute_with_args(psprintf("DELETE FROM %s.%s WHERE model_id = $1 AND %s = ANY ($2)",
+									   schema, table, id_col),
+							  2, argtypes, args, NULL, false, 0) != SPI_OK_DELETE)
+		elog(ERROR, "could not delete the old rows of model %d", model_id);
+	for (int32 first = 0; first < n; first += batch_rows)
+	{
+		int32		count = Min(batch_rows, n - first);
+
+		if (users)
+			for (int32 j = 0; j <= count; j++)
+				local_start[j] = rated_start[first + j] - rated_start[first];
+		insert_batch(plan, users, model_id, k, ids + first, count,
+					 factors + (Size) first * k, bias ? bias + first : NULL,
+					 local_start, users ? rated + rated_start[first] : NULL);
+		CHECK_FOR_INTERRUPTS();
+	}
+	SPI_freeplan(plan);
+
+	if (SPI_execute_with_args(psprintf("UPDATE %s.mf_models SET"
+									   " version = pg_catalog.nextval(%s::pg_catalog.regclass),"
+									   " n_users = (SELECT pg_catalog.count(*) FROM %s.mf_user_factors WHERE model_id = $1),"
+									   " n_items = (SELECT pg_catalog.count(*) FROM %s.mf_item_factors WHERE model_id = $1)"
+									   " WHERE model_id = $1",
+									   schema,
+									   quote_literal_cstr(psprintf("%s.mf_model_version_seq", schema)),
+									   schema, schema),
+							  1, argtypes, args, NULL, false, 0) != SPI_OK_UPDATE)
+		elog(ERROR, "could not give model %d a new version", model_id);
 }
 
 /*

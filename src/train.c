@@ -190,8 +190,8 @@ check_write_privileges(Oid schema)
 }
 
 /* Implicit feedback reads ratings as strengths: none may be negative. */
-static void
-check_strengths(const MfRatings *ratings)
+void
+mf_check_strengths(const MfRatings *ratings)
 {
 	const MfCsr *rows = &ratings->by_user;
 
@@ -355,6 +355,7 @@ read_validation(Oid relid, const MfSource *training, const MfRatings *ratings,
 	char	   *name;
 
 	source.argname = "validation";
+	source.fixed_columns = true;
 	source.relid = relid;
 	mf_source_validate(&source);
 	name = mf_source_display_name(relid);
@@ -409,6 +410,7 @@ mf_train(PG_FUNCTION_ARGS)
 	INSTR_TIME_SET_CURRENT(start);
 
 	source.argname = "source";
+	source.fixed_columns = false;
 	source.relid = PG_GETARG_OID(ARG_SOURCE);
 	source.user_col = NameStr(*PG_GETARG_NAME(ARG_USER_COL));
 	source.item_col = NameStr(*PG_GETARG_NAME(ARG_ITEM_COL));
@@ -464,7 +466,7 @@ mf_train(PG_FUNCTION_ARGS)
 						   ratings->n_skipped),
 				 errhint("Load ratings into the relation, or pass the one that holds them.")));
 	if (options->implicit)
-		check_strengths(ratings);
+		mf_check_strengths(ratings);
 	if (!PG_ARGISNULL(ARG_VALIDATION))
 	{
 		validation = read_validation(PG_GETARG_OID(ARG_VALIDATION), &source, ratings,

@@ -270,6 +270,7 @@ mf_cross_validate(PG_FUNCTION_ARGS)
 	grid = build_grid(fcinfo, folds, &n_points);
 
 	source.argname = "source";
+	source.fixed_columns = false;
 	source.relid = PG_GETARG_OID(ARG_SOURCE);
 	source.user_col = NameStr(*PG_GETARG_NAME(ARG_USER_COL));
 	source.item_col = NameStr(*PG_GETARG_NAME(ARG_ITEM_COL));

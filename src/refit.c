@@ -1,0 +1,213 @@
+/*-------------------------------------------------------------------------
+ *
+ * refit.c
+ *	  mf_refit_users() and mf_refit_items(): after new ratings arrive,
+ *	  recompute the factors of the users (items) that have ratings in a
+ *	  relation, with the other side of the stored model held fixed, and
+ *	  write them into the model — an incremental update without a full
+ *	  retraining.
+ *
+ *	  Each row is solved exactly as a new row is in training's half-step
+ *	  (and as mf_fold_in solves a user), from 0, against the stored other
+ *	  side; ratings of items (users) the model does not know are skipped.
+ *	  Rows are replaced or added in the caller's transaction, under the
+ *	  model row's lock, and the model gets a new version.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "mf_ext.h"
+
+#include "catalog/pg_type.h"
+#include "executor/spi.h"
+#include "utils/builtins.h"
+#include "utils/memutils.h"
+#include "utils/regproc.h"
+
+PG_FUNCTION_INFO_V1(mf_refit_users);
+PG_FUNCTION_INFO_V1(mf_refit_users_by_name);
+PG_FUNCTION_INFO_V1(mf_refit_items);
+PG_FUNCTION_INFO_V1(mf_refit_items_by_name);
+
+/*
+ * Locks the model's row and reads the relation to refit from (argument 1,
+ * or the model's source) with the model's columns.
+ */
+static MfRatings *
+read_refit_source(FunctionCallInfo fcinfo, const char *schema, int32 model_id,
+				  MemoryContext cxt)
+{
+	Oid			argtype = INT4OID;
+	Datum		arg = Int32GetDatum(model_id);
+	MfSource	source;
+
+	if (SPI_execute_with_args(psprintf("SELECT source, user_col, item_col, rating_col FROM %s.mf_models WHERE model_id = $1 FOR UPDATE",
+									   schema),
+							  1, &argtype, &arg, NULL, false, 1) != SPI_OK_SELECT ||
+		SPI_processed != 1)
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_OBJECT),
+				 errmsg("model %d does not exist", model_id)));
+	source.argname = "source";
+	source.fixed_columns = true;
+	source.relid = PG_ARGISNULL(1)
+		? DatumGetObjectId(DirectFunctionCall1(regclassin,
+											   CStringGetDatum(SPI_getvalue(SPI_tuptable->vals[0],
+																			SPI_tuptable->tupdesc, 1))))
+		: PG_GETARG_OID(1);
+	source.user_col = MemoryContextStrdup(cxt, SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2));
+	source.item_col = MemoryContextStrdup(cxt, SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 3));
+	source.rating_col = MemoryContextStrdup(cxt, SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 4));
+	mf_source_validate(&source);
+	return mf_ratings_read(&source, cxt);
+}
+
+/*
+ * mf_refit_users / mf_refit_items (users tells which): returns the number
+ * of rows refitted.  found is the model as first looked up; reading the
+ * source runs the caller's SQL, so only its id is kept across the read.
+ */
+static Datum
+refit(FunctionCallInfo fcinfo, MfModel *found, bool users)
+{
+	int32		model_id = found->model_id;
+	const char *schema = mf_schema_quoted(fcinfo);
+	MemoryContext cxt = AllocSetContextCreate(CurrentMemoryContext, "mf_refit",
+											  ALLOCSET_DEFAULT_SIZES);
+	MemoryContext old = MemoryContextSwitchTo(cxt);
+	MfRatings  *ratings;
+	MfModel    *model;
+	const MfFactors *f;
+	const MfCsr *source_rows;
+	const MfIdIndex *fixed_map;
+	const int64 *fixed_ids;
+	const int64 *row_ids;
+	int32	   *fixed_of;
+	int32		n_fixed_source;
+	MfCsr		rows;
+	int64	   *ids;
+	int32	   *rated_start = NULL;
+	int64	   *rated = NULL;
+	int64		skipped = 0;
+	int64		n = 0;
+	int32		n_rated = 0;
+	void	   *solved;
+	double	   *bias;
+	double	   *factors;
+
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	ratings = read_refit_source(fcinfo, schema, model_id, cxt);
+	model = mf_cache_model_by_id(fcinfo, model_id);
+	f = &model->factors;
+	if (f->implicit)
+		mf_check_strengths(ratings);
+
+	/* the source's rows of the side to refit, in the model's other side */
+	source_rows = users ? &ratings->by_user : &ratings->by_item;
+	row_ids = users ? ratings->user_ids : ratings->item_ids;
+	fixed_map = users ? model->item_map : model->user_map;
+	fixed_ids = users ? ratings->item_ids : ratings->user_ids;
+	n_fixed_source = users ? ratings->n_items : ratings->n_users;
+	fixed_of = mf_alloc_array(cxt, n_fixed_source, sizeof(int32));
+	for (int32 c = 0; c < n_fixed_source; c++)
+		fixed_of[c] = mf_id_index(fixed_map, fixed_ids[c]);
+
+	rows.n_rows = 0;
+	rows.row_start = mf_alloc_array(cxt, (Size) source_rows->n_rows + 1, sizeof(int64));
+	rows.col = mf_alloc_array(cxt, ratings->n_ratings, sizeof(int32));
+	rows.val = mf_alloc_array(cxt, ratings->n_ratings, sizeof(double));
+	rows.row_start[0] = 0;
+	ids = mf_alloc_array(cxt, source_rows->n_rows, sizeof(int64));
+	if (users)
+	{
+		rated_start = mf_alloc_array(cxt, (Size) source_rows->n_rows + 1, sizeof(int32));
+		rated = mf_alloc_array(cxt, ratings->n_ratings, sizeof(int64));
+		rated_start[0] = 0;
+	}
+	for (int32 r = 0; r < source_rows->n_rows; r++)
+	{
+		int64		begin = n;
+
+		for (int64 e = source_rows->row_start[r]; e < source_rows->row_start[r + 1]; e++)
+		{
+			int32		c = fixed_of[source_rows->col[e]];
+
+			if (c < 0)
+			{
+				skipped++;
+				continue;
+			}
+			rows.col[n] = c;
+			rows.val[n] = source_rows->val[e];
+			/* entries are sorted by the other side: list each item once */
+			if (users && (n == begin || c != rows.col[n - 1]))
+				rated[n_rated++] = model->item_ids[c];
+			n++;
+		}
+		if (n == begin)
+			continue;
+		ids[rows.n_rows] = row_ids[r];
+		rows.row_start[++rows.n_rows] = n;
+		if (users)
+			rated_start[rows.n_rows] = n_rated;
+	}
+	if (skipped > 0)
+		ereport(NOTICE,
+				(errmsg("skipped " INT64_FORMAT " ratings of %s the model does not know",
+						skipped, users ? "items" : "users"),
+				 errhint("Retrain to add them: mf_refit_%s only refits %s against the stored %s.",
+						 users ? "users" : "items", users ? "users" : "items",
+						 users ? "items" : "users")));
+
+	solved = mf_alloc_array(cxt, mul_size(Max(rows.n_rows, 1), Max(f->k, 1)),
+							f->single ? sizeof(float) : sizeof(double));
+	bias = f->biases ? mf_alloc_array(cxt, Max(rows.n_rows, 1), sizeof(double)) : NULL;
+	if (rows.n_rows > 0 &&
+		mf_als_solve_against(f, users, &model->fit, &rows, solved, bias, cxt) >= 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("a least-squares system could not be solved in refitting model \"%s\"",
+						model->name),
+				 errdetail("The model was trained with lambda = 0; some %s's ratings do not determine all its unknowns.",
+						   users ? "user" : "item"),
+				 errhint("Retrain the model with lambda > 0.")));
+
+	factors = mf_alloc_array(cxt, mul_size(Max(rows.n_rows, 1), Max(f->k, 1)), sizeof(double));
+	for (Size j = 0; j < (Size) rows.n_rows * f->k; j++)
+		factors[j] = f->single ? ((float *) solved)[j] : ((double *) solved)[j];
+	if (rows.n_rows > 0)
+		mf_store_replace_rows(schema, model_id, users, f->k, ids, rows.n_rows, factors,
+							  bias, rated_start, rated);
+	SPI_finish();
+	MemoryContextSwitchTo(old);
+	MemoryContextDelete(cxt);
+	PG_RETURN_INT32(rows.n_rows);
+}
+
+Datum
+mf_refit_users(PG_FUNCTION_ARGS)
+{
+	mf_require_model_argument(fcinfo);
+	return refit(fcinfo, mf_cache_model_by_id(fcinfo, PG_GETARG_INT32(0)), true);
+}
+
+Datum
+mf_refit_users_by_name(PG_FUNCTION_ARGS)
+{
+	mf_require_model_argument(fcinfo);
+	return refit(fcinfo, mf_cache_model_by_name(fcinfo, PG_GETARG_TEXT_PP(0)), true);
+}
+
+Datum
+mf_refit_items(PG_FUNCTION_ARGS)
+{
+	mf_require_model_argument(fcinfo);
+	return refit(fcinfo, mf_cache_model_by_id(fcinfo, PG_GETARG_INT32(0)), false);
+}
+
+Datum
+mf_refit_items_by_name(PG_FUNCTION_ARGS)
+{
+	mf_require_model_argument(fcinfo);
+	return refit(fcinfo, mf_cache_model_by_name(fcinfo, PG_GETARG_TEXT_PP(0)), false);
+}
