@@ -9,7 +9,7 @@ EXTENSION   = mf_ext
 MODULE_big  = mf_ext
 OBJS        = src/mf_ext.o src/blas.o src/ratings.o src/als.o src/store.o \
               src/cache.o src/serve.o src/train.o src/evaluate.o src/tune.o \
-              src/refit.o
+              src/refit.o src/parallel.o
 DATA        = sql/mf_ext--0.1.sql sql/mf_ext--0.1--0.2.sql sql/mf_ext--0.2--0.3.sql \
               sql/mf_ext--0.3--0.4.sql
 HEADERS     =

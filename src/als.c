@@ -10,15 +10,12 @@
  *		  (sum_e o_e o_e' + lambda I) x = sum_e r_e o_e
  *
  *	  (with biases, x and o_e grow by one; with weighted_lambda, lambda is
- *	  scaled by the row's rating count) is independent of the others'
- *	  (als_kernel.h), so rows are handed out
- *	  in chunks to worker threads through an atomic counter and the result
- *	  is bit-identical whatever the number of threads.  Workers run only
- *	  the kernel: plain C and BLAS/LAPACK (OpenBLAS single-threaded), with
- *	  every signal blocked, on buffers the backend allocated beforehand.
- *	  The backend's own thread works too, and between its chunks watches
- *	  for interrupts: on one it stops the workers, joins them, and only then
- *	  lets PostgreSQL process the interrupt (which may throw).
+ *	  scaled by the row's rating count; implicit feedback adds the other
+ *	  side's Gram matrix) is independent of the others' (als_kernel.h), so
+ *	  rows are solved in parallel (parallel.c) and the result is
+ *	  bit-identical whatever the number of threads.  The threads run only
+ *	  the kernel: plain C and BLAS/LAPACK (OpenBLAS single-threaded), on
+ *	  buffers the backend allocated beforehand.
  *
  *-------------------------------------------------------------------------
  */
@@ -28,10 +25,7 @@
 #include <float.h>
 #include <limits.h>
 #include <math.h>
-#include <pthread.h>
 #include <sched.h>
-#include <signal.h>
-#include <stdatomic.h>
 #include <unistd.h>
 
 #include "miscadmin.h"
@@ -94,10 +88,6 @@ typedef struct HalfStep
 	double	   *out_bias;
 	double	   *norm;
 	double	   *sse;
-	int32		chunk_rows;
-	atomic_llong next_row;		/* first row of the next chunk to take */
-	atomic_int	failed_row;		/* smallest singular row, or INT_MAX */
-	atomic_bool stop;			/* set on failure or interrupt */
 } HalfStep;
 
 #define REAL float
@@ -119,13 +109,6 @@ typedef struct HalfStep
 #define POCON dpocon
 #define REAL_EPSILON DBL_EPSILON
 #include "als_kernel.h"
-
-typedef struct Worker
-{
-	HalfStep   *step;
-	SolveBuffers *buffers;
-	pthread_t	thread;
-} Worker;
 
 /*
  * Threads a training runs on: what mf_ext.threads asks for (0: every core
@@ -341,54 +324,17 @@ mf_als_get_rows(const MfAls *als, bool users, int32 first, int32 count,
 	}
 }
 
-/*
- * Takes chunks of rows and solves them until none is left or the step is
- * stopped.  Plain C: safe in a worker thread.  When watch_interrupts (the
- * backend's own thread only), an interrupt waiting to be processed stops
- * the step; the caller deals with it after joining the workers.
- */
-static void
-run_chunks(HalfStep *step, SolveBuffers *buffers, bool watch_interrupts)
+/* mf_parallel_for task: solves rows [first, last) of a half-step. */
+static int64
+solve_chunk(void *arg, int thread, int64 first, int64 last)
 {
+	const HalfStep *step = arg;
 	const MfAls *als = step->als;
+	SolveBuffers *buffers = &als->buffers[thread];
 
-	while (!atomic_load(&step->stop))
-	{
-		int64		next = atomic_fetch_add(&step->next_row, step->chunk_rows);
-		int32		first;
-		int32		last;
-		int32		failed;
-
-		if (next >= step->rows->n_rows)
-			break;
-		first = (int32) next;
-		last = (int32) Min(step->rows->n_rows, next + step->chunk_rows);
-		if (als->factors.single)
-			failed = solve_rows_single(step, buffers, first, last);
-		else
-			failed = solve_rows_double(step, buffers, first, last);
-		if (failed >= 0)
-		{
-			int			current = atomic_load(&step->failed_row);
-
-			while (failed < current &&
-				   !atomic_compare_exchange_weak(&step->failed_row, &current, failed))
-				;
-			atomic_store(&step->stop, true);
-		}
-		if (watch_interrupts && INTERRUPTS_PENDING_CONDITION() &&
-			INTERRUPTS_CAN_BE_PROCESSED())
-			atomic_store(&step->stop, true);
-	}
-}
-
-static void *
-worker_main(void *arg)
-{
-	Worker	   *worker = arg;
-
-	run_chunks(worker->step, worker->buffers, false);
-	return NULL;
+	if (als->factors.single)
+		return solve_rows_single(step, buffers, (int32) first, (int32) last);
+	return solve_rows_double(step, buffers, (int32) first, (int32) last);
 }
 
 /*
@@ -432,7 +378,6 @@ solve_side(MfAls *als, const MfCsr *rows, const void *other, int32 n_other,
 		   double *norm, double *sse)
 {
 	HalfStep	step;
-	Worker	   *workers = palloc0(sizeof(Worker) * als->threads);
 	int64		n_ratings = rows->row_start[rows->n_rows];
 	int64		per_row = Max(1, n_ratings / Max(rows->n_rows, 1));
 
@@ -450,45 +395,9 @@ solve_side(MfAls *als, const MfCsr *rows, const void *other, int32 n_other,
 	step.out_bias = out_bias;
 	step.norm = norm;
 	step.sse = sse;
-	step.chunk_rows = (int32) Max(1, Min(256, MF_RATINGS_PER_CHUNK / per_row));
-	atomic_init(&step.next_row, (long long) 0);
-	atomic_init(&step.failed_row, INT_MAX);
-	atomic_init(&step.stop, false);
-
-	for (;;)
-	{
-		sigset_t	all_signals,
-					saved;
-		int			started = 0;
-
-		/* workers inherit a mask that blocks every signal */
-		sigfillset(&all_signals);
-		pthread_sigmask(SIG_SETMASK, &all_signals, &saved);
-		for (int t = 1; t < als->threads; t++)
-		{
-			workers[t].step = &step;
-			workers[t].buffers = &als->buffers[t];
-			if (pthread_create(&workers[t].thread, NULL, worker_main, &workers[t]) != 0)
-				break;			/* fewer threads; the work still gets done */
-			started = t;
-		}
-		pthread_sigmask(SIG_SETMASK, &saved, NULL);
-
-		run_chunks(&step, &als->buffers[0], true);
-		for (int t = 1; t <= started; t++)
-			pthread_join(workers[t].thread, NULL);
-
-		if (atomic_load(&step.failed_row) != INT_MAX)
-			break;
-		if (!atomic_load(&step.stop))
-			break;				/* all rows done */
-
-		/* stopped for an interrupt: process it (may throw), then go on */
-		CHECK_FOR_INTERRUPTS();
-		atomic_store(&step.stop, false);
-	}
-	pfree(workers);
-	return atomic_load(&step.failed_row) == INT_MAX ? -1 : atomic_load(&step.failed_row);
+	return (int32) mf_parallel_for(als->threads, rows->n_rows,
+								   Max(1, Min(256, MF_RATINGS_PER_CHUNK / per_row)),
+								   solve_chunk, &step);
 }
 
 MfAlsFailure

@@ -209,6 +209,18 @@ extern MfRatings *mf_ratings_subset(const MfRatings *all, const bool *keep,
 extern int64 mf_csr_longest_row(const MfCsr *rows);
 extern void mf_ratings_free_by_item(MfRatings *ratings);
 
+/*
+ * Parallel loops (parallel.c).  fn runs tasks [first, last) on thread
+ * thread (0 .. threads - 1; 0 is the backend's) and returns -1, or the
+ * index of a task that failed, which stops the run.  It runs in worker
+ * threads: plain C only, no PostgreSQL calls.  mf_parallel_for returns -1
+ * or the smallest failed task; an interrupt is processed (and may throw)
+ * only after every worker has been joined.
+ */
+typedef int64 (*MfTaskFn) (void *arg, int thread, int64 first, int64 last);
+extern int64 mf_parallel_for(int threads, int64 n, int64 chunk, MfTaskFn fn,
+							 void *arg);
+
 /* The solver (als.c). */
 typedef struct MfAls MfAls;
 
