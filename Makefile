@@ -9,7 +9,7 @@ EXTENSION   = mf_ext
 MODULE_big  = mf_ext
 OBJS        = src/mf_ext.o src/blas.o src/ratings.o src/als.o src/store.o \
               src/cache.o src/serve.o src/train.o src/evaluate.o src/tune.o \
-              src/refit.o src/parallel.o
+              src/refit.o src/parallel.o src/batch.o
 DATA        = sql/mf_ext--0.1.sql sql/mf_ext--0.1--0.2.sql sql/mf_ext--0.2--0.3.sql \
               sql/mf_ext--0.3--0.4.sql
 HEADERS     =
@@ -38,14 +38,16 @@ PG_CONFIG ?= pg_config
 PGXS := $(shell $(PG_CONFIG) --pgxs)
 include $(PGXS)
 
-# Benchmarks (not part of installcheck or CI): speed (test/bench/run.sh)
-# and accuracy (test/bench/accuracy.sh).
-.PHONY: bench bench-speed bench-accuracy
-bench: bench-speed bench-accuracy
+# Benchmarks (not part of installcheck or CI): speed (test/bench/run.sh),
+# accuracy (test/bench/accuracy.sh) and batch top-N (test/bench/batch.sh).
+.PHONY: bench bench-speed bench-accuracy bench-batch
+bench: bench-speed bench-accuracy bench-batch
 bench-speed:
 	bash test/bench/run.sh
 bench-accuracy:
 	bash test/bench/accuracy.sh
+bench-batch:
+	bash test/bench/batch.sh
 
 # Every object depends on the shared header (PGXS tracks no header deps).
 $(OBJS): src/mf_ext.h src/blas.h

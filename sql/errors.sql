@@ -173,7 +173,14 @@ FROM (VALUES
     (117, $$SELECT mf_refit_users(NULL::text)$$),
     (118, $$SELECT mf_refit_items('tiny', 'no_such_table')$$),
     (119, $$SELECT mf_refit_users('tiny', 'renamed')$$),
-    (120, $$SELECT mf_refit_users('tiny implicit', 'negative_strengths')$$)
+    (120, $$SELECT mf_refit_users('tiny implicit', 'negative_strengths')$$),
+    -- batch top-N (0.4)
+    (121, $$SELECT mf_recommend_all('tiny', 10, true, NULL)$$),
+    (122, $$SELECT mf_recommend_all('tiny', 0, true, 'out')$$),
+    (123, $$SELECT mf_recommend_all('tiny', 10, true, 'tiny')$$),
+    (124, $$SELECT mf_recommend_all('tiny', 10, true, 'a b; DROP TABLE tiny')$$),
+    (125, $$SELECT mf_recommend_all('biases only', 10, true, 'out')$$),
+    (126, $$SELECT mf_recommend_all('tiny', 10, true, 'no_such_schema.out')$$)
 ) AS s(n, statement)
 LEFT JOIN LATERAL try(s.statement) t ON true
 ORDER BY s.n;

@@ -1,5 +1,5 @@
 -- mf_ext 0.3 -> 0.4: implicit feedback, conjugate-gradient solver, non-negative
--- factors, similar items and users, fold-in, refit.
+-- factors, similar items and users, fold-in, refit, batch top-N.
 \echo Use "ALTER EXTENSION mf_ext UPDATE TO '0.4'" to load this file. \quit
 
 -- Models trained before 0.4 were explicit-feedback models solved by Cholesky.
@@ -139,3 +139,22 @@ AS 'MODULE_PATHNAME', 'mf_refit_items_by_name'
 LANGUAGE C VOLATILE CALLED ON NULL INPUT PARALLEL UNSAFE;
 COMMENT ON FUNCTION @extschema@.mf_refit_items(text, regclass) IS
   'mf_ext: recomputes (or adds) the factors of every item with ratings in source (default: the model''s source) with the stored user factors held fixed, as training''s item half-step would; returns how many items were refitted';
+
+-- Batch top-N -------------------------------------------------------------------
+
+CREATE FUNCTION @extschema@.mf_recommend_all(model integer, n integer DEFAULT 10,
+                                             exclude_rated boolean DEFAULT true,
+                                             target text DEFAULT NULL)
+RETURNS bigint
+AS 'MODULE_PATHNAME', 'mf_recommend_all'
+LANGUAGE C VOLATILE CALLED ON NULL INPUT PARALLEL UNSAFE;
+COMMENT ON FUNCTION @extschema@.mf_recommend_all(integer, integer, boolean, text) IS
+  'mf_ext: writes the n best items of every user of model (a model_id) into the new table target (user_id, rank, item_id, score), scored by blocked matrix products on all threads and rescored as mf_predict scores; returns the rows written';
+CREATE FUNCTION @extschema@.mf_recommend_all(model text, n integer DEFAULT 10,
+                                             exclude_rated boolean DEFAULT true,
+                                             target text DEFAULT NULL)
+RETURNS bigint
+AS 'MODULE_PATHNAME', 'mf_recommend_all_by_name'
+LANGUAGE C VOLATILE CALLED ON NULL INPUT PARALLEL UNSAFE;
+COMMENT ON FUNCTION @extschema@.mf_recommend_all(text, integer, boolean, text) IS
+  'mf_ext: writes the n best items of every user of the named model into the new table target (user_id, rank, item_id, score), scored by blocked matrix products on all threads and rescored as mf_predict scores; returns the rows written';

@@ -157,3 +157,32 @@ JOIN (SELECT r.item_id, sum(r.rating * u.factors[1]) / (sum(u.factors[1] ^ 2) + 
       FROM genre_ratings r JOIN mf_user_factors u ON u.model_id = :refit_items AND u.user_id = r.user_id
       GROUP BY r.item_id) e USING (item_id)
 WHERE i.model_id = :refit_items;
+
+-- Batch top-N ---------------------------------------------------------------
+
+-- Every user's list equals mf_recommend's, with the same scores: a
+-- single-precision model with biases, and a double-precision one without
+-- leaving out rated items.
+SELECT mf_recommend_all('folded', 5, target := 'all_single') AS written;
+SELECT count(*) = 240 * 5 AS every_user, count(DISTINCT user_id) AS users,
+       bool_and(rank BETWEEN 1 AND 5) AS ranks
+FROM all_single;
+SELECT bool_and(a.items = r.items AND a.scores = r.scores) AND count(*) = 240 AS same_as_mf_recommend
+FROM (SELECT user_id, array_agg(item_id ORDER BY rank) AS items, array_agg(score ORDER BY rank) AS scores
+      FROM all_single GROUP BY user_id) a,
+LATERAL (SELECT array_agg(item_id ORDER BY score DESC, item_id) AS items,
+                array_agg(score ORDER BY score DESC, item_id) AS scores
+         FROM mf_recommend('folded', a.user_id, 5)) r;
+SELECT mf_train('genre_ratings', k := 4, lambda := 0.5, double_precision := true,
+                model_name := 'batch double') AS batch_double \gset
+SELECT mf_recommend_all(:batch_double, 3, false, 'all_double') AS written;
+SELECT bool_and(a.items = r.items AND a.scores = r.scores) AND count(*) = 240 AS same_as_mf_recommend
+FROM (SELECT user_id, array_agg(item_id ORDER BY rank) AS items, array_agg(score ORDER BY rank) AS scores
+      FROM all_double GROUP BY user_id) a,
+LATERAL (SELECT array_agg(item_id ORDER BY score DESC, item_id) AS items,
+                array_agg(score ORDER BY score DESC, item_id) AS scores
+         FROM mf_recommend(:batch_double, a.user_id, 3, false)) r;
+-- n beyond the catalogue lists each user's unrated items, once each.
+SELECT mf_recommend_all('folded', 1000, target := 'all_items') =
+       (SELECT count(*) FROM (SELECT DISTINCT user_id, item_id FROM genre_ratings) r)
+         * -1 + 240 * 60 AS every_unrated_item;

@@ -25,8 +25,6 @@
 #include <float.h>
 #include <limits.h>
 #include <math.h>
-#include <sched.h>
-#include <unistd.h>
 
 #include "miscadmin.h"
 #include "utils/memutils.h"
@@ -110,22 +108,6 @@ typedef struct HalfStep
 #define REAL_EPSILON DBL_EPSILON
 #include "als_kernel.h"
 
-/*
- * Threads a training runs on: what mf_ext.threads asks for (0: every core
- * this backend may run on), at most as many as OpenBLAS allows callers.
- */
-static int
-solver_threads(void)
-{
-	int			wanted = mf_threads;
-	cpu_set_t	cpus;
-
-	if (wanted <= 0)
-		wanted = sched_getaffinity(0, sizeof(cpus), &cpus) == 0 ? CPU_COUNT(&cpus)
-			: (int) sysconf(_SC_NPROCESSORS_ONLN);
-	return Max(1, Min(Min(wanted, MF_MAX_THREADS), mf_blas()->max_threads));
-}
-
 /* The longest row of either side: it sizes every thread's buffers. */
 static int64
 longest_row(const MfRatings *ratings)
@@ -151,7 +133,7 @@ mf_als_memory_estimate(const MfRatings *ratings, const MfFitOptions *options,
 	Size		bytes;
 	Size		per_thread;
 
-	*threads = solver_threads();
+	*threads = mf_thread_count();
 	bytes = mul_size(ratings->n_ratings, 2 * (sizeof(int32) + sizeof(double)));
 	bytes = add_size(bytes, mul_size(mul_size(rows, options->k), real_size));
 	bytes = add_size(bytes, mul_size(add_size(mul_size(rows, options->biases ? 2 : 1),
@@ -191,7 +173,7 @@ init_solver(MfAls *als, const MfFitOptions *options, int64 longest,
 	als->conjugate_gradient = options->conjugate_gradient;
 	als->nonnegative = options->nonnegative;
 	als->real_size = options->single ? sizeof(float) : sizeof(double);
-	als->threads = (int) Max(1, Min(solver_threads(), rows));
+	als->threads = (int) Max(1, Min(mf_thread_count(), rows));
 	if (options->implicit)
 		als->other_gram = mf_alloc_array(cxt, (Size) options->k * options->k,
 										 als->real_size);

@@ -218,6 +218,7 @@ extern void mf_ratings_free_by_item(MfRatings *ratings);
  * only after every worker has been joined.
  */
 typedef int64 (*MfTaskFn) (void *arg, int thread, int64 first, int64 last);
+extern int	mf_thread_count(void);
 extern int64 mf_parallel_for(int threads, int64 n, int64 chunk, MfTaskFn fn,
 							 void *arg);
 
@@ -339,6 +340,8 @@ typedef struct MfModelRecord
 	double		load_seconds;	/* reading and indexing the ratings */
 } MfModelRecord;
 
+/* A one-dimensional array of n fixed-width, no-NULL elements (store.c). */
+extern struct ArrayType *mf_flat_array(Oid elemtype, const void *values, int n);
 extern void mf_factors_from_datum(Datum datum, bool isnull, int k,
 								  double *out, const char *side, int64 id);
 extern bool mf_store_load_items(const char *schema, const char *model_name,
@@ -382,6 +385,15 @@ extern MfModel *mf_cache_model_by_name(FunctionCallInfo fcinfo, text *name);
 extern int32 mf_top_items(FunctionCallInfo fcinfo, const MfModel *model,
 						  int32 user, int64 user_id, int32 n,
 						  bool exclude_rated, int32 *best, double **scores);
+
+/*
+ * The n best of n_items scored items not excluded (excluded may be NULL),
+ * best first (higher score, then lower id), into best[]; returns how many.
+ * Plain C: safe in worker threads (serve.c).
+ */
+extern int32 mf_select_top(const double *scores, const int64 *ids,
+						   const bool *excluded, int32 n_items, int32 n,
+						   int32 *best);
 
 /* Raises the error for a NULL model argument (argument 0) (serve.c). */
 extern void mf_require_model_argument(FunctionCallInfo fcinfo);

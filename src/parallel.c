@@ -12,13 +12,32 @@
  *-------------------------------------------------------------------------
  */
 #include "mf_ext.h"
+#include "blas.h"
 
 #include <limits.h>
 #include <pthread.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdatomic.h>
+#include <unistd.h>
 
 #include "miscadmin.h"
+
+/*
+ * Threads a parallel run uses: what mf_ext.threads asks for (0: every core
+ * this backend may run on), at most as many as OpenBLAS allows callers.
+ */
+int
+mf_thread_count(void)
+{
+	int			wanted = mf_threads;
+	cpu_set_t	cpus;
+
+	if (wanted <= 0)
+		wanted = sched_getaffinity(0, sizeof(cpus), &cpus) == 0 ? CPU_COUNT(&cpus)
+			: (int) sysconf(_SC_NPROCESSORS_ONLN);
+	return Max(1, Min(Min(wanted, MF_MAX_THREADS), mf_blas()->max_threads));
+}
 
 /* One run, shared by its threads. */
 typedef struct Run

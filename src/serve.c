@@ -233,9 +233,9 @@ heap_sift_down(int32 *heap, int32 size, int32 at, const double *scores,
  * best[] and returns how many there are.  A bounded heap keeps the current
  * n best with the worst on top: O(n_items log n).
  */
-static int32
-select_top(const double *scores, const int64 *ids, const bool *excluded,
-		   int32 n_items, int32 n, int32 *best)
+int32
+mf_select_top(const double *scores, const int64 *ids, const bool *excluded,
+			  int32 n_items, int32 n, int32 *best)
 {
 	int32		size = 0;
 
@@ -344,7 +344,7 @@ mf_top_items(FunctionCallInfo fcinfo, const MfModel *model, int32 user,
 		excluded = rated_items_mask(fcinfo, model, user_id);
 	*scores = score_vector(f, user >= 0 ? side_row(f, true, user) : NULL,
 						   f->biases ? user_base(f, user) : 0.0, excluded);
-	found = select_top(*scores, model->item_ids, excluded, f->n_items,
+	found = mf_select_top(*scores, model->item_ids, excluded, f->n_items,
 					   Min(n, f->n_items), best);
 	if (excluded)
 		pfree(excluded);
@@ -504,7 +504,7 @@ similar(FunctionCallInfo fcinfo, MfModel *model, bool users)
 		scores[r] = scale > 0 ? row_dot(f, target_row, side_row(f, users, r)) / scale : 0.0;
 	}
 	best = mf_alloc_array(CurrentMemoryContext, Min(n, n_rows), sizeof(int32));
-	n_best = select_top(scores, ids, excluded, n_rows, Min(n, n_rows), best);
+	n_best = mf_select_top(scores, ids, excluded, n_rows, Min(n, n_rows), best);
 	for (int32 r = 0; r < n_best; r++)
 	{
 		Datum		values[2] = {Int64GetDatum(ids[best[r]]), Float8GetDatum(scores[best[r]])};
@@ -695,7 +695,7 @@ recommend_folded(FunctionCallInfo fcinfo, MfModel *model)
 	scores = score_vector(f, row, f->biases ? f->mean + bias : 0.0,
 						  PG_GETARG_BOOL(4) ? rated : NULL);
 	best = mf_alloc_array(CurrentMemoryContext, Min(n, f->n_items), sizeof(int32));
-	n_best = select_top(scores, model->item_ids, PG_GETARG_BOOL(4) ? rated : NULL,
+	n_best = mf_select_top(scores, model->item_ids, PG_GETARG_BOOL(4) ? rated : NULL,
 						f->n_items, Min(n, f->n_items), best);
 	for (int32 r = 0; r < n_best; r++)
 	{

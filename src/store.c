@@ -29,8 +29,8 @@
 #define MF_STORE_BATCH_RATED	(256 * 1024)
 
 /* A one-dimensional array of n fixed-width, no-NULL elements. */
-static ArrayType *
-flat_array(Oid elemtype, const void *values, int n)
+ArrayType *
+mf_flat_array(Oid elemtype, const void *values, int n)
 {
 	int16		elem_len = get_typlen(elemtype);
 	Size		bytes = add_size(ARR_OVERHEAD_NONULLS(1), mul_size(n, elem_len));
@@ -199,12 +199,12 @@ upsert_model_row(const char *schema, const MfModelRecord *record,
 	args[n++] = Int64GetDatum(ratings->n_items);
 	args[n++] = Int64GetDatum(ratings->n_ratings);
 	args[n++] = Int64GetDatum(ratings->n_skipped);
-	args[n++] = PointerGetDatum(flat_array(FLOAT8OID, history->loss, run));
+	args[n++] = PointerGetDatum(mf_flat_array(FLOAT8OID, history->loss, run));
 	args[n++] = Float8GetDatum(record->train_rmse);
 	args[n++] = Float8GetDatum(record->train_seconds);
 	args[n++] = BoolGetDatum(!options->single);
 	args[n++] = Float8GetDatum(record->load_seconds);
-	args[n++] = PointerGetDatum(flat_array(FLOAT8OID, history->seconds, run));
+	args[n++] = PointerGetDatum(mf_flat_array(FLOAT8OID, history->seconds, run));
 	args[n++] = BoolGetDatum(options->biases);
 	if (!options->biases)
 		nulls[n] = 'n';
@@ -212,7 +212,7 @@ upsert_model_row(const char *schema, const MfModelRecord *record,
 	args[n++] = BoolGetDatum(options->weighted_lambda);
 	args[n++] = Float8GetDatum(options->tolerance);
 	args[n++] = Int32GetDatum(run);
-	args[n++] = PointerGetDatum(flat_array(FLOAT8OID, history->train_rmse, run));
+	args[n++] = PointerGetDatum(mf_flat_array(FLOAT8OID, history->train_rmse, run));
 	if (record->validation == NULL)
 	{
 		nulls[n] = 'n';
@@ -223,7 +223,7 @@ upsert_model_row(const char *schema, const MfModelRecord *record,
 	else
 	{
 		args[n++] = CStringGetTextDatum(record->validation);
-		args[n++] = PointerGetDatum(flat_array(FLOAT8OID, history->validation_rmse, run));
+		args[n++] = PointerGetDatum(mf_flat_array(FLOAT8OID, history->validation_rmse, run));
 	}
 	args[n++] = CStringGetTextDatum(options->implicit ? "implicit" : "explicit");
 	if (!options->implicit)
@@ -321,16 +321,16 @@ insert_batch(SPIPlanPtr plan, bool users, int32 model_id, int k,
 
 	memset(nulls, ' ', sizeof(nulls));
 	args[0] = Int32GetDatum(model_id);
-	args[1] = PointerGetDatum(flat_array(INT8OID, ids, n));
-	args[2] = PointerGetDatum(flat_array(FLOAT8OID, factors, n * k));
+	args[1] = PointerGetDatum(mf_flat_array(INT8OID, ids, n));
+	args[2] = PointerGetDatum(mf_flat_array(FLOAT8OID, factors, n * k));
 	args[3] = Int32GetDatum(k);
-	args[4] = bias ? PointerGetDatum(flat_array(FLOAT8OID, bias, n)) : (Datum) 0;
+	args[4] = bias ? PointerGetDatum(mf_flat_array(FLOAT8OID, bias, n)) : (Datum) 0;
 	if (!bias)
 		nulls[4] = 'n';
 	if (users)
 	{
-		args[5] = PointerGetDatum(flat_array(INT4OID, rated_start, n + 1));
-		args[6] = PointerGetDatum(flat_array(INT8OID, rated, rated_start[n]));
+		args[5] = PointerGetDatum(mf_flat_array(INT4OID, rated_start, n + 1));
+		args[6] = PointerGetDatum(mf_flat_array(INT8OID, rated, rated_start[n]));
 	}
 	if (SPI_execute_plan(plan, args, nulls, false, 0) != SPI_OK_INSERT)
 		elog(ERROR, "could not write the factors of model %d", model_id);
@@ -422,7 +422,7 @@ mf_store_replace_rows(const char *schema, int32 model_id, bool users, int k,
 	const char *id_col = users ? "user_id" : "item_id";
 	Oid			argtypes[2] = {INT4OID, INT8ARRAYOID};
 	Datum		args[2] = {Int32GetDatum(model_id),
-	PointerGetDatum(flat_array(INT8OID, ids, n))};
+	PointerGetDatum(mf_flat_array(INT8OID, ids, n))};
 	int32	   *local_start = users ? palloc(sizeof(int32) * (batch_rows + 1)) : NULL;
 	SPIPlanPtr	plan = prepare_row_insert(schema, users);
 

@@ -1,0 +1,40 @@
+#!/usr/bin/env bash
+# `make bench-batch` (also run by `make bench`): mf_recommend_all at the
+# MovieLens 10M shape (69,878 users, 10,677 items, k = 64, top 10, rated
+# items left out) against the floor of its matrix products alone
+# (test/bench/gemm_probe.c, the same blocks on the same threads).  Writes
+# test/bench/batch.tsv.  Knob: MF_BENCH_BATCH_SHAPE=ml-1m for a quick run.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+bash test/build.sh
+out=$(mktemp -d /tmp/mf_ext-batch.XXXXXX)
+chmod 755 "$out"
+gcc -O2 -std=gnu11 -I/usr/include/x86_64-linux-gnu/openblas-pthread \
+	-o "$out/gemm_probe" test/bench/gemm_probe.c -lopenblas -lpthread
+export OPENBLAS_NUM_THREADS=1
+case "${MF_BENCH_BATCH_SHAPE:-ml-10m}" in
+	ml-1m) shape=ml-1m; sizes="-v n_ratings=1000209 -v n_users=6040 -v n_items=3706 -v seed=1" ;;
+	*) shape=ml-10m; sizes="-v n_ratings=10000054 -v n_users=69878 -v n_items=10677 -v seed=10" ;;
+esac
+threads=$(nproc)
+echo "machine: $(lscpu | sed -n 's/^Model name: *//p'), $threads cores, $(free -g | awk '/Mem:/ {print $2}') GiB"
+pg_virtualenv -o shared_buffers=256MB sh -c "
+	set -e
+	psql -X -q -c 'CREATE EXTENSION mf_ext'
+	psql -X -q -v table=ratings $sizes -f test/bench/generate.sql
+	psql -X -q -At -c \"SET client_min_messages = warning\" \
+		-c \"SELECT mf_train('ratings', k := 64, iterations := 1)\" > /dev/null
+	psql -X -q -At -c \"SELECT n_users, n_items FROM mf_models\" | tr '|' ' ' > '$out/shape'
+	psql -X -q -At -c \"SET client_min_messages = warning\" -c '\\timing on' \
+		-c \"SELECT mf_recommend_all('ratings', 10, true, 'top10')\" > '$out/run'
+	psql -X -q -At -c 'SELECT count(*), count(DISTINCT user_id) FROM top10' > '$out/rows'"
+read -r n_users n_items < "$out/shape"
+seconds=$(awk '/^Time:/ {print $2 / 1000}' "$out/run")
+floor=$("$out/gemm_probe" "$n_users" "$n_items" 64 "$threads")
+rows=$(cut -d'|' -f1 "$out/rows")
+printf 'shape\tusers\titems\tk\tthreads\trows\trecommend_all_s\tgemm_floor_s\tratio\n' > "$out/batch.tsv"
+awk -v s="$shape" -v u="$n_users" -v i="$n_items" -v t="$threads" -v r="$rows" \
+	-v a="$seconds" -v f="$floor" \
+	'BEGIN { printf "%s\t%s\t%s\t64\t%s\t%s\t%.2f\t%.2f\t%.2f\n", s, u, i, t, r, a, f, a / f }' >> "$out/batch.tsv"
+column -t -s "$(printf '\t')" "$out/batch.tsv"
+cp "$out/batch.tsv" test/bench/batch.tsv
