@@ -377,8 +377,10 @@ solve_side(MfAls *als, const MfCsr *rows, const void *other, int32 n_other,
 	step.out_bias = out_bias;
 	step.norm = norm;
 	step.sse = sse;
+	/* a non-negative row can take many sweeps: one row a chunk, for cancels */
 	return (int32) mf_parallel_for(als->threads, rows->n_rows,
-								   Max(1, Min(256, MF_RATINGS_PER_CHUNK / per_row)),
+								   als->nonnegative ? 1
+								   : Max(1, Min(256, MF_RATINGS_PER_CHUNK / per_row)),
 								   solve_chunk, &step);
 }
 
@@ -437,10 +439,13 @@ mf_seeded_normal(int32 seed, int64 id, int j)
  * Solves rows of one side against the other side of a stored model, with
  * training's kernel and threads: users (their ratings' columns dense item
  * indices of factors) when users, else items against factors' users.
- * Each row starts from 0, as a new user does in training, and is written
- * to out (rows->n_rows x k reals of factors' precision) and bias (with
- * biases).  Fold-in and refit.  Returns -1, or the first row whose system
- * could not be solved (lambda = 0).
+ * Each row starts from 0, as a new user does in training, and is solved
+ * exactly (Cholesky, or the non-negative solve): a model trained with
+ * solver 'cg' took only a few steps a row from the row's previous factors,
+ * which a new row does not have.  Written to out (rows->n_rows x k reals
+ * of factors' precision) and bias (with biases).  Fold-in and refit.
+ * Returns -1, or the first row whose system could not be solved (lambda =
+ * 0) or whose solution is not finite (ratings too large).
  */
 int32
 mf_als_solve_against(const MfFactors *factors, bool users,
@@ -448,20 +453,33 @@ mf_als_solve_against(const MfFactors *factors, bool users,
 					 void *out, double *bias, MemoryContext cxt)
 {
 	MfAls		als = {0};
+	MfFitOptions exact = *options;
 	const void *other = users ? factors->item_factors : factors->user_factors;
 	int32		n_other = users ? factors->n_items : factors->n_users;
 	const double *other_bias = users ? factors->item_bias : factors->user_bias;
-	Size		bytes = mul_size(mul_size(rows->n_rows, factors->k),
-								 factors->single ? sizeof(float) : sizeof(double));
-	double	   *norm = mf_alloc_array(cxt, rows->n_rows, sizeof(double));
+	Size		real_size = factors->single ? sizeof(float) : sizeof(double);
+	Size		bytes = mul_size(mul_size(rows->n_rows, factors->k), real_size);
+	int64		longest = mf_csr_longest_row(rows);
+	int			d = factors->k + (factors->biases ? 1 : 0);
+	double	   *norm;
 	int32		failed;
 
+	exact.conjugate_gradient = false;
+	mf_check_memory(add_size(mul_size(mul_size(Max(longest, 1), d + 4),
+									  mul_size(mf_thread_count(), real_size)),
+							 mul_size(rows->n_rows, real_size * d + sizeof(double))),
+					psprintf("Solving %d rows of up to " INT64_FORMAT " ratings with k = %d.",
+							 rows->n_rows, longest, factors->k));
+	norm = mf_alloc_array(cxt, rows->n_rows, sizeof(double));
 	als.factors = *factors;
-	init_solver(&als, options, mf_csr_longest_row(rows), rows->n_rows, cxt);
+	init_solver(&als, &exact, longest, rows->n_rows, cxt);
 	memset(out, 0, bytes);
 	if (bias)
 		memset(bias, 0, sizeof(double) * rows->n_rows);
 	failed = solve_side(&als, rows, other, n_other, other_bias, out, bias, norm, NULL);
+	for (int32 r = 0; failed < 0 && r < rows->n_rows; r++)
+		if (!isfinite(norm[r]))
+			failed = r;
 	pfree(norm);
 	return failed;
 }

@@ -30,6 +30,7 @@ extern int	mf_max_memory_mb;
 #define MF_MAX_K		1024
 #define MF_MAX_ITERATIONS	100000
 #define MF_MAX_MODEL_NAME	1024	/* bytes; the unique index allows ~2700 */
+#define MF_MAX_CONFIDENCE	1e12	/* alpha * rating at most (implicit feedback) */
 
 /*
  * splitmix64's finaliser: a fast, well-mixed 64-bit hash.  Used both as the
@@ -316,7 +317,7 @@ extern void mf_check_folds(int folds);
 /* Raises an error for an option out of its range (train.c). */
 extern void mf_check_fit_options(const MfFitOptions *options);
 /* Raises an error for a negative rating, for implicit feedback (train.c). */
-extern void mf_check_strengths(const MfRatings *ratings);
+extern void mf_check_strengths(const MfRatings *ratings, double alpha);
 
 /* Fits als on ratings for options->iterations (train.c). */
 extern void mf_fit(MfAls *als, const MfRatings *ratings,

@@ -19,6 +19,7 @@
 
 #include "catalog/pg_type.h"
 #include "executor/spi.h"
+#include "catalog/namespace.h"
 #include "utils/builtins.h"
 #include "utils/memutils.h"
 #include "utils/regproc.h"
@@ -29,31 +30,43 @@ PG_FUNCTION_INFO_V1(mf_refit_items);
 PG_FUNCTION_INFO_V1(mf_refit_items_by_name);
 
 /*
- * Locks the model's row and reads the relation to refit from (argument 1,
- * or the model's source) with the model's columns.
+ * Locks the model's row, notes its version in *version, and reads the
+ * relation to refit from (argument 1, or the model's source) with the
+ * model's columns.
  */
 static MfRatings *
 read_refit_source(FunctionCallInfo fcinfo, const char *schema, int32 model_id,
-				  MemoryContext cxt)
+				  int64 *version, MemoryContext cxt)
 {
 	Oid			argtype = INT4OID;
 	Datum		arg = Int32GetDatum(model_id);
 	MfSource	source;
+	bool		isnull;
 
-	if (SPI_execute_with_args(psprintf("SELECT source, user_col, item_col, rating_col FROM %s.mf_models WHERE model_id = $1 FOR UPDATE",
+	if (SPI_execute_with_args(psprintf("SELECT source, user_col, item_col, rating_col, version FROM %s.mf_models WHERE model_id = $1 FOR UPDATE",
 									   schema),
 							  1, &argtype, &arg, NULL, false, 1) != SPI_OK_SELECT ||
 		SPI_processed != 1)
 		ereport(ERROR,
 				(errcode(ERRCODE_UNDEFINED_OBJECT),
 				 errmsg("model %d does not exist", model_id)));
+	*version = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 5, &isnull));
 	source.argname = "source";
 	source.fixed_columns = true;
-	source.relid = PG_ARGISNULL(1)
-		? DatumGetObjectId(DirectFunctionCall1(regclassin,
-											   CStringGetDatum(SPI_getvalue(SPI_tuptable->vals[0],
-																			SPI_tuptable->tupdesc, 1))))
-		: PG_GETARG_OID(1);
+	if (PG_ARGISNULL(1))
+	{
+		char	   *stored = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1);
+
+		source.relid = RangeVarGetRelid(makeRangeVarFromNameList(stringToQualifiedNameList(stored)),
+										NoLock, true);
+		if (!OidIsValid(source.relid))
+			ereport(ERROR,
+					(errcode(ERRCODE_UNDEFINED_TABLE),
+					 errmsg("the model's source %s does not exist", stored),
+					 errhint("Pass the relation to refit from as source.")));
+	}
+	else
+		source.relid = PG_GETARG_OID(1);
 	source.user_col = MemoryContextStrdup(cxt, SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2));
 	source.item_col = MemoryContextStrdup(cxt, SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 3));
 	source.rating_col = MemoryContextStrdup(cxt, SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 4));
@@ -90,17 +103,25 @@ refit(FunctionCallInfo fcinfo, MfModel *found, bool users)
 	int64		skipped = 0;
 	int64		n = 0;
 	int32		n_rated = 0;
+	int64		version;
+	int32		failed;
 	void	   *solved;
 	double	   *bias;
 	double	   *factors;
 
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
-	ratings = read_refit_source(fcinfo, schema, model_id, cxt);
+	ratings = read_refit_source(fcinfo, schema, model_id, &version, cxt);
 	model = mf_cache_model_by_id(fcinfo, model_id);
 	f = &model->factors;
+	if (model->version != version)
+		ereport(ERROR,
+				(errcode(ERRCODE_T_R_SERIALIZATION_FAILURE),
+				 errmsg("model \"%s\" was retrained while mf_refit_%s waited for it",
+						model->name, users ? "users" : "items"),
+				 errhint("Run mf_refit_%s again.", users ? "users" : "items")));
 	if (f->implicit)
-		mf_check_strengths(ratings);
+		mf_check_strengths(ratings, model->fit.alpha);
 
 	/* the source's rows of the side to refit, in the model's other side */
 	source_rows = users ? &ratings->by_user : &ratings->by_item;
@@ -155,22 +176,22 @@ refit(FunctionCallInfo fcinfo, MfModel *found, bool users)
 		ereport(NOTICE,
 				(errmsg("skipped " INT64_FORMAT " ratings of %s the model does not know",
 						skipped, users ? "items" : "users"),
-				 errhint("Retrain to add them: mf_refit_%s only refits %s against the stored %s.",
-						 users ? "users" : "items", users ? "users" : "items",
+				 errhint("Run mf_refit_%s first to add them, or retrain.",
 						 users ? "items" : "users")));
 
 	solved = mf_alloc_array(cxt, mul_size(Max(rows.n_rows, 1), Max(f->k, 1)),
 							f->single ? sizeof(float) : sizeof(double));
 	bias = f->biases ? mf_alloc_array(cxt, Max(rows.n_rows, 1), sizeof(double)) : NULL;
-	if (rows.n_rows > 0 &&
-		mf_als_solve_against(f, users, &model->fit, &rows, solved, bias, cxt) >= 0)
+	failed = rows.n_rows > 0
+		? mf_als_solve_against(f, users, &model->fit, &rows, solved, bias, cxt) : -1;
+	if (failed >= 0)
 		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("a least-squares system could not be solved in refitting model \"%s\"",
-						model->name),
-				 errdetail("The model was trained with lambda = 0; some %s's ratings do not determine all its unknowns.",
+				(errcode(ERRCODE_NUMERIC_VALUE_OUT_OF_RANGE),
+				 errmsg("the least-squares system of %s " INT64_FORMAT " could not be solved in refitting model \"%s\"",
+						users ? "user" : "item", ids[failed], model->name),
+				 errdetail("Either the model was trained with lambda = 0 and that %s's ratings do not determine all its unknowns, or they are so large that floating point overflowed.",
 						   users ? "user" : "item"),
-				 errhint("Retrain the model with lambda > 0.")));
+				 errhint("Scale the ratings as the training data had them, or retrain the model with lambda > 0.")));
 
 	factors = mf_alloc_array(cxt, mul_size(Max(rows.n_rows, 1), Max(f->k, 1)), sizeof(double));
 	for (Size j = 0; j < (Size) rows.n_rows * f->k; j++)

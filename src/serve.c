@@ -618,11 +618,11 @@ fold_in(FunctionCallInfo fcinfo, const MfModel *model, void *out, double *bias,
 	if (mf_als_solve_against(f, true, &model->fit, &row, out, bias,
 							 CurrentMemoryContext) >= 0)
 		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("the least-squares system of the new user is singular"),
-				 errdetail("Model \"%s\" was trained with lambda = 0; the %d rated items known to it do not determine all the user's unknowns.",
+				(errcode(ERRCODE_NUMERIC_VALUE_OUT_OF_RANGE),
+				 errmsg("the least-squares system of the new user could not be solved"),
+				 errdetail("Either model \"%s\" was trained with lambda = 0 and the %d rated items known to it do not determine all the user's unknowns, or the ratings are so large that floating point overflowed.",
 						   model->name, known),
-				 errhint("Pass more rated items, or use a model trained with lambda > 0.")));
+				 errhint("Pass ratings on the training data's scale, more rated items, or use a model trained with lambda > 0.")));
 	pfree(cols);
 	pfree(vals);
 	return true;

@@ -117,6 +117,12 @@ mf_check_fit_options(const MfFitOptions *options)
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("alpha must be a finite number > 0, got %g", options->alpha),
 				 errhint("alpha scales a rating into confidence 1 + alpha * rating; 1 to 100 is usual (40 is the default).")));
+	if (options->conjugate_gradient && options->lambda == 0.0)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("solver 'cg' needs lambda > 0"),
+				 errdetail("Without regularisation a row's system may be singular, and a few conjugate-gradient steps then diverge instead of failing."),
+				 errhint("Pass lambda > 0, or solver := 'cholesky', which reports a singular row.")));
 	if (options->implicit && options->biases)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
@@ -177,26 +183,33 @@ check_write_privileges(Oid schema)
 		const char *name = table ? tables[t] : sequences[t - lengthof(tables)];
 		Oid			relid = get_relname_relid(name, schema);
 		AclMode		needed = table ? ACL_SELECT | ACL_INSERT | ACL_UPDATE | ACL_DELETE
-			: ACL_USAGE;
+			: ACL_USAGE | ACL_UPDATE;
 
+		/* every privilege on the tables; either one (for nextval) on the sequences */
 		if (OidIsValid(relid) &&
-			pg_class_aclmask(relid, GetUserId(), needed, ACLMASK_ALL) != needed)
+			(table ? pg_class_aclmask(relid, GetUserId(), needed, ACLMASK_ALL) != needed
+			 : pg_class_aclmask(relid, GetUserId(), needed, ACLMASK_ANY) == 0))
 			ereport(ERROR,
 					(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
 					 errmsg("permission denied for %s %s", table ? "table" : "sequence", name),
-					 errdetail("mf_train writes the model into mf_models, mf_user_factors and mf_item_factors, and needs SELECT, INSERT, UPDATE and DELETE on them and USAGE on mf_models_model_id_seq and mf_model_version_seq."),
+					 errdetail("mf_train writes the model into mf_models, mf_user_factors and mf_item_factors, and needs SELECT, INSERT, UPDATE and DELETE on them and USAGE (or UPDATE) on mf_models_model_id_seq and mf_model_version_seq."),
 					 errhint("Ask the extension's owner to grant them (see Privileges in the README).")));
 	}
 }
 
-/* Implicit feedback reads ratings as strengths: none may be negative. */
+/*
+ * Implicit feedback reads ratings as strengths: none may be negative, and
+ * the largest confidence, 1 + alpha * rating, must stay far from overflow.
+ */
 void
-mf_check_strengths(const MfRatings *ratings)
+mf_check_strengths(const MfRatings *ratings, double alpha)
 {
 	const MfCsr *rows = &ratings->by_user;
+	double		largest = 0.0;
 
 	for (int32 u = 0; u < rows->n_rows; u++)
 		for (int64 e = rows->row_start[u]; e < rows->row_start[u + 1]; e++)
+		{
 			if (rows->val[e] < 0)
 				ereport(ERROR,
 						(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
@@ -205,6 +218,15 @@ mf_check_strengths(const MfRatings *ratings)
 								rows->val[e]),
 						 errdetail("With implicit feedback a rating is the strength of an interaction (a count, a duration): confidence 1 + alpha * rating."),
 						 errhint("Train on a view that leaves out or rescales negative ratings, or pass feedback := 'explicit'.")));
+			largest = Max(largest, rows->val[e]);
+		}
+	if (!(alpha * largest <= MF_MAX_CONFIDENCE))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("alpha * the largest rating is %g, above %g", alpha * largest,
+						MF_MAX_CONFIDENCE),
+				 errdetail("Confidences 1 + alpha * rating that large overflow single precision in the solve."),
+				 errhint("Lower alpha, or scale the ratings down (for example log(1 + count)).")));
 }
 
 static void
@@ -466,7 +488,7 @@ mf_train(PG_FUNCTION_ARGS)
 						   ratings->n_skipped),
 				 errhint("Load ratings into the relation, or pass the one that holds them.")));
 	if (options->implicit)
-		mf_check_strengths(ratings);
+		mf_check_strengths(ratings, options->alpha);
 	if (!PG_ARGISNULL(ARG_VALIDATION))
 	{
 		validation = read_validation(PG_GETARG_OID(ARG_VALIDATION), &source, ratings,
