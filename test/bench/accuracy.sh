@@ -3,8 +3,9 @@
 # mf_ext and, in a throw-away cluster, cross-validates the configurations of
 # test/bench/accuracy.sql on the rating sets in ../shared/data (override with
 # MF_DATA_DIR), and runs the implicit-feedback comparison of
-# test/bench/implicit.sql.  Prints the tables and writes
-# test/bench/accuracy.tsv and test/bench/implicit.tsv.
+# test/bench/implicit.sql, and times the neighbour functions
+# (test/bench/latency.sql).  Prints the tables and writes
+# test/bench/accuracy.tsv, implicit.tsv and latency.tsv.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 data_dir=$(cd "${MF_DATA_DIR:-../shared/data}" && pwd)
@@ -22,10 +23,11 @@ chmod 755 "$out"
 pg_virtualenv -o shared_buffers=256MB sh -c "
 	psql -X -q -c 'CREATE EXTENSION mf_ext' &&
 	psql -X -q -v data_dir='$data_dir' -f test/bench/accuracy.sql -A -F '	' -P footer=off > '$out/accuracy.tsv' &&
-	psql -X -q -v data_dir='$data_dir' -f test/bench/implicit.sql -A -F '	' -P footer=off > '$out/implicit.tsv'"
-for f in accuracy implicit; do
+	psql -X -q -v data_dir='$data_dir' -f test/bench/implicit.sql -A -F '	' -P footer=off > '$out/implicit.tsv' &&
+	psql -X -q -v data_dir='$data_dir' -f test/bench/latency.sql -A -F '	' -P footer=off > '$out/latency.tsv'"
+for f in accuracy implicit latency; do
 	column -t -s "$(printf '\t')" "$out/$f.tsv"
 	echo
 	cp "$out/$f.tsv" "test/bench/$f.tsv"
 done
-echo "results in test/bench/accuracy.tsv and test/bench/implicit.tsv"
+echo "results in test/bench/accuracy.tsv, implicit.tsv and latency.tsv"
