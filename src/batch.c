@@ -33,8 +33,8 @@ PG_FUNCTION_INFO_V1(mf_recommend_all_by_name);
 
 /* Candidates kept beyond n for the exact rescoring. */
 #define MF_BATCH_SPARE		8
-/* Bytes of scores one thread holds for a block of users. */
-#define MF_BATCH_BLOCK_BYTES	(4 * 1024 * 1024)
+/* Bytes of scores one thread holds for a block of users (about L2). */
+#define MF_BATCH_BLOCK_BYTES	(1024 * 1024)
 /* Result rows written per INSERT. */
 #define MF_BATCH_INSERT_ROWS	65536
 
@@ -123,14 +123,20 @@ recommend_blocks(void *arg, int thread, int64 first, int64 last)
 			int32		n_candidates;
 			int32		kept;
 
-			for (int32 i = 0; i < f->n_items; i++)
+			if (f->single)
 			{
-				double		dot = f->single
-					? ((const float *) b->products)[(Size) j * f->n_items + i]
-					: ((const double *) b->products)[(Size) j * f->n_items + i];
+				const float *row = (const float *) b->products + (Size) j * f->n_items;
 
-				b->scores[i] = f->biases ? dot + f->user_bias[user] + f->item_bias[i] : dot;
+				for (int32 i = 0; i < f->n_items; i++)
+					b->scores[i] = row[i];
 			}
+			else
+				memcpy(b->scores, (const double *) b->products + (Size) j * f->n_items,
+					   sizeof(double) * f->n_items);
+			/* the user's bias and mu shift every score alike: only items' count */
+			if (f->biases)
+				for (int32 i = 0; i < f->n_items; i++)
+					b->scores[i] += f->item_bias[i];
 			if (run->rated_start)
 				for (int64 e = run->rated_start[user]; e < run->rated_start[user + 1]; e++)
 					b->excluded[run->rated[e]] = true;

@@ -238,9 +238,12 @@ mf_select_top(const double *scores, const int64 *ids, const bool *excluded,
 			  int32 n_items, int32 n, int32 *best)
 {
 	int32		size = 0;
+	double		worst = 0.0;	/* the worst kept score, once n are kept */
 
 	for (int32 i = 0; i < n_items; i++)
 	{
+		if (size == n && scores[i] < worst)
+			continue;			/* the common case, decided by one comparison */
 		if (excluded && excluded[i])
 			continue;
 		if (size < n)
@@ -258,11 +261,13 @@ mf_select_top(const double *scores, const int64 *ids, const bool *excluded,
 				best[parent] = swap;
 				at = parent;
 			}
+			worst = scores[best[0]];
 		}
 		else if (ranks_below(scores, ids, best[0], i))
 		{
 			best[0] = i;
 			heap_sift_down(best, size, 0, scores, ids);
+			worst = scores[best[0]];
 		}
 	}
 

@@ -12,7 +12,7 @@
 #include <stdlib.h>
 #include <time.h>
 
-#define BLOCK_BYTES (4 * 1024 * 1024)
+#define BLOCK_BYTES (1024 * 1024)
 
 static int n_users, n_items, k, block_users;
 static float *users, *items;
