@@ -195,6 +195,7 @@ RESET ROLE;
 REVOKE UPDATE ON mf_models FROM regress_mf_reader;
 SET ROLE regress_mf_reader;
 SELECT mf_train('secured', k := 2, iterations := 1, model_name := 'no update');
+SELECT mf_refit_users('secured');
 RESET ROLE;
 GRANT UPDATE ON mf_models TO regress_mf_reader;
 REVOKE USAGE ON SEQUENCE mf_model_version_seq FROM regress_mf_reader;

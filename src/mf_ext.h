@@ -316,6 +316,8 @@ extern void mf_check_folds(int folds);
 
 /* Raises an error for an option out of its range (train.c). */
 extern void mf_check_fit_options(const MfFitOptions *options);
+/* Raises an error unless the caller may write models (train.c). */
+extern void mf_check_write_privileges(Oid schema, const char *function);
 /* Raises an error for a negative rating, for implicit feedback (train.c). */
 extern void mf_check_strengths(const MfRatings *ratings, double alpha);
 

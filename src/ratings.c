@@ -140,8 +140,8 @@ check_column(const MfSource *source, const char *role, const char *argname,
 				 errdetail("The %s are read from the column named by %s.",
 						   role, argname),
 				 source->fixed_columns
-				 ? errhint("The %s must have the columns the model's ratings came from; rename its columns (%s) in a view.",
-						   source->argname, relation_column_list(relid))
+				 ? errhint("The %s must have the model's column \"%s\"; rename one of its columns (%s) in a view.",
+						   source->argname, colname, relation_column_list(relid))
 				 : errhint("Pass %s := one of: %s.", argname,
 						   relation_column_list(relid))));
 

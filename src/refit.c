@@ -21,6 +21,7 @@
 #include "executor/spi.h"
 #include "catalog/namespace.h"
 #include "utils/builtins.h"
+#include "utils/lsyscache.h"
 #include "utils/memutils.h"
 #include "utils/regproc.h"
 
@@ -109,6 +110,8 @@ refit(FunctionCallInfo fcinfo, MfModel *found, bool users)
 	double	   *bias;
 	double	   *factors;
 
+	mf_check_write_privileges(get_func_namespace(fcinfo->flinfo->fn_oid),
+							  users ? "mf_refit_users" : "mf_refit_items");
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
 	ratings = read_refit_source(fcinfo, schema, model_id, &version, cxt);
@@ -189,9 +192,11 @@ refit(FunctionCallInfo fcinfo, MfModel *found, bool users)
 				(errcode(ERRCODE_NUMERIC_VALUE_OUT_OF_RANGE),
 				 errmsg("the least-squares system of %s " INT64_FORMAT " could not be solved in refitting model \"%s\"",
 						users ? "user" : "item", ids[failed], model->name),
-				 errdetail("Either the model was trained with lambda = 0 and that %s's ratings do not determine all its unknowns, or they are so large that floating point overflowed.",
-						   users ? "user" : "item"),
-				 errhint("Scale the ratings as the training data had them, or retrain the model with lambda > 0.")));
+				 model->fit.lambda == 0
+				 ? errdetail("The model was trained with lambda = 0, and that %s's ratings do not determine all its unknowns (or are so large that floating point overflowed).",
+							 users ? "user" : "item")
+				 : errdetail("Its ratings are so large that floating point overflowed."),
+				 errhint("Give the ratings the training data's scale, or retrain the model with lambda > 0.")));
 
 	factors = mf_alloc_array(cxt, mul_size(Max(rows.n_rows, 1), Max(f->k, 1)), sizeof(double));
 	for (Size j = 0; j < (Size) rows.n_rows * f->k; j++)

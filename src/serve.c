@@ -582,7 +582,8 @@ fold_in(FunctionCallInfo fcinfo, const MfModel *model, void *out, double *bias,
 		ereport(ERROR,
 				(errcode(ERRCODE_ARRAY_SUBSCRIPT_ERROR),
 				 errmsg("item_ids and ratings must be one-dimensional arrays of the same length"),
-				 errdetail("item_ids has %d elements, ratings %d.", n,
+				 errdetail("item_ids has %d dimensions and %d elements, ratings %d and %d.",
+						   ARR_NDIM(item_ids), n, ARR_NDIM(ratings),
 						   ArrayGetNItems(ARR_NDIM(ratings), ARR_DIMS(ratings))),
 				 errhint("Pass one rating per item: ratings[i] is the rating of item_ids[i].")));
 	if (ARR_HASNULL(item_ids) || ARR_HASNULL(ratings))
@@ -625,8 +626,10 @@ fold_in(FunctionCallInfo fcinfo, const MfModel *model, void *out, double *bias,
 		ereport(ERROR,
 				(errcode(ERRCODE_NUMERIC_VALUE_OUT_OF_RANGE),
 				 errmsg("the least-squares system of the new user could not be solved"),
-				 errdetail("Either model \"%s\" was trained with lambda = 0 and the %d rated items known to it do not determine all the user's unknowns, or the ratings are so large that floating point overflowed.",
-						   model->name, known),
+				 model->fit.lambda == 0
+				 ? errdetail("Model \"%s\" was trained with lambda = 0, and the %d rated items known to it do not determine all the user's unknowns (or the ratings are so large that floating point overflowed).",
+							 model->name, known)
+				 : errdetail("The ratings are so large that floating point overflowed."),
 				 errhint("Pass ratings on the training data's scale, more rated items, or use a model trained with lambda > 0.")));
 	pfree(cols);
 	pfree(vals);

@@ -169,10 +169,11 @@ parse_feedback(const char *feedback, const char *solver, MfFitOptions *options)
 
 /*
  * Checks, before any work, that the caller may write models: the
- * privileges the README's Privileges section grants a trainer.
+ * privileges the README's Privileges section grants a trainer.  function
+ * names the caller in the error.
  */
-static void
-check_write_privileges(Oid schema)
+void
+mf_check_write_privileges(Oid schema, const char *function)
 {
 	static const char *const tables[] = {"mf_models", "mf_user_factors", "mf_item_factors"};
 	static const char *const sequences[] = {"mf_models_model_id_seq", "mf_model_version_seq"};
@@ -192,7 +193,8 @@ check_write_privileges(Oid schema)
 			ereport(ERROR,
 					(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
 					 errmsg("permission denied for %s %s", table ? "table" : "sequence", name),
-					 errdetail("mf_train writes the model into mf_models, mf_user_factors and mf_item_factors, and needs SELECT, INSERT, UPDATE and DELETE on them and USAGE (or UPDATE) on mf_models_model_id_seq and mf_model_version_seq."),
+					 errdetail("%s writes models into mf_models, mf_user_factors and mf_item_factors, and needs SELECT, INSERT, UPDATE and DELETE on them and USAGE (or UPDATE) on mf_models_model_id_seq and mf_model_version_seq.",
+							   function),
 					 errhint("Ask the extension's owner to grant them (see Privileges in the README).")));
 	}
 }
@@ -217,7 +219,7 @@ mf_check_strengths(const MfRatings *ratings, double alpha)
 								ratings->user_ids[u], ratings->item_ids[rows->col[e]],
 								rows->val[e]),
 						 errdetail("With implicit feedback a rating is the strength of an interaction (a count, a duration): confidence 1 + alpha * rating."),
-						 errhint("Train on a view that leaves out or rescales negative ratings, or pass feedback := 'explicit'.")));
+						 errhint("Leave out or rescale negative ratings in a view; explicit feedback takes any ratings.")));
 			largest = Max(largest, rows->val[e]);
 		}
 	if (!(alpha * largest <= MF_MAX_CONFIDENCE))
@@ -325,9 +327,11 @@ mf_fit(MfAls *als, const MfRatings *ratings, const MfFitOptions *options,
 					(errcode(ERRCODE_NUMERIC_VALUE_OUT_OF_RANGE),
 					 errmsg("training overflowed %s precision floating point in iteration %d",
 							options->single ? "single" : "double", iteration + 1),
-					 errdetail("The objective J became %g: the ratings are too large.", loss),
-					 errhint("Scale the ratings into a moderate range, for example 0 to 10%s.",
-							 options->single ? ", or pass double_precision := true" : "")));
+					 errdetail("The objective J became %g: the ratings are too large, or lambda = %g too small to keep the solve stable.",
+							   loss, options->lambda),
+					 errhint("Scale the ratings into a moderate range (for example 0 to 10)%s.",
+							 options->single ? ", raise lambda, or pass double_precision := true"
+							 : ", or raise lambda")));
 		history->loss[iteration] = loss;
 		history->train_rmse[iteration] = sqrt(sse / pairs);
 		if (validation)
@@ -464,7 +468,7 @@ mf_train(PG_FUNCTION_ARGS)
 				 errmsg("relation with OID %u does not exist", source.relid)));
 	mf_check_fit_options(options);
 	check_model_name(record.name);
-	check_write_privileges(get_func_namespace(fcinfo->flinfo->fn_oid));
+	mf_check_write_privileges(get_func_namespace(fcinfo->flinfo->fn_oid), "mf_train");
 	mf_source_validate(&source);
 	record.source = mf_source_display_name(source.relid);
 	schema = mf_schema_quoted(fcinfo);
