@@ -356,28 +356,54 @@ mf_top_items(FunctionCallInfo fcinfo, const MfModel *model, int32 user,
 	return found;
 }
 
-static Datum
-recommend(FunctionCallInfo fcinfo, MfModel *model)
+/*
+ * The n argument (at position n_arg, followed by exclude_rated) of the
+ * mf_recommend forms: neither may be NULL, and n must be at least 1.
+ */
+static int32
+recommend_count(FunctionCallInfo fcinfo, int n_arg)
 {
-	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
-	int64		user_id;
 	int32		n;
-	int32		user;
-	double	   *scores;
-	int32	   *best;
-	int32		n_best;
 
-	if (PG_ARGISNULL(2) || PG_ARGISNULL(3))
+	if (PG_ARGISNULL(n_arg) || PG_ARGISNULL(n_arg + 1))
 		ereport(ERROR,
 				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
-				 errmsg("%s must not be NULL", PG_ARGISNULL(2) ? "n" : "exclude_rated"),
+				 errmsg("%s must not be NULL", PG_ARGISNULL(n_arg) ? "n" : "exclude_rated"),
 				 errhint("Omit it to use the default, or pass a value.")));
-	n = PG_GETARG_INT32(2);
+	n = PG_GETARG_INT32(n_arg);
 	if (n < 1)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("n must be at least 1, got %d", n),
 				 errhint("n is how many items to recommend.")));
+	return n;
+}
+
+/* Returns rows (id, score) for the chosen rows best[0..n_best) of ids. */
+static void
+put_ranked(FunctionCallInfo fcinfo, const int64 *ids, const double *scores,
+		   const int32 *best, int32 n_best)
+{
+	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
+
+	for (int32 r = 0; r < n_best; r++)
+	{
+		Datum		values[2] = {Int64GetDatum(ids[best[r]]), Float8GetDatum(scores[best[r]])};
+		bool		nulls[2] = {false, false};
+
+		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
+	}
+}
+
+static Datum
+recommend(FunctionCallInfo fcinfo, MfModel *model)
+{
+	int64		user_id;
+	int32		n = recommend_count(fcinfo, 2);
+	int32		user;
+	double	   *scores;
+	int32	   *best;
+	int32		n_best;
 
 	InitMaterializedSRF(fcinfo, 0);
 	if (PG_ARGISNULL(1))
@@ -391,14 +417,7 @@ recommend(FunctionCallInfo fcinfo, MfModel *model)
 						  sizeof(int32));
 	n_best = mf_top_items(fcinfo, model, user, user_id, n, PG_GETARG_BOOL(3),
 						  best, &scores);
-	for (int32 r = 0; r < n_best; r++)
-	{
-		Datum		values[2] = {Int64GetDatum(model->item_ids[best[r]]),
-		Float8GetDatum(scores[best[r]])};
-		bool		nulls[2] = {false, false};
-
-		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
-	}
+	put_ranked(fcinfo, model->item_ids, scores, best, n_best);
 	return (Datum) 0;
 }
 
@@ -457,7 +476,6 @@ side_norms(MfModel *model, bool users)
 static Datum
 similar(FunctionCallInfo fcinfo, MfModel *model, bool users)
 {
-	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
 	const MfFactors *f = &model->factors;
 	const char *side = users ? "user" : "item";
 	int32		n_rows = users ? f->n_users : f->n_items;
@@ -510,13 +528,7 @@ similar(FunctionCallInfo fcinfo, MfModel *model, bool users)
 	}
 	best = mf_alloc_array(CurrentMemoryContext, Min(n, n_rows), sizeof(int32));
 	n_best = mf_select_top(scores, ids, excluded, n_rows, Min(n, n_rows), best);
-	for (int32 r = 0; r < n_best; r++)
-	{
-		Datum		values[2] = {Int64GetDatum(ids[best[r]]), Float8GetDatum(scores[best[r]])};
-		bool		nulls[2] = {false, false};
-
-		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
-	}
+	put_ranked(fcinfo, ids, scores, best, n_best);
 	return (Datum) 0;
 }
 
@@ -675,44 +687,26 @@ fold_in_factors(FunctionCallInfo fcinfo, MfModel *model)
 static Datum
 recommend_folded(FunctionCallInfo fcinfo, MfModel *model)
 {
-	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
 	const MfFactors *f = &model->factors;
+	int32		n = recommend_count(fcinfo, 3);
 	void	   *row = user_row_buffer(f);
 	bool	   *rated = mf_alloc_array(CurrentMemoryContext, f->n_items, sizeof(bool));
+	const bool *excluded;
 	double		bias;
 	double	   *scores;
 	int32	   *best;
 	int32		n_best;
-	int32		n;
 
-	if (PG_ARGISNULL(3) || PG_ARGISNULL(4))
-		ereport(ERROR,
-				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
-				 errmsg("%s must not be NULL", PG_ARGISNULL(3) ? "n" : "exclude_rated"),
-				 errhint("Omit it to use the default, or pass a value.")));
-	n = PG_GETARG_INT32(3);
-	if (n < 1)
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("n must be at least 1, got %d", n),
-				 errhint("n is how many items to recommend.")));
 	InitMaterializedSRF(fcinfo, 0);
 	if (!fold_in(fcinfo, model, row, &bias, rated))
 		return (Datum) 0;
 
-	scores = score_vector(f, row, f->biases ? f->mean + bias : 0.0,
-						  PG_GETARG_BOOL(4) ? rated : NULL);
+	excluded = PG_GETARG_BOOL(4) ? rated : NULL;
+	scores = score_vector(f, row, f->biases ? f->mean + bias : 0.0, excluded);
 	best = mf_alloc_array(CurrentMemoryContext, Min(n, f->n_items), sizeof(int32));
-	n_best = mf_select_top(scores, model->item_ids, PG_GETARG_BOOL(4) ? rated : NULL,
-						f->n_items, Min(n, f->n_items), best);
-	for (int32 r = 0; r < n_best; r++)
-	{
-		Datum		values[2] = {Int64GetDatum(model->item_ids[best[r]]),
-		Float8GetDatum(scores[best[r]])};
-		bool		nulls[2] = {false, false};
-
-		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
-	}
+	n_best = mf_select_top(scores, model->item_ids, excluded, f->n_items,
+						   Min(n, f->n_items), best);
+	put_ranked(fcinfo, model->item_ids, scores, best, n_best);
 	return (Datum) 0;
 }
 
