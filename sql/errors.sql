@@ -31,6 +31,7 @@ CREATE MATERIALIZED VIEW unpopulated AS SELECT * FROM tiny WITH NO DATA;
 CREATE TABLE strangers (user_id int, item_id int, rating float8);
 INSERT INTO strangers VALUES (8, 8, 1);
 CREATE TABLE renamed (u int, i int, r float8);
+CREATE VIEW labelled AS SELECT label AS user_id, item_id, rating FROM tiny;
 CREATE TABLE negative_strengths (user_id int, item_id int, rating float8);
 INSERT INTO negative_strengths VALUES (1, 1, 2), (4, 6, -1);
 SELECT mf_train('tiny', k := 2) IS NOT NULL AS trained;
@@ -69,8 +70,8 @@ FROM (VALUES
     (17, $$SELECT mf_train('tiny', user_col := 'customer')$$),
     (18, $$SELECT mf_train('tiny', item_col := 'ctid')$$),
     (19, $$SELECT mf_train('tiny', rating_col := 'Rating')$$),
-    (20, $$SELECT mf_train('tiny', user_col := 'label')$$),
-    (21, $$SELECT mf_train('tiny', item_col := 'rating')$$),
+    (20, $$SELECT mf_train('tiny', user_col := 'label', model_name := 'by label')$$),
+    (21, $$SELECT mf_train('tiny', user_col := 'label', warm_start := true)$$),
     (22, $$SELECT mf_train('tiny', rating_col := 'label')$$),
     (23, $$SELECT mf_train('tiny', rating_col := 'at')$$),
     -- data
@@ -182,7 +183,16 @@ FROM (VALUES
     (125, $$SELECT mf_recommend_all('biases only', 10, true, 'out')$$),
     (126, $$SELECT mf_recommend_all('tiny', 10, true, 'no_such_schema.out')$$),
     (127, $$SELECT mf_train('tiny', lambda := 0, solver := 'cg')$$),
-    (128, $$SELECT mf_train('tiny', feedback := 'implicit', alpha := 1e300)$$)
+    (128, $$SELECT mf_train('tiny', feedback := 'implicit', alpha := 1e300)$$),
+    -- a model whose user ids are text keys ('by label', trained in 20)
+    (129, $$SELECT mf_predict('by label', 1, 1)$$),
+    (130, $$SELECT * FROM mf_recommend('by label', 1)$$),
+    (131, $$SELECT * FROM mf_similar_users('by label', 1)$$),
+    (132, $$SELECT * FROM mf_evaluate('by label', 'tiny')$$),
+    (133, $$SELECT mf_recommend_all('by label', 10, true, 'by_label_top')$$),
+    (134, $$SELECT mf_refit_users('by label')$$),
+    (135, $$SELECT mf_train('tiny', model_name := 'v', validation := 'labelled')$$),
+    (136, $$SELECT mf_predict('tiny', 'one', '1')$$)
 ) AS s(n, statement)
 LEFT JOIN LATERAL try(s.statement) t ON true
 ORDER BY s.n;

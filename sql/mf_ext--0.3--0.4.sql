@@ -1,5 +1,6 @@
 -- mf_ext 0.3 -> 0.4: implicit feedback, conjugate-gradient solver, non-negative
--- factors, similar items and users, fold-in, refit, batch top-N.
+-- factors, similar items and users, fold-in, refit, batch top-N, ids of any
+-- type.
 \echo Use "ALTER EXTENSION mf_ext UPDATE TO '0.4'" to load this file. \quit
 
 -- Models trained before 0.4 were explicit-feedback models solved by Cholesky.
@@ -10,6 +11,20 @@ ALTER TABLE @extschema@.mf_models
     ADD COLUMN solver   text NOT NULL DEFAULT 'cholesky'
         CHECK (solver IN ('cholesky', 'cg', 'nnls')),
     ADD COLUMN nonnegative boolean NOT NULL DEFAULT false;
+-- Ids of other types than integers are kept as text keys.
+ALTER TABLE @extschema@.mf_models
+    ADD COLUMN user_key_type regtype,
+    ADD COLUMN item_key_type regtype;
+COMMENT ON COLUMN @extschema@.mf_models.user_key_type IS
+  'mf_ext: the type of the user ids when they are not integers (then kept as text in mf_user_factors.user_key), else NULL';
+COMMENT ON COLUMN @extschema@.mf_models.item_key_type IS
+  'mf_ext: the type of the item ids when they are not integers (then kept as text in mf_item_factors.item_key), else NULL';
+ALTER TABLE @extschema@.mf_user_factors ADD COLUMN user_key text;
+ALTER TABLE @extschema@.mf_item_factors ADD COLUMN item_key text;
+COMMENT ON COLUMN @extschema@.mf_user_factors.user_key IS
+  'mf_ext: the user''s id as text when the ids are not integers (user_id is then its position in byte order), else NULL';
+COMMENT ON COLUMN @extschema@.mf_item_factors.item_key IS
+  'mf_ext: the item''s id as text when the ids are not integers (item_id is then its position in byte order), else NULL';
 ALTER TABLE @extschema@.mf_models
     ALTER COLUMN feedback DROP DEFAULT,
     ALTER COLUMN solver DROP DEFAULT,
@@ -158,3 +173,35 @@ AS 'MODULE_PATHNAME', 'mf_recommend_all_by_name'
 LANGUAGE C VOLATILE CALLED ON NULL INPUT PARALLEL UNSAFE;
 COMMENT ON FUNCTION @extschema@.mf_recommend_all(text, integer, boolean, text) IS
   'mf_ext: writes the n best items of every user of the named model into the new table target (user_id, rank, item_id, score), scored by blocked matrix products on all threads and rescored as mf_predict scores; returns the rows written';
+
+-- Ids of any type ---------------------------------------------------------------
+
+CREATE FUNCTION @extschema@.mf_predict(model integer, user_id text, item_id text)
+RETURNS double precision
+AS 'MODULE_PATHNAME', 'mf_predict_key'
+LANGUAGE C STABLE STRICT PARALLEL SAFE;
+COMMENT ON FUNCTION @extschema@.mf_predict(integer, text, text) IS
+  'mf_ext: as mf_predict(integer, bigint, bigint), for ids given as text: the keys of a model trained on text, uuid or other non-integer ids (cast them to text), or integer ids written as text';
+CREATE FUNCTION @extschema@.mf_predict(model text, user_id text, item_id text)
+RETURNS double precision
+AS 'MODULE_PATHNAME', 'mf_predict_key_by_name'
+LANGUAGE C STABLE STRICT PARALLEL SAFE;
+COMMENT ON FUNCTION @extschema@.mf_predict(text, text, text) IS
+  'mf_ext: as mf_predict(text, bigint, bigint), for ids given as text: the keys of a model trained on text, uuid or other non-integer ids (cast them to text), or integer ids written as text';
+
+CREATE FUNCTION @extschema@.mf_recommend(model integer, user_id text,
+                                         n integer DEFAULT 10,
+                                         exclude_rated boolean DEFAULT true)
+RETURNS TABLE (item_id text, score double precision)
+AS 'MODULE_PATHNAME', 'mf_recommend_key'
+LANGUAGE C STABLE CALLED ON NULL INPUT PARALLEL SAFE ROWS 10;
+COMMENT ON FUNCTION @extschema@.mf_recommend(integer, text, integer, boolean) IS
+  'mf_ext: as mf_recommend(integer, bigint, ...), with the user and the items as text keys (ids of a model trained on text, uuid or other non-integer ids)';
+CREATE FUNCTION @extschema@.mf_recommend(model text, user_id text,
+                                         n integer DEFAULT 10,
+                                         exclude_rated boolean DEFAULT true)
+RETURNS TABLE (item_id text, score double precision)
+AS 'MODULE_PATHNAME', 'mf_recommend_key_by_name'
+LANGUAGE C STABLE CALLED ON NULL INPUT PARALLEL SAFE ROWS 10;
+COMMENT ON FUNCTION @extschema@.mf_recommend(text, text, integer, boolean) IS
+  'mf_ext: as mf_recommend(text, bigint, ...), with the user and the items as text keys (ids of a model trained on text, uuid or other non-integer ids)';

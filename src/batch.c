@@ -308,6 +308,7 @@ recommend_all(FunctionCallInfo fcinfo, MfModel *found)
 	Size		real_size;
 	int64		written;
 
+	mf_require_integer_ids(found->user_keys || found->item_keys, "mf_recommend_all");
 	if (PG_ARGISNULL(1) || PG_ARGISNULL(2) || PG_ARGISNULL(3))
 		ereport(ERROR,
 				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),

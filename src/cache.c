@@ -79,6 +79,8 @@ typedef struct ModelRow
 	double		alpha;
 	bool		conjugate_gradient;
 	bool		nonnegative;
+	bool		user_keys;		/* ids kept as text keys */
+	bool		item_keys;
 } ModelRow;
 
 static HTAB *model_cache = NULL;
@@ -181,11 +183,12 @@ read_model_row(Oid schema_oid, int32 model_id, text *name)
 {
 	static const char *const columns[] = {
 		/* before 0.3 */
-		"false, NULL::float8, false, lambda, false, NULL::float8, false, false",
+		"false, NULL::float8, false, lambda, false, NULL::float8, false, false, false, false",
 		/* 0.3 */
-		"biases, global_mean, false, lambda, weighted_lambda, NULL::float8, false, false",
+		"biases, global_mean, false, lambda, weighted_lambda, NULL::float8, false, false, false, false",
 		/* 0.4 */
-		"biases, global_mean, feedback = 'implicit', lambda, weighted_lambda, alpha, solver = 'cg', nonnegative"
+		"biases, global_mean, feedback = 'implicit', lambda, weighted_lambda, alpha, solver = 'cg', nonnegative,"
+		" user_key_type IS NOT NULL, item_key_type IS NOT NULL"
 	};
 	static MfSavedPlan plans[2][lengthof(columns)];
 	Oid			argtype = name ? TEXTOID : INT4OID;
@@ -240,6 +243,8 @@ read_model_row(Oid schema_oid, int32 model_id, text *name)
 		row.alpha = 0.0;
 	row.conjugate_gradient = DatumGetBool(SPI_getbinval(tuple, desc, 13, &isnull));
 	row.nonnegative = DatumGetBool(SPI_getbinval(tuple, desc, 14, &isnull));
+	row.user_keys = DatumGetBool(SPI_getbinval(tuple, desc, 15, &isnull));
+	row.item_keys = DatumGetBool(SPI_getbinval(tuple, desc, 16, &isnull));
 	row.models_relid = models_relid;
 	return row;
 }
@@ -254,6 +259,8 @@ typedef struct SideLoad
 	int64	   *ids;
 	double	   *factors;
 	double	   *bias;			/* with biases, else NULL */
+	char	  **keys;			/* with text keys, else NULL */
+	MemoryContext cxt;			/* where the keys go */
 } SideLoad;
 
 /* mf_spi_scan callback: appends one factor row (and bias). */
@@ -286,6 +293,17 @@ load_factor_row(HeapTuple tuple, TupleDesc desc, void *arg)
 					 errhint("Retrain the model with mf_train, or restore its factor rows.")));
 		load->bias[load->n] = DatumGetFloat8(value);
 	}
+	if (load->keys)
+	{
+		value = SPI_getbinval(tuple, desc, 4, &isnull);
+		if (isnull)
+			ereport(ERROR,
+					(errcode(ERRCODE_DATA_CORRUPTED),
+					 errmsg("stored key of %s " INT64_FORMAT " in model %d is NULL",
+							load->side, load->ids[load->n], load->row->model_id),
+					 errhint("Retrain the model with mf_train, or restore its factor rows.")));
+		load->keys[load->n] = MemoryContextStrdup(load->cxt, TextDatumGetCString(value));
+	}
 	load->n++;
 }
 
@@ -295,14 +313,18 @@ load_factor_row(HeapTuple tuple, TupleDesc desc, void *arg)
  */
 static int32
 load_side(const char *schema, const ModelRow *row, bool users, int64 capacity,
-		  int64 *ids, double *factors, double *bias)
+		  int64 *ids, double *factors, double *bias, char **keys,
+		  MemoryContext cxt)
 {
-	SideLoad	load = {row, users ? "user" : "item", capacity, 0, ids, factors, bias};
+	SideLoad	load = {row, users ? "user" : "item", capacity, 0, ids, factors, bias,
+	keys, cxt};
 	Oid			argtype = INT4OID;
 	Datum		arg = Int32GetDatum(row->model_id);
 
-	mf_spi_scan(psprintf("SELECT %s_id, factors%s FROM %s.mf_%s_factors WHERE model_id = $1 ORDER BY %s_id",
-						 load.side, bias ? ", bias" : "", schema, load.side, load.side),
+	mf_spi_scan(psprintf("SELECT %s_id, factors, %s, %s FROM %s.mf_%s_factors WHERE model_id = $1 ORDER BY %s_id",
+						 load.side, bias ? "bias" : "NULL::float8",
+						 keys ? (users ? "user_key" : "item_key") : "NULL::text",
+						 schema, load.side, load.side),
 				1, &argtype, &arg, load_factor_row, &load);
 	return (int32) load.n;
 }
@@ -389,10 +411,18 @@ load_model(const char *schema, const ModelRow *row)
 	f->user_factors = mf_alloc_array(cxt, mul_size(row->n_users, row->k), sizeof(double));
 	f->item_factors = mf_alloc_array(cxt, mul_size(row->n_items, row->k), sizeof(double));
 	model->user_ids = mf_alloc_array(cxt, row->n_users, sizeof(int64));
+	if (row->user_keys)
+		model->user_keys = mf_alloc_array(cxt, row->n_users, sizeof(char *));
+	if (row->item_keys)
+		model->item_keys = mf_alloc_array(cxt, row->n_items, sizeof(char *));
 	f->n_users = load_side(schema, row, true, row->n_users, model->user_ids,
-						   f->user_factors, f->user_bias);
+						   f->user_factors, f->user_bias, model->user_keys, cxt);
 	f->n_items = load_side(schema, row, false, row->n_items, model->item_ids,
-						   f->item_factors, f->item_bias);
+						   f->item_factors, f->item_bias, model->item_keys, cxt);
+	if (model->user_keys)
+		model->user_keymap = mf_key_index(cxt, model->user_keys, f->n_users);
+	if (model->item_keys)
+		model->item_keymap = mf_key_index(cxt, model->item_keys, f->n_items);
 	model->user_map = mf_id_index_from_sorted(cxt, model->user_ids, f->n_users);
 	model->item_map = mf_id_index_from_sorted(cxt, model->item_ids, f->n_items);
 	narrow_to_float(model);

@@ -313,6 +313,7 @@ read_test_relation(FunctionCallInfo fcinfo, int32 model_id, Oid relid,
 	source.item_col = columns[1];
 	source.rating_col = columns[2];
 	mf_source_validate(&source);
+	mf_require_integer_ids(source.user_keys || source.item_keys, "mf_evaluate");
 	return mf_ratings_read(&source, cxt);
 }
 
@@ -365,6 +366,7 @@ evaluate(FunctionCallInfo fcinfo, MfModel *found)
 	old = MemoryContextSwitchTo(cxt);
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
+	mf_require_integer_ids(found->user_keys || found->item_keys, "mf_evaluate");
 	test = read_test_relation(fcinfo, model_id, relid, cxt);
 	SPI_finish();
 	model = mf_cache_model_by_id(fcinfo, model_id);

@@ -9,6 +9,8 @@
  */
 #include "mf_ext.h"
 
+#include "common/hashfn.h"
+
 #include "executor/spi.h"
 #include "miscadmin.h"
 
@@ -28,6 +30,46 @@ PG_MODULE_MAGIC;
 #define SH_SCOPE		extern
 #define SH_DEFINE
 #include "lib/simplehash.h"
+
+#define SH_PREFIX		mf_keymap
+#define SH_ELEMENT_TYPE MfKeyEntry
+#define SH_KEY_TYPE		const char *
+#define SH_KEY			key
+#define SH_HASH_KEY(tb, key) hash_bytes((const unsigned char *) (key), strlen(key))
+#define SH_EQUAL(tb, a, b) (strcmp((a), (b)) == 0)
+#define SH_STORE_HASH
+#define SH_GET_HASH(tb, a) ((a)->hash)
+#define SH_SCOPE		extern
+#define SH_DEFINE
+#include "lib/simplehash.h"
+
+mf_keymap_hash *
+mf_key_index(MemoryContext cxt, char *const *keys, int32 n)
+{
+	mf_keymap_hash *map = mf_keymap_create(cxt, Max(16, n), NULL);
+
+	for (int32 i = 0; i < n; i++)
+	{
+		bool		found;
+
+		mf_keymap_insert(map, keys[i], &found)->index = i;
+	}
+	return map;
+}
+
+int32
+mf_key_lookup(mf_keymap_hash *map, const char *key)
+{
+	MfKeyEntry *entry = mf_keymap_lookup(map, key);
+
+	return entry ? entry->index : -1;
+}
+
+int
+mf_compare_keys(const void *a, const void *b)
+{
+	return strcmp(*(char *const *) a, *(char *const *) b);
+}
 
 /* Rows fetched per cursor batch by mf_spi_scan. */
 #define MF_SPI_BATCH_ROWS	10000

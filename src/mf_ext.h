@@ -92,6 +92,33 @@ mf_id_index(const MfIdIndex *index, int64 id)
 }
 
 /*
+ * Text key -> dense index, for user and item ids of other types than
+ * integers (text, uuid, ...), which a model keeps as their text form.
+ * Keys are numbered in byte order (simplehash, defined in mf_ext.c).
+ */
+typedef struct MfKeyEntry
+{
+	const char *key;
+	int32		index;
+	uint32		hash;
+	char		status;
+} MfKeyEntry;
+
+#define SH_PREFIX		mf_keymap
+#define SH_ELEMENT_TYPE MfKeyEntry
+#define SH_KEY_TYPE		const char *
+#define SH_SCOPE		extern
+#define SH_DECLARE
+#include "lib/simplehash.h"
+
+/* Indexes n keys (in any order) by their positions. */
+extern mf_keymap_hash *mf_key_index(MemoryContext cxt, char *const *keys, int32 n);
+/* Position of key, or -1. */
+extern int32 mf_key_lookup(mf_keymap_hash *map, const char *key);
+/* qsort comparator of char * keys in byte order. */
+extern int	mf_compare_keys(const void *a, const void *b);
+
+/*
  * Raises the error for a training that would need more than
  * mf_ext.max_memory; detail says what the estimate is made of.
  */
@@ -179,6 +206,8 @@ typedef struct MfRatings
 	int32		n_items;
 	int64	   *user_ids;		/* dense user index -> id */
 	int64	   *item_ids;		/* dense item index -> id */
+	char	  **user_keys;		/* dense index -> text key (ids are then the */
+	char	  **item_keys;		/* indices), or NULL for integer ids */
 	MfCsr		by_user;		/* row = user, col = item */
 	MfCsr		by_item;		/* row = item, col = user */
 } MfRatings;
@@ -199,6 +228,10 @@ typedef struct MfSource
 	Oid			user_type;		/* base types of the columns */
 	Oid			item_type;
 	Oid			rating_type;
+	bool		user_keys;		/* ids not integers: read by their text form */
+	bool		item_keys;
+	Oid			user_output;	/* their output functions */
+	Oid			item_output;
 } MfSource;
 
 extern void mf_source_validate(MfSource *source);
@@ -338,6 +371,8 @@ typedef struct MfModelRecord
 	bool		warm_start;
 	const char *validation;		/* display name of the validation relation, or NULL */
 	MfFitHistory history;
+	Oid			user_key_type;	/* type of ids read by their text form, or */
+	Oid			item_key_type;	/* InvalidOid for integer ids */
 	double		train_rmse;		/* after the last iteration run */
 	double		train_seconds;
 	double		load_seconds;	/* reading and indexing the ratings */
@@ -369,6 +404,10 @@ typedef struct MfModel
 	int64	   *item_ids;		/* dense item index -> id */
 	MfIdIndex  *user_map;
 	MfIdIndex  *item_map;
+	char	  **user_keys;		/* dense index -> text key, or NULL (integer ids) */
+	char	  **item_keys;
+	mf_keymap_hash *user_keymap;	/* text key -> dense index, with keys */
+	mf_keymap_hash *item_keymap;
 	MfFactors	factors;
 	MfFitOptions fit;			/* how it was trained (solver options), for fold-in */
 	double	   *user_norms;		/* |u| per user, computed on first need */
@@ -397,6 +436,13 @@ extern int32 mf_top_items(FunctionCallInfo fcinfo, const MfModel *model,
 extern int32 mf_select_top(const double *scores, const int64 *ids,
 						   const bool *excluded, int32 n_items, int32 n,
 						   int32 *best);
+
+/*
+ * Raises the error for a feature that models with text keys (ids of other
+ * types than integers) do not have yet, when keys is true and feature is
+ * not NULL (serve.c).
+ */
+extern void mf_require_integer_ids(bool keys, const char *feature);
 
 /* Raises the error for a NULL model argument (argument 0) (serve.c). */
 extern void mf_require_model_argument(FunctionCallInfo fcinfo);

@@ -79,6 +79,15 @@ typedef struct IdNumbering
 	const char *kind;			/* "users" or "items", for errors */
 } IdNumbering;
 
+/* Distinct text keys of one side in order of first appearance (key ids). */
+typedef struct KeySide
+{
+	mf_keymap_hash *map;		/* key -> its number */
+	char	  **keys;			/* number -> key */
+	int32		n;
+	int32		capacity;
+} KeySide;
+
 /* Everything read so far. */
 typedef struct ReadState
 {
@@ -92,6 +101,8 @@ typedef struct ReadState
 	int64		n_rows;
 	int64		n_skipped;
 	MemoryContext convert_cxt;	/* numeric conversions, reset per chunk */
+	KeySide    *user_keys;		/* for ids read by their text form, else NULL */
+	KeySide    *item_keys;
 	bool		sorted;			/* rows so far in (user id, item id) order */
 	int64		last_user;
 	int64		last_item;
@@ -146,6 +157,8 @@ check_column(const MfSource *source, const char *role, const char *argname,
 						   relation_column_list(relid))));
 
 	type = getBaseType(get_atttype(relid, attnum));
+	if (n_accepted == 0)
+		return type;			/* any type will do */
 	for (int i = 0; i < n_accepted; i++)
 		if (type == accepted[i])
 			return type;
@@ -180,6 +193,7 @@ mf_source_validate(MfSource *source)
 	static const Oid rating_types[] = {INT2OID, INT4OID, INT8OID,
 	FLOAT4OID, FLOAT8OID, NUMERICOID};
 	char		relkind = get_rel_relkind(source->relid);
+	bool		varlena;
 
 	switch (relkind)
 	{
@@ -205,11 +219,20 @@ mf_source_validate(MfSource *source)
 	}
 
 	source->user_type = check_column(source, "user ids", "user_col",
-									 source->user_col, id_types, lengthof(id_types),
-									 "smallint, integer or bigint");
+									 source->user_col, NULL, 0, NULL);
 	source->item_type = check_column(source, "item ids", "item_col",
-									 source->item_col, id_types, lengthof(id_types),
-									 "smallint, integer or bigint");
+									 source->item_col, NULL, 0, NULL);
+	/* integer ids are read as they are; any other type by its text form */
+	source->user_keys = source->item_keys = true;
+	for (int i = 0; i < lengthof(id_types); i++)
+	{
+		source->user_keys &= source->user_type != id_types[i];
+		source->item_keys &= source->item_type != id_types[i];
+	}
+	if (source->user_keys)
+		getTypeOutputInfo(source->user_type, &source->user_output, &varlena);
+	if (source->item_keys)
+		getTypeOutputInfo(source->item_type, &source->item_output, &varlena);
 	source->rating_type = check_column(source, "ratings", "rating_col",
 									   source->rating_col, rating_types,
 									   lengthof(rating_types),
@@ -348,6 +371,69 @@ numbering_init(IdNumbering *numbering, MemoryContext cxt, const char *kind)
 	numbering->kind = kind;
 }
 
+/*
+ * The number of the text form of value (of a type with output function
+ * output) among the side's keys, numbering it if new.  Called with the
+ * conversion context current; the key is kept in the state's.
+ */
+static int64
+key_number(ReadState *state, KeySide *side, Oid output, Datum value)
+{
+	char	   *text = OidOutputFunctionCall(output, value);
+	MfKeyEntry *entry;
+	bool		found;
+
+	entry = mf_keymap_insert(side->map, text, &found);
+	if (!found)
+	{
+		if (side->n == side->capacity)
+		{
+			side->capacity *= 2;
+			side->keys = repalloc_huge(side->keys, mul_size(side->capacity, sizeof(char *)));
+		}
+		side->keys[side->n] = MemoryContextStrdup(state->cxt, text);
+		entry->key = side->keys[side->n];
+		entry->index = side->n++;
+	}
+	pfree(text);
+	return entry->index;
+}
+
+static KeySide *
+key_side_create(MemoryContext cxt)
+{
+	KeySide    *side = MemoryContextAllocZero(cxt, sizeof(KeySide));
+
+	side->map = mf_keymap_create(cxt, 1024, NULL);
+	side->capacity = 1024;
+	side->keys = MemoryContextAlloc(cxt, sizeof(char *) * side->capacity);
+	return side;
+}
+
+/*
+ * Sorts a side's keys into out (byte order) and renumbers its ids from key
+ * numbers to positions in that order, so that the model is numbered by
+ * key whatever the order the rows came in.
+ */
+static char **
+sort_keys(KeySide *side, IdNumbering *numbering, MemoryContext cxt)
+{
+	int32	   *rank = mf_alloc_array(cxt, side->n, sizeof(int32));
+	char	  **sorted = mf_alloc_array(cxt, side->n, sizeof(char *));
+
+	memcpy(sorted, side->keys, sizeof(char *) * side->n);
+	qsort(sorted, side->n, sizeof(char *), mf_compare_keys);
+	for (int32 r = 0; r < side->n; r++)
+		sorted[r] = MemoryContextStrdup(cxt, sorted[r]);
+	/* the rank of each key number: look it up among the sorted keys */
+	for (int32 r = 0; r < side->n; r++)
+		rank[mf_keymap_lookup(side->map, sorted[r])->index] = r;
+	for (int32 a = 0; a < numbering->n; a++)
+		numbering->ids[a] = rank[numbering->ids[a]];
+	pfree(rank);
+	return sorted;
+}
+
 /* Keeps one row: skips NULLs, rejects non-finite ratings, appends. */
 static void
 accept_row(ReadState *state, Datum user, bool user_null, Datum item,
@@ -365,8 +451,24 @@ accept_row(ReadState *state, Datum user, bool user_null, Datum item,
 		state->n_skipped++;
 		return;
 	}
-	user_id = id_value(user, source->user_type);
-	item_id = id_value(item, source->item_type);
+	if (state->user_keys || state->item_keys)
+	{
+		/* text forms are made off to the side too */
+		MemoryContext old = MemoryContextSwitchTo(state->convert_cxt);
+
+		user_id = state->user_keys
+			? key_number(state, state->user_keys, source->user_output, user)
+			: id_value(user, source->user_type);
+		item_id = state->item_keys
+			? key_number(state, state->item_keys, source->item_output, item)
+			: id_value(item, source->item_type);
+		MemoryContextSwitchTo(old);
+	}
+	else
+	{
+		user_id = id_value(user, source->user_type);
+		item_id = id_value(item, source->item_type);
+	}
 	if (source->rating_type == NUMERICOID)
 	{
 		/* numeric_float8 detoasts (copies) its argument: do it off to the side */
@@ -779,7 +881,9 @@ mf_ratings_read(const MfSource *source, MemoryContext cxt)
 	state.cxt = scratch;
 	state.convert_cxt = AllocSetContextCreate(scratch, "mf_ext numeric conversion",
 											  ALLOCSET_SMALL_SIZES);
-	state.sorted = true;
+	state.sorted = !source->user_keys && !source->item_keys;
+	state.user_keys = source->user_keys ? key_side_create(scratch) : NULL;
+	state.item_keys = source->item_keys ? key_side_create(scratch) : NULL;
 	numbering_init(&state.users, scratch, "users");
 	numbering_init(&state.items, scratch, "items");
 	state.chunk_capacity = 64;
@@ -811,6 +915,10 @@ mf_ratings_read(const MfSource *source, MemoryContext cxt)
 
 	ratings->n_users = state.users.n;
 	ratings->n_items = state.items.n;
+	if (state.user_keys)
+		ratings->user_keys = sort_keys(state.user_keys, &state.users, cxt);
+	if (state.item_keys)
+		ratings->item_keys = sort_keys(state.item_keys, &state.items, cxt);
 	user_remap = sorted_numbering(&state.users, cxt, &ratings->user_ids);
 	item_remap = sorted_numbering(&state.items, cxt, &ratings->item_ids);
 

@@ -72,6 +72,7 @@ read_refit_source(FunctionCallInfo fcinfo, const char *schema, int32 model_id,
 	source.item_col = MemoryContextStrdup(cxt, SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 3));
 	source.rating_col = MemoryContextStrdup(cxt, SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 4));
 	mf_source_validate(&source);
+	mf_require_integer_ids(source.user_keys || source.item_keys, "refit");
 	return mf_ratings_read(&source, cxt);
 }
 
@@ -110,6 +111,8 @@ refit(FunctionCallInfo fcinfo, MfModel *found, bool users)
 	double	   *bias;
 	double	   *factors;
 
+	mf_require_integer_ids(found->user_keys || found->item_keys,
+						   users ? "mf_refit_users" : "mf_refit_items");
 	mf_check_write_privileges(get_func_namespace(fcinfo->flinfo->fn_oid),
 							  users ? "mf_refit_users" : "mf_refit_items");
 	if (SPI_connect() != SPI_OK_CONNECT)

@@ -10,6 +10,7 @@
  */
 #include "mf_ext.h"
 
+#include <errno.h>
 #include <math.h>
 
 #include "catalog/pg_type.h"
@@ -24,6 +25,10 @@ PG_FUNCTION_INFO_V1(mf_predict);
 PG_FUNCTION_INFO_V1(mf_predict_by_name);
 PG_FUNCTION_INFO_V1(mf_recommend);
 PG_FUNCTION_INFO_V1(mf_recommend_by_name);
+PG_FUNCTION_INFO_V1(mf_predict_key);
+PG_FUNCTION_INFO_V1(mf_predict_key_by_name);
+PG_FUNCTION_INFO_V1(mf_recommend_key);
+PG_FUNCTION_INFO_V1(mf_recommend_key_by_name);
 PG_FUNCTION_INFO_V1(mf_fold_in);
 PG_FUNCTION_INFO_V1(mf_fold_in_by_name);
 PG_FUNCTION_INFO_V1(mf_recommend_folded);
@@ -134,14 +139,36 @@ mf_score(const MfFactors *f, int32 user, int32 item)
 }
 
 /*
+ * The functions that take integer ids refuse a model whose ids are text
+ * keys (trained on a text, uuid, ... column): its integer ids are only
+ * positions, which the caller cannot know.
+ */
+static void
+require_integer_model(const MfModel *model, const char *function)
+{
+	if (model->user_keys || model->item_keys)
+		ereport(ERROR,
+				(errcode(ERRCODE_DATATYPE_MISMATCH),
+				 errmsg("model \"%s\" identifies its %s by text keys, not integers",
+						model->name, model->user_keys ? "users" : "items"),
+				 errhint("Pass the ids as text to mf_predict or mf_recommend, for example %s(model, user_id::text, ...); %s with integer ids needs a model trained on integer ids.",
+						 strcmp(function, "mf_predict") == 0 ? "mf_predict" : "mf_recommend",
+						 function)));
+}
+
+/*
  * The prediction for the given ids.  A user or item the model lacks is
  * NULL without biases; with biases it is scored from what is known.
  */
 static Datum
 predict(FunctionCallInfo fcinfo, MfModel *model)
 {
-	int32		user = mf_id_index(model->user_map, PG_GETARG_INT64(1));
-	int32		item = mf_id_index(model->item_map, PG_GETARG_INT64(2));
+	int32		user;
+	int32		item;
+
+	require_integer_model(model, "mf_predict");
+	user = mf_id_index(model->user_map, PG_GETARG_INT64(1));
+	item = mf_id_index(model->item_map, PG_GETARG_INT64(2));
 
 	if ((user < 0 || item < 0) && !model->factors.biases)
 		PG_RETURN_NULL();
@@ -405,6 +432,7 @@ recommend(FunctionCallInfo fcinfo, MfModel *model)
 	int32	   *best;
 	int32		n_best;
 
+	require_integer_model(model, "mf_recommend");
 	InitMaterializedSRF(fcinfo, 0);
 	if (PG_ARGISNULL(1))
 		return (Datum) 0;		/* no user: no rows, as for an unknown one */
@@ -419,6 +447,18 @@ recommend(FunctionCallInfo fcinfo, MfModel *model)
 						  best, &scores);
 	put_ranked(fcinfo, model->item_ids, scores, best, n_best);
 	return (Datum) 0;
+}
+
+void
+mf_require_integer_ids(bool keys, const char *feature)
+{
+	if (keys && feature != NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+				 errmsg("%s is not supported yet for ids that are not integers", feature),
+				 errdetail("Users or items identified by text, uuid or another non-integer type are supported by mf_train, mf_predict, mf_recommend and mf_cross_validate."),
+				 errhint("Map the ids to integers in a view (for example with a dense_rank() lookup table) to use %s.",
+						 feature)));
 }
 
 void
@@ -500,6 +540,8 @@ similar(FunctionCallInfo fcinfo, MfModel *model, bool users)
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("n must be at least 1, got %d", n),
 				 errhint("n is how many similar %ss to return.", side)));
+	mf_require_integer_ids(model->user_keys || model->item_keys,
+						   users ? "mf_similar_users" : "mf_similar_items");
 	if (f->k == 0)
 		ereport(ERROR,
 				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
@@ -581,6 +623,7 @@ fold_in(FunctionCallInfo fcinfo, const MfModel *model, void *out, double *bias,
 	MfCsr		row;
 	int64		row_start[2] = {0, 0};
 
+	mf_require_integer_ids(model->item_keys != NULL, "fold-in");
 	if (PG_ARGISNULL(1) || PG_ARGISNULL(2))
 		ereport(ERROR,
 				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
@@ -736,4 +779,112 @@ mf_recommend_folded_by_name(PG_FUNCTION_ARGS)
 {
 	mf_require_model_argument(fcinfo);
 	return recommend_folded(fcinfo, mf_cache_model_by_name(fcinfo, PG_GETARG_TEXT_PP(0)));
+}
+
+/*
+ * The dense index of a text key of one side: a stored key of a model with
+ * keys, else the text of an integer id.  -1 when the model lacks it.
+ */
+static int32
+key_index(const MfModel *model, bool users, text *key)
+{
+	char	   *value = text_to_cstring(key);
+	int32		index;
+
+	if ((users ? model->user_keys : model->item_keys) != NULL)
+		index = mf_key_lookup(users ? model->user_keymap : model->item_keymap, value);
+	else
+	{
+		char	   *end;
+		long long	id;
+
+		errno = 0;
+		id = strtoll(value, &end, 10);
+		if (errno != 0 || end == value || *end != '\0')
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_TEXT_REPRESENTATION),
+					 errmsg("%s id \"%s\" is not an integer", users ? "user" : "item", value),
+					 errhint("Model \"%s\" was trained on integer %s ids: pass one.",
+							 model->name, users ? "user" : "item")));
+		index = mf_id_index(users ? model->user_map : model->item_map, (int64) id);
+	}
+	pfree(value);
+	return index;
+}
+
+/* mf_predict(model, user_key text, item_key text). */
+static Datum
+predict_key(FunctionCallInfo fcinfo, MfModel *model)
+{
+	int32		user = key_index(model, true, PG_GETARG_TEXT_PP(1));
+	int32		item = key_index(model, false, PG_GETARG_TEXT_PP(2));
+
+	if ((user < 0 || item < 0) && !model->factors.biases)
+		PG_RETURN_NULL();
+	PG_RETURN_FLOAT8(mf_score(&model->factors, user, item));
+}
+
+/*
+ * mf_recommend(model, user_key text, n, exclude_rated): as mf_recommend,
+ * with the user and the items as text keys.
+ */
+static Datum
+recommend_key(FunctionCallInfo fcinfo, MfModel *model)
+{
+	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
+	int32		n = recommend_count(fcinfo, 2);
+	int32		user;
+	double	   *scores;
+	int32	   *best;
+	int32		n_best;
+
+	InitMaterializedSRF(fcinfo, 0);
+	if (PG_ARGISNULL(1))
+		return (Datum) 0;
+	user = key_index(model, true, PG_GETARG_TEXT_PP(1));
+	if (user < 0 && !model->factors.biases)
+		return (Datum) 0;
+	best = mf_alloc_array(CurrentMemoryContext, Min(n, model->factors.n_items),
+						  sizeof(int32));
+	n_best = mf_top_items(fcinfo, model, user, user >= 0 ? model->user_ids[user] : 0, n,
+						  PG_GETARG_BOOL(3), best, &scores);
+	for (int32 r = 0; r < n_best; r++)
+	{
+		int32		item = best[r];
+		Datum		values[2] = {
+			model->item_keys ? CStringGetTextDatum(model->item_keys[item])
+			: CStringGetTextDatum(psprintf(INT64_FORMAT, model->item_ids[item])),
+			Float8GetDatum(scores[item])
+		};
+		bool		nulls[2] = {false, false};
+
+		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
+	}
+	return (Datum) 0;
+}
+
+Datum
+mf_predict_key(PG_FUNCTION_ARGS)
+{
+	return predict_key(fcinfo, mf_cache_model_by_id(fcinfo, PG_GETARG_INT32(0)));
+}
+
+Datum
+mf_predict_key_by_name(PG_FUNCTION_ARGS)
+{
+	return predict_key(fcinfo, mf_cache_model_by_name(fcinfo, PG_GETARG_TEXT_PP(0)));
+}
+
+Datum
+mf_recommend_key(PG_FUNCTION_ARGS)
+{
+	mf_require_model_argument(fcinfo);
+	return recommend_key(fcinfo, mf_cache_model_by_id(fcinfo, PG_GETARG_INT32(0)));
+}
+
+Datum
+mf_recommend_key_by_name(PG_FUNCTION_ARGS)
+{
+	mf_require_model_argument(fcinfo);
+	return recommend_key(fcinfo, mf_cache_model_by_name(fcinfo, PG_GETARG_TEXT_PP(0)));
 }

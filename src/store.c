@@ -168,7 +168,7 @@ upsert_model_row(const char *schema, const MfModelRecord *record,
 		BOOLOID, FLOAT8OID, FLOAT8ARRAYOID,
 		BOOLOID, FLOAT8OID, BOOLOID, FLOAT8OID, INT4OID, FLOAT8ARRAYOID,
 		TEXTOID, FLOAT8ARRAYOID,
-	TEXTOID, FLOAT8OID, TEXTOID, BOOLOID};
+	TEXTOID, FLOAT8OID, TEXTOID, BOOLOID, REGTYPEOID, REGTYPEOID};
 	Datum		args[lengthof(argtypes)];
 	char		nulls[lengthof(argtypes)];
 	const char *columns = "source, user_col, item_col, rating_col, k, lambda,"
@@ -177,7 +177,7 @@ upsert_model_row(const char *schema, const MfModelRecord *record,
 		" load_seconds, iteration_seconds, biases, global_mean,"
 		" weighted_lambda, tolerance, iterations_run, train_rmse_history,"
 		" validation, validation_rmse, feedback, alpha, solver, nonnegative,"
-		" trained_at, version";
+		" user_key_type, item_key_type, trained_at, version";
 	int			run = history->iterations_run;
 	char	   *values;
 	char	   *query;
@@ -232,6 +232,12 @@ upsert_model_row(const char *schema, const MfModelRecord *record,
 	args[n++] = CStringGetTextDatum(options->nonnegative ? "nnls"
 									: options->conjugate_gradient ? "cg" : "cholesky");
 	args[n++] = BoolGetDatum(options->nonnegative);
+	if (!OidIsValid(record->user_key_type))
+		nulls[n] = 'n';
+	args[n++] = ObjectIdGetDatum(record->user_key_type);
+	if (!OidIsValid(record->item_key_type))
+		nulls[n] = 'n';
+	args[n++] = ObjectIdGetDatum(record->item_key_type);
 	Assert(n == lengthof(argtypes));
 
 	/*
@@ -256,7 +262,7 @@ upsert_model_row(const char *schema, const MfModelRecord *record,
 
 	values = psprintf("$2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14,"
 					  " $15, $16, $17, $18, $19, $20, $21, $22, $23, $24, $25,"
-					  " $26, $27, $28, $29, $30, $31, $32, pg_catalog.now(),"
+					  " $26, $27, $28, $29, $30, $31, $32, $33, $34, pg_catalog.now(),"
 					  " pg_catalog.nextval(%s::pg_catalog.regclass)",
 					  quote_literal_cstr(psprintf("%s.mf_model_version_seq", schema)));
 	query = psprintf("UPDATE %s.mf_models SET (%s) = ROW(%s) WHERE name = $1 RETURNING model_id",
@@ -282,24 +288,25 @@ upsert_model_row(const char *schema, const MfModelRecord *record,
 
 /*
  * An INSERT of factor rows from array parameters: $2 the ids, $3 their
- * factors ($4 = k per row), $5 the biases (or NULL) and, for users, $6 the
- * offsets of each row's rated items in $7.
+ * factors ($4 = k per row), $5 the biases (or NULL), $6 the text keys (or
+ * NULL) and, for users, $7 the offsets of each row's rated items in $8.
  */
 static SPIPlanPtr
 prepare_row_insert(const char *schema, bool users)
 {
 	Oid			argtypes[] = {INT4OID, INT8ARRAYOID, FLOAT8ARRAYOID, INT4OID,
-	FLOAT8ARRAYOID, INT4ARRAYOID, INT8ARRAYOID};
+	FLOAT8ARRAYOID, TEXTARRAYOID, INT4ARRAYOID, INT8ARRAYOID};
 	SPIPlanPtr	plan;
 
-	plan = SPI_prepare(psprintf("INSERT INTO %s.%s (model_id, %s, factors, bias%s)"
-								" SELECT $1, $2[i], $3[(i - 1) * $4 + 1 : i * $4], $5[i]%s"
+	plan = SPI_prepare(psprintf("INSERT INTO %s.%s (model_id, %s, factors, bias, %s%s)"
+								" SELECT $1, $2[i], $3[(i - 1) * $4 + 1 : i * $4], $5[i], $6[i]%s"
 								" FROM pg_catalog.generate_subscripts($2, 1) AS i",
 								schema, users ? "mf_user_factors" : "mf_item_factors",
 								users ? "user_id" : "item_id",
+								users ? "user_key" : "item_key",
 								users ? ", rated_items" : "",
-								users ? ", $7[$6[i] + 1 : $6[i + 1]]" : ""),
-					   users ? 7 : 5, argtypes);
+								users ? ", $8[$7[i] + 1 : $7[i + 1]]" : ""),
+					   users ? 8 : 6, argtypes);
 	if (plan == NULL)
 		elog(ERROR, "SPI_prepare failed: %s", SPI_result_code_string(SPI_result));
 	return plan;
@@ -307,17 +314,17 @@ prepare_row_insert(const char *schema, bool users)
 
 /*
  * Inserts n rows through plan (prepare_row_insert): ids, factors (n x k),
- * bias (n, or NULL) and, for users, rated_start (n + 1 offsets from 0)
- * into rated.
+ * bias (n, or NULL), keys (n, or NULL) and, for users, rated_start (n + 1
+ * offsets from 0) into rated.
  */
 static void
 insert_batch(SPIPlanPtr plan, bool users, int32 model_id, int k,
 			 const int64 *ids, int32 n, const double *factors, const double *bias,
-			 const int32 *rated_start, const int64 *rated)
+			 char *const *keys, const int32 *rated_start, const int64 *rated)
 {
-	Datum		args[7];
-	char		nulls[7];
-	int			nargs = users ? 7 : 5;
+	Datum		args[8];
+	char		nulls[8];
+	int			nargs = users ? 8 : 6;
 
 	memset(nulls, ' ', sizeof(nulls));
 	args[0] = Int32GetDatum(model_id);
@@ -327,10 +334,21 @@ insert_batch(SPIPlanPtr plan, bool users, int32 model_id, int k,
 	args[4] = bias ? PointerGetDatum(mf_flat_array(FLOAT8OID, bias, n)) : (Datum) 0;
 	if (!bias)
 		nulls[4] = 'n';
+	args[5] = (Datum) 0;
+	if (keys)
+	{
+		Datum	   *texts = palloc(sizeof(Datum) * Max(n, 1));
+
+		for (int32 r = 0; r < n; r++)
+			texts[r] = CStringGetTextDatum(keys[r]);
+		args[5] = PointerGetDatum(construct_array(texts, n, TEXTOID, -1, false, TYPALIGN_INT));
+	}
+	else
+		nulls[5] = 'n';
 	if (users)
 	{
-		args[5] = PointerGetDatum(mf_flat_array(INT4OID, rated_start, n + 1));
-		args[6] = PointerGetDatum(mf_flat_array(INT8OID, rated, rated_start[n]));
+		args[6] = PointerGetDatum(mf_flat_array(INT4OID, rated_start, n + 1));
+		args[7] = PointerGetDatum(mf_flat_array(INT8OID, rated, rated_start[n]));
 	}
 	if (SPI_execute_plan(plan, args, nulls, false, 0) != SPI_OK_INSERT)
 		elog(ERROR, "could not write the factors of model %d", model_id);
@@ -355,6 +373,7 @@ insert_factor_rows(const char *schema, int32 model_id, int k, bool users,
 	double	   *factors = mf_alloc_array(CurrentMemoryContext,
 										 (Size) batch_rows * k, sizeof(double));
 	const int64 *ids = users ? ratings->user_ids : ratings->item_ids;
+	char	  **keys = users ? ratings->user_keys : ratings->item_keys;
 	int32		n_rows = users ? ratings->n_users : ratings->n_items;
 	const MfCsr *csr = &ratings->by_user;
 	SPIPlanPtr	plan = prepare_row_insert(schema, users);
@@ -396,7 +415,8 @@ insert_factor_rows(const char *schema, int32 model_id, int k, bool users,
 			rated_start[last - first] = n_rated;
 		mf_als_get_rows(als, users, first, last - first, factors);
 		insert_batch(plan, users, model_id, k, ids + first, last - first, factors,
-					 bias ? bias + first : NULL, rated_start, rated);
+					 bias ? bias + first : NULL, keys ? keys + first : NULL,
+					 rated_start, rated);
 		first = last;
 		CHECK_FOR_INTERRUPTS();
 	}
@@ -438,7 +458,7 @@ mf_store_replace_rows(const char *schema, int32 model_id, bool users, int k,
 			for (int32 j = 0; j <= count; j++)
 				local_start[j] = rated_start[first + j] - rated_start[first];
 		insert_batch(plan, users, model_id, k, ids + first, count,
-					 factors + (Size) first * k, bias ? bias + first : NULL,
+					 factors + (Size) first * k, bias ? bias + first : NULL, NULL,
 					 local_start, users ? rated + rated_start[first] : NULL);
 		CHECK_FOR_INTERRUPTS();
 	}

@@ -384,6 +384,7 @@ read_validation(Oid relid, const MfSource *training, const MfRatings *ratings,
 	source.fixed_columns = true;
 	source.relid = relid;
 	mf_source_validate(&source);
+	mf_require_integer_ids(source.user_keys || source.item_keys, "validation");
 	name = mf_source_display_name(relid);
 	held_out = mf_ratings_read(&source, cxt);
 	if (held_out->n_skipped > 0)
@@ -472,6 +473,13 @@ mf_train(PG_FUNCTION_ARGS)
 	mf_source_validate(&source);
 	record.source = mf_source_display_name(source.relid);
 	schema = mf_schema_quoted(fcinfo);
+	if (source.user_keys || source.item_keys)
+	{
+		mf_require_integer_ids(true, record.warm_start ? "warm_start" : NULL);
+		mf_require_integer_ids(true, PG_ARGISNULL(ARG_VALIDATION) ? NULL : "validation");
+		record.user_key_type = source.user_keys ? source.user_type : InvalidOid;
+		record.item_key_type = source.item_keys ? source.item_type : InvalidOid;
+	}
 
 	cxt = AllocSetContextCreate(CurrentMemoryContext, "mf_train",
 								ALLOCSET_DEFAULT_SIZES);

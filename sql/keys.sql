@@ -1,0 +1,73 @@
+-- Ids of any type (0.4): text, uuid, ... are kept as text keys, numbered in
+-- byte order; mf_predict and mf_recommend take them as text.
+SET client_min_messages = warning;
+
+-- 120 users and 40 items named by text; the same ratings as genre-like
+-- integers, so that a text-keyed model can be checked by hand.
+CREATE TABLE named AS
+SELECT 'user ' || u AS who, 'film ' || i AS what,
+       CASE WHEN (i - 1) / 10 = u % 4 THEN 4.5 ELSE 2 END
+         + ((abs(hashint8(u * 1000 + i)) % 100) / 100.0 - 0.5) AS stars
+FROM generate_series(1, 120) u, generate_series(1, 40) i
+WHERE abs(hashint8(u * 7919 + i)) % 100 < 40;
+SELECT mf_train('named', k := 4, lambda := 1, biases := true, user_col := 'who',
+                item_col := 'what', rating_col := 'stars') AS named \gset
+
+-- The factor tables show the keys; ids are their positions in byte order.
+SELECT user_key_type, item_key_type FROM mf_models WHERE model_id = :named;
+SELECT user_id, user_key FROM mf_user_factors WHERE model_id = :named ORDER BY user_id LIMIT 3;
+SELECT bool_and(user_key = ordered) AS ids_in_key_order
+FROM (SELECT user_key, (array_agg(user_key) OVER (ORDER BY user_key COLLATE "C"
+                        ROWS BETWEEN UNBOUNDED PRECEDING AND UNBOUNDED FOLLOWING))[user_id + 1] AS ordered
+      FROM mf_user_factors WHERE model_id = :named) t;
+SELECT count(*) AS items, count(DISTINCT item_key) AS distinct_keys
+FROM mf_item_factors WHERE model_id = :named;
+
+-- mf_predict by key is mu + b_u + b_i + u.v of the stored rows.
+SELECT abs(mf_predict(:named, 'user 7', 'film 3') -
+           (m.global_mean + u.bias + i.bias +
+            (SELECT sum(x * y) FROM unnest(u.factors, i.factors) AS t(x, y)))) < 1e-12 AS by_hand
+FROM mf_models m
+JOIN mf_user_factors u ON u.model_id = m.model_id AND u.user_key = 'user 7'
+JOIN mf_item_factors i ON i.model_id = m.model_id AND i.item_key = 'film 3'
+WHERE m.model_id = :named;
+SELECT mf_predict('named', 'nobody', 'film 3') = m.global_mean + i.bias AS unknown_user_from_biases
+FROM mf_models m JOIN mf_item_factors i ON i.model_id = m.model_id AND i.item_key = 'film 3'
+WHERE m.model_id = :named;
+
+-- mf_recommend by key lists item keys, best first, as scored by mf_predict,
+-- leaving out the films the user rated.
+SELECT count(*) AS recommended,
+       bool_and(score = mf_predict(:named, 'user 7', item_id)) AS scores_are_predictions,
+       bool_and(item_id NOT IN (SELECT what FROM named WHERE who = 'user 7')) AS rated_left_out,
+       bool_and((substr(item_id, 6)::int - 1) / 10 = 7 % 4) AS liked_genre
+FROM mf_recommend('named', 'user 7', 5);
+
+-- The model depends on the keys, not on the order the rows come in.
+CREATE TABLE named_shuffled AS SELECT * FROM named ORDER BY md5(who || what);
+SELECT mf_train('named_shuffled', k := 4, lambda := 1, biases := true, user_col := 'who',
+                item_col := 'what', rating_col := 'stars') AS shuffled \gset
+SELECT bool_and(a.factors = b.factors AND a.bias = b.bias) AS same_model
+FROM mf_user_factors a JOIN mf_user_factors b USING (user_key)
+WHERE a.model_id = :named AND b.model_id = :shuffled;
+
+-- uuid ids: cast them to text to ask.
+CREATE TABLE uuids AS
+SELECT md5(who)::uuid AS user_id, md5(what)::uuid AS item_id, stars AS rating FROM named;
+SELECT mf_train('uuids', k := 4, lambda := 1, biases := true) AS uuids \gset
+SELECT user_key_type, item_key_type FROM mf_models WHERE model_id = :uuids;
+SELECT count(*) AS recommended,
+       bool_and(score = mf_predict('uuids', md5('user 7')::uuid::text, item_id)) AS same_scores
+FROM mf_recommend('uuids', md5('user 7')::uuid::text, 5);
+
+-- Integer ids can be asked as text too.
+CREATE TABLE int_ids AS
+SELECT substr(who, 6)::int AS user_id, substr(what, 6)::int AS item_id, stars AS rating FROM named;
+SELECT mf_train('int_ids', k := 4, lambda := 1) AS ints \gset
+SELECT mf_predict(:ints, '7', '3') = mf_predict(:ints, 7, 3) AS text_equals_integer,
+       (SELECT array_agg(item_id::bigint ORDER BY score DESC, item_id) FROM mf_recommend(:ints, '7', 5)) =
+       (SELECT array_agg(item_id ORDER BY score DESC, item_id) FROM mf_recommend(:ints, 7, 5)) AS same_list;
+
+-- Cross-validation works on text ids as on integers.
+SELECT k, folds, rmse_mean < 1 AS fits FROM mf_cross_validate('named', ARRAY[4], ARRAY[1], folds := 3,
+       biases := true, user_col := 'who', item_col := 'what', rating_col := 'stars');
