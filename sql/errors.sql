@@ -192,7 +192,9 @@ FROM (VALUES
     (133, $$SELECT mf_recommend_all('by label', 10, true, 'by_label_top')$$),
     (134, $$SELECT mf_refit_users('by label')$$),
     (135, $$SELECT mf_train('tiny', model_name := 'v', validation := 'labelled')$$),
-    (136, $$SELECT mf_predict('tiny', 'one', '1')$$)
+    (136, $$SELECT mf_predict('tiny', 'one', '1')$$),
+    (137, $$SELECT mf_train('tiny', item_col := 'rating', model_name := 'float items')$$),
+    (138, $$SELECT mf_train('tiny', model_name := 'by label', warm_start := true)$$)
 ) AS s(n, statement)
 LEFT JOIN LATERAL try(s.statement) t ON true
 ORDER BY s.n;

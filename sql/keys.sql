@@ -71,3 +71,8 @@ SELECT mf_predict(:ints, '7', '3') = mf_predict(:ints, 7, 3) AS text_equals_inte
 -- Cross-validation works on text ids as on integers.
 SELECT k, folds, rmse_mean < 1 AS fits FROM mf_cross_validate('named', ARRAY[4], ARRAY[1], folds := 3,
        biases := true, user_col := 'who', item_col := 'what', rating_col := 'stars');
+
+-- Errors name the ids as they are in the data.
+CREATE TABLE named_nan (who text, what text, stars float8);
+INSERT INTO named_nan VALUES ('alice', 'bob', 4), ('carol', 'dave', 'NaN');
+SELECT mf_train('named_nan', user_col := 'who', item_col := 'what', rating_col := 'stars');

@@ -242,6 +242,7 @@ extern MfRatings *mf_ratings_subset(const MfRatings *all, const bool *keep,
 									MemoryContext cxt);
 extern int64 mf_csr_longest_row(const MfCsr *rows);
 extern void mf_ratings_free_by_item(MfRatings *ratings);
+extern char *mf_ratings_id_text(const MfRatings *ratings, bool users, int32 index);
 
 /*
  * Parallel loops (parallel.c).  fn runs tasks [first, last) on thread

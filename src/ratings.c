@@ -103,6 +103,8 @@ typedef struct ReadState
 	MemoryContext convert_cxt;	/* numeric conversions, reset per chunk */
 	KeySide    *user_keys;		/* for ids read by their text form, else NULL */
 	KeySide    *item_keys;
+	MemoryContext key_cxt;		/* text forms of one row's ids, reset per row */
+	Size		key_bytes;		/* bytes of the distinct keys kept */
 	bool		sorted;			/* rows so far in (user id, item id) order */
 	int64		last_user;
 	int64		last_item;
@@ -189,7 +191,9 @@ mf_source_display_name(Oid relid)
 void
 mf_source_validate(MfSource *source)
 {
-	static const Oid id_types[] = {INT2OID, INT4OID, INT8OID};
+	/* integers are read as they are; the rest by their text form */
+	static const Oid id_types[] = {INT2OID, INT4OID, INT8OID,
+	TEXTOID, VARCHAROID, BPCHAROID, NAMEOID, UUIDOID};
 	static const Oid rating_types[] = {INT2OID, INT4OID, INT8OID,
 	FLOAT4OID, FLOAT8OID, NUMERICOID};
 	char		relkind = get_rel_relkind(source->relid);
@@ -219,16 +223,16 @@ mf_source_validate(MfSource *source)
 	}
 
 	source->user_type = check_column(source, "user ids", "user_col",
-									 source->user_col, NULL, 0, NULL);
+									 source->user_col, id_types, lengthof(id_types),
+									 "an integer (smallint, integer, bigint) or text (text, varchar, char, name) or uuid");
 	source->item_type = check_column(source, "item ids", "item_col",
-									 source->item_col, NULL, 0, NULL);
+									 source->item_col, id_types, lengthof(id_types),
+									 "an integer (smallint, integer, bigint) or text (text, varchar, char, name) or uuid");
 	/* integer ids are read as they are; any other type by its text form */
-	source->user_keys = source->item_keys = true;
-	for (int i = 0; i < lengthof(id_types); i++)
-	{
-		source->user_keys &= source->user_type != id_types[i];
-		source->item_keys &= source->item_type != id_types[i];
-	}
+	source->user_keys = source->user_type != INT2OID && source->user_type != INT4OID &&
+		source->user_type != INT8OID;
+	source->item_keys = source->item_type != INT2OID && source->item_type != INT4OID &&
+		source->item_type != INT8OID;
 	if (source->user_keys)
 		getTypeOutputInfo(source->user_type, &source->user_output, &varlena);
 	if (source->item_keys)
@@ -394,8 +398,9 @@ key_number(ReadState *state, KeySide *side, Oid output, Datum value)
 		side->keys[side->n] = MemoryContextStrdup(state->cxt, text);
 		entry->key = side->keys[side->n];
 		entry->index = side->n++;
+		/* kept here, and once more, sorted, in the result */
+		state->key_bytes = add_size(state->key_bytes, mul_size(strlen(text) + 1, 2));
 	}
-	pfree(text);
 	return entry->index;
 }
 
@@ -453,8 +458,8 @@ accept_row(ReadState *state, Datum user, bool user_null, Datum item,
 	}
 	if (state->user_keys || state->item_keys)
 	{
-		/* text forms are made off to the side too */
-		MemoryContext old = MemoryContextSwitchTo(state->convert_cxt);
+		/* text forms (and any detoasted copies) live for this row only */
+		MemoryContext old = MemoryContextSwitchTo(state->key_cxt);
 
 		user_id = state->user_keys
 			? key_number(state, state->user_keys, source->user_output, user)
@@ -463,6 +468,7 @@ accept_row(ReadState *state, Datum user, bool user_null, Datum item,
 			? key_number(state, state->item_keys, source->item_output, item)
 			: id_value(item, source->item_type);
 		MemoryContextSwitchTo(old);
+		MemoryContextReset(state->key_cxt);
 	}
 	else
 	{
@@ -482,8 +488,12 @@ accept_row(ReadState *state, Datum user, bool user_null, Datum item,
 	if (!isfinite(value))
 		ereport(ERROR,
 				(errcode(ERRCODE_DATA_EXCEPTION),
-				 errmsg("rating of user " INT64_FORMAT " for item " INT64_FORMAT " in %s is %s",
-						user_id, item_id, mf_source_display_name(source->relid),
+				 errmsg("rating of user %s for item %s in %s is %s",
+						state->user_keys ? OidOutputFunctionCall(source->user_output, user)
+						: psprintf(INT64_FORMAT, user_id),
+						state->item_keys ? OidOutputFunctionCall(source->item_output, item)
+						: psprintf(INT64_FORMAT, item_id),
+						mf_source_display_name(source->relid),
 						isnan(value) ? "NaN" : "infinite or beyond the range of double precision"),
 				 errhint("Fix or delete that row, or pass a view that leaves out such ratings: WHERE abs(%s) < 1e300.",
 						 quote_identifier(source->rating_col))));
@@ -499,10 +509,11 @@ accept_row(ReadState *state, Datum user, bool user_null, Datum item,
 	if (slot == 0)
 	{
 		/* a new chunk: within the memory limit, with room in the list */
-		mf_check_memory(add_size(mul_size(add_size(state->n_rows, MF_CHUNK_ROWS),
-										  MF_READ_BYTES_PER_RATING),
-								 mul_size(state->users.capacity + state->items.capacity,
-										  MF_BYTES_PER_ID)),
+		mf_check_memory(add_size(add_size(mul_size(add_size(state->n_rows, MF_CHUNK_ROWS),
+												   MF_READ_BYTES_PER_RATING),
+										  mul_size(state->users.capacity + state->items.capacity,
+												   MF_BYTES_PER_ID)),
+								 state->key_bytes),
 						psprintf("Reading the ratings: " INT64_FORMAT " rows of %d users and %d items so far, and room for %d more.",
 								 state->n_rows, state->users.n, state->items.n, MF_CHUNK_ROWS));
 		if (state->n_chunks == state->chunk_capacity)
@@ -884,6 +895,8 @@ mf_ratings_read(const MfSource *source, MemoryContext cxt)
 	state.sorted = !source->user_keys && !source->item_keys;
 	state.user_keys = source->user_keys ? key_side_create(scratch) : NULL;
 	state.item_keys = source->item_keys ? key_side_create(scratch) : NULL;
+	state.key_cxt = AllocSetContextCreate(scratch, "mf_ext id text forms",
+										  ALLOCSET_SMALL_SIZES);
 	numbering_init(&state.users, scratch, "users");
 	numbering_init(&state.items, scratch, "items");
 	state.chunk_capacity = 64;
@@ -907,9 +920,10 @@ mf_ratings_read(const MfSource *source, MemoryContext cxt)
 		MemoryContextDelete(scratch);
 		return ratings;
 	}
-	mf_check_memory(add_size(mul_size(n, MF_BUILD_BYTES_PER_RATING),
-							 mul_size(state.users.capacity + state.items.capacity,
-									  MF_BYTES_PER_ID)),
+	mf_check_memory(add_size(add_size(mul_size(n, MF_BUILD_BYTES_PER_RATING),
+									  mul_size(state.users.capacity + state.items.capacity,
+											   MF_BYTES_PER_ID)),
+							 state.key_bytes),
 				 psprintf("Indexing " INT64_FORMAT " ratings of %d users and %d items takes %d bytes a rating.",
 						  n, state.users.n, state.items.n, MF_BUILD_BYTES_PER_RATING));
 
@@ -1033,4 +1047,15 @@ mf_ratings_subset(const MfRatings *all, const bool *keep, int32 *user_remap,
 	}
 	csr_transpose(out, subset->n_items, &subset->by_item, cxt);
 	return subset;
+}
+
+/* The id of dense user (item) index as text: its key, or the integer. */
+char *
+mf_ratings_id_text(const MfRatings *ratings, bool users, int32 index)
+{
+	char	  **keys = users ? ratings->user_keys : ratings->item_keys;
+
+	if (keys)
+		return pstrdup(keys[index]);
+	return psprintf(INT64_FORMAT, users ? ratings->user_ids[index] : ratings->item_ids[index]);
 }

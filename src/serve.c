@@ -456,7 +456,7 @@ mf_require_integer_ids(bool keys, const char *feature)
 		ereport(ERROR,
 				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
 				 errmsg("%s is not supported yet for ids that are not integers", feature),
-				 errdetail("Users or items identified by text, uuid or another non-integer type are supported by mf_train, mf_predict, mf_recommend and mf_cross_validate."),
+				 errdetail("Users or items identified by text or uuid are supported by mf_train, mf_cross_validate, and mf_predict and mf_recommend with text ids."),
 				 errhint("Map the ids to integers in a view (for example with a dense_rank() lookup table) to use %s.",
 						 feature)));
 }
@@ -540,7 +540,7 @@ similar(FunctionCallInfo fcinfo, MfModel *model, bool users)
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("n must be at least 1, got %d", n),
 				 errhint("n is how many similar %ss to return.", side)));
-	mf_require_integer_ids(model->user_keys || model->item_keys,
+	mf_require_integer_ids((users ? model->user_keys : model->item_keys) != NULL,
 						   users ? "mf_similar_users" : "mf_similar_items");
 	if (f->k == 0)
 		ereport(ERROR,

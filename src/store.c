@@ -125,7 +125,8 @@ mf_store_load_items(const char *schema, const char *model_name,
 	int			stored_k;
 	ItemLoad	load;
 
-	query = psprintf("SELECT model_id, k FROM %s.mf_models WHERE name = $1", schema);
+	query = psprintf("SELECT model_id, k, user_key_type IS NOT NULL OR item_key_type IS NOT NULL"
+					 " FROM %s.mf_models WHERE name = $1", schema);
 	if (SPI_execute_with_args(query, 1, argtypes, args, NULL, true, 1) != SPI_OK_SELECT)
 		elog(ERROR, "SPI_execute_with_args failed: %s", query);
 	if (SPI_processed == 0)
@@ -134,6 +135,9 @@ mf_store_load_items(const char *schema, const char *model_name,
 										   SPI_tuptable->tupdesc, 1, &isnull));
 	stored_k = DatumGetInt32(SPI_getbinval(SPI_tuptable->vals[0],
 										   SPI_tuptable->tupdesc, 2, &isnull));
+	mf_require_integer_ids(DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0],
+													  SPI_tuptable->tupdesc, 3, &isnull)),
+						   "warm_start");
 	if (stored_k != k)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
@@ -298,9 +302,12 @@ prepare_row_insert(const char *schema, bool users)
 	FLOAT8ARRAYOID, TEXTARRAYOID, INT4ARRAYOID, INT8ARRAYOID};
 	SPIPlanPtr	plan;
 
+	/* $6 is joined by position: subscripting a text[] walks it from the start */
 	plan = SPI_prepare(psprintf("INSERT INTO %s.%s (model_id, %s, factors, bias, %s%s)"
-								" SELECT $1, $2[i], $3[(i - 1) * $4 + 1 : i * $4], $5[i], $6[i]%s"
-								" FROM pg_catalog.generate_subscripts($2, 1) AS i",
+								" SELECT $1, $2[i], $3[(i - 1) * $4 + 1 : i * $4], $5[i], key.value%s"
+								" FROM pg_catalog.generate_subscripts($2, 1) AS i"
+								" LEFT JOIN ROWS FROM (pg_catalog.unnest($6)) WITH ORDINALITY"
+								" AS key (value, position) ON key.position = i",
 								schema, users ? "mf_user_factors" : "mf_item_factors",
 								users ? "user_id" : "item_id",
 								users ? "user_key" : "item_key",

@@ -215,8 +215,9 @@ mf_check_strengths(const MfRatings *ratings, double alpha)
 			if (rows->val[e] < 0)
 				ereport(ERROR,
 						(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-						 errmsg("rating of user " INT64_FORMAT " for item " INT64_FORMAT " is %g, but implicit feedback needs ratings >= 0",
-								ratings->user_ids[u], ratings->item_ids[rows->col[e]],
+						 errmsg("rating of user %s for item %s is %g, but implicit feedback needs ratings >= 0",
+								mf_ratings_id_text(ratings, true, u),
+								mf_ratings_id_text(ratings, false, rows->col[e]),
 								rows->val[e]),
 						 errdetail("With implicit feedback a rating is the strength of an interaction (a count, a duration): confidence 1 + alpha * rating."),
 						 errhint("Leave out or rescale negative ratings in a view; explicit feedback takes any ratings.")));
@@ -254,12 +255,12 @@ report_singular(const MfRatings *ratings, bool users, int32 index,
 {
 	const char *side = users ? "user" : "item";
 	const char *article = users ? "a" : "an";
-	int64		id = users ? ratings->user_ids[index] : ratings->item_ids[index];
+	char	   *id = mf_ratings_id_text(ratings, users, index);
 
 	if (options->lambda == 0.0)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("the least-squares system of %s " INT64_FORMAT " is singular",
+				 errmsg("the least-squares system of %s %s is singular",
 						side, id),
 				 errdetail("With lambda = 0 the %d unknowns of %s %s (its k factors%s) are unique only when its ratings determine all of them; fewer rated partners than that, or partners whose factors are alike, leave some undetermined.",
 						   options->k + (options->biases ? 1 : 0), article, side,
@@ -267,7 +268,7 @@ report_singular(const MfRatings *ratings, bool users, int32 index,
 				 errhint("Raise lambda above 0 (0.01 or more), or lower k.")));
 	ereport(ERROR,
 			(errcode(ERRCODE_NUMERIC_VALUE_OUT_OF_RANGE),
-			 errmsg("the least-squares system of %s " INT64_FORMAT " could not be solved",
+			 errmsg("the least-squares system of %s %s could not be solved",
 					side, id),
 			 errdetail("With lambda = %g > 0 the system is positive definite in exact arithmetic; it failed in %s precision because lambda is too small to keep it well conditioned, or because the ratings are so large that floating point overflowed.",
 					   options->lambda, options->single ? "single" : "double"),
