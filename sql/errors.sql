@@ -188,7 +188,7 @@ FROM (VALUES
     (129, $$SELECT mf_predict('by label', 1, 1)$$),
     (130, $$SELECT * FROM mf_recommend('by label', 1)$$),
     (131, $$SELECT * FROM mf_similar_users('by label', 1)$$),
-    (132, $$SELECT * FROM mf_evaluate('by label', 'tiny')$$),
+    (132, $$SELECT * FROM mf_evaluate('by label', 'tiny', user_col := 'user_id')$$),
     (133, $$SELECT mf_recommend_all('by label', 10, true, 'by_label_top')$$),
     (134, $$SELECT mf_refit_users('by label')$$),
     (135, $$SELECT mf_train('tiny', model_name := 'v', validation := 'labelled')$$),

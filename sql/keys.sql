@@ -68,6 +68,19 @@ SELECT mf_predict(:ints, '7', '3') = mf_predict(:ints, 7, 3) AS text_equals_inte
        (SELECT array_agg(item_id::bigint ORDER BY score DESC, item_id) FROM mf_recommend(:ints, '7', 5)) =
        (SELECT array_agg(item_id ORDER BY score DESC, item_id) FROM mf_recommend(:ints, 7, 5)) AS same_list;
 
+-- Validation and mf_evaluate work on text ids too: the held-out RMSE
+-- recorded by training is mf_evaluate's, to the bit.
+CREATE TABLE named_train AS SELECT * FROM named WHERE abs(hashtext(who || what)) % 5 <> 0;
+CREATE TABLE named_test AS SELECT * FROM named WHERE abs(hashtext(who || what)) % 5 = 0;
+SELECT mf_train('named_train', k := 4, lambda := 1, biases := true, user_col := 'who',
+                item_col := 'what', rating_col := 'stars', validation := 'named_test') AS held \gset
+SELECT (SELECT validation_rmse[iterations_run] FROM mf_models WHERE model_id = :held) =
+       (SELECT value FROM mf_evaluate(:held, 'named_test') WHERE metric = 'rmse') AS validation_is_evaluate,
+       (SELECT round(value::numeric, 2) FROM mf_evaluate(:held, 'named_test', k := 5, threshold := 4)
+        WHERE metric = 'precision@5') AS precision_at_5,
+       (SELECT value FROM mf_evaluate(:held, 'named_test', k := 5, threshold := 4)
+        WHERE metric = 'users') AS users;
+
 -- Cross-validation works on text ids as on integers.
 SELECT k, folds, rmse_mean < 1 AS fits FROM mf_cross_validate('named', ARRAY[4], ARRAY[1], folds := 3,
        biases := true, user_col := 'who', item_col := 'what', rating_col := 'stars');

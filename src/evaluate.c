@@ -99,9 +99,42 @@ mf_fold(PG_FUNCTION_ARGS)
 							   PG_GETARG_INT32(3)));
 }
 
+/*
+ * The model's dense index of test's user (item) index, through the
+ * model's id index or, for ids kept as text keys, its key map.
+ */
+int32
+mf_model_index(const MfIdIndex *ids, mf_keymap_hash *keys, const MfRatings *test,
+			   bool users, int32 index)
+{
+	if (keys)
+		return mf_key_lookup(keys, users ? test->user_keys[index] : test->item_keys[index]);
+	return mf_id_index(ids, users ? test->user_ids[index] : test->item_ids[index]);
+}
+
+/*
+ * Refuses held-out ratings whose ids are of the other kind (integers or
+ * text keys) than the model's.
+ */
+void
+mf_check_same_id_kind(const MfRatings *test, bool user_keys, bool item_keys,
+					  const char *relation)
+{
+	if ((test->user_keys != NULL) != user_keys || (test->item_keys != NULL) != item_keys)
+		ereport(ERROR,
+				(errcode(ERRCODE_DATATYPE_MISMATCH),
+				 errmsg("the ids in %s are not of the model's kind", relation),
+				 errdetail("The model's user ids are %s and its item ids %s; those of %s are %s and %s.",
+						   user_keys ? "text" : "integers", item_keys ? "text" : "integers",
+						   relation, test->user_keys ? "text" : "integers",
+						   test->item_keys ? "text" : "integers"),
+				 errhint("Pass a relation whose id columns have the types the model was trained on.")));
+}
+
 MfTestSet *
 mf_test_set_from_ratings(const MfRatings *test, const MfIdIndex *users,
-						 const MfIdIndex *items, MemoryContext cxt)
+						 const MfIdIndex *items, mf_keymap_hash *user_keys,
+						 mf_keymap_hash *item_keys, MemoryContext cxt)
 {
 	MfTestSet  *set = MemoryContextAllocZero(cxt, sizeof(MfTestSet));
 	const MfCsr *rows = &test->by_user;
@@ -112,10 +145,10 @@ mf_test_set_from_ratings(const MfRatings *test, const MfIdIndex *users,
 	set->item = mf_alloc_array(cxt, set->n, sizeof(int32));
 	set->rating = mf_alloc_array(cxt, set->n, sizeof(double));
 	for (int32 i = 0; i < test->n_items; i++)
-		item_of[i] = mf_id_index(items, test->item_ids[i]);
+		item_of[i] = mf_model_index(items, item_keys, test, false, i);
 	for (int32 u = 0; u < rows->n_rows; u++)
 	{
-		int32		user = mf_id_index(users, test->user_ids[u]);
+		int32		user = mf_model_index(users, user_keys, test, true, u);
 
 		for (int64 e = rows->row_start[u]; e < rows->row_start[u + 1]; e++)
 		{
@@ -230,7 +263,7 @@ rank_users(FunctionCallInfo fcinfo, const MfModel *model, const MfRatings *test,
 	memset(relevant, 0, sizeof(bool) * model->factors.n_items);
 	memset(sums, 0, sizeof(RankingSums));
 	for (int32 i = 0; i < test->n_items; i++)
-		item_of[i] = mf_id_index(model->item_map, test->item_ids[i]);
+		item_of[i] = mf_model_index(model->item_map, model->item_keymap, test, false, i);
 
 	for (int32 u = 0; u < rows->n_rows; u++)
 	{
@@ -238,7 +271,7 @@ rank_users(FunctionCallInfo fcinfo, const MfModel *model, const MfRatings *test,
 		int64		end = rows->row_start[u + 1];
 		int64		n_relevant = 0;
 		int32		last_counted = -1;
-		int32		user = mf_id_index(model->user_map, test->user_ids[u]);
+		int32		user = mf_model_index(model->user_map, model->user_keymap, test, true, u);
 		MemoryContext old;
 
 		CHECK_FOR_INTERRUPTS();
@@ -258,7 +291,8 @@ rank_users(FunctionCallInfo fcinfo, const MfModel *model, const MfRatings *test,
 			continue;
 
 		old = MemoryContextSwitchTo(user_cxt);
-		rank_user(fcinfo, model, user, test->user_ids[u], k, relevant, n_relevant,
+		rank_user(fcinfo, model, user, user >= 0 ? model->user_ids[user] : 0, k,
+				  relevant, n_relevant,
 				  best, sums);
 		MemoryContextSwitchTo(old);
 		MemoryContextReset(user_cxt);
@@ -313,7 +347,6 @@ read_test_relation(FunctionCallInfo fcinfo, int32 model_id, Oid relid,
 	source.item_col = columns[1];
 	source.rating_col = columns[2];
 	mf_source_validate(&source);
-	mf_require_integer_ids(source.user_keys || source.item_keys, "mf_evaluate");
 	return mf_ratings_read(&source, cxt);
 }
 
@@ -366,7 +399,6 @@ evaluate(FunctionCallInfo fcinfo, MfModel *found)
 	old = MemoryContextSwitchTo(cxt);
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
-	mf_require_integer_ids(found->user_keys || found->item_keys, "mf_evaluate");
 	test = read_test_relation(fcinfo, model_id, relid, cxt);
 	SPI_finish();
 	model = mf_cache_model_by_id(fcinfo, model_id);
@@ -377,7 +409,9 @@ evaluate(FunctionCallInfo fcinfo, MfModel *found)
 				 errmsg("test relation %s has no ratings", name),
 				 errhint("Pass a relation of held-out ratings, for example rows where mf_is_test(user, item, 0.2) holds.")));
 
-	set = mf_test_set_from_ratings(test, model->user_map, model->item_map, cxt);
+	mf_check_same_id_kind(test, model->user_keys != NULL, model->item_keys != NULL, name);
+	set = mf_test_set_from_ratings(test, model->user_map, model->item_map,
+								   model->user_keymap, model->item_keymap, cxt);
 	mf_test_errors(&model->factors, set, &errors);
 	rank_users(fcinfo, model, test, k, has_threshold, threshold, &sums);
 	MemoryContextSwitchTo(old);

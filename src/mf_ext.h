@@ -341,7 +341,13 @@ typedef struct MfErrors
 extern MfTestSet *mf_test_set_from_ratings(const MfRatings *test,
 										   const MfIdIndex *users,
 										   const MfIdIndex *items,
+										   mf_keymap_hash *user_keys,
+										   mf_keymap_hash *item_keys,
 										   MemoryContext cxt);
+extern int32 mf_model_index(const MfIdIndex *ids, mf_keymap_hash *keys,
+							const MfRatings *test, bool users, int32 index);
+extern void mf_check_same_id_kind(const MfRatings *test, bool user_keys,
+								  bool item_keys, const char *relation);
 extern void mf_test_errors(const MfFactors *factors, const MfTestSet *test,
 						   MfErrors *errors);
 /* Deterministic splits of (user, item) pairs (evaluate.c). */

@@ -456,7 +456,7 @@ mf_require_integer_ids(bool keys, const char *feature)
 		ereport(ERROR,
 				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
 				 errmsg("%s is not supported yet for ids that are not integers", feature),
-				 errdetail("Users or items identified by text or uuid are supported by mf_train, mf_cross_validate, and mf_predict and mf_recommend with text ids."),
+				 errdetail("Users or items identified by text or uuid are supported by mf_train (also with validation), mf_cross_validate, mf_evaluate, and mf_predict and mf_recommend with text ids."),
 				 errhint("Map the ids to integers in a view (for example with a dense_rank() lookup table) to use %s.",
 						 feature)));
 }

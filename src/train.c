@@ -385,7 +385,6 @@ read_validation(Oid relid, const MfSource *training, const MfRatings *ratings,
 	source.fixed_columns = true;
 	source.relid = relid;
 	mf_source_validate(&source);
-	mf_require_integer_ids(source.user_keys || source.item_keys, "validation");
 	name = mf_source_display_name(relid);
 	held_out = mf_ratings_read(&source, cxt);
 	if (held_out->n_skipped > 0)
@@ -397,9 +396,12 @@ read_validation(Oid relid, const MfSource *training, const MfRatings *ratings,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("validation relation %s has no ratings", name),
 				 errhint("Pass a relation of held-out ratings, for example rows where mf_is_test(user, item, 0.2) holds, or omit validation.")));
+	mf_check_same_id_kind(held_out, ratings->user_keys != NULL, ratings->item_keys != NULL, name);
 	test = mf_test_set_from_ratings(held_out,
 									mf_id_index_from_sorted(cxt, ratings->user_ids, ratings->n_users),
 									mf_id_index_from_sorted(cxt, ratings->item_ids, ratings->n_items),
+									ratings->user_keys ? mf_key_index(cxt, ratings->user_keys, ratings->n_users) : NULL,
+									ratings->item_keys ? mf_key_index(cxt, ratings->item_keys, ratings->n_items) : NULL,
 									cxt);
 	for (int64 r = 0; r < test->n; r++)
 		known += test->user[r] >= 0 && test->item[r] >= 0;
@@ -477,7 +479,6 @@ mf_train(PG_FUNCTION_ARGS)
 	if (source.user_keys || source.item_keys)
 	{
 		mf_require_integer_ids(true, record.warm_start ? "warm_start" : NULL);
-		mf_require_integer_ids(true, PG_ARGISNULL(ARG_VALIDATION) ? NULL : "validation");
 		record.user_key_type = source.user_keys ? source.user_type : InvalidOid;
 		record.item_key_type = source.item_keys ? source.item_type : InvalidOid;
 	}
