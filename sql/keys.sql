@@ -70,8 +70,8 @@ SELECT mf_predict(:ints, '7', '3') = mf_predict(:ints, 7, 3) AS text_equals_inte
 
 -- Validation and mf_evaluate work on text ids too: the held-out RMSE
 -- recorded by training is mf_evaluate's, to the bit.
-CREATE TABLE named_train AS SELECT * FROM named WHERE abs(hashtext(who || what)) % 5 <> 0;
-CREATE TABLE named_test AS SELECT * FROM named WHERE abs(hashtext(who || what)) % 5 = 0;
+CREATE TABLE named_train AS SELECT * FROM named WHERE NOT mf_is_test(who, what, 0.2);
+CREATE TABLE named_test AS SELECT * FROM named WHERE mf_is_test(who, what, 0.2);
 SELECT mf_train('named_train', k := 4, lambda := 1, biases := true, user_col := 'who',
                 item_col := 'what', rating_col := 'stars', validation := 'named_test') AS held \gset
 SELECT (SELECT validation_rmse[iterations_run] FROM mf_models WHERE model_id = :held) =
@@ -81,9 +81,20 @@ SELECT (SELECT validation_rmse[iterations_run] FROM mf_models WHERE model_id = :
        (SELECT value FROM mf_evaluate(:held, 'named_test', k := 5, threshold := 4)
         WHERE metric = 'users') AS users;
 
--- Cross-validation works on text ids as on integers.
-SELECT k, folds, rmse_mean < 1 AS fits FROM mf_cross_validate('named', ARRAY[4], ARRAY[1], folds := 3,
-       biases := true, user_col := 'who', item_col := 'what', rating_col := 'stars');
+-- Cross-validation works on text ids as on integers, with the folds of
+-- mf_fold(text, text): fold 0 of 2 is mf_train on fold 1 judged on fold 0.
+SELECT count(*) FILTER (WHERE mf_is_test(who, what, 0.2))::float8 / count(*)
+       BETWEEN 0.16 AND 0.24 AS about_a_fifth
+FROM named;
+CREATE TABLE named_fold1 AS SELECT * FROM named WHERE mf_fold(who, what, 2) = 1;
+CREATE TABLE named_fold0 AS SELECT * FROM named WHERE mf_fold(who, what, 2) = 0;
+SELECT mf_train('named_fold1', k := 4, lambda := 1, iterations := 5, biases := true,
+                user_col := 'who', item_col := 'what', rating_col := 'stars') AS fold1 \gset
+SELECT cv.rmse_min <= e.value AND e.value <= cv.rmse_max AS fold_0_is_one_of_the_folds
+FROM mf_cross_validate('named', ARRAY[4], ARRAY[1], folds := 2, iterations := 5, biases := true,
+                       user_col := 'who', item_col := 'what', rating_col := 'stars') cv,
+     mf_evaluate(:fold1, 'named_fold0') e
+WHERE e.metric = 'rmse';
 
 -- Errors name the ids as they are in the data.
 CREATE TABLE named_nan (who text, what text, stars float8);

@@ -205,3 +205,20 @@ AS 'MODULE_PATHNAME', 'mf_recommend_key_by_name'
 LANGUAGE C STABLE CALLED ON NULL INPUT PARALLEL SAFE ROWS 10;
 COMMENT ON FUNCTION @extschema@.mf_recommend(text, text, integer, boolean) IS
   'mf_ext: as mf_recommend(text, bigint, ...), with the user and the items as text keys (ids of a model trained on text, uuid or other non-integer ids)';
+
+CREATE FUNCTION @extschema@.mf_is_test(user_id text, item_id text,
+                                       fraction double precision,
+                                       seed integer DEFAULT 0)
+RETURNS boolean
+AS 'MODULE_PATHNAME', 'mf_is_test_text'
+LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+COMMENT ON FUNCTION @extschema@.mf_is_test(text, text, double precision, integer) IS
+  'mf_ext: mf_is_test for text ids (cast uuid ids to text): true for about fraction of all pairs, by a hash of their text';
+
+CREATE FUNCTION @extschema@.mf_fold(user_id text, item_id text,
+                                    folds integer, seed integer DEFAULT 0)
+RETURNS integer
+AS 'MODULE_PATHNAME', 'mf_fold_text'
+LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+COMMENT ON FUNCTION @extschema@.mf_fold(text, text, integer, integer) IS
+  'mf_ext: mf_fold for text ids (cast uuid ids to text): the fold mf_cross_validate puts the pair in';

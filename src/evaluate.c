@@ -16,6 +16,8 @@
 
 #include <math.h>
 
+#include "common/hashfn.h"
+
 #include "catalog/pg_type.h"
 #include "executor/spi.h"
 #include "funcapi.h"
@@ -27,6 +29,8 @@
 
 PG_FUNCTION_INFO_V1(mf_is_test);
 PG_FUNCTION_INFO_V1(mf_fold);
+PG_FUNCTION_INFO_V1(mf_is_test_text);
+PG_FUNCTION_INFO_V1(mf_fold_text);
 PG_FUNCTION_INFO_V1(mf_evaluate);
 PG_FUNCTION_INFO_V1(mf_evaluate_by_name);
 
@@ -73,9 +77,25 @@ mf_check_folds(int folds)
 				 errhint("5 or 10 folds are usual.")));
 }
 
+/* A text id as the 64-bit number the splits hash it by. */
+int64
+mf_key_hash(const char *key)
+{
+	return (int64) hash_bytes_extended((const unsigned char *) key, strlen(key), 0);
+}
+
+/* Argument 0 or 1 of the split functions: an integer id, or a text one. */
+static int64
+split_id(FunctionCallInfo fcinfo, int arg, bool text_ids)
+{
+	if (!text_ids)
+		return PG_GETARG_INT64(arg);
+	return mf_key_hash(text_to_cstring(PG_GETARG_TEXT_PP(arg)));
+}
+
 /* mf_is_test(user_id, item_id, fraction, seed): is the pair held out? */
-Datum
-mf_is_test(PG_FUNCTION_ARGS)
+static Datum
+is_test(FunctionCallInfo fcinfo, bool text_ids)
 {
 	double		fraction = PG_GETARG_FLOAT8(2);
 
@@ -84,19 +104,43 @@ mf_is_test(PG_FUNCTION_ARGS)
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("fraction must be between 0 and 1, got %g", fraction),
 				 errhint("fraction is the share of ratings to hold out for testing, for example 0.2.")));
-	PG_RETURN_BOOL(pair_uniform(PG_GETARG_INT64(0), PG_GETARG_INT64(1),
+	PG_RETURN_BOOL(pair_uniform(split_id(fcinfo, 0, text_ids), split_id(fcinfo, 1, text_ids),
 								PG_GETARG_INT32(3), MF_SPLIT_SALT) < fraction);
 }
 
 /* mf_fold(user_id, item_id, folds, seed): the pair's fold, 0 .. folds - 1. */
-Datum
-mf_fold(PG_FUNCTION_ARGS)
+static Datum
+fold(FunctionCallInfo fcinfo, bool text_ids)
 {
 	int			folds = PG_GETARG_INT32(2);
 
 	mf_check_folds(folds);
-	PG_RETURN_INT32(mf_fold_of(PG_GETARG_INT64(0), PG_GETARG_INT64(1), folds,
-							   PG_GETARG_INT32(3)));
+	PG_RETURN_INT32(mf_fold_of(split_id(fcinfo, 0, text_ids), split_id(fcinfo, 1, text_ids),
+							   folds, PG_GETARG_INT32(3)));
+}
+
+Datum
+mf_is_test(PG_FUNCTION_ARGS)
+{
+	return is_test(fcinfo, false);
+}
+
+Datum
+mf_is_test_text(PG_FUNCTION_ARGS)
+{
+	return is_test(fcinfo, true);
+}
+
+Datum
+mf_fold(PG_FUNCTION_ARGS)
+{
+	return fold(fcinfo, false);
+}
+
+Datum
+mf_fold_text(PG_FUNCTION_ARGS)
+{
+	return fold(fcinfo, true);
 }
 
 /*

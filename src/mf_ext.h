@@ -352,6 +352,7 @@ extern void mf_test_errors(const MfFactors *factors, const MfTestSet *test,
 						   MfErrors *errors);
 /* Deterministic splits of (user, item) pairs (evaluate.c). */
 extern int	mf_fold_of(int64 user_id, int64 item_id, int folds, int32 seed);
+extern int64 mf_key_hash(const char *key);
 extern void mf_check_folds(int folds);
 
 /* Raises an error for an option out of its range (train.c). */

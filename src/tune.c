@@ -295,13 +295,21 @@ mf_cross_validate(PG_FUNCTION_ARGS)
 	fold_of = mf_alloc_array(cxt, all->n_ratings, sizeof(uint8));
 	fold_sizes = palloc0(sizeof(int64) * folds);
 	for (int32 u = 0; u < all->n_users; u++)
+	{
+		/* text ids fold by their text, as mf_fold(text, text) does */
+		int64		user = all->user_keys ? mf_key_hash(all->user_keys[u]) : all->user_ids[u];
+
 		for (int64 e = all->by_user.row_start[u]; e < all->by_user.row_start[u + 1]; e++)
 		{
-			fold_of[e] = (uint8) mf_fold_of(all->user_ids[u],
-											all->item_ids[all->by_user.col[e]],
+			int32		item = all->by_user.col[e];
+
+			fold_of[e] = (uint8) mf_fold_of(user,
+											all->item_keys ? mf_key_hash(all->item_keys[item])
+											: all->item_ids[item],
 											folds, seed);
 			fold_sizes[fold_of[e]]++;
 		}
+	}
 	for (int fold = 0; fold < folds; fold++)
 		if (fold_sizes[fold] == 0 || fold_sizes[fold] == all->n_ratings)
 			ereport(ERROR,
