@@ -175,22 +175,15 @@ load_rated(HeapTuple tuple, TupleDesc desc, void *arg)
 {
 	RatedLoad  *load = arg;
 	bool		isnull;
-	int32		user = mf_id_index(load->model->user_map,
-								   DatumGetInt64(SPI_getbinval(tuple, desc, 1, &isnull)));
+	int64		user_id = DatumGetInt64(SPI_getbinval(tuple, desc, 1, &isnull));
+	int32		user = mf_id_index(load->model->user_map, user_id);
 	Datum		value = SPI_getbinval(tuple, desc, 2, &isnull);
-	ArrayType  *array;
+	const int64 *ids;
 	int			count;
 
 	if (user < 0 || isnull)
 		return;
-	array = DatumGetArrayTypeP(value);
-	count = ArrayGetNItems(ARR_NDIM(array), ARR_DIMS(array));
-	if (ARR_ELEMTYPE(array) != INT8OID || ARR_HASNULL(array))
-		ereport(ERROR,
-				(errcode(ERRCODE_DATA_CORRUPTED),
-				 errmsg("rated_items of a user in model %d is not a bigint[] without NULLs",
-						load->model->model_id),
-				 errhint("Retrain the model with mf_train.")));
+	ids = mf_rated_item_ids(load->model, user_id, value, &count);
 	if (load->n + count > load->capacity)
 	{
 		load->capacity = Max(load->capacity * 2, load->n + count);
@@ -198,8 +191,7 @@ load_rated(HeapTuple tuple, TupleDesc desc, void *arg)
 	}
 	for (int e = 0; e < count; e++)
 	{
-		int32		item = mf_id_index(load->model->item_map,
-									   ((const int64 *) ARR_DATA_PTR(array))[e]);
+		int32		item = mf_id_index(load->model->item_map, ids[e]);
 
 		if (item >= 0)
 			load->items[load->n++] = item;

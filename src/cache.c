@@ -263,7 +263,24 @@ typedef struct SideLoad
 	MemoryContext cxt;			/* where the keys go */
 } SideLoad;
 
-/* mf_spi_scan callback: appends one factor row (and bias). */
+/* Column column of the factor row being loaded, which must not be NULL. */
+static Datum
+required_value(HeapTuple tuple, TupleDesc desc, int column, const SideLoad *load,
+			   const char *what)
+{
+	bool		isnull;
+	Datum		value = SPI_getbinval(tuple, desc, column, &isnull);
+
+	if (isnull)
+		ereport(ERROR,
+				(errcode(ERRCODE_DATA_CORRUPTED),
+				 errmsg("stored %s of %s " INT64_FORMAT " in model %d is NULL",
+						what, load->side, load->ids[load->n], load->row->model_id),
+				 errhint("Retrain the model with mf_train, or restore its factor rows.")));
+	return value;
+}
+
+/* mf_spi_scan callback: appends one factor row (and bias and key). */
 static void
 load_factor_row(HeapTuple tuple, TupleDesc desc, void *arg)
 {
@@ -283,27 +300,11 @@ load_factor_row(HeapTuple tuple, TupleDesc desc, void *arg)
 						  load->factors + (Size) load->n * load->row->k,
 						  load->side, load->ids[load->n]);
 	if (load->bias)
-	{
-		value = SPI_getbinval(tuple, desc, 3, &isnull);
-		if (isnull)
-			ereport(ERROR,
-					(errcode(ERRCODE_DATA_CORRUPTED),
-					 errmsg("stored bias of %s " INT64_FORMAT " in model %d is NULL",
-							load->side, load->ids[load->n], load->row->model_id),
-					 errhint("Retrain the model with mf_train, or restore its factor rows.")));
-		load->bias[load->n] = DatumGetFloat8(value);
-	}
+		load->bias[load->n] = DatumGetFloat8(required_value(tuple, desc, 3, load, "bias"));
 	if (load->keys)
-	{
-		value = SPI_getbinval(tuple, desc, 4, &isnull);
-		if (isnull)
-			ereport(ERROR,
-					(errcode(ERRCODE_DATA_CORRUPTED),
-					 errmsg("stored key of %s " INT64_FORMAT " in model %d is NULL",
-							load->side, load->ids[load->n], load->row->model_id),
-					 errhint("Retrain the model with mf_train, or restore its factor rows.")));
-		load->keys[load->n] = MemoryContextStrdup(load->cxt, TextDatumGetCString(value));
-	}
+		load->keys[load->n] = MemoryContextStrdup(load->cxt,
+												  TextDatumGetCString(required_value(tuple, desc, 4,
+																					 load, "key")));
 	load->n++;
 }
 

@@ -452,6 +452,13 @@ extern int32 mf_select_top(const double *scores, const int64 *ids,
  */
 extern void mf_require_integer_ids(bool keys, const char *feature);
 
+/*
+ * The item ids of a stored rated_items array (value) of user_id, checked
+ * to be a bigint[] without NULLs; *count gets their number (serve.c).
+ */
+extern const int64 *mf_rated_item_ids(const MfModel *model, int64 user_id,
+									  Datum value, int *count);
+
 /* Raises the error for a NULL model argument (argument 0) (serve.c). */
 extern void mf_require_model_argument(FunctionCallInfo fcinfo);
 

@@ -310,6 +310,21 @@ mf_select_top(const double *scores, const int64 *ids, const bool *excluded,
 	return size;
 }
 
+const int64 *
+mf_rated_item_ids(const MfModel *model, int64 user_id, Datum value, int *count)
+{
+	ArrayType  *rated = DatumGetArrayTypeP(value);
+
+	if (ARR_ELEMTYPE(rated) != INT8OID || ARR_HASNULL(rated))
+		ereport(ERROR,
+				(errcode(ERRCODE_DATA_CORRUPTED),
+				 errmsg("rated_items of user " INT64_FORMAT " in model %d is not a bigint[] without NULLs",
+						user_id, model->model_id),
+				 errhint("Retrain the model with mf_train.")));
+	*count = ArrayGetNItems(ARR_NDIM(rated), ARR_DIMS(rated));
+	return (const int64 *) ARR_DATA_PTR(rated);
+}
+
 /*
  * Marks the items the user rated in the training data, from the
  * rated_items array stored with the user's factors.
@@ -340,16 +355,9 @@ rated_items_mask(FunctionCallInfo fcinfo, const MfModel *model, int64 user_id)
 
 		if (!isnull)
 		{
-			ArrayType  *rated = DatumGetArrayTypeP(value);
-			int			n_rated = ArrayGetNItems(ARR_NDIM(rated), ARR_DIMS(rated));
-			const int64 *ids = (const int64 *) ARR_DATA_PTR(rated);
+			int			n_rated;
+			const int64 *ids = mf_rated_item_ids(model, user_id, value, &n_rated);
 
-			if (ARR_ELEMTYPE(rated) != INT8OID || ARR_HASNULL(rated))
-				ereport(ERROR,
-						(errcode(ERRCODE_DATA_CORRUPTED),
-						 errmsg("rated_items of user " INT64_FORMAT " in model %d is not a bigint[] without NULLs",
-								user_id, model->model_id),
-						 errhint("Retrain the model with mf_train.")));
 			for (int r = 0; r < n_rated; r++)
 			{
 				int32		item = mf_id_index(model->item_map, ids[r]);
