@@ -180,7 +180,7 @@ FROM (VALUES
     (122, $$SELECT mf_recommend_all('tiny', 0, true, 'out')$$),
     (123, $$SELECT mf_recommend_all('tiny', 10, true, 'tiny')$$),
     (124, $$SELECT mf_recommend_all('tiny', 10, true, 'a b; DROP TABLE tiny')$$),
-    (125, $$SELECT mf_recommend_all('biases only', 10, true, 'out')$$),
+    (125, $$SELECT mf_recommend_all('tiny', -5, true, 'out')$$),
     (126, $$SELECT mf_recommend_all('tiny', 10, true, 'no_such_schema.out')$$),
     (127, $$SELECT mf_train('tiny', lambda := 0, solver := 'cg')$$),
     (128, $$SELECT mf_train('tiny', feedback := 'implicit', alpha := 1e300)$$),

@@ -18,6 +18,9 @@
 #include "mf_ext.h"
 #include "blas.h"
 
+#include "access/heapam.h"
+#include "access/table.h"
+#include "access/tableam.h"
 #include "catalog/namespace.h"
 #include "catalog/pg_type.h"
 #include "executor/spi.h"
@@ -26,6 +29,7 @@
 #include "utils/builtins.h"
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
+#include "utils/rel.h"
 #include "utils/varlena.h"
 
 PG_FUNCTION_INFO_V1(mf_recommend_all);
@@ -33,19 +37,18 @@ PG_FUNCTION_INFO_V1(mf_recommend_all_by_name);
 
 /* Candidates kept beyond n for the exact rescoring. */
 #define MF_BATCH_SPARE		8
-/* Bytes of scores one thread holds for a block of users (about L2). */
+/* Bytes of products one thread holds for a block of users (about L2). */
 #define MF_BATCH_BLOCK_BYTES	(1024 * 1024)
-/* Result rows written per INSERT. */
-#define MF_BATCH_INSERT_ROWS	65536
+/* Result rows handed to the table's multi-insert at a time. */
+#define MF_BATCH_INSERT_ROWS	1000
 
 /* One thread's scratch space. */
 typedef struct BatchBuffers
 {
-	void	   *products;		/* block_users x n_items reals */
-	double	   *scores;			/* n_items */
+	float	   *products;		/* block_users x n_items */
 	bool	   *excluded;		/* n_items */
 	int32	   *candidates;		/* keep */
-	double	   *exact;			/* keep */
+	double	   *scores;			/* keep: product scores, then exact ones */
 } BatchBuffers;
 
 /* A whole mf_recommend_all run, shared by its threads. */
@@ -53,12 +56,16 @@ typedef struct BatchRun
 {
 	const MfBlas *blas;
 	const MfFactors *f;
+	const float *users;			/* n_users x width: factors, then 1 with biases */
+	const float *items;			/* n_items x width: factors, then the item bias */
+	int			width;			/* k, or k + 1 with biases */
 	const int64 *item_ids;
 	int32		n;				/* items per user to keep */
 	int32		keep;			/* candidates per user: n + spare, at most n_items */
-	int32		block_users;
-	const int64 *rated_start;	/* n_users + 1 offsets into rated, or NULL */
-	const int32 *rated;			/* dense item indices each user rated */
+	int32		block_users;	/* users per block */
+	const int64 *rated_start;	/* per user: its first entry in rated, or NULL */
+	const int32 *rated_count;	/* per user: its entries in rated */
+	const int32 *rated;			/* dense item indices the users rated */
 	BatchBuffers *buffers;		/* one per thread */
 	int32	   *best;			/* n_users x n: dense item indices */
 	double	   *best_scores;	/* n_users x n */
@@ -98,61 +105,41 @@ recommend_blocks(void *arg, int thread, int64 first, int64 last)
 	const BatchRun *run = arg;
 	const MfFactors *f = run->f;
 	BatchBuffers *b = &run->buffers[thread];
-	int			k = f->k;
 
 	for (int64 block = first; block < last; block++)
 	{
 		int32		u0 = (int32) (block * run->block_users);
 		int32		count = Min(run->block_users, f->n_users - u0);
 
-		/* products[j * n_items + i] = u_(u0 + j) . v_i */
-		if (f->single)
-			run->blas->sgemm(CblasColMajor, CblasTrans, CblasNoTrans, f->n_items, count, k,
-							 1, f->item_factors, k,
-							 (const float *) f->user_factors + (Size) u0 * k, k,
-							 0, b->products, f->n_items);
-		else
-			run->blas->dgemm(CblasColMajor, CblasTrans, CblasNoTrans, f->n_items, count, k,
-							 1, f->item_factors, k,
-							 (const double *) f->user_factors + (Size) u0 * k, k,
-							 0, b->products, f->n_items);
+		/* products[j * n_items + i] = u_(u0 + j) . v_i (+ b_i) */
+		run->blas->sgemm(CblasColMajor, CblasTrans, CblasNoTrans, f->n_items, count,
+						 run->width, 1, run->items, run->width,
+						 run->users + (Size) u0 * run->width, run->width,
+						 0, b->products, f->n_items);
 
 		for (int32 j = 0; j < count; j++)
 		{
 			int32		user = u0 + j;
-			int32		n_candidates;
+			const int32 *rated = run->rated_start ? run->rated + run->rated_start[user] : NULL;
+			int32		n_rated = run->rated_start ? run->rated_count[user] : 0;
+			MfTop		top;
 			int32		kept;
 
-			if (f->single)
-			{
-				const float *row = (const float *) b->products + (Size) j * f->n_items;
+			for (int32 e = 0; e < n_rated; e++)
+				b->excluded[rated[e]] = true;
+			mf_top_init(&top, run->keep, run->item_ids, b->candidates, b->scores);
+			mf_top_offer_row(&top, b->products + (Size) j * f->n_items, true,
+							 b->excluded, f->n_items);
+			for (int32 e = 0; e < n_rated; e++)
+				b->excluded[rated[e]] = false;
 
-				for (int32 i = 0; i < f->n_items; i++)
-					b->scores[i] = row[i];
-			}
-			else
-				memcpy(b->scores, (const double *) b->products + (Size) j * f->n_items,
-					   sizeof(double) * f->n_items);
-			/* the user's bias and mu shift every score alike: only items' count */
-			if (f->biases)
-				for (int32 i = 0; i < f->n_items; i++)
-					b->scores[i] += f->item_bias[i];
-			if (run->rated_start)
-				for (int64 e = run->rated_start[user]; e < run->rated_start[user + 1]; e++)
-					b->excluded[run->rated[e]] = true;
-			n_candidates = mf_select_top(b->scores, run->item_ids,
-										 run->rated_start ? b->excluded : NULL,
-										 f->n_items, run->keep, b->candidates);
-			if (run->rated_start)
-				for (int64 e = run->rated_start[user]; e < run->rated_start[user + 1]; e++)
-					b->excluded[run->rated[e]] = false;
-
-			for (int32 c = 0; c < n_candidates; c++)
-				b->exact[c] = mf_score(f, user, b->candidates[c]);
-			sort_candidates(run, b->candidates, b->exact, n_candidates);
-			kept = Min(n_candidates, run->n);
+			/* rescore the candidates as mf_predict does, and rank them again */
+			for (int32 c = 0; c < top.size; c++)
+				b->scores[c] = mf_score(f, user, b->candidates[c]);
+			sort_candidates(run, b->candidates, b->scores, top.size);
+			kept = Min(top.size, run->n);
 			memcpy(run->best + (Size) user * run->n, b->candidates, sizeof(int32) * kept);
-			memcpy(run->best_scores + (Size) user * run->n, b->exact, sizeof(double) * kept);
+			memcpy(run->best_scores + (Size) user * run->n, b->scores, sizeof(double) * kept);
 			run->found[user] = kept;
 		}
 	}
@@ -163,7 +150,8 @@ recommend_blocks(void *arg, int thread, int64 first, int64 last)
 typedef struct RatedLoad
 {
 	const MfModel *model;
-	int64	   *start;			/* n_users + 1 */
+	int64	   *start;			/* per user */
+	int32	   *count;			/* per user, 0 until its row is read */
 	int32	   *items;
 	int64		n;
 	int64		capacity;
@@ -189,6 +177,7 @@ load_rated(HeapTuple tuple, TupleDesc desc, void *arg)
 		load->capacity = Max(load->capacity * 2, load->n + count);
 		load->items = repalloc_huge(load->items, mul_size(load->capacity, sizeof(int32)));
 	}
+	load->start[user] = load->n;
 	for (int e = 0; e < count; e++)
 	{
 		int32		item = mf_id_index(load->model->item_map, ids[e]);
@@ -196,73 +185,36 @@ load_rated(HeapTuple tuple, TupleDesc desc, void *arg)
 		if (item >= 0)
 			load->items[load->n++] = item;
 	}
-	load->start[user + 1] = load->n;
+	load->count[user] = (int32) (load->n - load->start[user]);
 }
 
-/* Inserts the first rows of the four columns into target through plan. */
+/* Reads the items each user of the model rated into run (rated_*). */
 static void
-insert_rows(SPIPlanPtr plan, const int64 *user_ids, const int32 *ranks,
-			const int64 *item_ids, const double *scores, int rows)
+read_rated_items(FunctionCallInfo fcinfo, MemoryContext cxt, const MfModel *model,
+				 BatchRun *run)
 {
-	Datum		args[4] = {
-		PointerGetDatum(mf_flat_array(INT8OID, user_ids, rows)),
-		PointerGetDatum(mf_flat_array(INT4OID, ranks, rows)),
-		PointerGetDatum(mf_flat_array(INT8OID, item_ids, rows)),
-		PointerGetDatum(mf_flat_array(FLOAT8OID, scores, rows))
-	};
+	RatedLoad	load = {model, NULL, NULL, NULL, 0, 1024};
+	Oid			argtype = INT4OID;
+	Datum		arg = Int32GetDatum(model->model_id);
 
-	if (SPI_execute_plan(plan, args, NULL, false, 0) != SPI_OK_INSERT)
-		elog(ERROR, "could not insert the recommendations");
-	for (int a = 0; a < 4; a++)
-		pfree(DatumGetPointer(args[a]));
-}
-
-/* Writes the results into target (quoted), in batches; returns the rows. */
-static int64
-write_results(const char *target, const MfModel *model, const BatchRun *run)
-{
-	Oid			argtypes[4] = {INT8ARRAYOID, INT4ARRAYOID, INT8ARRAYOID, FLOAT8ARRAYOID};
-	SPIPlanPtr	plan = SPI_prepare(psprintf("INSERT INTO %s SELECT * FROM ROWS FROM (pg_catalog.unnest($1), pg_catalog.unnest($2), pg_catalog.unnest($3), pg_catalog.unnest($4))",
-											target), 4, argtypes);
-	int64	   *user_ids = palloc(sizeof(int64) * MF_BATCH_INSERT_ROWS);
-	int32	   *ranks = palloc(sizeof(int32) * MF_BATCH_INSERT_ROWS);
-	int64	   *item_ids = palloc(sizeof(int64) * MF_BATCH_INSERT_ROWS);
-	double	   *scores = palloc(sizeof(double) * MF_BATCH_INSERT_ROWS);
-	int64		written = 0;
-	int			rows = 0;
-
-	if (plan == NULL)
-		elog(ERROR, "SPI_prepare failed: %s", SPI_result_code_string(SPI_result));
-	for (int32 user = 0; user < model->factors.n_users; user++)
-	{
-		if (rows + run->n > MF_BATCH_INSERT_ROWS)
-		{
-			insert_rows(plan, user_ids, ranks, item_ids, scores, rows);
-			written += rows;
-			rows = 0;
-			CHECK_FOR_INTERRUPTS();
-		}
-		for (int32 r = 0; r < run->found[user]; r++)
-		{
-			user_ids[rows] = model->user_ids[user];
-			ranks[rows] = r + 1;
-			item_ids[rows] = model->item_ids[run->best[(Size) user * run->n + r]];
-			scores[rows] = run->best_scores[(Size) user * run->n + r];
-			rows++;
-		}
-	}
-	if (rows > 0)
-		insert_rows(plan, user_ids, ranks, item_ids, scores, rows);
-	written += rows;
-	SPI_freeplan(plan);
-	return written;
+	load.start = mf_alloc_array(cxt, model->factors.n_users, sizeof(int64));
+	load.count = mf_alloc_array(cxt, model->factors.n_users, sizeof(int32));
+	memset(load.count, 0, sizeof(int32) * model->factors.n_users);
+	load.items = mf_alloc_array(cxt, load.capacity, sizeof(int32));
+	mf_spi_scan(psprintf("SELECT user_id, rated_items FROM %s.mf_user_factors WHERE model_id = $1",
+						 mf_schema_quoted(fcinfo)),
+				1, &argtype, &arg, load_rated, &load);
+	/* a user without a row rated nothing; its start is never read */
+	run->rated_start = load.start;
+	run->rated_count = load.count;
+	run->rated = load.items;
 }
 
 /*
- * Creates the target table and returns its name, quoted; an existing
- * relation of that name is an error (nothing is overwritten).
+ * Creates the target table and returns its oid; an existing relation of
+ * that name is an error (nothing is overwritten).
  */
-static char *
+static Oid
 create_target(text *target)
 {
 	List	   *names = textToQualifiedNameList(target);
@@ -278,7 +230,129 @@ create_target(text *target)
 							 " item_id bigint NOT NULL, score double precision NOT NULL)",
 							 quoted), false, 0) != SPI_OK_UTILITY)
 		elog(ERROR, "could not create %s", quoted);
-	return quoted;
+	/* CREATE TABLE holds its AccessExclusiveLock until the transaction ends */
+	return RangeVarGetRelid(relation, NoLock, false);
+}
+
+/*
+ * Rows go into the target without the executor, so it must still be the
+ * plain table create_target made: an event trigger may have changed it.
+ */
+static void
+require_plain_target(Relation rel)
+{
+	static const Oid column_types[4] = {INT8OID, INT4OID, INT8OID, FLOAT8OID};
+	TupleDesc	desc = RelationGetDescr(rel);
+	bool		plain = rel->rd_rel->relkind == RELKIND_RELATION &&
+		!rel->rd_rel->relhasindex && rel->trigdesc == NULL &&
+		!rel->rd_rel->relrowsecurity &&
+		(desc->constr == NULL || desc->constr->num_check == 0) &&
+		desc->natts == 4;
+
+	for (int a = 0; plain && a < 4; a++)
+		plain = !TupleDescAttr(desc, a)->attisdropped &&
+			TupleDescAttr(desc, a)->atttypid == column_types[a];
+	if (!plain)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("table \"%s\" was changed while mf_recommend_all created it",
+						RelationGetRelationName(rel)),
+				 errdetail("An event trigger added columns, indexes, triggers, constraints or row-level security; mf_recommend_all writes its rows directly and would bypass them."),
+				 errhint("Let the event trigger skip this table, or copy the rows from it into the table you need.")));
+}
+
+/*
+ * Writes the results into the table relid, which this call created, in
+ * batches of tuples (the table access method's multi-insert, as COPY
+ * does); returns the rows written.
+ */
+static int64
+write_results(Oid relid, const MfModel *model, const BatchRun *run)
+{
+	Relation	rel = table_open(relid, RowExclusiveLock);
+	BulkInsertState bistate = GetBulkInsertState();
+	CommandId	cid = GetCurrentCommandId(true);
+	TupleTableSlot *slots[MF_BATCH_INSERT_ROWS];
+	int			used = 0;
+	int64		written = 0;
+
+	require_plain_target(rel);
+	for (int s = 0; s < MF_BATCH_INSERT_ROWS; s++)
+		slots[s] = table_slot_create(rel, NULL);
+	for (int32 user = 0; user < model->factors.n_users; user++)
+	{
+		for (int32 r = 0; r < run->found[user]; r++)
+		{
+			TupleTableSlot *slot = slots[used++];
+
+			ExecClearTuple(slot);
+			slot->tts_values[0] = Int64GetDatum(model->user_ids[user]);
+			slot->tts_values[1] = Int32GetDatum(r + 1);
+			slot->tts_values[2] = Int64GetDatum(model->item_ids[run->best[(Size) user * run->n + r]]);
+			slot->tts_values[3] = Float8GetDatum(run->best_scores[(Size) user * run->n + r]);
+			memset(slot->tts_isnull, 0, sizeof(bool) * 4);
+			ExecStoreVirtualTuple(slot);
+			if (used == MF_BATCH_INSERT_ROWS)
+			{
+				table_multi_insert(rel, slots, used, cid, TABLE_INSERT_SKIP_FSM, bistate);
+				written += used;
+				used = 0;
+				CHECK_FOR_INTERRUPTS();
+			}
+		}
+	}
+	if (used > 0)
+		table_multi_insert(rel, slots, used, cid, TABLE_INSERT_SKIP_FSM, bistate);
+	written += used;
+	FreeBulkInsertState(bistate);
+	table_finish_bulk_insert(rel, TABLE_INSERT_SKIP_FSM);
+	for (int s = 0; s < MF_BATCH_INSERT_ROWS; s++)
+		ExecDropSingleTupleTableSlot(slots[s]);
+	table_close(rel, NoLock);
+	return written;
+}
+
+/*
+ * Points run->users and run->items at float factors for the candidates'
+ * products: the model's own when it has float factors and no biases, else
+ * copies rounded to float, a column of ones beside the users' and the item
+ * biases beside the items' (the user's bias and mu shift all of a user's
+ * scores alike, so only the items' count).  The candidates are rescored
+ * exactly, so the rounding only matters to which candidates are kept.
+ */
+static void
+prepare_products(MemoryContext cxt, const MfFactors *f, BatchRun *run)
+{
+	float	   *users;
+	float	   *items;
+	int			k = f->k;
+
+	run->width = f->biases ? k + 1 : k;
+	if (f->single && !f->biases)
+	{
+		run->users = f->user_factors;
+		run->items = f->item_factors;
+		return;
+	}
+	users = mf_alloc_array(cxt, mul_size(f->n_users, run->width), sizeof(float));
+	items = mf_alloc_array(cxt, mul_size(f->n_items, run->width), sizeof(float));
+	for (int side = 0; side < 2; side++)
+	{
+		int32		rows = side == 0 ? f->n_users : f->n_items;
+		const void *from = side == 0 ? f->user_factors : f->item_factors;
+		float	   *to = side == 0 ? users : items;
+
+		for (Size r = 0; r < rows; r++)
+		{
+			for (int j = 0; j < k; j++)
+				to[r * run->width + j] = f->single ? ((const float *) from)[r * k + j]
+					: (float) ((const double *) from)[r * k + j];
+			if (f->biases)
+				to[r * run->width + k] = side == 0 ? 1.0f : (float) f->item_bias[r];
+		}
+	}
+	run->users = users;
+	run->items = items;
 }
 
 /*
@@ -295,9 +369,9 @@ recommend_all(FunctionCallInfo fcinfo, MfModel *found)
 	BatchRun	run = {0};
 	MfModel    *model;
 	const MfFactors *f;
-	char	   *target;
+	Oid			target;
 	int			threads;
-	Size		real_size;
+	Size		per_thread;
 	int64		written;
 
 	mf_require_integer_ids(found->user_keys || found->item_keys, "mf_recommend_all");
@@ -323,45 +397,28 @@ recommend_all(FunctionCallInfo fcinfo, MfModel *found)
 	target = create_target(PG_GETARG_TEXT_PP(3));
 	model = mf_cache_model_by_id(fcinfo, model_id);
 	f = &model->factors;
-	if (f->k == 0)
-		ereport(ERROR,
-				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
-				 errmsg("model \"%s\" has no factors (k = 0)", model->name),
-				 errhint("Rank by the item biases in SQL, or train a model with k of 1 or more.")));
 
 	run.blas = mf_blas();
 	run.f = f;
 	run.item_ids = model->item_ids;
 	run.n = Min(run.n, Max(f->n_items, 1));
 	run.keep = Min(run.n + MF_BATCH_SPARE, Max(f->n_items, 1));
-	real_size = f->single ? sizeof(float) : sizeof(double);
-	run.block_users = (int32) Max(1, Min(256, MF_BATCH_BLOCK_BYTES / Max((Size) f->n_items * real_size, 1)));
+	run.block_users = (int32) Max(1, Min(f->n_users, MF_BATCH_BLOCK_BYTES / Max((Size) f->n_items * sizeof(float), 1)));
 	threads = mf_thread_count();
-	mf_check_memory(add_size(mul_size(mul_size(f->n_users, run.n), sizeof(int32) + sizeof(double)),
-							 mul_size(threads, add_size(MF_BATCH_BLOCK_BYTES + (Size) f->n_items * real_size,
-														mul_size(f->n_items, sizeof(double) + sizeof(bool))))),
-					psprintf("Ranking %d items for each of %d users, %d at a time on %d threads.",
+	per_thread = add_size(mul_size(add_size(mul_size(run.block_users, sizeof(float)), sizeof(bool)),
+								   f->n_items),
+						  mul_size(run.keep, sizeof(int32) + sizeof(double)));
+	mf_check_memory(add_size(add_size(mul_size(mul_size(f->n_users, run.n), sizeof(int32) + sizeof(double)),
+									  mul_size(mul_size(add_size(f->n_users, f->n_items), f->k + 1),
+											   sizeof(float))),
+							 mul_size(threads, per_thread)),
+					psprintf("Ranking %d items for each of %d users, %d at a time on each of %d threads.",
 							 f->n_items, f->n_users, run.block_users, threads));
 
 	if (PG_GETARG_BOOL(2))
-	{
-		RatedLoad	load = {model, NULL, NULL, 0, 1024};
-		Oid			argtype = INT4OID;
-		Datum		arg = Int32GetDatum(model_id);
+		read_rated_items(fcinfo, cxt, model, &run);
 
-		load.start = mf_alloc_array(cxt, (Size) f->n_users + 1, sizeof(int64));
-		memset(load.start, 0, sizeof(int64) * ((Size) f->n_users + 1));
-		load.items = mf_alloc_array(cxt, load.capacity, sizeof(int32));
-		mf_spi_scan(psprintf("SELECT user_id, rated_items FROM %s.mf_user_factors WHERE model_id = $1 ORDER BY user_id",
-							 mf_schema_quoted(fcinfo)),
-					1, &argtype, &arg, load_rated, &load);
-		/* users without a row keep the previous user's end: no items */
-		for (int32 u = 0; u < f->n_users; u++)
-			load.start[u + 1] = Max(load.start[u + 1], load.start[u]);
-		run.rated_start = load.start;
-		run.rated = load.items;
-	}
-
+	prepare_products(cxt, f, &run);
 	run.best = mf_alloc_array(cxt, mul_size(f->n_users, run.n), sizeof(int32));
 	run.best_scores = mf_alloc_array(cxt, mul_size(f->n_users, run.n), sizeof(double));
 	run.found = mf_alloc_array(cxt, f->n_users, sizeof(int32));
@@ -370,12 +427,11 @@ recommend_all(FunctionCallInfo fcinfo, MfModel *found)
 	{
 		BatchBuffers *b = &run.buffers[t];
 
-		b->products = mf_alloc_array(cxt, mul_size(run.block_users, f->n_items), real_size);
-		b->scores = mf_alloc_array(cxt, f->n_items, sizeof(double));
+		b->products = mf_alloc_array(cxt, mul_size(run.block_users, f->n_items), sizeof(float));
 		b->excluded = mf_alloc_array(cxt, f->n_items, sizeof(bool));
 		memset(b->excluded, 0, sizeof(bool) * f->n_items);
 		b->candidates = mf_alloc_array(cxt, run.keep, sizeof(int32));
-		b->exact = mf_alloc_array(cxt, run.keep, sizeof(double));
+		b->scores = mf_alloc_array(cxt, run.keep, sizeof(double));
 	}
 	mf_parallel_for(threads, (f->n_users + run.block_users - 1) / run.block_users, 1,
 					recommend_blocks, &run);

@@ -437,13 +437,40 @@ extern int32 mf_top_items(FunctionCallInfo fcinfo, const MfModel *model,
 						  bool exclude_rated, int32 *best, double **scores);
 
 /*
- * The n best of n_items scored items not excluded (excluded may be NULL),
- * best first (higher score, then lower id), into best[]; returns how many.
- * Plain C: safe in worker threads (serve.c).
+ * A selection of the n best (score, item) pairs offered: higher score
+ * first, then lower id (ids[item]).  Offer a candidate with
+ * mf_top_insert when mf_top_admits it; mf_top_finish sorts the ones kept
+ * best first and returns how many there are.  Plain C over the caller's
+ * arrays: safe in worker threads (serve.c).
  */
-extern int32 mf_select_top(const double *scores, const int64 *ids,
-						   const bool *excluded, int32 n_items, int32 n,
-						   int32 *best);
+typedef struct MfTop
+{
+	int32		n;				/* how many to keep */
+	int32		size;			/* how many are kept */
+	double		bound;			/* -inf until n are kept, then the worst kept score */
+	const int64 *ids;			/* item ids, to break ties */
+	int32	   *items;			/* n: a heap, worst on top, until finished */
+	double	   *scores;			/* n: the scores of items[] */
+} MfTop;
+
+extern void mf_top_init(MfTop *top, int32 n, const int64 *ids, int32 *items,
+						double *scores);
+extern void mf_top_insert(MfTop *top, double score, int32 item);
+extern int32 mf_top_finish(MfTop *top);
+
+/*
+ * Offers row[i] (float or double: single) as the score of item i, for i
+ * below n_items, unless excluded[i]; excluded may be NULL.
+ */
+extern void mf_top_offer_row(MfTop *top, const void *row, bool single,
+							 const bool *excluded, int32 n_items);
+
+/* Whether a candidate of this score may enter the selection: the hot test. */
+static inline bool
+mf_top_admits(const MfTop *top, double score)
+{
+	return score >= top->bound;
+}
 
 /*
  * Raises the error for a feature that models with text keys (ids of other

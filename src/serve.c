@@ -51,6 +51,8 @@ PG_FUNCTION_INFO_V1(mf_similar_users_by_name);
  */
 typedef double v4df __attribute__((vector_size(32)));
 typedef float v4sf __attribute__((vector_size(16)));
+typedef int64 v4di __attribute__((vector_size(32)));
+typedef float v8sf __attribute__((vector_size(32)));
 
 #if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
 #define MF_SIMD_CLONES __attribute__((target_clones("avx2", "default")))
@@ -223,91 +225,192 @@ score_vector(const MfFactors *f, const void *u, double base, const bool *exclude
 	return scores;
 }
 
-/* Candidate ordering: higher score first, then lower item id. */
+/* Candidate ordering: whether (score a, item a) ranks below (score b, item b). */
 static inline bool
-ranks_below(const double *scores, const int64 *ids, int32 a, int32 b)
+ranks_below(const MfTop *top, double score_a, int32 a, double score_b, int32 b)
 {
-	return scores[a] < scores[b] || (scores[a] == scores[b] && ids[a] > ids[b]);
+	return score_a < score_b || (score_a == score_b && top->ids[a] > top->ids[b]);
 }
 
-/* Restores the heap property below position at (worst candidate on top). */
+/* Swaps heap entries a and b. */
+static inline void
+top_swap(MfTop *top, int32 a, int32 b)
+{
+	int32		item = top->items[a];
+	double		score = top->scores[a];
+
+	top->items[a] = top->items[b];
+	top->scores[a] = top->scores[b];
+	top->items[b] = item;
+	top->scores[b] = score;
+}
+
+/* Restores the heap property below position at of the first size entries. */
 static void
-heap_sift_down(int32 *heap, int32 size, int32 at, const double *scores,
-			   const int64 *ids)
+top_sift_down(MfTop *top, int32 size, int32 at)
 {
 	for (;;)
 	{
 		int32		worst = at;
 		int32		left = 2 * at + 1;
 		int32		right = left + 1;
-		int32		swap;
 
-		if (left < size && ranks_below(scores, ids, heap[left], heap[worst]))
+		if (left < size && ranks_below(top, top->scores[left], top->items[left],
+									   top->scores[worst], top->items[worst]))
 			worst = left;
-		if (right < size && ranks_below(scores, ids, heap[right], heap[worst]))
+		if (right < size && ranks_below(top, top->scores[right], top->items[right],
+										top->scores[worst], top->items[worst]))
 			worst = right;
 		if (worst == at)
 			return;
-		swap = heap[at];
-		heap[at] = heap[worst];
-		heap[worst] = swap;
+		top_swap(top, at, worst);
 		at = worst;
 	}
 }
 
-/*
- * Chooses the n best of the items not excluded; writes them best first into
- * best[] and returns how many there are.  A bounded heap keeps the current
- * n best with the worst on top: O(n_items log n).
- */
-int32
-mf_select_top(const double *scores, const int64 *ids, const bool *excluded,
-			  int32 n_items, int32 n, int32 *best)
+void
+mf_top_init(MfTop *top, int32 n, const int64 *ids, int32 *items, double *scores)
 {
-	int32		size = 0;
-	double		worst = 0.0;	/* the worst kept score, once n are kept */
+	top->n = n;
+	top->size = 0;
+	top->bound = n > 0 ? -INFINITY : INFINITY;
+	top->ids = ids;
+	top->items = items;
+	top->scores = scores;
+}
 
-	for (int32 i = 0; i < n_items; i++)
+/*
+ * Offers a candidate that mf_top_admits: a bounded heap keeps the n best
+ * with the worst on top, so n_items offers cost O(n_items log n) at most
+ * and, once the heap is full, mostly one comparison each.
+ */
+void
+mf_top_insert(MfTop *top, double score, int32 item)
+{
+	if (top->size < top->n)
 	{
-		if (size == n && scores[i] < worst)
-			continue;			/* the common case, decided by one comparison */
-		if (excluded && excluded[i])
-			continue;
-		if (size < n)
-		{
-			/* grow: append, then sift up */
-			int32		at = size++;
+		/* grow: append, then sift up */
+		int32		at = top->size++;
 
-			best[at] = i;
-			while (at > 0 && ranks_below(scores, ids, best[at], best[(at - 1) / 2]))
-			{
-				int32		parent = (at - 1) / 2;
-				int32		swap = best[at];
-
-				best[at] = best[parent];
-				best[parent] = swap;
-				at = parent;
-			}
-			worst = scores[best[0]];
-		}
-		else if (ranks_below(scores, ids, best[0], i))
+		top->items[at] = item;
+		top->scores[at] = score;
+		while (at > 0 && ranks_below(top, top->scores[at], top->items[at],
+									 top->scores[(at - 1) / 2], top->items[(at - 1) / 2]))
 		{
-			best[0] = i;
-			heap_sift_down(best, size, 0, scores, ids);
-			worst = scores[best[0]];
+			top_swap(top, at, (at - 1) / 2);
+			at = (at - 1) / 2;
 		}
 	}
+	else if (ranks_below(top, top->scores[0], top->items[0], score, item))
+	{
+		top->items[0] = item;
+		top->scores[0] = score;
+		top_sift_down(top, top->size, 0);
+	}
+	else
+		return;
+	if (top->size == top->n)
+		top->bound = top->scores[0];
+}
 
+int32
+mf_top_finish(MfTop *top)
+{
 	/* heap sort in place: repeatedly move the worst to the end */
-	for (int32 end = size - 1; end > 0; end--)
+	for (int32 end = top->size - 1; end > 0; end--)
 	{
-		int32		swap = best[0];
-
-		best[0] = best[end];
-		best[end] = swap;
-		heap_sift_down(best, end, 0, scores, ids);
+		top_swap(top, 0, end);
+		top_sift_down(top, end, 0);
 	}
-	return size;
+	return top->size;
+}
+
+/*
+ * Offers row[i] as the score of item i, for i below n_items, unless
+ * excluded[i] (excluded may be NULL).  Once the selection is
+ * full, most items score below its bound: sixteen at a time are tested
+ * against it with vector compares, and only the contenders are offered
+ * one by one.  Floats are compared with the bound rounded down to a
+ * float, which lets every float through that is at or above the bound.
+ */
+#define DEFINE_OFFER_ROW(name, REAL, VECTOR, LANES, BOUND) \
+MF_SIMD_CLONES \
+static void \
+offer_row_##name(MfTop *top, const REAL *row, const bool *excluded, \
+				 int32 n_items) \
+{ \
+	int32		i = 0; \
+	VECTOR		bound; \
+\
+	for (int lane = 0; lane < LANES; lane++) \
+		bound[lane] = BOUND(top->bound); \
+	for (; i + 16 <= n_items; i += 16) \
+	{ \
+		VECTOR		v; \
+		v4di		above = {0}; \
+\
+		for (int q = 0; q < 16; q += LANES) \
+		{ \
+			memcpy(&v, row + i + q, sizeof(v)); \
+			above |= (v4di) (v >= bound); \
+		} \
+		if (((above[0] | above[1]) | (above[2] | above[3])) == 0) \
+			continue; \
+		for (int32 j = i; j < i + 16; j++) \
+			if (mf_top_admits(top, row[j]) && !(excluded && excluded[j])) \
+				mf_top_insert(top, row[j], j); \
+		for (int lane = 0; lane < LANES; lane++) \
+			bound[lane] = BOUND(top->bound); \
+	} \
+	for (; i < n_items; i++) \
+		if (mf_top_admits(top, row[i]) && !(excluded && excluded[i])) \
+			mf_top_insert(top, row[i], i); \
+}
+
+/* The largest float at or below x (-inf for -inf, NaN for NaN). */
+static inline float
+float_at_or_below(double x)
+{
+	float		f = (float) x;
+
+	return (double) f > x ? nextafterf(f, -INFINITY) : f;
+}
+
+static inline double
+double_bound(double x)
+{
+	return x;
+}
+
+DEFINE_OFFER_ROW(single, float, v8sf, 8, float_at_or_below)
+DEFINE_OFFER_ROW(double, double, v4df, 4, double_bound)
+
+void
+mf_top_offer_row(MfTop *top, const void *row, bool single, const bool *excluded,
+				 int32 n_items)
+{
+	if (single)
+		offer_row_single(top, row, excluded, n_items);
+	else
+		offer_row_double(top, row, excluded, n_items);
+}
+
+/*
+ * Chooses the n best of the items not excluded (excluded may be NULL);
+ * writes them best first into best[] and returns how many there are.
+ */
+static int32
+select_top(const double *scores, const int64 *ids, const bool *excluded,
+		   int32 n_items, int32 n, int32 *best)
+{
+	MfTop		top;
+	int32		found;
+
+	mf_top_init(&top, n, ids, best, palloc(sizeof(double) * Max(n, 1)));
+	mf_top_offer_row(&top, scores, false, excluded, n_items);
+	found = mf_top_finish(&top);
+	pfree(top.scores);
+	return found;
 }
 
 const int64 *
@@ -384,7 +487,7 @@ mf_top_items(FunctionCallInfo fcinfo, const MfModel *model, int32 user,
 		excluded = rated_items_mask(fcinfo, model, user_id);
 	*scores = score_vector(f, user >= 0 ? side_row(f, true, user) : NULL,
 						   f->biases ? user_base(f, user) : 0.0, excluded);
-	found = mf_select_top(*scores, model->item_ids, excluded, f->n_items,
+	found = select_top(*scores, model->item_ids, excluded, f->n_items,
 					   Min(n, f->n_items), best);
 	if (excluded)
 		pfree(excluded);
@@ -577,7 +680,7 @@ similar(FunctionCallInfo fcinfo, MfModel *model, bool users)
 		scores[r] = scale > 0 ? row_dot(f, target_row, side_row(f, users, r)) / scale : 0.0;
 	}
 	best = mf_alloc_array(CurrentMemoryContext, Min(n, n_rows), sizeof(int32));
-	n_best = mf_select_top(scores, ids, excluded, n_rows, Min(n, n_rows), best);
+	n_best = select_top(scores, ids, excluded, n_rows, Min(n, n_rows), best);
 	put_ranked(fcinfo, ids, scores, best, n_best);
 	return (Datum) 0;
 }
@@ -755,7 +858,7 @@ recommend_folded(FunctionCallInfo fcinfo, MfModel *model)
 	excluded = PG_GETARG_BOOL(4) ? rated : NULL;
 	scores = score_vector(f, row, f->biases ? f->mean + bias : 0.0, excluded);
 	best = mf_alloc_array(CurrentMemoryContext, Min(n, f->n_items), sizeof(int32));
-	n_best = mf_select_top(scores, model->item_ids, excluded, f->n_items,
+	n_best = select_top(scores, model->item_ids, excluded, f->n_items,
 						   Min(n, f->n_items), best);
 	put_ranked(fcinfo, model->item_ids, scores, best, n_best);
 	return (Datum) 0;

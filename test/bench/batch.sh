@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # `make bench-batch` (also run by `make bench`): mf_recommend_all at the
 # MovieLens 10M shape (69,878 users, 10,677 items, k = 64, top 10, rated
-# items left out; median of 3 runs, each in a new session, after VACUUM
-# ANALYZE and CHECKPOINT) against the floor of its matrix products alone
+# items left out; median of 3 runs after VACUUM ANALYZE and CHECKPOINT,
+# warm (the session has loaded the model) and cold (a new session, which
+# loads it first)) against the floor of its matrix products alone
 # (test/bench/gemm_probe.c, the same blocks on the same threads).  Writes
 # test/bench/batch.tsv.  Knob: MF_BENCH_BATCH_SHAPE=ml-1m for a quick run.
 set -euo pipefail
@@ -29,20 +30,27 @@ pg_virtualenv -o shared_buffers=256MB sh -c "
 	# settle the fresh tables (hint bits, autovacuum) before timing
 	psql -X -q -c 'VACUUM ANALYZE' -c 'CHECKPOINT'
 	for run in 1 2 3; do
+		# cold: a new session, which loads the model first
 		psql -X -q -c 'DROP TABLE IF EXISTS top10'
 		psql -X -q -At -c \"SET client_min_messages = warning\" -c '\\timing on' \
-			-c \"SELECT mf_recommend_all('ratings', 10, true, 'top10')\" >> '$out/run'
+			-c \"SELECT mf_recommend_all('ratings', 10, true, 'top10')\" >> '$out/cold'
+		# warm: the session has the model loaded (by an mf_predict call)
+		psql -X -q -c 'DROP TABLE IF EXISTS top10'
+		psql -X -q -At -c \"SET client_min_messages = warning\" \
+			-c \"SELECT mf_predict('ratings', 1, 1)\" -c '\\timing on' \
+			-c \"SELECT mf_recommend_all('ratings', 10, true, 'top10')\" >> '$out/warm'
 	done
 	psql -X -q -At -c 'SELECT count(*), count(DISTINCT user_id) FROM top10' > '$out/rows'"
 read -r n_users n_items < "$out/shape"
-# the median of three runs, each in a fresh backend (so with the model's cache load)
-seconds=$(awk '/^Time:/ {print $2 / 1000}' "$out/run" | sort -n | sed -n 2p)
+# the medians of three runs each
+cold=$(awk '/^Time:/ {print $2 / 1000}' "$out/cold" | sort -n | sed -n 2p)
+warm=$(awk '/^Time:/ {print $2 / 1000}' "$out/warm" | sort -n | sed -n 2p)
 # the median of three probe runs
 floor=$(for run in 1 2 3; do "$out/gemm_probe" "$n_users" "$n_items" 64 "$threads"; done | sort -n | sed -n 2p)
 rows=$(cut -d'|' -f1 "$out/rows")
-printf 'shape\tusers\titems\tk\tthreads\trows\trecommend_all_s\tgemm_floor_s\tratio\n' > "$out/batch.tsv"
+printf 'shape\tusers\titems\tk\tthreads\trows\twarm_s\tcold_s\tgemm_floor_s\twarm_ratio\tcold_ratio\n' > "$out/batch.tsv"
 awk -v s="$shape" -v u="$n_users" -v i="$n_items" -v t="$threads" -v r="$rows" \
-	-v a="$seconds" -v f="$floor" \
-	'BEGIN { printf "%s\t%s\t%s\t64\t%s\t%s\t%.2f\t%.2f\t%.2f\n", s, u, i, t, r, a, f, a / f }' >> "$out/batch.tsv"
+	-v w="$warm" -v c="$cold" -v f="$floor" \
+	'BEGIN { printf "%s\t%s\t%s\t64\t%s\t%s\t%.2f\t%.2f\t%.2f\t%.2f\t%.2f\n", s, u, i, t, r, w, c, f, w / f, c / f }' >> "$out/batch.tsv"
 column -t -s "$(printf '\t')" "$out/batch.tsv"
 cp "$out/batch.tsv" test/bench/batch.tsv

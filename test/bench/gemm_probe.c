@@ -59,8 +59,8 @@ main(int argc, char **argv)
 	block_users = BLOCK_BYTES / ((size_t) n_items * sizeof(float));
 	if (block_users < 1)
 		block_users = 1;
-	if (block_users > 256)
-		block_users = 256;
+	if (block_users > n_users)
+		block_users = n_users;
 	users = malloc(sizeof(float) * (size_t) n_users * k);
 	items = malloc(sizeof(float) * (size_t) n_items * k);
 	for (size_t i = 0; i < (size_t) n_users * k; i++)
