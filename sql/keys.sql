@@ -60,6 +60,18 @@ SELECT count(*) AS recommended,
        bool_and(score = mf_predict('uuids', md5('user 7')::uuid::text, item_id)) AS same_scores
 FROM mf_recommend('uuids', md5('user 7')::uuid::text, 5);
 
+-- mf_recommend_all on keys writes text ids: every user's list is the text
+-- form of mf_recommend's, scores too.
+SELECT mf_recommend_all(:named, 4, true, 'named_top') AS written;
+SELECT format_type(atttypid, atttypmod) AS id_type FROM pg_attribute
+WHERE attrelid = 'named_top'::regclass AND attname IN ('user_id', 'item_id') ORDER BY attnum;
+SELECT bool_and(a.items = r.items AND a.scores = r.scores) AND count(*) = 120 AS same_as_mf_recommend
+FROM (SELECT user_id, array_agg(item_id ORDER BY rank) AS items, array_agg(score ORDER BY rank) AS scores
+      FROM named_top GROUP BY user_id) a,
+LATERAL (SELECT array_agg(item_id ORDER BY score DESC, item_id COLLATE "C") AS items,
+                array_agg(score ORDER BY score DESC, item_id COLLATE "C") AS scores
+         FROM mf_recommend(:named, a.user_id, 4)) r;
+
 -- Integer ids can be asked as text too.
 CREATE TABLE int_ids AS
 SELECT substr(who, 6)::int AS user_id, substr(what, 6)::int AS item_id, stars AS rating FROM named;
@@ -67,6 +79,34 @@ SELECT mf_train('int_ids', k := 4, lambda := 1) AS ints \gset
 SELECT mf_predict(:ints, '7', '3') = mf_predict(:ints, 7, 3) AS text_equals_integer,
        (SELECT array_agg(item_id::bigint ORDER BY score DESC, item_id) FROM mf_recommend(:ints, '7', 5)) =
        (SELECT array_agg(item_id ORDER BY score DESC, item_id) FROM mf_recommend(:ints, 7, 5)) AS same_list;
+
+-- Similarity by key: the nearest films by cosine of the stored factors,
+-- computed by hand.
+WITH f AS (SELECT item_key, factors::float8[] AS v FROM mf_item_factors WHERE model_id = :named),
+     t AS (SELECT v FROM f WHERE item_key = 'film 3'),
+     c AS (SELECT f.item_key,
+                  (SELECT sum(a * b) FROM unnest(f.v, t.v) AS p(a, b))
+                  / sqrt((SELECT sum(a * a) FROM unnest(f.v) AS a) * (SELECT sum(b * b) FROM unnest(t.v) AS b)) AS cosine
+           FROM f, t WHERE f.item_key <> 'film 3')
+SELECT (SELECT array_agg(item_id ORDER BY similarity DESC) FROM mf_similar_items(:named, 'film 3', 5)) =
+       (SELECT array_agg(item_key ORDER BY cosine DESC) FROM (SELECT * FROM c ORDER BY cosine DESC LIMIT 5) x)
+       AS same_neighbours,
+       (SELECT count(*) FROM mf_similar_users('named', 'user 7', 4)) AS similar_users;
+
+-- Fold-in by key: mf_recommend's scores are mu + the folded-in bias + b_i
+-- + u . v of the stored item rows; on integer ids the text form equals the
+-- integer one.
+WITH u AS (SELECT mf_fold_in(:named, ARRAY['film 1', 'film 2', 'film 11'], ARRAY[5, 1, 2]::float8[]) AS r)
+SELECT count(*) AS recommended,
+       bool_and(abs(rec.score - (m.global_mean + u.r[5] + i.bias +
+                (SELECT sum(a * b) FROM unnest(u.r[1:4], i.factors::float8[]) AS p(a, b)))) < 1e-9) AS scores_by_hand,
+       bool_and(rec.item_id NOT IN ('film 1', 'film 2', 'film 11')) AS rated_left_out
+FROM u, mf_models m,
+     mf_recommend(:named, ARRAY['film 1', 'film 2', 'film 11'], ARRAY[5, 1, 2]::float8[], 5) rec
+JOIN mf_item_factors i ON i.item_key = rec.item_id
+WHERE m.model_id = :named AND i.model_id = :named;
+SELECT mf_fold_in(:ints, ARRAY['1', '2'], ARRAY[5, 1]::float8[]) =
+       mf_fold_in(:ints, ARRAY[1, 2], ARRAY[5, 1]::float8[]) AS text_equals_integer;
 
 -- Validation and mf_evaluate work on text ids too: the held-out RMSE
 -- recorded by training is mf_evaluate's, to the bit.

@@ -93,6 +93,31 @@ LANGUAGE C STABLE CALLED ON NULL INPUT PARALLEL SAFE ROWS 10;
 COMMENT ON FUNCTION @extschema@.mf_similar_users(text, bigint, integer) IS
   'mf_ext: the n users whose factors are nearest to user_id''s by cosine under the named model, most similar first; no rows for an unknown user';
 
+CREATE FUNCTION @extschema@.mf_similar_items(model integer, item_id text, n integer DEFAULT 10)
+RETURNS TABLE (item_id text, similarity double precision)
+AS 'MODULE_PATHNAME', 'mf_similar_items'
+LANGUAGE C STABLE CALLED ON NULL INPUT PARALLEL SAFE ROWS 10;
+COMMENT ON FUNCTION @extschema@.mf_similar_items(integer, text, integer) IS
+  'mf_ext: as mf_similar_items(integer, bigint, integer), with the items as text: the keys of a model trained on text, uuid or other non-integer ids, or integer ids written as text';
+CREATE FUNCTION @extschema@.mf_similar_items(model text, item_id text, n integer DEFAULT 10)
+RETURNS TABLE (item_id text, similarity double precision)
+AS 'MODULE_PATHNAME', 'mf_similar_items_by_name'
+LANGUAGE C STABLE CALLED ON NULL INPUT PARALLEL SAFE ROWS 10;
+COMMENT ON FUNCTION @extschema@.mf_similar_items(text, text, integer) IS
+  'mf_ext: as mf_similar_items(text, bigint, integer), with the items as text: the keys of a model trained on text, uuid or other non-integer ids, or integer ids written as text';
+CREATE FUNCTION @extschema@.mf_similar_users(model integer, user_id text, n integer DEFAULT 10)
+RETURNS TABLE (user_id text, similarity double precision)
+AS 'MODULE_PATHNAME', 'mf_similar_users'
+LANGUAGE C STABLE CALLED ON NULL INPUT PARALLEL SAFE ROWS 10;
+COMMENT ON FUNCTION @extschema@.mf_similar_users(integer, text, integer) IS
+  'mf_ext: as mf_similar_users(integer, bigint, integer), with the users as text: the keys of a model trained on text, uuid or other non-integer ids, or integer ids written as text';
+CREATE FUNCTION @extschema@.mf_similar_users(model text, user_id text, n integer DEFAULT 10)
+RETURNS TABLE (user_id text, similarity double precision)
+AS 'MODULE_PATHNAME', 'mf_similar_users_by_name'
+LANGUAGE C STABLE CALLED ON NULL INPUT PARALLEL SAFE ROWS 10;
+COMMENT ON FUNCTION @extschema@.mf_similar_users(text, text, integer) IS
+  'mf_ext: as mf_similar_users(text, bigint, integer), with the users as text: the keys of a model trained on text, uuid or other non-integer ids, or integer ids written as text';
+
 -- Fold-in -------------------------------------------------------------------
 
 CREATE FUNCTION @extschema@.mf_fold_in(model integer, item_ids bigint[], ratings double precision[])
@@ -126,6 +151,37 @@ AS 'MODULE_PATHNAME', 'mf_recommend_folded_by_name'
 LANGUAGE C STABLE CALLED ON NULL INPUT PARALLEL SAFE ROWS 10;
 COMMENT ON FUNCTION @extschema@.mf_recommend(text, bigint[], double precision[], integer, boolean) IS
   'mf_ext: the n best items under the named model for a new user who rated item_ids with ratings (folded in, no retraining); exclude_rated leaves out those items';
+
+CREATE FUNCTION @extschema@.mf_fold_in(model integer, item_ids text[], ratings double precision[])
+RETURNS double precision[]
+AS 'MODULE_PATHNAME', 'mf_fold_in'
+LANGUAGE C STABLE CALLED ON NULL INPUT PARALLEL SAFE;
+COMMENT ON FUNCTION @extschema@.mf_fold_in(integer, text[], double precision[]) IS
+  'mf_ext: as mf_fold_in(integer, bigint[], double precision[]), with the items as text: the keys of a model trained on text, uuid or other non-integer ids, or integer ids written as text';
+CREATE FUNCTION @extschema@.mf_recommend(model integer, item_ids text[],
+                                         ratings double precision[],
+                                         n integer DEFAULT 10,
+                                         exclude_rated boolean DEFAULT true)
+RETURNS TABLE (item_id text, score double precision)
+AS 'MODULE_PATHNAME', 'mf_recommend_folded'
+LANGUAGE C STABLE CALLED ON NULL INPUT PARALLEL SAFE ROWS 10;
+COMMENT ON FUNCTION @extschema@.mf_recommend(integer, text[], double precision[], integer, boolean) IS
+  'mf_ext: as mf_recommend(integer, bigint[], double precision[], ...), with the items as text keys';
+CREATE FUNCTION @extschema@.mf_fold_in(model text, item_ids text[], ratings double precision[])
+RETURNS double precision[]
+AS 'MODULE_PATHNAME', 'mf_fold_in_by_name'
+LANGUAGE C STABLE CALLED ON NULL INPUT PARALLEL SAFE;
+COMMENT ON FUNCTION @extschema@.mf_fold_in(text, text[], double precision[]) IS
+  'mf_ext: as mf_fold_in(text, bigint[], double precision[]), with the items as text: the keys of a model trained on text, uuid or other non-integer ids, or integer ids written as text';
+CREATE FUNCTION @extschema@.mf_recommend(model text, item_ids text[],
+                                         ratings double precision[],
+                                         n integer DEFAULT 10,
+                                         exclude_rated boolean DEFAULT true)
+RETURNS TABLE (item_id text, score double precision)
+AS 'MODULE_PATHNAME', 'mf_recommend_folded_by_name'
+LANGUAGE C STABLE CALLED ON NULL INPUT PARALLEL SAFE ROWS 10;
+COMMENT ON FUNCTION @extschema@.mf_recommend(text, text[], double precision[], integer, boolean) IS
+  'mf_ext: as mf_recommend(text, bigint[], double precision[], ...), with the items as text keys';
 
 -- Refit -----------------------------------------------------------------------
 

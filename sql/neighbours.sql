@@ -223,3 +223,11 @@ CREATE EVENT TRIGGER index_new_tables ON ddl_command_end WHEN TAG IN ('CREATE TA
 SELECT mf_recommend_all('folded', 5, target := 'indexed_top');
 DROP EVENT TRIGGER index_new_tables;
 SELECT to_regclass('indexed_top') IS NULL AS nothing_left;
+-- A stored rated_items array with a NULL fails the call while the threads
+-- rank (the error stops and joins them first); nothing is left behind.
+UPDATE mf_user_factors SET rated_items = rated_items || NULL::bigint
+WHERE model_id = (SELECT model_id FROM mf_models WHERE name = 'folded') AND user_id = 7;
+SELECT mf_recommend_all('folded', 5, target := 'corrupt_top');
+SELECT to_regclass('corrupt_top') IS NULL AS nothing_left;
+UPDATE mf_user_factors SET rated_items = array_remove(rated_items, NULL)
+WHERE model_id = (SELECT model_id FROM mf_models WHERE name = 'folded') AND user_id = 7;

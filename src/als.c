@@ -381,7 +381,7 @@ solve_side(MfAls *als, const MfCsr *rows, const void *other, int32 n_other,
 	return (int32) mf_parallel_for(als->threads, rows->n_rows,
 								   als->nonnegative ? 1
 								   : Max(1, Min(256, MF_RATINGS_PER_CHUNK / per_row)),
-								   solve_chunk, &step);
+								   solve_chunk, NULL, &step);
 }
 
 MfAlsFailure

@@ -4,19 +4,26 @@
  *	  mf_recommend_all(): the top n items of every user of a model, written
  *	  into a new table (user_id, rank, item_id, score).
  *
- *	  Users are taken in blocks; for a block, one matrix product (?gemm)
- *	  scores every item for every user of the block, on all threads
- *	  (parallel.c).  Each user's n + MF_BATCH_SPARE best candidates (the
- *	  items it rated left out) are then rescored with mf_score, the scoring
- *	  mf_predict and mf_recommend use, and the best n kept: every score
- *	  written is mf_predict's, and the list differs from mf_recommend's
- *	  only where a matrix product's rounding reorders items whose scores
- *	  agree to within float precision.
+ *	  Users are taken in blocks; for a block, one matrix product (sgemm,
+ *	  on float factors: prepare_products) scores every item for every user
+ *	  of the block, on all threads (parallel.c).  Each user's
+ *	  n + MF_BATCH_SPARE best candidates (the items it rated left out) are
+ *	  then rescored with mf_score, the scoring mf_predict and mf_recommend
+ *	  use, and the best n kept: every score written is mf_predict's, and
+ *	  the list differs from mf_recommend's only where the product's
+ *	  rounding reorders items whose scores agree to within float precision.
+ *
+ *	  The backend's thread, between its own blocks, reads the users' rated
+ *	  items in user order (a block is ranked once its users' are read) and
+ *	  inserts the rows of the blocks finished so far: reading and writing
+ *	  overlap the ranking.
  *
  *-------------------------------------------------------------------------
  */
 #include "mf_ext.h"
 #include "blas.h"
+
+#include <stdatomic.h>
 
 #include "access/heapam.h"
 #include "access/table.h"
@@ -41,6 +48,8 @@ PG_FUNCTION_INFO_V1(mf_recommend_all_by_name);
 #define MF_BATCH_BLOCK_BYTES	(1024 * 1024)
 /* Result rows handed to the table's multi-insert at a time. */
 #define MF_BATCH_INSERT_ROWS	1000
+/* Users whose rated items are read per fetch. */
+#define MF_BATCH_FETCH_USERS	1000
 
 /* One thread's scratch space. */
 typedef struct BatchBuffers
@@ -50,6 +59,19 @@ typedef struct BatchBuffers
 	int32	   *candidates;		/* keep */
 	double	   *scores;			/* keep: product scores, then exact ones */
 } BatchBuffers;
+
+/* Inserts result rows into the new table, a batch of tuples at a time. */
+typedef struct BatchWriter
+{
+	Relation	rel;
+	BulkInsertState bistate;
+	CommandId	cid;
+	TupleTableSlot *slots[MF_BATCH_INSERT_ROWS];
+	int			used;			/* slots filled */
+	MemoryContext rows_cxt;		/* the text keys in the slots */
+	int64		written;		/* rows inserted */
+	int64		next_block;		/* the first block not written yet */
+} BatchWriter;
 
 /* A whole mf_recommend_all run, shared by its threads. */
 typedef struct BatchRun
@@ -63,13 +85,21 @@ typedef struct BatchRun
 	int32		n;				/* items per user to keep */
 	int32		keep;			/* candidates per user: n + spare, at most n_items */
 	int32		block_users;	/* users per block */
-	const int64 *rated_start;	/* per user: its first entry in rated, or NULL */
-	const int32 *rated_count;	/* per user: its entries in rated */
-	const int32 *rated;			/* dense item indices the users rated */
+	int64		n_blocks;
+	int32	  **rated;			/* per user: the dense item indices it rated */
+	int32	   *rated_count;	/* per user: how many (0 until read) */
 	BatchBuffers *buffers;		/* one per thread */
 	int32	   *best;			/* n_users x n: dense item indices */
 	double	   *best_scores;	/* n_users x n */
 	int32	   *found;			/* per user: how many of its n are set */
+	atomic_bool *done;			/* per block: its users' best are set */
+
+	/* the backend's side (feed_blocks) */
+	MemoryContext cxt;
+	const MfModel *model;
+	Portal		rated_cursor;	/* the users' rated items by user id, or NULL */
+	int32		users_read;		/* the users below this have their rated items */
+	BatchWriter writer;
 } BatchRun;
 
 /*
@@ -120,8 +150,8 @@ recommend_blocks(void *arg, int thread, int64 first, int64 last)
 		for (int32 j = 0; j < count; j++)
 		{
 			int32		user = u0 + j;
-			const int32 *rated = run->rated_start ? run->rated + run->rated_start[user] : NULL;
-			int32		n_rated = run->rated_start ? run->rated_count[user] : 0;
+			const int32 *rated = run->rated[user];
+			int32		n_rated = run->rated_count[user];
 			MfTop		top;
 			int32		kept;
 
@@ -142,80 +172,66 @@ recommend_blocks(void *arg, int thread, int64 first, int64 last)
 			memcpy(run->best_scores + (Size) user * run->n, b->scores, sizeof(double) * kept);
 			run->found[user] = kept;
 		}
+		atomic_store(&run->done[block], true);
 	}
 	return -1;
 }
 
-/* State of load_rated while it scans the users' rated items. */
-typedef struct RatedLoad
-{
-	const MfModel *model;
-	int64	   *start;			/* per user */
-	int32	   *count;			/* per user, 0 until its row is read */
-	int32	   *items;
-	int64		n;
-	int64		capacity;
-} RatedLoad;
-
-/* mf_spi_scan callback: one user's rated items, as dense item indices. */
+/*
+ * Reads the next users' rows of the rated-items cursor (in user id order,
+ * which is the users' dense order) into run->rated; at the end, closes it.
+ */
 static void
-load_rated(HeapTuple tuple, TupleDesc desc, void *arg)
+read_rated_batch(BatchRun *run)
 {
-	RatedLoad  *load = arg;
-	bool		isnull;
-	int64		user_id = DatumGetInt64(SPI_getbinval(tuple, desc, 1, &isnull));
-	int32		user = mf_id_index(load->model->user_map, user_id);
-	Datum		value = SPI_getbinval(tuple, desc, 2, &isnull);
-	const int64 *ids;
-	int			count;
+	const MfModel *model = run->model;
 
-	if (user < 0 || isnull)
+	SPI_cursor_fetch(run->rated_cursor, true, MF_BATCH_FETCH_USERS);
+	if (SPI_processed == 0)
+	{
+		SPI_cursor_close(run->rated_cursor);
+		run->rated_cursor = NULL;
+		run->users_read = model->factors.n_users;
 		return;
-	ids = mf_rated_item_ids(load->model, user_id, value, &count);
-	if (load->n + count > load->capacity)
-	{
-		load->capacity = Max(load->capacity * 2, load->n + count);
-		load->items = repalloc_huge(load->items, mul_size(load->capacity, sizeof(int32)));
 	}
-	load->start[user] = load->n;
-	for (int e = 0; e < count; e++)
+	for (uint64 r = 0; r < SPI_processed; r++)
 	{
-		int32		item = mf_id_index(load->model->item_map, ids[e]);
+		HeapTuple	tuple = SPI_tuptable->vals[r];
+		TupleDesc	desc = SPI_tuptable->tupdesc;
+		bool		isnull;
+		int64		user_id = DatumGetInt64(SPI_getbinval(tuple, desc, 1, &isnull));
+		int32		user = mf_id_index(model->user_map, user_id);
+		Datum		value = SPI_getbinval(tuple, desc, 2, &isnull);
+		const int64 *ids;
+		int			count;
+		int32	   *items;
+		int32		known = 0;
 
-		if (item >= 0)
-			load->items[load->n++] = item;
+		if (user < 0 || isnull)
+			continue;
+		ids = mf_rated_item_ids(model, user_id, value, &count);
+		items = mf_alloc_array(run->cxt, Max(count, 1), sizeof(int32));
+		for (int e = 0; e < count; e++)
+		{
+			int32		item = mf_id_index(model->item_map, ids[e]);
+
+			if (item >= 0)
+				items[known++] = item;
+		}
+		run->rated[user] = items;
+		run->rated_count[user] = known;
+		run->users_read = user + 1;
 	}
-	load->count[user] = (int32) (load->n - load->start[user]);
-}
-
-/* Reads the items each user of the model rated into run (rated_*). */
-static void
-read_rated_items(FunctionCallInfo fcinfo, MemoryContext cxt, const MfModel *model,
-				 BatchRun *run)
-{
-	RatedLoad	load = {model, NULL, NULL, NULL, 0, 1024};
-	Oid			argtype = INT4OID;
-	Datum		arg = Int32GetDatum(model->model_id);
-
-	load.start = mf_alloc_array(cxt, model->factors.n_users, sizeof(int64));
-	load.count = mf_alloc_array(cxt, model->factors.n_users, sizeof(int32));
-	memset(load.count, 0, sizeof(int32) * model->factors.n_users);
-	load.items = mf_alloc_array(cxt, load.capacity, sizeof(int32));
-	mf_spi_scan(psprintf("SELECT user_id, rated_items FROM %s.mf_user_factors WHERE model_id = $1",
-						 mf_schema_quoted(fcinfo)),
-				1, &argtype, &arg, load_rated, &load);
-	/* a user without a row rated nothing; its start is never read */
-	run->rated_start = load.start;
-	run->rated_count = load.count;
-	run->rated = load.items;
+	SPI_freetuptable(SPI_tuptable);
 }
 
 /*
  * Creates the target table and returns its oid; an existing relation of
- * that name is an error (nothing is overwritten).
+ * that name is an error (nothing is overwritten).  Ids that are text keys
+ * (user_keys, item_keys) get text columns.
  */
 static Oid
-create_target(text *target)
+create_target(text *target, bool user_keys, bool item_keys)
 {
 	List	   *names = textToQualifiedNameList(target);
 	RangeVar   *relation = makeRangeVarFromNameList(names);
@@ -226,9 +242,10 @@ create_target(text *target)
 				(errcode(ERRCODE_DUPLICATE_TABLE),
 				 errmsg("relation %s already exists", quoted),
 				 errhint("mf_recommend_all writes into a new table: drop that one, or pass another name.")));
-	if (SPI_execute(psprintf("CREATE TABLE %s (user_id bigint NOT NULL, rank integer NOT NULL,"
-							 " item_id bigint NOT NULL, score double precision NOT NULL)",
-							 quoted), false, 0) != SPI_OK_UTILITY)
+	if (SPI_execute(psprintf("CREATE TABLE %s (user_id %s NOT NULL, rank integer NOT NULL,"
+							 " item_id %s NOT NULL, score double precision NOT NULL)",
+							 quoted, user_keys ? "text" : "bigint", item_keys ? "text" : "bigint"),
+					false, 0) != SPI_OK_UTILITY)
 		elog(ERROR, "could not create %s", quoted);
 	/* CREATE TABLE holds its AccessExclusiveLock until the transaction ends */
 	return RangeVarGetRelid(relation, NoLock, false);
@@ -239,9 +256,10 @@ create_target(text *target)
  * plain table create_target made: an event trigger may have changed it.
  */
 static void
-require_plain_target(Relation rel)
+require_plain_target(Relation rel, const MfModel *model)
 {
-	static const Oid column_types[4] = {INT8OID, INT4OID, INT8OID, FLOAT8OID};
+	Oid			column_types[4] = {model->user_keys ? TEXTOID : INT8OID, INT4OID,
+	model->item_keys ? TEXTOID : INT8OID, FLOAT8OID};
 	TupleDesc	desc = RelationGetDescr(rel);
 	bool		plain = rel->rd_rel->relkind == RELKIND_RELATION &&
 		!rel->rd_rel->relhasindex && rel->trigdesc == NULL &&
@@ -261,55 +279,101 @@ require_plain_target(Relation rel)
 				 errhint("Let the event trigger skip this table, or copy the rows from it into the table you need.")));
 }
 
-/*
- * Writes the results into the table relid, which this call created, in
- * batches of tuples (the table access method's multi-insert, as COPY
- * does); returns the rows written.
- */
-static int64
-write_results(Oid relid, const MfModel *model, const BatchRun *run)
+/* Starts writing into the table relid, which this call created. */
+static void
+writer_open(BatchWriter *w, Oid relid, const MfModel *model)
 {
-	Relation	rel = table_open(relid, RowExclusiveLock);
-	BulkInsertState bistate = GetBulkInsertState();
-	CommandId	cid = GetCurrentCommandId(true);
-	TupleTableSlot *slots[MF_BATCH_INSERT_ROWS];
-	int			used = 0;
-	int64		written = 0;
-
-	require_plain_target(rel);
+	w->rel = table_open(relid, RowExclusiveLock);
+	require_plain_target(w->rel, model);
+	w->rows_cxt = AllocSetContextCreate(CurrentMemoryContext, "mf_recommend_all rows",
+										ALLOCSET_DEFAULT_SIZES);
+	w->bistate = GetBulkInsertState();
+	w->cid = GetCurrentCommandId(true);
 	for (int s = 0; s < MF_BATCH_INSERT_ROWS; s++)
-		slots[s] = table_slot_create(rel, NULL);
-	for (int32 user = 0; user < model->factors.n_users; user++)
+		w->slots[s] = table_slot_create(w->rel, NULL);
+	w->used = 0;
+	w->written = 0;
+	w->next_block = 0;
+}
+
+/* Inserts the rows in the slots. */
+static void
+writer_flush(BatchWriter *w)
+{
+	if (w->used > 0)
+		table_multi_insert(w->rel, w->slots, w->used, w->cid, TABLE_INSERT_SKIP_FSM, w->bistate);
+	w->written += w->used;
+	w->used = 0;
+	MemoryContextReset(w->rows_cxt);
+}
+
+/* Writes the rows of the next block, whose users' best are set. */
+static void
+write_next_block(BatchRun *run)
+{
+	BatchWriter *w = &run->writer;
+	const MfModel *model = run->model;
+	int32		u0 = (int32) (w->next_block * run->block_users);
+	int32		end = Min(u0 + run->block_users, model->factors.n_users);
+	MemoryContext old = MemoryContextSwitchTo(w->rows_cxt);
+
+	for (int32 user = u0; user < end; user++)
 	{
 		for (int32 r = 0; r < run->found[user]; r++)
 		{
-			TupleTableSlot *slot = slots[used++];
+			TupleTableSlot *slot = w->slots[w->used++];
+			int32		item = run->best[(Size) user * run->n + r];
 
 			ExecClearTuple(slot);
-			slot->tts_values[0] = Int64GetDatum(model->user_ids[user]);
+			slot->tts_values[0] = model->user_keys ? CStringGetTextDatum(model->user_keys[user])
+				: Int64GetDatum(model->user_ids[user]);
 			slot->tts_values[1] = Int32GetDatum(r + 1);
-			slot->tts_values[2] = Int64GetDatum(model->item_ids[run->best[(Size) user * run->n + r]]);
+			slot->tts_values[2] = model->item_keys ? CStringGetTextDatum(model->item_keys[item])
+				: Int64GetDatum(model->item_ids[item]);
 			slot->tts_values[3] = Float8GetDatum(run->best_scores[(Size) user * run->n + r]);
 			memset(slot->tts_isnull, 0, sizeof(bool) * 4);
 			ExecStoreVirtualTuple(slot);
-			if (used == MF_BATCH_INSERT_ROWS)
+			if (w->used == MF_BATCH_INSERT_ROWS)
 			{
-				table_multi_insert(rel, slots, used, cid, TABLE_INSERT_SKIP_FSM, bistate);
-				written += used;
-				used = 0;
-				CHECK_FOR_INTERRUPTS();
+				MemoryContextSwitchTo(old);
+				writer_flush(w);
+				MemoryContextSwitchTo(w->rows_cxt);
 			}
 		}
 	}
-	if (used > 0)
-		table_multi_insert(rel, slots, used, cid, TABLE_INSERT_SKIP_FSM, bistate);
-	written += used;
-	FreeBulkInsertState(bistate);
-	table_finish_bulk_insert(rel, TABLE_INSERT_SKIP_FSM);
+	MemoryContextSwitchTo(old);
+	w->next_block++;
+}
+
+/* Finishes writing; returns the rows written. */
+static int64
+writer_close(BatchWriter *w)
+{
+	writer_flush(w);
+	FreeBulkInsertState(w->bistate);
+	table_finish_bulk_insert(w->rel, TABLE_INSERT_SKIP_FSM);
 	for (int s = 0; s < MF_BATCH_INSERT_ROWS; s++)
-		ExecDropSingleTupleTableSlot(slots[s]);
-	table_close(rel, NoLock);
-	return written;
+		ExecDropSingleTupleTableSlot(w->slots[s]);
+	table_close(w->rel, NoLock);
+	return w->written;
+}
+
+/*
+ * mf_parallel_for feeder, on the backend's thread between its blocks:
+ * reads the next users' rated items, writes the blocks finished in
+ * order, and returns how many blocks have their users' rated items.
+ */
+static int64
+feed_blocks(void *arg)
+{
+	BatchRun   *run = arg;
+
+	if (run->rated_cursor)
+		read_rated_batch(run);
+	while (run->writer.next_block < run->n_blocks &&
+		   atomic_load(&run->done[run->writer.next_block]))
+		write_next_block(run);
+	return run->rated_cursor ? run->users_read / run->block_users : run->n_blocks;
 }
 
 /*
@@ -370,11 +434,12 @@ recommend_all(FunctionCallInfo fcinfo, MfModel *found)
 	MfModel    *model;
 	const MfFactors *f;
 	Oid			target;
+	bool		user_keys;
+	bool		item_keys;
 	int			threads;
 	Size		per_thread;
 	int64		written;
 
-	mf_require_integer_ids(found->user_keys || found->item_keys, "mf_recommend_all");
 	if (PG_ARGISNULL(1) || PG_ARGISNULL(2) || PG_ARGISNULL(3))
 		ereport(ERROR,
 				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
@@ -394,8 +459,16 @@ recommend_all(FunctionCallInfo fcinfo, MfModel *found)
 	old = MemoryContextSwitchTo(cxt);
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
-	target = create_target(PG_GETARG_TEXT_PP(3));
+	user_keys = found->user_keys != NULL;
+	item_keys = found->item_keys != NULL;
+	target = create_target(PG_GETARG_TEXT_PP(3), user_keys, item_keys);
 	model = mf_cache_model_by_id(fcinfo, model_id);
+	if ((model->user_keys != NULL) != user_keys || (model->item_keys != NULL) != item_keys)
+		ereport(ERROR,
+				(errcode(ERRCODE_T_R_SERIALIZATION_FAILURE),
+				 errmsg("model \"%s\" was retrained on ids of another type while mf_recommend_all created its table",
+						model->name),
+				 errhint("Run mf_recommend_all again.")));
 	f = &model->factors;
 
 	run.blas = mf_blas();
@@ -415,13 +488,18 @@ recommend_all(FunctionCallInfo fcinfo, MfModel *found)
 					psprintf("Ranking %d items for each of %d users, %d at a time on each of %d threads.",
 							 f->n_items, f->n_users, run.block_users, threads));
 
-	if (PG_GETARG_BOOL(2))
-		read_rated_items(fcinfo, cxt, model, &run);
-
 	prepare_products(cxt, f, &run);
+	run.n_blocks = (f->n_users + run.block_users - 1) / run.block_users;
+	run.rated = mf_alloc_array(cxt, Max(f->n_users, 1), sizeof(int32 *));
+	memset(run.rated, 0, sizeof(int32 *) * f->n_users);
+	run.rated_count = mf_alloc_array(cxt, Max(f->n_users, 1), sizeof(int32));
+	memset(run.rated_count, 0, sizeof(int32) * f->n_users);
 	run.best = mf_alloc_array(cxt, mul_size(f->n_users, run.n), sizeof(int32));
 	run.best_scores = mf_alloc_array(cxt, mul_size(f->n_users, run.n), sizeof(double));
 	run.found = mf_alloc_array(cxt, f->n_users, sizeof(int32));
+	run.done = mf_alloc_array(cxt, Max(run.n_blocks, 1), sizeof(atomic_bool));
+	for (int64 block = 0; block < run.n_blocks; block++)
+		atomic_init(&run.done[block], false);
 	run.buffers = mf_alloc_array(cxt, threads, sizeof(BatchBuffers));
 	for (int t = 0; t < threads; t++)
 	{
@@ -433,10 +511,28 @@ recommend_all(FunctionCallInfo fcinfo, MfModel *found)
 		b->candidates = mf_alloc_array(cxt, run.keep, sizeof(int32));
 		b->scores = mf_alloc_array(cxt, run.keep, sizeof(double));
 	}
-	mf_parallel_for(threads, (f->n_users + run.block_users - 1) / run.block_users, 1,
-					recommend_blocks, &run);
 
-	written = write_results(target, model, &run);
+	/* the backend reads rated items and writes rows while the threads rank */
+	run.cxt = cxt;
+	run.model = model;
+	if (PG_GETARG_BOOL(2))
+	{
+		Oid			argtype = INT4OID;
+		Datum		arg = Int32GetDatum(model_id);
+
+		run.rated_cursor = SPI_cursor_open_with_args(NULL,
+													 psprintf("SELECT user_id, rated_items FROM %s.mf_user_factors WHERE model_id = $1 ORDER BY user_id",
+															  mf_schema_quoted(fcinfo)),
+													 1, &argtype, &arg, NULL, true, 0);
+	}
+	writer_open(&run.writer, target, model);
+	mf_parallel_for(threads, run.n_blocks, 1, recommend_blocks, feed_blocks, &run);
+	while (run.writer.next_block < run.n_blocks)
+	{
+		write_next_block(&run);
+		CHECK_FOR_INTERRUPTS();
+	}
+	written = writer_close(&run.writer);
 	SPI_finish();
 	MemoryContextSwitchTo(old);
 	MemoryContextDelete(cxt);

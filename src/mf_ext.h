@@ -248,14 +248,19 @@ extern char *mf_ratings_id_text(const MfRatings *ratings, bool users, int32 inde
  * Parallel loops (parallel.c).  fn runs tasks [first, last) on thread
  * thread (0 .. threads - 1; 0 is the backend's) and returns -1, or the
  * index of a task that failed, which stops the run.  It runs in worker
- * threads: plain C only, no PostgreSQL calls.  mf_parallel_for returns -1
- * or the smallest failed task; an interrupt is processed (and may throw)
- * only after every worker has been joined.
+ * threads: plain C only, no PostgreSQL calls.  feed, if not NULL, runs on
+ * the backend's thread between its chunks, may use PostgreSQL, and returns
+ * how many tasks are ready (never fewer than before); tasks are taken in
+ * order and none past that.  It must make progress: the run waits on it.
+ * mf_parallel_for returns -1 or the smallest failed task; an interrupt is
+ * processed, and an error of feed goes on up, only after every worker has
+ * been joined.
  */
 typedef int64 (*MfTaskFn) (void *arg, int thread, int64 first, int64 last);
+typedef int64 (*MfFeedFn) (void *arg);
 extern int	mf_thread_count(void);
 extern int64 mf_parallel_for(int threads, int64 n, int64 chunk, MfTaskFn fn,
-							 void *arg);
+							 MfFeedFn feed, void *arg);
 
 /* The solver (als.c). */
 typedef struct MfAls MfAls;

@@ -3,11 +3,17 @@
  * parallel.c
  *	  Runs a plain-C task function over a range of task indices on several
  *	  threads: the backend's own and pthread workers.  Tasks are handed out
- *	  in chunks through an atomic counter.  Workers have every signal
- *	  blocked and never call PostgreSQL; the backend's thread, between its
- *	  chunks, watches for interrupts: on one it stops the workers, joins
- *	  them, and only then lets PostgreSQL process the interrupt (which may
- *	  throw), then carries on where the run stopped.
+ *	  in order, in chunks, through an atomic counter.  Workers have every
+ *	  signal blocked and never call PostgreSQL; the backend's thread,
+ *	  between its chunks, watches for interrupts: on one it stops the
+ *	  workers, joins them, and only then lets PostgreSQL process the
+ *	  interrupt (which may throw), then carries on where the run stopped.
+ *
+ *	  A run may have a feeder: a function the backend's thread calls
+ *	  between its chunks, which may use PostgreSQL (read what the next
+ *	  tasks need, write what finished tasks made) and says how many tasks
+ *	  are ready; workers wait for tasks past that.  An error it throws
+ *	  stops and joins the workers before it goes on up.
  *
  *-------------------------------------------------------------------------
  */
@@ -43,10 +49,12 @@ mf_thread_count(void)
 typedef struct Run
 {
 	MfTaskFn	fn;
+	MfFeedFn	feed;			/* or NULL: every task is ready */
 	void	   *arg;
 	int64		n;
 	int64		chunk;
 	atomic_llong next;			/* first task of the next chunk to take */
+	atomic_llong ready;			/* tasks below this may be taken */
 	atomic_llong failed;		/* smallest failed task, or INT64_MAX */
 	atomic_bool stop;			/* set on failure or interrupt */
 } Run;
@@ -60,31 +68,44 @@ typedef struct Worker
 
 /*
  * Takes chunks and runs them until none is left or the run is stopped.
- * When watch_interrupts (the backend's thread only), an interrupt waiting
- * to be processed stops the run.
+ * The backend's thread (backend) feeds the run before each chunk, and
+ * stops it when an interrupt is waiting to be processed; a worker that
+ * finds no ready task yields until there is one.
  */
 static void
-run_chunks(Run *run, int thread, bool watch_interrupts)
+run_chunks(Run *run, int thread, bool backend)
 {
 	while (!atomic_load(&run->stop))
 	{
-		int64		first = atomic_fetch_add(&run->next, run->chunk);
+		long long	first;
+		int64		last;
 		int64		failed;
 
+		if (backend && run->feed)
+			atomic_store(&run->ready, Min(run->n, run->feed(run->arg)));
+		first = atomic_load(&run->next);
 		if (first >= run->n)
 			break;
-		failed = run->fn(run->arg, thread, first, Min(run->n, first + run->chunk));
-		if (failed >= 0)
+		last = Min(first + run->chunk, atomic_load(&run->ready));
+		if (first >= last)
 		{
-			long long	current = atomic_load(&run->failed);
-
-			while (failed < current &&
-				   !atomic_compare_exchange_weak(&run->failed, &current, failed))
-				;
-			atomic_store(&run->stop, true);
+			if (!backend)
+				sched_yield();
 		}
-		if (watch_interrupts && INTERRUPTS_PENDING_CONDITION() &&
-			INTERRUPTS_CAN_BE_PROCESSED())
+		else if (atomic_compare_exchange_weak(&run->next, &first, last))
+		{
+			failed = run->fn(run->arg, thread, first, last);
+			if (failed >= 0)
+			{
+				long long	current = atomic_load(&run->failed);
+
+				while (failed < current &&
+					   !atomic_compare_exchange_weak(&run->failed, &current, failed))
+					;
+				atomic_store(&run->stop, true);
+			}
+		}
+		if (backend && INTERRUPTS_PENDING_CONDITION() && INTERRUPTS_CAN_BE_PROCESSED())
 			atomic_store(&run->stop, true);
 	}
 }
@@ -99,16 +120,19 @@ worker_main(void *arg)
 }
 
 int64
-mf_parallel_for(int threads, int64 n, int64 chunk, MfTaskFn fn, void *arg)
+mf_parallel_for(int threads, int64 n, int64 chunk, MfTaskFn fn, MfFeedFn feed,
+				void *arg)
 {
 	Run			run;
 	Worker	   *workers = palloc0(sizeof(Worker) * Max(threads, 1));
 
 	run.fn = fn;
+	run.feed = feed;
 	run.arg = arg;
 	run.n = n;
 	run.chunk = Max(chunk, 1);
 	atomic_init(&run.next, (long long) 0);
+	atomic_init(&run.ready, (long long) (feed ? 0 : n));
 	atomic_init(&run.failed, (long long) INT64_MAX);
 	atomic_init(&run.stop, false);
 
@@ -131,7 +155,19 @@ mf_parallel_for(int threads, int64 n, int64 chunk, MfTaskFn fn, void *arg)
 		}
 		pthread_sigmask(SIG_SETMASK, &saved, NULL);
 
-		run_chunks(&run, 0, true);
+		PG_TRY();
+		{
+			run_chunks(&run, 0, true);
+		}
+		PG_CATCH();
+		{
+			/* the feeder threw: the workers must be gone before it goes on */
+			atomic_store(&run.stop, true);
+			for (int t = 1; t <= started; t++)
+				pthread_join(workers[t].handle, NULL);
+			PG_RE_THROW();
+		}
+		PG_END_TRY();
 		for (int t = 1; t <= started; t++)
 			pthread_join(workers[t].handle, NULL);
 

@@ -517,20 +517,48 @@ recommend_count(FunctionCallInfo fcinfo, int n_arg)
 	return n;
 }
 
-/* Returns rows (id, score) for the chosen rows best[0..n_best) of ids. */
+/*
+ * The id of a user or item (dense index) as a result column: its key or
+ * the text of its integer id when as_text, else the integer id.
+ */
+static Datum
+side_id_datum(const MfModel *model, bool users, int32 index, bool as_text)
+{
+	char	   *const *keys = users ? model->user_keys : model->item_keys;
+	int64		id = (users ? model->user_ids : model->item_ids)[index];
+
+	if (!as_text)
+		return Int64GetDatum(id);
+	return CStringGetTextDatum(keys ? keys[index] : psprintf(INT64_FORMAT, id));
+}
+
+/*
+ * Returns rows (id, score) for the chosen rows best[0..n_best) of one
+ * side, ids as text when as_text.
+ */
 static void
-put_ranked(FunctionCallInfo fcinfo, const int64 *ids, const double *scores,
-		   const int32 *best, int32 n_best)
+put_ranked(FunctionCallInfo fcinfo, const MfModel *model, bool users, bool as_text,
+		   const double *scores, const int32 *best, int32 n_best)
 {
 	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
 
 	for (int32 r = 0; r < n_best; r++)
 	{
-		Datum		values[2] = {Int64GetDatum(ids[best[r]]), Float8GetDatum(scores[best[r]])};
+		Datum		values[2] = {side_id_datum(model, users, best[r], as_text),
+		Float8GetDatum(scores[best[r]])};
 		bool		nulls[2] = {false, false};
 
 		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
 	}
+}
+
+/* Whether argument arg of this call is text or text[] (a form by keys). */
+static bool
+keyed_form(FunctionCallInfo fcinfo, int arg)
+{
+	Oid			type = get_fn_expr_argtype(fcinfo->flinfo, arg);
+
+	return type == TEXTOID || type == TEXTARRAYOID;
 }
 
 static Datum
@@ -556,7 +584,7 @@ recommend(FunctionCallInfo fcinfo, MfModel *model)
 						  sizeof(int32));
 	n_best = mf_top_items(fcinfo, model, user, user_id, n, PG_GETARG_BOOL(3),
 						  best, &scores);
-	put_ranked(fcinfo, model->item_ids, scores, best, n_best);
+	put_ranked(fcinfo, model, false, false, scores, best, n_best);
 	return (Datum) 0;
 }
 
@@ -567,7 +595,7 @@ mf_require_integer_ids(bool keys, const char *feature)
 		ereport(ERROR,
 				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
 				 errmsg("%s is not supported yet for ids that are not integers", feature),
-				 errdetail("Users or items identified by text or uuid are supported by mf_train (also with validation), mf_cross_validate, mf_evaluate, and mf_predict and mf_recommend with text ids."),
+				 errdetail("Users or items identified by text or uuid are supported by mf_train (also with validation), mf_cross_validate, mf_evaluate, mf_recommend_all, and mf_predict, mf_recommend, mf_similar_items, mf_similar_users and mf_fold_in with text ids; warm starts and refits are not yet."),
 				 errhint("Map the ids to integers in a view (for example with a dense_rank() lookup table) to use %s.",
 						 feature)));
 }
@@ -596,6 +624,37 @@ mf_recommend_by_name(PG_FUNCTION_ARGS)
 	return recommend(fcinfo, mf_cache_model_by_name(fcinfo, PG_GETARG_TEXT_PP(0)));
 }
 
+/*
+ * The dense index of a text key of one side: a stored key of a model with
+ * keys, else the text of an integer id.  -1 when the model lacks it.
+ */
+static int32
+key_index(const MfModel *model, bool users, text *key)
+{
+	char	   *value = text_to_cstring(key);
+	int32		index;
+
+	if ((users ? model->user_keys : model->item_keys) != NULL)
+		index = mf_key_lookup(users ? model->user_keymap : model->item_keymap, value);
+	else
+	{
+		char	   *end;
+		long long	id;
+
+		errno = 0;
+		id = strtoll(value, &end, 10);
+		if (errno != 0 || end == value || *end != '\0')
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_TEXT_REPRESENTATION),
+					 errmsg("%s id \"%s\" is not an integer", users ? "user" : "item", value),
+					 errhint("Model \"%s\" was trained on integer %s ids: pass one.",
+							 model->name, users ? "user" : "item")));
+		index = mf_id_index(users ? model->user_map : model->item_map, (int64) id);
+	}
+	pfree(value);
+	return index;
+}
+
 /* |x| of every row of one side, computed on first need and cached. */
 static const double *
 side_norms(MfModel *model, bool users)
@@ -622,7 +681,8 @@ side_norms(MfModel *model, bool users)
 /*
  * mf_similar_items / mf_similar_users: the n rows of the side nearest to
  * the given id's by cosine of their factors (0 against a zero row), the
- * row itself left out; best first, ties by ascending id.
+ * row itself left out; best first, ties by ascending id.  The id is an
+ * integer, or text in the form by keys (which answers in text too).
  */
 static Datum
 similar(FunctionCallInfo fcinfo, MfModel *model, bool users)
@@ -631,6 +691,7 @@ similar(FunctionCallInfo fcinfo, MfModel *model, bool users)
 	const char *side = users ? "user" : "item";
 	int32		n_rows = users ? f->n_users : f->n_items;
 	const int64 *ids = users ? model->user_ids : model->item_ids;
+	bool		as_text = keyed_form(fcinfo, 1);
 	const double *norms;
 	const void *target_row;
 	double	   *scores;
@@ -651,8 +712,13 @@ similar(FunctionCallInfo fcinfo, MfModel *model, bool users)
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("n must be at least 1, got %d", n),
 				 errhint("n is how many similar %ss to return.", side)));
-	mf_require_integer_ids((users ? model->user_keys : model->item_keys) != NULL,
-						   users ? "mf_similar_users" : "mf_similar_items");
+	if (!as_text && (users ? model->user_keys : model->item_keys) != NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_DATATYPE_MISMATCH),
+				 errmsg("model \"%s\" identifies its %ss by text keys, not integers",
+						model->name, side),
+				 errhint("Pass the %s id as text, for example mf_similar_%ss(model, %s_id::text, n).",
+						 side, side, side)));
 	if (f->k == 0)
 		ereport(ERROR,
 				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
@@ -663,7 +729,8 @@ similar(FunctionCallInfo fcinfo, MfModel *model, bool users)
 	InitMaterializedSRF(fcinfo, 0);
 	if (PG_ARGISNULL(1))
 		return (Datum) 0;
-	target = mf_id_index(users ? model->user_map : model->item_map, PG_GETARG_INT64(1));
+	target = as_text ? key_index(model, users, PG_GETARG_TEXT_PP(1))
+		: mf_id_index(users ? model->user_map : model->item_map, PG_GETARG_INT64(1));
 	if (target < 0)
 		return (Datum) 0;
 
@@ -681,7 +748,7 @@ similar(FunctionCallInfo fcinfo, MfModel *model, bool users)
 	}
 	best = mf_alloc_array(CurrentMemoryContext, Min(n, n_rows), sizeof(int32));
 	n_best = select_top(scores, ids, excluded, n_rows, Min(n, n_rows), best);
-	put_ranked(fcinfo, ids, scores, best, n_best);
+	put_ranked(fcinfo, model, users, as_text, scores, best, n_best);
 	return (Datum) 0;
 }
 
@@ -714,11 +781,11 @@ mf_similar_users_by_name(PG_FUNCTION_ARGS)
 }
 
 /*
- * Folds in the user given by arguments 1 and 2 (item_ids bigint[],
- * ratings double precision[]): their factors into out (k reals of the
- * model's precision) and *bias, the rated items the model knows marked in
- * rated[] (n_items).  Items the model does not know are skipped; returns
- * false when none is left.
+ * Folds in the user given by arguments 1 and 2 (item_ids bigint[] or
+ * text[], ratings double precision[]): their factors into out (k reals of
+ * the model's precision) and *bias, the rated items the model knows
+ * marked in rated[] (n_items).  Items the model does not know are
+ * skipped; returns false when none is left.
  */
 static bool
 fold_in(FunctionCallInfo fcinfo, const MfModel *model, void *out, double *bias,
@@ -733,8 +800,14 @@ fold_in(FunctionCallInfo fcinfo, const MfModel *model, void *out, double *bias,
 	int32		known = 0;
 	MfCsr		row;
 	int64		row_start[2] = {0, 0};
+	bool		as_text = keyed_form(fcinfo, 1);
+	Datum	   *keys = NULL;
 
-	mf_require_integer_ids(model->item_keys != NULL, "fold-in");
+	if (!as_text && model->item_keys != NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_DATATYPE_MISMATCH),
+				 errmsg("model \"%s\" identifies its items by text keys, not integers", model->name),
+				 errhint("Pass the item ids as text[], for example ARRAY['a', 'b']::text[].")));
 	if (PG_ARGISNULL(1) || PG_ARGISNULL(2))
 		ereport(ERROR,
 				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
@@ -758,14 +831,16 @@ fold_in(FunctionCallInfo fcinfo, const MfModel *model, void *out, double *bias,
 				 errmsg("item_ids and ratings must not contain NULL"),
 				 errhint("Leave out the items without a rating.")));
 
+	if (as_text)
+		deconstruct_array(item_ids, TEXTOID, -1, false, TYPALIGN_INT, &keys, NULL, &n);
 	cols = mf_alloc_array(CurrentMemoryContext, n, sizeof(int32));
 	vals = mf_alloc_array(CurrentMemoryContext, n, sizeof(double));
 	memset(rated, 0, sizeof(bool) * f->n_items);
 	for (int e = 0; e < n; e++)
 	{
 		double		value = ((const double *) ARR_DATA_PTR(ratings))[e];
-		int32		item = mf_id_index(model->item_map,
-									   ((const int64 *) ARR_DATA_PTR(item_ids))[e]);
+		int32		item = as_text ? key_index(model, false, DatumGetTextPP(keys[e]))
+			: mf_id_index(model->item_map, ((const int64 *) ARR_DATA_PTR(item_ids))[e]);
 
 		if (!isfinite(value) || (f->implicit && value < 0))
 			ereport(ERROR,
@@ -859,8 +934,8 @@ recommend_folded(FunctionCallInfo fcinfo, MfModel *model)
 	scores = score_vector(f, row, f->biases ? f->mean + bias : 0.0, excluded);
 	best = mf_alloc_array(CurrentMemoryContext, Min(n, f->n_items), sizeof(int32));
 	n_best = select_top(scores, model->item_ids, excluded, f->n_items,
-						   Min(n, f->n_items), best);
-	put_ranked(fcinfo, model->item_ids, scores, best, n_best);
+						Min(n, f->n_items), best);
+	put_ranked(fcinfo, model, false, keyed_form(fcinfo, 1), scores, best, n_best);
 	return (Datum) 0;
 }
 
@@ -892,37 +967,6 @@ mf_recommend_folded_by_name(PG_FUNCTION_ARGS)
 	return recommend_folded(fcinfo, mf_cache_model_by_name(fcinfo, PG_GETARG_TEXT_PP(0)));
 }
 
-/*
- * The dense index of a text key of one side: a stored key of a model with
- * keys, else the text of an integer id.  -1 when the model lacks it.
- */
-static int32
-key_index(const MfModel *model, bool users, text *key)
-{
-	char	   *value = text_to_cstring(key);
-	int32		index;
-
-	if ((users ? model->user_keys : model->item_keys) != NULL)
-		index = mf_key_lookup(users ? model->user_keymap : model->item_keymap, value);
-	else
-	{
-		char	   *end;
-		long long	id;
-
-		errno = 0;
-		id = strtoll(value, &end, 10);
-		if (errno != 0 || end == value || *end != '\0')
-			ereport(ERROR,
-					(errcode(ERRCODE_INVALID_TEXT_REPRESENTATION),
-					 errmsg("%s id \"%s\" is not an integer", users ? "user" : "item", value),
-					 errhint("Model \"%s\" was trained on integer %s ids: pass one.",
-							 model->name, users ? "user" : "item")));
-		index = mf_id_index(users ? model->user_map : model->item_map, (int64) id);
-	}
-	pfree(value);
-	return index;
-}
-
 /* mf_predict(model, user_key text, item_key text). */
 static Datum
 predict_key(FunctionCallInfo fcinfo, MfModel *model)
@@ -942,7 +986,6 @@ predict_key(FunctionCallInfo fcinfo, MfModel *model)
 static Datum
 recommend_key(FunctionCallInfo fcinfo, MfModel *model)
 {
-	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
 	int32		n = recommend_count(fcinfo, 2);
 	int32		user;
 	double	   *scores;
@@ -959,18 +1002,7 @@ recommend_key(FunctionCallInfo fcinfo, MfModel *model)
 						  sizeof(int32));
 	n_best = mf_top_items(fcinfo, model, user, user >= 0 ? model->user_ids[user] : 0, n,
 						  PG_GETARG_BOOL(3), best, &scores);
-	for (int32 r = 0; r < n_best; r++)
-	{
-		int32		item = best[r];
-		Datum		values[2] = {
-			model->item_keys ? CStringGetTextDatum(model->item_keys[item])
-			: CStringGetTextDatum(psprintf(INT64_FORMAT, model->item_ids[item])),
-			Float8GetDatum(scores[item])
-		};
-		bool		nulls[2] = {false, false};
-
-		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
-	}
+	put_ranked(fcinfo, model, false, true, scores, best, n_best);
 	return (Datum) 0;
 }
 

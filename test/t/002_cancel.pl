@@ -64,6 +64,37 @@ like($trainer->{stderr}, qr/canceling statement due to statement timeout/,
 diag(sprintf('statement_timeout 2s: back after %.3fs', $took));
 cmp_ok($took, '<', 7, 'statement_timeout is prompt');
 
+# mf_recommend_all stopped at several points (while it reads rated items,
+# ranks on threads and writes rows): it either finishes or fails with the
+# timeout, and then leaves no table behind.
+# (psql's error output may come in after the next query's: both are read)
+$trainer->query("SET statement_timeout = 0");
+$trainer->{stderr} = '';
+my $cancelled = 0;
+foreach my $timeout_ms (1, 10, 100, 1000, 60000)
+{
+	my $target = "top_$timeout_ms";
+	$trainer->query("SET statement_timeout = '${timeout_ms}ms'; "
+		  . "SELECT mf_recommend_all((SELECT max(model_id) FROM mf_models), 50, true, '$target')");
+	$trainer->query("SET statement_timeout = 0");
+	my $stopped = $trainer->{stderr} =~ /canceling statement due to statement timeout/;
+	$trainer->{stderr} = '';
+	my $exists = $node->safe_psql('postgres', "SELECT to_regclass('$target') IS NOT NULL");
+	if ($stopped)
+	{
+		$cancelled++;
+		is($exists, 'f', "mf_recommend_all stopped after ${timeout_ms}ms leaves no table");
+	}
+	else
+	{
+		is($node->safe_psql('postgres', "SELECT count(*) FROM $target"), 5000 * 50,
+			"mf_recommend_all given ${timeout_ms}ms wrote every row");
+	}
+}
+cmp_ok($cancelled, '>', 0, 'some mf_recommend_all calls were stopped by the timeout');
+diag("mf_recommend_all: $cancelled of 5 runs stopped by statement_timeout");
+cmp_ok($cancelled, "<", 5, "mf_recommend_all given a minute finished");
+
 # Nothing changed, and no thread was left behind.
 is($node->safe_psql('postgres', $fingerprint), $before,
 	'the cancelled trainings left the model as it was');
