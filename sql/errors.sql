@@ -34,9 +34,25 @@ CREATE TABLE renamed (u int, i int, r float8);
 CREATE VIEW labelled AS SELECT label AS user_id, item_id, rating FROM tiny;
 CREATE TABLE negative_strengths (user_id int, item_id int, rating float8);
 INSERT INTO negative_strengths VALUES (1, 1, 2), (4, 6, -1);
+CREATE TABLE all_null (user_id int, item_id int, rating float8);
+INSERT INTO all_null VALUES (NULL, NULL, NULL), (NULL, NULL, NULL);
 SELECT mf_train('tiny', k := 2) IS NOT NULL AS trained;
 SELECT mf_train('tiny', k := 0, biases := true, model_name := 'biases only') IS NOT NULL AS trained;
 SELECT mf_train('tiny', k := 2, feedback := 'implicit', model_name := 'tiny implicit') IS NOT NULL AS trained;
+
+-- A fingerprint of every model, every factor row and the source tables,
+-- to show the wrong calls below change nothing.
+CREATE FUNCTION everything() RETURNS text LANGUAGE sql AS $$
+    SELECT md5(concat_ws('|',
+        (SELECT string_agg(row(m.*)::text, ';' ORDER BY model_id) FROM mf_models m),
+        (SELECT string_agg(row(u.*)::text, ';' ORDER BY model_id, user_id) FROM mf_user_factors u),
+        (SELECT string_agg(row(i.*)::text, ';' ORDER BY model_id, item_id) FROM mf_item_factors i),
+        (SELECT string_agg(row(t.*)::text, ';' ORDER BY user_id, item_id) FROM tiny t)))
+$$;
+SELECT mf_train('tiny', user_col := 'label', model_name := 'by label') IS NOT NULL AS trained;
+SELECT mf_train('tiny', k := 1, model_name := 'dropped') IS NOT NULL AS trained;
+SELECT mf_drop_model('dropped');
+SELECT everything() AS before \gset
 
 \x on
 SELECT s.n, s.statement, t.*
@@ -70,7 +86,7 @@ FROM (VALUES
     (17, $$SELECT mf_train('tiny', user_col := 'customer')$$),
     (18, $$SELECT mf_train('tiny', item_col := 'ctid')$$),
     (19, $$SELECT mf_train('tiny', rating_col := 'Rating')$$),
-    (20, $$SELECT mf_train('tiny', user_col := 'label', model_name := 'by label')$$),
+    (20, $$SELECT mf_train('tiny', user_col := 'at')$$),
     (21, $$SELECT mf_train('tiny', user_col := 'label', warm_start := true)$$),
     (22, $$SELECT mf_train('tiny', rating_col := 'label')$$),
     (23, $$SELECT mf_train('tiny', rating_col := 'at')$$),
@@ -184,7 +200,7 @@ FROM (VALUES
     (126, $$SELECT mf_recommend_all('tiny', 10, true, 'no_such_schema.out')$$),
     (127, $$SELECT mf_train('tiny', lambda := 0, solver := 'cg')$$),
     (128, $$SELECT mf_train('tiny', feedback := 'implicit', alpha := 1e300)$$),
-    -- a model whose user ids are text keys ('by label', trained in 20)
+    -- a model whose user ids are text keys ('by label')
     (129, $$SELECT mf_predict('by label', 1, 1)$$),
     (130, $$SELECT * FROM mf_recommend('by label', 1)$$),
     (131, $$SELECT * FROM mf_similar_users('by label', 1)$$),
@@ -194,14 +210,40 @@ FROM (VALUES
     (135, $$SELECT mf_train('tiny', model_name := 'v', validation := 'labelled')$$),
     (136, $$SELECT mf_predict('tiny', 'one', '1')$$),
     (137, $$SELECT mf_train('tiny', item_col := 'rating', model_name := 'float items')$$),
-    (138, $$SELECT mf_train('tiny', model_name := 'by label', warm_start := true)$$)
+    (138, $$SELECT mf_train('tiny', model_name := 'by label', warm_start := true)$$),
+    -- injected and odd names, extreme values, a dropped model
+    (139, $$SELECT mf_train('tiny; DROP TABLE tiny')$$),
+    (140, $$SELECT mf_train('tiny"; DROP TABLE tiny; --')$$),
+    (141, $$SELECT mf_train('tiny', user_col := 'user_id; DROP TABLE tiny')$$),
+    (142, $$SELECT mf_train('tiny', rating_col := 'rating"); DROP TABLE tiny; --')$$),
+    (143, $$SELECT mf_train('tiny', item_col := 'ïtem ✓')$$),
+    (144, $$SELECT mf_train('all_null')$$),
+    (145, $$SELECT mf_train('tiny', k := 2147483647)$$),
+    (146, $$SELECT mf_train('tiny', iterations := -2147483648)$$),
+    (147, $$SELECT mf_predict('dropped', 1, 1)$$),
+    (148, $$SELECT * FROM mf_similar_items('tiny', 1, -2147483648)$$),
+    (149, $$SELECT mf_recommend_all('tiny', 10, true, E'\u00e9t\u00e9"; DROP TABLE tiny; --')$$),
+    (150, $$SELECT mf_predict('tiny', 'x''; DROP TABLE tiny; --', '1')$$)
 ) AS s(n, statement)
 LEFT JOIN LATERAL try(s.statement) t ON true
 ORDER BY s.n;
 \x off
 
--- None of that changed the model.
+-- None of that changed any model, or the source: byte for byte.
+SELECT everything() = :'before' AS nothing_changed;
 SELECT name, k, n_users, n_items FROM mf_models WHERE name = 'tiny';
+
+-- Names are quoted, never pasted: a relation and columns with spaces,
+-- quotes and non-ASCII letters train; extreme ids are ids like any other;
+-- a huge n lists every item.
+CREATE TABLE "Notes de l'été ""x""" ("user id" bigint, "ïtem ✓" bigint, "note;" float8);
+INSERT INTO "Notes de l'été ""x""" VALUES (9223372036854775807, -9223372036854775808, 4),
+    (-9223372036854775808, -9223372036854775808, 2), (9223372036854775807, 0, 5);
+SELECT mf_train('"Notes de l''été ""x"""', user_col := 'user id', item_col := 'ïtem ✓',
+                rating_col := 'note;', k := 1, model_name := 'modèle "été"; --') IS NOT NULL AS trained;
+SELECT mf_predict('modèle "été"; --', 9223372036854775807, -9223372036854775808) IS NOT NULL AS extreme_ids,
+       (SELECT count(*) FROM mf_recommend('modèle "été"; --', -9223372036854775808, 2147483647, false))
+         AS every_item;
 
 -- A hand-edited factor row of the wrong length is reported, not trusted,
 -- by serving and by a warm start.

@@ -233,9 +233,19 @@ read_rated_batch(BatchRun *run)
 static Oid
 create_target(text *target, bool user_keys, bool item_keys)
 {
-	List	   *names = textToQualifiedNameList(target);
-	RangeVar   *relation = makeRangeVarFromNameList(names);
-	char	   *quoted = quote_qualified_identifier(relation->schemaname, relation->relname);
+	char	   *raw = text_to_cstring(target);
+	List	   *names;
+	RangeVar   *relation;
+	char	   *quoted;
+
+	if (!SplitIdentifierString(pstrdup(raw), '.', &names) || list_length(names) > 3)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_NAME),
+				 errmsg("target \"%s\" is not a table name", raw),
+				 errhint("Pass a name such as top10 or myschema.top10; double-quote a name with spaces, capitals or other characters: '\"My Top 10\"'.")));
+	names = textToQualifiedNameList(target);
+	relation = makeRangeVarFromNameList(names);
+	quoted = quote_qualified_identifier(relation->schemaname, relation->relname);
 
 	if (OidIsValid(RangeVarGetRelid(relation, NoLock, true)))
 		ereport(ERROR,
