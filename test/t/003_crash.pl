@@ -1,0 +1,73 @@
+# kill -9 of a backend in the middle of a threaded training (and of a
+# mf_recommend_all): the postmaster restarts, crash recovery runs, and the
+# models are as they were before: the one being retrained is intact, no
+# partial model or factor row exists, and the extension serves at once.
+use strict;
+use warnings;
+use PostgreSQL::Test::Cluster;
+use PostgreSQL::Test::Utils;
+use Test::More;
+
+my $node = PostgreSQL::Test::Cluster->new('crash');
+$node->init;
+# the test framework turns this off; a production server has it on
+$node->append_conf('postgresql.conf', 'restart_after_crash = on');
+$node->start;
+
+# 1M ratings: 5,000 users x 200 items at random.
+$node->safe_psql('postgres', q{
+	CREATE EXTENSION mf_ext;
+	CREATE TABLE ratings AS
+	SELECT u AS user_id, (abs(hashint8(u * 7919 + j)) % 2000) + 1 AS item_id,
+	       1 + abs(hashint8(u * 31 + j)) % 5 AS rating
+	FROM generate_series(1, 5000) u, generate_series(1, 200) j;
+	SET client_min_messages = warning;
+	SELECT mf_train('ratings', k := 8, iterations := 1);
+});
+my $fingerprint = q{SELECT md5(concat_ws('|',
+	(SELECT string_agg(row(m.*)::text, ';' ORDER BY model_id) FROM mf_models m),
+	(SELECT string_agg(row(u.*)::text, ';' ORDER BY model_id, user_id) FROM mf_user_factors u),
+	(SELECT string_agg(row(i.*)::text, ';' ORDER BY model_id, item_id) FROM mf_item_factors i)))};
+my $before = $node->safe_psql('postgres', $fingerprint);
+my $prediction = $node->safe_psql('postgres', "SELECT mf_predict('ratings', 7, 11)");
+
+# Kills the backend running $statement once it has run for $delay seconds.
+sub kill_during
+{
+	my ($statement, $delay, $what) = @_;
+	my $session = $node->background_psql('postgres', on_error_stop => 0);
+	$session->query_safe('SET client_min_messages = warning');
+	my $pid = $session->query_safe('SELECT pg_backend_pid()');
+	$session->query_until(qr/started/, "\\echo started\n$statement;\n");
+	select(undef, undef, undef, $delay);
+	ok($node->safe_psql('postgres',
+			"SELECT state = 'active' FROM pg_stat_activity WHERE pid = $pid") eq 't',
+		"$what is running when killed");
+	kill 'KILL', $pid;
+	$session->quit;
+	ok($node->poll_query_until('postgres', 'SELECT 1', '1'),
+		"the server accepts connections again after killing $what");
+}
+
+kill_during("SELECT mf_train('ratings', k := 64, iterations := 1000)", 1.5,
+	'a retraining');
+kill_during("SELECT mf_train('ratings', k := 64, iterations := 1000, model_name := 'new')", 1.5,
+	'a first training');
+kill_during("SELECT mf_recommend_all('ratings', 2000, false, 'top100')", 0.5,
+	'mf_recommend_all');
+
+like(slurp_file($node->logfile), qr/terminated by signal 9: Killed/,
+	'the server log shows the kills');
+like(slurp_file($node->logfile), qr/all server processes terminated; reinitializing/,
+	'the postmaster went through crash recovery');
+is($node->safe_psql('postgres', $fingerprint), $before,
+	'every model is as it was before the kills, byte for byte');
+is($node->safe_psql('postgres', "SELECT count(*) FROM mf_models WHERE name = 'new'"), '0',
+	'the killed first training left no model');
+is($node->safe_psql('postgres', "SELECT to_regclass('top100') IS NULL"), 't',
+	'the killed mf_recommend_all left no table');
+is($node->safe_psql('postgres', "SELECT mf_predict('ratings', 7, 11)"), $prediction,
+	'the model predicts as before');
+
+$node->stop;
+done_testing();
