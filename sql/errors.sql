@@ -176,7 +176,7 @@ FROM (VALUES
     (104, $$SELECT * FROM mf_similar_items('no such model', 1)$$),
     (105, $$SELECT * FROM mf_similar_items('biases only', 1)$$),
     (106, $$SELECT mf_fold_in('tiny', ARRAY[1, 2], ARRAY[4.0])$$),
-    (107, $$SELECT mf_fold_in('tiny', NULL::bigint[], ARRAY[4.0])$$),
+    (107, $$SELECT mf_fold_in('tiny', NULL, ARRAY[4.0])$$),
     (108, $$SELECT mf_fold_in('tiny', ARRAY[1, NULL], ARRAY[4.0, 3])$$),
     (109, $$SELECT mf_fold_in('tiny', ARRAY[1], ARRAY['NaN'::float8])$$),
     (110, $$SELECT mf_fold_in('tiny', ARRAY[[1, 2]], ARRAY[[4.0, 3]])$$),

@@ -93,19 +93,19 @@ SELECT (SELECT array_agg(item_id ORDER BY similarity DESC) FROM mf_similar_items
        AS same_neighbours,
        (SELECT count(*) FROM mf_similar_users('named', 'user 7', 4)) AS similar_users;
 
--- Fold-in by key: mf_recommend's scores are mu + the folded-in bias + b_i
--- + u . v of the stored item rows; on integer ids the text form equals the
--- integer one.
-WITH u AS (SELECT mf_fold_in(:named, ARRAY['film 1', 'film 2', 'film 11'], ARRAY[5, 1, 2]::float8[]) AS r)
+-- Fold-in by key (mf_fold_in_keys, mf_recommend_keys): the scores are
+-- mu + the folded-in bias + b_i + u . v of the stored item rows; on integer
+-- ids the keys form equals the integer one.
+WITH u AS (SELECT mf_fold_in_keys(:named, ARRAY['film 1', 'film 2', 'film 11'], ARRAY[5, 1, 2]::float8[]) AS r)
 SELECT count(*) AS recommended,
        bool_and(abs(rec.score - (m.global_mean + u.r[5] + i.bias +
                 (SELECT sum(a * b) FROM unnest(u.r[1:4], i.factors::float8[]) AS p(a, b)))) < 1e-9) AS scores_by_hand,
        bool_and(rec.item_id NOT IN ('film 1', 'film 2', 'film 11')) AS rated_left_out
 FROM u, mf_models m,
-     mf_recommend(:named, ARRAY['film 1', 'film 2', 'film 11'], ARRAY[5, 1, 2]::float8[], 5) rec
+     mf_recommend_keys(:named, ARRAY['film 1', 'film 2', 'film 11'], ARRAY[5, 1, 2]::float8[], 5) rec
 JOIN mf_item_factors i ON i.item_key = rec.item_id
 WHERE m.model_id = :named AND i.model_id = :named;
-SELECT mf_fold_in(:ints, ARRAY['1', '2'], ARRAY[5, 1]::float8[]) =
+SELECT mf_fold_in_keys(:ints, ARRAY['1', '2'], ARRAY[5, 1]::float8[]) =
        mf_fold_in(:ints, ARRAY[1, 2], ARRAY[5, 1]::float8[]) AS text_equals_integer;
 
 -- Validation and mf_evaluate work on text ids too: the held-out RMSE

@@ -152,35 +152,35 @@ LANGUAGE C STABLE CALLED ON NULL INPUT PARALLEL SAFE ROWS 10;
 COMMENT ON FUNCTION @extschema@.mf_recommend(text, bigint[], double precision[], integer, boolean) IS
   'mf_ext: the n best items under the named model for a new user who rated item_ids with ratings (folded in, no retraining); exclude_rated leaves out those items';
 
-CREATE FUNCTION @extschema@.mf_fold_in(model integer, item_ids text[], ratings double precision[])
+CREATE FUNCTION @extschema@.mf_fold_in_keys(model integer, item_keys text[], ratings double precision[])
 RETURNS double precision[]
-AS 'MODULE_PATHNAME', 'mf_fold_in'
+AS 'MODULE_PATHNAME', 'mf_fold_in_keys'
 LANGUAGE C STABLE CALLED ON NULL INPUT PARALLEL SAFE;
-COMMENT ON FUNCTION @extschema@.mf_fold_in(integer, text[], double precision[]) IS
-  'mf_ext: as mf_fold_in(integer, bigint[], double precision[]), with the items as text: the keys of a model trained on text, uuid or other non-integer ids, or integer ids written as text';
-CREATE FUNCTION @extschema@.mf_recommend(model integer, item_ids text[],
+COMMENT ON FUNCTION @extschema@.mf_fold_in_keys(integer, text[], double precision[]) IS
+  'mf_ext: as mf_fold_in(integer, bigint[], double precision[]), with the items as text: the keys of a model trained on text, uuid or other non-integer ids, or integer ids written as text (a name of its own, so that an untyped array literal still means mf_fold_in)';
+CREATE FUNCTION @extschema@.mf_recommend_keys(model integer, item_keys text[],
                                          ratings double precision[],
                                          n integer DEFAULT 10,
                                          exclude_rated boolean DEFAULT true)
 RETURNS TABLE (item_id text, score double precision)
-AS 'MODULE_PATHNAME', 'mf_recommend_folded'
+AS 'MODULE_PATHNAME', 'mf_recommend_keys'
 LANGUAGE C STABLE CALLED ON NULL INPUT PARALLEL SAFE ROWS 10;
-COMMENT ON FUNCTION @extschema@.mf_recommend(integer, text[], double precision[], integer, boolean) IS
+COMMENT ON FUNCTION @extschema@.mf_recommend_keys(integer, text[], double precision[], integer, boolean) IS
   'mf_ext: as mf_recommend(integer, bigint[], double precision[], ...), with the items as text keys';
-CREATE FUNCTION @extschema@.mf_fold_in(model text, item_ids text[], ratings double precision[])
+CREATE FUNCTION @extschema@.mf_fold_in_keys(model text, item_keys text[], ratings double precision[])
 RETURNS double precision[]
-AS 'MODULE_PATHNAME', 'mf_fold_in_by_name'
+AS 'MODULE_PATHNAME', 'mf_fold_in_keys_by_name'
 LANGUAGE C STABLE CALLED ON NULL INPUT PARALLEL SAFE;
-COMMENT ON FUNCTION @extschema@.mf_fold_in(text, text[], double precision[]) IS
-  'mf_ext: as mf_fold_in(text, bigint[], double precision[]), with the items as text: the keys of a model trained on text, uuid or other non-integer ids, or integer ids written as text';
-CREATE FUNCTION @extschema@.mf_recommend(model text, item_ids text[],
+COMMENT ON FUNCTION @extschema@.mf_fold_in_keys(text, text[], double precision[]) IS
+  'mf_ext: as mf_fold_in(text, bigint[], double precision[]), with the items as text: the keys of a model trained on text, uuid or other non-integer ids, or integer ids written as text (a name of its own, so that an untyped array literal still means mf_fold_in)';
+CREATE FUNCTION @extschema@.mf_recommend_keys(model text, item_keys text[],
                                          ratings double precision[],
                                          n integer DEFAULT 10,
                                          exclude_rated boolean DEFAULT true)
 RETURNS TABLE (item_id text, score double precision)
-AS 'MODULE_PATHNAME', 'mf_recommend_folded_by_name'
+AS 'MODULE_PATHNAME', 'mf_recommend_keys_by_name'
 LANGUAGE C STABLE CALLED ON NULL INPUT PARALLEL SAFE ROWS 10;
-COMMENT ON FUNCTION @extschema@.mf_recommend(text, text[], double precision[], integer, boolean) IS
+COMMENT ON FUNCTION @extschema@.mf_recommend_keys(text, text[], double precision[], integer, boolean) IS
   'mf_ext: as mf_recommend(text, bigint[], double precision[], ...), with the items as text keys';
 
 -- Refit -----------------------------------------------------------------------

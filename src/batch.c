@@ -98,6 +98,7 @@ typedef struct BatchRun
 	MemoryContext cxt;
 	const MfModel *model;
 	Portal		rated_cursor;	/* the users' rated items by user id, or NULL */
+	MemoryContext batch_cxt;	/* one fetch's detoasted arrays */
 	int32		users_read;		/* the users below this have their rated items */
 	BatchWriter writer;
 } BatchRun;
@@ -185,6 +186,7 @@ static void
 read_rated_batch(BatchRun *run)
 {
 	const MfModel *model = run->model;
+	MemoryContext old;
 
 	SPI_cursor_fetch(run->rated_cursor, true, MF_BATCH_FETCH_USERS);
 	if (SPI_processed == 0)
@@ -194,6 +196,8 @@ read_rated_batch(BatchRun *run)
 		run->users_read = model->factors.n_users;
 		return;
 	}
+	/* the arrays detoasted here go with the batch's context */
+	old = MemoryContextSwitchTo(run->batch_cxt);
 	for (uint64 r = 0; r < SPI_processed; r++)
 	{
 		HeapTuple	tuple = SPI_tuptable->vals[r];
@@ -222,6 +226,8 @@ read_rated_batch(BatchRun *run)
 		run->rated_count[user] = known;
 		run->users_read = user + 1;
 	}
+	MemoryContextSwitchTo(old);
+	MemoryContextReset(run->batch_cxt);
 	SPI_freetuptable(SPI_tuptable);
 }
 
@@ -273,6 +279,7 @@ require_plain_target(Relation rel, const MfModel *model)
 	TupleDesc	desc = RelationGetDescr(rel);
 	bool		plain = rel->rd_rel->relkind == RELKIND_RELATION &&
 		!rel->rd_rel->relhasindex && rel->trigdesc == NULL &&
+		!rel->rd_rel->relhasrules && !rel->rd_rel->relispartition &&
 		!rel->rd_rel->relrowsecurity &&
 		(desc->constr == NULL || desc->constr->num_check == 0) &&
 		desc->natts == 4;
@@ -285,7 +292,7 @@ require_plain_target(Relation rel, const MfModel *model)
 				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
 				 errmsg("table \"%s\" was changed while mf_recommend_all created it",
 						RelationGetRelationName(rel)),
-				 errdetail("An event trigger added columns, indexes, triggers, constraints or row-level security; mf_recommend_all writes its rows directly and would bypass them."),
+				 errdetail("An event trigger added columns, indexes, triggers, rules, constraints or row-level security, or made it a partition; mf_recommend_all writes its rows directly and would bypass them."),
 				 errhint("Let the event trigger skip this table, or copy the rows from it into the table you need.")));
 }
 
@@ -524,6 +531,8 @@ recommend_all(FunctionCallInfo fcinfo, MfModel *found)
 
 	/* the backend reads rated items and writes rows while the threads rank */
 	run.cxt = cxt;
+	run.batch_cxt = AllocSetContextCreate(cxt, "mf_recommend_all rated items",
+										  ALLOCSET_DEFAULT_SIZES);
 	run.model = model;
 	if (PG_GETARG_BOOL(2))
 	{
@@ -537,6 +546,8 @@ recommend_all(FunctionCallInfo fcinfo, MfModel *found)
 	}
 	writer_open(&run.writer, target, model);
 	mf_parallel_for(threads, run.n_blocks, 1, recommend_blocks, feed_blocks, &run);
+	if (run.rated_cursor)
+		SPI_cursor_close(run.rated_cursor);
 	while (run.writer.next_block < run.n_blocks)
 	{
 		write_next_block(&run);

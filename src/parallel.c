@@ -28,6 +28,7 @@
 #include <unistd.h>
 
 #include "miscadmin.h"
+#include "storage/ipc.h"
 
 /*
  * Threads a parallel run uses: what mf_ext.threads asks for (0: every core
@@ -44,6 +45,9 @@ mf_thread_count(void)
 			: (int) sysconf(_SC_NPROCESSORS_ONLN);
 	return Max(1, Min(Min(wanted, MF_MAX_THREADS), mf_blas()->max_threads));
 }
+
+/* Yields a waiting worker makes before it sleeps between looks. */
+#define MF_IDLE_SPINS		64
 
 /* One run, shared by its threads. */
 typedef struct Run
@@ -75,6 +79,8 @@ typedef struct Worker
 static void
 run_chunks(Run *run, int thread, bool backend)
 {
+	int			idle = 0;
+
 	while (!atomic_load(&run->stop))
 	{
 		long long	first;
@@ -82,18 +88,34 @@ run_chunks(Run *run, int thread, bool backend)
 		int64		failed;
 
 		if (backend && run->feed)
-			atomic_store(&run->ready, Min(run->n, run->feed(run->arg)));
+		{
+			int64		ready;
+
+			/*
+			 * No interrupt is processed inside the feeder (a FATAL there
+			 * would exit with the workers running): the check below stops
+			 * the run and joins them first.
+			 */
+			HOLD_INTERRUPTS();
+			ready = run->feed(run->arg);
+			RESUME_INTERRUPTS();
+			atomic_store(&run->ready, Min(run->n, ready));
+		}
 		first = atomic_load(&run->next);
 		if (first >= run->n)
 			break;
 		last = Min(first + run->chunk, atomic_load(&run->ready));
 		if (first >= last)
 		{
-			if (!backend)
+			/* a worker waits for the backend to feed the run */
+			if (!backend && ++idle > MF_IDLE_SPINS)
+				usleep(100);
+			else if (!backend)
 				sched_yield();
 		}
 		else if (atomic_compare_exchange_weak(&run->next, &first, last))
 		{
+			idle = 0;
 			failed = run->fn(run->arg, thread, first, last);
 			if (failed >= 0)
 			{
@@ -110,6 +132,26 @@ run_chunks(Run *run, int thread, bool backend)
 	}
 }
 
+/*
+ * The run in progress, if any, and its started workers: should the backend
+ * exit (FATAL) while they run, join_at_exit stops and joins them before
+ * the backend's memory goes away.
+ */
+static Run *active_run = NULL;
+static Worker *active_workers = NULL;
+static int	active_started = 0;
+
+static void
+join_at_exit(int code, Datum arg)
+{
+	if (active_run == NULL)
+		return;
+	atomic_store(&active_run->stop, true);
+	for (int t = 1; t <= active_started; t++)
+		pthread_join(active_workers[t].handle, NULL);
+	active_run = NULL;
+}
+
 static void *
 worker_main(void *arg)
 {
@@ -123,8 +165,15 @@ int64
 mf_parallel_for(int threads, int64 n, int64 chunk, MfTaskFn fn, MfFeedFn feed,
 				void *arg)
 {
+	static bool exit_callback = false;
 	Run			run;
 	Worker	   *workers = palloc0(sizeof(Worker) * Max(threads, 1));
+
+	if (!exit_callback)
+	{
+		before_shmem_exit(join_at_exit, (Datum) 0);
+		exit_callback = true;
+	}
 
 	run.fn = fn;
 	run.feed = feed;
@@ -154,6 +203,9 @@ mf_parallel_for(int threads, int64 n, int64 chunk, MfTaskFn fn, MfFeedFn feed,
 			started = t;
 		}
 		pthread_sigmask(SIG_SETMASK, &saved, NULL);
+		active_run = &run;
+		active_workers = workers;
+		active_started = started;
 
 		PG_TRY();
 		{
@@ -165,11 +217,13 @@ mf_parallel_for(int threads, int64 n, int64 chunk, MfTaskFn fn, MfFeedFn feed,
 			atomic_store(&run.stop, true);
 			for (int t = 1; t <= started; t++)
 				pthread_join(workers[t].handle, NULL);
+			active_run = NULL;
 			PG_RE_THROW();
 		}
 		PG_END_TRY();
 		for (int t = 1; t <= started; t++)
 			pthread_join(workers[t].handle, NULL);
+		active_run = NULL;
 
 		if (atomic_load(&run.failed) != INT64_MAX)
 			break;

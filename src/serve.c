@@ -33,6 +33,10 @@ PG_FUNCTION_INFO_V1(mf_fold_in);
 PG_FUNCTION_INFO_V1(mf_fold_in_by_name);
 PG_FUNCTION_INFO_V1(mf_recommend_folded);
 PG_FUNCTION_INFO_V1(mf_recommend_folded_by_name);
+PG_FUNCTION_INFO_V1(mf_fold_in_keys);
+PG_FUNCTION_INFO_V1(mf_fold_in_keys_by_name);
+PG_FUNCTION_INFO_V1(mf_recommend_keys);
+PG_FUNCTION_INFO_V1(mf_recommend_keys_by_name);
 PG_FUNCTION_INFO_V1(mf_similar_items);
 PG_FUNCTION_INFO_V1(mf_similar_items_by_name);
 PG_FUNCTION_INFO_V1(mf_similar_users);
@@ -552,13 +556,15 @@ put_ranked(FunctionCallInfo fcinfo, const MfModel *model, bool users, bool as_te
 	}
 }
 
-/* Whether argument arg of this call is text or text[] (a form by keys). */
+/* Whether argument arg of this call is text (the form by keys) or bigint. */
 static bool
 keyed_form(FunctionCallInfo fcinfo, int arg)
 {
 	Oid			type = get_fn_expr_argtype(fcinfo->flinfo, arg);
 
-	return type == TEXTOID || type == TEXTARRAYOID;
+	if (type != TEXTOID && type != INT8OID)
+		elog(ERROR, "cannot tell the type of argument %d of this mf_ext function", arg + 1);
+	return type == TEXTOID;
 }
 
 static Datum
@@ -781,15 +787,15 @@ mf_similar_users_by_name(PG_FUNCTION_ARGS)
 }
 
 /*
- * Folds in the user given by arguments 1 and 2 (item_ids bigint[] or
- * text[], ratings double precision[]): their factors into out (k reals of
+ * Folds in the user given by arguments 1 and 2 (item_ids bigint[], or
+ * text[] when as_text; ratings double precision[]): their factors into out (k reals of
  * the model's precision) and *bias, the rated items the model knows
  * marked in rated[] (n_items).  Items the model does not know are
  * skipped; returns false when none is left.
  */
 static bool
-fold_in(FunctionCallInfo fcinfo, const MfModel *model, void *out, double *bias,
-		bool *rated)
+fold_in(FunctionCallInfo fcinfo, const MfModel *model, bool as_text, void *out,
+		double *bias, bool *rated)
 {
 	const MfFactors *f = &model->factors;
 	ArrayType  *item_ids;
@@ -800,14 +806,13 @@ fold_in(FunctionCallInfo fcinfo, const MfModel *model, void *out, double *bias,
 	int32		known = 0;
 	MfCsr		row;
 	int64		row_start[2] = {0, 0};
-	bool		as_text = keyed_form(fcinfo, 1);
 	Datum	   *keys = NULL;
 
 	if (!as_text && model->item_keys != NULL)
 		ereport(ERROR,
 				(errcode(ERRCODE_DATATYPE_MISMATCH),
 				 errmsg("model \"%s\" identifies its items by text keys, not integers", model->name),
-				 errhint("Pass the item ids as text[], for example ARRAY['a', 'b']::text[].")));
+				 errhint("Pass the item ids as text to mf_fold_in_keys or mf_recommend_keys.")));
 	if (PG_ARGISNULL(1) || PG_ARGISNULL(2))
 		ereport(ERROR,
 				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
@@ -889,7 +894,7 @@ user_row_buffer(const MfFactors *f)
  * the bias, with biases), or NULL when the model knows none of the items.
  */
 static Datum
-fold_in_factors(FunctionCallInfo fcinfo, MfModel *model)
+fold_in_factors(FunctionCallInfo fcinfo, MfModel *model, bool as_text)
 {
 	const MfFactors *f = &model->factors;
 	void	   *row = user_row_buffer(f);
@@ -898,7 +903,7 @@ fold_in_factors(FunctionCallInfo fcinfo, MfModel *model)
 	Datum	   *values = palloc(sizeof(Datum) * Max(n, 1));
 	double		bias;
 
-	if (!fold_in(fcinfo, model, row, &bias, rated))
+	if (!fold_in(fcinfo, model, as_text, row, &bias, rated))
 		PG_RETURN_NULL();
 	for (int j = 0; j < f->k; j++)
 		values[j] = Float8GetDatum(f->single ? ((float *) row)[j] : ((double *) row)[j]);
@@ -914,7 +919,7 @@ fold_in_factors(FunctionCallInfo fcinfo, MfModel *model)
  * out the given items.
  */
 static Datum
-recommend_folded(FunctionCallInfo fcinfo, MfModel *model)
+recommend_folded(FunctionCallInfo fcinfo, MfModel *model, bool as_text)
 {
 	const MfFactors *f = &model->factors;
 	int32		n = recommend_count(fcinfo, 3);
@@ -927,7 +932,7 @@ recommend_folded(FunctionCallInfo fcinfo, MfModel *model)
 	int32		n_best;
 
 	InitMaterializedSRF(fcinfo, 0);
-	if (!fold_in(fcinfo, model, row, &bias, rated))
+	if (!fold_in(fcinfo, model, as_text, row, &bias, rated))
 		return (Datum) 0;
 
 	excluded = PG_GETARG_BOOL(4) ? rated : NULL;
@@ -935,37 +940,28 @@ recommend_folded(FunctionCallInfo fcinfo, MfModel *model)
 	best = mf_alloc_array(CurrentMemoryContext, Min(n, f->n_items), sizeof(int32));
 	n_best = select_top(scores, model->item_ids, excluded, f->n_items,
 						Min(n, f->n_items), best);
-	put_ranked(fcinfo, model, false, keyed_form(fcinfo, 1), scores, best, n_best);
+	put_ranked(fcinfo, model, false, as_text, scores, best, n_best);
 	return (Datum) 0;
 }
 
-Datum
-mf_fold_in(PG_FUNCTION_ARGS)
-{
-	mf_require_model_argument(fcinfo);
-	return fold_in_factors(fcinfo, mf_cache_model_by_id(fcinfo, PG_GETARG_INT32(0)));
+#define FOLD_IN_ENTRY(name, body, lookup, as_text) \
+Datum \
+name(PG_FUNCTION_ARGS) \
+{ \
+	mf_require_model_argument(fcinfo); \
+	return body(fcinfo, lookup, as_text); \
 }
+#define BY_ID mf_cache_model_by_id(fcinfo, PG_GETARG_INT32(0))
+#define BY_NAME mf_cache_model_by_name(fcinfo, PG_GETARG_TEXT_PP(0))
 
-Datum
-mf_fold_in_by_name(PG_FUNCTION_ARGS)
-{
-	mf_require_model_argument(fcinfo);
-	return fold_in_factors(fcinfo, mf_cache_model_by_name(fcinfo, PG_GETARG_TEXT_PP(0)));
-}
-
-Datum
-mf_recommend_folded(PG_FUNCTION_ARGS)
-{
-	mf_require_model_argument(fcinfo);
-	return recommend_folded(fcinfo, mf_cache_model_by_id(fcinfo, PG_GETARG_INT32(0)));
-}
-
-Datum
-mf_recommend_folded_by_name(PG_FUNCTION_ARGS)
-{
-	mf_require_model_argument(fcinfo);
-	return recommend_folded(fcinfo, mf_cache_model_by_name(fcinfo, PG_GETARG_TEXT_PP(0)));
-}
+FOLD_IN_ENTRY(mf_fold_in, fold_in_factors, BY_ID, false)
+FOLD_IN_ENTRY(mf_fold_in_by_name, fold_in_factors, BY_NAME, false)
+FOLD_IN_ENTRY(mf_fold_in_keys, fold_in_factors, BY_ID, true)
+FOLD_IN_ENTRY(mf_fold_in_keys_by_name, fold_in_factors, BY_NAME, true)
+FOLD_IN_ENTRY(mf_recommend_folded, recommend_folded, BY_ID, false)
+FOLD_IN_ENTRY(mf_recommend_folded_by_name, recommend_folded, BY_NAME, false)
+FOLD_IN_ENTRY(mf_recommend_keys, recommend_folded, BY_ID, true)
+FOLD_IN_ENTRY(mf_recommend_keys_by_name, recommend_folded, BY_NAME, true)
 
 /* mf_predict(model, user_key text, item_key text). */
 static Datum
