@@ -1,4 +1,5 @@
-# kill -9 of a backend in the middle of a threaded training (and of a
+# pg_terminate_backend of a threaded mf_recommend_all exits cleanly; kill -9
+# of a backend in the middle of a threaded training (and of a
 # mf_recommend_all): the postmaster restarts, crash recovery runs, and the
 # models are as they were before: the one being retrained is intact, no
 # partial model or factor row exists, and the extension serves at once.
@@ -48,6 +49,27 @@ sub kill_during
 	ok($node->poll_query_until('postgres', 'SELECT 1', '1'),
 		"the server accepts connections again after killing $what");
 }
+
+# pg_terminate_backend while mf_recommend_all reads rated items and writes
+# rows on the backend's thread beside its workers: a clean exit each time
+# (the FATAL is held off until the workers are joined), no server restart.
+foreach my $delay (0.1, 0.3, 0.6, 1.0, 1.5)
+{
+	my $session = $node->background_psql('postgres', on_error_stop => 0);
+	my $pid = $session->query_safe('SELECT pg_backend_pid()');
+	$session->query_until(qr/started/,
+		"\\echo started\nSELECT mf_recommend_all('ratings', 2000, true, 'all_items');\n");
+	select(undef, undef, undef, $delay);
+	$node->safe_psql('postgres', "SELECT pg_terminate_backend($pid)");
+	ok($node->poll_query_until('postgres',
+			"SELECT count(*) = 0 FROM pg_stat_activity WHERE pid = $pid"),
+		"terminated after ${delay}s, the backend exits");
+	$session->{run}->kill_kill;
+}
+unlike(slurp_file($node->logfile), qr/terminated by signal/,
+	'no backend died of a signal while terminated');
+is($node->safe_psql('postgres', "SELECT to_regclass('all_items') IS NULL"), 't',
+	'the terminated calls left no table');
 
 kill_during("SELECT mf_train('ratings', k := 64, iterations := 1000)", 1.5,
 	'a retraining');
