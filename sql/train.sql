@@ -210,6 +210,27 @@ SELECT n_users FROM mf_models WHERE name = 'secured by owner';
 DROP OWNED BY regress_mf_reader;
 DROP ROLE regress_mf_reader;
 
+-- Who may do what with a model (see the README's Privileges): an
+-- application role with SELECT on the model tables predicts and recommends
+-- but may neither retrain nor drop; a role without it may not even read.
+CREATE ROLE regress_mf_app;
+CREATE ROLE regress_mf_nobody;
+GRANT SELECT ON mf_models, mf_user_factors, mf_item_factors TO regress_mf_app;
+GRANT SELECT ON lowrank TO regress_mf_app, regress_mf_nobody;
+SET ROLE regress_mf_app;
+SELECT mf_predict('secured', 1, 1) IS NOT NULL AS predicts,
+       (SELECT count(*) FROM mf_recommend('secured', 1, 3)) AS recommends;
+SELECT mf_train('lowrank', k := 2, iterations := 1, model_name := 'secured');
+SELECT mf_drop_model('secured');
+SET ROLE regress_mf_nobody;
+SELECT mf_predict('secured', 1, 1);
+RESET ROLE;
+SELECT count(*) AS still_there FROM mf_models WHERE name = 'secured';
+DROP OWNED BY regress_mf_app;
+DROP OWNED BY regress_mf_nobody;
+DROP ROLE regress_mf_app;
+DROP ROLE regress_mf_nobody;
+
 -- Sparse rows with k far above their rating counts train fine at any
 -- lambda > 0 (the systems are positive definite), in both precisions.
 CREATE TABLE sparse AS
