@@ -10,6 +10,7 @@ packages=(
 	postgresql-common           # pg_virtualenv: throw-away clusters
 	libopenblas-dev             # BLAS + LAPACK
 	libipc-run-perl             # TAP tests (PostgreSQL::Test::Cluster)
+	sqlsmith                    # fuzzing (test/t/006_fuzz.pl)
 )
 
 missing=()

@@ -1,0 +1,129 @@
+# Fuzzing: (1) every function of the extension called thousands of times
+# with arguments drawn at random from pools of NULLs, extremes, injected
+# and odd names, malformed arrays and non-finite numbers, and (2) sqlsmith
+# (random SQL over the whole catalog, mf_ext's functions and tables among
+# it) for a fixed time as an unprivileged role.  No backend may die of a
+# signal: the server log is checked, and the server must still answer.
+use strict;
+use warnings;
+use IPC::Run;
+use PostgreSQL::Test::Cluster;
+use PostgreSQL::Test::Utils;
+use Test::More;
+
+my $calls_per_function = $ENV{MF_FUZZ_CALLS} // 250;
+my $sqlsmith_seconds = $ENV{MF_FUZZ_SECONDS} // 60;
+
+my $node = PostgreSQL::Test::Cluster->new('fuzz');
+$node->init;
+$node->append_conf('postgresql.conf', "statement_timeout = '5s'");
+$node->start;
+
+$node->safe_psql('postgres', q{
+	CREATE EXTENSION mf_ext;
+	CREATE TABLE ratings AS
+	SELECT u AS user_id, i AS item_id, 1 + (u * i) % 5 AS rating
+	FROM generate_series(1, 60) u, generate_series(1, 40) i
+	WHERE abs(hashint8(u * 1000 + i)) % 100 < 40;
+	CREATE TABLE named AS SELECT 'u' || user_id AS who, 'i' || item_id AS what, rating FROM ratings;
+	CREATE TABLE empty (user_id int, item_id int, rating float8);
+	SET client_min_messages = warning;
+	SELECT mf_train('ratings', k := 4, lambda := 1, biases := true);
+	SELECT mf_train('ratings', k := 2, feedback := 'implicit', model_name := 'implicit');
+	SELECT mf_train('named', user_col := 'who', item_col := 'what', k := 3);
+	SELECT mf_train('ratings', k := 0, biases := true, model_name := 'biases only');
+});
+
+# Values to draw from, by argument type.
+my %pool = (
+	'integer' => [ 'NULL', '0', '1', '2', '3', '4', '-1', '2147483647', '-2147483648' ],
+	'bigint' => [ 'NULL', '0', '1', '7', '-1', '9223372036854775807', '-9223372036854775808' ],
+	'double precision' => [ 'NULL', '0', '-1', '0.1', '10', '1e308', '-1e308', "'NaN'",
+		"'Infinity'", "'-Infinity'", '5e-324' ],
+	'integer[]' => [ 'NULL', "'{}'", "'{1,2,4}'", "'{0}'", "'{-1}'", "'{NULL}'", "'{1025}'",
+		"'{{1},{2}}'" ],
+	'boolean' => [ 'NULL', 'true', 'false' ],
+	'text' => [ 'NULL', "''", "'ratings'", "'implicit'", "'named'", "'biases only'", "'u1'", "'i3'",
+		"'1'", "' 1'", "'no such'", q{'ratings; DROP TABLE ratings; --'}, q{'x"y'}, q{'it''s'},
+		q{'été ✓'}, "repeat('x', 3000)", "'user_id'", "'rating'" ],
+	'name' => [ 'NULL', "''", "'user_id'", "'item_id'", "'rating'", "'who'", "'no such'",
+		q{'a"b'} ],
+	'regclass' => [ 'NULL', "'ratings'", "'named'", "'empty'", "'mf_models'", "'pg_class'",
+		"'mf_user_factors'" ],
+	'bigint[]' => [ 'NULL', "'{}'", "'{1,2,3}'", "'{1,NULL}'", "'{{1,2},{3,4}}'",
+		"'{9223372036854775807}'", 'array_fill(1::bigint, ARRAY[5000])' ],
+	'text[]' => [ 'NULL', "'{}'", q{'{i1,i2}'}, q{'{1,2}'}, q{'{NULL}'}, q{'{"x y","é"}'} ],
+	'double precision[]' => [ 'NULL', "'{}'", "'{4,5,1}'", "'{1,2}'", "'{NaN}'", "'{1e308,1e308,1e308}'",
+		"'{NULL,1}'", "'{-1,-2,-3}'", "'{{1},{2}}'" ],
+);
+
+# Every function of the extension but the one that drops models.
+my @functions = split /\n/, $node->safe_psql('postgres', q{
+	SELECT p.proname || '|' || pg_get_function_identity_arguments(p.oid)
+	FROM pg_proc p JOIN pg_depend d ON d.classid = 'pg_proc'::regclass AND d.objid = p.oid
+	JOIN pg_extension e ON e.oid = d.refobjid AND e.extname = 'mf_ext'
+	WHERE p.proname <> 'mf_drop_model' ORDER BY 1});
+ok(@functions >= 20, scalar(@functions) . ' functions to call');
+
+srand(20261128);
+my $script = '';
+my $calls = 0;
+foreach my $function (@functions)
+{
+	my ($name, $arguments) = split /\|/, $function, 2;
+	my @types = map { (split / /, $_, 2)[1] } grep { $_ ne '' } split /, /, $arguments;
+	foreach (1 .. $calls_per_function)
+	{
+		my @values;
+		foreach my $type (@types)
+		{
+			my $values = $pool{$type} // die "no pool for type $type of $name";
+			my $value = $values->[ int(rand(@$values)) ];
+			$value = "'t" . int(rand(1000000)) . "'" if $type eq 'text' && rand() < 0.05;
+			push @values, "${value}::$type";
+		}
+		$script .= sprintf("SELECT * FROM %s(%s);\n", $name, join(', ', @values));
+		$calls++;
+	}
+}
+my $file = $node->basedir . '/fuzz.sql';
+open(my $fh, '>', $file) or die "cannot write $file: $!";
+print $fh "SET client_min_messages = error;\n", $script;
+close($fh);
+my ($out, $err) = ('', '');
+IPC::Run::run([ 'psql', '-X', '-q', '-f', $file, '-d', $node->connstr('postgres') ],
+	'>', \$out, '2>', \$err);
+my $errors = () = $err =~ /ERROR:/g;
+diag("targeted fuzzing: $calls calls of " . scalar(@functions) . " functions, $errors refused with an error");
+unlike($err, qr/server closed the connection|connection to server was lost/,
+	'no targeted call lost the connection');
+
+# sqlsmith as a role that may read the models but not write them.
+$node->safe_psql('postgres', q{
+	CREATE ROLE fuzzer LOGIN;
+	ALTER ROLE fuzzer SET statement_timeout = '1s';
+	GRANT SELECT ON ALL TABLES IN SCHEMA public TO fuzzer;
+});
+my ($smith_out, $smith_err) = ('', '');
+my $smith = IPC::Run::start(
+	[ 'sqlsmith', '--seed=1', '--verbose',
+	  '--target=' . $node->connstr('postgres') . ' user=fuzzer' ],
+	'>', \$smith_out, '2>', \$smith_err,
+	IPC::Run::timeout($sqlsmith_seconds + 60));
+sleep($sqlsmith_seconds);
+$smith->signal('INT');
+eval { $smith->finish };
+$smith->kill_kill;
+my ($bad, $good) = $smith_err =~ /.*query_spec: (\d+)\/(\d+)/s;
+ok(defined $good && $bad + $good > 0, 'sqlsmith ran queries');
+diag(sprintf('sqlsmith: %d s as an unprivileged role, %d query specifications (%d ran without error)',
+		$sqlsmith_seconds, ($bad // 0) + ($good // 0), $good // 0));
+
+my $log = slurp_file($node->logfile);
+unlike($log, qr/terminated by signal/, 'no backend died of a signal');
+unlike($log, qr/PANIC/, 'no PANIC');
+is($node->safe_psql('postgres', q{SELECT mf_predict('ratings', 1, 1) IS NOT NULL}), 't',
+	'the server still serves the models');
+
+$node->stop;
+done_testing();
