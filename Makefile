@@ -49,6 +49,11 @@ bench-accuracy:
 bench-batch:
 	bash test/bench/batch.sh
 
+# The regression suites under valgrind (test/valgrind.sh; slow, not in CI).
+.PHONY: valgrind
+valgrind:
+	bash test/valgrind.sh
+
 # Every object depends on the shared header (PGXS tracks no header deps).
 $(OBJS): src/mf_ext.h src/blas.h
 src/als.o: src/als_kernel.h
