@@ -32,6 +32,7 @@ CREATE TABLE strangers (user_id int, item_id int, rating float8);
 INSERT INTO strangers VALUES (8, 8, 1);
 CREATE TABLE renamed (u int, i int, r float8);
 CREATE VIEW labelled AS SELECT label AS user_id, item_id, rating FROM tiny;
+CREATE VIEW item_labels AS SELECT user_id, label AS item_id, rating FROM tiny;
 CREATE TABLE negative_strengths (user_id int, item_id int, rating float8);
 INSERT INTO negative_strengths VALUES (1, 1, 2), (4, 6, -1);
 CREATE TABLE all_null (user_id int, item_id int, rating float8);
@@ -87,7 +88,7 @@ FROM (VALUES
     (18, $$SELECT mf_train('tiny', item_col := 'ctid')$$),
     (19, $$SELECT mf_train('tiny', rating_col := 'Rating')$$),
     (20, $$SELECT mf_train('tiny', user_col := 'at')$$),
-    (21, $$SELECT mf_train('tiny', user_col := 'label', warm_start := true)$$),
+    (21, $$SELECT mf_train('item_labels', model_name := 'tiny', k := 2, warm_start := true)$$),
     (22, $$SELECT mf_train('tiny', rating_col := 'label')$$),
     (23, $$SELECT mf_train('tiny', rating_col := 'at')$$),
     -- data
@@ -205,12 +206,12 @@ FROM (VALUES
     (130, $$SELECT * FROM mf_recommend('by label', 1)$$),
     (131, $$SELECT * FROM mf_similar_users('by label', 1)$$),
     (132, $$SELECT * FROM mf_evaluate('by label', 'tiny', user_col := 'user_id')$$),
-    (133, $$SELECT mf_refit_items('by label')$$),
-    (134, $$SELECT mf_refit_users('by label')$$),
+    (133, $$SELECT mf_refit_users('tiny', 'labelled')$$),
+    (134, $$SELECT mf_refit_items('by label', 'empty_ratings')$$),
     (135, $$SELECT mf_train('tiny', model_name := 'v', validation := 'labelled')$$),
     (136, $$SELECT mf_predict('tiny', 'one', '1')$$),
     (137, $$SELECT mf_train('tiny', item_col := 'rating', model_name := 'float items')$$),
-    (138, $$SELECT mf_train('tiny', model_name := 'by label', warm_start := true)$$),
+    (138, $$SELECT mf_train('item_labels', model_name := 'by label', warm_start := true)$$),
     -- injected and odd names, extreme values, a dropped model
     (139, $$SELECT mf_train('tiny; DROP TABLE tiny')$$),
     (140, $$SELECT mf_train('tiny"; DROP TABLE tiny; --')$$),

@@ -108,6 +108,35 @@ WHERE m.model_id = :named AND i.model_id = :named;
 SELECT mf_fold_in_keys(:ints, ARRAY['1', '2'], ARRAY[5, 1]::float8[]) =
        mf_fold_in(:ints, ARRAY[1, 2], ARRAY[5, 1]::float8[]) AS text_equals_integer;
 
+-- Refit by key: a known user's row is replaced and a new user is added,
+-- numbered after the last; each equals the fold-in of its ratings (in the
+-- keys' byte order, as the refit reads them).  Ids of the other kind are
+-- refused.
+CREATE TABLE named_more AS
+SELECT who, what, stars FROM named WHERE who = 'user 7'
+UNION ALL SELECT 'user new', what, stars FROM named WHERE who = 'user 8';
+SELECT mf_refit_users(:named, 'named_more') AS refitted;
+SELECT user_id, user_key FROM mf_user_factors
+WHERE model_id = :named AND user_key IN ('user 7', 'user new') ORDER BY user_id;
+SELECT bool_and(u.factors || u.bias = mf_fold_in_keys(:named,
+           (SELECT array_agg(what ORDER BY what COLLATE "C") FROM named_more m WHERE m.who = u.user_key),
+           (SELECT array_agg(stars::float8 ORDER BY what COLLATE "C") FROM named_more m WHERE m.who = u.user_key)))
+       AS same_as_fold_in
+FROM mf_user_factors u WHERE model_id = :named AND user_key IN ('user 7', 'user new');
+SELECT count(*) AS recommended FROM mf_recommend(:named, 'user new', 3);
+CREATE VIEW int_named AS SELECT user_id AS who, item_id AS what, rating AS stars FROM int_ids;
+SELECT mf_refit_users(:named, 'int_named');
+
+-- Warm start by key: one iteration from the stored item factors ends far
+-- lower in J than one iteration from random ones.
+SELECT mf_train('named', k := 4, lambda := 1, biases := true, user_col := 'who', item_col := 'what',
+                rating_col := 'stars', iterations := 1, model_name := 'named cold') IS NOT NULL AS cold;
+SELECT mf_train('named', k := 4, lambda := 1, biases := true, user_col := 'who', item_col := 'what',
+                rating_col := 'stars', iterations := 1, model_name := 'named_shuffled',
+                warm_start := true) IS NOT NULL AS warm;
+SELECT w.loss[1] < 0.9 * c.loss[1] AS warm_start_helps, w.user_key_type
+FROM mf_models w, mf_models c WHERE w.name = 'named_shuffled' AND c.name = 'named cold';
+
 -- Validation and mf_evaluate work on text ids too: the held-out RMSE
 -- recorded by training is mf_evaluate's, to the bit.
 CREATE TABLE named_train AS SELECT * FROM named WHERE NOT mf_is_test(who, what, 0.2);

@@ -401,7 +401,7 @@ extern bool mf_store_load_items(const char *schema, const char *model_name,
 extern int32 mf_store_model(const char *schema, const MfModelRecord *record,
 							const MfRatings *ratings, const MfAls *als);
 extern void mf_store_replace_rows(const char *schema, int32 model_id, bool users,
-								  int k, const int64 *ids, int32 n,
+								  int k, const int64 *ids, char *const *keys, int32 n,
 								  const double *factors, const double *bias,
 								  const int32 *rated_start, const int64 *rated);
 
@@ -476,13 +476,6 @@ mf_top_admits(const MfTop *top, double score)
 {
 	return score >= top->bound;
 }
-
-/*
- * Raises the error for a feature that models with text keys (ids of other
- * types than integers) do not have yet, when keys is true and feature is
- * not NULL (serve.c).
- */
-extern void mf_require_integer_ids(bool keys, const char *feature);
 
 /*
  * The item ids of a stored rated_items array (value) of user_id, checked

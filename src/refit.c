@@ -72,7 +72,6 @@ read_refit_source(FunctionCallInfo fcinfo, const char *schema, int32 model_id,
 	source.item_col = MemoryContextStrdup(cxt, SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 3));
 	source.rating_col = MemoryContextStrdup(cxt, SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 4));
 	mf_source_validate(&source);
-	mf_require_integer_ids(source.user_keys || source.item_keys, "refit");
 	return mf_ratings_read(&source, cxt);
 }
 
@@ -93,9 +92,10 @@ refit(FunctionCallInfo fcinfo, MfModel *found, bool users)
 	MfModel    *model;
 	const MfFactors *f;
 	const MfCsr *source_rows;
-	const MfIdIndex *fixed_map;
-	const int64 *fixed_ids;
 	const int64 *row_ids;
+	char	  **row_keys;
+	char	  **keys = NULL;
+	int64		new_id = 0;
 	int32	   *fixed_of;
 	int32		n_fixed_source;
 	MfCsr		rows;
@@ -111,8 +111,6 @@ refit(FunctionCallInfo fcinfo, MfModel *found, bool users)
 	double	   *bias;
 	double	   *factors;
 
-	mf_require_integer_ids(found->user_keys || found->item_keys,
-						   users ? "mf_refit_users" : "mf_refit_items");
 	mf_check_write_privileges(get_func_namespace(fcinfo->flinfo->fn_oid),
 							  users ? "mf_refit_users" : "mf_refit_items");
 	if (SPI_connect() != SPI_OK_CONNECT)
@@ -126,18 +124,31 @@ refit(FunctionCallInfo fcinfo, MfModel *found, bool users)
 				 errmsg("model \"%s\" was retrained while mf_refit_%s waited for it",
 						model->name, users ? "users" : "items"),
 				 errhint("Run mf_refit_%s again.", users ? "users" : "items")));
+	mf_check_same_id_kind(ratings, model->user_keys != NULL, model->item_keys != NULL,
+						  "the relation to refit from");
 	if (f->implicit)
 		mf_check_strengths(ratings, model->fit.alpha);
 
 	/* the source's rows of the side to refit, in the model's other side */
 	source_rows = users ? &ratings->by_user : &ratings->by_item;
 	row_ids = users ? ratings->user_ids : ratings->item_ids;
-	fixed_map = users ? model->item_map : model->user_map;
-	fixed_ids = users ? ratings->item_ids : ratings->user_ids;
 	n_fixed_source = users ? ratings->n_items : ratings->n_users;
 	fixed_of = mf_alloc_array(cxt, n_fixed_source, sizeof(int32));
 	for (int32 c = 0; c < n_fixed_source; c++)
-		fixed_of[c] = mf_id_index(fixed_map, fixed_ids[c]);
+		fixed_of[c] = users
+			? mf_model_index(model->item_map, model->item_keymap, ratings, false, c)
+			: mf_model_index(model->user_map, model->user_keymap, ratings, true, c);
+	row_keys = users ? ratings->user_keys : ratings->item_keys;
+	if (row_keys)
+	{
+		/* a key the model lacks becomes a new row, numbered after the last */
+		const int64 *model_ids = users ? model->user_ids : model->item_ids;
+		int32		n_model = users ? f->n_users : f->n_items;
+
+		for (int32 r = 0; r < n_model; r++)
+			new_id = Max(new_id, model_ids[r] + 1);
+		keys = mf_alloc_array(cxt, Max(source_rows->n_rows, 1), sizeof(char *));
+	}
 
 	rows.n_rows = 0;
 	rows.row_start = mf_alloc_array(cxt, (Size) source_rows->n_rows + 1, sizeof(int64));
@@ -173,7 +184,17 @@ refit(FunctionCallInfo fcinfo, MfModel *found, bool users)
 		}
 		if (n == begin)
 			continue;
-		ids[rows.n_rows] = row_ids[r];
+		if (row_keys)
+		{
+			int32		known = mf_key_lookup(users ? model->user_keymap : model->item_keymap,
+											  row_keys[r]);
+
+			keys[rows.n_rows] = row_keys[r];
+			ids[rows.n_rows] = known >= 0 ? (users ? model->user_ids : model->item_ids)[known]
+				: new_id++;
+		}
+		else
+			ids[rows.n_rows] = row_ids[r];
 		rows.row_start[++rows.n_rows] = n;
 		if (users)
 			rated_start[rows.n_rows] = n_rated;
@@ -193,8 +214,9 @@ refit(FunctionCallInfo fcinfo, MfModel *found, bool users)
 	if (failed >= 0)
 		ereport(ERROR,
 				(errcode(ERRCODE_NUMERIC_VALUE_OUT_OF_RANGE),
-				 errmsg("the least-squares system of %s " INT64_FORMAT " could not be solved in refitting model \"%s\"",
-						users ? "user" : "item", ids[failed], model->name),
+				 errmsg("the least-squares system of %s %s could not be solved in refitting model \"%s\"",
+						users ? "user" : "item",
+						keys ? keys[failed] : psprintf(INT64_FORMAT, ids[failed]), model->name),
 				 model->fit.lambda == 0
 				 ? errdetail("The model was trained with lambda = 0, and that %s's ratings do not determine all its unknowns (or are so large that floating point overflowed).",
 							 users ? "user" : "item")
@@ -205,8 +227,8 @@ refit(FunctionCallInfo fcinfo, MfModel *found, bool users)
 	for (Size j = 0; j < (Size) rows.n_rows * f->k; j++)
 		factors[j] = f->single ? ((float *) solved)[j] : ((double *) solved)[j];
 	if (rows.n_rows > 0)
-		mf_store_replace_rows(schema, model_id, users, f->k, ids, rows.n_rows, factors,
-							  bias, rated_start, rated);
+		mf_store_replace_rows(schema, model_id, users, f->k, ids, keys, rows.n_rows,
+							  factors, bias, rated_start, rated);
 	SPI_finish();
 	MemoryContextSwitchTo(old);
 	MemoryContextDelete(cxt);

@@ -595,18 +595,6 @@ recommend(FunctionCallInfo fcinfo, MfModel *model)
 }
 
 void
-mf_require_integer_ids(bool keys, const char *feature)
-{
-	if (keys && feature != NULL)
-		ereport(ERROR,
-				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
-				 errmsg("%s is not supported yet for ids that are not integers", feature),
-				 errdetail("Users or items identified by text or uuid are supported by mf_train (also with validation), mf_cross_validate, mf_evaluate, mf_recommend_all, and mf_predict, mf_recommend, mf_similar_items, mf_similar_users and mf_fold_in with text ids; warm starts and refits are not yet."),
-				 errhint("Map the ids to integers in a view (for example with a dense_rank() lookup table) to use %s.",
-						 feature)));
-}
-
-void
 mf_require_model_argument(FunctionCallInfo fcinfo)
 {
 	if (PG_ARGISNULL(0))

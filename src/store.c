@@ -77,6 +77,7 @@ mf_factors_from_datum(Datum datum, bool isnull, int k, double *out,
 typedef struct ItemLoad
 {
 	MfIdIndex  *items;			/* item id -> dense index in the new data */
+	mf_keymap_hash *item_keys;	/* or, for text ids, item key -> dense index */
 	MfAls	   *als;
 	double	   *values;			/* k numbers */
 	int			k;
@@ -93,7 +94,14 @@ load_item_row(HeapTuple tuple, TupleDesc desc, void *arg)
 	bool		isnull;
 	int64		item_id = DatumGetInt64(SPI_getbinval(tuple, desc, 1, &isnull));
 	Datum		factors = SPI_getbinval(tuple, desc, 2, &isnull);
-	int32		index = mf_id_index(load->items, item_id);
+	bool		key_isnull;
+	Datum		key = SPI_getbinval(tuple, desc, 4, &key_isnull);
+	int32		index;
+
+	if (load->item_keys)
+		index = key_isnull ? -1 : mf_key_lookup(load->item_keys, TextDatumGetCString(key));
+	else
+		index = mf_id_index(load->items, item_id);
 
 	if (index >= 0)
 	{
@@ -125,7 +133,7 @@ mf_store_load_items(const char *schema, const char *model_name,
 	int			stored_k;
 	ItemLoad	load;
 
-	query = psprintf("SELECT model_id, k, user_key_type IS NOT NULL OR item_key_type IS NOT NULL"
+	query = psprintf("SELECT model_id, k, item_key_type IS NOT NULL"
 					 " FROM %s.mf_models WHERE name = $1", schema);
 	if (SPI_execute_with_args(query, 1, argtypes, args, NULL, true, 1) != SPI_OK_SELECT)
 		elog(ERROR, "SPI_execute_with_args failed: %s", query);
@@ -135,9 +143,15 @@ mf_store_load_items(const char *schema, const char *model_name,
 										   SPI_tuptable->tupdesc, 1, &isnull));
 	stored_k = DatumGetInt32(SPI_getbinval(SPI_tuptable->vals[0],
 										   SPI_tuptable->tupdesc, 2, &isnull));
-	mf_require_integer_ids(DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0],
-													  SPI_tuptable->tupdesc, 3, &isnull)),
-						   "warm_start");
+	if (DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 3, &isnull)) !=
+		(ratings->item_keys != NULL))
+		ereport(ERROR,
+				(errcode(ERRCODE_DATATYPE_MISMATCH),
+				 errmsg("warm start needs item ids of the kind stored model \"%s\" has", model_name),
+				 errdetail("Its items are identified by %s, those of the source by %s.",
+						   ratings->item_keys ? "integers" : "text keys",
+						   ratings->item_keys ? "text keys" : "integers"),
+				 errhint("Train without warm_start, or from a relation whose item column has the stored model's type.")));
 	if (stored_k != k)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
@@ -146,13 +160,15 @@ mf_store_load_items(const char *schema, const char *model_name,
 				 errhint("Pass k := %d, or train without warm_start.", stored_k)));
 
 	load.items = mf_id_index_from_sorted(CurrentMemoryContext, ratings->item_ids,
-									  ratings->n_items);
+										 ratings->n_items);
+	load.item_keys = ratings->item_keys
+		? mf_key_index(CurrentMemoryContext, ratings->item_keys, ratings->n_items) : NULL;
 	load.k = k;
 	load.als = als;
 	load.values = palloc(sizeof(double) * Max(k, 1));
 	argtypes[0] = INT4OID;
 	args[0] = Int32GetDatum(model_id);
-	mf_spi_scan(psprintf("SELECT item_id, factors, bias FROM %s.mf_item_factors WHERE model_id = $1",
+	mf_spi_scan(psprintf("SELECT item_id, factors, bias, item_key FROM %s.mf_item_factors WHERE model_id = $1",
 						 schema),
 				1, argtypes, args, load_item_row, &load);
 	return true;
@@ -431,17 +447,17 @@ insert_factor_rows(const char *schema, int32 model_id, int k, bool users,
 }
 
 /*
- * Replaces (or adds) the rows of the given ids of one side of model
- * model_id, which the caller has locked (refit): factors n x k, bias (or
- * NULL), and for users rated_start (n + 1 offsets) into rated.  Then gives
+ * Replaces (or adds) the rows of the given ids (and text keys, or NULL) of
+ * one side of model model_id, which the caller has locked (refit): factors
+ * n x k, bias (or NULL), and for users rated_start (n + 1 offsets) into
+ * rated.  Then gives
  * the model a new version, so that every cache reloads it, and recounts
  * its users and items.
  */
 void
 mf_store_replace_rows(const char *schema, int32 model_id, bool users, int k,
-					  const int64 *ids, int32 n, const double *factors,
-					  const double *bias, const int32 *rated_start,
-					  const int64 *rated)
+					  const int64 *ids, char *const *keys, int32 n, const double *factors,
+					  const double *bias, const int32 *rated_start, const int64 *rated)
 {
 	int32		batch_rows = Min(MF_STORE_BATCH_ROWS,
 								 Max(1, MF_STORE_BATCH_NUMBERS / Max(k, 1)));
@@ -465,7 +481,8 @@ mf_store_replace_rows(const char *schema, int32 model_id, bool users, int k,
 			for (int32 j = 0; j <= count; j++)
 				local_start[j] = rated_start[first + j] - rated_start[first];
 		insert_batch(plan, users, model_id, k, ids + first, count,
-					 factors + (Size) first * k, bias ? bias + first : NULL, NULL,
+					 factors + (Size) first * k, bias ? bias + first : NULL,
+					 keys ? keys + first : NULL,
 					 local_start, users ? rated + rated_start[first] : NULL);
 		CHECK_FOR_INTERRUPTS();
 	}

@@ -478,7 +478,6 @@ mf_train(PG_FUNCTION_ARGS)
 	schema = mf_schema_quoted(fcinfo);
 	if (source.user_keys || source.item_keys)
 	{
-		mf_require_integer_ids(true, record.warm_start ? "warm_start" : NULL);
 		record.user_key_type = source.user_keys ? source.user_type : InvalidOid;
 		record.item_key_type = source.item_keys ? source.item_type : InvalidOid;
 	}

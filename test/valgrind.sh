@@ -4,8 +4,8 @@
 # report has an mf_ext frame: an invalid read or write, a use of an
 # uninitialised value, or memory definitely lost.  PostgreSQL's own reports
 # (Debian's server is not built for valgrind) are counted, not judged.
-# Slow: about 20-40x the normal run.  Knob: MF_VALGRIND_SUITES="serve keys"
-# runs only those suites.
+# Slow: about 50x the normal run.  Knob: MF_VALGRIND_SUITES="train serve"
+# runs only those suites (serve and later ones use models train makes).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash test/build.sh
