@@ -194,7 +194,7 @@ mf_predict_by_name(PG_FUNCTION_ARGS)
 }
 
 /*
- * The score of every item (excluded ones are skipped) for the user row u
+ * The score of every item (-inf for excluded ones) for the user row u
  * (float or double as the model; NULL: a user with no factors) whose
  * bias terms come to base (mean + the user's bias).  Floats are widened
  * once; each score equals mf_score() for a stored user exactly.
@@ -218,7 +218,10 @@ score_vector(const MfFactors *f, const void *u, double base, const bool *exclude
 		double		dot = 0.0;
 
 		if (excluded != NULL && excluded[item])
+		{
+			scores[item] = -INFINITY;	/* never chosen; read by the vector pre-test */
 			continue;
+		}
 		if (u != NULL)
 			dot = wide ? dot_mixed(wide, side_row(f, false, item), k)
 				: dot_double(u, side_row(f, false, item), k);

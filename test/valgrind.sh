@@ -18,7 +18,7 @@ cleanup() {
 		kill -INT "$(head -1 "$work/data/postmaster.pid")" 2>/dev/null || true
 		sleep 5
 	fi
-	rm -rf "$work"
+	if [ "${status:-1}" -eq 0 ]; then rm -rf "$work"; else echo "valgrind logs kept in $work/logs"; fi
 }
 trap cleanup EXIT
 cp -a . "$work/tree"
@@ -45,14 +45,31 @@ runuser -u postgres -- env PGHOST="$work" PGPORT=$port \
 kill -INT "$(head -1 "$work/data/postmaster.pid")"
 for _ in $(seq 1 120); do [ -f "$work/data/postmaster.pid" ] || break; sleep 1; done
 
-# a report is a block that starts with "==pid== <kind>" and ends at a blank line
-awk '/^==[0-9]+== [A-Z]/ { if (block ~ /mf_ext/) print block "\n"; block = $0; next }
-	/^==[0-9]+== *$/ { if (block ~ /mf_ext/) print block "\n"; block = ""; next }
-	{ block = block "\n" $0 }
-	END { if (block ~ /mf_ext/) print block }' "$work"/logs/vg.*.log > "$work/ours.txt"
-total=$(grep -hc '^==[0-9]*== [A-Z]' "$work"/logs/vg.*.log | awk '{ s += $1 } END { print s + 0 }')
+# A report is a block that starts with "==pid== <Kind>" and ends at a blank
+# "==pid==" line; it is ours when a frame is in mf_ext.so: a function the
+# library defines (nm), or a frame shown only by the library's name.
+nm --defined-only "$($PG_CONFIG --pkglibdir)/mf_ext.so" | awk '$2 ~ /^[tT]$/ { print $3 }' \
+	| sed 's/\..*//' | sort -u > "$work/symbols.txt"
+mkdir -p "$work/blocks"
+i=0
+for log in "$work"/logs/vg.*.log; do
+	i=$((i + 1))
+	awk -v out="$work/blocks/$i" '/^==[0-9]+== [A-Z]/ { n++ } /^==[0-9]+== *$/ { next }
+		n > 0 { print > (out "-" n) }' "$log"
+done
+: > "$work/ours.txt"
+for block in "$work"/blocks/*; do
+	[ -e "$block" ] || continue
+	if grep -q 'mf_ext\.so' "$block" ||
+		grep -E '(at|by) 0x[0-9A-F]+: ' "$block" | sed -E 's/.*: ([A-Za-z_0-9.]+) .*/\1/' \
+			| sed 's/\..*//' | grep -qxF -f "$work/symbols.txt"; then
+		cat "$block" >> "$work/ours.txt"
+		echo >> "$work/ours.txt"
+	fi
+done
+total=$(ls "$work"/blocks | wc -l)
 ours=$(grep -c '^==[0-9]*== [A-Z]' "$work/ours.txt" || true)
-echo "valgrind: $(ls "$work"/logs | wc -l) processes traced, $total report lines in all, $ours in reports with an mf_ext frame"
+echo "valgrind: $(ls "$work"/logs | wc -l) processes traced, $total report blocks in all, $ours with a frame in mf_ext ($(wc -l < "$work/symbols.txt") functions checked)"
 if [ "$ours" -gt 0 ]; then
 	cat "$work/ours.txt"
 	status=1
