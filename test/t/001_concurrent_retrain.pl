@@ -4,21 +4,15 @@
 # leaves the old model in place.
 use strict;
 use warnings;
-use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
+use lib 'test';
+use MfTap;
 use Test::More;
 
-my $node = PostgreSQL::Test::Cluster->new('main');
-$node->init;
-$node->start;
+my $node = mf_node('main');
 
+$node->safe_psql('postgres', smooth_ratings(400, 300));
 $node->safe_psql('postgres', q{
-	CREATE EXTENSION mf_ext;
-	CREATE TABLE ratings AS
-	SELECT u AS user_id, i AS item_id,
-	       3 + sin(u) * cos(i) + 0.5 * cos(0.3 * u) * sin(0.7 * i) AS rating
-	FROM generate_series(1, 400) u, generate_series(1, 300) i
-	WHERE abs(hashint8(u * 1000 + i)) % 100 < 25;
 	SET client_min_messages = warning;
 	SELECT mf_train('ratings', k := 2, lambda := 0.1, iterations := 5);
 });

@@ -4,23 +4,17 @@
 # asserted is the 1 s the hardening issue asks for (measured: under 0.1 s).
 use strict;
 use warnings;
-use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
+use lib 'test';
+use MfTap;
 use Test::More;
 use Time::HiRes qw(time);
 
-my $node = PostgreSQL::Test::Cluster->new('cancel');
-$node->init;
-$node->start;
+my $node = mf_node('cancel');
 
 # 1M ratings: 5,000 users x 200 items at random.
+$node->safe_psql('postgres', random_ratings(5000, 200));
 $node->safe_psql('postgres', q{
-	CREATE EXTENSION mf_ext;
-	CREATE TABLE ratings AS
-	SELECT u AS user_id, (abs(hashint8(u * 7919 + j)) % 2000) + 1 AS item_id,
-	       1 + abs(hashint8(u * 31 + j)) % 5 AS rating
-	FROM generate_series(1, 5000) u, generate_series(1, 200) j;
-	ANALYZE ratings;
 	SET client_min_messages = warning;
 	SELECT mf_train('ratings', k := 8, iterations := 1);
 });

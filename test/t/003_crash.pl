@@ -5,30 +5,21 @@
 # partial model or factor row exists, and the extension serves at once.
 use strict;
 use warnings;
-use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
+use lib 'test';
+use MfTap;
 use Test::More;
 
-my $node = PostgreSQL::Test::Cluster->new('crash');
-$node->init;
-# the test framework turns this off; a production server has it on
-$node->append_conf('postgresql.conf', 'restart_after_crash = on');
-$node->start;
+# restart_after_crash: the test framework turns it off; a production server has it on
+my $node = mf_node('crash', 'restart_after_crash = on');
 
 # 1M ratings: 5,000 users x 200 items at random.
+$node->safe_psql('postgres', random_ratings(5000, 200));
 $node->safe_psql('postgres', q{
-	CREATE EXTENSION mf_ext;
-	CREATE TABLE ratings AS
-	SELECT u AS user_id, (abs(hashint8(u * 7919 + j)) % 2000) + 1 AS item_id,
-	       1 + abs(hashint8(u * 31 + j)) % 5 AS rating
-	FROM generate_series(1, 5000) u, generate_series(1, 200) j;
 	SET client_min_messages = warning;
 	SELECT mf_train('ratings', k := 8, iterations := 1);
 });
-my $fingerprint = q{SELECT md5(concat_ws('|',
-	(SELECT string_agg(row(m.*)::text, ';' ORDER BY model_id) FROM mf_models m),
-	(SELECT string_agg(row(u.*)::text, ';' ORDER BY model_id, user_id) FROM mf_user_factors u),
-	(SELECT string_agg(row(i.*)::text, ';' ORDER BY model_id, item_id) FROM mf_item_factors i)))};
+my $fingerprint = model_fingerprint();
 my $before = $node->safe_psql('postgres', $fingerprint);
 my $prediction = $node->safe_psql('postgres', "SELECT mf_predict('ratings', 7, 11)");
 

@@ -6,25 +6,18 @@
 use strict;
 use warnings;
 use IPC::Run;
-use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
+use lib 'test';
+use MfTap;
 use Test::More;
 
-my $node = PostgreSQL::Test::Cluster->new('concurrency');
-$node->init;
-$node->append_conf('postgresql.conf', 'max_connections = 40');
-$node->start;
+my $node = mf_node('concurrency', 'max_connections = 40');
 
 # Four trainings of the same data that answer differently (lambda 0.1 to
 # 100); each is also trained under its own name, to know its answers.
 my @lambdas = (0.1, 1, 10, 100);
+$node->safe_psql('postgres', smooth_ratings(400, 300));
 $node->safe_psql('postgres', q{
-	CREATE EXTENSION mf_ext;
-	CREATE TABLE ratings AS
-	SELECT u AS user_id, i AS item_id,
-	       3 + sin(u) * cos(i) + 0.5 * cos(0.3 * u) * sin(0.7 * i) AS rating
-	FROM generate_series(1, 400) u, generate_series(1, 300) i
-	WHERE abs(hashint8(u * 1000 + i)) % 100 < 25;
 	CREATE TABLE answers (user_id int, predictions float8[], top int8[]);
 	SET client_min_messages = warning;
 	SELECT mf_train('ratings', k := 4, lambda := 0.1, iterations := 5, model_name := 'live');

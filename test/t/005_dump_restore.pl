@@ -4,21 +4,15 @@
 # EXTENSION drops the models with it; CREATE EXTENSION starts empty.
 use strict;
 use warnings;
-use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
+use lib 'test';
+use MfTap;
 use Test::More;
 
-my $node = PostgreSQL::Test::Cluster->new('dump');
-$node->init;
-$node->start;
+my $node = mf_node('dump');
 
+$node->safe_psql('postgres', smooth_ratings(300, 200));
 $node->safe_psql('postgres', q{
-	CREATE EXTENSION mf_ext;
-	CREATE TABLE ratings AS
-	SELECT u AS user_id, i AS item_id,
-	       3 + sin(u) * cos(i) + 0.5 * cos(0.3 * u) * sin(0.7 * i) AS rating
-	FROM generate_series(1, 300) u, generate_series(1, 200) i
-	WHERE abs(hashint8(u * 1000 + i)) % 100 < 25;
 	CREATE TABLE named AS SELECT 'user ' || user_id AS who, 'item ' || item_id AS what, rating
 	FROM ratings;
 	SET client_min_messages = warning;

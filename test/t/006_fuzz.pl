@@ -7,20 +7,17 @@
 use strict;
 use warnings;
 use IPC::Run;
-use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
+use lib 'test';
+use MfTap;
 use Test::More;
 
 my $calls_per_function = $ENV{MF_FUZZ_CALLS} // 250;
 my $sqlsmith_seconds = $ENV{MF_FUZZ_SECONDS} // 60;
 
-my $node = PostgreSQL::Test::Cluster->new('fuzz');
-$node->init;
-$node->append_conf('postgresql.conf', "statement_timeout = '5s'");
-$node->start;
+my $node = mf_node('fuzz', "statement_timeout = '5s'");
 
 $node->safe_psql('postgres', q{
-	CREATE EXTENSION mf_ext;
 	CREATE TABLE ratings AS
 	SELECT u AS user_id, i AS item_id, 1 + (u * i) % 5 AS rating
 	FROM generate_series(1, 60) u, generate_series(1, 40) i

@@ -1,0 +1,57 @@
+# Shared set-up of the TAP tests in test/t: a started cluster with mf_ext
+# installed, and the generated ratings tables the tests train on.
+package MfTap;
+use strict;
+use warnings;
+use Exporter 'import';
+use PostgreSQL::Test::Cluster;
+
+our @EXPORT = qw(mf_node smooth_ratings random_ratings model_fingerprint);
+
+# A started cluster with mf_ext created; @settings are postgresql.conf lines.
+sub mf_node
+{
+	my ($name, @settings) = @_;
+	my $node = PostgreSQL::Test::Cluster->new($name);
+	$node->init;
+	$node->append_conf('postgresql.conf', $_) foreach @settings;
+	$node->start;
+	$node->safe_psql('postgres', 'CREATE EXTENSION mf_ext');
+	return $node;
+}
+
+# SQL that creates table ratings: $users x $items smooth, nearly low-rank
+# ratings, of which about $percent % (default 25) are observed.
+sub smooth_ratings
+{
+	my ($users, $items, $percent) = @_;
+	$percent //= 25;
+	return qq{CREATE TABLE ratings AS
+	SELECT u AS user_id, i AS item_id,
+	       3 + sin(u) * cos(i) + 0.5 * cos(0.3 * u) * sin(0.7 * i) AS rating
+	FROM generate_series(1, $users) u, generate_series(1, $items) i
+	WHERE abs(hashint8(u * 1000 + i)) % 100 < $percent;};
+}
+
+# SQL that creates table ratings: $users users x $per ratings 1-5 at random
+# among 2,000 items.
+sub random_ratings
+{
+	my ($users, $per) = @_;
+	return qq{CREATE TABLE ratings AS
+	SELECT u AS user_id, (abs(hashint8(u * 7919 + j)) % 2000) + 1 AS item_id,
+	       1 + abs(hashint8(u * 31 + j)) % 5 AS rating
+	FROM generate_series(1, $users) u, generate_series(1, $per) j;
+	ANALYZE ratings;};
+}
+
+# SQL for an md5 of every model row and every factor row.
+sub model_fingerprint
+{
+	return q{SELECT md5(concat_ws('|',
+	(SELECT string_agg(row(m.*)::text, ';' ORDER BY model_id) FROM mf_models m),
+	(SELECT string_agg(row(u.*)::text, ';' ORDER BY model_id, user_id) FROM mf_user_factors u),
+	(SELECT string_agg(row(i.*)::text, ';' ORDER BY model_id, item_id) FROM mf_item_factors i)))};
+}
+
+1;
