@@ -175,7 +175,7 @@ init_solver(MfAls *als, const MfFitOptions *options, int64 longest,
 	als->real_size = options->single ? sizeof(float) : sizeof(double);
 	als->threads = (int) Max(1, Min(mf_thread_count(), rows));
 	if (options->implicit)
-		als->other_gram = mf_alloc_array(cxt, (Size) options->k * options->k,
+		als->other_gram = mf_alloc_aligned(cxt, (Size) options->k * options->k,
 										 als->real_size);
 
 	als->buffers = mf_alloc_array(cxt, als->threads, sizeof(SolveBuffers));
@@ -184,15 +184,15 @@ init_solver(MfAls *als, const MfFitOptions *options, int64 longest,
 	{
 		SolveBuffers *b = &als->buffers[t];
 
-		b->gathered = mf_alloc_array(cxt, mul_size(longest, d), als->real_size);
-		b->gram = mf_alloc_array(cxt, (Size) d * d, als->real_size);
-		b->targets = mf_alloc_array(cxt, longest, als->real_size);
-		b->weights = mf_alloc_array(cxt, longest, als->real_size);
-		b->scratch = mf_alloc_array(cxt, longest, als->real_size);
-		b->solution = mf_alloc_array(cxt, d, als->real_size);
-		b->cg = mf_alloc_array(cxt, (Size) 4 * d, als->real_size);
-		b->nnls = mf_alloc_array(cxt, (Size) 2 * d, sizeof(double));
-		b->lapack_work = mf_alloc_array(cxt, (Size) 3 * d, als->real_size);
+		b->gathered = mf_alloc_aligned(cxt, mul_size(longest, d), als->real_size);
+		b->gram = mf_alloc_aligned(cxt, (Size) d * d, als->real_size);
+		b->targets = mf_alloc_aligned(cxt, longest, als->real_size);
+		b->weights = mf_alloc_aligned(cxt, longest, als->real_size);
+		b->scratch = mf_alloc_aligned(cxt, longest, als->real_size);
+		b->solution = mf_alloc_aligned(cxt, d, als->real_size);
+		b->cg = mf_alloc_aligned(cxt, (Size) 4 * d, als->real_size);
+		b->nnls = mf_alloc_aligned(cxt, (Size) 2 * d, sizeof(double));
+		b->lapack_work = mf_alloc_aligned(cxt, (Size) 3 * d, als->real_size);
 		b->lapack_iwork = mf_alloc_array(cxt, d, sizeof(int));
 	}
 }
@@ -211,8 +211,8 @@ mf_als_create(const MfRatings *ratings, const MfFitOptions *options,
 	f->implicit = options->implicit;
 	f->n_users = ratings->n_users;
 	f->n_items = ratings->n_items;
-	f->user_factors = mf_alloc_array(cxt, mul_size(ratings->n_users, f->k), real_size);
-	f->item_factors = mf_alloc_array(cxt, mul_size(ratings->n_items, f->k), real_size);
+	f->user_factors = mf_alloc_aligned(cxt, mul_size(ratings->n_users, f->k), real_size);
+	f->item_factors = mf_alloc_aligned(cxt, mul_size(ratings->n_items, f->k), real_size);
 	memset(f->user_factors, 0, mul_size(mul_size(ratings->n_users, f->k), real_size));
 	f->biases = options->biases;
 	if (f->biases)

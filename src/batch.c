@@ -185,10 +185,12 @@ recommend_blocks(void *arg, int thread, int64 first, int64 last)
 static void
 read_rated_batch(BatchRun *run)
 {
+	static const Oid rated_types[] = {INT8OID, INT8ARRAYOID};
 	const MfModel *model = run->model;
 	MemoryContext old;
 
 	SPI_cursor_fetch(run->rated_cursor, true, MF_BATCH_FETCH_USERS);
+	mf_check_column_types(SPI_tuptable->tupdesc, NULL, rated_types, 2, "mf_user_factors");
 	if (SPI_processed == 0)
 	{
 		SPI_cursor_close(run->rated_cursor);

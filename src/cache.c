@@ -1,64 +1,92 @@
 /*-------------------------------------------------------------------------
  *
  * cache.c
- *	  Per-backend cache of models' factors, for mf_predict / mf_recommend.
+ *	  Per-backend cache of models' factors, for the serving functions.
  *
- *	  Each cached model remembers the version it was loaded at.  A function
- *	  call looks the model's current version up in mf_models once per
- *	  statement (under that statement's snapshot), keeps the answer in its
- *	  fn_extra, and reuses the cached factors only while the versions match;
- *	  a later statement skips the look-up when no transaction has completed
- *	  anywhere since (so nothing in mf_models can look different).
- *	  mf_train draws every version from a sequence, so a version number is
- *	  never reused, not even after a rolled-back retrain; and since the
- *	  sequence starts afresh when the extension is re-created, the OID of
- *	  mf_models is part of the check too.
+ *	  An answer may only use what the calling role could read itself, in
+ *	  the statement's snapshot (DESIGN.md: the cache follows the caller).
+ *	  So every lookup is keyed by a ViewKey: the role (GetUserId()), the
+ *	  visibility the active snapshot gives (its xmin, xmax, in-progress
+ *	  transaction ids and command id, and this transaction's own id), and
+ *	  a generation bumped by every (sub)transaction abort in this backend
+ *	  and every eviction.  Two lookups with equal keys see the same rows of
+ *	  the model tables with the same privileges; any transaction that wrote
+ *	  and has ended since (a retrain, a drop, a GRANT, a policy change)
+ *	  changes the snapshot, and so the key.
+ *
+ *	  A call site (FmgrInfo) remembers the model and key of its last lookup
+ *	  and reuses it while the key is the same: the many calls of one query,
+ *	  and a PL/pgSQL expression evaluated again under the same snapshot.
+ *	  Any other lookup checks the role's privileges on the three model
+ *	  tables (as a SELECT would: table or column SELECT, schema USAGE,
+ *	  row-level security) and then looks the model's version up in
+ *	  mf_models, as the role, under the active snapshot, unless a lookup
+ *	  with the same key but for the role has just done so and no row-level
+ *	  security applies to mf_models; the factors cached in the backend are
+ *	  reused while that version (and the OID of mf_models, new after the
+ *	  extension is re-created) matches.  mf_train draws every version from
+ *	  a sequence, so a version number is never reused.
+ *
+ *	  Where row-level security applies to a factor table for the role, the
+ *	  factors it may read are loaded for that call site and key alone,
+ *	  never shared with other roles or lookups.
  *
  *-------------------------------------------------------------------------
  */
 #include "mf_ext.h"
 
-#include "catalog/pg_type.h"
+#include <math.h>
+
 #include "access/xact.h"
+#include "catalog/pg_type.h"
 #include "executor/spi.h"
-#include "utils/lsyscache.h"
 #include "miscadmin.h"
-#include "storage/proc.h"
+#include "utils/acl.h"
 #include "utils/builtins.h"
 #include "utils/hsearch.h"
+#include "utils/lsyscache.h"
 #include "utils/memutils.h"
+#include "utils/rls.h"
 #include "utils/snapmgr.h"
 
 /* Models cached per backend at the most. */
 #define MF_CACHE_MAX_MODELS 8
 
 /*
- * What identifies the data a lookup saw: the transaction and command, the
- * number of transactions completed anywhere when the snapshot was taken,
- * and the cache generation.
+ * What an answer from the model tables depends on: the role whose
+ * privileges apply, and the rows the active snapshot makes visible.
  */
-typedef struct SnapshotKey
+typedef struct ViewKey
 {
-	LocalTransactionId lxid;
-	CommandId	cid;
-	uint64		completion_count;
-	uint64		generation;
-} SnapshotKey;
+	bool		valid;			/* false: matches nothing */
+	Oid			role;
+	uint64		generation;		/* cache_generation */
+	TransactionId own_xid;		/* this transaction's writes, if any */
+	CommandId	curcid;			/* which of them are visible */
+	TransactionId xmin;
+	TransactionId xmax;
+	bool		suboverflowed;
+	uint32		xcnt;
+	int32		subxcnt;
+	TransactionId *xids;		/* xip[xcnt], then subxip[subxcnt] */
+	uint32		xids_room;		/* allocated length of xids */
+} ViewKey;
 
 typedef struct CacheEntry
 {
 	int32		model_id;		/* hash key */
 	MfModel    *model;			/* never NULL */
-	SnapshotKey validated;		/* when mf_models last confirmed it */
+	ViewKey		validated;		/* the lookup mf_models last confirmed it in */
 } CacheEntry;
 
 /* What a call site (FmgrInfo) knows about the model it used last. */
 typedef struct CallState
 {
-	SnapshotKey key;			/* the statement it was looked up in */
+	ViewKey		key;			/* the key it was looked up under */
 	int32		model_id;
 	text	   *name;			/* when called by name */
-	MfModel    *model;
+	MfModel    *model;			/* NULL: none to reuse */
+	MfModel    *restricted;		/* loaded for this call site under row-level security */
 } CallState;
 
 /* The row of mf_models describing a model. */
@@ -83,12 +111,23 @@ typedef struct ModelRow
 	bool		item_keys;
 } ModelRow;
 
+/* The three model tables, as the privilege checks see them. */
+typedef struct ModelTables
+{
+	Oid			schema;
+	Oid			models;			/* mf_models */
+	Oid			users;			/* mf_user_factors */
+	Oid			items;			/* mf_item_factors */
+	bool		models_rls;		/* row-level security applies to the role */
+	bool		factors_rls;
+} ModelTables;
+
 static HTAB *model_cache = NULL;
 
 /*
  * Bumped whenever a cached model is freed, and on every (sub)transaction
- * abort (which may have rolled back a retrain), so that CallStates look
- * their model up again.
+ * abort (which may have rolled back a retrain), so that every key taken
+ * before no longer matches.
  */
 static uint64 cache_generation = 0;
 
@@ -110,45 +149,54 @@ subabort_callback(SubXactEvent event, SubTransactionId sub, SubTransactionId par
 		cache_generation++;
 }
 
-/* The key of the running statement; false when there is no snapshot. */
-static bool
-current_key(SnapshotKey *key)
-{
-	Snapshot	snapshot;
-
-	if (!ActiveSnapshotSet())
-		return false;
-	snapshot = GetActiveSnapshot();
-	key->lxid = MyProc->lxid;
-	key->cid = snapshot->curcid;
-	key->completion_count = snapshot->snapXactCompletionCount;
-	key->generation = cache_generation;
-	return true;
-}
-
-/* True when a and b are the same statement. */
-static bool
-same_statement(const SnapshotKey *a, const SnapshotKey *b)
-{
-	return a->lxid == b->lxid && a->cid == b->cid &&
-		a->completion_count == b->completion_count &&
-		a->generation == b->generation;
-}
-
 /*
- * True when nothing that now's statement can see in mf_models may differ
- * from what the lookup at then saw: no transaction has completed since
- * (a retrain commits, a rolled-back one aborts: both count), no abort in
- * this backend, and within one transaction no command since.  Lets a model
- * be reused across statements without asking mf_models again.
+ * Whether key describes the current role and the active snapshot snap;
+ * with any_role, whoever the role.
  */
 static bool
-nothing_changed(const SnapshotKey *then, const SnapshotKey *now)
+key_matches(const ViewKey *key, Snapshot snap, bool any_role)
 {
-	return then->completion_count != 0 &&	/* 0: unknown (imported snapshot) */
-		then->completion_count == now->completion_count &&
-		then->generation == now->generation &&
-		(then->lxid != now->lxid || then->cid == now->cid);
+	return key->valid &&
+		(any_role || key->role == GetUserId()) &&
+		key->generation == cache_generation &&
+		key->curcid == snap->curcid &&
+		key->xmin == snap->xmin && key->xmax == snap->xmax &&
+		key->xcnt == snap->xcnt && key->subxcnt == snap->subxcnt &&
+		key->suboverflowed == snap->suboverflowed &&
+		TransactionIdEquals(key->own_xid, GetTopTransactionIdIfAny()) &&
+		memcmp(key->xids, snap->xip, sizeof(TransactionId) * snap->xcnt) == 0 &&
+		(snap->subxcnt <= 0 ||
+		 memcmp(key->xids + snap->xcnt, snap->subxip,
+				sizeof(TransactionId) * snap->subxcnt) == 0);
+}
+
+/* Sets key to the current role and active snapshot snap (key's xids in cxt). */
+static void
+key_set(ViewKey *key, Snapshot snap, MemoryContext cxt)
+{
+	uint32		n = snap->xcnt + (uint32) Max(snap->subxcnt, 0);
+
+	if (key->xids == NULL || key->xids_room < n)
+	{
+		if (key->xids)
+			pfree(key->xids);
+		key->xids_room = Max(n, 16);
+		key->xids = MemoryContextAlloc(cxt, sizeof(TransactionId) * key->xids_room);
+	}
+	memcpy(key->xids, snap->xip, sizeof(TransactionId) * snap->xcnt);
+	if (snap->subxcnt > 0)
+		memcpy(key->xids + snap->xcnt, snap->subxip,
+			   sizeof(TransactionId) * snap->subxcnt);
+	key->role = GetUserId();
+	key->generation = cache_generation;
+	key->own_xid = GetTopTransactionIdIfAny();
+	key->curcid = snap->curcid;
+	key->xmin = snap->xmin;
+	key->xmax = snap->xmax;
+	key->xcnt = snap->xcnt;
+	key->subxcnt = snap->subxcnt;
+	key->suboverflowed = snap->suboverflowed;
+	key->valid = true;
 }
 
 /* The cached entry for model_id or name, if any. */
@@ -174,12 +222,86 @@ find_entry(int32 model_id, text *name)
 }
 
 /*
- * Reads the model's row by id or (when name is not NULL) by name.  Until
- * ALTER EXTENSION UPDATE has run, mf_models may lack the columns of 0.3
- * (biases) and 0.4 (feedback): its models have neither.
+ * Raises the error a SELECT of columns[] of table relid would raise for
+ * the current role: "permission denied" without SELECT on the table or on
+ * each of the columns.
+ */
+static void
+check_select(Oid relid, const char *const *columns, int n)
+{
+	Oid			role = GetUserId();
+
+	if (pg_class_aclcheck(relid, role, ACL_SELECT) == ACLCHECK_OK)
+		return;
+	for (int c = 0; c < n; c++)
+	{
+		AttrNumber	attnum = get_attnum(relid, columns[c]);
+
+		if (attnum != InvalidAttrNumber &&
+			pg_attribute_aclcheck(relid, attnum, role, ACL_SELECT) != ACLCHECK_OK)
+			aclcheck_error(ACLCHECK_NO_PRIV, OBJECT_TABLE, get_rel_name(relid));
+	}
+}
+
+/*
+ * The model tables of the extension in schema, with the current role's
+ * right to read them checked as a SELECT of the columns the cache reads
+ * would check it (schema USAGE, SELECT, row-level security: an error where
+ * row_security = off would hide rows).
+ */
+static ModelTables
+check_model_tables(Oid schema)
+{
+	static const char *const model_columns[] = {
+		"model_id", "version", "k", "n_users", "n_items", "name", "biases",
+		"global_mean", "feedback", "lambda", "weighted_lambda", "alpha", "solver",
+		"nonnegative", "user_key_type", "item_key_type"
+	};
+	static const char *const user_columns[] = {"model_id", "user_id", "factors", "bias", "user_key"};
+	static const char *const item_columns[] = {"model_id", "item_id", "factors", "bias", "item_key"};
+	ModelTables tables;
+	AclResult	usage = pg_namespace_aclcheck(schema, GetUserId(), ACL_USAGE);
+
+	if (usage != ACLCHECK_OK)
+		aclcheck_error(usage, OBJECT_SCHEMA, get_namespace_name(schema));
+	tables.schema = schema;
+	tables.models = get_relname_relid("mf_models", schema);
+	tables.users = get_relname_relid("mf_user_factors", schema);
+	tables.items = get_relname_relid("mf_item_factors", schema);
+	if (!OidIsValid(tables.models) || !OidIsValid(tables.users) || !OidIsValid(tables.items))
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_TABLE),
+				 errmsg("the model tables of mf_ext are missing from schema %s",
+						get_namespace_name(schema)),
+				 errhint("Re-create the extension: DROP EXTENSION mf_ext; CREATE EXTENSION mf_ext.")));
+	check_select(tables.models, model_columns, lengthof(model_columns));
+	check_select(tables.users, user_columns, lengthof(user_columns));
+	check_select(tables.items, item_columns, lengthof(item_columns));
+	tables.models_rls = check_enable_rls(tables.models, InvalidOid, false) == RLS_ENABLED;
+	tables.factors_rls = check_enable_rls(tables.users, InvalidOid, false) == RLS_ENABLED ||
+		check_enable_rls(tables.items, InvalidOid, false) == RLS_ENABLED;
+	return tables;
+}
+
+/* Raises the error for a stored model row that no training writes. */
+static void
+corrupt_row(const ModelRow *row, const char *detail)
+{
+	ereport(ERROR,
+			(errcode(ERRCODE_DATA_CORRUPTED),
+			 errmsg("the row of model %d in mf_models is not valid", row->model_id),
+			 errdetail("%s", detail),
+			 errhint("Retrain the model with mf_train, or restore mf_models from a dump.")));
+}
+
+/*
+ * Reads the model's row by id or (when name is not NULL) by name, as the
+ * current role, and checks it is one a training could have written.
+ * Until ALTER EXTENSION UPDATE has run, mf_models may lack the columns of
+ * 0.3 (biases) and 0.4 (feedback): its models have neither.
  */
 static ModelRow
-read_model_row(Oid schema_oid, int32 model_id, text *name)
+read_model_row(const ModelTables *tables, int32 model_id, text *name)
 {
 	static const char *const columns[] = {
 		/* before 0.3 */
@@ -190,19 +312,22 @@ read_model_row(Oid schema_oid, int32 model_id, text *name)
 		"biases, global_mean, feedback = 'implicit', lambda, weighted_lambda, alpha, solver = 'cg', nonnegative,"
 		" user_key_type IS NOT NULL, item_key_type IS NOT NULL"
 	};
+	static const Oid types[] = {INT4OID, INT8OID, INT4OID, INT8OID, INT8OID, TEXTOID,
+		BOOLOID, FLOAT8OID, BOOLOID, FLOAT8OID, BOOLOID, FLOAT8OID, BOOLOID, BOOLOID,
+	BOOLOID, BOOLOID};
 	static MfSavedPlan plans[2][lengthof(columns)];
 	Oid			argtype = name ? TEXTOID : INT4OID;
 	Datum		arg = name ? PointerGetDatum(name) : Int32GetDatum(model_id);
-	Oid			models_relid = get_relname_relid("mf_models", schema_oid);
-	int			level = get_attnum(models_relid, "feedback") != InvalidAttrNumber ? 2
-		: get_attnum(models_relid, "global_mean") != InvalidAttrNumber ? 1 : 0;
+	int			level = get_attnum(tables->models, "feedback") != InvalidAttrNumber ? 2
+		: get_attnum(tables->models, "global_mean") != InvalidAttrNumber ? 1 : 0;
 	SPIPlanPtr	plan;
 	ModelRow	row;
 	TupleDesc	desc;
 	HeapTuple	tuple;
 	bool		isnull;
+	bool		mean_null;
 
-	plan = mf_saved_plan(&plans[name != NULL][level], schema_oid,
+	plan = mf_saved_plan(&plans[name != NULL][level], tables->schema,
 						 psprintf("SELECT model_id, version, k, n_users, n_items, name, %s FROM %%s.mf_models WHERE %s = $1",
 								  columns[level], name ? "name" : "model_id"),
 						 1, &argtype);
@@ -221,6 +346,7 @@ read_model_row(Oid schema_oid, int32 model_id, text *name)
 				 errhint("Train it with mf_train, or see SELECT model_id, name FROM mf_models.")));
 	}
 	desc = SPI_tuptable->tupdesc;
+	mf_check_column_types(desc, NULL, types, lengthof(types), "mf_models");
 	tuple = SPI_tuptable->vals[0];
 	row.model_id = DatumGetInt32(SPI_getbinval(tuple, desc, 1, &isnull));
 	row.version = DatumGetInt64(SPI_getbinval(tuple, desc, 2, &isnull));
@@ -229,12 +355,7 @@ read_model_row(Oid schema_oid, int32 model_id, text *name)
 	row.n_items = DatumGetInt64(SPI_getbinval(tuple, desc, 5, &isnull));
 	row.name = SPI_getvalue(tuple, desc, 6);
 	row.biases = DatumGetBool(SPI_getbinval(tuple, desc, 7, &isnull));
-	row.mean = DatumGetFloat8(SPI_getbinval(tuple, desc, 8, &isnull));
-	if (row.biases && isnull)
-		ereport(ERROR,
-				(errcode(ERRCODE_DATA_CORRUPTED),
-				 errmsg("model %d has biases but no global_mean", row.model_id),
-				 errhint("Retrain the model with mf_train.")));
+	row.mean = DatumGetFloat8(SPI_getbinval(tuple, desc, 8, &mean_null));
 	row.implicit = DatumGetBool(SPI_getbinval(tuple, desc, 9, &isnull));
 	row.lambda = DatumGetFloat8(SPI_getbinval(tuple, desc, 10, &isnull));
 	row.weighted_lambda = DatumGetBool(SPI_getbinval(tuple, desc, 11, &isnull));
@@ -245,7 +366,24 @@ read_model_row(Oid schema_oid, int32 model_id, text *name)
 	row.nonnegative = DatumGetBool(SPI_getbinval(tuple, desc, 14, &isnull));
 	row.user_keys = DatumGetBool(SPI_getbinval(tuple, desc, 15, &isnull));
 	row.item_keys = DatumGetBool(SPI_getbinval(tuple, desc, 16, &isnull));
-	row.models_relid = models_relid;
+	row.models_relid = tables->models;
+
+	/* what the serving and fold-in code relies on */
+	if (row.k < 0 || row.k > MF_MAX_K)
+		corrupt_row(&row, psprintf("k = %d is outside 0 to %d.", row.k, MF_MAX_K));
+	if (row.k == 0 && !row.biases)
+		corrupt_row(&row, "k = 0 without biases: the model predicts nothing.");
+	if (row.n_users < 0 || row.n_users > PG_INT32_MAX ||
+		row.n_items < 0 || row.n_items > PG_INT32_MAX)
+		corrupt_row(&row, psprintf("n_users = " INT64_FORMAT " and n_items = " INT64_FORMAT " must be between 0 and %d.",
+								   row.n_users, row.n_items, PG_INT32_MAX));
+	if (row.biases && (mean_null || !isfinite(row.mean)))
+		corrupt_row(&row, "It has biases but no finite global_mean.");
+	if (!(row.lambda >= 0) || isinf(row.lambda))
+		corrupt_row(&row, psprintf("lambda = %g is not a finite number >= 0.", row.lambda));
+	if (row.implicit && !(row.alpha > 0 && isfinite(row.alpha)))
+		corrupt_row(&row, psprintf("alpha = %g of an implicit-feedback model is not a finite number > 0.",
+								   row.alpha));
 	return row;
 }
 
@@ -300,7 +438,15 @@ load_factor_row(HeapTuple tuple, TupleDesc desc, void *arg)
 						  load->factors + (Size) load->n * load->row->k,
 						  load->side, load->ids[load->n]);
 	if (load->bias)
+	{
 		load->bias[load->n] = DatumGetFloat8(required_value(tuple, desc, 3, load, "bias"));
+		if (!isfinite(load->bias[load->n]))
+			ereport(ERROR,
+					(errcode(ERRCODE_DATA_CORRUPTED),
+					 errmsg("stored bias of %s " INT64_FORMAT " in model %d is not finite",
+							load->side, load->ids[load->n], load->row->model_id),
+					 errhint("Retrain the model with mf_train, or restore its factor rows.")));
+	}
 	if (load->keys)
 		load->keys[load->n] = MemoryContextStrdup(load->cxt,
 												  TextDatumGetCString(required_value(tuple, desc, 4,
@@ -317,6 +463,7 @@ load_side(const char *schema, const ModelRow *row, bool users, int64 capacity,
 		  int64 *ids, double *factors, double *bias, char **keys,
 		  MemoryContext cxt)
 {
+	static const Oid types[] = {INT8OID, FLOAT8ARRAYOID, FLOAT8OID, TEXTOID};
 	SideLoad	load = {row, users ? "user" : "item", capacity, 0, ids, factors, bias,
 	keys, cxt};
 	Oid			argtype = INT4OID;
@@ -326,7 +473,8 @@ load_side(const char *schema, const ModelRow *row, bool users, int64 capacity,
 						 load.side, bias ? "bias" : "NULL::float8",
 						 keys ? (users ? "user_key" : "item_key") : "NULL::text",
 						 schema, load.side, load.side),
-				1, &argtype, &arg, load_factor_row, &load);
+				1, &argtype, &arg, types, lengthof(types),
+				users ? "mf_user_factors" : "mf_item_factors", load_factor_row, &load);
 	return (int32) load.n;
 }
 
@@ -343,7 +491,7 @@ all_floats(const double *values, Size n)
 static float *
 to_floats(MemoryContext cxt, const double *values, Size n)
 {
-	float	   *out = mf_alloc_array(cxt, n, sizeof(float));
+	float	   *out = mf_alloc_aligned(cxt, n, sizeof(float));
 
 	for (Size i = 0; i < n; i++)
 		out[i] = (float) values[i];
@@ -368,17 +516,18 @@ narrow_to_float(MfModel *model)
 		return;
 	f->user_factors = to_floats(model->cxt, users, n_user);
 	f->item_factors = to_floats(model->cxt, items, n_item);
-	pfree(users);
-	pfree(items);
+	mf_free_aligned(users);
+	mf_free_aligned(items);
 }
 
 /*
- * Loads a model's factors into a new context.  The context hangs below the
- * caller's until the load has succeeded, so an error frees it.  (SPI calls
- * change CurrentMemoryContext, so every allocation names its context.)
+ * Loads a model's factors, as the current role, into a new context made a
+ * child of parent once the load has succeeded (until then it hangs below
+ * the caller's, so an error frees it).  (SPI calls change
+ * CurrentMemoryContext, so every allocation names its context.)
  */
 static MfModel *
-load_model(const char *schema, const ModelRow *row)
+load_model(const char *schema, const ModelRow *row, MemoryContext parent)
 {
 	MemoryContext cxt = AllocSetContextCreate(CurrentMemoryContext,
 											  "mf_ext cached model",
@@ -409,8 +558,8 @@ load_model(const char *schema, const ModelRow *row)
 		f->item_bias = mf_alloc_array(cxt, row->n_items, sizeof(double));
 	}
 	model->item_ids = mf_alloc_array(cxt, row->n_items, sizeof(int64));
-	f->user_factors = mf_alloc_array(cxt, mul_size(row->n_users, row->k), sizeof(double));
-	f->item_factors = mf_alloc_array(cxt, mul_size(row->n_items, row->k), sizeof(double));
+	f->user_factors = mf_alloc_aligned(cxt, mul_size(row->n_users, row->k), sizeof(double));
+	f->item_factors = mf_alloc_aligned(cxt, mul_size(row->n_items, row->k), sizeof(double));
 	model->user_ids = mf_alloc_array(cxt, row->n_users, sizeof(int64));
 	if (row->user_keys)
 		model->user_keys = mf_alloc_array(cxt, row->n_users, sizeof(char *));
@@ -429,7 +578,7 @@ load_model(const char *schema, const ModelRow *row)
 	narrow_to_float(model);
 	model->fit.single = f->single;
 
-	MemoryContextSetParent(cxt, CacheMemoryContext);
+	MemoryContextSetParent(cxt, parent);
 	return model;
 }
 
@@ -439,11 +588,10 @@ evict(CacheEntry *entry)
 {
 	int32		model_id = entry->model_id;
 
-	if (entry->model)
-	{
-		MemoryContextDelete(entry->model->cxt);
-		cache_generation++;
-	}
+	if (entry->validated.xids)
+		pfree(entry->validated.xids);
+	MemoryContextDelete(entry->model->cxt);
+	cache_generation++;
 	hash_search(model_cache, &model_id, HASH_REMOVE, NULL);
 }
 
@@ -478,13 +626,13 @@ evict_stale(CacheEntry *keep)
  * cached factors are freed before the error propagates.
  */
 static ModelRow
-read_model_row_or_forget(Oid schema_oid, int32 model_id, text *name)
+read_model_row_or_forget(const ModelTables *tables, int32 model_id, text *name)
 {
 	ModelRow	row;
 
 	PG_TRY();
 	{
-		row = read_model_row(schema_oid, model_id, name);
+		row = read_model_row(tables, model_id, name);
 	}
 	PG_CATCH();
 	{
@@ -499,106 +647,152 @@ read_model_row_or_forget(Oid schema_oid, int32 model_id, text *name)
 	return row;
 }
 
-/* Records in the call site's state which model this statement uses. */
+/* Whether the call site state last looked up the model given by model_id or name. */
+static bool
+same_model_argument(const CallState *state, int32 model_id, text *name)
+{
+	if (name == NULL)
+		return state->name == NULL && state->model_id == model_id;
+	return state->name != NULL &&
+		VARSIZE_ANY_EXHDR(name) == VARSIZE_ANY_EXHDR(state->name) &&
+		memcmp(VARDATA_ANY(name), VARDATA_ANY(state->name), VARSIZE_ANY_EXHDR(name)) == 0;
+}
+
+/* Records in the call site's state which model its lookup found. */
 static void
 remember_call(FunctionCallInfo fcinfo, CallState *state, MfModel *model,
-			  text *name, const SnapshotKey *now)
+			  text *name, Snapshot snap)
 {
-	state->model_id = model->model_id;
+	state->model_id = name ? 0 : model->model_id;
 	if (state->name)
 		pfree(state->name);
 	state->name = name ? (text *) MemoryContextAlloc(fcinfo->flinfo->fn_mcxt,
 													 VARSIZE_ANY(name)) : NULL;
 	if (name)
 		memcpy(state->name, name, VARSIZE_ANY(name));
-	/* without a snapshot there is nothing to recognise the statement by */
-	state->model = now ? model : NULL;
-	if (now)
-		state->key = *now;
+	/* without a snapshot there is nothing to recognise the next call by */
+	state->model = snap ? model : NULL;
+	if (snap)
+		key_set(&state->key, snap, fcinfo->flinfo->fn_mcxt);
+	else
+		state->key.valid = false;
+}
+
+/* The cache's hash table, made on first use. */
+static void
+cache_init(void)
+{
+	HASHCTL		ctl;
+
+	if (model_cache != NULL)
+		return;
+	ctl.keysize = sizeof(int32);
+	ctl.entrysize = sizeof(CacheEntry);
+	ctl.hcxt = CacheMemoryContext;
+	model_cache = hash_create("mf_ext model cache", MF_CACHE_MAX_MODELS, &ctl,
+							  HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
+	RegisterXactCallback(abort_callback, NULL);
+	RegisterSubXactCallback(subabort_callback, NULL);
 }
 
 /*
- * The model for this call: from fn_extra when this statement has already
- * looked it up, from the cache when no transaction has completed since it
- * was last confirmed, else validated against mf_models and (re)loaded as
- * needed.
+ * The shared cache entry for row's model, (re)loaded unless the cached
+ * factors are those of row's version.
  */
-static MfModel *
-cache_lookup(FunctionCallInfo fcinfo, int32 model_id, text *name)
+static CacheEntry *
+shared_entry(const ModelTables *tables, const ModelRow *row)
 {
-	CallState  *state = fcinfo->flinfo->fn_extra;
-	Oid			schema_oid;
-	ModelRow	row;
-	CacheEntry *entry;
-	SnapshotKey now;
-	bool		have_key = current_key(&now);
+	CacheEntry *entry = hash_search(model_cache, &row->model_id, HASH_FIND, NULL);
 	bool		found;
 
-	if (state == NULL)
-	{
-		state = MemoryContextAllocZero(fcinfo->flinfo->fn_mcxt, sizeof(CallState));
-		fcinfo->flinfo->fn_extra = state;
-	}
-	else if (state->model != NULL && have_key && same_statement(&state->key, &now) &&
-			 (name ? (state->name != NULL &&
-					  VARSIZE_ANY_EXHDR(name) == VARSIZE_ANY_EXHDR(state->name) &&
-					  memcmp(VARDATA_ANY(name), VARDATA_ANY(state->name),
-							 VARSIZE_ANY_EXHDR(name)) == 0)
-			  : state->model_id == model_id))
-		return state->model;
-
-	if (model_cache == NULL)
-	{
-		HASHCTL		ctl;
-
-		ctl.keysize = sizeof(int32);
-		ctl.entrysize = sizeof(CacheEntry);
-		ctl.hcxt = CacheMemoryContext;
-		model_cache = hash_create("mf_ext model cache", MF_CACHE_MAX_MODELS, &ctl,
-								  HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
-		RegisterXactCallback(abort_callback, NULL);
-		RegisterSubXactCallback(subabort_callback, NULL);
-	}
-
-	/* a model confirmed by an earlier statement that saw the same data */
-	entry = have_key ? find_entry(model_id, name) : NULL;
-	if (entry != NULL && nothing_changed(&entry->validated, &now))
-	{
-		entry->model->last_used = ++lookup_clock;
-		remember_call(fcinfo, state, entry->model, name, &now);
-		return entry->model;
-	}
-
-	schema_oid = get_func_namespace(fcinfo->flinfo->fn_oid);
-	if (SPI_connect() != SPI_OK_CONNECT)
-		elog(ERROR, "SPI_connect failed");
-	row = read_model_row_or_forget(schema_oid, model_id, name);
-
-	entry = hash_search(model_cache, &row.model_id, HASH_FIND, NULL);
-	if (entry != NULL && (entry->model->version != row.version ||
-						  entry->model->models_relid != row.models_relid))
+	if (entry != NULL && (entry->model->version != row->version ||
+						  entry->model->models_relid != row->models_relid))
 	{
 		evict(entry);
 		entry = NULL;
 	}
 	if (entry == NULL)
 	{
-		MfModel    *model = load_model(quote_identifier(get_namespace_name(schema_oid)),
-									   &row);
+		MfModel    *model = load_model(quote_identifier(get_namespace_name(tables->schema)),
+									   row, CacheMemoryContext);
 
-		entry = hash_search(model_cache, &row.model_id, HASH_ENTER, &found);
+		entry = hash_search(model_cache, &row->model_id, HASH_ENTER, &found);
 		entry->model = model;
+		memset(&entry->validated, 0, sizeof(ViewKey));
 	}
-	entry->model->last_used = ++lookup_clock;
-	if (have_key)
-		entry->validated = now;
+	return entry;
+}
+
+/*
+ * The model for this call: the call site's own when its key still
+ * matches, else after the role's privileges are checked, the shared
+ * cache's when mf_models confirms its version (or confirmed it under the
+ * same snapshot), loaded anew otherwise.
+ */
+static MfModel *
+cache_lookup(FunctionCallInfo fcinfo, int32 model_id, text *name)
+{
+	CallState  *state = fcinfo->flinfo->fn_extra;
+	Snapshot	snap = ActiveSnapshotSet() ? GetActiveSnapshot() : NULL;
+	ModelTables tables;
+	ModelRow	row;
+	CacheEntry *entry;
+	MfModel    *model;
+
+	if (state == NULL)
+	{
+		state = MemoryContextAllocZero(fcinfo->flinfo->fn_mcxt, sizeof(CallState));
+		fcinfo->flinfo->fn_extra = state;
+	}
+	else if (state->model != NULL && snap != NULL && key_matches(&state->key, snap, false) &&
+			 same_model_argument(state, model_id, name))
+		return state->model;
+
+	cache_init();
+	if (state->restricted)
+	{
+		/* loaded for a key that no longer holds */
+		MemoryContextDelete(state->restricted->cxt);
+		state->restricted = NULL;
+		state->model = NULL;
+	}
+	tables = check_model_tables(get_func_namespace(fcinfo->flinfo->fn_oid));
+
+	/* a shared model whose row this snapshot has already confirmed */
+	entry = snap != NULL && !tables.models_rls && !tables.factors_rls
+		? find_entry(model_id, name) : NULL;
+	if (entry != NULL && key_matches(&entry->validated, snap, true))
+	{
+		entry->model->last_used = ++lookup_clock;
+		remember_call(fcinfo, state, entry->model, name, snap);
+		return entry->model;
+	}
+
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	row = read_model_row_or_forget(&tables, model_id, name);
+	if (tables.factors_rls)
+	{
+		/* the factors this role may see, for this call site alone */
+		model = load_model(quote_identifier(get_namespace_name(tables.schema)), &row,
+						   fcinfo->flinfo->fn_mcxt);
+		state->restricted = model;
+	}
 	else
-		memset(&entry->validated, 0xFF, sizeof(SnapshotKey));	/* matches nothing */
-	evict_stale(entry);
+	{
+		entry = shared_entry(&tables, &row);
+		entry->model->last_used = ++lookup_clock;
+		if (snap != NULL && !tables.models_rls)
+			key_set(&entry->validated, snap, CacheMemoryContext);
+		else
+			entry->validated.valid = false;
+		evict_stale(entry);
+		model = entry->model;
+	}
 	SPI_finish();
 
-	remember_call(fcinfo, state, entry->model, name, have_key ? &now : NULL);
-	return entry->model;
+	remember_call(fcinfo, state, model, name, snap);
+	return model;
 }
 
 MfModel *

@@ -158,14 +158,55 @@ mf_alloc_array(MemoryContext cxt, Size count, Size size)
 	return MemoryContextAllocHuge(cxt, bytes);
 }
 
+void *
+mf_alloc_aligned(MemoryContext cxt, Size count, Size size)
+{
+	char	   *raw = MemoryContextAllocHuge(cxt, add_size(mul_size(Max(count, 1), size),
+														 MF_ALIGNMENT + sizeof(void *)));
+	char	   *aligned = (char *) TYPEALIGN(MF_ALIGNMENT, raw + sizeof(void *));
+
+	((void **) aligned)[-1] = raw;	/* for mf_free_aligned */
+	return aligned;
+}
+
+void
+mf_free_aligned(void *pointer)
+{
+	pfree(((void **) pointer)[-1]);
+}
+
+void
+mf_check_column_types(TupleDesc desc, const AttrNumber *attnums,
+					  const Oid *types, int n, const char *what)
+{
+	for (int c = 0; c < n; c++)
+	{
+		AttrNumber	attnum = attnums ? attnums[c] : c + 1;
+		Form_pg_attribute attr = attnum >= 1 && attnum <= desc->natts
+		? TupleDescAttr(desc, attnum - 1) : NULL;
+
+		if (attr == NULL || attr->attisdropped || getBaseType(attr->atttypid) != types[c])
+			ereport(ERROR,
+					(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+					 errmsg("column %d read from %s is of type %s, not %s",
+							attnum, what,
+							attr && !attr->attisdropped ? format_type_be(attr->atttypid) : "(none)",
+							format_type_be(types[c])),
+					 errdetail("The relation changed after its columns were checked."),
+					 errhint("Run the call again.")));
+	}
+}
+
 void
 mf_spi_scan(const char *query, int nargs, Oid *argtypes, Datum *args,
+			const Oid *types, int n_columns, const char *what,
 			MfRowFn row_fn, void *arg)
 {
 	Portal		portal = SPI_cursor_open_with_args(NULL, query, nargs, argtypes,
 												   args, NULL, true,
 												   CURSOR_OPT_NO_SCROLL);
 
+	mf_check_column_types(portal->tupDesc, NULL, types, n_columns, what);
 	for (;;)
 	{
 		SPI_cursor_fetch(portal, true, MF_SPI_BATCH_ROWS);

@@ -128,13 +128,36 @@ extern void mf_check_memory(Size bytes, const char *detail);
 extern void *mf_alloc_array(MemoryContext cxt, Size count, Size size);
 
 /*
+ * mf_alloc_array aligned to MF_ALIGNMENT bytes, for the arrays BLAS reads:
+ * some kernels take another path, and round differently, for another
+ * alignment, so equal inputs give equal results only at equal alignment.
+ * Free with mf_free_aligned (or with the context).
+ */
+#define MF_ALIGNMENT	64
+extern void *mf_alloc_aligned(MemoryContext cxt, Size count, Size size);
+extern void mf_free_aligned(void *pointer);
+
+/*
+ * Raises an error unless columns attnums[0 .. n) of desc (1 .. n when
+ * attnums is NULL) exist and have the types types[0 .. n) (or domains over
+ * them): a datum is only ever converted by the type of the descriptor it
+ * came with, never by one decided before the relation was read (it may have
+ * changed since).  what names the relation or table read, for the error.
+ */
+extern void mf_check_column_types(TupleDesc desc, const AttrNumber *attnums,
+								  const Oid *types, int n, const char *what);
+
+/*
  * Runs a read-only query through an SPI cursor and calls row_fn on each row,
  * fetching in batches and checking for interrupts between them.  The
- * caller must be connected to SPI.
+ * query's n_columns columns must have the types types[] (checked once, on
+ * the cursor's descriptor; what names the relation read).  The caller must
+ * be connected to SPI.
  */
 typedef void (*MfRowFn) (HeapTuple tuple, TupleDesc desc, void *arg);
 extern void mf_spi_scan(const char *query, int nargs, Oid *argtypes,
-						Datum *args, MfRowFn row_fn, void *arg);
+						Datum *args, const Oid *types, int n_columns,
+						const char *what, MfRowFn row_fn, void *arg);
 
 /*
  * A query prepared once per backend and kept (SPI_keepplan), for queries
@@ -241,6 +264,7 @@ extern MfRatings *mf_ratings_subset(const MfRatings *all, const bool *keep,
 									int32 *user_remap, int32 *item_remap,
 									MemoryContext cxt);
 extern int64 mf_csr_longest_row(const MfCsr *rows);
+
 extern void mf_ratings_free_by_item(MfRatings *ratings);
 extern char *mf_ratings_id_text(const MfRatings *ratings, bool users, int32 index);
 

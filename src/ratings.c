@@ -110,13 +110,11 @@ typedef struct ReadState
 	int64		last_item;
 } ReadState;
 
-/* A comma-separated list of the relation's columns, for error hints. */
+/* A comma-separated list of the columns of desc, for error hints. */
 static char *
-relation_column_list(Oid relid)
+relation_column_list(TupleDesc desc)
 {
 	StringInfoData buf;
-	Relation	rel = relation_open(relid, AccessShareLock);
-	TupleDesc	desc = RelationGetDescr(rel);
 
 	initStringInfo(&buf);
 	for (int att = 0; att < desc->natts; att++)
@@ -128,24 +126,29 @@ relation_column_list(Oid relid)
 		appendStringInfo(&buf, "%s%s", buf.len > 0 ? ", " : "",
 						 quote_literal_cstr(NameStr(attr->attname)));
 	}
-	relation_close(rel, AccessShareLock);
 	return buf.data;
 }
 
 /*
- * Checks that column colname exists and has one of the accepted types;
+ * Finds column colname of the locked relation rel and checks that it has
+ * one of the accepted types (any when n_accepted is 0); sets *attnum and
  * returns that (base) type.
  */
 static Oid
-check_column(const MfSource *source, const char *role, const char *argname,
-			 const char *colname, const Oid *accepted, int n_accepted,
-			 const char *accepted_text)
+check_column(const MfSource *source, Relation rel, const char *role,
+			 const char *argname, const char *colname, const Oid *accepted,
+			 int n_accepted, const char *accepted_text, AttrNumber *attnum)
 {
-	Oid			relid = source->relid;
-	AttrNumber	attnum = get_attnum(relid, colname);
+	TupleDesc	desc = RelationGetDescr(rel);
+	Oid			relid = RelationGetRelid(rel);
 	Oid			type;
 
-	if (attnum <= 0)
+	*attnum = InvalidAttrNumber;
+	for (int att = 0; att < desc->natts; att++)
+		if (!TupleDescAttr(desc, att)->attisdropped &&
+			strcmp(NameStr(TupleDescAttr(desc, att)->attname), colname) == 0)
+			*attnum = att + 1;
+	if (*attnum == InvalidAttrNumber)
 		ereport(ERROR,
 				(errcode(ERRCODE_UNDEFINED_COLUMN),
 				 errmsg("column \"%s\" does not exist in relation %s",
@@ -154,11 +157,11 @@ check_column(const MfSource *source, const char *role, const char *argname,
 						   role, argname),
 				 source->fixed_columns
 				 ? errhint("The %s must have the model's column \"%s\"; rename one of its columns (%s) in a view.",
-						   source->argname, colname, relation_column_list(relid))
+						   source->argname, colname, relation_column_list(desc))
 				 : errhint("Pass %s := one of: %s.", argname,
-						   relation_column_list(relid))));
+						   relation_column_list(desc))));
 
-	type = getBaseType(get_atttype(relid, attnum));
+	type = getBaseType(TupleDescAttr(desc, *attnum - 1)->atttypid);
 	if (n_accepted == 0)
 		return type;			/* any type will do */
 	for (int i = 0; i < n_accepted; i++)
@@ -188,6 +191,12 @@ mf_source_display_name(Oid relid)
 									  relname);
 }
 
+/*
+ * Checks the source's columns, with the relation locked as a SELECT locks
+ * it (AccessShareLock); the lock is kept until the transaction ends, so
+ * that no other session can rename, swap or retype the columns between
+ * this check and the read (DESIGN.md: what you checked is what you read).
+ */
 void
 mf_source_validate(MfSource *source)
 {
@@ -196,22 +205,21 @@ mf_source_validate(MfSource *source)
 	TEXTOID, VARCHAROID, BPCHAROID, NAMEOID, UUIDOID};
 	static const Oid rating_types[] = {INT2OID, INT4OID, INT8OID,
 	FLOAT4OID, FLOAT8OID, NUMERICOID};
-	char		relkind = get_rel_relkind(source->relid);
+	Relation	rel = try_relation_open(source->relid, AccessShareLock);
 	bool		varlena;
 
-	switch (relkind)
+	if (rel == NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_TABLE),
+				 errmsg("relation with OID %u does not exist", source->relid),
+				 errhint("Pass an existing table or view as %s.", source->argname)));
+	switch (rel->rd_rel->relkind)
 	{
 		case RELKIND_RELATION:
 		case RELKIND_PARTITIONED_TABLE:
 		case RELKIND_VIEW:
 		case RELKIND_MATVIEW:
 		case RELKIND_FOREIGN_TABLE:
-			break;
-		case '\0':
-			ereport(ERROR,
-					(errcode(ERRCODE_UNDEFINED_TABLE),
-					 errmsg("relation with OID %u does not exist",
-							source->relid)));
 			break;
 		default:
 			ereport(ERROR,
@@ -222,12 +230,14 @@ mf_source_validate(MfSource *source)
 							 source->argname)));
 	}
 
-	source->user_type = check_column(source, "user ids", "user_col",
+	source->user_type = check_column(source, rel, "user ids", "user_col",
 									 source->user_col, id_types, lengthof(id_types),
-									 "an integer (smallint, integer, bigint) or text (text, varchar, char, name) or uuid");
-	source->item_type = check_column(source, "item ids", "item_col",
+									 "an integer (smallint, integer, bigint) or text (text, varchar, char, name) or uuid",
+									 &source->user_attnum);
+	source->item_type = check_column(source, rel, "item ids", "item_col",
 									 source->item_col, id_types, lengthof(id_types),
-									 "an integer (smallint, integer, bigint) or text (text, varchar, char, name) or uuid");
+									 "an integer (smallint, integer, bigint) or text (text, varchar, char, name) or uuid",
+									 &source->item_attnum);
 	/* integer ids are read as they are; any other type by its text form */
 	source->user_keys = source->user_type != INT2OID && source->user_type != INT4OID &&
 		source->user_type != INT8OID;
@@ -237,19 +247,27 @@ mf_source_validate(MfSource *source)
 		getTypeOutputInfo(source->user_type, &source->user_output, &varlena);
 	if (source->item_keys)
 		getTypeOutputInfo(source->item_type, &source->item_output, &varlena);
-	source->rating_type = check_column(source, "ratings", "rating_col",
+	source->rating_type = check_column(source, rel, "ratings", "rating_col",
 									   source->rating_col, rating_types,
 									   lengthof(rating_types),
-									   "a numeric type (smallint, integer, bigint, real, double precision or numeric)");
-	source->user_attnum = get_attnum(source->relid, source->user_col);
-	source->item_attnum = get_attnum(source->relid, source->item_col);
-	source->rating_attnum = get_attnum(source->relid, source->rating_col);
+									   "a numeric type (smallint, integer, bigint, real, double precision or numeric)",
+									   &source->rating_attnum);
 	if (strcmp(source->user_col, source->item_col) == 0)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("user_col and item_col both name column \"%s\"",
 						source->user_col),
 				 errhint("Name the column of user ids with user_col and the column of item ids with item_col.")));
+	relation_close(rel, NoLock);	/* the lock stays until the transaction ends */
+}
+
+/* The three columns' types, in the order they are read. */
+static void
+source_types(const MfSource *source, Oid *types)
+{
+	types[0] = source->user_type;
+	types[1] = source->item_type;
+	types[2] = source->rating_type;
 }
 
 /* An id column's value (smallint, integer or bigint) as int64. */
@@ -594,6 +612,9 @@ read_by_scan(ReadState *state)
 	const MfSource *source = state->source;
 	Relation	rel = table_open(source->relid, AccessShareLock);
 	TupleDesc	desc = RelationGetDescr(rel);
+	AttrNumber	attnums[3] = {source->user_attnum, source->item_attnum,
+	source->rating_attnum};
+	Oid			types[3];
 	Snapshot	snapshot;
 	TableScanDesc scan;
 	HeapTuple	tuple;
@@ -603,6 +624,8 @@ read_by_scan(ReadState *state)
 		table_close(rel, AccessShareLock);
 		return false;
 	}
+	source_types(source, types);
+	mf_check_column_types(desc, attnums, types, 3, mf_source_display_name(source->relid));
 	snapshot = RegisterSnapshot(GetActiveSnapshot());
 	/* no synchronized scan: rows in table order keep indexing cheap */
 	scan = table_beginscan_strat(rel, snapshot, 0, NULL, true, false);
@@ -627,13 +650,16 @@ static void
 read_by_spi(ReadState *state)
 {
 	const MfSource *source = state->source;
+	char	   *relation = mf_source_display_name(source->relid);
+	Oid			types[3];
 
+	source_types(source, types);
 	mf_spi_scan(psprintf("SELECT %s, %s, %s FROM %s",
 						 quote_identifier(source->user_col),
 						 quote_identifier(source->item_col),
 						 quote_identifier(source->rating_col),
-						 mf_source_display_name(source->relid)),
-				0, NULL, NULL, accept_spi_row, state);
+						 relation),
+				0, NULL, NULL, types, 3, relation, accept_spi_row, state);
 }
 
 /* Fails early when the planner's row estimate already exceeds the limit. */

@@ -17,13 +17,15 @@
  */
 #include "mf_ext.h"
 
+#include "access/xact.h"
+#include "catalog/namespace.h"
 #include "catalog/pg_type.h"
 #include "executor/spi.h"
-#include "catalog/namespace.h"
 #include "utils/builtins.h"
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
 #include "utils/regproc.h"
+#include "utils/snapmgr.h"
 
 PG_FUNCTION_INFO_V1(mf_refit_users);
 PG_FUNCTION_INFO_V1(mf_refit_users_by_name);
@@ -39,6 +41,7 @@ static MfRatings *
 read_refit_source(FunctionCallInfo fcinfo, const char *schema, int32 model_id,
 				  int64 *version, MemoryContext cxt)
 {
+	static const Oid model_types[] = {TEXTOID, NAMEOID, NAMEOID, NAMEOID, INT8OID};
 	Oid			argtype = INT4OID;
 	Datum		arg = Int32GetDatum(model_id);
 	MfSource	source;
@@ -51,6 +54,8 @@ read_refit_source(FunctionCallInfo fcinfo, const char *schema, int32 model_id,
 		ereport(ERROR,
 				(errcode(ERRCODE_UNDEFINED_OBJECT),
 				 errmsg("model %d does not exist", model_id)));
+	mf_check_column_types(SPI_tuptable->tupdesc, NULL, model_types, lengthof(model_types),
+						  "mf_models");
 	*version = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 5, &isnull));
 	source.argname = "source";
 	source.fixed_columns = true;
@@ -116,13 +121,25 @@ refit(FunctionCallInfo fcinfo, MfModel *found, bool users)
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
 	ratings = read_refit_source(fcinfo, schema, model_id, &version, cxt);
+
+	/*
+	 * The row is locked now, as it was last committed (or as this
+	 * transaction last wrote it: another refit in the same statement): a
+	 * snapshot taken after the lock sees the factors of that version,
+	 * which the statement's own snapshot may predate.
+	 */
+	CommandCounterIncrement();
+	PushActiveSnapshot(GetTransactionSnapshot());
 	model = mf_cache_model_by_id(fcinfo, model_id);
+	PopActiveSnapshot();
 	f = &model->factors;
 	if (model->version != version)
 		ereport(ERROR,
 				(errcode(ERRCODE_T_R_SERIALIZATION_FAILURE),
-				 errmsg("model \"%s\" was retrained while mf_refit_%s waited for it",
+				 errmsg("model \"%s\" changed while mf_refit_%s read it",
 						model->name, users ? "users" : "items"),
+				 errdetail("The locked row of mf_models has version " INT64_FORMAT ", the factors read have version " INT64_FORMAT ".",
+						   version, model->version),
 				 errhint("Run mf_refit_%s again.", users ? "users" : "items")));
 	mf_check_same_id_kind(ratings, model->user_keys != NULL, model->item_keys != NULL,
 						  "the relation to refit from");

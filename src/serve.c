@@ -443,6 +443,7 @@ static bool *
 rated_items_mask(FunctionCallInfo fcinfo, const MfModel *model, int64 user_id)
 {
 	static MfSavedPlan rated_items = {NULL, InvalidOid, ""};
+	static const Oid rated_type = INT8ARRAYOID;
 	int32		n_items = model->factors.n_items;
 	bool	   *mask = mf_alloc_array(CurrentMemoryContext, n_items, sizeof(bool));
 	Oid			argtypes[2] = {INT4OID, INT8OID};
@@ -457,6 +458,7 @@ rated_items_mask(FunctionCallInfo fcinfo, const MfModel *model, int64 user_id)
 						 2, argtypes);
 	if (SPI_execute_plan(plan, args, NULL, true, 1) != SPI_OK_SELECT)
 		elog(ERROR, "could not read the rated items of user " INT64_FORMAT, user_id);
+	mf_check_column_types(SPI_tuptable->tupdesc, NULL, &rated_type, 1, "mf_user_factors");
 	if (SPI_processed == 1)
 	{
 		bool		isnull;

@@ -14,6 +14,8 @@
  */
 #include "mf_ext.h"
 
+#include <math.h>
+
 #include "catalog/pg_type.h"
 #include "executor/spi.h"
 #include "lib/stringinfo.h"
@@ -71,6 +73,12 @@ mf_factors_from_datum(Datum datum, bool isnull, int k, double *out,
 				 errhint("Retrain the model with mf_train, or restore its factor rows.")));
 	if (k > 0)
 		memcpy(out, ARR_DATA_PTR(array), sizeof(double) * k);
+	for (int j = 0; j < k; j++)
+		if (!isfinite(out[j]))
+			ereport(ERROR,
+					(errcode(ERRCODE_DATA_CORRUPTED),
+					 errmsg("stored factors of %s " INT64_FORMAT " are not all finite", side, id),
+					 errhint("Retrain the model with mf_train, or restore its factor rows.")));
 }
 
 /* State of mf_store_load_items while it scans the stored item factors. */
@@ -124,6 +132,8 @@ mf_store_load_items(const char *schema, const char *model_name,
 					const MfFitOptions *options, const MfRatings *ratings,
 					MfAls *als)
 {
+	static const Oid model_types[] = {INT4OID, INT4OID, BOOLOID};
+	static const Oid item_types[] = {INT8OID, FLOAT8ARRAYOID, FLOAT8OID, TEXTOID};
 	int			k = options->k;
 	Oid			argtypes[1] = {TEXTOID};
 	Datum		args[1] = {CStringGetTextDatum(model_name)};
@@ -137,6 +147,7 @@ mf_store_load_items(const char *schema, const char *model_name,
 					 " FROM %s.mf_models WHERE name = $1", schema);
 	if (SPI_execute_with_args(query, 1, argtypes, args, NULL, true, 1) != SPI_OK_SELECT)
 		elog(ERROR, "SPI_execute_with_args failed: %s", query);
+	mf_check_column_types(SPI_tuptable->tupdesc, NULL, model_types, 3, "mf_models");
 	if (SPI_processed == 0)
 		return false;
 	model_id = DatumGetInt32(SPI_getbinval(SPI_tuptable->vals[0],
@@ -170,7 +181,8 @@ mf_store_load_items(const char *schema, const char *model_name,
 	args[0] = Int32GetDatum(model_id);
 	mf_spi_scan(psprintf("SELECT item_id, factors, bias, item_key FROM %s.mf_item_factors WHERE model_id = $1",
 						 schema),
-				1, argtypes, args, load_item_row, &load);
+				1, argtypes, args, item_types, lengthof(item_types), "mf_item_factors",
+				load_item_row, &load);
 	return true;
 }
 
@@ -179,6 +191,7 @@ static int32
 upsert_model_row(const char *schema, const MfModelRecord *record,
 				 const MfRatings *ratings, const MfFactors *factors)
 {
+	static const Oid model_id_type = INT4OID;
 	const MfFitOptions *options = &record->options;
 	const MfFitHistory *history = &record->history;
 	Oid			argtypes[] = {TEXTOID, TEXTOID, NAMEOID, NAMEOID, NAMEOID,
@@ -302,6 +315,7 @@ upsert_model_row(const char *schema, const MfModelRecord *record,
 	}
 	if (SPI_processed != 1)
 		elog(ERROR, "could not write the model row");
+	mf_check_column_types(SPI_tuptable->tupdesc, NULL, &model_id_type, 1, "mf_models");
 	return DatumGetInt32(SPI_getbinval(SPI_tuptable->vals[0],
 									   SPI_tuptable->tupdesc, 1, &isnull));
 }

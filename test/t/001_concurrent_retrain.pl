@@ -86,9 +86,9 @@ is($reader->query_safe($fingerprint), $before,
 	'the cancelled training left the model as it was');
 is($reader->query_safe($probe), $new, 'and the reader still gets the same answers');
 
-# A refit that waits for a concurrent retrain must not write rows solved
-# against the replaced model (here of another k): it fails, and the
-# retrained model stays whole.
+# A refit that waits for a concurrent retrain (here to another k) refits
+# against the retrained model, whose row it locked: never rows solved
+# against the replaced one.
 my $retrainer = $node->background_psql('postgres');
 $retrainer->query_safe('SET client_min_messages = warning');
 $retrainer->query_safe('BEGIN');
@@ -96,7 +96,7 @@ $retrainer->query_safe(
 	"SELECT mf_train('ratings', k := 5, lambda := 0.5, iterations := 2)");
 my $refitter = $node->background_psql('postgres', on_error_stop => 0);
 $refitter->query_until(qr/refitting/, qq{\\echo refitting
-	SELECT mf_refit_users($model);
+	SELECT 'refitted ' || mf_refit_users($model);
 });
 ok( $node->poll_query_until('postgres', q{
 		SELECT count(*) = 1 FROM pg_stat_activity
@@ -104,17 +104,20 @@ ok( $node->poll_query_until('postgres', q{
 	'the refit waits for the retrain');
 $retrainer->query_safe('COMMIT');
 ($out, $failed) = $refitter->query('SELECT 1');
-like($refitter->{stderr}, qr/was retrained while mf_refit_users waited for it/,
-	'the refit reports the concurrent retrain');
+is($refitter->{stderr}, '', 'the refit that waited succeeds');
+like($out, qr/refitted [1-9]/, 'and refits users');
 like($reader->query_safe($probe), qr/ k=5 true$/,
 	'the retrained model is whole and served');
 is($reader->query_safe(qq{
 	SELECT count(*) FROM mf_user_factors
 	WHERE model_id = $model AND array_length(factors, 1) <> 5}), '0',
 	'no user row of another k was written');
-is($reader->query_safe("SELECT mf_refit_users($model) > 0"), 't',
-	'run again, the refit succeeds');
-
+is($reader->query_safe(qq{
+	SELECT u.factors = mf_fold_in($model, array_agg(r.item_id ORDER BY r.item_id),
+	                              array_agg(r.rating ORDER BY r.item_id))
+	FROM mf_user_factors u JOIN ratings r ON r.user_id = u.user_id
+	WHERE u.model_id = $model AND u.user_id = 7 GROUP BY u.factors}), 't',
+	'a refitted user is the fold-in against the retrained model, to the bit');
 $refitter->quit;
 $retrainer->quit;
 $reader->quit;

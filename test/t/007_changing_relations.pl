@@ -1,0 +1,181 @@
+# A relation whose columns another session renames, swaps or retypes
+# while a call is about to read it: every reading entry point either reads
+# the relation as it is after the change, consistently, or fails with an
+# error; no backend dies of a signal (issue: a view whose rating column was
+# swapped for an integer one crashed mf_cross_validate, a text/integer
+# user-column swap on a partitioned table crashed mf_train).
+#
+# Each case: session A renames columns inside an open transaction; session
+# B starts the call, which must wait for A's lock (it checks the columns
+# with the relation locked); A commits; B's answer is compared with the
+# same call made afresh afterwards.
+use strict;
+use warnings;
+use PostgreSQL::Test::Utils;
+use lib 'test';
+use MfTap;
+use Test::More;
+
+my $node = mf_node('changing');
+# the checkpointer is restarted with every other process after a crash
+my $checkpointer = q{SELECT pid FROM pg_stat_activity WHERE backend_type = 'checkpointer'};
+my $started = $node->safe_psql('postgres', $checkpointer);
+
+$node->safe_psql('postgres', q{
+	CREATE ROLE alice LOGIN;
+	GRANT CREATE ON SCHEMA public TO alice;
+	GRANT SELECT, INSERT, UPDATE, DELETE ON mf_models, mf_user_factors, mf_item_factors TO alice;
+	GRANT USAGE ON SEQUENCE mf_models_model_id_seq, mf_model_version_seq TO alice;
+});
+$node->safe_psql('postgres', q{
+	SET ROLE alice;
+	CREATE TABLE base AS
+	SELECT u AS user_id, i AS item_id, ((u + i) % 5 + 1)::numeric AS rating, 3 AS alt,
+	       'u' || u AS uname
+	FROM generate_series(1, 50) u, generate_series(1, 20) i;
+	CREATE TABLE p (user_id integer, item_id integer, rating real, uname text)
+	PARTITION BY RANGE (item_id);
+	CREATE TABLE p1 PARTITION OF p FOR VALUES FROM (1) TO (11);
+	CREATE TABLE p2 PARTITION OF p FOR VALUES FROM (11) TO (21);
+	INSERT INTO p SELECT user_id, item_id, rating, uname FROM base;
+	SET client_min_messages = warning;
+	SELECT mf_train('base', k := 2, lambda := 1, iterations := 2, model_name := 'm');
+});
+
+# A view per case, so that each starts from the same columns.
+sub make_view
+{
+	my ($name) = @_;
+	$node->safe_psql('postgres',
+		"SET ROLE alice; CREATE VIEW $name AS SELECT user_id, item_id, rating, alt, uname FROM base");
+}
+
+# The numeric rating column swapped for the integer one.
+sub swap_rating
+{
+	my ($view) = @_;
+	return "ALTER VIEW $view RENAME COLUMN rating TO old_rating;"
+	  . " ALTER VIEW $view RENAME COLUMN alt TO rating;";
+}
+
+# Runs $call in session B while session A (as $role) holds $swap
+# uncommitted; returns B's (stdout, stderr).
+sub call_during
+{
+	my ($role, $swap, $call) = @_;
+	my $a = $node->background_psql('postgres');
+	$a->query_safe("SET ROLE $role; BEGIN; $swap");
+	my $b = $node->background_psql('postgres', on_error_stop => 0);
+	my $pid = $b->query_safe("SET ROLE $role; SET client_min_messages = warning; SELECT pg_backend_pid()");
+	$b->{stdout} = '';
+	$b->query_until(qr/calling/, "\\echo calling\n$call;\n");
+	ok( $node->poll_query_until('postgres',
+			"SELECT wait_event_type = 'Lock' FROM pg_stat_activity WHERE pid = $pid"),
+		"the call waits for the uncommitted change: $call");
+	$a->query_safe('COMMIT');
+	my ($out) = $b->query('SELECT 1 AS done');
+	my $err = $b->{stderr};
+	$out =~ s/\n?1\s*$//;    # the SELECT 1 that waited behind the call
+	$out =~ s/^calling\n//;
+	$a->quit;
+	$b->quit;
+	return ($out, $err);
+}
+
+# The same call, run afresh as $role.
+sub call_now
+{
+	my ($role, $call) = @_;
+	return $node->safe_psql('postgres',
+		"SET ROLE $role; SET client_min_messages = warning; $call");
+}
+
+# 1. The issue's case: cross-validation of a view whose rating column is
+# swapped for an integer one; alice owns the view and has no right on the
+# extension's tables that cross-validation would need.
+make_view('v1');
+my $cv = "SELECT k, lambda, round(rmse_mean::numeric, 6) FROM mf_cross_validate('v1', ARRAY[2], ARRAY[1.0], folds := 2, iterations := 1)";
+my ($out, $err) = call_during('alice', swap_rating('v1'), $cv);
+is($err, '', 'mf_cross_validate: no error');
+is($out, call_now('alice', $cv), 'mf_cross_validate read the view as it is after the swap');
+$node->safe_psql('postgres', 'SET ROLE alice; CREATE VIEW alt_ratings AS SELECT user_id, item_id, alt AS rating FROM base');
+(my $alt = $cv) =~ s/'v1'/'alt_ratings'/;
+is($out, call_now('alice', $alt), 'that is, the integer column alt as ratings');
+
+# 2. Training on a view.
+make_view('v2');
+my $factors = q{SELECT md5(string_agg(u.factors::text, ';' ORDER BY u.user_id))
+	FROM mf_user_factors u JOIN mf_models m USING (model_id) WHERE m.name = '%s'};
+($out, $err) = call_during('alice', swap_rating('v2'),
+	"SELECT mf_train('v2', k := 2, lambda := 1, iterations := 2, model_name := 'during') > 0");
+is($err, '', 'mf_train of a view: no error');
+call_now('alice', "SELECT mf_train('v2', k := 2, lambda := 1, iterations := 2, model_name := 'after')");
+is(call_now('alice', sprintf($factors, 'during')), call_now('alice', sprintf($factors, 'after')),
+	'mf_train read the view as it is after the swap');
+
+# 3. A text/integer user-column swap on a partitioned table.
+($out, $err) = call_during('alice',
+	'ALTER TABLE p RENAME COLUMN user_id TO tmp; ALTER TABLE p RENAME COLUMN uname TO user_id;'
+	  . ' ALTER TABLE p RENAME COLUMN tmp TO uname;',
+	"SELECT mf_train('p', k := 2, lambda := 1, iterations := 2, model_name := 'keyed') > 0");
+is($err, '', 'mf_train of a partitioned table: no error');
+is(call_now('alice', "SELECT user_key_type::text FROM mf_models WHERE name = 'keyed'"), 'text',
+	'it trained on the text column that is user_id after the swap');
+is(call_now('alice', "SELECT count(*) FROM mf_user_factors u JOIN mf_models m USING (model_id) WHERE m.name = 'keyed' AND user_key ~ '^u[0-9]+\$'"),
+	'50', 'every user is keyed by its text');
+
+# 4. The validation relation.
+make_view('v4');
+($out, $err) = call_during('alice', swap_rating('v4'),
+	"SELECT mf_train('base', k := 2, lambda := 1, iterations := 2, model_name := 'validated', validation := 'v4') > 0");
+is($err, '', 'mf_train with validation: no error');
+call_now('alice', "SELECT mf_train('base', k := 2, lambda := 1, iterations := 2, model_name := 'validated_after', validation := 'v4')");
+my $vrmse = "SELECT validation_rmse::text FROM mf_models WHERE name = '%s'";
+is(call_now('alice', sprintf($vrmse, 'validated')), call_now('alice', sprintf($vrmse, 'validated_after')),
+	'the validation set was read as it is after the swap');
+
+# 5. mf_evaluate's test relation.
+make_view('v5');
+my $evaluate = "SELECT metric, value FROM mf_evaluate('m', 'v5', k := 5)";
+($out, $err) = call_during('alice', swap_rating('v5'), $evaluate);
+is($err, '', 'mf_evaluate: no error');
+is($out, call_now('alice', $evaluate), 'mf_evaluate read the test relation as it is after the swap');
+
+# 6. A refit's source.
+make_view('v6');
+($out, $err) = call_during('alice', swap_rating('v6'), "SELECT mf_refit_users('m', 'v6')");
+is($err, '', 'mf_refit_users: no error');
+my $refitted = call_now('alice', sprintf($factors, 'm'));
+call_now('alice', "SELECT mf_refit_users('m', 'v6')");
+is(call_now('alice', sprintf($factors, 'm')), $refitted,
+	'the refit read the source as it is after the swap (a second refit changes nothing)');
+
+# 7. The batch's rated items, and 8. the cache's factor rows: the model
+# tables' own columns swapped (only their owner can) make the call fail
+# with an error, never read a bigint[] as factors or text as an array.
+my $swap_users = 'ALTER TABLE mf_user_factors RENAME COLUMN rated_items TO tmp;'
+  . ' ALTER TABLE mf_user_factors RENAME COLUMN factors TO rated_items;'
+  . ' ALTER TABLE mf_user_factors RENAME COLUMN tmp TO factors;';
+($out, $err) = call_during('postgres', $swap_users,
+	"SELECT mf_recommend_all('m', 3, target := 'top3')");
+like($err, qr/ERROR:  (column \d+ read from mf_user_factors is of type|stored factors of user)/,
+	'mf_recommend_all with swapped columns of mf_user_factors: an error');
+$node->safe_psql('postgres', $swap_users);    # swap back
+my $swap_items = 'ALTER TABLE mf_item_factors RENAME COLUMN item_key TO tmp;'
+  . ' ALTER TABLE mf_item_factors RENAME COLUMN factors TO item_key;'
+  . ' ALTER TABLE mf_item_factors RENAME COLUMN tmp TO factors;';
+($out, $err) = call_during('postgres', $swap_items, "SELECT mf_predict('m', 1, 1)");
+like($err, qr/ERROR:  column \d+ read from mf_item_factors is of type text, not double precision\[\]/,
+	'mf_predict loading a model with swapped columns of mf_item_factors: an error');
+$node->safe_psql('postgres', $swap_items);    # swap back
+like(call_now('alice', "SELECT mf_predict('m', 1, 1)"), qr/^-?[0-9.e+-]+$/,
+	'the model serves again once the columns are back');
+
+# No backend died of a signal, and the server did not restart.
+my $log = slurp_file($node->logfile);
+unlike($log, qr/terminated by signal|reinitializing|server process .* exited with exit code [^01]/,
+	'no backend died of a signal');
+is($node->safe_psql('postgres', $checkpointer), $started, 'the server never restarted');
+
+$node->stop;
+done_testing();

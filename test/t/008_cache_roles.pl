@@ -1,0 +1,204 @@
+# The backend's model cache answers each role only what that role could
+# read itself, and sees committed retrains and drops at the next statement:
+# SET ROLE after another role filled the cache, role switches inside one
+# transaction, a SECURITY INVOKER PL/pgSQL helper whose call state outlives
+# a SET LOCAL ROLE, a SECURITY DEFINER wrapper, a pooled connection serving
+# two roles alternately under row-level security on the model tables, and
+# a PL/pgSQL loop across another session's retrain.  Also that the
+# cross-statement shortcut (no mf_models look-up while the snapshot sees
+# exactly what the last look-up saw) fires.
+use strict;
+use warnings;
+use PostgreSQL::Test::Utils;
+use lib 'test';
+use MfTap;
+use Test::More;
+
+my $node = mf_node('roles');
+$node->safe_psql('postgres', smooth_ratings(200, 100, 30));
+$node->safe_psql('postgres', q{
+	SET client_min_messages = warning;
+	SELECT mf_train('ratings', k := 3, lambda := 0.5, iterations := 3);
+	CREATE ROLE reader;     -- SELECT on mf_models only
+	CREATE ROLE outsider;   -- no privilege at all
+	CREATE ROLE app;        -- SELECT on the three tables
+	GRANT SELECT ON mf_models TO reader;
+	GRANT SELECT ON mf_models, mf_user_factors, mf_item_factors TO app;
+	CREATE FUNCTION helper(u integer, i integer) RETURNS double precision
+	LANGUAGE plpgsql SECURITY INVOKER AS $$ BEGIN RETURN mf_predict('ratings', u, i); END $$;
+	CREATE FUNCTION outsiders_wrapper(u integer, i integer) RETURNS double precision
+	LANGUAGE plpgsql SECURITY DEFINER AS $$ BEGIN RETURN helper(u, i); END $$;
+	ALTER FUNCTION outsiders_wrapper(integer, integer) OWNER TO outsider;
+});
+
+# reader may read mf_models, not the factors; outsider may read nothing
+my $denied = qr/permission denied for table mf_(user|item)_factors/;
+my $denied_all = qr/permission denied for table mf_(models|user_factors|item_factors)/;
+
+# psql -c of several statements in one session; returns (stdout, stderr).
+sub session
+{
+	my ($sql) = @_;
+	my ($ret, $out, $err) = $node->psql('postgres', $sql, on_error_stop => 0);
+	return ($out, $err);
+}
+
+# 1. The superuser fills the cache; then SET ROLE reader.
+for my $call ("SELECT mf_predict('ratings', 1, 1)",
+	"SELECT * FROM mf_recommend('ratings', 1, 3)",
+	"SELECT * FROM mf_similar_users('ratings', 1, 3)",
+	"SELECT mf_fold_in('ratings', ARRAY[1, 2], ARRAY[4, 5])")
+{
+	my ($out, $err) = session("$call; SET ROLE reader; $call");
+	like($err, $denied, "after the superuser's call, reader is refused: $call");
+}
+
+# 2. A SECURITY INVOKER helper whose PL/pgSQL call state lives for the
+# transaction, across SET LOCAL ROLE.
+my ($out, $err) = session(q{
+	BEGIN;
+	SELECT helper(1, 1) IS NOT NULL AS superuser_answered;
+	SET LOCAL ROLE outsider;
+	SELECT helper(8, 5);
+	COMMIT;});
+like($out, qr/^t$/m, 'the helper answers the superuser');
+like($err, $denied_all, 'and refuses outsider after SET LOCAL ROLE in the same transaction');
+
+# 3. A SECURITY DEFINER wrapper owned by outsider runs the helper as
+# outsider, even when the superuser calls it with the model cached.
+($out, $err) = session(q{
+	BEGIN;
+	SELECT helper(1, 1) IS NOT NULL;
+	SELECT outsiders_wrapper(1, 1);
+	COMMIT;});
+like($err, $denied_all, 'a SECURITY DEFINER function of outsider is refused, cache or not');
+
+# 4. Role switches inside one transaction, on one connection.
+($out, $err) = session(q{
+	BEGIN;
+	SET LOCAL ROLE app;
+	SELECT 'app ' || (mf_predict('ratings', 1, 1) IS NOT NULL);
+	SET LOCAL ROLE reader;
+	SELECT 'reader ' || (mf_predict('ratings', 1, 1) IS NOT NULL);
+	COMMIT;});
+like($out, qr/^app true$/m, 'app answers');
+like($err, $denied, 'reader, next in the same transaction, is refused');
+($out, $err) = session(q{
+	SET ROLE app;
+	SELECT 'app ' || (mf_predict('ratings', 1, 1) IS NOT NULL);
+	RESET ROLE; SET ROLE outsider;
+	SELECT mf_predict('ratings', 1, 1);
+	RESET ROLE; SET ROLE app;
+	SELECT 'app again ' || (mf_predict('ratings', 1, 1) IS NOT NULL);});
+like($out, qr/^app true\napp again true$/m, 'app answers before and after');
+like($err, $denied_all, 'outsider in between is refused');
+
+# 5. A pooled connection serving two tenants alternately, with row-level
+# security on the model tables: tenant_a sees model a and all of model
+# shared; tenant_b sees model b and only users 1 to 100 of shared.
+$node->safe_psql('postgres', q{
+	SET client_min_messages = warning;
+	SELECT mf_train('ratings', k := 3, lambda := 0.5, iterations := 3, model_name := 'a');
+	SELECT mf_train('ratings', k := 3, lambda := 0.5, iterations := 3, model_name := 'b');
+	SELECT mf_train('ratings', k := 3, lambda := 0.5, iterations := 3, model_name := 'shared');
+	CREATE ROLE tenant_a; CREATE ROLE tenant_b;
+	GRANT SELECT ON mf_models, mf_user_factors, mf_item_factors TO tenant_a, tenant_b;
+	ALTER TABLE mf_models ENABLE ROW LEVEL SECURITY;
+	ALTER TABLE mf_user_factors ENABLE ROW LEVEL SECURITY;
+	ALTER TABLE mf_item_factors ENABLE ROW LEVEL SECURITY;
+	CREATE POLICY own ON mf_models USING (name IN ('shared', substr(current_user, 8)));
+	CREATE POLICY own ON mf_item_factors USING (true);
+	CREATE POLICY own ON mf_user_factors
+	USING (current_user = 'tenant_a' OR user_id <= 100
+	       OR model_id <> (SELECT model_id FROM mf_models WHERE name = 'shared'));
+});
+my $pooled = $node->background_psql('postgres', on_error_stop => 0);
+my @answers;
+for my $round (1 .. 3)
+{
+	for my $tenant ('tenant_a', 'tenant_b')
+	{
+		$pooled->{stderr} = '';
+		my $answer = $pooled->query(qq{
+			RESET ROLE; SET ROLE $tenant;
+			SELECT coalesce(mf_predict('shared', 150, 1)::text, 'null') || ' '
+			       || (SELECT count(*) FROM mf_recommend('shared', 150, 3)) || ' '
+			       || (SELECT count(*) FROM mf_similar_users('shared', 1, 1000))});
+		push @answers, "$tenant $answer";
+		my ($own, $fail_own) = $pooled->query(qq{
+			SELECT mf_predict('@{[substr($tenant, 7)]}', 1, 1) IS NOT NULL});
+		is($own, 't', "round $round: $tenant reads its own model");
+		$pooled->{stderr} = '';
+		my $other = $tenant eq 'tenant_a' ? 'b' : 'a';
+		$pooled->query("SELECT mf_predict('$other', 1, 1)");
+		like($pooled->{stderr}, qr/model "$other" does not exist/,
+			"round $round: $tenant cannot see model $other");
+	}
+}
+my ($a_first) = grep { /^tenant_a/ } @answers;
+like($a_first, qr/^tenant_a -?[0-9.e+-]+ 3 199$/, 'tenant_a sees user 150 of the shared model and all 200 users');
+is(scalar(grep { $_ eq $a_first } @answers), 3, 'tenant_a gets the same answer in every round');
+is(scalar(grep { $_ eq 'tenant_b null 0 99' } @answers), 3,
+	'tenant_b never sees user 150, in every round: unknown to it, 100 users in all');
+$pooled->quit;
+$node->safe_psql('postgres', q{
+	DROP POLICY own ON mf_models; DROP POLICY own ON mf_user_factors; DROP POLICY own ON mf_item_factors;
+	ALTER TABLE mf_models DISABLE ROW LEVEL SECURITY;
+	ALTER TABLE mf_user_factors DISABLE ROW LEVEL SECURITY;
+	ALTER TABLE mf_item_factors DISABLE ROW LEVEL SECURITY;
+});
+
+# 6. A PL/pgSQL loop sees another session's committed retrain at its next
+# statement.
+my $loop = $node->background_psql('postgres', on_error_stop => 0);
+$loop->query_until(qr/looping/, q{\echo looping
+	DO $$
+	DECLARE x double precision;
+	BEGIN
+		FOR n IN 1 .. 6 LOOP
+			x := mf_predict('ratings', 1, 1);
+			RAISE NOTICE 'prediction % %', n, x;
+			PERFORM pg_sleep(1);
+		END LOOP;
+	END $$;
+});
+ok($node->poll_query_until('postgres', q{SELECT count(*) = 1 FROM pg_stat_activity
+	WHERE query LIKE '%prediction%' AND state = 'active' AND pid <> pg_backend_pid()}),
+	'the loop runs');
+sleep(2);
+$node->safe_psql('postgres', q{SET client_min_messages = warning;
+	SELECT mf_train('ratings', k := 4, lambda := 0.5, iterations := 3)});
+my $retrained = $node->safe_psql('postgres', "SELECT mf_predict('ratings', 1, 1)");
+$loop->query('SELECT 1');
+my @seen = $loop->{stderr} =~ /prediction \d (\S+)/g;
+is(scalar(@seen), 6, 'six predictions');
+isnt($seen[0], $seen[5], 'the loop saw the prediction change');
+is($seen[5] + 0, $retrained + 0, 'its last prediction is the retrained model\'s');
+$loop->quit;
+
+# 7. The shortcut fires: in a repeatable-read transaction (one snapshot)
+# mf_models is looked up once for three statements; a role switch is
+# still checked.
+my $scans = q{SELECT pg_stat_get_xact_numscans('mf_models'::regclass)
+	+ pg_stat_get_xact_numscans('mf_models_pkey'::regclass)
+	+ pg_stat_get_xact_numscans('mf_models_name_key'::regclass)};
+($out, $err) = session(qq{
+	BEGIN ISOLATION LEVEL REPEATABLE READ;
+	SELECT 'before ' || ($scans);
+	SELECT mf_predict('ratings', 1, 1) IS NOT NULL;
+	SELECT 'after one ' || ($scans);
+	SELECT mf_predict('ratings', 2, 2) IS NOT NULL;
+	SELECT mf_predict('ratings', 3, 3) IS NOT NULL;
+	SELECT 'after three ' || ($scans);
+	SET LOCAL ROLE reader;
+	SELECT mf_predict('ratings', 3, 3);
+	COMMIT;});
+my ($before) = $out =~ /^before (\d+)$/m;
+my ($one) = $out =~ /^after one (\d+)$/m;
+my ($three) = $out =~ /^after three (\d+)$/m;
+is($one - $before, 1, 'the first statement looks the model up');
+is($three, $one, 'the next two, under the same snapshot, do not');
+like($err, $denied, 'a role switch is still checked');
+
+$node->stop;
+done_testing();
