@@ -332,23 +332,29 @@ KERNEL(solve_rows) (const HalfStep *step, SolveBuffers *buffers,
 		if (step->sse != NULL && implicit)
 		{
 			/*
-			 * sum over all pairs of c (p - x . o)^2: x' G x for every pair
-			 * as if unobserved, corrected for the observed ones
+			 * sum over all pairs of c (p - x . o)^2 (one entry per pair:
+			 * duplicates were summed): the unobserved pairs' scores squared,
+			 * x' G x less the observed ones', plus the observed pairs'
+			 * terms.  The difference is never negative in exact
+			 * arithmetic; where rounding makes it so (a near-perfect fit),
+			 * it counts as 0, so that J stays >= 0.
 			 */
 			REAL	   *gx = buffers->cg;
-			double		sum;
+			double		unobserved;
+			double		observed = 0.0;
 
 			blas->GEMV(CblasColMajor, CblasNoTrans, d, d, 1, step->other_gram, d,
 					  x, 1, 0, gx, 1);
-			sum = KERNEL(dot) (x, gx, d);
+			unobserved = KERNEL(dot) (x, gx, d);
 			for (int e = 0; e < degree; e++)
 			{
 				double		score = KERNEL(dot) (x, other + (Size) rows->col[begin + e] * k, k);
 				double		confidence = 1.0 + als->alpha * rows->val[begin + e];
 
-				sum += confidence * (1.0 - score) * (1.0 - score) - score * score;
+				unobserved -= score * score;
+				observed += confidence * (1.0 - score) * (1.0 - score);
 			}
-			step->sse[r] = sum;
+			step->sse[r] = Max(unobserved, 0.0) + observed;
 		}
 		else if (step->sse != NULL)
 		{

@@ -405,6 +405,7 @@ static Datum
 evaluate(FunctionCallInfo fcinfo, MfModel *found)
 {
 	int32		model_id = found->model_id;
+	bool		implicit = found->factors.implicit;
 	MfModel    *model;
 	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
 	MemoryContext cxt = AllocSetContextCreate(CurrentMemoryContext, "mf_evaluate",
@@ -445,6 +446,8 @@ evaluate(FunctionCallInfo fcinfo, MfModel *found)
 		elog(ERROR, "SPI_connect failed");
 	test = read_test_relation(fcinfo, model_id, relid, cxt);
 	SPI_finish();
+	if (implicit)
+		mf_ratings_sum_duplicates(test);	/* each held-out pair once */
 	model = mf_cache_model_by_id(fcinfo, model_id);
 	name = mf_source_display_name(relid);
 	if (test->n_ratings == 0)

@@ -223,7 +223,8 @@ typedef struct MfCsr
 
 typedef struct MfRatings
 {
-	int64		n_ratings;		/* observations used (duplicates count) */
+	int64		n_ratings;		/* entries: rows read (duplicates count), or
+								 * pairs once mf_ratings_sum_duplicates ran */
 	int64		n_skipped;		/* rows skipped for a NULL user/item/rating */
 	int32		n_users;
 	int32		n_items;
@@ -265,6 +266,12 @@ extern MfRatings *mf_ratings_subset(const MfRatings *all, const bool *keep,
 									MemoryContext cxt);
 extern int64 mf_csr_longest_row(const MfCsr *rows);
 
+/*
+ * Makes each (user, item) pair one entry whose value is the sum of its
+ * rows' (implicit feedback reads an event log so: a pair's strength is the
+ * sum of its rows).  n_ratings becomes the number of pairs.
+ */
+extern void mf_ratings_sum_duplicates(MfRatings *ratings);
 extern void mf_ratings_free_by_item(MfRatings *ratings);
 extern char *mf_ratings_id_text(const MfRatings *ratings, bool users, int32 index);
 
@@ -388,8 +395,12 @@ extern void mf_check_folds(int folds);
 extern void mf_check_fit_options(const MfFitOptions *options);
 /* Raises an error unless the caller may write models (train.c). */
 extern void mf_check_write_privileges(Oid schema, const char *function);
-/* Raises an error for a negative rating, for implicit feedback (train.c). */
-extern void mf_check_strengths(const MfRatings *ratings, double alpha);
+/*
+ * Implicit feedback: sums each pair's rows into its strength
+ * (mf_ratings_sum_duplicates) and raises an error for a negative strength
+ * or one whose confidence would overflow (train.c).
+ */
+extern void mf_implicit_strengths(MfRatings *ratings, double alpha);
 
 /* Fits als on ratings for options->iterations (train.c). */
 extern void mf_fit(MfAls *als, const MfRatings *ratings,

@@ -874,6 +874,46 @@ csr_sort_duplicates(MfCsr *csr)
 		}
 }
 
+/*
+ * Sums the values of each row's duplicate entries (sorted by column, their
+ * values ascending: the same order on both sides, so both sums are the
+ * same double) into one entry; returns how many entries are left.
+ */
+static int64
+csr_sum_duplicates(MfCsr *csr)
+{
+	int64		kept = 0;
+	int64		begin = 0;
+
+	for (int32 r = 0; r < csr->n_rows; r++)
+	{
+		int64		end = csr->row_start[r + 1];
+
+		for (int64 e = begin; e < end; e++)
+		{
+			if (e > begin && csr->col[e] == csr->col[kept - 1])
+				csr->val[kept - 1] += csr->val[e];
+			else
+			{
+				csr->col[kept] = csr->col[e];
+				csr->val[kept] = csr->val[e];
+				kept++;
+			}
+		}
+		begin = end;
+		csr->row_start[r + 1] = kept;
+	}
+	return kept;
+}
+
+void
+mf_ratings_sum_duplicates(MfRatings *ratings)
+{
+	ratings->n_ratings = csr_sum_duplicates(&ratings->by_user);
+	if (ratings->by_item.row_start != NULL)
+		csr_sum_duplicates(&ratings->by_item);
+}
+
 void
 mf_ratings_free_by_item(MfRatings *ratings)
 {

@@ -144,7 +144,7 @@ refit(FunctionCallInfo fcinfo, MfModel *found, bool users)
 	mf_check_same_id_kind(ratings, model->user_keys != NULL, model->item_keys != NULL,
 						  "the relation to refit from");
 	if (f->implicit)
-		mf_check_strengths(ratings, model->fit.alpha);
+		mf_implicit_strengths(ratings, model->fit.alpha);
 
 	/* the source's rows of the side to refit, in the model's other side */
 	source_rows = users ? &ratings->by_user : &ratings->by_item;

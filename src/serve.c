@@ -779,6 +779,68 @@ mf_similar_users_by_name(PG_FUNCTION_ARGS)
 	return similar(fcinfo, mf_cache_model_by_name(fcinfo, PG_GETARG_TEXT_PP(0)), true);
 }
 
+/* An item and one of its ratings, for sorting a new user's ratings. */
+typedef struct ItemRating
+{
+	int32		item;
+	double		rating;
+} ItemRating;
+
+static int
+compare_item_ratings(const void *a, const void *b)
+{
+	const ItemRating *x = a;
+	const ItemRating *y = b;
+
+	if (x->item != y->item)
+		return (x->item > y->item) - (x->item < y->item);
+	return (x->rating > y->rating) - (x->rating < y->rating);
+}
+
+/*
+ * A new user's ratings of an implicit-feedback model, as training reads an
+ * event log: one entry per item, its strength the sum of the item's
+ * ratings (added in ascending order, as mf_ratings_sum_duplicates adds
+ * them), which must not be negative.  Returns the number of items.
+ */
+static int32
+implicit_strengths(const MfModel *model, int32 *cols, double *vals, int32 n)
+{
+	ItemRating *pairs = palloc(sizeof(ItemRating) * n);
+	int32		kept = 0;
+
+	for (int32 e = 0; e < n; e++)
+	{
+		pairs[e].item = cols[e];
+		pairs[e].rating = vals[e];
+	}
+	qsort(pairs, n, sizeof(ItemRating), compare_item_ratings);
+	for (int32 e = 0; e < n; e++)
+	{
+		if (kept > 0 && cols[kept - 1] == pairs[e].item)
+			vals[kept - 1] += pairs[e].rating;
+		else
+		{
+			cols[kept] = pairs[e].item;
+			vals[kept] = pairs[e].rating;
+			kept++;
+		}
+	}
+	for (int32 e = 0; e < kept; e++)
+		if (vals[e] < 0)
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("the ratings of item %s sum to %g, but an implicit-feedback model needs strengths >= 0",
+							model->item_keys ? model->item_keys[cols[e]]
+							: psprintf(INT64_FORMAT, model->item_ids[cols[e]]),
+							vals[e]),
+					 errdetail("Model \"%s\" is of implicit feedback: an item's strength is the sum of its ratings.",
+							   model->name),
+					 errhint("Pass the strengths as the training data had them (counts, durations: 0 or more).")));
+	pfree(pairs);
+	return kept;
+}
+
 /*
  * Folds in the user given by arguments 1 and 2 (item_ids bigint[], or
  * text[] when as_text; ratings double precision[]): their factors into out (k reals of
@@ -840,11 +902,10 @@ fold_in(FunctionCallInfo fcinfo, const MfModel *model, bool as_text, void *out,
 		int32		item = as_text ? key_index(model, false, DatumGetTextPP(keys[e]))
 			: mf_id_index(model->item_map, ((const int64 *) ARR_DATA_PTR(item_ids))[e]);
 
-		if (!isfinite(value) || (f->implicit && value < 0))
+		if (!isfinite(value))
 			ereport(ERROR,
 					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-					 errmsg("rating %d is %g, but must be finite%s", e + 1, value,
-							f->implicit ? " and at least 0 (the model is of implicit feedback)" : ""),
+					 errmsg("rating %d is %g, but must be finite", e + 1, value),
 					 errhint("Pass the ratings as the training data had them.")));
 		if (item < 0)
 			continue;
@@ -855,6 +916,8 @@ fold_in(FunctionCallInfo fcinfo, const MfModel *model, bool as_text, void *out,
 	}
 	if (known == 0)
 		return false;
+	if (f->implicit)
+		known = implicit_strengths(model, cols, vals, known);
 	row.n_rows = 1;
 	row.row_start = row_start;
 	row.col = cols;

@@ -200,15 +200,17 @@ mf_check_write_privileges(Oid schema, const char *function)
 }
 
 /*
- * Implicit feedback reads ratings as strengths: none may be negative, and
- * the largest confidence, 1 + alpha * rating, must stay far from overflow.
+ * Implicit feedback reads the ratings as an event log: a pair's strength
+ * is the sum of its rows, which must not be negative, and the largest
+ * confidence, 1 + alpha * strength, must stay far from overflow.
  */
 void
-mf_check_strengths(const MfRatings *ratings, double alpha)
+mf_implicit_strengths(MfRatings *ratings, double alpha)
 {
 	const MfCsr *rows = &ratings->by_user;
 	double		largest = 0.0;
 
+	mf_ratings_sum_duplicates(ratings);
 	for (int32 u = 0; u < rows->n_rows; u++)
 		for (int64 e = rows->row_start[u]; e < rows->row_start[u + 1]; e++)
 		{
@@ -219,7 +221,7 @@ mf_check_strengths(const MfRatings *ratings, double alpha)
 								mf_ratings_id_text(ratings, true, u),
 								mf_ratings_id_text(ratings, false, rows->col[e]),
 								rows->val[e]),
-						 errdetail("With implicit feedback a rating is the strength of an interaction (a count, a duration): confidence 1 + alpha * rating."),
+						 errdetail("With implicit feedback a rating is the strength of an interaction (a count, a duration), the sum of the pair's rows: confidence 1 + alpha * strength."),
 						 errhint("Leave out or rescale negative ratings in a view; explicit feedback takes any ratings.")));
 			largest = Max(largest, rows->val[e]);
 		}
@@ -373,7 +375,7 @@ mf_fit(MfAls *als, const MfRatings *ratings, const MfFitOptions *options,
  */
 static MfTestSet *
 read_validation(Oid relid, const MfSource *training, const MfRatings *ratings,
-				bool biases, MemoryContext cxt)
+				const MfFitOptions *options, MemoryContext cxt)
 {
 	MfSource	source = *training;
 	MfRatings  *held_out;
@@ -387,6 +389,8 @@ read_validation(Oid relid, const MfSource *training, const MfRatings *ratings,
 	mf_source_validate(&source);
 	name = mf_source_display_name(relid);
 	held_out = mf_ratings_read(&source, cxt);
+	if (options->implicit)
+		mf_ratings_sum_duplicates(held_out);	/* each held-out pair once */
 	if (held_out->n_skipped > 0)
 		ereport(NOTICE,
 				(errmsg("validation: skipped " INT64_FORMAT " rows of %s with a NULL user, item or rating",
@@ -405,7 +409,7 @@ read_validation(Oid relid, const MfSource *training, const MfRatings *ratings,
 									cxt);
 	for (int64 r = 0; r < test->n; r++)
 		known += test->user[r] >= 0 && test->item[r] >= 0;
-	if (known == 0 && !biases)
+	if (known == 0 && !options->biases)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("no rating in validation relation %s is of a user and an item in the training data", name),
@@ -414,7 +418,7 @@ read_validation(Oid relid, const MfSource *training, const MfRatings *ratings,
 		ereport(NOTICE,
 				(errmsg("validation: " INT64_FORMAT " of " INT64_FORMAT " ratings in %s are of a user or item not in the training data",
 						test->n - known, test->n, name),
-				 errdetail(biases ? "They are scored from the biases that are known."
+				 errdetail(options->biases ? "They are scored from the biases that are known."
 						   : "They are left out of the validation RMSE.")));
 	return test;
 }
@@ -501,11 +505,11 @@ mf_train(PG_FUNCTION_ARGS)
 						   ratings->n_skipped),
 				 errhint("Load ratings into the relation, or pass the one that holds them.")));
 	if (options->implicit)
-		mf_check_strengths(ratings, options->alpha);
+		mf_implicit_strengths(ratings, options->alpha);
 	if (!PG_ARGISNULL(ARG_VALIDATION))
 	{
 		validation = read_validation(PG_GETARG_OID(ARG_VALIDATION), &source, ratings,
-									 options->biases, cxt);
+									 options, cxt);
 		record.validation = mf_source_display_name(PG_GETARG_OID(ARG_VALIDATION));
 	}
 	record.load_seconds = seconds_since(start);
