@@ -211,6 +211,67 @@ mf_test_set_from_ratings(const MfRatings *test, const MfIdIndex *users,
  * of implicit feedback predicts preferences: its target is 1 for every
  * held-out pair.
  */
+/*
+ * Sets *error to the error of test row r under factors; false when the
+ * model cannot score it (an unknown user or item, without biases).
+ */
+static bool
+test_error(const MfFactors *factors, const MfTestSet *test, int64 r, double *error)
+{
+	if (!factors->biases && (test->user[r] < 0 || test->item[r] < 0))
+		return false;
+	*error = (factors->implicit ? 1.0 : test->rating[r]) -
+		mf_score(factors, test->user[r], test->item[r]);
+	return true;
+}
+
+/*
+ * RMSE and MAE over errors too large to square or add up in double (test
+ * ratings near 1e200): every error is divided by the largest first, so the
+ * result is finite whenever the measures themselves are.  An error that is
+ * itself beyond double's range (a rating near 1e308 against a prediction
+ * of the other sign) has no finite measure: an error says so.
+ */
+static void
+scaled_errors(const MfFactors *factors, const MfTestSet *test, MfErrors *errors)
+{
+	double		largest = 0.0;
+	double		squares = 0.0;
+	double		absolutes = 0.0;
+
+	for (int64 r = 0; r < test->n; r++)
+	{
+		double		error;
+
+		if (!test_error(factors, test, r, &error))
+			continue;
+		if (isinf(error))
+			ereport(ERROR,
+					(errcode(ERRCODE_NUMERIC_VALUE_OUT_OF_RANGE),
+					 errmsg("the error of a test rating is beyond the range of double precision"),
+					 errdetail("Rating %g is scored %g.", test->rating[r],
+							   mf_score(factors, test->user[r], test->item[r])),
+					 errhint("Test on ratings of the training data's scale, or leave out such rows in a view: WHERE abs(rating) < 1e300.")));
+		largest = Max(largest, fabs(error));
+	}
+	for (int64 r = 0; r < test->n; r++)
+	{
+		double		error;
+
+		if (!test_error(factors, test, r, &error))
+			continue;
+		squares += (error / largest) * (error / largest);
+		absolutes += fabs(error) / largest;
+	}
+	errors->rmse = largest * sqrt(squares / errors->scored);
+	errors->mae = largest * (absolutes / errors->scored);
+	if (!isfinite(errors->rmse) || !isfinite(errors->mae))
+		ereport(ERROR,
+				(errcode(ERRCODE_NUMERIC_VALUE_OUT_OF_RANGE),
+				 errmsg("the RMSE of the test ratings is beyond the range of double precision"),
+				 errhint("Test on ratings of the training data's scale, or leave out such rows in a view: WHERE abs(rating) < 1e300.")));
+}
+
 void
 mf_test_errors(const MfFactors *factors, const MfTestSet *test, MfErrors *errors)
 {
@@ -225,16 +286,16 @@ mf_test_errors(const MfFactors *factors, const MfTestSet *test, MfErrors *errors
 
 		if ((r & 65535) == 0)
 			CHECK_FOR_INTERRUPTS();
-		if (!factors->biases && (test->user[r] < 0 || test->item[r] < 0))
+		if (!test_error(factors, test, r, &error))
 			continue;
-		error = (factors->implicit ? 1.0 : test->rating[r]) -
-			mf_score(factors, test->user[r], test->item[r]);
 		squares += error * error;
 		absolutes += fabs(error);
 		errors->scored++;
 	}
 	errors->rmse = errors->scored > 0 ? sqrt(squares / errors->scored) : NAN;
 	errors->mae = errors->scored > 0 ? absolutes / errors->scored : NAN;
+	if (isinf(squares) || isinf(absolutes))
+		scaled_errors(factors, test, errors);
 }
 
 /* Sums of the ranking measures over the users ranked. */
