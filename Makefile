@@ -11,11 +11,11 @@ OBJS        = src/mf_ext.o src/blas.o src/ratings.o src/als.o src/store.o \
               src/cache.o src/serve.o src/train.o src/evaluate.o src/tune.o \
               src/refit.o src/parallel.o src/batch.o
 DATA        = sql/mf_ext--0.1.sql sql/mf_ext--0.1--0.2.sql sql/mf_ext--0.2--0.3.sql \
-              sql/mf_ext--0.3--0.4.sql
+              sql/mf_ext--0.3--0.4.sql sql/mf_ext--0.4--0.5.sql
 HEADERS     =
 
 # Regression suites, in run order (sql/NAME.sql, expected/NAME.out).
-REGRESS      = worked_example train serve retrain errors limits recreate quality implicit neighbours keys upgrade
+REGRESS      = worked_example train serve retrain errors limits recreate quality implicit neighbours keys trust upgrade
 REGRESS_OPTS = --load-extension=$(EXTENSION)
 
 # TAP tests (PostgreSQL::Test::Cluster); need a non-root user for initdb.

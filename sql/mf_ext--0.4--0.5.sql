@@ -1,0 +1,33 @@
+-- mf_ext 0.4 -> 0.5
+\echo Use "ALTER EXTENSION mf_ext UPDATE TO '0.5'" to load this file. \quit
+
+-- mf_training_history reads each history array once (unnest), instead of
+-- subscripting it per iteration, which detoasted the whole array every
+-- time: linear in the iterations, where it was quadratic.
+CREATE OR REPLACE FUNCTION @extschema@.mf_training_history(model integer)
+RETURNS TABLE (iteration integer, loss double precision, train_rmse double precision,
+               validation_rmse double precision, seconds double precision)
+LANGUAGE plpgsql STABLE CALLED ON NULL INPUT PARALLEL SAFE
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    IF model IS NULL THEN
+        RAISE EXCEPTION 'model must not be NULL'
+            USING ERRCODE = 'null_value_not_allowed',
+                  HINT = 'Pass a model_id or name from mf_models.';
+    END IF;
+    PERFORM FROM @extschema@.mf_models m WHERE m.model_id = model;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'model % does not exist', model
+            USING ERRCODE = 'undefined_object',
+                  HINT = 'See SELECT model_id, name FROM mf_models.';
+    END IF;
+    RETURN QUERY
+        SELECT h.n::integer, h.j, h.train, h.held_out, h.s
+        FROM @extschema@.mf_models m,
+             unnest(m.loss, m.train_rmse_history, m.validation_rmse, m.iteration_seconds)
+                 WITH ORDINALITY AS h (j, train, held_out, s, n)
+        WHERE m.model_id = model AND h.n <= m.iterations_run
+        ORDER BY h.n;
+END
+$$;
