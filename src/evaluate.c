@@ -227,10 +227,10 @@ test_error(const MfFactors *factors, const MfTestSet *test, int64 r, double *err
 
 /*
  * RMSE and MAE over errors too large to square or add up in double (test
- * ratings near 1e200): every error is divided by the largest first, so the
- * result is finite whenever the measures themselves are.  An error that is
- * itself beyond double's range (a rating near 1e308 against a prediction
- * of the other sign) has no finite measure: an error says so.
+ * ratings near 1e200): every error is divided by the largest first, and
+ * both measures are at most the largest error, so they come out finite.
+ * An error that is itself beyond double's range (a score that overflowed)
+ * has no finite measure: an error says so.
  */
 static void
 scaled_errors(const MfFactors *factors, const MfTestSet *test, MfErrors *errors)
@@ -251,7 +251,7 @@ scaled_errors(const MfFactors *factors, const MfTestSet *test, MfErrors *errors)
 					 errmsg("the error of a test rating is beyond the range of double precision"),
 					 errdetail("Rating %g is scored %g.", test->rating[r],
 							   mf_score(factors, test->user[r], test->item[r])),
-					 errhint("Test on ratings of the training data's scale, or leave out such rows in a view: WHERE abs(rating) < 1e300.")));
+					 errhint("Retrain the model if its scores overflow, or leave out ratings beyond double's range in a view: WHERE abs(rating) < 1e300.")));
 		largest = Max(largest, fabs(error));
 	}
 	for (int64 r = 0; r < test->n; r++)
@@ -263,13 +263,9 @@ scaled_errors(const MfFactors *factors, const MfTestSet *test, MfErrors *errors)
 		squares += (error / largest) * (error / largest);
 		absolutes += fabs(error) / largest;
 	}
+	/* both at most the largest error, so finite */
 	errors->rmse = largest * sqrt(squares / errors->scored);
 	errors->mae = largest * (absolutes / errors->scored);
-	if (!isfinite(errors->rmse) || !isfinite(errors->mae))
-		ereport(ERROR,
-				(errcode(ERRCODE_NUMERIC_VALUE_OUT_OF_RANGE),
-				 errmsg("the RMSE of the test ratings is beyond the range of double precision"),
-				 errhint("Test on ratings of the training data's scale, or leave out such rows in a view: WHERE abs(rating) < 1e300.")));
 }
 
 void

@@ -1,0 +1,162 @@
+-- Numbers that stay honest: implicit feedback read as an event log (a
+-- pair's strength is the sum of its rows, in the solve and in J alike), J
+-- against a brute-force sum over every pair, near-perfect fits that never
+-- make J negative or the RMSE NaN, error measures of enormous test ratings,
+-- a training history of 20,000 iterations read in linear time, corrupt
+-- model rows, and two refits in one statement.
+SET client_min_messages = warning;
+SET extra_float_digits = 0;
+
+-- 1. An event log: every (user, item) pair 1 to 4 times, strengths 1 to 3.
+CREATE TABLE events AS
+SELECT u AS user_id, i AS item_id, (1 + (u * i + d) % 3)::real AS strength
+FROM generate_series(1, 30) u, generate_series(1, 12) i, generate_series(1, 1 + (u + i) % 4) d
+WHERE (u * 7 + i * 3) % 4 <> 0;
+CREATE VIEW summed AS
+SELECT user_id, item_id, sum(strength) AS strength FROM events GROUP BY user_id, item_id;
+SELECT count(*) AS rows, (SELECT count(*) FROM summed) AS pairs FROM events;
+
+SELECT mf_train('events', rating_col := 'strength', feedback := 'implicit', k := 3,
+                lambda := 2, alpha := 2, iterations := 4, double_precision := true,
+                solver := 'cholesky') AS logged \gset
+SELECT mf_train('summed', rating_col := 'strength', feedback := 'implicit', k := 3,
+                lambda := 2, alpha := 2, iterations := 4, double_precision := true,
+                solver := 'cholesky') AS presummed \gset
+
+-- The log trains the model its summed view trains, bit for bit, and J and
+-- n_ratings count pairs.
+SELECT (SELECT string_agg(factors::text, ';' ORDER BY user_id) FROM mf_user_factors WHERE model_id = :logged)
+     = (SELECT string_agg(factors::text, ';' ORDER BY user_id) FROM mf_user_factors WHERE model_id = :presummed)
+       AS same_users,
+       (SELECT string_agg(factors::text, ';' ORDER BY item_id) FROM mf_item_factors WHERE model_id = :logged)
+     = (SELECT string_agg(factors::text, ';' ORDER BY item_id) FROM mf_item_factors WHERE model_id = :presummed)
+       AS same_items,
+       a.loss = b.loss AS same_j, a.n_ratings AS pairs
+FROM mf_models a, mf_models b WHERE a.model_id = :logged AND b.model_id = :presummed;
+
+-- J (after the last iteration, so of the stored factors) against the sum
+-- over all 30 x 12 pairs: c (p - u.v)^2 / 2, with p = 1 and c = 1 + alpha *
+-- strength for an observed pair, p = 0 and c = 1 for every other, plus
+-- lambda / 2 (sum |u|^2 + sum |v|^2).
+CREATE FUNCTION brute_force_j(model integer, lambda double precision, alpha double precision)
+RETURNS double precision LANGUAGE sql AS $$
+    WITH u AS (SELECT user_id, factors FROM mf_user_factors WHERE model_id = model),
+         v AS (SELECT item_id, factors FROM mf_item_factors WHERE model_id = model),
+         scored AS (
+             SELECT (SELECT sum(x * y) FROM unnest(u.factors, v.factors) t(x, y)) AS score,
+                    s.strength
+             FROM u CROSS JOIN v
+             LEFT JOIN summed s ON s.user_id = u.user_id AND s.item_id = v.item_id)
+    SELECT sum(CASE WHEN strength IS NULL THEN score * score
+                    ELSE (1 + alpha * strength) * (1 - score) ^ 2 END) / 2
+           + lambda / 2 * ((SELECT sum(x * x) FROM u, unnest(u.factors) x)
+                           + (SELECT sum(x * x) FROM v, unnest(v.factors) x))
+    FROM scored
+$$;
+SELECT abs(loss[iterations_run] - brute_force_j(:logged, 2, 2)) < 1e-9 * loss[iterations_run]
+       AS j_is_the_brute_force_sum
+FROM mf_models WHERE model_id = :logged;
+-- In single precision with conjugate-gradient steps, to float's precision.
+SELECT mf_train('events', rating_col := 'strength', feedback := 'implicit', k := 3,
+                lambda := 2, alpha := 2, iterations := 4, model_name := 'events float') AS float_model \gset
+SELECT abs(loss[iterations_run] - brute_force_j(:float_model, 2, 2)) < 1e-4 * loss[iterations_run]
+       AS float_j_is_the_brute_force_sum
+FROM mf_models WHERE model_id = :float_model;
+
+-- Ten rows of strength 0 per pair are one observed pair of confidence 1:
+-- scores stay near the preference 1, not near 10.
+CREATE TABLE zero_events AS
+SELECT u AS user_id, i AS item_id, 0 AS strength
+FROM generate_series(1, 20) u, generate_series(1, 10) i, generate_series(1, 10) d
+WHERE (u + i) % 3 = 0;
+SELECT mf_train('zero_events', rating_col := 'strength', feedback := 'implicit', k := 2,
+                lambda := 0.1, alpha := 1, iterations := 5) AS zeros \gset
+SELECT max(mf_predict(:zeros, user_id, item_id)) BETWEEN 0.5 AND 1.1 AS observed_near_one
+FROM zero_events;
+
+-- A new user folds in the same way: duplicate items are summed.
+SELECT mf_fold_in(:logged, ARRAY[1, 2, 1, 5], ARRAY[1, 2, 3, 1])
+     = mf_fold_in(:logged, ARRAY[1, 2, 5], ARRAY[4, 2, 1]) AS fold_in_sums_duplicates;
+-- Negative rows are allowed where the pair's sum is not negative (a
+-- retracted event); a negative sum is an error naming the pair.
+CREATE TABLE retracted AS
+SELECT * FROM events UNION ALL SELECT 1, 1, -1;
+SELECT mf_train('retracted', rating_col := 'strength', feedback := 'implicit', k := 2,
+                iterations := 1) > 0 AS retraction_trains;
+INSERT INTO retracted VALUES (2, 13, -5);
+SELECT mf_train('retracted', rating_col := 'strength', feedback := 'implicit', k := 2,
+                iterations := 1);
+SELECT mf_fold_in(:logged, ARRAY[1, 1], ARRAY[2, -3]);
+
+-- 2. Near-perfect fits: J never below 0, the training RMSE never NaN.
+CREATE TABLE diagonal AS SELECT i AS user_id, i AS item_id, 1 AS rating FROM generate_series(1, 10) i;
+SELECT mf_train('diagonal', feedback := 'implicit', k := 15, lambda := 1e-9, iterations := 5,
+                model_name := 'implicit diagonal') AS implicit_diagonal \gset
+SELECT mf_train('diagonal', feedback := 'implicit', k := 15, lambda := 0, iterations := 5,
+                nonnegative := true, model_name := 'nonnegative diagonal') AS nonnegative_diagonal \gset
+SELECT mf_train('diagonal', k := 15, lambda := 0, iterations := 5, nonnegative := true,
+                model_name := 'explicit nonnegative diagonal') AS explicit_diagonal \gset
+SELECT name, bool_and(j >= 0) AS j_never_negative,
+       bool_and(rmse >= 0 AND rmse <> 'NaN') AS rmse_a_number
+FROM mf_models, unnest(loss, train_rmse_history) AS h(j, rmse)
+WHERE model_id IN (:implicit_diagonal, :nonnegative_diagonal, :explicit_diagonal)
+GROUP BY name ORDER BY name;
+
+-- 3. Test ratings of +-1e200: finite error measures (about 1e200), in
+-- mf_evaluate and in a validation set alike.
+CREATE TABLE small AS
+SELECT u AS user_id, i AS item_id, 1 + (u * 3 + i) % 5 AS rating
+FROM generate_series(1, 20) u, generate_series(1, 8) i;
+SELECT mf_train('small', k := 2, lambda := 1, iterations := 3, biases := true) AS small \gset
+CREATE TABLE enormous (user_id integer, item_id integer, rating double precision);
+INSERT INTO enormous VALUES (1, 1, 1e200), (2, 2, -1e200), (3, 3, 3);
+SELECT metric, value BETWEEN 0.8e200 AND 0.82e200 AS about_0_816e200
+FROM mf_evaluate(:small, 'enormous') WHERE metric = 'rmse';
+SELECT metric, value BETWEEN 0.66e200 AND 0.67e200 AS about_0_667e200
+FROM mf_evaluate(:small, 'enormous') WHERE metric = 'mae';
+SELECT mf_train('small', k := 2, lambda := 1, iterations := 3, biases := true,
+                validation := 'enormous', model_name := 'validated') AS validated \gset
+SELECT bool_and(r BETWEEN 0.8e200 AND 0.82e200) AS validation_rmse_finite
+FROM mf_models, unnest(validation_rmse) r WHERE model_id = :validated;
+-- A score that itself overflows (factors edited to 1e300) has no finite
+-- error: an error says so.
+UPDATE mf_user_factors SET factors = ARRAY[1e300, 1e300] WHERE model_id = :small AND user_id = 3;
+UPDATE mf_item_factors SET factors = ARRAY[1e300, 1e300] WHERE model_id = :small AND item_id = 3;
+UPDATE mf_models SET version = nextval('mf_model_version_seq') WHERE model_id = :small;
+SELECT * FROM mf_evaluate(:small, 'enormous');
+
+-- 4. 20,000 iterations of history are read in linear time: each array is
+-- read once, not once per iteration (counted in buffer fetches of
+-- mf_models' TOAST table, whose arrays of timings do not compress).
+SET mf_ext.threads = 1;
+SELECT mf_train('small', k := 1, lambda := 1, iterations := 20000,
+                validation := 'small', model_name := 'long') AS long \gset
+SELECT reltoastrelid AS toast FROM pg_class WHERE oid = 'mf_models'::regclass \gset
+BEGIN;
+SELECT pg_stat_get_xact_blocks_fetched(:toast) AS fetched_before \gset
+SELECT count(*) AS iterations, min(iteration) AS first, max(iteration) AS last,
+       count(validation_rmse) AS validated, bool_and(seconds >= 0) AS timed
+FROM mf_training_history(:long);
+SELECT pg_stat_get_xact_blocks_fetched(:toast) - :fetched_before < 1000 AS read_once;
+COMMIT;
+RESET mf_ext.threads;
+SELECT (SELECT array_agg(loss ORDER BY iteration) FROM mf_training_history(:long)) = loss
+       AND (SELECT array_agg(seconds ORDER BY iteration) FROM mf_training_history(:long)) = iteration_seconds
+       AS history_is_the_arrays
+FROM mf_models WHERE model_id = :long;
+
+-- 5. A model row no training writes is reported as corrupt, not served.
+SELECT mf_train('small', k := 2, lambda := 1, iterations := 2, model_name := 'edited') AS edited \gset
+UPDATE mf_models SET k = 0, version = nextval('mf_model_version_seq') WHERE model_id = :edited;
+SELECT mf_fold_in(:edited, ARRAY[1, 2], ARRAY[4, 5]);
+SELECT mf_refit_users(:edited);
+UPDATE mf_models SET k = 2, lambda = 'NaN', version = nextval('mf_model_version_seq') WHERE model_id = :edited;
+SELECT mf_predict(:edited, 1, 1);
+UPDATE mf_models SET lambda = 1, version = nextval('mf_model_version_seq') WHERE model_id = :edited;
+UPDATE mf_item_factors SET factors = ARRAY[1, 'NaN'::float8] WHERE model_id = :edited AND item_id = 2;
+UPDATE mf_models SET version = nextval('mf_model_version_seq') WHERE model_id = :edited;
+SELECT mf_predict(:edited, 1, 1);
+
+-- 6. Two refits of one model in one statement both apply.
+SELECT mf_train('small', k := 2, lambda := 1, iterations := 2, model_name := 'refitted') AS refitted \gset
+SELECT mf_refit_users(:refitted) AS users, mf_refit_items(:refitted) AS items;
