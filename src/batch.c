@@ -540,11 +540,13 @@ recommend_all(FunctionCallInfo fcinfo, MfModel *found)
 	{
 		Oid			argtype = INT4OID;
 		Datum		arg = Int32GetDatum(model_id);
+		int			nest_level = mf_internal_sql_begin();
 
 		run.rated_cursor = SPI_cursor_open_with_args(NULL,
 													 psprintf("SELECT user_id, rated_items FROM %s.mf_user_factors WHERE model_id = $1 ORDER BY user_id",
 															  mf_schema_quoted(fcinfo)),
 													 1, &argtype, &arg, NULL, true, 0);
+		mf_internal_sql_end(nest_level);
 	}
 	writer_open(&run.writer, target, model);
 	mf_parallel_for(threads, run.n_blocks, 1, recommend_blocks, feed_blocks, &run);

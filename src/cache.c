@@ -738,6 +738,7 @@ cache_lookup(FunctionCallInfo fcinfo, int32 model_id, text *name)
 	ModelRow	row;
 	CacheEntry *entry;
 	MfModel    *model;
+	int			nest_level;
 
 	if (state == NULL)
 	{
@@ -770,6 +771,7 @@ cache_lookup(FunctionCallInfo fcinfo, int32 model_id, text *name)
 
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
+	nest_level = mf_internal_sql_begin();
 	row = read_model_row_or_forget(&tables, model_id, name);
 	if (tables.factors_rls)
 	{
@@ -789,6 +791,7 @@ cache_lookup(FunctionCallInfo fcinfo, int32 model_id, text *name)
 		evict_stale(entry);
 		model = entry->model;
 	}
+	mf_internal_sql_end(nest_level);
 	SPI_finish();
 
 	remember_call(fcinfo, state, model, name, snap);

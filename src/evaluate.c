@@ -427,6 +427,7 @@ read_test_relation(FunctionCallInfo fcinfo, int32 model_id, Oid relid,
 	Oid			argtype = INT4OID;
 	Datum		arg = Int32GetDatum(model_id);
 	const char *columns[3];
+	int			nest_level = mf_internal_sql_begin();
 
 	if (SPI_execute_with_args(psprintf("SELECT user_col, item_col, rating_col FROM %s.mf_models WHERE model_id = $1",
 									   mf_schema_quoted(fcinfo)),
@@ -435,6 +436,7 @@ read_test_relation(FunctionCallInfo fcinfo, int32 model_id, Oid relid,
 		ereport(ERROR,
 				(errcode(ERRCODE_UNDEFINED_OBJECT),
 				 errmsg("model %d does not exist", model_id)));
+	mf_internal_sql_end(nest_level);
 	for (int c = 0; c < 3; c++)
 		columns[c] = PG_ARGISNULL(4 + c)
 			? MemoryContextStrdup(cxt, SPI_getvalue(SPI_tuptable->vals[0],

@@ -244,6 +244,22 @@ mf_saved_plan(MfSavedPlan *saved, Oid schema, const char *query, int nargs,
 	return plan;
 }
 
+int
+mf_internal_sql_begin(void)
+{
+	int			nest_level = NewGUCNestLevel();
+
+	(void) set_config_option("search_path", "pg_catalog, pg_temp", PGC_USERSET,
+							 PGC_S_SESSION, GUC_ACTION_SAVE, true, 0, false);
+	return nest_level;
+}
+
+void
+mf_internal_sql_end(int nest_level)
+{
+	AtEOXact_GUC(true, nest_level);
+}
+
 /*
  * The extension's schema, quoted for SQL text.  mf_ext is not relocatable,
  * so the schema of the SQL function being called is the extension's.

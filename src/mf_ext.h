@@ -175,6 +175,17 @@ typedef struct MfSavedPlan
 extern SPIPlanPtr mf_saved_plan(MfSavedPlan *saved, Oid schema,
 								const char *query, int nargs, Oid *argtypes);
 
+/*
+ * The extension's own queries (on its tables, never the caller's
+ * relations) run between these two, with search_path = pg_catalog,
+ * pg_temp: no function or operator another role created in a schema on
+ * the caller's path (public, where others may CREATE) can stand in for
+ * pg_catalog's in them, whatever the caller's search_path.  begin returns
+ * the GUC nest level that end restores; an error restores it too.
+ */
+extern int	mf_internal_sql_begin(void);
+extern void mf_internal_sql_end(int nest_level);
+
 /* Name of the schema the extension lives in, quoted for SQL text. */
 extern const char *mf_schema_quoted(FunctionCallInfo fcinfo);
 

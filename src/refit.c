@@ -46,6 +46,7 @@ read_refit_source(FunctionCallInfo fcinfo, const char *schema, int32 model_id,
 	Datum		arg = Int32GetDatum(model_id);
 	MfSource	source;
 	bool		isnull;
+	int			nest_level = mf_internal_sql_begin();
 
 	if (SPI_execute_with_args(psprintf("SELECT source, user_col, item_col, rating_col, version FROM %s.mf_models WHERE model_id = $1 FOR UPDATE",
 									   schema),
@@ -54,6 +55,7 @@ read_refit_source(FunctionCallInfo fcinfo, const char *schema, int32 model_id,
 		ereport(ERROR,
 				(errcode(ERRCODE_UNDEFINED_OBJECT),
 				 errmsg("model %d does not exist", model_id)));
+	mf_internal_sql_end(nest_level);
 	mf_check_column_types(SPI_tuptable->tupdesc, NULL, model_types, lengthof(model_types),
 						  "mf_models");
 	*version = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 5, &isnull));

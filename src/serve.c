@@ -449,10 +449,12 @@ rated_items_mask(FunctionCallInfo fcinfo, const MfModel *model, int64 user_id)
 	Oid			argtypes[2] = {INT4OID, INT8OID};
 	Datum		args[2] = {Int32GetDatum(model->model_id), Int64GetDatum(user_id)};
 	SPIPlanPtr	plan;
+	int			nest_level;
 
 	memset(mask, 0, sizeof(bool) * n_items);
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
+	nest_level = mf_internal_sql_begin();
 	plan = mf_saved_plan(&rated_items, get_func_namespace(fcinfo->flinfo->fn_oid),
 						 "SELECT rated_items FROM %s.mf_user_factors WHERE model_id = $1 AND user_id = $2",
 						 2, argtypes);
@@ -479,6 +481,7 @@ rated_items_mask(FunctionCallInfo fcinfo, const MfModel *model, int64 user_id)
 			}
 		}
 	}
+	mf_internal_sql_end(nest_level);
 	SPI_finish();
 	return mask;
 }

@@ -127,10 +127,9 @@ load_item_row(HeapTuple tuple, TupleDesc desc, void *arg)
  * stored model named model_name holds.  Returns false when there is no
  * such model.
  */
-bool
-mf_store_load_items(const char *schema, const char *model_name,
-					const MfFitOptions *options, const MfRatings *ratings,
-					MfAls *als)
+static bool
+load_items(const char *schema, const char *model_name,
+		   const MfFitOptions *options, const MfRatings *ratings, MfAls *als)
 {
 	static const Oid model_types[] = {INT4OID, INT4OID, BOOLOID};
 	static const Oid item_types[] = {INT8OID, FLOAT8ARRAYOID, FLOAT8OID, TEXTOID};
@@ -468,10 +467,10 @@ insert_factor_rows(const char *schema, int32 model_id, int k, bool users,
  * the model a new version, so that every cache reloads it, and recounts
  * its users and items.
  */
-void
-mf_store_replace_rows(const char *schema, int32 model_id, bool users, int k,
-					  const int64 *ids, char *const *keys, int32 n, const double *factors,
-					  const double *bias, const int32 *rated_start, const int64 *rated)
+static void
+replace_rows(const char *schema, int32 model_id, bool users, int k,
+			 const int64 *ids, char *const *keys, int32 n, const double *factors,
+			 const double *bias, const int32 *rated_start, const int64 *rated)
 {
 	int32		batch_rows = Min(MF_STORE_BATCH_ROWS,
 								 Max(1, MF_STORE_BATCH_NUMBERS / Max(k, 1)));
@@ -518,9 +517,9 @@ mf_store_replace_rows(const char *schema, int32 model_id, bool users, int k,
  * Replaces (or creates) the model named record->name with the given
  * factors, in the current transaction.  Returns its model_id.
  */
-int32
-mf_store_model(const char *schema, const MfModelRecord *record,
-			   const MfRatings *ratings, const MfAls *als)
+static int32
+store_model(const char *schema, const MfModelRecord *record,
+			const MfRatings *ratings, const MfAls *als)
 {
 	int32		model_id = upsert_model_row(schema, record, ratings,
 											mf_als_factors(als));
@@ -537,5 +536,44 @@ mf_store_model(const char *schema, const MfModelRecord *record,
 
 	insert_factor_rows(schema, model_id, record->options.k, true, ratings, als);
 	insert_factor_rows(schema, model_id, record->options.k, false, ratings, als);
+	return model_id;
+}
+
+/*
+ * The entry points, each running its queries with a search_path of
+ * pg_catalog alone (mf_internal_sql_begin).
+ */
+bool
+mf_store_load_items(const char *schema, const char *model_name,
+					const MfFitOptions *options, const MfRatings *ratings,
+					MfAls *als)
+{
+	int			nest_level = mf_internal_sql_begin();
+	bool		found = load_items(schema, model_name, options, ratings, als);
+
+	mf_internal_sql_end(nest_level);
+	return found;
+}
+
+void
+mf_store_replace_rows(const char *schema, int32 model_id, bool users, int k,
+					  const int64 *ids, char *const *keys, int32 n, const double *factors,
+					  const double *bias, const int32 *rated_start, const int64 *rated)
+{
+	int			nest_level = mf_internal_sql_begin();
+
+	replace_rows(schema, model_id, users, k, ids, keys, n, factors, bias,
+				 rated_start, rated);
+	mf_internal_sql_end(nest_level);
+}
+
+int32
+mf_store_model(const char *schema, const MfModelRecord *record,
+			   const MfRatings *ratings, const MfAls *als)
+{
+	int			nest_level = mf_internal_sql_begin();
+	int32		model_id = store_model(schema, record, ratings, als);
+
+	mf_internal_sql_end(nest_level);
 	return model_id;
 }
