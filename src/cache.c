@@ -784,11 +784,11 @@ cache_lookup(FunctionCallInfo fcinfo, int32 model_id, text *name)
 	{
 		entry = shared_entry(&tables, &row);
 		entry->model->last_used = ++lookup_clock;
+		evict_stale(entry);		/* first: an eviction changes the generation */
 		if (snap != NULL && !tables.models_rls)
 			key_set(&entry->validated, snap, CacheMemoryContext);
 		else
 			entry->validated.valid = false;
-		evict_stale(entry);
 		model = entry->model;
 	}
 	mf_internal_sql_end(nest_level);
