@@ -30,8 +30,9 @@ SELECT (SELECT count(*) FROM mf_user_factors WHERE model_id = :m) AS user_rows,
        AS all_have_k_factors;
 
 -- J never increases from one iteration to the next (ALS minimises it exactly
--- in each half-step; 1e-12 relative allows for rounding once converged).
-SELECT bool_and(loss[i] <= loss[i - 1] * (1 + 1e-12)) AS j_never_increases,
+-- in each half-step; 1e-6 relative allows for single precision's rounding
+-- once converged).
+SELECT bool_and(loss[i] <= loss[i - 1] * (1 + 1e-6)) AS j_never_increases,
        loss[1] > loss[array_length(loss, 1)] * 10 AS j_dropped_tenfold
 FROM mf_models, generate_subscripts(loss, 1) AS i
 WHERE model_id = :m AND i > 1
