@@ -56,19 +56,22 @@ CREATE TABLE plays AS
 SELECT u AS user_id, i AS item_id, 1 + abs(hashint8(u * 7919 + i)) % 5 AS rating
 FROM generate_series(1, 300) u, generate_series(1, 120) i
 WHERE abs(hashint8(u * 1000 + i)) % 100 < CASE WHEN (i - 1) / 20 = u % 6 THEN 50 ELSE 3 END;
--- Both solvers: J falls every iteration with Cholesky (each half-step
--- minimises it exactly) and overall with a few CG steps a row; and the
--- unseen items recommended are the user's group's.
+-- Both solvers: J never rises from one iteration to the next (each
+-- Cholesky half-step minimises it exactly, and each CG step lowers it; 1e-6
+-- relative allows for single precision's rounding) and falls by half
+-- overall; and the unseen items recommended are the user's group's: at
+-- least 90% of the top 5s (picked at random from a user's ~107 unseen
+-- items, ~10 of them in the group, about 9% would be).
 SELECT mf_train('plays', k := 6, lambda := 1, alpha := 5, iterations := 8,
                 feedback := 'implicit', solver := 'cholesky', model_name := 'plays_cholesky')
        AS cholesky \gset
 SELECT mf_train('plays', k := 6, lambda := 1, alpha := 5, iterations := 8,
                 feedback := 'implicit', model_name := 'plays_cg') AS cg \gset
 SELECT name, solver, feedback, alpha,
-       (SELECT bool_and(loss[i] <= loss[i - 1]) FROM generate_series(2, 8) i) AS j_never_rises,
+       (SELECT bool_and(loss[i] <= loss[i - 1] * (1 + 1e-6)) FROM generate_series(2, 8) i) AS j_never_rises,
        loss[8] < loss[1] / 2 AS j_fell
 FROM mf_models WHERE name LIKE 'plays_%' ORDER BY name;
-SELECT m.name, round(avg(((r.item_id - 1) / 20 = u.user_id % 6)::int), 2) AS share_in_group
+SELECT m.name, avg(((r.item_id - 1) / 20 = u.user_id % 6)::int) >= 0.9 AS mostly_in_group
 FROM mf_models m, generate_series(1, 300) u(user_id),
      LATERAL mf_recommend(m.model_id, u.user_id, 5) r
 WHERE m.name LIKE 'plays_%' GROUP BY m.name ORDER BY m.name;
@@ -89,10 +92,14 @@ SELECT (SELECT validation_rmse[iterations_run] FROM mf_models WHERE model_id = :
        (SELECT value FROM mf_evaluate(:held_out, 'plays_test') WHERE metric = 'rmse')
        AS validation_is_evaluate;
 -- (Guessing would hit about 3 of a user's ~110 unrated items: precision@5
--- near 0.03.)
-SELECT metric, round(value::numeric, 2) AS value
-FROM mf_evaluate(:held_out, 'plays_test', k := 5)
-WHERE metric IN ('precision@5', 'recall@5', 'ndcg@5');
+-- near 0.03.)  The measures count hits, and two nearly equal scores can
+-- swap places with float rounding (so with the BLAS kernels), moving
+-- precision@5 by 1/(5 * 285 users) a hit: each is asserted within 0.005.
+SELECT metric, x.value AS about, abs(e.value - x.value) < 0.005 AS within_0_005
+FROM mf_evaluate(:held_out, 'plays_test', k := 5) e
+JOIN (VALUES (1, 'precision@5', 0.159), (2, 'recall@5', 0.290), (3, 'ndcg@5', 0.227))
+     AS x (n, metric, value) USING (metric)
+ORDER BY x.n;
 -- The explicit default is untouched by the new arguments' defaults.
 SELECT mf_train('plays_train', k := 2, iterations := 1, model_name := 'explicit') AS explicit \gset
 SELECT feedback, alpha, solver FROM mf_models WHERE model_id = :explicit;

@@ -138,15 +138,18 @@ SELECT w.loss[1] < 0.9 * c.loss[1] AS warm_start_helps, w.user_key_type
 FROM mf_models w, mf_models c WHERE w.name = 'named_shuffled' AND c.name = 'named cold';
 
 -- Validation and mf_evaluate work on text ids too: the held-out RMSE
--- recorded by training is mf_evaluate's, to the bit.
+-- recorded by training is mf_evaluate's, to the bit.  precision@5 is near
+-- 0.211 (79 hits in the 75 users' top 5s); two nearly equal scores can swap
+-- places with float rounding (so with the BLAS kernels), moving it by 1/375
+-- a hit: it is asserted within 0.01.
 CREATE TABLE named_train AS SELECT * FROM named WHERE NOT mf_is_test(who, what, 0.2);
 CREATE TABLE named_test AS SELECT * FROM named WHERE mf_is_test(who, what, 0.2);
 SELECT mf_train('named_train', k := 4, lambda := 1, biases := true, user_col := 'who',
                 item_col := 'what', rating_col := 'stars', validation := 'named_test') AS held \gset
 SELECT (SELECT validation_rmse[iterations_run] FROM mf_models WHERE model_id = :held) =
        (SELECT value FROM mf_evaluate(:held, 'named_test') WHERE metric = 'rmse') AS validation_is_evaluate,
-       (SELECT round(value::numeric, 2) FROM mf_evaluate(:held, 'named_test', k := 5, threshold := 4)
-        WHERE metric = 'precision@5') AS precision_at_5,
+       (SELECT abs(value - 0.211) < 0.01 FROM mf_evaluate(:held, 'named_test', k := 5, threshold := 4)
+        WHERE metric = 'precision@5') AS precision_at_5_near_0_211,
        (SELECT value FROM mf_evaluate(:held, 'named_test', k := 5, threshold := 4)
         WHERE metric = 'users') AS users;
 
