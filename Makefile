@@ -15,7 +15,7 @@ DATA        = sql/mf_ext--0.1.sql sql/mf_ext--0.1--0.2.sql sql/mf_ext--0.2--0.3.
 HEADERS     =
 
 # Regression suites, in run order (sql/NAME.sql, expected/NAME.out).
-REGRESS      = worked_example train serve retrain errors limits recreate quality implicit neighbours keys trust upgrade
+REGRESS      = worked_example train serve retrain errors limits recreate quality implicit neighbours keys trust security upgrade
 REGRESS_OPTS = --load-extension=$(EXTENSION)
 
 # TAP tests (PostgreSQL::Test::Cluster); need a non-root user for initdb.

@@ -139,6 +139,13 @@ mf_id_index_from_sorted(MemoryContext cxt, const int64 *ids, int32 n)
 void
 mf_check_memory(Size bytes, const char *detail)
 {
+	mf_check_memory_hint(bytes, detail,
+						 "Raise mf_ext.max_memory (a superuser setting), lower k or mf_ext.threads, or train on a sample of the ratings.");
+}
+
+void
+mf_check_memory_hint(Size bytes, const char *detail, const char *hint)
+{
 	Size		limit = (Size) mf_max_memory_mb * 1024 * 1024;
 
 	if (bytes > limit)
@@ -147,7 +154,7 @@ mf_check_memory(Size bytes, const char *detail)
 				 errmsg("training would need about %zu MB of memory, more than mf_ext.max_memory (%d MB)",
 						bytes / (1024 * 1024) + 1, mf_max_memory_mb),
 				 errdetail("%s", detail),
-				 errhint("Raise mf_ext.max_memory (a superuser setting), lower k or mf_ext.threads, or train on a sample of the ratings.")));
+				 errhint("%s", hint)));
 }
 
 void *

@@ -123,6 +123,8 @@ extern int	mf_compare_keys(const void *a, const void *b);
  * mf_ext.max_memory; detail says what the estimate is made of.
  */
 extern void mf_check_memory(Size bytes, const char *detail);
+/* The same, with hint saying what to do instead of the usual. */
+extern void mf_check_memory_hint(Size bytes, const char *detail, const char *hint);
 
 /* Allocates count * size bytes in cxt, with overflow checks (huge allowed). */
 extern void *mf_alloc_array(MemoryContext cxt, Size count, Size size);

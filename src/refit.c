@@ -17,20 +17,69 @@
  */
 #include "mf_ext.h"
 
+#include "access/htup_details.h"
 #include "access/xact.h"
 #include "catalog/namespace.h"
+#include "catalog/pg_class.h"
 #include "catalog/pg_type.h"
 #include "executor/spi.h"
+#include "miscadmin.h"
 #include "utils/builtins.h"
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
 #include "utils/regproc.h"
+#include "utils/syscache.h"
 #include "utils/snapmgr.h"
 
 PG_FUNCTION_INFO_V1(mf_refit_users);
 PG_FUNCTION_INFO_V1(mf_refit_users_by_name);
 PG_FUNCTION_INFO_V1(mf_refit_items);
 PG_FUNCTION_INFO_V1(mf_refit_items_by_name);
+
+/*
+ * The relation a model was trained on, as recorded in mf_models.source,
+ * to refit from by default.  Any role that may train can write that
+ * column, and reading a relation runs code its owner chose (functions in
+ * a view, row-level security policies) with the reader's rights: so it is
+ * read only when the caller owns it, and it must be schema-qualified, as
+ * training records it.
+ */
+static Oid
+stored_source(const char *stored, FunctionCallInfo fcinfo)
+{
+	const char *function = get_func_name(fcinfo->flinfo->fn_oid);
+	List	   *names = stringToQualifiedNameList(stored);
+	Oid			relid;
+	HeapTuple	tuple;
+	Oid			owner;
+
+	if (list_length(names) < 2)
+		ereport(ERROR,
+				(errcode(ERRCODE_DATA_CORRUPTED),
+				 errmsg("the model's source \"%s\" is not schema-qualified", stored),
+				 errdetail("mf_train records the source as schema.relation."),
+				 errhint("Pass the relation to refit from as source.")));
+	relid = RangeVarGetRelid(makeRangeVarFromNameList(names), NoLock, true);
+	if (!OidIsValid(relid))
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_TABLE),
+				 errmsg("the model's source %s does not exist", stored),
+				 errhint("Pass the relation to refit from as source.")));
+	tuple = SearchSysCache1(RELOID, ObjectIdGetDatum(relid));
+	if (!HeapTupleIsValid(tuple))
+		elog(ERROR, "cache lookup failed for relation %u", relid);
+	owner = ((Form_pg_class) GETSTRUCT(tuple))->relowner;
+	ReleaseSysCache(tuple);
+	if (owner != GetUserId())
+		ereport(ERROR,
+				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+				 errmsg("%s reads the model's source only when you own it, and %s is owned by role %s",
+						function, stored, GetUserNameFromId(owner, false)),
+				 errdetail("Any role that may train can name the source a model records, and reading a relation runs code its owner chose (functions in a view, row-level security policies) with your rights."),
+				 errhint("Pass it explicitly if you trust its owner: %s(model, source := %s); or refit as its owner.",
+						 function, quote_literal_cstr(stored))));
+	return relid;
+}
 
 /*
  * Locks the model's row, notes its version in *version, and reads the
@@ -62,17 +111,8 @@ read_refit_source(FunctionCallInfo fcinfo, const char *schema, int32 model_id,
 	source.argname = "source";
 	source.fixed_columns = true;
 	if (PG_ARGISNULL(1))
-	{
-		char	   *stored = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1);
-
-		source.relid = RangeVarGetRelid(makeRangeVarFromNameList(stringToQualifiedNameList(stored)),
-										NoLock, true);
-		if (!OidIsValid(source.relid))
-			ereport(ERROR,
-					(errcode(ERRCODE_UNDEFINED_TABLE),
-					 errmsg("the model's source %s does not exist", stored),
-					 errhint("Pass the relation to refit from as source.")));
-	}
+		source.relid = stored_source(SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1),
+									 fcinfo);
 	else
 		source.relid = PG_GETARG_OID(1);
 	source.user_col = MemoryContextStrdup(cxt, SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2));

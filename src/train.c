@@ -22,6 +22,7 @@
 #include "utils/builtins.h"
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
+#include "utils/rls.h"
 
 PG_FUNCTION_INFO_V1(mf_train);
 
@@ -196,6 +197,19 @@ mf_check_write_privileges(Oid schema, const char *function)
 					 errdetail("%s writes models into mf_models, mf_user_factors and mf_item_factors, and needs SELECT, INSERT, UPDATE and DELETE on them and USAGE (or UPDATE) on mf_models_model_id_seq and mf_model_version_seq.",
 							   function),
 					 errhint("Ask the extension's owner to grant them (see Privileges in the README).")));
+
+		/*
+		 * A model is written whole: deleting, writing and counting only the
+		 * rows a policy lets the writer see would leave the rest stale.
+		 */
+		if (OidIsValid(relid) && table &&
+			check_enable_rls(relid, InvalidOid, false) == RLS_ENABLED)
+			ereport(ERROR,
+					(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+					 errmsg("row-level security on table %s applies to you, and %s writes whole models",
+							name, function),
+					 errdetail("It would replace and count only the rows your policies let you see, and leave the others of the model stale."),
+					 errhint("Train and refit as a role that row-level security does not apply to: the tables' owner, or a role with BYPASSRLS.")));
 	}
 }
 

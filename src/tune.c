@@ -113,13 +113,27 @@ build_grid(FunctionCallInfo fcinfo, int folds, int *n_points)
 	Datum	   *ks = array_elements(PG_GETARG_ARRAYTYPE_P(ARG_KS), INT4OID, "ks", &n_ks);
 	Datum	   *lambdas = array_elements(PG_GETARG_ARRAYTYPE_P(ARG_LAMBDAS), FLOAT8OID,
 										 "lambdas", &n_lambdas);
-	GridPoint  *grid = palloc0(mul_size(mul_size(n_ks, n_lambdas), sizeof(GridPoint)));
+	Size		n = mul_size(n_ks, n_lambdas);
+	GridPoint  *grid;
 	int			p = 0;
 
+	/* each point keeps an RMSE and an MAE per fold */
+	mf_check_memory_hint(mul_size(n, add_size(sizeof(GridPoint), mul_size(folds, 2 * sizeof(double)))),
+						 psprintf("A grid of %d values of k by %d of lambda, %d folds each.",
+								  n_ks, n_lambdas, folds),
+						 "Cross-validate fewer values of k and lambda at a time, or fewer folds.");
+	if (n > INT_MAX)
+		ereport(ERROR,
+				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+				 errmsg("a grid of %d values of k by %d of lambda is too large", n_ks, n_lambdas),
+				 grid_hint("ks")));
+	grid = palloc0(mul_size(n, sizeof(GridPoint)));
 	for (int a = 0; a < n_ks; a++)
 		for (int b = 0; b < n_lambdas; b++)
 		{
 			MfFitOptions *options = &grid[p].options;
+
+			CHECK_FOR_INTERRUPTS();
 
 			options->k = DatumGetInt32(ks[a]);
 			options->lambda = DatumGetFloat8(lambdas[b]);
