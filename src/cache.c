@@ -41,6 +41,8 @@
 #include "catalog/pg_type.h"
 #include "executor/spi.h"
 #include "miscadmin.h"
+#include "storage/lmgr.h"
+#include "utils/inval.h"
 #include "utils/acl.h"
 #include "utils/builtins.h"
 #include "utils/hsearch.h"
@@ -109,6 +111,7 @@ typedef struct ModelRow
 	bool		nonnegative;
 	bool		user_keys;		/* ids kept as text keys */
 	bool		item_keys;
+	bool		double_precision;	/* trained in double precision */
 } ModelRow;
 
 /* The three model tables, as the privilege checks see them. */
@@ -244,6 +247,34 @@ check_select(Oid relid, const char *const *columns, int n)
 }
 
 /*
+ * The OID of the extension's table name in schema, locked as a SELECT
+ * locks it, until the transaction ends, so that it is not dropped or
+ * altered while its rows are answered from; and with the invalidations
+ * other sessions have committed (a REVOKE, a new policy) processed, so
+ * that the privilege checks that follow see them.
+ */
+static Oid
+lock_model_table(const char *name, Oid schema)
+{
+	Oid			relid = get_relname_relid(name, schema);
+
+	if (OidIsValid(relid))
+	{
+		LockRelationOid(relid, AccessShareLock);
+		/* as the lock's first taking does; a REVOKE takes no lock on the table */
+		AcceptInvalidationMessages();
+		if (get_relname_relid(name, schema) == relid)
+			return relid;
+	}
+	ereport(ERROR,
+			(errcode(ERRCODE_UNDEFINED_TABLE),
+			 errmsg("table %s of mf_ext is missing from schema %s, or was just re-created",
+					name, get_namespace_name(schema)),
+			 errhint("Run the call again; if the table is missing, re-create the extension: DROP EXTENSION mf_ext; CREATE EXTENSION mf_ext.")));
+	return InvalidOid;			/* not reached */
+}
+
+/*
  * The model tables of the extension in schema, with the current role's
  * right to read them checked as a SELECT of the columns the cache reads
  * would check it (schema USAGE, SELECT, row-level security: an error where
@@ -265,15 +296,9 @@ check_model_tables(Oid schema)
 	if (usage != ACLCHECK_OK)
 		aclcheck_error(usage, OBJECT_SCHEMA, get_namespace_name(schema));
 	tables.schema = schema;
-	tables.models = get_relname_relid("mf_models", schema);
-	tables.users = get_relname_relid("mf_user_factors", schema);
-	tables.items = get_relname_relid("mf_item_factors", schema);
-	if (!OidIsValid(tables.models) || !OidIsValid(tables.users) || !OidIsValid(tables.items))
-		ereport(ERROR,
-				(errcode(ERRCODE_UNDEFINED_TABLE),
-				 errmsg("the model tables of mf_ext are missing from schema %s",
-						get_namespace_name(schema)),
-				 errhint("Re-create the extension: DROP EXTENSION mf_ext; CREATE EXTENSION mf_ext.")));
+	tables.models = lock_model_table("mf_models", schema);
+	tables.users = lock_model_table("mf_user_factors", schema);
+	tables.items = lock_model_table("mf_item_factors", schema);
 	check_select(tables.models, model_columns, lengthof(model_columns));
 	check_select(tables.users, user_columns, lengthof(user_columns));
 	check_select(tables.items, item_columns, lengthof(item_columns));
@@ -304,22 +329,26 @@ static ModelRow
 read_model_row(const ModelTables *tables, int32 model_id, text *name)
 {
 	static const char *const columns[] = {
-		/* before 0.3 */
-		"false, NULL::float8, false, lambda, false, NULL::float8, false, false, false, false",
+		/* 0.1: trained in double precision */
+		"false, NULL::float8, false, lambda, false, NULL::float8, false, false, false, false, true",
+		/* 0.2 */
+		"false, NULL::float8, false, lambda, false, NULL::float8, false, false, false, false, double_precision",
 		/* 0.3 */
-		"biases, global_mean, false, lambda, weighted_lambda, NULL::float8, false, false, false, false",
+		"biases, global_mean, false, lambda, weighted_lambda, NULL::float8, false, false, false, false,"
+		" double_precision",
 		/* 0.4 */
 		"biases, global_mean, feedback = 'implicit', lambda, weighted_lambda, alpha, solver = 'cg', nonnegative,"
-		" user_key_type IS NOT NULL, item_key_type IS NOT NULL"
+		" user_key_type IS NOT NULL, item_key_type IS NOT NULL, double_precision"
 	};
 	static const Oid types[] = {INT4OID, INT8OID, INT4OID, INT8OID, INT8OID, TEXTOID,
 		BOOLOID, FLOAT8OID, BOOLOID, FLOAT8OID, BOOLOID, FLOAT8OID, BOOLOID, BOOLOID,
-	BOOLOID, BOOLOID};
+	BOOLOID, BOOLOID, BOOLOID};
 	static MfSavedPlan plans[2][lengthof(columns)];
 	Oid			argtype = name ? TEXTOID : INT4OID;
 	Datum		arg = name ? PointerGetDatum(name) : Int32GetDatum(model_id);
-	int			level = get_attnum(tables->models, "feedback") != InvalidAttrNumber ? 2
-		: get_attnum(tables->models, "global_mean") != InvalidAttrNumber ? 1 : 0;
+	int			level = get_attnum(tables->models, "feedback") != InvalidAttrNumber ? 3
+		: get_attnum(tables->models, "global_mean") != InvalidAttrNumber ? 2
+		: get_attnum(tables->models, "double_precision") != InvalidAttrNumber ? 1 : 0;
 	SPIPlanPtr	plan;
 	ModelRow	row;
 	TupleDesc	desc;
@@ -366,6 +395,7 @@ read_model_row(const ModelTables *tables, int32 model_id, text *name)
 	row.nonnegative = DatumGetBool(SPI_getbinval(tuple, desc, 14, &isnull));
 	row.user_keys = DatumGetBool(SPI_getbinval(tuple, desc, 15, &isnull));
 	row.item_keys = DatumGetBool(SPI_getbinval(tuple, desc, 16, &isnull));
+	row.double_precision = DatumGetBool(SPI_getbinval(tuple, desc, 17, &isnull));
 	row.models_relid = tables->models;
 
 	/* what the serving and fold-in code relies on */
@@ -499,11 +529,13 @@ to_floats(MemoryContext cxt, const double *values, Size n)
 }
 
 /*
- * Keeps the factors as floats when that loses nothing (a model trained in
- * single precision): half the memory, and half the cache lines per score.
+ * Keeps the factors of a model trained in single precision as floats
+ * (unless edited values would not survive): half the memory, and half the
+ * cache lines per score.  Fold-in and refit then solve in the precision
+ * the model was trained in, as its factors are held.
  */
 static void
-narrow_to_float(MfModel *model)
+narrow_to_float(MfModel *model, bool double_precision)
 {
 	MfFactors  *f = &model->factors;
 	Size		n_user = (Size) f->n_users * f->k;
@@ -511,7 +543,7 @@ narrow_to_float(MfModel *model)
 	double	   *users = f->user_factors;
 	double	   *items = f->item_factors;
 
-	f->single = all_floats(users, n_user) && all_floats(items, n_item);
+	f->single = !double_precision && all_floats(users, n_user) && all_floats(items, n_item);
 	if (!f->single)
 		return;
 	f->user_factors = to_floats(model->cxt, users, n_user);
@@ -575,7 +607,7 @@ load_model(const char *schema, const ModelRow *row, MemoryContext parent)
 		model->item_keymap = mf_key_index(cxt, model->item_keys, f->n_items);
 	model->user_map = mf_id_index_from_sorted(cxt, model->user_ids, f->n_users);
 	model->item_map = mf_id_index_from_sorted(cxt, model->item_ids, f->n_items);
-	narrow_to_float(model);
+	narrow_to_float(model, row->double_precision);
 	model->fit.single = f->single;
 
 	MemoryContextSetParent(cxt, parent);
@@ -711,6 +743,14 @@ shared_entry(const ModelTables *tables, const ModelRow *row)
 		evict(entry);
 		entry = NULL;
 	}
+	else if (entry != NULL && strcmp(entry->model->name, row->name) != 0)
+	{
+		/*
+		 * Renamed without a retrain: the shortcut by name (find_entry) must
+		 * find it under the name this snapshot gives it, and only that.
+		 */
+		entry->model->name = MemoryContextStrdup(entry->model->cxt, row->name);
+	}
 	if (entry == NULL)
 	{
 		MfModel    *model = load_model(quote_identifier(get_namespace_name(tables->schema)),
@@ -759,9 +799,13 @@ cache_lookup(FunctionCallInfo fcinfo, int32 model_id, text *name)
 	}
 	tables = check_model_tables(get_func_namespace(fcinfo->flinfo->fn_oid));
 
-	/* a shared model whose row this snapshot has already confirmed */
-	entry = snap != NULL && !tables.models_rls && !tables.factors_rls
-		? find_entry(model_id, name) : NULL;
+	/*
+	 * A shared model whose row this snapshot has already confirmed; but a
+	 * serializable transaction reads the row itself, for the predicate lock
+	 * that makes a concurrent retrain a conflict.
+	 */
+	entry = snap != NULL && !tables.models_rls && !tables.factors_rls &&
+		!IsolationIsSerializable() ? find_entry(model_id, name) : NULL;
 	if (entry != NULL && key_matches(&entry->validated, snap, true))
 	{
 		entry->model->last_used = ++lookup_clock;

@@ -200,5 +200,69 @@ is($one - $before, 1, 'the first statement looks the model up');
 is($three, $one, 'the next two, under the same snapshot, do not');
 like($err, $denied, 'a role switch is still checked');
 
+# 8. A model renamed by another session: the next statement finds each
+# model under the name it now has, and the old name no more.
+$node->safe_psql('postgres', q{SET client_min_messages = warning;
+	SELECT mf_train('ratings', k := 3, lambda := 0.5, iterations := 3, model_name := 'champion');
+	SELECT mf_train('ratings', k := 4, lambda := 0.5, iterations := 3, model_name := 'challenger');});
+my $champion = $node->safe_psql('postgres', "SELECT mf_predict('champion', 1, 1)");
+my $challenger = $node->safe_psql('postgres', "SELECT mf_predict('challenger', 1, 1)");
+isnt($champion, $challenger, 'two models that predict differently');
+my $server = $node->background_psql('postgres', on_error_stop => 0);
+is($server->query_safe("SELECT mf_predict('champion', 1, 1)"), $champion, 'the champion is cached');
+$node->safe_psql('postgres', q{BEGIN;
+	UPDATE mf_models SET name = 'retired' WHERE name = 'champion';
+	UPDATE mf_models SET name = 'champion' WHERE name = 'challenger';
+	COMMIT;});
+is($server->query_safe("SELECT mf_predict('retired', 1, 1) || ' ' || mf_predict('champion', 1, 1)"),
+	"$champion $challenger", 'after the swap each name answers for the model it now names');
+$node->safe_psql('postgres', "UPDATE mf_models SET name = 'emeritus' WHERE name = 'retired'");
+$server->{stderr} = '';
+$server->query("SELECT mf_predict('emeritus', 1, 1), mf_predict('retired', 1, 1)");
+like($server->{stderr}, qr/model "retired" does not exist/, 'an old name no longer answers');
+
+# 9. In a serializable transaction, a prediction is a read of the model:
+# with a concurrent retrain it makes a serialization conflict, as reading
+# mf_models would, even when the model is cached.
+$node->safe_psql('postgres', 'CREATE TABLE decisions (id integer); GRANT INSERT ON decisions TO PUBLIC');
+my $decider = $node->background_psql('postgres', on_error_stop => 0);
+my $retrainer = $node->background_psql('postgres', on_error_stop => 0);
+$decider->query_safe("SELECT mf_predict('champion', 1, 1)");    # cached
+$decider->query_safe("BEGIN ISOLATION LEVEL SERIALIZABLE; SELECT mf_predict('champion', 1, 1)");
+$retrainer->query_safe("SET client_min_messages = warning; BEGIN ISOLATION LEVEL SERIALIZABLE;"
+	  . " SELECT count(*) FROM decisions;"
+	  . " SELECT mf_train('ratings', k := 4, lambda := 0.7, iterations := 2, model_name := 'champion')");
+$decider->{stderr} = '';
+$retrainer->{stderr} = '';
+$decider->query('INSERT INTO decisions VALUES (1); COMMIT');
+$retrainer->query('COMMIT');
+like($decider->{stderr} . $retrainer->{stderr}, qr/could not serialize access/,
+	'the write skew between a cached prediction and a retrain is caught');
+$decider->quit;
+$retrainer->quit;
+
+# 10. Another session's REVOKE is seen by the next statement, also inside
+# an open transaction: a prediction is allowed exactly when the role's own
+# SELECT of the factors is; the next transaction is refused.
+$node->safe_psql('postgres', q{CREATE ROLE bob LOGIN;
+	GRANT SELECT ON mf_models, mf_user_factors, mf_item_factors TO bob;});
+my $bob = $node->background_psql('postgres', on_error_stop => 0);
+$bob->query_safe("SET ROLE bob; BEGIN ISOLATION LEVEL REPEATABLE READ; SELECT mf_predict('champion', 1, 1)");
+$node->safe_psql('postgres', 'REVOKE SELECT ON mf_models, mf_user_factors, mf_item_factors FROM bob');
+$bob->{stderr} = '';
+my ($predicted) = $bob->query("SELECT mf_predict('champion', 2, 2) IS NOT NULL");
+my $predict_error = $bob->{stderr};
+$bob->{stderr} = '';
+my ($selected) = $bob->query('SELECT count(*) > 0 FROM mf_item_factors');
+my $select_error = $bob->{stderr};
+is($predict_error eq '', $select_error eq '',
+	'in the open transaction, mf_predict is allowed exactly when SELECT is');
+$bob->query('COMMIT');
+$bob->{stderr} = '';
+$bob->query("SELECT mf_predict('champion', 1, 1)");
+like($bob->{stderr}, $denied_all, 'the next transaction is refused');
+$bob->quit;
+$server->quit;
+
 $node->stop;
 done_testing();
