@@ -31,3 +31,26 @@ BEGIN
         ORDER BY h.n;
 END
 $$;
+
+-- mf_drop_model(integer) deletes by model_id in one statement: it looked the
+-- name up first and deleted by name, so a model renamed or replaced in
+-- between was the one dropped.
+CREATE OR REPLACE FUNCTION @extschema@.mf_drop_model(model integer)
+RETURNS void
+LANGUAGE plpgsql VOLATILE CALLED ON NULL INPUT PARALLEL UNSAFE
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    IF model IS NULL THEN
+        RAISE EXCEPTION 'model must not be NULL'
+            USING ERRCODE = 'null_value_not_allowed',
+                  HINT = 'Pass the model_id of a model in mf_models.';
+    END IF;
+    DELETE FROM @extschema@.mf_models WHERE model_id = model;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'model % does not exist', model
+            USING ERRCODE = 'undefined_object',
+                  HINT = 'See SELECT model_id, name FROM mf_models.';
+    END IF;
+END
+$$;

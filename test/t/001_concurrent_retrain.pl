@@ -118,6 +118,33 @@ is($reader->query_safe(qq{
 	FROM mf_user_factors u JOIN ratings r ON r.user_id = u.user_id
 	WHERE u.model_id = $model AND u.user_id = 7 GROUP BY u.factors}), 't',
 	'a refitted user is the fold-in against the retrained model, to the bit');
+# mf_drop_model(model_id) drops that model, even when the name it had is
+# renamed and given to a new model while the drop waits.
+$node->safe_psql('postgres', q{SET client_min_messages = warning;
+	SELECT mf_train('ratings', k := 2, iterations := 1, model_name := 'doomed')});
+my $doomed = $node->safe_psql('postgres', "SELECT model_id FROM mf_models WHERE name = 'doomed'");
+my $locker = $node->background_psql('postgres');
+$locker->query_safe('BEGIN; LOCK TABLE mf_models IN SHARE MODE');
+my $dropper = $node->background_psql('postgres', on_error_stop => 0);
+$dropper->query_until(qr/dropping/, qq{\\echo dropping
+	SELECT mf_drop_model($doomed);
+});
+ok( $node->poll_query_until('postgres', q{
+		SELECT count(*) = 1 FROM pg_stat_activity
+		WHERE query LIKE '%mf_drop_model%' AND wait_event_type = 'Lock'}),
+	'the drop waits');
+$locker->query_safe(q{SET client_min_messages = warning;
+	UPDATE mf_models SET name = 'spared' WHERE name = 'doomed';
+	SELECT mf_train('ratings', k := 2, iterations := 1, model_name := 'doomed');
+	COMMIT});
+$dropper->query('SELECT 1');
+is($dropper->{stderr}, '', 'the drop succeeds');
+is($reader->query_safe(q{SELECT string_agg(name, ',' ORDER BY name) FROM mf_models
+	WHERE name IN ('doomed', 'spared')}), 'doomed',
+	'it dropped the model of that id (renamed spared), not the new one named doomed');
+$dropper->quit;
+$locker->quit;
+
 $refitter->quit;
 $retrainer->quit;
 $reader->quit;
