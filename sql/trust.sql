@@ -3,7 +3,8 @@
 -- against a brute-force sum over every pair, near-perfect fits that never
 -- make J negative or the RMSE NaN, error measures of enormous test ratings,
 -- a training history of 20,000 iterations read in linear time, corrupt
--- model rows, and two refits in one statement.
+-- model rows, fold-in in the model's precision, batch lists of scores
+-- beyond float's range, lambda beyond it, and two refits in one statement.
 SET client_min_messages = warning;
 SET extra_float_digits = 0;
 CREATE SCHEMA trust;                    -- this suite's tables, apart from the others'
@@ -103,6 +104,16 @@ SELECT mf_train('retracted', rating_col := 'strength', feedback := 'implicit', k
                 iterations := 1);
 SELECT mf_fold_in(:logged, ARRAY[1, 1], ARRAY[2, -3]);
 
+-- Events that cancel out exactly (0.3 - 0.1 - 0.2 is -5.6e-17 in double)
+-- are a pair of strength 0, in training and in fold-in.
+CREATE TABLE cancelled (user_id integer, item_id integer, strength double precision);
+INSERT INTO cancelled SELECT * FROM events;
+INSERT INTO cancelled VALUES (1, 13, 0.3), (1, 13, -0.1), (1, 13, -0.2);
+SELECT mf_train('cancelled', rating_col := 'strength', feedback := 'implicit', k := 2,
+                iterations := 1) > 0 AS cancelled_events_train;
+SELECT mf_fold_in(:logged, ARRAY[1, 1, 1], ARRAY[0.3, -0.1, -0.2])
+     = mf_fold_in(:logged, ARRAY[1], ARRAY[0]) AS fold_in_cancels_too;
+
 -- 2. Near-perfect fits: J never below 0, the training RMSE never NaN.
 CREATE TABLE diagonal AS SELECT i AS user_id, i AS item_id, 1 AS rating FROM generate_series(1, 10) i;
 SELECT mf_train('diagonal', feedback := 'implicit', k := 15, lambda := 1e-9, iterations := 5,
@@ -172,7 +183,38 @@ UPDATE mf_item_factors SET factors = ARRAY[1, 'NaN'::float8] WHERE model_id = :e
 UPDATE mf_models SET version = nextval('mf_model_version_seq') WHERE model_id = :edited;
 SELECT mf_predict(:edited, 1, 1);
 
--- 6. Two refits of one model in one statement both apply.
+-- 6. A double-precision model folds in and refits in double precision,
+-- also with k = 0 (whose no factors are all floats): a new user's bias is
+-- the closed form sum(r - mu - c_i) / (n + lambda) to double's precision.
+SELECT mf_train('small', k := 0, lambda := 1, iterations := 2, biases := true,
+                double_precision := true, model_name := 'biases in double') AS biases_double \gset
+SELECT abs((mf_fold_in(:biases_double, ARRAY[1, 2, 3], ARRAY[5, 1, 4]))[1]
+           - (SELECT sum(r - m.global_mean - i.bias) / (3 + 1)
+              FROM unnest(ARRAY[1, 2, 3], ARRAY[5, 1, 4]) t(item, r)
+              JOIN mf_item_factors i ON i.model_id = :biases_double AND i.item_id = t.item,
+                   mf_models m WHERE m.model_id = :biases_double))
+       < 1e-12 AS bias_in_double
+FROM (SELECT) one;
+
+-- 7. A double-precision model whose scores are beyond float's range
+-- (ratings of 1e45) gets from mf_recommend_all exactly mf_recommend's
+-- lists: its candidates are taken from products in double.
+CREATE TABLE huge AS SELECT user_id, item_id, rating * 1e45 AS rating FROM small;
+SELECT mf_train('huge', k := 2, lambda := 1, iterations := 3, double_precision := true) AS huge \gset
+SELECT mf_recommend_all(:huge, 3, false, 'trust.huge_top') AS rows_written;
+SELECT bool_and(b.items = s.items) AS batch_is_mf_recommend
+FROM (SELECT user_id, array_agg(item_id ORDER BY rank) AS items FROM huge_top GROUP BY user_id) b,
+     LATERAL (SELECT array_agg(item_id ORDER BY n) AS items
+              FROM mf_recommend(:huge, b.user_id, 3, false) WITH ORDINALITY AS r(item_id, score, n)) s;
+
+-- 8. lambda beyond what single precision holds is refused.
+SELECT error_of($$SELECT mf_train('small', lambda := 1e31, model_name := 'lambda too large')$$);
+SELECT error_of($$SELECT mf_train('small', lambda := 1e29, weighted_lambda := true,
+                                  model_name := 'lambda too large')$$);
+SELECT mf_train('small', lambda := 1e31, iterations := 1, double_precision := true,
+                model_name := 'lambda large in double') > 0 AS double_takes_it;
+
+-- 9. Two refits of one model in one statement both apply.
 SELECT mf_train('small', k := 2, lambda := 1, iterations := 2, model_name := 'refitted') AS refitted \gset
 SELECT mf_refit_users(:refitted) AS users, mf_refit_items(:refitted) AS items;
 RESET search_path;

@@ -164,6 +164,18 @@ init_solver(MfAls *als, const MfFitOptions *options, int64 longest,
 				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
 				 errmsg("a user or item has " INT64_FORMAT " ratings, too many for k = %d",
 						longest, options->k)));
+	/* a row's lambda must be a float, with room for the Gram matrix beside it */
+	if (options->single &&
+		options->lambda * (options->weighted_lambda ? (double) Max(longest, 1) : 1.0) > MF_MAX_SINGLE_LAMBDA)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("lambda = %g is too large for single precision", options->lambda),
+				 errdetail(options->weighted_lambda
+						   ? "With weighted_lambda a row of n ratings is regularised with lambda * n, up to %g here, and single precision takes at most %g."
+						   : "%g is more than single precision takes, %g.",
+						   options->lambda * (options->weighted_lambda ? (double) Max(longest, 1) : 1.0),
+						   MF_MAX_SINGLE_LAMBDA),
+				 errhint("Pass a smaller lambda (the usual are 0.01 to 100), or double_precision := true.")));
 
 	als->blas = mf_blas();
 	als->unknowns = d;

@@ -5,8 +5,9 @@
  *	  into a new table (user_id, rank, item_id, score).
  *
  *	  Users are taken in blocks; for a block, one matrix product (sgemm,
- *	  on float factors: prepare_products) scores every item for every user
- *	  of the block, on all threads (parallel.c).  Each user's
+ *	  on float factors: prepare_products; dgemm where float products could
+ *	  overflow) scores every item for every user of the block, on all
+ *	  threads (parallel.c).  Each user's
  *	  n + MF_BATCH_SPARE best candidates (the items it rated left out) are
  *	  then rescored with mf_score, the scoring mf_predict and mf_recommend
  *	  use, and the best n kept: every score written is mf_predict's, and
@@ -23,6 +24,7 @@
 #include "mf_ext.h"
 #include "blas.h"
 
+#include <math.h>
 #include <stdatomic.h>
 
 #include "access/heapam.h"
@@ -48,13 +50,15 @@ PG_FUNCTION_INFO_V1(mf_recommend_all_by_name);
 #define MF_BATCH_BLOCK_BYTES	(1024 * 1024)
 /* Result rows handed to the table's multi-insert at a time. */
 #define MF_BATCH_INSERT_ROWS	1000
+/* Products are taken in float when all of them stay below this. */
+#define MF_BATCH_FLOAT_BOUND	1e37
 /* Users whose rated items are read per fetch. */
 #define MF_BATCH_FETCH_USERS	1000
 
 /* One thread's scratch space. */
 typedef struct BatchBuffers
 {
-	float	   *products;		/* block_users x n_items */
+	void	   *products;		/* block_users x n_items, float (or double when wide) */
 	bool	   *excluded;		/* n_items */
 	int32	   *candidates;		/* keep */
 	double	   *scores;			/* keep: product scores, then exact ones */
@@ -78,8 +82,9 @@ typedef struct BatchRun
 {
 	const MfBlas *blas;
 	const MfFactors *f;
-	const float *users;			/* n_users x width: factors, then 1 with biases */
-	const float *items;			/* n_items x width: factors, then the item bias */
+	bool		wide;			/* products in double: floats could overflow */
+	const void *users;			/* n_users x width: factors, then 1 with biases */
+	const void *items;			/* n_items x width: factors, then the item bias */
 	int			width;			/* k, or k + 1 with biases */
 	const int64 *item_ids;
 	int32		n;				/* items per user to keep */
@@ -104,29 +109,26 @@ typedef struct BatchRun
 } BatchRun;
 
 /*
- * Ranks one user's candidates by their exact scores (higher first, then
- * lower id): an insertion sort of at most n + MF_BATCH_SPARE entries.
+ * Rescores one user's candidates as mf_predict does and keeps the best n
+ * of them (higher score first, then lower id) in the user's slots of
+ * run->best and run->best_scores; returns how many.  A top selection, so
+ * O(count log n) however the products' rounding had ordered them.
  */
-static void
-sort_candidates(const BatchRun *run, int32 *items, double *exact, int32 count)
+static int32
+rank_candidates(const BatchRun *run, const int32 *candidates, int32 count, int32 user)
 {
-	for (int32 a = 1; a < count; a++)
-	{
-		int32		item = items[a];
-		double		score = exact[a];
-		int32		at = a;
+	MfTop		top;
 
-		while (at > 0 && (exact[at - 1] < score ||
-						  (exact[at - 1] == score &&
-						   run->item_ids[items[at - 1]] > run->item_ids[item])))
-		{
-			items[at] = items[at - 1];
-			exact[at] = exact[at - 1];
-			at--;
-		}
-		items[at] = item;
-		exact[at] = score;
+	mf_top_init(&top, run->n, run->item_ids, run->best + (Size) user * run->n,
+				run->best_scores + (Size) user * run->n);
+	for (int32 c = 0; c < count; c++)
+	{
+		double		exact = mf_score(run->f, user, candidates[c]);
+
+		if (mf_top_admits(&top, exact))
+			mf_top_insert(&top, exact, candidates[c]);
 	}
+	return mf_top_finish(&top);
 }
 
 /* mf_parallel_for task: the users of blocks [first, last). */
@@ -143,35 +145,34 @@ recommend_blocks(void *arg, int thread, int64 first, int64 last)
 		int32		count = Min(run->block_users, f->n_users - u0);
 
 		/* products[j * n_items + i] = u_(u0 + j) . v_i (+ b_i) */
-		run->blas->sgemm(CblasColMajor, CblasTrans, CblasNoTrans, f->n_items, count,
-						 run->width, 1, run->items, run->width,
-						 run->users + (Size) u0 * run->width, run->width,
-						 0, b->products, f->n_items);
+		if (run->wide)
+			run->blas->dgemm(CblasColMajor, CblasTrans, CblasNoTrans, f->n_items, count,
+							 run->width, 1, run->items, run->width,
+							 (const double *) run->users + (Size) u0 * run->width, run->width,
+							 0, b->products, f->n_items);
+		else
+			run->blas->sgemm(CblasColMajor, CblasTrans, CblasNoTrans, f->n_items, count,
+							 run->width, 1, run->items, run->width,
+							 (const float *) run->users + (Size) u0 * run->width, run->width,
+							 0, b->products, f->n_items);
 
 		for (int32 j = 0; j < count; j++)
 		{
 			int32		user = u0 + j;
 			const int32 *rated = run->rated[user];
 			int32		n_rated = run->rated_count[user];
+			Size		row = (Size) j * f->n_items;
 			MfTop		top;
-			int32		kept;
 
 			for (int32 e = 0; e < n_rated; e++)
 				b->excluded[rated[e]] = true;
 			mf_top_init(&top, run->keep, run->item_ids, b->candidates, b->scores);
-			mf_top_offer_row(&top, b->products + (Size) j * f->n_items, true,
-							 b->excluded, f->n_items);
+			mf_top_offer_row(&top, run->wide ? (void *) ((double *) b->products + row)
+							 : (void *) ((float *) b->products + row),
+							 !run->wide, b->excluded, f->n_items);
 			for (int32 e = 0; e < n_rated; e++)
 				b->excluded[rated[e]] = false;
-
-			/* rescore the candidates as mf_predict does, and rank them again */
-			for (int32 c = 0; c < top.size; c++)
-				b->scores[c] = mf_score(f, user, b->candidates[c]);
-			sort_candidates(run, b->candidates, b->scores, top.size);
-			kept = Min(top.size, run->n);
-			memcpy(run->best + (Size) user * run->n, b->candidates, sizeof(int32) * kept);
-			memcpy(run->best_scores + (Size) user * run->n, b->scores, sizeof(double) * kept);
-			run->found[user] = kept;
+			run->found[user] = rank_candidates(run, b->candidates, top.size, user);
 		}
 		atomic_store(&run->done[block], true);
 	}
@@ -395,44 +396,83 @@ feed_blocks(void *arg)
 	return run->rated_cursor ? run->users_read / run->block_users : run->n_blocks;
 }
 
+/* The largest absolute value of n reals (float when single, else double). */
+static double
+largest_magnitude(const void *values, bool single, Size n)
+{
+	double		largest = 0.0;
+
+	for (Size i = 0; i < n; i++)
+		largest = Max(largest, fabs(single ? ((const float *) values)[i]
+									: ((const double *) values)[i]));
+	return largest;
+}
+
 /*
- * Points run->users and run->items at float factors for the candidates'
- * products: the model's own when it has float factors and no biases, else
- * copies rounded to float, a column of ones beside the users' and the item
- * biases beside the items' (the user's bias and mu shift all of a user's
- * scores alike, so only the items' count).  The candidates are rescored
- * exactly, so the rounding only matters to which candidates are kept.
+ * Whether the candidates' products must be taken in double: a bound on
+ * every product, k max|u| max|v| + max|b_i|, beyond what float holds with
+ * room to spare (a model trained on enormous ratings in double precision).
+ */
+static bool
+products_need_double(const MfFactors *f)
+{
+	double		bound = (double) f->k *
+		largest_magnitude(f->user_factors, f->single, (Size) f->n_users * f->k) *
+		largest_magnitude(f->item_factors, f->single, (Size) f->n_items * f->k);
+
+	if (f->biases)
+		bound += largest_magnitude(f->item_bias, false, f->n_items);
+	return !(bound <= MF_BATCH_FLOAT_BOUND);
+}
+
+/*
+ * Points run->users and run->items at the factors for the candidates'
+ * products, float or (run->wide) double: the model's own when they are of
+ * that precision and it has no biases, else copies, a column of ones
+ * beside the users' and the item biases beside the items' (the user's
+ * bias and mu shift all of a user's scores alike, so only the items'
+ * count).  The candidates are rescored exactly, so the rounding only
+ * matters to which candidates are kept.
  */
 static void
 prepare_products(MemoryContext cxt, const MfFactors *f, BatchRun *run)
 {
-	float	   *users;
-	float	   *items;
 	int			k = f->k;
+	Size		real = run->wide ? sizeof(double) : sizeof(float);
+	void	   *users;
+	void	   *items;
 
 	run->width = f->biases ? k + 1 : k;
-	if (f->single && !f->biases)
+	if (!f->biases && f->single != run->wide)
 	{
 		run->users = f->user_factors;
 		run->items = f->item_factors;
 		return;
 	}
-	users = mf_alloc_array(cxt, mul_size(f->n_users, run->width), sizeof(float));
-	items = mf_alloc_array(cxt, mul_size(f->n_items, run->width), sizeof(float));
+	users = mf_alloc_array(cxt, mul_size(f->n_users, run->width), real);
+	items = mf_alloc_array(cxt, mul_size(f->n_items, run->width), real);
 	for (int side = 0; side < 2; side++)
 	{
 		int32		rows = side == 0 ? f->n_users : f->n_items;
 		const void *from = side == 0 ? f->user_factors : f->item_factors;
-		float	   *to = side == 0 ? users : items;
+		void	   *to = side == 0 ? users : items;
 
 		for (Size r = 0; r < rows; r++)
-		{
-			for (int j = 0; j < k; j++)
-				to[r * run->width + j] = f->single ? ((const float *) from)[r * k + j]
-					: (float) ((const double *) from)[r * k + j];
-			if (f->biases)
-				to[r * run->width + k] = side == 0 ? 1.0f : (float) f->item_bias[r];
-		}
+			for (int j = 0; j <= k; j++)
+			{
+				Size		at = r * run->width + j;
+				double		value;
+
+				if (j == k && !f->biases)
+					break;
+				value = j < k ? (f->single ? ((const float *) from)[r * k + j]
+								 : ((const double *) from)[r * k + j])
+					: side == 0 ? 1.0 : f->item_bias[r];
+				if (run->wide)
+					((double *) to)[at] = value;
+				else
+					((float *) to)[at] = (float) value;
+			}
 	}
 	run->users = users;
 	run->items = items;
@@ -456,6 +496,7 @@ recommend_all(FunctionCallInfo fcinfo, MfModel *found)
 	bool		user_keys;
 	bool		item_keys;
 	int			threads;
+	Size		real;
 	Size		per_thread;
 	int64		written;
 
@@ -495,14 +536,16 @@ recommend_all(FunctionCallInfo fcinfo, MfModel *found)
 	run.item_ids = model->item_ids;
 	run.n = Min(run.n, Max(f->n_items, 1));
 	run.keep = Min(run.n + MF_BATCH_SPARE, Max(f->n_items, 1));
-	run.block_users = (int32) Max(1, Min(f->n_users, MF_BATCH_BLOCK_BYTES / Max((Size) f->n_items * sizeof(float), 1)));
+	run.wide = products_need_double(f);
+	real = run.wide ? sizeof(double) : sizeof(float);
+	run.block_users = (int32) Max(1, Min(f->n_users, MF_BATCH_BLOCK_BYTES / Max((Size) f->n_items * real, 1)));
 	threads = mf_thread_count();
-	per_thread = add_size(mul_size(add_size(mul_size(run.block_users, sizeof(float)), sizeof(bool)),
+	per_thread = add_size(mul_size(add_size(mul_size(run.block_users, real), sizeof(bool)),
 								   f->n_items),
 						  mul_size(run.keep, sizeof(int32) + sizeof(double)));
 	mf_check_memory(add_size(add_size(mul_size(mul_size(f->n_users, run.n), sizeof(int32) + sizeof(double)),
 									  mul_size(mul_size(add_size(f->n_users, f->n_items), f->k + 1),
-											   sizeof(float))),
+											   real)),
 							 mul_size(threads, per_thread)),
 					psprintf("Ranking %d items for each of %d users, %d at a time on each of %d threads.",
 							 f->n_items, f->n_users, run.block_users, threads));
@@ -524,7 +567,7 @@ recommend_all(FunctionCallInfo fcinfo, MfModel *found)
 	{
 		BatchBuffers *b = &run.buffers[t];
 
-		b->products = mf_alloc_array(cxt, mul_size(run.block_users, f->n_items), sizeof(float));
+		b->products = mf_alloc_array(cxt, mul_size(run.block_users, f->n_items), real);
 		b->excluded = mf_alloc_array(cxt, f->n_items, sizeof(bool));
 		memset(b->excluded, 0, sizeof(bool) * f->n_items);
 		b->candidates = mf_alloc_array(cxt, run.keep, sizeof(int32));

@@ -14,6 +14,9 @@
 
 #include "postgres.h"
 
+#include <float.h>
+#include <math.h>
+
 #include "access/htup.h"
 #include "access/tupdesc.h"
 #include "executor/spi.h"
@@ -31,6 +34,7 @@ extern int	mf_max_memory_mb;
 #define MF_MAX_ITERATIONS	100000
 #define MF_MAX_MODEL_NAME	1024	/* bytes; the unique index allows ~2700 */
 #define MF_MAX_CONFIDENCE	1e12	/* alpha * rating at most (implicit feedback) */
+#define MF_MAX_SINGLE_LAMBDA	1e30	/* a row's lambda at most, in single precision */
 
 /*
  * splitmix64's finaliser: a fast, well-mixed 64-bit hash.  Used both as the
@@ -285,6 +289,18 @@ extern int64 mf_csr_longest_row(const MfCsr *rows);
  * sum of its rows).  n_ratings becomes the number of pairs.
  */
 extern void mf_ratings_sum_duplicates(MfRatings *ratings);
+
+/*
+ * A sum of n numbers whose absolute values add up to magnitude, with a
+ * result within the rounding of so many additions of 0 taken as exactly 0
+ * (0.3 - 0.1 - 0.2 is -5.6e-17 in double): the strength of a pair whose
+ * events cancel out.
+ */
+static inline double
+mf_exact_sum(double sum, double magnitude, int64 n)
+{
+	return fabs(sum) <= (double) n * DBL_EPSILON * magnitude ? 0.0 : sum;
+}
 extern void mf_ratings_free_by_item(MfRatings *ratings);
 extern char *mf_ratings_id_text(const MfRatings *ratings, bool users, int32 index);
 

@@ -394,16 +394,26 @@ numbering_init(IdNumbering *numbering, MemoryContext cxt, const char *kind)
 }
 
 /*
- * The number of the text form of value (of a type with output function
- * output) among the side's keys, numbering it if new.  Called with the
- * conversion context current; the key is kept in the state's.
+ * The number of the text form of value (of type type, with output function
+ * output) among the side's keys, numbering it if new.  The text form is
+ * the one a cast to text gives, which is how callers pass keys: for
+ * character(n), without the trailing blanks its output pads with.  Called
+ * with the conversion context current; the key is kept in the state's.
  */
 static int64
-key_number(ReadState *state, KeySide *side, Oid output, Datum value)
+key_number(ReadState *state, KeySide *side, Oid type, Oid output, Datum value)
 {
 	char	   *text = OidOutputFunctionCall(output, value);
 	MfKeyEntry *entry;
 	bool		found;
+
+	if (type == BPCHAROID)
+	{
+		size_t		length = strlen(text);
+
+		while (length > 0 && text[length - 1] == ' ')
+			text[--length] = '\0';
+	}
 
 	entry = mf_keymap_insert(side->map, text, &found);
 	if (!found)
@@ -480,10 +490,10 @@ accept_row(ReadState *state, Datum user, bool user_null, Datum item,
 		MemoryContext old = MemoryContextSwitchTo(state->key_cxt);
 
 		user_id = state->user_keys
-			? key_number(state, state->user_keys, source->user_output, user)
+			? key_number(state, state->user_keys, source->user_type, source->user_output, user)
 			: id_value(user, source->user_type);
 		item_id = state->item_keys
-			? key_number(state, state->item_keys, source->item_output, item)
+			? key_number(state, state->item_keys, source->item_type, source->item_output, item)
 			: id_value(item, source->item_type);
 		MemoryContextSwitchTo(old);
 		MemoryContextReset(state->key_cxt);
@@ -849,29 +859,41 @@ csr_has_duplicates(const MfCsr *csr)
 	return false;
 }
 
+static int
+compare_doubles(const void *a, const void *b)
+{
+	double		x = *(const double *) a;
+	double		y = *(const double *) b;
+
+	return (x > y) - (x < y);
+}
+
 /*
  * Within each row (already sorted by column), orders the values of
  * duplicate entries (same column: the same pair rated twice) ascending, so
- * that not even their order depends on the scan.  Runs are tiny.
+ * that not even their order depends on the scan.  Each run of one column
+ * is sorted by qsort: a pair may be repeated millions of times.
  */
 static void
 csr_sort_duplicates(MfCsr *csr)
 {
 	for (int32 r = 0; r < csr->n_rows; r++)
-		for (int64 e = csr->row_start[r] + 1; e < csr->row_start[r + 1]; e++)
+	{
+		int64		e = csr->row_start[r];
+
+		while (e < csr->row_start[r + 1])
 		{
-			int64		at = e;
+			int64		run = e + 1;
 
-			while (at > csr->row_start[r] && csr->col[at - 1] == csr->col[at] &&
-				   csr->val[at - 1] > csr->val[at])
-			{
-				double		swap = csr->val[at];
-
-				csr->val[at] = csr->val[at - 1];
-				csr->val[at - 1] = swap;
-				at--;
-			}
+			while (run < csr->row_start[r + 1] && csr->col[run] == csr->col[e])
+				run++;
+			if (run - e > 1)
+				qsort(csr->val + e, run - e, sizeof(double), compare_doubles);
+			e = run;
 		}
+		if ((r & 1023) == 0)
+			CHECK_FOR_INTERRUPTS();
+	}
 }
 
 /*
@@ -889,19 +911,26 @@ csr_sum_duplicates(MfCsr *csr)
 	{
 		int64		end = csr->row_start[r + 1];
 
-		for (int64 e = begin; e < end; e++)
+		for (int64 e = begin; e < end;)
 		{
-			if (e > begin && csr->col[e] == csr->col[kept - 1])
-				csr->val[kept - 1] += csr->val[e];
-			else
+			int64		run = e;
+			double		sum = 0.0;
+			double		magnitude = 0.0;
+
+			for (; run < end && csr->col[run] == csr->col[e]; run++)
 			{
-				csr->col[kept] = csr->col[e];
-				csr->val[kept] = csr->val[e];
-				kept++;
+				sum += csr->val[run];
+				magnitude += fabs(csr->val[run]);
 			}
+			csr->col[kept] = csr->col[e];
+			csr->val[kept] = mf_exact_sum(sum, magnitude, run - e);
+			kept++;
+			e = run;
 		}
 		begin = end;
 		csr->row_start[r + 1] = kept;
+		if ((r & 1023) == 0)
+			CHECK_FOR_INTERRUPTS();
 	}
 	return kept;
 }
@@ -1050,6 +1079,42 @@ mf_ratings_read(const MfSource *source, MemoryContext cxt)
 }
 
 /*
+ * One side's ids (and text keys) of the subset: the kept ids, or for text
+ * keys their positions among the kept keys, in byte order, as reading a
+ * relation of just the subset's ratings numbers them.
+ */
+static void
+subset_side(const MfRatings *all, bool users, const int32 *remap, MfRatings *subset,
+			MemoryContext cxt)
+{
+	int32		n_all = users ? all->n_users : all->n_items;
+	int32		n = users ? subset->n_users : subset->n_items;
+	const int64 *all_ids = users ? all->user_ids : all->item_ids;
+	char	  **all_keys = users ? all->user_keys : all->item_keys;
+	int64	   *ids = mf_alloc_array(cxt, n, sizeof(int64));
+	char	  **keys = all_keys ? mf_alloc_array(cxt, n, sizeof(char *)) : NULL;
+
+	for (int32 r = 0; r < n_all; r++)
+	{
+		if (remap[r] < 0)
+			continue;
+		ids[remap[r]] = all_keys ? remap[r] : all_ids[r];
+		if (keys)
+			keys[remap[r]] = all_keys[r];
+	}
+	if (users)
+	{
+		subset->user_ids = ids;
+		subset->user_keys = keys;
+	}
+	else
+	{
+		subset->item_ids = ids;
+		subset->item_keys = keys;
+	}
+}
+
+/*
  * The ratings of all whose entry e in all->by_user has keep[e], as a new
  * MfRatings in cxt: users and items without a kept rating are left out and
  * the rest renumbered densely in the same (ascending id) order.
@@ -1086,14 +1151,8 @@ mf_ratings_subset(const MfRatings *all, const bool *keep, int32 *user_remap,
 			item_remap[i] = subset->n_items++;
 	subset->n_ratings = n;
 
-	subset->user_ids = mf_alloc_array(cxt, subset->n_users, sizeof(int64));
-	subset->item_ids = mf_alloc_array(cxt, subset->n_items, sizeof(int64));
-	for (int32 u = 0; u < all->n_users; u++)
-		if (user_remap[u] >= 0)
-			subset->user_ids[user_remap[u]] = all->user_ids[u];
-	for (int32 i = 0; i < all->n_items; i++)
-		if (item_remap[i] >= 0)
-			subset->item_ids[item_remap[i]] = all->item_ids[i];
+	subset_side(all, true, user_remap, subset, cxt);
+	subset_side(all, false, item_remap, subset, cxt);
 
 	csr_alloc(out, cxt, subset->n_users, n);
 	for (int32 u = 0; u < all->n_users; u++)

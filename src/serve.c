@@ -818,16 +818,21 @@ implicit_strengths(const MfModel *model, int32 *cols, double *vals, int32 n)
 		pairs[e].rating = vals[e];
 	}
 	qsort(pairs, n, sizeof(ItemRating), compare_item_ratings);
-	for (int32 e = 0; e < n; e++)
+	for (int32 e = 0; e < n;)
 	{
-		if (kept > 0 && cols[kept - 1] == pairs[e].item)
-			vals[kept - 1] += pairs[e].rating;
-		else
+		int32		run = e;
+		double		sum = 0.0;
+		double		magnitude = 0.0;
+
+		for (; run < n && pairs[run].item == pairs[e].item; run++)
 		{
-			cols[kept] = pairs[e].item;
-			vals[kept] = pairs[e].rating;
-			kept++;
+			sum += pairs[run].rating;
+			magnitude += fabs(pairs[run].rating);
 		}
+		cols[kept] = pairs[e].item;
+		vals[kept] = mf_exact_sum(sum, magnitude, run - e);
+		kept++;
+		e = run;
 	}
 	for (int32 e = 0; e < kept; e++)
 		if (vals[e] < 0)

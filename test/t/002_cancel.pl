@@ -57,6 +57,23 @@ like($trainer->{stderr}, qr/canceling statement due to statement timeout/,
 	'statement_timeout stops the training');
 diag(sprintf('statement_timeout 2s: back after %.3fs', $took));
 cmp_ok($took, '<', 3, 'statement_timeout of 2 s is back within 1 s of it');
+$trainer->{stderr} = '';
+
+# A pair repeated 300,000 times, its values falling in runs (ordering a
+# pair's duplicates was quadratic, and deaf to interrupts):
+# statement_timeout still stops the training within 1 s of it.
+$node->safe_psql('postgres', q{
+	CREATE TABLE logged AS SELECT * FROM ratings
+	UNION ALL SELECT 1, 1, 5 - g % 5 FROM generate_series(1, 300000) g;
+});
+$sent = time();
+($out, $failed) = $trainer->query(
+	"SET statement_timeout = '2s'; SELECT mf_train('logged', k := 64, iterations := 1000, double_precision := true)");
+$took = time() - $sent;
+like($trainer->{stderr}, qr/canceling statement due to statement timeout/,
+	'statement_timeout stops a training on a pair repeated 300,000 times');
+diag(sprintf('statement_timeout 2s, 300,000 duplicates: back after %.3fs', $took));
+cmp_ok($took, '<', 3, 'and is back within 1 s of it');
 
 # mf_recommend_all stopped at several points (while it reads rated items,
 # ranks on threads and writes rows): it either finishes or fails with the
