@@ -1,0 +1,608 @@
+-- mf_ext: matrix-factorization recommender trained and served inside PostgreSQL.
+--
+-- The install script of the current version, whole: make writes it to
+-- sql/mf_ext--VERSION.sql, VERSION being default_version in mf_ext.control
+-- (the only place the version is written). Edit this file, never the
+-- generated one. A change to the API also needs an upgrade script
+-- sql/mf_ext--OLD--NEW.sql, and a fresh install must give the catalog the
+-- upgrades give (sql/upgrade.sql compares the two): columns are added at the
+-- end of a table, in the order the upgrades add them.
+--
+-- Contents: the model tables (mf_models and the two factor tables), then the
+-- functions by task: training, serving, new users (fold-in), neighbours,
+-- refits, batch top-N, splits and evaluation. Every function runs as its
+-- caller; the C functions are in mf_ext.so (src/).
+\echo Use "CREATE EXTENSION mf_ext" to load this file. \quit
+
+-- Models ----------------------------------------------------------------------
+
+-- A model's version is bumped by every training or refit; the backends' model
+-- caches compare it.
+CREATE SEQUENCE @extschema@.mf_model_version_seq;
+COMMENT ON SEQUENCE @extschema@.mf_model_version_seq IS
+  'mf_ext: source of mf_models.version; never reused, so a cached model is never mistaken for another';
+
+-- One row per model. The columns stand in the order the versions added them
+-- (an upgraded installation has them so), grouped below by the version that
+-- added them.
+CREATE TABLE @extschema@.mf_models (
+    -- 0.1: the model, its source and training arguments, sizes, J per iteration
+    model_id      serial PRIMARY KEY,
+    name          text NOT NULL UNIQUE,
+    source        text NOT NULL,
+    user_col      name NOT NULL,
+    item_col      name NOT NULL,
+    rating_col    name NOT NULL,
+    k             integer NOT NULL,
+    lambda        double precision NOT NULL,
+    iterations    integer NOT NULL,
+    seed          integer NOT NULL,
+    warm_start    boolean NOT NULL,
+    n_users       bigint NOT NULL,
+    n_items       bigint NOT NULL,
+    n_ratings     bigint NOT NULL,
+    skipped_rows  bigint NOT NULL,
+    loss          double precision[] NOT NULL,
+    train_rmse    double precision NOT NULL,
+    train_seconds double precision NOT NULL,
+    trained_at    timestamptz NOT NULL,
+    version       bigint NOT NULL,
+    -- 0.2: precision and timings
+    double_precision   boolean NOT NULL,
+    load_seconds       double precision,
+    iteration_seconds  double precision[],
+    -- 0.3: biases, ALS-WR, early stopping, history, validation
+    biases             boolean NOT NULL,
+    global_mean        double precision,
+    weighted_lambda    boolean NOT NULL,
+    tolerance          double precision NOT NULL,
+    iterations_run     integer NOT NULL,
+    train_rmse_history double precision[],
+    validation         text,
+    validation_rmse    double precision[],
+    -- 0.4: implicit feedback, solvers, non-negative factors, ids of any type
+    feedback      text NOT NULL CHECK (feedback IN ('explicit', 'implicit')),
+    alpha         double precision,
+    solver        text NOT NULL CHECK (solver IN ('cholesky', 'cg', 'nnls')),
+    nonnegative   boolean NOT NULL,
+    user_key_type regtype,
+    item_key_type regtype
+);
+COMMENT ON TABLE @extschema@.mf_models IS
+  'mf_ext: one row per trained model: how it was trained (source, columns, k, lambda, weighted_lambda, biases, iterations, tolerance, seed, precision), its size, mu (global_mean) with biases, and per iteration run the objective J (loss), the training RMSE, the validation RMSE and the time taken';
+COMMENT ON COLUMN @extschema@.mf_models.global_mean IS
+  'mf_ext: mu, the mean training rating, for a model with biases (else NULL)';
+COMMENT ON COLUMN @extschema@.mf_models.iterations_run IS
+  'mf_ext: iterations actually run: fewer than iterations when tolerance stopped the training early';
+COMMENT ON COLUMN @extschema@.mf_models.feedback IS
+  'mf_ext: explicit (ratings are predicted) or implicit (ratings are interaction strengths; preferences are predicted)';
+COMMENT ON COLUMN @extschema@.mf_models.alpha IS
+  'mf_ext: with implicit feedback, the confidence of an observed pair is 1 + alpha * rating (else NULL)';
+COMMENT ON COLUMN @extschema@.mf_models.solver IS
+  'mf_ext: how each row''s system was solved: cholesky (exactly), cg (a few conjugate-gradient steps from the previous factors) or nnls (coordinate descent keeping the factors >= 0)';
+COMMENT ON COLUMN @extschema@.mf_models.nonnegative IS
+  'mf_ext: whether the factors were kept >= 0 (biases are not constrained)';
+COMMENT ON COLUMN @extschema@.mf_models.user_key_type IS
+  'mf_ext: the type of the user ids when they are not integers (then kept as text in mf_user_factors.user_key), else NULL';
+COMMENT ON COLUMN @extschema@.mf_models.item_key_type IS
+  'mf_ext: the type of the item ids when they are not integers (then kept as text in mf_item_factors.item_key), else NULL';
+
+-- A model's factors: k of them (exactly) per user and per item, and with biases
+-- each one's bias. Ids that are not integers are kept as text keys, the id
+-- being the key's position in byte order.
+CREATE TABLE @extschema@.mf_user_factors (
+    model_id    integer NOT NULL REFERENCES @extschema@.mf_models ON DELETE CASCADE,
+    user_id     bigint NOT NULL,
+    factors     double precision[] NOT NULL,
+    rated_items bigint[] NOT NULL,
+    bias        double precision,                   -- 0.3
+    user_key    text,                               -- 0.4
+    PRIMARY KEY (model_id, user_id)
+);
+COMMENT ON TABLE @extschema@.mf_user_factors IS
+  'mf_ext: each user''s k factors per model, and the distinct items the user rated in the training data (left out by mf_recommend(..., exclude_rated := true))';
+COMMENT ON COLUMN @extschema@.mf_user_factors.bias IS
+  'mf_ext: the user''s bias b_u in a model with biases (else NULL)';
+COMMENT ON COLUMN @extschema@.mf_user_factors.user_key IS
+  'mf_ext: the user''s id as text when the ids are not integers (user_id is then its position in byte order), else NULL';
+
+CREATE TABLE @extschema@.mf_item_factors (
+    model_id integer NOT NULL REFERENCES @extschema@.mf_models ON DELETE CASCADE,
+    item_id  bigint NOT NULL,
+    factors  double precision[] NOT NULL,
+    bias     double precision,                      -- 0.3
+    item_key text,                                  -- 0.4
+    PRIMARY KEY (model_id, item_id)
+);
+COMMENT ON TABLE @extschema@.mf_item_factors IS
+  'mf_ext: each item''s k factors per model';
+COMMENT ON COLUMN @extschema@.mf_item_factors.bias IS
+  'mf_ext: the item''s bias b_i in a model with biases (else NULL)';
+COMMENT ON COLUMN @extschema@.mf_item_factors.item_key IS
+  'mf_ext: the item''s id as text when the ids are not integers (item_id is then its position in byte order), else NULL';
+
+-- Factor and rated-item arrays are stored uncompressed: pglz would spend
+-- most of a training's time on them and gain little.
+ALTER TABLE @extschema@.mf_user_factors
+    ALTER COLUMN factors SET STORAGE EXTERNAL,
+    ALTER COLUMN rated_items SET STORAGE EXTERNAL;
+ALTER TABLE @extschema@.mf_item_factors
+    ALTER COLUMN factors SET STORAGE EXTERNAL;
+
+-- pg_dump keeps the models (the tables belong to the extension).
+SELECT pg_catalog.pg_extension_config_dump('@extschema@.mf_models', '');
+SELECT pg_catalog.pg_extension_config_dump('@extschema@.mf_models_model_id_seq', '');
+SELECT pg_catalog.pg_extension_config_dump('@extschema@.mf_model_version_seq', '');
+SELECT pg_catalog.pg_extension_config_dump('@extschema@.mf_user_factors', '');
+SELECT pg_catalog.pg_extension_config_dump('@extschema@.mf_item_factors', '');
+
+-- Training --------------------------------------------------------------------
+
+CREATE FUNCTION @extschema@.mf_train(
+    source           regclass,
+    k                integer          DEFAULT 10,
+    lambda           double precision DEFAULT 0.1,
+    iterations       integer          DEFAULT 10,
+    user_col         name             DEFAULT 'user_id',
+    item_col         name             DEFAULT 'item_id',
+    rating_col       name             DEFAULT 'rating',
+    model_name       text             DEFAULT NULL,
+    warm_start       boolean          DEFAULT false,
+    seed             integer          DEFAULT 0,
+    double_precision boolean          DEFAULT false,
+    biases           boolean          DEFAULT false,
+    weighted_lambda  boolean          DEFAULT false,
+    tolerance        double precision DEFAULT 0,
+    validation       regclass         DEFAULT NULL,
+    feedback         text             DEFAULT 'explicit',
+    alpha            double precision DEFAULT 40,
+    solver           text             DEFAULT NULL,
+    nonnegative      boolean          DEFAULT false)
+RETURNS integer
+AS 'MODULE_PATHNAME', 'mf_train'
+LANGUAGE C VOLATILE CALLED ON NULL INPUT PARALLEL UNSAFE;
+COMMENT ON FUNCTION @extschema@.mf_train(regclass, integer, double precision, integer, name, name, name, text, boolean, integer, boolean, boolean, boolean, double precision, regclass, text, double precision, text, boolean) IS
+  'mf_ext: trains (or retrains, keeping its id) the model model_name (default: the source relation''s name) by alternating least squares on source(user_col, item_col, rating_col): explicit ratings (with biases and ALS-WR lambda if asked) or implicit feedback with confidence 1 + alpha * rating, each row solved by Cholesky, conjugate gradient or, for non-negative factors, coordinate descent; stops early when J falls by less than tolerance, scores validation every iteration; returns the model_id';
+
+-- Each history array is read once (unnest): subscripting it per iteration
+-- would detoast the whole array every time.
+CREATE FUNCTION @extschema@.mf_training_history(model integer)
+RETURNS TABLE (iteration integer, loss double precision, train_rmse double precision,
+               validation_rmse double precision, seconds double precision)
+LANGUAGE plpgsql STABLE CALLED ON NULL INPUT PARALLEL SAFE
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    IF model IS NULL THEN
+        RAISE EXCEPTION 'model must not be NULL'
+            USING ERRCODE = 'null_value_not_allowed',
+                  HINT = 'Pass a model_id or name from mf_models.';
+    END IF;
+    PERFORM FROM @extschema@.mf_models m WHERE m.model_id = model;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'model % does not exist', model
+            USING ERRCODE = 'undefined_object',
+                  HINT = 'See SELECT model_id, name FROM mf_models.';
+    END IF;
+    RETURN QUERY
+        SELECT h.n::integer, h.j, h.train, h.held_out, h.s
+        FROM @extschema@.mf_models m,
+             unnest(m.loss, m.train_rmse_history, m.validation_rmse, m.iteration_seconds)
+                 WITH ORDINALITY AS h (j, train, held_out, s, n)
+        WHERE m.model_id = model AND h.n <= m.iterations_run
+        ORDER BY h.n;
+END
+$$;
+COMMENT ON FUNCTION @extschema@.mf_training_history(integer) IS
+  'mf_ext: per iteration run of the model (a model_id): J, the training RMSE, the validation RMSE (NULL without validation) and seconds; before 0.3 only J and seconds were kept';
+
+CREATE FUNCTION @extschema@.mf_training_history(model text)
+RETURNS TABLE (iteration integer, loss double precision, train_rmse double precision,
+               validation_rmse double precision, seconds double precision)
+LANGUAGE plpgsql STABLE CALLED ON NULL INPUT PARALLEL SAFE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    id integer;
+BEGIN
+    IF model IS NULL THEN
+        RAISE EXCEPTION 'model must not be NULL'
+            USING ERRCODE = 'null_value_not_allowed',
+                  HINT = 'Pass a model_id or name from mf_models.';
+    END IF;
+    SELECT m.model_id INTO id FROM @extschema@.mf_models m WHERE m.name = model;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'model "%" does not exist', model
+            USING ERRCODE = 'undefined_object',
+                  HINT = 'See SELECT model_id, name FROM mf_models.';
+    END IF;
+    RETURN QUERY SELECT * FROM @extschema@.mf_training_history(id);
+END
+$$;
+COMMENT ON FUNCTION @extschema@.mf_training_history(text) IS
+  'mf_ext: per iteration run of the named model: J, the training RMSE, the validation RMSE (NULL without validation) and seconds';
+
+CREATE FUNCTION @extschema@.mf_drop_model(model text)
+RETURNS void
+LANGUAGE plpgsql VOLATILE CALLED ON NULL INPUT PARALLEL UNSAFE
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    IF model IS NULL THEN
+        RAISE EXCEPTION 'model must not be NULL'
+            USING ERRCODE = 'null_value_not_allowed',
+                  HINT = 'Pass the name of a model in mf_models.';
+    END IF;
+    DELETE FROM @extschema@.mf_models WHERE name = model;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'model "%" does not exist', model
+            USING ERRCODE = 'undefined_object',
+                  HINT = 'See SELECT model_id, name FROM mf_models.';
+    END IF;
+END
+$$;
+COMMENT ON FUNCTION @extschema@.mf_drop_model(text) IS
+  'mf_ext: deletes the named model and its factors';
+
+-- By model_id in one statement (looking the name up first would drop another
+-- model if this one were renamed or replaced in between).
+CREATE FUNCTION @extschema@.mf_drop_model(model integer)
+RETURNS void
+LANGUAGE plpgsql VOLATILE CALLED ON NULL INPUT PARALLEL UNSAFE
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    IF model IS NULL THEN
+        RAISE EXCEPTION 'model must not be NULL'
+            USING ERRCODE = 'null_value_not_allowed',
+                  HINT = 'Pass the model_id of a model in mf_models.';
+    END IF;
+    DELETE FROM @extschema@.mf_models WHERE model_id = model;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'model % does not exist', model
+            USING ERRCODE = 'undefined_object',
+                  HINT = 'See SELECT model_id, name FROM mf_models.';
+    END IF;
+END
+$$;
+COMMENT ON FUNCTION @extschema@.mf_drop_model(integer) IS
+  'mf_ext: deletes the model with that model_id and its factors';
+
+-- Serving ---------------------------------------------------------------------
+
+-- Every function that takes a model has two forms: by model_id (integer) and
+-- by name (text). Integer user and item ids are bigint; a model trained on
+-- ids of another type (text, uuid, ...) is asked with its keys as text.
+
+CREATE FUNCTION @extschema@.mf_predict(model integer, user_id bigint, item_id bigint)
+RETURNS double precision
+AS 'MODULE_PATHNAME', 'mf_predict'
+LANGUAGE C STABLE STRICT PARALLEL SAFE;
+COMMENT ON FUNCTION @extschema@.mf_predict(integer, bigint, bigint) IS
+  'mf_ext: predicted rating of user_id for item_id under model (a model_id): u.v, plus mu + b_u + b_i with biases; for an unknown user or item NULL, or with biases what the known biases give';
+
+CREATE FUNCTION @extschema@.mf_predict(model text, user_id bigint, item_id bigint)
+RETURNS double precision
+AS 'MODULE_PATHNAME', 'mf_predict_by_name'
+LANGUAGE C STABLE STRICT PARALLEL SAFE;
+COMMENT ON FUNCTION @extschema@.mf_predict(text, bigint, bigint) IS
+  'mf_ext: predicted rating of user_id for item_id under the model of that name: u.v, plus mu + b_u + b_i with biases; for an unknown user or item NULL, or with biases what the known biases give';
+
+CREATE FUNCTION @extschema@.mf_predict(model integer, user_id text, item_id text)
+RETURNS double precision
+AS 'MODULE_PATHNAME', 'mf_predict_key'
+LANGUAGE C STABLE STRICT PARALLEL SAFE;
+COMMENT ON FUNCTION @extschema@.mf_predict(integer, text, text) IS
+  'mf_ext: as mf_predict(integer, bigint, bigint), for ids given as text: the keys of a model trained on text, uuid or other non-integer ids (cast them to text), or integer ids written as text';
+
+CREATE FUNCTION @extschema@.mf_predict(model text, user_id text, item_id text)
+RETURNS double precision
+AS 'MODULE_PATHNAME', 'mf_predict_key_by_name'
+LANGUAGE C STABLE STRICT PARALLEL SAFE;
+COMMENT ON FUNCTION @extschema@.mf_predict(text, text, text) IS
+  'mf_ext: as mf_predict(text, bigint, bigint), for ids given as text: the keys of a model trained on text, uuid or other non-integer ids (cast them to text), or integer ids written as text';
+
+CREATE FUNCTION @extschema@.mf_recommend(model integer, user_id bigint,
+                                         n integer DEFAULT 10,
+                                         exclude_rated boolean DEFAULT true)
+RETURNS TABLE (item_id bigint, score double precision)
+AS 'MODULE_PATHNAME', 'mf_recommend'
+LANGUAGE C STABLE CALLED ON NULL INPUT PARALLEL SAFE ROWS 10;
+COMMENT ON FUNCTION @extschema@.mf_recommend(integer, bigint, integer, boolean) IS
+  'mf_ext: the n items with the highest predicted rating for user_id under model (a model_id), score descending then item_id ascending; exclude_rated leaves out items the user rated in the training data; an unknown user gets no rows, or with biases the items of highest mu + b_i';
+
+CREATE FUNCTION @extschema@.mf_recommend(model text, user_id bigint,
+                                         n integer DEFAULT 10,
+                                         exclude_rated boolean DEFAULT true)
+RETURNS TABLE (item_id bigint, score double precision)
+AS 'MODULE_PATHNAME', 'mf_recommend_by_name'
+LANGUAGE C STABLE CALLED ON NULL INPUT PARALLEL SAFE ROWS 10;
+COMMENT ON FUNCTION @extschema@.mf_recommend(text, bigint, integer, boolean) IS
+  'mf_ext: the n items with the highest predicted rating for user_id under the model of that name, score descending then item_id ascending; exclude_rated leaves out items the user rated in the training data; an unknown user gets no rows, or with biases the items of highest mu + b_i';
+
+CREATE FUNCTION @extschema@.mf_recommend(model integer, user_id text,
+                                         n integer DEFAULT 10,
+                                         exclude_rated boolean DEFAULT true)
+RETURNS TABLE (item_id text, score double precision)
+AS 'MODULE_PATHNAME', 'mf_recommend_key'
+LANGUAGE C STABLE CALLED ON NULL INPUT PARALLEL SAFE ROWS 10;
+COMMENT ON FUNCTION @extschema@.mf_recommend(integer, text, integer, boolean) IS
+  'mf_ext: as mf_recommend(integer, bigint, ...), with the user and the items as text keys (ids of a model trained on text, uuid or other non-integer ids)';
+
+CREATE FUNCTION @extschema@.mf_recommend(model text, user_id text,
+                                         n integer DEFAULT 10,
+                                         exclude_rated boolean DEFAULT true)
+RETURNS TABLE (item_id text, score double precision)
+AS 'MODULE_PATHNAME', 'mf_recommend_key_by_name'
+LANGUAGE C STABLE CALLED ON NULL INPUT PARALLEL SAFE ROWS 10;
+COMMENT ON FUNCTION @extschema@.mf_recommend(text, text, integer, boolean) IS
+  'mf_ext: as mf_recommend(text, bigint, ...), with the user and the items as text keys (ids of a model trained on text, uuid or other non-integer ids)';
+
+-- New users: fold-in ----------------------------------------------------------
+
+-- A new user's ratings solved against the stored item factors, as training's
+-- user half-step would, without retraining or writing anything. The forms by
+-- text keys have names of their own, so that an untyped array literal still
+-- means integer ids.
+
+CREATE FUNCTION @extschema@.mf_fold_in(model integer, item_ids bigint[], ratings double precision[])
+RETURNS double precision[]
+AS 'MODULE_PATHNAME', 'mf_fold_in'
+LANGUAGE C STABLE CALLED ON NULL INPUT PARALLEL SAFE;
+COMMENT ON FUNCTION @extschema@.mf_fold_in(integer, bigint[], double precision[]) IS
+  'mf_ext: the factors (then the bias, with biases) that training''s user half-step would give a new user who rated item_ids with ratings, under model (a model_id); NULL when the model knows none of the items';
+
+CREATE FUNCTION @extschema@.mf_fold_in(model text, item_ids bigint[], ratings double precision[])
+RETURNS double precision[]
+AS 'MODULE_PATHNAME', 'mf_fold_in_by_name'
+LANGUAGE C STABLE CALLED ON NULL INPUT PARALLEL SAFE;
+COMMENT ON FUNCTION @extschema@.mf_fold_in(text, bigint[], double precision[]) IS
+  'mf_ext: the factors (then the bias, with biases) that training''s user half-step would give a new user who rated item_ids with ratings, under the named model; NULL when the model knows none of the items';
+
+CREATE FUNCTION @extschema@.mf_recommend(model integer, item_ids bigint[],
+                                         ratings double precision[],
+                                         n integer DEFAULT 10,
+                                         exclude_rated boolean DEFAULT true)
+RETURNS TABLE (item_id bigint, score double precision)
+AS 'MODULE_PATHNAME', 'mf_recommend_folded'
+LANGUAGE C STABLE CALLED ON NULL INPUT PARALLEL SAFE ROWS 10;
+COMMENT ON FUNCTION @extschema@.mf_recommend(integer, bigint[], double precision[], integer, boolean) IS
+  'mf_ext: the n best items under model (a model_id) for a new user who rated item_ids with ratings (folded in, no retraining); exclude_rated leaves out those items';
+
+CREATE FUNCTION @extschema@.mf_recommend(model text, item_ids bigint[],
+                                         ratings double precision[],
+                                         n integer DEFAULT 10,
+                                         exclude_rated boolean DEFAULT true)
+RETURNS TABLE (item_id bigint, score double precision)
+AS 'MODULE_PATHNAME', 'mf_recommend_folded_by_name'
+LANGUAGE C STABLE CALLED ON NULL INPUT PARALLEL SAFE ROWS 10;
+COMMENT ON FUNCTION @extschema@.mf_recommend(text, bigint[], double precision[], integer, boolean) IS
+  'mf_ext: the n best items under the named model for a new user who rated item_ids with ratings (folded in, no retraining); exclude_rated leaves out those items';
+
+CREATE FUNCTION @extschema@.mf_fold_in_keys(model integer, item_keys text[], ratings double precision[])
+RETURNS double precision[]
+AS 'MODULE_PATHNAME', 'mf_fold_in_keys'
+LANGUAGE C STABLE CALLED ON NULL INPUT PARALLEL SAFE;
+COMMENT ON FUNCTION @extschema@.mf_fold_in_keys(integer, text[], double precision[]) IS
+  'mf_ext: as mf_fold_in(integer, bigint[], double precision[]), with the items as text: the keys of a model trained on text, uuid or other non-integer ids, or integer ids written as text (a name of its own, so that an untyped array literal still means mf_fold_in)';
+
+CREATE FUNCTION @extschema@.mf_fold_in_keys(model text, item_keys text[], ratings double precision[])
+RETURNS double precision[]
+AS 'MODULE_PATHNAME', 'mf_fold_in_keys_by_name'
+LANGUAGE C STABLE CALLED ON NULL INPUT PARALLEL SAFE;
+COMMENT ON FUNCTION @extschema@.mf_fold_in_keys(text, text[], double precision[]) IS
+  'mf_ext: as mf_fold_in(text, bigint[], double precision[]), with the items as text: the keys of a model trained on text, uuid or other non-integer ids, or integer ids written as text (a name of its own, so that an untyped array literal still means mf_fold_in)';
+
+CREATE FUNCTION @extschema@.mf_recommend_keys(model integer, item_keys text[],
+                                         ratings double precision[],
+                                         n integer DEFAULT 10,
+                                         exclude_rated boolean DEFAULT true)
+RETURNS TABLE (item_id text, score double precision)
+AS 'MODULE_PATHNAME', 'mf_recommend_keys'
+LANGUAGE C STABLE CALLED ON NULL INPUT PARALLEL SAFE ROWS 10;
+COMMENT ON FUNCTION @extschema@.mf_recommend_keys(integer, text[], double precision[], integer, boolean) IS
+  'mf_ext: as mf_recommend(integer, bigint[], double precision[], ...), with the items as text keys';
+
+CREATE FUNCTION @extschema@.mf_recommend_keys(model text, item_keys text[],
+                                         ratings double precision[],
+                                         n integer DEFAULT 10,
+                                         exclude_rated boolean DEFAULT true)
+RETURNS TABLE (item_id text, score double precision)
+AS 'MODULE_PATHNAME', 'mf_recommend_keys_by_name'
+LANGUAGE C STABLE CALLED ON NULL INPUT PARALLEL SAFE ROWS 10;
+COMMENT ON FUNCTION @extschema@.mf_recommend_keys(text, text[], double precision[], integer, boolean) IS
+  'mf_ext: as mf_recommend(text, bigint[], double precision[], ...), with the items as text keys';
+
+-- Neighbours ------------------------------------------------------------------
+
+CREATE FUNCTION @extschema@.mf_similar_items(model integer, item_id bigint, n integer DEFAULT 10)
+RETURNS TABLE (item_id bigint, similarity double precision)
+AS 'MODULE_PATHNAME', 'mf_similar_items'
+LANGUAGE C STABLE CALLED ON NULL INPUT PARALLEL SAFE ROWS 10;
+COMMENT ON FUNCTION @extschema@.mf_similar_items(integer, bigint, integer) IS
+  'mf_ext: the n items whose factors are nearest to item_id''s by cosine under model (a model_id), most similar first; no rows for an unknown item';
+
+CREATE FUNCTION @extschema@.mf_similar_items(model text, item_id bigint, n integer DEFAULT 10)
+RETURNS TABLE (item_id bigint, similarity double precision)
+AS 'MODULE_PATHNAME', 'mf_similar_items_by_name'
+LANGUAGE C STABLE CALLED ON NULL INPUT PARALLEL SAFE ROWS 10;
+COMMENT ON FUNCTION @extschema@.mf_similar_items(text, bigint, integer) IS
+  'mf_ext: the n items whose factors are nearest to item_id''s by cosine under the named model, most similar first; no rows for an unknown item';
+
+CREATE FUNCTION @extschema@.mf_similar_items(model integer, item_id text, n integer DEFAULT 10)
+RETURNS TABLE (item_id text, similarity double precision)
+AS 'MODULE_PATHNAME', 'mf_similar_items'
+LANGUAGE C STABLE CALLED ON NULL INPUT PARALLEL SAFE ROWS 10;
+COMMENT ON FUNCTION @extschema@.mf_similar_items(integer, text, integer) IS
+  'mf_ext: as mf_similar_items(integer, bigint, integer), with the items as text: the keys of a model trained on text, uuid or other non-integer ids, or integer ids written as text';
+
+CREATE FUNCTION @extschema@.mf_similar_items(model text, item_id text, n integer DEFAULT 10)
+RETURNS TABLE (item_id text, similarity double precision)
+AS 'MODULE_PATHNAME', 'mf_similar_items_by_name'
+LANGUAGE C STABLE CALLED ON NULL INPUT PARALLEL SAFE ROWS 10;
+COMMENT ON FUNCTION @extschema@.mf_similar_items(text, text, integer) IS
+  'mf_ext: as mf_similar_items(text, bigint, integer), with the items as text: the keys of a model trained on text, uuid or other non-integer ids, or integer ids written as text';
+
+CREATE FUNCTION @extschema@.mf_similar_users(model integer, user_id bigint, n integer DEFAULT 10)
+RETURNS TABLE (user_id bigint, similarity double precision)
+AS 'MODULE_PATHNAME', 'mf_similar_users'
+LANGUAGE C STABLE CALLED ON NULL INPUT PARALLEL SAFE ROWS 10;
+COMMENT ON FUNCTION @extschema@.mf_similar_users(integer, bigint, integer) IS
+  'mf_ext: the n users whose factors are nearest to user_id''s by cosine under model (a model_id), most similar first; no rows for an unknown user';
+
+CREATE FUNCTION @extschema@.mf_similar_users(model text, user_id bigint, n integer DEFAULT 10)
+RETURNS TABLE (user_id bigint, similarity double precision)
+AS 'MODULE_PATHNAME', 'mf_similar_users_by_name'
+LANGUAGE C STABLE CALLED ON NULL INPUT PARALLEL SAFE ROWS 10;
+COMMENT ON FUNCTION @extschema@.mf_similar_users(text, bigint, integer) IS
+  'mf_ext: the n users whose factors are nearest to user_id''s by cosine under the named model, most similar first; no rows for an unknown user';
+
+CREATE FUNCTION @extschema@.mf_similar_users(model integer, user_id text, n integer DEFAULT 10)
+RETURNS TABLE (user_id text, similarity double precision)
+AS 'MODULE_PATHNAME', 'mf_similar_users'
+LANGUAGE C STABLE CALLED ON NULL INPUT PARALLEL SAFE ROWS 10;
+COMMENT ON FUNCTION @extschema@.mf_similar_users(integer, text, integer) IS
+  'mf_ext: as mf_similar_users(integer, bigint, integer), with the users as text: the keys of a model trained on text, uuid or other non-integer ids, or integer ids written as text';
+
+CREATE FUNCTION @extschema@.mf_similar_users(model text, user_id text, n integer DEFAULT 10)
+RETURNS TABLE (user_id text, similarity double precision)
+AS 'MODULE_PATHNAME', 'mf_similar_users_by_name'
+LANGUAGE C STABLE CALLED ON NULL INPUT PARALLEL SAFE ROWS 10;
+COMMENT ON FUNCTION @extschema@.mf_similar_users(text, text, integer) IS
+  'mf_ext: as mf_similar_users(text, bigint, integer), with the users as text: the keys of a model trained on text, uuid or other non-integer ids, or integer ids written as text';
+
+-- Refits ----------------------------------------------------------------------
+
+CREATE FUNCTION @extschema@.mf_refit_users(model integer, source regclass DEFAULT NULL)
+RETURNS integer
+AS 'MODULE_PATHNAME', 'mf_refit_users'
+LANGUAGE C VOLATILE CALLED ON NULL INPUT PARALLEL UNSAFE;
+COMMENT ON FUNCTION @extschema@.mf_refit_users(integer, regclass) IS
+  'mf_ext: recomputes (or adds) the factors of every user with ratings in source (default: the model''s source) with the stored item factors held fixed, as training''s user half-step would; returns how many users were refitted';
+
+CREATE FUNCTION @extschema@.mf_refit_users(model text, source regclass DEFAULT NULL)
+RETURNS integer
+AS 'MODULE_PATHNAME', 'mf_refit_users_by_name'
+LANGUAGE C VOLATILE CALLED ON NULL INPUT PARALLEL UNSAFE;
+COMMENT ON FUNCTION @extschema@.mf_refit_users(text, regclass) IS
+  'mf_ext: recomputes (or adds) the factors of every user with ratings in source (default: the model''s source) with the stored item factors held fixed, as training''s user half-step would; returns how many users were refitted';
+
+CREATE FUNCTION @extschema@.mf_refit_items(model integer, source regclass DEFAULT NULL)
+RETURNS integer
+AS 'MODULE_PATHNAME', 'mf_refit_items'
+LANGUAGE C VOLATILE CALLED ON NULL INPUT PARALLEL UNSAFE;
+COMMENT ON FUNCTION @extschema@.mf_refit_items(integer, regclass) IS
+  'mf_ext: recomputes (or adds) the factors of every item with ratings in source (default: the model''s source) with the stored user factors held fixed, as training''s item half-step would; returns how many items were refitted';
+
+CREATE FUNCTION @extschema@.mf_refit_items(model text, source regclass DEFAULT NULL)
+RETURNS integer
+AS 'MODULE_PATHNAME', 'mf_refit_items_by_name'
+LANGUAGE C VOLATILE CALLED ON NULL INPUT PARALLEL UNSAFE;
+COMMENT ON FUNCTION @extschema@.mf_refit_items(text, regclass) IS
+  'mf_ext: recomputes (or adds) the factors of every item with ratings in source (default: the model''s source) with the stored user factors held fixed, as training''s item half-step would; returns how many items were refitted';
+
+-- Batch top-N -----------------------------------------------------------------
+
+CREATE FUNCTION @extschema@.mf_recommend_all(model integer, n integer DEFAULT 10,
+                                             exclude_rated boolean DEFAULT true,
+                                             target text DEFAULT NULL)
+RETURNS bigint
+AS 'MODULE_PATHNAME', 'mf_recommend_all'
+LANGUAGE C VOLATILE CALLED ON NULL INPUT PARALLEL UNSAFE;
+COMMENT ON FUNCTION @extschema@.mf_recommend_all(integer, integer, boolean, text) IS
+  'mf_ext: writes the n best items of every user of model (a model_id) into the new table target (user_id, rank, item_id, score), scored by blocked matrix products on all threads and rescored as mf_predict scores; returns the rows written';
+
+CREATE FUNCTION @extschema@.mf_recommend_all(model text, n integer DEFAULT 10,
+                                             exclude_rated boolean DEFAULT true,
+                                             target text DEFAULT NULL)
+RETURNS bigint
+AS 'MODULE_PATHNAME', 'mf_recommend_all_by_name'
+LANGUAGE C VOLATILE CALLED ON NULL INPUT PARALLEL UNSAFE;
+COMMENT ON FUNCTION @extschema@.mf_recommend_all(text, integer, boolean, text) IS
+  'mf_ext: writes the n best items of every user of the named model into the new table target (user_id, rank, item_id, score), scored by blocked matrix products on all threads and rescored as mf_predict scores; returns the rows written';
+
+-- Splits ----------------------------------------------------------------------
+
+CREATE FUNCTION @extschema@.mf_is_test(user_id bigint, item_id bigint,
+                                       fraction double precision,
+                                       seed integer DEFAULT 0)
+RETURNS boolean
+AS 'MODULE_PATHNAME', 'mf_is_test'
+LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+COMMENT ON FUNCTION @extschema@.mf_is_test(bigint, bigint, double precision, integer) IS
+  'mf_ext: true for about fraction of all (user_id, item_id) pairs, chosen by a hash of the pair and seed: a deterministic train/test split in plain SQL';
+
+CREATE FUNCTION @extschema@.mf_is_test(user_id text, item_id text,
+                                       fraction double precision,
+                                       seed integer DEFAULT 0)
+RETURNS boolean
+AS 'MODULE_PATHNAME', 'mf_is_test_text'
+LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+COMMENT ON FUNCTION @extschema@.mf_is_test(text, text, double precision, integer) IS
+  'mf_ext: mf_is_test for text ids (cast uuid ids to text): true for about fraction of all pairs, by a hash of their text';
+
+CREATE FUNCTION @extschema@.mf_fold(user_id bigint, item_id bigint,
+                                    folds integer, seed integer DEFAULT 0)
+RETURNS integer
+AS 'MODULE_PATHNAME', 'mf_fold'
+LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+COMMENT ON FUNCTION @extschema@.mf_fold(bigint, bigint, integer, integer) IS
+  'mf_ext: the fold (0 to folds - 1) of the pair (user_id, item_id) in a k-fold split, by the same hash as mf_is_test: fold 0 is the pairs with mf_is_test(user_id, item_id, 1.0 / folds, seed)';
+
+CREATE FUNCTION @extschema@.mf_fold(user_id text, item_id text,
+                                    folds integer, seed integer DEFAULT 0)
+RETURNS integer
+AS 'MODULE_PATHNAME', 'mf_fold_text'
+LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+COMMENT ON FUNCTION @extschema@.mf_fold(text, text, integer, integer) IS
+  'mf_ext: mf_fold for text ids (cast uuid ids to text): the fold mf_cross_validate puts the pair in';
+
+-- Evaluation ------------------------------------------------------------------
+
+CREATE FUNCTION @extschema@.mf_evaluate(model integer, test regclass,
+                                        k integer DEFAULT 10,
+                                        threshold double precision DEFAULT NULL,
+                                        user_col name DEFAULT NULL,
+                                        item_col name DEFAULT NULL,
+                                        rating_col name DEFAULT NULL)
+RETURNS TABLE (metric text, value double precision)
+AS 'MODULE_PATHNAME', 'mf_evaluate'
+LANGUAGE C STABLE CALLED ON NULL INPUT PARALLEL RESTRICTED;
+COMMENT ON FUNCTION @extschema@.mf_evaluate(integer, regclass, integer, double precision, name, name, name) IS
+  'mf_ext: the model''s (a model_id) rmse, mae, rows, scored, coverage on the held-out ratings in test, and precision, recall, ndcg and map at k over each test user''s relevant items (rating >= threshold; all when NULL); columns default to the model''s';
+
+CREATE FUNCTION @extschema@.mf_evaluate(model text, test regclass,
+                                        k integer DEFAULT 10,
+                                        threshold double precision DEFAULT NULL,
+                                        user_col name DEFAULT NULL,
+                                        item_col name DEFAULT NULL,
+                                        rating_col name DEFAULT NULL)
+RETURNS TABLE (metric text, value double precision)
+AS 'MODULE_PATHNAME', 'mf_evaluate_by_name'
+LANGUAGE C STABLE CALLED ON NULL INPUT PARALLEL RESTRICTED;
+COMMENT ON FUNCTION @extschema@.mf_evaluate(text, regclass, integer, double precision, name, name, name) IS
+  'mf_ext: the named model''s rmse, mae, rows, scored, coverage on the held-out ratings in test, and precision, recall, ndcg and map at k over each test user''s relevant items (rating >= threshold; all when NULL); columns default to the model''s';
+
+CREATE FUNCTION @extschema@.mf_cross_validate(
+    source           regclass,
+    ks               integer[],
+    lambdas          double precision[],
+    folds            integer          DEFAULT 5,
+    iterations       integer          DEFAULT 10,
+    biases           boolean          DEFAULT false,
+    weighted_lambda  boolean          DEFAULT false,
+    user_col         name             DEFAULT 'user_id',
+    item_col         name             DEFAULT 'item_id',
+    rating_col       name             DEFAULT 'rating',
+    seed             integer          DEFAULT 0,
+    double_precision boolean          DEFAULT false,
+    tolerance        double precision DEFAULT 0)
+RETURNS TABLE (k integer, lambda double precision, folds integer,
+               rmse_mean double precision, rmse_stddev double precision,
+               rmse_min double precision, rmse_max double precision,
+               mae_mean double precision, coverage double precision,
+               seconds double precision)
+AS 'MODULE_PATHNAME', 'mf_cross_validate'
+LANGUAGE C VOLATILE CALLED ON NULL INPUT PARALLEL UNSAFE;
+COMMENT ON FUNCTION @extschema@.mf_cross_validate(regclass, integer[], double precision[], integer, integer, boolean, boolean, name, name, name, integer, boolean, double precision) IS
+  'mf_ext: k-fold cross-validation (folds by mf_fold) of every k in ks with every lambda in lambdas: per pair, the mean, spread, minimum and maximum test RMSE over the folds; writes nothing';
