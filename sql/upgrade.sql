@@ -1,8 +1,130 @@
--- Upgrading from 0.1 (through 0.2 and 0.3 to 0.4): models stored by 0.1 predict
--- the same before and after ALTER EXTENSION mf_ext UPDATE, and training
--- asks for the update first.
+-- Upgrading from 0.1 (through 0.2, 0.3 and 0.4 to the current version) gives
+-- the catalog that a fresh CREATE EXTENSION gives (its install script is
+-- built from sql/mf_ext.sql); models stored by 0.1 predict the same before
+-- and after ALTER EXTENSION mf_ext UPDATE, and training asks for the update
+-- first.
 SET client_min_messages = warning;
+
+-- What the extension put in the catalog, by names and signatures (no OIDs):
+-- one row per object or property, compared as sets below.
+CREATE TEMP VIEW mf_ext_catalog (kind, object, description) AS
+WITH member AS (        -- what the extension's scripts created
+    SELECT d.classid, d.objid
+    FROM pg_depend d JOIN pg_extension e ON d.refobjid = e.oid
+    WHERE d.refclassid = 'pg_extension'::regclass AND e.extname = 'mf_ext'
+      AND d.deptype = 'e'
+), rel AS (             -- its tables and sequences
+    SELECT c.oid, c.relname
+    FROM pg_class c JOIN member m ON m.classid = 'pg_class'::regclass AND m.objid = c.oid
+), part AS (            -- what may carry a comment: the members, the tables'
+                        -- columns, constraints and indexes
+    SELECT classid, objid, 0 AS objsubid FROM member
+    UNION ALL
+    SELECT 'pg_class'::regclass, a.attrelid, a.attnum
+    FROM pg_attribute a JOIN rel ON a.attrelid = rel.oid
+    WHERE a.attnum > 0 AND NOT a.attisdropped
+    UNION ALL
+    SELECT 'pg_constraint'::regclass, con.oid, 0
+    FROM pg_constraint con JOIN rel ON con.conrelid = rel.oid
+    UNION ALL
+    SELECT 'pg_class'::regclass, i.indexrelid, 0
+    FROM pg_index i JOIN rel ON i.indrelid = rel.oid
+)
+-- Every member, whatever its kind.
+SELECT 'member', pg_describe_object(classid, objid, 0), NULL
+FROM member
+UNION ALL
+-- Functions: pg_get_functiondef gives the signature with argument names and
+-- defaults, the result, language, volatility, strictness, parallel safety,
+-- cost, rows, SET clauses and the body or the C symbol.
+SELECT 'function', p.oid::regprocedure::text,
+       format(E'%s\nACL %s', pg_get_functiondef(p.oid), p.proacl)
+FROM pg_proc p JOIN member m ON m.classid = 'pg_proc'::regclass AND m.objid = p.oid
+UNION ALL
+SELECT 'relation', c.relname,
+       format('kind %s, persistence %s, replica identity %s, row security %s %s, '
+              'toast table %s, options %s, ACL %s',
+              c.relkind, c.relpersistence, c.relreplident, c.relrowsecurity,
+              c.relforcerowsecurity, c.reltoastrelid <> 0, c.reloptions, c.relacl)
+FROM pg_class c JOIN rel ON rel.oid = c.oid
+UNION ALL
+-- Columns in their order among the live ones. Left out: atthasmissing and
+-- attmissingval (the value ADD COLUMN ... DEFAULT gives the rows stored
+-- before it: shown below), and the option pg_attver that this server's build
+-- stamps on every column, with a value that differs by the statement that
+-- made or last altered the column.
+SELECT 'column', rel.relname || '.' || a.attname,
+       format('#%s %s%s, %s, default %s, storage %s, compression %s, identity %s, '
+              'generated %s, collation %s, statistics %s, options %s, ACL %s',
+              row_number() OVER (PARTITION BY a.attrelid ORDER BY a.attnum),
+              format_type(a.atttypid, a.atttypmod), repeat('[]', a.attndims - 1),
+              CASE WHEN a.attnotnull THEN 'NOT NULL' ELSE 'NULL' END,
+              pg_get_expr(ad.adbin, ad.adrelid), a.attstorage, a.attcompression,
+              a.attidentity, a.attgenerated, coll.collname, a.attstattarget,
+              ARRAY(SELECT o FROM unnest(a.attoptions) o WHERE o NOT LIKE 'pg\_attver=%'),
+              a.attacl)
+FROM pg_attribute a
+JOIN rel ON a.attrelid = rel.oid
+JOIN pg_class c ON c.oid = a.attrelid AND c.relkind <> 'S'
+LEFT JOIN pg_attrdef ad ON ad.adrelid = a.attrelid AND ad.adnum = a.attnum
+LEFT JOIN pg_collation coll ON coll.oid = a.attcollation
+WHERE a.attnum > 0 AND NOT a.attisdropped
+UNION ALL
+SELECT 'constraint', rel.relname || '.' || con.conname,
+       format('%s, validated %s', pg_get_constraintdef(con.oid), con.convalidated)
+FROM pg_constraint con JOIN rel ON con.conrelid = rel.oid
+UNION ALL
+SELECT 'index', ic.relname,
+       format('%s, clustered %s, replica identity %s, options %s', pg_get_indexdef(i.indexrelid),
+              i.indisclustered, i.indisreplident, ic.reloptions)
+FROM pg_index i JOIN rel ON i.indrelid = rel.oid JOIN pg_class ic ON ic.oid = i.indexrelid
+UNION ALL
+SELECT 'trigger', rel.relname || '.' || t.tgname, pg_get_triggerdef(t.oid)
+FROM pg_trigger t JOIN rel ON t.tgrelid = rel.oid
+WHERE NOT t.tgisinternal
+UNION ALL
+SELECT 'sequence', rel.relname,
+       format('%s, start %s, increment %s, min %s, max %s, cache %s, cycle %s, owned by %s',
+              format_type(s.seqtypid, NULL), s.seqstart, s.seqincrement, s.seqmin, s.seqmax,
+              s.seqcache, s.seqcycle,
+              (SELECT pg_describe_object(d.refclassid, d.refobjid, d.refobjsubid)
+               FROM pg_depend d
+               WHERE d.classid = 'pg_class'::regclass AND d.objid = s.seqrelid
+                 AND d.refclassid = 'pg_class'::regclass AND d.deptype IN ('a', 'i')))
+FROM pg_sequence s JOIN rel ON rel.oid = s.seqrelid
+UNION ALL
+SELECT 'comment', pg_describe_object(part.classid, part.objid, part.objsubid), d.description
+FROM part JOIN pg_description d
+  ON d.classoid = part.classid AND d.objoid = part.objid AND d.objsubid = part.objsubid
+UNION ALL
+SELECT 'initial privileges', pg_describe_object(ip.classoid, ip.objoid, ip.objsubid),
+       format('%s %s', ip.privtype, ip.initprivs)
+FROM part JOIN pg_init_privs ip
+  ON ip.classoid = part.classid AND ip.objoid = part.objid AND ip.objsubid = part.objsubid
+UNION ALL
+-- pg_extension_config_dump: the relations pg_dump dumps, with their filters.
+SELECT 'config dump', cfg.relid::regclass::text, cfg.condition
+FROM pg_extension e, unnest(e.extconfig, e.extcondition) AS cfg (relid, condition)
+WHERE e.extname = 'mf_ext';
+
+-- A fresh install of the current version.
 DROP EXTENSION mf_ext CASCADE;
+CREATE EXTENSION mf_ext;
+SELECT e.extversion = a.default_version AS current_version
+FROM pg_extension e JOIN pg_available_extensions a ON a.name = e.extname
+WHERE e.extname = 'mf_ext';
+CREATE TEMP TABLE fresh_install AS SELECT * FROM mf_ext_catalog;
+SELECT kind, count(*) FROM fresh_install GROUP BY kind ORDER BY kind;
+-- One script made the tables whole: no column holds a value for rows stored
+-- before it was added.
+SELECT count(*) AS columns_added_later
+FROM pg_attribute
+WHERE attrelid IN ('mf_models'::regclass, 'mf_user_factors'::regclass,
+                   'mf_item_factors'::regclass)
+  AND atthasmissing;
+DROP EXTENSION mf_ext;
+
+-- 0.1, updated to the current version further down.
 CREATE EXTENSION mf_ext VERSION '0.1';
 SELECT extversion FROM pg_extension WHERE extname = 'mf_ext';
 
@@ -27,6 +149,26 @@ SELECT mf_train('first_data', k := 1);
 
 ALTER EXTENSION mf_ext UPDATE;
 SELECT extversion FROM pg_extension WHERE extname = 'mf_ext';
+
+-- The updated catalog is the fresh one: as many rows, none on one side only.
+CREATE TEMP TABLE updated_install AS SELECT * FROM mf_ext_catalog;
+SELECT (SELECT count(*) FROM fresh_install) AS fresh,
+       (SELECT count(*) FROM updated_install) AS updated;
+SELECT 'fresh install only' AS side, * FROM fresh_install
+EXCEPT SELECT 'fresh install only', * FROM updated_install;
+SELECT 'upgrade only' AS side, * FROM updated_install
+EXCEPT SELECT 'upgrade only', * FROM fresh_install;
+-- What the description leaves out: the columns the upgrades added with a
+-- DEFAULT (dropped again) keep it as the value of the rows stored before,
+-- the 0.1 model's.
+SELECT attrelid::regclass AS relation, attname, attmissingval
+FROM pg_attribute
+WHERE attrelid IN ('mf_models'::regclass, 'mf_user_factors'::regclass,
+                   'mf_item_factors'::regclass)
+  AND atthasmissing
+ORDER BY attrelid::regclass::text, attnum;
+
+-- The model stored by 0.1 is served as before.
 SELECT bool_and(b.prediction = mf_predict('old', b.u, b.i)) AS same_predictions, count(*)
 FROM before_update b;
 SELECT array_agg(item_id ORDER BY score DESC) AS recommended FROM mf_recommend('old', 1, 3, false);
