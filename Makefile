@@ -9,9 +9,11 @@ EXTENSION   = mf_ext
 # The version is written once, as default_version in mf_ext.control.
 EXTVERSION := $(shell sed -n "s/^default_version[[:space:]]*=[[:space:]]*'\([^']*\)'.*/\1/p" $(EXTENSION).control)
 MODULE_big  = mf_ext
-OBJS        = src/mf_ext.o src/blas.o src/ratings.o src/als.o src/store.o \
-              src/cache.o src/serve.o src/train.o src/evaluate.o src/tune.o \
-              src/refit.o src/parallel.o src/batch.o
+# Sources in the order data flows through them (README, Code layout).
+OBJS        = src/mf_ext.o src/idmap.o src/query.o src/arguments.o src/checks.o \
+              src/source.o src/ratings.o src/blas.o src/parallel.o src/als.o \
+              src/score.o src/evaluate.o src/catalog.o src/cache.o src/serve.o \
+              src/foldin.o src/train.o src/tune.o src/refit.o src/batch.o
 # The current version's install script is built from sql/mf_ext.sql (rule
 # below). 0.1's install script and every upgrade script are installed as
 # they are: installations of earlier versions update through them, and
@@ -70,6 +72,5 @@ bench-batch:
 valgrind:
 	bash test/valgrind.sh
 
-# Every object depends on the shared header (PGXS tracks no header deps).
-$(OBJS): src/mf_ext.h src/blas.h
-src/als.o: src/als_kernel.h
+# PGXS tracks no header dependencies: every object depends on every header.
+$(OBJS): $(wildcard $(srcdir)/src/*.h)

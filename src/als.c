@@ -1,26 +1,25 @@
 /*-------------------------------------------------------------------------
  *
  * als.c
- *	  The alternating-least-squares solver: factor storage in single or
- *	  double precision, worker threads, and the objective.
+ *	  The alternating-least-squares solver (als.h): factor storage in
+ *	  single or double precision, worker threads, the objective, and the
+ *	  iterations of a fit.
  *
  *	  One iteration solves every user for the current item factors, then
- *	  every item for the new user factors.  Each row's system
- *
- *		  (sum_e o_e o_e' + lambda I) x = sum_e r_e o_e
- *
- *	  (with biases, x and o_e grow by one; with weighted_lambda, lambda is
- *	  scaled by the row's rating count; implicit feedback adds the other
- *	  side's Gram matrix) is independent of the others' (als_kernel.h), so
- *	  rows are solved in parallel (parallel.c) and the result is
- *	  bit-identical whatever the number of threads.  The threads run only
- *	  the kernel: plain C and BLAS/LAPACK (OpenBLAS single-threaded), on
- *	  buffers the backend allocated beforehand.
+ *	  every item for the new user factors.  Each row's system (als_kernel.h)
+ *	  is independent of the others', so rows are solved in parallel
+ *	  (parallel.c) and the result is bit-identical whatever the number of
+ *	  threads.  The threads run only the kernel: plain C and BLAS/LAPACK
+ *	  (OpenBLAS single-threaded), on buffers the backend allocated
+ *	  beforehand.
  *
  *-------------------------------------------------------------------------
  */
-#include "mf_ext.h"
+#include "als.h"
 #include "blas.h"
+#include "checks.h"
+#include "evaluate.h"
+#include "parallel.h"
 
 #include <float.h>
 #include <limits.h>
@@ -116,34 +115,27 @@ longest_row(const MfRatings *ratings)
 			   mf_csr_longest_row(&ratings->by_item));
 }
 
-/*
- * Bytes a training on ratings will hold while solving: the ratings' rows
- * (24 bytes a rating, both sides), the factors and biases, the per-row
- * sums, and each thread's buffers.  *threads is set to the number of
- * threads it assumes.
- */
-Size
+int
 mf_als_memory_estimate(const MfRatings *ratings, const MfFitOptions *options,
-					   int *threads)
+					   MfMemory *memory)
 {
 	Size		real_size = options->single ? sizeof(float) : sizeof(double);
 	int			d = options->k + (options->biases ? 1 : 0);
 	Size		rows = add_size(ratings->n_users, ratings->n_items);
-	int64		longest = longest_row(ratings);
-	Size		bytes;
-	Size		per_thread;
+	Size		longest = longest_row(ratings);
+	int			threads = mf_thread_count();
 
-	*threads = mf_thread_count();
-	bytes = mul_size(ratings->n_ratings, 2 * (sizeof(int32) + sizeof(double)));
-	bytes = add_size(bytes, mul_size(mul_size(rows, options->k), real_size));
-	bytes = add_size(bytes, mul_size(add_size(mul_size(rows, options->biases ? 2 : 1),
-											  ratings->n_items),
-									 sizeof(double)));	/* sums and biases */
-	bytes = add_size(bytes, mul_size((Size) options->k * options->k, real_size));
-	per_thread = mul_size(mul_size(add_size(longest, d + 8), d), real_size);
-	per_thread = add_size(per_thread, mul_size(mul_size(longest, 3), real_size));
-	per_thread = add_size(per_thread, mul_size(d, sizeof(int) + 2 * sizeof(double)));
-	return add_size(bytes, mul_size(per_thread, *threads));
+	/* both sides' rows; factors; per-row sums and biases; the Gram matrix */
+	mf_memory_add(memory, ratings->n_ratings, 2 * (sizeof(int32) + sizeof(double)));
+	mf_memory_add(memory, mul_size(rows, options->k), real_size);
+	mf_memory_add(memory, add_size(mul_size(rows, options->biases ? 2 : 1), ratings->n_items),
+				  sizeof(double));
+	mf_memory_add(memory, (Size) options->k * options->k, real_size);
+	/* each thread's buffers */
+	mf_memory_add(memory, mul_size(mul_size(add_size(longest, d + 8), d), threads), real_size);
+	mf_memory_add(memory, mul_size(mul_size(longest, 3), threads), real_size);
+	mf_memory_add(memory, mul_size(d, threads), sizeof(int) + 2 * sizeof(double));
+	return threads;
 }
 
 /*
@@ -249,12 +241,6 @@ mf_als_create(const MfRatings *ratings, const MfFitOptions *options,
 	return als;
 }
 
-int
-mf_als_threads(const MfAls *als)
-{
-	return als->threads;
-}
-
 const MfFactors *
 mf_als_factors(const MfAls *als)
 {
@@ -263,9 +249,9 @@ mf_als_factors(const MfAls *als)
 
 /* Address of row index of one side's factors. */
 static void *
-factor_row(const MfAls *als, bool users, int32 index)
+factor_row(const MfAls *als, MfSide side, int32 index)
 {
-	char	   *base = users ? als->factors.user_factors : als->factors.item_factors;
+	char	   *base = side == MF_USERS ? als->factors.user_factors : als->factors.item_factors;
 
 	return base + (Size) index * als->factors.k * als->real_size;
 }
@@ -273,7 +259,7 @@ factor_row(const MfAls *als, bool users, int32 index)
 void
 mf_als_set_item(MfAls *als, int32 index, const double *values, double bias)
 {
-	void	   *row = factor_row(als, false, index);
+	void	   *row = factor_row(als, MF_ITEMS, index);
 
 	for (int j = 0; j < als->factors.k; j++)
 	{
@@ -286,6 +272,21 @@ mf_als_set_item(MfAls *als, int32 index, const double *values, double bias)
 		als->factors.item_bias[index] = als->factors.single ? (float) bias : bias;
 }
 
+/*
+ * A standard normal number that depends only on (seed, id, j): splitmix64
+ * hashes give two uniforms in (0, 1], Box-Muller turns them into N(0, 1).
+ */
+static double
+seeded_normal(int32 seed, int64 id, int j)
+{
+	uint64		h = mf_mix64(mf_mix64(mf_mix64((uint64) (uint32) seed) ^ (uint64) id) ^ (uint64) j);
+	uint64		h2 = mf_mix64(h);
+	double		u1 = ((double) (h >> 11) + 1.0) / 9007199254740992.0;	/* 2^53 */
+	double		u2 = (double) (h2 >> 11) / 9007199254740992.0;
+
+	return sqrt(-2.0 * log(u1)) * cos(2.0 * M_PI * u2);
+}
+
 void
 mf_als_init_items(MfAls *als, int32 seed)
 {
@@ -296,21 +297,21 @@ mf_als_init_items(MfAls *als, int32 seed)
 	for (int32 i = 0; i < als->ratings->n_items; i++)
 	{
 		for (int j = 0; j < k; j++)
-			values[j] = scale * mf_seeded_normal(seed, als->ratings->item_ids[i], j);
+			values[j] = scale * seeded_normal(seed, als->ratings->item_ids[i], j);
 		mf_als_set_item(als, i, values, 0.0);
 	}
 	pfree(values);
 }
 
 void
-mf_als_get_rows(const MfAls *als, bool users, int32 first, int32 count,
+mf_als_get_rows(const MfAls *als, MfSide side, int32 first, int32 count,
 				double *out)
 {
 	int			k = als->factors.k;
 
 	for (int32 r = 0; r < count; r++)
 	{
-		const void *row = factor_row(als, users, first + r);
+		const void *row = factor_row(als, side, first + r);
 
 		for (int j = 0; j < k; j++)
 			out[(Size) r * k + j] = als->factors.single ? ((const float *) row)[j]
@@ -338,28 +339,10 @@ solve_chunk(void *arg, int thread, int64 first, int64 last)
 static void
 fixed_side_gram(MfAls *als, const void *other, int32 n)
 {
-	int			k = als->factors.k;
-
 	if (als->factors.single)
-	{
-		float	   *gram = als->other_gram;
-
-		als->blas->ssyrk(CblasColMajor, CblasUpper, CblasNoTrans, k, n, 1,
-						 other, k, 0, gram, k);
-		for (int j = 0; j < k; j++)
-			for (int i = j + 1; i < k; i++)
-				gram[j * k + i] = gram[i * k + j];
-	}
+		fixed_side_gram_single(als, other, n, als->other_gram);
 	else
-	{
-		double	   *gram = als->other_gram;
-
-		als->blas->dsyrk(CblasColMajor, CblasUpper, CblasNoTrans, k, n, 1,
-						 other, k, 0, gram, k);
-		for (int j = 0; j < k; j++)
-			for (int i = j + 1; i < k; i++)
-				gram[j * k + i] = gram[i * k + j];
-	}
+		fixed_side_gram_double(als, other, n, als->other_gram);
 }
 
 /*
@@ -396,28 +379,32 @@ solve_side(MfAls *als, const MfCsr *rows, const void *other, int32 n_other,
 								   solve_chunk, NULL, &step);
 }
 
-MfAlsFailure
-mf_als_iterate(MfAls *als, double *objective, double *sse)
+/*
+ * One iteration: every user, then every item.  Sets *objective (J) and
+ * *sse (J's data term times 2) and returns -1, or the index of the first
+ * row of *failed_side whose system could not be solved.
+ */
+static int32
+iterate(MfAls *als, double *objective, double *sse, MfSide *failed_side)
 {
 	const MfRatings *ratings = als->ratings;
 	MfFactors  *f = &als->factors;
-	MfAlsFailure failure = {false, -1};
 	double		squared_errors = 0.0;
 	double		norms = 0.0;
+	int32		failed;
 
-	failure.index = solve_side(als, &ratings->by_user, f->item_factors, f->n_items,
-							   f->item_bias, f->user_factors, f->user_bias,
-							   als->user_norm, NULL);
-	if (failure.index >= 0)
-	{
-		failure.users = true;
-		return failure;
-	}
-	failure.index = solve_side(als, &ratings->by_item, f->user_factors, f->n_users,
-							   f->user_bias, f->item_factors, f->item_bias,
-							   als->item_norm, als->item_sse);
-	if (failure.index >= 0)
-		return failure;
+	*failed_side = MF_USERS;
+	failed = solve_side(als, &ratings->by_user, f->item_factors, f->n_items,
+						f->item_bias, f->user_factors, f->user_bias,
+						als->user_norm, NULL);
+	if (failed >= 0)
+		return failed;
+	*failed_side = MF_ITEMS;
+	failed = solve_side(als, &ratings->by_item, f->user_factors, f->n_users,
+						f->user_bias, f->item_factors, f->item_bias,
+						als->item_norm, als->item_sse);
+	if (failed >= 0)
+		return failed;
 
 	/* J in a fixed order, so that it too is the same for any thread count */
 	for (int32 u = 0; u < ratings->n_users; u++)
@@ -429,22 +416,105 @@ mf_als_iterate(MfAls *als, double *objective, double *sse)
 	}
 	*sse = squared_errors;
 	*objective = squared_errors / 2.0 + als->lambda / 2.0 * norms;
-	return failure;
+	return -1;
 }
 
-/*
- * A standard normal number that depends only on (seed, id, j): splitmix64
- * hashes give two uniforms in (0, 1], Box-Muller turns them into N(0, 1).
- */
-double
-mf_seeded_normal(int32 seed, int64 id, int j)
+/* Runs one iteration of a fit, raising the error for a failure in it. */
+static void
+iterate_or_fail(MfAls *als, const MfFitOptions *options, int iteration,
+				double *loss, double *sse)
 {
-	uint64		h = mf_mix64(mf_mix64(mf_mix64((uint64) (uint32) seed) ^ (uint64) id) ^ (uint64) j);
-	uint64		h2 = mf_mix64(h);
-	double		u1 = ((double) (h >> 11) + 1.0) / 9007199254740992.0;	/* 2^53 */
-	double		u2 = (double) (h2 >> 11) / 9007199254740992.0;
+	MfSide		side;
+	int32		failed = iterate(als, loss, sse, &side);
 
-	return sqrt(-2.0 * log(u1)) * cos(2.0 * M_PI * u2);
+	if (failed >= 0)
+		mf_report_unsolvable(MF_SOLVE_TRAINING, side,
+							 mf_ratings_id_text(als->ratings, side, failed), options, NULL);
+	if (!isfinite(*loss))
+		ereport(ERROR,
+				(errcode(ERRCODE_NUMERIC_VALUE_OUT_OF_RANGE),
+				 errmsg("training overflowed %s precision floating point in iteration %d",
+						options->single ? "single" : "double", iteration + 1),
+				 errdetail("The objective J became %g: the ratings are too large, or lambda = %g too small to keep the solve stable.",
+						   *loss, options->lambda),
+				 errhint("Scale the ratings into a moderate range (for example 0 to 10)%s.",
+						 options->single ? ", raise lambda, or pass double_precision := true"
+						 : ", or raise lambda")));
+}
+
+/* history's arrays for n iterations, in the current context. */
+static void
+history_init(MfFitHistory *history, int n, bool validation)
+{
+	history->iterations_run = 0;
+	history->loss = mf_alloc_array(CurrentMemoryContext, n, sizeof(double));
+	history->train_rmse = mf_alloc_array(CurrentMemoryContext, n, sizeof(double));
+	history->seconds = mf_alloc_array(CurrentMemoryContext, n, sizeof(double));
+	history->validation_rmse = validation
+		? mf_alloc_array(CurrentMemoryContext, n, sizeof(double)) : NULL;
+}
+
+/* Whether J fell by less than tolerance of its value in iteration. */
+static bool
+converged(const MfFitHistory *history, const MfFitOptions *options, int iteration)
+{
+	return options->tolerance > 0 && iteration > 0 &&
+		history->loss[iteration - 1] - history->loss[iteration] <
+		options->tolerance * history->loss[iteration - 1];
+}
+
+void
+mf_fit(MfAls *als, const MfFitOptions *options, const MfTestSet *validation,
+	   bool report, MfFitHistory *history)
+{
+	const MfRatings *ratings = als->ratings;
+	int			n = options->iterations;
+	instr_time	start;
+
+	/* the pairs J's data term sums over: with implicit feedback, all */
+	double		pairs = options->implicit
+		? (double) ratings->n_users * ratings->n_items : (double) ratings->n_ratings;
+
+	INSTR_TIME_SET_CURRENT(start);
+	history_init(history, n, validation != NULL);
+	for (int iteration = 0; iteration < n; iteration++)
+	{
+		instr_time	iteration_start;
+		double		loss;
+		double		sse;
+		char	   *validation_text = "";
+
+		INSTR_TIME_SET_CURRENT(iteration_start);
+		iterate_or_fail(als, options, iteration, &loss, &sse);
+		history->loss[iteration] = loss;
+		history->train_rmse[iteration] = sqrt(sse / pairs);
+		if (validation)
+		{
+			MfErrorMeasures measures;
+
+			mf_test_error_measures(&als->factors, validation, &measures);
+			history->validation_rmse[iteration] = measures.rmse;
+			validation_text = psprintf(", validation RMSE = %.6g", measures.rmse);
+		}
+		history->seconds[iteration] = mf_seconds_since(iteration_start);
+		history->iterations_run = iteration + 1;
+		if (report)
+			ereport(NOTICE,
+					(errmsg("iteration %d of %d: J = %.6g, training RMSE = %.6g%s",
+							iteration + 1, n, loss, history->train_rmse[iteration],
+							validation_text),
+					 errdetail("%.3f s this iteration on %d threads, %.3f s in all iterations so far.",
+							   history->seconds[iteration], als->threads,
+							   mf_seconds_since(start))));
+		if (converged(history, options, iteration))
+		{
+			if (report && iteration + 1 < n)
+				ereport(NOTICE,
+						(errmsg("stopped after iteration %d of %d: J fell by less than tolerance = %g of its value",
+								iteration + 1, n, options->tolerance)));
+			break;
+		}
+	}
 }
 
 /*
@@ -460,12 +530,13 @@ mf_seeded_normal(int32 seed, int64 id, int j)
  * 0) or whose solution is not finite (ratings too large).
  */
 int32
-mf_als_solve_against(const MfFactors *factors, bool users,
+mf_als_solve_against(const MfFactors *factors, MfSide side,
 					 const MfFitOptions *options, const MfCsr *rows,
 					 void *out, double *bias, MemoryContext cxt)
 {
 	MfAls		als = {0};
 	MfFitOptions exact = *options;
+	bool		users = side == MF_USERS;
 	const void *other = users ? factors->item_factors : factors->user_factors;
 	int32		n_other = users ? factors->n_items : factors->n_users;
 	const double *other_bias = users ? factors->item_bias : factors->user_bias;
@@ -473,15 +544,17 @@ mf_als_solve_against(const MfFactors *factors, bool users,
 	Size		bytes = mul_size(mul_size(rows->n_rows, factors->k), real_size);
 	int64		longest = mf_csr_longest_row(rows);
 	int			d = factors->k + (factors->biases ? 1 : 0);
+	MfMemory	memory = {0};
 	double	   *norm;
 	int32		failed;
 
 	exact.conjugate_gradient = false;
-	mf_check_memory(add_size(mul_size(mul_size(Max(longest, 1), d + 4),
-									  mul_size(mf_thread_count(), real_size)),
-							 mul_size(rows->n_rows, real_size * d + sizeof(double))),
+	mf_memory_add(&memory, mul_size(Max(longest, 1), d + 4), mul_size(mf_thread_count(), real_size));
+	mf_memory_add(&memory, rows->n_rows, real_size * d + sizeof(double));
+	mf_memory_check(&memory,
 					psprintf("Solving %d rows of up to " INT64_FORMAT " ratings with k = %d.",
-							 rows->n_rows, longest, factors->k));
+							 rows->n_rows, longest, factors->k),
+					NULL);
 	norm = mf_alloc_array(cxt, rows->n_rows, sizeof(double));
 	als.factors = *factors;
 	init_solver(&als, &exact, longest, rows->n_rows, cxt);

@@ -1,13 +1,36 @@
 /*-------------------------------------------------------------------------
  *
  * als_kernel.h
- *	  The per-row ALS solve, written once for both precisions.  als.c
+ *	  The per-row ALS solve, written once for both precisions: gather a
+ *	  row's ratings, solve its system, and measure its share of J.  als.c
  *	  includes this file twice, with
  *
  *		REAL			float or double
  *		KERNEL(name)	name##_single or name##_double
  *		SYRK, GEMV, POTRF, POTRS, POCON	the MfBlas members of that precision
  *		REAL_EPSILON
+ *
+ *	  Row r has ratings val[e] against the other side's rows
+ *	  o_e = other[col[e]].  Explicit feedback, without biases, solves for
+ *	  the row's k factors x
+ *
+ *		  (sum_e o_e o_e' + lambda_r I) x = sum_e val[e] o_e
+ *
+ *	  and with biases, for x = [factors, own bias] (d = k + 1 unknowns),
+ *	  the same system with o_e extended by a 1 and the right-hand side's
+ *	  ratings less mean + the other side's bias.  Implicit feedback (Hu,
+ *	  Koren and Volinsky 2008) counts every pair: an observed one with
+ *	  preference 1 and confidence c_e = 1 + alpha val[e], every other with
+ *	  preference 0 and confidence 1, which the other side's Gram matrix
+ *	  G = sum_all o o' covers at once:
+ *
+ *		  (G + sum_e (c_e - 1) o_e o_e' + lambda_r I) x = sum_e c_e o_e
+ *
+ *	  lambda_r is lambda, or lambda times the row's rating count with
+ *	  weighted_lambda (ALS-WR, Zhou et al. 2008).  The system is solved by
+ *	  Cholesky, or by a few conjugate-gradient steps from the row's current
+ *	  x (solver 'cg', Takacs, Pilaszy and Tikk 2011), or, with nonnegative,
+ *	  as a least-squares problem with factors >= 0.
  *
  *	  Everything here is plain C over plain arrays: it runs in worker
  *	  threads and must not call PostgreSQL.  The parameters are #undef'd
@@ -170,54 +193,239 @@ KERNEL(nonnegative_least_squares) (const REAL *a, int d, int constrained,
 }
 
 /*
- * Solves rows [first, last) of one half-step.  Row r has ratings val[e]
- * against the other side's rows o_e = other[col[e]].
- *
- * Explicit feedback, without biases, solves for the row's k factors x
- *
- *	   (sum_e o_e o_e' + lambda_r I) x = sum_e val[e] o_e
- *
- * and with biases, for x = [factors, own bias] (d = k + 1 unknowns), the
- * same system with o_e extended by a 1 and the right-hand side's ratings
- * less mean + the other side's bias.
- *
- * Implicit feedback (Hu, Koren and Volinsky 2008) counts every pair: an
- * observed one with preference 1 and confidence c_e = 1 + alpha val[e],
- * every other with preference 0 and confidence 1, which the other side's
- * Gram matrix G = sum_all o o' (step->other_gram) covers at once:
- *
- *	   (G + sum_e (c_e - 1) o_e o_e' + lambda_r I) x = sum_e c_e o_e
- *
- * lambda_r is lambda, or lambda times the row's rating count with
- * weighted_lambda (ALS-WR).  The system is solved by Cholesky, or by a few
- * conjugate-gradient steps from the row's current x (solver 'cg'), or,
- * with nonnegative, as a least-squares problem with factors >= 0.
- *
- * Per row it also records lambda_r / lambda * |x|^2 in norm[r] (the row's
- * share of the penalty) and, when step->sse is set, the row's data term of
- * J with both sides at their new values (after the item half-step).
- *
- * Returns -1, or the first row whose Cholesky factorisation fails (or, at
- * lambda = 0, where the system may be singular, whose reciprocal condition
- * is below d * epsilon).  With lambda > 0 the system is positive definite;
- * checking its condition as well would reject systems that are merely
- * well regularised in a few directions.
+ * Gathers row r's entries (from begin, degree of them): the other side's
+ * rows into gathered (d reals each, a 1 last for the row's own bias), the
+ * right-hand side's weights into targets and, for implicit feedback,
+ * c_e - 1 = alpha * strength into weights.
+ */
+static void
+KERNEL(gather_row) (const HalfStep *step, SolveBuffers *buffers, int64 begin,
+					int degree)
+{
+	const MfAls *als = step->als;
+	const MfCsr *rows = step->rows;
+	const REAL *other = step->other;
+	const double *other_bias = step->other_bias;
+	const int	k = als->factors.k;
+	const int	d = als->unknowns;
+	REAL	   *gathered = buffers->gathered;
+	REAL	   *targets = buffers->targets;
+	REAL	   *weights = buffers->weights;
+
+	for (int e = 0; e < degree; e++)
+	{
+		int32		c = rows->col[begin + e];
+
+		memcpy(gathered + (Size) e * d, other + (Size) c * k, sizeof(REAL) * k);
+		if (other_bias)
+		{
+			gathered[(Size) e * d + k] = 1;
+			targets[e] = (REAL) (rows->val[begin + e] - als->factors.mean - other_bias[c]);
+		}
+		else if (als->factors.implicit)
+		{
+			weights[e] = (REAL) (als->alpha * rows->val[begin + e]);
+			targets[e] = 1 + weights[e];
+		}
+		else
+			targets[e] = (REAL) rows->val[begin + e];
+	}
+}
+
+/*
+ * A few conjugate-gradient steps on row r's system from the row's current
+ * factors (and bias), into x.
+ */
+static void
+KERNEL(solve_row_cg) (const HalfStep *step, SolveBuffers *buffers, int32 r,
+					  int degree, REAL lambda_r, REAL *x)
+{
+	const MfAls *als = step->als;
+	const int	k = als->factors.k;
+	const int	d = als->unknowns;
+	REAL	   *rhs = (REAL *) buffers->cg + 3 * d;
+	REAL	   *weights = als->factors.implicit ? buffers->weights : NULL;
+
+	memcpy(x, (const REAL *) step->out + (Size) r * k, sizeof(REAL) * k);
+	if (step->other_bias)
+		x[k] = (REAL) step->out_bias[r];
+	als->blas->GEMV(CblasColMajor, CblasNoTrans, d, degree, 1, buffers->gathered, d,
+				   buffers->targets, 1, 0, rhs, 1);
+	KERNEL(conjugate_gradient) (step, buffers->gathered, weights, degree, d,
+								lambda_r, rhs, x, buffers->cg, buffers->scratch);
+}
+
+/*
+ * Row r's system in buffers->gram (upper triangle; G + lambda_r I + the
+ * gathered rows' Gram matrix, weighted for implicit feedback) and its
+ * right-hand side in x.
+ */
+static void
+KERNEL(build_system) (const HalfStep *step, SolveBuffers *buffers, int degree,
+					  REAL lambda_r, REAL *x)
+{
+	const MfAls *als = step->als;
+	const int	d = als->unknowns;
+	REAL	   *gathered = buffers->gathered;
+	REAL	   *gram = buffers->gram;
+
+	if (step->other_gram)
+		memcpy(gram, step->other_gram, sizeof(REAL) * d * d);
+	else
+		memset(gram, 0, sizeof(REAL) * d * d);
+	for (int j = 0; j < d; j++)
+		gram[j * d + j] += lambda_r;
+	als->blas->GEMV(CblasColMajor, CblasNoTrans, d, degree, 1, gathered, d,
+				   buffers->targets, 1, 0, x, 1);
+	if (als->factors.implicit)
+	{
+		/* the Gram matrix of the observed rows takes c_e - 1 */
+		const REAL *weights = buffers->weights;
+
+		for (int e = 0; e < degree; e++)
+		{
+			REAL		scale = (REAL) sqrt(weights[e]);
+
+			for (int j = 0; j < d; j++)
+				gathered[(Size) e * d + j] *= scale;
+		}
+	}
+	als->blas->SYRK(CblasColMajor, CblasUpper, CblasNoTrans, d, degree,
+				   1, gathered, d, 1, gram, d);
+}
+
+/*
+ * Solves the system in buffers->gram for the right-hand side in x, in
+ * place: non-negative coordinate descent, or Cholesky.  Returns false when
+ * the factorisation fails (or, at lambda = 0, where the system may be
+ * singular, when its reciprocal condition is below d * epsilon).  With
+ * lambda > 0 the system is positive definite; checking its condition as
+ * well would reject systems that are merely well regularised in a few
+ * directions.
+ */
+static bool
+KERNEL(solve_system) (const MfAls *als, SolveBuffers *buffers, REAL *x)
+{
+	const MfBlas *blas = als->blas;
+	const int	d = als->unknowns;
+	const char	upper = 'U';
+	const int	one = 1;
+	REAL	   *gram = buffers->gram;
+	int			info;
+
+	if (als->nonnegative)
+	{
+		REAL	   *rhs = buffers->cg;
+
+		memcpy(rhs, x, sizeof(REAL) * d);
+		KERNEL(nonnegative_least_squares) (gram, d, als->factors.k, rhs, x,
+										   buffers->nnls);
+		return true;
+	}
+	if (als->lambda == 0)
+	{
+		REAL		anorm = KERNEL(symmetric_one_norm) (gram, d);
+		REAL		rcond;
+
+		blas->POTRF(&upper, &d, gram, &d, &info, 1);
+		if (info != 0)
+			return false;
+		blas->POCON(&upper, &d, gram, &d, &anorm, &rcond,
+					 buffers->lapack_work, buffers->lapack_iwork, &info, 1);
+		if (info != 0 || !(rcond > d * REAL_EPSILON))
+			return false;
+	}
+	else
+	{
+		blas->POTRF(&upper, &d, gram, &d, &info, 1);
+		if (info != 0)
+			return false;
+	}
+	blas->POTRS(&upper, &d, &one, gram, &d, x, &d, &info, 1);
+	return info == 0;
+}
+
+/*
+ * Row r's data term of J with its solution x and the other side as they
+ * are (after the item half-step: both sides new).
+ */
+static double
+KERNEL(row_loss) (const HalfStep *step, SolveBuffers *buffers, int64 begin,
+				  int degree, const REAL *x)
+{
+	const MfAls *als = step->als;
+	const MfCsr *rows = step->rows;
+	const REAL *other = step->other;
+	const int	k = als->factors.k;
+	const int	d = als->unknowns;
+
+	if (als->factors.implicit)
+	{
+		/*
+		 * sum over all pairs of c (p - x . o)^2 (one entry per pair:
+		 * duplicates were summed): the unobserved pairs' scores squared,
+		 * x' G x less the observed ones', plus the observed pairs' terms.
+		 * The difference is never negative in exact arithmetic; where
+		 * rounding makes it so (a near-perfect fit), it counts as 0, so
+		 * that J stays >= 0.
+		 */
+		REAL	   *gx = buffers->cg;
+		double		unobserved;
+		double		observed = 0.0;
+
+		als->blas->GEMV(CblasColMajor, CblasNoTrans, d, d, 1, step->other_gram, d,
+					   x, 1, 0, gx, 1);
+		unobserved = KERNEL(dot) (x, gx, d);
+		for (int e = 0; e < degree; e++)
+		{
+			double		score = KERNEL(dot) (x, other + (Size) rows->col[begin + e] * k, k);
+			double		confidence = 1.0 + als->alpha * rows->val[begin + e];
+
+			unobserved -= score * score;
+			observed += confidence * (1.0 - score) * (1.0 - score);
+		}
+		return Max(unobserved, 0.0) + observed;
+	}
+	else
+	{
+		/*
+		 * residuals with the gathered rows still at hand; the targets
+		 * buffer is free again and takes the predictions
+		 */
+		REAL	   *predicted = buffers->targets;
+		double		sum = 0.0;
+
+		als->blas->GEMV(CblasColMajor, CblasTrans, d, degree, 1, buffers->gathered, d,
+					   x, 1, 0, predicted, 1);
+		for (int e = 0; e < degree; e++)
+		{
+			double		target = rows->val[begin + e];
+			double		residual;
+
+			if (step->other_bias)
+				target -= als->factors.mean + step->other_bias[rows->col[begin + e]];
+			residual = target - (double) predicted[e];
+			sum += residual * residual;
+		}
+		return sum;
+	}
+}
+
+/*
+ * Solves rows [first, last) of one half-step into step->out (and
+ * out_bias).  Per row it also records lambda_r / lambda * |x|^2 in norm[r]
+ * (the row's share of the penalty) and, when step->sse is set, the row's
+ * data term of J (row_loss).  Returns -1, or the first row whose system
+ * could not be solved.
  */
 static int32
 KERNEL(solve_rows) (const HalfStep *step, SolveBuffers *buffers,
 					int32 first, int32 last)
 {
 	const MfAls *als = step->als;
-	const MfBlas *blas = als->blas;
 	const MfCsr *rows = step->rows;
-	const REAL *other = step->other;
-	const double *other_bias = step->other_bias;
 	const int	k = als->factors.k;
 	const int	d = als->unknowns;
-	const double mean = als->factors.mean;
-	const bool	implicit = als->factors.implicit;
-	const char	upper = 'U';
-	const int	one = 1;
 
 	for (int32 r = first; r < last; r++)
 	{
@@ -225,165 +433,44 @@ KERNEL(solve_rows) (const HalfStep *step, SolveBuffers *buffers,
 		int			degree = (int) (rows->row_start[r + 1] - begin);
 		double		weight = als->weighted_lambda ? degree : 1;
 		REAL		lambda_r = (REAL) (als->lambda * weight);
-		REAL	   *gathered = buffers->gathered;
-		REAL	   *gram = buffers->gram;
-		REAL	   *targets = buffers->targets;
-		REAL	   *weights = implicit ? buffers->weights : NULL;
 		REAL	   *x = buffers->solution;
-		REAL	   *out = (REAL *) step->out + (Size) r * k;
-		int			info;
 
-		for (int e = 0; e < degree; e++)
-		{
-			int32		c = rows->col[begin + e];
-
-			memcpy(gathered + (Size) e * d, other + (Size) c * k, sizeof(REAL) * k);
-			if (other_bias)
-			{
-				gathered[(Size) e * d + k] = 1;
-				targets[e] = (REAL) (rows->val[begin + e] - mean - other_bias[c]);
-			}
-			else if (implicit)
-			{
-				weights[e] = (REAL) (als->alpha * rows->val[begin + e]);
-				targets[e] = 1 + weights[e];
-			}
-			else
-				targets[e] = (REAL) rows->val[begin + e];
-		}
-
+		KERNEL(gather_row) (step, buffers, begin, degree);
 		if (als->conjugate_gradient)
-		{
-			REAL	   *rhs = (REAL *) buffers->cg + 3 * d;
-
-			memcpy(x, out, sizeof(REAL) * k);
-			if (other_bias)
-				x[k] = (REAL) step->out_bias[r];
-			blas->GEMV(CblasColMajor, CblasNoTrans, d, degree, 1, gathered, d,
-					  targets, 1, 0, rhs, 1);
-			KERNEL(conjugate_gradient) (step, gathered, weights, degree, d,
-										lambda_r, rhs, x, buffers->cg,
-										buffers->scratch);
-		}
+			KERNEL(solve_row_cg) (step, buffers, r, degree, lambda_r, x);
 		else
 		{
-			if (step->other_gram)
-				memcpy(gram, step->other_gram, sizeof(REAL) * d * d);
-			else
-				memset(gram, 0, sizeof(REAL) * d * d);
-			for (int j = 0; j < d; j++)
-				gram[j * d + j] += lambda_r;
-			blas->GEMV(CblasColMajor, CblasNoTrans, d, degree, 1, gathered, d,
-					  targets, 1, 0, x, 1);
-			if (weights)
-			{
-				/* the Gram matrix of the observed rows takes c_e - 1 */
-				for (int e = 0; e < degree; e++)
-				{
-					REAL		scale = (REAL) sqrt(weights[e]);
-
-					for (int j = 0; j < d; j++)
-						gathered[(Size) e * d + j] *= scale;
-				}
-			}
-			blas->SYRK(CblasColMajor, CblasUpper, CblasNoTrans, d, degree,
-					  1, gathered, d, 1, gram, d);
-
-			if (als->nonnegative)
-			{
-				REAL	   *rhs = buffers->cg;
-
-				memcpy(rhs, x, sizeof(REAL) * d);
-				KERNEL(nonnegative_least_squares) (gram, d, k, rhs, x,
-												   buffers->nnls);
-			}
-			else if (als->lambda == 0)
-			{
-				REAL		anorm = KERNEL(symmetric_one_norm) (gram, d);
-				REAL		rcond;
-
-				blas->POTRF(&upper, &d, gram, &d, &info, 1);
-				if (info != 0)
-					return r;
-				blas->POCON(&upper, &d, gram, &d, &anorm, &rcond,
-							 buffers->lapack_work, buffers->lapack_iwork, &info, 1);
-				if (info != 0 || !(rcond > d * REAL_EPSILON))
-					return r;
-			}
-			else
-			{
-				blas->POTRF(&upper, &d, gram, &d, &info, 1);
-				if (info != 0)
-					return r;
-			}
-			if (!als->nonnegative)
-			{
-				blas->POTRS(&upper, &d, &one, gram, &d, x, &d, &info, 1);
-				if (info != 0)
-					return r;
-			}
+			KERNEL(build_system) (step, buffers, degree, lambda_r, x);
+			if (!KERNEL(solve_system) (als, buffers, x))
+				return r;
 		}
-
-		memcpy(out, x, sizeof(REAL) * k);
-		if (other_bias)
+		memcpy((REAL *) step->out + (Size) r * k, x, sizeof(REAL) * k);
+		if (step->other_bias)
 			step->out_bias[r] = x[k];
 		step->norm[r] = KERNEL(dot) (x, x, d) * weight;
-
-		if (step->sse != NULL && implicit)
-		{
-			/*
-			 * sum over all pairs of c (p - x . o)^2 (one entry per pair:
-			 * duplicates were summed): the unobserved pairs' scores squared,
-			 * x' G x less the observed ones', plus the observed pairs'
-			 * terms.  The difference is never negative in exact
-			 * arithmetic; where rounding makes it so (a near-perfect fit),
-			 * it counts as 0, so that J stays >= 0.
-			 */
-			REAL	   *gx = buffers->cg;
-			double		unobserved;
-			double		observed = 0.0;
-
-			blas->GEMV(CblasColMajor, CblasNoTrans, d, d, 1, step->other_gram, d,
-					  x, 1, 0, gx, 1);
-			unobserved = KERNEL(dot) (x, gx, d);
-			for (int e = 0; e < degree; e++)
-			{
-				double		score = KERNEL(dot) (x, other + (Size) rows->col[begin + e] * k, k);
-				double		confidence = 1.0 + als->alpha * rows->val[begin + e];
-
-				unobserved -= score * score;
-				observed += confidence * (1.0 - score) * (1.0 - score);
-			}
-			step->sse[r] = Max(unobserved, 0.0) + observed;
-		}
-		else if (step->sse != NULL)
-		{
-			/*
-			 * residuals with the gathered rows still at hand; the targets
-			 * buffer is free again and takes the predictions
-			 */
-			REAL	   *predicted = targets;
-			double		sum = 0.0;
-
-			blas->GEMV(CblasColMajor, CblasTrans, d, degree, 1, gathered, d,
-					  x, 1, 0, predicted, 1);
-			for (int e = 0; e < degree; e++)
-			{
-				double		target = rows->val[begin + e];
-				double		residual;
-
-				if (other_bias)
-					target -= mean + other_bias[rows->col[begin + e]];
-				residual = target - (double) predicted[e];
-				sum += residual * residual;
-			}
-			step->sse[r] = sum;
-		}
+		if (step->sse != NULL)
+			step->sse[r] = KERNEL(row_loss) (step, buffers, begin, degree, x);
 	}
 	return -1;
 }
 
 /* This file is included once per precision: forget the parameters. */
+/*
+ * G = V^T V of the fixed side's n rows of k factors (k x k, both
+ * triangles filled): the Gram matrix implicit feedback's systems share.
+ */
+static void
+KERNEL(fixed_side_gram) (const MfAls *als, const REAL *other, int32 n, REAL *gram)
+{
+	int			k = als->factors.k;
+
+	als->blas->SYRK(CblasColMajor, CblasUpper, CblasNoTrans, k, n, 1,
+					other, k, 0, gram, k);
+	for (int j = 0; j < k; j++)
+		for (int i = j + 1; i < k; i++)
+			gram[j * k + i] = gram[i * k + j];
+}
+
 #undef REAL
 #undef KERNEL
 #undef SYRK

@@ -23,6 +23,12 @@
  */
 #include "mf_ext.h"
 #include "blas.h"
+#include "cache.h"
+#include "catalog.h"
+#include "checks.h"
+#include "parallel.h"
+#include "score.h"
+#include "serve.h"
 
 #include <math.h>
 #include <stdatomic.h>
@@ -179,6 +185,31 @@ recommend_blocks(void *arg, int thread, int64 first, int64 last)
 	return -1;
 }
 
+/* mf_catalog_fetch_rated_items callback: one user's rated items, as dense indices. */
+static void
+add_rated_items(int64 user_id, const int64 *ids, int count, void *arg)
+{
+	BatchRun   *run = arg;
+	const MfModel *model = run->model;
+	int32		user = mf_model_find_id(model, MF_USERS, user_id);
+	int32	   *items;
+	int32		known = 0;
+
+	if (user < 0)
+		return;
+	items = mf_alloc_array(run->cxt, count, sizeof(int32));
+	for (int e = 0; e < count; e++)
+	{
+		int32		item = mf_model_find_id(model, MF_ITEMS, ids[e]);
+
+		if (item >= 0)
+			items[known++] = item;
+	}
+	run->rated[user] = items;
+	run->rated_count[user] = known;
+	run->users_read = user + 1;
+}
+
 /*
  * Reads the next users' rows of the rated-items cursor (in user id order,
  * which is the users' dense order) into run->rated; at the end, closes it.
@@ -186,52 +217,21 @@ recommend_blocks(void *arg, int thread, int64 first, int64 last)
 static void
 read_rated_batch(BatchRun *run)
 {
-	static const Oid rated_types[] = {INT8OID, INT8ARRAYOID};
-	const MfModel *model = run->model;
-	MemoryContext old;
+	/* the arrays detoasted go with the batch's context */
+	MemoryContext old = MemoryContextSwitchTo(run->batch_cxt);
+	uint64		fetched = mf_catalog_fetch_rated_items(run->rated_cursor,
+													   run->model->row.model_id,
+													   MF_BATCH_FETCH_USERS,
+													   add_rated_items, run);
 
-	SPI_cursor_fetch(run->rated_cursor, true, MF_BATCH_FETCH_USERS);
-	mf_check_column_types(SPI_tuptable->tupdesc, NULL, rated_types, 2, "mf_user_factors");
-	if (SPI_processed == 0)
+	MemoryContextSwitchTo(old);
+	MemoryContextReset(run->batch_cxt);
+	if (fetched == 0)
 	{
 		SPI_cursor_close(run->rated_cursor);
 		run->rated_cursor = NULL;
-		run->users_read = model->factors.n_users;
-		return;
+		run->users_read = run->model->factors.n_users;
 	}
-	/* the arrays detoasted here go with the batch's context */
-	old = MemoryContextSwitchTo(run->batch_cxt);
-	for (uint64 r = 0; r < SPI_processed; r++)
-	{
-		HeapTuple	tuple = SPI_tuptable->vals[r];
-		TupleDesc	desc = SPI_tuptable->tupdesc;
-		bool		isnull;
-		int64		user_id = DatumGetInt64(SPI_getbinval(tuple, desc, 1, &isnull));
-		int32		user = mf_id_index(model->user_map, user_id);
-		Datum		value = SPI_getbinval(tuple, desc, 2, &isnull);
-		const int64 *ids;
-		int			count;
-		int32	   *items;
-		int32		known = 0;
-
-		if (user < 0 || isnull)
-			continue;
-		ids = mf_rated_item_ids(model, user_id, value, &count);
-		items = mf_alloc_array(run->cxt, Max(count, 1), sizeof(int32));
-		for (int e = 0; e < count; e++)
-		{
-			int32		item = mf_id_index(model->item_map, ids[e]);
-
-			if (item >= 0)
-				items[known++] = item;
-		}
-		run->rated[user] = items;
-		run->rated_count[user] = known;
-		run->users_read = user + 1;
-	}
-	MemoryContextSwitchTo(old);
-	MemoryContextReset(run->batch_cxt);
-	SPI_freetuptable(SPI_tuptable);
 }
 
 /*
@@ -478,27 +478,11 @@ prepare_products(MemoryContext cxt, const MfFactors *f, BatchRun *run)
 	run->items = items;
 }
 
-/*
- * mf_recommend_all(model, n, exclude_rated, target): returns the rows
- * written.  found is the model as first looked up; creating the target
- * may run the caller's event triggers, so only its id is kept across.
- */
-static Datum
-recommend_all(FunctionCallInfo fcinfo, MfModel *found)
+/* The n argument, checked with exclude_rated and target (none may be NULL). */
+static int32
+batch_count_argument(FunctionCallInfo fcinfo)
 {
-	int32		model_id = found->model_id;
-	MemoryContext cxt;
-	MemoryContext old;
-	BatchRun	run = {0};
-	MfModel    *model;
-	const MfFactors *f;
-	Oid			target;
-	bool		user_keys;
-	bool		item_keys;
-	int			threads;
-	Size		real;
-	Size		per_thread;
-	int64		written;
+	int32		n;
 
 	if (PG_ARGISNULL(1) || PG_ARGISNULL(2) || PG_ARGISNULL(3))
 		ereport(ERROR,
@@ -507,116 +491,175 @@ recommend_all(FunctionCallInfo fcinfo, MfModel *found)
 						PG_ARGISNULL(1) ? "n" : PG_ARGISNULL(2) ? "exclude_rated" : "target"),
 				 errhint(PG_ARGISNULL(3) ? "Pass the name of a new table to write the recommendations into."
 						 : "Omit it to use the default, or pass a value.")));
-	run.n = PG_GETARG_INT32(1);
-	if (run.n < 1)
+	n = PG_GETARG_INT32(1);
+	if (n < 1)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("n must be at least 1, got %d", run.n),
+				 errmsg("n must be at least 1, got %d", n),
 				 errhint("n is how many items to recommend to each user.")));
+	return n;
+}
 
+/*
+ * Creates the target table for the model found and returns its oid, with
+ * the model looked up again into run->model: creating the table may run
+ * the caller's event triggers, which may retrain it.
+ */
+static Oid
+batch_create_target(FunctionCallInfo fcinfo, const MfModel *found, BatchRun *run)
+{
+	int32		model_id = found->row.model_id;
+	bool		user_keys = found->user_keys != NULL;
+	bool		item_keys = found->item_keys != NULL;
+	Oid			target = create_target(PG_GETARG_TEXT_PP(3), user_keys, item_keys);
+	MfModel    *model = mf_cache_model_by_id(fcinfo, model_id);
+
+	if ((model->user_keys != NULL) != user_keys || (model->item_keys != NULL) != item_keys)
+		ereport(ERROR,
+				(errcode(ERRCODE_T_R_SERIALIZATION_FAILURE),
+				 errmsg("model \"%s\" was retrained on ids of another type while mf_recommend_all created its table",
+						model->row.name),
+				 errhint("Run mf_recommend_all again.")));
+	run->model = model;
+	run->f = &model->factors;
+	run->item_ids = model->item_ids;
+	return target;
+}
+
+/*
+ * Sizes the run (candidates, users per block, precision of the products)
+ * and checks its memory against mf_ext.max_memory; returns the threads.
+ */
+static int
+batch_plan(BatchRun *run)
+{
+	const MfFactors *f = run->f;
+	MfMemory	memory = {0};
+	Size		real;
+	int			threads = mf_thread_count();
+
+	run->n = Min(run->n, Max(f->n_items, 1));
+	run->keep = Min(run->n + MF_BATCH_SPARE, Max(f->n_items, 1));
+	run->wide = products_need_double(f);
+	real = run->wide ? sizeof(double) : sizeof(float);
+	run->block_users = (int32) Max(1, Min(f->n_users, MF_BATCH_BLOCK_BYTES / Max((Size) f->n_items * real, 1)));
+	run->n_blocks = (f->n_users + run->block_users - 1) / run->block_users;
+	/* the lists; the factors for the products; each thread's buffers */
+	mf_memory_add(&memory, mul_size(f->n_users, run->n), sizeof(int32) + sizeof(double));
+	mf_memory_add(&memory, mul_size(add_size(f->n_users, f->n_items), f->k + 1), real);
+	mf_memory_add(&memory, mul_size(threads, f->n_items), mul_size(run->block_users, real) + sizeof(bool));
+	mf_memory_add(&memory, mul_size(threads, run->keep), sizeof(int32) + sizeof(double));
+	mf_memory_check(&memory,
+					psprintf("Ranking %d items for each of %d users, %d at a time on each of %d threads.",
+							 f->n_items, f->n_users, run->block_users, threads),
+					NULL);
+	return threads;
+}
+
+/* Allocates the run's lists, flags and each thread's buffers in cxt. */
+static void
+batch_allocate(BatchRun *run, int threads, MemoryContext cxt)
+{
+	const MfFactors *f = run->f;
+	Size		real = run->wide ? sizeof(double) : sizeof(float);
+
+	run->rated = mf_alloc_array(cxt, f->n_users, sizeof(int32 *));
+	memset(run->rated, 0, sizeof(int32 *) * f->n_users);
+	run->rated_count = mf_alloc_array(cxt, f->n_users, sizeof(int32));
+	memset(run->rated_count, 0, sizeof(int32) * f->n_users);
+	run->best = mf_alloc_array(cxt, mul_size(f->n_users, run->n), sizeof(int32));
+	run->best_scores = mf_alloc_array(cxt, mul_size(f->n_users, run->n), sizeof(double));
+	run->found = mf_alloc_array(cxt, f->n_users, sizeof(int32));
+	run->done = mf_alloc_array(cxt, run->n_blocks, sizeof(atomic_bool));
+	for (int64 block = 0; block < run->n_blocks; block++)
+		atomic_init(&run->done[block], false);
+	run->buffers = mf_alloc_array(cxt, threads, sizeof(BatchBuffers));
+	for (int t = 0; t < threads; t++)
+	{
+		BatchBuffers *b = &run->buffers[t];
+
+		b->products = mf_alloc_array(cxt, mul_size(run->block_users, f->n_items), real);
+		b->excluded = mf_alloc_array(cxt, f->n_items, sizeof(bool));
+		memset(b->excluded, 0, sizeof(bool) * f->n_items);
+		b->candidates = mf_alloc_array(cxt, run->keep, sizeof(int32));
+		b->scores = mf_alloc_array(cxt, run->keep, sizeof(double));
+	}
+	run->cxt = cxt;
+	run->batch_cxt = AllocSetContextCreate(cxt, "mf_recommend_all rated items",
+										   ALLOCSET_DEFAULT_SIZES);
+}
+
+/*
+ * Ranks every user's items on the threads while the backend reads the
+ * rated items (exclude_rated) and writes the finished blocks into target;
+ * returns the rows written.
+ */
+static int64
+batch_run(FunctionCallInfo fcinfo, BatchRun *run, Oid target, int threads)
+{
+	if (PG_GETARG_BOOL(2))
+	{
+		MfSchema	schema = mf_schema_of(fcinfo);
+
+		run->rated_cursor = mf_catalog_open_rated_items(&schema, run->model->row.model_id);
+	}
+	writer_open(&run->writer, target, run->model);
+	mf_parallel_for(threads, run->n_blocks, 1, recommend_blocks, feed_blocks, run);
+	if (run->rated_cursor)
+		SPI_cursor_close(run->rated_cursor);
+	while (run->writer.next_block < run->n_blocks)
+	{
+		write_next_block(run);
+		CHECK_FOR_INTERRUPTS();
+	}
+	return writer_close(&run->writer);
+}
+
+/*
+ * mf_recommend_all(model, n, exclude_rated, target): returns the rows
+ * written.  found is the model as first looked up.
+ */
+static Datum
+recommend_all(FunctionCallInfo fcinfo, MfModel *found)
+{
+	BatchRun	run = {0};
+	MemoryContext cxt;
+	MemoryContext old;
+	Oid			target;
+	int			threads;
+	int64		written;
+
+	run.n = batch_count_argument(fcinfo);
 	cxt = AllocSetContextCreate(CurrentMemoryContext, "mf_recommend_all",
 								ALLOCSET_DEFAULT_SIZES);
 	old = MemoryContextSwitchTo(cxt);
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
-	user_keys = found->user_keys != NULL;
-	item_keys = found->item_keys != NULL;
-	target = create_target(PG_GETARG_TEXT_PP(3), user_keys, item_keys);
-	model = mf_cache_model_by_id(fcinfo, model_id);
-	if ((model->user_keys != NULL) != user_keys || (model->item_keys != NULL) != item_keys)
-		ereport(ERROR,
-				(errcode(ERRCODE_T_R_SERIALIZATION_FAILURE),
-				 errmsg("model \"%s\" was retrained on ids of another type while mf_recommend_all created its table",
-						model->name),
-				 errhint("Run mf_recommend_all again.")));
-	f = &model->factors;
-
+	target = batch_create_target(fcinfo, found, &run);
 	run.blas = mf_blas();
-	run.f = f;
-	run.item_ids = model->item_ids;
-	run.n = Min(run.n, Max(f->n_items, 1));
-	run.keep = Min(run.n + MF_BATCH_SPARE, Max(f->n_items, 1));
-	run.wide = products_need_double(f);
-	real = run.wide ? sizeof(double) : sizeof(float);
-	run.block_users = (int32) Max(1, Min(f->n_users, MF_BATCH_BLOCK_BYTES / Max((Size) f->n_items * real, 1)));
-	threads = mf_thread_count();
-	per_thread = add_size(mul_size(add_size(mul_size(run.block_users, real), sizeof(bool)),
-								   f->n_items),
-						  mul_size(run.keep, sizeof(int32) + sizeof(double)));
-	mf_check_memory(add_size(add_size(mul_size(mul_size(f->n_users, run.n), sizeof(int32) + sizeof(double)),
-									  mul_size(mul_size(add_size(f->n_users, f->n_items), f->k + 1),
-											   real)),
-							 mul_size(threads, per_thread)),
-					psprintf("Ranking %d items for each of %d users, %d at a time on each of %d threads.",
-							 f->n_items, f->n_users, run.block_users, threads));
-
-	prepare_products(cxt, f, &run);
-	run.n_blocks = (f->n_users + run.block_users - 1) / run.block_users;
-	run.rated = mf_alloc_array(cxt, Max(f->n_users, 1), sizeof(int32 *));
-	memset(run.rated, 0, sizeof(int32 *) * f->n_users);
-	run.rated_count = mf_alloc_array(cxt, Max(f->n_users, 1), sizeof(int32));
-	memset(run.rated_count, 0, sizeof(int32) * f->n_users);
-	run.best = mf_alloc_array(cxt, mul_size(f->n_users, run.n), sizeof(int32));
-	run.best_scores = mf_alloc_array(cxt, mul_size(f->n_users, run.n), sizeof(double));
-	run.found = mf_alloc_array(cxt, f->n_users, sizeof(int32));
-	run.done = mf_alloc_array(cxt, Max(run.n_blocks, 1), sizeof(atomic_bool));
-	for (int64 block = 0; block < run.n_blocks; block++)
-		atomic_init(&run.done[block], false);
-	run.buffers = mf_alloc_array(cxt, threads, sizeof(BatchBuffers));
-	for (int t = 0; t < threads; t++)
-	{
-		BatchBuffers *b = &run.buffers[t];
-
-		b->products = mf_alloc_array(cxt, mul_size(run.block_users, f->n_items), real);
-		b->excluded = mf_alloc_array(cxt, f->n_items, sizeof(bool));
-		memset(b->excluded, 0, sizeof(bool) * f->n_items);
-		b->candidates = mf_alloc_array(cxt, run.keep, sizeof(int32));
-		b->scores = mf_alloc_array(cxt, run.keep, sizeof(double));
-	}
-
-	/* the backend reads rated items and writes rows while the threads rank */
-	run.cxt = cxt;
-	run.batch_cxt = AllocSetContextCreate(cxt, "mf_recommend_all rated items",
-										  ALLOCSET_DEFAULT_SIZES);
-	run.model = model;
-	if (PG_GETARG_BOOL(2))
-	{
-		Oid			argtype = INT4OID;
-		Datum		arg = Int32GetDatum(model_id);
-		int			nest_level = mf_internal_sql_begin();
-
-		run.rated_cursor = SPI_cursor_open_with_args(NULL,
-													 psprintf("SELECT user_id, rated_items FROM %s.mf_user_factors WHERE model_id = $1 ORDER BY user_id",
-															  mf_schema_quoted(fcinfo)),
-													 1, &argtype, &arg, NULL, true, 0);
-		mf_internal_sql_end(nest_level);
-	}
-	writer_open(&run.writer, target, model);
-	mf_parallel_for(threads, run.n_blocks, 1, recommend_blocks, feed_blocks, &run);
-	if (run.rated_cursor)
-		SPI_cursor_close(run.rated_cursor);
-	while (run.writer.next_block < run.n_blocks)
-	{
-		write_next_block(&run);
-		CHECK_FOR_INTERRUPTS();
-	}
-	written = writer_close(&run.writer);
+	threads = batch_plan(&run);
+	prepare_products(cxt, run.f, &run);
+	batch_allocate(&run, threads, cxt);
+	written = batch_run(fcinfo, &run, target, threads);
 	SPI_finish();
 	MemoryContextSwitchTo(old);
 	MemoryContextDelete(cxt);
 	PG_RETURN_INT64(written);
 }
 
+/*
+ * mf_recommend_all(model, n DEFAULT 10, exclude_rated DEFAULT true,
+ * target text) -> bigint, by model_id or name: writes every user's top n
+ * (user_id, rank, item_id, score) into the new table target.
+ */
 Datum
 mf_recommend_all(PG_FUNCTION_ARGS)
 {
-	mf_require_model_argument(fcinfo);
-	return recommend_all(fcinfo, mf_cache_model_by_id(fcinfo, PG_GETARG_INT32(0)));
+	return recommend_all(fcinfo, mf_model_argument(fcinfo, false));
 }
 
 Datum
 mf_recommend_all_by_name(PG_FUNCTION_ARGS)
 {
-	mf_require_model_argument(fcinfo);
-	return recommend_all(fcinfo, mf_cache_model_by_name(fcinfo, PG_GETARG_TEXT_PP(0)));
+	return recommend_all(fcinfo, mf_model_argument(fcinfo, true));
 }

@@ -12,9 +12,10 @@
  *
  *-------------------------------------------------------------------------
  */
-#include "mf_ext.h"
-
-#include <math.h>
+#include "evaluate.h"
+#include "checks.h"
+#include "serve.h"
+#include "source.h"
 
 #include "common/hashfn.h"
 
@@ -34,9 +35,6 @@ PG_FUNCTION_INFO_V1(mf_fold_text);
 PG_FUNCTION_INFO_V1(mf_evaluate);
 PG_FUNCTION_INFO_V1(mf_evaluate_by_name);
 
-/* Largest number of folds mf_fold and mf_cross_validate accept. */
-#define MF_MAX_FOLDS	100
-
 /*
  * A number in [0, 1) that depends only on (user_id, item_id, seed) and the
  * salt: splitmix64 hashes, 53 bits.
@@ -54,11 +52,6 @@ pair_uniform(int64 user_id, int64 item_id, int32 seed, uint64 salt)
 #define MF_SPLIT_SALT	UINT64CONST(0x6d665f73706c6974)
 #define MF_FOLDS_SALT	UINT64CONST(0x6d665f666f6c6473)
 
-/*
- * The fold (0 .. folds - 1) of a pair: its number in [0, 1) cut into
- * folds equal parts.  The number is independent of mf_is_test's, so the
- * ratings left for training by mf_is_test fall evenly into folds too.
- */
 int
 mf_fold_of(int64 user_id, int64 item_id, int folds, int32 seed)
 {
@@ -67,17 +60,6 @@ mf_fold_of(int64 user_id, int64 item_id, int folds, int32 seed)
 	return Min(fold, folds - 1);
 }
 
-void
-mf_check_folds(int folds)
-{
-	if (folds < 2 || folds > MF_MAX_FOLDS)
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("folds must be between 2 and %d, got %d", MF_MAX_FOLDS, folds),
-				 errhint("5 or 10 folds are usual.")));
-}
-
-/* A text id as the 64-bit number the splits hash it by. */
 int64
 mf_key_hash(const char *key)
 {
@@ -143,23 +125,15 @@ mf_fold_text(PG_FUNCTION_ARGS)
 	return fold(fcinfo, true);
 }
 
-/*
- * The model's dense index of test's user (item) index, through the
- * model's id index or, for ids kept as text keys, its key map.
- */
 int32
-mf_model_index(const MfIdIndex *ids, mf_keymap_hash *keys, const MfRatings *test,
-			   bool users, int32 index)
+mf_model_index(const MfIdMap *ids, mf_keymap_hash *keys, const MfRatings *ratings,
+			   MfSide side, int32 index)
 {
 	if (keys)
-		return mf_key_lookup(keys, users ? test->user_keys[index] : test->item_keys[index]);
-	return mf_id_index(ids, users ? test->user_ids[index] : test->item_ids[index]);
+		return mf_key_find(keys, mf_ratings_keys(ratings, side)[index]);
+	return mf_id_map_find(ids, mf_ratings_ids(ratings, side)[index]);
 }
 
-/*
- * Refuses held-out ratings whose ids are of the other kind (integers or
- * text keys) than the model's.
- */
 void
 mf_check_same_id_kind(const MfRatings *test, bool user_keys, bool item_keys,
 					  const char *relation)
@@ -176,9 +150,8 @@ mf_check_same_id_kind(const MfRatings *test, bool user_keys, bool item_keys,
 }
 
 MfTestSet *
-mf_test_set_from_ratings(const MfRatings *test, const MfIdIndex *users,
-						 const MfIdIndex *items, mf_keymap_hash *user_keys,
-						 mf_keymap_hash *item_keys, MemoryContext cxt)
+mf_test_set(const MfRatings *test, const MfIdMap *users, const MfIdMap *items,
+			mf_keymap_hash *user_keys, mf_keymap_hash *item_keys, MemoryContext cxt)
 {
 	MfTestSet  *set = MemoryContextAllocZero(cxt, sizeof(MfTestSet));
 	const MfCsr *rows = &test->by_user;
@@ -189,10 +162,10 @@ mf_test_set_from_ratings(const MfRatings *test, const MfIdIndex *users,
 	set->item = mf_alloc_array(cxt, set->n, sizeof(int32));
 	set->rating = mf_alloc_array(cxt, set->n, sizeof(double));
 	for (int32 i = 0; i < test->n_items; i++)
-		item_of[i] = mf_model_index(items, item_keys, test, false, i);
+		item_of[i] = mf_model_index(items, item_keys, test, MF_ITEMS, i);
 	for (int32 u = 0; u < rows->n_rows; u++)
 	{
-		int32		user = mf_model_index(users, user_keys, test, true, u);
+		int32		user = mf_model_index(users, user_keys, test, MF_USERS, u);
 
 		for (int64 e = rows->row_start[u]; e < rows->row_start[u + 1]; e++)
 		{
@@ -205,12 +178,6 @@ mf_test_set_from_ratings(const MfRatings *test, const MfIdIndex *users,
 	return set;
 }
 
-/*
- * RMSE and MAE of factors over the rows of test it can predict: all of
- * them with biases, else those of a known user and a known item.  A model
- * of implicit feedback predicts preferences: its target is 1 for every
- * held-out pair.
- */
 /*
  * Sets *error to the error of test row r under factors; false when the
  * model cannot score it (an unknown user or item, without biases).
@@ -233,7 +200,7 @@ test_error(const MfFactors *factors, const MfTestSet *test, int64 r, double *err
  * has no finite measure: an error says so.
  */
 static void
-scaled_errors(const MfFactors *factors, const MfTestSet *test, MfErrors *errors)
+scaled_errors(const MfFactors *factors, const MfTestSet *test, MfErrorMeasures *errors)
 {
 	double		largest = 0.0;
 	double		squares = 0.0;
@@ -269,7 +236,8 @@ scaled_errors(const MfFactors *factors, const MfTestSet *test, MfErrors *errors)
 }
 
 void
-mf_test_errors(const MfFactors *factors, const MfTestSet *test, MfErrors *errors)
+mf_test_error_measures(const MfFactors *factors, const MfTestSet *test,
+					   MfErrorMeasures *errors)
 {
 	double		squares = 0.0;
 	double		absolutes = 0.0;
@@ -311,12 +279,12 @@ typedef struct RankingSums
  * user is -1 for a user the model does not know (a model with biases).
  */
 static void
-rank_user(FunctionCallInfo fcinfo, const MfModel *model, int32 user,
+rank_user(const MfSchema *schema, const MfModel *model, int32 user,
 		  int64 user_id, int k, const bool *relevant, int64 n_relevant,
 		  int32 *best, RankingSums *sums)
 {
 	double	   *scores;
-	int32		n_best = mf_top_items(fcinfo, model, user, user_id, k, true, best,
+	int32		n_best = mf_top_items(schema, model, user, user_id, k, true, best,
 									  &scores);
 	int64		hits = 0;
 	double		dcg = 0.0;
@@ -347,7 +315,7 @@ rank_user(FunctionCallInfo fcinfo, const MfModel *model, int32 user,
  * rank: a user it does not know only with biases, as for the errors.
  */
 static void
-rank_users(FunctionCallInfo fcinfo, const MfModel *model, const MfRatings *test,
+rank_users(const MfSchema *schema, const MfModel *model, const MfRatings *test,
 		   int k, bool has_threshold, double threshold, RankingSums *sums)
 {
 	const MfCsr *rows = &test->by_user;
@@ -364,7 +332,7 @@ rank_users(FunctionCallInfo fcinfo, const MfModel *model, const MfRatings *test,
 	memset(relevant, 0, sizeof(bool) * model->factors.n_items);
 	memset(sums, 0, sizeof(RankingSums));
 	for (int32 i = 0; i < test->n_items; i++)
-		item_of[i] = mf_model_index(model->item_map, model->item_keymap, test, false, i);
+		item_of[i] = mf_model_index(model->item_map, model->item_keymap, test, MF_ITEMS, i);
 
 	for (int32 u = 0; u < rows->n_rows; u++)
 	{
@@ -372,7 +340,7 @@ rank_users(FunctionCallInfo fcinfo, const MfModel *model, const MfRatings *test,
 		int64		end = rows->row_start[u + 1];
 		int64		n_relevant = 0;
 		int32		last_counted = -1;
-		int32		user = mf_model_index(model->user_map, model->user_keymap, test, true, u);
+		int32		user = mf_model_index(model->user_map, model->user_keymap, test, MF_USERS, u);
 		MemoryContext old;
 
 		CHECK_FOR_INTERRUPTS();
@@ -392,7 +360,7 @@ rank_users(FunctionCallInfo fcinfo, const MfModel *model, const MfRatings *test,
 			continue;
 
 		old = MemoryContextSwitchTo(user_cxt);
-		rank_user(fcinfo, model, user, user >= 0 ? model->user_ids[user] : 0, k,
+		rank_user(schema, model, user, user >= 0 ? model->user_ids[user] : 0, k,
 				  relevant, n_relevant,
 				  best, sums);
 		MemoryContextSwitchTo(old);
@@ -416,126 +384,114 @@ put_metric(ReturnSetInfo *rsinfo, const char *metric, double value)
 }
 
 /*
- * Reads the test relation with the given columns, or where NULL the
- * columns model_id was trained on.
+ * Reads the test relation (argument 1) with the given columns (arguments
+ * 4 to 6), or where NULL the columns model was trained on, in cxt: each
+ * pair once for an implicit-feedback model.
  */
 static MfRatings *
-read_test_relation(FunctionCallInfo fcinfo, int32 model_id, Oid relid,
-				   MemoryContext cxt)
+read_test_relation(FunctionCallInfo fcinfo, const MfModel *model, MemoryContext cxt)
 {
-	MfSource	source;
-	Oid			argtype = INT4OID;
-	Datum		arg = Int32GetDatum(model_id);
+	const char *trained[3] = {model->row.user_col, model->row.item_col, model->row.rating_col};
+	bool		implicit = model->factors.implicit; /* model may be gone after the read */
 	const char *columns[3];
-	int			nest_level = mf_internal_sql_begin();
+	MfSource	source;
+	MfRatings  *test;
 
-	if (SPI_execute_with_args(psprintf("SELECT user_col, item_col, rating_col FROM %s.mf_models WHERE model_id = $1",
-									   mf_schema_quoted(fcinfo)),
-							  1, &argtype, &arg, NULL, true, 1) != SPI_OK_SELECT ||
-		SPI_processed != 1)
-		ereport(ERROR,
-				(errcode(ERRCODE_UNDEFINED_OBJECT),
-				 errmsg("model %d does not exist", model_id)));
-	mf_internal_sql_end(nest_level);
 	for (int c = 0; c < 3; c++)
-		columns[c] = PG_ARGISNULL(4 + c)
-			? MemoryContextStrdup(cxt, SPI_getvalue(SPI_tuptable->vals[0],
-													SPI_tuptable->tupdesc, c + 1))
+		columns[c] = PG_ARGISNULL(4 + c) ? MemoryContextStrdup(cxt, trained[c])
 			: NameStr(*PG_GETARG_NAME(4 + c));
-
 	source.argname = "test";
 	source.fixed_columns = false;
-	source.relid = relid;
+	source.relid = PG_GETARG_OID(1);
 	source.user_col = columns[0];
 	source.item_col = columns[1];
 	source.rating_col = columns[2];
 	mf_source_validate(&source);
-	return mf_ratings_read(&source, cxt);
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	test = mf_source_read(&source, cxt);
+	SPI_finish();
+	if (implicit)
+		mf_ratings_sum_duplicates(test);	/* each held-out pair once */
+	if (test->n_ratings == 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("test relation %s has no ratings", mf_source_display_name(source.relid)),
+				 errhint("Pass a relation of held-out ratings, for example rows where mf_is_test(user, item, 0.2) holds.")));
+	return test;
+}
+
+/* The arguments of mf_evaluate beyond the model: test, k, threshold. */
+static void
+check_evaluate_arguments(FunctionCallInfo fcinfo)
+{
+	mf_check_not_null(fcinfo, 1, "test", "Pass the relation of held-out ratings.");
+	mf_check_not_null(fcinfo, 2, "k", "Omit k to rank the top 10.");
+	mf_check_count(PG_GETARG_INT32(2), "k",
+				   "k is the length of the ranked list the ranking measures judge; 10 is usual.");
+	if (!PG_ARGISNULL(3) && !isfinite(PG_GETARG_FLOAT8(3)))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("threshold must be a finite number, got %g", PG_GETARG_FLOAT8(3)),
+				 errhint("Ratings at or above threshold count as relevant; NULL makes every test rating relevant.")));
+}
+
+/* mf_evaluate's rows: the error measures, then the ranking measures at k. */
+static void
+put_measures(ReturnSetInfo *rsinfo, const MfErrorMeasures *errors,
+			 const RankingSums *sums, int k)
+{
+	put_metric(rsinfo, "rmse", errors->rmse);
+	put_metric(rsinfo, "mae", errors->mae);
+	put_metric(rsinfo, "rows", (double) errors->rows);
+	put_metric(rsinfo, "scored", (double) errors->scored);
+	put_metric(rsinfo, "coverage", (double) errors->scored / errors->rows);
+	put_metric(rsinfo, "users", (double) sums->users);
+	put_metric(rsinfo, psprintf("precision@%d", k),
+			   sums->users ? sums->precision / sums->users : NAN);
+	put_metric(rsinfo, psprintf("recall@%d", k),
+			   sums->users ? sums->recall / sums->users : NAN);
+	put_metric(rsinfo, psprintf("ndcg@%d", k),
+			   sums->users ? sums->ndcg / sums->users : NAN);
+	put_metric(rsinfo, psprintf("map@%d", k),
+			   sums->users ? sums->map / sums->users : NAN);
 }
 
 /*
  * mf_evaluate(model, test, k, threshold, user_col, item_col, rating_col):
- * the model's error and ranking measures on the ratings in test.  found
- * is the model as first looked up; reading the test relation runs the
- * caller's SQL (a view may serve or retrain other models), which may
- * evict it from the cache, so only its id is kept across the read.
+ * the model's error and ranking measures on the ratings in test.  Reading
+ * the test relation runs the caller's SQL (a view may serve or retrain
+ * other models), which may evict the model first looked up from the
+ * cache, so only its id is kept across the read.
  */
 static Datum
-evaluate(FunctionCallInfo fcinfo, MfModel *found)
+evaluate(FunctionCallInfo fcinfo, bool by_name)
 {
-	int32		model_id = found->model_id;
-	bool		implicit = found->factors.implicit;
-	MfModel    *model;
-	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
+	MfModel    *model = mf_model_argument(fcinfo, by_name);
+	int32		model_id = model->row.model_id;
+	MfSchema	schema = mf_schema_of(fcinfo);
 	MemoryContext cxt = AllocSetContextCreate(CurrentMemoryContext, "mf_evaluate",
 											  ALLOCSET_DEFAULT_SIZES);
 	MemoryContext old;
 	MfRatings  *test;
 	MfTestSet  *set;
-	MfErrors	errors;
+	MfErrorMeasures errors;
 	RankingSums sums;
-	Oid			relid;
-	int			k;
-	bool		has_threshold = !PG_ARGISNULL(3);
-	double		threshold = has_threshold ? PG_GETARG_FLOAT8(3) : 0.0;
-	char	   *name;
 
-	if (PG_ARGISNULL(1) || PG_ARGISNULL(2))
-		ereport(ERROR,
-				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
-				 errmsg("%s must not be NULL", PG_ARGISNULL(1) ? "test" : "k"),
-				 errhint(PG_ARGISNULL(1) ? "Pass the relation of held-out ratings."
-						 : "Omit k to rank the top 10.")));
-	relid = PG_GETARG_OID(1);
-	k = PG_GETARG_INT32(2);
-	if (k < 1)
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("k must be at least 1, got %d", k),
-				 errhint("k is the length of the ranked list the ranking measures judge; 10 is usual.")));
-	if (has_threshold && !isfinite(threshold))
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("threshold must be a finite number, got %g", threshold),
-				 errhint("Ratings at or above threshold count as relevant; NULL makes every test rating relevant.")));
-
+	check_evaluate_arguments(fcinfo);
 	InitMaterializedSRF(fcinfo, 0);
 	old = MemoryContextSwitchTo(cxt);
-	if (SPI_connect() != SPI_OK_CONNECT)
-		elog(ERROR, "SPI_connect failed");
-	test = read_test_relation(fcinfo, model_id, relid, cxt);
-	SPI_finish();
-	if (implicit)
-		mf_ratings_sum_duplicates(test);	/* each held-out pair once */
+	test = read_test_relation(fcinfo, model, cxt);
 	model = mf_cache_model_by_id(fcinfo, model_id);
-	name = mf_source_display_name(relid);
-	if (test->n_ratings == 0)
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("test relation %s has no ratings", name),
-				 errhint("Pass a relation of held-out ratings, for example rows where mf_is_test(user, item, 0.2) holds.")));
-
-	mf_check_same_id_kind(test, model->user_keys != NULL, model->item_keys != NULL, name);
-	set = mf_test_set_from_ratings(test, model->user_map, model->item_map,
-								   model->user_keymap, model->item_keymap, cxt);
-	mf_test_errors(&model->factors, set, &errors);
-	rank_users(fcinfo, model, test, k, has_threshold, threshold, &sums);
+	mf_check_same_id_kind(test, model->user_keys != NULL, model->item_keys != NULL,
+						  mf_source_display_name(PG_GETARG_OID(1)));
+	set = mf_test_set(test, model->user_map, model->item_map,
+					  model->user_keymap, model->item_keymap, cxt);
+	mf_test_error_measures(&model->factors, set, &errors);
+	rank_users(&schema, model, test, PG_GETARG_INT32(2), !PG_ARGISNULL(3),
+			   PG_ARGISNULL(3) ? 0.0 : PG_GETARG_FLOAT8(3), &sums);
 	MemoryContextSwitchTo(old);
-
-	put_metric(rsinfo, "rmse", errors.rmse);
-	put_metric(rsinfo, "mae", errors.mae);
-	put_metric(rsinfo, "rows", (double) errors.rows);
-	put_metric(rsinfo, "scored", (double) errors.scored);
-	put_metric(rsinfo, "coverage", (double) errors.scored / errors.rows);
-	put_metric(rsinfo, "users", (double) sums.users);
-	put_metric(rsinfo, psprintf("precision@%d", k),
-			   sums.users ? sums.precision / sums.users : NAN);
-	put_metric(rsinfo, psprintf("recall@%d", k),
-			   sums.users ? sums.recall / sums.users : NAN);
-	put_metric(rsinfo, psprintf("ndcg@%d", k),
-			   sums.users ? sums.ndcg / sums.users : NAN);
-	put_metric(rsinfo, psprintf("map@%d", k),
-			   sums.users ? sums.map / sums.users : NAN);
+	put_measures((ReturnSetInfo *) fcinfo->resultinfo, &errors, &sums, PG_GETARG_INT32(2));
 	MemoryContextDelete(cxt);
 	return (Datum) 0;
 }
@@ -543,13 +499,11 @@ evaluate(FunctionCallInfo fcinfo, MfModel *found)
 Datum
 mf_evaluate(PG_FUNCTION_ARGS)
 {
-	mf_require_model_argument(fcinfo);
-	return evaluate(fcinfo, mf_cache_model_by_id(fcinfo, PG_GETARG_INT32(0)));
+	return evaluate(fcinfo, false);
 }
 
 Datum
 mf_evaluate_by_name(PG_FUNCTION_ARGS)
 {
-	mf_require_model_argument(fcinfo);
-	return evaluate(fcinfo, mf_cache_model_by_name(fcinfo, PG_GETARG_TEXT_PP(0)));
+	return evaluate(fcinfo, true);
 }

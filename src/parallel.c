@@ -17,7 +17,7 @@
  *
  *-------------------------------------------------------------------------
  */
-#include "mf_ext.h"
+#include "parallel.h"
 #include "blas.h"
 
 #include <limits.h>

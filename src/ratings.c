@@ -1,50 +1,20 @@
 /*-------------------------------------------------------------------------
  *
  * ratings.c
- *	  Reads (user, item, rating) rows from the source relation as the
- *	  calling user, numbers users and items densely in ascending id order,
- *	  and builds compressed sparse rows in both directions.
- *
- *	  A plain table or materialized view that the caller may read in full
- *	  (SELECT on the table or on the three columns, no row-level security,
- *	  no inheritance children) is read by a direct heap scan; anything else
- *	  (views, partitioned and foreign tables, RLS) through an SPI cursor,
- *	  which applies every rule a SELECT would.  Rows are kept in fixed-size
- *	  chunks while reading, with ids mapped to indices on the fly, so that
- *	  nothing is ever copied to grow: 16 bytes a rating while reading, at
- *	  most 40 while the sparse rows are built, 24 after.
- *
- *	  Never writes anything.  The caller must be connected to SPI.
+ *	  Ratings as compressed sparse rows of both sides (ratings.h): the rows
+ *	  a source gives are kept in fixed-size chunks with ids numbered on the
+ *	  fly (16 bytes a rating while reading), then three counting sorts at
+ *	  most build both sides, each row sorted by the other side's index, so
+ *	  that the model does not depend on the order the rows came in (at
+ *	  most 40 bytes a rating while building, 24 after).
  *
  *-------------------------------------------------------------------------
  */
-#include "mf_ext.h"
+#include "ratings.h"
+#include "idmap.h"
 
-#include <math.h>
-
-#include "access/relation.h"
-#include "access/heapam.h"
-#include "access/htup_details.h"
-#include "access/table.h"
-#include "catalog/pg_am_d.h"
-#include "access/tableam.h"
-#include "catalog/pg_class.h"
-#include "catalog/pg_inherits.h"
-#include "catalog/pg_type.h"
-#include "executor/executor.h"
-#include "executor/spi.h"
-#include "executor/tuptable.h"
-#include "lib/stringinfo.h"
 #include "miscadmin.h"
-#include "portability/instr_time.h"
-#include "utils/acl.h"
-#include "utils/builtins.h"
-#include "utils/lsyscache.h"
 #include "utils/memutils.h"
-#include "utils/rel.h"
-#include "utils/rls.h"
-#include "utils/snapmgr.h"
-#include "utils/syscache.h"
 
 /* Rows per chunk of the rows being read. */
 #define MF_CHUNK_ROWS	65536
@@ -57,6 +27,8 @@
 #define MF_BUILD_BYTES_PER_RATING	40
 /* Per distinct user or item: ids, counts, map entries, remaps, row starts. */
 #define MF_BYTES_PER_ID				80
+/* Ids below this are numbered through a direct array while reading. */
+#define MF_DIRECT_READ_IDS	(1 << 20)
 
 /* One chunk of rows read: dense indices in order of first appearance. */
 typedef struct RowChunk
@@ -66,20 +38,18 @@ typedef struct RowChunk
 	double		rating[MF_CHUNK_ROWS];
 } RowChunk;
 
-/* Distinct ids in order of first appearance, with a map back. */
-typedef struct IdNumbering
+/* Distinct ids of one side in order of first appearance, with a map back. */
+typedef struct Numbering
 {
-	int32	   *direct;			/* ids below direct_size: index + 1, or 0 */
-	int64		direct_size;	/* grows with the ids seen, to MF_DIRECT_READ_IDS */
-	mf_idmap_hash *hash;		/* every other id -> index */
+	MfIdMap    *map;			/* id -> index */
 	int64	   *ids;			/* index -> id */
 	int64	   *counts;			/* rows seen per index */
 	int32		n;
 	int32		capacity;
 	const char *kind;			/* "users" or "items", for errors */
-} IdNumbering;
+} Numbering;
 
-/* Distinct text keys of one side in order of first appearance (key ids). */
+/* Distinct text keys of one side in order of first appearance. */
 typedef struct KeySide
 {
 	mf_keymap_hash *map;		/* key -> its number */
@@ -88,233 +58,37 @@ typedef struct KeySide
 	int32		capacity;
 } KeySide;
 
-/* Everything read so far. */
-typedef struct ReadState
+struct MfRows
 {
-	const MfSource *source;
-	MemoryContext cxt;
-	IdNumbering users;
-	IdNumbering items;
+	MemoryContext cxt;			/* everything below, freed once built */
+	Numbering	users;
+	Numbering	items;
 	RowChunk  **chunks;
 	int32		n_chunks;
 	int32		chunk_capacity;
 	int64		n_rows;
-	int64		n_skipped;
-	MemoryContext convert_cxt;	/* numeric conversions, reset per chunk */
-	KeySide    *user_keys;		/* for ids read by their text form, else NULL */
+	KeySide    *user_keys;		/* for text-keyed sides, else NULL */
 	KeySide    *item_keys;
-	MemoryContext key_cxt;		/* text forms of one row's ids, reset per row */
 	Size		key_bytes;		/* bytes of the distinct keys kept */
 	bool		sorted;			/* rows so far in (user id, item id) order */
 	int64		last_user;
 	int64		last_item;
-} ReadState;
+};
 
-/* A comma-separated list of the columns of desc, for error hints. */
-static char *
-relation_column_list(TupleDesc desc)
-{
-	StringInfoData buf;
-
-	initStringInfo(&buf);
-	for (int att = 0; att < desc->natts; att++)
-	{
-		Form_pg_attribute attr = TupleDescAttr(desc, att);
-
-		if (attr->attisdropped)
-			continue;
-		appendStringInfo(&buf, "%s%s", buf.len > 0 ? ", " : "",
-						 quote_literal_cstr(NameStr(attr->attname)));
-	}
-	return buf.data;
-}
-
-/*
- * Finds column colname of the locked relation rel and checks that it has
- * one of the accepted types (any when n_accepted is 0); sets *attnum and
- * returns that (base) type.
- */
-static Oid
-check_column(const MfSource *source, Relation rel, const char *role,
-			 const char *argname, const char *colname, const Oid *accepted,
-			 int n_accepted, const char *accepted_text, AttrNumber *attnum)
-{
-	TupleDesc	desc = RelationGetDescr(rel);
-	Oid			relid = RelationGetRelid(rel);
-	Oid			type;
-
-	*attnum = InvalidAttrNumber;
-	for (int att = 0; att < desc->natts; att++)
-		if (!TupleDescAttr(desc, att)->attisdropped &&
-			strcmp(NameStr(TupleDescAttr(desc, att)->attname), colname) == 0)
-			*attnum = att + 1;
-	if (*attnum == InvalidAttrNumber)
-		ereport(ERROR,
-				(errcode(ERRCODE_UNDEFINED_COLUMN),
-				 errmsg("column \"%s\" does not exist in relation %s",
-						colname, mf_source_display_name(relid)),
-				 errdetail("The %s are read from the column named by %s.",
-						   role, argname),
-				 source->fixed_columns
-				 ? errhint("The %s must have the model's column \"%s\"; rename one of its columns (%s) in a view.",
-						   source->argname, colname, relation_column_list(desc))
-				 : errhint("Pass %s := one of: %s.", argname,
-						   relation_column_list(desc))));
-
-	type = getBaseType(TupleDescAttr(desc, *attnum - 1)->atttypid);
-	if (n_accepted == 0)
-		return type;			/* any type will do */
-	for (int i = 0; i < n_accepted; i++)
-		if (type == accepted[i])
-			return type;
-
-	ereport(ERROR,
-			(errcode(ERRCODE_DATATYPE_MISMATCH),
-			 errmsg("column \"%s\" of relation %s has type %s, but %s must be %s",
-					colname, mf_source_display_name(relid),
-					format_type_be(type), role, accepted_text),
-			 errhint("Pass a view that casts the column, or name another column with %s.",
-					 argname)));
-	return InvalidOid;			/* not reached */
-}
-
-char *
-mf_source_display_name(Oid relid)
-{
-	char	   *relname = get_rel_name(relid);
-
-	if (relname == NULL)
-		ereport(ERROR,
-				(errcode(ERRCODE_UNDEFINED_TABLE),
-				 errmsg("relation with OID %u does not exist", relid)));
-	return quote_qualified_identifier(get_namespace_name(get_rel_namespace(relid)),
-									  relname);
-}
-
-/*
- * Checks the source's columns, with the relation locked as a SELECT locks
- * it (AccessShareLock); the lock is kept until the transaction ends, so
- * that no other session can rename, swap or retype the columns between
- * this check and the read (DESIGN.md: what you checked is what you read).
- */
-void
-mf_source_validate(MfSource *source)
-{
-	/* integers are read as they are; the rest by their text form */
-	static const Oid id_types[] = {INT2OID, INT4OID, INT8OID,
-	TEXTOID, VARCHAROID, BPCHAROID, NAMEOID, UUIDOID};
-	static const Oid rating_types[] = {INT2OID, INT4OID, INT8OID,
-	FLOAT4OID, FLOAT8OID, NUMERICOID};
-	Relation	rel = try_relation_open(source->relid, AccessShareLock);
-	bool		varlena;
-
-	if (rel == NULL)
-		ereport(ERROR,
-				(errcode(ERRCODE_UNDEFINED_TABLE),
-				 errmsg("relation with OID %u does not exist", source->relid),
-				 errhint("Pass an existing table or view as %s.", source->argname)));
-	switch (rel->rd_rel->relkind)
-	{
-		case RELKIND_RELATION:
-		case RELKIND_PARTITIONED_TABLE:
-		case RELKIND_VIEW:
-		case RELKIND_MATVIEW:
-		case RELKIND_FOREIGN_TABLE:
-			break;
-		default:
-			ereport(ERROR,
-					(errcode(ERRCODE_WRONG_OBJECT_TYPE),
-					 errmsg("%s is not a table, partitioned table, view, materialized view or foreign table",
-							mf_source_display_name(source->relid)),
-					 errhint("Pass the table or view that holds the ratings as %s.",
-							 source->argname)));
-	}
-
-	source->user_type = check_column(source, rel, "user ids", "user_col",
-									 source->user_col, id_types, lengthof(id_types),
-									 "an integer (smallint, integer, bigint) or text (text, varchar, char, name) or uuid",
-									 &source->user_attnum);
-	source->item_type = check_column(source, rel, "item ids", "item_col",
-									 source->item_col, id_types, lengthof(id_types),
-									 "an integer (smallint, integer, bigint) or text (text, varchar, char, name) or uuid",
-									 &source->item_attnum);
-	/* integer ids are read as they are; any other type by its text form */
-	source->user_keys = source->user_type != INT2OID && source->user_type != INT4OID &&
-		source->user_type != INT8OID;
-	source->item_keys = source->item_type != INT2OID && source->item_type != INT4OID &&
-		source->item_type != INT8OID;
-	if (source->user_keys)
-		getTypeOutputInfo(source->user_type, &source->user_output, &varlena);
-	if (source->item_keys)
-		getTypeOutputInfo(source->item_type, &source->item_output, &varlena);
-	source->rating_type = check_column(source, rel, "ratings", "rating_col",
-									   source->rating_col, rating_types,
-									   lengthof(rating_types),
-									   "a numeric type (smallint, integer, bigint, real, double precision or numeric)",
-									   &source->rating_attnum);
-	if (strcmp(source->user_col, source->item_col) == 0)
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("user_col and item_col both name column \"%s\"",
-						source->user_col),
-				 errhint("Name the column of user ids with user_col and the column of item ids with item_col.")));
-	relation_close(rel, NoLock);	/* the lock stays until the transaction ends */
-}
-
-/* The three columns' types, in the order they are read. */
 static void
-source_types(const MfSource *source, Oid *types)
+numbering_init(Numbering *numbering, MemoryContext cxt, const char *kind)
 {
-	types[0] = source->user_type;
-	types[1] = source->item_type;
-	types[2] = source->rating_type;
+	numbering->map = mf_id_map_create(cxt, MF_DIRECT_READ_IDS);
+	numbering->capacity = 1024;
+	numbering->ids = MemoryContextAlloc(cxt, sizeof(int64) * numbering->capacity);
+	numbering->counts = MemoryContextAlloc(cxt, sizeof(int64) * numbering->capacity);
+	numbering->n = 0;
+	numbering->kind = kind;
 }
-
-/* An id column's value (smallint, integer or bigint) as int64. */
-static int64
-id_value(Datum value, Oid type)
-{
-	switch (type)
-	{
-		case INT2OID:
-			return DatumGetInt16(value);
-		case INT4OID:
-			return DatumGetInt32(value);
-		default:
-			return DatumGetInt64(value);
-	}
-}
-
-/*
- * A rating column's value as double; a numeric beyond double's range
- * becomes an infinity (reported as such by the caller).
- */
-static double
-rating_value(Datum value, Oid type)
-{
-	switch (type)
-	{
-		case INT2OID:
-			return DatumGetInt16(value);
-		case INT4OID:
-			return DatumGetInt32(value);
-		case INT8OID:
-			return (double) DatumGetInt64(value);
-		case FLOAT4OID:
-			return DatumGetFloat4(value);
-		case FLOAT8OID:
-			return DatumGetFloat8(value);
-		default:
-			return DatumGetFloat8(DirectFunctionCall1(numeric_float8_no_overflow, value));
-	}
-}
-
-/* Ids below this are numbered through a direct array while reading. */
-#define MF_DIRECT_READ_IDS	(1 << 20)
 
 /* Gives id the next index. */
 static int32
-append_id(IdNumbering *numbering, int64 id)
+append_id(Numbering *numbering, int64 id)
 {
 	if (numbering->n == PG_INT32_MAX)
 		ereport(ERROR,
@@ -332,104 +106,20 @@ append_id(IdNumbering *numbering, int64 id)
 	}
 	numbering->ids[numbering->n] = id;
 	numbering->counts[numbering->n] = 0;
+	mf_id_map_add(numbering->map, id, numbering->n);
 	return numbering->n++;
-}
-
-/* Makes the direct array cover id (doubling; ids are usually dense). */
-static void
-grow_direct(IdNumbering *numbering, int64 id)
-{
-	int64		size = numbering->direct_size;
-
-	while (size <= id)
-		size *= 2;
-	size = Min(size, MF_DIRECT_READ_IDS);
-	numbering->direct = repalloc(numbering->direct, sizeof(int32) * size);
-	memset(numbering->direct + numbering->direct_size, 0,
-		   sizeof(int32) * (size - numbering->direct_size));
-	numbering->direct_size = size;
 }
 
 /* The dense index of id (numbering it if it is new), counting the row. */
 static int32
-number_id(IdNumbering *numbering, int64 id)
+number_id(Numbering *numbering, int64 id)
 {
-	int32		index;
+	int32		index = mf_id_map_find(numbering->map, id);
 
-	if ((uint64) id < MF_DIRECT_READ_IDS)
-	{
-		if (id >= numbering->direct_size)
-			grow_direct(numbering, id);
-		index = numbering->direct[id] - 1;
-		if (index < 0)
-		{
-			index = append_id(numbering, id);
-			numbering->direct[id] = index + 1;
-		}
-	}
-	else
-	{
-		bool		found;
-		MfIdEntry  *entry = mf_idmap_insert(numbering->hash, id, &found);
-
-		if (!found)
-			entry->index = append_id(numbering, id);
-		index = entry->index;
-	}
+	if (index < 0)
+		index = append_id(numbering, id);
 	numbering->counts[index]++;
 	return index;
-}
-
-static void
-numbering_init(IdNumbering *numbering, MemoryContext cxt, const char *kind)
-{
-	numbering->direct_size = 1024;
-	numbering->direct = MemoryContextAllocZero(cxt, sizeof(int32) * numbering->direct_size);
-	numbering->hash = mf_idmap_create(cxt, 1024, NULL);
-	numbering->capacity = 1024;
-	numbering->ids = MemoryContextAlloc(cxt, sizeof(int64) * numbering->capacity);
-	numbering->counts = MemoryContextAlloc(cxt, sizeof(int64) * numbering->capacity);
-	numbering->n = 0;
-	numbering->kind = kind;
-}
-
-/*
- * The number of the text form of value (of type type, with output function
- * output) among the side's keys, numbering it if new.  The text form is
- * the one a cast to text gives, which is how callers pass keys: for
- * character(n), without the trailing blanks its output pads with.  Called
- * with the conversion context current; the key is kept in the state's.
- */
-static int64
-key_number(ReadState *state, KeySide *side, Oid type, Oid output, Datum value)
-{
-	char	   *text = OidOutputFunctionCall(output, value);
-	MfKeyEntry *entry;
-	bool		found;
-
-	if (type == BPCHAROID)
-	{
-		size_t		length = strlen(text);
-
-		while (length > 0 && text[length - 1] == ' ')
-			text[--length] = '\0';
-	}
-
-	entry = mf_keymap_insert(side->map, text, &found);
-	if (!found)
-	{
-		if (side->n == side->capacity)
-		{
-			side->capacity *= 2;
-			side->keys = repalloc_huge(side->keys, mul_size(side->capacity, sizeof(char *)));
-		}
-		side->keys[side->n] = MemoryContextStrdup(state->cxt, text);
-		entry->key = side->keys[side->n];
-		entry->index = side->n++;
-		/* kept here, and once more, sorted, in the result */
-		state->key_bytes = add_size(state->key_bytes, mul_size(strlen(text) + 1, 2));
-	}
-	return entry->index;
 }
 
 static KeySide *
@@ -443,13 +133,119 @@ key_side_create(MemoryContext cxt)
 	return side;
 }
 
+MfRows *
+mf_rows_create(MemoryContext parent, bool user_keys, bool item_keys)
+{
+	MemoryContext cxt = AllocSetContextCreate(parent, "mf_ext rows",
+											  ALLOCSET_DEFAULT_SIZES);
+	MfRows	   *rows = MemoryContextAllocZero(cxt, sizeof(MfRows));
+
+	rows->cxt = cxt;
+	numbering_init(&rows->users, cxt, "users");
+	numbering_init(&rows->items, cxt, "items");
+	rows->chunk_capacity = 64;
+	rows->chunks = MemoryContextAlloc(cxt, sizeof(RowChunk *) * rows->chunk_capacity);
+	rows->user_keys = user_keys ? key_side_create(cxt) : NULL;
+	rows->item_keys = item_keys ? key_side_create(cxt) : NULL;
+	/* key numbers are not in the keys' order: only integer ids can be sorted */
+	rows->sorted = !user_keys && !item_keys;
+	return rows;
+}
+
+int64
+mf_rows_key(MfRows *rows, MfSide side, const char *key)
+{
+	KeySide    *keys = side == MF_USERS ? rows->user_keys : rows->item_keys;
+	MfKeyEntry *entry;
+	bool		found;
+
+	entry = mf_keymap_insert(keys->map, key, &found);
+	if (!found)
+	{
+		if (keys->n == keys->capacity)
+		{
+			keys->capacity *= 2;
+			keys->keys = repalloc_huge(keys->keys, mul_size(keys->capacity, sizeof(char *)));
+		}
+		keys->keys[keys->n] = MemoryContextStrdup(rows->cxt, key);
+		entry->key = keys->keys[keys->n];
+		entry->index = keys->n++;
+		/* kept here, and once more, sorted, in the result */
+		rows->key_bytes = add_size(rows->key_bytes, mul_size(strlen(key) + 1, 2));
+	}
+	return entry->index;
+}
+
+/* Memory that rows of n ratings hold, beside per_rating bytes a rating. */
+static MfMemory
+rows_memory(const MfRows *rows, int64 n, Size per_rating)
+{
+	MfMemory	memory = {0};
+
+	mf_memory_add(&memory, n, per_rating);
+	mf_memory_add(&memory, (Size) rows->users.capacity + rows->items.capacity, MF_BYTES_PER_ID);
+	mf_memory_add(&memory, 1, rows->key_bytes);
+	return memory;
+}
+
+void
+mf_rows_add(MfRows *rows, int64 user, int64 item, double rating)
+{
+	int32		slot = (int32) (rows->n_rows % MF_CHUNK_ROWS);
+	RowChunk   *chunk;
+
+	if (rows->sorted && rows->n_rows > 0 &&
+		(user < rows->last_user || (user == rows->last_user && item < rows->last_item)))
+		rows->sorted = false;
+	rows->last_user = user;
+	rows->last_item = item;
+	if (slot == 0)
+	{
+		/* a new chunk: within the memory limit, with room in the list */
+		MfMemory	memory = rows_memory(rows, add_size(rows->n_rows, MF_CHUNK_ROWS),
+										 MF_READ_BYTES_PER_RATING);
+
+		mf_memory_check(&memory,
+						psprintf("Reading the ratings: " INT64_FORMAT " rows of %d users and %d items so far, and room for %d more.",
+								 rows->n_rows, rows->users.n, rows->items.n, MF_CHUNK_ROWS),
+						NULL);
+		if (rows->n_chunks == rows->chunk_capacity)
+		{
+			rows->chunk_capacity *= 2;
+			rows->chunks = repalloc_huge(rows->chunks,
+										 mul_size(rows->chunk_capacity, sizeof(RowChunk *)));
+		}
+		rows->chunks[rows->n_chunks++] = MemoryContextAlloc(rows->cxt, sizeof(RowChunk));
+		CHECK_FOR_INTERRUPTS();
+	}
+	chunk = rows->chunks[rows->n_chunks - 1];
+	chunk->user[slot] = number_id(&rows->users, user);
+	chunk->item[slot] = number_id(&rows->items, item);
+	chunk->rating[slot] = rating;
+	rows->n_rows++;
+}
+
+void
+mf_rows_check_estimate(double n)
+{
+	MfMemory	memory = {0};
+
+	if (!(n > 0))
+		return;
+	mf_memory_add(&memory, (Size) n, MF_BUILD_BYTES_PER_RATING);
+	mf_memory_check(&memory,
+					psprintf("The ratings: about %.0f rows by the planner's estimate (ANALYZE the table if that is out of date), %d bytes each while they are indexed.",
+							 n, MF_BUILD_BYTES_PER_RATING),
+					NULL);
+}
+
 /*
- * Sorts a side's keys into out (byte order) and renumbers its ids from key
- * numbers to positions in that order, so that the model is numbered by
- * key whatever the order the rows came in.
+ * Sorts a side's keys (byte order) and renumbers its ids from key numbers
+ * to positions in that order, so that the model is numbered by key
+ * whatever the order the rows came in.  Returns the sorted keys, in cxt.
  */
 static char **
-sort_keys(KeySide *side, IdNumbering *numbering, MemoryContext cxt)
+sort_keys(KeySide *side, Numbering *numbering, MemoryContext cxt)
 {
 	int32	   *rank = mf_alloc_array(cxt, side->n, sizeof(int32));
 	char	  **sorted = mf_alloc_array(cxt, side->n, sizeof(char *));
@@ -465,232 +261,6 @@ sort_keys(KeySide *side, IdNumbering *numbering, MemoryContext cxt)
 		numbering->ids[a] = rank[numbering->ids[a]];
 	pfree(rank);
 	return sorted;
-}
-
-/* Keeps one row: skips NULLs, rejects non-finite ratings, appends. */
-static void
-accept_row(ReadState *state, Datum user, bool user_null, Datum item,
-		   bool item_null, Datum rating, bool rating_null)
-{
-	const MfSource *source = state->source;
-	int64		user_id,
-				item_id;
-	double		value;
-	RowChunk   *chunk;
-	int32		slot;
-
-	if (user_null || item_null || rating_null)
-	{
-		state->n_skipped++;
-		return;
-	}
-	if (state->user_keys || state->item_keys)
-	{
-		/* text forms (and any detoasted copies) live for this row only */
-		MemoryContext old = MemoryContextSwitchTo(state->key_cxt);
-
-		user_id = state->user_keys
-			? key_number(state, state->user_keys, source->user_type, source->user_output, user)
-			: id_value(user, source->user_type);
-		item_id = state->item_keys
-			? key_number(state, state->item_keys, source->item_type, source->item_output, item)
-			: id_value(item, source->item_type);
-		MemoryContextSwitchTo(old);
-		MemoryContextReset(state->key_cxt);
-	}
-	else
-	{
-		user_id = id_value(user, source->user_type);
-		item_id = id_value(item, source->item_type);
-	}
-	if (source->rating_type == NUMERICOID)
-	{
-		/* numeric_float8 detoasts (copies) its argument: do it off to the side */
-		MemoryContext old = MemoryContextSwitchTo(state->convert_cxt);
-
-		value = rating_value(rating, source->rating_type);
-		MemoryContextSwitchTo(old);
-	}
-	else
-		value = rating_value(rating, source->rating_type);
-	if (!isfinite(value))
-		ereport(ERROR,
-				(errcode(ERRCODE_DATA_EXCEPTION),
-				 errmsg("rating of user %s for item %s in %s is %s",
-						state->user_keys ? OidOutputFunctionCall(source->user_output, user)
-						: psprintf(INT64_FORMAT, user_id),
-						state->item_keys ? OidOutputFunctionCall(source->item_output, item)
-						: psprintf(INT64_FORMAT, item_id),
-						mf_source_display_name(source->relid),
-						isnan(value) ? "NaN" : "infinite or beyond the range of double precision"),
-				 errhint("Fix or delete that row, or pass a view that leaves out such ratings: WHERE abs(%s) < 1e300.",
-						 quote_identifier(source->rating_col))));
-
-	if (state->sorted && state->n_rows > 0 &&
-		(user_id < state->last_user ||
-		 (user_id == state->last_user && item_id < state->last_item)))
-		state->sorted = false;
-	state->last_user = user_id;
-	state->last_item = item_id;
-
-	slot = (int32) (state->n_rows % MF_CHUNK_ROWS);
-	if (slot == 0)
-	{
-		/* a new chunk: within the memory limit, with room in the list */
-		mf_check_memory(add_size(add_size(mul_size(add_size(state->n_rows, MF_CHUNK_ROWS),
-												   MF_READ_BYTES_PER_RATING),
-										  mul_size(state->users.capacity + state->items.capacity,
-												   MF_BYTES_PER_ID)),
-								 state->key_bytes),
-						psprintf("Reading the ratings: " INT64_FORMAT " rows of %d users and %d items so far, and room for %d more.",
-								 state->n_rows, state->users.n, state->items.n, MF_CHUNK_ROWS));
-		if (state->n_chunks == state->chunk_capacity)
-		{
-			state->chunk_capacity *= 2;
-			state->chunks = repalloc_huge(state->chunks,
-										  mul_size(state->chunk_capacity, sizeof(RowChunk *)));
-		}
-		state->chunks[state->n_chunks++] = MemoryContextAlloc(state->cxt, sizeof(RowChunk));
-		MemoryContextReset(state->convert_cxt);
-		CHECK_FOR_INTERRUPTS();
-	}
-	chunk = state->chunks[state->n_chunks - 1];
-	chunk->user[slot] = number_id(&state->users, user_id);
-	chunk->item[slot] = number_id(&state->items, item_id);
-	chunk->rating[slot] = value;
-	state->n_rows++;
-}
-
-/* mf_spi_scan callback. */
-static void
-accept_spi_row(HeapTuple tuple, TupleDesc desc, void *arg)
-{
-	bool		user_null,
-				item_null,
-				rating_null;
-	Datum		user = SPI_getbinval(tuple, desc, 1, &user_null);
-	Datum		item = SPI_getbinval(tuple, desc, 2, &item_null);
-	Datum		rating = SPI_getbinval(tuple, desc, 3, &rating_null);
-
-	accept_row(arg, user, user_null, item, item_null, rating, rating_null);
-}
-
-/*
- * True when a direct heap scan of the locked relation rel returns exactly
- * the rows the caller's SELECT would: a heap table or populated
- * materialized view without inheritance children or row-level security,
- * readable by the current user (schema usage, and SELECT on the table or
- * the three columns), and no security module hooked into permission checks.
- */
-static bool
-can_scan_directly(const MfSource *source, Relation rel)
-{
-	Oid			relid = RelationGetRelid(rel);
-	Oid			user = GetUserId();
-	AttrNumber	columns[3] = {source->user_attnum, source->item_attnum,
-	source->rating_attnum};
-
-	if (rel->rd_rel->relkind != RELKIND_RELATION &&
-		rel->rd_rel->relkind != RELKIND_MATVIEW)
-		return false;
-	if (rel->rd_rel->relam != HEAP_TABLE_AM_OID || !RelationIsPopulated(rel))
-		return false;
-	if (ExecutorCheckPerms_hook != NULL)
-		return false;
-	if (has_subclass(relid))
-		return false;
-	if (check_enable_rls(relid, InvalidOid, true) == RLS_ENABLED)
-		return false;
-	if (pg_namespace_aclcheck(RelationGetNamespace(rel), user, ACL_USAGE) != ACLCHECK_OK)
-		return false;
-	if (pg_class_aclcheck(relid, user, ACL_SELECT) == ACLCHECK_OK)
-		return true;
-	for (int c = 0; c < 3; c++)
-		if (pg_attribute_aclcheck(relid, columns[c], user, ACL_SELECT) != ACLCHECK_OK)
-			return false;
-	return true;
-}
-
-/*
- * Reads the rows by a heap scan under the statement's snapshot, when
- * can_scan_directly allows it (checked with the relation locked, as a
- * SELECT would hold it).  Returns false, having read nothing, otherwise.
- */
-static bool
-read_by_scan(ReadState *state)
-{
-	const MfSource *source = state->source;
-	Relation	rel = table_open(source->relid, AccessShareLock);
-	TupleDesc	desc = RelationGetDescr(rel);
-	AttrNumber	attnums[3] = {source->user_attnum, source->item_attnum,
-	source->rating_attnum};
-	Oid			types[3];
-	Snapshot	snapshot;
-	TableScanDesc scan;
-	HeapTuple	tuple;
-
-	if (!can_scan_directly(source, rel))
-	{
-		table_close(rel, AccessShareLock);
-		return false;
-	}
-	source_types(source, types);
-	mf_check_column_types(desc, attnums, types, 3, mf_source_display_name(source->relid));
-	snapshot = RegisterSnapshot(GetActiveSnapshot());
-	/* no synchronized scan: rows in table order keep indexing cheap */
-	scan = table_beginscan_strat(rel, snapshot, 0, NULL, true, false);
-	while ((tuple = heap_getnext(scan, ForwardScanDirection)) != NULL)
-	{
-		bool		user_null,
-					item_null,
-					rating_null;
-		Datum		user = heap_getattr(tuple, source->user_attnum, desc, &user_null);
-		Datum		item = heap_getattr(tuple, source->item_attnum, desc, &item_null);
-		Datum		rating = heap_getattr(tuple, source->rating_attnum, desc, &rating_null);
-
-		accept_row(state, user, user_null, item, item_null, rating, rating_null);
-	}
-	table_endscan(scan);
-	UnregisterSnapshot(snapshot);
-	table_close(rel, AccessShareLock);
-	return true;
-}
-
-static void
-read_by_spi(ReadState *state)
-{
-	const MfSource *source = state->source;
-	char	   *relation = mf_source_display_name(source->relid);
-	Oid			types[3];
-
-	source_types(source, types);
-	mf_spi_scan(psprintf("SELECT %s, %s, %s FROM %s",
-						 quote_identifier(source->user_col),
-						 quote_identifier(source->item_col),
-						 quote_identifier(source->rating_col),
-						 relation),
-				0, NULL, NULL, types, 3, relation, accept_spi_row, state);
-}
-
-/* Fails early when the planner's row estimate already exceeds the limit. */
-static void
-check_estimated_rows(const MfSource *source)
-{
-	char		relkind = get_rel_relkind(source->relid);
-	HeapTuple	tuple;
-	float4		reltuples;
-
-	if (relkind != RELKIND_RELATION && relkind != RELKIND_MATVIEW)
-		return;
-	tuple = SearchSysCache1(RELOID, ObjectIdGetDatum(source->relid));
-	if (!HeapTupleIsValid(tuple))
-		return;
-	reltuples = ((Form_pg_class) GETSTRUCT(tuple))->reltuples;
-	ReleaseSysCache(tuple);
-	if (reltuples > 0)
-		mf_check_memory((Size) reltuples * MF_BUILD_BYTES_PER_RATING,
-					 psprintf("The ratings: about %.0f rows by the planner's estimate (ANALYZE the table if that is out of date), %d bytes each while they are indexed.",
-							  reltuples, MF_BUILD_BYTES_PER_RATING));
 }
 
 /* An id with its index in order of first appearance. */
@@ -714,7 +284,7 @@ compare_numbered_ids(const void *a, const void *b)
  * index in order of first appearance to the position in that order.
  */
 static int32 *
-sorted_numbering(IdNumbering *numbering, MemoryContext cxt, int64 **sorted_ids)
+sorted_numbering(Numbering *numbering, MemoryContext cxt, int64 **sorted_ids)
 {
 	int32		n = numbering->n;
 	NumberedId *pairs = mf_alloc_array(cxt, n, sizeof(NumberedId));
@@ -768,27 +338,27 @@ csr_free(MfCsr *csr)
 }
 
 /*
- * Builds one side's rows (users when by_user, else items) from the chunks
- * by counting sort, entries in reading order.  row_remap and col_remap map
- * indices in order of first appearance to the final dense indices.
+ * Builds one side's rows from the chunks by counting sort, entries in
+ * reading order.  row_remap and col_remap map indices in order of first
+ * appearance to the final dense indices.
  */
 static void
-csr_from_chunks(const ReadState *state, bool by_user, const int32 *row_remap,
+csr_from_chunks(const MfRows *rows, MfSide side, const int32 *row_remap,
 				const int32 *col_remap, MfCsr *out, MemoryContext cxt)
 {
-	const IdNumbering *rows = by_user ? &state->users : &state->items;
-	int64		n = state->n_rows;
+	const Numbering *numbering = side == MF_USERS ? &rows->users : &rows->items;
+	int64		n = rows->n_rows;
 	int64	   *next;
 
-	csr_alloc(out, cxt, rows->n, n);
-	for (int32 a = 0; a < rows->n; a++)
-		out->row_start[row_remap[a] + 1] = rows->counts[a];
+	csr_alloc(out, cxt, numbering->n, n);
+	for (int32 a = 0; a < numbering->n; a++)
+		out->row_start[row_remap[a] + 1] = numbering->counts[a];
 	next = csr_offsets(out, cxt);
-	for (int32 c = 0; c < state->n_chunks; c++)
+	for (int32 c = 0; c < rows->n_chunks; c++)
 	{
-		const RowChunk *chunk = state->chunks[c];
-		const int32 *row_of = by_user ? chunk->user : chunk->item;
-		const int32 *col_of = by_user ? chunk->item : chunk->user;
+		const RowChunk *chunk = rows->chunks[c];
+		const int32 *row_of = side == MF_USERS ? chunk->user : chunk->item;
+		const int32 *col_of = side == MF_USERS ? chunk->item : chunk->user;
 		int32		count = (int32) Min(MF_CHUNK_ROWS, n - (int64) c * MF_CHUNK_ROWS);
 
 		for (int32 r = 0; r < count; r++)
@@ -960,86 +530,48 @@ mf_csr_longest_row(const MfCsr *rows)
 	return longest;
 }
 
-/*
- * Reads the source into a new MfRatings allocated in cxt.  Both CSRs are
- * sorted within each row by the other side's index, so the model does not
- * depend on the order in which the rows were read.
- */
 MfRatings *
-mf_ratings_read(const MfSource *source, MemoryContext cxt)
+mf_ratings_from_rows(MfRows *rows, int64 n_skipped, MemoryContext cxt)
 {
 	MfRatings  *ratings = MemoryContextAllocZero(cxt, sizeof(MfRatings));
-	MemoryContext scratch = AllocSetContextCreate(cxt, "mf_ext ratings scratch",
-												  ALLOCSET_DEFAULT_SIZES);
-	ReadState	state = {0};
+	int64		n = rows->n_rows;
 	int32	   *user_remap;
 	int32	   *item_remap;
 	MfCsr		by_item_unsorted;
 	bool		duplicates;
-	int64		n;
-	instr_time	started;
-	instr_time	elapsed;
+	MfMemory	memory;
 
-	INSTR_TIME_SET_CURRENT(started);
-	check_estimated_rows(source);
-
-	state.source = source;
-	state.cxt = scratch;
-	state.convert_cxt = AllocSetContextCreate(scratch, "mf_ext numeric conversion",
-											  ALLOCSET_SMALL_SIZES);
-	state.sorted = !source->user_keys && !source->item_keys;
-	state.user_keys = source->user_keys ? key_side_create(scratch) : NULL;
-	state.item_keys = source->item_keys ? key_side_create(scratch) : NULL;
-	state.key_cxt = AllocSetContextCreate(scratch, "mf_ext id text forms",
-										  ALLOCSET_SMALL_SIZES);
-	numbering_init(&state.users, scratch, "users");
-	numbering_init(&state.items, scratch, "items");
-	state.chunk_capacity = 64;
-	state.chunks = MemoryContextAlloc(scratch, sizeof(RowChunk *) * state.chunk_capacity);
-	if (read_by_scan(&state))
-		elog(DEBUG1, "mf_train read %s by a heap scan", mf_source_display_name(source->relid));
-	else
-	{
-		read_by_spi(&state);
-		elog(DEBUG1, "mf_train read %s through SPI", mf_source_display_name(source->relid));
-	}
-
-	INSTR_TIME_SET_CURRENT(elapsed);
-	INSTR_TIME_SUBTRACT(elapsed, started);
-	elog(DEBUG2, "mf_train read " INT64_FORMAT " rows in %.3f s",
-		 state.n_rows, INSTR_TIME_GET_DOUBLE(elapsed));
-	n = ratings->n_ratings = state.n_rows;
-	ratings->n_skipped = state.n_skipped;
+	ratings->n_ratings = n;
+	ratings->n_skipped = n_skipped;
 	if (n == 0)
 	{
-		MemoryContextDelete(scratch);
+		MemoryContextDelete(rows->cxt);
 		return ratings;
 	}
-	mf_check_memory(add_size(add_size(mul_size(n, MF_BUILD_BYTES_PER_RATING),
-									  mul_size(state.users.capacity + state.items.capacity,
-											   MF_BYTES_PER_ID)),
-							 state.key_bytes),
-				 psprintf("Indexing " INT64_FORMAT " ratings of %d users and %d items takes %d bytes a rating.",
-						  n, state.users.n, state.items.n, MF_BUILD_BYTES_PER_RATING));
+	memory = rows_memory(rows, n, MF_BUILD_BYTES_PER_RATING);
+	mf_memory_check(&memory,
+					psprintf("Indexing " INT64_FORMAT " ratings of %d users and %d items takes %d bytes a rating.",
+							 n, rows->users.n, rows->items.n, MF_BUILD_BYTES_PER_RATING),
+					NULL);
 
-	ratings->n_users = state.users.n;
-	ratings->n_items = state.items.n;
-	if (state.user_keys)
-		ratings->user_keys = sort_keys(state.user_keys, &state.users, cxt);
-	if (state.item_keys)
-		ratings->item_keys = sort_keys(state.item_keys, &state.items, cxt);
-	user_remap = sorted_numbering(&state.users, cxt, &ratings->user_ids);
-	item_remap = sorted_numbering(&state.items, cxt, &ratings->item_ids);
+	ratings->n_users = rows->users.n;
+	ratings->n_items = rows->items.n;
+	if (rows->user_keys)
+		ratings->user_keys = sort_keys(rows->user_keys, &rows->users, cxt);
+	if (rows->item_keys)
+		ratings->item_keys = sort_keys(rows->item_keys, &rows->items, cxt);
+	user_remap = sorted_numbering(&rows->users, cxt, &ratings->user_ids);
+	item_remap = sorted_numbering(&rows->items, cxt, &ratings->item_ids);
 
-	if (state.sorted)
+	if (rows->sorted)
 	{
 		/*
 		 * Rows read in (user, item) order, as tables often are: the rows of
 		 * each side come out of the chunks sorted by the other side's id.
 		 */
-		csr_from_chunks(&state, true, user_remap, item_remap, &ratings->by_user, cxt);
-		csr_from_chunks(&state, false, item_remap, user_remap, &ratings->by_item, cxt);
-		MemoryContextDelete(scratch);	/* the chunks and id maps */
+		csr_from_chunks(rows, MF_USERS, user_remap, item_remap, &ratings->by_user, cxt);
+		csr_from_chunks(rows, MF_ITEMS, item_remap, user_remap, &ratings->by_item, cxt);
+		MemoryContextDelete(rows->cxt); /* the chunks and id maps */
 		duplicates = csr_has_duplicates(&ratings->by_user);
 	}
 	else
@@ -1049,8 +581,8 @@ mf_ratings_read(const MfSource *source, MemoryContext cxt)
 		 * user (sorted by item within each user), then by item again
 		 * (sorted by user) unless the first already was.
 		 */
-		csr_from_chunks(&state, false, item_remap, user_remap, &by_item_unsorted, cxt);
-		MemoryContextDelete(scratch);
+		csr_from_chunks(rows, MF_ITEMS, item_remap, user_remap, &by_item_unsorted, cxt);
+		MemoryContextDelete(rows->cxt);
 		csr_transpose(&by_item_unsorted, ratings->n_users, &ratings->by_user, cxt);
 		if (csr_rows_sorted(&by_item_unsorted))
 		{
@@ -1071,11 +603,37 @@ mf_ratings_read(const MfSource *source, MemoryContext cxt)
 		csr_sort_duplicates(&ratings->by_user);
 		csr_sort_duplicates(&ratings->by_item);
 	}
-	INSTR_TIME_SET_CURRENT(elapsed);
-	INSTR_TIME_SUBTRACT(elapsed, started);
-	elog(DEBUG2, "mf_train read and indexed " INT64_FORMAT " ratings in %.3f s",
-		 n, INSTR_TIME_GET_DOUBLE(elapsed));
 	return ratings;
+}
+
+void
+mf_ratings_implicit_strengths(MfRatings *ratings, double alpha)
+{
+	const MfCsr *rows = &ratings->by_user;
+	double		largest = 0.0;
+
+	mf_ratings_sum_duplicates(ratings);
+	for (int32 u = 0; u < rows->n_rows; u++)
+		for (int64 e = rows->row_start[u]; e < rows->row_start[u + 1]; e++)
+		{
+			if (rows->val[e] < 0)
+				ereport(ERROR,
+						(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+						 errmsg("rating of user %s for item %s is %g, but implicit feedback needs ratings >= 0",
+								mf_ratings_id_text(ratings, MF_USERS, u),
+								mf_ratings_id_text(ratings, MF_ITEMS, rows->col[e]),
+								rows->val[e]),
+						 errdetail("With implicit feedback a rating is the strength of an interaction (a count, a duration), the sum of the pair's rows: confidence 1 + alpha * strength."),
+						 errhint("Leave out or rescale negative ratings in a view; explicit feedback takes any ratings.")));
+			largest = Max(largest, rows->val[e]);
+		}
+	if (!(alpha * largest <= MF_MAX_CONFIDENCE))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("alpha * the largest rating is %g, above %g", alpha * largest,
+						MF_MAX_CONFIDENCE),
+				 errdetail("Confidences 1 + alpha * rating that large overflow single precision in the solve."),
+				 errhint("Lower alpha, or scale the ratings down (for example log(1 + count)).")));
 }
 
 /*
@@ -1084,13 +642,13 @@ mf_ratings_read(const MfSource *source, MemoryContext cxt)
  * relation of just the subset's ratings numbers them.
  */
 static void
-subset_side(const MfRatings *all, bool users, const int32 *remap, MfRatings *subset,
+subset_side(const MfRatings *all, MfSide side, const int32 *remap, MfRatings *subset,
 			MemoryContext cxt)
 {
-	int32		n_all = users ? all->n_users : all->n_items;
-	int32		n = users ? subset->n_users : subset->n_items;
-	const int64 *all_ids = users ? all->user_ids : all->item_ids;
-	char	  **all_keys = users ? all->user_keys : all->item_keys;
+	int32		n_all = side == MF_USERS ? all->n_users : all->n_items;
+	int32		n = side == MF_USERS ? subset->n_users : subset->n_items;
+	const int64 *all_ids = mf_ratings_ids(all, side);
+	char	   *const *all_keys = mf_ratings_keys(all, side);
 	int64	   *ids = mf_alloc_array(cxt, n, sizeof(int64));
 	char	  **keys = all_keys ? mf_alloc_array(cxt, n, sizeof(char *)) : NULL;
 
@@ -1102,7 +660,7 @@ subset_side(const MfRatings *all, bool users, const int32 *remap, MfRatings *sub
 		if (keys)
 			keys[remap[r]] = all_keys[r];
 	}
-	if (users)
+	if (side == MF_USERS)
 	{
 		subset->user_ids = ids;
 		subset->user_keys = keys;
@@ -1151,8 +709,8 @@ mf_ratings_subset(const MfRatings *all, const bool *keep, int32 *user_remap,
 			item_remap[i] = subset->n_items++;
 	subset->n_ratings = n;
 
-	subset_side(all, true, user_remap, subset, cxt);
-	subset_side(all, false, item_remap, subset, cxt);
+	subset_side(all, MF_USERS, user_remap, subset, cxt);
+	subset_side(all, MF_ITEMS, item_remap, subset, cxt);
 
 	csr_alloc(out, cxt, subset->n_users, n);
 	for (int32 u = 0; u < all->n_users; u++)
@@ -1174,13 +732,12 @@ mf_ratings_subset(const MfRatings *all, const bool *keep, int32 *user_remap,
 	return subset;
 }
 
-/* The id of dense user (item) index as text: its key, or the integer. */
 char *
-mf_ratings_id_text(const MfRatings *ratings, bool users, int32 index)
+mf_ratings_id_text(const MfRatings *ratings, MfSide side, int32 index)
 {
-	char	  **keys = users ? ratings->user_keys : ratings->item_keys;
+	char	   *const *keys = mf_ratings_keys(ratings, side);
 
 	if (keys)
 		return pstrdup(keys[index]);
-	return psprintf(INT64_FORMAT, users ? ratings->user_ids[index] : ratings->item_ids[index]);
+	return psprintf(INT64_FORMAT, mf_ratings_ids(ratings, side)[index]);
 }

@@ -11,30 +11,58 @@
  *	  (and as mf_fold_in solves a user), from 0, against the stored other
  *	  side; ratings of items (users) the model does not know are skipped.
  *	  Rows are replaced or added in the caller's transaction, under the
- *	  model row's lock, and the model gets a new version.
+ *	  model row's lock, and the model gets a new version.  The steps are
+ *	  those of a RefitState: read, attach the model, collect, solve, store.
  *
  *-------------------------------------------------------------------------
  */
 #include "mf_ext.h"
+#include "als.h"
+#include "cache.h"
+#include "catalog.h"
+#include "checks.h"
+#include "evaluate.h"
+#include "query.h"
+#include "serve.h"
+#include "source.h"
 
 #include "access/htup_details.h"
 #include "access/xact.h"
 #include "catalog/namespace.h"
 #include "catalog/pg_class.h"
-#include "catalog/pg_type.h"
 #include "executor/spi.h"
 #include "miscadmin.h"
 #include "utils/builtins.h"
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
 #include "utils/regproc.h"
-#include "utils/syscache.h"
 #include "utils/snapmgr.h"
+#include "utils/syscache.h"
 
 PG_FUNCTION_INFO_V1(mf_refit_users);
 PG_FUNCTION_INFO_V1(mf_refit_users_by_name);
 PG_FUNCTION_INFO_V1(mf_refit_items);
 PG_FUNCTION_INFO_V1(mf_refit_items_by_name);
+
+/* One call of mf_refit_users or mf_refit_items. */
+typedef struct RefitState
+{
+	FunctionCallInfo fcinfo;
+	const char *function;		/* "mf_refit_users" or "mf_refit_items" */
+	MfSide		side;			/* the side refitted */
+	MfSchema	schema;
+	MfModelRow	locked;			/* the model's row as locked */
+	MfRatings  *ratings;		/* the relation refitted from */
+	MfModel    *model;			/* the cached model of that version */
+	MfCsr		rows;			/* the rows to solve: known partners only */
+	int64	   *ids;			/* rows.n_rows ids */
+	char	  **keys;			/* and keys (text-keyed side), or NULL */
+	int32	   *rated_start;	/* users: rows.n_rows + 1 offsets into rated */
+	int64	   *rated;			/* users: each row's distinct rated items */
+	double	   *factors;		/* the solution, rows.n_rows x k */
+	double	   *bias;			/* with biases, else NULL */
+	MemoryContext cxt;
+} RefitState;
 
 /*
  * The relation a model was trained on, as recorded in mf_models.source,
@@ -45,9 +73,8 @@ PG_FUNCTION_INFO_V1(mf_refit_items_by_name);
  * training records it.
  */
 static Oid
-stored_source(const char *stored, FunctionCallInfo fcinfo)
+stored_source(const char *stored, const char *function)
 {
-	const char *function = get_func_name(fcinfo->flinfo->fn_oid);
 	List	   *names = stringToQualifiedNameList(stored);
 	Oid			relid;
 	HeapTuple	tuple;
@@ -82,242 +109,241 @@ stored_source(const char *stored, FunctionCallInfo fcinfo)
 }
 
 /*
- * Locks the model's row, notes its version in *version, and reads the
- * relation to refit from (argument 1, or the model's source) with the
- * model's columns.
+ * Locks the model's row and reads the relation to refit from (argument
+ * 1, or the model's source) with the model's columns.
  */
-static MfRatings *
-read_refit_source(FunctionCallInfo fcinfo, const char *schema, int32 model_id,
-				  int64 *version, MemoryContext cxt)
+static void
+refit_read(RefitState *state, int32 model_id)
 {
-	static const Oid model_types[] = {TEXTOID, NAMEOID, NAMEOID, NAMEOID, INT8OID};
-	Oid			argtype = INT4OID;
-	Datum		arg = Int32GetDatum(model_id);
-	MfSource	source;
-	bool		isnull;
-	int			nest_level = mf_internal_sql_begin();
+	FunctionCallInfo fcinfo = state->fcinfo;
+	MfSource	source = {0};
 
-	if (SPI_execute_with_args(psprintf("SELECT source, user_col, item_col, rating_col, version FROM %s.mf_models WHERE model_id = $1 FOR UPDATE",
-									   schema),
-							  1, &argtype, &arg, NULL, false, 1) != SPI_OK_SELECT ||
-		SPI_processed != 1)
-		ereport(ERROR,
-				(errcode(ERRCODE_UNDEFINED_OBJECT),
-				 errmsg("model %d does not exist", model_id)));
-	mf_internal_sql_end(nest_level);
-	mf_check_column_types(SPI_tuptable->tupdesc, NULL, model_types, lengthof(model_types),
-						  "mf_models");
-	*version = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 5, &isnull));
+	state->schema = mf_schema_of(fcinfo);
+	mf_check_write_privileges(&state->schema, state->function);
+	state->locked = mf_catalog_lock_model(&state->schema, model_id);
 	source.argname = "source";
 	source.fixed_columns = true;
-	if (PG_ARGISNULL(1))
-		source.relid = stored_source(SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1),
-									 fcinfo);
-	else
-		source.relid = PG_GETARG_OID(1);
-	source.user_col = MemoryContextStrdup(cxt, SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2));
-	source.item_col = MemoryContextStrdup(cxt, SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 3));
-	source.rating_col = MemoryContextStrdup(cxt, SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 4));
+	source.relid = PG_ARGISNULL(1) ? stored_source(state->locked.source, state->function)
+		: PG_GETARG_OID(1);
+	source.user_col = state->locked.user_col;
+	source.item_col = state->locked.item_col;
+	source.rating_col = state->locked.rating_col;
 	mf_source_validate(&source);
-	return mf_ratings_read(&source, cxt);
+	state->ratings = mf_source_read(&source, state->cxt);
 }
 
 /*
- * mf_refit_users / mf_refit_items (users tells which): returns the number
- * of rows refitted.  found is the model as first looked up; reading the
- * source runs the caller's SQL, so only its id is kept across the read.
+ * The model's factors of the locked version.  The row is locked now, as
+ * it was last committed (or as this transaction last wrote it: another
+ * refit in the same statement): a snapshot taken after the lock sees the
+ * factors of that version, which the statement's own snapshot may
+ * predate.
  */
-static Datum
-refit(FunctionCallInfo fcinfo, MfModel *found, bool users)
+static void
+refit_attach_model(RefitState *state)
 {
-	int32		model_id = found->model_id;
-	const char *schema = mf_schema_quoted(fcinfo);
-	MemoryContext cxt = AllocSetContextCreate(CurrentMemoryContext, "mf_refit",
-											  ALLOCSET_DEFAULT_SIZES);
-	MemoryContext old = MemoryContextSwitchTo(cxt);
-	MfRatings  *ratings;
-	MfModel    *model;
-	const MfFactors *f;
-	const MfCsr *source_rows;
-	const int64 *row_ids;
-	char	  **row_keys;
-	char	  **keys = NULL;
-	int64		new_id = 0;
-	int32	   *fixed_of;
-	int32		n_fixed_source;
-	MfCsr		rows;
-	int64	   *ids;
-	int32	   *rated_start = NULL;
-	int64	   *rated = NULL;
+	CommandCounterIncrement();
+	PushActiveSnapshot(GetTransactionSnapshot());
+	state->model = mf_cache_model_by_id(state->fcinfo, state->locked.model_id);
+	PopActiveSnapshot();
+	if (state->model->row.version != state->locked.version)
+		ereport(ERROR,
+				(errcode(ERRCODE_T_R_SERIALIZATION_FAILURE),
+				 errmsg("model \"%s\" changed while %s read it",
+						state->model->row.name, state->function),
+				 errdetail("The locked row of mf_models has version " INT64_FORMAT ", the factors read have version " INT64_FORMAT ".",
+						   state->locked.version, state->model->row.version),
+				 errhint("Run %s again.", state->function)));
+	mf_check_same_id_kind(state->ratings, state->model->user_keys != NULL,
+						  state->model->item_keys != NULL, "the relation to refit from");
+	if (state->model->factors.implicit)
+		mf_ratings_implicit_strengths(state->ratings, state->model->row.options.alpha);
+}
+
+/*
+ * The id a refitted row of the source (row r of the refitted side) gets
+ * in the model: its own integer id; for a text key, the model's id of
+ * that key, or a new one after the model's last (*next_id counts them).
+ */
+static int64
+refit_row_id(RefitState *state, int32 r, int64 *next_id)
+{
+	const MfModel *model = state->model;
+	char	   *const *row_keys = mf_ratings_keys(state->ratings, state->side);
+	int32		known;
+
+	if (row_keys == NULL)
+		return mf_ratings_ids(state->ratings, state->side)[r];
+	known = mf_model_find_key(model, state->side, row_keys[r]);
+	state->keys[state->rows.n_rows] = row_keys[r];
+	return known >= 0 ? mf_model_ids(model, state->side)[known] : (*next_id)++;
+}
+
+/*
+ * Collects the rows to solve: each source row of the refitted side with
+ * its ratings of partners the model knows (as model indices), in rows;
+ * rows left without any are dropped.  For users, each row's distinct
+ * rated items too.
+ */
+static void
+refit_collect(RefitState *state)
+{
+	const MfModel *model = state->model;
+	MfSide		side = state->side;
+	MfSide		other = mf_other_side(side);
+	const MfRatings *ratings = state->ratings;
+	const MfCsr *source_rows = mf_ratings_side(ratings, side);
+	int32		n_other = mf_ratings_side(ratings, other)->n_rows;
+	int32	   *model_index = mf_alloc_array(state->cxt, n_other, sizeof(int32));
+	bool		users = side == MF_USERS;
+	int64		next_id = 0;
 	int64		skipped = 0;
 	int64		n = 0;
 	int32		n_rated = 0;
-	int64		version;
-	int32		failed;
-	void	   *solved;
-	double	   *bias;
-	double	   *factors;
+	MfCsr	   *rows = &state->rows;
 
-	mf_check_write_privileges(get_func_namespace(fcinfo->flinfo->fn_oid),
-							  users ? "mf_refit_users" : "mf_refit_items");
-	if (SPI_connect() != SPI_OK_CONNECT)
-		elog(ERROR, "SPI_connect failed");
-	ratings = read_refit_source(fcinfo, schema, model_id, &version, cxt);
-
-	/*
-	 * The row is locked now, as it was last committed (or as this
-	 * transaction last wrote it: another refit in the same statement): a
-	 * snapshot taken after the lock sees the factors of that version,
-	 * which the statement's own snapshot may predate.
-	 */
-	CommandCounterIncrement();
-	PushActiveSnapshot(GetTransactionSnapshot());
-	model = mf_cache_model_by_id(fcinfo, model_id);
-	PopActiveSnapshot();
-	f = &model->factors;
-	if (model->version != version)
-		ereport(ERROR,
-				(errcode(ERRCODE_T_R_SERIALIZATION_FAILURE),
-				 errmsg("model \"%s\" changed while mf_refit_%s read it",
-						model->name, users ? "users" : "items"),
-				 errdetail("The locked row of mf_models has version " INT64_FORMAT ", the factors read have version " INT64_FORMAT ".",
-						   version, model->version),
-				 errhint("Run mf_refit_%s again.", users ? "users" : "items")));
-	mf_check_same_id_kind(ratings, model->user_keys != NULL, model->item_keys != NULL,
-						  "the relation to refit from");
-	if (f->implicit)
-		mf_implicit_strengths(ratings, model->fit.alpha);
-
-	/* the source's rows of the side to refit, in the model's other side */
-	source_rows = users ? &ratings->by_user : &ratings->by_item;
-	row_ids = users ? ratings->user_ids : ratings->item_ids;
-	n_fixed_source = users ? ratings->n_items : ratings->n_users;
-	fixed_of = mf_alloc_array(cxt, n_fixed_source, sizeof(int32));
-	for (int32 c = 0; c < n_fixed_source; c++)
-		fixed_of[c] = users
-			? mf_model_index(model->item_map, model->item_keymap, ratings, false, c)
-			: mf_model_index(model->user_map, model->user_keymap, ratings, true, c);
-	row_keys = users ? ratings->user_keys : ratings->item_keys;
-	if (row_keys)
+	for (int32 c = 0; c < n_other; c++)
+		model_index[c] = mf_model_index(users ? model->item_map : model->user_map,
+										users ? model->item_keymap : model->user_keymap,
+										ratings, other, c);
+	if (mf_ratings_keys(ratings, side))
 	{
 		/* a key the model lacks becomes a new row, numbered after the last */
-		const int64 *model_ids = users ? model->user_ids : model->item_ids;
-		int32		n_model = users ? f->n_users : f->n_items;
-
-		for (int32 r = 0; r < n_model; r++)
-			new_id = Max(new_id, model_ids[r] + 1);
-		keys = mf_alloc_array(cxt, Max(source_rows->n_rows, 1), sizeof(char *));
+		for (int32 r = 0; r < (users ? model->factors.n_users : model->factors.n_items); r++)
+			next_id = Max(next_id, mf_model_ids(model, side)[r] + 1);
+		state->keys = mf_alloc_array(state->cxt, source_rows->n_rows, sizeof(char *));
 	}
-
-	rows.n_rows = 0;
-	rows.row_start = mf_alloc_array(cxt, (Size) source_rows->n_rows + 1, sizeof(int64));
-	rows.col = mf_alloc_array(cxt, ratings->n_ratings, sizeof(int32));
-	rows.val = mf_alloc_array(cxt, ratings->n_ratings, sizeof(double));
-	rows.row_start[0] = 0;
-	ids = mf_alloc_array(cxt, source_rows->n_rows, sizeof(int64));
+	rows->row_start = mf_alloc_array(state->cxt, (Size) source_rows->n_rows + 1, sizeof(int64));
+	rows->col = mf_alloc_array(state->cxt, ratings->n_ratings, sizeof(int32));
+	rows->val = mf_alloc_array(state->cxt, ratings->n_ratings, sizeof(double));
+	state->ids = mf_alloc_array(state->cxt, source_rows->n_rows, sizeof(int64));
 	if (users)
 	{
-		rated_start = mf_alloc_array(cxt, (Size) source_rows->n_rows + 1, sizeof(int32));
-		rated = mf_alloc_array(cxt, ratings->n_ratings, sizeof(int64));
-		rated_start[0] = 0;
+		state->rated_start = mf_alloc_array(state->cxt, (Size) source_rows->n_rows + 1, sizeof(int32));
+		state->rated = mf_alloc_array(state->cxt, ratings->n_ratings, sizeof(int64));
+		state->rated_start[0] = 0;
 	}
+	rows->n_rows = 0;
+	rows->row_start[0] = 0;
 	for (int32 r = 0; r < source_rows->n_rows; r++)
 	{
 		int64		begin = n;
 
 		for (int64 e = source_rows->row_start[r]; e < source_rows->row_start[r + 1]; e++)
 		{
-			int32		c = fixed_of[source_rows->col[e]];
+			int32		c = model_index[source_rows->col[e]];
 
 			if (c < 0)
 			{
 				skipped++;
 				continue;
 			}
-			rows.col[n] = c;
-			rows.val[n] = source_rows->val[e];
+			rows->col[n] = c;
+			rows->val[n] = source_rows->val[e];
 			/* entries are sorted by the other side: list each item once */
-			if (users && (n == begin || c != rows.col[n - 1]))
-				rated[n_rated++] = model->item_ids[c];
+			if (users && (n == begin || c != rows->col[n - 1]))
+				state->rated[n_rated++] = model->item_ids[c];
 			n++;
 		}
 		if (n == begin)
 			continue;
-		if (row_keys)
-		{
-			int32		known = mf_key_lookup(users ? model->user_keymap : model->item_keymap,
-											  row_keys[r]);
-
-			keys[rows.n_rows] = row_keys[r];
-			ids[rows.n_rows] = known >= 0 ? (users ? model->user_ids : model->item_ids)[known]
-				: new_id++;
-		}
-		else
-			ids[rows.n_rows] = row_ids[r];
-		rows.row_start[++rows.n_rows] = n;
+		state->ids[rows->n_rows] = refit_row_id(state, r, &next_id);
+		rows->row_start[++rows->n_rows] = n;
 		if (users)
-			rated_start[rows.n_rows] = n_rated;
+			state->rated_start[rows->n_rows] = n_rated;
 	}
 	if (skipped > 0)
 		ereport(NOTICE,
-				(errmsg("skipped " INT64_FORMAT " ratings of %s the model does not know",
-						skipped, users ? "items" : "users"),
-				 errhint("Run mf_refit_%s first to add them, or retrain.",
-						 users ? "items" : "users")));
-
-	solved = mf_alloc_array(cxt, mul_size(Max(rows.n_rows, 1), Max(f->k, 1)),
-							f->single ? sizeof(float) : sizeof(double));
-	bias = f->biases ? mf_alloc_array(cxt, Max(rows.n_rows, 1), sizeof(double)) : NULL;
-	failed = rows.n_rows > 0
-		? mf_als_solve_against(f, users, &model->fit, &rows, solved, bias, cxt) : -1;
-	if (failed >= 0)
-		ereport(ERROR,
-				(errcode(ERRCODE_NUMERIC_VALUE_OUT_OF_RANGE),
-				 errmsg("the least-squares system of %s %s could not be solved in refitting model \"%s\"",
-						users ? "user" : "item",
-						keys ? keys[failed] : psprintf(INT64_FORMAT, ids[failed]), model->name),
-				 model->fit.lambda == 0
-				 ? errdetail("The model was trained with lambda = 0, and that %s's ratings do not determine all its unknowns (or are so large that floating point overflowed).",
-							 users ? "user" : "item")
-				 : errdetail("Its ratings are so large that floating point overflowed."),
-				 errhint("Give the ratings the training data's scale, or retrain the model with lambda > 0.")));
-
-	factors = mf_alloc_array(cxt, mul_size(Max(rows.n_rows, 1), Max(f->k, 1)), sizeof(double));
-	for (Size j = 0; j < (Size) rows.n_rows * f->k; j++)
-		factors[j] = f->single ? ((float *) solved)[j] : ((double *) solved)[j];
-	if (rows.n_rows > 0)
-		mf_store_replace_rows(schema, model_id, users, f->k, ids, keys, rows.n_rows,
-							  factors, bias, rated_start, rated);
-	SPI_finish();
-	MemoryContextSwitchTo(old);
-	MemoryContextDelete(cxt);
-	PG_RETURN_INT32(rows.n_rows);
+				(errmsg("skipped " INT64_FORMAT " ratings of %ss the model does not know",
+						skipped, mf_side_name(other)),
+				 errhint("Run mf_refit_%ss first to add them, or retrain.", mf_side_name(other))));
 }
 
+/* Solves the collected rows against the model's other side, as doubles. */
+static void
+refit_solve(RefitState *state)
+{
+	const MfFactors *f = &state->model->factors;
+	int32		n = state->rows.n_rows;
+	Size		numbers = mul_size(n, f->k);
+	void	   *solved = mf_alloc_array(state->cxt, numbers,
+										f->single ? sizeof(float) : sizeof(double));
+	int32		failed;
+
+	state->bias = f->biases ? mf_alloc_array(state->cxt, n, sizeof(double)) : NULL;
+	failed = mf_als_solve_against(f, state->side, &state->model->row.options, &state->rows,
+								  solved, state->bias, state->cxt);
+	if (failed >= 0)
+		mf_report_unsolvable(MF_SOLVE_REFIT, state->side,
+							 state->keys ? state->keys[failed]
+							 : psprintf(INT64_FORMAT, state->ids[failed]),
+							 &state->model->row.options, state->model->row.name);
+	state->factors = mf_alloc_array(state->cxt, numbers, sizeof(double));
+	for (Size j = 0; j < numbers; j++)
+		state->factors[j] = f->single ? ((float *) solved)[j] : ((double *) solved)[j];
+}
+
+/*
+ * mf_refit_users / mf_refit_items: returns the number of rows refitted.
+ * found is the model as first looked up; reading the source runs the
+ * caller's SQL, so only its id is kept across the read.
+ */
+static Datum
+refit(FunctionCallInfo fcinfo, MfModel *found, MfSide side)
+{
+	RefitState	state = {0};
+	MemoryContext old;
+
+	state.fcinfo = fcinfo;
+	state.side = side;
+	state.function = side == MF_USERS ? "mf_refit_users" : "mf_refit_items";
+	state.cxt = AllocSetContextCreate(CurrentMemoryContext, "mf_refit", ALLOCSET_DEFAULT_SIZES);
+	old = MemoryContextSwitchTo(state.cxt);
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	refit_read(&state, found->row.model_id);
+	refit_attach_model(&state);
+	refit_collect(&state);
+	if (state.rows.n_rows > 0)
+	{
+		refit_solve(&state);
+		mf_catalog_replace_rows(&state.schema, state.locked.model_id, side,
+								state.model->factors.k, state.ids, state.keys,
+								state.rows.n_rows, state.factors, state.bias,
+								state.rated_start, state.rated);
+	}
+	SPI_finish();
+	MemoryContextSwitchTo(old);
+	MemoryContextDelete(state.cxt);
+	PG_RETURN_INT32(state.rows.n_rows);
+}
+
+/*
+ * mf_refit_users(model, source regclass DEFAULT NULL) -> integer, by
+ * model_id or name: refits the users with ratings in source (default: the
+ * model's own source, when the caller owns it).
+ */
 Datum
 mf_refit_users(PG_FUNCTION_ARGS)
 {
-	mf_require_model_argument(fcinfo);
-	return refit(fcinfo, mf_cache_model_by_id(fcinfo, PG_GETARG_INT32(0)), true);
+	return refit(fcinfo, mf_model_argument(fcinfo, false), MF_USERS);
 }
 
 Datum
 mf_refit_users_by_name(PG_FUNCTION_ARGS)
 {
-	mf_require_model_argument(fcinfo);
-	return refit(fcinfo, mf_cache_model_by_name(fcinfo, PG_GETARG_TEXT_PP(0)), true);
+	return refit(fcinfo, mf_model_argument(fcinfo, true), MF_USERS);
 }
 
+/* mf_refit_items(model, source DEFAULT NULL): as mf_refit_users, for items. */
 Datum
 mf_refit_items(PG_FUNCTION_ARGS)
 {
-	mf_require_model_argument(fcinfo);
-	return refit(fcinfo, mf_cache_model_by_id(fcinfo, PG_GETARG_INT32(0)), false);
+	return refit(fcinfo, mf_model_argument(fcinfo, false), MF_ITEMS);
 }
 
 Datum
 mf_refit_items_by_name(PG_FUNCTION_ARGS)
 {
-	mf_require_model_argument(fcinfo);
-	return refit(fcinfo, mf_cache_model_by_name(fcinfo, PG_GETARG_TEXT_PP(0)), false);
+	return refit(fcinfo, mf_model_argument(fcinfo, true), MF_ITEMS);
 }

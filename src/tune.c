@@ -8,19 +8,23 @@
  *	  mf_fold(user, item, folds, seed) = f; for each fold, the other folds
  *	  are indexed once and every (k, lambda) of the grid is fitted on them
  *	  and scored on fold f with the same code as mf_train's validation and
- *	  mf_evaluate.  Each fit lives in a memory context reset after it.
+ *	  mf_evaluate.  Each fit lives in a memory context reset after it.  The
+ *	  steps are those of a CvState: init, read, run each fold, put results.
  *
  *-------------------------------------------------------------------------
  */
 #include "mf_ext.h"
-
-#include <math.h>
+#include "als.h"
+#include "arguments.h"
+#include "checks.h"
+#include "evaluate.h"
+#include "ratings.h"
+#include "source.h"
 
 #include "catalog/pg_type.h"
 #include "executor/spi.h"
 #include "funcapi.h"
 #include "miscadmin.h"
-#include "portability/instr_time.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
 #include "utils/lsyscache.h"
@@ -29,30 +33,8 @@
 
 PG_FUNCTION_INFO_V1(mf_cross_validate);
 
-/* Argument positions, as declared in sql/mf_ext--0.2--0.3.sql. */
-enum
-{
-	ARG_SOURCE,
-	ARG_KS,
-	ARG_LAMBDAS,
-	ARG_FOLDS,
-	ARG_ITERATIONS,
-	ARG_BIASES,
-	ARG_WEIGHTED_LAMBDA,
-	ARG_USER_COL,
-	ARG_ITEM_COL,
-	ARG_RATING_COL,
-	ARG_SEED,
-	ARG_DOUBLE_PRECISION,
-	ARG_TOLERANCE,
-	N_ARGS
-};
-
-static const char *const arg_names[] = {
-	"source", "ks", "lambdas", "folds", "iterations", "biases",
-	"weighted_lambda", "user_col", "item_col", "rating_col", "seed",
-	"double_precision", "tolerance"
-};
+/* mf_cross_validate's arguments in this version (sql/mf_ext.sql). */
+#define CV_ARGUMENTS	13
 
 /* One (k, lambda) of the grid, with its results per fold. */
 typedef struct GridPoint
@@ -64,12 +46,22 @@ typedef struct GridPoint
 	double		seconds;
 } GridPoint;
 
-/* The hint for a missing or empty ks or lambdas argument. */
+/* The hint for a NULL argument name: for ks or lambdas, what to pass. */
+static const char *
+argument_hint(const char *name)
+{
+	if (strcmp(name, "source") == 0)
+		return "Pass the relation that holds the ratings.";
+	if (strcmp(name, "ks") == 0 || strcmp(name, "lambdas") == 0)
+		return psprintf("Pass the %s to try, for example %s.", name,
+						strcmp(name, "ks") == 0 ? "ARRAY[10, 20, 50]" : "ARRAY[0.01, 0.1, 1]");
+	return NULL;
+}
+
 static int
 grid_hint(const char *name)
 {
-	return errhint("Pass the %s to try, for example %s.", name,
-				   strcmp(name, "ks") == 0 ? "ARRAY[10, 20, 50]" : "ARRAY[0.01, 0.1, 1]");
+	return errhint("%s", argument_hint(name));
 }
 
 /* The elements of a one-dimensional array argument without NULLs. */
@@ -104,85 +96,151 @@ array_elements(ArrayType *array, Oid elemtype, const char *name, int *n)
 	return elements;
 }
 
-/* The grid: every k of ks with every lambda of lambdas, k outermost. */
-static GridPoint *
-build_grid(FunctionCallInfo fcinfo, int folds, int *n_points)
+/* One call of mf_cross_validate. */
+typedef struct CvState
+{
+	int			folds;
+	int32		seed;
+	GridPoint  *grid;
+	int			n_points;
+	MfSource	source;
+	MemoryContext cxt;			/* everything below lives here */
+	MfRatings  *all;			/* every rating (users' rows only, once folded) */
+	uint8	   *fold_of;		/* per entry of all->by_user */
+} CvState;
+
+/*
+ * The grid: every k of ks with every lambda of lambdas, k outermost, the
+ * other options those of the call's arguments.
+ */
+static void
+build_grid(CvState *state, const MfArguments *args)
 {
 	int			n_ks;
 	int			n_lambdas;
-	Datum	   *ks = array_elements(PG_GETARG_ARRAYTYPE_P(ARG_KS), INT4OID, "ks", &n_ks);
-	Datum	   *lambdas = array_elements(PG_GETARG_ARRAYTYPE_P(ARG_LAMBDAS), FLOAT8OID,
-										 "lambdas", &n_lambdas);
+	Datum	   *ks = array_elements(DatumGetArrayTypeP(mf_argument(args, "ks")), INT4OID,
+									"ks", &n_ks);
+	Datum	   *lambdas = array_elements(DatumGetArrayTypeP(mf_argument(args, "lambdas")),
+										 FLOAT8OID, "lambdas", &n_lambdas);
 	Size		n = mul_size(n_ks, n_lambdas);
-	GridPoint  *grid;
-	int			p = 0;
+	MfFitOptions base = {0};
+	MfMemory	memory = {0};
 
 	/* each point keeps an RMSE and an MAE per fold */
-	mf_check_memory_hint(mul_size(n, add_size(sizeof(GridPoint), mul_size(folds, 2 * sizeof(double)))),
-						 psprintf("A grid of %d values of k by %d of lambda, %d folds each.",
-								  n_ks, n_lambdas, folds),
-						 "Cross-validate fewer values of k and lambda at a time, or fewer folds.");
+	mf_memory_add(&memory, n, add_size(sizeof(GridPoint), mul_size(state->folds, 2 * sizeof(double))));
+	mf_memory_check(&memory,
+					psprintf("A grid of %d values of k by %d of lambda, %d folds each.",
+							 n_ks, n_lambdas, state->folds),
+					"Cross-validate fewer values of k and lambda at a time, or fewer folds.");
 	if (n > INT_MAX)
 		ereport(ERROR,
 				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
 				 errmsg("a grid of %d values of k by %d of lambda is too large", n_ks, n_lambdas),
 				 grid_hint("ks")));
-	grid = palloc0(mul_size(n, sizeof(GridPoint)));
-	for (int a = 0; a < n_ks; a++)
-		for (int b = 0; b < n_lambdas; b++)
-		{
-			MfFitOptions *options = &grid[p].options;
+	mf_read_fit_options(args, &base);
+	state->grid = palloc0(mul_size(n, sizeof(GridPoint)));
+	state->n_points = (int) n;
+	for (int p = 0; p < state->n_points; p++)
+	{
+		GridPoint  *point = &state->grid[p];
 
-			CHECK_FOR_INTERRUPTS();
+		CHECK_FOR_INTERRUPTS();
+		point->options = base;
+		point->options.k = DatumGetInt32(ks[p / n_lambdas]);
+		point->options.lambda = DatumGetFloat8(lambdas[p % n_lambdas]);
+		mf_check_fit_options(&point->options);
+		point->rmse = palloc(sizeof(double) * state->folds);
+		point->mae = palloc(sizeof(double) * state->folds);
+	}
+}
 
-			options->k = DatumGetInt32(ks[a]);
-			options->lambda = DatumGetFloat8(lambdas[b]);
-			options->iterations = PG_GETARG_INT32(ARG_ITERATIONS);
-			options->biases = PG_GETARG_BOOL(ARG_BIASES);
-			options->weighted_lambda = PG_GETARG_BOOL(ARG_WEIGHTED_LAMBDA);
-			options->seed = PG_GETARG_INT32(ARG_SEED);
-			options->single = !PG_GETARG_BOOL(ARG_DOUBLE_PRECISION);
-			options->tolerance = PG_GETARG_FLOAT8(ARG_TOLERANCE);
-			mf_check_fit_options(options);
-			grid[p].rmse = palloc(sizeof(double) * folds);
-			grid[p].mae = palloc(sizeof(double) * folds);
-			p++;
-		}
-	*n_points = p;
-	return grid;
+/* Checks the arguments and builds the grid and the source, before any reading. */
+static void
+cv_init(CvState *state, FunctionCallInfo fcinfo)
+{
+	MfArguments args = mf_arguments(fcinfo, "mf_cross_validate", CV_ARGUMENTS, NULL,
+									argument_hint);
+
+	state->folds = DatumGetInt32(mf_argument(&args, "folds"));
+	state->seed = DatumGetInt32(mf_argument(&args, "seed"));
+	mf_check_folds(state->folds);
+	build_grid(state, &args);
+	state->source.argname = "source";
+	state->source.fixed_columns = false;
+	state->source.relid = DatumGetObjectId(mf_argument(&args, "source"));
+	state->source.user_col = NameStr(*DatumGetName(mf_argument(&args, "user_col")));
+	state->source.item_col = NameStr(*DatumGetName(mf_argument(&args, "item_col")));
+	state->source.rating_col = NameStr(*DatumGetName(mf_argument(&args, "rating_col")));
+	mf_source_validate(&state->source);
+	state->cxt = AllocSetContextCreate(CurrentMemoryContext, "mf_cross_validate",
+									   ALLOCSET_DEFAULT_SIZES);
 }
 
 /*
- * Fits every grid point on the ratings outside fold and scores it on the
- * fold's ratings.  fold_of[e] is the fold of entry e of all->by_user.
+ * Reads the ratings and numbers each one's fold; every fold must hold
+ * some ratings and leave some.
  */
 static void
-run_fold(const MfRatings *all, const uint8 *fold_of, int fold, GridPoint *grid,
-		 int n_points, MemoryContext cxt)
+cv_read(CvState *state)
 {
-	MemoryContext fold_cxt = AllocSetContextCreate(cxt, "mf_cross_validate fold",
-												   ALLOCSET_DEFAULT_SIZES);
-	MemoryContext fit_cxt = AllocSetContextCreate(fold_cxt, "mf_cross_validate fit",
-												  ALLOCSET_DEFAULT_SIZES);
-	MemoryContext old = MemoryContextSwitchTo(fold_cxt);
-	int64		n = all->n_ratings;
-	bool	   *keep = mf_alloc_array(fold_cxt, n, sizeof(bool));
-	int32	   *user_remap = mf_alloc_array(fold_cxt, all->n_users, sizeof(int32));
-	int32	   *item_remap = mf_alloc_array(fold_cxt, all->n_items, sizeof(int32));
-	MfTestSet  *test = palloc0(sizeof(MfTestSet));
-	MfRatings  *training;
-	const MfCsr *rows = &all->by_user;
+	MfRatings  *all;
+	int64	   *fold_sizes = palloc0(sizeof(int64) * state->folds);
 
-	for (int64 e = 0; e < n; e++)
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	all = state->all = mf_source_read(&state->source, state->cxt);
+	SPI_finish();
+	if (all->n_ratings == 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("%s has no ratings to cross-validate on",
+						mf_source_display_name(state->source.relid)),
+				 errhint("Load ratings into the relation, or pass the one that holds them.")));
+	state->fold_of = mf_alloc_array(state->cxt, all->n_ratings, sizeof(uint8));
+	for (int32 u = 0; u < all->n_users; u++)
 	{
-		keep[e] = fold_of[e] != fold;
-		test->n += !keep[e];
-	}
-	training = mf_ratings_subset(all, keep, user_remap, item_remap, fold_cxt);
+		/* text ids fold by their text, as mf_fold(text, text) does */
+		int64		user = all->user_keys ? mf_key_hash(all->user_keys[u]) : all->user_ids[u];
 
-	test->user = mf_alloc_array(fold_cxt, test->n, sizeof(int32));
-	test->item = mf_alloc_array(fold_cxt, test->n, sizeof(int32));
-	test->rating = mf_alloc_array(fold_cxt, test->n, sizeof(double));
+		for (int64 e = all->by_user.row_start[u]; e < all->by_user.row_start[u + 1]; e++)
+		{
+			int32		item = all->by_user.col[e];
+
+			state->fold_of[e] = (uint8) mf_fold_of(user,
+												   all->item_keys ? mf_key_hash(all->item_keys[item])
+												   : all->item_ids[item],
+												   state->folds, state->seed);
+			fold_sizes[state->fold_of[e]]++;
+		}
+	}
+	for (int fold = 0; fold < state->folds; fold++)
+		if (fold_sizes[fold] == 0 || fold_sizes[fold] == all->n_ratings)
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("%s ratings fall in fold %d (mf_fold = %d of %d folds)",
+							fold_sizes[fold] == 0 ? "no" : "all", fold, fold, state->folds),
+					 errdetail("Every fold must hold some ratings for testing and leave some for training."),
+					 errhint("Cross-validate on more ratings, or with fewer folds.")));
+	/* the folds are cut from users' rows: the item side is not needed */
+	mf_ratings_free_by_item(all);
+}
+
+/*
+ * The ratings of all whose entries keep[] leaves out, as a test set of the
+ * subset's users and items (remapped by user_remap, item_remap).
+ */
+static MfTestSet *
+held_out_ratings(const MfRatings *all, const bool *keep, const int32 *user_remap,
+				 const int32 *item_remap, MemoryContext cxt)
+{
+	const MfCsr *rows = &all->by_user;
+	MfTestSet  *test = MemoryContextAllocZero(cxt, sizeof(MfTestSet));
+
+	for (int64 e = 0; e < all->n_ratings; e++)
+		test->n += !keep[e];
+	test->user = mf_alloc_array(cxt, test->n, sizeof(int32));
+	test->item = mf_alloc_array(cxt, test->n, sizeof(int32));
+	test->rating = mf_alloc_array(cxt, test->n, sizeof(double));
 	test->n = 0;
 	for (int32 u = 0; u < rows->n_rows; u++)
 		for (int64 e = rows->row_start[u]; e < rows->row_start[u + 1]; e++)
@@ -193,45 +251,77 @@ run_fold(const MfRatings *all, const uint8 *fold_of, int fold, GridPoint *grid,
 				test->rating[test->n] = rows->val[e];
 				test->n++;
 			}
+	return test;
+}
 
-	for (int p = 0; p < n_points; p++)
-	{
-		GridPoint  *point = &grid[p];
-		MfFitHistory history;
-		MfErrors	errors;
-		MfAls	   *als;
-		instr_time	start;
-		instr_time	elapsed;
-		int			threads;
+/* Fits grid point point on training, scores it on fold's test set, in cxt. */
+static void
+fit_point(GridPoint *point, const MfRatings *training, const MfTestSet *test, int fold,
+		  MemoryContext cxt)
+{
+	MemoryContext old = MemoryContextSwitchTo(cxt);
+	MfMemory	memory = {0};
+	MfFitHistory history;
+	MfErrorMeasures measures;
+	MfAls	   *als;
+	instr_time	start;
 
-		INSTR_TIME_SET_CURRENT(start);
-		MemoryContextSwitchTo(fit_cxt);
-		mf_check_memory(mf_als_memory_estimate(training, &point->options, &threads),
-						psprintf("Cross-validating on " INT64_FORMAT " ratings of %d users and %d items with k = %d.",
-								 training->n_ratings, training->n_users,
-								 training->n_items, point->options.k));
-		als = mf_als_create(training, &point->options, fit_cxt);
-		mf_als_init_items(als, point->options.seed);
-		mf_fit(als, training, &point->options, NULL, false, &history);
-		mf_test_errors(mf_als_factors(als), test, &errors);
-		if (errors.scored == 0)
-			ereport(ERROR,
-					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-					 errmsg("no rating in fold %d is of a user and an item with ratings in the other folds",
-							fold),
-					 errdetail("Without biases, a model cannot predict the ratings of users or items it was not trained on."),
-					 errhint("Pass biases := true, cross-validate on more ratings, or use fewer folds.")));
-		point->rmse[fold] = errors.rmse;
-		point->mae[fold] = errors.mae;
-		point->coverage += (double) errors.scored / errors.rows;
-		MemoryContextReset(fit_cxt);
-
-		INSTR_TIME_SET_CURRENT(elapsed);
-		INSTR_TIME_SUBTRACT(elapsed, start);
-		point->seconds += INSTR_TIME_GET_DOUBLE(elapsed);
-	}
+	INSTR_TIME_SET_CURRENT(start);
+	(void) mf_als_memory_estimate(training, &point->options, &memory);
+	mf_memory_check(&memory,
+					psprintf("Cross-validating on " INT64_FORMAT " ratings of %d users and %d items with k = %d.",
+							 training->n_ratings, training->n_users,
+							 training->n_items, point->options.k),
+					NULL);
+	als = mf_als_create(training, &point->options, cxt);
+	mf_als_init_items(als, point->options.seed);
+	mf_fit(als, &point->options, NULL, false, &history);
+	mf_test_error_measures(mf_als_factors(als), test, &measures);
+	if (measures.scored == 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("no rating in fold %d is of a user and an item with ratings in the other folds",
+						fold),
+				 errdetail("Without biases, a model cannot predict the ratings of users or items it was not trained on."),
+				 errhint("Pass biases := true, cross-validate on more ratings, or use fewer folds.")));
+	point->rmse[fold] = measures.rmse;
+	point->mae[fold] = measures.mae;
+	point->coverage += (double) measures.scored / measures.rows;
 	MemoryContextSwitchTo(old);
+	MemoryContextReset(cxt);
+	point->seconds += mf_seconds_since(start);
+}
+
+/*
+ * Fits every grid point on the ratings outside fold and scores it on the
+ * fold's ratings.
+ */
+static void
+cv_run_fold(CvState *state, int fold)
+{
+	const MfRatings *all = state->all;
+	MemoryContext fold_cxt = AllocSetContextCreate(state->cxt, "mf_cross_validate fold",
+												   ALLOCSET_DEFAULT_SIZES);
+	MemoryContext fit_cxt = AllocSetContextCreate(fold_cxt, "mf_cross_validate fit",
+												  ALLOCSET_DEFAULT_SIZES);
+	bool	   *keep = mf_alloc_array(fold_cxt, all->n_ratings, sizeof(bool));
+	int32	   *user_remap = mf_alloc_array(fold_cxt, all->n_users, sizeof(int32));
+	int32	   *item_remap = mf_alloc_array(fold_cxt, all->n_items, sizeof(int32));
+	MfRatings  *training;
+	MfTestSet  *test;
+	instr_time	start;
+
+	INSTR_TIME_SET_CURRENT(start);
+	for (int64 e = 0; e < all->n_ratings; e++)
+		keep[e] = state->fold_of[e] != fold;
+	training = mf_ratings_subset(all, keep, user_remap, item_remap, fold_cxt);
+	test = held_out_ratings(all, keep, user_remap, item_remap, fold_cxt);
+	for (int p = 0; p < state->n_points; p++)
+		fit_point(&state->grid[p], training, test, fold, fit_cxt);
 	MemoryContextDelete(fold_cxt);
+	ereport(NOTICE,
+			(errmsg("fold %d (of folds 0 to %d): %d fits in %.3f s", fold,
+					state->folds - 1, state->n_points, mf_seconds_since(start))));
 }
 
 /* Mean, sample standard deviation, minimum and maximum of values[0..n). */
@@ -255,104 +345,16 @@ summarize(const double *values, int n, double *mean, double *stddev,
 	*stddev = sqrt(squares / (n - 1));
 }
 
-Datum
-mf_cross_validate(PG_FUNCTION_ARGS)
+/* One result row per grid point, its measures summarized over the folds. */
+static void
+cv_put_results(const CvState *state, FunctionCallInfo fcinfo)
 {
 	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
-	MemoryContext cxt;
-	MemoryContext old;
-	MfSource	source;
-	MfRatings  *all;
-	GridPoint  *grid;
-	uint8	   *fold_of;
-	int64	   *fold_sizes;
-	int			n_points;
-	int			folds;
-	int32		seed;
+	int			folds = state->folds;
 
-	for (int arg = 0; arg < N_ARGS; arg++)
-		if (PG_ARGISNULL(arg))
-			ereport(ERROR,
-					(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
-					 errmsg("%s must not be NULL", arg_names[arg]),
-					 arg == ARG_SOURCE ? errhint("Pass the relation that holds the ratings.")
-					 : arg <= ARG_LAMBDAS ? grid_hint(arg_names[arg])
-					 : errhint("Omit the argument to use its default.")));
-	folds = PG_GETARG_INT32(ARG_FOLDS);
-	seed = PG_GETARG_INT32(ARG_SEED);
-	mf_check_folds(folds);
-	grid = build_grid(fcinfo, folds, &n_points);
-
-	source.argname = "source";
-	source.fixed_columns = false;
-	source.relid = PG_GETARG_OID(ARG_SOURCE);
-	source.user_col = NameStr(*PG_GETARG_NAME(ARG_USER_COL));
-	source.item_col = NameStr(*PG_GETARG_NAME(ARG_ITEM_COL));
-	source.rating_col = NameStr(*PG_GETARG_NAME(ARG_RATING_COL));
-	mf_source_validate(&source);
-
-	InitMaterializedSRF(fcinfo, 0);
-	cxt = AllocSetContextCreate(CurrentMemoryContext, "mf_cross_validate",
-								ALLOCSET_DEFAULT_SIZES);
-	old = MemoryContextSwitchTo(cxt);
-	if (SPI_connect() != SPI_OK_CONNECT)
-		elog(ERROR, "SPI_connect failed");
-	all = mf_ratings_read(&source, cxt);
-	SPI_finish();
-	if (all->n_ratings == 0)
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("%s has no ratings to cross-validate on",
-						mf_source_display_name(source.relid)),
-				 errhint("Load ratings into the relation, or pass the one that holds them.")));
-
-	fold_of = mf_alloc_array(cxt, all->n_ratings, sizeof(uint8));
-	fold_sizes = palloc0(sizeof(int64) * folds);
-	for (int32 u = 0; u < all->n_users; u++)
+	for (int p = 0; p < state->n_points; p++)
 	{
-		/* text ids fold by their text, as mf_fold(text, text) does */
-		int64		user = all->user_keys ? mf_key_hash(all->user_keys[u]) : all->user_ids[u];
-
-		for (int64 e = all->by_user.row_start[u]; e < all->by_user.row_start[u + 1]; e++)
-		{
-			int32		item = all->by_user.col[e];
-
-			fold_of[e] = (uint8) mf_fold_of(user,
-											all->item_keys ? mf_key_hash(all->item_keys[item])
-											: all->item_ids[item],
-											folds, seed);
-			fold_sizes[fold_of[e]]++;
-		}
-	}
-	for (int fold = 0; fold < folds; fold++)
-		if (fold_sizes[fold] == 0 || fold_sizes[fold] == all->n_ratings)
-			ereport(ERROR,
-					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-					 errmsg("%s ratings fall in fold %d (mf_fold = %d of %d folds)",
-							fold_sizes[fold] == 0 ? "no" : "all", fold, fold, folds),
-					 errdetail("Every fold must hold some ratings for testing and leave some for training."),
-					 errhint("Cross-validate on more ratings, or with fewer folds.")));
-	/* the folds are cut from users' rows: the item side is not needed */
-	mf_ratings_free_by_item(all);
-
-	for (int fold = 0; fold < folds; fold++)
-	{
-		instr_time	start;
-		instr_time	elapsed;
-
-		INSTR_TIME_SET_CURRENT(start);
-		run_fold(all, fold_of, fold, grid, n_points, cxt);
-		INSTR_TIME_SET_CURRENT(elapsed);
-		INSTR_TIME_SUBTRACT(elapsed, start);
-		ereport(NOTICE,
-				(errmsg("fold %d (of folds 0 to %d): %d fits in %.3f s", fold,
-						folds - 1, n_points, INSTR_TIME_GET_DOUBLE(elapsed))));
-	}
-	MemoryContextSwitchTo(old);
-
-	for (int p = 0; p < n_points; p++)
-	{
-		GridPoint  *point = &grid[p];
+		const GridPoint *point = &state->grid[p];
 		double		mean,
 					stddev,
 					min,
@@ -378,6 +380,27 @@ mf_cross_validate(PG_FUNCTION_ARGS)
 			nulls[c] = isnan(DatumGetFloat8(values[c]));
 		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
 	}
-	MemoryContextDelete(cxt);
+}
+
+/*
+ * mf_cross_validate(source, ks int[], lambdas float8[], folds DEFAULT 5,
+ * ...) -> rows (k, lambda, folds, rmse, rmse_stddev, rmse_min, rmse_max,
+ * mae, coverage, seconds), one per grid point.  Writes nothing.
+ */
+Datum
+mf_cross_validate(PG_FUNCTION_ARGS)
+{
+	CvState		state = {0};
+	MemoryContext old;
+
+	cv_init(&state, fcinfo);
+	InitMaterializedSRF(fcinfo, 0);
+	old = MemoryContextSwitchTo(state.cxt);
+	cv_read(&state);
+	for (int fold = 0; fold < state.folds; fold++)
+		cv_run_fold(&state, fold);
+	MemoryContextSwitchTo(old);
+	cv_put_results(&state, fcinfo);
+	MemoryContextDelete(state.cxt);
 	return (Datum) 0;
 }

@@ -1,0 +1,75 @@
+/*-------------------------------------------------------------------------
+ *
+ * cache.h
+ *	  A backend's models, as the serving functions use them: looked up per
+ *	  caller (role and snapshot) and kept across calls (cache.c).
+ *
+ *-------------------------------------------------------------------------
+ */
+#ifndef MF_CACHE_H
+#define MF_CACHE_H
+
+#include "mf_ext.h"
+#include "catalog.h"
+#include "idmap.h"
+#include "score.h"
+
+/* A model's factors as cached in this backend. */
+typedef struct MfModel
+{
+	Oid			models_relid;	/* OID of the mf_models it was read from */
+	uint64		last_used;		/* cache.c's lookup clock at the last use */
+	MfModelRow	row;			/* its row of mf_models: id, name, version, options */
+	int64	   *user_ids;		/* dense user index -> id */
+	int64	   *item_ids;		/* dense item index -> id */
+	MfIdMap    *user_map;
+	MfIdMap    *item_map;
+	char	  **user_keys;		/* dense index -> text key, or NULL (integer ids) */
+	char	  **item_keys;
+	mf_keymap_hash *user_keymap;	/* text key -> dense index, with keys */
+	mf_keymap_hash *item_keymap;
+	MfFactors	factors;		/* in the precision it was trained in */
+	double	   *user_norms;		/* |u| per user, computed on first need */
+	double	   *item_norms;		/* |v| per item, computed on first need */
+	MemoryContext cxt;
+} MfModel;
+
+/* The ids of one side. */
+static inline const int64 *
+mf_model_ids(const MfModel *model, MfSide side)
+{
+	return side == MF_USERS ? model->user_ids : model->item_ids;
+}
+
+/* The text keys of one side, or NULL for integer ids. */
+static inline char *const *
+mf_model_keys(const MfModel *model, MfSide side)
+{
+	return side == MF_USERS ? model->user_keys : model->item_keys;
+}
+
+/* The dense index of integer id id of one side, or -1. */
+static inline int32
+mf_model_find_id(const MfModel *model, MfSide side, int64 id)
+{
+	return mf_id_map_find(side == MF_USERS ? model->user_map : model->item_map, id);
+}
+
+/* The dense index of text key key of a side with keys, or -1. */
+static inline int32
+mf_model_find_key(const MfModel *model, MfSide side, const char *key)
+{
+	return mf_key_find(side == MF_USERS ? model->user_keymap : model->item_keymap, key);
+}
+
+/*
+ * The model with that model_id (or name) for this call, as the calling
+ * role may read it in the active snapshot: errors 42501 (no privilege),
+ * 42704 (no such model), XX001 (a corrupt row).  The model stays valid
+ * until the next lookup through the same fcinfo; across the caller's SQL
+ * (a view it reads) keep only its model_id and look it up again.
+ */
+extern MfModel *mf_cache_model_by_id(FunctionCallInfo fcinfo, int32 model_id);
+extern MfModel *mf_cache_model_by_name(FunctionCallInfo fcinfo, text *name);
+
+#endif							/* MF_CACHE_H */

@@ -1,0 +1,1143 @@
+/*-------------------------------------------------------------------------
+ *
+ * catalog.c
+ *	  Every statement on the model tables (catalog.h).
+ *
+ *	  A model is replaced inside the caller's transaction: its row is
+ *	  upserted (which locks it and keeps its model_id), its factor rows
+ *	  deleted and written again, and its version taken from a sequence.
+ *	  Other sessions keep seeing the old rows until the transaction
+ *	  commits; an error rolls everything back.
+ *
+ *	  mf_models' columns are described once, in columns[]: the list a
+ *	  training writes and the list serving reads (for tables of older
+ *	  versions too, whose missing columns read as the value those versions
+ *	  meant) are made from it.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "catalog.h"
+#include "idmap.h"
+
+#include "catalog/pg_type.h"
+#include "executor/spi.h"
+#include "lib/stringinfo.h"
+#include "miscadmin.h"
+#include "storage/lmgr.h"
+#include "utils/array.h"
+#include "utils/builtins.h"
+#include "utils/guc.h"
+#include "utils/acl.h"
+#include "utils/inval.h"
+#include "utils/lsyscache.h"
+#include "utils/memutils.h"
+#include "utils/rls.h"
+
+/* Factor rows, and factors, written per INSERT statement at the most. */
+#define MF_STORE_BATCH_ROWS		10000
+#define MF_STORE_BATCH_NUMBERS	(256 * 1024)
+/* Rated item ids written per INSERT statement (soft limit). */
+#define MF_STORE_BATCH_RATED	(256 * 1024)
+
+/*
+ * The catalog's statements run between these two, with search_path =
+ * pg_catalog, pg_temp, whatever the caller's path; an error restores it
+ * too.
+ */
+static int
+internal_sql_begin(void)
+{
+	int			nest_level = NewGUCNestLevel();
+
+	(void) set_config_option("search_path", "pg_catalog, pg_temp", PGC_USERSET,
+							 PGC_S_SESSION, GUC_ACTION_SAVE, true, 0, false);
+	return nest_level;
+}
+
+static void
+internal_sql_end(int nest_level)
+{
+	AtEOXact_GUC(true, nest_level);
+}
+
+/*
+ * A statement prepared once per backend and kept (SPI_keepplan), prepared
+ * again whenever its text changes (another schema, another version's
+ * columns).
+ */
+typedef struct SavedPlan
+{
+	SPIPlanPtr	plan;
+	char	   *query;			/* in TopMemoryContext */
+} SavedPlan;
+
+static SPIPlanPtr
+saved_plan(SavedPlan *saved, const char *query, int nargs, Oid *argtypes)
+{
+	SPIPlanPtr	plan;
+
+	if (saved->plan != NULL && strcmp(saved->query, query) == 0)
+		return saved->plan;
+	plan = SPI_prepare(query, nargs, argtypes);
+	if (plan == NULL || SPI_keepplan(plan) != 0)
+		elog(ERROR, "could not prepare query: %s", query);
+	if (saved->plan != NULL)
+	{
+		SPI_freeplan(saved->plan);
+		pfree(saved->query);
+	}
+	saved->plan = plan;
+	saved->query = MemoryContextStrdup(TopMemoryContext, query);
+	return plan;
+}
+
+/* How a column of mf_models holds a field of MfModelRow. */
+typedef enum ColumnKind
+{
+	COL_INT4,
+	COL_INT8,
+	COL_FLOAT8,
+	COL_BOOL,
+	COL_TEXT,					/* const char *; NULL is NULL */
+	COL_NAME,					/* const char *, as name */
+	COL_REGTYPE,				/* Oid; InvalidOid is NULL */
+	COL_HISTORY,				/* double * of history.iterations_run; NULL is NULL */
+	COL_FEEDBACK,				/* options.implicit: 'explicit' or 'implicit' */
+	COL_SOLVER,					/* options.conjugate_gradient, nonnegative:
+								 * 'cholesky', 'cg' or 'nnls' */
+	COL_PRECISION				/* options.single, as double_precision */
+} ColumnKind;
+
+/* Read by serving (the cache), and written by training. */
+#define SERVED		0x1
+#define WRITTEN		0x2
+
+/* A column of mf_models. */
+typedef struct CatalogColumn
+{
+	const char *name;
+	ColumnKind	kind;
+	size_t		offset;			/* of the field in MfModelRow */
+	int			use;			/* SERVED, WRITTEN */
+	const char *missing;		/* its value in tables of versions before it */
+	int			null_unless;	/* offset of a bool: NULL unless it is set; or -1 */
+} CatalogColumn;
+
+#define FIELD(f) offsetof(MfModelRow, f)
+#define OPTION(f) (offsetof(MfModelRow, options) + offsetof(MfFitOptions, f))
+
+/*
+ * mf_models' columns, in the order training writes them.  A new training
+ * option: one line here (with the literal older tables read for it), a
+ * field of MfFitOptions, its check, and its argument in the SQL.
+ */
+static const CatalogColumn columns[] = {
+	{"model_id", COL_INT4, FIELD(model_id), SERVED, NULL, -1},
+	{"name", COL_TEXT, FIELD(name), SERVED, NULL, -1},
+	{"version", COL_INT8, FIELD(version), SERVED, NULL, -1},
+	{"source", COL_TEXT, FIELD(source), SERVED | WRITTEN, NULL, -1},
+	{"user_col", COL_NAME, FIELD(user_col), SERVED | WRITTEN, NULL, -1},
+	{"item_col", COL_NAME, FIELD(item_col), SERVED | WRITTEN, NULL, -1},
+	{"rating_col", COL_NAME, FIELD(rating_col), SERVED | WRITTEN, NULL, -1},
+	{"k", COL_INT4, OPTION(k), SERVED | WRITTEN, NULL, -1},
+	{"lambda", COL_FLOAT8, OPTION(lambda), SERVED | WRITTEN, NULL, -1},
+	{"iterations", COL_INT4, OPTION(iterations), WRITTEN, NULL, -1},
+	{"seed", COL_INT4, OPTION(seed), WRITTEN, NULL, -1},
+	{"warm_start", COL_BOOL, FIELD(warm_start), WRITTEN, NULL, -1},
+	{"n_users", COL_INT8, FIELD(n_users), SERVED | WRITTEN, NULL, -1},
+	{"n_items", COL_INT8, FIELD(n_items), SERVED | WRITTEN, NULL, -1},
+	{"n_ratings", COL_INT8, FIELD(n_ratings), WRITTEN, NULL, -1},
+	{"skipped_rows", COL_INT8, FIELD(skipped_rows), WRITTEN, NULL, -1},
+	{"loss", COL_HISTORY, FIELD(history.loss), WRITTEN, NULL, -1},
+	{"train_rmse", COL_FLOAT8, FIELD(train_rmse), WRITTEN, NULL, -1},
+	{"train_seconds", COL_FLOAT8, FIELD(train_seconds), WRITTEN, NULL, -1},
+	{"double_precision", COL_PRECISION, OPTION(single), SERVED | WRITTEN, "true", -1},
+	{"load_seconds", COL_FLOAT8, FIELD(load_seconds), WRITTEN, NULL, -1},
+	{"iteration_seconds", COL_HISTORY, FIELD(history.seconds), WRITTEN, NULL, -1},
+	{"biases", COL_BOOL, OPTION(biases), SERVED | WRITTEN, "false", -1},
+	{"global_mean", COL_FLOAT8, FIELD(global_mean), SERVED | WRITTEN, "NULL::float8", OPTION(biases)},
+	{"weighted_lambda", COL_BOOL, OPTION(weighted_lambda), SERVED | WRITTEN, "false", -1},
+	{"tolerance", COL_FLOAT8, OPTION(tolerance), WRITTEN, NULL, -1},
+	{"iterations_run", COL_INT4, FIELD(history.iterations_run), WRITTEN, NULL, -1},
+	{"train_rmse_history", COL_HISTORY, FIELD(history.train_rmse), WRITTEN, NULL, -1},
+	{"validation", COL_TEXT, FIELD(validation), WRITTEN, NULL, -1},
+	{"validation_rmse", COL_HISTORY, FIELD(history.validation_rmse), WRITTEN, NULL, -1},
+	{"feedback", COL_FEEDBACK, OPTION(implicit), SERVED | WRITTEN, "'explicit'::text", -1},
+	{"alpha", COL_FLOAT8, OPTION(alpha), SERVED | WRITTEN, "NULL::float8", OPTION(implicit)},
+	{"solver", COL_SOLVER, OPTION(conjugate_gradient), SERVED | WRITTEN, "'cholesky'::text", -1},
+	{"nonnegative", COL_BOOL, OPTION(nonnegative), SERVED | WRITTEN, "false", -1},
+	{"user_key_type", COL_REGTYPE, FIELD(user_key_type), SERVED | WRITTEN, "NULL::regtype", -1},
+	{"item_key_type", COL_REGTYPE, FIELD(item_key_type), SERVED | WRITTEN, "NULL::regtype", -1},
+};
+
+/* The SQL type of a column of kind. */
+static Oid
+column_type(ColumnKind kind)
+{
+	switch (kind)
+	{
+		case COL_INT4:
+			return INT4OID;
+		case COL_INT8:
+			return INT8OID;
+		case COL_FLOAT8:
+			return FLOAT8OID;
+		case COL_BOOL:
+		case COL_PRECISION:
+			return BOOLOID;
+		case COL_TEXT:
+		case COL_FEEDBACK:
+		case COL_SOLVER:
+			return TEXTOID;
+		case COL_NAME:
+			return NAMEOID;
+		case COL_REGTYPE:
+			return REGTYPEOID;
+		case COL_HISTORY:
+			return FLOAT8ARRAYOID;
+	}
+	return InvalidOid;			/* not reached */
+}
+
+/* A one-dimensional array of n fixed-width, no-NULL elements. */
+static ArrayType *
+flat_array(Oid elemtype, const void *values, int n)
+{
+	int16		elem_len = get_typlen(elemtype);
+	Size		bytes = add_size(ARR_OVERHEAD_NONULLS(1), mul_size(n, elem_len));
+	ArrayType  *array;
+
+	if (n == 0)
+		return construct_empty_array(elemtype);
+	array = palloc0(bytes);
+	SET_VARSIZE(array, bytes);
+	array->ndim = 1;
+	array->dataoffset = 0;
+	array->elemtype = elemtype;
+	ARR_DIMS(array)[0] = n;
+	ARR_LBOUND(array)[0] = 1;
+	memcpy(ARR_DATA_PTR(array), values, (Size) n * elem_len);
+	return array;
+}
+
+/* The value of column column of row, as a parameter; *isnull for NULL. */
+static Datum
+column_value(const CatalogColumn *column, const MfModelRow *row, bool *isnull)
+{
+	const char *field = (const char *) row + column->offset;
+	const MfFitOptions *options = &row->options;
+
+	*isnull = column->null_unless >= 0 &&
+		!*(const bool *) ((const char *) row + column->null_unless);
+	if (*isnull)
+		return (Datum) 0;
+	switch (column->kind)
+	{
+		case COL_INT4:
+			return Int32GetDatum(*(const int32 *) field);
+		case COL_INT8:
+			return Int64GetDatum(*(const int64 *) field);
+		case COL_FLOAT8:
+			return Float8GetDatum(*(const double *) field);
+		case COL_BOOL:
+			return BoolGetDatum(*(const bool *) field);
+		case COL_PRECISION:
+			return BoolGetDatum(!*(const bool *) field);
+		case COL_TEXT:
+			*isnull = *(char *const *) field == NULL;
+			return *isnull ? (Datum) 0 : CStringGetTextDatum(*(char *const *) field);
+		case COL_NAME:
+			return DirectFunctionCall1(namein, CStringGetDatum(*(char *const *) field));
+		case COL_REGTYPE:
+			*isnull = !OidIsValid(*(const Oid *) field);
+			return ObjectIdGetDatum(*(const Oid *) field);
+		case COL_HISTORY:
+			*isnull = *(double *const *) field == NULL;
+			return *isnull ? (Datum) 0
+				: PointerGetDatum(flat_array(FLOAT8OID, *(double *const *) field,
+											 row->history.iterations_run));
+		case COL_FEEDBACK:
+			return CStringGetTextDatum(options->implicit ? "implicit" : "explicit");
+		case COL_SOLVER:
+			return CStringGetTextDatum(options->nonnegative ? "nnls"
+									   : options->conjugate_gradient ? "cg" : "cholesky");
+	}
+	return (Datum) 0;			/* not reached */
+}
+
+/*
+ * Sets the field of column of row from value (NULL: the field's zero, or
+ * NULL pointer).
+ */
+static void
+set_column(const CatalogColumn *column, MfModelRow *row, Datum value, bool isnull)
+{
+	char	   *field = (char *) row + column->offset;
+
+	switch (column->kind)
+	{
+		case COL_INT4:
+			*(int32 *) field = isnull ? 0 : DatumGetInt32(value);
+			break;
+		case COL_INT8:
+			*(int64 *) field = isnull ? 0 : DatumGetInt64(value);
+			break;
+		case COL_FLOAT8:
+			*(double *) field = isnull ? 0.0 : DatumGetFloat8(value);
+			break;
+		case COL_BOOL:
+			*(bool *) field = !isnull && DatumGetBool(value);
+			break;
+		case COL_PRECISION:
+			*(bool *) field = isnull || !DatumGetBool(value);
+			break;
+		case COL_TEXT:
+			*(char **) field = isnull ? NULL : TextDatumGetCString(value);
+			break;
+		case COL_NAME:
+			*(char **) field = isnull ? NULL : pstrdup(NameStr(*DatumGetName(value)));
+			break;
+		case COL_REGTYPE:
+			*(Oid *) field = isnull ? InvalidOid : DatumGetObjectId(value);
+			break;
+		case COL_HISTORY:
+			*(double **) field = NULL;	/* never served */
+			break;
+		case COL_FEEDBACK:
+			row->options.implicit = !isnull &&
+				strcmp(TextDatumGetCString(value), "implicit") == 0;
+			break;
+		case COL_SOLVER:
+			row->options.conjugate_gradient = !isnull &&
+				strcmp(TextDatumGetCString(value), "cg") == 0;
+			break;
+	}
+}
+
+/* Raises the error for a stored model row that no training writes. */
+static void
+corrupt_row(const MfModelRow *row, const char *detail)
+{
+	ereport(ERROR,
+			(errcode(ERRCODE_DATA_CORRUPTED),
+			 errmsg("the row of model %d in mf_models is not valid", row->model_id),
+			 errdetail("%s", detail),
+			 errhint("Retrain the model with mf_train, or restore mf_models from a dump.")));
+}
+
+/* What serving relies on in a model's row (hand edits aside). */
+static void
+check_served_row(const MfModelRow *row, bool mean_null)
+{
+	const MfFitOptions *options = &row->options;
+
+	if (options->k < 0 || options->k > MF_MAX_K)
+		corrupt_row(row, psprintf("k = %d is outside 0 to %d.", options->k, MF_MAX_K));
+	if (options->k == 0 && !options->biases)
+		corrupt_row(row, "k = 0 without biases: the model predicts nothing.");
+	if (row->n_users < 0 || row->n_users > PG_INT32_MAX ||
+		row->n_items < 0 || row->n_items > PG_INT32_MAX)
+		corrupt_row(row, psprintf("n_users = " INT64_FORMAT " and n_items = " INT64_FORMAT " must be between 0 and %d.",
+								  row->n_users, row->n_items, PG_INT32_MAX));
+	if (options->biases && (mean_null || !isfinite(row->global_mean)))
+		corrupt_row(row, "It has biases but no finite global_mean.");
+	if (!(options->lambda >= 0) || isinf(options->lambda))
+		corrupt_row(row, psprintf("lambda = %g is not a finite number >= 0.", options->lambda));
+	if (options->implicit && !(options->alpha > 0 && isfinite(options->alpha)))
+		corrupt_row(row, psprintf("alpha = %g of an implicit-feedback model is not a finite number > 0.",
+								  options->alpha));
+}
+
+/*
+ * Raises the error a SELECT of columns[] of table relid would raise for
+ * the current role: "permission denied" without SELECT on the table or on
+ * each of the columns.
+ */
+static void
+check_select(Oid relid, const char *const *columns, int n)
+{
+	Oid			role = GetUserId();
+
+	if (pg_class_aclcheck(relid, role, ACL_SELECT) == ACLCHECK_OK)
+		return;
+	for (int c = 0; c < n; c++)
+	{
+		AttrNumber	attnum = get_attnum(relid, columns[c]);
+
+		if (attnum != InvalidAttrNumber &&
+			pg_attribute_aclcheck(relid, attnum, role, ACL_SELECT) != ACLCHECK_OK)
+			aclcheck_error(ACLCHECK_NO_PRIV, OBJECT_TABLE, get_rel_name(relid));
+	}
+}
+
+/*
+ * The OID of the extension's table name in schema, locked as a SELECT
+ * locks it, until the transaction ends, so that it is not dropped or
+ * altered while its rows are answered from; and with the invalidations
+ * other sessions have committed (a REVOKE, a new policy) processed, so
+ * that the privilege checks that follow see them.
+ */
+static Oid
+lock_model_table(const char *name, Oid schema)
+{
+	Oid			relid = get_relname_relid(name, schema);
+
+	if (OidIsValid(relid))
+	{
+		LockRelationOid(relid, AccessShareLock);
+		/* as the lock's first taking does; a REVOKE takes no lock on the table */
+		AcceptInvalidationMessages();
+		if (get_relname_relid(name, schema) == relid)
+			return relid;
+	}
+	ereport(ERROR,
+			(errcode(ERRCODE_UNDEFINED_TABLE),
+			 errmsg("table %s of mf_ext is missing from schema %s, or was just re-created",
+					name, get_namespace_name(schema)),
+			 errhint("Run the call again; if the table is missing, re-create the extension: DROP EXTENSION mf_ext; CREATE EXTENSION mf_ext.")));
+	return InvalidOid;			/* not reached */
+}
+
+MfModelTables
+mf_catalog_open_for_reading(const MfSchema *schema)
+{
+	static const char *const user_columns[] = {"model_id", "user_id", "factors", "bias",
+	"user_key"};
+	static const char *const item_columns[] = {"model_id", "item_id", "factors", "bias",
+	"item_key"};
+	const char *model_columns[lengthof(columns)];
+	int			n = 0;
+	MfModelTables tables;
+	AclResult	usage = pg_namespace_aclcheck(schema->oid, GetUserId(), ACL_USAGE);
+
+	if (usage != ACLCHECK_OK)
+		aclcheck_error(usage, OBJECT_SCHEMA, get_namespace_name(schema->oid));
+	tables.schema = *schema;
+	tables.models = lock_model_table(MF_MODELS_TABLE, schema->oid);
+	tables.users = lock_model_table(MF_USER_FACTORS_TABLE, schema->oid);
+	tables.items = lock_model_table(MF_ITEM_FACTORS_TABLE, schema->oid);
+	for (int c = 0; c < lengthof(columns); c++)
+		if (columns[c].use & SERVED)
+			model_columns[n++] = columns[c].name;
+	check_select(tables.models, model_columns, n);
+	check_select(tables.users, user_columns, lengthof(user_columns));
+	check_select(tables.items, item_columns, lengthof(item_columns));
+	tables.models_rls = check_enable_rls(tables.models, InvalidOid, false) == RLS_ENABLED;
+	tables.factors_rls = check_enable_rls(tables.users, InvalidOid, false) == RLS_ENABLED ||
+		check_enable_rls(tables.items, InvalidOid, false) == RLS_ENABLED;
+	return tables;
+}
+
+MfModelRow
+mf_catalog_read_model(const MfModelTables *tables, int32 model_id, const text *name)
+{
+	static SavedPlan plans[2];
+	Oid			argtype = name ? TEXTOID : INT4OID;
+	Datum		arg = name ? PointerGetDatum(name) : Int32GetDatum(model_id);
+	Oid			types[lengthof(columns)];
+	int			served[lengthof(columns)];
+	int			n = 0;
+	StringInfoData query;
+	MfModelRow	row = {0};
+	bool		mean_null = true;
+	int			nest_level = internal_sql_begin();
+
+	/* the served columns; those an older version lacks read as it meant them */
+	initStringInfo(&query);
+	appendStringInfoString(&query, "SELECT ");
+	for (int c = 0; c < lengthof(columns); c++)
+	{
+		if (!(columns[c].use & SERVED))
+			continue;
+		appendStringInfo(&query, "%s%s", n > 0 ? ", " : "",
+						 get_attnum(tables->models, columns[c].name) != InvalidAttrNumber
+						 ? columns[c].name : columns[c].missing);
+		types[n] = column_type(columns[c].kind);
+		served[n++] = c;
+	}
+	appendStringInfo(&query, " FROM %s.mf_models WHERE %s = $1", tables->schema.quoted,
+					 name ? "name" : "model_id");
+	if (SPI_execute_plan(saved_plan(&plans[name != NULL], query.data, 1, &argtype),
+						 &arg, NULL, true, 1) != SPI_OK_SELECT)
+		elog(ERROR, "could not read the model's row from mf_models");
+	if (SPI_processed == 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_OBJECT),
+				 name ? errmsg("model \"%s\" does not exist", text_to_cstring(name))
+				 : errmsg("model %d does not exist", model_id),
+				 errhint("Train it with mf_train, or see SELECT model_id, name FROM mf_models.")));
+	mf_check_column_types(SPI_tuptable->tupdesc, NULL, types, n, "mf_models");
+	for (int s = 0; s < n; s++)
+	{
+		bool		isnull;
+		Datum		value = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc,
+										  s + 1, &isnull);
+
+		set_column(&columns[served[s]], &row, value, isnull);
+		if (columns[served[s]].offset == FIELD(global_mean))
+			mean_null = isnull;
+	}
+	internal_sql_end(nest_level);
+	check_served_row(&row, mean_null);
+	return row;
+}
+
+MfModelRow
+mf_catalog_lock_model(const MfSchema *schema, int32 model_id)
+{
+	static const Oid types[] = {TEXTOID, NAMEOID, NAMEOID, NAMEOID, INT8OID};
+	Oid			argtype = INT4OID;
+	Datum		arg = Int32GetDatum(model_id);
+	HeapTuple	tuple;
+	TupleDesc	desc;
+	MfModelRow	row = {0};
+	bool		isnull;
+	int			nest_level = internal_sql_begin();
+
+	if (SPI_execute_with_args(psprintf("SELECT source, user_col, item_col, rating_col, version FROM %s.mf_models WHERE model_id = $1 FOR UPDATE",
+									   schema->quoted),
+							  1, &argtype, &arg, NULL, false, 1) != SPI_OK_SELECT ||
+		SPI_processed != 1)
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_OBJECT),
+				 errmsg("model %d does not exist", model_id)));
+	internal_sql_end(nest_level);
+	desc = SPI_tuptable->tupdesc;
+	tuple = SPI_tuptable->vals[0];
+	mf_check_column_types(desc, NULL, types, lengthof(types), "mf_models");
+	row.model_id = model_id;
+	row.source = SPI_getvalue(tuple, desc, 1);
+	row.user_col = SPI_getvalue(tuple, desc, 2);
+	row.item_col = SPI_getvalue(tuple, desc, 3);
+	row.rating_col = SPI_getvalue(tuple, desc, 4);
+	row.version = DatumGetInt64(SPI_getbinval(tuple, desc, 5, &isnull));
+	return row;
+}
+
+/*
+ * Inserts or updates the model row (which locks it); returns its
+ * model_id.  Replacing a model trained on another relation is worth a
+ * word.
+ */
+static int32
+upsert_model_row(const MfSchema *schema, const MfModelRow *row)
+{
+	static const Oid model_id_type = INT4OID;
+	Oid			argtypes[lengthof(columns) + 1];
+	Datum		args[lengthof(columns) + 1];
+	char		nulls[lengthof(columns) + 1];
+	StringInfoData names;
+	StringInfoData values;
+	char	   *query;
+	int			n = 1;
+	bool		isnull;
+
+	/* $1 the name, then every column written */
+	argtypes[0] = TEXTOID;
+	args[0] = CStringGetTextDatum(row->name);
+	nulls[0] = ' ';
+	initStringInfo(&names);
+	initStringInfo(&values);
+	for (int c = 0; c < lengthof(columns); c++)
+	{
+		if (!(columns[c].use & WRITTEN))
+			continue;
+		argtypes[n] = column_type(columns[c].kind);
+		args[n] = column_value(&columns[c], row, &isnull);
+		nulls[n] = isnull ? 'n' : ' ';
+		appendStringInfo(&names, "%s, ", columns[c].name);
+		appendStringInfo(&values, "$%d, ", ++n);
+	}
+	appendStringInfoString(&names, "trained_at, version");
+	appendStringInfo(&values, "pg_catalog.now(), pg_catalog.nextval(%s::pg_catalog.regclass)",
+					 quote_literal_cstr(psprintf("%s.mf_model_version_seq", schema->quoted)));
+
+	query = psprintf("SELECT source FROM %s.mf_models WHERE name = $1 FOR UPDATE", schema->quoted);
+	if (SPI_execute_with_args(query, 1, argtypes, args, nulls, false, 1) != SPI_OK_SELECT)
+		elog(ERROR, "could not lock the model row");
+	if (SPI_processed == 1)
+	{
+		char	   *old_source = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1);
+
+		if (strcmp(old_source, row->source) != 0)
+			ereport(NOTICE,
+					(errmsg("model \"%s\" was trained on %s and is now replaced by one trained on %s",
+							row->name, old_source, row->source),
+					 errhint("Pass model_name to keep models of different relations apart.")));
+	}
+
+	/*
+	 * Update the existing row first, so that a retrain does not draw a
+	 * model_id from the serial; insert only when there is none (and should
+	 * a concurrent session insert the same name first, update that row).
+	 */
+	query = psprintf("UPDATE %s.mf_models SET (%s) = ROW(%s) WHERE name = $1 RETURNING model_id",
+					 schema->quoted, names.data, values.data);
+	if (SPI_execute_with_args(query, n, argtypes, args, nulls, false, 0) != SPI_OK_UPDATE_RETURNING)
+		elog(ERROR, "could not update the model row");
+	if (SPI_processed == 0)
+	{
+		query = psprintf("INSERT INTO %s.mf_models (name, %s) VALUES ($1, %s)"
+						 " ON CONFLICT (name) DO UPDATE SET (%s) = ROW(%s)"
+						 " RETURNING model_id",
+						 schema->quoted, names.data, values.data, names.data, values.data);
+		if (SPI_execute_with_args(query, n, argtypes, args, nulls, false, 0) != SPI_OK_INSERT_RETURNING)
+			elog(ERROR, "could not insert the model row");
+	}
+	if (SPI_processed != 1)
+		elog(ERROR, "could not write the model row");
+	mf_check_column_types(SPI_tuptable->tupdesc, NULL, &model_id_type, 1, "mf_models");
+	return DatumGetInt32(SPI_getbinval(SPI_tuptable->vals[0],
+									   SPI_tuptable->tupdesc, 1, &isnull));
+}
+
+/*
+ * An INSERT of factor rows of one side from array parameters: $2 the ids,
+ * $3 their factors ($4 = k per row), $5 the biases (or NULL), $6 the text
+ * keys (or NULL) and, for users, $7 the offsets of each row's rated items
+ * in $8.
+ */
+static SPIPlanPtr
+prepare_row_insert(const MfSchema *schema, MfSide side)
+{
+	Oid			argtypes[] = {INT4OID, INT8ARRAYOID, FLOAT8ARRAYOID, INT4OID,
+	FLOAT8ARRAYOID, TEXTARRAYOID, INT4ARRAYOID, INT8ARRAYOID};
+	bool		users = side == MF_USERS;
+	SPIPlanPtr	plan;
+
+	/* $6 is joined by position: subscripting a text[] walks it from the start */
+	plan = SPI_prepare(psprintf("INSERT INTO %s.%s (model_id, %s, factors, bias, %s%s)"
+								" SELECT $1, $2[i], $3[(i - 1) * $4 + 1 : i * $4], $5[i], key.value%s"
+								" FROM pg_catalog.generate_subscripts($2, 1) AS i"
+								" LEFT JOIN ROWS FROM (pg_catalog.unnest($6)) WITH ORDINALITY"
+								" AS key (value, position) ON key.position = i",
+								schema->quoted, users ? MF_USER_FACTORS_TABLE : MF_ITEM_FACTORS_TABLE,
+								users ? "user_id" : "item_id",
+								users ? "user_key" : "item_key",
+								users ? ", rated_items" : "",
+								users ? ", $8[$7[i] + 1 : $7[i + 1]]" : ""),
+					   users ? 8 : 6, argtypes);
+	if (plan == NULL)
+		elog(ERROR, "SPI_prepare failed: %s", SPI_result_code_string(SPI_result));
+	return plan;
+}
+
+/*
+ * Inserts n rows through plan (prepare_row_insert): ids, factors (n x k),
+ * bias (n, or NULL), keys (n, or NULL) and, for users, rated_start (n + 1
+ * offsets from 0) into rated.
+ */
+static void
+insert_batch(SPIPlanPtr plan, MfSide side, int32 model_id, int k,
+			 const int64 *ids, int32 n, const double *factors, const double *bias,
+			 char *const *keys, const int32 *rated_start, const int64 *rated)
+{
+	Datum		args[8];
+	char		nulls[8];
+	bool		users = side == MF_USERS;
+	int			nargs = users ? 8 : 6;
+
+	memset(nulls, ' ', sizeof(nulls));
+	args[0] = Int32GetDatum(model_id);
+	args[1] = PointerGetDatum(flat_array(INT8OID, ids, n));
+	args[2] = PointerGetDatum(flat_array(FLOAT8OID, factors, n * k));
+	args[3] = Int32GetDatum(k);
+	args[4] = bias ? PointerGetDatum(flat_array(FLOAT8OID, bias, n)) : (Datum) 0;
+	if (!bias)
+		nulls[4] = 'n';
+	args[5] = (Datum) 0;
+	if (keys)
+	{
+		Datum	   *texts = palloc(sizeof(Datum) * Max(n, 1));
+
+		for (int32 r = 0; r < n; r++)
+			texts[r] = CStringGetTextDatum(keys[r]);
+		args[5] = PointerGetDatum(construct_array(texts, n, TEXTOID, -1, false, TYPALIGN_INT));
+	}
+	else
+		nulls[5] = 'n';
+	if (users)
+	{
+		args[6] = PointerGetDatum(flat_array(INT4OID, rated_start, n + 1));
+		args[7] = PointerGetDatum(flat_array(INT8OID, rated, rated_start[n]));
+	}
+	if (SPI_execute_plan(plan, args, nulls, false, 0) != SPI_OK_INSERT)
+		elog(ERROR, "could not write the factors of model %d", model_id);
+	for (int a = 1; a < nargs; a++)
+		if (a != 3 && nulls[a] != 'n')
+			pfree(DatumGetPointer(args[a]));
+}
+
+/*
+ * The distinct items (ids) user row u rated, appended to rated from
+ * *n_rated on: entries are sorted by item, so duplicate pairs are
+ * neighbours.
+ */
+static void
+append_rated_items(const MfRatings *ratings, int32 u, int64 *rated, int32 *n_rated)
+{
+	const MfCsr *csr = &ratings->by_user;
+
+	for (int64 e = csr->row_start[u]; e < csr->row_start[u + 1]; e++)
+	{
+		int64		item = ratings->item_ids[csr->col[e]];
+
+		if (e == csr->row_start[u] || item != rated[*n_rated - 1])
+			rated[(*n_rated)++] = item;
+	}
+}
+
+/*
+ * Writes one side's factors and biases (and, for users, the sorted distinct
+ * ids of the items each rated) in batches of one INSERT ... SELECT over
+ * array parameters.
+ */
+static void
+insert_factor_rows(const MfSchema *schema, int32 model_id, int k, MfSide side,
+				   const MfRatings *ratings, const MfAls *als)
+{
+	bool		users = side == MF_USERS;
+	int32		batch_rows = Min(MF_STORE_BATCH_ROWS,
+								 Max(1, MF_STORE_BATCH_NUMBERS / Max(k, 1)));
+	const MfFactors *f = mf_als_factors(als);
+	const double *bias = users ? f->user_bias : f->item_bias;
+	double	   *factors = mf_alloc_array(CurrentMemoryContext,
+										 (Size) batch_rows * k, sizeof(double));
+	const int64 *ids = mf_ratings_ids(ratings, side);
+	char	   *const *keys = mf_ratings_keys(ratings, side);
+	int32		n_rows = users ? ratings->n_users : ratings->n_items;
+	SPIPlanPtr	plan = prepare_row_insert(schema, side);
+	int32	   *rated_start = NULL;
+	int64	   *rated = NULL;
+
+	if (users)
+	{
+		rated_start = palloc(sizeof(int32) * (batch_rows + 1));
+		rated = mf_alloc_array(CurrentMemoryContext,
+							   MF_STORE_BATCH_RATED + (Size) mf_csr_longest_row(&ratings->by_user),
+							   sizeof(int64));
+	}
+	for (int32 first = 0; first < n_rows;)
+	{
+		int32		last = first;
+		int32		n_rated = 0;
+
+		/* One batch: up to batch_rows rows, fewer when users rated a lot. */
+		while (last < n_rows && last - first < batch_rows &&
+			   (!users || last == first || n_rated < MF_STORE_BATCH_RATED))
+		{
+			if (users)
+			{
+				rated_start[last - first] = n_rated;
+				append_rated_items(ratings, last, rated, &n_rated);
+			}
+			last++;
+		}
+		if (users)
+			rated_start[last - first] = n_rated;
+		mf_als_get_rows(als, side, first, last - first, factors);
+		insert_batch(plan, side, model_id, k, ids + first, last - first, factors,
+					 bias ? bias + first : NULL, keys ? keys + first : NULL,
+					 rated_start, rated);
+		first = last;
+		CHECK_FOR_INTERRUPTS();
+	}
+	SPI_freeplan(plan);
+}
+
+int32
+mf_catalog_store_model(const MfSchema *schema, const MfModelRow *row,
+					   const MfRatings *ratings, const MfAls *als)
+{
+	int			nest_level = internal_sql_begin();
+	int32		model_id = upsert_model_row(schema, row);
+	Oid			argtypes[1] = {INT4OID};
+	Datum		args[1] = {Int32GetDatum(model_id)};
+
+	if (SPI_execute_with_args(psprintf("DELETE FROM %s.mf_user_factors WHERE model_id = $1",
+									   schema->quoted),
+							  1, argtypes, args, NULL, false, 0) != SPI_OK_DELETE ||
+		SPI_execute_with_args(psprintf("DELETE FROM %s.mf_item_factors WHERE model_id = $1",
+									   schema->quoted),
+							  1, argtypes, args, NULL, false, 0) != SPI_OK_DELETE)
+		elog(ERROR, "could not delete the old factors of model %d", model_id);
+	insert_factor_rows(schema, model_id, row->options.k, MF_USERS, ratings, als);
+	insert_factor_rows(schema, model_id, row->options.k, MF_ITEMS, ratings, als);
+	internal_sql_end(nest_level);
+	return model_id;
+}
+
+void
+mf_catalog_replace_rows(const MfSchema *schema, int32 model_id, MfSide side, int k,
+						const int64 *ids, char *const *keys, int32 n,
+						const double *factors, const double *bias,
+						const int32 *rated_start, const int64 *rated)
+{
+	bool		users = side == MF_USERS;
+	int32		batch_rows = Min(MF_STORE_BATCH_ROWS,
+								 Max(1, MF_STORE_BATCH_NUMBERS / Max(k, 1)));
+	Oid			argtypes[2] = {INT4OID, INT8ARRAYOID};
+	Datum		args[2] = {Int32GetDatum(model_id),
+	PointerGetDatum(flat_array(INT8OID, ids, n))};
+	int32	   *local_start = users ? palloc(sizeof(int32) * (batch_rows + 1)) : NULL;
+	int			nest_level = internal_sql_begin();
+	SPIPlanPtr	plan = prepare_row_insert(schema, side);
+
+	if (SPI_execute_with_args(psprintf("DELETE FROM %s.%s WHERE model_id = $1 AND %s = ANY ($2)",
+									   schema->quoted,
+									   users ? MF_USER_FACTORS_TABLE : MF_ITEM_FACTORS_TABLE,
+									   users ? "user_id" : "item_id"),
+							  2, argtypes, args, NULL, false, 0) != SPI_OK_DELETE)
+		elog(ERROR, "could not delete the old rows of model %d", model_id);
+	for (int32 first = 0; first < n; first += batch_rows)
+	{
+		int32		count = Min(batch_rows, n - first);
+
+		if (users)
+			for (int32 j = 0; j <= count; j++)
+				local_start[j] = rated_start[first + j] - rated_start[first];
+		insert_batch(plan, side, model_id, k, ids + first, count,
+					 factors + (Size) first * k, bias ? bias + first : NULL,
+					 keys ? keys + first : NULL,
+					 local_start, users ? rated + rated_start[first] : NULL);
+		CHECK_FOR_INTERRUPTS();
+	}
+	SPI_freeplan(plan);
+
+	if (SPI_execute_with_args(psprintf("UPDATE %s.mf_models SET"
+									   " version = pg_catalog.nextval(%s::pg_catalog.regclass),"
+									   " n_users = (SELECT pg_catalog.count(*) FROM %s.mf_user_factors WHERE model_id = $1),"
+									   " n_items = (SELECT pg_catalog.count(*) FROM %s.mf_item_factors WHERE model_id = $1)"
+									   " WHERE model_id = $1",
+									   schema->quoted,
+									   quote_literal_cstr(psprintf("%s.mf_model_version_seq", schema->quoted)),
+									   schema->quoted, schema->quoted),
+							  1, argtypes, args, NULL, false, 0) != SPI_OK_UPDATE)
+		elog(ERROR, "could not give model %d a new version", model_id);
+	internal_sql_end(nest_level);
+}
+
+/*
+ * Copies a stored factors array (double precision[] of exactly k numbers;
+ * empty for k = 0) into out, or raises an error naming the user or item
+ * whose row is bad.
+ */
+static void
+factors_from_datum(Datum datum, bool isnull, int k, double *out, MfSide side, int64 id)
+{
+	ArrayType  *array = isnull ? NULL : DatumGetArrayTypeP(datum);
+
+	if (array == NULL || ARR_ELEMTYPE(array) != FLOAT8OID || ARR_HASNULL(array) ||
+		ArrayGetNItems(ARR_NDIM(array), ARR_DIMS(array)) != k ||
+		(k > 0 && ARR_NDIM(array) != 1))
+		ereport(ERROR,
+				(errcode(ERRCODE_DATA_CORRUPTED),
+				 errmsg("stored factors of %s " INT64_FORMAT " are not an array of %d numbers",
+						mf_side_name(side), id, k),
+				 errhint("Retrain the model with mf_train, or restore its factor rows.")));
+	if (k > 0)
+		memcpy(out, ARR_DATA_PTR(array), sizeof(double) * k);
+	for (int j = 0; j < k; j++)
+		if (!isfinite(out[j]))
+			ereport(ERROR,
+					(errcode(ERRCODE_DATA_CORRUPTED),
+					 errmsg("stored factors of %s " INT64_FORMAT " are not all finite",
+							mf_side_name(side), id),
+					 errhint("Retrain the model with mf_train, or restore its factor rows.")));
+}
+
+/* State of mf_catalog_load_side while it scans one side's factor rows. */
+typedef struct SideLoad
+{
+	const MfModelRow *row;
+	MfSide		side;
+	int64		capacity;		/* n_users or n_items of the model row */
+	int64		n;				/* rows so far */
+	int64	   *ids;
+	double	   *factors;
+	double	   *bias;			/* with biases, else NULL */
+	char	  **keys;			/* with text keys, else NULL */
+	MemoryContext cxt;			/* where the keys go */
+} SideLoad;
+
+/* Column column of the factor row being loaded, which must not be NULL. */
+static Datum
+required_value(HeapTuple tuple, TupleDesc desc, int column, const SideLoad *load,
+			   const char *what)
+{
+	bool		isnull;
+	Datum		value = SPI_getbinval(tuple, desc, column, &isnull);
+
+	if (isnull)
+		ereport(ERROR,
+				(errcode(ERRCODE_DATA_CORRUPTED),
+				 errmsg("stored %s of %s " INT64_FORMAT " in model %d is NULL",
+						what, mf_side_name(load->side), load->ids[load->n], load->row->model_id),
+				 errhint("Retrain the model with mf_train, or restore its factor rows.")));
+	return value;
+}
+
+/* mf_spi_scan callback: appends one factor row (and bias and key). */
+static void
+load_factor_row(HeapTuple tuple, TupleDesc desc, void *arg)
+{
+	SideLoad   *load = arg;
+	const char *side = mf_side_name(load->side);
+	bool		isnull;
+	Datum		value;
+
+	if (load->n >= load->capacity)
+		ereport(ERROR,
+				(errcode(ERRCODE_DATA_CORRUPTED),
+				 errmsg("model %d has more %s factor rows than its n_%ss (" INT64_FORMAT ")",
+						load->row->model_id, side, side, load->capacity),
+				 errhint("Retrain the model with mf_train.")));
+	load->ids[load->n] = DatumGetInt64(SPI_getbinval(tuple, desc, 1, &isnull));
+	value = SPI_getbinval(tuple, desc, 2, &isnull);
+	factors_from_datum(value, isnull, load->row->options.k,
+					   load->factors + (Size) load->n * load->row->options.k,
+					   load->side, load->ids[load->n]);
+	if (load->bias)
+	{
+		load->bias[load->n] = DatumGetFloat8(required_value(tuple, desc, 3, load, "bias"));
+		if (!isfinite(load->bias[load->n]))
+			ereport(ERROR,
+					(errcode(ERRCODE_DATA_CORRUPTED),
+					 errmsg("stored bias of %s " INT64_FORMAT " in model %d is not finite",
+							side, load->ids[load->n], load->row->model_id),
+					 errhint("Retrain the model with mf_train, or restore its factor rows.")));
+	}
+	if (load->keys)
+		load->keys[load->n] = MemoryContextStrdup(load->cxt,
+												  TextDatumGetCString(required_value(tuple, desc, 4,
+																					 load, "key")));
+	load->n++;
+}
+
+int32
+mf_catalog_load_side(const MfSchema *schema, const MfModelRow *row, MfSide side,
+					 int64 capacity, int64 *ids, double *factors, double *bias,
+					 char **keys, MemoryContext cxt)
+{
+	static const Oid types[] = {INT8OID, FLOAT8ARRAYOID, FLOAT8OID, TEXTOID};
+	const char *name = mf_side_name(side);
+	SideLoad	load = {row, side, capacity, 0, ids, factors, bias, keys, cxt};
+	Oid			argtype = INT4OID;
+	Datum		arg = Int32GetDatum(row->model_id);
+	int			nest_level = internal_sql_begin();
+
+	mf_spi_scan(psprintf("SELECT %s_id, factors, %s, %s FROM %s.mf_%s_factors WHERE model_id = $1 ORDER BY %s_id",
+						 name, bias ? "bias" : "NULL::float8",
+						 keys ? (side == MF_USERS ? "user_key" : "item_key") : "NULL::text",
+						 schema->quoted, name, name),
+				1, &argtype, &arg, types, lengthof(types),
+				side == MF_USERS ? MF_USER_FACTORS_TABLE : MF_ITEM_FACTORS_TABLE,
+				load_factor_row, &load);
+	internal_sql_end(nest_level);
+	return (int32) load.n;
+}
+
+/* State of mf_catalog_warm_start while it scans the stored item factors. */
+typedef struct ItemLoad
+{
+	MfIdMap    *items;			/* item id -> dense index in the new data */
+	mf_keymap_hash *item_keys;	/* or, for text ids, item key -> dense index */
+	MfAls	   *als;
+	double	   *values;			/* k numbers */
+	int			k;
+} ItemLoad;
+
+/*
+ * mf_spi_scan callback: copies one stored item's factors and bias (0 when
+ * the stored model has none), if the item is still rated.
+ */
+static void
+load_item_row(HeapTuple tuple, TupleDesc desc, void *arg)
+{
+	ItemLoad   *load = arg;
+	bool		isnull;
+	int64		item_id = DatumGetInt64(SPI_getbinval(tuple, desc, 1, &isnull));
+	Datum		factors = SPI_getbinval(tuple, desc, 2, &isnull);
+	bool		key_isnull;
+	Datum		key = SPI_getbinval(tuple, desc, 4, &key_isnull);
+	int32		index;
+
+	if (load->item_keys)
+		index = key_isnull ? -1 : mf_key_find(load->item_keys, TextDatumGetCString(key));
+	else
+		index = mf_id_map_find(load->items, item_id);
+
+	if (index >= 0)
+	{
+		Datum		bias;
+
+		factors_from_datum(factors, isnull, load->k, load->values, MF_ITEMS, item_id);
+		bias = SPI_getbinval(tuple, desc, 3, &isnull);
+		mf_als_set_item(load->als, index, load->values,
+						isnull ? 0.0 : DatumGetFloat8(bias));
+	}
+}
+
+bool
+mf_catalog_warm_start(const MfSchema *schema, const char *model_name,
+					  const MfFitOptions *options, const MfRatings *ratings,
+					  MfAls *als)
+{
+	static const Oid model_types[] = {INT4OID, INT4OID, BOOLOID};
+	static const Oid item_types[] = {INT8OID, FLOAT8ARRAYOID, FLOAT8OID, TEXTOID};
+	int			k = options->k;
+	Oid			argtypes[1] = {TEXTOID};
+	Datum		args[1] = {CStringGetTextDatum(model_name)};
+	char	   *query;
+	bool		isnull;
+	int32		model_id;
+	int			stored_k;
+	ItemLoad	load;
+	int			nest_level = internal_sql_begin();
+
+	query = psprintf("SELECT model_id, k, item_key_type IS NOT NULL"
+					 " FROM %s.mf_models WHERE name = $1", schema->quoted);
+	if (SPI_execute_with_args(query, 1, argtypes, args, NULL, true, 1) != SPI_OK_SELECT)
+		elog(ERROR, "SPI_execute_with_args failed: %s", query);
+	mf_check_column_types(SPI_tuptable->tupdesc, NULL, model_types, 3, "mf_models");
+	if (SPI_processed == 0)
+	{
+		internal_sql_end(nest_level);
+		return false;
+	}
+	model_id = DatumGetInt32(SPI_getbinval(SPI_tuptable->vals[0],
+										   SPI_tuptable->tupdesc, 1, &isnull));
+	stored_k = DatumGetInt32(SPI_getbinval(SPI_tuptable->vals[0],
+										   SPI_tuptable->tupdesc, 2, &isnull));
+	if (DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 3, &isnull)) !=
+		(ratings->item_keys != NULL))
+		ereport(ERROR,
+				(errcode(ERRCODE_DATATYPE_MISMATCH),
+				 errmsg("warm start needs item ids of the kind stored model \"%s\" has", model_name),
+				 errdetail("Its items are identified by %s, those of the source by %s.",
+						   ratings->item_keys ? "integers" : "text keys",
+						   ratings->item_keys ? "text keys" : "integers"),
+				 errhint("Train without warm_start, or from a relation whose item column has the stored model's type.")));
+	if (stored_k != k)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("warm start needs k = %d, the k of stored model \"%s\", but k = %d was given",
+						stored_k, model_name, k),
+				 errhint("Pass k := %d, or train without warm_start.", stored_k)));
+
+	load.items = mf_id_map_from_sorted(CurrentMemoryContext, ratings->item_ids,
+									   ratings->n_items);
+	load.item_keys = ratings->item_keys
+		? mf_key_map(CurrentMemoryContext, ratings->item_keys, ratings->n_items) : NULL;
+	load.k = k;
+	load.als = als;
+	load.values = palloc(sizeof(double) * Max(k, 1));
+	argtypes[0] = INT4OID;
+	args[0] = Int32GetDatum(model_id);
+	mf_spi_scan(psprintf("SELECT item_id, factors, bias, item_key FROM %s.mf_item_factors WHERE model_id = $1",
+						 schema->quoted),
+				1, argtypes, args, item_types, lengthof(item_types), MF_ITEM_FACTORS_TABLE,
+				load_item_row, &load);
+	internal_sql_end(nest_level);
+	return true;
+}
+
+/*
+ * The item ids of a stored rated_items array (value) of user_id, checked
+ * to be a bigint[] without NULLs; *count gets their number.
+ */
+static const int64 *
+rated_item_ids(int32 model_id, int64 user_id, Datum value, int *count)
+{
+	ArrayType  *rated = DatumGetArrayTypeP(value);
+
+	if (ARR_ELEMTYPE(rated) != INT8OID || ARR_HASNULL(rated))
+		ereport(ERROR,
+				(errcode(ERRCODE_DATA_CORRUPTED),
+				 errmsg("rated_items of user " INT64_FORMAT " in model %d is not a bigint[] without NULLs",
+						user_id, model_id),
+				 errhint("Retrain the model with mf_train.")));
+	*count = ArrayGetNItems(ARR_NDIM(rated), ARR_DIMS(rated));
+	return (const int64 *) ARR_DATA_PTR(rated);
+}
+
+int64 *
+mf_catalog_rated_items(const MfSchema *schema, int32 model_id, int64 user_id,
+					   int *count, MemoryContext cxt)
+{
+	static SavedPlan plan;
+	static const Oid rated_type = INT8ARRAYOID;
+	Oid			argtypes[2] = {INT4OID, INT8OID};
+	Datum		args[2] = {Int32GetDatum(model_id), Int64GetDatum(user_id)};
+	int64	   *items = NULL;
+	int			nest_level = internal_sql_begin();
+
+	*count = 0;
+	if (SPI_execute_plan(saved_plan(&plan,
+									psprintf("SELECT rated_items FROM %s.mf_user_factors WHERE model_id = $1 AND user_id = $2",
+											 schema->quoted),
+									2, argtypes),
+						 args, NULL, true, 1) != SPI_OK_SELECT)
+		elog(ERROR, "could not read the rated items of user " INT64_FORMAT, user_id);
+	mf_check_column_types(SPI_tuptable->tupdesc, NULL, &rated_type, 1, MF_USER_FACTORS_TABLE);
+	if (SPI_processed == 1)
+	{
+		bool		isnull;
+		Datum		value = SPI_getbinval(SPI_tuptable->vals[0],
+										  SPI_tuptable->tupdesc, 1, &isnull);
+
+		if (!isnull)
+		{
+			const int64 *ids = rated_item_ids(model_id, user_id, value, count);
+
+			items = mf_alloc_array(cxt, Max(*count, 1), sizeof(int64));
+			memcpy(items, ids, sizeof(int64) * *count);
+		}
+	}
+	internal_sql_end(nest_level);
+	return items;
+}
+
+Portal
+mf_catalog_open_rated_items(const MfSchema *schema, int32 model_id)
+{
+	Oid			argtype = INT4OID;
+	Datum		arg = Int32GetDatum(model_id);
+	int			nest_level = internal_sql_begin();
+	Portal		cursor;
+
+	cursor = SPI_cursor_open_with_args(NULL,
+									   psprintf("SELECT user_id, rated_items FROM %s.mf_user_factors WHERE model_id = $1 ORDER BY user_id",
+												schema->quoted),
+									   1, &argtype, &arg, NULL, true, 0);
+	internal_sql_end(nest_level);
+	return cursor;
+}
+
+uint64
+mf_catalog_fetch_rated_items(Portal cursor, int32 model_id, int max, MfRatedFn fn, void *arg)
+{
+	static const Oid rated_types[] = {INT8OID, INT8ARRAYOID};
+	uint64		fetched;
+
+	SPI_cursor_fetch(cursor, true, max);
+	mf_check_column_types(SPI_tuptable->tupdesc, NULL, rated_types, 2, MF_USER_FACTORS_TABLE);
+	fetched = SPI_processed;
+	for (uint64 r = 0; r < fetched; r++)
+	{
+		HeapTuple	tuple = SPI_tuptable->vals[r];
+		TupleDesc	desc = SPI_tuptable->tupdesc;
+		bool		isnull;
+		int64		user_id = DatumGetInt64(SPI_getbinval(tuple, desc, 1, &isnull));
+		Datum		value = SPI_getbinval(tuple, desc, 2, &isnull);
+		const int64 *ids;
+		int			count;
+
+		if (isnull)
+			continue;
+		ids = rated_item_ids(model_id, user_id, value, &count);
+		fn(user_id, ids, count, arg);
+	}
+	SPI_freetuptable(SPI_tuptable);
+	return fetched;
+}

@@ -1,0 +1,161 @@
+/*-------------------------------------------------------------------------
+ *
+ * catalog.h
+ *	  The model tables, mf_models, mf_user_factors and mf_item_factors:
+ *	  every statement on them lives in catalog.c.  A model's row is
+ *	  described once, column by column (catalog.c's columns[]), and the
+ *	  lists training writes and serving reads are made from that
+ *	  description, for this version's tables and for older ones not yet
+ *	  updated.
+ *
+ *	  Every statement runs as the caller (privileges and row-level security
+ *	  apply) with search_path = pg_catalog, pg_temp, so that nothing
+ *	  another role created in a schema on the caller's path can stand in
+ *	  for PostgreSQL's functions and operators.  The caller must be
+ *	  connected to SPI.
+ *
+ *-------------------------------------------------------------------------
+ */
+#ifndef MF_CATALOG_H
+#define MF_CATALOG_H
+
+#include "mf_ext.h"
+
+#include "utils/portal.h"
+
+#include "als.h"
+#include "query.h"
+#include "ratings.h"
+
+/* A model's row of mf_models. */
+typedef struct MfModelRow
+{
+	int32		model_id;
+	const char *name;
+	const char *source;			/* schema-qualified relation */
+	const char *user_col;
+	const char *item_col;
+	const char *rating_col;
+	MfFitOptions options;		/* how it was trained */
+	bool		warm_start;
+	Oid			user_key_type;	/* type of ids kept as text keys, or */
+	Oid			item_key_type;	/* InvalidOid for integer ids */
+	int64		n_users;
+	int64		n_items;
+	int64		n_ratings;
+	int64		skipped_rows;
+	double		global_mean;	/* mu, with biases */
+	MfFitHistory history;		/* per iteration run */
+	double		train_rmse;		/* after the last iteration run */
+	const char *validation;		/* the validation relation, or NULL */
+	double		train_seconds;
+	double		load_seconds;	/* reading and indexing the ratings */
+	int64		version;		/* from mf_model_version_seq */
+} MfModelRow;
+
+/* The three model tables' names. */
+#define MF_MODELS_TABLE			"mf_models"
+#define MF_USER_FACTORS_TABLE	"mf_user_factors"
+#define MF_ITEM_FACTORS_TABLE	"mf_item_factors"
+
+/*
+ * Replaces (or creates) the model row->name with row (its model_id,
+ * version and trained_at are set here) and the factors of als, in the
+ * current transaction: the row is upserted (keeping model_id), the factor
+ * rows deleted and written again, users with their distinct rated items.
+ * Returns the model_id.
+ */
+extern int32 mf_catalog_store_model(const MfSchema *schema, const MfModelRow *row,
+									const MfRatings *ratings, const MfAls *als);
+
+/* The model tables, opened for serving. */
+typedef struct MfModelTables
+{
+	MfSchema	schema;
+	Oid			models;			/* mf_models */
+	Oid			users;			/* mf_user_factors */
+	Oid			items;			/* mf_item_factors */
+	bool		models_rls;		/* row-level security applies to the caller */
+	bool		factors_rls;
+} MfModelTables;
+
+/*
+ * The model tables of the extension in schema, each locked as a SELECT
+ * locks it until the transaction ends (so that it is not dropped or
+ * altered while answered from) with the invalidations other sessions
+ * committed processed, and the caller's right to read them checked as a
+ * SELECT of the columns serving reads would check it: schema USAGE, table
+ * or column SELECT (42501), row-level security (an error where
+ * row_security = off would hide rows).  No row is read.
+ */
+extern MfModelTables mf_catalog_open_for_reading(const MfSchema *schema);
+
+/*
+ * The served columns of the model with that model_id or (name not NULL)
+ * name, read as the caller under the active snapshot; an error (42704)
+ * when there is none, and (XX001) for a row no training writes.
+ */
+extern MfModelRow mf_catalog_read_model(const MfModelTables *tables, int32 model_id,
+										const text *name);
+
+/*
+ * Locks the model's row (FOR UPDATE) and reads it: a refit.  An error
+ * (42704) when there is none.
+ */
+extern MfModelRow mf_catalog_lock_model(const MfSchema *schema, int32 model_id);
+
+/*
+ * One side's factor rows of the model of row, in id order: ids[], factors
+ * (row->options.k doubles each), bias (with biases, else NULL) and keys
+ * (in cxt; NULL for integer ids), for at most capacity rows.  Returns how
+ * many there were.  Errors (XX001): more rows than capacity, a NULL or
+ * non-finite value, factors of another length.
+ */
+extern int32 mf_catalog_load_side(const MfSchema *schema, const MfModelRow *row,
+								  MfSide side, int64 capacity, int64 *ids,
+								  double *factors, double *bias, char **keys,
+								  MemoryContext cxt);
+
+/*
+ * Overwrites als's item factors (and biases) with those of the stored
+ * model named model_name for the items ratings has (by id, or by key):
+ * a warm start.  Returns false when there is no such model; errors when
+ * its k or its kind of item ids differ (22023, 42804).
+ */
+extern bool mf_catalog_warm_start(const MfSchema *schema, const char *model_name,
+								  const MfFitOptions *options, const MfRatings *ratings,
+								  MfAls *als);
+
+/*
+ * Replaces (or adds) the rows of the given ids (and text keys, or NULL) of
+ * one side of model model_id, which the caller has locked (a refit):
+ * factors n x k, bias (or NULL), and for users rated_start (n + 1
+ * offsets) into rated.  Then gives the model a new version, so that every
+ * cache reloads it, and counts its users and items again.
+ */
+extern void mf_catalog_replace_rows(const MfSchema *schema, int32 model_id, MfSide side,
+									int k, const int64 *ids, char *const *keys, int32 n,
+									const double *factors, const double *bias,
+									const int32 *rated_start, const int64 *rated);
+
+/*
+ * The ids of the items user_id rated in the training data (rated_items of
+ * mf_user_factors; none for an unknown user), in cxt: *count of them.  An
+ * error (XX001) for an array that is not a bigint[] without NULLs.
+ */
+extern int64 *mf_catalog_rated_items(const MfSchema *schema, int32 model_id,
+									 int64 user_id, int *count, MemoryContext cxt);
+
+/* Every user's rated items, in user id order, for the batch: a cursor. */
+extern Portal mf_catalog_open_rated_items(const MfSchema *schema, int32 model_id);
+
+/*
+ * The next users (at most max) of a rated-items cursor: fn gets each
+ * user's id and rated items (valid during the call).  Returns how many
+ * were fetched; 0 at the end.
+ */
+typedef void (*MfRatedFn) (int64 user_id, const int64 *items, int count, void *arg);
+extern uint64 mf_catalog_fetch_rated_items(Portal cursor, int32 model_id, int max,
+										   MfRatedFn fn, void *arg);
+
+#endif							/* MF_CATALOG_H */

@@ -1,0 +1,196 @@
+/*-------------------------------------------------------------------------
+ *
+ * checks.c
+ *	  Argument, option and privilege checks several SQL functions share
+ *	  (checks.h).
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "checks.h"
+
+#include "miscadmin.h"
+#include "utils/acl.h"
+#include "utils/lsyscache.h"
+#include "utils/rls.h"
+
+void
+mf_check_not_null(FunctionCallInfo fcinfo, int arg, const char *name, const char *hint)
+{
+	if (PG_ARGISNULL(arg))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("%s must not be NULL", name),
+				 errhint("%s", hint)));
+}
+
+void
+mf_require_model_argument(FunctionCallInfo fcinfo)
+{
+	mf_check_not_null(fcinfo, 0, "model", "Pass a model_id or name from mf_models.");
+}
+
+void
+mf_check_count(int32 count, const char *name, const char *hint)
+{
+	if (count < 1)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("%s must be at least 1, got %d", name, count),
+				 errhint("%s", hint)));
+}
+
+void
+mf_check_fit_options(const MfFitOptions *options)
+{
+	if (options->k < MF_MIN_K || options->k > MF_MAX_K)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("k must be between %d and %d, got %d", MF_MIN_K, MF_MAX_K,
+						options->k),
+				 errhint("k is the number of latent factors per user and item; 10 to 100 is usual.")));
+	if (options->k == 0 && !options->biases)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("k = 0 needs biases := true"),
+				 errdetail("A model with no factors and no biases predicts nothing."),
+				 errhint("Pass biases := true for a biases-only model, or k of 1 or more.")));
+	if (!(options->lambda >= 0.0) || isinf(options->lambda))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("lambda must be a finite number >= 0, got %g", options->lambda),
+				 errhint("lambda is the regularisation weight, usually 0.01 to 10 (mf_cross_validate finds a good one).")));
+	if (options->iterations < 1 || options->iterations > MF_MAX_ITERATIONS)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("iterations must be between 1 and %d, got %d",
+						MF_MAX_ITERATIONS, options->iterations),
+				 errhint("Each iteration solves all users, then all items; 10 is usual.")));
+	if (!(options->tolerance >= 0.0 && options->tolerance < 1.0))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("tolerance must be at least 0 and below 1, got %g",
+						options->tolerance),
+				 errhint("tolerance is the relative drop in J below which training stops early, for example 0.001; 0 runs every iteration.")));
+	if (options->implicit && !(options->alpha > 0.0 && isfinite(options->alpha)))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("alpha must be a finite number > 0, got %g", options->alpha),
+				 errhint("alpha scales a rating into confidence 1 + alpha * rating; 1 to 100 is usual (40 is the default).")));
+	if (options->conjugate_gradient && options->lambda == 0.0)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("solver 'cg' needs lambda > 0"),
+				 errdetail("Without regularisation a row's system may be singular, and a few conjugate-gradient steps then diverge instead of failing."),
+				 errhint("Pass lambda > 0, or solver := 'cholesky', which reports a singular row.")));
+	if (options->implicit && options->biases)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("biases are for explicit feedback"),
+				 errdetail("Implicit feedback models preferences (1 for an observed pair, 0 for every other), not ratings around a mean."),
+				 errhint("Omit biases, or pass feedback := 'explicit'.")));
+}
+
+void
+mf_check_folds(int folds)
+{
+	if (folds < 2 || folds > MF_MAX_FOLDS)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("folds must be between 2 and %d, got %d", MF_MAX_FOLDS, folds),
+				 errhint("5 or 10 folds are usual.")));
+}
+
+void
+mf_check_model_name(const char *model_name)
+{
+	if (model_name[0] == '\0')
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("model_name must not be empty"),
+				 errhint("Pass a name, or NULL to name the model after the source relation.")));
+	if (strlen(model_name) > MF_MAX_MODEL_NAME)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("model_name must be at most %d bytes long, got %zu",
+						MF_MAX_MODEL_NAME, strlen(model_name)),
+				 errhint("Pass a shorter name, or NULL to name the model after the source relation.")));
+}
+
+/*
+ * Checks, before any work, that the caller may write models: the
+ * privileges the README's Privileges section grants a trainer.  function
+ * names the caller in the error.
+ */
+void
+mf_check_write_privileges(const MfSchema *schema, const char *function)
+{
+	static const char *const tables[] = {"mf_models", "mf_user_factors", "mf_item_factors"};
+	static const char *const sequences[] = {"mf_models_model_id_seq", "mf_model_version_seq"};
+
+	for (int t = 0; t < lengthof(tables) + lengthof(sequences); t++)
+	{
+		bool		table = t < lengthof(tables);
+		const char *name = table ? tables[t] : sequences[t - lengthof(tables)];
+		Oid			relid = get_relname_relid(name, schema->oid);
+		AclMode		needed = table ? ACL_SELECT | ACL_INSERT | ACL_UPDATE | ACL_DELETE
+			: ACL_USAGE | ACL_UPDATE;
+
+		/* every privilege on the tables; either one (for nextval) on the sequences */
+		if (OidIsValid(relid) &&
+			(table ? pg_class_aclmask(relid, GetUserId(), needed, ACLMASK_ALL) != needed
+			 : pg_class_aclmask(relid, GetUserId(), needed, ACLMASK_ANY) == 0))
+			ereport(ERROR,
+					(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+					 errmsg("permission denied for %s %s", table ? "table" : "sequence", name),
+					 errdetail("%s writes models into mf_models, mf_user_factors and mf_item_factors, and needs SELECT, INSERT, UPDATE and DELETE on them and USAGE (or UPDATE) on mf_models_model_id_seq and mf_model_version_seq.",
+							   function),
+					 errhint("Ask the extension's owner to grant them (see Privileges in the README).")));
+
+		/*
+		 * A model is written whole: deleting, writing and counting only the
+		 * rows a policy lets the writer see would leave the rest stale.
+		 */
+		if (OidIsValid(relid) && table &&
+			check_enable_rls(relid, InvalidOid, false) == RLS_ENABLED)
+			ereport(ERROR,
+					(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+					 errmsg("row-level security on table %s applies to you, and %s writes whole models",
+							name, function),
+					 errdetail("It would replace and count only the rows your policies let you see, and leave the others of the model stale."),
+					 errhint("Train and refit as a role that row-level security does not apply to: the tables' owner, or a role with BYPASSRLS.")));
+	}
+}
+
+void
+mf_report_unsolvable(MfSolveWhere where, MfSide side, const char *id,
+					 const MfFitOptions *options, const char *model)
+{
+	static const char *const singular_hints[] = {
+		"Raise lambda above 0 (0.01 or more), or lower k.",
+		"Pass more rated items, or use a model trained with lambda > 0.",
+		"Give the row more ratings in the source, or retrain the model with lambda > 0."
+	};
+	const char *side_name = mf_side_name(side);
+	char	   *subject = psprintf("%s%s", id ? psprintf("%s %s", side_name, id)
+								   : psprintf("the new %s", side_name),
+								   model ? psprintf(" of model \"%s\"", model) : "");
+
+	if (options->lambda == 0.0)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("the least-squares system of %s is singular", subject),
+				 errdetail("With lambda = 0 the %d unknowns of %s %s (its k factors%s) are unique only when its ratings determine all of them; fewer rated partners than that, or partners whose factors are alike, leave some undetermined.",
+						   options->k + (options->biases ? 1 : 0),
+						   side == MF_USERS ? "a" : "an", side_name,
+						   options->biases ? " and its bias" : ""),
+				 errhint("%s", singular_hints[where])));
+	ereport(ERROR,
+			(errcode(ERRCODE_NUMERIC_VALUE_OUT_OF_RANGE),
+			 errmsg("the least-squares system of %s could not be solved", subject),
+			 errdetail("With lambda = %g > 0 the system is positive definite in exact arithmetic; it failed in %s precision because lambda is too small to keep it well conditioned, or because the ratings are so large that floating point overflowed.",
+					   options->lambda, options->single ? "single" : "double"),
+			 where == MF_SOLVE_TRAINING
+			 ? errhint("Raise lambda (0.01 or more), scale the ratings into a moderate range (for example 0 to 10)%s.",
+					   options->single ? ", or pass double_precision := true" : "")
+			 : errhint("Pass ratings on the training data's scale, or retrain the model with a larger lambda.")));
+}

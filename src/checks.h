@@ -1,0 +1,63 @@
+/*-------------------------------------------------------------------------
+ *
+ * checks.h
+ *	  The checks several SQL functions share: arguments that must not be
+ *	  NULL or must be positive, the training options, fold counts, model
+ *	  names, the privileges a writer of models needs, and the error for a
+ *	  row whose least-squares system cannot be solved.  Each raises an
+ *	  error with its SQLSTATE, a message, and a hint saying what to do.
+ *
+ *-------------------------------------------------------------------------
+ */
+#ifndef MF_CHECKS_H
+#define MF_CHECKS_H
+
+#include "mf_ext.h"
+#include "als.h"
+#include "query.h"
+
+/* 22004 unless argument arg of the call is given; hint says what to pass. */
+extern void mf_check_not_null(FunctionCallInfo fcinfo, int arg, const char *name,
+							  const char *hint);
+
+/* The model argument (argument 0) of a serving function must not be NULL. */
+extern void mf_require_model_argument(FunctionCallInfo fcinfo);
+
+/* 22023 unless count (an argument named name) is at least 1; hint says what it is. */
+extern void mf_check_count(int32 count, const char *name, const char *hint);
+
+/* 22023 for a training option out of its range. */
+extern void mf_check_fit_options(const MfFitOptions *options);
+
+/* 22023 unless folds is 2 to MF_MAX_FOLDS. */
+extern void mf_check_folds(int folds);
+
+/* 22023 for an empty or too long model name. */
+extern void mf_check_model_name(const char *model_name);
+
+/*
+ * 42501 unless the caller may write models (the privileges the README's
+ * Privileges section grants a trainer) and no row-level security hides
+ * part of the model tables from it; function names the caller.  Checked
+ * before any reading.
+ */
+extern void mf_check_write_privileges(const MfSchema *schema, const char *function);
+
+/* Where a least-squares system could not be solved. */
+typedef enum MfSolveWhere
+{
+	MF_SOLVE_TRAINING,
+	MF_SOLVE_FOLD_IN,
+	MF_SOLVE_REFIT
+} MfSolveWhere;
+
+/*
+ * Raises the error for a row of side, id id (text; NULL: a new user being
+ * folded in), whose system could not be solved: singular (22023) at
+ * lambda = 0, else (22003) lost to rounding or overflow.  model names the
+ * model folded into or refitted (NULL in training).
+ */
+extern void mf_report_unsolvable(MfSolveWhere where, MfSide side, const char *id,
+								 const MfFitOptions *options, const char *model) pg_attribute_noreturn();
+
+#endif							/* MF_CHECKS_H */

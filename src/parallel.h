@@ -1,0 +1,46 @@
+/*-------------------------------------------------------------------------
+ *
+ * parallel.h
+ *	  Parallel loops over a range of tasks on the backend's thread and
+ *	  signal-blocked worker threads, with PostgreSQL's interrupts handled
+ *	  on the backend's thread between its chunks (parallel.c).
+ *
+ *-------------------------------------------------------------------------
+ */
+#ifndef MF_PARALLEL_H
+#define MF_PARALLEL_H
+
+#include "mf_ext.h"
+
+/*
+ * A task function: runs tasks [first, last) on thread thread (0 .. threads
+ * - 1; 0 is the backend's) and returns -1, or the index of a task that
+ * failed, which stops the run.  It runs in worker threads: plain C only,
+ * no PostgreSQL calls, no palloc, no elog.
+ */
+typedef int64 (*MfTaskFn) (void *arg, int thread, int64 first, int64 last);
+
+/*
+ * A feeder: runs on the backend's thread between its chunks, may use
+ * PostgreSQL (with interrupts held), and returns how many tasks are ready
+ * (never fewer than before); tasks are taken in order and none past that.
+ * It must make progress: the run waits on it.
+ */
+typedef int64 (*MfFeedFn) (void *arg);
+
+/*
+ * Threads a parallel run uses: mf_ext.threads (0: every core this backend
+ * may run on), at most as many as OpenBLAS allows callers.
+ */
+extern int	mf_thread_count(void);
+
+/*
+ * Runs fn over tasks [0, n) in chunks of chunk on threads threads, with
+ * feed (NULL: every task is ready at once).  Returns -1 or the smallest
+ * failed task.  An interrupt is processed, and an error of feed goes on
+ * up, only after every worker has been joined.
+ */
+extern int64 mf_parallel_for(int threads, int64 n, int64 chunk, MfTaskFn fn,
+							 MfFeedFn feed, void *arg);
+
+#endif							/* MF_PARALLEL_H */

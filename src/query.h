@@ -1,0 +1,54 @@
+/*-------------------------------------------------------------------------
+ *
+ * query.h
+ *	  Running queries through SPI: reading their rows in batches, and
+ *	  checking that the columns a query returned are of the types the
+ *	  caller converts them by; and the extension's schema, resolved once
+ *	  per call, for the queries on its tables (catalog.c).
+ *
+ *-------------------------------------------------------------------------
+ */
+#ifndef MF_QUERY_H
+#define MF_QUERY_H
+
+#include "mf_ext.h"
+
+#include "access/htup.h"
+#include "access/tupdesc.h"
+#include "fmgr.h"
+
+/*
+ * The schema mf_ext is installed in: the schema of the SQL function being
+ * called, since the extension is not relocatable.
+ */
+typedef struct MfSchema
+{
+	Oid			oid;
+	const char *quoted;			/* its name, quoted for SQL text */
+} MfSchema;
+
+extern MfSchema mf_schema_of(FunctionCallInfo fcinfo);
+
+/*
+ * Raises an error (55000) unless columns attnums[0 .. n) of desc (1 .. n
+ * when attnums is NULL) exist and have the types types[0 .. n) (or
+ * domains over them): a datum is only ever converted by the type of the
+ * descriptor it came with, never by one decided before the relation was
+ * read (it may have changed since).  what names the relation read.
+ */
+extern void mf_check_column_types(TupleDesc desc, const AttrNumber *attnums,
+								  const Oid *types, int n, const char *what);
+
+/*
+ * Runs a read-only query (nargs parameters) through an SPI cursor and
+ * calls row_fn on each row, fetching in batches and checking for
+ * interrupts between them.  The query's n_columns columns must have the
+ * types types[] (checked once, on the cursor's descriptor).  The caller
+ * must be connected to SPI.
+ */
+typedef void (*MfRowFn) (HeapTuple tuple, TupleDesc desc, void *arg);
+extern void mf_spi_scan(const char *query, int nargs, Oid *argtypes,
+						Datum *args, const Oid *types, int n_columns,
+						const char *what, MfRowFn row_fn, void *arg);
+
+#endif							/* MF_QUERY_H */

@@ -1,0 +1,129 @@
+/*-------------------------------------------------------------------------
+ *
+ * ratings.h
+ *	  Ratings as compressed sparse rows of both sides, built from the rows
+ *	  a source gives (source.h) by counting sorts, so that nothing depends
+ *	  on the order the rows came in; subsets of them (cross-validation
+ *	  folds); the event-log reading of implicit feedback (a pair's rows
+ *	  summed).
+ *
+ *-------------------------------------------------------------------------
+ */
+#ifndef MF_RATINGS_H
+#define MF_RATINGS_H
+
+#include "mf_ext.h"
+
+/* Rows of one side: each row's entries sorted by the other side's index. */
+typedef struct MfCsr
+{
+	int32		n_rows;
+	int64	   *row_start;		/* n_rows + 1 offsets into col/val */
+	int32	   *col;			/* dense index on the other side */
+	double	   *val;			/* the rating */
+} MfCsr;
+
+/*
+ * Ratings with users and items numbered densely in ascending id order (for
+ * text keys, the keys' byte order: ids are then the keys' positions).
+ */
+typedef struct MfRatings
+{
+	int64		n_ratings;		/* entries: rows read (duplicates count), or
+								 * pairs once mf_ratings_sum_duplicates ran */
+	int64		n_skipped;		/* rows skipped for a NULL user/item/rating */
+	int32		n_users;
+	int32		n_items;
+	int64	   *user_ids;		/* dense user index -> id */
+	int64	   *item_ids;		/* dense item index -> id */
+	char	  **user_keys;		/* dense index -> text key, or NULL for */
+	char	  **item_keys;		/* integer ids */
+	MfCsr		by_user;		/* row = user, col = item */
+	MfCsr		by_item;		/* row = item, col = user */
+} MfRatings;
+
+/* The rows of one side. */
+static inline const MfCsr *
+mf_ratings_side(const MfRatings *ratings, MfSide side)
+{
+	return side == MF_USERS ? &ratings->by_user : &ratings->by_item;
+}
+
+/* The ids (or key positions) of one side. */
+static inline const int64 *
+mf_ratings_ids(const MfRatings *ratings, MfSide side)
+{
+	return side == MF_USERS ? ratings->user_ids : ratings->item_ids;
+}
+
+/* The text keys of one side, or NULL for integer ids. */
+static inline char *const *
+mf_ratings_keys(const MfRatings *ratings, MfSide side)
+{
+	return side == MF_USERS ? ratings->user_keys : ratings->item_keys;
+}
+
+/*
+ * Rows as read, before indexing: ids in order of first appearance, kept in
+ * fixed-size chunks (nothing is copied to grow), 16 bytes a rating.
+ */
+typedef struct MfRows MfRows;
+
+/* Rows in a context of their own below parent; keys for text-keyed sides. */
+extern MfRows *mf_rows_create(MemoryContext parent, bool user_keys, bool item_keys);
+
+/* The number of text key key of one side (copied; numbered if new), to add rows by. */
+extern int64 mf_rows_key(MfRows *rows, MfSide side, const char *key);
+
+/*
+ * Appends a rating of user for item (integer ids, or key numbers for
+ * text-keyed sides), checking mf_ext.max_memory per chunk.
+ */
+extern void mf_rows_add(MfRows *rows, int64 user, int64 item, double rating);
+
+/* Fails early when the planner's estimate of rows already exceeds the limit. */
+extern void mf_rows_check_estimate(double rows);
+
+/*
+ * Builds the ratings from rows (which it frees) in cxt: both sides sorted
+ * by the other side's index, duplicate pairs' values in ascending order.
+ * n_skipped is recorded as is.
+ */
+extern MfRatings *mf_ratings_from_rows(MfRows *rows, int64 n_skipped, MemoryContext cxt);
+
+/*
+ * The ratings of all whose entry e in all->by_user has keep[e], as new
+ * ratings in cxt: users and items without a kept rating are left out, the
+ * rest renumbered densely in the same order (text keys: their positions
+ * among the kept keys, as reading just these ratings would number them).
+ * user_remap[] and item_remap[] (all's sizes) receive each old index's new
+ * one, or -1.
+ */
+extern MfRatings *mf_ratings_subset(const MfRatings *all, const bool *keep,
+									int32 *user_remap, int32 *item_remap,
+									MemoryContext cxt);
+
+/*
+ * Makes each (user, item) pair one entry whose value is the sum of its
+ * rows' (implicit feedback reads an event log so), events that cancel out
+ * to within rounding summing to 0; n_ratings becomes the number of pairs.
+ */
+extern void mf_ratings_sum_duplicates(MfRatings *ratings);
+
+/*
+ * Implicit feedback: sums each pair's rows into its strength, and raises
+ * an error (22023) for a negative strength or one whose confidence
+ * 1 + alpha * strength would come near overflow.
+ */
+extern void mf_ratings_implicit_strengths(MfRatings *ratings, double alpha);
+
+/* The most entries any row of rows has. */
+extern int64 mf_csr_longest_row(const MfCsr *rows);
+
+/* Frees the item side's rows (storing needs only the users'). */
+extern void mf_ratings_free_by_item(MfRatings *ratings);
+
+/* The id of dense index index of one side as text: its key, or the integer. */
+extern char *mf_ratings_id_text(const MfRatings *ratings, MfSide side, int32 index);
+
+#endif							/* MF_RATINGS_H */

@@ -1,0 +1,333 @@
+/*-------------------------------------------------------------------------
+ *
+ * score.c
+ *	  Scoring and top-n selection (score.h): plain C, safe in worker
+ *	  threads.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "score.h"
+
+/*
+ * Scoring.  u . v is accumulated in double in sixteen lanes (four vectors
+ * of four, so that four additions are in flight at once): lane i sums the
+ * products at positions i mod 16, then the lanes are added in a fixed
+ * order.  Written with vector types, the compiler emits SIMD code; with
+ * target_clones the loop also gets an AVX2 version, chosen at load time.
+ * AVX2 does not bring FMA along, so every version rounds the same way and
+ * a score is the same on every x86-64 machine.  Products of floats are
+ * exact in double, so a model with float factors scores as the double dot
+ * product of its stored factors would, up to the rounding of the sum.
+ */
+typedef double v4df __attribute__((vector_size(32)));
+typedef float v4sf __attribute__((vector_size(16)));
+typedef int64 v4di __attribute__((vector_size(32)));
+typedef float v8sf __attribute__((vector_size(32)));
+
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
+#define MF_SIMD_CLONES __attribute__((target_clones("avx2", "default")))
+#else
+#define MF_SIMD_CLONES
+#endif
+
+/* Four numbers from u + j (float or double) as doubles. */
+#define LOAD4_single(p, j) \
+	({ v4sf f_; memcpy(&f_, (p) + (j), sizeof(f_)); __builtin_convertvector(f_, v4df); })
+#define LOAD4_double(p, j) \
+	({ v4df d_; memcpy(&d_, (p) + (j), sizeof(d_)); d_; })
+
+#define DEFINE_DOT(name, UREAL, ULOAD, VREAL, VLOAD) \
+MF_SIMD_CLONES \
+static double \
+dot_##name(const UREAL *u, const VREAL *v, int k) \
+{ \
+	v4df		s0 = {0, 0, 0, 0}, s1 = s0, s2 = s0, s3 = s0, sum; \
+	double		total; \
+	int			j = 0; \
+\
+	for (; j + 16 <= k; j += 16) \
+	{ \
+		s0 += ULOAD(u, j) * VLOAD(v, j); \
+		s1 += ULOAD(u, j + 4) * VLOAD(v, j + 4); \
+		s2 += ULOAD(u, j + 8) * VLOAD(v, j + 8); \
+		s3 += ULOAD(u, j + 12) * VLOAD(v, j + 12); \
+	} \
+	for (; j + 4 <= k; j += 4) \
+		s0 += ULOAD(u, j) * VLOAD(v, j); \
+	sum = (s0 + s1) + (s2 + s3); \
+	total = (sum[0] + sum[1]) + (sum[2] + sum[3]); \
+	for (; j < k; j++) \
+		total += (double) u[j] * (double) v[j]; \
+	return total; \
+}
+
+DEFINE_DOT(single, float, LOAD4_single, float, LOAD4_single)
+DEFINE_DOT(double, double, LOAD4_double, double, LOAD4_double)
+/* a double u against float v: as dot_single once u is widened, bit for bit */
+DEFINE_DOT(mixed, double, LOAD4_double, float, LOAD4_single)
+
+const void *
+mf_factor_row(const MfFactors *f, MfSide side, int32 index)
+{
+	const char *base = side == MF_USERS ? f->user_factors : f->item_factors;
+
+	return base + (Size) index * f->k * (f->single ? sizeof(float) : sizeof(double));
+}
+
+double
+mf_row_dot(const MfFactors *f, const void *a, const void *b)
+{
+	return f->single ? dot_single(a, b, f->k) : dot_double(a, b, f->k);
+}
+
+/*
+ * The bias terms of a prediction: (mean + user bias) + item bias, added in
+ * that order everywhere, so that every path to a score rounds alike.
+ */
+double
+mf_user_base(const MfFactors *f, int32 user)
+{
+	return f->mean + (user >= 0 ? f->user_bias[user] : 0.0);
+}
+
+static inline double
+item_bias(const MfFactors *f, int32 item)
+{
+	return item >= 0 ? f->item_bias[item] : 0.0;
+}
+
+double
+mf_score(const MfFactors *f, int32 user, int32 item)
+{
+	double		dot = 0.0;
+
+	if (user >= 0 && item >= 0)
+		dot = mf_row_dot(f, mf_factor_row(f, MF_USERS, user), mf_factor_row(f, MF_ITEMS, item));
+	if (!f->biases)
+		return dot;
+	return dot + (mf_user_base(f, user) + item_bias(f, item));
+}
+
+/*
+ * Floats are widened once into wide; each score then equals mf_score()
+ * for a stored user exactly (dot_mixed of the widened row is dot_single).
+ */
+void
+mf_score_items(const MfFactors *f, const void *u, double base, const bool *excluded,
+			   double *wide, double *scores)
+{
+	int			k = f->k;
+	bool		widened = u != NULL && f->single;
+
+	if (widened)
+		for (int j = 0; j < k; j++)
+			wide[j] = ((const float *) u)[j];
+	for (int32 item = 0; item < f->n_items; item++)
+	{
+		double		dot = 0.0;
+
+		if (excluded != NULL && excluded[item])
+		{
+			scores[item] = -INFINITY;	/* never chosen; read by the vector pre-test */
+			continue;
+		}
+		if (u != NULL)
+			dot = widened ? dot_mixed(wide, mf_factor_row(f, MF_ITEMS, item), k)
+				: dot_double(u, mf_factor_row(f, MF_ITEMS, item), k);
+		scores[item] = f->biases ? dot + (base + f->item_bias[item]) : dot;
+	}
+}
+
+void
+mf_row_norms(const MfFactors *f, MfSide side, double *norms)
+{
+	int32		n = side == MF_USERS ? f->n_users : f->n_items;
+
+	for (int32 r = 0; r < n; r++)
+	{
+		const void *row = mf_factor_row(f, side, r);
+
+		norms[r] = sqrt(mf_row_dot(f, row, row));
+	}
+}
+
+/* Candidate ordering: whether (score a, item a) ranks below (score b, item b). */
+static inline bool
+ranks_below(const MfTop *top, double score_a, int32 a, double score_b, int32 b)
+{
+	return score_a < score_b || (score_a == score_b && top->ids[a] > top->ids[b]);
+}
+
+/* Swaps heap entries a and b. */
+static inline void
+top_swap(MfTop *top, int32 a, int32 b)
+{
+	int32		item = top->items[a];
+	double		score = top->scores[a];
+
+	top->items[a] = top->items[b];
+	top->scores[a] = top->scores[b];
+	top->items[b] = item;
+	top->scores[b] = score;
+}
+
+/* Restores the heap property below position at of the first size entries. */
+static void
+top_sift_down(MfTop *top, int32 size, int32 at)
+{
+	for (;;)
+	{
+		int32		worst = at;
+		int32		left = 2 * at + 1;
+		int32		right = left + 1;
+
+		if (left < size && ranks_below(top, top->scores[left], top->items[left],
+									   top->scores[worst], top->items[worst]))
+			worst = left;
+		if (right < size && ranks_below(top, top->scores[right], top->items[right],
+										top->scores[worst], top->items[worst]))
+			worst = right;
+		if (worst == at)
+			return;
+		top_swap(top, at, worst);
+		at = worst;
+	}
+}
+
+void
+mf_top_init(MfTop *top, int32 n, const int64 *ids, int32 *items, double *scores)
+{
+	top->n = n;
+	top->size = 0;
+	top->bound = n > 0 ? -INFINITY : INFINITY;
+	top->ids = ids;
+	top->items = items;
+	top->scores = scores;
+}
+
+/*
+ * Offers a candidate that mf_top_admits: a bounded heap keeps the n best
+ * with the worst on top, so n_items offers cost O(n_items log n) at most
+ * and, once the heap is full, mostly one comparison each.
+ */
+void
+mf_top_insert(MfTop *top, double score, int32 item)
+{
+	if (top->size < top->n)
+	{
+		/* grow: append, then sift up */
+		int32		at = top->size++;
+
+		top->items[at] = item;
+		top->scores[at] = score;
+		while (at > 0 && ranks_below(top, top->scores[at], top->items[at],
+									 top->scores[(at - 1) / 2], top->items[(at - 1) / 2]))
+		{
+			top_swap(top, at, (at - 1) / 2);
+			at = (at - 1) / 2;
+		}
+	}
+	else if (ranks_below(top, top->scores[0], top->items[0], score, item))
+	{
+		top->items[0] = item;
+		top->scores[0] = score;
+		top_sift_down(top, top->size, 0);
+	}
+	else
+		return;
+	if (top->size == top->n)
+		top->bound = top->scores[0];
+}
+
+int32
+mf_top_finish(MfTop *top)
+{
+	/* heap sort in place: repeatedly move the worst to the end */
+	for (int32 end = top->size - 1; end > 0; end--)
+	{
+		top_swap(top, 0, end);
+		top_sift_down(top, end, 0);
+	}
+	return top->size;
+}
+
+/*
+ * Offers row[i] as the score of item i, for i below n_items, unless
+ * excluded[i] (excluded may be NULL).  Once the selection is
+ * full, most items score below its bound: sixteen at a time are tested
+ * against it with vector compares, and only the contenders are offered
+ * one by one.  Floats are compared with the bound rounded down to a
+ * float, which lets every float through that is at or above the bound.
+ */
+#define DEFINE_OFFER_ROW(name, REAL, VECTOR, LANES, BOUND) \
+MF_SIMD_CLONES \
+static void \
+offer_row_##name(MfTop *top, const REAL *row, const bool *excluded, \
+				 int32 n_items) \
+{ \
+	int32		i = 0; \
+	VECTOR		bound; \
+\
+	for (int lane = 0; lane < LANES; lane++) \
+		bound[lane] = BOUND(top->bound); \
+	for (; i + 16 <= n_items; i += 16) \
+	{ \
+		VECTOR		v; \
+		v4di		above = {0}; \
+\
+		for (int q = 0; q < 16; q += LANES) \
+		{ \
+			memcpy(&v, row + i + q, sizeof(v)); \
+			above |= (v4di) (v >= bound); \
+		} \
+		if (((above[0] | above[1]) | (above[2] | above[3])) == 0) \
+			continue; \
+		for (int32 j = i; j < i + 16; j++) \
+			if (mf_top_admits(top, row[j]) && !(excluded && excluded[j])) \
+				mf_top_insert(top, row[j], j); \
+		for (int lane = 0; lane < LANES; lane++) \
+			bound[lane] = BOUND(top->bound); \
+	} \
+	for (; i < n_items; i++) \
+		if (mf_top_admits(top, row[i]) && !(excluded && excluded[i])) \
+			mf_top_insert(top, row[i], i); \
+}
+
+/* The largest float at or below x (-inf for -inf, NaN for NaN). */
+static inline float
+float_at_or_below(double x)
+{
+	float		f = (float) x;
+
+	return (double) f > x ? nextafterf(f, -INFINITY) : f;
+}
+
+static inline double
+double_bound(double x)
+{
+	return x;
+}
+
+DEFINE_OFFER_ROW(single, float, v8sf, 8, float_at_or_below)
+DEFINE_OFFER_ROW(double, double, v4df, 4, double_bound)
+
+void
+mf_top_offer_row(MfTop *top, const void *row, bool single, const bool *excluded,
+				 int32 n_items)
+{
+	if (single)
+		offer_row_single(top, row, excluded, n_items);
+	else
+		offer_row_double(top, row, excluded, n_items);
+}
+
+int32
+mf_select_top(const double *scores, const int64 *ids, const bool *excluded,
+			  int32 n_items, int32 n, int32 *best, double *best_scores)
+{
+	MfTop		top;
+
+	mf_top_init(&top, n, ids, best, best_scores);
+	mf_top_offer_row(&top, scores, false, excluded, n_items);
+	return mf_top_finish(&top);
+}

@@ -1,0 +1,113 @@
+/*-------------------------------------------------------------------------
+ *
+ * score.h
+ *	  A model's numbers, the one way every path scores them (mf_predict,
+ *	  mf_recommend, similarity, fold-in, evaluation, the batch's rescoring),
+ *	  and the selection of the n best.  Plain C over the caller's arrays,
+ *	  no PostgreSQL calls and no allocation: safe in worker threads.
+ *
+ *-------------------------------------------------------------------------
+ */
+#ifndef MF_SCORE_H
+#define MF_SCORE_H
+
+#include "mf_ext.h"
+
+/*
+ * A model's numbers, as the solver holds them while training and as the
+ * cache holds them for serving; users and items are dense indices.  The
+ * prediction for user a and item i is
+ *
+ *	   mean + user_bias[a] + item_bias[i] + u_a . v_i
+ *
+ * with the three bias terms only when biases.
+ */
+typedef struct MfFactors
+{
+	int			k;
+	bool		single;			/* factors are floats, else doubles */
+	int32		n_users;
+	int32		n_items;
+	void	   *user_factors;	/* n_users x k, row-major */
+	void	   *item_factors;	/* n_items x k, row-major */
+	bool		implicit;		/* trained on implicit feedback: scores preferences */
+	bool		biases;
+	double		mean;			/* mu: the mean training rating (biases only) */
+	double	   *user_bias;		/* n_users, or NULL without biases */
+	double	   *item_bias;		/* n_items, or NULL without biases */
+} MfFactors;
+
+/* The factor row of dense index index of one side. */
+extern const void *mf_factor_row(const MfFactors *factors, MfSide side, int32 index);
+
+/* The dot product of two factor rows (of the model's precision), in double. */
+extern double mf_row_dot(const MfFactors *factors, const void *a, const void *b);
+
+/*
+ * The prediction for dense indices user and item.  An index of -1 stands
+ * for a user or item the model does not know: its bias and factors count
+ * as 0, which only a model with biases can answer for.
+ */
+extern double mf_score(const MfFactors *factors, int32 user, int32 item);
+
+/* mean + the bias of user (-1: none), the part of its scores all items share. */
+extern double mf_user_base(const MfFactors *factors, int32 user);
+
+/*
+ * The score of every item for the user whose factor row is u (float or
+ * double as the model; NULL: a user with no factors) and whose bias terms
+ * come to base, into scores[n_items] (-inf for excluded items; excluded
+ * may be NULL).  wide, k doubles, is scratch.  Each score equals
+ * mf_score() for a stored user exactly.
+ */
+extern void mf_score_items(const MfFactors *factors, const void *u, double base,
+						   const bool *excluded, double *wide, double *scores);
+
+/* |x| of every factor row of one side, into norms. */
+extern void mf_row_norms(const MfFactors *factors, MfSide side, double *norms);
+
+/*
+ * A selection of the n best (score, item) pairs offered: higher score
+ * first, then lower id (ids[item]).  Offer a candidate with
+ * mf_top_insert when mf_top_admits it; mf_top_finish sorts the ones kept
+ * best first and returns how many there are.
+ */
+typedef struct MfTop
+{
+	int32		n;				/* how many to keep */
+	int32		size;			/* how many are kept */
+	double		bound;			/* -inf until n are kept, then the worst kept score */
+	const int64 *ids;			/* item ids, to break ties */
+	int32	   *items;			/* n: a heap, worst on top, until finished */
+	double	   *scores;			/* n: the scores of items[] */
+} MfTop;
+
+/* Starts a selection of n into items[n] and scores[n]. */
+extern void mf_top_init(MfTop *top, int32 n, const int64 *ids, int32 *items,
+						double *scores);
+extern void mf_top_insert(MfTop *top, double score, int32 item);
+extern int32 mf_top_finish(MfTop *top);
+
+/* Whether a candidate of this score may enter the selection: the hot test. */
+static inline bool
+mf_top_admits(const MfTop *top, double score)
+{
+	return score >= top->bound;
+}
+
+/*
+ * Offers row[i] (float or double: single) as the score of item i, for i
+ * below n_items, unless excluded[i]; excluded may be NULL.
+ */
+extern void mf_top_offer_row(MfTop *top, const void *row, bool single,
+							 const bool *excluded, int32 n_items);
+
+/*
+ * The n best of scores[n_items] (leaving out excluded ones; excluded may
+ * be NULL) into best[n] and their scores into best_scores[n], best first;
+ * returns how many there are.
+ */
+extern int32 mf_select_top(const double *scores, const int64 *ids, const bool *excluded,
+						   int32 n_items, int32 n, int32 *best, double *best_scores);
+
+#endif							/* MF_SCORE_H */

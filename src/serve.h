@@ -1,0 +1,62 @@
+/*-------------------------------------------------------------------------
+ *
+ * serve.h
+ *	  What the serving functions share (serve.c): the n best items for a
+ *	  stored user, ids given as text, and rows of (id, score) as a
+ *	  function's result.  serve.c answers mf_predict, mf_recommend and
+ *	  similarity; foldin.c a new user's ratings; evaluate.c ranks test
+ *	  users with it.
+ *
+ *-------------------------------------------------------------------------
+ */
+#ifndef MF_SERVE_H
+#define MF_SERVE_H
+
+#include "mf_ext.h"
+#include "cache.h"
+
+/*
+ * The model of a serving call: argument 0 is its model_id, or with by_name
+ * its name (not NULL: 22004).
+ */
+extern MfModel *mf_model_argument(FunctionCallInfo fcinfo, bool by_name);
+
+/*
+ * The n best items for dense user index user (-1: unknown) of model, best
+ * first, into best[] (room for n); returns how many.  With exclude_rated,
+ * leaves out the items user_id rated in the training data.  *scores
+ * (n_items, palloc'd) receives the scores.
+ */
+extern int32 mf_top_items(const MfSchema *schema, const MfModel *model, int32 user,
+						  int64 user_id, int32 n, bool exclude_rated, int32 *best,
+						  double **scores);
+
+/*
+ * The dense index of a text id of one side: a stored key of a model with
+ * keys, else the text of an integer id (22P02 when it is not one).  -1
+ * when the model lacks it.
+ */
+extern int32 mf_text_id_index(const MfModel *model, MfSide side, text *id);
+
+/*
+ * 42804 when the model identifies the side's rows by text keys: a form
+ * taking integer ids (function) cannot name them.
+ */
+extern void mf_require_integer_ids(const MfModel *model, MfSide side, const char *function);
+
+/*
+ * The n argument (at n_arg, followed by exclude_rated) of the mf_recommend
+ * forms: neither may be NULL (22004), and n must be at least 1 (22023).
+ */
+extern int32 mf_recommend_count(FunctionCallInfo fcinfo, int n_arg);
+
+/*
+ * Returns the rows (id, score) of best[0 .. n_best) of one side as the
+ * function's result (materialized), ids as text when as_text; the scores
+ * are scores[best[r]].
+ */
+extern void mf_put_ranked(FunctionCallInfo fcinfo, const MfModel *model, MfSide side,
+						  bool as_text, const double *scores, const int32 *best,
+						  int32 n_best);
+
+#endif							/* MF_SERVE_H */

@@ -1,0 +1,61 @@
+/*-------------------------------------------------------------------------
+ *
+ * source.h
+ *	  A relation of ratings as the caller reads it: its user, item and
+ *	  rating columns checked with the relation locked until the read is
+ *	  done, and its rows read (by a heap scan where that is provably what
+ *	  the caller's SELECT returns, else through SPI) into sparse rows
+ *	  (ratings.h).  Never writes anything.
+ *
+ *-------------------------------------------------------------------------
+ */
+#ifndef MF_SOURCE_H
+#define MF_SOURCE_H
+
+#include "mf_ext.h"
+#include "ratings.h"
+
+#include "access/attnum.h"
+
+/* Where and how to read the ratings. */
+typedef struct MfSource
+{
+	const char *argname;		/* "source", "validation" or "test", for errors */
+	bool		fixed_columns;	/* the columns are the model's, not arguments */
+	Oid			relid;
+	const char *user_col;
+	const char *item_col;
+	const char *rating_col;
+	/* set by mf_source_validate: */
+	AttrNumber	user_attnum;
+	AttrNumber	item_attnum;
+	AttrNumber	rating_attnum;
+	Oid			user_type;		/* base types of the columns */
+	Oid			item_type;
+	Oid			rating_type;
+	bool		user_keys;		/* ids not integers: read by their text form */
+	bool		item_keys;
+	Oid			user_output;	/* their output functions */
+	Oid			item_output;
+} MfSource;
+
+/*
+ * Checks the source's relation kind and columns (errors 42P01, 42809,
+ * 42703, 42804, 22023), with the relation locked as a SELECT locks it
+ * until the transaction ends, so that no other session can rename, swap
+ * or retype them before the read.
+ */
+extern void mf_source_validate(MfSource *source);
+
+/* A relation's schema-qualified, quoted name; an error (42P01) if it is gone. */
+extern char *mf_source_display_name(Oid relid);
+
+/*
+ * Reads a validated source as the caller (row-level security and every
+ * privilege apply) into new ratings in cxt.  Rows with a NULL user, item
+ * or rating are skipped and counted; a non-finite rating is an error
+ * (22000).  The caller must be connected to SPI.
+ */
+extern MfRatings *mf_source_read(const MfSource *source, MemoryContext cxt);
+
+#endif							/* MF_SOURCE_H */
