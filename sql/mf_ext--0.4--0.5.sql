@@ -54,3 +54,10 @@ BEGIN
     END IF;
 END
 $$;
+
+-- Two comments that had fallen behind: mf_fold's hash is not mf_is_test's,
+-- and mf_models has held the 0.4 options since 0.4.
+COMMENT ON FUNCTION @extschema@.mf_fold(bigint, bigint, integer, integer) IS
+  'mf_ext: the fold (0 to folds - 1) of the pair (user_id, item_id) in a k-fold split: a splitmix64 hash of (seed, user_id, item_id), independent of mf_is_test''s, so the ratings mf_is_test leaves for training fall evenly into folds too; the fold mf_cross_validate puts the pair in';
+COMMENT ON TABLE @extschema@.mf_models IS
+  'mf_ext: one row per trained model: how it was trained (source, columns, k, lambda, weighted_lambda, biases, feedback, alpha, solver, nonnegative, iterations, tolerance, seed, precision, validation), the types of ids kept as text keys, its size, mu (global_mean) with biases, and per iteration run the objective J (loss), the training RMSE, the validation RMSE and the time taken';

@@ -69,7 +69,7 @@ CREATE TABLE @extschema@.mf_models (
     item_key_type regtype
 );
 COMMENT ON TABLE @extschema@.mf_models IS
-  'mf_ext: one row per trained model: how it was trained (source, columns, k, lambda, weighted_lambda, biases, iterations, tolerance, seed, precision), its size, mu (global_mean) with biases, and per iteration run the objective J (loss), the training RMSE, the validation RMSE and the time taken';
+  'mf_ext: one row per trained model: how it was trained (source, columns, k, lambda, weighted_lambda, biases, feedback, alpha, solver, nonnegative, iterations, tolerance, seed, precision, validation), the types of ids kept as text keys, its size, mu (global_mean) with biases, and per iteration run the objective J (loss), the training RMSE, the validation RMSE and the time taken';
 COMMENT ON COLUMN @extschema@.mf_models.global_mean IS
   'mf_ext: mu, the mean training rating, for a model with biases (else NULL)';
 COMMENT ON COLUMN @extschema@.mf_models.iterations_run IS
@@ -547,7 +547,7 @@ RETURNS integer
 AS 'MODULE_PATHNAME', 'mf_fold'
 LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
 COMMENT ON FUNCTION @extschema@.mf_fold(bigint, bigint, integer, integer) IS
-  'mf_ext: the fold (0 to folds - 1) of the pair (user_id, item_id) in a k-fold split, by the same hash as mf_is_test: fold 0 is the pairs with mf_is_test(user_id, item_id, 1.0 / folds, seed)';
+  'mf_ext: the fold (0 to folds - 1) of the pair (user_id, item_id) in a k-fold split: a splitmix64 hash of (seed, user_id, item_id), independent of mf_is_test''s, so the ratings mf_is_test leaves for training fall evenly into folds too; the fold mf_cross_validate puts the pair in';
 
 CREATE FUNCTION @extschema@.mf_fold(user_id text, item_id text,
                                     folds integer, seed integer DEFAULT 0)
