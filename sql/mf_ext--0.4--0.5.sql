@@ -61,3 +61,69 @@ COMMENT ON FUNCTION @extschema@.mf_fold(bigint, bigint, integer, integer) IS
   'mf_ext: the fold (0 to folds - 1) of the pair (user_id, item_id) in a k-fold split: a splitmix64 hash of (seed, user_id, item_id), independent of mf_is_test''s, so the ratings mf_is_test leaves for training fall evenly into folds too; the fold mf_cross_validate puts the pair in';
 COMMENT ON TABLE @extschema@.mf_models IS
   'mf_ext: one row per trained model: how it was trained (source, columns, k, lambda, weighted_lambda, biases, feedback, alpha, solver, nonnegative, iterations, tolerance, seed, precision, validation), the types of ids kept as text keys, its size, mu (global_mean) with biases, and per iteration run the objective J (loss), the training RMSE, the validation RMSE and the time taken';
+
+-- One naming scheme for the C functions: the SQL name, then _text for the
+-- forms that take ids as text, then _by_name.  The text forms of
+-- mf_predict and mf_recommend were mf_predict_key and mf_recommend_key,
+-- the new-user form of mf_recommend mf_recommend_folded, and the text
+-- forms of mf_similar_* shared the bigint forms' functions; the module
+-- keeps those names for databases not yet updated (src/compat.c).
+CREATE OR REPLACE FUNCTION @extschema@.mf_predict(model integer, user_id text, item_id text)
+RETURNS double precision
+AS 'MODULE_PATHNAME', 'mf_predict_text'
+LANGUAGE C STABLE STRICT PARALLEL SAFE;
+
+CREATE OR REPLACE FUNCTION @extschema@.mf_predict(model text, user_id text, item_id text)
+RETURNS double precision
+AS 'MODULE_PATHNAME', 'mf_predict_text_by_name'
+LANGUAGE C STABLE STRICT PARALLEL SAFE;
+
+CREATE OR REPLACE FUNCTION @extschema@.mf_recommend(model integer, user_id text,
+                                         n integer DEFAULT 10,
+                                         exclude_rated boolean DEFAULT true)
+RETURNS TABLE (item_id text, score double precision)
+AS 'MODULE_PATHNAME', 'mf_recommend_text'
+LANGUAGE C STABLE CALLED ON NULL INPUT PARALLEL SAFE ROWS 10;
+
+CREATE OR REPLACE FUNCTION @extschema@.mf_recommend(model text, user_id text,
+                                         n integer DEFAULT 10,
+                                         exclude_rated boolean DEFAULT true)
+RETURNS TABLE (item_id text, score double precision)
+AS 'MODULE_PATHNAME', 'mf_recommend_text_by_name'
+LANGUAGE C STABLE CALLED ON NULL INPUT PARALLEL SAFE ROWS 10;
+
+CREATE OR REPLACE FUNCTION @extschema@.mf_recommend(model integer, item_ids bigint[],
+                                         ratings double precision[],
+                                         n integer DEFAULT 10,
+                                         exclude_rated boolean DEFAULT true)
+RETURNS TABLE (item_id bigint, score double precision)
+AS 'MODULE_PATHNAME', 'mf_recommend_new_user'
+LANGUAGE C STABLE CALLED ON NULL INPUT PARALLEL SAFE ROWS 10;
+
+CREATE OR REPLACE FUNCTION @extschema@.mf_recommend(model text, item_ids bigint[],
+                                         ratings double precision[],
+                                         n integer DEFAULT 10,
+                                         exclude_rated boolean DEFAULT true)
+RETURNS TABLE (item_id bigint, score double precision)
+AS 'MODULE_PATHNAME', 'mf_recommend_new_user_by_name'
+LANGUAGE C STABLE CALLED ON NULL INPUT PARALLEL SAFE ROWS 10;
+
+CREATE OR REPLACE FUNCTION @extschema@.mf_similar_items(model integer, item_id text, n integer DEFAULT 10)
+RETURNS TABLE (item_id text, similarity double precision)
+AS 'MODULE_PATHNAME', 'mf_similar_items_text'
+LANGUAGE C STABLE CALLED ON NULL INPUT PARALLEL SAFE ROWS 10;
+
+CREATE OR REPLACE FUNCTION @extschema@.mf_similar_items(model text, item_id text, n integer DEFAULT 10)
+RETURNS TABLE (item_id text, similarity double precision)
+AS 'MODULE_PATHNAME', 'mf_similar_items_text_by_name'
+LANGUAGE C STABLE CALLED ON NULL INPUT PARALLEL SAFE ROWS 10;
+
+CREATE OR REPLACE FUNCTION @extschema@.mf_similar_users(model integer, user_id text, n integer DEFAULT 10)
+RETURNS TABLE (user_id text, similarity double precision)
+AS 'MODULE_PATHNAME', 'mf_similar_users_text'
+LANGUAGE C STABLE CALLED ON NULL INPUT PARALLEL SAFE ROWS 10;
+
+CREATE OR REPLACE FUNCTION @extschema@.mf_similar_users(model text, user_id text, n integer DEFAULT 10)
+RETURNS TABLE (user_id text, similarity double precision)
+AS 'MODULE_PATHNAME', 'mf_similar_users_text_by_name'
+LANGUAGE C STABLE CALLED ON NULL INPUT PARALLEL SAFE ROWS 10;

@@ -290,14 +290,14 @@ COMMENT ON FUNCTION @extschema@.mf_predict(text, bigint, bigint) IS
 
 CREATE FUNCTION @extschema@.mf_predict(model integer, user_id text, item_id text)
 RETURNS double precision
-AS 'MODULE_PATHNAME', 'mf_predict_key'
+AS 'MODULE_PATHNAME', 'mf_predict_text'
 LANGUAGE C STABLE STRICT PARALLEL SAFE;
 COMMENT ON FUNCTION @extschema@.mf_predict(integer, text, text) IS
   'mf_ext: as mf_predict(integer, bigint, bigint), for ids given as text: the keys of a model trained on text, uuid or other non-integer ids (cast them to text), or integer ids written as text';
 
 CREATE FUNCTION @extschema@.mf_predict(model text, user_id text, item_id text)
 RETURNS double precision
-AS 'MODULE_PATHNAME', 'mf_predict_key_by_name'
+AS 'MODULE_PATHNAME', 'mf_predict_text_by_name'
 LANGUAGE C STABLE STRICT PARALLEL SAFE;
 COMMENT ON FUNCTION @extschema@.mf_predict(text, text, text) IS
   'mf_ext: as mf_predict(text, bigint, bigint), for ids given as text: the keys of a model trained on text, uuid or other non-integer ids (cast them to text), or integer ids written as text';
@@ -324,7 +324,7 @@ CREATE FUNCTION @extschema@.mf_recommend(model integer, user_id text,
                                          n integer DEFAULT 10,
                                          exclude_rated boolean DEFAULT true)
 RETURNS TABLE (item_id text, score double precision)
-AS 'MODULE_PATHNAME', 'mf_recommend_key'
+AS 'MODULE_PATHNAME', 'mf_recommend_text'
 LANGUAGE C STABLE CALLED ON NULL INPUT PARALLEL SAFE ROWS 10;
 COMMENT ON FUNCTION @extschema@.mf_recommend(integer, text, integer, boolean) IS
   'mf_ext: as mf_recommend(integer, bigint, ...), with the user and the items as text keys (ids of a model trained on text, uuid or other non-integer ids)';
@@ -333,7 +333,7 @@ CREATE FUNCTION @extschema@.mf_recommend(model text, user_id text,
                                          n integer DEFAULT 10,
                                          exclude_rated boolean DEFAULT true)
 RETURNS TABLE (item_id text, score double precision)
-AS 'MODULE_PATHNAME', 'mf_recommend_key_by_name'
+AS 'MODULE_PATHNAME', 'mf_recommend_text_by_name'
 LANGUAGE C STABLE CALLED ON NULL INPUT PARALLEL SAFE ROWS 10;
 COMMENT ON FUNCTION @extschema@.mf_recommend(text, text, integer, boolean) IS
   'mf_ext: as mf_recommend(text, bigint, ...), with the user and the items as text keys (ids of a model trained on text, uuid or other non-integer ids)';
@@ -364,7 +364,7 @@ CREATE FUNCTION @extschema@.mf_recommend(model integer, item_ids bigint[],
                                          n integer DEFAULT 10,
                                          exclude_rated boolean DEFAULT true)
 RETURNS TABLE (item_id bigint, score double precision)
-AS 'MODULE_PATHNAME', 'mf_recommend_folded'
+AS 'MODULE_PATHNAME', 'mf_recommend_new_user'
 LANGUAGE C STABLE CALLED ON NULL INPUT PARALLEL SAFE ROWS 10;
 COMMENT ON FUNCTION @extschema@.mf_recommend(integer, bigint[], double precision[], integer, boolean) IS
   'mf_ext: the n best items under model (a model_id) for a new user who rated item_ids with ratings (folded in, no retraining); exclude_rated leaves out those items';
@@ -374,7 +374,7 @@ CREATE FUNCTION @extschema@.mf_recommend(model text, item_ids bigint[],
                                          n integer DEFAULT 10,
                                          exclude_rated boolean DEFAULT true)
 RETURNS TABLE (item_id bigint, score double precision)
-AS 'MODULE_PATHNAME', 'mf_recommend_folded_by_name'
+AS 'MODULE_PATHNAME', 'mf_recommend_new_user_by_name'
 LANGUAGE C STABLE CALLED ON NULL INPUT PARALLEL SAFE ROWS 10;
 COMMENT ON FUNCTION @extschema@.mf_recommend(text, bigint[], double precision[], integer, boolean) IS
   'mf_ext: the n best items under the named model for a new user who rated item_ids with ratings (folded in, no retraining); exclude_rated leaves out those items';
@@ -431,14 +431,14 @@ COMMENT ON FUNCTION @extschema@.mf_similar_items(text, bigint, integer) IS
 
 CREATE FUNCTION @extschema@.mf_similar_items(model integer, item_id text, n integer DEFAULT 10)
 RETURNS TABLE (item_id text, similarity double precision)
-AS 'MODULE_PATHNAME', 'mf_similar_items'
+AS 'MODULE_PATHNAME', 'mf_similar_items_text'
 LANGUAGE C STABLE CALLED ON NULL INPUT PARALLEL SAFE ROWS 10;
 COMMENT ON FUNCTION @extschema@.mf_similar_items(integer, text, integer) IS
   'mf_ext: as mf_similar_items(integer, bigint, integer), with the items as text: the keys of a model trained on text, uuid or other non-integer ids, or integer ids written as text';
 
 CREATE FUNCTION @extschema@.mf_similar_items(model text, item_id text, n integer DEFAULT 10)
 RETURNS TABLE (item_id text, similarity double precision)
-AS 'MODULE_PATHNAME', 'mf_similar_items_by_name'
+AS 'MODULE_PATHNAME', 'mf_similar_items_text_by_name'
 LANGUAGE C STABLE CALLED ON NULL INPUT PARALLEL SAFE ROWS 10;
 COMMENT ON FUNCTION @extschema@.mf_similar_items(text, text, integer) IS
   'mf_ext: as mf_similar_items(text, bigint, integer), with the items as text: the keys of a model trained on text, uuid or other non-integer ids, or integer ids written as text';
@@ -459,14 +459,14 @@ COMMENT ON FUNCTION @extschema@.mf_similar_users(text, bigint, integer) IS
 
 CREATE FUNCTION @extschema@.mf_similar_users(model integer, user_id text, n integer DEFAULT 10)
 RETURNS TABLE (user_id text, similarity double precision)
-AS 'MODULE_PATHNAME', 'mf_similar_users'
+AS 'MODULE_PATHNAME', 'mf_similar_users_text'
 LANGUAGE C STABLE CALLED ON NULL INPUT PARALLEL SAFE ROWS 10;
 COMMENT ON FUNCTION @extschema@.mf_similar_users(integer, text, integer) IS
   'mf_ext: as mf_similar_users(integer, bigint, integer), with the users as text: the keys of a model trained on text, uuid or other non-integer ids, or integer ids written as text';
 
 CREATE FUNCTION @extschema@.mf_similar_users(model text, user_id text, n integer DEFAULT 10)
 RETURNS TABLE (user_id text, similarity double precision)
-AS 'MODULE_PATHNAME', 'mf_similar_users_by_name'
+AS 'MODULE_PATHNAME', 'mf_similar_users_text_by_name'
 LANGUAGE C STABLE CALLED ON NULL INPUT PARALLEL SAFE ROWS 10;
 COMMENT ON FUNCTION @extschema@.mf_similar_users(text, text, integer) IS
   'mf_ext: as mf_similar_users(text, bigint, integer), with the users as text: the keys of a model trained on text, uuid or other non-integer ids, or integer ids written as text';

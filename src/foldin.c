@@ -22,8 +22,8 @@ PG_FUNCTION_INFO_V1(mf_fold_in);
 PG_FUNCTION_INFO_V1(mf_fold_in_by_name);
 PG_FUNCTION_INFO_V1(mf_fold_in_keys);
 PG_FUNCTION_INFO_V1(mf_fold_in_keys_by_name);
-PG_FUNCTION_INFO_V1(mf_recommend_folded);
-PG_FUNCTION_INFO_V1(mf_recommend_folded_by_name);
+PG_FUNCTION_INFO_V1(mf_recommend_new_user);
+PG_FUNCTION_INFO_V1(mf_recommend_new_user_by_name);
 PG_FUNCTION_INFO_V1(mf_recommend_keys);
 PG_FUNCTION_INFO_V1(mf_recommend_keys_by_name);
 
@@ -289,7 +289,7 @@ FOLD_IN_ENTRY(mf_fold_in, fold_in_factors, false, false)
 FOLD_IN_ENTRY(mf_fold_in_by_name, fold_in_factors, true, false)
 FOLD_IN_ENTRY(mf_fold_in_keys, fold_in_factors, false, true)
 FOLD_IN_ENTRY(mf_fold_in_keys_by_name, fold_in_factors, true, true)
-FOLD_IN_ENTRY(mf_recommend_folded, recommend_new_user, false, false)
-FOLD_IN_ENTRY(mf_recommend_folded_by_name, recommend_new_user, true, false)
+FOLD_IN_ENTRY(mf_recommend_new_user, recommend_new_user, false, false)
+FOLD_IN_ENTRY(mf_recommend_new_user_by_name, recommend_new_user, true, false)
 FOLD_IN_ENTRY(mf_recommend_keys, recommend_new_user, false, true)
 FOLD_IN_ENTRY(mf_recommend_keys_by_name, recommend_new_user, true, true)

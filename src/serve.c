@@ -7,10 +7,10 @@
  *	  by model id and by model name, with integer ids or text ones.
  *	  Models come from the backend's cache (cache.c), scores from score.c.
  *
- *	  C entry points are named after the SQL function, with _by_name for
- *	  the forms that take the model's name and _key for those that take
- *	  ids as text (the names the install scripts of every version refer
- *	  to); mf_similar_* take either, by the declared type of the id.
+ *	  C entry points are named after the SQL function, then _text for the
+ *	  forms that take ids as text, then _by_name for the forms that take
+ *	  the model's name (compat.c keeps the names older versions' install
+ *	  scripts gave the text forms).
  *
  *-------------------------------------------------------------------------
  */
@@ -28,16 +28,20 @@
 
 PG_FUNCTION_INFO_V1(mf_predict);
 PG_FUNCTION_INFO_V1(mf_predict_by_name);
-PG_FUNCTION_INFO_V1(mf_predict_key);
-PG_FUNCTION_INFO_V1(mf_predict_key_by_name);
+PG_FUNCTION_INFO_V1(mf_predict_text);
+PG_FUNCTION_INFO_V1(mf_predict_text_by_name);
 PG_FUNCTION_INFO_V1(mf_recommend);
 PG_FUNCTION_INFO_V1(mf_recommend_by_name);
-PG_FUNCTION_INFO_V1(mf_recommend_key);
-PG_FUNCTION_INFO_V1(mf_recommend_key_by_name);
+PG_FUNCTION_INFO_V1(mf_recommend_text);
+PG_FUNCTION_INFO_V1(mf_recommend_text_by_name);
 PG_FUNCTION_INFO_V1(mf_similar_items);
 PG_FUNCTION_INFO_V1(mf_similar_items_by_name);
+PG_FUNCTION_INFO_V1(mf_similar_items_text);
+PG_FUNCTION_INFO_V1(mf_similar_items_text_by_name);
 PG_FUNCTION_INFO_V1(mf_similar_users);
 PG_FUNCTION_INFO_V1(mf_similar_users_by_name);
+PG_FUNCTION_INFO_V1(mf_similar_users_text);
+PG_FUNCTION_INFO_V1(mf_similar_users_text_by_name);
 
 MfModel *
 mf_model_argument(FunctionCallInfo fcinfo, bool by_name)
@@ -139,13 +143,13 @@ mf_predict_by_name(PG_FUNCTION_ARGS)
 }
 
 Datum
-mf_predict_key(PG_FUNCTION_ARGS)
+mf_predict_text(PG_FUNCTION_ARGS)
 {
 	return predict(fcinfo, false, true);
 }
 
 Datum
-mf_predict_key_by_name(PG_FUNCTION_ARGS)
+mf_predict_text_by_name(PG_FUNCTION_ARGS)
 {
 	return predict(fcinfo, true, true);
 }
@@ -301,13 +305,13 @@ mf_recommend_by_name(PG_FUNCTION_ARGS)
 }
 
 Datum
-mf_recommend_key(PG_FUNCTION_ARGS)
+mf_recommend_text(PG_FUNCTION_ARGS)
 {
 	return recommend(fcinfo, false, true);
 }
 
 Datum
-mf_recommend_key_by_name(PG_FUNCTION_ARGS)
+mf_recommend_text_by_name(PG_FUNCTION_ARGS)
 {
 	return recommend(fcinfo, true, true);
 }
@@ -405,12 +409,13 @@ similar(FunctionCallInfo fcinfo, MfSide side, bool by_name, bool as_text)
 }
 
 /*
- * Whether the id argument (argument 1) of this mf_similar_* form is text:
- * both forms share their C function, as in every version's install
- * script, and the declared type tells them apart.
+ * Whether the id argument of this mf_similar_* call is text.  Before
+ * ALTER EXTENSION mf_ext UPDATE to 0.5, 0.4's text forms call the bigint
+ * forms' C functions (0.4 told the forms apart at run time): their
+ * declared type tells.
  */
 static bool
-text_id_form(FunctionCallInfo fcinfo)
+declared_text_id(FunctionCallInfo fcinfo)
 {
 	Oid		   *arg_types;
 	int			n_args;
@@ -420,30 +425,54 @@ text_id_form(FunctionCallInfo fcinfo)
 }
 
 /*
- * mf_similar_items(model, item_id bigint or text, n DEFAULT 10) and
- * mf_similar_users(model, user_id, n): (id, similarity) rows, by model_id
- * or name.
+ * mf_similar_items(model, item_id, n DEFAULT 10) and mf_similar_users(model,
+ * user_id, n): (id, similarity) rows, by model_id or name, ids bigint or
+ * (_text) text.
  */
 Datum
 mf_similar_items(PG_FUNCTION_ARGS)
 {
-	return similar(fcinfo, MF_ITEMS, false, text_id_form(fcinfo));
+	return similar(fcinfo, MF_ITEMS, false, declared_text_id(fcinfo));
 }
 
 Datum
 mf_similar_items_by_name(PG_FUNCTION_ARGS)
 {
-	return similar(fcinfo, MF_ITEMS, true, text_id_form(fcinfo));
+	return similar(fcinfo, MF_ITEMS, true, declared_text_id(fcinfo));
+}
+
+Datum
+mf_similar_items_text(PG_FUNCTION_ARGS)
+{
+	return similar(fcinfo, MF_ITEMS, false, true);
+}
+
+Datum
+mf_similar_items_text_by_name(PG_FUNCTION_ARGS)
+{
+	return similar(fcinfo, MF_ITEMS, true, true);
 }
 
 Datum
 mf_similar_users(PG_FUNCTION_ARGS)
 {
-	return similar(fcinfo, MF_USERS, false, text_id_form(fcinfo));
+	return similar(fcinfo, MF_USERS, false, declared_text_id(fcinfo));
 }
 
 Datum
 mf_similar_users_by_name(PG_FUNCTION_ARGS)
 {
-	return similar(fcinfo, MF_USERS, true, text_id_form(fcinfo));
+	return similar(fcinfo, MF_USERS, true, declared_text_id(fcinfo));
+}
+
+Datum
+mf_similar_users_text(PG_FUNCTION_ARGS)
+{
+	return similar(fcinfo, MF_USERS, false, true);
+}
+
+Datum
+mf_similar_users_text_by_name(PG_FUNCTION_ARGS)
+{
+	return similar(fcinfo, MF_USERS, true, true);
 }
