@@ -517,18 +517,6 @@ mf_fit(MfAls *als, const MfFitOptions *options, const MfTestSet *validation,
 	}
 }
 
-/*
- * Solves rows of one side against the other side of a stored model, with
- * training's kernel and threads: users (their ratings' columns dense item
- * indices of factors) when users, else items against factors' users.
- * Each row starts from 0, as a new user does in training, and is solved
- * exactly (Cholesky, or the non-negative solve): a model trained with
- * solver 'cg' took only a few steps a row from the row's previous factors,
- * which a new row does not have.  Written to out (rows->n_rows x k reals
- * of factors' precision) and bias (with biases).  Fold-in and refit.
- * Returns -1, or the first row whose system could not be solved (lambda =
- * 0) or whose solution is not finite (ratings too large).
- */
 int32
 mf_als_solve_against(const MfFactors *factors, MfSide side,
 					 const MfFitOptions *options, const MfCsr *rows,
@@ -548,6 +536,7 @@ mf_als_solve_against(const MfFactors *factors, MfSide side,
 	double	   *norm;
 	int32		failed;
 
+	/* a 'cg' model took a few steps a row from its previous factors: a new row has none */
 	exact.conjugate_gradient = false;
 	mf_memory_add(&memory, mul_size(Max(longest, 1), d + 4), mul_size(mf_thread_count(), real_size));
 	mf_memory_add(&memory, rows->n_rows, real_size * d + sizeof(double));

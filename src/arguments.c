@@ -84,8 +84,9 @@ mf_arguments(FunctionCallInfo fcinfo, const char *function, int count,
 	return args;
 }
 
-bool
-mf_has_argument(const MfArguments *args, const char *name)
+/* Whether the call has an argument of that name. */
+static bool
+has_argument(const MfArguments *args, const char *name)
 {
 	return argument_position(args, name) >= 0;
 }
@@ -160,7 +161,7 @@ void
 mf_read_fit_options(const MfArguments *args, MfFitOptions *options)
 {
 #define READ(name, field, convert) \
-	if (mf_has_argument(args, name)) \
+	if (has_argument(args, name)) \
 		options->field = convert(mf_argument(args, name))
 
 	READ("k", k, DatumGetInt32);
@@ -174,7 +175,7 @@ mf_read_fit_options(const MfArguments *args, MfFitOptions *options)
 	READ("alpha", alpha, DatumGetFloat8);
 	READ("nonnegative", nonnegative, DatumGetBool);
 #undef READ
-	if (mf_has_argument(args, "feedback"))
+	if (has_argument(args, "feedback"))
 		parse_feedback(mf_text_argument(args, "feedback"),
 					   mf_text_argument(args, "solver"), options);
 }

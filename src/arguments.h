@@ -35,9 +35,6 @@ extern MfArguments mf_arguments(FunctionCallInfo fcinfo, const char *function, i
 								const char *const *nullable,
 								const char *(*null_hint) (const char *name));
 
-/* Whether the call has an argument of that name. */
-extern bool mf_has_argument(const MfArguments *args, const char *name);
-
 /* The argument name is NULL. */
 extern bool mf_argument_isnull(const MfArguments *args, const char *name);
 

@@ -116,11 +116,6 @@ mf_check_model_name(const char *model_name)
 				 errhint("Pass a shorter name, or NULL to name the model after the source relation.")));
 }
 
-/*
- * Checks, before any work, that the caller may write models: the
- * privileges the README's Privileges section grants a trainer.  function
- * names the caller in the error.
- */
 void
 mf_check_write_privileges(const MfSchema *schema, const char *function)
 {

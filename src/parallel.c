@@ -30,10 +30,6 @@
 #include "miscadmin.h"
 #include "storage/ipc.h"
 
-/*
- * Threads a parallel run uses: what mf_ext.threads asks for (0: every core
- * this backend may run on), at most as many as OpenBLAS allows callers.
- */
 int
 mf_thread_count(void)
 {

@@ -80,10 +80,6 @@ mf_row_dot(const MfFactors *f, const void *a, const void *b)
 	return f->single ? dot_single(a, b, f->k) : dot_double(a, b, f->k);
 }
 
-/*
- * The bias terms of a prediction: (mean + user bias) + item bias, added in
- * that order everywhere, so that every path to a score rounds alike.
- */
 double
 mf_user_base(const MfFactors *f, int32 user)
 {
@@ -108,10 +104,6 @@ mf_score(const MfFactors *f, int32 user, int32 item)
 	return dot + (mf_user_base(f, user) + item_bias(f, item));
 }
 
-/*
- * Floats are widened once into wide; each score then equals mf_score()
- * for a stored user exactly (dot_mixed of the widened row is dot_single).
- */
 void
 mf_score_items(const MfFactors *f, const void *u, double base, const bool *excluded,
 			   double *wide, double *scores)
@@ -119,6 +111,7 @@ mf_score_items(const MfFactors *f, const void *u, double base, const bool *exclu
 	int			k = f->k;
 	bool		widened = u != NULL && f->single;
 
+	/* floats widened once: dot_mixed of the widened row is dot_single, exactly */
 	if (widened)
 		for (int j = 0; j < k; j++)
 			wide[j] = ((const float *) u)[j];
@@ -205,11 +198,6 @@ mf_top_init(MfTop *top, int32 n, const int64 *ids, int32 *items, double *scores)
 	top->scores = scores;
 }
 
-/*
- * Offers a candidate that mf_top_admits: a bounded heap keeps the n best
- * with the worst on top, so n_items offers cost O(n_items log n) at most
- * and, once the heap is full, mostly one comparison each.
- */
 void
 mf_top_insert(MfTop *top, double score, int32 item)
 {

@@ -85,7 +85,15 @@ typedef struct MfTop
 /* Starts a selection of n into items[n] and scores[n]. */
 extern void mf_top_init(MfTop *top, int32 n, const int64 *ids, int32 *items,
 						double *scores);
+
+/*
+ * Offers a candidate that mf_top_admits: a bounded heap keeps the n best
+ * with the worst on top, so n offers cost O(n log size) at most and, once
+ * the heap is full, mostly one comparison each.
+ */
 extern void mf_top_insert(MfTop *top, double score, int32 item);
+
+/* Sorts the pairs kept, best first; returns how many. */
 extern int32 mf_top_finish(MfTop *top);
 
 /* Whether a candidate of this score may enter the selection: the hot test. */

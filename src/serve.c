@@ -51,8 +51,12 @@ mf_model_argument(FunctionCallInfo fcinfo, bool by_name)
 		: mf_cache_model_by_id(fcinfo, PG_GETARG_INT32(0));
 }
 
-void
-mf_require_integer_ids(const MfModel *model, MfSide side, const char *function)
+/*
+ * 42804 when the model identifies the side's rows by text keys: a form
+ * taking integer ids (function) cannot name them.
+ */
+static void
+require_integer_ids(const MfModel *model, MfSide side, const char *function)
 {
 	if (mf_model_keys(model, side) != NULL)
 		ereport(ERROR,
@@ -72,7 +76,7 @@ mf_require_integer_ids(const MfModel *model, MfSide side, const char *function)
 static void
 require_integer_model(const MfModel *model, const char *function)
 {
-	mf_require_integer_ids(model, model->user_keys ? MF_USERS : MF_ITEMS, function);
+	require_integer_ids(model, model->user_keys ? MF_USERS : MF_ITEMS, function);
 }
 
 int32

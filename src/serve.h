@@ -39,12 +39,6 @@ extern int32 mf_top_items(const MfSchema *schema, const MfModel *model, int32 us
 extern int32 mf_text_id_index(const MfModel *model, MfSide side, text *id);
 
 /*
- * 42804 when the model identifies the side's rows by text keys: a form
- * taking integer ids (function) cannot name them.
- */
-extern void mf_require_integer_ids(const MfModel *model, MfSide side, const char *function);
-
-/*
  * The n argument (at n_arg, followed by exclude_rated) of the mf_recommend
  * forms: neither may be NULL (22004), and n must be at least 1 (22023).
  */

@@ -132,12 +132,6 @@ mf_source_display_name(Oid relid)
 									  relname);
 }
 
-/*
- * Checks the source's columns, with the relation locked as a SELECT locks
- * it (AccessShareLock); the lock is kept until the transaction ends, so
- * that no other session can rename, swap or retype the columns between
- * this check and the read (DESIGN.md: what you checked is what you read).
- */
 void
 mf_source_validate(MfSource *source)
 {
