@@ -88,13 +88,15 @@ run_chunks(Run *run, int thread, bool backend)
 			int64		ready;
 
 			/*
-			 * No interrupt is processed inside the feeder (a FATAL there
-			 * would exit with the workers running): the check below stops
-			 * the run and joins them first.
+			 * The feeder runs SQL, the caller's too (a row-level security
+			 * policy), with interrupts processed as anywhere: an ERROR
+			 * stops and joins the workers (mf_parallel_for's PG_CATCH), a
+			 * FATAL's exit joins them before any memory goes
+			 * (join_at_exit).  Holding interrupts here would make that SQL
+			 * deaf to cancel, and an error it catches would reset the
+			 * hold count under us.
 			 */
-			HOLD_INTERRUPTS();
 			ready = run->feed(run->arg);
-			RESUME_INTERRUPTS();
 			atomic_store(&run->ready, Min(run->n, ready));
 		}
 		first = atomic_load(&run->next);
@@ -131,7 +133,9 @@ run_chunks(Run *run, int thread, bool backend)
 /*
  * The run in progress, if any, and its started workers: should the backend
  * exit (FATAL) while they run, join_at_exit stops and joins them before
- * the backend's memory goes away.
+ * the backend's memory goes away.  It is registered at the first run, after
+ * PostgreSQL's own exit callbacks, so it runs before them (they run in
+ * reverse order).
  */
 static Run *active_run = NULL;
 static Worker *active_workers = NULL;
