@@ -62,7 +62,7 @@ implicit_strengths(const MfModel *model, int32 *cols, double *vals, int32 n)
 		pairs[e].item = cols[e];
 		pairs[e].rating = vals[e];
 	}
-	qsort(pairs, n, sizeof(ItemRating), compare_item_ratings);
+	mf_sort(pairs, n, sizeof(ItemRating), compare_item_ratings);
 	for (int32 e = 0; e < n;)
 	{
 		int32		run = e;

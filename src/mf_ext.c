@@ -11,6 +11,7 @@
 #include <limits.h>
 
 #include "fmgr.h"
+#include "miscadmin.h"
 #include "utils/guc.h"
 #include "utils/memutils.h"
 
@@ -99,4 +100,58 @@ mf_seconds_since(instr_time start)
 	INSTR_TIME_SET_CURRENT(now);
 	INSTR_TIME_SUBTRACT(now, start);
 	return INSTR_TIME_GET_DOUBLE(now);
+}
+
+/* Elements per run qsort sorts at once, and merged between interrupt checks. */
+#define MF_SORT_RUN		16384
+
+/* Merges the sorted runs from[lo, mid) and from[mid, hi) into to[lo, hi). */
+static void
+merge_runs(const char *from, char *to, Size lo, Size mid, Size hi, Size size,
+		   int (*compare) (const void *, const void *))
+{
+	Size		a = lo;
+	Size		b = mid;
+
+	for (Size out = lo; out < hi; out++)
+	{
+		bool		take_a = b >= hi || (a < mid && compare(from + a * size, from + b * size) <= 0);
+
+		memcpy(to + out * size, from + (take_a ? a++ : b++) * size, size);
+		if ((out - lo) % MF_SORT_RUN == MF_SORT_RUN - 1)
+			CHECK_FOR_INTERRUPTS();
+	}
+}
+
+void
+mf_sort(void *base, Size n, Size size, int (*compare) (const void *, const void *))
+{
+	char	   *from = base;
+	char	   *to;
+
+	for (Size lo = 0; lo < n; lo += MF_SORT_RUN)
+	{
+		qsort(from + lo * size, Min(MF_SORT_RUN, n - lo), size, compare);
+		CHECK_FOR_INTERRUPTS();
+	}
+	if (n <= MF_SORT_RUN)
+		return;
+	to = mf_alloc_array(CurrentMemoryContext, n, size);
+	for (Size width = MF_SORT_RUN; width < n; width *= 2)
+	{
+		char	   *swap;
+
+		for (Size lo = 0; lo < n; lo += 2 * width)
+			merge_runs(from, to, lo, Min(lo + width, n), Min(lo + 2 * width, n), size, compare);
+		swap = from;
+		from = to;
+		to = swap;
+	}
+	if (from != base)
+	{
+		memcpy(base, from, n * size);
+		pfree(from);
+	}
+	else
+		pfree(to);
 }

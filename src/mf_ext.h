@@ -106,6 +106,15 @@ extern void mf_memory_add(MfMemory *memory, Size count, Size size);
 extern void mf_memory_check(const MfMemory *memory, const char *detail,
 							const char *hint);
 
+/*
+ * Sorts n elements of size bytes at base by compare, as qsort does, with
+ * interrupts checked as it goes (a qsort of millions cannot be cancelled):
+ * runs sorted by qsort, then merged through a buffer of n * size bytes
+ * (count it in the memory estimate).
+ */
+extern void mf_sort(void *base, Size n, Size size,
+					int (*compare) (const void *, const void *));
+
 /* Seconds from start to now. */
 extern double mf_seconds_since(instr_time start);
 

@@ -27,6 +27,8 @@
 #define MF_BUILD_BYTES_PER_RATING	40
 /* Per distinct user or item: ids, counts, map entries, remaps, row starts. */
 #define MF_BYTES_PER_ID				80
+/* Bytes of new text keys between two memory checks at the most. */
+#define MF_KEY_BYTES_PER_CHECK		(1024 * 1024)
 /* Ids below this are numbered through a direct array while reading. */
 #define MF_DIRECT_READ_IDS	(1 << 20)
 
@@ -70,6 +72,7 @@ struct MfRows
 	KeySide    *user_keys;		/* for text-keyed sides, else NULL */
 	KeySide    *item_keys;
 	Size		key_bytes;		/* bytes of the distinct keys kept */
+	Size		key_bytes_checked;	/* key_bytes at the last memory check */
 	bool		sorted;			/* rows so far in (user id, item id) order */
 	int64		last_user;
 	int64		last_item;
@@ -152,6 +155,36 @@ mf_rows_create(MemoryContext parent, bool user_keys, bool item_keys)
 	return rows;
 }
 
+/* Memory that rows of n ratings hold, beside per_rating bytes a rating. */
+static MfMemory
+rows_memory(const MfRows *rows, int64 n, Size per_rating)
+{
+	MfMemory	memory = {0};
+
+	mf_memory_add(&memory, n, per_rating);
+	mf_memory_add(&memory, (Size) rows->users.capacity + rows->items.capacity, MF_BYTES_PER_ID);
+	mf_memory_add(&memory, 1, rows->key_bytes);
+	return memory;
+}
+
+/*
+ * Raises the error for rows, with room for room rows more, and their ids
+ * and keys, beyond mf_ext.max_memory.
+ */
+static void
+check_rows_memory(MfRows *rows, int64 room)
+{
+	MfMemory	memory = rows_memory(rows, add_size(rows->n_rows, room), MF_READ_BYTES_PER_RATING);
+
+	rows->key_bytes_checked = rows->key_bytes;
+	mf_memory_check(&memory,
+					psprintf("Reading the ratings: " INT64_FORMAT " rows of %d users and %d items so far%s%s.",
+							 rows->n_rows, rows->users.n, rows->items.n,
+							 rows->key_bytes > 0 ? psprintf(", %zu bytes of text ids", rows->key_bytes / 2) : "",
+							 room > 0 ? psprintf(", and room for " INT64_FORMAT " more", room) : ""),
+					NULL);
+}
+
 int64
 mf_rows_key(MfRows *rows, MfSide side, const char *key)
 {
@@ -167,25 +200,15 @@ mf_rows_key(MfRows *rows, MfSide side, const char *key)
 			keys->capacity *= 2;
 			keys->keys = repalloc_huge(keys->keys, mul_size(keys->capacity, sizeof(char *)));
 		}
+		/* kept here, and once more, sorted, in the result: counted before it is copied */
+		rows->key_bytes = add_size(rows->key_bytes, mul_size(strlen(key) + 1, 2));
+		if (rows->key_bytes - rows->key_bytes_checked > MF_KEY_BYTES_PER_CHECK)
+			check_rows_memory(rows, 0);
 		keys->keys[keys->n] = MemoryContextStrdup(rows->cxt, key);
 		entry->key = keys->keys[keys->n];
 		entry->index = keys->n++;
-		/* kept here, and once more, sorted, in the result */
-		rows->key_bytes = add_size(rows->key_bytes, mul_size(strlen(key) + 1, 2));
 	}
 	return entry->index;
-}
-
-/* Memory that rows of n ratings hold, beside per_rating bytes a rating. */
-static MfMemory
-rows_memory(const MfRows *rows, int64 n, Size per_rating)
-{
-	MfMemory	memory = {0};
-
-	mf_memory_add(&memory, n, per_rating);
-	mf_memory_add(&memory, (Size) rows->users.capacity + rows->items.capacity, MF_BYTES_PER_ID);
-	mf_memory_add(&memory, 1, rows->key_bytes);
-	return memory;
 }
 
 void
@@ -202,13 +225,7 @@ mf_rows_add(MfRows *rows, int64 user, int64 item, double rating)
 	if (slot == 0)
 	{
 		/* a new chunk: within the memory limit, with room in the list */
-		MfMemory	memory = rows_memory(rows, add_size(rows->n_rows, MF_CHUNK_ROWS),
-										 MF_READ_BYTES_PER_RATING);
-
-		mf_memory_check(&memory,
-						psprintf("Reading the ratings: " INT64_FORMAT " rows of %d users and %d items so far, and room for %d more.",
-								 rows->n_rows, rows->users.n, rows->items.n, MF_CHUNK_ROWS),
-						NULL);
+		check_rows_memory(rows, MF_CHUNK_ROWS);
 		if (rows->n_chunks == rows->chunk_capacity)
 		{
 			rows->chunk_capacity *= 2;
@@ -251,12 +268,15 @@ sort_keys(KeySide *side, Numbering *numbering, MemoryContext cxt)
 	char	  **sorted = mf_alloc_array(cxt, side->n, sizeof(char *));
 
 	memcpy(sorted, side->keys, sizeof(char *) * side->n);
-	qsort(sorted, side->n, sizeof(char *), mf_compare_keys);
+	mf_sort(sorted, side->n, sizeof(char *), mf_compare_keys);
 	for (int32 r = 0; r < side->n; r++)
+	{
 		sorted[r] = MemoryContextStrdup(cxt, sorted[r]);
-	/* the rank of each key number: look it up among the sorted keys */
-	for (int32 r = 0; r < side->n; r++)
+		/* the rank of each key number: look it up among the sorted keys */
 		rank[mf_keymap_lookup(side->map, sorted[r])->index] = r;
+		if (r % 65536 == 65535)
+			CHECK_FOR_INTERRUPTS();
+	}
 	for (int32 a = 0; a < numbering->n; a++)
 		numbering->ids[a] = rank[numbering->ids[a]];
 	pfree(rank);
@@ -296,7 +316,7 @@ sorted_numbering(Numbering *numbering, MemoryContext cxt, int64 **sorted_ids)
 		pairs[a].id = numbering->ids[a];
 		pairs[a].index = a;
 	}
-	qsort(pairs, n, sizeof(NumberedId), compare_numbered_ids);
+	mf_sort(pairs, n, sizeof(NumberedId), compare_numbered_ids);
 	for (int32 i = 0; i < n; i++)
 	{
 		ids[i] = pairs[i].id;
@@ -442,7 +462,7 @@ compare_doubles(const void *a, const void *b)
  * Within each row (already sorted by column), orders the values of
  * duplicate entries (same column: the same pair rated twice) ascending, so
  * that not even their order depends on the scan.  Each run of one column
- * is sorted by qsort: a pair may be repeated millions of times.
+ * is sorted by mf_sort: a pair may be repeated millions of times.
  */
 static void
 csr_sort_duplicates(MfCsr *csr)
@@ -458,7 +478,7 @@ csr_sort_duplicates(MfCsr *csr)
 			while (run < csr->row_start[r + 1] && csr->col[run] == csr->col[e])
 				run++;
 			if (run - e > 1)
-				qsort(csr->val + e, run - e, sizeof(double), compare_doubles);
+				mf_sort(csr->val + e, run - e, sizeof(double), compare_doubles);
 			e = run;
 		}
 		if ((r & 1023) == 0)
