@@ -862,29 +862,23 @@ typedef struct SideLoad
 
 /* Column column of the factor row being loaded, which must not be NULL. */
 static Datum
-required_value(HeapTuple tuple, TupleDesc desc, int column, const SideLoad *load,
-			   const char *what)
+required_value(TupleTableSlot *slot, int column, const SideLoad *load, const char *what)
 {
-	bool		isnull;
-	Datum		value = SPI_getbinval(tuple, desc, column, &isnull);
-
-	if (isnull)
+	if (slot->tts_isnull[column - 1])
 		ereport(ERROR,
 				(errcode(ERRCODE_DATA_CORRUPTED),
 				 errmsg("stored %s of %s " INT64_FORMAT " in model %d is NULL",
 						what, mf_side_name(load->side), load->ids[load->n], load->row->model_id),
 				 errhint("Retrain the model with mf_train, or restore its factor rows.")));
-	return value;
+	return slot->tts_values[column - 1];
 }
 
 /* mf_spi_scan callback: appends one factor row (and bias and key). */
 static void
-load_factor_row(HeapTuple tuple, TupleDesc desc, void *arg)
+load_factor_row(TupleTableSlot *slot, void *arg)
 {
 	SideLoad   *load = arg;
 	const char *side = mf_side_name(load->side);
-	bool		isnull;
-	Datum		value;
 
 	if (load->n >= load->capacity)
 		ereport(ERROR,
@@ -892,14 +886,13 @@ load_factor_row(HeapTuple tuple, TupleDesc desc, void *arg)
 				 errmsg("model %d has more %s factor rows than its n_%ss (" INT64_FORMAT ")",
 						load->row->model_id, side, side, load->capacity),
 				 errhint("Retrain the model with mf_train.")));
-	load->ids[load->n] = DatumGetInt64(SPI_getbinval(tuple, desc, 1, &isnull));
-	value = SPI_getbinval(tuple, desc, 2, &isnull);
-	factors_from_datum(value, isnull, load->row->options.k,
+	load->ids[load->n] = DatumGetInt64(slot->tts_values[0]);
+	factors_from_datum(slot->tts_values[1], slot->tts_isnull[1], load->row->options.k,
 					   load->factors + (Size) load->n * load->row->options.k,
 					   load->side, load->ids[load->n]);
 	if (load->bias)
 	{
-		load->bias[load->n] = DatumGetFloat8(required_value(tuple, desc, 3, load, "bias"));
+		load->bias[load->n] = DatumGetFloat8(required_value(slot, 3, load, "bias"));
 		if (!isfinite(load->bias[load->n]))
 			ereport(ERROR,
 					(errcode(ERRCODE_DATA_CORRUPTED),
@@ -909,8 +902,7 @@ load_factor_row(HeapTuple tuple, TupleDesc desc, void *arg)
 	}
 	if (load->keys)
 		load->keys[load->n] = MemoryContextStrdup(load->cxt,
-												  TextDatumGetCString(required_value(tuple, desc, 4,
-																					 load, "key")));
+												  TextDatumGetCString(required_value(slot, 4, load, "key")));
 	load->n++;
 }
 
@@ -952,29 +944,24 @@ typedef struct ItemLoad
  * the stored model has none), if the item is still rated.
  */
 static void
-load_item_row(HeapTuple tuple, TupleDesc desc, void *arg)
+load_item_row(TupleTableSlot *slot, void *arg)
 {
 	ItemLoad   *load = arg;
-	bool		isnull;
-	int64		item_id = DatumGetInt64(SPI_getbinval(tuple, desc, 1, &isnull));
-	Datum		factors = SPI_getbinval(tuple, desc, 2, &isnull);
-	bool		key_isnull;
-	Datum		key = SPI_getbinval(tuple, desc, 4, &key_isnull);
+	int64		item_id = DatumGetInt64(slot->tts_values[0]);
 	int32		index;
 
 	if (load->item_keys)
-		index = key_isnull ? -1 : mf_key_find(load->item_keys, TextDatumGetCString(key));
+		index = slot->tts_isnull[3] ? -1
+			: mf_key_find(load->item_keys, TextDatumGetCString(slot->tts_values[3]));
 	else
 		index = mf_id_map_find(load->items, item_id);
 
 	if (index >= 0)
 	{
-		Datum		bias;
-
-		factors_from_datum(factors, isnull, load->k, load->values, MF_ITEMS, item_id);
-		bias = SPI_getbinval(tuple, desc, 3, &isnull);
+		factors_from_datum(slot->tts_values[1], slot->tts_isnull[1], load->k, load->values,
+						   MF_ITEMS, item_id);
 		mf_als_set_item(load->als, index, load->values,
-						isnull ? 0.0 : DatumGetFloat8(bias));
+						slot->tts_isnull[2] ? 0.0 : DatumGetFloat8(slot->tts_values[2]));
 	}
 }
 

@@ -11,9 +11,8 @@
 #include "miscadmin.h"
 #include "utils/builtins.h"
 #include "utils/lsyscache.h"
-
-/* Rows fetched per cursor batch by mf_spi_scan. */
-#define MF_SPI_BATCH_ROWS	10000
+#include "utils/memutils.h"
+#include "nodes/params.h"
 
 MfSchema
 mf_schema_of(FunctionCallInfo fcinfo)
@@ -22,9 +21,13 @@ mf_schema_of(FunctionCallInfo fcinfo)
 	char	   *name;
 
 	schema.oid = get_func_namespace(fcinfo->flinfo->fn_oid);
-	name = get_namespace_name(schema.oid);
+	name = OidIsValid(schema.oid) ? get_namespace_name(schema.oid) : NULL;
 	if (name == NULL)
-		elog(ERROR, "schema with OID %u does not exist", schema.oid);
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("the mf_ext function being called was dropped while the call waited"),
+				 errdetail("DROP EXTENSION mf_ext (or DROP SCHEMA) committed in another session."),
+				 errhint("Create the extension again if it is gone, then run the call again.")));
 	schema.quoted = quote_identifier(name);
 	return schema;
 }
@@ -51,25 +54,78 @@ mf_check_column_types(TupleDesc desc, const AttrNumber *attnums,
 	}
 }
 
+/* The receiver of mf_spi_scan's rows. */
+typedef struct ScanReceiver
+{
+	DestReceiver pub;
+	const Oid  *types;
+	int			n_columns;
+	const char *what;
+	MfRowFn		row_fn;
+	void	   *arg;
+	MemoryContext row_cxt;		/* reset after each row */
+	ErrorContextCallback *caller_context;	/* the caller's error context */
+} ScanReceiver;
+
+static void
+scan_startup(DestReceiver *self, int operation, TupleDesc desc)
+{
+	ScanReceiver *receiver = (ScanReceiver *) self;
+
+	mf_check_column_types(desc, NULL, receiver->types, receiver->n_columns, receiver->what);
+}
+
+static bool
+scan_receive(TupleTableSlot *slot, DestReceiver *self)
+{
+	ScanReceiver *receiver = (ScanReceiver *) self;
+	MemoryContext old = MemoryContextSwitchTo(receiver->row_cxt);
+	ErrorContextCallback *query_context = error_context_stack;
+
+	/* row_fn's errors are about the row, not the query: no "SQL statement" context */
+	error_context_stack = receiver->caller_context;
+	slot_getallattrs(slot);
+	receiver->row_fn(slot, receiver->arg);
+	error_context_stack = query_context;
+	MemoryContextSwitchTo(old);
+	MemoryContextReset(receiver->row_cxt);
+	return true;
+}
+
+static void
+scan_shutdown(DestReceiver *self)
+{
+}
+
+static void
+scan_destroy(DestReceiver *self)
+{
+}
+
 void
 mf_spi_scan(const char *query, int nargs, Oid *argtypes, Datum *args,
 			const Oid *types, int n_columns, const char *what,
 			MfRowFn row_fn, void *arg)
 {
-	Portal		portal = SPI_cursor_open_with_args(NULL, query, nargs, argtypes,
-												   args, NULL, true,
-												   CURSOR_OPT_NO_SCROLL);
+	/* DestTuplestore, as PL/pgSQL's receivers: not DestNone, whose rows SPI discards */
+	ScanReceiver receiver = {{scan_receive, scan_startup, scan_shutdown, scan_destroy,
+	DestTuplestore}, types, n_columns, what, row_fn, arg, NULL, error_context_stack};
+	SPIExecuteOptions options = {0};
+	ParamListInfo params = makeParamList(nargs);
 
-	mf_check_column_types(portal->tupDesc, NULL, types, n_columns, what);
-	for (;;)
+	for (int p = 0; p < nargs; p++)
 	{
-		SPI_cursor_fetch(portal, true, MF_SPI_BATCH_ROWS);
-		if (SPI_processed == 0)
-			break;
-		for (uint64 row = 0; row < SPI_processed; row++)
-			row_fn(SPI_tuptable->vals[row], SPI_tuptable->tupdesc, arg);
-		SPI_freetuptable(SPI_tuptable);
-		CHECK_FOR_INTERRUPTS();
+		params->params[p].value = args[p];
+		params->params[p].isnull = false;
+		params->params[p].pflags = PARAM_FLAG_CONST;
+		params->params[p].ptype = argtypes[p];
 	}
-	SPI_cursor_close(portal);
+	receiver.row_cxt = AllocSetContextCreate(CurrentMemoryContext, "mf_ext row",
+											 ALLOCSET_DEFAULT_SIZES);
+	options.params = params;
+	options.read_only = true;
+	options.dest = &receiver.pub;
+	if (SPI_execute_extended(query, &options) != SPI_OK_SELECT)
+		elog(ERROR, "could not read %s", what);
+	MemoryContextDelete(receiver.row_cxt);
 }

@@ -15,6 +15,7 @@
 
 #include "access/htup.h"
 #include "access/tupdesc.h"
+#include "executor/tuptable.h"
 #include "fmgr.h"
 
 /*
@@ -40,13 +41,15 @@ extern void mf_check_column_types(TupleDesc desc, const AttrNumber *attnums,
 								  const Oid *types, int n, const char *what);
 
 /*
- * Runs a read-only query (nargs parameters) through an SPI cursor and
- * calls row_fn on each row, fetching in batches and checking for
- * interrupts between them.  The query's n_columns columns must have the
- * types types[] (checked once, on the cursor's descriptor).  The caller
- * must be connected to SPI.
+ * Runs a read-only query (nargs parameters) and calls row_fn on each row
+ * as the executor produces it: no batch of rows is held, whatever their
+ * width, and interrupts are processed as the executor runs.  The query's
+ * n_columns columns must have the types types[] (checked once, on the
+ * result's descriptor).  What row_fn allocates in the current memory
+ * context lasts until the next row; what it keeps must go to a context of
+ * its own.  The caller must be connected to SPI.
  */
-typedef void (*MfRowFn) (HeapTuple tuple, TupleDesc desc, void *arg);
+typedef void (*MfRowFn) (TupleTableSlot *slot, void *arg);
 extern void mf_spi_scan(const char *query, int nargs, Oid *argtypes,
 						Datum *args, const Oid *types, int n_columns,
 						const char *what, MfRowFn row_fn, void *arg);

@@ -332,16 +332,10 @@ accept_row(ReadState *state, Datum user, bool user_null, Datum item,
 
 /* mf_spi_scan callback. */
 static void
-accept_spi_row(HeapTuple tuple, TupleDesc desc, void *arg)
+accept_spi_row(TupleTableSlot *slot, void *arg)
 {
-	bool		user_null,
-				item_null,
-				rating_null;
-	Datum		user = SPI_getbinval(tuple, desc, 1, &user_null);
-	Datum		item = SPI_getbinval(tuple, desc, 2, &item_null);
-	Datum		rating = SPI_getbinval(tuple, desc, 3, &rating_null);
-
-	accept_row(arg, user, user_null, item, item_null, rating, rating_null);
+	accept_row(arg, slot->tts_values[0], slot->tts_isnull[0], slot->tts_values[1],
+			   slot->tts_isnull[1], slot->tts_values[2], slot->tts_isnull[2]);
 }
 
 /*

@@ -1,0 +1,54 @@
+# mf_ext.max_memory bounds what a call holds, whatever the rows are like:
+# rows of huge text ids (20 MB each, 60 of them) are refused once their
+# keys exceed the limit, before they are all held (they were counted only
+# per 65,536 rows, and the rows of a view were fetched 10,000 at a time:
+# a 32 MB limit let a backend reach 2.4 GB).  The backend's peak resident
+# memory (VmHWM) is read from /proc.
+use strict;
+use warnings;
+use PostgreSQL::Test::Utils;
+use lib 'test';
+use MfTap;
+use Test::More;
+
+my $node = mf_node('memory', "mf_ext.max_memory = '32MB'");
+$node->safe_psql('postgres', 'CREATE ROLE nobody1 LOGIN');
+
+# The peak resident memory of a session's backend after running sql, in MB,
+# and the error sql gave.
+sub peak_after
+{
+	my ($sql) = @_;
+	my $session = $node->background_psql('postgres', on_error_stop => 0);
+	my $pid = $session->query_safe('SELECT pg_backend_pid()');
+	$session->query($sql);
+	my $error = $session->{stderr};
+	open(my $status, '<', "/proc/$pid/status") or die "no /proc/$pid/status: $!";
+	my ($peak) = map { /^VmHWM:\s+(\d+) kB/ ? $1 : () } <$status>;
+	close($status);
+	$session->quit;
+	return ($peak / 1024, $error);
+}
+
+my $huge_keys = q{
+	SELECT CASE WHEN g = 1 THEN 'a' ELSE repeat('x', 20000000) || g END AS user_id,
+	       g % 3 AS item_id, 1.0::float8 AS rating
+	FROM generate_series(1, 60) g};
+
+foreach my $case (
+	[ 'a view, read through SPI', "SET ROLE nobody1; CREATE TEMP VIEW bigkeys AS $huge_keys; "
+		  . "SELECT * FROM mf_cross_validate('bigkeys', ARRAY[1], ARRAY[1.0], folds := 2, biases := true)" ],
+	[ 'a table, read by a heap scan', "SET ROLE nobody1; CREATE TEMP TABLE bigkeys AS $huge_keys; "
+		  . "SELECT * FROM mf_cross_validate('bigkeys', ARRAY[1], ARRAY[1.0], folds := 2, biases := true)" ],
+	[ 'mf_train on a view', "CREATE TEMP VIEW bigkeys AS $huge_keys; "
+		  . "SELECT mf_train('bigkeys', k := 1)" ])
+{
+	my ($what, $sql) = @$case;
+	my ($peak, $error) = peak_after($sql);
+	like($error, qr/more than mf_ext.max_memory \(32 MB\)/, "$what: refused for max_memory");
+	diag(sprintf('%s: peak resident memory %.0f MB', $what, $peak));
+	cmp_ok($peak, '<', 400, "$what: the backend stayed far below the 1.2 GB of keys");
+}
+
+$node->stop;
+done_testing();
