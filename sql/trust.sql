@@ -182,6 +182,24 @@ UPDATE mf_models SET lambda = 1, version = nextval('mf_model_version_seq') WHERE
 UPDATE mf_item_factors SET factors = ARRAY[1, 'NaN'::float8] WHERE model_id = :edited AND item_id = 2;
 UPDATE mf_models SET version = nextval('mf_model_version_seq') WHERE model_id = :edited;
 SELECT mf_predict(:edited, 1, 1);
+-- NULL where training always writes a value (the owner dropped NOT NULL):
+-- an error naming the column, for serving, evaluation and refits alike
+-- (a NULL user_col crashed mf_evaluate and refits).
+UPDATE mf_item_factors SET factors = ARRAY[1, 2] WHERE model_id = :edited AND item_id = 2;
+ALTER TABLE mf_models ALTER user_col DROP NOT NULL, ALTER source DROP NOT NULL,
+                      ALTER lambda DROP NOT NULL;
+UPDATE mf_models SET user_col = NULL, version = nextval('mf_model_version_seq') WHERE model_id = :edited;
+SELECT error_of(format('SELECT * FROM mf_evaluate(%s, %L)', :edited, 'small'));
+SELECT error_of(format('SELECT mf_refit_users(%s, %L)', :edited, 'small'));
+UPDATE mf_models SET user_col = 'user_id', source = NULL WHERE model_id = :edited;
+SELECT error_of(format('SELECT mf_refit_items(%s)', :edited));
+UPDATE mf_models SET source = 'trust.small', lambda = NULL,
+                     version = nextval('mf_model_version_seq') WHERE model_id = :edited;
+SELECT error_of(format('SELECT mf_predict(%s, 1, 1)', :edited));
+UPDATE mf_models SET lambda = 1, version = nextval('mf_model_version_seq') WHERE model_id = :edited;
+ALTER TABLE mf_models ALTER user_col SET NOT NULL, ALTER source SET NOT NULL,
+                      ALTER lambda SET NOT NULL;
+SELECT mf_predict(:edited, 1, 1) IS NOT NULL AS served_again;
 
 -- 6. A double-precision model folds in and refits in double precision,
 -- also with k = 0 (whose no factors are all floats): a new user's bias is
@@ -197,8 +215,9 @@ SELECT abs((mf_fold_in(:biases_double, ARRAY[1, 2, 3], ARRAY[5, 1, 4]))[1]
 FROM (SELECT) one;
 
 -- 7. A double-precision model whose scores are beyond float's range
--- (ratings of 1e45) gets from mf_recommend_all exactly mf_recommend's
--- lists: its candidates are taken from products in double.
+-- (ratings of 1e45), or below it (1e-45), gets from mf_recommend_all
+-- exactly mf_recommend's lists: the float products are of factors scaled
+-- by powers of two (1e-45 gave 73 of 100 lists wrong).
 CREATE TABLE huge AS SELECT user_id, item_id, rating * 1e45 AS rating FROM small;
 SELECT mf_train('huge', k := 2, lambda := 1, iterations := 3, double_precision := true) AS huge \gset
 SELECT mf_recommend_all(:huge, 3, false, 'trust.huge_top') AS rows_written;
@@ -206,6 +225,13 @@ SELECT bool_and(b.items = s.items) AS batch_is_mf_recommend
 FROM (SELECT user_id, array_agg(item_id ORDER BY rank) AS items FROM huge_top GROUP BY user_id) b,
      LATERAL (SELECT array_agg(item_id ORDER BY n) AS items
               FROM mf_recommend(:huge, b.user_id, 3, false) WITH ORDINALITY AS r(item_id, score, n)) s;
+CREATE TABLE tiny_scale AS SELECT user_id, item_id, rating * 1e-45 AS rating FROM small;
+SELECT mf_train('tiny_scale', k := 2, lambda := 1e-110, iterations := 3, double_precision := true) AS tiny_scale \gset
+SELECT mf_recommend_all(:tiny_scale, 3, false, 'trust.tiny_top') AS rows_written;
+SELECT bool_and(b.items = s.items) AS batch_is_mf_recommend
+FROM (SELECT user_id, array_agg(item_id ORDER BY rank) AS items FROM tiny_top GROUP BY user_id) b,
+     LATERAL (SELECT array_agg(item_id ORDER BY n) AS items
+              FROM mf_recommend(:tiny_scale, b.user_id, 3, false) WITH ORDINALITY AS r(item_id, score, n)) s;
 
 -- 8. lambda beyond what single precision holds is refused.
 SELECT error_of($$SELECT mf_train('small', lambda := 1e31, model_name := 'lambda too large')$$);

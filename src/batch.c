@@ -4,10 +4,11 @@
  *	  mf_recommend_all(): the top n items of every user of a model, written
  *	  into a new table (user_id, rank, item_id, score).
  *
- *	  Users are taken in blocks; for a block, one matrix product (sgemm,
- *	  on float factors: prepare_products; dgemm where float products could
- *	  overflow) scores every item for every user of the block, on all
- *	  threads (parallel.c).  Each user's
+ *	  Users are taken in blocks; for a block, one matrix product (sgemm on
+ *	  float copies of the factors, each user's row and the items scaled by
+ *	  powers of two into float's range: prepare_products) scores every
+ *	  item for every user of the block, on all threads (parallel.c).  Each
+ *	  user's
  *	  n + MF_BATCH_SPARE best candidates (the items it rated left out) are
  *	  then rescored with mf_score, the scoring mf_predict and mf_recommend
  *	  use, and the best n kept: every score written is mf_predict's, and
@@ -56,15 +57,13 @@ PG_FUNCTION_INFO_V1(mf_recommend_all_by_name);
 #define MF_BATCH_BLOCK_BYTES	(1024 * 1024)
 /* Result rows handed to the table's multi-insert at a time. */
 #define MF_BATCH_INSERT_ROWS	1000
-/* Products are taken in float when all of them stay below this. */
-#define MF_BATCH_FLOAT_BOUND	1e37
 /* Users whose rated items are read per fetch. */
 #define MF_BATCH_FETCH_USERS	1000
 
 /* One thread's scratch space. */
 typedef struct BatchBuffers
 {
-	void	   *products;		/* block_users x n_items, float (or double when wide) */
+	float	   *products;		/* block_users x n_items */
 	bool	   *excluded;		/* n_items */
 	int32	   *candidates;		/* keep */
 	double	   *scores;			/* keep: product scores, then exact ones */
@@ -88,9 +87,8 @@ typedef struct BatchRun
 {
 	const MfBlas *blas;
 	const MfFactors *f;
-	bool		wide;			/* products in double: floats could overflow */
-	const void *users;			/* n_users x width: factors, then 1 with biases */
-	const void *items;			/* n_items x width: factors, then the item bias */
+	const float *users;			/* n_users x width: factors, then 1 with biases */
+	const float *items;			/* n_items x width: factors, then the item bias */
 	int			width;			/* k, or k + 1 with biases */
 	const int64 *item_ids;
 	int32		n;				/* items per user to keep */
@@ -150,17 +148,11 @@ recommend_blocks(void *arg, int thread, int64 first, int64 last)
 		int32		u0 = (int32) (block * run->block_users);
 		int32		count = Min(run->block_users, f->n_users - u0);
 
-		/* products[j * n_items + i] = u_(u0 + j) . v_i (+ b_i) */
-		if (run->wide)
-			run->blas->dgemm(CblasColMajor, CblasTrans, CblasNoTrans, f->n_items, count,
-							 run->width, 1, run->items, run->width,
-							 (const double *) run->users + (Size) u0 * run->width, run->width,
-							 0, b->products, f->n_items);
-		else
-			run->blas->sgemm(CblasColMajor, CblasTrans, CblasNoTrans, f->n_items, count,
-							 run->width, 1, run->items, run->width,
-							 (const float *) run->users + (Size) u0 * run->width, run->width,
-							 0, b->products, f->n_items);
+		/* products[j * n_items + i] = u_(u0 + j) . v_i (+ b_i), each scaled */
+		run->blas->sgemm(CblasColMajor, CblasTrans, CblasNoTrans, f->n_items, count,
+						 run->width, 1, run->items, run->width,
+						 run->users + (Size) u0 * run->width, run->width,
+						 0, b->products, f->n_items);
 
 		for (int32 j = 0; j < count; j++)
 		{
@@ -173,9 +165,7 @@ recommend_blocks(void *arg, int thread, int64 first, int64 last)
 			for (int32 e = 0; e < n_rated; e++)
 				b->excluded[rated[e]] = true;
 			mf_top_init(&top, run->keep, run->item_ids, b->candidates, b->scores);
-			mf_top_offer_row(&top, run->wide ? (void *) ((double *) b->products + row)
-							 : (void *) ((float *) b->products + row),
-							 !run->wide, b->excluded, f->n_items);
+			mf_top_offer_row(&top, b->products + row, true, b->excluded, f->n_items);
 			for (int32 e = 0; e < n_rated; e++)
 				b->excluded[rated[e]] = false;
 			run->found[user] = rank_candidates(run, b->candidates, top.size, user);
@@ -396,84 +386,87 @@ feed_blocks(void *arg)
 	return run->rated_cursor ? run->users_read / run->block_users : run->n_blocks;
 }
 
-/* The largest absolute value of n reals (float when single, else double). */
-static double
-largest_magnitude(const void *values, bool single, Size n)
-{
-	double		largest = 0.0;
-
-	for (Size i = 0; i < n; i++)
-		largest = Max(largest, fabs(single ? ((const float *) values)[i]
-									: ((const double *) values)[i]));
-	return largest;
-}
-
 /*
- * Whether the candidates' products must be taken in double: a bound on
- * every product, k max|u| max|v| + max|b_i|, beyond what float holds with
- * room to spare (a model trained on enormous ratings in double precision).
- */
-static bool
-products_need_double(const MfFactors *f)
-{
-	double		bound = (double) f->k *
-		largest_magnitude(f->user_factors, f->single, (Size) f->n_users * f->k) *
-		largest_magnitude(f->item_factors, f->single, (Size) f->n_items * f->k);
-
-	if (f->biases)
-		bound += largest_magnitude(f->item_bias, false, f->n_items);
-	return !(bound <= MF_BATCH_FLOAT_BOUND);
-}
-
-/*
- * Points run->users and run->items at the factors for the candidates'
- * products, float or (run->wide) double: the model's own when they are of
- * that precision and it has no biases, else copies, a column of ones
- * beside the users' and the item biases beside the items' (the user's
+ * Column j of row r of one side's operand of the products: its factors,
+ * then, with biases, 1 for a user and the bias for an item (the user's
  * bias and mu shift all of a user's scores alike, so only the items'
- * count).  The candidates are rescored exactly, so the rounding only
- * matters to which candidates are kept.
+ * count).
+ */
+static double
+operand_value(const MfFactors *f, MfSide side, Size r, int j)
+{
+	const void *rows = side == MF_USERS ? f->user_factors : f->item_factors;
+
+	if (j < f->k)
+		return f->single ? ((const float *) rows)[r * f->k + j]
+			: ((const double *) rows)[r * f->k + j];
+	return side == MF_USERS ? 1.0 : f->item_bias[r];
+}
+
+/*
+ * The power of two that brings largest to [0.5, 1) (1 for 0): scaling by
+ * it is exact, and leaves values far from float's overflow and underflow.
+ */
+static double
+unit_scale(double largest)
+{
+	int			exponent;
+
+	if (!(largest > 0.0) || !isfinite(largest))
+		return 1.0;
+	(void) frexp(largest, &exponent);
+	return ldexp(1.0, -Max(-1000, Min(1000, exponent)));
+}
+
+/* Copies side's operand as floats, times scale, or with per_row each row times its own. */
+static void
+copy_scaled(const MfFactors *f, MfSide side, int width, bool per_row, double scale, float *to)
+{
+	int32		rows = side == MF_USERS ? f->n_users : f->n_items;
+
+	for (Size r = 0; r < rows; r++)
+	{
+		double		row_scale = scale;
+
+		if (per_row)
+		{
+			double		largest = 0.0;
+
+			for (int j = 0; j < width; j++)
+				largest = Max(largest, fabs(operand_value(f, side, r, j)));
+			row_scale = unit_scale(largest);
+		}
+		for (int j = 0; j < width; j++)
+			to[r * width + j] = (float) (operand_value(f, side, r, j) * row_scale);
+		if ((r & 65535) == 65535)
+			CHECK_FOR_INTERRUPTS();
+	}
+}
+
+/*
+ * Makes run->users and run->items, the float operands of the candidates'
+ * products: each user's row scaled by a power of two of its own, the items
+ * by one for all of them.  A user's ranking does not change when its
+ * scores are multiplied by a positive number, and the scaling keeps the
+ * products in float's range whatever the model's (a double-precision model
+ * trained on ratings of 1e45 or of 1e-45).  The candidates are rescored
+ * exactly, so the rounding only matters to which candidates are kept.
  */
 static void
 prepare_products(MemoryContext cxt, const MfFactors *f, BatchRun *run)
 {
-	int			k = f->k;
-	Size		real = run->wide ? sizeof(double) : sizeof(float);
-	void	   *users;
-	void	   *items;
+	float	   *users;
+	float	   *items;
+	double		largest_item = 0.0;
 
-	run->width = f->biases ? k + 1 : k;
-	if (!f->biases && f->single != run->wide)
-	{
-		run->users = f->user_factors;
-		run->items = f->item_factors;
-		return;
-	}
-	users = mf_alloc_array(cxt, mul_size(f->n_users, run->width), real);
-	items = mf_alloc_array(cxt, mul_size(f->n_items, run->width), real);
-	for (int side = 0; side < 2; side++)
-	{
-		int32		rows = side == 0 ? f->n_users : f->n_items;
-		const void *from = side == 0 ? f->user_factors : f->item_factors;
-		void	   *to = side == 0 ? users : items;
-
-		for (Size r = 0; r < rows; r++)
-			for (int j = 0; j <= k; j++)
-			{
-				Size		at = r * run->width + j;
-				double		value;
-
-				if (j == k && !f->biases)
-					break;
-				value = j < k ? (f->single ? ((const float *) from)[r * k + j]
-								 : ((const double *) from)[r * k + j])
-					: side == 0 ? 1.0 : f->item_bias[r];
-				if (run->wide)
-					((double *) to)[at] = value;
-				else
-					((float *) to)[at] = (float) value;
-			}
-	}
+	run->width = f->biases ? f->k + 1 : f->k;
+	users = mf_alloc_array(cxt, mul_size(f->n_users, run->width), sizeof(float));
+	items = mf_alloc_array(cxt, mul_size(f->n_items, run->width), sizeof(float));
+	for (Size i = 0; i < f->n_items; i++)
+		for (int j = 0; j < run->width; j++)
+			largest_item = Max(largest_item, fabs(operand_value(f, MF_ITEMS, i, j)));
+	copy_scaled(f, MF_ITEMS, run->width, false, unit_scale(largest_item), items);
+	copy_scaled(f, MF_USERS, run->width, true, 1.0, users);
 	run->users = users;
 	run->items = items;
 }
@@ -527,21 +520,19 @@ batch_create_target(FunctionCallInfo fcinfo, const MfModel *found, BatchRun *run
 }
 
 /*
- * Sizes the run (candidates, users per block, precision of the products)
- * and checks its memory against mf_ext.max_memory; returns the threads.
+ * Sizes the run (candidates, users per block) and checks its memory
+ * against mf_ext.max_memory; returns the threads.
  */
 static int
 batch_plan(BatchRun *run)
 {
 	const MfFactors *f = run->f;
 	MfMemory	memory = {0};
-	Size		real;
+	Size		real = sizeof(float);
 	int			threads = mf_thread_count();
 
 	run->n = Min(run->n, Max(f->n_items, 1));
 	run->keep = Min(run->n + MF_BATCH_SPARE, Max(f->n_items, 1));
-	run->wide = products_need_double(f);
-	real = run->wide ? sizeof(double) : sizeof(float);
 	run->block_users = (int32) Max(1, Min(f->n_users, MF_BATCH_BLOCK_BYTES / Max((Size) f->n_items * real, 1)));
 	run->n_blocks = (f->n_users + run->block_users - 1) / run->block_users;
 	/* the lists; the factors for the products; each thread's buffers */
@@ -561,7 +552,6 @@ static void
 batch_allocate(BatchRun *run, int threads, MemoryContext cxt)
 {
 	const MfFactors *f = run->f;
-	Size		real = run->wide ? sizeof(double) : sizeof(float);
 
 	run->rated = mf_alloc_array(cxt, f->n_users, sizeof(int32 *));
 	memset(run->rated, 0, sizeof(int32 *) * f->n_users);
@@ -578,7 +568,7 @@ batch_allocate(BatchRun *run, int threads, MemoryContext cxt)
 	{
 		BatchBuffers *b = &run->buffers[t];
 
-		b->products = mf_alloc_array(cxt, mul_size(run->block_users, f->n_items), real);
+		b->products = mf_alloc_array(cxt, mul_size(run->block_users, f->n_items), sizeof(float));
 		b->excluded = mf_alloc_array(cxt, f->n_items, sizeof(bool));
 		memset(b->excluded, 0, sizeof(bool) * f->n_items);
 		b->candidates = mf_alloc_array(cxt, run->keep, sizeof(int32));

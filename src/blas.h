@@ -31,10 +31,6 @@ typedef struct MfBlas
 						  blasint n, blasint k, float alpha, const float *a,
 						  blasint lda, const float *b, blasint ldb, float beta,
 						  float *c, blasint ldc);
-	void		(*dgemm) (CBLAS_ORDER, CBLAS_TRANSPOSE, CBLAS_TRANSPOSE, blasint m,
-						  blasint n, blasint k, double alpha, const double *a,
-						  blasint lda, const double *b, blasint ldb, double beta,
-						  double *c, blasint ldc);
 	/* LAPACK, Fortran ABI: the trailing size_t is the hidden string length */
 	void		(*spotrf) (const char *uplo, const int *n, float *a,
 						   const int *lda, int *info, size_t uplo_len);

@@ -108,9 +108,10 @@ typedef enum ColumnKind
 	COL_PRECISION				/* options.single, as double_precision */
 } ColumnKind;
 
-/* Read by serving (the cache), and written by training. */
+/* Read by serving (the cache), written by training, may be NULL. */
 #define SERVED		0x1
 #define WRITTEN		0x2
+#define NULLABLE	0x4
 
 /* A column of mf_models. */
 typedef struct CatalogColumn
@@ -118,7 +119,7 @@ typedef struct CatalogColumn
 	const char *name;
 	ColumnKind	kind;
 	size_t		offset;			/* of the field in MfModelRow */
-	int			use;			/* SERVED, WRITTEN */
+	int			use;			/* SERVED, WRITTEN, NULLABLE */
 	const char *missing;		/* its value in tables of versions before it */
 	int			null_unless;	/* offset of a bool: NULL unless it is set; or -1 */
 } CatalogColumn;
@@ -155,19 +156,19 @@ static const CatalogColumn columns[] = {
 	{"load_seconds", COL_FLOAT8, FIELD(load_seconds), WRITTEN, NULL, -1},
 	{"iteration_seconds", COL_HISTORY, FIELD(history.seconds), WRITTEN, NULL, -1},
 	{"biases", COL_BOOL, OPTION(biases), SERVED | WRITTEN, "false", -1},
-	{"global_mean", COL_FLOAT8, FIELD(global_mean), SERVED | WRITTEN, "NULL::float8", OPTION(biases)},
+	{"global_mean", COL_FLOAT8, FIELD(global_mean), SERVED | WRITTEN | NULLABLE, "NULL::float8", OPTION(biases)},
 	{"weighted_lambda", COL_BOOL, OPTION(weighted_lambda), SERVED | WRITTEN, "false", -1},
 	{"tolerance", COL_FLOAT8, OPTION(tolerance), WRITTEN, NULL, -1},
 	{"iterations_run", COL_INT4, FIELD(history.iterations_run), WRITTEN, NULL, -1},
 	{"train_rmse_history", COL_HISTORY, FIELD(history.train_rmse), WRITTEN, NULL, -1},
-	{"validation", COL_TEXT, FIELD(validation), WRITTEN, NULL, -1},
-	{"validation_rmse", COL_HISTORY, FIELD(history.validation_rmse), WRITTEN, NULL, -1},
+	{"validation", COL_TEXT, FIELD(validation), WRITTEN | NULLABLE, NULL, -1},
+	{"validation_rmse", COL_HISTORY, FIELD(history.validation_rmse), WRITTEN | NULLABLE, NULL, -1},
 	{"feedback", COL_FEEDBACK, OPTION(implicit), SERVED | WRITTEN, "'explicit'::text", -1},
-	{"alpha", COL_FLOAT8, OPTION(alpha), SERVED | WRITTEN, "NULL::float8", OPTION(implicit)},
+	{"alpha", COL_FLOAT8, OPTION(alpha), SERVED | WRITTEN | NULLABLE, "NULL::float8", OPTION(implicit)},
 	{"solver", COL_SOLVER, OPTION(conjugate_gradient), SERVED | WRITTEN, "'cholesky'::text", -1},
 	{"nonnegative", COL_BOOL, OPTION(nonnegative), SERVED | WRITTEN, "false", -1},
-	{"user_key_type", COL_REGTYPE, FIELD(user_key_type), SERVED | WRITTEN, "NULL::regtype", -1},
-	{"item_key_type", COL_REGTYPE, FIELD(item_key_type), SERVED | WRITTEN, "NULL::regtype", -1},
+	{"user_key_type", COL_REGTYPE, FIELD(user_key_type), SERVED | WRITTEN | NULLABLE, "NULL::regtype", -1},
+	{"item_key_type", COL_REGTYPE, FIELD(item_key_type), SERVED | WRITTEN | NULLABLE, "NULL::regtype", -1},
 };
 
 /* The SQL type of a column of kind. */
@@ -473,6 +474,8 @@ mf_catalog_read_model(const MfModelTables *tables, int32 model_id, const text *n
 		Datum		value = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc,
 										  s + 1, &isnull);
 
+		if (isnull && !(columns[served[s]].use & NULLABLE))
+			corrupt_row(&row, psprintf("Its %s is NULL.", columns[served[s]].name));
 		set_column(&columns[served[s]], &row, value, isnull);
 		if (columns[served[s]].offset == FIELD(global_mean))
 			mean_null = isnull;
@@ -506,6 +509,12 @@ mf_catalog_lock_model(const MfSchema *schema, int32 model_id)
 	tuple = SPI_tuptable->vals[0];
 	mf_check_column_types(desc, NULL, types, lengthof(types), "mf_models");
 	row.model_id = model_id;
+	for (int c = 1; c <= lengthof(types); c++)
+	{
+		(void) SPI_getbinval(tuple, desc, c, &isnull);
+		if (isnull)
+			corrupt_row(&row, psprintf("Its %s is NULL.", SPI_fname(desc, c)));
+	}
 	row.source = SPI_getvalue(tuple, desc, 1);
 	row.user_col = SPI_getvalue(tuple, desc, 2);
 	row.item_col = SPI_getvalue(tuple, desc, 3);
