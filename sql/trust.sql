@@ -103,6 +103,14 @@ INSERT INTO retracted VALUES (2, 13, -5);
 SELECT mf_train('retracted', rating_col := 'strength', feedback := 'implicit', k := 2,
                 iterations := 1);
 SELECT mf_fold_in(:logged, ARRAY[1, 1], ARRAY[2, -3]);
+-- Held-out events are read the same way: a negative sum is an error in
+-- validation and mf_evaluate too (they scored it as an interaction).
+CREATE TABLE retracted_test (user_id integer, item_id integer, strength double precision);
+INSERT INTO retracted_test VALUES (1, 1, 1), (1, 1, -5), (2, 2, 1);
+SELECT error_of(format('SELECT * FROM mf_evaluate(%s, %L)', :logged, 'retracted_test'));
+SELECT error_of($$SELECT mf_train('events', rating_col := 'strength', feedback := 'implicit', k := 2,
+                                  iterations := 1, validation := 'retracted_test',
+                                  model_name := 'validated on retractions')$$);
 
 -- Events that cancel out exactly (0.3 - 0.1 - 0.2 is -5.6e-17 in double)
 -- are a pair of strength 0, in training and in fold-in.

@@ -412,7 +412,7 @@ read_test_relation(FunctionCallInfo fcinfo, const MfModel *model, MemoryContext 
 	test = mf_source_read(&source, cxt);
 	SPI_finish();
 	if (implicit)
-		mf_ratings_sum_duplicates(test);	/* each held-out pair once */
+		mf_ratings_event_log(test);	/* each held-out pair once */
 	if (test->n_ratings == 0)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),

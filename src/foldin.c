@@ -48,7 +48,7 @@ compare_item_ratings(const void *a, const void *b)
 /*
  * A new user's ratings of an implicit-feedback model, as training reads an
  * event log: one entry per item, its strength the sum of the item's
- * ratings (added in ascending order, as mf_ratings_sum_duplicates adds
+ * ratings (added in ascending order, as mf_ratings_event_log adds
  * them), which must not be negative.  Returns the number of items.
  */
 static int32

@@ -525,8 +525,9 @@ csr_sum_duplicates(MfCsr *csr)
 	return kept;
 }
 
-void
-mf_ratings_sum_duplicates(MfRatings *ratings)
+/* Makes each pair one entry, its value the sum of its rows' (both sides). */
+static void
+sum_duplicates(MfRatings *ratings)
 {
 	ratings->n_ratings = csr_sum_duplicates(&ratings->by_user);
 	if (ratings->by_item.row_start != NULL)
@@ -627,15 +628,13 @@ mf_ratings_from_rows(MfRows *rows, int64 n_skipped, MemoryContext cxt)
 }
 
 void
-mf_ratings_implicit_strengths(MfRatings *ratings, double alpha)
+mf_ratings_event_log(MfRatings *ratings)
 {
 	const MfCsr *rows = &ratings->by_user;
-	double		largest = 0.0;
 
-	mf_ratings_sum_duplicates(ratings);
+	sum_duplicates(ratings);
 	for (int32 u = 0; u < rows->n_rows; u++)
 		for (int64 e = rows->row_start[u]; e < rows->row_start[u + 1]; e++)
-		{
 			if (rows->val[e] < 0)
 				ereport(ERROR,
 						(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
@@ -645,8 +644,17 @@ mf_ratings_implicit_strengths(MfRatings *ratings, double alpha)
 								rows->val[e]),
 						 errdetail("With implicit feedback a rating is the strength of an interaction (a count, a duration), the sum of the pair's rows: confidence 1 + alpha * strength."),
 						 errhint("Leave out or rescale negative ratings in a view; explicit feedback takes any ratings.")));
-			largest = Max(largest, rows->val[e]);
-		}
+}
+
+void
+mf_ratings_implicit_strengths(MfRatings *ratings, double alpha)
+{
+	const MfCsr *rows = &ratings->by_user;
+	double		largest = 0.0;
+
+	mf_ratings_event_log(ratings);
+	for (int64 e = 0; e < ratings->n_ratings; e++)
+		largest = Max(largest, rows->val[e]);
 	if (!(alpha * largest <= MF_MAX_CONFIDENCE))
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),

@@ -30,7 +30,7 @@ typedef struct MfCsr
 typedef struct MfRatings
 {
 	int64		n_ratings;		/* entries: rows read (duplicates count), or
-								 * pairs once mf_ratings_sum_duplicates ran */
+								 * pairs once mf_ratings_event_log ran */
 	int64		n_skipped;		/* rows skipped for a NULL user/item/rating */
 	int32		n_users;
 	int32		n_items;
@@ -104,16 +104,18 @@ extern MfRatings *mf_ratings_subset(const MfRatings *all, const bool *keep,
 									MemoryContext cxt);
 
 /*
- * Makes each (user, item) pair one entry whose value is the sum of its
- * rows' (implicit feedback reads an event log so), events that cancel out
- * to within rounding summing to 0; n_ratings becomes the number of pairs.
+ * Reads ratings as implicit feedback's event log: each (user, item) pair
+ * becomes one entry whose value, its strength, is the sum of its rows
+ * (events that cancel out to within rounding sum to 0); n_ratings becomes
+ * the number of pairs.  A negative strength is an error (22023).
+ * Training, refits, validation and mf_evaluate read implicit ratings so.
  */
-extern void mf_ratings_sum_duplicates(MfRatings *ratings);
+extern void mf_ratings_event_log(MfRatings *ratings);
 
 /*
- * Implicit feedback: sums each pair's rows into its strength, and raises
- * an error (22023) for a negative strength or one whose confidence
- * 1 + alpha * strength would come near overflow.
+ * mf_ratings_event_log, and an error (22023) for a strength whose
+ * confidence 1 + alpha * strength would come near overflow: what a solve
+ * needs.
  */
 extern void mf_ratings_implicit_strengths(MfRatings *ratings, double alpha);
 

@@ -110,7 +110,7 @@ read_validation(const TrainState *state)
 	mf_source_validate(&source);
 	held_out = mf_source_read(&source, state->cxt);
 	if (options->implicit)
-		mf_ratings_sum_duplicates(held_out);	/* each held-out pair once */
+		mf_ratings_event_log(held_out);	/* each held-out pair once */
 	if (held_out->n_skipped > 0)
 		ereport(NOTICE,
 				(errmsg("validation: skipped " INT64_FORMAT " rows of %s with a NULL user, item or rating",
