@@ -171,6 +171,23 @@ FROM mf_cross_validate('named', ARRAY[4], ARRAY[1], folds := 2, iterations := 5,
                        user_col := 'who', item_col := 'what', rating_col := 'stars') cv,
      mf_evaluate(:fold1, 'named_fold0') e0, mf_evaluate(:fold0, 'named_fold1') e1
 WHERE e0.metric = 'rmse' AND e1.metric = 'rmse';
+-- Integer users with text items: every id folds by its text, as
+-- mf_fold(user_id::text, item_id, ...) folds it (the integer side folded by
+-- its number matched no form of mf_fold).
+CREATE TABLE half_named AS
+SELECT substr(who, 6)::integer AS who, what, stars FROM named;
+CREATE TABLE half_fold1 AS SELECT * FROM half_named WHERE mf_fold(who::text, what, 2) = 1;
+CREATE TABLE half_fold0 AS SELECT * FROM half_named WHERE mf_fold(who::text, what, 2) = 0;
+SELECT mf_train('half_fold1', k := 4, lambda := 1, iterations := 5, biases := true,
+                user_col := 'who', item_col := 'what', rating_col := 'stars') AS half1 \gset
+SELECT mf_train('half_fold0', k := 4, lambda := 1, iterations := 5, biases := true,
+                user_col := 'who', item_col := 'what', rating_col := 'stars') AS half0 \gset
+SELECT cv.rmse_min = least(e0.value, e1.value) AND cv.rmse_max = greatest(e0.value, e1.value)
+       AS mixed_ids_fold_as_text
+FROM mf_cross_validate('half_named', ARRAY[4], ARRAY[1], folds := 2, iterations := 5, biases := true,
+                       user_col := 'who', item_col := 'what', rating_col := 'stars') cv,
+     mf_evaluate(:half1, 'half_fold0') e0, mf_evaluate(:half0, 'half_fold1') e1
+WHERE e0.metric = 'rmse' AND e1.metric = 'rmse';
 
 -- character(n) ids are keys as a cast to text gives them, without the
 -- padding: user_id::text, and the implicit cast, find them.

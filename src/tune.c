@@ -177,6 +177,31 @@ cv_init(CvState *state, FunctionCallInfo fcinfo)
 }
 
 /*
+ * The numbers one side's ids are folded by, as mf_fold folds them: with
+ * text ids on either side, every id by the hash of its text (as
+ * mf_fold(user_id::text, item_id::text, ...)), else the integers.
+ */
+static int64 *
+fold_ids(const MfRatings *all, MfSide side, MemoryContext cxt)
+{
+	int32		n = side == MF_USERS ? all->n_users : all->n_items;
+	char	   *const *keys = mf_ratings_keys(all, side);
+	const int64 *ids = mf_ratings_ids(all, side);
+	bool		by_text = all->user_keys != NULL || all->item_keys != NULL;
+	int64	   *fold_id = mf_alloc_array(cxt, n, sizeof(int64));
+
+	for (int32 r = 0; r < n; r++)
+	{
+		char	   *text = keys || !by_text ? NULL : psprintf(INT64_FORMAT, ids[r]);
+
+		fold_id[r] = keys ? mf_key_hash(keys[r]) : text ? mf_key_hash(text) : ids[r];
+		if (text)
+			pfree(text);
+	}
+	return fold_id;
+}
+
+/*
  * Reads the ratings and numbers each one's fold; every fold must hold
  * some ratings and leave some.
  */
@@ -185,6 +210,8 @@ cv_read(CvState *state)
 {
 	MfRatings  *all;
 	int64	   *fold_sizes = palloc0(sizeof(int64) * state->folds);
+	int64	   *user_fold_ids;
+	int64	   *item_fold_ids;
 
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
@@ -197,22 +224,15 @@ cv_read(CvState *state)
 						mf_source_display_name(state->source.relid)),
 				 errhint("Load ratings into the relation, or pass the one that holds them.")));
 	state->fold_of = mf_alloc_array(state->cxt, all->n_ratings, sizeof(uint8));
+	user_fold_ids = fold_ids(all, MF_USERS, state->cxt);
+	item_fold_ids = fold_ids(all, MF_ITEMS, state->cxt);
 	for (int32 u = 0; u < all->n_users; u++)
-	{
-		/* text ids fold by their text, as mf_fold(text, text) does */
-		int64		user = all->user_keys ? mf_key_hash(all->user_keys[u]) : all->user_ids[u];
-
 		for (int64 e = all->by_user.row_start[u]; e < all->by_user.row_start[u + 1]; e++)
 		{
-			int32		item = all->by_user.col[e];
-
-			state->fold_of[e] = (uint8) mf_fold_of(user,
-												   all->item_keys ? mf_key_hash(all->item_keys[item])
-												   : all->item_ids[item],
+			state->fold_of[e] = (uint8) mf_fold_of(user_fold_ids[u], item_fold_ids[all->by_user.col[e]],
 												   state->folds, state->seed);
 			fold_sizes[state->fold_of[e]]++;
 		}
-	}
 	for (int fold = 0; fold < state->folds; fold++)
 		if (fold_sizes[fold] == 0 || fold_sizes[fold] == all->n_ratings)
 			ereport(ERROR,
