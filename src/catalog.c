@@ -17,6 +17,7 @@
  *-------------------------------------------------------------------------
  */
 #include "catalog.h"
+#include "checks.h"
 #include "idmap.h"
 
 #include "catalog/pg_type.h"
@@ -372,20 +373,21 @@ check_select(Oid relid, const char *const *columns, int n)
 }
 
 /*
- * The OID of the extension's table name in schema, locked as a SELECT
- * locks it, until the transaction ends, so that it is not dropped or
- * altered while its rows are answered from; and with the invalidations
- * other sessions have committed (a REVOKE, a new policy) processed, so
- * that the privilege checks that follow see them.
+ * The OID of the extension's table name in schema, locked in mode (as a
+ * SELECT locks it, or as a write does) until the transaction ends, so that
+ * it is not dropped, altered or given a policy while it is read or
+ * written; and with the invalidations other sessions have committed (a
+ * REVOKE, a new policy) processed, so that the privilege checks that
+ * follow see them.
  */
 static Oid
-lock_model_table(const char *name, Oid schema)
+lock_model_table(const char *name, Oid schema, LOCKMODE mode)
 {
 	Oid			relid = get_relname_relid(name, schema);
 
 	if (OidIsValid(relid))
 	{
-		LockRelationOid(relid, AccessShareLock);
+		LockRelationOid(relid, mode);
 		/* as the lock's first taking does; a REVOKE takes no lock on the table */
 		AcceptInvalidationMessages();
 		if (get_relname_relid(name, schema) == relid)
@@ -414,9 +416,9 @@ mf_catalog_open_for_reading(const MfSchema *schema)
 	if (usage != ACLCHECK_OK)
 		aclcheck_error(usage, OBJECT_SCHEMA, get_namespace_name(schema->oid));
 	tables.schema = *schema;
-	tables.models = lock_model_table(MF_MODELS_TABLE, schema->oid);
-	tables.users = lock_model_table(MF_USER_FACTORS_TABLE, schema->oid);
-	tables.items = lock_model_table(MF_ITEM_FACTORS_TABLE, schema->oid);
+	tables.models = lock_model_table(MF_MODELS_TABLE, schema->oid, AccessShareLock);
+	tables.users = lock_model_table(MF_USER_FACTORS_TABLE, schema->oid, AccessShareLock);
+	tables.items = lock_model_table(MF_ITEM_FACTORS_TABLE, schema->oid, AccessShareLock);
 	for (int c = 0; c < lengthof(columns); c++)
 		if (columns[c].use & SERVED)
 			model_columns[n++] = columns[c].name;
@@ -754,15 +756,34 @@ insert_factor_rows(const MfSchema *schema, int32 model_id, int k, MfSide side,
 	SPI_freeplan(plan);
 }
 
+/*
+ * Locks the three model tables for writing, then checks again that the
+ * caller may write models (checks.c): the check before the work may be
+ * minutes old, and a table with the lock held can get no new policy or
+ * row-level security until the transaction ends.
+ */
+static void
+lock_for_writing(const MfSchema *schema, const char *function)
+{
+	(void) lock_model_table(MF_MODELS_TABLE, schema->oid, RowExclusiveLock);
+	(void) lock_model_table(MF_USER_FACTORS_TABLE, schema->oid, RowExclusiveLock);
+	(void) lock_model_table(MF_ITEM_FACTORS_TABLE, schema->oid, RowExclusiveLock);
+	mf_check_write_privileges(schema, function);
+}
+
 int32
 mf_catalog_store_model(const MfSchema *schema, const MfModelRow *row,
 					   const MfRatings *ratings, const MfAls *als)
 {
-	int			nest_level = internal_sql_begin();
-	int32		model_id = upsert_model_row(schema, row);
+	int			nest_level;
+	int32		model_id;
 	Oid			argtypes[1] = {INT4OID};
-	Datum		args[1] = {Int32GetDatum(model_id)};
+	Datum		args[1];
 
+	lock_for_writing(schema, "mf_train");
+	nest_level = internal_sql_begin();
+	model_id = upsert_model_row(schema, row);
+	args[0] = Int32GetDatum(model_id);
 	if (SPI_execute_with_args(psprintf("DELETE FROM %s.mf_user_factors WHERE model_id = $1",
 									   schema->quoted),
 							  1, argtypes, args, NULL, false, 0) != SPI_OK_DELETE ||
@@ -777,7 +798,8 @@ mf_catalog_store_model(const MfSchema *schema, const MfModelRow *row,
 }
 
 void
-mf_catalog_replace_rows(const MfSchema *schema, int32 model_id, MfSide side, int k,
+mf_catalog_replace_rows(const MfSchema *schema, const char *function, int32 model_id,
+						MfSide side, int k,
 						const int64 *ids, char *const *keys, int32 n,
 						const double *factors, const double *bias,
 						const int32 *rated_start, const int64 *rated)
@@ -789,8 +811,12 @@ mf_catalog_replace_rows(const MfSchema *schema, int32 model_id, MfSide side, int
 	Datum		args[2] = {Int32GetDatum(model_id),
 	PointerGetDatum(flat_array(INT8OID, ids, n))};
 	int32	   *local_start = users ? palloc(sizeof(int32) * (batch_rows + 1)) : NULL;
-	int			nest_level = internal_sql_begin();
-	SPIPlanPtr	plan = prepare_row_insert(schema, side);
+	int			nest_level;
+	SPIPlanPtr	plan;
+
+	lock_for_writing(schema, function);
+	nest_level = internal_sql_begin();
+	plan = prepare_row_insert(schema, side);
 
 	if (SPI_execute_with_args(psprintf("DELETE FROM %s.%s WHERE model_id = $1 AND %s = ANY ($2)",
 									   schema->quoted,

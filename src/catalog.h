@@ -61,7 +61,8 @@ typedef struct MfModelRow
 /*
  * Replaces (or creates) the model row->name with row (its model_id,
  * version and trained_at are set here) and the factors of als, in the
- * current transaction: the row is upserted (keeping model_id), the factor
+ * current transaction, the caller's right to write models checked again
+ * (checks.h) with the tables locked: the row is upserted (keeping model_id), the factor
  * rows deleted and written again, users with their distinct rated items.
  * Returns the model_id.
  */
@@ -128,12 +129,14 @@ extern bool mf_catalog_warm_start(const MfSchema *schema, const char *model_name
 
 /*
  * Replaces (or adds) the rows of the given ids (and text keys, or NULL) of
- * one side of model model_id, which the caller has locked (a refit):
+ * one side of model model_id, which the caller has locked (a refit by
+ * function; its right to write models checked again with the tables locked):
  * factors n x k, bias (or NULL), and for users rated_start (n + 1
  * offsets) into rated.  Then gives the model a new version, so that every
  * cache reloads it, and counts its users and items again.
  */
-extern void mf_catalog_replace_rows(const MfSchema *schema, int32 model_id, MfSide side,
+extern void mf_catalog_replace_rows(const MfSchema *schema, const char *function,
+									int32 model_id, MfSide side,
 									int k, const int64 *ids, char *const *keys, int32 n,
 									const double *factors, const double *bias,
 									const int32 *rated_start, const int64 *rated);

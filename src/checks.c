@@ -130,9 +130,16 @@ mf_check_write_privileges(const MfSchema *schema, const char *function)
 		AclMode		needed = table ? ACL_SELECT | ACL_INSERT | ACL_UPDATE | ACL_DELETE
 			: ACL_USAGE | ACL_UPDATE;
 
+		if (!OidIsValid(relid))
+			ereport(ERROR,
+					(errcode(ERRCODE_UNDEFINED_TABLE),
+					 errmsg("%s %s of mf_ext is missing from schema %s",
+							table ? "table" : "sequence", name,
+							get_namespace_name(schema->oid)),
+					 errhint("Re-create the extension: DROP EXTENSION mf_ext; CREATE EXTENSION mf_ext.")));
+
 		/* every privilege on the tables; either one (for nextval) on the sequences */
-		if (OidIsValid(relid) &&
-			(table ? pg_class_aclmask(relid, GetUserId(), needed, ACLMASK_ALL) != needed
+		if ((table ? pg_class_aclmask(relid, GetUserId(), needed, ACLMASK_ALL) != needed
 			 : pg_class_aclmask(relid, GetUserId(), needed, ACLMASK_ANY) == 0))
 			ereport(ERROR,
 					(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
@@ -145,8 +152,7 @@ mf_check_write_privileges(const MfSchema *schema, const char *function)
 		 * A model is written whole: deleting, writing and counting only the
 		 * rows a policy lets the writer see would leave the rest stale.
 		 */
-		if (OidIsValid(relid) && table &&
-			check_enable_rls(relid, InvalidOid, false) == RLS_ENABLED)
+		if (table && check_enable_rls(relid, InvalidOid, false) == RLS_ENABLED)
 			ereport(ERROR,
 					(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
 					 errmsg("row-level security on table %s applies to you, and %s writes whole models",

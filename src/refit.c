@@ -307,7 +307,7 @@ refit(FunctionCallInfo fcinfo, MfModel *found, MfSide side)
 	if (state.rows.n_rows > 0)
 	{
 		refit_solve(&state);
-		mf_catalog_replace_rows(&state.schema, state.locked.model_id, side,
+		mf_catalog_replace_rows(&state.schema, state.function, state.locked.model_id, side,
 								state.model->factors.k, state.ids, state.keys,
 								state.rows.n_rows, state.factors, state.bias,
 								state.rated_start, state.rated);

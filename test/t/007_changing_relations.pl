@@ -58,15 +58,16 @@ sub swap_rating
 	  . " ALTER VIEW $view RENAME COLUMN alt TO rating;";
 }
 
-# Runs $call in session B while session A (as $role) holds $swap
-# uncommitted; returns B's (stdout, stderr).
+# Runs $call in session B (as $caller, by default $role) while session A
+# (as $role) holds $swap uncommitted; returns B's (stdout, stderr).
 sub call_during
 {
-	my ($role, $swap, $call) = @_;
+	my ($role, $swap, $call, $caller) = @_;
+	$caller //= $role;
 	my $a = $node->background_psql('postgres');
 	$a->query_safe("SET ROLE $role; BEGIN; $swap");
 	my $b = $node->background_psql('postgres', on_error_stop => 0);
-	my $pid = $b->query_safe("SET ROLE $role; SET client_min_messages = warning; SELECT pg_backend_pid()");
+	my $pid = $b->query_safe("SET ROLE $caller; SET client_min_messages = warning; SELECT pg_backend_pid()");
 	$b->{stdout} = '';
 	$b->query_until(qr/calling/, "\\echo calling\n$call;\n");
 	ok( $node->poll_query_until('postgres',
@@ -170,6 +171,29 @@ like($err, qr/ERROR:  column \d+ read from mf_item_factors is of type text, not 
 $node->safe_psql('postgres', $swap_items);    # swap back
 like(call_now('alice', "SELECT mf_predict('m', 1, 1)"), qr/^-?[0-9.e+-]+$/,
 	'the model serves again once the columns are back');
+
+# 9. Row-level security put on a model table while a training waits for
+# its source: the writer's check before the work is minutes old by the
+# time it writes, so the write checks again, with the tables locked.
+my $model_m = call_now('alice', sprintf($factors, 'm'));
+($out, $err) = call_during('postgres',
+	'LOCK TABLE base IN ACCESS EXCLUSIVE MODE; ALTER TABLE mf_user_factors ENABLE ROW LEVEL SECURITY;'
+	  . ' CREATE POLICY only_model_m ON mf_user_factors USING (model_id = 1);',
+	"SELECT mf_train('base', k := 2, lambda := 1, iterations := 2, model_name := 'm') > 0", 'alice');
+like($err, qr/ERROR:  row-level security on table mf_user_factors applies to you, and mf_train writes whole models/,
+	'a policy created while mf_train waited: refused at the write');
+$node->safe_psql('postgres', 'DROP POLICY only_model_m ON mf_user_factors;'
+	  . ' ALTER TABLE mf_user_factors DISABLE ROW LEVEL SECURITY');
+is(call_now('alice', sprintf($factors, 'm')), $model_m, 'and model m is as it was');
+
+# 10. The extension dropped while a training waits for its source: an
+# error, not a crash (its schema was looked up from a function that no
+# longer existed).
+($out, $err) = call_during('postgres',
+	'LOCK TABLE base IN ACCESS EXCLUSIVE MODE; DROP EXTENSION mf_ext;',
+	"SELECT mf_train('base', k := 2, lambda := 1, iterations := 2, model_name := 'orphan') > 0", 'alice');
+like($err, qr/ERROR:  (table mf_models of mf_ext is missing|the mf_ext function being called was dropped|relation "[a-z.]*mf_\w+" does not exist)/,
+	'DROP EXTENSION while mf_train waited: an error');
 
 # No backend died of a signal, and the server did not restart.
 my $log = slurp_file($node->logfile);
