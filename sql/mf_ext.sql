@@ -473,33 +473,41 @@ COMMENT ON FUNCTION @extschema@.mf_similar_users(text, text, integer) IS
 
 -- Refits ----------------------------------------------------------------------
 
-CREATE FUNCTION @extschema@.mf_refit_users(model integer, source regclass DEFAULT NULL)
+CREATE FUNCTION @extschema@.mf_refit_users(model integer, source regclass DEFAULT NULL,
+                                           user_col name DEFAULT NULL, item_col name DEFAULT NULL,
+                                           rating_col name DEFAULT NULL)
 RETURNS integer
 AS 'MODULE_PATHNAME', 'mf_refit_users'
 LANGUAGE C VOLATILE CALLED ON NULL INPUT PARALLEL UNSAFE;
-COMMENT ON FUNCTION @extschema@.mf_refit_users(integer, regclass) IS
-  'mf_ext: recomputes (or adds) the factors of every user with ratings in source (default: the model''s source) with the stored item factors held fixed, as training''s user half-step would; returns how many users were refitted';
+COMMENT ON FUNCTION @extschema@.mf_refit_users(integer, regclass, name, name, name) IS
+  'mf_ext: recomputes (or adds) the factors of every user with ratings in source with the stored item factors held fixed, as training''s user half-step would; returns how many users were refitted. source and the columns default to the model''s recorded ones, used only when the caller owns that relation and no other role can write mf_models';
 
-CREATE FUNCTION @extschema@.mf_refit_users(model text, source regclass DEFAULT NULL)
+CREATE FUNCTION @extschema@.mf_refit_users(model text, source regclass DEFAULT NULL,
+                                           user_col name DEFAULT NULL, item_col name DEFAULT NULL,
+                                           rating_col name DEFAULT NULL)
 RETURNS integer
 AS 'MODULE_PATHNAME', 'mf_refit_users_by_name'
 LANGUAGE C VOLATILE CALLED ON NULL INPUT PARALLEL UNSAFE;
-COMMENT ON FUNCTION @extschema@.mf_refit_users(text, regclass) IS
-  'mf_ext: recomputes (or adds) the factors of every user with ratings in source (default: the model''s source) with the stored item factors held fixed, as training''s user half-step would; returns how many users were refitted';
+COMMENT ON FUNCTION @extschema@.mf_refit_users(text, regclass, name, name, name) IS
+  'mf_ext: recomputes (or adds) the factors of every user with ratings in source with the stored item factors held fixed, as training''s user half-step would; returns how many users were refitted. source and the columns default to the model''s recorded ones, used only when the caller owns that relation and no other role can write mf_models';
 
-CREATE FUNCTION @extschema@.mf_refit_items(model integer, source regclass DEFAULT NULL)
+CREATE FUNCTION @extschema@.mf_refit_items(model integer, source regclass DEFAULT NULL,
+                                           user_col name DEFAULT NULL, item_col name DEFAULT NULL,
+                                           rating_col name DEFAULT NULL)
 RETURNS integer
 AS 'MODULE_PATHNAME', 'mf_refit_items'
 LANGUAGE C VOLATILE CALLED ON NULL INPUT PARALLEL UNSAFE;
-COMMENT ON FUNCTION @extschema@.mf_refit_items(integer, regclass) IS
-  'mf_ext: recomputes (or adds) the factors of every item with ratings in source (default: the model''s source) with the stored user factors held fixed, as training''s item half-step would; returns how many items were refitted';
+COMMENT ON FUNCTION @extschema@.mf_refit_items(integer, regclass, name, name, name) IS
+  'mf_ext: recomputes (or adds) the factors of every item with ratings in source with the stored user factors held fixed, as training''s item half-step would; returns how many items were refitted. source and the columns default to the model''s recorded ones, used only when the caller owns that relation and no other role can write mf_models';
 
-CREATE FUNCTION @extschema@.mf_refit_items(model text, source regclass DEFAULT NULL)
+CREATE FUNCTION @extschema@.mf_refit_items(model text, source regclass DEFAULT NULL,
+                                           user_col name DEFAULT NULL, item_col name DEFAULT NULL,
+                                           rating_col name DEFAULT NULL)
 RETURNS integer
 AS 'MODULE_PATHNAME', 'mf_refit_items_by_name'
 LANGUAGE C VOLATILE CALLED ON NULL INPUT PARALLEL UNSAFE;
-COMMENT ON FUNCTION @extschema@.mf_refit_items(text, regclass) IS
-  'mf_ext: recomputes (or adds) the factors of every item with ratings in source (default: the model''s source) with the stored user factors held fixed, as training''s item half-step would; returns how many items were refitted';
+COMMENT ON FUNCTION @extschema@.mf_refit_items(text, regclass, name, name, name) IS
+  'mf_ext: recomputes (or adds) the factors of every item with ratings in source with the stored user factors held fixed, as training''s item half-step would; returns how many items were refitted. source and the columns default to the model''s recorded ones, used only when the caller owns that relation and no other role can write mf_models';
 
 -- Batch top-N -----------------------------------------------------------------
 

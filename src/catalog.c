@@ -852,6 +852,31 @@ mf_catalog_replace_rows(const MfSchema *schema, const char *function, int32 mode
 	internal_sql_end(nest_level);
 }
 
+char *
+mf_catalog_other_writer(const MfSchema *schema)
+{
+	Oid			argtypes[2] = {REGCLASSOID, OIDOID};
+	Datum		args[2] = {ObjectIdGetDatum(get_relname_relid(MF_MODELS_TABLE, schema->oid)),
+	ObjectIdGetDatum(GetUserId())};
+	char	   *writer = NULL;
+	int			nest_level = internal_sql_begin();
+
+	if (SPI_execute_with_args("WITH writer AS MATERIALIZED ("
+							  "  SELECT g.oid FROM pg_catalog.pg_roles g"
+							  "  WHERE pg_catalog.has_any_column_privilege(g.oid, $1, 'INSERT, UPDATE'))"
+							  " SELECT r.rolname::pg_catalog.text FROM pg_catalog.pg_roles r"
+							  " WHERE r.rolcanlogin AND NOT r.rolsuper"
+							  "   AND NOT pg_catalog.pg_has_role(r.oid, $2, 'MEMBER')"
+							  "   AND EXISTS (SELECT FROM writer w WHERE pg_catalog.pg_has_role(r.oid, w.oid, 'MEMBER'))"
+							  " ORDER BY 1 LIMIT 1",
+							  2, argtypes, args, NULL, true, 1) != SPI_OK_SELECT)
+		elog(ERROR, "could not list the roles that may write mf_models");
+	if (SPI_processed == 1)
+		writer = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1);
+	internal_sql_end(nest_level);
+	return writer;
+}
+
 /*
  * Copies a stored factors array (double precision[] of exactly k numbers;
  * empty for k = 0) into out, or raises an error naming the user or item

@@ -128,6 +128,15 @@ extern bool mf_catalog_warm_start(const MfSchema *schema, const char *model_name
 								  MfAls *als);
 
 /*
+ * A role that can log in, other than superusers and the caller (and roles
+ * that may act as the caller), that may write mf_models (INSERT or UPDATE
+ * of any column, also through a role it can SET ROLE to), or NULL when
+ * there is none: the values in mf_models are then the caller's own (or a
+ * superuser's).
+ */
+extern char *mf_catalog_other_writer(const MfSchema *schema);
+
+/*
  * Replaces (or adds) the rows of the given ids (and text keys, or NULL) of
  * one side of model model_id, which the caller has locked (a refit by
  * function; its right to write models checked again with the tables locked):

@@ -109,25 +109,61 @@ stored_source(const char *stored, const char *function)
 }
 
 /*
- * Locks the model's row and reads the relation to refit from (argument
- * 1, or the model's source) with the model's columns.
+ * Argument arg of the call, or NULL when it is NULL or absent (0.4's
+ * definitions, before ALTER EXTENSION UPDATE, have only model and source).
+ */
+static Datum *
+given_argument(FunctionCallInfo fcinfo, int arg)
+{
+	return arg < PG_NARGS() && !PG_ARGISNULL(arg) ? &fcinfo->args[arg].value : NULL;
+}
+
+/*
+ * The model's recorded source and columns are followed only when they are
+ * the caller's: any role that may write mf_models could point them at
+ * what the caller may read (a table's secret columns), which the refit
+ * would then copy into the model tables for it to read.
+ */
+static void
+require_own_record(const RefitState *state)
+{
+	char	   *writer = mf_catalog_other_writer(&state->schema);
+
+	if (writer != NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+				 errmsg("%s follows the source and columns a model records only when no other role can write mf_models, and role %s can",
+						state->function, writer),
+				 errdetail("A role that can write mf_models can point a model's source and columns at what you may read, and the refit would copy it into the model tables."),
+				 errhint("Name them: %s(model, source := ..., user_col := ..., item_col := ..., rating_col := ...).",
+						 state->function)));
+}
+
+/*
+ * Locks the model's row and reads the relation to refit from: the
+ * arguments source, user_col, item_col and rating_col, or the ones the
+ * model records.
  */
 static void
 refit_read(RefitState *state, int32 model_id)
 {
 	FunctionCallInfo fcinfo = state->fcinfo;
 	MfSource	source = {0};
+	Datum	   *columns[3] = {given_argument(fcinfo, 2), given_argument(fcinfo, 3),
+	given_argument(fcinfo, 4)};
 
 	state->schema = mf_schema_of(fcinfo);
 	mf_check_write_privileges(&state->schema, state->function);
 	state->locked = mf_catalog_lock_model(&state->schema, model_id);
+	if (!given_argument(fcinfo, 1) || !columns[0] || !columns[1] || !columns[2])
+		require_own_record(state);
 	source.argname = "source";
-	source.fixed_columns = true;
-	source.relid = PG_ARGISNULL(1) ? stored_source(state->locked.source, state->function)
-		: PG_GETARG_OID(1);
-	source.user_col = state->locked.user_col;
-	source.item_col = state->locked.item_col;
-	source.rating_col = state->locked.rating_col;
+	source.fixed_columns = false;	/* the columns may be named */
+	source.relid = given_argument(fcinfo, 1) ? PG_GETARG_OID(1)
+		: stored_source(state->locked.source, state->function);
+	source.user_col = columns[0] ? NameStr(*DatumGetName(*columns[0])) : state->locked.user_col;
+	source.item_col = columns[1] ? NameStr(*DatumGetName(*columns[1])) : state->locked.item_col;
+	source.rating_col = columns[2] ? NameStr(*DatumGetName(*columns[2])) : state->locked.rating_col;
 	mf_source_validate(&source);
 	state->ratings = mf_source_read(&source, state->cxt);
 }
@@ -319,9 +355,11 @@ refit(FunctionCallInfo fcinfo, MfModel *found, MfSide side)
 }
 
 /*
- * mf_refit_users(model, source regclass DEFAULT NULL) -> integer, by
- * model_id or name: refits the users with ratings in source (default: the
- * model's own source, when the caller owns it).
+ * mf_refit_users(model, source regclass, user_col, item_col, rating_col
+ * name, each DEFAULT NULL) -> integer, by model_id or name: refits the
+ * users with ratings in source (default: the model's recorded source and
+ * columns, when the caller owns the relation and no other role can write
+ * mf_models).
  */
 Datum
 mf_refit_users(PG_FUNCTION_ARGS)
