@@ -216,6 +216,43 @@ refit_row_id(RefitState *state, int32 r, int64 *next_id)
 }
 
 /*
+ * Allocates the collected rows, ids (keys for a text-keyed side) and, for
+ * users, rated items, for at most every source row of the side and every
+ * rating; returns the first id a new key gets: the model's last plus one.
+ */
+static int64
+refit_allocate(RefitState *state)
+{
+	const MfModel *model = state->model;
+	MfSide		side = state->side;
+	int32		n_source = mf_ratings_side(state->ratings, side)->n_rows;
+	int64		n_ratings = state->ratings->n_ratings;
+	int64		next_id = 0;
+
+	if (mf_ratings_keys(state->ratings, side))
+	{
+		int32		n_model = side == MF_USERS ? model->factors.n_users : model->factors.n_items;
+
+		for (int32 r = 0; r < n_model; r++)
+			next_id = Max(next_id, mf_model_ids(model, side)[r] + 1);
+		state->keys = mf_alloc_array(state->cxt, n_source, sizeof(char *));
+	}
+	state->rows.row_start = mf_alloc_array(state->cxt, (Size) n_source + 1, sizeof(int64));
+	state->rows.col = mf_alloc_array(state->cxt, n_ratings, sizeof(int32));
+	state->rows.val = mf_alloc_array(state->cxt, n_ratings, sizeof(double));
+	state->ids = mf_alloc_array(state->cxt, n_source, sizeof(int64));
+	if (side == MF_USERS)
+	{
+		state->rated_start = mf_alloc_array(state->cxt, (Size) n_source + 1, sizeof(int32));
+		state->rated = mf_alloc_array(state->cxt, n_ratings, sizeof(int64));
+		state->rated_start[0] = 0;
+	}
+	state->rows.n_rows = 0;
+	state->rows.row_start[0] = 0;
+	return next_id;
+}
+
+/*
  * Collects the rows to solve: each source row of the refitted side with
  * its ratings of partners the model knows (as model indices), in rows;
  * rows left without any are dropped.  For users, each row's distinct
@@ -232,7 +269,7 @@ refit_collect(RefitState *state)
 	int32		n_other = mf_ratings_side(ratings, other)->n_rows;
 	int32	   *model_index = mf_alloc_array(state->cxt, n_other, sizeof(int32));
 	bool		users = side == MF_USERS;
-	int64		next_id = 0;
+	int64		next_id = refit_allocate(state);
 	int64		skipped = 0;
 	int64		n = 0;
 	int32		n_rated = 0;
@@ -242,25 +279,6 @@ refit_collect(RefitState *state)
 		model_index[c] = mf_model_index(users ? model->item_map : model->user_map,
 										users ? model->item_keymap : model->user_keymap,
 										ratings, other, c);
-	if (mf_ratings_keys(ratings, side))
-	{
-		/* a key the model lacks becomes a new row, numbered after the last */
-		for (int32 r = 0; r < (users ? model->factors.n_users : model->factors.n_items); r++)
-			next_id = Max(next_id, mf_model_ids(model, side)[r] + 1);
-		state->keys = mf_alloc_array(state->cxt, source_rows->n_rows, sizeof(char *));
-	}
-	rows->row_start = mf_alloc_array(state->cxt, (Size) source_rows->n_rows + 1, sizeof(int64));
-	rows->col = mf_alloc_array(state->cxt, ratings->n_ratings, sizeof(int32));
-	rows->val = mf_alloc_array(state->cxt, ratings->n_ratings, sizeof(double));
-	state->ids = mf_alloc_array(state->cxt, source_rows->n_rows, sizeof(int64));
-	if (users)
-	{
-		state->rated_start = mf_alloc_array(state->cxt, (Size) source_rows->n_rows + 1, sizeof(int32));
-		state->rated = mf_alloc_array(state->cxt, ratings->n_ratings, sizeof(int64));
-		state->rated_start[0] = 0;
-	}
-	rows->n_rows = 0;
-	rows->row_start[0] = 0;
 	for (int32 r = 0; r < source_rows->n_rows; r++)
 	{
 		int64		begin = n;
