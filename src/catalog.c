@@ -350,10 +350,20 @@ check_served_row(const MfModelRow *row, bool mean_null)
 								  options->alpha));
 }
 
+/* The error for a reader of models without the privilege serving needs. */
+static void
+deny_reading(const char *kind, const char *name)
+{
+	ereport(ERROR,
+			(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+			 errmsg("permission denied for %s %s", kind, name),
+			 errhint("Serving a model needs USAGE on the extension's schema and SELECT on mf_models, mf_user_factors and mf_item_factors: ask the extension's owner to grant them (see Privileges in the README).")));
+}
+
 /*
  * Raises the error a SELECT of columns[] of table relid would raise for
  * the current role: "permission denied" without SELECT on the table or on
- * each of the columns.
+ * each of the columns (with a hint saying what to grant).
  */
 static void
 check_select(Oid relid, const char *const *columns, int n)
@@ -368,7 +378,7 @@ check_select(Oid relid, const char *const *columns, int n)
 
 		if (attnum != InvalidAttrNumber &&
 			pg_attribute_aclcheck(relid, attnum, role, ACL_SELECT) != ACLCHECK_OK)
-			aclcheck_error(ACLCHECK_NO_PRIV, OBJECT_TABLE, get_rel_name(relid));
+			deny_reading("table", get_rel_name(relid));
 	}
 }
 
@@ -414,7 +424,7 @@ mf_catalog_open_for_reading(const MfSchema *schema)
 	AclResult	usage = pg_namespace_aclcheck(schema->oid, GetUserId(), ACL_USAGE);
 
 	if (usage != ACLCHECK_OK)
-		aclcheck_error(usage, OBJECT_SCHEMA, get_namespace_name(schema->oid));
+		deny_reading("schema", get_namespace_name(schema->oid));
 	tables.schema = *schema;
 	tables.models = lock_model_table(MF_MODELS_TABLE, schema->oid, AccessShareLock);
 	tables.users = lock_model_table(MF_USER_FACTORS_TABLE, schema->oid, AccessShareLock);
