@@ -31,6 +31,9 @@
 /* Ratings per chunk of rows handed to a thread, on average. */
 #define MF_RATINGS_PER_CHUNK	8192
 
+/* A long row is gathered and summed in parts of this many ratings, checking for a stop between. */
+#define MF_ROW_SEGMENT	65536
+
 /* Conjugate-gradient steps per row and half-step (solver 'cg'). */
 #define MF_CG_STEPS	3
 

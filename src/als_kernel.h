@@ -121,6 +121,8 @@ KERNEL(conjugate_gradient) (const HalfStep *step, const REAL *gathered,
 		double		step_size;
 		double		new_norm;
 
+		if (mf_parallel_stopping())
+			return;
 		KERNEL(apply_system) (step, gathered, weights, degree, d, lambda_r,
 							  direction, product, scratch);
 		curvature = KERNEL(dot) (direction, product, d);
@@ -164,6 +166,9 @@ KERNEL(nonnegative_least_squares) (const REAL *a, int d, int constrained,
 		double		largest_step = 0.0;
 		double		largest_value = 0.0;
 
+		if (mf_parallel_stopping())
+			return;				/* the caller sees the stop */
+
 		for (int j = 0; j < d; j++)
 		{
 			double		diagonal = a[j * d + j];
@@ -196,9 +201,10 @@ KERNEL(nonnegative_least_squares) (const REAL *a, int d, int constrained,
  * Gathers row r's entries (from begin, degree of them): the other side's
  * rows into gathered (d reals each, a 1 last for the row's own bias), the
  * right-hand side's weights into targets and, for implicit feedback,
- * c_e - 1 = alpha * strength into weights.
+ * c_e - 1 = alpha * strength into weights.  Returns false when the run
+ * asked it to stop (checked every MF_ROW_SEGMENT entries).
  */
-static void
+static bool
 KERNEL(gather_row) (const HalfStep *step, SolveBuffers *buffers, int64 begin,
 					int degree)
 {
@@ -216,6 +222,8 @@ KERNEL(gather_row) (const HalfStep *step, SolveBuffers *buffers, int64 begin,
 	{
 		int32		c = rows->col[begin + e];
 
+		if (e % MF_ROW_SEGMENT == MF_ROW_SEGMENT - 1 && mf_parallel_stopping())
+			return false;
 		memcpy(gathered + (Size) e * d, other + (Size) c * k, sizeof(REAL) * k);
 		if (other_bias)
 		{
@@ -230,13 +238,37 @@ KERNEL(gather_row) (const HalfStep *step, SolveBuffers *buffers, int64 begin,
 		else
 			targets[e] = (REAL) rows->val[begin + e];
 	}
+	return true;
+}
+
+/*
+ * x = the gathered rows times weights (degree of each): the right-hand
+ * side, in segments of MF_ROW_SEGMENT rows with a stop check between;
+ * false when stopped.
+ */
+static bool
+KERNEL(gathered_times) (const MfAls *als, const REAL *gathered, const REAL *weights,
+						int degree, REAL *x)
+{
+	const int	d = als->unknowns;
+
+	if (degree == 0)
+		memset(x, 0, sizeof(REAL) * d);
+	for (int s = 0; s < degree; s += MF_ROW_SEGMENT)
+	{
+		if (s > 0 && mf_parallel_stopping())
+			return false;
+		als->blas->GEMV(CblasColMajor, CblasNoTrans, d, Min(MF_ROW_SEGMENT, degree - s), 1,
+					   gathered + (Size) s * d, d, weights + s, 1, s > 0 ? 1 : 0, x, 1);
+	}
+	return true;
 }
 
 /*
  * A few conjugate-gradient steps on row r's system from the row's current
- * factors (and bias), into x.
+ * factors (and bias), into x; false when the run asked it to stop.
  */
-static void
+static bool
 KERNEL(solve_row_cg) (const HalfStep *step, SolveBuffers *buffers, int32 r,
 					  int degree, REAL lambda_r, REAL *x)
 {
@@ -249,18 +281,20 @@ KERNEL(solve_row_cg) (const HalfStep *step, SolveBuffers *buffers, int32 r,
 	memcpy(x, (const REAL *) step->out + (Size) r * k, sizeof(REAL) * k);
 	if (step->other_bias)
 		x[k] = (REAL) step->out_bias[r];
-	als->blas->GEMV(CblasColMajor, CblasNoTrans, d, degree, 1, buffers->gathered, d,
-				   buffers->targets, 1, 0, rhs, 1);
+	if (!KERNEL(gathered_times) (als, buffers->gathered, (const REAL *) buffers->targets, degree, rhs))
+		return false;
 	KERNEL(conjugate_gradient) (step, buffers->gathered, weights, degree, d,
 								lambda_r, rhs, x, buffers->cg, buffers->scratch);
+	return !mf_parallel_stopping();
 }
 
 /*
  * Row r's system in buffers->gram (upper triangle; G + lambda_r I + the
  * gathered rows' Gram matrix, weighted for implicit feedback) and its
- * right-hand side in x.
+ * right-hand side in x, in segments of MF_ROW_SEGMENT rows with a stop
+ * check between; false when stopped.
  */
-static void
+static bool
 KERNEL(build_system) (const HalfStep *step, SolveBuffers *buffers, int degree,
 					  REAL lambda_r, REAL *x)
 {
@@ -268,6 +302,7 @@ KERNEL(build_system) (const HalfStep *step, SolveBuffers *buffers, int degree,
 	const int	d = als->unknowns;
 	REAL	   *gathered = buffers->gathered;
 	REAL	   *gram = buffers->gram;
+	REAL	   *targets = buffers->targets;
 
 	if (step->other_gram)
 		memcpy(gram, step->other_gram, sizeof(REAL) * d * d);
@@ -275,23 +310,32 @@ KERNEL(build_system) (const HalfStep *step, SolveBuffers *buffers, int degree,
 		memset(gram, 0, sizeof(REAL) * d * d);
 	for (int j = 0; j < d; j++)
 		gram[j * d + j] += lambda_r;
-	als->blas->GEMV(CblasColMajor, CblasNoTrans, d, degree, 1, gathered, d,
-				   buffers->targets, 1, 0, x, 1);
-	if (als->factors.implicit)
+	if (!KERNEL(gathered_times) (als, gathered, targets, degree, x))
+		return false;
+	for (int s = 0; s < degree; s += MF_ROW_SEGMENT)
 	{
-		/* the Gram matrix of the observed rows takes c_e - 1 */
-		const REAL *weights = buffers->weights;
+		int			n = Min(MF_ROW_SEGMENT, degree - s);
+		REAL	   *segment = gathered + (Size) s * d;
 
-		for (int e = 0; e < degree; e++)
+		if (mf_parallel_stopping())
+			return false;
+		if (als->factors.implicit)
 		{
-			REAL		scale = (REAL) sqrt(weights[e]);
+			/* the Gram matrix of the observed rows takes c_e - 1 */
+			const REAL *weights = (const REAL *) buffers->weights + s;
 
-			for (int j = 0; j < d; j++)
-				gathered[(Size) e * d + j] *= scale;
+			for (int e = 0; e < n; e++)
+			{
+				REAL		scale = (REAL) sqrt(weights[e]);
+
+				for (int j = 0; j < d; j++)
+					segment[(Size) e * d + j] *= scale;
+			}
 		}
+		als->blas->SYRK(CblasColMajor, CblasUpper, CblasNoTrans, d, n,
+					   1, segment, d, 1, gram, d);
 	}
-	als->blas->SYRK(CblasColMajor, CblasUpper, CblasNoTrans, d, degree,
-				   1, gathered, d, 1, gram, d);
+	return true;
 }
 
 /*
@@ -381,6 +425,9 @@ KERNEL(row_loss) (const HalfStep *step, SolveBuffers *buffers, int64 begin,
 			double		score = KERNEL(dot) (x, other + (Size) rows->col[begin + e] * k, k);
 			double		confidence = 1.0 + als->alpha * rows->val[begin + e];
 
+			if (e % MF_ROW_SEGMENT == MF_ROW_SEGMENT - 1 && mf_parallel_stopping())
+				return 0.0;		/* the caller sees the stop */
+
 			unobserved -= score * score;
 			observed += confidence * (1.0 - score) * (1.0 - score);
 		}
@@ -395,8 +442,14 @@ KERNEL(row_loss) (const HalfStep *step, SolveBuffers *buffers, int64 begin,
 		REAL	   *predicted = buffers->targets;
 		double		sum = 0.0;
 
-		als->blas->GEMV(CblasColMajor, CblasTrans, d, degree, 1, buffers->gathered, d,
-					   x, 1, 0, predicted, 1);
+		for (int s = 0; s < degree; s += MF_ROW_SEGMENT)
+		{
+			if (s > 0 && mf_parallel_stopping())
+				return 0.0;		/* the caller sees the stop */
+			als->blas->GEMV(CblasColMajor, CblasTrans, d, Min(MF_ROW_SEGMENT, degree - s), 1,
+						   (const REAL *) buffers->gathered + (Size) s * d, d, x, 1, 0,
+						   predicted + s, 1);
+		}
 		for (int e = 0; e < degree; e++)
 		{
 			double		target = rows->val[begin + e];
@@ -415,10 +468,12 @@ KERNEL(row_loss) (const HalfStep *step, SolveBuffers *buffers, int64 begin,
  * Solves rows [first, last) of one half-step into step->out (and
  * out_bias).  Per row it also records lambda_r / lambda * |x|^2 in norm[r]
  * (the row's share of the penalty) and, when step->sse is set, the row's
- * data term of J (row_loss).  Returns -1, or the first row whose system
- * could not be solved.
+ * data term of J (row_loss).  Returns MF_TASK_DONE, the first row whose
+ * system could not be solved, or mf_task_stopped(r) when the run asked it
+ * to stop while it solved row r: nothing of row r is written before it
+ * is solved whole, so it can be solved again from the start.
  */
-static int32
+static int64
 KERNEL(solve_rows) (const HalfStep *step, SolveBuffers *buffers,
 					int32 first, int32 last)
 {
@@ -434,27 +489,40 @@ KERNEL(solve_rows) (const HalfStep *step, SolveBuffers *buffers,
 		double		weight = als->weighted_lambda ? degree : 1;
 		REAL		lambda_r = (REAL) (als->lambda * weight);
 		REAL	   *x = buffers->solution;
+		double		loss = 0.0;
 
-		KERNEL(gather_row) (step, buffers, begin, degree);
+		if (!KERNEL(gather_row) (step, buffers, begin, degree))
+			return mf_task_stopped(r);
 		if (als->conjugate_gradient)
-			KERNEL(solve_row_cg) (step, buffers, r, degree, lambda_r, x);
+		{
+			if (!KERNEL(solve_row_cg) (step, buffers, r, degree, lambda_r, x))
+				return mf_task_stopped(r);
+		}
 		else
 		{
-			KERNEL(build_system) (step, buffers, degree, lambda_r, x);
+			if (!KERNEL(build_system) (step, buffers, degree, lambda_r, x))
+				return mf_task_stopped(r);
 			if (!KERNEL(solve_system) (als, buffers, x))
 				return r;
+			if (mf_parallel_stopping())
+				return mf_task_stopped(r);
+		}
+		if (step->sse != NULL)
+		{
+			loss = KERNEL(row_loss) (step, buffers, begin, degree, x);
+			if (mf_parallel_stopping())
+				return mf_task_stopped(r);
 		}
 		memcpy((REAL *) step->out + (Size) r * k, x, sizeof(REAL) * k);
 		if (step->other_bias)
 			step->out_bias[r] = x[k];
 		step->norm[r] = KERNEL(dot) (x, x, d) * weight;
 		if (step->sse != NULL)
-			step->sse[r] = KERNEL(row_loss) (step, buffers, begin, degree, x);
+			step->sse[r] = loss;
 	}
-	return -1;
+	return MF_TASK_DONE;
 }
 
-/* This file is included once per precision: forget the parameters. */
 /*
  * G = V^T V of the fixed side's n rows of k factors (k x k, both
  * triangles filled): the Gram matrix implicit feedback's systems share.
@@ -470,6 +538,8 @@ KERNEL(fixed_side_gram) (const MfAls *als, const REAL *other, int32 n, REAL *gra
 		for (int i = j + 1; i < k; i++)
 			gram[j * k + i] = gram[i * k + j];
 }
+
+/* This file is included once per precision: forget the parameters. */
 
 #undef REAL
 #undef KERNEL

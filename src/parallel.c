@@ -5,15 +5,19 @@
  *	  threads: the backend's own and pthread workers.  Tasks are handed out
  *	  in order, in chunks, through an atomic counter.  Workers have every
  *	  signal blocked and never call PostgreSQL; the backend's thread,
- *	  between its chunks, watches for interrupts: on one it stops the
- *	  workers, joins them, and only then lets PostgreSQL process the
- *	  interrupt (which may throw), then carries on where the run stopped.
+ *	  between its chunks (and, through mf_parallel_stopping, inside a long
+ *	  task), watches for interrupts: on one it stops the workers, joins
+ *	  them, and only then lets PostgreSQL process the interrupt (which may
+ *	  throw), then carries on where the run stopped, running again from
+ *	  the start the tasks that stopped half-way.
  *
  *	  A run may have a feeder: a function the backend's thread calls
  *	  between its chunks, which may use PostgreSQL (read what the next
  *	  tasks need, write what finished tasks made) and says how many tasks
  *	  are ready; workers wait for tasks past that.  An error it throws
- *	  stops and joins the workers before it goes on up.
+ *	  stops and joins the workers before it goes on up.  A FATAL in it
+ *	  exits through the transaction's abort, which frees the run's memory:
+ *	  an abort callback stops and joins the workers first.
  *
  *-------------------------------------------------------------------------
  */
@@ -27,6 +31,7 @@
 #include <stdatomic.h>
 #include <unistd.h>
 
+#include "access/xact.h"
 #include "miscadmin.h"
 #include "storage/ipc.h"
 
@@ -57,6 +62,13 @@ typedef struct Run
 	atomic_llong ready;			/* tasks below this may be taken */
 	atomic_llong failed;		/* smallest failed task, or INT64_MAX */
 	atomic_bool stop;			/* set on failure or interrupt */
+	int			threads;
+	int64	   *redo_first;		/* per thread: tasks [redo_first, redo_last) */
+	int64	   *redo_last;		/* to run again (stopped half-way), or -1 */
+	struct Run *outer;			/* the run this one is nested in, or NULL */
+	SubTransactionId subxact;	/* the subtransaction it runs in */
+	struct Worker *workers;		/* its started workers, 1 .. started */
+	int			started;
 } Run;
 
 typedef struct Worker
@@ -65,6 +77,51 @@ typedef struct Worker
 	int			thread;
 	pthread_t	handle;
 } Worker;
+
+/* The run a thread is working for, and whether it is the backend's thread. */
+static __thread Run *current_run = NULL;
+static __thread bool current_is_backend = false;
+
+bool
+mf_parallel_stopping(void)
+{
+	Run		   *run = current_run;
+
+	if (run == NULL)
+		return false;
+	if (atomic_load(&run->stop))
+		return true;
+	if (current_is_backend && INTERRUPTS_PENDING_CONDITION() && INTERRUPTS_CAN_BE_PROCESSED())
+	{
+		atomic_store(&run->stop, true);
+		return true;
+	}
+	return false;
+}
+
+/*
+ * Records a task's result: a failure stops the run; a stop half-way is
+ * kept for running again.
+ */
+static void
+record_result(Run *run, int thread, int64 result, int64 last)
+{
+	if (result <= -2)
+	{
+		run->redo_first[thread] = -2 - result;
+		run->redo_last[thread] = last;
+		atomic_store(&run->stop, true);
+	}
+	else if (result >= 0)
+	{
+		long long	current = atomic_load(&run->failed);
+
+		while (result < current &&
+			   !atomic_compare_exchange_weak(&run->failed, &current, result))
+			;
+		atomic_store(&run->stop, true);
+	}
+}
 
 /*
  * Takes chunks and runs them until none is left or the run is stopped.
@@ -77,26 +134,25 @@ run_chunks(Run *run, int thread, bool backend)
 {
 	int			idle = 0;
 
+	current_run = run;
+	current_is_backend = backend;
 	while (!atomic_load(&run->stop))
 	{
 		long long	first;
 		int64		last;
-		int64		failed;
 
 		if (backend && run->feed)
 		{
-			int64		ready;
-
 			/*
 			 * The feeder runs SQL, the caller's too (a row-level security
-			 * policy), with interrupts processed as anywhere: an ERROR
-			 * stops and joins the workers (mf_parallel_for's PG_CATCH), a
-			 * FATAL's exit joins them before any memory goes
-			 * (join_at_exit).  Holding interrupts here would make that SQL
-			 * deaf to cancel, and an error it catches would reset the
-			 * hold count under us.
+			 * policy), with interrupts processed as anywhere: holding them
+			 * would make that SQL deaf to cancel, and an error it catches
+			 * would reset the hold count under us.
 			 */
-			ready = run->feed(run->arg);
+			int64		ready = run->feed(run->arg);
+
+			current_run = run;	/* a run nested in the feeder's SQL has ended */
+			current_is_backend = true;
 			atomic_store(&run->ready, Min(run->n, ready));
 		}
 		first = atomic_load(&run->next);
@@ -114,16 +170,7 @@ run_chunks(Run *run, int thread, bool backend)
 		else if (atomic_compare_exchange_weak(&run->next, &first, last))
 		{
 			idle = 0;
-			failed = run->fn(run->arg, thread, first, last);
-			if (failed >= 0)
-			{
-				long long	current = atomic_load(&run->failed);
-
-				while (failed < current &&
-					   !atomic_compare_exchange_weak(&run->failed, &current, failed))
-					;
-				atomic_store(&run->stop, true);
-			}
+			record_result(run, thread, run->fn(run->arg, thread, first, last), last);
 		}
 		if (backend && INTERRUPTS_PENDING_CONDITION() && INTERRUPTS_CAN_BE_PROCESSED())
 			atomic_store(&run->stop, true);
@@ -131,25 +178,69 @@ run_chunks(Run *run, int thread, bool backend)
 }
 
 /*
- * The run in progress, if any, and its started workers: should the backend
- * exit (FATAL) while they run, join_at_exit stops and joins them before
- * the backend's memory goes away.  It is registered at the first run, after
- * PostgreSQL's own exit callbacks, so it runs before them (they run in
- * reverse order).
+ * The innermost run in progress, if any (runs nest when a feeder's SQL
+ * starts one).  Whatever ends the backend's work while runs are in
+ * progress stops and joins their workers before the memory they use goes:
+ * the transaction's (or subtransaction's) abort, which a FATAL goes
+ * through before the exit callbacks free anything (temporary tables'
+ * cleanup aborts it too), and at the last the exit itself.
  */
 static Run *active_run = NULL;
-static Worker *active_workers = NULL;
-static int	active_started = 0;
+
+/*
+ * Joins the run's workers: after they ran out of tasks or were stopped,
+ * or (stop) stopping them first.
+ */
+static void
+join_workers(Run *run, bool stop)
+{
+	if (stop)
+		atomic_store(&run->stop, true);
+	for (int t = 1; t <= run->started; t++)
+		pthread_join(run->workers[t].handle, NULL);
+	run->started = 0;
+}
+
+/*
+ * Joins the workers of the runs that run in subtransaction subxact or in
+ * one begun inside it (every run, for InvalidSubTransactionId), innermost
+ * first, and forgets them.
+ */
+static void
+join_runs_from(SubTransactionId subxact)
+{
+	while (active_run != NULL &&
+		   (subxact == InvalidSubTransactionId || active_run->subxact >= subxact))
+	{
+		join_workers(active_run, true);
+		active_run = active_run->outer;
+	}
+	current_run = NULL;
+}
+
+static void
+join_at_abort(XactEvent event, void *arg)
+{
+	if (event == XACT_EVENT_ABORT || event == XACT_EVENT_PARALLEL_ABORT)
+		join_runs_from(InvalidSubTransactionId);
+}
+
+/*
+ * A subtransaction's abort joins the runs begun inside it, whose memory
+ * it frees; not those it was begun in (a feeder's SQL that catches an
+ * error).
+ */
+static void
+join_at_subabort(SubXactEvent event, SubTransactionId sub, SubTransactionId parent, void *arg)
+{
+	if (event == SUBXACT_EVENT_ABORT_SUB)
+		join_runs_from(sub);
+}
 
 static void
 join_at_exit(int code, Datum arg)
 {
-	if (active_run == NULL)
-		return;
-	atomic_store(&active_run->stop, true);
-	for (int t = 1; t <= active_started; t++)
-		pthread_join(active_workers[t].handle, NULL);
-	active_run = NULL;
+	join_runs_from(InvalidSubTransactionId);
 }
 
 static void *
@@ -161,79 +252,133 @@ worker_main(void *arg)
 	return NULL;
 }
 
+/* Starts the run's workers (threads - 1 of them, fewer if some fail). */
+static void
+start_workers(Run *run)
+{
+	sigset_t	all_signals,
+				saved;
+
+	/* workers inherit a mask that blocks every signal */
+	sigfillset(&all_signals);
+	pthread_sigmask(SIG_SETMASK, &all_signals, &saved);
+	run->started = 0;
+	for (int t = 1; t < run->threads; t++)
+	{
+		run->workers[t].run = run;
+		run->workers[t].thread = t;
+		if (pthread_create(&run->workers[t].handle, NULL, worker_main, &run->workers[t]) != 0)
+			break;				/* fewer threads; the work still gets done */
+		run->started = t;
+	}
+	pthread_sigmask(SIG_SETMASK, &saved, NULL);
+}
+
+/*
+ * Runs again, on the backend's thread, the tasks that stopped half-way
+ * for an interrupt now processed.  Returns false when one stops again.
+ */
+static bool
+redo_stopped(Run *run)
+{
+	for (int t = 0; t < run->threads; t++)
+	{
+		int64		first = run->redo_first[t];
+
+		if (first < 0)
+			continue;
+		run->redo_first[t] = -1;
+		record_result(run, 0, run->fn(run->arg, 0, first, run->redo_last[t]),
+					  run->redo_last[t]);
+		if (atomic_load(&run->stop))
+			return false;
+	}
+	return true;
+}
+
+/* Registers the callbacks that join workers on the way out, once. */
+static void
+register_callbacks(void)
+{
+	static bool registered = false;
+
+	if (registered)
+		return;
+	RegisterXactCallback(join_at_abort, NULL);
+	RegisterSubXactCallback(join_at_subabort, NULL);
+	before_shmem_exit(join_at_exit, (Datum) 0);
+	registered = true;
+}
+
 int64
 mf_parallel_for(int threads, int64 n, int64 chunk, MfTaskFn fn, MfFeedFn feed,
 				void *arg)
 {
-	static bool exit_callback = false;
-	Run			run;
-	Worker	   *workers = palloc0(sizeof(Worker) * Max(threads, 1));
+	Run			run = {0};
+	Run		   *outer_current = current_run;
+	bool		outer_backend = current_is_backend;
 
-	if (!exit_callback)
-	{
-		before_shmem_exit(join_at_exit, (Datum) 0);
-		exit_callback = true;
-	}
-
+	register_callbacks();
 	run.fn = fn;
 	run.feed = feed;
 	run.arg = arg;
 	run.n = n;
 	run.chunk = Max(chunk, 1);
+	run.threads = Max(threads, 1);
+	run.workers = palloc0(sizeof(Worker) * run.threads);
+	run.redo_first = palloc(sizeof(int64) * run.threads);
+	run.redo_last = palloc(sizeof(int64) * run.threads);
+	for (int t = 0; t < run.threads; t++)
+		run.redo_first[t] = -1;
 	atomic_init(&run.next, (long long) 0);
 	atomic_init(&run.ready, (long long) (feed ? 0 : n));
 	atomic_init(&run.failed, (long long) INT64_MAX);
 	atomic_init(&run.stop, false);
+	run.outer = active_run;
+	run.subxact = GetCurrentSubTransactionId();
+	active_run = &run;
 
 	for (;;)
 	{
-		sigset_t	all_signals,
-					saved;
-		int			started = 0;
-
-		/* workers inherit a mask that blocks every signal */
-		sigfillset(&all_signals);
-		pthread_sigmask(SIG_SETMASK, &all_signals, &saved);
-		for (int t = 1; t < threads; t++)
+		current_run = &run;
+		current_is_backend = true;
+		if (redo_stopped(&run))
 		{
-			workers[t].run = &run;
-			workers[t].thread = t;
-			if (pthread_create(&workers[t].handle, NULL, worker_main, &workers[t]) != 0)
-				break;			/* fewer threads; the work still gets done */
-			started = t;
+			start_workers(&run);
+			PG_TRY();
+			{
+				run_chunks(&run, 0, true);
+			}
+			PG_CATCH();
+			{
+				/* the feeder threw: the workers must be gone before it goes on */
+				join_workers(&run, true);
+				active_run = run.outer;
+				current_run = outer_current;
+				current_is_backend = outer_backend;
+				PG_RE_THROW();
+			}
+			PG_END_TRY();
+			join_workers(&run, false);
 		}
-		pthread_sigmask(SIG_SETMASK, &saved, NULL);
-		active_run = &run;
-		active_workers = workers;
-		active_started = started;
-
-		PG_TRY();
-		{
-			run_chunks(&run, 0, true);
-		}
-		PG_CATCH();
-		{
-			/* the feeder threw: the workers must be gone before it goes on */
-			atomic_store(&run.stop, true);
-			for (int t = 1; t <= started; t++)
-				pthread_join(workers[t].handle, NULL);
-			active_run = NULL;
-			PG_RE_THROW();
-		}
-		PG_END_TRY();
-		for (int t = 1; t <= started; t++)
-			pthread_join(workers[t].handle, NULL);
-		active_run = NULL;
-
 		if (atomic_load(&run.failed) != INT64_MAX)
 			break;
 		if (!atomic_load(&run.stop))
 			break;				/* all tasks done */
 
 		/* stopped for an interrupt: process it (may throw), then go on */
+		active_run = run.outer;
+		current_run = outer_current;
+		current_is_backend = outer_backend;
 		CHECK_FOR_INTERRUPTS();
+		active_run = &run;
 		atomic_store(&run.stop, false);
 	}
-	pfree(workers);
+	active_run = run.outer;
+	current_run = outer_current;
+	current_is_backend = outer_backend;
+	pfree(run.workers);
+	pfree(run.redo_first);
+	pfree(run.redo_last);
 	return atomic_load(&run.failed) == INT64_MAX ? -1 : atomic_load(&run.failed);
 }

@@ -14,17 +14,38 @@
 
 /*
  * A task function: runs tasks [first, last) on thread thread (0 .. threads
- * - 1; 0 is the backend's) and returns -1, or the index of a task that
- * failed, which stops the run.  It runs in worker threads: plain C only,
- * no PostgreSQL calls, no palloc, no elog.
+ * - 1; 0 is the backend's) and returns MF_TASK_DONE, the index of a task
+ * that failed (which stops the run), or mf_task_stopped(index) when it
+ * stopped at that task, without having written any of its results,
+ * because mf_parallel_stopping() said so: tasks [index, last) are run
+ * again, from the start, once the interrupt has been processed.  It runs
+ * in worker threads: plain C only, no PostgreSQL calls, no palloc, no
+ * elog.
  */
 typedef int64 (*MfTaskFn) (void *arg, int thread, int64 first, int64 last);
 
+#define MF_TASK_DONE	(-1)
+
+static inline int64
+mf_task_stopped(int64 index)
+{
+	return -2 - index;
+}
+
+/*
+ * Whether the running task should stop now: the run is stopping, or (on
+ * the backend's thread) an interrupt waits to be processed.  A task whose
+ * single step can take long (a row of millions of ratings) asks between
+ * parts of it.  Plain C, for any thread; false outside a run.
+ */
+extern bool mf_parallel_stopping(void);
+
 /*
  * A feeder: runs on the backend's thread between its chunks, may use
- * PostgreSQL (with interrupts held), and returns how many tasks are ready
- * (never fewer than before); tasks are taken in order and none past that.
- * It must make progress: the run waits on it.
+ * PostgreSQL (interrupts are processed as anywhere: an error stops and
+ * joins the workers first), and returns how many tasks are ready (never
+ * fewer than before); tasks are taken in order and none past that.  It
+ * must make progress: the run waits on it.
  */
 typedef int64 (*MfFeedFn) (void *arg);
 
@@ -38,7 +59,9 @@ extern int	mf_thread_count(void);
  * Runs fn over tasks [0, n) in chunks of chunk on threads threads, with
  * feed (NULL: every task is ready at once).  Returns -1 or the smallest
  * failed task.  An interrupt is processed, and an error of feed goes on
- * up, only after every worker has been joined.
+ * up, only after every worker has been joined; so is a transaction's
+ * abort on the way out of a FATAL.  Runs may nest (a feeder's SQL may
+ * start one).
  */
 extern int64 mf_parallel_for(int threads, int64 n, int64 chunk, MfTaskFn fn,
 							 MfFeedFn feed, void *arg);

@@ -135,6 +135,49 @@ foreach my $share (0.3, 0.55, 0.8)
 	cmp_ok($took, '<', $timeout_ms / 1000 + 1, 'and is back within 1 s of it');
 }
 
+# One row of millions of ratings is stopped half-way too (a row was one
+# task, and a cancel waited for it: 6-8 s late): statement_timeout at three
+# points of a training where user 1 has 3,000,000 ratings (of 2,000 items,
+# each many times), and during a fold-in of a new user's 3,000,000 ratings,
+# is back within 1 s.
+$node->safe_psql('postgres', q{
+	CREATE TABLE heavy AS
+	SELECT 1 AS user_id, 1 + g % 2000 AS item_id, 1 + g % 5 AS rating FROM generate_series(1, 3000000) g
+	UNION ALL SELECT u, 1 + (u * 7919) % 2000, 3 FROM generate_series(2, 3000) u;
+	CREATE TABLE heavy_new_user AS
+	SELECT array_agg(1 + g % 2000) AS items, array_agg((1 + g % 5)::float8) AS ratings
+	FROM generate_series(1, 3000000) g;
+});
+$trainer->query("SET statement_timeout = 0");
+$sent = time();
+$trainer->query_safe("SELECT mf_train('heavy', k := 64, lambda := 1, iterations := 2)");
+$whole = time() - $sent;
+diag(sprintf('training with a row of 3,000,000 ratings: %.1fs', $whole));
+foreach my $share (0.4, 0.6, 0.8)
+{
+	my $timeout_ms = int($whole * $share * 1000);
+	$sent = time();
+	$trainer->query("SET statement_timeout = '${timeout_ms}ms'; "
+		  . "SELECT mf_train('heavy', k := 64, lambda := 1, iterations := 2)");
+	$took = time() - $sent;
+	$trainer->query("SET statement_timeout = 0");
+	like($trainer->{stderr}, qr/canceling statement due to statement timeout/,
+		"statement_timeout of ${timeout_ms}ms stops the training with a heavy row");
+	$trainer->{stderr} = '';
+	diag(sprintf('statement_timeout %dms, a row of 3,000,000 ratings: back after %.3fs', $timeout_ms, $took));
+	cmp_ok($took, '<', $timeout_ms / 1000 + 1, 'and is back within 1 s of it');
+}
+$sent = time();
+$trainer->query("SET statement_timeout = '300ms'; "
+	  . "SELECT mf_fold_in('ratings', items, ratings) IS NOT NULL FROM heavy_new_user");
+$took = time() - $sent;
+$trainer->query("SET statement_timeout = 0");
+like($trainer->{stderr}, qr/canceling statement due to statement timeout/,
+	'statement_timeout stops a fold-in of 3,000,000 ratings');
+$trainer->{stderr} = '';
+diag(sprintf('statement_timeout 300ms, fold-in of 3,000,000 ratings: back after %.3fs', $took));
+cmp_ok($took, '<', 1.3, 'and is back within 1 s of it');
+
 # SQL that mf_recommend_all runs for the caller (here a row-level security
 # policy whose function catches an error) leaves the backend answering to
 # cancels: holding interrupts around it once let that caught error wrap

@@ -9,6 +9,7 @@ use PostgreSQL::Test::Utils;
 use lib 'test';
 use MfTap;
 use Test::More;
+use Time::HiRes qw(time);
 
 # restart_after_crash: the test framework turns it off; a production server has it on
 my $node = mf_node('crash', 'restart_after_crash = on');
@@ -57,6 +58,54 @@ foreach my $delay (0.1, 0.3, 0.6, 1.0, 1.5)
 		"terminated after ${delay}s, the backend exits");
 	$session->{run}->kill_kill;
 }
+
+# The same while the backend's thread runs the caller's SQL in the feeder
+# (a row-level security policy made slow), in a session that created a
+# temporary table after its first threaded call: the FATAL is processed
+# inside the feeder, and the exit's first step, dropping the temporary
+# table, aborts the transaction and frees the run's memory; the workers
+# must be joined before (the abort callback), or they read freed memory
+# (a worker died of SIGSEGV in sgemm, and the server restarted).
+$node->safe_psql('postgres', q{
+	CREATE FUNCTION slow_ok(m integer) RETURNS boolean LANGUAGE sql
+	AS $$ SELECT current_setting('app.slow', true) IS DISTINCT FROM 'on' OR pg_sleep(0.0002) IS NOT NULL $$;
+	CREATE ROLE slow_reader;
+	GRANT SELECT ON mf_models, mf_user_factors, mf_item_factors TO slow_reader;
+	ALTER TABLE mf_user_factors ENABLE ROW LEVEL SECURITY;
+	CREATE POLICY slow ON mf_user_factors USING (slow_ok(model_id));
+});
+my $prepare = "SET ROLE slow_reader; SET mf_ext.threads = 2;"
+  . " SELECT mf_fold_in('ratings', ARRAY[1, 2], ARRAY[4, 5]) IS NOT NULL;"
+  . " CREATE TEMP TABLE scratch (x integer); SET app.slow = 'on'";
+my $timer = $node->background_psql('postgres');
+$timer->query_safe($prepare);
+my $started = time();
+$timer->query_safe("SELECT mf_predict('ratings', 1, 1)");    # the model's load, slowed
+my $load = time() - $started;
+$started = time();
+$timer->query_safe("SELECT mf_recommend_all('ratings', 20, true, 'pg_temp.timed_top')");
+my $whole = time() - $started;
+$timer->quit;
+diag(sprintf('slowed by the policy: load %.2fs, mf_recommend_all %.2fs', $load, $whole));
+foreach my $share (0.55, 0.7, 0.85, 0.95)
+{
+	my $delay = $load + ($whole - $load) * $share;
+	my $session = $node->background_psql('postgres', on_error_stop => 0);
+	my $pid = $session->query_safe('SELECT pg_backend_pid()');
+	$session->query_safe($prepare);
+	$session->query_until(qr/started/,
+		"\\echo started\nSELECT mf_recommend_all('ratings', 20, true, 'pg_temp.slow_top');\n");
+	select(undef, undef, undef, $delay);
+	$node->safe_psql('postgres', "SELECT pg_terminate_backend($pid)");
+	ok($node->poll_query_until('postgres',
+			"SELECT count(*) = 0 FROM pg_stat_activity WHERE pid = $pid"),
+		sprintf('terminated in the feeder after %.1fs, with a temporary table, the backend exits', $delay));
+	$session->{run}->kill_kill;
+}
+$node->safe_psql('postgres', q{
+	DROP POLICY slow ON mf_user_factors;
+	ALTER TABLE mf_user_factors DISABLE ROW LEVEL SECURITY;
+});
 unlike(slurp_file($node->logfile), qr/terminated by signal/,
 	'no backend died of a signal while terminated');
 is($node->safe_psql('postgres', "SELECT to_regclass('all_items') IS NULL"), 't',
