@@ -241,6 +241,43 @@ FROM (SELECT user_id, array_agg(item_id ORDER BY rank) AS items FROM tiny_top GR
      LATERAL (SELECT array_agg(item_id ORDER BY n) AS items
               FROM mf_recommend(:tiny_scale, b.user_id, 3, false) WITH ORDINALITY AS r(item_id, score, n)) s;
 
+-- Factors of very different magnitudes within one model (edited, or items
+-- refitted from ratings of 1e60): where the float products cannot tell a
+-- user's candidates from the rest, that user is ranked from exact scores
+-- of every item (before, all lists of such models differed).
+CREATE FUNCTION trust.lists_differ(m integer, n integer) RETURNS bigint LANGUAGE plpgsql AS $$
+DECLARE
+    differing bigint;
+BEGIN
+    DROP TABLE IF EXISTS trust.batch_lists;
+    PERFORM mf_recommend_all(m, n, false, 'trust.batch_lists');
+    SELECT count(*) INTO differing
+    FROM (SELECT user_id, array_agg(item_id ORDER BY rank) AS items
+          FROM trust.batch_lists GROUP BY user_id) b
+    WHERE b.items IS DISTINCT FROM
+          (SELECT array_agg(r.item_id ORDER BY o)
+           FROM mf_recommend(m, b.user_id, n, false) WITH ORDINALITY AS r(item_id, score, o));
+    RETURN differing;
+END $$;
+CREATE TABLE spread AS SELECT u AS user_id, i AS item_id, (1 + (u * i) % 5)::float8 AS rating
+FROM generate_series(1, 50) u, generate_series(1, 200) i WHERE (u + i) % 3 = 0;
+SELECT mf_train('spread', k := 2, lambda := 1, double_precision := true, model_name := 'one huge item') AS one_huge \gset
+UPDATE mf_item_factors SET factors = ARRAY[1e50, 1e50] WHERE model_id = :one_huge AND item_id = 200;
+UPDATE mf_models SET version = nextval('mf_model_version_seq') WHERE model_id = :one_huge;
+SELECT mf_train('spread', k := 2, lambda := 1, double_precision := true, biases := true,
+                model_name := 'tiny users') AS tiny_users \gset
+UPDATE mf_models SET global_mean = 0, version = nextval('mf_model_version_seq') WHERE model_id = :tiny_users;
+UPDATE mf_item_factors SET bias = 0 WHERE model_id = :tiny_users;
+UPDATE mf_user_factors SET bias = 0, factors = ARRAY[factors[1] * 1e-50, factors[2] * 1e-50]
+WHERE model_id = :tiny_users;
+SELECT mf_train('spread', k := 4, lambda := 1, double_precision := true,
+                model_name := 'refitted huge items') AS huge_items \gset
+CREATE TABLE huge_new_items AS SELECT u AS user_id, i AS item_id, 1e60 * ((u * i) % 5 - 2) AS rating
+FROM generate_series(1, 50) u, generate_series(1001, 1010) i;
+SELECT mf_refit_items(:huge_items, 'huge_new_items', 'user_id', 'item_id', 'rating') AS refitted;
+SELECT trust.lists_differ(:one_huge, 5) AS one_huge_item, trust.lists_differ(:tiny_users, 5) AS tiny_users,
+       trust.lists_differ(:huge_items, 20) AS refitted_huge_items;
+
 -- 8. lambda beyond what single precision holds is refused.
 SELECT error_of($$SELECT mf_train('small', lambda := 1e31, model_name := 'lambda too large')$$);
 SELECT error_of($$SELECT mf_train('small', lambda := 1e29, weighted_lambda := true,

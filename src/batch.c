@@ -8,12 +8,12 @@
  *	  float copies of the factors, each user's row and the items scaled by
  *	  powers of two into float's range: prepare_products) scores every
  *	  item for every user of the block, on all threads (parallel.c).  Each
- *	  user's
- *	  n + MF_BATCH_SPARE best candidates (the items it rated left out) are
- *	  then rescored with mf_score, the scoring mf_predict and mf_recommend
- *	  use, and the best n kept: every score written is mf_predict's, and
- *	  the list differs from mf_recommend's only where the product's
- *	  rounding reorders items whose scores agree to within float precision.
+ *	  user's n + MF_BATCH_SPARE best candidates (the items it rated left
+ *	  out) are then rescored with mf_score, the scoring mf_predict and
+ *	  mf_recommend use, and the best n kept: every score written is
+ *	  mf_predict's.  When the products' rounding could hide a better item
+ *	  among those left out (candidates_certain), the user is ranked from
+ *	  exact scores of every item instead: every list is mf_recommend's.
  *
  *	  The backend's thread, between its own blocks, reads the users' rated
  *	  items in user order (a block is ranked once its users' are read) and
@@ -66,7 +66,10 @@ typedef struct BatchBuffers
 	float	   *products;		/* block_users x n_items */
 	bool	   *excluded;		/* n_items */
 	int32	   *candidates;		/* keep */
-	double	   *scores;			/* keep: product scores, then exact ones */
+	double	   *scores;			/* keep: product scores */
+	double	   *all_scores;		/* n_items: exact scores, for a user ranked exactly */
+	double	   *wide;			/* k: scratch of mf_score_items */
+	int64		exact_users;	/* users this thread ranked exactly */
 } BatchBuffers;
 
 /* Inserts result rows into the new table, a batch of tuples at a time. */
@@ -90,6 +93,9 @@ typedef struct BatchRun
 	const float *users;			/* n_users x width: factors, then 1 with biases */
 	const float *items;			/* n_items x width: factors, then the item bias */
 	int			width;			/* k, or k + 1 with biases */
+	double	   *user_scale;		/* per user: the power of two its row was scaled by */
+	double		item_scale;		/* the power of two every item was scaled by */
+	double	   *column_max;		/* width: the largest scaled item value per column */
 	const int64 *item_ids;
 	int32		n;				/* items per user to keep */
 	int32		keep;			/* candidates per user: n + spare, at most n_items */
@@ -135,6 +141,52 @@ rank_candidates(const BatchRun *run, const int32 *candidates, int32 count, int32
 	return mf_top_finish(&top);
 }
 
+/*
+ * Whether the user's best found exact scores are certainly its best n of
+ * all items: its n-th best exact score, scaled as its products were, beats
+ * by more than the products' rounding error the worst float product kept
+ * (top), which every item left out scored at most.  The error of a float
+ * product is at most (width + 3) 2^-24 sum_j |u_j| max_i |v_ij| (the
+ * operands' conversion to float, the products and the sum's rounding,
+ * doubled for safety), plus what underflow can lose.
+ */
+static bool
+candidates_certain(const BatchRun *run, const MfTop *top, int32 user, int32 found)
+{
+	const float *u = run->users + (Size) user * run->width;
+	double		weight = 0.0;
+	double		error;
+	double		nth;
+
+	if (top->size < top->n || found < run->n)
+		return true;			/* every item offered was a candidate */
+	for (int j = 0; j < run->width; j++)
+		weight += fabs(u[j]) * run->column_max[j];
+	error = (run->width + 3) * ldexp(weight, -23) + run->width * ldexp(1.0, -146);
+	nth = (run->best_scores[(Size) user * run->n + found - 1] -
+		   (run->f->biases ? mf_user_base(run->f, user) : 0.0)) *
+		run->user_scale[user] * run->item_scale;
+	return nth > top->bound + error + fabs(nth) * ldexp(1.0, -50);
+}
+
+/*
+ * Ranks one user as mf_recommend does, from exact scores of every item:
+ * for a user whose float products could not separate its candidates from
+ * the rest (factors of very different magnitudes).
+ */
+static int32
+rank_exactly(const BatchRun *run, BatchBuffers *b, int32 user)
+{
+	const MfFactors *f = run->f;
+
+	mf_score_items(f, mf_factor_row(f, MF_USERS, user), f->biases ? mf_user_base(f, user) : 0.0,
+				   b->excluded, b->wide, b->all_scores);
+	b->exact_users++;
+	return mf_select_top(b->all_scores, run->item_ids, b->excluded, f->n_items, run->n,
+						 run->best + (Size) user * run->n,
+						 run->best_scores + (Size) user * run->n);
+}
+
 /* mf_parallel_for task: the users of blocks [first, last). */
 static int64
 recommend_blocks(void *arg, int thread, int64 first, int64 last)
@@ -166,9 +218,11 @@ recommend_blocks(void *arg, int thread, int64 first, int64 last)
 				b->excluded[rated[e]] = true;
 			mf_top_init(&top, run->keep, run->item_ids, b->candidates, b->scores);
 			mf_top_offer_row(&top, b->products + row, true, b->excluded, f->n_items);
+			run->found[user] = rank_candidates(run, b->candidates, top.size, user);
+			if (!candidates_certain(run, &top, user, run->found[user]))
+				run->found[user] = rank_exactly(run, b, user);
 			for (int32 e = 0; e < n_rated; e++)
 				b->excluded[rated[e]] = false;
-			run->found[user] = rank_candidates(run, b->candidates, top.size, user);
 		}
 		atomic_store(&run->done[block], true);
 	}
@@ -418,9 +472,13 @@ unit_scale(double largest)
 	return ldexp(1.0, -Max(-1000, Min(1000, exponent)));
 }
 
-/* Copies side's operand as floats, times scale, or with per_row each row times its own. */
+/*
+ * Copies side's operand as floats, times scale, or (row_scales not NULL)
+ * each row times its own, recorded in row_scales.
+ */
 static void
-copy_scaled(const MfFactors *f, MfSide side, int width, bool per_row, double scale, float *to)
+copy_scaled(const MfFactors *f, MfSide side, int width, double *row_scales, double scale,
+			float *to)
 {
 	int32		rows = side == MF_USERS ? f->n_users : f->n_items;
 
@@ -428,13 +486,13 @@ copy_scaled(const MfFactors *f, MfSide side, int width, bool per_row, double sca
 	{
 		double		row_scale = scale;
 
-		if (per_row)
+		if (row_scales)
 		{
 			double		largest = 0.0;
 
 			for (int j = 0; j < width; j++)
 				largest = Max(largest, fabs(operand_value(f, side, r, j)));
-			row_scale = unit_scale(largest);
+			row_scale = row_scales[r] = unit_scale(largest);
 		}
 		for (int j = 0; j < width; j++)
 			to[r * width + j] = (float) (operand_value(f, side, r, j) * row_scale);
@@ -462,11 +520,20 @@ prepare_products(MemoryContext cxt, const MfFactors *f, BatchRun *run)
 	run->width = f->biases ? f->k + 1 : f->k;
 	users = mf_alloc_array(cxt, mul_size(f->n_users, run->width), sizeof(float));
 	items = mf_alloc_array(cxt, mul_size(f->n_items, run->width), sizeof(float));
+	run->user_scale = mf_alloc_array(cxt, f->n_users, sizeof(double));
+	run->column_max = mf_alloc_array(cxt, run->width, sizeof(double));
 	for (Size i = 0; i < f->n_items; i++)
 		for (int j = 0; j < run->width; j++)
 			largest_item = Max(largest_item, fabs(operand_value(f, MF_ITEMS, i, j)));
-	copy_scaled(f, MF_ITEMS, run->width, false, unit_scale(largest_item), items);
-	copy_scaled(f, MF_USERS, run->width, true, 1.0, users);
+	run->item_scale = unit_scale(largest_item);
+	copy_scaled(f, MF_ITEMS, run->width, NULL, run->item_scale, items);
+	copy_scaled(f, MF_USERS, run->width, run->user_scale, 1.0, users);
+	for (int j = 0; j < run->width; j++)
+	{
+		run->column_max[j] = 0.0;
+		for (Size i = 0; i < f->n_items; i++)
+			run->column_max[j] = Max(run->column_max[j], fabs(items[i * run->width + j]));
+	}
 	run->users = users;
 	run->items = items;
 }
@@ -540,6 +607,8 @@ batch_plan(BatchRun *run)
 	mf_memory_add(&memory, mul_size(add_size(f->n_users, f->n_items), f->k + 1), real);
 	mf_memory_add(&memory, mul_size(threads, f->n_items), mul_size(run->block_users, real) + sizeof(bool));
 	mf_memory_add(&memory, mul_size(threads, run->keep), sizeof(int32) + sizeof(double));
+	mf_memory_add(&memory, mul_size(threads, f->n_items), sizeof(double));	/* exact ranking */
+	mf_memory_add(&memory, f->n_users, sizeof(double));	/* user scales */
 	mf_memory_check(&memory,
 					psprintf("Ranking %d items for each of %d users, %d at a time on each of %d threads.",
 							 f->n_items, f->n_users, run->block_users, threads),
@@ -573,6 +642,9 @@ batch_allocate(BatchRun *run, int threads, MemoryContext cxt)
 		memset(b->excluded, 0, sizeof(bool) * f->n_items);
 		b->candidates = mf_alloc_array(cxt, run->keep, sizeof(int32));
 		b->scores = mf_alloc_array(cxt, run->keep, sizeof(double));
+		b->all_scores = mf_alloc_array(cxt, f->n_items, sizeof(double));
+		b->wide = mf_alloc_array(cxt, Max(f->k, 1), sizeof(double));
+		b->exact_users = 0;
 	}
 	run->cxt = cxt;
 	run->batch_cxt = AllocSetContextCreate(cxt, "mf_recommend_all rated items",
@@ -587,6 +659,8 @@ batch_allocate(BatchRun *run, int threads, MemoryContext cxt)
 static int64
 batch_run(FunctionCallInfo fcinfo, BatchRun *run, Oid target, int threads)
 {
+	int64		exact_users = 0;
+
 	if (PG_GETARG_BOOL(2))
 	{
 		MfSchema	schema = mf_schema_of(fcinfo);
@@ -595,6 +669,10 @@ batch_run(FunctionCallInfo fcinfo, BatchRun *run, Oid target, int threads)
 	}
 	writer_open(&run->writer, target, run->model);
 	mf_parallel_for(threads, run->n_blocks, 1, recommend_blocks, feed_blocks, run);
+	for (int t = 0; t < threads; t++)
+		exact_users += run->buffers[t].exact_users;
+	elog(DEBUG1, "mf_recommend_all ranked " INT64_FORMAT " of %d users from exact scores of every item",
+		 exact_users, run->f->n_users);
 	if (run->rated_cursor)
 		SPI_cursor_close(run->rated_cursor);
 	while (run->writer.next_block < run->n_blocks)
