@@ -172,3 +172,38 @@ LANGUAGE C VOLATILE CALLED ON NULL INPUT PARALLEL UNSAFE;
 COMMENT ON FUNCTION @extschema@.mf_refit_items(text, regclass, name, name, name) IS
   'mf_ext: recomputes (or adds) the factors of every item with ratings in source with the stored user factors held fixed, as training''s item half-step would; returns how many items were refitted. source and the columns default to the model''s recorded ones, used only when the caller owns that relation and no other role can write mf_models';
 
+
+-- Who recorded a model's source and columns, stamped by a trigger (see
+-- sql/mf_ext.sql); rows stored before this version record no one.
+ALTER TABLE @extschema@.mf_models ADD COLUMN source_recorded_by regrole;
+
+-- The role whose write last set a model's source and columns: a trigger
+-- stamps it whenever a write sets them (or trained_at: every training), so
+-- that whoever can write mf_models, also through a view or a function,
+-- cannot make them look like another role's.  Refits follow the recorded
+-- source and columns only for the role that recorded them.
+CREATE FUNCTION @extschema@.mf_models_provenance()
+RETURNS trigger
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    IF TG_OP = 'INSERT'
+       OR NEW.source IS DISTINCT FROM OLD.source
+       OR NEW.user_col IS DISTINCT FROM OLD.user_col
+       OR NEW.item_col IS DISTINCT FROM OLD.item_col
+       OR NEW.rating_col IS DISTINCT FROM OLD.rating_col
+       OR NEW.trained_at IS DISTINCT FROM OLD.trained_at
+       OR NEW.source_recorded_by IS DISTINCT FROM OLD.source_recorded_by THEN
+        NEW.source_recorded_by := (SELECT r.oid FROM pg_catalog.pg_roles r
+                                   WHERE r.rolname = current_user)::pg_catalog.regrole;
+    END IF;
+    RETURN NEW;
+END
+$$;
+COMMENT ON FUNCTION @extschema@.mf_models_provenance() IS
+  'mf_ext: trigger of mf_models: sets source_recorded_by to the role whose write set source, user_col, item_col, rating_col or trained_at';
+CREATE TRIGGER mf_models_provenance BEFORE INSERT OR UPDATE ON @extschema@.mf_models
+FOR EACH ROW EXECUTE FUNCTION @extschema@.mf_models_provenance();
+COMMENT ON COLUMN @extschema@.mf_models.source_recorded_by IS
+  'mf_ext: the role whose write last set source, user_col, item_col and rating_col (or trained the model), set by the trigger mf_models_provenance; refits without those arguments read them only for that role';

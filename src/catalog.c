@@ -500,16 +500,20 @@ mf_catalog_read_model(const MfModelTables *tables, int32 model_id, const text *n
 MfModelRow
 mf_catalog_lock_model(const MfSchema *schema, int32 model_id)
 {
-	static const Oid types[] = {TEXTOID, NAMEOID, NAMEOID, NAMEOID, INT8OID};
+	static const Oid types[] = {TEXTOID, NAMEOID, NAMEOID, NAMEOID, INT8OID, REGROLEOID};
 	Oid			argtype = INT4OID;
 	Datum		arg = Int32GetDatum(model_id);
+	Oid			models = get_relname_relid(MF_MODELS_TABLE, schema->oid);
+	bool		recorded = OidIsValid(models) &&
+		get_attnum(models, "source_recorded_by") != InvalidAttrNumber;
 	HeapTuple	tuple;
 	TupleDesc	desc;
 	MfModelRow	row = {0};
 	bool		isnull;
 	int			nest_level = internal_sql_begin();
 
-	if (SPI_execute_with_args(psprintf("SELECT source, user_col, item_col, rating_col, version FROM %s.mf_models WHERE model_id = $1 FOR UPDATE",
+	if (SPI_execute_with_args(psprintf("SELECT source, user_col, item_col, rating_col, version, %s FROM %s.mf_models WHERE model_id = $1 FOR UPDATE",
+									   recorded ? "source_recorded_by" : "NULL::regrole",
 									   schema->quoted),
 							  1, &argtype, &arg, NULL, false, 1) != SPI_OK_SELECT ||
 		SPI_processed != 1)
@@ -521,7 +525,7 @@ mf_catalog_lock_model(const MfSchema *schema, int32 model_id)
 	tuple = SPI_tuptable->vals[0];
 	mf_check_column_types(desc, NULL, types, lengthof(types), "mf_models");
 	row.model_id = model_id;
-	for (int c = 1; c <= lengthof(types); c++)
+	for (int c = 1; c <= 5; c++)
 	{
 		(void) SPI_getbinval(tuple, desc, c, &isnull);
 		if (isnull)
@@ -532,6 +536,9 @@ mf_catalog_lock_model(const MfSchema *schema, int32 model_id)
 	row.item_col = SPI_getvalue(tuple, desc, 3);
 	row.rating_col = SPI_getvalue(tuple, desc, 4);
 	row.version = DatumGetInt64(SPI_getbinval(tuple, desc, 5, &isnull));
+	row.source_recorded_by = DatumGetObjectId(SPI_getbinval(tuple, desc, 6, &isnull));
+	if (isnull)
+		row.source_recorded_by = InvalidOid;
 	return row;
 }
 
@@ -860,31 +867,6 @@ mf_catalog_replace_rows(const MfSchema *schema, const char *function, int32 mode
 							  1, argtypes, args, NULL, false, 0) != SPI_OK_UPDATE)
 		elog(ERROR, "could not give model %d a new version", model_id);
 	internal_sql_end(nest_level);
-}
-
-char *
-mf_catalog_other_writer(const MfSchema *schema)
-{
-	Oid			argtypes[2] = {REGCLASSOID, OIDOID};
-	Datum		args[2] = {ObjectIdGetDatum(get_relname_relid(MF_MODELS_TABLE, schema->oid)),
-	ObjectIdGetDatum(GetUserId())};
-	char	   *writer = NULL;
-	int			nest_level = internal_sql_begin();
-
-	if (SPI_execute_with_args("WITH writer AS MATERIALIZED ("
-							  "  SELECT g.oid FROM pg_catalog.pg_roles g"
-							  "  WHERE pg_catalog.has_any_column_privilege(g.oid, $1, 'INSERT, UPDATE'))"
-							  " SELECT r.rolname::pg_catalog.text FROM pg_catalog.pg_roles r"
-							  " WHERE r.rolcanlogin AND NOT r.rolsuper"
-							  "   AND NOT pg_catalog.pg_has_role(r.oid, $2, 'MEMBER')"
-							  "   AND EXISTS (SELECT FROM writer w WHERE pg_catalog.pg_has_role(r.oid, w.oid, 'MEMBER'))"
-							  " ORDER BY 1 LIMIT 1",
-							  2, argtypes, args, NULL, true, 1) != SPI_OK_SELECT)
-		elog(ERROR, "could not list the roles that may write mf_models");
-	if (SPI_processed == 1)
-		writer = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1);
-	internal_sql_end(nest_level);
-	return writer;
 }
 
 /*

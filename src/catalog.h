@@ -51,6 +51,8 @@ typedef struct MfModelRow
 	double		train_seconds;
 	double		load_seconds;	/* reading and indexing the ratings */
 	int64		version;		/* from mf_model_version_seq */
+	Oid			source_recorded_by; /* the role that set source and columns, or
+									 * InvalidOid (read by mf_catalog_lock_model) */
 } MfModelRow;
 
 /* The three model tables' names. */
@@ -100,8 +102,10 @@ extern MfModelRow mf_catalog_read_model(const MfModelTables *tables, int32 model
 										const text *name);
 
 /*
- * Locks the model's row (FOR UPDATE) and reads it: a refit.  An error
- * (42704) when there is none.
+ * Locks the model's row (FOR UPDATE) and reads what a refit needs: source,
+ * columns, version and who recorded the source and columns (InvalidOid in
+ * tables of versions before 0.5, or rows stored before).  An error
+ * (42704) when there is none, (XX001) for a NULL source or column.
  */
 extern MfModelRow mf_catalog_lock_model(const MfSchema *schema, int32 model_id);
 
@@ -126,15 +130,6 @@ extern int32 mf_catalog_load_side(const MfSchema *schema, const MfModelRow *row,
 extern bool mf_catalog_warm_start(const MfSchema *schema, const char *model_name,
 								  const MfFitOptions *options, const MfRatings *ratings,
 								  MfAls *als);
-
-/*
- * A role that can log in, other than superusers and the caller (and roles
- * that may act as the caller), that may write mf_models (INSERT or UPDATE
- * of any column, also through a role it can SET ROLE to), or NULL when
- * there is none: the values in mf_models are then the caller's own (or a
- * superuser's).
- */
-extern char *mf_catalog_other_writer(const MfSchema *schema);
 
 /*
  * Replaces (or adds) the rows of the given ids (and text keys, or NULL) of

@@ -119,24 +119,36 @@ given_argument(FunctionCallInfo fcinfo, int arg)
 }
 
 /*
- * The model's recorded source and columns are followed only when they are
- * the caller's: any role that may write mf_models could point them at
- * what the caller may read (a table's secret columns), which the refit
- * would then copy into the model tables for it to read.
+ * The model's recorded source and columns are followed only when the
+ * caller recorded them (mf_models.source_recorded_by, which a trigger
+ * stamps on every write that sets them): another role that can write
+ * mf_models, also through a view or a function, could point them at what
+ * the caller may read (a table's secret columns), which the refit would
+ * then copy into the model tables for it to read.
  */
 static void
 require_own_record(const RefitState *state)
 {
-	char	   *writer = mf_catalog_other_writer(&state->schema);
+	Oid			recorder = state->locked.source_recorded_by;
 
-	if (writer != NULL)
+	if (recorder == GetUserId())
+		return;
+	if (!OidIsValid(recorder))
 		ereport(ERROR,
 				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
-				 errmsg("%s follows the source and columns a model records only when no other role can write mf_models, and role %s can",
-						state->function, writer),
-				 errdetail("A role that can write mf_models can point a model's source and columns at what you may read, and the refit would copy it into the model tables."),
-				 errhint("Name them: %s(model, source := ..., user_col := ..., item_col := ..., rating_col := ...).",
+				 errmsg("%s follows the source and columns a model records only for the role that recorded them, and model %d records none",
+						state->function, state->locked.model_id),
+				 errdetail("The model was stored before mf_ext 0.5, which records who set them."),
+				 errhint("Name them: %s(model, source := ..., user_col := ..., item_col := ..., rating_col := ...), or retrain the model.",
 						 state->function)));
+	ereport(ERROR,
+			(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+			 errmsg("%s follows the source and columns a model records only for the role that recorded them, and role %s did",
+					state->function, GetUserNameFromId(recorder, true) ? GetUserNameFromId(recorder, true)
+					: psprintf("with OID %u", recorder)),
+			 errdetail("A role that can write mf_models can point a model's source and columns at what you may read, and the refit would copy it into the model tables."),
+			 errhint("Name them: %s(model, source := ..., user_col := ..., item_col := ..., rating_col := ...).",
+					 state->function)));
 }
 
 /*
