@@ -543,7 +543,7 @@ mf_als_solve_against(const MfFactors *factors, MfSide side,
 	exact.conjugate_gradient = false;
 	mf_memory_add(&memory, mul_size(Max(longest, 1), d + 4), mul_size(mf_thread_count(), real_size));
 	mf_memory_add(&memory, rows->n_rows, real_size * d + sizeof(double));
-	mf_memory_check(&memory,
+	mf_memory_check(&memory, "solving the new rows",
 					psprintf("Solving %d rows of up to " INT64_FORMAT " ratings with k = %d.",
 							 rows->n_rows, longest, factors->k),
 					NULL);

@@ -609,7 +609,7 @@ batch_plan(BatchRun *run)
 	mf_memory_add(&memory, mul_size(threads, run->keep), sizeof(int32) + sizeof(double));
 	mf_memory_add(&memory, mul_size(threads, f->n_items), sizeof(double));	/* exact ranking */
 	mf_memory_add(&memory, f->n_users, sizeof(double));	/* user scales */
-	mf_memory_check(&memory,
+	mf_memory_check(&memory, "mf_recommend_all",
 					psprintf("Ranking %d items for each of %d users, %d at a time on each of %d threads.",
 							 f->n_items, f->n_users, run->block_users, threads),
 					NULL);

@@ -207,8 +207,12 @@ static bool
 all_floats(const double *values, Size n)
 {
 	for (Size i = 0; i < n; i++)
+	{
 		if ((double) (float) values[i] != values[i])
 			return false;
+		if ((i & 1048575) == 1048575)
+			CHECK_FOR_INTERRUPTS();
+	}
 	return true;
 }
 
@@ -218,7 +222,11 @@ to_floats(MemoryContext cxt, const double *values, Size n)
 	float	   *out = mf_alloc_aligned(cxt, n, sizeof(float));
 
 	for (Size i = 0; i < n; i++)
+	{
 		out[i] = (float) values[i];
+		if ((i & 1048575) == 1048575)
+			CHECK_FOR_INTERRUPTS();
+	}
 	return out;
 }
 

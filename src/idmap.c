@@ -7,6 +7,8 @@
  */
 #include "idmap.h"
 
+#include "miscadmin.h"
+
 #include "common/hashfn.h"
 #include "utils/memutils.h"
 
@@ -103,7 +105,11 @@ mf_id_map_from_sorted(MemoryContext cxt, const int64 *ids, int32 n)
 	if (direct > map->direct_size)
 		resize_direct(map, direct);
 	for (int32 i = 0; i < n; i++)
+	{
 		mf_id_map_add(map, ids[i], i);
+		if ((i & 65535) == 65535)
+			CHECK_FOR_INTERRUPTS();
+	}
 	return map;
 }
 
@@ -117,6 +123,8 @@ mf_key_map(MemoryContext cxt, char *const *keys, int32 n)
 		bool		found;
 
 		mf_keymap_insert(map, keys[i], &found)->index = i;
+		if ((i & 65535) == 65535)
+			CHECK_FOR_INTERRUPTS();
 	}
 	return map;
 }

@@ -78,15 +78,16 @@ mf_memory_add(MfMemory *memory, Size count, Size size)
 }
 
 void
-mf_memory_check(const MfMemory *memory, const char *detail, const char *hint)
+mf_memory_check(const MfMemory *memory, const char *what, const char *detail,
+				const char *hint)
 {
 	Size		limit = (Size) mf_max_memory_mb * 1024 * 1024;
 
 	if (memory->bytes > limit)
 		ereport(ERROR,
 				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
-				 errmsg("training would need about %zu MB of memory, more than mf_ext.max_memory (%d MB)",
-						memory->bytes / (1024 * 1024) + 1, mf_max_memory_mb),
+				 errmsg("%s would need about %zu MB of memory, more than mf_ext.max_memory (%d MB)",
+						what, memory->bytes / (1024 * 1024) + 1, mf_max_memory_mb),
 				 errdetail("%s", detail),
 				 errhint("%s", hint ? hint
 						 : "Raise mf_ext.max_memory (a superuser setting), lower k or mf_ext.threads, or train on a sample of the ratings.")));

@@ -99,11 +99,12 @@ typedef struct MfMemory
 extern void mf_memory_add(MfMemory *memory, Size count, Size size);
 
 /*
- * Raises an error (54000) when the estimate exceeds mf_ext.max_memory;
- * detail says what it is made of, hint (NULL: the usual, for training)
- * what to do instead.
+ * Raises an error (54000) when the estimate of what (for the message:
+ * "training", "mf_recommend_all", ...) exceeds mf_ext.max_memory; detail
+ * says what it is made of, hint (NULL: the usual, for training) what to
+ * do instead.
  */
-extern void mf_memory_check(const MfMemory *memory, const char *detail,
+extern void mf_memory_check(const MfMemory *memory, const char *what, const char *detail,
 							const char *hint);
 
 /*

@@ -177,7 +177,7 @@ check_rows_memory(MfRows *rows, int64 room)
 	MfMemory	memory = rows_memory(rows, add_size(rows->n_rows, room), MF_READ_BYTES_PER_RATING);
 
 	rows->key_bytes_checked = rows->key_bytes;
-	mf_memory_check(&memory,
+	mf_memory_check(&memory, "reading the ratings",
 					psprintf("Reading the ratings: " INT64_FORMAT " rows of %d users and %d items so far%s%s.",
 							 rows->n_rows, rows->users.n, rows->items.n,
 							 rows->key_bytes > 0 ? psprintf(", %zu bytes of text ids", rows->key_bytes / 2) : "",
@@ -250,7 +250,7 @@ mf_rows_check_estimate(double n)
 	if (!(n > 0))
 		return;
 	mf_memory_add(&memory, (Size) n, MF_BUILD_BYTES_PER_RATING);
-	mf_memory_check(&memory,
+	mf_memory_check(&memory, "reading the ratings",
 					psprintf("The ratings: about %.0f rows by the planner's estimate (ANALYZE the table if that is out of date), %d bytes each while they are indexed.",
 							 n, MF_BUILD_BYTES_PER_RATING),
 					NULL);
@@ -570,7 +570,7 @@ mf_ratings_from_rows(MfRows *rows, int64 n_skipped, MemoryContext cxt)
 		return ratings;
 	}
 	memory = rows_memory(rows, n, MF_BUILD_BYTES_PER_RATING);
-	mf_memory_check(&memory,
+	mf_memory_check(&memory, "indexing the ratings",
 					psprintf("Indexing " INT64_FORMAT " ratings of %d users and %d items takes %d bytes a rating.",
 							 n, rows->users.n, rows->items.n, MF_BUILD_BYTES_PER_RATING),
 					NULL);

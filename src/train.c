@@ -184,7 +184,7 @@ train_fit(TrainState *state)
 	MfMemory	memory = {0};
 	int			threads = mf_als_memory_estimate(ratings, options, &memory);
 
-	mf_memory_check(&memory,
+	mf_memory_check(&memory, "training",
 					psprintf("Training on " INT64_FORMAT " ratings of %d users and %d items with k = %d in %s precision on %d threads.",
 							 ratings->n_ratings, ratings->n_users, ratings->n_items,
 							 options->k, options->single ? "single" : "double", threads),

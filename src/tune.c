@@ -128,7 +128,7 @@ build_grid(CvState *state, const MfArguments *args)
 
 	/* each point keeps an RMSE and an MAE per fold */
 	mf_memory_add(&memory, n, add_size(sizeof(GridPoint), mul_size(state->folds, 2 * sizeof(double))));
-	mf_memory_check(&memory,
+	mf_memory_check(&memory, "the cross-validation grid",
 					psprintf("A grid of %d values of k by %d of lambda, %d folds each.",
 							 n_ks, n_lambdas, state->folds),
 					"Cross-validate fewer values of k and lambda at a time, or fewer folds.");
@@ -288,7 +288,7 @@ fit_point(GridPoint *point, const MfRatings *training, const MfTestSet *test, in
 
 	INSTR_TIME_SET_CURRENT(start);
 	(void) mf_als_memory_estimate(training, &point->options, &memory);
-	mf_memory_check(&memory,
+	mf_memory_check(&memory, "cross-validation",
 					psprintf("Cross-validating on " INT64_FORMAT " ratings of %d users and %d items with k = %d.",
 							 training->n_ratings, training->n_users,
 							 training->n_items, point->options.k),
