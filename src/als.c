@@ -9,9 +9,9 @@
  *	  every item for the new user factors.  Each row's system (als_kernel.h)
  *	  is independent of the others', so rows are solved in parallel
  *	  (parallel.c) and the result is bit-identical whatever the number of
- *	  threads.  The threads run only the kernel: plain C and BLAS/LAPACK
- *	  (OpenBLAS single-threaded), on buffers the backend allocated
- *	  beforehand.
+ *	  threads.  The threads run only the kernel: plain C, mf_ext's own
+ *	  single-precision kernels (kernel.h) and BLAS/LAPACK (OpenBLAS
+ *	  single-threaded), on buffers the backend allocated beforehand.
  *
  *-------------------------------------------------------------------------
  */
@@ -19,6 +19,7 @@
 #include "blas.h"
 #include "checks.h"
 #include "evaluate.h"
+#include "kernel.h"
 #include "parallel.h"
 
 #include <float.h>
@@ -44,7 +45,8 @@
 /* One thread's scratch space, sized for the longest row of either side. */
 typedef struct SolveBuffers
 {
-	void	   *gathered;		/* d x max_degree reals: the other side's rows */
+	void	   *gathered;		/* d x max_degree reals: the other side's rows
+								 * (NULL with the own kernels) */
 	void	   *gram;			/* d x d reals */
 	void	   *targets;		/* max_degree reals: right-hand side weights */
 	void	   *weights;		/* max_degree reals: c - 1 (implicit feedback) */
@@ -59,6 +61,7 @@ typedef struct SolveBuffers
 struct MfAls
 {
 	const MfBlas *blas;
+	const MfKernel *kernel;		/* single precision's own kernels, or NULL */
 	const MfRatings *ratings;
 	MfFactors	factors;
 	int			unknowns;		/* d: k, plus 1 for the row's own bias */
@@ -98,6 +101,7 @@ typedef struct HalfStep
 #define POTRS spotrs
 #define POCON spocon
 #define REAL_EPSILON FLT_EPSILON
+#define OWN_KERNELS
 #include "als_kernel.h"
 
 #define REAL double
@@ -127,6 +131,7 @@ mf_als_memory_estimate(const MfRatings *ratings, const MfFitOptions *options,
 	Size		rows = add_size(ratings->n_users, ratings->n_items);
 	Size		longest = longest_row(ratings);
 	int			threads = mf_thread_count();
+	bool		gathers = !options->single || mf_kernel() == NULL;
 
 	/* both sides' rows; factors; per-row sums and biases; the Gram matrix */
 	mf_memory_add(memory, ratings->n_ratings, 2 * (sizeof(int32) + sizeof(double)));
@@ -134,8 +139,9 @@ mf_als_memory_estimate(const MfRatings *ratings, const MfFitOptions *options,
 	mf_memory_add(memory, add_size(mul_size(rows, options->biases ? 2 : 1), ratings->n_items),
 				  sizeof(double));
 	mf_memory_add(memory, (Size) options->k * options->k, real_size);
-	/* each thread's buffers */
-	mf_memory_add(memory, mul_size(mul_size(add_size(longest, d + 8), d), threads), real_size);
+	/* each thread's buffers: the gathered rows (BLAS), the system */
+	mf_memory_add(memory, mul_size(mul_size(add_size(gathers ? longest : 0, d + 8), d), threads),
+				  real_size);
 	mf_memory_add(memory, mul_size(mul_size(longest, 3), threads), real_size);
 	mf_memory_add(memory, mul_size(d, threads), sizeof(int) + 2 * sizeof(double));
 	return threads;
@@ -173,6 +179,7 @@ init_solver(MfAls *als, const MfFitOptions *options, int64 longest,
 				 errhint("Pass a smaller lambda (the usual are 0.01 to 100), or double_precision := true.")));
 
 	als->blas = mf_blas();
+	als->kernel = options->single ? mf_kernel() : NULL;
 	als->unknowns = d;
 	als->lambda = options->lambda;
 	als->weighted_lambda = options->weighted_lambda;
@@ -191,7 +198,8 @@ init_solver(MfAls *als, const MfFitOptions *options, int64 longest,
 	{
 		SolveBuffers *b = &als->buffers[t];
 
-		b->gathered = mf_alloc_aligned(cxt, mul_size(longest, d), als->real_size);
+		b->gathered = als->kernel ? NULL
+			: mf_alloc_aligned(cxt, mul_size(longest, d), als->real_size);
 		b->gram = mf_alloc_aligned(cxt, (Size) d * d, als->real_size);
 		b->targets = mf_alloc_aligned(cxt, longest, als->real_size);
 		b->weights = mf_alloc_aligned(cxt, longest, als->real_size);

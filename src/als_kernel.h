@@ -9,6 +9,8 @@
  *		KERNEL(name)	name##_single or name##_double
  *		SYRK, GEMV, POTRF, POTRS, POCON	the MfBlas members of that precision
  *		REAL_EPSILON
+ *		OWN_KERNELS		defined for single precision: kernel.h's kernels
+ *						solve the rows where als->kernel is set
  *
  *	  Row r has ratings val[e] against the other side's rows
  *	  o_e = other[col[e]].  Explicit feedback, without biases, solves for
@@ -71,12 +73,13 @@ KERNEL(dot) (const REAL *x, const REAL *y, int n)
  * out = A v for one row's system, A = lambda_r I (+ the other side's Gram
  * matrix G, implicit feedback) + sum_e w_e g_e g_e', with the gathered
  * rows g_e and weights w_e (1 for explicit feedback).  scratch holds
- * degree reals.
+ * degree reals.  The own kernels read the rows through their columns
+ * cols instead, in one pass.
  */
 static void
 KERNEL(apply_system) (const HalfStep *step, const REAL *gathered,
-					  const REAL *weights, int degree, int d, REAL lambda_r,
-					  const REAL *v, REAL *out, REAL *scratch)
+					  const int32 *cols, const REAL *weights, int degree, int d,
+					  REAL lambda_r, const REAL *v, REAL *out, REAL *scratch)
 {
 	const MfBlas *blas = step->als->blas;
 
@@ -85,6 +88,15 @@ KERNEL(apply_system) (const HalfStep *step, const REAL *gathered,
 	if (step->other_gram)
 		blas->GEMV(CblasColMajor, CblasNoTrans, d, d, 1, step->other_gram, d,
 				  v, 1, 1, out, 1);
+#ifdef OWN_KERNELS
+	if (step->als->kernel)
+	{
+		/* one pass over the rated rows: sum_e w_e (o_e . v) o_e */
+		step->als->kernel->apply(step->other, step->als->factors.k, cols, degree,
+								 weights, step->other_bias != NULL, v, out);
+		return;
+	}
+#endif
 	blas->GEMV(CblasColMajor, CblasTrans, d, degree, 1, gathered, d, v, 1, 0,
 			  scratch, 1);
 	if (weights)
@@ -101,7 +113,7 @@ KERNEL(apply_system) (const HalfStep *step, const REAL *gathered,
  */
 static void
 KERNEL(conjugate_gradient) (const HalfStep *step, const REAL *gathered,
-							const REAL *weights, int degree, int d,
+							const int32 *cols, const REAL *weights, int degree, int d,
 							REAL lambda_r, const REAL *b, REAL *x, REAL *cg,
 							REAL *scratch)
 {
@@ -110,7 +122,7 @@ KERNEL(conjugate_gradient) (const HalfStep *step, const REAL *gathered,
 	REAL	   *product = cg + 2 * d;
 	double		old_norm;
 
-	KERNEL(apply_system) (step, gathered, weights, degree, d, lambda_r, x,
+	KERNEL(apply_system) (step, gathered, cols, weights, degree, d, lambda_r, x,
 						  product, scratch);
 	for (int j = 0; j < d; j++)
 		direction[j] = residual[j] = b[j] - product[j];
@@ -123,7 +135,7 @@ KERNEL(conjugate_gradient) (const HalfStep *step, const REAL *gathered,
 
 		if (mf_parallel_stopping())
 			return;
-		KERNEL(apply_system) (step, gathered, weights, degree, d, lambda_r,
+		KERNEL(apply_system) (step, gathered, cols, weights, degree, d, lambda_r,
 							  direction, product, scratch);
 		curvature = KERNEL(dot) (direction, product, d);
 		if (!(curvature > 0))
@@ -199,7 +211,8 @@ KERNEL(nonnegative_least_squares) (const REAL *a, int d, int constrained,
 
 /*
  * Gathers row r's entries (from begin, degree of them): the other side's
- * rows into gathered (d reals each, a 1 last for the row's own bias), the
+ * rows into gathered (d reals each, a 1 last for the row's own bias; not
+ * for the own kernels, which have no gathered buffer), the
  * right-hand side's weights into targets and, for implicit feedback,
  * c_e - 1 = alpha * strength into weights.  Returns false when the run
  * asked it to stop (checked every MF_ROW_SEGMENT entries).
@@ -224,10 +237,12 @@ KERNEL(gather_row) (const HalfStep *step, SolveBuffers *buffers, int64 begin,
 
 		if (e % MF_ROW_SEGMENT == MF_ROW_SEGMENT - 1 && mf_parallel_stopping())
 			return false;
-		memcpy(gathered + (Size) e * d, other + (Size) c * k, sizeof(REAL) * k);
+		if (gathered)
+			memcpy(gathered + (Size) e * d, other + (Size) c * k, sizeof(REAL) * k);
 		if (other_bias)
 		{
-			gathered[(Size) e * d + k] = 1;
+			if (gathered)
+				gathered[(Size) e * d + k] = 1;
 			targets[e] = (REAL) (rows->val[begin + e] - als->factors.mean - other_bias[c]);
 		}
 		else if (als->factors.implicit)
@@ -265,12 +280,44 @@ KERNEL(gathered_times) (const MfAls *als, const REAL *gathered, const REAL *weig
 }
 
 /*
+ * x = the right-hand side of row r's system (entries from begin, degree
+ * of them, their targets gathered): from the gathered rows, or with the
+ * own kernel from the other side's rows, in segments of MF_ROW_SEGMENT
+ * rows with a stop check between; false when stopped.
+ */
+static bool
+KERNEL(right_hand_side) (const HalfStep *step, SolveBuffers *buffers,
+						 int64 begin, int degree, REAL *x)
+{
+	const MfAls *als = step->als;
+
+#ifdef OWN_KERNELS
+	if (als->kernel)
+	{
+		memset(x, 0, sizeof(REAL) * als->unknowns);
+		for (int s = 0; s < degree; s += MF_ROW_SEGMENT)
+		{
+			if (s > 0 && mf_parallel_stopping())
+				return false;
+			als->kernel->rhs(step->other, als->factors.k, step->rows->col + begin + s,
+							 Min(MF_ROW_SEGMENT, degree - s),
+							 (const REAL *) buffers->targets + s,
+							 step->other_bias != NULL, x);
+		}
+		return true;
+	}
+#endif
+	return KERNEL(gathered_times) (als, buffers->gathered,
+								   (const REAL *) buffers->targets, degree, x);
+}
+
+/*
  * A few conjugate-gradient steps on row r's system from the row's current
  * factors (and bias), into x; false when the run asked it to stop.
  */
 static bool
 KERNEL(solve_row_cg) (const HalfStep *step, SolveBuffers *buffers, int32 r,
-					  int degree, REAL lambda_r, REAL *x)
+					  int64 begin, int degree, REAL lambda_r, REAL *x)
 {
 	const MfAls *als = step->als;
 	const int	k = als->factors.k;
@@ -281,28 +328,42 @@ KERNEL(solve_row_cg) (const HalfStep *step, SolveBuffers *buffers, int32 r,
 	memcpy(x, (const REAL *) step->out + (Size) r * k, sizeof(REAL) * k);
 	if (step->other_bias)
 		x[k] = (REAL) step->out_bias[r];
-	if (!KERNEL(gathered_times) (als, buffers->gathered, (const REAL *) buffers->targets, degree, rhs))
+	if (!KERNEL(right_hand_side) (step, buffers, begin, degree, rhs))
 		return false;
-	KERNEL(conjugate_gradient) (step, buffers->gathered, weights, degree, d,
-								lambda_r, rhs, x, buffers->cg, buffers->scratch);
+	KERNEL(conjugate_gradient) (step, buffers->gathered, step->rows->col + begin,
+								weights, degree, d, lambda_r, rhs, x, buffers->cg,
+								buffers->scratch);
 	return !mf_parallel_stopping();
 }
 
+#ifdef OWN_KERNELS
 /*
- * Row r's system in buffers->gram (upper triangle; G + lambda_r I + the
- * gathered rows' Gram matrix, weighted for implicit feedback) and its
- * right-hand side in x, in segments of MF_ROW_SEGMENT rows with a stop
- * check between; false when stopped.
+ * Whether the own kernel's Cholesky solves the rows: with lambda > 0 (at 0
+ * LAPACK's condition estimate rejects singular systems) and without the
+ * non-negative constraint.
  */
 static bool
-KERNEL(build_system) (const HalfStep *step, SolveBuffers *buffers, int degree,
-					  REAL lambda_r, REAL *x)
+KERNEL(own_cholesky) (const MfAls *als)
+{
+	return als->kernel && als->lambda > 0 && !als->nonnegative;
+}
+#endif
+
+/*
+ * Row r's system in buffers->gram (upper triangle; G + lambda_r I + the
+ * gathered rows' Gram matrix, weighted for implicit feedback; the lower
+ * triangle where the own Cholesky solves it) and its right-hand side in
+ * x, in segments of MF_ROW_SEGMENT rows with a stop check between; false
+ * when stopped.
+ */
+static bool
+KERNEL(build_system) (const HalfStep *step, SolveBuffers *buffers, int64 begin,
+					  int degree, REAL lambda_r, REAL *x)
 {
 	const MfAls *als = step->als;
 	const int	d = als->unknowns;
 	REAL	   *gathered = buffers->gathered;
 	REAL	   *gram = buffers->gram;
-	REAL	   *targets = buffers->targets;
 
 	if (step->other_gram)
 		memcpy(gram, step->other_gram, sizeof(REAL) * d * d);
@@ -310,8 +371,31 @@ KERNEL(build_system) (const HalfStep *step, SolveBuffers *buffers, int degree,
 		memset(gram, 0, sizeof(REAL) * d * d);
 	for (int j = 0; j < d; j++)
 		gram[j * d + j] += lambda_r;
-	if (!KERNEL(gathered_times) (als, gathered, targets, degree, x))
+	if (!KERNEL(right_hand_side) (step, buffers, begin, degree, x))
 		return false;
+#ifdef OWN_KERNELS
+	if (als->kernel)
+	{
+		/* the lower triangle, from the other side's rows */
+		for (int s = 0; s < degree; s += MF_ROW_SEGMENT)
+		{
+			if (s > 0 && mf_parallel_stopping())
+				return false;
+			als->kernel->gram(step->other, als->factors.k, step->rows->col + begin + s,
+							  Min(MF_ROW_SEGMENT, degree - s),
+							  als->factors.implicit ? (const REAL *) buffers->weights + s : NULL,
+							  step->other_bias != NULL, gram, d);
+		}
+		if (!KERNEL(own_cholesky) (als))
+		{
+			/* LAPACK and the non-negative solve read the upper triangle */
+			for (int j = 0; j < d; j++)
+				for (int i = j + 1; i < d; i++)
+					gram[i * d + j] = gram[j * d + i];
+		}
+		return true;
+	}
+#endif
 	for (int s = 0; s < degree; s += MF_ROW_SEGMENT)
 	{
 		int			n = Min(MF_ROW_SEGMENT, degree - s);
@@ -357,6 +441,15 @@ KERNEL(solve_system) (const MfAls *als, SolveBuffers *buffers, REAL *x)
 	REAL	   *gram = buffers->gram;
 	int			info;
 
+#ifdef OWN_KERNELS
+	if (KERNEL(own_cholesky) (als))
+	{
+		if (!als->kernel->cholesky(gram, d, d))
+			return false;
+		als->kernel->cholesky_solve(gram, d, d, x);
+		return true;
+	}
+#endif
 	if (als->nonnegative)
 	{
 		REAL	   *rhs = buffers->cg;
@@ -436,8 +529,9 @@ KERNEL(row_loss) (const HalfStep *step, SolveBuffers *buffers, int64 begin,
 	else
 	{
 		/*
-		 * residuals with the gathered rows still at hand; the targets
-		 * buffer is free again and takes the predictions
+		 * residuals with the gathered rows still at hand (or the other
+		 * side's, for the own kernels); the targets buffer is free again and
+		 * takes the predictions
 		 */
 		REAL	   *predicted = buffers->targets;
 		double		sum = 0.0;
@@ -446,6 +540,13 @@ KERNEL(row_loss) (const HalfStep *step, SolveBuffers *buffers, int64 begin,
 		{
 			if (s > 0 && mf_parallel_stopping())
 				return 0.0;		/* the caller sees the stop */
+			if (buffers->gathered == NULL)
+			{
+				for (int e = s; e < Min(s + MF_ROW_SEGMENT, degree); e++)
+					predicted[e] = (REAL) (KERNEL(dot) (x, other + (Size) rows->col[begin + e] * k, k)
+										   + (step->other_bias ? x[k] : 0));
+				continue;
+			}
 			als->blas->GEMV(CblasColMajor, CblasTrans, d, Min(MF_ROW_SEGMENT, degree - s), 1,
 						   (const REAL *) buffers->gathered + (Size) s * d, d, x, 1, 0,
 						   predicted + s, 1);
@@ -495,12 +596,12 @@ KERNEL(solve_rows) (const HalfStep *step, SolveBuffers *buffers,
 			return mf_task_stopped(r);
 		if (als->conjugate_gradient)
 		{
-			if (!KERNEL(solve_row_cg) (step, buffers, r, degree, lambda_r, x))
+			if (!KERNEL(solve_row_cg) (step, buffers, r, begin, degree, lambda_r, x))
 				return mf_task_stopped(r);
 		}
 		else
 		{
-			if (!KERNEL(build_system) (step, buffers, degree, lambda_r, x))
+			if (!KERNEL(build_system) (step, buffers, begin, degree, lambda_r, x))
 				return mf_task_stopped(r);
 			if (!KERNEL(solve_system) (als, buffers, x))
 				return r;
@@ -549,3 +650,4 @@ KERNEL(fixed_side_gram) (const MfAls *als, const REAL *other, int32 n, REAL *gra
 #undef POTRS
 #undef POCON
 #undef REAL_EPSILON
+#undef OWN_KERNELS

@@ -7,6 +7,7 @@
  *-------------------------------------------------------------------------
  */
 #include "mf_ext.h"
+#include "kernel.h"
 
 #include <limits.h>
 
@@ -45,6 +46,7 @@ _PG_init(void)
 							4096, 1, INT_MAX,
 							PGC_SUSET, GUC_UNIT_MB,
 							NULL, NULL, NULL);
+	mf_kernel_define_setting();
 	MarkGUCPrefixReserved("mf_ext");
 }
 

@@ -1,0 +1,202 @@
+/*-------------------------------------------------------------------------
+ *
+ * kernel.c
+ *	  mf_ext's own single-precision ALS kernels (kernel.h): kernel_simd.h
+ *	  instantiated for AVX-512, for AVX2 with FMA and in portable C, and the
+ *	  choice among them (mf_ext.kernel).  The vector versions are compiled
+ *	  with function target attributes, so the module still loads on any
+ *	  x86-64 CPU; each is only called where the CPU reports its features.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "kernel.h"
+
+#include <math.h>
+
+#include "utils/guc.h"
+
+#if defined(__x86_64__)
+#include <immintrin.h>
+#define MF_KERNEL_X86 1
+#endif
+
+int			mf_kernel_choice = MF_KERNEL_AUTO;
+
+/* Portable C: a vector of one float. */
+#define SIMD(name) name##_portable
+#define SIMD_FN
+#define V 1
+#define VEC float
+#define VZERO() 0.0f
+#define VLOAD(p) (*(p))
+#define VLOADN(p, n) ((n) > 0 ? *(p) : 0.0f)
+#define VSTORE(p, x) (*(p) = (x))
+#define VSTOREN(p, x, n) ((n) > 0 ? (void) (*(p) = (x)) : (void) 0)
+#define VBCAST(s) (s)
+#define VFMA(a, b, c) ((a) * (b) + (c))
+#define VFNMA(a, b, c) ((c) - (a) * (b))
+#define VMUL(a, b) ((a) * (b))
+#define VADD(a, b) ((a) + (b))
+#define VSUM(x) (x)
+#define TILE_VECTORS 4
+#define TILE_COLUMNS 6
+#define CHOLESKY_VECTORS 8
+#include "kernel_simd.h"
+
+#ifdef MF_KERNEL_X86
+
+/* The first n of 16 lanes (n <= 0: none, n >= 16: all). */
+static inline __attribute__((target("avx512f"), always_inline)) __mmask16
+lanes16(int n)
+{
+	return (__mmask16) (n >= 16 ? 0xFFFF : n <= 0 ? 0 : (1u << n) - 1);
+}
+
+#define SIMD(name) name##_avx512
+#define SIMD_FN __attribute__((target("avx512f,avx2,fma")))
+#define V 16
+#define VEC __m512
+#define VZERO() _mm512_setzero_ps()
+#define VLOAD(p) _mm512_loadu_ps(p)
+#define VLOADN(p, n) _mm512_maskz_loadu_ps(lanes16(n), (p))
+#define VSTORE(p, x) _mm512_storeu_ps((p), (x))
+#define VSTOREN(p, x, n) _mm512_mask_storeu_ps((p), lanes16(n), (x))
+#define VBCAST(s) _mm512_set1_ps(s)
+#define VFMA(a, b, c) _mm512_fmadd_ps((a), (b), (c))
+#define VFNMA(a, b, c) _mm512_fnmadd_ps((a), (b), (c))
+#define VMUL(a, b) _mm512_mul_ps((a), (b))
+#define VADD(a, b) _mm512_add_ps((a), (b))
+#define VSUM(x) _mm512_reduce_add_ps(x)
+#define TILE_VECTORS 4
+#define TILE_COLUMNS 6
+#define CHOLESKY_VECTORS 8
+#include "kernel_simd.h"
+
+/* The first n of 8 lanes, as maskload/maskstore take them. */
+static inline __attribute__((target("avx2"), always_inline)) __m256i
+lanes8(int n)
+{
+	return _mm256_cmpgt_epi32(_mm256_set1_epi32(n), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+}
+
+static inline __attribute__((target("avx2"), always_inline)) float
+sum8(__m256 x)
+{
+	__m128		s = _mm_add_ps(_mm256_castps256_ps128(x), _mm256_extractf128_ps(x, 1));
+
+	s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+	s = _mm_add_ss(s, _mm_shuffle_ps(s, s, 1));
+	return _mm_cvtss_f32(s);
+}
+
+#define SIMD(name) name##_avx2
+#define SIMD_FN __attribute__((target("avx2,fma")))
+#define V 8
+#define VEC __m256
+#define VZERO() _mm256_setzero_ps()
+#define VLOAD(p) _mm256_loadu_ps(p)
+#define VLOADN(p, n) _mm256_maskload_ps((p), lanes8(n))
+#define VSTORE(p, x) _mm256_storeu_ps((p), (x))
+#define VSTOREN(p, x, n) _mm256_maskstore_ps((p), lanes8(n), (x))
+#define VBCAST(s) _mm256_set1_ps(s)
+#define VFMA(a, b, c) _mm256_fmadd_ps((a), (b), (c))
+#define VFNMA(a, b, c) _mm256_fnmadd_ps((a), (b), (c))
+#define VMUL(a, b) _mm256_mul_ps((a), (b))
+#define VADD(a, b) _mm256_add_ps((a), (b))
+#define VSUM(x) sum8(x)
+#define TILE_VECTORS 3
+#define TILE_COLUMNS 4
+#define CHOLESKY_VECTORS 4
+#include "kernel_simd.h"
+
+#endif							/* MF_KERNEL_X86 */
+
+#define MF_KERNEL_TABLE(suffix) \
+	{#suffix, gram_##suffix, rhs_##suffix, apply_##suffix, cholesky_##suffix, \
+	 cholesky_solve_##suffix}
+
+static const MfKernel portable_kernel = MF_KERNEL_TABLE(portable);
+#ifdef MF_KERNEL_X86
+static const MfKernel avx512_kernel = MF_KERNEL_TABLE(avx512);
+static const MfKernel avx2_kernel = MF_KERNEL_TABLE(avx2);
+#endif
+
+/* Whether the CPU (and the operating system) runs choice's instructions. */
+static bool
+cpu_runs(int choice)
+{
+#ifdef MF_KERNEL_X86
+	__builtin_cpu_init();
+	if (choice == MF_KERNEL_AVX512)
+		return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx2") &&
+			__builtin_cpu_supports("fma");
+	if (choice == MF_KERNEL_AVX2)
+		return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+#else
+	if (choice == MF_KERNEL_AVX512 || choice == MF_KERNEL_AVX2)
+		return false;
+#endif
+	return true;
+}
+
+const MfKernel *
+mf_kernel(void)
+{
+	switch (mf_kernel_choice)
+	{
+		case MF_KERNEL_BLAS:
+			return NULL;
+		case MF_KERNEL_PORTABLE:
+			return &portable_kernel;
+#ifdef MF_KERNEL_X86
+		case MF_KERNEL_AVX512:
+			return &avx512_kernel;	/* the setting's check saw the CPU run it */
+		case MF_KERNEL_AVX2:
+			return &avx2_kernel;
+		default:
+			if (cpu_runs(MF_KERNEL_AVX512))
+				return &avx512_kernel;
+			if (cpu_runs(MF_KERNEL_AVX2))
+				return &avx2_kernel;
+			return &portable_kernel;
+#else
+		default:
+			return &portable_kernel;
+#endif
+	}
+}
+
+/* mf_ext.kernel's check: an instruction set this CPU does not run is refused. */
+static bool
+check_kernel(int *newval, void **extra, GucSource source)
+{
+	if (!cpu_runs(*newval))
+	{
+		GUC_check_errdetail("This CPU does not run the %s instructions.",
+							*newval == MF_KERNEL_AVX512 ? "AVX-512" : "AVX2 and FMA");
+		GUC_check_errhint("Use 'auto', which picks the widest kernels the CPU runs, or 'portable'.");
+		return false;
+	}
+	return true;
+}
+
+void
+mf_kernel_define_setting(void)
+{
+	static const struct config_enum_entry options[] = {
+		{"auto", MF_KERNEL_AUTO, false},
+		{"avx512", MF_KERNEL_AVX512, false},
+		{"avx2", MF_KERNEL_AVX2, false},
+		{"portable", MF_KERNEL_PORTABLE, false},
+		{"blas", MF_KERNEL_BLAS, false},
+		{NULL, 0, false}
+	};
+
+	DefineCustomEnumVariable("mf_ext.kernel",
+							 "Which kernels solve single-precision ALS rows: auto (the widest the CPU runs), avx512, avx2, portable, or blas (OpenBLAS's ssyrk and spotrf).",
+							 "Every choice solves the same systems; their results differ only in rounding.  For tests and benchmarks.",
+							 &mf_kernel_choice,
+							 MF_KERNEL_AUTO, options,
+							 PGC_USERSET, 0,
+							 check_kernel, NULL, NULL);
+}

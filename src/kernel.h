@@ -1,0 +1,80 @@
+/*-------------------------------------------------------------------------
+ *
+ * kernel.h
+ *	  mf_ext's own single-precision ALS kernels: a row's Gram matrix and
+ *	  right-hand side summed straight from the other side's factors through
+ *	  the row's column indices (no gathered copy), a small Cholesky solve,
+ *	  and the fused conjugate-gradient product.  One version per instruction
+ *	  set (AVX-512, AVX2 with FMA, portable C), chosen at run time from the
+ *	  CPU's features or forced by mf_ext.kernel; 'blas' keeps OpenBLAS's
+ *	  ssyrk/spotrf path (and double precision always uses it).
+ *
+ *	  The rated rows o_e = other + cols[e] * k (k floats each), extended by
+ *	  a trailing 1 when the row has a bias of its own (d = k + 1 unknowns).
+ *	  Matrices are column-major d x d with leading dimension ld; only their
+ *	  upper triangle is read or meaningful.  Everything here is plain C: it
+ *	  runs in worker threads and never calls PostgreSQL.
+ *
+ *-------------------------------------------------------------------------
+ */
+#ifndef MF_KERNEL_H
+#define MF_KERNEL_H
+
+#include "mf_ext.h"
+
+typedef struct MfKernel
+{
+	const char *name;			/* mf_ext.kernel's value for it */
+
+	/*
+	 * a += sum_e w_e o_e o_e' over n rows (w_e = 1 when weights is NULL):
+	 * the upper triangle of a, d x d (k + 1 with bias: a's last column gets
+	 * sum w_e o_e and sum w_e).
+	 */
+	void		(*gram) (const float *other, int k, const int32 *cols, int n,
+						 const float *weights, bool bias, float *a, int ld);
+
+	/* rhs += sum_e t_e o_e (d numbers; with bias rhs[k] += sum t_e). */
+	void		(*rhs) (const float *other, int k, const int32 *cols, int n,
+						const float *targets, bool bias, float *rhs);
+
+	/*
+	 * out += sum_e w_e (o_e . v) o_e: the data part of A v for conjugate
+	 * gradient, in one pass over the rows (d numbers in v and out).
+	 */
+	void		(*apply) (const float *other, int k, const int32 *cols, int n,
+						  const float *weights, bool bias, const float *v,
+						  float *out);
+
+	/*
+	 * Cholesky factorisation A = U'U in place of a's upper triangle, d x d;
+	 * false (a half-written) when A is not numerically positive definite.
+	 */
+	bool		(*cholesky) (float *a, int d, int ld);
+
+	/* x = A^-1 x with the factor cholesky left in a. */
+	void		(*cholesky_solve) (const float *a, int d, int ld, float *x);
+} MfKernel;
+
+/* mf_ext.kernel's values. */
+typedef enum MfKernelChoice
+{
+	MF_KERNEL_AUTO,
+	MF_KERNEL_AVX512,
+	MF_KERNEL_AVX2,
+	MF_KERNEL_PORTABLE,
+	MF_KERNEL_BLAS
+} MfKernelChoice;
+
+extern int	mf_kernel_choice;	/* mf_ext.kernel */
+
+/* Defines mf_ext.kernel (from _PG_init). */
+extern void mf_kernel_define_setting(void);
+
+/*
+ * The kernels mf_ext.kernel selects (auto: the widest the CPU runs), or
+ * NULL for 'blas'.  Backend thread only.
+ */
+extern const MfKernel *mf_kernel(void);
+
+#endif							/* MF_KERNEL_H */

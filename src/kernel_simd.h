@@ -1,0 +1,418 @@
+/*-------------------------------------------------------------------------
+ *
+ * kernel_simd.h
+ *	  The kernels of kernel.h, written once over a vector of V floats.
+ *	  kernel.c includes this file once per instruction set, with
+ *
+ *		SIMD(name)		name##_avx512, name##_avx2 or name##_portable
+ *		SIMD_FN			the function attributes of that instruction set
+ *		V, VEC			lanes, vector type
+ *		VZERO() VLOAD(p) VLOADN(p, n) VSTORE(p, x) VSTOREN(p, x, n)
+ *		VBCAST(s) VFMA(a, b, c) = a b + c, VFNMA(a, b, c) = c - a b,
+ *		VMUL(a, b) VADD(a, b) VSUM(x)
+ *						(VLOADN/VSTOREN touch the first n lanes only, n
+ *						 may be <= 0 or > V; VLOADN's other lanes are 0)
+ *		TILE_VECTORS, TILE_COLUMNS
+ *						the Gram tile held in registers: TILE_VECTORS
+ *						vectors of rows by TILE_COLUMNS columns
+ *		CHOLESKY_VECTORS	the part of a column the Cholesky factorisation
+ *						holds in registers, in vectors (4 or 8)
+ *
+ *	  The Gram kernel keeps a tile of sum_e w_e o_e o_e' in registers while
+ *	  it streams the rated rows through their column indices (no gathered
+ *	  copy), over blocks of rows small enough to stay in the L1 cache, and
+ *	  writes the lower triangle (column-major; the upper is mirrored by the
+ *	  caller where something reads it).  The Cholesky factorisation is the
+ *	  left-looking column form: each column of L is built in registers from
+ *	  axpys of the columns before it.  The parameters are #undef'd at the
+ *	  end.
+ *
+ *-------------------------------------------------------------------------
+ */
+
+/* Rows of the other side per block of the Gram kernel: about 32 KB of them. */
+#define SIMD_BLOCK_FLOATS	8192
+
+/* Rows per partial sum of the right-hand side. */
+#define SIMD_SUM_BLOCK	256
+
+/* Loops over a tile's vectors unroll whole, so that its sums stay in registers. */
+#define SIMD_UNROLL _Pragma("GCC unroll 8")
+
+/*
+ * One tile of the Gram matrix: rows row0 .. row0 + vectors * V - 1 (those
+ * below k) by columns col0 .. col0 + TILE_COLUMNS - 1 (those below k), of
+ * sum_e w_e o_e o_e' over n rows, added to a.  vectors, masked (some of
+ * the tile's rows are past k) and weighted are constants in each call, so
+ * the tile's loops unroll, its sums stay in registers and its branches go.
+ */
+static inline SIMD_FN __attribute__((always_inline)) void
+SIMD(gram_tile) (const float *other, int k, const int32 *cols, int n,
+				 const float *weights, float *a, int ld, int row0, int col0,
+				 const int vectors, const bool masked, const bool weighted)
+{
+	VEC			sum[TILE_VECTORS][TILE_COLUMNS];
+	int			lanes[TILE_VECTORS];
+	int			column[TILE_COLUMNS];
+
+	SIMD_UNROLL
+	for (int v = 0; v < vectors; v++)
+	{
+		lanes[v] = k - (row0 + v * V);
+		SIMD_UNROLL
+		for (int c = 0; c < TILE_COLUMNS; c++)
+			sum[v][c] = VZERO();
+	}
+	/* a tile past the last column repeats it, and drops it when stored */
+	SIMD_UNROLL
+	for (int c = 0; c < TILE_COLUMNS; c++)
+		column[c] = Min(col0 + c, k - 1);
+
+	for (int e = 0; e < n; e++)
+	{
+		const float *o = other + (Size) cols[e] * k;
+		VEC			rows[TILE_VECTORS];
+
+		SIMD_UNROLL
+		for (int v = 0; v < vectors; v++)
+		{
+			rows[v] = masked ? VLOADN(o + row0 + v * V, lanes[v]) : VLOAD(o + row0 + v * V);
+			if (weighted)
+				rows[v] = VMUL(rows[v], VBCAST(weights[e]));
+		}
+		SIMD_UNROLL
+		for (int c = 0; c < TILE_COLUMNS; c++)
+		{
+			VEC			b = VBCAST(o[column[c]]);
+
+			SIMD_UNROLL
+			for (int v = 0; v < vectors; v++)
+				sum[v][c] = VFMA(rows[v], b, sum[v][c]);
+		}
+	}
+
+	SIMD_UNROLL
+	for (int c = 0; c < TILE_COLUMNS; c++)
+	{
+		if (col0 + c >= k)
+			break;
+		SIMD_UNROLL
+		for (int v = 0; v < vectors; v++)
+		{
+			float	   *to = a + (Size) (col0 + c) * ld + row0 + v * V;
+
+			if (lanes[v] >= V)
+				VSTORE(to, VADD(VLOAD(to), sum[v][c]));
+			else if (lanes[v] > 0)
+				VSTOREN(to, VADD(VLOADN(to, lanes[v]), sum[v][c]), lanes[v]);
+		}
+	}
+}
+
+/* gram_tile with its shape's constants spelled out, per number of vectors. */
+static inline SIMD_FN __attribute__((always_inline)) void
+SIMD(gram_tile_shaped) (const float *other, int k, const int32 *cols, int n,
+						const float *weights, float *a, int ld, int row0, int col0,
+						const int vectors)
+{
+	bool		masked = row0 + vectors * V > k;
+
+	if (masked && weights)
+		SIMD(gram_tile) (other, k, cols, n, weights, a, ld, row0, col0, vectors, true, true);
+	else if (masked)
+		SIMD(gram_tile) (other, k, cols, n, weights, a, ld, row0, col0, vectors, true, false);
+	else if (weights)
+		SIMD(gram_tile) (other, k, cols, n, weights, a, ld, row0, col0, vectors, false, true);
+	else
+		SIMD(gram_tile) (other, k, cols, n, weights, a, ld, row0, col0, vectors, false, false);
+}
+
+/*
+ * out[0 .. k) += sum_e s_e o_e (s_e = 1 when scales is NULL); returns
+ * sum_e s_e.  Eight vectors of out at a time are summed in registers over
+ * blocks of SIMD_SUM_BLOCK rows: a long row's sum is a sum of its blocks'
+ * sums, so its rounding error grows with the number of blocks, not rows.
+ */
+static SIMD_FN double
+SIMD(scaled_sum) (const float *other, int k, const int32 *cols, int n,
+				  const float *scales, float *out)
+{
+	double		total = 0.0;
+
+	for (int start = 0; start < n; start += SIMD_SUM_BLOCK)
+	{
+		int			end = Min(n, start + SIMD_SUM_BLOCK);
+
+		for (int first = 0; first < k; first += 8 * V)
+		{
+			VEC			sum[8];
+			int			vectors = Min(8, (k - first + V - 1) / V);
+
+			SIMD_UNROLL
+			for (int v = 0; v < 8; v++)
+				sum[v] = VZERO();
+			for (int e = start; e < end; e++)
+			{
+				const float *o = other + (Size) cols[e] * k + first;
+				VEC			s = VBCAST(scales ? scales[e] : 1.0f);
+
+				for (int v = 0; v < vectors; v++)
+				{
+					int			lanes = k - (first + v * V);
+
+					sum[v] = VFMA(lanes >= V ? VLOAD(o + v * V) : VLOADN(o + v * V, lanes),
+								  s, sum[v]);
+				}
+			}
+			for (int v = 0; v < vectors; v++)
+			{
+				float	   *to = out + first + v * V;
+				int			lanes = k - (first + v * V);
+
+				VSTOREN(to, VADD(VLOADN(to, lanes), sum[v]), lanes);
+			}
+		}
+	}
+	for (int e = 0; e < n; e++)
+		total += scales ? scales[e] : 1.0;
+	return total;
+}
+
+/* MfKernel.gram, into the lower triangle of a. */
+static SIMD_FN void
+SIMD(gram) (const float *other, int k, const int32 *cols, int n,
+			const float *weights, bool bias, float *a, int ld)
+{
+	/* blocks of at most SIMD_BLOCK_FLOATS floats of rows, of even sizes */
+	int			most = Max(16, SIMD_BLOCK_FLOATS / Max(k, 1));
+	int			blocks = (n + most - 1) / most;
+	int			block = blocks > 0 ? (n + blocks - 1) / blocks : 1;
+
+	for (int first = 0; first < n; first += block)
+	{
+		int			count = Min(block, n - first);
+
+		for (int col0 = 0; col0 < k; col0 += TILE_COLUMNS)
+		{
+			/* the lower triangle's rows of these columns, from a vector's start */
+			for (int row0 = col0 - col0 % V; row0 < k; row0 += TILE_VECTORS * V)
+			{
+				int			vectors = Min(TILE_VECTORS, (k - row0 + V - 1) / V);
+
+#define SIMD_TILE(n_vectors) \
+	SIMD(gram_tile_shaped) (other, k, cols + first, count, weights ? weights + first : NULL, \
+							a, ld, row0, col0, n_vectors)
+				switch (vectors)
+				{
+					case 1:
+						SIMD_TILE(1);
+						break;
+					case 2:
+						SIMD_TILE(2);
+						break;
+#if TILE_VECTORS >= 3
+					case 3:
+						SIMD_TILE(3);
+						break;
+#endif
+#if TILE_VECTORS >= 4
+					case 4:
+						SIMD_TILE(4);
+						break;
+#endif
+				}
+#undef SIMD_TILE
+			}
+		}
+	}
+	if (bias)
+	{
+		/* row k: sum w_e o_e, one element per column; then sum w_e */
+		float		column[MF_MAX_K];
+
+		memset(column, 0, sizeof(float) * k);
+		a[(Size) k * ld + k] += (float) SIMD(scaled_sum) (other, k, cols, n, weights, column);
+		for (int j = 0; j < k; j++)
+			a[(Size) j * ld + k] += column[j];
+	}
+}
+
+/* MfKernel.rhs */
+static SIMD_FN void
+SIMD(rhs) (const float *other, int k, const int32 *cols, int n,
+		   const float *targets, bool bias, float *rhs)
+{
+	double		total = SIMD(scaled_sum) (other, k, cols, n, targets, rhs);
+
+	if (bias)
+		rhs[k] += (float) total;
+}
+
+/* MfKernel.apply */
+static SIMD_FN void
+SIMD(apply) (const float *other, int k, const int32 *cols, int n,
+			 const float *weights, bool bias, const float *v, float *out)
+{
+	float		bias_sum = 0;
+
+	for (int e = 0; e < n; e++)
+	{
+		const float *o = other + (Size) cols[e] * k;
+		VEC			dot = VZERO();
+		float		score;
+		VEC			s;
+
+		for (int j = 0; j < k; j += V)
+			dot = VFMA(k - j >= V ? VLOAD(o + j) : VLOADN(o + j, k - j),
+					   k - j >= V ? VLOAD(v + j) : VLOADN(v + j, k - j), dot);
+		score = VSUM(dot) + (bias ? v[k] : 0);
+		if (weights)
+			score *= weights[e];
+		s = VBCAST(score);
+		for (int j = 0; j < k; j += V)
+		{
+			if (k - j >= V)
+				VSTORE(out + j, VFMA(VLOAD(o + j), s, VLOAD(out + j)));
+			else
+				VSTOREN(out + j, VFMA(VLOADN(o + j, k - j), s, VLOADN(out + j, k - j)), k - j);
+		}
+		bias_sum += score;
+	}
+	if (bias)
+		out[k] += bias_sum;
+}
+
+/*
+ * Rows first .. first + vectors * V - 1 (those below d) of column j of a,
+ * less sum_p<j L[j][p] L[rows, p]: one step of the left-looking Cholesky,
+ * in registers.  vectors is a constant in each call.
+ */
+static inline SIMD_FN __attribute__((always_inline)) void
+SIMD(cholesky_update) (float *a, int d, int ld, int j, int first, const int vectors)
+{
+	float	   *column = a + (Size) j * ld + first;
+	int			lanes = d - first;
+	VEC			sum[CHOLESKY_VECTORS];
+	VEC			odd[CHOLESKY_VECTORS];	/* the odd p's: two chains of FMAs */
+	int			p;
+
+	SIMD_UNROLL
+	for (int v = 0; v < vectors; v++)
+	{
+		sum[v] = VLOADN(column + v * V, lanes - v * V);
+		odd[v] = VZERO();
+	}
+	for (p = 0; p + 1 < j; p += 2)
+	{
+		const float *even_column = a + (Size) p * ld;
+		const float *odd_column = even_column + ld;
+		VEC			l_even = VBCAST(even_column[j]);
+		VEC			l_odd = VBCAST(odd_column[j]);
+
+		SIMD_UNROLL
+		for (int v = 0; v < vectors; v++)
+		{
+			sum[v] = VFNMA(VLOADN(even_column + first + v * V, lanes - v * V), l_even, sum[v]);
+			odd[v] = VFNMA(VLOADN(odd_column + first + v * V, lanes - v * V), l_odd, odd[v]);
+		}
+	}
+	if (p < j)
+	{
+		const float *last = a + (Size) p * ld;
+		VEC			l = VBCAST(last[j]);
+
+		SIMD_UNROLL
+		for (int v = 0; v < vectors; v++)
+			sum[v] = VFNMA(VLOADN(last + first + v * V, lanes - v * V), l, sum[v]);
+	}
+	SIMD_UNROLL
+	for (int v = 0; v < vectors; v++)
+		VSTOREN(column + v * V, VADD(sum[v], odd[v]), lanes - v * V);
+}
+
+/* MfKernel.cholesky: A = L L' in a's lower triangle, column by column. */
+static SIMD_FN bool
+SIMD(cholesky) (float *a, int d, int ld)
+{
+	for (int j = 0; j < d; j++)
+	{
+		float	   *column = a + (Size) j * ld;
+		float		pivot;
+		float		scale;
+
+		/* rows j .. d - 1, CHOLESKY_VECTORS vectors at a time */
+		for (int first = j; first < d; first += CHOLESKY_VECTORS * V)
+		{
+			switch (Min(CHOLESKY_VECTORS, (d - first + V - 1) / V))
+			{
+#define SIMD_UPDATE(n) case n: SIMD(cholesky_update) (a, d, ld, j, first, n); break
+					SIMD_UPDATE(1);
+					SIMD_UPDATE(2);
+					SIMD_UPDATE(3);
+					SIMD_UPDATE(4);
+#if CHOLESKY_VECTORS == 8
+					SIMD_UPDATE(5);
+					SIMD_UPDATE(6);
+					SIMD_UPDATE(7);
+					SIMD_UPDATE(8);
+#endif
+#undef SIMD_UPDATE
+			}
+		}
+		pivot = column[j];
+		if (!(pivot > 0) || isinf(pivot))
+			return false;
+		column[j] = sqrtf(pivot);
+		scale = 1.0f / column[j];
+		for (int i = j + 1; i < d; i++)
+			column[i] *= scale;
+	}
+	return true;
+}
+
+/* MfKernel.cholesky_solve: L y = x, then L' x = y. */
+static SIMD_FN void
+SIMD(cholesky_solve) (const float *a, int d, int ld, float *x)
+{
+	for (int j = 0; j < d; j++)
+	{
+		const float *column = a + (Size) j * ld;
+		VEC			y;
+
+		x[j] /= column[j];
+		y = VBCAST(x[j]);
+		for (int i = j + 1; i < d; i += V)
+			VSTOREN(x + i, VFNMA(VLOADN(column + i, d - i), y, VLOADN(x + i, d - i)), d - i);
+	}
+	for (int j = d - 1; j >= 0; j--)
+	{
+		const float *column = a + (Size) j * ld;
+		VEC			dot = VZERO();
+
+		for (int i = j + 1; i < d; i += V)
+			dot = VFMA(VLOADN(column + i, d - i), VLOADN(x + i, d - i), dot);
+		x[j] = (x[j] - VSUM(dot)) / column[j];
+	}
+}
+
+#undef SIMD_BLOCK_FLOATS
+#undef SIMD_UNROLL
+#undef SIMD_SUM_BLOCK
+#undef SIMD
+#undef SIMD_FN
+#undef V
+#undef VEC
+#undef VZERO
+#undef VLOAD
+#undef VLOADN
+#undef VSTORE
+#undef VSTOREN
+#undef VBCAST
+#undef VFMA
+#undef VFNMA
+#undef VMUL
+#undef VADD
+#undef VSUM
+#undef TILE_VECTORS
+#undef TILE_COLUMNS
+#undef CHOLESKY_VECTORS

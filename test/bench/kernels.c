@@ -1,0 +1,309 @@
+/*
+ * kernels.c -- mf_ext's own ALS kernels (src/kernel.c) against OpenBLAS and
+ * against the CPU's measured FMA peak, on one thread, outside PostgreSQL.
+ *
+ * For each k: the Gram matrix and right-hand side of rows of `degree`
+ * ratings drawn at random from n_other rows of k factors, by
+ *   - the probe's way: gather the rows, ssyrk + sgemv (OpenBLAS), and
+ *   - each own kernel the CPU runs (gram + rhs straight through the
+ *     column indices),
+ * then the k x k solve: spotrf + spotrs against the own Cholesky.  The FMA
+ * peak is measured here too: chains of independent vector FMAs, per
+ * instruction set.  GFLOP/s count a Gram matrix as degree * k * (k + 1)
+ * flops (its triangle) and a Cholesky solve as k^3 / 3 + 2 k^2.
+ *
+ *   kernels K[,K...] DEGREE N_OTHER SECONDS
+ *
+ * prints a TSV: what, k, ns per row (or per solve), GFLOP/s, share of the
+ * instruction set's peak.
+ *
+ * Built by test/bench/run.sh against the server's headers; the stubs below
+ * stand in for the PostgreSQL functions kernel.c's setting uses (never
+ * called here).
+ */
+#include "../../src/kernel.c"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <time.h>
+#include <cblas.h>
+
+/* the C library's, not port.h's pg_printf (libpgport is not linked) */
+#undef printf
+#undef fprintf
+
+/* kernel.c's setting reaches these; the benchmark never defines it. */
+char	   *GUC_check_errdetail_string;
+char	   *GUC_check_errhint_string;
+void
+pre_format_elog_string(int errnumber, const char *domain)
+{
+}
+char *
+format_elog_string(const char *fmt,...)
+{
+	return NULL;
+}
+void
+DefineCustomEnumVariable(const char *name, const char *short_desc,
+						 const char *long_desc, int *valueAddr, int bootValue,
+						 const struct config_enum_entry *options,
+						 GucContext context, int flags,
+						 GucEnumCheckHook check_hook,
+						 GucEnumAssignHook assign_hook,
+						 GucShowHook show_hook)
+{
+}
+
+extern void spotrf_(const char *uplo, const int *n, float *a, const int *lda,
+					int *info, size_t uplo_len);
+extern void spotrs_(const char *uplo, const int *n, const int *nrhs,
+					const float *a, const int *lda, float *b, const int *ldb,
+					int *info, size_t uplo_len);
+
+static double
+now(void)
+{
+	struct timespec t;
+
+	clock_gettime(CLOCK_MONOTONIC, &t);
+	return t.tv_sec + t.tv_nsec * 1e-9;
+}
+
+static uint64_t random_state = 42;
+
+static double
+uniform(void)
+{
+	uint64_t	x = (random_state += 0x9E3779B97F4A7C15ULL);
+
+	x = (x ^ (x >> 30)) * 0xBF58476D1CE4E5B9ULL;
+	x = (x ^ (x >> 27)) * 0x94D049BB133111EBULL;
+	return (double) ((x ^ (x >> 31)) >> 11) / 9007199254740992.0;
+}
+
+/* Peak FMA rate of one instruction set on this core: GFLOP/s. */
+#define PEAK_CHAINS 12
+#ifdef MF_KERNEL_X86
+__attribute__((target("avx512f"))) static double
+peak_avx512(void)
+{
+	__m512		acc[PEAK_CHAINS];
+	__m512		x = _mm512_set1_ps(0.999999f), y = _mm512_set1_ps(1e-7f);
+	long		rounds = 20000000;
+	double		start = now();
+	float		sink = 0;
+
+	for (int c = 0; c < PEAK_CHAINS; c++)
+		acc[c] = _mm512_set1_ps((float) c);
+	for (long r = 0; r < rounds; r++)
+		_Pragma("GCC unroll 12")
+			for (int c = 0; c < PEAK_CHAINS; c++)
+			acc[c] = _mm512_fmadd_ps(acc[c], x, y);
+	for (int c = 0; c < PEAK_CHAINS; c++)
+		sink += _mm512_reduce_add_ps(acc[c]);
+	if (sink == 12345)
+		puts("");
+	return 2.0 * 16 * PEAK_CHAINS * rounds / (now() - start) / 1e9;
+}
+
+__attribute__((target("avx2,fma"))) static double
+peak_avx2(void)
+{
+	__m256		acc[PEAK_CHAINS];
+	__m256		x = _mm256_set1_ps(0.999999f), y = _mm256_set1_ps(1e-7f);
+	long		rounds = 20000000;
+	double		start = now();
+	float		sink = 0;
+
+	for (int c = 0; c < PEAK_CHAINS; c++)
+		acc[c] = _mm256_set1_ps((float) c);
+	for (long r = 0; r < rounds; r++)
+		_Pragma("GCC unroll 12")
+			for (int c = 0; c < PEAK_CHAINS; c++)
+			acc[c] = _mm256_fmadd_ps(acc[c], x, y);
+	for (int c = 0; c < PEAK_CHAINS; c++)
+		sink += sum8(acc[c]);
+	if (sink == 12345)
+		puts("");
+	return 2.0 * 8 * PEAK_CHAINS * rounds / (now() - start) / 1e9;
+}
+#endif
+
+int
+main(int argc, char **argv)
+{
+	int			degree,
+				n_other;
+	double		seconds;
+	char	   *ks;
+	double		peak512 = 0,
+				peak2 = 0;
+
+	if (argc != 5)
+	{
+		fprintf(stderr, "usage: kernels K[,K...] DEGREE N_OTHER SECONDS\n");
+		return 2;
+	}
+	ks = argv[1];
+	degree = atoi(argv[2]);
+	n_other = atoi(argv[3]);
+	seconds = atof(argv[4]);
+
+#ifdef MF_KERNEL_X86
+	if (cpu_runs(MF_KERNEL_AVX512))
+		peak512 = peak_avx512();
+	if (cpu_runs(MF_KERNEL_AVX2))
+		peak2 = peak_avx2();
+#endif
+	printf("what\tk\tns\tGFLOP/s\tshare of peak\n");
+	if (peak512 > 0)
+		printf("FMA peak avx512\t-\t-\t%.1f\t1\n", peak512);
+	if (peak2 > 0)
+		printf("FMA peak avx2\t-\t-\t%.1f\t1\n", peak2);
+
+	for (char *token = strtok(ks, ","); token; token = strtok(NULL, ","))
+	{
+		int			k = atoi(token);
+		int			rows = 64;	/* distinct rows, cycled */
+		float	   *other = malloc(sizeof(float) * (size_t) n_other * k);
+		int32	   *cols = malloc(sizeof(int32) * (size_t) rows * degree);
+		float	   *targets = malloc(sizeof(float) * degree);
+		float	   *gathered = aligned_alloc(64, sizeof(float) * (((size_t) degree * k + 15) / 16 * 16));
+		float	   *gram = aligned_alloc(64, sizeof(float) * (((size_t) k * k + 15) / 16 * 16));
+		float	   *x = malloc(sizeof(float) * k);
+		double		gram_flops = (double) degree * k * (k + 1);
+		double		solve_flops = (double) k * k * k / 3 + 2.0 * k * k;
+		const MfKernel *kernels[3];
+		double		peaks[3];
+		int			n_kernels = 0;
+		double		blas_gram_ns = 0;
+
+		for (size_t i = 0; i < (size_t) n_other * k; i++)
+			other[i] = (float) (uniform() - 0.5);
+		for (int i = 0; i < rows * degree; i++)
+			cols[i] = (int32) (uniform() * n_other);
+		for (int e = 0; e < degree; e++)
+			targets[e] = (float) (1 + 4 * uniform());
+
+#ifdef MF_KERNEL_X86
+		if (peak512 > 0)
+		{
+			kernels[n_kernels] = &avx512_kernel;
+			peaks[n_kernels++] = peak512;
+		}
+		if (peak2 > 0)
+		{
+			kernels[n_kernels] = &avx2_kernel;
+			peaks[n_kernels++] = peak2;
+		}
+#endif
+		kernels[n_kernels] = &portable_kernel;
+		peaks[n_kernels++] = peak512 > 0 ? peak512 : peak2;
+
+		/* the probe's way: gather, ssyrk, sgemv */
+		{
+			long		done = 0;
+			double		start = now();
+
+			while (now() - start < seconds)
+			{
+				const int32 *c = cols + (size_t) (done % rows) * degree;
+
+				for (int e = 0; e < degree; e++)
+					memcpy(gathered + (size_t) e * k, other + (size_t) c[e] * k, sizeof(float) * k);
+				memset(gram, 0, sizeof(float) * k * k);
+				cblas_ssyrk(CblasColMajor, CblasUpper, CblasNoTrans, k, degree, 1,
+							gathered, k, 0, gram, k);
+				cblas_sgemv(CblasColMajor, CblasNoTrans, k, degree, 1, gathered, k,
+							targets, 1, 0, x, 1);
+				done++;
+			}
+			blas_gram_ns = (now() - start) / done * 1e9;
+			printf("gram openblas (gather + ssyrk + sgemv)\t%d\t%.0f\t%.1f\t%.2f\n", k,
+				   blas_gram_ns, gram_flops / blas_gram_ns, gram_flops / blas_gram_ns / peaks[0]);
+		}
+		for (int i = 0; i < n_kernels; i++)
+		{
+			long		done = 0;
+			double		start = now();
+			double		ns;
+
+			while (now() - start < seconds)
+			{
+				const int32 *c = cols + (size_t) (done % rows) * degree;
+
+				memset(gram, 0, sizeof(float) * k * k);
+				memset(x, 0, sizeof(float) * k);
+				kernels[i]->gram(other, k, c, degree, NULL, false, gram, k);
+				kernels[i]->rhs(other, k, c, degree, targets, false, x);
+				done++;
+			}
+			ns = (now() - start) / done * 1e9;
+			printf("gram %s\t%d\t%.0f\t%.1f\t%.2f\t(%.2fx openblas)\n", kernels[i]->name, k, ns,
+				   gram_flops / ns, gram_flops / ns / peaks[i], ns / blas_gram_ns);
+		}
+
+		/* the solve of one k x k system */
+		{
+			float	   *a = aligned_alloc(64, sizeof(float) * (((size_t) k * k + 15) / 16 * 16));
+			float	   *spd = malloc(sizeof(float) * k * k);
+			const char	upper = 'U';
+			const int	one = 1;
+			int			info;
+			double		blas_ns = 0;
+
+			memset(spd, 0, sizeof(float) * k * k);
+			cblas_ssyrk(CblasColMajor, CblasUpper, CblasTrans, k, k, 1, other, k, 0, spd, k);
+			for (int j = 0; j < k; j++)
+			{
+				spd[j * k + j] += 0.1f;
+				for (int i = j + 1; i < k; i++)
+					spd[j * k + i] = spd[i * k + j];	/* both triangles */
+			}
+			for (int variant = -1; variant < n_kernels; variant++)
+			{
+				long		done = 0;
+				double		start = now();
+				double		ns;
+
+				while (now() - start < seconds)
+				{
+					memcpy(a, spd, sizeof(float) * k * k);
+					memcpy(x, targets, sizeof(float) * k);
+					if (variant < 0)
+					{
+						spotrf_(&upper, &k, a, &k, &info, 1);
+						spotrs_(&upper, &k, &one, a, &k, x, &k, &info, 1);
+					}
+					else
+					{
+						kernels[variant]->cholesky(a, k, k);
+						kernels[variant]->cholesky_solve(a, k, k, x);
+					}
+					done++;
+				}
+				ns = (now() - start) / done * 1e9;
+				if (variant < 0)
+				{
+					blas_ns = ns;
+					printf("solve openblas (spotrf + spotrs)\t%d\t%.0f\t%.1f\t%.2f\n", k, ns,
+						   solve_flops / ns, solve_flops / ns / peaks[0]);
+				}
+				else
+					printf("solve %s\t%d\t%.0f\t%.1f\t%.2f\t(%.2fx openblas)\n",
+						   kernels[variant]->name, k, ns, solve_flops / ns,
+						   solve_flops / ns / peaks[variant], ns / blas_ns);
+			}
+			free(a);
+			free(spd);
+		}
+		free(other);
+		free(cols);
+		free(targets);
+		free(gathered);
+		free(gram);
+		free(x);
+	}
+	return 0;
+}

@@ -1,0 +1,131 @@
+# mf_ext's own single-precision kernels (src/kernel.c): each instruction
+# set this CPU runs (read from /proc/cpuinfo: avx512f; avx2 and fma; the
+# portable C always), forced with mf_ext.kernel, and OpenBLAS's path
+# ('blas'), trains every kind of model to the double-precision solve's
+# predictions within single-precision tolerance, gives the same model bit
+# for bit with 1 and 2 threads, and folds in a new user like OpenBLAS's
+# solve.  An instruction set the CPU lacks is refused when
+# set, with a hint.  A row longer than the kernel's 65,536-rating segments
+# is summed across segments correctly.
+use strict;
+use warnings;
+use PostgreSQL::Test::Utils;
+use lib 'test';
+use MfTap;
+use Test::More;
+
+my $node = mf_node('kernels');
+
+my $flags = '';
+if (open(my $cpuinfo, '<', '/proc/cpuinfo'))
+{
+	while (<$cpuinfo>)
+	{
+		if (/^flags\s*:\s*(.*)$/) { $flags = " $1 "; last; }
+	}
+	close($cpuinfo);
+}
+my %runs = (
+	avx512 => $flags =~ / avx512f / && $flags =~ / avx2 / && $flags =~ / fma /,
+	avx2 => $flags =~ / avx2 / && $flags =~ / fma /,
+	portable => 1,
+	blas => 1);
+my @kernels = grep { $runs{$_} } qw(avx512 avx2 portable blas);
+diag('kernels this CPU runs: ' . join(', ', @kernels));
+
+foreach my $kernel (grep { !$runs{$_} } qw(avx512 avx2))
+{
+	my ($rc, $out, $err) = $node->psql('postgres', "SET mf_ext.kernel = $kernel");
+	like($err, qr/invalid value for parameter "mf_ext.kernel".*This CPU does not run/s,
+		"mf_ext.kernel = $kernel is refused on a CPU without it");
+}
+
+# ratings: 300 users x 120 items, about 30 % observed, nearly low-rank; a
+# second table of strengths for implicit feedback; a third where item 1 is
+# rated by 70,000 users (two kernel segments and more).
+$node->safe_psql('postgres', q{
+	CREATE TABLE ratings AS
+	SELECT u AS user_id, i AS item_id,
+	       round((3 + sin(u * 0.7) * cos(i * 0.3) + 0.5 * sin(u + i))::numeric, 2) AS rating
+	FROM generate_series(1, 300) u, generate_series(1, 120) i
+	WHERE (u * 31 + i * 17) % 10 < 3;
+	CREATE TABLE plays AS
+	SELECT user_id, item_id, 1 + (user_id * item_id) % 7 AS rating FROM ratings;
+	CREATE TABLE long_row AS
+	SELECT u AS user_id, 1 AS item_id, 1 + u % 5 AS rating FROM generate_series(1, 70000) u
+	UNION ALL SELECT u, 2 + u % 50, 1 + (u * 7) % 5 FROM generate_series(1, 70000) u;
+});
+
+# name => [table, mf_train arguments]
+my %kinds = (
+	plain => ['ratings', 'k := 13, lambda := 0.1'],
+	biases => ['ratings', 'k := 16, lambda := 0.5, biases := true'],
+	wide => ['ratings', 'k := 70, lambda := 1'],
+	weighted_cg => ['ratings', "k := 20, lambda := 0.05, weighted_lambda := true, solver := 'cg'"],
+	implicit_cholesky => ['plays', "k := 24, lambda := 1, feedback := 'implicit', alpha := 2, solver := 'cholesky'"],
+	implicit_cg => ['plays', "k := 24, lambda := 1, feedback := 'implicit', alpha := 2"],
+	nonnegative => ['ratings', 'k := 8, lambda := 0.5, nonnegative := true'],
+	long_row => ['long_row', 'k := 16, lambda := 1, biases := true'],
+);
+
+# largest |single - double| / (1 + largest |double|) over the training pairs
+sub prediction_gap
+{
+	my ($single, $double, $table) = @_;
+	return $node->safe_psql('postgres', qq{
+		SELECT max(abs(mf_predict('$single', user_id, item_id) - mf_predict('$double', user_id, item_id)))
+		       / (1 + max(abs(mf_predict('$double', user_id, item_id))))
+		FROM (SELECT DISTINCT user_id, item_id FROM $table) p});
+}
+
+sub factors_md5
+{
+	my ($model) = @_;
+	return $node->safe_psql('postgres', qq{
+		SELECT md5(string_agg(factors::text || coalesce(bias::text, ''), ';' ORDER BY user_id))
+		FROM mf_user_factors WHERE model_id = (SELECT model_id FROM mf_models WHERE name = '$model')});
+}
+
+foreach my $kind (sort keys %kinds)
+{
+	my ($table, $arguments) = @{ $kinds{$kind} };
+	$node->safe_psql('postgres', qq{
+		SET client_min_messages = warning;
+		SELECT mf_train('$table', $arguments, iterations := 3, double_precision := true,
+		                model_name := '${kind}_double')});
+	foreach my $kernel (@kernels)
+	{
+		my $model = "${kind}_$kernel";
+		$node->safe_psql('postgres', qq{
+			SET client_min_messages = warning; SET mf_ext.kernel = $kernel; SET mf_ext.threads = 2;
+			SELECT mf_train('$table', $arguments, iterations := 3, model_name := '$model')});
+		my $gap = prediction_gap($model, "${kind}_double", $table);
+		cmp_ok($gap, '<', 1e-3, "$kind, $kernel kernel: predictions within 1e-3 of double precision ($gap)");
+		my $two = factors_md5($model);
+		$node->safe_psql('postgres', qq{
+			SET client_min_messages = warning; SET mf_ext.kernel = $kernel; SET mf_ext.threads = 1;
+			SELECT mf_train('$table', $arguments, iterations := 3, model_name := '$model')});
+		is(factors_md5($model), $two, "$kind, $kernel kernel: 1 and 2 threads give the same factors");
+	}
+}
+
+# fold-in solves with the kernel too: a user's factors against the plain
+# model's items (trained by OpenBLAS's path), each kernel against OpenBLAS's
+my $fold_in = q{
+	WITH rated AS (SELECT array_agg(item_id ORDER BY item_id) AS items,
+	                      array_agg(rating::float8 ORDER BY item_id) AS ratings
+	               FROM ratings WHERE user_id = 7)
+	SELECT mf_fold_in('plain_blas', items, ratings) FROM rated};
+foreach my $kernel (@kernels)
+{
+	my $gap = $node->safe_psql('postgres', qq{
+		SET mf_ext.kernel = blas;
+		CREATE TEMP TABLE reference AS $fold_in;
+		SET mf_ext.kernel = $kernel;
+		CREATE TEMP TABLE folded AS $fold_in;
+		SELECT max(abs(s - r)) / (1 + max(abs(r)))
+		FROM folded, reference, unnest(folded.mf_fold_in, reference.mf_fold_in) AS x(s, r)});
+	cmp_ok($gap, '<', 1e-4, "fold-in, $kernel kernel: within 1e-4 of OpenBLAS's solve ($gap)");
+}
+
+done_testing();
