@@ -540,13 +540,15 @@ KERNEL(row_loss) (const HalfStep *step, SolveBuffers *buffers, int64 begin,
 		{
 			if (s > 0 && mf_parallel_stopping())
 				return 0.0;		/* the caller sees the stop */
-			if (buffers->gathered == NULL)
+#ifdef OWN_KERNELS
+			if (als->kernel)
 			{
-				for (int e = s; e < Min(s + MF_ROW_SEGMENT, degree); e++)
-					predicted[e] = (REAL) (KERNEL(dot) (x, other + (Size) rows->col[begin + e] * k, k)
-										   + (step->other_bias ? x[k] : 0));
+				als->kernel->scores(other, k, rows->col + begin + s,
+									Min(MF_ROW_SEGMENT, degree - s),
+									step->other_bias != NULL, x, predicted + s);
 				continue;
 			}
+#endif
 			als->blas->GEMV(CblasColMajor, CblasTrans, d, Min(MF_ROW_SEGMENT, degree - s), 1,
 						   (const REAL *) buffers->gathered + (Size) s * d, d, x, 1, 0,
 						   predicted + s, 1);

@@ -112,8 +112,8 @@ sum8(__m256 x)
 #endif							/* MF_KERNEL_X86 */
 
 #define MF_KERNEL_TABLE(suffix) \
-	{#suffix, gram_##suffix, rhs_##suffix, apply_##suffix, cholesky_##suffix, \
-	 cholesky_solve_##suffix}
+	{#suffix, gram_##suffix, rhs_##suffix, apply_##suffix, scores_##suffix, \
+	 cholesky_##suffix, cholesky_solve_##suffix}
 
 static const MfKernel portable_kernel = MF_KERNEL_TABLE(portable);
 #ifdef MF_KERNEL_X86

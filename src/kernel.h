@@ -46,6 +46,10 @@ typedef struct MfKernel
 						  const float *weights, bool bias, const float *v,
 						  float *out);
 
+	/* scores[e] = o_e . x (d numbers in x): a row's predictions. */
+	void		(*scores) (const float *other, int k, const int32 *cols, int n,
+						   bool bias, const float *x, float *scores);
+
 	/*
 	 * Cholesky factorisation A = U'U in place of a's upper triangle, d x d;
 	 * false (a half-written) when A is not numerically positive definite.

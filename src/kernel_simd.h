@@ -248,6 +248,66 @@ SIMD(rhs) (const float *other, int k, const int32 *cols, int n,
 		rhs[k] += (float) total;
 }
 
+/*
+ * MfKernel.apply for k of at most 8 vectors (a constant in each call): v
+ * and the sums held in registers, each row loaded once for its dot product
+ * (two chains) and its update.
+ */
+static inline SIMD_FN __attribute__((always_inline)) void
+SIMD(apply_held) (const float *other, int k, const int32 *cols, int n,
+				  const float *weights, bool bias, const float *v, float *out,
+				  const int vectors)
+{
+	VEC			held[8];
+	VEC			sum[8];
+	int			tail = k - (vectors - 1) * V;	/* lanes of the last vector */
+	float		bias_sum = 0;
+
+	SIMD_UNROLL
+	for (int i = 0; i < vectors; i++)
+	{
+		held[i] = i < vectors - 1 ? VLOAD(v + i * V) : VLOADN(v + i * V, tail);
+		sum[i] = VZERO();
+	}
+	for (int e = 0; e < n; e++)
+	{
+		const float *o = other + (Size) cols[e] * k;
+		VEC			rows[8];
+		VEC			even = VZERO();
+		VEC			odd = VZERO();
+		float		score;
+		VEC			s;
+
+		SIMD_UNROLL
+		for (int i = 0; i < vectors; i++)
+		{
+			rows[i] = i < vectors - 1 ? VLOAD(o + i * V) : VLOADN(o + i * V, tail);
+			if (i % 2 == 0)
+				even = VFMA(rows[i], held[i], even);
+			else
+				odd = VFMA(rows[i], held[i], odd);
+		}
+		score = VSUM(VADD(even, odd)) + (bias ? v[k] : 0);
+		if (weights)
+			score *= weights[e];
+		s = VBCAST(score);
+		SIMD_UNROLL
+		for (int i = 0; i < vectors; i++)
+			sum[i] = VFMA(rows[i], s, sum[i]);
+		bias_sum += score;
+	}
+	SIMD_UNROLL
+	for (int i = 0; i < vectors; i++)
+	{
+		if (i < vectors - 1)
+			VSTORE(out + i * V, VADD(VLOAD(out + i * V), sum[i]));
+		else
+			VSTOREN(out + i * V, VADD(VLOADN(out + i * V, tail), sum[i]), tail);
+	}
+	if (bias)
+		out[k] += bias_sum;
+}
+
 /* MfKernel.apply */
 static SIMD_FN void
 SIMD(apply) (const float *other, int k, const int32 *cols, int n,
@@ -255,6 +315,24 @@ SIMD(apply) (const float *other, int k, const int32 *cols, int n,
 {
 	float		bias_sum = 0;
 
+	switch ((k + V - 1) / V)
+	{
+#define SIMD_APPLY(n_vectors) \
+		case n_vectors: \
+			SIMD(apply_held) (other, k, cols, n, weights, bias, v, out, n_vectors); \
+			return
+			SIMD_APPLY(1);
+			SIMD_APPLY(2);
+			SIMD_APPLY(3);
+			SIMD_APPLY(4);
+			SIMD_APPLY(5);
+			SIMD_APPLY(6);
+			SIMD_APPLY(7);
+			SIMD_APPLY(8);
+#undef SIMD_APPLY
+	}
+
+	/* longer rows: v and out stay in memory */
 	for (int e = 0; e < n; e++)
 	{
 		const float *o = other + (Size) cols[e] * k;
@@ -263,23 +341,40 @@ SIMD(apply) (const float *other, int k, const int32 *cols, int n,
 		VEC			s;
 
 		for (int j = 0; j < k; j += V)
-			dot = VFMA(k - j >= V ? VLOAD(o + j) : VLOADN(o + j, k - j),
-					   k - j >= V ? VLOAD(v + j) : VLOADN(v + j, k - j), dot);
+			dot = VFMA(VLOADN(o + j, k - j), VLOADN(v + j, k - j), dot);
 		score = VSUM(dot) + (bias ? v[k] : 0);
 		if (weights)
 			score *= weights[e];
 		s = VBCAST(score);
 		for (int j = 0; j < k; j += V)
-		{
-			if (k - j >= V)
-				VSTORE(out + j, VFMA(VLOAD(o + j), s, VLOAD(out + j)));
-			else
-				VSTOREN(out + j, VFMA(VLOADN(o + j, k - j), s, VLOADN(out + j, k - j)), k - j);
-		}
+			VSTOREN(out + j, VFMA(VLOADN(o + j, k - j), s, VLOADN(out + j, k - j)), k - j);
 		bias_sum += score;
 	}
 	if (bias)
 		out[k] += bias_sum;
+}
+
+/* MfKernel.scores, two chains of FMAs per row. */
+static SIMD_FN void
+SIMD(scores) (const float *other, int k, const int32 *cols, int n, bool bias,
+			  const float *x, float *scores)
+{
+	for (int e = 0; e < n; e++)
+	{
+		const float *o = other + (Size) cols[e] * k;
+		VEC			even = VZERO();
+		VEC			odd = VZERO();
+		int			j;
+
+		for (j = 0; j + V < k; j += 2 * V)
+		{
+			even = VFMA(VLOAD(o + j), VLOAD(x + j), even);
+			odd = VFMA(VLOADN(o + j + V, k - j - V), VLOADN(x + j + V, k - j - V), odd);
+		}
+		if (j < k)
+			even = VFMA(VLOADN(o + j, k - j), VLOADN(x + j, k - j), even);
+		scores[e] = VSUM(VADD(even, odd)) + (bias ? x[k] : 0);
+	}
 }
 
 /*
