@@ -41,6 +41,7 @@ int			mf_kernel_choice = MF_KERNEL_AUTO;
 #define TILE_VECTORS 4
 #define TILE_COLUMNS 6
 #define CHOLESKY_VECTORS 8
+#define CHOLESKY_REGISTERS 16
 #include "kernel_simd.h"
 
 #ifdef MF_KERNEL_X86
@@ -70,6 +71,7 @@ lanes16(int n)
 #define TILE_VECTORS 4
 #define TILE_COLUMNS 6
 #define CHOLESKY_VECTORS 8
+#define CHOLESKY_REGISTERS 16
 #include "kernel_simd.h"
 
 /* The first n of 8 lanes, as maskload/maskstore take them. */
@@ -107,6 +109,7 @@ sum8(__m256 x)
 #define TILE_VECTORS 3
 #define TILE_COLUMNS 4
 #define CHOLESKY_VECTORS 4
+#define CHOLESKY_REGISTERS 8
 #include "kernel_simd.h"
 
 #endif							/* MF_KERNEL_X86 */

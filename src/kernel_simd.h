@@ -17,6 +17,7 @@
  *						vectors of rows by TILE_COLUMNS columns
  *		CHOLESKY_VECTORS	the part of a column the Cholesky factorisation
  *						holds in registers, in vectors (4 or 8)
+ *		CHOLESKY_REGISTERS	the vector registers its sums may take
  *
  *	  The Gram kernel keeps a tile of sum_e w_e o_e o_e' in registers while
  *	  it streams the rated rows through their column indices (no gathered
@@ -248,6 +249,29 @@ SIMD(rhs) (const float *other, int k, const int32 *cols, int n,
 		rhs[k] += (float) total;
 }
 
+/* MfKernel.scores, two chains of FMAs per row. */
+static SIMD_FN void
+SIMD(scores) (const float *other, int k, const int32 *cols, int n, bool bias,
+			  const float *x, float *scores)
+{
+	for (int e = 0; e < n; e++)
+	{
+		const float *o = other + (Size) cols[e] * k;
+		VEC			even = VZERO();
+		VEC			odd = VZERO();
+		int			j;
+
+		for (j = 0; j + V < k; j += 2 * V)
+		{
+			even = VFMA(VLOAD(o + j), VLOAD(x + j), even);
+			odd = VFMA(VLOADN(o + j + V, k - j - V), VLOADN(x + j + V, k - j - V), odd);
+		}
+		if (j < k)
+			even = VFMA(VLOADN(o + j, k - j), VLOADN(x + j, k - j), even);
+		scores[e] = VSUM(VADD(even, odd)) + (bias ? x[k] : 0);
+	}
+}
+
 /*
  * MfKernel.apply for k of at most 8 vectors (a constant in each call): v
  * and the sums held in registers, each row loaded once for its dot product
@@ -336,13 +360,10 @@ SIMD(apply) (const float *other, int k, const int32 *cols, int n,
 	for (int e = 0; e < n; e++)
 	{
 		const float *o = other + (Size) cols[e] * k;
-		VEC			dot = VZERO();
 		float		score;
 		VEC			s;
 
-		for (int j = 0; j < k; j += V)
-			dot = VFMA(VLOADN(o + j, k - j), VLOADN(v + j, k - j), dot);
-		score = VSUM(dot) + (bias ? v[k] : 0);
+		SIMD(scores) (other, k, cols + e, 1, bias, v, &score);
 		if (weights)
 			score *= weights[e];
 		s = VBCAST(score);
@@ -354,75 +375,57 @@ SIMD(apply) (const float *other, int k, const int32 *cols, int n,
 		out[k] += bias_sum;
 }
 
-/* MfKernel.scores, two chains of FMAs per row. */
-static SIMD_FN void
-SIMD(scores) (const float *other, int k, const int32 *cols, int n, bool bias,
-			  const float *x, float *scores)
-{
-	for (int e = 0; e < n; e++)
-	{
-		const float *o = other + (Size) cols[e] * k;
-		VEC			even = VZERO();
-		VEC			odd = VZERO();
-		int			j;
-
-		for (j = 0; j + V < k; j += 2 * V)
-		{
-			even = VFMA(VLOAD(o + j), VLOAD(x + j), even);
-			odd = VFMA(VLOADN(o + j + V, k - j - V), VLOADN(x + j + V, k - j - V), odd);
-		}
-		if (j < k)
-			even = VFMA(VLOADN(o + j, k - j), VLOADN(x + j, k - j), even);
-		scores[e] = VSUM(VADD(even, odd)) + (bias ? x[k] : 0);
-	}
-}
-
 /*
  * Rows first .. first + vectors * V - 1 (those below d) of column j of a,
  * less sum_p<j L[j][p] L[rows, p]: one step of the left-looking Cholesky,
- * in registers.  vectors is a constant in each call.
+ * in registers, in up to four independent chains of FMAs (as many as the
+ * registers hold).  vectors is a constant in each call.
  */
 static inline SIMD_FN __attribute__((always_inline)) void
 SIMD(cholesky_update) (float *a, int d, int ld, int j, int first, const int vectors)
 {
+	const int	chains = vectors * 4 <= CHOLESKY_REGISTERS ? 4
+		: vectors * 2 <= CHOLESKY_REGISTERS ? 2 : 1;
 	float	   *column = a + (Size) j * ld + first;
 	int			lanes = d - first;
-	VEC			sum[CHOLESKY_VECTORS];
-	VEC			odd[CHOLESKY_VECTORS];	/* the odd p's: two chains of FMAs */
+	VEC			sum[4][CHOLESKY_VECTORS];
 	int			p;
 
 	SIMD_UNROLL
-	for (int v = 0; v < vectors; v++)
-	{
-		sum[v] = VLOADN(column + v * V, lanes - v * V);
-		odd[v] = VZERO();
-	}
-	for (p = 0; p + 1 < j; p += 2)
-	{
-		const float *even_column = a + (Size) p * ld;
-		const float *odd_column = even_column + ld;
-		VEC			l_even = VBCAST(even_column[j]);
-		VEC			l_odd = VBCAST(odd_column[j]);
-
+	for (int c = 0; c < chains; c++)
 		SIMD_UNROLL
 		for (int v = 0; v < vectors; v++)
+			sum[c][v] = c == 0 ? VLOADN(column + v * V, lanes - v * V) : VZERO();
+	for (p = 0; p + chains <= j; p += chains)
+	{
+		SIMD_UNROLL
+		for (int c = 0; c < chains; c++)
 		{
-			sum[v] = VFNMA(VLOADN(even_column + first + v * V, lanes - v * V), l_even, sum[v]);
-			odd[v] = VFNMA(VLOADN(odd_column + first + v * V, lanes - v * V), l_odd, odd[v]);
+			const float *earlier = a + (Size) (p + c) * ld;
+			VEC			l = VBCAST(earlier[j]);
+
+			SIMD_UNROLL
+			for (int v = 0; v < vectors; v++)
+				sum[c][v] = VFNMA(VLOADN(earlier + first + v * V, lanes - v * V), l, sum[c][v]);
 		}
 	}
-	if (p < j)
+	for (; p < j; p++)
 	{
-		const float *last = a + (Size) p * ld;
-		VEC			l = VBCAST(last[j]);
+		const float *earlier = a + (Size) p * ld;
+		VEC			l = VBCAST(earlier[j]);
 
 		SIMD_UNROLL
 		for (int v = 0; v < vectors; v++)
-			sum[v] = VFNMA(VLOADN(last + first + v * V, lanes - v * V), l, sum[v]);
+			sum[0][v] = VFNMA(VLOADN(earlier + first + v * V, lanes - v * V), l, sum[0][v]);
 	}
 	SIMD_UNROLL
 	for (int v = 0; v < vectors; v++)
-		VSTOREN(column + v * V, VADD(sum[v], odd[v]), lanes - v * V);
+	{
+		SIMD_UNROLL
+		for (int c = 1; c < chains; c++)
+			sum[0][v] = VADD(sum[0][v], sum[c][v]);
+		VSTOREN(column + v * V, sum[0][v], lanes - v * V);
+	}
 }
 
 /* MfKernel.cholesky: A = L L' in a's lower triangle, column by column. */
@@ -433,7 +436,7 @@ SIMD(cholesky) (float *a, int d, int ld)
 	{
 		float	   *column = a + (Size) j * ld;
 		float		pivot;
-		float		scale;
+		VEC			scale;
 
 		/* rows j .. d - 1, CHOLESKY_VECTORS vectors at a time */
 		for (int first = j; first < d; first += CHOLESKY_VECTORS * V)
@@ -458,9 +461,9 @@ SIMD(cholesky) (float *a, int d, int ld)
 		if (!(pivot > 0) || isinf(pivot))
 			return false;
 		column[j] = sqrtf(pivot);
-		scale = 1.0f / column[j];
-		for (int i = j + 1; i < d; i++)
-			column[i] *= scale;
+		scale = VBCAST(1.0f / column[j]);
+		for (int i = j + 1; i < d; i += V)
+			VSTOREN(column + i, VMUL(VLOADN(column + i, d - i), scale), d - i);
 	}
 	return true;
 }
@@ -511,3 +514,4 @@ SIMD(cholesky_solve) (const float *a, int d, int ld, float *x)
 #undef TILE_VECTORS
 #undef TILE_COLUMNS
 #undef CHOLESKY_VECTORS
+#undef CHOLESKY_REGISTERS

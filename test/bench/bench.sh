@@ -97,6 +97,33 @@ for shape in $shapes; do
 		done
 	done
 
+	# The kernel paths side by side at k = 64 on all cores: seconds per
+	# iteration of the exact (Cholesky) and CG solvers with each kernel the
+	# CPU runs and with OpenBLAS's path, and the probe's.
+	if [ "$shape" != "ml-latest-small" ]; then
+		probe_64=$("$probe" "$out/$shape.users" "$out/$shape.items" 64 "$threads_all" "$iterations")
+		for kernel in auto avx512 avx2 portable blas; do
+			for solver in cholesky cg; do
+				seconds=$(psql_q -F $'\t' 2>/dev/null <<-SQL || true
+					SET client_min_messages = warning;
+					SET mf_ext.kernel = $kernel;
+					SET mf_ext.threads = $threads_all;
+					SET mf_ext.max_memory = '20GB';
+					SELECT mf_train('$table', k := 64, iterations := $iterations, solver := '$solver',
+					                model_name := 'bench_kernel') AS model \gset
+					SELECT round((SELECT percentile_cont(0.5) WITHIN GROUP (ORDER BY s) FROM unnest(iteration_seconds) s)::numeric, 4)
+					FROM mf_models WHERE model_id = :model;
+				SQL
+				)
+				if [ -z "$seconds" ]; then
+					continue	# an instruction set this CPU does not run
+				fi
+				printf '%s\t%s\t%s\t%s\t%s\n' "$shape" "$kernel" "$solver" "$seconds" "$probe_64" >> "$out/kernel_paths.tsv"
+				echo "   k=64 $kernel $solver: ${seconds}s per iteration (probe ${probe_64}s)"
+			done
+		done
+	fi
+
 	# Serving, with the k = 64 model (all threads).
 	if [ "$shape" != "ml-latest-small" ]; then
 		serving=$(psql_q -F $'\t' <<-SQL

@@ -25,6 +25,40 @@ if [ -f "$dir/cancel.tsv" ]; then
 	awk -F'\t' '{ printf "| %s | %.1f | %.3f |\n", $1, $2, $3 }' "$dir/cancel.tsv"
 fi
 
+if [ -f "$dir/kernel_paths.tsv" ]; then
+	echo
+	echo "| shape | kernel | solver | s / iteration (k = 64, all cores) | ÷ probe | ÷ blas path |"
+	echo "|---|---|---|---:|---:|---:|"
+	awk -F'\t' '{ key = $1 " " $3; s[NR] = $0; if ($2 == "blas") blas[key] = $4 }
+		END { for (i = 1; i <= NR; i++) { split(s[i], f, "\t"); key = f[1] " " f[3];
+			printf "| %s | %s | %s | %.4f | %.2f | %.2f |\n", f[1], f[2], f[3], f[4], f[4] / f[5], f[4] / blas[key] } }' \
+		"$dir/kernel_paths.tsv"
+fi
+if [ -f "$dir/kernels.tsv" ]; then
+	echo
+	echo "| kernel (one thread, rows of 143 ratings) | k | ns per row | GFLOP/s | share of the measured FMA peak | ÷ OpenBLAS |"
+	echo "|---|---:|---:|---:|---:|---:|"
+	awk -F'\t' 'NR > 1 { r = $6; gsub(/[()x openblas]/, "", r); printf "| %s | %s | %s | %s | %s | %s |\n", $1, $2, $3, $4, $5, r == "" ? "1" : r }' \
+		"$dir/kernels.tsv"
+	# GFLOP/s of the Gram kernels against k, with the peaks
+	awk -F'\t' 'NR > 1 && $1 ~ /^gram/ { name = $1; sub(/^gram /, "", name); sub(/ .*/, "", name); print name, $2, $4 }' \
+		"$dir/kernels.tsv" > "$dir/gram.dat"
+	peak=$(awk -F'\t' '$1 == "FMA peak avx512" || $1 == "FMA peak avx2" { if ($4 > p) p = $4 } END { print p + 0 }' "$dir/kernels.tsv")
+	gnuplot <<GNUPLOT
+set terminal svg size 720,420 font 'sans,12'
+set output '$dir/kernels.svg'
+set title 'Gram matrix + right-hand side of a row, one thread (GFLOP/s)'
+set xlabel 'k'
+set ylabel 'GFLOP/s'
+set key top left
+set grid
+set yrange [0:*]
+plot for [name in "avx512 avx2 portable openblas"] '< grep "^'.name.' " $dir/gram.dat' using 2:3 with linespoints title name, \
+     $peak with lines dashtype 2 title 'measured FMA peak'
+GNUPLOT
+	cp "$dir/kernels.svg" "$here/kernels.svg"
+fi
+
 # seconds per iteration vs k, ours and the probe, all cores, per shape
 threads=$(awk -F'\t' 'NR > 1 && $6 > max { max = $6 } END { print max }' "$dir/results.tsv")
 plot=""

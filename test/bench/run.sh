@@ -14,7 +14,14 @@ out=$(mktemp -d /tmp/mf_ext-bench.XXXXXX)
 chmod 755 "$out"
 gcc -O2 -std=gnu11 -I/usr/include/x86_64-linux-gnu/openblas-pthread \
 	-o "$out/probe" test/bench/probe.c -lopenblas -lpthread
+gcc -O2 -std=gnu11 -Isrc -I"$(pg_config --includedir-server)" -I/usr/include/x86_64-linux-gnu/openblas-pthread \
+	-o "$out/kernels" test/bench/kernels.c -lopenblas -lm
 export OPENBLAS_NUM_THREADS=1
+
+# The kernels alone, one thread: rows of 143 ratings (ML-10M's mean per
+# user) of 10,677 items (its item count).
+echo "== kernels, one thread, rows of 143 ratings among 10,677"
+"$out/kernels" 32,64,128 143 10677 1 | tee "$out/kernels.tsv" | column -t -s $'\t'
 
 echo "machine: $(lscpu | sed -n 's/^Model name: *//p'), $(nproc) cores, $(free -g | awk '/Mem:/ {print $2}') GiB"
 pg_virtualenv -o shared_buffers=256MB -o max_parallel_workers_per_gather=0 \
@@ -22,7 +29,7 @@ pg_virtualenv -o shared_buffers=256MB -o max_parallel_workers_per_gather=0 \
 
 bash test/bench/report.sh "$out" | tee "$out/report.md"
 cp "$out/results.tsv" test/bench/results.tsv
-for f in serving.tsv cancel.tsv; do
+for f in serving.tsv cancel.tsv kernels.tsv kernel_paths.tsv; do
 	if [ -f "$out/$f" ]; then cp "$out/$f" "test/bench/$f"; fi
 done
 echo "results in $out and test/bench/"
