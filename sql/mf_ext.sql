@@ -89,36 +89,22 @@ COMMENT ON COLUMN @extschema@.mf_models.user_key_type IS
 COMMENT ON COLUMN @extschema@.mf_models.item_key_type IS
   'mf_ext: the type of the item ids when they are not integers (then kept as text in mf_item_factors.item_key), else NULL';
 
--- The role whose write last set a model's source and columns: a trigger
--- stamps it whenever a write sets them (or trained_at: every training), so
--- that whoever can write mf_models, also through a view or a function,
--- cannot make them look like another role's.  Refits follow the recorded
--- source and columns only for the role that recorded them.
+-- The role whose training last set a model's source and columns: a trigger
+-- stamps the training's own write of the model row with its role, and any
+-- other write that sets them (an UPDATE, INSERT or COPY by whoever can
+-- write mf_models, a restore from a dump) with NULL, so that no writer can
+-- make them look like another role's.  Refits follow the recorded source
+-- and columns only for the role that recorded them.
 CREATE FUNCTION @extschema@.mf_models_provenance()
 RETURNS trigger
-LANGUAGE plpgsql
-SET search_path = pg_catalog, pg_temp
-AS $$
-BEGIN
-    IF TG_OP = 'INSERT'
-       OR NEW.source IS DISTINCT FROM OLD.source
-       OR NEW.user_col IS DISTINCT FROM OLD.user_col
-       OR NEW.item_col IS DISTINCT FROM OLD.item_col
-       OR NEW.rating_col IS DISTINCT FROM OLD.rating_col
-       OR NEW.trained_at IS DISTINCT FROM OLD.trained_at
-       OR NEW.source_recorded_by IS DISTINCT FROM OLD.source_recorded_by THEN
-        NEW.source_recorded_by := (SELECT r.oid FROM pg_catalog.pg_roles r
-                                   WHERE r.rolname = current_user)::pg_catalog.regrole;
-    END IF;
-    RETURN NEW;
-END
-$$;
+LANGUAGE C
+AS 'MODULE_PATHNAME', 'mf_models_provenance';
 COMMENT ON FUNCTION @extschema@.mf_models_provenance() IS
-  'mf_ext: trigger of mf_models: sets source_recorded_by to the role whose write set source, user_col, item_col, rating_col or trained_at';
+  'mf_ext: trigger of mf_models: a write that sets source, user_col, item_col, rating_col or trained_at gets source_recorded_by = the current role when it is a training''s own write of its model row, else NULL (an UPDATE, INSERT, COPY or restore records no one)';
 CREATE TRIGGER mf_models_provenance BEFORE INSERT OR UPDATE ON @extschema@.mf_models
 FOR EACH ROW EXECUTE FUNCTION @extschema@.mf_models_provenance();
 COMMENT ON COLUMN @extschema@.mf_models.source_recorded_by IS
-  'mf_ext: the role whose write last set source, user_col, item_col and rating_col (or trained the model), set by the trigger mf_models_provenance; refits without those arguments read them only for that role';
+  'mf_ext: the role whose training last set source, user_col, item_col and rating_col, or NULL when another write set them, set by the trigger mf_models_provenance; refits without those arguments read them only for that role';
 
 -- A model's factors: k of them (exactly) per user and per item, and with biases
 -- each one's bias. Ids that are not integers are kept as text keys, the id

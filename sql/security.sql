@@ -92,9 +92,27 @@ SET ROLE regress_mf_refitter;
 SELECT mf_train('trainer_view', k := 2, lambda := 1, iterations := 2, model_name := 'viewed') > 0 AS trained;
 SELECT mf_refit_users('viewed');
 RESET ROLE;
--- a recorded source that is not schema-qualified (edited by hand)
+-- a recorded source edited by hand is no longer the training's (the edit records no one)
 UPDATE mf_models SET source = 'trainer_view' WHERE name = 'shared';
 SELECT mf_refit_users('shared');
+-- the superuser's own training records its role; while a trigger of
+-- another role's could rewrite that stamp (TRIGGER on mf_models), refits
+-- do not follow any record
+CREATE TABLE own_ratings AS SELECT * FROM trainer_data;
+SELECT mf_train('own_ratings', k := 2, lambda := 1, iterations := 2, model_name := 'stamped') > 0 AS trained;
+SELECT source_recorded_by FROM mf_models WHERE name = 'stamped';
+GRANT TRIGGER ON mf_models TO regress_mf_trainer;
+SET ROLE regress_mf_trainer;
+CREATE FUNCTION restamp() RETURNS trigger LANGUAGE plpgsql AS
+$$ BEGIN NEW.source_recorded_by := 'regress_mf_refitter'; RETURN NEW; END $$;
+CREATE TRIGGER zz_restamp BEFORE UPDATE ON mf_models FOR EACH ROW EXECUTE FUNCTION restamp();
+RESET ROLE;
+SELECT mf_refit_users('stamped');
+DROP TRIGGER zz_restamp ON mf_models;
+DROP FUNCTION restamp();
+REVOKE TRIGGER ON mf_models FROM regress_mf_trainer;
+SELECT mf_refit_users('stamped') AS refitted_own_record;
+DROP TABLE own_ratings;
 
 -- 2. A writer that row-level security shows part of the model tables
 -- would replace and count only its part: training and refitting refuse it.

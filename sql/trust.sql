@@ -275,8 +275,20 @@ SELECT mf_train('spread', k := 4, lambda := 1, double_precision := true,
 CREATE TABLE huge_new_items AS SELECT u AS user_id, i AS item_id, 1e60 * ((u * i) % 5 - 2) AS rating
 FROM generate_series(1, 50) u, generate_series(1001, 1010) i;
 SELECT mf_refit_items(:huge_items, 'huge_new_items', 'user_id', 'item_id', 'rating') AS refitted;
+-- Exact scores that round to one double though the products differ (mu of
+-- 1e17, where a double's step is 16, and item biases 89 to 94): the tie
+-- goes to the lowest id, as in mf_recommend, even though item 1's product
+-- is below every candidate's (before, mf_recommend_all kept item 2).
+SELECT mf_train('spread', k := 1, lambda := 1, double_precision := true, biases := true,
+                model_name := 'rounded ties') AS rounded_ties \gset
+UPDATE mf_models SET global_mean = 1e17, version = nextval('mf_model_version_seq') WHERE model_id = :rounded_ties;
+UPDATE mf_user_factors SET factors = '{0}', bias = 0 WHERE model_id = :rounded_ties;
+UPDATE mf_item_factors SET factors = '{0}',
+       bias = CASE WHEN item_id = 1 THEN 89 ELSE least(94, 90 + (item_id - 2) * 0.5) END
+WHERE model_id = :rounded_ties;
 SELECT trust.lists_differ(:one_huge, 5) AS one_huge_item, trust.lists_differ(:tiny_users, 5) AS tiny_users,
-       trust.lists_differ(:huge_items, 20) AS refitted_huge_items;
+       trust.lists_differ(:huge_items, 20) AS refitted_huge_items,
+       trust.lists_differ(:rounded_ties, 1) AS rounded_ties;
 
 -- 8. lambda beyond what single precision holds is refused.
 SELECT error_of($$SELECT mf_train('small', lambda := 1e31, model_name := 'lambda too large')$$);

@@ -55,8 +55,12 @@ PG_FUNCTION_INFO_V1(mf_recommend_all_by_name);
 #define MF_BATCH_SPARE		8
 /* Bytes of products one thread holds for a block of users (about L2). */
 #define MF_BATCH_BLOCK_BYTES	(1024 * 1024)
-/* Result rows handed to the table's multi-insert at a time. */
+/*
+ * Result rows handed to the table's multi-insert at a time: this many, or
+ * fewer when their text keys reach MF_BATCH_INSERT_BYTES.
+ */
 #define MF_BATCH_INSERT_ROWS	1000
+#define MF_BATCH_INSERT_BYTES	(8 * 1024 * 1024)
 /* Users whose rated items are read per fetch. */
 #define MF_BATCH_FETCH_USERS	1000
 
@@ -80,6 +84,7 @@ typedef struct BatchWriter
 	CommandId	cid;
 	TupleTableSlot *slots[MF_BATCH_INSERT_ROWS];
 	int			used;			/* slots filled */
+	Size		bytes;			/* their text keys' bytes */
 	MemoryContext rows_cxt;		/* the text keys in the slots */
 	int64		written;		/* rows inserted */
 	int64		next_block;		/* the first block not written yet */
@@ -148,7 +153,8 @@ rank_candidates(const BatchRun *run, const int32 *candidates, int32 count, int32
  * (top), which every item left out scored at most.  The error of a float
  * product is at most (width + 3) 2^-24 sum_j |u_j| max_i |v_ij| (the
  * operands' conversion to float, the products and the sum's rounding,
- * doubled for safety), plus what underflow can lose.
+ * doubled for safety), plus what underflow can lose, plus the rounding of
+ * the exact scores themselves.
  */
 static bool
 candidates_certain(const BatchRun *run, const MfTop *top, int32 user, int32 found)
@@ -156,6 +162,9 @@ candidates_certain(const BatchRun *run, const MfTop *top, int32 user, int32 foun
 	const float *u = run->users + (Size) user * run->width;
 	double		weight = 0.0;
 	double		error;
+	double		exact = run->best_scores[(Size) user * run->n + found - 1];
+	double		base = run->f->biases ? mf_user_base(run->f, user) : 0.0;
+	double		scale = run->user_scale[user] * run->item_scale;
 	double		nth;
 
 	if (top->size < top->n || found < run->n)
@@ -163,10 +172,15 @@ candidates_certain(const BatchRun *run, const MfTop *top, int32 user, int32 foun
 	for (int j = 0; j < run->width; j++)
 		weight += fabs(u[j]) * run->column_max[j];
 	error = (run->width + 3) * ldexp(weight, -23) + run->width * ldexp(1.0, -146);
-	nth = (run->best_scores[(Size) user * run->n + found - 1] -
-		   (run->f->biases ? mf_user_base(run->f, user) : 0.0)) *
-		run->user_scale[user] * run->item_scale;
-	return nth > top->bound + error + fabs(nth) * ldexp(1.0, -50);
+	nth = (exact - base) * scale;
+
+	/*
+	 * Exact scores are doubles rounded at the magnitude of the whole score
+	 * (base included): two items whose products differ can score the same,
+	 * and then the lower id is first.  An item left out must fall below
+	 * the n-th by more than that rounding too.
+	 */
+	return nth > top->bound + error + (fabs(exact) + fabs(base)) * scale * ldexp(1.0, -50);
 }
 
 /*
@@ -356,6 +370,7 @@ writer_open(BatchWriter *w, Oid relid, const MfModel *model)
 	for (int s = 0; s < MF_BATCH_INSERT_ROWS; s++)
 		w->slots[s] = table_slot_create(w->rel, NULL);
 	w->used = 0;
+	w->bytes = 0;
 	w->written = 0;
 	w->next_block = 0;
 }
@@ -368,6 +383,7 @@ writer_flush(BatchWriter *w)
 		table_multi_insert(w->rel, w->slots, w->used, w->cid, TABLE_INSERT_SKIP_FSM, w->bistate);
 	w->written += w->used;
 	w->used = 0;
+	w->bytes = 0;
 	MemoryContextReset(w->rows_cxt);
 }
 
@@ -397,7 +413,11 @@ write_next_block(BatchRun *run)
 			slot->tts_values[3] = Float8GetDatum(run->best_scores[(Size) user * run->n + r]);
 			memset(slot->tts_isnull, 0, sizeof(bool) * 4);
 			ExecStoreVirtualTuple(slot);
-			if (w->used == MF_BATCH_INSERT_ROWS)
+			if (model->user_keys)
+				w->bytes += VARSIZE(DatumGetPointer(slot->tts_values[0]));
+			if (model->item_keys)
+				w->bytes += VARSIZE(DatumGetPointer(slot->tts_values[2]));
+			if (w->used == MF_BATCH_INSERT_ROWS || w->bytes >= MF_BATCH_INSERT_BYTES)
 			{
 				MemoryContextSwitchTo(old);
 				writer_flush(w);
@@ -420,6 +440,21 @@ writer_close(BatchWriter *w)
 		ExecDropSingleTupleTableSlot(w->slots[s]);
 	table_close(w->rel, NoLock);
 	return w->written;
+}
+
+/* The bytes of the longest of count text keys (0 without keys). */
+static Size
+longest_key(char *const *keys, int32 count)
+{
+	Size		longest = 0;
+
+	for (int32 i = 0; keys != NULL && i < count; i++)
+	{
+		if (i % 65536 == 65535)
+			CHECK_FOR_INTERRUPTS();
+		longest = Max(longest, strlen(keys[i]));
+	}
+	return longest;
 }
 
 /*
@@ -593,6 +628,7 @@ batch_create_target(FunctionCallInfo fcinfo, const MfModel *found, BatchRun *run
 static int
 batch_plan(BatchRun *run)
 {
+	const MfModel *model = run->model;
 	const MfFactors *f = run->f;
 	MfMemory	memory = {0};
 	Size		real = sizeof(float);
@@ -609,6 +645,11 @@ batch_plan(BatchRun *run)
 	mf_memory_add(&memory, mul_size(threads, run->keep), sizeof(int32) + sizeof(double));
 	mf_memory_add(&memory, mul_size(threads, f->n_items), sizeof(double));	/* exact ranking */
 	mf_memory_add(&memory, f->n_users, sizeof(double));	/* user scales */
+	/* the rows waiting for the multi-insert: their keys, and the longest row's copies */
+	if (model->user_keys || model->item_keys)
+		mf_memory_add(&memory, 1, add_size(MF_BATCH_INSERT_BYTES,
+										   mul_size(4, add_size(longest_key(model->user_keys, f->n_users),
+																longest_key(model->item_keys, f->n_items)))));
 	mf_memory_check(&memory, "mf_recommend_all",
 					psprintf("Ranking %d items for each of %d users, %d at a time on each of %d threads.",
 							 f->n_items, f->n_users, run->block_users, threads),

@@ -20,13 +20,16 @@
 #include "checks.h"
 #include "idmap.h"
 
+#include "access/htup_details.h"
 #include "catalog/pg_type.h"
+#include "commands/trigger.h"
 #include "executor/spi.h"
 #include "lib/stringinfo.h"
 #include "miscadmin.h"
 #include "storage/lmgr.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
+#include "utils/datum.h"
 #include "utils/guc.h"
 #include "utils/acl.h"
 #include "utils/inval.h"
@@ -543,6 +546,101 @@ mf_catalog_lock_model(const MfSchema *schema, int32 model_id)
 }
 
 /*
+ * Whether the statement writing mf_models now is a training's own write of
+ * its model row (upsert_model_row): the only write whose source and
+ * columns mf_models_provenance stamps with the writing role.
+ */
+static bool training_writes_model_row = false;
+
+PG_FUNCTION_INFO_V1(mf_models_provenance);
+
+/*
+ * mf_models_provenance(): trigger BEFORE INSERT OR UPDATE ON mf_models FOR
+ * EACH ROW.  A write that sets source, user_col, item_col, rating_col,
+ * trained_at or source_recorded_by gets source_recorded_by = the current
+ * role when it is a training's own write of its model, and NULL (recorded
+ * by no one) otherwise: an UPDATE, an INSERT or a COPY by anyone, a
+ * restore included, so that no writer can make a source look like
+ * another role's.  Refits follow a recorded source only for its recorder.
+ */
+Datum
+mf_models_provenance(PG_FUNCTION_ARGS)
+{
+	static const char *const watched[] = {"source", "user_col", "item_col", "rating_col",
+	"trained_at", "source_recorded_by"};
+	TriggerData *trigger = (TriggerData *) fcinfo->context;
+	TupleDesc	desc;
+	HeapTuple	tuple;
+	bool		stamp;
+	int			stamp_column;
+	Datum		value;
+	bool		isnull;
+
+	if (!CALLED_AS_TRIGGER(fcinfo) || !TRIGGER_FIRED_BEFORE(trigger->tg_event) ||
+		!TRIGGER_FIRED_FOR_ROW(trigger->tg_event) || TRIGGER_FIRED_BY_DELETE(trigger->tg_event) ||
+		TRIGGER_FIRED_BY_TRUNCATE(trigger->tg_event))
+		ereport(ERROR,
+				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
+				 errmsg("mf_models_provenance() must be a BEFORE INSERT OR UPDATE row trigger")));
+	desc = RelationGetDescr(trigger->tg_relation);
+	tuple = TRIGGER_FIRED_BY_UPDATE(trigger->tg_event) ? trigger->tg_newtuple : trigger->tg_trigtuple;
+	stamp_column = SPI_fnumber(desc, "source_recorded_by");
+	if (stamp_column <= 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_COLUMN),
+				 errmsg("mf_models has no column source_recorded_by"),
+				 errhint("Update the extension: ALTER EXTENSION mf_ext UPDATE.")));
+
+	stamp = TRIGGER_FIRED_BY_INSERT(trigger->tg_event);
+	for (int c = 0; !stamp && c < lengthof(watched); c++)
+	{
+		int			attnum = SPI_fnumber(desc, watched[c]);
+		Form_pg_attribute attribute;
+		bool		old_null;
+		bool		new_null;
+		Datum		old_value;
+		Datum		new_value;
+
+		if (attnum <= 0)
+			continue;
+		attribute = TupleDescAttr(desc, attnum - 1);
+		old_value = heap_getattr(trigger->tg_trigtuple, attnum, desc, &old_null);
+		new_value = heap_getattr(tuple, attnum, desc, &new_null);
+		stamp = old_null != new_null ||
+			(!old_null && !datum_image_eq(old_value, new_value, attribute->attbyval,
+										  attribute->attlen));
+	}
+	if (!stamp)
+		return PointerGetDatum(tuple);
+
+	isnull = !training_writes_model_row;
+	value = ObjectIdGetDatum(isnull ? InvalidOid : GetUserId());
+	return PointerGetDatum(heap_modify_tuple_by_cols(tuple, desc, 1, &stamp_column, &value, &isnull));
+}
+
+/*
+ * Runs query (an INSERT or UPDATE of the model row) as a training's own
+ * write of it; returns SPI's result.
+ */
+static int
+execute_training_write(const char *query, int n, Oid *argtypes, Datum *args, const char *nulls)
+{
+	int			result;
+
+	training_writes_model_row = true;
+	PG_TRY();
+	{
+		result = SPI_execute_with_args(query, n, argtypes, args, nulls, false, 0);
+	}
+	PG_FINALLY();
+	{
+		training_writes_model_row = false;
+	}
+	PG_END_TRY();
+	return result;
+}
+
+/*
  * Inserts or updates the model row (which locks it); returns its
  * model_id.  Replacing a model trained on another relation is worth a
  * word.
@@ -601,7 +699,7 @@ upsert_model_row(const MfSchema *schema, const MfModelRow *row)
 	 */
 	query = psprintf("UPDATE %s.mf_models SET (%s) = ROW(%s) WHERE name = $1 RETURNING model_id",
 					 schema->quoted, names.data, values.data);
-	if (SPI_execute_with_args(query, n, argtypes, args, nulls, false, 0) != SPI_OK_UPDATE_RETURNING)
+	if (execute_training_write(query, n, argtypes, args, nulls) != SPI_OK_UPDATE_RETURNING)
 		elog(ERROR, "could not update the model row");
 	if (SPI_processed == 0)
 	{
@@ -609,7 +707,7 @@ upsert_model_row(const MfSchema *schema, const MfModelRow *row)
 						 " ON CONFLICT (name) DO UPDATE SET (%s) = ROW(%s)"
 						 " RETURNING model_id",
 						 schema->quoted, names.data, values.data, names.data, values.data);
-		if (SPI_execute_with_args(query, n, argtypes, args, nulls, false, 0) != SPI_OK_INSERT_RETURNING)
+		if (execute_training_write(query, n, argtypes, args, nulls) != SPI_OK_INSERT_RETURNING)
 			elog(ERROR, "could not insert the model row");
 	}
 	if (SPI_processed != 1)

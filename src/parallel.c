@@ -6,10 +6,12 @@
  *	  in order, in chunks, through an atomic counter.  Workers have every
  *	  signal blocked and never call PostgreSQL; the backend's thread,
  *	  between its chunks (and, through mf_parallel_stopping, inside a long
- *	  task), watches for interrupts: on one it stops the workers, joins
- *	  them, and only then lets PostgreSQL process the interrupt (which may
- *	  throw), then carries on where the run stopped, running again from
- *	  the start the tasks that stopped half-way.
+ *	  task), watches for interrupts: on a cancel, timeout or termination it
+ *	  stops the workers (half-way through their tasks), on any other
+ *	  interrupt it pauses them (after their tasks), joins them, and only
+ *	  then lets PostgreSQL process the interrupt (which may throw), then
+ *	  carries on where the run stopped, running again from the start the
+ *	  tasks that stopped half-way.
  *
  *	  A run may have a feeder: a function the backend's thread calls
  *	  between its chunks, which may use PostgreSQL (read what the next
@@ -61,7 +63,10 @@ typedef struct Run
 	atomic_llong next;			/* first task of the next chunk to take */
 	atomic_llong ready;			/* tasks below this may be taken */
 	atomic_llong failed;		/* smallest failed task, or INT64_MAX */
-	atomic_bool stop;			/* set on failure or interrupt */
+	atomic_bool stop;			/* set on failure or an interrupt that ends the
+								 * statement: tasks stop half-way */
+	atomic_bool pause;			/* set for any other interrupt: tasks finish,
+								 * no new one starts */
 	int			threads;
 	int64	   *redo_first;		/* per thread: tasks [redo_first, redo_last) */
 	int64	   *redo_last;		/* to run again (stopped half-way), or -1 */
@@ -82,6 +87,19 @@ typedef struct Worker
 static __thread Run *current_run = NULL;
 static __thread bool current_is_backend = false;
 
+/*
+ * Whether an interrupt that ends the statement (a cancel, a timeout, a
+ * termination) is waiting and may be processed.  Any other interrupt
+ * (a client connection check, a barrier, a catch-up) only pauses a run
+ * between tasks: were it to stop a task half-way, interrupts arriving
+ * more often than a long row takes would have it solved again forever.
+ */
+static bool
+ending_interrupt_pending(void)
+{
+	return (QueryCancelPending || ProcDiePending) && INTERRUPTS_CAN_BE_PROCESSED();
+}
+
 bool
 mf_parallel_stopping(void)
 {
@@ -91,7 +109,7 @@ mf_parallel_stopping(void)
 		return false;
 	if (atomic_load(&run->stop))
 		return true;
-	if (current_is_backend && INTERRUPTS_PENDING_CONDITION() && INTERRUPTS_CAN_BE_PROCESSED())
+	if (current_is_backend && ending_interrupt_pending())
 	{
 		atomic_store(&run->stop, true);
 		return true;
@@ -136,7 +154,7 @@ run_chunks(Run *run, int thread, bool backend)
 
 	current_run = run;
 	current_is_backend = backend;
-	while (!atomic_load(&run->stop))
+	while (!atomic_load(&run->stop) && !atomic_load(&run->pause))
 	{
 		long long	first;
 		int64		last;
@@ -173,7 +191,7 @@ run_chunks(Run *run, int thread, bool backend)
 			record_result(run, thread, run->fn(run->arg, thread, first, last), last);
 		}
 		if (backend && INTERRUPTS_PENDING_CONDITION() && INTERRUPTS_CAN_BE_PROCESSED())
-			atomic_store(&run->stop, true);
+			atomic_store(ending_interrupt_pending() ? &run->stop : &run->pause, true);
 	}
 }
 
@@ -334,6 +352,7 @@ mf_parallel_for(int threads, int64 n, int64 chunk, MfTaskFn fn, MfFeedFn feed,
 	atomic_init(&run.ready, (long long) (feed ? 0 : n));
 	atomic_init(&run.failed, (long long) INT64_MAX);
 	atomic_init(&run.stop, false);
+	atomic_init(&run.pause, false);
 	run.outer = active_run;
 	run.subxact = GetCurrentSubTransactionId();
 	active_run = &run;
@@ -363,16 +382,17 @@ mf_parallel_for(int threads, int64 n, int64 chunk, MfTaskFn fn, MfFeedFn feed,
 		}
 		if (atomic_load(&run.failed) != INT64_MAX)
 			break;
-		if (!atomic_load(&run.stop))
+		if (!atomic_load(&run.stop) && !atomic_load(&run.pause))
 			break;				/* all tasks done */
 
-		/* stopped for an interrupt: process it (may throw), then go on */
+		/* stopped or paused for an interrupt: process it (may throw), then go on */
 		active_run = run.outer;
 		current_run = outer_current;
 		current_is_backend = outer_backend;
 		CHECK_FOR_INTERRUPTS();
 		active_run = &run;
 		atomic_store(&run.stop, false);
+		atomic_store(&run.pause, false);
 	}
 	active_run = run.outer;
 	current_run = outer_current;

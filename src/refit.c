@@ -27,14 +27,17 @@
 #include "source.h"
 
 #include "access/htup_details.h"
+#include "access/table.h"
 #include "access/xact.h"
 #include "catalog/namespace.h"
 #include "catalog/pg_class.h"
+#include "catalog/pg_trigger.h"
 #include "executor/spi.h"
 #include "miscadmin.h"
 #include "utils/builtins.h"
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
+#include "utils/rel.h"
 #include "utils/regproc.h"
 #include "utils/snapmgr.h"
 #include "utils/syscache.h"
@@ -130,6 +133,28 @@ static void
 require_own_record(const RefitState *state)
 {
 	Oid			recorder = state->locked.source_recorded_by;
+	Relation	models;
+
+	/*
+	 * A trigger of another role's on mf_models (TRIGGER privilege) could
+	 * rewrite the stamp after mf_models_provenance set it.
+	 */
+	models = table_open(get_relname_relid("mf_models", state->schema.oid), AccessShareLock);
+	for (int t = 0; models->trigdesc && t < models->trigdesc->numtriggers; t++)
+	{
+		const Trigger *trigger = &models->trigdesc->triggers[t];
+
+		if (strcmp(trigger->tgname, "mf_models_provenance") != 0 &&
+			!trigger->tgisinternal && trigger->tgenabled != TRIGGER_DISABLED)
+			ereport(ERROR,
+					(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+					 errmsg("%s does not follow the source and columns models record while mf_models has the trigger \"%s\"",
+							state->function, trigger->tgname),
+					 errdetail("A trigger on mf_models can change who a model's source and columns look recorded by."),
+					 errhint("Name them: %s(model, source := ..., user_col := ..., item_col := ..., rating_col := ...), or drop the trigger (and grant no one TRIGGER on mf_models).",
+							 state->function)));
+	}
+	table_close(models, AccessShareLock);
 
 	if (recorder == GetUserId())
 		return;
@@ -138,7 +163,7 @@ require_own_record(const RefitState *state)
 				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
 				 errmsg("%s follows the source and columns a model records only for the role that recorded them, and model %d records none",
 						state->function, state->locked.model_id),
-				 errdetail("The model was stored before mf_ext 0.5, which records who set them."),
+				 errdetail("Only a training records them: they were last set by another write (an UPDATE, a COPY, a restore from a dump), or the model was stored before mf_ext 0.5."),
 				 errhint("Name them: %s(model, source := ..., user_col := ..., item_col := ..., rating_col := ...), or retrain the model.",
 						 state->function)));
 	ereport(ERROR,

@@ -169,6 +169,26 @@ foreach my $share (0.4, 0.6, 0.8)
 	diag(sprintf('statement_timeout %dms, a row of 3,000,000 ratings: back after %.3fs', $timeout_ms, $took));
 	cmp_ok($took, '<', $timeout_ms / 1000 + 1, 'and is back within 1 s of it');
 }
+# Interrupts that do not end the statement (here the client connection
+# check, every millisecond) pause the run between tasks and never stop one
+# half-way: the training with a row of 3,000,000 ratings still finishes,
+# with the same model.  (Each such interrupt stopped the long row, which
+# was solved again from the start: interrupts arriving faster than the row
+# took kept it from ever finishing.)
+my $heavy_model = q{SELECT md5(string_agg(factors::text, ';' ORDER BY user_id))
+	FROM mf_user_factors WHERE model_id = (SELECT model_id FROM mf_models WHERE name = 'heavy')};
+my $heavy_before = $node->safe_psql('postgres', $heavy_model);
+$sent = time();
+$trainer->query("SET client_connection_check_interval = '1ms'; SET statement_timeout = '"
+	  . int($whole * 10 + 10) . "s'; SELECT mf_train('heavy', k := 64, lambda := 1, iterations := 2)");
+$took = time() - $sent;
+$trainer->query("SET client_connection_check_interval = 0; SET statement_timeout = 0");
+is($trainer->{stderr}, '', 'a training with a heavy row finishes under an interrupt every millisecond');
+$trainer->{stderr} = '';
+diag(sprintf('a row of 3,000,000 ratings, client_connection_check_interval = 1ms: %.1fs (%.1fs without)',
+		$took, $whole));
+is($node->safe_psql('postgres', $heavy_model), $heavy_before, 'and trains the same model');
+
 my $fold_in = "SELECT mf_fold_in('heavy', items, ratings) IS NOT NULL FROM heavy_new_user";
 $sent = time();
 $trainer->query_safe($fold_in);

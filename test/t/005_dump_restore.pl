@@ -1,6 +1,7 @@
 # pg_dump and restore into a new database carry the models over: the
 # configuration tables are dumped with their rows, and the restored models
-# predict, recommend and rank exactly as before (1,000 pairs).  DROP
+# predict, recommend and rank exactly as before (1,000 pairs), but record
+# no one as the recorder of their sources (a refit names them).  DROP
 # EXTENSION drops the models with it; CREATE EXTENSION starts empty.
 use strict;
 use warnings;
@@ -57,6 +58,21 @@ is($node->safe_psql('restored', q{
 	$node->safe_psql('postgres', q{
 	SELECT count(*) FROM mf_models m JOIN mf_user_factors u USING (model_id)}),
 	'every factor row is restored');
+
+# The restore's writes record no one as the source's recorder (they were
+# stamped with the restoring role, so that a source another role had
+# planted looked like the restorer's own): a refit names its source and
+# columns, or the model is retrained.
+is($node->safe_psql('postgres', 'SELECT count(source_recorded_by) FROM mf_models'), '4',
+	'the trainings recorded their role');
+is($node->safe_psql('restored', 'SELECT count(source_recorded_by) FROM mf_models'), '0',
+	'the restored models record no one');
+my ($refit_rc, $refit_out, $refit_err) = $node->psql('restored', "SELECT mf_refit_users('ratings')");
+like($refit_err, qr/follows the source and columns a model records only for the role that recorded them, and model \d+ records none/,
+	'a refit after the restore does not follow the recorded source');
+is($node->safe_psql('restored',
+		"SELECT mf_refit_users('ratings', 'ratings', 'user_id', 'item_id', 'rating') > 0"),
+	't', 'and refits from the source it names');
 
 # The next model trained after the restore gets a new id and a new version.
 $node->safe_psql('restored', q{SET client_min_messages = warning;

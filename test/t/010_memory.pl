@@ -50,5 +50,29 @@ foreach my $case (
 	cmp_ok($peak, '<', 400, "$what: the backend stayed far below the 1.2 GB of keys");
 }
 
+# mf_recommend_all's rows of 1 MB text keys go to the table a few
+# megabytes at a time (1,000 rows of them at a time reached 4 GB under a
+# 32 MB limit), and their longest keys are counted against max_memory.
+$node->safe_psql('postgres', q{
+	SET mf_ext.max_memory = '1GB';
+	SET client_min_messages = warning;
+	CREATE TABLE long_keys AS
+	SELECT 'u' || u || repeat('x', 1048576) AS user_id, 'i' || i || repeat('y', 1048576) AS item_id,
+	       ((u * i) % 5)::float8 AS rating
+	FROM generate_series(1, 20) u, generate_series(1, 50) i WHERE (u + i) % 3 <> 0;
+	SELECT mf_train('long_keys', k := 2, lambda := 1);
+});
+my ($peak, $error) = peak_after(
+	"SELECT mf_recommend_all('long_keys', 50, false, 'long_keys_top')");
+is($error, '', 'mf_recommend_all of 1 MB keys under a 32 MB limit runs');
+is($node->safe_psql('postgres', 'SELECT count(*) FROM long_keys_top'), '1000',
+	'and writes every row');
+diag(sprintf('mf_recommend_all, 1,000 rows of 1 MB keys: peak resident memory %.0f MB', $peak));
+cmp_ok($peak, '<', 400, 'mf_recommend_all of 1 MB keys: the backend stayed far below the 2 GB of rows');
+($peak, $error) = peak_after(
+	"SET mf_ext.max_memory = '10MB'; SELECT mf_recommend_all('long_keys', 50, false, 'long_keys_refused')");
+like($error, qr/mf_recommend_all would need about \d+ MB of memory, more than mf_ext.max_memory \(10 MB\)/,
+	'and is refused below what its rows of keys need');
+
 $node->stop;
 done_testing();
