@@ -58,8 +58,10 @@ sql/$(EXTENSION)--$(EXTVERSION).sql: sql/$(EXTENSION).sql $(EXTENSION).control
 	mv $@.tmp $@
 
 # Benchmarks (not part of installcheck or CI): speed (test/bench/run.sh),
-# accuracy (test/bench/accuracy.sh) and batch top-N (test/bench/batch.sh).
-.PHONY: bench bench-speed bench-accuracy bench-batch
+# accuracy (test/bench/accuracy.sh) and batch top-N (test/bench/batch.sh);
+# bench-peers (test/bench/peers.sh, not part of bench): mf_ext beside LIBMF,
+# cmfrec and implicit.
+.PHONY: bench bench-speed bench-accuracy bench-batch bench-peers
 bench: bench-speed bench-accuracy bench-batch
 bench-speed:
 	bash test/bench/run.sh
@@ -67,6 +69,8 @@ bench-accuracy:
 	bash test/bench/accuracy.sh
 bench-batch:
 	bash test/bench/batch.sh
+bench-peers:
+	bash test/bench/peers.sh
 
 # The regression suites under valgrind (test/valgrind.sh; slow, not in CI).
 .PHONY: valgrind
