@@ -15,6 +15,7 @@
 
 #include "catalog/pg_type.h"
 #include "funcapi.h"
+#include "miscadmin.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
 
@@ -68,6 +69,9 @@ implicit_strengths(const MfModel *model, int32 *cols, double *vals, int32 n)
 		int32		run = e;
 		double		sum = 0.0;
 		double		magnitude = 0.0;
+
+		if ((kept & 0xFFFF) == 0xFFFF)
+			CHECK_FOR_INTERRUPTS();
 
 		for (; run < n && pairs[run].item == pairs[e].item; run++)
 		{
@@ -151,7 +155,11 @@ known_ratings(FunctionCallInfo fcinfo, const MfModel *model, bool as_text,
 	for (int e = 0; e < n; e++)
 	{
 		double		value = ((const double *) ARR_DATA_PTR(ratings))[e];
-		int32		item = as_text ? mf_text_id_index(model, MF_ITEMS, DatumGetTextPP(keys[e]))
+		int32		item;
+
+		if ((e & 0xFFFF) == 0xFFFF)
+			CHECK_FOR_INTERRUPTS();
+		item = as_text ? mf_text_id_index(model, MF_ITEMS, DatumGetTextPP(keys[e]))
 			: mf_model_find_id(model, MF_ITEMS, ((const int64 *) ARR_DATA_PTR(item_ids))[e]);
 
 		if (!isfinite(value))
