@@ -27,6 +27,11 @@ CREATE TABLE huge_ratings (user_id int, item_id int, rating numeric);
 INSERT INTO huge_ratings VALUES (1, 1, 4), (3, 9, 1e400);
 CREATE TABLE overflowing (user_id int, item_id int, rating float8);
 INSERT INTO overflowing VALUES (1, 1, 1e300), (2, 1, -1e300), (1, 2, 1e300), (2, 2, 1e300);
+-- ratings a float holds whose products overflow it (CG stopped at an infinite
+-- product and kept the row's old factors: a model 7x off, saved)
+CREATE TABLE large_ratings AS
+SELECT u AS user_id, i AS item_id, ((u * 7 + i * 13) % 10 + 1) * 1e30::float8 AS rating
+FROM generate_series(1, 40) u, generate_series(1, 30) i WHERE (u * 31 + i * 17) % 5 < 2;
 CREATE MATERIALIZED VIEW unpopulated AS SELECT * FROM tiny WITH NO DATA;
 CREATE TABLE strangers (user_id int, item_id int, rating float8);
 INSERT INTO strangers VALUES (8, 8, 1);
@@ -78,6 +83,8 @@ FROM (VALUES
     (45, $$SELECT mf_train('tiny', item_col := 'user_id')$$),
     (46, $$SELECT mf_train('huge_ratings', k := 1)$$),
     (47, $$SELECT mf_train('overflowing', k := 1)$$),
+    (151, $$SELECT mf_train('overflowing', k := 1, solver := 'cg')$$),
+    (152, $$SELECT mf_train('large_ratings', k := 5, iterations := 2, solver := 'cg')$$),
     (49, $$SELECT mf_train('overflowing', k := 1, double_precision := true)$$),
     (50, $$SELECT mf_train('tiny', double_precision := NULL)$$),
     (48, $$SELECT mf_drop_model(123456)$$),

@@ -93,6 +93,14 @@ typedef struct HalfStep
 	double	   *sse;
 } HalfStep;
 
+/* What solving one row by conjugate gradient came to. */
+typedef enum RowOutcome
+{
+	ROW_SOLVED,
+	ROW_STOPPED,				/* the run asked it to stop: solve it again */
+	ROW_FAILED					/* a number overflowed: the row is unsolvable */
+} RowOutcome;
+
 #define REAL float
 #define KERNEL(name) name##_single
 #define SYRK ssyrk

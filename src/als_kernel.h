@@ -109,9 +109,11 @@ KERNEL(apply_system) (const HalfStep *step, const REAL *gathered,
 /*
  * A few conjugate-gradient steps on A x = b from x's current value (the
  * row's previous factors): the solver of Takacs et al. for implicit ALS,
- * usable for explicit feedback too.  cg holds 3d reals.
+ * usable for explicit feedback too.  cg holds 3d reals.  Returns false
+ * when a number overflowed (A p, a norm or x not finite): where a
+ * Cholesky factorisation fails, CG must not stop with x as it was.
  */
-static void
+static bool
 KERNEL(conjugate_gradient) (const HalfStep *step, const REAL *gathered,
 							const int32 *cols, const REAL *weights, int degree, int d,
 							REAL lambda_r, const REAL *b, REAL *x, REAL *cg,
@@ -127,6 +129,8 @@ KERNEL(conjugate_gradient) (const HalfStep *step, const REAL *gathered,
 	for (int j = 0; j < d; j++)
 		direction[j] = residual[j] = b[j] - product[j];
 	old_norm = KERNEL(dot) (residual, residual, d);
+	if (!isfinite(old_norm))
+		return false;
 	for (int iteration = 0; iteration < MF_CG_STEPS && old_norm > 1e-20; iteration++)
 	{
 		double		curvature;
@@ -134,12 +138,14 @@ KERNEL(conjugate_gradient) (const HalfStep *step, const REAL *gathered,
 		double		new_norm;
 
 		if (mf_parallel_stopping())
-			return;
+			return true;		/* the caller sees the stop */
 		KERNEL(apply_system) (step, gathered, cols, weights, degree, d, lambda_r,
 							  direction, product, scratch);
 		curvature = KERNEL(dot) (direction, product, d);
+		if (!isfinite(curvature))
+			return false;
 		if (!(curvature > 0))
-			break;
+			break;				/* rounding: A is positive definite */
 		step_size = old_norm / curvature;
 		for (int j = 0; j < d; j++)
 		{
@@ -147,10 +153,16 @@ KERNEL(conjugate_gradient) (const HalfStep *step, const REAL *gathered,
 			residual[j] -= (REAL) (step_size * product[j]);
 		}
 		new_norm = KERNEL(dot) (residual, residual, d);
+		if (!isfinite(new_norm))
+			return false;
 		for (int j = 0; j < d; j++)
 			direction[j] = residual[j] + (REAL) (new_norm / old_norm) * direction[j];
 		old_norm = new_norm;
 	}
+	for (int j = 0; j < d; j++)
+		if (!isfinite(x[j]))
+			return false;
+	return true;
 }
 
 /*
@@ -313,9 +325,9 @@ KERNEL(right_hand_side) (const HalfStep *step, SolveBuffers *buffers,
 
 /*
  * A few conjugate-gradient steps on row r's system from the row's current
- * factors (and bias), into x; false when the run asked it to stop.
+ * factors (and bias), into x.
  */
-static bool
+static RowOutcome
 KERNEL(solve_row_cg) (const HalfStep *step, SolveBuffers *buffers, int32 r,
 					  int64 begin, int degree, REAL lambda_r, REAL *x)
 {
@@ -329,11 +341,12 @@ KERNEL(solve_row_cg) (const HalfStep *step, SolveBuffers *buffers, int32 r,
 	if (step->other_bias)
 		x[k] = (REAL) step->out_bias[r];
 	if (!KERNEL(right_hand_side) (step, buffers, begin, degree, rhs))
-		return false;
-	KERNEL(conjugate_gradient) (step, buffers->gathered, step->rows->col + begin,
-								weights, degree, d, lambda_r, rhs, x, buffers->cg,
-								buffers->scratch);
-	return !mf_parallel_stopping();
+		return ROW_STOPPED;
+	if (!KERNEL(conjugate_gradient) (step, buffers->gathered, step->rows->col + begin,
+									 weights, degree, d, lambda_r, rhs, x, buffers->cg,
+									 buffers->scratch))
+		return ROW_FAILED;
+	return mf_parallel_stopping() ? ROW_STOPPED : ROW_SOLVED;
 }
 
 #ifdef OWN_KERNELS
@@ -598,8 +611,13 @@ KERNEL(solve_rows) (const HalfStep *step, SolveBuffers *buffers,
 			return mf_task_stopped(r);
 		if (als->conjugate_gradient)
 		{
-			if (!KERNEL(solve_row_cg) (step, buffers, r, begin, degree, lambda_r, x))
+			RowOutcome	outcome = KERNEL(solve_row_cg) (step, buffers, r, begin, degree,
+													lambda_r, x);
+
+			if (outcome == ROW_STOPPED)
 				return mf_task_stopped(r);
+			if (outcome == ROW_FAILED)
+				return r;
 		}
 		else
 		{

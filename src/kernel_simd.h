@@ -275,7 +275,8 @@ SIMD(scores) (const float *other, int k, const int32 *cols, int n, bool bias,
 /*
  * MfKernel.apply for k of at most 8 vectors (a constant in each call): v
  * and the sums held in registers, each row loaded once for its dot product
- * (two chains) and its update.
+ * (two chains) and its update; the sums go to out every SIMD_SUM_BLOCK
+ * rows, so that a long row's rounding grows with its blocks, not rows.
  */
 static inline SIMD_FN __attribute__((always_inline)) void
 SIMD(apply_held) (const float *other, int k, const int32 *cols, int n,
@@ -283,53 +284,59 @@ SIMD(apply_held) (const float *other, int k, const int32 *cols, int n,
 				  const int vectors)
 {
 	VEC			held[8];
-	VEC			sum[8];
 	int			tail = k - (vectors - 1) * V;	/* lanes of the last vector */
-	float		bias_sum = 0;
+	double		bias_sum = 0;
 
 	SIMD_UNROLL
 	for (int i = 0; i < vectors; i++)
-	{
 		held[i] = i < vectors - 1 ? VLOAD(v + i * V) : VLOADN(v + i * V, tail);
-		sum[i] = VZERO();
-	}
-	for (int e = 0; e < n; e++)
+	for (int start = 0; start < n; start += SIMD_SUM_BLOCK)
 	{
-		const float *o = other + (Size) cols[e] * k;
-		VEC			rows[8];
-		VEC			even = VZERO();
-		VEC			odd = VZERO();
-		float		score;
-		VEC			s;
+		VEC			sum[8];
+		float		block_bias = 0;
 
+		SIMD_UNROLL
+		for (int i = 0; i < vectors; i++)
+			sum[i] = VZERO();
+		for (int e = start; e < Min(n, start + SIMD_SUM_BLOCK); e++)
+		{
+			const float *o = other + (Size) cols[e] * k;
+			VEC			rows[8];
+			VEC			even = VZERO();
+			VEC			odd = VZERO();
+			float		score;
+			VEC			s;
+
+			SIMD_UNROLL
+			for (int i = 0; i < vectors; i++)
+			{
+				rows[i] = i < vectors - 1 ? VLOAD(o + i * V) : VLOADN(o + i * V, tail);
+				if (i % 2 == 0)
+					even = VFMA(rows[i], held[i], even);
+				else
+					odd = VFMA(rows[i], held[i], odd);
+			}
+			score = VSUM(VADD(even, odd)) + (bias ? v[k] : 0);
+			if (weights)
+				score *= weights[e];
+			s = VBCAST(score);
+			SIMD_UNROLL
+			for (int i = 0; i < vectors; i++)
+				sum[i] = VFMA(rows[i], s, sum[i]);
+			block_bias += score;
+		}
 		SIMD_UNROLL
 		for (int i = 0; i < vectors; i++)
 		{
-			rows[i] = i < vectors - 1 ? VLOAD(o + i * V) : VLOADN(o + i * V, tail);
-			if (i % 2 == 0)
-				even = VFMA(rows[i], held[i], even);
+			if (i < vectors - 1)
+				VSTORE(out + i * V, VADD(VLOAD(out + i * V), sum[i]));
 			else
-				odd = VFMA(rows[i], held[i], odd);
+				VSTOREN(out + i * V, VADD(VLOADN(out + i * V, tail), sum[i]), tail);
 		}
-		score = VSUM(VADD(even, odd)) + (bias ? v[k] : 0);
-		if (weights)
-			score *= weights[e];
-		s = VBCAST(score);
-		SIMD_UNROLL
-		for (int i = 0; i < vectors; i++)
-			sum[i] = VFMA(rows[i], s, sum[i]);
-		bias_sum += score;
-	}
-	SIMD_UNROLL
-	for (int i = 0; i < vectors; i++)
-	{
-		if (i < vectors - 1)
-			VSTORE(out + i * V, VADD(VLOAD(out + i * V), sum[i]));
-		else
-			VSTOREN(out + i * V, VADD(VLOADN(out + i * V, tail), sum[i]), tail);
+		bias_sum += block_bias;
 	}
 	if (bias)
-		out[k] += bias_sum;
+		out[k] += (float) bias_sum;
 }
 
 /* MfKernel.apply */
@@ -337,7 +344,8 @@ static SIMD_FN void
 SIMD(apply) (const float *other, int k, const int32 *cols, int n,
 			 const float *weights, bool bias, const float *v, float *out)
 {
-	float		bias_sum = 0;
+	double		bias_sum = 0;
+	float		block[MF_MAX_K];
 
 	switch ((k + V - 1) / V)
 	{
@@ -356,23 +364,29 @@ SIMD(apply) (const float *other, int k, const int32 *cols, int n,
 #undef SIMD_APPLY
 	}
 
-	/* longer rows: v and out stay in memory */
-	for (int e = 0; e < n; e++)
+	/* longer rows: v and a block's sums (in block) stay in memory */
+	for (int start = 0; start < n; start += SIMD_SUM_BLOCK)
 	{
-		const float *o = other + (Size) cols[e] * k;
-		float		score;
-		VEC			s;
+		memset(block, 0, sizeof(float) * k);
+		for (int e = start; e < Min(n, start + SIMD_SUM_BLOCK); e++)
+		{
+			const float *o = other + (Size) cols[e] * k;
+			float		score;
+			VEC			s;
 
-		SIMD(scores) (other, k, cols + e, 1, bias, v, &score);
-		if (weights)
-			score *= weights[e];
-		s = VBCAST(score);
+			SIMD(scores) (other, k, cols + e, 1, bias, v, &score);
+			if (weights)
+				score *= weights[e];
+			s = VBCAST(score);
+			for (int j = 0; j < k; j += V)
+				VSTOREN(block + j, VFMA(VLOADN(o + j, k - j), s, VLOADN(block + j, k - j)), k - j);
+			bias_sum += score;
+		}
 		for (int j = 0; j < k; j += V)
-			VSTOREN(out + j, VFMA(VLOADN(o + j, k - j), s, VLOADN(out + j, k - j)), k - j);
-		bias_sum += score;
+			VSTOREN(out + j, VADD(VLOADN(out + j, k - j), VLOADN(block + j, k - j)), k - j);
 	}
 	if (bias)
-		out[k] += bias_sum;
+		out[k] += (float) bias_sum;
 }
 
 /*
