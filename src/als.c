@@ -35,6 +35,13 @@
 /* A long row is gathered and summed in parts of this many ratings, checking for a stop between. */
 #define MF_ROW_SEGMENT	65536
 
+/*
+ * The most unknowns per row the own Cholesky solves; LAPACK's spotrf +
+ * spotrs took 1.18x less time at 256 and 1.48x at 512, the own one 0.85x
+ * theirs at 192 and 0.58x at 64 (one thread, AVX-512, 2026-11-29).
+ */
+#define MF_OWN_CHOLESKY_MAX	192
+
 /* Conjugate-gradient steps per row and half-step (solver 'cg'). */
 #define MF_CG_STEPS	3
 

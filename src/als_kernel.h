@@ -352,13 +352,15 @@ KERNEL(solve_row_cg) (const HalfStep *step, SolveBuffers *buffers, int32 r,
 #ifdef OWN_KERNELS
 /*
  * Whether the own kernel's Cholesky solves the rows: with lambda > 0 (at 0
- * LAPACK's condition estimate rejects singular systems) and without the
- * non-negative constraint.
+ * LAPACK's condition estimate rejects singular systems), without the
+ * non-negative constraint, and for at most MF_OWN_CHOLESKY_MAX unknowns
+ * (beyond, LAPACK's blocked factorisation is faster: make bench, kernels).
  */
 static bool
 KERNEL(own_cholesky) (const MfAls *als)
 {
-	return als->kernel && als->lambda > 0 && !als->nonnegative;
+	return als->kernel && als->lambda > 0 && !als->nonnegative &&
+		als->unknowns <= MF_OWN_CHOLESKY_MAX;
 }
 #endif
 
