@@ -131,7 +131,8 @@ key_matches(const ViewKey *key, Snapshot snap, bool any_role)
 		key->xcnt == snap->xcnt && key->subxcnt == snap->subxcnt &&
 		key->suboverflowed == snap->suboverflowed &&
 		TransactionIdEquals(key->own_xid, GetTopTransactionIdIfAny()) &&
-		memcmp(key->xids, snap->xip, sizeof(TransactionId) * snap->xcnt) == 0 &&
+		(snap->xcnt == 0 ||
+		 memcmp(key->xids, snap->xip, sizeof(TransactionId) * snap->xcnt) == 0) &&
 		(snap->subxcnt <= 0 ||
 		 memcmp(key->xids + snap->xcnt, snap->subxip,
 				sizeof(TransactionId) * snap->subxcnt) == 0);
@@ -467,7 +468,7 @@ cache_lookup(FunctionCallInfo fcinfo, int32 model_id, text *name)
 {
 	CallState  *state = fcinfo->flinfo->fn_extra;
 	Snapshot	snap = ActiveSnapshotSet() ? GetActiveSnapshot() : NULL;
-	MfSchema	schema = mf_schema_of(fcinfo);
+	MfSchema	schema;
 	MfModelTables tables;
 	MfModelRow	row;
 	CacheEntry *entry;
@@ -482,6 +483,7 @@ cache_lookup(FunctionCallInfo fcinfo, int32 model_id, text *name)
 			 same_model_argument(state, model_id, name))
 		return state->model;
 
+	schema = mf_schema_of(fcinfo);
 	cache_init();
 	if (state->restricted)
 	{
