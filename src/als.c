@@ -129,6 +129,16 @@ typedef enum RowOutcome
 #define REAL_EPSILON DBL_EPSILON
 #include "als_kernel.h"
 
+/*
+ * The own kernels that solve a fit with options (kernel.h), or NULL:
+ * double precision, or mf_ext.kernel = 'blas', gathers the rows for BLAS.
+ */
+static const MfKernel *
+fit_kernel(const MfFitOptions *options)
+{
+	return options->single ? mf_kernel() : NULL;
+}
+
 /* The longest row of either side: it sizes every thread's buffers. */
 static int64
 longest_row(const MfRatings *ratings)
@@ -146,7 +156,7 @@ mf_als_memory_estimate(const MfRatings *ratings, const MfFitOptions *options,
 	Size		rows = add_size(ratings->n_users, ratings->n_items);
 	Size		longest = longest_row(ratings);
 	int			threads = mf_thread_count();
-	bool		gathers = !options->single || mf_kernel() == NULL;
+	bool		gathers = fit_kernel(options) == NULL;
 
 	/* both sides' rows; factors; per-row sums and biases; the Gram matrix */
 	mf_memory_add(memory, ratings->n_ratings, 2 * (sizeof(int32) + sizeof(double)));
@@ -194,7 +204,7 @@ init_solver(MfAls *als, const MfFitOptions *options, int64 longest,
 				 errhint("Pass a smaller lambda (the usual are 0.01 to 100), or double_precision := true.")));
 
 	als->blas = mf_blas();
-	als->kernel = options->single ? mf_kernel() : NULL;
+	als->kernel = fit_kernel(options);
 	als->unknowns = d;
 	als->lambda = options->lambda;
 	als->weighted_lambda = options->weighted_lambda;

@@ -111,6 +111,21 @@ cmp_ok($cancelled, "<", 5, "mf_recommend_all given a minute finished");
 # points of a training on 1,500,000 distinct text keys is back within 1 s
 # of each.  (The stopped runs ask for more iterations than the timed one,
 # so a run a little faster than the timed one still meets its timeout.)
+# Runs sql under a statement_timeout of timeout_ms: it must be stopped by
+# it (test name) and be back within 1 s of it; what names it in the log.
+sub stopped_within_a_second
+{
+	my ($sql, $timeout_ms, $name, $what) = @_;
+	my $sent = time();
+	$trainer->query("SET statement_timeout = '${timeout_ms}ms'; $sql");
+	my $took = time() - $sent;
+	$trainer->query("SET statement_timeout = 0");
+	like($trainer->{stderr}, qr/canceling statement due to statement timeout/, $name);
+	$trainer->{stderr} = '';
+	diag(sprintf('statement_timeout %dms, %s: back after %.3fs', $timeout_ms, $what, $took));
+	cmp_ok($took, '<', $timeout_ms / 1000 + 1, 'and is back within 1 s of it');
+}
+
 $node->safe_psql('postgres', q{
 	CREATE TABLE keyed AS
 	SELECT md5(g::text) AS user_id, g % 50 AS item_id, 1 + g % 5 AS rating
@@ -124,16 +139,8 @@ diag(sprintf('training on 1,500,000 text keys: %.1fs', $whole));
 foreach my $share (0.3, 0.55, 0.8)
 {
 	my $timeout_ms = int($whole * $share * 1000);
-	$sent = time();
-	$trainer->query("SET statement_timeout = '${timeout_ms}ms'; "
-		  . "SELECT mf_train('keyed', k := 1, iterations := 50)");
-	$took = time() - $sent;
-	$trainer->query("SET statement_timeout = 0");
-	like($trainer->{stderr}, qr/canceling statement due to statement timeout/,
-		"statement_timeout of ${timeout_ms}ms stops the training on text keys");
-	$trainer->{stderr} = '';
-	diag(sprintf('statement_timeout %dms on text keys: back after %.3fs', $timeout_ms, $took));
-	cmp_ok($took, '<', $timeout_ms / 1000 + 1, 'and is back within 1 s of it');
+	stopped_within_a_second("SELECT mf_train('keyed', k := 1, iterations := 50)", $timeout_ms,
+		"statement_timeout of ${timeout_ms}ms stops the training on text keys", 'text keys');
 }
 
 # One row of millions of ratings is stopped half-way too (a row was one
@@ -158,16 +165,9 @@ diag(sprintf('training with a row of 3,000,000 ratings: %.1fs', $whole));
 foreach my $share (0.4, 0.6, 0.8)
 {
 	my $timeout_ms = int($whole * $share * 1000);
-	$sent = time();
-	$trainer->query("SET statement_timeout = '${timeout_ms}ms'; "
-		  . "SELECT mf_train('heavy', k := 64, lambda := 1, iterations := 6)");
-	$took = time() - $sent;
-	$trainer->query("SET statement_timeout = 0");
-	like($trainer->{stderr}, qr/canceling statement due to statement timeout/,
-		"statement_timeout of ${timeout_ms}ms stops the training with a heavy row");
-	$trainer->{stderr} = '';
-	diag(sprintf('statement_timeout %dms, a row of 3,000,000 ratings: back after %.3fs', $timeout_ms, $took));
-	cmp_ok($took, '<', $timeout_ms / 1000 + 1, 'and is back within 1 s of it');
+	stopped_within_a_second("SELECT mf_train('heavy', k := 64, lambda := 1, iterations := 6)",
+		$timeout_ms, "statement_timeout of ${timeout_ms}ms stops the training with a heavy row",
+		'a row of 3,000,000 ratings');
 }
 # Interrupts that do not end the statement (here the client connection
 # check, every millisecond) pause the run between tasks and never stop one
@@ -193,17 +193,9 @@ my $fold_in = "SELECT mf_fold_in('heavy', items, ratings) IS NOT NULL FROM heavy
 $sent = time();
 $trainer->query_safe($fold_in);
 $whole = time() - $sent;
-my $timeout_ms = int($whole * 400);
 diag(sprintf('fold-in of 3,000,000 ratings: %.2fs', $whole));
-$sent = time();
-$trainer->query("SET statement_timeout = '${timeout_ms}ms'; $fold_in");
-$took = time() - $sent;
-$trainer->query("SET statement_timeout = 0");
-like($trainer->{stderr}, qr/canceling statement due to statement timeout/,
-	'statement_timeout stops a fold-in of 3,000,000 ratings');
-$trainer->{stderr} = '';
-diag(sprintf('statement_timeout %dms, fold-in of 3,000,000 ratings: back after %.3fs', $timeout_ms, $took));
-cmp_ok($took, '<', $timeout_ms / 1000 + 1, 'and is back within 1 s of it');
+stopped_within_a_second($fold_in, int($whole * 400),
+	'statement_timeout stops a fold-in of 3,000,000 ratings', 'fold-in of 3,000,000 ratings');
 
 # SQL that mf_recommend_all runs for the caller (here a row-level security
 # policy whose function catches an error) leaves the backend answering to
