@@ -12,7 +12,7 @@ MODULE_big  = mf_ext
 # Sources in the order data flows through them (README, Code layout).
 OBJS        = src/mf_ext.o src/idmap.o src/query.o src/arguments.o src/checks.o \
               src/source.o src/ratings.o src/blas.o src/kernel.o src/parallel.o src/als.o \
-              src/score.o src/evaluate.o src/catalog.o src/cache.o src/serve.o \
+              src/score.o src/evaluate.o src/catalog.o src/store.o src/cache.o src/serve.o \
               src/foldin.o src/train.o src/tune.o src/refit.o src/batch.o \
               src/compat.o
 # The current version's install script is built from sql/mf_ext.sql (rule

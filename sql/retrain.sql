@@ -74,3 +74,62 @@ SET client_min_messages = notice;
 \set VERBOSITY terse
 SELECT mf_train('lowrank', k := 2, iterations := 1, model_name := 'small',
                 double_precision := true) = :m AS same_id;
+\set VERBOSITY default
+SET client_min_messages = warning;
+
+-- Factor rows go straight to the tables' multi-insert and indexes while the
+-- tables are as the extension made them, and through an INSERT once a user
+-- adds a trigger: both write the same rows, and nothing a user added is
+-- bypassed (an index is kept, a constraint checked, a trigger fired).
+CREATE TABLE keyed AS SELECT 'u' || user_id AS user_id, 'i' || item_id AS item_id, rating
+FROM small WHERE item_id < 9999;
+SELECT mf_train('keyed', k := 2, biases := true, model_name := 'store_direct') AS direct_model \gset
+CREATE TABLE factor_rows_seen (side text, n bigint);
+CREATE FUNCTION count_factor_rows() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    INSERT INTO public.factor_rows_seen VALUES (TG_TABLE_NAME, 1);  -- run with mf_ext's search_path
+    RETURN NULL;
+END $$;
+CREATE TRIGGER count_rows AFTER INSERT ON mf_user_factors
+    FOR EACH ROW EXECUTE FUNCTION count_factor_rows();
+CREATE TRIGGER count_rows AFTER INSERT ON mf_item_factors
+    FOR EACH ROW EXECUTE FUNCTION count_factor_rows();
+SELECT mf_train('keyed', k := 2, biases := true, model_name := 'store_insert') AS insert_model \gset
+SELECT side, sum(n) AS rows_seen FROM factor_rows_seen GROUP BY side ORDER BY side;
+SELECT (SELECT n_users FROM mf_models WHERE model_id = :insert_model) AS n_users,
+       (SELECT n_items FROM mf_models WHERE model_id = :insert_model) AS n_items;
+-- the same rows either way (but for model_id)
+SELECT (SELECT string_agg(row(user_id, factors, rated_items, bias, user_key)::text, ';' ORDER BY user_id)
+        FROM mf_user_factors WHERE model_id = :direct_model)
+     = (SELECT string_agg(row(user_id, factors, rated_items, bias, user_key)::text, ';' ORDER BY user_id)
+        FROM mf_user_factors WHERE model_id = :insert_model) AS same_user_rows,
+       (SELECT string_agg(row(item_id, factors, bias, item_key)::text, ';' ORDER BY item_id)
+        FROM mf_item_factors WHERE model_id = :direct_model)
+     = (SELECT string_agg(row(item_id, factors, bias, item_key)::text, ';' ORDER BY item_id)
+        FROM mf_item_factors WHERE model_id = :insert_model) AS same_item_rows;
+-- a refit writes through the INSERT too
+TRUNCATE factor_rows_seen;
+SELECT mf_refit_users('store_insert', 'keyed') AS refitted;
+SELECT side, sum(n) AS rows_seen FROM factor_rows_seen GROUP BY side ORDER BY side;
+DROP TRIGGER count_rows ON mf_user_factors;
+DROP TRIGGER count_rows ON mf_item_factors;
+
+-- written directly again: a user's index is kept, a user's constraint checked
+CREATE INDEX user_factors_by_key ON mf_user_factors (user_key);
+SELECT mf_train('keyed', k := 2, biases := true, model_name := 'store_direct') = :direct_model AS retrained;
+SET enable_seqscan = off;
+SET enable_bitmapscan = off;
+EXPLAIN (COSTS OFF) SELECT user_id FROM mf_user_factors WHERE user_key = 'u7';
+SELECT count(*) AS found_by_index
+FROM mf_user_factors WHERE model_id = :direct_model AND user_key = 'u7';
+RESET enable_seqscan;
+RESET enable_bitmapscan;
+DROP INDEX user_factors_by_key;
+SELECT model_fingerprint('store_direct') AS before_check \gset
+ALTER TABLE mf_item_factors ADD CONSTRAINT small_biases CHECK (abs(bias) < 1e-3) NOT VALID;
+\set VERBOSITY terse
+SELECT mf_train('keyed', k := 2, biases := true, model_name := 'store_direct');
+\set VERBOSITY default
+ALTER TABLE mf_item_factors DROP CONSTRAINT small_biases;
+SELECT model_fingerprint('store_direct') = :'before_check' AS untouched;
+SELECT mf_drop_model('store_direct'), mf_drop_model('store_insert');

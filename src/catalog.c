@@ -19,6 +19,7 @@
 #include "catalog.h"
 #include "checks.h"
 #include "idmap.h"
+#include "store.h"
 
 #include "access/htup_details.h"
 #include "catalog/pg_type.h"
@@ -37,11 +38,8 @@
 #include "utils/memutils.h"
 #include "utils/rls.h"
 
-/* Factor rows, and factors, written per INSERT statement at the most. */
-#define MF_STORE_BATCH_ROWS		10000
-#define MF_STORE_BATCH_NUMBERS	(256 * 1024)
-/* Rated item ids written per INSERT statement (soft limit). */
-#define MF_STORE_BATCH_RATED	(256 * 1024)
+/* Factor rows fetched from the trained model per call, when storing it. */
+#define MF_STORE_BLOCK_ROWS		1024
 
 /*
  * The catalog's statements run between these two, with search_path =
@@ -204,27 +202,6 @@ column_type(ColumnKind kind)
 	return InvalidOid;			/* not reached */
 }
 
-/* A one-dimensional array of n fixed-width, no-NULL elements. */
-static ArrayType *
-flat_array(Oid elemtype, const void *values, int n)
-{
-	int16		elem_len = get_typlen(elemtype);
-	Size		bytes = add_size(ARR_OVERHEAD_NONULLS(1), mul_size(n, elem_len));
-	ArrayType  *array;
-
-	if (n == 0)
-		return construct_empty_array(elemtype);
-	array = palloc0(bytes);
-	SET_VARSIZE(array, bytes);
-	array->ndim = 1;
-	array->dataoffset = 0;
-	array->elemtype = elemtype;
-	ARR_DIMS(array)[0] = n;
-	ARR_LBOUND(array)[0] = 1;
-	memcpy(ARR_DATA_PTR(array), values, (Size) n * elem_len);
-	return array;
-}
-
 /* The value of column column of row, as a parameter; *isnull for NULL. */
 static Datum
 column_value(const CatalogColumn *column, const MfModelRow *row, bool *isnull)
@@ -259,7 +236,7 @@ column_value(const CatalogColumn *column, const MfModelRow *row, bool *isnull)
 		case COL_HISTORY:
 			*isnull = *(double *const *) field == NULL;
 			return *isnull ? (Datum) 0
-				: PointerGetDatum(flat_array(FLOAT8OID, *(double *const *) field,
+				: PointerGetDatum(mf_flat_array(FLOAT8OID, *(double *const *) field,
 											 row->history.iterations_run));
 		case COL_FEEDBACK:
 			return CStringGetTextDatum(options->implicit ? "implicit" : "explicit");
@@ -718,83 +695,6 @@ upsert_model_row(const MfSchema *schema, const MfModelRow *row)
 }
 
 /*
- * An INSERT of factor rows of one side from array parameters: $2 the ids,
- * $3 their factors ($4 = k per row), $5 the biases (or NULL), $6 the text
- * keys (or NULL) and, for users, $7 the offsets of each row's rated items
- * in $8.
- */
-static SPIPlanPtr
-prepare_row_insert(const MfSchema *schema, MfSide side)
-{
-	Oid			argtypes[] = {INT4OID, INT8ARRAYOID, FLOAT8ARRAYOID, INT4OID,
-	FLOAT8ARRAYOID, TEXTARRAYOID, INT4ARRAYOID, INT8ARRAYOID};
-	bool		users = side == MF_USERS;
-	SPIPlanPtr	plan;
-
-	/* $6 is joined by position: subscripting a text[] walks it from the start */
-	plan = SPI_prepare(psprintf("INSERT INTO %s.%s (model_id, %s, factors, bias, %s%s)"
-								" SELECT $1, $2[i], $3[(i - 1) * $4 + 1 : i * $4], $5[i], key.value%s"
-								" FROM pg_catalog.generate_subscripts($2, 1) AS i"
-								" LEFT JOIN ROWS FROM (pg_catalog.unnest($6)) WITH ORDINALITY"
-								" AS key (value, position) ON key.position = i",
-								schema->quoted, users ? MF_USER_FACTORS_TABLE : MF_ITEM_FACTORS_TABLE,
-								users ? "user_id" : "item_id",
-								users ? "user_key" : "item_key",
-								users ? ", rated_items" : "",
-								users ? ", $8[$7[i] + 1 : $7[i + 1]]" : ""),
-					   users ? 8 : 6, argtypes);
-	if (plan == NULL)
-		elog(ERROR, "SPI_prepare failed: %s", SPI_result_code_string(SPI_result));
-	return plan;
-}
-
-/*
- * Inserts n rows through plan (prepare_row_insert): ids, factors (n x k),
- * bias (n, or NULL), keys (n, or NULL) and, for users, rated_start (n + 1
- * offsets from 0) into rated.
- */
-static void
-insert_batch(SPIPlanPtr plan, MfSide side, int32 model_id, int k,
-			 const int64 *ids, int32 n, const double *factors, const double *bias,
-			 char *const *keys, const int32 *rated_start, const int64 *rated)
-{
-	Datum		args[8];
-	char		nulls[8];
-	bool		users = side == MF_USERS;
-	int			nargs = users ? 8 : 6;
-
-	memset(nulls, ' ', sizeof(nulls));
-	args[0] = Int32GetDatum(model_id);
-	args[1] = PointerGetDatum(flat_array(INT8OID, ids, n));
-	args[2] = PointerGetDatum(flat_array(FLOAT8OID, factors, n * k));
-	args[3] = Int32GetDatum(k);
-	args[4] = bias ? PointerGetDatum(flat_array(FLOAT8OID, bias, n)) : (Datum) 0;
-	if (!bias)
-		nulls[4] = 'n';
-	args[5] = (Datum) 0;
-	if (keys)
-	{
-		Datum	   *texts = palloc(sizeof(Datum) * Max(n, 1));
-
-		for (int32 r = 0; r < n; r++)
-			texts[r] = CStringGetTextDatum(keys[r]);
-		args[5] = PointerGetDatum(construct_array(texts, n, TEXTOID, -1, false, TYPALIGN_INT));
-	}
-	else
-		nulls[5] = 'n';
-	if (users)
-	{
-		args[6] = PointerGetDatum(flat_array(INT4OID, rated_start, n + 1));
-		args[7] = PointerGetDatum(flat_array(INT8OID, rated, rated_start[n]));
-	}
-	if (SPI_execute_plan(plan, args, nulls, false, 0) != SPI_OK_INSERT)
-		elog(ERROR, "could not write the factors of model %d", model_id);
-	for (int a = 1; a < nargs; a++)
-		if (a != 3 && nulls[a] != 'n')
-			pfree(DatumGetPointer(args[a]));
-}
-
-/*
  * The distinct items (ids) user row u rated, appended to rated from
  * *n_rated on: entries are sorted by item, so duplicate pairs are
  * neighbours.
@@ -815,74 +715,60 @@ append_rated_items(const MfRatings *ratings, int32 u, int64 *rated, int32 *n_rat
 
 /*
  * Writes one side's factors and biases (and, for users, the sorted distinct
- * ids of the items each rated) in batches of one INSERT ... SELECT over
- * array parameters.
+ * ids of the items each rated) into the factor table relid (store.h).
  */
 static void
-insert_factor_rows(const MfSchema *schema, int32 model_id, int k, MfSide side,
-				   const MfRatings *ratings, const MfAls *als)
+insert_factor_rows(const MfSchema *schema, const Oid *relids, int32 model_id, int k,
+				   MfSide side, const MfRatings *ratings, const MfAls *als)
 {
 	bool		users = side == MF_USERS;
-	int32		batch_rows = Min(MF_STORE_BATCH_ROWS,
-								 Max(1, MF_STORE_BATCH_NUMBERS / Max(k, 1)));
 	const MfFactors *f = mf_als_factors(als);
 	const double *bias = users ? f->user_bias : f->item_bias;
-	double	   *factors = mf_alloc_array(CurrentMemoryContext,
-										 (Size) batch_rows * k, sizeof(double));
 	const int64 *ids = mf_ratings_ids(ratings, side);
 	char	   *const *keys = mf_ratings_keys(ratings, side);
 	int32		n_rows = users ? ratings->n_users : ratings->n_items;
-	SPIPlanPtr	plan = prepare_row_insert(schema, side);
-	int32	   *rated_start = NULL;
-	int64	   *rated = NULL;
+	double	   *factors = mf_alloc_array(CurrentMemoryContext,
+										 (Size) MF_STORE_BLOCK_ROWS * Max(k, 1), sizeof(double));
+	int64	   *rated = users ? mf_alloc_array(CurrentMemoryContext,
+											   Max(mf_csr_longest_row(&ratings->by_user), 1),
+											   sizeof(int64)) : NULL;
+	MfStoreWriter *writer = mf_store_begin(schema, relids[users ? 1 : 2], relids[0], side,
+										   model_id, k, bias != NULL, keys != NULL);
 
-	if (users)
+	for (int32 first = 0; first < n_rows; first += MF_STORE_BLOCK_ROWS)
 	{
-		rated_start = palloc(sizeof(int32) * (batch_rows + 1));
-		rated = mf_alloc_array(CurrentMemoryContext,
-							   MF_STORE_BATCH_RATED + (Size) mf_csr_longest_row(&ratings->by_user),
-							   sizeof(int64));
-	}
-	for (int32 first = 0; first < n_rows;)
-	{
-		int32		last = first;
-		int32		n_rated = 0;
+		int32		count = Min(MF_STORE_BLOCK_ROWS, n_rows - first);
 
-		/* One batch: up to batch_rows rows, fewer when users rated a lot. */
-		while (last < n_rows && last - first < batch_rows &&
-			   (!users || last == first || n_rated < MF_STORE_BATCH_RATED))
+		mf_als_get_rows(als, side, first, count, factors);
+		for (int32 r = first; r < first + count; r++)
 		{
+			int32		n_rated = 0;
+
 			if (users)
-			{
-				rated_start[last - first] = n_rated;
-				append_rated_items(ratings, last, rated, &n_rated);
-			}
-			last++;
+				append_rated_items(ratings, r, rated, &n_rated);
+			mf_store_row(writer, ids[r], factors + (Size) (r - first) * k,
+						 bias ? &bias[r] : NULL, keys ? keys[r] : NULL, rated, n_rated);
 		}
-		if (users)
-			rated_start[last - first] = n_rated;
-		mf_als_get_rows(als, side, first, last - first, factors);
-		insert_batch(plan, side, model_id, k, ids + first, last - first, factors,
-					 bias ? bias + first : NULL, keys ? keys + first : NULL,
-					 rated_start, rated);
-		first = last;
-		CHECK_FOR_INTERRUPTS();
 	}
-	SPI_freeplan(plan);
+	(void) mf_store_end(writer);
+	pfree(factors);
+	if (rated)
+		pfree(rated);
 }
 
 /*
- * Locks the three model tables for writing, then checks again that the
- * caller may write models (checks.c): the check before the work may be
- * minutes old, and a table with the lock held can get no new policy or
- * row-level security until the transaction ends.
+ * Locks the three model tables for writing (relids[]: mf_models, then the
+ * users' and the items' factor tables), then checks again that the caller
+ * may write models (checks.c): the check before the work may be minutes
+ * old, and a table with the lock held can get no new policy or row-level
+ * security until the transaction ends.
  */
 static void
-lock_for_writing(const MfSchema *schema, const char *function)
+lock_for_writing(const MfSchema *schema, const char *function, Oid *relids)
 {
-	(void) lock_model_table(MF_MODELS_TABLE, schema->oid, RowExclusiveLock);
-	(void) lock_model_table(MF_USER_FACTORS_TABLE, schema->oid, RowExclusiveLock);
-	(void) lock_model_table(MF_ITEM_FACTORS_TABLE, schema->oid, RowExclusiveLock);
+	relids[0] = lock_model_table(MF_MODELS_TABLE, schema->oid, RowExclusiveLock);
+	relids[1] = lock_model_table(MF_USER_FACTORS_TABLE, schema->oid, RowExclusiveLock);
+	relids[2] = lock_model_table(MF_ITEM_FACTORS_TABLE, schema->oid, RowExclusiveLock);
 	mf_check_write_privileges(schema, function);
 }
 
@@ -892,10 +778,11 @@ mf_catalog_store_model(const MfSchema *schema, const MfModelRow *row,
 {
 	int			nest_level;
 	int32		model_id;
+	Oid			relids[3];
 	Oid			argtypes[1] = {INT4OID};
 	Datum		args[1];
 
-	lock_for_writing(schema, "mf_train");
+	lock_for_writing(schema, "mf_train", relids);
 	nest_level = internal_sql_begin();
 	model_id = upsert_model_row(schema, row);
 	args[0] = Int32GetDatum(model_id);
@@ -906,8 +793,8 @@ mf_catalog_store_model(const MfSchema *schema, const MfModelRow *row,
 									   schema->quoted),
 							  1, argtypes, args, NULL, false, 0) != SPI_OK_DELETE)
 		elog(ERROR, "could not delete the old factors of model %d", model_id);
-	insert_factor_rows(schema, model_id, row->options.k, MF_USERS, ratings, als);
-	insert_factor_rows(schema, model_id, row->options.k, MF_ITEMS, ratings, als);
+	insert_factor_rows(schema, relids, model_id, row->options.k, MF_USERS, ratings, als);
+	insert_factor_rows(schema, relids, model_id, row->options.k, MF_ITEMS, ratings, als);
 	internal_sql_end(nest_level);
 	return model_id;
 }
@@ -920,40 +807,31 @@ mf_catalog_replace_rows(const MfSchema *schema, const char *function, int32 mode
 						const int32 *rated_start, const int64 *rated)
 {
 	bool		users = side == MF_USERS;
-	int32		batch_rows = Min(MF_STORE_BATCH_ROWS,
-								 Max(1, MF_STORE_BATCH_NUMBERS / Max(k, 1)));
+	Oid			relids[3];
 	Oid			argtypes[2] = {INT4OID, INT8ARRAYOID};
 	Datum		args[2] = {Int32GetDatum(model_id),
-	PointerGetDatum(flat_array(INT8OID, ids, n))};
-	int32	   *local_start = users ? palloc(sizeof(int32) * (batch_rows + 1)) : NULL;
+	PointerGetDatum(mf_flat_array(INT8OID, ids, n))};
 	int			nest_level;
-	SPIPlanPtr	plan;
+	MfStoreWriter *writer;
 
-	lock_for_writing(schema, function);
+	lock_for_writing(schema, function, relids);
 	nest_level = internal_sql_begin();
-	plan = prepare_row_insert(schema, side);
-
 	if (SPI_execute_with_args(psprintf("DELETE FROM %s.%s WHERE model_id = $1 AND %s = ANY ($2)",
 									   schema->quoted,
 									   users ? MF_USER_FACTORS_TABLE : MF_ITEM_FACTORS_TABLE,
 									   users ? "user_id" : "item_id"),
 							  2, argtypes, args, NULL, false, 0) != SPI_OK_DELETE)
 		elog(ERROR, "could not delete the old rows of model %d", model_id);
-	for (int32 first = 0; first < n; first += batch_rows)
-	{
-		int32		count = Min(batch_rows, n - first);
+	writer = mf_store_begin(schema, relids[users ? 1 : 2], relids[0], side, model_id, k,
+							bias != NULL, keys != NULL);
+	for (int32 r = 0; r < n; r++)
+		mf_store_row(writer, ids[r], factors + (Size) r * k, bias ? &bias[r] : NULL,
+					 keys ? keys[r] : NULL,
+					 users ? rated + rated_start[r] : NULL,
+					 users ? rated_start[r + 1] - rated_start[r] : 0);
+	(void) mf_store_end(writer);
 
-		if (users)
-			for (int32 j = 0; j <= count; j++)
-				local_start[j] = rated_start[first + j] - rated_start[first];
-		insert_batch(plan, side, model_id, k, ids + first, count,
-					 factors + (Size) first * k, bias ? bias + first : NULL,
-					 keys ? keys + first : NULL,
-					 local_start, users ? rated + rated_start[first] : NULL);
-		CHECK_FOR_INTERRUPTS();
-	}
-	SPI_freeplan(plan);
-
+	/* the model's row, locked by the caller, must still be there: the rows' foreign key */
 	if (SPI_execute_with_args(psprintf("UPDATE %s.mf_models SET"
 									   " version = pg_catalog.nextval(%s::pg_catalog.regclass),"
 									   " n_users = (SELECT pg_catalog.count(*) FROM %s.mf_user_factors WHERE model_id = $1),"
@@ -962,7 +840,8 @@ mf_catalog_replace_rows(const MfSchema *schema, const char *function, int32 mode
 									   schema->quoted,
 									   quote_literal_cstr(psprintf("%s.mf_model_version_seq", schema->quoted)),
 									   schema->quoted, schema->quoted),
-							  1, argtypes, args, NULL, false, 0) != SPI_OK_UPDATE)
+							  1, argtypes, args, NULL, false, 0) != SPI_OK_UPDATE ||
+		SPI_processed != 1)
 		elog(ERROR, "could not give model %d a new version", model_id);
 	internal_sql_end(nest_level);
 }

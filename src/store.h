@@ -1,0 +1,52 @@
+/*-------------------------------------------------------------------------
+ *
+ * store.h
+ *	  Factor rows written into mf_user_factors or mf_item_factors, for
+ *	  catalog.c only (every statement on the model tables lives there):
+ *	  straight through the table access method's multi-insert and the
+ *	  table's indexes while the table is as the extension created it, else
+ *	  through an INSERT of array parameters, so that nothing a user added
+ *	  to the table (a trigger, a rule, row-level security, a column, a
+ *	  Citus shell) is bypassed.
+ *
+ *-------------------------------------------------------------------------
+ */
+#ifndef MF_STORE_H
+#define MF_STORE_H
+
+#include "mf_ext.h"
+
+#include "utils/array.h"
+
+#include "query.h"
+
+typedef struct MfStoreWriter MfStoreWriter;
+
+/*
+ * Starts writing one side's rows of model model_id (k factors a row) into
+ * the factor table relid in schema, locked RowExclusiveLock by the caller
+ * with the model's row of mf_models (models_relid) written or locked in
+ * this transaction: the foreign key holds for every row written.  biases
+ * and keys: whether rows carry a bias and a text key.  The caller must be
+ * connected to SPI (the INSERT path).
+ */
+extern MfStoreWriter *mf_store_begin(const MfSchema *schema, Oid relid, Oid models_relid,
+									 MfSide side, int32 model_id, int k,
+									 bool biases, bool keys);
+
+/*
+ * Writes one row: id, factors (k numbers), bias (NULL without biases), key
+ * (NULL for integer ids) and, for users, the n_rated distinct ids of the
+ * items the user rated (sorted).  Values are copied.
+ */
+extern void mf_store_row(MfStoreWriter *writer, int64 id, const double *factors,
+						 const double *bias, const char *key,
+						 const int64 *rated, int32 n_rated);
+
+/* Writes what is pending and frees the writer; returns the rows written. */
+extern int64 mf_store_end(MfStoreWriter *writer);
+
+/* A one-dimensional array of n fixed-width, no-NULL elements, palloc'd. */
+extern ArrayType *mf_flat_array(Oid elemtype, const void *values, int n);
+
+#endif							/* MF_STORE_H */
