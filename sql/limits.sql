@@ -13,7 +13,7 @@ FROM mf_user_factors JOIN mf_models USING (model_id) WHERE name = 'many' \gset
 
 SHOW mf_ext.max_memory;
 SET mf_ext.threads = 2;   -- the estimate counts a buffer per thread
-SET mf_ext.max_memory = '2MB';
+SET mf_ext.max_memory = '1MB';
 -- a table: the planner's row estimate is enough to refuse before reading
 SELECT mf_train('many', k := 2, iterations := 1);
 -- a view: refused while reading, before the next chunk of rows

@@ -94,3 +94,15 @@ SELECT round(factors[1]::numeric, 12) AS u1, round(24 / 37.0, 12) AS expected,
        abs(factors[1] - 24 / 37.0) < 1e-12 AS exact
 FROM mf_user_factors JOIN mf_models USING (model_id)
 WHERE name = 'worked' AND user_id = 1;
+
+-- A rating single precision does not hold (5.1) is read exactly in double
+-- precision, rows read before it in the same chunk too:
+-- u_2 = (2*4 + 5.1*1) / (16 + 1 + 1) = 13.1/18.
+ALTER TABLE worked ALTER COLUMN rating TYPE double precision;
+UPDATE worked SET rating = 5.1 WHERE user_id = 2 AND item_id = 3;
+SELECT worked_iteration(1);
+SELECT user_id, round(factors[1]::numeric, 12) AS u, round(expected::numeric, 12) AS expected,
+       abs(factors[1] - expected) < 1e-12 AS exact
+FROM mf_user_factors JOIN mf_models USING (model_id),
+     LATERAL (SELECT CASE user_id WHEN 1 THEN 24 / 37.0 ELSE 13.1 / 18 END AS expected) e
+WHERE name = 'worked' ORDER BY user_id;

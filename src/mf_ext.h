@@ -73,7 +73,11 @@ mf_mix64(uint64 x)
 	return x ^ (x >> 31);
 }
 
-/* count * size bytes in cxt (at least one element), overflow-checked, huge allowed. */
+/*
+ * count * size bytes in cxt (at least one element), overflow-checked, huge
+ * allowed; from 8 MB on, backed by transparent huge pages where the kernel
+ * allows (fewer page faults on first touch).
+ */
 extern void *mf_alloc_array(MemoryContext cxt, Size count, Size size);
 
 /*

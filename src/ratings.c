@@ -3,10 +3,12 @@
  * ratings.c
  *	  Ratings as compressed sparse rows of both sides (ratings.h): the rows
  *	  a source gives are kept in fixed-size chunks with ids numbered on the
- *	  fly (16 bytes a rating while reading), then three counting sorts at
- *	  most build both sides, each row sorted by the other side's index, so
- *	  that the model does not depend on the order the rows came in (at
- *	  most 40 bytes a rating while building, 24 after).
+ *	  fly (12 bytes a rating while reading: a rating single precision does
+ *	  not hold exactly takes 8 more), then counting sorts build one side
+ *	  from the chunks and the other from it (three sorts at most), each row
+ *	  sorted by the other side's index, so that the model does not depend
+ *	  on the order the rows came in: 24 bytes a rating at the most while
+ *	  building, as after.
  *
  *-------------------------------------------------------------------------
  */
@@ -21,10 +23,13 @@
 
 /*
  * Bytes per rating while reading (a chunk row) and at the peak of building
- * the sparse rows (chunks plus the first CSR); see the file header.
+ * the sparse rows (the chunks and the first side's rows, or both sides'
+ * rows); a chunk with a rating single precision does not hold exactly
+ * takes MF_WIDE_BYTES_PER_RATING more for each of its rows.
  */
-#define MF_READ_BYTES_PER_RATING	16
-#define MF_BUILD_BYTES_PER_RATING	40
+#define MF_READ_BYTES_PER_RATING	12
+#define MF_BUILD_BYTES_PER_RATING	24
+#define MF_WIDE_BYTES_PER_RATING	8
 /* Per distinct user or item: ids, counts, map entries, remaps, row starts. */
 #define MF_BYTES_PER_ID				80
 /* Bytes of new text keys between two memory checks at the most. */
@@ -32,12 +37,17 @@
 /* Ids below this are numbered through a direct array while reading. */
 #define MF_DIRECT_READ_IDS	(1 << 20)
 
-/* One chunk of rows read: dense indices in order of first appearance. */
+/*
+ * One chunk of rows read: dense indices in order of first appearance, and
+ * the ratings in single precision; wide holds them all in double precision
+ * once one of them is not a single-precision number.
+ */
 typedef struct RowChunk
 {
 	int32		user[MF_CHUNK_ROWS];
 	int32		item[MF_CHUNK_ROWS];
-	double		rating[MF_CHUNK_ROWS];
+	float		rating[MF_CHUNK_ROWS];
+	double	   *wide;			/* MF_CHUNK_ROWS, or NULL */
 } RowChunk;
 
 /* Distinct ids of one side in order of first appearance, with a map back. */
@@ -67,6 +77,7 @@ struct MfRows
 	Numbering	items;
 	RowChunk  **chunks;
 	int32		n_chunks;
+	int32		wide_chunks;	/* chunks with wide ratings */
 	int32		chunk_capacity;
 	int64		n_rows;
 	KeySide    *user_keys;		/* for text-keyed sides, else NULL */
@@ -162,6 +173,7 @@ rows_memory(const MfRows *rows, int64 n, Size per_rating)
 	MfMemory	memory = {0};
 
 	mf_memory_add(&memory, n, per_rating);
+	mf_memory_add(&memory, mul_size(rows->wide_chunks, MF_CHUNK_ROWS), MF_WIDE_BYTES_PER_RATING);
 	mf_memory_add(&memory, (Size) rows->users.capacity + rows->items.capacity, MF_BYTES_PER_ID);
 	mf_memory_add(&memory, 1, rows->key_bytes);
 	return memory;
@@ -232,13 +244,25 @@ mf_rows_add(MfRows *rows, int64 user, int64 item, double rating)
 			rows->chunks = repalloc_huge(rows->chunks,
 										 mul_size(rows->chunk_capacity, sizeof(RowChunk *)));
 		}
-		rows->chunks[rows->n_chunks++] = MemoryContextAlloc(rows->cxt, sizeof(RowChunk));
+		rows->chunks[rows->n_chunks] = MemoryContextAlloc(rows->cxt, sizeof(RowChunk));
+		rows->chunks[rows->n_chunks++]->wide = NULL;
 		CHECK_FOR_INTERRUPTS();
 	}
 	chunk = rows->chunks[rows->n_chunks - 1];
 	chunk->user[slot] = number_id(&rows->users, user);
 	chunk->item[slot] = number_id(&rows->items, item);
-	chunk->rating[slot] = rating;
+	chunk->rating[slot] = (float) rating;
+	if (chunk->wide == NULL && (double) chunk->rating[slot] != rating)
+	{
+		/* the first rating of the chunk single precision does not hold */
+		rows->wide_chunks++;
+		check_rows_memory(rows, MF_CHUNK_ROWS - slot);
+		chunk->wide = MemoryContextAlloc(rows->cxt, sizeof(double) * MF_CHUNK_ROWS);
+		for (int32 r = 0; r < slot; r++)
+			chunk->wide[r] = chunk->rating[r];
+	}
+	if (chunk->wide != NULL)
+		chunk->wide[slot] = rating;
 	rows->n_rows++;
 }
 
@@ -386,7 +410,7 @@ csr_from_chunks(const MfRows *rows, MfSide side, const int32 *row_remap,
 			int64		slot = next[row_remap[row_of[r]]]++;
 
 			out->col[slot] = col_remap[col_of[r]];
-			out->val[slot] = chunk->rating[r];
+			out->val[slot] = chunk->wide ? chunk->wide[r] : chunk->rating[r];
 		}
 		CHECK_FOR_INTERRUPTS();
 	}
@@ -587,13 +611,13 @@ mf_ratings_from_rows(MfRows *rows, int64 n_skipped, MemoryContext cxt)
 	if (rows->sorted)
 	{
 		/*
-		 * Rows read in (user, item) order, as tables often are: the rows of
-		 * each side come out of the chunks sorted by the other side's id.
+		 * Rows read in (user, item) order, as tables often are: the users'
+		 * rows come out of the chunks sorted by item, and their transpose
+		 * is sorted by user.
 		 */
 		csr_from_chunks(rows, MF_USERS, user_remap, item_remap, &ratings->by_user, cxt);
-		csr_from_chunks(rows, MF_ITEMS, item_remap, user_remap, &ratings->by_item, cxt);
 		MemoryContextDelete(rows->cxt); /* the chunks and id maps */
-		duplicates = csr_has_duplicates(&ratings->by_user);
+		duplicates = csr_transpose(&ratings->by_user, ratings->n_items, &ratings->by_item, cxt);
 	}
 	else
 	{

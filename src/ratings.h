@@ -65,7 +65,8 @@ mf_ratings_keys(const MfRatings *ratings, MfSide side)
 
 /*
  * Rows as read, before indexing: ids in order of first appearance, kept in
- * fixed-size chunks (nothing is copied to grow), 16 bytes a rating.
+ * fixed-size chunks (nothing is copied to grow), 12 bytes a rating (20 in
+ * chunks holding a rating single precision does not hold exactly).
  */
 typedef struct MfRows MfRows;
 

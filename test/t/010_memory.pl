@@ -74,5 +74,61 @@ cmp_ok($peak, '<', 400, 'mf_recommend_all of 1 MB keys: the backend stayed far b
 like($error, qr/mf_recommend_all would need about \d+ MB of memory, more than mf_ext.max_memory \(10 MB\)/,
 	'and is refused below what its rows of keys need');
 
+
+# Training holds 24 bytes a rating at its peak (the rows read and the first
+# side's sparse rows, then both sides' rows), plus the factors and small
+# per-id arrays: 4,000,000 ratings in random order (three counting sorts)
+# stay within 24 B a rating and 16 MB; 0.4 held 40 B a rating.  The
+# backend's private memory (RssAnon: not the shared buffers it touches) is
+# sampled from /proc every 10 ms by a child process.
+$node->safe_psql('postgres', q{
+	CREATE TABLE four_million (user_id integer, item_id integer, rating real);
+	INSERT INTO four_million
+	SELECT g % 40000, abs(hashint4(g) % 2000), 1 + g % 5
+	FROM generate_series(1, 4000000) g ORDER BY hashint4(g);
+	VACUUM ANALYZE four_million;
+});
+{
+	my $session = $node->background_psql('postgres');
+	my $pid = $session->query_safe('SELECT pg_backend_pid()');
+	my $rss_anon = sub {
+		open(my $status, '<', "/proc/$pid/status") or return 0;
+		my ($kb) = map { /^RssAnon:\s+(\d+) kB/ ? $1 : () } <$status>;
+		close($status);
+		return ($kb // 0) * 1024;
+	};
+	$session->query_safe(q{SET mf_ext.max_memory = '1GB'; SET mf_ext.threads = 1;
+		SET client_min_messages = warning});
+	my $before = $rss_anon->();
+	my $peak_file = "$PostgreSQL::Test::Utils::tmp_check/rss_peak";
+	my $sampler = fork();
+	if ($sampler == 0)
+	{
+		my $peak = 0;
+		while (1)
+		{
+			my $rss = $rss_anon->();
+			if ($rss > $peak)
+			{
+				$peak = $rss;
+				open(my $out, '>', $peak_file) or die;
+				print $out $peak;
+				close($out);
+			}
+			select(undef, undef, undef, 0.01);
+		}
+	}
+	$session->query_safe(q{SELECT mf_train('four_million', k := 4, iterations := 1)});
+	kill 'KILL', $sampler;
+	waitpid($sampler, 0);
+	$session->quit;
+	open(my $in, '<', $peak_file) or die "no $peak_file: $!";
+	my $grown = <$in> - $before;
+	close($in);
+	diag(sprintf('mf_train of 4,000,000 ratings: the backend grew by %.1f bytes a rating', $grown / 4e6));
+	cmp_ok($grown, '<', 24 * 4e6 + 16 * 1048576,
+		'mf_train of 4,000,000 ratings in random order: at most 24 bytes a rating and 16 MB');
+}
+
 $node->stop;
 done_testing();
