@@ -5,12 +5,19 @@ set -euo pipefail
 dir=$1
 here=$(cd "$(dirname "$0")" && pwd)
 
-echo "| shape | ratings | users | items | k | threads | load s | load ÷ scan | s / iteration | ÷ probe | GFLOP/s | peak MB | budget MB |"
-echo "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
+# budget: 24 bytes a rating plus the factors in single precision
+echo "| shape | ratings | users | items | k | threads | load s | load ÷ scan | s / iteration | ÷ probe | GFLOP/s | store s | peak MB | budget MB | peak B / rating |"
+echo "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
 awk -F'\t' 'NR > 1 {
-	printf "| %s | %d | %d | %d | %d | %d | %.2f | %.2f | %.3f | %.2f | %.1f | %d | %d |\n",
-		$1, $2, $3, $4, $5, $6, $7, $7 / $8, $9, $9 / $10, $11, $12 / 1048576, $13 / 1048576
+	printf "| %s | %d | %d | %d | %d | %d | %.2f | %.2f | %.3f | %.2f | %.1f | %.2f | %d | %d | %.1f |\n",
+		$1, $2, $3, $4, $5, $6, $7, $7 / $8, $9, $9 / $10, $11, $14, $12 / 1048576, $13 / 1048576, $12 / $2
 }' "$dir/results.tsv"
+if [ -f "$dir/load.tsv" ]; then
+	echo
+	echo "| shape | rows stored in | load s | scan s | load ÷ scan |"
+	echo "|---|---|---:|---:|---:|"
+	awk -F'\t' '{ printf "| %s | %s order | %.3f | %.3f | %.2f |\n", $1, $2, $3, $4, $3 / $4 }' "$dir/load.tsv"
+fi
 
 if [ -f "$dir/serving.tsv" ]; then
 	echo

@@ -29,7 +29,7 @@ pg_virtualenv -o shared_buffers=256MB -o max_parallel_workers_per_gather=0 \
 
 bash test/bench/report.sh "$out" | tee "$out/report.md"
 cp "$out/results.tsv" test/bench/results.tsv
-for f in serving.tsv cancel.tsv kernels.tsv kernel_paths.tsv; do
+for f in serving.tsv cancel.tsv kernels.tsv kernel_paths.tsv load.tsv; do
 	if [ -f "$out/$f" ]; then cp "$out/$f" "test/bench/$f"; fi
 done
 echo "results in $out and test/bench/"
