@@ -165,3 +165,38 @@ GROUP BY exclude, n ORDER BY exclude, n;
 -- and its scores are mf_predict's, to the bit
 SELECT bool_and(r.score = mf_predict(:w, 17, r.item_id)) AS same_scores
 FROM mf_recommend(:w, 17, 50) r;
+
+-- mf_recommend pre-scores float models in single precision and scores
+-- exactly only the items its error bound cannot rule out.  Two items whose
+-- scores single precision cannot tell apart: for u = (1, 2^-10), item 1
+-- scores 1 and item 2 scores (1 - 2^-24) + 1.5 * 2^-24 = 1 + 2^-25, which
+-- float arithmetic rounds to 1, a tie that the lower id (item 1) would win;
+-- exact scoring ranks item 2 first.  The rest score 1/2.
+CREATE TABLE near_tie AS
+SELECT u AS user_id, i AS item_id, 1.0::float8 AS rating
+FROM generate_series(1, 3) u, generate_series(1, 40) i;
+SELECT mf_train('near_tie', k := 2, iterations := 1) AS t \gset
+UPDATE mf_user_factors SET factors = ARRAY[1, 2 ^ -10] WHERE model_id = :t;
+UPDATE mf_item_factors
+SET factors = CASE item_id WHEN 1 THEN ARRAY[1, 0]
+                           WHEN 2 THEN ARRAY[1 - 2 ^ -24, 1.5 * 2 ^ -14]
+                           ELSE ARRAY[0.5, 0] END
+WHERE model_id = :t;
+\c
+SET client_min_messages = warning;
+SELECT item_id, score = 1 + 2 ^ -25 AS exact_score FROM mf_recommend(:t, 1, 1, false);
+SELECT array_agg(item_id ORDER BY ord) AS top3
+FROM mf_recommend(:t, 2, 3, false) WITH ORDINALITY AS r(item_id, score, ord);
+-- The bound at work: for u = (1, 1, 1), item 1 = (2^24, 1, -2^24) scores 1,
+-- but float arithmetic, adding in order, loses the 1 and pre-scores it 0,
+-- below item 2's 0.75: the bound (about 7 here) keeps item 1 a candidate.
+SELECT mf_train('near_tie', k := 3, iterations := 1, model_name := 'cancelling') AS c \gset
+UPDATE mf_user_factors SET factors = ARRAY[1, 1, 1] WHERE model_id = :c;
+UPDATE mf_item_factors
+SET factors = CASE item_id WHEN 1 THEN ARRAY[2 ^ 24, 1, -(2 ^ 24)]
+                           WHEN 2 THEN ARRAY[0.75, 0, 0]
+                           ELSE ARRAY[0.5, 0, 0] END
+WHERE model_id = :c;
+\c
+SET client_min_messages = warning;
+SELECT item_id, score FROM mf_recommend(:c, 1, 2, false);

@@ -279,7 +279,7 @@ typedef struct RankingSums
  * user is -1 for a user the model does not know (a model with biases).
  */
 static void
-rank_user(const MfSchema *schema, const MfModel *model, int32 user,
+rank_user(const MfSchema *schema, MfModel *model, int32 user,
 		  int64 user_id, int k, const bool *relevant, int64 n_relevant,
 		  int32 *best, RankingSums *sums)
 {
@@ -315,7 +315,7 @@ rank_user(const MfSchema *schema, const MfModel *model, int32 user,
  * rank: a user it does not know only with biases, as for the errors.
  */
 static void
-rank_users(const MfSchema *schema, const MfModel *model, const MfRatings *test,
+rank_users(const MfSchema *schema, MfModel *model, const MfRatings *test,
 		   int k, bool has_threshold, double threshold, RankingSums *sums)
 {
 	const MfCsr *rows = &test->by_user;

@@ -319,3 +319,151 @@ mf_select_top(const double *scores, const int64 *ids, const bool *excluded,
 	mf_top_offer_row(&top, scores, false, excluded, n_items);
 	return mf_top_finish(&top);
 }
+
+/*
+ * Pre-scoring.  A float dot product computed in float, in any order and
+ * with or without fused multiply-adds, is within gamma_k |u| |v| of the
+ * exact one, gamma_k = k eps / (1 - k eps), eps = 2^-24 (Higham, Accuracy
+ * and Stability of Numerical Algorithms, 2nd ed., 2002, section 3.1, with
+ * Cauchy-Schwarz for sum |u_j v_j|); the exact path's double sum is within
+ * the same bound with eps = 2^-53.  Items whose pre-score plus that bound
+ * cannot reach the n-th best pre-score minus its bound cannot be among the
+ * n best, whatever the exact scores; the rest are scored exactly.
+ */
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
+#define MF_PRESCORE_CLONES __attribute__((target_clones("avx512f", "avx2", "default")))
+#else
+#define MF_PRESCORE_CLONES
+#endif
+
+/*
+ * The pre-scores u . v_i of n_items rows of k floats (row-major) in float
+ * arithmetic, sixteen lanes, into out[] (as doubles): one call for all the
+ * items, so that the instruction set is dispatched once.
+ */
+MF_PRESCORE_CLONES
+static void
+prescore_rows(const float *u, const float *rows, int k, int32 n_items, double *out)
+{
+	for (int32 item = 0; item < n_items; item++)
+	{
+		const float *v = rows + (Size) item * k;
+		v8sf		s0 = {0}, s1 = {0};
+		float		total;
+		int			j = 0;
+
+		for (; j + 16 <= k; j += 16)
+		{
+			v8sf		u0, u1, v0, v1;
+
+			memcpy(&u0, u + j, sizeof(u0));
+			memcpy(&u1, u + j + 8, sizeof(u1));
+			memcpy(&v0, v + j, sizeof(v0));
+			memcpy(&v1, v + j + 8, sizeof(v1));
+			s0 += u0 * v0;
+			s1 += u1 * v1;
+		}
+		s0 += s1;
+		total = ((s0[0] + s0[4]) + (s0[1] + s0[5])) + ((s0[2] + s0[6]) + (s0[3] + s0[7]));
+		for (; j < k; j++)
+			total += u[j] * v[j];
+		out[item] = total;
+	}
+}
+
+/* gamma_k for unit roundoff eps, or +inf when k eps is not small. */
+static double
+gamma_bound(int k, double eps)
+{
+	double		ke = k * eps;
+
+	return ke < 0.01 ? ke / (1 - ke) : INFINITY;
+}
+
+/*
+ * How far an item's pre-score (score, whose bias terms come to shift) can
+ * be from its exact score: gamma |u| |v| for the dot products (with room
+ * for the rounding of the norms), a few roundings of the sums, and what
+ * products in float's subnormal range lose.
+ */
+static inline double
+prescore_bound(double gamma, int k, double u_norm, double v_norm, double score, double shift)
+{
+	double		dots = gamma * u_norm * v_norm * (1 + 0x1p-20);
+
+	return dots + 0x1p-50 * (fabs(score) + fabs(shift) + dots) + k * 0x1p-148;
+}
+
+int32
+mf_top_scored_items(const MfFactors *f, const void *u, double base, const double *item_norms,
+					const bool *excluded, const int64 *ids, int32 n,
+					double *wide, double *scores, int32 *best, double *best_scores)
+{
+	int			k = f->k;
+	const float *uf = u;
+	double		gamma = gamma_bound(k, 0x1p-24) + gamma_bound(k, 0x1p-53);
+	double		u_norm = 0.0;
+	double		floor;			/* the n-th best of pre-score minus bound */
+	MfTop		top;
+	int32		eligible = 0;
+
+	if (u != NULL && f->single && isfinite(gamma))
+	{
+		for (int j = 0; j < k; j++)
+			u_norm += (double) uf[j] * uf[j];
+		u_norm = sqrt(u_norm);
+		for (int32 item = 0; item < f->n_items; item++)
+			eligible += excluded == NULL || !excluded[item];
+	}
+	if (eligible <= n || !isfinite(u_norm))
+	{
+		/* nothing to leave out, or no bound: score every item exactly */
+		mf_score_items(f, u, base, excluded, wide, scores);
+		return mf_select_top(scores, ids, excluded, f->n_items, n, best, best_scores);
+	}
+
+	/* pre-scores in scores[], and the n best of them (by pre-score less bound) */
+	prescore_rows(uf, f->item_factors, k, f->n_items, scores);
+	mf_top_init(&top, n, ids, best, best_scores);
+	for (int32 item = 0; item < f->n_items; item++)
+	{
+		double		shift = f->biases ? base + f->item_bias[item] : 0.0;
+		double		bound;
+
+		if (excluded != NULL && excluded[item])
+		{
+			scores[item] = -INFINITY;
+			continue;
+		}
+		if (!isfinite(scores[item]))
+		{
+			/* float overflowed: score every item exactly */
+			mf_score_items(f, u, base, excluded, wide, scores);
+			return mf_select_top(scores, ids, excluded, f->n_items, n, best, best_scores);
+		}
+		scores[item] += shift;
+		bound = prescore_bound(gamma, k, u_norm, item_norms[item], scores[item], shift);
+		if (mf_top_admits(&top, scores[item] - bound))
+			mf_top_insert(&top, scores[item] - bound, item);
+	}
+	floor = top.bound;
+
+	/* exact scores for the items that can reach the floor; the n best of them */
+	for (int j = 0; j < k; j++)
+		wide[j] = uf[j];
+	mf_top_init(&top, n, ids, best, best_scores);
+	for (int32 item = 0; item < f->n_items; item++)
+	{
+		double		shift = f->biases ? base + f->item_bias[item] : 0.0;
+
+		if (scores[item] == -INFINITY ||
+			scores[item] + prescore_bound(gamma, k, u_norm, item_norms[item], scores[item], shift) < floor)
+			continue;
+		scores[item] = dot_mixed(wide, mf_factor_row(f, MF_ITEMS, item), k);
+		if (f->biases)
+			scores[item] = scores[item] + shift;
+		if (mf_top_admits(&top, scores[item]))
+			mf_top_insert(&top, scores[item], item);
+	}
+	return mf_top_finish(&top);
+}

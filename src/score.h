@@ -118,4 +118,22 @@ extern void mf_top_offer_row(MfTop *top, const void *row, bool single,
 extern int32 mf_select_top(const double *scores, const int64 *ids, const bool *excluded,
 						   int32 n_items, int32 n, int32 *best, double *best_scores);
 
+/*
+ * The n best items (higher score first, then lower id: ids[item]) for the
+ * user whose factor row is u (NULL: a user with no factors) and whose bias
+ * terms come to base, leaving out excluded ones (excluded may be NULL):
+ * best[n], best_scores[n], best first; returns how many.  Every item
+ * returned has scores[item] (n_items doubles) set to its exact score, as
+ * mf_score_items gives it; the answer is the one mf_select_top gives over
+ * every item's exact score.  For models with float factors the items are
+ * first scored in single precision, and only those whose score, within a
+ * proven bound of that pre-score's error (score.c), can reach the n-th
+ * best are scored exactly.  item_norms: |v_i| per item (mf_row_norms),
+ * read for float models only; wide: k doubles of scratch.
+ */
+extern int32 mf_top_scored_items(const MfFactors *factors, const void *u, double base,
+								 const double *item_norms, const bool *excluded,
+								 const int64 *ids, int32 n, double *wide, double *scores,
+								 int32 *best, double *best_scores);
+
 #endif							/* MF_SCORE_H */

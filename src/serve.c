@@ -158,6 +158,23 @@ mf_predict_text_by_name(PG_FUNCTION_ARGS)
 	return predict(fcinfo, true, true);
 }
 
+/* |x| of every row of one side, computed on first need and cached. */
+static const double *
+side_norms(MfModel *model, MfSide side)
+{
+	double	  **norms = side == MF_USERS ? &model->user_norms : &model->item_norms;
+
+	if (*norms == NULL)
+	{
+		int32		n = side == MF_USERS ? model->factors.n_users : model->factors.n_items;
+		double	   *computed = mf_alloc_array(model->cxt, n, sizeof(double));
+
+		mf_row_norms(&model->factors, side, computed);
+		*norms = computed;
+	}
+	return *norms;
+}
+
 /*
  * Marks the items the user rated in the training data, from the
  * rated_items array stored with the user's factors.
@@ -189,7 +206,7 @@ rated_items_mask(const MfSchema *schema, const MfModel *model, int64 user_id)
 }
 
 int32
-mf_top_items(const MfSchema *schema, const MfModel *model, int32 user, int64 user_id,
+mf_top_items(const MfSchema *schema, MfModel *model, int32 user, int64 user_id,
 			 int32 n, bool exclude_rated, int32 *best, double **scores)
 {
 	const MfFactors *f = &model->factors;
@@ -202,10 +219,11 @@ mf_top_items(const MfSchema *schema, const MfModel *model, int32 user, int64 use
 	if (exclude_rated && user >= 0)
 		excluded = rated_items_mask(schema, model, user_id);
 	*scores = mf_alloc_array(CurrentMemoryContext, f->n_items, sizeof(double));
-	mf_score_items(f, user >= 0 ? mf_factor_row(f, MF_USERS, user) : NULL,
-				   f->biases ? mf_user_base(f, user) : 0.0, excluded, wide, *scores);
-	found = mf_select_top(*scores, model->item_ids, excluded, f->n_items,
-						  Min(n, f->n_items), best, best_scores);
+	found = mf_top_scored_items(f, user >= 0 ? mf_factor_row(f, MF_USERS, user) : NULL,
+								f->biases ? mf_user_base(f, user) : 0.0,
+								f->single && user >= 0 ? side_norms(model, MF_ITEMS) : NULL,
+								excluded, model->item_ids, Min(n, f->n_items), wide,
+								*scores, best, best_scores);
 	if (excluded)
 		pfree(excluded);
 	pfree(wide);
@@ -318,23 +336,6 @@ Datum
 mf_recommend_text_by_name(PG_FUNCTION_ARGS)
 {
 	return recommend(fcinfo, true, true);
-}
-
-/* |x| of every row of one side, computed on first need and cached. */
-static const double *
-side_norms(MfModel *model, MfSide side)
-{
-	double	  **norms = side == MF_USERS ? &model->user_norms : &model->item_norms;
-
-	if (*norms == NULL)
-	{
-		int32		n = side == MF_USERS ? model->factors.n_users : model->factors.n_items;
-		double	   *computed = mf_alloc_array(model->cxt, n, sizeof(double));
-
-		mf_row_norms(&model->factors, side, computed);
-		*norms = computed;
-	}
-	return *norms;
 }
 
 /* The arguments of mf_similar_*: n at least 1, a model with factors. */

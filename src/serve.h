@@ -25,9 +25,11 @@ extern MfModel *mf_model_argument(FunctionCallInfo fcinfo, bool by_name);
  * The n best items for dense user index user (-1: unknown) of model, best
  * first, into best[] (room for n); returns how many.  With exclude_rated,
  * leaves out the items user_id rated in the training data.  *scores
- * (n_items, palloc'd) receives the scores.
+ * (n_items, palloc'd) receives the scores, exact for the items returned
+ * (score.h, mf_top_scored_items); computes the model's item norms on first
+ * need.
  */
-extern int32 mf_top_items(const MfSchema *schema, const MfModel *model, int32 user,
+extern int32 mf_top_items(const MfSchema *schema, MfModel *model, int32 user,
 						  int64 user_id, int32 n, bool exclude_rated, int32 *best,
 						  double **scores);
 
