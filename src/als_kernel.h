@@ -93,7 +93,7 @@ KERNEL(apply_system) (const HalfStep *step, const REAL *gathered,
 	{
 		/* one pass over the rated rows: sum_e w_e (o_e . v) o_e */
 		step->als->kernel->apply(step->other, step->als->factors.k, cols, degree,
-								 weights, step->other_bias != NULL, v, out);
+								 weights, NULL, step->other_bias != NULL, v, out);
 		return;
 	}
 #endif
@@ -109,8 +109,9 @@ KERNEL(apply_system) (const HalfStep *step, const REAL *gathered,
 /*
  * A few conjugate-gradient steps on A x = b from x's current value (the
  * row's previous factors): the solver of Takacs et al. for implicit ALS,
- * usable for explicit feedback too.  cg holds 3d reals.  Returns false
- * when a number overflowed (A p, a norm or x not finite): where a
+ * usable for explicit feedback too.  cg holds 3d reals; with b NULL, its
+ * first d already hold the residual b - A x (initial_residual).  Returns
+ * false when a number overflowed (A p, a norm or x not finite): where a
  * Cholesky factorisation fails, CG must not stop with x as it was.
  */
 static bool
@@ -124,10 +125,14 @@ KERNEL(conjugate_gradient) (const HalfStep *step, const REAL *gathered,
 	REAL	   *product = cg + 2 * d;
 	double		old_norm;
 
-	KERNEL(apply_system) (step, gathered, cols, weights, degree, d, lambda_r, x,
-						  product, scratch);
-	for (int j = 0; j < d; j++)
-		direction[j] = residual[j] = b[j] - product[j];
+	if (b != NULL)
+	{
+		KERNEL(apply_system) (step, gathered, cols, weights, degree, d, lambda_r, x,
+							  product, scratch);
+		for (int j = 0; j < d; j++)
+			residual[j] = b[j] - product[j];
+	}
+	memcpy(direction, residual, sizeof(REAL) * d);
 	old_norm = KERNEL(dot) (residual, residual, d);
 	if (!isfinite(old_norm))
 		return false;
@@ -323,6 +328,38 @@ KERNEL(right_hand_side) (const HalfStep *step, SolveBuffers *buffers,
 								   (const REAL *) buffers->targets, degree, x);
 }
 
+#ifdef OWN_KERNELS
+/*
+ * residual = b - A x for row r's system (entries from begin, degree of
+ * them) with the own kernel: b's and the rated rows' part of A x in one
+ * pass over the rows, in segments of MF_ROW_SEGMENT rows with a stop check
+ * between; false when stopped.
+ */
+static bool
+KERNEL(initial_residual) (const HalfStep *step, SolveBuffers *buffers, int64 begin,
+						  int degree, REAL lambda_r, const REAL *x, REAL *residual)
+{
+	const MfAls *als = step->als;
+	const REAL *weights = als->factors.implicit ? buffers->weights : NULL;
+
+	for (int j = 0; j < als->unknowns; j++)
+		residual[j] = -lambda_r * x[j];
+	if (step->other_gram)
+		als->blas->GEMV(CblasColMajor, CblasNoTrans, als->unknowns, als->unknowns, -1,
+						step->other_gram, als->unknowns, x, 1, 1, residual, 1);
+	for (int s = 0; s < degree; s += MF_ROW_SEGMENT)
+	{
+		if (s > 0 && mf_parallel_stopping())
+			return false;
+		als->kernel->apply(step->other, als->factors.k, step->rows->col + begin + s,
+						   Min(MF_ROW_SEGMENT, degree - s), weights ? weights + s : NULL,
+						   (const REAL *) buffers->targets + s, step->other_bias != NULL,
+						   x, residual);
+	}
+	return true;
+}
+#endif
+
 /*
  * A few conjugate-gradient steps on row r's system from the row's current
  * factors (and bias), into x.
@@ -340,6 +377,17 @@ KERNEL(solve_row_cg) (const HalfStep *step, SolveBuffers *buffers, int32 r,
 	memcpy(x, (const REAL *) step->out + (Size) r * k, sizeof(REAL) * k);
 	if (step->other_bias)
 		x[k] = (REAL) step->out_bias[r];
+#ifdef OWN_KERNELS
+	if (als->kernel)
+	{
+		/* the residual in one pass, the right-hand side with it */
+		if (!KERNEL(initial_residual) (step, buffers, begin, degree, lambda_r, x,
+									   (REAL *) buffers->cg))
+			return ROW_STOPPED;
+		rhs = NULL;
+	}
+	else
+#endif
 	if (!KERNEL(right_hand_side) (step, buffers, begin, degree, rhs))
 		return ROW_STOPPED;
 	if (!KERNEL(conjugate_gradient) (step, buffers->gathered, step->rows->col + begin,

@@ -40,11 +40,13 @@ typedef struct MfKernel
 
 	/*
 	 * out += sum_e w_e (o_e . v) o_e: the data part of A v for conjugate
-	 * gradient, in one pass over the rows (d numbers in v and out).
+	 * gradient, in one pass over the rows (d numbers in v and out).  With
+	 * targets, out += sum_e (t_e - w_e (o_e . v)) o_e instead: the data part
+	 * of the residual b - A v, the right-hand side in the same pass.
 	 */
 	void		(*apply) (const float *other, int k, const int32 *cols, int n,
-						  const float *weights, bool bias, const float *v,
-						  float *out);
+						  const float *weights, const float *targets, bool bias,
+						  const float *v, float *out);
 
 	/* scores[e] = o_e . x (d numbers in x): a row's predictions. */
 	void		(*scores) (const float *other, int k, const int32 *cols, int n,

@@ -280,8 +280,8 @@ SIMD(scores) (const float *other, int k, const int32 *cols, int n, bool bias,
  */
 static inline SIMD_FN __attribute__((always_inline)) void
 SIMD(apply_held) (const float *other, int k, const int32 *cols, int n,
-				  const float *weights, bool bias, const float *v, float *out,
-				  const int vectors)
+				  const float *weights, const float *targets, bool bias, const float *v,
+				  float *out, const int vectors)
 {
 	VEC			held[8];
 	int			tail = k - (vectors - 1) * V;	/* lanes of the last vector */
@@ -319,6 +319,8 @@ SIMD(apply_held) (const float *other, int k, const int32 *cols, int n,
 			score = VSUM(VADD(even, odd)) + (bias ? v[k] : 0);
 			if (weights)
 				score *= weights[e];
+			if (targets)
+				score = targets[e] - score;
 			s = VBCAST(score);
 			SIMD_UNROLL
 			for (int i = 0; i < vectors; i++)
@@ -342,7 +344,8 @@ SIMD(apply_held) (const float *other, int k, const int32 *cols, int n,
 /* MfKernel.apply */
 static SIMD_FN void
 SIMD(apply) (const float *other, int k, const int32 *cols, int n,
-			 const float *weights, bool bias, const float *v, float *out)
+			 const float *weights, const float *targets, bool bias, const float *v,
+			 float *out)
 {
 	double		bias_sum = 0;
 	float		block[MF_MAX_K];
@@ -351,7 +354,7 @@ SIMD(apply) (const float *other, int k, const int32 *cols, int n,
 	{
 #define SIMD_APPLY(n_vectors) \
 		case n_vectors: \
-			SIMD(apply_held) (other, k, cols, n, weights, bias, v, out, n_vectors); \
+			SIMD(apply_held) (other, k, cols, n, weights, targets, bias, v, out, n_vectors); \
 			return
 			SIMD_APPLY(1);
 			SIMD_APPLY(2);
@@ -377,6 +380,8 @@ SIMD(apply) (const float *other, int k, const int32 *cols, int n,
 			SIMD(scores) (other, k, cols + e, 1, bias, v, &score);
 			if (weights)
 				score *= weights[e];
+			if (targets)
+				score = targets[e] - score;
 			s = VBCAST(score);
 			for (int j = 0; j < k; j += V)
 				VSTOREN(block + j, VFMA(VLOADN(o + j, k - j), s, VLOADN(block + j, k - j)), k - j);
