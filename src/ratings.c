@@ -30,7 +30,7 @@
 #define MF_READ_BYTES_PER_RATING	12
 #define MF_BUILD_BYTES_PER_RATING	24
 #define MF_WIDE_BYTES_PER_RATING	8
-/* Per distinct user or item: ids, counts, map entries, remaps, row starts. */
+/* Per distinct user or item: ids, map entries, counts, remaps, row starts. */
 #define MF_BYTES_PER_ID				80
 /* Bytes of new text keys between two memory checks at the most. */
 #define MF_KEY_BYTES_PER_CHECK		(1024 * 1024)
@@ -55,7 +55,6 @@ typedef struct Numbering
 {
 	MfIdMap    *map;			/* id -> index */
 	int64	   *ids;			/* index -> id */
-	int64	   *counts;			/* rows seen per index */
 	int32		n;
 	int32		capacity;
 	const char *kind;			/* "users" or "items", for errors */
@@ -95,7 +94,6 @@ numbering_init(Numbering *numbering, MemoryContext cxt, const char *kind)
 	numbering->map = mf_id_map_create(cxt, MF_DIRECT_READ_IDS);
 	numbering->capacity = 1024;
 	numbering->ids = MemoryContextAlloc(cxt, sizeof(int64) * numbering->capacity);
-	numbering->counts = MemoryContextAlloc(cxt, sizeof(int64) * numbering->capacity);
 	numbering->n = 0;
 	numbering->kind = kind;
 }
@@ -115,25 +113,24 @@ append_id(Numbering *numbering, int64 id)
 		numbering->capacity = (int32) Min((int64) numbering->capacity * 2, PG_INT32_MAX);
 		numbering->ids = repalloc_huge(numbering->ids,
 									   mul_size(numbering->capacity, sizeof(int64)));
-		numbering->counts = repalloc_huge(numbering->counts,
-										  mul_size(numbering->capacity, sizeof(int64)));
 	}
 	numbering->ids[numbering->n] = id;
-	numbering->counts[numbering->n] = 0;
 	mf_id_map_add(numbering->map, id, numbering->n);
 	return numbering->n++;
 }
 
-/* The dense index of id (numbering it if it is new), counting the row. */
+/*
+ * The dense index of id, numbering it if it is new.  (Rows are counted per
+ * index later, from the chunks: an increment here, in a table of rows in
+ * random order, would be a second cache miss a row while the scan streams
+ * through the cache.)
+ */
 static int32
 number_id(Numbering *numbering, int64 id)
 {
 	int32		index = mf_id_map_find(numbering->map, id);
 
-	if (index < 0)
-		index = append_id(numbering, id);
-	numbering->counts[index]++;
-	return index;
+	return index >= 0 ? index : append_id(numbering, id);
 }
 
 static KeySide *
@@ -392,11 +389,25 @@ csr_from_chunks(const MfRows *rows, MfSide side, const int32 *row_remap,
 {
 	const Numbering *numbering = side == MF_USERS ? &rows->users : &rows->items;
 	int64		n = rows->n_rows;
+	int64	   *counts;
 	int64	   *next;
 
 	csr_alloc(out, cxt, numbering->n, n);
+	/* each row's entries, counted by index in order of first appearance */
+	counts = mf_alloc_array(cxt, numbering->n, sizeof(int64));
+	memset(counts, 0, sizeof(int64) * numbering->n);
+	for (int32 c = 0; c < rows->n_chunks; c++)
+	{
+		const RowChunk *chunk = rows->chunks[c];
+		const int32 *row_of = side == MF_USERS ? chunk->user : chunk->item;
+		int32		count = (int32) Min(MF_CHUNK_ROWS, n - (int64) c * MF_CHUNK_ROWS);
+
+		for (int32 r = 0; r < count; r++)
+			counts[row_of[r]]++;
+	}
 	for (int32 a = 0; a < numbering->n; a++)
-		out->row_start[row_remap[a] + 1] = numbering->counts[a];
+		out->row_start[row_remap[a] + 1] = counts[a];
+	pfree(counts);
 	next = csr_offsets(out, cxt);
 	for (int32 c = 0; c < rows->n_chunks; c++)
 	{

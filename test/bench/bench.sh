@@ -54,6 +54,10 @@ for shape in $shapes; do
 		psql_q -v table="$table" -v n_ratings=1000209 -v n_users=6040 -v n_items=3706 -v seed=1 -f "$here/generate.sql" ;;
 	ml-10m)
 		psql_q -v table="$table" -v n_ratings=10000054 -v n_users=69878 -v n_items=10677 -v seed=10 -f "$here/generate.sql" ;;
+	netflix)
+		# 100M ratings in random order: loading only (not in the default list)
+		psql_q -v table="$table" -v n_ratings=100480507 -v n_users=480189 -v n_items=17770 \
+			-f "$here/generate_netflix.sql" ;;
 	*)
 		echo "unknown shape $shape" >&2; exit 2 ;;
 	esac
@@ -72,6 +76,7 @@ for shape in $shapes; do
 	done | sort -g | sed -n 2p)
 
 	for k in $ks; do
+		if [ "$shape" = netflix ]; then break; fi
 		for threads in 1 "$threads_all"; do
 			# The training session prints its pid first; meanwhile its
 			# private memory (RssAnon) is sampled from /proc every 10 ms.
@@ -111,12 +116,17 @@ for shape in $shapes; do
 	# training of one iteration, against a plain scan in the same session
 	# (after a first scan there: both find the shared buffers mapped).
 	if [ "$shape" != "ml-latest-small" ]; then
-		psql_q -c "DROP TABLE IF EXISTS ${table}_random" \
-			-c "CREATE TABLE ${table}_random AS SELECT * FROM $table ORDER BY hashint8(user_id::bigint * 1000003 + item_id)" \
-			-c "VACUUM ANALYZE ${table}_random"
-		for order in user random; do
-			source=$table
-			if [ "$order" = random ]; then source=${table}_random; fi
+		orders="user random"
+		if [ "$shape" = netflix ]; then
+			orders=random	# generated in random order
+		else
+			psql_q -c "DROP TABLE IF EXISTS ${table}_random" \
+				-c "CREATE TABLE ${table}_random AS SELECT * FROM $table ORDER BY hashint8(user_id::bigint * 1000003 + item_id)" \
+				-c "VACUUM ANALYZE ${table}_random"
+		fi
+		for order in $orders; do
+			source=${table}_random
+			if [ "$order" = user ] || [ "$shape" = netflix ]; then source=$table; fi
 			read -r load_order scan_order < <(psql_q -F ' ' <<-SQL
 				SET client_min_messages = warning;
 				SET max_parallel_workers_per_gather = 0;
@@ -130,7 +140,11 @@ for shape in $shapes; do
 			printf '%s\t%s\t%s\t%s\n' "$shape" "$order" "$load_order" "$scan_order" >> "$out/load.tsv"
 			echo "   rows in $order order: load ${load_order}s, scan ${scan_order}s"
 		done
-		psql_q -c "DROP TABLE ${table}_random" -c "SELECT mf_drop_model('bench_load')" >/dev/null
+		psql_q -c "DROP TABLE IF EXISTS ${table}_random" -c "SELECT mf_drop_model('bench_load')" >/dev/null
+	fi
+	if [ "$shape" = netflix ]; then
+		psql_q -c "DROP TABLE $table"
+		continue
 	fi
 
 	# The kernel paths side by side at k = 64 on all cores: seconds per
