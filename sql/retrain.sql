@@ -132,4 +132,19 @@ SELECT mf_train('keyed', k := 2, biases := true, model_name := 'store_direct');
 \set VERBOSITY default
 ALTER TABLE mf_item_factors DROP CONSTRAINT small_biases;
 SELECT model_fingerprint('store_direct') = :'before_check' AS untouched;
+-- a user's own foreign key to mf_models is checked like any other (only
+-- the extension's key on model_id is known to hold), and an identity
+-- column sends the rows through the INSERT, which refuses them
+ALTER TABLE mf_item_factors ADD CONSTRAINT item_is_model
+    FOREIGN KEY (item_id) REFERENCES mf_models (model_id) NOT VALID;
+\set VERBOSITY terse
+SELECT mf_train('keyed', k := 2, biases := true, model_name := 'store_direct');
+\set VERBOSITY default
+ALTER TABLE mf_item_factors DROP CONSTRAINT item_is_model;
+ALTER TABLE mf_item_factors ALTER item_id ADD GENERATED ALWAYS AS IDENTITY;
+\set VERBOSITY terse
+SELECT mf_train('keyed', k := 2, biases := true, model_name := 'store_direct');
+\set VERBOSITY default
+ALTER TABLE mf_item_factors ALTER item_id DROP IDENTITY;
+SELECT model_fingerprint('store_direct') = :'before_check' AS untouched;
 SELECT mf_drop_model('store_direct'), mf_drop_model('store_insert');

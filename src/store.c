@@ -6,12 +6,14 @@
  *	  Directly, as COPY writes: the rows of a batch go to the table access
  *	  method's multi-insert, then each into the table's indexes, checked
  *	  against the table's constraints.  That is what an INSERT would do
- *	  only while the table has no rule, no row-level security, no column
- *	  the extension did not create and no trigger that fires on INSERT but
- *	  the foreign key's check on mf_models, which the caller's write of the
- *	  model's row (locked until commit) already satisfies.  Any other table
- *	  (a user's audit trigger, a Citus shell table) is written through an
- *	  INSERT ... SELECT over array parameters, a batch a statement.
+ *	  only while the table is a plain one (not partitioned, no rule, no
+ *	  row-level security), has no column the extension did not create and
+ *	  no generated or identity column, and no trigger that fires on INSERT
+ *	  (or TRUNCATE) but the check of the extension's own foreign key on
+ *	  model_id, which the caller's write of the model's row (locked until
+ *	  commit) already satisfies.  Any other table (a user's audit trigger or
+ *	  foreign key, a Citus table) is written through an INSERT ... SELECT
+ *	  over array parameters, a batch a statement.
  *
  *-------------------------------------------------------------------------
  */
@@ -110,11 +112,35 @@ mf_flat_array(Oid elemtype, const void *values, int n)
 }
 
 /*
- * Whether an INSERT into rel would fire no trigger but the foreign key's
- * check that the row's model is in mf_models (models_relid).
+ * Whether constraint is the extension's own foreign key of rel: its
+ * model_id column (model_id_attnum) alone referencing mf_models'
+ * (models_relid) model_id.
  */
 static bool
-fires_only_model_key_check(Relation rel, Oid models_relid)
+is_model_key(Relation rel, Oid constraint, AttrNumber model_id_attnum, Oid models_relid)
+{
+	ListCell   *cell;
+
+	foreach(cell, RelationGetFKeyList(rel))
+	{
+		ForeignKeyCacheInfo *key = lfirst_node(ForeignKeyCacheInfo, cell);
+
+		if (key->conoid == constraint)
+			return key->confrelid == models_relid && key->nkeys == 1 &&
+				key->conkey[0] == model_id_attnum &&
+				key->confkey[0] == get_attnum(models_relid, "model_id");
+	}
+	return false;
+}
+
+/*
+ * Whether an INSERT into rel would fire no trigger but the check of the
+ * extension's own foreign key (is_model_key).  A TRUNCATE trigger, which
+ * an INSERT does not fire, counts too: Citus puts one on the tables it
+ * distributes, whose rows an INSERT must reach through its planner.
+ */
+static bool
+fires_only_model_key_check(Relation rel, AttrNumber model_id_attnum, Oid models_relid)
 {
 	TriggerDesc *triggers = rel->trigdesc;
 
@@ -125,7 +151,7 @@ fires_only_model_key_check(Relation rel, Oid models_relid)
 		if (!TRIGGER_FOR_INSERT(trigger->tgtype) && !TRIGGER_FOR_TRUNCATE(trigger->tgtype))
 			continue;			/* fires on UPDATE or DELETE only */
 		if (!(trigger->tgisinternal && trigger->tgfoid == F_RI_FKEY_CHECK_INS &&
-			  trigger->tgconstrrelid == models_relid))
+			  is_model_key(rel, trigger->tgconstraint, model_id_attnum, models_relid)))
 			return false;
 	}
 	return true;
@@ -148,8 +174,7 @@ can_write_directly(Relation rel, Oid models_relid, MfSide side, AttrNumber *attn
 	int			found = 0;
 
 	if (rel->rd_rel->relkind != RELKIND_RELATION || rel->rd_rel->relispartition ||
-		rel->rd_rel->relhasrules || rel->rd_rel->relrowsecurity ||
-		!fires_only_model_key_check(rel, models_relid))
+		rel->rd_rel->relhasrules || rel->rd_rel->relrowsecurity)
 		return false;
 	memset(attnums, 0, sizeof(AttrNumber) * N_STORE_COLUMNS);
 	for (int a = 0; a < desc->natts; a++)
@@ -162,12 +187,14 @@ can_write_directly(Relation rel, Oid models_relid, MfSide side, AttrNumber *attn
 		for (c = 0; c < expected; c++)
 			if (strcmp(NameStr(att->attname), names[c]) == 0)
 				break;
-		if (c == expected || att->atttypid != types[c] || att->attgenerated || attnums[c] != 0)
+		if (c == expected || att->atttypid != types[c] || att->attgenerated ||
+			att->attidentity || attnums[c] != 0)
 			return false;		/* a column the extension did not create */
 		attnums[c] = att->attnum;
 		found++;
 	}
-	return found == expected;
+	return found == expected &&
+		fires_only_model_key_check(rel, attnums[COL_MODEL_ID], models_relid);
 }
 
 /*
