@@ -43,8 +43,10 @@
 
 /*
  * The catalog's statements run between these two, with search_path =
- * pg_catalog, pg_temp, whatever the caller's path; an error restores it
- * too.
+ * pg_catalog, pg_temp, whatever the caller's path, and without JIT (a
+ * model's factor rows make the load query costly enough to be compiled,
+ * which took 0.2 s and held off a cancel meanwhile); an error restores
+ * both too.
  */
 static int
 internal_sql_begin(void)
@@ -52,6 +54,8 @@ internal_sql_begin(void)
 	int			nest_level = NewGUCNestLevel();
 
 	(void) set_config_option("search_path", "pg_catalog, pg_temp", PGC_USERSET,
+							 PGC_S_SESSION, GUC_ACTION_SAVE, true, 0, false);
+	(void) set_config_option("jit", "off", PGC_USERSET,
 							 PGC_S_SESSION, GUC_ACTION_SAVE, true, 0, false);
 	return nest_level;
 }

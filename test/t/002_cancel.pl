@@ -239,5 +239,26 @@ closedir($tasks);
 is(scalar(@threads), 1, 'no worker thread outlives a cancel');
 
 $trainer->quit;
+
+# mf_ext's own queries run without JIT: compiling the query that loads a
+# model's factor rows took 0.2 s and held off a cancel meanwhile.  With JIT
+# forced on every query, auto_explain's log of the nested load query shows
+# no JIT, while the caller's own statement does.
+my $log_offset = -s $node->logfile;
+$node->safe_psql('postgres', q{
+	LOAD 'auto_explain';
+	SET auto_explain.log_min_duration = 0;
+	SET auto_explain.log_nested_statements = on;
+	SET jit = on;
+	SET jit_above_cost = 0;
+	SELECT count(*) FROM mf_recommend('ratings', 7, 5);
+});
+my @plans = split(/LOG:  duration: /, slurp_file($node->logfile, $log_offset));
+my @loads = grep { /FROM public\.mf_user_factors WHERE model_id = \$1 ORDER BY user_id/ } @plans;
+my @callers = grep { /Query Text: \s*SELECT count\(\*\) FROM mf_recommend/ } @plans;
+ok(@loads > 0, 'auto_explain logged the query that loads the factors');
+ok(!grep({ /JIT:/ } @loads), 'the load query ran without JIT');
+ok(grep({ /JIT:/ } @callers), "the caller's statement ran with JIT (JIT was forced)");
+
 $node->stop;
 done_testing();
