@@ -30,7 +30,7 @@
 #define MF_READ_BYTES_PER_RATING	12
 #define MF_BUILD_BYTES_PER_RATING	24
 #define MF_WIDE_BYTES_PER_RATING	8
-/* Per distinct user or item: ids, map entries, counts, remaps, row starts. */
+/* Per distinct user or item: ids, map entries, remaps, row starts. */
 #define MF_BYTES_PER_ID				80
 /* Bytes of new text keys between two memory checks at the most. */
 #define MF_KEY_BYTES_PER_CHECK		(1024 * 1024)
@@ -389,13 +389,10 @@ csr_from_chunks(const MfRows *rows, MfSide side, const int32 *row_remap,
 {
 	const Numbering *numbering = side == MF_USERS ? &rows->users : &rows->items;
 	int64		n = rows->n_rows;
-	int64	   *counts;
 	int64	   *next;
 
 	csr_alloc(out, cxt, numbering->n, n);
-	/* each row's entries, counted by index in order of first appearance */
-	counts = mf_alloc_array(cxt, numbering->n, sizeof(int64));
-	memset(counts, 0, sizeof(int64) * numbering->n);
+	/* each row's entries counted, as csr_transpose counts them */
 	for (int32 c = 0; c < rows->n_chunks; c++)
 	{
 		const RowChunk *chunk = rows->chunks[c];
@@ -403,11 +400,8 @@ csr_from_chunks(const MfRows *rows, MfSide side, const int32 *row_remap,
 		int32		count = (int32) Min(MF_CHUNK_ROWS, n - (int64) c * MF_CHUNK_ROWS);
 
 		for (int32 r = 0; r < count; r++)
-			counts[row_of[r]]++;
+			out->row_start[row_remap[row_of[r]] + 1]++;
 	}
-	for (int32 a = 0; a < numbering->n; a++)
-		out->row_start[row_remap[a] + 1] = counts[a];
-	pfree(counts);
 	next = csr_offsets(out, cxt);
 	for (int32 c = 0; c < rows->n_chunks; c++)
 	{

@@ -371,26 +371,27 @@ prescore_rows(const float *u, const float *rows, int k, int32 n_items, double *o
 	}
 }
 
-/* gamma_k for unit roundoff eps, or +inf when k eps is not small. */
+/* gamma_k = k eps / (1 - k eps) for unit roundoff eps (k at most MF_MAX_K: k eps is small). */
 static double
 gamma_bound(int k, double eps)
 {
-	double		ke = k * eps;
-
-	return ke < 0.01 ? ke / (1 - ke) : INFINITY;
+	return k * eps / (1 - k * eps);
 }
 
 /*
  * How far an item's pre-score (score, whose bias terms come to shift) can
  * be from its exact score: gamma |u| |v| for the dot products (with room
  * for the rounding of the norms), a few roundings of the sums, and what
- * products in float's subnormal range lose.
+ * products in float's subnormal range lose; +inf for a pre-score that
+ * overflowed float.
  */
 static inline double
 prescore_bound(double gamma, int k, double u_norm, double v_norm, double score, double shift)
 {
 	double		dots = gamma * u_norm * v_norm * (1 + 0x1p-20);
 
+	if (!isfinite(score))
+		return INFINITY;
 	return dots + 0x1p-50 * (fabs(score) + fabs(shift) + dots) + k * 0x1p-148;
 }
 
@@ -405,46 +406,35 @@ mf_top_scored_items(const MfFactors *f, const void *u, double base, const double
 	double		u_norm = 0.0;
 	double		floor;			/* the n-th best of pre-score minus bound */
 	MfTop		top;
-	int32		eligible = 0;
 
-	if (u != NULL && f->single && isfinite(gamma))
+	if (u == NULL || !f->single)
 	{
-		for (int j = 0; j < k; j++)
-			u_norm += (double) uf[j] * uf[j];
-		u_norm = sqrt(u_norm);
-		for (int32 item = 0; item < f->n_items; item++)
-			eligible += excluded == NULL || !excluded[item];
-	}
-	if (eligible <= n || !isfinite(u_norm))
-	{
-		/* nothing to leave out, or no bound: score every item exactly */
+		/* no user factors, or double ones: score every item exactly */
 		mf_score_items(f, u, base, excluded, wide, scores);
 		return mf_select_top(scores, ids, excluded, f->n_items, n, best, best_scores);
 	}
+	for (int j = 0; j < k; j++)
+		u_norm += (double) uf[j] * uf[j];
+	u_norm = sqrt(u_norm);
 
-	/* pre-scores in scores[], and the n best of them (by pre-score less bound) */
+	/*
+	 * The n best pre-scores less their bounds; scores[] keeps each item's
+	 * pre-score plus its bound.  (Fewer than n + 1 items, or an infinite
+	 * bound, leave the floor at -inf: every item is then scored exactly.)
+	 */
 	prescore_rows(uf, f->item_factors, k, f->n_items, scores);
 	mf_top_init(&top, n, ids, best, best_scores);
 	for (int32 item = 0; item < f->n_items; item++)
 	{
 		double		shift = f->biases ? base + f->item_bias[item] : 0.0;
-		double		bound;
+		double		score = scores[item] + shift;
+		double		bound = prescore_bound(gamma, k, u_norm, item_norms[item], score, shift);
 
 		if (excluded != NULL && excluded[item])
-		{
-			scores[item] = -INFINITY;
 			continue;
-		}
-		if (!isfinite(scores[item]))
-		{
-			/* float overflowed: score every item exactly */
-			mf_score_items(f, u, base, excluded, wide, scores);
-			return mf_select_top(scores, ids, excluded, f->n_items, n, best, best_scores);
-		}
-		scores[item] += shift;
-		bound = prescore_bound(gamma, k, u_norm, item_norms[item], scores[item], shift);
-		if (mf_top_admits(&top, scores[item] - bound))
-			mf_top_insert(&top, scores[item] - bound, item);
+		if (mf_top_admits(&top, score - bound))
+			mf_top_insert(&top, score - bound, item);
+		scores[item] = score + bound;
 	}
 	floor = top.bound;
 
@@ -454,14 +444,11 @@ mf_top_scored_items(const MfFactors *f, const void *u, double base, const double
 	mf_top_init(&top, n, ids, best, best_scores);
 	for (int32 item = 0; item < f->n_items; item++)
 	{
-		double		shift = f->biases ? base + f->item_bias[item] : 0.0;
-
-		if (scores[item] == -INFINITY ||
-			scores[item] + prescore_bound(gamma, k, u_norm, item_norms[item], scores[item], shift) < floor)
+		if ((excluded != NULL && excluded[item]) || scores[item] < floor)
 			continue;
 		scores[item] = dot_mixed(wide, mf_factor_row(f, MF_ITEMS, item), k);
 		if (f->biases)
-			scores[item] = scores[item] + shift;
+			scores[item] = scores[item] + (base + f->item_bias[item]);
 		if (mf_top_admits(&top, scores[item]))
 			mf_top_insert(&top, scores[item], item);
 	}
