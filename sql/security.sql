@@ -135,6 +135,41 @@ SELECT * FROM mf_cross_validate('trainer_data', array_fill(1, ARRAY[2000]),
                                 array_fill(1.0::float8, ARRAY[2000]), folds := 100);
 RESET mf_ext.max_memory;
 
+-- 4. A policy may name session_user: the cache keys on the session's user
+-- too.  A PL/pgSQL expression evaluated again in one transaction (same
+-- snapshot) after SET SESSION AUTHORIZATION answers only from the items
+-- the new session user may read (before, it reused the factors loaded for
+-- the previous one).
+CREATE ROLE regress_mf_alice;
+CREATE ROLE regress_mf_bob;
+GRANT regress_mf_team TO regress_mf_alice, regress_mf_bob;
+GRANT SELECT ON mf_models, mf_user_factors, mf_item_factors TO regress_mf_team;
+ALTER TABLE mf_item_factors ENABLE ROW LEVEL SECURITY;
+CREATE POLICY by_session ON mf_item_factors TO regress_mf_team
+    USING (item_id % 2 = CASE WHEN session_user = 'regress_mf_alice' THEN 0 ELSE 1 END);
+CREATE FUNCTION security.predict_through_plpgsql(u bigint, i bigint) RETURNS float8
+LANGUAGE plpgsql AS $$ BEGIN RETURN public.mf_predict('shared', u, i); END $$;
+GRANT USAGE ON SCHEMA security TO regress_mf_team;
+SELECT user_id AS some_user FROM mf_user_factors f JOIN mf_models m USING (model_id)
+WHERE m.name = 'shared' ORDER BY user_id LIMIT 1 \gset
+SELECT item_id AS odd_item FROM mf_item_factors f JOIN mf_models m USING (model_id)
+WHERE m.name = 'shared' AND item_id % 2 = 1 ORDER BY item_id LIMIT 1 \gset
+BEGIN;
+SET SESSION AUTHORIZATION regress_mf_bob;
+SET ROLE regress_mf_team;
+SELECT security.predict_through_plpgsql(:some_user, :odd_item) IS NOT NULL AS bob_predicts;
+SET SESSION AUTHORIZATION regress_mf_alice;
+SET ROLE regress_mf_team;
+SELECT security.predict_through_plpgsql(:some_user, :odd_item)
+         IS NOT DISTINCT FROM mf_predict('shared', :some_user, :odd_item) AS same_as_direct,
+       (SELECT count(*) FROM mf_item_factors WHERE item_id = :odd_item) AS items_alice_sees;
+COMMIT;
+RESET SESSION AUTHORIZATION;
+DROP POLICY by_session ON mf_item_factors;
+ALTER TABLE mf_item_factors DISABLE ROW LEVEL SECURITY;
+REVOKE SELECT ON mf_models, mf_user_factors, mf_item_factors FROM regress_mf_team;
+DROP ROLE regress_mf_alice, regress_mf_bob;
+
 DROP SCHEMA security CASCADE;
 SELECT mf_drop_model('shared'), mf_drop_model('bait'), mf_drop_model('viewed');
 DROP OWNED BY regress_mf_trainer, regress_mf_refitter, regress_mf_team;

@@ -5,7 +5,8 @@
  *
  *	  An answer may only use what the calling role could read itself, in
  *	  the statement's snapshot (DESIGN.md: the cache follows the caller).
- *	  So every lookup is keyed by a ViewKey: the role (GetUserId()), the
+ *	  So every lookup is keyed by a ViewKey: the role (GetUserId()) and the
+ *	  session's user (a policy may name session_user), the
  *	  visibility the active snapshot gives (its xmin, xmax, in-progress
  *	  transaction ids and command id, and this transaction's own id), and
  *	  a generation bumped by every (sub)transaction abort in this backend
@@ -60,6 +61,7 @@ typedef struct ViewKey
 {
 	bool		valid;			/* false: matches nothing */
 	Oid			role;
+	Oid			session_role;	/* GetSessionUserId(), which policies may read */
 	uint64		generation;		/* cache_generation */
 	TransactionId own_xid;		/* this transaction's writes, if any */
 	CommandId	curcid;			/* which of them are visible */
@@ -125,6 +127,7 @@ key_matches(const ViewKey *key, Snapshot snap, bool any_role)
 {
 	return key->valid &&
 		(any_role || key->role == GetUserId()) &&
+		key->session_role == GetSessionUserId() &&
 		key->generation == cache_generation &&
 		key->curcid == snap->curcid &&
 		key->xmin == snap->xmin && key->xmax == snap->xmax &&
@@ -156,6 +159,7 @@ key_set(ViewKey *key, Snapshot snap, MemoryContext cxt)
 		memcpy(key->xids + snap->xcnt, snap->subxip,
 			   sizeof(TransactionId) * snap->subxcnt);
 	key->role = GetUserId();
+	key->session_role = GetSessionUserId();
 	key->generation = cache_generation;
 	key->own_xid = GetTopTransactionIdIfAny();
 	key->curcid = snap->curcid;
