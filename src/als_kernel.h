@@ -296,38 +296,6 @@ KERNEL(gathered_times) (const MfAls *als, const REAL *gathered, const REAL *weig
 	return true;
 }
 
-/*
- * x = the right-hand side of row r's system (entries from begin, degree
- * of them, their targets gathered): from the gathered rows, or with the
- * own kernel from the other side's rows, in segments of MF_ROW_SEGMENT
- * rows with a stop check between; false when stopped.
- */
-static bool
-KERNEL(right_hand_side) (const HalfStep *step, SolveBuffers *buffers,
-						 int64 begin, int degree, REAL *x)
-{
-	const MfAls *als = step->als;
-
-#ifdef OWN_KERNELS
-	if (als->kernel)
-	{
-		memset(x, 0, sizeof(REAL) * als->unknowns);
-		for (int s = 0; s < degree; s += MF_ROW_SEGMENT)
-		{
-			if (s > 0 && mf_parallel_stopping())
-				return false;
-			als->kernel->rhs(step->other, als->factors.k, step->rows->col + begin + s,
-							 Min(MF_ROW_SEGMENT, degree - s),
-							 (const REAL *) buffers->targets + s,
-							 step->other_bias != NULL, x);
-		}
-		return true;
-	}
-#endif
-	return KERNEL(gathered_times) (als, buffers->gathered,
-								   (const REAL *) buffers->targets, degree, x);
-}
-
 #ifdef OWN_KERNELS
 /*
  * residual = b - A x for row r's system (entries from begin, degree of
@@ -388,7 +356,8 @@ KERNEL(solve_row_cg) (const HalfStep *step, SolveBuffers *buffers, int32 r,
 	}
 	else
 #endif
-	if (!KERNEL(right_hand_side) (step, buffers, begin, degree, rhs))
+	if (!KERNEL(gathered_times) (als, buffers->gathered, (const REAL *) buffers->targets,
+								 degree, rhs))
 		return ROW_STOPPED;
 	if (!KERNEL(conjugate_gradient) (step, buffers->gathered, step->rows->col + begin,
 									 weights, degree, d, lambda_r, rhs, x, buffers->cg,
@@ -416,8 +385,8 @@ KERNEL(own_cholesky) (const MfAls *als)
  * Row r's system in buffers->gram (upper triangle; G + lambda_r I + the
  * gathered rows' Gram matrix, weighted for implicit feedback; the lower
  * triangle where the own Cholesky solves it) and its right-hand side in
- * x, in segments of MF_ROW_SEGMENT rows with a stop check between; false
- * when stopped.
+ * x (the own kernels sum both in one pass over the rows), in segments of
+ * MF_ROW_SEGMENT rows with a stop check between; false when stopped.
  */
 static bool
 KERNEL(build_system) (const HalfStep *step, SolveBuffers *buffers, int64 begin,
@@ -434,12 +403,11 @@ KERNEL(build_system) (const HalfStep *step, SolveBuffers *buffers, int64 begin,
 		memset(gram, 0, sizeof(REAL) * d * d);
 	for (int j = 0; j < d; j++)
 		gram[j * d + j] += lambda_r;
-	if (!KERNEL(right_hand_side) (step, buffers, begin, degree, x))
-		return false;
 #ifdef OWN_KERNELS
 	if (als->kernel)
 	{
-		/* the lower triangle, from the other side's rows */
+		/* the lower triangle and x, from the other side's rows */
+		memset(x, 0, sizeof(REAL) * d);
 		for (int s = 0; s < degree; s += MF_ROW_SEGMENT)
 		{
 			if (s > 0 && mf_parallel_stopping())
@@ -447,7 +415,8 @@ KERNEL(build_system) (const HalfStep *step, SolveBuffers *buffers, int64 begin,
 			als->kernel->gram(step->other, als->factors.k, step->rows->col + begin + s,
 							  Min(MF_ROW_SEGMENT, degree - s),
 							  als->factors.implicit ? (const REAL *) buffers->weights + s : NULL,
-							  step->other_bias != NULL, gram, d);
+							  (const REAL *) buffers->targets + s,
+							  step->other_bias != NULL, gram, d, x);
 		}
 		if (!KERNEL(own_cholesky) (als))
 		{
@@ -459,6 +428,9 @@ KERNEL(build_system) (const HalfStep *step, SolveBuffers *buffers, int64 begin,
 		return true;
 	}
 #endif
+	if (!KERNEL(gathered_times) (als, buffers->gathered, (const REAL *) buffers->targets,
+								 degree, x))
+		return false;
 	for (int s = 0; s < degree; s += MF_ROW_SEGMENT)
 	{
 		int			n = Min(MF_ROW_SEGMENT, degree - s);

@@ -40,8 +40,10 @@ int			mf_kernel_choice = MF_KERNEL_AUTO;
 #define VSUM(x) (x)
 #define TILE_VECTORS 4
 #define TILE_COLUMNS 6
-#define CHOLESKY_VECTORS 8
-#define CHOLESKY_REGISTERS 16
+#define VDIV(a, b) ((a) / (b))
+#define VSQRT(x) sqrtf(x)
+#define VLANE(x, i) (x)
+#define VLOADRANGE(p, from, n) ((from) <= 0 && (n) > 0 ? *(p) : 0.0f)
 #include "kernel_simd.h"
 
 #ifdef MF_KERNEL_X86
@@ -70,8 +72,10 @@ lanes16(int n)
 #define VSUM(x) _mm512_reduce_add_ps(x)
 #define TILE_VECTORS 4
 #define TILE_COLUMNS 6
-#define CHOLESKY_VECTORS 8
-#define CHOLESKY_REGISTERS 16
+#define VDIV(a, b) _mm512_div_ps((a), (b))
+#define VSQRT(x) _mm512_sqrt_ps(x)
+#define VLANE(x, i) _mm512_permutexvar_ps(_mm512_set1_epi32(i), (x))
+#define VLOADRANGE(p, from, n) _mm512_maskz_loadu_ps(lanes16(n) & ~lanes16(from), (p))
 #include "kernel_simd.h"
 
 /* The first n of 8 lanes, as maskload/maskstore take them. */
@@ -108,14 +112,16 @@ sum8(__m256 x)
 #define VSUM(x) sum8(x)
 #define TILE_VECTORS 3
 #define TILE_COLUMNS 4
-#define CHOLESKY_VECTORS 4
-#define CHOLESKY_REGISTERS 8
+#define VDIV(a, b) _mm256_div_ps((a), (b))
+#define VSQRT(x) _mm256_sqrt_ps(x)
+#define VLANE(x, i) _mm256_permutevar8x32_ps((x), _mm256_set1_epi32(i))
+#define VLOADRANGE(p, from, n) _mm256_maskload_ps((p), _mm256_andnot_si256(lanes8(from), lanes8(n)))
 #include "kernel_simd.h"
 
 #endif							/* MF_KERNEL_X86 */
 
 #define MF_KERNEL_TABLE(suffix) \
-	{#suffix, gram_##suffix, rhs_##suffix, apply_##suffix, scores_##suffix, \
+	{#suffix, gram_##suffix, apply_##suffix, scores_##suffix, \
 	 cholesky_##suffix, cholesky_solve_##suffix}
 
 static const MfKernel portable_kernel = MF_KERNEL_TABLE(portable);

@@ -11,9 +11,10 @@
  *
  *	  The rated rows o_e = other + cols[e] * k (k floats each), extended by
  *	  a trailing 1 when the row has a bias of its own (d = k + 1 unknowns).
- *	  Matrices are column-major d x d with leading dimension ld; only their
- *	  upper triangle is read or meaningful.  Everything here is plain C: it
- *	  runs in worker threads and never calls PostgreSQL.
+ *	  Matrices are column-major d x d with leading dimension ld, element
+ *	  (i, j) at a[j * ld + i]; the kernels read and mean their lower triangle
+ *	  (i >= j) and may write anything into the upper.  Everything here is
+ *	  plain C: it runs in worker threads and never calls PostgreSQL.
  *
  *-------------------------------------------------------------------------
  */
@@ -28,15 +29,13 @@ typedef struct MfKernel
 
 	/*
 	 * a += sum_e w_e o_e o_e' over n rows (w_e = 1 when weights is NULL):
-	 * the upper triangle of a, d x d (k + 1 with bias: a's last column gets
-	 * sum w_e o_e and sum w_e).
+	 * the lower triangle of a, d x d (k + 1 with bias: a's last row gets
+	 * sum w_e o_e and sum w_e).  With targets, in the same pass over the
+	 * rows, rhs += sum_e t_e o_e (d numbers; with bias rhs[k] += sum t_e).
 	 */
 	void		(*gram) (const float *other, int k, const int32 *cols, int n,
-						 const float *weights, bool bias, float *a, int ld);
-
-	/* rhs += sum_e t_e o_e (d numbers; with bias rhs[k] += sum t_e). */
-	void		(*rhs) (const float *other, int k, const int32 *cols, int n,
-						const float *targets, bool bias, float *rhs);
+						 const float *weights, const float *targets, bool bias,
+						 float *a, int ld, float *rhs);
 
 	/*
 	 * out += sum_e w_e (o_e . v) o_e: the data part of A v for conjugate
@@ -53,12 +52,15 @@ typedef struct MfKernel
 						   bool bias, const float *x, float *scores);
 
 	/*
-	 * Cholesky factorisation A = U'U in place of a's upper triangle, d x d;
-	 * false (a half-written) when A is not numerically positive definite.
+	 * Cholesky factorisation A = L L' of a's lower triangle, d x d, blocked
+	 * by the vector's width: a keeps L below its diagonal blocks and the
+	 * inverse of each diagonal block of L in that block, for
+	 * cholesky_solve.  False (a half-written) when A is not numerically
+	 * positive definite.
 	 */
 	bool		(*cholesky) (float *a, int d, int ld);
 
-	/* x = A^-1 x with the factor cholesky left in a. */
+	/* x = A^-1 x (d numbers) from what cholesky left in a. */
 	void		(*cholesky_solve) (const float *a, int d, int ld, float *x);
 } MfKernel;
 

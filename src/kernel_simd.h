@@ -9,24 +9,23 @@
  *		V, VEC			lanes, vector type
  *		VZERO() VLOAD(p) VLOADN(p, n) VSTORE(p, x) VSTOREN(p, x, n)
  *		VBCAST(s) VFMA(a, b, c) = a b + c, VFNMA(a, b, c) = c - a b,
- *		VMUL(a, b) VADD(a, b) VSUM(x)
+ *		VMUL(a, b) VADD(a, b) VDIV(a, b) VSQRT(x) VSUM(x)
+ *		VLANE(x, i)		lane i of x in every lane
+ *		VLOADRANGE(p, from, n)	lanes from .. n - 1 of p, the others 0
  *						(VLOADN/VSTOREN touch the first n lanes only, n
  *						 may be <= 0 or > V; VLOADN's other lanes are 0)
  *		TILE_VECTORS, TILE_COLUMNS
  *						the Gram tile held in registers: TILE_VECTORS
  *						vectors of rows by TILE_COLUMNS columns
- *		CHOLESKY_VECTORS	the part of a column the Cholesky factorisation
- *						holds in registers, in vectors (4 or 8)
- *		CHOLESKY_REGISTERS	the vector registers its sums may take
+ *						(also the Cholesky factorisation's tile)
  *
  *	  The Gram kernel keeps a tile of sum_e w_e o_e o_e' in registers while
  *	  it streams the rated rows through their column indices (no gathered
  *	  copy), over blocks of rows small enough to stay in the L1 cache, and
  *	  writes the lower triangle (column-major; the upper is mirrored by the
- *	  caller where something reads it).  The Cholesky factorisation is the
- *	  left-looking column form: each column of L is built in registers from
- *	  axpys of the columns before it.  The parameters are #undef'd at the
- *	  end.
+ *	  caller where something reads it).  The Cholesky factorisation is
+ *	  blocked by vectors (see cholesky below).  The parameters are #undef'd
+ *	  at the end.
  *
  *-------------------------------------------------------------------------
  */
@@ -37,8 +36,17 @@
 /* Rows per partial sum of the right-hand side. */
 #define SIMD_SUM_BLOCK	256
 
+/* Rows ahead whose factors are prefetched. */
+#define SIMD_PREFETCH_ROWS	8
+
 /* Loops over a tile's vectors unroll whole, so that its sums stay in registers. */
 #define SIMD_UNROLL _Pragma("GCC unroll 8")
+
+/* So do loops over the columns of a Cholesky diagonal block (V of them). */
+#define SIMD_UNROLL_BLOCK _Pragma("GCC unroll 16")
+
+/* Columns of a Cholesky update's tile: at most a block's. */
+#define SIMD_CHOLESKY_COLUMNS (TILE_COLUMNS < V ? TILE_COLUMNS : V)
 
 /*
  * One tile of the Gram matrix: rows row0 .. row0 + vectors * V - 1 (those
@@ -129,60 +137,110 @@ SIMD(gram_tile_shaped) (const float *other, int k, const int32 *cols, int n,
 }
 
 /*
- * out[0 .. k) += sum_e s_e o_e (s_e = 1 when scales is NULL); returns
- * sum_e s_e.  Eight vectors of out at a time are summed in registers over
- * blocks of SIMD_SUM_BLOCK rows: a long row's sum is a sum of its blocks'
- * sums, so its rounding error grows with the number of blocks, not rows.
+ * scaled_sum's pass over rows start .. end - 1 for vectors vectors of out
+ * from first, summed in registers; each row's factors are asked of the
+ * cache SIMD_PREFETCH_ROWS rows ahead, since they come from anywhere in
+ * the other side.  vectors is a constant in each call.
  */
-static SIMD_FN double
-SIMD(scaled_sum) (const float *other, int k, const int32 *cols, int n,
-				  const float *scales, float *out)
+static inline SIMD_FN __attribute__((always_inline)) void
+SIMD(scaled_sum_pass) (const float *other, int k, const int32 *cols, int start, int end,
+					   const float *scales, float *out, int first, const int vectors)
+{
+	VEC			sum[8];
+	int			lanes[8];
+
+	SIMD_UNROLL
+	for (int v = 0; v < vectors; v++)
+	{
+		sum[v] = VZERO();
+		lanes[v] = k - (first + v * V);
+	}
+	for (int e = start; e < end; e++)
+	{
+		const float *o = other + (Size) cols[e] * k + first;
+		VEC			s = VBCAST(scales ? scales[e] : 1.0f);
+
+		if (e + SIMD_PREFETCH_ROWS < end)
+		{
+			const float *ahead = other + (Size) cols[e + SIMD_PREFETCH_ROWS] * k + first;
+
+			/* one per cache line of 16 floats */
+			SIMD_UNROLL
+			for (int v = 0; v < vectors; v += (V < 16 ? 16 / V : 1))
+				__builtin_prefetch(ahead + v * V);
+		}
+		SIMD_UNROLL
+		for (int v = 0; v < vectors; v++)
+			sum[v] = VFMA(lanes[v] >= V ? VLOAD(o + v * V) : VLOADN(o + v * V, lanes[v]),
+						  s, sum[v]);
+	}
+	SIMD_UNROLL
+	for (int v = 0; v < vectors; v++)
+		VSTOREN(out + first + v * V, VADD(VLOADN(out + first + v * V, lanes[v]), sum[v]),
+				lanes[v]);
+}
+
+/* out[0 .. k) += sum_e s_e o_e over rows start .. end - 1, in passes of eight vectors. */
+static inline SIMD_FN void
+SIMD(block_sum) (const float *other, int k, const int32 *cols, int start, int end,
+				 const float *scales, float *out)
+{
+	for (int first = 0; first < k; first += 8 * V)
+	{
+		switch (Min(8, (k - first + V - 1) / V))
+		{
+#define SIMD_PASS(n_vectors) \
+	case n_vectors: \
+		SIMD(scaled_sum_pass) (other, k, cols, start, end, scales, out, first, n_vectors); \
+		break
+				SIMD_PASS(1);
+				SIMD_PASS(2);
+				SIMD_PASS(3);
+				SIMD_PASS(4);
+				SIMD_PASS(5);
+				SIMD_PASS(6);
+				SIMD_PASS(7);
+				SIMD_PASS(8);
+#undef SIMD_PASS
+		}
+	}
+}
+
+/* sum_e s_e (s_e = 1 when scales is NULL), in double precision. */
+static inline SIMD_FN double
+SIMD(scale_total) (const float *scales, int n)
 {
 	double		total = 0.0;
 
-	for (int start = 0; start < n; start += SIMD_SUM_BLOCK)
-	{
-		int			end = Min(n, start + SIMD_SUM_BLOCK);
-
-		for (int first = 0; first < k; first += 8 * V)
-		{
-			VEC			sum[8];
-			int			vectors = Min(8, (k - first + V - 1) / V);
-
-			SIMD_UNROLL
-			for (int v = 0; v < 8; v++)
-				sum[v] = VZERO();
-			for (int e = start; e < end; e++)
-			{
-				const float *o = other + (Size) cols[e] * k + first;
-				VEC			s = VBCAST(scales ? scales[e] : 1.0f);
-
-				for (int v = 0; v < vectors; v++)
-				{
-					int			lanes = k - (first + v * V);
-
-					sum[v] = VFMA(lanes >= V ? VLOAD(o + v * V) : VLOADN(o + v * V, lanes),
-								  s, sum[v]);
-				}
-			}
-			for (int v = 0; v < vectors; v++)
-			{
-				float	   *to = out + first + v * V;
-				int			lanes = k - (first + v * V);
-
-				VSTOREN(to, VADD(VLOADN(to, lanes), sum[v]), lanes);
-			}
-		}
-	}
 	for (int e = 0; e < n; e++)
 		total += scales ? scales[e] : 1.0;
 	return total;
 }
 
-/* MfKernel.gram, into the lower triangle of a. */
+/*
+ * out[0 .. k) += sum_e s_e o_e (s_e = 1 when scales is NULL); returns
+ * sum_e s_e.  The rows are summed in blocks of SIMD_SUM_BLOCK: a long
+ * row's sum is a sum of its blocks' sums, so its rounding error grows with
+ * the number of blocks, not rows.
+ */
+static SIMD_FN double
+SIMD(scaled_sum) (const float *other, int k, const int32 *cols, int n,
+				  const float *scales, float *out)
+{
+	for (int start = 0; start < n; start += SIMD_SUM_BLOCK)
+		SIMD(block_sum) (other, k, cols, start, Min(n, start + SIMD_SUM_BLOCK), scales, out);
+	return SIMD(scale_total) (scales, n);
+}
+
+/*
+ * MfKernel.gram, into the lower triangle of a; with targets, the
+ * right-hand side too, each block's sum taken as its rows come into the
+ * cache, before the block's tiles read them again.
+ */
 static SIMD_FN void
 SIMD(gram) (const float *other, int k, const int32 *cols, int n,
-			const float *weights, bool bias, float *a, int ld)
+			const float *weights, const float *targets, bool bias,
+			float *a, int ld, float *rhs)
 {
 	/* blocks of at most SIMD_BLOCK_FLOATS floats of rows, of even sizes */
 	int			most = Max(16, SIMD_BLOCK_FLOATS / Max(k, 1));
@@ -192,6 +250,9 @@ SIMD(gram) (const float *other, int k, const int32 *cols, int n,
 	for (int first = 0; first < n; first += block)
 	{
 		int			count = Min(block, n - first);
+
+		if (targets)
+			SIMD(block_sum) (other, k, cols, first, first + count, targets, rhs);
 
 		for (int col0 = 0; col0 < k; col0 += TILE_COLUMNS)
 		{
@@ -235,18 +296,9 @@ SIMD(gram) (const float *other, int k, const int32 *cols, int n,
 		a[(Size) k * ld + k] += (float) SIMD(scaled_sum) (other, k, cols, n, weights, column);
 		for (int j = 0; j < k; j++)
 			a[(Size) j * ld + k] += column[j];
+		if (targets)
+			rhs[k] += (float) SIMD(scale_total) (targets, n);
 	}
-}
-
-/* MfKernel.rhs */
-static SIMD_FN void
-SIMD(rhs) (const float *other, int k, const int32 *cols, int n,
-		   const float *targets, bool bias, float *rhs)
-{
-	double		total = SIMD(scaled_sum) (other, k, cols, n, targets, rhs);
-
-	if (bias)
-		rhs[k] += (float) total;
 }
 
 /* MfKernel.scores, two chains of FMAs per row. */
@@ -395,126 +447,265 @@ SIMD(apply) (const float *other, int k, const int32 *cols, int n,
 }
 
 /*
- * Rows first .. first + vectors * V - 1 (those below d) of column j of a,
- * less sum_p<j L[j][p] L[rows, p]: one step of the left-looking Cholesky,
- * in registers, in up to four independent chains of FMAs (as many as the
- * registers hold).  vectors is a constant in each call.
+ * The Cholesky factorisation is blocked in blocks of V columns (one
+ * vector of rows each), right-looking.  For the block at jb (nb columns):
+ *
+ *	1. its diagonal block is factored in registers, L_bb L_bb' = A_bb,
+ *	   from unscaled columns, so that each column's step waits on one
+ *	   division and not on a square root;
+ *	2. L_bb^-1 is formed row by row in registers, and the diagonal block
+ *	   keeps it twice: rows of L_bb^-1 as the columns of its upper
+ *	   triangle (lanes 0 .. c of column c), columns of L_bb^-1 in its
+ *	   lower triangle, the diagonal (1 / L_cc) shared;
+ *	3. the panel below, L_pb = A_pb L_bb^-T, is a product by it;
+ *	4. the columns right of the block lose L_pb L_pb', in tiles of
+ *	   TILE_VECTORS vectors by TILE_COLUMNS columns held in registers.
+ *
+ * What cholesky leaves for cholesky_solve is this: L below the diagonal
+ * blocks, L_bb^-1 in them.  Every step but the pivots' is a product of
+ * independent FMAs; the solves are too, apart from one horizontal sum per
+ * column going back.  Tiles and the diagonal block also write the upper
+ * triangle, which is scratch.
+ */
+
+/* A unit vector: lane q of VLOAD(SIMD(unit) + V - q) is 1, the others 0. */
+static const float SIMD(unit)[2 * V] = {[V] = 1.0f};
+
+/*
+ * Steps 1 and 2 for the block at jb, nb = Min(V, d - jb) columns; false
+ * when a pivot is not positive and finite.
+ */
+static inline SIMD_FN __attribute__((always_inline)) bool
+SIMD(cholesky_diagonal_block) (float *a, int d, int ld, int jb, int nb)
+{
+	float	   *block = a + (Size) jb * ld + jb;
+	VEC			column[V];
+	VEC			inverse[V];
+
+	/* 1: column c of the block less sum_p<c L_cp L_p, then scaled */
+	SIMD_UNROLL_BLOCK
+	for (int c = 0; c < V; c++)
+		if (c < nb)
+			column[c] = VLOADN(block + (Size) c * ld, nb);
+		else
+			column[c] = VZERO();
+	SIMD_UNROLL_BLOCK
+	for (int c = 0; c < V; c++)
+	{
+		VEC			pivot,
+					reciprocal;
+
+		if (c >= nb)
+			break;
+		pivot = VLANE(column[c], c);
+		reciprocal = VDIV(VBCAST(1.0f), pivot);
+		SIMD_UNROLL_BLOCK
+		for (int q = c + 1; q < V; q++)
+			if (q < nb)
+				column[q] = VFNMA(VMUL(VLANE(column[c], q), reciprocal), column[c], column[q]);
+		/* a pivot <= 0, NaN or infinite leaves NaN or infinity on the diagonal */
+		VSTOREN(block + (Size) c * ld, VDIV(column[c], VSQRT(pivot)), nb);
+	}
+	for (int c = 0; c < nb; c++)
+	{
+		float		diagonal = block[(Size) c * ld + c];
+
+		if (!(diagonal > 0) || isinf(diagonal))
+			return false;
+	}
+
+	/* 2: row c of L_bb^-1 is (e_c - sum_p<c L_cp row p) / L_cc */
+	SIMD_UNROLL_BLOCK
+	for (int c = 0; c < V; c++)
+		inverse[c] = VLOAD(SIMD(unit) + V - c);
+	SIMD_UNROLL_BLOCK
+	for (int c = 0; c < V; c++)
+	{
+		if (c >= nb)
+			break;
+		inverse[c] = VMUL(inverse[c], VBCAST(1.0f / block[(Size) c * ld + c]));
+		SIMD_UNROLL_BLOCK
+		for (int q = c + 1; q < V; q++)
+			if (q < nb)
+				inverse[q] = VFNMA(VBCAST(block[(Size) c * ld + q]), inverse[c], inverse[q]);
+		VSTOREN(block + (Size) c * ld, inverse[c], c + 1);
+	}
+	for (int c = 0; c < nb; c++)
+		for (int q = c + 1; q < nb; q++)
+			block[(Size) c * ld + q] = block[(Size) q * ld + c];
+	return true;
+}
+
+/*
+ * Step 3 for rows first .. first + V - 1 (those below d) of the panel under
+ * the block at jb (V columns): column c becomes sum_p<=c A_p (L_bb^-1)_cp,
+ * summed in registers before any is stored.
  */
 static inline SIMD_FN __attribute__((always_inline)) void
-SIMD(cholesky_update) (float *a, int d, int ld, int j, int first, const int vectors)
+SIMD(cholesky_panel) (float *a, int d, int ld, int jb, int first)
 {
-	const int	chains = vectors * 4 <= CHOLESKY_REGISTERS ? 4
-		: vectors * 2 <= CHOLESKY_REGISTERS ? 2 : 1;
-	float	   *column = a + (Size) j * ld + first;
-	int			lanes = d - first;
-	VEC			sum[4][CHOLESKY_VECTORS];
-	int			p;
+	const float *inverse = a + (Size) jb * ld + jb;
+	VEC			sum[V];
 
+	SIMD_UNROLL_BLOCK
+	for (int c = 0; c < V; c++)
+		sum[c] = VZERO();
+	SIMD_UNROLL_BLOCK
+	for (int p = 0; p < V; p++)
+	{
+		VEC			column = VLOADN(a + (Size) (jb + p) * ld + first, d - first);
+
+		SIMD_UNROLL_BLOCK
+		for (int c = p; c < V; c++)
+			sum[c] = VFMA(column, VBCAST(inverse[(Size) c * ld + p]), sum[c]);
+	}
+	SIMD_UNROLL_BLOCK
+	for (int c = 0; c < V; c++)
+		VSTOREN(a + (Size) (jb + c) * ld + first, sum[c], d - first);
+}
+
+/*
+ * Step 0 for columns t .. t + SIMD_CHOLESKY_COLUMNS - 1 (those before
+ * end), rows first .. first + vectors * V - 1 (those below d): less
+ * sum_p<jb L_p L_tp, the blocks left of the block at jb.  vectors is a
+ * constant in each call.
+ */
+static inline SIMD_FN __attribute__((always_inline)) void
+SIMD(cholesky_update) (float *a, int d, int ld, int jb, int t, int end, int first,
+					   const int vectors)
+{
+	VEC			sum[TILE_VECTORS][SIMD_CHOLESKY_COLUMNS];
+	int			target[SIMD_CHOLESKY_COLUMNS];
+
+	/* a tile past the block's last column repeats it, and drops it when stored */
 	SIMD_UNROLL
-	for (int c = 0; c < chains; c++)
+	for (int q = 0; q < SIMD_CHOLESKY_COLUMNS; q++)
+	{
+		target[q] = Min(t + q, end - 1);
 		SIMD_UNROLL
 		for (int v = 0; v < vectors; v++)
-			sum[c][v] = c == 0 ? VLOADN(column + v * V, lanes - v * V) : VZERO();
-	for (p = 0; p + chains <= j; p += chains)
+			sum[v][q] = VLOADN(a + (Size) target[q] * ld + first + v * V, d - first - v * V);
+	}
+	for (int p = 0; p < jb; p++)
 	{
+		const float *l = a + (Size) p * ld;
+		VEC			rows[TILE_VECTORS];
+
 		SIMD_UNROLL
-		for (int c = 0; c < chains; c++)
+		for (int v = 0; v < vectors; v++)
+			rows[v] = VLOADN(l + first + v * V, d - first - v * V);
+		SIMD_UNROLL
+		for (int q = 0; q < SIMD_CHOLESKY_COLUMNS; q++)
 		{
-			const float *earlier = a + (Size) (p + c) * ld;
-			VEC			l = VBCAST(earlier[j]);
+			VEC			m = VBCAST(l[target[q]]);
 
 			SIMD_UNROLL
 			for (int v = 0; v < vectors; v++)
-				sum[c][v] = VFNMA(VLOADN(earlier + first + v * V, lanes - v * V), l, sum[c][v]);
+				sum[v][q] = VFNMA(rows[v], m, sum[v][q]);
 		}
 	}
-	for (; p < j; p++)
+	SIMD_UNROLL
+	for (int q = 0; q < SIMD_CHOLESKY_COLUMNS; q++)
 	{
-		const float *earlier = a + (Size) p * ld;
-		VEC			l = VBCAST(earlier[j]);
-
+		if (t + q >= end)
+			break;
 		SIMD_UNROLL
 		for (int v = 0; v < vectors; v++)
-			sum[0][v] = VFNMA(VLOADN(earlier + first + v * V, lanes - v * V), l, sum[0][v]);
-	}
-	SIMD_UNROLL
-	for (int v = 0; v < vectors; v++)
-	{
-		SIMD_UNROLL
-		for (int c = 1; c < chains; c++)
-			sum[0][v] = VADD(sum[0][v], sum[c][v]);
-		VSTOREN(column + v * V, sum[0][v], lanes - v * V);
+			VSTOREN(a + (Size) (t + q) * ld + first + v * V, sum[v][q], d - first - v * V);
 	}
 }
 
-/* MfKernel.cholesky: A = L L' in a's lower triangle, column by column. */
+/* MfKernel.cholesky: A = L L' from a's lower triangle, as described above. */
 static SIMD_FN bool
 SIMD(cholesky) (float *a, int d, int ld)
 {
-	for (int j = 0; j < d; j++)
+	for (int jb = 0; jb < d; jb += V)
 	{
-		float	   *column = a + (Size) j * ld;
-		float		pivot;
-		VEC			scale;
+		int			nb = Min(V, d - jb);
 
-		/* rows j .. d - 1, CHOLESKY_VECTORS vectors at a time */
-		for (int first = j; first < d; first += CHOLESKY_VECTORS * V)
+		for (int t = jb; t < jb + nb && jb > 0; t += SIMD_CHOLESKY_COLUMNS)
 		{
-			switch (Min(CHOLESKY_VECTORS, (d - first + V - 1) / V))
+			for (int first = t; first < d; first += TILE_VECTORS * V)
 			{
-#define SIMD_UPDATE(n) case n: SIMD(cholesky_update) (a, d, ld, j, first, n); break
-					SIMD_UPDATE(1);
-					SIMD_UPDATE(2);
-					SIMD_UPDATE(3);
-					SIMD_UPDATE(4);
-#if CHOLESKY_VECTORS == 8
-					SIMD_UPDATE(5);
-					SIMD_UPDATE(6);
-					SIMD_UPDATE(7);
-					SIMD_UPDATE(8);
+				switch (Min(TILE_VECTORS, (d - first + V - 1) / V))
+				{
+#define SIMD_UPDATE(n) case n: SIMD(cholesky_update) (a, d, ld, jb, t, jb + nb, first, n); break
+						SIMD_UPDATE(1);
+						SIMD_UPDATE(2);
+						SIMD_UPDATE(3);
+#if TILE_VECTORS >= 4
+						SIMD_UPDATE(4);
 #endif
 #undef SIMD_UPDATE
+				}
 			}
 		}
-		pivot = column[j];
-		if (!(pivot > 0) || isinf(pivot))
+		if (!SIMD(cholesky_diagonal_block) (a, d, ld, jb, nb))
 			return false;
-		column[j] = sqrtf(pivot);
-		scale = VBCAST(1.0f / column[j]);
-		for (int i = j + 1; i < d; i += V)
-			VSTOREN(column + i, VMUL(VLOADN(column + i, d - i), scale), d - i);
+		if (nb == V)
+			for (int first = jb + V; first < d; first += V)
+				SIMD(cholesky_panel) (a, d, ld, jb, first);
 	}
 	return true;
 }
 
-/* MfKernel.cholesky_solve: L y = x, then L' x = y. */
+/*
+ * MfKernel.cholesky_solve: L y = x, then L' x = y, block by block with the
+ * diagonal blocks' inverses that cholesky left.
+ */
 static SIMD_FN void
 SIMD(cholesky_solve) (const float *a, int d, int ld, float *x)
 {
-	for (int j = 0; j < d; j++)
+	for (int jb = 0; jb < d; jb += V)
 	{
-		const float *column = a + (Size) j * ld;
-		VEC			y;
+		int			nb = Min(V, d - jb);
+		const float *block = a + (Size) jb * ld + jb;
+		VEC			y = VZERO();
 
-		x[j] /= column[j];
-		y = VBCAST(x[j]);
-		for (int i = j + 1; i < d; i += V)
-			VSTOREN(x + i, VFNMA(VLOADN(column + i, d - i), y, VLOADN(x + i, d - i)), d - i);
+		/* y_b = L_bb^-1 x_b, from the columns of L_bb^-1 */
+		for (int c = 0; c < nb; c++)
+			y = VFMA(VLOADRANGE(block + (Size) c * ld, c, nb), VBCAST(x[jb + c]), y);
+		VSTOREN(x + jb, y, nb);
+		/* x_p -= L_pb y_b below */
+		for (int first = jb + nb; first < d; first += V)
+		{
+			VEC			rest = VLOADN(x + first, d - first);
+
+			for (int c = 0; c < nb; c++)
+				rest = VFNMA(VLOADN(a + (Size) (jb + c) * ld + first, d - first),
+							 VBCAST(x[jb + c]), rest);
+			VSTOREN(x + first, rest, d - first);
+		}
 	}
-	for (int j = d - 1; j >= 0; j--)
+	for (int jb = (d - 1) / V * V; jb >= 0; jb -= V)
 	{
-		const float *column = a + (Size) j * ld;
-		VEC			dot = VZERO();
+		int			nb = Min(V, d - jb);
+		const float *block = a + (Size) jb * ld + jb;
+		VEC			z = VZERO();
 
-		for (int i = j + 1; i < d; i += V)
-			dot = VFMA(VLOADN(column + i, d - i), VLOADN(x + i, d - i), dot);
-		x[j] = (x[j] - VSUM(dot)) / column[j];
+		/* w_b = y_b - L_pb' x_p */
+		for (int c = 0; c < nb && jb + nb < d; c++)
+		{
+			const float *below = a + (Size) (jb + c) * ld;
+			VEC			dot = VZERO();
+
+			for (int first = jb + nb; first < d; first += V)
+				dot = VFMA(VLOADN(below + first, d - first), VLOADN(x + first, d - first), dot);
+			x[jb + c] -= VSUM(dot);
+		}
+		/* x_b = L_bb^-T w_b, from the rows of L_bb^-1 */
+		for (int c = 0; c < nb; c++)
+			z = VFMA(VLOADN(block + (Size) c * ld, c + 1), VBCAST(x[jb + c]), z);
+		VSTOREN(x + jb, z, nb);
 	}
 }
 
 #undef SIMD_BLOCK_FLOATS
 #undef SIMD_UNROLL
+#undef SIMD_UNROLL_BLOCK
+#undef SIMD_CHOLESKY_COLUMNS
 #undef SIMD_SUM_BLOCK
+#undef SIMD_PREFETCH_ROWS
 #undef SIMD
 #undef SIMD_FN
 #undef V
@@ -529,8 +720,10 @@ SIMD(cholesky_solve) (const float *a, int d, int ld, float *x)
 #undef VFNMA
 #undef VMUL
 #undef VADD
+#undef VDIV
+#undef VSQRT
 #undef VSUM
+#undef VLANE
+#undef VLOADRANGE
 #undef TILE_VECTORS
 #undef TILE_COLUMNS
-#undef CHOLESKY_VECTORS
-#undef CHOLESKY_REGISTERS

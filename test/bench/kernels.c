@@ -235,8 +235,7 @@ main(int argc, char **argv)
 
 				memset(gram, 0, sizeof(float) * k * k);
 				memset(x, 0, sizeof(float) * k);
-				kernels[i]->gram(other, k, c, degree, NULL, false, gram, k);
-				kernels[i]->rhs(other, k, c, degree, targets, false, x);
+				kernels[i]->gram(other, k, c, degree, NULL, targets, false, gram, k, x);
 				done++;
 			}
 			ns = (now() - start) / done * 1e9;
