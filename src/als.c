@@ -35,13 +35,6 @@
 /* A long row is gathered and summed in parts of this many ratings, checking for a stop between. */
 #define MF_ROW_SEGMENT	65536
 
-/*
- * The most unknowns per row the own Cholesky solves: it took 0.58x the
- * time of LAPACK's spotrf + spotrs at 64 and 0.85x at 192, but 1.18x at
- * 256 and 1.48x at 512 (one thread, AVX-512, 2026-11-29).
- */
-#define MF_OWN_CHOLESKY_MAX	192
-
 /* Conjugate-gradient steps per row and half-step (solver 'cg'). */
 #define MF_CG_STEPS	3
 

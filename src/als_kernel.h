@@ -370,14 +370,14 @@ KERNEL(solve_row_cg) (const HalfStep *step, SolveBuffers *buffers, int32 r,
 /*
  * Whether the own kernel's Cholesky solves the rows: with lambda > 0 (at 0
  * LAPACK's condition estimate rejects singular systems), without the
- * non-negative constraint, and for at most MF_OWN_CHOLESKY_MAX unknowns
- * (beyond, LAPACK's blocked factorisation is faster: make bench, kernels).
+ * non-negative constraint, and for at most the kernel's cholesky_max
+ * unknowns (beyond, LAPACK's blocked factorisation is faster).
  */
 static bool
 KERNEL(own_cholesky) (const MfAls *als)
 {
 	return als->kernel && als->lambda > 0 && !als->nonnegative &&
-		als->unknowns <= MF_OWN_CHOLESKY_MAX;
+		als->unknowns <= als->kernel->cholesky_max;
 }
 #endif
 

@@ -120,14 +120,14 @@ sum8(__m256 x)
 
 #endif							/* MF_KERNEL_X86 */
 
-#define MF_KERNEL_TABLE(suffix) \
+#define MF_KERNEL_TABLE(suffix, cholesky_max) \
 	{#suffix, gram_##suffix, apply_##suffix, scores_##suffix, \
-	 cholesky_##suffix, cholesky_solve_##suffix}
+	 cholesky_##suffix, cholesky_solve_##suffix, cholesky_max}
 
-static const MfKernel portable_kernel = MF_KERNEL_TABLE(portable);
+static const MfKernel portable_kernel = MF_KERNEL_TABLE(portable, 24);
 #ifdef MF_KERNEL_X86
-static const MfKernel avx512_kernel = MF_KERNEL_TABLE(avx512);
-static const MfKernel avx2_kernel = MF_KERNEL_TABLE(avx2);
+static const MfKernel avx512_kernel = MF_KERNEL_TABLE(avx512, MF_MAX_K + 1);
+static const MfKernel avx2_kernel = MF_KERNEL_TABLE(avx2, 512);
 #endif
 
 /* Whether the CPU (and the operating system) runs choice's instructions. */

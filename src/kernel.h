@@ -62,6 +62,15 @@ typedef struct MfKernel
 
 	/* x = A^-1 x (d numbers) from what cholesky left in a. */
 	void		(*cholesky_solve) (const float *a, int d, int ld, float *x);
+
+	/*
+	 * The most unknowns for which cholesky + cholesky_solve beat LAPACK's
+	 * spotrf + spotrs (test/bench/kernels.c, one thread, 2026-11-30: the
+	 * AVX-512 ones at every size up to 1,025, 0.29-0.57x; AVX2 0.28-0.77x
+	 * up to 512, 1.21x at 1,024; portable C 0.55-0.91x up to 24, 1.06x at
+	 * 32); callers leave larger systems to LAPACK.
+	 */
+	int			cholesky_max;
 } MfKernel;
 
 /* mf_ext.kernel's values. */

@@ -65,7 +65,7 @@ my %kinds = (
 	plain => ['ratings', 'k := 13, lambda := 0.1'],
 	biases => ['ratings', 'k := 16, lambda := 0.5, biases := true'],
 	wide => ['ratings', 'k := 70, lambda := 1'],
-	wider => ['ratings', 'k := 200, lambda := 1'],	# the own Gram matrix, LAPACK's solve
+	wider => ['ratings', 'k := 200, lambda := 1'],	# portable C: the own Gram matrix, LAPACK's solve
 	weighted_cg => ['ratings', "k := 20, lambda := 0.05, weighted_lambda := true, solver := 'cg'"],
 	implicit_cholesky => ['plays', "k := 24, lambda := 1, feedback := 'implicit', alpha := 2, solver := 'cholesky'"],
 	implicit_cg => ['plays', "k := 24, lambda := 1, feedback := 'implicit', alpha := 2"],
