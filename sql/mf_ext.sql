@@ -157,31 +157,34 @@ SELECT pg_catalog.pg_extension_config_dump('@extschema@.mf_item_factors', '');
 
 -- Training --------------------------------------------------------------------
 
+-- Every option defaults to NULL, "not given": a first training takes the
+-- value in the comment beside it, a retraining of a model (the same
+-- model_name) the value of the model's last training (src/train.c).
 CREATE FUNCTION @extschema@.mf_train(
     source           regclass,
-    k                integer          DEFAULT 10,
-    lambda           double precision DEFAULT 0.1,
-    iterations       integer          DEFAULT 10,
-    user_col         name             DEFAULT 'user_id',
-    item_col         name             DEFAULT 'item_id',
-    rating_col       name             DEFAULT 'rating',
-    model_name       text             DEFAULT NULL,
+    k                integer          DEFAULT NULL,   -- 10
+    lambda           double precision DEFAULT NULL,   -- 0.1
+    iterations       integer          DEFAULT NULL,   -- 10
+    user_col         name             DEFAULT NULL,   -- 'user_id'
+    item_col         name             DEFAULT NULL,   -- 'item_id'
+    rating_col       name             DEFAULT NULL,   -- 'rating'
+    model_name       text             DEFAULT NULL,   -- the source relation's name
     warm_start       boolean          DEFAULT false,
-    seed             integer          DEFAULT 0,
-    double_precision boolean          DEFAULT false,
-    biases           boolean          DEFAULT false,
-    weighted_lambda  boolean          DEFAULT false,
-    tolerance        double precision DEFAULT 0,
-    validation       regclass         DEFAULT NULL,
-    feedback         text             DEFAULT 'explicit',
-    alpha            double precision DEFAULT 40,
-    solver           text             DEFAULT NULL,
-    nonnegative      boolean          DEFAULT false)
+    seed             integer          DEFAULT NULL,   -- 0
+    double_precision boolean          DEFAULT NULL,   -- false
+    biases           boolean          DEFAULT NULL,   -- false
+    weighted_lambda  boolean          DEFAULT NULL,   -- false
+    tolerance        double precision DEFAULT NULL,   -- 0
+    validation       regclass         DEFAULT NULL,   -- none
+    feedback         text             DEFAULT NULL,   -- 'explicit'
+    alpha            double precision DEFAULT NULL,   -- 40
+    solver           text             DEFAULT NULL,   -- 'cholesky' for explicit, 'cg' for implicit
+    nonnegative      boolean          DEFAULT NULL)   -- false
 RETURNS integer
 AS 'MODULE_PATHNAME', 'mf_train'
 LANGUAGE C VOLATILE CALLED ON NULL INPUT PARALLEL UNSAFE;
 COMMENT ON FUNCTION @extschema@.mf_train(regclass, integer, double precision, integer, name, name, name, text, boolean, integer, boolean, boolean, boolean, double precision, regclass, text, double precision, text, boolean) IS
-  'mf_ext: trains (or retrains, keeping its id) the model model_name (default: the source relation''s name) by alternating least squares on source(user_col, item_col, rating_col): explicit ratings (with biases and ALS-WR lambda if asked) or implicit feedback with confidence 1 + alpha * rating, each row solved by Cholesky, conjugate gradient or, for non-negative factors, coordinate descent; stops early when J falls by less than tolerance, scores validation every iteration; returns the model_id';
+  'mf_ext: trains (or retrains, keeping its id) the model model_name (default: the source relation''s name) by alternating least squares on source(user_col, item_col, rating_col): explicit ratings (with biases and ALS-WR lambda if asked) or implicit feedback with confidence 1 + alpha * rating, each row solved by Cholesky, conjugate gradient or, for non-negative factors, coordinate descent; stops early when J falls by less than tolerance, scores validation every iteration; returns the model_id.  An option not given (NULL) is, for a model retrained, that of its last training (a NOTICE lists those that differ from a first training''s, and what changes), else a first training''s: k 10, lambda 0.1, iterations 10, columns user_id, item_id, rating, seed 0, single precision, no biases, plain lambda, tolerance 0, explicit feedback, alpha 40, solver by feedback, not non-negative';
 
 -- Each history array is read once (unnest): subscripting it per iteration
 -- would detoast the whole array every time.

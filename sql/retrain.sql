@@ -72,7 +72,7 @@ SELECT count(*) AS new_item_rows FROM mf_item_factors WHERE model_id = :m AND it
 -- digits, which single precision's rounding could move.)
 SET client_min_messages = notice;
 \set VERBOSITY terse
-SELECT mf_train('lowrank', k := 2, iterations := 1, model_name := 'small',
+SELECT mf_train('lowrank', k := 2, lambda := 0.1, iterations := 1, model_name := 'small',
                 double_precision := true) = :m AS same_id;
 \set VERBOSITY default
 SET client_min_messages = warning;
@@ -148,3 +148,42 @@ SELECT mf_train('keyed', k := 2, biases := true, model_name := 'store_direct');
 ALTER TABLE mf_item_factors ALTER item_id DROP IDENTITY;
 SELECT model_fingerprint('store_direct') = :'before_check' AS untouched;
 SELECT mf_drop_model('store_direct'), mf_drop_model('store_insert');
+
+-- Retraining keeps the options of the model's last training that the call
+-- does not name (a NULL is not named); a first training takes the defaults
+-- it always took.  (What it says: test/t/012_retrain_options.pl.)
+SELECT mf_train('small', model_name := 'first') IS NOT NULL AS first_trained;
+SELECT k, lambda, iterations, seed, biases, weighted_lambda, tolerance, double_precision,
+       feedback, alpha, solver, nonnegative, user_col, item_col, rating_col
+FROM mf_models WHERE name = 'first';
+SELECT mf_train('small', k := 4, lambda := 2, iterations := 3, biases := true, seed := 7,
+                model_name := 'kept') IS NOT NULL AS trained;
+SELECT string_agg(row(u.*)::text, ';' ORDER BY user_id) AS kept_factors
+FROM mf_user_factors u JOIN mf_models m USING (model_id) WHERE m.name = 'kept' \gset
+SELECT mf_train('small', model_name := 'kept') IS NOT NULL AS retrained;
+SELECT k, lambda, iterations, seed, biases FROM mf_models WHERE name = 'kept';
+-- the same options and seed: the same factors, bit for bit
+SELECT string_agg(row(u.*)::text, ';' ORDER BY user_id) = :'kept_factors' AS same_factors
+FROM mf_user_factors u JOIN mf_models m USING (model_id) WHERE m.name = 'kept';
+SELECT mf_train('small', k := NULL, biases := NULL, lambda := 1, model_name := 'kept') IS NOT NULL AS retrained;
+SELECT k, lambda, biases FROM mf_models WHERE name = 'kept';
+SELECT mf_train('small', warm_start := true, model_name := 'kept') IS NOT NULL AS warm;
+SELECT k, lambda, biases, warm_start FROM mf_models WHERE name = 'kept';
+-- another kind: the kept biases do not fit implicit feedback, and the error says how
+SELECT mf_train('small', feedback := 'implicit', model_name := 'kept');
+SELECT mf_train('small', feedback := 'implicit', biases := false, model_name := 'kept') IS NOT NULL AS implicit;
+SELECT feedback, alpha, solver, biases, k, lambda FROM mf_models WHERE name = 'kept';
+SELECT mf_train('small', feedback := 'explicit', model_name := 'kept') IS NOT NULL AS explicit;
+SELECT feedback, alpha, solver FROM mf_models WHERE name = 'kept';
+-- columns are kept too
+CREATE VIEW small_renamed AS SELECT user_id AS u, item_id AS i, rating AS r FROM small;
+SELECT mf_train('small_renamed', user_col := 'u', item_col := 'i', rating_col := 'r',
+                k := 2, model_name := 'renamed') IS NOT NULL AS trained;
+SELECT mf_train('small_renamed', model_name := 'renamed') IS NOT NULL AS retrained;
+SELECT user_col, item_col, rating_col, k FROM mf_models WHERE name = 'renamed';
+-- dropped, it trains from the defaults again
+SELECT mf_drop_model('kept');
+SELECT mf_train('small', model_name := 'kept') IS NOT NULL AS trained;
+SELECT k, lambda, biases FROM mf_models WHERE name = 'kept';
+SELECT mf_drop_model('kept'), mf_drop_model('first'), mf_drop_model('renamed');
+DROP VIEW small_renamed;

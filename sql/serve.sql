@@ -117,7 +117,7 @@ BEGIN
             IF pass = 1 THEN
                 -- (double precision: the per-iteration NOTICEs print J and
                 -- the RMSE to 6 digits, which float rounding could move)
-                PERFORM mf_train('lowrank', k := 2, iterations := 2, double_precision := true);
+                PERFORM mf_train('lowrank', k := 2, lambda := 0.1, iterations := 2, double_precision := true);
             END IF;
             p := mf_predict('lowrank', 42, 7);
             IF pass = 1 THEN

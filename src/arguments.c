@@ -108,6 +108,12 @@ mf_argument_isnull(const MfArguments *args, const char *name)
 	return args->fcinfo->args[required_position(args, name)].isnull;
 }
 
+bool
+mf_argument_given(const MfArguments *args, const char *name)
+{
+	return has_argument(args, name) && !mf_argument_isnull(args, name);
+}
+
 Datum
 mf_argument(const MfArguments *args, const char *name)
 {
@@ -122,20 +128,26 @@ mf_text_argument(const MfArguments *args, const char *name)
 }
 
 /*
- * Sets the feedback kind and solver from their text arguments.  The
- * solver defaults to Cholesky for explicit and conjugate gradient for
+ * Sets the feedback kind and solver from their text arguments (NULL: not
+ * given).  A solver not given stays as options has it, unless the
+ * feedback kind changes or the factors are non-negative: then it is the
+ * kind's usual one, Cholesky for explicit and conjugate gradient for
  * implicit feedback; non-negative factors have a solver of their own.
  */
 static void
 parse_feedback(const char *feedback, const char *solver, MfFitOptions *options)
 {
+	bool		was_implicit = options->implicit;
+
 	if (options->nonnegative && solver != NULL)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("solver cannot be chosen with nonnegative := true"),
 				 errdetail("Non-negative factors are solved by coordinate descent."),
 				 errhint("Omit solver.")));
-	if (strcmp(feedback, "explicit") == 0)
+	if (feedback == NULL)
+		;
+	else if (strcmp(feedback, "explicit") == 0)
 		options->implicit = false;
 	else if (strcmp(feedback, "implicit") == 0)
 		options->implicit = true;
@@ -145,7 +157,10 @@ parse_feedback(const char *feedback, const char *solver, MfFitOptions *options)
 				 errmsg("feedback must be 'explicit' or 'implicit', got \"%s\"", feedback),
 				 errhint("'explicit' for ratings (stars); 'implicit' for counts of views, plays or purchases.")));
 	if (solver == NULL)
-		options->conjugate_gradient = options->implicit && !options->nonnegative;
+	{
+		if (options->implicit != was_implicit || options->nonnegative)
+			options->conjugate_gradient = options->implicit && !options->nonnegative;
+	}
 	else if (strcmp(solver, "cholesky") == 0)
 		options->conjugate_gradient = false;
 	else if (strcmp(solver, "cg") == 0)
@@ -161,7 +176,7 @@ void
 mf_read_fit_options(const MfArguments *args, MfFitOptions *options)
 {
 #define READ(name, field, convert) \
-	if (has_argument(args, name)) \
+	if (mf_argument_given(args, name)) \
 		options->field = convert(mf_argument(args, name))
 
 	READ("k", k, DatumGetInt32);

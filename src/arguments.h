@@ -38,6 +38,9 @@ extern MfArguments mf_arguments(FunctionCallInfo fcinfo, const char *function, i
 /* The argument name is NULL. */
 extern bool mf_argument_isnull(const MfArguments *args, const char *name);
 
+/* The function has an argument name and the call gives it (not NULL). */
+extern bool mf_argument_given(const MfArguments *args, const char *name);
+
 /* The value of argument name (an error if the function has none of that name). */
 extern Datum mf_argument(const MfArguments *args, const char *name);
 
@@ -46,11 +49,13 @@ extern char *mf_text_argument(const MfArguments *args, const char *name);
 
 /*
  * The training options of the call's arguments, each read when the call
- * has it (k, lambda, iterations, seed, double_precision, biases,
- * weighted_lambda, tolerance, feedback, alpha, solver, nonnegative), else
- * left as options has it; feedback and solver are checked here (22023),
- * the rest by mf_check_fit_options.  A new training option: its line
- * here, a field of MfFitOptions, its check, its column in catalog.c.
+ * gives it (k, lambda, iterations, seed, double_precision, biases,
+ * weighted_lambda, tolerance, feedback, alpha, solver, nonnegative; NULL
+ * is not given), else left as options has it (a solver not given follows
+ * a change of feedback kind); feedback and solver are checked here
+ * (22023), the rest by mf_check_fit_options.  A new training option: its
+ * line here, a field of MfFitOptions, its check, its column in catalog.c
+ * (kept by retraining), its argument in the SQL.
  */
 extern void mf_read_fit_options(const MfArguments *args, MfFitOptions *options);
 

@@ -114,10 +114,15 @@ typedef enum ColumnKind
 	COL_PRECISION				/* options.single, as double_precision */
 } ColumnKind;
 
-/* Read by serving (the cache), written by training, may be NULL. */
+/*
+ * Read by serving (the cache), written by training, may be NULL, kept by a
+ * retraining that does not name it (an argument of mf_train of the same
+ * name).
+ */
 #define SERVED		0x1
 #define WRITTEN		0x2
 #define NULLABLE	0x4
+#define KEPT		0x8
 
 /* A column of mf_models. */
 typedef struct CatalogColumn
@@ -125,7 +130,7 @@ typedef struct CatalogColumn
 	const char *name;
 	ColumnKind	kind;
 	size_t		offset;			/* of the field in MfModelRow */
-	int			use;			/* SERVED, WRITTEN, NULLABLE */
+	int			use;			/* SERVED, WRITTEN, NULLABLE, KEPT */
 	const char *missing;		/* its value in tables of versions before it */
 	int			null_unless;	/* offset of a bool: NULL unless it is set; or -1 */
 } CatalogColumn;
@@ -143,13 +148,13 @@ static const CatalogColumn columns[] = {
 	{"name", COL_TEXT, FIELD(name), SERVED, NULL, -1},
 	{"version", COL_INT8, FIELD(version), SERVED, NULL, -1},
 	{"source", COL_TEXT, FIELD(source), SERVED | WRITTEN, NULL, -1},
-	{"user_col", COL_NAME, FIELD(user_col), SERVED | WRITTEN, NULL, -1},
-	{"item_col", COL_NAME, FIELD(item_col), SERVED | WRITTEN, NULL, -1},
-	{"rating_col", COL_NAME, FIELD(rating_col), SERVED | WRITTEN, NULL, -1},
-	{"k", COL_INT4, OPTION(k), SERVED | WRITTEN, NULL, -1},
-	{"lambda", COL_FLOAT8, OPTION(lambda), SERVED | WRITTEN, NULL, -1},
-	{"iterations", COL_INT4, OPTION(iterations), WRITTEN, NULL, -1},
-	{"seed", COL_INT4, OPTION(seed), WRITTEN, NULL, -1},
+	{"user_col", COL_NAME, FIELD(user_col), SERVED | WRITTEN | KEPT, NULL, -1},
+	{"item_col", COL_NAME, FIELD(item_col), SERVED | WRITTEN | KEPT, NULL, -1},
+	{"rating_col", COL_NAME, FIELD(rating_col), SERVED | WRITTEN | KEPT, NULL, -1},
+	{"k", COL_INT4, OPTION(k), SERVED | WRITTEN | KEPT, NULL, -1},
+	{"lambda", COL_FLOAT8, OPTION(lambda), SERVED | WRITTEN | KEPT, NULL, -1},
+	{"iterations", COL_INT4, OPTION(iterations), WRITTEN | KEPT, NULL, -1},
+	{"seed", COL_INT4, OPTION(seed), WRITTEN | KEPT, NULL, -1},
 	{"warm_start", COL_BOOL, FIELD(warm_start), WRITTEN, NULL, -1},
 	{"n_users", COL_INT8, FIELD(n_users), SERVED | WRITTEN, NULL, -1},
 	{"n_items", COL_INT8, FIELD(n_items), SERVED | WRITTEN, NULL, -1},
@@ -158,21 +163,21 @@ static const CatalogColumn columns[] = {
 	{"loss", COL_HISTORY, FIELD(history.loss), WRITTEN, NULL, -1},
 	{"train_rmse", COL_FLOAT8, FIELD(train_rmse), WRITTEN, NULL, -1},
 	{"train_seconds", COL_FLOAT8, FIELD(train_seconds), WRITTEN, NULL, -1},
-	{"double_precision", COL_PRECISION, OPTION(single), SERVED | WRITTEN, "true", -1},
+	{"double_precision", COL_PRECISION, OPTION(single), SERVED | WRITTEN | KEPT, "true", -1},
 	{"load_seconds", COL_FLOAT8, FIELD(load_seconds), WRITTEN, NULL, -1},
 	{"iteration_seconds", COL_HISTORY, FIELD(history.seconds), WRITTEN, NULL, -1},
-	{"biases", COL_BOOL, OPTION(biases), SERVED | WRITTEN, "false", -1},
+	{"biases", COL_BOOL, OPTION(biases), SERVED | WRITTEN | KEPT, "false", -1},
 	{"global_mean", COL_FLOAT8, FIELD(global_mean), SERVED | WRITTEN | NULLABLE, "NULL::float8", OPTION(biases)},
-	{"weighted_lambda", COL_BOOL, OPTION(weighted_lambda), SERVED | WRITTEN, "false", -1},
-	{"tolerance", COL_FLOAT8, OPTION(tolerance), WRITTEN, NULL, -1},
+	{"weighted_lambda", COL_BOOL, OPTION(weighted_lambda), SERVED | WRITTEN | KEPT, "false", -1},
+	{"tolerance", COL_FLOAT8, OPTION(tolerance), WRITTEN | KEPT, NULL, -1},
 	{"iterations_run", COL_INT4, FIELD(history.iterations_run), WRITTEN, NULL, -1},
 	{"train_rmse_history", COL_HISTORY, FIELD(history.train_rmse), WRITTEN, NULL, -1},
 	{"validation", COL_TEXT, FIELD(validation), WRITTEN | NULLABLE, NULL, -1},
 	{"validation_rmse", COL_HISTORY, FIELD(history.validation_rmse), WRITTEN | NULLABLE, NULL, -1},
-	{"feedback", COL_FEEDBACK, OPTION(implicit), SERVED | WRITTEN, "'explicit'::text", -1},
-	{"alpha", COL_FLOAT8, OPTION(alpha), SERVED | WRITTEN | NULLABLE, "NULL::float8", OPTION(implicit)},
-	{"solver", COL_SOLVER, OPTION(conjugate_gradient), SERVED | WRITTEN, "'cholesky'::text", -1},
-	{"nonnegative", COL_BOOL, OPTION(nonnegative), SERVED | WRITTEN, "false", -1},
+	{"feedback", COL_FEEDBACK, OPTION(implicit), SERVED | WRITTEN | KEPT, "'explicit'::text", -1},
+	{"alpha", COL_FLOAT8, OPTION(alpha), SERVED | WRITTEN | NULLABLE | KEPT, "NULL::float8", OPTION(implicit)},
+	{"solver", COL_SOLVER, OPTION(conjugate_gradient), SERVED | WRITTEN | KEPT, "'cholesky'::text", -1},
+	{"nonnegative", COL_BOOL, OPTION(nonnegative), SERVED | WRITTEN | KEPT, "false", -1},
 	{"user_key_type", COL_REGTYPE, FIELD(user_key_type), SERVED | WRITTEN | NULLABLE, "NULL::regtype", -1},
 	{"item_key_type", COL_REGTYPE, FIELD(item_key_type), SERVED | WRITTEN | NULLABLE, "NULL::regtype", -1},
 };
@@ -479,6 +484,84 @@ mf_catalog_read_model(const MfModelTables *tables, int32 model_id, const text *n
 	internal_sql_end(nest_level);
 	check_served_row(&row, mean_null);
 	return row;
+}
+
+bool
+mf_catalog_trained_options(const MfSchema *schema, const char *name, MfModelRow *row)
+{
+	Oid			models = get_relname_relid(MF_MODELS_TABLE, schema->oid);
+	Oid			types[lengthof(columns)];
+	int			kept[lengthof(columns)];
+	int			n = 0;
+	Oid			argtype = TEXTOID;
+	Datum		arg = CStringGetTextDatum(name);
+	StringInfoData query;
+	int			nest_level = internal_sql_begin();
+
+	if (!OidIsValid(models))
+		elog(ERROR, "relation %s.%s does not exist", schema->quoted, MF_MODELS_TABLE);
+	initStringInfo(&query);
+	appendStringInfoString(&query, "SELECT ");
+	for (int c = 0; c < lengthof(columns); c++)
+	{
+		if (!(columns[c].use & KEPT))
+			continue;
+		appendStringInfo(&query, "%s%s", n > 0 ? ", " : "",
+						 get_attnum(models, columns[c].name) != InvalidAttrNumber
+						 ? columns[c].name : columns[c].missing);
+		types[n] = column_type(columns[c].kind);
+		kept[n++] = c;
+	}
+	appendStringInfo(&query, " FROM %s.mf_models WHERE name = $1", schema->quoted);
+	if (SPI_execute_with_args(query.data, 1, &argtype, &arg, NULL, true, 1) != SPI_OK_SELECT)
+		elog(ERROR, "could not read the model's options from mf_models");
+	if (SPI_processed == 0)
+	{
+		internal_sql_end(nest_level);
+		return false;
+	}
+	mf_check_column_types(SPI_tuptable->tupdesc, NULL, types, n, "mf_models");
+	for (int s = 0; s < n; s++)
+	{
+		bool		isnull;
+		Datum		value = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc,
+										  s + 1, &isnull);
+
+		if (isnull && !(columns[kept[s]].use & NULLABLE))
+			corrupt_row(row, psprintf("Its %s is NULL.", columns[kept[s]].name));
+		set_column(&columns[kept[s]], row, value, isnull);
+	}
+	internal_sql_end(nest_level);
+	return true;
+}
+
+int
+mf_catalog_kept_options(const MfModelRow *row, const char **names, char **values)
+{
+	int			n = 0;
+
+	for (int c = 0; c < lengthof(columns); c++)
+	{
+		bool		isnull;
+		Datum		value;
+		Oid			output;
+		bool		varlena;
+
+		if (!(columns[c].use & KEPT))
+			continue;
+		value = column_value(&columns[c], row, &isnull);
+		names[n] = columns[c].name;
+		if (isnull)
+			values[n++] = NULL;
+		else if (column_type(columns[c].kind) == BOOLOID)
+			values[n++] = pstrdup(DatumGetBool(value) ? "true" : "false");
+		else
+		{
+			getTypeOutputInfo(column_type(columns[c].kind), &output, &varlena);
+			values[n++] = OidOutputFunctionCall(output, value);
+		}
+	}
+	return n;
 }
 
 MfModelRow

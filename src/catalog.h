@@ -94,6 +94,26 @@ typedef struct MfModelTables
 extern MfModelTables mf_catalog_open_for_reading(const MfSchema *schema);
 
 /*
+ * The options model name was trained with, those a retraining keeps when
+ * it does not name them (source columns, k, lambda, iterations, seed,
+ * double_precision, biases, weighted_lambda, tolerance, feedback, alpha,
+ * solver, nonnegative: mf_catalog_kept_options), set in *row; false when
+ * there is no such model.  Read as the caller, through SPI (connected by
+ * the caller); columns an older version lacks read as it meant them.
+ */
+extern bool mf_catalog_trained_options(const MfSchema *schema, const char *name,
+									   MfModelRow *row);
+
+/*
+ * The options a retraining keeps, in mf_models' order: their names (each
+ * also mf_train's argument) in names and their values in row as text in
+ * values (NULL where the column would be NULL: alpha of an explicit
+ * model); returns their number, at most MF_KEPT_OPTIONS.
+ */
+#define MF_KEPT_OPTIONS	16
+extern int	mf_catalog_kept_options(const MfModelRow *row, const char **names, char **values);
+
+/*
  * The served columns of the model with that model_id or (name not NULL)
  * name, read as the caller under the active snapshot; an error (42704)
  * when there is none, and (XX001) for a row no training writes.

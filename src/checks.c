@@ -87,7 +87,7 @@ mf_check_fit_options(const MfFitOptions *options)
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("biases are for explicit feedback"),
 				 errdetail("Implicit feedback models preferences (1 for an observed pair, 0 for every other), not ratings around a mean."),
-				 errhint("Omit biases, or pass feedback := 'explicit'.")));
+				 errhint("Pass biases := false (a retrained model keeps its last training's biases), or feedback := 'explicit'.")));
 }
 
 void

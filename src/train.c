@@ -1,9 +1,11 @@
 /*-------------------------------------------------------------------------
  *
  * train.c
- *	  mf_train(): checks the arguments, reads the ratings, runs the
- *	  alternating least squares iterations, and stores the model, as the
- *	  steps of a TrainState (init, read, fit, store, free).
+ *	  mf_train(): checks the arguments, takes the options the call does not
+ *	  give from the model's last training (or a first training's), reads
+ *	  the ratings, runs the alternating least squares iterations, and
+ *	  stores the model, as the steps of a TrainState (init, options, read,
+ *	  fit, store, free).
  *
  *	  All working memory lives in one context per call.  Nothing is written
  *	  until the fit has finished, and the write happens in the caller's
@@ -23,6 +25,7 @@
 #include "source.h"
 
 #include "executor/spi.h"
+#include "utils/builtins.h"
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
 
@@ -34,6 +37,7 @@ PG_FUNCTION_INFO_V1(mf_train);
 /* One call of mf_train. */
 typedef struct TrainState
 {
+	MfArguments args;
 	MfSchema	schema;
 	MfSource	source;
 	Oid			validation_relid;	/* InvalidOid without validation */
@@ -46,45 +50,171 @@ typedef struct TrainState
 } TrainState;
 
 /*
- * Reads and checks the arguments, and the caller's right to write models
- * and read the source, before any work.
+ * A first training's options and columns, for every argument the call
+ * does not give (NULL): those of mf_cross_validate and of mf_train before
+ * 0.5, whose SQL spelled them out.
+ */
+static const MfFitOptions first_training = {
+	.k = 10,
+	.lambda = 0.1,
+	.iterations = 10,
+	.seed = 0,
+	.single = true,
+	.biases = false,
+	.weighted_lambda = false,
+	.tolerance = 0.0,
+	.implicit = false,
+	.alpha = 40.0,
+	.conjugate_gradient = false,
+	.nonnegative = false,
+};
+static const char *const first_training_columns[] = {"user_id", "item_id", "rating"};
+
+/*
+ * Reads the arguments the rest depends on and checks the caller's right
+ * to write models, before any work.
  */
 static void
 train_init(TrainState *state, FunctionCallInfo fcinfo)
 {
-	static const char *const nullable[] = {"model_name", "validation", "solver", NULL};
-	MfArguments args = mf_arguments(fcinfo, "mf_train", TRAIN_ARGUMENTS, nullable, NULL);
+	static const char *const nullable[] = {
+		"model_name", "validation", "solver", "k", "lambda", "iterations", "user_col",
+		"item_col", "rating_col", "seed", "double_precision", "biases", "weighted_lambda",
+		"tolerance", "feedback", "alpha", "nonnegative", NULL
+	};
 	MfModelRow *row = &state->row;
 	MfSource   *source = &state->source;
 
 	INSTR_TIME_SET_CURRENT(state->start);
+	state->args = mf_arguments(fcinfo, "mf_train", TRAIN_ARGUMENTS, nullable, NULL);
 	source->argname = "source";
 	source->fixed_columns = false;
-	source->relid = DatumGetObjectId(mf_argument(&args, "source"));
-	row->user_col = source->user_col = NameStr(*DatumGetName(mf_argument(&args, "user_col")));
-	row->item_col = source->item_col = NameStr(*DatumGetName(mf_argument(&args, "item_col")));
-	row->rating_col = source->rating_col = NameStr(*DatumGetName(mf_argument(&args, "rating_col")));
-	mf_read_fit_options(&args, &row->options);
-	row->warm_start = DatumGetBool(mf_argument(&args, "warm_start"));
-	row->name = mf_text_argument(&args, "model_name");
+	source->relid = DatumGetObjectId(mf_argument(&state->args, "source"));
+	row->warm_start = DatumGetBool(mf_argument(&state->args, "warm_start"));
+	row->name = mf_text_argument(&state->args, "model_name");
 	if (row->name == NULL && (row->name = get_rel_name(source->relid)) == NULL)
 		ereport(ERROR,
 				(errcode(ERRCODE_UNDEFINED_TABLE),
 				 errmsg("relation with OID %u does not exist", source->relid)));
-	state->validation_relid = mf_argument_isnull(&args, "validation") ? InvalidOid
-		: DatumGetObjectId(mf_argument(&args, "validation"));
-
-	mf_check_fit_options(&row->options);
+	state->validation_relid = mf_argument_isnull(&state->args, "validation") ? InvalidOid
+		: DatumGetObjectId(mf_argument(&state->args, "validation"));
 	mf_check_model_name(row->name);
 	state->schema = mf_schema_of(fcinfo);
 	mf_check_write_privileges(&state->schema, "mf_train");
+
+	state->cxt = AllocSetContextCreate(CurrentMemoryContext, "mf_train",
+									   ALLOCSET_DEFAULT_SIZES);
+}
+
+/* A column argument of the call, or NULL when it does not give it. */
+static const char *
+column_argument(const MfArguments *args, const char *name)
+{
+	return mf_argument_given(args, name)
+		? pstrdup(NameStr(*DatumGetName(mf_argument(args, name)))) : NULL;
+}
+
+/* The kind of ids of a key type (InvalidOid: integers), for messages. */
+static const char *
+id_kind(Oid key_type)
+{
+	return OidIsValid(key_type) ? format_type_be(key_type) : "integer";
+}
+
+/*
+ * Says what a retraining of a model takes from its last training (the
+ * options the call does not name that differ from a first training's) and
+ * what it changes, named or following a change it names (a solver after
+ * a new feedback kind), ids of another type included.
+ */
+static void
+report_retraining(const TrainState *state, const MfModelRow *stored)
+{
+	const MfModelRow *row = &state->row;
+	MfModelRow	first = {0};
+	const char *names[MF_KEPT_OPTIONS];
+	char	   *before[MF_KEPT_OPTIONS];
+	char	   *after[MF_KEPT_OPTIONS];
+	char	   *usual[MF_KEPT_OPTIONS];
+	int			n;
+	StringInfoData kept;
+	StringInfoData changed;
+
+	first.options = first_training;
+	first.user_col = first_training_columns[0];
+	first.item_col = first_training_columns[1];
+	first.rating_col = first_training_columns[2];
+	n = mf_catalog_kept_options(stored, names, before);
+	(void) mf_catalog_kept_options(row, names, after);
+	(void) mf_catalog_kept_options(&first, names, usual);
+	initStringInfo(&kept);
+	initStringInfo(&changed);
+	for (int o = 0; o < n; o++)
+	{
+		const char *was = before[o] ? before[o] : "none";
+		const char *is = after[o] ? after[o] : "none";
+
+		if (strcmp(was, is) != 0)
+			appendStringInfo(&changed, "%s%s %s -> %s", changed.len > 0 ? ", " : "",
+							 names[o], was, is);
+		else if (!mf_argument_given(&state->args, names[o]) && before[o] != NULL &&
+				 (usual[o] == NULL || strcmp(before[o], usual[o]) != 0))
+			appendStringInfo(&kept, "%s%s = %s", kept.len > 0 ? ", " : "", names[o], was);
+	}
+	if (stored->user_key_type != row->user_key_type)
+		appendStringInfo(&changed, "%suser ids %s -> %s", changed.len > 0 ? ", " : "",
+						 id_kind(stored->user_key_type), id_kind(row->user_key_type));
+	if (stored->item_key_type != row->item_key_type)
+		appendStringInfo(&changed, "%sitem ids %s -> %s", changed.len > 0 ? ", " : "",
+						 id_kind(stored->item_key_type), id_kind(row->item_key_type));
+	if (kept.len > 0)
+		ereport(NOTICE,
+				(errmsg("model \"%s\" keeps the options of its last training that this call does not name",
+						row->name),
+				 changed.len > 0 ? errdetail("Kept: %s.  Changed: %s.", kept.data, changed.data)
+				 : errdetail("Kept: %s.", kept.data),
+				 errhint("Name an option to change it, or drop the model with mf_drop_model to train it from the defaults.")));
+	else if (changed.len > 0)
+		ereport(NOTICE,
+				(errmsg("model \"%s\" is retrained with other options", row->name),
+				 errdetail("Changed: %s.", changed.data)));
+}
+
+/*
+ * The training's options and columns: those the call gives, and for the
+ * rest those of the model's last training when it is retrained, else a
+ * first training's.  Then checks them and the source.  Needs SPI.
+ */
+static void
+train_options(TrainState *state)
+{
+	MfModelRow *row = &state->row;
+	MfSource   *source = &state->source;
+	MfModelRow	stored = {0};
+	bool		retraining = mf_catalog_trained_options(&state->schema, row->name, &stored);
+	const char *given[3];
+
+	row->options = retraining ? stored.options : first_training;
+	if (retraining && !stored.options.implicit)
+		row->options.alpha = first_training.alpha;	/* stored as NULL */
+	mf_read_fit_options(&state->args, &row->options);
+	given[0] = column_argument(&state->args, "user_col");
+	given[1] = column_argument(&state->args, "item_col");
+	given[2] = column_argument(&state->args, "rating_col");
+	row->user_col = given[0] ? given[0] : retraining ? stored.user_col : first_training_columns[0];
+	row->item_col = given[1] ? given[1] : retraining ? stored.item_col : first_training_columns[1];
+	row->rating_col = given[2] ? given[2] : retraining ? stored.rating_col : first_training_columns[2];
+	source->user_col = row->user_col;
+	source->item_col = row->item_col;
+	source->rating_col = row->rating_col;
+
+	mf_check_fit_options(&row->options);
 	mf_source_validate(source);
 	row->source = mf_source_display_name(source->relid);
 	row->user_key_type = source->user_keys ? source->user_type : InvalidOid;
 	row->item_key_type = source->item_keys ? source->item_type : InvalidOid;
-
-	state->cxt = AllocSetContextCreate(CurrentMemoryContext, "mf_train",
-									   ALLOCSET_DEFAULT_SIZES);
+	if (retraining)
+		report_retraining(state, &stored);
 }
 
 /*
@@ -235,6 +365,7 @@ mf_train(PG_FUNCTION_ARGS)
 	old = MemoryContextSwitchTo(state.cxt);
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
+	train_options(&state);
 	train_read(&state);
 	train_fit(&state);
 	model_id = train_store(&state);

@@ -1,0 +1,64 @@
+# What a retraining says: the options of the model's last training that the
+# call does not name are kept, and a NOTICE lists those that differ from a
+# first training's and what the call changes (named, or following a change
+# of feedback kind; ids of another type too).  The regression suite checks
+# the stored options and factors; here the messages, which the per-iteration
+# NOTICEs (machine-dependent J) keep out of pg_regress's expected output.
+use strict;
+use warnings;
+use PostgreSQL::Test::Utils;
+use lib 'test';
+use MfTap;
+use Test::More;
+
+my $node = mf_node('main');
+$node->safe_psql('postgres', smooth_ratings(60, 40));
+$node->safe_psql('postgres', q{
+	CREATE VIEW text_ratings AS
+	SELECT 'u' || user_id AS user_id, item_id, rating FROM ratings});
+
+# The retraining NOTICE's lines of a call (message, DETAIL, HINT), or ''.
+sub retrain_notice
+{
+	my ($call) = @_;
+	my ($stdout, $stderr) = ('', '');
+	$node->psql('postgres', "SELECT $call IS NOT NULL",
+		stdout => \$stdout, stderr => \$stderr, on_error_die => 1);
+	$stderr =~ s/^psql:<stdin>:\d+: //mg;
+	my @lines = grep { !/NOTICE:  iteration|DETAIL:  [0-9.]+ s this iteration/ }
+	  split /\n/, $stderr;
+	return join("\n", @lines);
+}
+
+is(retrain_notice(q{mf_train('ratings', k := 4, lambda := 2, iterations := 3, biases := true, model_name := 'm')}),
+	'', 'a first training says nothing of options');
+
+is(retrain_notice(q{mf_train('ratings', model_name := 'm')}),
+	qq{NOTICE:  model "m" keeps the options of its last training that this call does not name
+DETAIL:  Kept: k = 4, lambda = 2, iterations = 3, biases = true.
+HINT:  Name an option to change it, or drop the model with mf_drop_model to train it from the defaults.},
+	'a retraining names what it keeps');
+
+is(retrain_notice(q{mf_train('ratings', lambda := 1, k := NULL, model_name := 'm')}),
+	qq{NOTICE:  model "m" keeps the options of its last training that this call does not name
+DETAIL:  Kept: k = 4, iterations = 3, biases = true.  Changed: lambda 2 -> 1.
+HINT:  Name an option to change it, or drop the model with mf_drop_model to train it from the defaults.},
+	'and what it changes; NULL is not naming');
+
+is(retrain_notice(q{mf_train('ratings', k := 4, lambda := 1, iterations := 3, biases := true, model_name := 'm')}),
+	'', 'naming every option it had says nothing');
+
+is(retrain_notice(q{mf_train('ratings', k := 4, lambda := 1, iterations := 3, biases := false, feedback := 'implicit', model_name := 'm')}),
+	qq{NOTICE:  model "m" is retrained with other options
+DETAIL:  Changed: biases true -> false, feedback explicit -> implicit, alpha none -> 40, solver cholesky -> cg.},
+	'another feedback kind brings its solver and alpha');
+
+is(retrain_notice(q{mf_train('text_ratings', model_name := 'm')}),
+	qq{NOTICE:  model "m" keeps the options of its last training that this call does not name
+DETAIL:  Kept: k = 4, lambda = 1, iterations = 3, feedback = implicit, alpha = 40, solver = cg.  Changed: user ids integer -> text.
+HINT:  Name an option to change it, or drop the model with mf_drop_model to train it from the defaults.
+NOTICE:  model "m" was trained on public.ratings and is now replaced by one trained on public.text_ratings
+HINT:  Pass model_name to keep models of different relations apart.},
+	'ids of another type are a change too');
+
+done_testing();
