@@ -1,37 +1,6 @@
 -- mf_ext 0.4 -> 0.5
 \echo Use "ALTER EXTENSION mf_ext UPDATE TO '0.5'" to load this file. \quit
 
--- mf_training_history reads each history array once (unnest), instead of
--- subscripting it per iteration, which detoasted the whole array every
--- time: linear in the iterations, where it was quadratic.
-CREATE OR REPLACE FUNCTION @extschema@.mf_training_history(model integer)
-RETURNS TABLE (iteration integer, loss double precision, train_rmse double precision,
-               validation_rmse double precision, seconds double precision)
-LANGUAGE plpgsql STABLE CALLED ON NULL INPUT PARALLEL SAFE
-SET search_path = pg_catalog, pg_temp
-AS $$
-BEGIN
-    IF model IS NULL THEN
-        RAISE EXCEPTION 'model must not be NULL'
-            USING ERRCODE = 'null_value_not_allowed',
-                  HINT = 'Pass a model_id or name from mf_models.';
-    END IF;
-    PERFORM FROM @extschema@.mf_models m WHERE m.model_id = model;
-    IF NOT FOUND THEN
-        RAISE EXCEPTION 'model % does not exist', model
-            USING ERRCODE = 'undefined_object',
-                  HINT = 'See SELECT model_id, name FROM mf_models.';
-    END IF;
-    RETURN QUERY
-        SELECT h.n::integer, h.j, h.train, h.held_out, h.s
-        FROM @extschema@.mf_models m,
-             unnest(m.loss, m.train_rmse_history, m.validation_rmse, m.iteration_seconds)
-                 WITH ORDINALITY AS h (j, train, held_out, s, n)
-        WHERE m.model_id = model AND h.n <= m.iterations_run
-        ORDER BY h.n;
-END
-$$;
-
 -- mf_drop_model(integer) deletes by model_id in one statement: it looked the
 -- name up first and deleted by name, so a model renamed or replaced in
 -- between was the one dropped.
@@ -226,3 +195,90 @@ AS 'MODULE_PATHNAME', 'mf_train'
 LANGUAGE C VOLATILE CALLED ON NULL INPUT PARALLEL UNSAFE;
 COMMENT ON FUNCTION @extschema@.mf_train(regclass, integer, double precision, integer, name, name, name, text, boolean, integer, boolean, boolean, boolean, double precision, regclass, text, double precision, text, boolean) IS
   'mf_ext: trains (or retrains, keeping its id) the model model_name (default: the source relation''s name) by alternating least squares on source(user_col, item_col, rating_col): explicit ratings (with biases and ALS-WR lambda if asked) or implicit feedback with confidence 1 + alpha * rating, each row solved by Cholesky, conjugate gradient or, for non-negative factors, coordinate descent; stops early when J falls by less than tolerance, scores validation every iteration; returns the model_id.  An option not given (NULL) is, for a model retrained, that of its last training (a NOTICE lists those that differ from a first training''s, and what changes), else a first training''s: k 10, lambda 0.1, iterations 10, columns user_id, item_id, rating, seed 0, single precision, no biases, plain lambda, tolerance 0, explicit feedback, alpha 40, solver by feedback, not non-negative';
+
+-- Training history spans a model's trainings (mf_model_history); a model
+-- trained before keeps its last training as run 1.  mf_training_history
+-- returns the run too, so it is created anew.
+-- Every training of a model, iteration by iteration, run after run; kept
+-- while the model is (mf_training_history reads it).
+CREATE TABLE @extschema@.mf_model_history (
+    model_id        integer NOT NULL REFERENCES @extschema@.mf_models ON DELETE CASCADE,
+    run             integer NOT NULL CHECK (run >= 1),
+    iteration       integer NOT NULL CHECK (iteration >= 1),
+    warm_start      boolean NOT NULL,
+    loss            double precision NOT NULL,
+    train_rmse      double precision,
+    validation_rmse double precision,
+    seconds         double precision,
+    trained_at      timestamptz NOT NULL,
+    PRIMARY KEY (model_id, run, iteration)
+);
+COMMENT ON TABLE @extschema@.mf_model_history IS
+  'mf_ext: one row per iteration of every training of a model (0.5): run 1 for its first training and one more for each retraining; iterations numbered from 1, a warm start''s after the last of the run it started from; J (loss), the training RMSE, the validation RMSE (NULL without validation) and seconds';
+
+INSERT INTO @extschema@.mf_model_history
+    (model_id, run, iteration, warm_start, loss, train_rmse, validation_rmse, seconds, trained_at)
+SELECT m.model_id, 1, h.n::integer, m.warm_start, h.j, h.train, h.held_out, h.s, m.trained_at
+FROM @extschema@.mf_models m,
+     unnest(m.loss, m.train_rmse_history, m.validation_rmse, m.iteration_seconds)
+         WITH ORDINALITY AS h (j, train, held_out, s, n)
+WHERE h.n <= m.iterations_run AND h.j IS NOT NULL;
+SELECT pg_catalog.pg_extension_config_dump('@extschema@.mf_model_history', '');
+
+DROP FUNCTION @extschema@.mf_training_history(text);
+DROP FUNCTION @extschema@.mf_training_history(integer);
+CREATE FUNCTION @extschema@.mf_training_history(model integer)
+RETURNS TABLE (run integer, iteration integer, loss double precision,
+               train_rmse double precision, validation_rmse double precision,
+               seconds double precision)
+LANGUAGE plpgsql STABLE CALLED ON NULL INPUT PARALLEL SAFE
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    IF model IS NULL THEN
+        RAISE EXCEPTION 'model must not be NULL'
+            USING ERRCODE = 'null_value_not_allowed',
+                  HINT = 'Pass a model_id or name from mf_models.';
+    END IF;
+    PERFORM FROM @extschema@.mf_models m WHERE m.model_id = model;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'model % does not exist', model
+            USING ERRCODE = 'undefined_object',
+                  HINT = 'See SELECT model_id, name FROM mf_models.';
+    END IF;
+    RETURN QUERY
+        SELECT h.run, h.iteration, h.loss, h.train_rmse, h.validation_rmse, h.seconds
+        FROM @extschema@.mf_model_history h
+        WHERE h.model_id = model
+        ORDER BY h.run, h.iteration;
+END
+$$;
+COMMENT ON FUNCTION @extschema@.mf_training_history(integer) IS
+  'mf_ext: per iteration of every training of the model (a model_id), run after run (mf_model_history): the run (1 for its first training), the iteration (a warm start''s follow those of the run it started from), J, the training RMSE, the validation RMSE (NULL without validation) and seconds; models trained before 0.5 have their last training as run 1, and before 0.3 only J and seconds';
+
+CREATE FUNCTION @extschema@.mf_training_history(model text)
+RETURNS TABLE (run integer, iteration integer, loss double precision,
+               train_rmse double precision, validation_rmse double precision,
+               seconds double precision)
+LANGUAGE plpgsql STABLE CALLED ON NULL INPUT PARALLEL SAFE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    id integer;
+BEGIN
+    IF model IS NULL THEN
+        RAISE EXCEPTION 'model must not be NULL'
+            USING ERRCODE = 'null_value_not_allowed',
+                  HINT = 'Pass a model_id or name from mf_models.';
+    END IF;
+    SELECT m.model_id INTO id FROM @extschema@.mf_models m WHERE m.name = model;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'model "%" does not exist', model
+            USING ERRCODE = 'undefined_object',
+                  HINT = 'See SELECT model_id, name FROM mf_models.';
+    END IF;
+    RETURN QUERY SELECT * FROM @extschema@.mf_training_history(id);
+END
+$$;
+COMMENT ON FUNCTION @extschema@.mf_training_history(text) IS
+  'mf_ext: per iteration of every training of the named model, run after run: the run, the iteration, J, the training RMSE, the validation RMSE (NULL without validation) and seconds';

@@ -140,6 +140,23 @@ COMMENT ON COLUMN @extschema@.mf_item_factors.bias IS
 COMMENT ON COLUMN @extschema@.mf_item_factors.item_key IS
   'mf_ext: the item''s id as text when the ids are not integers (item_id is then its position in byte order), else NULL';
 
+-- Every training of a model, iteration by iteration, run after run; kept
+-- while the model is (mf_training_history reads it).
+CREATE TABLE @extschema@.mf_model_history (
+    model_id        integer NOT NULL REFERENCES @extschema@.mf_models ON DELETE CASCADE,
+    run             integer NOT NULL CHECK (run >= 1),
+    iteration       integer NOT NULL CHECK (iteration >= 1),
+    warm_start      boolean NOT NULL,
+    loss            double precision NOT NULL,
+    train_rmse      double precision,
+    validation_rmse double precision,
+    seconds         double precision,
+    trained_at      timestamptz NOT NULL,
+    PRIMARY KEY (model_id, run, iteration)
+);
+COMMENT ON TABLE @extschema@.mf_model_history IS
+  'mf_ext: one row per iteration of every training of a model (0.5): run 1 for its first training and one more for each retraining; iterations numbered from 1, a warm start''s after the last of the run it started from; J (loss), the training RMSE, the validation RMSE (NULL without validation) and seconds';
+
 -- Factor and rated-item arrays are stored uncompressed: pglz would spend
 -- most of a training's time on them and gain little.
 ALTER TABLE @extschema@.mf_user_factors
@@ -154,6 +171,7 @@ SELECT pg_catalog.pg_extension_config_dump('@extschema@.mf_models_model_id_seq',
 SELECT pg_catalog.pg_extension_config_dump('@extschema@.mf_model_version_seq', '');
 SELECT pg_catalog.pg_extension_config_dump('@extschema@.mf_user_factors', '');
 SELECT pg_catalog.pg_extension_config_dump('@extschema@.mf_item_factors', '');
+SELECT pg_catalog.pg_extension_config_dump('@extschema@.mf_model_history', '');
 
 -- Training --------------------------------------------------------------------
 
@@ -186,11 +204,10 @@ LANGUAGE C VOLATILE CALLED ON NULL INPUT PARALLEL UNSAFE;
 COMMENT ON FUNCTION @extschema@.mf_train(regclass, integer, double precision, integer, name, name, name, text, boolean, integer, boolean, boolean, boolean, double precision, regclass, text, double precision, text, boolean) IS
   'mf_ext: trains (or retrains, keeping its id) the model model_name (default: the source relation''s name) by alternating least squares on source(user_col, item_col, rating_col): explicit ratings (with biases and ALS-WR lambda if asked) or implicit feedback with confidence 1 + alpha * rating, each row solved by Cholesky, conjugate gradient or, for non-negative factors, coordinate descent; stops early when J falls by less than tolerance, scores validation every iteration; returns the model_id.  An option not given (NULL) is, for a model retrained, that of its last training (a NOTICE lists those that differ from a first training''s, and what changes), else a first training''s: k 10, lambda 0.1, iterations 10, columns user_id, item_id, rating, seed 0, single precision, no biases, plain lambda, tolerance 0, explicit feedback, alpha 40, solver by feedback, not non-negative';
 
--- Each history array is read once (unnest): subscripting it per iteration
--- would detoast the whole array every time.
 CREATE FUNCTION @extschema@.mf_training_history(model integer)
-RETURNS TABLE (iteration integer, loss double precision, train_rmse double precision,
-               validation_rmse double precision, seconds double precision)
+RETURNS TABLE (run integer, iteration integer, loss double precision,
+               train_rmse double precision, validation_rmse double precision,
+               seconds double precision)
 LANGUAGE plpgsql STABLE CALLED ON NULL INPUT PARALLEL SAFE
 SET search_path = pg_catalog, pg_temp
 AS $$
@@ -207,20 +224,19 @@ BEGIN
                   HINT = 'See SELECT model_id, name FROM mf_models.';
     END IF;
     RETURN QUERY
-        SELECT h.n::integer, h.j, h.train, h.held_out, h.s
-        FROM @extschema@.mf_models m,
-             unnest(m.loss, m.train_rmse_history, m.validation_rmse, m.iteration_seconds)
-                 WITH ORDINALITY AS h (j, train, held_out, s, n)
-        WHERE m.model_id = model AND h.n <= m.iterations_run
-        ORDER BY h.n;
+        SELECT h.run, h.iteration, h.loss, h.train_rmse, h.validation_rmse, h.seconds
+        FROM @extschema@.mf_model_history h
+        WHERE h.model_id = model
+        ORDER BY h.run, h.iteration;
 END
 $$;
 COMMENT ON FUNCTION @extschema@.mf_training_history(integer) IS
-  'mf_ext: per iteration run of the model (a model_id): J, the training RMSE, the validation RMSE (NULL without validation) and seconds; before 0.3 only J and seconds were kept';
+  'mf_ext: per iteration of every training of the model (a model_id), run after run (mf_model_history): the run (1 for its first training), the iteration (a warm start''s follow those of the run it started from), J, the training RMSE, the validation RMSE (NULL without validation) and seconds; models trained before 0.5 have their last training as run 1, and before 0.3 only J and seconds';
 
 CREATE FUNCTION @extschema@.mf_training_history(model text)
-RETURNS TABLE (iteration integer, loss double precision, train_rmse double precision,
-               validation_rmse double precision, seconds double precision)
+RETURNS TABLE (run integer, iteration integer, loss double precision,
+               train_rmse double precision, validation_rmse double precision,
+               seconds double precision)
 LANGUAGE plpgsql STABLE CALLED ON NULL INPUT PARALLEL SAFE
 SET search_path = pg_catalog, pg_temp
 AS $$
@@ -242,7 +258,7 @@ BEGIN
 END
 $$;
 COMMENT ON FUNCTION @extschema@.mf_training_history(text) IS
-  'mf_ext: per iteration run of the named model: J, the training RMSE, the validation RMSE (NULL without validation) and seconds';
+  'mf_ext: per iteration of every training of the named model, run after run: the run, the iteration, J, the training RMSE, the validation RMSE (NULL without validation) and seconds';
 
 CREATE FUNCTION @extschema@.mf_drop_model(model text)
 RETURNS void

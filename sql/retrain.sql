@@ -187,3 +187,26 @@ SELECT mf_train('small', model_name := 'kept') IS NOT NULL AS trained;
 SELECT k, lambda, biases FROM mf_models WHERE name = 'kept';
 SELECT mf_drop_model('kept'), mf_drop_model('first'), mf_drop_model('renamed');
 DROP VIEW small_renamed;
+
+-- The training history spans a model's trainings: a run per training (one
+-- rolled back or failed adds none), a warm start's iterations numbered
+-- after those of the run it started from; the last run is mf_models'.
+SELECT mf_train('small', k := 2, iterations := 2, model_name := 'runs') IS NOT NULL AS trained;
+SELECT mf_train('small', iterations := 3, warm_start := true, model_name := 'runs') IS NOT NULL AS warm;
+BEGIN;
+SELECT mf_train('small', iterations := 4, model_name := 'runs') IS NOT NULL AS rolled_back;
+ROLLBACK;
+SELECT mf_train('small', k := 0, model_name := 'runs');
+SELECT mf_train('small', iterations := 1, model_name := 'runs') IS NOT NULL AS cold;
+SELECT run, iteration, loss > 0 AS loss, train_rmse > 0 AS train_rmse,
+       validation_rmse IS NULL AS no_validation, seconds >= 0 AS seconds
+FROM mf_training_history('runs');
+SELECT array_agg(h.loss ORDER BY h.iteration) = m.loss AS last_run_is_the_model
+FROM mf_training_history('runs') h, mf_models m WHERE m.name = 'runs' AND h.run = 3
+GROUP BY m.loss;
+SELECT h.run, count(*) AS iterations, bool_and(h.warm_start) AS warm_start
+FROM mf_model_history h JOIN mf_models m USING (model_id) WHERE m.name = 'runs'
+GROUP BY h.run ORDER BY h.run;
+SELECT mf_drop_model('runs');
+SELECT count(*) AS orphaned_history
+FROM mf_model_history h WHERE NOT EXISTS (SELECT FROM mf_models m WHERE m.model_id = h.model_id);

@@ -13,7 +13,7 @@ CREATE ROLE regress_mf_refitter LOGIN;
 CREATE ROLE regress_mf_team LOGIN;
 GRANT CREATE, USAGE ON SCHEMA security TO regress_mf_trainer, regress_mf_refitter;
 GRANT USAGE ON SCHEMA security TO regress_mf_team;
-GRANT SELECT, INSERT, UPDATE, DELETE ON mf_models, mf_user_factors, mf_item_factors
+GRANT SELECT, INSERT, UPDATE, DELETE ON mf_models, mf_user_factors, mf_item_factors, mf_model_history
     TO regress_mf_trainer, regress_mf_refitter;
 GRANT USAGE ON SEQUENCE mf_models_model_id_seq, mf_model_version_seq
     TO regress_mf_trainer, regress_mf_refitter;

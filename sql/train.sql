@@ -182,7 +182,7 @@ SET client_min_messages = warning;
 
 -- ... row-level security is honoured, and column privileges suffice.
 CREATE ROLE regress_mf_reader;
-GRANT SELECT, INSERT, UPDATE, DELETE ON mf_models, mf_user_factors, mf_item_factors TO regress_mf_reader;
+GRANT SELECT, INSERT, UPDATE, DELETE ON mf_models, mf_user_factors, mf_item_factors, mf_model_history TO regress_mf_reader;
 GRANT USAGE ON SEQUENCE mf_models_model_id_seq, mf_model_version_seq TO regress_mf_reader;
 CREATE TABLE secured AS SELECT * FROM lowrank;
 ALTER TABLE secured ENABLE ROW LEVEL SECURITY;

@@ -782,6 +782,49 @@ upsert_model_row(const MfSchema *schema, const MfModelRow *row)
 }
 
 /*
+ * Appends the training's iterations to model_id's history as its next run
+ * (1 for the first): iterations numbered from 1, or with warm_start after
+ * the last iteration of the model's latest run.
+ */
+static void
+insert_history(const MfSchema *schema, int32 model_id, const MfModelRow *row)
+{
+	Oid			argtypes[6] = {INT4OID, BOOLOID, FLOAT8ARRAYOID, FLOAT8ARRAYOID,
+	FLOAT8ARRAYOID, FLOAT8ARRAYOID};
+	Datum		args[6];
+	char		nulls[6] = {' ', ' ', ' ', ' ', ' ', ' '};
+	const MfFitHistory *history = &row->history;
+	char	   *query;
+
+	args[0] = Int32GetDatum(model_id);
+	args[1] = BoolGetDatum(row->warm_start);
+	args[2] = PointerGetDatum(mf_flat_array(FLOAT8OID, history->loss, history->iterations_run));
+	args[3] = PointerGetDatum(mf_flat_array(FLOAT8OID, history->train_rmse,
+											history->iterations_run));
+	if (history->validation_rmse)
+		args[4] = PointerGetDatum(mf_flat_array(FLOAT8OID, history->validation_rmse,
+												history->iterations_run));
+	else
+		nulls[4] = 'n';
+	args[5] = PointerGetDatum(mf_flat_array(FLOAT8OID, history->seconds, history->iterations_run));
+	query = psprintf("INSERT INTO %s.mf_model_history (model_id, run, iteration, warm_start,"
+					 " loss, train_rmse, validation_rmse, seconds, trained_at)"
+					 " SELECT $1, coalesce(latest.run, 0) + 1,"
+					 " CASE WHEN $2 THEN coalesce(latest.iteration, 0) ELSE 0 END + h.n, $2,"
+					 " h.j, h.t, h.v, h.s, pg_catalog.now()"
+					 " FROM (SELECT 1) one"
+					 " LEFT JOIN LATERAL (SELECT run, iteration FROM %s.mf_model_history"
+					 " WHERE model_id = $1 ORDER BY run DESC, iteration DESC LIMIT 1) latest ON true,"
+					 " ROWS FROM (pg_catalog.unnest($3), pg_catalog.unnest($4),"
+					 " pg_catalog.unnest($5), pg_catalog.unnest($6))"
+					 " WITH ORDINALITY AS h (j, t, v, s, n)",
+					 schema->quoted, schema->quoted);
+	if (SPI_execute_with_args(query, 6, argtypes, args, nulls, false, 0) != SPI_OK_INSERT ||
+		SPI_processed != (uint64) history->iterations_run)
+		elog(ERROR, "could not write the training history of model %d", model_id);
+}
+
+/*
  * The distinct items (ids) user row u rated, appended to rated from
  * *n_rated on: entries are sorted by item, so duplicate pairs are
  * neighbours.
@@ -856,6 +899,9 @@ lock_for_writing(const MfSchema *schema, const char *function, Oid *relids)
 	relids[0] = lock_model_table(MF_MODELS_TABLE, schema->oid, RowExclusiveLock);
 	relids[1] = lock_model_table(MF_USER_FACTORS_TABLE, schema->oid, RowExclusiveLock);
 	relids[2] = lock_model_table(MF_ITEM_FACTORS_TABLE, schema->oid, RowExclusiveLock);
+	/* the history, from 0.5's SQL on */
+	if (OidIsValid(get_relname_relid(MF_MODEL_HISTORY_TABLE, schema->oid)))
+		(void) lock_model_table(MF_MODEL_HISTORY_TABLE, schema->oid, RowExclusiveLock);
 	mf_check_write_privileges(schema, function);
 }
 
@@ -872,6 +918,8 @@ mf_catalog_store_model(const MfSchema *schema, const MfModelRow *row,
 	lock_for_writing(schema, "mf_train", relids);
 	nest_level = internal_sql_begin();
 	model_id = upsert_model_row(schema, row);
+	if (OidIsValid(get_relname_relid(MF_MODEL_HISTORY_TABLE, schema->oid)))
+		insert_history(schema, model_id, row);
 	args[0] = Int32GetDatum(model_id);
 	if (SPI_execute_with_args(psprintf("DELETE FROM %s.mf_user_factors WHERE model_id = $1",
 									   schema->quoted),

@@ -55,10 +55,11 @@ typedef struct MfModelRow
 									 * InvalidOid (read by mf_catalog_lock_model) */
 } MfModelRow;
 
-/* The three model tables' names. */
+/* The model tables' names. */
 #define MF_MODELS_TABLE			"mf_models"
 #define MF_USER_FACTORS_TABLE	"mf_user_factors"
 #define MF_ITEM_FACTORS_TABLE	"mf_item_factors"
+#define MF_MODEL_HISTORY_TABLE	"mf_model_history"
 
 /*
  * Replaces (or creates) the model row->name with row (its model_id,

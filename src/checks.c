@@ -7,6 +7,7 @@
  *-------------------------------------------------------------------------
  */
 #include "checks.h"
+#include "catalog.h"
 
 #include "miscadmin.h"
 #include "utils/acl.h"
@@ -119,7 +120,8 @@ mf_check_model_name(const char *model_name)
 void
 mf_check_write_privileges(const MfSchema *schema, const char *function)
 {
-	static const char *const tables[] = {"mf_models", "mf_user_factors", "mf_item_factors"};
+	static const char *const tables[] = {MF_MODELS_TABLE, MF_USER_FACTORS_TABLE,
+	MF_ITEM_FACTORS_TABLE, MF_MODEL_HISTORY_TABLE};
 	static const char *const sequences[] = {"mf_models_model_id_seq", "mf_model_version_seq"};
 
 	for (int t = 0; t < lengthof(tables) + lengthof(sequences); t++)
@@ -130,6 +132,9 @@ mf_check_write_privileges(const MfSchema *schema, const char *function)
 		AclMode		needed = table ? ACL_SELECT | ACL_INSERT | ACL_UPDATE | ACL_DELETE
 			: ACL_USAGE | ACL_UPDATE;
 
+		/* before ALTER EXTENSION mf_ext UPDATE to 0.5, trainings keep no history */
+		if (!OidIsValid(relid) && strcmp(name, MF_MODEL_HISTORY_TABLE) == 0)
+			continue;
 		if (!OidIsValid(relid))
 			ereport(ERROR,
 					(errcode(ERRCODE_UNDEFINED_TABLE),
@@ -144,7 +149,7 @@ mf_check_write_privileges(const MfSchema *schema, const char *function)
 			ereport(ERROR,
 					(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
 					 errmsg("permission denied for %s %s", table ? "table" : "sequence", name),
-					 errdetail("%s writes models into mf_models, mf_user_factors and mf_item_factors, and needs SELECT, INSERT, UPDATE and DELETE on them and USAGE (or UPDATE) on mf_models_model_id_seq and mf_model_version_seq.",
+					 errdetail("%s writes models into mf_models, mf_user_factors, mf_item_factors and mf_model_history, and needs SELECT, INSERT, UPDATE and DELETE on them and USAGE (or UPDATE) on mf_models_model_id_seq and mf_model_version_seq.",
 							   function),
 					 errhint("Ask the extension's owner to grant these privileges (see Privileges in the README).")));
 

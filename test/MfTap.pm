@@ -45,13 +45,14 @@ sub random_ratings
 	ANALYZE ratings;};
 }
 
-# SQL for an md5 of every model row and every factor row.
+# SQL for an md5 of every model row, factor row and history row.
 sub model_fingerprint
 {
 	return q{SELECT md5(concat_ws('|',
 	(SELECT string_agg(row(m.*)::text, ';' ORDER BY model_id) FROM mf_models m),
 	(SELECT string_agg(row(u.*)::text, ';' ORDER BY model_id, user_id) FROM mf_user_factors u),
-	(SELECT string_agg(row(i.*)::text, ';' ORDER BY model_id, item_id) FROM mf_item_factors i)))};
+	(SELECT string_agg(row(i.*)::text, ';' ORDER BY model_id, item_id) FROM mf_item_factors i),
+	(SELECT string_agg(row(h.*)::text, ';' ORDER BY model_id, run, iteration) FROM mf_model_history h)))};
 }
 
 1;

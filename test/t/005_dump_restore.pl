@@ -58,6 +58,10 @@ is($node->safe_psql('restored', q{
 	$node->safe_psql('postgres', q{
 	SELECT count(*) FROM mf_models m JOIN mf_user_factors u USING (model_id)}),
 	'every factor row is restored');
+my $history = q{SELECT string_agg(row(h.*)::text, ';' ORDER BY model_id, run, iteration)
+	FROM mf_model_history h};
+is($node->safe_psql('restored', $history), $node->safe_psql('postgres', $history),
+	'the training history is restored');
 
 # The restore's writes record no one as the source's recorder (they were
 # stamped with the restoring role, so that a source another role had

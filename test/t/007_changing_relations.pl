@@ -24,7 +24,7 @@ my $started = $node->safe_psql('postgres', $checkpointer);
 $node->safe_psql('postgres', q{
 	CREATE ROLE alice LOGIN;
 	GRANT CREATE ON SCHEMA public TO alice;
-	GRANT SELECT, INSERT, UPDATE, DELETE ON mf_models, mf_user_factors, mf_item_factors TO alice;
+	GRANT SELECT, INSERT, UPDATE, DELETE ON mf_models, mf_user_factors, mf_item_factors, mf_model_history TO alice;
 	GRANT USAGE ON SEQUENCE mf_models_model_id_seq, mf_model_version_seq TO alice;
 });
 $node->safe_psql('postgres', q{
