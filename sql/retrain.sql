@@ -210,3 +210,12 @@ GROUP BY h.run ORDER BY h.run;
 SELECT mf_drop_model('runs');
 SELECT count(*) AS orphaned_history
 FROM mf_model_history h WHERE NOT EXISTS (SELECT FROM mf_models m WHERE m.model_id = h.model_id);
+
+-- A solver not named follows non-negativity switched off, as it follows a
+-- change of feedback kind: an implicit model goes back to CG.
+SELECT mf_train('small', k := 2, iterations := 1, feedback := 'implicit', model_name := 'nn') > 0 AS implicit;
+SELECT mf_train('small', nonnegative := true, model_name := 'nn') > 0 AS nonnegative;
+SELECT solver FROM mf_models WHERE name = 'nn';
+SELECT mf_train('small', nonnegative := false, model_name := 'nn') > 0 AS not_nonnegative;
+SELECT solver FROM mf_models WHERE name = 'nn';
+SELECT mf_drop_model('nn');

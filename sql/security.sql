@@ -170,8 +170,25 @@ ALTER TABLE mf_item_factors DISABLE ROW LEVEL SECURITY;
 REVOKE SELECT ON mf_models, mf_user_factors, mf_item_factors FROM regress_mf_team;
 DROP ROLE regress_mf_alice, regress_mf_bob;
 
+-- 5. A retraining keeps a model's columns only when its caller's training
+-- recorded them: another writer's UPDATE of the columns cannot point the
+-- owner's next retraining at a column the writer may not read (the kept
+-- options are numbers, which name no data).
+SET ROLE regress_mf_trainer;
+CREATE TABLE with_secret AS
+SELECT user_id, item_id, rating, 'secret of ' || user_id AS secret FROM trainer_data;
+SELECT mf_train('with_secret', k := 2, lambda := 2, iterations := 2, model_name := 'pointed') > 0 AS trained;
+SET ROLE regress_mf_refitter;
+UPDATE mf_models SET user_col = 'secret' WHERE name = 'pointed';
+SET ROLE regress_mf_trainer;
+SELECT mf_train('with_secret', model_name := 'pointed') > 0 AS retrained;
+SELECT user_col, user_key_type, lambda, iterations FROM mf_models WHERE name = 'pointed';
+SELECT count(*) FILTER (WHERE user_key IS NOT NULL) AS secrets_stored
+FROM mf_user_factors JOIN mf_models USING (model_id) WHERE name = 'pointed';
+RESET ROLE;
+
 DROP SCHEMA security CASCADE;
-SELECT mf_drop_model('shared'), mf_drop_model('bait'), mf_drop_model('viewed');
+SELECT mf_drop_model('shared'), mf_drop_model('bait'), mf_drop_model('viewed'), mf_drop_model('pointed');
 DROP OWNED BY regress_mf_trainer, regress_mf_refitter, regress_mf_team;
 DROP ROLE regress_mf_trainer, regress_mf_refitter, regress_mf_team;
 RESET search_path;

@@ -130,12 +130,14 @@ mf_text_argument(const MfArguments *args, const char *name)
 /*
  * Sets the feedback kind and solver from their text arguments (NULL: not
  * given).  A solver not given stays as options has it, unless the
- * feedback kind changes or the factors are non-negative: then it is the
- * kind's usual one, Cholesky for explicit and conjugate gradient for
- * implicit feedback; non-negative factors have a solver of their own.
+ * feedback kind or the non-negativity (was_nonnegative before) changes or
+ * the factors are non-negative: then it is the kind's usual one, Cholesky
+ * for explicit and conjugate gradient for implicit feedback; non-negative
+ * factors have a solver of their own.
  */
 static void
-parse_feedback(const char *feedback, const char *solver, MfFitOptions *options)
+parse_feedback(const char *feedback, const char *solver, bool was_nonnegative,
+			   MfFitOptions *options)
 {
 	bool		was_implicit = options->implicit;
 
@@ -144,7 +146,7 @@ parse_feedback(const char *feedback, const char *solver, MfFitOptions *options)
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("solver cannot be chosen with nonnegative := true"),
 				 errdetail("Non-negative factors are solved by coordinate descent."),
-				 errhint("Omit solver.")));
+				 errhint("Omit solver, or pass nonnegative := false (a retrained model keeps its last training's).")));
 	if (feedback == NULL)
 		;
 	else if (strcmp(feedback, "explicit") == 0)
@@ -158,7 +160,8 @@ parse_feedback(const char *feedback, const char *solver, MfFitOptions *options)
 				 errhint("'explicit' for ratings (stars); 'implicit' for counts of views, plays or purchases.")));
 	if (solver == NULL)
 	{
-		if (options->implicit != was_implicit || options->nonnegative)
+		if (options->implicit != was_implicit || options->nonnegative != was_nonnegative ||
+			options->nonnegative)
 			options->conjugate_gradient = options->implicit && !options->nonnegative;
 	}
 	else if (strcmp(solver, "cholesky") == 0)
@@ -175,6 +178,8 @@ parse_feedback(const char *feedback, const char *solver, MfFitOptions *options)
 void
 mf_read_fit_options(const MfArguments *args, MfFitOptions *options)
 {
+	bool		was_nonnegative = options->nonnegative;
+
 #define READ(name, field, convert) \
 	if (mf_argument_given(args, name)) \
 		options->field = convert(mf_argument(args, name))
@@ -192,5 +197,5 @@ mf_read_fit_options(const MfArguments *args, MfFitOptions *options)
 #undef READ
 	if (has_argument(args, "feedback"))
 		parse_feedback(mf_text_argument(args, "feedback"),
-					   mf_text_argument(args, "solver"), options);
+					   mf_text_argument(args, "solver"), was_nonnegative, options);
 }

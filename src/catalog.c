@@ -123,6 +123,7 @@ typedef enum ColumnKind
 #define WRITTEN		0x2
 #define NULLABLE	0x4
 #define KEPT		0x8
+#define COMPARED	0x10		/* read for a retraining to compare, not kept */
 
 /* A column of mf_models. */
 typedef struct CatalogColumn
@@ -130,7 +131,7 @@ typedef struct CatalogColumn
 	const char *name;
 	ColumnKind	kind;
 	size_t		offset;			/* of the field in MfModelRow */
-	int			use;			/* SERVED, WRITTEN, NULLABLE, KEPT */
+	int			use;			/* SERVED, WRITTEN, NULLABLE, KEPT, COMPARED */
 	const char *missing;		/* its value in tables of versions before it */
 	int			null_unless;	/* offset of a bool: NULL unless it is set; or -1 */
 } CatalogColumn;
@@ -178,8 +179,8 @@ static const CatalogColumn columns[] = {
 	{"alpha", COL_FLOAT8, OPTION(alpha), SERVED | WRITTEN | NULLABLE | KEPT, "NULL::float8", OPTION(implicit)},
 	{"solver", COL_SOLVER, OPTION(conjugate_gradient), SERVED | WRITTEN | KEPT, "'cholesky'::text", -1},
 	{"nonnegative", COL_BOOL, OPTION(nonnegative), SERVED | WRITTEN | KEPT, "false", -1},
-	{"user_key_type", COL_REGTYPE, FIELD(user_key_type), SERVED | WRITTEN | NULLABLE, "NULL::regtype", -1},
-	{"item_key_type", COL_REGTYPE, FIELD(item_key_type), SERVED | WRITTEN | NULLABLE, "NULL::regtype", -1},
+	{"user_key_type", COL_REGTYPE, FIELD(user_key_type), SERVED | WRITTEN | NULLABLE | COMPARED, "NULL::regtype", -1},
+	{"item_key_type", COL_REGTYPE, FIELD(item_key_type), SERVED | WRITTEN | NULLABLE | COMPARED, "NULL::regtype", -1},
 };
 
 /* The SQL type of a column of kind. */
@@ -490,12 +491,14 @@ bool
 mf_catalog_trained_options(const MfSchema *schema, const char *name, MfModelRow *row)
 {
 	Oid			models = get_relname_relid(MF_MODELS_TABLE, schema->oid);
-	Oid			types[lengthof(columns)];
-	int			kept[lengthof(columns)];
+	Oid			types[lengthof(columns) + 1];
+	int			read[lengthof(columns)];
 	int			n = 0;
 	Oid			argtype = TEXTOID;
 	Datum		arg = CStringGetTextDatum(name);
 	StringInfoData query;
+	bool		isnull;
+	Datum		recorder;
 	int			nest_level = internal_sql_begin();
 
 	if (!OidIsValid(models))
@@ -504,33 +507,38 @@ mf_catalog_trained_options(const MfSchema *schema, const char *name, MfModelRow 
 	appendStringInfoString(&query, "SELECT ");
 	for (int c = 0; c < lengthof(columns); c++)
 	{
-		if (!(columns[c].use & KEPT))
+		if (!(columns[c].use & (KEPT | COMPARED)))
 			continue;
-		appendStringInfo(&query, "%s%s", n > 0 ? ", " : "",
+		appendStringInfo(&query, "%s, ",
 						 get_attnum(models, columns[c].name) != InvalidAttrNumber
 						 ? columns[c].name : columns[c].missing);
 		types[n] = column_type(columns[c].kind);
-		kept[n++] = c;
+		read[n++] = c;
 	}
-	appendStringInfo(&query, " FROM %s.mf_models WHERE name = $1", schema->quoted);
-	if (SPI_execute_with_args(query.data, 1, &argtype, &arg, NULL, true, 1) != SPI_OK_SELECT)
+	/* who recorded the columns (0.4 on), and the row locked against a concurrent retraining */
+	appendStringInfo(&query, "%s FROM %s.mf_models WHERE name = $1 FOR UPDATE",
+					 get_attnum(models, "source_recorded_by") != InvalidAttrNumber
+					 ? "source_recorded_by" : "NULL::regrole", schema->quoted);
+	types[n] = REGROLEOID;
+	if (SPI_execute_with_args(query.data, 1, &argtype, &arg, NULL, false, 1) != SPI_OK_SELECT)
 		elog(ERROR, "could not read the model's options from mf_models");
 	if (SPI_processed == 0)
 	{
 		internal_sql_end(nest_level);
 		return false;
 	}
-	mf_check_column_types(SPI_tuptable->tupdesc, NULL, types, n, "mf_models");
+	mf_check_column_types(SPI_tuptable->tupdesc, NULL, types, n + 1, "mf_models");
 	for (int s = 0; s < n; s++)
 	{
-		bool		isnull;
 		Datum		value = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc,
 										  s + 1, &isnull);
 
-		if (isnull && !(columns[kept[s]].use & NULLABLE))
-			corrupt_row(row, psprintf("Its %s is NULL.", columns[kept[s]].name));
-		set_column(&columns[kept[s]], row, value, isnull);
+		if (isnull && !(columns[read[s]].use & NULLABLE))
+			corrupt_row(row, psprintf("Its %s is NULL.", columns[read[s]].name));
+		set_column(&columns[read[s]], row, value, isnull);
 	}
+	recorder = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, n + 1, &isnull);
+	row->source_recorded_by = isnull ? InvalidOid : DatumGetObjectId(recorder);
 	internal_sql_end(nest_level);
 	return true;
 }

@@ -98,9 +98,12 @@ extern MfModelTables mf_catalog_open_for_reading(const MfSchema *schema);
  * The options model name was trained with, those a retraining keeps when
  * it does not name them (source columns, k, lambda, iterations, seed,
  * double_precision, biases, weighted_lambda, tolerance, feedback, alpha,
- * solver, nonnegative: mf_catalog_kept_options), set in *row; false when
- * there is no such model.  Read as the caller, through SPI (connected by
- * the caller); columns an older version lacks read as it meant them.
+ * solver, nonnegative: mf_catalog_kept_options), its key types and who
+ * recorded its columns (source_recorded_by), set in *row; false when there
+ * is no such model.  The row is locked (FOR UPDATE) until the transaction
+ * ends, so that a concurrent retraining waits for this one and then reads
+ * what it stored.  Read as the caller, through SPI (connected by the
+ * caller); columns an older version lacks read as it meant them.
  */
 extern bool mf_catalog_trained_options(const MfSchema *schema, const char *name,
 									   MfModelRow *row);

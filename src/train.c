@@ -25,6 +25,7 @@
 #include "source.h"
 
 #include "executor/spi.h"
+#include "miscadmin.h"
 #include "utils/builtins.h"
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
@@ -70,6 +71,15 @@ static const MfFitOptions first_training = {
 };
 static const char *const first_training_columns[] = {"user_id", "item_id", "rating"};
 
+/* The hint for an argument of mf_train that must not be NULL. */
+static const char *
+train_null_hint(const char *name)
+{
+	if (strcmp(name, "source") == 0)
+		return "Pass the relation that holds the ratings.";
+	return "Pass true or false, or omit the argument (false).";
+}
+
 /*
  * Reads the arguments the rest depends on and checks the caller's right
  * to write models, before any work.
@@ -86,7 +96,7 @@ train_init(TrainState *state, FunctionCallInfo fcinfo)
 	MfSource   *source = &state->source;
 
 	INSTR_TIME_SET_CURRENT(state->start);
-	state->args = mf_arguments(fcinfo, "mf_train", TRAIN_ARGUMENTS, nullable, NULL);
+	state->args = mf_arguments(fcinfo, "mf_train", TRAIN_ARGUMENTS, nullable, train_null_hint);
 	source->argname = "source";
 	source->fixed_columns = false;
 	source->relid = DatumGetObjectId(mf_argument(&state->args, "source"));
@@ -121,14 +131,24 @@ id_kind(Oid key_type)
 	return OidIsValid(key_type) ? format_type_be(key_type) : "integer";
 }
 
+/* What a retraining keeps and changes, for its NOTICE and its errors' context. */
+typedef struct Retraining
+{
+	const char *name;			/* the model's */
+	StringInfoData kept;		/* "k = 4, lambda = 2" */
+	StringInfoData changed;		/* "lambda 2 -> 1" */
+	bool		foreign_columns;	/* columns another role recorded were not kept */
+} Retraining;
+
 /*
- * Says what a retraining of a model takes from its last training (the
- * options the call does not name that differ from a first training's) and
- * what it changes, named or following a change it names (a solver after
- * a new feedback kind), ids of another type included.
+ * Fills what of stored (the model's last training) the training in state
+ * keeps without naming it, where that differs from a first training's, and
+ * what it changes, named or following a change it names (a solver after a
+ * new feedback kind).
  */
 static void
-report_retraining(const TrainState *state, const MfModelRow *stored)
+describe_retraining(const TrainState *state, const MfModelRow *stored, bool own_columns,
+					Retraining *retraining)
 {
 	const MfModelRow *row = &state->row;
 	MfModelRow	first = {0};
@@ -137,8 +157,6 @@ report_retraining(const TrainState *state, const MfModelRow *stored)
 	char	   *after[MF_KEPT_OPTIONS];
 	char	   *usual[MF_KEPT_OPTIONS];
 	int			n;
-	StringInfoData kept;
-	StringInfoData changed;
 
 	first.options = first_training;
 	first.user_col = first_training_columns[0];
@@ -147,37 +165,70 @@ report_retraining(const TrainState *state, const MfModelRow *stored)
 	n = mf_catalog_kept_options(stored, names, before);
 	(void) mf_catalog_kept_options(row, names, after);
 	(void) mf_catalog_kept_options(&first, names, usual);
-	initStringInfo(&kept);
-	initStringInfo(&changed);
+	retraining->name = row->name;
+	initStringInfo(&retraining->kept);
+	initStringInfo(&retraining->changed);
+	retraining->foreign_columns = false;
 	for (int o = 0; o < n; o++)
 	{
 		const char *was = before[o] ? before[o] : "none";
 		const char *is = after[o] ? after[o] : "none";
+		bool		given = mf_argument_given(&state->args, names[o]);
 
 		if (strcmp(was, is) != 0)
-			appendStringInfo(&changed, "%s%s %s -> %s", changed.len > 0 ? ", " : "",
-							 names[o], was, is);
-		else if (!mf_argument_given(&state->args, names[o]) && before[o] != NULL &&
+		{
+			appendStringInfo(&retraining->changed, "%s%s %s -> %s",
+							 retraining->changed.len > 0 ? ", " : "", names[o], was, is);
+			if (!given && !own_columns && strstr(names[o], "_col") != NULL)
+				retraining->foreign_columns = true;
+		}
+		else if (!given && before[o] != NULL &&
 				 (usual[o] == NULL || strcmp(before[o], usual[o]) != 0))
-			appendStringInfo(&kept, "%s%s = %s", kept.len > 0 ? ", " : "", names[o], was);
+			appendStringInfo(&retraining->kept, "%s%s = %s",
+							 retraining->kept.len > 0 ? ", " : "", names[o], was);
 	}
+}
+
+/* Error context while a retraining checks what it kept. */
+static void
+retraining_context(void *arg)
+{
+	const Retraining *retraining = arg;
+
+	errcontext("model \"%s\" keeps from its last training: %s",
+			   retraining->name, retraining->kept.data);
+}
+
+/*
+ * The retraining's NOTICE: what it keeps and what it changes, ids of
+ * another type included.
+ */
+static void
+report_retraining(const TrainState *state, const MfModelRow *stored, Retraining *retraining)
+{
+	const MfModelRow *row = &state->row;
+	StringInfo	changed = &retraining->changed;
+	StringInfo	kept = &retraining->kept;
+
 	if (stored->user_key_type != row->user_key_type)
-		appendStringInfo(&changed, "%suser ids %s -> %s", changed.len > 0 ? ", " : "",
+		appendStringInfo(changed, "%suser ids %s -> %s", changed->len > 0 ? ", " : "",
 						 id_kind(stored->user_key_type), id_kind(row->user_key_type));
 	if (stored->item_key_type != row->item_key_type)
-		appendStringInfo(&changed, "%sitem ids %s -> %s", changed.len > 0 ? ", " : "",
+		appendStringInfo(changed, "%sitem ids %s -> %s", changed->len > 0 ? ", " : "",
 						 id_kind(stored->item_key_type), id_kind(row->item_key_type));
-	if (kept.len > 0)
+	if (retraining->foreign_columns)
+		appendStringInfoString(changed, " (columns are kept only from a training of your own)");
+	if (kept->len > 0)
 		ereport(NOTICE,
 				(errmsg("model \"%s\" keeps the options of its last training that this call does not name",
 						row->name),
-				 changed.len > 0 ? errdetail("Kept: %s.  Changed: %s.", kept.data, changed.data)
-				 : errdetail("Kept: %s.", kept.data),
+				 changed->len > 0 ? errdetail("Kept: %s.  Changed: %s.", kept->data, changed->data)
+				 : errdetail("Kept: %s.", kept->data),
 				 errhint("Name an option to change it, or drop the model with mf_drop_model to train it from the defaults.")));
-	else if (changed.len > 0)
+	else if (changed->len > 0)
 		ereport(NOTICE,
 				(errmsg("model \"%s\" is retrained with other options", row->name),
-				 errdetail("Changed: %s.", changed.data)));
+				 errdetail("Changed: %s.", changed->data)));
 }
 
 /*
@@ -192,29 +243,39 @@ train_options(TrainState *state)
 	MfSource   *source = &state->source;
 	MfModelRow	stored = {0};
 	bool		retraining = mf_catalog_trained_options(&state->schema, row->name, &stored);
+	bool		own_columns = retraining && stored.source_recorded_by == GetUserId();
 	const char *given[3];
+	Retraining	retraining_notes;
+	ErrorContextCallback context = {error_context_stack, retraining_context, &retraining_notes};
 
 	row->options = retraining ? stored.options : first_training;
 	if (retraining && !stored.options.implicit)
 		row->options.alpha = first_training.alpha;	/* stored as NULL */
 	mf_read_fit_options(&state->args, &row->options);
+	/* columns recorded by another role, or by no training, name another's data: not kept */
 	given[0] = column_argument(&state->args, "user_col");
 	given[1] = column_argument(&state->args, "item_col");
 	given[2] = column_argument(&state->args, "rating_col");
-	row->user_col = given[0] ? given[0] : retraining ? stored.user_col : first_training_columns[0];
-	row->item_col = given[1] ? given[1] : retraining ? stored.item_col : first_training_columns[1];
-	row->rating_col = given[2] ? given[2] : retraining ? stored.rating_col : first_training_columns[2];
+	row->user_col = given[0] ? given[0] : own_columns ? stored.user_col : first_training_columns[0];
+	row->item_col = given[1] ? given[1] : own_columns ? stored.item_col : first_training_columns[1];
+	row->rating_col = given[2] ? given[2] : own_columns ? stored.rating_col : first_training_columns[2];
 	source->user_col = row->user_col;
 	source->item_col = row->item_col;
 	source->rating_col = row->rating_col;
 
+	/* an error about an option the call does not name says where it came from */
+	if (retraining)
+		describe_retraining(state, &stored, own_columns, &retraining_notes);
+	if (retraining && retraining_notes.kept.len > 0)
+		error_context_stack = &context;
 	mf_check_fit_options(&row->options);
 	mf_source_validate(source);
+	error_context_stack = context.previous;
 	row->source = mf_source_display_name(source->relid);
 	row->user_key_type = source->user_keys ? source->user_type : InvalidOid;
 	row->item_key_type = source->item_keys ? source->item_type : InvalidOid;
 	if (retraining)
-		report_retraining(state, &stored);
+		report_retraining(state, &stored, &retraining_notes);
 }
 
 /*

@@ -61,4 +61,39 @@ NOTICE:  model "m" was trained on public.ratings and is now replaced by one trai
 HINT:  Pass model_name to keep models of different relations apart.},
 	'ids of another type are a change too');
 
+is(retrain_notice(q{mf_train('text_ratings', iterations := 2, model_name := 'm')}),
+	qq{NOTICE:  model "m" keeps the options of its last training that this call does not name
+DETAIL:  Kept: k = 4, lambda = 1, feedback = implicit, alpha = 40, solver = cg.  Changed: iterations 3 -> 2.
+HINT:  Name an option to change it, or drop the model with mf_drop_model to train it from the defaults.},
+	'ids of the stored type are no change');
+
+# A retraining reads the options it keeps with the model's row locked: one
+# started while another retraining of the model is open waits for it and
+# keeps what it committed, instead of storing what was there before.
+$node->safe_psql('postgres', q{
+	SET client_min_messages = warning;
+	SELECT mf_train('ratings', k := 3, iterations := 2, model_name := 'cc')});
+my $first = $node->background_psql('postgres');
+$first->query_safe('SET client_min_messages = warning');
+$first->query_safe('BEGIN');
+$first->query_safe(q{SELECT mf_train('ratings', k := 7, lambda := 2, model_name := 'cc')});
+my $second = $node->background_psql('postgres');
+$second->query_safe('SET client_min_messages = warning');
+$second->query_until(qr/started/, q{
+	\echo started
+	SELECT mf_train('ratings', iterations := 3, model_name := 'cc');
+	\echo done
+});
+$node->poll_query_until('postgres', q{
+	SELECT count(*) = 1 FROM pg_stat_activity
+	WHERE wait_event_type = 'Lock' AND query LIKE '%mf_train%'})
+  or die 'the second retraining does not wait';
+$first->query_safe('COMMIT');
+$first->quit;
+$second->query_until(qr/done/, '');
+$second->quit;
+is($node->safe_psql('postgres', q{
+	SELECT k || ' ' || lambda || ' ' || iterations FROM mf_models WHERE name = 'cc'}),
+	'7 2 3', 'a concurrent retraining keeps what the first committed');
+
 done_testing();
