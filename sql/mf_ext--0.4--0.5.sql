@@ -246,11 +246,21 @@ BEGIN
             USING ERRCODE = 'undefined_object',
                   HINT = 'See SELECT model_id, name FROM mf_models.';
     END IF;
+    -- (a model restored from a dump of a version before 0.5 has no history
+    -- rows until it is retrained: its last training, as the update would
+    -- have copied it)
     RETURN QUERY
         SELECT h.run, h.iteration, h.loss, h.train_rmse, h.validation_rmse, h.seconds
         FROM @extschema@.mf_model_history h
         WHERE h.model_id = model
-        ORDER BY h.run, h.iteration;
+        UNION ALL
+        SELECT 1, a.n::integer, a.j, a.t, a.v, a.s
+        FROM @extschema@.mf_models m,
+             unnest(m.loss, m.train_rmse_history, m.validation_rmse, m.iteration_seconds)
+                 WITH ORDINALITY AS a (j, t, v, s, n)
+        WHERE m.model_id = model AND a.n <= m.iterations_run AND a.j IS NOT NULL
+          AND NOT EXISTS (SELECT FROM @extschema@.mf_model_history x WHERE x.model_id = model)
+        ORDER BY 1, 2;
 END
 $$;
 COMMENT ON FUNCTION @extschema@.mf_training_history(integer) IS
@@ -282,3 +292,45 @@ END
 $$;
 COMMENT ON FUNCTION @extschema@.mf_training_history(text) IS
   'mf_ext: per iteration of every training of the named model, run after run: the run, the iteration, J, the training RMSE, the validation RMSE (NULL without validation) and seconds';
+
+-- Progress of long calls, for every session (0.5).
+-- A long call (mf_train, mf_cross_validate, the refits, mf_recommend_all)
+-- writes its progress at the head of its backend's activity text as a JSON
+-- object in a comment (src/progress.h); this reads it back, or returns no
+-- row for text that is not such a report.
+CREATE FUNCTION @extschema@.mf_progress_report(activity text)
+RETURNS TABLE (function text, model text, part text, phase text, step bigint, steps bigint,
+               unit text, loss double precision, validation_rmse double precision,
+               started double precision, updated double precision,
+               seconds_left double precision)
+LANGUAGE plpgsql IMMUTABLE STRICT PARALLEL RESTRICTED
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    RETURN QUERY
+        SELECT r.*
+        FROM jsonb_to_record(substring(activity, '^/\* mf_ext progress (\{.*?\}) \*/')::jsonb)
+             AS r (function text, model text, part text, phase text, step bigint, steps bigint,
+                   unit text, loss double precision, validation_rmse double precision,
+                   started double precision, updated double precision,
+                   seconds_left double precision);
+EXCEPTION WHEN data_exception THEN
+    RETURN;                     -- a statement that only looks like a report
+END
+$$;
+COMMENT ON FUNCTION @extschema@.mf_progress_report(text) IS
+  'mf_ext: the progress report at the head of a backend''s activity text (pg_stat_activity.query) of a long mf_ext call, or no row; read by the view mf_progress';
+
+CREATE VIEW @extschema@.mf_progress WITH (security_invoker = true) AS
+SELECT a.pid, a.usename AS role, p.function, p.model, p.part, p.phase, p.step, p.steps,
+       p.unit, p.loss, p.validation_rmse,
+       pg_catalog.date_part('epoch', pg_catalog.clock_timestamp()) - p.started
+           AS elapsed_seconds,
+       GREATEST(0, p.seconds_left - (pg_catalog.date_part('epoch',
+           pg_catalog.clock_timestamp()) - p.updated)) AS seconds_left
+FROM pg_catalog.pg_stat_activity a
+CROSS JOIN LATERAL @extschema@.mf_progress_report(a.query) p
+WHERE a.state = 'active' AND a.query LIKE '/* mf_ext progress {%';
+COMMENT ON VIEW @extschema@.mf_progress IS
+  'mf_ext: one row per backend running mf_train, mf_cross_validate, mf_refit_users, mf_refit_items or mf_recommend_all that the caller may see in pg_stat_activity (its own role''s; every one with pg_read_all_stats): the model, the part (a cross-validation''s fold and fit), the phase (options, reading, indexing, iterating, solving, storing, scoring), step of steps units (iteration, user) done, J and the validation RMSE of the last iteration, seconds since the call started and an estimate of the seconds left in the phase';
+

@@ -186,6 +186,13 @@ SELECT user_col, user_key_type, lambda, iterations FROM mf_models WHERE name = '
 SELECT count(*) FILTER (WHERE user_key IS NOT NULL) AS secrets_stored
 FROM mf_user_factors JOIN mf_models USING (model_id) WHERE name = 'pointed';
 RESET ROLE;
+-- 6. Training writes the history too, refits do not: without privileges
+-- on mf_model_history a role may refit but not train.
+REVOKE ALL ON mf_model_history FROM regress_mf_trainer;
+SET ROLE regress_mf_trainer;
+SELECT mf_train('with_secret', model_name := 'pointed');
+SELECT mf_refit_users('pointed') > 0 AS refitted;
+RESET ROLE;
 
 DROP SCHEMA security CASCADE;
 SELECT mf_drop_model('shared'), mf_drop_model('bait'), mf_drop_model('viewed'), mf_drop_model('pointed');

@@ -135,8 +135,19 @@ FROM generate_series(1, 6) u, generate_series(1, 5) i WHERE (u + i) % 3 <> 0;
 CREATE TABLE integer_data AS
 SELECT u AS user_id, i AS item_id, ((u * 7 + i * 3) % 5 + 1)::real AS rating
 FROM generate_series(1, 6) u, generate_series(1, 5) i WHERE (u + i) % 3 <> 0;
+-- (a table of 0.5's history's name that is not the extension's is never
+-- written: a trigger on it would run as whoever trains)
+CREATE TABLE mf_model_history (model_id integer, run integer, iteration integer,
+    warm_start boolean, loss float8, train_rmse float8, validation_rmse float8,
+    seconds float8, trained_at timestamptz);
+CREATE FUNCTION planted() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN RAISE EXCEPTION 'a trigger of the planted history table ran'; END $$;
+CREATE TRIGGER planted BEFORE INSERT ON mf_model_history FOR EACH ROW EXECUTE FUNCTION planted();
 SELECT mf_train('keyed_data', k := 2, iterations := 3) > 0 AS keyed,
        mf_train('integer_data', k := 2, iterations := 3) > 0 AS integer_ids;
+SELECT count(*) AS planted_rows FROM mf_model_history;
+DROP TABLE mf_model_history;
+DROP FUNCTION planted();
 CREATE TEMP VIEW served_by_forms (form, answer) AS
 SELECT 'mf_predict(text, text, text)', mf_predict('keyed_data', 'u1', 'i2')::text
 UNION ALL
@@ -240,10 +251,16 @@ SELECT name, biases, global_mean, weighted_lambda, tolerance, iterations_run,
 -- ... and 0.4's as explicit feedback solved by Cholesky.
 SELECT name, feedback, alpha, solver FROM mf_models;
 SELECT * FROM mf_training_history('old');
+-- A model restored from an older dump has no history rows: it shows its
+-- last training as run 1, and its next training carries it over.
+DELETE FROM mf_model_history WHERE model_id = (SELECT model_id FROM mf_models WHERE name = 'old');
+SELECT * FROM mf_training_history('old');
 SELECT count(*) FILTER (WHERE bias IS NULL) AS users_without_bias FROM mf_user_factors;
 
 -- Training works after the update, and records its timings.
 SELECT mf_train('first_data', k := 1, iterations := 3) IS NOT NULL AS trained;
+SELECT mf_train('first_data', k := 2, iterations := 2, model_name := 'old') IS NOT NULL AS retrained;
+SELECT run, iteration, loss IS NOT NULL AS loss FROM mf_training_history('old');
 SELECT name, double_precision, load_seconds >= 0 AS has_load_seconds,
        array_length(iteration_seconds, 1) AS iteration_timings, iterations_run,
        array_length(train_rmse_history, 1) AS train_rmses

@@ -26,6 +26,8 @@
 #include <limits.h>
 #include <math.h>
 
+#include "progress.h"
+
 #include "miscadmin.h"
 #include "utils/memutils.h"
 
@@ -506,6 +508,7 @@ mf_fit(MfAls *als, const MfFitOptions *options, const MfTestSet *validation,
 
 	INSTR_TIME_SET_CURRENT(start);
 	history_init(history, n, validation != NULL);
+	mf_progress_phase("iterating");
 	for (int iteration = 0; iteration < n; iteration++)
 	{
 		instr_time	iteration_start;
@@ -527,6 +530,8 @@ mf_fit(MfAls *als, const MfFitOptions *options, const MfTestSet *validation,
 		}
 		history->seconds[iteration] = mf_seconds_since(iteration_start);
 		history->iterations_run = iteration + 1;
+		mf_progress_step(iteration + 1, n, "iteration", loss,
+						 validation ? history->validation_rmse[iteration] : NAN);
 		if (report)
 			ereport(NOTICE,
 					(errmsg("iteration %d of %d: J = %.6g, training RMSE = %.6g%s",

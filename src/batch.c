@@ -22,6 +22,7 @@
  *
  *-------------------------------------------------------------------------
  */
+#include "progress.h"
 #include "mf_ext.h"
 #include "blas.h"
 #include "cache.h"
@@ -427,6 +428,7 @@ write_next_block(BatchRun *run)
 	}
 	MemoryContextSwitchTo(old);
 	w->next_block++;
+	mf_progress_step(end, model->factors.n_users, "user", NAN, NAN);
 }
 
 /* Finishes writing; returns the rows written. */
@@ -744,12 +746,14 @@ recommend_all(FunctionCallInfo fcinfo, MfModel *found)
 	old = MemoryContextSwitchTo(cxt);
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
+	mf_progress_begin("mf_recommend_all", found->row.name, "scoring");
 	target = batch_create_target(fcinfo, found, &run);
 	run.blas = mf_blas();
 	threads = batch_plan(&run);
 	prepare_products(cxt, run.f, &run);
 	batch_allocate(&run, threads, cxt);
 	written = batch_run(fcinfo, &run, target, threads);
+	mf_progress_end();
 	SPI_finish();
 	MemoryContextSwitchTo(old);
 	MemoryContextDelete(cxt);

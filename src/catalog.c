@@ -22,7 +22,10 @@
 #include "store.h"
 
 #include "access/htup_details.h"
+#include "catalog/dependency.h"
+#include "catalog/pg_class.h"
 #include "catalog/pg_type.h"
+#include "commands/extension.h"
 #include "commands/trigger.h"
 #include "executor/spi.h"
 #include "lib/stringinfo.h"
@@ -789,6 +792,43 @@ upsert_model_row(const MfSchema *schema, const MfModelRow *row)
 									   SPI_tuptable->tupdesc, 1, &isnull));
 }
 
+Oid
+mf_catalog_history_table(Oid schema)
+{
+	Oid			relid = get_relname_relid(MF_MODEL_HISTORY_TABLE, schema);
+	Oid			extension = get_extension_oid("mf_ext", true);
+
+	if (!OidIsValid(relid) || !OidIsValid(extension) ||
+		getExtensionOfObject(RelationRelationId, relid) != extension)
+		return InvalidOid;
+	return relid;
+}
+
+/*
+ * Before a model named name is retrained, its last training as run 1 of
+ * its history when it has none there (a model restored from a dump of a
+ * version before 0.5 into 0.5, whose update would have copied it so).
+ */
+static void
+carry_over_history(const MfSchema *schema, const char *name)
+{
+	Oid			argtype = TEXTOID;
+	Datum		arg = CStringGetTextDatum(name);
+	char	   *query;
+
+	query = psprintf("INSERT INTO %s.mf_model_history (model_id, run, iteration, warm_start,"
+					 " loss, train_rmse, validation_rmse, seconds, trained_at)"
+					 " SELECT m.model_id, 1, h.n, m.warm_start, h.j, h.t, h.v, h.s, m.trained_at"
+					 " FROM %s.mf_models m, ROWS FROM (pg_catalog.unnest(m.loss),"
+					 " pg_catalog.unnest(m.train_rmse_history), pg_catalog.unnest(m.validation_rmse),"
+					 " pg_catalog.unnest(m.iteration_seconds)) WITH ORDINALITY AS h (j, t, v, s, n)"
+					 " WHERE m.name = $1 AND h.n <= m.iterations_run AND h.j IS NOT NULL"
+					 " AND NOT EXISTS (SELECT FROM %s.mf_model_history x WHERE x.model_id = m.model_id)",
+					 schema->quoted, schema->quoted, schema->quoted);
+	if (SPI_execute_with_args(query, 1, &argtype, &arg, NULL, false, 0) != SPI_OK_INSERT)
+		elog(ERROR, "could not carry over the training history of model \"%s\"", name);
+}
+
 /*
  * Appends the training's iterations to model_id's history as its next run
  * (1 for the first): iterations numbered from 1, or with warm_start after
@@ -827,9 +867,15 @@ insert_history(const MfSchema *schema, int32 model_id, const MfModelRow *row)
 					 " pg_catalog.unnest($5), pg_catalog.unnest($6))"
 					 " WITH ORDINALITY AS h (j, t, v, s, n)",
 					 schema->quoted, schema->quoted);
-	if (SPI_execute_with_args(query, 6, argtypes, args, nulls, false, 0) != SPI_OK_INSERT ||
-		SPI_processed != (uint64) history->iterations_run)
+	if (SPI_execute_with_args(query, 6, argtypes, args, nulls, false, 0) != SPI_OK_INSERT)
 		elog(ERROR, "could not write the training history of model %d", model_id);
+	if (SPI_processed != (uint64) history->iterations_run)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("the training history of model \"%s\" got " UINT64_FORMAT " of its %d rows",
+						row->name, (uint64) SPI_processed, history->iterations_run),
+				 errdetail("A rule or trigger on mf_model_history kept rows from being written."),
+				 errhint("Drop the rule or trigger: the history must hold every iteration.")));
 }
 
 /*
@@ -902,15 +948,15 @@ insert_factor_rows(const MfSchema *schema, const Oid *relids, int32 model_id, in
  * security until the transaction ends.
  */
 static void
-lock_for_writing(const MfSchema *schema, const char *function, Oid *relids)
+lock_for_writing(const MfSchema *schema, const char *function, bool history, Oid *relids)
 {
 	relids[0] = lock_model_table(MF_MODELS_TABLE, schema->oid, RowExclusiveLock);
 	relids[1] = lock_model_table(MF_USER_FACTORS_TABLE, schema->oid, RowExclusiveLock);
 	relids[2] = lock_model_table(MF_ITEM_FACTORS_TABLE, schema->oid, RowExclusiveLock);
-	/* the history, from 0.5's SQL on */
-	if (OidIsValid(get_relname_relid(MF_MODEL_HISTORY_TABLE, schema->oid)))
+	/* the history, from 0.5's SQL on, which only training writes */
+	if (history && OidIsValid(mf_catalog_history_table(schema->oid)))
 		(void) lock_model_table(MF_MODEL_HISTORY_TABLE, schema->oid, RowExclusiveLock);
-	mf_check_write_privileges(schema, function);
+	mf_check_write_privileges(schema, function, history);
 }
 
 int32
@@ -923,10 +969,12 @@ mf_catalog_store_model(const MfSchema *schema, const MfModelRow *row,
 	Oid			argtypes[1] = {INT4OID};
 	Datum		args[1];
 
-	lock_for_writing(schema, "mf_train", relids);
+	lock_for_writing(schema, "mf_train", true, relids);
 	nest_level = internal_sql_begin();
+	if (OidIsValid(mf_catalog_history_table(schema->oid)))
+		carry_over_history(schema, row->name);
 	model_id = upsert_model_row(schema, row);
-	if (OidIsValid(get_relname_relid(MF_MODEL_HISTORY_TABLE, schema->oid)))
+	if (OidIsValid(mf_catalog_history_table(schema->oid)))
 		insert_history(schema, model_id, row);
 	args[0] = Int32GetDatum(model_id);
 	if (SPI_execute_with_args(psprintf("DELETE FROM %s.mf_user_factors WHERE model_id = $1",
@@ -957,7 +1005,7 @@ mf_catalog_replace_rows(const MfSchema *schema, const char *function, int32 mode
 	int			nest_level;
 	MfStoreWriter *writer;
 
-	lock_for_writing(schema, function, relids);
+	lock_for_writing(schema, function, false, relids);
 	nest_level = internal_sql_begin();
 	if (SPI_execute_with_args(psprintf("DELETE FROM %s.%s WHERE model_id = $1 AND %s = ANY ($2)",
 									   schema->quoted,

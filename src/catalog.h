@@ -95,6 +95,14 @@ typedef struct MfModelTables
 extern MfModelTables mf_catalog_open_for_reading(const MfSchema *schema);
 
 /*
+ * The relid of the training history table mf_model_history in schema, or
+ * InvalidOid where it is not the extension's own (the SQL of a version
+ * before 0.5, which keeps no history; a table of that name someone else
+ * made is never written or locked).
+ */
+extern Oid	mf_catalog_history_table(Oid schema);
+
+/*
  * The options model name was trained with, those a retraining keeps when
  * it does not name them (source columns, k, lambda, iterations, seed,
  * double_precision, biases, weighted_lambda, tolerance, feedback, alpha,

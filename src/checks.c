@@ -118,23 +118,25 @@ mf_check_model_name(const char *model_name)
 }
 
 void
-mf_check_write_privileges(const MfSchema *schema, const char *function)
+mf_check_write_privileges(const MfSchema *schema, const char *function, bool history)
 {
 	static const char *const tables[] = {MF_MODELS_TABLE, MF_USER_FACTORS_TABLE,
 	MF_ITEM_FACTORS_TABLE, MF_MODEL_HISTORY_TABLE};
 	static const char *const sequences[] = {"mf_models_model_id_seq", "mf_model_version_seq"};
+	bool		with_history = history && OidIsValid(mf_catalog_history_table(schema->oid));
 
 	for (int t = 0; t < lengthof(tables) + lengthof(sequences); t++)
 	{
 		bool		table = t < lengthof(tables);
 		const char *name = table ? tables[t] : sequences[t - lengthof(tables)];
-		Oid			relid = get_relname_relid(name, schema->oid);
+		Oid			relid;
 		AclMode		needed = table ? ACL_SELECT | ACL_INSERT | ACL_UPDATE | ACL_DELETE
 			: ACL_USAGE | ACL_UPDATE;
 
-		/* before ALTER EXTENSION mf_ext UPDATE to 0.5, trainings keep no history */
-		if (!OidIsValid(relid) && strcmp(name, MF_MODEL_HISTORY_TABLE) == 0)
+		/* the history: written by training, from 0.5's SQL on */
+		if (table && strcmp(name, MF_MODEL_HISTORY_TABLE) == 0 && !with_history)
 			continue;
+		relid = get_relname_relid(name, schema->oid);
 		if (!OidIsValid(relid))
 			ereport(ERROR,
 					(errcode(ERRCODE_UNDEFINED_TABLE),
@@ -149,8 +151,8 @@ mf_check_write_privileges(const MfSchema *schema, const char *function)
 			ereport(ERROR,
 					(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
 					 errmsg("permission denied for %s %s", table ? "table" : "sequence", name),
-					 errdetail("%s writes models into mf_models, mf_user_factors, mf_item_factors and mf_model_history, and needs SELECT, INSERT, UPDATE and DELETE on them and USAGE (or UPDATE) on mf_models_model_id_seq and mf_model_version_seq.",
-							   function),
+					 errdetail("%s writes models into mf_models, mf_user_factors and mf_item_factors%s, and needs SELECT, INSERT, UPDATE and DELETE on them and USAGE (or UPDATE) on mf_models_model_id_seq and mf_model_version_seq.",
+							   function, with_history ? " and its history into mf_model_history" : ""),
 					 errhint("Ask the extension's owner to grant these privileges (see Privileges in the README).")));
 
 		/*

@@ -37,11 +37,13 @@ extern void mf_check_model_name(const char *model_name);
 
 /*
  * 42501 unless the caller may write models (the privileges the README's
- * Privileges section grants a trainer) and no row-level security hides
- * part of the model tables from it; function names the caller.  Checked
- * before any reading.
+ * Privileges section grants a trainer: with history, a training's, on
+ * mf_model_history too) and no row-level security hides part of the
+ * model tables from it; function names the caller.  Checked before any
+ * reading.
  */
-extern void mf_check_write_privileges(const MfSchema *schema, const char *function);
+extern void mf_check_write_privileges(const MfSchema *schema, const char *function,
+									  bool history);
 
 /* Where a least-squares system could not be solved. */
 typedef enum MfSolveWhere

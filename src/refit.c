@@ -16,6 +16,7 @@
  *
  *-------------------------------------------------------------------------
  */
+#include "progress.h"
 #include "mf_ext.h"
 #include "als.h"
 #include "cache.h"
@@ -190,7 +191,7 @@ refit_read(RefitState *state, int32 model_id)
 	given_argument(fcinfo, 4)};
 
 	state->schema = mf_schema_of(fcinfo);
-	mf_check_write_privileges(&state->schema, state->function);
+	mf_check_write_privileges(&state->schema, state->function, false);
 	state->locked = mf_catalog_lock_model(&state->schema, model_id);
 	if (!given_argument(fcinfo, 1) || !columns[0] || !columns[1] || !columns[2])
 		require_own_record(state);
@@ -392,17 +393,21 @@ refit(FunctionCallInfo fcinfo, MfModel *found, MfSide side)
 	old = MemoryContextSwitchTo(state.cxt);
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
+	mf_progress_begin(state.function, found->row.name, "reading");
 	refit_read(&state, found->row.model_id);
 	refit_attach_model(&state);
 	refit_collect(&state);
 	if (state.rows.n_rows > 0)
 	{
+		mf_progress_phase("solving");
 		refit_solve(&state);
+		mf_progress_phase("storing");
 		mf_catalog_replace_rows(&state.schema, state.function, state.locked.model_id, side,
 								state.model->factors.k, state.ids, state.keys,
 								state.rows.n_rows, state.factors, state.bias,
 								state.rated_start, state.rated);
 	}
+	mf_progress_end();
 	SPI_finish();
 	MemoryContextSwitchTo(old);
 	MemoryContextDelete(state.cxt);

@@ -13,6 +13,7 @@
  *-------------------------------------------------------------------------
  */
 #include "source.h"
+#include "progress.h"
 #include "query.h"
 
 #include "access/heapam.h"
@@ -476,6 +477,7 @@ mf_source_read(const MfSource *source, MemoryContext cxt)
 		elog(DEBUG1, "mf_ext read %s through SPI", mf_source_display_name(source->relid));
 	}
 	MemoryContextDelete(scratch);
+	mf_progress_phase("indexing");
 	ratings = mf_ratings_from_rows(state.rows, state.n_skipped, cxt);
 	return ratings;
 }

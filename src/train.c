@@ -21,6 +21,7 @@
 #include "checks.h"
 #include "evaluate.h"
 #include "idmap.h"
+#include "progress.h"
 #include "query.h"
 #include "source.h"
 
@@ -110,7 +111,7 @@ train_init(TrainState *state, FunctionCallInfo fcinfo)
 		: DatumGetObjectId(mf_argument(&state->args, "validation"));
 	mf_check_model_name(row->name);
 	state->schema = mf_schema_of(fcinfo);
-	mf_check_write_privileges(&state->schema, "mf_train");
+	mf_check_write_privileges(&state->schema, "mf_train", true);
 
 	state->cxt = AllocSetContextCreate(CurrentMemoryContext, "mf_train",
 									   ALLOCSET_DEFAULT_SIZES);
@@ -426,10 +427,14 @@ mf_train(PG_FUNCTION_ARGS)
 	old = MemoryContextSwitchTo(state.cxt);
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
+	mf_progress_begin("mf_train", state.row.name, "options");
 	train_options(&state);
+	mf_progress_phase("reading");
 	train_read(&state);
 	train_fit(&state);
+	mf_progress_phase("storing");
 	model_id = train_store(&state);
+	mf_progress_end();
 	SPI_finish();
 	MemoryContextSwitchTo(old);
 	MemoryContextDelete(state.cxt);

@@ -13,6 +13,7 @@
  *
  *-------------------------------------------------------------------------
  */
+#include "progress.h"
 #include "mf_ext.h"
 #include "als.h"
 #include "arguments.h"
@@ -337,7 +338,11 @@ cv_run_fold(CvState *state, int fold)
 	training = mf_ratings_subset(all, keep, user_remap, item_remap, fold_cxt);
 	test = held_out_ratings(all, keep, user_remap, item_remap, fold_cxt);
 	for (int p = 0; p < state->n_points; p++)
+	{
+		mf_progress_part(psprintf("fold %d of %d, fit %d of %d", fold + 1, state->folds,
+								  p + 1, state->n_points));
 		fit_point(&state->grid[p], training, test, fold, fit_cxt);
+	}
 	MemoryContextDelete(fold_cxt);
 	ereport(NOTICE,
 			(errmsg("fold %d (of folds 0 to %d): %d fits in %.3f s", fold,
@@ -416,9 +421,11 @@ mf_cross_validate(PG_FUNCTION_ARGS)
 	cv_init(&state, fcinfo);
 	InitMaterializedSRF(fcinfo, 0);
 	old = MemoryContextSwitchTo(state.cxt);
+	mf_progress_begin("mf_cross_validate", NULL, "reading");
 	cv_read(&state);
 	for (int fold = 0; fold < state.folds; fold++)
 		cv_run_fold(&state, fold);
+	mf_progress_end();
 	MemoryContextSwitchTo(old);
 	cv_put_results(&state, fcinfo);
 	MemoryContextDelete(state.cxt);

@@ -1,0 +1,51 @@
+/*-------------------------------------------------------------------------
+ *
+ * progress.h
+ *	  A long call's progress, seen from every session without
+ *	  shared_preload_libraries: the backend's activity text in
+ *	  pg_stat_activity (which only its own role, superusers and
+ *	  pg_read_all_stats can read) starts with a comment holding a JSON
+ *	  object, and the view mf_progress reads it.  The text becomes
+ *
+ *		/+ mf_ext progress {"function": ..., "model": ..., "part": ..., "phase": ...,
+ *		   "step": i, "steps": n, "unit": ..., "loss": ...,
+ *		   "validation_rmse": ..., "started": t0, "updated": t,
+ *		   "seconds_left": s} +/ <the statement's text>
+ *
+ *	  (with "*" for "+"; times in seconds since the epoch), and the
+ *	  statement's text again when the call ends.  Nothing is reported when
+ *	  track_activities is off.  Backend thread only.
+ *
+ *-------------------------------------------------------------------------
+ */
+#ifndef MF_PROGRESS_H
+#define MF_PROGRESS_H
+
+#include "mf_ext.h"
+
+/*
+ * Starts reporting a call of function (an SQL name) on model (NULL: none
+ * yet) in phase (e.g. "reading").  A call inside another reported call
+ * (mf_train inside a function that mf_recommend_all's caller runs, say)
+ * reports its own progress until it ends.
+ */
+extern void mf_progress_begin(const char *function, const char *model, const char *phase);
+
+/* The part of the call under way ("fold 2 of 5"), until the next part. */
+extern void mf_progress_part(const char *part);
+
+/* A new phase ("indexing", "iterating", "storing", ...); steps start over. */
+extern void mf_progress_phase(const char *phase);
+
+/*
+ * step of steps units ("iteration", "fold", "user") done, with J and the
+ * validation RMSE so far (NaN: none): the seconds left are estimated from
+ * the phase's pace so far.
+ */
+extern void mf_progress_step(int64 step, int64 steps, const char *unit, double loss,
+							 double validation_rmse);
+
+/* Ends the report: the activity is the statement's text again. */
+extern void mf_progress_end(void);
+
+#endif							/* MF_PROGRESS_H */

@@ -1,0 +1,115 @@
+# Progress for everyone, without shared_preload_libraries: while mf_train
+# or mf_cross_validate runs, another session of the same role (or one with
+# pg_read_all_stats) sees in mf_progress the model, the phase, iteration i
+# of n, J so far and the time elapsed and left; a role that may not read
+# the backend's activity sees nothing; a call that ends, fails, is
+# cancelled or whose error a PL/pgSQL block catches leaves no row behind,
+# and the backend's activity is its statement again.
+use strict;
+use warnings;
+use PostgreSQL::Test::Utils;
+use lib 'test';
+use MfTap;
+use Test::More;
+
+my $node = mf_node('main', 'mf_ext.threads = 1');
+$node->safe_psql('postgres', random_ratings(20000, 40));
+$node->safe_psql('postgres', q{
+	CREATE ROLE watcher LOGIN;
+	CREATE ROLE monitor LOGIN IN ROLE pg_read_all_stats;
+	GRANT SELECT ON mf_progress TO watcher, monitor;
+});
+
+# The first row of mf_progress for $function, as "phase step steps unit", polled.
+sub wait_for_progress
+{
+	my ($function, $condition) = @_;
+	$node->poll_query_until('postgres', qq{
+		SELECT count(*) > 0 FROM mf_progress WHERE function = '$function' AND $condition})
+	  or die "no progress of $function where $condition";
+}
+
+my $trainer = $node->background_psql('postgres', on_error_stop => 0);
+$trainer->query_safe('SET client_min_messages = warning');
+my $trainer_pid = $trainer->query_safe('SELECT pg_backend_pid()');
+$trainer->query_until(qr/started/, q{
+	\echo started
+	SELECT mf_train('ratings', k := 32, iterations := 100000, model_name := 'long');
+});
+wait_for_progress('mf_train', q{phase = 'iterating' AND step >= 2});
+my $row = $node->safe_psql('postgres', qq{
+	SELECT pid = $trainer_pid, model, phase, steps, unit, loss > 0, validation_rmse IS NULL,
+	       elapsed_seconds > 0, seconds_left > 0, step >= 2
+	FROM mf_progress WHERE function = 'mf_train'});
+is($row, "t|long|iterating|100000|iteration|t|t|t|t|t",
+	'another session of the role sees the training iterate');
+is($node->safe_psql('postgres', 'SELECT count(*) FROM mf_progress', connstr => $node->connstr('postgres') . ' user=watcher'),
+	'0', 'a role that may not read the backend activity sees nothing');
+is($node->safe_psql('postgres', q{SELECT model FROM mf_progress WHERE function = 'mf_train'},
+		connstr => $node->connstr('postgres') . ' user=monitor'),
+	'long', 'pg_read_all_stats sees it');
+
+$node->safe_psql('postgres', "SELECT pg_cancel_backend($trainer_pid)");
+$node->poll_query_until('postgres', qq{
+	SELECT state <> 'active' FROM pg_stat_activity WHERE pid = $trainer_pid})
+  or die 'the training was not cancelled';
+is($node->safe_psql('postgres', 'SELECT count(*) FROM mf_progress'), '0',
+	'a cancelled training leaves no row');
+
+# a training whose error a PL/pgSQL block catches: the statement goes on as itself
+$trainer->query_until(qr/started/, q{
+	\echo started
+	DO $$
+	BEGIN
+		BEGIN
+			PERFORM mf_train('ratings', k := 0, model_name := 'refused');
+		EXCEPTION WHEN invalid_parameter_value THEN NULL;
+		END;
+		PERFORM pg_sleep(30);
+	END $$;
+});
+$node->poll_query_until('postgres', qq{
+	SELECT wait_event = 'PgSleep' FROM pg_stat_activity WHERE pid = $trainer_pid})
+  or die 'the block did not reach its sleep';
+is($node->safe_psql('postgres', qq{
+	SELECT (SELECT count(*) FROM mf_progress) || ' ' || (query LIKE '%DO \$\$%' AND query NOT LIKE '%mf_ext progress%')
+	FROM pg_stat_activity WHERE pid = $trainer_pid}),
+	'0 true', 'a caught error ends the report and restores the statement text');
+$node->safe_psql('postgres', "SELECT pg_cancel_backend($trainer_pid)");
+
+# cross-validation: its fold and fit
+$trainer->query_until(qr/started/, q{
+	\echo started
+	SELECT * FROM mf_cross_validate('ratings', ARRAY[8, 16], ARRAY[0.1, 1], folds := 3,
+	                                iterations := 100000);
+});
+wait_for_progress('mf_cross_validate', q{phase = 'iterating' AND part = 'fold 1 of 3, fit 1 of 4' AND step >= 1});
+pass('another session sees the cross-validation\'s fold and fit');
+$node->safe_psql('postgres', "SELECT pg_cancel_backend($trainer_pid)");
+$node->poll_query_until('postgres', qq{
+	SELECT state <> 'active' FROM pg_stat_activity WHERE pid = $trainer_pid})
+  or die 'the cross-validation was not cancelled';
+
+# calls that end within a statement that goes on: no row, and the backend's
+# activity is the statement again
+$trainer->query_until(qr/started/, q{
+	\echo started
+	DO $$
+	BEGIN
+		PERFORM mf_train('ratings', k := 4, iterations := 2, model_name := 'short');
+		PERFORM mf_refit_users('short');
+		PERFORM mf_recommend_all('short', 5, target := 'short_lists');
+		PERFORM pg_sleep(30);
+	END $$;
+});
+$node->poll_query_until('postgres', qq{
+	SELECT wait_event = 'PgSleep' FROM pg_stat_activity WHERE pid = $trainer_pid})
+  or die 'the block did not reach its sleep';
+is($node->safe_psql('postgres', qq{
+	SELECT (SELECT count(*) FROM mf_progress) || ' ' || (query LIKE '%DO \$\$%' AND query NOT LIKE '%mf_ext progress%')
+	FROM pg_stat_activity WHERE pid = $trainer_pid}),
+	'0 true', 'training, refit and mf_recommend_all restore the statement text when they end');
+$node->safe_psql('postgres', "SELECT pg_cancel_backend($trainer_pid)");
+
+$trainer->quit;
+done_testing();
