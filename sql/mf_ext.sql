@@ -176,42 +176,46 @@ SELECT pg_catalog.pg_extension_config_dump('@extschema@.mf_model_history', '');
 -- Progress --------------------------------------------------------------------
 
 -- A long call (mf_train, mf_cross_validate, the refits, mf_recommend_all)
--- writes its progress at the head of its backend's activity text as a JSON
--- object in a comment (src/progress.h); this reads it back, or returns no
--- row for text that is not such a report.
+-- writes its progress after the statement's text in its backend's activity,
+-- as a JSON object in a comment (src/progress.h); this reads it back, or
+-- returns no row for text that holds no such report (or one that does not
+-- read: any activity text can be made to look like one).
 CREATE FUNCTION @extschema@.mf_progress_report(activity text)
 RETURNS TABLE (function text, model text, part text, phase text, step bigint, steps bigint,
                unit text, loss double precision, validation_rmse double precision,
-               started double precision, updated double precision,
-               seconds_left double precision)
-LANGUAGE plpgsql IMMUTABLE STRICT PARALLEL RESTRICTED
+               elapsed_seconds double precision, seconds_left double precision)
+LANGUAGE plpgsql VOLATILE STRICT PARALLEL RESTRICTED
 SET search_path = pg_catalog, pg_temp
 AS $$
+DECLARE
+    report jsonb;
+    now double precision := date_part('epoch', clock_timestamp());
 BEGIN
+    report := substring(activity, '^.*/\* mf_ext progress (\{.*\}) \*/$')::jsonb;
+    IF report IS NULL OR jsonb_typeof(report) <> 'object' THEN
+        RETURN;
+    END IF;
     RETURN QUERY
-        SELECT r.*
-        FROM jsonb_to_record(substring(activity, '^/\* mf_ext progress (\{.*?\}) \*/')::jsonb)
+        SELECT r.function, r.model, r.part, r.phase, r.step, r.steps, r.unit, r.loss,
+               r.validation_rmse, now - r.started,
+               GREATEST(0, r.seconds_left - (now - r.updated))
+        FROM jsonb_to_record(report)
              AS r (function text, model text, part text, phase text, step bigint, steps bigint,
                    unit text, loss double precision, validation_rmse double precision,
                    started double precision, updated double precision,
                    seconds_left double precision);
-EXCEPTION WHEN data_exception THEN
+EXCEPTION WHEN OTHERS THEN
     RETURN;                     -- a statement that only looks like a report
 END
 $$;
 COMMENT ON FUNCTION @extschema@.mf_progress_report(text) IS
-  'mf_ext: the progress report at the head of a backend''s activity text (pg_stat_activity.query) of a long mf_ext call, or no row; read by the view mf_progress';
+  'mf_ext: the progress report of a long mf_ext call at the end of a backend''s activity text (pg_stat_activity.query), or no row; read by the view mf_progress';
 
 CREATE VIEW @extschema@.mf_progress WITH (security_invoker = true) AS
-SELECT a.pid, a.usename AS role, p.function, p.model, p.part, p.phase, p.step, p.steps,
-       p.unit, p.loss, p.validation_rmse,
-       pg_catalog.date_part('epoch', pg_catalog.clock_timestamp()) - p.started
-           AS elapsed_seconds,
-       GREATEST(0, p.seconds_left - (pg_catalog.date_part('epoch',
-           pg_catalog.clock_timestamp()) - p.updated)) AS seconds_left
+SELECT a.pid, a.usename AS role, p.*
 FROM pg_catalog.pg_stat_activity a
 CROSS JOIN LATERAL @extschema@.mf_progress_report(a.query) p
-WHERE a.state = 'active' AND a.query LIKE '/* mf_ext progress {%';
+WHERE a.state = 'active' AND a.query LIKE '%/* mf_ext progress {%';
 COMMENT ON VIEW @extschema@.mf_progress IS
   'mf_ext: one row per backend running mf_train, mf_cross_validate, mf_refit_users, mf_refit_items or mf_recommend_all that the caller may see in pg_stat_activity (its own role''s; every one with pg_read_all_stats): the model, the part (a cross-validation''s fold and fit), the phase (options, reading, indexing, iterating, solving, storing, scoring), step of steps units (iteration, user) done, J and the validation RMSE of the last iteration, seconds since the call started and an estimate of the seconds left in the phase';
 

@@ -3,6 +3,14 @@
  * progress.c
  *	  A long call's progress in its backend's activity text (progress.h).
  *
+ *	  The report follows the statement's text (cut to leave it room within
+ *	  track_activity_query_size), so that the activity still starts as the
+ *	  statement does.  Only the outermost reported call of a statement
+ *	  reports; calls nested in it (a training inside the function of a
+ *	  view another training reads) keep quiet.  A (sub)transaction abort
+ *	  ends the calls it aborts, and the last one's end puts the statement's
+ *	  text back.
+ *
  *-------------------------------------------------------------------------
  */
 #include "progress.h"
@@ -16,11 +24,17 @@
 #include "utils/memutils.h"
 #include "utils/timestamp.h"
 
-/* The call being reported; function NULL when none. */
+/* The longest model name reported, in bytes (the activity text is short). */
+#define MF_PROGRESS_NAME	200
+
+/* Reported calls nested deeper than this are not followed (they keep quiet anyway). */
+#define MF_PROGRESS_DEPTH	16
+
+/* The outermost call being reported, and the calls nested in it. */
 typedef struct Progress
 {
 	char		function[NAMEDATALEN];
-	char	   *model;			/* in TopMemoryContext, or NULL */
+	char		model[MF_PROGRESS_NAME + 1];	/* empty: none */
 	char		part[64];		/* "fold 2 of 5", or empty */
 	char		phase[32];
 	char		unit[32];
@@ -30,17 +44,17 @@ typedef struct Progress
 	double		validation_rmse;
 	double		started;		/* seconds since the epoch */
 	double		phase_started;
-	double		updated;
+	char	   *statement_text; /* the statement's text as the activity keeps
+								 * it, in TopMemoryContext */
 	TimestampTz statement;		/* the start of the statement reporting */
-	int			nest_level;		/* the transaction nesting level it began at */
-	bool		active;
+	bool		published;		/* the activity holds a report */
+	int			depth;			/* calls begun and not ended; 0: none */
+	int			nest_level[MF_PROGRESS_DEPTH];	/* each one's transaction
+												 * nesting level */
 } Progress;
 
 static Progress progress;
 static bool on_abort_registered = false;
-
-/* The longest model name reported, in bytes (the activity text is short). */
-#define MF_PROGRESS_NAME	200
 
 /* Seconds since the Unix epoch, now. */
 static double
@@ -72,20 +86,39 @@ append_number(StringInfo text, const char *key, double value)
 		appendStringInfo(text, ", \"%s\": null", key);
 }
 
-/* Writes the report into the backend's activity. */
+/* A text in JSON: NULL or empty is null. */
+static void
+append_text(StringInfo text, const char *key, const char *value)
+{
+	appendStringInfo(text, ", \"%s\": ", key);
+	if (value && value[0] != '\0')
+		escape_json(text, value);
+	else
+		appendStringInfoString(text, "null");
+}
+
+/* The activity: text, in the state the backend is in. */
+static void
+set_activity(const char *text)
+{
+	pgstat_report_activity(MyBEEntry ? MyBEEntry->st_state : STATE_RUNNING, text);
+}
+
+/* Writes the report into the backend's activity, after the statement's text. */
 static void
 publish(void)
 {
-	StringInfoData text;
+	StringInfoData suffix;
 	StringInfoData json;
+	StringInfoData text;
 	double		now = epoch_seconds();
 	double		left = NAN;
+	int			room;
 
-	/* (an error left the report active: not for another statement) */
-	if (!pgstat_track_activities || !progress.active ||
+	/* (an error left a call begun: not for another statement) */
+	if (!pgstat_track_activities || progress.depth != 1 ||
 		progress.statement != GetCurrentStatementStartTimestamp())
 		return;
-	progress.updated = now;
 	if (progress.steps > 0 && progress.step > 0)
 		left = (now - progress.phase_started) / progress.step *
 			(progress.steps - progress.step);
@@ -93,89 +126,133 @@ publish(void)
 	initStringInfo(&json);
 	appendStringInfoString(&json, "{\"function\": ");
 	escape_json(&json, progress.function);
-	appendStringInfoString(&json, ", \"model\": ");
-	if (progress.model)
-		escape_json(&json, progress.model);
-	else
-		appendStringInfoString(&json, "null");
-	appendStringInfoString(&json, ", \"part\": ");
-	if (progress.part[0] != '\0')
-		escape_json(&json, progress.part);
-	else
-		appendStringInfoString(&json, "null");
-	appendStringInfoString(&json, ", \"phase\": ");
-	escape_json(&json, progress.phase);
-	appendStringInfo(&json, ", \"step\": " INT64_FORMAT ", \"steps\": " INT64_FORMAT ", \"unit\": ",
+	append_text(&json, "model", progress.model);
+	append_text(&json, "part", progress.part);
+	append_text(&json, "phase", progress.phase);
+	appendStringInfo(&json, ", \"step\": " INT64_FORMAT ", \"steps\": " INT64_FORMAT,
 					 progress.step, progress.steps);
-	escape_json(&json, progress.unit);
+	append_text(&json, "unit", progress.unit);
 	append_number(&json, "loss", progress.loss);
 	append_number(&json, "validation_rmse", progress.validation_rmse);
 	append_number(&json, "started", progress.started);
-	append_number(&json, "updated", progress.updated);
+	append_number(&json, "updated", now);
 	append_number(&json, "seconds_left", left);
 	appendStringInfoChar(&json, '}');
+	initStringInfo(&suffix);
+	appendStringInfoString(&suffix, " /* mf_ext progress ");
+	append_without_comment_end(&suffix, json.data);
+	appendStringInfoString(&suffix, " */");
 
-	initStringInfo(&text);
-	appendStringInfoString(&text, "/* mf_ext progress ");
-	append_without_comment_end(&text, json.data);
-	appendStringInfo(&text, " */ %s", debug_query_string ? debug_query_string : "");
-	pgstat_report_activity(STATE_RUNNING, text.data);
-	pfree(text.data);
+	/* the statement's text cut to leave the report room; no report without it */
+	room = pgstat_track_activity_query_size - 1 - suffix.len;
+	if (room >= 0)
+	{
+		initStringInfo(&text);
+		appendBinaryStringInfo(&text, progress.statement_text,
+							   pg_mbcliplen(progress.statement_text,
+											strlen(progress.statement_text), room));
+		appendBinaryStringInfo(&text, suffix.data, suffix.len);
+		set_activity(text.data);
+		progress.published = true;
+		pfree(text.data);
+	}
+	pfree(suffix.data);
 	pfree(json.data);
 }
 
-/* A transaction's abort ends the report; postgres.c resets the activity. */
+/* Once every call has ended, the statement's text is the activity again. */
+static void
+restore_when_over(void)
+{
+	if (progress.depth == 0 && progress.published)
+	{
+		progress.published = false;
+		if (pgstat_track_activities && progress.statement_text)
+			set_activity(progress.statement_text);
+	}
+}
+
+/* Ends the calls begun at transaction nesting level level or deeper. */
+static void
+end_from_level(int level)
+{
+	while (progress.depth > 0 &&
+		   progress.nest_level[Min(progress.depth, MF_PROGRESS_DEPTH) - 1] >= level)
+		progress.depth--;
+	restore_when_over();
+}
+
+/* A transaction's abort ends every call; a subtransaction's those inside it. */
 static void
 end_on_abort(XactEvent event, void *arg)
 {
 	if (event == XACT_EVENT_ABORT || event == XACT_EVENT_PARALLEL_ABORT)
-		progress.active = false;
+		end_from_level(0);
 }
 
-/*
- * A subtransaction's abort (an error a PL/pgSQL block catches) ends it too,
- * with the statement's text back, as the statement goes on.
- */
 static void
 end_on_subabort(SubXactEvent event, SubTransactionId subid, SubTransactionId parent,
 				void *arg)
 {
-	/* (a deeper one, inside the call, may be caught there) */
-	if (event == SUBXACT_EVENT_ABORT_SUB && GetCurrentTransactionNestLevel() <= progress.nest_level)
-		mf_progress_end();
+	if (event == SUBXACT_EVENT_ABORT_SUB)
+		end_from_level(GetCurrentTransactionNestLevel());
 }
 
 void
 mf_progress_begin(const char *function, const char *model, const char *phase)
 {
+	const char *statement = debug_query_string ? debug_query_string : "";
+	int			length;
+
 	if (!on_abort_registered)
 	{
 		RegisterXactCallback(end_on_abort, NULL);
 		RegisterSubXactCallback(end_on_subabort, NULL);
 		on_abort_registered = true;
 	}
-	if (progress.model)
-		pfree(progress.model);
+	/* a call left begun by an earlier statement's error is over */
+	if (progress.depth > 0 && progress.statement != GetCurrentStatementStartTimestamp())
+		progress.depth = 0;
+	if (progress.depth > 0)
+	{
+		/* nested: followed, not reported */
+		if (progress.depth < MF_PROGRESS_DEPTH)
+			progress.nest_level[progress.depth] = GetCurrentTransactionNestLevel();
+		progress.depth++;
+		return;
+	}
+
+	if (progress.statement_text)
+		pfree(progress.statement_text);
 	memset(&progress, 0, sizeof(progress));
+	progress.depth = 1;
+	progress.nest_level[0] = GetCurrentTransactionNestLevel();
+	progress.statement = GetCurrentStatementStartTimestamp();
+	progress.started = epoch_seconds();
 	strlcpy(progress.function, function, sizeof(progress.function));
 	if (model)
 	{
-		int			length = pg_mbcliplen(model, strlen(model), MF_PROGRESS_NAME);
-
-		progress.model = MemoryContextAlloc(TopMemoryContext, length + 1);
+		/* cut, and control characters shown as "?": each would take 6 bytes in JSON */
+		length = pg_mbcliplen(model, strlen(model), MF_PROGRESS_NAME);
 		memcpy(progress.model, model, length);
 		progress.model[length] = '\0';
+		for (char *c = progress.model; *c; c++)
+			if ((unsigned char) *c < 0x20 || *c == 0x7f)
+				*c = '?';
 	}
-	progress.started = epoch_seconds();
-	progress.statement = GetCurrentStatementStartTimestamp();
-	progress.nest_level = GetCurrentTransactionNestLevel();
-	progress.active = true;
+	/* the statement's text as the activity keeps it, at most its size */
+	length = pg_mbcliplen(statement, strlen(statement), pgstat_track_activity_query_size - 1);
+	progress.statement_text = MemoryContextAlloc(TopMemoryContext, length + 1);
+	memcpy(progress.statement_text, statement, length);
+	progress.statement_text[length] = '\0';
 	mf_progress_phase(phase);
 }
 
 void
 mf_progress_phase(const char *phase)
 {
+	if (progress.depth != 1)
+		return;
 	strlcpy(progress.phase, phase, sizeof(progress.phase));
 	progress.unit[0] = '\0';
 	progress.step = progress.steps = 0;
@@ -187,6 +264,8 @@ mf_progress_phase(const char *phase)
 void
 mf_progress_part(const char *part)
 {
+	if (progress.depth != 1)
+		return;
 	strlcpy(progress.part, part, sizeof(progress.part));
 	publish();
 }
@@ -195,6 +274,8 @@ void
 mf_progress_step(int64 step, int64 steps, const char *unit, double loss,
 				 double validation_rmse)
 {
+	if (progress.depth != 1)
+		return;
 	progress.step = step;
 	progress.steps = steps;
 	strlcpy(progress.unit, unit, sizeof(progress.unit));
@@ -206,9 +287,7 @@ mf_progress_step(int64 step, int64 steps, const char *unit, double loss,
 void
 mf_progress_end(void)
 {
-	if (!progress.active)
-		return;
-	progress.active = false;
-	if (pgstat_track_activities && debug_query_string)
-		pgstat_report_activity(STATE_RUNNING, debug_query_string);
+	if (progress.depth > 0)
+		progress.depth--;
+	restore_when_over();
 }

@@ -3,18 +3,21 @@
  * progress.h
  *	  A long call's progress, seen from every session without
  *	  shared_preload_libraries: the backend's activity text in
- *	  pg_stat_activity (which only its own role, superusers and
- *	  pg_read_all_stats can read) starts with a comment holding a JSON
- *	  object, and the view mf_progress reads it.  The text becomes
+ *	  pg_stat_activity (which only roles with the privileges of its
+ *	  session's role, and pg_read_all_stats, can read) ends with a comment
+ *	  holding a JSON object, and the view mf_progress reads it.  The text
+ *	  becomes
  *
- *		/+ mf_ext progress {"function": ..., "model": ..., "part": ..., "phase": ...,
- *		   "step": i, "steps": n, "unit": ..., "loss": ...,
- *		   "validation_rmse": ..., "started": t0, "updated": t,
- *		   "seconds_left": s} +/ <the statement's text>
+ *		<the statement's text, cut to leave room> /+ mf_ext progress
+ *		{"function": ..., "model": ..., "part": ..., "phase": ..., "step": i,
+ *		 "steps": n, "unit": ..., "loss": ..., "validation_rmse": ...,
+ *		 "started": t0, "updated": t, "seconds_left": s} +/
  *
  *	  (with "*" for "+"; times in seconds since the epoch), and the
- *	  statement's text again when the call ends.  Nothing is reported when
- *	  track_activities is off.  Backend thread only.
+ *	  statement's text again when the call ends, fails or is cancelled.
+ *	  Nothing is reported when track_activities is off, or where
+ *	  track_activity_query_size leaves the report no room.  Backend thread
+ *	  only.
  *
  *-------------------------------------------------------------------------
  */
@@ -26,8 +29,8 @@
 /*
  * Starts reporting a call of function (an SQL name) on model (NULL: none
  * yet) in phase (e.g. "reading").  A call inside another reported call
- * (mf_train inside a function that mf_recommend_all's caller runs, say)
- * reports its own progress until it ends.
+ * of the same statement (a training inside a function of the view another
+ * training reads) is not reported: the outer one goes on being.
  */
 extern void mf_progress_begin(const char *function, const char *model, const char *phase);
 

@@ -49,12 +49,54 @@ is($node->safe_psql('postgres', q{SELECT model FROM mf_progress WHERE function =
 		connstr => $node->connstr('postgres') . ' user=monitor'),
 	'long', 'pg_read_all_stats sees it');
 
+# a statement made to look like a report, with numbers that overflow, is
+# no report, and breaks the view for no one
+my $faker = $node->background_psql('postgres');
+$faker->query_until(qr/started/, q{
+	\echo started
+	SELECT pg_sleep(30) /* mf_ext progress {"seconds_left": 1.7e308, "updated": -1.7e308, "started": -1.7e308, "steps": 1e30} */;
+});
+$node->poll_query_until('postgres', q{
+	SELECT count(*) = 1 FROM pg_stat_activity WHERE wait_event = 'PgSleep'})
+  or die 'the fake report is not running';
+is($node->safe_psql('postgres', q{SELECT string_agg(function, ',') FROM mf_progress}),
+	'mf_train', 'a fake report breaks nothing and shows nothing');
+$faker->quit;
+
 $node->safe_psql('postgres', "SELECT pg_cancel_backend($trainer_pid)");
 $node->poll_query_until('postgres', qq{
 	SELECT state <> 'active' FROM pg_stat_activity WHERE pid = $trainer_pid})
   or die 'the training was not cancelled';
-is($node->safe_psql('postgres', 'SELECT count(*) FROM mf_progress'), '0',
-	'a cancelled training leaves no row');
+is($node->safe_psql('postgres', qq{
+	SELECT (SELECT count(*) FROM mf_progress) || ' ' || (query NOT LIKE '%mf_ext progress%')
+	FROM pg_stat_activity WHERE pid = $trainer_pid}),
+	'0 true', 'a cancelled training leaves no row, and its activity is the statement again');
+
+# a training nested in another's source (the view's function trains once):
+# the outer one is reported, and a model name of control characters too
+$node->safe_psql('postgres', q{
+	CREATE TABLE trained_once (done boolean);
+	CREATE FUNCTION inner_once() RETURNS boolean LANGUAGE plpgsql AS $$
+	BEGIN
+		IF NOT EXISTS (SELECT FROM trained_once) THEN
+			INSERT INTO trained_once VALUES (true);
+			PERFORM mf_train('ratings', k := 2, iterations := 2, model_name := 'inner');
+		END IF;
+		RETURN true;
+	END $$;
+	CREATE VIEW nested_source AS SELECT * FROM ratings WHERE inner_once();
+});
+$trainer->query_until(qr/started/, q{
+	\echo started
+	SELECT mf_train('nested_source', k := 16, iterations := 100000, model_name := repeat(chr(1), 200));
+});
+wait_for_progress('mf_train', q{phase = 'iterating' AND step >= 1});
+is($node->safe_psql('postgres', q{SELECT model = repeat('?', 200) FROM mf_progress}),
+	't', 'the outer training is reported, its model name printable');
+$node->safe_psql('postgres', "SELECT pg_cancel_backend($trainer_pid)");
+$node->poll_query_until('postgres', qq{
+	SELECT state <> 'active' FROM pg_stat_activity WHERE pid = $trainer_pid})
+  or die 'the nested training was not cancelled';
 
 # a training whose error a PL/pgSQL block catches: the statement goes on as itself
 $trainer->query_until(qr/started/, q{
