@@ -219,3 +219,15 @@ SELECT solver FROM mf_models WHERE name = 'nn';
 SELECT mf_train('small', nonnegative := false, model_name := 'nn') > 0 AS not_nonnegative;
 SELECT solver FROM mf_models WHERE name = 'nn';
 SELECT mf_drop_model('nn');
+
+-- A refit from fewer ratings of a user (item) than the model was trained
+-- on says so: it solves each from the source's ratings alone.
+SELECT mf_train('small', k := 2, iterations := 2, model_name := 'refitted') > 0 AS trained;
+CREATE TABLE new_rows AS SELECT * FROM small WHERE user_id IN (1, 2, 3, 4, 5) AND item_id <= 6;
+SET client_min_messages = notice;
+SELECT mf_refit_users('refitted', 'new_rows') AS refitted;
+SELECT mf_refit_items('refitted', 'new_rows') AS refitted;
+SELECT mf_refit_users('refitted', 'small') AS refitted_from_everything;
+SET client_min_messages = warning;
+SELECT mf_drop_model('refitted');
+DROP TABLE new_rows;

@@ -26,6 +26,7 @@
 #include "query.h"
 #include "serve.h"
 #include "source.h"
+#include "store.h"
 
 #include "access/htup_details.h"
 #include "access/table.h"
@@ -57,6 +58,7 @@ typedef struct RefitState
 	MfSchema	schema;
 	MfModelRow	locked;			/* the model's row as locked */
 	MfRatings  *ratings;		/* the relation refitted from */
+	const char *source_name;	/* its name, for messages */
 	MfModel    *model;			/* the cached model of that version */
 	MfCsr		rows;			/* the rows to solve: known partners only */
 	int64	   *ids;			/* rows.n_rows ids */
@@ -203,7 +205,76 @@ refit_read(RefitState *state, int32 model_id)
 	source.item_col = columns[1] ? NameStr(*DatumGetName(*columns[1])) : state->locked.item_col;
 	source.rating_col = columns[2] ? NameStr(*DatumGetName(*columns[2])) : state->locked.rating_col;
 	mf_source_validate(&source);
+	state->source_name = mf_source_display_name(source.relid);
 	state->ratings = mf_source_read(&source, state->cxt);
+}
+
+/* Rows of a shorter history named in the NOTICE at most. */
+#define MF_REFIT_SHORTER_SHOWN	3
+
+/*
+ * A NOTICE when rows refitted have fewer distinct partners in the source
+ * than they had in the training data (the stored rated_items of a user;
+ * for an item, the users whose rated_items hold it): a refit solves each
+ * row from the source's ratings alone, so a relation of only the new
+ * ratings would replace a long history by a fit to a few.
+ */
+static void
+notice_shorter_histories(const RefitState *state)
+{
+	bool		users = state->side == MF_USERS;
+	const MfCsr *rows = &state->rows;
+	Oid			argtypes[2] = {INT4OID, INT8ARRAYOID};
+	Datum		args[2];
+	char	   *query;
+	int64		shorter = 0;
+	StringInfoData shown;
+
+	args[0] = Int32GetDatum(state->locked.model_id);
+	args[1] = PointerGetDatum(mf_flat_array(INT8OID, state->ids, rows->n_rows));
+	query = users
+		? psprintf("SELECT a.r, pg_catalog.cardinality(u.rated_items)::bigint"
+				   " FROM pg_catalog.unnest($2) WITH ORDINALITY AS a (id, r)"
+				   " JOIN %s.mf_user_factors u ON u.model_id = $1 AND u.user_id = a.id ORDER BY a.r",
+				   state->schema.quoted)
+		: psprintf("SELECT a.r, pg_catalog.count(*)"
+				   " FROM pg_catalog.unnest($2) WITH ORDINALITY AS a (id, r)"
+				   " JOIN (SELECT item FROM %s.mf_user_factors u, pg_catalog.unnest(u.rated_items) AS item"
+				   " WHERE u.model_id = $1) i ON i.item = a.id GROUP BY a.r ORDER BY a.r",
+				   state->schema.quoted);
+	if (SPI_execute_with_args(query, 2, argtypes, args, NULL, true, 0) != SPI_OK_SELECT)
+		elog(ERROR, "could not count the model's ratings of the rows refitted");
+	initStringInfo(&shown);
+	for (uint64 t = 0; t < SPI_processed; t++)
+	{
+		bool		isnull;
+		int32		r = (int32) DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[t],
+															SPI_tuptable->tupdesc, 1, &isnull)) - 1;
+		int64		had = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[t], SPI_tuptable->tupdesc,
+													  2, &isnull));
+		int64		has = 0;
+
+		/* distinct partners of the row in the source */
+		for (int64 e = rows->row_start[r]; e < rows->row_start[r + 1]; e++)
+			has += e == rows->row_start[r] || rows->col[e] != rows->col[e - 1];
+		if (has >= had)
+			continue;
+		if (shorter++ < MF_REFIT_SHORTER_SHOWN)
+			appendStringInfo(&shown, "%s%s %s: " INT64_FORMAT " of " INT64_FORMAT,
+							 shown.len > 0 ? "; " : "", mf_side_name(state->side),
+							 state->keys ? state->keys[r] : psprintf(INT64_FORMAT, state->ids[r]),
+							 has, had);
+	}
+	if (shorter > 0)
+		ereport(NOTICE,
+				(errmsg("refitting " INT64_FORMAT " %ss of model \"%s\" from fewer %ss than it was trained on",
+						shorter, mf_side_name(state->side), state->model->row.name,
+						mf_side_name(mf_other_side(state->side))),
+				 errdetail("%s%s (distinct %ss in %s, of those in the training data).",
+						   shown.data, shorter > MF_REFIT_SHORTER_SHOWN ? "; ..." : "",
+						   mf_side_name(mf_other_side(state->side)), state->source_name),
+				 errhint("A refit solves each %s from the source's ratings alone: refit from a relation with their whole history (the model's source, by default), or retrain.",
+						 mf_side_name(state->side))));
 }
 
 /*
@@ -399,6 +470,7 @@ refit(FunctionCallInfo fcinfo, MfModel *found, MfSide side)
 	refit_collect(&state);
 	if (state.rows.n_rows > 0)
 	{
+		notice_shorter_histories(&state);
 		mf_progress_phase("solving");
 		refit_solve(&state);
 		mf_progress_phase("storing");
