@@ -575,6 +575,48 @@ mf_catalog_kept_options(const MfModelRow *row, const char **names, char **values
 	return n;
 }
 
+void
+mf_catalog_partner_counts(const MfSchema *schema, int32 model_id, MfSide side,
+						  const int64 *ids, int32 n, int64 *counts)
+{
+	Oid			argtypes[2] = {INT4OID, INT8ARRAYOID};
+	Datum		args[2];
+	char	   *query;
+	int			nest_level = internal_sql_begin();
+
+	args[0] = Int32GetDatum(model_id);
+	args[1] = PointerGetDatum(mf_flat_array(INT8OID, ids, n));
+	query = side == MF_USERS
+		? psprintf("SELECT a.r, pg_catalog.cardinality(u.rated_items)::pg_catalog.int8"
+				   " FROM pg_catalog.unnest($2) WITH ORDINALITY AS a (id, r)"
+				   " JOIN %s.mf_user_factors u ON u.model_id OPERATOR(pg_catalog.=) $1"
+				   " AND u.user_id OPERATOR(pg_catalog.=) a.id",
+				   schema->quoted)
+		: psprintf("SELECT a.r, pg_catalog.count(*)"
+				   " FROM pg_catalog.unnest($2) WITH ORDINALITY AS a (id, r)"
+				   " JOIN (SELECT v.item FROM %s.mf_user_factors u,"
+				   " pg_catalog.unnest(u.rated_items) AS v (item)"
+				   " WHERE u.model_id OPERATOR(pg_catalog.=) $1) i"
+				   " ON i.item OPERATOR(pg_catalog.=) a.id GROUP BY a.r",
+				   schema->quoted);
+	if (SPI_execute_with_args(query, 2, argtypes, args, NULL, true, 0) != SPI_OK_SELECT)
+		elog(ERROR, "could not count the partners of model %d's rows", model_id);
+	for (int32 r = 0; r < n; r++)
+		counts[r] = -1;
+	for (uint64 t = 0; t < SPI_processed; t++)
+	{
+		bool		isnull;
+		int64		r = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[t], SPI_tuptable->tupdesc,
+													1, &isnull));
+		int64		count = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[t],
+														SPI_tuptable->tupdesc, 2, &isnull));
+
+		if (r >= 1 && r <= n)
+			counts[r - 1] = count;
+	}
+	internal_sql_end(nest_level);
+}
+
 MfModelRow
 mf_catalog_lock_model(const MfSchema *schema, int32 model_id)
 {

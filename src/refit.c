@@ -26,7 +26,6 @@
 #include "query.h"
 #include "serve.h"
 #include "source.h"
-#include "store.h"
 
 #include "access/htup_details.h"
 #include "access/table.h"
@@ -222,48 +221,28 @@ refit_read(RefitState *state, int32 model_id)
 static void
 notice_shorter_histories(const RefitState *state)
 {
-	bool		users = state->side == MF_USERS;
 	const MfCsr *rows = &state->rows;
-	Oid			argtypes[2] = {INT4OID, INT8ARRAYOID};
-	Datum		args[2];
-	char	   *query;
+	int64	   *had = palloc(sizeof(int64) * Max(rows->n_rows, 1));
 	int64		shorter = 0;
 	StringInfoData shown;
 
-	args[0] = Int32GetDatum(state->locked.model_id);
-	args[1] = PointerGetDatum(mf_flat_array(INT8OID, state->ids, rows->n_rows));
-	query = users
-		? psprintf("SELECT a.r, pg_catalog.cardinality(u.rated_items)::bigint"
-				   " FROM pg_catalog.unnest($2) WITH ORDINALITY AS a (id, r)"
-				   " JOIN %s.mf_user_factors u ON u.model_id = $1 AND u.user_id = a.id ORDER BY a.r",
-				   state->schema.quoted)
-		: psprintf("SELECT a.r, pg_catalog.count(*)"
-				   " FROM pg_catalog.unnest($2) WITH ORDINALITY AS a (id, r)"
-				   " JOIN (SELECT item FROM %s.mf_user_factors u, pg_catalog.unnest(u.rated_items) AS item"
-				   " WHERE u.model_id = $1) i ON i.item = a.id GROUP BY a.r ORDER BY a.r",
-				   state->schema.quoted);
-	if (SPI_execute_with_args(query, 2, argtypes, args, NULL, true, 0) != SPI_OK_SELECT)
-		elog(ERROR, "could not count the model's ratings of the rows refitted");
+	mf_catalog_partner_counts(&state->schema, state->locked.model_id, state->side,
+							  state->ids, rows->n_rows, had);
 	initStringInfo(&shown);
-	for (uint64 t = 0; t < SPI_processed; t++)
+	for (int32 r = 0; r < rows->n_rows; r++)
 	{
-		bool		isnull;
-		int32		r = (int32) DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[t],
-															SPI_tuptable->tupdesc, 1, &isnull)) - 1;
-		int64		had = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[t], SPI_tuptable->tupdesc,
-													  2, &isnull));
 		int64		has = 0;
 
 		/* distinct partners of the row in the source */
 		for (int64 e = rows->row_start[r]; e < rows->row_start[r + 1]; e++)
 			has += e == rows->row_start[r] || rows->col[e] != rows->col[e - 1];
-		if (has >= had)
+		if (had[r] < 0 || has >= had[r])
 			continue;
 		if (shorter++ < MF_REFIT_SHORTER_SHOWN)
 			appendStringInfo(&shown, "%s%s %s: " INT64_FORMAT " of " INT64_FORMAT,
 							 shown.len > 0 ? "; " : "", mf_side_name(state->side),
 							 state->keys ? state->keys[r] : psprintf(INT64_FORMAT, state->ids[r]),
-							 has, had);
+							 has, had[r]);
 	}
 	if (shorter > 0)
 		ereport(NOTICE,
