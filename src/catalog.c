@@ -599,7 +599,8 @@ mf_catalog_partner_counts(const MfSchema *schema, int32 model_id, MfSide side,
 				   " WHERE u.model_id OPERATOR(pg_catalog.=) $1) i"
 				   " ON i.item OPERATOR(pg_catalog.=) a.id GROUP BY a.r",
 				   schema->quoted);
-	if (SPI_execute_with_args(query, 2, argtypes, args, NULL, true, 0) != SPI_OK_SELECT)
+	/* (not read-only: a new snapshot, the locked version's, as the refit's load takes) */
+	if (SPI_execute_with_args(query, 2, argtypes, args, NULL, false, 0) != SPI_OK_SELECT)
 		elog(ERROR, "could not count the partners of model %d's rows", model_id);
 	for (int32 r = 0; r < n; r++)
 		counts[r] = -1;

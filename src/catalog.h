@@ -103,10 +103,12 @@ extern MfModelTables mf_catalog_open_for_reading(const MfSchema *schema);
 extern Oid	mf_catalog_history_table(Oid schema);
 
 /*
- * counts[r] = how many distinct partners the training data gave ids[r], a
- * row of side of model model_id: a user's stored rated_items, or the users
- * whose rated_items hold an item (a scan of the model's user rows); -1
- * where the model has no such row.  Through SPI (connected by the caller).
+ * counts[r] = how many distinct partners model model_id holds for ids[r],
+ * a row of side (from its training or its last refit): a user's stored
+ * rated_items, or the users whose rated_items hold an item (a scan of the
+ * model's user rows); -1 where the model has no such row.  Through SPI
+ * (connected by the caller), under a new snapshot: the version the
+ * caller's lock waited for.
  */
 extern void mf_catalog_partner_counts(const MfSchema *schema, int32 model_id, MfSide side,
 									  const int64 *ids, int32 n, int64 *counts);

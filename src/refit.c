@@ -213,10 +213,11 @@ refit_read(RefitState *state, int32 model_id)
 
 /*
  * A NOTICE when rows refitted have fewer distinct partners in the source
- * than they had in the training data (the stored rated_items of a user;
- * for an item, the users whose rated_items hold it): a refit solves each
- * row from the source's ratings alone, so a relation of only the new
- * ratings would replace a long history by a fit to a few.
+ * than the model holds for them (from its training or last refit: the
+ * stored rated_items of a user; for an item, the users whose rated_items
+ * hold it): a refit solves each row from the source's ratings alone, so a
+ * relation of only the new ratings would replace a long history by a fit
+ * to a few.
  */
 static void
 notice_shorter_histories(const RefitState *state)
@@ -246,10 +247,10 @@ notice_shorter_histories(const RefitState *state)
 	}
 	if (shorter > 0)
 		ereport(NOTICE,
-				(errmsg("refitting " INT64_FORMAT " %ss of model \"%s\" from fewer %ss than it was trained on",
+				(errmsg("refitting " INT64_FORMAT " %ss of model \"%s\" from fewer %ss than the model holds for them",
 						shorter, mf_side_name(state->side), state->model->row.name,
 						mf_side_name(mf_other_side(state->side))),
-				 errdetail("%s%s (distinct %ss in %s, of those in the training data).",
+				 errdetail("%s%s (distinct %ss in %s, of those the model holds from its training or last refit).",
 						   shown.data, shorter > MF_REFIT_SHORTER_SHOWN ? "; ..." : "",
 						   mf_side_name(mf_other_side(state->side)), state->source_name),
 				 errhint("A refit solves each %s from the source's ratings alone: refit from a relation with their whole history (the model's source, by default), or retrain.",

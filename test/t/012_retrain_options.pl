@@ -96,4 +96,34 @@ is($node->safe_psql('postgres', q{
 	SELECT k || ' ' || lambda || ' ' || iterations FROM mf_models WHERE name = 'cc'}),
 	'7 2 3', 'a concurrent retraining keeps what the first committed');
 
+# A refit waiting for a retraining's lock counts the histories it warns of
+# in the version it then refits (the retraining's), not in its statement's
+# snapshot: here the older model held fewer items per user than the refit's
+# source, the retrained one more.
+$node->safe_psql('postgres', q{
+	CREATE TABLE few_items AS SELECT * FROM ratings WHERE item_id <= 10;
+	CREATE TABLE more_items AS SELECT * FROM ratings WHERE item_id <= 20;
+	SET client_min_messages = warning;
+	SELECT mf_train('few_items', k := 2, iterations := 1, model_name := 'snap')});
+my $retrainer = $node->background_psql('postgres');
+$retrainer->query_safe('SET client_min_messages = warning');
+$retrainer->query_safe('BEGIN');
+$retrainer->query_safe(q{SELECT mf_train('ratings', k := 2, iterations := 1, model_name := 'snap')});
+my $refitter = $node->background_psql('postgres');
+$refitter->query_until(qr/started/, q{
+	\echo started
+	SELECT mf_refit_users('snap', 'more_items');
+	\echo done
+});
+$node->poll_query_until('postgres', q{
+	SELECT count(*) = 1 FROM pg_stat_activity
+	WHERE wait_event_type = 'Lock' AND query LIKE '%mf_refit_users%'})
+  or die 'the refit does not wait';
+$retrainer->query_safe('COMMIT');
+$retrainer->quit;
+$refitter->query_until(qr/done/, '');
+like($refitter->{stderr}, qr/refitting \d+ users of model "snap" from fewer items than the model holds for them/,
+	'a refit counts what the model holds in the version it waited for');
+$refitter->quit;
+
 done_testing();
