@@ -1011,13 +1011,15 @@ mf_catalog_store_model(const MfSchema *schema, const MfModelRow *row,
 	Oid			relids[3];
 	Oid			argtypes[1] = {INT4OID};
 	Datum		args[1];
+	bool		with_history;
 
 	lock_for_writing(schema, "mf_train", true, relids);
+	with_history = OidIsValid(mf_catalog_history_table(schema->oid));
 	nest_level = internal_sql_begin();
-	if (OidIsValid(mf_catalog_history_table(schema->oid)))
+	if (with_history)
 		carry_over_history(schema, row->name);
 	model_id = upsert_model_row(schema, row);
-	if (OidIsValid(mf_catalog_history_table(schema->oid)))
+	if (with_history)
 		insert_history(schema, model_id, row);
 	args[0] = Int32GetDatum(model_id);
 	if (SPI_execute_with_args(psprintf("DELETE FROM %s.mf_user_factors WHERE model_id = $1",

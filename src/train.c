@@ -180,7 +180,9 @@ describe_retraining(const TrainState *state, const MfModelRow *stored, bool own_
 		{
 			appendStringInfo(&retraining->changed, "%s%s %s -> %s",
 							 retraining->changed.len > 0 ? ", " : "", names[o], was, is);
-			if (!given && !own_columns && strstr(names[o], "_col") != NULL)
+			if (!given && !own_columns &&
+				(strcmp(names[o], "user_col") == 0 || strcmp(names[o], "item_col") == 0 ||
+				 strcmp(names[o], "rating_col") == 0))
 				retraining->foreign_columns = true;
 		}
 		else if (!given && before[o] != NULL &&

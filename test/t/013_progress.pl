@@ -29,9 +29,23 @@ sub wait_for_progress
 	  or die "no progress of $function where $condition";
 }
 
+# Once the trainer's DO block sleeps: "<rows in mf_progress> <its activity
+# is the block's text, without a report>".
+my $trainer_pid;
+sub sleeping_block_state
+{
+	$node->poll_query_until('postgres', qq{
+		SELECT wait_event = 'PgSleep' FROM pg_stat_activity WHERE pid = $trainer_pid})
+	  or die 'the block did not reach its sleep';
+	return $node->safe_psql('postgres', qq{
+		SELECT (SELECT count(*) FROM mf_progress) || ' '
+		       || (query LIKE '%DO \$\$%' AND query NOT LIKE '%mf_ext progress%')
+		FROM pg_stat_activity WHERE pid = $trainer_pid});
+}
+
 my $trainer = $node->background_psql('postgres', on_error_stop => 0);
 $trainer->query_safe('SET client_min_messages = warning');
-my $trainer_pid = $trainer->query_safe('SELECT pg_backend_pid()');
+$trainer_pid = $trainer->query_safe('SELECT pg_backend_pid()');
 $trainer->query_until(qr/started/, q{
 	\echo started
 	SELECT mf_train('ratings', k := 32, iterations := 100000, model_name := 'long');
@@ -110,13 +124,7 @@ $trainer->query_until(qr/started/, q{
 		PERFORM pg_sleep(30);
 	END $$;
 });
-$node->poll_query_until('postgres', qq{
-	SELECT wait_event = 'PgSleep' FROM pg_stat_activity WHERE pid = $trainer_pid})
-  or die 'the block did not reach its sleep';
-is($node->safe_psql('postgres', qq{
-	SELECT (SELECT count(*) FROM mf_progress) || ' ' || (query LIKE '%DO \$\$%' AND query NOT LIKE '%mf_ext progress%')
-	FROM pg_stat_activity WHERE pid = $trainer_pid}),
-	'0 true', 'a caught error ends the report and restores the statement text');
+is(sleeping_block_state(), '0 true', 'a caught error ends the report and restores the statement text');
 $node->safe_psql('postgres', "SELECT pg_cancel_backend($trainer_pid)");
 
 # cross-validation: its fold and fit
@@ -144,13 +152,7 @@ $trainer->query_until(qr/started/, q{
 		PERFORM pg_sleep(30);
 	END $$;
 });
-$node->poll_query_until('postgres', qq{
-	SELECT wait_event = 'PgSleep' FROM pg_stat_activity WHERE pid = $trainer_pid})
-  or die 'the block did not reach its sleep';
-is($node->safe_psql('postgres', qq{
-	SELECT (SELECT count(*) FROM mf_progress) || ' ' || (query LIKE '%DO \$\$%' AND query NOT LIKE '%mf_ext progress%')
-	FROM pg_stat_activity WHERE pid = $trainer_pid}),
-	'0 true', 'training, refit and mf_recommend_all restore the statement text when they end');
+is(sleeping_block_state(), '0 true', 'training, refit and mf_recommend_all restore the statement text when they end');
 $node->safe_psql('postgres', "SELECT pg_cancel_backend($trainer_pid)");
 
 $trainer->quit;
