@@ -231,3 +231,18 @@ SELECT mf_refit_users('refitted', 'small') AS refitted_from_everything;
 SET client_min_messages = warning;
 SELECT mf_drop_model('refitted');
 DROP TABLE new_rows;
+
+-- Its text keys are quoted and escaped: a key cannot bring a control
+-- character or a fake entry into the NOTICE.
+CREATE TABLE odd_keys AS
+SELECT CASE WHEN u = 1 THEN E'odd\nkey: 9 of 9; user x' ELSE 'u' || u END AS user_id,
+       'i' || i AS item_id, 1 + (u + i) % 5 AS rating
+FROM generate_series(1, 3) u, generate_series(1, 6) i;
+SELECT mf_train('odd_keys', k := 2, iterations := 1) > 0 AS trained;
+CREATE VIEW odd_few AS SELECT * FROM odd_keys WHERE item_id IN ('i1', 'i2');
+SET client_min_messages = notice;
+SELECT mf_refit_users('odd_keys', 'odd_few') AS refitted;
+SET client_min_messages = warning;
+SELECT mf_drop_model('odd_keys');
+DROP VIEW odd_few;
+DROP TABLE odd_keys;

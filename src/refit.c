@@ -36,6 +36,7 @@
 #include "executor/spi.h"
 #include "miscadmin.h"
 #include "utils/builtins.h"
+#include "utils/json.h"
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
 #include "utils/rel.h"
@@ -240,16 +241,22 @@ notice_shorter_histories(const RefitState *state)
 		if (had[r] < 0 || has >= had[r])
 			continue;
 		if (shorter++ < MF_REFIT_SHORTER_SHOWN)
-			appendStringInfo(&shown, "%s%s %s: " INT64_FORMAT " of " INT64_FORMAT,
-							 shown.len > 0 ? "; " : "", mf_side_name(state->side),
-							 state->keys ? state->keys[r] : psprintf(INT64_FORMAT, state->ids[r]),
-							 has, had[r]);
+		{
+			/* a text key quoted and escaped as in JSON: no control character, no fake entry */
+			appendStringInfo(&shown, "%s%s ", shown.len > 0 ? "; " : "", mf_side_name(state->side));
+			if (state->keys)
+				escape_json(&shown, state->keys[r]);
+			else
+				appendStringInfo(&shown, INT64_FORMAT, state->ids[r]);
+			appendStringInfo(&shown, ": " INT64_FORMAT " of " INT64_FORMAT, has, had[r]);
+		}
 	}
 	if (shorter > 0)
 		ereport(NOTICE,
-				(errmsg("refitting " INT64_FORMAT " %ss of model \"%s\" from fewer %ss than the model holds for them",
-						shorter, mf_side_name(state->side), state->model->row.name,
-						mf_side_name(mf_other_side(state->side))),
+				(errmsg_plural("refitting " INT64_FORMAT " %s of model \"%s\" from fewer %ss than the model holds for it",
+							   "refitting " INT64_FORMAT " %ss of model \"%s\" from fewer %ss than the model holds for them",
+							   shorter, shorter, mf_side_name(state->side), state->model->row.name,
+							   mf_side_name(mf_other_side(state->side))),
 				 errdetail("%s%s (distinct %ss in %s, of those the model holds from its training or last refit).",
 						   shown.data, shorter > MF_REFIT_SHORTER_SHOWN ? "; ..." : "",
 						   mf_side_name(mf_other_side(state->side)), state->source_name),
