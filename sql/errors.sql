@@ -219,7 +219,23 @@ FROM (VALUES
     (147, $$SELECT mf_predict('dropped', 1, 1)$$),
     (148, $$SELECT * FROM mf_similar_items('tiny', 1, -2147483648)$$),
     (149, $$SELECT mf_recommend_all('tiny', 10, true, E'\u00e9t\u00e9"; DROP TABLE tiny; --')$$),
-    (150, $$SELECT mf_predict('tiny', 'x''; DROP TABLE tiny; --', '1')$$)
+    (150, $$SELECT mf_predict('tiny', 'x''; DROP TABLE tiny; --', '1')$$),
+    -- neighbours' support (0.5)
+    (161, $$SELECT * FROM mf_similar_items('tiny', 1, 5, min_support := -1)$$),
+    (162, $$SELECT * FROM mf_similar_users('tiny', 1, 5, min_support := NULL)$$),
+    (163, $$SELECT * FROM mf_similar_items('tiny', '1', 5, shrinkage := -0.5)$$),
+    (164, $$SELECT * FROM mf_similar_items('tiny', 1, 5, shrinkage := 'Infinity')$$),
+    (165, $$SELECT * FROM mf_similar_users(1, 1, 5, 0, 'NaN')$$),
+    (166, $$SELECT * FROM mf_similar_items('tiny', 1, 5, 0, NULL)$$),
+    -- candidates, exclusions, users for an item (0.5)
+    (167, $$SELECT * FROM mf_recommend('tiny', 1, 5, NULL, '{1}')$$),
+    (168, $$SELECT * FROM mf_recommend_users('tiny', 1, 0)$$),
+    (169, $$SELECT * FROM mf_recommend_users('tiny', 1, 5, NULL)$$),
+    (170, $$SELECT * FROM mf_recommend_users(NULL::integer, 1)$$),
+    (171, $$SELECT * FROM mf_recommend_users('no such model', 1)$$),
+    (172, $$SELECT * FROM mf_recommend_users('tiny', 'x', 3)$$),
+    (173, $$SELECT * FROM mf_recommend('tiny', 1, 5, candidates := '{x}')$$),
+    (174, $$SELECT * FROM mf_recommend('tiny', 1, 5, candidates := '{"x"}'::text[])$$)
 ) AS s(n, statement)
 LEFT JOIN LATERAL try(s.statement) t ON true
 ORDER BY s.n;

@@ -42,6 +42,23 @@ SELECT count(*) AS recommended,
        bool_and(item_id NOT IN (SELECT what FROM named WHERE who = 'user 7')) AS rated_left_out,
        bool_and((substr(item_id, 6)::int - 1) / 10 = 7 % 4) AS liked_genre
 FROM mf_recommend('named', 'user 7', 5);
+-- ... among candidate keys less excluded ones (0.5); users for a film by
+-- key, scored by mf_predict, without its raters; the same filters by key.
+SELECT (SELECT array_agg(item_id ORDER BY score DESC, item_id)
+        FROM mf_recommend('named', 'user 7', 3, candidates := '{film 1, film 2, film 35, film 36, no film}',
+                          exclude := '{film 36}')) =
+       (SELECT array_agg(item_id) FROM (SELECT item_id FROM mf_recommend('named', 'user 7', 1000)
+                                        WHERE item_id IN ('film 1', 'film 2', 'film 35') LIMIT 3) t)
+         AS filtered_by_key;
+SELECT count(*) AS users, bool_and(score = mf_predict(:named, user_id, 'film 3')) AS scores_are_predictions,
+       bool_and(user_id NOT IN (SELECT who FROM named WHERE what = 'film 3')) AS raters_left_out,
+       bool_and(user_id <> 'user 8') AS excluded_left_out
+FROM mf_recommend_users('named', 'film 3', 5, exclude := '{user 8}');
+SELECT (SELECT array_agg(user_id ORDER BY score DESC, user_id)
+        FROM mf_recommend_users(:named, 'film 3', 2, false, candidates := '{user 8, user 12, user 9}')) =
+       (SELECT array_agg(user_id) FROM (SELECT user_id FROM mf_recommend_users(:named, 'film 3', 1000, false)
+                                        WHERE user_id IN ('user 8', 'user 12', 'user 9') LIMIT 2) t)
+         AS users_among_candidates;
 
 -- The model depends on the keys, not on the order the rows come in.
 CREATE TABLE named_shuffled AS SELECT * FROM named ORDER BY md5(who || what);

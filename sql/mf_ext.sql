@@ -116,6 +116,7 @@ CREATE TABLE @extschema@.mf_user_factors (
     rated_items bigint[] NOT NULL,
     bias        double precision,                   -- 0.3
     user_key    text,                               -- 0.4
+    support     integer,                            -- 0.5
     PRIMARY KEY (model_id, user_id)
 );
 COMMENT ON TABLE @extschema@.mf_user_factors IS
@@ -124,6 +125,8 @@ COMMENT ON COLUMN @extschema@.mf_user_factors.bias IS
   'mf_ext: the user''s bias b_u in a model with biases (else NULL)';
 COMMENT ON COLUMN @extschema@.mf_user_factors.user_key IS
   'mf_ext: the user''s id as text when the ids are not integers (user_id is then its position in byte order), else NULL';
+COMMENT ON COLUMN @extschema@.mf_user_factors.support IS
+  'mf_ext: how many distinct items the user rated in the training data (or in the source of the user''s last refit); NULL reads as 0 (mf_similar_users'' min_support, shrinkage)';
 
 CREATE TABLE @extschema@.mf_item_factors (
     model_id integer NOT NULL REFERENCES @extschema@.mf_models ON DELETE CASCADE,
@@ -131,6 +134,7 @@ CREATE TABLE @extschema@.mf_item_factors (
     factors  double precision[] NOT NULL,
     bias     double precision,                      -- 0.3
     item_key text,                                  -- 0.4
+    support  integer,                               -- 0.5
     PRIMARY KEY (model_id, item_id)
 );
 COMMENT ON TABLE @extschema@.mf_item_factors IS
@@ -139,6 +143,8 @@ COMMENT ON COLUMN @extschema@.mf_item_factors.bias IS
   'mf_ext: the item''s bias b_i in a model with biases (else NULL)';
 COMMENT ON COLUMN @extschema@.mf_item_factors.item_key IS
   'mf_ext: the item''s id as text when the ids are not integers (item_id is then its position in byte order), else NULL';
+COMMENT ON COLUMN @extschema@.mf_item_factors.support IS
+  'mf_ext: how many distinct users rated the item in the training data (or in the source of the item''s last refit); NULL reads as 0 (mf_similar_items'' min_support, shrinkage)';
 
 -- Every training of a model, iteration by iteration, run after run; kept
 -- while the model is (mf_training_history reads it).
@@ -398,38 +404,46 @@ COMMENT ON FUNCTION @extschema@.mf_predict(text, text, text) IS
 
 CREATE FUNCTION @extschema@.mf_recommend(model integer, user_id bigint,
                                          n integer DEFAULT 10,
-                                         exclude_rated boolean DEFAULT true)
+                                         exclude_rated boolean DEFAULT true,
+                                         candidates bigint[] DEFAULT NULL,
+                                         exclude bigint[] DEFAULT NULL)
 RETURNS TABLE (item_id bigint, score double precision)
 AS 'MODULE_PATHNAME', 'mf_recommend'
 LANGUAGE C STABLE CALLED ON NULL INPUT PARALLEL SAFE ROWS 10;
-COMMENT ON FUNCTION @extschema@.mf_recommend(integer, bigint, integer, boolean) IS
-  'mf_ext: the n items with the highest predicted rating for user_id under model (a model_id), score descending then item_id ascending; exclude_rated leaves out items the user rated in the training data; an unknown user gets no rows, or with biases the items of highest mu + b_i';
+COMMENT ON FUNCTION @extschema@.mf_recommend(integer, bigint, integer, boolean, bigint[], bigint[]) IS
+  'mf_ext: the n items with the highest predicted rating for user_id under model (a model_id), score descending then item_id ascending; exclude_rated leaves out items the user rated in the training data; only items among candidates (when not NULL) and not in exclude are listed (ids the model lacks match nothing); an unknown user gets no rows, or with biases the items of highest mu + b_i';
 
 CREATE FUNCTION @extschema@.mf_recommend(model text, user_id bigint,
                                          n integer DEFAULT 10,
-                                         exclude_rated boolean DEFAULT true)
+                                         exclude_rated boolean DEFAULT true,
+                                         candidates bigint[] DEFAULT NULL,
+                                         exclude bigint[] DEFAULT NULL)
 RETURNS TABLE (item_id bigint, score double precision)
 AS 'MODULE_PATHNAME', 'mf_recommend_by_name'
 LANGUAGE C STABLE CALLED ON NULL INPUT PARALLEL SAFE ROWS 10;
-COMMENT ON FUNCTION @extschema@.mf_recommend(text, bigint, integer, boolean) IS
-  'mf_ext: the n items with the highest predicted rating for user_id under the model of that name, score descending then item_id ascending; exclude_rated leaves out items the user rated in the training data; an unknown user gets no rows, or with biases the items of highest mu + b_i';
+COMMENT ON FUNCTION @extschema@.mf_recommend(text, bigint, integer, boolean, bigint[], bigint[]) IS
+  'mf_ext: the n items with the highest predicted rating for user_id under the model of that name, score descending then item_id ascending; exclude_rated leaves out items the user rated in the training data; only items among candidates (when not NULL) and not in exclude are listed (ids the model lacks match nothing); an unknown user gets no rows, or with biases the items of highest mu + b_i';
 
 CREATE FUNCTION @extschema@.mf_recommend(model integer, user_id text,
                                          n integer DEFAULT 10,
-                                         exclude_rated boolean DEFAULT true)
+                                         exclude_rated boolean DEFAULT true,
+                                         candidates text[] DEFAULT NULL,
+                                         exclude text[] DEFAULT NULL)
 RETURNS TABLE (item_id text, score double precision)
 AS 'MODULE_PATHNAME', 'mf_recommend_text'
 LANGUAGE C STABLE CALLED ON NULL INPUT PARALLEL SAFE ROWS 10;
-COMMENT ON FUNCTION @extschema@.mf_recommend(integer, text, integer, boolean) IS
+COMMENT ON FUNCTION @extschema@.mf_recommend(integer, text, integer, boolean, text[], text[]) IS
   'mf_ext: as mf_recommend(integer, bigint, ...), with the user and the items as text keys (ids of a model trained on text, uuid or other non-integer ids)';
 
 CREATE FUNCTION @extschema@.mf_recommend(model text, user_id text,
                                          n integer DEFAULT 10,
-                                         exclude_rated boolean DEFAULT true)
+                                         exclude_rated boolean DEFAULT true,
+                                         candidates text[] DEFAULT NULL,
+                                         exclude text[] DEFAULT NULL)
 RETURNS TABLE (item_id text, score double precision)
 AS 'MODULE_PATHNAME', 'mf_recommend_text_by_name'
 LANGUAGE C STABLE CALLED ON NULL INPUT PARALLEL SAFE ROWS 10;
-COMMENT ON FUNCTION @extschema@.mf_recommend(text, text, integer, boolean) IS
+COMMENT ON FUNCTION @extschema@.mf_recommend(text, text, integer, boolean, text[], text[]) IS
   'mf_ext: as mf_recommend(text, bigint, ...), with the user and the items as text keys (ids of a model trained on text, uuid or other non-integer ids)';
 
 -- New users: fold-in ----------------------------------------------------------
@@ -456,22 +470,26 @@ COMMENT ON FUNCTION @extschema@.mf_fold_in(text, bigint[], double precision[]) I
 CREATE FUNCTION @extschema@.mf_recommend(model integer, item_ids bigint[],
                                          ratings double precision[],
                                          n integer DEFAULT 10,
-                                         exclude_rated boolean DEFAULT true)
+                                         exclude_rated boolean DEFAULT true,
+                                         candidates bigint[] DEFAULT NULL,
+                                         exclude bigint[] DEFAULT NULL)
 RETURNS TABLE (item_id bigint, score double precision)
 AS 'MODULE_PATHNAME', 'mf_recommend_new_user'
 LANGUAGE C STABLE CALLED ON NULL INPUT PARALLEL SAFE ROWS 10;
-COMMENT ON FUNCTION @extschema@.mf_recommend(integer, bigint[], double precision[], integer, boolean) IS
-  'mf_ext: the n best items under model (a model_id) for a new user who rated item_ids with ratings (folded in, no retraining); exclude_rated leaves out those items';
+COMMENT ON FUNCTION @extschema@.mf_recommend(integer, bigint[], double precision[], integer, boolean, bigint[], bigint[]) IS
+  'mf_ext: the n best items under model (a model_id) for a new user who rated item_ids with ratings (folded in, no retraining); exclude_rated leaves out those items; only items among candidates (when not NULL) and not in exclude are listed';
 
 CREATE FUNCTION @extschema@.mf_recommend(model text, item_ids bigint[],
                                          ratings double precision[],
                                          n integer DEFAULT 10,
-                                         exclude_rated boolean DEFAULT true)
+                                         exclude_rated boolean DEFAULT true,
+                                         candidates bigint[] DEFAULT NULL,
+                                         exclude bigint[] DEFAULT NULL)
 RETURNS TABLE (item_id bigint, score double precision)
 AS 'MODULE_PATHNAME', 'mf_recommend_new_user_by_name'
 LANGUAGE C STABLE CALLED ON NULL INPUT PARALLEL SAFE ROWS 10;
-COMMENT ON FUNCTION @extschema@.mf_recommend(text, bigint[], double precision[], integer, boolean) IS
-  'mf_ext: the n best items under the named model for a new user who rated item_ids with ratings (folded in, no retraining); exclude_rated leaves out those items';
+COMMENT ON FUNCTION @extschema@.mf_recommend(text, bigint[], double precision[], integer, boolean, bigint[], bigint[]) IS
+  'mf_ext: the n best items under the named model for a new user who rated item_ids with ratings (folded in, no retraining); exclude_rated leaves out those items; only items among candidates (when not NULL) and not in exclude are listed';
 
 CREATE FUNCTION @extschema@.mf_fold_in_keys(model integer, item_keys text[], ratings double precision[])
 RETURNS double precision[]
@@ -490,80 +508,138 @@ COMMENT ON FUNCTION @extschema@.mf_fold_in_keys(text, text[], double precision[]
 CREATE FUNCTION @extschema@.mf_recommend_keys(model integer, item_keys text[],
                                          ratings double precision[],
                                          n integer DEFAULT 10,
-                                         exclude_rated boolean DEFAULT true)
+                                         exclude_rated boolean DEFAULT true,
+                                         candidates text[] DEFAULT NULL,
+                                         exclude text[] DEFAULT NULL)
 RETURNS TABLE (item_id text, score double precision)
 AS 'MODULE_PATHNAME', 'mf_recommend_keys'
 LANGUAGE C STABLE CALLED ON NULL INPUT PARALLEL SAFE ROWS 10;
-COMMENT ON FUNCTION @extschema@.mf_recommend_keys(integer, text[], double precision[], integer, boolean) IS
+COMMENT ON FUNCTION @extschema@.mf_recommend_keys(integer, text[], double precision[], integer, boolean, text[], text[]) IS
   'mf_ext: as mf_recommend(integer, bigint[], double precision[], ...), with the items as text keys';
 
 CREATE FUNCTION @extschema@.mf_recommend_keys(model text, item_keys text[],
                                          ratings double precision[],
                                          n integer DEFAULT 10,
-                                         exclude_rated boolean DEFAULT true)
+                                         exclude_rated boolean DEFAULT true,
+                                         candidates text[] DEFAULT NULL,
+                                         exclude text[] DEFAULT NULL)
 RETURNS TABLE (item_id text, score double precision)
 AS 'MODULE_PATHNAME', 'mf_recommend_keys_by_name'
 LANGUAGE C STABLE CALLED ON NULL INPUT PARALLEL SAFE ROWS 10;
-COMMENT ON FUNCTION @extschema@.mf_recommend_keys(text, text[], double precision[], integer, boolean) IS
+COMMENT ON FUNCTION @extschema@.mf_recommend_keys(text, text[], double precision[], integer, boolean, text[], text[]) IS
   'mf_ext: as mf_recommend(text, bigint[], double precision[], ...), with the items as text keys';
+
+-- Users for an item ----------------------------------------------------------
+
+CREATE FUNCTION @extschema@.mf_recommend_users(model integer, item_id bigint,
+                                               n integer DEFAULT 10,
+                                               exclude_rated boolean DEFAULT true,
+                                               candidates bigint[] DEFAULT NULL,
+                                               exclude bigint[] DEFAULT NULL)
+RETURNS TABLE (user_id bigint, score double precision)
+AS 'MODULE_PATHNAME', 'mf_recommend_users'
+LANGUAGE C STABLE CALLED ON NULL INPUT PARALLEL SAFE ROWS 10;
+COMMENT ON FUNCTION @extschema@.mf_recommend_users(integer, bigint, integer, boolean, bigint[], bigint[]) IS
+  'mf_ext: the n users with the highest predicted rating of item_id under model (a model_id), score descending then user_id ascending (users for an item: a marketing list, Spark''s recommendForAllItems for one item); exclude_rated leaves out the users who rated it in the training data; only users among candidates (when not NULL) and not in exclude are listed (ids the model lacks match nothing); no rows for an unknown item';
+
+CREATE FUNCTION @extschema@.mf_recommend_users(model integer, item_id text,
+                                               n integer DEFAULT 10,
+                                               exclude_rated boolean DEFAULT true,
+                                               candidates text[] DEFAULT NULL,
+                                               exclude text[] DEFAULT NULL)
+RETURNS TABLE (user_id text, score double precision)
+AS 'MODULE_PATHNAME', 'mf_recommend_users_text'
+LANGUAGE C STABLE CALLED ON NULL INPUT PARALLEL SAFE ROWS 10;
+COMMENT ON FUNCTION @extschema@.mf_recommend_users(integer, text, integer, boolean, text[], text[]) IS
+  'mf_ext: as mf_recommend_users(integer, bigint, ...), with the item and the users as text: the keys of a model trained on text, uuid or other non-integer ids, or integer ids written as text';
+
+CREATE FUNCTION @extschema@.mf_recommend_users(model text, item_id bigint,
+                                               n integer DEFAULT 10,
+                                               exclude_rated boolean DEFAULT true,
+                                               candidates bigint[] DEFAULT NULL,
+                                               exclude bigint[] DEFAULT NULL)
+RETURNS TABLE (user_id bigint, score double precision)
+AS 'MODULE_PATHNAME', 'mf_recommend_users_by_name'
+LANGUAGE C STABLE CALLED ON NULL INPUT PARALLEL SAFE ROWS 10;
+COMMENT ON FUNCTION @extschema@.mf_recommend_users(text, bigint, integer, boolean, bigint[], bigint[]) IS
+  'mf_ext: the n users with the highest predicted rating of item_id under the named model, score descending then user_id ascending (users for an item: a marketing list, Spark''s recommendForAllItems for one item); exclude_rated leaves out the users who rated it in the training data; only users among candidates (when not NULL) and not in exclude are listed (ids the model lacks match nothing); no rows for an unknown item';
+
+CREATE FUNCTION @extschema@.mf_recommend_users(model text, item_id text,
+                                               n integer DEFAULT 10,
+                                               exclude_rated boolean DEFAULT true,
+                                               candidates text[] DEFAULT NULL,
+                                               exclude text[] DEFAULT NULL)
+RETURNS TABLE (user_id text, score double precision)
+AS 'MODULE_PATHNAME', 'mf_recommend_users_text_by_name'
+LANGUAGE C STABLE CALLED ON NULL INPUT PARALLEL SAFE ROWS 10;
+COMMENT ON FUNCTION @extschema@.mf_recommend_users(text, text, integer, boolean, text[], text[]) IS
+  'mf_ext: as mf_recommend_users(text, bigint, ...), with the item and the users as text: the keys of a model trained on text, uuid or other non-integer ids, or integer ids written as text';
 
 -- Neighbours ------------------------------------------------------------------
 
-CREATE FUNCTION @extschema@.mf_similar_items(model integer, item_id bigint, n integer DEFAULT 10)
+CREATE FUNCTION @extschema@.mf_similar_items(model integer, item_id bigint, n integer DEFAULT 10,
+    min_support integer DEFAULT 0, shrinkage double precision DEFAULT 0)
 RETURNS TABLE (item_id bigint, similarity double precision)
 AS 'MODULE_PATHNAME', 'mf_similar_items'
 LANGUAGE C STABLE CALLED ON NULL INPUT PARALLEL SAFE ROWS 10;
-COMMENT ON FUNCTION @extschema@.mf_similar_items(integer, bigint, integer) IS
-  'mf_ext: the n items whose factors are nearest to item_id''s by cosine under model (a model_id), most similar first; no rows for an unknown item';
+COMMENT ON FUNCTION @extschema@.mf_similar_items(integer, bigint, integer, integer, double precision) IS
+  'mf_ext: the n items whose factors are nearest to item_id''s by cosine under model (a model_id), leaving out items with fewer than min_support distinct users who rated it (column support) and multiplying each cosine by s / (s + shrinkage) for a item of support s (Koren, TKDD 2010); most similar first; no rows for an unknown item';
 
-CREATE FUNCTION @extschema@.mf_similar_items(model text, item_id bigint, n integer DEFAULT 10)
+CREATE FUNCTION @extschema@.mf_similar_items(model text, item_id bigint, n integer DEFAULT 10,
+    min_support integer DEFAULT 0, shrinkage double precision DEFAULT 0)
 RETURNS TABLE (item_id bigint, similarity double precision)
 AS 'MODULE_PATHNAME', 'mf_similar_items_by_name'
 LANGUAGE C STABLE CALLED ON NULL INPUT PARALLEL SAFE ROWS 10;
-COMMENT ON FUNCTION @extschema@.mf_similar_items(text, bigint, integer) IS
-  'mf_ext: the n items whose factors are nearest to item_id''s by cosine under the named model, most similar first; no rows for an unknown item';
+COMMENT ON FUNCTION @extschema@.mf_similar_items(text, bigint, integer, integer, double precision) IS
+  'mf_ext: the n items whose factors are nearest to item_id''s by cosine under the named model, leaving out items with fewer than min_support distinct users who rated it (column support) and multiplying each cosine by s / (s + shrinkage) for a item of support s (Koren, TKDD 2010); most similar first; no rows for an unknown item';
 
-CREATE FUNCTION @extschema@.mf_similar_items(model integer, item_id text, n integer DEFAULT 10)
+CREATE FUNCTION @extschema@.mf_similar_items(model integer, item_id text, n integer DEFAULT 10,
+    min_support integer DEFAULT 0, shrinkage double precision DEFAULT 0)
 RETURNS TABLE (item_id text, similarity double precision)
 AS 'MODULE_PATHNAME', 'mf_similar_items_text'
 LANGUAGE C STABLE CALLED ON NULL INPUT PARALLEL SAFE ROWS 10;
-COMMENT ON FUNCTION @extschema@.mf_similar_items(integer, text, integer) IS
-  'mf_ext: as mf_similar_items(integer, bigint, integer), with the items as text: the keys of a model trained on text, uuid or other non-integer ids, or integer ids written as text';
+COMMENT ON FUNCTION @extschema@.mf_similar_items(integer, text, integer, integer, double precision) IS
+  'mf_ext: as mf_similar_items(integer, bigint, integer, integer, double precision), with the items as text: the keys of a model trained on text, uuid or other non-integer ids, or integer ids written as text';
 
-CREATE FUNCTION @extschema@.mf_similar_items(model text, item_id text, n integer DEFAULT 10)
+CREATE FUNCTION @extschema@.mf_similar_items(model text, item_id text, n integer DEFAULT 10,
+    min_support integer DEFAULT 0, shrinkage double precision DEFAULT 0)
 RETURNS TABLE (item_id text, similarity double precision)
 AS 'MODULE_PATHNAME', 'mf_similar_items_text_by_name'
 LANGUAGE C STABLE CALLED ON NULL INPUT PARALLEL SAFE ROWS 10;
-COMMENT ON FUNCTION @extschema@.mf_similar_items(text, text, integer) IS
-  'mf_ext: as mf_similar_items(text, bigint, integer), with the items as text: the keys of a model trained on text, uuid or other non-integer ids, or integer ids written as text';
+COMMENT ON FUNCTION @extschema@.mf_similar_items(text, text, integer, integer, double precision) IS
+  'mf_ext: as mf_similar_items(text, bigint, integer, integer, double precision), with the items as text: the keys of a model trained on text, uuid or other non-integer ids, or integer ids written as text';
 
-CREATE FUNCTION @extschema@.mf_similar_users(model integer, user_id bigint, n integer DEFAULT 10)
+CREATE FUNCTION @extschema@.mf_similar_users(model integer, user_id bigint, n integer DEFAULT 10,
+    min_support integer DEFAULT 0, shrinkage double precision DEFAULT 0)
 RETURNS TABLE (user_id bigint, similarity double precision)
 AS 'MODULE_PATHNAME', 'mf_similar_users'
 LANGUAGE C STABLE CALLED ON NULL INPUT PARALLEL SAFE ROWS 10;
-COMMENT ON FUNCTION @extschema@.mf_similar_users(integer, bigint, integer) IS
-  'mf_ext: the n users whose factors are nearest to user_id''s by cosine under model (a model_id), most similar first; no rows for an unknown user';
+COMMENT ON FUNCTION @extschema@.mf_similar_users(integer, bigint, integer, integer, double precision) IS
+  'mf_ext: the n users whose factors are nearest to user_id''s by cosine under model (a model_id), leaving out users with fewer than min_support distinct items the user rated (column support) and multiplying each cosine by s / (s + shrinkage) for a user of support s (Koren, TKDD 2010); most similar first; no rows for an unknown user';
 
-CREATE FUNCTION @extschema@.mf_similar_users(model text, user_id bigint, n integer DEFAULT 10)
+CREATE FUNCTION @extschema@.mf_similar_users(model text, user_id bigint, n integer DEFAULT 10,
+    min_support integer DEFAULT 0, shrinkage double precision DEFAULT 0)
 RETURNS TABLE (user_id bigint, similarity double precision)
 AS 'MODULE_PATHNAME', 'mf_similar_users_by_name'
 LANGUAGE C STABLE CALLED ON NULL INPUT PARALLEL SAFE ROWS 10;
-COMMENT ON FUNCTION @extschema@.mf_similar_users(text, bigint, integer) IS
-  'mf_ext: the n users whose factors are nearest to user_id''s by cosine under the named model, most similar first; no rows for an unknown user';
+COMMENT ON FUNCTION @extschema@.mf_similar_users(text, bigint, integer, integer, double precision) IS
+  'mf_ext: the n users whose factors are nearest to user_id''s by cosine under the named model, leaving out users with fewer than min_support distinct items the user rated (column support) and multiplying each cosine by s / (s + shrinkage) for a user of support s (Koren, TKDD 2010); most similar first; no rows for an unknown user';
 
-CREATE FUNCTION @extschema@.mf_similar_users(model integer, user_id text, n integer DEFAULT 10)
+CREATE FUNCTION @extschema@.mf_similar_users(model integer, user_id text, n integer DEFAULT 10,
+    min_support integer DEFAULT 0, shrinkage double precision DEFAULT 0)
 RETURNS TABLE (user_id text, similarity double precision)
 AS 'MODULE_PATHNAME', 'mf_similar_users_text'
 LANGUAGE C STABLE CALLED ON NULL INPUT PARALLEL SAFE ROWS 10;
-COMMENT ON FUNCTION @extschema@.mf_similar_users(integer, text, integer) IS
-  'mf_ext: as mf_similar_users(integer, bigint, integer), with the users as text: the keys of a model trained on text, uuid or other non-integer ids, or integer ids written as text';
+COMMENT ON FUNCTION @extschema@.mf_similar_users(integer, text, integer, integer, double precision) IS
+  'mf_ext: as mf_similar_users(integer, bigint, integer, integer, double precision), with the users as text: the keys of a model trained on text, uuid or other non-integer ids, or integer ids written as text';
 
-CREATE FUNCTION @extschema@.mf_similar_users(model text, user_id text, n integer DEFAULT 10)
+CREATE FUNCTION @extschema@.mf_similar_users(model text, user_id text, n integer DEFAULT 10,
+    min_support integer DEFAULT 0, shrinkage double precision DEFAULT 0)
 RETURNS TABLE (user_id text, similarity double precision)
 AS 'MODULE_PATHNAME', 'mf_similar_users_text_by_name'
 LANGUAGE C STABLE CALLED ON NULL INPUT PARALLEL SAFE ROWS 10;
-COMMENT ON FUNCTION @extschema@.mf_similar_users(text, text, integer) IS
-  'mf_ext: as mf_similar_users(text, bigint, integer), with the users as text: the keys of a model trained on text, uuid or other non-integer ids, or integer ids written as text';
+COMMENT ON FUNCTION @extschema@.mf_similar_users(text, text, integer, integer, double precision) IS
+  'mf_ext: as mf_similar_users(text, bigint, integer, integer, double precision), with the users as text: the keys of a model trained on text, uuid or other non-integer ids, or integer ids written as text';
 
 -- Refits ----------------------------------------------------------------------
 

@@ -51,6 +51,64 @@ SELECT (SELECT count(*) FROM mf_similar_items(:m, 9999)) AS unknown_item,
        (SELECT count(*) FROM mf_similar_users(:m, 9999)) AS unknown_user,
        (SELECT count(*) FROM mf_similar_items(:m, NULL)) AS null_item;
 
+-- Support (0.5): each factor row counts its distinct partners in the
+-- training data, the same as counted from the ratings (a duplicate pair
+-- counts once); min_support leaves out the items rated by fewer users, and
+-- shrinkage multiplies each cosine by s / (s + shrinkage): the brute-force
+-- list under both.  Dropping every item leaves no rows.
+CREATE TABLE support_ratings AS
+SELECT * FROM genre_ratings WHERE item_id <= 40 OR user_id % (item_id - 39) = 0;
+INSERT INTO support_ratings SELECT * FROM support_ratings WHERE user_id = 1;   -- duplicates
+SELECT mf_train('support_ratings', k := 4, lambda := 0.5, iterations := 10) AS s \gset
+SELECT (SELECT count(*) FROM mf_item_factors f
+        WHERE f.model_id = :s AND f.support IS DISTINCT FROM
+              (SELECT count(DISTINCT user_id) FROM support_ratings r WHERE r.item_id = f.item_id))
+         AS items_miscounted,
+       (SELECT count(*) FROM mf_user_factors f
+        WHERE f.model_id = :s AND f.support IS DISTINCT FROM
+              (SELECT count(DISTINCT item_id) FROM support_ratings r WHERE r.user_id = f.user_id))
+         AS users_miscounted,
+       (SELECT min(support) || ' to ' || max(support) FROM mf_item_factors WHERE model_id = :s)
+         AS item_supports;
+SELECT (SELECT array_agg(item_id ORDER BY similarity DESC, item_id)
+        FROM mf_similar_items(:s, 50, 10, min_support := 10)) =
+       (SELECT array_agg(item_id) FROM (
+            SELECT c.item_id FROM item_cosine c JOIN mf_item_factors f
+              ON f.model_id = c.model_id AND f.item_id = c.item_id
+            WHERE c.model_id = :s AND c.of_item = 50 AND f.support >= 10
+            ORDER BY c.similarity DESC, c.item_id LIMIT 10) t) AS min_support_brute_force,
+       (SELECT count(*) FROM mf_similar_items(:s, 50, 100, min_support := 10) s
+        JOIN mf_item_factors f ON f.model_id = :s AND f.item_id = s.item_id
+        WHERE f.support < 10) AS below_min_support,
+       (SELECT count(*) FROM mf_similar_items(:s, 50, 100, min_support := 1000)) AS none_qualify;
+SELECT (SELECT array_agg(item_id ORDER BY similarity DESC, item_id)
+        FROM mf_similar_items(:s, 50, 15, shrinkage := 25)) =
+       (SELECT array_agg(item_id) FROM (
+            SELECT c.item_id FROM item_cosine c JOIN mf_item_factors f
+              ON f.model_id = c.model_id AND f.item_id = c.item_id
+            WHERE c.model_id = :s AND c.of_item = 50
+            ORDER BY c.similarity * f.support / (f.support + 25) DESC, c.item_id LIMIT 15) t)
+         AS shrunk_brute_force,
+       (SELECT bool_and(abs(s.similarity - c.similarity * f.support / (f.support + 25)) < 1e-12)
+        FROM mf_similar_items(:s, 50, 59, shrinkage := 25) s
+        JOIN item_cosine c ON c.model_id = :s AND c.of_item = 50 AND c.item_id = s.item_id
+        JOIN mf_item_factors f ON f.model_id = :s AND f.item_id = s.item_id) AS shrunk_cosines,
+       (SELECT array_agg(user_id ORDER BY similarity DESC, user_id)
+        FROM mf_similar_users(:s, 5, 10, min_support := 18)) =
+       (SELECT array_agg(user_id) FROM (
+            SELECT c.user_id FROM user_cosine c JOIN mf_user_factors f
+              ON f.model_id = c.model_id AND f.user_id = c.user_id
+            WHERE c.model_id = :s AND c.of_user = 5 AND f.support >= 18
+            ORDER BY c.similarity DESC, c.user_id LIMIT 10) t) AS users_min_support,
+       (SELECT count(*) FROM mf_user_factors WHERE model_id = :s AND support < 18) AS users_below;
+-- A refit counts the refitted rows' support from its source: item 50 again
+-- from only 3 of its users.
+CREATE TABLE refit_ratings AS
+SELECT * FROM support_ratings WHERE item_id = 50 ORDER BY user_id LIMIT 3;
+SELECT (SELECT support FROM mf_item_factors WHERE model_id = :s AND item_id = 50) AS support_before,
+       mf_refit_items(:s, 'refit_ratings') AS refitted;
+SELECT support AS support_after FROM mf_item_factors WHERE model_id = :s AND item_id = 50;
+
 -- Fold-in -------------------------------------------------------------------
 
 -- A new user's factors are what training's user half-step gives: train,

@@ -166,6 +166,71 @@ GROUP BY exclude, n ORDER BY exclude, n;
 SELECT bool_and(r.score = mf_predict(:w, 17, r.item_id)) AS same_scores
 FROM mf_recommend(:w, 17, 50) r;
 
+-- Candidates and exclusions (0.5): the brute-force ranking over the
+-- candidates (items divisible by 3, with ids the model lacks and a NULL)
+-- less the excluded (divisible by 5), with and without the rated items.
+SELECT exclude, count(*) AS users, bool_and(got = want) AS same_items
+FROM (VALUES (false), (true)) AS e(exclude), generate_series(1, 200, 13) AS who,
+     LATERAL (SELECT array_agg(item_id ORDER BY ord) AS got
+              FROM mf_recommend(:w, who, 20, exclude,
+                                candidates := ARRAY(SELECT i FROM generate_series(3, 3000, 3) i) || NULL::bigint,
+                                exclude := ARRAY(SELECT i FROM generate_series(5, 2500, 5) i))
+                   WITH ORDINALITY AS r(item_id, score, ord)) g,
+     LATERAL (SELECT array_agg(item_id ORDER BY dot DESC, item_id) AS want
+              FROM (SELECT d.item_id, d.dot FROM wide_dots d
+                    WHERE d.user_id = who AND d.item_id % 3 = 0 AND d.item_id % 5 <> 0
+                      AND NOT (exclude AND EXISTS (SELECT 1 FROM wide r
+                                                   WHERE r.user_id = who AND r.item_id = d.item_id))
+                    ORDER BY d.dot DESC, d.item_id LIMIT 20) b) w
+GROUP BY exclude ORDER BY exclude;
+-- Candidates in any order, with duplicates; exclusions alone; an empty or
+-- unknown set of candidates lists nothing; NULL arrays filter nothing.
+SELECT (SELECT array_agg(item_id ORDER BY score DESC, item_id)
+        FROM mf_recommend(:w, 17, 3, candidates := '{2400, 7, 7, 300, 1}')) =
+       (SELECT array_agg(item_id) FROM (SELECT item_id FROM mf_recommend(:w, 17, 2500)
+                                        WHERE item_id IN (2400, 7, 300, 1) LIMIT 3) t) AS candidates_only,
+       (SELECT array_agg(item_id) FROM mf_recommend(:w, 17, 5, exclude := ARRAY(
+            SELECT item_id FROM mf_recommend(:w, 17, 2)))) =
+       (SELECT array_agg(item_id) FROM (SELECT item_id FROM mf_recommend(:w, 17, 7) OFFSET 2) t)
+         AS exclude_only,
+       (SELECT count(*) FROM mf_recommend(:w, 17, 5, candidates := '{}')) AS empty_candidates,
+       (SELECT count(*) FROM mf_recommend(:w, 17, 5, candidates := '{-1, 999999, NULL}'))
+         AS unknown_candidates,
+       (SELECT array_agg(item_id) FROM mf_recommend(:w, 17, 5, true, NULL, NULL)) =
+       (SELECT array_agg(item_id) FROM mf_recommend(:w, 17, 5)) AS null_filters;
+-- A new user's list (fold-in) takes the same filters: the unfiltered
+-- list's order among the candidates.
+SELECT (SELECT array_agg(item_id) FROM mf_recommend(:w, ARRAY[1, 2, 16], ARRAY[5, 4.5, 1.5], 4,
+            candidates := ARRAY(SELECT i FROM generate_series(2, 2500, 2) i),
+            exclude := '{10, 20, 30}')) =
+       (SELECT array_agg(item_id) FROM (
+            SELECT item_id FROM mf_recommend(:w, ARRAY[1, 2, 16], ARRAY[5, 4.5, 1.5], 2500)
+            WHERE item_id % 2 = 0 AND item_id NOT IN (10, 20, 30) LIMIT 4) t) AS new_user_filtered;
+
+-- Users for an item (0.5): the brute-force ranking of the users by their
+-- predicted rating of the item, with and without those who rated it,
+-- among candidate users less excluded ones; the scores are mf_predict's.
+SELECT exclude, count(*) AS items, bool_and(got = want) AS same_users
+FROM (VALUES (false), (true)) AS e(exclude), generate_series(1, 2500, 97) AS what,
+     LATERAL (SELECT array_agg(user_id ORDER BY ord) AS got
+              FROM mf_recommend_users(:w, what, 15, exclude) WITH ORDINALITY AS r(user_id, score, ord)) g,
+     LATERAL (SELECT array_agg(user_id ORDER BY dot DESC, user_id) AS want
+              FROM (SELECT d.user_id, d.dot FROM wide_dots d
+                    WHERE d.item_id = what
+                      AND NOT (exclude AND EXISTS (SELECT 1 FROM wide r
+                                                   WHERE r.item_id = what AND r.user_id = d.user_id))
+                    ORDER BY d.dot DESC, d.user_id LIMIT 15) b) w
+WHERE EXISTS (SELECT 1 FROM wide_dots WHERE item_id = what)
+GROUP BY exclude ORDER BY exclude;
+SELECT bool_and(r.score = mf_predict(:w, r.user_id, 300)) AS same_scores,
+       bool_and(r.user_id % 2 = 1 AND r.user_id <> 3) AS filtered,
+       count(*) AS listed
+FROM mf_recommend_users(:w, 300, 10, candidates := ARRAY(SELECT u FROM generate_series(1, 200, 2) u),
+                        exclude := '{3}') r;
+SELECT (SELECT count(*) FROM mf_recommend_users(:w, 999999)) AS unknown_item,
+       (SELECT count(*) FROM mf_recommend_users(:w, NULL)) AS null_item,
+       (SELECT count(*) FROM mf_recommend_users('wide', 300, 1000, false)) AS every_user;
+
 -- mf_recommend pre-scores float models in single precision and scores
 -- exactly only the items its error bound cannot rule out.  Two items whose
 -- scores single precision cannot tell apart: for u = (1, 2^-10), item 1

@@ -127,7 +127,11 @@ DROP EXTENSION mf_ext;
 -- 0.4, not yet updated, with the current module: its text forms and its
 -- new-user form of mf_recommend call the C functions by the names 0.4 gave
 -- them (src/compat.c; the text forms of mf_similar_* share the bigint
--- forms' functions), and answer as they do after the update.
+-- forms' functions), and answer as they do after the update (the function
+-- served() names them at each call, so that after the update it calls
+-- 0.5's forms).  A view over mf_predict survives the update; one over a
+-- function that gained arguments (mf_similar_*) is in its way, as the
+-- README says.
 CREATE EXTENSION mf_ext VERSION '0.4';
 CREATE TABLE keyed_data AS
 SELECT 'u' || u AS user_id, 'i' || i AS item_id, ((u * 7 + i * 3) % 5 + 1)::real AS rating
@@ -148,7 +152,7 @@ SELECT mf_train('keyed_data', k := 2, iterations := 3) > 0 AS keyed,
 SELECT count(*) AS planted_rows FROM mf_model_history;
 DROP TABLE mf_model_history;
 DROP FUNCTION planted();
-CREATE TEMP VIEW served_by_forms (form, answer) AS
+CREATE FUNCTION pg_temp.served() RETURNS TABLE (form text, answer text) LANGUAGE sql AS $served$
 SELECT 'mf_predict(text, text, text)', mf_predict('keyed_data', 'u1', 'i2')::text
 UNION ALL
 SELECT 'mf_predict(integer, text, text)',
@@ -173,7 +177,14 @@ UNION ALL
 SELECT 'mf_similar_items(text, bigint, integer)',
        (SELECT string_agg(item_id || '=' || similarity, ' ' ORDER BY similarity DESC, item_id)
         FROM mf_similar_items('integer_data', 1, 3));
-CREATE TABLE served_by_0_4 AS SELECT * FROM served_by_forms;
+$served$;
+CREATE TEMP VIEW predicted_by_forms (form, answer) AS
+SELECT 'mf_predict(text, text, text)', mf_predict('keyed_data', 'u1', 'i2')::text
+UNION ALL
+SELECT 'mf_predict(integer, text, text)',
+       mf_predict((SELECT model_id FROM mf_models WHERE name = 'keyed_data'), 'u1', 'i2')::text;
+CREATE TEMP VIEW similar_by_forms AS SELECT * FROM mf_similar_items('integer_data', 1, 3);
+CREATE TABLE served_by_0_4 AS SELECT * FROM pg_temp.served();
 SELECT count(*) AS forms, count(answer) AS answered FROM served_by_0_4;
 SELECT p.oid::regprocedure AS text_form, p.prosrc AS c_function
 FROM pg_proc p JOIN pg_depend d ON d.objid = p.oid AND d.deptype = 'e'
@@ -182,6 +193,10 @@ WHERE d.refobjid = (SELECT oid FROM pg_extension WHERE extname = 'mf_ext')
   AND p.proargtypes[1] IN ('text'::regtype, 'bigint[]'::regtype)
   AND p.proargtypes[0] = 'text'::regtype
 ORDER BY p.oid::regprocedure::text;
+\set VERBOSITY terse
+ALTER EXTENSION mf_ext UPDATE;
+\set VERBOSITY default
+DROP VIEW similar_by_forms;
 ALTER EXTENSION mf_ext UPDATE;
 SELECT p.oid::regprocedure AS text_form, p.prosrc AS c_function
 FROM pg_proc p JOIN pg_depend d ON d.objid = p.oid AND d.deptype = 'e'
@@ -190,7 +205,9 @@ WHERE d.refobjid = (SELECT oid FROM pg_extension WHERE extname = 'mf_ext')
   AND p.proargtypes[1] IN ('text'::regtype, 'bigint[]'::regtype)
   AND p.proargtypes[0] = 'text'::regtype
 ORDER BY p.oid::regprocedure::text;
-SELECT form FROM served_by_0_4 b JOIN served_by_forms a USING (form)
+SELECT form FROM served_by_0_4 b JOIN pg_temp.served() a USING (form)
+WHERE a.answer IS DISTINCT FROM b.answer;
+SELECT form FROM served_by_0_4 b JOIN predicted_by_forms a USING (form)
 WHERE a.answer IS DISTINCT FROM b.answer;
 DROP TABLE keyed_data, integer_data, served_by_0_4;
 DROP EXTENSION mf_ext CASCADE;
@@ -250,6 +267,11 @@ SELECT name, biases, global_mean, weighted_lambda, tolerance, iterations_run,
        train_rmse_history, validation, validation_rmse FROM mf_models;
 -- ... and 0.4's as explicit feedback solved by Cholesky.
 SELECT name, feedback, alpha, solver FROM mf_models;
+-- 0.5's support is counted from what the model holds: each user's rated
+-- items, each item's raters among them (item 3: none).
+SELECT 'user' AS side, user_id AS id, support FROM mf_user_factors
+UNION ALL SELECT 'item', item_id, support FROM mf_item_factors ORDER BY 1 DESC, 2;
+SELECT item_id, similarity > 0 AS positive FROM mf_similar_items('old', 1, 5, min_support := 1);
 SELECT * FROM mf_training_history('old');
 -- A model restored from an older dump has no history rows: it shows its
 -- last training as run 1, and its next training carries it over.

@@ -941,8 +941,28 @@ append_rated_items(const MfRatings *ratings, int32 u, int64 *rated, int32 *n_rat
 }
 
 /*
- * Writes one side's factors and biases (and, for users, the sorted distinct
- * ids of the items each rated) into the factor table relid (store.h).
+ * Each item's support: how many distinct users rated it (entries of a
+ * user's row are sorted by item, so a duplicate pair is a neighbour).
+ */
+static int32 *
+item_supports(const MfRatings *ratings)
+{
+	const MfCsr *csr = &ratings->by_user;
+	int32	   *support = mf_alloc_array(CurrentMemoryContext, Max(ratings->n_items, 1),
+										 sizeof(int32));
+
+	memset(support, 0, sizeof(int32) * ratings->n_items);
+	for (int32 u = 0; u < csr->n_rows; u++)
+		for (int64 e = csr->row_start[u]; e < csr->row_start[u + 1]; e++)
+			if (e == csr->row_start[u] || csr->col[e] != csr->col[e - 1])
+				support[csr->col[e]]++;
+	return support;
+}
+
+/*
+ * Writes one side's factors, biases and supports (and, for users, the
+ * sorted distinct ids of the items each rated) into the factor table relid
+ * (store.h).
  */
 static void
 insert_factor_rows(const MfSchema *schema, const Oid *relids, int32 model_id, int k,
@@ -959,6 +979,7 @@ insert_factor_rows(const MfSchema *schema, const Oid *relids, int32 model_id, in
 	int64	   *rated = users ? mf_alloc_array(CurrentMemoryContext,
 											   Max(mf_csr_longest_row(&ratings->by_user), 1),
 											   sizeof(int64)) : NULL;
+	int32	   *support = users ? NULL : item_supports(ratings);
 	MfStoreWriter *writer = mf_store_begin(schema, relids[users ? 1 : 2], relids[0], side,
 										   model_id, k, bias != NULL, keys != NULL);
 
@@ -974,13 +995,16 @@ insert_factor_rows(const MfSchema *schema, const Oid *relids, int32 model_id, in
 			if (users)
 				append_rated_items(ratings, r, rated, &n_rated);
 			mf_store_row(writer, ids[r], factors + (Size) (r - first) * k,
-						 bias ? &bias[r] : NULL, keys ? keys[r] : NULL, rated, n_rated);
+						 bias ? &bias[r] : NULL, keys ? keys[r] : NULL,
+						 users ? n_rated : support[r], rated, n_rated);
 		}
 	}
 	(void) mf_store_end(writer);
 	pfree(factors);
 	if (rated)
 		pfree(rated);
+	if (support)
+		pfree(support);
 }
 
 /*
@@ -1039,7 +1063,7 @@ void
 mf_catalog_replace_rows(const MfSchema *schema, const char *function, int32 model_id,
 						MfSide side, int k,
 						const int64 *ids, char *const *keys, int32 n,
-						const double *factors, const double *bias,
+						const double *factors, const double *bias, const int32 *support,
 						const int32 *rated_start, const int64 *rated)
 {
 	bool		users = side == MF_USERS;
@@ -1062,7 +1086,7 @@ mf_catalog_replace_rows(const MfSchema *schema, const char *function, int32 mode
 							bias != NULL, keys != NULL);
 	for (int32 r = 0; r < n; r++)
 		mf_store_row(writer, ids[r], factors + (Size) r * k, bias ? &bias[r] : NULL,
-					 keys ? keys[r] : NULL,
+					 keys ? keys[r] : NULL, support[r],
 					 users ? rated + rated_start[r] : NULL,
 					 users ? rated_start[r + 1] - rated_start[r] : 0);
 	(void) mf_store_end(writer);
@@ -1122,6 +1146,7 @@ typedef struct SideLoad
 	double	   *factors;
 	double	   *bias;			/* with biases, else NULL */
 	char	  **keys;			/* with text keys, else NULL */
+	int32	   *support;		/* NULL support (a row not written by mf_ext 0.5+): 0 */
 	MemoryContext cxt;			/* where the keys go */
 } SideLoad;
 
@@ -1168,28 +1193,33 @@ load_factor_row(TupleTableSlot *slot, void *arg)
 	if (load->keys)
 		load->keys[load->n] = MemoryContextStrdup(load->cxt,
 												  TextDatumGetCString(required_value(slot, 4, load, "key")));
+	load->support[load->n] = slot->tts_isnull[4] ? 0 : Max(DatumGetInt32(slot->tts_values[4]), 0);
 	load->n++;
 }
 
 int32
 mf_catalog_load_side(const MfSchema *schema, const MfModelRow *row, MfSide side,
 					 int64 capacity, int64 *ids, double *factors, double *bias,
-					 char **keys, MemoryContext cxt)
+					 char **keys, int32 *support, MemoryContext cxt)
 {
-	static const Oid types[] = {INT8OID, FLOAT8ARRAYOID, FLOAT8OID, TEXTOID};
+	static const Oid types[] = {INT8OID, FLOAT8ARRAYOID, FLOAT8OID, TEXTOID, INT4OID};
 	const char *name = mf_side_name(side);
-	SideLoad	load = {row, side, capacity, 0, ids, factors, bias, keys, cxt};
+	SideLoad	load = {row, side, capacity, 0, ids, factors, bias, keys, support, cxt};
+	const char *table = side == MF_USERS ? MF_USER_FACTORS_TABLE : MF_ITEM_FACTORS_TABLE;
 	Oid			argtype = INT4OID;
 	Datum		arg = Int32GetDatum(row->model_id);
 	int			nest_level = internal_sql_begin();
+	/* 0.4's tables, served until ALTER EXTENSION UPDATE, have no support */
+	bool		with_support = get_attnum(get_relname_relid(table, schema->oid),
+										  "support") != InvalidAttrNumber;
 
-	mf_spi_scan(psprintf("SELECT %s_id, factors, %s, %s FROM %s.mf_%s_factors WHERE model_id = $1 ORDER BY %s_id",
+	mf_spi_scan(psprintf("SELECT %s_id, factors, %s, %s, %s FROM %s.mf_%s_factors WHERE model_id = $1 ORDER BY %s_id",
 						 name, bias ? "bias" : "NULL::float8",
 						 keys ? (side == MF_USERS ? "user_key" : "item_key") : "NULL::text",
+						 with_support ? "support" : "NULL::int4",
 						 schema->quoted, name, name),
 				1, &argtype, &arg, types, lengthof(types),
-				side == MF_USERS ? MF_USER_FACTORS_TABLE : MF_ITEM_FACTORS_TABLE,
-				load_factor_row, &load);
+				table, load_factor_row, &load);
 	internal_sql_end(nest_level);
 	return (int32) load.n;
 }

@@ -284,7 +284,7 @@ rank_user(const MfSchema *schema, MfModel *model, int32 user,
 		  int32 *best, RankingSums *sums)
 {
 	double	   *scores;
-	int32		n_best = mf_top_items(schema, model, user, user_id, k, true, best,
+	int32		n_best = mf_top_items(schema, model, user, user_id, k, true, NULL, best,
 									  &scores);
 	int64		hits = 0;
 	double		dcg = 0.0;

@@ -251,9 +251,10 @@ fold_in_factors(FunctionCallInfo fcinfo, bool by_name, bool as_text)
 }
 
 /*
- * mf_recommend(model, item_ids, ratings, n, exclude_rated): the n best
- * items for the user folded in from those ratings; exclude_rated leaves
- * out the given items.
+ * mf_recommend(model, item_ids, ratings, n, exclude_rated, candidates,
+ * exclude): the n best items for the user folded in from those ratings,
+ * among the candidates (NULL: all items) less those excluded;
+ * exclude_rated leaves out the given items.
  */
 static Datum
 recommend_new_user(FunctionCallInfo fcinfo, bool by_name, bool as_text)
@@ -264,7 +265,7 @@ recommend_new_user(FunctionCallInfo fcinfo, bool by_name, bool as_text)
 	void	   *row = user_row_buffer(f);
 	bool	   *rated = mf_alloc_array(CurrentMemoryContext, f->n_items, sizeof(bool));
 	double	   *wide = palloc(sizeof(double) * Max(f->k, 1));
-	const bool *excluded;
+	bool	   *excluded;
 	double		bias;
 	double	   *scores;
 	double	   *best_scores;
@@ -275,7 +276,8 @@ recommend_new_user(FunctionCallInfo fcinfo, bool by_name, bool as_text)
 	if (!fold_in(fcinfo, model, as_text, row, &bias, rated))
 		return (Datum) 0;
 
-	excluded = PG_GETARG_BOOL(4) ? rated : NULL;
+	excluded = mf_filter_mask(fcinfo, 5, model, MF_ITEMS, as_text,
+							  PG_GETARG_BOOL(4) ? rated : NULL);
 	scores = mf_alloc_array(CurrentMemoryContext, f->n_items, sizeof(double));
 	mf_score_items(f, row, f->biases ? f->mean + bias : 0.0, excluded, wide, scores);
 	best = mf_alloc_array(CurrentMemoryContext, Min(n, f->n_items), sizeof(int32));

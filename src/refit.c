@@ -63,6 +63,7 @@ typedef struct RefitState
 	MfCsr		rows;			/* the rows to solve: known partners only */
 	int64	   *ids;			/* rows.n_rows ids */
 	char	  **keys;			/* and keys (text-keyed side), or NULL */
+	int32	   *support;		/* rows.n_rows: each row's distinct partners */
 	int32	   *rated_start;	/* users: rows.n_rows + 1 offsets into rated */
 	int64	   *rated;			/* users: each row's distinct rated items */
 	double	   *factors;		/* the solution, rows.n_rows x k */
@@ -337,6 +338,7 @@ refit_allocate(RefitState *state)
 	state->rows.col = mf_alloc_array(state->cxt, n_ratings, sizeof(int32));
 	state->rows.val = mf_alloc_array(state->cxt, n_ratings, sizeof(double));
 	state->ids = mf_alloc_array(state->cxt, n_source, sizeof(int64));
+	state->support = mf_alloc_array(state->cxt, n_source, sizeof(int32));
 	if (side == MF_USERS)
 	{
 		state->rated_start = mf_alloc_array(state->cxt, (Size) n_source + 1, sizeof(int32));
@@ -351,8 +353,8 @@ refit_allocate(RefitState *state)
 /*
  * Collects the rows to solve: each source row of the refitted side with
  * its ratings of partners the model knows (as model indices), in rows;
- * rows left without any are dropped.  For users, each row's distinct
- * rated items too.
+ * rows left without any are dropped; each row's support (its distinct
+ * partners) and, for users, its distinct rated items too.
  */
 static void
 refit_collect(RefitState *state)
@@ -378,6 +380,7 @@ refit_collect(RefitState *state)
 	for (int32 r = 0; r < source_rows->n_rows; r++)
 	{
 		int64		begin = n;
+		int32		support = 0;
 
 		for (int64 e = source_rows->row_start[r]; e < source_rows->row_start[r + 1]; e++)
 		{
@@ -390,14 +393,19 @@ refit_collect(RefitState *state)
 			}
 			rows->col[n] = c;
 			rows->val[n] = source_rows->val[e];
-			/* entries are sorted by the other side: list each item once */
-			if (users && (n == begin || c != rows->col[n - 1]))
-				state->rated[n_rated++] = model->item_ids[c];
+			/* entries are sorted by the other side: count each partner once */
+			if (n == begin || c != rows->col[n - 1])
+			{
+				support++;
+				if (users)
+					state->rated[n_rated++] = model->item_ids[c];
+			}
 			n++;
 		}
 		if (n == begin)
 			continue;
 		state->ids[rows->n_rows] = refit_row_id(state, r, &next_id);
+		state->support[rows->n_rows] = support;
 		rows->row_start[++rows->n_rows] = n;
 		if (users)
 			state->rated_start[rows->n_rows] = n_rated;
@@ -464,7 +472,7 @@ refit(FunctionCallInfo fcinfo, MfModel *found, MfSide side)
 		mf_catalog_replace_rows(&state.schema, state.function, state.locked.model_id, side,
 								state.model->factors.k, state.ids, state.keys,
 								state.rows.n_rows, state.factors, state.bias,
-								state.rated_start, state.rated);
+								state.support, state.rated_start, state.rated);
 	}
 	mf_progress_end();
 	SPI_finish();

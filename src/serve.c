@@ -2,8 +2,10 @@
  *
  * serve.c
  *	  The answering functions for stored users and items: mf_predict (one
- *	  score), mf_recommend (the n best items for a user) and
- *	  mf_similar_items / mf_similar_users (the n nearest by cosine), each
+ *	  score), mf_recommend (the n best items for a user, among candidates
+ *	  and less exclusions), mf_recommend_users (the n users most likely to
+ *	  want an item) and mf_similar_items / mf_similar_users (the n nearest
+ *	  by cosine), each
  *	  by model id and by model name, with integer ids or text ones.
  *	  Models come from the backend's cache (cache.c), scores from score.c.
  *
@@ -18,10 +20,12 @@
 #include "checks.h"
 
 #include <errno.h>
+#include <math.h>
 
 #include "catalog/pg_type.h"
 #include "executor/spi.h"
 #include "funcapi.h"
+#include "miscadmin.h"
 #include "utils/builtins.h"
 #include "utils/lsyscache.h"
 #include "utils/tuplestore.h"
@@ -34,6 +38,10 @@ PG_FUNCTION_INFO_V1(mf_recommend);
 PG_FUNCTION_INFO_V1(mf_recommend_by_name);
 PG_FUNCTION_INFO_V1(mf_recommend_text);
 PG_FUNCTION_INFO_V1(mf_recommend_text_by_name);
+PG_FUNCTION_INFO_V1(mf_recommend_users);
+PG_FUNCTION_INFO_V1(mf_recommend_users_by_name);
+PG_FUNCTION_INFO_V1(mf_recommend_users_text);
+PG_FUNCTION_INFO_V1(mf_recommend_users_text_by_name);
 PG_FUNCTION_INFO_V1(mf_similar_items);
 PG_FUNCTION_INFO_V1(mf_similar_items_by_name);
 PG_FUNCTION_INFO_V1(mf_similar_items_text);
@@ -175,20 +183,95 @@ side_norms(MfModel *model, MfSide side)
 	return *norms;
 }
 
+/* A mask of n rows, none left out. */
+static bool *
+empty_mask(int32 n)
+{
+	bool	   *mask = mf_alloc_array(CurrentMemoryContext, Max(n, 1), sizeof(bool));
+
+	memset(mask, 0, sizeof(bool) * n);
+	return mask;
+}
+
 /*
- * Marks the items the user rated in the training data, from the
+ * The dense indices of the ids in array (bigint[], or text[] when as_text:
+ * keys, or integer ids as text) of one side, -1 for an id the model lacks
+ * and for NULL elements; *count gets their number.
+ */
+static int32 *
+array_indices(const MfModel *model, MfSide side, ArrayType *array, bool as_text, int *count)
+{
+	Datum	   *values;
+	bool	   *nulls;
+	int32	   *indices;
+
+	if (as_text)
+		deconstruct_array(array, TEXTOID, -1, false, TYPALIGN_INT, &values, &nulls, count);
+	else
+		deconstruct_array(array, INT8OID, sizeof(int64), FLOAT8PASSBYVAL, TYPALIGN_DOUBLE,
+						  &values, &nulls, count);
+	indices = mf_alloc_array(CurrentMemoryContext, Max(*count, 1), sizeof(int32));
+	for (int e = 0; e < *count; e++)
+	{
+		CHECK_FOR_INTERRUPTS();
+		indices[e] = nulls[e] ? -1
+			: as_text ? mf_text_id_index(model, side, DatumGetTextPP(values[e]))
+			: mf_model_find_id(model, side, DatumGetInt64(values[e]));
+	}
+	pfree(values);
+	pfree(nulls);
+	return indices;
+}
+
+bool *
+mf_filter_mask(FunctionCallInfo fcinfo, int arg, const MfModel *model, MfSide side,
+			   bool as_text, bool *mask)
+{
+	int32		n_rows = side == MF_USERS ? model->factors.n_users : model->factors.n_items;
+	int32	   *indices;
+	int			count;
+
+	if (arg + 1 >= PG_NARGS())
+		return mask;			/* 0.4's definitions, before ALTER EXTENSION UPDATE */
+	if (!PG_ARGISNULL(arg))
+	{
+		bool	   *candidate = empty_mask(n_rows);
+
+		indices = array_indices(model, side, PG_GETARG_ARRAYTYPE_P(arg), as_text, &count);
+		for (int e = 0; e < count; e++)
+			if (indices[e] >= 0)
+				candidate[indices[e]] = true;
+		if (mask == NULL)
+			mask = empty_mask(n_rows);
+		for (int32 r = 0; r < n_rows; r++)
+			mask[r] |= !candidate[r];
+		pfree(candidate);
+		pfree(indices);
+	}
+	if (!PG_ARGISNULL(arg + 1))
+	{
+		indices = array_indices(model, side, PG_GETARG_ARRAYTYPE_P(arg + 1), as_text, &count);
+		if (mask == NULL && count > 0)
+			mask = empty_mask(n_rows);
+		for (int e = 0; e < count; e++)
+			if (indices[e] >= 0)
+				mask[indices[e]] = true;
+		pfree(indices);
+	}
+	return mask;
+}
+
+/*
+ * Marks in mask the items the user rated in the training data, from the
  * rated_items array stored with the user's factors.
  */
-static bool *
-rated_items_mask(const MfSchema *schema, const MfModel *model, int64 user_id)
+static void
+mark_rated_items(const MfSchema *schema, const MfModel *model, int64 user_id, bool *mask)
 {
-	int32		n_items = model->factors.n_items;
-	bool	   *mask = mf_alloc_array(CurrentMemoryContext, n_items, sizeof(bool));
 	MemoryContext cxt = CurrentMemoryContext;
 	int64	   *ids;
 	int			n_rated;
 
-	memset(mask, 0, sizeof(bool) * n_items);
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
 	ids = mf_catalog_rated_items(schema, model->row.model_id, user_id, &n_rated, cxt);
@@ -202,29 +285,33 @@ rated_items_mask(const MfSchema *schema, const MfModel *model, int64 user_id)
 	}
 	if (ids)
 		pfree(ids);
-	return mask;
 }
 
 int32
 mf_top_items(const MfSchema *schema, MfModel *model, int32 user, int64 user_id,
-			 int32 n, bool exclude_rated, int32 *best, double **scores)
+			 int32 n, bool exclude_rated, bool *excluded, int32 *best, double **scores)
 {
 	const MfFactors *f = &model->factors;
-	bool	   *excluded = NULL;
+	bool		own_mask = false;
 	double	   *wide = palloc(sizeof(double) * Max(f->k, 1));
 	double	   *best_scores = mf_alloc_array(CurrentMemoryContext, Min(n, f->n_items),
 												 sizeof(double));
 	int32		found;
 
 	if (exclude_rated && user >= 0)
-		excluded = rated_items_mask(schema, model, user_id);
+	{
+		own_mask = excluded == NULL;
+		if (own_mask)
+			excluded = empty_mask(f->n_items);
+		mark_rated_items(schema, model, user_id, excluded);
+	}
 	*scores = mf_alloc_array(CurrentMemoryContext, f->n_items, sizeof(double));
 	found = mf_top_scored_items(f, user >= 0 ? mf_factor_row(f, MF_USERS, user) : NULL,
 								f->biases ? mf_user_base(f, user) : 0.0,
 								f->single && user >= 0 ? side_norms(model, MF_ITEMS) : NULL,
 								excluded, model->item_ids, Min(n, f->n_items), wide,
 								*scores, best, best_scores);
-	if (excluded)
+	if (own_mask)
 		pfree(excluded);
 	pfree(wide);
 	pfree(best_scores);
@@ -272,9 +359,10 @@ mf_put_ranked(FunctionCallInfo fcinfo, const MfModel *model, MfSide side, bool a
 }
 
 /*
- * mf_recommend(model, user_id, n, exclude_rated): the n best items for a
- * stored user (integer id, or as_text), or with biases for an unknown one
- * the items of highest mu + b_i; no rows for a NULL user.
+ * mf_recommend(model, user_id, n, exclude_rated, candidates, exclude): the
+ * n best items for a stored user (integer id, or as_text), or with biases
+ * for an unknown one the items of highest mu + b_i, among the candidates
+ * (NULL: all items) less those excluded; no rows for a NULL user.
  */
 static Datum
 recommend(FunctionCallInfo fcinfo, bool by_name, bool as_text)
@@ -309,6 +397,7 @@ recommend(FunctionCallInfo fcinfo, bool by_name, bool as_text)
 	best = mf_alloc_array(CurrentMemoryContext, Min(n, model->factors.n_items),
 						  sizeof(int32));
 	n_best = mf_top_items(&schema, model, user, user_id, n, PG_GETARG_BOOL(3),
+						  mf_filter_mask(fcinfo, 4, model, MF_ITEMS, as_text, NULL),
 						  best, &scores);
 	mf_put_ranked(fcinfo, model, MF_ITEMS, as_text, scores, best, n_best);
 	return (Datum) 0;
@@ -338,15 +427,178 @@ mf_recommend_text_by_name(PG_FUNCTION_ARGS)
 	return recommend(fcinfo, true, true);
 }
 
-/* The arguments of mf_similar_*: n at least 1, a model with factors. */
+/* mf_catalog_fetch_rated_items callback: marks the user if it rated the item. */
+typedef struct RaterMark
+{
+	const MfModel *model;
+	int64		item_id;
+	bool	   *mask;
+} RaterMark;
+
+static void
+mark_if_rater(int64 user_id, const int64 *items, int count, void *arg)
+{
+	RaterMark  *mark = arg;
+	int			low = 0;
+	int			high = count;
+
+	while (low < high)			/* rated_items are sorted */
+	{
+		int			mid = low + (high - low) / 2;
+
+		if (items[mid] < mark->item_id)
+			low = mid + 1;
+		else
+			high = mid;
+	}
+	if (low < count && items[low] == mark->item_id)
+	{
+		int32		user = mf_model_find_id(mark->model, MF_USERS, user_id);
+
+		if (user >= 0)
+			mark->mask[user] = true;
+	}
+}
+
+/*
+ * Marks in mask the users who rated item (dense index) in the training
+ * data: one pass over the model's rated_items, as the caller may read it.
+ */
+static void
+mark_item_raters(const MfSchema *schema, const MfModel *model, int32 item, bool *mask)
+{
+	RaterMark	mark = {model, model->item_ids[item], mask};
+	Portal		cursor;
+
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	cursor = mf_catalog_open_rated_items(schema, model->row.model_id);
+	while (mf_catalog_fetch_rated_items(cursor, model->row.model_id, 10000,
+										mark_if_rater, &mark) > 0)
+		CHECK_FOR_INTERRUPTS();
+	SPI_cursor_close(cursor);
+	SPI_finish();
+}
+
+/*
+ * mf_recommend_users(model, item_id, n, exclude_rated, candidates,
+ * exclude): the n users with the highest predicted rating of a stored item
+ * (integer id, or as_text), among the candidate users (NULL: all) less
+ * those excluded and, with exclude_rated, those who rated it in the
+ * training data; score descending, ties by ascending user id.  No rows
+ * for a NULL or unknown item.
+ */
+static Datum
+recommend_users(FunctionCallInfo fcinfo, bool by_name, bool as_text)
+{
+	MfModel    *model = mf_model_argument(fcinfo, by_name);
+	MfSchema	schema = mf_schema_of(fcinfo);
+	const MfFactors *f = &model->factors;
+	int32		n_users = f->n_users;
+	int32		n;
+	int32		item;
+	bool	   *excluded;
+	double	   *scores;
+	double	   *best_scores;
+	int32	   *best;
+	int32		n_best;
+
+	mf_check_not_null(fcinfo, 2, "n", "Omit it to use the default, or pass a value.");
+	mf_check_not_null(fcinfo, 3, "exclude_rated", "Omit it to use the default, or pass a value.");
+	n = PG_GETARG_INT32(2);
+	mf_check_count(n, "n", "n is how many users to list.");
+	if (!as_text)
+		require_integer_model(model, "mf_recommend_users");
+	InitMaterializedSRF(fcinfo, 0);
+	if (PG_ARGISNULL(1))
+		return (Datum) 0;
+	item = as_text ? mf_text_id_index(model, MF_ITEMS, PG_GETARG_TEXT_PP(1))
+		: mf_model_find_id(model, MF_ITEMS, PG_GETARG_INT64(1));
+	if (item < 0)
+		return (Datum) 0;
+
+	excluded = mf_filter_mask(fcinfo, 4, model, MF_USERS, as_text, NULL);
+	if (PG_GETARG_BOOL(3))
+	{
+		if (excluded == NULL)
+			excluded = empty_mask(n_users);
+		mark_item_raters(&schema, model, item, excluded);
+	}
+	scores = mf_alloc_array(CurrentMemoryContext, Max(n_users, 1), sizeof(double));
+	for (int32 u = 0; u < n_users; u++)
+	{
+		if ((u & 0xFFFF) == 0)
+			CHECK_FOR_INTERRUPTS();
+		scores[u] = excluded && excluded[u] ? -INFINITY : mf_score(f, u, item);
+	}
+	best = mf_alloc_array(CurrentMemoryContext, Max(Min(n, n_users), 1), sizeof(int32));
+	best_scores = mf_alloc_array(CurrentMemoryContext, Max(Min(n, n_users), 1), sizeof(double));
+	n_best = mf_select_top(scores, model->user_ids, excluded, n_users, Min(n, n_users),
+						   best, best_scores);
+	mf_put_ranked(fcinfo, model, MF_USERS, as_text, scores, best, n_best);
+	return (Datum) 0;
+}
+
+Datum
+mf_recommend_users(PG_FUNCTION_ARGS)
+{
+	return recommend_users(fcinfo, false, false);
+}
+
+Datum
+mf_recommend_users_by_name(PG_FUNCTION_ARGS)
+{
+	return recommend_users(fcinfo, true, false);
+}
+
+Datum
+mf_recommend_users_text(PG_FUNCTION_ARGS)
+{
+	return recommend_users(fcinfo, false, true);
+}
+
+Datum
+mf_recommend_users_text_by_name(PG_FUNCTION_ARGS)
+{
+	return recommend_users(fcinfo, true, true);
+}
+
+/*
+ * The arguments of mf_similar_*: n at least 1, min_support at least 0,
+ * shrinkage finite and at least 0 (0.4's definitions, served until ALTER
+ * EXTENSION UPDATE, have neither: 0 and 0), a model with factors.
+ */
 static int32
-check_similar(FunctionCallInfo fcinfo, const MfModel *model, MfSide side, bool as_text)
+check_similar(FunctionCallInfo fcinfo, const MfModel *model, MfSide side, bool as_text,
+			  int32 *min_support, double *shrinkage)
 {
 	const char *name = mf_side_name(side);
 
 	mf_check_not_null(fcinfo, 2, "n", "Omit it to use the default, or pass a value.");
 	mf_check_count(PG_GETARG_INT32(2), "n",
 				   psprintf("n is how many similar %ss to return.", name));
+	*min_support = 0;
+	*shrinkage = 0.0;
+	if (PG_NARGS() > 4)
+	{
+		mf_check_not_null(fcinfo, 3, "min_support", "Omit it (0: no minimum), or pass a count.");
+		mf_check_not_null(fcinfo, 4, "shrinkage", "Omit it (0: none), or pass a number of ratings.");
+		*min_support = PG_GETARG_INT32(3);
+		*shrinkage = PG_GETARG_FLOAT8(4);
+		if (*min_support < 0)
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("min_support must be at least 0, got %d", *min_support),
+					 errhint("%s", side == MF_ITEMS
+							 ? "min_support is how many distinct users must have rated an item for it to be listed."
+							 : "min_support is how many distinct items a user must have rated to be listed.")));
+		if (!(*shrinkage >= 0.0 && isfinite(*shrinkage)))
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("shrinkage must be a finite number of at least 0, got %g", *shrinkage),
+					 errhint("Each similarity is multiplied by s / (s + shrinkage), s the number of %s; 0 leaves it as it is.",
+							 side == MF_ITEMS ? "distinct users who rated the item" : "distinct items the user rated")));
+	}
 	if (!as_text && mf_model_keys(model, side) != NULL)
 		ereport(ERROR,
 				(errcode(ERRCODE_DATATYPE_MISMATCH),
@@ -366,8 +618,11 @@ check_similar(FunctionCallInfo fcinfo, const MfModel *model, MfSide side, bool a
 /*
  * mf_similar_items / mf_similar_users: the n rows of the side nearest to
  * the given id's (integer, or as_text) by cosine of their factors (0
- * against a zero row), the row itself left out; best first, ties by
- * ascending id.
+ * against a zero row), the row itself and rows of support below
+ * min_support left out, each cosine times s / (s + shrinkage) for a row
+ * of support s (the shrunk similarity of Koren, "Factor in the
+ * neighbors", TKDD 4(1), 2010, with a row's own support for the pair's);
+ * best first, ties by ascending id.
  */
 static Datum
 similar(FunctionCallInfo fcinfo, MfSide side, bool by_name, bool as_text)
@@ -375,7 +630,10 @@ similar(FunctionCallInfo fcinfo, MfSide side, bool by_name, bool as_text)
 	MfModel    *model = mf_model_argument(fcinfo, by_name);
 	const MfFactors *f = &model->factors;
 	int32		n_rows = side == MF_USERS ? f->n_users : f->n_items;
-	int32		n = check_similar(fcinfo, model, side, as_text);
+	int32		min_support;
+	double		shrinkage;
+	int32		n = check_similar(fcinfo, model, side, as_text, &min_support, &shrinkage);
+	const int32 *support = mf_model_support(model, side);
 	const double *norms;
 	const void *target_row;
 	double	   *scores;
@@ -404,6 +662,10 @@ similar(FunctionCallInfo fcinfo, MfSide side, bool by_name, bool as_text)
 		double		scale = norms[target] * norms[r];
 
 		scores[r] = scale > 0 ? mf_row_dot(f, target_row, mf_factor_row(f, side, r)) / scale : 0.0;
+		if (support[r] < min_support)
+			excluded[r] = true;
+		else if (shrinkage > 0.0)
+			scores[r] *= support[r] / (support[r] + shrinkage);
 	}
 	best = mf_alloc_array(CurrentMemoryContext, Min(n, n_rows), sizeof(int32));
 	best_scores = mf_alloc_array(CurrentMemoryContext, Min(n, n_rows), sizeof(double));

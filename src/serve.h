@@ -23,15 +23,30 @@ extern MfModel *mf_model_argument(FunctionCallInfo fcinfo, bool by_name);
 
 /*
  * The n best items for dense user index user (-1: unknown) of model, best
- * first, into best[] (room for n); returns how many.  With exclude_rated,
- * leaves out the items user_id rated in the training data.  *scores
+ * first, into best[] (room for n); returns how many.  Leaves out the items
+ * excluded[] marks (n_items, or NULL) and, with exclude_rated, those
+ * user_id rated in the training data (marked in excluded, when given).  *scores
  * (n_items, palloc'd) receives the scores, exact for the items returned
  * (score.h, mf_top_scored_items); computes the model's item norms on first
  * need.
  */
 extern int32 mf_top_items(const MfSchema *schema, MfModel *model, int32 user,
-						  int64 user_id, int32 n, bool exclude_rated, int32 *best,
-						  double **scores);
+						  int64 user_id, int32 n, bool exclude_rated, bool *excluded,
+						  int32 *best, double **scores);
+
+/*
+ * The filters of a serving call, arguments arg (candidates) and arg + 1
+ * (exclude), arrays of ids of one side (bigint[], or text[] when as_text:
+ * keys, or integer ids as text), each NULL when not given: with
+ * candidates, every row not among them is marked in mask (n rows of the
+ * side, true = left out), and so is every row of exclude.  Ids the model
+ * lacks and NULL elements match nothing; an empty candidates array leaves
+ * every row out.  mask may be NULL: it is allocated when a filter needs
+ * it; returns it (NULL when nothing was marked and none was given).  Calls
+ * through 0.4's definitions, without the arguments, filter nothing.
+ */
+extern bool *mf_filter_mask(FunctionCallInfo fcinfo, int arg, const MfModel *model,
+							MfSide side, bool as_text, bool *mask);
 
 /*
  * The dense index of a text id of one side: a stored key of a model with

@@ -51,6 +51,7 @@ typedef enum StoreColumn
 	COL_FACTORS,
 	COL_BIAS,
 	COL_KEY,
+	COL_SUPPORT,
 	COL_RATED_ITEMS,			/* users only */
 	N_STORE_COLUMNS
 } StoreColumn;
@@ -62,6 +63,7 @@ struct MfStoreWriter
 	int			k;
 	bool		biases;
 	bool		keys;
+	bool		has_support;	/* whether the table has the column (0.5 on) */
 	int64		written;
 	MemoryContext cxt;			/* the writer's; deleted at the end */
 	MemoryContext batch_cxt;	/* one batch's values, reset per batch */
@@ -84,6 +86,7 @@ struct MfStoreWriter
 	double	   *factors;		/* batch_rows x k */
 	double	   *bias;
 	char	  **key;
+	int32	   *support;
 	int32	   *rated_start;	/* batch_rows + 1 */
 	int64	   *rated;
 	Size		rated_capacity;
@@ -162,15 +165,17 @@ fires_only_model_key_check(Relation rel, AttrNumber model_id_attnum, Oid models_
  * receives its columns' numbers.
  */
 static bool
-can_write_directly(Relation rel, Oid models_relid, MfSide side, AttrNumber *attnums)
+can_write_directly(Relation rel, Oid models_relid, MfSide side, bool support,
+				   AttrNumber *attnums)
 {
 	bool		users = side == MF_USERS;
 	const char *names[N_STORE_COLUMNS] = {"model_id", users ? "user_id" : "item_id",
-		"factors", "bias", users ? "user_key" : "item_key", users ? "rated_items" : NULL};
+		"factors", "bias", users ? "user_key" : "item_key", "support",
+	users ? "rated_items" : NULL};
 	const Oid	types[N_STORE_COLUMNS] = {INT4OID, INT8OID, FLOAT8ARRAYOID, FLOAT8OID,
-	TEXTOID, INT8ARRAYOID};
+	TEXTOID, INT4OID, INT8ARRAYOID};
 	TupleDesc	desc = RelationGetDescr(rel);
-	int			expected = users ? N_STORE_COLUMNS : N_STORE_COLUMNS - 1;
+	int			expected = (users ? N_STORE_COLUMNS : N_STORE_COLUMNS - 1) - (support ? 0 : 1);
 	int			found = 0;
 
 	if (rel->rd_rel->relkind != RELKIND_RELATION || rel->rd_rel->relispartition ||
@@ -184,10 +189,10 @@ can_write_directly(Relation rel, Oid models_relid, MfSide side, AttrNumber *attn
 
 		if (att->attisdropped)
 			continue;
-		for (c = 0; c < expected; c++)
-			if (strcmp(NameStr(att->attname), names[c]) == 0)
+		for (c = 0; c < N_STORE_COLUMNS; c++)
+			if (names[c] != NULL && strcmp(NameStr(att->attname), names[c]) == 0)
 				break;
-		if (c == expected || att->atttypid != types[c] || att->attgenerated ||
+		if (c == N_STORE_COLUMNS || att->atttypid != types[c] || att->attgenerated ||
 			att->attidentity || attnums[c] != 0)
 			return false;		/* a column the extension did not create */
 		attnums[c] = att->attnum;
@@ -200,29 +205,31 @@ can_write_directly(Relation rel, Oid models_relid, MfSide side, AttrNumber *attn
 /*
  * The INSERT of one side's rows from array parameters: $2 the ids, $3
  * their factors ($4 = k per row), $5 the biases (or NULL), $6 the text
- * keys (or NULL) and, for users, $7 the offsets of each row's rated items
- * in $8.
+ * keys (or NULL), $7 the supports and, for users, $8 the offsets of each
+ * row's rated items in $9.
  */
 static SPIPlanPtr
-prepare_insert(const MfSchema *schema, Oid relid, MfSide side)
+prepare_insert(const MfSchema *schema, Oid relid, MfSide side, bool support)
 {
 	Oid			argtypes[] = {INT4OID, INT8ARRAYOID, FLOAT8ARRAYOID, INT4OID,
-	FLOAT8ARRAYOID, TEXTARRAYOID, INT4ARRAYOID, INT8ARRAYOID};
+	FLOAT8ARRAYOID, TEXTARRAYOID, INT4ARRAYOID, INT4ARRAYOID, INT8ARRAYOID};
 	bool		users = side == MF_USERS;
 	SPIPlanPtr	plan;
 
 	/* $6 is joined by position: subscripting a text[] walks it from the start */
-	plan = SPI_prepare(psprintf("INSERT INTO %s.%s (model_id, %s, factors, bias, %s%s)"
-								" SELECT $1, $2[i], $3[(i - 1) * $4 + 1 : i * $4], $5[i], key.value%s"
+	plan = SPI_prepare(psprintf("INSERT INTO %s.%s (model_id, %s, factors, bias, %s%s%s)"
+								" SELECT $1, $2[i], $3[(i - 1) * $4 + 1 : i * $4], $5[i], key.value%s%s"
 								" FROM pg_catalog.generate_subscripts($2, 1) AS i"
 								" LEFT JOIN ROWS FROM (pg_catalog.unnest($6)) WITH ORDINALITY"
 								" AS key (value, position) ON key.position = i",
 								schema->quoted, quote_identifier(get_rel_name(relid)),
 								users ? "user_id" : "item_id",
 								users ? "user_key" : "item_key",
+								support ? ", support" : "",
 								users ? ", rated_items" : "",
-								users ? ", $8[$7[i] + 1 : $7[i + 1]]" : ""),
-					   users ? 8 : 6, argtypes);
+								support ? ", $7[i]" : "",
+								users ? ", $9[$8[i] + 1 : $8[i + 1]]" : ""),
+					   users ? 9 : 7, argtypes);
 	if (plan == NULL)
 		elog(ERROR, "SPI_prepare failed: %s", SPI_result_code_string(SPI_result));
 	return plan;
@@ -245,7 +252,9 @@ mf_store_begin(const MfSchema *schema, Oid relid, Oid models_relid, MfSide side,
 	w->cxt = cxt;
 	w->batch_cxt = AllocSetContextCreate(cxt, "mf_ext store batch", ALLOCSET_DEFAULT_SIZES);
 	w->rel = table_open(relid, RowExclusiveLock);
-	w->direct = can_write_directly(w->rel, models_relid, side, w->attnums);
+	/* 0.4's tables, written until ALTER EXTENSION UPDATE, have no support */
+	w->has_support = get_attnum(relid, "support") != InvalidAttrNumber;
+	w->direct = can_write_directly(w->rel, models_relid, side, w->has_support, w->attnums);
 	if (w->direct)
 	{
 		w->estate = CreateExecutorState();
@@ -259,12 +268,13 @@ mf_store_begin(const MfSchema *schema, Oid relid, Oid models_relid, MfSide side,
 	}
 	else
 	{
-		w->plan = prepare_insert(schema, relid, side);
+		w->plan = prepare_insert(schema, relid, side, w->has_support);
 		w->batch_rows = Min(MF_STORE_BATCH_ROWS, Max(1, MF_STORE_BATCH_NUMBERS / Max(k, 1)));
 		w->ids = palloc(sizeof(int64) * w->batch_rows);
 		w->factors = mf_alloc_array(cxt, (Size) w->batch_rows * Max(k, 1), sizeof(double));
 		w->bias = palloc(sizeof(double) * w->batch_rows);
 		w->key = palloc(sizeof(char *) * w->batch_rows);
+		w->support = palloc(sizeof(int32) * w->batch_rows);
 		w->rated_start = palloc(sizeof(int32) * (w->batch_rows + 1));
 		w->rated_capacity = side == MF_USERS ? MF_STORE_BATCH_RATED : 0;
 		w->rated = palloc(sizeof(int64) * Max(w->rated_capacity, 1));
@@ -300,8 +310,8 @@ static void
 flush_insert(MfStoreWriter *w)
 {
 	bool		users = w->side == MF_USERS;
-	Datum		args[8];
-	char		nulls[8];
+	Datum		args[9];
+	char		nulls[9];
 
 	memset(nulls, ' ', sizeof(nulls));
 	args[0] = Int32GetDatum(w->model_id);
@@ -321,10 +331,11 @@ flush_insert(MfStoreWriter *w)
 		args[5] = PointerGetDatum(construct_array(texts, w->used, TEXTOID, -1, false, TYPALIGN_INT));
 		nulls[5] = ' ';
 	}
+	args[6] = PointerGetDatum(mf_flat_array(INT4OID, w->support, w->used));
 	if (users)
 	{
-		args[6] = PointerGetDatum(mf_flat_array(INT4OID, w->rated_start, w->used + 1));
-		args[7] = PointerGetDatum(mf_flat_array(INT8OID, w->rated, w->rated_start[w->used]));
+		args[7] = PointerGetDatum(mf_flat_array(INT4OID, w->rated_start, w->used + 1));
+		args[8] = PointerGetDatum(mf_flat_array(INT8OID, w->rated, w->rated_start[w->used]));
 	}
 	if (SPI_execute_plan(w->plan, args, nulls, false, 0) != SPI_OK_INSERT)
 		elog(ERROR, "could not write the factors of model %d", w->model_id);
@@ -355,7 +366,7 @@ flush(MfStoreWriter *w)
 /* Fills the next slot with one row (direct writes). */
 static void
 fill_slot(MfStoreWriter *w, int64 id, const double *factors, const double *bias,
-		  const char *key, const int64 *rated, int32 n_rated)
+		  const char *key, int32 support, const int64 *rated, int32 n_rated)
 {
 	TupleTableSlot *slot = w->slots[w->used];
 	int			natts = slot->tts_tupleDescriptor->natts;
@@ -383,6 +394,8 @@ fill_slot(MfStoreWriter *w, int64 id, const double *factors, const double *bias,
 		w->bytes += VARSIZE(value);
 		SET_COLUMN(COL_KEY, PointerGetDatum(value));
 	}
+	if (w->has_support)
+		SET_COLUMN(COL_SUPPORT, Int32GetDatum(support));
 	if (w->side == MF_USERS)
 	{
 		array = mf_flat_array(INT8OID, rated, n_rated);
@@ -398,12 +411,12 @@ fill_slot(MfStoreWriter *w, int64 id, const double *factors, const double *bias,
 
 void
 mf_store_row(MfStoreWriter *w, int64 id, const double *factors, const double *bias,
-			 const char *key, const int64 *rated, int32 n_rated)
+			 const char *key, int32 support, const int64 *rated, int32 n_rated)
 {
 	Assert((bias != NULL) == w->biases && (key != NULL) == w->keys);
 	if (w->direct)
 	{
-		fill_slot(w, id, factors, bias, key, rated, n_rated);
+		fill_slot(w, id, factors, bias, key, support, rated, n_rated);
 		w->used++;
 		if (w->used == MF_STORE_DIRECT_ROWS || w->bytes >= MF_STORE_DIRECT_BYTES)
 			flush(w);
@@ -426,6 +439,7 @@ mf_store_row(MfStoreWriter *w, int64 id, const double *factors, const double *bi
 		w->bias[w->used] = *bias;
 	if (key != NULL)
 		w->key[w->used] = MemoryContextStrdup(w->batch_cxt, key);
+	w->support[w->used] = support;
 	if (w->side == MF_USERS)
 	{
 		if (n_rated > 0)

@@ -36,11 +36,12 @@ extern MfStoreWriter *mf_store_begin(const MfSchema *schema, Oid relid, Oid mode
 
 /*
  * Writes one row: id, factors (k numbers), bias (NULL without biases), key
- * (NULL for integer ids) and, for users, the n_rated distinct ids of the
- * items the user rated (sorted).  Values are copied.
+ * (NULL for integer ids), support (the row's distinct partners: items a
+ * user rated, users who rated an item) and, for users, the n_rated
+ * distinct ids of the items the user rated (sorted).  Values are copied.
  */
 extern void mf_store_row(MfStoreWriter *writer, int64 id, const double *factors,
-						 const double *bias, const char *key,
+						 const double *bias, const char *key, int32 support,
 						 const int64 *rated, int32 n_rated);
 
 /* Writes what is pending and frees the writer; returns the rows written. */
