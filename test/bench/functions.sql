@@ -16,23 +16,49 @@ BEGIN
     RETURN (SELECT percentile_cont(0.5) WITHIN GROUP (ORDER BY t) FROM unnest(times) t);
 END $$;
 
--- Median milliseconds of one mf_recommend(model, user, 10) call, over
--- `calls` calls for users drawn from the model.
-CREATE OR REPLACE FUNCTION bench_recommend_ms(model integer, calls integer DEFAULT 1000)
+-- Median milliseconds of one serving call under model, over `calls` calls:
+-- 'recommend' is mf_recommend(model, user, 10) for users drawn from the
+-- model; 'candidates' the same among 1,000 candidate items less 10
+-- excluded ones (an application's filter); 'users' is
+-- mf_recommend_users(model, item, 10) for items drawn from the model,
+-- leaving out each item's raters.
+CREATE OR REPLACE FUNCTION bench_serving_ms(model integer, call text DEFAULT 'recommend',
+                                            calls integer DEFAULT 1000)
 RETURNS double precision LANGUAGE plpgsql AS $$
 DECLARE
-    users bigint[];
+    ids bigint[];
+    candidates bigint[];
+    excluded bigint[];
     started timestamptz;
     times double precision[] := '{}';
     n integer;
 BEGIN
-    SELECT array_agg(user_id ORDER BY md5(user_id::text)) INTO users
-    FROM (SELECT user_id FROM mf_user_factors WHERE model_id = model
-          ORDER BY md5(user_id::text) LIMIT calls) u;
-    PERFORM count(*) FROM mf_recommend(model, users[1], 10);   -- loads the cache
+    IF call = 'users' THEN
+        SELECT array_agg(item_id ORDER BY md5(item_id::text)) INTO ids
+        FROM (SELECT item_id FROM mf_item_factors WHERE model_id = model
+              ORDER BY md5(item_id::text) LIMIT calls) i;
+    ELSE
+        SELECT array_agg(user_id ORDER BY md5(user_id::text)) INTO ids
+        FROM (SELECT user_id FROM mf_user_factors WHERE model_id = model
+              ORDER BY md5(user_id::text) LIMIT calls) u;
+    END IF;
+    SELECT array_agg(item_id) INTO candidates
+    FROM (SELECT item_id FROM mf_item_factors WHERE model_id = model
+          ORDER BY md5('candidate' || item_id) LIMIT 1000) i;
+    excluded := candidates[1:10];
+    PERFORM count(*) FROM mf_recommend(model, ids[1], 10);   -- loads the cache
     FOR c IN 1..calls LOOP
         started := clock_timestamp();
-        SELECT count(*) INTO n FROM mf_recommend(model, users[1 + (c - 1) % array_length(users, 1)], 10);
+        IF call = 'recommend' THEN
+            SELECT count(*) INTO n FROM mf_recommend(model, ids[1 + (c - 1) % array_length(ids, 1)], 10);
+        ELSIF call = 'candidates' THEN
+            SELECT count(*) INTO n FROM mf_recommend(model, ids[1 + (c - 1) % array_length(ids, 1)], 10,
+                                                     candidates := candidates, exclude := excluded);
+        ELSIF call = 'users' THEN
+            SELECT count(*) INTO n FROM mf_recommend_users(model, ids[1 + (c - 1) % array_length(ids, 1)], 10);
+        ELSE
+            RAISE EXCEPTION 'unknown call %', call;
+        END IF;
         times := times || extract(epoch FROM clock_timestamp() - started)::float8 * 1000;
     END LOOP;
     RETURN (SELECT percentile_cont(0.5) WITHIN GROUP (ORDER BY t) FROM unnest(times) t);
