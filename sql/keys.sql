@@ -219,6 +219,25 @@ SELECT count(*) AS recommended FROM mf_recommend(:padded, 'u1'::character(6)::te
 SELECT min(user_key) = 'u1' AND min(length(user_key)) = 2 AS keys_unpadded
 FROM mf_user_factors WHERE model_id = :padded;
 
+-- A refit that adds a key sorting before the others gives it the next id,
+-- yet each user's rated_items stays sorted, and mf_recommend_users leaves
+-- out the new item's raters (an attack found them listed).
+CREATE TABLE early_key AS
+SELECT who, 'a film' AS what, 5.0 AS stars FROM named WHERE who IN ('user 1', 'user 2', 'user 3');
+SELECT mf_refit_items(:named, 'early_key', 'who', 'what', 'stars') AS items_added;
+CREATE TABLE early_key_users AS SELECT * FROM named WHERE who IN ('user 1', 'user 2', 'user 3')
+UNION ALL SELECT * FROM early_key;
+SELECT mf_refit_users(:named, 'early_key_users', 'who', 'what', 'stars') AS users_refitted;
+SELECT bool_and(rated_items = (SELECT array_agg(x ORDER BY x) FROM unnest(rated_items) x)) AS sorted
+FROM mf_user_factors WHERE model_id = :named;
+SELECT count(*) FILTER (WHERE user_id IN ('user 1', 'user 2', 'user 3')) AS raters_listed, count(*) AS listed
+FROM mf_recommend_users(:named, 'a film', 200);
+-- Text ids that are not integers, in the filters of an integer-id model,
+-- match nothing (as unknown ids do), where a text id argument is an error.
+SELECT (SELECT array_agg(item_id) FROM mf_recommend(:ints, '7', 3, candidates := '{x, 3, 5, 99999999999999999999}')) =
+       (SELECT array_agg(item_id) FROM (SELECT item_id FROM mf_recommend(:ints, '7', 100)
+                                        WHERE item_id IN ('3', '5') LIMIT 3) t) AS lenient_filters;
+
 -- Errors name the ids as they are in the data.
 CREATE TABLE named_nan (who text, what text, stars float8);
 INSERT INTO named_nan VALUES ('alice', 'bob', 4), ('carol', 'dave', 'NaN');

@@ -194,6 +194,25 @@ SELECT mf_train('with_secret', model_name := 'pointed');
 SELECT mf_refit_users('pointed') > 0 AS refitted;
 RESET ROLE;
 
+-- 7. The support columns (0.5) are read as the caller, when a call uses
+-- them: a role granted every other column serves as before, also from a
+-- model the superuser's call put in this backend's cache, and is refused
+-- min_support and shrinkage (an attack stepped min_support to learn each
+-- item's support, which it may not SELECT).
+CREATE ROLE regress_mf_columns;
+GRANT USAGE ON SCHEMA security TO regress_mf_columns;
+GRANT SELECT ON mf_models TO regress_mf_columns;
+GRANT SELECT (model_id, user_id, factors, bias, user_key, rated_items) ON mf_user_factors TO regress_mf_columns;
+GRANT SELECT (model_id, item_id, factors, bias, item_key) ON mf_item_factors TO regress_mf_columns;
+SELECT count(*) AS superuser_warms_the_cache FROM mf_similar_items('pointed', 1, 3, min_support := 1);
+SET ROLE regress_mf_columns;
+SELECT count(*) AS similar_without_support FROM mf_similar_items('pointed', 1, 3);
+SELECT count(*) FROM mf_similar_items('pointed', 1, 3, min_support := 1);
+SELECT count(*) FROM mf_similar_users('pointed', 1, 3, shrinkage := 5);
+RESET ROLE;
+DROP OWNED BY regress_mf_columns;
+DROP ROLE regress_mf_columns;
+
 DROP SCHEMA security CASCADE;
 SELECT mf_drop_model('shared'), mf_drop_model('bait'), mf_drop_model('viewed'), mf_drop_model('pointed');
 DROP OWNED BY regress_mf_trainer, regress_mf_refitter, regress_mf_team;

@@ -289,8 +289,6 @@ load_model(const MfSchema *schema, const MfModelRow *row, MemoryContext parent)
 	}
 	model->user_ids = mf_alloc_array(cxt, row->n_users, sizeof(int64));
 	model->item_ids = mf_alloc_array(cxt, row->n_items, sizeof(int64));
-	model->user_support = mf_alloc_array(cxt, row->n_users, sizeof(int32));
-	model->item_support = mf_alloc_array(cxt, row->n_items, sizeof(int32));
 	f->user_factors = mf_alloc_aligned(cxt, mul_size(row->n_users, k), sizeof(double));
 	f->item_factors = mf_alloc_aligned(cxt, mul_size(row->n_items, k), sizeof(double));
 	if (OidIsValid(row->user_key_type))
@@ -298,11 +296,9 @@ load_model(const MfSchema *schema, const MfModelRow *row, MemoryContext parent)
 	if (OidIsValid(row->item_key_type))
 		model->item_keys = mf_alloc_array(cxt, row->n_items, sizeof(char *));
 	f->n_users = mf_catalog_load_side(schema, row, MF_USERS, row->n_users, model->user_ids,
-									  f->user_factors, f->user_bias, model->user_keys,
-									  model->user_support, cxt);
+									  f->user_factors, f->user_bias, model->user_keys, cxt);
 	f->n_items = mf_catalog_load_side(schema, row, MF_ITEMS, row->n_items, model->item_ids,
-									  f->item_factors, f->item_bias, model->item_keys,
-									  model->item_support, cxt);
+									  f->item_factors, f->item_bias, model->item_keys, cxt);
 	if (model->user_keys)
 		model->user_keymap = mf_key_map(cxt, model->user_keys, f->n_users);
 	if (model->item_keys)

@@ -28,8 +28,6 @@ typedef struct MfModel
 	char	  **item_keys;
 	mf_keymap_hash *user_keymap;	/* text key -> dense index, with keys */
 	mf_keymap_hash *item_keymap;
-	int32	   *user_support;	/* dense index -> distinct items rated */
-	int32	   *item_support;	/* dense index -> distinct users who rated it */
 	MfFactors	factors;		/* in the precision it was trained in */
 	double	   *user_norms;		/* |u| per user, computed on first need */
 	double	   *item_norms;		/* |v| per item, computed on first need */
@@ -41,13 +39,6 @@ static inline const int64 *
 mf_model_ids(const MfModel *model, MfSide side)
 {
 	return side == MF_USERS ? model->user_ids : model->item_ids;
-}
-
-/* The supports (distinct partners in the training data) of one side. */
-static inline const int32 *
-mf_model_support(const MfModel *model, MfSide side)
-{
-	return side == MF_USERS ? model->user_support : model->item_support;
 }
 
 /* The text keys of one side, or NULL for integer ids. */

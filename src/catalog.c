@@ -1146,7 +1146,6 @@ typedef struct SideLoad
 	double	   *factors;
 	double	   *bias;			/* with biases, else NULL */
 	char	  **keys;			/* with text keys, else NULL */
-	int32	   *support;		/* NULL support (a row not written by mf_ext 0.5+): 0 */
 	MemoryContext cxt;			/* where the keys go */
 } SideLoad;
 
@@ -1193,35 +1192,66 @@ load_factor_row(TupleTableSlot *slot, void *arg)
 	if (load->keys)
 		load->keys[load->n] = MemoryContextStrdup(load->cxt,
 												  TextDatumGetCString(required_value(slot, 4, load, "key")));
-	load->support[load->n] = slot->tts_isnull[4] ? 0 : Max(DatumGetInt32(slot->tts_values[4]), 0);
 	load->n++;
 }
 
 int32
 mf_catalog_load_side(const MfSchema *schema, const MfModelRow *row, MfSide side,
 					 int64 capacity, int64 *ids, double *factors, double *bias,
-					 char **keys, int32 *support, MemoryContext cxt)
+					 char **keys, MemoryContext cxt)
 {
-	static const Oid types[] = {INT8OID, FLOAT8ARRAYOID, FLOAT8OID, TEXTOID, INT4OID};
+	static const Oid types[] = {INT8OID, FLOAT8ARRAYOID, FLOAT8OID, TEXTOID};
 	const char *name = mf_side_name(side);
-	SideLoad	load = {row, side, capacity, 0, ids, factors, bias, keys, support, cxt};
-	const char *table = side == MF_USERS ? MF_USER_FACTORS_TABLE : MF_ITEM_FACTORS_TABLE;
+	SideLoad	load = {row, side, capacity, 0, ids, factors, bias, keys, cxt};
 	Oid			argtype = INT4OID;
 	Datum		arg = Int32GetDatum(row->model_id);
 	int			nest_level = internal_sql_begin();
-	/* 0.4's tables, served until ALTER EXTENSION UPDATE, have no support */
-	bool		with_support = get_attnum(get_relname_relid(table, schema->oid),
-										  "support") != InvalidAttrNumber;
 
-	mf_spi_scan(psprintf("SELECT %s_id, factors, %s, %s, %s FROM %s.mf_%s_factors WHERE model_id = $1 ORDER BY %s_id",
+	mf_spi_scan(psprintf("SELECT %s_id, factors, %s, %s FROM %s.mf_%s_factors WHERE model_id = $1 ORDER BY %s_id",
 						 name, bias ? "bias" : "NULL::float8",
 						 keys ? (side == MF_USERS ? "user_key" : "item_key") : "NULL::text",
-						 with_support ? "support" : "NULL::int4",
 						 schema->quoted, name, name),
 				1, &argtype, &arg, types, lengthof(types),
-				table, load_factor_row, &load);
+				side == MF_USERS ? MF_USER_FACTORS_TABLE : MF_ITEM_FACTORS_TABLE,
+				load_factor_row, &load);
 	internal_sql_end(nest_level);
 	return (int32) load.n;
+}
+
+/* mf_catalog_scan_supports' state: the caller's function. */
+typedef struct SupportScan
+{
+	MfSupportFn fn;
+	void	   *arg;
+} SupportScan;
+
+/* mf_spi_scan callback: one row's id and support (NULL: 0). */
+static void
+scan_support_row(TupleTableSlot *slot, void *arg)
+{
+	SupportScan *scan = arg;
+
+	scan->fn(DatumGetInt64(slot->tts_values[0]),
+			 slot->tts_isnull[1] ? 0 : Max(DatumGetInt32(slot->tts_values[1]), 0), scan->arg);
+}
+
+void
+mf_catalog_scan_supports(const MfSchema *schema, int32 model_id, MfSide side,
+						 MfSupportFn fn, void *arg)
+{
+	static const Oid types[] = {INT8OID, INT4OID};
+	const char *name = mf_side_name(side);
+	SupportScan scan = {fn, arg};
+	Oid			argtype = INT4OID;
+	Datum		value = Int32GetDatum(model_id);
+	int			nest_level = internal_sql_begin();
+
+	mf_spi_scan(psprintf("SELECT %s_id, support FROM %s.mf_%s_factors WHERE model_id = $1",
+						 name, schema->quoted, name),
+				1, &argtype, &value, types, lengthof(types),
+				side == MF_USERS ? MF_USER_FACTORS_TABLE : MF_ITEM_FACTORS_TABLE,
+				scan_support_row, &scan);
+	internal_sql_end(nest_level);
 }
 
 /* State of mf_catalog_warm_start while it scans the stored item factors. */

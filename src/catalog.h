@@ -154,16 +154,25 @@ extern MfModelRow mf_catalog_lock_model(const MfSchema *schema, int32 model_id);
 
 /*
  * One side's factor rows of the model of row, in id order: ids[], factors
- * (row->options.k doubles each), bias (with biases, else NULL), keys (in
- * cxt; NULL for integer ids) and support[] (distinct partners; 0 where
- * NULL, and for 0.4's tables), for at most capacity rows.  Returns how
+ * (row->options.k doubles each), bias (with biases, else NULL) and keys
+ * (in cxt; NULL for integer ids), for at most capacity rows.  Returns how
  * many there were.  Errors (XX001): more rows than capacity, a NULL or
  * non-finite value, factors of another length.
  */
 extern int32 mf_catalog_load_side(const MfSchema *schema, const MfModelRow *row,
 								  MfSide side, int64 capacity, int64 *ids,
 								  double *factors, double *bias, char **keys,
-								  int32 *support, MemoryContext cxt);
+								  MemoryContext cxt);
+
+/*
+ * Calls fn with the id and the support (distinct partners; 0 for NULL) of
+ * every row of one side of model model_id, read as the caller (its
+ * privileges on the column apply: 42501 without them), in no order.  The
+ * caller must be connected to SPI.
+ */
+typedef void (*MfSupportFn) (int64 id, int32 support, void *arg);
+extern void mf_catalog_scan_supports(const MfSchema *schema, int32 model_id, MfSide side,
+									 MfSupportFn fn, void *arg);
 
 /*
  * Overwrites als's item factors (and biases) with those of the stored

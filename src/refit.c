@@ -350,6 +350,16 @@ refit_allocate(RefitState *state)
 	return next_id;
 }
 
+/* qsort comparator of int64. */
+static int
+compare_int64(const void *a, const void *b)
+{
+	int64		x = *(const int64 *) a;
+	int64		y = *(const int64 *) b;
+
+	return (x > y) - (x < y);
+}
+
 /*
  * Collects the rows to solve: each source row of the refitted side with
  * its ratings of partners the model knows (as model indices), in rows;
@@ -381,6 +391,7 @@ refit_collect(RefitState *state)
 	{
 		int64		begin = n;
 		int32		support = 0;
+		int32		rated_begin = n_rated;
 
 		for (int64 e = source_rows->row_start[r]; e < source_rows->row_start[r + 1]; e++)
 		{
@@ -404,6 +415,9 @@ refit_collect(RefitState *state)
 		}
 		if (n == begin)
 			continue;
+		/* rated_items are sorted: a new key's id (the next) may not sort by key */
+		if (users)
+			mf_sort(state->rated + rated_begin, n_rated - rated_begin, sizeof(int64), compare_int64);
 		state->ids[rows->n_rows] = refit_row_id(state, r, &next_id);
 		state->support[rows->n_rows] = support;
 		rows->row_start[++rows->n_rows] = n;

@@ -87,8 +87,13 @@ require_integer_model(const MfModel *model, const char *function)
 	require_integer_ids(model, model->user_keys ? MF_USERS : MF_ITEMS, function);
 }
 
-int32
-mf_text_id_index(const MfModel *model, MfSide side, text *id)
+/*
+ * The dense index of a text id (mf_text_id_index); with lenient, text that
+ * is not an integer on a model of integer ids is an id the model lacks (-1)
+ * rather than an error.
+ */
+static int32
+text_id_lookup(const MfModel *model, MfSide side, text *id, bool lenient)
 {
 	char	   *value = text_to_cstring(id);
 	int32		index;
@@ -102,6 +107,11 @@ mf_text_id_index(const MfModel *model, MfSide side, text *id)
 
 		errno = 0;
 		integer = strtoll(value, &end, 10);
+		if ((errno != 0 || end == value || *end != '\0') && lenient)
+		{
+			pfree(value);
+			return -1;
+		}
 		if (errno != 0 || end == value || *end != '\0')
 			ereport(ERROR,
 					(errcode(ERRCODE_INVALID_TEXT_REPRESENTATION),
@@ -112,6 +122,12 @@ mf_text_id_index(const MfModel *model, MfSide side, text *id)
 	}
 	pfree(value);
 	return index;
+}
+
+int32
+mf_text_id_index(const MfModel *model, MfSide side, text *id)
+{
+	return text_id_lookup(model, side, id, false);
 }
 
 /*
@@ -215,7 +231,7 @@ array_indices(const MfModel *model, MfSide side, ArrayType *array, bool as_text,
 	{
 		CHECK_FOR_INTERRUPTS();
 		indices[e] = nulls[e] ? -1
-			: as_text ? mf_text_id_index(model, side, DatumGetTextPP(values[e]))
+			: as_text ? text_id_lookup(model, side, DatumGetTextPP(values[e]), true)
 			: mf_model_find_id(model, side, DatumGetInt64(values[e]));
 	}
 	pfree(values);
@@ -439,25 +455,17 @@ static void
 mark_if_rater(int64 user_id, const int64 *items, int count, void *arg)
 {
 	RaterMark  *mark = arg;
-	int			low = 0;
-	int			high = count;
 
-	while (low < high)			/* rated_items are sorted */
-	{
-		int			mid = low + (high - low) / 2;
+	/* every element: refits of 0.4 and 0.5-dev stored some arrays unsorted */
+	for (int e = 0; e < count; e++)
+		if (items[e] == mark->item_id)
+		{
+			int32		user = mf_model_find_id(mark->model, MF_USERS, user_id);
 
-		if (items[mid] < mark->item_id)
-			low = mid + 1;
-		else
-			high = mid;
-	}
-	if (low < count && items[low] == mark->item_id)
-	{
-		int32		user = mf_model_find_id(mark->model, MF_USERS, user_id);
-
-		if (user >= 0)
-			mark->mask[user] = true;
-	}
+			if (user >= 0)
+				mark->mask[user] = true;
+			return;
+		}
 }
 
 /*
@@ -615,6 +623,45 @@ check_similar(FunctionCallInfo fcinfo, const MfModel *model, MfSide side, bool a
 	return PG_GETARG_INT32(2);
 }
 
+/* mf_catalog_scan_supports callback: one row's support, by dense index. */
+typedef struct SupportRead
+{
+	const MfModel *model;
+	MfSide		side;
+	int32	   *support;
+} SupportRead;
+
+static void
+read_support(int64 id, int32 support, void *arg)
+{
+	SupportRead *read = arg;
+	int32		index = mf_model_find_id(read->model, read->side, id);
+
+	if (index >= 0)
+		read->support[index] = support;
+}
+
+/*
+ * The support of every row of one side (0 for a row the table no longer
+ * has), read from the factor table as the caller, for this call alone:
+ * the cached model does not hold it, so that serving needs no privilege
+ * on the column unless it is used.
+ */
+static const int32 *
+read_supports(const MfSchema *schema, const MfModel *model, MfSide side)
+{
+	int32		n_rows = side == MF_USERS ? model->factors.n_users : model->factors.n_items;
+	SupportRead read = {model, side,
+	mf_alloc_array(CurrentMemoryContext, Max(n_rows, 1), sizeof(int32))};
+
+	memset(read.support, 0, sizeof(int32) * n_rows);
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	mf_catalog_scan_supports(schema, model->row.model_id, side, read_support, &read);
+	SPI_finish();
+	return read.support;
+}
+
 /*
  * mf_similar_items / mf_similar_users: the n rows of the side nearest to
  * the given id's (integer, or as_text) by cosine of their factors (0
@@ -633,7 +680,7 @@ similar(FunctionCallInfo fcinfo, MfSide side, bool by_name, bool as_text)
 	int32		min_support;
 	double		shrinkage;
 	int32		n = check_similar(fcinfo, model, side, as_text, &min_support, &shrinkage);
-	const int32 *support = mf_model_support(model, side);
+	const int32 *support = NULL;
 	const double *norms;
 	const void *target_row;
 	double	   *scores;
@@ -651,6 +698,12 @@ similar(FunctionCallInfo fcinfo, MfSide side, bool by_name, bool as_text)
 	if (target < 0)
 		return (Datum) 0;
 
+	if (min_support > 0 || shrinkage > 0.0)
+	{
+		MfSchema	schema = mf_schema_of(fcinfo);
+
+		support = read_supports(&schema, model, side);
+	}
 	norms = side_norms(model, side);
 	target_row = mf_factor_row(f, side, target);
 	scores = mf_alloc_array(CurrentMemoryContext, n_rows, sizeof(double));
@@ -662,6 +715,8 @@ similar(FunctionCallInfo fcinfo, MfSide side, bool by_name, bool as_text)
 		double		scale = norms[target] * norms[r];
 
 		scores[r] = scale > 0 ? mf_row_dot(f, target_row, mf_factor_row(f, side, r)) / scale : 0.0;
+		if (support == NULL)
+			continue;
 		if (support[r] < min_support)
 			excluded[r] = true;
 		else if (shrinkage > 0.0)
