@@ -219,7 +219,14 @@ FROM (VALUES
     (147, $$SELECT mf_predict('dropped', 1, 1)$$),
     (148, $$SELECT * FROM mf_similar_items('tiny', 1, -2147483648)$$),
     (149, $$SELECT mf_recommend_all('tiny', 10, true, E'\u00e9t\u00e9"; DROP TABLE tiny; --')$$),
-    (150, $$SELECT mf_predict('tiny', 'x''; DROP TABLE tiny; --', '1')$$)
+    (150, $$SELECT mf_predict('tiny', 'x''; DROP TABLE tiny; --', '1')$$),
+    -- early stopping (patience := NULL is patience not given: early_stop.sql)
+    (153, $$SELECT mf_train('tiny', patience := -1, validation := 'tiny')$$),
+    (154, $$SELECT mf_train('tiny', patience := 100001, validation := 'tiny')$$),
+    (155, $$SELECT mf_train('tiny', patience := -2147483648)$$),
+    (156, $$SELECT mf_train('tiny', patience := 3)$$),
+    (157, $$SELECT mf_train('tiny', patience := 3, validation := 'tiny', feedback := 'implicit')$$),
+    (158, $$SELECT mf_train('tiny', model_name := 'tiny implicit', patience := 1, validation := 'tiny')$$)
 ) AS s(n, statement)
 LEFT JOIN LATERAL try(s.statement) t ON true
 ORDER BY s.n;

@@ -164,11 +164,11 @@ COMMENT ON COLUMN @extschema@.mf_models.source_recorded_by IS
   'mf_ext: the role whose training last set source, user_col, item_col and rating_col, or NULL when another write set them, set by the trigger mf_models_provenance; refits without those arguments read them only for that role';
 
 -- Early stopping on the validation RMSE (mf_train's patience), and the
--- iteration whose factors it stored; the models stored before had none.
+-- iteration whose factors it stored; the models stored before had none,
+-- and so has a model row made by hand (the default stays).
 ALTER TABLE @extschema@.mf_models
     ADD COLUMN patience       integer NOT NULL DEFAULT 0,
     ADD COLUMN best_iteration integer;
-ALTER TABLE @extschema@.mf_models ALTER COLUMN patience DROP DEFAULT;
 COMMENT ON COLUMN @extschema@.mf_models.patience IS
   'mf_ext: early stopping: the training stopped once the validation RMSE had not fallen below its lowest for this many iterations in a row, and stored the factors of the lowest (best_iteration); 0: no early stopping';
 COMMENT ON COLUMN @extschema@.mf_models.best_iteration IS

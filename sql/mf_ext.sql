@@ -70,7 +70,7 @@ CREATE TABLE @extschema@.mf_models (
     -- 0.5: who recorded source and the columns (set by mf_models_provenance),
     -- early stopping
     source_recorded_by regrole,
-    patience           integer NOT NULL,
+    patience           integer NOT NULL DEFAULT 0,   -- (a model row made by hand had none)
     best_iteration     integer
 );
 COMMENT ON TABLE @extschema@.mf_models IS

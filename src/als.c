@@ -632,10 +632,9 @@ mf_fit(MfAls *als, const MfFitOptions *options, const MfTestSet *validation,
 			said_kept = iteration + 1 < n;
 			if (report && said_kept)
 				ereport(NOTICE,
-						(errmsg("stopped after iteration %d of %d: the validation RMSE has not fallen below its lowest for patience = %d iterations",
-								iteration + 1, n, patience),
-						 errdetail("The model keeps the factors of iteration %d, of validation RMSE %.6g.",
-								   best + 1, history->validation_rmse[best])));
+						(errmsg("stopped after iteration %d of %d: no lower validation RMSE in patience = %d iterations; the model keeps the factors of iteration %d (validation RMSE %.6g)",
+								iteration + 1, n, patience, best + 1,
+								history->validation_rmse[best])));
 			break;
 		}
 		if (converged(history, options, iteration))
@@ -659,7 +658,7 @@ mf_fit(MfAls *als, const MfFitOptions *options, const MfTestSet *validation,
 			history->kept_iteration = best + 1;
 			if (report && !said_kept)
 				ereport(NOTICE,
-						(errmsg("the model keeps the factors of iteration %d of %d, of the lowest validation RMSE, %.6g",
+						(errmsg("the model keeps the factors of iteration %d of %d, of the lowest validation RMSE (%.6g)",
 								best + 1, history->iterations_run,
 								history->validation_rmse[best])));
 		}
