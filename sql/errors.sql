@@ -235,7 +235,14 @@ FROM (VALUES
     (171, $$SELECT * FROM mf_recommend_users('no such model', 1)$$),
     (172, $$SELECT * FROM mf_recommend_users('tiny', 'x', 3)$$),
     (173, $$SELECT * FROM mf_recommend('tiny', 1, 5, candidates := '{x}')$$),
-    (174, $$SELECT * FROM mf_recommend('tiny', 1, 5, candidates := '{"x"}'::text[])$$)
+    (174, $$SELECT * FROM mf_recommend('tiny', 1, 5, candidates := '{"x"}'::text[])$$),
+    -- early stopping (patience := NULL is patience not given: early_stop.sql)
+    (153, $$SELECT mf_train('tiny', patience := -1, validation := 'tiny')$$),
+    (154, $$SELECT mf_train('tiny', patience := 100001, validation := 'tiny')$$),
+    (155, $$SELECT mf_train('tiny', patience := -2147483648)$$),
+    (156, $$SELECT mf_train('tiny', patience := 3)$$),
+    (157, $$SELECT mf_train('tiny', patience := 3, validation := 'tiny', feedback := 'implicit')$$),
+    (158, $$SELECT mf_train('tiny', model_name := 'tiny implicit', patience := 1, validation := 'tiny')$$)
 ) AS s(n, statement)
 LEFT JOIN LATERAL try(s.statement) t ON true
 ORDER BY s.n;

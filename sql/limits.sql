@@ -21,6 +21,8 @@ SELECT mf_train('many_view', k := 2, iterations := 1, model_name := 'many');
 -- the solver's share: large k
 SET mf_ext.max_memory = '6MB';
 SELECT mf_train('many', k := 1000, iterations := 1);
+-- early stopping keeps a copy of the factors: 4.4 MB more here
+SELECT mf_train('many', k := 1000, iterations := 1, validation := 'many', patience := 1);
 RESET mf_ext.max_memory;
 
 SELECT md5(string_agg(factors::text, ';' ORDER BY user_id)) = :'before' AS untouched

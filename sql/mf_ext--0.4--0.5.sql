@@ -25,11 +25,11 @@ END
 $$;
 
 -- Two comments that had fallen behind: mf_fold's hash is not mf_is_test's,
--- and mf_models has held the 0.4 options since 0.4.
+-- and mf_models has held the 0.4 options since 0.4 (and 0.5's below).
 COMMENT ON FUNCTION @extschema@.mf_fold(bigint, bigint, integer, integer) IS
   'mf_ext: the fold (0 to folds - 1) of the pair (user_id, item_id) in a k-fold split: a splitmix64 hash of (seed, user_id, item_id), independent of mf_is_test''s, so the ratings mf_is_test leaves for training fall evenly into folds too; the fold mf_cross_validate puts the pair in';
 COMMENT ON TABLE @extschema@.mf_models IS
-  'mf_ext: one row per trained model: how it was trained (source, columns, k, lambda, weighted_lambda, biases, feedback, alpha, solver, nonnegative, iterations, tolerance, seed, precision, validation), the types of ids kept as text keys, its size, mu (global_mean) with biases, and per iteration run the objective J (loss), the training RMSE, the validation RMSE and the time taken';
+  'mf_ext: one row per trained model: how it was trained (source, columns, k, lambda, weighted_lambda, biases, feedback, alpha, solver, nonnegative, iterations, tolerance, patience, seed, precision, validation), the types of ids kept as text keys, its size, mu (global_mean) with biases, per iteration run the objective J (loss), the training RMSE, the validation RMSE and the time taken, and with patience the iteration whose factors are stored (best_iteration)';
 
 -- One naming scheme for the C functions: the SQL name, then _text for the
 -- forms that take ids as text, then _by_name.  The text forms of
@@ -357,14 +357,27 @@ FOR EACH ROW EXECUTE FUNCTION @extschema@.mf_models_provenance();
 COMMENT ON COLUMN @extschema@.mf_models.source_recorded_by IS
   'mf_ext: the role whose training last set source, user_col, item_col and rating_col, or NULL when another write set them, set by the trigger mf_models_provenance; refits without those arguments read them only for that role';
 
+-- Early stopping on the validation RMSE (mf_train's patience), and the
+-- iteration whose factors it stored; the models stored before had none,
+-- and so has a model row made by hand (the default stays).
+ALTER TABLE @extschema@.mf_models
+    ADD COLUMN patience       integer NOT NULL DEFAULT 0,
+    ADD COLUMN best_iteration integer;
+COMMENT ON COLUMN @extschema@.mf_models.patience IS
+  'mf_ext: early stopping: the training stopped once the validation RMSE had not fallen below its lowest for this many iterations in a row, and stored the factors of the lowest (best_iteration); 0: no early stopping';
+COMMENT ON COLUMN @extschema@.mf_models.best_iteration IS
+  'mf_ext: with patience, the iteration (from 1, an index of loss and validation_rmse) of the lowest validation RMSE, whose factors and biases are stored; NULL without patience (the last iteration''s are)';
+
 -- mf_train's options default to NULL, "not given": a retraining keeps the
 -- options of the model's last training that the call does not name, a
--- first training takes the defaults it took before.  Only the defaults
--- change, so the function (and its grants) stays.
+-- first training takes the defaults it took before; and it takes patience
+-- (early stopping).  A new argument: the function is dropped and created
+-- again (apply GRANT or REVOKE on it again).
+DROP FUNCTION @extschema@.mf_train(regclass, integer, double precision, integer, name, name, name, text, boolean, integer, boolean, boolean, boolean, double precision, regclass, text, double precision, text, boolean);
 -- Every option defaults to NULL, "not given": a first training takes the
 -- value in the comment beside it, a retraining of a model (the same
 -- model_name) the value of the model's last training (src/train.c).
-CREATE OR REPLACE FUNCTION @extschema@.mf_train(
+CREATE FUNCTION @extschema@.mf_train(
     source           regclass,
     k                integer          DEFAULT NULL,   -- 10
     lambda           double precision DEFAULT NULL,   -- 0.1
@@ -383,12 +396,13 @@ CREATE OR REPLACE FUNCTION @extschema@.mf_train(
     feedback         text             DEFAULT NULL,   -- 'explicit'
     alpha            double precision DEFAULT NULL,   -- 40
     solver           text             DEFAULT NULL,   -- 'cholesky' for explicit, 'cg' for implicit
-    nonnegative      boolean          DEFAULT NULL)   -- false
+    nonnegative      boolean          DEFAULT NULL,   -- false
+    patience         integer          DEFAULT NULL)   -- 0: no early stopping
 RETURNS integer
 AS 'MODULE_PATHNAME', 'mf_train'
 LANGUAGE C VOLATILE CALLED ON NULL INPUT PARALLEL UNSAFE;
-COMMENT ON FUNCTION @extschema@.mf_train(regclass, integer, double precision, integer, name, name, name, text, boolean, integer, boolean, boolean, boolean, double precision, regclass, text, double precision, text, boolean) IS
-  'mf_ext: trains (or retrains, keeping its id) the model model_name (default: the source relation''s name) by alternating least squares on source(user_col, item_col, rating_col): explicit ratings (with biases and ALS-WR lambda if asked) or implicit feedback with confidence 1 + alpha * rating, each row solved by Cholesky, conjugate gradient or, for non-negative factors, coordinate descent; stops early when J falls by less than tolerance, scores validation every iteration; returns the model_id.  An option not given (NULL) is, for a model retrained, that of its last training (a NOTICE lists those that differ from a first training''s, and what changes), else a first training''s: k 10, lambda 0.1, iterations 10, columns user_id, item_id, rating, seed 0, single precision, no biases, plain lambda, tolerance 0, explicit feedback, alpha 40, solver by feedback, not non-negative';
+COMMENT ON FUNCTION @extschema@.mf_train(regclass, integer, double precision, integer, name, name, name, text, boolean, integer, boolean, boolean, boolean, double precision, regclass, text, double precision, text, boolean, integer) IS
+  'mf_ext: trains (or retrains, keeping its id) the model model_name (default: the source relation''s name) by alternating least squares on source(user_col, item_col, rating_col): explicit ratings (with biases and ALS-WR lambda if asked) or implicit feedback with confidence 1 + alpha * rating, each row solved by Cholesky, conjugate gradient or, for non-negative factors, coordinate descent; stops early when J falls by less than tolerance, scores validation every iteration, and with patience stops once the validation RMSE has not fallen below its lowest for that many iterations and stores the factors of the lowest; returns the model_id.  An option not given (NULL) is, for a model retrained, that of its last training (a NOTICE lists those that differ from a first training''s, and what changes), else a first training''s: k 10, lambda 0.1, iterations 10, columns user_id, item_id, rating, seed 0, single precision, no biases, plain lambda, tolerance 0, explicit feedback, alpha 40, solver by feedback, not non-negative, patience 0 (none)';
 
 -- Training history spans a model's trainings (mf_model_history); a model
 -- trained before keeps its last training as run 1.  mf_training_history
@@ -404,15 +418,18 @@ CREATE TABLE @extschema@.mf_model_history (
     train_rmse      double precision,
     validation_rmse double precision,
     seconds         double precision,
+    kept            boolean NOT NULL,
     trained_at      timestamptz NOT NULL,
     PRIMARY KEY (model_id, run, iteration)
 );
 COMMENT ON TABLE @extschema@.mf_model_history IS
-  'mf_ext: one row per iteration of every training of a model (0.5): run 1 for its first training and one more for each retraining; iterations numbered from 1, a warm start''s after the last of the run it started from; J (loss), the training RMSE, the validation RMSE (NULL without validation) and seconds';
+  'mf_ext: one row per iteration of every training of a model (0.5): run 1 for its first training and one more for each retraining; iterations numbered from 1, a warm start''s after the one whose factors the run it started from kept; J (loss), the training RMSE, the validation RMSE (NULL without validation), seconds, and whether the run kept this iteration''s factors (kept: one per run, its last, or with patience its best)';
 
 INSERT INTO @extschema@.mf_model_history
-    (model_id, run, iteration, warm_start, loss, train_rmse, validation_rmse, seconds, trained_at)
-SELECT m.model_id, 1, h.n::integer, m.warm_start, h.j, h.train, h.held_out, h.s, m.trained_at
+    (model_id, run, iteration, warm_start, loss, train_rmse, validation_rmse, seconds, kept,
+     trained_at)
+SELECT m.model_id, 1, h.n::integer, m.warm_start, h.j, h.train, h.held_out, h.s,
+       h.n = m.iterations_run, m.trained_at
 FROM @extschema@.mf_models m,
      unnest(m.loss, m.train_rmse_history, m.validation_rmse, m.iteration_seconds)
          WITH ORDINALITY AS h (j, train, held_out, s, n)
@@ -424,7 +441,7 @@ DROP FUNCTION @extschema@.mf_training_history(integer);
 CREATE FUNCTION @extschema@.mf_training_history(model integer)
 RETURNS TABLE (run integer, iteration integer, loss double precision,
                train_rmse double precision, validation_rmse double precision,
-               seconds double precision)
+               seconds double precision, kept boolean)
 LANGUAGE plpgsql STABLE CALLED ON NULL INPUT PARALLEL SAFE
 SET search_path = pg_catalog, pg_temp
 AS $$
@@ -444,11 +461,12 @@ BEGIN
     -- rows until it is retrained: its last training, as the update would
     -- have copied it)
     RETURN QUERY
-        SELECT h.run, h.iteration, h.loss, h.train_rmse, h.validation_rmse, h.seconds
+        SELECT h.run, h.iteration, h.loss, h.train_rmse, h.validation_rmse, h.seconds, h.kept
         FROM @extschema@.mf_model_history h
         WHERE h.model_id = model
         UNION ALL
-        SELECT 1, a.n::integer, a.j, a.t, a.v, a.s
+        SELECT 1, a.n::integer, a.j, a.t, a.v, a.s,
+               a.n = coalesce(m.best_iteration, m.iterations_run)
         FROM @extschema@.mf_models m,
              unnest(m.loss, m.train_rmse_history, m.validation_rmse, m.iteration_seconds)
                  WITH ORDINALITY AS a (j, t, v, s, n)
@@ -458,12 +476,12 @@ BEGIN
 END
 $$;
 COMMENT ON FUNCTION @extschema@.mf_training_history(integer) IS
-  'mf_ext: per iteration of every training of the model (a model_id), run after run (mf_model_history): the run (1 for its first training), the iteration (a warm start''s follow those of the run it started from), J, the training RMSE, the validation RMSE (NULL without validation) and seconds; models trained before 0.5 have their last training as run 1, and before 0.3 only J and seconds';
+  'mf_ext: per iteration of every training of the model (a model_id), run after run (mf_model_history): the run (1 for its first training), the iteration (a warm start''s follow the one whose factors the run it started from kept), J, the training RMSE, the validation RMSE (NULL without validation), seconds, and whether the run kept this iteration''s factors (one per run: its last, or with patience its best); models trained before 0.5 have their last training as run 1, and before 0.3 only J and seconds';
 
 CREATE FUNCTION @extschema@.mf_training_history(model text)
 RETURNS TABLE (run integer, iteration integer, loss double precision,
                train_rmse double precision, validation_rmse double precision,
-               seconds double precision)
+               seconds double precision, kept boolean)
 LANGUAGE plpgsql STABLE CALLED ON NULL INPUT PARALLEL SAFE
 SET search_path = pg_catalog, pg_temp
 AS $$
@@ -485,7 +503,7 @@ BEGIN
 END
 $$;
 COMMENT ON FUNCTION @extschema@.mf_training_history(text) IS
-  'mf_ext: per iteration of every training of the named model, run after run: the run, the iteration, J, the training RMSE, the validation RMSE (NULL without validation) and seconds';
+  'mf_ext: per iteration of every training of the named model, run after run: the run, the iteration, J, the training RMSE, the validation RMSE (NULL without validation), seconds, and whether the run kept this iteration''s factors';
 
 -- Progress of long calls, for every session (0.5).
 -- A long call (mf_train, mf_cross_validate, the refits, mf_recommend_all)
@@ -496,7 +514,8 @@ COMMENT ON FUNCTION @extschema@.mf_training_history(text) IS
 CREATE FUNCTION @extschema@.mf_progress_report(activity text)
 RETURNS TABLE (function text, model text, part text, phase text, step bigint, steps bigint,
                unit text, loss double precision, validation_rmse double precision,
-               elapsed_seconds double precision, seconds_left double precision)
+               best_iteration integer, elapsed_seconds double precision,
+               seconds_left double precision)
 LANGUAGE plpgsql VOLATILE STRICT PARALLEL RESTRICTED
 SET search_path = pg_catalog, pg_temp
 AS $$
@@ -510,13 +529,13 @@ BEGIN
     END IF;
     RETURN QUERY
         SELECT r.function, r.model, r.part, r.phase, r.step, r.steps, r.unit, r.loss,
-               r.validation_rmse, now - r.started,
+               r.validation_rmse, r.best_iteration, now - r.started,
                GREATEST(0, r.seconds_left - (now - r.updated))
         FROM jsonb_to_record(report)
              AS r (function text, model text, part text, phase text, step bigint, steps bigint,
                    unit text, loss double precision, validation_rmse double precision,
-                   started double precision, updated double precision,
-                   seconds_left double precision);
+                   best_iteration integer, started double precision,
+                   updated double precision, seconds_left double precision);
 EXCEPTION WHEN OTHERS THEN
     RETURN;                     -- a statement that only looks like a report
 END
@@ -530,5 +549,5 @@ FROM pg_catalog.pg_stat_activity a
 CROSS JOIN LATERAL @extschema@.mf_progress_report(a.query) p
 WHERE a.state = 'active' AND a.query LIKE '%/* mf_ext progress {%';
 COMMENT ON VIEW @extschema@.mf_progress IS
-  'mf_ext: one row per backend running mf_train, mf_cross_validate, mf_refit_users, mf_refit_items or mf_recommend_all that the caller may see in pg_stat_activity (its own role''s; every one with pg_read_all_stats): the model, the part (a cross-validation''s fold and fit), the phase (options, reading, indexing, iterating, solving, storing, scoring), step of steps units (iteration, user) done, J and the validation RMSE of the last iteration, seconds since the call started and an estimate of the seconds left in the phase';
+  'mf_ext: one row per backend running mf_train, mf_cross_validate, mf_refit_users, mf_refit_items or mf_recommend_all that the caller may see in pg_stat_activity (its own role''s; every one with pg_read_all_stats): the model, the part (a cross-validation''s fold and fit), the phase (options, reading, indexing, iterating, solving, storing, scoring), step of steps units (iteration, user) done, J and the validation RMSE of the last iteration, with patience the iteration of the lowest validation RMSE so far (best_iteration), seconds since the call started and an estimate of the seconds left in the phase';
 

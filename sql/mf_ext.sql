@@ -67,11 +67,14 @@ CREATE TABLE @extschema@.mf_models (
     nonnegative   boolean NOT NULL,
     user_key_type regtype,
     item_key_type regtype,
-    -- 0.5: who recorded source and the columns (set by mf_models_provenance)
-    source_recorded_by regrole
+    -- 0.5: who recorded source and the columns (set by mf_models_provenance),
+    -- early stopping
+    source_recorded_by regrole,
+    patience           integer NOT NULL DEFAULT 0,   -- (a model row made by hand had none)
+    best_iteration     integer
 );
 COMMENT ON TABLE @extschema@.mf_models IS
-  'mf_ext: one row per trained model: how it was trained (source, columns, k, lambda, weighted_lambda, biases, feedback, alpha, solver, nonnegative, iterations, tolerance, seed, precision, validation), the types of ids kept as text keys, its size, mu (global_mean) with biases, and per iteration run the objective J (loss), the training RMSE, the validation RMSE and the time taken';
+  'mf_ext: one row per trained model: how it was trained (source, columns, k, lambda, weighted_lambda, biases, feedback, alpha, solver, nonnegative, iterations, tolerance, patience, seed, precision, validation), the types of ids kept as text keys, its size, mu (global_mean) with biases, per iteration run the objective J (loss), the training RMSE, the validation RMSE and the time taken, and with patience the iteration whose factors are stored (best_iteration)';
 COMMENT ON COLUMN @extschema@.mf_models.global_mean IS
   'mf_ext: mu, the mean training rating, for a model with biases (else NULL)';
 COMMENT ON COLUMN @extschema@.mf_models.iterations_run IS
@@ -105,6 +108,10 @@ CREATE TRIGGER mf_models_provenance BEFORE INSERT OR UPDATE ON @extschema@.mf_mo
 FOR EACH ROW EXECUTE FUNCTION @extschema@.mf_models_provenance();
 COMMENT ON COLUMN @extschema@.mf_models.source_recorded_by IS
   'mf_ext: the role whose training last set source, user_col, item_col and rating_col, or NULL when another write set them, set by the trigger mf_models_provenance; refits without those arguments read them only for that role';
+COMMENT ON COLUMN @extschema@.mf_models.patience IS
+  'mf_ext: early stopping: the training stopped once the validation RMSE had not fallen below its lowest for this many iterations in a row, and stored the factors of the lowest (best_iteration); 0: no early stopping';
+COMMENT ON COLUMN @extschema@.mf_models.best_iteration IS
+  'mf_ext: with patience, the iteration (from 1, an index of loss and validation_rmse) of the lowest validation RMSE, whose factors and biases are stored; NULL without patience (the last iteration''s are)';
 
 -- A model's factors: k of them (exactly) per user and per item, and with biases
 -- each one's bias. Ids that are not integers are kept as text keys, the id
@@ -157,11 +164,12 @@ CREATE TABLE @extschema@.mf_model_history (
     train_rmse      double precision,
     validation_rmse double precision,
     seconds         double precision,
+    kept            boolean NOT NULL,
     trained_at      timestamptz NOT NULL,
     PRIMARY KEY (model_id, run, iteration)
 );
 COMMENT ON TABLE @extschema@.mf_model_history IS
-  'mf_ext: one row per iteration of every training of a model (0.5): run 1 for its first training and one more for each retraining; iterations numbered from 1, a warm start''s after the last of the run it started from; J (loss), the training RMSE, the validation RMSE (NULL without validation) and seconds';
+  'mf_ext: one row per iteration of every training of a model (0.5): run 1 for its first training and one more for each retraining; iterations numbered from 1, a warm start''s after the one whose factors the run it started from kept; J (loss), the training RMSE, the validation RMSE (NULL without validation), seconds, and whether the run kept this iteration''s factors (kept: one per run, its last, or with patience its best)';
 
 -- Factor and rated-item arrays are stored uncompressed: pglz would spend
 -- most of a training's time on them and gain little.
@@ -189,7 +197,8 @@ SELECT pg_catalog.pg_extension_config_dump('@extschema@.mf_model_history', '');
 CREATE FUNCTION @extschema@.mf_progress_report(activity text)
 RETURNS TABLE (function text, model text, part text, phase text, step bigint, steps bigint,
                unit text, loss double precision, validation_rmse double precision,
-               elapsed_seconds double precision, seconds_left double precision)
+               best_iteration integer, elapsed_seconds double precision,
+               seconds_left double precision)
 LANGUAGE plpgsql VOLATILE STRICT PARALLEL RESTRICTED
 SET search_path = pg_catalog, pg_temp
 AS $$
@@ -203,13 +212,13 @@ BEGIN
     END IF;
     RETURN QUERY
         SELECT r.function, r.model, r.part, r.phase, r.step, r.steps, r.unit, r.loss,
-               r.validation_rmse, now - r.started,
+               r.validation_rmse, r.best_iteration, now - r.started,
                GREATEST(0, r.seconds_left - (now - r.updated))
         FROM jsonb_to_record(report)
              AS r (function text, model text, part text, phase text, step bigint, steps bigint,
                    unit text, loss double precision, validation_rmse double precision,
-                   started double precision, updated double precision,
-                   seconds_left double precision);
+                   best_iteration integer, started double precision,
+                   updated double precision, seconds_left double precision);
 EXCEPTION WHEN OTHERS THEN
     RETURN;                     -- a statement that only looks like a report
 END
@@ -223,7 +232,7 @@ FROM pg_catalog.pg_stat_activity a
 CROSS JOIN LATERAL @extschema@.mf_progress_report(a.query) p
 WHERE a.state = 'active' AND a.query LIKE '%/* mf_ext progress {%';
 COMMENT ON VIEW @extschema@.mf_progress IS
-  'mf_ext: one row per backend running mf_train, mf_cross_validate, mf_refit_users, mf_refit_items or mf_recommend_all that the caller may see in pg_stat_activity (its own role''s; every one with pg_read_all_stats): the model, the part (a cross-validation''s fold and fit), the phase (options, reading, indexing, iterating, solving, storing, scoring), step of steps units (iteration, user) done, J and the validation RMSE of the last iteration, seconds since the call started and an estimate of the seconds left in the phase';
+  'mf_ext: one row per backend running mf_train, mf_cross_validate, mf_refit_users, mf_refit_items or mf_recommend_all that the caller may see in pg_stat_activity (its own role''s; every one with pg_read_all_stats): the model, the part (a cross-validation''s fold and fit), the phase (options, reading, indexing, iterating, solving, storing, scoring), step of steps units (iteration, user) done, J and the validation RMSE of the last iteration, with patience the iteration of the lowest validation RMSE so far (best_iteration), seconds since the call started and an estimate of the seconds left in the phase';
 
 -- Training --------------------------------------------------------------------
 
@@ -249,17 +258,18 @@ CREATE FUNCTION @extschema@.mf_train(
     feedback         text             DEFAULT NULL,   -- 'explicit'
     alpha            double precision DEFAULT NULL,   -- 40
     solver           text             DEFAULT NULL,   -- 'cholesky' for explicit, 'cg' for implicit
-    nonnegative      boolean          DEFAULT NULL)   -- false
+    nonnegative      boolean          DEFAULT NULL,   -- false
+    patience         integer          DEFAULT NULL)   -- 0: no early stopping
 RETURNS integer
 AS 'MODULE_PATHNAME', 'mf_train'
 LANGUAGE C VOLATILE CALLED ON NULL INPUT PARALLEL UNSAFE;
-COMMENT ON FUNCTION @extschema@.mf_train(regclass, integer, double precision, integer, name, name, name, text, boolean, integer, boolean, boolean, boolean, double precision, regclass, text, double precision, text, boolean) IS
-  'mf_ext: trains (or retrains, keeping its id) the model model_name (default: the source relation''s name) by alternating least squares on source(user_col, item_col, rating_col): explicit ratings (with biases and ALS-WR lambda if asked) or implicit feedback with confidence 1 + alpha * rating, each row solved by Cholesky, conjugate gradient or, for non-negative factors, coordinate descent; stops early when J falls by less than tolerance, scores validation every iteration; returns the model_id.  An option not given (NULL) is, for a model retrained, that of its last training (a NOTICE lists those that differ from a first training''s, and what changes), else a first training''s: k 10, lambda 0.1, iterations 10, columns user_id, item_id, rating, seed 0, single precision, no biases, plain lambda, tolerance 0, explicit feedback, alpha 40, solver by feedback, not non-negative';
+COMMENT ON FUNCTION @extschema@.mf_train(regclass, integer, double precision, integer, name, name, name, text, boolean, integer, boolean, boolean, boolean, double precision, regclass, text, double precision, text, boolean, integer) IS
+  'mf_ext: trains (or retrains, keeping its id) the model model_name (default: the source relation''s name) by alternating least squares on source(user_col, item_col, rating_col): explicit ratings (with biases and ALS-WR lambda if asked) or implicit feedback with confidence 1 + alpha * rating, each row solved by Cholesky, conjugate gradient or, for non-negative factors, coordinate descent; stops early when J falls by less than tolerance, scores validation every iteration, and with patience stops once the validation RMSE has not fallen below its lowest for that many iterations and stores the factors of the lowest; returns the model_id.  An option not given (NULL) is, for a model retrained, that of its last training (a NOTICE lists those that differ from a first training''s, and what changes), else a first training''s: k 10, lambda 0.1, iterations 10, columns user_id, item_id, rating, seed 0, single precision, no biases, plain lambda, tolerance 0, explicit feedback, alpha 40, solver by feedback, not non-negative, patience 0 (none)';
 
 CREATE FUNCTION @extschema@.mf_training_history(model integer)
 RETURNS TABLE (run integer, iteration integer, loss double precision,
                train_rmse double precision, validation_rmse double precision,
-               seconds double precision)
+               seconds double precision, kept boolean)
 LANGUAGE plpgsql STABLE CALLED ON NULL INPUT PARALLEL SAFE
 SET search_path = pg_catalog, pg_temp
 AS $$
@@ -279,11 +289,12 @@ BEGIN
     -- rows until it is retrained: its last training, as the update would
     -- have copied it)
     RETURN QUERY
-        SELECT h.run, h.iteration, h.loss, h.train_rmse, h.validation_rmse, h.seconds
+        SELECT h.run, h.iteration, h.loss, h.train_rmse, h.validation_rmse, h.seconds, h.kept
         FROM @extschema@.mf_model_history h
         WHERE h.model_id = model
         UNION ALL
-        SELECT 1, a.n::integer, a.j, a.t, a.v, a.s
+        SELECT 1, a.n::integer, a.j, a.t, a.v, a.s,
+               a.n = coalesce(m.best_iteration, m.iterations_run)
         FROM @extschema@.mf_models m,
              unnest(m.loss, m.train_rmse_history, m.validation_rmse, m.iteration_seconds)
                  WITH ORDINALITY AS a (j, t, v, s, n)
@@ -293,12 +304,12 @@ BEGIN
 END
 $$;
 COMMENT ON FUNCTION @extschema@.mf_training_history(integer) IS
-  'mf_ext: per iteration of every training of the model (a model_id), run after run (mf_model_history): the run (1 for its first training), the iteration (a warm start''s follow those of the run it started from), J, the training RMSE, the validation RMSE (NULL without validation) and seconds; models trained before 0.5 have their last training as run 1, and before 0.3 only J and seconds';
+  'mf_ext: per iteration of every training of the model (a model_id), run after run (mf_model_history): the run (1 for its first training), the iteration (a warm start''s follow the one whose factors the run it started from kept), J, the training RMSE, the validation RMSE (NULL without validation), seconds, and whether the run kept this iteration''s factors (one per run: its last, or with patience its best); models trained before 0.5 have their last training as run 1, and before 0.3 only J and seconds';
 
 CREATE FUNCTION @extschema@.mf_training_history(model text)
 RETURNS TABLE (run integer, iteration integer, loss double precision,
                train_rmse double precision, validation_rmse double precision,
-               seconds double precision)
+               seconds double precision, kept boolean)
 LANGUAGE plpgsql STABLE CALLED ON NULL INPUT PARALLEL SAFE
 SET search_path = pg_catalog, pg_temp
 AS $$
@@ -320,7 +331,7 @@ BEGIN
 END
 $$;
 COMMENT ON FUNCTION @extschema@.mf_training_history(text) IS
-  'mf_ext: per iteration of every training of the named model, run after run: the run, the iteration, J, the training RMSE, the validation RMSE (NULL without validation) and seconds';
+  'mf_ext: per iteration of every training of the named model, run after run: the run, the iteration, J, the training RMSE, the validation RMSE (NULL without validation), seconds, and whether the run kept this iteration''s factors';
 
 CREATE FUNCTION @extschema@.mf_drop_model(model text)
 RETURNS void

@@ -154,7 +154,7 @@ SELECT mf_drop_model('store_direct'), mf_drop_model('store_insert');
 -- it always took.  (What it says: test/t/012_retrain_options.pl.)
 SELECT mf_train('small', model_name := 'first') IS NOT NULL AS first_trained;
 SELECT k, lambda, iterations, seed, biases, weighted_lambda, tolerance, double_precision,
-       feedback, alpha, solver, nonnegative, user_col, item_col, rating_col
+       feedback, alpha, solver, nonnegative, patience, user_col, item_col, rating_col
 FROM mf_models WHERE name = 'first';
 SELECT mf_train('small', k := 4, lambda := 2, iterations := 3, biases := true, seed := 7,
                 model_name := 'kept') IS NOT NULL AS trained;

@@ -40,6 +40,9 @@
 /* Conjugate-gradient steps per row and half-step (solver 'cg'). */
 #define MF_CG_STEPS	3
 
+/* Bytes copied between checks for a cancel, when the best factors are kept. */
+#define MF_COPY_CHUNK	((Size) 64 * 1024 * 1024)
+
 /* Coordinate-descent sweeps at most, and the relative step that ends them. */
 #define MF_NNLS_SWEEPS		1000
 #define MF_NNLS_TOLERANCE	1e-10
@@ -79,6 +82,9 @@ struct MfAls
 	double	   *item_norm;		/* each item's share of the penalty */
 	double	   *item_sse;		/* squared errors per item, after an iteration */
 	SolveBuffers *buffers;		/* one per thread */
+	MfFactors	best;			/* with patience: the factors and biases of the
+								 * iteration of the lowest validation RMSE so
+								 * far (the arrays only; else all NULL) */
 };
 
 /* One half-step, shared by the threads that work on it. */
@@ -164,6 +170,13 @@ mf_als_memory_estimate(const MfRatings *ratings, const MfFitOptions *options,
 				  real_size);
 	mf_memory_add(memory, mul_size(mul_size(longest, 3), threads), real_size);
 	mf_memory_add(memory, mul_size(d, threads), sizeof(int) + 2 * sizeof(double));
+	/* with patience, the best iteration's factors and biases beside them */
+	if (options->patience > 0)
+	{
+		mf_memory_add(memory, mul_size(rows, options->k), real_size);
+		if (options->biases)
+			mf_memory_add(memory, rows, sizeof(double));
+	}
 	return threads;
 }
 
@@ -263,6 +276,17 @@ mf_als_create(const MfRatings *ratings, const MfFitOptions *options,
 		f->item_bias = mf_alloc_array(cxt, ratings->n_items, sizeof(double));
 		memset(f->user_bias, 0, sizeof(double) * ratings->n_users);
 		memset(f->item_bias, 0, sizeof(double) * ratings->n_items);
+	}
+	if (options->patience > 0)
+	{
+		als->best = *f;
+		als->best.user_factors = mf_alloc_aligned(cxt, mul_size(ratings->n_users, f->k), real_size);
+		als->best.item_factors = mf_alloc_aligned(cxt, mul_size(ratings->n_items, f->k), real_size);
+		if (f->biases)
+		{
+			als->best.user_bias = mf_alloc_array(cxt, ratings->n_users, sizeof(double));
+			als->best.item_bias = mf_alloc_array(cxt, ratings->n_items, sizeof(double));
+		}
 	}
 	als->user_norm = mf_alloc_array(cxt, ratings->n_users, sizeof(double));
 	als->item_norm = mf_alloc_array(cxt, ratings->n_items, sizeof(double));
@@ -478,6 +502,8 @@ static void
 history_init(MfFitHistory *history, int n, bool validation)
 {
 	history->iterations_run = 0;
+	history->kept_iteration = 0;
+	history->kept_best = false;
 	history->loss = mf_alloc_array(CurrentMemoryContext, n, sizeof(double));
 	history->train_rmse = mf_alloc_array(CurrentMemoryContext, n, sizeof(double));
 	history->seconds = mf_alloc_array(CurrentMemoryContext, n, sizeof(double));
@@ -494,18 +520,69 @@ converged(const MfFitHistory *history, const MfFitOptions *options, int iteratio
 		options->tolerance * history->loss[iteration - 1];
 }
 
+/* bytes from from to to, checking for a cancel between chunks. */
+static void
+copy_checked(void *to, const void *from, Size bytes)
+{
+	for (Size done = 0; done < bytes; done += MF_COPY_CHUNK)
+	{
+		CHECK_FOR_INTERRUPTS();
+		memcpy((char *) to + done, (const char *) from + done, Min(MF_COPY_CHUNK, bytes - done));
+	}
+}
+
+/* Copies the factors and biases of from into to's arrays (of the same shape). */
+static void
+copy_factors(MfFactors *to, const MfFactors *from, Size real_size)
+{
+	copy_checked(to->user_factors, from->user_factors,
+				 mul_size(mul_size(from->n_users, from->k), real_size));
+	copy_checked(to->item_factors, from->item_factors,
+				 mul_size(mul_size(from->n_items, from->k), real_size));
+	if (from->biases)
+	{
+		copy_checked(to->user_bias, from->user_bias, mul_size(from->n_users, sizeof(double)));
+		copy_checked(to->item_bias, from->item_bias, mul_size(from->n_items, sizeof(double)));
+	}
+}
+
+/*
+ * Makes als's factors those kept in als->best, by exchanging the arrays
+ * (both live in the fit's context).
+ */
+static void
+restore_best(MfAls *als)
+{
+	MfFactors  *f = &als->factors;
+	MfFactors	current = *f;
+
+	f->user_factors = als->best.user_factors;
+	f->item_factors = als->best.item_factors;
+	f->user_bias = als->best.user_bias;
+	f->item_bias = als->best.item_bias;
+	als->best.user_factors = current.user_factors;
+	als->best.item_factors = current.item_factors;
+	als->best.user_bias = current.user_bias;
+	als->best.item_bias = current.item_bias;
+}
+
 void
 mf_fit(MfAls *als, const MfFitOptions *options, const MfTestSet *validation,
 	   bool report, MfFitHistory *history)
 {
 	const MfRatings *ratings = als->ratings;
 	int			n = options->iterations;
+	int			patience = options->patience;
+	int			best = -1;		/* iteration of the lowest validation RMSE */
+	bool		said_kept = false;	/* a NOTICE named the iteration kept */
 	instr_time	start;
 
 	/* the pairs J's data term sums over: with implicit feedback, all */
 	double		pairs = options->implicit
 		? (double) ratings->n_users * ratings->n_items : (double) ratings->n_ratings;
 
+	if (patience > 0 && (validation == NULL || als->best.user_factors == NULL))
+		elog(ERROR, "early stopping needs a validation set and a fit made for it");
 	INSTR_TIME_SET_CURRENT(start);
 	history_init(history, n, validation != NULL);
 	mf_progress_phase("iterating");
@@ -528,8 +605,18 @@ mf_fit(MfAls *als, const MfFitOptions *options, const MfTestSet *validation,
 			history->validation_rmse[iteration] = measures.rmse;
 			validation_text = psprintf(", validation RMSE = %.6g", measures.rmse);
 		}
+		/* a lower validation RMSE (a NaN is never lower): keep this iteration's factors */
+		if (patience > 0 &&
+			(best < 0 || history->validation_rmse[iteration] < history->validation_rmse[best] ||
+			 isnan(history->validation_rmse[best])))
+		{
+			copy_factors(&als->best, &als->factors, als->real_size);
+			best = iteration;
+		}
 		history->seconds[iteration] = mf_seconds_since(iteration_start);
 		history->iterations_run = iteration + 1;
+		if (patience > 0)
+			mf_progress_best(best + 1);
 		mf_progress_step(iteration + 1, n, "iteration", loss,
 						 validation ? history->validation_rmse[iteration] : NAN);
 		if (report)
@@ -540,6 +627,16 @@ mf_fit(MfAls *als, const MfFitOptions *options, const MfTestSet *validation,
 					 errdetail("%.3f s this iteration on %d threads, %.3f s in all iterations so far.",
 							   history->seconds[iteration], als->threads,
 							   mf_seconds_since(start))));
+		if (patience > 0 && iteration - best >= patience)
+		{
+			said_kept = iteration + 1 < n;
+			if (report && said_kept)
+				ereport(NOTICE,
+						(errmsg("stopped after iteration %d of %d: no lower validation RMSE in patience = %d iterations; the model keeps the factors of iteration %d (validation RMSE %.6g)",
+								iteration + 1, n, patience, best + 1,
+								history->validation_rmse[best])));
+			break;
+		}
 		if (converged(history, options, iteration))
 		{
 			if (report && iteration + 1 < n)
@@ -547,6 +644,23 @@ mf_fit(MfAls *als, const MfFitOptions *options, const MfTestSet *validation,
 						(errmsg("stopped after iteration %d of %d: J fell by less than tolerance = %g of its value",
 								iteration + 1, n, options->tolerance)));
 			break;
+		}
+	}
+
+	/* with patience, the fit ends with the best iteration's factors, however it stopped */
+	history->kept_iteration = history->iterations_run;
+	if (patience > 0)
+	{
+		history->kept_best = true;
+		if (best + 1 < history->iterations_run)
+		{
+			restore_best(als);
+			history->kept_iteration = best + 1;
+			if (report && !said_kept)
+				ereport(NOTICE,
+						(errmsg("the model keeps the factors of iteration %d of %d, of the lowest validation RMSE (%.6g)",
+								best + 1, history->iterations_run,
+								history->validation_rmse[best])));
 		}
 	}
 }

@@ -42,6 +42,9 @@ typedef struct MfFitOptions
 	bool		single;			/* float factors, else double */
 	int			iterations;
 	double		tolerance;		/* stop when J falls by less than this fraction */
+	int			patience;		/* with a validation set: stop after this many
+								 * iterations without a lower validation RMSE,
+								 * keeping the factors of the lowest; 0: never */
 	int32		seed;
 } MfFitOptions;
 
@@ -50,11 +53,17 @@ typedef struct MfAls MfAls;
 
 /*
  * What a fit recorded: per iteration run, J, the training RMSE, the
- * validation RMSE (NULL array without a validation set) and seconds.
+ * validation RMSE (NULL array without a validation set) and seconds; and
+ * which iteration's factors the fit kept.
  */
 typedef struct MfFitHistory
 {
-	int			iterations_run; /* fewer than asked when tolerance stopped it */
+	int			iterations_run; /* fewer than asked when tolerance or patience
+								 * stopped it */
+	int			kept_iteration; /* 1 to iterations_run: the iteration whose
+								 * factors the fit holds at its end */
+	bool		kept_best;		/* with patience: kept_iteration is the one of
+								 * the lowest validation RMSE (else the last) */
 	double	   *loss;
 	double	   *train_rmse;
 	double	   *validation_rmse;
@@ -65,13 +74,18 @@ struct MfTestSet;
 
 /*
  * Adds to memory the bytes a training on ratings will hold while solving
- * (the ratings' rows, the factors, per-row sums, each thread's buffers);
+ * (the ratings' rows, the factors, per-row sums, each thread's buffers;
+ * with patience, a copy of the factors and biases: the best iteration's);
  * returns the number of threads it assumes.
  */
 extern int	mf_als_memory_estimate(const MfRatings *ratings,
 								   const MfFitOptions *options, MfMemory *memory);
 
-/* A fit of ratings with options, its item factors not yet set, in cxt. */
+/*
+ * A fit of ratings with options, its item factors not yet set, in cxt
+ * (with patience, also the arrays the best iteration's factors are kept
+ * in).
+ */
 extern MfAls *mf_als_create(const MfRatings *ratings, const MfFitOptions *options,
 							MemoryContext cxt);
 
@@ -93,10 +107,16 @@ extern void mf_als_get_rows(const MfAls *als, MfSide side, int32 first, int32 co
 							double *out);
 
 /*
- * Runs the iterations (options->iterations, or fewer: tolerance), with a
- * validation set scored after each (may be NULL), into history (allocated
- * here).  With report, a NOTICE per iteration.  Errors: a singular row
- * (22023, lambda = 0), an unsolvable one or overflow (22003).
+ * Runs the iterations (options->iterations, or fewer: tolerance, patience),
+ * with a validation set scored after each (may be NULL; options->patience
+ * > 0 needs one), into history (allocated here).  With patience, the fit
+ * stops once patience iterations in a row have not lowered the validation
+ * RMSE below the lowest so far, and ends holding the factors and biases of
+ * the iteration of the lowest (history->kept_iteration), however it
+ * stopped.  With report, a NOTICE per iteration and one for an early stop.
+ * Errors: a singular row (22023, lambda = 0), an unsolvable one or
+ * overflow (22003); a cancel between iterations or while the best factors
+ * are copied.
  */
 extern void mf_fit(MfAls *als, const MfFitOptions *options,
 				   const struct MfTestSet *validation, bool report,

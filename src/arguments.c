@@ -194,6 +194,7 @@ mf_read_fit_options(const MfArguments *args, MfFitOptions *options)
 	READ("tolerance", tolerance, DatumGetFloat8);
 	READ("alpha", alpha, DatumGetFloat8);
 	READ("nonnegative", nonnegative, DatumGetBool);
+	READ("patience", patience, DatumGetInt32);	/* mf_train's only */
 #undef READ
 	if (has_argument(args, "feedback"))
 		parse_feedback(mf_text_argument(args, "feedback"),

@@ -50,9 +50,10 @@ extern char *mf_text_argument(const MfArguments *args, const char *name);
 /*
  * The training options of the call's arguments, each read when the call
  * gives it (k, lambda, iterations, seed, double_precision, biases,
- * weighted_lambda, tolerance, feedback, alpha, solver, nonnegative; NULL
- * is not given), else left as options has it (a solver not given follows
- * a change of feedback kind); feedback and solver are checked here
+ * weighted_lambda, tolerance, feedback, alpha, solver, nonnegative,
+ * patience; NULL is not given, nor an argument the function lacks:
+ * mf_cross_validate has no patience), else left as options has it (a
+ * solver not given follows a change of feedback kind); feedback and solver are checked here
  * (22023), the rest by mf_check_fit_options.  A new training option: its
  * line here, a field of MfFitOptions, its check, its column in catalog.c
  * (kept by retraining), its argument in the SQL.

@@ -184,6 +184,8 @@ static const CatalogColumn columns[] = {
 	{"nonnegative", COL_BOOL, OPTION(nonnegative), SERVED | WRITTEN | KEPT, "false", -1},
 	{"user_key_type", COL_REGTYPE, FIELD(user_key_type), SERVED | WRITTEN | NULLABLE | COMPARED, "NULL::regtype", -1},
 	{"item_key_type", COL_REGTYPE, FIELD(item_key_type), SERVED | WRITTEN | NULLABLE | COMPARED, "NULL::regtype", -1},
+	{"patience", COL_INT4, OPTION(patience), WRITTEN | KEPT, "0", -1},
+	{"best_iteration", COL_INT4, FIELD(history.kept_iteration), WRITTEN | NULLABLE, "NULL::int4", FIELD(history.kept_best)},
 };
 
 /* The SQL type of a column of kind. */
@@ -775,6 +777,7 @@ upsert_model_row(const MfSchema *schema, const MfModelRow *row)
 	char	   *query;
 	int			n = 1;
 	bool		isnull;
+	Oid			models = get_relname_relid(MF_MODELS_TABLE, schema->oid);
 
 	/* $1 the name, then every column written */
 	argtypes[0] = TEXTOID;
@@ -785,6 +788,15 @@ upsert_model_row(const MfSchema *schema, const MfModelRow *row)
 	for (int c = 0; c < lengthof(columns); c++)
 	{
 		if (!(columns[c].use & WRITTEN))
+			continue;
+
+		/*
+		 * A column of a later version than the tables' (0.4's, not yet
+		 * updated, lack patience and best_iteration): a training through
+		 * that version's mf_train has what the version meant.
+		 */
+		if (columns[c].missing != NULL &&
+			get_attnum(models, columns[c].name) == InvalidAttrNumber)
 			continue;
 		argtypes[n] = column_type(columns[c].kind);
 		args[n] = column_value(&columns[c], row, &isnull);
@@ -860,8 +872,9 @@ carry_over_history(const MfSchema *schema, const char *name)
 	char	   *query;
 
 	query = psprintf("INSERT INTO %s.mf_model_history (model_id, run, iteration, warm_start,"
-					 " loss, train_rmse, validation_rmse, seconds, trained_at)"
-					 " SELECT m.model_id, 1, h.n, m.warm_start, h.j, h.t, h.v, h.s, m.trained_at"
+					 " loss, train_rmse, validation_rmse, seconds, kept, trained_at)"
+					 " SELECT m.model_id, 1, h.n, m.warm_start, h.j, h.t, h.v, h.s,"
+					 " h.n = coalesce(m.best_iteration, m.iterations_run), m.trained_at"
 					 " FROM %s.mf_models m, ROWS FROM (pg_catalog.unnest(m.loss),"
 					 " pg_catalog.unnest(m.train_rmse_history), pg_catalog.unnest(m.validation_rmse),"
 					 " pg_catalog.unnest(m.iteration_seconds)) WITH ORDINALITY AS h (j, t, v, s, n)"
@@ -874,16 +887,18 @@ carry_over_history(const MfSchema *schema, const char *name)
 
 /*
  * Appends the training's iterations to model_id's history as its next run
- * (1 for the first): iterations numbered from 1, or with warm_start after
- * the last iteration of the model's latest run.
+ * (1 for the first), the iteration whose factors it kept marked: iterations
+ * numbered from 1, or with warm_start after the iteration whose factors the
+ * model's latest run kept (its last, or with patience its best: the
+ * factors the warm start continued from).
  */
 static void
 insert_history(const MfSchema *schema, int32 model_id, const MfModelRow *row)
 {
-	Oid			argtypes[6] = {INT4OID, BOOLOID, FLOAT8ARRAYOID, FLOAT8ARRAYOID,
-	FLOAT8ARRAYOID, FLOAT8ARRAYOID};
-	Datum		args[6];
-	char		nulls[6] = {' ', ' ', ' ', ' ', ' ', ' '};
+	Oid			argtypes[7] = {INT4OID, BOOLOID, FLOAT8ARRAYOID, FLOAT8ARRAYOID,
+	FLOAT8ARRAYOID, FLOAT8ARRAYOID, INT4OID};
+	Datum		args[7];
+	char		nulls[7] = {' ', ' ', ' ', ' ', ' ', ' ', ' '};
 	const MfFitHistory *history = &row->history;
 	char	   *query;
 
@@ -898,19 +913,20 @@ insert_history(const MfSchema *schema, int32 model_id, const MfModelRow *row)
 	else
 		nulls[4] = 'n';
 	args[5] = PointerGetDatum(mf_flat_array(FLOAT8OID, history->seconds, history->iterations_run));
+	args[6] = Int32GetDatum(history->kept_iteration);
 	query = psprintf("INSERT INTO %s.mf_model_history (model_id, run, iteration, warm_start,"
-					 " loss, train_rmse, validation_rmse, seconds, trained_at)"
+					 " loss, train_rmse, validation_rmse, seconds, kept, trained_at)"
 					 " SELECT $1, coalesce(latest.run, 0) + 1,"
 					 " CASE WHEN $2 THEN coalesce(latest.iteration, 0) ELSE 0 END + h.n, $2,"
-					 " h.j, h.t, h.v, h.s, pg_catalog.now()"
+					 " h.j, h.t, h.v, h.s, h.n = $7, pg_catalog.now()"
 					 " FROM (SELECT 1) one"
 					 " LEFT JOIN LATERAL (SELECT run, iteration FROM %s.mf_model_history"
-					 " WHERE model_id = $1 ORDER BY run DESC, iteration DESC LIMIT 1) latest ON true,"
+					 " WHERE model_id = $1 ORDER BY run DESC, kept DESC, iteration DESC LIMIT 1) latest ON true,"
 					 " ROWS FROM (pg_catalog.unnest($3), pg_catalog.unnest($4),"
 					 " pg_catalog.unnest($5), pg_catalog.unnest($6))"
 					 " WITH ORDINALITY AS h (j, t, v, s, n)",
 					 schema->quoted, schema->quoted);
-	if (SPI_execute_with_args(query, 6, argtypes, args, nulls, false, 0) != SPI_OK_INSERT)
+	if (SPI_execute_with_args(query, 7, argtypes, args, nulls, false, 0) != SPI_OK_INSERT)
 		elog(ERROR, "could not write the training history of model %d", model_id);
 	if (SPI_processed != (uint64) history->iterations_run)
 		ereport(ERROR,

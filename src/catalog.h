@@ -117,7 +117,7 @@ extern void mf_catalog_partner_counts(const MfSchema *schema, int32 model_id, Mf
  * The options model name was trained with, those a retraining keeps when
  * it does not name them (source columns, k, lambda, iterations, seed,
  * double_precision, biases, weighted_lambda, tolerance, feedback, alpha,
- * solver, nonnegative: mf_catalog_kept_options), its key types and who
+ * solver, nonnegative, patience: mf_catalog_kept_options), its key types and who
  * recorded its columns (source_recorded_by), set in *row; false when there
  * is no such model.  The row is locked (FOR UPDATE) until the transaction
  * ends, so that a concurrent retraining waits for this one and then reads
@@ -133,7 +133,7 @@ extern bool mf_catalog_trained_options(const MfSchema *schema, const char *name,
  * values (NULL where the column would be NULL: alpha of an explicit
  * model); returns their number, at most MF_KEPT_OPTIONS.
  */
-#define MF_KEPT_OPTIONS	16
+#define MF_KEPT_OPTIONS	20
 extern int	mf_catalog_kept_options(const MfModelRow *row, const char **names, char **values);
 
 /*

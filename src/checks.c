@@ -89,6 +89,29 @@ mf_check_fit_options(const MfFitOptions *options)
 				 errmsg("biases are for explicit feedback"),
 				 errdetail("Implicit feedback models preferences (1 for an observed pair, 0 for every other), not ratings around a mean."),
 				 errhint("Pass biases := false (a retrained model keeps its last training's biases), or feedback := 'explicit'.")));
+	if (options->patience < 0 || options->patience > MF_MAX_ITERATIONS)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("patience must be between 0 and %d, got %d",
+						MF_MAX_ITERATIONS, options->patience),
+				 errhint("patience is how many iterations in a row without a lower validation RMSE stop the training, for example 3; 0 never stops on it.")));
+	if (options->implicit && options->patience > 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("patience is for explicit feedback"),
+				 errdetail("With implicit feedback the validation RMSE scores only the held-out pairs, against preference 1: it falls as every score rises, and says nothing of how the items are ranked."),
+				 errhint("Pass patience := 0 (a retrained model keeps its last training's patience) and choose iterations by mf_evaluate's ranking measures on held-out pairs, or feedback := 'explicit'.")));
+}
+
+void
+mf_check_patience_validation(const MfFitOptions *options, bool validation)
+{
+	if (options->patience > 0 && !validation)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("patience = %d needs a validation relation", options->patience),
+				 errdetail("Early stopping watches the validation RMSE after every iteration; without validation there is none."),
+				 errhint("Pass validation := a relation of held-out ratings (for example those where mf_is_test(user_id, item_id, 0.2) holds, training on the others), or patience := 0 (a retrained model keeps its last training's patience).")));
 }
 
 void

@@ -26,8 +26,18 @@ extern void mf_require_model_argument(FunctionCallInfo fcinfo);
 /* 22023 unless count (an argument named name) is at least 1; hint says what it is. */
 extern void mf_check_count(int32 count, const char *name, const char *hint);
 
-/* 22023 for a training option out of its range. */
+/*
+ * 22023 for a training option out of its range, or options that do not go
+ * together (k = 0 without biases, biases or patience with implicit
+ * feedback, solver 'cg' with lambda = 0).
+ */
 extern void mf_check_fit_options(const MfFitOptions *options);
+
+/*
+ * 22023 for patience (early stopping) without a validation relation
+ * (validation false): there is no validation RMSE to watch.
+ */
+extern void mf_check_patience_validation(const MfFitOptions *options, bool validation);
 
 /* 22023 unless folds is 2 to MF_MAX_FOLDS. */
 extern void mf_check_folds(int folds);

@@ -42,6 +42,7 @@ typedef struct Progress
 	int64		steps;
 	double		loss;
 	double		validation_rmse;
+	int64		best_iteration; /* 0: none */
 	double		started;		/* seconds since the epoch */
 	double		phase_started;
 	char	   *statement_text; /* the statement's text as the activity keeps
@@ -134,6 +135,10 @@ publish(void)
 	append_text(&json, "unit", progress.unit);
 	append_number(&json, "loss", progress.loss);
 	append_number(&json, "validation_rmse", progress.validation_rmse);
+	if (progress.best_iteration > 0)
+		appendStringInfo(&json, ", \"best_iteration\": " INT64_FORMAT, progress.best_iteration);
+	else
+		appendStringInfoString(&json, ", \"best_iteration\": null");
 	append_number(&json, "started", progress.started);
 	append_number(&json, "updated", now);
 	append_number(&json, "seconds_left", left);
@@ -257,6 +262,7 @@ mf_progress_phase(const char *phase)
 	progress.unit[0] = '\0';
 	progress.step = progress.steps = 0;
 	progress.loss = progress.validation_rmse = NAN;
+	progress.best_iteration = 0;
 	progress.phase_started = epoch_seconds();
 	publish();
 }
@@ -282,6 +288,14 @@ mf_progress_step(int64 step, int64 steps, const char *unit, double loss,
 	progress.loss = loss;
 	progress.validation_rmse = validation_rmse;
 	publish();
+}
+
+void
+mf_progress_best(int64 iteration)
+{
+	if (progress.depth != 1)
+		return;
+	progress.best_iteration = iteration;
 }
 
 void

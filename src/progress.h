@@ -11,7 +11,8 @@
  *		<the statement's text, cut to leave room> /+ mf_ext progress
  *		{"function": ..., "model": ..., "part": ..., "phase": ..., "step": i,
  *		 "steps": n, "unit": ..., "loss": ..., "validation_rmse": ...,
- *		 "started": t0, "updated": t, "seconds_left": s} +/
+ *		 "best_iteration": b, "started": t0, "updated": t,
+ *		 "seconds_left": s} +/
  *
  *	  (with "*" for "+"; times in seconds since the epoch), and the
  *	  statement's text again when the call ends, fails or is cancelled.
@@ -47,6 +48,12 @@ extern void mf_progress_phase(const char *phase);
  */
 extern void mf_progress_step(int64 step, int64 steps, const char *unit, double loss,
 							 double validation_rmse);
+
+/*
+ * The iteration of the lowest validation RMSE so far, from 1 (early
+ * stopping), shown with the next step; a new phase forgets it.
+ */
+extern void mf_progress_best(int64 iteration);
 
 /* Ends the report: the activity is the statement's text again. */
 extern void mf_progress_end(void);

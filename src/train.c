@@ -33,8 +33,12 @@
 
 PG_FUNCTION_INFO_V1(mf_train);
 
-/* mf_train's arguments in this version (sql/mf_ext.sql). */
-#define TRAIN_ARGUMENTS	19
+/*
+ * mf_train's arguments in this version (sql/mf_ext.sql), and in 0.4's,
+ * which lacks patience: a database not yet updated trains through it.
+ */
+#define TRAIN_ARGUMENTS	20
+#define TRAIN_ARGUMENTS_0_4	19
 
 /* One call of mf_train. */
 typedef struct TrainState
@@ -69,6 +73,7 @@ static const MfFitOptions first_training = {
 	.alpha = 40.0,
 	.conjugate_gradient = false,
 	.nonnegative = false,
+	.patience = 0,
 };
 static const char *const first_training_columns[] = {"user_id", "item_id", "rating"};
 
@@ -91,13 +96,16 @@ train_init(TrainState *state, FunctionCallInfo fcinfo)
 	static const char *const nullable[] = {
 		"model_name", "validation", "solver", "k", "lambda", "iterations", "user_col",
 		"item_col", "rating_col", "seed", "double_precision", "biases", "weighted_lambda",
-		"tolerance", "feedback", "alpha", "nonnegative", NULL
+		"tolerance", "feedback", "alpha", "nonnegative", "patience", NULL
 	};
 	MfModelRow *row = &state->row;
 	MfSource   *source = &state->source;
 
 	INSTR_TIME_SET_CURRENT(state->start);
-	state->args = mf_arguments(fcinfo, "mf_train", TRAIN_ARGUMENTS, nullable, train_null_hint);
+	state->args = mf_arguments(fcinfo, "mf_train",
+							   fcinfo->nargs == TRAIN_ARGUMENTS_0_4 ? TRAIN_ARGUMENTS_0_4
+							   : TRAIN_ARGUMENTS,
+							   nullable, train_null_hint);
 	source->argname = "source";
 	source->fixed_columns = false;
 	source->relid = DatumGetObjectId(mf_argument(&state->args, "source"));
@@ -272,6 +280,7 @@ train_options(TrainState *state)
 	if (retraining && retraining_notes.kept.len > 0)
 		error_context_stack = &context;
 	mf_check_fit_options(&row->options);
+	mf_check_patience_validation(&row->options, OidIsValid(state->validation_relid));
 	mf_source_validate(source);
 	error_context_stack = context.previous;
 	row->source = mf_source_display_name(source->relid);
@@ -379,9 +388,10 @@ train_fit(TrainState *state)
 	int			threads = mf_als_memory_estimate(ratings, options, &memory);
 
 	mf_memory_check(&memory, "training",
-					psprintf("Training on " INT64_FORMAT " ratings of %d users and %d items with k = %d in %s precision on %d threads.",
+					psprintf("Training on " INT64_FORMAT " ratings of %d users and %d items with k = %d in %s precision on %d threads%s.",
 							 ratings->n_ratings, ratings->n_users, ratings->n_items,
-							 options->k, options->single ? "single" : "double", threads),
+							 options->k, options->single ? "single" : "double", threads,
+							 options->patience > 0 ? ", with a copy of the factors for patience" : ""),
 					NULL);
 	state->als = mf_als_create(ratings, options, state->cxt);
 	mf_als_init_items(state->als, options->seed);
@@ -392,7 +402,8 @@ train_fit(TrainState *state)
 				 errmsg("cannot warm-start: model \"%s\" does not exist", row->name),
 				 errhint("Train it once without warm_start, or pass the model_name of an existing model.")));
 	mf_fit(state->als, options, state->validation, true, &row->history);
-	row->train_rmse = row->history.train_rmse[row->history.iterations_run - 1];
+	/* of the factors stored: the last iteration's, or with patience the best's */
+	row->train_rmse = row->history.train_rmse[row->history.kept_iteration - 1];
 	row->train_seconds = mf_seconds_since(state->start);
 }
 

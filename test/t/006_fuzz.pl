@@ -1,6 +1,7 @@
 # Fuzzing: (1) every function of the extension called thousands of times
 # with arguments drawn at random from pools of NULLs, extremes, injected
-# and odd names, malformed arrays and non-finite numbers, and (2) sqlsmith
+# and odd names, malformed arrays and non-finite numbers, and mf_train's
+# early stopping with the options it meets, by name, and (2) sqlsmith
 # (random SQL over the whole catalog, mf_ext's functions and tables among
 # it) for a fixed time as an unprivileged role.  No backend may die of a
 # signal: the server log is checked, and the server must still answer.
@@ -83,6 +84,54 @@ foreach my $function (@functions)
 		$calls++;
 	}
 }
+
+# mf_train's early stopping, by name: patience among the options it meets
+# (validation, iterations, tolerance, warm_start, a kept patience of the
+# model's last training).  Half the calls draw only values that train (so
+# that many stop early, or run out of iterations, and keep their best), the
+# other half wrong ones too.
+my %early = (
+	patience => [ 'NULL', '0', '1', '2', '3', '3', '5', '100000' ],
+	validation => [ "'held_out'", "'held_out'", "'ratings'" ],
+	iterations => [ 'NULL', '1', '2', '5', '12', '12' ],
+	k => [ 'NULL', '1', '3', '3' ],
+	lambda => [ 'NULL', '0.1', '1', '1' ],
+	tolerance => [ 'NULL', '0', '0', '0.01', '0.5' ],
+	biases => [ 'NULL', 'true', 'false' ],
+	warm_start => [ 'false', 'false', 'true' ],
+	feedback => [ 'NULL', "'explicit'" ],
+	model_name => [ "'early'", "'early'", "'late'", 'NULL' ],
+);
+my %early_wrong = (
+	patience => [ '-1', '100001', '2147483647', '-2147483648' ],
+	validation => [ 'NULL', "'empty'", "'named'", "'mf_models'" ],
+	iterations => [ '0', '-1' ],
+	k => [ '0', '1025' ],
+	lambda => [ "'NaN'", '-1' ],
+	tolerance => [ '1', "'NaN'" ],
+	feedback => [ "'implicit'", "'none'" ],
+	model_name => [ "'implicit'", "''" ],
+);
+$node->safe_psql('postgres', q{
+	CREATE TABLE held_out AS
+	SELECT user_id, item_id, rating + 1 AS rating FROM ratings WHERE (user_id + item_id) % 4 = 0;
+});
+my $early_calls = 0;
+foreach (1 .. $calls_per_function)
+{
+	my $wrong = rand() < 0.5;
+	my @arguments;
+	foreach my $name (sort keys %early)
+	{
+		next if rand() < 0.3 && ($wrong || ($name ne 'validation' && $name ne 'patience'));
+		my @values = (@{ $early{$name} }, $wrong ? @{ $early_wrong{$name} // [] } : ());
+		push @arguments, "$name := " . $values[ int(rand(@values)) ];
+	}
+	$script .= sprintf("SELECT mf_train('ratings'%s);\n", join('', map { ", $_" } @arguments));
+	$early_calls++;
+}
+$calls += $early_calls;
+
 my $file = $node->basedir . '/fuzz.sql';
 open(my $fh, '>', $file) or die "cannot write $file: $!";
 print $fh "SET client_min_messages = error;\n", $script;
@@ -91,7 +140,20 @@ my ($out, $err) = ('', '');
 IPC::Run::run([ 'psql', '-X', '-q', '-f', $file, '-d', $node->connstr('postgres') ],
 	'>', \$out, '2>', \$err);
 my $errors = () = $err =~ /ERROR:/g;
-diag("targeted fuzzing: $calls calls of " . scalar(@functions) . " functions, $errors refused with an error");
+diag("targeted fuzzing: $calls calls of " . scalar(@functions) . " functions ($early_calls of"
+	  . " mf_train's early stopping), $errors refused with an error");
+my ($runs, $kept_earlier) = split /\|/, $node->safe_psql('postgres', q{
+	SELECT count(*), count(*) FILTER (WHERE kept < last) FROM (
+		SELECT max(iteration) FILTER (WHERE kept) AS kept, max(iteration) AS last
+		FROM mf_model_history GROUP BY model_id, run) r});
+diag("$runs trainings recorded, $kept_earlier of them kept an iteration before their last");
+ok($kept_earlier > 0, 'early stopping ran: trainings kept an iteration before their last');
+is($node->safe_psql('postgres', q{
+	SELECT count(*) FROM mf_models
+	WHERE patience > 0 AND (best_iteration IS NULL OR best_iteration > iterations_run
+	                        OR validation_rmse[best_iteration]
+	                           > (SELECT min(v) FROM unnest(validation_rmse) v))}),
+	'0', 'every model trained with patience kept its lowest validation RMSE\'s iteration');
 unlike($err, qr/server closed the connection|connection to server was lost/,
 	'no targeted call lost the connection');
 

@@ -1,10 +1,11 @@
 # Progress for everyone, without shared_preload_libraries: while mf_train
 # or mf_cross_validate runs, another session of the same role (or one with
 # pg_read_all_stats) sees in mf_progress the model, the phase, iteration i
-# of n, J so far and the time elapsed and left; a role that may not read
-# the backend's activity sees nothing; a call that ends, fails, is
-# cancelled or whose error a PL/pgSQL block catches leaves no row behind,
-# and the backend's activity is its statement again.
+# of n, J so far (with patience, the best iteration so far) and the time
+# elapsed and left; a role that may not read the backend's activity sees
+# nothing; a call that ends, fails, is cancelled or whose error a PL/pgSQL
+# block catches leaves no row behind, and the backend's activity is its
+# statement again.
 use strict;
 use warnings;
 use PostgreSQL::Test::Utils;
@@ -53,9 +54,9 @@ $trainer->query_until(qr/started/, q{
 wait_for_progress('mf_train', q{phase = 'iterating' AND step >= 2});
 my $row = $node->safe_psql('postgres', qq{
 	SELECT pid = $trainer_pid, model, phase, steps, unit, loss > 0, validation_rmse IS NULL,
-	       elapsed_seconds > 0, seconds_left > 0, step >= 2
+	       best_iteration IS NULL, elapsed_seconds > 0, seconds_left > 0, step >= 2
 	FROM mf_progress WHERE function = 'mf_train'});
-is($row, "t|long|iterating|100000|iteration|t|t|t|t|t",
+is($row, "t|long|iterating|100000|iteration|t|t|t|t|t|t",
 	'another session of the role sees the training iterate');
 is($node->safe_psql('postgres', 'SELECT count(*) FROM mf_progress', connstr => $node->connstr('postgres') . ' user=watcher'),
 	'0', 'a role that may not read the backend activity sees nothing');
@@ -85,6 +86,22 @@ is($node->safe_psql('postgres', qq{
 	SELECT (SELECT count(*) FROM mf_progress) || ' ' || (query NOT LIKE '%mf_ext progress%')
 	FROM pg_stat_activity WHERE pid = $trainer_pid}),
 	'0 true', 'a cancelled training leaves no row, and its activity is the statement again');
+
+# early stopping: the iteration of the lowest validation RMSE so far
+$trainer->query_until(qr/started/, q{
+	\echo started
+	SELECT mf_train('ratings', k := 4, iterations := 100000, validation := 'ratings',
+	                patience := 100000, model_name := 'patient');
+});
+wait_for_progress('mf_train', q{model = 'patient' AND step >= 2 AND best_iteration >= 1});
+is($node->safe_psql('postgres', q{
+	SELECT best_iteration BETWEEN 1 AND step, validation_rmse > 0
+	FROM mf_progress WHERE model = 'patient'}),
+	't|t', 'with patience, the best iteration so far');
+$node->safe_psql('postgres', "SELECT pg_cancel_backend($trainer_pid)");
+$node->poll_query_until('postgres', qq{
+	SELECT state <> 'active' FROM pg_stat_activity WHERE pid = $trainer_pid})
+  or die 'the training was not cancelled';
 
 # a training nested in another's source (the view's function trains once):
 # the outer one is reported, and a model name of control characters too
