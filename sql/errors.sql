@@ -236,6 +236,7 @@ FROM (VALUES
     (172, $$SELECT * FROM mf_recommend_users('tiny', 'x', 3)$$),
     (173, $$SELECT * FROM mf_recommend('tiny', 1, 5, candidates := '{x}')$$),
     (174, $$SELECT * FROM mf_recommend('tiny', 1, 5, candidates := '{"x"}'::text[])$$),
+    (175, $$SELECT * FROM mf_recommend_users('by label', 1)$$),
     -- early stopping (patience := NULL is patience not given: early_stop.sql)
     (153, $$SELECT mf_train('tiny', patience := -1, validation := 'tiny')$$),
     (154, $$SELECT mf_train('tiny', patience := 100001, validation := 'tiny')$$),

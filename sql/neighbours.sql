@@ -70,13 +70,18 @@ SELECT (SELECT count(*) FROM mf_item_factors f
          AS users_miscounted,
        (SELECT min(support) || ' to ' || max(support) FROM mf_item_factors WHERE model_id = :s)
          AS item_supports;
+CREATE VIEW item_cosine_support AS
+SELECT c.*, f.support FROM item_cosine c
+JOIN mf_item_factors f ON f.model_id = c.model_id AND f.item_id = c.item_id;
+CREATE VIEW user_cosine_support AS
+SELECT c.*, f.support FROM user_cosine c
+JOIN mf_user_factors f ON f.model_id = c.model_id AND f.user_id = c.user_id;
 SELECT (SELECT array_agg(item_id ORDER BY similarity DESC, item_id)
         FROM mf_similar_items(:s, 50, 10, min_support := 10)) =
        (SELECT array_agg(item_id) FROM (
-            SELECT c.item_id FROM item_cosine c JOIN mf_item_factors f
-              ON f.model_id = c.model_id AND f.item_id = c.item_id
-            WHERE c.model_id = :s AND c.of_item = 50 AND f.support >= 10
-            ORDER BY c.similarity DESC, c.item_id LIMIT 10) t) AS min_support_brute_force,
+            SELECT item_id FROM item_cosine_support
+            WHERE model_id = :s AND of_item = 50 AND support >= 10
+            ORDER BY similarity DESC, item_id LIMIT 10) t) AS min_support_brute_force,
        (SELECT count(*) FROM mf_similar_items(:s, 50, 100, min_support := 10) s
         JOIN mf_item_factors f ON f.model_id = :s AND f.item_id = s.item_id
         WHERE f.support < 10) AS below_min_support,
@@ -84,22 +89,20 @@ SELECT (SELECT array_agg(item_id ORDER BY similarity DESC, item_id)
 SELECT (SELECT array_agg(item_id ORDER BY similarity DESC, item_id)
         FROM mf_similar_items(:s, 50, 15, shrinkage := 25)) =
        (SELECT array_agg(item_id) FROM (
-            SELECT c.item_id FROM item_cosine c JOIN mf_item_factors f
-              ON f.model_id = c.model_id AND f.item_id = c.item_id
-            WHERE c.model_id = :s AND c.of_item = 50
-            ORDER BY c.similarity * f.support / (f.support + 25) DESC, c.item_id LIMIT 15) t)
+            SELECT item_id FROM item_cosine_support
+            WHERE model_id = :s AND of_item = 50
+            ORDER BY similarity * support / (support + 25) DESC, item_id LIMIT 15) t)
          AS shrunk_brute_force,
-       (SELECT bool_and(abs(s.similarity - c.similarity * f.support / (f.support + 25)) < 1e-12)
+       (SELECT bool_and(abs(s.similarity - c.similarity * c.support / (c.support + 25)) < 1e-12)
         FROM mf_similar_items(:s, 50, 59, shrinkage := 25) s
-        JOIN item_cosine c ON c.model_id = :s AND c.of_item = 50 AND c.item_id = s.item_id
-        JOIN mf_item_factors f ON f.model_id = :s AND f.item_id = s.item_id) AS shrunk_cosines,
+        JOIN item_cosine_support c ON c.model_id = :s AND c.of_item = 50 AND c.item_id = s.item_id)
+         AS shrunk_cosines,
        (SELECT array_agg(user_id ORDER BY similarity DESC, user_id)
         FROM mf_similar_users(:s, 5, 10, min_support := 18)) =
        (SELECT array_agg(user_id) FROM (
-            SELECT c.user_id FROM user_cosine c JOIN mf_user_factors f
-              ON f.model_id = c.model_id AND f.user_id = c.user_id
-            WHERE c.model_id = :s AND c.of_user = 5 AND f.support >= 18
-            ORDER BY c.similarity DESC, c.user_id LIMIT 10) t) AS users_min_support,
+            SELECT user_id FROM user_cosine_support
+            WHERE model_id = :s AND of_user = 5 AND support >= 18
+            ORDER BY similarity DESC, user_id LIMIT 10) t) AS users_min_support,
        (SELECT count(*) FROM mf_user_factors WHERE model_id = :s AND support < 18) AS users_below;
 -- A refit counts the refitted rows' support from its source: item 50 again
 -- from only 3 of its users.

@@ -22,13 +22,13 @@
  *
  *-------------------------------------------------------------------------
  */
-#include "progress.h"
 #include "mf_ext.h"
 #include "blas.h"
 #include "cache.h"
 #include "catalog.h"
 #include "checks.h"
 #include "parallel.h"
+#include "progress.h"
 #include "score.h"
 #include "serve.h"
 

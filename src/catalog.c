@@ -581,31 +581,29 @@ void
 mf_catalog_partner_counts(const MfSchema *schema, int32 model_id, MfSide side,
 						  const int64 *ids, int32 n, int64 *counts)
 {
+	const char *name = mf_side_name(side);
+	const char *table = side == MF_USERS ? MF_USER_FACTORS_TABLE : MF_ITEM_FACTORS_TABLE;
 	Oid			argtypes[2] = {INT4OID, INT8ARRAYOID};
 	Datum		args[2];
 	char	   *query;
-	int			nest_level = internal_sql_begin();
+	int			nest_level;
 
+	for (int32 r = 0; r < n; r++)
+		counts[r] = -1;
+	/* 0.4's tables, refitted through until ALTER EXTENSION UPDATE, keep no support */
+	if (get_attnum(get_relname_relid(table, schema->oid), "support") == InvalidAttrNumber)
+		return;
+	nest_level = internal_sql_begin();
 	args[0] = Int32GetDatum(model_id);
 	args[1] = PointerGetDatum(mf_flat_array(INT8OID, ids, n));
-	query = side == MF_USERS
-		? psprintf("SELECT a.r, pg_catalog.cardinality(u.rated_items)::pg_catalog.int8"
-				   " FROM pg_catalog.unnest($2) WITH ORDINALITY AS a (id, r)"
-				   " JOIN %s.mf_user_factors u ON u.model_id OPERATOR(pg_catalog.=) $1"
-				   " AND u.user_id OPERATOR(pg_catalog.=) a.id",
-				   schema->quoted)
-		: psprintf("SELECT a.r, pg_catalog.count(*)"
-				   " FROM pg_catalog.unnest($2) WITH ORDINALITY AS a (id, r)"
-				   " JOIN (SELECT v.item FROM %s.mf_user_factors u,"
-				   " pg_catalog.unnest(u.rated_items) AS v (item)"
-				   " WHERE u.model_id OPERATOR(pg_catalog.=) $1) i"
-				   " ON i.item OPERATOR(pg_catalog.=) a.id GROUP BY a.r",
-				   schema->quoted);
+	query = psprintf("SELECT a.r, COALESCE(f.support, 0)::pg_catalog.int8"
+					 " FROM pg_catalog.unnest($2) WITH ORDINALITY AS a (id, r)"
+					 " JOIN %s.%s f ON f.model_id OPERATOR(pg_catalog.=) $1"
+					 " AND f.%s_id OPERATOR(pg_catalog.=) a.id",
+					 schema->quoted, table, name);
 	/* (not read-only: a new snapshot, the locked version's, as the refit's load takes) */
 	if (SPI_execute_with_args(query, 2, argtypes, args, NULL, false, 0) != SPI_OK_SELECT)
 		elog(ERROR, "could not count the partners of model %d's rows", model_id);
-	for (int32 r = 0; r < n; r++)
-		counts[r] = -1;
 	for (uint64 t = 0; t < SPI_processed; t++)
 	{
 		bool		isnull;
@@ -1025,21 +1023,25 @@ insert_factor_rows(const MfSchema *schema, const Oid *relids, int32 model_id, in
 
 /*
  * Locks the three model tables for writing (relids[]: mf_models, then the
- * users' and the items' factor tables), then checks again that the caller
- * may write models (checks.c): the check before the work may be minutes
- * old, and a table with the lock held can get no new policy or row-level
- * security until the transaction ends.
+ * users' and the items' factor tables), and with history (a training)
+ * mf_model_history where it is the extension's, then checks again that the
+ * caller may write models (checks.c): the check before the work may be
+ * minutes old, and a table with the lock held can get no new policy or
+ * row-level security until the transaction ends.  Returns whether the
+ * history is written.
  */
-static void
+static bool
 lock_for_writing(const MfSchema *schema, const char *function, bool history, Oid *relids)
 {
 	relids[0] = lock_model_table(MF_MODELS_TABLE, schema->oid, RowExclusiveLock);
 	relids[1] = lock_model_table(MF_USER_FACTORS_TABLE, schema->oid, RowExclusiveLock);
 	relids[2] = lock_model_table(MF_ITEM_FACTORS_TABLE, schema->oid, RowExclusiveLock);
 	/* the history, from 0.5's SQL on, which only training writes */
-	if (history && OidIsValid(mf_catalog_history_table(schema->oid)))
+	history = history && OidIsValid(mf_catalog_history_table(schema->oid));
+	if (history)
 		(void) lock_model_table(MF_MODEL_HISTORY_TABLE, schema->oid, RowExclusiveLock);
 	mf_check_write_privileges(schema, function, history);
+	return history;
 }
 
 int32
@@ -1053,8 +1055,7 @@ mf_catalog_store_model(const MfSchema *schema, const MfModelRow *row,
 	Datum		args[1];
 	bool		with_history;
 
-	lock_for_writing(schema, "mf_train", true, relids);
-	with_history = OidIsValid(mf_catalog_history_table(schema->oid));
+	with_history = lock_for_writing(schema, "mf_train", true, relids);
 	nest_level = internal_sql_begin();
 	if (with_history)
 		carry_over_history(schema, row->name);
@@ -1090,7 +1091,7 @@ mf_catalog_replace_rows(const MfSchema *schema, const char *function, int32 mode
 	int			nest_level;
 	MfStoreWriter *writer;
 
-	lock_for_writing(schema, function, false, relids);
+	(void) lock_for_writing(schema, function, false, relids);
 	nest_level = internal_sql_begin();
 	if (SPI_execute_with_args(psprintf("DELETE FROM %s.%s WHERE model_id = $1 AND %s = ANY ($2)",
 									   schema->quoted,

@@ -104,11 +104,11 @@ extern Oid	mf_catalog_history_table(Oid schema);
 
 /*
  * counts[r] = how many distinct partners model model_id holds for ids[r],
- * a row of side (from its training or its last refit): a user's stored
- * rated_items, or the users whose rated_items hold an item (a scan of the
- * model's user rows); -1 where the model has no such row.  Through SPI
- * (connected by the caller), under a new snapshot: the version the
- * caller's lock waited for.
+ * a row of side (from its training or its last refit): the row's stored
+ * support (NULL: 0); -1 where the model has no such row, and for every
+ * row of 0.4's tables (no support before ALTER EXTENSION UPDATE).
+ * Through SPI (connected by the caller), under a new snapshot: the
+ * version the caller's lock waited for.
  */
 extern void mf_catalog_partner_counts(const MfSchema *schema, int32 model_id, MfSide side,
 									  const int64 *ids, int32 n, int64 *counts);

@@ -261,7 +261,7 @@ recommend_new_user(FunctionCallInfo fcinfo, bool by_name, bool as_text)
 {
 	MfModel    *model = mf_model_argument(fcinfo, by_name);
 	const MfFactors *f = &model->factors;
-	int32		n = mf_recommend_count(fcinfo, 3);
+	int32		n = mf_recommend_count(fcinfo, 3, "n is how many items to recommend.");
 	void	   *row = user_row_buffer(f);
 	bool	   *rated = mf_alloc_array(CurrentMemoryContext, f->n_items, sizeof(bool));
 	double	   *wide = palloc(sizeof(double) * Max(f->k, 1));

@@ -16,13 +16,13 @@
  *
  *-------------------------------------------------------------------------
  */
-#include "progress.h"
 #include "mf_ext.h"
 #include "als.h"
 #include "cache.h"
 #include "catalog.h"
 #include "checks.h"
 #include "evaluate.h"
+#include "progress.h"
 #include "query.h"
 #include "serve.h"
 #include "source.h"
@@ -215,11 +215,10 @@ refit_read(RefitState *state, int32 model_id)
 
 /*
  * A NOTICE when rows refitted have fewer distinct partners in the source
- * than the model holds for them (from its training or last refit: the
- * stored rated_items of a user; for an item, the users whose rated_items
- * hold it): a refit solves each row from the source's ratings alone, so a
- * relation of only the new ratings would replace a long history by a fit
- * to a few.
+ * (their support, counted by refit_collect) than the model holds for them
+ * (the stored support, from its training or the row's last refit): a
+ * refit solves each row from the source's ratings alone, so a relation of
+ * only the new ratings would replace a long history by a fit to a few.
  */
 static void
 notice_shorter_histories(const RefitState *state)
@@ -234,11 +233,8 @@ notice_shorter_histories(const RefitState *state)
 	initStringInfo(&shown);
 	for (int32 r = 0; r < rows->n_rows; r++)
 	{
-		int64		has = 0;
+		int64		has = state->support[r];
 
-		/* distinct partners of the row in the source */
-		for (int64 e = rows->row_start[r]; e < rows->row_start[r + 1]; e++)
-			has += e == rows->row_start[r] || rows->col[e] != rows->col[e - 1];
 		if (had[r] < 0 || has >= had[r])
 			continue;
 		if (shorter++ < MF_REFIT_SHORTER_SHOWN)

@@ -71,9 +71,11 @@ require_integer_ids(const MfModel *model, MfSide side, const char *function)
 				(errcode(ERRCODE_DATATYPE_MISMATCH),
 				 errmsg("model \"%s\" identifies its %ss by text keys, not integers",
 						model->row.name, mf_side_name(side)),
-				 errhint("Pass the ids as text to mf_predict or mf_recommend, for example %s(model, user_id::text, ...); %s with integer ids needs a model trained on integer ids.",
-						 strcmp(function, "mf_predict") == 0 ? "mf_predict" : "mf_recommend",
-						 function)));
+				 strcmp(function, "mf_recommend_users") == 0
+				 ? errhint("Pass the ids as text, for example mf_recommend_users(model, item_id::text, ...); mf_recommend_users with integer ids needs a model trained on integer ids.")
+				 : errhint("Pass the ids as text to mf_predict or mf_recommend, for example %s(model, user_id::text, ...); %s with integer ids needs a model trained on integer ids.",
+						   strcmp(function, "mf_predict") == 0 ? "mf_predict" : "mf_recommend",
+						   function)));
 }
 
 /*
@@ -105,14 +107,17 @@ text_id_lookup(const MfModel *model, MfSide side, text *id, bool lenient)
 		char	   *end;
 		long long	integer;
 
+		bool		is_integer;
+
 		errno = 0;
 		integer = strtoll(value, &end, 10);
-		if ((errno != 0 || end == value || *end != '\0') && lenient)
+		is_integer = errno == 0 && end != value && *end == '\0';
+		if (!is_integer && lenient)
 		{
 			pfree(value);
 			return -1;
 		}
-		if (errno != 0 || end == value || *end != '\0')
+		if (!is_integer)
 			ereport(ERROR,
 					(errcode(ERRCODE_INVALID_TEXT_REPRESENTATION),
 					 errmsg("%s id \"%s\" is not an integer", mf_side_name(side), value),
@@ -335,11 +340,11 @@ mf_top_items(const MfSchema *schema, MfModel *model, int32 user, int64 user_id,
 }
 
 int32
-mf_recommend_count(FunctionCallInfo fcinfo, int n_arg)
+mf_recommend_count(FunctionCallInfo fcinfo, int n_arg, const char *hint)
 {
 	mf_check_not_null(fcinfo, n_arg, "n", "Omit it to use the default, or pass a value.");
 	mf_check_not_null(fcinfo, n_arg + 1, "exclude_rated", "Omit it to use the default, or pass a value.");
-	mf_check_count(PG_GETARG_INT32(n_arg), "n", "n is how many items to recommend.");
+	mf_check_count(PG_GETARG_INT32(n_arg), "n", hint);
 	return PG_GETARG_INT32(n_arg);
 }
 
@@ -385,7 +390,7 @@ recommend(FunctionCallInfo fcinfo, bool by_name, bool as_text)
 {
 	MfModel    *model = mf_model_argument(fcinfo, by_name);
 	MfSchema	schema = mf_schema_of(fcinfo);
-	int32		n = mf_recommend_count(fcinfo, 2);
+	int32		n = mf_recommend_count(fcinfo, 2, "n is how many items to recommend.");
 	int64		user_id = 0;
 	int32		user;
 	double	   *scores;
@@ -503,7 +508,7 @@ recommend_users(FunctionCallInfo fcinfo, bool by_name, bool as_text)
 	MfSchema	schema = mf_schema_of(fcinfo);
 	const MfFactors *f = &model->factors;
 	int32		n_users = f->n_users;
-	int32		n;
+	int32		n = mf_recommend_count(fcinfo, 2, "n is how many users to list.");
 	int32		item;
 	bool	   *excluded;
 	double	   *scores;
@@ -511,10 +516,6 @@ recommend_users(FunctionCallInfo fcinfo, bool by_name, bool as_text)
 	int32	   *best;
 	int32		n_best;
 
-	mf_check_not_null(fcinfo, 2, "n", "Omit it to use the default, or pass a value.");
-	mf_check_not_null(fcinfo, 3, "exclude_rated", "Omit it to use the default, or pass a value.");
-	n = PG_GETARG_INT32(2);
-	mf_check_count(n, "n", "n is how many users to list.");
 	if (!as_text)
 		require_integer_model(model, "mf_recommend_users");
 	InitMaterializedSRF(fcinfo, 0);

@@ -57,9 +57,10 @@ extern int32 mf_text_id_index(const MfModel *model, MfSide side, text *id);
 
 /*
  * The n argument (at n_arg, followed by exclude_rated) of the mf_recommend
- * forms: neither may be NULL (22004), and n must be at least 1 (22023).
+ * forms and mf_recommend_users: neither may be NULL (22004), and n must be
+ * at least 1 (22023, with hint saying what n counts).
  */
-extern int32 mf_recommend_count(FunctionCallInfo fcinfo, int n_arg);
+extern int32 mf_recommend_count(FunctionCallInfo fcinfo, int n_arg, const char *hint);
 
 /*
  * Returns the rows (id, score) of best[0 .. n_best) of one side as the

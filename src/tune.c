@@ -13,12 +13,12 @@
  *
  *-------------------------------------------------------------------------
  */
-#include "progress.h"
 #include "mf_ext.h"
 #include "als.h"
 #include "arguments.h"
 #include "checks.h"
 #include "evaluate.h"
+#include "progress.h"
 #include "ratings.h"
 #include "source.h"
 
