@@ -185,6 +185,15 @@ SELECT mf_train('with_secret', model_name := 'pointed') > 0 AS retrained;
 SELECT user_col, user_key_type, lambda, iterations FROM mf_models WHERE name = 'pointed';
 SELECT count(*) FILTER (WHERE user_key IS NOT NULL) AS secrets_stored
 FROM mf_user_factors JOIN mf_models USING (model_id) WHERE name = 'pointed';
+-- Another role's retraining that names no columns reads a first
+-- training's, and when they are not there its error says why.
+CREATE TABLE renamed AS SELECT user_id AS who, item_id AS what, rating AS stars FROM trainer_data;
+GRANT SELECT ON renamed TO regress_mf_refitter;
+SELECT mf_train('renamed', user_col := 'who', item_col := 'what', rating_col := 'stars',
+                k := 2, iterations := 1) > 0 AS trained;
+SET ROLE regress_mf_refitter;
+SELECT mf_train('renamed');
+SET ROLE regress_mf_trainer;
 RESET ROLE;
 -- 6. Training writes the history too, refits do not: without privileges
 -- on mf_model_history a role may refit but not train.
@@ -214,7 +223,8 @@ DROP OWNED BY regress_mf_columns;
 DROP ROLE regress_mf_columns;
 
 DROP SCHEMA security CASCADE;
-SELECT mf_drop_model('shared'), mf_drop_model('bait'), mf_drop_model('viewed'), mf_drop_model('pointed');
+SELECT mf_drop_model('shared'), mf_drop_model('bait'), mf_drop_model('viewed'), mf_drop_model('pointed'),
+       mf_drop_model('renamed');
 DROP OWNED BY regress_mf_trainer, regress_mf_refitter, regress_mf_team;
 DROP ROLE regress_mf_trainer, regress_mf_refitter, regress_mf_team;
 RESET search_path;

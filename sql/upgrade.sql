@@ -185,6 +185,9 @@ SELECT 'mf_predict(integer, text, text)',
        mf_predict((SELECT model_id FROM mf_models WHERE name = 'keyed_data'), 'u1', 'i2')::text;
 CREATE TEMP VIEW similar_by_forms AS SELECT * FROM mf_similar_items('integer_data', 1, 3);
 CREATE TABLE served_by_0_4 AS SELECT * FROM pg_temp.served();
+-- Refits need the update: 0.4's tables record no one's columns, and its
+-- refits cannot name them.
+SELECT mf_refit_users('integer_data', 'integer_data');
 SELECT count(*) AS forms, count(answer) AS answered FROM served_by_0_4;
 SELECT p.oid::regprocedure AS text_form, p.prosrc AS c_function
 FROM pg_proc p JOIN pg_depend d ON d.objid = p.oid AND d.deptype = 'e'

@@ -632,9 +632,10 @@ mf_fit(MfAls *als, const MfFitOptions *options, const MfTestSet *validation,
 			said_kept = iteration + 1 < n;
 			if (report && said_kept)
 				ereport(NOTICE,
-						(errmsg("stopped after iteration %d of %d: no lower validation RMSE in patience = %d iterations; the model keeps the factors of iteration %d (validation RMSE %.6g)",
-								iteration + 1, n, patience, best + 1,
-								history->validation_rmse[best])));
+						(errmsg_plural("stopped after iteration %d of %d: no lower validation RMSE in patience = %d iteration; the model keeps the factors of iteration %d (validation RMSE %.6g)",
+									   "stopped after iteration %d of %d: no lower validation RMSE in patience = %d iterations; the model keeps the factors of iteration %d (validation RMSE %.6g)",
+									   patience, iteration + 1, n, patience, best + 1,
+									   history->validation_rmse[best])));
 			break;
 		}
 		if (converged(history, options, iteration))

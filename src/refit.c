@@ -158,6 +158,15 @@ require_own_record(const RefitState *state)
 					 errhint("Name them: %s(model, source := ..., user_col := ..., item_col := ..., rating_col := ...), or drop the trigger (and grant no one TRIGGER on mf_models).",
 							 state->function)));
 	}
+	/* 0.4's mf_models records no one, and its refits cannot name the columns */
+	if (get_attnum(RelationGetRelid(models), "source_recorded_by") == InvalidAttrNumber)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("%s needs the update to mf_ext 0.5", state->function),
+				 errdetail("A refit follows the columns a model records only for the role that recorded them; mf_ext 0.4's tables record no one, and its %s cannot name the columns.",
+						   state->function),
+				 errhint("Run ALTER EXTENSION mf_ext UPDATE, then %s(model, source := ..., user_col := ..., item_col := ..., rating_col := ...) or retrain.",
+						 state->function)));
 	table_close(models, AccessShareLock);
 
 	if (recorder == GetUserId())

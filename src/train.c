@@ -200,14 +200,18 @@ describe_retraining(const TrainState *state, const MfModelRow *stored, bool own_
 	}
 }
 
-/* Error context while a retraining checks what it kept. */
+/* Error context while a retraining checks what it kept (and did not). */
 static void
 retraining_context(void *arg)
 {
 	const Retraining *retraining = arg;
 
-	errcontext("model \"%s\" keeps from its last training: %s",
-			   retraining->name, retraining->kept.data);
+	if (retraining->kept.len > 0)
+		errcontext("model \"%s\" keeps from its last training: %s",
+				   retraining->name, retraining->kept.data);
+	if (retraining->foreign_columns)
+		errcontext("model \"%s\" does not keep the columns of its last training, which another role recorded: name user_col, item_col and rating_col",
+				   retraining->name);
 }
 
 /*
@@ -277,7 +281,7 @@ train_options(TrainState *state)
 	/* an error about an option the call does not name says where it came from */
 	if (retraining)
 		describe_retraining(state, &stored, own_columns, &retraining_notes);
-	if (retraining && retraining_notes.kept.len > 0)
+	if (retraining && (retraining_notes.kept.len > 0 || retraining_notes.foreign_columns))
 		error_context_stack = &context;
 	mf_check_fit_options(&row->options);
 	mf_check_patience_validation(&row->options, OidIsValid(state->validation_relid));
