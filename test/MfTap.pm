@@ -6,14 +6,27 @@ use warnings;
 use Exporter 'import';
 use PostgreSQL::Test::Cluster;
 
-our @EXPORT = qw(mf_node smooth_ratings random_ratings model_fingerprint);
+our @EXPORT = qw(mf_cluster mf_node smooth_ratings random_ratings model_fingerprint);
+
+# An initialized cluster, not started.  With MF_EXT_DESTDIR set (a
+# `make install DESTDIR=...` tree), its servers load mf_ext from there
+# (Debian's extension_destdir) rather than from the system's installation:
+# for testing a build without installing it.
+sub mf_cluster
+{
+	my ($name) = @_;
+	my $node = PostgreSQL::Test::Cluster->new($name);
+	$node->init;
+	$node->append_conf('postgresql.conf', "extension_destdir = '$ENV{MF_EXT_DESTDIR}'")
+	  if $ENV{MF_EXT_DESTDIR};
+	return $node;
+}
 
 # A started cluster with mf_ext created; @settings are postgresql.conf lines.
 sub mf_node
 {
 	my ($name, @settings) = @_;
-	my $node = PostgreSQL::Test::Cluster->new($name);
-	$node->init;
+	my $node = mf_cluster($name);
 	$node->append_conf('postgresql.conf', $_) foreach @settings;
 	$node->start;
 	$node->safe_psql('postgres', 'CREATE EXTENSION mf_ext');

@@ -13,8 +13,7 @@ use lib 'test';
 use MfTap;
 use Test::More;
 
-my $node = PostgreSQL::Test::Cluster->new('search_path');
-$node->init;
+my $node = mf_cluster('search_path');
 $node->start;
 
 # A database as before PostgreSQL 15: everyone may create in public.

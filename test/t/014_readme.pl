@@ -36,10 +36,10 @@
 #   CPU's kernels; a rounded value may fall on the other side).
 use strict;
 use warnings;
-use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Time::HiRes qw(time);
 use lib 'test';
+use MfTap;
 use ReadmeRun;
 use Test::More;
 
@@ -49,8 +49,7 @@ my $sql_blocks = grep { /^\s*```\s*sql/i } <$fh>;
 close $fh;
 cmp_ok($sql_blocks, '>', 0, 'README.md has ```sql blocks');
 
-my $node = PostgreSQL::Test::Cluster->new('readme');
-$node->init;
+my $node = mf_cluster('readme');
 $node->start;
 
 my $started = time;
