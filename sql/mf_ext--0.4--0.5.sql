@@ -32,19 +32,20 @@ COMMENT ON TABLE @extschema@.mf_models IS
   'mf_ext: one row per trained model: how it was trained (source, columns, k, lambda, weighted_lambda, biases, feedback, alpha, solver, nonnegative, iterations, tolerance, patience, seed, precision, validation), the types of ids kept as text keys, its size, mu (global_mean) with biases, per iteration run the objective J (loss), the training RMSE, the validation RMSE and the time taken, and with patience the iteration whose factors are stored (best_iteration)';
 
 -- One naming scheme for the C functions: the SQL name, then _text for the
--- forms that take ids as text, then _by_name.  The text forms of
+-- forms that take ids as text (every form of mf_predict calls mf_predict
+-- or mf_predict_by_name), then _by_name.  The text forms of
 -- mf_predict and mf_recommend were mf_predict_key and mf_recommend_key,
 -- the new-user form of mf_recommend mf_recommend_folded, and the text
 -- forms of mf_similar_* shared the bigint forms' functions; the module
 -- keeps those names for databases not yet updated (src/compat.c).
 CREATE OR REPLACE FUNCTION @extschema@.mf_predict(model integer, user_id text, item_id text)
 RETURNS double precision
-AS 'MODULE_PATHNAME', 'mf_predict_text'
+AS 'MODULE_PATHNAME', 'mf_predict'
 LANGUAGE C STABLE STRICT PARALLEL SAFE;
 
 CREATE OR REPLACE FUNCTION @extschema@.mf_predict(model text, user_id text, item_id text)
 RETURNS double precision
-AS 'MODULE_PATHNAME', 'mf_predict_text_by_name'
+AS 'MODULE_PATHNAME', 'mf_predict_by_name'
 LANGUAGE C STABLE STRICT PARALLEL SAFE;
 
 -- mf_recommend and mf_recommend_keys take candidates and exclusions, and
@@ -551,3 +552,186 @@ WHERE a.state = 'active' AND a.query LIKE '%/* mf_ext progress {%';
 COMMENT ON VIEW @extschema@.mf_progress IS
   'mf_ext: one row per backend running mf_train, mf_cross_validate, mf_refit_users, mf_refit_items or mf_recommend_all that the caller may see in pg_stat_activity (its own role''s; every one with pg_read_all_stats): the model, the part (a cross-validation''s fold and fit), the phase (options, reading, indexing, iterating, solving, storing, scoring), step of steps units (iteration, user) done, J and the validation RMSE of the last iteration, with patience the iteration of the lowest validation RMSE so far (best_iteration), seconds since the call started and an estimate of the seconds left in the phase';
 
+-- Ids as their own types: mf_predict takes every pair of bigint, text and
+-- uuid ids; mf_recommend, mf_recommend_users and mf_similar_* a uuid.
+COMMENT ON FUNCTION @extschema@.mf_predict(integer, text, text) IS
+  'mf_ext: as mf_predict(integer, bigint, bigint), for ids given as text (varchar, char and name too): the keys of a model trained on text or other non-integer ids, or integer ids written as text (22P02 when one is not); uuids and mixed pairs have forms of their own';
+COMMENT ON FUNCTION @extschema@.mf_predict(text, text, text) IS
+  'mf_ext: as mf_predict(text, bigint, bigint), for ids given as text (varchar, char and name too): the keys of a model trained on text or other non-integer ids, or integer ids written as text (22P02 when one is not); uuids and mixed pairs have forms of their own';
+
+-- Every pair of id types, so that columns of any id type need no cast: one
+-- C function per kind of model argument reads the ids' types (src/serve.c).
+
+CREATE FUNCTION @extschema@.mf_predict(model integer, user_id bigint, item_id text)
+RETURNS double precision
+AS 'MODULE_PATHNAME', 'mf_predict'
+LANGUAGE C STABLE STRICT PARALLEL SAFE;
+COMMENT ON FUNCTION @extschema@.mf_predict(integer, bigint, text) IS
+  'mf_ext: as mf_predict(integer, bigint, bigint), the user id bigint and the item id text: any pair of bigint, text and uuid ids has a form, so that id columns of any type need no cast (smallint and integer widen to bigint; varchar, char and name become text); an integer id names a row of a side of integer ids, a uuid a row of a side of text keys by its text form (42804 otherwise), text a key, or on a side of integer ids an integer written as text (22P02 when it is not one)';
+
+CREATE FUNCTION @extschema@.mf_predict(model integer, user_id bigint, item_id uuid)
+RETURNS double precision
+AS 'MODULE_PATHNAME', 'mf_predict'
+LANGUAGE C STABLE STRICT PARALLEL SAFE;
+COMMENT ON FUNCTION @extschema@.mf_predict(integer, bigint, uuid) IS
+  'mf_ext: as mf_predict(integer, bigint, bigint), the user id bigint and the item id uuid: any pair of bigint, text and uuid ids has a form, so that id columns of any type need no cast (smallint and integer widen to bigint; varchar, char and name become text); an integer id names a row of a side of integer ids, a uuid a row of a side of text keys by its text form (42804 otherwise), text a key, or on a side of integer ids an integer written as text (22P02 when it is not one)';
+
+CREATE FUNCTION @extschema@.mf_predict(model integer, user_id text, item_id bigint)
+RETURNS double precision
+AS 'MODULE_PATHNAME', 'mf_predict'
+LANGUAGE C STABLE STRICT PARALLEL SAFE;
+COMMENT ON FUNCTION @extschema@.mf_predict(integer, text, bigint) IS
+  'mf_ext: as mf_predict(integer, bigint, bigint), the user id text and the item id bigint: any pair of bigint, text and uuid ids has a form, so that id columns of any type need no cast (smallint and integer widen to bigint; varchar, char and name become text); an integer id names a row of a side of integer ids, a uuid a row of a side of text keys by its text form (42804 otherwise), text a key, or on a side of integer ids an integer written as text (22P02 when it is not one)';
+
+CREATE FUNCTION @extschema@.mf_predict(model integer, user_id text, item_id uuid)
+RETURNS double precision
+AS 'MODULE_PATHNAME', 'mf_predict'
+LANGUAGE C STABLE STRICT PARALLEL SAFE;
+COMMENT ON FUNCTION @extschema@.mf_predict(integer, text, uuid) IS
+  'mf_ext: as mf_predict(integer, bigint, bigint), the user id text and the item id uuid: any pair of bigint, text and uuid ids has a form, so that id columns of any type need no cast (smallint and integer widen to bigint; varchar, char and name become text); an integer id names a row of a side of integer ids, a uuid a row of a side of text keys by its text form (42804 otherwise), text a key, or on a side of integer ids an integer written as text (22P02 when it is not one)';
+
+CREATE FUNCTION @extschema@.mf_predict(model integer, user_id uuid, item_id bigint)
+RETURNS double precision
+AS 'MODULE_PATHNAME', 'mf_predict'
+LANGUAGE C STABLE STRICT PARALLEL SAFE;
+COMMENT ON FUNCTION @extschema@.mf_predict(integer, uuid, bigint) IS
+  'mf_ext: as mf_predict(integer, bigint, bigint), the user id uuid and the item id bigint: any pair of bigint, text and uuid ids has a form, so that id columns of any type need no cast (smallint and integer widen to bigint; varchar, char and name become text); an integer id names a row of a side of integer ids, a uuid a row of a side of text keys by its text form (42804 otherwise), text a key, or on a side of integer ids an integer written as text (22P02 when it is not one)';
+
+CREATE FUNCTION @extschema@.mf_predict(model integer, user_id uuid, item_id text)
+RETURNS double precision
+AS 'MODULE_PATHNAME', 'mf_predict'
+LANGUAGE C STABLE STRICT PARALLEL SAFE;
+COMMENT ON FUNCTION @extschema@.mf_predict(integer, uuid, text) IS
+  'mf_ext: as mf_predict(integer, bigint, bigint), the user id uuid and the item id text: any pair of bigint, text and uuid ids has a form, so that id columns of any type need no cast (smallint and integer widen to bigint; varchar, char and name become text); an integer id names a row of a side of integer ids, a uuid a row of a side of text keys by its text form (42804 otherwise), text a key, or on a side of integer ids an integer written as text (22P02 when it is not one)';
+
+CREATE FUNCTION @extschema@.mf_predict(model integer, user_id uuid, item_id uuid)
+RETURNS double precision
+AS 'MODULE_PATHNAME', 'mf_predict'
+LANGUAGE C STABLE STRICT PARALLEL SAFE;
+COMMENT ON FUNCTION @extschema@.mf_predict(integer, uuid, uuid) IS
+  'mf_ext: as mf_predict(integer, bigint, bigint), the user id uuid and the item id uuid: any pair of bigint, text and uuid ids has a form, so that id columns of any type need no cast (smallint and integer widen to bigint; varchar, char and name become text); an integer id names a row of a side of integer ids, a uuid a row of a side of text keys by its text form (42804 otherwise), text a key, or on a side of integer ids an integer written as text (22P02 when it is not one)';
+
+CREATE FUNCTION @extschema@.mf_predict(model text, user_id bigint, item_id text)
+RETURNS double precision
+AS 'MODULE_PATHNAME', 'mf_predict_by_name'
+LANGUAGE C STABLE STRICT PARALLEL SAFE;
+COMMENT ON FUNCTION @extschema@.mf_predict(text, bigint, text) IS
+  'mf_ext: as mf_predict(text, bigint, bigint), the user id bigint and the item id text: any pair of bigint, text and uuid ids has a form, so that id columns of any type need no cast (smallint and integer widen to bigint; varchar, char and name become text); an integer id names a row of a side of integer ids, a uuid a row of a side of text keys by its text form (42804 otherwise), text a key, or on a side of integer ids an integer written as text (22P02 when it is not one)';
+
+CREATE FUNCTION @extschema@.mf_predict(model text, user_id bigint, item_id uuid)
+RETURNS double precision
+AS 'MODULE_PATHNAME', 'mf_predict_by_name'
+LANGUAGE C STABLE STRICT PARALLEL SAFE;
+COMMENT ON FUNCTION @extschema@.mf_predict(text, bigint, uuid) IS
+  'mf_ext: as mf_predict(text, bigint, bigint), the user id bigint and the item id uuid: any pair of bigint, text and uuid ids has a form, so that id columns of any type need no cast (smallint and integer widen to bigint; varchar, char and name become text); an integer id names a row of a side of integer ids, a uuid a row of a side of text keys by its text form (42804 otherwise), text a key, or on a side of integer ids an integer written as text (22P02 when it is not one)';
+
+CREATE FUNCTION @extschema@.mf_predict(model text, user_id text, item_id bigint)
+RETURNS double precision
+AS 'MODULE_PATHNAME', 'mf_predict_by_name'
+LANGUAGE C STABLE STRICT PARALLEL SAFE;
+COMMENT ON FUNCTION @extschema@.mf_predict(text, text, bigint) IS
+  'mf_ext: as mf_predict(text, bigint, bigint), the user id text and the item id bigint: any pair of bigint, text and uuid ids has a form, so that id columns of any type need no cast (smallint and integer widen to bigint; varchar, char and name become text); an integer id names a row of a side of integer ids, a uuid a row of a side of text keys by its text form (42804 otherwise), text a key, or on a side of integer ids an integer written as text (22P02 when it is not one)';
+
+CREATE FUNCTION @extschema@.mf_predict(model text, user_id text, item_id uuid)
+RETURNS double precision
+AS 'MODULE_PATHNAME', 'mf_predict_by_name'
+LANGUAGE C STABLE STRICT PARALLEL SAFE;
+COMMENT ON FUNCTION @extschema@.mf_predict(text, text, uuid) IS
+  'mf_ext: as mf_predict(text, bigint, bigint), the user id text and the item id uuid: any pair of bigint, text and uuid ids has a form, so that id columns of any type need no cast (smallint and integer widen to bigint; varchar, char and name become text); an integer id names a row of a side of integer ids, a uuid a row of a side of text keys by its text form (42804 otherwise), text a key, or on a side of integer ids an integer written as text (22P02 when it is not one)';
+
+CREATE FUNCTION @extschema@.mf_predict(model text, user_id uuid, item_id bigint)
+RETURNS double precision
+AS 'MODULE_PATHNAME', 'mf_predict_by_name'
+LANGUAGE C STABLE STRICT PARALLEL SAFE;
+COMMENT ON FUNCTION @extschema@.mf_predict(text, uuid, bigint) IS
+  'mf_ext: as mf_predict(text, bigint, bigint), the user id uuid and the item id bigint: any pair of bigint, text and uuid ids has a form, so that id columns of any type need no cast (smallint and integer widen to bigint; varchar, char and name become text); an integer id names a row of a side of integer ids, a uuid a row of a side of text keys by its text form (42804 otherwise), text a key, or on a side of integer ids an integer written as text (22P02 when it is not one)';
+
+CREATE FUNCTION @extschema@.mf_predict(model text, user_id uuid, item_id text)
+RETURNS double precision
+AS 'MODULE_PATHNAME', 'mf_predict_by_name'
+LANGUAGE C STABLE STRICT PARALLEL SAFE;
+COMMENT ON FUNCTION @extschema@.mf_predict(text, uuid, text) IS
+  'mf_ext: as mf_predict(text, bigint, bigint), the user id uuid and the item id text: any pair of bigint, text and uuid ids has a form, so that id columns of any type need no cast (smallint and integer widen to bigint; varchar, char and name become text); an integer id names a row of a side of integer ids, a uuid a row of a side of text keys by its text form (42804 otherwise), text a key, or on a side of integer ids an integer written as text (22P02 when it is not one)';
+
+CREATE FUNCTION @extschema@.mf_predict(model text, user_id uuid, item_id uuid)
+RETURNS double precision
+AS 'MODULE_PATHNAME', 'mf_predict_by_name'
+LANGUAGE C STABLE STRICT PARALLEL SAFE;
+COMMENT ON FUNCTION @extschema@.mf_predict(text, uuid, uuid) IS
+  'mf_ext: as mf_predict(text, bigint, bigint), the user id uuid and the item id uuid: any pair of bigint, text and uuid ids has a form, so that id columns of any type need no cast (smallint and integer widen to bigint; varchar, char and name become text); an integer id names a row of a side of integer ids, a uuid a row of a side of text keys by its text form (42804 otherwise), text a key, or on a side of integer ids an integer written as text (22P02 when it is not one)';
+
+CREATE FUNCTION @extschema@.mf_recommend(model integer, user_id uuid,
+                                         n integer DEFAULT 10,
+                                         exclude_rated boolean DEFAULT true,
+                                         candidates text[] DEFAULT NULL,
+                                         exclude text[] DEFAULT NULL)
+RETURNS TABLE (item_id text, score double precision)
+AS 'MODULE_PATHNAME', 'mf_recommend_text'
+LANGUAGE C STABLE CALLED ON NULL INPUT PARALLEL SAFE ROWS 10;
+COMMENT ON FUNCTION @extschema@.mf_recommend(integer, uuid, integer, boolean, text[], text[]) IS
+  'mf_ext: as mf_recommend(integer, text, integer, boolean, text[], text[]), the user given as a uuid: a row of a side of text keys (a model trained on uuid ids), matched by its text form; 42804 on a side of integer ids; no rows for NULL or a uuid the model lacks. Answers with ids as text; candidates and exclude stay text[] (a uuid[] form beside them would make an untyped array literal ambiguous): pass uuid arrays as ::text[]';
+
+CREATE FUNCTION @extschema@.mf_recommend(model text, user_id uuid,
+                                         n integer DEFAULT 10,
+                                         exclude_rated boolean DEFAULT true,
+                                         candidates text[] DEFAULT NULL,
+                                         exclude text[] DEFAULT NULL)
+RETURNS TABLE (item_id text, score double precision)
+AS 'MODULE_PATHNAME', 'mf_recommend_text_by_name'
+LANGUAGE C STABLE CALLED ON NULL INPUT PARALLEL SAFE ROWS 10;
+COMMENT ON FUNCTION @extschema@.mf_recommend(text, uuid, integer, boolean, text[], text[]) IS
+  'mf_ext: as mf_recommend(text, text, integer, boolean, text[], text[]), the user given as a uuid: a row of a side of text keys (a model trained on uuid ids), matched by its text form; 42804 on a side of integer ids; no rows for NULL or a uuid the model lacks. Answers with ids as text; candidates and exclude stay text[] (a uuid[] form beside them would make an untyped array literal ambiguous): pass uuid arrays as ::text[]';
+
+CREATE FUNCTION @extschema@.mf_recommend_users(model integer, item_id uuid,
+                                               n integer DEFAULT 10,
+                                               exclude_rated boolean DEFAULT true,
+                                               candidates text[] DEFAULT NULL,
+                                               exclude text[] DEFAULT NULL)
+RETURNS TABLE (user_id text, score double precision)
+AS 'MODULE_PATHNAME', 'mf_recommend_users_text'
+LANGUAGE C STABLE CALLED ON NULL INPUT PARALLEL SAFE ROWS 10;
+COMMENT ON FUNCTION @extschema@.mf_recommend_users(integer, uuid, integer, boolean, text[], text[]) IS
+  'mf_ext: as mf_recommend_users(integer, text, integer, boolean, text[], text[]), the item given as a uuid: a row of a side of text keys (a model trained on uuid ids), matched by its text form; 42804 on a side of integer ids; no rows for NULL or a uuid the model lacks. Answers with ids as text; candidates and exclude stay text[] (a uuid[] form beside them would make an untyped array literal ambiguous): pass uuid arrays as ::text[]';
+
+CREATE FUNCTION @extschema@.mf_recommend_users(model text, item_id uuid,
+                                               n integer DEFAULT 10,
+                                               exclude_rated boolean DEFAULT true,
+                                               candidates text[] DEFAULT NULL,
+                                               exclude text[] DEFAULT NULL)
+RETURNS TABLE (user_id text, score double precision)
+AS 'MODULE_PATHNAME', 'mf_recommend_users_text_by_name'
+LANGUAGE C STABLE CALLED ON NULL INPUT PARALLEL SAFE ROWS 10;
+COMMENT ON FUNCTION @extschema@.mf_recommend_users(text, uuid, integer, boolean, text[], text[]) IS
+  'mf_ext: as mf_recommend_users(text, text, integer, boolean, text[], text[]), the item given as a uuid: a row of a side of text keys (a model trained on uuid ids), matched by its text form; 42804 on a side of integer ids; no rows for NULL or a uuid the model lacks. Answers with ids as text; candidates and exclude stay text[] (a uuid[] form beside them would make an untyped array literal ambiguous): pass uuid arrays as ::text[]';
+
+CREATE FUNCTION @extschema@.mf_similar_items(model integer, item_id uuid, n integer DEFAULT 10,
+    min_support integer DEFAULT 0, shrinkage double precision DEFAULT 0)
+RETURNS TABLE (item_id text, similarity double precision)
+AS 'MODULE_PATHNAME', 'mf_similar_items_text'
+LANGUAGE C STABLE CALLED ON NULL INPUT PARALLEL SAFE ROWS 10;
+COMMENT ON FUNCTION @extschema@.mf_similar_items(integer, uuid, integer, integer, double precision) IS
+  'mf_ext: as mf_similar_items(integer, text, integer, integer, double precision), the item given as a uuid: a row of a side of text keys (a model trained on uuid ids), matched by its text form; 42804 on a side of integer ids; no rows for NULL or a uuid the model lacks. Answers with item ids as text';
+
+CREATE FUNCTION @extschema@.mf_similar_items(model text, item_id uuid, n integer DEFAULT 10,
+    min_support integer DEFAULT 0, shrinkage double precision DEFAULT 0)
+RETURNS TABLE (item_id text, similarity double precision)
+AS 'MODULE_PATHNAME', 'mf_similar_items_text_by_name'
+LANGUAGE C STABLE CALLED ON NULL INPUT PARALLEL SAFE ROWS 10;
+COMMENT ON FUNCTION @extschema@.mf_similar_items(text, uuid, integer, integer, double precision) IS
+  'mf_ext: as mf_similar_items(text, text, integer, integer, double precision), the item given as a uuid: a row of a side of text keys (a model trained on uuid ids), matched by its text form; 42804 on a side of integer ids; no rows for NULL or a uuid the model lacks. Answers with item ids as text';
+
+CREATE FUNCTION @extschema@.mf_similar_users(model integer, user_id uuid, n integer DEFAULT 10,
+    min_support integer DEFAULT 0, shrinkage double precision DEFAULT 0)
+RETURNS TABLE (user_id text, similarity double precision)
+AS 'MODULE_PATHNAME', 'mf_similar_users_text'
+LANGUAGE C STABLE CALLED ON NULL INPUT PARALLEL SAFE ROWS 10;
+COMMENT ON FUNCTION @extschema@.mf_similar_users(integer, uuid, integer, integer, double precision) IS
+  'mf_ext: as mf_similar_users(integer, text, integer, integer, double precision), the user given as a uuid: a row of a side of text keys (a model trained on uuid ids), matched by its text form; 42804 on a side of integer ids; no rows for NULL or a uuid the model lacks. Answers with user ids as text';
+
+CREATE FUNCTION @extschema@.mf_similar_users(model text, user_id uuid, n integer DEFAULT 10,
+    min_support integer DEFAULT 0, shrinkage double precision DEFAULT 0)
+RETURNS TABLE (user_id text, similarity double precision)
+AS 'MODULE_PATHNAME', 'mf_similar_users_text_by_name'
+LANGUAGE C STABLE CALLED ON NULL INPUT PARALLEL SAFE ROWS 10;
+COMMENT ON FUNCTION @extschema@.mf_similar_users(text, uuid, integer, integer, double precision) IS
+  'mf_ext: as mf_similar_users(text, text, integer, integer, double precision), the user given as a uuid: a row of a side of text keys (a model trained on uuid ids), matched by its text form; 42804 on a side of integer ids; no rows for NULL or a uuid the model lacks. Answers with user ids as text';

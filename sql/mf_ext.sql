@@ -383,7 +383,7 @@ COMMENT ON FUNCTION @extschema@.mf_drop_model(integer) IS
 
 -- Every function that takes a model has two forms: by model_id (integer) and
 -- by name (text). Integer user and item ids are bigint; a model trained on
--- ids of another type (text, uuid, ...) is asked with its keys as text.
+-- ids of another type is asked with its keys as text, or as uuids.
 
 CREATE FUNCTION @extschema@.mf_predict(model integer, user_id bigint, item_id bigint)
 RETURNS double precision
@@ -401,17 +401,118 @@ COMMENT ON FUNCTION @extschema@.mf_predict(text, bigint, bigint) IS
 
 CREATE FUNCTION @extschema@.mf_predict(model integer, user_id text, item_id text)
 RETURNS double precision
-AS 'MODULE_PATHNAME', 'mf_predict_text'
+AS 'MODULE_PATHNAME', 'mf_predict'
 LANGUAGE C STABLE STRICT PARALLEL SAFE;
 COMMENT ON FUNCTION @extschema@.mf_predict(integer, text, text) IS
-  'mf_ext: as mf_predict(integer, bigint, bigint), for ids given as text: the keys of a model trained on text, uuid or other non-integer ids (cast them to text), or integer ids written as text';
+  'mf_ext: as mf_predict(integer, bigint, bigint), for ids given as text (varchar, char and name too): the keys of a model trained on text or other non-integer ids, or integer ids written as text (22P02 when one is not); uuids and mixed pairs have forms of their own';
 
 CREATE FUNCTION @extschema@.mf_predict(model text, user_id text, item_id text)
 RETURNS double precision
-AS 'MODULE_PATHNAME', 'mf_predict_text_by_name'
+AS 'MODULE_PATHNAME', 'mf_predict_by_name'
 LANGUAGE C STABLE STRICT PARALLEL SAFE;
 COMMENT ON FUNCTION @extschema@.mf_predict(text, text, text) IS
-  'mf_ext: as mf_predict(text, bigint, bigint), for ids given as text: the keys of a model trained on text, uuid or other non-integer ids (cast them to text), or integer ids written as text';
+  'mf_ext: as mf_predict(text, bigint, bigint), for ids given as text (varchar, char and name too): the keys of a model trained on text or other non-integer ids, or integer ids written as text (22P02 when one is not); uuids and mixed pairs have forms of their own';
+
+-- Every pair of id types, so that columns of any id type need no cast: one
+-- C function per kind of model argument reads the ids' types (src/serve.c).
+
+CREATE FUNCTION @extschema@.mf_predict(model integer, user_id bigint, item_id text)
+RETURNS double precision
+AS 'MODULE_PATHNAME', 'mf_predict'
+LANGUAGE C STABLE STRICT PARALLEL SAFE;
+COMMENT ON FUNCTION @extschema@.mf_predict(integer, bigint, text) IS
+  'mf_ext: as mf_predict(integer, bigint, bigint), the user id bigint and the item id text: any pair of bigint, text and uuid ids has a form, so that id columns of any type need no cast (smallint and integer widen to bigint; varchar, char and name become text); an integer id names a row of a side of integer ids, a uuid a row of a side of text keys by its text form (42804 otherwise), text a key, or on a side of integer ids an integer written as text (22P02 when it is not one)';
+
+CREATE FUNCTION @extschema@.mf_predict(model integer, user_id bigint, item_id uuid)
+RETURNS double precision
+AS 'MODULE_PATHNAME', 'mf_predict'
+LANGUAGE C STABLE STRICT PARALLEL SAFE;
+COMMENT ON FUNCTION @extschema@.mf_predict(integer, bigint, uuid) IS
+  'mf_ext: as mf_predict(integer, bigint, bigint), the user id bigint and the item id uuid: any pair of bigint, text and uuid ids has a form, so that id columns of any type need no cast (smallint and integer widen to bigint; varchar, char and name become text); an integer id names a row of a side of integer ids, a uuid a row of a side of text keys by its text form (42804 otherwise), text a key, or on a side of integer ids an integer written as text (22P02 when it is not one)';
+
+CREATE FUNCTION @extschema@.mf_predict(model integer, user_id text, item_id bigint)
+RETURNS double precision
+AS 'MODULE_PATHNAME', 'mf_predict'
+LANGUAGE C STABLE STRICT PARALLEL SAFE;
+COMMENT ON FUNCTION @extschema@.mf_predict(integer, text, bigint) IS
+  'mf_ext: as mf_predict(integer, bigint, bigint), the user id text and the item id bigint: any pair of bigint, text and uuid ids has a form, so that id columns of any type need no cast (smallint and integer widen to bigint; varchar, char and name become text); an integer id names a row of a side of integer ids, a uuid a row of a side of text keys by its text form (42804 otherwise), text a key, or on a side of integer ids an integer written as text (22P02 when it is not one)';
+
+CREATE FUNCTION @extschema@.mf_predict(model integer, user_id text, item_id uuid)
+RETURNS double precision
+AS 'MODULE_PATHNAME', 'mf_predict'
+LANGUAGE C STABLE STRICT PARALLEL SAFE;
+COMMENT ON FUNCTION @extschema@.mf_predict(integer, text, uuid) IS
+  'mf_ext: as mf_predict(integer, bigint, bigint), the user id text and the item id uuid: any pair of bigint, text and uuid ids has a form, so that id columns of any type need no cast (smallint and integer widen to bigint; varchar, char and name become text); an integer id names a row of a side of integer ids, a uuid a row of a side of text keys by its text form (42804 otherwise), text a key, or on a side of integer ids an integer written as text (22P02 when it is not one)';
+
+CREATE FUNCTION @extschema@.mf_predict(model integer, user_id uuid, item_id bigint)
+RETURNS double precision
+AS 'MODULE_PATHNAME', 'mf_predict'
+LANGUAGE C STABLE STRICT PARALLEL SAFE;
+COMMENT ON FUNCTION @extschema@.mf_predict(integer, uuid, bigint) IS
+  'mf_ext: as mf_predict(integer, bigint, bigint), the user id uuid and the item id bigint: any pair of bigint, text and uuid ids has a form, so that id columns of any type need no cast (smallint and integer widen to bigint; varchar, char and name become text); an integer id names a row of a side of integer ids, a uuid a row of a side of text keys by its text form (42804 otherwise), text a key, or on a side of integer ids an integer written as text (22P02 when it is not one)';
+
+CREATE FUNCTION @extschema@.mf_predict(model integer, user_id uuid, item_id text)
+RETURNS double precision
+AS 'MODULE_PATHNAME', 'mf_predict'
+LANGUAGE C STABLE STRICT PARALLEL SAFE;
+COMMENT ON FUNCTION @extschema@.mf_predict(integer, uuid, text) IS
+  'mf_ext: as mf_predict(integer, bigint, bigint), the user id uuid and the item id text: any pair of bigint, text and uuid ids has a form, so that id columns of any type need no cast (smallint and integer widen to bigint; varchar, char and name become text); an integer id names a row of a side of integer ids, a uuid a row of a side of text keys by its text form (42804 otherwise), text a key, or on a side of integer ids an integer written as text (22P02 when it is not one)';
+
+CREATE FUNCTION @extschema@.mf_predict(model integer, user_id uuid, item_id uuid)
+RETURNS double precision
+AS 'MODULE_PATHNAME', 'mf_predict'
+LANGUAGE C STABLE STRICT PARALLEL SAFE;
+COMMENT ON FUNCTION @extschema@.mf_predict(integer, uuid, uuid) IS
+  'mf_ext: as mf_predict(integer, bigint, bigint), the user id uuid and the item id uuid: any pair of bigint, text and uuid ids has a form, so that id columns of any type need no cast (smallint and integer widen to bigint; varchar, char and name become text); an integer id names a row of a side of integer ids, a uuid a row of a side of text keys by its text form (42804 otherwise), text a key, or on a side of integer ids an integer written as text (22P02 when it is not one)';
+
+CREATE FUNCTION @extschema@.mf_predict(model text, user_id bigint, item_id text)
+RETURNS double precision
+AS 'MODULE_PATHNAME', 'mf_predict_by_name'
+LANGUAGE C STABLE STRICT PARALLEL SAFE;
+COMMENT ON FUNCTION @extschema@.mf_predict(text, bigint, text) IS
+  'mf_ext: as mf_predict(text, bigint, bigint), the user id bigint and the item id text: any pair of bigint, text and uuid ids has a form, so that id columns of any type need no cast (smallint and integer widen to bigint; varchar, char and name become text); an integer id names a row of a side of integer ids, a uuid a row of a side of text keys by its text form (42804 otherwise), text a key, or on a side of integer ids an integer written as text (22P02 when it is not one)';
+
+CREATE FUNCTION @extschema@.mf_predict(model text, user_id bigint, item_id uuid)
+RETURNS double precision
+AS 'MODULE_PATHNAME', 'mf_predict_by_name'
+LANGUAGE C STABLE STRICT PARALLEL SAFE;
+COMMENT ON FUNCTION @extschema@.mf_predict(text, bigint, uuid) IS
+  'mf_ext: as mf_predict(text, bigint, bigint), the user id bigint and the item id uuid: any pair of bigint, text and uuid ids has a form, so that id columns of any type need no cast (smallint and integer widen to bigint; varchar, char and name become text); an integer id names a row of a side of integer ids, a uuid a row of a side of text keys by its text form (42804 otherwise), text a key, or on a side of integer ids an integer written as text (22P02 when it is not one)';
+
+CREATE FUNCTION @extschema@.mf_predict(model text, user_id text, item_id bigint)
+RETURNS double precision
+AS 'MODULE_PATHNAME', 'mf_predict_by_name'
+LANGUAGE C STABLE STRICT PARALLEL SAFE;
+COMMENT ON FUNCTION @extschema@.mf_predict(text, text, bigint) IS
+  'mf_ext: as mf_predict(text, bigint, bigint), the user id text and the item id bigint: any pair of bigint, text and uuid ids has a form, so that id columns of any type need no cast (smallint and integer widen to bigint; varchar, char and name become text); an integer id names a row of a side of integer ids, a uuid a row of a side of text keys by its text form (42804 otherwise), text a key, or on a side of integer ids an integer written as text (22P02 when it is not one)';
+
+CREATE FUNCTION @extschema@.mf_predict(model text, user_id text, item_id uuid)
+RETURNS double precision
+AS 'MODULE_PATHNAME', 'mf_predict_by_name'
+LANGUAGE C STABLE STRICT PARALLEL SAFE;
+COMMENT ON FUNCTION @extschema@.mf_predict(text, text, uuid) IS
+  'mf_ext: as mf_predict(text, bigint, bigint), the user id text and the item id uuid: any pair of bigint, text and uuid ids has a form, so that id columns of any type need no cast (smallint and integer widen to bigint; varchar, char and name become text); an integer id names a row of a side of integer ids, a uuid a row of a side of text keys by its text form (42804 otherwise), text a key, or on a side of integer ids an integer written as text (22P02 when it is not one)';
+
+CREATE FUNCTION @extschema@.mf_predict(model text, user_id uuid, item_id bigint)
+RETURNS double precision
+AS 'MODULE_PATHNAME', 'mf_predict_by_name'
+LANGUAGE C STABLE STRICT PARALLEL SAFE;
+COMMENT ON FUNCTION @extschema@.mf_predict(text, uuid, bigint) IS
+  'mf_ext: as mf_predict(text, bigint, bigint), the user id uuid and the item id bigint: any pair of bigint, text and uuid ids has a form, so that id columns of any type need no cast (smallint and integer widen to bigint; varchar, char and name become text); an integer id names a row of a side of integer ids, a uuid a row of a side of text keys by its text form (42804 otherwise), text a key, or on a side of integer ids an integer written as text (22P02 when it is not one)';
+
+CREATE FUNCTION @extschema@.mf_predict(model text, user_id uuid, item_id text)
+RETURNS double precision
+AS 'MODULE_PATHNAME', 'mf_predict_by_name'
+LANGUAGE C STABLE STRICT PARALLEL SAFE;
+COMMENT ON FUNCTION @extschema@.mf_predict(text, uuid, text) IS
+  'mf_ext: as mf_predict(text, bigint, bigint), the user id uuid and the item id text: any pair of bigint, text and uuid ids has a form, so that id columns of any type need no cast (smallint and integer widen to bigint; varchar, char and name become text); an integer id names a row of a side of integer ids, a uuid a row of a side of text keys by its text form (42804 otherwise), text a key, or on a side of integer ids an integer written as text (22P02 when it is not one)';
+
+CREATE FUNCTION @extschema@.mf_predict(model text, user_id uuid, item_id uuid)
+RETURNS double precision
+AS 'MODULE_PATHNAME', 'mf_predict_by_name'
+LANGUAGE C STABLE STRICT PARALLEL SAFE;
+COMMENT ON FUNCTION @extschema@.mf_predict(text, uuid, uuid) IS
+  'mf_ext: as mf_predict(text, bigint, bigint), the user id uuid and the item id uuid: any pair of bigint, text and uuid ids has a form, so that id columns of any type need no cast (smallint and integer widen to bigint; varchar, char and name become text); an integer id names a row of a side of integer ids, a uuid a row of a side of text keys by its text form (42804 otherwise), text a key, or on a side of integer ids an integer written as text (22P02 when it is not one)';
 
 CREATE FUNCTION @extschema@.mf_recommend(model integer, user_id bigint,
                                          n integer DEFAULT 10,
@@ -456,6 +557,28 @@ AS 'MODULE_PATHNAME', 'mf_recommend_text_by_name'
 LANGUAGE C STABLE CALLED ON NULL INPUT PARALLEL SAFE ROWS 10;
 COMMENT ON FUNCTION @extschema@.mf_recommend(text, text, integer, boolean, text[], text[]) IS
   'mf_ext: as mf_recommend(text, bigint, ...), with the user and the items as text keys (ids of a model trained on text, uuid or other non-integer ids)';
+
+CREATE FUNCTION @extschema@.mf_recommend(model integer, user_id uuid,
+                                         n integer DEFAULT 10,
+                                         exclude_rated boolean DEFAULT true,
+                                         candidates text[] DEFAULT NULL,
+                                         exclude text[] DEFAULT NULL)
+RETURNS TABLE (item_id text, score double precision)
+AS 'MODULE_PATHNAME', 'mf_recommend_text'
+LANGUAGE C STABLE CALLED ON NULL INPUT PARALLEL SAFE ROWS 10;
+COMMENT ON FUNCTION @extschema@.mf_recommend(integer, uuid, integer, boolean, text[], text[]) IS
+  'mf_ext: as mf_recommend(integer, text, integer, boolean, text[], text[]), the user given as a uuid: a row of a side of text keys (a model trained on uuid ids), matched by its text form; 42804 on a side of integer ids; no rows for NULL or a uuid the model lacks. Answers with ids as text; candidates and exclude stay text[] (a uuid[] form beside them would make an untyped array literal ambiguous): pass uuid arrays as ::text[]';
+
+CREATE FUNCTION @extschema@.mf_recommend(model text, user_id uuid,
+                                         n integer DEFAULT 10,
+                                         exclude_rated boolean DEFAULT true,
+                                         candidates text[] DEFAULT NULL,
+                                         exclude text[] DEFAULT NULL)
+RETURNS TABLE (item_id text, score double precision)
+AS 'MODULE_PATHNAME', 'mf_recommend_text_by_name'
+LANGUAGE C STABLE CALLED ON NULL INPUT PARALLEL SAFE ROWS 10;
+COMMENT ON FUNCTION @extschema@.mf_recommend(text, uuid, integer, boolean, text[], text[]) IS
+  'mf_ext: as mf_recommend(text, text, integer, boolean, text[], text[]), the user given as a uuid: a row of a side of text keys (a model trained on uuid ids), matched by its text form; 42804 on a side of integer ids; no rows for NULL or a uuid the model lacks. Answers with ids as text; candidates and exclude stay text[] (a uuid[] form beside them would make an untyped array literal ambiguous): pass uuid arrays as ::text[]';
 
 -- New users: fold-in ----------------------------------------------------------
 
@@ -586,6 +709,28 @@ LANGUAGE C STABLE CALLED ON NULL INPUT PARALLEL SAFE ROWS 10;
 COMMENT ON FUNCTION @extschema@.mf_recommend_users(text, text, integer, boolean, text[], text[]) IS
   'mf_ext: as mf_recommend_users(text, bigint, ...), with the item and the users as text: the keys of a model trained on text, uuid or other non-integer ids, or integer ids written as text';
 
+CREATE FUNCTION @extschema@.mf_recommend_users(model integer, item_id uuid,
+                                               n integer DEFAULT 10,
+                                               exclude_rated boolean DEFAULT true,
+                                               candidates text[] DEFAULT NULL,
+                                               exclude text[] DEFAULT NULL)
+RETURNS TABLE (user_id text, score double precision)
+AS 'MODULE_PATHNAME', 'mf_recommend_users_text'
+LANGUAGE C STABLE CALLED ON NULL INPUT PARALLEL SAFE ROWS 10;
+COMMENT ON FUNCTION @extschema@.mf_recommend_users(integer, uuid, integer, boolean, text[], text[]) IS
+  'mf_ext: as mf_recommend_users(integer, text, integer, boolean, text[], text[]), the item given as a uuid: a row of a side of text keys (a model trained on uuid ids), matched by its text form; 42804 on a side of integer ids; no rows for NULL or a uuid the model lacks. Answers with ids as text; candidates and exclude stay text[] (a uuid[] form beside them would make an untyped array literal ambiguous): pass uuid arrays as ::text[]';
+
+CREATE FUNCTION @extschema@.mf_recommend_users(model text, item_id uuid,
+                                               n integer DEFAULT 10,
+                                               exclude_rated boolean DEFAULT true,
+                                               candidates text[] DEFAULT NULL,
+                                               exclude text[] DEFAULT NULL)
+RETURNS TABLE (user_id text, score double precision)
+AS 'MODULE_PATHNAME', 'mf_recommend_users_text_by_name'
+LANGUAGE C STABLE CALLED ON NULL INPUT PARALLEL SAFE ROWS 10;
+COMMENT ON FUNCTION @extschema@.mf_recommend_users(text, uuid, integer, boolean, text[], text[]) IS
+  'mf_ext: as mf_recommend_users(text, text, integer, boolean, text[], text[]), the item given as a uuid: a row of a side of text keys (a model trained on uuid ids), matched by its text form; 42804 on a side of integer ids; no rows for NULL or a uuid the model lacks. Answers with ids as text; candidates and exclude stay text[] (a uuid[] form beside them would make an untyped array literal ambiguous): pass uuid arrays as ::text[]';
+
 -- Neighbours ------------------------------------------------------------------
 
 CREATE FUNCTION @extschema@.mf_similar_items(model integer, item_id bigint, n integer DEFAULT 10,
@@ -620,6 +765,22 @@ LANGUAGE C STABLE CALLED ON NULL INPUT PARALLEL SAFE ROWS 10;
 COMMENT ON FUNCTION @extschema@.mf_similar_items(text, text, integer, integer, double precision) IS
   'mf_ext: as mf_similar_items(text, bigint, integer, integer, double precision), with the items as text: the keys of a model trained on text, uuid or other non-integer ids, or integer ids written as text';
 
+CREATE FUNCTION @extschema@.mf_similar_items(model integer, item_id uuid, n integer DEFAULT 10,
+    min_support integer DEFAULT 0, shrinkage double precision DEFAULT 0)
+RETURNS TABLE (item_id text, similarity double precision)
+AS 'MODULE_PATHNAME', 'mf_similar_items_text'
+LANGUAGE C STABLE CALLED ON NULL INPUT PARALLEL SAFE ROWS 10;
+COMMENT ON FUNCTION @extschema@.mf_similar_items(integer, uuid, integer, integer, double precision) IS
+  'mf_ext: as mf_similar_items(integer, text, integer, integer, double precision), the item given as a uuid: a row of a side of text keys (a model trained on uuid ids), matched by its text form; 42804 on a side of integer ids; no rows for NULL or a uuid the model lacks. Answers with item ids as text';
+
+CREATE FUNCTION @extschema@.mf_similar_items(model text, item_id uuid, n integer DEFAULT 10,
+    min_support integer DEFAULT 0, shrinkage double precision DEFAULT 0)
+RETURNS TABLE (item_id text, similarity double precision)
+AS 'MODULE_PATHNAME', 'mf_similar_items_text_by_name'
+LANGUAGE C STABLE CALLED ON NULL INPUT PARALLEL SAFE ROWS 10;
+COMMENT ON FUNCTION @extschema@.mf_similar_items(text, uuid, integer, integer, double precision) IS
+  'mf_ext: as mf_similar_items(text, text, integer, integer, double precision), the item given as a uuid: a row of a side of text keys (a model trained on uuid ids), matched by its text form; 42804 on a side of integer ids; no rows for NULL or a uuid the model lacks. Answers with item ids as text';
+
 CREATE FUNCTION @extschema@.mf_similar_users(model integer, user_id bigint, n integer DEFAULT 10,
     min_support integer DEFAULT 0, shrinkage double precision DEFAULT 0)
 RETURNS TABLE (user_id bigint, similarity double precision)
@@ -651,6 +812,22 @@ AS 'MODULE_PATHNAME', 'mf_similar_users_text_by_name'
 LANGUAGE C STABLE CALLED ON NULL INPUT PARALLEL SAFE ROWS 10;
 COMMENT ON FUNCTION @extschema@.mf_similar_users(text, text, integer, integer, double precision) IS
   'mf_ext: as mf_similar_users(text, bigint, integer, integer, double precision), with the users as text: the keys of a model trained on text, uuid or other non-integer ids, or integer ids written as text';
+
+CREATE FUNCTION @extschema@.mf_similar_users(model integer, user_id uuid, n integer DEFAULT 10,
+    min_support integer DEFAULT 0, shrinkage double precision DEFAULT 0)
+RETURNS TABLE (user_id text, similarity double precision)
+AS 'MODULE_PATHNAME', 'mf_similar_users_text'
+LANGUAGE C STABLE CALLED ON NULL INPUT PARALLEL SAFE ROWS 10;
+COMMENT ON FUNCTION @extschema@.mf_similar_users(integer, uuid, integer, integer, double precision) IS
+  'mf_ext: as mf_similar_users(integer, text, integer, integer, double precision), the user given as a uuid: a row of a side of text keys (a model trained on uuid ids), matched by its text form; 42804 on a side of integer ids; no rows for NULL or a uuid the model lacks. Answers with user ids as text';
+
+CREATE FUNCTION @extschema@.mf_similar_users(model text, user_id uuid, n integer DEFAULT 10,
+    min_support integer DEFAULT 0, shrinkage double precision DEFAULT 0)
+RETURNS TABLE (user_id text, similarity double precision)
+AS 'MODULE_PATHNAME', 'mf_similar_users_text_by_name'
+LANGUAGE C STABLE CALLED ON NULL INPUT PARALLEL SAFE ROWS 10;
+COMMENT ON FUNCTION @extschema@.mf_similar_users(text, uuid, integer, integer, double precision) IS
+  'mf_ext: as mf_similar_users(text, text, integer, integer, double precision), the user given as a uuid: a row of a side of text keys (a model trained on uuid ids), matched by its text form; 42804 on a side of integer ids; no rows for NULL or a uuid the model lacks. Answers with user ids as text';
 
 -- Refits ----------------------------------------------------------------------
 

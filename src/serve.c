@@ -6,13 +6,16 @@
  *	  and less exclusions), mf_recommend_users (the n users most likely to
  *	  want an item) and mf_similar_items / mf_similar_users (the n nearest
  *	  by cosine), each
- *	  by model id and by model name, with integer ids or text ones.
+ *	  by model id and by model name, with ids as integers, text or uuids.
  *	  Models come from the backend's cache (cache.c), scores from score.c.
  *
  *	  C entry points are named after the SQL function, then _text for the
- *	  forms that take ids as text, then _by_name for the forms that take
- *	  the model's name (compat.c keeps the names older versions' install
- *	  scripts gave the text forms).
+ *	  forms that answer with ids as text (those taking a text or uuid id),
+ *	  then _by_name for the forms that take the model's name.  An id
+ *	  argument's type is read from the call (id_argument_kind), so that
+ *	  one entry point serves every form of mf_predict by model_id, every
+ *	  pair of id types included (compat.c keeps the names older versions'
+ *	  install scripts gave the text forms).
  *
  *-------------------------------------------------------------------------
  */
@@ -32,8 +35,6 @@
 
 PG_FUNCTION_INFO_V1(mf_predict);
 PG_FUNCTION_INFO_V1(mf_predict_by_name);
-PG_FUNCTION_INFO_V1(mf_predict_text);
-PG_FUNCTION_INFO_V1(mf_predict_text_by_name);
 PG_FUNCTION_INFO_V1(mf_recommend);
 PG_FUNCTION_INFO_V1(mf_recommend_by_name);
 PG_FUNCTION_INFO_V1(mf_recommend_text);
@@ -73,9 +74,14 @@ require_integer_ids(const MfModel *model, MfSide side, const char *function)
 						model->row.name, mf_side_name(side)),
 				 strcmp(function, "mf_recommend_users") == 0
 				 ? errhint("Pass the ids as text, for example mf_recommend_users(model, item_id::text, ...); mf_recommend_users with integer ids needs a model trained on integer ids.")
+				 : strcmp(function, "mf_predict") == 0
+				 ? errhint("Pass the %s id as it was in the training data (text or uuid), or as text, for example %s; an integer %s id needs a model trained on integer %s ids.",
+						   mf_side_name(side),
+						   side == MF_USERS ? "mf_predict(model, user_id::text, item_id)"
+						   : "mf_predict(model, user_id, item_id::text)",
+						   mf_side_name(side), mf_side_name(side))
 				 : errhint("Pass the ids as text to mf_predict or mf_recommend, for example %s(model, user_id::text, ...); %s with integer ids needs a model trained on integer ids.",
-						   strcmp(function, "mf_predict") == 0 ? "mf_predict" : "mf_recommend",
-						   function)));
+						   "mf_recommend", function)));
 }
 
 /*
@@ -136,55 +142,107 @@ mf_text_id_index(const MfModel *model, MfSide side, text *id)
 }
 
 /*
- * mf_predict: the prediction for the given ids (integers, or as_text).  A
- * user or item the model lacks is NULL without biases; with biases it is
- * scored from what is known.
+ * The kind of id argument arg: its type in the call (the declared one, the
+ * parser having coerced integers of any width to bigint, varchar and the
+ * like to text, a domain to its base type), or, when the call's
+ * expression is not at hand, the type the function declares.  Before
+ * ALTER EXTENSION mf_ext UPDATE to 0.5, 0.4's text forms of mf_similar_*
+ * call the bigint forms' C functions: their type tells them apart.
+ */
+MfIdKind
+mf_id_argument_kind(FunctionCallInfo fcinfo, int arg)
+{
+	Oid			type = get_fn_expr_argtype(fcinfo->flinfo, arg);
+
+	if (type != INT8OID && type != TEXTOID && type != UUIDOID)
+	{
+		Oid		   *arg_types;
+		int			n_args;
+
+		(void) get_func_signature(fcinfo->flinfo->fn_oid, &arg_types, &n_args);
+		type = arg < n_args ? arg_types[arg] : InvalidOid;
+	}
+	switch (type)
+	{
+		case INT8OID:
+			return MF_ID_INTEGER;
+		case TEXTOID:
+			return MF_ID_TEXT;
+		case UUIDOID:
+			return MF_ID_UUID;
+	}
+	elog(ERROR, "argument %d of function %u is not an id (bigint, text or uuid)",
+		 arg + 1, fcinfo->flinfo->fn_oid);
+	return MF_ID_TEXT;			/* not reached */
+}
+
+/*
+ * The dense index of id argument arg (not NULL) of one side, -1 when the
+ * model lacks it: an integer by its value on a side of integer ids (42804
+ * on a side of keys: require_integer_ids, for function); text as
+ * mf_text_id_index reads it; a uuid by its text form (uuid_out, the form
+ * training stored) on a side of keys, 42804 on a side of integer ids.
+ */
+int32
+mf_id_argument_index(FunctionCallInfo fcinfo, int arg, const MfModel *model, MfSide side,
+					 const char *function)
+{
+	const char *name = mf_side_name(side);
+	char	   *key;
+	int32		index;
+
+	switch (mf_id_argument_kind(fcinfo, arg))
+	{
+		case MF_ID_INTEGER:
+			require_integer_ids(model, side, function);
+			return mf_model_find_id(model, side, PG_GETARG_INT64(arg));
+		case MF_ID_TEXT:
+			return mf_text_id_index(model, side, PG_GETARG_TEXT_PP(arg));
+		case MF_ID_UUID:
+			break;
+	}
+	if (mf_model_keys(model, side) == NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_DATATYPE_MISMATCH),
+				 errmsg("model \"%s\" identifies its %ss by integers, not uuids",
+						model->row.name, name),
+				 errhint("Pass the %s's integer id: a uuid names only %ss kept as text keys (a model trained on uuid or text %s ids).",
+						 name, name, name)));
+	key = DatumGetCString(DirectFunctionCall1(uuid_out, PG_GETARG_DATUM(arg)));
+	index = mf_model_find_key(model, side, key);
+	pfree(key);
+	return index;
+}
+
+/*
+ * mf_predict: the prediction for the given ids, each an integer, text or a
+ * uuid (mf_id_argument_index), in any pair.  A user or item the model
+ * lacks is NULL without biases; with biases it is scored from what is
+ * known.
  */
 static Datum
-predict(FunctionCallInfo fcinfo, bool by_name, bool as_text)
+predict(FunctionCallInfo fcinfo, bool by_name)
 {
 	MfModel    *model = mf_model_argument(fcinfo, by_name);
-	int32		user;
-	int32		item;
+	int32		user = mf_id_argument_index(fcinfo, 1, model, MF_USERS, "mf_predict");
+	int32		item = mf_id_argument_index(fcinfo, 2, model, MF_ITEMS, "mf_predict");
 
-	if (as_text)
-	{
-		user = mf_text_id_index(model, MF_USERS, PG_GETARG_TEXT_PP(1));
-		item = mf_text_id_index(model, MF_ITEMS, PG_GETARG_TEXT_PP(2));
-	}
-	else
-	{
-		require_integer_model(model, "mf_predict");
-		user = mf_model_find_id(model, MF_USERS, PG_GETARG_INT64(1));
-		item = mf_model_find_id(model, MF_ITEMS, PG_GETARG_INT64(2));
-	}
 	if ((user < 0 || item < 0) && !model->factors.biases)
 		PG_RETURN_NULL();
 	PG_RETURN_FLOAT8(mf_score(&model->factors, user, item));
 }
 
+/* Every form of mf_predict by model_id, and by name. */
 Datum
 mf_predict(PG_FUNCTION_ARGS)
 {
-	return predict(fcinfo, false, false);
+	return predict(fcinfo, false);
 }
 
 Datum
 mf_predict_by_name(PG_FUNCTION_ARGS)
 {
-	return predict(fcinfo, true, false);
-}
-
-Datum
-mf_predict_text(PG_FUNCTION_ARGS)
-{
-	return predict(fcinfo, false, true);
-}
-
-Datum
-mf_predict_text_by_name(PG_FUNCTION_ARGS)
-{
-	return predict(fcinfo, true, true);
+	return predict(fcinfo, true);
 }
 
 /* |x| of every row of one side, computed on first need and cached. */
@@ -381,7 +439,8 @@ mf_put_ranked(FunctionCallInfo fcinfo, const MfModel *model, MfSide side, bool a
 
 /*
  * mf_recommend(model, user_id, n, exclude_rated, candidates, exclude): the
- * n best items for a stored user (integer id, or as_text), or with biases
+ * n best items for a stored user (an integer id, or as_text a text or
+ * uuid one, answered with item ids as text), or with biases
  * for an unknown one the items of highest mu + b_i, among the candidates
  * (NULL: all items) less those excluded; no rows for a NULL user.
  */
@@ -391,7 +450,7 @@ recommend(FunctionCallInfo fcinfo, bool by_name, bool as_text)
 	MfModel    *model = mf_model_argument(fcinfo, by_name);
 	MfSchema	schema = mf_schema_of(fcinfo);
 	int32		n = mf_recommend_count(fcinfo, 2, "n is how many items to recommend.");
-	int64		user_id = 0;
+	int64		user_id;
 	int32		user;
 	double	   *scores;
 	int32	   *best;
@@ -402,16 +461,8 @@ recommend(FunctionCallInfo fcinfo, bool by_name, bool as_text)
 	InitMaterializedSRF(fcinfo, 0);
 	if (PG_ARGISNULL(1))
 		return (Datum) 0;		/* no user: no rows, as for an unknown one */
-	if (as_text)
-	{
-		user = mf_text_id_index(model, MF_USERS, PG_GETARG_TEXT_PP(1));
-		user_id = user >= 0 ? model->user_ids[user] : 0;
-	}
-	else
-	{
-		user_id = PG_GETARG_INT64(1);
-		user = mf_model_find_id(model, MF_USERS, user_id);
-	}
+	user = mf_id_argument_index(fcinfo, 1, model, MF_USERS, "mf_recommend");
+	user_id = user >= 0 ? model->user_ids[user] : 0;
 	if (user < 0 && !model->factors.biases)
 		return (Datum) 0;
 
@@ -496,7 +547,8 @@ mark_item_raters(const MfSchema *schema, const MfModel *model, int32 item, bool 
 /*
  * mf_recommend_users(model, item_id, n, exclude_rated, candidates,
  * exclude): the n users with the highest predicted rating of a stored item
- * (integer id, or as_text), among the candidate users (NULL: all) less
+ * (an integer id, or as_text a text or uuid one, answered with user ids as
+ * text), among the candidate users (NULL: all) less
  * those excluded and, with exclude_rated, those who rated it in the
  * training data; score descending, ties by ascending user id.  No rows
  * for a NULL or unknown item.
@@ -521,8 +573,7 @@ recommend_users(FunctionCallInfo fcinfo, bool by_name, bool as_text)
 	InitMaterializedSRF(fcinfo, 0);
 	if (PG_ARGISNULL(1))
 		return (Datum) 0;
-	item = as_text ? mf_text_id_index(model, MF_ITEMS, PG_GETARG_TEXT_PP(1))
-		: mf_model_find_id(model, MF_ITEMS, PG_GETARG_INT64(1));
+	item = mf_id_argument_index(fcinfo, 1, model, MF_ITEMS, "mf_recommend_users");
 	if (item < 0)
 		return (Datum) 0;
 
@@ -665,7 +716,7 @@ read_supports(const MfSchema *schema, const MfModel *model, MfSide side)
 
 /*
  * mf_similar_items / mf_similar_users: the n rows of the side nearest to
- * the given id's (integer, or as_text) by cosine of their factors (0
+ * the given id's (an integer, or as_text text or a uuid) by cosine of their factors (0
  * against a zero row), the row itself and rows of support below
  * min_support left out, each cosine times s / (s + shrinkage) for a row
  * of support s (the shrunk similarity of Koren, "Factor in the
@@ -694,8 +745,8 @@ similar(FunctionCallInfo fcinfo, MfSide side, bool by_name, bool as_text)
 	InitMaterializedSRF(fcinfo, 0);
 	if (PG_ARGISNULL(1))
 		return (Datum) 0;
-	target = as_text ? mf_text_id_index(model, side, PG_GETARG_TEXT_PP(1))
-		: mf_model_find_id(model, side, PG_GETARG_INT64(1));
+	target = mf_id_argument_index(fcinfo, 1, model, side,
+								  side == MF_ITEMS ? "mf_similar_items" : "mf_similar_users");
 	if (target < 0)
 		return (Datum) 0;
 
@@ -732,22 +783,6 @@ similar(FunctionCallInfo fcinfo, MfSide side, bool by_name, bool as_text)
 }
 
 /*
- * Whether the id argument of this mf_similar_* call is text.  Before
- * ALTER EXTENSION mf_ext UPDATE to 0.5, 0.4's text forms call the bigint
- * forms' C functions (0.4 told the forms apart at run time): their
- * declared type tells.
- */
-static bool
-declared_text_id(FunctionCallInfo fcinfo)
-{
-	Oid		   *arg_types;
-	int			n_args;
-
-	(void) get_func_signature(fcinfo->flinfo->fn_oid, &arg_types, &n_args);
-	return n_args > 1 && arg_types[1] == TEXTOID;
-}
-
-/*
  * mf_similar_items(model, item_id, n DEFAULT 10) and mf_similar_users(model,
  * user_id, n): (id, similarity) rows, by model_id or name, ids bigint or
  * (_text) text.
@@ -755,13 +790,13 @@ declared_text_id(FunctionCallInfo fcinfo)
 Datum
 mf_similar_items(PG_FUNCTION_ARGS)
 {
-	return similar(fcinfo, MF_ITEMS, false, declared_text_id(fcinfo));
+	return similar(fcinfo, MF_ITEMS, false, mf_id_argument_kind(fcinfo, 1) != MF_ID_INTEGER);
 }
 
 Datum
 mf_similar_items_by_name(PG_FUNCTION_ARGS)
 {
-	return similar(fcinfo, MF_ITEMS, true, declared_text_id(fcinfo));
+	return similar(fcinfo, MF_ITEMS, true, mf_id_argument_kind(fcinfo, 1) != MF_ID_INTEGER);
 }
 
 Datum
@@ -779,13 +814,13 @@ mf_similar_items_text_by_name(PG_FUNCTION_ARGS)
 Datum
 mf_similar_users(PG_FUNCTION_ARGS)
 {
-	return similar(fcinfo, MF_USERS, false, declared_text_id(fcinfo));
+	return similar(fcinfo, MF_USERS, false, mf_id_argument_kind(fcinfo, 1) != MF_ID_INTEGER);
 }
 
 Datum
 mf_similar_users_by_name(PG_FUNCTION_ARGS)
 {
-	return similar(fcinfo, MF_USERS, true, declared_text_id(fcinfo));
+	return similar(fcinfo, MF_USERS, true, mf_id_argument_kind(fcinfo, 1) != MF_ID_INTEGER);
 }
 
 Datum

@@ -29,6 +29,8 @@ $node->safe_psql('postgres', q{
 	SELECT mf_train('ratings', k := 4, lambda := 1, biases := true);
 	SELECT mf_train('ratings', k := 2, feedback := 'implicit', model_name := 'implicit');
 	SELECT mf_train('named', user_col := 'who', item_col := 'what', k := 3);
+	CREATE TABLE uuids AS SELECT md5(who)::uuid AS user_id, md5(what)::uuid AS item_id, rating FROM named;
+	SELECT mf_train('uuids', k := 2, biases := true);
 	SELECT mf_train('ratings', k := 0, biases := true, model_name := 'biases only');
 });
 
@@ -41,9 +43,12 @@ my %pool = (
 	'integer[]' => [ 'NULL', "'{}'", "'{1,2,4}'", "'{0}'", "'{-1}'", "'{NULL}'", "'{1025}'",
 		"'{{1},{2}}'" ],
 	'boolean' => [ 'NULL', 'true', 'false' ],
-	'text' => [ 'NULL', "''", "'ratings'", "'implicit'", "'named'", "'biases only'", "'u1'", "'i3'",
+	'text' => [ 'NULL', "''", "'ratings'", "'implicit'", "'named'", "'uuids'", "'biases only'", "'u1'", "'i3'",
 		"'1'", "' 1'", "'no such'", q{'ratings; DROP TABLE ratings; --'}, q{'x"y'}, q{'it''s'},
 		q{'été ✓'}, "repeat('x', 3000)", "'user_id'", "'rating'" ],
+	# a user and an item of model uuids, a uuid no model knows, the nil uuid
+	'uuid' => [ 'NULL', "md5('u1')", "md5('i3')", "md5('no such')",
+		"'00000000-0000-0000-0000-000000000000'" ],
 	'name' => [ 'NULL', "''", "'user_id'", "'item_id'", "'rating'", "'who'", "'no such'",
 		q{'a"b'} ],
 	'regclass' => [ 'NULL', "'ratings'", "'named'", "'empty'", "'mf_models'", "'pg_class'",

@@ -1,0 +1,196 @@
+-- Ids as their own types (0.5): mf_predict takes every pair of bigint, text
+-- and uuid ids, and mf_recommend, mf_recommend_users and mf_similar_* a
+-- uuid, so that id columns of any type training accepts need no cast; the
+-- calls that resolved before resolve to the same functions.
+SET client_min_messages = warning;
+
+-- Ratings with integer users and text items, with uuid users and items,
+-- with uuid users and integer items; one table of the same ids in columns
+-- of every type training takes, a domain over uuid among them.
+CREATE TABLE base AS
+SELECT u, i, CASE WHEN (i - 1) / 5 = u % 3 THEN 4.5 ELSE 2 END
+             + ((abs(hashint8(u * 1000 + i)) % 100) / 100.0 - 0.5) AS stars
+FROM generate_series(1, 60) u, generate_series(1, 15) i
+WHERE abs(hashint8(u * 7919 + i)) % 100 < 50;
+CREATE DOMAIN listener AS uuid;
+CREATE TABLE mixed AS SELECT u AS user_id, 'film ' || i AS item_id, stars AS rating FROM base;
+CREATE TABLE uuids AS SELECT md5('u' || u)::uuid AS user_id, md5('i' || i)::uuid AS item_id, stars AS rating FROM base;
+CREATE TABLE uuid_int AS SELECT md5('u' || u)::listener AS user_id, i::smallint AS item_id, stars AS rating FROM base;
+SELECT mf_train('mixed', k := 3, lambda := 1, biases := true) AS mixed \gset
+SELECT mf_train('uuids', k := 3, lambda := 1, biases := true) AS uuids \gset
+SELECT mf_train('uuid_int', k := 3, lambda := 1) AS uuid_int \gset
+SELECT name, user_key_type, item_key_type FROM mf_models ORDER BY model_id;
+CREATE TABLE ids AS
+SELECT u::smallint AS i2, u::integer AS i4, u::bigint AS i8, 'film ' || i AS t,
+       ('film ' || i)::varchar AS v, ('film ' || i)::character(8) AS c, ('film ' || i)::name AS n,
+       md5('u' || u)::uuid AS uu, md5('i' || i)::uuid AS iu, md5('u' || u)::listener AS du, i
+FROM base;
+
+-- Which function each call resolves to: the one a view over it depends on.
+CREATE FUNCTION resolved(call text) RETURNS text LANGUAGE plpgsql AS $$
+DECLARE
+    answer text;
+BEGIN
+    EXECUTE 'CREATE TEMP VIEW resolving AS SELECT ' || call;
+    SELECT string_agg(DISTINCT d.refobjid::regprocedure::text, ', ') INTO answer
+    FROM pg_depend d JOIN pg_rewrite r ON d.objid = r.oid AND d.classid = 'pg_rewrite'::regclass
+    WHERE r.ev_class = 'resolving'::regclass AND d.refclassid = 'pg_proc'::regclass
+      AND d.refobjid::regprocedure::text ~ '^mf_';
+    DROP VIEW resolving;
+    RETURN answer;
+EXCEPTION WHEN OTHERS THEN
+    RETURN 'ERROR: ' || SQLERRM;
+END $$;
+CREATE TABLE calls (n serial, call text);
+INSERT INTO calls (call) VALUES
+    ('mf_predict(1, 42, 7)'),
+    ($$mf_predict('m', '42', '7')$$),
+    ($$mf_predict('m', 42, '7')$$),
+    ('mf_predict(1, i2, i4) FROM ids'),
+    ('mf_predict(1, i4, t) FROM ids'),
+    ('mf_predict(1, t, i8) FROM ids'),
+    ('mf_predict(1, v, c) FROM ids'),
+    ('mf_predict(1, n, t) FROM ids'),
+    ('mf_predict(1, uu, iu) FROM ids'),
+    ('mf_predict(1, du, i) FROM ids'),
+    ('mf_predict(1, i8, iu) FROM ids'),
+    ('mf_predict(1, uu, t) FROM ids'),
+    ($$mf_predict('m', v, du) FROM ids$$),
+    ($$mf_predict(1, '42', iu) FROM ids$$),
+    ('* FROM mf_recommend(1, 42)'),
+    ($$* FROM mf_recommend('m', '42', 3)$$),
+    ('* FROM ids, mf_recommend(1, uu, 3)'),
+    ('* FROM ids, mf_recommend(1, du, 3)'),
+    ('* FROM ids, mf_recommend(1, v, 3)'),
+    ($$* FROM mf_recommend(1, '42', 3, candidates := '{a, b}')$$),
+    ($$* FROM ids, mf_recommend('m', uu, 3, candidates := '{a, b}')$$),
+    ($$* FROM mf_recommend('m', '{1,2}', '{5,4}')$$),
+    ($$* FROM mf_recommend('m', '{1,2}', '{5,4}'::float8[])$$),
+    ($$* FROM mf_recommend('m', '{1,2}', ARRAY[5, 4])$$),
+    ($$* FROM mf_recommend_keys('m', '{a,b}', '{5,4}')$$),
+    ($$mf_fold_in('m', '{1,2}', '{5,4}')$$),
+    ($$mf_fold_in_keys('m', '{a,b}', '{5,4}')$$),
+    ('* FROM ids, mf_recommend_users(1, iu, 3)'),
+    ('* FROM mf_recommend_users(1, 3)'),
+    ('* FROM ids, mf_similar_items(1, iu)'),
+    ('* FROM ids, mf_similar_users(1, du, 3)'),
+    ($$* FROM mf_similar_users('m', '42')$$),
+    ('* FROM ids, mf_recommend(1, uu, candidates := ARRAY[iu])');
+-- The resolution before these forms: the same calls with the new ones
+-- dropped, in a transaction rolled back.
+BEGIN;
+DO $$
+DECLARE
+    f regprocedure;
+BEGIN
+    FOR f IN SELECT p.oid FROM pg_proc p JOIN pg_depend d ON d.objid = p.oid AND d.deptype = 'e'
+             WHERE p.proname IN ('mf_predict', 'mf_recommend', 'mf_recommend_users',
+                                 'mf_similar_items', 'mf_similar_users')
+               AND ('uuid'::regtype = ANY (p.proargtypes::oid[])
+                    OR p.proname = 'mf_predict' AND p.proargtypes[1] <> p.proargtypes[2])
+    LOOP
+        EXECUTE format('ALTER EXTENSION mf_ext DROP FUNCTION %s', f);
+        EXECUTE format('DROP FUNCTION %s', f);
+    END LOOP;
+END $$;
+SELECT json_object_agg(n, resolved(call)) AS before FROM calls \gset
+ROLLBACK;
+-- Now: every call that resolved before resolves to the same function but
+-- one, and the new forms answer the ones that did not (uuid, mixed pairs).
+-- The one: an untyped literal beside a typed integer id (3) is now text, as
+-- an untyped pair always was (2), where it was bigint; on a side of integer
+-- ids the text is read as the integer it writes, the same id.  The untyped
+-- arrays mean what they meant: integer ids for mf_recommend's new user
+-- given typed ratings; with untyped ratings too the call was ambiguous
+-- before, as now (22).  uuid arrays take ::text[] (33): a uuid[] form
+-- beside text[] would make every untyped array literal ambiguous.
+SELECT n, call, CASE WHEN resolved(call) = (:'before'::json ->> n::text) THEN 'same'
+                     ELSE resolved(call) END AS now,
+       :'before'::json ->> n::text AS before
+FROM calls ORDER BY n;
+
+-- Untyped parameters ($1 of a driver that sends them untyped) are text, as
+-- they were.
+PREPARE untyped AS SELECT mf_predict($1, $2, $3) = mf_predict(:mixed, 7, 'film 3') AS same_as_typed;
+PREPARE untyped_recommend AS SELECT * FROM mf_recommend($1, $2, 2);
+SELECT name, parameter_types FROM pg_prepared_statements ORDER BY name;
+EXECUTE untyped('mixed', '7', 'film 3');
+SELECT mf_predict('mixed', '7', 'film 3') = mf_predict(:mixed, 7, 'film 3') AS same,
+       mf_predict('uuid_int', md5('u3')::uuid, '4') = mf_predict('uuid_int', md5('u3')::uuid, 4)
+         AS text_beside_uuid_reads_integer;
+
+-- Answers: integer users with text items, each prediction mu + b_u + b_i +
+-- u.v of the stored rows, with the user id of any integer width and the
+-- item id as text, varchar, char or name.
+SELECT count(*) AS pairs,
+       bool_and(abs(mf_predict(:mixed, i2, t) - by_hand) < 1e-12) AS smallint_text,
+       bool_and(abs(mf_predict('mixed', i4, v) - by_hand) < 1e-12) AS integer_varchar,
+       bool_and(abs(mf_predict(:mixed, i8, c) - by_hand) < 1e-12) AS bigint_char,
+       bool_and(abs(mf_predict('mixed', i4, n) - by_hand) < 1e-12) AS integer_name,
+       bool_and(mf_predict(:mixed, i4, t) = mf_predict(:mixed, i4::text, t)) AS same_as_text
+FROM (SELECT ids.*, m.global_mean + uf.bias + itf.bias
+                    + (SELECT sum(x * y) FROM unnest(uf.factors, itf.factors) AS p(x, y)) AS by_hand
+      FROM ids, mf_models m
+      JOIN mf_user_factors uf ON uf.model_id = m.model_id
+      JOIN mf_item_factors itf ON itf.model_id = m.model_id
+      WHERE m.model_id = :mixed AND uf.user_id = ids.i8 AND itf.item_key = ids.t) t;
+
+-- uuid users and items, and uuid users (a domain) with integer items:
+-- uuids without a cast, matched by their text form.
+SELECT count(*) AS pairs,
+       bool_and(abs(mf_predict(:uuids, uu, iu) - by_hand) < 1e-12) AS uuid_uuid,
+       bool_and(mf_predict('uuids', du, iu) = mf_predict('uuids', uu::text, iu::text)) AS domain_same_as_text,
+       bool_and(mf_predict(:uuids, uu::text, iu) = mf_predict(:uuids, uu, iu::text)) AS mixed_same
+FROM (SELECT ids.*, m.global_mean + uf.bias + itf.bias
+                    + (SELECT sum(x * y) FROM unnest(uf.factors, itf.factors) AS p(x, y)) AS by_hand
+      FROM ids, mf_models m
+      JOIN mf_user_factors uf ON uf.model_id = m.model_id
+      JOIN mf_item_factors itf ON itf.model_id = m.model_id
+      WHERE m.model_id = :uuids AND uf.user_key = ids.uu::text AND itf.item_key = ids.iu::text) t;
+SELECT count(*) AS pairs,
+       bool_and(abs(mf_predict(:uuid_int, du, i) - by_hand) < 1e-6) AS domain_integer,
+       bool_and(mf_predict('uuid_int', uu, i::bigint) = mf_predict('uuid_int', uu::text, i::text)) AS same_as_text
+FROM (SELECT ids.*, (SELECT sum(x::float8 * y) FROM unnest(uf.factors, itf.factors) AS p(x, y)) AS by_hand
+      FROM ids JOIN mf_user_factors uf ON uf.model_id = :uuid_int AND uf.user_key = ids.uu::text
+      JOIN mf_item_factors itf ON itf.model_id = :uuid_int AND itf.item_id = ids.i) t;
+
+-- mf_recommend, mf_recommend_users and mf_similar_* by uuid answer as by
+-- the uuid's text, filters (text[]) included; the nil uuid and a uuid the
+-- model lacks are unknown (from the biases, or no rows), NULL gives no rows.
+SELECT count(*) AS users, bool_and(a.same) AS recommend_same_as_text
+FROM (SELECT u, (SELECT array_agg(r ORDER BY r.score DESC, r.item_id) FROM mf_recommend(:uuids, u, 4) r) =
+                (SELECT array_agg(r ORDER BY r.score DESC, r.item_id) FROM mf_recommend(:uuids, u::text, 4) r)
+                AS same
+      FROM (SELECT DISTINCT uu AS u FROM ids) d) a;
+SELECT (SELECT count(*) FROM mf_recommend('uuids', md5('u7')::listener, 3, false,
+                          candidates := ARRAY[md5('i1')::uuid, md5('i2')::uuid, md5('no')::uuid]::text[])) AS among_2,
+       (SELECT array_agg(r ORDER BY r.score DESC, r.item_id)
+        FROM mf_recommend('uuids', md5('u7')::listener, 3, false,
+                          candidates := ARRAY[md5('i1')::uuid, md5('i2')::uuid, md5('i9')::uuid]::text[]) r) =
+       (SELECT array_agg(r ORDER BY r.score DESC, r.item_id)
+        FROM mf_recommend('uuids', md5('u7')::uuid::text, 3, false,
+                          candidates := ARRAY[md5('i1')::uuid, md5('i2')::uuid, md5('i9')::uuid]::text[]) r)
+         AS filtered_same_as_text;
+SELECT (SELECT count(*) FROM mf_recommend_users(:uuids, md5('i3')::uuid, 5)) AS users,
+       (SELECT array_agg(r ORDER BY r.score DESC, r.user_id) FROM mf_recommend_users(:uuids, md5('i3')::uuid, 5) r) =
+       (SELECT array_agg(r ORDER BY r.score DESC, r.user_id) FROM mf_recommend_users(:uuids, md5('i3')::uuid::text, 5) r)
+         AS users_same_as_text,
+       (SELECT array_agg(r ORDER BY r.similarity DESC, r.item_id) FROM mf_similar_items('uuids', md5('i3')::uuid, 4) r) =
+       (SELECT array_agg(r ORDER BY r.similarity DESC, r.item_id) FROM mf_similar_items('uuids', md5('i3')::uuid::text, 4) r)
+         AS similar_items_same,
+       (SELECT array_agg(r ORDER BY r.similarity DESC, r.user_id) FROM mf_similar_users(:uuid_int, md5('u3')::listener, 4) r) =
+       (SELECT array_agg(r ORDER BY r.similarity DESC, r.user_id) FROM mf_similar_users(:uuid_int, md5('u3')::uuid::text, 4) r)
+         AS similar_users_same;
+CREATE FUNCTION uuid_nil() RETURNS uuid LANGUAGE sql AS $$SELECT '00000000-0000-0000-0000-000000000000'::uuid$$;
+SELECT (SELECT array_agg(item_id ORDER BY score DESC, item_id) FROM mf_recommend(:uuids, uuid_nil(), 3)) =
+       (SELECT array_agg(item_id ORDER BY score DESC, item_id) FROM mf_recommend(:uuids, 'nobody', 3))
+         AS nil_is_unknown,
+       mf_predict(:uuids, md5('nobody')::uuid, md5('i1')::uuid) = m.global_mean + i.bias AS unknown_from_biases,
+       mf_predict(:uuid_int, md5('nobody')::uuid, 1) IS NULL AS unknown_without_biases,
+       mf_predict(:uuids, NULL::uuid, md5('i1')::uuid) IS NULL AS null_user,
+       (SELECT count(*) FROM mf_recommend(:uuids, NULL::uuid)) AS null_recommend,
+       (SELECT count(*) FROM mf_recommend_users(:uuids, NULL::uuid)) AS null_users,
+       (SELECT count(*) FROM mf_similar_items(:uuids, NULL::uuid)) AS null_similar,
+       (SELECT count(*) FROM mf_similar_users(:uuids, md5('nobody')::uuid)) AS unknown_similar
+FROM mf_models m JOIN mf_item_factors i ON i.model_id = m.model_id AND i.item_key = md5('i1')::uuid::text
+WHERE m.model_id = :uuids;
