@@ -237,6 +237,19 @@ FROM (VALUES
     (173, $$SELECT * FROM mf_recommend('tiny', 1, 5, candidates := '{x}')$$),
     (174, $$SELECT * FROM mf_recommend('tiny', 1, 5, candidates := '{"x"}'::text[])$$),
     (175, $$SELECT * FROM mf_recommend_users('by label', 1)$$),
+    -- ids as their own types (0.5): uuids on integer sides, integers on key
+    -- sides, mixed pairs, NULL models, uuid arrays
+    (176, $$SELECT mf_predict('tiny', md5('x')::uuid, 1)$$),
+    (177, $$SELECT mf_predict('by label', 'a', md5('x')::uuid)$$),
+    (178, $$SELECT mf_predict('by label', 1, '1')$$),
+    (179, $$SELECT mf_predict('tiny', 1, 'x')$$),
+    (180, $$SELECT * FROM mf_recommend('tiny', '00000000-0000-0000-0000-000000000000'::uuid)$$),
+    (181, $$SELECT * FROM mf_recommend_users('tiny', md5('x')::uuid)$$),
+    (182, $$SELECT * FROM mf_similar_items('tiny', md5('x')::uuid)$$),
+    (183, $$SELECT * FROM mf_similar_users('by label', md5('x')::uuid, 0)$$),
+    (184, $$SELECT * FROM mf_recommend(NULL::text, md5('x')::uuid)$$),
+    (185, $$SELECT mf_predict('no such model', md5('x')::uuid, 1)$$),
+    (186, $$SELECT * FROM mf_recommend('by label', md5('x')::uuid, 3, candidates := ARRAY[md5('y')::uuid])$$),
     -- early stopping (patience := NULL is patience not given: early_stop.sql)
     (153, $$SELECT mf_train('tiny', patience := -1, validation := 'tiny')$$),
     (154, $$SELECT mf_train('tiny', patience := 100001, validation := 'tiny')$$),

@@ -13,13 +13,13 @@ SELECT u, i, CASE WHEN (i - 1) / 5 = u % 3 THEN 4.5 ELSE 2 END
 FROM generate_series(1, 60) u, generate_series(1, 15) i
 WHERE abs(hashint8(u * 7919 + i)) % 100 < 50;
 CREATE DOMAIN listener AS uuid;
-CREATE TABLE mixed AS SELECT u AS user_id, 'film ' || i AS item_id, stars AS rating FROM base;
-CREATE TABLE uuids AS SELECT md5('u' || u)::uuid AS user_id, md5('i' || i)::uuid AS item_id, stars AS rating FROM base;
-CREATE TABLE uuid_int AS SELECT md5('u' || u)::listener AS user_id, i::smallint AS item_id, stars AS rating FROM base;
-SELECT mf_train('mixed', k := 3, lambda := 1, biases := true) AS mixed \gset
-SELECT mf_train('uuids', k := 3, lambda := 1, biases := true) AS uuids \gset
-SELECT mf_train('uuid_int', k := 3, lambda := 1) AS uuid_int \gset
-SELECT name, user_key_type, item_key_type FROM mf_models ORDER BY model_id;
+CREATE TABLE ids_mixed AS SELECT u AS user_id, 'film ' || i AS item_id, stars AS rating FROM base;
+CREATE TABLE ids_uuids AS SELECT md5('u' || u)::uuid AS user_id, md5('i' || i)::uuid AS item_id, stars AS rating FROM base;
+CREATE TABLE ids_uuid_int AS SELECT md5('u' || u)::listener AS user_id, i::smallint AS item_id, stars AS rating FROM base;
+SELECT mf_train('ids_mixed', k := 3, lambda := 1, biases := true) AS mixed \gset
+SELECT mf_train('ids_uuids', k := 3, lambda := 1, biases := true) AS uuids \gset
+SELECT mf_train('ids_uuid_int', k := 3, lambda := 1) AS uuid_int \gset
+SELECT name, user_key_type, item_key_type FROM mf_models WHERE name LIKE 'ids\_%' ORDER BY model_id;
 CREATE TABLE ids AS
 SELECT u::smallint AS i2, u::integer AS i4, u::bigint AS i8, 'film ' || i AS t,
        ('film ' || i)::varchar AS v, ('film ' || i)::character(8) AS c, ('film ' || i)::name AS n,
@@ -114,9 +114,9 @@ FROM calls ORDER BY n;
 PREPARE untyped AS SELECT mf_predict($1, $2, $3) = mf_predict(:mixed, 7, 'film 3') AS same_as_typed;
 PREPARE untyped_recommend AS SELECT * FROM mf_recommend($1, $2, 2);
 SELECT name, parameter_types FROM pg_prepared_statements ORDER BY name;
-EXECUTE untyped('mixed', '7', 'film 3');
-SELECT mf_predict('mixed', '7', 'film 3') = mf_predict(:mixed, 7, 'film 3') AS same,
-       mf_predict('uuid_int', md5('u3')::uuid, '4') = mf_predict('uuid_int', md5('u3')::uuid, 4)
+EXECUTE untyped('ids_mixed', '7', 'film 3');
+SELECT mf_predict('ids_mixed', '7', 'film 3') = mf_predict(:mixed, 7, 'film 3') AS same,
+       mf_predict('ids_uuid_int', md5('u3')::uuid, '4') = mf_predict('ids_uuid_int', md5('u3')::uuid, 4)
          AS text_beside_uuid_reads_integer;
 
 -- Answers: integer users with text items, each prediction mu + b_u + b_i +
@@ -124,9 +124,9 @@ SELECT mf_predict('mixed', '7', 'film 3') = mf_predict(:mixed, 7, 'film 3') AS s
 -- item id as text, varchar, char or name.
 SELECT count(*) AS pairs,
        bool_and(abs(mf_predict(:mixed, i2, t) - by_hand) < 1e-12) AS smallint_text,
-       bool_and(abs(mf_predict('mixed', i4, v) - by_hand) < 1e-12) AS integer_varchar,
+       bool_and(abs(mf_predict('ids_mixed', i4, v) - by_hand) < 1e-12) AS integer_varchar,
        bool_and(abs(mf_predict(:mixed, i8, c) - by_hand) < 1e-12) AS bigint_char,
-       bool_and(abs(mf_predict('mixed', i4, n) - by_hand) < 1e-12) AS integer_name,
+       bool_and(abs(mf_predict('ids_mixed', i4, n) - by_hand) < 1e-12) AS integer_name,
        bool_and(mf_predict(:mixed, i4, t) = mf_predict(:mixed, i4::text, t)) AS same_as_text
 FROM (SELECT ids.*, m.global_mean + uf.bias + itf.bias
                     + (SELECT sum(x * y) FROM unnest(uf.factors, itf.factors) AS p(x, y)) AS by_hand
@@ -139,7 +139,7 @@ FROM (SELECT ids.*, m.global_mean + uf.bias + itf.bias
 -- uuids without a cast, matched by their text form.
 SELECT count(*) AS pairs,
        bool_and(abs(mf_predict(:uuids, uu, iu) - by_hand) < 1e-12) AS uuid_uuid,
-       bool_and(mf_predict('uuids', du, iu) = mf_predict('uuids', uu::text, iu::text)) AS domain_same_as_text,
+       bool_and(mf_predict('ids_uuids', du, iu) = mf_predict('ids_uuids', uu::text, iu::text)) AS domain_same_as_text,
        bool_and(mf_predict(:uuids, uu::text, iu) = mf_predict(:uuids, uu, iu::text)) AS mixed_same
 FROM (SELECT ids.*, m.global_mean + uf.bias + itf.bias
                     + (SELECT sum(x * y) FROM unnest(uf.factors, itf.factors) AS p(x, y)) AS by_hand
@@ -149,7 +149,7 @@ FROM (SELECT ids.*, m.global_mean + uf.bias + itf.bias
       WHERE m.model_id = :uuids AND uf.user_key = ids.uu::text AND itf.item_key = ids.iu::text) t;
 SELECT count(*) AS pairs,
        bool_and(abs(mf_predict(:uuid_int, du, i) - by_hand) < 1e-6) AS domain_integer,
-       bool_and(mf_predict('uuid_int', uu, i::bigint) = mf_predict('uuid_int', uu::text, i::text)) AS same_as_text
+       bool_and(mf_predict('ids_uuid_int', uu, i::bigint) = mf_predict('ids_uuid_int', uu::text, i::text)) AS same_as_text
 FROM (SELECT ids.*, (SELECT sum(x::float8 * y) FROM unnest(uf.factors, itf.factors) AS p(x, y)) AS by_hand
       FROM ids JOIN mf_user_factors uf ON uf.model_id = :uuid_int AND uf.user_key = ids.uu::text
       JOIN mf_item_factors itf ON itf.model_id = :uuid_int AND itf.item_id = ids.i) t;
@@ -162,21 +162,21 @@ FROM (SELECT u, (SELECT array_agg(r ORDER BY r.score DESC, r.item_id) FROM mf_re
                 (SELECT array_agg(r ORDER BY r.score DESC, r.item_id) FROM mf_recommend(:uuids, u::text, 4) r)
                 AS same
       FROM (SELECT DISTINCT uu AS u FROM ids) d) a;
-SELECT (SELECT count(*) FROM mf_recommend('uuids', md5('u7')::listener, 3, false,
+SELECT (SELECT count(*) FROM mf_recommend('ids_uuids', md5('u7')::listener, 3, false,
                           candidates := ARRAY[md5('i1')::uuid, md5('i2')::uuid, md5('no')::uuid]::text[])) AS among_2,
        (SELECT array_agg(r ORDER BY r.score DESC, r.item_id)
-        FROM mf_recommend('uuids', md5('u7')::listener, 3, false,
+        FROM mf_recommend('ids_uuids', md5('u7')::listener, 3, false,
                           candidates := ARRAY[md5('i1')::uuid, md5('i2')::uuid, md5('i9')::uuid]::text[]) r) =
        (SELECT array_agg(r ORDER BY r.score DESC, r.item_id)
-        FROM mf_recommend('uuids', md5('u7')::uuid::text, 3, false,
+        FROM mf_recommend('ids_uuids', md5('u7')::uuid::text, 3, false,
                           candidates := ARRAY[md5('i1')::uuid, md5('i2')::uuid, md5('i9')::uuid]::text[]) r)
          AS filtered_same_as_text;
 SELECT (SELECT count(*) FROM mf_recommend_users(:uuids, md5('i3')::uuid, 5)) AS users,
        (SELECT array_agg(r ORDER BY r.score DESC, r.user_id) FROM mf_recommend_users(:uuids, md5('i3')::uuid, 5) r) =
        (SELECT array_agg(r ORDER BY r.score DESC, r.user_id) FROM mf_recommend_users(:uuids, md5('i3')::uuid::text, 5) r)
          AS users_same_as_text,
-       (SELECT array_agg(r ORDER BY r.similarity DESC, r.item_id) FROM mf_similar_items('uuids', md5('i3')::uuid, 4) r) =
-       (SELECT array_agg(r ORDER BY r.similarity DESC, r.item_id) FROM mf_similar_items('uuids', md5('i3')::uuid::text, 4) r)
+       (SELECT array_agg(r ORDER BY r.similarity DESC, r.item_id) FROM mf_similar_items('ids_uuids', md5('i3')::uuid, 4) r) =
+       (SELECT array_agg(r ORDER BY r.similarity DESC, r.item_id) FROM mf_similar_items('ids_uuids', md5('i3')::uuid::text, 4) r)
          AS similar_items_same,
        (SELECT array_agg(r ORDER BY r.similarity DESC, r.user_id) FROM mf_similar_users(:uuid_int, md5('u3')::listener, 4) r) =
        (SELECT array_agg(r ORDER BY r.similarity DESC, r.user_id) FROM mf_similar_users(:uuid_int, md5('u3')::uuid::text, 4) r)

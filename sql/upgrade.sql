@@ -212,6 +212,9 @@ SELECT form FROM served_by_0_4 b JOIN pg_temp.served() a USING (form)
 WHERE a.answer IS DISTINCT FROM b.answer;
 SELECT form FROM served_by_0_4 b JOIN predicted_by_forms a USING (form)
 WHERE a.answer IS DISTINCT FROM b.answer;
+-- The update adds 0.5's forms by mixed pairs and by uuid.
+SELECT mf_predict('integer_data', 1, '2') = mf_predict('integer_data', 1, 2) AS mixed_pair,
+       (SELECT count(*) FROM mf_recommend('keyed_data', md5('u1')::uuid, 3, false)) AS unknown_uuid_user;
 DROP TABLE keyed_data, integer_data, served_by_0_4;
 DROP EXTENSION mf_ext CASCADE;
 
