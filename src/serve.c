@@ -12,10 +12,10 @@
  *	  C entry points are named after the SQL function, then _text for the
  *	  forms that answer with ids as text (those taking a text or uuid id),
  *	  then _by_name for the forms that take the model's name.  An id
- *	  argument's type is read from the call (id_argument_kind), so that
- *	  one entry point serves every form of mf_predict by model_id, every
- *	  pair of id types included (compat.c keeps the names older versions'
- *	  install scripts gave the text forms).
+ *	  argument's type is read from the call (mf_id_argument_kind), so
+ *	  that one entry point serves every form of mf_predict by model_id,
+ *	  every pair of id types included (compat.c keeps the names older
+ *	  versions' install scripts gave the text forms).
  *
  *-------------------------------------------------------------------------
  */
