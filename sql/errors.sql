@@ -237,6 +237,15 @@ FROM (VALUES
     (173, $$SELECT * FROM mf_recommend('tiny', 1, 5, candidates := '{x}')$$),
     (174, $$SELECT * FROM mf_recommend('tiny', 1, 5, candidates := '{"x"}'::text[])$$),
     (175, $$SELECT * FROM mf_recommend_users('by label', 1)$$),
+    -- refits of named users (0.5)
+    (176, $$SELECT mf_refit_users('tiny', users := '{"a": 1}'::jsonb)$$),
+    (177, $$SELECT mf_refit_users('tiny', users := 42)$$),
+    (178, $$SELECT mf_refit_users('tiny', users := ARRAY[[1, 2], [3, 4]])$$),
+    (179, $$SELECT mf_refit_users('tiny', users := '{1,NULL}')$$),
+    (180, $$SELECT mf_refit_items('tiny', items := ARRAY['1', 'x'])$$),
+    (181, $$SELECT mf_refit_users('tiny', users := ARRAY[1.5])$$),
+    (182, $$SELECT mf_refit_users('tiny', users := '42')$$),
+    (183, $$SELECT mf_refit_users('tiny', users := ARRAY['9223372036854775808'])$$),
     -- early stopping (patience := NULL is patience not given: early_stop.sql)
     (153, $$SELECT mf_train('tiny', patience := -1, validation := 'tiny')$$),
     (154, $$SELECT mf_train('tiny', patience := 100001, validation := 'tiny')$$),

@@ -212,6 +212,12 @@ SELECT form FROM served_by_0_4 b JOIN pg_temp.served() a USING (form)
 WHERE a.answer IS DISTINCT FROM b.answer;
 SELECT form FROM served_by_0_4 b JOIN predicted_by_forms a USING (form)
 WHERE a.answer IS DISTINCT FROM b.answer;
+-- the updated refits name the users (items) to refit, through the same
+-- C functions 0.4's definitions called
+SELECT mf_refit_users('integer_data', 'integer_data', 'user_id', 'item_id', 'rating',
+                      users := ARRAY[1, 2, 2]) AS users_refitted,
+       mf_refit_items('integer_data', 'integer_data', 'user_id', 'item_id', 'rating',
+                      items := '{5}') AS items_refitted;
 DROP TABLE keyed_data, integer_data, served_by_0_4;
 DROP EXTENSION mf_ext CASCADE;
 
