@@ -278,7 +278,7 @@ SELECT (SELECT count(*) FROM (SELECT * FROM mf_user_factors WHERE model_id = :na
        (SELECT count(*) FROM (SELECT * FROM user_rows_before
                               EXCEPT ALL SELECT * FROM mf_user_factors WHERE model_id = :named_refit) gone) AS rows_replaced;
 -- items alike, named in any array type (text forms of integers too); an
--- empty list refits nothing
+-- empty list refits nothing; NULL is the argument not given: every item
 CREATE VIEW their_items AS SELECT * FROM refit_source WHERE item_id IN (2, 31);
 BEGIN;
 SELECT mf_refit_items(:named_refit, 'their_items') AS from_view;
@@ -287,7 +287,8 @@ ROLLBACK;
 SELECT mf_refit_items(:named_refit, items := '{31, 2}') AS untyped,
        mf_refit_items(:named_refit, items := ARRAY['2']) AS as_text,
        mf_refit_items(:named_refit, items := ARRAY[31]::smallint[]) AS smallints,
-       mf_refit_items(:named_refit, items := '{}') AS none;
+       mf_refit_items(:named_refit, items := '{}') AS none,
+       mf_refit_items(:named_refit, items := NULL) AS every_item;
 SELECT named_rows(:named_refit, 'items', '{2, 31}') = :'from_view' AS as_from_view;
 DROP VIEW their_rows, their_items;
 DROP TABLE user_rows_before, refit_source;
