@@ -294,8 +294,9 @@ notice_shorter_histories(const RefitState *state)
 #define MF_REFIT_UNNAMED_SHOWN	5
 
 /*
- * A NOTICE when ids named by argument users (items) were not refitted:
- * the source has no rows of them, or none of partners the model knows.
+ * A NOTICE when ids named by argument users (items) were not refitted
+ * (their rows, if the model has any, are left as they are): the source
+ * has no rows of them, or none of partners the model knows.
  * The refitted rows are in the source's order, ascending ids or keys in
  * byte order, as the named ones are.
  */
@@ -331,8 +332,8 @@ notice_not_refitted(const RefitState *state)
 	}
 	if (missing > 0)
 		ereport(NOTICE,
-				(errmsg_plural("%d of the %d %ss named has no ratings of %ss the model knows in %s and is left as it is",
-							   "%d of the %d %ss named have no ratings of %ss the model knows in %s and are left as they are",
+				(errmsg_plural("%d of the %d %ss named has no ratings of %ss the model knows in %s",
+							   "%d of the %d %ss named have no ratings of %ss the model knows in %s",
 							   missing, missing, named->n, mf_side_name(state->side),
 							   mf_side_name(mf_other_side(state->side)), state->source_name),
 				 errdetail("Not refitted: %s%s.", shown.data,

@@ -17,7 +17,6 @@
 #include "source.h"
 #include "progress.h"
 #include "query.h"
-#include "idmap.h"
 
 #include "access/heapam.h"
 #include "access/htup_details.h"
