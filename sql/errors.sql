@@ -250,6 +250,15 @@ FROM (VALUES
     (184, $$SELECT * FROM mf_recommend(NULL::text, md5('x')::uuid)$$),
     (185, $$SELECT mf_predict('no such model', md5('x')::uuid, 1)$$),
     (186, $$SELECT * FROM mf_recommend('by label', md5('x')::uuid, 3, candidates := ARRAY[md5('y')::uuid])$$),
+    -- refits of named users (0.5)
+    (187, $$SELECT mf_refit_users('tiny', users := '{"a": 1}'::jsonb)$$),
+    (188, $$SELECT mf_refit_users('tiny', users := 42)$$),
+    (189, $$SELECT mf_refit_users('tiny', users := ARRAY[[1, 2], [3, 4]])$$),
+    (190, $$SELECT mf_refit_users('tiny', users := '{1,NULL}')$$),
+    (191, $$SELECT mf_refit_items('tiny', items := ARRAY['1', 'x'])$$),
+    (192, $$SELECT mf_refit_users('tiny', users := ARRAY[1.5])$$),
+    (193, $$SELECT mf_refit_users('tiny', users := '42')$$),
+    (194, $$SELECT mf_refit_users('tiny', users := ARRAY['9223372036854775808'])$$),
     -- early stopping (patience := NULL is patience not given: early_stop.sql)
     (153, $$SELECT mf_train('tiny', patience := -1, validation := 'tiny')$$),
     (154, $$SELECT mf_train('tiny', patience := 100001, validation := 'tiny')$$),

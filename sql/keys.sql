@@ -144,6 +144,39 @@ SELECT count(*) AS recommended FROM mf_recommend(:named, 'user new', 3);
 CREATE VIEW int_named AS SELECT user_id AS who, item_id AS what, rating AS stars FROM int_ids;
 SELECT mf_refit_users(:named, 'int_named');
 
+-- Refitting named users by key (0.5): only their rows, all of them, from
+-- the model's recorded source, bit for bit as a refit from a view of
+-- exactly those rows.  Keys match by their text form, converted to the
+-- column's type (a uuid without hyphens, in capitals); duplicates count
+-- once; a key the source lacks is left as it is, with a NOTICE (quoted and
+-- escaped as in JSON); a text that is no uuid is refused.
+CREATE FUNCTION key_rows(model int, keys text[]) RETURNS text LANGUAGE sql AS $$
+    SELECT string_agg(row(user_key, factors, bias, rated_items, support)::text, ';' ORDER BY user_key)
+    FROM mf_user_factors WHERE model_id = model AND user_key = ANY (keys) $$;
+CREATE VIEW named_two AS SELECT * FROM named WHERE who IN ('user 9', 'user 12');
+BEGIN;
+SELECT mf_refit_users(:named, 'named_two', 'who', 'what', 'stars') AS from_view;
+SELECT key_rows(:named, '{user 9, user 12}') AS from_view \gset
+ROLLBACK;
+SET client_min_messages = notice;
+SELECT mf_refit_users(:named, users := ARRAY['user 12', 'user 9', 'user 9', E'nobody "\n"']) AS refitted;
+SET client_min_messages = warning;
+SELECT key_rows(:named, '{user 9, user 12}') = :'from_view' AS as_from_view,
+       mf_refit_users(:named, users := ARRAY['user 9']::varchar[]) AS as_varchar,
+       mf_refit_users(:named, users := '{}') AS none;
+CREATE VIEW uuid_two AS SELECT * FROM uuids WHERE user_id IN (md5('user 9')::uuid, md5('user 12')::uuid);
+BEGIN;
+SELECT mf_refit_users(:uuids, 'uuid_two') AS from_view;
+SELECT key_rows(:uuids, ARRAY[md5('user 9')::uuid::text, md5('user 12')::uuid::text]) AS from_view \gset
+ROLLBACK;
+SELECT mf_refit_users(:uuids, users := ARRAY[md5('user 9'), upper(md5('user 12'))]) AS refitted;
+SELECT key_rows(:uuids, ARRAY[md5('user 9')::uuid::text, md5('user 12')::uuid::text]) = :'from_view'
+       AS as_from_view,
+       mf_refit_users(:uuids, users := ARRAY[md5('user 9')::uuid]) AS as_uuid;
+SELECT mf_refit_users(:uuids, users := ARRAY['user 9']);
+DROP VIEW named_two, uuid_two;
+DROP FUNCTION key_rows;
+
 -- Warm start by key: one iteration from the stored item factors ends far
 -- lower in J than one iteration from random ones.
 SELECT mf_train('named', k := 4, lambda := 1, biases := true, user_col := 'who', item_col := 'what',

@@ -833,39 +833,39 @@ COMMENT ON FUNCTION @extschema@.mf_similar_users(text, uuid, integer, integer, d
 
 CREATE FUNCTION @extschema@.mf_refit_users(model integer, source regclass DEFAULT NULL,
                                            user_col name DEFAULT NULL, item_col name DEFAULT NULL,
-                                           rating_col name DEFAULT NULL)
+                                           rating_col name DEFAULT NULL, users "any" DEFAULT NULL)
 RETURNS integer
 AS 'MODULE_PATHNAME', 'mf_refit_users'
 LANGUAGE C VOLATILE CALLED ON NULL INPUT PARALLEL UNSAFE;
-COMMENT ON FUNCTION @extschema@.mf_refit_users(integer, regclass, name, name, name) IS
-  'mf_ext: recomputes (or adds) the factors of every user with ratings in source with the stored item factors held fixed, as training''s user half-step would; returns how many users were refitted. source and the columns default to the model''s recorded ones, used only when the caller owns that relation and no other role can write mf_models';
+COMMENT ON FUNCTION @extschema@.mf_refit_users(integer, regclass, name, name, name, "any") IS
+  'mf_ext: recomputes (or adds) the factors of every user with ratings in source with the stored item factors held fixed, as training''s user half-step would; returns how many users were refitted. source and the columns default to the model''s recorded ones, used only when the caller owns that relation and no other role can write mf_models. With users, a one-dimensional array of user ids (integers, text or uuid, no NULLs; an untyped parameter needs a type: $1::bigint[]), only those users are read from source, all their rows, and refitted: the safe way to refit the users with new ratings from the model''s own source; ids without ratings of known items are left as they are, with a NOTICE';
 
 CREATE FUNCTION @extschema@.mf_refit_users(model text, source regclass DEFAULT NULL,
                                            user_col name DEFAULT NULL, item_col name DEFAULT NULL,
-                                           rating_col name DEFAULT NULL)
+                                           rating_col name DEFAULT NULL, users "any" DEFAULT NULL)
 RETURNS integer
 AS 'MODULE_PATHNAME', 'mf_refit_users_by_name'
 LANGUAGE C VOLATILE CALLED ON NULL INPUT PARALLEL UNSAFE;
-COMMENT ON FUNCTION @extschema@.mf_refit_users(text, regclass, name, name, name) IS
-  'mf_ext: recomputes (or adds) the factors of every user with ratings in source with the stored item factors held fixed, as training''s user half-step would; returns how many users were refitted. source and the columns default to the model''s recorded ones, used only when the caller owns that relation and no other role can write mf_models';
+COMMENT ON FUNCTION @extschema@.mf_refit_users(text, regclass, name, name, name, "any") IS
+  'mf_ext: recomputes (or adds) the factors of every user with ratings in source with the stored item factors held fixed, as training''s user half-step would; returns how many users were refitted. source and the columns default to the model''s recorded ones, used only when the caller owns that relation and no other role can write mf_models. With users, a one-dimensional array of user ids (integers, text or uuid, no NULLs; an untyped parameter needs a type: $1::bigint[]), only those users are read from source, all their rows, and refitted: the safe way to refit the users with new ratings from the model''s own source; ids without ratings of known items are left as they are, with a NOTICE';
 
 CREATE FUNCTION @extschema@.mf_refit_items(model integer, source regclass DEFAULT NULL,
                                            user_col name DEFAULT NULL, item_col name DEFAULT NULL,
-                                           rating_col name DEFAULT NULL)
+                                           rating_col name DEFAULT NULL, items "any" DEFAULT NULL)
 RETURNS integer
 AS 'MODULE_PATHNAME', 'mf_refit_items'
 LANGUAGE C VOLATILE CALLED ON NULL INPUT PARALLEL UNSAFE;
-COMMENT ON FUNCTION @extschema@.mf_refit_items(integer, regclass, name, name, name) IS
-  'mf_ext: recomputes (or adds) the factors of every item with ratings in source with the stored user factors held fixed, as training''s item half-step would; returns how many items were refitted. source and the columns default to the model''s recorded ones, used only when the caller owns that relation and no other role can write mf_models';
+COMMENT ON FUNCTION @extschema@.mf_refit_items(integer, regclass, name, name, name, "any") IS
+  'mf_ext: recomputes (or adds) the factors of every item with ratings in source with the stored user factors held fixed, as training''s item half-step would; returns how many items were refitted. source and the columns default to the model''s recorded ones, used only when the caller owns that relation and no other role can write mf_models. With items, a one-dimensional array of item ids (integers, text or uuid, no NULLs; an untyped parameter needs a type: $1::bigint[]), only those items are read from source, all their rows, and refitted: the safe way to refit the items with new ratings from the model''s own source; ids without ratings of known users are left as they are, with a NOTICE';
 
 CREATE FUNCTION @extschema@.mf_refit_items(model text, source regclass DEFAULT NULL,
                                            user_col name DEFAULT NULL, item_col name DEFAULT NULL,
-                                           rating_col name DEFAULT NULL)
+                                           rating_col name DEFAULT NULL, items "any" DEFAULT NULL)
 RETURNS integer
 AS 'MODULE_PATHNAME', 'mf_refit_items_by_name'
 LANGUAGE C VOLATILE CALLED ON NULL INPUT PARALLEL UNSAFE;
-COMMENT ON FUNCTION @extschema@.mf_refit_items(text, regclass, name, name, name) IS
-  'mf_ext: recomputes (or adds) the factors of every item with ratings in source with the stored user factors held fixed, as training''s item half-step would; returns how many items were refitted. source and the columns default to the model''s recorded ones, used only when the caller owns that relation and no other role can write mf_models';
+COMMENT ON FUNCTION @extschema@.mf_refit_items(text, regclass, name, name, name, "any") IS
+  'mf_ext: recomputes (or adds) the factors of every item with ratings in source with the stored user factors held fixed, as training''s item half-step would; returns how many items were refitted. source and the columns default to the model''s recorded ones, used only when the caller owns that relation and no other role can write mf_models. With items, a one-dimensional array of item ids (integers, text or uuid, no NULLs; an untyped parameter needs a type: $1::bigint[]), only those items are read from source, all their rows, and refitted: the safe way to refit the items with new ratings from the model''s own source; ids without ratings of known users are left as they are, with a NOTICE';
 
 -- Batch top-N -----------------------------------------------------------------
 

@@ -223,6 +223,79 @@ JOIN (SELECT r.item_id, sum(r.rating * u.factors[1]) / (sum(u.factors[1] ^ 2) + 
       GROUP BY r.item_id) e USING (item_id)
 WHERE i.model_id = :refit_items;
 
+-- Refitting named users (0.5) reads all their rows, and only theirs, from
+-- the model's own source, through an index on the user column (no
+-- sequential scan with enable_seqscan off, and exactly their rows
+-- fetched), and refits exactly them: bit for bit as a refit from a view
+-- of exactly their rows, and as refitting everyone (user 3 has new
+-- ratings, 5000 is new); the others are unchanged.  A named user without
+-- ratings is left as it is, with a NOTICE; duplicates count once; no
+-- NOTICE of shorter histories (their whole history is read).
+CREATE TABLE refit_source AS SELECT * FROM genre_ratings;
+CREATE INDEX refit_source_user ON refit_source (user_id);
+CREATE INDEX refit_source_item ON refit_source (item_id);
+SELECT mf_train('refit_source', k := 4, lambda := 0.5, biases := true,
+                model_name := 'named refit') AS named_refit \gset
+INSERT INTO refit_source
+SELECT 3, i, 5 FROM generate_series(1, 60) i
+WHERE NOT EXISTS (SELECT FROM refit_source r WHERE r.user_id = 3 AND r.item_id = i) LIMIT 4;
+INSERT INTO refit_source VALUES (5000, 1, 5), (5000, 17, 1), (5000, 40, 2);
+ANALYZE refit_source;
+CREATE TABLE user_rows_before AS SELECT * FROM mf_user_factors WHERE model_id = :named_refit;
+CREATE FUNCTION named_rows(model int, side text, ids bigint[]) RETURNS text LANGUAGE sql AS $$
+    SELECT string_agg(r, ';' ORDER BY id) FROM (
+        SELECT user_id AS id, row(user_id, factors, bias, rated_items, support)::text AS r
+        FROM mf_user_factors WHERE model_id = model AND side = 'users' AND user_id = ANY (ids)
+        UNION ALL
+        SELECT item_id, row(item_id, factors, bias, support)::text
+        FROM mf_item_factors WHERE model_id = model AND side = 'items' AND item_id = ANY (ids)) t $$;
+CREATE VIEW their_rows AS SELECT * FROM refit_source WHERE user_id IN (3, 5, 5000);
+BEGIN;
+SELECT mf_refit_users(:named_refit, 'their_rows') AS from_view;
+SELECT named_rows(:named_refit, 'users', '{3, 5, 5000}') AS from_view \gset
+ROLLBACK;
+BEGIN;
+SELECT mf_refit_users(:named_refit) AS everyone;
+SELECT named_rows(:named_refit, 'users', '{3, 5, 5000}') AS everyone \gset
+ROLLBACK;
+SELECT count(*) AS their_count FROM their_rows \gset
+BEGIN;
+SET LOCAL enable_seqscan = off;
+SELECT seq_scan AS seq_before, idx_scan AS idx_before, idx_tup_fetch AS fetched_before
+FROM pg_stat_xact_user_tables WHERE relid = 'refit_source'::regclass \gset
+SET LOCAL client_min_messages = notice;
+SELECT mf_refit_users('named refit', users := ARRAY[5000, 3, 5, 3, 4242]) AS refitted;
+SELECT seq_scan - :seq_before AS seq_scans, idx_scan > :idx_before AS by_index,
+       idx_tup_fetch - :fetched_before AS rows_fetched, :their_count AS their_rows
+FROM pg_stat_xact_user_tables WHERE relid = 'refit_source'::regclass;
+COMMIT;
+SELECT named_rows(:named_refit, 'users', '{3, 5, 5000}') = :'from_view' AS as_from_view,
+       named_rows(:named_refit, 'users', '{3, 5, 5000}') = :'everyone' AS as_everyone,
+       (SELECT n_users FROM mf_models WHERE model_id = :named_refit) AS n_users;
+SELECT (SELECT count(*) FROM (SELECT * FROM mf_user_factors WHERE model_id = :named_refit
+                              EXCEPT ALL SELECT * FROM user_rows_before) changed) AS rows_changed,
+       (SELECT array_agg(user_id ORDER BY user_id) FROM (SELECT * FROM mf_user_factors WHERE model_id = :named_refit
+                              EXCEPT ALL SELECT * FROM user_rows_before) changed) AS which,
+       (SELECT count(*) FROM (SELECT * FROM user_rows_before
+                              EXCEPT ALL SELECT * FROM mf_user_factors WHERE model_id = :named_refit) gone) AS rows_replaced;
+-- items alike, named in any array type (text forms of integers too); an
+-- empty list refits nothing; NULL is the argument not given: every item
+CREATE VIEW their_items AS SELECT * FROM refit_source WHERE item_id IN (2, 31);
+BEGIN;
+SELECT mf_refit_items(:named_refit, 'their_items') AS from_view;
+SELECT named_rows(:named_refit, 'items', '{2, 31}') AS from_view \gset
+ROLLBACK;
+SELECT mf_refit_items(:named_refit, items := '{31, 2}') AS untyped,
+       mf_refit_items(:named_refit, items := ARRAY['2']) AS as_text,
+       mf_refit_items(:named_refit, items := ARRAY[31]::smallint[]) AS smallints,
+       mf_refit_items(:named_refit, items := '{}') AS none,
+       mf_refit_items(:named_refit, items := NULL) AS every_item;
+SELECT named_rows(:named_refit, 'items', '{2, 31}') = :'from_view' AS as_from_view;
+DROP VIEW their_rows, their_items;
+DROP TABLE user_rows_before, refit_source;
+DROP FUNCTION named_rows;
+SELECT mf_drop_model(:named_refit);
+
 -- Batch top-N ---------------------------------------------------------------
 
 -- Whether every user's list in target equals mf_recommend's, scores too.

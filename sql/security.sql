@@ -51,6 +51,16 @@ SELECT source_recorded_by FROM mf_models WHERE name = 'shared';
 SET ROLE regress_mf_trainer;
 SELECT mf_refit_users('shared') AS refitted_by_trainer;
 RESET ROLE;
+-- naming the users to refit (0.5) changes none of that: refused the
+-- record, and the source where the role may not read it; the trainer
+-- refits them from its own record
+SET ROLE regress_mf_refitter;
+SELECT mf_refit_users('shared', users := ARRAY[1, 2]);
+SELECT mf_refit_users('shared', 'trainer_data', 'user_id', 'item_id', 'rating', ARRAY[1, 2]);
+RESET ROLE;
+SET ROLE regress_mf_trainer;
+SELECT mf_refit_users('shared', users := ARRAY[1, 2]) AS named_refitted_by_trainer;
+RESET ROLE;
 
 -- A trainer points its model at a table only the superuser may read (a
 -- password hash as the user key, the salary as the rating, item factors

@@ -156,6 +156,15 @@ merge_runs(const char *from, char *to, Size lo, Size mid, Size hi, Size size,
 	}
 }
 
+int
+mf_compare_int64(const void *a, const void *b)
+{
+	int64		x = *(const int64 *) a;
+	int64		y = *(const int64 *) b;
+
+	return (x > y) - (x < y);
+}
+
 void
 mf_sort(void *base, Size n, Size size, int (*compare) (const void *, const void *))
 {

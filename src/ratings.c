@@ -595,6 +595,11 @@ mf_ratings_from_rows(MfRows *rows, int64 n_skipped, MemoryContext cxt)
 	ratings->n_skipped = n_skipped;
 	if (n == 0)
 	{
+		/* none, but of the source's kind: key arrays, empty, for text-keyed sides */
+		if (rows->user_keys)
+			ratings->user_keys = MemoryContextAllocZero(cxt, sizeof(char *));
+		if (rows->item_keys)
+			ratings->item_keys = MemoryContextAllocZero(cxt, sizeof(char *));
 		MemoryContextDelete(rows->cxt);
 		return ratings;
 	}

@@ -11,8 +11,10 @@
  *	  (and as mf_fold_in solves a user), from 0, against the stored other
  *	  side; ratings of items (users) the model does not know are skipped.
  *	  Rows are replaced or added in the caller's transaction, under the
- *	  model row's lock, and the model gets a new version.  The steps are
- *	  those of a RefitState: read, attach the model, collect, solve, store.
+ *	  model row's lock, and the model gets a new version.  With the users
+ *	  (items) argument only the rows of the ids it names are read, all of
+ *	  them, and refitted.  The steps are those of a RefitState: read, attach
+ *	  the model, collect, solve, store.
  *
  *-------------------------------------------------------------------------
  */
@@ -59,6 +61,9 @@ typedef struct RefitState
 	MfModelRow	locked;			/* the model's row as locked */
 	MfRatings  *ratings;		/* the relation refitted from */
 	const char *source_name;	/* its name, for messages */
+	bool		named;			/* only the ids of argument users (items) */
+	MfIdList	ids_named;		/* those ids, distinct */
+	const char *named_column;	/* the source's column of them */
 	MfModel    *model;			/* the cached model of that version */
 	MfCsr		rows;			/* the rows to solve: known partners only */
 	int64	   *ids;			/* rows.n_rows ids */
@@ -189,10 +194,18 @@ require_own_record(const RefitState *state)
 					 state->function)));
 }
 
+/* The argument naming the rows to refit: "users" or "items". */
+static const char *
+named_argument(const RefitState *state)
+{
+	return state->side == MF_USERS ? "users" : "items";
+}
+
 /*
  * Locks the model's row and reads the relation to refit from: the
  * arguments source, user_col, item_col and rating_col, or the ones the
- * model records.
+ * model records; only the rows of the users (items) argument's ids when
+ * it is given.
  */
 static void
 refit_read(RefitState *state, int32 model_id)
@@ -201,6 +214,7 @@ refit_read(RefitState *state, int32 model_id)
 	MfSource	source = {0};
 	Datum	   *columns[3] = {given_argument(fcinfo, 2), given_argument(fcinfo, 3),
 	given_argument(fcinfo, 4)};
+	Datum	   *named = given_argument(fcinfo, 5);
 
 	state->schema = mf_schema_of(fcinfo);
 	mf_check_write_privileges(&state->schema, state->function, false);
@@ -216,6 +230,12 @@ refit_read(RefitState *state, int32 model_id)
 	source.rating_col = columns[2] ? NameStr(*DatumGetName(*columns[2])) : state->locked.rating_col;
 	mf_source_validate(&source);
 	state->source_name = mf_source_display_name(source.relid);
+	state->named = named != NULL;
+	state->named_column = state->side == MF_USERS ? source.user_col : source.item_col;
+	if (named)
+		state->ids_named = mf_source_only(&source, state->side,
+										  get_fn_expr_argtype(fcinfo->flinfo, 5), *named,
+										  named_argument(state));
 	state->ratings = mf_source_read(&source, state->cxt);
 }
 
@@ -267,6 +287,59 @@ notice_shorter_histories(const RefitState *state)
 						   shown.data, shorter > MF_REFIT_SHORTER_SHOWN ? "; ..." : "",
 						   mf_side_name(mf_other_side(state->side)), state->source_name),
 				 errhint("A refit solves each %s from the source's ratings alone: refit from a relation with their whole history (the model's source, by default), or retrain.",
+						 mf_side_name(state->side))));
+}
+
+/* Ids named in the NOTICE of rows named but not refitted at most. */
+#define MF_REFIT_UNNAMED_SHOWN	5
+
+/*
+ * A NOTICE when ids named by argument users (items) were not refitted
+ * (their rows, if the model has any, are left as they are): the source
+ * has no rows of them, or none of partners the model knows.
+ * The refitted rows are in the source's order, ascending ids or keys in
+ * byte order, as the named ones are.
+ */
+static void
+notice_not_refitted(const RefitState *state)
+{
+	const MfIdList *named = &state->ids_named;
+	int32		n_rows = state->rows.n_rows;
+	int32		r = 0;
+	int			missing = 0;
+	StringInfoData shown;
+
+	initStringInfo(&shown);
+	for (int e = 0; e < named->n; e++)
+	{
+		int			order = 1;
+
+		/* advance r to the first refitted row not before named id e */
+		while (r < n_rows &&
+			   (order = named->keys ? strcmp(named->keys[e], state->keys[r])
+				: (named->ids[e] > state->ids[r]) - (named->ids[e] < state->ids[r])) > 0)
+			r++;
+		if (r < n_rows && order == 0)
+			continue;
+		if (missing++ < MF_REFIT_UNNAMED_SHOWN)
+		{
+			appendStringInfoString(&shown, shown.len > 0 ? ", " : "");
+			if (named->keys)
+				escape_json(&shown, named->keys[e]);
+			else
+				appendStringInfo(&shown, INT64_FORMAT, named->ids[e]);
+		}
+	}
+	if (missing > 0)
+		ereport(NOTICE,
+				(errmsg_plural("%d of the %d %ss named has no ratings of %ss the model knows in %s",
+							   "%d of the %d %ss named have no ratings of %ss the model knows in %s",
+							   missing, missing, named->n, mf_side_name(state->side),
+							   mf_side_name(mf_other_side(state->side)), state->source_name),
+				 errdetail("Not refitted: %s%s.", shown.data,
+						   missing > MF_REFIT_UNNAMED_SHOWN ? ", ..." : ""),
+				 errhint("Check the ids and the source: %s := ARRAY(SELECT DISTINCT %s FROM new_rows) names the %ss with new ratings.",
+						 named_argument(state), quote_identifier(state->named_column),
 						 mf_side_name(state->side))));
 }
 
@@ -355,16 +428,6 @@ refit_allocate(RefitState *state)
 	return next_id;
 }
 
-/* qsort comparator of int64. */
-static int
-compare_int64(const void *a, const void *b)
-{
-	int64		x = *(const int64 *) a;
-	int64		y = *(const int64 *) b;
-
-	return (x > y) - (x < y);
-}
-
 /*
  * Collects the rows to solve: each source row of the refitted side with
  * its ratings of partners the model knows (as model indices), in rows;
@@ -422,7 +485,7 @@ refit_collect(RefitState *state)
 			continue;
 		/* rated_items are sorted: a new key's id (the next) may not sort by key */
 		if (users)
-			mf_sort(state->rated + rated_begin, n_rated - rated_begin, sizeof(int64), compare_int64);
+			mf_sort(state->rated + rated_begin, n_rated - rated_begin, sizeof(int64), mf_compare_int64);
 		state->ids[rows->n_rows] = refit_row_id(state, r, &next_id);
 		state->support[rows->n_rows] = support;
 		rows->row_start[++rows->n_rows] = n;
@@ -482,6 +545,8 @@ refit(FunctionCallInfo fcinfo, MfModel *found, MfSide side)
 	refit_read(&state, found->row.model_id);
 	refit_attach_model(&state);
 	refit_collect(&state);
+	if (state.named)
+		notice_not_refitted(&state);
 	if (state.rows.n_rows > 0)
 	{
 		notice_shorter_histories(&state);
@@ -502,10 +567,10 @@ refit(FunctionCallInfo fcinfo, MfModel *found, MfSide side)
 
 /*
  * mf_refit_users(model, source regclass, user_col, item_col, rating_col
- * name, each DEFAULT NULL) -> integer, by model_id or name: refits the
- * users with ratings in source (default: the model's recorded source and
- * columns, when the caller owns the relation and no other role can write
- * mf_models).
+ * name, users "any", each DEFAULT NULL) -> integer, by model_id or name:
+ * refits the users with ratings in source (default: the model's recorded
+ * source and columns, when the caller owns the relation and no other role
+ * can write mf_models), or only those users array names.
  */
 Datum
 mf_refit_users(PG_FUNCTION_ARGS)
@@ -519,7 +584,7 @@ mf_refit_users_by_name(PG_FUNCTION_ARGS)
 	return refit(fcinfo, mf_model_argument(fcinfo, true), MF_USERS);
 }
 
-/* mf_refit_items(model, source DEFAULT NULL): as mf_refit_users, for items. */
+/* mf_refit_items(model, source, ..., items DEFAULT NULL): as mf_refit_users, for items. */
 Datum
 mf_refit_items(PG_FUNCTION_ARGS)
 {

@@ -7,8 +7,10 @@
  *	  (SELECT on the table or on the three columns, no row-level security,
  *	  no inheritance children) is read by a direct heap scan; anything else
  *	  (views, partitioned and foreign tables, RLS) through an SPI cursor,
- *	  which applies every rule a SELECT would.  Ids of types other than
- *	  integers are read by their text form and numbered as keys.
+ *	  which applies every rule a SELECT would; so is a read of only some
+ *	  ids' rows, with the filter in its query for an index to serve.  Ids
+ *	  of types other than integers are read by their text form and
+ *	  numbered as keys.
  *
  *-------------------------------------------------------------------------
  */
@@ -31,6 +33,7 @@
 #include "miscadmin.h"
 #include "utils/acl.h"
 #include "utils/builtins.h"
+#include "utils/fmgroids.h"
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
 #include "utils/rel.h"
@@ -120,6 +123,18 @@ check_column(const MfSource *source, Relation rel, const char *role,
 	return InvalidOid;			/* not reached */
 }
 
+/* The types an id column may have: integers are read as they are, the rest by their text form. */
+static const Oid id_types[] = {INT2OID, INT4OID, INT8OID,
+TEXTOID, VARCHAROID, BPCHAROID, NAMEOID, UUIDOID};
+
+#define ID_TYPES_TEXT	"an integer (smallint, integer, bigint) or text (text, varchar, char, name) or uuid"
+
+static bool
+is_integer_type(Oid type)
+{
+	return type == INT2OID || type == INT4OID || type == INT8OID;
+}
+
 char *
 mf_source_display_name(Oid relid)
 {
@@ -136,14 +151,12 @@ mf_source_display_name(Oid relid)
 void
 mf_source_validate(MfSource *source)
 {
-	/* integers are read as they are; the rest by their text form */
-	static const Oid id_types[] = {INT2OID, INT4OID, INT8OID,
-	TEXTOID, VARCHAROID, BPCHAROID, NAMEOID, UUIDOID};
 	static const Oid rating_types[] = {INT2OID, INT4OID, INT8OID,
 	FLOAT4OID, FLOAT8OID, NUMERICOID};
 	Relation	rel = try_relation_open(source->relid, AccessShareLock);
 	bool		varlena;
 
+	source->only = NULL;		/* every row, unless mf_source_only says otherwise */
 	if (rel == NULL)
 		ereport(ERROR,
 				(errcode(ERRCODE_UNDEFINED_TABLE),
@@ -168,17 +181,13 @@ mf_source_validate(MfSource *source)
 
 	source->user_type = check_column(source, rel, "user ids", "user_col",
 									 source->user_col, id_types, lengthof(id_types),
-									 "an integer (smallint, integer, bigint) or text (text, varchar, char, name) or uuid",
-									 &source->user_attnum);
+									 ID_TYPES_TEXT, &source->user_attnum);
 	source->item_type = check_column(source, rel, "item ids", "item_col",
 									 source->item_col, id_types, lengthof(id_types),
-									 "an integer (smallint, integer, bigint) or text (text, varchar, char, name) or uuid",
-									 &source->item_attnum);
+									 ID_TYPES_TEXT, &source->item_attnum);
 	/* integer ids are read as they are; any other type by its text form */
-	source->user_keys = source->user_type != INT2OID && source->user_type != INT4OID &&
-		source->user_type != INT8OID;
-	source->item_keys = source->item_type != INT2OID && source->item_type != INT4OID &&
-		source->item_type != INT8OID;
+	source->user_keys = !is_integer_type(source->user_type);
+	source->item_keys = !is_integer_type(source->item_type);
 	if (source->user_keys)
 		getTypeOutputInfo(source->user_type, &source->user_output, &varlena);
 	if (source->item_keys)
@@ -246,14 +255,13 @@ rating_value(Datum value, Oid type)
 }
 
 /*
- * The number of the text form of an id value (of type type, with output
- * function output) among the side's keys.  The text form is the one a
- * cast to text gives, which is how callers pass keys: for character(n),
- * without the trailing blanks its output pads with.  Called with the key
- * context current.
+ * The text form of an id value (of type type, with output function
+ * output) as a key: the one a cast to text gives, which is how callers
+ * pass keys; for character(n), without the trailing blanks its output pads
+ * with.
  */
-static int64
-key_number(ReadState *state, MfSide side, Oid type, Oid output, Datum value)
+static char *
+key_text(Oid type, Oid output, Datum value)
 {
 	char	   *text = OidOutputFunctionCall(output, value);
 
@@ -264,7 +272,17 @@ key_number(ReadState *state, MfSide side, Oid type, Oid output, Datum value)
 		while (length > 0 && text[length - 1] == ' ')
 			text[--length] = '\0';
 	}
-	return mf_rows_key(state->rows, side, text);
+	return text;
+}
+
+/*
+ * The number of the text form of an id value among the side's keys.
+ * Called with the key context current.
+ */
+static int64
+key_number(ReadState *state, MfSide side, Oid type, Oid output, Datum value)
+{
+	return mf_rows_key(state->rows, side, key_text(type, output, value));
 }
 
 /* Keeps one row: skips NULLs, rejects non-finite ratings, appends. */
@@ -331,6 +349,188 @@ accept_row(ReadState *state, Datum user, bool user_null, Datum item,
 	mf_rows_add(state->rows, user_id, item_id, value);
 }
 
+/* An id named by mf_source_only's argument: its key and its value in the column's type. */
+typedef struct NamedKey
+{
+	char	   *key;
+	Datum		value;
+} NamedKey;
+
+static int
+compare_named_keys(const void *a, const void *b)
+{
+	return strcmp(((const NamedKey *) a)->key, ((const NamedKey *) b)->key);
+}
+
+/* What mf_source_only converts, for the error context of a failed conversion. */
+typedef struct OnlyConversion
+{
+	const char *argname;
+	const char *column;
+	Oid			type;
+	Oid			relid;
+} OnlyConversion;
+
+static void
+only_conversion_context(void *arg)
+{
+	const OnlyConversion *conversion = arg;
+
+	errcontext("converting the ids of %s to the type %s of column \"%s\" of %s",
+			   conversion->argname, format_type_be(conversion->type), conversion->column,
+			   mf_source_display_name(conversion->relid));
+}
+
+/* An integer id named by its text form, for an integer id column. */
+static int64
+named_integer(const char *text, const char *argname, const char *column, Oid relid)
+{
+	char	   *end;
+	int64		id;
+
+	errno = 0;
+	id = strtoi64(text, &end, 10);
+	if (errno != 0 || end == text || *end != '\0')
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_TEXT_REPRESENTATION),
+				 errmsg("%s names %s, which is not an integer id", argname,
+						quote_literal_cstr(text)),
+				 errdetail("Column \"%s\" of %s holds integer ids, named as bigint values.", column,
+						   mf_source_display_name(relid)),
+				 errhint("Pass the ids as integers: %s := ARRAY[42, 7].", argname)));
+	return id;
+}
+
+/* The array in an argument mf_source_only accepts; an error for any other. */
+static ArrayType *
+only_array(Oid argtype, Datum value, MfSide side, const char *argname)
+{
+	const char *literal = argtype == UNKNOWNOID ? DatumGetCString(value) : NULL;
+	Oid			elemtype;
+	bool		accepted = false;
+	ArrayType  *array;
+
+	if (!OidIsValid(argtype))
+		elog(ERROR, "could not determine the type of %s", argname);
+	/* an untyped literal, '{42,7}', is an array of text forms */
+	elemtype = literal ? TEXTOID : get_element_type(getBaseType(argtype));
+	for (int t = 0; OidIsValid(elemtype) && t < lengthof(id_types); t++)
+		accepted |= getBaseType(elemtype) == id_types[t];
+	while (literal && isspace((unsigned char) *literal))
+		literal++;
+	if (!accepted || (literal && *literal != '{' && *literal != '['))
+		ereport(ERROR,
+				(errcode(ERRCODE_DATATYPE_MISMATCH),
+				 errmsg("%s must be an array of %s ids, not %s", argname, mf_side_name(side),
+						literal ? quote_literal_cstr(DatumGetCString(value))
+						: format_type_be(argtype)),
+				 errdetail("An id is %s.", ID_TYPES_TEXT),
+				 errhint("Pass %s := ARRAY[42, 7], or ARRAY['u1', 'u2'] for text keys.",
+						 argname)));
+	array = argtype == UNKNOWNOID
+		? DatumGetArrayTypeP(OidInputFunctionCall(F_ARRAY_IN, DatumGetCString(value),
+												  TEXTOID, -1))
+		: DatumGetArrayTypeP(value);
+	if (ARR_NDIM(array) > 1)
+		ereport(ERROR,
+				(errcode(ERRCODE_ARRAY_SUBSCRIPT_ERROR),
+				 errmsg("%s must be a one-dimensional array", argname),
+				 errdetail("It has %d dimensions.", ARR_NDIM(array)),
+				 errhint("Pass the %ss as a list: %s := ARRAY[42, 7].",
+						 mf_side_name(side), argname)));
+	if (ARR_HASNULL(array))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("%s must not contain NULL", argname),
+				 errhint("Leave the NULLs out: %s := ARRAY(SELECT DISTINCT id FROM ... WHERE id IS NOT NULL).",
+						 argname)));
+	return array;
+}
+
+MfIdList
+mf_source_only(MfSource *source, MfSide side, Oid argtype, Datum value, const char *argname)
+{
+	bool		users = side == MF_USERS;
+	Oid			column_type = users ? source->user_type : source->item_type;
+	Oid			column_output = users ? source->user_output : source->item_output;
+	OnlyConversion conversion = {argname, users ? source->user_col : source->item_col,
+	column_type, source->relid};
+	ArrayType  *array = only_array(argtype, value, side, argname);
+	Oid			elemtype = ARR_ELEMTYPE(array);
+	Oid			elembase = getBaseType(elemtype);
+	Datum	   *elements;
+	int			n;
+	int16		typlen;
+	bool		typbyval;
+	char		typalign;
+	Oid			elem_output;
+	bool		varlena;
+	MfIdList	list = {0};
+
+	get_typlenbyvalalign(elemtype, &typlen, &typbyval, &typalign);
+	deconstruct_array(array, elemtype, typlen, typbyval, typalign, &elements, NULL, &n);
+	getTypeOutputInfo(elemtype, &elem_output, &varlena);
+	if (!(users ? source->user_keys : source->item_keys))
+	{
+		Datum	   *values;
+
+		/* integer ids, as bigint: the column's = ANY(bigint[]) uses its index */
+		list.ids = mf_alloc_array(CurrentMemoryContext, Max(n, 1), sizeof(int64));
+		for (int e = 0; e < n; e++)
+		{
+			CHECK_FOR_INTERRUPTS();
+			list.ids[e] = is_integer_type(elembase) ? id_value(elements[e], elembase)
+				: named_integer(key_text(elembase, elem_output, elements[e]), argname,
+								conversion.column, source->relid);
+		}
+		mf_sort(list.ids, n, sizeof(int64), mf_compare_int64);
+		for (int e = 0; e < n; e++)
+			if (list.n == 0 || list.ids[e] != list.ids[list.n - 1])
+				list.ids[list.n++] = list.ids[e];
+		values = mf_alloc_array(CurrentMemoryContext, Max(list.n, 1), sizeof(Datum));
+		for (int e = 0; e < list.n; e++)
+			values[e] = Int64GetDatum(list.ids[e]);
+		source->only = construct_array(values, list.n, INT8OID, sizeof(int64),
+									   FLOAT8PASSBYVAL, TYPALIGN_DOUBLE);
+	}
+	else
+	{
+		/* keys: converted from their text forms to the column's type, as keys by its text form */
+		NamedKey   *named = mf_alloc_array(CurrentMemoryContext, Max(n, 1), sizeof(NamedKey));
+		ErrorContextCallback context = {error_context_stack, only_conversion_context, &conversion};
+		Oid			input;
+		Oid			ioparam;
+		Datum	   *values;
+
+		getTypeInputInfo(column_type, &input, &ioparam);
+		error_context_stack = &context;
+		for (int e = 0; e < n; e++)
+		{
+			char	   *text = is_integer_type(elembase)
+				? psprintf(INT64_FORMAT, id_value(elements[e], elembase))
+				: key_text(elembase, elem_output, elements[e]);
+
+			CHECK_FOR_INTERRUPTS();
+			named[e].value = OidInputFunctionCall(input, text, ioparam, -1);
+			named[e].key = key_text(column_type, column_output, named[e].value);
+		}
+		error_context_stack = context.previous;
+		mf_sort(named, n, sizeof(NamedKey), compare_named_keys);
+		list.keys = mf_alloc_array(CurrentMemoryContext, Max(n, 1), sizeof(char *));
+		values = mf_alloc_array(CurrentMemoryContext, Max(n, 1), sizeof(Datum));
+		for (int e = 0; e < n; e++)
+			if (list.n == 0 || strcmp(named[e].key, list.keys[list.n - 1]) != 0)
+			{
+				list.keys[list.n] = named[e].key;
+				values[list.n++] = named[e].value;
+			}
+		get_typlenbyvalalign(column_type, &typlen, &typbyval, &typalign);
+		source->only = construct_array(values, list.n, column_type, typlen, typbyval, typalign);
+	}
+	source->only_side = side;
+	return list;
+}
+
 /* mf_spi_scan callback. */
 static void
 accept_spi_row(TupleTableSlot *slot, void *arg)
@@ -393,7 +593,8 @@ read_by_scan(ReadState *state)
 	TableScanDesc scan;
 	HeapTuple	tuple;
 
-	if (!can_scan_directly(source, rel))
+	/* a read of some ids' rows filters in SQL, where an index serves it */
+	if (source->only != NULL || !can_scan_directly(source, rel))
 	{
 		table_close(rel, AccessShareLock);
 		return false;
@@ -426,14 +627,27 @@ read_by_spi(ReadState *state)
 	const MfSource *source = state->source;
 	char	   *relation = mf_source_display_name(source->relid);
 	Oid			types[3];
+	StringInfoData query;
+	Oid			argtype = InvalidOid;
+	Datum		arg = (Datum) 0;
 
 	source_types(source, types);
-	mf_spi_scan(psprintf("SELECT %s, %s, %s FROM %s",
-						 quote_identifier(source->user_col),
-						 quote_identifier(source->item_col),
-						 quote_identifier(source->rating_col),
-						 relation),
-				0, NULL, NULL, types, 3, relation, accept_spi_row, state);
+	initStringInfo(&query);
+	appendStringInfo(&query, "SELECT %s, %s, %s FROM %s",
+					 quote_identifier(source->user_col),
+					 quote_identifier(source->item_col),
+					 quote_identifier(source->rating_col),
+					 relation);
+	if (source->only != NULL)
+	{
+		argtype = get_array_type(ARR_ELEMTYPE(source->only));
+		arg = PointerGetDatum(source->only);
+		appendStringInfo(&query, " WHERE %s = ANY($1)",
+						 quote_identifier(source->only_side == MF_USERS ? source->user_col
+										  : source->item_col));
+	}
+	mf_spi_scan(query.data, source->only != NULL ? 1 : 0, &argtype, &arg, types, 3,
+				relation, accept_spi_row, state);
 }
 
 /* Fails early when the planner's row estimate already exceeds the limit. */
@@ -462,7 +676,8 @@ mf_source_read(const MfSource *source, MemoryContext cxt)
 	ReadState	state = {0};
 	MfRatings  *ratings;
 
-	check_estimated_rows(source);
+	if (source->only == NULL)
+		check_estimated_rows(source);
 	state.source = source;
 	state.rows = mf_rows_create(cxt, source->user_keys, source->item_keys);
 	state.convert_cxt = AllocSetContextCreate(scratch, "mf_ext numeric conversion",

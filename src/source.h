@@ -16,6 +16,7 @@
 #include "ratings.h"
 
 #include "access/attnum.h"
+#include "utils/array.h"
 
 /* Where and how to read the ratings. */
 typedef struct MfSource
@@ -37,7 +38,23 @@ typedef struct MfSource
 	bool		item_keys;
 	Oid			user_output;	/* their output functions */
 	Oid			item_output;
+	/* set by mf_source_only (only to NULL by mf_source_validate): */
+	MfSide		only_side;		/* the side only's ids are of */
+	ArrayType  *only;			/* read only the rows of these ids (bigint[],
+								 * or the column's type's array for keys), or
+								 * NULL: every row */
 } MfSource;
+
+/*
+ * The distinct ids a caller named (mf_source_only): integers, sorted; or,
+ * for a text-keyed side, keys by text form, in byte order.
+ */
+typedef struct MfIdList
+{
+	int			n;
+	int64	   *ids;
+	char	  **keys;			/* NULL for integer ids */
+} MfIdList;
 
 /*
  * Checks the source's relation kind and columns (errors 42P01, 42809,
@@ -47,12 +64,26 @@ typedef struct MfSource
  */
 extern void mf_source_validate(MfSource *source);
 
+/*
+ * Restricts a validated source to the rows of the ids in value, an
+ * argument named argname of type argtype: a one-dimensional array without
+ * NULLs of integers, text, varchar, char, name or uuid, or an untyped
+ * literal such as '{42,7}' (errors 42804, 2202E, 22004, 22P02).  For an
+ * integer id column they must be integers (or their text forms); for any
+ * other, they are converted from their text forms to the column's type
+ * and match as keys do.  The read then filters in its SQL (an index on
+ * the column serves it).  Returns the distinct ids.
+ */
+extern MfIdList mf_source_only(MfSource *source, MfSide side, Oid argtype, Datum value,
+							   const char *argname);
+
 /* A relation's schema-qualified, quoted name; an error (42P01) if it is gone. */
 extern char *mf_source_display_name(Oid relid);
 
 /*
  * Reads a validated source as the caller (row-level security and every
- * privilege apply) into new ratings in cxt.  Rows with a NULL user, item
+ * privilege apply) into new ratings in cxt: every row, or only those of
+ * mf_source_only's ids.  Rows with a NULL user, item
  * or rating are skipped and counted; a non-finite rating is an error
  * (22000).  The caller must be connected to SPI.
  */

@@ -58,6 +58,9 @@ my %pool = (
 	'text[]' => [ 'NULL', "'{}'", q{'{i1,i2}'}, q{'{1,2}'}, q{'{NULL}'}, q{'{"x y","é"}'} ],
 	'double precision[]' => [ 'NULL', "'{}'", "'{4,5,1}'", "'{1,2}'", "'{NaN}'", "'{1e308,1e308,1e308}'",
 		"'{NULL,1}'", "'{-1,-2,-3}'", "'{{1},{2}}'" ],
+	# "any" (the refits' users and items): passed as they are, without a cast
+	'"any"' => [ 'NULL', "'{}'", 'ARRAY[1,2]', "ARRAY['u1']", "'{1,NULL}'", 'ARRAY[[1,2],[3,4]]',
+		'42' ],
 );
 
 # Every function of the extension but the one that drops models.
@@ -83,7 +86,7 @@ foreach my $function (@functions)
 			my $values = $pool{$type} // die "no pool for type $type of $name";
 			my $value = $values->[ int(rand(@$values)) ];
 			$value = "'t" . int(rand(1000000)) . "'" if $type eq 'text' && rand() < 0.05;
-			push @values, "${value}::$type";
+			push @values, $type eq '"any"' ? $value : "${value}::$type";
 		}
 		$script .= sprintf("SELECT * FROM %s(%s);\n", $name, join(', ', @values));
 		$calls++;

@@ -165,11 +165,12 @@ $trainer->query_until(qr/started/, q{
 	BEGIN
 		PERFORM mf_train('ratings', k := 4, iterations := 2, model_name := 'short');
 		PERFORM mf_refit_users('short');
+		PERFORM mf_refit_users('short', users := ARRAY[1, 2]);
 		PERFORM mf_recommend_all('short', 5, target := 'short_lists');
 		PERFORM pg_sleep(30);
 	END $$;
 });
-is(sleeping_block_state(), '0 true', 'training, refit and mf_recommend_all restore the statement text when they end');
+is(sleeping_block_state(), '0 true', 'training, refits (of named users too) and mf_recommend_all restore the statement text when they end');
 $node->safe_psql('postgres', "SELECT pg_cancel_backend($trainer_pid)");
 
 $trainer->quit;
