@@ -1,8 +1,14 @@
 /*-------------------------------------------------------------------------
  *
  * batch.c
- *	  mf_recommend_all(): the top n items of every user of a model, written
- *	  into a new table (user_id, rank, item_id, score).
+ *	  mf_recommend_all(): the top n items of every user of a model (among
+ *	  candidates, less exclusions), written into a table (user_id, rank,
+ *	  item_id, score): a new one directly (table_multi_insert), an existing
+ *	  one through the executor (mode 'replace' or 'append': an INSERT of
+ *	  unnested arrays, so that its indexes, constraints, triggers, row-level
+ *	  security and the caller's privileges apply); mf_recommend_all_rows():
+ *	  the same rows as a set-returning function's result.  One ranking, three
+ *	  sinks (BatchWriter).
  *
  *	  Users are taken in blocks; for a block, one matrix product (sgemm on
  *	  float copies of the factors, each user's row and the items scaled by
@@ -36,21 +42,27 @@
 #include <stdatomic.h>
 
 #include "access/heapam.h"
+#include "access/htup_details.h"
 #include "access/table.h"
 #include "access/tableam.h"
 #include "catalog/namespace.h"
 #include "catalog/pg_type.h"
 #include "executor/spi.h"
+#include "funcapi.h"
 #include "miscadmin.h"
+#include "parser/parse_coerce.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
 #include "utils/rel.h"
+#include "utils/tuplestore.h"
 #include "utils/varlena.h"
 
 PG_FUNCTION_INFO_V1(mf_recommend_all);
 PG_FUNCTION_INFO_V1(mf_recommend_all_by_name);
+PG_FUNCTION_INFO_V1(mf_recommend_all_rows);
+PG_FUNCTION_INFO_V1(mf_recommend_all_rows_by_name);
 
 /* Candidates kept beyond n for the exact rescoring. */
 #define MF_BATCH_SPARE		8
@@ -64,6 +76,24 @@ PG_FUNCTION_INFO_V1(mf_recommend_all_by_name);
 #define MF_BATCH_INSERT_BYTES	(8 * 1024 * 1024)
 /* Users whose rated items are read per fetch. */
 #define MF_BATCH_FETCH_USERS	1000
+/* Columns of the table written, in the order of its rows' values. */
+#define MF_BATCH_COLUMNS	4
+
+/* mf_recommend_all's mode argument. */
+typedef enum BatchMode
+{
+	BATCH_CREATE,				/* a new table */
+	BATCH_REPLACE,				/* an existing table's rows deleted, then written */
+	BATCH_APPEND				/* added to an existing table's rows */
+} BatchMode;
+
+/* Where the rows go. */
+typedef enum BatchSink
+{
+	SINK_NEW_TABLE,				/* the table this call created: table_multi_insert */
+	SINK_EXISTING_TABLE,		/* an INSERT through the executor, by SPI */
+	SINK_ROWS					/* the function's result (tuplestore) */
+} BatchSink;
 
 /* One thread's scratch space. */
 typedef struct BatchBuffers
@@ -77,17 +107,25 @@ typedef struct BatchBuffers
 	int64		exact_users;	/* users this thread ranked exactly */
 } BatchBuffers;
 
-/* Inserts result rows into the new table, a batch of tuples at a time. */
+/* Writes result rows into the sink, a batch at a time. */
 typedef struct BatchWriter
 {
+	BatchSink	sink;
+	/* SINK_NEW_TABLE */
 	Relation	rel;
 	BulkInsertState bistate;
 	CommandId	cid;
-	TupleTableSlot *slots[MF_BATCH_INSERT_ROWS];
-	int			used;			/* slots filled */
+	TupleTableSlot **slots;		/* MF_BATCH_INSERT_ROWS */
+	/* SINK_EXISTING_TABLE: the INSERT, and its arrays' elements */
+	SPIPlanPtr	insert;
+	Datum	   *columns[MF_BATCH_COLUMNS];	/* MF_BATCH_INSERT_ROWS each */
+	/* SINK_ROWS */
+	ReturnSetInfo *rsinfo;
+
+	int			used;			/* rows waiting */
 	Size		bytes;			/* their text keys' bytes */
-	MemoryContext rows_cxt;		/* the text keys in the slots */
-	int64		written;		/* rows inserted */
+	MemoryContext rows_cxt;		/* the text keys of the rows waiting */
+	int64		written;		/* rows written */
 	int64		next_block;		/* the first block not written yet */
 } BatchWriter;
 
@@ -113,6 +151,7 @@ typedef struct BatchRun
 	int32	   *best;			/* n_users x n: dense item indices */
 	double	   *best_scores;	/* n_users x n */
 	int32	   *found;			/* per user: how many of its n are set */
+	bool	   *filter;			/* n_items: left out of every list (candidates, exclude), or NULL */
 	atomic_bool *done;			/* per block: its users' best are set */
 
 	/* the backend's side (feed_blocks) */
@@ -237,7 +276,7 @@ recommend_blocks(void *arg, int thread, int64 first, int64 last)
 			if (!candidates_certain(run, &top, user, run->found[user]))
 				run->found[user] = rank_exactly(run, b, user);
 			for (int32 e = 0; e < n_rated; e++)
-				b->excluded[rated[e]] = false;
+				b->excluded[rated[e]] = run->filter ? run->filter[rated[e]] : false;
 		}
 		atomic_store(&run->done[block], true);
 	}
@@ -293,33 +332,31 @@ read_rated_batch(BatchRun *run)
 	}
 }
 
-/*
- * Creates the target table and returns its oid; an existing relation of
- * that name is an error (nothing is overwritten).  Ids that are text keys
- * (user_keys, item_keys) get text columns.
- */
-static Oid
-create_target(text *target, bool user_keys, bool item_keys)
+/* mf_recommend_all's target as a name, and its text quoted for SQL. */
+static RangeVar *
+target_name(text *target, char **quoted)
 {
 	char	   *raw = text_to_cstring(target);
 	List	   *names;
 	RangeVar   *relation;
-	char	   *quoted;
 
 	if (!SplitIdentifierString(pstrdup(raw), '.', &names) || list_length(names) > 3)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_NAME),
 				 errmsg("target \"%s\" is not a table name", raw),
 				 errhint("Pass a name such as top10 or myschema.top10; double-quote a name with spaces, capitals or other characters: '\"My Top 10\"'.")));
-	names = textToQualifiedNameList(target);
-	relation = makeRangeVarFromNameList(names);
-	quoted = quote_qualified_identifier(relation->schemaname, relation->relname);
+	relation = makeRangeVarFromNameList(textToQualifiedNameList(target));
+	*quoted = quote_qualified_identifier(relation->schemaname, relation->relname);
+	return relation;
+}
 
-	if (OidIsValid(RangeVarGetRelid(relation, NoLock, true)))
-		ereport(ERROR,
-				(errcode(ERRCODE_DUPLICATE_TABLE),
-				 errmsg("relation %s already exists", quoted),
-				 errhint("mf_recommend_all writes into a new table: drop that one, or pass another name.")));
+/*
+ * Creates the target table and returns its oid.  Ids that are text keys
+ * (user_keys, item_keys) get text columns.
+ */
+static Oid
+create_target(RangeVar *relation, const char *quoted, bool user_keys, bool item_keys)
+{
 	if (SPI_execute(psprintf("CREATE TABLE %s (user_id %s NOT NULL, rank integer NOT NULL,"
 							 " item_id %s NOT NULL, score double precision NOT NULL)",
 							 quoted, user_keys ? "text" : "bigint", item_keys ? "text" : "bigint"),
@@ -329,6 +366,82 @@ create_target(text *target, bool user_keys, bool item_keys)
 	return RangeVarGetRelid(relation, NoLock, false);
 }
 
+/* The types of the rows' values: ids (bigint, or text keys), rank, score. */
+static void
+column_types(const MfModel *model, Oid types[MF_BATCH_COLUMNS])
+{
+	types[0] = model->user_keys ? TEXTOID : INT8OID;
+	types[1] = INT4OID;
+	types[2] = model->item_keys ? TEXTOID : INT8OID;
+	types[3] = FLOAT8OID;
+}
+
+static const char *const column_names[MF_BATCH_COLUMNS] = {"user_id", "rank", "item_id", "score"};
+
+/*
+ * The shape an existing target must have for model's rows, for hints:
+ * "(user_id bigint, rank integer, item_id bigint, score double precision)".
+ */
+static char *
+expected_shape(const MfModel *model)
+{
+	Oid			types[MF_BATCH_COLUMNS];
+	StringInfoData shape;
+
+	column_types(model, types);
+	initStringInfo(&shape);
+	for (int c = 0; c < MF_BATCH_COLUMNS; c++)
+		appendStringInfo(&shape, "%s%s %s", c == 0 ? "(" : ", ", column_names[c],
+						 format_type_be(types[c]));
+	appendStringInfoChar(&shape, ')');
+	return shape.data;
+}
+
+/*
+ * An existing target (locked) must be a table or a partitioned table with
+ * columns user_id, rank, item_id and score to which model's values can be
+ * assigned (other columns take their defaults): checked before anything
+ * is deleted.
+ */
+static void
+check_existing_target(Oid relid, const MfModel *model)
+{
+	Relation	rel = relation_open(relid, NoLock);
+	Oid			types[MF_BATCH_COLUMNS];
+	char		relkind = rel->rd_rel->relkind;
+
+	column_types(model, types);
+	if (relkind != RELKIND_RELATION && relkind != RELKIND_PARTITIONED_TABLE)
+		ereport(ERROR,
+				(errcode(ERRCODE_WRONG_OBJECT_TYPE),
+				 errmsg("\"%s\" is not a table", RelationGetRelationName(rel)),
+				 errhint("mf_recommend_all writes into a table %s: pass the name of one, or a new name to create it.",
+						 expected_shape(model))));
+	for (int c = 0; c < MF_BATCH_COLUMNS; c++)
+	{
+		AttrNumber	attnum = get_attnum(relid, column_names[c]);
+		Oid			type;
+
+		if (attnum == InvalidAttrNumber || attnum < 0)
+			ereport(ERROR,
+					(errcode(ERRCODE_UNDEFINED_COLUMN),
+					 errmsg("table \"%s\" has no column \"%s\"", RelationGetRelationName(rel),
+							column_names[c]),
+					 errhint("mf_recommend_all writes into a table %s (other columns take their defaults): add the column, or pass another table.",
+							 expected_shape(model))));
+		type = TupleDescAttr(RelationGetDescr(rel), attnum - 1)->atttypid;
+		if (!can_coerce_type(1, &types[c], &type, COERCION_ASSIGNMENT))
+			ereport(ERROR,
+					(errcode(ERRCODE_DATATYPE_MISMATCH),
+					 errmsg("column \"%s\" of table \"%s\" is of type %s, which model \"%s\"'s %s values cannot be assigned to",
+							column_names[c], RelationGetRelationName(rel), format_type_be(type),
+							model->row.name, format_type_be(types[c])),
+					 errhint("mf_recommend_all writes into a table %s: alter the column's type, or pass another table.",
+							 expected_shape(model))));
+	}
+	relation_close(rel, NoLock);
+}
+
 /*
  * Rows go into the target without the executor, so it must still be the
  * plain table create_target made: an event trigger may have changed it.
@@ -336,56 +449,176 @@ create_target(text *target, bool user_keys, bool item_keys)
 static void
 require_plain_target(Relation rel, const MfModel *model)
 {
-	Oid			column_types[4] = {model->user_keys ? TEXTOID : INT8OID, INT4OID,
-	model->item_keys ? TEXTOID : INT8OID, FLOAT8OID};
+	Oid			types[MF_BATCH_COLUMNS];
 	TupleDesc	desc = RelationGetDescr(rel);
 	bool		plain = rel->rd_rel->relkind == RELKIND_RELATION &&
 		!rel->rd_rel->relhasindex && rel->trigdesc == NULL &&
 		!rel->rd_rel->relhasrules && !rel->rd_rel->relispartition &&
 		!rel->rd_rel->relrowsecurity &&
 		(desc->constr == NULL || desc->constr->num_check == 0) &&
-		desc->natts == 4;
+		desc->natts == MF_BATCH_COLUMNS;
 
-	for (int a = 0; plain && a < 4; a++)
+	column_types(model, types);
+	for (int a = 0; plain && a < MF_BATCH_COLUMNS; a++)
 		plain = !TupleDescAttr(desc, a)->attisdropped &&
-			TupleDescAttr(desc, a)->atttypid == column_types[a];
+			TupleDescAttr(desc, a)->atttypid == types[a];
 	if (!plain)
 		ereport(ERROR,
 				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
 				 errmsg("table \"%s\" was changed while mf_recommend_all created it",
 						RelationGetRelationName(rel)),
 				 errdetail("An event trigger added columns, indexes, triggers, rules, constraints or row-level security, or made it a partition; mf_recommend_all writes its rows directly and would bypass them."),
-				 errhint("Let the event trigger skip this table, or copy the rows from it into the table you need.")));
+				 errhint("Let the event trigger skip this table, or create the table first and pass mode => 'replace' to write into it through its indexes and triggers.")));
 }
 
-/* Starts writing into the table relid, which this call created. */
+/* Starts a writer of sink's kind: the parts every sink shares. */
 static void
-writer_open(BatchWriter *w, Oid relid, const MfModel *model)
+writer_init(BatchWriter *w, BatchSink sink)
 {
-	w->rel = table_open(relid, RowExclusiveLock);
-	require_plain_target(w->rel, model);
+	w->sink = sink;
 	w->rows_cxt = AllocSetContextCreate(CurrentMemoryContext, "mf_recommend_all rows",
 										ALLOCSET_DEFAULT_SIZES);
-	w->bistate = GetBulkInsertState();
-	w->cid = GetCurrentCommandId(true);
-	for (int s = 0; s < MF_BATCH_INSERT_ROWS; s++)
-		w->slots[s] = table_slot_create(w->rel, NULL);
 	w->used = 0;
 	w->bytes = 0;
 	w->written = 0;
 	w->next_block = 0;
 }
 
-/* Inserts the rows in the slots. */
+/* Starts writing into the table relid, which this call created. */
 static void
-writer_flush(BatchWriter *w)
+writer_open_new(BatchWriter *w, Oid relid, const MfModel *model)
 {
-	if (w->used > 0)
+	writer_init(w, SINK_NEW_TABLE);
+	w->rel = table_open(relid, RowExclusiveLock);
+	require_plain_target(w->rel, model);
+	w->bistate = GetBulkInsertState();
+	w->cid = GetCurrentCommandId(true);
+	w->slots = palloc(sizeof(TupleTableSlot *) * MF_BATCH_INSERT_ROWS);
+	for (int s = 0; s < MF_BATCH_INSERT_ROWS; s++)
+		w->slots[s] = table_slot_create(w->rel, NULL);
+}
+
+/*
+ * Starts writing into the existing table relid (locked, its shape
+ * checked) through the executor: INSERT INTO it (user_id, rank, item_id,
+ * score) the rows of four arrays, one statement a batch, as the caller.
+ */
+static void
+writer_open_existing(BatchWriter *w, Oid relid, const MfModel *model)
+{
+	Oid			types[MF_BATCH_COLUMNS];
+	Oid			array_types[MF_BATCH_COLUMNS];
+	char	   *table = quote_qualified_identifier(get_namespace_name(get_rel_namespace(relid)),
+												   get_rel_name(relid));
+
+	writer_init(w, SINK_EXISTING_TABLE);
+	column_types(model, types);
+	for (int c = 0; c < MF_BATCH_COLUMNS; c++)
+	{
+		array_types[c] = get_array_type(types[c]);
+		w->columns[c] = palloc(sizeof(Datum) * MF_BATCH_INSERT_ROWS);
+	}
+	w->insert = SPI_prepare(psprintf("INSERT INTO %s (user_id, rank, item_id, score)"
+									 " SELECT * FROM ROWS FROM (pg_catalog.unnest($1), pg_catalog.unnest($2),"
+									 " pg_catalog.unnest($3), pg_catalog.unnest($4))", table),
+							MF_BATCH_COLUMNS, array_types);
+	if (w->insert == NULL)
+		elog(ERROR, "SPI_prepare failed for the INSERT into %s: %s", table,
+			 SPI_result_code_string(SPI_result));
+}
+
+/* Starts returning the rows as the function's result. */
+static void
+writer_open_rows(BatchWriter *w, FunctionCallInfo fcinfo)
+{
+	writer_init(w, SINK_ROWS);
+	w->rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
+}
+
+/* Writes the rows waiting. */
+static void
+writer_flush(BatchWriter *w, const MfModel *model)
+{
+	if (w->used > 0 && w->sink == SINK_NEW_TABLE)
+	{
 		table_multi_insert(w->rel, w->slots, w->used, w->cid, TABLE_INSERT_SKIP_FSM, w->bistate);
-	w->written += w->used;
+		w->written += w->used;
+	}
+	else if (w->used > 0 && w->sink == SINK_EXISTING_TABLE)
+	{
+		Oid			types[MF_BATCH_COLUMNS];
+		Datum		arrays[MF_BATCH_COLUMNS];
+		MemoryContext old = MemoryContextSwitchTo(w->rows_cxt);
+
+		column_types(model, types);
+		for (int c = 0; c < MF_BATCH_COLUMNS; c++)
+		{
+			int16		length;
+			bool		by_value;
+			char		align;
+
+			get_typlenbyvalalign(types[c], &length, &by_value, &align);
+			arrays[c] = PointerGetDatum(construct_array(w->columns[c], w->used, types[c],
+														length, by_value, align));
+		}
+		MemoryContextSwitchTo(old);
+		if (SPI_execute_plan(w->insert, arrays, NULL, false, 0) != SPI_OK_INSERT)
+			elog(ERROR, "the INSERT of mf_recommend_all's rows failed");
+		w->written += SPI_processed;
+	}
 	w->used = 0;
 	w->bytes = 0;
 	MemoryContextReset(w->rows_cxt);
+}
+
+/* Adds the row (user, rank, item, score) of dense indices to the sink. */
+static void
+writer_put(BatchWriter *w, const MfModel *model, int32 user, int32 rank, int32 item,
+		   double score)
+{
+	Datum		values[MF_BATCH_COLUMNS];
+	MemoryContext old = MemoryContextSwitchTo(w->rows_cxt);
+
+	values[0] = model->user_keys ? CStringGetTextDatum(model->user_keys[user])
+		: Int64GetDatum(model->user_ids[user]);
+	values[1] = Int32GetDatum(rank);
+	values[2] = model->item_keys ? CStringGetTextDatum(model->item_keys[item])
+		: Int64GetDatum(model->item_ids[item]);
+	values[3] = Float8GetDatum(score);
+	if (w->sink == SINK_ROWS)
+	{
+		/* ids as in the factor tables: with keys, their positions */
+		Datum		row[6] = {Int64GetDatum(model->user_ids[user]), values[1],
+		Int64GetDatum(model->item_ids[item]), values[3], values[0], values[2]};
+		bool		nulls[6] = {false, false, false, false,
+		model->user_keys == NULL, model->item_keys == NULL};
+
+		tuplestore_putvalues(w->rsinfo->setResult, w->rsinfo->setDesc, row, nulls);
+		w->written++;
+		MemoryContextSwitchTo(old);
+		MemoryContextReset(w->rows_cxt);
+		return;
+	}
+	if (w->sink == SINK_NEW_TABLE)
+	{
+		TupleTableSlot *slot = w->slots[w->used];
+
+		ExecClearTuple(slot);
+		memcpy(slot->tts_values, values, sizeof(values));
+		memset(slot->tts_isnull, 0, sizeof(bool) * MF_BATCH_COLUMNS);
+		ExecStoreVirtualTuple(slot);
+	}
+	else
+		for (int c = 0; c < MF_BATCH_COLUMNS; c++)
+			w->columns[c][w->used] = values[c];
+	w->used++;
+	MemoryContextSwitchTo(old);
+	if (model->user_keys)
+		w->bytes += VARSIZE(DatumGetPointer(values[0]));
+	if (model->item_keys)
+		w->bytes += VARSIZE(DatumGetPointer(values[2]));
+	if (w->used == MF_BATCH_INSERT_ROWS || w->bytes >= MF_BATCH_INSERT_BYTES)
+		writer_flush(w, model);
 }
 
 /* Writes the rows of the next block, whose users' best are set. */
@@ -396,51 +629,30 @@ write_next_block(BatchRun *run)
 	const MfModel *model = run->model;
 	int32		u0 = (int32) (w->next_block * run->block_users);
 	int32		end = Min(u0 + run->block_users, model->factors.n_users);
-	MemoryContext old = MemoryContextSwitchTo(w->rows_cxt);
 
 	for (int32 user = u0; user < end; user++)
-	{
 		for (int32 r = 0; r < run->found[user]; r++)
-		{
-			TupleTableSlot *slot = w->slots[w->used++];
-			int32		item = run->best[(Size) user * run->n + r];
-
-			ExecClearTuple(slot);
-			slot->tts_values[0] = model->user_keys ? CStringGetTextDatum(model->user_keys[user])
-				: Int64GetDatum(model->user_ids[user]);
-			slot->tts_values[1] = Int32GetDatum(r + 1);
-			slot->tts_values[2] = model->item_keys ? CStringGetTextDatum(model->item_keys[item])
-				: Int64GetDatum(model->item_ids[item]);
-			slot->tts_values[3] = Float8GetDatum(run->best_scores[(Size) user * run->n + r]);
-			memset(slot->tts_isnull, 0, sizeof(bool) * 4);
-			ExecStoreVirtualTuple(slot);
-			if (model->user_keys)
-				w->bytes += VARSIZE(DatumGetPointer(slot->tts_values[0]));
-			if (model->item_keys)
-				w->bytes += VARSIZE(DatumGetPointer(slot->tts_values[2]));
-			if (w->used == MF_BATCH_INSERT_ROWS || w->bytes >= MF_BATCH_INSERT_BYTES)
-			{
-				MemoryContextSwitchTo(old);
-				writer_flush(w);
-				MemoryContextSwitchTo(w->rows_cxt);
-			}
-		}
-	}
-	MemoryContextSwitchTo(old);
+			writer_put(w, model, user, r + 1, run->best[(Size) user * run->n + r],
+					   run->best_scores[(Size) user * run->n + r]);
 	w->next_block++;
 	mf_progress_step(end, model->factors.n_users, "user", NAN, NAN);
 }
 
 /* Finishes writing; returns the rows written. */
 static int64
-writer_close(BatchWriter *w)
+writer_close(BatchWriter *w, const MfModel *model)
 {
-	writer_flush(w);
-	FreeBulkInsertState(w->bistate);
-	table_finish_bulk_insert(w->rel, TABLE_INSERT_SKIP_FSM);
-	for (int s = 0; s < MF_BATCH_INSERT_ROWS; s++)
-		ExecDropSingleTupleTableSlot(w->slots[s]);
-	table_close(w->rel, NoLock);
+	writer_flush(w, model);
+	if (w->sink == SINK_NEW_TABLE)
+	{
+		FreeBulkInsertState(w->bistate);
+		table_finish_bulk_insert(w->rel, TABLE_INSERT_SKIP_FSM);
+		for (int s = 0; s < MF_BATCH_INSERT_ROWS; s++)
+			ExecDropSingleTupleTableSlot(w->slots[s]);
+		table_close(w->rel, NoLock);
+	}
+	else if (w->sink == SINK_EXISTING_TABLE)
+		SPI_freeplan(w->insert);
 	return w->written;
 }
 
@@ -575,52 +787,120 @@ prepare_products(MemoryContext cxt, const MfFactors *f, BatchRun *run)
 	run->items = items;
 }
 
-/* The n argument, checked with exclude_rated and target (none may be NULL). */
-static int32
-batch_count_argument(FunctionCallInfo fcinfo)
+/* The arguments of a call, checked. */
+typedef struct BatchArgs
 {
 	int32		n;
+	bool		exclude_rated;
+	text	   *target;			/* NULL: the rows are the result */
+	BatchMode	mode;
+	int			filter_arg;		/* the candidates argument, followed by exclude */
+} BatchArgs;
 
-	if (PG_ARGISNULL(1) || PG_ARGISNULL(2) || PG_ARGISNULL(3))
-		ereport(ERROR,
-				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
-				 errmsg("%s must not be NULL",
-						PG_ARGISNULL(1) ? "n" : PG_ARGISNULL(2) ? "exclude_rated" : "target"),
-				 errhint(PG_ARGISNULL(3) ? "Pass the name of a new table to write the recommendations into."
-						 : "Omit it to use the default, or pass a value.")));
-	n = PG_GETARG_INT32(1);
-	if (n < 1)
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("n must be at least 1, got %d", n),
-				 errhint("n is how many items to recommend to each user.")));
-	return n;
+/* The mode argument (arg), or 'create' in a call through 0.4's definitions. */
+static BatchMode
+batch_mode_argument(FunctionCallInfo fcinfo, int arg)
+{
+	static const char *const hint = "Pass mode => 'create' (a new table), 'replace' (the table's rows deleted, then the new ones written, in the caller's transaction) or 'append' (added to its rows); 'replace' and 'append' create the table when it does not exist.";
+	char	   *mode;
+
+	if (arg >= PG_NARGS())
+		return BATCH_CREATE;
+	mf_check_not_null(fcinfo, arg, "mode", hint);
+	mode = text_to_cstring(PG_GETARG_TEXT_PP(arg));
+	if (strcmp(mode, "create") == 0)
+		return BATCH_CREATE;
+	if (strcmp(mode, "replace") == 0)
+		return BATCH_REPLACE;
+	if (strcmp(mode, "append") == 0)
+		return BATCH_APPEND;
+	ereport(ERROR,
+			(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+			 errmsg("unknown mode \"%s\"", mode),
+			 errhint("%s", hint)));
+	return BATCH_CREATE;		/* keep the compiler quiet */
 }
 
 /*
- * Creates the target table for the model found and returns its oid, with
- * the model looked up again into run->model: creating the table may run
- * the caller's event triggers, which may retrain it.
+ * The arguments (model, n, exclude_rated, target, mode, candidates,
+ * exclude) of mf_recommend_all, or with rows those (model, n,
+ * exclude_rated, candidates, exclude) of mf_recommend_all_rows.
  */
-static Oid
-batch_create_target(FunctionCallInfo fcinfo, const MfModel *found, BatchRun *run)
+static BatchArgs
+batch_arguments(FunctionCallInfo fcinfo, bool rows)
+{
+	BatchArgs	args = {0};
+	static const char *const hint = "Omit it to use the default, or pass a value.";
+
+	mf_check_not_null(fcinfo, 1, "n", hint);
+	mf_check_not_null(fcinfo, 2, "exclude_rated", hint);
+	if (!rows)
+		mf_check_not_null(fcinfo, 3, "target",
+						  "Pass the name of the table to write the recommendations into.");
+	args.n = PG_GETARG_INT32(1);
+	mf_check_count(args.n, "n", "n is how many items to recommend to each user.");
+	args.exclude_rated = PG_GETARG_BOOL(2);
+	args.target = rows ? NULL : PG_GETARG_TEXT_PP(3);
+	args.mode = rows ? BATCH_CREATE : batch_mode_argument(fcinfo, 4);
+	args.filter_arg = rows ? 3 : 5;
+	return args;
+}
+
+/*
+ * Opens the writer of mf_recommend_all's target for the model found: a
+ * new table, created, or with mode 'replace' or 'append' an existing one,
+ * checked (and for 'replace' emptied by a DELETE).  The model is then
+ * looked up again into run->model: creating the table or deleting its
+ * rows may run the caller's triggers, which may retrain it.
+ */
+static void
+batch_open_target(FunctionCallInfo fcinfo, const BatchArgs *args, const MfModel *found,
+				  BatchRun *run)
 {
 	int32		model_id = found->row.model_id;
 	bool		user_keys = found->user_keys != NULL;
 	bool		item_keys = found->item_keys != NULL;
-	Oid			target = create_target(PG_GETARG_TEXT_PP(3), user_keys, item_keys);
-	MfModel    *model = mf_cache_model_by_id(fcinfo, model_id);
+	char	   *quoted;
+	RangeVar   *relation = target_name(args->target, &quoted);
+	Oid			relid = RangeVarGetRelidExtended(relation, RowExclusiveLock, RVR_MISSING_OK,
+												 NULL, NULL);
+	bool		existed = OidIsValid(relid);
+	MfModel    *model;
 
+	if (existed && args->mode == BATCH_CREATE)
+		ereport(ERROR,
+				(errcode(ERRCODE_DUPLICATE_TABLE),
+				 errmsg("relation %s already exists", quoted),
+				 errhint("Pass mode => 'replace' to replace its rows, or mode => 'append' to add to them; or drop it, or pass another name.")));
+	if (existed)
+	{
+		check_existing_target(relid, found);
+		if (args->mode == BATCH_REPLACE)
+		{
+			mf_progress_phase("deleting");
+			if (SPI_execute(psprintf("DELETE FROM %s",
+									 quote_qualified_identifier(get_namespace_name(get_rel_namespace(relid)),
+																get_rel_name(relid))),
+							false, 0) != SPI_OK_DELETE)
+				elog(ERROR, "could not delete the rows of %s", quoted);
+			mf_progress_phase("scoring");
+		}
+	}
+	else
+		relid = create_target(relation, quoted, user_keys, item_keys);
+
+	model = mf_cache_model_by_id(fcinfo, model_id);
 	if ((model->user_keys != NULL) != user_keys || (model->item_keys != NULL) != item_keys)
 		ereport(ERROR,
 				(errcode(ERRCODE_T_R_SERIALIZATION_FAILURE),
-				 errmsg("model \"%s\" was retrained on ids of another type while mf_recommend_all created its table",
+				 errmsg("model \"%s\" was retrained on ids of another type while mf_recommend_all prepared its table",
 						model->row.name),
 				 errhint("Run mf_recommend_all again.")));
 	run->model = model;
-	run->f = &model->factors;
-	run->item_ids = model->item_ids;
-	return target;
+	if (existed)
+		writer_open_existing(&run->writer, relid, model);
+	else
+		writer_open_new(&run->writer, relid, model);
 }
 
 /*
@@ -682,7 +962,10 @@ batch_allocate(BatchRun *run, int threads, MemoryContext cxt)
 
 		b->products = mf_alloc_array(cxt, mul_size(run->block_users, f->n_items), sizeof(float));
 		b->excluded = mf_alloc_array(cxt, f->n_items, sizeof(bool));
-		memset(b->excluded, 0, sizeof(bool) * f->n_items);
+		if (run->filter)
+			memcpy(b->excluded, run->filter, sizeof(bool) * f->n_items);
+		else
+			memset(b->excluded, 0, sizeof(bool) * f->n_items);
 		b->candidates = mf_alloc_array(cxt, run->keep, sizeof(int32));
 		b->scores = mf_alloc_array(cxt, run->keep, sizeof(double));
 		b->all_scores = mf_alloc_array(cxt, f->n_items, sizeof(double));
@@ -696,21 +979,20 @@ batch_allocate(BatchRun *run, int threads, MemoryContext cxt)
 
 /*
  * Ranks every user's items on the threads while the backend reads the
- * rated items (exclude_rated) and writes the finished blocks into target;
- * returns the rows written.
+ * rated items (exclude_rated) and writes the finished blocks into the
+ * writer's sink; returns the rows written.
  */
 static int64
-batch_run(FunctionCallInfo fcinfo, BatchRun *run, Oid target, int threads)
+batch_run(FunctionCallInfo fcinfo, BatchRun *run, bool exclude_rated, int threads)
 {
 	int64		exact_users = 0;
 
-	if (PG_GETARG_BOOL(2))
+	if (exclude_rated)
 	{
 		MfSchema	schema = mf_schema_of(fcinfo);
 
 		run->rated_cursor = mf_catalog_open_rated_items(&schema, run->model->row.model_id);
 	}
-	writer_open(&run->writer, target, run->model);
 	mf_parallel_for(threads, run->n_blocks, 1, recommend_blocks, feed_blocks, run);
 	for (int t = 0; t < threads; t++)
 		exact_users += run->buffers[t].exact_users;
@@ -718,61 +1000,96 @@ batch_run(FunctionCallInfo fcinfo, BatchRun *run, Oid target, int threads)
 		 exact_users, run->f->n_users);
 	if (run->rated_cursor)
 		SPI_cursor_close(run->rated_cursor);
+	if (run->writer.next_block < run->n_blocks)
+		mf_progress_phase("writing");
 	while (run->writer.next_block < run->n_blocks)
 	{
 		write_next_block(run);
 		CHECK_FOR_INTERRUPTS();
 	}
-	return writer_close(&run->writer);
+	return writer_close(&run->writer, run->model);
 }
 
 /*
- * mf_recommend_all(model, n, exclude_rated, target): returns the rows
- * written.  found is the model as first looked up.
+ * mf_recommend_all(model, n, exclude_rated, target, mode, candidates,
+ * exclude), returning the rows written, or with rows
+ * mf_recommend_all_rows(model, n, exclude_rated, candidates, exclude),
+ * returning them.  found is the model as first looked up.
  */
 static Datum
-recommend_all(FunctionCallInfo fcinfo, MfModel *found)
+recommend_all(FunctionCallInfo fcinfo, MfModel *found, bool rows)
 {
+	BatchArgs	args = batch_arguments(fcinfo, rows);
+	const char *function = rows ? "mf_recommend_all_rows" : "mf_recommend_all";
 	BatchRun	run = {0};
 	MemoryContext cxt;
 	MemoryContext old;
-	Oid			target;
 	int			threads;
 	int64		written;
 
-	run.n = batch_count_argument(fcinfo);
-	cxt = AllocSetContextCreate(CurrentMemoryContext, "mf_recommend_all",
-								ALLOCSET_DEFAULT_SIZES);
+	if (rows)
+		InitMaterializedSRF(fcinfo, 0);
+	cxt = AllocSetContextCreate(CurrentMemoryContext, "mf_recommend_all", ALLOCSET_DEFAULT_SIZES);
 	old = MemoryContextSwitchTo(cxt);
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
-	mf_progress_begin("mf_recommend_all", found->row.name, "scoring");
-	target = batch_create_target(fcinfo, found, &run);
+	mf_progress_begin(function, found->row.name, "scoring");
+	if (rows)
+	{
+		run.model = found;
+		writer_open_rows(&run.writer, fcinfo);
+	}
+	else
+		batch_open_target(fcinfo, &args, found, &run);
+	run.f = &run.model->factors;
+	run.item_ids = run.model->item_ids;
+	run.n = args.n;
+	run.filter = mf_filter_mask_any(fcinfo, args.filter_arg, run.model, MF_ITEMS, NULL);
 	run.blas = mf_blas();
 	threads = batch_plan(&run);
 	prepare_products(cxt, run.f, &run);
 	batch_allocate(&run, threads, cxt);
-	written = batch_run(fcinfo, &run, target, threads);
+	written = batch_run(fcinfo, &run, args.exclude_rated, threads);
 	mf_progress_end();
 	SPI_finish();
 	MemoryContextSwitchTo(old);
 	MemoryContextDelete(cxt);
+	if (rows)
+		return (Datum) 0;
 	PG_RETURN_INT64(written);
 }
 
 /*
  * mf_recommend_all(model, n DEFAULT 10, exclude_rated DEFAULT true,
- * target text) -> bigint, by model_id or name: writes every user's top n
- * (user_id, rank, item_id, score) into the new table target.
+ * target text, mode DEFAULT 'create', candidates DEFAULT NULL, exclude
+ * DEFAULT NULL) -> bigint, by model_id or name: writes every user's top n
+ * (user_id, rank, item_id, score) into the table target.
  */
 Datum
 mf_recommend_all(PG_FUNCTION_ARGS)
 {
-	return recommend_all(fcinfo, mf_model_argument(fcinfo, false));
+	return recommend_all(fcinfo, mf_model_argument(fcinfo, false), false);
 }
 
 Datum
 mf_recommend_all_by_name(PG_FUNCTION_ARGS)
 {
-	return recommend_all(fcinfo, mf_model_argument(fcinfo, true));
+	return recommend_all(fcinfo, mf_model_argument(fcinfo, true), false);
+}
+
+/*
+ * mf_recommend_all_rows(model, n DEFAULT 10, exclude_rated DEFAULT true,
+ * candidates DEFAULT NULL, exclude DEFAULT NULL) -> (user_id, rank,
+ * item_id, score, user_key, item_key), by model_id or name.
+ */
+Datum
+mf_recommend_all_rows(PG_FUNCTION_ARGS)
+{
+	return recommend_all(fcinfo, mf_model_argument(fcinfo, false), true);
+}
+
+Datum
+mf_recommend_all_rows_by_name(PG_FUNCTION_ARGS)
+{
+	return recommend_all(fcinfo, mf_model_argument(fcinfo, true), true);
 }
