@@ -43,10 +43,10 @@ BEGIN
 END $$;
 
 -- 0.4's positional call creates the table as before.
-SELECT mf_recommend_all('batch', 3, true, 'top') AS written;
+SELECT mf_recommend_all('batch', 3, true, 'batch.top') AS written;
 SELECT batch.same_as_mf_recommend('top', 3, true);
 -- 'create' refuses an existing table.
-SELECT mf_recommend_all('batch', 3, true, 'top');
+SELECT mf_recommend_all('batch', 3, true, 'batch.top');
 
 -- An existing table with an index, a default, a trigger and a partition:
 -- rows go through the executor.
@@ -63,7 +63,7 @@ BEGIN
 END $$;
 CREATE TRIGGER log_rows BEFORE INSERT ON batch.nightly FOR EACH ROW EXECUTE FUNCTION batch.log_rows();
 INSERT INTO batch.nightly (user_id, rank, item_id, score) VALUES (999, 1, 1, 0);
-SELECT mf_recommend_all('batch', 4, target := 'nightly', mode := 'replace') AS written;
+SELECT mf_recommend_all('batch', 4, target := 'batch.nightly', mode := 'replace') AS written;
 SELECT batch.same_as_mf_recommend('nightly', 4, true) AS replaced,
        (SELECT count(*) FROM batch.nightly WHERE user_id = 999) AS old_rows,
        (SELECT count(*) FROM batch.trigger_log) = 1 + (SELECT count(*) FROM batch.nightly) AS triggers_ran,
@@ -72,19 +72,19 @@ FROM batch.nightly;
 -- 'append' adds to the rows: the unique index refuses a second copy, and
 -- the failed call leaves the table as it was.
 CREATE TABLE batch.before AS SELECT * FROM batch.nightly;
-SELECT mf_recommend_all('batch', 4, target := 'nightly', mode := 'append');
+SELECT mf_recommend_all('batch', 4, target := 'batch.nightly', mode := 'append');
 SELECT (SELECT count(*) FROM (SELECT * FROM batch.nightly EXCEPT SELECT * FROM batch.before) d) = 0
        AND (SELECT count(*) FROM batch.nightly) = (SELECT count(*) FROM batch.before) AS unchanged;
 -- A 'replace' that fails after its DELETE (a constraint the new rows
 -- break) leaves the old rows: it is one transaction.
 ALTER TABLE batch.nightly ADD CONSTRAINT top_three CHECK (rank <= 3) NOT VALID;
-SELECT mf_recommend_all('batch', 4, target := 'nightly', mode := 'replace');
+SELECT mf_recommend_all('batch', 4, target := 'batch.nightly', mode := 'replace');
 SELECT batch.same_as_mf_recommend('nightly', 4, true) AS old_rows_kept;
 ALTER TABLE batch.nightly DROP CONSTRAINT top_three;
 -- 'append' into a table without the unique index adds a second copy.
 CREATE TABLE batch.log (user_id bigint, rank integer, item_id bigint, score double precision);
-SELECT mf_recommend_all('batch', 2, false, 'log', 'append') AS first,
-       mf_recommend_all('batch', 2, false, 'log', 'append') AS second;
+SELECT mf_recommend_all('batch', 2, false, 'batch.log', 'append') AS first,
+       mf_recommend_all('batch', 2, false, 'batch.log', 'append') AS second;
 SELECT count(*) AS rows, count(DISTINCT (user_id, rank, item_id, score)) AS distinct_rows FROM batch.log;
 -- 'replace' and 'append' create a missing table, as 'create' would.
 SELECT mf_recommend_all('batch', 2, target := 'batch.created', mode := 'replace') AS written;
@@ -95,7 +95,7 @@ CREATE TABLE batch.parts (rank integer, user_id integer, item_id integer, score 
     PARTITION BY RANGE (rank);
 CREATE TABLE batch.parts_top PARTITION OF batch.parts FOR VALUES FROM (1) TO (2);
 CREATE TABLE batch.parts_rest PARTITION OF batch.parts FOR VALUES FROM (2) TO (100);
-SELECT mf_recommend_all('batch', 3, target := 'parts', mode := 'replace') AS written;
+SELECT mf_recommend_all('batch', 3, target := 'batch.parts', mode := 'replace') AS written;
 SELECT (SELECT count(*) FROM batch.parts_top) = (SELECT count(DISTINCT user_id) FROM batch.parts) AS routed,
        (SELECT count(*) FROM ((SELECT user_id, rank, item_id FROM batch.parts EXCEPT
                                SELECT user_id, rank, item_id FROM batch.top)
@@ -105,20 +105,20 @@ SELECT (SELECT count(*) FROM batch.parts_top) = (SELECT count(DISTINCT user_id) 
 -- Candidates and exclusions for every user: arrays of bigint, integer,
 -- smallint, text and untyped literals; each list is mf_recommend's with
 -- the same arrays.
-SELECT mf_recommend_all('batch', 3, target := 'cand', mode := 'replace',
+SELECT mf_recommend_all('batch', 3, target := 'batch.cand', mode := 'replace',
                         candidates := ARRAY[1, 2, 3, 5, 8, 13]) AS written;
 SELECT batch.same_as_mf_recommend('cand', 3, true, ARRAY[1, 2, 3, 5, 8, 13]);
-SELECT mf_recommend_all('batch', 3, false, 'cand', 'replace', ARRAY[1, 2, 3, 5, 8, 13]::bigint[],
+SELECT mf_recommend_all('batch', 3, false, 'batch.cand', 'replace', ARRAY[1, 2, 3, 5, 8, 13]::bigint[],
                         ARRAY[2, NULL, 99]::smallint[]) AS written;
 SELECT batch.same_as_mf_recommend('cand', 3, false, ARRAY[1, 2, 3, 5, 8, 13], ARRAY[2, NULL, 99]);
-SELECT mf_recommend_all('batch', 5, target := 'cand', mode := 'replace',
+SELECT mf_recommend_all('batch', 5, target := 'batch.cand', mode := 'replace',
                         exclude := '{1,2,3}') AS written;
 SELECT batch.same_as_mf_recommend('cand', 5, true, NULL, ARRAY[1, 2, 3]);
-SELECT mf_recommend_all('batch', 5, target := 'cand', mode := 'replace',
+SELECT mf_recommend_all('batch', 5, target := 'batch.cand', mode := 'replace',
                         candidates := ARRAY['4', '5', 'not an id'], exclude := ARRAY[]::text[]) AS written;
 SELECT batch.same_as_mf_recommend('cand', 5, true, ARRAY[4, 5]);
 -- Empty candidates leave every item out: no rows, as mf_recommend gives none.
-SELECT mf_recommend_all('batch', 5, target := 'cand', mode := 'replace',
+SELECT mf_recommend_all('batch', 5, target := 'batch.cand', mode := 'replace',
                         candidates := ARRAY[]::bigint[]) AS written,
        (SELECT count(*) FROM mf_recommend('batch', 1::bigint, candidates := ARRAY[]::bigint[])) AS mf_recommend_rows;
 
@@ -134,7 +134,7 @@ FROM mf_recommend_all_rows('batch', 3);
 SELECT * FROM mf_recommend_all_rows('batch', 2, candidates := ARRAY[4, 5, 6])
 ORDER BY user_id, rank LIMIT 4;
 -- On text keys: the table holds the keys, the rows their positions and keys.
-SELECT mf_recommend_all('batch named', 3, target := 'named_top', mode := 'replace',
+SELECT mf_recommend_all('batch named', 3, target := 'batch.named_top', mode := 'replace',
                         candidates := ARRAY['film 1', 'film 2', 'film 4', 'film 7'],
                         exclude := '{film 2}') AS written;
 WITH expected AS (
@@ -192,26 +192,26 @@ DROP ROLE regress_mf_batch;
 -- Wrong calls: each fails before any row is deleted.
 SELECT count(*) AS before FROM batch.nightly;
 CREATE TABLE batch.no_score (user_id bigint, rank integer, item_id bigint);
-SELECT mf_recommend_all('batch', 2, target := 'no_score', mode := 'replace');
+SELECT mf_recommend_all('batch', 2, target := 'batch.no_score', mode := 'replace');
 CREATE TABLE batch.point_score (user_id bigint, rank integer, item_id bigint, score point);
-SELECT mf_recommend_all('batch', 2, target := 'point_score', mode := 'append');
-SELECT mf_recommend_all('batch named', 2, target := 'nightly', mode := 'replace');
+SELECT mf_recommend_all('batch', 2, target := 'batch.point_score', mode := 'append');
+SELECT mf_recommend_all('batch named', 2, target := 'batch.nightly', mode := 'replace');
 CREATE VIEW batch.top_view AS SELECT * FROM batch.top;
-SELECT mf_recommend_all('batch', 2, target := 'top_view', mode := 'replace');
-SELECT mf_recommend_all('batch', 2, target := 'nightly', mode := 'truncate');
-SELECT mf_recommend_all('batch', 2, target := 'nightly', mode := NULL);
-SELECT mf_recommend_all('batch', NULL, target := 'nightly', mode := 'replace');
+SELECT mf_recommend_all('batch', 2, target := 'batch.top_view', mode := 'replace');
+SELECT mf_recommend_all('batch', 2, target := 'batch.nightly', mode := 'truncate');
+SELECT mf_recommend_all('batch', 2, target := 'batch.nightly', mode := NULL);
+SELECT mf_recommend_all('batch', NULL, target := 'batch.nightly', mode := 'replace');
 SELECT mf_recommend_all('batch', 2, NULL, 'nightly', 'replace');
 SELECT mf_recommend_all('batch', 2, target := NULL, mode := 'replace');
-SELECT mf_recommend_all('batch', 0, target := 'nightly', mode := 'replace');
-SELECT mf_recommend_all('batch', 2, target := 'nightly', mode := 'replace', candidates := 5);
-SELECT mf_recommend_all('batch', 2, target := 'nightly', mode := 'replace',
+SELECT mf_recommend_all('batch', 0, target := 'batch.nightly', mode := 'replace');
+SELECT mf_recommend_all('batch', 2, target := 'batch.nightly', mode := 'replace', candidates := 5);
+SELECT mf_recommend_all('batch', 2, target := 'batch.nightly', mode := 'replace',
                         exclude := ARRAY[1.5]);
-SELECT mf_recommend_all('batch named', 2, target := 'named_top', mode := 'replace',
+SELECT mf_recommend_all('batch named', 2, target := 'batch.named_top', mode := 'replace',
                         candidates := ARRAY[1, 2]);
 SELECT count(*) AS after FROM batch.nightly;
 -- NULL filters filter nothing.
-SELECT mf_recommend_all('batch', 3, true, 'cand', 'replace', NULL, NULL) AS written;
+SELECT mf_recommend_all('batch', 3, true, 'batch.cand', 'replace', NULL, NULL) AS written;
 SELECT batch.same_as_mf_recommend('cand', 3, true);
 SELECT count(*) FROM mf_recommend_all_rows('batch', NULL);
 SELECT count(*) FROM mf_recommend_all_rows(NULL::text);
