@@ -185,6 +185,8 @@ SELECT 'mf_predict(integer, text, text)',
        mf_predict((SELECT model_id FROM mf_models WHERE name = 'keyed_data'), 'u1', 'i2')::text;
 CREATE TEMP VIEW similar_by_forms AS SELECT * FROM mf_similar_items('integer_data', 1, 3);
 CREATE TABLE served_by_0_4 AS SELECT * FROM pg_temp.served();
+-- 0.4's mf_recommend_all (4 arguments) creates its table as before.
+SELECT mf_recommend_all('integer_data', 2, true, 'top_by_0_4') AS written_by_0_4;
 -- Refits need the update: 0.4's tables record no one's columns, and its
 -- refits cannot name them.
 SELECT mf_refit_users('integer_data', 'integer_data');
@@ -212,6 +214,16 @@ SELECT form FROM served_by_0_4 b JOIN pg_temp.served() a USING (form)
 WHERE a.answer IS DISTINCT FROM b.answer;
 SELECT form FROM served_by_0_4 b JOIN predicted_by_forms a USING (form)
 WHERE a.answer IS DISTINCT FROM b.answer;
+-- After the update mf_recommend_all replaces that table's rows (here with
+-- the same ones) and mf_recommend_all_rows returns them.
+SELECT mf_recommend_all('integer_data', 2, true, 'top_by_0_4', 'replace') AS replaced,
+       (SELECT count(*) FROM ((SELECT * FROM top_by_0_4 EXCEPT ALL
+                               SELECT user_id, rank, item_id, score
+                               FROM mf_recommend_all_rows('integer_data', 2))
+                              UNION ALL (SELECT user_id, rank, item_id, score
+                                         FROM mf_recommend_all_rows('integer_data', 2)
+                                         EXCEPT ALL SELECT * FROM top_by_0_4)) d) AS differing_rows;
+DROP TABLE top_by_0_4;
 DROP TABLE keyed_data, integer_data, served_by_0_4;
 DROP EXTENSION mf_ext CASCADE;
 

@@ -1034,6 +1034,8 @@ recommend_all(FunctionCallInfo fcinfo, MfModel *found, bool rows)
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
 	mf_progress_begin(function, found->row.name, "scoring");
+	/* the filters are checked before the target is touched */
+	run.filter = mf_filter_mask_any(fcinfo, args.filter_arg, found, MF_ITEMS, NULL);
 	if (rows)
 	{
 		run.model = found;
@@ -1041,10 +1043,11 @@ recommend_all(FunctionCallInfo fcinfo, MfModel *found, bool rows)
 	}
 	else
 		batch_open_target(fcinfo, &args, found, &run);
+	if (run.model != found)		/* retrained meanwhile: its items may differ */
+		run.filter = mf_filter_mask_any(fcinfo, args.filter_arg, run.model, MF_ITEMS, NULL);
 	run.f = &run.model->factors;
 	run.item_ids = run.model->item_ids;
 	run.n = args.n;
-	run.filter = mf_filter_mask_any(fcinfo, args.filter_arg, run.model, MF_ITEMS, NULL);
 	run.blas = mf_blas();
 	threads = batch_plan(&run);
 	prepare_products(cxt, run.f, &run);

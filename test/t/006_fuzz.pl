@@ -43,7 +43,8 @@ my %pool = (
 	'boolean' => [ 'NULL', 'true', 'false' ],
 	'text' => [ 'NULL', "''", "'ratings'", "'implicit'", "'named'", "'biases only'", "'u1'", "'i3'",
 		"'1'", "' 1'", "'no such'", q{'ratings; DROP TABLE ratings; --'}, q{'x"y'}, q{'it''s'},
-		q{'été ✓'}, "repeat('x', 3000)", "'user_id'", "'rating'" ],
+		q{'été ✓'}, "repeat('x', 3000)", "'user_id'", "'rating'", "'replace'", "'append'",
+		"'create'" ],
 	'name' => [ 'NULL', "''", "'user_id'", "'item_id'", "'rating'", "'who'", "'no such'",
 		q{'a"b'} ],
 	'regclass' => [ 'NULL', "'ratings'", "'named'", "'empty'", "'mf_models'", "'pg_class'",
@@ -51,6 +52,12 @@ my %pool = (
 	'bigint[]' => [ 'NULL', "'{}'", "'{1,2,3}'", "'{1,NULL}'", "'{{1,2},{3,4}}'",
 		"'{9223372036854775807}'", 'array_fill(1::bigint, ARRAY[5000])' ],
 	'text[]' => [ 'NULL', "'{}'", q{'{i1,i2}'}, q{'{1,2}'}, q{'{NULL}'}, q{'{"x y","é"}'} ],
+	# "any" (mf_recommend_all's filters): arrays of each type, untyped
+	# literals, scalars, nested arrays; passed without a cast
+	'"any"' => [ 'NULL', 'ARRAY[1, 2]', 'ARRAY[1, 2]::bigint[]', 'ARRAY[3]::smallint[]', "'{1,2}'",
+		"'{}'", 'ARRAY[]::integer[]', "ARRAY['i1', 'i2']", "ARRAY['u1', NULL]", 'ARRAY[NULL]::bigint[]',
+		'1', "'x'", 'ARRAY[1.5]', 'now()', 'ARRAY[ARRAY[1, 2], ARRAY[3, 4]]', "'{{1,2},{3,4}}'",
+		'array_fill(7::bigint, ARRAY[5000])', "'{9223372036854775807}'" ],
 	'double precision[]' => [ 'NULL', "'{}'", "'{4,5,1}'", "'{1,2}'", "'{NaN}'", "'{1e308,1e308,1e308}'",
 		"'{NULL,1}'", "'{-1,-2,-3}'", "'{{1},{2}}'" ],
 );
@@ -78,7 +85,7 @@ foreach my $function (@functions)
 			my $values = $pool{$type} // die "no pool for type $type of $name";
 			my $value = $values->[ int(rand(@$values)) ];
 			$value = "'t" . int(rand(1000000)) . "'" if $type eq 'text' && rand() < 0.05;
-			push @values, "${value}::$type";
+			push @values, $type eq '"any"' ? $value : "${value}::$type";
 		}
 		$script .= sprintf("SELECT * FROM %s(%s);\n", $name, join(', ', @values));
 		$calls++;
