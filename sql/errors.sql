@@ -245,20 +245,20 @@ FROM (VALUES
     (157, $$SELECT mf_train('tiny', patience := 3, validation := 'tiny', feedback := 'implicit')$$),
     (158, $$SELECT mf_train('tiny', model_name := 'tiny implicit', patience := 1, validation := 'tiny')$$),
     -- mf_recommend_all into existing tables (mode), its filters; mf_recommend_all_rows
-    (159, $$SELECT mf_recommend_all('tiny', 10, true, 'out', 'upsert')$$),
-    (160, $$SELECT mf_recommend_all('tiny', 10, true, 'out', NULL)$$),
-    (161, $$SELECT mf_recommend_all('tiny', 10, true, 'tiny', 'replace')$$),
-    (162, $$SELECT mf_recommend_all('tiny', 10, true, 'tiny', 'append')$$),
-    (163, $$SELECT mf_recommend_all('tiny', 10, true, 'mf_progress', 'replace')$$),
-    (164, $$SELECT mf_recommend_all('tiny', 10, true, 'out', candidates := 1)$$),
-    (165, $$SELECT mf_recommend_all('tiny', 10, true, 'out', exclude := ARRAY[now()])$$),
-    (166, $$SELECT mf_recommend_all('tiny', 10, true, 'out', 'replace', '{1', NULL)$$),
-    (167, $$SELECT * FROM mf_recommend_all_rows('tiny', 0)$$),
-    (168, $$SELECT * FROM mf_recommend_all_rows('tiny', 10, NULL)$$),
-    (169, $$SELECT * FROM mf_recommend_all_rows(NULL::integer)$$),
-    (170, $$SELECT * FROM mf_recommend_all_rows('tiny', candidates := 'x'::text)$$),
-    (171, $$SELECT * FROM mf_recommend_all_rows('no such model')$$),
-    (172, $$SELECT * FROM mf_recommend_all_rows('tiny', exclude := ARRAY[true])$$)
+    (176, $$SELECT mf_recommend_all('tiny', 10, true, 'out', 'upsert')$$),
+    (177, $$SELECT mf_recommend_all('tiny', 10, true, 'out', NULL)$$),
+    (178, $$SELECT mf_recommend_all('tiny', 10, true, 'tiny', 'replace')$$),
+    (179, $$SELECT mf_recommend_all('tiny', 10, true, 'tiny', 'append')$$),
+    (180, $$SELECT mf_recommend_all('tiny', 10, true, 'mf_progress', 'replace')$$),
+    (181, $$SELECT mf_recommend_all('tiny', 10, true, 'out', candidates := 1)$$),
+    (182, $$SELECT mf_recommend_all('tiny', 10, true, 'out', exclude := ARRAY[now()])$$),
+    (183, $$SELECT mf_recommend_all('tiny', 10, true, 'out', 'replace', '{1', NULL)$$),
+    (184, $$SELECT * FROM mf_recommend_all_rows('tiny', 0)$$),
+    (185, $$SELECT * FROM mf_recommend_all_rows('tiny', 10, NULL)$$),
+    (186, $$SELECT * FROM mf_recommend_all_rows(NULL::integer)$$),
+    (187, $$SELECT * FROM mf_recommend_all_rows('tiny', candidates := 'x'::text)$$),
+    (188, $$SELECT * FROM mf_recommend_all_rows('no such model')$$),
+    (189, $$SELECT * FROM mf_recommend_all_rows('tiny', exclude := ARRAY[true])$$)
 ) AS s(n, statement)
 LEFT JOIN LATERAL try(s.statement) t ON true
 ORDER BY s.n;
