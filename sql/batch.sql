@@ -131,7 +131,9 @@ SELECT count(*) = (SELECT count(*) FROM batch.top) AS same_count,
                                          FROM mf_recommend_all_rows('batch', 3))) d) = 0 AS same_rows,
        bool_and(user_key IS NULL AND item_key IS NULL) AS no_keys
 FROM mf_recommend_all_rows('batch', 3);
-SELECT * FROM mf_recommend_all_rows('batch', 2, candidates := ARRAY[4, 5, 6])
+SELECT user_id, rank, item_id, score = mf_predict('batch', user_id, item_id) AS is_mf_predict,
+       user_key, item_key
+FROM mf_recommend_all_rows('batch', 2, candidates := ARRAY[4, 5, 6])
 ORDER BY user_id, rank LIMIT 4;
 -- On text keys: the table holds the keys, the rows their positions and keys.
 SELECT mf_recommend_all('batch named', 3, target := 'batch.named_top', mode := 'replace',
