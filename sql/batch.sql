@@ -221,6 +221,59 @@ SELECT count(*) FROM mf_recommend_all_rows('no such model');
 SELECT count(*) FROM mf_recommend_all_rows('batch', 2, candidates := '{x}');
 SELECT count(*) FROM mf_recommend_all_rows('batch', 2, candidates := 'not an array');
 
+-- mf_recommend_users_all: every item's users, as mf_recommend_users lists
+-- them for each item (ids, scores, and ranks in its order: users 5, 20 and
+-- 35 rated alike, and tie), leaving out the raters or not, with n beyond
+-- the users, on a model with biases and on text keys.
+CREATE FUNCTION batch.same_as_mf_recommend_users(model text, target regclass, n integer,
+                                                 exclude_rated boolean)
+RETURNS boolean LANGUAGE plpgsql AS $$
+DECLARE
+    differ bigint;
+BEGIN
+    EXECUTE format($q$
+        WITH expected AS (
+            SELECT f.item_key, f.item_id, r.rank::integer, r.user_id, r.score
+            FROM mf_item_factors f JOIN mf_models m USING (model_id),
+                 LATERAL mf_recommend_users($1, coalesce(f.item_key, f.item_id::text), $2, $3)
+                     WITH ORDINALITY r(user_id, score, rank)
+            WHERE m.name = $1),
+        got AS (SELECT item_id::text, rank, user_id::text, score FROM %s)
+        SELECT count(*) FROM ((SELECT coalesce(item_key, item_id::text), rank, user_id, score
+                               FROM expected EXCEPT ALL SELECT * FROM got)
+                              UNION ALL (SELECT * FROM got EXCEPT ALL
+                                         SELECT coalesce(item_key, item_id::text), rank, user_id, score
+                                         FROM expected)) d$q$, target)
+    INTO differ USING model, n, exclude_rated;
+    RETURN differ = 0;
+END $$;
+SELECT mf_recommend_users_all('batch', 5, target := 'batch.fans') AS written;
+SELECT batch.same_as_mf_recommend_users('batch', 'batch.fans', 5, true) AS fans,
+       (SELECT string_agg(attname || ' ' || format_type(atttypid, atttypmod), ', ' ORDER BY attnum)
+        FROM pg_attribute WHERE attrelid = 'batch.fans'::regclass AND attnum > 0) AS columns;
+SELECT mf_recommend_users_all('batch', 100, false, 'batch.fans', 'replace') AS written;
+SELECT batch.same_as_mf_recommend_users('batch', 'batch.fans', 100, false) AS every_user;
+SELECT mf_train('batch.ratings', k := 2, lambda := 0.5, biases := true, double_precision := true,
+                model_name := 'batch biases') > 0 AS trained;
+SELECT mf_recommend_users_all('batch biases', 4, target := 'batch.fans', mode := 'replace') AS written;
+SELECT batch.same_as_mf_recommend_users('batch biases', 'batch.fans', 4, true) AS with_biases;
+SELECT mf_recommend_users_all('batch named', 3, target := 'batch.named_fans') AS written;
+SELECT batch.same_as_mf_recommend_users('batch named', 'batch.named_fans', 3, true) AS on_keys;
+-- Into an existing table, through the executor; its shape is
+-- (item_id, rank, user_id, score).
+CREATE TABLE batch.item_fans (item_id bigint, rank integer, user_id bigint, score float8,
+                              PRIMARY KEY (item_id, rank));
+SELECT mf_recommend_users_all('batch', 2, target := 'batch.item_fans', mode := 'append') AS written;
+SELECT batch.same_as_mf_recommend_users('batch', 'batch.item_fans', 2, true) AS appended;
+SELECT mf_recommend_users_all('batch', 2, target := 'batch.item_fans', mode := 'append');
+SELECT mf_recommend_users_all('batch', 2, target := 'batch.no_score', mode := 'replace');
+SELECT mf_recommend_users_all('batch named', 2, target := 'batch.item_fans', mode := 'replace');
+SELECT mf_recommend_users_all('batch', 0, target := 'batch.item_fans', mode := 'replace');
+SELECT mf_recommend_users_all('batch', 2, target := 'batch.item_fans', mode := 'merge');
+SELECT mf_recommend_users_all('batch', 2, target := NULL);
+SELECT mf_recommend_users_all('batch', 2, NULL, 'batch.item_fans', 'replace');
+SELECT count(*) AS kept FROM batch.item_fans;
+
 RESET search_path;
 DROP SCHEMA batch CASCADE;
-SELECT mf_drop_model('batch'), mf_drop_model('batch named');
+SELECT mf_drop_model('batch'), mf_drop_model('batch named'), mf_drop_model('batch biases');

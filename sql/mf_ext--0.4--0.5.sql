@@ -552,7 +552,8 @@ COMMENT ON VIEW @extschema@.mf_progress IS
   'mf_ext: one row per backend running mf_train, mf_cross_validate, mf_refit_users, mf_refit_items or mf_recommend_all that the caller may see in pg_stat_activity (its own role''s; every one with pg_read_all_stats): the model, the part (a cross-validation''s fold and fit), the phase (options, reading, indexing, iterating, solving, storing, scoring), step of steps units (iteration, user) done, J and the validation RMSE of the last iteration, with patience the iteration of the lowest validation RMSE so far (best_iteration), seconds since the call started and an estimate of the seconds left in the phase';
 
 -- mf_recommend_all writes into existing tables (mode), among candidates
--- less exclusions; mf_recommend_all_rows returns its rows.  (Views over
+-- less exclusions; mf_recommend_all_rows returns its rows;
+-- mf_recommend_users_all writes every item's users.  (Views over
 -- mf_recommend_all must be dropped before the update.)
 DROP FUNCTION @extschema@.mf_recommend_all(integer, integer, boolean, text);
 DROP FUNCTION @extschema@.mf_recommend_all(text, integer, boolean, text);
@@ -602,3 +603,23 @@ AS 'MODULE_PATHNAME', 'mf_recommend_all_rows_by_name'
 LANGUAGE C VOLATILE CALLED ON NULL INPUT PARALLEL UNSAFE;
 COMMENT ON FUNCTION @extschema@.mf_recommend_all_rows(text, integer, boolean, "any", "any") IS
   'mf_ext: as mf_recommend_all_rows(integer, ...), for the named model: the rows mf_recommend_all writes, returned (user_id, rank, item_id, score, user_key, item_key)';
+
+CREATE FUNCTION @extschema@.mf_recommend_users_all(model integer, n integer DEFAULT 10,
+                                                   exclude_rated boolean DEFAULT true,
+                                                   target text DEFAULT NULL,
+                                                   mode text DEFAULT 'create')
+RETURNS bigint
+AS 'MODULE_PATHNAME', 'mf_recommend_users_all'
+LANGUAGE C VOLATILE CALLED ON NULL INPUT PARALLEL UNSAFE;
+COMMENT ON FUNCTION @extschema@.mf_recommend_users_all(integer, integer, boolean, text, text) IS
+  'mf_ext: writes the n users with the highest predicted rating of every item of model (a model_id), as mf_recommend_users lists them (exclude_rated leaves out each item''s raters), into the table target (item_id, rank, user_id, score), with mode ''create'', ''replace'' or ''append'' as mf_recommend_all; returns the rows written';
+
+CREATE FUNCTION @extschema@.mf_recommend_users_all(model text, n integer DEFAULT 10,
+                                                   exclude_rated boolean DEFAULT true,
+                                                   target text DEFAULT NULL,
+                                                   mode text DEFAULT 'create')
+RETURNS bigint
+AS 'MODULE_PATHNAME', 'mf_recommend_users_all_by_name'
+LANGUAGE C VOLATILE CALLED ON NULL INPUT PARALLEL UNSAFE;
+COMMENT ON FUNCTION @extschema@.mf_recommend_users_all(text, integer, boolean, text, text) IS
+  'mf_ext: as mf_recommend_users_all(integer, ...), for the named model: writes every item''s n best users (item_id, rank, user_id, score) into the table target; returns the rows written';

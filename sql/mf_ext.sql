@@ -738,6 +738,26 @@ LANGUAGE C VOLATILE CALLED ON NULL INPUT PARALLEL UNSAFE;
 COMMENT ON FUNCTION @extschema@.mf_recommend_all_rows(text, integer, boolean, "any", "any") IS
   'mf_ext: as mf_recommend_all_rows(integer, ...), for the named model: the rows mf_recommend_all writes, returned (user_id, rank, item_id, score, user_key, item_key)';
 
+CREATE FUNCTION @extschema@.mf_recommend_users_all(model integer, n integer DEFAULT 10,
+                                                   exclude_rated boolean DEFAULT true,
+                                                   target text DEFAULT NULL,
+                                                   mode text DEFAULT 'create')
+RETURNS bigint
+AS 'MODULE_PATHNAME', 'mf_recommend_users_all'
+LANGUAGE C VOLATILE CALLED ON NULL INPUT PARALLEL UNSAFE;
+COMMENT ON FUNCTION @extschema@.mf_recommend_users_all(integer, integer, boolean, text, text) IS
+  'mf_ext: writes the n users with the highest predicted rating of every item of model (a model_id), as mf_recommend_users lists them (exclude_rated leaves out each item''s raters), into the table target (item_id, rank, user_id, score), with mode ''create'', ''replace'' or ''append'' as mf_recommend_all; returns the rows written';
+
+CREATE FUNCTION @extschema@.mf_recommend_users_all(model text, n integer DEFAULT 10,
+                                                   exclude_rated boolean DEFAULT true,
+                                                   target text DEFAULT NULL,
+                                                   mode text DEFAULT 'create')
+RETURNS bigint
+AS 'MODULE_PATHNAME', 'mf_recommend_users_all_by_name'
+LANGUAGE C VOLATILE CALLED ON NULL INPUT PARALLEL UNSAFE;
+COMMENT ON FUNCTION @extschema@.mf_recommend_users_all(text, integer, boolean, text, text) IS
+  'mf_ext: as mf_recommend_users_all(integer, ...), for the named model: writes every item''s n best users (item_id, rank, user_id, score) into the table target; returns the rows written';
+
 -- Splits ----------------------------------------------------------------------
 
 CREATE FUNCTION @extschema@.mf_is_test(user_id bigint, item_id bigint,
