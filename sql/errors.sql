@@ -258,7 +258,12 @@ FROM (VALUES
     (186, $$SELECT * FROM mf_recommend_all_rows(NULL::integer)$$),
     (187, $$SELECT * FROM mf_recommend_all_rows('tiny', candidates := 'x'::text)$$),
     (188, $$SELECT * FROM mf_recommend_all_rows('no such model')$$),
-    (189, $$SELECT * FROM mf_recommend_all_rows('tiny', exclude := ARRAY[true])$$)
+    (189, $$SELECT * FROM mf_recommend_all_rows('tiny', exclude := ARRAY[true])$$),
+    (190, $$SELECT mf_recommend_users_all('tiny', 10, true, NULL)$$),
+    (191, $$SELECT mf_recommend_users_all('tiny', -1, true, 'out')$$),
+    (192, $$SELECT mf_recommend_users_all('tiny', 10, true, 'tiny', 'replace')$$),
+    (193, $$SELECT mf_recommend_users_all('tiny', 10, true, 'tiny')$$),
+    (194, $$SELECT mf_recommend_users_all('no such model', 10, true, 'out')$$)
 ) AS s(n, statement)
 LEFT JOIN LATERAL try(s.statement) t ON true
 ORDER BY s.n;

@@ -223,7 +223,12 @@ SELECT mf_recommend_all('integer_data', 2, true, 'top_by_0_4', 'replace') AS rep
                               UNION ALL (SELECT user_id, rank, item_id, score
                                          FROM mf_recommend_all_rows('integer_data', 2)
                                          EXCEPT ALL SELECT * FROM top_by_0_4)) d) AS differing_rows;
-DROP TABLE top_by_0_4;
+SELECT mf_recommend_users_all('integer_data', 2, true, 'fans_after_update') AS users_written;
+SELECT (SELECT count(*) FROM fans_after_update f
+        WHERE (f.user_id, f.score) NOT IN (SELECT user_id, score
+                                           FROM mf_recommend_users('integer_data', f.item_id, 2)))
+         AS not_as_mf_recommend_users;
+DROP TABLE top_by_0_4, fans_after_update;
 DROP TABLE keyed_data, integer_data, served_by_0_4;
 DROP EXTENSION mf_ext CASCADE;
 
