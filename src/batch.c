@@ -26,7 +26,9 @@
  *	  The backend's thread, between its own blocks, reads the users' rated
  *	  items in user order (a block is ranked once its users' are read) and
  *	  inserts the rows of the blocks finished so far: reading and writing
- *	  overlap the ranking.
+ *	  overlap the ranking.  With the roles swapped (an item's list of users)
+ *	  the items' raters are known only once every user is read: the ranking
+ *	  then starts after the reading.
  *
  *-------------------------------------------------------------------------
  */
