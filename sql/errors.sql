@@ -265,7 +265,27 @@ FROM (VALUES
     (155, $$SELECT mf_train('tiny', patience := -2147483648)$$),
     (156, $$SELECT mf_train('tiny', patience := 3)$$),
     (157, $$SELECT mf_train('tiny', patience := 3, validation := 'tiny', feedback := 'implicit')$$),
-    (158, $$SELECT mf_train('tiny', model_name := 'tiny implicit', patience := 1, validation := 'tiny')$$)
+    (158, $$SELECT mf_train('tiny', model_name := 'tiny implicit', patience := 1, validation := 'tiny')$$),
+    -- mf_recommend_all into existing tables (mode), its filters; mf_recommend_all_rows
+    (195, $$SELECT mf_recommend_all('tiny', 10, true, 'out', 'upsert')$$),
+    (196, $$SELECT mf_recommend_all('tiny', 10, true, 'out', NULL)$$),
+    (197, $$SELECT mf_recommend_all('tiny', 10, true, 'tiny', 'replace')$$),
+    (198, $$SELECT mf_recommend_all('tiny', 10, true, 'tiny', 'append')$$),
+    (199, $$SELECT mf_recommend_all('tiny', 10, true, 'mf_progress', 'replace')$$),
+    (200, $$SELECT mf_recommend_all('tiny', 10, true, 'out', candidates := 1)$$),
+    (201, $$SELECT mf_recommend_all('tiny', 10, true, 'out', exclude := ARRAY[now()])$$),
+    (202, $$SELECT mf_recommend_all('tiny', 10, true, 'out', 'replace', '{1', NULL)$$),
+    (203, $$SELECT * FROM mf_recommend_all_rows('tiny', 0)$$),
+    (204, $$SELECT * FROM mf_recommend_all_rows('tiny', 10, NULL)$$),
+    (205, $$SELECT * FROM mf_recommend_all_rows(NULL::integer)$$),
+    (206, $$SELECT * FROM mf_recommend_all_rows('tiny', candidates := 'x'::text)$$),
+    (207, $$SELECT * FROM mf_recommend_all_rows('no such model')$$),
+    (208, $$SELECT * FROM mf_recommend_all_rows('tiny', exclude := ARRAY[true])$$),
+    (209, $$SELECT mf_recommend_users_all('tiny', 10, true, NULL)$$),
+    (210, $$SELECT mf_recommend_users_all('tiny', -1, true, 'out')$$),
+    (211, $$SELECT mf_recommend_users_all('tiny', 10, true, 'tiny', 'replace')$$),
+    (212, $$SELECT mf_recommend_users_all('tiny', 10, true, 'tiny')$$),
+    (213, $$SELECT mf_recommend_users_all('no such model', 10, true, 'out')$$)
 ) AS s(n, statement)
 LEFT JOIN LATERAL try(s.statement) t ON true
 ORDER BY s.n;

@@ -871,21 +871,69 @@ COMMENT ON FUNCTION @extschema@.mf_refit_items(text, regclass, name, name, name,
 
 CREATE FUNCTION @extschema@.mf_recommend_all(model integer, n integer DEFAULT 10,
                                              exclude_rated boolean DEFAULT true,
-                                             target text DEFAULT NULL)
+                                             target text DEFAULT NULL,
+                                             mode text DEFAULT 'create',
+                                             candidates "any" DEFAULT NULL,
+                                             exclude "any" DEFAULT NULL)
 RETURNS bigint
 AS 'MODULE_PATHNAME', 'mf_recommend_all'
 LANGUAGE C VOLATILE CALLED ON NULL INPUT PARALLEL UNSAFE;
-COMMENT ON FUNCTION @extschema@.mf_recommend_all(integer, integer, boolean, text) IS
-  'mf_ext: writes the n best items of every user of model (a model_id) into the new table target (user_id, rank, item_id, score), scored by blocked matrix products on all threads and rescored as mf_predict scores; returns the rows written';
+COMMENT ON FUNCTION @extschema@.mf_recommend_all(integer, integer, boolean, text, text, "any", "any") IS
+  'mf_ext: writes the n best items of every user of model (a model_id), among candidates (an array of item ids or keys; NULL: all items) less exclude, into the table target (user_id, rank, item_id, score), scored by blocked matrix products on all threads and rescored as mf_predict scores; mode ''create'' makes a new table (error 42P07 when it exists), ''replace'' deletes an existing table''s rows (DELETE, in the caller''s transaction) and inserts the new ones through the executor (its indexes, constraints, triggers, row-level security and the caller''s privileges apply), ''append'' inserts them; both create the table when it does not exist. An existing table must be a table or partitioned table with columns user_id, rank, item_id and score to which the values can be assigned (42703, 42804, 42809 otherwise). Returns the rows written';
 
 CREATE FUNCTION @extschema@.mf_recommend_all(model text, n integer DEFAULT 10,
                                              exclude_rated boolean DEFAULT true,
-                                             target text DEFAULT NULL)
+                                             target text DEFAULT NULL,
+                                             mode text DEFAULT 'create',
+                                             candidates "any" DEFAULT NULL,
+                                             exclude "any" DEFAULT NULL)
 RETURNS bigint
 AS 'MODULE_PATHNAME', 'mf_recommend_all_by_name'
 LANGUAGE C VOLATILE CALLED ON NULL INPUT PARALLEL UNSAFE;
-COMMENT ON FUNCTION @extschema@.mf_recommend_all(text, integer, boolean, text) IS
-  'mf_ext: writes the n best items of every user of the named model into the new table target (user_id, rank, item_id, score), scored by blocked matrix products on all threads and rescored as mf_predict scores; returns the rows written';
+COMMENT ON FUNCTION @extschema@.mf_recommend_all(text, integer, boolean, text, text, "any", "any") IS
+  'mf_ext: as mf_recommend_all(integer, ...), for the named model: writes the n best items of every user, among candidates less exclude, into the table target (user_id, rank, item_id, score) with mode ''create'', ''replace'' or ''append''; returns the rows written';
+
+CREATE FUNCTION @extschema@.mf_recommend_all_rows(model integer, n integer DEFAULT 10,
+                                                  exclude_rated boolean DEFAULT true,
+                                                  candidates "any" DEFAULT NULL,
+                                                  exclude "any" DEFAULT NULL)
+RETURNS TABLE (user_id bigint, rank integer, item_id bigint, score double precision,
+               user_key text, item_key text)
+AS 'MODULE_PATHNAME', 'mf_recommend_all_rows'
+LANGUAGE C VOLATILE CALLED ON NULL INPUT PARALLEL UNSAFE;
+COMMENT ON FUNCTION @extschema@.mf_recommend_all_rows(integer, integer, boolean, "any", "any") IS
+  'mf_ext: the rows mf_recommend_all writes (the n best items of every user of model, a model_id, among candidates less exclude), returned instead (materialized: past work_mem they spill to disk); on a side of text keys, user_id / item_id are the keys'' positions as in mf_user_factors / mf_item_factors and user_key / item_key the keys (NULL for integer ids)';
+
+CREATE FUNCTION @extschema@.mf_recommend_all_rows(model text, n integer DEFAULT 10,
+                                                  exclude_rated boolean DEFAULT true,
+                                                  candidates "any" DEFAULT NULL,
+                                                  exclude "any" DEFAULT NULL)
+RETURNS TABLE (user_id bigint, rank integer, item_id bigint, score double precision,
+               user_key text, item_key text)
+AS 'MODULE_PATHNAME', 'mf_recommend_all_rows_by_name'
+LANGUAGE C VOLATILE CALLED ON NULL INPUT PARALLEL UNSAFE;
+COMMENT ON FUNCTION @extschema@.mf_recommend_all_rows(text, integer, boolean, "any", "any") IS
+  'mf_ext: as mf_recommend_all_rows(integer, ...), for the named model: the rows mf_recommend_all writes, returned (user_id, rank, item_id, score, user_key, item_key)';
+
+CREATE FUNCTION @extschema@.mf_recommend_users_all(model integer, n integer DEFAULT 10,
+                                                   exclude_rated boolean DEFAULT true,
+                                                   target text DEFAULT NULL,
+                                                   mode text DEFAULT 'create')
+RETURNS bigint
+AS 'MODULE_PATHNAME', 'mf_recommend_users_all'
+LANGUAGE C VOLATILE CALLED ON NULL INPUT PARALLEL UNSAFE;
+COMMENT ON FUNCTION @extschema@.mf_recommend_users_all(integer, integer, boolean, text, text) IS
+  'mf_ext: writes the n users with the highest predicted rating of every item of model (a model_id), as mf_recommend_users lists them (exclude_rated leaves out each item''s raters), into the table target (item_id, rank, user_id, score), with mode ''create'', ''replace'' or ''append'' as mf_recommend_all; returns the rows written';
+
+CREATE FUNCTION @extschema@.mf_recommend_users_all(model text, n integer DEFAULT 10,
+                                                   exclude_rated boolean DEFAULT true,
+                                                   target text DEFAULT NULL,
+                                                   mode text DEFAULT 'create')
+RETURNS bigint
+AS 'MODULE_PATHNAME', 'mf_recommend_users_all_by_name'
+LANGUAGE C VOLATILE CALLED ON NULL INPUT PARALLEL UNSAFE;
+COMMENT ON FUNCTION @extschema@.mf_recommend_users_all(text, integer, boolean, text, text) IS
+  'mf_ext: as mf_recommend_users_all(integer, ...), for the named model: writes every item''s n best users (item_id, rank, user_id, score) into the table target; returns the rows written';
 
 -- Splits ----------------------------------------------------------------------
 

@@ -245,11 +245,24 @@ FROM (SELECT user_id, array_agg(item_id ORDER BY rank) AS items FROM tiny_top GR
 -- refitted from ratings of 1e60): where the float products cannot tell a
 -- user's candidates from the rest, that user is ranked from exact scores
 -- of every item (before, all lists of such models differed).
-CREATE FUNCTION trust.lists_differ(m integer, n integer) RETURNS bigint LANGUAGE plpgsql AS $$
+-- With users, the lists of every item's users (mf_recommend_users_all
+-- against mf_recommend_users): the same run with the sides swapped.
+CREATE FUNCTION trust.lists_differ(m integer, n integer, users boolean DEFAULT false)
+RETURNS bigint LANGUAGE plpgsql AS $$
 DECLARE
     differing bigint;
 BEGIN
     DROP TABLE IF EXISTS trust.batch_lists;
+    IF users THEN
+        PERFORM mf_recommend_users_all(m, n, false, 'trust.batch_lists');
+        SELECT count(*) INTO differing
+        FROM (SELECT item_id, array_agg(user_id ORDER BY rank) AS users
+              FROM trust.batch_lists GROUP BY item_id) b
+        WHERE b.users IS DISTINCT FROM
+              (SELECT array_agg(r.user_id ORDER BY o)
+               FROM mf_recommend_users(m, b.item_id, n, false) WITH ORDINALITY AS r(user_id, score, o));
+        RETURN differing;
+    END IF;
     PERFORM mf_recommend_all(m, n, false, 'trust.batch_lists');
     SELECT count(*) INTO differing
     FROM (SELECT user_id, array_agg(item_id ORDER BY rank) AS items
@@ -289,6 +302,13 @@ WHERE model_id = :rounded_ties;
 SELECT trust.lists_differ(:one_huge, 5) AS one_huge_item, trust.lists_differ(:tiny_users, 5) AS tiny_users,
        trust.lists_differ(:huge_items, 20) AS refitted_huge_items,
        trust.lists_differ(:rounded_ties, 1) AS rounded_ties;
+-- The same models' lists of users for every item (the items' biases of
+-- 89 to 94 shift an item's scores alike: the users tie, lowest id first),
+-- and the scales beyond float's range.
+SELECT trust.lists_differ(:one_huge, 5, true) AS one_huge_item, trust.lists_differ(:tiny_users, 5, true) AS tiny_users,
+       trust.lists_differ(:huge_items, 20, true) AS refitted_huge_items,
+       trust.lists_differ(:rounded_ties, 3, true) AS rounded_ties,
+       trust.lists_differ(:huge, 3, true) AS huge, trust.lists_differ(:tiny_scale, 3, true) AS tiny_scale;
 
 -- 8. lambda beyond what single precision holds is refused.
 SELECT error_of($$SELECT mf_train('small', lambda := 1e31, model_name := 'lambda too large')$$);

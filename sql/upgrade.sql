@@ -185,6 +185,8 @@ SELECT 'mf_predict(integer, text, text)',
        mf_predict((SELECT model_id FROM mf_models WHERE name = 'keyed_data'), 'u1', 'i2')::text;
 CREATE TEMP VIEW similar_by_forms AS SELECT * FROM mf_similar_items('integer_data', 1, 3);
 CREATE TABLE served_by_0_4 AS SELECT * FROM pg_temp.served();
+-- 0.4's mf_recommend_all (4 arguments) creates its table as before.
+SELECT mf_recommend_all('integer_data', 2, true, 'top_by_0_4') AS written_by_0_4;
 -- Refits need the update: 0.4's tables record no one's columns, and its
 -- refits cannot name them.
 SELECT mf_refit_users('integer_data', 'integer_data');
@@ -221,6 +223,21 @@ SELECT mf_refit_users('integer_data', 'integer_data', 'user_id', 'item_id', 'rat
                       users := ARRAY[1, 2, 2]) AS users_refitted,
        mf_refit_items('integer_data', 'integer_data', 'user_id', 'item_id', 'rating',
                       items := '{5}') AS items_refitted;
+-- After the update mf_recommend_all replaces that table's rows (here with
+-- the same ones) and mf_recommend_all_rows returns them.
+SELECT mf_recommend_all('integer_data', 2, true, 'top_by_0_4', 'replace') AS replaced,
+       (SELECT count(*) FROM ((SELECT * FROM top_by_0_4 EXCEPT ALL
+                               SELECT user_id, rank, item_id, score
+                               FROM mf_recommend_all_rows('integer_data', 2))
+                              UNION ALL (SELECT user_id, rank, item_id, score
+                                         FROM mf_recommend_all_rows('integer_data', 2)
+                                         EXCEPT ALL SELECT * FROM top_by_0_4)) d) AS differing_rows;
+SELECT mf_recommend_users_all('integer_data', 2, true, 'fans_after_update') AS users_written;
+SELECT (SELECT count(*) FROM fans_after_update f
+        WHERE (f.user_id, f.score) NOT IN (SELECT user_id, score
+                                           FROM mf_recommend_users('integer_data', f.item_id, 2)))
+         AS not_as_mf_recommend_users;
+DROP TABLE top_by_0_4, fans_after_update;
 DROP TABLE keyed_data, integer_data, served_by_0_4;
 DROP EXTENSION mf_ext CASCADE;
 

@@ -1,8 +1,16 @@
 /*-------------------------------------------------------------------------
  *
  * batch.c
- *	  mf_recommend_all(): the top n items of every user of a model, written
- *	  into a new table (user_id, rank, item_id, score).
+ *	  mf_recommend_all(): the top n items of every user of a model (among
+ *	  candidates, less exclusions), written into a table (user_id, rank,
+ *	  item_id, score): a new one directly (table_multi_insert), an existing
+ *	  one through the executor (mode 'replace' or 'append': an INSERT of
+ *	  unnested arrays, so that its indexes, constraints, triggers, row-level
+ *	  security and the caller's privileges apply); mf_recommend_all_rows():
+ *	  the same rows as a set-returning function's result.  One ranking, three
+ *	  sinks (BatchWriter).  mf_recommend_users_all(): the top n users of
+ *	  every item (item_id, rank, user_id, score), the same run with the
+ *	  sides' roles swapped (BatchRun.side).
  *
  *	  Users are taken in blocks; for a block, one matrix product (sgemm on
  *	  float copies of the factors, each user's row and the items scaled by
@@ -18,7 +26,9 @@
  *	  The backend's thread, between its own blocks, reads the users' rated
  *	  items in user order (a block is ranked once its users' are read) and
  *	  inserts the rows of the blocks finished so far: reading and writing
- *	  overlap the ranking.
+ *	  overlap the ranking.  With the roles swapped (an item's list of users)
+ *	  the items' raters are known only once every user is read: the ranking
+ *	  then starts after the reading.
  *
  *-------------------------------------------------------------------------
  */
@@ -36,21 +46,29 @@
 #include <stdatomic.h>
 
 #include "access/heapam.h"
+#include "access/htup_details.h"
 #include "access/table.h"
 #include "access/tableam.h"
 #include "catalog/namespace.h"
 #include "catalog/pg_type.h"
 #include "executor/spi.h"
+#include "funcapi.h"
 #include "miscadmin.h"
+#include "parser/parse_coerce.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
 #include "utils/rel.h"
+#include "utils/tuplestore.h"
 #include "utils/varlena.h"
 
 PG_FUNCTION_INFO_V1(mf_recommend_all);
 PG_FUNCTION_INFO_V1(mf_recommend_all_by_name);
+PG_FUNCTION_INFO_V1(mf_recommend_all_rows);
+PG_FUNCTION_INFO_V1(mf_recommend_all_rows_by_name);
+PG_FUNCTION_INFO_V1(mf_recommend_users_all);
+PG_FUNCTION_INFO_V1(mf_recommend_users_all_by_name);
 
 /* Candidates kept beyond n for the exact rescoring. */
 #define MF_BATCH_SPARE		8
@@ -64,82 +82,152 @@ PG_FUNCTION_INFO_V1(mf_recommend_all_by_name);
 #define MF_BATCH_INSERT_BYTES	(8 * 1024 * 1024)
 /* Users whose rated items are read per fetch. */
 #define MF_BATCH_FETCH_USERS	1000
+/* Columns of the table written, in the order of its rows' values. */
+#define MF_BATCH_COLUMNS	4
+
+/* mf_recommend_all's mode argument. */
+typedef enum BatchMode
+{
+	BATCH_CREATE,				/* a new table */
+	BATCH_REPLACE,				/* an existing table's rows deleted, then written */
+	BATCH_APPEND				/* added to an existing table's rows */
+} BatchMode;
+
+/* Where the rows go. */
+typedef enum BatchSink
+{
+	SINK_NEW_TABLE,				/* the table this call created: table_multi_insert */
+	SINK_EXISTING_TABLE,		/* an INSERT through the executor, by SPI */
+	SINK_ROWS					/* the function's result (tuplestore) */
+} BatchSink;
 
 /* One thread's scratch space. */
 typedef struct BatchBuffers
 {
-	float	   *products;		/* block_users x n_items */
-	bool	   *excluded;		/* n_items */
+	float	   *products;		/* block_rows x n_offered */
+	bool	   *excluded;		/* n_offered */
 	int32	   *candidates;		/* keep */
 	double	   *scores;			/* keep: product scores */
-	double	   *all_scores;		/* n_items: exact scores, for a user ranked exactly */
+	double	   *all_scores;		/* n_offered: exact scores, for a row ranked exactly */
 	double	   *wide;			/* k: scratch of mf_score_items */
-	int64		exact_users;	/* users this thread ranked exactly */
+	int64		exact_rows;		/* rows this thread ranked exactly */
 } BatchBuffers;
 
-/* Inserts result rows into the new table, a batch of tuples at a time. */
+/*
+ * The table's columns for a model's lists of one side: (user_id, rank,
+ * item_id, score) for mf_recommend_all, (item_id, rank, user_id, score)
+ * for mf_recommend_users_all; ids bigint, or text for text keys.
+ */
+typedef struct BatchShape
+{
+	MfSide		side;			/* whose lists */
+	const char *function;		/* the SQL function, for messages */
+	const char *names[MF_BATCH_COLUMNS];
+	Oid			types[MF_BATCH_COLUMNS];
+} BatchShape;
+
+/* Writes result rows into the sink, a batch at a time. */
 typedef struct BatchWriter
 {
+	BatchSink	sink;
+	BatchShape	shape;
+	/* SINK_NEW_TABLE */
 	Relation	rel;
 	BulkInsertState bistate;
 	CommandId	cid;
-	TupleTableSlot *slots[MF_BATCH_INSERT_ROWS];
-	int			used;			/* slots filled */
+	TupleTableSlot **slots;		/* MF_BATCH_INSERT_ROWS */
+	/* SINK_EXISTING_TABLE: the INSERT, and its arrays' elements */
+	SPIPlanPtr	insert;
+	Datum	   *columns[MF_BATCH_COLUMNS];	/* MF_BATCH_INSERT_ROWS each */
+	/* SINK_ROWS */
+	ReturnSetInfo *rsinfo;
+
+	int			used;			/* rows waiting */
 	Size		bytes;			/* their text keys' bytes */
-	MemoryContext rows_cxt;		/* the text keys in the slots */
-	int64		written;		/* rows inserted */
+	MemoryContext rows_cxt;		/* the text keys of the rows waiting */
+	int64		written;		/* rows written */
 	int64		next_block;		/* the first block not written yet */
 } BatchWriter;
 
-/* A whole mf_recommend_all run, shared by its threads. */
+/*
+ * A whole run, shared by its threads.  Each row of side (a user for
+ * mf_recommend_all, an item for mf_recommend_users_all) gets a list of the
+ * rows of the other side, the offered ones (items, or users).
+ */
 typedef struct BatchRun
 {
 	const MfBlas *blas;
 	const MfFactors *f;
-	const float *users;			/* n_users x width: factors, then 1 with biases */
-	const float *items;			/* n_items x width: factors, then the item bias */
+	MfSide		side;			/* whose lists */
+	int32		n_rows;			/* rows of side */
+	int32		n_offered;		/* rows of the other side */
+	const float *rows;			/* n_rows x width: factors, then 1 with biases */
+	const float *offered;		/* n_offered x width: factors, then their bias */
 	int			width;			/* k, or k + 1 with biases */
-	double	   *user_scale;		/* per user: the power of two its row was scaled by */
-	double		item_scale;		/* the power of two every item was scaled by */
-	double	   *column_max;		/* width: the largest scaled item value per column */
-	const int64 *item_ids;
-	int32		n;				/* items per user to keep */
-	int32		keep;			/* candidates per user: n + spare, at most n_items */
-	int32		block_users;	/* users per block */
+	double	   *row_scale;		/* per row: the power of two it was scaled by */
+	double		offered_scale;	/* the power of two every offered row was scaled by */
+	double	   *column_max;		/* width: the largest scaled offered value per column */
+	const int64 *offered_ids;	/* their ids, which break ties */
+	int32		n;				/* offered rows per list */
+	int32		keep;			/* candidates per row: n + spare, at most n_offered */
+	int32		block_rows;		/* rows per block */
 	int64		n_blocks;
-	int32	  **rated;			/* per user: the dense item indices it rated */
-	int32	   *rated_count;	/* per user: how many (0 until read) */
+	int32	  **rated;			/* per row: the offered rows it is rated with */
+	int32	   *rated_count;	/* per row: how many (0 until read) */
 	BatchBuffers *buffers;		/* one per thread */
-	int32	   *best;			/* n_users x n: dense item indices */
-	double	   *best_scores;	/* n_users x n */
-	int32	   *found;			/* per user: how many of its n are set */
-	atomic_bool *done;			/* per block: its users' best are set */
+	int32	   *best;			/* n_rows x n: dense offered indices */
+	double	   *best_scores;	/* n_rows x n */
+	int32	   *found;			/* per row: how many of its n are set */
+	bool	   *filter;			/* n_offered: left out of every list (candidates, exclude), or NULL */
+	atomic_bool *done;			/* per block: its rows' best are set */
 
 	/* the backend's side (feed_blocks) */
 	MemoryContext cxt;
 	const MfModel *model;
 	Portal		rated_cursor;	/* the users' rated items by user id, or NULL */
 	MemoryContext batch_cxt;	/* one fetch's detoasted arrays */
-	int32		users_read;		/* the users below this have their rated items */
+	int32		rows_read;		/* the rows below this have their rated lists */
+	/* side MF_ITEMS: the (item, user) pairs read, inverted at the end */
+	int32	   *pairs;			/* 2 x pairs_used */
+	Size		pairs_used;
+	Size		pairs_size;
 	BatchWriter writer;
 } BatchRun;
 
+/* The prediction for row of run's side and row offered of the other. */
+static inline double
+pair_score(const BatchRun *run, int32 row, int32 offered)
+{
+	return run->side == MF_USERS ? mf_score(run->f, row, offered) : mf_score(run->f, offered, row);
+}
+
+/* mean + row's bias (of run's side): the part of its scores all its list shares. */
+static inline double
+row_base(const BatchRun *run, int32 row)
+{
+	const MfFactors *f = run->f;
+
+	if (!f->biases)
+		return 0.0;
+	return run->side == MF_USERS ? mf_user_base(f, row) : f->mean + f->item_bias[row];
+}
+
 /*
- * Rescores one user's candidates as mf_predict does and keeps the best n
- * of them (higher score first, then lower id) in the user's slots of
+ * Rescores one row's candidates as mf_predict does and keeps the best n
+ * of them (higher score first, then lower id) in the row's slots of
  * run->best and run->best_scores; returns how many.  A top selection, so
  * O(count log n) however the products' rounding had ordered them.
  */
 static int32
-rank_candidates(const BatchRun *run, const int32 *candidates, int32 count, int32 user)
+rank_candidates(const BatchRun *run, const int32 *candidates, int32 count, int32 row)
 {
 	MfTop		top;
 
-	mf_top_init(&top, run->n, run->item_ids, run->best + (Size) user * run->n,
-				run->best_scores + (Size) user * run->n);
+	mf_top_init(&top, run->n, run->offered_ids, run->best + (Size) row * run->n,
+				run->best_scores + (Size) row * run->n);
 	for (int32 c = 0; c < count; c++)
 	{
-		double		exact = mf_score(run->f, user, candidates[c]);
+		double		exact = pair_score(run, row, candidates[c]);
 
 		if (mf_top_admits(&top, exact))
 			mf_top_insert(&top, exact, candidates[c]);
@@ -148,28 +236,28 @@ rank_candidates(const BatchRun *run, const int32 *candidates, int32 count, int32
 }
 
 /*
- * Whether the user's best found exact scores are certainly its best n of
- * all items: its n-th best exact score, scaled as its products were, beats
- * by more than the products' rounding error the worst float product kept
- * (top), which every item left out scored at most.  The error of a float
+ * Whether the row's best found exact scores are certainly its best n of
+ * all offered rows: its n-th best exact score, scaled as its products were,
+ * beats by more than the products' rounding error the worst float product
+ * kept (top), which every row left out scored at most.  The error of a float
  * product is at most (width + 3) 2^-24 sum_j |u_j| max_i |v_ij| (the
  * operands' conversion to float, the products and the sum's rounding,
  * doubled for safety), plus what underflow can lose, plus the rounding of
  * the exact scores themselves.
  */
 static bool
-candidates_certain(const BatchRun *run, const MfTop *top, int32 user, int32 found)
+candidates_certain(const BatchRun *run, const MfTop *top, int32 row, int32 found)
 {
-	const float *u = run->users + (Size) user * run->width;
+	const float *u = run->rows + (Size) row * run->width;
 	double		weight = 0.0;
 	double		error;
-	double		exact = run->best_scores[(Size) user * run->n + found - 1];
-	double		base = run->f->biases ? mf_user_base(run->f, user) : 0.0;
-	double		scale = run->user_scale[user] * run->item_scale;
+	double		exact = run->best_scores[(Size) row * run->n + found - 1];
+	double		base = row_base(run, row);
+	double		scale = run->row_scale[row] * run->offered_scale;
 	double		nth;
 
 	if (top->size < top->n || found < run->n)
-		return true;			/* every item offered was a candidate */
+		return true;			/* every row offered was a candidate */
 	for (int j = 0; j < run->width; j++)
 		weight += fabs(u[j]) * run->column_max[j];
 	error = (run->width + 3) * ldexp(weight, -23) + run->width * ldexp(1.0, -146);
@@ -185,66 +273,74 @@ candidates_certain(const BatchRun *run, const MfTop *top, int32 user, int32 foun
 }
 
 /*
- * Ranks one user as mf_recommend does, from exact scores of every item:
- * for a user whose float products could not separate its candidates from
- * the rest (factors of very different magnitudes).
+ * Ranks one row as mf_recommend (mf_recommend_users) does, from exact
+ * scores of every offered row: for a row whose float products could not
+ * separate its candidates from the rest (factors of very different
+ * magnitudes).
  */
 static int32
-rank_exactly(const BatchRun *run, BatchBuffers *b, int32 user)
+rank_exactly(const BatchRun *run, BatchBuffers *b, int32 row)
 {
 	const MfFactors *f = run->f;
 
-	mf_score_items(f, mf_factor_row(f, MF_USERS, user), f->biases ? mf_user_base(f, user) : 0.0,
-				   b->excluded, b->wide, b->all_scores);
-	b->exact_users++;
-	return mf_select_top(b->all_scores, run->item_ids, b->excluded, f->n_items, run->n,
-						 run->best + (Size) user * run->n,
-						 run->best_scores + (Size) user * run->n);
+	if (run->side == MF_USERS)
+		mf_score_items(f, mf_factor_row(f, MF_USERS, row), row_base(run, row),
+					   b->excluded, b->wide, b->all_scores);
+	else
+		for (int32 o = 0; o < run->n_offered; o++)
+			b->all_scores[o] = b->excluded[o] ? -INFINITY : pair_score(run, row, o);
+	b->exact_rows++;
+	return mf_select_top(b->all_scores, run->offered_ids, b->excluded, run->n_offered, run->n,
+						 run->best + (Size) row * run->n,
+						 run->best_scores + (Size) row * run->n);
 }
 
-/* mf_parallel_for task: the users of blocks [first, last). */
+/* mf_parallel_for task: the rows of blocks [first, last). */
 static int64
 recommend_blocks(void *arg, int thread, int64 first, int64 last)
 {
 	const BatchRun *run = arg;
-	const MfFactors *f = run->f;
 	BatchBuffers *b = &run->buffers[thread];
 
 	for (int64 block = first; block < last; block++)
 	{
-		int32		u0 = (int32) (block * run->block_users);
-		int32		count = Min(run->block_users, f->n_users - u0);
+		int32		r0 = (int32) (block * run->block_rows);
+		int32		count = Min(run->block_rows, run->n_rows - r0);
 
-		/* products[j * n_items + i] = u_(u0 + j) . v_i (+ b_i), each scaled */
-		run->blas->sgemm(CblasColMajor, CblasTrans, CblasNoTrans, f->n_items, count,
-						 run->width, 1, run->items, run->width,
-						 run->users + (Size) u0 * run->width, run->width,
-						 0, b->products, f->n_items);
+		/* products[j * n_offered + o] = u_(r0 + j) . v_o (+ b_o), each scaled */
+		run->blas->sgemm(CblasColMajor, CblasTrans, CblasNoTrans, run->n_offered, count,
+						 run->width, 1, run->offered, run->width,
+						 run->rows + (Size) r0 * run->width, run->width,
+						 0, b->products, run->n_offered);
 
 		for (int32 j = 0; j < count; j++)
 		{
-			int32		user = u0 + j;
-			const int32 *rated = run->rated[user];
-			int32		n_rated = run->rated_count[user];
-			Size		row = (Size) j * f->n_items;
+			int32		r = r0 + j;
+			const int32 *rated = run->rated[r];
+			int32		n_rated = run->rated_count[r];
+			Size		offset = (Size) j * run->n_offered;
 			MfTop		top;
 
 			for (int32 e = 0; e < n_rated; e++)
 				b->excluded[rated[e]] = true;
-			mf_top_init(&top, run->keep, run->item_ids, b->candidates, b->scores);
-			mf_top_offer_row(&top, b->products + row, true, b->excluded, f->n_items);
-			run->found[user] = rank_candidates(run, b->candidates, top.size, user);
-			if (!candidates_certain(run, &top, user, run->found[user]))
-				run->found[user] = rank_exactly(run, b, user);
+			mf_top_init(&top, run->keep, run->offered_ids, b->candidates, b->scores);
+			mf_top_offer_row(&top, b->products + offset, true, b->excluded, run->n_offered);
+			run->found[r] = rank_candidates(run, b->candidates, top.size, r);
+			if (!candidates_certain(run, &top, r, run->found[r]))
+				run->found[r] = rank_exactly(run, b, r);
 			for (int32 e = 0; e < n_rated; e++)
-				b->excluded[rated[e]] = false;
+				b->excluded[rated[e]] = run->filter ? run->filter[rated[e]] : false;
 		}
 		atomic_store(&run->done[block], true);
 	}
 	return -1;
 }
 
-/* mf_catalog_fetch_rated_items callback: one user's rated items, as dense indices. */
+/*
+ * mf_catalog_fetch_rated_items callback: one user's rated items, as dense
+ * indices: the user's list of items (side MF_USERS), or (item, user) pairs
+ * for the items' lists, made once every user is read (invert_pairs).
+ */
 static void
 add_rated_items(int64 user_id, const int64 *ids, int count, void *arg)
 {
@@ -256,22 +352,69 @@ add_rated_items(int64 user_id, const int64 *ids, int count, void *arg)
 
 	if (user < 0)
 		return;
-	items = mf_alloc_array(run->cxt, count, sizeof(int32));
+	if (run->side == MF_ITEMS && run->pairs_used + count > run->pairs_size)
+	{
+		run->pairs_size = Max(run->pairs_size * 2, run->pairs_used + count + 1024);
+		run->pairs = run->pairs
+			? repalloc_huge(run->pairs, mul_size(run->pairs_size, 2 * sizeof(int32)))
+			: MemoryContextAllocHuge(run->cxt, mul_size(run->pairs_size, 2 * sizeof(int32)));
+	}
+	items = run->side == MF_USERS ? mf_alloc_array(run->cxt, count, sizeof(int32)) : NULL;
 	for (int e = 0; e < count; e++)
 	{
 		int32		item = mf_model_find_id(model, MF_ITEMS, ids[e]);
 
-		if (item >= 0)
+		if (item < 0)
+			continue;
+		if (items)
 			items[known++] = item;
+		else
+		{
+			run->pairs[2 * run->pairs_used] = item;
+			run->pairs[2 * run->pairs_used + 1] = user;
+			run->pairs_used++;
+		}
 	}
-	run->rated[user] = items;
-	run->rated_count[user] = known;
-	run->users_read = user + 1;
+	if (items)
+	{
+		run->rated[user] = items;
+		run->rated_count[user] = known;
+		run->rows_read = user + 1;
+	}
+}
+
+/* Side MF_ITEMS, every user read: each item's list of its raters, from the pairs. */
+static void
+invert_pairs(BatchRun *run)
+{
+	int32	   *raters = mf_alloc_array(run->cxt, Max(run->pairs_used, 1), sizeof(int32));
+	Size		offset = 0;
+
+	for (Size p = 0; p < run->pairs_used; p++)
+		run->rated_count[run->pairs[2 * p]]++;
+	for (int32 item = 0; item < run->n_rows; item++)
+	{
+		run->rated[item] = raters + offset;
+		offset += run->rated_count[item];
+		run->rated_count[item] = 0;
+	}
+	for (Size p = 0; p < run->pairs_used; p++)
+	{
+		int32		item = run->pairs[2 * p];
+
+		run->rated[item][run->rated_count[item]++] = run->pairs[2 * p + 1];
+		if ((p & 0xFFFF) == 0xFFFF)
+			CHECK_FOR_INTERRUPTS();
+	}
+	if (run->pairs)
+		pfree(run->pairs);
+	run->pairs = NULL;
 }
 
 /*
  * Reads the next users' rows of the rated-items cursor (in user id order,
- * which is the users' dense order) into run->rated; at the end, closes it.
+ * which is the users' dense order) into run->rated (side MF_USERS) or
+ * run->pairs; at the end, closes it (and makes the items' lists).
  */
 static void
 read_rated_batch(BatchRun *run)
@@ -289,40 +432,83 @@ read_rated_batch(BatchRun *run)
 	{
 		SPI_cursor_close(run->rated_cursor);
 		run->rated_cursor = NULL;
-		run->users_read = run->model->factors.n_users;
+		if (run->side == MF_ITEMS)
+			invert_pairs(run);
+		run->rows_read = run->n_rows;
 	}
 }
 
-/*
- * Creates the target table and returns its oid; an existing relation of
- * that name is an error (nothing is overwritten).  Ids that are text keys
- * (user_keys, item_keys) get text columns.
- */
-static Oid
-create_target(text *target, bool user_keys, bool item_keys)
+/* mf_recommend_all's target as a name, and its text quoted for SQL. */
+static RangeVar *
+target_name(text *target, char **quoted)
 {
 	char	   *raw = text_to_cstring(target);
 	List	   *names;
 	RangeVar   *relation;
-	char	   *quoted;
 
 	if (!SplitIdentifierString(pstrdup(raw), '.', &names) || list_length(names) > 3)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_NAME),
 				 errmsg("target \"%s\" is not a table name", raw),
 				 errhint("Pass a name such as top10 or myschema.top10; double-quote a name with spaces, capitals or other characters: '\"My Top 10\"'.")));
-	names = textToQualifiedNameList(target);
-	relation = makeRangeVarFromNameList(names);
-	quoted = quote_qualified_identifier(relation->schemaname, relation->relname);
+	relation = makeRangeVarFromNameList(textToQualifiedNameList(target));
+	*quoted = quote_qualified_identifier(relation->schemaname, relation->relname);
+	return relation;
+}
 
-	if (OidIsValid(RangeVarGetRelid(relation, NoLock, true)))
-		ereport(ERROR,
-				(errcode(ERRCODE_DUPLICATE_TABLE),
-				 errmsg("relation %s already exists", quoted),
-				 errhint("mf_recommend_all writes into a new table: drop that one, or pass another name.")));
-	if (SPI_execute(psprintf("CREATE TABLE %s (user_id %s NOT NULL, rank integer NOT NULL,"
-							 " item_id %s NOT NULL, score double precision NOT NULL)",
-							 quoted, user_keys ? "text" : "bigint", item_keys ? "text" : "bigint"),
+/* The shape of the table of model's lists for the rows of side. */
+static BatchShape
+batch_shape(const MfModel *model, MfSide side)
+{
+	MfSide		other = side == MF_USERS ? MF_ITEMS : MF_USERS;
+	BatchShape	shape = {side, side == MF_USERS ? "mf_recommend_all" : "mf_recommend_users_all",
+		{side == MF_USERS ? "user_id" : "item_id", "rank", other == MF_USERS ? "user_id" : "item_id",
+		"score"},
+		{mf_model_keys(model, side) ? TEXTOID : INT8OID, INT4OID,
+		mf_model_keys(model, other) ? TEXTOID : INT8OID, FLOAT8OID}};
+
+	return shape;
+}
+
+/*
+ * The shape as a column list, with types ("(user_id bigint, rank integer,
+ * item_id bigint, score double precision)") or without.
+ */
+static char *
+shape_columns(const BatchShape *shape, bool with_types)
+{
+	StringInfoData columns;
+
+	initStringInfo(&columns);
+	for (int c = 0; c < MF_BATCH_COLUMNS; c++)
+	{
+		appendStringInfo(&columns, "%s%s", c == 0 ? "(" : ", ", shape->names[c]);
+		if (with_types)
+			appendStringInfo(&columns, " %s NOT NULL", format_type_be(shape->types[c]));
+	}
+	appendStringInfoChar(&columns, ')');
+	return columns.data;
+}
+
+/* The shape for hints: the column list with types, without NOT NULL. */
+static char *
+expected_shape(const BatchShape *shape)
+{
+	StringInfoData columns;
+
+	initStringInfo(&columns);
+	for (int c = 0; c < MF_BATCH_COLUMNS; c++)
+		appendStringInfo(&columns, "%s%s %s", c == 0 ? "(" : ", ", shape->names[c],
+						 format_type_be(shape->types[c]));
+	appendStringInfoChar(&columns, ')');
+	return columns.data;
+}
+
+/* Creates the target table of shape and returns its oid. */
+static Oid
+create_target(RangeVar *relation, const char *quoted, const BatchShape *shape)
+{
+	if (SPI_execute(psprintf("CREATE TABLE %s %s", quoted, shape_columns(shape, true)),
 					false, 0) != SPI_OK_UTILITY)
 		elog(ERROR, "could not create %s", quoted);
 	/* CREATE TABLE holds its AccessExclusiveLock until the transaction ends */
@@ -330,105 +516,251 @@ create_target(text *target, bool user_keys, bool item_keys)
 }
 
 /*
+ * An existing target (locked) must be a table or a partitioned table with
+ * the columns of shape, to which model's values can be assigned (other
+ * columns take their defaults): checked before anything is deleted.
+ */
+static void
+check_existing_target(Oid relid, const MfModel *model, const BatchShape *shape)
+{
+	Relation	rel = relation_open(relid, NoLock);
+	char		relkind = rel->rd_rel->relkind;
+
+	if (relkind != RELKIND_RELATION && relkind != RELKIND_PARTITIONED_TABLE)
+		ereport(ERROR,
+				(errcode(ERRCODE_WRONG_OBJECT_TYPE),
+				 errmsg("\"%s\" is not a table", RelationGetRelationName(rel)),
+				 errhint("%s writes into a table %s: pass the name of one, or a new name to create it.",
+						 shape->function, expected_shape(shape))));
+	for (int c = 0; c < MF_BATCH_COLUMNS; c++)
+	{
+		AttrNumber	attnum = get_attnum(relid, shape->names[c]);
+		Oid			type;
+
+		if (attnum == InvalidAttrNumber || attnum < 0)
+			ereport(ERROR,
+					(errcode(ERRCODE_UNDEFINED_COLUMN),
+					 errmsg("table \"%s\" has no column \"%s\"", RelationGetRelationName(rel),
+							shape->names[c]),
+					 errhint("%s writes into a table %s (other columns take their defaults): add the column, or pass another table.",
+							 shape->function, expected_shape(shape))));
+		type = TupleDescAttr(RelationGetDescr(rel), attnum - 1)->atttypid;
+		if (!can_coerce_type(1, &shape->types[c], &type, COERCION_ASSIGNMENT))
+			ereport(ERROR,
+					(errcode(ERRCODE_DATATYPE_MISMATCH),
+					 errmsg("column \"%s\" of table \"%s\" is of type %s, which model \"%s\"'s %s values cannot be assigned to",
+							shape->names[c], RelationGetRelationName(rel), format_type_be(type),
+							model->row.name, format_type_be(shape->types[c])),
+					 errhint("%s writes into a table %s: alter the column's type, or pass another table.",
+							 shape->function, expected_shape(shape))));
+	}
+	relation_close(rel, NoLock);
+}
+
+/*
  * Rows go into the target without the executor, so it must still be the
  * plain table create_target made: an event trigger may have changed it.
  */
 static void
-require_plain_target(Relation rel, const MfModel *model)
+require_plain_target(Relation rel, const BatchShape *shape)
 {
-	Oid			column_types[4] = {model->user_keys ? TEXTOID : INT8OID, INT4OID,
-	model->item_keys ? TEXTOID : INT8OID, FLOAT8OID};
 	TupleDesc	desc = RelationGetDescr(rel);
 	bool		plain = rel->rd_rel->relkind == RELKIND_RELATION &&
 		!rel->rd_rel->relhasindex && rel->trigdesc == NULL &&
 		!rel->rd_rel->relhasrules && !rel->rd_rel->relispartition &&
 		!rel->rd_rel->relrowsecurity &&
 		(desc->constr == NULL || desc->constr->num_check == 0) &&
-		desc->natts == 4;
+		desc->natts == MF_BATCH_COLUMNS;
 
-	for (int a = 0; plain && a < 4; a++)
+	for (int a = 0; plain && a < MF_BATCH_COLUMNS; a++)
 		plain = !TupleDescAttr(desc, a)->attisdropped &&
-			TupleDescAttr(desc, a)->atttypid == column_types[a];
+			TupleDescAttr(desc, a)->atttypid == shape->types[a] &&
+			strcmp(NameStr(TupleDescAttr(desc, a)->attname), shape->names[a]) == 0;
 	if (!plain)
 		ereport(ERROR,
 				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
-				 errmsg("table \"%s\" was changed while mf_recommend_all created it",
-						RelationGetRelationName(rel)),
-				 errdetail("An event trigger added columns, indexes, triggers, rules, constraints or row-level security, or made it a partition; mf_recommend_all writes its rows directly and would bypass them."),
-				 errhint("Let the event trigger skip this table, or copy the rows from it into the table you need.")));
+				 errmsg("table \"%s\" was changed while %s created it",
+						RelationGetRelationName(rel), shape->function),
+				 errdetail("An event trigger added columns, indexes, triggers, rules, constraints or row-level security, or made it a partition; %s writes its rows directly and would bypass them.",
+						   shape->function),
+				 errhint("Let the event trigger skip this table, or create the table first and pass mode => 'replace' to write into it through its indexes and triggers.")));
 }
 
-/* Starts writing into the table relid, which this call created. */
+/* Starts a writer of sink's kind for rows of shape: the parts every sink shares. */
 static void
-writer_open(BatchWriter *w, Oid relid, const MfModel *model)
+writer_init(BatchWriter *w, BatchSink sink, const BatchShape *shape)
 {
-	w->rel = table_open(relid, RowExclusiveLock);
-	require_plain_target(w->rel, model);
+	w->sink = sink;
+	w->shape = *shape;
 	w->rows_cxt = AllocSetContextCreate(CurrentMemoryContext, "mf_recommend_all rows",
 										ALLOCSET_DEFAULT_SIZES);
-	w->bistate = GetBulkInsertState();
-	w->cid = GetCurrentCommandId(true);
-	for (int s = 0; s < MF_BATCH_INSERT_ROWS; s++)
-		w->slots[s] = table_slot_create(w->rel, NULL);
 	w->used = 0;
 	w->bytes = 0;
 	w->written = 0;
 	w->next_block = 0;
 }
 
-/* Inserts the rows in the slots. */
+/* Starts writing into the table relid, which this call created. */
+static void
+writer_open_new(BatchWriter *w, Oid relid, const BatchShape *shape)
+{
+	writer_init(w, SINK_NEW_TABLE, shape);
+	w->rel = table_open(relid, RowExclusiveLock);
+	require_plain_target(w->rel, shape);
+	w->bistate = GetBulkInsertState();
+	w->cid = GetCurrentCommandId(true);
+	w->slots = palloc(sizeof(TupleTableSlot *) * MF_BATCH_INSERT_ROWS);
+	for (int s = 0; s < MF_BATCH_INSERT_ROWS; s++)
+		w->slots[s] = table_slot_create(w->rel, NULL);
+}
+
+/*
+ * Starts writing into the existing table relid (locked, its shape
+ * checked) through the executor: INSERT INTO it (user_id, rank, item_id,
+ * score) the rows of four arrays, one statement a batch, as the caller.
+ */
+static void
+writer_open_existing(BatchWriter *w, Oid relid, const BatchShape *shape)
+{
+	Oid			array_types[MF_BATCH_COLUMNS];
+	char	   *table = quote_qualified_identifier(get_namespace_name(get_rel_namespace(relid)),
+												   get_rel_name(relid));
+
+	writer_init(w, SINK_EXISTING_TABLE, shape);
+	for (int c = 0; c < MF_BATCH_COLUMNS; c++)
+	{
+		array_types[c] = get_array_type(shape->types[c]);
+		w->columns[c] = palloc(sizeof(Datum) * MF_BATCH_INSERT_ROWS);
+	}
+	w->insert = SPI_prepare(psprintf("INSERT INTO %s %s"
+									 " SELECT * FROM ROWS FROM (pg_catalog.unnest($1), pg_catalog.unnest($2),"
+									 " pg_catalog.unnest($3), pg_catalog.unnest($4))",
+									 table, shape_columns(shape, false)),
+							MF_BATCH_COLUMNS, array_types);
+	if (w->insert == NULL)
+		elog(ERROR, "SPI_prepare failed for the INSERT into %s: %s", table,
+			 SPI_result_code_string(SPI_result));
+}
+
+/* Starts returning the rows (of shape: each user's items) as the function's result. */
+static void
+writer_open_rows(BatchWriter *w, FunctionCallInfo fcinfo, const BatchShape *shape)
+{
+	writer_init(w, SINK_ROWS, shape);
+	w->rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
+}
+
+/* Writes the rows waiting. */
 static void
 writer_flush(BatchWriter *w)
 {
-	if (w->used > 0)
+	if (w->used > 0 && w->sink == SINK_NEW_TABLE)
+	{
 		table_multi_insert(w->rel, w->slots, w->used, w->cid, TABLE_INSERT_SKIP_FSM, w->bistate);
-	w->written += w->used;
+		w->written += w->used;
+	}
+	else if (w->used > 0 && w->sink == SINK_EXISTING_TABLE)
+	{
+		Datum		arrays[MF_BATCH_COLUMNS];
+		MemoryContext old = MemoryContextSwitchTo(w->rows_cxt);
+
+		for (int c = 0; c < MF_BATCH_COLUMNS; c++)
+		{
+			int16		length;
+			bool		by_value;
+			char		align;
+
+			get_typlenbyvalalign(w->shape.types[c], &length, &by_value, &align);
+			arrays[c] = PointerGetDatum(construct_array(w->columns[c], w->used, w->shape.types[c],
+														length, by_value, align));
+		}
+		MemoryContextSwitchTo(old);
+		if (SPI_execute_plan(w->insert, arrays, NULL, false, 0) != SPI_OK_INSERT)
+			elog(ERROR, "the INSERT of %s's rows failed", w->shape.function);
+		w->written += SPI_processed;
+	}
 	w->used = 0;
 	w->bytes = 0;
 	MemoryContextReset(w->rows_cxt);
 }
 
-/* Writes the rows of the next block, whose users' best are set. */
+/* The id of dense index index of one side as a value: its text key, or its id. */
+static Datum
+id_value(const MfModel *model, MfSide side, int32 index)
+{
+	char	   *const *keys = mf_model_keys(model, side);
+
+	return keys ? CStringGetTextDatum(keys[index]) : Int64GetDatum(mf_model_ids(model, side)[index]);
+}
+
+/*
+ * Adds the row (row, rank, offered, score) of dense indices (row of the
+ * shape's side, offered of the other) to the sink.
+ */
+static void
+writer_put(BatchWriter *w, const MfModel *model, int32 row, int32 rank, int32 offered,
+		   double score)
+{
+	MfSide		side = w->shape.side;
+	MfSide		other = side == MF_USERS ? MF_ITEMS : MF_USERS;
+	Datum		values[MF_BATCH_COLUMNS];
+	MemoryContext old = MemoryContextSwitchTo(w->rows_cxt);
+
+	values[0] = id_value(model, side, row);
+	values[1] = Int32GetDatum(rank);
+	values[2] = id_value(model, other, offered);
+	values[3] = Float8GetDatum(score);
+	if (w->sink == SINK_ROWS)
+	{
+		/* each user's items; ids as in the factor tables: with keys, their positions */
+		Datum		columns[6] = {Int64GetDatum(model->user_ids[row]), values[1],
+		Int64GetDatum(model->item_ids[offered]), values[3], values[0], values[2]};
+		bool		nulls[6] = {false, false, false, false,
+		model->user_keys == NULL, model->item_keys == NULL};
+
+		Assert(side == MF_USERS);
+		tuplestore_putvalues(w->rsinfo->setResult, w->rsinfo->setDesc, columns, nulls);
+		w->written++;
+		MemoryContextSwitchTo(old);
+		MemoryContextReset(w->rows_cxt);
+		return;
+	}
+	if (w->sink == SINK_NEW_TABLE)
+	{
+		TupleTableSlot *slot = w->slots[w->used];
+
+		ExecClearTuple(slot);
+		memcpy(slot->tts_values, values, sizeof(values));
+		memset(slot->tts_isnull, 0, sizeof(bool) * MF_BATCH_COLUMNS);
+		ExecStoreVirtualTuple(slot);
+	}
+	else
+		for (int c = 0; c < MF_BATCH_COLUMNS; c++)
+			w->columns[c][w->used] = values[c];
+	w->used++;
+	MemoryContextSwitchTo(old);
+	if (mf_model_keys(model, side))
+		w->bytes += VARSIZE(DatumGetPointer(values[0]));
+	if (mf_model_keys(model, other))
+		w->bytes += VARSIZE(DatumGetPointer(values[2]));
+	if (w->used == MF_BATCH_INSERT_ROWS || w->bytes >= MF_BATCH_INSERT_BYTES)
+		writer_flush(w);
+}
+
+/* Writes the rows of the next block, whose rows' best are set. */
 static void
 write_next_block(BatchRun *run)
 {
 	BatchWriter *w = &run->writer;
-	const MfModel *model = run->model;
-	int32		u0 = (int32) (w->next_block * run->block_users);
-	int32		end = Min(u0 + run->block_users, model->factors.n_users);
-	MemoryContext old = MemoryContextSwitchTo(w->rows_cxt);
+	int32		r0 = (int32) (w->next_block * run->block_rows);
+	int32		end = Min(r0 + run->block_rows, run->n_rows);
 
-	for (int32 user = u0; user < end; user++)
-	{
-		for (int32 r = 0; r < run->found[user]; r++)
-		{
-			TupleTableSlot *slot = w->slots[w->used++];
-			int32		item = run->best[(Size) user * run->n + r];
-
-			ExecClearTuple(slot);
-			slot->tts_values[0] = model->user_keys ? CStringGetTextDatum(model->user_keys[user])
-				: Int64GetDatum(model->user_ids[user]);
-			slot->tts_values[1] = Int32GetDatum(r + 1);
-			slot->tts_values[2] = model->item_keys ? CStringGetTextDatum(model->item_keys[item])
-				: Int64GetDatum(model->item_ids[item]);
-			slot->tts_values[3] = Float8GetDatum(run->best_scores[(Size) user * run->n + r]);
-			memset(slot->tts_isnull, 0, sizeof(bool) * 4);
-			ExecStoreVirtualTuple(slot);
-			if (model->user_keys)
-				w->bytes += VARSIZE(DatumGetPointer(slot->tts_values[0]));
-			if (model->item_keys)
-				w->bytes += VARSIZE(DatumGetPointer(slot->tts_values[2]));
-			if (w->used == MF_BATCH_INSERT_ROWS || w->bytes >= MF_BATCH_INSERT_BYTES)
-			{
-				MemoryContextSwitchTo(old);
-				writer_flush(w);
-				MemoryContextSwitchTo(w->rows_cxt);
-			}
-		}
-	}
-	MemoryContextSwitchTo(old);
+	for (int32 row = r0; row < end; row++)
+		for (int32 r = 0; r < run->found[row]; r++)
+			writer_put(w, run->model, row, r + 1, run->best[(Size) row * run->n + r],
+					   run->best_scores[(Size) row * run->n + r]);
 	w->next_block++;
-	mf_progress_step(end, model->factors.n_users, "user", NAN, NAN);
+	mf_progress_step(end, run->n_rows, mf_side_name(run->side), NAN, NAN);
 }
 
 /* Finishes writing; returns the rows written. */
@@ -436,11 +768,16 @@ static int64
 writer_close(BatchWriter *w)
 {
 	writer_flush(w);
-	FreeBulkInsertState(w->bistate);
-	table_finish_bulk_insert(w->rel, TABLE_INSERT_SKIP_FSM);
-	for (int s = 0; s < MF_BATCH_INSERT_ROWS; s++)
-		ExecDropSingleTupleTableSlot(w->slots[s]);
-	table_close(w->rel, NoLock);
+	if (w->sink == SINK_NEW_TABLE)
+	{
+		FreeBulkInsertState(w->bistate);
+		table_finish_bulk_insert(w->rel, TABLE_INSERT_SKIP_FSM);
+		for (int s = 0; s < MF_BATCH_INSERT_ROWS; s++)
+			ExecDropSingleTupleTableSlot(w->slots[s]);
+		table_close(w->rel, NoLock);
+	}
+	else if (w->sink == SINK_EXISTING_TABLE)
+		SPI_freeplan(w->insert);
 	return w->written;
 }
 
@@ -474,24 +811,27 @@ feed_blocks(void *arg)
 	while (run->writer.next_block < run->n_blocks &&
 		   atomic_load(&run->done[run->writer.next_block]))
 		write_next_block(run);
-	return run->rated_cursor ? run->users_read / run->block_users : run->n_blocks;
+	return run->rated_cursor ? run->rows_read / run->block_rows : run->n_blocks;
 }
 
 /*
  * Column j of row r of one side's operand of the products: its factors,
- * then, with biases, 1 for a user and the bias for an item (the user's
- * bias and mu shift all of a user's scores alike, so only the items'
- * count).
+ * then, with biases, 1 for a row of the ranked side and its bias for a
+ * row offered (mu and the ranked row's bias shift all of its scores
+ * alike, so only the offered rows' biases count).
  */
 static double
-operand_value(const MfFactors *f, MfSide side, Size r, int j)
+operand_value(const BatchRun *run, MfSide side, Size r, int j)
 {
+	const MfFactors *f = run->f;
 	const void *rows = side == MF_USERS ? f->user_factors : f->item_factors;
 
 	if (j < f->k)
 		return f->single ? ((const float *) rows)[r * f->k + j]
 			: ((const double *) rows)[r * f->k + j];
-	return side == MF_USERS ? 1.0 : f->item_bias[r];
+	if (side == run->side)
+		return 1.0;
+	return side == MF_USERS ? f->user_bias[r] : f->item_bias[r];
 }
 
 /*
@@ -514,10 +854,10 @@ unit_scale(double largest)
  * each row times its own, recorded in row_scales.
  */
 static void
-copy_scaled(const MfFactors *f, MfSide side, int width, double *row_scales, double scale,
-			float *to)
+copy_scaled(const BatchRun *run, MfSide side, double *row_scales, double scale, float *to)
 {
-	int32		rows = side == MF_USERS ? f->n_users : f->n_items;
+	int32		rows = side == MF_USERS ? run->f->n_users : run->f->n_items;
+	int			width = run->width;
 
 	for (Size r = 0; r < rows; r++)
 	{
@@ -528,133 +868,211 @@ copy_scaled(const MfFactors *f, MfSide side, int width, double *row_scales, doub
 			double		largest = 0.0;
 
 			for (int j = 0; j < width; j++)
-				largest = Max(largest, fabs(operand_value(f, side, r, j)));
+				largest = Max(largest, fabs(operand_value(run, side, r, j)));
 			row_scale = row_scales[r] = unit_scale(largest);
 		}
 		for (int j = 0; j < width; j++)
-			to[r * width + j] = (float) (operand_value(f, side, r, j) * row_scale);
+			to[r * width + j] = (float) (operand_value(run, side, r, j) * row_scale);
 		if ((r & 65535) == 65535)
 			CHECK_FOR_INTERRUPTS();
 	}
 }
 
 /*
- * Makes run->users and run->items, the float operands of the candidates'
- * products: each user's row scaled by a power of two of its own, the items
- * by one for all of them.  A user's ranking does not change when its
- * scores are multiplied by a positive number, and the scaling keeps the
- * products in float's range whatever the model's (a double-precision model
- * trained on ratings of 1e45 or of 1e-45).  The candidates are rescored
- * exactly, so the rounding only matters to which candidates are kept.
+ * Makes run->rows and run->offered, the float operands of the candidates'
+ * products: each ranked row scaled by a power of two of its own, the
+ * offered rows by one for all of them.  A row's ranking does not change
+ * when its scores are multiplied by a positive number, and the scaling
+ * keeps the products in float's range whatever the model's (a
+ * double-precision model trained on ratings of 1e45 or of 1e-45).  The
+ * candidates are rescored exactly, so the rounding only matters to which
+ * candidates are kept.
  */
 static void
-prepare_products(MemoryContext cxt, const MfFactors *f, BatchRun *run)
+prepare_products(MemoryContext cxt, BatchRun *run)
 {
-	float	   *users;
-	float	   *items;
-	double		largest_item = 0.0;
+	const MfFactors *f = run->f;
+	MfSide		other = run->side == MF_USERS ? MF_ITEMS : MF_USERS;
+	float	   *rows;
+	float	   *offered;
+	double		largest = 0.0;
 
 	run->width = f->biases ? f->k + 1 : f->k;
-	users = mf_alloc_array(cxt, mul_size(f->n_users, run->width), sizeof(float));
-	items = mf_alloc_array(cxt, mul_size(f->n_items, run->width), sizeof(float));
-	run->user_scale = mf_alloc_array(cxt, f->n_users, sizeof(double));
+	rows = mf_alloc_array(cxt, mul_size(run->n_rows, run->width), sizeof(float));
+	offered = mf_alloc_array(cxt, mul_size(run->n_offered, run->width), sizeof(float));
+	run->row_scale = mf_alloc_array(cxt, run->n_rows, sizeof(double));
 	run->column_max = mf_alloc_array(cxt, run->width, sizeof(double));
-	for (Size i = 0; i < f->n_items; i++)
+	for (Size o = 0; o < run->n_offered; o++)
 		for (int j = 0; j < run->width; j++)
-			largest_item = Max(largest_item, fabs(operand_value(f, MF_ITEMS, i, j)));
-	run->item_scale = unit_scale(largest_item);
-	copy_scaled(f, MF_ITEMS, run->width, NULL, run->item_scale, items);
-	copy_scaled(f, MF_USERS, run->width, run->user_scale, 1.0, users);
+			largest = Max(largest, fabs(operand_value(run, other, o, j)));
+	run->offered_scale = unit_scale(largest);
+	copy_scaled(run, other, NULL, run->offered_scale, offered);
+	copy_scaled(run, run->side, run->row_scale, 1.0, rows);
 	for (int j = 0; j < run->width; j++)
 	{
 		run->column_max[j] = 0.0;
-		for (Size i = 0; i < f->n_items; i++)
-			run->column_max[j] = Max(run->column_max[j], fabs(items[i * run->width + j]));
+		for (Size o = 0; o < run->n_offered; o++)
+			run->column_max[j] = Max(run->column_max[j], fabs(offered[o * run->width + j]));
 	}
-	run->users = users;
-	run->items = items;
+	run->rows = rows;
+	run->offered = offered;
 }
 
-/* The n argument, checked with exclude_rated and target (none may be NULL). */
-static int32
-batch_count_argument(FunctionCallInfo fcinfo)
+/* The arguments of a call, checked. */
+typedef struct BatchArgs
 {
 	int32		n;
+	bool		exclude_rated;
+	text	   *target;			/* NULL: the rows are the result */
+	BatchMode	mode;
+	int			filter_arg;		/* the candidates argument, followed by exclude */
+} BatchArgs;
 
-	if (PG_ARGISNULL(1) || PG_ARGISNULL(2) || PG_ARGISNULL(3))
-		ereport(ERROR,
-				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
-				 errmsg("%s must not be NULL",
-						PG_ARGISNULL(1) ? "n" : PG_ARGISNULL(2) ? "exclude_rated" : "target"),
-				 errhint(PG_ARGISNULL(3) ? "Pass the name of a new table to write the recommendations into."
-						 : "Omit it to use the default, or pass a value.")));
-	n = PG_GETARG_INT32(1);
-	if (n < 1)
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("n must be at least 1, got %d", n),
-				 errhint("n is how many items to recommend to each user.")));
-	return n;
+/* The mode argument (arg), or 'create' in a call through 0.4's definitions. */
+static BatchMode
+batch_mode_argument(FunctionCallInfo fcinfo, int arg)
+{
+	static const char *const hint = "Pass mode => 'create' (a new table), 'replace' (the table's rows deleted, then the new ones written, in the caller's transaction) or 'append' (added to its rows); 'replace' and 'append' create the table when it does not exist.";
+	char	   *mode;
+
+	if (arg >= PG_NARGS())
+		return BATCH_CREATE;
+	mf_check_not_null(fcinfo, arg, "mode", hint);
+	mode = text_to_cstring(PG_GETARG_TEXT_PP(arg));
+	if (strcmp(mode, "create") == 0)
+		return BATCH_CREATE;
+	if (strcmp(mode, "replace") == 0)
+		return BATCH_REPLACE;
+	if (strcmp(mode, "append") == 0)
+		return BATCH_APPEND;
+	ereport(ERROR,
+			(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+			 errmsg("unknown mode \"%s\"", mode),
+			 errhint("%s", hint)));
+	return BATCH_CREATE;		/* keep the compiler quiet */
 }
 
 /*
- * Creates the target table for the model found and returns its oid, with
- * the model looked up again into run->model: creating the table may run
- * the caller's event triggers, which may retrain it.
+ * The arguments (model, n, exclude_rated, target, mode, candidates,
+ * exclude) of mf_recommend_all, (model, n, exclude_rated, target, mode) of
+ * mf_recommend_users_all (side MF_ITEMS), or with rows those (model, n,
+ * exclude_rated, candidates, exclude) of mf_recommend_all_rows.
  */
-static Oid
-batch_create_target(FunctionCallInfo fcinfo, const MfModel *found, BatchRun *run)
+static BatchArgs
+batch_arguments(FunctionCallInfo fcinfo, MfSide side, bool rows)
+{
+	BatchArgs	args = {0};
+	static const char *const hint = "Omit it to use the default, or pass a value.";
+
+	mf_check_not_null(fcinfo, 1, "n", hint);
+	mf_check_not_null(fcinfo, 2, "exclude_rated", hint);
+	if (!rows)
+		mf_check_not_null(fcinfo, 3, "target",
+						  "Pass the name of the table to write the recommendations into.");
+	args.n = PG_GETARG_INT32(1);
+	mf_check_count(args.n, "n", side == MF_USERS ? "n is how many items to recommend to each user."
+				   : "n is how many users to list for each item.");
+	args.exclude_rated = PG_GETARG_BOOL(2);
+	args.target = rows ? NULL : PG_GETARG_TEXT_PP(3);
+	args.mode = rows ? BATCH_CREATE : batch_mode_argument(fcinfo, 4);
+	args.filter_arg = rows ? 3 : side == MF_USERS ? 5 : -1;
+	return args;
+}
+
+/*
+ * Opens the writer of the target of shape's lists for the model found: a
+ * new table, created, or with mode 'replace' or 'append' an existing one,
+ * checked (and for 'replace' emptied by a DELETE).  The model is then
+ * looked up again into run->model: creating the table or deleting its
+ * rows may run the caller's triggers, which may retrain it.
+ */
+static void
+batch_open_target(FunctionCallInfo fcinfo, const BatchArgs *args, const MfModel *found,
+				  const BatchShape *shape, BatchRun *run)
 {
 	int32		model_id = found->row.model_id;
 	bool		user_keys = found->user_keys != NULL;
 	bool		item_keys = found->item_keys != NULL;
-	Oid			target = create_target(PG_GETARG_TEXT_PP(3), user_keys, item_keys);
-	MfModel    *model = mf_cache_model_by_id(fcinfo, model_id);
+	char	   *quoted;
+	RangeVar   *relation = target_name(args->target, &quoted);
+	Oid			relid = RangeVarGetRelidExtended(relation, RowExclusiveLock, RVR_MISSING_OK,
+												 NULL, NULL);
+	bool		existed = OidIsValid(relid);
+	MfModel    *model;
 
+	if (existed && args->mode == BATCH_CREATE)
+		ereport(ERROR,
+				(errcode(ERRCODE_DUPLICATE_TABLE),
+				 errmsg("relation %s already exists", quoted),
+				 errhint("Pass mode => 'replace' to replace its rows, or mode => 'append' to add to them; or drop it, or pass another name.")));
+	if (existed)
+	{
+		check_existing_target(relid, found, shape);
+		if (args->mode == BATCH_REPLACE)
+		{
+			mf_progress_phase("deleting");
+			if (SPI_execute(psprintf("DELETE FROM %s",
+									 quote_qualified_identifier(get_namespace_name(get_rel_namespace(relid)),
+																get_rel_name(relid))),
+							false, 0) != SPI_OK_DELETE)
+				elog(ERROR, "could not delete the rows of %s", quoted);
+			mf_progress_phase("scoring");
+		}
+	}
+	else
+		relid = create_target(relation, quoted, shape);
+
+	model = mf_cache_model_by_id(fcinfo, model_id);
 	if ((model->user_keys != NULL) != user_keys || (model->item_keys != NULL) != item_keys)
 		ereport(ERROR,
 				(errcode(ERRCODE_T_R_SERIALIZATION_FAILURE),
-				 errmsg("model \"%s\" was retrained on ids of another type while mf_recommend_all created its table",
-						model->row.name),
-				 errhint("Run mf_recommend_all again.")));
+				 errmsg("model \"%s\" was retrained on ids of another type while %s prepared its table",
+						model->row.name, shape->function),
+				 errhint("Run %s again.", shape->function)));
 	run->model = model;
-	run->f = &model->factors;
-	run->item_ids = model->item_ids;
-	return target;
+	if (existed)
+		writer_open_existing(&run->writer, relid, shape);
+	else
+		writer_open_new(&run->writer, relid, shape);
 }
 
 /*
- * Sizes the run (candidates, users per block) and checks its memory
+ * Sizes the run (candidates, rows per block) and checks its memory
  * against mf_ext.max_memory; returns the threads.
  */
 static int
-batch_plan(BatchRun *run)
+batch_plan(BatchRun *run, bool exclude_rated)
 {
 	const MfModel *model = run->model;
 	const MfFactors *f = run->f;
+	MfSide		other = run->side == MF_USERS ? MF_ITEMS : MF_USERS;
 	MfMemory	memory = {0};
 	Size		real = sizeof(float);
 	int			threads = mf_thread_count();
 
-	run->n = Min(run->n, Max(f->n_items, 1));
-	run->keep = Min(run->n + MF_BATCH_SPARE, Max(f->n_items, 1));
-	run->block_users = (int32) Max(1, Min(f->n_users, MF_BATCH_BLOCK_BYTES / Max((Size) f->n_items * real, 1)));
-	run->n_blocks = (f->n_users + run->block_users - 1) / run->block_users;
+	run->n = Min(run->n, Max(run->n_offered, 1));
+	run->keep = Min(run->n + MF_BATCH_SPARE, Max(run->n_offered, 1));
+	run->block_rows = (int32) Max(1, Min(run->n_rows, MF_BATCH_BLOCK_BYTES / Max((Size) run->n_offered * real, 1)));
+	run->n_blocks = (run->n_rows + run->block_rows - 1) / run->block_rows;
 	/* the lists; the factors for the products; each thread's buffers */
-	mf_memory_add(&memory, mul_size(f->n_users, run->n), sizeof(int32) + sizeof(double));
+	mf_memory_add(&memory, mul_size(run->n_rows, run->n), sizeof(int32) + sizeof(double));
 	mf_memory_add(&memory, mul_size(add_size(f->n_users, f->n_items), f->k + 1), real);
-	mf_memory_add(&memory, mul_size(threads, f->n_items), mul_size(run->block_users, real) + sizeof(bool));
+	mf_memory_add(&memory, mul_size(threads, run->n_offered), mul_size(run->block_rows, real) + sizeof(bool));
 	mf_memory_add(&memory, mul_size(threads, run->keep), sizeof(int32) + sizeof(double));
-	mf_memory_add(&memory, mul_size(threads, f->n_items), sizeof(double));	/* exact ranking */
-	mf_memory_add(&memory, f->n_users, sizeof(double));	/* user scales */
+	mf_memory_add(&memory, mul_size(threads, run->n_offered), sizeof(double));	/* exact ranking */
+	mf_memory_add(&memory, run->n_rows, sizeof(double));	/* row scales */
+	/* the items' lists of raters: the (item, user) pairs, then the lists */
+	if (run->side == MF_ITEMS && exclude_rated)
+		mf_memory_add(&memory, Max(model->row.n_ratings, 0), 3 * sizeof(int32));
 	/* the rows waiting for the multi-insert: their keys, and the longest row's copies */
 	if (model->user_keys || model->item_keys)
 		mf_memory_add(&memory, 1, add_size(MF_BATCH_INSERT_BYTES,
 										   mul_size(4, add_size(longest_key(model->user_keys, f->n_users),
 																longest_key(model->item_keys, f->n_items)))));
-	mf_memory_check(&memory, "mf_recommend_all",
-					psprintf("Ranking %d items for each of %d users, %d at a time on each of %d threads.",
-							 f->n_items, f->n_users, run->block_users, threads),
+	mf_memory_check(&memory, run->writer.shape.function,
+					psprintf("Ranking %d %ss for each of %d %ss, %d at a time on each of %d threads.",
+							 run->n_offered, mf_side_name(other), run->n_rows,
+							 mf_side_name(run->side), run->block_rows, threads),
 					NULL);
 	return threads;
 }
@@ -663,15 +1081,13 @@ batch_plan(BatchRun *run)
 static void
 batch_allocate(BatchRun *run, int threads, MemoryContext cxt)
 {
-	const MfFactors *f = run->f;
-
-	run->rated = mf_alloc_array(cxt, f->n_users, sizeof(int32 *));
-	memset(run->rated, 0, sizeof(int32 *) * f->n_users);
-	run->rated_count = mf_alloc_array(cxt, f->n_users, sizeof(int32));
-	memset(run->rated_count, 0, sizeof(int32) * f->n_users);
-	run->best = mf_alloc_array(cxt, mul_size(f->n_users, run->n), sizeof(int32));
-	run->best_scores = mf_alloc_array(cxt, mul_size(f->n_users, run->n), sizeof(double));
-	run->found = mf_alloc_array(cxt, f->n_users, sizeof(int32));
+	run->rated = mf_alloc_array(cxt, run->n_rows, sizeof(int32 *));
+	memset(run->rated, 0, sizeof(int32 *) * run->n_rows);
+	run->rated_count = mf_alloc_array(cxt, run->n_rows, sizeof(int32));
+	memset(run->rated_count, 0, sizeof(int32) * run->n_rows);
+	run->best = mf_alloc_array(cxt, mul_size(run->n_rows, run->n), sizeof(int32));
+	run->best_scores = mf_alloc_array(cxt, mul_size(run->n_rows, run->n), sizeof(double));
+	run->found = mf_alloc_array(cxt, run->n_rows, sizeof(int32));
 	run->done = mf_alloc_array(cxt, run->n_blocks, sizeof(atomic_bool));
 	for (int64 block = 0; block < run->n_blocks; block++)
 		atomic_init(&run->done[block], false);
@@ -680,14 +1096,17 @@ batch_allocate(BatchRun *run, int threads, MemoryContext cxt)
 	{
 		BatchBuffers *b = &run->buffers[t];
 
-		b->products = mf_alloc_array(cxt, mul_size(run->block_users, f->n_items), sizeof(float));
-		b->excluded = mf_alloc_array(cxt, f->n_items, sizeof(bool));
-		memset(b->excluded, 0, sizeof(bool) * f->n_items);
+		b->products = mf_alloc_array(cxt, mul_size(run->block_rows, run->n_offered), sizeof(float));
+		b->excluded = mf_alloc_array(cxt, run->n_offered, sizeof(bool));
+		if (run->filter)
+			memcpy(b->excluded, run->filter, sizeof(bool) * run->n_offered);
+		else
+			memset(b->excluded, 0, sizeof(bool) * run->n_offered);
 		b->candidates = mf_alloc_array(cxt, run->keep, sizeof(int32));
 		b->scores = mf_alloc_array(cxt, run->keep, sizeof(double));
-		b->all_scores = mf_alloc_array(cxt, f->n_items, sizeof(double));
-		b->wide = mf_alloc_array(cxt, Max(f->k, 1), sizeof(double));
-		b->exact_users = 0;
+		b->all_scores = mf_alloc_array(cxt, run->n_offered, sizeof(double));
+		b->wide = mf_alloc_array(cxt, Max(run->f->k, 1), sizeof(double));
+		b->exact_rows = 0;
 	}
 	run->cxt = cxt;
 	run->batch_cxt = AllocSetContextCreate(cxt, "mf_recommend_all rated items",
@@ -695,29 +1114,31 @@ batch_allocate(BatchRun *run, int threads, MemoryContext cxt)
 }
 
 /*
- * Ranks every user's items on the threads while the backend reads the
- * rated items (exclude_rated) and writes the finished blocks into target;
- * returns the rows written.
+ * Ranks every row's list on the threads while the backend reads the rated
+ * items (exclude_rated) and writes the finished blocks into the writer's
+ * sink; returns the rows written.
  */
 static int64
-batch_run(FunctionCallInfo fcinfo, BatchRun *run, Oid target, int threads)
+batch_run(FunctionCallInfo fcinfo, BatchRun *run, bool exclude_rated, int threads)
 {
-	int64		exact_users = 0;
+	int64		exact_rows = 0;
 
-	if (PG_GETARG_BOOL(2))
+	if (exclude_rated)
 	{
 		MfSchema	schema = mf_schema_of(fcinfo);
 
 		run->rated_cursor = mf_catalog_open_rated_items(&schema, run->model->row.model_id);
 	}
-	writer_open(&run->writer, target, run->model);
 	mf_parallel_for(threads, run->n_blocks, 1, recommend_blocks, feed_blocks, run);
 	for (int t = 0; t < threads; t++)
-		exact_users += run->buffers[t].exact_users;
-	elog(DEBUG1, "mf_recommend_all ranked " INT64_FORMAT " of %d users from exact scores of every item",
-		 exact_users, run->f->n_users);
+		exact_rows += run->buffers[t].exact_rows;
+	elog(DEBUG1, "%s ranked " INT64_FORMAT " of %d %ss from exact scores of every %s",
+		 run->writer.shape.function, exact_rows, run->n_rows, mf_side_name(run->side),
+		 run->side == MF_USERS ? "item" : "user");
 	if (run->rated_cursor)
 		SPI_cursor_close(run->rated_cursor);
+	if (run->writer.next_block < run->n_blocks)
+		mf_progress_phase("writing");
 	while (run->writer.next_block < run->n_blocks)
 	{
 		write_next_block(run);
@@ -727,52 +1148,112 @@ batch_run(FunctionCallInfo fcinfo, BatchRun *run, Oid target, int threads)
 }
 
 /*
- * mf_recommend_all(model, n, exclude_rated, target): returns the rows
- * written.  found is the model as first looked up.
+ * mf_recommend_all(model, n, exclude_rated, target, mode, candidates,
+ * exclude) (side MF_USERS) and mf_recommend_users_all(model, n,
+ * exclude_rated, target, mode) (side MF_ITEMS), returning the rows written,
+ * or with rows mf_recommend_all_rows(model, n, exclude_rated, candidates,
+ * exclude), returning them.  found is the model as first looked up.
  */
 static Datum
-recommend_all(FunctionCallInfo fcinfo, MfModel *found)
+recommend_all(FunctionCallInfo fcinfo, MfModel *found, MfSide side, bool rows)
 {
+	BatchArgs	args = batch_arguments(fcinfo, side, rows);
+	BatchShape	shape = batch_shape(found, side);
+	MfSide		other = side == MF_USERS ? MF_ITEMS : MF_USERS;
 	BatchRun	run = {0};
 	MemoryContext cxt;
 	MemoryContext old;
-	Oid			target;
 	int			threads;
 	int64		written;
 
-	run.n = batch_count_argument(fcinfo);
-	cxt = AllocSetContextCreate(CurrentMemoryContext, "mf_recommend_all",
-								ALLOCSET_DEFAULT_SIZES);
+	if (rows)
+		InitMaterializedSRF(fcinfo, 0);
+	cxt = AllocSetContextCreate(CurrentMemoryContext, "mf_recommend_all", ALLOCSET_DEFAULT_SIZES);
 	old = MemoryContextSwitchTo(cxt);
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
-	mf_progress_begin("mf_recommend_all", found->row.name, "scoring");
-	target = batch_create_target(fcinfo, found, &run);
+	mf_progress_begin(rows ? "mf_recommend_all_rows" : shape.function, found->row.name, "scoring");
+	/* the filters are checked before the target is touched */
+	if (args.filter_arg >= 0)
+		run.filter = mf_filter_mask_any(fcinfo, args.filter_arg, found, other, NULL);
+	if (rows)
+	{
+		run.model = found;
+		writer_open_rows(&run.writer, fcinfo, &shape);
+	}
+	else
+		batch_open_target(fcinfo, &args, found, &shape, &run);
+	if (run.model != found && args.filter_arg >= 0) /* retrained meanwhile: its rows may differ */
+		run.filter = mf_filter_mask_any(fcinfo, args.filter_arg, run.model, other, NULL);
+	run.side = side;
+	run.f = &run.model->factors;
+	run.n_rows = side == MF_USERS ? run.f->n_users : run.f->n_items;
+	run.n_offered = side == MF_USERS ? run.f->n_items : run.f->n_users;
+	run.offered_ids = mf_model_ids(run.model, other);
+	run.n = args.n;
 	run.blas = mf_blas();
-	threads = batch_plan(&run);
-	prepare_products(cxt, run.f, &run);
+	threads = batch_plan(&run, args.exclude_rated);
+	prepare_products(cxt, &run);
 	batch_allocate(&run, threads, cxt);
-	written = batch_run(fcinfo, &run, target, threads);
+	written = batch_run(fcinfo, &run, args.exclude_rated, threads);
 	mf_progress_end();
 	SPI_finish();
 	MemoryContextSwitchTo(old);
 	MemoryContextDelete(cxt);
+	if (rows)
+		return (Datum) 0;
 	PG_RETURN_INT64(written);
 }
 
 /*
  * mf_recommend_all(model, n DEFAULT 10, exclude_rated DEFAULT true,
- * target text) -> bigint, by model_id or name: writes every user's top n
- * (user_id, rank, item_id, score) into the new table target.
+ * target text, mode DEFAULT 'create', candidates DEFAULT NULL, exclude
+ * DEFAULT NULL) -> bigint, by model_id or name: writes every user's top n
+ * (user_id, rank, item_id, score) into the table target.
  */
 Datum
 mf_recommend_all(PG_FUNCTION_ARGS)
 {
-	return recommend_all(fcinfo, mf_model_argument(fcinfo, false));
+	return recommend_all(fcinfo, mf_model_argument(fcinfo, false), MF_USERS, false);
 }
 
 Datum
 mf_recommend_all_by_name(PG_FUNCTION_ARGS)
 {
-	return recommend_all(fcinfo, mf_model_argument(fcinfo, true));
+	return recommend_all(fcinfo, mf_model_argument(fcinfo, true), MF_USERS, false);
+}
+
+/*
+ * mf_recommend_all_rows(model, n DEFAULT 10, exclude_rated DEFAULT true,
+ * candidates DEFAULT NULL, exclude DEFAULT NULL) -> (user_id, rank,
+ * item_id, score, user_key, item_key), by model_id or name.
+ */
+Datum
+mf_recommend_all_rows(PG_FUNCTION_ARGS)
+{
+	return recommend_all(fcinfo, mf_model_argument(fcinfo, false), MF_USERS, true);
+}
+
+Datum
+mf_recommend_all_rows_by_name(PG_FUNCTION_ARGS)
+{
+	return recommend_all(fcinfo, mf_model_argument(fcinfo, true), MF_USERS, true);
+}
+
+/*
+ * mf_recommend_users_all(model, n DEFAULT 10, exclude_rated DEFAULT true,
+ * target text, mode DEFAULT 'create') -> bigint, by model_id or name:
+ * writes every item's top n users (item_id, rank, user_id, score) into the
+ * table target, as mf_recommend_users lists them.
+ */
+Datum
+mf_recommend_users_all(PG_FUNCTION_ARGS)
+{
+	return recommend_all(fcinfo, mf_model_argument(fcinfo, false), MF_ITEMS, false);
+}
+
+Datum
+mf_recommend_users_all_by_name(PG_FUNCTION_ARGS)
+{
+	return recommend_all(fcinfo, mf_model_argument(fcinfo, true), MF_ITEMS, false);
 }

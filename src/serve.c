@@ -31,6 +31,7 @@
 #include "miscadmin.h"
 #include "utils/builtins.h"
 #include "utils/lsyscache.h"
+#include "utils/fmgroids.h"
 #include "utils/tuplestore.h"
 
 PG_FUNCTION_INFO_V1(mf_predict);
@@ -273,50 +274,58 @@ empty_mask(int32 n)
 }
 
 /*
- * The dense indices of the ids in array (bigint[], or text[] when as_text:
- * keys, or integer ids as text) of one side, -1 for an id the model lacks
- * and for NULL elements; *count gets their number.
+ * The dense indices of the ids in array, of element type element (bigint,
+ * integer or smallint ids; text or varchar: keys, or integer ids as text)
+ * of one side, -1 for an id the model lacks and for NULL elements; *count
+ * gets their number.
  */
 static int32 *
-array_indices(const MfModel *model, MfSide side, ArrayType *array, bool as_text, int *count)
+array_indices(const MfModel *model, MfSide side, ArrayType *array, Oid element, int *count)
 {
 	Datum	   *values;
 	bool	   *nulls;
 	int32	   *indices;
+	int16		length;
+	bool		by_value;
+	char		align;
 
-	if (as_text)
-		deconstruct_array(array, TEXTOID, -1, false, TYPALIGN_INT, &values, &nulls, count);
-	else
-		deconstruct_array(array, INT8OID, sizeof(int64), FLOAT8PASSBYVAL, TYPALIGN_DOUBLE,
-						  &values, &nulls, count);
+	get_typlenbyvalalign(element, &length, &by_value, &align);
+	deconstruct_array(array, element, length, by_value, align, &values, &nulls, count);
 	indices = mf_alloc_array(CurrentMemoryContext, Max(*count, 1), sizeof(int32));
 	for (int e = 0; e < *count; e++)
 	{
 		CHECK_FOR_INTERRUPTS();
-		indices[e] = nulls[e] ? -1
-			: as_text ? text_id_lookup(model, side, DatumGetTextPP(values[e]), true)
-			: mf_model_find_id(model, side, DatumGetInt64(values[e]));
+		if (nulls[e])
+			indices[e] = -1;
+		else if (element == TEXTOID || element == VARCHAROID)
+			indices[e] = text_id_lookup(model, side, DatumGetTextPP(values[e]), true);
+		else
+			indices[e] = mf_model_find_id(model, side,
+										  element == INT8OID ? DatumGetInt64(values[e])
+										  : element == INT4OID ? DatumGetInt32(values[e])
+										  : DatumGetInt16(values[e]));
 	}
 	pfree(values);
 	pfree(nulls);
 	return indices;
 }
 
-bool *
-mf_filter_mask(FunctionCallInfo fcinfo, int arg, const MfModel *model, MfSide side,
-			   bool as_text, bool *mask)
+/*
+ * Marks in mask (allocated when NULL and needed; returned) the rows of one
+ * side not among the ids of array (with candidates) or among them.
+ */
+static bool *
+mark_filter(const MfModel *model, MfSide side, ArrayType *array, Oid element,
+			bool candidates, bool *mask)
 {
 	int32		n_rows = side == MF_USERS ? model->factors.n_users : model->factors.n_items;
-	int32	   *indices;
 	int			count;
+	int32	   *indices = array_indices(model, side, array, element, &count);
 
-	if (arg + 1 >= PG_NARGS())
-		return mask;			/* 0.4's definitions, before ALTER EXTENSION UPDATE */
-	if (!PG_ARGISNULL(arg))
+	if (candidates)
 	{
 		bool	   *candidate = empty_mask(n_rows);
 
-		indices = array_indices(model, side, PG_GETARG_ARRAYTYPE_P(arg), as_text, &count);
 		for (int e = 0; e < count; e++)
 			if (indices[e] >= 0)
 				candidate[indices[e]] = true;
@@ -325,17 +334,83 @@ mf_filter_mask(FunctionCallInfo fcinfo, int arg, const MfModel *model, MfSide si
 		for (int32 r = 0; r < n_rows; r++)
 			mask[r] |= !candidate[r];
 		pfree(candidate);
-		pfree(indices);
 	}
-	if (!PG_ARGISNULL(arg + 1))
+	else
 	{
-		indices = array_indices(model, side, PG_GETARG_ARRAYTYPE_P(arg + 1), as_text, &count);
 		if (mask == NULL && count > 0)
 			mask = empty_mask(n_rows);
 		for (int e = 0; e < count; e++)
 			if (indices[e] >= 0)
 				mask[indices[e]] = true;
-		pfree(indices);
+	}
+	pfree(indices);
+	return mask;
+}
+
+bool *
+mf_filter_mask(FunctionCallInfo fcinfo, int arg, const MfModel *model, MfSide side,
+			   bool as_text, bool *mask)
+{
+	Oid			element = as_text ? TEXTOID : INT8OID;
+
+	if (arg + 1 >= PG_NARGS())
+		return mask;			/* 0.4's definitions, before ALTER EXTENSION UPDATE */
+	for (int a = arg; a <= arg + 1; a++)
+		if (!PG_ARGISNULL(a))
+			mask = mark_filter(model, side, PG_GETARG_ARRAYTYPE_P(a), element, a == arg, mask);
+	return mask;
+}
+
+/*
+ * Argument arg (named name), declared "any", as an array of ids of one
+ * side; *element gets its element type.  An untyped literal ('{1,2}') is
+ * read as text[]; integer arrays name the rows of a side of integer ids
+ * only; anything else is 42804.
+ */
+static ArrayType *
+any_id_array(FunctionCallInfo fcinfo, int arg, const char *name, const MfModel *model,
+			 MfSide side, Oid *element)
+{
+	Oid			type = get_fn_expr_argtype(fcinfo->flinfo, arg);
+
+	if (type == UNKNOWNOID)
+	{
+		*element = TEXTOID;
+		return DatumGetArrayTypeP(OidInputFunctionCall(F_ARRAY_IN, DatumGetCString(PG_GETARG_DATUM(arg)),
+													   TEXTOID, -1));
+	}
+	*element = get_element_type(type);
+	if (*element != INT8OID && *element != INT4OID && *element != INT2OID &&
+		*element != TEXTOID && *element != VARCHAROID)
+		ereport(ERROR,
+				(errcode(ERRCODE_DATATYPE_MISMATCH),
+				 errmsg("%s must be an array of %s ids, got %s", name, mf_side_name(side),
+						OidIsValid(type) ? format_type_be(type) : "an argument of unknown type"),
+				 errhint("Pass integer ids as bigint[] or integer[] (ARRAY[1, 2] or '{1,2}'), text keys as text[] (ARRAY['a', 'b']), or NULL for no filter.")));
+	if (*element != TEXTOID && *element != VARCHAROID && mf_model_keys(model, side) != NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_DATATYPE_MISMATCH),
+				 errmsg("model \"%s\" identifies its %ss by text keys, not integers",
+						model->row.name, mf_side_name(side)),
+				 errhint("Pass %s as text[] keys, for example ARRAY['a', 'b'] or '{a,b}'.", name)));
+	return PG_GETARG_ARRAYTYPE_P(arg);
+}
+
+bool *
+mf_filter_mask_any(FunctionCallInfo fcinfo, int arg, const MfModel *model, MfSide side,
+				   bool *mask)
+{
+	if (arg + 1 >= PG_NARGS())
+		return mask;			/* 0.4's definitions, before ALTER EXTENSION UPDATE */
+	for (int a = arg; a <= arg + 1; a++)
+	{
+		Oid			element;
+		ArrayType  *array;
+
+		if (PG_ARGISNULL(a))
+			continue;
+		array = any_id_array(fcinfo, a, a == arg ? "candidates" : "exclude", model, side, &element);
+		mask = mark_filter(model, side, array, element, a == arg, mask);
 	}
 	return mask;
 }

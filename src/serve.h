@@ -49,6 +49,15 @@ extern bool *mf_filter_mask(FunctionCallInfo fcinfo, int arg, const MfModel *mod
 							MfSide side, bool as_text, bool *mask);
 
 /*
+ * As mf_filter_mask, for arguments declared "any": arrays of bigint,
+ * integer or smallint ids (a side of integer ids only), of text or varchar
+ * (keys, or integer ids as text), or untyped literals ('{1,2}', read as
+ * text[]); anything else is 42804.
+ */
+extern bool *mf_filter_mask_any(FunctionCallInfo fcinfo, int arg, const MfModel *model,
+								MfSide side, bool *mask);
+
+/*
  * The dense index of a text id of one side: a stored key of a model with
  * keys, else the text of an integer id (22P02 when it is not one).  -1
  * when the model lacks it.

@@ -11,6 +11,7 @@ packages=(
 	libopenblas-dev             # BLAS + LAPACK
 	libipc-run-perl             # TAP tests (PostgreSQL::Test::Cluster)
 	sqlsmith                    # fuzzing (test/t/006_fuzz.pl)
+	postgresql-15-cron          # pg_cron: the nightly job (test/t/015_nightly.pl)
 )
 
 missing=()

@@ -45,7 +45,8 @@ my %pool = (
 	'boolean' => [ 'NULL', 'true', 'false' ],
 	'text' => [ 'NULL', "''", "'ratings'", "'implicit'", "'named'", "'uuids'", "'biases only'", "'u1'", "'i3'",
 		"'1'", "' 1'", "'no such'", q{'ratings; DROP TABLE ratings; --'}, q{'x"y'}, q{'it''s'},
-		q{'été ✓'}, "repeat('x', 3000)", "'user_id'", "'rating'" ],
+		q{'été ✓'}, "repeat('x', 3000)", "'user_id'", "'rating'", "'replace'", "'append'",
+		"'create'" ],
 	# a user and an item of model uuids, a uuid no model knows, the nil uuid
 	'uuid' => [ 'NULL', "md5('u1')", "md5('i3')", "md5('no such')",
 		"'00000000-0000-0000-0000-000000000000'" ],
@@ -56,11 +57,15 @@ my %pool = (
 	'bigint[]' => [ 'NULL', "'{}'", "'{1,2,3}'", "'{1,NULL}'", "'{{1,2},{3,4}}'",
 		"'{9223372036854775807}'", 'array_fill(1::bigint, ARRAY[5000])' ],
 	'text[]' => [ 'NULL', "'{}'", q{'{i1,i2}'}, q{'{1,2}'}, q{'{NULL}'}, q{'{"x y","é"}'} ],
+	# "any" (mf_recommend_all's filters, the refits' users and items):
+	# arrays of each type, untyped
+	# literals, scalars, nested arrays; passed without a cast
+	'"any"' => [ 'NULL', 'ARRAY[1, 2]', 'ARRAY[1, 2]::bigint[]', 'ARRAY[3]::smallint[]', "'{1,2}'",
+		"'{}'", 'ARRAY[]::integer[]', "ARRAY['i1', 'i2']", "ARRAY['u1', NULL]", 'ARRAY[NULL]::bigint[]',
+		'1', "'x'", 'ARRAY[1.5]', 'now()', 'ARRAY[ARRAY[1, 2], ARRAY[3, 4]]', "'{{1,2},{3,4}}'",
+		'array_fill(7::bigint, ARRAY[5000])', "'{9223372036854775807}'" ],
 	'double precision[]' => [ 'NULL', "'{}'", "'{4,5,1}'", "'{1,2}'", "'{NaN}'", "'{1e308,1e308,1e308}'",
 		"'{NULL,1}'", "'{-1,-2,-3}'", "'{{1},{2}}'" ],
-	# "any" (the refits' users and items): passed as they are, without a cast
-	'"any"' => [ 'NULL', "'{}'", 'ARRAY[1,2]', "ARRAY['u1']", "'{1,NULL}'", 'ARRAY[[1,2],[3,4]]',
-		'42' ],
 );
 
 # Every function of the extension but the one that drops models.

@@ -1,0 +1,279 @@
+-- mf_recommend_all into existing tables (0.5): mode 'create' (a new table,
+-- written directly), 'replace' (DELETE, then INSERT through the executor,
+-- in the caller's transaction) and 'append'; candidates and exclusions for
+-- every user; mf_recommend_all_rows returns the same rows.  Every list is
+-- checked against mf_recommend for each user, with the same arguments.
+SET client_min_messages = warning;
+CREATE SCHEMA batch;
+SET search_path = batch, public;
+CREATE TABLE batch.ratings AS
+SELECT u AS user_id, i AS item_id, ((u * 7 + i * 3) % 5 + 1)::float8 AS rating
+FROM generate_series(1, 40) u, generate_series(1, 15) i WHERE (u + i) % 3 <> 0;
+SELECT mf_train('batch.ratings', k := 3, lambda := 0.5, double_precision := true,
+                model_name := 'batch') > 0 AS trained;
+-- The same ratings with text ids.
+CREATE TABLE batch.named AS
+SELECT 'u' || user_id AS who, 'film ' || item_id AS what, rating FROM batch.ratings;
+SELECT mf_train('batch.named', user_col := 'who', item_col := 'what', k := 3, lambda := 0.5, double_precision := true,
+                model_name := 'batch named') > 0 AS trained;
+
+-- Whether table holds exactly, for every user of the model, what
+-- mf_recommend gives with these arguments (ids and scores; ranks 1..).
+CREATE FUNCTION batch.same_as_mf_recommend(target regclass, n integer, exclude_rated boolean,
+                                           candidates bigint[] DEFAULT NULL,
+                                           exclude bigint[] DEFAULT NULL)
+RETURNS boolean LANGUAGE plpgsql AS $$
+DECLARE
+    differ bigint;
+BEGIN
+    EXECUTE format($q$
+        WITH expected AS (
+            SELECT f.user_id, row_number() OVER (PARTITION BY f.user_id
+                                                 ORDER BY r.score DESC, r.item_id)::integer AS rank,
+                   r.item_id, r.score
+            FROM mf_user_factors f JOIN mf_models m USING (model_id),
+                 LATERAL mf_recommend('batch', f.user_id, $1, $2, $3, $4) r
+            WHERE m.name = 'batch'),
+        got AS (SELECT user_id, rank, item_id, score FROM %s)
+        SELECT count(*) FROM ((SELECT * FROM expected EXCEPT ALL SELECT * FROM got)
+                              UNION ALL (SELECT * FROM got EXCEPT ALL SELECT * FROM expected)) d$q$,
+        target)
+    INTO differ USING n, exclude_rated, candidates, exclude;
+    RETURN differ = 0;
+END $$;
+
+-- 0.4's positional call creates the table as before.
+SELECT mf_recommend_all('batch', 3, true, 'batch.top') AS written;
+SELECT batch.same_as_mf_recommend('top', 3, true);
+-- 'create' refuses an existing table.
+SELECT mf_recommend_all('batch', 3, true, 'batch.top');
+
+-- An existing table with an index, a default, a trigger and a partition:
+-- rows go through the executor.
+CREATE TABLE batch.nightly (id bigserial PRIMARY KEY, user_id bigint NOT NULL,
+                            rank integer NOT NULL, item_id bigint NOT NULL,
+                            score double precision NOT NULL,
+                            written_at text DEFAULT 'default applied',
+                            UNIQUE (user_id, rank));
+CREATE TABLE batch.trigger_log (rows_seen bigint);
+CREATE FUNCTION batch.log_rows() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    INSERT INTO batch.trigger_log VALUES (1);
+    RETURN NEW;
+END $$;
+CREATE TRIGGER log_rows BEFORE INSERT ON batch.nightly FOR EACH ROW EXECUTE FUNCTION batch.log_rows();
+INSERT INTO batch.nightly (user_id, rank, item_id, score) VALUES (999, 1, 1, 0);
+SELECT mf_recommend_all('batch', 4, target := 'batch.nightly', mode := 'replace') AS written;
+SELECT batch.same_as_mf_recommend('nightly', 4, true) AS replaced,
+       (SELECT count(*) FROM batch.nightly WHERE user_id = 999) AS old_rows,
+       (SELECT count(*) FROM batch.trigger_log) = 1 + (SELECT count(*) FROM batch.nightly) AS triggers_ran,
+       bool_and(written_at = 'default applied') AS defaults
+FROM batch.nightly;
+-- 'append' adds to the rows: the unique index refuses a second copy, and
+-- the failed call leaves the table as it was.
+CREATE TABLE batch.before AS SELECT * FROM batch.nightly;
+SELECT mf_recommend_all('batch', 4, target := 'batch.nightly', mode := 'append');
+SELECT (SELECT count(*) FROM (SELECT * FROM batch.nightly EXCEPT SELECT * FROM batch.before) d) = 0
+       AND (SELECT count(*) FROM batch.nightly) = (SELECT count(*) FROM batch.before) AS unchanged;
+-- A 'replace' that fails after its DELETE (a constraint the new rows
+-- break) leaves the old rows: it is one transaction.
+ALTER TABLE batch.nightly ADD CONSTRAINT top_three CHECK (rank <= 3) NOT VALID;
+SELECT mf_recommend_all('batch', 4, target := 'batch.nightly', mode := 'replace');
+SELECT batch.same_as_mf_recommend('nightly', 4, true) AS old_rows_kept;
+ALTER TABLE batch.nightly DROP CONSTRAINT top_three;
+-- 'append' into a table without the unique index adds a second copy.
+CREATE TABLE batch.log (user_id bigint, rank integer, item_id bigint, score double precision);
+SELECT mf_recommend_all('batch', 2, false, 'batch.log', 'append') AS first,
+       mf_recommend_all('batch', 2, false, 'batch.log', 'append') AS second;
+SELECT count(*) AS rows, count(DISTINCT (user_id, rank, item_id, score)) AS distinct_rows FROM batch.log;
+-- 'replace' and 'append' create a missing table, as 'create' would.
+SELECT mf_recommend_all('batch', 2, target := 'batch.created', mode := 'replace') AS written;
+SELECT batch.same_as_mf_recommend('batch.created', 2, true) AS created;
+-- A partitioned table, with columns assignment converts (integer ids,
+-- numeric scores).
+CREATE TABLE batch.parts (rank integer, user_id integer, item_id integer, score numeric)
+    PARTITION BY RANGE (rank);
+CREATE TABLE batch.parts_top PARTITION OF batch.parts FOR VALUES FROM (1) TO (2);
+CREATE TABLE batch.parts_rest PARTITION OF batch.parts FOR VALUES FROM (2) TO (100);
+SELECT mf_recommend_all('batch', 3, target := 'batch.parts', mode := 'replace') AS written;
+SELECT (SELECT count(*) FROM batch.parts_top) = (SELECT count(DISTINCT user_id) FROM batch.parts) AS routed,
+       (SELECT count(*) FROM ((SELECT user_id, rank, item_id FROM batch.parts EXCEPT
+                               SELECT user_id, rank, item_id FROM batch.top)
+                              UNION ALL (SELECT user_id, rank, item_id FROM batch.top EXCEPT
+                                         SELECT user_id, rank, item_id FROM batch.parts)) d) = 0 AS same_lists;
+
+-- Candidates and exclusions for every user: arrays of bigint, integer,
+-- smallint, text and untyped literals; each list is mf_recommend's with
+-- the same arrays.
+SELECT mf_recommend_all('batch', 3, target := 'batch.cand', mode := 'replace',
+                        candidates := ARRAY[1, 2, 3, 5, 8, 13]) AS written;
+SELECT batch.same_as_mf_recommend('cand', 3, true, ARRAY[1, 2, 3, 5, 8, 13]);
+SELECT mf_recommend_all('batch', 3, false, 'batch.cand', 'replace', ARRAY[1, 2, 3, 5, 8, 13]::bigint[],
+                        ARRAY[2, NULL, 99]::smallint[]) AS written;
+SELECT batch.same_as_mf_recommend('cand', 3, false, ARRAY[1, 2, 3, 5, 8, 13], ARRAY[2, NULL, 99]);
+SELECT mf_recommend_all('batch', 5, target := 'batch.cand', mode := 'replace',
+                        exclude := '{1,2,3}') AS written;
+SELECT batch.same_as_mf_recommend('cand', 5, true, NULL, ARRAY[1, 2, 3]);
+SELECT mf_recommend_all('batch', 5, target := 'batch.cand', mode := 'replace',
+                        candidates := ARRAY['4', '5', 'not an id'], exclude := ARRAY[]::text[]) AS written;
+SELECT batch.same_as_mf_recommend('cand', 5, true, ARRAY[4, 5]);
+-- Empty candidates leave every item out: no rows, as mf_recommend gives none.
+SELECT mf_recommend_all('batch', 5, target := 'batch.cand', mode := 'replace',
+                        candidates := ARRAY[]::bigint[]) AS written,
+       (SELECT count(*) FROM mf_recommend('batch', 1::bigint, candidates := ARRAY[]::bigint[])) AS mf_recommend_rows;
+
+-- mf_recommend_all_rows returns what mf_recommend_all writes.
+SELECT count(*) = (SELECT count(*) FROM batch.top) AS same_count,
+       (SELECT count(*) FROM ((SELECT user_id, rank, item_id, score FROM mf_recommend_all_rows('batch', 3)
+                               EXCEPT ALL SELECT * FROM batch.top)
+                              UNION ALL (SELECT * FROM batch.top EXCEPT ALL
+                                         SELECT user_id, rank, item_id, score
+                                         FROM mf_recommend_all_rows('batch', 3))) d) = 0 AS same_rows,
+       bool_and(user_key IS NULL AND item_key IS NULL) AS no_keys
+FROM mf_recommend_all_rows('batch', 3);
+SELECT user_id, rank, item_id, score = mf_predict('batch', user_id, item_id) AS is_mf_predict,
+       user_key, item_key
+FROM mf_recommend_all_rows('batch', 2, candidates := ARRAY[4, 5, 6])
+ORDER BY user_id, rank LIMIT 4;
+-- On text keys: the table holds the keys, the rows their positions and keys.
+SELECT mf_recommend_all('batch named', 3, target := 'batch.named_top', mode := 'replace',
+                        candidates := ARRAY['film 1', 'film 2', 'film 4', 'film 7'],
+                        exclude := '{film 2}') AS written;
+WITH expected AS (
+    SELECT f.user_key, row_number() OVER (PARTITION BY f.user_key
+                                          ORDER BY r.score DESC, r.item_id)::integer AS rank,
+           r.item_id, r.score
+    FROM mf_user_factors f JOIN mf_models m USING (model_id),
+         LATERAL mf_recommend('batch named', f.user_key, 3,
+                              candidates := ARRAY['film 1', 'film 2', 'film 4', 'film 7'],
+                              exclude := '{film 2}') r
+    WHERE m.name = 'batch named')
+SELECT (SELECT count(*) FROM ((SELECT user_key, rank, item_key, score
+                               FROM mf_recommend_all_rows('batch named', 3,
+                                        candidates := ARRAY['film 1', 'film 2', 'film 4', 'film 7'],
+                                        exclude := '{film 2}')
+                               EXCEPT ALL SELECT * FROM batch.named_top)
+                              UNION ALL (SELECT * FROM batch.named_top EXCEPT ALL
+                                         SELECT user_key, rank, item_key, score
+                                         FROM mf_recommend_all_rows('batch named', 3,
+                                                  candidates := ARRAY['film 1', 'film 2', 'film 4', 'film 7'],
+                                                  exclude := '{film 2}'))) d) = 0 AS same_rows,
+       (SELECT count(*) FROM
+          ((SELECT * FROM batch.named_top EXCEPT ALL SELECT * FROM expected)
+           UNION ALL (SELECT * FROM expected EXCEPT ALL SELECT * FROM batch.named_top)) d) = 0
+         AS as_mf_recommend
+FROM (SELECT 1) one;
+SELECT r.user_id = f.user_id AS user_position, r.item_id = i.item_id AS item_position
+FROM mf_recommend_all_rows('batch named', 1) r
+JOIN mf_models m ON m.name = 'batch named'
+JOIN mf_user_factors f ON f.model_id = m.model_id AND f.user_key = r.user_key
+JOIN mf_item_factors i ON i.model_id = m.model_id AND i.item_key = r.item_key
+WHERE r.user_key = 'u1';
+
+-- Privileges: the caller's.  A role with INSERT but not DELETE may append,
+-- not replace.
+CREATE ROLE regress_mf_batch;
+GRANT USAGE ON SCHEMA batch TO regress_mf_batch;
+GRANT SELECT ON mf_models, mf_user_factors, mf_item_factors TO regress_mf_batch;
+GRANT SELECT, INSERT ON batch.log TO regress_mf_batch;
+SET ROLE regress_mf_batch;
+SELECT mf_recommend_all('batch', 1, target := 'batch.log', mode := 'append') AS appended;
+SELECT mf_recommend_all('batch', 1, target := 'batch.log', mode := 'replace');
+RESET ROLE;
+SET search_path = batch, public;
+REVOKE INSERT ON batch.log FROM regress_mf_batch;
+SET ROLE regress_mf_batch;
+SELECT mf_recommend_all('batch', 1, target := 'batch.log', mode := 'append');
+RESET ROLE;
+SET search_path = batch, public;
+REVOKE ALL ON mf_models, mf_user_factors, mf_item_factors FROM regress_mf_batch;
+REVOKE ALL ON SCHEMA batch FROM regress_mf_batch;
+REVOKE ALL ON batch.log FROM regress_mf_batch;
+DROP ROLE regress_mf_batch;
+
+-- Wrong calls: each fails before any row is deleted.
+SELECT count(*) AS before FROM batch.nightly;
+CREATE TABLE batch.no_score (user_id bigint, rank integer, item_id bigint);
+SELECT mf_recommend_all('batch', 2, target := 'batch.no_score', mode := 'replace');
+CREATE TABLE batch.point_score (user_id bigint, rank integer, item_id bigint, score point);
+SELECT mf_recommend_all('batch', 2, target := 'batch.point_score', mode := 'append');
+SELECT mf_recommend_all('batch named', 2, target := 'batch.nightly', mode := 'replace');
+CREATE VIEW batch.top_view AS SELECT * FROM batch.top;
+SELECT mf_recommend_all('batch', 2, target := 'batch.top_view', mode := 'replace');
+SELECT mf_recommend_all('batch', 2, target := 'batch.nightly', mode := 'truncate');
+SELECT mf_recommend_all('batch', 2, target := 'batch.nightly', mode := NULL);
+SELECT mf_recommend_all('batch', NULL, target := 'batch.nightly', mode := 'replace');
+SELECT mf_recommend_all('batch', 2, NULL, 'nightly', 'replace');
+SELECT mf_recommend_all('batch', 2, target := NULL, mode := 'replace');
+SELECT mf_recommend_all('batch', 0, target := 'batch.nightly', mode := 'replace');
+SELECT mf_recommend_all('batch', 2, target := 'batch.nightly', mode := 'replace', candidates := 5);
+SELECT mf_recommend_all('batch', 2, target := 'batch.nightly', mode := 'replace',
+                        exclude := ARRAY[1.5]);
+SELECT mf_recommend_all('batch named', 2, target := 'batch.named_top', mode := 'replace',
+                        candidates := ARRAY[1, 2]);
+SELECT count(*) AS after FROM batch.nightly;
+-- NULL filters filter nothing.
+SELECT mf_recommend_all('batch', 3, true, 'batch.cand', 'replace', NULL, NULL) AS written;
+SELECT batch.same_as_mf_recommend('cand', 3, true);
+SELECT count(*) FROM mf_recommend_all_rows('batch', NULL);
+SELECT count(*) FROM mf_recommend_all_rows(NULL::text);
+SELECT count(*) FROM mf_recommend_all_rows('no such model');
+SELECT count(*) FROM mf_recommend_all_rows('batch', 2, candidates := '{x}');
+SELECT count(*) FROM mf_recommend_all_rows('batch', 2, candidates := 'not an array');
+
+-- mf_recommend_users_all: every item's users, as mf_recommend_users lists
+-- them for each item (ids, scores, and ranks in its order: users 5, 20 and
+-- 35 rated alike, and tie), leaving out the raters or not, with n beyond
+-- the users, on a model with biases and on text keys.
+CREATE FUNCTION batch.same_as_mf_recommend_users(model text, target regclass, n integer,
+                                                 exclude_rated boolean)
+RETURNS boolean LANGUAGE plpgsql AS $$
+DECLARE
+    differ bigint;
+BEGIN
+    EXECUTE format($q$
+        WITH expected AS (
+            SELECT f.item_key, f.item_id, r.rank::integer, r.user_id, r.score
+            FROM mf_item_factors f JOIN mf_models m USING (model_id),
+                 LATERAL mf_recommend_users($1, coalesce(f.item_key, f.item_id::text), $2, $3)
+                     WITH ORDINALITY r(user_id, score, rank)
+            WHERE m.name = $1),
+        got AS (SELECT item_id::text, rank, user_id::text, score FROM %s)
+        SELECT count(*) FROM ((SELECT coalesce(item_key, item_id::text), rank, user_id, score
+                               FROM expected EXCEPT ALL SELECT * FROM got)
+                              UNION ALL (SELECT * FROM got EXCEPT ALL
+                                         SELECT coalesce(item_key, item_id::text), rank, user_id, score
+                                         FROM expected)) d$q$, target)
+    INTO differ USING model, n, exclude_rated;
+    RETURN differ = 0;
+END $$;
+SELECT mf_recommend_users_all('batch', 5, target := 'batch.fans') AS written;
+SELECT batch.same_as_mf_recommend_users('batch', 'batch.fans', 5, true) AS fans,
+       (SELECT string_agg(attname || ' ' || format_type(atttypid, atttypmod), ', ' ORDER BY attnum)
+        FROM pg_attribute WHERE attrelid = 'batch.fans'::regclass AND attnum > 0) AS columns;
+SELECT mf_recommend_users_all('batch', 100, false, 'batch.fans', 'replace') AS written;
+SELECT batch.same_as_mf_recommend_users('batch', 'batch.fans', 100, false) AS every_user;
+SELECT mf_train('batch.ratings', k := 2, lambda := 0.5, biases := true, double_precision := true,
+                model_name := 'batch biases') > 0 AS trained;
+SELECT mf_recommend_users_all('batch biases', 4, target := 'batch.fans', mode := 'replace') AS written;
+SELECT batch.same_as_mf_recommend_users('batch biases', 'batch.fans', 4, true) AS with_biases;
+SELECT mf_recommend_users_all('batch named', 3, target := 'batch.named_fans') AS written;
+SELECT batch.same_as_mf_recommend_users('batch named', 'batch.named_fans', 3, true) AS on_keys;
+-- Into an existing table, through the executor; its shape is
+-- (item_id, rank, user_id, score).
+CREATE TABLE batch.item_fans (item_id bigint, rank integer, user_id bigint, score float8,
+                              PRIMARY KEY (item_id, rank));
+SELECT mf_recommend_users_all('batch', 2, target := 'batch.item_fans', mode := 'append') AS written;
+SELECT batch.same_as_mf_recommend_users('batch', 'batch.item_fans', 2, true) AS appended;
+SELECT mf_recommend_users_all('batch', 2, target := 'batch.item_fans', mode := 'append');
+SELECT mf_recommend_users_all('batch', 2, target := 'batch.no_score', mode := 'replace');
+SELECT mf_recommend_users_all('batch named', 2, target := 'batch.item_fans', mode := 'replace');
+SELECT mf_recommend_users_all('batch', 0, target := 'batch.item_fans', mode := 'replace');
+SELECT mf_recommend_users_all('batch', 2, target := 'batch.item_fans', mode := 'merge');
+SELECT mf_recommend_users_all('batch', 2, target := NULL);
+SELECT mf_recommend_users_all('batch', 2, NULL, 'batch.item_fans', 'replace');
+SELECT count(*) AS kept FROM batch.item_fans;
+
+RESET search_path;
+DROP SCHEMA batch CASCADE;
+SELECT mf_drop_model('batch'), mf_drop_model('batch named'), mf_drop_model('batch biases');
