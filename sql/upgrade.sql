@@ -217,12 +217,6 @@ WHERE a.answer IS DISTINCT FROM b.answer;
 -- The update adds 0.5's forms by mixed pairs and by uuid.
 SELECT mf_predict('integer_data', 1, '2') = mf_predict('integer_data', 1, 2) AS mixed_pair,
        (SELECT count(*) FROM mf_recommend('keyed_data', md5('u1')::uuid, 3, false)) AS unknown_uuid_user;
--- the updated refits name the users (items) to refit, through the same
--- C functions 0.4's definitions called
-SELECT mf_refit_users('integer_data', 'integer_data', 'user_id', 'item_id', 'rating',
-                      users := ARRAY[1, 2, 2]) AS users_refitted,
-       mf_refit_items('integer_data', 'integer_data', 'user_id', 'item_id', 'rating',
-                      items := '{5}') AS items_refitted;
 -- After the update mf_recommend_all replaces that table's rows (here with
 -- the same ones) and mf_recommend_all_rows returns them.
 SELECT mf_recommend_all('integer_data', 2, true, 'top_by_0_4', 'replace') AS replaced,
@@ -238,6 +232,12 @@ SELECT (SELECT count(*) FROM fans_after_update f
                                            FROM mf_recommend_users('integer_data', f.item_id, 2)))
          AS not_as_mf_recommend_users;
 DROP TABLE top_by_0_4, fans_after_update;
+-- the updated refits name the users (items) to refit, through the same
+-- C functions 0.4's definitions called
+SELECT mf_refit_users('integer_data', 'integer_data', 'user_id', 'item_id', 'rating',
+                      users := ARRAY[1, 2, 2]) AS users_refitted,
+       mf_refit_items('integer_data', 'integer_data', 'user_id', 'item_id', 'rating',
+                      items := '{5}') AS items_refitted;
 DROP TABLE keyed_data, integer_data, served_by_0_4;
 DROP EXTENSION mf_ext CASCADE;
 

@@ -583,7 +583,7 @@ require_plain_target(Relation rel, const BatchShape *shape)
 						RelationGetRelationName(rel), shape->function),
 				 errdetail("An event trigger added columns, indexes, triggers, rules, constraints or row-level security, or made it a partition; %s writes its rows directly and would bypass them.",
 						   shape->function),
-				 errhint("Let the event trigger skip this table, or create the table first and pass mode => 'replace' to write into it through its indexes and triggers.")));
+				 errhint("Let the event trigger skip this table, or create the table first and pass mode := 'replace' to write into it through its indexes and triggers.")));
 }
 
 /* Starts a writer of sink's kind for rows of shape: the parts every sink shares. */
@@ -932,7 +932,7 @@ typedef struct BatchArgs
 static BatchMode
 batch_mode_argument(FunctionCallInfo fcinfo, int arg)
 {
-	static const char *const hint = "Pass mode => 'create' (a new table), 'replace' (the table's rows deleted, then the new ones written, in the caller's transaction) or 'append' (added to its rows); 'replace' and 'append' create the table when it does not exist.";
+	static const char *const hint = "Pass mode := 'create' (a new table), 'replace' (the table's rows deleted, then the new ones written, in the caller's transaction) or 'append' (added to its rows); 'replace' and 'append' create the table when it does not exist.";
 	char	   *mode;
 
 	if (arg >= PG_NARGS())
@@ -1004,7 +1004,7 @@ batch_open_target(FunctionCallInfo fcinfo, const BatchArgs *args, const MfModel 
 		ereport(ERROR,
 				(errcode(ERRCODE_DUPLICATE_TABLE),
 				 errmsg("relation %s already exists", quoted),
-				 errhint("Pass mode => 'replace' to replace its rows, or mode => 'append' to add to them; or drop it, or pass another name.")));
+				 errhint("Pass mode := 'replace' to replace its rows, or mode := 'append' to add to them; or drop it, or pass another name.")));
 	if (existed)
 	{
 		check_existing_target(relid, found, shape);
