@@ -194,3 +194,14 @@ SELECT (SELECT array_agg(item_id ORDER BY score DESC, item_id) FROM mf_recommend
        (SELECT count(*) FROM mf_similar_users(:uuids, md5('nobody')::uuid)) AS unknown_similar
 FROM mf_models m JOIN mf_item_factors i ON i.model_id = m.model_id AND i.item_key = md5('i1')::uuid::text
 WHERE m.model_id = :uuids;
+-- The batch's "any" filters take uuid arrays (and domains over uuid) as
+-- they are: the same lists as with the uuids cast to text.
+SELECT (SELECT array_agg(r ORDER BY r.user_key, r.rank)
+        FROM mf_recommend_all_rows(:uuids, 2, candidates := ARRAY[md5('i1'), md5('i2'), md5('i3')]::uuid[],
+                                   exclude := ARRAY[md5('i2')::listener]) r) =
+       (SELECT array_agg(r ORDER BY r.user_key, r.rank)
+        FROM mf_recommend_all_rows(:uuids, 2, candidates := ARRAY[md5('i1'), md5('i2'), md5('i3')]::uuid[]::text[],
+                                   exclude := ARRAY[md5('i2')::uuid::text]) r) AS uuid_filters_as_text,
+       (SELECT count(DISTINCT item_key) FROM mf_recommend_all_rows(:uuids, 2,
+            candidates := ARRAY[md5('i1'), md5('i2'), md5('i3')]::uuid[], exclude := ARRAY[md5('i2')::listener]))
+         AS items_listed;

@@ -20,6 +20,7 @@
  *-------------------------------------------------------------------------
  */
 #include "serve.h"
+#include "source.h"
 #include "checks.h"
 
 #include <errno.h>
@@ -274,9 +275,10 @@ empty_mask(int32 n)
 }
 
 /*
- * The dense indices of the ids in array, of element type element (bigint,
- * integer or smallint ids; text or varchar: keys, or integer ids as text)
- * of one side, -1 for an id the model lacks and for NULL elements; *count
+ * The dense indices of the ids in array, of element type element (an id
+ * type mf_id_array accepts: smallint, integer or bigint ids; text, varchar,
+ * char, name or uuid: keys by their text form, or integer ids as text) of
+ * one side, -1 for an id the model lacks and for NULL elements; *count
  * gets their number.
  */
 static int32 *
@@ -289,7 +291,12 @@ array_indices(const MfModel *model, MfSide side, ArrayType *array, Oid element, 
 	bool		by_value;
 	char		align;
 
+	Oid			base = getBaseType(element);
+	Oid			output;
+	bool		varlena;
+
 	get_typlenbyvalalign(element, &length, &by_value, &align);
+	getTypeOutputInfo(element, &output, &varlena);
 	deconstruct_array(array, element, length, by_value, align, &values, &nulls, count);
 	indices = mf_alloc_array(CurrentMemoryContext, Max(*count, 1), sizeof(int32));
 	for (int e = 0; e < *count; e++)
@@ -297,13 +304,17 @@ array_indices(const MfModel *model, MfSide side, ArrayType *array, Oid element, 
 		CHECK_FOR_INTERRUPTS();
 		if (nulls[e])
 			indices[e] = -1;
-		else if (element == TEXTOID || element == VARCHAROID)
+		else if (base == TEXTOID || base == VARCHAROID)
 			indices[e] = text_id_lookup(model, side, DatumGetTextPP(values[e]), true);
-		else
+		else if (mf_is_integer_id_type(base))
 			indices[e] = mf_model_find_id(model, side,
-										  element == INT8OID ? DatumGetInt64(values[e])
-										  : element == INT4OID ? DatumGetInt32(values[e])
+										  base == INT8OID ? DatumGetInt64(values[e])
+										  : base == INT4OID ? DatumGetInt32(values[e])
 										  : DatumGetInt16(values[e]));
+		else
+			indices[e] = text_id_lookup(model, side,
+										cstring_to_text(mf_id_key_text(base, output, values[e])),
+										true);
 	}
 	pfree(values);
 	pfree(nulls);
@@ -363,37 +374,25 @@ mf_filter_mask(FunctionCallInfo fcinfo, int arg, const MfModel *model, MfSide si
 
 /*
  * Argument arg (named name), declared "any", as an array of ids of one
- * side; *element gets its element type.  An untyped literal ('{1,2}') is
- * read as text[]; integer arrays name the rows of a side of integer ids
- * only; anything else is 42804.
+ * side (mf_id_array: the id types training accepts, or an untyped literal
+ * read as text[]; NULL elements match nothing); integer arrays name the
+ * rows of a side of integer ids only (42804).
  */
 static ArrayType *
 any_id_array(FunctionCallInfo fcinfo, int arg, const char *name, const MfModel *model,
-			 MfSide side, Oid *element)
+			 MfSide side)
 {
-	Oid			type = get_fn_expr_argtype(fcinfo->flinfo, arg);
+	ArrayType  *array = mf_id_array(get_fn_expr_argtype(fcinfo->flinfo, arg),
+									PG_GETARG_DATUM(arg), side, name, true);
 
-	if (type == UNKNOWNOID)
-	{
-		*element = TEXTOID;
-		return DatumGetArrayTypeP(OidInputFunctionCall(F_ARRAY_IN, DatumGetCString(PG_GETARG_DATUM(arg)),
-													   TEXTOID, -1));
-	}
-	*element = get_element_type(type);
-	if (*element != INT8OID && *element != INT4OID && *element != INT2OID &&
-		*element != TEXTOID && *element != VARCHAROID)
-		ereport(ERROR,
-				(errcode(ERRCODE_DATATYPE_MISMATCH),
-				 errmsg("%s must be an array of %s ids, got %s", name, mf_side_name(side),
-						OidIsValid(type) ? format_type_be(type) : "an argument of unknown type"),
-				 errhint("Pass integer ids as bigint[] or integer[] (ARRAY[1, 2] or '{1,2}'), text keys as text[] (ARRAY['a', 'b']), or NULL for no filter.")));
-	if (*element != TEXTOID && *element != VARCHAROID && mf_model_keys(model, side) != NULL)
+	if (mf_is_integer_id_type(getBaseType(ARR_ELEMTYPE(array))) &&
+		mf_model_keys(model, side) != NULL)
 		ereport(ERROR,
 				(errcode(ERRCODE_DATATYPE_MISMATCH),
 				 errmsg("model \"%s\" identifies its %ss by text keys, not integers",
 						model->row.name, mf_side_name(side)),
 				 errhint("Pass %s as text[] keys, for example ARRAY['a', 'b'] or '{a,b}'.", name)));
-	return PG_GETARG_ARRAYTYPE_P(arg);
+	return array;
 }
 
 bool *
@@ -404,13 +403,12 @@ mf_filter_mask_any(FunctionCallInfo fcinfo, int arg, const MfModel *model, MfSid
 		return mask;			/* 0.4's definitions, before ALTER EXTENSION UPDATE */
 	for (int a = arg; a <= arg + 1; a++)
 	{
-		Oid			element;
 		ArrayType  *array;
 
 		if (PG_ARGISNULL(a))
 			continue;
-		array = any_id_array(fcinfo, a, a == arg ? "candidates" : "exclude", model, side, &element);
-		mask = mark_filter(model, side, array, element, a == arg, mask);
+		array = any_id_array(fcinfo, a, a == arg ? "candidates" : "exclude", model, side);
+		mask = mark_filter(model, side, array, ARR_ELEMTYPE(array), a == arg, mask);
 	}
 	return mask;
 }

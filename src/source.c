@@ -129,8 +129,8 @@ TEXTOID, VARCHAROID, BPCHAROID, NAMEOID, UUIDOID};
 
 #define ID_TYPES_TEXT	"an integer (smallint, integer, bigint) or text (text, varchar, char, name) or uuid"
 
-static bool
-is_integer_type(Oid type)
+bool
+mf_is_integer_id_type(Oid type)
 {
 	return type == INT2OID || type == INT4OID || type == INT8OID;
 }
@@ -186,8 +186,8 @@ mf_source_validate(MfSource *source)
 									 source->item_col, id_types, lengthof(id_types),
 									 ID_TYPES_TEXT, &source->item_attnum);
 	/* integer ids are read as they are; any other type by its text form */
-	source->user_keys = !is_integer_type(source->user_type);
-	source->item_keys = !is_integer_type(source->item_type);
+	source->user_keys = !mf_is_integer_id_type(source->user_type);
+	source->item_keys = !mf_is_integer_id_type(source->item_type);
 	if (source->user_keys)
 		getTypeOutputInfo(source->user_type, &source->user_output, &varlena);
 	if (source->item_keys)
@@ -260,8 +260,8 @@ rating_value(Datum value, Oid type)
  * pass keys; for character(n), without the trailing blanks its output pads
  * with.
  */
-static char *
-key_text(Oid type, Oid output, Datum value)
+char *
+mf_id_key_text(Oid type, Oid output, Datum value)
 {
 	char	   *text = OidOutputFunctionCall(output, value);
 
@@ -282,7 +282,7 @@ key_text(Oid type, Oid output, Datum value)
 static int64
 key_number(ReadState *state, MfSide side, Oid type, Oid output, Datum value)
 {
-	return mf_rows_key(state->rows, side, key_text(type, output, value));
+	return mf_rows_key(state->rows, side, mf_id_key_text(type, output, value));
 }
 
 /* Keeps one row: skips NULLs, rejects non-finite ratings, appends. */
@@ -401,9 +401,8 @@ named_integer(const char *text, const char *argname, const char *column, Oid rel
 	return id;
 }
 
-/* The array in an argument mf_source_only accepts; an error for any other. */
-static ArrayType *
-only_array(Oid argtype, Datum value, MfSide side, const char *argname)
+ArrayType *
+mf_id_array(Oid argtype, Datum value, MfSide side, const char *argname, bool nulls_allowed)
 {
 	const char *literal = argtype == UNKNOWNOID ? DatumGetCString(value) : NULL;
 	Oid			elemtype;
@@ -438,7 +437,7 @@ only_array(Oid argtype, Datum value, MfSide side, const char *argname)
 				 errdetail("It has %d dimensions.", ARR_NDIM(array)),
 				 errhint("Pass the %ss as a list: %s := ARRAY[42, 7].",
 						 mf_side_name(side), argname)));
-	if (ARR_HASNULL(array))
+	if (!nulls_allowed && ARR_HASNULL(array))
 		ereport(ERROR,
 				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
 				 errmsg("%s must not contain NULL", argname),
@@ -455,7 +454,7 @@ mf_source_only(MfSource *source, MfSide side, Oid argtype, Datum value, const ch
 	Oid			column_output = users ? source->user_output : source->item_output;
 	OnlyConversion conversion = {argname, users ? source->user_col : source->item_col,
 	column_type, source->relid};
-	ArrayType  *array = only_array(argtype, value, side, argname);
+	ArrayType  *array = mf_id_array(argtype, value, side, argname, false);
 	Oid			elemtype = ARR_ELEMTYPE(array);
 	Oid			elembase = getBaseType(elemtype);
 	Datum	   *elements;
@@ -479,8 +478,8 @@ mf_source_only(MfSource *source, MfSide side, Oid argtype, Datum value, const ch
 		for (int e = 0; e < n; e++)
 		{
 			CHECK_FOR_INTERRUPTS();
-			list.ids[e] = is_integer_type(elembase) ? id_value(elements[e], elembase)
-				: named_integer(key_text(elembase, elem_output, elements[e]), argname,
+			list.ids[e] = mf_is_integer_id_type(elembase) ? id_value(elements[e], elembase)
+				: named_integer(mf_id_key_text(elembase, elem_output, elements[e]), argname,
 								conversion.column, source->relid);
 		}
 		mf_sort(list.ids, n, sizeof(int64), mf_compare_int64);
@@ -506,13 +505,13 @@ mf_source_only(MfSource *source, MfSide side, Oid argtype, Datum value, const ch
 		error_context_stack = &context;
 		for (int e = 0; e < n; e++)
 		{
-			char	   *text = is_integer_type(elembase)
+			char	   *text = mf_is_integer_id_type(elembase)
 				? psprintf(INT64_FORMAT, id_value(elements[e], elembase))
-				: key_text(elembase, elem_output, elements[e]);
+				: mf_id_key_text(elembase, elem_output, elements[e]);
 
 			CHECK_FOR_INTERRUPTS();
 			named[e].value = OidInputFunctionCall(input, text, ioparam, -1);
-			named[e].key = key_text(column_type, column_output, named[e].value);
+			named[e].key = mf_id_key_text(column_type, column_output, named[e].value);
 		}
 		error_context_stack = context.previous;
 		mf_sort(named, n, sizeof(NamedKey), compare_named_keys);

@@ -77,6 +77,27 @@ extern void mf_source_validate(MfSource *source);
 extern MfIdList mf_source_only(MfSource *source, MfSide side, Oid argtype, Datum value,
 							   const char *argname);
 
+/* Whether an id column of type type (a base type) holds integer ids: smallint, integer, bigint. */
+extern bool mf_is_integer_id_type(Oid type);
+
+/*
+ * An argument declared "any" (argname, of type argtype in the call; value
+ * not NULL) that names ids of one side, as a one-dimensional array: of a
+ * type id columns may have (smallint, integer, bigint, text, varchar, char,
+ * name, uuid, or a domain over one), or an untyped literal such as
+ * '{42,7}', read as text[].  42804 for any other type, 2202E for more
+ * dimensions, 22004 for NULL elements unless nulls_allowed.
+ */
+extern ArrayType *mf_id_array(Oid argtype, Datum value, MfSide side, const char *argname,
+							  bool nulls_allowed);
+
+/*
+ * The text form of an id value of type type (output: its output function)
+ * as a key: the one a cast to text gives (character(n) without the blanks
+ * that pad it), which is how training keeps keys.
+ */
+extern char *mf_id_key_text(Oid type, Oid output, Datum value);
+
 /* A relation's schema-qualified, quoted name; an error (42P01) if it is gone. */
 extern char *mf_source_display_name(Oid relid);
 
