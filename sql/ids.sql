@@ -205,3 +205,24 @@ SELECT (SELECT array_agg(r ORDER BY r.user_key, r.rank)
        (SELECT count(DISTINCT item_key) FROM mf_recommend_all_rows(:uuids, 2,
             candidates := ARRAY[md5('i1'), md5('i2'), md5('i3')]::uuid[], exclude := ARRAY[md5('i2')::listener]))
          AS items_listed;
+-- On a side of uuid keys, text names a uuid in any form uuid_in reads
+-- (capitals, no hyphens, braces), as the refits read it; text that is no
+-- uuid names no one.
+SELECT mf_predict(:uuids, upper(md5('u3')), '{' || md5('i4')::uuid || '}') = mf_predict(:uuids, md5('u3')::uuid, md5('i4')::uuid)
+         AS any_uuid_form,
+       (SELECT array_agg(item_id ORDER BY score DESC, item_id) FROM mf_recommend(:uuids, md5('u3'), 3)) =
+       (SELECT array_agg(item_id ORDER BY score DESC, item_id) FROM mf_recommend(:uuids, md5('u3')::uuid, 3))
+         AS recommend_without_hyphens,
+       mf_predict(:uuids, md5('u3') || '-', md5('i4')) = m.global_mean + i.bias AS trailing_hyphen_is_no_one,
+       mf_predict(:uuids, '{' || md5('u3'), md5('i4')) = m.global_mean + i.bias AS open_brace_is_no_one
+FROM mf_models m JOIN mf_item_factors i ON i.model_id = m.model_id AND i.item_key = md5('i4')::uuid::text
+WHERE m.model_id = :uuids;
+-- mf_recommend_all writes a uuid-trained side into a uuid column of an
+-- existing table (a cast from the keys' text form), and refuses other types.
+CREATE TABLE ids_uuid_top (user_id listener PRIMARY KEY, rank integer, item_id smallint, score float8);
+SELECT mf_recommend_all(:uuid_int, 1, target := 'ids_uuid_top', mode := 'append') AS written;
+SELECT count(*) AS users_matched FROM ids_uuid_top t
+JOIN mf_user_factors u ON u.user_key = t.user_id::text AND u.model_id = :uuid_int;
+CREATE TABLE ids_bad_top (user_id date, rank integer, item_id bigint, score float8);
+SELECT mf_recommend_all(:uuid_int, 1, target := 'ids_bad_top', mode := 'append');
+DROP TABLE ids_uuid_top, ids_bad_top;

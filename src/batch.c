@@ -516,8 +516,29 @@ create_target(RangeVar *relation, const char *quoted, const BatchShape *shape)
 }
 
 /*
+ * Whether column c of shape, of type type in an existing target, takes
+ * model's values: by assignment (bigint ids into integer or numeric
+ * columns, text keys into varchar, ...), or, for *cast, text keys into a
+ * column of the type they were read from (a uuid column for a model
+ * trained on uuid ids), through an explicit cast from their text form.
+ */
+static bool
+column_takes(const MfModel *model, const BatchShape *shape, int c, Oid type, bool *cast)
+{
+	MfSide		side = c == 0 ? shape->side : shape->side == MF_USERS ? MF_ITEMS : MF_USERS;
+	Oid			key_type = side == MF_USERS ? model->row.user_key_type : model->row.item_key_type;
+
+	*cast = false;
+	if (can_coerce_type(1, &shape->types[c], &type, COERCION_ASSIGNMENT))
+		return true;
+	*cast = (c == 0 || c == 2) && shape->types[c] == TEXTOID && OidIsValid(key_type) &&
+		getBaseType(type) == getBaseType(key_type);
+	return *cast;
+}
+
+/*
  * An existing target (locked) must be a table or a partitioned table with
- * the columns of shape, to which model's values can be assigned (other
+ * the columns of shape, which take model's values (column_takes; other
  * columns take their defaults): checked before anything is deleted.
  */
 static void
@@ -536,6 +557,7 @@ check_existing_target(Oid relid, const MfModel *model, const BatchShape *shape)
 	{
 		AttrNumber	attnum = get_attnum(relid, shape->names[c]);
 		Oid			type;
+		bool		cast;
 
 		if (attnum == InvalidAttrNumber || attnum < 0)
 			ereport(ERROR,
@@ -545,14 +567,17 @@ check_existing_target(Oid relid, const MfModel *model, const BatchShape *shape)
 					 errhint("%s writes into a table %s (other columns take their defaults): add the column, or pass another table.",
 							 shape->function, expected_shape(shape))));
 		type = TupleDescAttr(RelationGetDescr(rel), attnum - 1)->atttypid;
-		if (!can_coerce_type(1, &shape->types[c], &type, COERCION_ASSIGNMENT))
+		if (!column_takes(model, shape, c, type, &cast))
 			ereport(ERROR,
 					(errcode(ERRCODE_DATATYPE_MISMATCH),
 					 errmsg("column \"%s\" of table \"%s\" is of type %s, which model \"%s\"'s %s values cannot be assigned to",
 							shape->names[c], RelationGetRelationName(rel), format_type_be(type),
 							model->row.name, format_type_be(shape->types[c])),
-					 errhint("%s writes into a table %s: alter the column's type, or pass another table.",
-							 shape->function, expected_shape(shape))));
+					 errhint("%s writes into a table %s%s: alter the column's type, or pass another table.",
+							 shape->function, expected_shape(shape),
+							 shape->types[c] == TEXTOID
+							 ? " (text keys also into a column of the type they were trained from, such as uuid)"
+							 : "")));
 	}
 	relation_close(rel, NoLock);
 }
@@ -617,25 +642,40 @@ writer_open_new(BatchWriter *w, Oid relid, const BatchShape *shape)
 /*
  * Starts writing into the existing table relid (locked, its shape
  * checked) through the executor: INSERT INTO it (user_id, rank, item_id,
- * score) the rows of four arrays, one statement a batch, as the caller.
+ * score) the rows of four arrays, one statement a batch, as the caller;
+ * text keys cast to a column of their trained type (column_takes).
  */
 static void
-writer_open_existing(BatchWriter *w, Oid relid, const BatchShape *shape)
+writer_open_existing(BatchWriter *w, Oid relid, const MfModel *model, const BatchShape *shape)
 {
 	Oid			array_types[MF_BATCH_COLUMNS];
 	char	   *table = quote_qualified_identifier(get_namespace_name(get_rel_namespace(relid)),
 												   get_rel_name(relid));
+	StringInfoData values;
 
 	writer_init(w, SINK_EXISTING_TABLE, shape);
+	initStringInfo(&values);
 	for (int c = 0; c < MF_BATCH_COLUMNS; c++)
 	{
+		AttrNumber	attnum = get_attnum(relid, shape->names[c]);
+		Oid			type;
+		int32		typmod;
+		Oid			collation;
+		bool		cast;
+
+		get_atttypetypmodcoll(relid, attnum, &type, &typmod, &collation);
+		(void) column_takes(model, shape, c, type, &cast);
+		appendStringInfo(&values, "%sv%d%s%s", c == 0 ? "" : ", ", c, cast ? "::" : "",
+						 cast ? format_type_extended(type, typmod,
+													 FORMAT_TYPE_TYPEMOD_GIVEN | FORMAT_TYPE_FORCE_QUALIFY)
+						 : "");
 		array_types[c] = get_array_type(shape->types[c]);
 		w->columns[c] = palloc(sizeof(Datum) * MF_BATCH_INSERT_ROWS);
 	}
-	w->insert = SPI_prepare(psprintf("INSERT INTO %s %s"
-									 " SELECT * FROM ROWS FROM (pg_catalog.unnest($1), pg_catalog.unnest($2),"
-									 " pg_catalog.unnest($3), pg_catalog.unnest($4))",
-									 table, shape_columns(shape, false)),
+	w->insert = SPI_prepare(psprintf("INSERT INTO %s %s SELECT %s"
+									 " FROM ROWS FROM (pg_catalog.unnest($1), pg_catalog.unnest($2),"
+									 " pg_catalog.unnest($3), pg_catalog.unnest($4)) AS r (v0, v1, v2, v3)",
+									 table, shape_columns(shape, false), values.data),
 							MF_BATCH_COLUMNS, array_types);
 	if (w->insert == NULL)
 		elog(ERROR, "SPI_prepare failed for the INSERT into %s: %s", table,
@@ -1031,7 +1071,7 @@ batch_open_target(FunctionCallInfo fcinfo, const BatchArgs *args, const MfModel 
 				 errhint("Run %s again.", shape->function)));
 	run->model = model;
 	if (existed)
-		writer_open_existing(&run->writer, relid, shape);
+		writer_open_existing(&run->writer, relid, model, shape);
 	else
 		writer_open_new(&run->writer, relid, shape);
 }

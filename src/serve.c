@@ -23,6 +23,7 @@
 #include "source.h"
 #include "checks.h"
 
+#include <ctype.h>
 #include <errno.h>
 #include <math.h>
 
@@ -64,26 +65,27 @@ mf_model_argument(FunctionCallInfo fcinfo, bool by_name)
 
 /*
  * 42804 when the model identifies the side's rows by text keys: a form
- * taking integer ids (function) cannot name them.
+ * taking integer ids (function) cannot name them, nor answer with them.
  */
 static void
 require_integer_ids(const MfModel *model, MfSide side, const char *function)
 {
+	const char *argument = strcmp(function, "mf_recommend") == 0 ||
+		strcmp(function, "mf_similar_users") == 0 ? "user_id" : "item_id";
+
 	if (mf_model_keys(model, side) != NULL)
 		ereport(ERROR,
 				(errcode(ERRCODE_DATATYPE_MISMATCH),
 				 errmsg("model \"%s\" identifies its %ss by text keys, not integers",
 						model->row.name, mf_side_name(side)),
-				 strcmp(function, "mf_recommend_users") == 0
-				 ? errhint("Pass the ids as text, for example mf_recommend_users(model, item_id::text, ...); mf_recommend_users with integer ids needs a model trained on integer ids.")
-				 : strcmp(function, "mf_predict") == 0
+				 strcmp(function, "mf_predict") == 0
 				 ? errhint("Pass the %s id as it was in the training data (text or uuid), or as text, for example %s; an integer %s id needs a model trained on integer %s ids.",
 						   mf_side_name(side),
 						   side == MF_USERS ? "mf_predict(model, user_id::text, item_id)"
 						   : "mf_predict(model, user_id, item_id::text)",
 						   mf_side_name(side), mf_side_name(side))
-				 : errhint("Pass the ids as text to mf_predict or mf_recommend, for example %s(model, user_id::text, ...); %s with integer ids needs a model trained on integer ids.",
-						   "mf_recommend", function)));
+				 : errhint("The forms of %s taking an integer id answer with integer ids too: pass the id as text (or a uuid), for example %s(model, %s::text, ...), to get text ids.",
+						   function, function, argument)));
 }
 
 /*
@@ -98,6 +100,35 @@ require_integer_model(const MfModel *model, const char *function)
 }
 
 /*
+ * The key of a uuid written as text on a side of uuid keys: its canonical
+ * form (uuid_out's: lower case, hyphenated), as training kept it, for any
+ * form uuid_in reads (capitals, no hyphens or a hyphen after any group of
+ * four digits, braces); NULL for text that is no uuid, which names no key.
+ * The syntax is checked here first, so uuid_in cannot raise an error.
+ */
+static char *
+uuid_key(const char *text)
+{
+	const char *p = text;
+	int			digits = 0;
+	bool		braces = *p == '{';
+
+	if (braces)
+		p++;
+	for (; *p != '\0' && *p != '}'; p++)
+	{
+		if (isxdigit((unsigned char) *p) && digits < 32)
+			digits++;
+		else if (!(*p == '-' && digits > 0 && digits < 32 && digits % 4 == 0 && p[-1] != '-'))
+			return NULL;
+	}
+	if (digits != 32 || p[-1] == '-' || braces != (*p == '}') || (*p == '}' && p[1] != '\0'))
+		return NULL;
+	return DatumGetCString(DirectFunctionCall1(uuid_out,
+											   DirectFunctionCall1(uuid_in, CStringGetDatum(text))));
+}
+
+/*
  * The dense index of a text id (mf_text_id_index); with lenient, text that
  * is not an integer on a model of integer ids is an id the model lacks (-1)
  * rather than an error.
@@ -109,7 +140,12 @@ text_id_lookup(const MfModel *model, MfSide side, text *id, bool lenient)
 	int32		index;
 
 	if (mf_model_keys(model, side) != NULL)
-		index = mf_model_find_key(model, side, value);
+	{
+		Oid			key_type = side == MF_USERS ? model->row.user_key_type : model->row.item_key_type;
+		char	   *key = getBaseType(key_type) == UUIDOID ? uuid_key(value) : value;
+
+		index = key ? mf_model_find_key(model, side, key) : -1;
+	}
 	else
 	{
 		char	   *end;
