@@ -229,7 +229,8 @@ SELECT count(*) FROM mf_recommend_all_rows('batch', 2, candidates := 'not an arr
 -- 35 rated alike, and tie), leaving out the raters or not, with n beyond
 -- the users, on a model with biases and on text keys.
 CREATE FUNCTION batch.same_as_mf_recommend_users(model text, target regclass, n integer,
-                                                 exclude_rated boolean)
+                                                 exclude_rated boolean, candidates text[] DEFAULT NULL,
+                                                 exclude text[] DEFAULT NULL)
 RETURNS boolean LANGUAGE plpgsql AS $$
 DECLARE
     differ bigint;
@@ -238,7 +239,7 @@ BEGIN
         WITH expected AS (
             SELECT f.item_key, f.item_id, r.rank::integer, r.user_id, r.score
             FROM mf_item_factors f JOIN mf_models m USING (model_id),
-                 LATERAL mf_recommend_users($1, coalesce(f.item_key, f.item_id::text), $2, $3)
+                 LATERAL mf_recommend_users($1, coalesce(f.item_key, f.item_id::text), $2, $3, $4, $5)
                      WITH ORDINALITY r(user_id, score, rank)
             WHERE m.name = $1),
         got AS (SELECT item_id::text, rank, user_id::text, score FROM %s)
@@ -247,7 +248,7 @@ BEGIN
                               UNION ALL (SELECT * FROM got EXCEPT ALL
                                          SELECT coalesce(item_key, item_id::text), rank, user_id, score
                                          FROM expected)) d$q$, target)
-    INTO differ USING model, n, exclude_rated;
+    INTO differ USING model, n, exclude_rated, candidates, exclude;
     RETURN differ = 0;
 END $$;
 SELECT mf_recommend_users_all('batch', 5, target := 'batch.fans') AS written;
@@ -268,6 +269,21 @@ CREATE TABLE batch.item_fans (item_id bigint, rank integer, user_id bigint, scor
                               PRIMARY KEY (item_id, rank));
 SELECT mf_recommend_users_all('batch', 2, target := 'batch.item_fans', mode := 'append') AS written;
 SELECT batch.same_as_mf_recommend_users('batch', 'batch.item_fans', 2, true) AS appended;
+-- Among candidate users less excluded ones (arrays of user ids, as the
+-- filters of mf_recommend_all): each item's list is mf_recommend_users'
+-- with the same arrays; on text keys too.
+SELECT mf_recommend_users_all('batch', 3, target := 'batch.item_fans', mode := 'replace',
+                              candidates := ARRAY[5, 20, 35, 40, 41, 42, 1000000], exclude := '{41}') AS written;
+SELECT batch.same_as_mf_recommend_users('batch', 'batch.item_fans', 3, true,
+                                        '{5,20,35,40,41,42,1000000}', '{41}') AS among_candidates;
+SELECT mf_recommend_users_all('batch named', 2, true, 'batch.named_fans', 'replace',
+                              exclude := (SELECT array_agg(user_key) FROM mf_user_factors u
+                                          JOIN mf_models m USING (model_id)
+                                          WHERE m.name = 'batch named' AND u.user_id % 2 = 0)) AS written;
+SELECT batch.same_as_mf_recommend_users('batch named', 'batch.named_fans', 2, true, NULL,
+                                        (SELECT array_agg(user_key) FROM mf_user_factors u
+                                         JOIN mf_models m USING (model_id)
+                                         WHERE m.name = 'batch named' AND u.user_id % 2 = 0)) AS keys_excluded;
 SELECT mf_recommend_users_all('batch', 2, target := 'batch.item_fans', mode := 'append');
 SELECT mf_recommend_users_all('batch', 2, target := 'batch.no_score', mode := 'replace');
 SELECT mf_recommend_users_all('batch named', 2, target := 'batch.item_fans', mode := 'replace');

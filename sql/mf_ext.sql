@@ -918,21 +918,25 @@ COMMENT ON FUNCTION @extschema@.mf_recommend_all_rows(text, integer, boolean, "a
 CREATE FUNCTION @extschema@.mf_recommend_users_all(model integer, n integer DEFAULT 10,
                                                    exclude_rated boolean DEFAULT true,
                                                    target text DEFAULT NULL,
-                                                   mode text DEFAULT 'create')
+                                                   mode text DEFAULT 'create',
+                                                   candidates "any" DEFAULT NULL,
+                                                   exclude "any" DEFAULT NULL)
 RETURNS bigint
 AS 'MODULE_PATHNAME', 'mf_recommend_users_all'
 LANGUAGE C VOLATILE CALLED ON NULL INPUT PARALLEL UNSAFE;
-COMMENT ON FUNCTION @extschema@.mf_recommend_users_all(integer, integer, boolean, text, text) IS
-  'mf_ext: writes the n users with the highest predicted rating of every item of model (a model_id), as mf_recommend_users lists them (exclude_rated leaves out each item''s raters), into the table target (item_id, rank, user_id, score), with mode ''create'', ''replace'' or ''append'' as mf_recommend_all; returns the rows written';
+COMMENT ON FUNCTION @extschema@.mf_recommend_users_all(integer, integer, boolean, text, text, "any", "any") IS
+  'mf_ext: writes the n users with the highest predicted rating of every item of model (a model_id), as mf_recommend_users lists them (exclude_rated leaves out each item''s raters), into the table target (item_id, rank, user_id, score), with mode ''create'', ''replace'' or ''append'' as mf_recommend_all, each item''s users among the candidate users less those excluded (arrays of user ids, as mf_recommend_all''s filters); returns the rows written';
 
 CREATE FUNCTION @extschema@.mf_recommend_users_all(model text, n integer DEFAULT 10,
                                                    exclude_rated boolean DEFAULT true,
                                                    target text DEFAULT NULL,
-                                                   mode text DEFAULT 'create')
+                                                   mode text DEFAULT 'create',
+                                                   candidates "any" DEFAULT NULL,
+                                                   exclude "any" DEFAULT NULL)
 RETURNS bigint
 AS 'MODULE_PATHNAME', 'mf_recommend_users_all_by_name'
 LANGUAGE C VOLATILE CALLED ON NULL INPUT PARALLEL UNSAFE;
-COMMENT ON FUNCTION @extschema@.mf_recommend_users_all(text, integer, boolean, text, text) IS
+COMMENT ON FUNCTION @extschema@.mf_recommend_users_all(text, integer, boolean, text, text, "any", "any") IS
   'mf_ext: as mf_recommend_users_all(integer, ...), for the named model: writes every item''s n best users (item_id, rank, user_id, score) into the table target; returns the rows written';
 
 -- Splits ----------------------------------------------------------------------

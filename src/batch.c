@@ -1015,7 +1015,7 @@ batch_arguments(FunctionCallInfo fcinfo, MfSide side, bool rows)
 	args.exclude_rated = PG_GETARG_BOOL(2);
 	args.target = rows ? NULL : PG_GETARG_TEXT_PP(3);
 	args.mode = rows ? BATCH_CREATE : batch_mode_argument(fcinfo, 4);
-	args.filter_arg = rows ? 3 : side == MF_USERS ? 5 : -1;
+	args.filter_arg = rows ? 3 : 5;
 	return args;
 }
 
@@ -1214,8 +1214,7 @@ recommend_all(FunctionCallInfo fcinfo, MfModel *found, MfSide side, bool rows)
 		elog(ERROR, "SPI_connect failed");
 	mf_progress_begin(rows ? "mf_recommend_all_rows" : shape.function, found->row.name, "scoring");
 	/* the filters are checked before the target is touched */
-	if (args.filter_arg >= 0)
-		run.filter = mf_filter_mask_any(fcinfo, args.filter_arg, found, other, NULL);
+	run.filter = mf_filter_mask_any(fcinfo, args.filter_arg, found, other, NULL);
 	if (rows)
 	{
 		run.model = found;
@@ -1223,7 +1222,7 @@ recommend_all(FunctionCallInfo fcinfo, MfModel *found, MfSide side, bool rows)
 	}
 	else
 		batch_open_target(fcinfo, &args, found, &shape, &run);
-	if (run.model != found && args.filter_arg >= 0) /* retrained meanwhile: its rows may differ */
+	if (run.model != found)	/* retrained meanwhile: its rows may differ */
 		run.filter = mf_filter_mask_any(fcinfo, args.filter_arg, run.model, other, NULL);
 	run.side = side;
 	run.f = &run.model->factors;
