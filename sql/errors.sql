@@ -285,7 +285,8 @@ FROM (VALUES
     (210, $$SELECT mf_recommend_users_all('tiny', -1, true, 'out')$$),
     (211, $$SELECT mf_recommend_users_all('tiny', 10, true, 'tiny', 'replace')$$),
     (212, $$SELECT mf_recommend_users_all('tiny', 10, true, 'tiny')$$),
-    (213, $$SELECT mf_recommend_users_all('no such model', 10, true, 'out')$$)
+    (213, $$SELECT mf_recommend_users_all('no such model', 10, true, 'out')$$),
+    (214, $$SELECT mf_recommend_all('tiny', 10, true, '', 'replace')$$)
 ) AS s(n, statement)
 LEFT JOIN LATERAL try(s.statement) t ON true
 ORDER BY s.n;

@@ -446,7 +446,8 @@ target_name(text *target, char **quoted)
 	List	   *names;
 	RangeVar   *relation;
 
-	if (!SplitIdentifierString(pstrdup(raw), '.', &names) || list_length(names) > 3)
+	if (!SplitIdentifierString(pstrdup(raw), '.', &names) || list_length(names) == 0 ||
+		list_length(names) > 3)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_NAME),
 				 errmsg("target \"%s\" is not a table name", raw),

@@ -338,8 +338,8 @@ notice_not_refitted(const RefitState *state)
 							   mf_side_name(mf_other_side(state->side)), state->source_name),
 				 errdetail("Not refitted: %s%s.", shown.data,
 						   missing > MF_REFIT_UNNAMED_SHOWN ? ", ..." : ""),
-				 errhint("Check the ids and the source: %s := ARRAY(SELECT DISTINCT %s FROM new_rows) names the %ss with new ratings.",
-						 named_argument(state), quote_identifier(state->named_column),
+				 errhint("Check the ids against column %s of %s: %ss with no ratings there keep their factors.",
+						 quote_identifier(state->named_column), state->source_name,
 						 mf_side_name(state->side))));
 }
 
