@@ -293,6 +293,22 @@ SELECT mf_recommend_users_all('batch', 2, target := NULL);
 SELECT mf_recommend_users_all('batch', 2, NULL, 'batch.item_fans', 'replace');
 SELECT count(*) AS kept FROM batch.item_fans;
 
+-- A batch call inside another (a trigger of the target calling
+-- mf_recommend_all, which would nest again at each row until the stack
+-- ran out, threads waiting at every level) is refused; the rows stay.
+CREATE TABLE batch.recursive (user_id bigint, rank integer, item_id bigint, score float8);
+CREATE FUNCTION batch.again() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    PERFORM mf_recommend_all('batch', 1, target := 'batch.recursive', mode := 'append');
+    RETURN NEW;
+END $$;
+INSERT INTO batch.recursive VALUES (0, 0, 0, 0);
+CREATE TRIGGER again BEFORE INSERT ON batch.recursive FOR EACH ROW EXECUTE FUNCTION batch.again();
+\set VERBOSITY terse
+SELECT mf_recommend_all('batch', 1, target := 'batch.recursive', mode := 'replace');
+\set VERBOSITY default
+SELECT count(*) AS kept, min(user_id) AS row_kept FROM batch.recursive;
+
 RESET search_path;
 DROP SCHEMA batch CASCADE;
 SELECT mf_drop_model('batch'), mf_drop_model('batch named'), mf_drop_model('batch biases');

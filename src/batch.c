@@ -70,6 +70,9 @@ PG_FUNCTION_INFO_V1(mf_recommend_all_rows_by_name);
 PG_FUNCTION_INFO_V1(mf_recommend_users_all);
 PG_FUNCTION_INFO_V1(mf_recommend_users_all_by_name);
 
+/* Whether a batch call of this backend is ranking or writing (batch_run). */
+static bool batch_running = false;
+
 /* Candidates kept beyond n for the exact rescoring. */
 #define MF_BATCH_SPARE		8
 /* Bytes of products one thread holds for a block of users (about L2). */
@@ -1162,7 +1165,7 @@ batch_allocate(BatchRun *run, int threads, MemoryContext cxt)
 static int64
 batch_run(FunctionCallInfo fcinfo, BatchRun *run, bool exclude_rated, int threads)
 {
-	int64		exact_rows = 0;
+	int64		exact_rows;
 
 	if (exclude_rated)
 	{
@@ -1170,22 +1173,47 @@ batch_run(FunctionCallInfo fcinfo, BatchRun *run, bool exclude_rated, int thread
 
 		run->rated_cursor = mf_catalog_open_rated_items(&schema, run->model->row.model_id);
 	}
-	mf_parallel_for(threads, run->n_blocks, 1, recommend_blocks, feed_blocks, run);
+	/*
+	 * The rows go into an existing table as the ranking goes on, so its
+	 * triggers run while the workers wait for the backend: a batch call in
+	 * one of them would start threads of its own beside the waiting ones,
+	 * and one into the same table (a trigger calling mf_recommend_all)
+	 * would nest again at each of its rows until the stack ran out.
+	 */
+	if (batch_running)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("%s cannot run inside another mf_ext batch call",
+						run->writer.shape.function),
+				 errdetail("A trigger, rule or default of the table the outer call writes into, or a function the outer call runs, called it."),
+				 errhint("Call it after the outer call, in the same transaction if need be.")));
+	batch_running = true;
+	PG_TRY();
+	{
+		mf_parallel_for(threads, run->n_blocks, 1, recommend_blocks, feed_blocks, run);
+		if (run->rated_cursor)
+			SPI_cursor_close(run->rated_cursor);
+		if (run->writer.next_block < run->n_blocks)
+			mf_progress_phase("writing");
+		while (run->writer.next_block < run->n_blocks)
+		{
+			write_next_block(run);
+			CHECK_FOR_INTERRUPTS();
+		}
+		(void) writer_close(&run->writer);
+	}
+	PG_FINALLY();
+	{
+		batch_running = false;
+	}
+	PG_END_TRY();
+	exact_rows = 0;
 	for (int t = 0; t < threads; t++)
 		exact_rows += run->buffers[t].exact_rows;
 	elog(DEBUG1, "%s ranked " INT64_FORMAT " of %d %ss from exact scores of every %s",
 		 run->writer.shape.function, exact_rows, run->n_rows, mf_side_name(run->side),
 		 run->side == MF_USERS ? "item" : "user");
-	if (run->rated_cursor)
-		SPI_cursor_close(run->rated_cursor);
-	if (run->writer.next_block < run->n_blocks)
-		mf_progress_phase("writing");
-	while (run->writer.next_block < run->n_blocks)
-	{
-		write_next_block(run);
-		CHECK_FOR_INTERRUPTS();
-	}
-	return writer_close(&run->writer);
+	return run->writer.written;
 }
 
 /*
