@@ -309,6 +309,35 @@ SELECT mf_recommend_all('batch', 1, target := 'batch.recursive', mode := 'replac
 \set VERBOSITY default
 SELECT count(*) AS kept, min(user_id) AS row_kept FROM batch.recursive;
 
+-- The target's triggers may drop or retrain the model while the call
+-- still ranks with it (an attack crashed the server so): the call goes
+-- on with the factors it started with, and writes what they rank.
+CREATE TABLE batch.victim_ratings AS
+SELECT u AS user_id, i AS item_id, 1 + (u * 7 + i * 3) % 5 AS rating
+FROM generate_series(1, 400) u, generate_series(1, 30) i WHERE (u + i) % 3 = 0;
+SELECT mf_train('batch.victim_ratings', k := 3, lambda := 1, model_name := 'victim') > 0 AS trained;
+CREATE TABLE batch.victim_expected AS SELECT * FROM mf_recommend_all_rows('victim', 5);
+CREATE TABLE batch.victim_top (user_id bigint, rank integer, item_id bigint, score float8);
+CREATE FUNCTION batch.drop_victim() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    IF EXISTS (SELECT FROM mf_models WHERE name = 'victim') THEN
+        PERFORM mf_drop_model('victim');
+        -- and fill the cache with other models' factors
+        PERFORM mf_predict(m.name, 1, 1) FROM mf_models m
+        WHERE user_key_type IS NULL AND item_key_type IS NULL;
+    END IF;
+    RETURN NULL;
+END $$;
+CREATE TRIGGER drop_victim AFTER INSERT ON batch.victim_top
+FOR EACH STATEMENT EXECUTE FUNCTION batch.drop_victim();
+SELECT mf_recommend_all('victim', 5, target := 'batch.victim_top', mode := 'append') AS written;
+SELECT NOT EXISTS (SELECT FROM mf_models WHERE name = 'victim') AS dropped_meanwhile;
+SELECT count(*) AS differing_rows
+FROM ((SELECT user_id, rank, item_id, score FROM batch.victim_top
+       EXCEPT ALL SELECT user_id, rank, item_id, score FROM batch.victim_expected)
+      UNION ALL (SELECT user_id, rank, item_id, score FROM batch.victim_expected
+                 EXCEPT ALL SELECT user_id, rank, item_id, score FROM batch.victim_top)) d;
+
 RESET search_path;
 DROP SCHEMA batch CASCADE;
 SELECT mf_drop_model('batch'), mf_drop_model('batch named'), mf_drop_model('batch biases');

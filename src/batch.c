@@ -184,6 +184,7 @@ typedef struct BatchRun
 	bool	   *filter;			/* n_offered: left out of every list (candidates, exclude), or NULL */
 	atomic_bool *done;			/* per block: its rows' best are set */
 
+	MfModel    *pinned;			/* the model looked up again, pinned (batch_open_target) */
 	/* the backend's side (feed_blocks) */
 	MemoryContext cxt;
 	const MfModel *model;
@@ -1067,6 +1068,11 @@ batch_open_target(FunctionCallInfo fcinfo, const BatchArgs *args, const MfModel 
 		relid = create_target(relation, quoted, shape);
 
 	model = mf_cache_model_by_id(fcinfo, model_id);
+	if (model != found)
+	{
+		mf_cache_pin(model);
+		run->pinned = model;
+	}
 	if ((model->user_keys != NULL) != user_keys || (model->item_keys != NULL) != item_keys)
 		ereport(ERROR,
 				(errcode(ERRCODE_T_R_SERIALIZATION_FAILURE),
@@ -1223,17 +1229,16 @@ batch_run(FunctionCallInfo fcinfo, BatchRun *run, bool exclude_rated, int thread
  * or with rows mf_recommend_all_rows(model, n, exclude_rated, candidates,
  * exclude), returning them.  found is the model as first looked up.
  */
-static Datum
-recommend_all(FunctionCallInfo fcinfo, MfModel *found, MfSide side, bool rows)
+static void
+recommend_all_pinned(FunctionCallInfo fcinfo, MfModel *found, MfSide side, bool rows,
+					 BatchRun *run)
 {
 	BatchArgs	args = batch_arguments(fcinfo, side, rows);
 	BatchShape	shape = batch_shape(found, side);
 	MfSide		other = side == MF_USERS ? MF_ITEMS : MF_USERS;
-	BatchRun	run = {0};
 	MemoryContext cxt;
 	MemoryContext old;
 	int			threads;
-	int64		written;
 
 	if (rows)
 		InitMaterializedSRF(fcinfo, 0);
@@ -1243,34 +1248,59 @@ recommend_all(FunctionCallInfo fcinfo, MfModel *found, MfSide side, bool rows)
 		elog(ERROR, "SPI_connect failed");
 	mf_progress_begin(rows ? "mf_recommend_all_rows" : shape.function, found->row.name, "scoring");
 	/* the filters are checked before the target is touched */
-	run.filter = mf_filter_mask_any(fcinfo, args.filter_arg, found, other, NULL);
+	run->filter = mf_filter_mask_any(fcinfo, args.filter_arg, found, other, NULL);
 	if (rows)
 	{
-		run.model = found;
-		writer_open_rows(&run.writer, fcinfo, &shape);
+		run->model = found;
+		writer_open_rows(&run->writer, fcinfo, &shape);
 	}
 	else
-		batch_open_target(fcinfo, &args, found, &shape, &run);
-	if (run.model != found)	/* retrained meanwhile: its rows may differ */
-		run.filter = mf_filter_mask_any(fcinfo, args.filter_arg, run.model, other, NULL);
-	run.side = side;
-	run.f = &run.model->factors;
-	run.n_rows = side == MF_USERS ? run.f->n_users : run.f->n_items;
-	run.n_offered = side == MF_USERS ? run.f->n_items : run.f->n_users;
-	run.offered_ids = mf_model_ids(run.model, other);
-	run.n = args.n;
-	run.blas = mf_blas();
-	threads = batch_plan(&run, args.exclude_rated);
-	prepare_products(cxt, &run);
-	batch_allocate(&run, threads, cxt);
-	written = batch_run(fcinfo, &run, args.exclude_rated, threads);
+		batch_open_target(fcinfo, &args, found, &shape, run);
+	if (run->model != found)	/* retrained meanwhile: its rows may differ */
+		run->filter = mf_filter_mask_any(fcinfo, args.filter_arg, run->model, other, NULL);
+	run->side = side;
+	run->f = &run->model->factors;
+	run->n_rows = side == MF_USERS ? run->f->n_users : run->f->n_items;
+	run->n_offered = side == MF_USERS ? run->f->n_items : run->f->n_users;
+	run->offered_ids = mf_model_ids(run->model, other);
+	run->n = args.n;
+	run->blas = mf_blas();
+	threads = batch_plan(run, args.exclude_rated);
+	prepare_products(cxt, run);
+	batch_allocate(run, threads, cxt);
+	(void) batch_run(fcinfo, run, args.exclude_rated, threads);
 	mf_progress_end();
 	SPI_finish();
 	MemoryContextSwitchTo(old);
 	MemoryContextDelete(cxt);
+}
+
+/*
+ * recommend_all_pinned with the models it uses pinned (mf_cache_pin): the
+ * INSERTs into an existing target fire its triggers, and the DELETE and
+ * the CREATE TABLE run event triggers, any of which may retrain or drop
+ * the model, or load others, while the workers still read its factors.
+ */
+static Datum
+recommend_all(FunctionCallInfo fcinfo, MfModel *found, MfSide side, bool rows)
+{
+	BatchRun	run = {0};
+
+	mf_cache_pin(found);
+	PG_TRY();
+	{
+		recommend_all_pinned(fcinfo, found, side, rows, &run);
+	}
+	PG_FINALLY();
+	{
+		mf_cache_unpin(found);
+		if (run.pinned)
+			mf_cache_unpin(run.pinned);
+	}
+	PG_END_TRY();
 	if (rows)
 		return (Datum) 0;
-	PG_RETURN_INT64(written);
+	PG_RETURN_INT64(run.writer.written);
 }
 
 /*

@@ -312,7 +312,31 @@ load_model(const MfSchema *schema, const MfModelRow *row, MemoryContext parent)
 	return model;
 }
 
-/* Frees a cached model and removes its entry. */
+/* Frees a model no longer cached, or, while it is pinned, leaves that to the last unpin. */
+static void
+release_model(MfModel *model)
+{
+	if (model->pins > 0)
+		model->released = true;
+	else
+		MemoryContextDelete(model->cxt);
+}
+
+void
+mf_cache_pin(MfModel *model)
+{
+	model->pins++;
+}
+
+void
+mf_cache_unpin(MfModel *model)
+{
+	Assert(model->pins > 0);
+	if (--model->pins == 0 && model->released)
+		MemoryContextDelete(model->cxt);
+}
+
+/* Frees a cached model (release_model) and removes its entry. */
 static void
 evict(CacheEntry *entry)
 {
@@ -320,7 +344,7 @@ evict(CacheEntry *entry)
 
 	if (entry->validated.xids)
 		pfree(entry->validated.xids);
-	MemoryContextDelete(entry->model->cxt);
+	release_model(entry->model);
 	cache_generation++;
 	hash_search(model_cache, &model_id, HASH_REMOVE, NULL);
 }
@@ -492,7 +516,7 @@ cache_lookup(FunctionCallInfo fcinfo, int32 model_id, text *name)
 	if (state->restricted)
 	{
 		/* loaded for a key that no longer holds */
-		MemoryContextDelete(state->restricted->cxt);
+		release_model(state->restricted);
 		state->restricted = NULL;
 		state->model = NULL;
 	}

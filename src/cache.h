@@ -32,6 +32,8 @@ typedef struct MfModel
 	double	   *user_norms;		/* |u| per user, computed on first need */
 	double	   *item_norms;		/* |v| per item, computed on first need */
 	MemoryContext cxt;
+	int			pins;			/* mf_cache_pin calls not yet undone */
+	bool		released;		/* evicted while pinned: the last unpin frees it */
 } MfModel;
 
 /* The ids of one side. */
@@ -71,5 +73,15 @@ mf_model_find_key(const MfModel *model, MfSide side, const char *key)
  */
 extern MfModel *mf_cache_model_by_id(FunctionCallInfo fcinfo, int32 model_id);
 extern MfModel *mf_cache_model_by_name(FunctionCallInfo fcinfo, text *name);
+
+/*
+ * Keeps a model's memory valid while its caller runs SQL that may evict it
+ * (a batch call's INSERTs fire the target's triggers, which may retrain or
+ * drop it, or load other models): an eviction meanwhile only unlinks it
+ * from the cache, and the last mf_cache_unpin frees it.  Unpin in a
+ * PG_FINALLY block, so that an error unpins too.
+ */
+extern void mf_cache_pin(MfModel *model);
+extern void mf_cache_unpin(MfModel *model);
 
 #endif							/* MF_CACHE_H */
