@@ -309,6 +309,11 @@ SELECT mf_recommend_all('batch', 1, target := 'batch.recursive', mode := 'replac
 \set VERBOSITY default
 SELECT count(*) AS kept, min(user_id) AS row_kept FROM batch.recursive;
 
+-- A target with rules is refused: they would rewrite the INSERT and DELETE.
+CREATE TABLE batch.ruled (user_id bigint, rank integer, item_id bigint, score float8);
+CREATE RULE nothing AS ON INSERT TO batch.ruled DO INSTEAD NOTHING;
+SELECT mf_recommend_all('batch', 1, target := 'batch.ruled', mode := 'append');
+
 -- The target's triggers may drop or retrain the model while the call
 -- still ranks with it (an attack crashed the server so): the call goes
 -- on with the factors it started with, and writes what they rank.

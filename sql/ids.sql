@@ -226,3 +226,18 @@ JOIN mf_user_factors u ON u.user_key = t.user_id::text AND u.model_id = :uuid_in
 CREATE TABLE ids_bad_top (user_id date, rank integer, item_id bigint, score float8);
 SELECT mf_recommend_all(:uuid_int, 1, target := 'ids_bad_top', mode := 'append');
 DROP TABLE ids_uuid_top, ids_bad_top;
+-- A refit reads a text column on a side trained from uuids as uuids, in
+-- any form: the same users, not new keys (they were added as new users,
+-- unreachable by any lookup); text that is no uuid is an error.
+CREATE TABLE ids_upper AS SELECT upper(user_id::text) AS user_id, item_id, rating FROM ids_uuids
+WHERE user_id IN (md5('u1')::uuid, md5('u2')::uuid);
+SELECT n_users AS users_before FROM mf_models WHERE model_id = :uuids \gset
+SELECT mf_refit_users(:uuids, 'ids_upper') AS refitted;
+SELECT n_users = :users_before AS no_new_users FROM mf_models WHERE model_id = :uuids;
+SELECT count(*) AS lower_case_keys FROM mf_user_factors
+WHERE model_id = :uuids AND user_key = lower(user_key);
+CREATE TABLE ids_not_uuid AS SELECT 'not-a-uuid'::text AS user_id, item_id, rating FROM ids_uuids LIMIT 1;
+\set VERBOSITY terse
+SELECT mf_refit_users(:uuids, 'ids_not_uuid');
+\set VERBOSITY default
+DROP TABLE ids_upper, ids_not_uuid;

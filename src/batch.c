@@ -558,6 +558,13 @@ check_existing_target(Oid relid, const MfModel *model, const BatchShape *shape)
 				 errmsg("\"%s\" is not a table", RelationGetRelationName(rel)),
 				 errhint("%s writes into a table %s: pass the name of one, or a new name to create it.",
 						 shape->function, expected_shape(shape))));
+	if (rel->rd_rel->relhasrules)
+		ereport(ERROR,
+				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+				 errmsg("table \"%s\" has rules", RelationGetRelationName(rel)),
+				 errdetail("%s writes its rows with INSERT (and for 'replace' deletes with DELETE), which the table's rules would rewrite.",
+						   shape->function),
+				 errhint("Write into a table without rules, then copy the rows where the rules apply.")));
 	for (int c = 0; c < MF_BATCH_COLUMNS; c++)
 	{
 		AttrNumber	attnum = get_attnum(relid, shape->names[c]);
@@ -1241,12 +1248,15 @@ recommend_all_pinned(FunctionCallInfo fcinfo, MfModel *found, MfSide side, bool 
 	int			threads;
 
 	if (rows)
+	{
 		InitMaterializedSRF(fcinfo, 0);
+		shape.function = "mf_recommend_all_rows";	/* for messages */
+	}
 	cxt = AllocSetContextCreate(CurrentMemoryContext, "mf_recommend_all", ALLOCSET_DEFAULT_SIZES);
 	old = MemoryContextSwitchTo(cxt);
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
-	mf_progress_begin(rows ? "mf_recommend_all_rows" : shape.function, found->row.name, "scoring");
+	mf_progress_begin(shape.function, found->row.name, "scoring");
 	/* the filters are checked before the target is touched */
 	run->filter = mf_filter_mask_any(fcinfo, args.filter_arg, found, other, NULL);
 	if (rows)

@@ -621,20 +621,25 @@ mf_catalog_partner_counts(const MfSchema *schema, int32 model_id, MfSide side,
 MfModelRow
 mf_catalog_lock_model(const MfSchema *schema, int32 model_id)
 {
-	static const Oid types[] = {TEXTOID, NAMEOID, NAMEOID, NAMEOID, INT8OID, REGROLEOID};
+	static const Oid types[] = {TEXTOID, NAMEOID, NAMEOID, NAMEOID, INT8OID, REGROLEOID,
+	REGTYPEOID, REGTYPEOID};
 	Oid			argtype = INT4OID;
 	Datum		arg = Int32GetDatum(model_id);
 	Oid			models = get_relname_relid(MF_MODELS_TABLE, schema->oid);
 	bool		recorded = OidIsValid(models) &&
 		get_attnum(models, "source_recorded_by") != InvalidAttrNumber;
+	bool		key_types = OidIsValid(models) &&
+		get_attnum(models, "user_key_type") != InvalidAttrNumber;
 	HeapTuple	tuple;
 	TupleDesc	desc;
 	MfModelRow	row = {0};
 	bool		isnull;
 	int			nest_level = internal_sql_begin();
 
-	if (SPI_execute_with_args(psprintf("SELECT source, user_col, item_col, rating_col, version, %s FROM %s.mf_models WHERE model_id = $1 FOR UPDATE",
+	if (SPI_execute_with_args(psprintf("SELECT source, user_col, item_col, rating_col, version, %s, %s FROM %s.mf_models WHERE model_id = $1 FOR UPDATE",
 									   recorded ? "source_recorded_by" : "NULL::regrole",
+									   key_types ? "user_key_type, item_key_type"
+									   : "NULL::regtype, NULL::regtype",
 									   schema->quoted),
 							  1, &argtype, &arg, NULL, false, 1) != SPI_OK_SELECT ||
 		SPI_processed != 1)
@@ -660,6 +665,12 @@ mf_catalog_lock_model(const MfSchema *schema, int32 model_id)
 	row.source_recorded_by = DatumGetObjectId(SPI_getbinval(tuple, desc, 6, &isnull));
 	if (isnull)
 		row.source_recorded_by = InvalidOid;
+	row.user_key_type = DatumGetObjectId(SPI_getbinval(tuple, desc, 7, &isnull));
+	if (isnull)
+		row.user_key_type = InvalidOid;
+	row.item_key_type = DatumGetObjectId(SPI_getbinval(tuple, desc, 8, &isnull));
+	if (isnull)
+		row.item_key_type = InvalidOid;
 	return row;
 }
 

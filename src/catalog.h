@@ -146,7 +146,7 @@ extern MfModelRow mf_catalog_read_model(const MfModelTables *tables, int32 model
 
 /*
  * Locks the model's row (FOR UPDATE) and reads what a refit needs: source,
- * columns, version and who recorded the source and columns (InvalidOid in
+ * columns, version, key types and who recorded the source and columns (InvalidOid in
  * tables of versions before 0.5, or rows stored before).  An error
  * (42704) when there is none, (XX001) for a NULL source or column.
  */

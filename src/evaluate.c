@@ -394,7 +394,7 @@ read_test_relation(FunctionCallInfo fcinfo, const MfModel *model, MemoryContext 
 	const char *trained[3] = {model->row.user_col, model->row.item_col, model->row.rating_col};
 	bool		implicit = model->factors.implicit; /* model may be gone after the read */
 	const char *columns[3];
-	MfSource	source;
+	MfSource	source = {0};
 	MfRatings  *test;
 
 	for (int c = 0; c < 3; c++)
@@ -403,6 +403,8 @@ read_test_relation(FunctionCallInfo fcinfo, const MfModel *model, MemoryContext 
 	source.argname = "test";
 	source.fixed_columns = false;
 	source.relid = PG_GETARG_OID(1);
+	source.user_key_type = model->row.user_key_type;
+	source.item_key_type = model->row.item_key_type;
 	source.user_col = columns[0];
 	source.item_col = columns[1];
 	source.rating_col = columns[2];

@@ -875,7 +875,9 @@ similar(FunctionCallInfo fcinfo, MfSide side, bool by_name, bool as_text)
 	{
 		double		scale = norms[target] * norms[r];
 
-		scores[r] = scale > 0 ? mf_row_dot(f, target_row, mf_factor_row(f, side, r)) / scale : 0.0;
+		/* a cosine, kept within [-1, 1], which rounding could leave by an ulp */
+		scores[r] = scale > 0 ? Max(-1.0, Min(1.0, mf_row_dot(f, target_row, mf_factor_row(f, side, r)) / scale))
+			: 0.0;
 		if (support == NULL)
 			continue;
 		if (support[r] < min_support)

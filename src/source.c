@@ -282,7 +282,19 @@ mf_id_key_text(Oid type, Oid output, Datum value)
 static int64
 key_number(ReadState *state, MfSide side, Oid type, Oid output, Datum value)
 {
-	return mf_rows_key(state->rows, side, mf_id_key_text(type, output, value));
+	Oid			model_type = side == MF_USERS ? state->source->user_key_type
+		: state->source->item_key_type;
+	char	   *key = mf_id_key_text(type, output, value);
+
+	/*
+	 * A side trained from uuids keeps their canonical text: read from a
+	 * column of another type (text), a key is a uuid in any form a uuid
+	 * cast reads, written as training wrote it (22P02 when it is none).
+	 */
+	if (OidIsValid(model_type) && getBaseType(model_type) == UUIDOID && type != UUIDOID)
+		key = DatumGetCString(DirectFunctionCall1(uuid_out,
+												  DirectFunctionCall1(uuid_in, CStringGetDatum(key))));
+	return mf_rows_key(state->rows, side, key);
 }
 
 /* Keeps one row: skips NULLs, rejects non-finite ratings, appends. */

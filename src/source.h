@@ -27,6 +27,8 @@ typedef struct MfSource
 	const char *user_col;
 	const char *item_col;
 	const char *rating_col;
+	Oid			user_key_type;	/* the model's key types (mf_models), when a */
+	Oid			item_key_type;	/* side trained from uuids reads text as uuids */
 	/* set by mf_source_validate: */
 	AttrNumber	user_attnum;
 	AttrNumber	item_attnum;

@@ -314,6 +314,9 @@ read_validation(const TrainState *state)
 	source.argname = "validation";
 	source.fixed_columns = true;
 	source.relid = state->validation_relid;
+	/* keys trained from uuids: the validation relation's text read as uuids */
+	source.user_key_type = state->source.user_type == UUIDOID ? UUIDOID : InvalidOid;
+	source.item_key_type = state->source.item_type == UUIDOID ? UUIDOID : InvalidOid;
 	mf_source_validate(&source);
 	held_out = mf_source_read(&source, state->cxt);
 	if (options->implicit)
