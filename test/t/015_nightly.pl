@@ -28,12 +28,14 @@ sub wait_for_run
 	my $deadline = time() + 150;
 	while (time() < $deadline)
 	{
-		my $message = $node->safe_psql('postgres', qq{
-			SELECT coalesce(return_message, '') FROM cron.job_run_details
-			WHERE jobid = $jobid AND status = '$status' ORDER BY runid LIMIT 1});
-		my $found = $node->safe_psql('postgres', qq{
-			SELECT count(*) FROM cron.job_run_details WHERE jobid = $jobid AND status = '$status'});
-		return $message if $found > 0;
+		# one query (two could see the run in between), and a failed run
+		# once its message is written too
+		my ($found, $message) = split /\|/, $node->safe_psql('postgres', qq{
+			SELECT count(*) || '|' || coalesce(min(return_message), '') FROM (
+				SELECT return_message FROM cron.job_run_details
+				WHERE jobid = $jobid AND status = '$status' ORDER BY runid LIMIT 1) r}), 2;
+		$message //= '';
+		return $message if $found > 0 && ($status ne 'failed' || $message ne '');
 		sleep 1;
 	}
 	my $runs = $node->safe_psql('postgres', qq{
