@@ -240,4 +240,9 @@ CREATE TABLE ids_not_uuid AS SELECT 'not-a-uuid'::text AS user_id, item_id, rati
 \set VERBOSITY terse
 SELECT mf_refit_users(:uuids, 'ids_not_uuid');
 \set VERBOSITY default
-DROP TABLE ids_upper, ids_not_uuid;
+-- mf_evaluate reads such a test relation the same way: the same measures
+-- as from the uuid column itself.
+CREATE TABLE ids_upper_test AS SELECT upper(user_id::text) AS user_id, item_id, rating FROM ids_uuids;
+SELECT (SELECT array_agg(value ORDER BY metric) FROM mf_evaluate(:uuids, 'ids_upper_test')) =
+       (SELECT array_agg(value ORDER BY metric) FROM mf_evaluate(:uuids, 'ids_uuids')) AS evaluate_reads_uuids;
+DROP TABLE ids_upper, ids_not_uuid, ids_upper_test;

@@ -23,7 +23,6 @@
 #include "source.h"
 #include "checks.h"
 
-#include <ctype.h>
 #include <errno.h>
 #include <math.h>
 
@@ -100,35 +99,6 @@ require_integer_model(const MfModel *model, const char *function)
 }
 
 /*
- * The key of a uuid written as text on a side of uuid keys: its canonical
- * form (uuid_out's: lower case, hyphenated), as training kept it, for any
- * form uuid_in reads (capitals, no hyphens or a hyphen after any group of
- * four digits, braces); NULL for text that is no uuid, which names no key.
- * The syntax is checked here first, so uuid_in cannot raise an error.
- */
-static char *
-uuid_key(const char *text)
-{
-	const char *p = text;
-	int			digits = 0;
-	bool		braces = *p == '{';
-
-	if (braces)
-		p++;
-	for (; *p != '\0' && *p != '}'; p++)
-	{
-		if (isxdigit((unsigned char) *p) && digits < 32)
-			digits++;
-		else if (!(*p == '-' && digits > 0 && digits < 32 && digits % 4 == 0 && p[-1] != '-'))
-			return NULL;
-	}
-	if (digits != 32 || p[-1] == '-' || braces != (*p == '}') || (*p == '}' && p[1] != '\0'))
-		return NULL;
-	return DatumGetCString(DirectFunctionCall1(uuid_out,
-											   DirectFunctionCall1(uuid_in, CStringGetDatum(text))));
-}
-
-/*
  * The dense index of a text id (mf_text_id_index); with lenient, text that
  * is not an integer on a model of integer ids is an id the model lacks (-1)
  * rather than an error.
@@ -142,7 +112,7 @@ text_id_lookup(const MfModel *model, MfSide side, text *id, bool lenient)
 	if (mf_model_keys(model, side) != NULL)
 	{
 		Oid			key_type = side == MF_USERS ? model->row.user_key_type : model->row.item_key_type;
-		char	   *key = getBaseType(key_type) == UUIDOID ? uuid_key(value) : value;
+		char	   *key = getBaseType(key_type) == UUIDOID ? mf_uuid_key(value, true) : value;
 
 		index = key ? mf_model_find_key(model, side, key) : -1;
 	}

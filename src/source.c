@@ -18,6 +18,8 @@
 #include "progress.h"
 #include "query.h"
 
+#include <ctype.h>
+
 #include "access/heapam.h"
 #include "access/htup_details.h"
 #include "access/relation.h"
@@ -275,6 +277,32 @@ mf_id_key_text(Oid type, Oid output, Datum value)
 	return text;
 }
 
+char *
+mf_uuid_key(const char *text, bool missing_ok)
+{
+	const char *p = text;
+	int			digits = 0;
+	bool		braces = *p == '{';
+
+	if (missing_ok)
+	{
+		/* uuid_in's syntax checked first, so that it cannot raise an error */
+		if (braces)
+			p++;
+		for (; *p != '\0' && *p != '}'; p++)
+		{
+			if (isxdigit((unsigned char) *p) && digits < 32)
+				digits++;
+			else if (!(*p == '-' && digits > 0 && digits < 32 && digits % 4 == 0 && p[-1] != '-'))
+				return NULL;
+		}
+		if (digits != 32 || braces != (*p == '}') || (*p == '}' && p[1] != '\0'))
+			return NULL;
+	}
+	return DatumGetCString(DirectFunctionCall1(uuid_out,
+											   DirectFunctionCall1(uuid_in, CStringGetDatum(text))));
+}
+
 /*
  * The number of the text form of an id value among the side's keys.
  * Called with the key context current.
@@ -292,8 +320,7 @@ key_number(ReadState *state, MfSide side, Oid type, Oid output, Datum value)
 	 * cast reads, written as training wrote it (22P02 when it is none).
 	 */
 	if (OidIsValid(model_type) && getBaseType(model_type) == UUIDOID && type != UUIDOID)
-		key = DatumGetCString(DirectFunctionCall1(uuid_out,
-												  DirectFunctionCall1(uuid_in, CStringGetDatum(key))));
+		key = mf_uuid_key(key, false);
 	return mf_rows_key(state->rows, side, key);
 }
 

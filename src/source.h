@@ -100,6 +100,14 @@ extern ArrayType *mf_id_array(Oid argtype, Datum value, MfSide side, const char 
  */
 extern char *mf_id_key_text(Oid type, Oid output, Datum value);
 
+/*
+ * The key a side trained from uuids keeps for a uuid written as text (any
+ * form a uuid cast reads: capitals, no hyphens or a hyphen after any group
+ * of four digits, braces): its canonical text, as training wrote it.  Text
+ * that is no uuid is NULL with missing_ok (it names no key), else 22P02.
+ */
+extern char *mf_uuid_key(const char *text, bool missing_ok);
+
 /* A relation's schema-qualified, quoted name; an error (42P01) if it is gone. */
 extern char *mf_source_display_name(Oid relid);
 
