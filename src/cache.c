@@ -278,6 +278,8 @@ load_model(const MfSchema *schema, const MfModelRow *row, MemoryContext parent)
 	model->cxt = cxt;
 	model->row = *row;
 	copy_row_strings(&model->row, cxt);
+	model->user_uuid_keys = OidIsValid(row->user_key_type) && getBaseType(row->user_key_type) == UUIDOID;
+	model->item_uuid_keys = OidIsValid(row->item_key_type) && getBaseType(row->item_key_type) == UUIDOID;
 	f->k = k;
 	f->implicit = row->options.implicit;
 	f->biases = row->options.biases;

@@ -28,6 +28,8 @@ typedef struct MfModel
 	char	  **item_keys;
 	mf_keymap_hash *user_keymap;	/* text key -> dense index, with keys */
 	mf_keymap_hash *item_keymap;
+	bool		user_uuid_keys; /* keys trained from uuids (or a domain over uuid) */
+	bool		item_uuid_keys;
 	MfFactors	factors;		/* in the precision it was trained in */
 	double	   *user_norms;		/* |u| per user, computed on first need */
 	double	   *item_norms;		/* |v| per item, computed on first need */

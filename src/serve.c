@@ -111,8 +111,8 @@ text_id_lookup(const MfModel *model, MfSide side, text *id, bool lenient)
 
 	if (mf_model_keys(model, side) != NULL)
 	{
-		Oid			key_type = side == MF_USERS ? model->row.user_key_type : model->row.item_key_type;
-		char	   *key = getBaseType(key_type) == UUIDOID ? mf_uuid_key(value, true) : value;
+		bool		uuid_keys = side == MF_USERS ? model->user_uuid_keys : model->item_uuid_keys;
+		char	   *key = uuid_keys ? mf_uuid_key(value, true) : value;
 
 		index = key ? mf_model_find_key(model, side, key) : -1;
 	}
