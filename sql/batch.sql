@@ -309,6 +309,19 @@ SELECT mf_recommend_all('batch', 1, target := 'batch.recursive', mode := 'replac
 \set VERBOSITY default
 SELECT count(*) AS kept, min(user_id) AS row_kept FROM batch.recursive;
 
+-- 'replace' holds the target against other writers (not readers) until
+-- the transaction ends, so that two replaces at once wait for each other;
+-- a generated column of the shape is refused before anything is deleted.
+CREATE TABLE batch.locked (user_id bigint, rank integer, item_id bigint, score float8);
+BEGIN;
+SELECT mf_recommend_all('batch', 1, target := 'batch.locked', mode := 'replace') > 0 AS replaced,
+       (SELECT string_agg(mode, ', ' ORDER BY mode) FROM pg_locks
+        WHERE relation = 'batch.locked'::regclass AND pid = pg_backend_pid()) AS locks;
+ROLLBACK;
+CREATE TABLE batch.generated (user_id bigint, rank integer, item_id bigint,
+                              score float8 GENERATED ALWAYS AS (1.0) STORED);
+SELECT mf_recommend_all('batch', 1, target := 'batch.generated', mode := 'replace');
+
 -- A target with rules is refused: they would rewrite the INSERT and DELETE.
 CREATE TABLE batch.ruled (user_id bigint, rank integer, item_id bigint, score float8);
 CREATE RULE nothing AS ON INSERT TO batch.ruled DO INSTEAD NOTHING;

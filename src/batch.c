@@ -578,6 +578,13 @@ check_existing_target(Oid relid, const MfModel *model, const BatchShape *shape)
 							shape->names[c]),
 					 errhint("%s writes into a table %s (other columns take their defaults): add the column, or pass another table.",
 							 shape->function, expected_shape(shape))));
+		if (TupleDescAttr(RelationGetDescr(rel), attnum - 1)->attgenerated)
+			ereport(ERROR,
+					(errcode(ERRCODE_WRONG_OBJECT_TYPE),
+					 errmsg("column \"%s\" of table \"%s\" is generated", shape->names[c],
+							RelationGetRelationName(rel)),
+					 errhint("%s writes into a table %s: make the column a plain one, or pass another table.",
+							 shape->function, expected_shape(shape))));
 		type = TupleDescAttr(RelationGetDescr(rel), attnum - 1)->atttypid;
 		if (!column_takes(model, shape, c, type, &cast))
 			ereport(ERROR,
@@ -1047,7 +1054,14 @@ batch_open_target(FunctionCallInfo fcinfo, const BatchArgs *args, const MfModel 
 	bool		item_keys = found->item_keys != NULL;
 	char	   *quoted;
 	RangeVar   *relation = target_name(args->target, &quoted);
-	Oid			relid = RangeVarGetRelidExtended(relation, RowExclusiveLock, RVR_MISSING_OK,
+	/*
+	 * 'replace' locks out other writers (not readers) until its transaction
+	 * ends: two replaces at once would each delete only the rows they saw,
+	 * and both lists would stay.  The second waits, then deletes the first's.
+	 */
+	Oid			relid = RangeVarGetRelidExtended(relation,
+												 args->mode == BATCH_REPLACE ? ShareRowExclusiveLock
+												 : RowExclusiveLock, RVR_MISSING_OK,
 												 NULL, NULL);
 	bool		existed = OidIsValid(relid);
 	MfModel    *model;
