@@ -185,8 +185,8 @@ typedef struct BatchRun
 	atomic_bool *done;			/* per block: its rows' best are set */
 
 	MfModel    *pinned;			/* the model looked up again, pinned (batch_open_target) */
+	MemoryContext cxt;			/* what the workers read (recommend_all) */
 	/* the backend's side (feed_blocks) */
-	MemoryContext cxt;
 	const MfModel *model;
 	Portal		rated_cursor;	/* the users' rated items by user id, or NULL */
 	MemoryContext batch_cxt;	/* one fetch's detoasted arrays */
@@ -1148,10 +1148,12 @@ batch_plan(BatchRun *run, bool exclude_rated)
 	return threads;
 }
 
-/* Allocates the run's lists, flags and each thread's buffers in cxt. */
+/* Allocates the run's lists, flags and each thread's buffers in run->cxt. */
 static void
-batch_allocate(BatchRun *run, int threads, MemoryContext cxt)
+batch_allocate(BatchRun *run, int threads)
 {
+	MemoryContext cxt = run->cxt;
+
 	run->rated = mf_alloc_array(cxt, run->n_rows, sizeof(int32 *));
 	memset(run->rated, 0, sizeof(int32 *) * run->n_rows);
 	run->rated_count = mf_alloc_array(cxt, run->n_rows, sizeof(int32));
@@ -1179,7 +1181,6 @@ batch_allocate(BatchRun *run, int threads, MemoryContext cxt)
 		b->wide = mf_alloc_array(cxt, Max(run->f->k, 1), sizeof(double));
 		b->exact_rows = 0;
 	}
-	run->cxt = cxt;
 	run->batch_cxt = AllocSetContextCreate(cxt, "mf_recommend_all rated items",
 										   ALLOCSET_DEFAULT_SIZES);
 }
@@ -1257,7 +1258,6 @@ recommend_all_pinned(FunctionCallInfo fcinfo, MfModel *found, MfSide side, bool 
 	BatchArgs	args = batch_arguments(fcinfo, side, rows);
 	BatchShape	shape = batch_shape(found, side);
 	MfSide		other = side == MF_USERS ? MF_ITEMS : MF_USERS;
-	MemoryContext cxt;
 	MemoryContext old;
 	int			threads;
 
@@ -1266,10 +1266,10 @@ recommend_all_pinned(FunctionCallInfo fcinfo, MfModel *found, MfSide side, bool 
 		InitMaterializedSRF(fcinfo, 0);
 		shape.function = "mf_recommend_all_rows";	/* for messages */
 	}
-	cxt = AllocSetContextCreate(CurrentMemoryContext, "mf_recommend_all", ALLOCSET_DEFAULT_SIZES);
-	old = MemoryContextSwitchTo(cxt);
+	old = MemoryContextSwitchTo(run->cxt);
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
+	MemoryContextSwitchTo(run->cxt);	/* not SPI's, which the portal's abort frees */
 	mf_progress_begin(shape.function, found->row.name, "scoring");
 	/* the filters are checked before the target is touched */
 	run->filter = mf_filter_mask_any(fcinfo, args.filter_arg, found, other, NULL);
@@ -1290,13 +1290,12 @@ recommend_all_pinned(FunctionCallInfo fcinfo, MfModel *found, MfSide side, bool 
 	run->n = args.n;
 	run->blas = mf_blas();
 	threads = batch_plan(run, args.exclude_rated);
-	prepare_products(cxt, run);
-	batch_allocate(run, threads, cxt);
+	prepare_products(run->cxt, run);
+	batch_allocate(run, threads);
 	(void) batch_run(fcinfo, run, args.exclude_rated, threads);
 	mf_progress_end();
 	SPI_finish();
 	MemoryContextSwitchTo(old);
-	MemoryContextDelete(cxt);
 }
 
 /*
@@ -1304,12 +1303,24 @@ recommend_all_pinned(FunctionCallInfo fcinfo, MfModel *found, MfSide side, bool 
  * INSERTs into an existing target fire its triggers, and the DELETE and
  * the CREATE TABLE run event triggers, any of which may retrain or drop
  * the model, or load others, while the workers still read its factors.
+ *
+ * What the workers read (the run's operands, lists, filter and buffers)
+ * lives in run.cxt, a child of TopTransactionContext, not of the call's
+ * context: a FATAL in the feeder (pg_terminate_backend while it runs the
+ * caller's SQL) exits without unwinding, and the transaction's abort on
+ * the way out frees the active portal's memory (AtAbort_Portals) before
+ * its callbacks stop and join the workers (parallel.c); the transaction's
+ * own context goes only after them.  An error has joined them (parallel.c)
+ * before run.cxt is deleted here.
  */
 static Datum
 recommend_all(FunctionCallInfo fcinfo, MfModel *found, MfSide side, bool rows)
 {
 	BatchRun	run = {0};
+	MemoryContext caller = CurrentMemoryContext;
 
+	run.cxt = AllocSetContextCreate(TopTransactionContext, "mf_recommend_all",
+									ALLOCSET_DEFAULT_SIZES);
 	mf_cache_pin(found);
 	PG_TRY();
 	{
@@ -1320,6 +1331,8 @@ recommend_all(FunctionCallInfo fcinfo, MfModel *found, MfSide side, bool rows)
 		mf_cache_unpin(found);
 		if (run.pinned)
 			mf_cache_unpin(run.pinned);
+		MemoryContextSwitchTo(caller);	/* an error may have left run.cxt current */
+		MemoryContextDelete(run.cxt);
 	}
 	PG_END_TRY();
 	if (rows)

@@ -18,8 +18,10 @@
  *	  tasks need, write what finished tasks made) and says how many tasks
  *	  are ready; workers wait for tasks past that.  An error it throws
  *	  stops and joins the workers before it goes on up.  A FATAL in it
- *	  exits through the transaction's abort, which frees the run's memory:
- *	  an abort callback stops and joins the workers first.
+ *	  exits without unwinding, through the transaction's abort, whose
+ *	  callback stops and joins the workers; but that abort frees the
+ *	  active portal's memory (the call's) before its callbacks run, so
+ *	  what a fed run's tasks read must live in a transaction's context.
  *
  *-------------------------------------------------------------------------
  */
@@ -198,10 +200,11 @@ run_chunks(Run *run, int thread, bool backend)
 /*
  * The innermost run in progress, if any (runs nest when a feeder's SQL
  * starts one).  Whatever ends the backend's work while runs are in
- * progress stops and joins their workers before the memory they use goes:
- * the transaction's (or subtransaction's) abort, which a FATAL goes
- * through before the exit callbacks free anything (temporary tables'
- * cleanup aborts it too), and at the last the exit itself.
+ * progress stops and joins their workers: the transaction's (or
+ * subtransaction's) abort, which a FATAL goes through on its way out
+ * (in the first exit callback that aborts it, temporary tables' cleanup
+ * or the backend's shutdown), before the transaction's memory goes, and
+ * at the last the exit itself.
  */
 static Run *active_run = NULL;
 

@@ -45,7 +45,10 @@ extern bool mf_parallel_stopping(void);
  * PostgreSQL (interrupts are processed as anywhere: an error stops and
  * joins the workers first), and returns how many tasks are ready (never
  * fewer than before); tasks are taken in order and none past that.  It
- * must make progress: the run waits on it.
+ * must make progress: the run waits on it.  The workers may still run
+ * while a FATAL in it exits, until the transaction's abort callback joins
+ * them, after the abort has freed the call's memory (the active portal's):
+ * what a fed run's tasks read must be in TopTransactionContext or longer.
  */
 typedef int64 (*MfFeedFn) (void *arg);
 

@@ -11,6 +11,11 @@ use MfTap;
 use Test::More;
 use Time::HiRes qw(time);
 
+# Every allocation of 64 kB or more its own mapping, unmapped when freed
+# (glibc's threshold, fixed): a worker that reads a freed buffer dies of
+# SIGSEGV at once instead of reading stale memory unnoticed.
+$ENV{MALLOC_MMAP_THRESHOLD_} = 65536;
+
 # restart_after_crash: the test framework turns it off; a production server has it on
 my $node = mf_node('crash', 'restart_after_crash = on');
 
@@ -63,9 +68,10 @@ foreach my $delay (0.1, 0.3, 0.6, 1.0, 1.5)
 # (a row-level security policy made slow), in a session that created a
 # temporary table after its first threaded call: the FATAL is processed
 # inside the feeder, and the exit's first step, dropping the temporary
-# table, aborts the transaction and frees the run's memory; the workers
-# must be joined before (the abort callback), or they read freed memory
-# (a worker died of SIGSEGV in sgemm, and the server restarted).
+# table, aborts the transaction, which frees the call's memory before its
+# callback joins the workers: what they read must be in the transaction's
+# memory, or they read freed memory (a worker died of SIGSEGV in sgemm
+# while the run's buffers were the call's, and the server restarted).
 $node->safe_psql('postgres', q{
 	CREATE FUNCTION slow_ok(m integer) RETURNS boolean LANGUAGE sql
 	AS $$ SELECT current_setting('app.slow', true) IS DISTINCT FROM 'on' OR pg_sleep(0.0002) IS NOT NULL $$;
@@ -106,6 +112,43 @@ $node->safe_psql('postgres', q{
 	DROP POLICY slow ON mf_user_factors;
 	ALTER TABLE mf_user_factors DISABLE ROW LEVEL SECURITY;
 });
+
+# The same with the workers busy throughout: 60,000 items to rank for each
+# of 30,000 users, and the backend's thread in the feeder nearly all the
+# time, writing the finished blocks' rows into a table whose row trigger
+# sleeps.  With the run's buffers in the call's memory, each of these
+# terminations killed a worker in sgemm.
+$node->safe_psql('postgres', q{
+	SET client_min_messages = warning;
+	CREATE TABLE wide_ratings AS
+	SELECT u AS user_id, (abs(hashint8(u * 7919 + j)) % 60000) + 1 AS item_id,
+	       1 + abs(hashint8(u * 31 + j)) % 5 AS rating
+	FROM generate_series(1, 30000) u, generate_series(1, 10) j;
+	SELECT mf_train('wide_ratings', k := 64, iterations := 1) IS NOT NULL;
+	CREATE TABLE slow_rows (user_id bigint, rank integer, item_id bigint, score double precision);
+	CREATE FUNCTION slow_row() RETURNS trigger LANGUAGE plpgsql
+	AS $$ BEGIN PERFORM pg_sleep(0.001); RETURN NEW; END $$;
+	CREATE TRIGGER slow BEFORE INSERT ON slow_rows FOR EACH ROW EXECUTE FUNCTION slow_row();
+});
+foreach my $delay (0.3, 0.6, 1.0)
+{
+	my $session = $node->background_psql('postgres', on_error_stop => 0);
+	my $pid = $session->query_safe('SELECT pg_backend_pid()');
+	$session->query_safe("SET mf_ext.threads = 2; SELECT mf_predict('wide_ratings', 1, 1);"
+		  . " SELECT mf_fold_in('wide_ratings', ARRAY[1, 2], ARRAY[4, 5]) IS NOT NULL;"
+		  . " CREATE TEMP TABLE scratch (x integer)");
+	$session->query_until(qr/started/,
+		"\\echo started\nSELECT mf_recommend_all('wide_ratings', 5, false, 'slow_rows', 'append');\n");
+	select(undef, undef, undef, $delay);
+	$node->safe_psql('postgres', "SELECT pg_terminate_backend($pid)");
+	ok($node->poll_query_until('postgres',
+			"SELECT count(*) = 0 FROM pg_stat_activity WHERE pid = $pid"),
+		"terminated while writing through a trigger after ${delay}s, the backend exits");
+	$session->{run}->kill_kill;
+}
+is($node->safe_psql('postgres', 'SELECT count(*) FROM slow_rows'), '0',
+	'the terminated appends added no row');
+$node->safe_psql('postgres', "SELECT mf_drop_model('wide_ratings')");
 unlike(slurp_file($node->logfile), qr/terminated by signal/,
 	'no backend died of a signal while terminated');
 is($node->safe_psql('postgres', "SELECT to_regclass('all_items') IS NULL"), 't',
