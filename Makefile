@@ -40,8 +40,11 @@ PG_CFLAGS  += -std=gnu11 -Wall -Wextra $(MF_WERROR) \
 # OpenBLAS is dlopen()ed at first use (src/blas.c); only its headers are
 # needed to build.
 PG_CPPFLAGS += -I$(srcdir)/src
-PG_CFLAGS   += -pthread
-SHLIB_LINK  += -pthread -lm
+# The library's own calls go straight to its own functions: nothing
+# interposes them (-fno-semantic-interposition lets the compiler inline them,
+# -Bsymbolic binds them without the PLT); a predict join makes several a row.
+PG_CFLAGS   += -pthread -fno-semantic-interposition
+SHLIB_LINK  += -pthread -lm -Wl,-Bsymbolic
 
 PG_CONFIG ?= pg_config
 PGXS := $(shell $(PG_CONFIG) --pgxs)

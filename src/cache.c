@@ -89,6 +89,7 @@ typedef struct CallState
 	text	   *name;			/* when called by name */
 	MfModel    *model;			/* NULL: none to reuse */
 	MfModel    *restricted;		/* loaded for this call site under row-level security */
+	uint8		memo[MF_CALL_MEMO_SLOTS];	/* mf_call_memo */
 } CallState;
 
 static HTAB *model_cache = NULL;
@@ -487,6 +488,22 @@ shared_entry(const MfModelTables *tables, const MfModelRow *row)
 	return entry;
 }
 
+/* The call site's state, made zeroed on its first call. */
+static CallState *
+call_state(FunctionCallInfo fcinfo)
+{
+	if (fcinfo->flinfo->fn_extra == NULL)
+		fcinfo->flinfo->fn_extra = MemoryContextAllocZero(fcinfo->flinfo->fn_mcxt,
+														  sizeof(CallState));
+	return fcinfo->flinfo->fn_extra;
+}
+
+uint8 *
+mf_call_memo(FunctionCallInfo fcinfo)
+{
+	return call_state(fcinfo)->memo;
+}
+
 /*
  * The model for this call: the call site's own when its key still
  * matches, else after the role's privileges are checked, the shared
@@ -496,7 +513,7 @@ shared_entry(const MfModelTables *tables, const MfModelRow *row)
 static MfModel *
 cache_lookup(FunctionCallInfo fcinfo, int32 model_id, text *name)
 {
-	CallState  *state = fcinfo->flinfo->fn_extra;
+	CallState  *state = call_state(fcinfo);
 	Snapshot	snap = ActiveSnapshotSet() ? GetActiveSnapshot() : NULL;
 	MfSchema	schema;
 	MfModelTables tables;
@@ -504,13 +521,8 @@ cache_lookup(FunctionCallInfo fcinfo, int32 model_id, text *name)
 	CacheEntry *entry;
 	MfModel    *model;
 
-	if (state == NULL)
-	{
-		state = MemoryContextAllocZero(fcinfo->flinfo->fn_mcxt, sizeof(CallState));
-		fcinfo->flinfo->fn_extra = state;
-	}
-	else if (state->model != NULL && snap != NULL && key_matches(&state->key, snap, false) &&
-			 same_model_argument(state, model_id, name))
+	if (state->model != NULL && snap != NULL && key_matches(&state->key, snap, false) &&
+		same_model_argument(state, model_id, name))
 		return state->model;
 
 	schema = mf_schema_of(fcinfo);

@@ -77,6 +77,20 @@ extern MfModel *mf_cache_model_by_id(FunctionCallInfo fcinfo, int32 model_id);
 extern MfModel *mf_cache_model_by_name(FunctionCallInfo fcinfo, text *name);
 
 /*
+ * Slots of a call site's memo: facts its callers derive from the call's
+ * expression, which are the same at every call through that FmgrInfo
+ * (the kinds of its id arguments).  0 means not derived yet.
+ */
+#define MF_CALL_MEMO_SLOTS	4
+
+/*
+ * The call site's memo (MF_CALL_MEMO_SLOTS bytes, zeroed at first), kept
+ * in fn_extra beside the model the site used last: a predict join derives
+ * its arguments' kinds once, not at every row.
+ */
+extern uint8 *mf_call_memo(FunctionCallInfo fcinfo);
+
+/*
  * Keeps a model's memory valid while its caller runs SQL that may evict it
  * (a batch call's INSERTs fire the target's triggers, which may retrain or
  * drop it, or load other models): an eviction meanwhile only unlinks it

@@ -69,22 +69,24 @@ mf_model_argument(FunctionCallInfo fcinfo, bool by_name)
 static void
 require_integer_ids(const MfModel *model, MfSide side, const char *function)
 {
-	const char *argument = strcmp(function, "mf_recommend") == 0 ||
-		strcmp(function, "mf_similar_users") == 0 ? "user_id" : "item_id";
+	const char *argument;
 
-	if (mf_model_keys(model, side) != NULL)
-		ereport(ERROR,
-				(errcode(ERRCODE_DATATYPE_MISMATCH),
-				 errmsg("model \"%s\" identifies its %ss by text keys, not integers",
-						model->row.name, mf_side_name(side)),
-				 strcmp(function, "mf_predict") == 0
-				 ? errhint("Pass the %s id as it was in the training data (text or uuid), or as text, for example %s; an integer %s id needs a model trained on integer %s ids.",
-						   mf_side_name(side),
-						   side == MF_USERS ? "mf_predict(model, user_id::text, item_id)"
-						   : "mf_predict(model, user_id, item_id::text)",
-						   mf_side_name(side), mf_side_name(side))
-				 : errhint("The forms of %s taking an integer id answer with integer ids too: pass the id as text (or a uuid), for example %s(model, %s::text, ...), to get text ids.",
-						   function, function, argument)));
+	if (mf_model_keys(model, side) == NULL)
+		return;
+	argument = strcmp(function, "mf_recommend") == 0 ||
+		strcmp(function, "mf_similar_users") == 0 ? "user_id" : "item_id";
+	ereport(ERROR,
+			(errcode(ERRCODE_DATATYPE_MISMATCH),
+			 errmsg("model \"%s\" identifies its %ss by text keys, not integers",
+					model->row.name, mf_side_name(side)),
+			 strcmp(function, "mf_predict") == 0
+			 ? errhint("Pass the %s id as it was in the training data (text or uuid), or as text, for example %s; an integer %s id needs a model trained on integer %s ids.",
+					   mf_side_name(side),
+					   side == MF_USERS ? "mf_predict(model, user_id::text, item_id)"
+					   : "mf_predict(model, user_id, item_id::text)",
+					   mf_side_name(side), mf_side_name(side))
+			 : errhint("The forms of %s taking an integer id answer with integer ids too: pass the id as text (or a uuid), for example %s(model, %s::text, ...), to get text ids.",
+					   function, function, argument)));
 }
 
 /*
@@ -157,8 +159,8 @@ mf_text_id_index(const MfModel *model, MfSide side, text *id)
  * ALTER EXTENSION mf_ext UPDATE to 0.5, 0.4's text forms of mf_similar_*
  * call the bigint forms' C functions: their type tells them apart.
  */
-MfIdKind
-mf_id_argument_kind(FunctionCallInfo fcinfo, int arg)
+static MfIdKind
+id_argument_type_kind(FunctionCallInfo fcinfo, int arg)
 {
 	Oid			type = get_fn_expr_argtype(fcinfo->flinfo, arg);
 
@@ -182,6 +184,21 @@ mf_id_argument_kind(FunctionCallInfo fcinfo, int arg)
 	elog(ERROR, "argument %d of function %u is not an id (bigint, text or uuid)",
 		 arg + 1, fcinfo->flinfo->fn_oid);
 	return MF_ID_TEXT;			/* not reached */
+}
+
+/*
+ * The kind of id argument arg, derived once per call site (mf_call_memo):
+ * a predict join calls it twice a row.
+ */
+MfIdKind
+mf_id_argument_kind(FunctionCallInfo fcinfo, int arg)
+{
+	uint8	   *memo = mf_call_memo(fcinfo);
+
+	Assert(arg < MF_CALL_MEMO_SLOTS);
+	if (memo[arg] == 0)
+		memo[arg] = 1 + id_argument_type_kind(fcinfo, arg);
+	return (MfIdKind) (memo[arg] - 1);
 }
 
 /*
