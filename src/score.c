@@ -12,12 +12,13 @@
  * Scoring.  u . v is accumulated in double in sixteen lanes (four vectors
  * of four, so that four additions are in flight at once): lane i sums the
  * products at positions i mod 16, then the lanes are added in a fixed
- * order.  Written with vector types, the compiler emits SIMD code; with
- * target_clones the loop also gets an AVX2 version, chosen at load time.
- * AVX2 does not bring FMA along, so every version rounds the same way and
- * a score is the same on every x86-64 machine.  Products of floats are
- * exact in double, so a model with float factors scores as the double dot
- * product of its stored factors would, up to the rounding of the sum.
+ * order.  Written with vector types, the compiler emits SIMD code; on
+ * x86-64 an AVX2 version, chosen at run time, loads and widens four floats
+ * in one instruction (GCC 12 widens vector types in halves).  AVX2 does
+ * not bring FMA along, so every version rounds the same way and a score is
+ * the same on every x86-64 machine.  Products of floats are exact in
+ * double, so a model with float factors scores as the double dot product
+ * of its stored factors would, up to the rounding of the sum.
  */
 typedef double v4df __attribute__((vector_size(32)));
 typedef float v4sf __attribute__((vector_size(16)));
@@ -26,6 +27,8 @@ typedef float v8sf __attribute__((vector_size(32)));
 
 #if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
 #define MF_SIMD_CLONES __attribute__((target_clones("avx2", "default")))
+#define MF_DOT_AVX2
+#include <immintrin.h>
 #else
 #define MF_SIMD_CLONES
 #endif
@@ -35,11 +38,14 @@ typedef float v8sf __attribute__((vector_size(32)));
 	({ v4sf f_; memcpy(&f_, (p) + (j), sizeof(f_)); __builtin_convertvector(f_, v4df); })
 #define LOAD4_double(p, j) \
 	({ v4df d_; memcpy(&d_, (p) + (j), sizeof(d_)); d_; })
+#define LOAD4_single_avx2(p, j)	((v4df) _mm256_cvtps_pd(_mm_loadu_ps((p) + (j))))
+#define LOAD4_double_avx2(p, j)	((v4df) _mm256_loadu_pd((p) + (j)))
 
-#define DEFINE_DOT(name, UREAL, ULOAD, VREAL, VLOAD) \
-MF_SIMD_CLONES \
+/* dot_NAME_VERSION(u, v, k): the sum above, with ATTRIBUTES and loads ULOAD, VLOAD. */
+#define DEFINE_DOT(name, version, ATTRIBUTES, UREAL, ULOAD, VREAL, VLOAD) \
+ATTRIBUTES \
 static double \
-dot_##name(const UREAL *u, const VREAL *v, int k) \
+dot_##name##_##version(const UREAL *u, const VREAL *v, int k) \
 { \
 	v4df		s0 = {0, 0, 0, 0}, s1 = s0, s2 = s0, s3 = s0, sum; \
 	double		total; \
@@ -61,10 +67,34 @@ dot_##name(const UREAL *u, const VREAL *v, int k) \
 	return total; \
 }
 
-DEFINE_DOT(single, float, LOAD4_single, float, LOAD4_single)
-DEFINE_DOT(double, double, LOAD4_double, double, LOAD4_double)
+/*
+ * dot_NAME(u, v, k): the AVX2 version where the CPU has it, else the
+ * portable one.
+ */
+#ifdef MF_DOT_AVX2
+#define DEFINE_DOT_DISPATCH(name, UREAL, ULOAD, VREAL, VLOAD) \
+DEFINE_DOT(name, portable, , UREAL, ULOAD, VREAL, VLOAD) \
+DEFINE_DOT(name, avx2, __attribute__((target("avx2"))), UREAL, ULOAD##_avx2, VREAL, VLOAD##_avx2) \
+static inline double \
+dot_##name(const UREAL *u, const VREAL *v, int k) \
+{ \
+	return __builtin_cpu_supports("avx2") ? dot_##name##_avx2(u, v, k) \
+		: dot_##name##_portable(u, v, k); \
+}
+#else
+#define DEFINE_DOT_DISPATCH(name, UREAL, ULOAD, VREAL, VLOAD) \
+DEFINE_DOT(name, portable, , UREAL, ULOAD, VREAL, VLOAD) \
+static inline double \
+dot_##name(const UREAL *u, const VREAL *v, int k) \
+{ \
+	return dot_##name##_portable(u, v, k); \
+}
+#endif
+
+DEFINE_DOT_DISPATCH(single, float, LOAD4_single, float, LOAD4_single)
+DEFINE_DOT_DISPATCH(double, double, LOAD4_double, double, LOAD4_double)
 /* a double u against float v: as dot_single once u is widened, bit for bit */
-DEFINE_DOT(mixed, double, LOAD4_double, float, LOAD4_single)
+DEFINE_DOT_DISPATCH(mixed, double, LOAD4_double, float, LOAD4_single)
 
 const void *
 mf_factor_row(const MfFactors *f, MfSide side, int32 index)
