@@ -312,6 +312,7 @@ load_model(const MfSchema *schema, const MfModelRow *row, MemoryContext parent)
 	model->row.options.single = f->single;
 
 	MemoryContextSetParent(cxt, parent);
+	model->home = parent;
 	return model;
 }
 
@@ -328,15 +329,20 @@ release_model(MfModel *model)
 void
 mf_cache_pin(MfModel *model)
 {
-	model->pins++;
+	if (model->pins++ == 0 && model->home != CacheMemoryContext)
+		MemoryContextSetParent(model->cxt, TopTransactionContext);
 }
 
 void
 mf_cache_unpin(MfModel *model)
 {
 	Assert(model->pins > 0);
-	if (--model->pins == 0 && model->released)
+	if (--model->pins > 0)
+		return;
+	if (model->released)
 		MemoryContextDelete(model->cxt);
+	else if (model->home != CacheMemoryContext)
+		MemoryContextSetParent(model->cxt, model->home);
 }
 
 /* Frees a cached model (release_model) and removes its entry. */

@@ -34,6 +34,8 @@ typedef struct MfModel
 	double	   *user_norms;		/* |u| per user, computed on first need */
 	double	   *item_norms;		/* |v| per item, computed on first need */
 	MemoryContext cxt;
+	MemoryContext home;			/* what cxt hangs below unpinned: the cache's,
+								 * or one call site's (row-level security) */
 	int			pins;			/* mf_cache_pin calls not yet undone */
 	bool		released;		/* evicted while pinned: the last unpin frees it */
 } MfModel;
@@ -93,9 +95,12 @@ extern uint8 *mf_call_memo(FunctionCallInfo fcinfo);
 /*
  * Keeps a model's memory valid while its caller runs SQL that may evict it
  * (a batch call's INSERTs fire the target's triggers, which may retrain or
- * drop it, or load other models): an eviction meanwhile only unlinks it
- * from the cache, and the last mf_cache_unpin frees it.  Unpin in a
- * PG_FINALLY block, so that an error unpins too.
+ * drop it, or load others): an eviction meanwhile only unlinks it from the
+ * cache, and the last mf_cache_unpin frees it.  A model loaded for one
+ * call site (row-level security on the factor tables) hangs below the
+ * transaction's memory while pinned: a FATAL's abort frees the call's
+ * memory before its callback joins the threads reading the model
+ * (parallel.c).  Unpin in a PG_FINALLY block, so that an error unpins too.
  */
 extern void mf_cache_pin(MfModel *model);
 extern void mf_cache_unpin(MfModel *model);

@@ -108,16 +108,14 @@ foreach my $share (0.55, 0.7, 0.85, 0.95)
 		sprintf('terminated in the feeder after %.1fs, with a temporary table, the backend exits', $delay));
 	$session->{run}->kill_kill;
 }
-$node->safe_psql('postgres', q{
-	DROP POLICY slow ON mf_user_factors;
-	ALTER TABLE mf_user_factors DISABLE ROW LEVEL SECURITY;
-});
 
 # The same with the workers busy throughout: 60,000 items to rank for each
 # of 30,000 users, and the backend's thread in the feeder nearly all the
 # time, writing the finished blocks' rows into a table whose row trigger
 # sleeps.  With the run's buffers in the call's memory, each of these
-# terminations killed a worker in sgemm.
+# terminations killed a worker in sgemm; as slow_reader, under the
+# row-level security policy (not slowed), the model is loaded for the call
+# alone, in the call's memory, and a worker died reading its factors.
 $node->safe_psql('postgres', q{
 	SET client_min_messages = warning;
 	CREATE TABLE wide_ratings AS
@@ -129,26 +127,35 @@ $node->safe_psql('postgres', q{
 	CREATE FUNCTION slow_row() RETURNS trigger LANGUAGE plpgsql
 	AS $$ BEGIN PERFORM pg_sleep(0.001); RETURN NEW; END $$;
 	CREATE TRIGGER slow BEFORE INSERT ON slow_rows FOR EACH ROW EXECUTE FUNCTION slow_row();
+	GRANT INSERT ON slow_rows TO slow_reader;
 });
-foreach my $delay (0.3, 0.6, 1.0)
+foreach my $role ('NONE', 'slow_reader')
 {
-	my $session = $node->background_psql('postgres', on_error_stop => 0);
-	my $pid = $session->query_safe('SELECT pg_backend_pid()');
-	$session->query_safe("SET mf_ext.threads = 2; SELECT mf_predict('wide_ratings', 1, 1);"
-		  . " SELECT mf_fold_in('wide_ratings', ARRAY[1, 2], ARRAY[4, 5]) IS NOT NULL;"
-		  . " CREATE TEMP TABLE scratch (x integer)");
-	$session->query_until(qr/started/,
-		"\\echo started\nSELECT mf_recommend_all('wide_ratings', 5, false, 'slow_rows', 'append');\n");
-	select(undef, undef, undef, $delay);
-	$node->safe_psql('postgres', "SELECT pg_terminate_backend($pid)");
-	ok($node->poll_query_until('postgres',
-			"SELECT count(*) = 0 FROM pg_stat_activity WHERE pid = $pid"),
-		"terminated while writing through a trigger after ${delay}s, the backend exits");
-	$session->{run}->kill_kill;
+	foreach my $delay (0.3, 0.6, 1.0)
+	{
+		my $session = $node->background_psql('postgres', on_error_stop => 0);
+		my $pid = $session->query_safe('SELECT pg_backend_pid()');
+		$session->query_safe("SET ROLE $role; SET mf_ext.threads = 2;"
+			  . " SELECT mf_predict('wide_ratings', 1, 1);"
+			  . " SELECT mf_fold_in('wide_ratings', ARRAY[1, 2], ARRAY[4, 5]) IS NOT NULL;"
+			  . " CREATE TEMP TABLE scratch (x integer)");
+		$session->query_until(qr/started/,
+			"\\echo started\nSELECT mf_recommend_all('wide_ratings', 5, false, 'slow_rows', 'append');\n");
+		select(undef, undef, undef, $delay);
+		$node->safe_psql('postgres', "SELECT pg_terminate_backend($pid)");
+		ok($node->poll_query_until('postgres',
+				"SELECT count(*) = 0 FROM pg_stat_activity WHERE pid = $pid"),
+			"terminated as " . ($role eq 'NONE' ? 'the superuser' : $role) . " while writing through a trigger after ${delay}s, the backend exits");
+		$session->{run}->kill_kill;
+	}
 }
 is($node->safe_psql('postgres', 'SELECT count(*) FROM slow_rows'), '0',
 	'the terminated appends added no row');
-$node->safe_psql('postgres', "SELECT mf_drop_model('wide_ratings')");
+$node->safe_psql('postgres', q{
+	SELECT mf_drop_model('wide_ratings');
+	DROP POLICY slow ON mf_user_factors;
+	ALTER TABLE mf_user_factors DISABLE ROW LEVEL SECURITY;
+});
 unlike(slurp_file($node->logfile), qr/terminated by signal/,
 	'no backend died of a signal while terminated');
 is($node->safe_psql('postgres', "SELECT to_regclass('all_items') IS NULL"), 't',
