@@ -47,22 +47,29 @@ sub kill_during
 		"the server accepts connections again after killing $what");
 }
 
-# pg_terminate_backend while mf_recommend_all reads rated items and writes
-# rows on the backend's thread beside its workers: a clean exit each time
-# (the FATAL is held off until the workers are joined), no server restart.
-foreach my $delay (0.1, 0.3, 0.6, 1.0, 1.5)
+# Runs $prepare (SQL, or '') then $statement in a new session, terminates
+# the backend $delay seconds into $statement, and checks that it exits.
+sub terminate_during
 {
+	my ($prepare, $statement, $delay, $what) = @_;
 	my $session = $node->background_psql('postgres', on_error_stop => 0);
 	my $pid = $session->query_safe('SELECT pg_backend_pid()');
-	$session->query_until(qr/started/,
-		"\\echo started\nSELECT mf_recommend_all('ratings', 2000, true, 'all_items');\n");
+	$session->query_safe($prepare) if $prepare ne '';
+	$session->query_until(qr/started/, "\\echo started\n$statement;\n");
 	select(undef, undef, undef, $delay);
 	$node->safe_psql('postgres', "SELECT pg_terminate_backend($pid)");
 	ok($node->poll_query_until('postgres',
 			"SELECT count(*) = 0 FROM pg_stat_activity WHERE pid = $pid"),
-		"terminated after ${delay}s, the backend exits");
+		"terminated $what after ${delay}s, the backend exits");
 	$session->{run}->kill_kill;
 }
+
+# pg_terminate_backend while mf_recommend_all reads rated items and writes
+# rows on the backend's thread beside its workers: a clean exit each time
+# (the FATAL is held off until the workers are joined), no server restart.
+terminate_during('', "SELECT mf_recommend_all('ratings', 2000, true, 'all_items')", $_,
+	'mf_recommend_all')
+  foreach (0.1, 0.3, 0.6, 1.0, 1.5);
 
 # The same while the backend's thread runs the caller's SQL in the feeder
 # (a row-level security policy made slow), in a session that created a
@@ -93,21 +100,10 @@ $timer->query_safe("SELECT mf_recommend_all('ratings', 20, true, 'pg_temp.timed_
 my $whole = time() - $started;
 $timer->quit;
 diag(sprintf('slowed by the policy: load %.2fs, mf_recommend_all %.2fs', $load, $whole));
-foreach my $share (0.55, 0.7, 0.85, 0.95)
-{
-	my $delay = $load + ($whole - $load) * $share;
-	my $session = $node->background_psql('postgres', on_error_stop => 0);
-	my $pid = $session->query_safe('SELECT pg_backend_pid()');
-	$session->query_safe($prepare);
-	$session->query_until(qr/started/,
-		"\\echo started\nSELECT mf_recommend_all('ratings', 20, true, 'pg_temp.slow_top');\n");
-	select(undef, undef, undef, $delay);
-	$node->safe_psql('postgres', "SELECT pg_terminate_backend($pid)");
-	ok($node->poll_query_until('postgres',
-			"SELECT count(*) = 0 FROM pg_stat_activity WHERE pid = $pid"),
-		sprintf('terminated in the feeder after %.1fs, with a temporary table, the backend exits', $delay));
-	$session->{run}->kill_kill;
-}
+terminate_during($prepare, "SELECT mf_recommend_all('ratings', 20, true, 'pg_temp.slow_top')",
+	sprintf('%.1f', $load + ($whole - $load) * $_),
+	'in the feeder, with a temporary table,')
+  foreach (0.55, 0.7, 0.85, 0.95);
 
 # The same with the workers busy throughout: 60,000 items to rank for each
 # of 30,000 users, and the backend's thread in the feeder nearly all the
@@ -131,23 +127,13 @@ $node->safe_psql('postgres', q{
 });
 foreach my $role ('NONE', 'slow_reader')
 {
-	foreach my $delay (0.3, 0.6, 1.0)
-	{
-		my $session = $node->background_psql('postgres', on_error_stop => 0);
-		my $pid = $session->query_safe('SELECT pg_backend_pid()');
-		$session->query_safe("SET ROLE $role; SET mf_ext.threads = 2;"
-			  . " SELECT mf_predict('wide_ratings', 1, 1);"
-			  . " SELECT mf_fold_in('wide_ratings', ARRAY[1, 2], ARRAY[4, 5]) IS NOT NULL;"
-			  . " CREATE TEMP TABLE scratch (x integer)");
-		$session->query_until(qr/started/,
-			"\\echo started\nSELECT mf_recommend_all('wide_ratings', 5, false, 'slow_rows', 'append');\n");
-		select(undef, undef, undef, $delay);
-		$node->safe_psql('postgres', "SELECT pg_terminate_backend($pid)");
-		ok($node->poll_query_until('postgres',
-				"SELECT count(*) = 0 FROM pg_stat_activity WHERE pid = $pid"),
-			"terminated as " . ($role eq 'NONE' ? 'the superuser' : $role) . " while writing through a trigger after ${delay}s, the backend exits");
-		$session->{run}->kill_kill;
-	}
+	terminate_during("SET ROLE $role; SET mf_ext.threads = 2;"
+		  . " SELECT mf_predict('wide_ratings', 1, 1);"
+		  . " SELECT mf_fold_in('wide_ratings', ARRAY[1, 2], ARRAY[4, 5]) IS NOT NULL;"
+		  . " CREATE TEMP TABLE scratch (x integer)",
+		"SELECT mf_recommend_all('wide_ratings', 5, false, 'slow_rows', 'append')", $_,
+		'as ' . ($role eq 'NONE' ? 'the superuser' : $role) . ' while writing through a trigger')
+	  foreach (0.3, 0.6, 1.0);
 }
 is($node->safe_psql('postgres', 'SELECT count(*) FROM slow_rows'), '0',
 	'the terminated appends added no row');
