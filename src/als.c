@@ -160,7 +160,8 @@ mf_als_memory_estimate(const MfRatings *ratings, const MfFitOptions *options,
 	bool		gathers = fit_kernel(options) == NULL;
 
 	/* both sides' rows; factors; per-row sums and biases; the Gram matrix */
-	mf_memory_add(memory, ratings->n_ratings, 2 * (sizeof(int32) + sizeof(double)));
+	mf_memory_add(memory, ratings->n_ratings,
+				  2 * (sizeof(int32) + (ratings->by_user.val ? sizeof(double) : sizeof(float))));
 	mf_memory_add(memory, mul_size(rows, options->k), real_size);
 	mf_memory_add(memory, add_size(mul_size(rows, options->biases ? 2 : 1), ratings->n_items),
 				  sizeof(double));
@@ -270,7 +271,7 @@ mf_als_create(const MfRatings *ratings, const MfFitOptions *options,
 
 		/* mu in a fixed order: the same for any thread count and scan */
 		for (int64 e = 0; e < by_user->row_start[by_user->n_rows]; e++)
-			sum += by_user->val[e];
+			sum += mf_csr_value(by_user, e);
 		f->mean = sum / ratings->n_ratings;
 		f->user_bias = mf_alloc_array(cxt, ratings->n_users, sizeof(double));
 		f->item_bias = mf_alloc_array(cxt, ratings->n_items, sizeof(double));

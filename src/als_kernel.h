@@ -260,15 +260,15 @@ KERNEL(gather_row) (const HalfStep *step, SolveBuffers *buffers, int64 begin,
 		{
 			if (gathered)
 				gathered[(Size) e * d + k] = 1;
-			targets[e] = (REAL) (rows->val[begin + e] - als->factors.mean - other_bias[c]);
+			targets[e] = (REAL) (mf_csr_value(rows, begin + e) - als->factors.mean - other_bias[c]);
 		}
 		else if (als->factors.implicit)
 		{
-			weights[e] = (REAL) (als->alpha * rows->val[begin + e]);
+			weights[e] = (REAL) (als->alpha * mf_csr_value(rows, begin + e));
 			targets[e] = 1 + weights[e];
 		}
 		else
-			targets[e] = (REAL) rows->val[begin + e];
+			targets[e] = (REAL) mf_csr_value(rows, begin + e);
 	}
 	return true;
 }
@@ -551,7 +551,7 @@ KERNEL(row_loss) (const HalfStep *step, SolveBuffers *buffers, int64 begin,
 		for (int e = 0; e < degree; e++)
 		{
 			double		score = KERNEL(dot) (x, other + (Size) rows->col[begin + e] * k, k);
-			double		confidence = 1.0 + als->alpha * rows->val[begin + e];
+			double		confidence = 1.0 + als->alpha * mf_csr_value(rows, begin + e);
 
 			if (e % MF_ROW_SEGMENT == MF_ROW_SEGMENT - 1 && mf_parallel_stopping())
 				return 0.0;		/* the caller sees the stop */
@@ -590,7 +590,7 @@ KERNEL(row_loss) (const HalfStep *step, SolveBuffers *buffers, int64 begin,
 		}
 		for (int e = 0; e < degree; e++)
 		{
-			double		target = rows->val[begin + e];
+			double		target = mf_csr_value(rows, begin + e);
 			double		residual;
 
 			if (step->other_bias)

@@ -171,7 +171,7 @@ mf_test_set(const MfRatings *test, const MfIdMap *users, const MfIdMap *items,
 		{
 			set->user[e] = user;
 			set->item[e] = item_of[rows->col[e]];
-			set->rating[e] = rows->val[e];
+			set->rating[e] = mf_csr_value(rows, e);
 		}
 	}
 	pfree(item_of);
@@ -348,7 +348,7 @@ rank_users(const MfSchema *schema, MfModel *model, const MfRatings *test,
 			continue;
 		/* entries are sorted by item: count each relevant item once */
 		for (int64 e = begin; e < end; e++)
-			if ((!has_threshold || rows->val[e] >= threshold) &&
+			if ((!has_threshold || mf_csr_value(rows, e) >= threshold) &&
 				rows->col[e] != last_counted)
 			{
 				last_counted = rows->col[e];

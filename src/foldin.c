@@ -188,7 +188,7 @@ static bool
 fold_in(FunctionCallInfo fcinfo, const MfModel *model, bool as_text, void *out,
 		double *bias, bool *rated)
 {
-	MfCsr		row;
+	MfCsr		row = {0};
 	int64		row_start[2] = {0, 0};
 	int32	   *cols;
 	double	   *vals;

@@ -7,8 +7,10 @@
  *	  not hold exactly takes 8 more), then counting sorts build one side
  *	  from the chunks and the other from it (three sorts at most), each row
  *	  sorted by the other side's index, so that the model does not depend
- *	  on the order the rows came in: 24 bytes a rating at the most while
- *	  building, as after.
+ *	  on the order the rows came in.  The sparse rows keep the ratings in
+ *	  single precision when every one is a float exactly (8 bytes a rating
+ *	  a side: 20 at the most while building, 16 after), in double
+ *	  otherwise (12 a side: 24 while building, as after).
  *
  *-------------------------------------------------------------------------
  */
@@ -29,6 +31,7 @@
  */
 #define MF_READ_BYTES_PER_RATING	12
 #define MF_BUILD_BYTES_PER_RATING	24
+#define MF_BUILD_SINGLE_BYTES_PER_RATING	20
 #define MF_WIDE_BYTES_PER_RATING	8
 /* Per distinct user or item: ids, map entries, remaps, row starts. */
 #define MF_BYTES_PER_ID				80
@@ -348,14 +351,26 @@ sorted_numbering(Numbering *numbering, MemoryContext cxt, int64 **sorted_ids)
 	return remap;
 }
 
+/* Rows for n ratings, in val_single (single) or val. */
 static void
-csr_alloc(MfCsr *csr, MemoryContext cxt, int32 n_rows, int64 n)
+csr_alloc(MfCsr *csr, MemoryContext cxt, int32 n_rows, int64 n, bool single)
 {
 	csr->n_rows = n_rows;
 	csr->row_start = mf_alloc_array(cxt, (Size) n_rows + 1, sizeof(int64));
 	csr->col = mf_alloc_array(cxt, n, sizeof(int32));
-	csr->val = mf_alloc_array(cxt, n, sizeof(double));
+	csr->val = single ? NULL : mf_alloc_array(cxt, n, sizeof(double));
+	csr->val_single = single ? mf_alloc_array(cxt, n, sizeof(float)) : NULL;
 	memset(csr->row_start, 0, sizeof(int64) * ((Size) n_rows + 1));
+}
+
+/* Sets entry e's rating (a float exactly, for rows in val_single). */
+static inline void
+csr_set_value(MfCsr *csr, int64 e, double value)
+{
+	if (csr->val)
+		csr->val[e] = value;
+	else
+		csr->val_single[e] = (float) value;
 }
 
 /* Turns per-row counts in row_start[r + 1] into offsets; returns cursors. */
@@ -375,7 +390,25 @@ csr_free(MfCsr *csr)
 {
 	pfree(csr->row_start);
 	pfree(csr->col);
-	pfree(csr->val);
+	if (csr->val)
+		pfree(csr->val);
+	if (csr->val_single)
+		pfree(csr->val_single);
+}
+
+/* Moves rows held in val_single to val (in their context), for sums that may not be floats. */
+static void
+csr_widen(MfCsr *csr)
+{
+	int64		n = csr->row_start[csr->n_rows];
+
+	if (csr->val)
+		return;
+	csr->val = mf_alloc_array(GetMemoryChunkContext(csr->row_start), Max(n, 1), sizeof(double));
+	for (int64 e = 0; e < n; e++)
+		csr->val[e] = csr->val_single[e];
+	pfree(csr->val_single);
+	csr->val_single = NULL;
 }
 
 /*
@@ -391,7 +424,8 @@ csr_from_chunks(const MfRows *rows, MfSide side, const int32 *row_remap,
 	int64		n = rows->n_rows;
 	int64	   *next;
 
-	csr_alloc(out, cxt, numbering->n, n);
+	/* the ratings in single precision unless one of them is not a float */
+	csr_alloc(out, cxt, numbering->n, n, rows->wide_chunks == 0);
 	/* each row's entries counted, as csr_transpose counts them */
 	for (int32 c = 0; c < rows->n_chunks; c++)
 	{
@@ -415,7 +449,7 @@ csr_from_chunks(const MfRows *rows, MfSide side, const int32 *row_remap,
 			int64		slot = next[row_remap[row_of[r]]]++;
 
 			out->col[slot] = col_remap[col_of[r]];
-			out->val[slot] = chunk->wide ? chunk->wide[r] : chunk->rating[r];
+			csr_set_value(out, slot, chunk->wide ? chunk->wide[r] : chunk->rating[r]);
 		}
 		CHECK_FOR_INTERRUPTS();
 	}
@@ -434,7 +468,7 @@ csr_transpose(const MfCsr *in, int32 n_cols, MfCsr *out, MemoryContext cxt)
 	int64		n = in->row_start[in->n_rows];
 	int64	   *next;
 
-	csr_alloc(out, cxt, n_cols, n);
+	csr_alloc(out, cxt, n_cols, n, in->val == NULL);
 	for (int64 e = 0; e < n; e++)
 		out->row_start[in->col[e] + 1]++;
 	next = csr_offsets(out, cxt);
@@ -447,7 +481,7 @@ csr_transpose(const MfCsr *in, int32 n_cols, MfCsr *out, MemoryContext cxt)
 
 			duplicates |= slot > out->row_start[c] && out->col[slot - 1] == r;
 			out->col[slot] = r;
-			out->val[slot] = in->val[e];
+			csr_set_value(out, slot, mf_csr_value(in, e));
 		}
 		if ((r & 1023) == 0)
 			CHECK_FOR_INTERRUPTS();
@@ -487,6 +521,15 @@ compare_doubles(const void *a, const void *b)
 	return (x > y) - (x < y);
 }
 
+static int
+compare_floats(const void *a, const void *b)
+{
+	float		x = *(const float *) a;
+	float		y = *(const float *) b;
+
+	return (x > y) - (x < y);
+}
+
 /*
  * Within each row (already sorted by column), orders the values of
  * duplicate entries (same column: the same pair rated twice) ascending, so
@@ -506,8 +549,10 @@ csr_sort_duplicates(MfCsr *csr)
 
 			while (run < csr->row_start[r + 1] && csr->col[run] == csr->col[e])
 				run++;
-			if (run - e > 1)
+			if (run - e > 1 && csr->val)
 				mf_sort(csr->val + e, run - e, sizeof(double), compare_doubles);
+			else if (run - e > 1)
+				mf_sort(csr->val_single + e, run - e, sizeof(float), compare_floats);
 			e = run;
 		}
 		if ((r & 1023) == 0)
@@ -554,13 +599,20 @@ csr_sum_duplicates(MfCsr *csr)
 	return kept;
 }
 
-/* Makes each pair one entry, its value the sum of its rows' (both sides). */
+/*
+ * Makes each pair one entry, its value the sum of its rows' (both sides),
+ * in double precision: a sum of floats need not be one.
+ */
 static void
 sum_duplicates(MfRatings *ratings)
 {
+	csr_widen(&ratings->by_user);
 	ratings->n_ratings = csr_sum_duplicates(&ratings->by_user);
 	if (ratings->by_item.row_start != NULL)
+	{
+		csr_widen(&ratings->by_item);
 		csr_sum_duplicates(&ratings->by_item);
+	}
 }
 
 void
@@ -590,6 +642,7 @@ mf_ratings_from_rows(MfRows *rows, int64 n_skipped, MemoryContext cxt)
 	MfCsr		by_item_unsorted;
 	bool		duplicates;
 	MfMemory	memory;
+	int			per_rating;
 
 	ratings->n_ratings = n;
 	ratings->n_skipped = n_skipped;
@@ -603,10 +656,11 @@ mf_ratings_from_rows(MfRows *rows, int64 n_skipped, MemoryContext cxt)
 		MemoryContextDelete(rows->cxt);
 		return ratings;
 	}
-	memory = rows_memory(rows, n, MF_BUILD_BYTES_PER_RATING);
+	per_rating = rows->wide_chunks == 0 ? MF_BUILD_SINGLE_BYTES_PER_RATING : MF_BUILD_BYTES_PER_RATING;
+	memory = rows_memory(rows, n, per_rating);
 	mf_memory_check(&memory, "indexing the ratings",
 					psprintf("Indexing " INT64_FORMAT " ratings of %d users and %d items takes %d bytes a rating.",
-							 n, rows->users.n, rows->items.n, MF_BUILD_BYTES_PER_RATING),
+							 n, rows->users.n, rows->items.n, per_rating),
 					NULL);
 
 	ratings->n_users = rows->users.n;
@@ -669,13 +723,13 @@ mf_ratings_event_log(MfRatings *ratings)
 	sum_duplicates(ratings);
 	for (int32 u = 0; u < rows->n_rows; u++)
 		for (int64 e = rows->row_start[u]; e < rows->row_start[u + 1]; e++)
-			if (rows->val[e] < 0)
+			if (mf_csr_value(rows, e) < 0)
 				ereport(ERROR,
 						(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 						 errmsg("rating of user %s for item %s is %g, but implicit feedback needs ratings >= 0",
 								mf_ratings_id_text(ratings, MF_USERS, u),
 								mf_ratings_id_text(ratings, MF_ITEMS, rows->col[e]),
-								rows->val[e]),
+								mf_csr_value(rows, e)),
 						 errdetail("With implicit feedback a rating is the strength of an interaction (a count, a duration), the sum of the pair's rows: confidence 1 + alpha * strength."),
 						 errhint("Leave out or rescale negative ratings in a view; explicit feedback takes any ratings.")));
 }
@@ -688,7 +742,7 @@ mf_ratings_implicit_strengths(MfRatings *ratings, double alpha)
 
 	mf_ratings_event_log(ratings);
 	for (int64 e = 0; e < ratings->n_ratings; e++)
-		largest = Max(largest, rows->val[e]);
+		largest = Max(largest, mf_csr_value(rows, e));
 	if (!(alpha * largest <= MF_MAX_CONFIDENCE))
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
@@ -774,7 +828,7 @@ mf_ratings_subset(const MfRatings *all, const bool *keep, int32 *user_remap,
 	subset_side(all, MF_USERS, user_remap, subset, cxt);
 	subset_side(all, MF_ITEMS, item_remap, subset, cxt);
 
-	csr_alloc(out, cxt, subset->n_users, n);
+	csr_alloc(out, cxt, subset->n_users, n, in->val == NULL);
 	for (int32 u = 0; u < all->n_users; u++)
 	{
 		if (user_remap[u] < 0)
@@ -783,7 +837,7 @@ mf_ratings_subset(const MfRatings *all, const bool *keep, int32 *user_remap,
 			if (keep[e])
 			{
 				out->col[next] = item_remap[in->col[e]];
-				out->val[next] = in->val[e];
+				csr_set_value(out, next, mf_csr_value(in, e));
 				next++;
 			}
 		out->row_start[user_remap[u] + 1] = next;

@@ -14,14 +14,26 @@
 
 #include "mf_ext.h"
 
-/* Rows of one side: each row's entries sorted by the other side's index. */
+/*
+ * Rows of one side: each row's entries sorted by the other side's index.
+ * The ratings are in val, or in val_single (half the memory) when every
+ * one of them is a float exactly; read them through mf_csr_value.
+ */
 typedef struct MfCsr
 {
 	int32		n_rows;
 	int64	   *row_start;		/* n_rows + 1 offsets into col/val */
 	int32	   *col;			/* dense index on the other side */
-	double	   *val;			/* the rating */
+	double	   *val;			/* the ratings, or NULL */
+	float	   *val_single;		/* or the ratings, each a float exactly */
 } MfCsr;
+
+/* Entry e's rating. */
+static inline double
+mf_csr_value(const MfCsr *csr, int64 e)
+{
+	return csr->val ? csr->val[e] : (double) csr->val_single[e];
+}
 
 /*
  * Ratings with users and items numbered densely in ascending id order (for

@@ -473,7 +473,7 @@ refit_collect(RefitState *state)
 				continue;
 			}
 			rows->col[n] = c;
-			rows->val[n] = source_rows->val[e];
+			rows->val[n] = mf_csr_value(source_rows, e);
 			/* entries are sorted by the other side: count each partner once */
 			if (n == begin || c != rows->col[n - 1])
 			{

@@ -269,7 +269,7 @@ held_out_ratings(const MfRatings *all, const bool *keep, const int32 *user_remap
 			{
 				test->user[test->n] = user_remap[u];
 				test->item[test->n] = item_remap[rows->col[e]];
-				test->rating[test->n] = rows->val[e];
+				test->rating[test->n] = mf_csr_value(rows, e);
 				test->n++;
 			}
 	return test;
