@@ -111,18 +111,27 @@ mf_spi_scan(const char *query, int nargs, Oid *argtypes, Datum *args,
 	ScanReceiver receiver = {{scan_receive, scan_startup, scan_shutdown, scan_destroy,
 	DestTuplestore}, types, n_columns, what, row_fn, arg, NULL, error_context_stack};
 	SPIExecuteOptions options = {0};
-	ParamListInfo params = makeParamList(nargs);
 
-	for (int p = 0; p < nargs; p++)
+	/*
+	 * No list at all without parameters: Citus 12.1's executor copies a
+	 * list it is given with copyParamList, which returns NULL for an empty
+	 * one, and then reads through it.
+	 */
+	if (nargs > 0)
 	{
-		params->params[p].value = args[p];
-		params->params[p].isnull = false;
-		params->params[p].pflags = PARAM_FLAG_CONST;
-		params->params[p].ptype = argtypes[p];
+		ParamListInfo params = makeParamList(nargs);
+
+		for (int p = 0; p < nargs; p++)
+		{
+			params->params[p].value = args[p];
+			params->params[p].isnull = false;
+			params->params[p].pflags = PARAM_FLAG_CONST;
+			params->params[p].ptype = argtypes[p];
+		}
+		options.params = params;
 	}
 	receiver.row_cxt = AllocSetContextCreate(CurrentMemoryContext, "mf_ext row",
 											 ALLOCSET_DEFAULT_SIZES);
-	options.params = params;
 	options.read_only = true;
 	options.dest = &receiver.pub;
 	if (SPI_execute_extended(query, &options) != SPI_OK_SELECT)

@@ -5,8 +5,9 @@
  *
  *	  A plain table or materialized view that the caller may read in full
  *	  (SELECT on the table or on the three columns, no row-level security,
- *	  no inheritance children) is read by a direct heap scan; anything else
- *	  (views, partitioned and foreign tables, RLS) through an SPI cursor,
+ *	  no inheritance children, not a Citus table) is read by a direct heap
+ *	  scan; anything else (views, partitioned, foreign and Citus tables,
+ *	  RLS) through an SPI cursor,
  *	  which applies every rule a SELECT would; so is a read of only some
  *	  ids' rows, with the filter in its query for an index to serve.  Ids
  *	  of types other than integers are read by their text form and
@@ -20,6 +21,7 @@
 
 #include <ctype.h>
 
+#include "access/genam.h"
 #include "access/heapam.h"
 #include "access/htup_details.h"
 #include "access/relation.h"
@@ -28,6 +30,7 @@
 #include "catalog/pg_am_d.h"
 #include "catalog/pg_class.h"
 #include "catalog/pg_inherits.h"
+#include "catalog/pg_namespace.h"
 #include "catalog/pg_type.h"
 #include "executor/executor.h"
 #include "executor/spi.h"
@@ -578,11 +581,43 @@ accept_spi_row(TupleTableSlot *slot, void *arg)
 }
 
 /*
+ * Whether relid is a Citus table (distributed, reference, or local but
+ * managed by Citus): Citus lists them in pg_catalog.pg_dist_partition,
+ * and a SELECT on one reads its shards through Citus's planner, not the
+ * coordinator's own table (an empty shell, or the rows it held before it
+ * was distributed).  A catalog of another shape counts every table.
+ */
+static bool
+is_citus_table(Oid relid)
+{
+	Oid			catalog = get_relname_relid("pg_dist_partition", PG_CATALOG_NAMESPACE);
+	AttrNumber	logicalrelid;
+	Relation	rel;
+	SysScanDesc scan;
+	ScanKeyData key;
+	bool		found;
+
+	if (!OidIsValid(catalog))
+		return false;
+	logicalrelid = get_attnum(catalog, "logicalrelid");
+	if (logicalrelid == InvalidAttrNumber)
+		return true;
+	rel = table_open(catalog, AccessShareLock);
+	ScanKeyInit(&key, logicalrelid, BTEqualStrategyNumber, F_OIDEQ, ObjectIdGetDatum(relid));
+	scan = systable_beginscan(rel, InvalidOid, false, NULL, 1, &key);
+	found = HeapTupleIsValid(systable_getnext(scan));
+	systable_endscan(scan);
+	table_close(rel, AccessShareLock);
+	return found;
+}
+
+/*
  * True when a direct heap scan of the locked relation rel returns exactly
  * the rows the caller's SELECT would: a heap table or populated
  * materialized view without inheritance children or row-level security,
- * readable by the current user (schema usage, and SELECT on the table or
- * the three columns), and no security module hooked into permission checks.
+ * not a Citus table, readable by the current user (schema usage, and
+ * SELECT on the table or the three columns), and no security module
+ * hooked into permission checks.
  */
 static bool
 can_scan_directly(const MfSource *source, Relation rel)
@@ -599,7 +634,7 @@ can_scan_directly(const MfSource *source, Relation rel)
 		return false;
 	if (ExecutorCheckPerms_hook != NULL)
 		return false;
-	if (has_subclass(relid))
+	if (has_subclass(relid) || is_citus_table(relid))
 		return false;
 	if (check_enable_rls(relid, InvalidOid, true) == RLS_ENABLED)
 		return false;

@@ -8,6 +8,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash test/build.sh
+bash test/install-citus.sh     # for test/t/016_citus.pl
 
 work=$(mktemp -d /tmp/mf_ext-test.XXXXXX)
 trap 'rm -rf "$work"' EXIT
