@@ -1188,9 +1188,9 @@ batch_allocate(BatchRun *run, int threads)
 /*
  * Ranks every row's list on the threads while the backend reads the rated
  * items (exclude_rated) and writes the finished blocks into the writer's
- * sink; returns the rows written.
+ * sink (run->writer.written counts the rows).
  */
-static int64
+static void
 batch_run(FunctionCallInfo fcinfo, BatchRun *run, bool exclude_rated, int threads)
 {
 	int64		exact_rows;
@@ -1241,7 +1241,6 @@ batch_run(FunctionCallInfo fcinfo, BatchRun *run, bool exclude_rated, int thread
 	elog(DEBUG1, "%s ranked " INT64_FORMAT " of %d %ss from exact scores of every %s",
 		 run->writer.shape.function, exact_rows, run->n_rows, mf_side_name(run->side),
 		 run->side == MF_USERS ? "item" : "user");
-	return run->writer.written;
 }
 
 /*
@@ -1292,7 +1291,7 @@ recommend_all_pinned(FunctionCallInfo fcinfo, MfModel *found, MfSide side, bool 
 	threads = batch_plan(run, args.exclude_rated);
 	prepare_products(run->cxt, run);
 	batch_allocate(run, threads);
-	(void) batch_run(fcinfo, run, args.exclude_rated, threads);
+	batch_run(fcinfo, run, args.exclude_rated, threads);
 	mf_progress_end();
 	SPI_finish();
 	MemoryContextSwitchTo(old);

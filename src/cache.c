@@ -35,6 +35,7 @@
  *-------------------------------------------------------------------------
  */
 #include "cache.h"
+#include "source.h"
 
 #include "access/xact.h"
 #include "catalog/pg_type.h"
@@ -279,8 +280,8 @@ load_model(const MfSchema *schema, const MfModelRow *row, MemoryContext parent)
 	model->cxt = cxt;
 	model->row = *row;
 	copy_row_strings(&model->row, cxt);
-	model->user_uuid_keys = OidIsValid(row->user_key_type) && getBaseType(row->user_key_type) == UUIDOID;
-	model->item_uuid_keys = OidIsValid(row->item_key_type) && getBaseType(row->item_key_type) == UUIDOID;
+	model->user_uuid_keys = mf_is_uuid_key_type(row->user_key_type);
+	model->item_uuid_keys = mf_is_uuid_key_type(row->item_key_type);
 	f->k = k;
 	f->implicit = row->options.implicit;
 	f->biases = row->options.biases;

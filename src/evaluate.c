@@ -403,8 +403,8 @@ read_test_relation(FunctionCallInfo fcinfo, const MfModel *model, MemoryContext 
 	source.argname = "test";
 	source.fixed_columns = false;
 	source.relid = PG_GETARG_OID(1);
-	source.user_key_type = model->row.user_key_type;
-	source.item_key_type = model->row.item_key_type;
+	source.user_uuid_keys = model->user_uuid_keys;
+	source.item_uuid_keys = model->item_uuid_keys;
 	source.user_col = columns[0];
 	source.item_col = columns[1];
 	source.rating_col = columns[2];

@@ -228,8 +228,8 @@ refit_read(RefitState *state, int32 model_id)
 	source.user_col = columns[0] ? NameStr(*DatumGetName(*columns[0])) : state->locked.user_col;
 	source.item_col = columns[1] ? NameStr(*DatumGetName(*columns[1])) : state->locked.item_col;
 	source.rating_col = columns[2] ? NameStr(*DatumGetName(*columns[2])) : state->locked.rating_col;
-	source.user_key_type = state->locked.user_key_type;
-	source.item_key_type = state->locked.item_key_type;
+	source.user_uuid_keys = mf_is_uuid_key_type(state->locked.user_key_type);
+	source.item_uuid_keys = mf_is_uuid_key_type(state->locked.item_key_type);
 	mf_source_validate(&source);
 	state->source_name = mf_source_display_name(source.relid);
 	state->named = named != NULL;

@@ -27,10 +27,11 @@ typedef float v8sf __attribute__((vector_size(32)));
 
 #if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
 #define MF_SIMD_CLONES __attribute__((target_clones("avx2", "default")))
-#define MF_DOT_AVX2
+#define MF_IF_DOT_AVX2(code) code
 #include <immintrin.h>
 #else
 #define MF_SIMD_CLONES
+#define MF_IF_DOT_AVX2(code)
 #endif
 
 /* Four numbers from u + j (float or double) as doubles. */
@@ -71,25 +72,16 @@ dot_##name##_##version(const UREAL *u, const VREAL *v, int k) \
  * dot_NAME(u, v, k): the AVX2 version where the CPU has it, else the
  * portable one.
  */
-#ifdef MF_DOT_AVX2
 #define DEFINE_DOT_DISPATCH(name, UREAL, ULOAD, VREAL, VLOAD) \
 DEFINE_DOT(name, portable, , UREAL, ULOAD, VREAL, VLOAD) \
-DEFINE_DOT(name, avx2, __attribute__((target("avx2"))), UREAL, ULOAD##_avx2, VREAL, VLOAD##_avx2) \
+MF_IF_DOT_AVX2(DEFINE_DOT(name, avx2, __attribute__((target("avx2"))), \
+						  UREAL, ULOAD##_avx2, VREAL, VLOAD##_avx2)) \
 static inline double \
 dot_##name(const UREAL *u, const VREAL *v, int k) \
 { \
-	return __builtin_cpu_supports("avx2") ? dot_##name##_avx2(u, v, k) \
-		: dot_##name##_portable(u, v, k); \
-}
-#else
-#define DEFINE_DOT_DISPATCH(name, UREAL, ULOAD, VREAL, VLOAD) \
-DEFINE_DOT(name, portable, , UREAL, ULOAD, VREAL, VLOAD) \
-static inline double \
-dot_##name(const UREAL *u, const VREAL *v, int k) \
-{ \
+	MF_IF_DOT_AVX2(if (__builtin_cpu_supports("avx2")) return dot_##name##_avx2(u, v, k);) \
 	return dot_##name##_portable(u, v, k); \
 }
-#endif
 
 DEFINE_DOT_DISPATCH(single, float, LOAD4_single, float, LOAD4_single)
 DEFINE_DOT_DISPATCH(double, double, LOAD4_double, double, LOAD4_double)

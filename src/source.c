@@ -280,6 +280,12 @@ mf_id_key_text(Oid type, Oid output, Datum value)
 	return text;
 }
 
+bool
+mf_is_uuid_key_type(Oid key_type)
+{
+	return OidIsValid(key_type) && getBaseType(key_type) == UUIDOID;
+}
+
 char *
 mf_uuid_key(const char *text, bool missing_ok)
 {
@@ -313,8 +319,8 @@ mf_uuid_key(const char *text, bool missing_ok)
 static int64
 key_number(ReadState *state, MfSide side, Oid type, Oid output, Datum value)
 {
-	Oid			model_type = side == MF_USERS ? state->source->user_key_type
-		: state->source->item_key_type;
+	bool		uuid_keys = side == MF_USERS ? state->source->user_uuid_keys
+		: state->source->item_uuid_keys;
 	char	   *key = mf_id_key_text(type, output, value);
 
 	/*
@@ -322,7 +328,7 @@ key_number(ReadState *state, MfSide side, Oid type, Oid output, Datum value)
 	 * column of another type (text), a key is a uuid in any form a uuid
 	 * cast reads, written as training wrote it (22P02 when it is none).
 	 */
-	if (OidIsValid(model_type) && getBaseType(model_type) == UUIDOID && type != UUIDOID)
+	if (uuid_keys && type != UUIDOID)
 		key = mf_uuid_key(key, false);
 	return mf_rows_key(state->rows, side, key);
 }

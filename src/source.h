@@ -27,8 +27,8 @@ typedef struct MfSource
 	const char *user_col;
 	const char *item_col;
 	const char *rating_col;
-	Oid			user_key_type;	/* the model's key types (mf_models), when a */
-	Oid			item_key_type;	/* side trained from uuids reads text as uuids */
+	bool		user_uuid_keys; /* the model's side was trained from uuids: */
+	bool		item_uuid_keys; /* a text column's ids are read as uuids */
 	/* set by mf_source_validate: */
 	AttrNumber	user_attnum;
 	AttrNumber	item_attnum;
@@ -99,6 +99,12 @@ extern ArrayType *mf_id_array(Oid argtype, Datum value, MfSide side, const char 
  * that pad it), which is how training keeps keys.
  */
 extern char *mf_id_key_text(Oid type, Oid output, Datum value);
+
+/*
+ * Whether a side's key type (mf_models.user_key_type or item_key_type;
+ * InvalidOid for integer ids) is uuid or a domain over it.
+ */
+extern bool mf_is_uuid_key_type(Oid key_type);
 
 /*
  * The key a side trained from uuids keeps for a uuid written as text (any

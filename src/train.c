@@ -315,8 +315,8 @@ read_validation(const TrainState *state)
 	source.fixed_columns = true;
 	source.relid = state->validation_relid;
 	/* keys trained from uuids: the validation relation's text read as uuids */
-	source.user_key_type = state->source.user_type == UUIDOID ? UUIDOID : InvalidOid;
-	source.item_key_type = state->source.item_type == UUIDOID ? UUIDOID : InvalidOid;
+	source.user_uuid_keys = state->source.user_type == UUIDOID;
+	source.item_uuid_keys = state->source.item_type == UUIDOID;
 	mf_source_validate(&source);
 	held_out = mf_source_read(&source, state->cxt);
 	if (options->implicit)
