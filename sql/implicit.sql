@@ -103,3 +103,15 @@ ORDER BY x.n;
 -- The explicit default is untouched by the new arguments' defaults.
 SELECT mf_train('plays_train', k := 2, iterations := 1, model_name := 'explicit') AS explicit \gset
 SELECT feedback, alpha, solver FROM mf_models WHERE model_id = :explicit;
+
+-- A pair's rows whose sum overflows double precision are refused, never
+-- read as a strength of 0 (the cancellation test once took an infinite sum
+-- within the rounding of an infinite magnitude): too large for alpha, or
+-- negative.
+CREATE TABLE huge_plays (user_id integer, item_id integer, rating float8);
+INSERT INTO huge_plays SELECT u, i, 1 FROM generate_series(1, 5) u, generate_series(1, 5) i;
+INSERT INTO huge_plays VALUES (1, 1, 1.7e308), (1, 1, 1.7e308);
+SELECT mf_train('huge_plays', k := 2, feedback := 'implicit', alpha := 1e-300);
+UPDATE huge_plays SET rating = -rating WHERE rating > 1;
+SELECT mf_train('huge_plays', k := 2, feedback := 'implicit', alpha := 1e-300);
+SELECT mf_fold_in('plays_cg', ARRAY[1, 1], ARRAY[-1.7e308, -1.7e308]) IS NULL;

@@ -130,12 +130,14 @@ extern double mf_seconds_since(instr_time start);
  * A sum of n numbers whose absolute values add up to magnitude, with a
  * result within the rounding of so many additions of 0 taken as exactly 0
  * (0.3 - 0.1 - 0.2 is -5.6e-17 in double): the strength of a pair whose
- * events cancel out.
+ * events cancel out.  A sum that overflowed (magnitude infinite) is kept
+ * as it came out, for the callers' range checks to refuse: taken as 0, a
+ * pair of rows of 1.7e308 trained as no interaction.
  */
 static inline double
 mf_exact_sum(double sum, double magnitude, int64 n)
 {
-	return fabs(sum) <= (double) n * DBL_EPSILON * magnitude ? 0.0 : sum;
+	return isfinite(magnitude) && fabs(sum) <= (double) n * DBL_EPSILON * magnitude ? 0.0 : sum;
 }
 
 #endif							/* MF_EXT_H */
