@@ -14,7 +14,7 @@ OBJS        = src/mf_ext.o src/idmap.o src/query.o src/arguments.o src/checks.o 
               src/source.o src/ratings.o src/blas.o src/kernel.o src/parallel.o src/als.o \
               src/score.o src/evaluate.o src/catalog.o src/store.o src/cache.o src/serve.o \
               src/foldin.o src/train.o src/tune.o src/refit.o src/batch.o \
-              src/progress.o src/compat.o
+              src/progress.o src/remote.o src/compat.o
 # The current version's install script is built from sql/mf_ext.sql (rule
 # below). 0.1's install script and every upgrade script are installed as
 # they are: installations of earlier versions update through them, and
@@ -39,12 +39,14 @@ PG_CFLAGS  += -std=gnu11 -Wall -Wextra $(MF_WERROR) \
               -Wno-unused-parameter -Wno-sign-compare
 # OpenBLAS is dlopen()ed at first use (src/blas.c); only its headers are
 # needed to build.
-PG_CPPFLAGS += -I$(srcdir)/src
+PG_CPPFLAGS += -I$(srcdir)/src -I$(libpq_srcdir)
 # The library's own calls go straight to its own functions: nothing
 # interposes them (-fno-semantic-interposition lets the compiler inline them,
 # -Bsymbolic binds them without the PLT); a predict join makes several a row.
 PG_CFLAGS   += -pthread -fno-semantic-interposition
 SHLIB_LINK  += -pthread -lm -Wl,-Bsymbolic
+# libpq: a Citus worker reads the models on the coordinator (src/remote.c).
+SHLIB_LINK_INTERNAL += $(libpq)
 
 PG_CONFIG ?= pg_config
 PGXS := $(shell $(PG_CONFIG) --pgxs)

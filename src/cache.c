@@ -390,7 +390,7 @@ evict_stale(CacheEntry *keep)
  * (dropped), its cached factors are freed before the error propagates.
  */
 static MfModelRow
-read_model_or_forget(const MfModelTables *tables, int32 model_id, text *name)
+read_model_or_forget(MfModelTables *tables, int32 model_id, text *name)
 {
 	MfModelRow	row;
 
@@ -460,6 +460,17 @@ cache_init(void)
 }
 
 /*
+ * Where a model's factors were read from: the OID of this node's
+ * mf_models (new after the extension is re-created), or InvalidOid for
+ * the coordinator's, on a Citus worker.
+ */
+static Oid
+models_source(const MfModelTables *tables)
+{
+	return tables->schema.remote ? InvalidOid : tables->models;
+}
+
+/*
  * The shared cache entry for row's model, (re)loaded unless the cached
  * factors are those of row's version.
  */
@@ -470,7 +481,7 @@ shared_entry(const MfModelTables *tables, const MfModelRow *row)
 	bool		found;
 
 	if (entry != NULL && (entry->model->row.version != row->version ||
-						  entry->model->models_relid != tables->models))
+						  entry->model->models_relid != models_source(tables)))
 	{
 		evict(entry);
 		entry = NULL;
@@ -487,7 +498,7 @@ shared_entry(const MfModelTables *tables, const MfModelRow *row)
 	{
 		MfModel    *model = load_model(&tables->schema, row, CacheMemoryContext);
 
-		model->models_relid = tables->models;
+		model->models_relid = models_source(tables);
 		entry = hash_search(model_cache, &row->model_id, HASH_ENTER, &found);
 		entry->model = model;
 		memset(&entry->validated, 0, sizeof(ViewKey));
@@ -549,7 +560,7 @@ cache_lookup(FunctionCallInfo fcinfo, int32 model_id, text *name)
 	 * that makes a concurrent retrain a conflict.
 	 */
 	entry = snap != NULL && !tables.models_rls && !tables.factors_rls &&
-		!IsolationIsSerializable() ? find_entry(model_id, name) : NULL;
+		!IsolationIsSerializable() && !schema.remote ? find_entry(model_id, name) : NULL;
 	if (entry != NULL && key_matches(&entry->validated, snap, true))
 	{
 		entry->model->last_used = ++lookup_clock;
@@ -564,7 +575,7 @@ cache_lookup(FunctionCallInfo fcinfo, int32 model_id, text *name)
 	{
 		/* the factors this role may see, for this call site alone */
 		model = load_model(&tables.schema, &row, fcinfo->flinfo->fn_mcxt);
-		model->models_relid = tables.models;
+		model->models_relid = models_source(&tables);
 		state->restricted = model;
 	}
 	else

@@ -19,6 +19,7 @@
 #include "catalog.h"
 #include "checks.h"
 #include "idmap.h"
+#include "remote.h"
 #include "store.h"
 
 #include "access/htup_details.h"
@@ -311,6 +312,21 @@ set_column(const CatalogColumn *column, MfModelRow *row, Datum value, bool isnul
 	}
 }
 
+/*
+ * A read of the model tables for serving (mf_spi_scan's arguments): here,
+ * or on the coordinator from a Citus worker.
+ */
+static void
+serving_scan(const MfSchema *schema, const char *query, int nargs, Oid *argtypes,
+			 Datum *args, const Oid *types, int n_columns, const char *what,
+			 MfRowFn row_fn, void *arg)
+{
+	if (schema->remote)
+		mf_remote_scan(query, nargs, argtypes, args, types, n_columns, what, row_fn, arg);
+	else
+		mf_spi_scan(query, nargs, argtypes, args, types, n_columns, what, row_fn, arg);
+}
+
 /* Raises the error for a stored model row that no training writes. */
 static void
 corrupt_row(const MfModelRow *row, const char *detail)
@@ -416,11 +432,20 @@ mf_catalog_open_for_reading(const MfSchema *schema)
 	const char *model_columns[lengthof(columns)];
 	int			n = 0;
 	MfModelTables tables;
-	AclResult	usage = pg_namespace_aclcheck(schema->oid, GetUserId(), ACL_USAGE);
+	AclResult	usage;
 
+	tables.schema = *schema;
+	if (schema->remote)
+	{
+		/* the coordinator's tables: its locks, privileges and policies (read_model) */
+		tables.models = get_relname_relid(MF_MODELS_TABLE, schema->oid);
+		tables.users = tables.items = InvalidOid;
+		tables.models_rls = tables.factors_rls = false;
+		return tables;
+	}
+	usage = pg_namespace_aclcheck(schema->oid, GetUserId(), ACL_USAGE);
 	if (usage != ACLCHECK_OK)
 		deny_reading("schema", get_namespace_name(schema->oid));
-	tables.schema = *schema;
 	tables.models = lock_model_table(MF_MODELS_TABLE, schema->oid, AccessShareLock);
 	tables.users = lock_model_table(MF_USER_FACTORS_TABLE, schema->oid, AccessShareLock);
 	tables.items = lock_model_table(MF_ITEM_FACTORS_TABLE, schema->oid, AccessShareLock);
@@ -436,18 +461,124 @@ mf_catalog_open_for_reading(const MfSchema *schema)
 	return tables;
 }
 
+/* Reads by read_model_row_on_coordinator: the served columns, set in row. */
+typedef struct ServedRead
+{
+	const int  *served;			/* index in columns[] of each value read */
+	int			n;
+	MfModelRow *row;
+	bool		mean_null;
+	bool		found;
+	bool		factors_rls;	/* the extra columns on the coordinator */
+	bool		models_rls;
+	bool		written;
+	MemoryContext cxt;			/* for the row's strings */
+} ServedRead;
+
+/* Sets read->row's served columns from n values (and more after them on the coordinator). */
+static void
+set_served_columns(ServedRead *read, const Datum *values, const bool *nulls)
+{
+	MemoryContext old = MemoryContextSwitchTo(read->cxt);
+
+	for (int s = 0; s < read->n; s++)
+	{
+		const CatalogColumn *column = &columns[read->served[s]];
+
+		if (nulls[s] && !(column->use & NULLABLE))
+			corrupt_row(read->row, psprintf("Its %s is NULL.", column->name));
+		set_column(column, read->row, values[s], nulls[s]);
+		if (column->offset == FIELD(global_mean))
+			read->mean_null = nulls[s];
+	}
+	MemoryContextSwitchTo(old);
+	read->found = true;
+}
+
+/* mf_remote_scan callback: the model's row, then the three answers about it. */
+static void
+read_served_row(TupleTableSlot *slot, void *arg)
+{
+	ServedRead *read = arg;
+
+	set_served_columns(read, slot->tts_values, slot->tts_isnull);
+	read->models_rls = DatumGetBool(slot->tts_values[read->n]);
+	read->factors_rls = DatumGetBool(slot->tts_values[read->n + 1]);
+	read->written = DatumGetBool(slot->tts_values[read->n + 2]);
+}
+
+/*
+ * On a Citus worker: the model's row read on the coordinator (query, its
+ * served columns, $1 the model), with whether row-level security applies
+ * to the caller there, on mf_models and on the factor tables, and whether
+ * the transaction this worker's query belongs to has written the model
+ * tables on the coordinator (not committed: this worker cannot see it).
+ */
+static void
+read_model_row_on_coordinator(MfModelTables *tables, StringInfo query, bool by_name,
+							  Oid argtype, Datum arg, Oid *types, ServedRead *read)
+{
+	const char *schema = tables->schema.quoted;
+	Oid			argtypes[3] = {argtype, INT8OID, TIMESTAMPTZOID};
+	Datum		args[3] = {arg, Int64GetDatum(0), TimestampTzGetDatum(0)};
+	char	   *models = quote_literal_cstr(psprintf("%s.%s", schema, MF_MODELS_TABLE));
+	char	   *users = quote_literal_cstr(psprintf("%s.%s", schema, MF_USER_FACTORS_TABLE));
+	char	   *items = quote_literal_cstr(psprintf("%s.%s", schema, MF_ITEM_FACTORS_TABLE));
+
+	/*
+	 * The distributed transaction this worker runs a part of (number 0:
+	 * none), known on the coordinator by its number and time stamp (its
+	 * initiator is named by group here and by node there).
+	 */
+	if (SPI_execute("SELECT transaction_number, transaction_stamp FROM pg_catalog.get_current_transaction_id()",
+					true, 1) == SPI_OK_SELECT && SPI_processed == 1)
+	{
+		bool		number_null;
+		bool		stamp_null;
+		Datum		number = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &number_null);
+		Datum		stamp = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, &stamp_null);
+
+		if (!number_null && !stamp_null)
+		{
+			args[1] = number;
+			args[2] = stamp;
+		}
+	}
+	appendStringInfo(query,
+					 ", pg_catalog.row_security_active(%s)"
+					 ", pg_catalog.row_security_active(%s) OR pg_catalog.row_security_active(%s)"
+					 ", EXISTS (SELECT FROM pg_catalog.get_all_active_transactions() t"
+					 " JOIN pg_catalog.pg_locks l ON l.pid = t.process_id"
+					 " WHERE t.transaction_number = $2 AND t.transaction_stamp = $3"
+					 " AND $2 <> 0 AND NOT t.worker_query AND l.locktype = 'relation' AND l.granted"
+					 " AND l.mode <> 'AccessShareLock'"
+					 " AND l.database = (SELECT oid FROM pg_catalog.pg_database"
+					 " WHERE datname = pg_catalog.current_database())"
+					 " AND l.relation IN (%s::pg_catalog.regclass, %s::pg_catalog.regclass, %s::pg_catalog.regclass))"
+					 " FROM %s.%s WHERE %s = $1",
+					 models, users, items, models, users, items, schema, MF_MODELS_TABLE,
+					 by_name ? "name" : "model_id");
+	types[read->n] = BOOLOID;
+	types[read->n + 1] = BOOLOID;
+	types[read->n + 2] = BOOLOID;
+	mf_remote_scan(query->data, 3, argtypes, args, types, read->n + 3, MF_MODELS_TABLE,
+				   read_served_row, read);
+	tables->models_rls = read->models_rls;
+	tables->factors_rls = read->factors_rls;
+}
+
 MfModelRow
-mf_catalog_read_model(const MfModelTables *tables, int32 model_id, const text *name)
+mf_catalog_read_model(MfModelTables *tables, int32 model_id, const text *name)
 {
 	static SavedPlan plans[2];
 	Oid			argtype = name ? TEXTOID : INT4OID;
 	Datum		arg = name ? PointerGetDatum(name) : Int32GetDatum(model_id);
-	Oid			types[lengthof(columns)];
+	Oid			types[lengthof(columns) + 3];
 	int			served[lengthof(columns)];
 	int			n = 0;
 	StringInfoData query;
 	MfModelRow	row = {0};
-	bool		mean_null = true;
+	ServedRead	read = {served, 0, &row, true, false, false, false, false, CurrentMemoryContext};
 	int			nest_level = internal_sql_begin();
 
 	/* the served columns; those an older version lacks read as it meant them */
@@ -463,32 +594,42 @@ mf_catalog_read_model(const MfModelTables *tables, int32 model_id, const text *n
 		types[n] = column_type(columns[c].kind);
 		served[n++] = c;
 	}
-	appendStringInfo(&query, " FROM %s.mf_models WHERE %s = $1", tables->schema.quoted,
-					 name ? "name" : "model_id");
-	if (SPI_execute_plan(saved_plan(&plans[name != NULL], query.data, 1, &argtype),
-						 &arg, NULL, true, 1) != SPI_OK_SELECT)
-		elog(ERROR, "could not read the model's row from mf_models");
-	if (SPI_processed == 0)
+	read.n = n;
+	if (tables->schema.remote)
+		read_model_row_on_coordinator(tables, &query, name != NULL, argtype, arg, types, &read);
+	else
+	{
+		appendStringInfo(&query, " FROM %s.mf_models WHERE %s = $1", tables->schema.quoted,
+						 name ? "name" : "model_id");
+		if (SPI_execute_plan(saved_plan(&plans[name != NULL], query.data, 1, &argtype),
+							 &arg, NULL, true, 1) != SPI_OK_SELECT)
+			elog(ERROR, "could not read the model's row from mf_models");
+		mf_check_column_types(SPI_tuptable->tupdesc, NULL, types, n, "mf_models");
+		if (SPI_processed == 1)
+		{
+			Datum		values[lengthof(columns)];
+			bool		nulls[lengthof(columns)];
+
+			for (int s = 0; s < n; s++)
+				values[s] = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc,
+										  s + 1, &nulls[s]);
+			set_served_columns(&read, values, nulls);
+		}
+	}
+	if (!read.found)
 		ereport(ERROR,
 				(errcode(ERRCODE_UNDEFINED_OBJECT),
 				 name ? errmsg("model \"%s\" does not exist", text_to_cstring(name))
 				 : errmsg("model %d does not exist", model_id),
 				 errhint("Train it with mf_train, or see SELECT model_id, name FROM mf_models.")));
-	mf_check_column_types(SPI_tuptable->tupdesc, NULL, types, n, "mf_models");
-	for (int s = 0; s < n; s++)
-	{
-		bool		isnull;
-		Datum		value = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc,
-										  s + 1, &isnull);
-
-		if (isnull && !(columns[served[s]].use & NULLABLE))
-			corrupt_row(&row, psprintf("Its %s is NULL.", columns[served[s]].name));
-		set_column(&columns[served[s]], &row, value, isnull);
-		if (columns[served[s]].offset == FIELD(global_mean))
-			mean_null = isnull;
-	}
+	if (read.written)
+		ereport(ERROR,
+				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+				 errmsg("model \"%s\" is served on a Citus worker in the transaction that wrote the model tables on the coordinator", row.name),
+				 errdetail("A worker serves the models the coordinator has committed; this transaction's changes are not committed yet."),
+				 errhint("Commit the training (or drop) first, or serve on the coordinator: compute the rows in a MATERIALIZED common table expression and call the function in the outer query.")));
 	internal_sql_end(nest_level);
-	check_served_row(&row, mean_null);
+	check_served_row(&row, read.mean_null);
 	return row;
 }
 
@@ -1235,7 +1376,7 @@ mf_catalog_load_side(const MfSchema *schema, const MfModelRow *row, MfSide side,
 	Datum		arg = Int32GetDatum(row->model_id);
 	int			nest_level = internal_sql_begin();
 
-	mf_spi_scan(psprintf("SELECT %s_id, factors, %s, %s FROM %s.mf_%s_factors WHERE model_id = $1 ORDER BY %s_id",
+	serving_scan(schema, psprintf("SELECT %s_id, factors, %s, %s FROM %s.mf_%s_factors WHERE model_id = $1 ORDER BY %s_id",
 						 name, bias ? "bias" : "NULL::float8",
 						 keys ? (side == MF_USERS ? "user_key" : "item_key") : "NULL::text",
 						 schema->quoted, name, name),
@@ -1274,7 +1415,7 @@ mf_catalog_scan_supports(const MfSchema *schema, int32 model_id, MfSide side,
 	Datum		value = Int32GetDatum(model_id);
 	int			nest_level = internal_sql_begin();
 
-	mf_spi_scan(psprintf("SELECT %s_id, support FROM %s.mf_%s_factors WHERE model_id = $1",
+	serving_scan(schema, psprintf("SELECT %s_id, support FROM %s.mf_%s_factors WHERE model_id = $1",
 						 name, schema->quoted, name),
 				1, &argtype, &value, types, lengthof(types),
 				side == MF_USERS ? MF_USER_FACTORS_TABLE : MF_ITEM_FACTORS_TABLE,
@@ -1401,6 +1542,39 @@ rated_item_ids(int32 model_id, int64 user_id, Datum value, int *count)
 	return (const int64 *) ARR_DATA_PTR(rated);
 }
 
+/* A rated-items read: the model, and fn or where one user's items go. */
+typedef struct RatedRead
+{
+	int32		model_id;
+	MfRatedFn	fn;				/* every user's, or */
+	void	   *arg;
+	int64	  **items;			/* one user's, copied into cxt */
+	int		   *count;
+	MemoryContext cxt;
+} RatedRead;
+
+/* serving_scan callback: one user's id and rated items (NULL: none). */
+static void
+read_rated_row(TupleTableSlot *slot, void *arg)
+{
+	RatedRead  *read = arg;
+	int64		user_id = DatumGetInt64(slot->tts_values[0]);
+	const int64 *ids;
+	int			count;
+
+	if (slot->tts_isnull[1])
+		return;
+	ids = rated_item_ids(read->model_id, user_id, slot->tts_values[1], &count);
+	if (read->fn)
+	{
+		read->fn(user_id, ids, count, read->arg);
+		return;
+	}
+	*read->items = mf_alloc_array(read->cxt, Max(count, 1), sizeof(int64));
+	memcpy(*read->items, ids, sizeof(int64) * count);
+	*read->count = count;
+}
+
 int64 *
 mf_catalog_rated_items(const MfSchema *schema, int32 model_id, int64 user_id,
 					   int *count, MemoryContext cxt)
@@ -1413,6 +1587,18 @@ mf_catalog_rated_items(const MfSchema *schema, int32 model_id, int64 user_id,
 	int			nest_level = internal_sql_begin();
 
 	*count = 0;
+	if (schema->remote)
+	{
+		static const Oid types[] = {INT8OID, INT8ARRAYOID};
+		RatedRead	read = {model_id, NULL, NULL, &items, count, cxt};
+
+		serving_scan(schema, psprintf("SELECT user_id, rated_items FROM %s.mf_user_factors WHERE model_id = $1 AND user_id = $2",
+									  schema->quoted),
+					 2, argtypes, args, types, lengthof(types), MF_USER_FACTORS_TABLE,
+					 read_rated_row, &read);
+		internal_sql_end(nest_level);
+		return items;
+	}
 	if (SPI_execute_plan(saved_plan(&plan,
 									psprintf("SELECT rated_items FROM %s.mf_user_factors WHERE model_id = $1 AND user_id = $2",
 											 schema->quoted),
@@ -1446,6 +1632,11 @@ mf_catalog_open_rated_items(const MfSchema *schema, int32 model_id)
 	int			nest_level = internal_sql_begin();
 	Portal		cursor;
 
+	if (schema->remote)
+		ereport(ERROR,
+				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+				 errmsg("mf_recommend_all and mf_recommend_users_all with exclude_rated run on the Citus coordinator, not on a worker"),
+				 errhint("Call it on the coordinator.")));
 	cursor = SPI_cursor_open_with_args(NULL,
 									   psprintf("SELECT user_id, rated_items FROM %s.mf_user_factors WHERE model_id = $1 ORDER BY user_id",
 												schema->quoted),
@@ -1480,4 +1671,20 @@ mf_catalog_fetch_rated_items(Portal cursor, int32 model_id, int max, MfRatedFn f
 	}
 	SPI_freetuptable(SPI_tuptable);
 	return fetched;
+}
+
+void
+mf_catalog_scan_rated_items(const MfSchema *schema, int32 model_id, MfRatedFn fn, void *arg)
+{
+	static const Oid types[] = {INT8OID, INT8ARRAYOID};
+	RatedRead	read = {model_id, fn, arg, NULL, NULL, NULL};
+	Oid			argtype = INT4OID;
+	Datum		value = Int32GetDatum(model_id);
+	int			nest_level = internal_sql_begin();
+
+	serving_scan(schema, psprintf("SELECT user_id, rated_items FROM %s.mf_user_factors WHERE model_id = $1",
+								  schema->quoted),
+				 1, &argtype, &value, types, lengthof(types), MF_USER_FACTORS_TABLE,
+				 read_rated_row, &read);
+	internal_sql_end(nest_level);
 }

@@ -93,6 +93,11 @@ typedef struct MfModelTables
  * row_security = off would hide rows).  No row is read.
  */
 extern MfModelTables mf_catalog_open_for_reading(const MfSchema *schema);
+/*
+ * On a Citus worker (schema->remote) nothing is locked or checked here:
+ * every read goes to the coordinator as the caller, where its privileges
+ * and row-level security apply (mf_catalog_read_model).
+ */
 
 /*
  * The relid of the training history table mf_model_history in schema, or
@@ -139,9 +144,14 @@ extern int	mf_catalog_kept_options(const MfModelRow *row, const char **names, ch
 /*
  * The served columns of the model with that model_id or (name not NULL)
  * name, read as the caller under the active snapshot; an error (42704)
- * when there is none, and (XX001) for a row no training writes.
+ * when there is none, and (XX001) for a row no training writes.  On a
+ * Citus worker (tables->schema.remote) read on the coordinator, which
+ * also sets tables->models_rls and factors_rls as they apply there, and
+ * raises 0A000 when the distributed transaction this worker's query is
+ * part of has written the model tables on the coordinator (uncommitted,
+ * so invisible here).
  */
-extern MfModelRow mf_catalog_read_model(const MfModelTables *tables, int32 model_id,
+extern MfModelRow mf_catalog_read_model(MfModelTables *tables, int32 model_id,
 										const text *name);
 
 /*
@@ -207,7 +217,10 @@ extern void mf_catalog_replace_rows(const MfSchema *schema, const char *function
 extern int64 *mf_catalog_rated_items(const MfSchema *schema, int32 model_id,
 									 int64 user_id, int *count, MemoryContext cxt);
 
-/* Every user's rated items, in user id order, for the batch: a cursor. */
+/*
+ * Every user's rated items, in user id order, for the batch: a cursor.
+ * Not on a Citus worker (0A000: the batch runs on the coordinator).
+ */
 extern Portal mf_catalog_open_rated_items(const MfSchema *schema, int32 model_id);
 
 /*
@@ -218,5 +231,12 @@ extern Portal mf_catalog_open_rated_items(const MfSchema *schema, int32 model_id
 typedef void (*MfRatedFn) (int64 user_id, const int64 *items, int count, void *arg);
 extern uint64 mf_catalog_fetch_rated_items(Portal cursor, int32 model_id, int max,
 										   MfRatedFn fn, void *arg);
+
+/*
+ * Every user's rated items in one pass (here through SPI, or on the
+ * coordinator from a Citus worker): fn as above, in no particular order.
+ */
+extern void mf_catalog_scan_rated_items(const MfSchema *schema, int32 model_id,
+										MfRatedFn fn, void *arg);
 
 #endif							/* MF_CATALOG_H */

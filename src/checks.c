@@ -148,6 +148,12 @@ mf_check_write_privileges(const MfSchema *schema, const char *function, bool his
 	static const char *const sequences[] = {"mf_models_model_id_seq", "mf_model_version_seq"};
 	bool		with_history = history && OidIsValid(mf_catalog_history_table(schema->oid));
 
+	if (schema->remote)
+		ereport(ERROR,
+				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+				 errmsg("%s runs on the Citus coordinator, not on a worker", function),
+				 errdetail("A Citus worker serves the models stored on the coordinator; its own model tables are not used."),
+				 errhint("Connect to the coordinator and call %s there.", function)));
 	for (int t = 0; t < lengthof(tables) + lengthof(sequences); t++)
 	{
 		bool		table = t < lengthof(tables);

@@ -50,7 +50,8 @@ extern void mf_check_model_name(const char *model_name);
  * Privileges section grants a trainer: with history, a training's, on
  * mf_model_history too) and no row-level security hides part of the
  * model tables from it; function names the caller.  Checked before any
- * reading.
+ * reading.  0A000 on a Citus worker (schema->remote): models are written
+ * on the coordinator.
  */
 extern void mf_check_write_privileges(const MfSchema *schema, const char *function,
 									  bool history);

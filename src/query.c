@@ -6,6 +6,7 @@
  *-------------------------------------------------------------------------
  */
 #include "query.h"
+#include "remote.h"
 
 #include "executor/spi.h"
 #include "miscadmin.h"
@@ -29,6 +30,7 @@ mf_schema_of(FunctionCallInfo fcinfo)
 				 errdetail("DROP EXTENSION mf_ext (or DROP SCHEMA) committed in another session."),
 				 errhint("Create the extension again if it is gone, then run the call again.")));
 	schema.quoted = quote_identifier(name);
+	schema.remote = mf_remote_serving();
 	return schema;
 }
 

@@ -26,6 +26,8 @@ typedef struct MfSchema
 {
 	Oid			oid;
 	const char *quoted;			/* its name, quoted for SQL text */
+	bool		remote;			/* a Citus worker: serving reads the coordinator's
+								 * model tables, and nothing writes them (remote.h) */
 } MfSchema;
 
 extern MfSchema mf_schema_of(FunctionCallInfo fcinfo);

@@ -595,7 +595,7 @@ mf_recommend_text_by_name(PG_FUNCTION_ARGS)
 	return recommend(fcinfo, true, true);
 }
 
-/* mf_catalog_fetch_rated_items callback: marks the user if it rated the item. */
+/* mf_catalog_scan_rated_items callback: marks the user if it rated the item. */
 typedef struct RaterMark
 {
 	const MfModel *model;
@@ -628,15 +628,10 @@ static void
 mark_item_raters(const MfSchema *schema, const MfModel *model, int32 item, bool *mask)
 {
 	RaterMark	mark = {model, model->item_ids[item], mask};
-	Portal		cursor;
 
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
-	cursor = mf_catalog_open_rated_items(schema, model->row.model_id);
-	while (mf_catalog_fetch_rated_items(cursor, model->row.model_id, 10000,
-										mark_if_rater, &mark) > 0)
-		CHECK_FOR_INTERRUPTS();
-	SPI_cursor_close(cursor);
+	mf_catalog_scan_rated_items(schema, model->row.model_id, mark_if_rater, &mark);
 	SPI_finish();
 }
 

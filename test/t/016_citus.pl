@@ -4,8 +4,10 @@
 # coordinator's own table behind them (an empty shell, or the rows it held
 # before it was distributed).  The same rows local and distributed give the
 # same model bit for bit; so do validation, mf_evaluate, cross-validation
-# and the refits.  Never skipped: test/run-tests.sh builds Citus from
-# ../shared/vendor (test/install-citus.sh) before the tests.
+# and the refits.  Models trained on the coordinator are served in the
+# queries Citus runs on the workers, with the coordinator's answers.
+# Never skipped: test/run-tests.sh builds Citus from ../shared/vendor
+# (test/install-citus.sh) before the tests.
 use strict;
 use warnings;
 use PostgreSQL::Test::Utils;
@@ -133,17 +135,107 @@ query(q{
 });
 is(factors('dist'), factors('local'), 'refits from a distributed source: the same factors');
 
-# Serving stays on the coordinator, where the models are: mf_predict in a
-# query Citus runs on the workers finds no model there (an error, never a
-# wrong number); over a materialized CTE it runs on the coordinator.
-my ($ret, $stdout, $stderr) = $coordinator->psql('postgres',
-	q{SELECT sum(mf_predict('dist', user_id, item_id)) FROM ratings});
-like($stderr, qr/model "dist" does not exist/,
-	'mf_predict pushed down to the workers: an error, not a number');
-is(query(q{WITH r AS MATERIALIZED (SELECT user_id, item_id FROM ratings)
-		SELECT round(sum(mf_predict('dist', user_id, item_id))::numeric, 6) FROM r}),
-	query(q{SELECT round(sum(mf_predict('local', user_id, item_id))::numeric, 6) FROM ratings_local}),
-	'over a materialized CTE, on the coordinator: the local predictions');
+# Serving on every node: mf_predict and mf_recommend in queries Citus runs
+# on the workers read the model on the coordinator (src/remote.c) and
+# answer what the coordinator answers, digit for digit.
+sub on_coordinator
+{
+	my ($select) = @_;
+	return query(qq{WITH r AS MATERIALIZED (SELECT user_id, item_id FROM ratings) $select});
+}
+my $predictions = q{SELECT string_agg(concat_ws(' ', user_id, item_id, mf_predict('dist', user_id, item_id)), ';'
+	ORDER BY user_id, item_id) FROM };
+my ($ret, $stdout, $stderr);
+my $pushed = query("$predictions ratings");
+like($pushed, qr/^1 2 [0-9.]+;/, 'mf_predict in the select list of a distributed query answers');
+is($pushed, on_coordinator("$predictions r"),
+	'mf_predict on the workers: every prediction equals the coordinator\'s');
+is(query(q{EXPLAIN (COSTS OFF) SELECT mf_predict('dist', user_id, item_id) FROM ratings} ) =~ /Task Count: 32/ ? 1 : 0,
+	1, 'the predictions are computed in the 32 shard tasks');
+
+query(q{
+	CREATE TABLE users (user_id int PRIMARY KEY, region text);
+	INSERT INTO users SELECT u, CASE WHEN u % 2 = 0 THEN 'even' ELSE 'odd' END FROM generate_series(1, 310) u;
+	SELECT create_distributed_table('users', 'user_id');
+});
+my $lateral = q{SELECT string_agg(concat_ws(' ', u.user_id, r.item_id, r.score), ';' ORDER BY u.user_id, r.item_id)
+	FROM %s u, LATERAL mf_recommend('dist', u.user_id, 3) r WHERE u.user_id %% 10 = 0};
+is(query(sprintf($lateral, 'users')),
+	query(sprintf($lateral, '(SELECT generate_series(1, 310) AS user_id) ')),
+	'LATERAL mf_recommend over distributed users: the top-N of the coordinator, rated items excluded');
+is(query(q{SELECT region || ' ' || round(avg(mf_predict('dist', r.user_id, r.item_id))::numeric, 9)
+		FROM ratings r JOIN users u USING (user_id) GROUP BY region ORDER BY region}),
+	query(q{SELECT region || ' ' || round(avg(mf_predict('local', r.user_id, r.item_id))::numeric, 9)
+		FROM ratings_local r JOIN (SELECT u AS user_id, CASE WHEN u % 2 = 0 THEN 'even' ELSE 'odd' END AS region
+		FROM generate_series(1, 310) u) AS g USING (user_id) GROUP BY region ORDER BY region}),
+	'joined with another distributed table: the averages of the local model');
+
+# A retrain is served everywhere from the next statement; a drop too.
+my $sum = q{SELECT round(sum(mf_predict('dist', user_id, item_id))::numeric, 6) FROM };
+my $before = query("$sum ratings");
+query("SELECT mf_train('ratings', k := 3, lambda := 0.5, biases := true, iterations := 10, model_name := 'dist')");
+my $after = query("$sum ratings");
+isnt($after, $before, 'after a retrain the workers answer differently');
+is($after, on_coordinator("$sum r"), '... with the retrained model');
+query("SELECT mf_train('ratings', $options, model_name := 'doomed')");
+is(query(q{SELECT count(mf_predict('doomed', user_id, item_id)) FROM ratings}), '5837', 'a second model served');
+query(q{SELECT mf_drop_model('doomed')});
+($ret, $stdout, $stderr) = $coordinator->psql('postgres',
+	q{SELECT count(mf_predict('doomed', user_id, item_id)) FROM ratings});
+like($stderr, qr/model "doomed" does not exist/, 'a dropped model is gone on the workers at the next statement');
+
+# Written in this transaction on the coordinator: not committed, invisible
+# to the workers: an error, never the previous model's numbers.
+($ret, $stdout, $stderr) = $coordinator->psql('postgres', qq{BEGIN;
+	SELECT mf_train('ratings', k := 2, lambda := 5, iterations := 2, model_name := 'dist');
+	SELECT sum(mf_predict('dist', user_id, item_id)) FROM ratings;});
+like($stderr, qr/model "dist" is served on a Citus worker in the transaction that wrote the model tables/,
+	'retrained and served in one transaction: an error on the workers');
+($ret, $stdout, $stderr) = $coordinator->psql('postgres', qq{BEGIN;
+	SELECT mf_drop_model('dist');
+	SELECT sum(mf_predict('dist', user_id, item_id)) FROM ratings;});
+like($stderr, qr/is served on a Citus worker in the transaction that wrote/, 'dropped in the transaction: the same');
+is(query("$sum ratings"), $after, 'both rolled back: the retrained model still served');
+
+# Privileges are the coordinator's, for the role running the query.
+query(q{CREATE ROLE analyst LOGIN; GRANT SELECT ON ratings, users TO analyst;});
+($ret, $stdout, $stderr) = $coordinator->psql('postgres',
+	qq{SET ROLE analyst; SELECT count(mf_predict('dist', user_id, item_id)) FROM ratings});
+like($stderr, qr/permission denied for table mf_models/, 'a role that may not read the models: denied on the workers');
+query(q{GRANT SELECT ON mf_models, mf_user_factors, mf_item_factors TO analyst});
+is(query("SET ROLE analyst; $sum ratings"), $after, 'granted: the same predictions');
+
+# On a worker: serving answers as the coordinator; training is refused.
+my $worker = $workers[0];
+is($worker->safe_psql('postgres', q{SELECT mf_predict('dist', 1, 2) = mf_predict('dist', 1, 2)::float8}), 't',
+	'a query on a worker serves');
+is($worker->safe_psql('postgres', q{SELECT string_agg(user_id || ' ' || score, ';') FROM mf_recommend_users('dist', 5, 4)}),
+	query(q{SELECT string_agg(user_id || ' ' || score, ';') FROM mf_recommend_users('dist', 5, 4)}),
+	'mf_recommend_users on a worker: the coordinator\'s answer');
+($ret, $stdout, $stderr) = $worker->psql('postgres', q{SELECT mf_train('ratings', model_name := 'here')});
+like($stderr, qr/mf_train runs on the Citus coordinator, not on a worker/, 'mf_train on a worker: refused');
+
+# A read waiting on the coordinator is cancelled with the statement, and
+# the next statement reconnects.
+my $locker = $coordinator->background_psql('postgres');
+$locker->query_safe('BEGIN; LOCK TABLE mf_models IN ACCESS EXCLUSIVE MODE;');
+($ret, $stdout, $stderr) = $worker->psql('postgres',
+	q{SET statement_timeout = '300ms'; SELECT mf_predict('dist', 1, 2)});
+like($stderr, qr/canceling statement due to statement timeout/, 'a read blocked on the coordinator is cancelled');
+$locker->query_safe('COMMIT');
+$locker->quit;
+is($worker->safe_psql('postgres', q{SELECT mf_predict('dist', 1, 2) IS NOT NULL}), 't', 'and the next call serves');
+
+# A node added later serves the models trained before it joined.
+my $worker3 = mf_cluster('worker3');
+$worker3->append_conf('postgresql.conf', $_) foreach @settings;
+$worker3->append_conf('pg_hba.conf', 'host all all 127.0.0.1/32 trust');
+$worker3->start;
+$worker3->safe_psql('postgres', 'CREATE EXTENSION citus');
+query("SELECT citus_add_node('127.0.0.1', " . $worker3->port . ')');
+push @nodes, $worker3;
+is($worker3->safe_psql('postgres', q{SELECT round(mf_predict('dist', 1, 2)::numeric, 9)}),
+	query(q{SELECT round(mf_predict('dist', 1, 2)::numeric, 9)}), 'a worker added later serves the models');
 
 $_->stop foreach @nodes;
 done_testing();
