@@ -286,7 +286,9 @@ FROM (VALUES
     (211, $$SELECT mf_recommend_users_all('tiny', 10, true, 'tiny', 'replace')$$),
     (212, $$SELECT mf_recommend_users_all('tiny', 10, true, 'tiny')$$),
     (213, $$SELECT mf_recommend_users_all('no such model', 10, true, 'out')$$),
-    (214, $$SELECT mf_recommend_all('tiny', 10, true, '', 'replace')$$)
+    (214, $$SELECT mf_recommend_all('tiny', 10, true, '', 'replace')$$),
+    -- an integer beyond bigint named as text: out of range, not "not an integer"
+    (215, $$SELECT mf_predict('tiny', '99999999999999999999', '1')$$)
 ) AS s(n, statement)
 LEFT JOIN LATERAL try(s.statement) t ON true
 ORDER BY s.n;

@@ -330,6 +330,7 @@ mf_remote_scan(const char *query, int nargs, Oid *argtypes, Datum *args,
 	MemoryContext row_cxt = AllocSetContextCreate(CurrentMemoryContext, "mf_ext row",
 												  ALLOCSET_DEFAULT_SIZES);
 	bool		checked = false;
+	bool		complete = false;	/* the final result came */
 
 	for (int p = 0; p < nargs; p++)
 	{
@@ -367,6 +368,7 @@ mf_remote_scan(const char *query, int nargs, Oid *argtypes, Datum *args,
 								 errhint("Install the same version of mf_ext on every node: ALTER EXTENSION mf_ext UPDATE.")));
 				checked = true;
 			}
+			complete = status == PGRES_TUPLES_OK;
 			if (status == PGRES_SINGLE_TUPLE)
 			{
 				MemoryContext old = MemoryContextSwitchTo(row_cxt);
@@ -378,7 +380,8 @@ mf_remote_scan(const char *query, int nargs, Oid *argtypes, Datum *args,
 			PQclear(result);
 			CHECK_FOR_INTERRUPTS();
 		}
-		if (PQstatus(conn) != CONNECTION_OK)
+		/* the connection lost before the end: never a partial answer */
+		if (!complete || PQstatus(conn) != CONNECTION_OK)
 			coordinator_error(NULL, what);
 	}
 	PG_CATCH();

@@ -133,6 +133,12 @@ text_id_lookup(const MfModel *model, MfSide side, text *id, bool lenient)
 			pfree(value);
 			return -1;
 		}
+		if (!is_integer && errno == ERANGE)
+			ereport(ERROR,
+					(errcode(ERRCODE_NUMERIC_VALUE_OUT_OF_RANGE),
+					 errmsg("%s id \"%s\" is out of range for bigint", mf_side_name(side), value),
+					 errhint("Model \"%s\" was trained on integer %s ids, which are bigint values: pass one.",
+							 model->row.name, mf_side_name(side))));
 		if (!is_integer)
 			ereport(ERROR,
 					(errcode(ERRCODE_INVALID_TEXT_REPRESENTATION),

@@ -438,6 +438,14 @@ named_integer(const char *text, const char *argname, const char *column, Oid rel
 
 	errno = 0;
 	id = strtoi64(text, &end, 10);
+	if (errno == ERANGE)
+		ereport(ERROR,
+				(errcode(ERRCODE_NUMERIC_VALUE_OUT_OF_RANGE),
+				 errmsg("%s names %s, which is out of range for bigint ids", argname,
+						quote_literal_cstr(text)),
+				 errdetail("Column \"%s\" of %s holds integer ids, named as bigint values.", column,
+						   mf_source_display_name(relid)),
+				 errhint("Pass ids between -9223372036854775808 and 9223372036854775807.")));
 	if (errno != 0 || end == text || *end != '\0')
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_TEXT_REPRESENTATION),
