@@ -365,6 +365,16 @@ COMMENT ON COLUMN @extschema@.mf_models.source_recorded_by IS
 ALTER TABLE @extschema@.mf_models
     ADD COLUMN patience       integer NOT NULL DEFAULT 0,
     ADD COLUMN best_iteration integer;
+
+-- The biases' own lambda and lambda per rating (issue 16): the models stored
+-- before had neither (NULL: the factors' lambda; 0).
+ALTER TABLE @extschema@.mf_models
+    ADD COLUMN bias_lambda       double precision,
+    ADD COLUMN lambda_per_rating double precision NOT NULL DEFAULT 0;
+COMMENT ON COLUMN @extschema@.mf_models.bias_lambda IS
+  'mf_ext: with biases, the lambda every user''s and item''s bias was regularised with; NULL: its row''s factor lambda (as before 0.5)';
+COMMENT ON COLUMN @extschema@.mf_models.lambda_per_rating IS
+  'mf_ext: added to lambda per rating of a row: a row of n ratings regularised its factors with lambda + lambda_per_rating * n (lambda * n + lambda_per_rating * n with weighted_lambda); 0: lambda alone';
 COMMENT ON COLUMN @extschema@.mf_models.patience IS
   'mf_ext: early stopping: the training stopped once the validation RMSE had not fallen below its lowest for this many iterations in a row, and stored the factors of the lowest (best_iteration); 0: no early stopping';
 COMMENT ON COLUMN @extschema@.mf_models.best_iteration IS
@@ -399,12 +409,14 @@ CREATE FUNCTION @extschema@.mf_train(
     alpha            double precision DEFAULT NULL,   -- 40
     solver           text             DEFAULT NULL,   -- 'cholesky' for explicit, 'cg' for implicit
     nonnegative      boolean          DEFAULT NULL,   -- false
-    patience         integer          DEFAULT NULL)   -- 0: no early stopping
+    patience         integer          DEFAULT NULL,   -- 0: no early stopping
+    bias_lambda      double precision DEFAULT NULL,   -- lambda's (-1 returns to it)
+    lambda_per_rating double precision DEFAULT NULL)  -- 0
 RETURNS integer
 AS 'MODULE_PATHNAME', 'mf_train'
 LANGUAGE C VOLATILE CALLED ON NULL INPUT PARALLEL UNSAFE;
-COMMENT ON FUNCTION @extschema@.mf_train(regclass, integer, double precision, integer, name, name, name, text, boolean, integer, boolean, boolean, boolean, double precision, regclass, text, double precision, text, boolean, integer) IS
-  'mf_ext: trains (or retrains, keeping its id) the model model_name (default: the source relation''s name) by alternating least squares on source(user_col, item_col, rating_col): explicit ratings (with biases and ALS-WR lambda if asked) or implicit feedback with confidence 1 + alpha * rating, each row solved by Cholesky, conjugate gradient or, for non-negative factors, coordinate descent; stops early when J falls by less than tolerance, scores validation every iteration, and with patience stops once the validation RMSE has not fallen below its lowest for that many iterations and stores the factors of the lowest; returns the model_id.  An option not given (NULL) is, for a model retrained, that of its last training (a NOTICE lists those that differ from a first training''s, and what changes), else a first training''s: k 10, lambda 0.1, iterations 10, columns user_id, item_id, rating, seed 0, single precision, no biases, plain lambda, tolerance 0, explicit feedback, alpha 40, solver by feedback, not non-negative, patience 0 (none)';
+COMMENT ON FUNCTION @extschema@.mf_train(regclass, integer, double precision, integer, name, name, name, text, boolean, integer, boolean, boolean, boolean, double precision, regclass, text, double precision, text, boolean, integer, double precision, double precision) IS
+  'mf_ext: trains (or retrains, keeping its id) the model model_name (default: the source relation''s name) by alternating least squares on source(user_col, item_col, rating_col): explicit ratings (with biases and ALS-WR lambda if asked) or implicit feedback with confidence 1 + alpha * rating, each row solved by Cholesky, conjugate gradient or, for non-negative factors, coordinate descent; stops early when J falls by less than tolerance, scores validation every iteration, and with patience stops once the validation RMSE has not fallen below its lowest for that many iterations and stores the factors of the lowest; returns the model_id.  An option not given (NULL) is, for a model retrained, that of its last training (a NOTICE lists those that differ from a first training''s, and what changes), else a first training''s: k 10, lambda 0.1, iterations 10, columns user_id, item_id, rating, seed 0, single precision, no biases, plain lambda, tolerance 0, explicit feedback, alpha 40, solver by feedback, not non-negative, patience 0 (none), biases regularised as the factors (bias_lambda), lambda_per_rating 0.  With biases, bias_lambda >= 0 regularises every bias with that lambda instead of its row''s; lambda_per_rating >= 0 adds that much to a row''s factor lambda per rating of the row (lambda + lambda_per_rating * n)';
 
 -- Training history spans a model's trainings (mf_model_history); a model
 -- trained before keeps its last training as run 1.  mf_training_history
@@ -812,3 +824,34 @@ AS 'MODULE_PATHNAME', 'mf_recommend_users_all_by_name'
 LANGUAGE C VOLATILE CALLED ON NULL INPUT PARALLEL UNSAFE;
 COMMENT ON FUNCTION @extschema@.mf_recommend_users_all(text, integer, boolean, text, text, "any", "any") IS
   'mf_ext: as mf_recommend_users_all(integer, ...), for the named model: writes every item''s n best users (item_id, rank, user_id, score) into the table target; returns the rows written';
+
+-- mf_cross_validate searches the biases' own lambda too (bias_lambdas, a
+-- grid beside ks and lambdas, and a bias_lambda column in its rows) and
+-- takes lambda_per_rating (issue 16): dropped and created again (apply
+-- GRANT or REVOKE on it again).
+DROP FUNCTION @extschema@.mf_cross_validate(regclass, integer[], double precision[], integer, integer, boolean, boolean, name, name, name, integer, boolean, double precision);
+CREATE FUNCTION @extschema@.mf_cross_validate(
+    source           regclass,
+    ks               integer[],
+    lambdas          double precision[],
+    folds            integer          DEFAULT 5,
+    iterations       integer          DEFAULT 10,
+    biases           boolean          DEFAULT false,
+    weighted_lambda  boolean          DEFAULT false,
+    user_col         name             DEFAULT 'user_id',
+    item_col         name             DEFAULT 'item_id',
+    rating_col       name             DEFAULT 'rating',
+    seed             integer          DEFAULT 0,
+    double_precision boolean          DEFAULT false,
+    tolerance        double precision DEFAULT 0,
+    bias_lambdas     double precision[] DEFAULT NULL,
+    lambda_per_rating double precision DEFAULT 0)
+RETURNS TABLE (k integer, lambda double precision, folds integer,
+               rmse_mean double precision, rmse_stddev double precision,
+               rmse_min double precision, rmse_max double precision,
+               mae_mean double precision, coverage double precision,
+               seconds double precision, bias_lambda double precision)
+AS 'MODULE_PATHNAME', 'mf_cross_validate'
+LANGUAGE C VOLATILE CALLED ON NULL INPUT PARALLEL UNSAFE;
+COMMENT ON FUNCTION @extschema@.mf_cross_validate(regclass, integer[], double precision[], integer, integer, boolean, boolean, name, name, name, integer, boolean, double precision, double precision[], double precision) IS
+  'mf_ext: k-fold cross-validation (folds by mf_fold) of every k in ks with every lambda in lambdas and, with biases, every bias_lambda in bias_lambdas (NULL: the biases regularised as the factors; bias_lambda NULL in the rows): per point, the mean, spread, minimum and maximum test RMSE over the folds; lambda_per_rating as mf_train''s; writes nothing';

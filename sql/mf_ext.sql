@@ -71,7 +71,10 @@ CREATE TABLE @extschema@.mf_models (
     -- early stopping
     source_recorded_by regrole,
     patience           integer NOT NULL DEFAULT 0,   -- (a model row made by hand had none)
-    best_iteration     integer
+    best_iteration     integer,
+    -- 0.5: the biases' own lambda (NULL: the factors'), lambda per rating
+    bias_lambda        double precision,
+    lambda_per_rating  double precision NOT NULL DEFAULT 0
 );
 COMMENT ON TABLE @extschema@.mf_models IS
   'mf_ext: one row per trained model: how it was trained (source, columns, k, lambda, weighted_lambda, biases, feedback, alpha, solver, nonnegative, iterations, tolerance, patience, seed, precision, validation), the types of ids kept as text keys, its size, mu (global_mean) with biases, per iteration run the objective J (loss), the training RMSE, the validation RMSE and the time taken, and with patience the iteration whose factors are stored (best_iteration)';
@@ -112,6 +115,10 @@ COMMENT ON COLUMN @extschema@.mf_models.patience IS
   'mf_ext: early stopping: the training stopped once the validation RMSE had not fallen below its lowest for this many iterations in a row, and stored the factors of the lowest (best_iteration); 0: no early stopping';
 COMMENT ON COLUMN @extschema@.mf_models.best_iteration IS
   'mf_ext: with patience, the iteration (from 1, an index of loss and validation_rmse) of the lowest validation RMSE, whose factors and biases are stored; NULL without patience (the last iteration''s are)';
+COMMENT ON COLUMN @extschema@.mf_models.bias_lambda IS
+  'mf_ext: with biases, the lambda every user''s and item''s bias was regularised with; NULL: its row''s factor lambda (as before 0.5)';
+COMMENT ON COLUMN @extschema@.mf_models.lambda_per_rating IS
+  'mf_ext: added to lambda per rating of a row: a row of n ratings regularised its factors with lambda + lambda_per_rating * n (lambda * n + lambda_per_rating * n with weighted_lambda); 0: lambda alone';
 
 -- A model's factors: k of them (exactly) per user and per item, and with biases
 -- each one's bias. Ids that are not integers are kept as text keys, the id
@@ -259,12 +266,14 @@ CREATE FUNCTION @extschema@.mf_train(
     alpha            double precision DEFAULT NULL,   -- 40
     solver           text             DEFAULT NULL,   -- 'cholesky' for explicit, 'cg' for implicit
     nonnegative      boolean          DEFAULT NULL,   -- false
-    patience         integer          DEFAULT NULL)   -- 0: no early stopping
+    patience         integer          DEFAULT NULL,   -- 0: no early stopping
+    bias_lambda      double precision DEFAULT NULL,   -- lambda's (-1 returns to it)
+    lambda_per_rating double precision DEFAULT NULL)  -- 0
 RETURNS integer
 AS 'MODULE_PATHNAME', 'mf_train'
 LANGUAGE C VOLATILE CALLED ON NULL INPUT PARALLEL UNSAFE;
-COMMENT ON FUNCTION @extschema@.mf_train(regclass, integer, double precision, integer, name, name, name, text, boolean, integer, boolean, boolean, boolean, double precision, regclass, text, double precision, text, boolean, integer) IS
-  'mf_ext: trains (or retrains, keeping its id) the model model_name (default: the source relation''s name) by alternating least squares on source(user_col, item_col, rating_col): explicit ratings (with biases and ALS-WR lambda if asked) or implicit feedback with confidence 1 + alpha * rating, each row solved by Cholesky, conjugate gradient or, for non-negative factors, coordinate descent; stops early when J falls by less than tolerance, scores validation every iteration, and with patience stops once the validation RMSE has not fallen below its lowest for that many iterations and stores the factors of the lowest; returns the model_id.  An option not given (NULL) is, for a model retrained, that of its last training (a NOTICE lists those that differ from a first training''s, and what changes), else a first training''s: k 10, lambda 0.1, iterations 10, columns user_id, item_id, rating, seed 0, single precision, no biases, plain lambda, tolerance 0, explicit feedback, alpha 40, solver by feedback, not non-negative, patience 0 (none)';
+COMMENT ON FUNCTION @extschema@.mf_train(regclass, integer, double precision, integer, name, name, name, text, boolean, integer, boolean, boolean, boolean, double precision, regclass, text, double precision, text, boolean, integer, double precision, double precision) IS
+  'mf_ext: trains (or retrains, keeping its id) the model model_name (default: the source relation''s name) by alternating least squares on source(user_col, item_col, rating_col): explicit ratings (with biases and ALS-WR lambda if asked) or implicit feedback with confidence 1 + alpha * rating, each row solved by Cholesky, conjugate gradient or, for non-negative factors, coordinate descent; stops early when J falls by less than tolerance, scores validation every iteration, and with patience stops once the validation RMSE has not fallen below its lowest for that many iterations and stores the factors of the lowest; returns the model_id.  An option not given (NULL) is, for a model retrained, that of its last training (a NOTICE lists those that differ from a first training''s, and what changes), else a first training''s: k 10, lambda 0.1, iterations 10, columns user_id, item_id, rating, seed 0, single precision, no biases, plain lambda, tolerance 0, explicit feedback, alpha 40, solver by feedback, not non-negative, patience 0 (none), biases regularised as the factors (bias_lambda), lambda_per_rating 0.  With biases, bias_lambda >= 0 regularises every bias with that lambda instead of its row''s; lambda_per_rating >= 0 adds that much to a row''s factor lambda per rating of the row (lambda + lambda_per_rating * n)';
 
 CREATE FUNCTION @extschema@.mf_training_history(model integer)
 RETURNS TABLE (run integer, iteration integer, loss double precision,
@@ -1014,13 +1023,15 @@ CREATE FUNCTION @extschema@.mf_cross_validate(
     rating_col       name             DEFAULT 'rating',
     seed             integer          DEFAULT 0,
     double_precision boolean          DEFAULT false,
-    tolerance        double precision DEFAULT 0)
+    tolerance        double precision DEFAULT 0,
+    bias_lambdas     double precision[] DEFAULT NULL,
+    lambda_per_rating double precision DEFAULT 0)
 RETURNS TABLE (k integer, lambda double precision, folds integer,
                rmse_mean double precision, rmse_stddev double precision,
                rmse_min double precision, rmse_max double precision,
                mae_mean double precision, coverage double precision,
-               seconds double precision)
+               seconds double precision, bias_lambda double precision)
 AS 'MODULE_PATHNAME', 'mf_cross_validate'
 LANGUAGE C VOLATILE CALLED ON NULL INPUT PARALLEL UNSAFE;
-COMMENT ON FUNCTION @extschema@.mf_cross_validate(regclass, integer[], double precision[], integer, integer, boolean, boolean, name, name, name, integer, boolean, double precision) IS
-  'mf_ext: k-fold cross-validation (folds by mf_fold) of every k in ks with every lambda in lambdas: per pair, the mean, spread, minimum and maximum test RMSE over the folds; writes nothing';
+COMMENT ON FUNCTION @extschema@.mf_cross_validate(regclass, integer[], double precision[], integer, integer, boolean, boolean, name, name, name, integer, boolean, double precision, double precision[], double precision) IS
+  'mf_ext: k-fold cross-validation (folds by mf_fold) of every k in ks with every lambda in lambdas and, with biases, every bias_lambda in bias_lambdas (NULL: the biases regularised as the factors; bias_lambda NULL in the rows): per point, the mean, spread, minimum and maximum test RMSE over the folds; lambda_per_rating as mf_train''s; writes nothing';

@@ -72,6 +72,9 @@ struct MfAls
 	int			unknowns;		/* d: k, plus 1 for the row's own bias */
 	double		lambda;
 	bool		weighted_lambda;
+	double		bias_lambda;	/* the biases' lambda, or -1: the row's factors' */
+	double		lambda_per_rating;	/* added to lambda per rating of the row */
+	bool		absolute_norms; /* norm[] holds penalties, not multiples of lambda */
 	double		alpha;			/* confidence per unit of rating (implicit) */
 	bool		conjugate_gradient; /* else Cholesky */
 	bool		nonnegative;	/* factors >= 0 (coordinate descent) */
@@ -100,6 +103,43 @@ typedef struct HalfStep
 	double	   *norm;
 	double	   *sse;
 } HalfStep;
+
+/*
+ * A row's regularisation: on its factors lambda (times its rating count n
+ * with weighted_lambda) + lambda_per_rating * n, on its own bias
+ * bias_lambda where given, else the factors' lambda.  norm_factors and
+ * norm_bias weigh |factors|^2 and bias^2 in the row's share of J's
+ * penalty (norm[]): the penalties themselves with bias_lambda or
+ * lambda_per_rating, else the penalty divided by lambda, which J
+ * multiplies back (0.4's J, to the bit).
+ */
+typedef struct RowPenalty
+{
+	double		factors;
+	double		bias;
+	double		norm_factors;
+	double		norm_bias;
+} RowPenalty;
+
+static inline RowPenalty
+row_penalty(const MfAls *als, int degree)
+{
+	double		weight = als->weighted_lambda ? degree : 1;
+	RowPenalty	penalty;
+
+	penalty.factors = als->lambda * weight + als->lambda_per_rating * degree;
+	penalty.bias = als->bias_lambda >= 0 ? als->bias_lambda : penalty.factors;
+	penalty.norm_factors = als->absolute_norms ? penalty.factors : weight;
+	penalty.norm_bias = als->absolute_norms ? penalty.bias : weight;
+	return penalty;
+}
+
+/* The penalty on unknown j of a row's k factors (and bias, j = k). */
+static inline double
+penalty_of(const RowPenalty *penalty, int j, int k)
+{
+	return j < k ? penalty->factors : penalty->bias;
+}
 
 /* What solving one row by conjugate gradient came to. */
 typedef enum RowOutcome
@@ -200,23 +240,44 @@ init_solver(MfAls *als, const MfFitOptions *options, int64 longest,
 				 errmsg("a user or item has " INT64_FORMAT " ratings, too many for k = %d",
 						longest, options->k)));
 	/* a row's lambda must be a float, with room for the Gram matrix beside it */
-	if (options->single &&
-		options->lambda * (options->weighted_lambda ? (double) Max(longest, 1) : 1.0) > MF_MAX_SINGLE_LAMBDA)
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("lambda = %g is too large for single precision", options->lambda),
-				 errdetail(options->weighted_lambda
-						   ? "With weighted_lambda a row of n ratings is regularised with lambda * n, up to %g here, and single precision takes at most %g."
-						   : "%g is more than single precision takes, %g.",
-						   options->lambda * (options->weighted_lambda ? (double) Max(longest, 1) : 1.0),
-						   MF_MAX_SINGLE_LAMBDA),
-				 errhint("Pass a smaller lambda (the usual are 0.01 to 100), or double_precision := true.")));
+	if (options->single)
+	{
+		double		n = (double) Max(longest, 1);
+		double		largest = options->lambda * (options->weighted_lambda ? n : 1.0) +
+			options->lambda_per_rating * n;
+
+		if (largest > MF_MAX_SINGLE_LAMBDA)
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 options->lambda_per_rating > 0
+					 ? errmsg("lambda_per_rating = %g is too large for single precision",
+							  options->lambda_per_rating)
+					 : errmsg("lambda = %g is too large for single precision", options->lambda),
+					 options->lambda_per_rating > 0
+					 ? errdetail("With lambda_per_rating a row of n ratings is regularised with lambda + lambda_per_rating * n, up to %g here, and single precision takes at most %g.",
+								 largest, MF_MAX_SINGLE_LAMBDA)
+					 : errdetail(options->weighted_lambda
+								 ? "With weighted_lambda a row of n ratings is regularised with lambda * n, up to %g here, and single precision takes at most %g."
+								 : "%g is more than single precision takes, %g.",
+								 largest, MF_MAX_SINGLE_LAMBDA),
+					 errhint("Pass a smaller lambda (the usual are 0.01 to 100)%s, or double_precision := true.",
+							 options->lambda_per_rating > 0 ? " or lambda_per_rating" : "")));
+		if (options->biases && options->bias_lambda > MF_MAX_SINGLE_LAMBDA)
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("bias_lambda = %g is too large for single precision", options->bias_lambda),
+					 errdetail("Single precision takes at most %g.", MF_MAX_SINGLE_LAMBDA),
+					 errhint("Pass a smaller bias_lambda (the usual are 0 to 100), or double_precision := true.")));
+	}
 
 	als->blas = mf_blas();
 	als->kernel = fit_kernel(options);
 	als->unknowns = d;
 	als->lambda = options->lambda;
 	als->weighted_lambda = options->weighted_lambda;
+	als->bias_lambda = options->biases ? options->bias_lambda : -1;
+	als->lambda_per_rating = options->lambda_per_rating;
+	als->absolute_norms = als->bias_lambda >= 0 || als->lambda_per_rating > 0;
 	als->alpha = options->alpha;
 	als->conjugate_gradient = options->conjugate_gradient;
 	als->nonnegative = options->nonnegative;
@@ -471,7 +532,8 @@ iterate(MfAls *als, double *objective, double *sse, MfSide *failed_side)
 		squared_errors += als->item_sse[i];
 	}
 	*sse = squared_errors;
-	*objective = squared_errors / 2.0 + als->lambda / 2.0 * norms;
+	*objective = squared_errors / 2.0 +
+		(als->absolute_norms ? norms / 2.0 : als->lambda / 2.0 * norms);
 	return -1;
 }
 

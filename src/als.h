@@ -34,6 +34,10 @@ typedef struct MfFitOptions
 	int			k;
 	double		lambda;
 	bool		weighted_lambda;	/* ALS-WR: lambda * n for a row of n ratings */
+	double		lambda_per_rating;	/* a row of n ratings: its factors' lambda +
+									 * this * n (0: lambda alone) */
+	double		bias_lambda;	/* with biases: the biases' lambda; -1 (NULL):
+								 * the row's factors' lambda */
 	bool		implicit;		/* implicit feedback (Hu, Koren, Volinsky) */
 	double		alpha;			/* confidence 1 + alpha * strength (implicit) */
 	bool		conjugate_gradient; /* solver 'cg', else Cholesky */

@@ -70,7 +70,8 @@ KERNEL(dot) (const REAL *x, const REAL *y, int n)
 }
 
 /*
- * out = A v for one row's system, A = lambda_r I (+ the other side's Gram
+ * out = A v for one row's system, A = the row's penalty (lambda_r I; its
+ * own lambda on a bias) (+ the other side's Gram
  * matrix G, implicit feedback) + sum_e w_e g_e g_e', with the gathered
  * rows g_e and weights w_e (1 for explicit feedback).  scratch holds
  * degree reals.  The own kernels read the rows through their columns
@@ -79,12 +80,12 @@ KERNEL(dot) (const REAL *x, const REAL *y, int n)
 static void
 KERNEL(apply_system) (const HalfStep *step, const REAL *gathered,
 					  const int32 *cols, const REAL *weights, int degree, int d,
-					  REAL lambda_r, const REAL *v, REAL *out, REAL *scratch)
+					  const RowPenalty *penalty, const REAL *v, REAL *out, REAL *scratch)
 {
 	const MfBlas *blas = step->als->blas;
 
 	for (int j = 0; j < d; j++)
-		out[j] = lambda_r * v[j];
+		out[j] = (REAL) penalty_of(penalty, j, step->als->factors.k) * v[j];
 	if (step->other_gram)
 		blas->GEMV(CblasColMajor, CblasNoTrans, d, d, 1, step->other_gram, d,
 				  v, 1, 1, out, 1);
@@ -117,7 +118,7 @@ KERNEL(apply_system) (const HalfStep *step, const REAL *gathered,
 static bool
 KERNEL(conjugate_gradient) (const HalfStep *step, const REAL *gathered,
 							const int32 *cols, const REAL *weights, int degree, int d,
-							REAL lambda_r, const REAL *b, REAL *x, REAL *cg,
+							const RowPenalty *penalty, const REAL *b, REAL *x, REAL *cg,
 							REAL *scratch)
 {
 	REAL	   *residual = cg;
@@ -127,7 +128,7 @@ KERNEL(conjugate_gradient) (const HalfStep *step, const REAL *gathered,
 
 	if (b != NULL)
 	{
-		KERNEL(apply_system) (step, gathered, cols, weights, degree, d, lambda_r, x,
+		KERNEL(apply_system) (step, gathered, cols, weights, degree, d, penalty, x,
 							  product, scratch);
 		for (int j = 0; j < d; j++)
 			residual[j] = b[j] - product[j];
@@ -144,7 +145,7 @@ KERNEL(conjugate_gradient) (const HalfStep *step, const REAL *gathered,
 
 		if (mf_parallel_stopping())
 			return true;		/* the caller sees the stop */
-		KERNEL(apply_system) (step, gathered, cols, weights, degree, d, lambda_r,
+		KERNEL(apply_system) (step, gathered, cols, weights, degree, d, penalty,
 							  direction, product, scratch);
 		curvature = KERNEL(dot) (direction, product, d);
 		if (!isfinite(curvature))
@@ -305,13 +306,13 @@ KERNEL(gathered_times) (const MfAls *als, const REAL *gathered, const REAL *weig
  */
 static bool
 KERNEL(initial_residual) (const HalfStep *step, SolveBuffers *buffers, int64 begin,
-						  int degree, REAL lambda_r, const REAL *x, REAL *residual)
+						  int degree, const RowPenalty *penalty, const REAL *x, REAL *residual)
 {
 	const MfAls *als = step->als;
 	const REAL *weights = als->factors.implicit ? buffers->weights : NULL;
 
 	for (int j = 0; j < als->unknowns; j++)
-		residual[j] = -lambda_r * x[j];
+		residual[j] = -(REAL) penalty_of(penalty, j, als->factors.k) * x[j];
 	if (step->other_gram)
 		als->blas->GEMV(CblasColMajor, CblasNoTrans, als->unknowns, als->unknowns, -1,
 						step->other_gram, als->unknowns, x, 1, 1, residual, 1);
@@ -334,7 +335,7 @@ KERNEL(initial_residual) (const HalfStep *step, SolveBuffers *buffers, int64 beg
  */
 static RowOutcome
 KERNEL(solve_row_cg) (const HalfStep *step, SolveBuffers *buffers, int32 r,
-					  int64 begin, int degree, REAL lambda_r, REAL *x)
+					  int64 begin, int degree, const RowPenalty *penalty, REAL *x)
 {
 	const MfAls *als = step->als;
 	const int	k = als->factors.k;
@@ -349,7 +350,7 @@ KERNEL(solve_row_cg) (const HalfStep *step, SolveBuffers *buffers, int32 r,
 	if (als->kernel)
 	{
 		/* the residual in one pass, the right-hand side with it */
-		if (!KERNEL(initial_residual) (step, buffers, begin, degree, lambda_r, x,
+		if (!KERNEL(initial_residual) (step, buffers, begin, degree, penalty, x,
 									   (REAL *) buffers->cg))
 			return ROW_STOPPED;
 		rhs = NULL;
@@ -360,7 +361,7 @@ KERNEL(solve_row_cg) (const HalfStep *step, SolveBuffers *buffers, int32 r,
 								 degree, rhs))
 		return ROW_STOPPED;
 	if (!KERNEL(conjugate_gradient) (step, buffers->gathered, step->rows->col + begin,
-									 weights, degree, d, lambda_r, rhs, x, buffers->cg,
+									 weights, degree, d, penalty, rhs, x, buffers->cg,
 									 buffers->scratch))
 		return ROW_FAILED;
 	return mf_parallel_stopping() ? ROW_STOPPED : ROW_SOLVED;
@@ -382,7 +383,7 @@ KERNEL(own_cholesky) (const MfAls *als)
 #endif
 
 /*
- * Row r's system in buffers->gram (upper triangle; G + lambda_r I + the
+ * Row r's system in buffers->gram (upper triangle; G + the penalty + the
  * gathered rows' Gram matrix, weighted for implicit feedback; the lower
  * triangle where the own Cholesky solves it) and its right-hand side in
  * x (the own kernels sum both in one pass over the rows), in segments of
@@ -390,7 +391,7 @@ KERNEL(own_cholesky) (const MfAls *als)
  */
 static bool
 KERNEL(build_system) (const HalfStep *step, SolveBuffers *buffers, int64 begin,
-					  int degree, REAL lambda_r, REAL *x)
+					  int degree, const RowPenalty *penalty, REAL *x)
 {
 	const MfAls *als = step->als;
 	const int	d = als->unknowns;
@@ -402,7 +403,7 @@ KERNEL(build_system) (const HalfStep *step, SolveBuffers *buffers, int64 begin,
 	else
 		memset(gram, 0, sizeof(REAL) * d * d);
 	for (int j = 0; j < d; j++)
-		gram[j * d + j] += lambda_r;
+		gram[j * d + j] += (REAL) penalty_of(penalty, j, als->factors.k);
 #ifdef OWN_KERNELS
 	if (als->kernel)
 	{
@@ -604,8 +605,8 @@ KERNEL(row_loss) (const HalfStep *step, SolveBuffers *buffers, int64 begin,
 
 /*
  * Solves rows [first, last) of one half-step into step->out (and
- * out_bias).  Per row it also records lambda_r / lambda * |x|^2 in norm[r]
- * (the row's share of the penalty) and, when step->sse is set, the row's
+ * out_bias).  Per row it also records its share of the penalty in
+ * norm[r] (row_penalty) and, when step->sse is set, the row's
  * data term of J (row_loss).  Returns MF_TASK_DONE, the first row whose
  * system could not be solved, or mf_task_stopped(r) when the run asked it
  * to stop while it solved row r: nothing of row r is written before it
@@ -624,8 +625,7 @@ KERNEL(solve_rows) (const HalfStep *step, SolveBuffers *buffers,
 	{
 		int64		begin = rows->row_start[r];
 		int			degree = (int) (rows->row_start[r + 1] - begin);
-		double		weight = als->weighted_lambda ? degree : 1;
-		REAL		lambda_r = (REAL) (als->lambda * weight);
+		RowPenalty	penalty = row_penalty(als, degree);
 		REAL	   *x = buffers->solution;
 		double		loss = 0.0;
 
@@ -634,7 +634,7 @@ KERNEL(solve_rows) (const HalfStep *step, SolveBuffers *buffers,
 		if (als->conjugate_gradient)
 		{
 			RowOutcome	outcome = KERNEL(solve_row_cg) (step, buffers, r, begin, degree,
-													lambda_r, x);
+													&penalty, x);
 
 			if (outcome == ROW_STOPPED)
 				return mf_task_stopped(r);
@@ -643,7 +643,7 @@ KERNEL(solve_rows) (const HalfStep *step, SolveBuffers *buffers,
 		}
 		else
 		{
-			if (!KERNEL(build_system) (step, buffers, begin, degree, lambda_r, x))
+			if (!KERNEL(build_system) (step, buffers, begin, degree, &penalty, x))
 				return mf_task_stopped(r);
 			if (!KERNEL(solve_system) (als, buffers, x))
 				return r;
@@ -659,7 +659,10 @@ KERNEL(solve_rows) (const HalfStep *step, SolveBuffers *buffers,
 		memcpy((REAL *) step->out + (Size) r * k, x, sizeof(REAL) * k);
 		if (step->other_bias)
 			step->out_bias[r] = x[k];
-		step->norm[r] = KERNEL(dot) (x, x, d) * weight;
+		step->norm[r] = d == k || penalty.norm_bias == penalty.norm_factors
+			? KERNEL(dot) (x, x, d) * penalty.norm_factors
+			: KERNEL(dot) (x, x, k) * penalty.norm_factors +
+			(double) x[k] * x[k] * penalty.norm_bias;
 		if (step->sse != NULL)
 			step->sse[r] = loss;
 	}

@@ -107,6 +107,7 @@ typedef enum ColumnKind
 	COL_INT4,
 	COL_INT8,
 	COL_FLOAT8,
+	COL_OPTIONAL_FLOAT8,		/* double; negative (none) is NULL */
 	COL_BOOL,
 	COL_TEXT,					/* const char *; NULL is NULL */
 	COL_NAME,					/* const char *, as name */
@@ -187,6 +188,8 @@ static const CatalogColumn columns[] = {
 	{"item_key_type", COL_REGTYPE, FIELD(item_key_type), SERVED | WRITTEN | NULLABLE | COMPARED, "NULL::regtype", -1},
 	{"patience", COL_INT4, OPTION(patience), WRITTEN | KEPT, "0", -1},
 	{"best_iteration", COL_INT4, FIELD(history.kept_iteration), WRITTEN | NULLABLE, "NULL::int4", FIELD(history.kept_best)},
+	{"bias_lambda", COL_OPTIONAL_FLOAT8, OPTION(bias_lambda), SERVED | WRITTEN | NULLABLE | KEPT, "NULL::float8", -1},
+	{"lambda_per_rating", COL_FLOAT8, OPTION(lambda_per_rating), SERVED | WRITTEN | KEPT, "0::float8", -1},
 };
 
 /* The SQL type of a column of kind. */
@@ -200,6 +203,7 @@ column_type(ColumnKind kind)
 		case COL_INT8:
 			return INT8OID;
 		case COL_FLOAT8:
+		case COL_OPTIONAL_FLOAT8:
 			return FLOAT8OID;
 		case COL_BOOL:
 		case COL_PRECISION:
@@ -236,6 +240,9 @@ column_value(const CatalogColumn *column, const MfModelRow *row, bool *isnull)
 		case COL_INT8:
 			return Int64GetDatum(*(const int64 *) field);
 		case COL_FLOAT8:
+			return Float8GetDatum(*(const double *) field);
+		case COL_OPTIONAL_FLOAT8:
+			*isnull = *(const double *) field < 0;
 			return Float8GetDatum(*(const double *) field);
 		case COL_BOOL:
 			return BoolGetDatum(*(const bool *) field);
@@ -282,6 +289,9 @@ set_column(const CatalogColumn *column, MfModelRow *row, Datum value, bool isnul
 			break;
 		case COL_FLOAT8:
 			*(double *) field = isnull ? 0.0 : DatumGetFloat8(value);
+			break;
+		case COL_OPTIONAL_FLOAT8:
+			*(double *) field = isnull ? -1.0 : DatumGetFloat8(value);
 			break;
 		case COL_BOOL:
 			*(bool *) field = !isnull && DatumGetBool(value);

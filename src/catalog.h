@@ -122,7 +122,8 @@ extern void mf_catalog_partner_counts(const MfSchema *schema, int32 model_id, Mf
  * The options model name was trained with, those a retraining keeps when
  * it does not name them (source columns, k, lambda, iterations, seed,
  * double_precision, biases, weighted_lambda, tolerance, feedback, alpha,
- * solver, nonnegative, patience: mf_catalog_kept_options), its key types and who
+ * solver, nonnegative, patience, bias_lambda, lambda_per_rating:
+ * mf_catalog_kept_options), its key types and who
  * recorded its columns (source_recorded_by), set in *row; false when there
  * is no such model.  The row is locked (FOR UPDATE) until the transaction
  * ends, so that a concurrent retraining waits for this one and then reads

@@ -60,6 +60,23 @@ mf_check_fit_options(const MfFitOptions *options)
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("lambda must be a finite number >= 0, got %g", options->lambda),
 				 errhint("lambda is the regularisation weight, usually 0.01 to 10 (mf_cross_validate finds a good one).")));
+	if (!(options->lambda_per_rating >= 0.0) || isinf(options->lambda_per_rating))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("lambda_per_rating must be a finite number >= 0, got %g",
+						options->lambda_per_rating),
+				 errhint("A row of n ratings is regularised with lambda + lambda_per_rating * n; 0 (the default) leaves lambda alone, 0.01 to 0.1 is usual.")));
+	if (!(options->bias_lambda >= 0.0 || options->bias_lambda == -1.0) || isinf(options->bias_lambda))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("bias_lambda must be a finite number >= 0, or -1, got %g",
+						options->bias_lambda),
+				 errhint("bias_lambda is the regularisation of the biases, usually 0.1 to 10; -1 regularises them as their row's factors (the default).")));
+	if (options->bias_lambda >= 0.0 && !options->biases)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("bias_lambda needs biases := true"),
+				 errhint("Pass biases := true, or bias_lambda := -1 (a retrained model keeps its last training's bias_lambda).")));
 	if (options->iterations < 1 || options->iterations > MF_MAX_ITERATIONS)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),

@@ -37,7 +37,7 @@ PG_FUNCTION_INFO_V1(mf_train);
  * mf_train's arguments in this version (sql/mf_ext.sql), and in 0.4's,
  * which lacks patience: a database not yet updated trains through it.
  */
-#define TRAIN_ARGUMENTS	20
+#define TRAIN_ARGUMENTS	22
 #define TRAIN_ARGUMENTS_0_4	19
 
 /* One call of mf_train. */
@@ -74,6 +74,8 @@ static const MfFitOptions first_training = {
 	.conjugate_gradient = false,
 	.nonnegative = false,
 	.patience = 0,
+	.bias_lambda = -1,
+	.lambda_per_rating = 0,
 };
 static const char *const first_training_columns[] = {"user_id", "item_id", "rating"};
 
@@ -96,7 +98,8 @@ train_init(TrainState *state, FunctionCallInfo fcinfo)
 	static const char *const nullable[] = {
 		"model_name", "validation", "solver", "k", "lambda", "iterations", "user_col",
 		"item_col", "rating_col", "seed", "double_precision", "biases", "weighted_lambda",
-		"tolerance", "feedback", "alpha", "nonnegative", "patience", NULL
+		"tolerance", "feedback", "alpha", "nonnegative", "patience", "bias_lambda",
+		"lambda_per_rating", NULL
 	};
 	MfModelRow *row = &state->row;
 	MfSource   *source = &state->source;

@@ -35,9 +35,9 @@
 PG_FUNCTION_INFO_V1(mf_cross_validate);
 
 /* mf_cross_validate's arguments in this version (sql/mf_ext.sql). */
-#define CV_ARGUMENTS	13
+#define CV_ARGUMENTS	15
 
-/* One (k, lambda) of the grid, with its results per fold. */
+/* One (k, lambda, bias_lambda) of the grid, with its results per fold. */
 typedef struct GridPoint
 {
 	MfFitOptions options;
@@ -56,6 +56,8 @@ argument_hint(const char *name)
 	if (strcmp(name, "ks") == 0 || strcmp(name, "lambdas") == 0)
 		return psprintf("Pass the %s to try, for example %s.", name,
 						strcmp(name, "ks") == 0 ? "ARRAY[10, 20, 50]" : "ARRAY[0.01, 0.1, 1]");
+	if (strcmp(name, "bias_lambdas") == 0)
+		return "Pass the bias_lambda values to try, for example ARRAY[0, 1, 10], or omit bias_lambdas to regularise the biases as the factors.";
 	return NULL;
 }
 
@@ -111,32 +113,44 @@ typedef struct CvState
 } CvState;
 
 /*
- * The grid: every k of ks with every lambda of lambdas, k outermost, the
- * other options those of the call's arguments.
+ * The grid: every k of ks with every lambda of lambdas and every
+ * bias_lambda of bias_lambdas (none given: the factors' lambda), k
+ * outermost, the other options those of the call's arguments.
  */
 static void
 build_grid(CvState *state, const MfArguments *args)
 {
 	int			n_ks;
 	int			n_lambdas;
+	int			n_bias_lambdas = 1;
 	Datum	   *ks = array_elements(DatumGetArrayTypeP(mf_argument(args, "ks")), INT4OID,
 									"ks", &n_ks);
 	Datum	   *lambdas = array_elements(DatumGetArrayTypeP(mf_argument(args, "lambdas")),
 										 FLOAT8OID, "lambdas", &n_lambdas);
-	Size		n = mul_size(n_ks, n_lambdas);
-	MfFitOptions base = {0};
+	Datum	   *bias_lambdas = NULL;
+	Size		n;
+	MfFitOptions base = {.bias_lambda = -1};
 	MfMemory	memory = {0};
+
+	if (mf_argument_given(args, "bias_lambdas"))
+		bias_lambdas = array_elements(DatumGetArrayTypeP(mf_argument(args, "bias_lambdas")),
+									  FLOAT8OID, "bias_lambdas", &n_bias_lambdas);
+	n = mul_size(mul_size(n_ks, n_lambdas), n_bias_lambdas);
 
 	/* each point keeps an RMSE and an MAE per fold */
 	mf_memory_add(&memory, n, add_size(sizeof(GridPoint), mul_size(state->folds, 2 * sizeof(double))));
 	mf_memory_check(&memory, "the cross-validation grid",
-					psprintf("A grid of %d values of k by %d of lambda, %d folds each.",
-							 n_ks, n_lambdas, state->folds),
+					bias_lambdas
+					? psprintf("A grid of %d values of k by %d of lambda by %d of bias_lambda, %d folds each.",
+							   n_ks, n_lambdas, n_bias_lambdas, state->folds)
+					: psprintf("A grid of %d values of k by %d of lambda, %d folds each.",
+							   n_ks, n_lambdas, state->folds),
 					"Cross-validate fewer values of k and lambda at a time, or fewer folds.");
 	if (n > INT_MAX)
 		ereport(ERROR,
 				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
-				 errmsg("a grid of %d values of k by %d of lambda is too large", n_ks, n_lambdas),
+				 errmsg("a grid of %d values of k by %d of lambda by %d of bias_lambda is too large",
+						n_ks, n_lambdas, n_bias_lambdas),
 				 grid_hint("ks")));
 	mf_read_fit_options(args, &base);
 	state->grid = palloc0(mul_size(n, sizeof(GridPoint)));
@@ -147,8 +161,10 @@ build_grid(CvState *state, const MfArguments *args)
 
 		CHECK_FOR_INTERRUPTS();
 		point->options = base;
-		point->options.k = DatumGetInt32(ks[p / n_lambdas]);
-		point->options.lambda = DatumGetFloat8(lambdas[p % n_lambdas]);
+		point->options.k = DatumGetInt32(ks[p / (n_lambdas * n_bias_lambdas)]);
+		point->options.lambda = DatumGetFloat8(lambdas[p / n_bias_lambdas % n_lambdas]);
+		if (bias_lambdas)
+			point->options.bias_lambda = DatumGetFloat8(bias_lambdas[p % n_bias_lambdas]);
 		mf_check_fit_options(&point->options);
 		point->rmse = palloc(sizeof(double) * state->folds);
 		point->mae = palloc(sizeof(double) * state->folds);
@@ -159,7 +175,8 @@ build_grid(CvState *state, const MfArguments *args)
 static void
 cv_init(CvState *state, FunctionCallInfo fcinfo)
 {
-	MfArguments args = mf_arguments(fcinfo, "mf_cross_validate", CV_ARGUMENTS, NULL,
+	static const char *const nullable[] = {"bias_lambdas", NULL};
+	MfArguments args = mf_arguments(fcinfo, "mf_cross_validate", CV_ARGUMENTS, nullable,
 									argument_hint);
 
 	state->folds = DatumGetInt32(mf_argument(&args, "folds"));
@@ -386,8 +403,8 @@ cv_put_results(const CvState *state, FunctionCallInfo fcinfo)
 					max,
 					mae,
 					ignored;
-		Datum		values[10];
-		bool		nulls[10] = {false};
+		Datum		values[11];
+		bool		nulls[11] = {false};
 
 		summarize(point->rmse, folds, &mean, &stddev, &min, &max);
 		summarize(point->mae, folds, &mae, &ignored, &ignored, &ignored);
@@ -401,6 +418,8 @@ cv_put_results(const CvState *state, FunctionCallInfo fcinfo)
 		values[7] = Float8GetDatum(mae);
 		values[8] = Float8GetDatum(point->coverage / folds);
 		values[9] = Float8GetDatum(point->seconds);
+		values[10] = Float8GetDatum(point->options.bias_lambda);
+		nulls[10] = point->options.bias_lambda < 0;
 		for (int c = 3; c < 9; c++)
 			nulls[c] = isnan(DatumGetFloat8(values[c]));
 		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
@@ -410,7 +429,8 @@ cv_put_results(const CvState *state, FunctionCallInfo fcinfo)
 /*
  * mf_cross_validate(source, ks int[], lambdas float8[], folds DEFAULT 5,
  * ...) -> rows (k, lambda, folds, rmse, rmse_stddev, rmse_min, rmse_max,
- * mae, coverage, seconds), one per grid point.  Writes nothing.
+ * mae, coverage, seconds, bias_lambda), one per grid point.  Writes
+ * nothing.
  */
 Datum
 mf_cross_validate(PG_FUNCTION_ARGS)
