@@ -460,14 +460,14 @@ cache_init(void)
 }
 
 /*
- * Where a model's factors were read from: the OID of this node's
- * mf_models (new after the extension is re-created), or InvalidOid for
- * the coordinator's, on a Citus worker.
+ * Where a model's factors were read from: the OID of mf_models, this
+ * node's or, on a Citus worker, the coordinator's (new after the
+ * extension is re-created there, when model_id and version start again).
  */
 static Oid
 models_source(const MfModelTables *tables)
 {
-	return tables->schema.remote ? InvalidOid : tables->models;
+	return tables->schema.remote ? tables->remote_models : tables->models;
 }
 
 /*

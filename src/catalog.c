@@ -445,6 +445,7 @@ mf_catalog_open_for_reading(const MfSchema *schema)
 	AclResult	usage;
 
 	tables.schema = *schema;
+	tables.remote_models = InvalidOid;
 	if (schema->remote)
 	{
 		/* the coordinator's tables: its locks, privileges and policies (read_model) */
@@ -481,7 +482,7 @@ typedef struct ServedRead
 	bool		found;
 	bool		factors_rls;	/* the extra columns on the coordinator */
 	bool		models_rls;
-	bool		written;
+	Oid			models_relid;
 	MemoryContext cxt;			/* for the row's strings */
 } ServedRead;
 
@@ -505,7 +506,7 @@ set_served_columns(ServedRead *read, const Datum *values, const bool *nulls)
 	read->found = true;
 }
 
-/* mf_remote_scan callback: the model's row, then the three answers about it. */
+/* mf_remote_scan callback: the model's row, then what the coordinator says of it. */
 static void
 read_served_row(TupleTableSlot *slot, void *arg)
 {
@@ -514,67 +515,83 @@ read_served_row(TupleTableSlot *slot, void *arg)
 	set_served_columns(read, slot->tts_values, slot->tts_isnull);
 	read->models_rls = DatumGetBool(slot->tts_values[read->n]);
 	read->factors_rls = DatumGetBool(slot->tts_values[read->n + 1]);
-	read->written = DatumGetBool(slot->tts_values[read->n + 2]);
+	read->models_relid = DatumGetObjectId(slot->tts_values[read->n + 2]);
+}
+
+/* mf_remote_scan callback: one boolean. */
+static void
+read_bool(TupleTableSlot *slot, void *arg)
+{
+	*(bool *) arg = DatumGetBool(slot->tts_values[0]);
 }
 
 /*
  * On a Citus worker: the model's row read on the coordinator (query, its
  * served columns, $1 the model), with whether row-level security applies
- * to the caller there, on mf_models and on the factor tables, and whether
- * the transaction this worker's query belongs to has written the model
- * tables on the coordinator (not committed: this worker cannot see it).
+ * to the caller there (on mf_models; on the factor tables) and the
+ * coordinator's OID of mf_models (new when the extension is re-created
+ * there), the caller's right to read the factor tables' served columns
+ * checked as a SELECT of them checks it.  First, when this worker runs a
+ * part of a distributed query, whether its backend on the coordinator has
+ * written the model tables in its transaction (0A000: that is not
+ * committed, so invisible here, and reading the tables could wait on that
+ * backend's locks while it waits for this worker).
  */
 static void
 read_model_row_on_coordinator(MfModelTables *tables, StringInfo query, bool by_name,
 							  Oid argtype, Datum arg, Oid *types, ServedRead *read)
 {
 	const char *schema = tables->schema.quoted;
-	Oid			argtypes[3] = {argtype, INT8OID, TIMESTAMPTZOID};
-	Datum		args[3] = {arg, Int64GetDatum(0), TimestampTzGetDatum(0)};
 	char	   *models = quote_literal_cstr(psprintf("%s.%s", schema, MF_MODELS_TABLE));
 	char	   *users = quote_literal_cstr(psprintf("%s.%s", schema, MF_USER_FACTORS_TABLE));
 	char	   *items = quote_literal_cstr(psprintf("%s.%s", schema, MF_ITEM_FACTORS_TABLE));
+	int32		initiator = mf_remote_initiator_pid();
 
-	/*
-	 * The distributed transaction this worker runs a part of (number 0:
-	 * none), known on the coordinator by its number and time stamp (its
-	 * initiator is named by group here and by node there).
-	 */
-	if (SPI_execute("SELECT transaction_number, transaction_stamp FROM pg_catalog.get_current_transaction_id()",
-					true, 1) == SPI_OK_SELECT && SPI_processed == 1)
+	if (initiator != 0)
 	{
-		bool		number_null;
-		bool		stamp_null;
-		Datum		number = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &number_null);
-		Datum		stamp = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, &stamp_null);
+		static const Oid bool_type = BOOLOID;
+		Oid			pid_type = INT4OID;
+		Datum		pid = Int32GetDatum(initiator);
+		bool		written = false;
 
-		if (!number_null && !stamp_null)
-		{
-			args[1] = number;
-			args[2] = stamp;
-		}
+		mf_remote_scan(psprintf("SELECT EXISTS (SELECT FROM pg_catalog.pg_locks l"
+								" WHERE l.pid = $1 AND l.locktype = 'relation' AND l.granted"
+								" AND l.mode <> 'AccessShareLock'"
+								" AND l.database = (SELECT oid FROM pg_catalog.pg_database"
+								" WHERE datname = pg_catalog.current_database())"
+								" AND l.relation IN (%s::pg_catalog.regclass, %s::pg_catalog.regclass,"
+								" %s::pg_catalog.regclass))",
+								models, users, items),
+					   1, &pid_type, &pid, &bool_type, 1, MF_MODELS_TABLE, read_bool, &written);
+		if (written)
+			ereport(ERROR,
+					(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+					 errmsg("a model is served on a Citus worker in the transaction that wrote or locked the model tables on the coordinator"),
+					 errdetail("A worker serves the models the coordinator has committed; this transaction's changes are not committed yet."),
+					 errhint("Commit the training (or drop) first, or serve on the coordinator: compute the rows in a MATERIALIZED common table expression and call the function in the outer query.")));
 	}
 	appendStringInfo(query,
 					 ", pg_catalog.row_security_active(%s)"
 					 ", pg_catalog.row_security_active(%s) OR pg_catalog.row_security_active(%s)"
-					 ", EXISTS (SELECT FROM pg_catalog.get_all_active_transactions() t"
-					 " JOIN pg_catalog.pg_locks l ON l.pid = t.process_id"
-					 " WHERE t.transaction_number = $2 AND t.transaction_stamp = $3"
-					 " AND $2 <> 0 AND NOT t.worker_query AND l.locktype = 'relation' AND l.granted"
-					 " AND l.mode <> 'AccessShareLock'"
-					 " AND l.database = (SELECT oid FROM pg_catalog.pg_database"
-					 " WHERE datname = pg_catalog.current_database())"
-					 " AND l.relation IN (%s::pg_catalog.regclass, %s::pg_catalog.regclass, %s::pg_catalog.regclass))"
+					 ", %s::pg_catalog.regclass::pg_catalog.oid"
+					 ", (SELECT pg_catalog.count(*) FROM (SELECT model_id, user_id, factors, bias, user_key"
+					 " FROM %s.%s WHERE false) AS users)"
+					 ", (SELECT pg_catalog.count(*) FROM (SELECT model_id, item_id, factors, bias, item_key"
+					 " FROM %s.%s WHERE false) AS items)"
 					 " FROM %s.%s WHERE %s = $1",
-					 models, users, items, models, users, items, schema, MF_MODELS_TABLE,
+					 models, users, items, models, schema, MF_USER_FACTORS_TABLE,
+					 schema, MF_ITEM_FACTORS_TABLE, schema, MF_MODELS_TABLE,
 					 by_name ? "name" : "model_id");
 	types[read->n] = BOOLOID;
 	types[read->n + 1] = BOOLOID;
-	types[read->n + 2] = BOOLOID;
-	mf_remote_scan(query->data, 3, argtypes, args, types, read->n + 3, MF_MODELS_TABLE,
+	types[read->n + 2] = OIDOID;
+	types[read->n + 3] = INT8OID;
+	types[read->n + 4] = INT8OID;
+	mf_remote_scan(query->data, 1, &argtype, &arg, types, read->n + 5, MF_MODELS_TABLE,
 				   read_served_row, read);
 	tables->models_rls = read->models_rls;
 	tables->factors_rls = read->factors_rls;
+	tables->remote_models = read->models_relid;
 }
 
 MfModelRow
@@ -583,12 +600,12 @@ mf_catalog_read_model(MfModelTables *tables, int32 model_id, const text *name)
 	static SavedPlan plans[2];
 	Oid			argtype = name ? TEXTOID : INT4OID;
 	Datum		arg = name ? PointerGetDatum(name) : Int32GetDatum(model_id);
-	Oid			types[lengthof(columns) + 3];
+	Oid			types[lengthof(columns) + 5];
 	int			served[lengthof(columns)];
 	int			n = 0;
 	StringInfoData query;
 	MfModelRow	row = {0};
-	ServedRead	read = {served, 0, &row, true, false, false, false, false, CurrentMemoryContext};
+	ServedRead	read = {served, 0, &row, true, false, false, false, InvalidOid, CurrentMemoryContext};
 	int			nest_level = internal_sql_begin();
 
 	/* the served columns; those an older version lacks read as it meant them */
@@ -632,12 +649,6 @@ mf_catalog_read_model(MfModelTables *tables, int32 model_id, const text *name)
 				 name ? errmsg("model \"%s\" does not exist", text_to_cstring(name))
 				 : errmsg("model %d does not exist", model_id),
 				 errhint("Train it with mf_train, or see SELECT model_id, name FROM mf_models.")));
-	if (read.written)
-		ereport(ERROR,
-				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
-				 errmsg("model \"%s\" is served on a Citus worker in the transaction that wrote the model tables on the coordinator", row.name),
-				 errdetail("A worker serves the models the coordinator has committed; this transaction's changes are not committed yet."),
-				 errhint("Commit the training (or drop) first, or serve on the coordinator: compute the rows in a MATERIALIZED common table expression and call the function in the outer query.")));
 	internal_sql_end(nest_level);
 	check_served_row(&row, read.mean_null);
 	return row;

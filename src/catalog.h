@@ -81,6 +81,8 @@ typedef struct MfModelTables
 	Oid			items;			/* mf_item_factors */
 	bool		models_rls;		/* row-level security applies to the caller */
 	bool		factors_rls;
+	Oid			remote_models;	/* on a Citus worker: the coordinator's OID of
+								 * mf_models, once the model's row is read */
 } MfModelTables;
 
 /*
@@ -147,10 +149,11 @@ extern int	mf_catalog_kept_options(const MfModelRow *row, const char **names, ch
  * name, read as the caller under the active snapshot; an error (42704)
  * when there is none, and (XX001) for a row no training writes.  On a
  * Citus worker (tables->schema.remote) read on the coordinator, which
- * also sets tables->models_rls and factors_rls as they apply there, and
- * raises 0A000 when the distributed transaction this worker's query is
- * part of has written the model tables on the coordinator (uncommitted,
- * so invisible here).
+ * also sets tables->models_rls and factors_rls as they apply there and
+ * tables->remote_models, checks the caller may read the factor tables'
+ * served columns there, and raises 0A000 when the coordinator backend
+ * whose distributed query this worker runs a part of has written or
+ * locked the model tables (uncommitted, so invisible here).
  */
 extern MfModelRow mf_catalog_read_model(MfModelTables *tables, int32 model_id,
 										const text *name);

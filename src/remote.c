@@ -8,10 +8,13 @@
  *	  the role changes: SET ROLE, a pooled session), with Citus's own
  *	  connection settings (citus.node_conninfo) so that whatever lets Citus
  *	  reach the coordinator from this node lets mf_ext too.  Its queries
- *	  run with search_path = pg_catalog, pg_temp, each in its own
- *	  transaction on the coordinator (what is committed there), and are
- *	  waited for on the backend's latch: a cancel or termination of this
- *	  backend cancels the coordinator's query and drops the connection.
+ *	  run with search_path = pg_catalog, pg_temp and extra_float_digits = 3
+ *	  (numbers as text to the last bit), each in its own transaction on the
+ *	  coordinator (what is committed there).  Everything, connecting
+ *	  included, is waited for on the backend's latch: a cancel or
+ *	  termination of this backend drops the connection (which ends the
+ *	  coordinator's query when it next sends a row), and connecting gives
+ *	  up after MF_REMOTE_CONNECT_TIMEOUT seconds.
  *
  *-------------------------------------------------------------------------
  */
@@ -34,9 +37,13 @@
 #include "utils/memutils.h"
 #include "utils/rel.h"
 #include "utils/syscache.h"
+#include "utils/timestamp.h"
 
 /* Seconds to wait for the coordinator to accept the connection. */
-#define MF_REMOTE_CONNECT_TIMEOUT	"10"
+#define MF_REMOTE_CONNECT_TIMEOUT	10
+
+/* Citus's global process id: node id * this + process id. */
+#define MF_CITUS_GPID_NODE_FACTOR	INT64CONST(10000000000)
 
 static PGconn *coordinator = NULL;
 static Oid	coordinator_role = InvalidOid;	/* the role it is connected as */
@@ -54,12 +61,12 @@ catalog_value(Relation rel, HeapTuple tuple, const char *name, bool *isnull)
 }
 
 /*
- * This node's Citus group (-1: none, no Citus) from pg_dist_local_group;
- * with host not NULL, the coordinator's host and port from pg_dist_node
- * (false when it lists none that is an active primary).
+ * Whether this node is a Citus worker (pg_dist_local_group names a group
+ * other than 0) whose pg_dist_node lists an active primary coordinator;
+ * with host not NULL, the coordinator's host, port and node id.
  */
 static bool
-citus_coordinator(char **host, int *port)
+citus_coordinator(char **host, int *port, int32 *nodeid)
 {
 	Oid			local_group = get_relname_relid("pg_dist_local_group", PG_CATALOG_NAMESPACE);
 	Oid			nodes = get_relname_relid("pg_dist_node", PG_CATALOG_NAMESPACE);
@@ -111,9 +118,11 @@ citus_coordinator(char **host, int *port)
 		{
 			Datum		name = catalog_value(rel, tuple, "nodename", &isnull);
 			Datum		number = catalog_value(rel, tuple, "nodeport", &isnull);
+			Datum		id = catalog_value(rel, tuple, "nodeid", &isnull);
 
 			*host = TextDatumGetCString(name);
 			*port = DatumGetInt32(number);
+			*nodeid = isnull ? -1 : DatumGetInt32(id);
 		}
 	}
 	systable_endscan(scan);
@@ -124,50 +133,77 @@ citus_coordinator(char **host, int *port)
 bool
 mf_remote_serving(void)
 {
-	return citus_coordinator(NULL, NULL);
+	return citus_coordinator(NULL, NULL, NULL);
 }
 
-/* Drops the connection (cancelling what it runs); the next use makes a new one. */
+int32
+mf_remote_initiator_pid(void)
+{
+	char	   *host;
+	int			port;
+	int32		nodeid;
+	const char *prefix = "citus_internal gpid=";
+	char	   *end;
+	int64		gpid;
+
+	if (application_name == NULL || strncmp(application_name, prefix, strlen(prefix)) != 0 ||
+		!citus_coordinator(&host, &port, &nodeid))
+		return 0;
+	errno = 0;
+	gpid = strtoi64(application_name + strlen(prefix), &end, 10);
+	if (errno != 0 || *end != '\0' || gpid / MF_CITUS_GPID_NODE_FACTOR != nodeid)
+		return 0;
+	return (int32) (gpid % MF_CITUS_GPID_NODE_FACTOR);
+}
+
+/*
+ * Drops the connection; the next use makes a new one.  A query it ran
+ * ends on the coordinator when that next writes to the closed socket: a
+ * cancel request would need a connection of its own, which could wait as
+ * long as the one it cancels.
+ */
 static void
 drop_connection(void)
 {
 	if (coordinator == NULL)
 		return;
-	if (PQtransactionStatus(coordinator) == PQTRANS_ACTIVE)
-	{
-		PGcancel   *cancel = PQgetCancel(coordinator);
-		char		message[256];
-
-		if (cancel != NULL)
-		{
-			(void) PQcancel(cancel, message, sizeof(message));
-			PQfreeCancel(cancel);
-		}
-	}
 	PQfinish(coordinator);
 	coordinator = NULL;
 	coordinator_role = InvalidOid;
 }
 
-/* Waits on the latch until the connection's socket is ready for events. */
-static void
-wait_for_socket(PGconn *conn, int events)
+/*
+ * Waits on the latch until the connection's socket is ready for events,
+ * or (deadline not 0) until deadline; false when the deadline passed.
+ */
+static bool
+wait_for_socket(PGconn *conn, int events, TimestampTz deadline)
 {
-	int			rc = WaitLatchOrSocket(MyLatch, WL_LATCH_SET | WL_EXIT_ON_PM_DEATH | events,
-									   PQsocket(conn), -1L, PG_WAIT_EXTENSION);
+	long		timeout = -1L;
+	int			rc;
 
+	if (deadline != 0)
+	{
+		timeout = TimestampDifferenceMilliseconds(GetCurrentTimestamp(), deadline);
+		if (timeout <= 0)
+			return false;
+		events |= WL_TIMEOUT;
+	}
+	rc = WaitLatchOrSocket(MyLatch, WL_LATCH_SET | WL_EXIT_ON_PM_DEATH | events,
+						   PQsocket(conn), timeout, PG_WAIT_EXTENSION);
 	if (rc & WL_LATCH_SET)
 	{
 		ResetLatch(MyLatch);
 		CHECK_FOR_INTERRUPTS();
 	}
+	return !(rc & WL_TIMEOUT);
 }
 
-/* Raises the error of a failed connection, which it drops. */
+/* Raises the error of a failed connection (why: the detail, or libpq's message), dropping it. */
 static void
-connection_failed(const char *host, int port)
+connection_failed(const char *host, int port, const char *why)
 {
-	char	   *message = pstrdup(coordinator ? PQerrorMessage(coordinator) : "out of memory");
+	char	   *message = pstrdup(why ? why : coordinator ? PQerrorMessage(coordinator) : "out of memory");
 
 	drop_connection();
 	ereport(ERROR,
@@ -177,25 +213,48 @@ connection_failed(const char *host, int port)
 			 errhint("On a Citus worker, mf_ext serves the models stored on the coordinator: this node must be able to connect to it as the current role, as Citus does (citus.node_conninfo, .pgpass).")));
 }
 
-/* The connection to the coordinator as the current role, made if needed. */
+/*
+ * The next result of the query running on conn, waited for
+ * interruptibly (and, deadline not 0, until then: NULL after it, as when
+ * the connection is lost).
+ */
+static PGresult *
+next_result(PGconn *conn, TimestampTz deadline)
+{
+	while (PQisBusy(conn))
+	{
+		if (!wait_for_socket(conn, WL_SOCKET_READABLE, deadline) || !PQconsumeInput(conn))
+			return NULL;
+	}
+	return PQgetResult(conn);
+}
+
+/*
+ * The connection to the coordinator as the current role, made if needed;
+ * *reused: whether it was open already (it may have been closed by the
+ * other end since).
+ */
 static PGconn *
-connection(void)
+connection(bool *reused)
 {
 	Oid			role = GetUserId();
 	char	   *host;
 	int			port;
+	int32		nodeid;
 	const char *keywords[8];
 	const char *values[8];
 	int			n = 0;
 	const char *settings = GetConfigOption("citus.node_conninfo", true, false);
 	PostgresPollingStatusType status = PGRES_POLLING_WRITING;
+	TimestampTz deadline;
 	PGresult   *result;
 
-	if (coordinator != NULL && coordinator_role == role && PQstatus(coordinator) == CONNECTION_OK &&
-		PQtransactionStatus(coordinator) == PQTRANS_IDLE)
+	*reused = coordinator != NULL && coordinator_role == role &&
+		PQstatus(coordinator) == CONNECTION_OK && PQtransactionStatus(coordinator) == PQTRANS_IDLE;
+	if (*reused)
 		return coordinator;
 	drop_connection();
-	if (!citus_coordinator(&host, &port))
+	if (!citus_coordinator(&host, &port, &nodeid))
 		ereport(ERROR,
 				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
 				 errmsg("this Citus worker lists no active coordinator to read models from"),
@@ -217,24 +276,41 @@ connection(void)
 	values[n++] = GetUserNameFromId(role, false);
 	keywords[n] = "application_name";
 	values[n++] = "mf_ext";
-	keywords[n] = "connect_timeout";
-	values[n++] = MF_REMOTE_CONNECT_TIMEOUT;
 	keywords[n] = NULL;
 	values[n] = NULL;
 
 	coordinator = PQconnectStartParams(keywords, values, settings != NULL && settings[0] != '\0');
 	if (coordinator == NULL || PQstatus(coordinator) == CONNECTION_BAD)
-		connection_failed(host, port);
+		connection_failed(host, port, NULL);
+	deadline = TimestampTzPlusMilliseconds(GetCurrentTimestamp(), MF_REMOTE_CONNECT_TIMEOUT * 1000);
 	PG_TRY();
 	{
 		while (status != PGRES_POLLING_OK)
 		{
 			if (status == PGRES_POLLING_FAILED)
-				connection_failed(host, port);
-			wait_for_socket(coordinator, status == PGRES_POLLING_READING
-							? WL_SOCKET_READABLE : WL_SOCKET_WRITEABLE);
+				connection_failed(host, port, NULL);
+			if (!wait_for_socket(coordinator, status == PGRES_POLLING_READING
+								 ? WL_SOCKET_READABLE : WL_SOCKET_WRITEABLE, deadline))
+				connection_failed(host, port,
+								  psprintf("No answer within %d seconds.", MF_REMOTE_CONNECT_TIMEOUT));
 			status = PQconnectPoll(coordinator);
 		}
+		coordinator_role = role;
+
+		/* no object on the role's search_path stands in for pg_catalog's; every digit */
+		if (!PQsendQuery(coordinator, "SELECT pg_catalog.set_config('search_path', 'pg_catalog, pg_temp', false),"
+						 " pg_catalog.set_config('extra_float_digits', '3', false)"))
+			connection_failed(host, port, NULL);
+		while ((result = next_result(coordinator, deadline)) != NULL)
+		{
+			ExecStatusType setting = PQresultStatus(result);
+
+			PQclear(result);
+			if (setting != PGRES_TUPLES_OK)
+				connection_failed(host, port, NULL);
+		}
+		if (PQstatus(coordinator) != CONNECTION_OK)
+			connection_failed(host, port, NULL);
 	}
 	PG_CATCH();
 	{
@@ -242,33 +318,23 @@ connection(void)
 		PG_RE_THROW();
 	}
 	PG_END_TRY();
-	coordinator_role = role;
-
-	/* no object on the role's search_path stands in for pg_catalog's */
-	result = PQexec(coordinator, "SELECT pg_catalog.set_config('search_path', 'pg_catalog, pg_temp', false)");
-	if (PQresultStatus(result) != PGRES_TUPLES_OK)
-	{
-		PQclear(result);
-		connection_failed(host, port);
-	}
-	PQclear(result);
 	return coordinator;
 }
 
-/* The next result of the query running on conn, waited for interruptibly. */
-static PGresult *
-next_result(PGconn *conn)
+/*
+ * Whether result (an error, or NULL) says the connection is gone: libpq
+ * lost it, or the coordinator's backend ended it (57P01 and the other
+ * operator interventions, a shutdown or a restart).
+ */
+static bool
+connection_lost(PGconn *conn, const PGresult *result)
 {
-	while (PQisBusy(conn))
-	{
-		wait_for_socket(conn, WL_SOCKET_READABLE);
-		if (!PQconsumeInput(conn))
-			return NULL;
-	}
-	return PQgetResult(conn);
+	const char *state = result ? PQresultErrorField(result, PG_DIAG_SQLSTATE) : NULL;
+
+	return PQstatus(conn) != CONNECTION_OK || (state != NULL && strncmp(state, "57P", 3) == 0);
 }
 
-/* Raises the error the coordinator returned (result, then cleared) for what. */
+/* Raises the error the coordinator returned (result, which it clears) for what. */
 static void
 coordinator_error(PGresult *result, const char *what)
 {
@@ -279,7 +345,8 @@ coordinator_error(PGresult *result, const char *what)
 	int			code = ERRCODE_CONNECTION_FAILURE;
 	char	   *message;
 
-	if (state != NULL && strlen(state) == 5)
+	/* the coordinator's own error; a lost connection's (its backend's end too) is 08006 here */
+	if (state != NULL && strlen(state) == 5 && !connection_lost(coordinator, result))
 		code = MAKE_SQLSTATE(state[0], state[1], state[2], state[3], state[4]);
 	message = pstrdup(primary ? primary : PQerrorMessage(coordinator));
 	detail = detail ? pstrdup(detail) : NULL;
@@ -318,45 +385,39 @@ scan_row(PGresult *result, TupleTableSlot *slot, const Oid *types, int n_columns
 	row_fn(slot, arg);
 }
 
-void
-mf_remote_scan(const char *query, int nargs, Oid *argtypes, Datum *args,
-			   const Oid *types, int n_columns, const char *what,
-			   MfRowFn row_fn, void *arg)
+/*
+ * Runs the query once on conn: rows to row_fn as they come.  Returns
+ * false, having handed over no row, when the connection turned out lost
+ * before the first result (a reused connection the coordinator closed);
+ * raises any other failure.
+ */
+static bool
+scan_once(PGconn *conn, const char *query, int nargs, const char **params,
+		  const Oid *types, int n_columns, const char *what, TupleTableSlot *slot,
+		  MemoryContext row_cxt, MfRowFn row_fn, void *arg)
 {
-	PGconn	   *conn = connection();
-	const char **params = palloc0(sizeof(char *) * Max(nargs, 1));
-	TupleDesc	desc = CreateTemplateTupleDesc(n_columns);
-	TupleTableSlot *slot;
-	MemoryContext row_cxt = AllocSetContextCreate(CurrentMemoryContext, "mf_ext row",
-												  ALLOCSET_DEFAULT_SIZES);
-	bool		checked = false;
-	bool		complete = false;	/* the final result came */
-
-	for (int p = 0; p < nargs; p++)
-	{
-		Oid			output;
-		bool		varlena;
-
-		getTypeOutputInfo(argtypes[p], &output, &varlena);
-		params[p] = OidOutputFunctionCall(output, args[p]);
-	}
-	for (int c = 0; c < n_columns; c++)
-		TupleDescInitEntry(desc, c + 1, NULL, types[c], -1, 0);
-	slot = MakeSingleTupleTableSlot(desc, &TTSOpsVirtual);
+	PGresult   *volatile result = NULL;
+	volatile bool checked = false;
+	volatile bool complete = false; /* the final result came */
 
 	if (!PQsendQueryParams(conn, query, nargs, NULL, params, NULL, NULL, 0) ||
 		!PQsetSingleRowMode(conn))
-		coordinator_error(NULL, what);
+		return false;
 	PG_TRY();
 	{
-		PGresult   *result;
-
-		while ((result = next_result(conn)) != NULL)
+		while ((result = next_result(conn, 0)) != NULL)
 		{
 			ExecStatusType status = PQresultStatus(result);
 
 			if (status != PGRES_SINGLE_TUPLE && status != PGRES_TUPLES_OK)
-				coordinator_error(result, what);
+			{
+				PGresult   *failed = result;
+
+				if (!checked && connection_lost(conn, result))
+					break;		/* lost before anything was read: retried */
+				result = NULL;	/* coordinator_error clears it */
+				coordinator_error(failed, what);
+			}
 			if (!checked)
 			{
 				for (int c = 0; c < n_columns; c++)
@@ -378,19 +439,69 @@ mf_remote_scan(const char *query, int nargs, Oid *argtypes, Datum *args,
 				MemoryContextReset(row_cxt);
 			}
 			PQclear(result);
+			result = NULL;
 			CHECK_FOR_INTERRUPTS();
 		}
-		/* the connection lost before the end: never a partial answer */
-		if (!complete || PQstatus(conn) != CONNECTION_OK)
-			coordinator_error(NULL, what);
 	}
 	PG_CATCH();
 	{
 		/* mid-result (a cancel, a bad row): the connection is not reusable */
+		if (result != NULL)
+			PQclear(result);
 		drop_connection();
 		PG_RE_THROW();
 	}
 	PG_END_TRY();
+	if (result != NULL)
+	{
+		PQclear(result);
+		return false;
+	}
+	if (!checked && PQstatus(conn) != CONNECTION_OK)
+		return false;
+	/* the connection lost before the end: never a partial answer */
+	if (!complete || PQstatus(conn) != CONNECTION_OK)
+		coordinator_error(NULL, what);
+	return true;
+}
+
+void
+mf_remote_scan(const char *query, int nargs, Oid *argtypes, Datum *args,
+			   const Oid *types, int n_columns, const char *what,
+			   MfRowFn row_fn, void *arg)
+{
+	const char **params = palloc0(sizeof(char *) * Max(nargs, 1));
+	TupleDesc	desc = CreateTemplateTupleDesc(n_columns);
+	TupleTableSlot *slot;
+	MemoryContext row_cxt = AllocSetContextCreate(CurrentMemoryContext, "mf_ext row",
+												  ALLOCSET_DEFAULT_SIZES);
+	bool		reused;
+	PGconn	   *conn;
+
+	for (int p = 0; p < nargs; p++)
+	{
+		Oid			output;
+		bool		varlena;
+
+		getTypeOutputInfo(argtypes[p], &output, &varlena);
+		params[p] = OidOutputFunctionCall(output, args[p]);
+	}
+	for (int c = 0; c < n_columns; c++)
+		TupleDescInitEntry(desc, c + 1, NULL, types[c], -1, 0);
+	slot = MakeSingleTupleTableSlot(desc, &TTSOpsVirtual);
+
+	/* a connection kept open may have been closed since (a restart): once more on a new one */
+	conn = connection(&reused);
+	if (!scan_once(conn, query, nargs, params, types, n_columns, what, slot, row_cxt, row_fn, arg))
+	{
+		if (!reused)
+			coordinator_error(NULL, what);
+		drop_connection();
+		conn = connection(&reused);
+		if (!scan_once(conn, query, nargs, params, types, n_columns, what, slot, row_cxt,
+					   row_fn, arg))
+			coordinator_error(NULL, what);
+	}
 	ExecDropSingleTupleTableSlot(slot);
 	MemoryContextDelete(row_cxt);
 }

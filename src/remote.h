@@ -33,13 +33,23 @@
 extern bool mf_remote_serving(void);
 
 /*
+ * The process id, on the coordinator, of the backend whose distributed
+ * query this worker backend runs a part of (Citus names it in the
+ * connection's application_name, citus_internal gpid=...), or 0: not on a
+ * worker, not Citus's connection, or a query started on another node.
+ */
+extern int32 mf_remote_initiator_pid(void);
+
+/*
  * mf_spi_scan's counterpart on the coordinator: runs a read-only query
  * (nargs parameters, sent as text) there as the current role and calls
  * row_fn on each row as it arrives, in a virtual slot of n_columns values
  * of types types[] (the result's column types must be those).  Waits
- * interruptibly: a cancel cancels the coordinator's query too.  An error
- * on the coordinator is raised here with its SQLSTATE, message, detail and
- * hint; a connection that fails raises 08001 with what to check.
+ * interruptibly: a cancel drops the connection.  An error on the
+ * coordinator is raised here with its SQLSTATE, message, detail and hint;
+ * a connection that fails raises 08001 with what to check, one lost
+ * mid-query 08006.  A kept connection found closed (the coordinator
+ * restarted) is made again once.
  */
 extern void mf_remote_scan(const char *query, int nargs, Oid *argtypes, Datum *args,
 						   const Oid *types, int n_columns, const char *what,

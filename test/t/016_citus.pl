@@ -186,16 +186,34 @@ like($stderr, qr/model "doomed" does not exist/, 'a dropped model is gone on the
 
 # Written in this transaction on the coordinator: not committed, invisible
 # to the workers: an error, never the previous model's numbers.
+my $unwritten = qr/a model is served on a Citus worker in the transaction that wrote or locked the model tables/;
 ($ret, $stdout, $stderr) = $coordinator->psql('postgres', qq{BEGIN;
 	SELECT mf_train('ratings', k := 2, lambda := 5, iterations := 2, model_name := 'dist');
 	SELECT sum(mf_predict('dist', user_id, item_id)) FROM ratings;});
-like($stderr, qr/model "dist" is served on a Citus worker in the transaction that wrote the model tables/,
-	'retrained and served in one transaction: an error on the workers');
+like($stderr, $unwritten, 'retrained and served in one transaction: an error on the workers');
 ($ret, $stdout, $stderr) = $coordinator->psql('postgres', qq{BEGIN;
 	SELECT mf_drop_model('dist');
 	SELECT sum(mf_predict('dist', user_id, item_id)) FROM ratings;});
-like($stderr, qr/is served on a Citus worker in the transaction that wrote/, 'dropped in the transaction: the same');
-is(query("$sum ratings"), $after, 'both rolled back: the retrained model still served');
+like($stderr, $unwritten, 'dropped in the transaction: the same');
+# in a function or DO block, without BEGIN, Citus runs no numbered
+# distributed transaction: the coordinator backend is found by its gpid
+query(q{CREATE FUNCTION retrain_and_score() RETURNS float8 LANGUAGE plpgsql AS $$
+	DECLARE s float8;
+	BEGIN
+		PERFORM mf_train('ratings', k := 2, lambda := 5, iterations := 2, model_name := 'dist');
+		SELECT sum(mf_predict('dist', user_id, item_id)) INTO s FROM ratings;
+		RETURN s;
+	END $$});
+($ret, $stdout, $stderr) = $coordinator->psql('postgres', 'SELECT retrain_and_score()');
+like($stderr, $unwritten, 'retrained and served in one function call: the error too');
+($ret, $stdout, $stderr) = $coordinator->psql('postgres',
+	q{DO $$ BEGIN PERFORM mf_drop_model('dist'); PERFORM sum(mf_predict('dist', user_id, item_id)) FROM ratings; END $$});
+like($stderr, $unwritten, 'dropped and served in a DO block: the error too');
+($ret, $stdout, $stderr) = $coordinator->psql('postgres', q{SET statement_timeout = '20s'; BEGIN;
+	LOCK TABLE mf_models IN ACCESS EXCLUSIVE MODE;
+	SELECT sum(mf_predict('dist', user_id, item_id)) FROM ratings;});
+like($stderr, $unwritten, 'the model tables locked in the transaction: the error, not a wait for itself');
+is(query("$sum ratings"), $after, 'all rolled back: the retrained model still served');
 
 # Privileges are the coordinator's, for the role running the query.
 query(q{CREATE ROLE analyst LOGIN; GRANT SELECT ON ratings, users TO analyst;});
@@ -204,6 +222,19 @@ query(q{CREATE ROLE analyst LOGIN; GRANT SELECT ON ratings, users TO analyst;});
 like($stderr, qr/permission denied for table mf_models/, 'a role that may not read the models: denied on the workers');
 query(q{GRANT SELECT ON mf_models, mf_user_factors, mf_item_factors TO analyst});
 is(query("SET ROLE analyst; $sum ratings"), $after, 'granted: the same predictions');
+
+# A role switched to in a worker's session (a pooler's SET ROLE) is
+# checked on the coordinator, not served from the cache another role
+# filled; the digits do not depend on the role's extra_float_digits there.
+query(q{CREATE ROLE models_only LOGIN; GRANT SELECT ON mf_models TO models_only;
+	CREATE ROLE few_digits LOGIN; GRANT SELECT ON mf_models, mf_user_factors, mf_item_factors TO few_digits;
+	ALTER ROLE few_digits SET extra_float_digits = 0;});
+($ret, $stdout, $stderr) = $workers[0]->psql('postgres', q{SELECT mf_predict('dist', 1, 2);
+	SET ROLE models_only; SELECT mf_predict('dist', 1, 2);});
+like($stderr, qr/permission denied for table mf_user_factors/,
+	'after SET ROLE on a worker: the new role may not read the factors, refused');
+is($workers[0]->safe_psql('postgres', q{SET ROLE few_digits; SELECT mf_predict('dist', 1, 2)}),
+	query(q{SELECT mf_predict('dist', 1, 2)}), 'every digit whatever extra_float_digits the role has');
 
 # On a worker: serving answers as the coordinator; training is refused.
 my $worker = $workers[0];
@@ -225,6 +256,31 @@ like($stderr, qr/canceling statement due to statement timeout/, 'a read blocked 
 $locker->query_safe('COMMIT');
 $locker->quit;
 is($worker->safe_psql('postgres', q{SELECT mf_predict('dist', 1, 2) IS NOT NULL}), 't', 'and the next call serves');
+
+# A worker's kept connection to a coordinator that restarted is made again.
+my $kept = $workers[0]->background_psql('postgres');
+my $before_restart = $kept->query_safe(q{SELECT mf_predict('dist', 1, 2)});
+$coordinator->restart;
+is($kept->query_safe(q{SELECT mf_predict('dist', 1, 2)}), $before_restart,
+	'after the coordinator restarted, the next call serves');
+$kept->quit;
+
+# The extension re-created on the coordinator starts model_id and version
+# again: the workers' backends (one a worker for this session, kept
+# between statements) must not serve the factors they cached under the
+# same model_id and version.
+my $recreate = q{DROP EXTENSION mf_ext CASCADE; CREATE EXTENSION mf_ext;
+	SELECT mf_train('ratings', k := 5, lambda := %s, iterations := 3, model_name := 'dist') IS NULL;
+	SELECT model_id || ' ' || version FROM mf_models;
+	SELECT round(sum(mf_predict('dist', user_id, item_id))::numeric, 6) FROM ratings;
+	WITH r AS MATERIALIZED (SELECT user_id, item_id FROM ratings)
+	SELECT round(sum(mf_predict('dist', user_id, item_id))::numeric, 6) FROM r;};
+my @recreated = split /\n/, query('SET citus.max_adaptive_executor_pool_size = 1; '
+	  . sprintf($recreate, 0.5) . sprintf($recreate, 5));
+is($recreated[1] . ';' . $recreated[5], '1 1;1 1', 're-created twice: each model has id 1 and version 1');
+is($recreated[2], $recreated[3], 'the first served on the workers as on the coordinator');
+is($recreated[6], $recreated[7], 'the second too, not from the first one\'s cache');
+isnt($recreated[6], $recreated[2], '(the two models differ)');
 
 # A node added later serves the models trained before it joined.
 my $worker3 = mf_cluster('worker3');
