@@ -24,7 +24,7 @@ DATA        = sql/$(EXTENSION)--0.1.sql $(wildcard sql/$(EXTENSION)--*--*.sql)
 HEADERS     =
 
 # Regression suites, in run order (sql/NAME.sql, expected/NAME.out).
-REGRESS      = worked_example train serve retrain early_stop errors limits recreate quality implicit neighbours keys trust security ids batch penalties upgrade
+REGRESS      = worked_example train serve retrain early_stop errors limits recreate quality implicit neighbours keys trust security ids batch penalties implicit_information upgrade
 REGRESS_OPTS = --load-extension=$(EXTENSION)
 
 # TAP tests (PostgreSQL::Test::Cluster); need a non-root user for initdb.

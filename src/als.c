@@ -59,6 +59,7 @@ typedef struct SolveBuffers
 	void	   *solution;		/* d reals */
 	void	   *cg;				/* 4d reals: conjugate-gradient vectors */
 	double	   *nnls;			/* 2d doubles: non-negative solve */
+	void	   *implicit_sum;	/* d reals: the row's implicit factors summed */
 	void	   *lapack_work;	/* 3d reals */
 	int		   *lapack_iwork;	/* d ints */
 } SolveBuffers;
@@ -79,6 +80,14 @@ struct MfAls
 	bool		conjugate_gradient; /* else Cholesky */
 	bool		nonnegative;	/* factors >= 0 (coordinate descent) */
 	void	   *other_gram;		/* k x k reals: G of the fixed side (implicit) */
+	double		implicit_weight;	/* w of implicit information, or 0 */
+	void	   *implicit_gram;	/* d x d reals: w (T'T (+) 0) of the fixed side's
+								 * implicit factors T, for a half-step */
+	void	   *implicit_scratch;	/* k x k reals */
+	void	   *implicit_grams;	/* 2 k x k reals: Y'Y and Z'Z as the half-steps
+								 * read them, then U'U and V'V (J) */
+	double	   *user_implicit_dots; /* per user u: u . (sum of y over u's items) */
+	double	   *item_implicit_dots; /* per item i: v . (sum of z over i's users) */
 	Size		real_size;		/* sizeof(float) or sizeof(double) */
 	int			threads;
 	double	   *user_norm;		/* each user's share of the penalty */
@@ -97,7 +106,11 @@ typedef struct HalfStep
 	const MfCsr *rows;
 	const void *other;			/* the fixed side's factors */
 	const double *other_bias;	/* the fixed side's biases, or NULL */
-	const void *other_gram;		/* its Gram matrix (implicit), or NULL */
+	const void *other_gram;		/* its Gram matrix (implicit feedback), or
+								 * implicit information's implicit_gram, or NULL */
+	const void *implicit_other; /* the fixed side's implicit factors, or NULL */
+	double	   *implicit_dots;	/* per row: its solution's factors . its
+								 * implicit sum (J), or NULL */
 	void	   *out;			/* the side being solved */
 	double	   *out_bias;
 	double	   *norm;
@@ -139,6 +152,27 @@ static inline double
 penalty_of(const RowPenalty *penalty, int j, int k)
 {
 	return j < k ? penalty->factors : penalty->bias;
+}
+
+/*
+ * A pass over one side's rows (implicit information): each row's sum of
+ * the rows of from over its entries, into sums (k reals a row).
+ */
+typedef struct ImplicitPass
+{
+	const MfAls *als;
+	const MfCsr *rows;
+	const void *from;
+	void	   *sums;
+} ImplicitPass;
+
+/* Rows per chunk of a pass over rows: about MF_RATINGS_PER_CHUNK entries. */
+static inline int64
+implicit_chunk(const MfCsr *rows)
+{
+	int64		per_row = Max(1, rows->row_start[rows->n_rows] / Max(rows->n_rows, 1));
+
+	return Max(1, Min(256, MF_RATINGS_PER_CHUNK / per_row));
 }
 
 /* What solving one row by conjugate gradient came to. */
@@ -286,6 +320,15 @@ init_solver(MfAls *als, const MfFitOptions *options, int64 longest,
 	if (options->implicit)
 		als->other_gram = mf_alloc_aligned(cxt, (Size) options->k * options->k,
 										 als->real_size);
+	als->implicit_weight = options->implicit_weight;
+	if (options->implicit_weight > 0)
+	{
+		als->implicit_gram = mf_alloc_aligned(cxt, (Size) d * d, als->real_size);
+		als->implicit_scratch = mf_alloc_aligned(cxt, (Size) options->k * options->k,
+												 als->real_size);
+		als->implicit_grams = mf_alloc_aligned(cxt, (Size) 4 * options->k * options->k,
+											   als->real_size);
+	}
 
 	als->buffers = mf_alloc_array(cxt, als->threads, sizeof(SolveBuffers));
 	longest = Max(longest, 1);
@@ -302,6 +345,7 @@ init_solver(MfAls *als, const MfFitOptions *options, int64 longest,
 		b->solution = mf_alloc_aligned(cxt, d, als->real_size);
 		b->cg = mf_alloc_aligned(cxt, (Size) 4 * d, als->real_size);
 		b->nnls = mf_alloc_aligned(cxt, (Size) 2 * d, sizeof(double));
+		b->implicit_sum = mf_alloc_aligned(cxt, d, als->real_size);
 		b->lapack_work = mf_alloc_aligned(cxt, (Size) 3 * d, als->real_size);
 		b->lapack_iwork = mf_alloc_array(cxt, d, sizeof(int));
 	}
@@ -339,6 +383,15 @@ mf_als_create(const MfRatings *ratings, const MfFitOptions *options,
 		memset(f->user_bias, 0, sizeof(double) * ratings->n_users);
 		memset(f->item_bias, 0, sizeof(double) * ratings->n_items);
 	}
+	if (options->implicit_weight > 0)
+	{
+		f->user_implicit = mf_alloc_aligned(cxt, mul_size(ratings->n_users, f->k), real_size);
+		f->item_implicit = mf_alloc_aligned(cxt, mul_size(ratings->n_items, f->k), real_size);
+		memset(f->user_implicit, 0, mul_size(mul_size(ratings->n_users, f->k), real_size));
+		memset(f->item_implicit, 0, mul_size(mul_size(ratings->n_items, f->k), real_size));
+		als->user_implicit_dots = mf_alloc_array(cxt, ratings->n_users, sizeof(double));
+		als->item_implicit_dots = mf_alloc_array(cxt, ratings->n_items, sizeof(double));
+	}
 	if (options->patience > 0)
 	{
 		als->best = *f;
@@ -348,6 +401,11 @@ mf_als_create(const MfRatings *ratings, const MfFitOptions *options,
 		{
 			als->best.user_bias = mf_alloc_array(cxt, ratings->n_users, sizeof(double));
 			als->best.item_bias = mf_alloc_array(cxt, ratings->n_items, sizeof(double));
+		}
+		if (f->user_implicit)
+		{
+			als->best.user_implicit = mf_alloc_aligned(cxt, mul_size(ratings->n_users, f->k), real_size);
+			als->best.item_implicit = mf_alloc_aligned(cxt, mul_size(ratings->n_items, f->k), real_size);
 		}
 	}
 	als->user_norm = mf_alloc_array(cxt, ratings->n_users, sizeof(double));
@@ -421,19 +479,19 @@ mf_als_init_items(MfAls *als, int32 seed)
 }
 
 void
-mf_als_get_rows(const MfAls *als, MfSide side, int32 first, int32 count,
+mf_als_get_rows(const MfAls *als, MfSide side, bool implicit, int32 first, int32 count,
 				double *out)
 {
-	int			k = als->factors.k;
+	const MfFactors *f = &als->factors;
+	int			k = f->k;
+	const void *rows = implicit ? (side == MF_USERS ? f->user_implicit : f->item_implicit)
+		: (side == MF_USERS ? f->user_factors : f->item_factors);
 
 	for (int32 r = 0; r < count; r++)
-	{
-		const void *row = factor_row(als, side, first + r);
-
 		for (int j = 0; j < k; j++)
-			out[(Size) r * k + j] = als->factors.single ? ((const float *) row)[j]
-				: ((const double *) row)[j];
-	}
+			out[(Size) r * k + j] = f->single
+				? ((const float *) rows)[(Size) (first + r) * k + j]
+				: ((const double *) rows)[(Size) (first + r) * k + j];
 }
 
 /* mf_parallel_for task: solves rows [first, last) of a half-step. */
@@ -463,13 +521,36 @@ fixed_side_gram(MfAls *als, const void *other, int32 n)
 }
 
 /*
- * One half-step over rows against the fixed factors other, written to out.
- * Returns -1, or the smallest row index whose system is singular.
+ * Implicit information's step: the implicit factors out of the side whose
+ * rows are rows, from the other side's n_from factors from (the kernel's
+ * implicit_side).  An error when its k x k system cannot be factored,
+ * which lambda > 0 prevents but for overflow.
+ */
+static void
+implicit_side(MfAls *als, const MfCsr *rows, const void *from, int32 n_from, void *out)
+{
+	if (als->factors.single ? implicit_side_single(als, rows, from, n_from, out)
+		: implicit_side_double(als, rows, from, n_from, out))
+		return;
+	ereport(ERROR,
+			(errcode(ERRCODE_NUMERIC_VALUE_OUT_OF_RANGE),
+			 errmsg("the implicit factors could not be solved: the factors overflowed %s precision",
+					als->factors.single ? "single" : "double"),
+			 errhint("Scale the ratings into a moderate range (for example 0 to 10), raise lambda, or lower implicit_weight.")));
+}
+
+/*
+ * One half-step over rows against the fixed factors other (and, with
+ * implicit information, the fixed side's implicit factors
+ * implicit_other, whose k x k Gram matrix goes to implicit_gram_kept if
+ * not NULL, and each row's J product to implicit_dots if not NULL),
+ * written to out.  Returns -1, or the smallest row index whose system is
+ * singular.
  */
 static int32
 solve_side(MfAls *als, const MfCsr *rows, const void *other, int32 n_other,
-		   const double *other_bias, void *out, double *out_bias,
-		   double *norm, double *sse)
+		   const double *other_bias, const void *implicit_other, void *out, double *out_bias,
+		   double *norm, double *sse, double *implicit_dots, void *implicit_gram_kept)
 {
 	HalfStep	step;
 	int64		n_ratings = rows->row_start[rows->n_rows];
@@ -484,6 +565,16 @@ solve_side(MfAls *als, const MfCsr *rows, const void *other, int32 n_other,
 	{
 		fixed_side_gram(als, other, n_other);
 		step.other_gram = als->other_gram;
+	}
+	step.implicit_other = implicit_other;
+	step.implicit_dots = implicit_dots;
+	if (implicit_other)
+	{
+		if (als->factors.single)
+			implicit_gram_single(als, implicit_other, n_other, implicit_gram_kept);
+		else
+			implicit_gram_double(als, implicit_other, n_other, implicit_gram_kept);
+		step.other_gram = als->implicit_gram;
 	}
 	step.out = out;
 	step.out_bias = out_bias;
@@ -511,15 +602,21 @@ iterate(MfAls *als, double *objective, double *sse, MfSide *failed_side)
 	int32		failed;
 
 	*failed_side = MF_USERS;
+	if (f->item_implicit)
+		implicit_side(als, &ratings->by_item, f->user_factors, f->n_users, f->item_implicit);
 	failed = solve_side(als, &ratings->by_user, f->item_factors, f->n_items,
-						f->item_bias, f->user_factors, f->user_bias,
-						als->user_norm, NULL);
+						f->item_bias, f->item_implicit, f->user_factors, f->user_bias,
+						als->user_norm, NULL, als->user_implicit_dots, als->implicit_grams);
 	if (failed >= 0)
 		return failed;
 	*failed_side = MF_ITEMS;
+	if (f->user_implicit)
+		implicit_side(als, &ratings->by_user, f->item_factors, f->n_items, f->user_implicit);
 	failed = solve_side(als, &ratings->by_item, f->user_factors, f->n_users,
-						f->user_bias, f->item_factors, f->item_bias,
-						als->item_norm, als->item_sse);
+						f->user_bias, f->user_implicit, f->item_factors, f->item_bias,
+						als->item_norm, als->item_sse, als->item_implicit_dots,
+						f->user_implicit ? (char *) als->implicit_grams +
+						(Size) f->k * f->k * als->real_size : NULL);
 	if (failed >= 0)
 		return failed;
 
@@ -534,6 +631,8 @@ iterate(MfAls *als, double *objective, double *sse, MfSide *failed_side)
 	*sse = squared_errors;
 	*objective = squared_errors / 2.0 +
 		(als->absolute_norms ? norms / 2.0 : als->lambda / 2.0 * norms);
+	if (f->user_implicit)
+		*objective += (f->single ? implicit_loss_single(als) : implicit_loss_double(als)) / 2.0;
 	return -1;
 }
 
@@ -607,6 +706,13 @@ copy_factors(MfFactors *to, const MfFactors *from, Size real_size)
 		copy_checked(to->user_bias, from->user_bias, mul_size(from->n_users, sizeof(double)));
 		copy_checked(to->item_bias, from->item_bias, mul_size(from->n_items, sizeof(double)));
 	}
+	if (from->user_implicit)
+	{
+		copy_checked(to->user_implicit, from->user_implicit,
+					 mul_size(mul_size(from->n_users, from->k), real_size));
+		copy_checked(to->item_implicit, from->item_implicit,
+					 mul_size(mul_size(from->n_items, from->k), real_size));
+	}
 }
 
 /*
@@ -623,10 +729,14 @@ restore_best(MfAls *als)
 	f->item_factors = als->best.item_factors;
 	f->user_bias = als->best.user_bias;
 	f->item_bias = als->best.item_bias;
+	f->user_implicit = als->best.user_implicit;
+	f->item_implicit = als->best.item_implicit;
 	als->best.user_factors = current.user_factors;
 	als->best.item_factors = current.item_factors;
 	als->best.user_bias = current.user_bias;
 	als->best.item_bias = current.item_bias;
+	als->best.user_implicit = current.user_implicit;
+	als->best.item_implicit = current.item_implicit;
 }
 
 void
@@ -732,7 +842,7 @@ mf_fit(MfAls *als, const MfFitOptions *options, const MfTestSet *validation,
 int32
 mf_als_solve_against(const MfFactors *factors, MfSide side,
 					 const MfFitOptions *options, const MfCsr *rows,
-					 void *out, double *bias, MemoryContext cxt)
+					 void *out, double *bias, void *implicit_out, MemoryContext cxt)
 {
 	MfAls		als = {0};
 	MfFitOptions exact = *options;
@@ -746,6 +856,7 @@ mf_als_solve_against(const MfFactors *factors, MfSide side,
 	int			d = factors->k + (factors->biases ? 1 : 0);
 	MfMemory	memory = {0};
 	double	   *norm;
+	const void *implicit_other;
 	int32		failed;
 
 	/* a 'cg' model took a few steps a row from its previous factors: a new row has none */
@@ -762,7 +873,19 @@ mf_als_solve_against(const MfFactors *factors, MfSide side,
 	memset(out, 0, bytes);
 	if (bias)
 		memset(bias, 0, sizeof(double) * rows->n_rows);
-	failed = solve_side(&als, rows, other, n_other, other_bias, out, bias, norm, NULL);
+	implicit_other = exact.implicit_weight > 0
+		? (users ? factors->item_implicit : factors->user_implicit) : NULL;
+	if (exact.implicit_weight > 0 && implicit_other == NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_DATA_CORRUPTED),
+				 errmsg("the model has implicit_weight %g but no stored implicit factors of its %ss",
+						exact.implicit_weight, users ? "item" : "user"),
+				 errhint("Retrain the model with mf_train.")));
+	failed = solve_side(&als, rows, other, n_other, other_bias, implicit_other, out, bias,
+						norm, NULL, NULL, NULL);
+	/* the new rows' own implicit factors, from the other side's factors */
+	if (failed < 0 && implicit_out != NULL && exact.implicit_weight > 0)
+		implicit_side(&als, rows, other, n_other, implicit_out);
 	for (int32 r = 0; failed < 0 && r < rows->n_rows; r++)
 		if (!isfinite(norm[r]))
 			failed = r;

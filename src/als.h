@@ -9,11 +9,22 @@
  *	  J = sum over observed pairs of (r - prediction)^2 / 2
  *	      + lambda / 2 (sum |u|^2 + sum |v|^2)
  *
- *	  (with biases, each row's bias joins its factors, with its lambda;
- *	  ALS-WR scales a row's lambda by its rating count; implicit feedback
- *	  sums over every pair with confidences, Hu, Koren and Volinsky 2008).
- *	  Each half-step solves every row of one side in closed form with the
- *	  other side fixed, so J never rises.
+ *	  (with biases, each row's bias joins its factors, with its lambda or
+ *	  bias_lambda; ALS-WR scales a row's lambda by its rating count,
+ *	  lambda_per_rating adds to it per rating; implicit feedback sums over
+ *	  every pair with confidences, Hu, Koren and Volinsky 2008).  With
+ *	  implicit_weight w > 0 (implicit information in an explicit model,
+ *	  Koren 2008's SVD++ in the ALS form of cmfrec's add_implicit_features)
+ *	  J also has
+ *
+ *	      w / 2 sum over all pairs (e_ui - u . y_i)^2
+ *	      + w / 2 sum over all pairs (e_ui - v_i . z_u)^2
+ *	      + lambda / 2 (sum |y|^2 + sum |z|^2)
+ *
+ *	  with e_ui the number of u's ratings of i (1 for a pair rated, 0 for
+ *	  every other): an iteration sets Y from U, solves the users, sets Z
+ *	  from V, solves the items.  Each step solves its block in closed form
+ *	  with the others fixed, so J never rises.
  *
  *-------------------------------------------------------------------------
  */
@@ -38,6 +49,9 @@ typedef struct MfFitOptions
 									 * this * n (0: lambda alone) */
 	double		bias_lambda;	/* with biases: the biases' lambda; -1 (NULL):
 								 * the row's factors' lambda */
+	double		implicit_weight;	/* w: which items each user rated (and which
+									 * users rated each item) as implicit
+									 * feedback beside the ratings; 0: none */
 	bool		implicit;		/* implicit feedback (Hu, Koren, Volinsky) */
 	double		alpha;			/* confidence 1 + alpha * strength (implicit) */
 	bool		conjugate_gradient; /* solver 'cg', else Cholesky */
@@ -106,9 +120,12 @@ extern void mf_als_init_items(MfAls *als, int32 seed);
 /* Sets item index's factors (k numbers) and bias: a warm start. */
 extern void mf_als_set_item(MfAls *als, int32 index, const double *values, double bias);
 
-/* Rows first .. first + count - 1 of one side's factors, as doubles, into out. */
-extern void mf_als_get_rows(const MfAls *als, MfSide side, int32 first, int32 count,
-							double *out);
+/*
+ * Rows first .. first + count - 1 of one side's factors (implicit: its
+ * implicit factors, which the fit must have), as doubles, into out.
+ */
+extern void mf_als_get_rows(const MfAls *als, MfSide side, bool implicit, int32 first,
+							int32 count, double *out);
 
 /*
  * Runs the iterations (options->iterations, or fewer: tolerance, patience),
@@ -131,12 +148,14 @@ extern void mf_fit(MfAls *als, const MfFitOptions *options,
  * side) against factors' other side, held fixed, with training's kernel
  * and threads, each from 0 and exactly (Cholesky, or the non-negative
  * solve): what a retraining's half-step gives a new row.  Into out
- * (rows->n_rows x k reals of factors' precision) and bias (with biases).
- * Returns -1, or the first row that could not be solved (or whose solution
- * is not finite).  Fold-in and refit.
+ * (rows->n_rows x k reals of factors' precision) and bias (with biases);
+ * with implicit information, the rows' own implicit factors (solved from
+ * the other side's factors, as training does) into implicit_out (the same
+ * shape) unless it is NULL.  Returns -1, or the first row that could not
+ * be solved (or whose solution is not finite).  Fold-in and refit.
  */
 extern int32 mf_als_solve_against(const MfFactors *factors, MfSide side,
 								  const MfFitOptions *options, const MfCsr *rows,
-								  void *out, double *bias, MemoryContext cxt);
+								  void *out, double *bias, void *implicit_out, MemoryContext cxt);
 
 #endif							/* MF_ALS_H */

@@ -70,6 +70,180 @@ KERNEL(dot) (const REAL *x, const REAL *y, int n)
 }
 
 /*
+ * With implicit information: sum = the fixed side's implicit factors
+ * summed over row r's entries (from begin, degree of them), and x[0..k)
+ * += w * sum, their share of the right-hand side.  Nothing without it.
+ */
+static void
+KERNEL(add_implicit_rhs) (const HalfStep *step, SolveBuffers *buffers, int64 begin, int degree,
+						  REAL *x)
+{
+	const MfAls *als = step->als;
+	const int	k = als->factors.k;
+	const REAL *implicit = step->implicit_other;
+	const REAL	weight = (REAL) als->implicit_weight;
+	REAL	   *sum = buffers->implicit_sum;
+
+	if (implicit == NULL)
+		return;
+	memset(sum, 0, sizeof(REAL) * k);
+#ifdef OWN_KERNELS
+	if (als->kernel)
+		als->kernel->row_sum(implicit, k, step->rows->col + begin, degree, sum);
+	else
+#endif
+		for (int e = 0; e < degree; e++)
+		{
+			const REAL *row = implicit + (Size) step->rows->col[begin + e] * k;
+
+			for (int j = 0; j < k; j++)
+				sum[j] += row[j];
+		}
+	for (int j = 0; j < k; j++)
+		x[j] += weight * sum[j];
+}
+
+/*
+ * mf_parallel_for task: an ImplicitPass over rows [first, last): each
+ * row's sum of the rows of from over its entries, into sums (the own
+ * kernel's sum in blocks, else in double).
+ */
+static int64
+KERNEL(implicit_pass_rows) (void *arg, int thread, int64 first, int64 last)
+{
+	const ImplicitPass *pass = arg;
+	const int	k = pass->als->factors.k;
+	const MfCsr *rows = pass->rows;
+	const REAL *from = pass->from;
+	double	   *sum = pass->als->buffers[thread].nnls;	/* 2d >= k doubles */
+
+	for (int64 r = first; r < last; r++)
+	{
+		REAL	   *out = (REAL *) pass->sums + (Size) r * k;
+
+		if (mf_parallel_stopping())
+			return mf_task_stopped(r);
+#ifdef OWN_KERNELS
+		if (pass->als->kernel)
+		{
+			memset(out, 0, sizeof(REAL) * k);
+			pass->als->kernel->row_sum(from, k, rows->col + rows->row_start[r],
+									   (int) (rows->row_start[r + 1] - rows->row_start[r]), out);
+			continue;
+		}
+#endif
+		memset(sum, 0, sizeof(double) * k);
+		for (int64 e = rows->row_start[r]; e < rows->row_start[r + 1]; e++)
+		{
+			const REAL *row = from + (Size) rows->col[e] * k;
+
+			for (int j = 0; j < k; j++)
+				sum[j] += row[j];
+		}
+		for (int j = 0; j < k; j++)
+			out[j] = (REAL) sum[j];
+	}
+	return MF_TASK_DONE;
+}
+
+/*
+ * The implicit factors of the side whose rows are rows (y of the items
+ * from the users' factors, or z of the users from the items'): row t of
+ * out = (F'F + lambda / w I)^-1 (the rows of from over t's entries,
+ * summed), F the n_from rows of from.  The sums on every thread, the
+ * k x k system on the backend's.  False when it cannot be factored.
+ */
+static bool
+KERNEL(implicit_side) (MfAls *als, const MfCsr *rows, const REAL *from, int32 n_from,
+					   REAL *out)
+{
+	const MfBlas *blas = als->blas;
+	const int	k = als->factors.k;
+	const char	upper = 'U';
+	const int	n = rows->n_rows;
+	REAL	   *gram = als->implicit_scratch;
+	ImplicitPass pass = {als, rows, from, out};
+	int			info;
+
+	blas->SYRK(CblasColMajor, CblasUpper, CblasNoTrans, k, n_from, 1, from, k, 0, gram, k);
+	for (int j = 0; j < k; j++)
+		gram[j * k + j] += (REAL) (als->lambda / als->implicit_weight);
+	blas->POTRF(&upper, &k, gram, &k, &info, 1);
+	if (info != 0)
+		return false;
+	(void) mf_parallel_for(als->threads, n, implicit_chunk(rows), KERNEL(implicit_pass_rows),
+						   NULL, &pass);
+	if (n > 0)
+		blas->POTRS(&upper, &k, &n, gram, &k, out, &k, &info, 1);
+	return info == 0 || n == 0;
+}
+
+/*
+ * als->implicit_gram = w (T'T (+) 0): the n rows of implicit factors T
+ * summed as outer products into the factors' block of a d x d matrix
+ * (both triangles; the bias's row and column 0), which every system of
+ * the half-step that reads T adds; T'T itself (upper triangle) into kept
+ * unless NULL.
+ */
+static void
+KERNEL(implicit_gram) (MfAls *als, const REAL *implicit, int32 n, REAL *kept)
+{
+	const int	k = als->factors.k;
+	const int	d = als->unknowns;
+	REAL	   *gram = kept ? kept : (REAL *) als->implicit_scratch;
+	REAL	   *out = als->implicit_gram;
+
+	als->blas->SYRK(CblasColMajor, CblasUpper, CblasNoTrans, k, n, 1, implicit, k, 0, gram, k);
+	memset(out, 0, sizeof(REAL) * d * d);
+	for (int j = 0; j < k; j++)
+		for (int i = 0; i <= j; i++)
+			out[j * d + i] = out[i * d + j] = (REAL) (als->implicit_weight * gram[j * k + i]);
+}
+
+/*
+ * Implicit information's share of 2 J for the fit's factors and implicit
+ * factors after an iteration: w (sum over all pairs of (e - u . y)^2 +
+ * the same of v and z) + lambda (|Y|^2 + |Z|^2).  The sum over all pairs
+ * of (u . y)^2 is <U'U, Y'Y> (Y'Y kept by the users' half-step), the sum
+ * over rated pairs of u . y the users' implicit_dots (summed in a fixed
+ * order); likewise for V and Z.
+ */
+static double
+KERNEL(implicit_loss) (MfAls *als)
+{
+	const MfFactors *f = &als->factors;
+	const int	k = f->k;
+	double		loss = 0.0;
+
+	for (int side = 0; side < 2; side++)
+	{
+		bool		users = side == 0;
+		const REAL *own = users ? f->user_factors : f->item_factors;
+		const REAL *implicit_own = users ? f->user_implicit : f->item_implicit;
+		const double *dots = users ? als->user_implicit_dots : als->item_implicit_dots;
+		int32		n_own = users ? f->n_users : f->n_items;
+		const REAL *implicit_gram = (const REAL *) als->implicit_grams + (Size) side * k * k;
+		REAL	   *own_gram = als->implicit_scratch;
+		double		cross = 0.0;
+		double		products = 0.0;
+		double		squares = 0.0;
+
+		als->blas->SYRK(CblasColMajor, CblasUpper, CblasNoTrans, k, n_own, 1, own, k, 0,
+						own_gram, k);
+		for (int j = 0; j < k; j++)
+			for (int i = 0; i <= j; i++)
+				cross += (i == j ? 1.0 : 2.0) * own_gram[j * k + i] * implicit_gram[j * k + i];
+		for (int32 r = 0; r < n_own; r++)
+			products += dots[r];
+		for (Size j = 0; j < (Size) n_own * k; j++)
+			squares += (double) implicit_own[j] * implicit_own[j];
+		loss += als->implicit_weight * (cross - 2 * products + (double) als->ratings->n_ratings) +
+			als->lambda * squares;
+	}
+	return loss;
+}
+
+/*
  * out = A v for one row's system, A = the row's penalty (lambda_r I; its
  * own lambda on a bias) (+ the other side's Gram
  * matrix G, implicit feedback) + sum_e w_e g_e g_e', with the gathered
@@ -353,6 +527,7 @@ KERNEL(solve_row_cg) (const HalfStep *step, SolveBuffers *buffers, int32 r,
 		if (!KERNEL(initial_residual) (step, buffers, begin, degree, penalty, x,
 									   (REAL *) buffers->cg))
 			return ROW_STOPPED;
+		KERNEL(add_implicit_rhs) (step, buffers, begin, degree, (REAL *) buffers->cg);
 		rhs = NULL;
 	}
 	else
@@ -360,6 +535,8 @@ KERNEL(solve_row_cg) (const HalfStep *step, SolveBuffers *buffers, int32 r,
 	if (!KERNEL(gathered_times) (als, buffers->gathered, (const REAL *) buffers->targets,
 								 degree, rhs))
 		return ROW_STOPPED;
+	if (rhs != NULL)
+		KERNEL(add_implicit_rhs) (step, buffers, begin, degree, rhs);
 	if (!KERNEL(conjugate_gradient) (step, buffers->gathered, step->rows->col + begin,
 									 weights, degree, d, penalty, rhs, x, buffers->cg,
 									 buffers->scratch))
@@ -419,6 +596,7 @@ KERNEL(build_system) (const HalfStep *step, SolveBuffers *buffers, int64 begin,
 							  (const REAL *) buffers->targets + s,
 							  step->other_bias != NULL, gram, d, x);
 		}
+		KERNEL(add_implicit_rhs) (step, buffers, begin, degree, x);
 		if (!KERNEL(own_cholesky) (als))
 		{
 			/* LAPACK and the non-negative solve read the upper triangle */
@@ -432,6 +610,7 @@ KERNEL(build_system) (const HalfStep *step, SolveBuffers *buffers, int64 begin,
 	if (!KERNEL(gathered_times) (als, buffers->gathered, (const REAL *) buffers->targets,
 								 degree, x))
 		return false;
+	KERNEL(add_implicit_rhs) (step, buffers, begin, degree, x);
 	for (int s = 0; s < degree; s += MF_ROW_SEGMENT)
 	{
 		int			n = Min(MF_ROW_SEGMENT, degree - s);
@@ -659,6 +838,8 @@ KERNEL(solve_rows) (const HalfStep *step, SolveBuffers *buffers,
 		memcpy((REAL *) step->out + (Size) r * k, x, sizeof(REAL) * k);
 		if (step->other_bias)
 			step->out_bias[r] = x[k];
+		if (step->implicit_dots)
+			step->implicit_dots[r] = KERNEL(dot) (x, buffers->implicit_sum, k);
 		step->norm[r] = d == k || penalty.norm_bias == penalty.norm_factors
 			? KERNEL(dot) (x, x, d) * penalty.norm_factors
 			: KERNEL(dot) (x, x, k) * penalty.norm_factors +

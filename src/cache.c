@@ -251,14 +251,25 @@ narrow_to_float(MfModel *model, bool double_precision)
 	Size		n_item = (Size) f->n_items * f->k;
 	double	   *users = f->user_factors;
 	double	   *items = f->item_factors;
+	double	   *user_implicit = f->user_implicit;
+	double	   *item_implicit = f->item_implicit;
 
-	f->single = !double_precision && all_floats(users, n_user) && all_floats(items, n_item);
+	f->single = !double_precision && all_floats(users, n_user) && all_floats(items, n_item) &&
+		(user_implicit == NULL ||
+		 (all_floats(user_implicit, n_user) && all_floats(item_implicit, n_item)));
 	if (!f->single)
 		return;
 	f->user_factors = to_floats(model->cxt, users, n_user);
 	f->item_factors = to_floats(model->cxt, items, n_item);
 	mf_free_aligned(users);
 	mf_free_aligned(items);
+	if (user_implicit)
+	{
+		f->user_implicit = to_floats(model->cxt, user_implicit, n_user);
+		f->item_implicit = to_floats(model->cxt, item_implicit, n_item);
+		mf_free_aligned(user_implicit);
+		mf_free_aligned(item_implicit);
+	}
 }
 
 /*
@@ -299,10 +310,18 @@ load_model(const MfSchema *schema, const MfModelRow *row, MemoryContext parent)
 		model->user_keys = mf_alloc_array(cxt, row->n_users, sizeof(char *));
 	if (OidIsValid(row->item_key_type))
 		model->item_keys = mf_alloc_array(cxt, row->n_items, sizeof(char *));
+	/* implicit information: fold-in and refits read the implicit factors */
+	if (row->options.implicit_weight > 0)
+	{
+		f->user_implicit = mf_alloc_aligned(cxt, mul_size(row->n_users, k), sizeof(double));
+		f->item_implicit = mf_alloc_aligned(cxt, mul_size(row->n_items, k), sizeof(double));
+	}
 	f->n_users = mf_catalog_load_side(schema, row, MF_USERS, row->n_users, model->user_ids,
-									  f->user_factors, f->user_bias, model->user_keys, cxt);
+									  f->user_factors, f->user_bias, model->user_keys,
+									  f->user_implicit, cxt);
 	f->n_items = mf_catalog_load_side(schema, row, MF_ITEMS, row->n_items, model->item_ids,
-									  f->item_factors, f->item_bias, model->item_keys, cxt);
+									  f->item_factors, f->item_bias, model->item_keys,
+									  f->item_implicit, cxt);
 	if (model->user_keys)
 		model->user_keymap = mf_key_map(cxt, model->user_keys, f->n_users);
 	if (model->item_keys)

@@ -190,6 +190,7 @@ static const CatalogColumn columns[] = {
 	{"best_iteration", COL_INT4, FIELD(history.kept_iteration), WRITTEN | NULLABLE, "NULL::int4", FIELD(history.kept_best)},
 	{"bias_lambda", COL_OPTIONAL_FLOAT8, OPTION(bias_lambda), SERVED | WRITTEN | NULLABLE | KEPT, "NULL::float8", -1},
 	{"lambda_per_rating", COL_FLOAT8, OPTION(lambda_per_rating), SERVED | WRITTEN | KEPT, "0::float8", -1},
+	{"implicit_weight", COL_FLOAT8, OPTION(implicit_weight), SERVED | WRITTEN | KEPT, "0::float8", -1},
 };
 
 /* The SQL type of a column of kind. */
@@ -1167,14 +1168,20 @@ insert_factor_rows(const MfSchema *schema, const Oid *relids, int32 model_id, in
 											   Max(mf_csr_longest_row(&ratings->by_user), 1),
 											   sizeof(int64)) : NULL;
 	int32	   *support = users ? NULL : item_supports(ratings);
+	bool		implicit = (users ? f->user_implicit : f->item_implicit) != NULL;
+	double	   *implicit_factors = implicit
+		? mf_alloc_array(CurrentMemoryContext, (Size) MF_STORE_BLOCK_ROWS * Max(k, 1), sizeof(double))
+		: NULL;
 	MfStoreWriter *writer = mf_store_begin(schema, relids[users ? 1 : 2], relids[0], side,
-										   model_id, k, bias != NULL, keys != NULL);
+										   model_id, k, bias != NULL, keys != NULL, implicit);
 
 	for (int32 first = 0; first < n_rows; first += MF_STORE_BLOCK_ROWS)
 	{
 		int32		count = Min(MF_STORE_BLOCK_ROWS, n_rows - first);
 
-		mf_als_get_rows(als, side, first, count, factors);
+		mf_als_get_rows(als, side, false, first, count, factors);
+		if (implicit)
+			mf_als_get_rows(als, side, true, first, count, implicit_factors);
 		for (int32 r = first; r < first + count; r++)
 		{
 			int32		n_rated = 0;
@@ -1183,11 +1190,14 @@ insert_factor_rows(const MfSchema *schema, const Oid *relids, int32 model_id, in
 				append_rated_items(ratings, r, rated, &n_rated);
 			mf_store_row(writer, ids[r], factors + (Size) (r - first) * k,
 						 bias ? &bias[r] : NULL, keys ? keys[r] : NULL,
-						 users ? n_rated : support[r], rated, n_rated);
+						 users ? n_rated : support[r], rated, n_rated,
+						 implicit ? implicit_factors + (Size) (r - first) * k : NULL);
 		}
 	}
 	(void) mf_store_end(writer);
 	pfree(factors);
+	if (implicit_factors)
+		pfree(implicit_factors);
 	if (rated)
 		pfree(rated);
 	if (support)
@@ -1253,8 +1263,8 @@ void
 mf_catalog_replace_rows(const MfSchema *schema, const char *function, int32 model_id,
 						MfSide side, int k,
 						const int64 *ids, char *const *keys, int32 n,
-						const double *factors, const double *bias, const int32 *support,
-						const int32 *rated_start, const int64 *rated)
+						const double *factors, const double *bias, const double *implicit,
+						const int32 *support, const int32 *rated_start, const int64 *rated)
 {
 	bool		users = side == MF_USERS;
 	Oid			relids[3];
@@ -1273,12 +1283,13 @@ mf_catalog_replace_rows(const MfSchema *schema, const char *function, int32 mode
 							  2, argtypes, args, NULL, false, 0) != SPI_OK_DELETE)
 		elog(ERROR, "could not delete the old rows of model %d", model_id);
 	writer = mf_store_begin(schema, relids[users ? 1 : 2], relids[0], side, model_id, k,
-							bias != NULL, keys != NULL);
+							bias != NULL, keys != NULL, implicit != NULL);
 	for (int32 r = 0; r < n; r++)
 		mf_store_row(writer, ids[r], factors + (Size) r * k, bias ? &bias[r] : NULL,
 					 keys ? keys[r] : NULL, support[r],
 					 users ? rated + rated_start[r] : NULL,
-					 users ? rated_start[r + 1] - rated_start[r] : 0);
+					 users ? rated_start[r + 1] - rated_start[r] : 0,
+					 implicit ? implicit + (Size) r * k : NULL);
 	(void) mf_store_end(writer);
 
 	/* the model's row, locked by the caller, must still be there: the rows' foreign key */
@@ -1336,6 +1347,7 @@ typedef struct SideLoad
 	double	   *factors;
 	double	   *bias;			/* with biases, else NULL */
 	char	  **keys;			/* with text keys, else NULL */
+	double	   *implicit;		/* implicit factors (k a row), or NULL: not read */
 	MemoryContext cxt;			/* where the keys go */
 } SideLoad;
 
@@ -1382,28 +1394,33 @@ load_factor_row(TupleTableSlot *slot, void *arg)
 	if (load->keys)
 		load->keys[load->n] = MemoryContextStrdup(load->cxt,
 												  TextDatumGetCString(required_value(slot, 4, load, "key")));
+	if (load->implicit)
+		factors_from_datum(slot->tts_values[4], slot->tts_isnull[4], load->row->options.k,
+						   load->implicit + (Size) load->n * load->row->options.k,
+						   load->side, load->ids[load->n]);
 	load->n++;
 }
 
 int32
 mf_catalog_load_side(const MfSchema *schema, const MfModelRow *row, MfSide side,
 					 int64 capacity, int64 *ids, double *factors, double *bias,
-					 char **keys, MemoryContext cxt)
+					 char **keys, double *implicit, MemoryContext cxt)
 {
-	static const Oid types[] = {INT8OID, FLOAT8ARRAYOID, FLOAT8OID, TEXTOID};
+	static const Oid types[] = {INT8OID, FLOAT8ARRAYOID, FLOAT8OID, TEXTOID, FLOAT8ARRAYOID};
 	const char *name = mf_side_name(side);
-	SideLoad	load = {row, side, capacity, 0, ids, factors, bias, keys, cxt};
+	SideLoad	load = {row, side, capacity, 0, ids, factors, bias, keys, implicit, cxt};
 	Oid			argtype = INT4OID;
 	Datum		arg = Int32GetDatum(row->model_id);
 	int			nest_level = internal_sql_begin();
 
-	serving_scan(schema, psprintf("SELECT %s_id, factors, %s, %s FROM %s.mf_%s_factors WHERE model_id = $1 ORDER BY %s_id",
-						 name, bias ? "bias" : "NULL::float8",
-						 keys ? (side == MF_USERS ? "user_key" : "item_key") : "NULL::text",
-						 schema->quoted, name, name),
-				1, &argtype, &arg, types, lengthof(types),
-				side == MF_USERS ? MF_USER_FACTORS_TABLE : MF_ITEM_FACTORS_TABLE,
-				load_factor_row, &load);
+	serving_scan(schema, psprintf("SELECT %s_id, factors, %s, %s, %s FROM %s.mf_%s_factors WHERE model_id = $1 ORDER BY %s_id",
+								  name, bias ? "bias" : "NULL::float8",
+								  keys ? (side == MF_USERS ? "user_key" : "item_key") : "NULL::text",
+								  implicit ? "implicit_factors" : "NULL::float8[]",
+								  schema->quoted, name, name),
+				 1, &argtype, &arg, types, lengthof(types),
+				 side == MF_USERS ? MF_USER_FACTORS_TABLE : MF_ITEM_FACTORS_TABLE,
+				 load_factor_row, &load);
 	internal_sql_end(nest_level);
 	return (int32) load.n;
 }

@@ -124,8 +124,8 @@ extern void mf_catalog_partner_counts(const MfSchema *schema, int32 model_id, Mf
  * The options model name was trained with, those a retraining keeps when
  * it does not name them (source columns, k, lambda, iterations, seed,
  * double_precision, biases, weighted_lambda, tolerance, feedback, alpha,
- * solver, nonnegative, patience, bias_lambda, lambda_per_rating:
- * mf_catalog_kept_options), its key types and who
+ * solver, nonnegative, patience, bias_lambda, lambda_per_rating,
+ * implicit_weight: mf_catalog_kept_options), its key types and who
  * recorded its columns (source_recorded_by), set in *row; false when there
  * is no such model.  The row is locked (FOR UPDATE) until the transaction
  * ends, so that a concurrent retraining waits for this one and then reads
@@ -168,14 +168,15 @@ extern MfModelRow mf_catalog_lock_model(const MfSchema *schema, int32 model_id);
 
 /*
  * One side's factor rows of the model of row, in id order: ids[], factors
- * (row->options.k doubles each), bias (with biases, else NULL) and keys
- * (in cxt; NULL for integer ids), for at most capacity rows.  Returns how
- * many there were.  Errors (XX001): more rows than capacity, a NULL or
- * non-finite value, factors of another length.
+ * (row->options.k doubles each), bias (with biases, else NULL), keys (in
+ * cxt; NULL for integer ids) and implicit factors (k doubles each; NULL:
+ * not read), for at most capacity rows.  Returns how many there were.
+ * Errors (XX001): more rows than capacity, a NULL or non-finite value,
+ * factors of another length.
  */
 extern int32 mf_catalog_load_side(const MfSchema *schema, const MfModelRow *row,
-								  MfSide side, int64 capacity, int64 *ids,
-								  double *factors, double *bias, char **keys,
+								  MfSide side, int64 capacity, int64 *ids, double *factors,
+								  double *bias, char **keys, double *implicit,
 								  MemoryContext cxt);
 
 /*
@@ -202,16 +203,17 @@ extern bool mf_catalog_warm_start(const MfSchema *schema, const char *model_name
  * Replaces (or adds) the rows of the given ids (and text keys, or NULL) of
  * one side of model model_id, which the caller has locked (a refit by
  * function; its right to write models checked again with the tables locked):
- * factors n x k, bias (or NULL), support (n: each row's distinct partners)
- * and for users rated_start (n + 1 offsets) into rated.  Then gives the model a new version, so that every
- * cache reloads it, and counts its users and items again.
+ * factors n x k, bias (or NULL), implicit factors n x k (or NULL),
+ * support (n: each row's distinct partners) and for users rated_start
+ * (n + 1 offsets) into rated.  Then gives the model a new version, so that
+ * every cache reloads it, and counts its users and items again.
  */
 extern void mf_catalog_replace_rows(const MfSchema *schema, const char *function,
 									int32 model_id, MfSide side,
 									int k, const int64 *ids, char *const *keys, int32 n,
 									const double *factors, const double *bias,
-									const int32 *support, const int32 *rated_start,
-									const int64 *rated);
+									const double *implicit, const int32 *support,
+									const int32 *rated_start, const int64 *rated);
 
 /*
  * The ids of the items user_id rated in the training data (rated_items of

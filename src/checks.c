@@ -77,6 +77,35 @@ mf_check_fit_options(const MfFitOptions *options)
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("bias_lambda needs biases := true"),
 				 errhint("Pass biases := true, or bias_lambda := -1 (a retrained model keeps its last training's bias_lambda).")));
+	if (!(options->implicit_weight >= 0.0) || isinf(options->implicit_weight))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("implicit_weight must be a finite number >= 0, got %g",
+						options->implicit_weight),
+				 errhint("implicit_weight weighs which items each user rated beside the ratings, usually 0.1 to 1; 0 (the default) leaves it out.")));
+	if (options->implicit_weight > 0 && options->implicit)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("implicit_weight is for explicit feedback"),
+				 errdetail("It adds which items each user rated to a model of ratings; implicit feedback models that alone."),
+				 errhint("Pass implicit_weight := 0 (a retrained model keeps its last training's implicit_weight), or feedback := 'explicit'.")));
+	if (options->implicit_weight > 0 && options->nonnegative)
+		ereport(ERROR,
+				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+				 errmsg("implicit_weight does not work with non-negative factors"),
+				 errhint("Pass implicit_weight := 0, or nonnegative := false.")));
+	if (options->implicit_weight > 0 && options->k == 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("implicit_weight needs k >= 1"),
+				 errdetail("The implicit information is held in factors, k per user and item."),
+				 errhint("Pass k of 1 or more, or implicit_weight := 0.")));
+	if (options->implicit_weight > 0 && options->lambda == 0.0)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("implicit_weight needs lambda > 0"),
+				 errdetail("The implicit factors are solved from (U'U + lambda / implicit_weight I), which lambda keeps invertible."),
+				 errhint("Pass lambda > 0, or implicit_weight := 0.")));
 	if (options->iterations < 1 || options->iterations > MF_MAX_ITERATIONS)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),

@@ -121,7 +121,7 @@ sum8(__m256 x)
 #endif							/* MF_KERNEL_X86 */
 
 #define MF_KERNEL_TABLE(suffix, cholesky_max) \
-	{#suffix, gram_##suffix, apply_##suffix, scores_##suffix, \
+	{#suffix, gram_##suffix, apply_##suffix, scores_##suffix, row_sum_##suffix, \
 	 cholesky_##suffix, cholesky_solve_##suffix, cholesky_max}
 
 static const MfKernel portable_kernel = MF_KERNEL_TABLE(portable, 24);

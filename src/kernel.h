@@ -52,6 +52,12 @@ typedef struct MfKernel
 						   bool bias, const float *x, float *scores);
 
 	/*
+	 * out[0 .. k) += sum_e o_e over n rows: implicit information's sum of
+	 * the implicit factors of a row's entries.
+	 */
+	void		(*row_sum) (const float *other, int k, const int32 *cols, int n, float *out);
+
+	/*
 	 * Cholesky factorisation A = L L' of a's lower triangle, d x d, blocked
 	 * by the vector's width: a keeps L below its diagonal blocks and the
 	 * inverse of each diagonal block of L in that block, for

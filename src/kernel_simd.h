@@ -301,6 +301,13 @@ SIMD(gram) (const float *other, int k, const int32 *cols, int n,
 	}
 }
 
+/* MfKernel.row_sum. */
+static SIMD_FN void
+SIMD(row_sum) (const float *other, int k, const int32 *cols, int n, float *out)
+{
+	(void) SIMD(scaled_sum) (other, k, cols, n, NULL, out);
+}
+
 /* MfKernel.scores, two chains of FMAs per row. */
 static SIMD_FN void
 SIMD(scores) (const float *other, int k, const int32 *cols, int n, bool bias,

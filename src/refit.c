@@ -73,6 +73,8 @@ typedef struct RefitState
 	int64	   *rated;			/* users: each row's distinct rated items */
 	double	   *factors;		/* the solution, rows.n_rows x k */
 	double	   *bias;			/* with biases, else NULL */
+	double	   *implicit;		/* implicit factors, rows.n_rows x k, with
+								 * implicit information, else NULL */
 	MemoryContext cxt;
 } RefitState;
 
@@ -508,13 +510,15 @@ refit_solve(RefitState *state)
 	const MfFactors *f = &state->model->factors;
 	int32		n = state->rows.n_rows;
 	Size		numbers = mul_size(n, f->k);
-	void	   *solved = mf_alloc_array(state->cxt, numbers,
-										f->single ? sizeof(float) : sizeof(double));
+	Size		real_size = f->single ? sizeof(float) : sizeof(double);
+	void	   *solved = mf_alloc_array(state->cxt, numbers, real_size);
+	void	   *implicit = state->model->row.options.implicit_weight > 0
+		? mf_alloc_array(state->cxt, numbers, real_size) : NULL;
 	int32		failed;
 
 	state->bias = f->biases ? mf_alloc_array(state->cxt, n, sizeof(double)) : NULL;
 	failed = mf_als_solve_against(f, state->side, &state->model->row.options, &state->rows,
-								  solved, state->bias, state->cxt);
+								  solved, state->bias, implicit, state->cxt);
 	if (failed >= 0)
 		mf_report_unsolvable(MF_SOLVE_REFIT, state->side,
 							 state->keys ? state->keys[failed]
@@ -523,6 +527,12 @@ refit_solve(RefitState *state)
 	state->factors = mf_alloc_array(state->cxt, numbers, sizeof(double));
 	for (Size j = 0; j < numbers; j++)
 		state->factors[j] = f->single ? ((float *) solved)[j] : ((double *) solved)[j];
+	if (implicit)
+	{
+		state->implicit = mf_alloc_array(state->cxt, numbers, sizeof(double));
+		for (Size j = 0; j < numbers; j++)
+			state->implicit[j] = f->single ? ((float *) implicit)[j] : ((double *) implicit)[j];
+	}
 }
 
 /*
@@ -557,7 +567,7 @@ refit(FunctionCallInfo fcinfo, MfModel *found, MfSide side)
 		mf_progress_phase("storing");
 		mf_catalog_replace_rows(&state.schema, state.function, state.locked.model_id, side,
 								state.model->factors.k, state.ids, state.keys,
-								state.rows.n_rows, state.factors, state.bias,
+								state.rows.n_rows, state.factors, state.bias, state.implicit,
 								state.support, state.rated_start, state.rated);
 	}
 	mf_progress_end();

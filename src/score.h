@@ -35,6 +35,14 @@ typedef struct MfFactors
 	double		mean;			/* mu: the mean training rating (biases only) */
 	double	   *user_bias;		/* n_users, or NULL without biases */
 	double	   *item_bias;		/* n_items, or NULL without biases */
+	/*
+	 * With implicit information (implicit_weight > 0; Koren 2008's SVD++ in
+	 * ALS form): each user's z and each item's y, k numbers each, of the
+	 * factors' precision; NULL otherwise.  Predictions do not read them;
+	 * fold-in and the refits do.
+	 */
+	void	   *user_implicit;	/* n_users x k */
+	void	   *item_implicit;	/* n_items x k */
 } MfFactors;
 
 /* The factor row of dense index index of one side. */

@@ -52,6 +52,7 @@ typedef enum StoreColumn
 	COL_BIAS,
 	COL_KEY,
 	COL_SUPPORT,
+	COL_IMPLICIT,
 	COL_RATED_ITEMS,			/* users only */
 	N_STORE_COLUMNS
 } StoreColumn;
@@ -64,6 +65,8 @@ struct MfStoreWriter
 	bool		biases;
 	bool		keys;
 	bool		has_support;	/* whether the table has the column (0.5 on) */
+	bool		implicit;		/* rows carry implicit factors */
+	bool		has_implicit;	/* whether the table has implicit_factors (0.5 on) */
 	int64		written;
 	MemoryContext cxt;			/* the writer's; deleted at the end */
 	MemoryContext batch_cxt;	/* one batch's values, reset per batch */
@@ -84,6 +87,7 @@ struct MfStoreWriter
 	int32		batch_rows;		/* rows per statement at the most */
 	int64	   *ids;
 	double	   *factors;		/* batch_rows x k */
+	double	   *implicit_factors;	/* batch_rows x k, with implicit */
 	double	   *bias;
 	char	  **key;
 	int32	   *support;
@@ -166,16 +170,17 @@ fires_only_model_key_check(Relation rel, AttrNumber model_id_attnum, Oid models_
  */
 static bool
 can_write_directly(Relation rel, Oid models_relid, MfSide side, bool support,
-				   AttrNumber *attnums)
+				   bool implicit, AttrNumber *attnums)
 {
 	bool		users = side == MF_USERS;
 	const char *names[N_STORE_COLUMNS] = {"model_id", users ? "user_id" : "item_id",
-		"factors", "bias", users ? "user_key" : "item_key", "support",
+		"factors", "bias", users ? "user_key" : "item_key", "support", "implicit_factors",
 	users ? "rated_items" : NULL};
 	const Oid	types[N_STORE_COLUMNS] = {INT4OID, INT8OID, FLOAT8ARRAYOID, FLOAT8OID,
-	TEXTOID, INT4OID, INT8ARRAYOID};
+	TEXTOID, INT4OID, FLOAT8ARRAYOID, INT8ARRAYOID};
 	TupleDesc	desc = RelationGetDescr(rel);
-	int			expected = (users ? N_STORE_COLUMNS : N_STORE_COLUMNS - 1) - (support ? 0 : 1);
+	int			expected = (users ? N_STORE_COLUMNS : N_STORE_COLUMNS - 1) - (support ? 0 : 1) -
+		(implicit ? 0 : 1);
 	int			found = 0;
 
 	if (rel->rd_rel->relkind != RELKIND_RELATION || rel->rd_rel->relispartition ||
@@ -205,20 +210,21 @@ can_write_directly(Relation rel, Oid models_relid, MfSide side, bool support,
 /*
  * The INSERT of one side's rows from array parameters: $2 the ids, $3
  * their factors ($4 = k per row), $5 the biases (or NULL), $6 the text
- * keys (or NULL), $7 the supports and, for users, $8 the offsets of each
- * row's rated items in $9.
+ * keys (or NULL), $7 the supports, $8 the implicit factors (k per row, or
+ * NULL) and, for users, $9 the offsets of each row's rated items in $10.
  */
 static SPIPlanPtr
-prepare_insert(const MfSchema *schema, Oid relid, MfSide side, bool support)
+prepare_insert(const MfSchema *schema, Oid relid, MfSide side, bool support, bool implicit)
 {
 	Oid			argtypes[] = {INT4OID, INT8ARRAYOID, FLOAT8ARRAYOID, INT4OID,
-	FLOAT8ARRAYOID, TEXTARRAYOID, INT4ARRAYOID, INT4ARRAYOID, INT8ARRAYOID};
+		FLOAT8ARRAYOID, TEXTARRAYOID, INT4ARRAYOID, FLOAT8ARRAYOID, INT4ARRAYOID,
+	INT8ARRAYOID};
 	bool		users = side == MF_USERS;
 	SPIPlanPtr	plan;
 
 	/* $6 is joined by position: subscripting a text[] walks it from the start */
-	plan = SPI_prepare(psprintf("INSERT INTO %s.%s (model_id, %s, factors, bias, %s%s%s)"
-								" SELECT $1, $2[i], $3[(i - 1) * $4 + 1 : i * $4], $5[i], key.value%s%s"
+	plan = SPI_prepare(psprintf("INSERT INTO %s.%s (model_id, %s, factors, bias, %s%s%s%s)"
+								" SELECT $1, $2[i], $3[(i - 1) * $4 + 1 : i * $4], $5[i], key.value%s%s%s"
 								" FROM pg_catalog.generate_subscripts($2, 1) AS i"
 								" LEFT JOIN ROWS FROM (pg_catalog.unnest($6)) WITH ORDINALITY"
 								" AS key (value, position) ON key.position = i",
@@ -226,10 +232,12 @@ prepare_insert(const MfSchema *schema, Oid relid, MfSide side, bool support)
 								users ? "user_id" : "item_id",
 								users ? "user_key" : "item_key",
 								support ? ", support" : "",
+								implicit ? ", implicit_factors" : "",
 								users ? ", rated_items" : "",
 								support ? ", $7[i]" : "",
-								users ? ", $9[$8[i] + 1 : $8[i + 1]]" : ""),
-					   users ? 9 : 7, argtypes);
+								implicit ? ", $8[(i - 1) * $4 + 1 : i * $4]" : "",
+								users ? ", $10[$9[i] + 1 : $9[i + 1]]" : ""),
+					   users ? 10 : 8, argtypes);
 	if (plan == NULL)
 		elog(ERROR, "SPI_prepare failed: %s", SPI_result_code_string(SPI_result));
 	return plan;
@@ -237,7 +245,7 @@ prepare_insert(const MfSchema *schema, Oid relid, MfSide side, bool support)
 
 MfStoreWriter *
 mf_store_begin(const MfSchema *schema, Oid relid, Oid models_relid, MfSide side,
-			   int32 model_id, int k, bool biases, bool keys)
+			   int32 model_id, int k, bool biases, bool keys, bool implicit)
 {
 	MemoryContext cxt = AllocSetContextCreate(CurrentMemoryContext, "mf_ext store",
 											  ALLOCSET_DEFAULT_SIZES);
@@ -254,7 +262,15 @@ mf_store_begin(const MfSchema *schema, Oid relid, Oid models_relid, MfSide side,
 	w->rel = table_open(relid, RowExclusiveLock);
 	/* 0.4's tables, written until ALTER EXTENSION UPDATE, have no support */
 	w->has_support = get_attnum(relid, "support") != InvalidAttrNumber;
-	w->direct = can_write_directly(w->rel, models_relid, side, w->has_support, w->attnums);
+	w->has_implicit = get_attnum(relid, "implicit_factors") != InvalidAttrNumber;
+	w->implicit = implicit;
+	if (implicit && !w->has_implicit)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("table %s has no column implicit_factors", get_rel_name(relid)),
+				 errhint("Update the extension: ALTER EXTENSION mf_ext UPDATE.")));
+	w->direct = can_write_directly(w->rel, models_relid, side, w->has_support,
+								   w->has_implicit, w->attnums);
 	if (w->direct)
 	{
 		w->estate = CreateExecutorState();
@@ -268,10 +284,13 @@ mf_store_begin(const MfSchema *schema, Oid relid, Oid models_relid, MfSide side,
 	}
 	else
 	{
-		w->plan = prepare_insert(schema, relid, side, w->has_support);
+		w->plan = prepare_insert(schema, relid, side, w->has_support, w->has_implicit);
 		w->batch_rows = Min(MF_STORE_BATCH_ROWS, Max(1, MF_STORE_BATCH_NUMBERS / Max(k, 1)));
 		w->ids = palloc(sizeof(int64) * w->batch_rows);
 		w->factors = mf_alloc_array(cxt, (Size) w->batch_rows * Max(k, 1), sizeof(double));
+		if (implicit)
+			w->implicit_factors = mf_alloc_array(cxt, (Size) w->batch_rows * Max(k, 1),
+												 sizeof(double));
 		w->bias = palloc(sizeof(double) * w->batch_rows);
 		w->key = palloc(sizeof(char *) * w->batch_rows);
 		w->support = palloc(sizeof(int32) * w->batch_rows);
@@ -310,8 +329,8 @@ static void
 flush_insert(MfStoreWriter *w)
 {
 	bool		users = w->side == MF_USERS;
-	Datum		args[9];
-	char		nulls[9];
+	Datum		args[10];
+	char		nulls[10];
 
 	memset(nulls, ' ', sizeof(nulls));
 	args[0] = Int32GetDatum(w->model_id);
@@ -332,10 +351,13 @@ flush_insert(MfStoreWriter *w)
 		nulls[5] = ' ';
 	}
 	args[6] = PointerGetDatum(mf_flat_array(INT4OID, w->support, w->used));
+	args[7] = w->implicit
+		? PointerGetDatum(mf_flat_array(FLOAT8OID, w->implicit_factors, w->used * w->k)) : (Datum) 0;
+	nulls[7] = w->implicit ? ' ' : 'n';
 	if (users)
 	{
-		args[7] = PointerGetDatum(mf_flat_array(INT4OID, w->rated_start, w->used + 1));
-		args[8] = PointerGetDatum(mf_flat_array(INT8OID, w->rated, w->rated_start[w->used]));
+		args[8] = PointerGetDatum(mf_flat_array(INT4OID, w->rated_start, w->used + 1));
+		args[9] = PointerGetDatum(mf_flat_array(INT8OID, w->rated, w->rated_start[w->used]));
 	}
 	if (SPI_execute_plan(w->plan, args, nulls, false, 0) != SPI_OK_INSERT)
 		elog(ERROR, "could not write the factors of model %d", w->model_id);
@@ -366,7 +388,8 @@ flush(MfStoreWriter *w)
 /* Fills the next slot with one row (direct writes). */
 static void
 fill_slot(MfStoreWriter *w, int64 id, const double *factors, const double *bias,
-		  const char *key, int32 support, const int64 *rated, int32 n_rated)
+		  const char *key, int32 support, const int64 *rated, int32 n_rated,
+		  const double *implicit)
 {
 	TupleTableSlot *slot = w->slots[w->used];
 	int			natts = slot->tts_tupleDescriptor->natts;
@@ -396,6 +419,12 @@ fill_slot(MfStoreWriter *w, int64 id, const double *factors, const double *bias,
 	}
 	if (w->has_support)
 		SET_COLUMN(COL_SUPPORT, Int32GetDatum(support));
+	if (implicit != NULL)
+	{
+		array = mf_flat_array(FLOAT8OID, implicit, w->k);
+		w->bytes += VARSIZE(array);
+		SET_COLUMN(COL_IMPLICIT, PointerGetDatum(array));
+	}
 	if (w->side == MF_USERS)
 	{
 		array = mf_flat_array(INT8OID, rated, n_rated);
@@ -411,12 +440,14 @@ fill_slot(MfStoreWriter *w, int64 id, const double *factors, const double *bias,
 
 void
 mf_store_row(MfStoreWriter *w, int64 id, const double *factors, const double *bias,
-			 const char *key, int32 support, const int64 *rated, int32 n_rated)
+			 const char *key, int32 support, const int64 *rated, int32 n_rated,
+			 const double *implicit)
 {
-	Assert((bias != NULL) == w->biases && (key != NULL) == w->keys);
+	Assert((bias != NULL) == w->biases && (key != NULL) == w->keys &&
+		   (implicit != NULL) == w->implicit);
 	if (w->direct)
 	{
-		fill_slot(w, id, factors, bias, key, support, rated, n_rated);
+		fill_slot(w, id, factors, bias, key, support, rated, n_rated, implicit);
 		w->used++;
 		if (w->used == MF_STORE_DIRECT_ROWS || w->bytes >= MF_STORE_DIRECT_BYTES)
 			flush(w);
@@ -435,6 +466,8 @@ mf_store_row(MfStoreWriter *w, int64 id, const double *factors, const double *bi
 	w->ids[w->used] = id;
 	if (w->k > 0)
 		memcpy(w->factors + (Size) w->used * w->k, factors, sizeof(double) * w->k);
+	if (implicit != NULL)
+		memcpy(w->implicit_factors + (Size) w->used * w->k, implicit, sizeof(double) * w->k);
 	if (bias != NULL)
 		w->bias[w->used] = *bias;
 	if (key != NULL)

@@ -26,23 +26,25 @@ typedef struct MfStoreWriter MfStoreWriter;
  * Starts writing one side's rows of model model_id (k factors a row) into
  * the factor table relid in schema, locked RowExclusiveLock by the caller
  * with the model's row of mf_models (models_relid) written or locked in
- * this transaction: the foreign key holds for every row written.  biases
- * and keys: whether rows carry a bias and a text key.  The caller must be
+ * this transaction: the foreign key holds for every row written.  biases,
+ * keys and implicit: whether rows carry a bias, a text key and implicit
+ * factors (k numbers; implicit information).  The caller must be
  * connected to SPI (the INSERT path).
  */
 extern MfStoreWriter *mf_store_begin(const MfSchema *schema, Oid relid, Oid models_relid,
 									 MfSide side, int32 model_id, int k,
-									 bool biases, bool keys);
+									 bool biases, bool keys, bool implicit);
 
 /*
  * Writes one row: id, factors (k numbers), bias (NULL without biases), key
  * (NULL for integer ids), support (the row's distinct partners: items a
  * user rated, users who rated an item) and, for users, the n_rated
- * distinct ids of the items the user rated (sorted).  Values are copied.
+ * distinct ids of the items the user rated (sorted); implicit (k numbers,
+ * NULL for a writer without them).  Values are copied.
  */
 extern void mf_store_row(MfStoreWriter *writer, int64 id, const double *factors,
 						 const double *bias, const char *key, int32 support,
-						 const int64 *rated, int32 n_rated);
+						 const int64 *rated, int32 n_rated, const double *implicit);
 
 /* Writes what is pending and frees the writer; returns the rows written. */
 extern int64 mf_store_end(MfStoreWriter *writer);

@@ -37,7 +37,7 @@ PG_FUNCTION_INFO_V1(mf_train);
  * mf_train's arguments in this version (sql/mf_ext.sql), and in 0.4's,
  * which lacks patience: a database not yet updated trains through it.
  */
-#define TRAIN_ARGUMENTS	22
+#define TRAIN_ARGUMENTS	23
 #define TRAIN_ARGUMENTS_0_4	19
 
 /* One call of mf_train. */
@@ -76,6 +76,7 @@ static const MfFitOptions first_training = {
 	.patience = 0,
 	.bias_lambda = -1,
 	.lambda_per_rating = 0,
+	.implicit_weight = 0,
 };
 static const char *const first_training_columns[] = {"user_id", "item_id", "rating"};
 
@@ -99,7 +100,7 @@ train_init(TrainState *state, FunctionCallInfo fcinfo)
 		"model_name", "validation", "solver", "k", "lambda", "iterations", "user_col",
 		"item_col", "rating_col", "seed", "double_precision", "biases", "weighted_lambda",
 		"tolerance", "feedback", "alpha", "nonnegative", "patience", "bias_lambda",
-		"lambda_per_rating", NULL
+		"lambda_per_rating", "implicit_weight", NULL
 	};
 	MfModelRow *row = &state->row;
 	MfSource   *source = &state->source;

@@ -35,9 +35,9 @@
 PG_FUNCTION_INFO_V1(mf_cross_validate);
 
 /* mf_cross_validate's arguments in this version (sql/mf_ext.sql). */
-#define CV_ARGUMENTS	15
+#define CV_ARGUMENTS	16
 
-/* One (k, lambda, bias_lambda) of the grid, with its results per fold. */
+/* One point of the grid (k, lambda, bias_lambda, implicit_weight), with its results per fold. */
 typedef struct GridPoint
 {
 	MfFitOptions options;
@@ -58,6 +58,8 @@ argument_hint(const char *name)
 						strcmp(name, "ks") == 0 ? "ARRAY[10, 20, 50]" : "ARRAY[0.01, 0.1, 1]");
 	if (strcmp(name, "bias_lambdas") == 0)
 		return "Pass the bias_lambda values to try, for example ARRAY[0, 1, 10], or omit bias_lambdas to regularise the biases as the factors.";
+	if (strcmp(name, "implicit_weights") == 0)
+		return "Pass the implicit_weight values to try, for example ARRAY[0, 0.2, 0.5], or omit implicit_weights to leave the implicit information out.";
 	return NULL;
 }
 
@@ -112,45 +114,51 @@ typedef struct CvState
 	uint8	   *fold_of;		/* per entry of all->by_user */
 } CvState;
 
+/* The elements of the optional grid argument name (NULL: not given; *n = 1). */
+static Datum *
+optional_elements(const MfArguments *args, const char *name, int *n)
+{
+	*n = 1;
+	if (!mf_argument_given(args, name))
+		return NULL;
+	return array_elements(DatumGetArrayTypeP(mf_argument(args, name)), FLOAT8OID, name, n);
+}
+
 /*
- * The grid: every k of ks with every lambda of lambdas and every
- * bias_lambda of bias_lambdas (none given: the factors' lambda), k
- * outermost, the other options those of the call's arguments.
+ * The grid: every k of ks with every lambda of lambdas, every bias_lambda
+ * of bias_lambdas (none given: the factors' lambda) and every
+ * implicit_weight of implicit_weights (none given: 0), k outermost, the
+ * other options those of the call's arguments.
  */
 static void
 build_grid(CvState *state, const MfArguments *args)
 {
 	int			n_ks;
 	int			n_lambdas;
-	int			n_bias_lambdas = 1;
+	int			n_bias;
+	int			n_implicit;
 	Datum	   *ks = array_elements(DatumGetArrayTypeP(mf_argument(args, "ks")), INT4OID,
 									"ks", &n_ks);
 	Datum	   *lambdas = array_elements(DatumGetArrayTypeP(mf_argument(args, "lambdas")),
 										 FLOAT8OID, "lambdas", &n_lambdas);
-	Datum	   *bias_lambdas = NULL;
-	Size		n;
+	Datum	   *bias_lambdas = optional_elements(args, "bias_lambdas", &n_bias);
+	Datum	   *implicit_weights = optional_elements(args, "implicit_weights", &n_implicit);
+	Size		n = mul_size(mul_size(mul_size(n_ks, n_lambdas), n_bias), n_implicit);
 	MfFitOptions base = {.bias_lambda = -1};
 	MfMemory	memory = {0};
-
-	if (mf_argument_given(args, "bias_lambdas"))
-		bias_lambdas = array_elements(DatumGetArrayTypeP(mf_argument(args, "bias_lambdas")),
-									  FLOAT8OID, "bias_lambdas", &n_bias_lambdas);
-	n = mul_size(mul_size(n_ks, n_lambdas), n_bias_lambdas);
+	char	   *shape = psprintf("%d values of k by %d of lambda%s%s", n_ks, n_lambdas,
+								 bias_lambdas ? psprintf(" by %d of bias_lambda", n_bias) : "",
+								 implicit_weights ? psprintf(" by %d of implicit_weight", n_implicit) : "");
 
 	/* each point keeps an RMSE and an MAE per fold */
 	mf_memory_add(&memory, n, add_size(sizeof(GridPoint), mul_size(state->folds, 2 * sizeof(double))));
 	mf_memory_check(&memory, "the cross-validation grid",
-					bias_lambdas
-					? psprintf("A grid of %d values of k by %d of lambda by %d of bias_lambda, %d folds each.",
-							   n_ks, n_lambdas, n_bias_lambdas, state->folds)
-					: psprintf("A grid of %d values of k by %d of lambda, %d folds each.",
-							   n_ks, n_lambdas, state->folds),
+					psprintf("A grid of %s, %d folds each.", shape, state->folds),
 					"Cross-validate fewer values of k and lambda at a time, or fewer folds.");
 	if (n > INT_MAX)
 		ereport(ERROR,
 				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
-				 errmsg("a grid of %d values of k by %d of lambda by %d of bias_lambda is too large",
-						n_ks, n_lambdas, n_bias_lambdas),
+				 errmsg("a grid of %s is too large", shape),
 				 grid_hint("ks")));
 	mf_read_fit_options(args, &base);
 	state->grid = palloc0(mul_size(n, sizeof(GridPoint)));
@@ -158,13 +166,18 @@ build_grid(CvState *state, const MfArguments *args)
 	for (int p = 0; p < state->n_points; p++)
 	{
 		GridPoint  *point = &state->grid[p];
+		int			rest = p;
 
 		CHECK_FOR_INTERRUPTS();
 		point->options = base;
-		point->options.k = DatumGetInt32(ks[p / (n_lambdas * n_bias_lambdas)]);
-		point->options.lambda = DatumGetFloat8(lambdas[p / n_bias_lambdas % n_lambdas]);
+		if (implicit_weights)
+			point->options.implicit_weight = DatumGetFloat8(implicit_weights[rest % n_implicit]);
+		rest /= n_implicit;
 		if (bias_lambdas)
-			point->options.bias_lambda = DatumGetFloat8(bias_lambdas[p % n_bias_lambdas]);
+			point->options.bias_lambda = DatumGetFloat8(bias_lambdas[rest % n_bias]);
+		rest /= n_bias;
+		point->options.lambda = DatumGetFloat8(lambdas[rest % n_lambdas]);
+		point->options.k = DatumGetInt32(ks[rest / n_lambdas]);
 		mf_check_fit_options(&point->options);
 		point->rmse = palloc(sizeof(double) * state->folds);
 		point->mae = palloc(sizeof(double) * state->folds);
@@ -175,7 +188,7 @@ build_grid(CvState *state, const MfArguments *args)
 static void
 cv_init(CvState *state, FunctionCallInfo fcinfo)
 {
-	static const char *const nullable[] = {"bias_lambdas", NULL};
+	static const char *const nullable[] = {"bias_lambdas", "implicit_weights", NULL};
 	MfArguments args = mf_arguments(fcinfo, "mf_cross_validate", CV_ARGUMENTS, nullable,
 									argument_hint);
 
@@ -403,8 +416,8 @@ cv_put_results(const CvState *state, FunctionCallInfo fcinfo)
 					max,
 					mae,
 					ignored;
-		Datum		values[11];
-		bool		nulls[11] = {false};
+		Datum		values[12];
+		bool		nulls[12] = {false};
 
 		summarize(point->rmse, folds, &mean, &stddev, &min, &max);
 		summarize(point->mae, folds, &mae, &ignored, &ignored, &ignored);
@@ -420,6 +433,7 @@ cv_put_results(const CvState *state, FunctionCallInfo fcinfo)
 		values[9] = Float8GetDatum(point->seconds);
 		values[10] = Float8GetDatum(point->options.bias_lambda);
 		nulls[10] = point->options.bias_lambda < 0;
+		values[11] = Float8GetDatum(point->options.implicit_weight);
 		for (int c = 3; c < 9; c++)
 			nulls[c] = isnan(DatumGetFloat8(values[c]));
 		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
@@ -429,8 +443,8 @@ cv_put_results(const CvState *state, FunctionCallInfo fcinfo)
 /*
  * mf_cross_validate(source, ks int[], lambdas float8[], folds DEFAULT 5,
  * ...) -> rows (k, lambda, folds, rmse, rmse_stddev, rmse_min, rmse_max,
- * mae, coverage, seconds, bias_lambda), one per grid point.  Writes
- * nothing.
+ * mae, coverage, seconds, bias_lambda, implicit_weight), one per grid
+ * point.  Writes nothing.
  */
 Datum
 mf_cross_validate(PG_FUNCTION_ARGS)

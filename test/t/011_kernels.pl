@@ -69,6 +69,8 @@ my %kinds = (
 	weighted_cg => ['ratings', "k := 20, lambda := 0.05, weighted_lambda := true, solver := 'cg'"],
 	penalties => ['ratings', 'k := 16, lambda := 2, biases := true, bias_lambda := 0.5, lambda_per_rating := 0.05'],
 	penalties_cg => ['ratings', "k := 16, lambda := 2, biases := true, bias_lambda := 0.5, lambda_per_rating := 0.05, solver := 'cg'"],
+	implicit_information => ['ratings', 'k := 16, lambda := 2, biases := true, implicit_weight := 0.4'],
+	implicit_information_cg => ['ratings', "k := 16, lambda := 2, implicit_weight := 0.4, solver := 'cg'"],
 	implicit_cholesky => ['plays', "k := 24, lambda := 1, feedback := 'implicit', alpha := 2, solver := 'cholesky'"],
 	implicit_cg => ['plays', "k := 24, lambda := 1, feedback := 'implicit', alpha := 2"],
 	nonnegative => ['ratings', 'k := 8, lambda := 0.5, nonnegative := true'],
