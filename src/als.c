@@ -85,7 +85,7 @@ struct MfAls
 								 * implicit factors T, for a half-step */
 	void	   *implicit_scratch;	/* k x k reals */
 	void	   *implicit_grams;	/* 2 k x k reals: Y'Y and Z'Z as the half-steps
-								 * read them, then U'U and V'V (J) */
+								 * read them (J's inner products) */
 	double	   *user_implicit_dots; /* per user u: u . (sum of y over u's items) */
 	double	   *item_implicit_dots; /* per item i: v . (sum of z over i's users) */
 	Size		real_size;		/* sizeof(float) or sizeof(double) */
@@ -245,10 +245,19 @@ mf_als_memory_estimate(const MfRatings *ratings, const MfFitOptions *options,
 				  real_size);
 	mf_memory_add(memory, mul_size(mul_size(longest, 3), threads), real_size);
 	mf_memory_add(memory, mul_size(d, threads), sizeof(int) + 2 * sizeof(double));
-	/* with patience, the best iteration's factors and biases beside them */
-	if (options->patience > 0)
+	/* implicit information: both sides' implicit factors, J's products, its k x k and d x d */
+	if (options->implicit_weight > 0)
 	{
 		mf_memory_add(memory, mul_size(rows, options->k), real_size);
+		mf_memory_add(memory, rows, sizeof(double));
+		mf_memory_add(memory, add_size(mul_size(3 * options->k, options->k), mul_size(d, d)),
+					  real_size);
+	}
+	/* with patience, the best iteration's factors (and implicit ones) and biases beside them */
+	if (options->patience > 0)
+	{
+		mf_memory_add(memory, mul_size(rows, options->k),
+					  options->implicit_weight > 0 ? 2 * real_size : real_size);
 		if (options->biases)
 			mf_memory_add(memory, rows, sizeof(double));
 	}
@@ -326,7 +335,7 @@ init_solver(MfAls *als, const MfFitOptions *options, int64 longest,
 		als->implicit_gram = mf_alloc_aligned(cxt, (Size) d * d, als->real_size);
 		als->implicit_scratch = mf_alloc_aligned(cxt, (Size) options->k * options->k,
 												 als->real_size);
-		als->implicit_grams = mf_alloc_aligned(cxt, (Size) 4 * options->k * options->k,
+		als->implicit_grams = mf_alloc_aligned(cxt, (Size) 2 * options->k * options->k,
 											   als->real_size);
 	}
 

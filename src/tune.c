@@ -114,6 +114,21 @@ typedef struct CvState
 	uint8	   *fold_of;		/* per entry of all->by_user */
 } CvState;
 
+/* Error context of a grid point's check: which point, and which arguments made it. */
+static void
+grid_point_context(void *arg)
+{
+	const MfFitOptions *options = arg;
+
+	errcontext("the cross-validation grid's point k = %d, lambda = %g%s%s (from ks, lambdas%s%s; "
+			   "leave out the values, or the argument, the error names)",
+			   options->k, options->lambda,
+			   options->bias_lambda != -1 ? psprintf(", bias_lambda = %g", options->bias_lambda) : "",
+			   options->implicit_weight != 0 ? psprintf(", implicit_weight = %g", options->implicit_weight) : "",
+			   options->bias_lambda != -1 ? ", bias_lambdas" : "",
+			   options->implicit_weight != 0 ? ", implicit_weights" : "");
+}
+
 /* The elements of the optional grid argument name (NULL: not given; *n = 1). */
 static Datum *
 optional_elements(const MfArguments *args, const char *name, int *n)
@@ -146,6 +161,7 @@ build_grid(CvState *state, const MfArguments *args)
 	Size		n = mul_size(mul_size(mul_size(n_ks, n_lambdas), n_bias), n_implicit);
 	MfFitOptions base = {.bias_lambda = -1};
 	MfMemory	memory = {0};
+	ErrorContextCallback context = {error_context_stack, grid_point_context, NULL};
 	char	   *shape = psprintf("%d values of k by %d of lambda%s%s", n_ks, n_lambdas,
 								 bias_lambdas ? psprintf(" by %d of bias_lambda", n_bias) : "",
 								 implicit_weights ? psprintf(" by %d of implicit_weight", n_implicit) : "");
@@ -178,7 +194,10 @@ build_grid(CvState *state, const MfArguments *args)
 		rest /= n_bias;
 		point->options.lambda = DatumGetFloat8(lambdas[rest % n_lambdas]);
 		point->options.k = DatumGetInt32(ks[rest / n_lambdas]);
+		context.arg = &point->options;
+		error_context_stack = &context;
 		mf_check_fit_options(&point->options);
+		error_context_stack = context.previous;
 		point->rmse = palloc(sizeof(double) * state->folds);
 		point->mae = palloc(sizeof(double) * state->folds);
 	}
