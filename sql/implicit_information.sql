@@ -173,6 +173,46 @@ SELECT mf_train('ii_many', implicit_weight := 0.5, k := 0, biases := true, model
 SELECT * FROM mf_cross_validate('ii_many', ARRAY[2], ARRAY[1], implicit_weights := ARRAY[0.5, -1]);
 SELECT * FROM mf_cross_validate('ii_many', ARRAY[2], ARRAY[1], implicit_weights := ARRAY[]::float8[]);
 
+-- Serving loads the implicit factors: a role needs SELECT on them too,
+-- whether or not another role's call has the model cached already.
+CREATE ROLE regress_ii_reader;
+GRANT SELECT ON mf_models TO regress_ii_reader;
+GRANT SELECT (model_id, user_id, user_key, factors, bias, rated_items, support) ON mf_user_factors TO regress_ii_reader;
+GRANT SELECT (model_id, item_id, item_key, factors, bias, support) ON mf_item_factors TO regress_ii_reader;
+SELECT mf_predict('ii many', 1, 1) IS NOT NULL AS cached_by_the_owner;
+SET ROLE regress_ii_reader;
+SELECT mf_predict('ii many', 1, 1);
+SELECT mf_fold_in('ii many', ARRAY[1], ARRAY[4]);
+RESET ROLE;
+GRANT SELECT (implicit_factors) ON mf_user_factors, mf_item_factors TO regress_ii_reader;
+SET ROLE regress_ii_reader;
+SELECT mf_predict('ii many', 1, 1) IS NOT NULL AS granted;
+RESET ROLE;
+REVOKE ALL ON mf_models, mf_user_factors, mf_item_factors FROM regress_ii_reader;
+DROP ROLE regress_ii_reader;
+
+-- A stored implicit_weight, bias_lambda or lambda_per_rating no training
+-- writes is refused when the model is loaded, as a corrupt k or lambda is.
+CREATE FUNCTION ii_load() RETURNS text LANGUAGE plpgsql AS $$
+DECLARE
+    detail text;
+BEGIN
+    PERFORM mf_predict('ii many', 1, 1);
+    RETURN 'served';
+EXCEPTION WHEN OTHERS THEN
+    GET STACKED DIAGNOSTICS detail = PG_EXCEPTION_DETAIL;
+    RETURN SQLSTATE || ': ' || detail;
+END $$;
+UPDATE mf_models SET implicit_weight = 'NaN' WHERE name = 'ii many';
+SELECT ii_load();
+UPDATE mf_models SET implicit_weight = 0.4, bias_lambda = -7 WHERE name = 'ii many';
+SELECT ii_load();
+UPDATE mf_models SET bias_lambda = 1, lambda_per_rating = '-Infinity' WHERE name = 'ii many';
+SELECT ii_load();
+UPDATE mf_models SET lambda_per_rating = 0.02 WHERE name = 'ii many';
+SELECT ii_load();
+DROP FUNCTION ii_load();
+
 DROP FUNCTION ii_iteration(double precision, double precision);
 DROP VIEW ii_check;
 SELECT count(*) FROM (SELECT mf_drop_model(name) FROM mf_models

@@ -582,6 +582,7 @@ cache_lookup(FunctionCallInfo fcinfo, int32 model_id, text *name)
 		!IsolationIsSerializable() && !schema.remote ? find_entry(model_id, name) : NULL;
 	if (entry != NULL && key_matches(&entry->validated, snap, true))
 	{
+		mf_catalog_check_implicit_read(&tables, &entry->model->row);
 		entry->model->last_used = ++lookup_clock;
 		remember_call(fcinfo, state, entry->model, name, snap);
 		return entry->model;
@@ -590,6 +591,7 @@ cache_lookup(FunctionCallInfo fcinfo, int32 model_id, text *name)
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
 	row = read_model_or_forget(&tables, model_id, name);
+	mf_catalog_check_implicit_read(&tables, &row);
 	if (tables.factors_rls)
 	{
 		/* the factors this role may see, for this call site alone */

@@ -370,6 +370,17 @@ check_served_row(const MfModelRow *row, bool mean_null)
 	if (options->implicit && !(options->alpha > 0 && isfinite(options->alpha)))
 		corrupt_row(row, psprintf("alpha = %g of an implicit-feedback model is not a finite number > 0.",
 								  options->alpha));
+	if (!(options->lambda_per_rating >= 0) || isinf(options->lambda_per_rating))
+		corrupt_row(row, psprintf("lambda_per_rating = %g is not a finite number >= 0.",
+								  options->lambda_per_rating));
+	if (!(options->bias_lambda >= 0 || options->bias_lambda == -1) || isinf(options->bias_lambda))
+		corrupt_row(row, psprintf("bias_lambda = %g is not NULL or a finite number >= 0.",
+								  options->bias_lambda));
+	if (!(options->implicit_weight >= 0) || isinf(options->implicit_weight) ||
+		(options->implicit_weight > 0 && (options->implicit || options->k == 0 ||
+										  options->lambda == 0)))
+		corrupt_row(row, psprintf("implicit_weight = %g is not 0, or a finite number > 0 of an explicit model with k >= 1 and lambda > 0.",
+								  options->implicit_weight));
 }
 
 /* The error for a reader of models without the privilege serving needs. */
@@ -519,6 +530,12 @@ read_served_row(TupleTableSlot *slot, void *arg)
 	read->models_relid = DatumGetObjectId(slot->tts_values[read->n + 2]);
 }
 
+/* mf_remote_scan callback for a query run for its checks: nothing to keep. */
+static void
+ignore_row(TupleTableSlot *slot, void *arg)
+{
+}
+
 /* mf_remote_scan callback: one boolean. */
 static void
 read_bool(TupleTableSlot *slot, void *arg)
@@ -593,6 +610,30 @@ read_model_row_on_coordinator(MfModelTables *tables, StringInfo query, bool by_n
 	tables->models_rls = read->models_rls;
 	tables->factors_rls = read->factors_rls;
 	tables->remote_models = read->models_relid;
+}
+
+void
+mf_catalog_check_implicit_read(const MfModelTables *tables, const MfModelRow *row)
+{
+	static const char *const implicit_column[] = {"implicit_factors"};
+
+	if (row->options.implicit_weight <= 0)
+		return;
+	if (tables->schema.remote)
+	{
+		static const Oid types[] = {INT8OID, INT8OID};
+		const char *schema = tables->schema.quoted;
+
+		/* as a SELECT of the columns checks it, on the coordinator */
+		mf_remote_scan(psprintf("SELECT (SELECT pg_catalog.count(*) FROM (SELECT implicit_factors FROM %s.%s WHERE false) AS u),"
+								" (SELECT pg_catalog.count(*) FROM (SELECT implicit_factors FROM %s.%s WHERE false) AS i)",
+								schema, MF_USER_FACTORS_TABLE, schema, MF_ITEM_FACTORS_TABLE),
+					   0, NULL, NULL, types, lengthof(types), MF_USER_FACTORS_TABLE,
+					   ignore_row, NULL);
+		return;
+	}
+	check_select(tables->users, implicit_column, 1);
+	check_select(tables->items, implicit_column, 1);
 }
 
 MfModelRow
@@ -1313,7 +1354,8 @@ mf_catalog_replace_rows(const MfSchema *schema, const char *function, int32 mode
  * whose row is bad.
  */
 static void
-factors_from_datum(Datum datum, bool isnull, int k, double *out, MfSide side, int64 id)
+factors_from_datum(Datum datum, bool isnull, int k, double *out, MfSide side, int64 id,
+				   const char *what)
 {
 	ArrayType  *array = isnull ? NULL : DatumGetArrayTypeP(datum);
 
@@ -1322,8 +1364,8 @@ factors_from_datum(Datum datum, bool isnull, int k, double *out, MfSide side, in
 		(k > 0 && ARR_NDIM(array) != 1))
 		ereport(ERROR,
 				(errcode(ERRCODE_DATA_CORRUPTED),
-				 errmsg("stored factors of %s " INT64_FORMAT " are not an array of %d numbers",
-						mf_side_name(side), id, k),
+				 errmsg("stored %s of %s " INT64_FORMAT " are not an array of %d numbers",
+						what, mf_side_name(side), id, k),
 				 errhint("Retrain the model with mf_train, or restore its factor rows.")));
 	if (k > 0)
 		memcpy(out, ARR_DATA_PTR(array), sizeof(double) * k);
@@ -1331,8 +1373,8 @@ factors_from_datum(Datum datum, bool isnull, int k, double *out, MfSide side, in
 		if (!isfinite(out[j]))
 			ereport(ERROR,
 					(errcode(ERRCODE_DATA_CORRUPTED),
-					 errmsg("stored factors of %s " INT64_FORMAT " are not all finite",
-							mf_side_name(side), id),
+					 errmsg("stored %s of %s " INT64_FORMAT " are not all finite",
+							what, mf_side_name(side), id),
 					 errhint("Retrain the model with mf_train, or restore its factor rows.")));
 }
 
@@ -1380,7 +1422,7 @@ load_factor_row(TupleTableSlot *slot, void *arg)
 	load->ids[load->n] = DatumGetInt64(slot->tts_values[0]);
 	factors_from_datum(slot->tts_values[1], slot->tts_isnull[1], load->row->options.k,
 					   load->factors + (Size) load->n * load->row->options.k,
-					   load->side, load->ids[load->n]);
+					   load->side, load->ids[load->n], "factors");
 	if (load->bias)
 	{
 		load->bias[load->n] = DatumGetFloat8(required_value(slot, 3, load, "bias"));
@@ -1397,7 +1439,7 @@ load_factor_row(TupleTableSlot *slot, void *arg)
 	if (load->implicit)
 		factors_from_datum(slot->tts_values[4], slot->tts_isnull[4], load->row->options.k,
 						   load->implicit + (Size) load->n * load->row->options.k,
-						   load->side, load->ids[load->n]);
+						   load->side, load->ids[load->n], "implicit_factors");
 	load->n++;
 }
 
@@ -1491,7 +1533,7 @@ load_item_row(TupleTableSlot *slot, void *arg)
 	if (index >= 0)
 	{
 		factors_from_datum(slot->tts_values[1], slot->tts_isnull[1], load->k, load->values,
-						   MF_ITEMS, item_id);
+						   MF_ITEMS, item_id, "factors");
 		mf_als_set_item(load->als, index, load->values,
 						slot->tts_isnull[2] ? 0.0 : DatumGetFloat8(slot->tts_values[2]));
 	}

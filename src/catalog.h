@@ -155,6 +155,14 @@ extern int	mf_catalog_kept_options(const MfModelRow *row, const char **names, ch
  * whose distributed query this worker runs a part of has written or
  * locked the model tables (uncommitted, so invisible here).
  */
+/*
+ * With implicit information (row's implicit_weight > 0), which serving
+ * loads: 42501 unless the caller may read both factor tables'
+ * implicit_factors (column or table SELECT), here or on the coordinator.
+ */
+extern void mf_catalog_check_implicit_read(const MfModelTables *tables,
+										   const MfModelRow *row);
+
 extern MfModelRow mf_catalog_read_model(MfModelTables *tables, int32 model_id,
 										const text *name);
 
