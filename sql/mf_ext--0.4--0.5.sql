@@ -371,7 +371,10 @@ ALTER TABLE @extschema@.mf_models
 ALTER TABLE @extschema@.mf_models
     ADD COLUMN bias_lambda       double precision,
     ADD COLUMN lambda_per_rating double precision NOT NULL DEFAULT 0,
-    ADD COLUMN implicit_weight   double precision NOT NULL DEFAULT 0;
+    ADD COLUMN implicit_weight   double precision NOT NULL DEFAULT 0,
+    ADD COLUMN clip              boolean NOT NULL DEFAULT false,
+    ADD COLUMN rating_min        double precision,
+    ADD COLUMN rating_max        double precision;
 ALTER TABLE @extschema@.mf_user_factors ADD COLUMN implicit_factors double precision[],
     ALTER COLUMN implicit_factors SET STORAGE EXTERNAL;
 ALTER TABLE @extschema@.mf_item_factors ADD COLUMN implicit_factors double precision[],
@@ -382,6 +385,8 @@ COMMENT ON COLUMN @extschema@.mf_models.lambda_per_rating IS
   'mf_ext: added to lambda per rating of a row: a row of n ratings regularised its factors with lambda + lambda_per_rating * n (lambda * n + lambda_per_rating * n with weighted_lambda); 0: lambda alone';
 COMMENT ON COLUMN @extschema@.mf_models.implicit_weight IS
   'mf_ext: w of the implicit information (which items each user rated, Koren 2008''s SVD++ in ALS form) the model was trained with; 0: none. Its implicit factors are in mf_user_factors.implicit_factors and mf_item_factors.implicit_factors';
+COMMENT ON COLUMN @extschema@.mf_models.clip IS
+  'mf_ext: whether predictions (mf_predict, and the RMSE and MAE of validation and mf_evaluate) are clipped to [rating_min, rating_max], the lowest and highest training rating; rankings order by the unclipped score';
 COMMENT ON COLUMN @extschema@.mf_user_factors.implicit_factors IS
   'mf_ext: with implicit_weight, the user''s implicit factors z (k numbers): solved from the items'' factors over the items the user rated; NULL without';
 COMMENT ON COLUMN @extschema@.mf_item_factors.implicit_factors IS
@@ -423,12 +428,13 @@ CREATE FUNCTION @extschema@.mf_train(
     patience         integer          DEFAULT NULL,   -- 0: no early stopping
     bias_lambda      double precision DEFAULT NULL,   -- lambda's (-1 returns to it)
     lambda_per_rating double precision DEFAULT NULL,  -- 0
-    implicit_weight  double precision DEFAULT NULL)   -- 0: none
+    implicit_weight  double precision DEFAULT NULL,   -- 0: none
+    clip             boolean          DEFAULT NULL)   -- false
 RETURNS integer
 AS 'MODULE_PATHNAME', 'mf_train'
 LANGUAGE C VOLATILE CALLED ON NULL INPUT PARALLEL UNSAFE;
-COMMENT ON FUNCTION @extschema@.mf_train(regclass, integer, double precision, integer, name, name, name, text, boolean, integer, boolean, boolean, boolean, double precision, regclass, text, double precision, text, boolean, integer, double precision, double precision, double precision) IS
-  'mf_ext: trains (or retrains, keeping its id) the model model_name (default: the source relation''s name) by alternating least squares on source(user_col, item_col, rating_col): explicit ratings (with biases and ALS-WR lambda if asked) or implicit feedback with confidence 1 + alpha * rating, each row solved by Cholesky, conjugate gradient or, for non-negative factors, coordinate descent; stops early when J falls by less than tolerance, scores validation every iteration, and with patience stops once the validation RMSE has not fallen below its lowest for that many iterations and stores the factors of the lowest; returns the model_id.  An option not given (NULL) is, for a model retrained, that of its last training (a NOTICE lists those that differ from a first training''s, and what changes), else a first training''s: k 10, lambda 0.1, iterations 10, columns user_id, item_id, rating, seed 0, single precision, no biases, plain lambda, tolerance 0, explicit feedback, alpha 40, solver by feedback, not non-negative, patience 0 (none), biases regularised as the factors (bias_lambda), lambda_per_rating 0, implicit_weight 0.  With biases, bias_lambda >= 0 regularises every bias with that lambda instead of its row''s; lambda_per_rating >= 0 adds that much to a row''s factor lambda per rating of the row (lambda + lambda_per_rating * n); implicit_weight w > 0 adds which items each user rated as implicit information (Koren 2008''s SVD++ in ALS form: implicit factors y per item and z per user, stored in implicit_factors; predictions stay mu + b_u + c_i + u . v)';
+COMMENT ON FUNCTION @extschema@.mf_train(regclass, integer, double precision, integer, name, name, name, text, boolean, integer, boolean, boolean, boolean, double precision, regclass, text, double precision, text, boolean, integer, double precision, double precision, double precision, boolean) IS
+  'mf_ext: trains (or retrains, keeping its id) the model model_name (default: the source relation''s name) by alternating least squares on source(user_col, item_col, rating_col): explicit ratings (with biases and ALS-WR lambda if asked) or implicit feedback with confidence 1 + alpha * rating, each row solved by Cholesky, conjugate gradient or, for non-negative factors, coordinate descent; stops early when J falls by less than tolerance, scores validation every iteration, and with patience stops once the validation RMSE has not fallen below its lowest for that many iterations and stores the factors of the lowest; returns the model_id.  An option not given (NULL) is, for a model retrained, that of its last training (a NOTICE lists those that differ from a first training''s, and what changes), else a first training''s: k 10, lambda 0.1, iterations 10, columns user_id, item_id, rating, seed 0, single precision, no biases, plain lambda, tolerance 0, explicit feedback, alpha 40, solver by feedback, not non-negative, patience 0 (none), biases regularised as the factors (bias_lambda), lambda_per_rating 0, implicit_weight 0, not clipped.  With biases, bias_lambda >= 0 regularises every bias with that lambda instead of its row''s; lambda_per_rating >= 0 adds that much to a row''s factor lambda per rating of the row (lambda + lambda_per_rating * n); implicit_weight w > 0 adds which items each user rated as implicit information (Koren 2008''s SVD++ in ALS form: implicit factors y per item and z per user, stored in implicit_factors; predictions stay mu + b_u + c_i + u . v); clip := true clips mf_predict''s predictions, and the RMSE and MAE of validation, mf_evaluate and mf_cross_validate, to the training ratings'' range (stored in rating_min and rating_max; rankings are unchanged)';
 
 -- Training history spans a model's trainings (mf_model_history); a model
 -- trained before keeps its last training as run 1.  mf_training_history
@@ -858,7 +864,8 @@ CREATE FUNCTION @extschema@.mf_cross_validate(
     tolerance        double precision DEFAULT 0,
     bias_lambdas     double precision[] DEFAULT NULL,
     lambda_per_rating double precision DEFAULT 0,
-    implicit_weights double precision[] DEFAULT NULL)
+    implicit_weights double precision[] DEFAULT NULL,
+    clip             boolean          DEFAULT false)
 RETURNS TABLE (k integer, lambda double precision, folds integer,
                rmse_mean double precision, rmse_stddev double precision,
                rmse_min double precision, rmse_max double precision,
@@ -867,5 +874,5 @@ RETURNS TABLE (k integer, lambda double precision, folds integer,
                implicit_weight double precision)
 AS 'MODULE_PATHNAME', 'mf_cross_validate'
 LANGUAGE C VOLATILE CALLED ON NULL INPUT PARALLEL UNSAFE;
-COMMENT ON FUNCTION @extschema@.mf_cross_validate(regclass, integer[], double precision[], integer, integer, boolean, boolean, name, name, name, integer, boolean, double precision, double precision[], double precision, double precision[]) IS
-  'mf_ext: k-fold cross-validation (folds by mf_fold) of every k in ks with every lambda in lambdas, with biases every bias_lambda in bias_lambdas (NULL: the biases regularised as the factors; bias_lambda NULL in the rows) and every implicit_weight in implicit_weights (NULL: 0): per point, the mean, spread, minimum and maximum test RMSE over the folds; lambda_per_rating as mf_train''s; writes nothing';
+COMMENT ON FUNCTION @extschema@.mf_cross_validate(regclass, integer[], double precision[], integer, integer, boolean, boolean, name, name, name, integer, boolean, double precision, double precision[], double precision, double precision[], boolean) IS
+  'mf_ext: k-fold cross-validation (folds by mf_fold) of every k in ks with every lambda in lambdas, with biases every bias_lambda in bias_lambdas (NULL: the biases regularised as the factors; bias_lambda NULL in the rows) and every implicit_weight in implicit_weights (NULL: 0): per point, the mean, spread, minimum and maximum test RMSE over the folds; lambda_per_rating and clip as mf_train''s; writes nothing';

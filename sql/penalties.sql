@@ -192,6 +192,35 @@ SELECT abs((SELECT avg(pen_fold_rmse(f)) FROM generate_series(0, 2) f)
                                                       lambda_per_rating := 0.01))) < 1e-12
        AS each_point_is_train_and_evaluate;
 
+-- clip: predictions within the training ratings' range.  Trained on
+-- ratings 1 to 8 with a factor large enough to overshoot, mf_predict is
+-- the model's score clipped to [1, 8], computed by hand from the stored
+-- rows; mf_evaluate's RMSE is that of the clipped predictions; rankings
+-- keep the unclipped scores.
+SELECT mf_train('pen', k := 1, lambda := 0.01, biases := true, iterations := 5, clip := true,
+                double_precision := true, model_name := 'clipped') IS NOT NULL AS trained;
+SELECT clip, rating_min, rating_max FROM mf_models WHERE name = 'clipped';
+CREATE TEMP TABLE pen_all AS SELECT u AS user_id, i AS item_id FROM generate_series(1, 2) u, generate_series(1, 3) i;
+WITH m AS (SELECT model_id, global_mean AS mu FROM mf_models WHERE name = 'clipped'),
+     score AS (SELECT p.user_id, p.item_id, m.mu + uf.bias + vf.bias + uf.factors[1] * vf.factors[1] AS s
+               FROM pen_all p, m, mf_user_factors uf, mf_item_factors vf
+               WHERE uf.model_id = m.model_id AND vf.model_id = m.model_id
+                 AND uf.user_id = p.user_id AND vf.item_id = p.item_id)
+SELECT bool_and(abs(mf_predict('clipped', user_id, item_id) - least(greatest(s, 1), 8)) < 1e-12) AS predict_clipped,
+       bool_or(s > 8 OR s < 1) AS some_score_outside
+FROM score;
+SELECT abs((SELECT value FROM mf_evaluate('clipped', 'pen') WHERE metric = 'rmse')
+           - (SELECT sqrt(avg((rating - mf_predict('clipped', user_id, item_id)) ^ 2)) FROM pen)) < 1e-12
+       AS rmse_of_clipped_predictions;
+SELECT bool_or(score > 8) AS a_ranking_score_beyond_8
+FROM pen_all p, LATERAL mf_recommend('clipped', p.user_id, 3, false) r;
+SELECT mf_train('pen', iterations := 2, model_name := 'clipped') IS NOT NULL AS retrained;
+SELECT clip AS clip_kept, rating_min, rating_max FROM mf_models WHERE name = 'clipped';
+SELECT k, lambda, round(rmse_mean::numeric, 4) > 0 AS scored
+FROM mf_cross_validate('pen_many', ARRAY[1], ARRAY[1], folds := 3, clip := true);
+SELECT mf_drop_model('clipped');
+DROP TABLE pen_all;
+
 -- Wrong values: an error that says what to pass.
 \set VERBOSITY default
 SELECT mf_train('pen', bias_lambda := -0.5);
@@ -203,6 +232,7 @@ SELECT mf_train('pen', lambda_per_rating := 1e30, double_precision := false);
 SELECT * FROM mf_cross_validate('pen', ARRAY[1], ARRAY[1], bias_lambdas := ARRAY[1]);
 SELECT * FROM mf_cross_validate('pen', ARRAY[1], ARRAY[1], biases := true, bias_lambdas := ARRAY[]::float8[]);
 SELECT * FROM mf_cross_validate('pen', ARRAY[1], ARRAY[1], biases := true, bias_lambdas := ARRAY[1, NULL]);
+SELECT mf_train('pen', clip := true, feedback := 'implicit', model_name := 'x');
 
 DROP FUNCTION pen_iteration(double precision, boolean, double precision, double precision);
 DROP FUNCTION pen_fold_rmse(integer);

@@ -417,6 +417,19 @@ mf_als_create(const MfRatings *ratings, const MfFitOptions *options,
 			als->best.item_implicit = mf_alloc_aligned(cxt, mul_size(ratings->n_items, f->k), real_size);
 		}
 	}
+	if (options->clip)
+	{
+		const MfCsr *by_user = &ratings->by_user;
+
+		f->clip = true;
+		f->rating_min = INFINITY;
+		f->rating_max = -INFINITY;
+		for (int64 e = 0; e < by_user->row_start[by_user->n_rows]; e++)
+		{
+			f->rating_min = Min(f->rating_min, mf_csr_value(by_user, e));
+			f->rating_max = Max(f->rating_max, mf_csr_value(by_user, e));
+		}
+	}
 	als->user_norm = mf_alloc_array(cxt, ratings->n_users, sizeof(double));
 	als->item_norm = mf_alloc_array(cxt, ratings->n_items, sizeof(double));
 	als->item_sse = mf_alloc_array(cxt, ratings->n_items, sizeof(double));

@@ -49,6 +49,7 @@ typedef struct MfFitOptions
 									 * this * n (0: lambda alone) */
 	double		bias_lambda;	/* with biases: the biases' lambda; -1 (NULL):
 								 * the row's factors' lambda */
+	bool		clip;			/* predictions clipped to the training ratings' range */
 	double		implicit_weight;	/* w: which items each user rated (and which
 									 * users rated each item) as implicit
 									 * feedback beside the ratings; 0: none */

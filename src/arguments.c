@@ -198,6 +198,7 @@ mf_read_fit_options(const MfArguments *args, MfFitOptions *options)
 	READ("bias_lambda", bias_lambda, DatumGetFloat8);
 	READ("lambda_per_rating", lambda_per_rating, DatumGetFloat8);
 	READ("implicit_weight", implicit_weight, DatumGetFloat8);
+	READ("clip", clip, DatumGetBool);
 #undef READ
 	if (has_argument(args, "feedback"))
 		parse_feedback(mf_text_argument(args, "feedback"),

@@ -296,6 +296,9 @@ load_model(const MfSchema *schema, const MfModelRow *row, MemoryContext parent)
 	f->k = k;
 	f->implicit = row->options.implicit;
 	f->biases = row->options.biases;
+	f->clip = row->options.clip;
+	f->rating_min = row->rating_min;
+	f->rating_max = row->rating_max;
 	if (f->biases)
 	{
 		f->mean = row->global_mean;

@@ -191,6 +191,9 @@ static const CatalogColumn columns[] = {
 	{"bias_lambda", COL_OPTIONAL_FLOAT8, OPTION(bias_lambda), SERVED | WRITTEN | NULLABLE | KEPT, "NULL::float8", -1},
 	{"lambda_per_rating", COL_FLOAT8, OPTION(lambda_per_rating), SERVED | WRITTEN | KEPT, "0::float8", -1},
 	{"implicit_weight", COL_FLOAT8, OPTION(implicit_weight), SERVED | WRITTEN | KEPT, "0::float8", -1},
+	{"clip", COL_BOOL, OPTION(clip), SERVED | WRITTEN | KEPT, "false", -1},
+	{"rating_min", COL_FLOAT8, FIELD(rating_min), SERVED | WRITTEN | NULLABLE, "NULL::float8", OPTION(clip)},
+	{"rating_max", COL_FLOAT8, FIELD(rating_max), SERVED | WRITTEN | NULLABLE, "NULL::float8", OPTION(clip)},
 };
 
 /* The SQL type of a column of kind. */
@@ -381,6 +384,10 @@ check_served_row(const MfModelRow *row, bool mean_null)
 										  options->lambda == 0)))
 		corrupt_row(row, psprintf("implicit_weight = %g is not 0, or a finite number > 0 of an explicit model with k >= 1 and lambda > 0.",
 								  options->implicit_weight));
+	if (options->clip && !(isfinite(row->rating_min) && isfinite(row->rating_max) &&
+						   row->rating_min <= row->rating_max))
+		corrupt_row(row, psprintf("It clips predictions, but rating_min = %g and rating_max = %g are not finite with rating_min <= rating_max.",
+								  row->rating_min, row->rating_max));
 }
 
 /* The error for a reader of models without the privilege serving needs. */

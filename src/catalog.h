@@ -45,6 +45,8 @@ typedef struct MfModelRow
 	int64		n_ratings;
 	int64		skipped_rows;
 	double		global_mean;	/* mu, with biases */
+	double		rating_min;		/* with options.clip: the training ratings' range */
+	double		rating_max;
 	MfFitHistory history;		/* per iteration run */
 	double		train_rmse;		/* after the last iteration run */
 	const char *validation;		/* the validation relation, or NULL */
@@ -125,7 +127,7 @@ extern void mf_catalog_partner_counts(const MfSchema *schema, int32 model_id, Mf
  * it does not name them (source columns, k, lambda, iterations, seed,
  * double_precision, biases, weighted_lambda, tolerance, feedback, alpha,
  * solver, nonnegative, patience, bias_lambda, lambda_per_rating,
- * implicit_weight: mf_catalog_kept_options), its key types and who
+ * implicit_weight, clip: mf_catalog_kept_options), its key types and who
  * recorded its columns (source_recorded_by), set in *row; false when there
  * is no such model.  The row is locked (FOR UPDATE) until the transaction
  * ends, so that a concurrent retraining waits for this one and then reads

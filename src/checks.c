@@ -83,6 +83,12 @@ mf_check_fit_options(const MfFitOptions *options)
 				 errmsg("implicit_weight must be a finite number >= 0, got %g",
 						options->implicit_weight),
 				 errhint("implicit_weight weighs which items each user rated beside the ratings, usually 0.1 to 1; 0 (the default) leaves it out.")));
+	if (options->clip && options->implicit)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("clip is for explicit feedback"),
+				 errdetail("An implicit-feedback model scores preferences, not ratings in a range."),
+				 errhint("Pass clip := false (a retrained model keeps its last training's clip), or feedback := 'explicit'.")));
 	if (options->implicit_weight > 0 && options->implicit)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),

@@ -188,7 +188,7 @@ test_error(const MfFactors *factors, const MfTestSet *test, int64 r, double *err
 	if (!factors->biases && (test->user[r] < 0 || test->item[r] < 0))
 		return false;
 	*error = (factors->implicit ? 1.0 : test->rating[r]) -
-		mf_score(factors, test->user[r], test->item[r]);
+		mf_prediction(factors, test->user[r], test->item[r]);
 	return true;
 }
 
@@ -217,7 +217,7 @@ scaled_errors(const MfFactors *factors, const MfTestSet *test, MfErrorMeasures *
 					(errcode(ERRCODE_NUMERIC_VALUE_OUT_OF_RANGE),
 					 errmsg("the error of a test rating is beyond the range of double precision"),
 					 errdetail("Rating %g is scored %g.", test->rating[r],
-							   mf_score(factors, test->user[r], test->item[r])),
+							   mf_prediction(factors, test->user[r], test->item[r])),
 					 errhint("Retrain the model if its scores overflow, or leave out ratings beyond double's range in a view: WHERE abs(rating) < 1e300.")));
 		largest = Max(largest, fabs(error));
 	}

@@ -126,6 +126,14 @@ mf_score(const MfFactors *f, int32 user, int32 item)
 	return dot + (mf_user_base(f, user) + item_bias(f, item));
 }
 
+double
+mf_prediction(const MfFactors *f, int32 user, int32 item)
+{
+	double		score = mf_score(f, user, item);
+
+	return f->clip ? Min(Max(score, f->rating_min), f->rating_max) : score;
+}
+
 void
 mf_score_items(const MfFactors *f, const void *u, double base, const bool *excluded,
 			   double *wide, double *scores)

@@ -35,6 +35,9 @@ typedef struct MfFactors
 	double		mean;			/* mu: the mean training rating (biases only) */
 	double	   *user_bias;		/* n_users, or NULL without biases */
 	double	   *item_bias;		/* n_items, or NULL without biases */
+	bool		clip;			/* predictions clipped to the training ratings' range */
+	double		rating_min;		/* with clip: the lowest and highest training rating */
+	double		rating_max;
 	/*
 	 * With implicit information (implicit_weight > 0; Koren 2008's SVD++ in
 	 * ALS form): each user's z and each item's y, k numbers each, of the
@@ -57,6 +60,13 @@ extern double mf_row_dot(const MfFactors *factors, const void *a, const void *b)
  * as 0, which only a model with biases can answer for.
  */
 extern double mf_score(const MfFactors *factors, int32 user, int32 item);
+
+/*
+ * The predicted rating of dense indices user and item: mf_score, clipped
+ * to [rating_min, rating_max] for a model trained with clip (mf_predict,
+ * RMSE and MAE; rankings order by mf_score, which clipping would only tie).
+ */
+extern double mf_prediction(const MfFactors *f, int32 user, int32 item);
 
 /* mean + the bias of user (-1: none), the part of its scores all items share. */
 extern double mf_user_base(const MfFactors *factors, int32 user);

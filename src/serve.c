@@ -260,7 +260,7 @@ predict(FunctionCallInfo fcinfo, bool by_name)
 
 	if ((user < 0 || item < 0) && !model->factors.biases)
 		PG_RETURN_NULL();
-	PG_RETURN_FLOAT8(mf_score(&model->factors, user, item));
+	PG_RETURN_FLOAT8(mf_prediction(&model->factors, user, item));
 }
 
 /* Every form of mf_predict by model_id, and by name. */

@@ -37,7 +37,7 @@ PG_FUNCTION_INFO_V1(mf_train);
  * mf_train's arguments in this version (sql/mf_ext.sql), and in 0.4's,
  * which lacks patience: a database not yet updated trains through it.
  */
-#define TRAIN_ARGUMENTS	23
+#define TRAIN_ARGUMENTS	24
 #define TRAIN_ARGUMENTS_0_4	19
 
 /* One call of mf_train. */
@@ -77,6 +77,7 @@ static const MfFitOptions first_training = {
 	.bias_lambda = -1,
 	.lambda_per_rating = 0,
 	.implicit_weight = 0,
+	.clip = false,
 };
 static const char *const first_training_columns[] = {"user_id", "item_id", "rating"};
 
@@ -100,7 +101,7 @@ train_init(TrainState *state, FunctionCallInfo fcinfo)
 		"model_name", "validation", "solver", "k", "lambda", "iterations", "user_col",
 		"item_col", "rating_col", "seed", "double_precision", "biases", "weighted_lambda",
 		"tolerance", "feedback", "alpha", "nonnegative", "patience", "bias_lambda",
-		"lambda_per_rating", "implicit_weight", NULL
+		"lambda_per_rating", "implicit_weight", "clip", NULL
 	};
 	MfModelRow *row = &state->row;
 	MfSource   *source = &state->source;
@@ -429,6 +430,8 @@ train_store(TrainState *state)
 	row->n_ratings = state->ratings->n_ratings;
 	row->skipped_rows = state->ratings->n_skipped;
 	row->global_mean = mf_als_factors(state->als)->mean;
+	row->rating_min = mf_als_factors(state->als)->rating_min;
+	row->rating_max = mf_als_factors(state->als)->rating_max;
 	/* storing needs only the users' rows (for rated_items): free the rest */
 	mf_ratings_free_by_item(state->ratings);
 	return mf_catalog_store_model(&state->schema, row, state->ratings, state->als);

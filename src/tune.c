@@ -35,7 +35,7 @@
 PG_FUNCTION_INFO_V1(mf_cross_validate);
 
 /* mf_cross_validate's arguments in this version (sql/mf_ext.sql). */
-#define CV_ARGUMENTS	16
+#define CV_ARGUMENTS	17
 
 /* One point of the grid (k, lambda, bias_lambda, implicit_weight), with its results per fold. */
 typedef struct GridPoint

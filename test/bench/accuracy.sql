@@ -18,22 +18,23 @@ ANALYZE filmtrust;
 
 -- 'recommended' is README's "Recommended for explicit ratings" call:
 -- mf_train('ratings', k := 100, lambda := 6, bias_lambda := 3,
--- lambda_per_rating := 0.03, implicit_weight := 0.4, iterations := 10,
--- biases := true, ...).
+-- lambda_per_rating := 0.03, implicit_weight := 0.4, clip := true,
+-- iterations := 10, biases := true, ...).
 CREATE TEMP TABLE configuration (label text, position int, k int, lambda float8,
                                  biases boolean, weighted_lambda boolean,
                                  iterations int, bias_lambda float8,
-                                 lambda_per_rating float8, implicit_weight float8);
+                                 lambda_per_rating float8, implicit_weight float8,
+                                 clip boolean);
 INSERT INTO configuration VALUES
-    ('recommended',     1, 100, 6,   true,  false, 10, 3,    0.03, 0.4),
-    ('without implicit', 2, 100, 3,  true,  false, 10, 3,    0.07, 0),
-    ('0.4 recommended', 3, 100, 10,  true,  false, 10, NULL, 0,    0),
-    ('biases only',     4,   0, 3,   true,  false, 10, NULL, 0,    0),
-    ('ALS-WR k=50',     5,  50, 0.1, true,  true,  10, NULL, 0,    0),
-    ('defaults',        6,  10, 0.1, false, false, 10, NULL, 0,    0);
+    ('recommended',     1, 100, 6,   true,  false, 10, 3,    0.03, 0.4, true),
+    ('without implicit', 2, 100, 3,  true,  false, 10, 3,    0.07, 0,   false),
+    ('0.4 recommended', 3, 100, 10,  true,  false, 10, NULL, 0,    0,   false),
+    ('biases only',     4,   0, 3,   true,  false, 10, NULL, 0,    0,   false),
+    ('ALS-WR k=50',     5,  50, 0.1, true,  true,  10, NULL, 0,    0,   false),
+    ('defaults',        6,  10, 0.1, false, false, 10, NULL, 0,    0,   false);
 
 SELECT d.dataset, c.label, c.k, c.lambda, c.bias_lambda, c.lambda_per_rating, c.implicit_weight,
-       c.biases, c.weighted_lambda, c.iterations,
+       c.clip, c.biases, c.weighted_lambda, c.iterations,
        cv.folds, round(cv.rmse_mean::numeric, 4) AS rmse_mean,
        round(cv.rmse_stddev::numeric, 4) AS rmse_stddev,
        round(cv.rmse_min::numeric, 4) AS rmse_min, round(cv.rmse_max::numeric, 4) AS rmse_max,
@@ -50,5 +51,6 @@ CROSS JOIN LATERAL mf_cross_validate(d.relation, ARRAY[c.k], ARRAY[c.lambda],
                                                           THEN ARRAY[c.bias_lambda] END,
                                      lambda_per_rating := c.lambda_per_rating,
                                      implicit_weights := ARRAY[c.implicit_weight],
+                                     clip := c.clip,
                                      seed := 0) AS cv
 ORDER BY d.position, c.position;
