@@ -115,3 +115,11 @@ SELECT mf_train('huge_plays', k := 2, feedback := 'implicit', alpha := 1e-300);
 UPDATE huge_plays SET rating = -rating WHERE rating > 1;
 SELECT mf_train('huge_plays', k := 2, feedback := 'implicit', alpha := 1e-300);
 SELECT mf_fold_in('plays_cg', ARRAY[1, 1], ARRAY[-1.7e308, -1.7e308]) IS NULL;
+
+-- A refit of an implicit-feedback model whose source holds none of the
+-- named ids reads no rows: nothing is refitted (summing the rows' pairs
+-- read an index of no rows: SIGSEGV, found by the fuzzer).
+SET client_min_messages = warning;
+SELECT mf_refit_items('plays_cg', items := ARRAY[9223372036854775807]) AS items_refitted,
+       mf_refit_users('plays_cg', users := ARRAY[-1]) AS users_refitted;
+RESET client_min_messages;

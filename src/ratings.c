@@ -606,6 +606,9 @@ csr_sum_duplicates(MfCsr *csr)
 static void
 sum_duplicates(MfRatings *ratings)
 {
+	/* no rows read at all (a refit's source without the named ids): nothing to sum */
+	if (ratings->by_user.row_start == NULL)
+		return;
 	csr_widen(&ratings->by_user);
 	ratings->n_ratings = csr_sum_duplicates(&ratings->by_user);
 	if (ratings->by_item.row_start != NULL)
