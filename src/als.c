@@ -58,7 +58,7 @@ typedef struct SolveBuffers
 	void	   *scratch;		/* max_degree reals */
 	void	   *solution;		/* d reals */
 	void	   *cg;				/* 4d reals: conjugate-gradient vectors */
-	double	   *nnls;			/* 2d doubles: non-negative solve */
+	double	   *nnls;			/* 2d doubles: non-negative solve; implicit sums */
 	void	   *implicit_sum;	/* d reals: the row's implicit factors summed */
 	void	   *lapack_work;	/* 3d reals */
 	int		   *lapack_iwork;	/* d ints */

@@ -70,78 +70,77 @@ KERNEL(dot) (const REAL *x, const REAL *y, int n)
 }
 
 /*
- * With implicit information: sum = the fixed side's implicit factors
- * summed over row r's entries (from begin, degree of them), and x[0..k)
- * += w * sum, their share of the right-hand side.  Nothing without it.
+ * out[0..k) = the sum of rows cols[0..n) of from (k reals each): the own
+ * kernel's blocked sum, else a sum in double (scratch: k doubles).  Plain
+ * C, for any thread.
+ */
+static void
+KERNEL(rows_sum) (const MfAls *als, const REAL *from, const int32 *cols, int n, REAL *out,
+				  double *scratch)
+{
+	const int	k = als->factors.k;
+
+#ifdef OWN_KERNELS
+	if (als->kernel)
+	{
+		memset(out, 0, sizeof(REAL) * k);
+		als->kernel->row_sum(from, k, cols, n, out);
+		return;
+	}
+#endif
+	memset(scratch, 0, sizeof(double) * k);
+	for (int e = 0; e < n; e++)
+	{
+		const REAL *row = from + (Size) cols[e] * k;
+
+		for (int j = 0; j < k; j++)
+			scratch[j] += row[j];
+	}
+	for (int j = 0; j < k; j++)
+		out[j] = (REAL) scratch[j];
+}
+
+/*
+ * With implicit information: buffers->implicit_sum = the fixed side's
+ * implicit factors summed over row r's entries (from begin, degree of
+ * them), and x[0..k) += w times it, their share of the right-hand side.
+ * Nothing without it.
  */
 static void
 KERNEL(add_implicit_rhs) (const HalfStep *step, SolveBuffers *buffers, int64 begin, int degree,
 						  REAL *x)
 {
 	const MfAls *als = step->als;
-	const int	k = als->factors.k;
-	const REAL *implicit = step->implicit_other;
 	const REAL	weight = (REAL) als->implicit_weight;
 	REAL	   *sum = buffers->implicit_sum;
 
-	if (implicit == NULL)
+	if (step->implicit_other == NULL)
 		return;
-	memset(sum, 0, sizeof(REAL) * k);
-#ifdef OWN_KERNELS
-	if (als->kernel)
-		als->kernel->row_sum(implicit, k, step->rows->col + begin, degree, sum);
-	else
-#endif
-		for (int e = 0; e < degree; e++)
-		{
-			const REAL *row = implicit + (Size) step->rows->col[begin + e] * k;
-
-			for (int j = 0; j < k; j++)
-				sum[j] += row[j];
-		}
-	for (int j = 0; j < k; j++)
+	KERNEL(rows_sum) (als, step->implicit_other, step->rows->col + begin, degree, sum,
+					  buffers->nnls);
+	for (int j = 0; j < als->factors.k; j++)
 		x[j] += weight * sum[j];
 }
 
 /*
  * mf_parallel_for task: an ImplicitPass over rows [first, last): each
- * row's sum of the rows of from over its entries, into sums (the own
- * kernel's sum in blocks, else in double).
+ * row's sum of the rows of from over its entries, into sums.
  */
 static int64
 KERNEL(implicit_pass_rows) (void *arg, int thread, int64 first, int64 last)
 {
 	const ImplicitPass *pass = arg;
-	const int	k = pass->als->factors.k;
+	const MfAls *als = pass->als;
 	const MfCsr *rows = pass->rows;
-	const REAL *from = pass->from;
-	double	   *sum = pass->als->buffers[thread].nnls;	/* 2d >= k doubles */
 
 	for (int64 r = first; r < last; r++)
 	{
-		REAL	   *out = (REAL *) pass->sums + (Size) r * k;
-
 		if (mf_parallel_stopping())
 			return mf_task_stopped(r);
-#ifdef OWN_KERNELS
-		if (pass->als->kernel)
-		{
-			memset(out, 0, sizeof(REAL) * k);
-			pass->als->kernel->row_sum(from, k, rows->col + rows->row_start[r],
-									   (int) (rows->row_start[r + 1] - rows->row_start[r]), out);
-			continue;
-		}
-#endif
-		memset(sum, 0, sizeof(double) * k);
-		for (int64 e = rows->row_start[r]; e < rows->row_start[r + 1]; e++)
-		{
-			const REAL *row = from + (Size) rows->col[e] * k;
-
-			for (int j = 0; j < k; j++)
-				sum[j] += row[j];
-		}
-		for (int j = 0; j < k; j++)
-			out[j] = (REAL) sum[j];
+		KERNEL(rows_sum) (als, pass->from, rows->col + rows->row_start[r],
+						  (int) (rows->row_start[r + 1] - rows->row_start[r]),
+						  (REAL *) pass->sums + (Size) r * als->factors.k,
+						  als->buffers[thread].nnls);
 	}
 	return MF_TASK_DONE;
 }
