@@ -14,7 +14,7 @@ OBJS        = src/mf_ext.o src/idmap.o src/query.o src/arguments.o src/checks.o 
               src/source.o src/ratings.o src/blas.o src/kernel.o src/parallel.o src/als.o \
               src/score.o src/evaluate.o src/catalog.o src/store.o src/cache.o src/serve.o \
               src/foldin.o src/train.o src/tune.o src/refit.o src/batch.o \
-              src/progress.o src/remote.o src/compat.o
+              src/progress.o src/remote.o src/distributed.o src/compat.o
 # The current version's install script is built from sql/mf_ext.sql (rule
 # below). 0.1's install script and every upgrade script are installed as
 # they are: installations of earlier versions update through them, and

@@ -1056,3 +1056,40 @@ AS 'MODULE_PATHNAME', 'mf_cross_validate'
 LANGUAGE C VOLATILE CALLED ON NULL INPUT PARALLEL UNSAFE;
 COMMENT ON FUNCTION @extschema@.mf_cross_validate(regclass, integer[], double precision[], integer, integer, boolean, boolean, name, name, name, integer, boolean, double precision, double precision[], double precision, double precision[], boolean) IS
   'mf_ext: k-fold cross-validation (folds by mf_fold) of every k in ks with every lambda in lambdas, with biases every bias_lambda in bias_lambdas (NULL: the biases regularised as the factors; bias_lambda NULL in the rows) and every implicit_weight in implicit_weights (NULL: 0): per point, the mean, spread, minimum and maximum test RMSE over the folds; lambda_per_rating and clip as mf_train''s; writes nothing';
+
+-- Training next to the shards on Citus (src/distributed.c): the workers'
+-- part of mf_train's half-steps.  Not for direct use: mf_train sends the
+-- fixed side in the format only it writes, and the aggregate refuses any
+-- other.
+CREATE FUNCTION @extschema@.mf_als_half_step_accumulate(internal, bigint, double precision, bytea)
+RETURNS internal
+AS 'MODULE_PATHNAME', 'mf_als_half_step_accumulate'
+LANGUAGE C VOLATILE CALLED ON NULL INPUT PARALLEL UNSAFE;
+COMMENT ON FUNCTION @extschema@.mf_als_half_step_accumulate(internal, bigint, double precision, bytea) IS
+  'mf_ext: mf_als_half_step''s transition: adds a rating (double precision) of the group''s row against the fixed side''s row of integer id';
+CREATE FUNCTION @extschema@.mf_als_half_step_accumulate(internal, text, double precision, bytea)
+RETURNS internal
+AS 'MODULE_PATHNAME', 'mf_als_half_step_accumulate'
+LANGUAGE C VOLATILE CALLED ON NULL INPUT PARALLEL UNSAFE;
+COMMENT ON FUNCTION @extschema@.mf_als_half_step_accumulate(internal, text, double precision, bytea) IS
+  'mf_ext: mf_als_half_step''s transition: adds a rating (double precision) of the group''s row against the fixed side''s row of text key';
+CREATE FUNCTION @extschema@.mf_als_half_step_solve(internal)
+RETURNS bytea
+AS 'MODULE_PATHNAME', 'mf_als_half_step_solve'
+LANGUAGE C VOLATILE CALLED ON NULL INPUT PARALLEL UNSAFE;
+COMMENT ON FUNCTION @extschema@.mf_als_half_step_solve(internal) IS
+  'mf_ext: mf_als_half_step''s final function: solves the group''s row (Cholesky, or the non-negative solve) against the fixed side; its k factors, bias, share of J and squared errors as bytea';
+CREATE AGGREGATE @extschema@.mf_als_half_step(bigint, double precision, bytea) (
+    SFUNC = @extschema@.mf_als_half_step_accumulate,
+    STYPE = internal,
+    FINALFUNC = @extschema@.mf_als_half_step_solve
+);
+COMMENT ON AGGREGATE @extschema@.mf_als_half_step(bigint, double precision, bytea) IS
+  'mf_ext: one row of an ALS half-step on a Citus worker, from its ratings (the other side''s integer ids, ratings) and the fixed side mf_train sends (bytea); mf_train''s part, not for direct use';
+CREATE AGGREGATE @extschema@.mf_als_half_step(text, double precision, bytea) (
+    SFUNC = @extschema@.mf_als_half_step_accumulate,
+    STYPE = internal,
+    FINALFUNC = @extschema@.mf_als_half_step_solve
+);
+COMMENT ON AGGREGATE @extschema@.mf_als_half_step(text, double precision, bytea) IS
+  'mf_ext: one row of an ALS half-step on a Citus worker, from its ratings (the other side''s text keys, ratings) and the fixed side mf_train sends (bytea); mf_train''s part, not for direct use';

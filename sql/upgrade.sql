@@ -36,9 +36,16 @@ FROM member
 UNION ALL
 -- Functions: pg_get_functiondef gives the signature with argument names and
 -- defaults, the result, language, volatility, strictness, parallel safety,
--- cost, rows, SET clauses and the body or the C symbol.
+-- cost, rows, SET clauses and the body or the C symbol; an aggregate, its
+-- functions and state.
 SELECT 'function', p.oid::regprocedure::text,
-       format(E'%s\nACL %s', pg_get_functiondef(p.oid), p.proacl)
+       format(E'%s\nACL %s',
+              CASE WHEN p.prokind = 'a'
+                   THEN (SELECT format('aggregate: transition %s, state %s, final %s',
+                                       a.aggtransfn::regprocedure, a.aggtranstype::regtype,
+                                       a.aggfinalfn::regprocedure)
+                         FROM pg_aggregate a WHERE a.aggfnoid = p.oid)
+                   ELSE pg_get_functiondef(p.oid) END, p.proacl)
 FROM pg_proc p JOIN member m ON m.classid = 'pg_proc'::regclass AND m.objid = p.oid
 UNION ALL
 SELECT 'relation', c.relname,

@@ -97,6 +97,9 @@ struct MfAls
 	MfFactors	best;			/* with patience: the factors and biases of the
 								 * iteration of the lowest validation RMSE so
 								 * far (the arrays only; else all NULL) */
+	MfHalfStepFn remote_step;	/* solves each half-step elsewhere (the Citus
+								 * workers), or NULL: here, from ratings */
+	void	   *remote_arg;
 };
 
 /* One half-step, shared by the threads that work on it. */
@@ -360,15 +363,50 @@ init_solver(MfAls *als, const MfFitOptions *options, int64 longest,
 	}
 }
 
+/*
+ * The longest row of ratings and, where options need them (biases, clip),
+ * the sum and range of its values, in a fixed order: the same for any
+ * thread count and scan.
+ */
+static MfRatingsSummary
+summarize(const MfRatings *ratings, const MfFitOptions *options)
+{
+	const MfCsr *by_user = &ratings->by_user;
+	MfRatingsSummary summary = {0.0, INFINITY, -INFINITY, longest_row(ratings)};
+	int64		n = options->biases || options->clip ? by_user->row_start[by_user->n_rows] : 0;
+
+	for (int64 e = 0; e < n; e++)
+	{
+		double		value = mf_csr_value(by_user, e);
+
+		summary.sum += value;
+		summary.min = Min(summary.min, value);
+		summary.max = Max(summary.max, value);
+	}
+	return summary;
+}
+
 MfAls *
 mf_als_create(const MfRatings *ratings, const MfFitOptions *options,
 			  MemoryContext cxt)
+{
+	MfRatingsSummary summary = summarize(ratings, options);
+
+	return mf_als_create_summarized(ratings, options, &summary, NULL, NULL, cxt);
+}
+
+MfAls *
+mf_als_create_summarized(const MfRatings *ratings, const MfFitOptions *options,
+						 const MfRatingsSummary *summary, MfHalfStepFn remote_step,
+						 void *remote_arg, MemoryContext cxt)
 {
 	MfAls	   *als = MemoryContextAllocZero(cxt, sizeof(MfAls));
 	MfFactors  *f = &als->factors;
 	Size		real_size = options->single ? sizeof(float) : sizeof(double);
 
 	als->ratings = ratings;
+	als->remote_step = remote_step;
+	als->remote_arg = remote_arg;
 	f->k = options->k;
 	f->single = options->single;
 	f->implicit = options->implicit;
@@ -380,13 +418,7 @@ mf_als_create(const MfRatings *ratings, const MfFitOptions *options,
 	f->biases = options->biases;
 	if (f->biases)
 	{
-		const MfCsr *by_user = &ratings->by_user;
-		double		sum = 0.0;
-
-		/* mu in a fixed order: the same for any thread count and scan */
-		for (int64 e = 0; e < by_user->row_start[by_user->n_rows]; e++)
-			sum += mf_csr_value(by_user, e);
-		f->mean = sum / ratings->n_ratings;
+		f->mean = summary->sum / ratings->n_ratings;
 		f->user_bias = mf_alloc_array(cxt, ratings->n_users, sizeof(double));
 		f->item_bias = mf_alloc_array(cxt, ratings->n_items, sizeof(double));
 		memset(f->user_bias, 0, sizeof(double) * ratings->n_users);
@@ -419,21 +451,14 @@ mf_als_create(const MfRatings *ratings, const MfFitOptions *options,
 	}
 	if (options->clip)
 	{
-		const MfCsr *by_user = &ratings->by_user;
-
 		f->clip = true;
-		f->rating_min = INFINITY;
-		f->rating_max = -INFINITY;
-		for (int64 e = 0; e < by_user->row_start[by_user->n_rows]; e++)
-		{
-			f->rating_min = Min(f->rating_min, mf_csr_value(by_user, e));
-			f->rating_max = Max(f->rating_max, mf_csr_value(by_user, e));
-		}
+		f->rating_min = summary->min;
+		f->rating_max = summary->max;
 	}
 	als->user_norm = mf_alloc_array(cxt, ratings->n_users, sizeof(double));
 	als->item_norm = mf_alloc_array(cxt, ratings->n_items, sizeof(double));
 	als->item_sse = mf_alloc_array(cxt, ratings->n_items, sizeof(double));
-	init_solver(als, options, longest_row(ratings),
+	init_solver(als, options, summary->longest,
 				Max(ratings->n_users, ratings->n_items), cxt);
 	return als;
 }
@@ -624,21 +649,31 @@ iterate(MfAls *als, double *objective, double *sse, MfSide *failed_side)
 	int32		failed;
 
 	*failed_side = MF_USERS;
-	if (f->item_implicit)
-		implicit_side(als, &ratings->by_item, f->user_factors, f->n_users, f->item_implicit);
-	failed = solve_side(als, &ratings->by_user, f->item_factors, f->n_items,
-						f->item_bias, f->item_implicit, f->user_factors, f->user_bias,
-						als->user_norm, NULL, als->user_implicit_dots, als->implicit_grams);
+	if (als->remote_step)
+		failed = als->remote_step(als->remote_arg, MF_USERS, f, als->user_norm, NULL);
+	else
+	{
+		if (f->item_implicit)
+			implicit_side(als, &ratings->by_item, f->user_factors, f->n_users, f->item_implicit);
+		failed = solve_side(als, &ratings->by_user, f->item_factors, f->n_items,
+							f->item_bias, f->item_implicit, f->user_factors, f->user_bias,
+							als->user_norm, NULL, als->user_implicit_dots, als->implicit_grams);
+	}
 	if (failed >= 0)
 		return failed;
 	*failed_side = MF_ITEMS;
-	if (f->user_implicit)
-		implicit_side(als, &ratings->by_user, f->item_factors, f->n_items, f->user_implicit);
-	failed = solve_side(als, &ratings->by_item, f->user_factors, f->n_users,
-						f->user_bias, f->user_implicit, f->item_factors, f->item_bias,
-						als->item_norm, als->item_sse, als->item_implicit_dots,
-						f->user_implicit ? (char *) als->implicit_grams +
-						(Size) f->k * f->k * als->real_size : NULL);
+	if (als->remote_step)
+		failed = als->remote_step(als->remote_arg, MF_ITEMS, f, als->item_norm, als->item_sse);
+	else
+	{
+		if (f->user_implicit)
+			implicit_side(als, &ratings->by_user, f->item_factors, f->n_items, f->user_implicit);
+		failed = solve_side(als, &ratings->by_item, f->user_factors, f->n_users,
+							f->user_bias, f->user_implicit, f->item_factors, f->item_bias,
+							als->item_norm, als->item_sse, als->item_implicit_dots,
+							f->user_implicit ? (char *) als->implicit_grams +
+							(Size) f->k * f->k * als->real_size : NULL);
+	}
 	if (failed >= 0)
 		return failed;
 
@@ -913,4 +948,68 @@ mf_als_solve_against(const MfFactors *factors, MfSide side,
 			failed = r;
 	pfree(norm);
 	return failed;
+}
+
+/* A row solver: one row at a time, in the backend's thread (mf_als_row_solver). */
+struct MfAlsRowSolver
+{
+	MfAls		als;			/* factors: the fixed side's; one thread's buffers */
+	MfFitOptions options;
+	MfSide		side;			/* the side whose rows are solved */
+	int64		longest;		/* the buffers' rows of ratings */
+	MemoryContext cxt;
+};
+
+MfAlsRowSolver *
+mf_als_row_solver(const MfFactors *fixed, MfSide side, const MfFitOptions *options,
+				  MemoryContext cxt)
+{
+	MfAlsRowSolver *solver = MemoryContextAllocZero(cxt, sizeof(MfAlsRowSolver));
+
+	solver->options = *options;
+	solver->options.conjugate_gradient = false;
+	solver->side = side;
+	solver->cxt = cxt;
+	solver->longest = 256;
+	solver->als.factors = *fixed;
+	init_solver(&solver->als, &solver->options, solver->longest, 1, cxt);
+	return solver;
+}
+
+bool
+mf_als_row_solve(MfAlsRowSolver *solver, const int32 *cols, const double *values,
+				 int32 degree, bool loss, void *x, double *bias, double *norm, double *sse)
+{
+	MfAls	   *als = &solver->als;
+	const MfFactors *f = &als->factors;
+	bool		users = solver->side == MF_USERS;
+	int64		row_start[2] = {0, degree};
+	MfCsr		row = {1, row_start, (int32 *) cols, (double *) values, NULL};
+	HalfStep	step = {0};
+	int64		outcome;
+
+	if (degree > solver->longest)
+	{
+		/* buffers for a longer row: the old ones are left to the context */
+		solver->longest = Max((int64) degree, 2 * solver->longest);
+		init_solver(als, &solver->options, solver->longest, 1, solver->cxt);
+	}
+	step.als = als;
+	step.rows = &row;
+	step.other = users ? f->item_factors : f->user_factors;
+	step.other_bias = users ? f->item_bias : f->user_bias;
+	step.out = x;
+	step.out_bias = bias;
+	step.norm = norm;
+	step.sse = loss ? sse : NULL;
+	*bias = 0.0;
+	*sse = 0.0;
+	do
+	{
+		/* a row stops only for an interrupt: it is processed here, then solved again */
+		CHECK_FOR_INTERRUPTS();
+		outcome = f->single ? solve_rows_single(&step, &als->buffers[0], 0, 1)
+			: solve_rows_double(&step, &als->buffers[0], 0, 1);
+	} while (outcome != MF_TASK_DONE && outcome != 0);
+	return outcome == MF_TASK_DONE && isfinite(*norm);
 }

@@ -71,6 +71,29 @@ typedef struct MfFitOptions
 typedef struct MfAls MfAls;
 
 /*
+ * A half-step solved elsewhere (the Citus workers, distributed.h): solves
+ * every row of side against factors' other side, held fixed, into
+ * factors' side (and its biases), each row's share of J's penalty into
+ * norm[] and, for the items (sse not NULL), its squared errors into
+ * sse[]; indexed as the fit's ratings number the rows.  Returns -1, or the
+ * index of a row whose system could not be solved.
+ */
+typedef int32 (*MfHalfStepFn) (void *arg, MfSide side, MfFactors *factors, double *norm,
+							   double *sse);
+
+/*
+ * What a fit needs of the ratings' values: their sum (the mean, with
+ * biases), range (clip) and the most ratings a row has.
+ */
+typedef struct MfRatingsSummary
+{
+	double		sum;
+	double		min;
+	double		max;
+	int64		longest;
+} MfRatingsSummary;
+
+/*
  * What a fit recorded: per iteration run, J, the training RMSE, the
  * validation RMSE (NULL array without a validation set) and seconds; and
  * which iteration's factors the fit kept.
@@ -107,6 +130,15 @@ extern int	mf_als_memory_estimate(const MfRatings *ratings,
  */
 extern MfAls *mf_als_create(const MfRatings *ratings, const MfFitOptions *options,
 							MemoryContext cxt);
+
+/*
+ * mf_als_create for ratings that hold ids and counts but not the values
+ * (summary stands for them), whose half-steps remote_step solves.
+ */
+extern MfAls *mf_als_create_summarized(const MfRatings *ratings, const MfFitOptions *options,
+									   const MfRatingsSummary *summary,
+									   MfHalfStepFn remote_step, void *remote_arg,
+									   MemoryContext cxt);
 
 /* The fit's factors (as they are after the last iteration). */
 extern const MfFactors *mf_als_factors(const MfAls *als);
@@ -158,5 +190,29 @@ extern void mf_fit(MfAls *als, const MfFitOptions *options,
 extern int32 mf_als_solve_against(const MfFactors *factors, MfSide side,
 								  const MfFitOptions *options, const MfCsr *rows,
 								  void *out, double *bias, void *implicit_out, MemoryContext cxt);
+
+/*
+ * Solving rows one at a time against fixed factors, in the backend's
+ * thread, as a training's half-step solves them (exactly: Cholesky, or
+ * the non-negative solve): what a Citus worker does for its shards' rows
+ * (distributed.h).  fixed holds the other side's factors (and biases,
+ * mean); it must outlive the solver, which lives in cxt.
+ */
+typedef struct MfAlsRowSolver MfAlsRowSolver;
+
+extern MfAlsRowSolver *mf_als_row_solver(const MfFactors *fixed, MfSide side,
+										 const MfFitOptions *options, MemoryContext cxt);
+
+/*
+ * Solves one row of degree ratings values[] against fixed rows cols[]
+ * (sorted, as a training sorts them: by index, then value) into x (k
+ * reals of the factors' precision) and *bias, with its share of J's
+ * penalty in *norm and, with loss, its squared errors in *sse.  False
+ * when the system cannot be solved or the solution is not finite.
+ * Processes interrupts.
+ */
+extern bool mf_als_row_solve(MfAlsRowSolver *solver, const int32 *cols, const double *values,
+							 int32 degree, bool loss, void *x, double *bias, double *norm,
+							 double *sse);
 
 #endif							/* MF_ALS_H */

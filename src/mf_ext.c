@@ -7,6 +7,7 @@
  *-------------------------------------------------------------------------
  */
 #include "mf_ext.h"
+#include "distributed.h"
 #include "kernel.h"
 
 #include <limits.h>
@@ -22,6 +23,13 @@ PG_MODULE_MAGIC;
 /* Setting values; see _PG_init for their meaning. */
 int			mf_threads = 0;
 int			mf_max_memory_mb = 4096;
+
+static const struct config_enum_entry citus_training_options[] = {
+	{"auto", MF_CITUS_TRAINING_AUTO, false},
+	{"workers", MF_CITUS_TRAINING_WORKERS, false},
+	{"coordinator", MF_CITUS_TRAINING_COORDINATOR, false},
+	{NULL, 0, false}
+};
 
 void		_PG_init(void);
 
@@ -47,6 +55,13 @@ _PG_init(void)
 							4096, 1, INT_MAX,
 							PGC_SUSET, GUC_UNIT_MB,
 							NULL, NULL, NULL);
+	DefineCustomEnumVariable("mf_ext.citus_training",
+							 "Where mf_train solves a hash-distributed Citus table: auto, workers or coordinator.",
+							 "auto solves each half-step on the workers that hold the shards when the options allow it, else reads the ratings onto the coordinator; workers refuses what they cannot solve; coordinator always reads the ratings onto the coordinator.",
+							 &mf_citus_training,
+							 MF_CITUS_TRAINING_AUTO, citus_training_options,
+							 PGC_USERSET, 0,
+							 NULL, NULL, NULL);
 	mf_kernel_define_setting();
 	MarkGUCPrefixReserved("mf_ext");
 }

@@ -388,8 +388,10 @@ csr_offsets(MfCsr *csr, MemoryContext cxt)
 static void
 csr_free(MfCsr *csr)
 {
-	pfree(csr->row_start);
-	pfree(csr->col);
+	if (csr->row_start)
+		pfree(csr->row_start);
+	if (csr->col)
+		pfree(csr->col);
 	if (csr->val)
 		pfree(csr->val);
 	if (csr->val_single)

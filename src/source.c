@@ -383,18 +383,26 @@ accept_row(ReadState *state, Datum user, bool user_null, Datum item,
 	else
 		value = rating_value(rating, source->rating_type);
 	if (!isfinite(value))
-		ereport(ERROR,
-				(errcode(ERRCODE_DATA_EXCEPTION),
-				 errmsg("rating of user %s for item %s in %s is %s",
-						source->user_keys ? OidOutputFunctionCall(source->user_output, user)
-						: psprintf(INT64_FORMAT, user_id),
-						source->item_keys ? OidOutputFunctionCall(source->item_output, item)
-						: psprintf(INT64_FORMAT, item_id),
-						mf_source_display_name(source->relid),
-						isnan(value) ? "NaN" : "infinite or beyond the range of double precision"),
-				 errhint("Fix or delete that row, or pass a view that leaves out such ratings: WHERE abs(%s) < 1e300.",
-						 quote_identifier(source->rating_col))));
+		mf_source_report_non_finite(source,
+									source->user_keys ? OidOutputFunctionCall(source->user_output, user)
+									: psprintf(INT64_FORMAT, user_id),
+									source->item_keys ? OidOutputFunctionCall(source->item_output, item)
+									: psprintf(INT64_FORMAT, item_id),
+									value);
 	mf_rows_add(state->rows, user_id, item_id, value);
+}
+
+void
+mf_source_report_non_finite(const MfSource *source, const char *user, const char *item,
+							double value)
+{
+	ereport(ERROR,
+			(errcode(ERRCODE_DATA_EXCEPTION),
+			 errmsg("rating of user %s for item %s in %s is %s", user, item,
+					mf_source_display_name(source->relid),
+					isnan(value) ? "NaN" : "infinite or beyond the range of double precision"),
+			 errhint("Fix or delete that row, or pass a view that leaves out such ratings: WHERE abs(%s) < 1e300.",
+					 quote_identifier(source->rating_col))));
 }
 
 /* An id named by mf_source_only's argument: its key and its value in the column's type. */

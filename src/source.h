@@ -126,4 +126,11 @@ extern char *mf_source_display_name(Oid relid);
  */
 extern MfRatings *mf_source_read(const MfSource *source, MemoryContext cxt);
 
+/*
+ * The error (22000) for a rating of user for item (their text forms) that
+ * is not finite (value), as mf_source_read raises it.
+ */
+extern void mf_source_report_non_finite(const MfSource *source, const char *user,
+										const char *item, double value) pg_attribute_noreturn();
+
 #endif							/* MF_SOURCE_H */

@@ -19,6 +19,7 @@
 #include "arguments.h"
 #include "catalog.h"
 #include "checks.h"
+#include "distributed.h"
 #include "evaluate.h"
 #include "idmap.h"
 #include "progress.h"
@@ -53,6 +54,7 @@ typedef struct TrainState
 	MfRatings  *ratings;
 	MfTestSet  *validation;		/* or NULL */
 	MfAls	   *als;
+	MfDistributed *distributed; /* half-steps on the Citus workers, or NULL */
 } TrainState;
 
 /*
@@ -364,7 +366,10 @@ train_read(TrainState *state)
 {
 	MfModelRow *row = &state->row;
 
-	state->ratings = mf_source_read(&state->source, state->cxt);
+	state->distributed = mf_distributed_begin(&state->schema, &state->source, &row->options,
+											  state->cxt);
+	state->ratings = state->distributed ? mf_distributed_read(state->distributed)
+		: mf_source_read(&state->source, state->cxt);
 	if (state->ratings->n_skipped > 0)
 		ereport(NOTICE,
 				(errmsg("skipped " INT64_FORMAT " rows with a NULL user, item or rating",
@@ -397,15 +402,35 @@ train_fit(TrainState *state)
 	const MfFitOptions *options = &row->options;
 	const MfRatings *ratings = state->ratings;
 	MfMemory	memory = {0};
-	int			threads = mf_als_memory_estimate(ratings, options, &memory);
 
-	mf_memory_check(&memory, "training",
-					psprintf("Training on " INT64_FORMAT " ratings of %d users and %d items with k = %d in %s precision on %d threads%s.",
-							 ratings->n_ratings, ratings->n_users, ratings->n_items,
-							 options->k, options->single ? "single" : "double", threads,
-							 options->patience > 0 ? ", with a copy of the factors for patience" : ""),
-					NULL);
-	state->als = mf_als_create(ratings, options, state->cxt);
+	if (state->distributed)
+	{
+		/* the workers hold the ratings; this node the factors, then the rated items */
+		Size		rows = add_size(ratings->n_users, ratings->n_items);
+
+		mf_memory_add(&memory, mul_size(rows, options->k),
+					  options->single ? sizeof(float) : sizeof(double));
+		mf_memory_add(&memory, rows, 4 * sizeof(double));
+		mf_memory_add(&memory, ratings->n_ratings, sizeof(int32));
+		mf_memory_check(&memory, "training",
+						psprintf("Training on the Citus workers, this node holds the factors of %d users and %d items with k = %d in %s precision and, to store the model, " INT64_FORMAT " rated items.",
+								 ratings->n_users, ratings->n_items, options->k,
+								 options->single ? "single" : "double", ratings->n_ratings),
+						NULL);
+	}
+	else
+	{
+		int			threads = mf_als_memory_estimate(ratings, options, &memory);
+
+		mf_memory_check(&memory, "training",
+						psprintf("Training on " INT64_FORMAT " ratings of %d users and %d items with k = %d in %s precision on %d threads%s.",
+								 ratings->n_ratings, ratings->n_users, ratings->n_items,
+								 options->k, options->single ? "single" : "double", threads,
+								 options->patience > 0 ? ", with a copy of the factors for patience" : ""),
+						NULL);
+	}
+	state->als = state->distributed ? mf_distributed_als(state->distributed, options)
+		: mf_als_create(ratings, options, state->cxt);
 	mf_als_init_items(state->als, options->seed);
 	if (row->warm_start &&
 		!mf_catalog_warm_start(&state->schema, row->name, options, ratings, state->als))
@@ -434,6 +459,15 @@ train_store(TrainState *state)
 	row->rating_max = mf_als_factors(state->als)->rating_max;
 	/* storing needs only the users' rows (for rated_items): free the rest */
 	mf_ratings_free_by_item(state->ratings);
+	if (state->distributed)
+	{
+		int32		model_id;
+
+		mf_distributed_rated_items(state->distributed);
+		model_id = mf_catalog_store_model(&state->schema, row, state->ratings, state->als);
+		mf_distributed_end(state->distributed);
+		return model_id;
+	}
 	return mf_catalog_store_model(&state->schema, row, state->ratings, state->als);
 }
 

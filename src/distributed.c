@@ -1,0 +1,1126 @@
+/*-------------------------------------------------------------------------
+ *
+ * distributed.c
+ *	  Training next to the shards on Citus (distributed.h): the
+ *	  coordinator's driver of the half-steps, and the aggregate the
+ *	  workers solve them with.
+ *
+ *	  A half-step of side s (solving s's rows against the fixed other
+ *	  side f) is one query on the coordinator:
+ *
+ *		WITH fixed AS MATERIALIZED (SELECT $1::bytea AS side)
+ *		SELECT s_col, mf_als_half_step(f_col, rating, (SELECT side FROM fixed))
+ *		FROM table distributed by s_col GROUP BY s_col
+ *
+ *	  Citus runs the CTE on the coordinator and sends its one row to each
+ *	  worker once; every shard's query reads it as an initplan's parameter
+ *	  and groups its own ratings by s_col, which is the distribution
+ *	  column, so the aggregate runs whole on the workers.  The aggregate
+ *	  collects a row's ratings (the fixed side's indices and the values),
+ *	  sorts them as a training on one node does, and solves the row with
+ *	  the same kernel (als.h, mf_als_row_solve).  The fixed side travels as
+ *	  a FixedHeader and its arrays; each row's solution comes back as a
+ *	  RowResult and k reals.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "distributed.h"
+
+#include "idmap.h"
+
+#include "catalog/namespace.h"
+#include "catalog/pg_namespace.h"
+#include "catalog/pg_type.h"
+#include "executor/spi.h"
+#include "fmgr.h"
+#include "miscadmin.h"
+#include "utils/acl.h"
+#include "utils/builtins.h"
+#include "utils/lsyscache.h"
+#include "utils/memutils.h"
+
+PG_FUNCTION_INFO_V1(mf_als_half_step_accumulate);
+PG_FUNCTION_INFO_V1(mf_als_half_step_solve);
+
+int			mf_citus_training = MF_CITUS_TRAINING_AUTO;
+
+#define FIXED_MAGIC		0x6d664653	/* "mfFS" */
+#define FIXED_VERSION	1
+
+/* FixedHeader.flags */
+#define FIXED_SINGLE		0x01	/* reals are floats, else doubles */
+#define FIXED_BIASES		0x02	/* biases follow the header */
+#define FIXED_KEYS			0x04	/* text keys, else integer ids */
+#define FIXED_WEIGHTED		0x08	/* weighted_lambda */
+#define FIXED_NONNEGATIVE	0x10
+#define FIXED_LOSS			0x20	/* each row's squared errors are wanted */
+#define FIXED_ALL_FLAGS		0x3f
+
+/*
+ * The fixed side of a half-step, as the workers receive it (a bytea): this
+ * header; with biases, n doubles; the ids (n int64, ascending) or, for
+ * keys, nothing here; the factors (n x k reals); for keys, n + 1 int32
+ * offsets into the keys' bytes and the bytes (each key NUL-terminated, in
+ * ascending byte order).
+ */
+typedef struct FixedHeader
+{
+	uint32		magic;
+	int32		version;
+	int32		k;
+	int32		n;				/* rows of the fixed side */
+	int32		solved_side;	/* MfSide of the rows being solved */
+	int32		flags;
+	double		lambda;
+	double		bias_lambda;
+	double		lambda_per_rating;
+	double		mean;
+} FixedHeader;
+
+/* One row's solution, as a worker returns it: this, then k reals. */
+typedef struct RowResult
+{
+	double		bias;
+	double		norm;			/* its share of J's penalty */
+	double		sse;			/* its squared errors (with FIXED_LOSS) */
+	int32		degree;			/* the ratings it was solved from */
+	int32		solved;			/* 0: the system could not be solved */
+} RowResult;
+
+struct MfDistributed
+{
+	const MfSchema *schema;
+	const MfSource *source;
+	MfFitOptions options;
+	MemoryContext cxt;
+	const char *relation;		/* the source, qualified and quoted */
+	const char *column[3];		/* user, item, rating columns, quoted */
+	bool		keys[2];		/* per side: text keys */
+	const char *distribution;	/* the source's distribution column */
+	const char *table[2];		/* per side: a table distributed by its column */
+	const char *copy[2];		/* per side: the copy made, to drop, or NULL */
+	MfRatings  *ratings;
+	int64	   *degree[2];		/* per side and row: its ratings */
+	MfIdMap    *ids[2];
+	mf_keymap_hash *key_map[2];
+	MfRatingsSummary summary;
+
+	/* the half-step being received */
+	MfSide		side;
+	MfFactors  *factors;
+	double	   *norm;
+	double	   *sse;
+	bool	   *seen;
+	int32		rows_seen;
+	int64		ratings_seen;
+	int32		failed;
+	Size		bytes_received;
+};
+
+/* A group's ratings on a worker, as the aggregate collects them. */
+typedef struct GroupEntry
+{
+	int32		col;			/* the fixed side's index */
+	double		value;
+} GroupEntry;
+
+typedef struct GroupRows
+{
+	struct FixedSide *fixed;
+	int32		n;
+	int32		capacity;
+	GroupEntry *entries;
+} GroupRows;
+
+/* The fixed side decoded on a worker, once per query (the transition's fn_extra). */
+typedef struct FixedSide
+{
+	const void *blob;			/* the parameter it was decoded from */
+	MfSide		solved;
+	bool		keys;
+	bool		loss;
+	MfFitOptions options;
+	MfFactors	factors;		/* the fixed side's arrays only */
+	MfIdMap    *id_map;
+	mf_keymap_hash *key_map;
+	MfAlsRowSolver *solver;		/* made by the first group's final call */
+	MemoryContext cxt;
+} FixedSide;
+
+/* ---------------------------------------------------------------------
+ * The coordinator
+ * ---------------------------------------------------------------------
+ */
+
+/* Where an error of the driver says the ratings changed. */
+static void
+report_changed(const MfDistributed *dist, const char *what)
+{
+	ereport(ERROR,
+			(errcode(ERRCODE_T_R_SERIALIZATION_FAILURE),
+			 errmsg("the ratings in %s changed while mf_train solved them on the Citus workers",
+					dist->relation),
+			 errdetail("%s", what),
+			 errhint("Train when nothing writes the ratings, or in a REPEATABLE READ transaction; or SET mf_ext.citus_training = 'coordinator' to read them once onto the coordinator.")));
+}
+
+/* A text value a query returns, kept in cxt. */
+typedef struct TextResult
+{
+	MemoryContext cxt;
+	char	   *value;
+} TextResult;
+
+static void
+receive_text(TupleTableSlot *slot, void *arg)
+{
+	TextResult *result = arg;
+
+	if (!slot->tts_isnull[0])
+		result->value = MemoryContextStrdup(result->cxt, TextDatumGetCString(slot->tts_values[0]));
+}
+
+/*
+ * The distribution column of relid when it is a hash-distributed Citus
+ * table (partitioned or not), else NULL; NULL without Citus.
+ */
+static const char *
+distribution_column(Oid relid)
+{
+	Oid			argtype = OIDOID;
+	Datum		arg = ObjectIdGetDatum(relid);
+	Oid			type = TEXTOID;
+	TextResult	column = {CurrentMemoryContext, NULL};
+
+	if (!OidIsValid(get_relname_relid("pg_dist_partition", PG_CATALOG_NAMESPACE)))
+		return NULL;
+	mf_spi_scan("SELECT pg_catalog.column_to_column_name(logicalrelid, partkey)::text"
+				" FROM pg_catalog.pg_dist_partition"
+				" WHERE logicalrelid = $1::pg_catalog.regclass AND partmethod = 'h'",
+				1, &argtype, &arg, &type, 1, "Citus's pg_dist_partition",
+				receive_text, &column);
+	return column.value;
+}
+
+/* The column name of side (or the rating) of source. */
+static const char *
+source_column(const MfSource *source, int column)
+{
+	return column == 0 ? source->user_col : column == 1 ? source->item_col : source->rating_col;
+}
+
+/* Why options or source keep a training off the workers, or NULL. */
+static char *
+unsupported(const MfSource *source, const MfFitOptions *options, const char *distribution)
+{
+	Oid			namespace = get_rel_namespace(source->relid);
+	AttrNumber	attnums[2] = {source->user_attnum, source->item_attnum};
+
+	if (options->implicit)
+		return pstrdup("The workers solve explicit ratings; implicit feedback trains on the coordinator.");
+	if (options->conjugate_gradient)
+		return pstrdup("The workers solve each row exactly; solver 'cg' trains on the coordinator.");
+	if (options->implicit_weight > 0)
+		return pstrdup("The workers solve without implicit information; implicit_weight trains on the coordinator.");
+	for (int s = 0; s < 2; s++)
+	{
+		Oid			type;
+		int32		typmod;
+		Oid			collation;
+
+		get_atttypetypmodcoll(source->relid, attnums[s], &type, &typmod, &collation);
+
+		if (OidIsValid(collation) && !get_collation_isdeterministic(collation))
+			return psprintf("Column %s has a nondeterministic collation: a shard's groups of it would join distinct ids.",
+							quote_identifier(source_column(source, s)));
+	}
+	if ((strcmp(distribution, source->user_col) != 0 ||
+		 strcmp(distribution, source->item_col) != 0) &&
+		pg_namespace_aclcheck(namespace, GetUserId(), ACL_CREATE) != ACLCHECK_OK)
+		return psprintf("mf_train copies the ratings, distributed by the column it does not find them distributed by, into schema %s while it trains, and the current role may not create tables there.",
+						quote_identifier(get_namespace_name(namespace)));
+	return NULL;
+}
+
+MfDistributed *
+mf_distributed_begin(const MfSchema *schema, const MfSource *source,
+					 const MfFitOptions *options, MemoryContext cxt)
+{
+	const char *distribution;
+	char	   *why;
+	MfDistributed *dist;
+
+	if (mf_citus_training == MF_CITUS_TRAINING_COORDINATOR)
+		return NULL;
+	distribution = distribution_column(source->relid);
+	if (distribution == NULL)
+	{
+		if (mf_citus_training == MF_CITUS_TRAINING_WORKERS)
+			ereport(ERROR,
+					(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+					 errmsg("%s is not a hash-distributed Citus table, and mf_ext.citus_training is 'workers'",
+							mf_source_display_name(source->relid)),
+					 errhint("Distribute it with create_distributed_table, or SET mf_ext.citus_training = 'auto' to train where it is.")));
+		return NULL;
+	}
+	why = unsupported(source, options, distribution);
+	if (why != NULL && mf_citus_training == MF_CITUS_TRAINING_WORKERS)
+		ereport(ERROR,
+				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+				 errmsg("mf_train cannot solve %s on the Citus workers, and mf_ext.citus_training is 'workers'",
+						mf_source_display_name(source->relid)),
+				 errdetail("%s", why),
+				 errhint("SET mf_ext.citus_training = 'auto' to read the ratings onto the coordinator for this training.")));
+	if (why != NULL)
+	{
+		ereport(NOTICE,
+				(errmsg("mf_train reads the ratings of %s onto the coordinator instead of solving next to the shards",
+						mf_source_display_name(source->relid)),
+				 errdetail("%s", why),
+				 errhint("SET mf_ext.citus_training = 'coordinator' to train there without this notice.")));
+		return NULL;
+	}
+
+	dist = MemoryContextAllocZero(cxt, sizeof(MfDistributed));
+	dist->schema = schema;
+	dist->source = source;
+	dist->options = *options;
+	dist->cxt = cxt;
+	dist->relation = mf_source_display_name(source->relid);
+	for (int c = 0; c < 3; c++)
+		dist->column[c] = quote_identifier(source_column(source, c));
+	dist->keys[MF_USERS] = source->user_keys;
+	dist->keys[MF_ITEMS] = source->item_keys;
+	dist->distribution = distribution;
+	return dist;
+}
+
+/* The rows' condition: no NULL user, item or rating. */
+static char *
+not_null(const MfDistributed *dist)
+{
+	return psprintf("%s IS NOT NULL AND %s IS NOT NULL AND %s IS NOT NULL",
+					dist->column[0], dist->column[1], dist->column[2]);
+}
+
+/* A side's id as the driver reads it: bigint, or the key's text. */
+static char *
+id_expression(const MfDistributed *dist, MfSide side)
+{
+	return psprintf("%s::%s", dist->column[side], dist->keys[side] ? "text" : "int8");
+}
+
+/* Runs a statement that writes (the copies), through SPI. */
+static void
+execute(const char *sql, int expected)
+{
+	int			result = SPI_execute(sql, false, 0);
+
+	if (result != expected)
+		elog(ERROR, "%s failed: %s", sql, SPI_result_code_string(result));
+}
+
+/*
+ * A copy of the ratings (no NULLs, ratings as double precision, the
+ * source's column names) distributed by side's column, in the source's
+ * schema, under a name no other training uses: the table that side's
+ * half-steps read.
+ */
+static void
+make_copy(MfDistributed *dist, MfSide side)
+{
+	static uint32 copies = 0;
+	const MfSource *source = dist->source;
+	char	   *name = psprintf("%s.%s",
+								quote_identifier(get_namespace_name(get_rel_namespace(source->relid))),
+								quote_identifier(psprintf("mf_train_by_%s_%d_%u",
+														  mf_side_name(side), MyProcPid, ++copies)));
+
+	execute(psprintf("CREATE TABLE %s (%s %s, %s %s, %s pg_catalog.float8)", name,
+					 dist->column[0], format_type_be_qualified(source->user_type),
+					 dist->column[1], format_type_be_qualified(source->item_type),
+					 dist->column[2]), SPI_OK_UTILITY);
+	execute(psprintf("SELECT pg_catalog.create_distributed_table(%s, %s, colocate_with => 'none')",
+					 quote_literal_cstr(name), quote_literal_cstr(source_column(source, side))),
+			SPI_OK_SELECT);
+	execute(psprintf("INSERT INTO %s SELECT %s, %s, %s::pg_catalog.float8 FROM %s WHERE %s",
+					 name, dist->column[0], dist->column[1], dist->column[2], dist->relation,
+					 not_null(dist)), SPI_OK_INSERT);
+	dist->table[side] = name;
+	dist->copy[side] = name;
+}
+
+/* The first row with a non-finite rating, as mf_source_read reports it. */
+typedef struct NonFinite
+{
+	MemoryContext cxt;
+	char	   *user;
+	char	   *item;
+	double		value;
+	bool		found;
+} NonFinite;
+
+static void
+receive_non_finite(TupleTableSlot *slot, void *arg)
+{
+	NonFinite  *row = arg;
+
+	row->user = MemoryContextStrdup(row->cxt, TextDatumGetCString(slot->tts_values[0]));
+	row->item = MemoryContextStrdup(row->cxt, TextDatumGetCString(slot->tts_values[1]));
+	row->value = DatumGetFloat8(slot->tts_values[2]);
+	row->found = true;
+}
+
+/* The counts, sum and range of the ratings. */
+typedef struct Totals
+{
+	int64		skipped;
+	int64		ratings;
+	double		sum;
+	double		min;
+	double		max;
+} Totals;
+
+static void
+receive_totals(TupleTableSlot *slot, void *arg)
+{
+	Totals	   *totals = arg;
+
+	totals->skipped = DatumGetInt64(slot->tts_values[0]);
+	totals->ratings = DatumGetInt64(slot->tts_values[1]);
+	totals->sum = slot->tts_isnull[2] ? 0.0 : DatumGetFloat8(slot->tts_values[2]);
+	totals->min = slot->tts_isnull[3] ? INFINITY : DatumGetFloat8(slot->tts_values[3]);
+	totals->max = slot->tts_isnull[4] ? -INFINITY : DatumGetFloat8(slot->tts_values[4]);
+}
+
+/* One side's distinct ids and their rating counts, as they arrive. */
+typedef struct IdCount
+{
+	int64		id;				/* first: mf_compare_int64 sorts by it */
+	int64		count;
+} IdCount;
+
+typedef struct KeyCount
+{
+	char	   *key;			/* first: mf_compare_keys sorts by it */
+	int64		count;
+} KeyCount;
+
+typedef struct IdList
+{
+	bool		keys;
+	int64		n;
+	int64		capacity;
+	void	   *rows;			/* IdCount or KeyCount */
+	MemoryContext cxt;
+} IdList;
+
+static void
+receive_id(TupleTableSlot *slot, void *arg)
+{
+	IdList	   *list = arg;
+	Size		size = list->keys ? sizeof(KeyCount) : sizeof(IdCount);
+
+	if (list->n == list->capacity)
+	{
+		list->capacity = Max(1024, list->capacity * 2);
+		if (list->capacity > INT32_MAX)
+			ereport(ERROR,
+					(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+					 errmsg("the ratings have more than %d distinct ids of a side", INT32_MAX)));
+		list->rows = list->rows
+			? repalloc_huge(list->rows, mul_size(list->capacity, size))
+			: MemoryContextAllocHuge(list->cxt, mul_size(list->capacity, size));
+	}
+	if (list->keys)
+	{
+		KeyCount   *row = (KeyCount *) list->rows + list->n;
+
+		row->key = MemoryContextStrdup(list->cxt, TextDatumGetCString(slot->tts_values[0]));
+		row->count = DatumGetInt64(slot->tts_values[1]);
+	}
+	else
+	{
+		IdCount    *row = (IdCount *) list->rows + list->n;
+
+		row->id = DatumGetInt64(slot->tts_values[0]);
+		row->count = DatumGetInt64(slot->tts_values[1]);
+	}
+	list->n++;
+}
+
+/*
+ * Reads side's distinct ids and counts into the ratings (ids ascending,
+ * keys in byte order and numbered by position, as mf_source_read does),
+ * the side's degrees and id map.
+ */
+static void
+read_ids(MfDistributed *dist, MfSide side)
+{
+	MfRatings  *ratings = dist->ratings;
+	IdList		list = {dist->keys[side], 0, 0, NULL, dist->cxt};
+	Oid			types[2] = {dist->keys[side] ? TEXTOID : INT8OID, INT8OID};
+	int32		n;
+	int64	   *ids;
+	char	  **keys = NULL;
+	int64	   *degree;
+
+	mf_spi_scan(psprintf("SELECT %s, pg_catalog.count(*) FROM %s WHERE %s GROUP BY 1",
+						 id_expression(dist, side), dist->relation, not_null(dist)),
+				0, NULL, NULL, types, 2, dist->relation, receive_id, &list);
+	n = (int32) list.n;
+	ids = mf_alloc_array(dist->cxt, Max(n, 1), sizeof(int64));
+	degree = mf_alloc_array(dist->cxt, Max(n, 1), sizeof(int64));
+	if (list.keys)
+	{
+		KeyCount   *rows = list.rows;
+
+		if (n > 0)
+			mf_sort(rows, n, sizeof(KeyCount), mf_compare_keys);
+		keys = mf_alloc_array(dist->cxt, Max(n, 1), sizeof(char *));
+		for (int32 r = 0; r < n; r++)
+		{
+			ids[r] = r;
+			keys[r] = rows[r].key;
+			degree[r] = rows[r].count;
+		}
+		dist->key_map[side] = mf_key_map(dist->cxt, keys, n);
+	}
+	else
+	{
+		IdCount    *rows = list.rows;
+
+		if (n > 0)
+			mf_sort(rows, n, sizeof(IdCount), mf_compare_int64);
+		for (int32 r = 0; r < n; r++)
+		{
+			ids[r] = rows[r].id;
+			degree[r] = rows[r].count;
+		}
+		dist->ids[side] = mf_id_map_from_sorted(dist->cxt, ids, n);
+	}
+	if (list.rows)
+		pfree(list.rows);
+	for (int32 r = 0; r < n; r++)
+		dist->summary.longest = Max(dist->summary.longest, degree[r]);
+	dist->degree[side] = degree;
+	if (side == MF_USERS)
+	{
+		ratings->n_users = n;
+		ratings->user_ids = ids;
+		ratings->user_keys = keys;
+	}
+	else
+	{
+		ratings->n_items = n;
+		ratings->item_ids = ids;
+		ratings->item_keys = keys;
+	}
+}
+
+MfRatings *
+mf_distributed_read(MfDistributed *dist)
+{
+	const MfSource *source = dist->source;
+	MemoryContext old = MemoryContextSwitchTo(dist->cxt);
+	Oid			text_types[3] = {TEXTOID, TEXTOID, FLOAT8OID};
+	Oid			totals_types[5] = {INT8OID, INT8OID, FLOAT8OID, FLOAT8OID, FLOAT8OID};
+	NonFinite	non_finite = {dist->cxt, NULL, NULL, 0.0, false};
+	Totals		totals = {0};
+	const char *r = dist->column[2];
+
+	mf_spi_scan(psprintf("SELECT %s::text, %s::text, %s::pg_catalog.float8 FROM %s WHERE %s"
+						 " AND NOT %s::pg_catalog.float8 BETWEEN '-1.7976931348623157e308' AND '1.7976931348623157e308'"
+						 " LIMIT 1",
+						 dist->column[0], dist->column[1], r, dist->relation, not_null(dist), r),
+				0, NULL, NULL, text_types, 3, dist->relation, receive_non_finite, &non_finite);
+	if (non_finite.found)
+		mf_source_report_non_finite(source, non_finite.user, non_finite.item, non_finite.value);
+	mf_spi_scan(psprintf("SELECT pg_catalog.count(*) FILTER (WHERE NOT (%s)),"
+						 " pg_catalog.count(*) FILTER (WHERE %s),"
+						 " pg_catalog.sum(%s::pg_catalog.float8) FILTER (WHERE %s),"
+						 " pg_catalog.min(%s::pg_catalog.float8) FILTER (WHERE %s),"
+						 " pg_catalog.max(%s::pg_catalog.float8) FILTER (WHERE %s) FROM %s",
+						 not_null(dist), not_null(dist), r, not_null(dist), r, not_null(dist),
+						 r, not_null(dist), dist->relation),
+				0, NULL, NULL, totals_types, 5, dist->relation, receive_totals, &totals);
+	dist->ratings = palloc0(sizeof(MfRatings));
+	dist->ratings->n_ratings = totals.ratings;
+	dist->ratings->n_skipped = totals.skipped;
+	dist->summary.sum = totals.sum;
+	dist->summary.min = totals.min;
+	dist->summary.max = totals.max;
+	if (totals.ratings > 0)
+	{
+		/* each half-step reads a table distributed by its rows' column */
+		for (MfSide side = MF_USERS; side <= MF_ITEMS; side++)
+		{
+			if (strcmp(dist->distribution, source_column(source, side)) == 0)
+				dist->table[side] = dist->relation;
+			else
+				make_copy(dist, side);
+		}
+		read_ids(dist, MF_USERS);
+		read_ids(dist, MF_ITEMS);
+	}
+	MemoryContextSwitchTo(old);
+	return dist->ratings;
+}
+
+/*
+ * The fixed side of a half-step solving side, as the workers receive it
+ * (FixedHeader).  An error (54000) past what one value may hold.
+ */
+static bytea *
+encode_fixed(const MfDistributed *dist, MfSide side, const MfFactors *factors, bool loss)
+{
+	MfSide		fixed = mf_other_side(side);
+	const MfRatings *ratings = dist->ratings;
+	int32		n = fixed == MF_USERS ? ratings->n_users : ratings->n_items;
+	char	   *const *keys = mf_ratings_keys(ratings, fixed);
+	Size		real_size = factors->single ? sizeof(float) : sizeof(double);
+	Size		key_bytes = 0;
+	Size		size = sizeof(FixedHeader);
+	FixedHeader header = {0};
+	bytea	   *blob;
+	char	   *p;
+
+	if (factors->biases)
+		size = add_size(size, mul_size(n, sizeof(double)));
+	if (keys)
+	{
+		for (int32 r = 0; r < n; r++)
+			key_bytes = add_size(key_bytes, strlen(keys[r]) + 1);
+		size = add_size(size, add_size(mul_size((Size) n + 1, sizeof(int32)), key_bytes));
+	}
+	else
+		size = add_size(size, mul_size(n, sizeof(int64)));
+	size = add_size(size, mul_size(mul_size(n, factors->k), real_size));
+	if (size > MaxAllocSize - VARHDRSZ || key_bytes > INT32_MAX)
+		ereport(ERROR,
+				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+				 errmsg("the %s factors (%zu bytes) are more than one half-step sends to the Citus workers (1 GB)",
+						mf_side_name(fixed), size),
+				 errhint("Pass a smaller k, or SET mf_ext.citus_training = 'coordinator'.")));
+
+	header.magic = FIXED_MAGIC;
+	header.version = FIXED_VERSION;
+	header.k = factors->k;
+	header.n = n;
+	header.solved_side = side;
+	header.flags = (factors->single ? FIXED_SINGLE : 0) | (factors->biases ? FIXED_BIASES : 0) |
+		(keys ? FIXED_KEYS : 0) | (dist->options.weighted_lambda ? FIXED_WEIGHTED : 0) |
+		(dist->options.nonnegative ? FIXED_NONNEGATIVE : 0) | (loss ? FIXED_LOSS : 0);
+	header.lambda = dist->options.lambda;
+	header.bias_lambda = dist->options.bias_lambda;
+	header.lambda_per_rating = dist->options.lambda_per_rating;
+	header.mean = factors->mean;
+
+	blob = palloc(VARHDRSZ + size);
+	SET_VARSIZE(blob, VARHDRSZ + size);
+	p = VARDATA(blob);
+	memcpy(p, &header, sizeof(header));
+	p += sizeof(header);
+	if (factors->biases)
+	{
+		memcpy(p, fixed == MF_USERS ? factors->user_bias : factors->item_bias,
+			   sizeof(double) * n);
+		p += sizeof(double) * n;
+	}
+	if (!keys)
+	{
+		memcpy(p, mf_ratings_ids(ratings, fixed), sizeof(int64) * n);
+		p += sizeof(int64) * n;
+	}
+	memcpy(p, fixed == MF_USERS ? factors->user_factors : factors->item_factors,
+		   (Size) n * factors->k * real_size);
+	p += (Size) n * factors->k * real_size;
+	if (keys)
+	{
+		int32		offset = 0;
+
+		for (int32 r = 0; r <= n; r++)
+		{
+			memcpy(p, &offset, sizeof(int32));
+			p += sizeof(int32);
+			if (r < n)
+				offset += (int32) strlen(keys[r]) + 1;
+		}
+		for (int32 r = 0; r < n; r++)
+		{
+			Size		length = strlen(keys[r]) + 1;
+
+			memcpy(p, keys[r], length);
+			p += length;
+		}
+	}
+	Assert(p == (char *) blob + VARHDRSZ + size);
+	return blob;
+}
+
+/* The dense index of a received id of side, or -1. */
+static int32
+received_index(const MfDistributed *dist, MfSide side, Datum id)
+{
+	if (dist->keys[side])
+	{
+		char	   *key = TextDatumGetCString(id);
+
+		return mf_key_find(dist->key_map[side], key);
+	}
+	return mf_id_map_find(dist->ids[side], DatumGetInt64(id));
+}
+
+/* mf_spi_scan callback: one row's solution from a worker. */
+static void
+receive_solution(TupleTableSlot *slot, void *arg)
+{
+	MfDistributed *dist = arg;
+	MfFactors  *f = dist->factors;
+	Size		real_size = f->single ? sizeof(float) : sizeof(double);
+	int32		index = received_index(dist, dist->side, slot->tts_values[0]);
+	bytea	   *solution = DatumGetByteaPP(slot->tts_values[1]);
+	RowResult	result;
+	char	   *out;
+
+	if (index < 0 || dist->seen[index])
+		report_changed(dist, psprintf("A worker solved %s %s, which the coordinator read %s.",
+									  mf_side_name(dist->side),
+									  dist->keys[dist->side] ? TextDatumGetCString(slot->tts_values[0])
+									  : psprintf(INT64_FORMAT, DatumGetInt64(slot->tts_values[0])),
+									  index < 0 ? "no rating of" : "in another shard as well"));
+	if (VARSIZE_ANY_EXHDR(solution) != sizeof(RowResult) + f->k * real_size)
+		elog(ERROR, "a worker's solution has %zu bytes", (Size) VARSIZE_ANY_EXHDR(solution));
+	memcpy(&result, VARDATA_ANY(solution), sizeof(RowResult));
+	if (result.degree != dist->degree[dist->side][index])
+		report_changed(dist, psprintf("The coordinator read " INT64_FORMAT " ratings of %s %s, a worker solved it from %d.",
+									  dist->degree[dist->side][index], mf_side_name(dist->side),
+									  mf_ratings_id_text(dist->ratings, dist->side, index),
+									  result.degree));
+	out = (char *) (dist->side == MF_USERS ? f->user_factors : f->item_factors) +
+		(Size) index * f->k * real_size;
+	memcpy(out, VARDATA_ANY(solution) + sizeof(RowResult), f->k * real_size);
+	if (f->biases)
+		(dist->side == MF_USERS ? f->user_bias : f->item_bias)[index] = result.bias;
+	dist->norm[index] = result.norm;
+	if (dist->sse)
+		dist->sse[index] = result.sse;
+	if (!result.solved && (dist->failed < 0 || index < dist->failed))
+		dist->failed = index;
+	dist->seen[index] = true;
+	dist->rows_seen++;
+	dist->ratings_seen += result.degree;
+	dist->bytes_received += VARSIZE_ANY(solution);
+}
+
+/* MfHalfStepFn: one half-step, solved on the workers. */
+static int32
+half_step(void *arg, MfSide side, MfFactors *factors, double *norm, double *sse)
+{
+	MfDistributed *dist = arg;
+	int32		n = side == MF_USERS ? dist->ratings->n_users : dist->ratings->n_items;
+	MfSide		fixed = mf_other_side(side);
+	bytea	   *blob = encode_fixed(dist, side, factors, sse != NULL);
+	Oid			argtype = BYTEAOID;
+	Datum		arg_value = PointerGetDatum(blob);
+	Oid			types[2] = {dist->keys[side] ? TEXTOID : INT8OID, BYTEAOID};
+	instr_time	start;
+
+	INSTR_TIME_SET_CURRENT(start);
+	dist->side = side;
+	dist->factors = factors;
+	dist->norm = norm;
+	dist->sse = sse;
+	dist->seen = palloc0(sizeof(bool) * Max(n, 1));
+	dist->rows_seen = 0;
+	dist->ratings_seen = 0;
+	dist->failed = -1;
+	dist->bytes_received = 0;
+	mf_spi_scan(psprintf("WITH fixed AS MATERIALIZED (SELECT $1::pg_catalog.bytea AS side)"
+						 " SELECT %s, %s.mf_als_half_step(%s, %s::pg_catalog.float8, (SELECT side FROM fixed))"
+						 " FROM %s WHERE %s GROUP BY %s",
+						 id_expression(dist, side), dist->schema->quoted,
+						 id_expression(dist, fixed), dist->column[2], dist->table[side],
+						 not_null(dist), dist->column[side]),
+				1, &argtype, &arg_value, types, 2, dist->relation, receive_solution, dist);
+	if (dist->rows_seen != n || dist->ratings_seen != dist->ratings->n_ratings)
+		report_changed(dist, psprintf("The coordinator read " INT64_FORMAT " ratings of %d %ss, the workers solved " INT64_FORMAT " of %d.",
+									  dist->ratings->n_ratings, n, mf_side_name(side),
+									  dist->ratings_seen, dist->rows_seen));
+	elog(DEBUG1, "mf_train: %s half-step on the Citus workers: %zu bytes of %s factors sent to each worker, %zu bytes of solutions received, %.3f s",
+		 mf_side_name(side), (Size) VARSIZE(blob), mf_side_name(fixed), dist->bytes_received,
+		 mf_seconds_since(start));
+	pfree(dist->seen);
+	pfree(blob);
+	return dist->failed;
+}
+
+MfAls *
+mf_distributed_als(MfDistributed *dist, const MfFitOptions *options)
+{
+	return mf_als_create_summarized(dist->ratings, options, &dist->summary, half_step, dist,
+									dist->cxt);
+}
+
+/* mf_sort's comparator of int32. */
+static int
+compare_int32(const void *a, const void *b)
+{
+	int32		x = *(const int32 *) a;
+	int32		y = *(const int32 *) b;
+
+	return x < y ? -1 : x > y ? 1 : 0;
+}
+
+/* Each user's rated items, as they arrive (the by_user rows being filled). */
+static void
+receive_rated(TupleTableSlot *slot, void *arg)
+{
+	MfDistributed *dist = arg;
+	MfCsr	   *by_user = &dist->ratings->by_user;
+	int32		user = received_index(dist, MF_USERS, slot->tts_values[0]);
+	ArrayType  *items = DatumGetArrayTypeP(slot->tts_values[1]);
+	Datum	   *elements;
+	bool	   *nulls;
+	int			n;
+	int64		begin;
+
+	deconstruct_array(items, dist->keys[MF_ITEMS] ? TEXTOID : INT8OID,
+					  dist->keys[MF_ITEMS] ? -1 : 8, !dist->keys[MF_ITEMS] && FLOAT8PASSBYVAL,
+					  dist->keys[MF_ITEMS] ? TYPALIGN_INT : TYPALIGN_DOUBLE,
+					  &elements, &nulls, &n);
+	if (user < 0 || n != dist->degree[MF_USERS][user])
+		report_changed(dist, "A user's rated items are not those the coordinator read.");
+	begin = by_user->row_start[user];
+	for (int e = 0; e < n; e++)
+	{
+		int32		item = received_index(dist, MF_ITEMS, elements[e]);
+
+		if (item < 0)
+			report_changed(dist, "A user rated an item the coordinator did not read.");
+		by_user->col[begin + e] = item;
+	}
+	mf_sort(by_user->col + begin, n, sizeof(int32), compare_int32);
+}
+
+void
+mf_distributed_rated_items(MfDistributed *dist)
+{
+	MfRatings  *ratings = dist->ratings;
+	MfCsr	   *by_user = &ratings->by_user;
+	Oid			types[2] = {dist->keys[MF_USERS] ? TEXTOID : INT8OID,
+	dist->keys[MF_ITEMS] ? TEXTARRAYOID : INT8ARRAYOID};
+
+	by_user->n_rows = ratings->n_users;
+	by_user->row_start = mf_alloc_array(dist->cxt, (Size) ratings->n_users + 1, sizeof(int64));
+	by_user->row_start[0] = 0;
+	for (int32 u = 0; u < ratings->n_users; u++)
+		by_user->row_start[u + 1] = by_user->row_start[u] + dist->degree[MF_USERS][u];
+	by_user->col = mf_alloc_array(dist->cxt, Max(ratings->n_ratings, 1), sizeof(int32));
+	mf_spi_scan(psprintf("SELECT %s, pg_catalog.array_agg(%s) FROM %s WHERE %s GROUP BY %s",
+						 id_expression(dist, MF_USERS), id_expression(dist, MF_ITEMS),
+						 dist->table[MF_USERS], not_null(dist), dist->column[MF_USERS]),
+				0, NULL, NULL, types, 2, dist->relation, receive_rated, dist);
+}
+
+void
+mf_distributed_end(MfDistributed *dist)
+{
+	for (MfSide side = MF_USERS; side <= MF_ITEMS; side++)
+		if (dist->copy[side])
+			execute(psprintf("DROP TABLE %s", dist->copy[side]), SPI_OK_UTILITY);
+}
+
+/* ---------------------------------------------------------------------
+ * The workers: the aggregate mf_als_half_step
+ * ---------------------------------------------------------------------
+ */
+
+/* An error about a fixed side that is not one mf_train sent. */
+static void
+bad_fixed_side(const char *what)
+{
+	ereport(ERROR,
+			(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+			 errmsg("mf_als_half_step's fixed side is not one mf_train sent: %s", what),
+			 errhint("mf_als_half_step is the worker's part of mf_train on a Citus table; call mf_train.")));
+}
+
+/*
+ * Decodes (checking every length) the fixed side blob into cxt.  The
+ * arrays are copied to aligned memory, as the kernels read them.
+ */
+static FixedSide *
+decode_fixed(const bytea *blob, MemoryContext cxt)
+{
+	const char *p = VARDATA_ANY(blob);
+	Size		length = VARSIZE_ANY_EXHDR(blob);
+	const char *end = p + length;
+	FixedHeader header;
+	FixedSide  *fixed;
+	MfFactors  *f;
+	Size		real_size;
+	Size		factor_bytes;
+	int64	   *ids = NULL;
+	char	  **keys = NULL;
+	void	   *factors;
+	double	   *biases = NULL;
+
+	if (length < sizeof(FixedHeader))
+		bad_fixed_side("too short");
+	memcpy(&header, p, sizeof(header));
+	p += sizeof(header);
+	if (header.magic != FIXED_MAGIC || header.version != FIXED_VERSION)
+		bad_fixed_side("unknown format");
+	if (header.k < MF_MIN_K || header.k > MF_MAX_K || header.n < 0 ||
+		(header.solved_side != MF_USERS && header.solved_side != MF_ITEMS) ||
+		(header.flags & ~FIXED_ALL_FLAGS) != 0 ||
+		(header.k == 0 && !(header.flags & FIXED_BIASES)) ||
+		!(header.lambda >= 0 && header.lambda <= MF_MAX_SINGLE_LAMBDA) ||
+		!((header.bias_lambda >= 0 && header.bias_lambda <= MF_MAX_SINGLE_LAMBDA) ||
+		  header.bias_lambda == -1) ||
+		!(header.lambda_per_rating >= 0 && header.lambda_per_rating <= MF_MAX_SINGLE_LAMBDA) ||
+		!isfinite(header.mean))
+		bad_fixed_side("options out of range");
+	real_size = (header.flags & FIXED_SINGLE) ? sizeof(float) : sizeof(double);
+	factor_bytes = mul_size(mul_size(header.n, header.k), real_size);
+
+	fixed = MemoryContextAllocZero(cxt, sizeof(FixedSide));
+	fixed->cxt = cxt;
+	fixed->solved = header.solved_side;
+	fixed->keys = (header.flags & FIXED_KEYS) != 0;
+	fixed->loss = (header.flags & FIXED_LOSS) != 0;
+	if (header.flags & FIXED_BIASES)
+	{
+		if ((Size) (end - p) < mul_size(header.n, sizeof(double)))
+			bad_fixed_side("too short for its biases");
+		biases = mf_alloc_array(cxt, Max(header.n, 1), sizeof(double));
+		memcpy(biases, p, sizeof(double) * header.n);
+		p += sizeof(double) * header.n;
+	}
+	if (!fixed->keys)
+	{
+		if ((Size) (end - p) < mul_size(header.n, sizeof(int64)))
+			bad_fixed_side("too short for its ids");
+		ids = mf_alloc_array(cxt, Max(header.n, 1), sizeof(int64));
+		memcpy(ids, p, sizeof(int64) * header.n);
+		p += sizeof(int64) * header.n;
+		for (int32 r = 1; r < header.n; r++)
+			if (ids[r] <= ids[r - 1])
+				bad_fixed_side("ids not ascending");
+	}
+	if ((Size) (end - p) < factor_bytes)
+		bad_fixed_side("too short for its factors");
+	factors = mf_alloc_aligned(cxt, Max(factor_bytes, 1), 1);
+	memcpy(factors, p, factor_bytes);
+	p += factor_bytes;
+	if (fixed->keys)
+	{
+		const int32 *offsets = (const int32 *) p;	/* read by memcpy: unaligned */
+		const char *bytes;
+		Size		key_bytes;
+		int32		last = 0;
+
+		if ((Size) (end - p) < mul_size((Size) header.n + 1, sizeof(int32)))
+			bad_fixed_side("too short for its keys");
+		bytes = p + ((Size) header.n + 1) * sizeof(int32);
+		key_bytes = end - bytes;
+		keys = mf_alloc_array(cxt, Max(header.n, 1), sizeof(char *));
+		for (int32 r = 0; r <= header.n; r++)
+		{
+			int32		offset;
+
+			memcpy(&offset, offsets + r, sizeof(int32));
+			if ((r == 0 && offset != 0) || offset < last || (Size) offset > key_bytes ||
+				(r > 0 && (offset == last || bytes[offset - 1] != '\0')))
+				bad_fixed_side("malformed keys");
+			if (r > 0)
+			{
+				keys[r - 1] = MemoryContextStrdup(cxt, bytes + last);
+				if (r > 1 && strcmp(keys[r - 2], keys[r - 1]) >= 0)
+					bad_fixed_side("keys not ascending");
+			}
+			last = offset;
+		}
+		if ((Size) last != key_bytes)
+			bad_fixed_side("too long");
+		fixed->key_map = mf_key_map(cxt, keys, header.n);
+	}
+	else
+	{
+		if (p != end)
+			bad_fixed_side("too long");
+		fixed->id_map = mf_id_map_from_sorted(cxt, ids, header.n);
+	}
+
+	fixed->options.k = header.k;
+	fixed->options.lambda = header.lambda;
+	fixed->options.bias_lambda = header.bias_lambda;
+	fixed->options.lambda_per_rating = header.lambda_per_rating;
+	fixed->options.weighted_lambda = (header.flags & FIXED_WEIGHTED) != 0;
+	fixed->options.nonnegative = (header.flags & FIXED_NONNEGATIVE) != 0;
+	fixed->options.biases = (header.flags & FIXED_BIASES) != 0;
+	fixed->options.single = (header.flags & FIXED_SINGLE) != 0;
+	f = &fixed->factors;
+	f->k = header.k;
+	f->single = fixed->options.single;
+	f->biases = fixed->options.biases;
+	f->mean = header.mean;
+	if (fixed->solved == MF_USERS)
+	{
+		f->n_items = header.n;
+		f->item_factors = factors;
+		f->item_bias = biases;
+	}
+	else
+	{
+		f->n_users = header.n;
+		f->user_factors = factors;
+		f->user_bias = biases;
+	}
+	return fixed;
+}
+
+/*
+ * mf_als_half_step's transition (internal, id bigint or text, rating
+ * double precision, fixed bytea): adds a rating of the group's row
+ * against the fixed side's row id.  The fixed side is decoded once per
+ * query.
+ */
+Datum
+mf_als_half_step_accumulate(PG_FUNCTION_ARGS)
+{
+	MemoryContext aggregate_cxt;
+	GroupRows  *group = PG_ARGISNULL(0) ? NULL : (GroupRows *) PG_GETARG_POINTER(0);
+	FixedSide  *fixed;
+	bytea	   *blob;
+	int32		index;
+	double		value;
+
+	if (!AggCheckCallContext(fcinfo, &aggregate_cxt))
+		ereport(ERROR,
+				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+				 errmsg("mf_als_half_step_accumulate is mf_als_half_step's transition and runs only in it")));
+	if (PG_ARGISNULL(3))
+		bad_fixed_side("NULL");
+	if (PG_ARGISNULL(1) || PG_ARGISNULL(2))
+		PG_RETURN_POINTER(group);
+	blob = PG_GETARG_BYTEA_PP(3);
+	fixed = fcinfo->flinfo->fn_extra;
+	if (fixed == NULL || fixed->blob != (const void *) blob)
+	{
+		/* one parameter per query; a new one (never, in mf_train's queries) replaces it */
+		fixed = decode_fixed(blob, fcinfo->flinfo->fn_mcxt);
+		fixed->blob = blob;
+		fcinfo->flinfo->fn_extra = fixed;
+	}
+	if (fixed->keys != (get_fn_expr_argtype(fcinfo->flinfo, 1) == TEXTOID))
+		bad_fixed_side("ids of another kind");
+	if (fixed->keys)
+	{
+		char	   *key = text_to_cstring(PG_GETARG_TEXT_PP(1));
+
+		index = mf_key_find(fixed->key_map, key);
+		if (index < 0)
+			ereport(ERROR,
+					(errcode(ERRCODE_T_R_SERIALIZATION_FAILURE),
+					 errmsg("a rating names %s %s, which mf_train did not read on the coordinator",
+							mf_side_name(mf_other_side(fixed->solved)), key),
+					 errhint("The ratings changed while mf_train ran: train when nothing writes them, or in a REPEATABLE READ transaction.")));
+	}
+	else
+	{
+		index = mf_id_map_find(fixed->id_map, PG_GETARG_INT64(1));
+		if (index < 0)
+			ereport(ERROR,
+					(errcode(ERRCODE_T_R_SERIALIZATION_FAILURE),
+					 errmsg("a rating names %s " INT64_FORMAT ", which mf_train did not read on the coordinator",
+							mf_side_name(mf_other_side(fixed->solved)), PG_GETARG_INT64(1)),
+					 errhint("The ratings changed while mf_train ran: train when nothing writes them, or in a REPEATABLE READ transaction.")));
+	}
+	value = PG_GETARG_FLOAT8(2);
+	if (!isfinite(value))
+		ereport(ERROR,
+				(errcode(ERRCODE_DATA_EXCEPTION),
+				 errmsg("a rating is %s", isnan(value) ? "NaN" : "infinite"),
+				 errhint("Fix or delete that row, or pass a view that leaves out such ratings.")));
+	if (group == NULL)
+	{
+		group = MemoryContextAllocZero(aggregate_cxt, sizeof(GroupRows));
+		group->fixed = fixed;
+		group->capacity = 16;
+		group->entries = MemoryContextAlloc(aggregate_cxt, sizeof(GroupEntry) * group->capacity);
+	}
+	else if (group->n == group->capacity)
+	{
+		if (group->capacity > INT_MAX / 2)
+			ereport(ERROR,
+					(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+					 errmsg("a user or item has more than %d ratings", INT_MAX / 2)));
+		group->capacity *= 2;
+		group->entries = repalloc_huge(group->entries, mul_size(group->capacity, sizeof(GroupEntry)));
+	}
+	group->entries[group->n].col = index;
+	group->entries[group->n].value = value;
+	group->n++;
+	PG_RETURN_POINTER(group);
+}
+
+/* Entries by the fixed side's index, then value: the order of a training's rows. */
+static int
+compare_entries(const void *a, const void *b)
+{
+	const GroupEntry *x = a;
+	const GroupEntry *y = b;
+
+	if (x->col != y->col)
+		return x->col < y->col ? -1 : 1;
+	return x->value < y->value ? -1 : x->value > y->value ? 1 : 0;
+}
+
+/*
+ * mf_als_half_step's final function: solves the group's row from its
+ * ratings, as a RowResult and k reals (bytea).
+ */
+Datum
+mf_als_half_step_solve(PG_FUNCTION_ARGS)
+{
+	GroupRows  *group = PG_ARGISNULL(0) ? NULL : (GroupRows *) PG_GETARG_POINTER(0);
+	FixedSide  *fixed;
+	Size		real_size;
+	int32	   *cols;
+	double	   *values;
+	void	   *x;
+	RowResult	result = {0};
+	bytea	   *out;
+
+	if (!AggCheckCallContext(fcinfo, NULL))
+		ereport(ERROR,
+				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+				 errmsg("mf_als_half_step_solve is mf_als_half_step's final function and runs only in it")));
+	if (group == NULL)
+		PG_RETURN_NULL();
+	CHECK_FOR_INTERRUPTS();
+	fixed = group->fixed;
+	real_size = fixed->options.single ? sizeof(float) : sizeof(double);
+	if (fixed->solver == NULL)
+		fixed->solver = mf_als_row_solver(&fixed->factors, fixed->solved, &fixed->options,
+										  fixed->cxt);
+	mf_sort(group->entries, group->n, sizeof(GroupEntry), compare_entries);
+	cols = palloc(sizeof(int32) * group->n);
+	values = palloc(sizeof(double) * group->n);
+	for (int32 e = 0; e < group->n; e++)
+	{
+		cols[e] = group->entries[e].col;
+		values[e] = group->entries[e].value;
+	}
+	x = mf_alloc_aligned(CurrentMemoryContext, fixed->options.k + 1, real_size);
+	result.degree = group->n;
+	result.solved = mf_als_row_solve(fixed->solver, cols, values, group->n, fixed->loss, x,
+									 &result.bias, &result.norm, &result.sse);
+	out = palloc(VARHDRSZ + sizeof(RowResult) + fixed->options.k * real_size);
+	SET_VARSIZE(out, VARHDRSZ + sizeof(RowResult) + fixed->options.k * real_size);
+	memcpy(VARDATA(out), &result, sizeof(RowResult));
+	memcpy(VARDATA(out) + sizeof(RowResult), x, fixed->options.k * real_size);
+	PG_RETURN_BYTEA_P(out);
+}
