@@ -913,3 +913,9 @@ CREATE AGGREGATE @extschema@.mf_als_half_step(text, double precision, bytea) (
 );
 COMMENT ON AGGREGATE @extschema@.mf_als_half_step(text, double precision, bytea) IS
   'mf_ext: one row of an ALS half-step on a Citus worker, from its ratings (the other side''s text keys, ratings) and the fixed side mf_train sends (bytea); mf_train''s part, not for direct use';
+CREATE FUNCTION @extschema@.mf_als_half_step_cached(token bigint)
+RETURNS boolean
+AS 'MODULE_PATHNAME', 'mf_als_half_step_cached'
+LANGUAGE C VOLATILE PARALLEL UNSAFE;
+COMMENT ON FUNCTION @extschema@.mf_als_half_step_cached(bigint) IS
+  'mf_ext: whether this backend holds the fixed side of mf_train''s half-step token (a Citus worker reads each once); mf_train''s part, not for direct use';

@@ -27,6 +27,7 @@
 #include "distributed.h"
 
 #include "idmap.h"
+#include "parallel.h"
 
 #include "catalog/namespace.h"
 #include "catalog/pg_namespace.h"
@@ -34,13 +35,16 @@
 #include "executor/spi.h"
 #include "fmgr.h"
 #include "miscadmin.h"
+#include "access/xact.h"
 #include "utils/acl.h"
 #include "utils/builtins.h"
+#include "utils/guc.h"
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
 
 PG_FUNCTION_INFO_V1(mf_als_half_step_accumulate);
 PG_FUNCTION_INFO_V1(mf_als_half_step_solve);
+PG_FUNCTION_INFO_V1(mf_als_half_step_cached);
 
 int			mf_citus_training = MF_CITUS_TRAINING_AUTO;
 
@@ -71,6 +75,8 @@ typedef struct FixedHeader
 	int32		n;				/* rows of the fixed side */
 	int32		solved_side;	/* MfSide of the rows being solved */
 	int32		flags;
+	uint64		token;			/* this half-step's, random: a worker backend
+								 * decodes each fixed side once */
 	double		lambda;
 	double		bias_lambda;
 	double		lambda_per_rating;
@@ -104,6 +110,8 @@ struct MfDistributed
 	MfIdMap    *ids[2];
 	mf_keymap_hash *key_map[2];
 	MfRatingsSummary summary;
+	int			nest_level;		/* of the settings the training changed */
+	int			pool;			/* connections per worker */
 
 	/* the half-step being received */
 	MfSide		side;
@@ -132,10 +140,15 @@ typedef struct GroupRows
 	GroupEntry *entries;
 } GroupRows;
 
-/* The fixed side decoded on a worker, once per query (the transition's fn_extra). */
+/*
+ * The fixed side decoded on a worker: once per backend and half-step
+ * (backend_fixed), in a context of its own, freed once no running query
+ * uses it and another half-step's has replaced it or the transaction ended.
+ */
 typedef struct FixedSide
 {
-	const void *blob;			/* the parameter it was decoded from */
+	uint64		token;
+	int			users;			/* running aggregates that read it */
 	MfSide		solved;
 	bool		keys;
 	bool		loss;
@@ -340,9 +353,16 @@ make_copy(MfDistributed *dist, MfSide side)
 					 dist->column[0], format_type_be_qualified(source->user_type),
 					 dist->column[1], format_type_be_qualified(source->item_type),
 					 dist->column[2]), SPI_OK_UTILITY);
-	execute(psprintf("SELECT pg_catalog.create_distributed_table(%s, %s, colocate_with => 'none')",
-					 quote_literal_cstr(name), quote_literal_cstr(source_column(source, side))),
-			SPI_OK_SELECT);
+	/*
+	 * As many shards as connections the training uses (a shard created in
+	 * this transaction is read over the connection that made it): the
+	 * nodes with shards times the pool of each.
+	 */
+	execute(psprintf("SELECT pg_catalog.create_distributed_table(%s, %s, colocate_with => 'none',"
+					 " shard_count => (SELECT %d * count(*)::int FROM pg_catalog.pg_dist_node"
+					 " WHERE noderole = 'primary' AND isactive AND shouldhaveshards))",
+					 quote_literal_cstr(name), quote_literal_cstr(source_column(source, side)),
+					 dist->pool), SPI_OK_SELECT);
 	execute(psprintf("INSERT INTO %s SELECT %s, %s, %s::pg_catalog.float8 FROM %s WHERE %s",
 					 name, dist->column[0], dist->column[1], dist->column[2], dist->relation,
 					 not_null(dist)), SPI_OK_INSERT);
@@ -528,6 +548,21 @@ mf_distributed_read(MfDistributed *dist)
 	NonFinite	non_finite = {dist->cxt, NULL, NULL, 0.0, false};
 	Totals		totals = {0};
 	const char *r = dist->column[2];
+	const char *citus_pool = GetConfigOption("citus.max_adaptive_executor_pool_size", true, false);
+
+	/*
+	 * A worker's connections run its shards' tasks in turn, each backend
+	 * decoding a half-step's fixed side once: as many per worker as this
+	 * node's mf_ext.threads (or Citus's pool size, if smaller), each
+	 * solving its rows on one core.  Set for the whole training: a shard
+	 * the copies wrote is read again over the connection that wrote it.
+	 */
+	dist->pool = mf_thread_count();
+	if (citus_pool != NULL && atoi(citus_pool) > 0)
+		dist->pool = Min(dist->pool, atoi(citus_pool));
+	dist->nest_level = NewGUCNestLevel();
+	(void) set_config_option("citus.max_adaptive_executor_pool_size", psprintf("%d", dist->pool),
+							 PGC_USERSET, PGC_S_SESSION, GUC_ACTION_SAVE, true, 0, false);
 
 	mf_spi_scan(psprintf("SELECT %s::text, %s::text, %s::pg_catalog.float8 FROM %s WHERE %s"
 						 " AND NOT %s::pg_catalog.float8 BETWEEN '-1.7976931348623157e308' AND '1.7976931348623157e308'"
@@ -572,7 +607,8 @@ mf_distributed_read(MfDistributed *dist)
  * (FixedHeader).  An error (54000) past what one value may hold.
  */
 static bytea *
-encode_fixed(const MfDistributed *dist, MfSide side, const MfFactors *factors, bool loss)
+encode_fixed(const MfDistributed *dist, MfSide side, const MfFactors *factors, bool loss,
+			 uint64 *token)
 {
 	MfSide		fixed = mf_other_side(side);
 	const MfRatings *ratings = dist->ratings;
@@ -608,6 +644,8 @@ encode_fixed(const MfDistributed *dist, MfSide side, const MfFactors *factors, b
 	header.k = factors->k;
 	header.n = n;
 	header.solved_side = side;
+	if (!pg_strong_random(&header.token, sizeof(header.token)))
+		elog(ERROR, "could not generate a random token");
 	header.flags = (factors->single ? FIXED_SINGLE : 0) | (factors->biases ? FIXED_BIASES : 0) |
 		(keys ? FIXED_KEYS : 0) | (dist->options.weighted_lambda ? FIXED_WEIGHTED : 0) |
 		(dist->options.nonnegative ? FIXED_NONNEGATIVE : 0) | (loss ? FIXED_LOSS : 0);
@@ -655,6 +693,7 @@ encode_fixed(const MfDistributed *dist, MfSide side, const MfFactors *factors, b
 		}
 	}
 	Assert(p == (char *) blob + VARHDRSZ + size);
+	*token = header.token;
 	return blob;
 }
 
@@ -720,7 +759,8 @@ half_step(void *arg, MfSide side, MfFactors *factors, double *norm, double *sse)
 	MfDistributed *dist = arg;
 	int32		n = side == MF_USERS ? dist->ratings->n_users : dist->ratings->n_items;
 	MfSide		fixed = mf_other_side(side);
-	bytea	   *blob = encode_fixed(dist, side, factors, sse != NULL);
+	uint64		token;
+	bytea	   *blob = encode_fixed(dist, side, factors, sse != NULL, &token);
 	Oid			argtype = BYTEAOID;
 	Datum		arg_value = PointerGetDatum(blob);
 	Oid			types[2] = {dist->keys[side] ? TEXTOID : INT8OID, BYTEAOID};
@@ -736,12 +776,15 @@ half_step(void *arg, MfSide side, MfFactors *factors, double *norm, double *sse)
 	dist->ratings_seen = 0;
 	dist->failed = -1;
 	dist->bytes_received = 0;
+	/* a backend that has the half-step's fixed side does not read it again */
 	mf_spi_scan(psprintf("WITH fixed AS MATERIALIZED (SELECT $1::pg_catalog.bytea AS side)"
-						 " SELECT %s, %s.mf_als_half_step(%s, %s::pg_catalog.float8, (SELECT side FROM fixed))"
+						 " SELECT %s, %s.mf_als_half_step(%s, %s::pg_catalog.float8,"
+						 " CASE WHEN %s.mf_als_half_step_cached(" INT64_FORMAT ") THEN NULL"
+						 " ELSE (SELECT side FROM fixed) END)"
 						 " FROM %s WHERE %s GROUP BY %s",
 						 id_expression(dist, side), dist->schema->quoted,
-						 id_expression(dist, fixed), dist->column[2], dist->table[side],
-						 not_null(dist), dist->column[side]),
+						 id_expression(dist, fixed), dist->column[2], dist->schema->quoted,
+						 (int64) token, dist->table[side], not_null(dist), dist->column[side]),
 				1, &argtype, &arg_value, types, 2, dist->relation, receive_solution, dist);
 	if (dist->rows_seen != n || dist->ratings_seen != dist->ratings->n_ratings)
 		report_changed(dist, psprintf("The coordinator read " INT64_FORMAT " ratings of %d %ss, the workers solved " INT64_FORMAT " of %d.",
@@ -829,6 +872,7 @@ mf_distributed_end(MfDistributed *dist)
 	for (MfSide side = MF_USERS; side <= MF_ITEMS; side++)
 		if (dist->copy[side])
 			execute(psprintf("DROP TABLE %s", dist->copy[side]), SPI_OK_UTILITY);
+	AtEOXact_GUC(true, dist->nest_level);
 }
 
 /* ---------------------------------------------------------------------
@@ -851,8 +895,11 @@ bad_fixed_side(const char *what)
  * arrays are copied to aligned memory, as the kernels read them.
  */
 static FixedSide *
-decode_fixed(const bytea *blob, MemoryContext cxt)
+decode_fixed(const bytea *blob)
 {
+	/* below the query's memory until it is whole: an error frees it */
+	MemoryContext cxt = AllocSetContextCreate(CurrentMemoryContext, "mf_ext fixed side",
+											  ALLOCSET_DEFAULT_SIZES);
 	const char *p = VARDATA_ANY(blob);
 	Size		length = VARSIZE_ANY_EXHDR(blob);
 	const char *end = p + length;
@@ -887,6 +934,7 @@ decode_fixed(const bytea *blob, MemoryContext cxt)
 
 	fixed = MemoryContextAllocZero(cxt, sizeof(FixedSide));
 	fixed->cxt = cxt;
+	fixed->token = header.token;
 	fixed->solved = header.solved_side;
 	fixed->keys = (header.flags & FIXED_KEYS) != 0;
 	fixed->loss = (header.flags & FIXED_LOSS) != 0;
@@ -978,7 +1026,125 @@ decode_fixed(const bytea *blob, MemoryContext cxt)
 		f->user_factors = factors;
 		f->user_bias = biases;
 	}
+	MemoryContextSetParent(cxt, TopMemoryContext);
 	return fixed;
+}
+
+/* The fixed side this backend decoded last, or NULL. */
+static FixedSide *backend_fixed = NULL;
+
+/* A query's use of a fixed side: released when its aggregate's memory goes. */
+typedef struct FixedUse
+{
+	FixedSide  *fixed;
+	FmgrInfo   *flinfo;			/* whose fn_extra points here */
+	MemoryContextCallback callback;
+} FixedUse;
+
+/* Frees a fixed side no query uses that is not the backend's current one. */
+static void
+free_if_unused(FixedSide *fixed)
+{
+	if (fixed->users == 0 && fixed != backend_fixed)
+		MemoryContextDelete(fixed->cxt);
+}
+
+/* Memory context callback: a query's aggregate is done with its fixed side. */
+static void
+release_fixed(void *arg)
+{
+	FixedUse   *use = arg;
+
+	use->flinfo->fn_extra = NULL;
+	use->fixed->users--;
+	free_if_unused(use->fixed);
+}
+
+/* Transaction end: the backend's fixed side is forgotten (freed once unused). */
+static void
+forget_fixed(XactEvent event, void *arg)
+{
+	FixedSide  *fixed = backend_fixed;
+
+	if (fixed == NULL || event == XACT_EVENT_PRE_COMMIT ||
+		event == XACT_EVENT_PARALLEL_PRE_COMMIT || event == XACT_EVENT_PRE_PREPARE)
+		return;
+	backend_fixed = NULL;
+	free_if_unused(fixed);
+}
+
+/*
+ * The fixed side a call of mf_als_half_step's transition reads: the one
+ * the query began with; else the argument (decoded, unless it is the
+ * backend's current one); NULL, the backend's current one, which
+ * mf_als_half_step_cached said it has.  One fixed side per query.
+ */
+static FixedSide *
+fixed_side_of_query(FunctionCallInfo fcinfo, MemoryContext aggregate_cxt)
+{
+	static bool registered = false;
+	FixedUse   *use = fcinfo->flinfo->fn_extra;
+	FixedSide  *fixed;
+
+	if (PG_ARGISNULL(3))
+	{
+		if (use == NULL && backend_fixed == NULL)
+			bad_fixed_side("NULL");
+		fixed = use ? use->fixed : backend_fixed;
+	}
+	else
+	{
+		bytea	   *blob = PG_GETARG_BYTEA_PP(3);
+		FixedHeader header;
+
+		if (VARSIZE_ANY_EXHDR(blob) < sizeof(FixedHeader))
+			bad_fixed_side("too short");
+		memcpy(&header, VARDATA_ANY(blob), sizeof(header));
+		if (use != NULL && use->fixed->token == header.token)
+			return use->fixed;
+		if (use != NULL)
+			bad_fixed_side("a second one in the query");
+		if (backend_fixed != NULL && backend_fixed->token == header.token)
+			fixed = backend_fixed;
+		else
+		{
+			FixedSide  *previous = backend_fixed;
+
+			fixed = decode_fixed(blob);
+			if (!registered)
+			{
+				RegisterXactCallback(forget_fixed, NULL);
+				registered = true;
+			}
+			backend_fixed = fixed;
+			if (previous != NULL)
+				free_if_unused(previous);
+		}
+	}
+	if (use == NULL)
+	{
+		use = MemoryContextAllocZero(aggregate_cxt, sizeof(FixedUse));
+		use->fixed = fixed;
+		use->flinfo = fcinfo->flinfo;
+		use->callback.func = release_fixed;
+		use->callback.arg = use;
+		MemoryContextRegisterResetCallback(aggregate_cxt, &use->callback);
+		fixed->users++;
+		fcinfo->flinfo->fn_extra = use;
+	}
+	return fixed;
+}
+
+/*
+ * mf_als_half_step_cached(token bigint): whether this backend holds the
+ * fixed side of half-step token (so that a shard's query need not read it
+ * again).
+ */
+Datum
+mf_als_half_step_cached(PG_FUNCTION_ARGS)
+{
+	PG_RETURN_BOOL(backend_fixed != NULL && !PG_ARGISNULL(0) &&
+				   backend_fixed->token == (uint64) PG_GETARG_INT64(0));
 }
 
 /*
@@ -993,7 +1159,6 @@ mf_als_half_step_accumulate(PG_FUNCTION_ARGS)
 	MemoryContext aggregate_cxt;
 	GroupRows  *group = PG_ARGISNULL(0) ? NULL : (GroupRows *) PG_GETARG_POINTER(0);
 	FixedSide  *fixed;
-	bytea	   *blob;
 	int32		index;
 	double		value;
 
@@ -1001,19 +1166,9 @@ mf_als_half_step_accumulate(PG_FUNCTION_ARGS)
 		ereport(ERROR,
 				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
 				 errmsg("mf_als_half_step_accumulate is mf_als_half_step's transition and runs only in it")));
-	if (PG_ARGISNULL(3))
-		bad_fixed_side("NULL");
 	if (PG_ARGISNULL(1) || PG_ARGISNULL(2))
 		PG_RETURN_POINTER(group);
-	blob = PG_GETARG_BYTEA_PP(3);
-	fixed = fcinfo->flinfo->fn_extra;
-	if (fixed == NULL || fixed->blob != (const void *) blob)
-	{
-		/* one parameter per query; a new one (never, in mf_train's queries) replaces it */
-		fixed = decode_fixed(blob, fcinfo->flinfo->fn_mcxt);
-		fixed->blob = blob;
-		fcinfo->flinfo->fn_extra = fixed;
-	}
+	fixed = fixed_side_of_query(fcinfo, aggregate_cxt);
 	if (fixed->keys != (get_fn_expr_argtype(fcinfo->flinfo, 1) == TEXTOID))
 		bad_fixed_side("ids of another kind");
 	if (fixed->keys)
@@ -1106,7 +1261,13 @@ mf_als_half_step_solve(PG_FUNCTION_ARGS)
 	if (fixed->solver == NULL)
 		fixed->solver = mf_als_row_solver(&fixed->factors, fixed->solved, &fixed->options,
 										  fixed->cxt);
-	mf_sort(group->entries, group->n, sizeof(GroupEntry), compare_entries);
+	/* rows stored in order (a table loaded sorted) need no sort */
+	for (int32 e = 1; e < group->n; e++)
+		if (compare_entries(&group->entries[e - 1], &group->entries[e]) > 0)
+		{
+			mf_sort(group->entries, group->n, sizeof(GroupEntry), compare_entries);
+			break;
+		}
 	cols = palloc(sizeof(int32) * group->n);
 	values = palloc(sizeof(double) * group->n);
 	for (int32 e = 0; e < group->n; e++)
