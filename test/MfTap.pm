@@ -6,7 +6,7 @@ use warnings;
 use Exporter 'import';
 use PostgreSQL::Test::Cluster;
 
-our @EXPORT = qw(mf_cluster mf_node smooth_ratings random_ratings model_fingerprint);
+our @EXPORT = qw(mf_cluster mf_node mf_citus_node smooth_ratings random_ratings model_fingerprint);
 
 # An initialized cluster, not started.  With MF_EXT_DESTDIR set (a
 # `make install DESTDIR=...` tree), its servers load mf_ext from there
@@ -30,6 +30,21 @@ sub mf_node
 	$node->append_conf('postgresql.conf', $_) foreach @settings;
 	$node->start;
 	$node->safe_psql('postgres', 'CREATE EXTENSION mf_ext');
+	return $node;
+}
+
+# A started Citus 12.1 node (not yet in a cluster), with the citus
+# extension created; the nodes reach each other over 127.0.0.1 without TLS.
+sub mf_citus_node
+{
+	my ($name) = @_;
+	my $node = mf_cluster($name);
+	$node->append_conf('postgresql.conf', $_)
+	  foreach ("shared_preload_libraries = 'citus'", "listen_addresses = '127.0.0.1'",
+		"citus.node_conninfo = 'sslmode=disable'", 'max_worker_processes = 20');
+	$node->append_conf('pg_hba.conf', 'host all all 127.0.0.1/32 trust');
+	$node->start;
+	$node->safe_psql('postgres', 'CREATE EXTENSION citus');
 	return $node;
 }
 

@@ -15,19 +15,7 @@ use lib 'test';
 use MfTap;
 use Test::More;
 
-# Citus reaches the other nodes over 127.0.0.1, without TLS.
-my @settings = ("shared_preload_libraries = 'citus'", "listen_addresses = '127.0.0.1'",
-	"citus.node_conninfo = 'sslmode=disable'", 'max_worker_processes = 20');
-my @nodes;
-foreach my $name ('coordinator', 'worker1', 'worker2')
-{
-	my $node = mf_cluster($name);
-	$node->append_conf('postgresql.conf', $_) foreach @settings;
-	$node->append_conf('pg_hba.conf', 'host all all 127.0.0.1/32 trust');
-	$node->start;
-	$node->safe_psql('postgres', 'CREATE EXTENSION citus');
-	push @nodes, $node;
-}
+my @nodes = map { mf_citus_node($_) } ('coordinator', 'worker1', 'worker2');
 my ($coordinator, @workers) = @nodes;
 $coordinator->safe_psql('postgres', q{SET client_min_messages = warning;
 	SELECT citus_set_coordinator_host('127.0.0.1', } . $coordinator->port . ')');
@@ -283,11 +271,7 @@ is($recreated[6], $recreated[7], 'the second too, not from the first one\'s cach
 isnt($recreated[6], $recreated[2], '(the two models differ)');
 
 # A node added later serves the models trained before it joined.
-my $worker3 = mf_cluster('worker3');
-$worker3->append_conf('postgresql.conf', $_) foreach @settings;
-$worker3->append_conf('pg_hba.conf', 'host all all 127.0.0.1/32 trust');
-$worker3->start;
-$worker3->safe_psql('postgres', 'CREATE EXTENSION citus');
+my $worker3 = mf_citus_node('worker3');
 query("SELECT citus_add_node('127.0.0.1', " . $worker3->port . ')');
 push @nodes, $worker3;
 is($worker3->safe_psql('postgres', q{SELECT round(mf_predict('dist', 1, 2)::numeric, 9)}),
