@@ -65,8 +65,9 @@ sql/$(EXTENSION)--$(EXTVERSION).sql: sql/$(EXTENSION).sql $(EXTENSION).control
 # Benchmarks (not part of installcheck or CI): speed (test/bench/run.sh),
 # accuracy (test/bench/accuracy.sh) and batch top-N (test/bench/batch.sh);
 # bench-peers (test/bench/peers.sh, not part of bench): mf_ext beside LIBMF,
-# cmfrec and implicit.
-.PHONY: bench bench-speed bench-accuracy bench-batch bench-peers
+# cmfrec and implicit; bench-citus (test/bench/citus.sh, not part of bench):
+# training next to the shards on a Citus cluster on this machine.
+.PHONY: bench bench-speed bench-accuracy bench-batch bench-peers bench-citus
 bench: bench-speed bench-accuracy bench-batch
 bench-speed:
 	bash test/bench/run.sh
@@ -76,6 +77,8 @@ bench-batch:
 	bash test/bench/batch.sh
 bench-peers:
 	bash test/bench/peers.sh
+bench-citus:
+	bash test/bench/citus.sh
 
 # The regression suites under valgrind (test/valgrind.sh; slow, not in CI).
 .PHONY: valgrind

@@ -854,8 +854,10 @@ mf_fit(MfAls *als, const MfFitOptions *options, const MfTestSet *validation,
 					(errmsg("iteration %d of %d: J = %.6g, training RMSE = %.6g%s",
 							iteration + 1, n, loss, history->train_rmse[iteration],
 							validation_text),
-					 errdetail("%.3f s this iteration on %d threads, %.3f s in all iterations so far.",
-							   history->seconds[iteration], als->threads,
+					 errdetail("%.3f s this iteration %s, %.3f s in all iterations so far.",
+							   history->seconds[iteration],
+							   als->remote_step ? "on the Citus workers"
+							   : psprintf("on %d threads", als->threads),
 							   mf_seconds_since(start))));
 		if (patience > 0 && iteration - best >= patience)
 		{

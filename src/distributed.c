@@ -5,17 +5,22 @@
  *	  coordinator's driver of the half-steps, and the aggregate the
  *	  workers solve them with.
  *
- *	  A half-step of side s (solving s's rows against the fixed other
- *	  side f) is one query on the coordinator:
+ *	  The training reads two copies of the ratings, one distributed by the
+ *	  user column and one (made from it) by the item column: one read of
+ *	  the source, whatever writes it meanwhile.  A half-step of side s
+ *	  (solving s's rows against the fixed other side f) is one query:
  *
  *		WITH fixed AS MATERIALIZED (SELECT $1::bytea AS side)
- *		SELECT s_col, mf_als_half_step(f_col, rating, (SELECT side FROM fixed))
- *		FROM table distributed by s_col GROUP BY s_col
+ *		SELECT s_col, mf_als_half_step(f_col, rating,
+ *		       CASE WHEN mf_als_half_step_cached(token) THEN NULL
+ *		            ELSE (SELECT side FROM fixed) END)
+ *		FROM the copy distributed by s_col GROUP BY s_col
  *
  *	  Citus runs the CTE on the coordinator and sends its one row to each
- *	  worker once; every shard's query reads it as an initplan's parameter
- *	  and groups its own ratings by s_col, which is the distribution
- *	  column, so the aggregate runs whole on the workers.  The aggregate
+ *	  worker once; a shard's query reads it as an initplan's parameter
+ *	  unless its backend has it already, and groups its own ratings by
+ *	  s_col, the distribution column, so the aggregate runs whole on the
+ *	  workers.  The aggregate
  *	  collects a row's ratings (the fixed side's indices and the values),
  *	  sorts them as a training on one node does, and solves the row with
  *	  the same kernel (als.h, mf_als_row_solve).  The fixed side travels as
@@ -102,8 +107,7 @@ struct MfDistributed
 	const char *relation;		/* the source, qualified and quoted */
 	const char *column[3];		/* user, item, rating columns, quoted */
 	bool		keys[2];		/* per side: text keys */
-	const char *distribution;	/* the source's distribution column */
-	const char *table[2];		/* per side: a table distributed by its column */
+	const char *table[2];		/* per side: the copy distributed by its column */
 	const char *copy[2];		/* per side: the copy made, to drop, or NULL */
 	MfRatings  *ratings;
 	int64	   *degree[2];		/* per side and row: its ratings */
@@ -134,7 +138,8 @@ typedef struct GroupEntry
 
 typedef struct GroupRows
 {
-	struct FixedSide *fixed;
+	struct FixedSide *fixed;	/* held until the aggregate resets its memory */
+	MemoryContextCallback release;
 	int32		n;
 	int32		capacity;
 	GroupEntry *entries;
@@ -148,7 +153,7 @@ typedef struct GroupRows
 typedef struct FixedSide
 {
 	uint64		token;
-	int			users;			/* running aggregates that read it */
+	int			users;			/* group states that hold it */
 	MfSide		solved;
 	bool		keys;
 	bool		loss;
@@ -165,16 +170,14 @@ typedef struct FixedSide
  * ---------------------------------------------------------------------
  */
 
-/* Where an error of the driver says the ratings changed. */
+/*
+ * An answer of the workers that does not match the copies the training
+ * read (which nothing else writes): an internal error.
+ */
 static void
-report_changed(const MfDistributed *dist, const char *what)
+report_mismatch(const MfDistributed *dist, const char *what)
 {
-	ereport(ERROR,
-			(errcode(ERRCODE_T_R_SERIALIZATION_FAILURE),
-			 errmsg("the ratings in %s changed while mf_train solved them on the Citus workers",
-					dist->relation),
-			 errdetail("%s", what),
-			 errhint("Train when nothing writes the ratings, or in a REPEATABLE READ transaction; or SET mf_ext.citus_training = 'coordinator' to read them once onto the coordinator.")));
+	elog(ERROR, "mf_train on the Citus workers: %s (reading %s)", what, dist->relation);
 }
 
 /* A text value a query returns, kept in cxt. */
@@ -193,12 +196,9 @@ receive_text(TupleTableSlot *slot, void *arg)
 		result->value = MemoryContextStrdup(result->cxt, TextDatumGetCString(slot->tts_values[0]));
 }
 
-/*
- * The distribution column of relid when it is a hash-distributed Citus
- * table (partitioned or not), else NULL; NULL without Citus.
- */
-static const char *
-distribution_column(Oid relid)
+/* Whether relid is a hash-distributed Citus table (partitioned or not); false without Citus. */
+static bool
+hash_distributed(Oid relid)
 {
 	Oid			argtype = OIDOID;
 	Datum		arg = ObjectIdGetDatum(relid);
@@ -206,13 +206,13 @@ distribution_column(Oid relid)
 	TextResult	column = {CurrentMemoryContext, NULL};
 
 	if (!OidIsValid(get_relname_relid("pg_dist_partition", PG_CATALOG_NAMESPACE)))
-		return NULL;
-	mf_spi_scan("SELECT pg_catalog.column_to_column_name(logicalrelid, partkey)::text"
+		return false;
+	mf_spi_scan("SELECT pg_catalog.column_to_column_name(logicalrelid, partkey)::pg_catalog.text"
 				" FROM pg_catalog.pg_dist_partition"
 				" WHERE logicalrelid = $1::pg_catalog.regclass AND partmethod = 'h'",
 				1, &argtype, &arg, &type, 1, "Citus's pg_dist_partition",
 				receive_text, &column);
-	return column.value;
+	return column.value != NULL;
 }
 
 /* The column name of side (or the rating) of source. */
@@ -224,7 +224,7 @@ source_column(const MfSource *source, int column)
 
 /* Why options or source keep a training off the workers, or NULL. */
 static char *
-unsupported(const MfSource *source, const MfFitOptions *options, const char *distribution)
+unsupported(const MfSource *source, const MfFitOptions *options)
 {
 	Oid			namespace = get_rel_namespace(source->relid);
 	AttrNumber	attnums[2] = {source->user_attnum, source->item_attnum};
@@ -247,10 +247,9 @@ unsupported(const MfSource *source, const MfFitOptions *options, const char *dis
 			return psprintf("Column %s has a nondeterministic collation: a shard's groups of it would join distinct ids.",
 							quote_identifier(source_column(source, s)));
 	}
-	if ((strcmp(distribution, source->user_col) != 0 ||
-		 strcmp(distribution, source->item_col) != 0) &&
-		pg_namespace_aclcheck(namespace, GetUserId(), ACL_CREATE) != ACLCHECK_OK)
-		return psprintf("mf_train copies the ratings, distributed by the column it does not find them distributed by, into schema %s while it trains, and the current role may not create tables there.",
+	/* the half-steps read copies distributed by each side's column (mf_distributed_read) */
+	if (pg_namespace_aclcheck(namespace, GetUserId(), ACL_CREATE) != ACLCHECK_OK)
+		return psprintf("mf_train copies the ratings, distributed by user and by item, into schema %s while it trains, and the current role may not create tables there.",
 						quote_identifier(get_namespace_name(namespace)));
 	return NULL;
 }
@@ -259,14 +258,12 @@ MfDistributed *
 mf_distributed_begin(const MfSchema *schema, const MfSource *source,
 					 const MfFitOptions *options, MemoryContext cxt)
 {
-	const char *distribution;
 	char	   *why;
 	MfDistributed *dist;
 
 	if (mf_citus_training == MF_CITUS_TRAINING_COORDINATOR)
 		return NULL;
-	distribution = distribution_column(source->relid);
-	if (distribution == NULL)
+	if (!hash_distributed(source->relid))
 	{
 		if (mf_citus_training == MF_CITUS_TRAINING_WORKERS)
 			ereport(ERROR,
@@ -276,7 +273,7 @@ mf_distributed_begin(const MfSchema *schema, const MfSource *source,
 					 errhint("Distribute it with create_distributed_table, or SET mf_ext.citus_training = 'auto' to train where it is.")));
 		return NULL;
 	}
-	why = unsupported(source, options, distribution);
+	why = unsupported(source, options);
 	if (why != NULL && mf_citus_training == MF_CITUS_TRAINING_WORKERS)
 		ereport(ERROR,
 				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
@@ -304,7 +301,6 @@ mf_distributed_begin(const MfSchema *schema, const MfSource *source,
 		dist->column[c] = quote_identifier(source_column(source, c));
 	dist->keys[MF_USERS] = source->user_keys;
 	dist->keys[MF_ITEMS] = source->item_keys;
-	dist->distribution = distribution;
 	return dist;
 }
 
@@ -320,7 +316,7 @@ not_null(const MfDistributed *dist)
 static char *
 id_expression(const MfDistributed *dist, MfSide side)
 {
-	return psprintf("%s::%s", dist->column[side], dist->keys[side] ? "text" : "int8");
+	return psprintf("%s::pg_catalog.%s", dist->column[side], dist->keys[side] ? "text" : "int8");
 }
 
 /* Runs a statement that writes (the copies), through SPI. */
@@ -333,14 +329,27 @@ execute(const char *sql, int expected)
 		elog(ERROR, "%s failed: %s", sql, SPI_result_code_string(result));
 }
 
+/* The declared type (with its modifier, schema-qualified) of a column of the source. */
+static char *
+column_type(const MfSource *source, AttrNumber attnum)
+{
+	Oid			type;
+	int32		typmod;
+	Oid			collation;
+
+	get_atttypetypmodcoll(source->relid, attnum, &type, &typmod, &collation);
+	return format_type_extended(type, typmod,
+								FORMAT_TYPE_TYPEMOD_GIVEN | FORMAT_TYPE_FORCE_QUALIFY);
+}
+
 /*
- * A copy of the ratings (no NULLs, ratings as double precision, the
- * source's column names) distributed by side's column, in the source's
- * schema, under a name no other training uses: the table that side's
- * half-steps read.
+ * A copy of the ratings in from (no NULLs, ratings as double precision,
+ * the source's column names and types) distributed by side's column, in
+ * the source's schema, under a name no other training uses: the table
+ * that side's half-steps read.
  */
 static void
-make_copy(MfDistributed *dist, MfSide side)
+make_copy(MfDistributed *dist, MfSide side, const char *from)
 {
 	static uint32 copies = 0;
 	const MfSource *source = dist->source;
@@ -350,21 +359,23 @@ make_copy(MfDistributed *dist, MfSide side)
 														  mf_side_name(side), MyProcPid, ++copies)));
 
 	execute(psprintf("CREATE TABLE %s (%s %s, %s %s, %s pg_catalog.float8)", name,
-					 dist->column[0], format_type_be_qualified(source->user_type),
-					 dist->column[1], format_type_be_qualified(source->item_type),
+					 dist->column[0], column_type(source, source->user_attnum),
+					 dist->column[1], column_type(source, source->item_attnum),
 					 dist->column[2]), SPI_OK_UTILITY);
+
 	/*
 	 * As many shards as connections the training uses (a shard created in
 	 * this transaction is read over the connection that made it): the
 	 * nodes with shards times the pool of each.
 	 */
 	execute(psprintf("SELECT pg_catalog.create_distributed_table(%s, %s, colocate_with => 'none',"
-					 " shard_count => (SELECT %d * count(*)::int FROM pg_catalog.pg_dist_node"
+					 " shard_count => (SELECT %d * pg_catalog.count(*)::pg_catalog.int4"
+					 " FROM pg_catalog.pg_dist_node"
 					 " WHERE noderole = 'primary' AND isactive AND shouldhaveshards))",
 					 quote_literal_cstr(name), quote_literal_cstr(source_column(source, side)),
 					 dist->pool), SPI_OK_SELECT);
 	execute(psprintf("INSERT INTO %s SELECT %s, %s, %s::pg_catalog.float8 FROM %s WHERE %s",
-					 name, dist->column[0], dist->column[1], dist->column[2], dist->relation,
+					 name, dist->column[0], dist->column[1], dist->column[2], from,
 					 not_null(dist)), SPI_OK_INSERT);
 	dist->table[side] = name;
 	dist->copy[side] = name;
@@ -376,7 +387,7 @@ typedef struct NonFinite
 	MemoryContext cxt;
 	char	   *user;
 	char	   *item;
-	double		value;
+	double		value;			/* NaN, or infinite (beyond double precision too) */
 	bool		found;
 } NonFinite;
 
@@ -387,7 +398,9 @@ receive_non_finite(TupleTableSlot *slot, void *arg)
 
 	row->user = MemoryContextStrdup(row->cxt, TextDatumGetCString(slot->tts_values[0]));
 	row->item = MemoryContextStrdup(row->cxt, TextDatumGetCString(slot->tts_values[1]));
-	row->value = DatumGetFloat8(slot->tts_values[2]);
+	row->value = strtod(TextDatumGetCString(slot->tts_values[2]), NULL);
+	if (isfinite(row->value))
+		row->value = INFINITY;	/* a numeric beyond double precision's range */
 	row->found = true;
 }
 
@@ -411,6 +424,13 @@ receive_totals(TupleTableSlot *slot, void *arg)
 	totals->sum = slot->tts_isnull[2] ? 0.0 : DatumGetFloat8(slot->tts_values[2]);
 	totals->min = slot->tts_isnull[3] ? INFINITY : DatumGetFloat8(slot->tts_values[3]);
 	totals->max = slot->tts_isnull[4] ? -INFINITY : DatumGetFloat8(slot->tts_values[4]);
+}
+
+/* mf_spi_scan callback: a count into *(int64 *) arg. */
+static void
+receive_count(TupleTableSlot *slot, void *arg)
+{
+	*(int64 *) arg = DatumGetInt64(slot->tts_values[0]);
 }
 
 /* One side's distinct ids and their rating counts, as they arrive. */
@@ -485,9 +505,9 @@ read_ids(MfDistributed *dist, MfSide side)
 	char	  **keys = NULL;
 	int64	   *degree;
 
-	mf_spi_scan(psprintf("SELECT %s, pg_catalog.count(*) FROM %s WHERE %s GROUP BY 1",
-						 id_expression(dist, side), dist->relation, not_null(dist)),
-				0, NULL, NULL, types, 2, dist->relation, receive_id, &list);
+	mf_spi_scan_fresh(psprintf("SELECT %s, pg_catalog.count(*) FROM %s GROUP BY %s",
+							   id_expression(dist, side), dist->table[side], dist->column[side]),
+					  0, NULL, NULL, types, 2, dist->relation, receive_id, &list);
 	n = (int32) list.n;
 	ids = mf_alloc_array(dist->cxt, Max(n, 1), sizeof(int64));
 	degree = mf_alloc_array(dist->cxt, Max(n, 1), sizeof(int64));
@@ -543,10 +563,11 @@ mf_distributed_read(MfDistributed *dist)
 {
 	const MfSource *source = dist->source;
 	MemoryContext old = MemoryContextSwitchTo(dist->cxt);
-	Oid			text_types[3] = {TEXTOID, TEXTOID, FLOAT8OID};
+	Oid			text_types[3] = {TEXTOID, TEXTOID, TEXTOID};
 	Oid			totals_types[5] = {INT8OID, INT8OID, FLOAT8OID, FLOAT8OID, FLOAT8OID};
 	NonFinite	non_finite = {dist->cxt, NULL, NULL, 0.0, false};
 	Totals		totals = {0};
+	int64		skipped = 0;
 	const char *r = dist->column[2];
 	const char *citus_pool = GetConfigOption("citus.max_adaptive_executor_pool_size", true, false);
 
@@ -564,40 +585,44 @@ mf_distributed_read(MfDistributed *dist)
 	(void) set_config_option("citus.max_adaptive_executor_pool_size", psprintf("%d", dist->pool),
 							 PGC_USERSET, PGC_S_SESSION, GUC_ACTION_SAVE, true, 0, false);
 
-	mf_spi_scan(psprintf("SELECT %s::text, %s::text, %s::pg_catalog.float8 FROM %s WHERE %s"
-						 " AND NOT %s::pg_catalog.float8 BETWEEN '-1.7976931348623157e308' AND '1.7976931348623157e308'"
-						 " LIMIT 1",
-						 dist->column[0], dist->column[1], r, dist->relation, not_null(dist), r),
+	/* a rating double precision does not hold, compared in the column's own type */
+	mf_spi_scan(psprintf("SELECT %s::pg_catalog.text, %s::pg_catalog.text, %s::pg_catalog.text FROM %s"
+						 " WHERE %s AND NOT pg_catalog.abs(%s%s) OPERATOR(pg_catalog.<=)"
+						 " '1.7976931348623157e308'::pg_catalog.%s LIMIT 1",
+						 dist->column[0], dist->column[1], r, dist->relation, not_null(dist), r,
+						 source->rating_type == NUMERICOID ? "" : "::pg_catalog.float8",
+						 source->rating_type == NUMERICOID ? "numeric" : "float8"),
 				0, NULL, NULL, text_types, 3, dist->relation, receive_non_finite, &non_finite);
 	if (non_finite.found)
 		mf_source_report_non_finite(source, non_finite.user, non_finite.item, non_finite.value);
-	mf_spi_scan(psprintf("SELECT pg_catalog.count(*) FILTER (WHERE NOT (%s)),"
-						 " pg_catalog.count(*) FILTER (WHERE %s),"
-						 " pg_catalog.sum(%s::pg_catalog.float8) FILTER (WHERE %s),"
-						 " pg_catalog.min(%s::pg_catalog.float8) FILTER (WHERE %s),"
-						 " pg_catalog.max(%s::pg_catalog.float8) FILTER (WHERE %s) FROM %s",
-						 not_null(dist), not_null(dist), r, not_null(dist), r, not_null(dist),
-						 r, not_null(dist), dist->relation),
-				0, NULL, NULL, totals_types, 5, dist->relation, receive_totals, &totals);
+
+	mf_spi_scan(psprintf("SELECT pg_catalog.count(*) FROM %s WHERE NOT (%s)",
+						 dist->relation, not_null(dist)),
+				0, NULL, NULL, totals_types, 1, dist->relation, receive_count, &skipped);
+
+	/*
+	 * Both half-steps read copies, the items' made from the users': what
+	 * one read of the source returned, however it changes while the
+	 * training runs (a half-step is a statement of its own on the
+	 * workers).  Then everything is read from the copies, with a snapshot
+	 * that sees them (SPI's read-write mode): Citus runs the shards the
+	 * coordinator holds in this backend.
+	 */
+	make_copy(dist, MF_USERS, dist->relation);
+	make_copy(dist, MF_ITEMS, dist->copy[MF_USERS]);
+	mf_spi_scan_fresh(psprintf("SELECT 0::pg_catalog.int8, pg_catalog.count(*), pg_catalog.sum(%s),"
+							   " pg_catalog.min(%s), pg_catalog.max(%s) FROM %s",
+							   r, r, r, dist->table[MF_USERS]),
+					  0, NULL, NULL, totals_types, 5, dist->relation, receive_totals, &totals);
+	totals.skipped = skipped;
 	dist->ratings = palloc0(sizeof(MfRatings));
 	dist->ratings->n_ratings = totals.ratings;
 	dist->ratings->n_skipped = totals.skipped;
 	dist->summary.sum = totals.sum;
 	dist->summary.min = totals.min;
 	dist->summary.max = totals.max;
-	if (totals.ratings > 0)
-	{
-		/* each half-step reads a table distributed by its rows' column */
-		for (MfSide side = MF_USERS; side <= MF_ITEMS; side++)
-		{
-			if (strcmp(dist->distribution, source_column(source, side)) == 0)
-				dist->table[side] = dist->relation;
-			else
-				make_copy(dist, side);
-		}
-		read_ids(dist, MF_USERS);
-		read_ids(dist, MF_ITEMS);
-	}
+	read_ids(dist, MF_USERS);
+	read_ids(dist, MF_ITEMS);
 	MemoryContextSwitchTo(old);
 	return dist->ratings;
 }
@@ -723,7 +748,7 @@ receive_solution(TupleTableSlot *slot, void *arg)
 	char	   *out;
 
 	if (index < 0 || dist->seen[index])
-		report_changed(dist, psprintf("A worker solved %s %s, which the coordinator read %s.",
+		report_mismatch(dist, psprintf("a worker solved %s %s, which the coordinator read %s",
 									  mf_side_name(dist->side),
 									  dist->keys[dist->side] ? TextDatumGetCString(slot->tts_values[0])
 									  : psprintf(INT64_FORMAT, DatumGetInt64(slot->tts_values[0])),
@@ -732,7 +757,7 @@ receive_solution(TupleTableSlot *slot, void *arg)
 		elog(ERROR, "a worker's solution has %zu bytes", (Size) VARSIZE_ANY_EXHDR(solution));
 	memcpy(&result, VARDATA_ANY(solution), sizeof(RowResult));
 	if (result.degree != dist->degree[dist->side][index])
-		report_changed(dist, psprintf("The coordinator read " INT64_FORMAT " ratings of %s %s, a worker solved it from %d.",
+		report_mismatch(dist, psprintf("the coordinator read " INT64_FORMAT " ratings of %s %s, a worker solved it from %d",
 									  dist->degree[dist->side][index], mf_side_name(dist->side),
 									  mf_ratings_id_text(dist->ratings, dist->side, index),
 									  result.degree));
@@ -777,17 +802,17 @@ half_step(void *arg, MfSide side, MfFactors *factors, double *norm, double *sse)
 	dist->failed = -1;
 	dist->bytes_received = 0;
 	/* a backend that has the half-step's fixed side does not read it again */
-	mf_spi_scan(psprintf("WITH fixed AS MATERIALIZED (SELECT $1::pg_catalog.bytea AS side)"
-						 " SELECT %s, %s.mf_als_half_step(%s, %s::pg_catalog.float8,"
-						 " CASE WHEN %s.mf_als_half_step_cached(" INT64_FORMAT ") THEN NULL"
-						 " ELSE (SELECT side FROM fixed) END)"
-						 " FROM %s WHERE %s GROUP BY %s",
-						 id_expression(dist, side), dist->schema->quoted,
-						 id_expression(dist, fixed), dist->column[2], dist->schema->quoted,
-						 (int64) token, dist->table[side], not_null(dist), dist->column[side]),
-				1, &argtype, &arg_value, types, 2, dist->relation, receive_solution, dist);
+	mf_spi_scan_fresh(psprintf("WITH fixed AS MATERIALIZED (SELECT $1::pg_catalog.bytea AS side)"
+							   " SELECT %s, %s.mf_als_half_step(%s, %s,"
+							   " CASE WHEN %s.mf_als_half_step_cached(" INT64_FORMAT ") THEN NULL"
+							   " ELSE (SELECT side FROM fixed) END)"
+							   " FROM %s GROUP BY %s",
+							   id_expression(dist, side), dist->schema->quoted,
+							   id_expression(dist, fixed), dist->column[2], dist->schema->quoted,
+							   (int64) token, dist->table[side], dist->column[side]),
+					  1, &argtype, &arg_value, types, 2, dist->relation, receive_solution, dist);
 	if (dist->rows_seen != n || dist->ratings_seen != dist->ratings->n_ratings)
-		report_changed(dist, psprintf("The coordinator read " INT64_FORMAT " ratings of %d %ss, the workers solved " INT64_FORMAT " of %d.",
+		report_mismatch(dist, psprintf("the coordinator read " INT64_FORMAT " ratings of %d %ss, the workers solved " INT64_FORMAT " of %d",
 									  dist->ratings->n_ratings, n, mf_side_name(side),
 									  dist->ratings_seen, dist->rows_seen));
 	elog(DEBUG1, "mf_train: %s half-step on the Citus workers: %zu bytes of %s factors sent to each worker, %zu bytes of solutions received, %.3f s",
@@ -833,14 +858,14 @@ receive_rated(TupleTableSlot *slot, void *arg)
 					  dist->keys[MF_ITEMS] ? TYPALIGN_INT : TYPALIGN_DOUBLE,
 					  &elements, &nulls, &n);
 	if (user < 0 || n != dist->degree[MF_USERS][user])
-		report_changed(dist, "A user's rated items are not those the coordinator read.");
+		report_mismatch(dist, "a user's rated items are not those the coordinator read");
 	begin = by_user->row_start[user];
 	for (int e = 0; e < n; e++)
 	{
 		int32		item = received_index(dist, MF_ITEMS, elements[e]);
 
 		if (item < 0)
-			report_changed(dist, "A user rated an item the coordinator did not read.");
+			report_mismatch(dist, "a user rated an item the coordinator did not read");
 		by_user->col[begin + e] = item;
 	}
 	mf_sort(by_user->col + begin, n, sizeof(int32), compare_int32);
@@ -860,10 +885,10 @@ mf_distributed_rated_items(MfDistributed *dist)
 	for (int32 u = 0; u < ratings->n_users; u++)
 		by_user->row_start[u + 1] = by_user->row_start[u] + dist->degree[MF_USERS][u];
 	by_user->col = mf_alloc_array(dist->cxt, Max(ratings->n_ratings, 1), sizeof(int32));
-	mf_spi_scan(psprintf("SELECT %s, pg_catalog.array_agg(%s) FROM %s WHERE %s GROUP BY %s",
-						 id_expression(dist, MF_USERS), id_expression(dist, MF_ITEMS),
-						 dist->table[MF_USERS], not_null(dist), dist->column[MF_USERS]),
-				0, NULL, NULL, types, 2, dist->relation, receive_rated, dist);
+	mf_spi_scan_fresh(psprintf("SELECT %s, pg_catalog.array_agg(%s) FROM %s GROUP BY %s",
+							   id_expression(dist, MF_USERS), id_expression(dist, MF_ITEMS),
+							   dist->table[MF_USERS], dist->column[MF_USERS]),
+					  0, NULL, NULL, types, 2, dist->relation, receive_rated, dist);
 }
 
 void
@@ -1033,15 +1058,7 @@ decode_fixed(const bytea *blob)
 /* The fixed side this backend decoded last, or NULL. */
 static FixedSide *backend_fixed = NULL;
 
-/* A query's use of a fixed side: released when its aggregate's memory goes. */
-typedef struct FixedUse
-{
-	FixedSide  *fixed;
-	FmgrInfo   *flinfo;			/* whose fn_extra points here */
-	MemoryContextCallback callback;
-} FixedUse;
-
-/* Frees a fixed side no query uses that is not the backend's current one. */
+/* Frees a fixed side no group uses that is not the backend's current one. */
 static void
 free_if_unused(FixedSide *fixed)
 {
@@ -1049,15 +1066,21 @@ free_if_unused(FixedSide *fixed)
 		MemoryContextDelete(fixed->cxt);
 }
 
-/* Memory context callback: a query's aggregate is done with its fixed side. */
+/*
+ * Memory context callback: the aggregate is done with a group (its
+ * context was reset): the group's ratings are freed, and its hold on its
+ * fixed side let go.
+ */
 static void
-release_fixed(void *arg)
+release_group(void *arg)
 {
-	FixedUse   *use = arg;
+	GroupRows  *group = arg;
+	FixedSide  *fixed = group->fixed;
 
-	use->flinfo->fn_extra = NULL;
-	use->fixed->users--;
-	free_if_unused(use->fixed);
+	pfree(group->entries);
+	pfree(group);
+	fixed->users--;
+	free_if_unused(fixed);
 }
 
 /* Transaction end: the backend's fixed side is forgotten (freed once unused). */
@@ -1074,65 +1097,40 @@ forget_fixed(XactEvent event, void *arg)
 }
 
 /*
- * The fixed side a call of mf_als_half_step's transition reads: the one
- * the query began with; else the argument (decoded, unless it is the
- * backend's current one); NULL, the backend's current one, which
- * mf_als_half_step_cached said it has.  One fixed side per query.
+ * The fixed side a row of mf_als_half_step names: its argument, decoded
+ * unless it is the backend's current one (which it then becomes); NULL,
+ * the backend's current one, which mf_als_half_step_cached said it has.
+ * Each group holds the one of its first row (release_fixed lets go).
  */
 static FixedSide *
-fixed_side_of_query(FunctionCallInfo fcinfo, MemoryContext aggregate_cxt)
+current_fixed(FunctionCallInfo fcinfo)
 {
 	static bool registered = false;
-	FixedUse   *use = fcinfo->flinfo->fn_extra;
-	FixedSide  *fixed;
+	bytea	   *blob;
+	FixedHeader header;
+	FixedSide  *previous = backend_fixed;
 
 	if (PG_ARGISNULL(3))
 	{
-		if (use == NULL && backend_fixed == NULL)
+		if (backend_fixed == NULL)
 			bad_fixed_side("NULL");
-		fixed = use ? use->fixed : backend_fixed;
+		return backend_fixed;
 	}
-	else
+	blob = PG_GETARG_BYTEA_PP(3);
+	if (VARSIZE_ANY_EXHDR(blob) < sizeof(FixedHeader))
+		bad_fixed_side("too short");
+	memcpy(&header, VARDATA_ANY(blob), sizeof(header));
+	if (backend_fixed != NULL && backend_fixed->token == header.token)
+		return backend_fixed;
+	if (!registered)
 	{
-		bytea	   *blob = PG_GETARG_BYTEA_PP(3);
-		FixedHeader header;
-
-		if (VARSIZE_ANY_EXHDR(blob) < sizeof(FixedHeader))
-			bad_fixed_side("too short");
-		memcpy(&header, VARDATA_ANY(blob), sizeof(header));
-		if (use != NULL && use->fixed->token == header.token)
-			return use->fixed;
-		if (use != NULL)
-			bad_fixed_side("a second one in the query");
-		if (backend_fixed != NULL && backend_fixed->token == header.token)
-			fixed = backend_fixed;
-		else
-		{
-			FixedSide  *previous = backend_fixed;
-
-			fixed = decode_fixed(blob);
-			if (!registered)
-			{
-				RegisterXactCallback(forget_fixed, NULL);
-				registered = true;
-			}
-			backend_fixed = fixed;
-			if (previous != NULL)
-				free_if_unused(previous);
-		}
+		RegisterXactCallback(forget_fixed, NULL);
+		registered = true;
 	}
-	if (use == NULL)
-	{
-		use = MemoryContextAllocZero(aggregate_cxt, sizeof(FixedUse));
-		use->fixed = fixed;
-		use->flinfo = fcinfo->flinfo;
-		use->callback.func = release_fixed;
-		use->callback.arg = use;
-		MemoryContextRegisterResetCallback(aggregate_cxt, &use->callback);
-		fixed->users++;
-		fcinfo->flinfo->fn_extra = use;
-	}
-	return fixed;
+	backend_fixed = decode_fixed(blob);
+	if (previous != NULL)
+		free_if_unused(previous);
+	return backend_fixed;
 }
 
 /*
@@ -1168,7 +1166,9 @@ mf_als_half_step_accumulate(PG_FUNCTION_ARGS)
 				 errmsg("mf_als_half_step_accumulate is mf_als_half_step's transition and runs only in it")));
 	if (PG_ARGISNULL(1) || PG_ARGISNULL(2))
 		PG_RETURN_POINTER(group);
-	fixed = fixed_side_of_query(fcinfo, aggregate_cxt);
+	fixed = current_fixed(fcinfo);
+	if (group != NULL && group->fixed != fixed)
+		bad_fixed_side("a second one in a group");
 	if (fixed->keys != (get_fn_expr_argtype(fcinfo->flinfo, 1) == TEXTOID))
 		bad_fixed_side("ids of another kind");
 	if (fixed->keys)
@@ -1177,21 +1177,15 @@ mf_als_half_step_accumulate(PG_FUNCTION_ARGS)
 
 		index = mf_key_find(fixed->key_map, key);
 		if (index < 0)
-			ereport(ERROR,
-					(errcode(ERRCODE_T_R_SERIALIZATION_FAILURE),
-					 errmsg("a rating names %s %s, which mf_train did not read on the coordinator",
-							mf_side_name(mf_other_side(fixed->solved)), key),
-					 errhint("The ratings changed while mf_train ran: train when nothing writes them, or in a REPEATABLE READ transaction.")));
+			bad_fixed_side(psprintf("it holds no %s %s", mf_side_name(mf_other_side(fixed->solved)),
+									key));
 	}
 	else
 	{
 		index = mf_id_map_find(fixed->id_map, PG_GETARG_INT64(1));
 		if (index < 0)
-			ereport(ERROR,
-					(errcode(ERRCODE_T_R_SERIALIZATION_FAILURE),
-					 errmsg("a rating names %s " INT64_FORMAT ", which mf_train did not read on the coordinator",
-							mf_side_name(mf_other_side(fixed->solved)), PG_GETARG_INT64(1)),
-					 errhint("The ratings changed while mf_train ran: train when nothing writes them, or in a REPEATABLE READ transaction.")));
+			bad_fixed_side(psprintf("it holds no %s " INT64_FORMAT,
+									mf_side_name(mf_other_side(fixed->solved)), PG_GETARG_INT64(1)));
 	}
 	value = PG_GETARG_FLOAT8(2);
 	if (!isfinite(value))
@@ -1201,10 +1195,23 @@ mf_als_half_step_accumulate(PG_FUNCTION_ARGS)
 				 errhint("Fix or delete that row, or pass a view that leaves out such ratings.")));
 	if (group == NULL)
 	{
-		group = MemoryContextAllocZero(aggregate_cxt, sizeof(GroupRows));
+		/*
+		 * Outside the aggregate's memory, which the hash aggregate counts
+		 * against work_mem: a shard's groups, all held until its end, would
+		 * spill its input to disk again and again.  A shard's ratings take
+		 * 16 bytes each here (its size is the copy's: ratings / (workers *
+		 * connections)); each group is freed when the aggregate resets its
+		 * memory.
+		 */
+		group = MemoryContextAllocZero(fcinfo->flinfo->fn_mcxt, sizeof(GroupRows));
 		group->fixed = fixed;
 		group->capacity = 16;
-		group->entries = MemoryContextAlloc(aggregate_cxt, sizeof(GroupEntry) * group->capacity);
+		group->entries = MemoryContextAlloc(fcinfo->flinfo->fn_mcxt,
+											sizeof(GroupEntry) * group->capacity);
+		fixed->users++;
+		group->release.func = release_group;
+		group->release.arg = group;
+		MemoryContextRegisterResetCallback(aggregate_cxt, &group->release);
 	}
 	else if (group->n == group->capacity)
 	{

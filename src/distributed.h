@@ -9,13 +9,13 @@
  *	  aggregates the workers compute), holds the factors of both sides and
  *	  per half-step sends the fixed side's factors to each worker once (a
  *	  materialized CTE, which Citus broadcasts as an intermediate result).
- *	  Each shard groups its ratings by the side being solved, which must be
- *	  the table's distribution column (else a copy of the ratings
- *	  distributed by that column is made for the training), and the
+ *	  The ratings are copied once, into a table distributed by the user
+ *	  column and one distributed by the item column; each shard groups its
+ *	  ratings by the side being solved, its distribution column, and the
  *	  aggregate mf_als_half_step solves each row there, with the same
  *	  kernel and order as a single node: a row's k factors (and bias) come
- *	  back, not its ratings.  Nothing is written until the model is stored
- *	  on the coordinator, in the caller's transaction.
+ *	  back, not its ratings.  The copies and the model are written in the
+ *	  caller's transaction.
  *
  *-------------------------------------------------------------------------
  */
@@ -56,7 +56,8 @@ extern MfDistributed *mf_distributed_begin(const MfSchema *schema, const MfSourc
  * The ratings' ids, counts and how many rows were skipped, without their
  * values (the by_user and by_item rows are empty): each side's distinct
  * ids as mf_source_read numbers them.  Makes the copies the half-steps
- * read.  A non-finite rating is mf_source_read's error (22000).
+ * read.  A rating double precision does not hold is mf_source_read's
+ * error (22000).
  */
 extern MfRatings *mf_distributed_read(MfDistributed *dist);
 

@@ -104,10 +104,10 @@ scan_destroy(DestReceiver *self)
 {
 }
 
-void
-mf_spi_scan(const char *query, int nargs, Oid *argtypes, Datum *args,
-			const Oid *types, int n_columns, const char *what,
-			MfRowFn row_fn, void *arg)
+/* mf_spi_scan, in SPI's read-only mode (the caller's snapshot) or not (a new one). */
+static void
+spi_scan(const char *query, int nargs, Oid *argtypes, Datum *args, const Oid *types,
+		 int n_columns, const char *what, MfRowFn row_fn, void *arg, bool read_only)
 {
 	/* DestTuplestore, as PL/pgSQL's receivers: not DestNone, whose rows SPI discards */
 	ScanReceiver receiver = {{scan_receive, scan_startup, scan_shutdown, scan_destroy,
@@ -134,9 +134,25 @@ mf_spi_scan(const char *query, int nargs, Oid *argtypes, Datum *args,
 	}
 	receiver.row_cxt = AllocSetContextCreate(CurrentMemoryContext, "mf_ext row",
 											 ALLOCSET_DEFAULT_SIZES);
-	options.read_only = true;
+	options.read_only = read_only;
 	options.dest = &receiver.pub;
 	if (SPI_execute_extended(query, &options) != SPI_OK_SELECT)
 		elog(ERROR, "could not read %s", what);
 	MemoryContextDelete(receiver.row_cxt);
+}
+
+void
+mf_spi_scan(const char *query, int nargs, Oid *argtypes, Datum *args,
+			const Oid *types, int n_columns, const char *what,
+			MfRowFn row_fn, void *arg)
+{
+	spi_scan(query, nargs, argtypes, args, types, n_columns, what, row_fn, arg, true);
+}
+
+void
+mf_spi_scan_fresh(const char *query, int nargs, Oid *argtypes, Datum *args,
+				  const Oid *types, int n_columns, const char *what,
+				  MfRowFn row_fn, void *arg)
+{
+	spi_scan(query, nargs, argtypes, args, types, n_columns, what, row_fn, arg, false);
 }

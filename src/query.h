@@ -56,4 +56,14 @@ extern void mf_spi_scan(const char *query, int nargs, Oid *argtypes,
 						Datum *args, const Oid *types, int n_columns,
 						const char *what, MfRowFn row_fn, void *arg);
 
+/*
+ * mf_spi_scan with a new snapshot, which sees what the caller's
+ * transaction wrote before it (SPI's read-write mode): for a query after
+ * the call's own writes (Citus runs the shards this node holds in this
+ * backend, under the query's snapshot).
+ */
+extern void mf_spi_scan_fresh(const char *query, int nargs, Oid *argtypes,
+							  Datum *args, const Oid *types, int n_columns,
+							  const char *what, MfRowFn row_fn, void *arg);
+
 #endif							/* MF_QUERY_H */
