@@ -1060,7 +1060,9 @@ COMMENT ON FUNCTION @extschema@.mf_cross_validate(regclass, integer[], double pr
 -- Training next to the shards on Citus (src/distributed.c): the workers'
 -- part of mf_train's half-steps.  Not for direct use: mf_train sends the
 -- fixed side in the format only it writes, and the aggregate refuses any
--- other.
+-- other.  SSPACE: the group states live outside the aggregate's memory
+-- (src/distributed.c), so that a shard's thousands of groups are not
+-- spilled to disk.
 CREATE FUNCTION @extschema@.mf_als_half_step_accumulate(internal, bigint, double precision, bytea)
 RETURNS internal
 AS 'MODULE_PATHNAME', 'mf_als_half_step_accumulate'
@@ -1082,6 +1084,7 @@ COMMENT ON FUNCTION @extschema@.mf_als_half_step_solve(internal) IS
 CREATE AGGREGATE @extschema@.mf_als_half_step(bigint, double precision, bytea) (
     SFUNC = @extschema@.mf_als_half_step_accumulate,
     STYPE = internal,
+    SSPACE = 64,
     FINALFUNC = @extschema@.mf_als_half_step_solve
 );
 COMMENT ON AGGREGATE @extschema@.mf_als_half_step(bigint, double precision, bytea) IS
@@ -1089,6 +1092,7 @@ COMMENT ON AGGREGATE @extschema@.mf_als_half_step(bigint, double precision, byte
 CREATE AGGREGATE @extschema@.mf_als_half_step(text, double precision, bytea) (
     SFUNC = @extschema@.mf_als_half_step_accumulate,
     STYPE = internal,
+    SSPACE = 64,
     FINALFUNC = @extschema@.mf_als_half_step_solve
 );
 COMMENT ON AGGREGATE @extschema@.mf_als_half_step(text, double precision, bytea) IS

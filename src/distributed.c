@@ -136,13 +136,28 @@ typedef struct GroupEntry
 	double		value;
 } GroupEntry;
 
+/*
+ * A group's ratings in chunks of about 1 kB, linked: a shard's groups grow
+ * side by side in the order its rows come, and chunks of one size are
+ * reused from the context's free list, where arrays that double would be
+ * copied and scattered.
+ */
+#define GROUP_CHUNK_ENTRIES	62
+
+typedef struct GroupChunk
+{
+	struct GroupChunk *next;
+	int32		n;
+	GroupEntry	entries[GROUP_CHUNK_ENTRIES];
+} GroupChunk;
+
 typedef struct GroupRows
 {
 	struct FixedSide *fixed;	/* held until the aggregate resets its memory */
 	MemoryContextCallback release;
 	int32		n;
-	int32		capacity;
-	GroupEntry *entries;
+	GroupChunk *first;
+	GroupChunk *last;
 } GroupRows;
 
 /*
@@ -1077,7 +1092,11 @@ release_group(void *arg)
 	GroupRows  *group = arg;
 	FixedSide  *fixed = group->fixed;
 
-	pfree(group->entries);
+	for (GroupChunk *chunk = group->first, *next; chunk != NULL; chunk = next)
+	{
+		next = chunk->next;
+		pfree(chunk);
+	}
 	pfree(group);
 	fixed->users--;
 	free_if_unused(fixed);
@@ -1205,25 +1224,30 @@ mf_als_half_step_accumulate(PG_FUNCTION_ARGS)
 		 */
 		group = MemoryContextAllocZero(fcinfo->flinfo->fn_mcxt, sizeof(GroupRows));
 		group->fixed = fixed;
-		group->capacity = 16;
-		group->entries = MemoryContextAlloc(fcinfo->flinfo->fn_mcxt,
-											sizeof(GroupEntry) * group->capacity);
 		fixed->users++;
 		group->release.func = release_group;
 		group->release.arg = group;
 		MemoryContextRegisterResetCallback(aggregate_cxt, &group->release);
 	}
-	else if (group->n == group->capacity)
+	if (group->n == INT_MAX)
+		ereport(ERROR,
+				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+				 errmsg("a user or item has more than %d ratings", INT_MAX)));
+	if (group->last == NULL || group->last->n == GROUP_CHUNK_ENTRIES)
 	{
-		if (group->capacity > INT_MAX / 2)
-			ereport(ERROR,
-					(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
-					 errmsg("a user or item has more than %d ratings", INT_MAX / 2)));
-		group->capacity *= 2;
-		group->entries = repalloc_huge(group->entries, mul_size(group->capacity, sizeof(GroupEntry)));
+		GroupChunk *chunk = MemoryContextAlloc(fcinfo->flinfo->fn_mcxt, sizeof(GroupChunk));
+
+		chunk->next = NULL;
+		chunk->n = 0;
+		if (group->last)
+			group->last->next = chunk;
+		else
+			group->first = chunk;
+		group->last = chunk;
 	}
-	group->entries[group->n].col = index;
-	group->entries[group->n].value = value;
+	group->last->entries[group->last->n].col = index;
+	group->last->entries[group->last->n].value = value;
+	group->last->n++;
 	group->n++;
 	PG_RETURN_POINTER(group);
 }
@@ -1255,6 +1279,8 @@ mf_als_half_step_solve(PG_FUNCTION_ARGS)
 	void	   *x;
 	RowResult	result = {0};
 	bytea	   *out;
+	GroupEntry *entries;
+	int32		gathered = 0;
 
 	if (!AggCheckCallContext(fcinfo, NULL))
 		ereport(ERROR,
@@ -1268,19 +1294,25 @@ mf_als_half_step_solve(PG_FUNCTION_ARGS)
 	if (fixed->solver == NULL)
 		fixed->solver = mf_als_row_solver(&fixed->factors, fixed->solved, &fixed->options,
 										  fixed->cxt);
+	entries = mf_alloc_array(CurrentMemoryContext, group->n, sizeof(GroupEntry));
+	for (GroupChunk *chunk = group->first; chunk != NULL; chunk = chunk->next)
+	{
+		memcpy(entries + gathered, chunk->entries, sizeof(GroupEntry) * chunk->n);
+		gathered += chunk->n;
+	}
 	/* rows stored in order (a table loaded sorted) need no sort */
 	for (int32 e = 1; e < group->n; e++)
-		if (compare_entries(&group->entries[e - 1], &group->entries[e]) > 0)
+		if (compare_entries(&entries[e - 1], &entries[e]) > 0)
 		{
-			mf_sort(group->entries, group->n, sizeof(GroupEntry), compare_entries);
+			mf_sort(entries, group->n, sizeof(GroupEntry), compare_entries);
 			break;
 		}
 	cols = palloc(sizeof(int32) * group->n);
 	values = palloc(sizeof(double) * group->n);
 	for (int32 e = 0; e < group->n; e++)
 	{
-		cols[e] = group->entries[e].col;
-		values[e] = group->entries[e].value;
+		cols[e] = entries[e].col;
+		values[e] = entries[e].value;
 	}
 	x = mf_alloc_aligned(CurrentMemoryContext, fixed->options.k + 1, real_size);
 	result.degree = group->n;
