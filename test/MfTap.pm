@@ -6,7 +6,7 @@ use warnings;
 use Exporter 'import';
 use PostgreSQL::Test::Cluster;
 
-our @EXPORT = qw(mf_cluster mf_node mf_citus_node smooth_ratings random_ratings model_fingerprint);
+our @EXPORT = qw(mf_cluster mf_node mf_citus_node mf_citus_cluster smooth_ratings random_ratings model_fingerprint);
 
 # An initialized cluster, not started.  With MF_EXT_DESTDIR set (a
 # `make install DESTDIR=...` tree), its servers load mf_ext from there
@@ -46,6 +46,19 @@ sub mf_citus_node
 	$node->start;
 	$node->safe_psql('postgres', 'CREATE EXTENSION citus');
 	return $node;
+}
+
+# A Citus cluster of a coordinator and the workers named, with mf_ext
+# created (Citus creates it on the workers): (coordinator, workers).
+sub mf_citus_cluster
+{
+	my ($coordinator, @workers) = map { mf_citus_node($_) } ('coordinator', @_);
+	$coordinator->safe_psql('postgres', q{SET client_min_messages = warning;
+		SELECT citus_set_coordinator_host('127.0.0.1', } . $coordinator->port . ')');
+	$coordinator->safe_psql('postgres', "SELECT citus_add_node('127.0.0.1', " . $_->port . ')')
+	  foreach @workers;
+	$coordinator->safe_psql('postgres', 'CREATE EXTENSION mf_ext');
+	return ($coordinator, @workers);
 }
 
 # SQL that creates table ratings: $users x $items smooth, nearly low-rank

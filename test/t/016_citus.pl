@@ -15,15 +15,10 @@ use lib 'test';
 use MfTap;
 use Test::More;
 
-my @nodes = map { mf_citus_node($_) } ('coordinator', 'worker1', 'worker2');
-my ($coordinator, @workers) = @nodes;
-$coordinator->safe_psql('postgres', q{SET client_min_messages = warning;
-	SELECT citus_set_coordinator_host('127.0.0.1', } . $coordinator->port . ')');
-$coordinator->safe_psql('postgres', "SELECT citus_add_node('127.0.0.1', " . $_->port . ')')
-  foreach @workers;
+my ($coordinator, @workers) = mf_citus_cluster('worker1', 'worker2');
+my @nodes = ($coordinator, @workers);
 is($coordinator->safe_psql('postgres', 'SELECT count(*) FROM citus_get_active_worker_nodes()'),
 	'2', 'two workers');
-$coordinator->safe_psql('postgres', 'CREATE EXTENSION mf_ext');
 
 sub query { return $coordinator->safe_psql('postgres', "SET client_min_messages = warning; $_[0]") }
 
