@@ -218,16 +218,15 @@ hash_distributed(Oid relid)
 	Oid			argtype = OIDOID;
 	Datum		arg = ObjectIdGetDatum(relid);
 	Oid			type = TEXTOID;
-	TextResult	column = {CurrentMemoryContext, NULL};
+	TextResult	method = {CurrentMemoryContext, NULL};
 
 	if (!OidIsValid(get_relname_relid("pg_dist_partition", PG_CATALOG_NAMESPACE)))
 		return false;
-	mf_spi_scan("SELECT pg_catalog.column_to_column_name(logicalrelid, partkey)::pg_catalog.text"
-				" FROM pg_catalog.pg_dist_partition"
+	mf_spi_scan("SELECT partmethod::pg_catalog.text FROM pg_catalog.pg_dist_partition"
 				" WHERE logicalrelid = $1::pg_catalog.regclass AND partmethod = 'h'",
 				1, &argtype, &arg, &type, 1, "Citus's pg_dist_partition",
-				receive_text, &column);
-	return column.value != NULL;
+				receive_text, &method);
+	return method.value != NULL;
 }
 
 /* The column name of side (or the rating) of source. */
