@@ -236,9 +236,12 @@ source_column(const MfSource *source, int column)
 	return column == 0 ? source->user_col : column == 1 ? source->item_col : source->rating_col;
 }
 
-/* Why options or source keep a training off the workers, or NULL. */
+/*
+ * Why options or source keep a training off the workers, or NULL; *remedy
+ * says how to train there, where the role can (else NULL).
+ */
 static char *
-unsupported(const MfSource *source, const MfFitOptions *options)
+unsupported(const MfSource *source, const MfFitOptions *options, char **remedy)
 {
 	Oid			namespace = get_rel_namespace(source->relid);
 	AttrNumber	attnums[2] = {source->user_attnum, source->item_attnum};
@@ -263,8 +266,14 @@ unsupported(const MfSource *source, const MfFitOptions *options)
 	}
 	/* the half-steps read copies distributed by each side's column (mf_distributed_read) */
 	if (pg_namespace_aclcheck(namespace, GetUserId(), ACL_CREATE) != ACLCHECK_OK)
+	{
+		const char *schema = quote_identifier(get_namespace_name(namespace));
+
+		*remedy = psprintf("To train on the workers, GRANT CREATE ON SCHEMA %s TO %s (or keep the ratings in a schema where the role may create tables).",
+						   schema, quote_identifier(GetUserNameFromId(GetUserId(), false)));
 		return psprintf("mf_train copies the ratings, distributed by user and by item, into schema %s while it trains, and the current role may not create tables there.",
-						quote_identifier(get_namespace_name(namespace)));
+						schema);
+	}
 	return NULL;
 }
 
@@ -273,6 +282,7 @@ mf_distributed_begin(const MfSchema *schema, const MfSource *source,
 					 const MfFitOptions *options, MemoryContext cxt)
 {
 	char	   *why;
+	char	   *remedy = NULL;
 	MfDistributed *dist;
 
 	if (mf_citus_training == MF_CITUS_TRAINING_COORDINATOR)
@@ -287,21 +297,23 @@ mf_distributed_begin(const MfSchema *schema, const MfSource *source,
 					 errhint("Distribute it with create_distributed_table, or SET mf_ext.citus_training = 'auto' to train where it is.")));
 		return NULL;
 	}
-	why = unsupported(source, options);
+	why = unsupported(source, options, &remedy);
 	if (why != NULL && mf_citus_training == MF_CITUS_TRAINING_WORKERS)
 		ereport(ERROR,
 				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
 				 errmsg("mf_train cannot solve %s on the Citus workers, and mf_ext.citus_training is 'workers'",
 						mf_source_display_name(source->relid)),
 				 errdetail("%s", why),
-				 errhint("SET mf_ext.citus_training = 'auto' to read the ratings onto the coordinator for this training.")));
+				 errhint("%sSET mf_ext.citus_training = 'auto' to read the ratings onto the coordinator for this training.",
+						 remedy ? psprintf("%s Or ", remedy) : "")));
 	if (why != NULL)
 	{
 		ereport(NOTICE,
 				(errmsg("mf_train reads the ratings of %s onto the coordinator instead of solving next to the shards",
 						mf_source_display_name(source->relid)),
 				 errdetail("%s", why),
-				 errhint("SET mf_ext.citus_training = 'coordinator' to train there without this notice.")));
+				 errhint("%sSET mf_ext.citus_training = 'coordinator' to train there without this notice.",
+						 remedy ? psprintf("%s Or ", remedy) : "")));
 		return NULL;
 	}
 
