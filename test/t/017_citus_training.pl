@@ -187,9 +187,13 @@ query(q{CREATE ROLE trainer LOGIN; GRANT SELECT ON ratings TO trainer;
 	GRANT USAGE ON SEQUENCE mf_models_model_id_seq, mf_model_version_seq TO trainer;});
 ($ret, $stdout, $stderr) = $coordinator->psql('postgres',
 	q{SET ROLE trainer; SELECT mf_train('ratings', k := 2, lambda := 0.5, iterations := 2, model_name := 'trainer')});
-like($stderr, qr/mf_train copies the ratings, distributed by user and by item, into schema public while it trains, and the current role may not create tables there/,
-	'a role without CREATE on the schema: trained on the coordinator, and told why');
+like($stderr, qr/mf_train copies the ratings, distributed by user and by item, into schema public while it trains, and the current role may not create tables there.\nHINT:  To train on the workers, GRANT CREATE ON SCHEMA public TO trainer/,
+	'a role without CREATE on the schema: trained on the coordinator, told why and what to grant');
 is($ret, 0, '... and trained');
+query(q{GRANT CREATE ON SCHEMA public TO trainer});
+($ret, $stdout, $stderr) = $coordinator->psql('postgres', q{SET ROLE trainer; SET mf_ext.citus_training = 'workers';
+	SELECT mf_train('ratings', k := 2, lambda := 0.5, iterations := 2, model_name := 'trainer')});
+is($ret, 0, 'granted CREATE on the schema: the role trains on the workers');
 
 # Bigger ratings for the interruptions: 300,000 of 3,000 users.
 query(q{
