@@ -151,8 +151,13 @@ typedef struct GroupChunk
 	GroupEntry	entries[GROUP_CHUNK_ENTRIES];
 } GroupChunk;
 
+#define GROUP_ROWS_MAGIC	0x6d664752	/* "mfGR" */
+
 typedef struct GroupRows
 {
+	uint32		magic;			/* GROUP_ROWS_MAGIC: the final function's check
+								 * of its state (an aggregate of another
+								 * transition could hand it anything) */
 	struct FixedSide *fixed;	/* held until the aggregate resets its memory */
 	MemoryContextCallback release;
 	int32		n;
@@ -1146,12 +1151,14 @@ current_fixed(FunctionCallInfo fcinfo)
 			bad_fixed_side("NULL");
 		return backend_fixed;
 	}
-	blob = PG_GETARG_BYTEA_PP(3);
-	if (VARSIZE_ANY_EXHDR(blob) < sizeof(FixedHeader))
+	/* the header alone, not the whole value (a stored one would be detoasted a row) */
+	blob = PG_GETARG_BYTEA_P_SLICE(3, 0, sizeof(FixedHeader));
+	if (VARSIZE(blob) - VARHDRSZ < sizeof(FixedHeader))
 		bad_fixed_side("too short");
-	memcpy(&header, VARDATA_ANY(blob), sizeof(header));
+	memcpy(&header, VARDATA(blob), sizeof(header));
 	if (backend_fixed != NULL && backend_fixed->token == header.token)
 		return backend_fixed;
+	blob = PG_GETARG_BYTEA_PP(3);
 	if (!registered)
 	{
 		RegisterXactCallback(forget_fixed, NULL);
@@ -1234,6 +1241,7 @@ mf_als_half_step_accumulate(PG_FUNCTION_ARGS)
 		 * memory.
 		 */
 		group = MemoryContextAllocZero(fcinfo->flinfo->fn_mcxt, sizeof(GroupRows));
+		group->magic = GROUP_ROWS_MAGIC;
 		group->fixed = fixed;
 		fixed->users++;
 		group->release.func = release_group;
@@ -1299,6 +1307,10 @@ mf_als_half_step_solve(PG_FUNCTION_ARGS)
 				 errmsg("mf_als_half_step_solve is mf_als_half_step's final function and runs only in it")));
 	if (group == NULL)
 		PG_RETURN_NULL();
+	if (group->magic != GROUP_ROWS_MAGIC)
+		ereport(ERROR,
+				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+				 errmsg("mf_als_half_step_solve is mf_als_half_step's final function and takes only its state")));
 	CHECK_FOR_INTERRUPTS();
 	fixed = group->fixed;
 	real_size = fixed->options.single ? sizeof(float) : sizeof(double);

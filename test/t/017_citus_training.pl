@@ -160,6 +160,11 @@ query(qq{CREATE TABLE fixed_sides AS WITH p(id, n, token) AS (VALUES (1, 300000,
 like($stderr, qr/mf_als_half_step's fixed side is not one mf_train sent: a second one in a group/,
 	'two fixed sides in a grand total\'s group: refused, not a crash');
 is($coordinator->safe_psql('postgres', 'SELECT 1'), '1', '... and the server is up');
+($ret, $stdout, $stderr) = $coordinator->psql('postgres', q{CREATE AGGREGATE other_state(text, text)
+	(SFUNC = string_agg_transfn, STYPE = internal, FINALFUNC = mf_als_half_step_solve);
+	SELECT other_state('abc', ',')});
+like($stderr, qr/mf_als_half_step_solve is mf_als_half_step's final function and takes only its state/,
+	'its final function over another aggregate\'s state: refused, not a crash');
 
 # What the workers do not solve trains on the coordinator, and says why.
 ($ret, $stdout, $stderr) = $coordinator->psql('postgres',
