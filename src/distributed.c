@@ -200,20 +200,11 @@ report_mismatch(const MfDistributed *dist, const char *what)
 	elog(ERROR, "mf_train on the Citus workers: %s (reading %s)", what, dist->relation);
 }
 
-/* A text value a query returns, kept in cxt. */
-typedef struct TextResult
-{
-	MemoryContext cxt;
-	char	   *value;
-} TextResult;
-
+/* mf_spi_scan callback: a count into *(int64 *) arg. */
 static void
-receive_text(TupleTableSlot *slot, void *arg)
+receive_count(TupleTableSlot *slot, void *arg)
 {
-	TextResult *result = arg;
-
-	if (!slot->tts_isnull[0])
-		result->value = MemoryContextStrdup(result->cxt, TextDatumGetCString(slot->tts_values[0]));
+	*(int64 *) arg = DatumGetInt64(slot->tts_values[0]);
 }
 
 /* Whether relid is a hash-distributed Citus table (partitioned or not); false without Citus. */
@@ -222,16 +213,15 @@ hash_distributed(Oid relid)
 {
 	Oid			argtype = OIDOID;
 	Datum		arg = ObjectIdGetDatum(relid);
-	Oid			type = TEXTOID;
-	TextResult	method = {CurrentMemoryContext, NULL};
+	Oid			type = INT8OID;
+	int64		found = 0;
 
 	if (!OidIsValid(get_relname_relid("pg_dist_partition", PG_CATALOG_NAMESPACE)))
 		return false;
-	mf_spi_scan("SELECT partmethod::pg_catalog.text FROM pg_catalog.pg_dist_partition"
+	mf_spi_scan("SELECT pg_catalog.count(*) FROM pg_catalog.pg_dist_partition"
 				" WHERE logicalrelid = $1::pg_catalog.regclass AND partmethod = 'h'",
-				1, &argtype, &arg, &type, 1, "Citus's pg_dist_partition",
-				receive_text, &method);
-	return method.value != NULL;
+				1, &argtype, &arg, &type, 1, "Citus's pg_dist_partition", receive_count, &found);
+	return found > 0;
 }
 
 /* The column name of side (or the rating) of source. */
@@ -438,7 +428,6 @@ receive_non_finite(TupleTableSlot *slot, void *arg)
 /* The counts, sum and range of the ratings. */
 typedef struct Totals
 {
-	int64		skipped;
 	int64		ratings;
 	double		sum;
 	double		min;
@@ -450,18 +439,10 @@ receive_totals(TupleTableSlot *slot, void *arg)
 {
 	Totals	   *totals = arg;
 
-	totals->skipped = DatumGetInt64(slot->tts_values[0]);
-	totals->ratings = DatumGetInt64(slot->tts_values[1]);
-	totals->sum = slot->tts_isnull[2] ? 0.0 : DatumGetFloat8(slot->tts_values[2]);
-	totals->min = slot->tts_isnull[3] ? INFINITY : DatumGetFloat8(slot->tts_values[3]);
-	totals->max = slot->tts_isnull[4] ? -INFINITY : DatumGetFloat8(slot->tts_values[4]);
-}
-
-/* mf_spi_scan callback: a count into *(int64 *) arg. */
-static void
-receive_count(TupleTableSlot *slot, void *arg)
-{
-	*(int64 *) arg = DatumGetInt64(slot->tts_values[0]);
+	totals->ratings = DatumGetInt64(slot->tts_values[0]);
+	totals->sum = slot->tts_isnull[1] ? 0.0 : DatumGetFloat8(slot->tts_values[1]);
+	totals->min = slot->tts_isnull[2] ? INFINITY : DatumGetFloat8(slot->tts_values[2]);
+	totals->max = slot->tts_isnull[3] ? -INFINITY : DatumGetFloat8(slot->tts_values[3]);
 }
 
 /* One side's distinct ids and their rating counts, as they arrive. */
@@ -595,10 +576,11 @@ mf_distributed_read(MfDistributed *dist)
 	const MfSource *source = dist->source;
 	MemoryContext old = MemoryContextSwitchTo(dist->cxt);
 	Oid			text_types[3] = {TEXTOID, TEXTOID, TEXTOID};
-	Oid			totals_types[5] = {INT8OID, INT8OID, FLOAT8OID, FLOAT8OID, FLOAT8OID};
+	Oid			totals_types[4] = {INT8OID, FLOAT8OID, FLOAT8OID, FLOAT8OID};
 	NonFinite	non_finite = {dist->cxt, NULL, NULL, 0.0, false};
 	Totals		totals = {0};
 	int64		skipped = 0;
+	Oid			count_type = INT8OID;
 	const char *r = dist->column[2];
 	const char *citus_pool = GetConfigOption("citus.max_adaptive_executor_pool_size", true, false);
 
@@ -629,7 +611,7 @@ mf_distributed_read(MfDistributed *dist)
 
 	mf_spi_scan(psprintf("SELECT pg_catalog.count(*) FROM %s WHERE NOT (%s)",
 						 dist->relation, not_null(dist)),
-				0, NULL, NULL, totals_types, 1, dist->relation, receive_count, &skipped);
+				0, NULL, NULL, &count_type, 1, dist->relation, receive_count, &skipped);
 
 	/*
 	 * Both half-steps read copies, the items' made from the users': what
@@ -641,14 +623,13 @@ mf_distributed_read(MfDistributed *dist)
 	 */
 	make_copy(dist, MF_USERS, dist->relation);
 	make_copy(dist, MF_ITEMS, dist->copy[MF_USERS]);
-	mf_spi_scan_fresh(psprintf("SELECT 0::pg_catalog.int8, pg_catalog.count(*), pg_catalog.sum(%s),"
+	mf_spi_scan_fresh(psprintf("SELECT pg_catalog.count(*), pg_catalog.sum(%s),"
 							   " pg_catalog.min(%s), pg_catalog.max(%s) FROM %s",
 							   r, r, r, dist->table[MF_USERS]),
-					  0, NULL, NULL, totals_types, 5, dist->relation, receive_totals, &totals);
-	totals.skipped = skipped;
+					  0, NULL, NULL, totals_types, 4, dist->relation, receive_totals, &totals);
 	dist->ratings = palloc0(sizeof(MfRatings));
 	dist->ratings->n_ratings = totals.ratings;
-	dist->ratings->n_skipped = totals.skipped;
+	dist->ratings->n_skipped = skipped;
 	dist->summary.sum = totals.sum;
 	dist->summary.min = totals.min;
 	dist->summary.max = totals.max;

@@ -449,6 +449,7 @@ static int32
 train_store(TrainState *state)
 {
 	MfModelRow *row = &state->row;
+	int32		model_id;
 
 	row->n_users = state->ratings->n_users;
 	row->n_items = state->ratings->n_items;
@@ -460,15 +461,11 @@ train_store(TrainState *state)
 	/* storing needs only the users' rows (for rated_items): free the rest */
 	mf_ratings_free_by_item(state->ratings);
 	if (state->distributed)
-	{
-		int32		model_id;
-
 		mf_distributed_rated_items(state->distributed);
-		model_id = mf_catalog_store_model(&state->schema, row, state->ratings, state->als);
+	model_id = mf_catalog_store_model(&state->schema, row, state->ratings, state->als);
+	if (state->distributed)
 		mf_distributed_end(state->distributed);
-		return model_id;
-	}
-	return mf_catalog_store_model(&state->schema, row, state->ratings, state->als);
+	return model_id;
 }
 
 /*
