@@ -40,6 +40,9 @@ int			mf_kernel_choice = MF_KERNEL_AUTO;
 #define VSUM(x) (x)
 #define TILE_VECTORS 4
 #define TILE_COLUMNS 6
+#define GRAM_COLUMNS(vectors) 6
+#define GRAM_COLUMNS_MOST 6
+#define GRAM_GROUP 6
 #define VDIV(a, b) ((a) / (b))
 #define VSQRT(x) sqrtf(x)
 #define VLANE(x, i) (x)
@@ -72,6 +75,10 @@ lanes16(int n)
 #define VSUM(x) _mm512_reduce_add_ps(x)
 #define TILE_VECTORS 4
 #define TILE_COLUMNS 6
+/* 24, 24, 16 and 16 sums in 32 registers */
+#define GRAM_COLUMNS(vectors) ((vectors) == 4 ? 6 : (vectors) == 1 ? 16 : 8)
+#define GRAM_COLUMNS_MOST 16
+#define GRAM_GROUP V
 #define VDIV(a, b) _mm512_div_ps((a), (b))
 #define VSQRT(x) _mm512_sqrt_ps(x)
 #define VLANE(x, i) _mm512_permutexvar_ps(_mm512_set1_epi32(i), (x))
@@ -112,6 +119,10 @@ sum8(__m256 x)
 #define VSUM(x) sum8(x)
 #define TILE_VECTORS 3
 #define TILE_COLUMNS 4
+/* 12, 8 and 8 sums in 16 registers */
+#define GRAM_COLUMNS(vectors) ((vectors) == 1 ? 8 : 4)
+#define GRAM_COLUMNS_MOST 8
+#define GRAM_GROUP V
 #define VDIV(a, b) _mm256_div_ps((a), (b))
 #define VSQRT(x) _mm256_sqrt_ps(x)
 #define VLANE(x, i) _mm256_permutevar8x32_ps((x), _mm256_set1_epi32(i))

@@ -15,15 +15,25 @@
  *						(VLOADN/VSTOREN touch the first n lanes only, n
  *						 may be <= 0 or > V; VLOADN's other lanes are 0)
  *		TILE_VECTORS, TILE_COLUMNS
- *						the Gram tile held in registers: TILE_VECTORS
- *						vectors of rows by TILE_COLUMNS columns
- *						(also the Cholesky factorisation's tile)
+ *						the Cholesky factorisation's tile held in
+ *						registers: TILE_VECTORS vectors of rows by
+ *						TILE_COLUMNS columns
+ *		GRAM_COLUMNS(vectors)
+ *						the Gram tile's columns when it has that many
+ *						vectors of rows (at most TILE_VECTORS): as many as
+ *						the registers hold, and enough independent sums
+ *						to keep the FMA units busy
+ *		GRAM_GROUP		the Gram matrix's columns taken together: V, or
+ *						for a vector of one float TILE_COLUMNS
  *
  *	  The Gram kernel keeps a tile of sum_e w_e o_e o_e' in registers while
  *	  it streams the rated rows through their column indices (no gathered
  *	  copy), over blocks of rows small enough to stay in the L1 cache, and
  *	  writes the lower triangle (column-major; the upper is mirrored by the
- *	  caller where something reads it).  The Cholesky factorisation is
+ *	  caller where something reads it).  Its columns go in groups of
+ *	  GRAM_GROUP, each group's tiles starting at the vector holding the
+ *	  group's first diagonal element, so that only the diagonal blocks
+ *	  compute elements of the upper triangle.  The Cholesky factorisation is
  *	  blocked by vectors (see cholesky below).  The parameters are #undef'd
  *	  at the end.
  *
@@ -50,31 +60,32 @@
 
 /*
  * One tile of the Gram matrix: rows row0 .. row0 + vectors * V - 1 (those
- * below k) by columns col0 .. col0 + TILE_COLUMNS - 1 (those below k), of
- * sum_e w_e o_e o_e' over n rows, added to a.  vectors, masked (some of
- * the tile's rows are past k) and weighted are constants in each call, so
- * the tile's loops unroll, its sums stay in registers and its branches go.
+ * below k) by columns col0 .. col0 + columns - 1 (those below k), of
+ * sum_e w_e o_e o_e' over n rows, added to a.  vectors, columns, masked
+ * (some of the tile's rows are past k) and weighted are constants in each
+ * call, so the tile's loops unroll, its sums stay in registers and its
+ * branches go.
  */
 static inline SIMD_FN __attribute__((always_inline)) void
 SIMD(gram_tile) (const float *other, int k, const int32 *cols, int n,
 				 const float *weights, float *a, int ld, int row0, int col0,
-				 const int vectors, const bool masked, const bool weighted)
+				 const int vectors, const int columns, const bool masked, const bool weighted)
 {
-	VEC			sum[TILE_VECTORS][TILE_COLUMNS];
+	VEC			sum[TILE_VECTORS][GRAM_COLUMNS_MOST];
 	int			lanes[TILE_VECTORS];
-	int			column[TILE_COLUMNS];
+	int			column[GRAM_COLUMNS_MOST];
 
 	SIMD_UNROLL
 	for (int v = 0; v < vectors; v++)
 	{
 		lanes[v] = k - (row0 + v * V);
-		SIMD_UNROLL
-		for (int c = 0; c < TILE_COLUMNS; c++)
+		SIMD_UNROLL_BLOCK
+		for (int c = 0; c < columns; c++)
 			sum[v][c] = VZERO();
 	}
 	/* a tile past the last column repeats it, and drops it when stored */
-	SIMD_UNROLL
-	for (int c = 0; c < TILE_COLUMNS; c++)
+	SIMD_UNROLL_BLOCK
+	for (int c = 0; c < columns; c++)
 		column[c] = Min(col0 + c, k - 1);
 
 	for (int e = 0; e < n; e++)
@@ -89,8 +100,8 @@ SIMD(gram_tile) (const float *other, int k, const int32 *cols, int n,
 			if (weighted)
 				rows[v] = VMUL(rows[v], VBCAST(weights[e]));
 		}
-		SIMD_UNROLL
-		for (int c = 0; c < TILE_COLUMNS; c++)
+		SIMD_UNROLL_BLOCK
+		for (int c = 0; c < columns; c++)
 		{
 			VEC			b = VBCAST(o[column[c]]);
 
@@ -100,8 +111,8 @@ SIMD(gram_tile) (const float *other, int k, const int32 *cols, int n,
 		}
 	}
 
-	SIMD_UNROLL
-	for (int c = 0; c < TILE_COLUMNS; c++)
+	SIMD_UNROLL_BLOCK
+	for (int c = 0; c < columns; c++)
 	{
 		if (col0 + c >= k)
 			break;
@@ -118,22 +129,43 @@ SIMD(gram_tile) (const float *other, int k, const int32 *cols, int n,
 	}
 }
 
-/* gram_tile with its shape's constants spelled out, per number of vectors. */
+/* gram_tile with its shape's constants spelled out. */
 static inline SIMD_FN __attribute__((always_inline)) void
 SIMD(gram_tile_shaped) (const float *other, int k, const int32 *cols, int n,
 						const float *weights, float *a, int ld, int row0, int col0,
-						const int vectors)
+						const int vectors, const int columns)
 {
 	bool		masked = row0 + vectors * V > k;
 
 	if (masked && weights)
-		SIMD(gram_tile) (other, k, cols, n, weights, a, ld, row0, col0, vectors, true, true);
+		SIMD(gram_tile) (other, k, cols, n, weights, a, ld, row0, col0, vectors, columns, true, true);
 	else if (masked)
-		SIMD(gram_tile) (other, k, cols, n, weights, a, ld, row0, col0, vectors, true, false);
+		SIMD(gram_tile) (other, k, cols, n, weights, a, ld, row0, col0, vectors, columns, true, false);
 	else if (weights)
-		SIMD(gram_tile) (other, k, cols, n, weights, a, ld, row0, col0, vectors, false, true);
+		SIMD(gram_tile) (other, k, cols, n, weights, a, ld, row0, col0, vectors, columns, false, true);
 	else
-		SIMD(gram_tile) (other, k, cols, n, weights, a, ld, row0, col0, vectors, false, false);
+		SIMD(gram_tile) (other, k, cols, n, weights, a, ld, row0, col0, vectors, columns, false, false);
+}
+
+/*
+ * The tiles of rows row0 .. row0 + vectors * V - 1 (those below k) by the
+ * columns of the group from g0: GRAM_COLUMNS(vectors) at a time, the
+ * group's last tile narrower where GRAM_GROUP is not a multiple of that.
+ * vectors is a constant in each call.
+ */
+static inline SIMD_FN __attribute__((always_inline)) void
+SIMD(gram_group) (const float *other, int k, const int32 *cols, int n,
+				  const float *weights, float *a, int ld, int row0, int g0,
+				  const int vectors)
+{
+	const int	width = GRAM_COLUMNS(vectors);
+	int			col0;
+
+	for (col0 = g0; col0 + width <= g0 + GRAM_GROUP && col0 < k; col0 += width)
+		SIMD(gram_tile_shaped) (other, k, cols, n, weights, a, ld, row0, col0, vectors, width);
+	if (GRAM_GROUP % width != 0 && col0 < k)
+		SIMD(gram_tile_shaped) (other, k, cols, n, weights, a, ld, row0, col0, vectors,
+								GRAM_GROUP % width);
 }
 
 /*
@@ -254,36 +286,36 @@ SIMD(gram) (const float *other, int k, const int32 *cols, int n,
 		if (targets)
 			SIMD(block_sum) (other, k, cols, first, first + count, targets, rhs);
 
-		for (int col0 = 0; col0 < k; col0 += TILE_COLUMNS)
+		for (int g0 = 0; g0 < k; g0 += GRAM_GROUP)
 		{
-			/* the lower triangle's rows of these columns, from a vector's start */
-			for (int row0 = col0 - col0 % V; row0 < k; row0 += TILE_VECTORS * V)
+			/* the lower triangle's rows of the group's columns, from a vector's start */
+			for (int row0 = g0 - g0 % V; row0 < k; row0 += TILE_VECTORS * V)
 			{
 				int			vectors = Min(TILE_VECTORS, (k - row0 + V - 1) / V);
 
-#define SIMD_TILE(n_vectors) \
-	SIMD(gram_tile_shaped) (other, k, cols + first, count, weights ? weights + first : NULL, \
-							a, ld, row0, col0, n_vectors)
+#define SIMD_GROUP(n_vectors) \
+	SIMD(gram_group) (other, k, cols + first, count, weights ? weights + first : NULL, \
+					  a, ld, row0, g0, n_vectors)
 				switch (vectors)
 				{
 					case 1:
-						SIMD_TILE(1);
+						SIMD_GROUP(1);
 						break;
 					case 2:
-						SIMD_TILE(2);
+						SIMD_GROUP(2);
 						break;
 #if TILE_VECTORS >= 3
 					case 3:
-						SIMD_TILE(3);
+						SIMD_GROUP(3);
 						break;
 #endif
 #if TILE_VECTORS >= 4
 					case 4:
-						SIMD_TILE(4);
+						SIMD_GROUP(4);
 						break;
 #endif
 				}
-#undef SIMD_TILE
+#undef SIMD_GROUP
 			}
 		}
 	}
@@ -734,3 +766,6 @@ SIMD(cholesky_solve) (const float *a, int d, int ld, float *x)
 #undef VLOADRANGE
 #undef TILE_VECTORS
 #undef TILE_COLUMNS
+#undef GRAM_COLUMNS
+#undef GRAM_COLUMNS_MOST
+#undef GRAM_GROUP
