@@ -16,6 +16,7 @@
  */
 #include "ratings.h"
 #include "idmap.h"
+#include "parallel.h"
 
 #include "miscadmin.h"
 #include "utils/memutils.h"
@@ -373,18 +374,6 @@ csr_set_value(MfCsr *csr, int64 e, double value)
 		csr->val_single[e] = (float) value;
 }
 
-/* Turns per-row counts in row_start[r + 1] into offsets; returns cursors. */
-static int64 *
-csr_offsets(MfCsr *csr, MemoryContext cxt)
-{
-	int64	   *next = mf_alloc_array(cxt, csr->n_rows, sizeof(int64));
-
-	for (int32 r = 0; r < csr->n_rows; r++)
-		csr->row_start[r + 1] += csr->row_start[r];
-	memcpy(next, csr->row_start, sizeof(int64) * csr->n_rows);
-	return next;
-}
-
 static void
 csr_free(MfCsr *csr)
 {
@@ -414,6 +403,187 @@ csr_widen(MfCsr *csr)
 }
 
 /*
+ * A counting sort of entries into out's rows, on mf_parallel_for's threads.
+ * The input is the chunks (rows set: each chunk row an entry, in reading
+ * order) or the rows of in (each entry of in's row r becomes column r of
+ * out's row in->col[e]: the transpose).  It is cut into parts, one per
+ * thread (in's at whole rows); each part counts its entries per output row
+ * (counts), the counts become the row starts, and each part places its
+ * entries from its first slot in each row, after the slots of the parts
+ * before it (cursor).  So every output row lists its entries in input
+ * order, as one pass would, whatever the number of threads.
+ */
+typedef struct CountingSort
+{
+	/* the chunks, and the side whose rows are built (row_remap, col_remap) */
+	const MfRows *rows;
+	MfSide		side;
+	const int32 *row_remap;
+	const int32 *col_remap;
+	/* or the rows to transpose */
+	const MfCsr *in;
+	MfCsr	   *out;
+	int			parts;
+	int64	   *part_start;		/* parts + 1 entry offsets */
+	int32	   *part_row;		/* in's row part p starts at */
+	int64	  **counts;			/* per part: its entries per output row */
+	int64	  **cursor;			/* per part: next slot per output row while placing */
+	bool		placing;		/* counting (false) or placing (true) */
+} CountingSort;
+
+/* Entries a part handles between two looks at mf_parallel_stopping(). */
+#define MF_SORT_STEP	65536
+
+/* Part p of the chunks: counted, or placed. */
+static int64
+sort_chunks_part(CountingSort *sort, int p)
+{
+	const bool	by_user = sort->side == MF_USERS;
+	MfCsr	   *out = sort->out;
+
+	for (int64 e = sort->part_start[p]; e < sort->part_start[p + 1]; e++)
+	{
+		const RowChunk *chunk = sort->rows->chunks[e / MF_CHUNK_ROWS];
+		int32		slot = (int32) (e % MF_CHUNK_ROWS);
+		int32		row = sort->row_remap[by_user ? chunk->user[slot] : chunk->item[slot]];
+
+		if ((e & (MF_SORT_STEP - 1)) == 0 && mf_parallel_stopping())
+			return mf_task_stopped(p);
+		if (!sort->placing)
+			sort->counts[p][row]++;
+		else
+		{
+			int64		at = sort->cursor[p][row]++;
+
+			out->col[at] = sort->col_remap[by_user ? chunk->item[slot] : chunk->user[slot]];
+			csr_set_value(out, at, chunk->wide ? chunk->wide[slot] : chunk->rating[slot]);
+		}
+	}
+	return MF_TASK_DONE;
+}
+
+/* Part p of in's rows: counted, or placed as the transpose. */
+static int64
+sort_rows_part(CountingSort *sort, int p)
+{
+	const MfCsr *in = sort->in;
+	MfCsr	   *out = sort->out;
+
+	for (int32 r = sort->part_row[p]; r < in->n_rows && in->row_start[r] < sort->part_start[p + 1]; r++)
+	{
+		for (int64 e = in->row_start[r]; e < in->row_start[r + 1]; e++)
+		{
+			int32		c = in->col[e];
+
+			if ((e & (MF_SORT_STEP - 1)) == 0 && mf_parallel_stopping())
+				return mf_task_stopped(p);
+			if (!sort->placing)
+				sort->counts[p][c]++;
+			else
+			{
+				int64		at = sort->cursor[p][c]++;
+
+				out->col[at] = r;
+				csr_set_value(out, at, mf_csr_value(in, e));
+			}
+		}
+	}
+	return MF_TASK_DONE;
+}
+
+/* mf_parallel_for task: parts [first, last), counted or placed from the start. */
+static int64
+sort_parts(void *arg, int thread, int64 first, int64 last)
+{
+	CountingSort *sort = arg;
+	const MfCsr *out = sort->out;
+
+	for (int64 p = first; p < last; p++)
+	{
+		int64		outcome;
+
+		if (!sort->placing)
+			memset(sort->counts[p], 0, sizeof(int64) * out->n_rows);
+		else
+		{
+			/* after the row's start, the parts before this one's entries */
+			for (int32 r = 0; r < out->n_rows; r++)
+			{
+				int64		slot = out->row_start[r];
+
+				for (int64 q = 0; q < p; q++)
+					slot += sort->counts[q][r];
+				sort->cursor[p][r] = slot;
+			}
+		}
+		outcome = sort->in ? sort_rows_part(sort, (int) p) : sort_chunks_part(sort, (int) p);
+		if (outcome != MF_TASK_DONE)
+			return outcome;
+	}
+	return MF_TASK_DONE;
+}
+
+/*
+ * Runs sort into sort->out (n_rows rows, n entries, allocated in cxt):
+ * cuts the input into parts, counts, turns the counts into row starts,
+ * places.
+ */
+static void
+counting_sort(CountingSort *sort, int32 n_rows, int64 n, bool single, MemoryContext cxt)
+{
+	int			parts = (int) Min(mf_thread_count(), Max(1, n / MF_SORT_STEP));
+
+	csr_alloc(sort->out, cxt, n_rows, n, single);
+	sort->parts = parts;
+	sort->part_start = palloc((parts + 1) * sizeof(int64));
+	sort->part_row = palloc0((parts + 1) * sizeof(int32));
+	sort->counts = palloc(parts * sizeof(int64 *));
+	sort->cursor = palloc(parts * sizeof(int64 *));
+	sort->part_start[0] = 0;
+	for (int p = 0; p < parts; p++)
+	{
+		/* about n / parts entries each; in's parts end where a row ends */
+		int64		end = p == parts - 1 ? n : n / parts * (p + 1);
+
+		if (sort->in && p < parts - 1)
+		{
+			int32		r = sort->part_row[p];
+
+			while (r < sort->in->n_rows && sort->in->row_start[r + 1] <= end)
+				r++;
+			sort->part_row[p + 1] = r;
+			end = Max(sort->part_start[p], sort->in->row_start[r]);
+		}
+		sort->part_start[p + 1] = end;
+		sort->counts[p] = mf_alloc_array(cxt, Max(n_rows, 1), sizeof(int64));
+		sort->cursor[p] = mf_alloc_array(cxt, Max(n_rows, 1), sizeof(int64));
+	}
+
+	sort->placing = false;
+	mf_parallel_for(parts, parts, 1, sort_parts, NULL, sort);
+	for (int32 r = 0; r < n_rows; r++)
+	{
+		int64		slot = sort->out->row_start[r];
+
+		for (int p = 0; p < parts; p++)
+			slot += sort->counts[p][r];
+		sort->out->row_start[r + 1] = slot;
+	}
+	sort->placing = true;
+	mf_parallel_for(parts, parts, 1, sort_parts, NULL, sort);
+
+	for (int p = 0; p < parts; p++)
+	{
+		pfree(sort->counts[p]);
+		pfree(sort->cursor[p]);
+	}
+	pfree(sort->part_start);
+	pfree(sort->part_row);
+	pfree(sort->counts);
+	pfree(sort->cursor);
+}
+
+/*
  * Builds one side's rows from the chunks by counting sort, entries in
  * reading order.  row_remap and col_remap map indices in order of first
  * appearance to the final dense indices.
@@ -422,74 +592,24 @@ static void
 csr_from_chunks(const MfRows *rows, MfSide side, const int32 *row_remap,
 				const int32 *col_remap, MfCsr *out, MemoryContext cxt)
 {
-	const Numbering *numbering = side == MF_USERS ? &rows->users : &rows->items;
-	int64		n = rows->n_rows;
-	int64	   *next;
+	CountingSort sort = {.rows = rows, .side = side, .row_remap = row_remap,
+	.col_remap = col_remap, .out = out};
 
 	/* the ratings in single precision unless one of them is not a float */
-	csr_alloc(out, cxt, numbering->n, n, rows->wide_chunks == 0);
-	/* each row's entries counted, as csr_transpose counts them */
-	for (int32 c = 0; c < rows->n_chunks; c++)
-	{
-		const RowChunk *chunk = rows->chunks[c];
-		const int32 *row_of = side == MF_USERS ? chunk->user : chunk->item;
-		int32		count = (int32) Min(MF_CHUNK_ROWS, n - (int64) c * MF_CHUNK_ROWS);
-
-		for (int32 r = 0; r < count; r++)
-			out->row_start[row_remap[row_of[r]] + 1]++;
-	}
-	next = csr_offsets(out, cxt);
-	for (int32 c = 0; c < rows->n_chunks; c++)
-	{
-		const RowChunk *chunk = rows->chunks[c];
-		const int32 *row_of = side == MF_USERS ? chunk->user : chunk->item;
-		const int32 *col_of = side == MF_USERS ? chunk->item : chunk->user;
-		int32		count = (int32) Min(MF_CHUNK_ROWS, n - (int64) c * MF_CHUNK_ROWS);
-
-		for (int32 r = 0; r < count; r++)
-		{
-			int64		slot = next[row_remap[row_of[r]]]++;
-
-			out->col[slot] = col_remap[col_of[r]];
-			csr_set_value(out, slot, chunk->wide ? chunk->wide[r] : chunk->rating[r]);
-		}
-		CHECK_FOR_INTERRUPTS();
-	}
-	pfree(next);
+	counting_sort(&sort, (side == MF_USERS ? &rows->users : &rows->items)->n,
+						 rows->n_rows, rows->wide_chunks == 0, cxt);
 }
 
 /*
  * out = the transpose of in (n_cols columns), by counting sort: each row of
  * out lists its entries in the order of in's rows, i.e. sorted by column.
- * Returns whether any row of out holds a column twice (a duplicate pair).
  */
-static bool
+static void
 csr_transpose(const MfCsr *in, int32 n_cols, MfCsr *out, MemoryContext cxt)
 {
-	bool		duplicates = false;
-	int64		n = in->row_start[in->n_rows];
-	int64	   *next;
+	CountingSort sort = {.in = in, .out = out};
 
-	csr_alloc(out, cxt, n_cols, n, in->val == NULL);
-	for (int64 e = 0; e < n; e++)
-		out->row_start[in->col[e] + 1]++;
-	next = csr_offsets(out, cxt);
-	for (int32 r = 0; r < in->n_rows; r++)
-	{
-		for (int64 e = in->row_start[r]; e < in->row_start[r + 1]; e++)
-		{
-			int32		c = in->col[e];
-			int64		slot = next[c]++;
-
-			duplicates |= slot > out->row_start[c] && out->col[slot - 1] == r;
-			out->col[slot] = r;
-			csr_set_value(out, slot, mf_csr_value(in, e));
-		}
-		if ((r & 1023) == 0)
-			CHECK_FOR_INTERRUPTS();
-	}
-	pfree(next);
-	return duplicates;
+	counting_sort(&sort, n_cols, in->row_start[in->n_rows], in->val == NULL, cxt);
 }
 
 /* True when every row lists its columns in non-decreasing order. */
@@ -663,6 +783,9 @@ mf_ratings_from_rows(MfRows *rows, int64 n_skipped, MemoryContext cxt)
 	}
 	per_rating = rows->wide_chunks == 0 ? MF_BUILD_SINGLE_BYTES_PER_RATING : MF_BUILD_BYTES_PER_RATING;
 	memory = rows_memory(rows, n, per_rating);
+	/* the counting sorts' counts and cursors: two per output row and thread */
+	mf_memory_add(&memory, mul_size(Max(rows->users.n, rows->items.n), mf_thread_count()),
+				  2 * sizeof(int64));
 	mf_memory_check(&memory, "indexing the ratings",
 					psprintf("Indexing " INT64_FORMAT " ratings of %d users and %d items takes %d bytes a rating.",
 							 n, rows->users.n, rows->items.n, per_rating),
@@ -686,7 +809,8 @@ mf_ratings_from_rows(MfRows *rows, int64 n_skipped, MemoryContext cxt)
 		 */
 		csr_from_chunks(rows, MF_USERS, user_remap, item_remap, &ratings->by_user, cxt);
 		MemoryContextDelete(rows->cxt); /* the chunks and id maps */
-		duplicates = csr_transpose(&ratings->by_user, ratings->n_items, &ratings->by_item, cxt);
+		csr_transpose(&ratings->by_user, ratings->n_items, &ratings->by_item, cxt);
+		duplicates = csr_has_duplicates(&ratings->by_item);
 	}
 	else
 	{
@@ -706,8 +830,8 @@ mf_ratings_from_rows(MfRows *rows, int64 n_skipped, MemoryContext cxt)
 		else
 		{
 			csr_free(&by_item_unsorted);
-			duplicates = csr_transpose(&ratings->by_user, ratings->n_items,
-									   &ratings->by_item, cxt);
+			csr_transpose(&ratings->by_user, ratings->n_items, &ratings->by_item, cxt);
+			duplicates = csr_has_duplicates(&ratings->by_item);
 		}
 	}
 	pfree(user_remap);
