@@ -524,16 +524,22 @@ sort_parts(void *arg, int thread, int64 first, int64 last)
 }
 
 /*
- * Runs sort into sort->out (n_rows rows, n entries, allocated in cxt):
- * cuts the input into parts, counts, turns the counts into row starts,
- * places.
+ * Runs sort into sort->out (n_rows rows, n entries; allocated in cxt, or
+ * with arrays of those sizes already, which it reuses): cuts the input
+ * into parts, counts, turns the counts into row starts, places.
  */
 static void
 counting_sort(CountingSort *sort, int32 n_rows, int64 n, bool single, MemoryContext cxt)
 {
 	int			parts = (int) Min(mf_thread_count(), Max(1, n / MF_SORT_STEP));
 
-	csr_alloc(sort->out, cxt, n_rows, n, single);
+	if (sort->out->col == NULL)
+		csr_alloc(sort->out, cxt, n_rows, n, single);
+	else
+	{
+		Assert(sort->out->n_rows == n_rows && (sort->out->val == NULL) == single);
+		memset(sort->out->row_start, 0, sizeof(int64) * ((Size) n_rows + 1));
+	}
 	sort->parts = parts;
 	sort->part_start = palloc((parts + 1) * sizeof(int64));
 	sort->part_row = palloc0((parts + 1) * sizeof(int32));
@@ -603,6 +609,9 @@ csr_from_chunks(const MfRows *rows, MfSide side, const int32 *row_remap,
 /*
  * out = the transpose of in (n_cols columns), by counting sort: each row of
  * out lists its entries in the order of in's rows, i.e. sorted by column.
+ * out is allocated in cxt, unless it has arrays of its size already (rows
+ * freed for it: their pages are the process's already, where new ones
+ * would be faulted in and zeroed a page at a time).
  */
 static void
 csr_transpose(const MfCsr *in, int32 n_cols, MfCsr *out, MemoryContext cxt)
@@ -764,7 +773,7 @@ mf_ratings_from_rows(MfRows *rows, int64 n_skipped, MemoryContext cxt)
 	int64		n = rows->n_rows;
 	int32	   *user_remap;
 	int32	   *item_remap;
-	MfCsr		by_item_unsorted;
+	MfCsr		by_item_unsorted = {0};
 	bool		duplicates;
 	MfMemory	memory;
 	int			per_rating;
@@ -829,7 +838,8 @@ mf_ratings_from_rows(MfRows *rows, int64 n_skipped, MemoryContext cxt)
 		}
 		else
 		{
-			csr_free(&by_item_unsorted);
+			/* into by_item_unsorted's arrays, which it no longer needs */
+			ratings->by_item = by_item_unsorted;
 			csr_transpose(&ratings->by_user, ratings->n_items, &ratings->by_item, cxt);
 			duplicates = csr_has_duplicates(&ratings->by_item);
 		}
