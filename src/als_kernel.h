@@ -422,6 +422,17 @@ KERNEL(gather_row) (const HalfStep *step, SolveBuffers *buffers, int64 begin,
 	REAL	   *targets = buffers->targets;
 	REAL	   *weights = buffers->weights;
 
+	if (gathered == NULL && other_bias == NULL && !als->factors.implicit)
+	{
+		/* the own kernels' plain rows: the ratings are the targets, as they are */
+		if (rows->val)
+			for (int e = 0; e < degree; e++)
+				targets[e] = (REAL) rows->val[begin + e];
+		else
+			for (int e = 0; e < degree; e++)
+				targets[e] = (REAL) rows->val_single[begin + e];
+		return !mf_parallel_stopping();
+	}
 	for (int e = 0; e < degree; e++)
 	{
 		int32		c = rows->col[begin + e];
