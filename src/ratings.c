@@ -4,8 +4,9 @@
  *	  Ratings as compressed sparse rows of both sides (ratings.h): the rows
  *	  a source gives are kept in fixed-size chunks with ids numbered on the
  *	  fly (12 bytes a rating while reading: a rating single precision does
- *	  not hold exactly takes 8 more), then counting sorts build one side
- *	  from the chunks and the other from it (three sorts at most), each row
+ *	  not hold exactly takes 8 more), then counting sorts, on the training's
+ *	  threads, build one side from the chunks and the other from it (three
+ *	  sorts at most), each row
  *	  sorted by the other side's index, so that the model does not depend
  *	  on the order the rows came in.  The sparse rows keep the ratings in
  *	  single precision when every one is a float exactly (8 bytes a rating
