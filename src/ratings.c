@@ -435,12 +435,21 @@ typedef struct CountingSort
 /* Entries a part handles between two looks at mf_parallel_stopping(). */
 #define MF_SORT_STEP	65536
 
+/* Places an entry (col, value) of output row row at part p's next slot there. */
+static inline void
+place_entry(CountingSort *sort, int p, int32 row, int32 col, double value)
+{
+	int64		at = sort->cursor[p][row]++;
+
+	sort->out->col[at] = col;
+	csr_set_value(sort->out, at, value);
+}
+
 /* Part p of the chunks: counted, or placed. */
 static int64
 sort_chunks_part(CountingSort *sort, int p)
 {
 	const bool	by_user = sort->side == MF_USERS;
-	MfCsr	   *out = sort->out;
 
 	for (int64 e = sort->part_start[p]; e < sort->part_start[p + 1]; e++)
 	{
@@ -453,12 +462,8 @@ sort_chunks_part(CountingSort *sort, int p)
 		if (!sort->placing)
 			sort->counts[p][row]++;
 		else
-		{
-			int64		at = sort->cursor[p][row]++;
-
-			out->col[at] = sort->col_remap[by_user ? chunk->item[slot] : chunk->user[slot]];
-			csr_set_value(out, at, chunk->wide ? chunk->wide[slot] : chunk->rating[slot]);
-		}
+			place_entry(sort, p, row, sort->col_remap[by_user ? chunk->item[slot] : chunk->user[slot]],
+						chunk->wide ? chunk->wide[slot] : chunk->rating[slot]);
 	}
 	return MF_TASK_DONE;
 }
@@ -468,7 +473,6 @@ static int64
 sort_rows_part(CountingSort *sort, int p)
 {
 	const MfCsr *in = sort->in;
-	MfCsr	   *out = sort->out;
 
 	for (int32 r = sort->part_row[p]; r < in->n_rows && in->row_start[r] < sort->part_start[p + 1]; r++)
 	{
@@ -481,12 +485,7 @@ sort_rows_part(CountingSort *sort, int p)
 			if (!sort->placing)
 				sort->counts[p][c]++;
 			else
-			{
-				int64		at = sort->cursor[p][c]++;
-
-				out->col[at] = r;
-				csr_set_value(out, at, mf_csr_value(in, e));
-			}
+				place_entry(sort, p, c, r, mf_csr_value(in, e));
 		}
 	}
 	return MF_TASK_DONE;
