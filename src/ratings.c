@@ -435,6 +435,20 @@ typedef struct CountingSort
 /* Entries a part handles between two looks at mf_parallel_stopping(). */
 #define MF_SORT_STEP	65536
 
+/*
+ * Parts a counting sort of n entries into n_rows rows is cut into: one per
+ * thread, but only as many as keep the parts' counts and cursors (16 bytes
+ * a row each) within 4 bytes an entry, and at least MF_SORT_STEP entries
+ * each; one for many rows with few entries each.
+ */
+static int
+sort_parts_for(int32 n_rows, int64 n)
+{
+	int64		by_rows = n / Max((int64) 4 * Max(n_rows, 1), MF_SORT_STEP);
+
+	return (int) Max(1, Min((int64) mf_thread_count(), by_rows));
+}
+
 /* Places an entry (col, value) of output row row at part p's next slot there. */
 static inline void
 place_entry(CountingSort *sort, int p, int32 row, int32 col, double value)
@@ -531,7 +545,7 @@ sort_parts(void *arg, int thread, int64 first, int64 last)
 static void
 counting_sort(CountingSort *sort, int32 n_rows, int64 n, bool single, MemoryContext cxt)
 {
-	int			parts = (int) Min(mf_thread_count(), Max(1, n / MF_SORT_STEP));
+	int			parts = sort_parts_for(n_rows, n);
 
 	if (sort->out->col == NULL)
 		csr_alloc(sort->out, cxt, n_rows, n, single);
@@ -793,7 +807,9 @@ mf_ratings_from_rows(MfRows *rows, int64 n_skipped, MemoryContext cxt)
 	per_rating = rows->wide_chunks == 0 ? MF_BUILD_SINGLE_BYTES_PER_RATING : MF_BUILD_BYTES_PER_RATING;
 	memory = rows_memory(rows, n, per_rating);
 	/* the counting sorts' counts and cursors: two per output row and thread */
-	mf_memory_add(&memory, mul_size(Max(rows->users.n, rows->items.n), mf_thread_count()),
+	mf_memory_add(&memory, mul_size(Max(rows->users.n, rows->items.n),
+									Max(sort_parts_for(rows->users.n, n),
+										sort_parts_for(rows->items.n, n))),
 				  2 * sizeof(int64));
 	mf_memory_check(&memory, "indexing the ratings",
 					psprintf("Indexing " INT64_FORMAT " ratings of %d users and %d items takes %d bytes a rating.",
