@@ -6,12 +6,11 @@
  *	  fly (12 bytes a rating while reading: a rating single precision does
  *	  not hold exactly takes 8 more), then counting sorts, on the training's
  *	  threads, build one side from the chunks and the other from it (three
- *	  sorts at most), each row
- *	  sorted by the other side's index, so that the model does not depend
- *	  on the order the rows came in.  The sparse rows keep the ratings in
- *	  single precision when every one is a float exactly (8 bytes a rating
- *	  a side: 20 at the most while building, 16 after), in double
- *	  otherwise (12 a side: 24 while building, as after).
+ *	  sorts at most), each row sorted by the other side's index, so that
+ *	  the model does not depend on the order the rows came in.  The sparse
+ *	  rows keep the ratings in single precision when every one is a float
+ *	  exactly (8 bytes a rating a side: 20 at the most while building, 16
+ *	  after), in double otherwise (12 a side: 24 while building, as after).
  *
  *-------------------------------------------------------------------------
  */
@@ -408,10 +407,10 @@ csr_widen(MfCsr *csr)
  * The input is the chunks (rows set: each chunk row an entry, in reading
  * order) or the rows of in (each entry of in's row r becomes column r of
  * out's row in->col[e]: the transpose).  It is cut into parts, one per
- * thread (in's at whole rows); each part counts its entries per output row
- * (counts), the counts become the row starts, and each part places its
- * entries from its first slot in each row, after the slots of the parts
- * before it (cursor).  So every output row lists its entries in input
+ * thread (in's at whole rows); each part counts its entries per output row,
+ * the counts become the row starts and each part's first slot in each row,
+ * after the slots of the parts before it (first), and each part places its
+ * entries from there (cursor).  So every output row lists its entries in input
  * order, as one pass would, whatever the number of threads.
  */
 typedef struct CountingSort
@@ -427,7 +426,8 @@ typedef struct CountingSort
 	int			parts;
 	int64	   *part_start;		/* parts + 1 entry offsets */
 	int32	   *part_row;		/* in's row part p starts at */
-	int64	  **counts;			/* per part: its entries per output row */
+	int64	  **first;			/* per part: its entries per output row, then
+								 * its first slot in each */
 	int64	  **cursor;			/* per part: next slot per output row while placing */
 	bool		placing;		/* counting (false) or placing (true) */
 } CountingSort;
@@ -437,7 +437,7 @@ typedef struct CountingSort
 
 /*
  * Parts a counting sort of n entries into n_rows rows is cut into: one per
- * thread, but only as many as keep the parts' counts and cursors (16 bytes
+ * thread, but only as many as keep the parts' first slots and cursors (16 bytes
  * a row each) within 4 bytes an entry, and at least MF_SORT_STEP entries
  * each; one for many rows with few entries each.
  */
@@ -474,7 +474,7 @@ sort_chunks_part(CountingSort *sort, int p)
 		if ((e & (MF_SORT_STEP - 1)) == 0 && mf_parallel_stopping())
 			return mf_task_stopped(p);
 		if (!sort->placing)
-			sort->counts[p][row]++;
+			sort->first[p][row]++;
 		else
 			place_entry(sort, p, row, sort->col_remap[by_user ? chunk->item[slot] : chunk->user[slot]],
 						chunk->wide ? chunk->wide[slot] : chunk->rating[slot]);
@@ -497,7 +497,7 @@ sort_rows_part(CountingSort *sort, int p)
 			if ((e & (MF_SORT_STEP - 1)) == 0 && mf_parallel_stopping())
 				return mf_task_stopped(p);
 			if (!sort->placing)
-				sort->counts[p][c]++;
+				sort->first[p][c]++;
 			else
 				place_entry(sort, p, c, r, mf_csr_value(in, e));
 		}
@@ -517,19 +517,9 @@ sort_parts(void *arg, int thread, int64 first, int64 last)
 		int64		outcome;
 
 		if (!sort->placing)
-			memset(sort->counts[p], 0, sizeof(int64) * out->n_rows);
+			memset(sort->first[p], 0, sizeof(int64) * out->n_rows);
 		else
-		{
-			/* after the row's start, the parts before this one's entries */
-			for (int32 r = 0; r < out->n_rows; r++)
-			{
-				int64		slot = out->row_start[r];
-
-				for (int64 q = 0; q < p; q++)
-					slot += sort->counts[q][r];
-				sort->cursor[p][r] = slot;
-			}
-		}
+			memcpy(sort->cursor[p], sort->first[p], sizeof(int64) * out->n_rows);
 		outcome = sort->in ? sort_rows_part(sort, (int) p) : sort_chunks_part(sort, (int) p);
 		if (outcome != MF_TASK_DONE)
 			return outcome;
@@ -557,7 +547,7 @@ counting_sort(CountingSort *sort, int32 n_rows, int64 n, bool single, MemoryCont
 	sort->parts = parts;
 	sort->part_start = palloc((parts + 1) * sizeof(int64));
 	sort->part_row = palloc0((parts + 1) * sizeof(int32));
-	sort->counts = palloc(parts * sizeof(int64 *));
+	sort->first = palloc(parts * sizeof(int64 *));
 	sort->cursor = palloc(parts * sizeof(int64 *));
 	sort->part_start[0] = 0;
 	for (int p = 0; p < parts; p++)
@@ -575,7 +565,7 @@ counting_sort(CountingSort *sort, int32 n_rows, int64 n, bool single, MemoryCont
 			end = Max(sort->part_start[p], sort->in->row_start[r]);
 		}
 		sort->part_start[p + 1] = end;
-		sort->counts[p] = mf_alloc_array(cxt, Max(n_rows, 1), sizeof(int64));
+		sort->first[p] = mf_alloc_array(cxt, Max(n_rows, 1), sizeof(int64));
 		sort->cursor[p] = mf_alloc_array(cxt, Max(n_rows, 1), sizeof(int64));
 	}
 
@@ -586,7 +576,12 @@ counting_sort(CountingSort *sort, int32 n_rows, int64 n, bool single, MemoryCont
 		int64		slot = sort->out->row_start[r];
 
 		for (int p = 0; p < parts; p++)
-			slot += sort->counts[p][r];
+		{
+			int64		count = sort->first[p][r];
+
+			sort->first[p][r] = slot;
+			slot += count;
+		}
 		sort->out->row_start[r + 1] = slot;
 	}
 	sort->placing = true;
@@ -594,12 +589,12 @@ counting_sort(CountingSort *sort, int32 n_rows, int64 n, bool single, MemoryCont
 
 	for (int p = 0; p < parts; p++)
 	{
-		pfree(sort->counts[p]);
+		pfree(sort->first[p]);
 		pfree(sort->cursor[p]);
 	}
 	pfree(sort->part_start);
 	pfree(sort->part_row);
-	pfree(sort->counts);
+	pfree(sort->first);
 	pfree(sort->cursor);
 }
 
@@ -617,7 +612,7 @@ csr_from_chunks(const MfRows *rows, MfSide side, const int32 *row_remap,
 
 	/* the ratings in single precision unless one of them is not a float */
 	counting_sort(&sort, (side == MF_USERS ? &rows->users : &rows->items)->n,
-						 rows->n_rows, rows->wide_chunks == 0, cxt);
+				  rows->n_rows, rows->wide_chunks == 0, cxt);
 }
 
 /*
@@ -806,7 +801,7 @@ mf_ratings_from_rows(MfRows *rows, int64 n_skipped, MemoryContext cxt)
 	}
 	per_rating = rows->wide_chunks == 0 ? MF_BUILD_SINGLE_BYTES_PER_RATING : MF_BUILD_BYTES_PER_RATING;
 	memory = rows_memory(rows, n, per_rating);
-	/* the counting sorts' counts and cursors: two per output row and thread */
+	/* the counting sorts' first slots and cursors: two per output row and part */
 	mf_memory_add(&memory, mul_size(Max(rows->users.n, rows->items.n),
 									Max(sort_parts_for(rows->users.n, n),
 										sort_parts_for(rows->items.n, n))),
