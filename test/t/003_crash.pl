@@ -57,6 +57,9 @@ sub terminate_during
 	$session->query_safe($prepare) if $prepare ne '';
 	$session->query_until(qr/started/, "\\echo started\n$statement;\n");
 	select(undef, undef, undef, $delay);
+	ok($node->safe_psql('postgres',
+			"SELECT state = 'active' FROM pg_stat_activity WHERE pid = $pid") eq 't',
+		"$what is running when terminated after ${delay}s");
 	$node->safe_psql('postgres', "SELECT pg_terminate_backend($pid)");
 	ok($node->poll_query_until('postgres',
 			"SELECT count(*) = 0 FROM pg_stat_activity WHERE pid = $pid"),
@@ -67,9 +70,17 @@ sub terminate_during
 # pg_terminate_backend while mf_recommend_all reads rated items and writes
 # rows on the backend's thread beside its workers: a clean exit each time
 # (the FATAL is held off until the workers are joined), no server restart.
-terminate_during('', "SELECT mf_recommend_all('ratings', 2000, true, 'all_items')", $_,
-	'mf_recommend_all')
-  foreach (0.1, 0.3, 0.6, 1.0, 1.5);
+# The delays are shares of a whole call timed first in a fresh session, so
+# that each termination finds the call running however fast the machine.
+my $timed = $node->background_psql('postgres');
+my $call_started = time();
+$timed->query_safe("SELECT mf_recommend_all('ratings', 2000, true, 'pg_temp.timed_items')");
+my $call = time() - $call_started;
+$timed->quit;
+diag(sprintf('mf_recommend_all of every item: %.2fs', $call));
+terminate_during('', "SELECT mf_recommend_all('ratings', 2000, true, 'all_items')",
+	sprintf('%.2f', $call * $_), 'mf_recommend_all')
+  foreach (0.05, 0.2, 0.35, 0.5, 0.65);
 
 # The same while the backend's thread runs the caller's SQL in the feeder
 # (a row-level security policy made slow), in a session that created a
