@@ -273,14 +273,25 @@ mf_store_begin(const MfSchema *schema, Oid relid, Oid models_relid, MfSide side,
 								   w->has_implicit, w->attnums);
 	if (w->direct)
 	{
+		TupleDesc	slot_desc;
+
 		w->estate = CreateExecutorState();
 		w->result = makeNode(ResultRelInfo);
 		InitResultRelInfo(w->result, w->rel, 0, NULL, 0);
 		ExecOpenIndices(w->result, false);
 		w->bistate = GetBulkInsertState();
 		w->cid = GetCurrentCommandId(true);
+
+		/*
+		 * The slots share a copy of the table's descriptor, which is not
+		 * reference-counted: slots of the relation's own would pin it a
+		 * thousand times in the resource owner, where each further pin
+		 * (the unique check's slot for every row whose deleted
+		 * predecessor it visits, on a retrain) probes past all of them.
+		 */
+		slot_desc = CreateTupleDescCopy(RelationGetDescr(w->rel));
 		for (int s = 0; s < MF_STORE_DIRECT_ROWS; s++)
-			w->slots[s] = table_slot_create(w->rel, NULL);
+			w->slots[s] = MakeSingleTupleTableSlot(slot_desc, table_slot_callbacks(w->rel));
 	}
 	else
 	{
