@@ -438,11 +438,21 @@ KERNEL(gather_row) (const HalfStep *step, SolveBuffers *buffers, int64 begin,
 	{
 		/* the own kernels' plain rows: the ratings are the targets, as they are */
 		if (rows->val)
+		{
+			const double *ratings = rows->val + begin;
+
 			for (int e = 0; e < degree; e++)
-				targets[e] = (REAL) rows->val[begin + e];
+				targets[e] = (REAL) ratings[e];
+		}
+		else if (sizeof(REAL) == sizeof(float))
+			memcpy(targets, rows->val_single + begin, sizeof(float) * degree);
 		else
+		{
+			const float *ratings = rows->val_single + begin;
+
 			for (int e = 0; e < degree; e++)
-				targets[e] = (REAL) rows->val_single[begin + e];
+				targets[e] = (REAL) ratings[e];
+		}
 		return !mf_parallel_stopping();
 	}
 	for (int e = 0; e < degree; e++)
@@ -720,6 +730,44 @@ KERNEL(solve_system) (const MfAls *als, SolveBuffers *buffers, REAL *x)
 }
 
 /*
+ * sum_e (t_e - predicted[e])^2 over a row's entries, in entry order, each
+ * target t_e its rating (less mean + the other side's bias with biases).
+ * Not inlined, so that the accumulator stays in a register: inlined into
+ * the row's solve, GCC kept it on the stack, and each addition waited for
+ * the store of the one before (a third of the solve's own time with CG).
+ */
+static pg_noinline double
+KERNEL(residual_squares) (const MfCsr *rows, int64 begin, int degree,
+						  const double *other_bias, double mean, const REAL *predicted)
+{
+	double		sum = 0.0;
+
+	if (other_bias == NULL && rows->val == NULL)
+	{
+		const float *ratings = rows->val_single + begin;
+
+		for (int e = 0; e < degree; e++)
+		{
+			double		residual = (double) ratings[e] - (double) predicted[e];
+
+			sum += residual * residual;
+		}
+		return sum;
+	}
+	for (int e = 0; e < degree; e++)
+	{
+		double		target = mf_csr_value(rows, begin + e);
+		double		residual;
+
+		if (other_bias)
+			target -= mean + other_bias[rows->col[begin + e]];
+		residual = target - (double) predicted[e];
+		sum += residual * residual;
+	}
+	return sum;
+}
+
+/*
  * Row r's data term of J with its solution x and the other side as they
  * are (after the item half-step: both sides new).
  */
@@ -771,7 +819,6 @@ KERNEL(row_loss) (const HalfStep *step, SolveBuffers *buffers, int64 begin,
 		 * takes the predictions
 		 */
 		REAL	   *predicted = buffers->targets;
-		double		sum = 0.0;
 
 		for (int s = 0; s < degree; s += MF_ROW_SEGMENT)
 		{
@@ -790,17 +837,8 @@ KERNEL(row_loss) (const HalfStep *step, SolveBuffers *buffers, int64 begin,
 						   (const REAL *) buffers->gathered + (Size) s * d, d, x, 1, 0,
 						   predicted + s, 1);
 		}
-		for (int e = 0; e < degree; e++)
-		{
-			double		target = mf_csr_value(rows, begin + e);
-			double		residual;
-
-			if (step->other_bias)
-				target -= als->factors.mean + step->other_bias[rows->col[begin + e]];
-			residual = target - (double) predicted[e];
-			sum += residual * residual;
-		}
-		return sum;
+		return KERNEL(residual_squares) (rows, begin, degree, step->other_bias,
+										  als->factors.mean, predicted);
 	}
 }
 
