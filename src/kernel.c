@@ -22,6 +22,20 @@
 
 int			mf_kernel_choice = MF_KERNEL_AUTO;
 
+/*
+ * Asks the cache for a rated row's n floats some rows before a kernel
+ * reads them (one request per cache line of 16 floats): the rows come from
+ * anywhere in the other side, beyond the reach of the hardware's
+ * prefetchers, and the passes that do little work a row (the CG product,
+ * the predictions) otherwise wait on each one.
+ */
+static inline __attribute__((always_inline)) void
+prefetch_row(const float *row, int n)
+{
+	for (int j = 0; j < n; j += 16)
+		__builtin_prefetch(row + j);
+}
+
 /* Portable C: a vector of one float. */
 #define SIMD(name) name##_portable
 #define SIMD_FN

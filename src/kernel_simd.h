@@ -352,6 +352,8 @@ SIMD(scores) (const float *other, int k, const int32 *cols, int n, bool bias,
 		VEC			odd = VZERO();
 		int			j;
 
+		if (e + SIMD_PREFETCH_ROWS < n)
+			prefetch_row(other + (Size) cols[e + SIMD_PREFETCH_ROWS] * k, k);
 		for (j = 0; j + V < k; j += 2 * V)
 		{
 			even = VFMA(VLOAD(o + j), VLOAD(x + j), even);
@@ -398,6 +400,8 @@ SIMD(apply_held) (const float *other, int k, const int32 *cols, int n,
 			float		score;
 			VEC			s;
 
+			if (e + SIMD_PREFETCH_ROWS < n)
+				prefetch_row(other + (Size) cols[e + SIMD_PREFETCH_ROWS] * k, k);
 			SIMD_UNROLL
 			for (int i = 0; i < vectors; i++)
 			{
