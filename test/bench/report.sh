@@ -66,7 +66,11 @@ GNUPLOT
 	cp "$dir/kernels.svg" "$here/kernels.svg"
 fi
 
-# seconds per iteration vs k, ours and the probe, all cores, per shape
+# seconds per iteration vs k, ours and the probe, all cores, per shape; a
+# run of the netflix shape alone (loading only) has no iterations to draw
+if [ "$(awk 'END { print NR }' "$dir/results.tsv")" -le 1 ]; then
+	exit 0
+fi
 threads=$(awk -F'\t' 'NR > 1 && $6 > max { max = $6 } END { print max }' "$dir/results.tsv")
 plot=""
 for shape in $(awk -F'\t' 'NR > 1 { print $1 }' "$dir/results.tsv" | uniq); do
