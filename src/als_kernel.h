@@ -734,7 +734,7 @@ KERNEL(solve_system) (const MfAls *als, SolveBuffers *buffers, REAL *x)
  * target t_e its rating (less mean + the other side's bias with biases).
  * Not inlined, so that the accumulator stays in a register: inlined into
  * the row's solve, GCC kept it on the stack, and each addition waited for
- * the store of the one before (a third of the solve's own time with CG).
+ * the store of the one before (about 40% of the solve's own time with CG).
  */
 static pg_noinline double
 KERNEL(residual_squares) (const MfCsr *rows, int64 begin, int degree,
