@@ -47,7 +47,7 @@
 #define SIMD_SUM_BLOCK	256
 
 /* Rows ahead whose factors are prefetched. */
-#define SIMD_PREFETCH_ROWS	8
+#define SIMD_PREFETCH_ROWS	16
 
 /* Loops over a tile's vectors unroll whole, so that its sums stay in registers. */
 #define SIMD_UNROLL _Pragma("GCC unroll 8")
