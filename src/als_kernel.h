@@ -437,22 +437,11 @@ KERNEL(gather_row) (const HalfStep *step, SolveBuffers *buffers, int64 begin,
 	if (gathered == NULL && other_bias == NULL && !als->factors.implicit)
 	{
 		/* the own kernels' plain rows: the ratings are the targets, as they are */
-		if (rows->val)
-		{
-			const double *ratings = rows->val + begin;
+		const double *ratings = rows->val ? rows->val + begin : NULL;
+		const float *ratings_single = rows->val ? NULL : rows->val_single + begin;
 
-			for (int e = 0; e < degree; e++)
-				targets[e] = (REAL) ratings[e];
-		}
-		else if (sizeof(REAL) == sizeof(float))
-			memcpy(targets, rows->val_single + begin, sizeof(float) * degree);
-		else
-		{
-			const float *ratings = rows->val_single + begin;
-
-			for (int e = 0; e < degree; e++)
-				targets[e] = (REAL) ratings[e];
-		}
+		for (int e = 0; e < degree; e++)
+			targets[e] = (REAL) (ratings ? ratings[e] : ratings_single[e]);
 		return !mf_parallel_stopping();
 	}
 	for (int e = 0; e < degree; e++)
@@ -742,18 +731,6 @@ KERNEL(residual_squares) (const MfCsr *rows, int64 begin, int degree,
 {
 	double		sum = 0.0;
 
-	if (other_bias == NULL && rows->val == NULL)
-	{
-		const float *ratings = rows->val_single + begin;
-
-		for (int e = 0; e < degree; e++)
-		{
-			double		residual = (double) ratings[e] - (double) predicted[e];
-
-			sum += residual * residual;
-		}
-		return sum;
-	}
 	for (int e = 0; e < degree; e++)
 	{
 		double		target = mf_csr_value(rows, begin + e);

@@ -193,14 +193,7 @@ SIMD(scaled_sum_pass) (const float *other, int k, const int32 *cols, int start, 
 		VEC			s = VBCAST(scales ? scales[e] : 1.0f);
 
 		if (e + SIMD_PREFETCH_ROWS < end)
-		{
-			const float *ahead = other + (Size) cols[e + SIMD_PREFETCH_ROWS] * k + first;
-
-			/* one per cache line of 16 floats */
-			SIMD_UNROLL
-			for (int v = 0; v < vectors; v += (V < 16 ? 16 / V : 1))
-				__builtin_prefetch(ahead + v * V);
-		}
+			prefetch_row(other + (Size) cols[e + SIMD_PREFETCH_ROWS] * k + first, vectors * V);
 		SIMD_UNROLL
 		for (int v = 0; v < vectors; v++)
 			sum[v] = VFMA(lanes[v] >= V ? VLOAD(o + v * V) : VLOADN(o + v * V, lanes[v]),
