@@ -2,15 +2,19 @@
  *
  * ratings.c
  *	  Ratings as compressed sparse rows of both sides (ratings.h): the rows
- *	  a source gives are kept in fixed-size chunks with ids numbered on the
- *	  fly (12 bytes a rating while reading: a rating single precision does
- *	  not hold exactly takes 8 more), then counting sorts, on the training's
- *	  threads, build one side from the chunks and the other from it (three
- *	  sorts at most), each row sorted by the other side's index, so that
- *	  the model does not depend on the order the rows came in.  The sparse
- *	  rows keep the ratings in single precision when every one is a float
- *	  exactly (8 bytes a rating a side: 20 at the most while building, 16
- *	  after), in double otherwise (12 a side: 24 while building, as after).
+ *	  a source gives are kept in arrays that grow by doubling, with ids
+ *	  numbered on the fly (12 bytes a rating while reading: 16 once a
+ *	  rating single precision does not hold exactly is among them), then
+ *	  counting sorts, on the training's threads, build one side from the
+ *	  arrays and the other from it (three sorts at most; rows read in user
+ *	  order are one side's rows already), each row sorted by the other
+ *	  side's index, so that the model does not depend on the order the rows
+ *	  came in.  The arrays read become sparse rows' arrays, so that their
+ *	  pages, faulted in while reading, are not given back and faulted in
+ *	  again.  The sparse rows keep the ratings in single precision when
+ *	  every one is a float exactly (8 bytes a rating a side: 20 at the most
+ *	  while building, 16 after), in double otherwise (12 a side: 28 while
+ *	  building, 24 after).
  *
  *-------------------------------------------------------------------------
  */
@@ -21,38 +25,28 @@
 #include "miscadmin.h"
 #include "utils/memutils.h"
 
-/* Rows per chunk of the rows being read. */
-#define MF_CHUNK_ROWS	65536
+/*
+ * Rows read between two memory checks (and looks for a cancel), and the
+ * arrays' first capacity.
+ */
+#define MF_CHECK_ROWS	65536
 
 /*
- * Bytes per rating while reading (a chunk row) and at the peak of building
- * the sparse rows (the chunks and the first side's rows, or both sides'
- * rows); a chunk with a rating single precision does not hold exactly
- * takes MF_WIDE_BYTES_PER_RATING more for each of its rows.
+ * Bytes per rating while reading and at the peak of building the sparse
+ * rows (the rows read and the first side's rows, or both sides' rows);
+ * once a rating single precision does not hold exactly is read, every
+ * rating is kept in double precision, MF_WIDE_BYTES_PER_RATING more.
  */
 #define MF_READ_BYTES_PER_RATING	12
 #define MF_BUILD_BYTES_PER_RATING	24
 #define MF_BUILD_SINGLE_BYTES_PER_RATING	20
-#define MF_WIDE_BYTES_PER_RATING	8
+#define MF_WIDE_BYTES_PER_RATING	4
 /* Per distinct user or item: ids, map entries, remaps, row starts. */
 #define MF_BYTES_PER_ID				80
 /* Bytes of new text keys between two memory checks at the most. */
 #define MF_KEY_BYTES_PER_CHECK		(1024 * 1024)
 /* Ids below this are numbered through a direct array while reading. */
 #define MF_DIRECT_READ_IDS	(1 << 20)
-
-/*
- * One chunk of rows read: dense indices in order of first appearance, and
- * the ratings in single precision; wide holds them all in double precision
- * once one of them is not a single-precision number.
- */
-typedef struct RowChunk
-{
-	int32		user[MF_CHUNK_ROWS];
-	int32		item[MF_CHUNK_ROWS];
-	float		rating[MF_CHUNK_ROWS];
-	double	   *wide;			/* MF_CHUNK_ROWS, or NULL */
-} RowChunk;
 
 /* Distinct ids of one side in order of first appearance, with a map back. */
 typedef struct Numbering
@@ -78,10 +72,21 @@ struct MfRows
 	MemoryContext cxt;			/* everything below, freed once built */
 	Numbering	users;
 	Numbering	items;
-	RowChunk  **chunks;
-	int32		n_chunks;
-	int32		wide_chunks;	/* chunks with wide ratings */
-	int32		chunk_capacity;
+
+	/*
+	 * The rows read, capacity each (in parent, to become sparse rows'
+	 * arrays): dense indices in order of first appearance, and the ratings
+	 * in single precision, or in double (wide, and rating NULL) once one of
+	 * them is not a single-precision number (is_wide).
+	 */
+	MemoryContext parent;
+	int32	   *user;
+	int32	   *item;
+	float	   *rating;
+	double	   *wide;
+	bool		is_wide;
+	int64		first_capacity; /* allocated for the first row */
+	int64		capacity;
 	int64		n_rows;
 	KeySide    *user_keys;		/* for text-keyed sides, else NULL */
 	KeySide    *item_keys;
@@ -125,7 +130,7 @@ append_id(Numbering *numbering, int64 id)
 
 /*
  * The dense index of id, numbering it if it is new.  (Rows are counted per
- * index later, from the chunks: an increment here, in a table of rows in
+ * index later, from the rows read: an increment here, in a table of rows in
  * random order, would be a second cache miss a row while the scan streams
  * through the cache.)
  */
@@ -149,7 +154,7 @@ key_side_create(MemoryContext cxt)
 }
 
 MfRows *
-mf_rows_create(MemoryContext parent, bool user_keys, bool item_keys)
+mf_rows_create(MemoryContext parent, bool user_keys, bool item_keys, double expected)
 {
 	MemoryContext cxt = AllocSetContextCreate(parent, "mf_ext rows",
 											  ALLOCSET_DEFAULT_SIZES);
@@ -158,8 +163,10 @@ mf_rows_create(MemoryContext parent, bool user_keys, bool item_keys)
 	rows->cxt = cxt;
 	numbering_init(&rows->users, cxt, "users");
 	numbering_init(&rows->items, cxt, "items");
-	rows->chunk_capacity = 64;
-	rows->chunks = MemoryContextAlloc(cxt, sizeof(RowChunk *) * rows->chunk_capacity);
+	rows->parent = parent;
+	/* a little over the estimate, which mf_rows_check_estimate has checked */
+	rows->first_capacity = expected > 0 && expected < (double) PG_INT32_MAX * 64
+		? Max(MF_CHECK_ROWS, (int64) (expected * 1.0625)) : MF_CHECK_ROWS;
 	rows->user_keys = user_keys ? key_side_create(cxt) : NULL;
 	rows->item_keys = item_keys ? key_side_create(cxt) : NULL;
 	/* key numbers are not in the keys' order: only integer ids can be sorted */
@@ -174,7 +181,8 @@ rows_memory(const MfRows *rows, int64 n, Size per_rating)
 	MfMemory	memory = {0};
 
 	mf_memory_add(&memory, n, per_rating);
-	mf_memory_add(&memory, mul_size(rows->wide_chunks, MF_CHUNK_ROWS), MF_WIDE_BYTES_PER_RATING);
+	if (rows->is_wide)
+		mf_memory_add(&memory, n, MF_WIDE_BYTES_PER_RATING);
 	mf_memory_add(&memory, (Size) rows->users.capacity + rows->items.capacity, MF_BYTES_PER_ID);
 	mf_memory_add(&memory, 1, rows->key_bytes);
 	return memory;
@@ -224,46 +232,75 @@ mf_rows_key(MfRows *rows, MfSide side, const char *key)
 	return entry->index;
 }
 
+/*
+ * The arrays of the rows read resized to capacity rows (allocated at
+ * first).  Large chunks are blocks of their own, which realloc() remaps.
+ * Unlike mf_alloc_array's, these arrays ask for no huge pages: faulting
+ * huge pages in as the arrays fill made reading slower, not faster.
+ */
+static void
+resize_rows(MfRows *rows, int64 capacity)
+{
+	if (rows->user == NULL)
+	{
+		rows->user = MemoryContextAllocHuge(rows->parent, mul_size(capacity, sizeof(int32)));
+		rows->item = MemoryContextAllocHuge(rows->parent, mul_size(capacity, sizeof(int32)));
+		rows->rating = MemoryContextAllocHuge(rows->parent, mul_size(capacity, sizeof(float)));
+	}
+	else
+	{
+		rows->user = repalloc_huge(rows->user, mul_size(capacity, sizeof(int32)));
+		rows->item = repalloc_huge(rows->item, mul_size(capacity, sizeof(int32)));
+		if (rows->wide)
+			rows->wide = repalloc_huge(rows->wide, mul_size(capacity, sizeof(double)));
+		else
+			rows->rating = repalloc_huge(rows->rating, mul_size(capacity, sizeof(float)));
+	}
+	rows->capacity = capacity;
+}
+
+/* Moves the ratings read so far, and from now on, to double precision. */
+static void
+widen_rows(MfRows *rows)
+{
+	rows->wide = MemoryContextAllocHuge(rows->parent, mul_size(rows->capacity, sizeof(double)));
+	for (int64 e = 0; e < rows->n_rows; e++)
+		rows->wide[e] = rows->rating[e];
+	pfree(rows->rating);
+	rows->rating = NULL;
+}
+
 void
 mf_rows_add(MfRows *rows, int64 user, int64 item, double rating)
 {
-	int32		slot = (int32) (rows->n_rows % MF_CHUNK_ROWS);
-	RowChunk   *chunk;
+	int64		e = rows->n_rows;
 
-	if (rows->sorted && rows->n_rows > 0 &&
+	if (rows->sorted && e > 0 &&
 		(user < rows->last_user || (user == rows->last_user && item < rows->last_item)))
 		rows->sorted = false;
 	rows->last_user = user;
 	rows->last_item = item;
-	if (slot == 0)
+	if (e % MF_CHECK_ROWS == 0)
 	{
-		/* a new chunk: within the memory limit, with room in the list */
-		check_rows_memory(rows, MF_CHUNK_ROWS);
-		if (rows->n_chunks == rows->chunk_capacity)
-		{
-			rows->chunk_capacity *= 2;
-			rows->chunks = repalloc_huge(rows->chunks,
-										 mul_size(rows->chunk_capacity, sizeof(RowChunk *)));
-		}
-		rows->chunks[rows->n_chunks] = MemoryContextAlloc(rows->cxt, sizeof(RowChunk));
-		rows->chunks[rows->n_chunks++]->wide = NULL;
+		/* within the memory limit with room for the next rows */
+		check_rows_memory(rows, MF_CHECK_ROWS);
 		CHECK_FOR_INTERRUPTS();
 	}
-	chunk = rows->chunks[rows->n_chunks - 1];
-	chunk->user[slot] = number_id(&rows->users, user);
-	chunk->item[slot] = number_id(&rows->items, item);
-	chunk->rating[slot] = (float) rating;
-	if (chunk->wide == NULL && (double) chunk->rating[slot] != rating)
+	if (e == rows->capacity)
+		resize_rows(rows, e == 0 ? rows->first_capacity : rows->capacity * 2);
+	rows->user[e] = number_id(&rows->users, user);
+	rows->item[e] = number_id(&rows->items, item);
+	if (rows->wide == NULL && (double) (float) rating != rating)
 	{
-		/* the first rating of the chunk single precision does not hold */
-		rows->wide_chunks++;
-		check_rows_memory(rows, MF_CHUNK_ROWS - slot);
-		chunk->wide = MemoryContextAlloc(rows->cxt, sizeof(double) * MF_CHUNK_ROWS);
-		for (int32 r = 0; r < slot; r++)
-			chunk->wide[r] = chunk->rating[r];
+		/* the first rating single precision does not hold: counted, then kept */
+		rows->is_wide = true;
+		check_rows_memory(rows, MF_CHECK_ROWS - e % MF_CHECK_ROWS);
+		widen_rows(rows);
 	}
-	if (chunk->wide != NULL)
-		chunk->wide[slot] = rating;
+	if (rows->wide)
+		rows->wide[e] = rating;
+	else
+		rows->rating[e] = (float) rating;
 	rows->n_rows++;
 }
 
@@ -364,6 +401,24 @@ csr_alloc(MfCsr *csr, MemoryContext cxt, int32 n_rows, int64 n, bool single)
 	memset(csr->row_start, 0, sizeof(int64) * ((Size) n_rows + 1));
 }
 
+/*
+ * Gives csr (n_rows rows) the arrays col, and val_single or val (the other
+ * NULL), allocated already in cxt, and zeroed row starts in cxt: arrays of
+ * the rows read handed on, whose pages the process has already faulted in.
+ */
+static void
+csr_adopt(MfCsr *csr, MemoryContext cxt, int32 n_rows, int32 *col, float *val_single,
+		  double *val)
+{
+	Assert((val_single == NULL) != (val == NULL));
+	csr->n_rows = n_rows;
+	csr->row_start = mf_alloc_array(cxt, (Size) n_rows + 1, sizeof(int64));
+	memset(csr->row_start, 0, sizeof(int64) * ((Size) n_rows + 1));
+	csr->col = col;
+	csr->val_single = val_single;
+	csr->val = val;
+}
+
 /* Sets entry e's rating (a float exactly, for rows in val_single). */
 static inline void
 csr_set_value(MfCsr *csr, int64 e, double value)
@@ -404,8 +459,8 @@ csr_widen(MfCsr *csr)
 
 /*
  * A counting sort of entries into out's rows, on mf_parallel_for's threads.
- * The input is the chunks (rows set: each chunk row an entry, in reading
- * order) or the rows of in (each entry of in's row r becomes column r of
+ * The input is the rows read (rows set: each an entry, in reading order)
+ * or the rows of in (each entry of in's row r becomes column r of
  * out's row in->col[e]: the transpose).  It is cut into parts, one per
  * thread (in's at whole rows); each part counts its entries per output row,
  * the counts become the row starts and each part's first slot in each row,
@@ -415,7 +470,7 @@ csr_widen(MfCsr *csr)
  */
 typedef struct CountingSort
 {
-	/* the chunks, and the side whose rows are built (row_remap, col_remap) */
+	/* the rows read, and the side whose rows are built (row_remap, col_remap) */
 	const MfRows *rows;
 	MfSide		side;
 	const int32 *row_remap;
@@ -459,25 +514,25 @@ place_entry(CountingSort *sort, int p, int32 row, int32 col, double value)
 	csr_set_value(sort->out, at, value);
 }
 
-/* Part p of the chunks: counted, or placed. */
+/* Part p of the rows read: counted, or placed. */
 static int64
-sort_chunks_part(CountingSort *sort, int p)
+sort_read_part(CountingSort *sort, int p)
 {
-	const bool	by_user = sort->side == MF_USERS;
+	const MfRows *rows = sort->rows;
+	const int32 *row_of = sort->side == MF_USERS ? rows->user : rows->item;
+	const int32 *col_of = sort->side == MF_USERS ? rows->item : rows->user;
 
 	for (int64 e = sort->part_start[p]; e < sort->part_start[p + 1]; e++)
 	{
-		const RowChunk *chunk = sort->rows->chunks[e / MF_CHUNK_ROWS];
-		int32		slot = (int32) (e % MF_CHUNK_ROWS);
-		int32		row = sort->row_remap[by_user ? chunk->user[slot] : chunk->item[slot]];
+		int32		row = sort->row_remap[row_of[e]];
 
 		if ((e & (MF_SORT_STEP - 1)) == 0 && mf_parallel_stopping())
 			return mf_task_stopped(p);
 		if (!sort->placing)
 			sort->first[p][row]++;
 		else
-			place_entry(sort, p, row, sort->col_remap[by_user ? chunk->item[slot] : chunk->user[slot]],
-						chunk->wide ? chunk->wide[slot] : chunk->rating[slot]);
+			place_entry(sort, p, row, sort->col_remap[col_of[e]],
+						rows->wide ? rows->wide[e] : rows->rating[e]);
 	}
 	return MF_TASK_DONE;
 }
@@ -520,7 +575,7 @@ sort_parts(void *arg, int thread, int64 first, int64 last)
 			memset(sort->first[p], 0, sizeof(int64) * out->n_rows);
 		else
 			memcpy(sort->cursor[p], sort->first[p], sizeof(int64) * out->n_rows);
-		outcome = sort->in ? sort_rows_part(sort, (int) p) : sort_chunks_part(sort, (int) p);
+		outcome = sort->in ? sort_rows_part(sort, (int) p) : sort_read_part(sort, (int) p);
 		if (outcome != MF_TASK_DONE)
 			return outcome;
 	}
@@ -599,20 +654,45 @@ counting_sort(CountingSort *sort, int32 n_rows, int64 n, bool single, MemoryCont
 }
 
 /*
- * Builds one side's rows from the chunks by counting sort, entries in
+ * Builds one side's rows from the rows read by counting sort, entries in
  * reading order.  row_remap and col_remap map indices in order of first
  * appearance to the final dense indices.
  */
 static void
-csr_from_chunks(const MfRows *rows, MfSide side, const int32 *row_remap,
-				const int32 *col_remap, MfCsr *out, MemoryContext cxt)
+csr_from_read_rows(const MfRows *rows, MfSide side, const int32 *row_remap,
+				   const int32 *col_remap, MfCsr *out, MemoryContext cxt)
 {
 	CountingSort sort = {.rows = rows, .side = side, .row_remap = row_remap,
 	.col_remap = col_remap, .out = out};
 
 	/* the ratings in single precision unless one of them is not a float */
 	counting_sort(&sort, (side == MF_USERS ? &rows->users : &rows->items)->n,
-				  rows->n_rows, rows->wide_chunks == 0, cxt);
+				  rows->n_rows, !rows->is_wide, cxt);
+}
+
+/*
+ * The users' rows (out, in cxt) straight from rows read in (user id, item
+ * id) order: they list each user's entries together, in item order, which
+ * is what a counting sort would give.  The item array becomes the rows'
+ * columns (remapped in place) and the ratings their values; the user array
+ * stays the caller's (rows->user).
+ */
+static void
+csr_from_sorted_rows(const MfRows *rows, const int32 *user_remap, const int32 *item_remap,
+					 MfCsr *out, MemoryContext cxt)
+{
+	int64		n = rows->n_rows;
+
+	csr_adopt(out, cxt, rows->users.n, rows->item, rows->rating, rows->wide);
+	for (int64 e = 0; e < n; e++)
+	{
+		if ((e & (MF_SORT_STEP - 1)) == 0)
+			CHECK_FOR_INTERRUPTS();
+		out->row_start[user_remap[rows->user[e]] + 1]++;
+		out->col[e] = item_remap[out->col[e]];
+	}
+	for (int32 r = 0; r < out->n_rows; r++)
+		out->row_start[r + 1] += out->row_start[r];
 }
 
 /*
@@ -787,6 +867,7 @@ mf_ratings_from_rows(MfRows *rows, int64 n_skipped, MemoryContext cxt)
 	MfMemory	memory;
 	int			per_rating;
 
+	Assert(cxt == rows->parent);
 	ratings->n_ratings = n;
 	ratings->n_skipped = n_skipped;
 	if (n == 0)
@@ -799,7 +880,7 @@ mf_ratings_from_rows(MfRows *rows, int64 n_skipped, MemoryContext cxt)
 		MemoryContextDelete(rows->cxt);
 		return ratings;
 	}
-	per_rating = rows->wide_chunks == 0 ? MF_BUILD_SINGLE_BYTES_PER_RATING : MF_BUILD_BYTES_PER_RATING;
+	per_rating = rows->is_wide ? MF_BUILD_BYTES_PER_RATING : MF_BUILD_SINGLE_BYTES_PER_RATING;
 	memory = rows_memory(rows, n, per_rating);
 	/* the counting sorts' first slots and cursors: two per output row and part */
 	mf_memory_add(&memory, mul_size(Max(rows->users.n, rows->items.n),
@@ -820,15 +901,22 @@ mf_ratings_from_rows(MfRows *rows, int64 n_skipped, MemoryContext cxt)
 	user_remap = sorted_numbering(&rows->users, cxt, &ratings->user_ids);
 	item_remap = sorted_numbering(&rows->items, cxt, &ratings->item_ids);
 
+	/* the arrays read at their size, handed on to sparse rows below */
+	resize_rows(rows, n);
 	if (rows->sorted)
 	{
 		/*
-		 * Rows read in (user, item) order, as tables often are: the users'
-		 * rows come out of the chunks sorted by item, and their transpose
-		 * is sorted by user.
+		 * Rows read in (user, item) order, as tables often are: they are
+		 * the users' rows, sorted by item, and their transpose (into the
+		 * user array's pages) is sorted by user.
 		 */
-		csr_from_chunks(rows, MF_USERS, user_remap, item_remap, &ratings->by_user, cxt);
-		MemoryContextDelete(rows->cxt); /* the chunks and id maps */
+		int32	   *user = rows->user;
+
+		csr_from_sorted_rows(rows, user_remap, item_remap, &ratings->by_user, cxt);
+		MemoryContextDelete(rows->cxt); /* the id maps */
+		csr_adopt(&ratings->by_item, cxt, ratings->n_items, user,
+				  ratings->by_user.val ? NULL : mf_alloc_array(cxt, n, sizeof(float)),
+				  ratings->by_user.val ? mf_alloc_array(cxt, n, sizeof(double)) : NULL);
 		csr_transpose(&ratings->by_user, ratings->n_items, &ratings->by_item, cxt);
 		duplicates = csr_has_duplicates(&ratings->by_item);
 	}
@@ -836,11 +924,14 @@ mf_ratings_from_rows(MfRows *rows, int64 n_skipped, MemoryContext cxt)
 	{
 		/*
 		 * Otherwise three counting sorts: by item in reading order, then by
-		 * user (sorted by item within each user), then by item again
-		 * (sorted by user) unless the first already was.
+		 * user (sorted by item within each user; into the user and rating
+		 * arrays' pages), then by item again (sorted by user) unless the
+		 * first already was.
 		 */
-		csr_from_chunks(rows, MF_ITEMS, item_remap, user_remap, &by_item_unsorted, cxt);
-		MemoryContextDelete(rows->cxt);
+		csr_from_read_rows(rows, MF_ITEMS, item_remap, user_remap, &by_item_unsorted, cxt);
+		pfree(rows->item);
+		csr_adopt(&ratings->by_user, cxt, ratings->n_users, rows->user, rows->rating, rows->wide);
+		MemoryContextDelete(rows->cxt); /* the id maps */
 		csr_transpose(&by_item_unsorted, ratings->n_users, &ratings->by_user, cxt);
 		if (csr_rows_sorted(&by_item_unsorted))
 		{

@@ -77,20 +77,27 @@ mf_ratings_keys(const MfRatings *ratings, MfSide side)
 
 /*
  * Rows as read, before indexing: ids in order of first appearance, kept in
- * fixed-size chunks (nothing is copied to grow), 12 bytes a rating (20 in
- * chunks holding a rating single precision does not hold exactly).
+ * arrays in the parent context that double as they fill (their pages are
+ * remapped, not copied) and become the sparse rows' arrays, 12 bytes a
+ * rating (16 once a rating single precision does not hold exactly is read:
+ * then every rating is kept in double precision).
  */
 typedef struct MfRows MfRows;
 
-/* Rows in a context of their own below parent; keys for text-keyed sides. */
-extern MfRows *mf_rows_create(MemoryContext parent, bool user_keys, bool item_keys);
+/*
+ * Rows read in parent, their id maps and keys (for text-keyed sides) in a
+ * context of their own below it; room for about expected rows (0: unknown)
+ * is set aside at the first, so that the arrays need not grow.
+ */
+extern MfRows *mf_rows_create(MemoryContext parent, bool user_keys, bool item_keys,
+							  double expected);
 
 /* The number of text key key of one side (copied; numbered if new), to add rows by. */
 extern int64 mf_rows_key(MfRows *rows, MfSide side, const char *key);
 
 /*
  * Appends a rating of user for item (integer ids, or key numbers for
- * text-keyed sides), checking mf_ext.max_memory per chunk.
+ * text-keyed sides), checking mf_ext.max_memory every 65,536 rows.
  */
 extern void mf_rows_add(MfRows *rows, int64 user, int64 item, double rating);
 
@@ -98,9 +105,10 @@ extern void mf_rows_add(MfRows *rows, int64 user, int64 item, double rating);
 extern void mf_rows_check_estimate(double rows);
 
 /*
- * Builds the ratings from rows (which it frees) in cxt: both sides sorted
- * by the other side's index, duplicate pairs' values in ascending order.
- * n_skipped is recorded as is.
+ * Builds the ratings from rows (which it frees, or hands on) in cxt, the
+ * parent rows were created in: both sides sorted by the other side's
+ * index, duplicate pairs' values in ascending order.  n_skipped is
+ * recorded as is.
  */
 extern MfRatings *mf_ratings_from_rows(MfRows *rows, int64 n_skipped, MemoryContext cxt);
 

@@ -745,8 +745,11 @@ read_by_spi(ReadState *state)
 				relation, accept_spi_row, state);
 }
 
-/* Fails early when the planner's row estimate already exceeds the limit. */
-static void
+/*
+ * The planner's row estimate of the source (0 when it has none), after
+ * failing early when it already exceeds the limit.
+ */
+static double
 check_estimated_rows(const MfSource *source)
 {
 	char		relkind = get_rel_relkind(source->relid);
@@ -754,13 +757,14 @@ check_estimated_rows(const MfSource *source)
 	float4		reltuples;
 
 	if (relkind != RELKIND_RELATION && relkind != RELKIND_MATVIEW)
-		return;
+		return 0;
 	tuple = SearchSysCache1(RELOID, ObjectIdGetDatum(source->relid));
 	if (!HeapTupleIsValid(tuple))
-		return;
+		return 0;
 	reltuples = ((Form_pg_class) GETSTRUCT(tuple))->reltuples;
 	ReleaseSysCache(tuple);
 	mf_rows_check_estimate(reltuples);
+	return Max(reltuples, 0);
 }
 
 MfRatings *
@@ -770,11 +774,10 @@ mf_source_read(const MfSource *source, MemoryContext cxt)
 												  ALLOCSET_SMALL_SIZES);
 	ReadState	state = {0};
 	MfRatings  *ratings;
+	double		expected = source->only == NULL ? check_estimated_rows(source) : 0;
 
-	if (source->only == NULL)
-		check_estimated_rows(source);
 	state.source = source;
-	state.rows = mf_rows_create(cxt, source->user_keys, source->item_keys);
+	state.rows = mf_rows_create(cxt, source->user_keys, source->item_keys, expected);
 	state.convert_cxt = AllocSetContextCreate(scratch, "mf_ext numeric conversion",
 											  ALLOCSET_SMALL_SIZES);
 	state.key_cxt = AllocSetContextCreate(scratch, "mf_ext id text forms",
