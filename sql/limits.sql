@@ -16,7 +16,7 @@ SET mf_ext.threads = 2;   -- the estimate counts a buffer per thread
 SET mf_ext.max_memory = '1MB';
 -- a table: the planner's row estimate is enough to refuse before reading
 SELECT mf_train('many', k := 2, iterations := 1);
--- a view: refused while reading, before the next chunk of rows
+-- a view: refused while reading, before the next 65,536 rows
 SELECT mf_train('many_view', k := 2, iterations := 1, model_name := 'many');
 -- the solver's share: large k
 SET mf_ext.max_memory = '6MB';

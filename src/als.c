@@ -702,8 +702,17 @@ iterate_or_fail(MfAls *als, const MfFitOptions *options, int iteration,
 	int32		failed = iterate(als, loss, sse, &side);
 
 	if (failed >= 0)
+	{
+		MfSide		other = side == MF_USERS ? MF_ITEMS : MF_USERS;
+		int64		times;
+		int32		partner = mf_csr_most_repeated(side == MF_USERS ? &als->ratings->by_user
+												   : &als->ratings->by_item, failed, &times);
+
 		mf_report_unsolvable(MF_SOLVE_TRAINING, side,
-							 mf_ratings_id_text(als->ratings, side, failed), options, NULL);
+							 mf_ratings_id_text(als->ratings, side, failed), options, NULL,
+							 partner >= 0 ? mf_ratings_id_text(als->ratings, other, partner) : NULL,
+							 times);
+	}
 	if (!isfinite(*loss))
 		ereport(ERROR,
 				(errcode(ERRCODE_NUMERIC_VALUE_OUT_OF_RANGE),

@@ -252,7 +252,8 @@ mf_check_write_privileges(const MfSchema *schema, const char *function, bool his
 
 void
 mf_report_unsolvable(MfSolveWhere where, MfSide side, const char *id,
-					 const MfFitOptions *options, const char *model)
+					 const MfFitOptions *options, const char *model,
+					 const char *partner, int64 times)
 {
 	static const char *const singular_hints[] = {
 		"Raise lambda above 0 (0.01 or more), or lower k.",
@@ -273,6 +274,17 @@ mf_report_unsolvable(MfSolveWhere where, MfSide side, const char *id,
 						   side == MF_USERS ? "a" : "an", side_name,
 						   options->biases ? " and its bias" : ""),
 				 errhint("%s", singular_hints[where])));
+	if (partner != NULL && times >= MF_REPEATS_NAMED)
+		ereport(ERROR,
+				(errcode(ERRCODE_NUMERIC_VALUE_OUT_OF_RANGE),
+				 errmsg("the least-squares system of %s could not be solved", subject),
+				 errdetail("Its ratings list %s %s " INT64_FORMAT " times. Each repeat of a pair adds it to the system again, and a pair repeated this often leaves the system too badly conditioned for %s precision at any usual lambda (%g here).",
+						   mf_side_name(side == MF_USERS ? MF_ITEMS : MF_USERS), partner, times,
+						   options->single ? "single" : "double", options->lambda),
+				 where == MF_SOLVE_TRAINING
+				 ? errhint("Collapse the repeats in the source into one row per pair (for example a view with avg(rating) GROUP BY the user and item columns)%s.",
+						   options->single ? ", or pass double_precision := true" : "")
+				 : errhint("Collapse the repeats in the source into one row per pair, as for training.")));
 	ereport(ERROR,
 			(errcode(ERRCODE_NUMERIC_VALUE_OUT_OF_RANGE),
 			 errmsg("the least-squares system of %s could not be solved", subject),

@@ -842,15 +842,6 @@ mf_distributed_als(MfDistributed *dist, const MfFitOptions *options)
 									dist->cxt);
 }
 
-/* mf_sort's comparator of int32. */
-static int
-compare_int32(const void *a, const void *b)
-{
-	int32		x = *(const int32 *) a;
-	int32		y = *(const int32 *) b;
-
-	return x < y ? -1 : x > y ? 1 : 0;
-}
 
 /* Each user's rated items, as they arrive (the by_user rows being filled). */
 static void
@@ -880,7 +871,7 @@ receive_rated(TupleTableSlot *slot, void *arg)
 			report_mismatch(dist, "a user rated an item the coordinator did not read");
 		by_user->col[begin + e] = item;
 	}
-	mf_sort(by_user->col + begin, n, sizeof(int32), compare_int32);
+	mf_sort(by_user->col + begin, n, sizeof(int32), mf_compare_int32);
 }
 
 void

@@ -180,6 +180,15 @@ mf_compare_int64(const void *a, const void *b)
 	return (x > y) - (x < y);
 }
 
+int
+mf_compare_int32(const void *a, const void *b)
+{
+	int32		x = *(const int32 *) a;
+	int32		y = *(const int32 *) b;
+
+	return (x > y) - (x < y);
+}
+
 void
 mf_sort(void *base, Size n, Size size, int (*compare) (const void *, const void *))
 {

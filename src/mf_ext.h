@@ -120,8 +120,9 @@ extern void mf_memory_check(const MfMemory *memory, const char *what, const char
 extern void mf_sort(void *base, Size n, Size size,
 					int (*compare) (const void *, const void *));
 
-/* mf_sort's (qsort's) comparator of int64. */
+/* mf_sort's (qsort's) comparators of int64 and int32. */
 extern int	mf_compare_int64(const void *a, const void *b);
+extern int	mf_compare_int32(const void *a, const void *b);
 
 /* Seconds from start to now. */
 extern double mf_seconds_since(instr_time start);

@@ -143,6 +143,13 @@ extern void mf_ratings_implicit_strengths(MfRatings *ratings, double alpha);
 /* The most entries any row of rows has. */
 extern int64 mf_csr_longest_row(const MfCsr *rows);
 
+/*
+ * The column row r of rows lists most often (the first such in column
+ * order), with *times its count; -1 (and 0) for an empty row or rows not
+ * held (no row starts).  For error messages: it sorts a copy of the row.
+ */
+extern int32 mf_csr_most_repeated(const MfCsr *rows, int32 r, int64 *times);
+
 /* Frees the item side's rows (storing needs only the users'). */
 extern void mf_ratings_free_by_item(MfRatings *ratings);
 

@@ -520,10 +520,20 @@ refit_solve(RefitState *state)
 	failed = mf_als_solve_against(f, state->side, &state->model->row.options, &state->rows,
 								  solved, state->bias, implicit, state->cxt);
 	if (failed >= 0)
+	{
+		MfSide		other = state->side == MF_USERS ? MF_ITEMS : MF_USERS;
+		int64		times;
+		int32		partner = mf_csr_most_repeated(&state->rows, failed, &times);
+		char	   *const *other_keys = mf_model_keys(state->model, other);
+
 		mf_report_unsolvable(MF_SOLVE_REFIT, state->side,
 							 state->keys ? state->keys[failed]
 							 : psprintf(INT64_FORMAT, state->ids[failed]),
-							 &state->model->row.options, state->model->row.name);
+							 &state->model->row.options, state->model->row.name,
+							 partner < 0 ? NULL : other_keys ? other_keys[partner]
+							 : psprintf(INT64_FORMAT, mf_model_ids(state->model, other)[partner]),
+							 times);
+	}
 	state->factors = mf_alloc_array(state->cxt, numbers, sizeof(double));
 	for (Size j = 0; j < numbers; j++)
 		state->factors[j] = f->single ? ((float *) solved)[j] : ((double *) solved)[j];
