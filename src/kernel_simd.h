@@ -564,7 +564,12 @@ SIMD(cholesky_diagonal_block) (float *a, int d, int ld, int jb, int nb)
 		for (int q = c + 1; q < V; q++)
 			if (q < nb)
 				inverse[q] = VFNMA(VBCAST(block[(Size) c * ld + q]), inverse[c], inverse[q]);
-		VSTOREN(block + (Size) c * ld, inverse[c], c + 1);
+
+		/*
+		 * Lanes 0 .. c; a whole block's takes the lanes below too (zeros,
+		 * which the columns of L_bb^-1 replace next), unmasked.
+		 */
+		VSTOREN(block + (Size) c * ld, inverse[c], nb == V ? V : c + 1);
 	}
 	for (int c = 0; c < nb; c++)
 		for (int q = c + 1; q < nb; q++)
