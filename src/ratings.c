@@ -32,6 +32,14 @@
 #define MF_CHECK_ROWS	65536
 
 /*
+ * The most rows the arrays are first allocated for, from the planner's
+ * estimate: 4 bytes a row each makes them larger than the C library's
+ * largest threshold for mapping an allocation on its own (32 MB), so that
+ * they grow by remapping, never by copying.
+ */
+#define MF_FIRST_ROWS_MOST	((double) (9 << 20))
+
+/*
  * Bytes per rating while reading and at the peak of building the sparse
  * rows (the rows read and the first side's rows, or both sides' rows);
  * once a rating single precision does not hold exactly is read, every
@@ -164,9 +172,13 @@ mf_rows_create(MemoryContext parent, bool user_keys, bool item_keys, double expe
 	numbering_init(&rows->users, cxt, "users");
 	numbering_init(&rows->items, cxt, "items");
 	rows->parent = parent;
-	/* a little over the estimate, which mf_rows_check_estimate has checked */
-	rows->first_capacity = expected > 0 && expected < (double) PG_INT32_MAX * 64
-		? Max(MF_CHECK_ROWS, (int64) (expected * 1.0625)) : MF_CHECK_ROWS;
+	/*
+	 * A little over the estimate (which mf_rows_check_estimate has
+	 * checked), but no more than MF_FIRST_ROWS_MOST: a stale estimate of
+	 * many more rows than the table has would reserve memory never used.
+	 */
+	rows->first_capacity = expected > 0
+		? Max(MF_CHECK_ROWS, (int64) Min(expected * 1.0625, MF_FIRST_ROWS_MOST)) : MF_CHECK_ROWS;
 	rows->user_keys = user_keys ? key_side_create(cxt) : NULL;
 	rows->item_keys = item_keys ? key_side_create(cxt) : NULL;
 	/* key numbers are not in the keys' order: only integer ids can be sorted */
@@ -916,7 +928,8 @@ mf_ratings_from_rows(MfRows *rows, int64 n_skipped, MemoryContext cxt)
 				  2 * sizeof(int64));
 	mf_memory_check(&memory, "indexing the ratings",
 					psprintf("Indexing " INT64_FORMAT " ratings of %d users and %d items takes %d bytes a rating.",
-							 n, rows->users.n, rows->items.n, per_rating),
+							 n, rows->users.n, rows->items.n,
+							 per_rating + (rows->is_wide ? MF_WIDE_BYTES_PER_RATING : 0)),
 					NULL);
 
 	ratings->n_users = rows->users.n;
