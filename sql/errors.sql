@@ -308,6 +308,12 @@ FROM try($$SELECT mf_train('repeated_pair', k := 8, iterations := 2)$$);
 SELECT everything() = :'before' AS nothing_changed;
 SELECT name, k, n_users, n_items FROM mf_models WHERE name = 'tiny';
 
+-- A refit reading the repeated pair above names it too.
+CREATE TABLE repeated_pair_once AS SELECT DISTINCT ON (user_id, item_id) * FROM repeated_pair;
+SELECT mf_train('repeated_pair_once', k := 8, iterations := 2) IS NOT NULL AS trained;
+SELECT state, detail ~ '^Its ratings list user 3 10000 times\.' AS names_the_pair, hint
+FROM try($$SELECT mf_refit_items('repeated_pair_once', 'repeated_pair')$$);
+
 -- Names are quoted, never pasted: a relation and columns with spaces,
 -- quotes and non-ASCII letters train; extreme ids are ids like any other;
 -- a huge n lists every item.

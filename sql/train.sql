@@ -98,6 +98,22 @@ SELECT bool_and(a.factors = b.factors) AS order_independent_with_duplicates
 FROM mf_item_factors a JOIN mf_item_factors b USING (item_id)
 WHERE a.model_id = :dups AND b.model_id = :dups_shuffled;
 
+-- ... and when ratings single precision does not hold (x.1) come only after
+-- 70,000 rows of ratings it holds: the rows read so far move to double
+-- precision then, in user order as in random order.
+CREATE TABLE late_wide AS
+SELECT u AS user_id, i AS item_id, ((u * 7 + i) % 5 + 1 + CASE WHEN u > 700 THEN 0.1 ELSE 0 END)::float8 AS rating
+FROM generate_series(1, 800) u, generate_series(1, 100) i ORDER BY u, i;
+CREATE TABLE late_wide_shuffled AS SELECT * FROM late_wide ORDER BY md5(user_id || ',' || item_id);
+SELECT mf_train('late_wide', k := 2, iterations := 2) AS late \gset
+SELECT mf_train('late_wide_shuffled', k := 2, iterations := 2) AS late_shuffled \gset
+SELECT bool_and(a.factors = b.factors) AS order_independent_late_wide,
+       (SELECT loss FROM mf_models WHERE model_id = :late) =
+       (SELECT loss FROM mf_models WHERE model_id = :late_shuffled) AS same_loss
+FROM mf_user_factors a JOIN mf_user_factors b USING (user_id)
+WHERE a.model_id = :late AND b.model_id = :late_shuffled;
+SELECT mf_drop_model(:late), mf_drop_model(:late_shuffled);
+
 -- Sources: a view, a materialized view and a partitioned table with other
 -- column names and types (smallint/bigint ids, numeric/real ratings); the
 -- model is named after the relation unless model_name says otherwise.

@@ -261,6 +261,8 @@ mf_report_unsolvable(MfSolveWhere where, MfSide side, const char *id,
 		"Give the row more ratings in the source, or retrain the model with lambda > 0."
 	};
 	const char *side_name = mf_side_name(side);
+	const char *or_double = options->single ? ", or pass double_precision := true" : "";
+	bool		repeated;
 	char	   *subject = psprintf("%s%s", id ? psprintf("%s %s", side_name, id)
 								   : psprintf("the new %s", side_name),
 								   model ? psprintf(" of model \"%s\"", model) : "");
@@ -274,24 +276,22 @@ mf_report_unsolvable(MfSolveWhere where, MfSide side, const char *id,
 						   side == MF_USERS ? "a" : "an", side_name,
 						   options->biases ? " and its bias" : ""),
 				 errhint("%s", singular_hints[where])));
-	if (partner != NULL && times >= MF_REPEATS_NAMED)
-		ereport(ERROR,
-				(errcode(ERRCODE_NUMERIC_VALUE_OUT_OF_RANGE),
-				 errmsg("the least-squares system of %s could not be solved", subject),
-				 errdetail("Its ratings list %s %s " INT64_FORMAT " times. Each repeat of a pair adds it to the system again, and a pair repeated this often leaves the system too badly conditioned for %s precision at any usual lambda (%g here).",
-						   mf_side_name(side == MF_USERS ? MF_ITEMS : MF_USERS), partner, times,
-						   options->single ? "single" : "double", options->lambda),
-				 where == MF_SOLVE_TRAINING
-				 ? errhint("Collapse the repeats in the source into one row per pair (for example a view with avg(rating) GROUP BY the user and item columns)%s.",
-						   options->single ? ", or pass double_precision := true" : "")
-				 : errhint("Collapse the repeats in the source into one row per pair, as for training.")));
+	repeated = partner != NULL && times >= MF_REPEATS_NAMED;
 	ereport(ERROR,
 			(errcode(ERRCODE_NUMERIC_VALUE_OUT_OF_RANGE),
 			 errmsg("the least-squares system of %s could not be solved", subject),
-			 errdetail("With lambda = %g > 0 the system is positive definite in exact arithmetic; it failed in %s precision because lambda is too small to keep it well conditioned, or because the ratings are so large that floating point overflowed.",
-					   options->lambda, options->single ? "single" : "double"),
-			 where == MF_SOLVE_TRAINING
-			 ? errhint("Raise lambda (0.01 or more), scale the ratings into a moderate range (for example 0 to 10)%s.",
-					   options->single ? ", or pass double_precision := true" : "")
-			 : errhint("Pass ratings on the training data's scale, or retrain the model with a larger lambda.")));
+			 repeated
+			 ? errdetail("Its ratings list %s %s " INT64_FORMAT " times. Each repeat of a pair adds it to the system again, and a pair repeated this often leaves the system too badly conditioned for %s precision at any usual lambda (%g here).",
+						 mf_side_name(side == MF_USERS ? MF_ITEMS : MF_USERS), partner, times,
+						 options->single ? "single" : "double", options->lambda)
+			 : errdetail("With lambda = %g > 0 the system is positive definite in exact arithmetic; it failed in %s precision because lambda is too small to keep it well conditioned, or because the ratings are so large that floating point overflowed.",
+						 options->lambda, options->single ? "single" : "double"),
+			 where != MF_SOLVE_TRAINING
+			 ? errhint(repeated ? "Collapse the repeats in the source into one row per pair, as for training."
+					   : "Pass ratings on the training data's scale, or retrain the model with a larger lambda.")
+			 : repeated
+			 ? errhint("Collapse the repeats in the source into one row per pair (for example a view with avg(rating) GROUP BY the user and item columns)%s.",
+					   or_double)
+			 : errhint("Raise lambda (0.01 or more), scale the ratings into a moderate range (for example 0 to 10)%s.",
+					   or_double)));
 }

@@ -13,7 +13,8 @@
  *		VLANE(x, i)		lane i of x in every lane
  *		VLOADRANGE(p, from, n)	lanes from .. n - 1 of p, the others 0
  *						(VLOADN/VSTOREN touch the first n lanes only, n
- *						 may be <= 0 or > V; VLOADN's other lanes are 0)
+ *						 may be <= 0 or > V; VLOADN's other lanes are 0;
+ *						 with n >= V they load and store unmasked)
  *		TILE_VECTORS, TILE_COLUMNS
  *						the Cholesky factorisation's tile held in
  *						registers: TILE_VECTORS vectors of rows by
@@ -121,10 +122,7 @@ SIMD(gram_tile) (const float *other, int k, const int32 *cols, int n,
 		{
 			float	   *to = a + (Size) (col0 + c) * ld + row0 + v * V;
 
-			if (lanes[v] >= V)
-				VSTORE(to, VADD(VLOAD(to), sum[v][c]));
-			else if (lanes[v] > 0)
-				VSTOREN(to, VADD(VLOADN(to, lanes[v]), sum[v][c]), lanes[v]);
+			VSTOREN(to, VADD(VLOADN(to, lanes[v]), sum[v][c]), lanes[v]);
 		}
 	}
 }
@@ -196,7 +194,7 @@ SIMD(scaled_sum_pass) (const float *other, int k, const int32 *cols, int start, 
 			prefetch_row(other + (Size) cols[e + SIMD_PREFETCH_ROWS] * k + first, vectors * V);
 		SIMD_UNROLL
 		for (int v = 0; v < vectors; v++)
-			sum[v] = VFMA(lanes[v] >= V ? VLOAD(o + v * V) : VLOADN(o + v * V, lanes[v]),
+			sum[v] = VFMA(VLOADN(o + v * V, lanes[v]),
 						  s, sum[v]);
 	}
 	SIMD_UNROLL

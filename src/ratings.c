@@ -401,18 +401,6 @@ sorted_numbering(Numbering *numbering, MemoryContext cxt, int64 **sorted_ids)
 	return remap;
 }
 
-/* Rows for n ratings, in val_single (single) or val. */
-static void
-csr_alloc(MfCsr *csr, MemoryContext cxt, int32 n_rows, int64 n, bool single)
-{
-	csr->n_rows = n_rows;
-	csr->row_start = mf_alloc_array(cxt, (Size) n_rows + 1, sizeof(int64));
-	csr->col = mf_alloc_array(cxt, n, sizeof(int32));
-	csr->val = single ? NULL : mf_alloc_array(cxt, n, sizeof(double));
-	csr->val_single = single ? mf_alloc_array(cxt, n, sizeof(float)) : NULL;
-	memset(csr->row_start, 0, sizeof(int64) * ((Size) n_rows + 1));
-}
-
 /*
  * Gives csr (n_rows rows) the arrays col, and val_single or val (the other
  * NULL), allocated already in cxt, and zeroed row starts in cxt: arrays of
@@ -429,6 +417,15 @@ csr_adopt(MfCsr *csr, MemoryContext cxt, int32 n_rows, int32 *col, float *val_si
 	csr->col = col;
 	csr->val_single = val_single;
 	csr->val = val;
+}
+
+/* Rows for n ratings, in val_single (single) or val. */
+static void
+csr_alloc(MfCsr *csr, MemoryContext cxt, int32 n_rows, int64 n, bool single)
+{
+	csr_adopt(csr, cxt, n_rows, mf_alloc_array(cxt, n, sizeof(int32)),
+			  single ? mf_alloc_array(cxt, n, sizeof(float)) : NULL,
+			  single ? NULL : mf_alloc_array(cxt, n, sizeof(double)));
 }
 
 /* Sets entry e's rating (a float exactly, for rows in val_single). */
