@@ -730,17 +730,6 @@ csr_rows_sorted(const MfCsr *csr)
 	return true;
 }
 
-/* True when some row (sorted by column) holds a column twice. */
-static bool
-csr_has_duplicates(const MfCsr *csr)
-{
-	for (int32 r = 0; r < csr->n_rows; r++)
-		for (int64 e = csr->row_start[r] + 1; e < csr->row_start[r + 1]; e++)
-			if (csr->col[e - 1] == csr->col[e])
-				return true;
-	return false;
-}
-
 static int
 compare_doubles(const void *a, const void *b)
 {
@@ -759,15 +748,47 @@ compare_floats(const void *a, const void *b)
 	return (x > y) - (x < y);
 }
 
+/* Runs of duplicates up to this long are sorted in place by insertion. */
+#define MF_SHORT_RUN	16
+
+/*
+ * Sorts the values of entries [begin, end) ascending: a short run (most
+ * are pairs) by insertion, where a call of qsort would cost more than the
+ * sort; a long one by mf_sort.
+ */
+static void
+csr_sort_values(MfCsr *csr, int64 begin, int64 end)
+{
+	if (end - begin > MF_SHORT_RUN)
+	{
+		if (csr->val)
+			mf_sort(csr->val + begin, end - begin, sizeof(double), compare_doubles);
+		else
+			mf_sort(csr->val_single + begin, end - begin, sizeof(float), compare_floats);
+		return;
+	}
+	for (int64 e = begin + 1; e < end; e++)
+	{
+		double		value = mf_csr_value(csr, e);
+		int64		at = e;
+
+		for (; at > begin && mf_csr_value(csr, at - 1) > value; at--)
+			csr_set_value(csr, at, mf_csr_value(csr, at - 1));
+		csr_set_value(csr, at, value);
+	}
+}
+
 /*
  * Within each row (already sorted by column), orders the values of
  * duplicate entries (same column: the same pair rated twice) ascending, so
- * that not even their order depends on the scan.  Each run of one column
- * is sorted by mf_sort: a pair may be repeated millions of times.
+ * that not even their order depends on the scan.  A pair may be repeated
+ * millions of times (csr_sort_values).  Returns whether there were any.
  */
-static void
+static bool
 csr_sort_duplicates(MfCsr *csr)
 {
+	bool		duplicates = false;
+
 	for (int32 r = 0; r < csr->n_rows; r++)
 	{
 		int64		e = csr->row_start[r];
@@ -778,15 +799,17 @@ csr_sort_duplicates(MfCsr *csr)
 
 			while (run < csr->row_start[r + 1] && csr->col[run] == csr->col[e])
 				run++;
-			if (run - e > 1 && csr->val)
-				mf_sort(csr->val + e, run - e, sizeof(double), compare_doubles);
-			else if (run - e > 1)
-				mf_sort(csr->val_single + e, run - e, sizeof(float), compare_floats);
+			if (run - e > 1)
+			{
+				csr_sort_values(csr, e, run);
+				duplicates = true;
+			}
 			e = run;
 		}
 		if ((r & 1023) == 0)
 			CHECK_FOR_INTERRUPTS();
 	}
+	return duplicates;
 }
 
 /*
@@ -899,7 +922,6 @@ mf_ratings_from_rows(MfRows *rows, int64 n_skipped, MemoryContext cxt)
 	int32	   *user_remap;
 	int32	   *item_remap;
 	MfCsr		by_item_unsorted = {0};
-	bool		duplicates;
 	MfMemory	memory;
 	int			per_rating;
 
@@ -951,14 +973,17 @@ mf_ratings_from_rows(MfRows *rows, int64 n_skipped, MemoryContext cxt)
 
 		csr_from_sorted_rows(rows, user_remap, item_remap, &ratings->by_user, cxt);
 		MemoryContextDelete(rows->cxt); /* the id maps */
+		/* the transpose keeps each pair's values in their order, now sorted */
+		(void) csr_sort_duplicates(&ratings->by_user);
 		csr_adopt(&ratings->by_item, cxt, ratings->n_items, user,
 				  ratings->by_user.val ? NULL : mf_alloc_array(cxt, n, sizeof(float)),
 				  ratings->by_user.val ? mf_alloc_array(cxt, n, sizeof(double)) : NULL);
 		csr_transpose(&ratings->by_user, ratings->n_items, &ratings->by_item, cxt);
-		duplicates = csr_has_duplicates(&ratings->by_item);
 	}
 	else
 	{
+		bool		duplicates;
+
 		/*
 		 * Otherwise three counting sorts: by item in reading order, then by
 		 * user (sorted by item within each user; into the user and rating
@@ -970,26 +995,22 @@ mf_ratings_from_rows(MfRows *rows, int64 n_skipped, MemoryContext cxt)
 		csr_adopt(&ratings->by_user, cxt, ratings->n_users, rows->user, rows->rating, rows->wide);
 		MemoryContextDelete(rows->cxt); /* the id maps */
 		csr_transpose(&by_item_unsorted, ratings->n_users, &ratings->by_user, cxt);
+		duplicates = csr_sort_duplicates(&ratings->by_user);
+		ratings->by_item = by_item_unsorted;
 		if (csr_rows_sorted(&by_item_unsorted))
 		{
-			ratings->by_item = by_item_unsorted;
-			duplicates = csr_has_duplicates(&ratings->by_item);
+			/* a pair's values are still in reading order there */
+			if (duplicates)
+				(void) csr_sort_duplicates(&ratings->by_item);
 		}
 		else
 		{
 			/* into by_item_unsorted's arrays, which it no longer needs */
-			ratings->by_item = by_item_unsorted;
 			csr_transpose(&ratings->by_user, ratings->n_items, &ratings->by_item, cxt);
-			duplicates = csr_has_duplicates(&ratings->by_item);
 		}
 	}
 	pfree(user_remap);
 	pfree(item_remap);
-	if (duplicates)
-	{
-		csr_sort_duplicates(&ratings->by_user);
-		csr_sort_duplicates(&ratings->by_item);
-	}
 	return ratings;
 }
 
