@@ -97,6 +97,16 @@ SELECT mf_train('with_dups_shuffled', k := 4, lambda := 0.01, iterations := 5) A
 SELECT bool_and(a.factors = b.factors) AS order_independent_with_duplicates
 FROM mf_item_factors a JOIN mf_item_factors b USING (item_id)
 WHERE a.model_id = :dups AND b.model_id = :dups_shuffled;
+-- ... read in (user, item) order, and in (item, user) order, a pair's rows
+-- by falling rating: the two orders indexed by other paths.
+CREATE TABLE with_dups_by_user AS SELECT * FROM with_dups ORDER BY user_id, item_id, rating DESC;
+CREATE TABLE with_dups_by_item AS SELECT * FROM with_dups ORDER BY item_id, user_id, rating DESC;
+SELECT mf_train('with_dups_by_user', k := 4, lambda := 0.01, iterations := 5) AS dups_by_user \gset
+SELECT mf_train('with_dups_by_item', k := 4, lambda := 0.01, iterations := 5) AS dups_by_item \gset
+SELECT bool_and(a.factors = b.factors AND a.factors = c.factors) AS order_independent_with_duplicates_sorted
+FROM mf_user_factors a JOIN mf_user_factors b USING (user_id) JOIN mf_user_factors c USING (user_id)
+WHERE a.model_id = :dups_shuffled AND b.model_id = :dups_by_user AND c.model_id = :dups_by_item;
+SELECT mf_drop_model(:dups_by_user), mf_drop_model(:dups_by_item);
 
 -- ... and when ratings single precision does not hold (x.1) come only after
 -- 70,000 rows of ratings it holds: the rows read so far move to double

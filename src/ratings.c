@@ -101,6 +101,7 @@ struct MfRows
 	Size		key_bytes;		/* bytes of the distinct keys kept */
 	Size		key_bytes_checked;	/* key_bytes at the last memory check */
 	bool		sorted;			/* rows so far in (user id, item id) order */
+	bool		repeated;		/* a row so far repeated the pair before it */
 	int64		last_user;
 	int64		last_item;
 };
@@ -287,8 +288,10 @@ mf_rows_add(MfRows *rows, int64 user, int64 item, double rating)
 {
 	int64		e = rows->n_rows;
 
-	if (rows->sorted && e > 0 &&
-		(user < rows->last_user || (user == rows->last_user && item < rows->last_item)))
+	if (e > 0 && user == rows->last_user && item == rows->last_item)
+		rows->repeated = true;
+	else if (rows->sorted && e > 0 &&
+			 (user < rows->last_user || (user == rows->last_user && item < rows->last_item)))
 		rows->sorted = false;
 	rows->last_user = user;
 	rows->last_item = item;
@@ -970,11 +973,16 @@ mf_ratings_from_rows(MfRows *rows, int64 n_skipped, MemoryContext cxt)
 		 * user array's pages) is sorted by user.
 		 */
 		int32	   *user = rows->user;
+		bool		repeated = rows->repeated;
 
 		csr_from_sorted_rows(rows, user_remap, item_remap, &ratings->by_user, cxt);
-		MemoryContextDelete(rows->cxt); /* the id maps */
-		/* the transpose keeps each pair's values in their order, now sorted */
-		(void) csr_sort_duplicates(&ratings->by_user);
+		MemoryContextDelete(rows->cxt); /* the id maps, and rows */
+		/*
+		 * A pair's rows are neighbours here (repeated): their values sorted,
+		 * which the transpose keeps.
+		 */
+		if (repeated)
+			(void) csr_sort_duplicates(&ratings->by_user);
 		csr_adopt(&ratings->by_item, cxt, ratings->n_items, user,
 				  ratings->by_user.val ? NULL : mf_alloc_array(cxt, n, sizeof(float)),
 				  ratings->by_user.val ? mf_alloc_array(cxt, n, sizeof(double)) : NULL);
@@ -993,7 +1001,7 @@ mf_ratings_from_rows(MfRows *rows, int64 n_skipped, MemoryContext cxt)
 		csr_from_read_rows(rows, MF_ITEMS, item_remap, user_remap, &by_item_unsorted, cxt);
 		pfree(rows->item);
 		csr_adopt(&ratings->by_user, cxt, ratings->n_users, rows->user, rows->rating, rows->wide);
-		MemoryContextDelete(rows->cxt); /* the id maps */
+		MemoryContextDelete(rows->cxt); /* the id maps, and rows */
 		csr_transpose(&by_item_unsorted, ratings->n_users, &ratings->by_user, cxt);
 		duplicates = csr_sort_duplicates(&ratings->by_user);
 		ratings->by_item = by_item_unsorted;
