@@ -115,10 +115,11 @@ SELECT support AS support_after FROM mf_item_factors WHERE model_id = :s AND ite
 -- Fold-in -------------------------------------------------------------------
 
 -- A new user's factors are what training's user half-step gives: train,
--- fold every user in from their ratings against the stored items, then
--- retrain one warm-started iteration (whose user half-step uses those same
--- item factors) and compare, bit for bit.  Fold-in solves exactly, so a
--- model trained with solver 'cg' is compared with a Cholesky half-step.
+-- fold every user in from their ratings (the arrays in no particular
+-- order) against the stored items, then retrain one warm-started
+-- iteration (whose user half-step uses those same item factors) and
+-- compare, bit for bit.  Fold-in solves exactly, so a model trained with
+-- solver 'cg' is compared with a Cholesky half-step.
 CREATE FUNCTION fold_in_matches_training(model text, options text, exact text)
 RETURNS boolean
 LANGUAGE plpgsql AS $$
@@ -128,8 +129,8 @@ BEGIN
     EXECUTE format('SELECT mf_train(%L, model_name := %L, iterations := 5, %s)',
                    'genre_ratings', model, options);
     CREATE TEMP TABLE folded AS
-    SELECT user_id, mf_fold_in(model, array_agg(item_id::bigint ORDER BY item_id),
-                               array_agg(rating::float8 ORDER BY item_id)) AS factors
+    SELECT user_id, mf_fold_in(model, array_agg(item_id::bigint ORDER BY md5(item_id::text)),
+                               array_agg(rating::float8 ORDER BY md5(item_id::text))) AS factors
     FROM genre_ratings GROUP BY user_id;
     EXECUTE format('SELECT mf_train(%L, model_name := %L, iterations := 1, warm_start := true, %s)',
                    'genre_ratings', model, coalesce(exact, options));
@@ -173,6 +174,9 @@ FROM new_user n, mf_recommend('folded', n.items, n.ratings, 5) r
 JOIN mf_item_factors i ON i.model_id = :folded AND i.item_id = r.item_id
 JOIN mf_models m ON m.model_id = :folded;
 SELECT count(*) AS with_rated FROM new_user n, mf_recommend(:folded, n.items, n.ratings, 100, false) r;
+-- The arrays' order does not matter, a repeated item's ratings' neither.
+SELECT mf_fold_in('folded', ARRAY[16, 1, 1, 3], ARRAY[1.5, 0.2, 4.9, 5]) =
+       mf_fold_in('folded', ARRAY[1, 3, 1, 16], ARRAY[4.9, 5, 0.2, 1.5]) AS any_order;
 -- Items the model does not know are ignored; none known: NULL, no rows.
 SELECT mf_fold_in('folded', ARRAY[1, 2, 3, 16, 31, 9999], ARRAY[5, 4.5, 5, 1.5, 2, 1]) =
        mf_fold_in('folded', ARRAY[1, 2, 3, 16, 31], ARRAY[5, 4.5, 5, 1.5, 2]) AS unknown_ignored,

@@ -47,16 +47,14 @@ compare_item_ratings(const void *a, const void *b)
 }
 
 /*
- * A new user's ratings of an implicit-feedback model, as training reads an
- * event log: one entry per item, its strength the sum of the item's
- * ratings (added in ascending order, as mf_ratings_event_log adds
- * them), which must not be negative.  Returns the number of items.
+ * Puts a new user's n ratings (cols, vals) in the order of a user's row in
+ * training: by item, a repeated item's ratings ascending; the solve adds
+ * them up in that order, so any other would change the last bits.
  */
-static int32
-implicit_strengths(const MfModel *model, int32 *cols, double *vals, int32 n)
+static void
+sort_ratings(int32 *cols, double *vals, int32 n)
 {
 	ItemRating *pairs = palloc(sizeof(ItemRating) * n);
-	int32		kept = 0;
 
 	for (int32 e = 0; e < n; e++)
 	{
@@ -64,21 +62,42 @@ implicit_strengths(const MfModel *model, int32 *cols, double *vals, int32 n)
 		pairs[e].rating = vals[e];
 	}
 	mf_sort(pairs, n, sizeof(ItemRating), compare_item_ratings);
+	for (int32 e = 0; e < n; e++)
+	{
+		cols[e] = pairs[e].item;
+		vals[e] = pairs[e].rating;
+	}
+	pfree(pairs);
+}
+
+/*
+ * A new user's ratings (sorted by sort_ratings) of an implicit-feedback
+ * model, as training reads an event log: one entry per item, its strength
+ * the sum of the item's ratings (added in ascending order, as
+ * mf_ratings_event_log adds them), which must not be negative.  Returns
+ * the number of items.
+ */
+static int32
+implicit_strengths(const MfModel *model, int32 *cols, double *vals, int32 n)
+{
+	int32		kept = 0;
+
 	for (int32 e = 0; e < n;)
 	{
 		int32		run = e;
+		int32		item = cols[e];
 		double		sum = 0.0;
 		double		magnitude = 0.0;
 
 		if ((kept & 0xFFFF) == 0xFFFF)
 			CHECK_FOR_INTERRUPTS();
 
-		for (; run < n && pairs[run].item == pairs[e].item; run++)
+		for (; run < n && cols[run] == item; run++)
 		{
-			sum += pairs[run].rating;
-			magnitude += fabs(pairs[run].rating);
+			sum += vals[run];
+			magnitude += fabs(vals[run]);
 		}
-		cols[kept] = pairs[e].item;
+		cols[kept] = item;
 		vals[kept] = mf_exact_sum(sum, magnitude, run - e);
 		kept++;
 		e = run;
@@ -94,7 +113,6 @@ implicit_strengths(const MfModel *model, int32 *cols, double *vals, int32 n)
 					 errdetail("Model \"%s\" is of implicit feedback: an item's strength is the sum of its ratings.",
 							   model->row.name),
 					 errhint("Pass the strengths as the training data had them (counts, durations: 0 or more).")));
-	pfree(pairs);
 	return kept;
 }
 
@@ -202,6 +220,7 @@ fold_in(FunctionCallInfo fcinfo, const MfModel *model, bool as_text, void *out,
 	known = known_ratings(fcinfo, model, as_text, &cols, &vals, rated);
 	if (known == 0)
 		return false;
+	sort_ratings(cols, vals, known);
 	if (model->factors.implicit)
 		known = implicit_strengths(model, cols, vals, known);
 	row.n_rows = 1;
