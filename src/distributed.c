@@ -842,7 +842,6 @@ mf_distributed_als(MfDistributed *dist, const MfFitOptions *options)
 									dist->cxt);
 }
 
-
 /* Each user's rated items, as they arrive (the by_user rows being filled). */
 static void
 receive_rated(TupleTableSlot *slot, void *arg)

@@ -893,27 +893,20 @@ mf_csr_longest_row(const MfCsr *rows)
 int32
 mf_csr_most_repeated(const MfCsr *rows, int32 r, int64 *times)
 {
-	int64		n;
-	int32	   *cols;
 	int32		most = -1;
 
 	*times = 0;
 	if (rows->row_start == NULL || r < 0 || r >= rows->n_rows)
 		return -1;				/* rows not held here (a Citus training's) */
-	n = rows->row_start[r + 1] - rows->row_start[r];
-	cols = mf_alloc_array(CurrentMemoryContext, n, sizeof(int32));
-	memcpy(cols, rows->col + rows->row_start[r], sizeof(int32) * n);
-	mf_sort(cols, n, sizeof(int32), mf_compare_int32);
-	for (int64 e = 0, run = 0; e < n; e++)
+	for (int64 e = rows->row_start[r], run = 0; e < rows->row_start[r + 1]; e++)
 	{
-		run = e > 0 && cols[e] == cols[e - 1] ? run + 1 : 1;
+		run = e > rows->row_start[r] && rows->col[e] == rows->col[e - 1] ? run + 1 : 1;
 		if (run > *times)
 		{
 			*times = run;
-			most = cols[e];
+			most = rows->col[e];
 		}
 	}
-	pfree(cols);
 	return most;
 }
 

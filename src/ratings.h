@@ -144,9 +144,10 @@ extern void mf_ratings_implicit_strengths(MfRatings *ratings, double alpha);
 extern int64 mf_csr_longest_row(const MfCsr *rows);
 
 /*
- * The column row r of rows lists most often (the first such in column
- * order), with *times its count; -1 (and 0) for an empty row or rows not
- * held (no row starts).  For error messages: it sorts a copy of the row.
+ * The column row r of rows lists most often (the first such), with *times
+ * its count; -1 (and 0) for an empty row or rows not held (no row starts).
+ * A row lists a column's repeats together, as both sides' rows of ratings
+ * (sorted by column) and a refit's rows do.
  */
 extern int32 mf_csr_most_repeated(const MfCsr *rows, int32 r, int64 *times);
 
