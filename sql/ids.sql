@@ -246,3 +246,22 @@ CREATE TABLE ids_upper_test AS SELECT upper(user_id::text) AS user_id, item_id, 
 SELECT (SELECT array_agg(value ORDER BY metric) FROM mf_evaluate(:uuids, 'ids_upper_test')) =
        (SELECT array_agg(value ORDER BY metric) FROM mf_evaluate(:uuids, 'ids_uuids')) AS evaluate_reads_uuids;
 DROP TABLE ids_upper, ids_not_uuid, ids_upper_test;
+
+-- A refit of users equals their fold-in (see neighbours.sql) with text
+-- keys too once a refit has added items: the new keys are numbered after
+-- the model's last, out of key order, and a refit's rows are put in the
+-- model's order as fold-in's are.
+CREATE TABLE ids_added_keys AS
+SELECT 'u' || u AS user_id, 'i' || i AS item_id, ((u * 7 + i * 3) % 5 + 1)::float8 AS rating
+FROM generate_series(1, 240) u, generate_series(1, 60) i WHERE (u * 31 + i * 17) % 3 = 0;
+CREATE TABLE ids_added_keys_part AS SELECT * FROM ids_added_keys WHERE item_id NOT LIKE '%3';
+SELECT mf_train('ids_added_keys_part', k := 4, lambda := 0.5, model_name := 'added_keys') AS added_keys \gset
+SELECT mf_refit_items(:added_keys, 'ids_added_keys') AS items_refitted;
+CREATE TABLE ids_folded_keys AS
+SELECT user_id, mf_fold_in_keys(:added_keys, array_agg(item_id), array_agg(rating)) AS factors
+FROM ids_added_keys GROUP BY user_id;
+SELECT mf_refit_users(:added_keys, 'ids_added_keys') AS users_refitted;
+SELECT bool_and(f.factors = u.factors) AND count(*) = 240 AS refit_is_fold_in_with_added_keys
+FROM ids_folded_keys f JOIN mf_user_factors u ON u.model_id = :added_keys AND u.user_key = f.user_id;
+SELECT mf_drop_model(:added_keys);
+DROP TABLE ids_added_keys, ids_added_keys_part, ids_folded_keys;

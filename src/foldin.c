@@ -28,50 +28,8 @@ PG_FUNCTION_INFO_V1(mf_recommend_new_user_by_name);
 PG_FUNCTION_INFO_V1(mf_recommend_keys);
 PG_FUNCTION_INFO_V1(mf_recommend_keys_by_name);
 
-/* An item and one of its ratings, for sorting a new user's ratings. */
-typedef struct ItemRating
-{
-	int32		item;
-	double		rating;
-} ItemRating;
-
-static int
-compare_item_ratings(const void *a, const void *b)
-{
-	const ItemRating *x = a;
-	const ItemRating *y = b;
-
-	if (x->item != y->item)
-		return (x->item > y->item) - (x->item < y->item);
-	return (x->rating > y->rating) - (x->rating < y->rating);
-}
-
 /*
- * Puts a new user's n ratings (cols, vals) in the order of a user's row in
- * training: by item, a repeated item's ratings ascending; the solve adds
- * them up in that order, so any other would change the last bits.
- */
-static void
-sort_ratings(int32 *cols, double *vals, int32 n)
-{
-	ItemRating *pairs = palloc(sizeof(ItemRating) * n);
-
-	for (int32 e = 0; e < n; e++)
-	{
-		pairs[e].item = cols[e];
-		pairs[e].rating = vals[e];
-	}
-	mf_sort(pairs, n, sizeof(ItemRating), compare_item_ratings);
-	for (int32 e = 0; e < n; e++)
-	{
-		cols[e] = pairs[e].item;
-		vals[e] = pairs[e].rating;
-	}
-	pfree(pairs);
-}
-
-/*
- * A new user's ratings (sorted by sort_ratings) of an implicit-feedback
+ * A new user's ratings (sorted by mf_sort_row_entries) of an implicit-feedback
  * model, as training reads an event log: one entry per item, its strength
  * the sum of the item's ratings (added in ascending order, as
  * mf_ratings_event_log adds them), which must not be negative.  Returns
@@ -220,7 +178,7 @@ fold_in(FunctionCallInfo fcinfo, const MfModel *model, bool as_text, void *out,
 	known = known_ratings(fcinfo, model, as_text, &cols, &vals, rated);
 	if (known == 0)
 		return false;
-	sort_ratings(cols, vals, known);
+	mf_sort_row_entries(cols, vals, known);
 	if (model->factors.implicit)
 		known = implicit_strengths(model, cols, vals, known);
 	row.n_rows = 1;

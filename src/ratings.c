@@ -890,6 +890,43 @@ mf_csr_longest_row(const MfCsr *rows)
 	return longest;
 }
 
+/* A column and one of its values, for sorting a row's entries. */
+typedef struct RowEntry
+{
+	int32		col;
+	double		value;
+} RowEntry;
+
+static int
+compare_row_entries(const void *a, const void *b)
+{
+	const RowEntry *x = a;
+	const RowEntry *y = b;
+
+	if (x->col != y->col)
+		return (x->col > y->col) - (x->col < y->col);
+	return (x->value > y->value) - (x->value < y->value);
+}
+
+void
+mf_sort_row_entries(int32 *cols, double *vals, int64 n)
+{
+	RowEntry   *entries = mf_alloc_array(CurrentMemoryContext, n, sizeof(RowEntry));
+
+	for (int64 e = 0; e < n; e++)
+	{
+		entries[e].col = cols[e];
+		entries[e].value = vals[e];
+	}
+	mf_sort(entries, n, sizeof(RowEntry), compare_row_entries);
+	for (int64 e = 0; e < n; e++)
+	{
+		cols[e] = entries[e].col;
+		vals[e] = entries[e].value;
+	}
+	pfree(entries);
+}
+
 int32
 mf_csr_most_repeated(const MfCsr *rows, int32 r, int64 *times)
 {

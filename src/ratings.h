@@ -144,6 +144,15 @@ extern void mf_ratings_implicit_strengths(MfRatings *ratings, double alpha);
 extern int64 mf_csr_longest_row(const MfCsr *rows);
 
 /*
+ * Puts one row's n entries (columns cols, values vals) in the order of a
+ * row of ratings: by column, a repeated column's values ascending.  The
+ * solve adds them up in that order, so a row built elsewhere (fold-in's
+ * arrays, a refit's rows in the model's indices) solves to training's
+ * bits only in it.
+ */
+extern void mf_sort_row_entries(int32 *cols, double *vals, int64 n);
+
+/*
  * The column row r of rows lists most often (the first such), with *times
  * its count; -1 (and 0) for an empty row or rows not held (no row starts).
  * A row lists a column's repeats together, as both sides' rows of ratings

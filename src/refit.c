@@ -487,6 +487,8 @@ refit_collect(RefitState *state)
 		}
 		if (n == begin)
 			continue;
+		/* in the model's indices, which keys a refit added do not follow */
+		mf_sort_row_entries(rows->col + begin, rows->val + begin, n - begin);
 		/* rated_items are sorted: a new key's id (the next) may not sort by key */
 		if (users)
 			mf_sort(state->rated + rated_begin, n_rated - rated_begin, sizeof(int64), mf_compare_int64);
