@@ -132,6 +132,34 @@ SELECT mf_train('keyed', k := 2, biases := true, model_name := 'store_direct');
 \set VERBOSITY default
 ALTER TABLE mf_item_factors DROP CONSTRAINT small_biases;
 SELECT model_fingerprint('store_direct') = :'before_check' AS untouched;
+-- rows a trigger keeps from being written, and the model's own row of
+-- mf_models deleted while its factors are stored or replaced (direct writes
+-- take the foreign key to it as given): refused, the model as it was
+CREATE FUNCTION skip_even_users() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    IF NEW.user_id % 2 = 0 THEN RETURN NULL; END IF;
+    RETURN NEW;
+END $$;
+CREATE TRIGGER skip_even BEFORE INSERT ON mf_user_factors
+    FOR EACH ROW EXECUTE FUNCTION skip_even_users();
+SELECT mf_train('keyed', k := 2, biases := true, model_name := 'store_direct');
+DROP TRIGGER skip_even ON mf_user_factors;
+CREATE FUNCTION delete_model_row() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    DELETE FROM public.mf_models WHERE name = 'store_direct';
+    RETURN NULL;
+END $$;
+CREATE TRIGGER delete_model_row AFTER DELETE ON mf_item_factors
+    FOR EACH STATEMENT EXECUTE FUNCTION delete_model_row();
+\set VERBOSITY terse
+SELECT mf_train('keyed', k := 2, biases := true, model_name := 'store_direct');
+DROP TRIGGER delete_model_row ON mf_item_factors;
+CREATE TRIGGER delete_model_row AFTER DELETE ON mf_user_factors
+    FOR EACH STATEMENT EXECUTE FUNCTION delete_model_row();
+SELECT mf_refit_users('store_direct', 'keyed');
+\set VERBOSITY default
+DROP TRIGGER delete_model_row ON mf_user_factors;
+SELECT model_fingerprint('store_direct') = :'before_check' AS untouched;
 -- a user's own foreign key to mf_models is checked like any other (only
 -- the extension's key on model_id is known to hold), and an identity
 -- column sends the rows through the INSERT, which refuses them

@@ -981,6 +981,22 @@ execute_training_write(const char *query, int n, Oid *argtypes, Datum *args, con
 }
 
 /*
+ * Raises the error for a model's row of mf_models that a write of this
+ * transaction's own kept from being written or deleted (a user's rule,
+ * trigger or constraint function): model names it, what says what
+ * happened to it.
+ */
+static void
+model_row_lost(const char *model, const char *what)
+{
+	ereport(ERROR,
+			(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+			 errmsg("the row of %s in mf_models %s", model, what),
+			 errdetail("A rule or trigger on the model tables, or a function a constraint of theirs calls, kept it from being written or deleted it."),
+			 errhint("Drop that rule, trigger or constraint: the models as they were before this call are kept.")));
+}
+
+/*
  * Inserts or updates the model row (which locks it); returns its
  * model_id.  Replacing a model trained on another relation is worth a
  * word.
@@ -1061,7 +1077,7 @@ upsert_model_row(const MfSchema *schema, const MfModelRow *row)
 			elog(ERROR, "could not insert the model row");
 	}
 	if (SPI_processed != 1)
-		elog(ERROR, "could not write the model row");
+		model_row_lost(psprintf("model \"%s\"", row->name), "was not written");
 	mf_check_column_types(SPI_tuptable->tupdesc, NULL, &model_id_type, 1, "mf_models");
 	return DatumGetInt32(SPI_getbinval(SPI_tuptable->vals[0],
 									   SPI_tuptable->tupdesc, 1, &isnull));
@@ -1303,6 +1319,19 @@ mf_catalog_store_model(const MfSchema *schema, const MfModelRow *row,
 		elog(ERROR, "could not delete the old factors of model %d", model_id);
 	insert_factor_rows(schema, relids, model_id, row->options.k, MF_USERS, ratings, als);
 	insert_factor_rows(schema, relids, model_id, row->options.k, MF_ITEMS, ratings, als);
+
+	/*
+	 * The rows' foreign key, which direct writes take as given (store.c):
+	 * the model's row, written above, must still be there.  Locked, it is,
+	 * but for what this transaction itself ran meanwhile: a user's trigger
+	 * or constraint function on the factor tables.
+	 */
+	if (SPI_execute_with_args(psprintf("SELECT FROM %s.mf_models WHERE model_id = $1",
+									   schema->quoted),
+							  1, argtypes, args, NULL, false, 0) != SPI_OK_SELECT)
+		elog(ERROR, "could not read the row of model %d", model_id);
+	if (SPI_processed != 1)
+		model_row_lost(psprintf("model \"%s\"", row->name), "was deleted while its factors were stored");
 	internal_sql_end(nest_level);
 	return model_id;
 }
@@ -1349,9 +1378,10 @@ mf_catalog_replace_rows(const MfSchema *schema, const char *function, int32 mode
 									   schema->quoted,
 									   quote_literal_cstr(psprintf("%s.mf_model_version_seq", schema->quoted)),
 									   schema->quoted, schema->quoted),
-							  1, argtypes, args, NULL, false, 0) != SPI_OK_UPDATE ||
-		SPI_processed != 1)
+							  1, argtypes, args, NULL, false, 0) != SPI_OK_UPDATE)
 		elog(ERROR, "could not give model %d a new version", model_id);
+	if (SPI_processed != 1)
+		model_row_lost(psprintf("model %d", model_id), "was deleted while its rows were replaced");
 	internal_sql_end(nest_level);
 }
 

@@ -51,8 +51,9 @@ mf_check_column_types(TupleDesc desc, const AttrNumber *attnums,
 							attnum, what,
 							attr && !attr->attisdropped ? format_type_be(attr->atttypid) : "(none)",
 							format_type_be(types[c])),
-					 errdetail("The relation changed after its columns were checked."),
-					 errhint("Run the call again.")));
+					 errdetail("The relation changed after its columns were checked, or the column is not of the type the extension created."),
+					 errhint("Run the call again; if it fails the same way, a column of %s was altered: alter it back to %s.",
+							 what, format_type_be(types[c]))));
 	}
 }
 

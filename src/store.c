@@ -372,6 +372,15 @@ flush_insert(MfStoreWriter *w)
 	}
 	if (SPI_execute_plan(w->plan, args, nulls, false, 0) != SPI_OK_INSERT)
 		elog(ERROR, "could not write the factors of model %d", w->model_id);
+	if (SPI_processed != (uint64) w->used)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("%s got " UINT64_FORMAT " of %d rows of model %d",
+						RelationGetRelationName(w->rel), (uint64) SPI_processed, w->used,
+						w->model_id),
+				 errdetail("A rule or trigger on %s kept rows from being written.",
+						   RelationGetRelationName(w->rel)),
+				 errhint("Drop the rule or trigger: a model needs the row of every user and item it was trained on.")));
 	w->rated_start[0] = 0;
 }
 
