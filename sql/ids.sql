@@ -265,3 +265,25 @@ SELECT bool_and(f.factors = u.factors) AND count(*) = 240 AS refit_is_fold_in_wi
 FROM ids_folded_keys f JOIN mf_user_factors u ON u.model_id = :added_keys AND u.user_key = f.user_id;
 SELECT mf_drop_model(:added_keys);
 DROP TABLE ids_added_keys, ids_added_keys_part, ids_folded_keys;
+
+-- A model that lost factor rows after it was stored (a user's DELETE, a
+-- trigger of theirs) is refused when a session reads it, not served as if
+-- the lost users and items were unknown (NULL, empty lists); so is one
+-- whose n_items was raised.  A row-level security policy that hides rows
+-- from a role is not a loss (sql/security.sql).
+CREATE TABLE ids_lost AS
+SELECT u AS user_id, i AS item_id, ((u * 7 + i * 3) % 5 + 1)::float8 AS rating
+FROM generate_series(1, 30) u, generate_series(1, 12) i WHERE (u + i) % 3 = 0;
+SELECT mf_train('ids_lost', k := 2, model_name := 'lost_rows') AS lost_rows \gset
+DELETE FROM mf_user_factors WHERE model_id = :lost_rows AND user_id = 3;
+\c
+SET client_min_messages = warning;
+SELECT mf_predict('lost_rows', 3, 3);
+SELECT mf_train('ids_lost', model_name := 'lost_rows') = :lost_rows AS retrained;
+SELECT mf_predict('lost_rows', 3, 3) IS NOT NULL AS serves_again;
+UPDATE mf_models SET n_items = n_items + 1 WHERE model_id = :lost_rows;
+\c
+SET client_min_messages = warning;
+SELECT * FROM mf_recommend('lost_rows', 3, 2);
+SELECT mf_drop_model(:lost_rows);
+DROP TABLE ids_lost;

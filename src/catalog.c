@@ -1500,6 +1500,17 @@ mf_catalog_load_side(const MfSchema *schema, const MfModelRow *row, MfSide side,
 				 1, &argtype, &arg, types, lengthof(types),
 				 side == MF_USERS ? MF_USER_FACTORS_TABLE : MF_ITEM_FACTORS_TABLE,
 				 load_factor_row, &load);
+	/* fewer: rows lost, unless a row-level security policy hides them from this role */
+	if (load.n < capacity &&
+		check_enable_rls(get_relname_relid(side == MF_USERS ? MF_USER_FACTORS_TABLE : MF_ITEM_FACTORS_TABLE,
+										   schema->oid), InvalidOid, false) != RLS_ENABLED)
+		ereport(ERROR,
+				(errcode(ERRCODE_DATA_CORRUPTED),
+				 errmsg("model %d has " INT64_FORMAT " %s factor rows, fewer than its n_%ss (" INT64_FORMAT ")",
+						row->model_id, load.n, name, name, capacity),
+				 errdetail("Rows were deleted from mf_%s_factors, or n_%ss in mf_models was changed, after the model was stored.",
+						   name, name),
+				 errhint("Retrain the model with mf_train, or restore its factor rows.")));
 	internal_sql_end(nest_level);
 	return (int32) load.n;
 }

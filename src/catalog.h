@@ -180,8 +180,10 @@ extern MfModelRow mf_catalog_lock_model(const MfSchema *schema, int32 model_id);
  * One side's factor rows of the model of row, in id order: ids[], factors
  * (row->options.k doubles each), bias (with biases, else NULL), keys (in
  * cxt; NULL for integer ids) and implicit factors (k doubles each; NULL:
- * not read), for at most capacity rows.  Returns how many there were.
- * Errors (XX001): more rows than capacity, a NULL or non-finite value,
+ * not read), for capacity rows, the model row's n_users or n_items.
+ * Returns how many there were: fewer only where a row-level security
+ * policy on the table applies to the role.  Errors (XX001): more rows
+ * than capacity, fewer without such a policy, a NULL or non-finite value,
  * factors of another length.
  */
 extern int32 mf_catalog_load_side(const MfSchema *schema, const MfModelRow *row,
