@@ -1487,6 +1487,7 @@ mf_catalog_load_side(const MfSchema *schema, const MfModelRow *row, MfSide side,
 {
 	static const Oid types[] = {INT8OID, FLOAT8ARRAYOID, FLOAT8OID, TEXTOID, FLOAT8ARRAYOID};
 	const char *name = mf_side_name(side);
+	const char *table = side == MF_USERS ? MF_USER_FACTORS_TABLE : MF_ITEM_FACTORS_TABLE;
 	SideLoad	load = {row, side, capacity, 0, ids, factors, bias, keys, implicit, cxt};
 	Oid			argtype = INT4OID;
 	Datum		arg = Int32GetDatum(row->model_id);
@@ -1497,19 +1498,16 @@ mf_catalog_load_side(const MfSchema *schema, const MfModelRow *row, MfSide side,
 								  keys ? (side == MF_USERS ? "user_key" : "item_key") : "NULL::text",
 								  implicit ? "implicit_factors" : "NULL::float8[]",
 								  schema->quoted, name, name),
-				 1, &argtype, &arg, types, lengthof(types),
-				 side == MF_USERS ? MF_USER_FACTORS_TABLE : MF_ITEM_FACTORS_TABLE,
-				 load_factor_row, &load);
+				 1, &argtype, &arg, types, lengthof(types), table, load_factor_row, &load);
 	/* fewer: rows lost, unless a row-level security policy hides them from this role */
 	if (load.n < capacity &&
-		check_enable_rls(get_relname_relid(side == MF_USERS ? MF_USER_FACTORS_TABLE : MF_ITEM_FACTORS_TABLE,
-										   schema->oid), InvalidOid, false) != RLS_ENABLED)
+		check_enable_rls(get_relname_relid(table, schema->oid), InvalidOid, false) != RLS_ENABLED)
 		ereport(ERROR,
 				(errcode(ERRCODE_DATA_CORRUPTED),
 				 errmsg("model %d has " INT64_FORMAT " %s factor rows, fewer than its n_%ss (" INT64_FORMAT ")",
 						row->model_id, load.n, name, name, capacity),
-				 errdetail("Rows were deleted from mf_%s_factors, or n_%ss in mf_models was changed, after the model was stored.",
-						   name, name),
+				 errdetail("Rows were deleted from %s, or n_%ss in mf_models was changed, after the model was stored.",
+						   table, name),
 				 errhint("Retrain the model with mf_train, or restore its factor rows.")));
 	internal_sql_end(nest_level);
 	return (int32) load.n;
