@@ -1214,11 +1214,12 @@ item_supports(const MfRatings *ratings)
 /*
  * Writes one side's factors, biases and supports (and, for users, the
  * sorted distinct ids of the items each rated) into the factor table relid
- * (store.h).
+ * (store.h), reporting done plus its rows written of total as progress.
  */
 static void
 insert_factor_rows(const MfSchema *schema, const Oid *relids, int32 model_id, int k,
-				   MfSide side, const MfRatings *ratings, const MfAls *als)
+				   MfSide side, const MfRatings *ratings, const MfAls *als,
+				   int64 done, int64 total)
 {
 	bool		users = side == MF_USERS;
 	const MfFactors *f = mf_als_factors(als);
@@ -1239,6 +1240,7 @@ insert_factor_rows(const MfSchema *schema, const Oid *relids, int32 model_id, in
 	MfStoreWriter *writer = mf_store_begin(schema, relids[users ? 1 : 2], relids[0], side,
 										   model_id, k, bias != NULL, keys != NULL, implicit);
 
+	mf_store_report_progress(writer, done, total);
 	for (int32 first = 0; first < n_rows; first += MF_STORE_BLOCK_ROWS)
 	{
 		int32		count = Min(MF_STORE_BLOCK_ROWS, n_rows - first);
@@ -1301,6 +1303,7 @@ mf_catalog_store_model(const MfSchema *schema, const MfModelRow *row,
 	Oid			argtypes[1] = {INT4OID};
 	Datum		args[1];
 	bool		with_history;
+	int64		rows;
 
 	with_history = lock_for_writing(schema, "mf_train", true, relids);
 	nest_level = internal_sql_begin();
@@ -1317,8 +1320,10 @@ mf_catalog_store_model(const MfSchema *schema, const MfModelRow *row,
 									   schema->quoted),
 							  1, argtypes, args, NULL, false, 0) != SPI_OK_DELETE)
 		elog(ERROR, "could not delete the old factors of model %d", model_id);
-	insert_factor_rows(schema, relids, model_id, row->options.k, MF_USERS, ratings, als);
-	insert_factor_rows(schema, relids, model_id, row->options.k, MF_ITEMS, ratings, als);
+	rows = (int64) ratings->n_users + ratings->n_items;
+	insert_factor_rows(schema, relids, model_id, row->options.k, MF_USERS, ratings, als, 0, rows);
+	insert_factor_rows(schema, relids, model_id, row->options.k, MF_ITEMS, ratings, als,
+					   ratings->n_users, rows);
 
 	/*
 	 * The rows' foreign key, which direct writes take as given (store.c):
@@ -1361,6 +1366,7 @@ mf_catalog_replace_rows(const MfSchema *schema, const char *function, int32 mode
 		elog(ERROR, "could not delete the old rows of model %d", model_id);
 	writer = mf_store_begin(schema, relids[users ? 1 : 2], relids[0], side, model_id, k,
 							bias != NULL, keys != NULL, implicit != NULL);
+	mf_store_report_progress(writer, 0, n);
 	for (int32 r = 0; r < n; r++)
 		mf_store_row(writer, ids[r], factors + (Size) r * k, bias ? &bias[r] : NULL,
 					 keys ? keys[r] : NULL, support[r],

@@ -42,7 +42,7 @@ extern void mf_progress_part(const char *part);
 extern void mf_progress_phase(const char *phase);
 
 /*
- * step of steps units ("iteration", "fold", "user") done, with J and the
+ * step of steps units ("iteration", "fold", "user", "row") done, with J and the
  * validation RMSE so far (NaN: none): the seconds left are estimated from
  * the phase's pace so far.
  */

@@ -19,6 +19,8 @@
  */
 #include "store.h"
 
+#include <math.h>
+
 #include "access/heapam.h"
 #include "access/table.h"
 #include "access/tableam.h"
@@ -29,6 +31,7 @@
 #include "executor/spi.h"
 #include "miscadmin.h"
 #include "nodes/makefuncs.h"
+#include "progress.h"
 #include "utils/builtins.h"
 #include "utils/fmgroids.h"
 #include "utils/lsyscache.h"
@@ -68,6 +71,8 @@ struct MfStoreWriter
 	bool		implicit;		/* rows carry implicit factors */
 	bool		has_implicit;	/* whether the table has implicit_factors (0.5 on) */
 	int64		written;
+	int64		progress_done;	/* mf_store_report_progress's; total 0: none */
+	int64		progress_total;
 	MemoryContext cxt;			/* the writer's; deleted at the end */
 	MemoryContext batch_cxt;	/* one batch's values, reset per batch */
 	bool		direct;
@@ -402,6 +407,8 @@ flush(MfStoreWriter *w)
 	w->used = 0;
 	w->bytes = 0;
 	MemoryContextReset(w->batch_cxt);
+	if (w->progress_total > 0)
+		mf_progress_step(w->progress_done + w->written, w->progress_total, "row", NAN, NAN);
 	CHECK_FOR_INTERRUPTS();
 }
 
@@ -500,6 +507,13 @@ mf_store_row(MfStoreWriter *w, int64 id, const double *factors, const double *bi
 		w->rated_start[w->used + 1] = w->rated_start[w->used] + n_rated;
 	}
 	w->used++;
+}
+
+void
+mf_store_report_progress(MfStoreWriter *w, int64 done, int64 total)
+{
+	w->progress_done = done;
+	w->progress_total = total;
 }
 
 int64

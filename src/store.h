@@ -46,6 +46,13 @@ extern void mf_store_row(MfStoreWriter *writer, int64 id, const double *factors,
 						 const double *bias, const char *key, int32 support,
 						 const int64 *rated, int32 n_rated, const double *implicit);
 
+/*
+ * From now on, each batch written reports done plus the writer's rows
+ * written so far, of total, as the call's progress in rows ("row",
+ * progress.h): the caller's rows before this writer's count in done.
+ */
+extern void mf_store_report_progress(MfStoreWriter *writer, int64 done, int64 total);
+
 /* Writes what is pending and frees the writer; returns the rows written. */
 extern int64 mf_store_end(MfStoreWriter *writer);
 

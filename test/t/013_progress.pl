@@ -1,8 +1,9 @@
 # Progress for everyone, without shared_preload_libraries: while mf_train
 # or mf_cross_validate runs, another session of the same role (or one with
 # pg_read_all_stats) sees in mf_progress the model, the phase, iteration i
-# of n, J so far (with patience, the best iteration so far) and the time
-# elapsed and left; a role that may not read the backend's activity sees
+# of n, J so far (with patience, the best iteration so far), while it
+# stores the model the rows written of its rows, and the time elapsed and
+# left; a role that may not read the backend's activity sees
 # nothing; a call that ends, fails, is cancelled or whose error a PL/pgSQL
 # block catches leaves no row behind, and the backend's activity is its
 # statement again.
@@ -172,6 +173,35 @@ $trainer->query_until(qr/started/, q{
 });
 is(sleeping_block_state(), '0 true', 'training, refits (of named users too) and mf_recommend_all restore the statement text when they end');
 $node->safe_psql('postgres', "SELECT pg_cancel_backend($trainer_pid)");
+
+# storing: rows written of the model's rows, users then items; a trigger
+# that sleeps after each INSERT of the factor rows (which then go through
+# INSERTs of 10,000 rows) holds the training between batches
+$node->safe_psql('postgres', q{
+	CREATE TABLE many_users AS
+		SELECT u AS user_id, u % 50 AS item_id, (u % 5 + 1)::real AS rating
+		FROM generate_series(1, 25000) u;
+	CREATE FUNCTION slow_store() RETURNS trigger LANGUAGE plpgsql
+		AS $$ BEGIN PERFORM pg_sleep(2); RETURN NULL; END $$;
+	CREATE TRIGGER slow_store AFTER INSERT ON mf_user_factors
+		FOR EACH STATEMENT EXECUTE FUNCTION slow_store();
+});
+$trainer->query_until(qr/started/, q{
+	\echo started
+	SELECT mf_train('many_users', k := 2, iterations := 1, model_name := 'stored') IS NOT NULL AS trained;
+});
+wait_for_progress('mf_train', q{phase = 'storing' AND step >= 10000});
+is($node->safe_psql('postgres', q{
+		SELECT step IN (10000, 20000), steps, unit, seconds_left >= 0
+		FROM mf_progress WHERE function = 'mf_train'}),
+	"t|25050|row|t", 'storing: rows written of the rows of both sides');
+$node->poll_query_until('postgres', qq{
+	SELECT state <> 'active' FROM pg_stat_activity WHERE pid = $trainer_pid})
+  or die 'the training did not end';
+is($node->safe_psql('postgres', q{
+		SELECT n_users + n_items FROM mf_models WHERE name = 'stored'}),
+	'25050', 'the training stored its model');
+$node->safe_psql('postgres', 'DROP TRIGGER slow_store ON mf_user_factors');
 
 $trainer->quit;
 done_testing();
