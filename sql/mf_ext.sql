@@ -312,6 +312,13 @@ BEGIN
             USING ERRCODE = 'undefined_object',
                   HINT = 'See SELECT model_id, name FROM mf_models.';
     END IF;
+    IF NOT pg_catalog.has_table_privilege('@extschema@.mf_model_history', 'SELECT')
+       AND NOT pg_catalog.has_any_column_privilege('@extschema@.mf_model_history', 'SELECT') THEN
+        RAISE EXCEPTION 'permission denied for table mf_model_history'
+            USING ERRCODE = 'insufficient_privilege',
+                  DETAIL = 'mf_training_history reads every training''s iterations from mf_model_history.',
+                  HINT = 'Ask the extension''s owner to grant SELECT on mf_model_history (see Privileges in the README).';
+    END IF;
     -- (a model restored from a dump of a version before 0.5 has no history
     -- rows until it is retrained: its last training, as the update would
     -- have copied it)

@@ -211,7 +211,16 @@ REVOKE ALL ON mf_model_history FROM regress_mf_trainer;
 SET ROLE regress_mf_trainer;
 SELECT mf_train('with_secret', model_name := 'pointed');
 SELECT mf_refit_users('pointed') > 0 AS refitted;
+-- reading the history without privileges on it says what to grant; the
+-- columns it reads are enough
+SELECT * FROM mf_training_history('pointed');
 RESET ROLE;
+GRANT SELECT (model_id, run, iteration, loss, train_rmse, validation_rmse, seconds, kept)
+    ON mf_model_history TO regress_mf_trainer;
+SET ROLE regress_mf_trainer;
+SELECT count(*) > 0 AS has_history FROM mf_training_history('pointed');
+RESET ROLE;
+REVOKE ALL ON mf_model_history FROM regress_mf_trainer;
 
 -- 7. The support columns (0.5) are read as the caller, when a call uses
 -- them: a role granted every other column serves as before, also from a
