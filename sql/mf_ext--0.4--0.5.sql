@@ -569,7 +569,8 @@ BEGIN
     RETURN QUERY
         SELECT r.function, r.model, r.part, r.phase, r.step, r.steps, r.unit, r.loss,
                r.validation_rmse, r.best_iteration, now - r.started,
-               GREATEST(0, r.seconds_left - (now - r.updated))
+               CASE WHEN r.seconds_left IS NOT NULL
+                    THEN GREATEST(0, r.seconds_left - (now - r.updated)) END
         FROM jsonb_to_record(report)
              AS r (function text, model text, part text, phase text, step bigint, steps bigint,
                    unit text, loss double precision, validation_rmse double precision,

@@ -18,6 +18,8 @@
 #include "access/xact.h"
 #include "lib/stringinfo.h"
 #include "mb/pg_wchar.h"
+#include "miscadmin.h"
+#include "port/atomics.h"
 #include "tcop/tcopprot.h"
 #include "utils/backend_status.h"
 #include "utils/json.h"
@@ -65,15 +67,22 @@ epoch_seconds(void)
 		(double) (POSTGRES_EPOCH_JDATE - UNIX_EPOCH_JDATE) * SECS_PER_DAY;
 }
 
-/* json appended with every "/" after a "*" escaped ("\/", the same string): no comment end. */
+/*
+ * json appended with every "*" written as "\u002a" (the same string): no
+ * comment's end, and no start of a report's marker (a comment's start,
+ * then "mf_ext progress {": the view reads after the last one) can be
+ * inside it.  Every "*" of the json is inside a string, none inside an
+ * escape.
+ */
 static void
-append_without_comment_end(StringInfo text, const char *json)
+append_without_comment_marks(StringInfo text, const char *json)
 {
 	for (const char *c = json; *c; c++)
 	{
-		if (*c == '/' && c > json && c[-1] == '*')
-			appendStringInfoChar(text, '\\');
-		appendStringInfoChar(text, *c);
+		if (*c == '*')
+			appendStringInfoString(text, "\\u002a");
+		else
+			appendStringInfoChar(text, *c);
 	}
 }
 
@@ -98,11 +107,25 @@ append_text(StringInfo text, const char *key, const char *value)
 		appendStringInfoString(text, "null");
 }
 
-/* The activity: text, in the state the backend is in. */
+/*
+ * The activity's text becomes text (at most track_activity_query_size - 1
+ * bytes): written in place, as pgstat_report_activity writes it, but
+ * leaving the state, its start (pg_stat_activity.state_change) and the
+ * statement's query_id as they are.
+ */
 static void
 set_activity(const char *text)
 {
-	pgstat_report_activity(MyBEEntry ? MyBEEntry->st_state : STATE_RUNNING, text);
+	volatile PgBackendStatus *entry = MyBEEntry;
+	int			length;
+
+	if (entry == NULL)
+		return;
+	length = pg_mbcliplen(text, strlen(text), pgstat_track_activity_query_size - 1);
+	PGSTAT_BEGIN_WRITE_ACTIVITY(entry);
+	memcpy((char *) entry->st_activity_raw, text, length);
+	entry->st_activity_raw[length] = '\0';
+	PGSTAT_END_WRITE_ACTIVITY(entry);
 }
 
 /* Writes the report into the backend's activity, after the statement's text. */
@@ -145,7 +168,7 @@ publish(void)
 	appendStringInfoChar(&json, '}');
 	initStringInfo(&suffix);
 	appendStringInfoString(&suffix, " /* mf_ext progress ");
-	append_without_comment_end(&suffix, json.data);
+	append_without_comment_marks(&suffix, json.data);
 	appendStringInfoString(&suffix, " */");
 
 	/* the statement's text cut to leave the report room; no report without it */

@@ -47,6 +47,7 @@ sub sleeping_block_state
 
 my $trainer = $node->background_psql('postgres', on_error_stop => 0);
 $trainer->query_safe('SET client_min_messages = warning');
+$trainer->query_safe('SET compute_query_id = on');
 $trainer_pid = $trainer->query_safe('SELECT pg_backend_pid()');
 $trainer->query_until(qr/started/, q{
 	\echo started
@@ -59,6 +60,15 @@ my $row = $node->safe_psql('postgres', qq{
 	FROM mf_progress WHERE function = 'mf_train'});
 is($row, "t|long|iterating|100000|iteration|t|t|t|t|t|t",
 	'another session of the role sees the training iterate');
+# reports leave the statement's query_id and state_change (the state's start) alone
+my $statement = $node->safe_psql('postgres', qq{
+	SELECT query_id, state_change FROM pg_stat_activity WHERE pid = $trainer_pid});
+my ($step) = $node->safe_psql('postgres', q{SELECT step FROM mf_progress WHERE function = 'mf_train'});
+wait_for_progress('mf_train', "step >= $step + 2");
+is($node->safe_psql('postgres', qq{
+		SELECT query_id IS NOT NULL, query_id || '|' || state_change = '$statement'
+		FROM pg_stat_activity WHERE pid = $trainer_pid}),
+	't|t', 'the reports keep the query_id and state_change of the statement');
 is($node->safe_psql('postgres', 'SELECT count(*) FROM mf_progress', connstr => $node->connstr('postgres') . ' user=watcher'),
 	'0', 'a role that may not read the backend activity sees nothing');
 is($node->safe_psql('postgres', q{SELECT model FROM mf_progress WHERE function = 'mf_train'},
@@ -174,9 +184,11 @@ $trainer->query_until(qr/started/, q{
 is(sleeping_block_state(), '0 true', 'training, refits (of named users too) and mf_recommend_all restore the statement text when they end');
 $node->safe_psql('postgres', "SELECT pg_cancel_backend($trainer_pid)");
 
-# storing: rows written of the model's rows, users then items; a trigger
-# that sleeps after each INSERT of the factor rows (which then go through
-# INSERTs of 10,000 rows) holds the training between batches
+# storing: rows written of the model's rows, users then items, no estimate
+# of the time left before the first batch; a trigger that sleeps after each
+# INSERT of the factor rows (which then go through INSERTs of 10,000 rows)
+# holds the training between batches.  The model's name holds what starts
+# a report and ends a comment.
 $node->safe_psql('postgres', q{
 	CREATE TABLE many_users AS
 		SELECT u AS user_id, u % 50 AS item_id, (u % 5 + 1)::real AS rating
@@ -188,18 +200,25 @@ $node->safe_psql('postgres', q{
 });
 $trainer->query_until(qr/started/, q{
 	\echo started
-	SELECT mf_train('many_users', k := 2, iterations := 1, model_name := 'stored') IS NOT NULL AS trained;
+	SELECT mf_train('many_users', k := 2, iterations := 1,
+	                model_name := 'stored */ /* mf_ext progress {"function": "x"} */') IS NOT NULL AS trained;
 });
+wait_for_progress('mf_train', q{phase = 'storing'});
+is($node->safe_psql('postgres', q{
+		SELECT step, steps, unit, seconds_left IS NULL
+		FROM mf_progress WHERE function = 'mf_train'}),
+	"0|0||t", 'storing: no estimate before the first batch');
 wait_for_progress('mf_train', q{phase = 'storing' AND step >= 10000});
 is($node->safe_psql('postgres', q{
-		SELECT step IN (10000, 20000), steps, unit, seconds_left >= 0
+		SELECT model, step IN (10000, 20000), steps, unit, seconds_left >= 0
 		FROM mf_progress WHERE function = 'mf_train'}),
-	"t|25050|row|t", 'storing: rows written of the rows of both sides');
+	'stored */ /* mf_ext progress {"function": "x"} */|t|25050|row|t',
+	'storing: rows written of the rows of both sides, under a name with comment marks');
 $node->poll_query_until('postgres', qq{
 	SELECT state <> 'active' FROM pg_stat_activity WHERE pid = $trainer_pid})
   or die 'the training did not end';
 is($node->safe_psql('postgres', q{
-		SELECT n_users + n_items FROM mf_models WHERE name = 'stored'}),
+		SELECT n_users + n_items FROM mf_models WHERE name LIKE 'stored%'}),
 	'25050', 'the training stored its model');
 $node->safe_psql('postgres', 'DROP TRIGGER slow_store ON mf_user_factors');
 
