@@ -241,6 +241,26 @@ RESET ROLE;
 DROP OWNED BY regress_mf_columns;
 DROP ROLE regress_mf_columns;
 
+-- 8. The raters mf_recommend_users keeps with a model (each item's, read
+-- once from every user's rated_items) serve only a role that may read
+-- rated_items: one granted every other column is refused exclude_rated,
+-- as before, after the superuser's call kept them.
+CREATE ROLE regress_mf_norated;
+GRANT USAGE ON SCHEMA security TO regress_mf_norated;
+GRANT SELECT ON mf_models, mf_item_factors TO regress_mf_norated;
+GRANT SELECT (model_id, user_id, factors, bias, user_key, support, implicit_factors)
+    ON mf_user_factors TO regress_mf_norated;
+SELECT item_id AS item FROM mf_item_factors
+WHERE model_id = (SELECT model_id FROM mf_models WHERE name = 'pointed')
+ORDER BY support, item_id LIMIT 1 \gset
+SELECT count(*) AS superuser_keeps_raters FROM mf_recommend_users('pointed', :item, 3);
+SET ROLE regress_mf_norated;
+SELECT count(*) AS without_raters FROM mf_recommend_users('pointed', :item, 3, false);
+SELECT count(*) FROM mf_recommend_users('pointed', :item, 3);
+RESET ROLE;
+DROP OWNED BY regress_mf_norated;
+DROP ROLE regress_mf_norated;
+
 DROP SCHEMA security CASCADE;
 SELECT mf_drop_model('shared'), mf_drop_model('bait'), mf_drop_model('viewed'), mf_drop_model('pointed'),
        mf_drop_model('renamed');

@@ -230,6 +230,17 @@ FROM mf_recommend_users(:w, 300, 10, candidates := ARRAY(SELECT u FROM generate_
 SELECT (SELECT count(*) FROM mf_recommend_users(:w, 999999)) AS unknown_item,
        (SELECT count(*) FROM mf_recommend_users(:w, NULL)) AS null_item,
        (SELECT count(*) FROM mf_recommend_users('wide', 300, 1000, false)) AS every_user;
+-- The raters mf_recommend_users keeps with a model once a call has read
+-- every user's rated_items are its version's: after a refit (a new version)
+-- that gives a user a rating of item 300, that user is left out.
+SELECT min(u) AS fresh FROM generate_series(1, 200) u
+WHERE NOT EXISTS (SELECT 1 FROM wide WHERE user_id = u AND item_id = 300) \gset
+SELECT bool_or(user_id = :fresh) AS listed_before_refit FROM mf_recommend_users(:w, 300, 200);
+INSERT INTO wide VALUES (:fresh, 300, 4);
+SELECT mf_refit_users(:w, users := ARRAY[:fresh]) AS refitted;
+SELECT bool_or(user_id = :fresh) AS listed_after_refit,
+       count(*) = (SELECT 200 - count(*) FROM wide WHERE item_id = 300) AS all_but_raters
+FROM mf_recommend_users(:w, 300, 200);
 
 -- mf_recommend pre-scores float models in single precision and scores
 -- exactly only the items its error bound cannot rule out.  Two items whose

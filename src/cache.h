@@ -33,6 +33,11 @@ typedef struct MfModel
 	MfFactors	factors;		/* in the precision it was trained in */
 	double	   *user_norms;		/* |u| per user, computed on first need */
 	double	   *item_norms;		/* |v| per item, computed on first need */
+	int64	   *rater_start;	/* item i's raters, from the users' rated_items,
+								 * read on first need (serve.c): */
+	uint8	   *raters;			/* raters[rater_start[i] .. rater_start[i + 1]),
+								 * their ascending dense user indices as gaps
+								 * (the first from -1), 7 bits a byte */
 	MemoryContext cxt;
 	MemoryContext home;			/* what cxt hangs below unpinned: the cache's,
 								 * or one call site's (row-level security) */

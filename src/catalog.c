@@ -1805,6 +1805,19 @@ mf_catalog_fetch_rated_items(Portal cursor, int32 model_id, int max, MfRatedFn f
 	return fetched;
 }
 
+bool
+mf_catalog_check_rated_items_read(const MfSchema *schema)
+{
+	static const char *const rated_columns[] = {"model_id", "user_id", "rated_items"};
+	MfModelTables tables;
+
+	if (schema->remote)
+		return false;
+	tables = mf_catalog_open_for_reading(schema);
+	check_select(tables.users, rated_columns, lengthof(rated_columns));
+	return !tables.factors_rls;
+}
+
 void
 mf_catalog_scan_rated_items(const MfSchema *schema, int32 model_id, MfRatedFn fn, void *arg)
 {

@@ -257,4 +257,13 @@ extern uint64 mf_catalog_fetch_rated_items(Portal cursor, int32 model_id, int ma
 extern void mf_catalog_scan_rated_items(const MfSchema *schema, int32 model_id,
 										MfRatedFn fn, void *arg);
 
+/*
+ * Raises, for the current role, the error that mf_catalog_scan_rated_items'
+ * SELECT would raise for want of privileges (42501 with a hint); returns
+ * whether that SELECT would see every row of a model, which rows of
+ * row-level security it is not (false), or whether it runs on the
+ * coordinator (a Citus worker: false, nothing checked here).
+ */
+extern bool mf_catalog_check_rated_items_read(const MfSchema *schema);
+
 #endif							/* MF_CATALOG_H */

@@ -627,14 +627,202 @@ mark_if_rater(int64 user_id, const int64 *items, int count, void *arg)
 }
 
 /*
- * Marks in mask the users who rated item (dense index) in the training
- * data: one pass over the model's rated_items, as the caller may read it.
+ * The users' rated items as read, for the transposition into raters: row
+ * r is user row_user[r], items item[row_start[r] .. row_start[r + 1]).
+ */
+typedef struct RatedRows
+{
+	const MfModel *model;
+	int64		n_rows;
+	int64		rows_room;
+	int32	   *row_user;
+	int64	   *row_start;		/* n_rows + 1 */
+	int64		n_items;
+	int64		items_room;
+	int32	   *item;
+} RatedRows;
+
+/* mf_catalog_scan_rated_items callback: keeps the user's items the model knows. */
+static void
+keep_rated_row(int64 user_id, const int64 *items, int count, void *arg)
+{
+	RatedRows  *rows = arg;
+	int32		user = mf_model_find_id(rows->model, MF_USERS, user_id);
+
+	if (user < 0)
+		return;
+	if (rows->n_rows + 1 >= rows->rows_room)
+	{
+		rows->rows_room *= 2;
+		rows->row_user = repalloc_huge(rows->row_user, mul_size(rows->rows_room, sizeof(int32)));
+		rows->row_start = repalloc_huge(rows->row_start, mul_size(rows->rows_room, sizeof(int64)));
+	}
+	if (rows->n_items + count > rows->items_room)
+	{
+		rows->items_room = Max(rows->items_room * 2, rows->n_items + count);
+		rows->item = repalloc_huge(rows->item, mul_size(rows->items_room, sizeof(int32)));
+	}
+	for (int e = 0; e < count; e++)
+	{
+		int32		item = mf_model_find_id(rows->model, MF_ITEMS, items[e]);
+
+		if (item >= 0)
+			rows->item[rows->n_items++] = item;
+	}
+	rows->row_user[rows->n_rows++] = user;
+	rows->row_start[rows->n_rows] = rows->n_items;
+}
+
+/* Bytes of gap as 7 bits a byte, low first (a set high bit: more follow). */
+static inline int
+gap_bytes(uint32 gap)
+{
+	int			n = 1;
+
+	while (gap >= 0x80)
+	{
+		gap >>= 7;
+		n++;
+	}
+	return n;
+}
+
+static inline uint8 *
+put_gap(uint8 *out, uint32 gap)
+{
+	while (gap >= 0x80)
+	{
+		*out++ = (uint8) (gap | 0x80);
+		gap >>= 7;
+	}
+	*out++ = (uint8) gap;
+	return out;
+}
+
+/*
+ * Reads every user's rated_items of the model once (as the caller, who
+ * may read all of them) into model->raters, each item's raters: kept with
+ * the model for the calls that follow, as its factors are (a new version
+ * of the model is a new MfModel).  Kept in about a byte a rating (the gap
+ * between an item's successive raters is under 128 when it has more than
+ * 1/128 of the users); about 4 bytes a rating more while it is built.
  */
 static void
-mark_item_raters(const MfSchema *schema, const MfModel *model, int32 item, bool *mask)
+read_raters(const MfSchema *schema, MfModel *model)
+{
+	MemoryContext cxt = AllocSetContextCreate(CurrentMemoryContext, "mf_ext raters",
+											  ALLOCSET_DEFAULT_SIZES);
+	MemoryContext build = AllocSetContextCreate(cxt, "mf_ext raters build",
+												ALLOCSET_DEFAULT_SIZES);
+	MemoryContext old = MemoryContextSwitchTo(build);
+	int32		n_users = model->factors.n_users;
+	int32		n_items = model->factors.n_items;
+	RatedRows	rows = {model, 0, 1024, NULL, NULL, 0, 65536, NULL};
+	int64	   *user_row;
+	int32	   *last;
+	int64	   *start;
+	int64	   *next;
+	uint8	   *raters = NULL;
+
+	rows.row_user = mf_alloc_array(build, rows.rows_room, sizeof(int32));
+	rows.row_start = mf_alloc_array(build, rows.rows_room, sizeof(int64));
+	rows.row_start[0] = 0;
+	rows.item = mf_alloc_array(build, rows.items_room, sizeof(int32));
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	mf_catalog_scan_rated_items(schema, model->row.model_id, keep_rated_row, &rows);
+	SPI_finish();
+	MemoryContextSwitchTo(build);
+
+	/* the rows in user order (a user's row is read once: its primary key) */
+	user_row = mf_alloc_array(build, Max(n_users, 1), sizeof(int64));
+	for (int32 u = 0; u < n_users; u++)
+		user_row[u] = -1;
+	for (int64 r = 0; r < rows.n_rows; r++)
+		user_row[rows.row_user[r]] = r;
+
+	/* each item's bytes, then its raters' gaps in user order */
+	last = mf_alloc_array(build, Max(n_items, 1), sizeof(int32));
+	start = mf_alloc_array(cxt, (Size) n_items + 1, sizeof(int64));
+	next = mf_alloc_array(build, Max(n_items, 1), sizeof(int64));
+	for (int pass = 0; pass < 2; pass++)
+	{
+		for (int32 i = 0; i < n_items; i++)
+			last[i] = -1;
+		if (pass == 0)
+			memset(start, 0, sizeof(int64) * ((Size) n_items + 1));
+		for (int32 u = 0; u < n_users; u++)
+		{
+			int64		r = user_row[u];
+
+			if ((u & 0xFFFF) == 0)
+				CHECK_FOR_INTERRUPTS();
+			if (r < 0)
+				continue;
+			for (int64 e = rows.row_start[r]; e < rows.row_start[r + 1]; e++)
+			{
+				int32		item = rows.item[e];
+
+				if (last[item] == u)
+					continue;	/* an item listed twice */
+				if (pass == 0)
+					start[item + 1] += gap_bytes((uint32) (u - last[item]));
+				else
+					next[item] = put_gap(raters + next[item], (uint32) (u - last[item])) - raters;
+				last[item] = u;
+			}
+		}
+		if (pass == 0)
+		{
+			for (int32 i = 0; i < n_items; i++)
+				start[i + 1] += start[i];
+			memcpy(next, start, sizeof(int64) * n_items);
+			raters = mf_alloc_array(cxt, Max(start[n_items], 1), 1);
+		}
+	}
+	MemoryContextSwitchTo(old);
+	MemoryContextDelete(build);
+	MemoryContextSetParent(cxt, model->cxt);
+	model->rater_start = start;
+	model->raters = raters;
+}
+
+/*
+ * Marks in mask the users who rated item (dense index) in the training
+ * data, as the caller may read the model's rated_items: from the raters
+ * the model keeps where the caller may read all of them (read once),
+ * else in one pass over the rows the caller may read.
+ */
+static void
+mark_item_raters(const MfSchema *schema, MfModel *model, int32 item, bool *mask)
 {
 	RaterMark	mark = {model, model->item_ids[item], mask};
 
+	if (mf_catalog_check_rated_items_read(schema))
+	{
+		const uint8 *byte;
+		const uint8 *end;
+		int64		user = -1;
+
+		if (model->raters == NULL)
+			read_raters(schema, model);
+		byte = model->raters + model->rater_start[item];
+		end = model->raters + model->rater_start[item + 1];
+		while (byte < end)
+		{
+			uint32		gap = 0;
+			int			shift = 0;
+
+			do
+			{
+				gap |= (uint32) (*byte & 0x7F) << shift;
+				shift += 7;
+			} while (*byte++ & 0x80);
+			user += gap;
+			mask[user] = true;
+		}
+		return;
+	}
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
 	mf_catalog_scan_rated_items(schema, model->row.model_id, mark_if_rater, &mark);
