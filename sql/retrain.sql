@@ -94,6 +94,16 @@ CREATE TRIGGER count_rows AFTER INSERT ON mf_user_factors
     FOR EACH ROW EXECUTE FUNCTION count_factor_rows();
 CREATE TRIGGER count_rows AFTER INSERT ON mf_item_factors
     FOR EACH ROW EXECUTE FUNCTION count_factor_rows();
+-- and a statement per batch of rows (one here on each side)
+CREATE FUNCTION count_factor_statements() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    INSERT INTO public.factor_rows_seen VALUES ('statements of ' || TG_TABLE_NAME, 1);
+    RETURN NULL;
+END $$;
+CREATE TRIGGER count_statements AFTER INSERT ON mf_user_factors
+    FOR EACH STATEMENT EXECUTE FUNCTION count_factor_statements();
+CREATE TRIGGER count_statements AFTER INSERT ON mf_item_factors
+    FOR EACH STATEMENT EXECUTE FUNCTION count_factor_statements();
 SELECT mf_train('keyed', k := 2, biases := true, model_name := 'store_insert') AS insert_model \gset
 SELECT side, sum(n) AS rows_seen FROM factor_rows_seen GROUP BY side ORDER BY side;
 SELECT (SELECT n_users FROM mf_models WHERE model_id = :insert_model) AS n_users,
@@ -113,6 +123,8 @@ SELECT mf_refit_users('store_insert', 'keyed') AS refitted;
 SELECT side, sum(n) AS rows_seen FROM factor_rows_seen GROUP BY side ORDER BY side;
 DROP TRIGGER count_rows ON mf_user_factors;
 DROP TRIGGER count_rows ON mf_item_factors;
+DROP TRIGGER count_statements ON mf_user_factors;
+DROP TRIGGER count_statements ON mf_item_factors;
 
 -- written directly again: a user's index is kept, a user's constraint checked
 CREATE INDEX user_factors_by_key ON mf_user_factors (user_key);

@@ -481,9 +481,10 @@ mf_store_row(MfStoreWriter *w, int64 id, const double *factors, const double *bi
 		return;
 	}
 
-	/* a statement's batch: rows, and rated items up to a soft limit */
+	/* a statement's batch: rows, and a user's rated items up to a soft limit */
 	if (w->used == w->batch_rows ||
-		(w->used > 0 && w->rated_start[w->used] + (Size) n_rated > w->rated_capacity))
+		(w->side == MF_USERS && w->used > 0 &&
+		 w->rated_start[w->used] + (Size) n_rated > w->rated_capacity))
 		flush(w);
 	if (w->side == MF_USERS && (Size) n_rated > w->rated_capacity)
 	{
