@@ -489,8 +489,10 @@ BEGIN
             USING ERRCODE = 'undefined_object',
                   HINT = 'See SELECT model_id, name FROM mf_models.';
     END IF;
-    IF NOT pg_catalog.has_table_privilege('@extschema@.mf_model_history', 'SELECT')
-       AND NOT pg_catalog.has_any_column_privilege('@extschema@.mf_model_history', 'SELECT') THEN
+    IF EXISTS (SELECT FROM unnest(ARRAY['model_id', 'run', 'iteration', 'loss', 'train_rmse',
+                                        'validation_rmse', 'seconds', 'kept']) AS c (name)
+               WHERE NOT pg_catalog.has_column_privilege('@extschema@.mf_model_history', c.name,
+                                                         'SELECT')) THEN
         RAISE EXCEPTION 'permission denied for table mf_model_history'
             USING ERRCODE = 'insufficient_privilege',
                   DETAIL = 'mf_training_history reads every training''s iterations from mf_model_history.',
@@ -498,7 +500,8 @@ BEGIN
     END IF;
     -- (a model restored from a dump of a version before 0.5 has no history
     -- rows until it is retrained: its last training, as the update would
-    -- have copied it)
+    -- have copied it; not where row-level security may hide the rows, and
+    -- a later run would be shown as run 1)
     RETURN QUERY
         SELECT h.run, h.iteration, h.loss, h.train_rmse, h.validation_rmse, h.seconds, h.kept
         FROM @extschema@.mf_model_history h
@@ -511,6 +514,7 @@ BEGIN
                  WITH ORDINALITY AS a (j, t, v, s, n)
         WHERE m.model_id = model AND a.n <= m.iterations_run AND a.j IS NOT NULL
           AND NOT EXISTS (SELECT FROM @extschema@.mf_model_history x WHERE x.model_id = model)
+          AND NOT pg_catalog.row_security_active('@extschema@.mf_model_history')
         ORDER BY 1, 2;
 END
 $$;
@@ -555,7 +559,7 @@ RETURNS TABLE (function text, model text, part text, phase text, step bigint, st
                unit text, loss double precision, validation_rmse double precision,
                best_iteration integer, elapsed_seconds double precision,
                seconds_left double precision)
-LANGUAGE plpgsql VOLATILE STRICT PARALLEL RESTRICTED
+LANGUAGE plpgsql VOLATILE STRICT PARALLEL UNSAFE  -- its EXCEPTION block is a subtransaction
 SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE

@@ -211,8 +211,12 @@ REVOKE ALL ON mf_model_history FROM regress_mf_trainer;
 SET ROLE regress_mf_trainer;
 SELECT mf_train('with_secret', model_name := 'pointed');
 SELECT mf_refit_users('pointed') > 0 AS refitted;
--- reading the history without privileges on it says what to grant; the
--- columns it reads are enough
+-- reading the history without privileges on it, or on some of the columns
+-- it reads, says what to grant; the columns it reads are enough
+SELECT * FROM mf_training_history('pointed');
+RESET ROLE;
+GRANT SELECT (model_id, run) ON mf_model_history TO regress_mf_trainer;
+SET ROLE regress_mf_trainer;
 SELECT * FROM mf_training_history('pointed');
 RESET ROLE;
 GRANT SELECT (model_id, run, iteration, loss, train_rmse, validation_rmse, seconds, kept)
@@ -220,6 +224,13 @@ GRANT SELECT (model_id, run, iteration, loss, train_rmse, validation_rmse, secon
 SET ROLE regress_mf_trainer;
 SELECT count(*) > 0 AS has_history FROM mf_training_history('pointed');
 RESET ROLE;
+-- row-level security that hides every row of the history: no rows, not
+-- the model's last training shown as run 1 (as for a model with no history)
+ALTER TABLE mf_model_history ENABLE ROW LEVEL SECURITY;
+SET ROLE regress_mf_trainer;
+SELECT count(*) AS hidden_history FROM mf_training_history('pointed');
+RESET ROLE;
+ALTER TABLE mf_model_history DISABLE ROW LEVEL SECURITY;
 REVOKE ALL ON mf_model_history FROM regress_mf_trainer;
 
 -- 7. The support columns (0.5) are read as the caller, when a call uses

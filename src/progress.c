@@ -128,29 +128,23 @@ set_activity(const char *text)
 	PGSTAT_END_WRITE_ACTIVITY(entry);
 }
 
-/* Writes the report into the backend's activity, after the statement's text. */
+/*
+ * The report (a comment, "mf_ext progress", the JSON) into suffix, with
+ * the model's name cut to at most name_bytes bytes.
+ */
 static void
-publish(void)
+build_report(StringInfo suffix, double now, double left, int name_bytes)
 {
-	StringInfoData suffix;
 	StringInfoData json;
-	StringInfoData text;
-	double		now = epoch_seconds();
-	double		left = NAN;
-	int			room;
+	char		model[MF_PROGRESS_NAME + 1];
+	int			length = pg_mbcliplen(progress.model, strlen(progress.model), name_bytes);
 
-	/* (an error left a call begun: not for another statement) */
-	if (!pgstat_track_activities || progress.depth != 1 ||
-		progress.statement != GetCurrentStatementStartTimestamp())
-		return;
-	if (progress.steps > 0 && progress.step > 0)
-		left = (now - progress.phase_started) / progress.step *
-			(progress.steps - progress.step);
-
+	memcpy(model, progress.model, length);
+	model[length] = '\0';
 	initStringInfo(&json);
 	appendStringInfoString(&json, "{\"function\": ");
 	escape_json(&json, progress.function);
-	append_text(&json, "model", progress.model);
+	append_text(&json, "model", model);
 	append_text(&json, "part", progress.part);
 	append_text(&json, "phase", progress.phase);
 	appendStringInfo(&json, ", \"step\": " INT64_FORMAT ", \"steps\": " INT64_FORMAT,
@@ -166,14 +160,65 @@ publish(void)
 	append_number(&json, "updated", now);
 	append_number(&json, "seconds_left", left);
 	appendStringInfoChar(&json, '}');
-	initStringInfo(&suffix);
-	appendStringInfoString(&suffix, " /* mf_ext progress ");
-	append_without_comment_marks(&suffix, json.data);
-	appendStringInfoString(&suffix, " */");
+	resetStringInfo(suffix);
+	appendStringInfoString(suffix, " /* mf_ext progress ");
+	append_without_comment_marks(suffix, json.data);
+	appendStringInfoString(suffix, " */");
+	pfree(json.data);
+}
 
-	/* the statement's text cut to leave the report room; no report without it */
-	room = pgstat_track_activity_query_size - 1 - suffix.len;
-	if (room >= 0)
+/* The statement's text is the activity again, if a report was written. */
+static void
+take_back_report(void)
+{
+	if (!progress.published)
+		return;
+	progress.published = false;
+	if (progress.statement_text)
+		set_activity(progress.statement_text);
+}
+
+/*
+ * Writes the report into the backend's activity, after the statement's
+ * text cut to leave it room; the model's name is cut too (by halves) while
+ * the report alone would not fit.  Where no report fits, or activities are
+ * no longer tracked, an earlier report is taken back: none is left to go
+ * stale.
+ */
+static void
+publish(void)
+{
+	StringInfoData suffix;
+	StringInfoData text;
+	double		now = epoch_seconds();
+	double		left = NAN;
+	int			name_bytes = strlen(progress.model);
+	int			room;
+
+	/* (an error left a call begun: not for another statement) */
+	if (progress.depth != 1 || progress.statement != GetCurrentStatementStartTimestamp())
+		return;
+	if (!pgstat_track_activities)
+	{
+		take_back_report();
+		return;
+	}
+	if (progress.steps > 0 && progress.step > 0)
+		left = (now - progress.phase_started) / progress.step *
+			(progress.steps - progress.step);
+
+	initStringInfo(&suffix);
+	for (;;)
+	{
+		build_report(&suffix, now, left, name_bytes);
+		room = pgstat_track_activity_query_size - 1 - suffix.len;
+		if (room >= 0 || name_bytes == 0)
+			break;
+		name_bytes /= 2;
+	}
+	if (room < 0)
+		take_back_report();
+	else
 	{
 		initStringInfo(&text);
 		appendBinaryStringInfo(&text, progress.statement_text,
@@ -185,19 +230,14 @@ publish(void)
 		pfree(text.data);
 	}
 	pfree(suffix.data);
-	pfree(json.data);
 }
 
 /* Once every call has ended, the statement's text is the activity again. */
 static void
 restore_when_over(void)
 {
-	if (progress.depth == 0 && progress.published)
-	{
-		progress.published = false;
-		if (pgstat_track_activities && progress.statement_text)
-			set_activity(progress.statement_text);
-	}
+	if (progress.depth == 0)
+		take_back_report();
 }
 
 /* Ends the calls begun at transaction nesting level level or deeper. */

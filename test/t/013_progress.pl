@@ -74,6 +74,10 @@ is($node->safe_psql('postgres', 'SELECT count(*) FROM mf_progress', connstr => $
 is($node->safe_psql('postgres', q{SELECT model FROM mf_progress WHERE function = 'mf_train'},
 		connstr => $node->connstr('postgres') . ' user=monitor'),
 	'long', 'pg_read_all_stats sees it');
+is($node->safe_psql('postgres', q{
+		SET force_parallel_mode = on;
+		SELECT model FROM mf_progress WHERE function = 'mf_train'}),
+	'long', 'the view is read whatever the plan (it is not run in parallel)');
 
 # a statement made to look like a report, with numbers that overflow, is
 # no report, and breaks the view for no one
@@ -183,6 +187,38 @@ $trainer->query_until(qr/started/, q{
 });
 is(sleeping_block_state(), '0 true', 'training, refits (of named users too) and mf_recommend_all restore the statement text when they end');
 $node->safe_psql('postgres', "SELECT pg_cancel_backend($trainer_pid)");
+
+# a call that turns track_activities off takes its report back: none is
+# left behind, stale, while the statement goes on
+$node->safe_psql('postgres', q{
+	CREATE FUNCTION quiet() RETURNS boolean LANGUAGE sql
+		AS $$ SELECT set_config('track_activities', 'off', true) IS NOT NULL $$;
+	CREATE VIEW quiet_ratings AS SELECT * FROM ratings WHERE quiet();
+});
+$trainer->query_until(qr/started/, q{
+	\echo started
+	DO $$
+	BEGIN
+		PERFORM mf_train('quiet_ratings', k := 4, iterations := 2, model_name := 'quiet');
+		PERFORM pg_sleep(30);
+	END $$;
+});
+is(sleeping_block_state(), '0 true', 'a call that turned tracking off leaves no report behind');
+$node->safe_psql('postgres', "SELECT pg_cancel_backend($trainer_pid)");
+
+# a model name longer than the report's room is cut, not the report
+$trainer->query_until(qr/started/, q{
+	\echo started
+	SELECT mf_train('ratings', k := 32, iterations := 100000, model_name := repeat('*', 200));
+});
+wait_for_progress('mf_train', q{phase = 'iterating' AND step >= 1});
+is($node->safe_psql('postgres', q{
+		SELECT model ~ '^\*+$' AND length(model) < 200 FROM mf_progress WHERE function = 'mf_train'}),
+	't', 'a name of 200 stars is cut to fit the report');
+$node->safe_psql('postgres', "SELECT pg_cancel_backend($trainer_pid)");
+$node->poll_query_until('postgres', qq{
+	SELECT state <> 'active' FROM pg_stat_activity WHERE pid = $trainer_pid})
+  or die 'the training was not cancelled';
 
 # storing: rows written of the model's rows, users then items, no estimate
 # of the time left before the first batch; a trigger that sleeps after each
