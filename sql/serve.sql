@@ -241,6 +241,33 @@ SELECT mf_refit_users(:w, users := ARRAY[:fresh]) AS refitted;
 SELECT bool_or(user_id = :fresh) AS listed_after_refit,
        count(*) = (SELECT 200 - count(*) FROM wide WHERE item_id = 300) AS all_but_raters
 FROM mf_recommend_users(:w, 300, 200);
+-- What a transaction that had written read of a model (the factors, the
+-- raters) is forgotten when it rolls back: here hand edits that list item
+-- 300 as every user's and zero user 1's factors, read by a new session's
+-- first calls, undone.
+SELECT mf_predict(:w, 1, 300) AS before_edit \gset
+\c
+SET client_min_messages = warning;
+BEGIN;
+UPDATE mf_user_factors SET rated_items = rated_items || 300::bigint WHERE model_id = :w;
+UPDATE mf_user_factors SET factors = array_fill(0::float8, ARRAY[8]) WHERE model_id = :w AND user_id = 1;
+SELECT count(*) AS listed_in_edit, mf_predict(:w, 1, 300) AS zeroed_in_edit
+FROM mf_recommend_users(:w, 300, 200);
+ROLLBACK;
+SELECT count(*) = (SELECT 200 - count(*) FROM wide WHERE item_id = 300) AS raters_after_rollback,
+       mf_predict(:w, 1, 300) = :before_edit AS factors_after_rollback
+FROM mf_recommend_users(:w, 300, 200);
+-- and from a subtransaction's
+\c
+SET client_min_messages = warning;
+BEGIN;
+SAVEPOINT edit;
+UPDATE mf_user_factors SET rated_items = rated_items || 300::bigint WHERE model_id = :w;
+SELECT count(*) AS listed_in_edit FROM mf_recommend_users(:w, 300, 200);
+ROLLBACK TO edit;
+SELECT count(*) = (SELECT 200 - count(*) FROM wide WHERE item_id = 300) AS raters_after_rollback_to
+FROM mf_recommend_users(:w, 300, 200);
+COMMIT;
 
 -- mf_recommend pre-scores float models in single precision and scores
 -- exactly only the items its error bound cannot rule out.  Two items whose

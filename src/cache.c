@@ -105,11 +105,37 @@ static uint64 cache_generation = 0;
 /* Counts lookups; each cached model remembers when it was last used. */
 static uint64 lookup_clock = 0;
 
+static void evict(CacheEntry *entry);
+
+/*
+ * Forgets the cached models read by the transaction that is aborting
+ * (mf_cache_note_read) after it had written: its writes, rolled back, may
+ * be in them (a hand edit of the factor tables, undone).  The whole top
+ * transaction counts, for a subtransaction's abort too.
+ */
+static void
+forget_models_read_in_aborted(void)
+{
+	TransactionId xid = GetTopTransactionIdIfAny();
+	HASH_SEQ_STATUS scan;
+	CacheEntry *entry;
+
+	if (model_cache == NULL || !TransactionIdIsValid(xid))
+		return;
+	hash_seq_init(&scan, model_cache);
+	while ((entry = hash_seq_search(&scan)) != NULL)
+		if (TransactionIdEquals(entry->model->read_in_writer, xid))
+			evict(entry);		/* (dynahash lets the current entry go) */
+}
+
 static void
 abort_callback(XactEvent event, void *arg)
 {
 	if (event == XACT_EVENT_ABORT || event == XACT_EVENT_PARALLEL_ABORT)
+	{
+		forget_models_read_in_aborted();
 		cache_generation++;
+	}
 }
 
 static void
@@ -117,7 +143,10 @@ subabort_callback(SubXactEvent event, SubTransactionId sub, SubTransactionId par
 				  void *arg)
 {
 	if (event == SUBXACT_EVENT_ABORT_SUB)
+	{
+		forget_models_read_in_aborted();
 		cache_generation++;
+	}
 }
 
 /*
@@ -350,6 +379,15 @@ release_model(MfModel *model)
 }
 
 void
+mf_cache_note_read(MfModel *model)
+{
+	TransactionId xid = GetTopTransactionIdIfAny();
+
+	if (TransactionIdIsValid(xid))
+		model->read_in_writer = xid;
+}
+
+void
 mf_cache_pin(MfModel *model)
 {
 	if (model->pins++ == 0 && model->home != CacheMemoryContext)
@@ -521,6 +559,7 @@ shared_entry(const MfModelTables *tables, const MfModelRow *row)
 		MfModel    *model = load_model(&tables->schema, row, CacheMemoryContext);
 
 		model->models_relid = models_source(tables);
+		mf_cache_note_read(model);
 		entry = hash_search(model_cache, &row->model_id, HASH_ENTER, &found);
 		entry->model = model;
 		memset(&entry->validated, 0, sizeof(ViewKey));

@@ -38,6 +38,11 @@ typedef struct MfModel
 	uint8	   *raters;			/* raters[rater_start[i] .. rater_start[i + 1]),
 								 * their ascending dense user indices as gaps
 								 * (the first from -1), 7 bits a byte */
+	TransactionId read_in_writer;	/* a transaction that had written (its
+									 * writes may be in what it read of the
+									 * model) when it read the model or its
+									 * raters, else invalid: forgotten if it
+									 * aborts */
 	MemoryContext cxt;
 	MemoryContext home;			/* what cxt hangs below unpinned: the cache's,
 								 * or one call site's (row-level security) */
@@ -108,6 +113,14 @@ extern uint8 *mf_call_memo(FunctionCallInfo fcinfo);
  * (parallel.c).  Unpin in a PG_FINALLY block, so that an error unpins too.
  */
 extern void mf_cache_pin(MfModel *model);
+
+/*
+ * Notes that the current transaction has read (part of) the model from the
+ * tables: if it has written anything, what it read may hold its own
+ * uncommitted writes, and a (sub)transaction abort of it forgets the model
+ * (the serving cache's entry; the next call reads the tables again).
+ */
+extern void mf_cache_note_read(MfModel *model);
 extern void mf_cache_unpin(MfModel *model);
 
 #endif							/* MF_CACHE_H */

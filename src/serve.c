@@ -785,6 +785,7 @@ read_raters(const MfSchema *schema, MfModel *model)
 	MemoryContextSetParent(cxt, model->cxt);
 	model->rater_start = start;
 	model->raters = raters;
+	mf_cache_note_read(model);
 }
 
 /*
