@@ -108,23 +108,28 @@ static uint64 lookup_clock = 0;
 static void evict(CacheEntry *entry);
 
 /*
- * Forgets the cached models read by the transaction that is aborting
- * (mf_cache_note_read) after it had written: its writes, rolled back, may
- * be in them (a hand edit of the factor tables, undone).  The whole top
- * transaction counts, for a subtransaction's abort too.
+ * Forgets the cached models that the aborting transaction read after it
+ * had written (mf_cache_note_read): its writes, rolled back, may be in
+ * them (a hand edit of the factor tables, undone).  For a subtransaction's
+ * abort (sub), only those it may have written into: read while it was
+ * open (ids are handed out in order, so the subtransactions open at a read
+ * have its id or lower), and only if it wrote (it, or a subtransaction
+ * within it, has a transaction id).
  */
 static void
-forget_models_read_in_aborted(void)
+forget_models_read_in_aborted(SubTransactionId sub)
 {
 	TransactionId xid = GetTopTransactionIdIfAny();
 	HASH_SEQ_STATUS scan;
 	CacheEntry *entry;
 
-	if (model_cache == NULL || !TransactionIdIsValid(xid))
+	if (model_cache == NULL || !TransactionIdIsValid(xid) ||
+		(sub != InvalidSubTransactionId && !TransactionIdIsValid(GetCurrentTransactionIdIfAny())))
 		return;
 	hash_seq_init(&scan, model_cache);
 	while ((entry = hash_seq_search(&scan)) != NULL)
-		if (TransactionIdEquals(entry->model->read_in_writer, xid))
+		if (TransactionIdEquals(entry->model->read_in_writer, xid) &&
+			(sub == InvalidSubTransactionId || sub <= entry->model->read_in_subxact))
 			evict(entry);		/* (dynahash lets the current entry go) */
 }
 
@@ -133,7 +138,7 @@ abort_callback(XactEvent event, void *arg)
 {
 	if (event == XACT_EVENT_ABORT || event == XACT_EVENT_PARALLEL_ABORT)
 	{
-		forget_models_read_in_aborted();
+		forget_models_read_in_aborted(InvalidSubTransactionId);
 		cache_generation++;
 	}
 }
@@ -144,7 +149,7 @@ subabort_callback(SubXactEvent event, SubTransactionId sub, SubTransactionId par
 {
 	if (event == SUBXACT_EVENT_ABORT_SUB)
 	{
-		forget_models_read_in_aborted();
+		forget_models_read_in_aborted(sub);
 		cache_generation++;
 	}
 }
@@ -382,9 +387,17 @@ void
 mf_cache_note_read(MfModel *model)
 {
 	TransactionId xid = GetTopTransactionIdIfAny();
+	SubTransactionId sub = GetCurrentSubTransactionId();
 
-	if (TransactionIdIsValid(xid))
+	if (!TransactionIdIsValid(xid))
+		return;
+	if (!TransactionIdEquals(model->read_in_writer, xid))
+	{
 		model->read_in_writer = xid;
+		model->read_in_subxact = sub;
+	}
+	else
+		model->read_in_subxact = Max(model->read_in_subxact, sub);
 }
 
 void

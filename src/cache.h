@@ -42,7 +42,9 @@ typedef struct MfModel
 									 * writes may be in what it read of the
 									 * model) when it read the model or its
 									 * raters, else invalid: forgotten if it
-									 * aborts */
+									 * aborts, */
+	SubTransactionId read_in_subxact;	/* or a subtransaction of it open then
+										 * (this or a lower id) that wrote */
 	MemoryContext cxt;
 	MemoryContext home;			/* what cxt hangs below unpinned: the cache's,
 								 * or one call site's (row-level security) */
@@ -117,8 +119,9 @@ extern void mf_cache_pin(MfModel *model);
 /*
  * Notes that the current transaction has read (part of) the model from the
  * tables: if it has written anything, what it read may hold its own
- * uncommitted writes, and a (sub)transaction abort of it forgets the model
- * (the serving cache's entry; the next call reads the tables again).
+ * uncommitted writes, and the model is forgotten (the serving cache's
+ * entry; the next call reads the tables again) if the transaction aborts,
+ * or a subtransaction open at the read that has written.
  */
 extern void mf_cache_note_read(MfModel *model);
 extern void mf_cache_unpin(MfModel *model);
