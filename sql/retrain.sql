@@ -87,7 +87,8 @@ SELECT mf_train('keyed', k := 2, biases := true, model_name := 'store_direct') A
 CREATE TABLE factor_rows_seen (side text, n bigint);
 CREATE FUNCTION count_factor_rows() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
-    INSERT INTO public.factor_rows_seen VALUES (TG_TABLE_NAME, 1);  -- run with mf_ext's search_path
+    INSERT INTO public.factor_rows_seen  -- run with mf_ext's search_path
+    VALUES (CASE TG_LEVEL WHEN 'STATEMENT' THEN 'statements of ' ELSE '' END || TG_TABLE_NAME, 1);
     RETURN NULL;
 END $$;
 CREATE TRIGGER count_rows AFTER INSERT ON mf_user_factors
@@ -95,15 +96,10 @@ CREATE TRIGGER count_rows AFTER INSERT ON mf_user_factors
 CREATE TRIGGER count_rows AFTER INSERT ON mf_item_factors
     FOR EACH ROW EXECUTE FUNCTION count_factor_rows();
 -- and a statement per batch of rows (one here on each side)
-CREATE FUNCTION count_factor_statements() RETURNS trigger LANGUAGE plpgsql AS $$
-BEGIN
-    INSERT INTO public.factor_rows_seen VALUES ('statements of ' || TG_TABLE_NAME, 1);
-    RETURN NULL;
-END $$;
 CREATE TRIGGER count_statements AFTER INSERT ON mf_user_factors
-    FOR EACH STATEMENT EXECUTE FUNCTION count_factor_statements();
+    FOR EACH STATEMENT EXECUTE FUNCTION count_factor_rows();
 CREATE TRIGGER count_statements AFTER INSERT ON mf_item_factors
-    FOR EACH STATEMENT EXECUTE FUNCTION count_factor_statements();
+    FOR EACH STATEMENT EXECUTE FUNCTION count_factor_rows();
 SELECT mf_train('keyed', k := 2, biases := true, model_name := 'store_insert') AS insert_model \gset
 SELECT side, sum(n) AS rows_seen FROM factor_rows_seen GROUP BY side ORDER BY side;
 SELECT (SELECT n_users FROM mf_models WHERE model_id = :insert_model) AS n_users,

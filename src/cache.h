@@ -115,6 +115,7 @@ extern uint8 *mf_call_memo(FunctionCallInfo fcinfo);
  * (parallel.c).  Unpin in a PG_FINALLY block, so that an error unpins too.
  */
 extern void mf_cache_pin(MfModel *model);
+extern void mf_cache_unpin(MfModel *model);
 
 /*
  * Notes that the current transaction has read (part of) the model from the
@@ -124,6 +125,5 @@ extern void mf_cache_pin(MfModel *model);
  * or a subtransaction open at the read that has written.
  */
 extern void mf_cache_note_read(MfModel *model);
-extern void mf_cache_unpin(MfModel *model);
 
 #endif							/* MF_CACHE_H */

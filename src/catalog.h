@@ -259,10 +259,10 @@ extern void mf_catalog_scan_rated_items(const MfSchema *schema, int32 model_id,
 
 /*
  * Raises, for the current role, the error that mf_catalog_scan_rated_items'
- * SELECT would raise for want of privileges (42501 with a hint); returns
- * whether that SELECT would see every row of a model, which rows of
- * row-level security it is not (false), or whether it runs on the
- * coordinator (a Citus worker: false, nothing checked here).
+ * SELECT would raise for want of privileges (42501 with a hint).  Returns
+ * true when that SELECT would see every row of a model; false where
+ * row-level security on mf_user_factors applies to the caller, and on a
+ * Citus worker (the read goes to the coordinator; nothing checked here).
  */
 extern bool mf_catalog_check_rated_items_read(const MfSchema *schema);
 

@@ -627,16 +627,14 @@ mark_if_rater(int64 user_id, const int64 *items, int count, void *arg)
 }
 
 /*
- * The users' rated items as read, for the transposition into raters: row
- * r is user row_user[r], items item[row_start[r] .. row_start[r + 1]).
+ * The users' rated items as read, for the transposition into raters: user
+ * u's (dense index) are item[first[u] .. first[u] + count[u]).
  */
 typedef struct RatedRows
 {
 	const MfModel *model;
-	int64		n_rows;
-	int64		rows_room;
-	int32	   *row_user;
-	int64	   *row_start;		/* n_rows + 1 */
+	int64	   *first;
+	int32	   *count;			/* 0 (and first 0) for a user not read */
 	int64		n_items;
 	int64		items_room;
 	int32	   *item;
@@ -651,17 +649,12 @@ keep_rated_row(int64 user_id, const int64 *items, int count, void *arg)
 
 	if (user < 0)
 		return;
-	if (rows->n_rows + 1 >= rows->rows_room)
-	{
-		rows->rows_room *= 2;
-		rows->row_user = repalloc_huge(rows->row_user, mul_size(rows->rows_room, sizeof(int32)));
-		rows->row_start = repalloc_huge(rows->row_start, mul_size(rows->rows_room, sizeof(int64)));
-	}
 	if (rows->n_items + count > rows->items_room)
 	{
 		rows->items_room = Max(rows->items_room * 2, rows->n_items + count);
 		rows->item = repalloc_huge(rows->item, mul_size(rows->items_room, sizeof(int32)));
 	}
+	rows->first[user] = rows->n_items;
 	for (int e = 0; e < count; e++)
 	{
 		int32		item = mf_model_find_id(rows->model, MF_ITEMS, items[e]);
@@ -669,8 +662,7 @@ keep_rated_row(int64 user_id, const int64 *items, int count, void *arg)
 		if (item >= 0)
 			rows->item[rows->n_items++] = item;
 	}
-	rows->row_user[rows->n_rows++] = user;
-	rows->row_start[rows->n_rows] = rows->n_items;
+	rows->count[user] = (int32) (rows->n_items - rows->first[user]);
 }
 
 /* Bytes of gap as 7 bits a byte, low first (a set high bit: more follow). */
@@ -700,6 +692,38 @@ put_gap(uint8 *out, uint32 gap)
 }
 
 /*
+ * Each item's raters in ascending user order, as gaps (the first from
+ * -1; an item a user lists twice counts once): without out, their bytes
+ * are added to at[item + 1]; with it, they are written at out + at[item],
+ * which moves past them.  last: room for n_items.
+ */
+static void
+walk_rater_gaps(const RatedRows *rows, int32 n_users, int32 n_items, int32 *last,
+				int64 *at, uint8 *out)
+{
+	for (int32 i = 0; i < n_items; i++)
+		last[i] = -1;
+	for (int32 u = 0; u < n_users; u++)
+	{
+		if ((u & 0xFFFF) == 0)
+			CHECK_FOR_INTERRUPTS();
+		for (int64 e = rows->first[u]; e < rows->first[u] + rows->count[u]; e++)
+		{
+			int32		item = rows->item[e];
+			uint32		gap = (uint32) (u - last[item]);
+
+			if (gap == 0)
+				continue;
+			last[item] = u;
+			if (out == NULL)
+				at[item + 1] += gap_bytes(gap);
+			else
+				at[item] = put_gap(out + at[item], gap) - out;
+		}
+	}
+}
+
+/*
  * Reads every user's rated_items of the model once (as the caller, who
  * may read all of them) into model->raters, each item's raters: kept with
  * the model for the calls that follow, as its factors are (a new version
@@ -714,78 +738,60 @@ read_raters(const MfSchema *schema, MfModel *model)
 											  ALLOCSET_DEFAULT_SIZES);
 	MemoryContext build = AllocSetContextCreate(cxt, "mf_ext raters build",
 												ALLOCSET_DEFAULT_SIZES);
-	MemoryContext old = MemoryContextSwitchTo(build);
 	int32		n_users = model->factors.n_users;
 	int32		n_items = model->factors.n_items;
-	RatedRows	rows = {model, 0, 1024, NULL, NULL, 0, 65536, NULL};
-	int64	   *user_row;
-	int32	   *last;
-	int64	   *start;
-	int64	   *next;
-	uint8	   *raters = NULL;
+	RatedRows	rows = {model, NULL, NULL, 0, 65536, NULL};
+	int32	   *last = mf_alloc_array(build, Max(n_items, 1), sizeof(int32));
+	int64	   *start = mf_alloc_array(cxt, (Size) n_items + 1, sizeof(int64));
+	int64	   *next = mf_alloc_array(build, Max(n_items, 1), sizeof(int64));
+	uint8	   *raters;
 
-	rows.row_user = mf_alloc_array(build, rows.rows_room, sizeof(int32));
-	rows.row_start = mf_alloc_array(build, rows.rows_room, sizeof(int64));
-	rows.row_start[0] = 0;
+	rows.first = mf_alloc_array(build, Max(n_users, 1), sizeof(int64));
+	rows.count = mf_alloc_array(build, Max(n_users, 1), sizeof(int32));
+	memset(rows.first, 0, sizeof(int64) * n_users);
+	memset(rows.count, 0, sizeof(int32) * n_users);
 	rows.item = mf_alloc_array(build, rows.items_room, sizeof(int32));
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
 	mf_catalog_scan_rated_items(schema, model->row.model_id, keep_rated_row, &rows);
 	SPI_finish();
-	MemoryContextSwitchTo(build);
 
-	/* the rows in user order (a user's row is read once: its primary key) */
-	user_row = mf_alloc_array(build, Max(n_users, 1), sizeof(int64));
-	for (int32 u = 0; u < n_users; u++)
-		user_row[u] = -1;
-	for (int64 r = 0; r < rows.n_rows; r++)
-		user_row[rows.row_user[r]] = r;
+	memset(start, 0, sizeof(int64) * ((Size) n_items + 1));
+	walk_rater_gaps(&rows, n_users, n_items, last, start, NULL);
+	for (int32 i = 0; i < n_items; i++)
+		start[i + 1] += start[i];
+	raters = mf_alloc_array(cxt, Max(start[n_items], 1), 1);
+	memcpy(next, start, sizeof(int64) * n_items);
+	walk_rater_gaps(&rows, n_users, n_items, last, next, raters);
 
-	/* each item's bytes, then its raters' gaps in user order */
-	last = mf_alloc_array(build, Max(n_items, 1), sizeof(int32));
-	start = mf_alloc_array(cxt, (Size) n_items + 1, sizeof(int64));
-	next = mf_alloc_array(build, Max(n_items, 1), sizeof(int64));
-	for (int pass = 0; pass < 2; pass++)
-	{
-		for (int32 i = 0; i < n_items; i++)
-			last[i] = -1;
-		if (pass == 0)
-			memset(start, 0, sizeof(int64) * ((Size) n_items + 1));
-		for (int32 u = 0; u < n_users; u++)
-		{
-			int64		r = user_row[u];
-
-			if ((u & 0xFFFF) == 0)
-				CHECK_FOR_INTERRUPTS();
-			if (r < 0)
-				continue;
-			for (int64 e = rows.row_start[r]; e < rows.row_start[r + 1]; e++)
-			{
-				int32		item = rows.item[e];
-
-				if (last[item] == u)
-					continue;	/* an item listed twice */
-				if (pass == 0)
-					start[item + 1] += gap_bytes((uint32) (u - last[item]));
-				else
-					next[item] = put_gap(raters + next[item], (uint32) (u - last[item])) - raters;
-				last[item] = u;
-			}
-		}
-		if (pass == 0)
-		{
-			for (int32 i = 0; i < n_items; i++)
-				start[i + 1] += start[i];
-			memcpy(next, start, sizeof(int64) * n_items);
-			raters = mf_alloc_array(cxt, Max(start[n_items], 1), 1);
-		}
-	}
-	MemoryContextSwitchTo(old);
 	MemoryContextDelete(build);
 	MemoryContextSetParent(cxt, model->cxt);
 	model->rater_start = start;
 	model->raters = raters;
 	mf_cache_note_read(model);
+}
+
+/* Marks in mask the raters of item that model->raters holds. */
+static void
+mark_kept_raters(const MfModel *model, int32 item, bool *mask)
+{
+	const uint8 *byte = model->raters + model->rater_start[item];
+	const uint8 *end = model->raters + model->rater_start[item + 1];
+	int64		user = -1;
+
+	while (byte < end)
+	{
+		uint32		gap = 0;
+		int			shift = 0;
+
+		do
+		{
+			gap |= (uint32) (*byte & 0x7F) << shift;
+			shift += 7;
+		} while (*byte++ & 0x80);
+		user += gap;
+		mask[user] = true;
+	}
 }
 
 /*
@@ -801,27 +807,9 @@ mark_item_raters(const MfSchema *schema, MfModel *model, int32 item, bool *mask)
 
 	if (mf_catalog_check_rated_items_read(schema))
 	{
-		const uint8 *byte;
-		const uint8 *end;
-		int64		user = -1;
-
 		if (model->raters == NULL)
 			read_raters(schema, model);
-		byte = model->raters + model->rater_start[item];
-		end = model->raters + model->rater_start[item + 1];
-		while (byte < end)
-		{
-			uint32		gap = 0;
-			int			shift = 0;
-
-			do
-			{
-				gap |= (uint32) (*byte & 0x7F) << shift;
-				shift += 7;
-			} while (*byte++ & 0x80);
-			user += gap;
-			mask[user] = true;
-		}
+		mark_kept_raters(model, item, mask);
 		return;
 	}
 	if (SPI_connect() != SPI_OK_CONNECT)
