@@ -110,7 +110,9 @@ static void evict(CacheEntry *entry);
 /*
  * Forgets the cached models that the aborting transaction read after it
  * had written (mf_cache_note_read): its writes, rolled back, may be in
- * them (a hand edit of the factor tables, undone).  For a subtransaction's
+ * them (a hand edit of the factor tables, undone).  A prepared transaction
+ * counts as aborting: this backend will not learn how it ends (ROLLBACK
+ * PREPARED may undo it).  For a subtransaction's
  * abort (sub), only those it may have written into: read while it was
  * open (ids are handed out in order, so the subtransactions open at a read
  * have its id or lower), and only if it wrote (it, or a subtransaction
@@ -136,7 +138,8 @@ forget_models_read_in_aborted(SubTransactionId sub)
 static void
 abort_callback(XactEvent event, void *arg)
 {
-	if (event == XACT_EVENT_ABORT || event == XACT_EVENT_PARALLEL_ABORT)
+	if (event == XACT_EVENT_ABORT || event == XACT_EVENT_PARALLEL_ABORT ||
+		event == XACT_EVENT_PREPARE)
 	{
 		forget_models_read_in_aborted(InvalidSubTransactionId);
 		cache_generation++;

@@ -14,7 +14,7 @@ use lib 'test';
 use MfTap;
 use Test::More;
 
-my $node = mf_node('roles');
+my $node = mf_node('roles', 'max_prepared_transactions = 2');
 $node->safe_psql('postgres', smooth_ratings(200, 100, 30));
 $node->safe_psql('postgres', q{
 	SET client_min_messages = warning;
@@ -263,6 +263,26 @@ $bob->query("SELECT mf_predict('champion', 1, 1)");
 like($bob->{stderr}, $denied_all, 'the next transaction is refused');
 $bob->quit;
 $server->quit;
+
+# What a transaction read of a model after writing is forgotten when it is
+# prepared (ROLLBACK PREPARED may undo the writes): here a hand edit that
+# empties every user's rated_items, read by the session's first call
+my ($edited, $edit_error) = session(q{
+	SET client_min_messages = warning;
+	BEGIN;
+	UPDATE mf_user_factors SET rated_items = '{}'
+	WHERE model_id = (SELECT model_id FROM mf_models WHERE name = 'ratings');
+	SELECT count(*) FROM mf_recommend_users('ratings', 1, 1000);
+	PREPARE TRANSACTION 'edit';
+	ROLLBACK PREPARED 'edit';
+	SELECT count(*) FROM mf_recommend_users('ratings', 1, 1000);
+	SELECT count(*) FROM mf_user_factors f JOIN mf_models m USING (model_id)
+	WHERE m.name = 'ratings' AND NOT 1 = ANY (f.rated_items);
+});
+my @counts = split /\n/, $edited;
+is(scalar(@counts), 3, 'the prepared edit ran') or diag($edit_error);
+ok($counts[0] > $counts[1], 'the edit listed every user, the rollback only those who did not rate the item');
+is($counts[1], $counts[2], 'after ROLLBACK PREPARED, the raters are the committed ones');
 
 $node->stop;
 done_testing();
