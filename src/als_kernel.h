@@ -260,12 +260,14 @@ KERNEL(implicit_loss) (MfAls *als)
  * matrix G, implicit feedback) + sum_e w_e g_e g_e', with the gathered
  * rows g_e and weights w_e (1 for explicit feedback).  scratch holds
  * degree reals.  The own kernels read the rows through their columns
- * cols instead, in one pass.
+ * cols instead, in one pass, and with dots set dots[e] = g_e . v too
+ * (degree reals; NULL on the BLAS path).
  */
 static void
 KERNEL(apply_system) (const HalfStep *step, const REAL *gathered,
 					  const int32 *cols, const REAL *weights, int degree, int d,
-					  const RowPenalty *penalty, const REAL *v, REAL *out, REAL *scratch)
+					  const RowPenalty *penalty, const REAL *v, REAL *out, REAL *scratch,
+					  REAL *dots)
 {
 	const MfBlas *blas = step->als->blas;
 
@@ -279,10 +281,11 @@ KERNEL(apply_system) (const HalfStep *step, const REAL *gathered,
 	{
 		/* one pass over the rated rows: sum_e w_e (o_e . v) o_e */
 		step->als->kernel->apply(step->other, step->als->factors.k, cols, degree,
-								 weights, NULL, step->other_bias != NULL, v, out);
+								 weights, NULL, step->other_bias != NULL, v, out, dots);
 		return;
 	}
 #endif
+	Assert(dots == NULL);
 	blas->GEMV(CblasColMajor, CblasTrans, d, degree, 1, gathered, d, v, 1, 0,
 			  scratch, 1);
 	if (weights)
@@ -296,15 +299,18 @@ KERNEL(apply_system) (const HalfStep *step, const REAL *gathered,
  * A few conjugate-gradient steps on A x = b from x's current value (the
  * row's previous factors): the solver of Takacs et al. for implicit ALS,
  * usable for explicit feedback too.  cg holds 3d reals; with b NULL, its
- * first d already hold the residual b - A x (initial_residual).  Returns
- * false when a number overflowed (A p, a norm or x not finite): where a
- * Cholesky factorisation fails, CG must not stop with x as it was.
+ * first d already hold the residual b - A x (initial_residual).  With
+ * predicted (the own kernels only), predicted[e] = g_e . x on entry is
+ * kept so as x moves, from each step's products g_e . p (in scratch),
+ * for J (row_loss).  Returns false when a number overflowed (A p, a norm
+ * or x not finite): where a Cholesky factorisation fails, CG must not
+ * stop with x as it was.
  */
 static bool
 KERNEL(conjugate_gradient) (const HalfStep *step, const REAL *gathered,
 							const int32 *cols, const REAL *weights, int degree, int d,
 							const RowPenalty *penalty, const REAL *b, REAL *x, REAL *cg,
-							REAL *scratch)
+							REAL *predicted, REAL *scratch)
 {
 	REAL	   *residual = cg;
 	REAL	   *direction = cg + d;
@@ -314,7 +320,7 @@ KERNEL(conjugate_gradient) (const HalfStep *step, const REAL *gathered,
 	if (b != NULL)
 	{
 		KERNEL(apply_system) (step, gathered, cols, weights, degree, d, penalty, x,
-							  product, scratch);
+							  product, scratch, NULL);
 		for (int j = 0; j < d; j++)
 			residual[j] = b[j] - product[j];
 	}
@@ -331,7 +337,7 @@ KERNEL(conjugate_gradient) (const HalfStep *step, const REAL *gathered,
 		if (mf_parallel_stopping())
 			return true;		/* the caller sees the stop */
 		KERNEL(apply_system) (step, gathered, cols, weights, degree, d, penalty,
-							  direction, product, scratch);
+							  direction, product, scratch, predicted ? scratch : NULL);
 		curvature = KERNEL(dot) (direction, product, d);
 		if (!isfinite(curvature))
 			return false;
@@ -343,6 +349,9 @@ KERNEL(conjugate_gradient) (const HalfStep *step, const REAL *gathered,
 			x[j] += (REAL) (step_size * direction[j]);
 			residual[j] -= (REAL) (step_size * product[j]);
 		}
+		if (predicted)
+			for (int e = 0; e < degree; e++)
+				predicted[e] = (REAL) (predicted[e] + step_size * scratch[e]);
 		new_norm = KERNEL(dot) (residual, residual, d);
 		if (!isfinite(new_norm))
 			return false;
@@ -497,11 +506,13 @@ KERNEL(gathered_times) (const MfAls *als, const REAL *gathered, const REAL *weig
  * residual = b - A x for row r's system (entries from begin, degree of
  * them) with the own kernel: b's and the rated rows' part of A x in one
  * pass over the rows, in segments of MF_ROW_SEGMENT rows with a stop check
- * between; false when stopped.
+ * between, and with dots the predictions o_e . x (degree reals); false
+ * when stopped.
  */
 static bool
 KERNEL(initial_residual) (const HalfStep *step, SolveBuffers *buffers, int64 begin,
-						  int degree, const RowPenalty *penalty, const REAL *x, REAL *residual)
+						  int degree, const RowPenalty *penalty, const REAL *x, REAL *residual,
+						  REAL *dots)
 {
 	const MfAls *als = step->als;
 	const REAL *weights = als->factors.implicit ? buffers->weights : NULL;
@@ -518,11 +529,28 @@ KERNEL(initial_residual) (const HalfStep *step, SolveBuffers *buffers, int64 beg
 		als->kernel->apply(step->other, als->factors.k, step->rows->col + begin + s,
 						   Min(MF_ROW_SEGMENT, degree - s), weights ? weights + s : NULL,
 						   (const REAL *) buffers->targets + s, step->other_bias != NULL,
-						   x, residual);
+						   x, residual, dots ? dots + s : NULL);
 	}
 	return true;
 }
 #endif
+
+/*
+ * Whether a CG row solve leaves the row's predictions with its solution
+ * in buffers->targets, for J: with the own kernels, whose passes give
+ * them, when J is wanted (the items' half-step).  A pass of its own for
+ * them (row_loss) cost about 6% of an explicit CG iteration at the ML-10M
+ * shape, and a fifth of an implicit one.
+ */
+static inline bool
+KERNEL(cg_keeps_predictions) (const HalfStep *step)
+{
+#ifdef OWN_KERNELS
+	return step->als->kernel != NULL && step->als->conjugate_gradient && step->sse != NULL;
+#else
+	return false;
+#endif
+}
 
 /*
  * A few conjugate-gradient steps on row r's system from the row's current
@@ -537,6 +565,7 @@ KERNEL(solve_row_cg) (const HalfStep *step, SolveBuffers *buffers, int32 r,
 	const int	d = als->unknowns;
 	REAL	   *rhs = (REAL *) buffers->cg + 3 * d;
 	REAL	   *weights = als->factors.implicit ? buffers->weights : NULL;
+	REAL	   *predicted = NULL;
 
 	memcpy(x, (const REAL *) step->out + (Size) r * k, sizeof(REAL) * k);
 	if (step->other_bias)
@@ -544,10 +573,21 @@ KERNEL(solve_row_cg) (const HalfStep *step, SolveBuffers *buffers, int32 r,
 #ifdef OWN_KERNELS
 	if (als->kernel)
 	{
-		/* the residual in one pass, the right-hand side with it */
+		bool		keep = KERNEL(cg_keeps_predictions) (step);
+
+		/*
+		 * the residual in one pass, the right-hand side with it; the
+		 * predictions go to scratch, then to the targets' place, free once
+		 * the residual is taken
+		 */
 		if (!KERNEL(initial_residual) (step, buffers, begin, degree, penalty, x,
-									   (REAL *) buffers->cg))
+									   (REAL *) buffers->cg, keep ? buffers->scratch : NULL))
 			return ROW_STOPPED;
+		if (keep)
+		{
+			predicted = buffers->targets;
+			memcpy(predicted, buffers->scratch, sizeof(REAL) * degree);
+		}
 		KERNEL(add_implicit_rhs) (step, buffers, begin, degree, (REAL *) buffers->cg);
 		rhs = NULL;
 	}
@@ -560,7 +600,7 @@ KERNEL(solve_row_cg) (const HalfStep *step, SolveBuffers *buffers, int32 r,
 		KERNEL(add_implicit_rhs) (step, buffers, begin, degree, rhs);
 	if (!KERNEL(conjugate_gradient) (step, buffers->gathered, step->rows->col + begin,
 									 weights, degree, d, penalty, rhs, x, buffers->cg,
-									 buffers->scratch))
+									 predicted, buffers->scratch))
 		return ROW_FAILED;
 	return mf_parallel_stopping() ? ROW_STOPPED : ROW_SOLVED;
 }
@@ -746,7 +786,8 @@ KERNEL(residual_squares) (const MfCsr *rows, int64 begin, int degree,
 
 /*
  * Row r's data term of J with its solution x and the other side as they
- * are (after the item half-step: both sides new).
+ * are (after the item half-step: both sides new), from the predictions
+ * CG kept in buffers->targets (cg_keeps_predictions), else computed here.
  */
 static double
 KERNEL(row_loss) (const HalfStep *step, SolveBuffers *buffers, int64 begin,
@@ -769,6 +810,7 @@ KERNEL(row_loss) (const HalfStep *step, SolveBuffers *buffers, int64 begin,
 		 * that J stays >= 0.
 		 */
 		REAL	   *gx = buffers->cg;
+		const REAL *kept = KERNEL(cg_keeps_predictions) (step) ? buffers->targets : NULL;
 		double		unobserved;
 		double		observed = 0.0;
 
@@ -777,7 +819,8 @@ KERNEL(row_loss) (const HalfStep *step, SolveBuffers *buffers, int64 begin,
 		unobserved = KERNEL(dot) (x, gx, d);
 		for (int e = 0; e < degree; e++)
 		{
-			double		score = KERNEL(dot) (x, other + (Size) rows->col[begin + e] * k, k);
+			double		score = kept ? kept[e]
+				: KERNEL(dot) (x, other + (Size) rows->col[begin + e] * k, k);
 			double		confidence = 1.0 + als->alpha * mf_csr_value(rows, begin + e);
 
 			if (e % MF_ROW_SEGMENT == MF_ROW_SEGMENT - 1 && mf_parallel_stopping())
@@ -797,7 +840,7 @@ KERNEL(row_loss) (const HalfStep *step, SolveBuffers *buffers, int64 begin,
 		 */
 		REAL	   *predicted = buffers->targets;
 
-		for (int s = 0; s < degree; s += MF_ROW_SEGMENT)
+		for (int s = 0; s < degree && !KERNEL(cg_keeps_predictions) (step); s += MF_ROW_SEGMENT)
 		{
 			if (s > 0 && mf_parallel_stopping())
 				return 0.0;		/* the caller sees the stop */

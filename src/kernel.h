@@ -41,11 +41,14 @@ typedef struct MfKernel
 	 * out += sum_e w_e (o_e . v) o_e: the data part of A v for conjugate
 	 * gradient, in one pass over the rows (d numbers in v and out).  With
 	 * targets, out += sum_e (t_e - w_e (o_e . v)) o_e instead: the data part
-	 * of the residual b - A v, the right-hand side in the same pass.
+	 * of the residual b - A v, the right-hand side in the same pass.  With
+	 * dots (n numbers), dots[e] = o_e . v as well (with bias, + v[k]),
+	 * before w_e: conjugate gradient follows each row's predictions with
+	 * them, and J needs no pass of its own.
 	 */
 	void		(*apply) (const float *other, int k, const int32 *cols, int n,
 						  const float *weights, const float *targets, bool bias,
-						  const float *v, float *out);
+						  const float *v, float *out, float *dots);
 
 	/* scores[e] = o_e . x (d numbers in x): a row's predictions. */
 	void		(*scores) (const float *other, int k, const int32 *cols, int n,

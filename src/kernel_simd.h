@@ -367,13 +367,14 @@ SIMD(scores) (const float *other, int k, const int32 *cols, int n, bool bias,
 /*
  * MfKernel.apply for k of at most 8 vectors (a constant in each call): v
  * and the sums held in registers, each row loaded once for its dot product
- * (two chains) and its update; the sums go to out every SIMD_SUM_BLOCK
- * rows, so that a long row's rounding grows with its blocks, not rows.
+ * (two chains; to dots[e] if asked) and its update; the sums go to out
+ * every SIMD_SUM_BLOCK rows, so that a long row's rounding grows with its
+ * blocks, not rows.
  */
 static inline SIMD_FN __attribute__((always_inline)) void
 SIMD(apply_held) (const float *other, int k, const int32 *cols, int n,
 				  const float *weights, const float *targets, bool bias, const float *v,
-				  float *out, const int vectors)
+				  float *out, float *dots, const int vectors)
 {
 	VEC			held[8];
 	int			tail = k - (vectors - 1) * V;	/* lanes of the last vector */
@@ -411,6 +412,8 @@ SIMD(apply_held) (const float *other, int k, const int32 *cols, int n,
 					odd = VFMA(rows[i], held[i], odd);
 			}
 			score = VSUM(VADD(even, odd)) + (bias ? v[k] : 0);
+			if (dots)
+				dots[e] = score;
 			if (weights)
 				score *= weights[e];
 			if (targets)
@@ -439,7 +442,7 @@ SIMD(apply_held) (const float *other, int k, const int32 *cols, int n,
 static SIMD_FN void
 SIMD(apply) (const float *other, int k, const int32 *cols, int n,
 			 const float *weights, const float *targets, bool bias, const float *v,
-			 float *out)
+			 float *out, float *dots)
 {
 	double		bias_sum = 0;
 	float		block[MF_MAX_K];
@@ -448,7 +451,8 @@ SIMD(apply) (const float *other, int k, const int32 *cols, int n,
 	{
 #define SIMD_APPLY(n_vectors) \
 		case n_vectors: \
-			SIMD(apply_held) (other, k, cols, n, weights, targets, bias, v, out, n_vectors); \
+			SIMD(apply_held) (other, k, cols, n, weights, targets, bias, v, out, dots, \
+							  n_vectors); \
 			return
 			SIMD_APPLY(1);
 			SIMD_APPLY(2);
@@ -472,6 +476,8 @@ SIMD(apply) (const float *other, int k, const int32 *cols, int n,
 			VEC			s;
 
 			SIMD(scores) (other, k, cols + e, 1, bias, v, &score);
+			if (dots)
+				dots[e] = score;
 			if (weights)
 				score *= weights[e];
 			if (targets)

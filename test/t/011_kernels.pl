@@ -3,8 +3,8 @@
 # portable C always), forced with mf_ext.kernel, and OpenBLAS's path
 # ('blas'), trains every kind of model to the double-precision solve's
 # predictions within single-precision tolerance, gives the same model bit
-# for bit with 1 and 2 threads, and folds in a new user like OpenBLAS's
-# solve.  An instruction set the CPU lacks is refused when
+# for bit with 1 and 2 threads, a training RMSE (J's data term) that is
+# the stored factors', and folds in a new user like OpenBLAS's solve.  An instruction set the CPU lacks is refused when
 # set, with a hint.  A row longer than the kernel's 65,536-rating segments
 # is summed across segments correctly.
 use strict;
@@ -75,6 +75,7 @@ my %kinds = (
 	implicit_cg => ['plays', "k := 24, lambda := 1, feedback := 'implicit', alpha := 2"],
 	nonnegative => ['ratings', 'k := 8, lambda := 0.5, nonnegative := true'],
 	long_row => ['long_row', 'k := 16, lambda := 1, biases := true'],
+	long_row_cg => ['long_row', "k := 16, lambda := 1, biases := true, solver := 'cg'"],
 	long_row_implicit_cg => ['long_row', "k := 16, lambda := 1, feedback := 'implicit', alpha := 2", 5e-5],
 );
 
@@ -118,6 +119,15 @@ foreach my $kind (sort keys %kinds)
 			SET client_min_messages = warning; SET mf_ext.kernel = $kernel; SET mf_ext.threads = 1;
 			SELECT mf_train('$table', $arguments, iterations := 3, model_name := '$model')});
 		is(factors_md5($model), $two, "$kind, $kernel kernel: 1 and 2 threads give the same factors");
+		next if $arguments =~ /feedback := 'implicit'/;
+		# J's data term: with CG the own kernels follow each row's
+		# predictions through the steps instead of computing them again
+		# (on the long row, across its segments)
+		my $rmse_gap = $node->safe_psql('postgres', qq{
+			SELECT abs(m.train_rmse - sqrt(avg((r.rating - mf_predict(m.model_id, r.user_id, r.item_id)) ^ 2)))
+			FROM mf_models m, $table r WHERE m.name = '$model' GROUP BY m.model_id, m.train_rmse});
+		cmp_ok($rmse_gap, '<', 1e-6,
+			"$kind, $kernel kernel: the training RMSE (J's data term) is the stored factors' ($rmse_gap)");
 	}
 }
 
