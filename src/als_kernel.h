@@ -785,9 +785,58 @@ KERNEL(residual_squares) (const MfCsr *rows, int64 begin, int degree,
 }
 
 /*
+ * Row r's predictions o_e . x (with biases, + x's own bias) with its
+ * solution x and the other side as they are: the ones CG kept in
+ * buffers->targets (cg_keeps_predictions), else computed there, the
+ * targets being free again once the row is solved; on the BLAS path, from
+ * the gathered rows, or for implicit feedback the other side's.  NULL
+ * when the run asked it to stop.
+ */
+static const REAL *
+KERNEL(row_predictions) (const HalfStep *step, SolveBuffers *buffers, int64 begin,
+						 int degree, const REAL *x)
+{
+	const MfAls *als = step->als;
+	REAL	   *predicted = buffers->targets;
+
+	if (KERNEL(cg_keeps_predictions) (step))
+		return predicted;
+	for (int s = 0; s < degree; s += MF_ROW_SEGMENT)
+	{
+		int			n = Min(MF_ROW_SEGMENT, degree - s);
+
+		if (s > 0 && mf_parallel_stopping())
+			return NULL;
+#ifdef OWN_KERNELS
+		if (als->kernel)
+		{
+			als->kernel->scores(step->other, als->factors.k, step->rows->col + begin + s, n,
+								step->other_bias != NULL, x, predicted + s);
+			continue;
+		}
+#endif
+		if (als->factors.implicit)
+		{
+			/* Cholesky's system scaled the gathered rows by their weights */
+			const REAL *other = step->other;
+			const int32 *cols = step->rows->col + begin + s;
+
+			for (int e = 0; e < n; e++)
+				predicted[s + e] = (REAL) KERNEL(dot) (x, other + (Size) cols[e] * als->factors.k,
+														als->factors.k);
+			continue;
+		}
+		als->blas->GEMV(CblasColMajor, CblasTrans, als->unknowns, n, 1,
+					   (const REAL *) buffers->gathered + (Size) s * als->unknowns,
+					   als->unknowns, x, 1, 0, predicted + s, 1);
+	}
+	return predicted;
+}
+
+/*
  * Row r's data term of J with its solution x and the other side as they
- * are (after the item half-step: both sides new), from the predictions
- * CG kept in buffers->targets (cg_keeps_predictions), else computed here.
+ * are (after the item half-step: both sides new), from its predictions
+ * (row_predictions); 0 when the run asked it to stop.
  */
 static double
 KERNEL(row_loss) (const HalfStep *step, SolveBuffers *buffers, int64 begin,
@@ -795,10 +844,11 @@ KERNEL(row_loss) (const HalfStep *step, SolveBuffers *buffers, int64 begin,
 {
 	const MfAls *als = step->als;
 	const MfCsr *rows = step->rows;
-	const REAL *other = step->other;
-	const int	k = als->factors.k;
 	const int	d = als->unknowns;
+	const REAL *predicted = KERNEL(row_predictions) (step, buffers, begin, degree, x);
 
+	if (predicted == NULL)
+		return 0.0;				/* the caller sees the stop */
 	if (als->factors.implicit)
 	{
 		/*
@@ -810,7 +860,6 @@ KERNEL(row_loss) (const HalfStep *step, SolveBuffers *buffers, int64 begin,
 		 * that J stays >= 0.
 		 */
 		REAL	   *gx = buffers->cg;
-		const REAL *kept = KERNEL(cg_keeps_predictions) (step) ? buffers->targets : NULL;
 		double		unobserved;
 		double		observed = 0.0;
 
@@ -819,47 +868,16 @@ KERNEL(row_loss) (const HalfStep *step, SolveBuffers *buffers, int64 begin,
 		unobserved = KERNEL(dot) (x, gx, d);
 		for (int e = 0; e < degree; e++)
 		{
-			double		score = kept ? kept[e]
-				: KERNEL(dot) (x, other + (Size) rows->col[begin + e] * k, k);
+			double		score = predicted[e];
 			double		confidence = 1.0 + als->alpha * mf_csr_value(rows, begin + e);
-
-			if (e % MF_ROW_SEGMENT == MF_ROW_SEGMENT - 1 && mf_parallel_stopping())
-				return 0.0;		/* the caller sees the stop */
 
 			unobserved -= score * score;
 			observed += confidence * (1.0 - score) * (1.0 - score);
 		}
 		return Max(unobserved, 0.0) + observed;
 	}
-	else
-	{
-		/*
-		 * residuals with the gathered rows still at hand (or the other
-		 * side's, for the own kernels); the targets buffer is free again and
-		 * takes the predictions
-		 */
-		REAL	   *predicted = buffers->targets;
-
-		for (int s = 0; s < degree && !KERNEL(cg_keeps_predictions) (step); s += MF_ROW_SEGMENT)
-		{
-			if (s > 0 && mf_parallel_stopping())
-				return 0.0;		/* the caller sees the stop */
-#ifdef OWN_KERNELS
-			if (als->kernel)
-			{
-				als->kernel->scores(other, k, rows->col + begin + s,
-									Min(MF_ROW_SEGMENT, degree - s),
-									step->other_bias != NULL, x, predicted + s);
-				continue;
-			}
-#endif
-			als->blas->GEMV(CblasColMajor, CblasTrans, d, Min(MF_ROW_SEGMENT, degree - s), 1,
-						   (const REAL *) buffers->gathered + (Size) s * d, d, x, 1, 0,
-						   predicted + s, 1);
-		}
-		return KERNEL(residual_squares) (rows, begin, degree, step->other_bias,
-										  als->factors.mean, predicted);
-	}
+	return KERNEL(residual_squares) (rows, begin, degree, step->other_bias,
+									  als->factors.mean, predicted);
 }
 
 /*
