@@ -470,6 +470,29 @@ SELECT pg_catalog.pg_extension_config_dump('@extschema@.mf_model_history', '');
 
 DROP FUNCTION @extschema@.mf_training_history(text);
 DROP FUNCTION @extschema@.mf_training_history(integer);
+-- Raises 42501 with detail and a hint saying what to grant, unless the
+-- caller may SELECT every one of columns of the extension's table
+-- relation: the checks of the PL/pgSQL functions that read the tables.
+CREATE FUNCTION @extschema@.mf_require_select(relation text, columns text[], detail text)
+RETURNS void
+LANGUAGE plpgsql STABLE STRICT PARALLEL SAFE
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    IF EXISTS (SELECT FROM unnest(columns) AS c (name)
+               WHERE NOT pg_catalog.has_column_privilege(
+                   pg_catalog.format('@extschema@.%I', relation), c.name, 'SELECT')) THEN
+        RAISE EXCEPTION 'permission denied for table %', relation
+            USING ERRCODE = 'insufficient_privilege',
+                  DETAIL = detail,
+                  HINT = pg_catalog.format('Ask the extension''s owner to grant SELECT on %s (see Privileges in the README).',
+                                           relation);
+    END IF;
+END
+$$;
+COMMENT ON FUNCTION @extschema@.mf_require_select(text, text[], text) IS
+  'mf_ext (internal): raises 42501 with the detail given and a hint saying what to grant, unless the caller may SELECT the given columns of the extension''s table relation';
+
 CREATE FUNCTION @extschema@.mf_training_history(model integer)
 RETURNS TABLE (run integer, iteration integer, loss double precision,
                train_rmse double precision, validation_rmse double precision,
@@ -483,21 +506,19 @@ BEGIN
             USING ERRCODE = 'null_value_not_allowed',
                   HINT = 'Pass a model_id or name from mf_models.';
     END IF;
+    PERFORM @extschema@.mf_require_select('mf_models',
+        ARRAY['model_id', 'best_iteration', 'iterations_run', 'loss', 'train_rmse_history',
+              'validation_rmse', 'iteration_seconds'],
+        'mf_training_history reads the model''s last training from mf_models.');
     PERFORM FROM @extschema@.mf_models m WHERE m.model_id = model;
     IF NOT FOUND THEN
         RAISE EXCEPTION 'model % does not exist', model
             USING ERRCODE = 'undefined_object',
                   HINT = 'See SELECT model_id, name FROM mf_models.';
     END IF;
-    IF EXISTS (SELECT FROM unnest(ARRAY['model_id', 'run', 'iteration', 'loss', 'train_rmse',
-                                        'validation_rmse', 'seconds', 'kept']) AS c (name)
-               WHERE NOT pg_catalog.has_column_privilege('@extschema@.mf_model_history', c.name,
-                                                         'SELECT')) THEN
-        RAISE EXCEPTION 'permission denied for table mf_model_history'
-            USING ERRCODE = 'insufficient_privilege',
-                  DETAIL = 'mf_training_history reads every training''s iterations from mf_model_history.',
-                  HINT = 'Ask the extension''s owner to grant SELECT on mf_model_history (see Privileges in the README).';
-    END IF;
+    PERFORM @extschema@.mf_require_select('mf_model_history',
+        ARRAY['model_id', 'run', 'iteration', 'loss', 'train_rmse', 'validation_rmse', 'seconds',
+              'kept'], 'mf_training_history reads every training''s iterations from mf_model_history.');
     -- (a model restored from a dump of a version before 0.5 has no history
     -- rows until it is retrained: its last training, as the update would
     -- have copied it; not where row-level security may hide the rows, and
@@ -536,6 +557,8 @@ BEGIN
             USING ERRCODE = 'null_value_not_allowed',
                   HINT = 'Pass a model_id or name from mf_models.';
     END IF;
+    PERFORM @extschema@.mf_require_select('mf_models', ARRAY['model_id', 'name'],
+        'mf_training_history finds the model''s id by its name in mf_models.');
     SELECT m.model_id INTO id FROM @extschema@.mf_models m WHERE m.name = model;
     IF NOT FOUND THEN
         RAISE EXCEPTION 'model "%" does not exist', model

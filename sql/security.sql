@@ -232,6 +232,13 @@ SELECT count(*) AS hidden_history FROM mf_training_history('pointed');
 RESET ROLE;
 ALTER TABLE mf_model_history DISABLE ROW LEVEL SECURITY;
 REVOKE ALL ON mf_model_history FROM regress_mf_trainer;
+-- without SELECT on mf_models, both forms say what to grant too (they
+-- gave PostgreSQL's bare error, with their internal query)
+SELECT model_id AS pointed FROM mf_models WHERE name = 'pointed' \gset
+SET ROLE regress_mf_team;
+SELECT * FROM mf_training_history('pointed');
+SELECT * FROM mf_training_history(:pointed);
+RESET ROLE;
 
 -- 7. The support columns (0.5) are read as the caller, when a call uses
 -- them: a role granted every other column serves as before, also from a
