@@ -189,6 +189,17 @@ SET ROLE regress_mf_batch;
 SELECT mf_recommend_all('batch', 1, target := 'batch.log', mode := 'append');
 RESET ROLE;
 SET search_path = batch, public;
+-- INSERT on the columns written is enough; a column missing is named.
+GRANT INSERT (user_id, rank, item_id) ON batch.log TO regress_mf_batch;
+SET ROLE regress_mf_batch;
+SELECT mf_recommend_all('batch', 1, target := 'batch.log', mode := 'append');
+RESET ROLE;
+SET search_path = batch, public;
+GRANT INSERT (score) ON batch.log TO regress_mf_batch;
+SET ROLE regress_mf_batch;
+SELECT mf_recommend_all('batch', 1, target := 'batch.log', mode := 'append') AS appended_by_columns;
+RESET ROLE;
+SET search_path = batch, public;
 REVOKE ALL ON mf_models, mf_user_factors, mf_item_factors FROM regress_mf_batch;
 REVOKE ALL ON SCHEMA batch FROM regress_mf_batch;
 REVOKE ALL ON batch.log FROM regress_mf_batch;

@@ -55,6 +55,7 @@
 #include "funcapi.h"
 #include "miscadmin.h"
 #include "parser/parse_coerce.h"
+#include "utils/acl.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
 #include "utils/lsyscache.h"
@@ -544,13 +545,17 @@ column_takes(const MfModel *model, const BatchShape *shape, int c, Oid type, boo
 /*
  * An existing target (locked) must be a table or a partitioned table with
  * the columns of shape, which take model's values (column_takes; other
- * columns take their defaults): checked before anything is deleted.
+ * columns take their defaults), and the caller must be allowed to INSERT
+ * into those columns and, to replace its rows, DELETE: checked before
+ * anything is deleted, so that a missing privilege is said with what to
+ * grant (the executor's error has no hint).
  */
 static void
-check_existing_target(Oid relid, const MfModel *model, const BatchShape *shape)
+check_existing_target(Oid relid, const MfModel *model, const BatchShape *shape, bool replace)
 {
 	Relation	rel = relation_open(relid, NoLock);
 	char		relkind = rel->rd_rel->relkind;
+	bool		may_insert = pg_class_aclcheck(relid, GetUserId(), ACL_INSERT) == ACLCHECK_OK;
 
 	if (relkind != RELKIND_RELATION && relkind != RELKIND_PARTITIONED_TABLE)
 		ereport(ERROR,
@@ -585,6 +590,16 @@ check_existing_target(Oid relid, const MfModel *model, const BatchShape *shape)
 							RelationGetRelationName(rel)),
 					 errhint("%s writes into a table %s: make the column a plain one, or pass another table.",
 							 shape->function, expected_shape(shape))));
+		if (!may_insert &&
+			pg_attribute_aclcheck(relid, attnum, GetUserId(), ACL_INSERT) != ACLCHECK_OK)
+			ereport(ERROR,
+					(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+					 errmsg("permission denied for table %s", RelationGetRelationName(rel)),
+					 errdetail("%s writes its rows into an existing table with INSERT, and role \"%s\" may not insert into its column \"%s\".",
+							   shape->function, GetUserNameFromId(GetUserId(), false),
+							   shape->names[c]),
+					 errhint("Ask the table's owner to grant INSERT on it, or pass a new table name (%s creates it).",
+							 shape->function)));
 		type = TupleDescAttr(RelationGetDescr(rel), attnum - 1)->atttypid;
 		if (!column_takes(model, shape, c, type, &cast))
 			ereport(ERROR,
@@ -598,6 +613,14 @@ check_existing_target(Oid relid, const MfModel *model, const BatchShape *shape)
 							 ? " (text keys also into a column of the type they were trained from, such as uuid)"
 							 : "")));
 	}
+	if (replace && pg_class_aclcheck(relid, GetUserId(), ACL_DELETE) != ACLCHECK_OK)
+		ereport(ERROR,
+				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+				 errmsg("permission denied for table %s", RelationGetRelationName(rel)),
+				 errdetail("mode 'replace' deletes the table's rows with DELETE, which role \"%s\" may not.",
+						   GetUserNameFromId(GetUserId(), false)),
+				 errhint("Ask the table's owner to grant DELETE on it, pass mode := 'append' to add to its rows, or pass a new table name (%s creates it).",
+						 shape->function)));
 	relation_close(rel, NoLock);
 }
 
@@ -1073,7 +1096,7 @@ batch_open_target(FunctionCallInfo fcinfo, const BatchArgs *args, const MfModel 
 				 errhint("Pass mode := 'replace' to replace its rows, or mode := 'append' to add to them; or drop it, or pass another name.")));
 	if (existed)
 	{
-		check_existing_target(relid, found, shape);
+		check_existing_target(relid, found, shape, args->mode == BATCH_REPLACE);
 		if (args->mode == BATCH_REPLACE)
 		{
 			mf_progress_phase("deleting");
