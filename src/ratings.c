@@ -1063,9 +1063,10 @@ mf_ratings_event_log(MfRatings *ratings)
 			if (mf_csr_value(rows, e) < 0)
 				ereport(ERROR,
 						(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-						 errmsg("rating of user %s for item %s is %g, but implicit feedback needs ratings >= 0",
+						 errmsg("rating of user %s for item %s%s is %g, but implicit feedback needs ratings >= 0",
 								mf_ratings_id_text(ratings, MF_USERS, u),
 								mf_ratings_id_text(ratings, MF_ITEMS, rows->col[e]),
+								ratings->relation ? psprintf(" in %s", ratings->relation) : "",
 								mf_csr_value(rows, e)),
 						 errdetail("With implicit feedback a rating is the strength of an interaction (a count, a duration), the sum of the pair's rows: confidence 1 + alpha * strength."),
 						 errhint("Leave out or rescale negative ratings in a view; explicit feedback takes any ratings.")));
@@ -1142,6 +1143,7 @@ mf_ratings_subset(const MfRatings *all, const bool *keep, int32 *user_remap,
 	int64		n = 0;
 	int64		next = 0;
 
+	subset->relation = all->relation;
 	for (int32 i = 0; i < all->n_items; i++)
 		item_remap[i] = -1;
 	for (int32 u = 0; u < all->n_users; u++)

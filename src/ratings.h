@@ -52,6 +52,7 @@ typedef struct MfRatings
 	char	  **item_keys;		/* integer ids */
 	MfCsr		by_user;		/* row = user, col = item */
 	MfCsr		by_item;		/* row = item, col = user */
+	char	   *relation;		/* the relation read, for messages, or NULL */
 } MfRatings;
 
 /* The rows of one side. */

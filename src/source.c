@@ -792,5 +792,6 @@ mf_source_read(const MfSource *source, MemoryContext cxt)
 	MemoryContextDelete(scratch);
 	mf_progress_phase("indexing");
 	ratings = mf_ratings_from_rows(state.rows, state.n_skipped, cxt);
+	ratings->relation = MemoryContextStrdup(cxt, mf_source_display_name(source->relid));
 	return ratings;
 }
