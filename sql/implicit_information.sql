@@ -72,6 +72,24 @@ SELECT abs(m.j - ((SELECT sum((rating - a * v) ^ 2) FROM pairs WHERE e = 1) / 2
        < 1e-10 AS j_by_hand
 FROM m;
 
+-- A pair rated twice has e = 2 in the implicit terms (and both its rows
+-- in the data term): J counted e^2 as the rows' number, 2 for that pair
+-- where it is 4, and could fall below 0 with many duplicates.
+CREATE TABLE ii_dup AS SELECT * FROM ii UNION ALL SELECT 1, 1, 3;
+SELECT mf_train('ii_dup', k := 1, lambda := 1, iterations := 3, implicit_weight := 0.5,
+                double_precision := true) IS NOT NULL AS trained;
+WITH m AS (SELECT model_id, lambda AS l, implicit_weight AS w, loss[3] AS j FROM mf_models WHERE name = 'ii_dup'),
+     uf AS (SELECT user_id, factors[1] AS a, implicit_factors[1] AS z FROM mf_user_factors JOIN m USING (model_id)),
+     vf AS (SELECT item_id, factors[1] AS v, implicit_factors[1] AS y FROM mf_item_factors JOIN m USING (model_id)),
+     counts AS (SELECT user_id, item_id, count(*) AS c FROM ii_dup GROUP BY user_id, item_id),
+     pairs AS (SELECT uf.*, vf.*, coalesce(counts.c, 0) AS e
+               FROM uf CROSS JOIN vf LEFT JOIN counts USING (user_id, item_id))
+SELECT abs(m.j - ((SELECT sum((r.rating - a * v) ^ 2) FROM ii_dup r JOIN uf USING (user_id) JOIN vf USING (item_id)) / 2
+                  + m.l / 2 * ((SELECT sum(a ^ 2 + z ^ 2) FROM uf) + (SELECT sum(v ^ 2 + y ^ 2) FROM vf))
+                  + m.w / 2 * (SELECT sum((e - a * y) ^ 2 + (e - v * z) ^ 2) FROM pairs)))
+       < 1e-10 * m.j AS j_by_hand_with_a_repeated_pair
+FROM m;
+
 -- After more iterations y is not 0: fold-in solves a new user as the
 -- users' half-step does, with w y'y in its system and w times the y of its
 -- items on the right (here k = 1, no biases, against the stored V and y).

@@ -86,6 +86,9 @@ struct MfAls
 	void	   *implicit_scratch;	/* k x k reals */
 	void	   *implicit_grams;	/* 2 k x k reals: Y'Y and Z'Z as the half-steps
 								 * read them (J's inner products) */
+	double		rated_pair_squares;	/* sum over the rated pairs of c^2, c the
+									 * pair's entries: implicit information's
+									 * sum over all pairs of e^2 */
 	double	   *user_implicit_dots; /* per user u: u . (sum of y over u's items) */
 	double	   *item_implicit_dots; /* per item i: v . (sum of z over i's users) */
 	Size		real_size;		/* sizeof(float) or sizeof(double) */
@@ -386,6 +389,35 @@ summarize(const MfRatings *ratings, const MfFitOptions *options)
 	return summary;
 }
 
+/*
+ * The sum over the rated pairs of c^2, c the pair's entries (duplicate rows
+ * of the source; rows list their entries by column, a pair's together):
+ * implicit information's sum over all pairs of e^2, e = c for a rated pair.
+ */
+static double
+rated_pair_squares(const MfCsr *rows)
+{
+	double		total = 0.0;
+
+	for (int32 r = 0; r < rows->n_rows; r++)
+	{
+		int64		end = rows->row_start[r + 1];
+
+		if (r % 4096 == 0)
+			CHECK_FOR_INTERRUPTS();
+		for (int64 e = rows->row_start[r]; e < end;)
+		{
+			int64		next = e + 1;
+
+			while (next < end && rows->col[next] == rows->col[e])
+				next++;
+			total += (double) (next - e) * (double) (next - e);
+			e = next;
+		}
+	}
+	return total;
+}
+
 MfAls *
 mf_als_create(const MfRatings *ratings, const MfFitOptions *options,
 			  MemoryContext cxt)
@@ -432,6 +464,7 @@ mf_als_create_summarized(const MfRatings *ratings, const MfFitOptions *options,
 		memset(f->item_implicit, 0, mul_size(mul_size(ratings->n_items, f->k), real_size));
 		als->user_implicit_dots = mf_alloc_array(cxt, ratings->n_users, sizeof(double));
 		als->item_implicit_dots = mf_alloc_array(cxt, ratings->n_items, sizeof(double));
+		als->rated_pair_squares = rated_pair_squares(&ratings->by_user);
 	}
 	if (options->patience > 0)
 	{

@@ -216,8 +216,9 @@ KERNEL(implicit_gram) (MfAls *als, const REAL *implicit, int32 n, REAL *kept)
  * factors after an iteration: w (sum over all pairs of (e - u . y)^2 +
  * the same of v and z) + lambda (|Y|^2 + |Z|^2).  The sum over all pairs
  * of (u . y)^2 is <U'U, Y'Y> (Y'Y kept by the users' half-step), the sum
- * over rated pairs of u . y the users' implicit_dots (summed in a fixed
- * order); likewise for V and Z.
+ * over rated pairs of e u . y the users' implicit_dots (summed in a fixed
+ * order; a pair rated c times is c entries), the sum of e^2
+ * rated_pair_squares; likewise for V and Z.
  */
 static double
 KERNEL(implicit_loss) (MfAls *als)
@@ -248,7 +249,7 @@ KERNEL(implicit_loss) (MfAls *als)
 			products += dots[r];
 		for (Size j = 0; j < (Size) n_own * k; j++)
 			squares += (double) implicit_own[j] * implicit_own[j];
-		loss += als->implicit_weight * (cross - 2 * products + (double) als->ratings->n_ratings) +
+		loss += als->implicit_weight * (cross - 2 * products + als->rated_pair_squares) +
 			als->lambda * squares;
 	}
 	return loss;
