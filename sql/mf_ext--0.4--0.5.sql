@@ -478,15 +478,20 @@ RETURNS void
 LANGUAGE plpgsql STABLE STRICT PARALLEL SAFE
 SET search_path = pg_catalog, pg_temp
 AS $$
+DECLARE
+    qualified text := pg_catalog.format('@extschema@.%I', relation);
+    missing text;
 BEGIN
-    IF EXISTS (SELECT FROM unnest(columns) AS c (name)
-               WHERE NOT pg_catalog.has_column_privilege(
-                   pg_catalog.format('@extschema@.%I', relation), c.name, 'SELECT')) THEN
+    SELECT c.name INTO missing FROM unnest(columns) WITH ORDINALITY AS c (name, n)
+    WHERE NOT pg_catalog.has_column_privilege(qualified, c.name, 'SELECT')
+    ORDER BY c.n LIMIT 1;
+    IF FOUND THEN
         RAISE EXCEPTION 'permission denied for table %', relation
             USING ERRCODE = 'insufficient_privilege',
-                  DETAIL = detail,
+                  DETAIL = pg_catalog.format('%s The role may not read its column %s.', detail,
+                                             missing),
                   HINT = pg_catalog.format('Ask the extension''s owner to grant SELECT on %s (see Privileges in the README).',
-                                           relation);
+                                           qualified);
     END IF;
 END
 $$;

@@ -598,8 +598,8 @@ check_existing_target(Oid relid, const MfModel *model, const BatchShape *shape, 
 					 errdetail("%s writes its rows into an existing table with INSERT, and role \"%s\" may not insert into its column \"%s\".",
 							   shape->function, GetUserNameFromId(GetUserId(), false),
 							   shape->names[c]),
-					 errhint("Ask the table's owner to grant INSERT on it, or pass a new table name (%s creates it).",
-							 shape->function)));
+					 errhint("Grant INSERT on it to role \"%s\" (as the table's owner, or ask the owner), or pass a new table name (%s creates it).",
+							 GetUserNameFromId(GetUserId(), false), shape->function)));
 		type = TupleDescAttr(RelationGetDescr(rel), attnum - 1)->atttypid;
 		if (!column_takes(model, shape, c, type, &cast))
 			ereport(ERROR,
@@ -619,8 +619,8 @@ check_existing_target(Oid relid, const MfModel *model, const BatchShape *shape, 
 				 errmsg("permission denied for table %s", RelationGetRelationName(rel)),
 				 errdetail("mode 'replace' deletes the table's rows with DELETE, which role \"%s\" may not.",
 						   GetUserNameFromId(GetUserId(), false)),
-				 errhint("Ask the table's owner to grant DELETE on it, pass mode := 'append' to add to its rows, or pass a new table name (%s creates it).",
-						 shape->function)));
+				 errhint("Grant DELETE on it to role \"%s\" (as the table's owner, or ask the owner), pass mode := 'append' to add to its rows, or pass a new table name (%s creates it).",
+						 GetUserNameFromId(GetUserId(), false), shape->function)));
 	relation_close(rel, NoLock);
 }
 
