@@ -198,6 +198,8 @@ SET search_path = batch, public;
 GRANT INSERT (score) ON batch.log TO regress_mf_batch;
 SET ROLE regress_mf_batch;
 SELECT mf_recommend_all('batch', 1, target := 'batch.log', mode := 'append') AS appended_by_columns;
+-- Creating the target needs CREATE on its schema.
+SELECT mf_recommend_all('batch', 1, target := 'batch.not_created');
 RESET ROLE;
 SET search_path = batch, public;
 REVOKE ALL ON mf_models, mf_user_factors, mf_item_factors FROM regress_mf_batch;

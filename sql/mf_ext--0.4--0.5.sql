@@ -3,7 +3,8 @@
 
 -- mf_drop_model(integer) deletes by model_id in one statement: it looked the
 -- name up first and deleted by name, so a model renamed or replaced in
--- between was the one dropped.
+-- between was the one dropped.  Both forms say what to grant when the role
+-- may not delete models (mf_require_privilege, below).
 CREATE OR REPLACE FUNCTION @extschema@.mf_drop_model(model integer)
 RETURNS void
 LANGUAGE plpgsql VOLATILE CALLED ON NULL INPUT PARALLEL UNSAFE
@@ -15,9 +16,36 @@ BEGIN
             USING ERRCODE = 'null_value_not_allowed',
                   HINT = 'Pass the model_id of a model in mf_models.';
     END IF;
+    PERFORM @extschema@.mf_require_privilege('mf_models', 'DELETE', NULL,
+        'mf_drop_model deletes the model''s row from mf_models (its factor rows go with it).');
+    PERFORM @extschema@.mf_require_privilege('mf_models', 'SELECT', ARRAY['model_id'],
+        'mf_drop_model finds the model by its model_id in mf_models.');
     DELETE FROM @extschema@.mf_models WHERE model_id = model;
     IF NOT FOUND THEN
         RAISE EXCEPTION 'model % does not exist', model
+            USING ERRCODE = 'undefined_object',
+                  HINT = 'See SELECT model_id, name FROM mf_models.';
+    END IF;
+END
+$$;
+CREATE OR REPLACE FUNCTION @extschema@.mf_drop_model(model text)
+RETURNS void
+LANGUAGE plpgsql VOLATILE CALLED ON NULL INPUT PARALLEL UNSAFE
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    IF model IS NULL THEN
+        RAISE EXCEPTION 'model must not be NULL'
+            USING ERRCODE = 'null_value_not_allowed',
+                  HINT = 'Pass the name of a model in mf_models.';
+    END IF;
+    PERFORM @extschema@.mf_require_privilege('mf_models', 'DELETE', NULL,
+        'mf_drop_model deletes the model''s row from mf_models (its factor rows go with it).');
+    PERFORM @extschema@.mf_require_privilege('mf_models', 'SELECT', ARRAY['name'],
+        'mf_drop_model finds the model by its name in mf_models.');
+    DELETE FROM @extschema@.mf_models WHERE name = model;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'model "%" does not exist', model
             USING ERRCODE = 'undefined_object',
                   HINT = 'See SELECT model_id, name FROM mf_models.';
     END IF;
@@ -471,32 +499,46 @@ SELECT pg_catalog.pg_extension_config_dump('@extschema@.mf_model_history', '');
 DROP FUNCTION @extschema@.mf_training_history(text);
 DROP FUNCTION @extschema@.mf_training_history(integer);
 -- Raises 42501 with detail and a hint saying what to grant, unless the
--- caller may SELECT every one of columns of the extension's table
--- relation: the checks of the PL/pgSQL functions that read the tables.
-CREATE FUNCTION @extschema@.mf_require_select(relation text, columns text[], detail text)
+-- caller holds privilege on every one of columns of the extension's table
+-- relation, or with columns NULL on the table: the checks of the PL/pgSQL
+-- functions that read and write the tables.
+CREATE FUNCTION @extschema@.mf_require_privilege(relation text, privilege text, columns text[],
+                                                 detail text)
 RETURNS void
-LANGUAGE plpgsql STABLE STRICT PARALLEL SAFE
+LANGUAGE plpgsql STABLE CALLED ON NULL INPUT PARALLEL SAFE
 SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
     qualified text := pg_catalog.format('@extschema@.%I', relation);
     missing text;
 BEGIN
+    IF columns IS NULL THEN
+        IF NOT pg_catalog.has_table_privilege(qualified, privilege) THEN
+            RAISE EXCEPTION 'permission denied for table %', relation
+                USING ERRCODE = 'insufficient_privilege',
+                      DETAIL = detail,
+                      HINT = pg_catalog.format('Ask the extension''s owner to grant %s on %s (see Privileges in the README).',
+                                               privilege, qualified);
+        END IF;
+        RETURN;
+    END IF;
     SELECT c.name INTO missing FROM unnest(columns) WITH ORDINALITY AS c (name, n)
-    WHERE NOT pg_catalog.has_column_privilege(qualified, c.name, 'SELECT')
+    WHERE NOT pg_catalog.has_column_privilege(qualified, c.name, privilege)
     ORDER BY c.n LIMIT 1;
     IF FOUND THEN
         RAISE EXCEPTION 'permission denied for table %', relation
             USING ERRCODE = 'insufficient_privilege',
-                  DETAIL = pg_catalog.format('%s The role may not read its column %s.', detail,
+                  DETAIL = pg_catalog.format('%s The role may not %s its column %s.', detail,
+                                             CASE privilege WHEN 'SELECT' THEN 'read'
+                                                  ELSE pg_catalog.lower(privilege) END,
                                              missing),
-                  HINT = pg_catalog.format('Ask the extension''s owner to grant SELECT on %s (see Privileges in the README).',
-                                           qualified);
+                  HINT = pg_catalog.format('Ask the extension''s owner to grant %s on %s (see Privileges in the README).',
+                                           privilege, qualified);
     END IF;
 END
 $$;
-COMMENT ON FUNCTION @extschema@.mf_require_select(text, text[], text) IS
-  'mf_ext (internal): raises 42501 with the detail given and a hint saying what to grant, unless the caller may SELECT the given columns of the extension''s table relation';
+COMMENT ON FUNCTION @extschema@.mf_require_privilege(text, text, text[], text) IS
+  'mf_ext (internal): raises 42501 with the detail given and a hint saying what to grant, unless the caller holds the privilege on the given columns of the extension''s table relation (on the table with columns NULL)';
 
 CREATE FUNCTION @extschema@.mf_training_history(model integer)
 RETURNS TABLE (run integer, iteration integer, loss double precision,
@@ -511,7 +553,7 @@ BEGIN
             USING ERRCODE = 'null_value_not_allowed',
                   HINT = 'Pass a model_id or name from mf_models.';
     END IF;
-    PERFORM @extschema@.mf_require_select('mf_models',
+    PERFORM @extschema@.mf_require_privilege('mf_models', 'SELECT',
         ARRAY['model_id', 'best_iteration', 'iterations_run', 'loss', 'train_rmse_history',
               'validation_rmse', 'iteration_seconds'],
         'mf_training_history reads the model''s last training from mf_models.');
@@ -521,7 +563,7 @@ BEGIN
             USING ERRCODE = 'undefined_object',
                   HINT = 'See SELECT model_id, name FROM mf_models.';
     END IF;
-    PERFORM @extschema@.mf_require_select('mf_model_history',
+    PERFORM @extschema@.mf_require_privilege('mf_model_history', 'SELECT',
         ARRAY['model_id', 'run', 'iteration', 'loss', 'train_rmse', 'validation_rmse', 'seconds',
               'kept'], 'mf_training_history reads every training''s iterations from mf_model_history.');
     -- (a model restored from a dump of a version before 0.5 has no history
@@ -562,7 +604,7 @@ BEGIN
             USING ERRCODE = 'null_value_not_allowed',
                   HINT = 'Pass a model_id or name from mf_models.';
     END IF;
-    PERFORM @extschema@.mf_require_select('mf_models', ARRAY['model_id', 'name'],
+    PERFORM @extschema@.mf_require_privilege('mf_models', 'SELECT', ARRAY['model_id', 'name'],
         'mf_training_history finds the model''s id by its name in mf_models.');
     SELECT m.model_id INTO id FROM @extschema@.mf_models m WHERE m.name = model;
     IF NOT FOUND THEN

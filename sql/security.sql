@@ -238,7 +238,17 @@ SELECT model_id AS pointed FROM mf_models WHERE name = 'pointed' \gset
 SET ROLE regress_mf_team;
 SELECT * FROM mf_training_history('pointed');
 SELECT * FROM mf_training_history(:pointed);
+-- nor may it drop a model, by name or by id: the error says what to grant
+SELECT mf_drop_model('pointed');
+SELECT mf_drop_model(:pointed);
 RESET ROLE;
+-- DELETE without SELECT on the column the model is found by
+GRANT DELETE, SELECT (model_id) ON mf_models TO regress_mf_team;
+SET ROLE regress_mf_team;
+SELECT mf_drop_model('pointed');
+RESET ROLE;
+REVOKE ALL ON mf_models FROM regress_mf_team;
+SELECT count(*) AS still_there FROM mf_models WHERE name = 'pointed';
 
 -- 7. The support columns (0.5) are read as the caller, when a call uses
 -- them: a role granted every other column serves as before, also from a

@@ -510,10 +510,24 @@ expected_shape(const BatchShape *shape)
 	return columns.data;
 }
 
-/* Creates the target table of shape and returns its oid. */
+/*
+ * Creates the target table of shape and returns its oid; first, a role
+ * that may not create in the table's schema is told what to grant (CREATE
+ * TABLE's own error would show the internal statement).
+ */
 static Oid
 create_target(RangeVar *relation, const char *quoted, const BatchShape *shape)
 {
+	Oid			namespace = RangeVarGetCreationNamespace(relation);
+
+	if (pg_namespace_aclcheck(namespace, GetUserId(), ACL_CREATE) != ACLCHECK_OK)
+		ereport(ERROR,
+				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+				 errmsg("permission denied for schema %s", get_namespace_name(namespace)),
+				 errdetail("%s creates its target %s there, and role \"%s\" may not create in that schema.",
+						   shape->function, quoted, GetUserNameFromId(GetUserId(), false)),
+				 errhint("Grant CREATE on schema %s to the role, pass a target in a schema it may create in, or create the table and pass mode := 'append' or 'replace'.",
+						 quote_identifier(get_namespace_name(namespace)))));
 	if (SPI_execute(psprintf("CREATE TABLE %s %s", quoted, shape_columns(shape, true)),
 					false, 0) != SPI_OK_UTILITY)
 		elog(ERROR, "could not create %s", quoted);
@@ -1167,7 +1181,7 @@ batch_plan(BatchRun *run, bool exclude_rated)
 					psprintf("Ranking %d %ss for each of %d %ss, %d at a time on each of %d threads.",
 							 run->n_offered, mf_side_name(other), run->n_rows,
 							 mf_side_name(run->side), run->block_rows, threads),
-					NULL);
+					"Raise mf_ext.max_memory (a superuser setting), lower mf_ext.threads, or pass fewer candidates.");
 	return threads;
 }
 

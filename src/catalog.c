@@ -349,7 +349,7 @@ corrupt_row(const MfModelRow *row, const char *detail)
 			(errcode(ERRCODE_DATA_CORRUPTED),
 			 errmsg("the row of model %d in mf_models is not valid", row->model_id),
 			 errdetail("%s", detail),
-			 errhint("Retrain the model with mf_train, or restore mf_models from a dump.")));
+			 errhint("Retrain the model with mf_train (naming any option the detail names: a retraining keeps its last options), drop it with mf_drop_model, or restore mf_models from a dump.")));
 }
 
 /* What serving relies on in a model's row (hand edits aside). */
