@@ -510,31 +510,29 @@ SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
     qualified text := pg_catalog.format('@extschema@.%I', relation);
-    missing text;
+    missing text;  -- the first of columns the caller lacks the privilege on
 BEGIN
     IF columns IS NULL THEN
-        IF NOT pg_catalog.has_table_privilege(qualified, privilege) THEN
-            RAISE EXCEPTION 'permission denied for table %', relation
-                USING ERRCODE = 'insufficient_privilege',
-                      DETAIL = detail,
-                      HINT = pg_catalog.format('Ask the extension''s owner to grant %s on %s (see Privileges in the README).',
-                                               privilege, qualified);
+        IF pg_catalog.has_table_privilege(qualified, privilege) THEN
+            RETURN;
         END IF;
-        RETURN;
+    ELSE
+        SELECT c.name INTO missing FROM unnest(columns) WITH ORDINALITY AS c (name, n)
+        WHERE NOT pg_catalog.has_column_privilege(qualified, c.name, privilege)
+        ORDER BY c.n LIMIT 1;
+        IF NOT FOUND THEN
+            RETURN;
+        END IF;
     END IF;
-    SELECT c.name INTO missing FROM unnest(columns) WITH ORDINALITY AS c (name, n)
-    WHERE NOT pg_catalog.has_column_privilege(qualified, c.name, privilege)
-    ORDER BY c.n LIMIT 1;
-    IF FOUND THEN
-        RAISE EXCEPTION 'permission denied for table %', relation
-            USING ERRCODE = 'insufficient_privilege',
-                  DETAIL = pg_catalog.format('%s The role may not %s its column %s.', detail,
-                                             CASE privilege WHEN 'SELECT' THEN 'read'
-                                                  ELSE pg_catalog.lower(privilege) END,
-                                             missing),
-                  HINT = pg_catalog.format('Ask the extension''s owner to grant %s on %s (see Privileges in the README).',
-                                           privilege, qualified);
-    END IF;
+    RAISE EXCEPTION 'permission denied for table %', relation
+        USING ERRCODE = 'insufficient_privilege',
+              DETAIL = CASE WHEN missing IS NULL THEN detail
+                       ELSE pg_catalog.format('%s The role may not %s its column %s.', detail,
+                                              CASE privilege WHEN 'SELECT' THEN 'read'
+                                                   ELSE pg_catalog.lower(privilege) END,
+                                              missing) END,
+              HINT = pg_catalog.format('Ask the extension''s owner to grant %s on %s (see Privileges in the README).',
+                                       privilege, qualified);
 END
 $$;
 COMMENT ON FUNCTION @extschema@.mf_require_privilege(text, text, text[], text) IS
