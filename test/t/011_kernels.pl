@@ -4,9 +4,10 @@
 # ('blas'), trains every kind of model to the double-precision solve's
 # predictions within single-precision tolerance, gives the same model bit
 # for bit with 1 and 2 threads, a training RMSE (J's data term) that is
-# the stored factors', and folds in a new user like OpenBLAS's solve.  An instruction set the CPU lacks is refused when
-# set, with a hint.  A row longer than the kernel's 65,536-rating segments
-# is summed across segments correctly.
+# the stored factors', and folds in a new user like OpenBLAS's solve.  An
+# instruction set the CPU lacks is refused when set, with a hint.  A row
+# longer than the kernel's 65,536-rating segments is summed across
+# segments correctly.
 use strict;
 use warnings;
 use PostgreSQL::Test::Utils;
