@@ -285,6 +285,12 @@ SELECT count(*) AS superuser_keeps_raters FROM mf_recommend_users('pointed', :it
 SET ROLE regress_mf_norated;
 SELECT count(*) AS without_raters FROM mf_recommend_users('pointed', :item, 3, false);
 SELECT count(*) FROM mf_recommend_users('pointed', :item, 3);
+-- the same for a user's own rated items, and every user's in a batch
+SELECT user_id AS some_user FROM mf_user_factors
+WHERE model_id = (SELECT model_id FROM mf_models WHERE name = 'pointed') LIMIT 1 \gset
+SELECT count(*) AS without_rated FROM mf_recommend('pointed', :some_user, 3, false);
+SELECT count(*) FROM mf_recommend('pointed', :some_user, 3);
+SELECT count(*) FROM mf_recommend_all_rows('pointed', 3);
 RESET ROLE;
 DROP OWNED BY regress_mf_norated;
 DROP ROLE regress_mf_norated;

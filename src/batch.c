@@ -557,15 +557,80 @@ column_takes(const MfModel *model, const BatchShape *shape, int c, Oid type, boo
 }
 
 /*
- * An existing target (locked) must be a table or a partitioned table with
- * the columns of shape, which take model's values (column_takes; other
- * columns take their defaults), and the caller must be allowed to INSERT
- * into those columns and, to replace its rows, DELETE: checked before
- * anything is deleted, so that a missing privilege is said with what to
- * grant (the executor's error has no hint).
+ * The error for a caller who may not write the existing target table: not
+ * INSERT into it (or into its column column), or with delete not DELETE
+ * from it.  Said with what to grant: the executor's error has no hint.
  */
 static void
-check_existing_target(Oid relid, const MfModel *model, const BatchShape *shape, bool replace)
+deny_target(const char *table, const BatchShape *shape, const char *column, bool delete)
+{
+	const char *role = GetUserNameFromId(GetUserId(), false);
+
+	if (delete)
+		ereport(ERROR,
+				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+				 errmsg("permission denied for table %s", table),
+				 errdetail("mode 'replace' deletes the table's rows with DELETE, which role \"%s\" may not.",
+						   role),
+				 errhint("Grant DELETE on it to role \"%s\" (as the table's owner, or ask the owner), pass mode := 'append' to add to its rows, or pass a new table name (%s creates it).",
+						 role, shape->function)));
+	ereport(ERROR,
+			(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+			 errmsg("permission denied for table %s", table),
+			 column
+			 ? errdetail("%s writes its rows into an existing table with INSERT, and role \"%s\" may not insert into its column \"%s\".",
+						 shape->function, role, column)
+			 : errdetail("%s writes its rows into an existing table with INSERT, which role \"%s\" may not.",
+						 shape->function, role),
+			 errhint("Grant INSERT on it to role \"%s\" (as the table's owner, or ask the owner), or pass a new table name (%s creates it).",
+					 role, shape->function)));
+}
+
+/* What the target's lookup checks before it locks the table. */
+typedef struct TargetLookup
+{
+	const BatchShape *shape;
+	BatchMode	mode;
+	const char *quoted;
+} TargetLookup;
+
+/*
+ * RangeVarGetRelidExtended callback: an existing target is refused before
+ * it is locked, as LOCK TABLE refuses a table before waiting for it, so
+ * that a role that may not write it cannot queue a lock that holds up its
+ * writers: with 'create' it exists; 'append' and 'replace' need INSERT on
+ * it or on some of its columns (check_existing_target checks those
+ * written), and 'replace' DELETE.
+ */
+static void
+check_target_before_lock(const RangeVar *relation, Oid relid, Oid old_relid, void *arg)
+{
+	const TargetLookup *lookup = arg;
+	Oid			role = GetUserId();
+	char	   *name;
+
+	if (!OidIsValid(relid) || (name = get_rel_name(relid)) == NULL)
+		return;
+	if (lookup->mode == BATCH_CREATE)
+		ereport(ERROR,
+				(errcode(ERRCODE_DUPLICATE_TABLE),
+				 errmsg("relation %s already exists", lookup->quoted),
+				 errhint("Pass mode := 'replace' to replace its rows, or mode := 'append' to add to them; or drop it, or pass another name.")));
+	if (pg_class_aclcheck(relid, role, ACL_INSERT) != ACLCHECK_OK &&
+		pg_attribute_aclcheck_all(relid, role, ACL_INSERT, ACLMASK_ANY) != ACLCHECK_OK)
+		deny_target(name, lookup->shape, NULL, false);
+	if (lookup->mode == BATCH_REPLACE && pg_class_aclcheck(relid, role, ACL_DELETE) != ACLCHECK_OK)
+		deny_target(name, lookup->shape, NULL, true);
+}
+
+/*
+ * An existing target (locked; check_target_before_lock passed) must be a
+ * table or a partitioned table with the columns of shape, which take
+ * model's values (column_takes; other columns take their defaults) and
+ * which the caller may INSERT into: checked before anything is deleted.
+ */
+static void
+check_existing_target(Oid relid, const MfModel *model, const BatchShape *shape)
 {
 	Relation	rel = relation_open(relid, NoLock);
 	char		relkind = rel->rd_rel->relkind;
@@ -606,14 +671,7 @@ check_existing_target(Oid relid, const MfModel *model, const BatchShape *shape, 
 							 shape->function, expected_shape(shape))));
 		if (!may_insert &&
 			pg_attribute_aclcheck(relid, attnum, GetUserId(), ACL_INSERT) != ACLCHECK_OK)
-			ereport(ERROR,
-					(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
-					 errmsg("permission denied for table %s", RelationGetRelationName(rel)),
-					 errdetail("%s writes its rows into an existing table with INSERT, and role \"%s\" may not insert into its column \"%s\".",
-							   shape->function, GetUserNameFromId(GetUserId(), false),
-							   shape->names[c]),
-					 errhint("Grant INSERT on it to role \"%s\" (as the table's owner, or ask the owner), or pass a new table name (%s creates it).",
-							 GetUserNameFromId(GetUserId(), false), shape->function)));
+			deny_target(RelationGetRelationName(rel), shape, shape->names[c], false);
 		type = TupleDescAttr(RelationGetDescr(rel), attnum - 1)->atttypid;
 		if (!column_takes(model, shape, c, type, &cast))
 			ereport(ERROR,
@@ -627,14 +685,6 @@ check_existing_target(Oid relid, const MfModel *model, const BatchShape *shape, 
 							 ? " (text keys also into a column of the type they were trained from, such as uuid)"
 							 : "")));
 	}
-	if (replace && pg_class_aclcheck(relid, GetUserId(), ACL_DELETE) != ACLCHECK_OK)
-		ereport(ERROR,
-				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
-				 errmsg("permission denied for table %s", RelationGetRelationName(rel)),
-				 errdetail("mode 'replace' deletes the table's rows with DELETE, which role \"%s\" may not.",
-						   GetUserNameFromId(GetUserId(), false)),
-				 errhint("Grant DELETE on it to role \"%s\" (as the table's owner, or ask the owner), pass mode := 'append' to add to its rows, or pass a new table name (%s creates it).",
-						 GetUserNameFromId(GetUserId(), false), shape->function)));
 	relation_close(rel, NoLock);
 }
 
@@ -1091,6 +1141,7 @@ batch_open_target(FunctionCallInfo fcinfo, const BatchArgs *args, const MfModel 
 	bool		item_keys = found->item_keys != NULL;
 	char	   *quoted;
 	RangeVar   *relation = target_name(args->target, &quoted);
+	TargetLookup lookup = {shape, args->mode, quoted};
 	/*
 	 * 'replace' locks out other writers (not readers) until its transaction
 	 * ends: two replaces at once would each delete only the rows they saw,
@@ -1099,18 +1150,13 @@ batch_open_target(FunctionCallInfo fcinfo, const BatchArgs *args, const MfModel 
 	Oid			relid = RangeVarGetRelidExtended(relation,
 												 args->mode == BATCH_REPLACE ? ShareRowExclusiveLock
 												 : RowExclusiveLock, RVR_MISSING_OK,
-												 NULL, NULL);
+												 check_target_before_lock, &lookup);
 	bool		existed = OidIsValid(relid);
 	MfModel    *model;
 
-	if (existed && args->mode == BATCH_CREATE)
-		ereport(ERROR,
-				(errcode(ERRCODE_DUPLICATE_TABLE),
-				 errmsg("relation %s already exists", quoted),
-				 errhint("Pass mode := 'replace' to replace its rows, or mode := 'append' to add to them; or drop it, or pass another name.")));
 	if (existed)
 	{
-		check_existing_target(relid, found, shape, args->mode == BATCH_REPLACE);
+		check_existing_target(relid, found, shape);
 		if (args->mode == BATCH_REPLACE)
 		{
 			mf_progress_phase("deleting");

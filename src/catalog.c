@@ -401,6 +401,22 @@ deny_reading(const char *kind, const char *name)
 }
 
 /*
+ * The error for a role that may read the model tables but not the users'
+ * rated_items, which leaving rated items out reads.
+ */
+static void
+deny_rated_items(void)
+{
+	ereport(ERROR,
+			(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+			 errmsg("permission denied for table %s", MF_USER_FACTORS_TABLE),
+			 errdetail("Leaving each user's rated items out (exclude_rated) reads column rated_items of %s, which role \"%s\" may not read.",
+					   MF_USER_FACTORS_TABLE, GetUserNameFromId(GetUserId(), false)),
+			 errhint("Ask the extension's owner to grant SELECT (rated_items) on %s, or pass exclude_rated := false.",
+					 MF_USER_FACTORS_TABLE)));
+}
+
+/*
  * Raises the error a SELECT of columns[] of table relid would raise for
  * the current role: "permission denied" without SELECT on the table or on
  * each of the columns (with a hint saying what to grant).
@@ -420,6 +436,34 @@ check_select(Oid relid, const char *const *columns, int n)
 			pg_attribute_aclcheck(relid, attnum, role, ACL_SELECT) != ACLCHECK_OK)
 			deny_reading("table", get_rel_name(relid));
 	}
+}
+
+/*
+ * Raises the error for want of SELECT on the users' rated_items of
+ * mf_user_factors, relid (the columns the reads of rated items name
+ * besides it, model_id and user_id, serving reads too): with a hint
+ * saying what to grant, or to leave exclude_rated off.
+ */
+static void
+check_rated_items_read(Oid relid)
+{
+	static const char *const served_columns[] = {"model_id", "user_id"};
+	AttrNumber	attnum;
+
+	if (!OidIsValid(relid) || pg_class_aclcheck(relid, GetUserId(), ACL_SELECT) == ACLCHECK_OK)
+		return;					/* (a missing table: the read says so) */
+	check_select(relid, served_columns, lengthof(served_columns));
+	attnum = get_attnum(relid, "rated_items");
+	if (attnum != InvalidAttrNumber &&
+		pg_attribute_aclcheck(relid, attnum, GetUserId(), ACL_SELECT) != ACLCHECK_OK)
+		deny_rated_items();
+}
+
+/* mf_user_factors of schema (not remote), as serving found it: 0 if missing. */
+static Oid
+user_factors_relid(const MfSchema *schema)
+{
+	return get_relname_relid(MF_USER_FACTORS_TABLE, schema->oid);
 }
 
 /*
@@ -1731,6 +1775,7 @@ mf_catalog_rated_items(const MfSchema *schema, int32 model_id, int64 user_id,
 		internal_sql_end(nest_level);
 		return items;
 	}
+	check_rated_items_read(user_factors_relid(schema));
 	if (SPI_execute_plan(saved_plan(&plan,
 									psprintf("SELECT rated_items FROM %s.mf_user_factors WHERE model_id = $1 AND user_id = $2",
 											 schema->quoted),
@@ -1769,6 +1814,7 @@ mf_catalog_open_rated_items(const MfSchema *schema, int32 model_id)
 				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
 				 errmsg("mf_recommend_all and mf_recommend_users_all with exclude_rated run on the Citus coordinator, not on a worker"),
 				 errhint("Call it on the coordinator.")));
+	check_rated_items_read(user_factors_relid(schema));
 	cursor = SPI_cursor_open_with_args(NULL,
 									   psprintf("SELECT user_id, rated_items FROM %s.mf_user_factors WHERE model_id = $1 ORDER BY user_id",
 												schema->quoted),
@@ -1808,13 +1854,12 @@ mf_catalog_fetch_rated_items(Portal cursor, int32 model_id, int max, MfRatedFn f
 bool
 mf_catalog_check_rated_items_read(const MfSchema *schema)
 {
-	static const char *const rated_columns[] = {"model_id", "user_id", "rated_items"};
 	MfModelTables tables;
 
 	if (schema->remote)
 		return false;
 	tables = mf_catalog_open_for_reading(schema);
-	check_select(tables.users, rated_columns, lengthof(rated_columns));
+	check_rated_items_read(tables.users);
 	return !tables.factors_rls;
 }
 

@@ -284,5 +284,22 @@ is(scalar(@counts), 3, 'the prepared edit ran') or diag($edit_error);
 ok($counts[0] > $counts[1], 'the edit listed every user, the rollback only those who did not rate the item');
 is($counts[1], $counts[2], 'after ROLLBACK PREPARED, the raters are the committed ones');
 
+# A batch target the role may not write is refused before it is locked,
+# as LOCK TABLE refuses: a writer holding the table does not make the call
+# wait, and no lock of the role's queues up the writers behind it.
+$node->safe_psql('postgres',
+	'CREATE TABLE guarded (user_id bigint, rank integer, item_id bigint, score double precision)');
+my $writer = $node->background_psql('postgres', on_error_stop => 0);
+$writer->query_safe('BEGIN; INSERT INTO guarded VALUES (1, 1, 1, 1)');
+my (undef, $guarded_error) = session(q{
+	SET lock_timeout = '3s';
+	SET ROLE app;
+	SELECT mf_recommend_all('ratings', 1, target := 'guarded', mode := 'replace');
+});
+like($guarded_error, qr/permission denied for table guarded/,
+	'a target the role may not write is refused without waiting for its lock');
+$writer->query_safe('ROLLBACK');
+$writer->quit;
+
 $node->stop;
 done_testing();
