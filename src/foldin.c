@@ -91,14 +91,20 @@ check_arrays(FunctionCallInfo fcinfo, ArrayType **item_ids, ArrayType **ratings)
 	*item_ids = PG_GETARG_ARRAYTYPE_P(1);
 	*ratings = PG_GETARG_ARRAYTYPE_P(2);
 	n = ArrayGetNItems(ARR_NDIM(*item_ids), ARR_DIMS(*item_ids));
-	if (ARR_NDIM(*item_ids) > 1 || ARR_NDIM(*ratings) > 1 ||
-		n != ArrayGetNItems(ARR_NDIM(*ratings), ARR_DIMS(*ratings)))
+	if (ARR_NDIM(*item_ids) > 1 || ARR_NDIM(*ratings) > 1)
 		ereport(ERROR,
 				(errcode(ERRCODE_ARRAY_SUBSCRIPT_ERROR),
 				 errmsg("item_ids and ratings must be one-dimensional arrays of the same length"),
-				 errdetail("item_ids has %d dimensions and %d elements, ratings %d and %d.",
-						   ARR_NDIM(*item_ids), n, ARR_NDIM(*ratings),
-						   ArrayGetNItems(ARR_NDIM(*ratings), ARR_DIMS(*ratings))),
+				 errdetail("%s is %d-dimensional.",
+						   ARR_NDIM(*item_ids) > 1 ? "item_ids" : "ratings",
+						   Max(ARR_NDIM(*item_ids), ARR_NDIM(*ratings))),
+				 errhint("Pass one rating per item as two lists: ratings[i] is the rating of item_ids[i].")));
+	if (n != ArrayGetNItems(ARR_NDIM(*ratings), ARR_DIMS(*ratings)))
+		ereport(ERROR,
+				(errcode(ERRCODE_ARRAY_SUBSCRIPT_ERROR),
+				 errmsg("item_ids and ratings must be one-dimensional arrays of the same length"),
+				 errdetail("Their lengths are %d and %d.",
+						   n, ArrayGetNItems(ARR_NDIM(*ratings), ARR_DIMS(*ratings))),
 				 errhint("Pass one rating per item: ratings[i] is the rating of item_ids[i].")));
 	if (ARR_HASNULL(*item_ids) || ARR_HASNULL(*ratings))
 		ereport(ERROR,

@@ -177,6 +177,12 @@ build_grid(CvState *state, const MfArguments *args)
 				 errmsg("a grid of %s is too large", shape),
 				 grid_hint("ks")));
 	mf_read_fit_options(args, &base);
+	if (bias_lambdas && !base.biases)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("bias_lambdas needs biases := true"),
+				 errdetail("bias_lambda regularises the biases, and without biases the models have none."),
+				 errhint("Pass biases := true, or leave out bias_lambdas.")));
 	state->grid = palloc0(mul_size(n, sizeof(GridPoint)));
 	state->n_points = (int) n;
 	for (int p = 0; p < state->n_points; p++)
