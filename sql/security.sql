@@ -265,6 +265,12 @@ SET ROLE regress_mf_columns;
 SELECT count(*) AS similar_without_support FROM mf_similar_items('pointed', 1, 3);
 SELECT count(*) FROM mf_similar_items('pointed', 1, 3, min_support := 1);
 SELECT count(*) FROM mf_similar_users('pointed', 1, 3, shrinkage := 5);
+-- Without user_key (NULL for integer ids, but read all the same) serving
+-- is refused, the column named.
+RESET ROLE;
+REVOKE SELECT (user_key) ON mf_user_factors FROM regress_mf_columns;
+SET ROLE regress_mf_columns;
+SELECT mf_predict('pointed', 1, 1);
 RESET ROLE;
 DROP OWNED BY regress_mf_columns;
 DROP ROLE regress_mf_columns;

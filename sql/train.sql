@@ -216,10 +216,15 @@ CREATE POLICY first_hundred ON secured FOR SELECT USING (user_id <= 100);
 GRANT SELECT ON secured TO regress_mf_reader;
 CREATE TABLE columns_only AS SELECT *, 'secret'::text AS note FROM lowrank;
 GRANT SELECT (user_id, item_id, rating) ON columns_only TO regress_mf_reader;
+CREATE TABLE two_columns AS SELECT * FROM lowrank;
+GRANT SELECT (user_id, item_id) ON two_columns TO regress_mf_reader;
 SET ROLE regress_mf_reader;
 SELECT mf_train('secured', k := 2, iterations := 1) IS NOT NULL AS trained;
 SELECT mf_train('columns_only', k := 2, iterations := 1) IS NOT NULL AS trained;
+-- Without SELECT on the source, or on one of its three columns, the call
+-- stops before reading, naming the relation, the column and the GRANT.
 SELECT mf_train('lowrank', k := 2, iterations := 1, model_name := 'not allowed');
+SELECT mf_train('two_columns', k := 2, iterations := 1, model_name := 'not allowed');
 RESET ROLE;
 -- A role that may read the ratings but not write models is told so
 -- before anything is read or fitted.
@@ -272,3 +277,22 @@ SELECT mf_train('sparse', k := 64, lambda := 0.1, iterations := 3) IS NOT NULL A
                 double_precision := true) IS NOT NULL AS double_trained;
 SELECT name, round(train_rmse::numeric, 3) AS train_rmse FROM mf_models
 WHERE name IN ('sparse', 'sparse double') ORDER BY name;
+
+-- Each ALS step minimises J exactly, so J can rise only by rounding: a
+-- pair rated 1,000 times makes its rows' systems too badly conditioned for
+-- single precision, and the training warns, once, where J rose (with the
+-- portable kernel, whose rounding is the same on every CPU); in double
+-- precision J falls every iteration and nothing is said.
+CREATE TABLE rated_often (user_id int, item_id int, rating numeric);
+INSERT INTO rated_often SELECT 1, 1, 5 FROM generate_series(1, 1000);
+INSERT INTO rated_often VALUES (2, 1, 1), (1, 2, 3), (2, 2, 1);
+SET mf_ext.kernel = portable;
+SELECT mf_train('rated_often', k := 2, lambda := 0.1, iterations := 10) IS NOT NULL AS trained;
+RESET mf_ext.kernel;
+SELECT mf_train('rated_often', k := 2, lambda := 0.1, iterations := 10, double_precision := true,
+                model_name := 'rated_often double') IS NOT NULL AS trained;
+SELECT model, count(*) FILTER (WHERE loss > previous) AS rises
+FROM (SELECT name AS model, h.loss, lag(h.loss) OVER (PARTITION BY name ORDER BY h.iteration) AS previous
+      FROM mf_models m, mf_training_history(m.model_id) h
+      WHERE m.name IN ('rated_often', 'rated_often double')) s
+GROUP BY model ORDER BY model;

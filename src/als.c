@@ -772,6 +772,40 @@ history_init(MfFitHistory *history, int n, bool validation)
 		? mf_alloc_array(CurrentMemoryContext, n, sizeof(double)) : NULL;
 }
 
+/*
+ * The rise of J from one iteration to the next beyond which mf_fit warns:
+ * MF_LOSS_RISE of J, and MF_LOSS_FLOOR of the J of all-zero factors (near
+ * a perfect fit J is all rounding).  Where the systems are well
+ * conditioned, rounding in the solves moves J by less than 1e-6 of its
+ * value.
+ */
+#define MF_LOSS_RISE	1e-4
+#define MF_LOSS_FLOOR	1e-7
+
+/*
+ * J of all-zero factors, the scale of J: half the sum of the squared
+ * ratings; with implicit feedback, half the number of rated pairs (each
+ * preference 1 with a confidence of at least 1).
+ */
+static double
+zero_factors_loss(const MfRatings *ratings, bool implicit)
+{
+	const MfCsr *rows = &ratings->by_user;
+	double		sum = 0.0;
+
+	if (implicit)
+		return 0.5 * (double) ratings->n_ratings;
+	for (int64 e = 0; e < rows->row_start[rows->n_rows]; e++)
+	{
+		double		y = mf_csr_value(rows, e);
+
+		if (e % (1024 * 1024) == 0)
+			CHECK_FOR_INTERRUPTS();
+		sum += y * y;
+	}
+	return 0.5 * sum;
+}
+
 /* Whether J fell by less than tolerance of its value in iteration. */
 static bool
 converged(const MfFitHistory *history, const MfFitOptions *options, int iteration)
@@ -847,6 +881,8 @@ mf_fit(MfAls *als, const MfFitOptions *options, const MfTestSet *validation,
 	int			patience = options->patience;
 	int			best = -1;		/* iteration of the lowest validation RMSE */
 	bool		said_kept = false;	/* a NOTICE named the iteration kept */
+	bool		said_rose = false;	/* a WARNING said J rose */
+	double		rise_floor;
 	instr_time	start;
 
 	/* the pairs J's data term sums over: with implicit feedback, all */
@@ -855,6 +891,7 @@ mf_fit(MfAls *als, const MfFitOptions *options, const MfTestSet *validation,
 
 	if (patience > 0 && (validation == NULL || als->best.user_factors == NULL))
 		elog(ERROR, "early stopping needs a validation set and a fit made for it");
+	rise_floor = report ? MF_LOSS_FLOOR * zero_factors_loss(ratings, options->implicit) : 0.0;
 	INSTR_TIME_SET_CURRENT(start);
 	history_init(history, n, validation != NULL);
 	mf_progress_phase("iterating");
@@ -901,6 +938,20 @@ mf_fit(MfAls *als, const MfFitOptions *options, const MfTestSet *validation,
 							   als->remote_step ? "on the Citus workers"
 							   : psprintf("on %d threads", als->threads),
 							   mf_seconds_since(start))));
+		if (report && !said_rose && iteration > 0 &&
+			loss - history->loss[iteration - 1] >
+			Max(MF_LOSS_RISE * fabs(history->loss[iteration - 1]), rise_floor))
+		{
+			said_rose = true;
+			ereport(WARNING,
+					(errmsg("J rose from %.6g to %.6g in iteration %d: the solves lost accuracy",
+							history->loss[iteration - 1], loss, iteration + 1),
+					 errdetail("Each step of ALS minimises J exactly, so J can rise only by rounding; this much means some rows' systems are too badly conditioned for %s precision, as a pair rated many times makes them.",
+							   als->factors.single ? "single" : "double"),
+					 als->factors.single
+					 ? errhint("Pass double_precision := true, raise lambda, or collapse the pairs rated many times in the source (an average per pair).")
+					 : errhint("Raise lambda, or collapse the pairs rated many times in the source (an average per pair).")));
+		}
 		if (patience > 0 && iteration - best >= patience)
 		{
 			said_kept = iteration + 1 < n;

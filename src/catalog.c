@@ -390,10 +390,21 @@ check_served_row(const MfModelRow *row, bool mean_null)
 								  row->rating_min, row->rating_max));
 }
 
-/* The error for a reader of models without the privilege serving needs. */
+/*
+ * The error for a reader of models without the privilege serving needs:
+ * column names the column it may not read, NULL for a whole table or schema.
+ */
 static void
-deny_reading(const char *kind, const char *name)
+deny_reading(const char *kind, const char *name, const char *column)
 {
+	if (column != NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+				 errmsg("permission denied for %s %s", kind, name),
+				 errdetail("Serving reads column %s of %s, which role \"%s\" may not read.",
+						   column, name, GetUserNameFromId(GetUserId(), false)),
+				 errhint("Ask the extension's owner to grant SELECT (%s) on %s, or SELECT on the table (see Privileges in the README).",
+						 column, name)));
 	ereport(ERROR,
 			(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
 			 errmsg("permission denied for %s %s", kind, name),
@@ -401,19 +412,32 @@ deny_reading(const char *kind, const char *name)
 }
 
 /*
- * The error for a role that may read the model tables but not the users'
- * rated_items, which leaving rated items out reads.
+ * Unless the current role may read column column of the model table relid
+ * (an optional column, which only some calls read: what_reads, e.g.
+ * "min_support and shrinkage"), the error saying so, with a hint to grant
+ * it or to do without (alternative, e.g. "leave out min_support").
  */
 static void
-deny_rated_items(void)
+check_optional_column_read(Oid relid, const char *column, const char *what_reads,
+						   const char *alternative)
 {
+	AttrNumber	attnum;
+	const char *table;
+
+	if (!OidIsValid(relid) || pg_class_aclcheck(relid, GetUserId(), ACL_SELECT) == ACLCHECK_OK)
+		return;					/* (a missing table: the read says so) */
+	attnum = get_attnum(relid, column);
+	if (attnum == InvalidAttrNumber ||
+		pg_attribute_aclcheck(relid, attnum, GetUserId(), ACL_SELECT) == ACLCHECK_OK)
+		return;
+	table = get_rel_name(relid);
 	ereport(ERROR,
 			(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
-			 errmsg("permission denied for table %s", MF_USER_FACTORS_TABLE),
-			 errdetail("Leaving each user's rated items out (exclude_rated) reads column rated_items of %s, which role \"%s\" may not read.",
-					   MF_USER_FACTORS_TABLE, GetUserNameFromId(GetUserId(), false)),
-			 errhint("Ask the extension's owner to grant SELECT (rated_items) on %s, or pass exclude_rated := false.",
-					 MF_USER_FACTORS_TABLE)));
+			 errmsg("permission denied for table %s", table),
+			 errdetail("%s reads column %s of %s, which role \"%s\" may not read.",
+					   what_reads, column, table, GetUserNameFromId(GetUserId(), false)),
+			 errhint("Ask the extension's owner to grant SELECT (%s) on %s, or %s.",
+					 column, table, alternative)));
 }
 
 /*
@@ -428,13 +452,16 @@ check_select(Oid relid, const char *const *columns, int n)
 
 	if (pg_class_aclcheck(relid, role, ACL_SELECT) == ACLCHECK_OK)
 		return;
+	/* a role with column grants is told which column it lacks */
+	if (pg_attribute_aclcheck_all(relid, role, ACL_SELECT, ACLMASK_ANY) != ACLCHECK_OK)
+		deny_reading("table", get_rel_name(relid), NULL);
 	for (int c = 0; c < n; c++)
 	{
 		AttrNumber	attnum = get_attnum(relid, columns[c]);
 
 		if (attnum != InvalidAttrNumber &&
 			pg_attribute_aclcheck(relid, attnum, role, ACL_SELECT) != ACLCHECK_OK)
-			deny_reading("table", get_rel_name(relid));
+			deny_reading("table", get_rel_name(relid), columns[c]);
 	}
 }
 
@@ -448,15 +475,13 @@ static void
 check_rated_items_read(Oid relid)
 {
 	static const char *const served_columns[] = {"model_id", "user_id"};
-	AttrNumber	attnum;
 
 	if (!OidIsValid(relid) || pg_class_aclcheck(relid, GetUserId(), ACL_SELECT) == ACLCHECK_OK)
 		return;					/* (a missing table: the read says so) */
 	check_select(relid, served_columns, lengthof(served_columns));
-	attnum = get_attnum(relid, "rated_items");
-	if (attnum != InvalidAttrNumber &&
-		pg_attribute_aclcheck(relid, attnum, GetUserId(), ACL_SELECT) != ACLCHECK_OK)
-		deny_rated_items();
+	check_optional_column_read(relid, "rated_items",
+							   "Leaving each user's rated items out (exclude_rated)",
+							   "pass exclude_rated := false");
 }
 
 /* mf_user_factors of schema (not remote), as serving found it: 0 if missing. */
@@ -519,7 +544,7 @@ mf_catalog_open_for_reading(const MfSchema *schema)
 	}
 	usage = pg_namespace_aclcheck(schema->oid, GetUserId(), ACL_USAGE);
 	if (usage != ACLCHECK_OK)
-		deny_reading("schema", get_namespace_name(schema->oid));
+		deny_reading("schema", get_namespace_name(schema->oid), NULL);
 	tables.models = lock_model_table(MF_MODELS_TABLE, schema->oid, AccessShareLock);
 	tables.users = lock_model_table(MF_USER_FACTORS_TABLE, schema->oid, AccessShareLock);
 	tables.items = lock_model_table(MF_ITEM_FACTORS_TABLE, schema->oid, AccessShareLock);
@@ -1589,8 +1614,16 @@ mf_catalog_scan_supports(const MfSchema *schema, int32 model_id, MfSide side,
 	SupportScan scan = {fn, arg};
 	Oid			argtype = INT4OID;
 	Datum		value = Int32GetDatum(model_id);
-	int			nest_level = internal_sql_begin();
+	int			nest_level;
 
+	if (!schema->remote)
+	{
+		MfModelTables tables = mf_catalog_open_for_reading(schema);
+
+		check_optional_column_read(side == MF_USERS ? tables.users : tables.items, "support",
+								   "Passing min_support or shrinkage", "leave them out");
+	}
+	nest_level = internal_sql_begin();
 	serving_scan(schema, psprintf("SELECT %s_id, support FROM %s.mf_%s_factors WHERE model_id = $1",
 						 name, schema->quoted, name),
 				1, &argtype, &value, types, lengthof(types),

@@ -194,8 +194,9 @@ extern int32 mf_catalog_load_side(const MfSchema *schema, const MfModelRow *row,
 /*
  * Calls fn with the id and the support (distinct partners; 0 for NULL) of
  * every row of one side of model model_id, read as the caller (its
- * privileges on the column apply: 42501 without them), in no order.  The
- * caller must be connected to SPI.
+ * privileges on the column apply: 42501 without them, naming support and
+ * the arguments that read it), in no order.  The caller must be connected
+ * to SPI.
  */
 typedef void (*MfSupportFn) (int64 id, int32 support, void *arg);
 extern void mf_catalog_scan_supports(const MfSchema *schema, int32 model_id, MfSide side,

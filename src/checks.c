@@ -76,7 +76,7 @@ mf_check_fit_options(const MfFitOptions *options)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("bias_lambda needs biases := true"),
-				 errhint("Pass biases := true, or bias_lambda := -1 (a retrained model keeps its last training's bias_lambda).")));
+				 errhint("Pass biases := true, or leave out bias_lambda (a retraining keeps its last training's bias_lambda: pass bias_lambda := -1 there).")));
 	if (!(options->implicit_weight >= 0.0) || isinf(options->implicit_weight))
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),

@@ -153,6 +153,60 @@ mf_source_display_name(Oid relid)
 									  relname);
 }
 
+/*
+ * 42501 unless the current role may read the relation rel: USAGE on its
+ * schema and SELECT on it, or (columns given, n of them) on each of
+ * those; with no columns, SELECT on any of its columns will do (the
+ * columns are checked once found).  A read without it would fail inside
+ * the internal SELECT, naming neither the grant nor the argument.
+ */
+static void
+check_read_privilege(const MfSource *source, Relation rel, const AttrNumber *columns, int n)
+{
+	Oid			relid = RelationGetRelid(rel);
+	Oid			role = GetUserId();
+	char	   *name = mf_source_display_name(relid);
+
+	if (pg_namespace_aclcheck(RelationGetNamespace(rel), role, ACL_USAGE) != ACLCHECK_OK)
+		ereport(ERROR,
+				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+				 errmsg("permission denied for schema %s",
+						quote_identifier(get_namespace_name(RelationGetNamespace(rel)))),
+				 errdetail("The ratings are read from %s, the %s argument, as role \"%s\".",
+						   name, source->argname, GetUserNameFromId(role, false)),
+				 errhint("Ask for USAGE on the schema, or pass a relation this role may read.")));
+	if (pg_class_aclcheck(relid, role, ACL_SELECT) == ACLCHECK_OK)
+		return;
+	if (n == 0 && pg_attribute_aclcheck_all(relid, role, ACL_SELECT, ACLMASK_ANY) == ACLCHECK_OK)
+		return;
+	for (int c = 0; c < n; c++)
+	{
+		if (pg_attribute_aclcheck(relid, columns[c], role, ACL_SELECT) == ACLCHECK_OK)
+			continue;
+		ereport(ERROR,
+				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+				 errmsg("permission denied for column %s of relation %s",
+						quote_identifier(get_attname(relid, columns[c], false)), name),
+				 errdetail("The ratings are read from columns %s, %s and %s of %s, the %s argument, as role \"%s\".",
+						   quote_identifier(source->user_col), quote_identifier(source->item_col),
+						   quote_identifier(source->rating_col), name, source->argname,
+						   GetUserNameFromId(role, false)),
+				 errhint("Ask for SELECT on %s or on those columns: GRANT SELECT (%s, %s, %s) ON %s TO %s.",
+						 name, quote_identifier(source->user_col), quote_identifier(source->item_col),
+						 quote_identifier(source->rating_col), name,
+						 quote_identifier(GetUserNameFromId(role, false)))));
+	}
+	if (n == 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+				 errmsg("permission denied for %s %s",
+						rel->rd_rel->relkind == RELKIND_VIEW ? "view" : "table", name),
+				 errdetail("The ratings are read from %s, the %s argument, as role \"%s\".",
+						   name, source->argname, GetUserNameFromId(role, false)),
+				 errhint("Ask for SELECT on it (GRANT SELECT ON %s TO %s), or pass a relation this role may read.",
+						 name, quote_identifier(GetUserNameFromId(role, false)))));
+}
+
 void
 mf_source_validate(MfSource *source)
 {
@@ -184,6 +238,7 @@ mf_source_validate(MfSource *source)
 							 source->argname)));
 	}
 
+	check_read_privilege(source, rel, NULL, 0);
 	source->user_type = check_column(source, rel, "user ids", "user_col",
 									 source->user_col, id_types, lengthof(id_types),
 									 ID_TYPES_TEXT, &source->user_attnum);
@@ -208,6 +263,8 @@ mf_source_validate(MfSource *source)
 				 errmsg("user_col and item_col both name column \"%s\"",
 						source->user_col),
 				 errhint("Name the column of user ids with user_col and the column of item ids with item_col.")));
+	check_read_privilege(source, rel,
+						 (AttrNumber[]) {source->user_attnum, source->item_attnum, source->rating_attnum}, 3);
 	relation_close(rel, NoLock);	/* the lock stays until the transaction ends */
 }
 
