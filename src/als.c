@@ -891,7 +891,9 @@ mf_fit(MfAls *als, const MfFitOptions *options, const MfTestSet *validation,
 
 	if (patience > 0 && (validation == NULL || als->best.user_factors == NULL))
 		elog(ERROR, "early stopping needs a validation set and a fit made for it");
-	rise_floor = report ? MF_LOSS_FLOOR * zero_factors_loss(ratings, options->implicit) : 0.0;
+	/* (on Citus the ratings are the workers': the relative rise alone) */
+	rise_floor = report && !als->remote_step
+		? MF_LOSS_FLOOR * zero_factors_loss(ratings, options->implicit) : 0.0;
 	INSTR_TIME_SET_CURRENT(start);
 	history_init(history, n, validation != NULL);
 	mf_progress_phase("iterating");
