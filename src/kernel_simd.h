@@ -29,9 +29,10 @@
  *
  *	  The Gram kernel keeps a tile of sum_e w_e o_e o_e' in registers while
  *	  it streams the rated rows through their column indices (no gathered
- *	  copy), over blocks of rows small enough to stay in the L1 cache, and
- *	  writes the lower triangle (column-major; the upper is mirrored by the
- *	  caller where something reads it).  Its columns go in groups of
+ *	  copy), over blocks of rows small enough to stay in the L1 cache (and
+ *	  of at most SIMD_SUM_BLOCK rows), and writes the lower triangle
+ *	  (column-major; the upper is mirrored by the caller where something
+ *	  reads it).  Its columns go in groups of
  *	  GRAM_GROUP, each group's tiles starting at the vector holding the
  *	  group's first diagonal element, so that only the diagonal blocks
  *	  compute elements of the upper triangle.  The Cholesky factorisation is
@@ -44,7 +45,12 @@
 /* Rows of the other side per block of the Gram kernel: about 32 KB of them. */
 #define SIMD_BLOCK_FLOATS	8192
 
-/* Rows per partial sum of the right-hand side. */
+/*
+ * Rows per partial sum, of the right-hand side and of each Gram tile: a
+ * long row's rounding grows with its number of blocks (a pair rated
+ * thousands of times left a system indefinite when 1,024 rows were summed
+ * at once).
+ */
 #define SIMD_SUM_BLOCK	256
 
 /* Rows ahead whose factors are prefetched. */
@@ -273,8 +279,12 @@ SIMD(gram) (const float *other, int k, const int32 *cols, int n,
 			const float *weights, const float *targets, bool bias,
 			float *a, int ld, float *rhs)
 {
-	/* blocks of at most SIMD_BLOCK_FLOATS floats of rows, of even sizes */
-	int			most = Max(16, SIMD_BLOCK_FLOATS / Max(k, 1));
+	/*
+	 * blocks of at most SIMD_BLOCK_FLOATS floats of rows and SIMD_SUM_BLOCK
+	 * rows, of even sizes: each tile's sum over a block is added to a, so
+	 * that a long row's rounding grows with its number of blocks, not rows
+	 */
+	int			most = Min(SIMD_SUM_BLOCK, Max(16, SIMD_BLOCK_FLOATS / Max(k, 1)));
 	int			blocks = (n + most - 1) / most;
 	int			block = blocks > 0 ? (n + blocks - 1) / blocks : 1;
 

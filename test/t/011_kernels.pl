@@ -7,7 +7,7 @@
 # the stored factors', and folds in a new user like OpenBLAS's solve.  An
 # instruction set the CPU lacks is refused when set, with a hint.  A row
 # longer than the kernel's 65,536-rating segments is summed across
-# segments correctly.
+# segments correctly.  A row a pair repeats 3,000 times in trains.
 use strict;
 use warnings;
 use PostgreSQL::Test::Utils;
@@ -150,6 +150,29 @@ foreach my $kernel (grep { $_ ne 'blas' } @kernels)
 		SELECT max(abs(s - r)) / (1 + max(abs(r)))
 		FROM folded, reference, unnest(folded.mf_fold_in, reference.mf_fold_in) AS x(s, r)});
 	cmp_ok($gap, '<', 1e-4, "fold-in, $kernel kernel: within 1e-4 of OpenBLAS's solve ($gap)");
+}
+
+# A badly conditioned row: one user rated items 1 and 2 each 3,000 times
+# (k = 8, lambda = 0.1).  Each Gram tile adds its sum to the matrix every
+# 256 rows at most, as OpenBLAS's ssyrk sums in blocks: summed over 1,024
+# rows at k = 8, the own kernels' rounding left the system indefinite and
+# every own kernel refused the training where OpenBLAS's path trained.
+$node->safe_psql('postgres', q{
+	CREATE TABLE repeated AS
+	SELECT * FROM ratings UNION ALL SELECT 1000, 1 + g % 2, 4 FROM generate_series(1, 6000) g;
+	SET client_min_messages = warning;
+	SELECT mf_train('repeated', k := 8, lambda := 0.1, iterations := 5, double_precision := true,
+	                model_name := 'repeated_double')});
+foreach my $kernel (@kernels)
+{
+	my ($rc, $out, $err) = $node->psql('postgres', qq{
+		SET client_min_messages = warning; SET mf_ext.kernel = $kernel;
+		SELECT mf_train('repeated', k := 8, lambda := 0.1, iterations := 5,
+		                model_name := 'repeated_$kernel')});
+	is($rc, 0, "a user rating two items 3,000 times each, $kernel kernel: trains") or diag($err);
+	next if $rc != 0;
+	my $gap = prediction_gap("repeated_$kernel", 'repeated_double', 'repeated');
+	cmp_ok($gap, '<', 0.05, "... within 0.05 of double precision ($gap)");
 }
 
 done_testing();
