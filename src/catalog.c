@@ -408,7 +408,7 @@ deny_reading(const char *kind, const char *name, const char *column)
 	ereport(ERROR,
 			(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
 			 errmsg("permission denied for %s %s", kind, name),
-			 errhint("Serving a model needs USAGE on the extension's schema and SELECT on mf_models, mf_user_factors and mf_item_factors: ask the extension's owner to grant them (see Privileges in the README).")));
+			 errhint("Serving a model needs USAGE on the extension's schema and SELECT on mf_models, mf_user_factors and mf_item_factors: ask the extension's owner to grant them (a member of a role that has them but does not inherit them, NOINHERIT, must SET ROLE to it first; see Privileges in the README).")));
 }
 
 /*

@@ -234,7 +234,7 @@ mf_check_write_privileges(const MfSchema *schema, const char *function, bool his
 					 errmsg("permission denied for %s %s", table ? "table" : "sequence", name),
 					 errdetail("%s writes models into mf_models, mf_user_factors and mf_item_factors%s, and needs SELECT, INSERT, UPDATE and DELETE on them and USAGE (or UPDATE) on mf_models_model_id_seq and mf_model_version_seq.",
 							   function, with_history ? " and its history into mf_model_history" : ""),
-					 errhint("Ask the extension's owner to grant these privileges (see Privileges in the README).")));
+					 errhint("Ask the extension's owner to grant these privileges (a member of a role that has them but does not inherit them, NOINHERIT, must SET ROLE to it first; see Privileges in the README).")));
 
 		/*
 		 * A model is written whole: deleting, writing and counting only the

@@ -203,7 +203,7 @@ check_read_privilege(const MfSource *source, Relation rel, const AttrNumber *col
 						rel->rd_rel->relkind == RELKIND_VIEW ? "view" : "table", name),
 				 errdetail("The ratings are read from %s, the %s argument, as role \"%s\".",
 						   name, source->argname, GetUserNameFromId(role, false)),
-				 errhint("Ask for SELECT on it (GRANT SELECT ON %s TO %s), or pass a relation this role may read.",
+				 errhint("Ask for SELECT on it (GRANT SELECT ON %s TO %s), or pass a relation this role may read (a member of a role that may read it but does not inherit its privileges, NOINHERIT, must SET ROLE to it first).",
 						 name, quote_identifier(GetUserNameFromId(role, false)))));
 }
 
