@@ -218,6 +218,10 @@ CREATE TABLE columns_only AS SELECT *, 'secret'::text AS note FROM lowrank;
 GRANT SELECT (user_id, item_id, rating) ON columns_only TO regress_mf_reader;
 CREATE TABLE two_columns AS SELECT * FROM lowrank;
 GRANT SELECT (user_id, item_id) ON two_columns TO regress_mf_reader;
+CREATE SCHEMA unused_schema;
+CREATE TABLE unused_schema.ratings AS SELECT * FROM lowrank;
+GRANT SELECT ON unused_schema.ratings TO regress_mf_reader;
+SELECT 'unused_schema.ratings'::regclass::oid AS hidden_oid \gset
 SET ROLE regress_mf_reader;
 SELECT mf_train('secured', k := 2, iterations := 1) IS NOT NULL AS trained;
 SELECT mf_train('columns_only', k := 2, iterations := 1) IS NOT NULL AS trained;
@@ -225,6 +229,8 @@ SELECT mf_train('columns_only', k := 2, iterations := 1) IS NOT NULL AS trained;
 -- stops before reading, naming the relation, the column and the GRANT.
 SELECT mf_train('lowrank', k := 2, iterations := 1, model_name := 'not allowed');
 SELECT mf_train('two_columns', k := 2, iterations := 1, model_name := 'not allowed');
+-- (a schema without USAGE hides its tables from names; an OID reaches one)
+SELECT mf_train(:hidden_oid::regclass, k := 2, iterations := 1, model_name := 'not allowed');
 RESET ROLE;
 -- A role that may read the ratings but not write models is told so
 -- before anything is read or fitted.

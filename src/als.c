@@ -43,6 +43,9 @@
 /* Bytes copied between checks for a cancel, when the best factors are kept. */
 #define MF_COPY_CHUNK	((Size) 64 * 1024 * 1024)
 
+/* Ratings summarize() adds up between two looks for a cancel. */
+#define MF_SUMMARY_STEP	(1024 * 1024)
+
 /* Coordinate-descent sweeps at most, and the relative step that ends them. */
 #define MF_NNLS_SWEEPS		1000
 #define MF_NNLS_TOLERANCE	1e-10
@@ -74,6 +77,7 @@ struct MfAls
 	double		lambda;
 	bool		weighted_lambda;
 	double		bias_lambda;	/* the biases' lambda, or -1: the row's factors' */
+	double		zero_loss;		/* J of all-zero factors: the scale of J */
 	double		lambda_per_rating;	/* added to lambda per rating of the row */
 	bool		absolute_norms; /* norm[] holds penalties, not multiples of lambda */
 	double		alpha;			/* confidence per unit of rating (implicit) */
@@ -367,22 +371,24 @@ init_solver(MfAls *als, const MfFitOptions *options, int64 longest,
 }
 
 /*
- * The longest row of ratings and, where options need them (biases, clip),
- * the sum and range of its values, in a fixed order: the same for any
- * thread count and scan.
+ * The longest row of ratings and the sum, sum of squares and range of its
+ * values, in a fixed order: the same for any thread count and scan.
  */
 static MfRatingsSummary
-summarize(const MfRatings *ratings, const MfFitOptions *options)
+summarize(const MfRatings *ratings)
 {
 	const MfCsr *by_user = &ratings->by_user;
-	MfRatingsSummary summary = {0.0, INFINITY, -INFINITY, longest_row(ratings)};
-	int64		n = options->biases || options->clip ? by_user->row_start[by_user->n_rows] : 0;
+	MfRatingsSummary summary = {0.0, 0.0, INFINITY, -INFINITY, longest_row(ratings)};
+	int64		n = by_user->row_start[by_user->n_rows];
 
 	for (int64 e = 0; e < n; e++)
 	{
 		double		value = mf_csr_value(by_user, e);
 
+		if (e % MF_SUMMARY_STEP == 0)
+			CHECK_FOR_INTERRUPTS();
 		summary.sum += value;
+		summary.sum_squares += value * value;
 		summary.min = Min(summary.min, value);
 		summary.max = Max(summary.max, value);
 	}
@@ -422,7 +428,7 @@ MfAls *
 mf_als_create(const MfRatings *ratings, const MfFitOptions *options,
 			  MemoryContext cxt)
 {
-	MfRatingsSummary summary = summarize(ratings, options);
+	MfRatingsSummary summary = summarize(ratings);
 
 	return mf_als_create_summarized(ratings, options, &summary, NULL, NULL, cxt);
 }
@@ -437,6 +443,8 @@ mf_als_create_summarized(const MfRatings *ratings, const MfFitOptions *options,
 	Size		real_size = options->single ? sizeof(float) : sizeof(double);
 
 	als->ratings = ratings;
+	/* implicit feedback: each rated pair's preference 1, its confidence at least 1 */
+	als->zero_loss = 0.5 * (options->implicit ? (double) ratings->n_ratings : summary->sum_squares);
 	als->remote_step = remote_step;
 	als->remote_arg = remote_arg;
 	f->k = options->k;
@@ -782,30 +790,6 @@ history_init(MfFitHistory *history, int n, bool validation)
 #define MF_LOSS_RISE	1e-4
 #define MF_LOSS_FLOOR	1e-7
 
-/*
- * J of all-zero factors, the scale of J: half the sum of the squared
- * ratings; with implicit feedback, half the number of rated pairs (each
- * preference 1 with a confidence of at least 1).
- */
-static double
-zero_factors_loss(const MfRatings *ratings, bool implicit)
-{
-	const MfCsr *rows = &ratings->by_user;
-	double		sum = 0.0;
-
-	if (implicit)
-		return 0.5 * (double) ratings->n_ratings;
-	for (int64 e = 0; e < rows->row_start[rows->n_rows]; e++)
-	{
-		double		y = mf_csr_value(rows, e);
-
-		if (e % (1024 * 1024) == 0)
-			CHECK_FOR_INTERRUPTS();
-		sum += y * y;
-	}
-	return 0.5 * sum;
-}
-
 /* Whether J fell by less than tolerance of its value in iteration. */
 static bool
 converged(const MfFitHistory *history, const MfFitOptions *options, int iteration)
@@ -882,7 +866,6 @@ mf_fit(MfAls *als, const MfFitOptions *options, const MfTestSet *validation,
 	int			best = -1;		/* iteration of the lowest validation RMSE */
 	bool		said_kept = false;	/* a NOTICE named the iteration kept */
 	bool		said_rose = false;	/* a WARNING said J rose */
-	double		rise_floor;
 	instr_time	start;
 
 	/* the pairs J's data term sums over: with implicit feedback, all */
@@ -891,9 +874,6 @@ mf_fit(MfAls *als, const MfFitOptions *options, const MfTestSet *validation,
 
 	if (patience > 0 && (validation == NULL || als->best.user_factors == NULL))
 		elog(ERROR, "early stopping needs a validation set and a fit made for it");
-	/* (on Citus the ratings are the workers': the relative rise alone) */
-	rise_floor = report && !als->remote_step
-		? MF_LOSS_FLOOR * zero_factors_loss(ratings, options->implicit) : 0.0;
 	INSTR_TIME_SET_CURRENT(start);
 	history_init(history, n, validation != NULL);
 	mf_progress_phase("iterating");
@@ -942,7 +922,7 @@ mf_fit(MfAls *als, const MfFitOptions *options, const MfTestSet *validation,
 							   mf_seconds_since(start))));
 		if (report && !said_rose && iteration > 0 &&
 			loss - history->loss[iteration - 1] >
-			Max(MF_LOSS_RISE * fabs(history->loss[iteration - 1]), rise_floor))
+			Max(MF_LOSS_RISE * fabs(history->loss[iteration - 1]), MF_LOSS_FLOOR * als->zero_loss))
 		{
 			said_rose = true;
 			ereport(WARNING,

@@ -83,11 +83,14 @@ typedef int32 (*MfHalfStepFn) (void *arg, MfSide side, MfFactors *factors, doubl
 
 /*
  * What a fit needs of the ratings' values: their sum (the mean, with
- * biases), range (clip) and the most ratings a row has.
+ * biases), the sum of their squares (twice J of all-zero factors, the
+ * scale of mf_train's warning that J rose), range (clip) and the most
+ * ratings a row has.
  */
 typedef struct MfRatingsSummary
 {
 	double		sum;
+	double		sum_squares;
 	double		min;
 	double		max;
 	int64		longest;

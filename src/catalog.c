@@ -476,7 +476,7 @@ check_rated_items_read(Oid relid)
 {
 	static const char *const served_columns[] = {"model_id", "user_id"};
 
-	if (!OidIsValid(relid) || pg_class_aclcheck(relid, GetUserId(), ACL_SELECT) == ACLCHECK_OK)
+	if (!OidIsValid(relid))
 		return;					/* (a missing table: the read says so) */
 	check_select(relid, served_columns, lengthof(served_columns));
 	check_optional_column_read(relid, "rated_items",
@@ -484,11 +484,12 @@ check_rated_items_read(Oid relid)
 							   "pass exclude_rated := false");
 }
 
-/* mf_user_factors of schema (not remote), as serving found it: 0 if missing. */
+/* One side's factor table of schema (not remote), as serving found it: 0 if missing. */
 static Oid
-user_factors_relid(const MfSchema *schema)
+factors_relid(const MfSchema *schema, MfSide side)
 {
-	return get_relname_relid(MF_USER_FACTORS_TABLE, schema->oid);
+	return get_relname_relid(side == MF_USERS ? MF_USER_FACTORS_TABLE : MF_ITEM_FACTORS_TABLE,
+							 schema->oid);
 }
 
 /*
@@ -1617,12 +1618,8 @@ mf_catalog_scan_supports(const MfSchema *schema, int32 model_id, MfSide side,
 	int			nest_level;
 
 	if (!schema->remote)
-	{
-		MfModelTables tables = mf_catalog_open_for_reading(schema);
-
-		check_optional_column_read(side == MF_USERS ? tables.users : tables.items, "support",
+		check_optional_column_read(factors_relid(schema, side), "support",
 								   "Passing min_support or shrinkage", "leave them out");
-	}
 	nest_level = internal_sql_begin();
 	serving_scan(schema, psprintf("SELECT %s_id, support FROM %s.mf_%s_factors WHERE model_id = $1",
 						 name, schema->quoted, name),
@@ -1808,7 +1805,7 @@ mf_catalog_rated_items(const MfSchema *schema, int32 model_id, int64 user_id,
 		internal_sql_end(nest_level);
 		return items;
 	}
-	check_rated_items_read(user_factors_relid(schema));
+	check_rated_items_read(factors_relid(schema, MF_USERS));
 	if (SPI_execute_plan(saved_plan(&plan,
 									psprintf("SELECT rated_items FROM %s.mf_user_factors WHERE model_id = $1 AND user_id = $2",
 											 schema->quoted),
@@ -1847,7 +1844,7 @@ mf_catalog_open_rated_items(const MfSchema *schema, int32 model_id)
 				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
 				 errmsg("mf_recommend_all and mf_recommend_users_all with exclude_rated run on the Citus coordinator, not on a worker"),
 				 errhint("Call it on the coordinator.")));
-	check_rated_items_read(user_factors_relid(schema));
+	check_rated_items_read(factors_relid(schema, MF_USERS));
 	cursor = SPI_cursor_open_with_args(NULL,
 									   psprintf("SELECT user_id, rated_items FROM %s.mf_user_factors WHERE model_id = $1 ORDER BY user_id",
 												schema->quoted),

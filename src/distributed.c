@@ -425,11 +425,12 @@ receive_non_finite(TupleTableSlot *slot, void *arg)
 	row->found = true;
 }
 
-/* The counts, sum and range of the ratings. */
+/* The counts, sum, sum of squares and range of the ratings. */
 typedef struct Totals
 {
 	int64		ratings;
 	double		sum;
+	double		sum_squares;
 	double		min;
 	double		max;
 } Totals;
@@ -443,6 +444,7 @@ receive_totals(TupleTableSlot *slot, void *arg)
 	totals->sum = slot->tts_isnull[1] ? 0.0 : DatumGetFloat8(slot->tts_values[1]);
 	totals->min = slot->tts_isnull[2] ? INFINITY : DatumGetFloat8(slot->tts_values[2]);
 	totals->max = slot->tts_isnull[3] ? -INFINITY : DatumGetFloat8(slot->tts_values[3]);
+	totals->sum_squares = slot->tts_isnull[4] ? 0.0 : DatumGetFloat8(slot->tts_values[4]);
 }
 
 /* One side's distinct ids and their rating counts, as they arrive. */
@@ -576,7 +578,7 @@ mf_distributed_read(MfDistributed *dist)
 	const MfSource *source = dist->source;
 	MemoryContext old = MemoryContextSwitchTo(dist->cxt);
 	Oid			text_types[3] = {TEXTOID, TEXTOID, TEXTOID};
-	Oid			totals_types[4] = {INT8OID, FLOAT8OID, FLOAT8OID, FLOAT8OID};
+	Oid			totals_types[5] = {INT8OID, FLOAT8OID, FLOAT8OID, FLOAT8OID, FLOAT8OID};
 	NonFinite	non_finite = {dist->cxt, NULL, NULL, 0.0, false};
 	Totals		totals = {0};
 	int64		skipped = 0;
@@ -624,13 +626,15 @@ mf_distributed_read(MfDistributed *dist)
 	make_copy(dist, MF_USERS, dist->relation);
 	make_copy(dist, MF_ITEMS, dist->copy[MF_USERS]);
 	mf_spi_scan_fresh(psprintf("SELECT pg_catalog.count(*), pg_catalog.sum(%s),"
-							   " pg_catalog.min(%s), pg_catalog.max(%s) FROM %s",
-							   r, r, r, dist->table[MF_USERS]),
-					  0, NULL, NULL, totals_types, 4, dist->relation, receive_totals, &totals);
+							   " pg_catalog.min(%s), pg_catalog.max(%s),"
+							   " pg_catalog.sum(%s OPERATOR(pg_catalog.*) %s) FROM %s",
+							   r, r, r, r, r, dist->table[MF_USERS]),
+					  0, NULL, NULL, totals_types, 5, dist->relation, receive_totals, &totals);
 	dist->ratings = palloc0(sizeof(MfRatings));
 	dist->ratings->n_ratings = totals.ratings;
 	dist->ratings->n_skipped = skipped;
 	dist->summary.sum = totals.sum;
+	dist->summary.sum_squares = totals.sum_squares;
 	dist->summary.min = totals.min;
 	dist->summary.max = totals.max;
 	read_ids(dist, MF_USERS);

@@ -154,6 +154,21 @@ mf_source_display_name(Oid relid)
 }
 
 /*
+ * The position in columns[0 .. n) of the first column role may not SELECT
+ * from relation relid (neither on the relation nor on the column), or -1.
+ */
+static int
+unreadable_column(Oid relid, Oid role, const AttrNumber *columns, int n)
+{
+	if (pg_class_aclcheck(relid, role, ACL_SELECT) == ACLCHECK_OK)
+		return -1;
+	for (int c = 0; c < n; c++)
+		if (pg_attribute_aclcheck(relid, columns[c], role, ACL_SELECT) != ACLCHECK_OK)
+			return c;
+	return -1;
+}
+
+/*
  * 42501 unless the current role may read the relation rel: USAGE on its
  * schema and SELECT on it, or (columns given, n of them) on each of
  * those; with no columns, SELECT on any of its columns will do (the
@@ -175,14 +190,12 @@ check_read_privilege(const MfSource *source, Relation rel, const AttrNumber *col
 				 errdetail("The ratings are read from %s, the %s argument, as role \"%s\".",
 						   name, source->argname, GetUserNameFromId(role, false)),
 				 errhint("Ask for USAGE on the schema, or pass a relation this role may read.")));
-	if (pg_class_aclcheck(relid, role, ACL_SELECT) == ACLCHECK_OK)
-		return;
-	if (n == 0 && pg_attribute_aclcheck_all(relid, role, ACL_SELECT, ACLMASK_ANY) == ACLCHECK_OK)
-		return;
-	for (int c = 0; c < n; c++)
+	if (n > 0)
 	{
-		if (pg_attribute_aclcheck(relid, columns[c], role, ACL_SELECT) == ACLCHECK_OK)
-			continue;
+		int			c = unreadable_column(relid, role, columns, n);
+
+		if (c < 0)
+			return;
 		ereport(ERROR,
 				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
 				 errmsg("permission denied for column %s of relation %s",
@@ -196,7 +209,8 @@ check_read_privilege(const MfSource *source, Relation rel, const AttrNumber *col
 						 quote_identifier(source->rating_col), name,
 						 quote_identifier(GetUserNameFromId(role, false)))));
 	}
-	if (n == 0)
+	if (pg_class_aclcheck(relid, role, ACL_SELECT) != ACLCHECK_OK &&
+		pg_attribute_aclcheck_all(relid, role, ACL_SELECT, ACLMASK_ANY) != ACLCHECK_OK)
 		ereport(ERROR,
 				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
 				 errmsg("permission denied for %s %s",
@@ -719,12 +733,7 @@ can_scan_directly(const MfSource *source, Relation rel)
 		return false;
 	if (pg_namespace_aclcheck(RelationGetNamespace(rel), user, ACL_USAGE) != ACLCHECK_OK)
 		return false;
-	if (pg_class_aclcheck(relid, user, ACL_SELECT) == ACLCHECK_OK)
-		return true;
-	for (int c = 0; c < 3; c++)
-		if (pg_attribute_aclcheck(relid, columns[c], user, ACL_SELECT) != ACLCHECK_OK)
-			return false;
-	return true;
+	return unreadable_column(relid, user, columns, 3) < 0;
 }
 
 /*
