@@ -297,8 +297,18 @@ SELECT mf_train('rated_often', k := 2, lambda := 0.1, iterations := 10) IS NOT N
 RESET mf_ext.kernel;
 SELECT mf_train('rated_often', k := 2, lambda := 0.1, iterations := 10, double_precision := true,
                 model_name := 'rated_often double') IS NOT NULL AS trained;
+-- With biases the scale of J is taken about the mean: ratings offset by
+-- 1,000 rise as the same ratings without the offset do, and warn too.
+CREATE TABLE rated_often_offset (user_id int, item_id int, rating numeric);
+INSERT INTO rated_often_offset SELECT 1, 1, 1005 FROM generate_series(1, 20000);
+INSERT INTO rated_often_offset VALUES (2, 1, 1001), (1, 2, 1003), (2, 2, 1001), (3, 1, 1002),
+    (3, 3, 1004), (2, 3, 1005);
+SET mf_ext.kernel = portable;
+SELECT mf_train('rated_often_offset', k := 2, lambda := 0.1, iterations := 8, biases := true)
+       IS NOT NULL AS trained;
+RESET mf_ext.kernel;
 SELECT model, count(*) FILTER (WHERE loss > previous) AS rises
 FROM (SELECT name AS model, h.loss, lag(h.loss) OVER (PARTITION BY name ORDER BY h.iteration) AS previous
       FROM mf_models m, mf_training_history(m.model_id) h
-      WHERE m.name IN ('rated_often', 'rated_often double')) s
+      WHERE m.name IN ('rated_often', 'rated_often double', 'rated_often_offset')) s
 GROUP BY model ORDER BY model;

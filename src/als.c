@@ -77,7 +77,7 @@ struct MfAls
 	double		lambda;
 	bool		weighted_lambda;
 	double		bias_lambda;	/* the biases' lambda, or -1: the row's factors' */
-	double		zero_loss;		/* J of all-zero factors: the scale of J */
+	double		zero_loss;		/* J of all-zero factors (and biases): the scale of J */
 	double		lambda_per_rating;	/* added to lambda per rating of the row */
 	bool		absolute_norms; /* norm[] holds penalties, not multiples of lambda */
 	double		alpha;			/* confidence per unit of rating (implicit) */
@@ -443,8 +443,18 @@ mf_als_create_summarized(const MfRatings *ratings, const MfFitOptions *options,
 	Size		real_size = options->single ? sizeof(float) : sizeof(double);
 
 	als->ratings = ratings;
-	/* implicit feedback: each rated pair's preference 1, its confidence at least 1 */
-	als->zero_loss = 0.5 * (options->implicit ? (double) ratings->n_ratings : summary->sum_squares);
+	/*
+	 * J where the fit starts from nothing: all-zero factors, predicting 0
+	 * or, with biases, the mean (the sum of squares about it); with implicit
+	 * feedback each rated pair's preference 1, its confidence at least 1
+	 */
+	if (options->implicit)
+		als->zero_loss = 0.5 * (double) ratings->n_ratings;
+	else if (options->biases && ratings->n_ratings > 0)
+		als->zero_loss = 0.5 * Max(summary->sum_squares -
+								   summary->sum * summary->sum / (double) ratings->n_ratings, 0.0);
+	else
+		als->zero_loss = 0.5 * summary->sum_squares;
 	als->remote_step = remote_step;
 	als->remote_arg = remote_arg;
 	f->k = options->k;

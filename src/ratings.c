@@ -201,6 +201,10 @@ rows_memory(const MfRows *rows, int64 n, Size per_rating)
 	return memory;
 }
 
+/* The hint of a memory error while reading: neither k nor mf_ext.threads changes what it keeps. */
+static const char *const read_memory_hint =
+"Raise mf_ext.max_memory (a superuser setting), or train on a sample of the ratings (a view that keeps some of the rows).";
+
 /*
  * Raises the error for rows, with room for room rows more, and their ids
  * and keys, beyond mf_ext.max_memory.
@@ -216,7 +220,7 @@ check_rows_memory(MfRows *rows, int64 room)
 							 rows->n_rows, rows->users.n, rows->items.n,
 							 rows->key_bytes > 0 ? psprintf(", %zu bytes of text ids", rows->key_bytes / 2) : "",
 							 room > 0 ? psprintf(", and room for " INT64_FORMAT " more", room) : ""),
-					NULL);
+					read_memory_hint);
 }
 
 int64
@@ -330,7 +334,7 @@ mf_rows_check_estimate(double n)
 	mf_memory_check(&memory, "reading the ratings",
 					psprintf("The ratings: about %.0f rows by the planner's estimate (ANALYZE the table if that is out of date), %d bytes each while they are indexed.",
 							 n, MF_BUILD_BYTES_PER_RATING),
-					NULL);
+					read_memory_hint);
 }
 
 /*
