@@ -65,6 +65,9 @@ typedef struct SolveBuffers
 	void	   *implicit_sum;	/* d reals: the row's implicit factors summed */
 	void	   *lapack_work;	/* 3d reals */
 	int		   *lapack_iwork;	/* d ints */
+	float	  **batch_grams;	/* batch_lanes systems (d x d floats each) */
+	float	  **batch_solutions;	/* batch_lanes right-hand sides (d floats) */
+	float	   *batch_scratch;	/* the kernel's cholesky_batch_scratch(d) */
 } SolveBuffers;
 
 struct MfAls
@@ -83,6 +86,8 @@ struct MfAls
 	double		alpha;			/* confidence per unit of rating (implicit) */
 	bool		conjugate_gradient; /* else Cholesky */
 	bool		nonnegative;	/* factors >= 0 (coordinate descent) */
+	bool		own_cholesky;	/* the own kernel's Cholesky solves the systems */
+	int			batch_lanes;	/* ... that many rows at a time, or 0: one by one */
 	void	   *other_gram;		/* k x k reals: G of the fixed side (implicit) */
 	double		implicit_weight;	/* w of implicit information, or 0 */
 	void	   *implicit_gram;	/* d x d reals: w (T'T (+) 0) of the fixed side's
@@ -193,6 +198,50 @@ typedef enum RowOutcome
 	ROW_FAILED					/* a number overflowed: the row is unsolvable */
 } RowOutcome;
 
+/*
+ * The own kernels that solve a fit with options (kernel.h), or NULL:
+ * double precision, or mf_ext.kernel = 'blas', gathers the rows for BLAS.
+ */
+static const MfKernel *
+fit_kernel(const MfFitOptions *options)
+{
+	return options->single ? mf_kernel() : NULL;
+}
+
+/*
+ * Whether the own kernel's Cholesky solves systems of d unknowns: with
+ * lambda > 0 (at 0 LAPACK's condition estimate rejects singular systems),
+ * without the non-negative constraint, and for at most the kernel's
+ * cholesky_max unknowns (beyond, LAPACK's blocked factorisation is
+ * faster).
+ */
+static bool
+own_cholesky(const MfKernel *kernel, const MfFitOptions *options, int d)
+{
+	return kernel && options->lambda > 0 && !options->nonnegative && d <= kernel->cholesky_max;
+}
+
+/*
+ * How many rows the own Cholesky solves at a time (cholesky_batch), or 0:
+ * one by one, with conjugate gradient (which needs no Cholesky), with
+ * implicit information (whose rows keep a sum from their system to their
+ * end) and past MF_KERNEL_BATCH_MAX unknowns.
+ */
+static int
+batch_lanes(const MfKernel *kernel, const MfFitOptions *options, int d)
+{
+	return own_cholesky(kernel, options, d) && !options->conjugate_gradient &&
+		options->implicit_weight == 0 && d <= MF_KERNEL_BATCH_MAX ? kernel->batch_lanes : 0;
+}
+
+/* Floats of one thread's batch buffers (SolveBuffers.batch_*), for lanes > 0. */
+static Size
+batch_floats(const MfKernel *kernel, int lanes, int d)
+{
+	return add_size(mul_size(lanes, add_size(mul_size(d, d), d + 2 * MF_ALIGNMENT)),
+					kernel->cholesky_batch_scratch(d));
+}
+
 #define REAL float
 #define KERNEL(name) name##_single
 #define SYRK ssyrk
@@ -214,16 +263,6 @@ typedef enum RowOutcome
 #define REAL_EPSILON DBL_EPSILON
 #include "als_kernel.h"
 
-/*
- * The own kernels that solve a fit with options (kernel.h), or NULL:
- * double precision, or mf_ext.kernel = 'blas', gathers the rows for BLAS.
- */
-static const MfKernel *
-fit_kernel(const MfFitOptions *options)
-{
-	return options->single ? mf_kernel() : NULL;
-}
-
 /* The longest row of either side: it sizes every thread's buffers. */
 static int64
 longest_row(const MfRatings *ratings)
@@ -241,7 +280,9 @@ mf_als_memory_estimate(const MfRatings *ratings, const MfFitOptions *options,
 	Size		rows = add_size(ratings->n_users, ratings->n_items);
 	Size		longest = longest_row(ratings);
 	int			threads = mf_thread_count();
-	bool		gathers = fit_kernel(options) == NULL;
+	const MfKernel *kernel = fit_kernel(options);
+	bool		gathers = kernel == NULL;
+	int			lanes = batch_lanes(kernel, options, d);
 
 	/* both sides' rows; factors; per-row sums and biases; the Gram matrix */
 	mf_memory_add(memory, ratings->n_ratings,
@@ -255,6 +296,9 @@ mf_als_memory_estimate(const MfRatings *ratings, const MfFitOptions *options,
 				  real_size);
 	mf_memory_add(memory, mul_size(mul_size(longest, 3), threads), real_size);
 	mf_memory_add(memory, mul_size(d, threads), sizeof(int) + 2 * sizeof(double));
+	/* the own Cholesky's batches */
+	if (lanes > 0)
+		mf_memory_add(memory, mul_size(batch_floats(kernel, lanes, d), threads), sizeof(float));
 	/* implicit information: both sides' implicit factors, J's products, its k x k and d x d */
 	if (options->implicit_weight > 0)
 	{
@@ -334,6 +378,8 @@ init_solver(MfAls *als, const MfFitOptions *options, int64 longest,
 	als->alpha = options->alpha;
 	als->conjugate_gradient = options->conjugate_gradient;
 	als->nonnegative = options->nonnegative;
+	als->own_cholesky = own_cholesky(als->kernel, options, d);
+	als->batch_lanes = batch_lanes(als->kernel, options, d);
 	als->real_size = options->single ? sizeof(float) : sizeof(double);
 	als->threads = (int) Max(1, Min(mf_thread_count(), rows));
 	if (options->implicit)
@@ -367,6 +413,23 @@ init_solver(MfAls *als, const MfFitOptions *options, int64 longest,
 		b->implicit_sum = mf_alloc_aligned(cxt, d, als->real_size);
 		b->lapack_work = mf_alloc_aligned(cxt, (Size) 3 * d, als->real_size);
 		b->lapack_iwork = mf_alloc_array(cxt, d, sizeof(int));
+		if (als->batch_lanes > 0)
+		{
+			/* systems a cache line more than d x d apart: an element's copies fall in different sets */
+			Size		stride = (Size) d * d + MF_ALIGNMENT / sizeof(float);
+
+			b->batch_grams = mf_alloc_array(cxt, als->batch_lanes, sizeof(float *));
+			b->batch_solutions = mf_alloc_array(cxt, als->batch_lanes, sizeof(float *));
+			b->batch_grams[0] = mf_alloc_aligned(cxt, mul_size(als->batch_lanes, stride),
+												 sizeof(float));
+			for (int s = 0; s < als->batch_lanes; s++)
+			{
+				b->batch_grams[s] = b->batch_grams[0] + s * stride;
+				b->batch_solutions[s] = mf_alloc_aligned(cxt, d, sizeof(float));
+			}
+			b->batch_scratch = mf_alloc_aligned(cxt, als->kernel->cholesky_batch_scratch(d),
+												sizeof(float));
+		}
 	}
 }
 

@@ -606,36 +606,21 @@ KERNEL(solve_row_cg) (const HalfStep *step, SolveBuffers *buffers, int32 r,
 	return mf_parallel_stopping() ? ROW_STOPPED : ROW_SOLVED;
 }
 
-#ifdef OWN_KERNELS
 /*
- * Whether the own kernel's Cholesky solves the rows: with lambda > 0 (at 0
- * LAPACK's condition estimate rejects singular systems), without the
- * non-negative constraint, and for at most the kernel's cholesky_max
- * unknowns (beyond, LAPACK's blocked factorisation is faster).
- */
-static bool
-KERNEL(own_cholesky) (const MfAls *als)
-{
-	return als->kernel && als->lambda > 0 && !als->nonnegative &&
-		als->unknowns <= als->kernel->cholesky_max;
-}
-#endif
-
-/*
- * Row r's system in buffers->gram (upper triangle; G + the penalty + the
- * gathered rows' Gram matrix, weighted for implicit feedback; the lower
- * triangle where the own Cholesky solves it) and its right-hand side in
- * x (the own kernels sum both in one pass over the rows), in segments of
- * MF_ROW_SEGMENT rows with a stop check between; false when stopped.
+ * Row r's system in gram (buffers->gram, or a batch's system; upper
+ * triangle; G + the penalty + the gathered rows' Gram matrix, weighted for
+ * implicit feedback; the lower triangle where the own Cholesky solves it)
+ * and its right-hand side in x (the own kernels sum both in one pass over
+ * the rows), in segments of MF_ROW_SEGMENT rows with a stop check
+ * between; false when stopped.
  */
 static bool
 KERNEL(build_system) (const HalfStep *step, SolveBuffers *buffers, int64 begin,
-					  int degree, const RowPenalty *penalty, REAL *x)
+					  int degree, const RowPenalty *penalty, REAL *gram, REAL *x)
 {
 	const MfAls *als = step->als;
 	const int	d = als->unknowns;
 	REAL	   *gathered = buffers->gathered;
-	REAL	   *gram = buffers->gram;
 
 	if (step->other_gram)
 		memcpy(gram, step->other_gram, sizeof(REAL) * d * d);
@@ -659,7 +644,7 @@ KERNEL(build_system) (const HalfStep *step, SolveBuffers *buffers, int64 begin,
 							  step->other_bias != NULL, gram, d, x);
 		}
 		KERNEL(add_implicit_rhs) (step, buffers, begin, degree, x);
-		if (!KERNEL(own_cholesky) (als))
+		if (!als->own_cholesky)
 		{
 			/* LAPACK and the non-negative solve read the upper triangle */
 			for (int j = 0; j < d; j++)
@@ -719,7 +704,7 @@ KERNEL(solve_system) (const MfAls *als, SolveBuffers *buffers, REAL *x)
 	int			info;
 
 #ifdef OWN_KERNELS
-	if (KERNEL(own_cholesky) (als))
+	if (als->own_cholesky)
 	{
 		if (!als->kernel->cholesky(gram, d, d))
 			return false;
@@ -882,13 +867,110 @@ KERNEL(row_loss) (const HalfStep *step, SolveBuffers *buffers, int64 begin,
 }
 
 /*
+ * What follows row r's solve, x: its data term of J when step->sse is set
+ * (row_loss), then x into step->out (and out_bias) and its share of the
+ * penalty into norm[r] (row_penalty).  False, having written nothing,
+ * when the run asked it to stop.
+ */
+static bool
+KERNEL(finish_row) (const HalfStep *step, SolveBuffers *buffers, int32 r, int64 begin,
+					int degree, const RowPenalty *penalty, const REAL *x)
+{
+	const MfAls *als = step->als;
+	const int	k = als->factors.k;
+	const int	d = als->unknowns;
+	double		loss = 0.0;
+
+	if (step->sse != NULL)
+	{
+		loss = KERNEL(row_loss) (step, buffers, begin, degree, x);
+		if (mf_parallel_stopping())
+			return false;
+	}
+	memcpy((REAL *) step->out + (Size) r * k, x, sizeof(REAL) * k);
+	if (step->other_bias)
+		step->out_bias[r] = x[k];
+	if (step->implicit_dots)
+		step->implicit_dots[r] = KERNEL(dot) (x, buffers->implicit_sum, k);
+	step->norm[r] = d == k || penalty->norm_bias == penalty->norm_factors
+		? KERNEL(dot) (x, x, d) * penalty->norm_factors
+		: KERNEL(dot) (x, x, k) * penalty->norm_factors +
+		(double) x[k] * x[k] * penalty->norm_bias;
+	if (step->sse != NULL)
+		step->sse[r] = loss;
+	return true;
+}
+
+#ifdef OWN_KERNELS
+/*
+ * solve_rows with the own Cholesky, als->batch_lanes rows at a time
+ * (kernel.h's cholesky_batch; a batch of a quarter of that or fewer rows
+ * one by one with cholesky_one, the same solutions bit for bit): each
+ * row's system is built into the batch, the batch solved, then each row
+ * finished in order.
+ */
+static int64
+KERNEL(solve_rows_batched) (const HalfStep *step, SolveBuffers *buffers,
+							int32 first, int32 last)
+{
+	const MfAls *als = step->als;
+	const MfCsr *rows = step->rows;
+
+	for (int32 r0 = first; r0 < last; r0 += als->batch_lanes)
+	{
+		int			n = (int) Min(als->batch_lanes, last - r0);
+		unsigned	failed;
+
+		for (int s = 0; s < n; s++)
+		{
+			int64		begin = rows->row_start[r0 + s];
+			int			degree = (int) (rows->row_start[r0 + s + 1] - begin);
+			RowPenalty	penalty = row_penalty(als, degree);
+
+			if (!KERNEL(gather_row) (step, buffers, begin, degree) ||
+				!KERNEL(build_system) (step, buffers, begin, degree, &penalty,
+									   buffers->batch_grams[s], buffers->batch_solutions[s]))
+				return mf_task_stopped(r0);
+		}
+		if (n > als->batch_lanes / 4)
+			failed = als->kernel->cholesky_batch(buffers->batch_grams, n, als->unknowns,
+												 als->unknowns, buffers->batch_solutions,
+												 buffers->batch_scratch);
+		else
+		{
+			/* a short batch (a chunk's last rows, a row alone) costs a whole one */
+			failed = 0;
+			for (int s = 0; s < n; s++)
+				if (!als->kernel->cholesky_one(buffers->batch_grams[s], als->unknowns,
+											   als->unknowns, buffers->batch_solutions[s],
+											   buffers->batch_scratch))
+					failed |= 1u << s;
+		}
+		if (mf_parallel_stopping())
+			return mf_task_stopped(r0);
+		for (int s = 0; s < n; s++)
+		{
+			int64		begin = rows->row_start[r0 + s];
+			int			degree = (int) (rows->row_start[r0 + s + 1] - begin);
+			RowPenalty	penalty = row_penalty(als, degree);
+
+			if (failed & (1u << s))
+				return r0 + s;
+			if (!KERNEL(finish_row) (step, buffers, r0 + s, begin, degree, &penalty,
+									 buffers->batch_solutions[s]))
+				return mf_task_stopped(r0 + s);
+		}
+	}
+	return MF_TASK_DONE;
+}
+#endif
+
+/*
  * Solves rows [first, last) of one half-step into step->out (and
- * out_bias).  Per row it also records its share of the penalty in
- * norm[r] (row_penalty) and, when step->sse is set, the row's
- * data term of J (row_loss).  Returns MF_TASK_DONE, the first row whose
- * system could not be solved, or mf_task_stopped(r) when the run asked it
- * to stop while it solved row r: nothing of row r is written before it
- * is solved whole, so it can be solved again from the start.
+ * out_bias), with finish_row after each.  Returns MF_TASK_DONE, the first
+ * row whose system could not be solved, or mf_task_stopped(r) when the
+ * run asked it to stop while it solved row r: nothing of row r is written
+ * before it is solved whole, so it can be solved again from the start.
  */
 static int64
 KERNEL(solve_rows) (const HalfStep *step, SolveBuffers *buffers,
@@ -896,16 +978,17 @@ KERNEL(solve_rows) (const HalfStep *step, SolveBuffers *buffers,
 {
 	const MfAls *als = step->als;
 	const MfCsr *rows = step->rows;
-	const int	k = als->factors.k;
-	const int	d = als->unknowns;
 
+#ifdef OWN_KERNELS
+	if (als->batch_lanes > 0)
+		return KERNEL(solve_rows_batched) (step, buffers, first, last);
+#endif
 	for (int32 r = first; r < last; r++)
 	{
 		int64		begin = rows->row_start[r];
 		int			degree = (int) (rows->row_start[r + 1] - begin);
 		RowPenalty	penalty = row_penalty(als, degree);
 		REAL	   *x = buffers->solution;
-		double		loss = 0.0;
 
 		if (!KERNEL(gather_row) (step, buffers, begin, degree))
 			return mf_task_stopped(r);
@@ -921,30 +1004,16 @@ KERNEL(solve_rows) (const HalfStep *step, SolveBuffers *buffers,
 		}
 		else
 		{
-			if (!KERNEL(build_system) (step, buffers, begin, degree, &penalty, x))
+			if (!KERNEL(build_system) (step, buffers, begin, degree, &penalty,
+									   buffers->gram, x))
 				return mf_task_stopped(r);
 			if (!KERNEL(solve_system) (als, buffers, x))
 				return r;
 			if (mf_parallel_stopping())
 				return mf_task_stopped(r);
 		}
-		if (step->sse != NULL)
-		{
-			loss = KERNEL(row_loss) (step, buffers, begin, degree, x);
-			if (mf_parallel_stopping())
-				return mf_task_stopped(r);
-		}
-		memcpy((REAL *) step->out + (Size) r * k, x, sizeof(REAL) * k);
-		if (step->other_bias)
-			step->out_bias[r] = x[k];
-		if (step->implicit_dots)
-			step->implicit_dots[r] = KERNEL(dot) (x, buffers->implicit_sum, k);
-		step->norm[r] = d == k || penalty.norm_bias == penalty.norm_factors
-			? KERNEL(dot) (x, x, d) * penalty.norm_factors
-			: KERNEL(dot) (x, x, k) * penalty.norm_factors +
-			(double) x[k] * x[k] * penalty.norm_bias;
-		if (step->sse != NULL)
-			step->sse[r] = loss;
+		if (!KERNEL(finish_row) (step, buffers, r, begin, degree, &penalty, x))
+			return mf_task_stopped(r);
 	}
 	return MF_TASK_DONE;
 }

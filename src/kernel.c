@@ -93,6 +93,57 @@ store16(float *p, __m512 x, int n)
 		_mm512_mask_storeu_ps(p, lanes16(n), x);
 }
 
+/*
+ * A 16 x 16 transpose in registers: r[i] becomes the vector of lane i of
+ * every r[j], in lane j.  Its loops unroll whole, so that r stays in
+ * registers (rolled, the transpose took a third of a batch's solve).
+ */
+static inline __attribute__((target("avx512f"), always_inline)) void
+transpose16(__m512 *r)
+{
+	__m512		t[16];
+
+	_Pragma("GCC unroll 16")
+	for (int i = 0; i < 16; i += 2)
+	{
+		t[i] = _mm512_unpacklo_ps(r[i], r[i + 1]);
+		t[i + 1] = _mm512_unpackhi_ps(r[i], r[i + 1]);
+	}
+	_Pragma("GCC unroll 16")
+	for (int i = 0; i < 16; i += 4)
+	{
+		r[i] = _mm512_castpd_ps(_mm512_unpacklo_pd(_mm512_castps_pd(t[i]), _mm512_castps_pd(t[i + 2])));
+		r[i + 1] = _mm512_castpd_ps(_mm512_unpackhi_pd(_mm512_castps_pd(t[i]), _mm512_castps_pd(t[i + 2])));
+		r[i + 2] = _mm512_castpd_ps(_mm512_unpacklo_pd(_mm512_castps_pd(t[i + 1]), _mm512_castps_pd(t[i + 3])));
+		r[i + 3] = _mm512_castpd_ps(_mm512_unpackhi_pd(_mm512_castps_pd(t[i + 1]), _mm512_castps_pd(t[i + 3])));
+	}
+	/* r[4g + m]: in its 128-bit part h, elements (4g .. 4g + 3, 4h + m) */
+	_Pragma("GCC unroll 16")
+	for (int g = 0; g < 16; g += 8)
+		_Pragma("GCC unroll 16")
+		for (int m = 0; m < 4; m++)
+		{
+			t[g + m] = _mm512_shuffle_f32x4(r[g + m], r[g + 4 + m], 0x88);
+			t[g + 4 + m] = _mm512_shuffle_f32x4(r[g + m], r[g + 4 + m], 0xdd);
+		}
+	_Pragma("GCC unroll 16")
+	for (int m = 0; m < 4; m++)
+	{
+		r[m] = _mm512_shuffle_f32x4(t[m], t[8 + m], 0x88);
+		r[8 + m] = _mm512_shuffle_f32x4(t[m], t[8 + m], 0xdd);
+		r[4 + m] = _mm512_shuffle_f32x4(t[4 + m], t[12 + m], 0x88);
+		r[12 + m] = _mm512_shuffle_f32x4(t[4 + m], t[12 + m], 0xdd);
+	}
+}
+
+/* The lanes of x that are positive and finite, as bits. */
+static inline __attribute__((target("avx512f"), always_inline)) unsigned
+positive16(__m512 x)
+{
+	return _mm512_cmp_ps_mask(x, _mm512_setzero_ps(), _CMP_GT_OQ) &
+		_mm512_cmp_ps_mask(x, _mm512_set1_ps(INFINITY), _CMP_LT_OQ);
+}
+
 #define SIMD(name) name##_avx512
 #define SIMD_FN __attribute__((target("avx512f,avx2,fma")))
 #define V 16
@@ -118,6 +169,10 @@ store16(float *p, __m512 x, int n)
 #define VSQRT(x) _mm512_sqrt_ps(x)
 #define VLANE(x, i) _mm512_permutexvar_ps(_mm512_set1_epi32(i), (x))
 #define VLOADRANGE(p, from, n) _mm512_maskz_loadu_ps(lanes16(n) & ~lanes16(from), (p))
+#define VTRANSPOSE(r) transpose16(r)
+#define BATCH_TILE 4
+#define VPOSITIVE(x) positive16(x)
+#define VKEEP(x, bits, other) _mm512_mask_mov_ps((other), (__mmask16) (bits), (x))
 #include "kernel_simd.h"
 
 /* The first n of 8 lanes, as maskload/maskstore take them. */
@@ -152,6 +207,55 @@ sum8(__m256 x)
 	return _mm_cvtss_f32(s);
 }
 
+/* An 8 x 8 transpose in registers, as transpose16. */
+static inline __attribute__((target("avx2"), always_inline)) void
+transpose8(__m256 *r)
+{
+	__m256		t[8];
+
+	_Pragma("GCC unroll 16")
+	for (int i = 0; i < 8; i += 2)
+	{
+		t[i] = _mm256_unpacklo_ps(r[i], r[i + 1]);
+		t[i + 1] = _mm256_unpackhi_ps(r[i], r[i + 1]);
+	}
+	_Pragma("GCC unroll 16")
+	for (int i = 0; i < 8; i += 4)
+	{
+		r[i] = _mm256_shuffle_ps(t[i], t[i + 2], 0x44);
+		r[i + 1] = _mm256_shuffle_ps(t[i], t[i + 2], 0xee);
+		r[i + 2] = _mm256_shuffle_ps(t[i + 1], t[i + 3], 0x44);
+		r[i + 3] = _mm256_shuffle_ps(t[i + 1], t[i + 3], 0xee);
+	}
+	_Pragma("GCC unroll 16")
+	for (int m = 0; m < 4; m++)
+	{
+		t[m] = _mm256_permute2f128_ps(r[m], r[4 + m], 0x20);
+		t[4 + m] = _mm256_permute2f128_ps(r[m], r[4 + m], 0x31);
+	}
+	_Pragma("GCC unroll 16")
+	for (int i = 0; i < 8; i++)
+		r[i] = t[i];
+}
+
+/* The lanes of x that are positive and finite, as bits. */
+static inline __attribute__((target("avx2"), always_inline)) unsigned
+positive8(__m256 x)
+{
+	return (unsigned) _mm256_movemask_ps(_mm256_and_ps(_mm256_cmp_ps(x, _mm256_setzero_ps(), _CMP_GT_OQ),
+													   _mm256_cmp_ps(x, _mm256_set1_ps(INFINITY), _CMP_LT_OQ)));
+}
+
+/* x in the lanes whose bit is set, other in the rest. */
+static inline __attribute__((target("avx2"), always_inline)) __m256
+keep8(__m256 x, unsigned bits, __m256 other)
+{
+	__m256i		bit = _mm256_setr_epi32(1, 2, 4, 8, 16, 32, 64, 128);
+	__m256i		set = _mm256_cmpeq_epi32(_mm256_and_si256(_mm256_set1_epi32((int) bits), bit), bit);
+
+	return _mm256_blendv_ps(other, x, _mm256_castsi256_ps(set));
+}
+
 #define SIMD(name) name##_avx2
 #define SIMD_FN __attribute__((target("avx2,fma")))
 #define V 8
@@ -177,18 +281,26 @@ sum8(__m256 x)
 #define VSQRT(x) _mm256_sqrt_ps(x)
 #define VLANE(x, i) _mm256_permutevar8x32_ps((x), _mm256_set1_epi32(i))
 #define VLOADRANGE(p, from, n) _mm256_maskload_ps((p), _mm256_andnot_si256(lanes8(from), lanes8(n)))
+#define VTRANSPOSE(r) transpose8(r)
+#define BATCH_TILE 3
+#define VPOSITIVE(x) positive8(x)
+#define VKEEP(x, bits, other) keep8((x), (bits), (other))
 #include "kernel_simd.h"
 
 #endif							/* MF_KERNEL_X86 */
 
-#define MF_KERNEL_TABLE(suffix, cholesky_max) \
+#define MF_KERNEL_TABLE(suffix, cholesky_max, batch, one, batch_scratch, lanes) \
 	{#suffix, gram_##suffix, apply_##suffix, scores_##suffix, row_sum_##suffix, \
-	 cholesky_##suffix, cholesky_solve_##suffix, cholesky_max}
+	 cholesky_##suffix, cholesky_solve_##suffix, cholesky_max, batch, one, batch_scratch, lanes}
 
-static const MfKernel portable_kernel = MF_KERNEL_TABLE(portable, 24);
+static const MfKernel portable_kernel = MF_KERNEL_TABLE(portable, 24, NULL, NULL, NULL, 0);
 #ifdef MF_KERNEL_X86
-static const MfKernel avx512_kernel = MF_KERNEL_TABLE(avx512, MF_MAX_K + 1);
-static const MfKernel avx2_kernel = MF_KERNEL_TABLE(avx2, 512);
+static const MfKernel avx512_kernel = MF_KERNEL_TABLE(avx512, MF_MAX_K + 1, cholesky_batch_avx512,
+											   cholesky_one_avx512,
+											   cholesky_batch_scratch_avx512, 16);
+static const MfKernel avx2_kernel = MF_KERNEL_TABLE(avx2, 512, cholesky_batch_avx2,
+											 cholesky_one_avx2,
+											 cholesky_batch_scratch_avx2, 8);
 #endif
 
 /* Whether the CPU (and the operating system) runs choice's instructions. */

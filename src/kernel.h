@@ -3,7 +3,8 @@
  * kernel.h
  *	  mf_ext's own single-precision ALS kernels: a row's Gram matrix and
  *	  right-hand side summed straight from the other side's factors through
- *	  the row's column indices (no gathered copy), a small Cholesky solve,
+ *	  the row's column indices (no gathered copy), a small Cholesky solve
+ *	  (one system at a time, or a batch of 16 or 8 in the vectors' lanes),
  *	  and the fused conjugate-gradient product.  One version per instruction
  *	  set (AVX-512, AVX2 with FMA, portable C), chosen at run time from the
  *	  CPU's features or forced by mf_ext.kernel; 'blas' keeps OpenBLAS's
@@ -80,7 +81,42 @@ typedef struct MfKernel
 	 * 32); callers leave larger systems to LAPACK.
 	 */
 	int			cholesky_max;
+
+	/*
+	 * Solves n <= batch_lanes systems at once, one in each lane of the
+	 * vectors (NULL, with batch_lanes 0, for the portable kernel): a[s]
+	 * holds system s as cholesky reads it (d x d, lower triangle, leading
+	 * dimension ld, left as it was), x[s] its right-hand side, replaced by
+	 * the solution.  Returns the systems that are not numerically positive
+	 * definite as bits (1 << s; their x is garbage).  Needs
+	 * cholesky_batch_scratch(d) floats of scratch, aligned as
+	 * mf_alloc_aligned aligns.  A system's solution does not depend on the
+	 * others in its batch.  For d <= MF_KERNEL_BATCH_MAX (the scratch grows
+	 * with V d^2 / 2; larger systems take cholesky).
+	 */
+	unsigned	(*cholesky_batch) (float *const *a, int n, int d, int ld, float *const *x,
+								   float *scratch);
+
+	/*
+	 * One system (a, d, ld and x as one of cholesky_batch's, a's lower
+	 * triangle overwritten) solved with the operations a lane of
+	 * cholesky_batch does, in the same order, so that its solution is
+	 * the batch's bit for bit, in 1.5-2.1x the time of cholesky +
+	 * cholesky_solve where a batch of one costs a whole batch's work: for
+	 * rows solved one at a time (a Citus worker's) and short batches.
+	 * False when A is not numerically positive definite.
+	 */
+	bool		(*cholesky_one) (float *a, int d, int ld, float *x, float *scratch);
+	size_t		(*cholesky_batch_scratch) (int d);
+	int			batch_lanes;
 } MfKernel;
+
+/*
+ * The most unknowns cholesky_batch solves (k = 128 with biases): at
+ * k = 128 it took 0.65-0.75x cholesky's time with AVX-512, 0.75-0.9x with
+ * AVX2 (test/bench/kernels.c, one thread, 2026-12-01).
+ */
+#define MF_KERNEL_BATCH_MAX 129
 
 /* mf_ext.kernel's values. */
 typedef enum MfKernelChoice

@@ -27,6 +27,14 @@
  *		GRAM_GROUP		the Gram matrix's columns taken together: V, or
  *						for a vector of one float TILE_COLUMNS
  *
+ *	  and, for the vector versions (V > 1; the batched Cholesky),
+ *
+ *		VTRANSPOSE(r)	r[0 .. V) transposed in registers
+ *		VPOSITIVE(x)	the lanes of x positive and finite, as bits
+ *		VKEEP(x, bits, other)	x in the lanes of bits, other elsewhere
+ *		BATCH_TILE		the batched factorisation's tile: BATCH_TILE x
+ *						BATCH_TILE vectors of sums
+ *
  *	  The Gram kernel keeps a tile of sum_e w_e o_e o_e' in registers while
  *	  it streams the rated rows through their column indices (no gathered
  *	  copy), over blocks of rows small enough to stay in the L1 cache (and
@@ -763,6 +771,340 @@ SIMD(cholesky_solve) (const float *a, int d, int ld, float *x)
 	}
 }
 
+#if V > 1
+/*
+ * MfKernel.cholesky_batch (vector versions only: with one lane there is
+ * nothing to batch): V systems at once, one in each lane of the vectors
+ * (a structure of arrays), so that every step is a product of
+ * independent FMAs, the pivots' square roots and divisions included: a
+ * single system's factorisation waits, column after column, on its
+ * pivot.  Batched factorisations are how small dense systems are solved
+ * at speed (Dongarra et al., "The design and performance of batched BLAS
+ * on modern high-performance computing systems", Procedia Computer
+ * Science 108, 2017).  Each lane does the same operations in the same
+ * order, so a system's solution does not depend on the others in its
+ * batch, nor on its lane.
+ *
+ * The systems are moved into L, the packed lower triangle of a matrix of
+ * d rows rounded up to a multiple of BATCH_TILE, by rows (element (i, j),
+ * i >= j, at vector i (i + 1) / 2 + j), V x V blocks at a time through the
+ * registers; rows past d are the identity's.  L is factored left-looking
+ * by BATCH_TILE x BATCH_TILE tiles (as many sums as the registers hold):
+ * a tile less the products of the rows left of it, summed in registers,
+ * then the diagonal tile factored in place or an off-diagonal tile
+ * solved against it.
+ */
+
+/* Vector index of element (i, j), i >= j, of the packed lower triangle. */
+#define SIMD_PACKED(i, j)	((Size) (i) * ((i) + 1) / 2 + (j))
+
+/* V vectors at p (V floats each). */
+#define SIMD_AT(p, index)	((p) + (Size) (index) * V)
+
+static inline SIMD_FN __attribute__((always_inline)) void
+SIMD(batch_tile) (float *l, float *inverse, int row0, int col0, unsigned *positive)
+{
+	VEC			tile[BATCH_TILE][BATCH_TILE];
+
+	SIMD_UNROLL
+	for (int r = 0; r < BATCH_TILE; r++)
+		SIMD_UNROLL
+		for (int c = 0; c < BATCH_TILE; c++)
+			tile[r][c] = row0 + r >= col0 + c
+				? VLOAD(SIMD_AT(l, SIMD_PACKED(row0 + r, col0 + c))) : VZERO();
+	{
+		const float *row[BATCH_TILE],
+				   *column[BATCH_TILE];
+
+		SIMD_UNROLL
+		for (int q = 0; q < BATCH_TILE; q++)
+		{
+			row[q] = SIMD_AT(l, SIMD_PACKED(row0 + q, 0));
+			column[q] = SIMD_AT(l, SIMD_PACKED(col0 + q, 0));
+		}
+		for (int p = 0; p < col0; p++)
+		{
+			VEC			left[BATCH_TILE],
+						top[BATCH_TILE];
+
+			SIMD_UNROLL
+			for (int q = 0; q < BATCH_TILE; q++)
+			{
+				left[q] = VLOAD(SIMD_AT(row[q], p));
+				top[q] = VLOAD(SIMD_AT(column[q], p));
+			}
+			SIMD_UNROLL
+			for (int r = 0; r < BATCH_TILE; r++)
+				SIMD_UNROLL
+				for (int c = 0; c < BATCH_TILE; c++)
+					tile[r][c] = VFNMA(left[r], top[c], tile[r][c]);
+		}
+	}
+	if (row0 == col0)
+	{
+		/* the diagonal tile: column c less its products with the columns before */
+		SIMD_UNROLL
+		for (int c = 0; c < BATCH_TILE; c++)
+		{
+			VEC			pivot,
+						root,
+						reciprocal;
+			unsigned	good;
+
+			SIMD_UNROLL
+			for (int q = 0; q < c; q++)
+				SIMD_UNROLL
+				for (int r = c; r < BATCH_TILE; r++)
+					tile[r][c] = VFNMA(tile[r][q], tile[c][q], tile[r][c]);
+			pivot = tile[c][c];
+			good = VPOSITIVE(pivot);
+			*positive &= good;
+			/* a failed lane goes on with 1, its own result discarded */
+			root = VSQRT(VKEEP(pivot, good, VBCAST(1.0f)));
+			reciprocal = VDIV(VBCAST(1.0f), root);
+			tile[c][c] = root;
+			VSTORE(SIMD_AT(inverse, col0 + c), reciprocal);
+			SIMD_UNROLL
+			for (int r = c + 1; r < BATCH_TILE; r++)
+				tile[r][c] = VMUL(tile[r][c], reciprocal);
+		}
+	}
+	else
+	{
+		SIMD_UNROLL
+		for (int c = 0; c < BATCH_TILE; c++)
+		{
+			VEC			reciprocal = VLOAD(SIMD_AT(inverse, col0 + c));
+
+			SIMD_UNROLL
+			for (int q = 0; q < c; q++)
+			{
+				VEC			lower = VLOAD(SIMD_AT(l, SIMD_PACKED(col0 + c, col0 + q)));
+
+				SIMD_UNROLL
+				for (int r = 0; r < BATCH_TILE; r++)
+					tile[r][c] = VFNMA(tile[r][q], lower, tile[r][c]);
+			}
+			SIMD_UNROLL
+			for (int r = 0; r < BATCH_TILE; r++)
+				tile[r][c] = VMUL(tile[r][c], reciprocal);
+		}
+	}
+	SIMD_UNROLL
+	for (int r = 0; r < BATCH_TILE; r++)
+		SIMD_UNROLL
+		for (int c = 0; c < BATCH_TILE; c++)
+			if (row0 + r >= col0 + c)
+				VSTORE(SIMD_AT(l, SIMD_PACKED(row0 + r, col0 + c)), tile[r][c]);
+}
+
+/*
+ * Rows from .. from + V - 1 (those below d) of column j of the n systems
+ * (the others' lanes 0), as V vectors each holding one row of every
+ * system.
+ */
+static inline SIMD_FN __attribute__((always_inline)) void
+SIMD(batch_gather) (float *const *columns, int n, Size offset, int rows, VEC *out)
+{
+	SIMD_UNROLL_BLOCK
+	for (int s = 0; s < V; s++)
+		out[s] = s < n ? VLOADN(columns[s] + offset, rows) : VZERO();
+	VTRANSPOSE(out);
+}
+
+static SIMD_FN unsigned
+SIMD(cholesky_batch) (float *const *a, int n, int d, int ld, float *const *x, float *scratch)
+{
+	int			padded = (d + BATCH_TILE - 1) / BATCH_TILE * BATCH_TILE;
+	float	   *l = scratch;
+	float	   *inverse = SIMD_AT(scratch, SIMD_PACKED(padded, 0));
+	float	   *y = SIMD_AT(inverse, padded);
+	unsigned	positive = ~0u;
+
+	/* in: the lower triangles, V x V blocks at a time */
+	for (int j = 0; j < d; j++)
+		for (int from = j - j % V; from < d; from += V)
+		{
+			VEC			block[V];
+
+			SIMD(batch_gather) (a, n, (Size) j * ld + from, d - from, block);
+			for (int t = Max(0, j - from); t < V && from + t < d; t++)
+				VSTORE(SIMD_AT(l, SIMD_PACKED(from + t, j)), block[t]);
+		}
+	for (int i = d; i < padded; i++)
+	{
+		for (int j = 0; j < i; j++)
+			VSTORE(SIMD_AT(l, SIMD_PACKED(i, j)), VZERO());
+		VSTORE(SIMD_AT(l, SIMD_PACKED(i, i)), VBCAST(1.0f));
+	}
+	for (int col0 = 0; col0 < padded; col0 += BATCH_TILE)
+		for (int row0 = col0; row0 < padded; row0 += BATCH_TILE)
+			SIMD(batch_tile) (l, inverse, row0, col0, &positive);
+
+	/* L y = x, then L' x = y: each solved y_i or x_i taken off the rest at once */
+	for (int from = 0; from < padded; from += V)
+	{
+		VEC			block[V];
+
+		SIMD(batch_gather) (x, n, from, d - from, block);
+		for (int t = 0; t < V && from + t < padded; t++)
+			VSTORE(SIMD_AT(y, from + t), block[t]);
+	}
+	for (int i = 0; i < padded; i++)
+	{
+		VEC			solved = VMUL(VLOAD(SIMD_AT(y, i)), VLOAD(SIMD_AT(inverse, i)));
+
+		VSTORE(SIMD_AT(y, i), solved);
+		for (int r = i + 1; r < padded; r++)
+			VSTORE(SIMD_AT(y, r), VFNMA(VLOAD(SIMD_AT(l, SIMD_PACKED(r, i))), solved,
+										VLOAD(SIMD_AT(y, r))));
+	}
+	for (int i = padded - 1; i >= 0; i--)
+	{
+		const float *row = SIMD_AT(l, SIMD_PACKED(i, 0));
+		VEC			solved = VMUL(VLOAD(SIMD_AT(y, i)), VLOAD(SIMD_AT(inverse, i)));
+
+		VSTORE(SIMD_AT(y, i), solved);
+		for (int p = 0; p < i; p++)
+			VSTORE(SIMD_AT(y, p), VFNMA(VLOAD(SIMD_AT(row, p)), solved, VLOAD(SIMD_AT(y, p))));
+	}
+
+	/* out: each system's solution from the lanes */
+	for (int from = 0; from < d; from += V)
+	{
+		VEC			block[V];
+
+		SIMD_UNROLL_BLOCK
+		for (int t = 0; t < V; t++)
+			block[t] = from + t < padded ? VLOAD(SIMD_AT(y, from + t)) : VZERO();
+		VTRANSPOSE(block);
+		for (int s = 0; s < n; s++)
+			VSTOREN(x[s] + from, block[s], d - from);
+	}
+	return ~positive & ((n >= 32 ? 0u : 1u << n) - 1u);
+}
+
+/*
+ * MfKernel.cholesky_one: what one lane of cholesky_batch computes, for one
+ * system, vectorised down the columns instead of across systems.  Each
+ * element of L is, in cholesky_batch, A_rc less L_rp L_cp for p = 0 .. c -
+ * 1 in order, one FMA each, then times 1 / sqrt of the pivot (the pivot's
+ * own: that square root); its tiles only group that work.  Here columns
+ * go four at a time: their rows, V at a time, lose the products of the
+ * columns left of the four in p's order, then each of the four, in
+ * order, those of the columns of the four before it, and is scaled.  The
+ * solves are cholesky_batch's, on scalars: forward with four partial
+ * sums per row, backward column by column.  L stays in a's lower
+ * triangle (column-major), the pivots' reciprocals in scratch.
+ */
+static SIMD_FN bool
+SIMD(cholesky_one) (float *a, int d, int ld, float *x, float *scratch)
+{
+	float	   *inverse = scratch;
+
+	for (int c0 = 0; c0 < d; c0 += 4)
+	{
+		int			nb = Min(4, d - c0);
+
+		/* the four columns less the columns left of them */
+		for (int r0 = c0; r0 < d && c0 > 0; r0 += V)
+		{
+			VEC			sum[4];
+
+			SIMD_UNROLL
+			for (int c = 0; c < 4; c++)
+				sum[c] = c < nb ? VLOADN(a + (Size) (c0 + c) * ld + r0, d - r0) : VZERO();
+			for (int p = 0; p < c0; p++)
+			{
+				const float *column = a + (Size) p * ld;
+				VEC			rows = VLOADN(column + r0, d - r0);
+
+				SIMD_UNROLL
+				for (int c = 0; c < 4; c++)
+					sum[c] = VFNMA(rows, VBCAST(column[c0 + c < d ? c0 + c : d - 1]), sum[c]);
+			}
+			SIMD_UNROLL
+			for (int c = 0; c < 4; c++)
+				if (c < nb)
+					VSTOREN(a + (Size) (c0 + c) * ld + r0, sum[c], d - r0);
+		}
+		/* then each, less the ones before it among the four, and scaled */
+		for (int c = c0; c < c0 + nb; c++)
+		{
+			float	   *column = a + (Size) c * ld;
+			float		pivot,
+						root;
+
+			for (int r0 = c; r0 < d; r0 += V)
+			{
+				VEC			sum = VLOADN(column + r0, d - r0);
+
+				for (int q = c0; q < c; q++)
+					sum = VFNMA(VLOADN(a + (Size) q * ld + r0, d - r0),
+								VBCAST(a[(Size) q * ld + c]), sum);
+				VSTOREN(column + r0, sum, d - r0);
+			}
+			pivot = column[c];
+			if (!(pivot > 0) || isinf(pivot))
+				return false;
+			root = sqrtf(pivot);
+			inverse[c] = 1.0f / root;
+			column[c] = root;
+			for (int r0 = c + 1; r0 < d; r0 += V)
+				VSTOREN(column + r0, VMUL(VLOADN(column + r0, d - r0), VBCAST(inverse[c])),
+						d - r0);
+		}
+	}
+
+	/* L's rows into the upper triangle (row i at a + i * ld), for L' x = y */
+	for (int cb = 0; cb < d; cb += V)
+		for (int rb = cb; rb < d; rb += V)
+		{
+			int			columns = Min(V, d - cb);
+			VEC			block[V];
+
+			SIMD_UNROLL_BLOCK
+			for (int t = 0; t < V; t++)
+				block[t] = t < columns ? VLOADN(a + (Size) (cb + t) * ld + rb, d - rb) : VZERO();
+			VTRANSPOSE(block);
+			for (int j = 0; j < V && rb + j < d; j++)
+				VSTOREN(a + (Size) (rb + j) * ld + cb, block[j], rb == cb ? j : columns);
+		}
+	/* the solves as the batch's, vectorised along L's columns and rows */
+	for (int i = 0; i < d; i++)
+	{
+		float		solved = x[i] * inverse[i];
+
+		x[i] = solved;
+		for (int r0 = i + 1; r0 < d; r0 += V)
+			VSTOREN(x + r0, VFNMA(VLOADN(a + (Size) i * ld + r0, d - r0), VBCAST(solved),
+								  VLOADN(x + r0, d - r0)), d - r0);
+	}
+	for (int i = d - 1; i >= 0; i--)
+	{
+		float		solved = x[i] * inverse[i];
+
+		x[i] = solved;
+		for (int p0 = 0; p0 < i; p0 += V)
+			VSTOREN(x + p0, VFNMA(VLOADN(a + (Size) i * ld + p0, i - p0), VBCAST(solved),
+								  VLOADN(x + p0, i - p0)), i - p0);
+	}
+	return true;
+}
+
+/* Floats of cholesky_batch's scratch for systems of d unknowns. */
+static size_t
+SIMD(cholesky_batch_scratch) (int d)
+{
+	size_t		padded = (size_t) ((d + BATCH_TILE - 1) / BATCH_TILE * BATCH_TILE);
+
+	return (padded * (padded + 1) / 2 + 2 * padded) * V;
+}
+
+#undef SIMD_PACKED
+#undef SIMD_AT
+#endif							/* V > 1 */
+
 #undef SIMD_BLOCK_FLOATS
 #undef SIMD_UNROLL
 #undef SIMD_UNROLL_BLOCK
@@ -788,6 +1130,10 @@ SIMD(cholesky_solve) (const float *a, int d, int ld, float *x)
 #undef VSUM
 #undef VLANE
 #undef VLOADRANGE
+#undef VTRANSPOSE
+#undef BATCH_TILE
+#undef VPOSITIVE
+#undef VKEEP
 #undef TILE_VECTORS
 #undef TILE_COLUMNS
 #undef GRAM_COLUMNS

@@ -7,7 +7,8 @@
 # the stored factors', and folds in a new user like OpenBLAS's solve.  An
 # instruction set the CPU lacks is refused when set, with a hint.  A row
 # longer than the kernel's 65,536-rating segments is summed across
-# segments correctly.  A row a pair repeats 3,000 times in trains.
+# segments correctly.  Rows solved in a batch and alone get the same
+# factors.  A row a pair repeats 3,000 times in trains.
 use strict;
 use warnings;
 use PostgreSQL::Test::Utils;
@@ -150,6 +151,35 @@ foreach my $kernel (grep { $_ ne 'blas' } @kernels)
 		SELECT max(abs(s - r)) / (1 + max(abs(r)))
 		FROM folded, reference, unnest(folded.mf_fold_in, reference.mf_fold_in) AS x(s, r)});
 	cmp_ok($gap, '<', 1e-4, "fold-in, $kernel kernel: within 1e-4 of OpenBLAS's solve ($gap)");
+}
+
+# Rows are solved 16 (AVX-512) or 8 (AVX2) at a time, one in each lane of
+# the vectors, and a batch of one or two rows one by one: users 1, 20 and
+# 33 rate the same items the same, and with one thread users 1 and 20 are
+# solved in a full batch (lanes 0 and 3) and user 33 alone (the 33rd
+# user), so they must get the same factors bit for bit, at sizes of one
+# tile and of several (with biases: k + 1 unknowns).
+$node->safe_psql('postgres', q{
+	CREATE TABLE twins AS
+	SELECT u AS user_id, i AS item_id, 1 + (u * 7 + i * 3) % 5 AS rating
+	FROM generate_series(1, 32) u, generate_series(1, 40) i
+	WHERE (u * 13 + i * 5) % 3 = 0 AND u <> 20;
+	INSERT INTO twins SELECT t.u, item_id, rating
+	FROM twins, (VALUES (20), (33)) AS t(u) WHERE user_id = 1;
+});
+foreach my $kernel (@kernels)
+{
+	foreach my $arguments ('k := 3, lambda := 0.1', 'k := 37, lambda := 0.1, biases := true')
+	{
+		my $distinct = $node->safe_psql('postgres', qq{
+			SET client_min_messages = warning; SET mf_ext.kernel = $kernel; SET mf_ext.threads = 1;
+			DO \$\$ BEGIN PERFORM mf_train('twins', $arguments, iterations := 2, model_name := 'twins'); END \$\$;
+			SELECT count(DISTINCT factors::text || coalesce(bias::text, ''))
+			FROM mf_user_factors
+			WHERE model_id = (SELECT model_id FROM mf_models WHERE name = 'twins')
+			  AND user_id IN (1, 20, 33)});
+		is($distinct, 1, "$kernel kernel, $arguments: users with the same ratings get the same factors, in a batch or alone");
+	}
 }
 
 # A badly conditioned row: one user rated items 1 and 2 each 3,000 times
