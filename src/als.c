@@ -234,12 +234,24 @@ batch_lanes(const MfKernel *kernel, const MfFitOptions *options, int d)
 		options->implicit_weight == 0 && d <= MF_KERNEL_BATCH_MAX ? kernel->batch_lanes : 0;
 }
 
-/* Floats of one thread's batch buffers (SolveBuffers.batch_*), for lanes > 0. */
-static Size
-batch_floats(const MfKernel *kernel, int lanes, int d)
+/*
+ * Adds to memory each of threads threads' batch buffers (SolveBuffers'
+ * batch_*), when a fit with options solves systems of d unknowns in
+ * batches.
+ */
+static void
+add_batch_memory(MfMemory *memory, const MfFitOptions *options, int d, int threads)
 {
-	return add_size(mul_size(lanes, add_size(mul_size(d, d), d + 2 * MF_ALIGNMENT)),
-					kernel->cholesky_batch_scratch(d));
+	const MfKernel *kernel = fit_kernel(options);
+	int			lanes = batch_lanes(kernel, options, d);
+
+	if (lanes == 0)
+		return;
+	mf_memory_add(memory,
+				  mul_size(add_size(mul_size(lanes, add_size(mul_size(d, d), d + 2 * MF_ALIGNMENT)),
+									kernel->cholesky_batch_scratch(d)),
+						   threads),
+				  sizeof(float));
 }
 
 #define REAL float
@@ -280,9 +292,7 @@ mf_als_memory_estimate(const MfRatings *ratings, const MfFitOptions *options,
 	Size		rows = add_size(ratings->n_users, ratings->n_items);
 	Size		longest = longest_row(ratings);
 	int			threads = mf_thread_count();
-	const MfKernel *kernel = fit_kernel(options);
-	bool		gathers = kernel == NULL;
-	int			lanes = batch_lanes(kernel, options, d);
+	bool		gathers = fit_kernel(options) == NULL;
 
 	/* both sides' rows; factors; per-row sums and biases; the Gram matrix */
 	mf_memory_add(memory, ratings->n_ratings,
@@ -296,9 +306,7 @@ mf_als_memory_estimate(const MfRatings *ratings, const MfFitOptions *options,
 				  real_size);
 	mf_memory_add(memory, mul_size(mul_size(longest, 3), threads), real_size);
 	mf_memory_add(memory, mul_size(d, threads), sizeof(int) + 2 * sizeof(double));
-	/* the own Cholesky's batches */
-	if (lanes > 0)
-		mf_memory_add(memory, mul_size(batch_floats(kernel, lanes, d), threads), sizeof(float));
+	add_batch_memory(memory, options, d, threads);
 	/* implicit information: both sides' implicit factors, J's products, its k x k and d x d */
 	if (options->implicit_weight > 0)
 	{
@@ -705,8 +713,9 @@ implicit_side(MfAls *als, const MfCsr *rows, const void *from, int32 n_from, voi
  * implicit information, the fixed side's implicit factors
  * implicit_other, whose k x k Gram matrix goes to implicit_gram_kept if
  * not NULL, and each row's J product to implicit_dots if not NULL),
- * written to out.  Returns -1, or the smallest row index whose system is
- * singular.
+ * written to out.  Returns -1, or the index of a row whose system is
+ * singular: the smallest of those found before the run stopped, which
+ * with several threads need not be the smallest of all.
  */
 static int32
 solve_side(MfAls *als, const MfCsr *rows, const void *other, int32 n_other,
@@ -1069,6 +1078,7 @@ mf_als_solve_against(const MfFactors *factors, MfSide side,
 	/* a 'cg' model took a few steps a row from its previous factors: a new row has none */
 	exact.conjugate_gradient = false;
 	mf_memory_add(&memory, mul_size(Max(longest, 1), d + 4), mul_size(mf_thread_count(), real_size));
+	add_batch_memory(&memory, &exact, d, mf_thread_count());
 	mf_memory_add(&memory, rows->n_rows, real_size * d + sizeof(double));
 	mf_memory_check(&memory, "solving the new rows",
 					psprintf("Solving %d rows of up to " INT64_FORMAT " ratings with k = %d.",
@@ -1140,9 +1150,23 @@ mf_als_row_solve(MfAlsRowSolver *solver, const int32 *cols, const double *values
 
 	if (degree > solver->longest)
 	{
-		/* buffers for a longer row: the old ones are left to the context */
+		SolveBuffers old = als->buffers[0];
+
+		/*
+		 * buffers for a longer row: the old ones are left to the context,
+		 * but for the batch's, which do not grow with the row
+		 */
 		solver->longest = Max((int64) degree, 2 * solver->longest);
 		init_solver(als, &solver->options, solver->longest, 1, solver->cxt);
+		if (old.batch_grams != NULL)
+		{
+			mf_free_aligned(old.batch_grams[0]);
+			for (int s = 0; s < als->batch_lanes; s++)
+				mf_free_aligned(old.batch_solutions[s]);
+			mf_free_aligned(old.batch_scratch);
+			pfree(old.batch_grams);
+			pfree(old.batch_solutions);
+		}
 	}
 	step.als = als;
 	step.rows = &row;

@@ -182,6 +182,30 @@ foreach my $kernel (@kernels)
 	}
 }
 
+# The batches' buffers count against mf_ext.max_memory in fold-in too:
+# k = 128 with biases keeps about 1.65 MB of them a thread (AVX-512), so
+# a fold-in of five ratings, which needs a few kB one row at a time, is
+# refused under 1 MB by the kernels that batch and not by the others.
+$node->safe_psql('postgres', q{
+	SET client_min_messages = warning;
+	SELECT mf_train('ratings', k := 128, lambda := 1, biases := true, iterations := 1,
+	                model_name := 'wide_biases')});
+foreach my $kernel (@kernels)
+{
+	my ($rc, $out, $err) = $node->psql('postgres', qq{
+		SET mf_ext.kernel = $kernel; SET mf_ext.threads = 2; SET mf_ext.max_memory = '1MB';
+		SELECT mf_fold_in('wide_biases', ARRAY[1, 2, 3, 4, 5]::bigint[], ARRAY[1, 2, 3, 4, 5]::float8[])});
+	if ($kernel eq 'avx512' || $kernel eq 'avx2')
+	{
+		like($err, qr/solving the new rows would need about \d+ MB of memory, more than mf_ext.max_memory/,
+			"fold-in, $kernel kernel: the batch's buffers count against mf_ext.max_memory");
+	}
+	else
+	{
+		is($rc, 0, "fold-in, $kernel kernel: no batch, so 1 MB is enough") or diag($err);
+	}
+}
+
 # A badly conditioned row: one user rated items 1 and 2 each 3,000 times
 # (k = 8, lambda = 0.1).  Each Gram tile adds its sum to the matrix every
 # 256 rows at most, as OpenBLAS's ssyrk sums in blocks: summed over 1,024
