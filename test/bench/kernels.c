@@ -130,6 +130,65 @@ peak_avx2(void)
 }
 #endif
 
+/*
+ * Prints the solve of one k x k system (spd, right-hand side targets) as
+ * mf_train solves it with kernel's batches: batch_lanes at once, and one
+ * alone as a lane of a batch (ns per system, against OpenBLAS's blas_ns).
+ */
+static void
+time_batched_solve(const MfKernel *kernel, int k, const float *spd, const float *targets,
+				   double seconds, double peak, double solve_flops, double blas_ns)
+{
+	int			lanes = kernel->batch_lanes;
+	size_t		stride = (size_t) k * k + 16;
+	float	   *systems = aligned_alloc(64, sizeof(float) * stride * lanes);
+	float	   *solutions = aligned_alloc(64, sizeof(float) * (size_t) k * lanes);
+	float	   *scratch = aligned_alloc(64, sizeof(float) *
+									((kernel->cholesky_batch_scratch(k) + 15) / 16 * 16));
+	float	   *as[16],
+			   *xs[16];
+	long		done = 0;
+	double		start = now();
+	double		ns;
+
+	for (int s = 0; s < lanes; s++)
+	{
+		as[s] = systems + s * stride;
+		xs[s] = solutions + (size_t) s * k;
+	}
+	while (now() - start < seconds)
+	{
+		for (int s = 0; s < lanes; s++)
+		{
+			memcpy(as[s], spd, sizeof(float) * k * k);
+			memcpy(xs[s], targets, sizeof(float) * k);
+		}
+		kernel->cholesky_batch(as, lanes, k, k, xs, scratch);
+		done += lanes;
+	}
+	ns = (now() - start) / done * 1e9;
+	printf("solve %s, %d at once\t%d\t%.0f\t%.1f\t%.2f\t(%.2fx openblas)\n",
+		   kernel->name, lanes, k, ns, solve_flops / ns,
+		   solve_flops / ns / peak, ns / blas_ns);
+	/* one alone as a lane of the batch solves it (a short batch's rows) */
+	done = 0;
+	start = now();
+	while (now() - start < seconds)
+	{
+		memcpy(as[0], spd, sizeof(float) * k * k);
+		memcpy(xs[0], targets, sizeof(float) * k);
+		kernel->cholesky_one(as[0], k, k, xs[0], scratch);
+		done++;
+	}
+	ns = (now() - start) / done * 1e9;
+	printf("solve %s, one as a batch's lane\t%d\t%.0f\t%.1f\t%.2f\t(%.2fx openblas)\n",
+		   kernel->name, k, ns, solve_flops / ns,
+		   solve_flops / ns / peak, ns / blas_ns);
+	free(systems);
+	free(solutions);
+	free(scratch);
+}
+
 int
 main(int argc, char **argv)
 {
@@ -296,63 +355,9 @@ main(int argc, char **argv)
 			}
 			/* batch_lanes systems at once, as mf_train solves them (per system) */
 			for (int variant = 0; variant < n_kernels && k <= MF_KERNEL_BATCH_MAX; variant++)
-			{
-				const MfKernel *kernel = kernels[variant];
-				int			lanes = kernel->batch_lanes;
-				size_t		stride = (size_t) k * k + 16;
-				float	   *systems = aligned_alloc(64, sizeof(float) * stride * lanes);
-				float	   *solutions = aligned_alloc(64, sizeof(float) * (size_t) k * lanes);
-				float	   *scratch = lanes == 0 ? NULL
-					: aligned_alloc(64, sizeof(float) * ((kernel->cholesky_batch_scratch(k) + 15) / 16 * 16));
-				float	   *as[16],
-						   *xs[16];
-				long		done = 0;
-				double		start = now();
-				double		ns;
-
-				if (lanes == 0)
-				{
-					free(systems);
-					free(solutions);
-					continue;
-				}
-				for (int s = 0; s < lanes; s++)
-				{
-					as[s] = systems + s * stride;
-					xs[s] = solutions + (size_t) s * k;
-				}
-				while (now() - start < seconds)
-				{
-					for (int s = 0; s < lanes; s++)
-					{
-						memcpy(as[s], spd, sizeof(float) * k * k);
-						memcpy(xs[s], targets, sizeof(float) * k);
-					}
-					kernel->cholesky_batch(as, lanes, k, k, xs, scratch);
-					done += lanes;
-				}
-				ns = (now() - start) / done * 1e9;
-				printf("solve %s, %d at once\t%d\t%.0f\t%.1f\t%.2f\t(%.2fx openblas)\n",
-					   kernel->name, lanes, k, ns, solve_flops / ns,
-					   solve_flops / ns / peaks[variant], ns / blas_ns);
-				/* one alone as a lane of the batch solves it (a short batch's rows) */
-				done = 0;
-				start = now();
-				while (now() - start < seconds)
-				{
-					memcpy(as[0], spd, sizeof(float) * k * k);
-					memcpy(xs[0], targets, sizeof(float) * k);
-					kernel->cholesky_one(as[0], k, k, xs[0], scratch);
-					done++;
-				}
-				ns = (now() - start) / done * 1e9;
-				printf("solve %s, one as a batch's lane\t%d\t%.0f\t%.1f\t%.2f\t(%.2fx openblas)\n",
-					   kernel->name, k, ns, solve_flops / ns,
-					   solve_flops / ns / peaks[variant], ns / blas_ns);
-				free(systems);
-				free(solutions);
-				free(scratch);
-			}
+				if (kernels[variant]->batch_lanes > 0)
+					time_batched_solve(kernels[variant], k, spd, targets, seconds, peaks[variant],
+									   solve_flops, blas_ns);
 			free(a);
 			free(spd);
 		}

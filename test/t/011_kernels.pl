@@ -182,6 +182,24 @@ foreach my $kernel (@kernels)
 	}
 }
 
+# A system that fails inside a batch (item 7, lane 6 of the 12 items'
+# batch: user 10's one rating of 1e30 overflows its Gram matrix) fails its
+# row: the error names item 7, as the row-by-row kernels name it.
+$node->safe_psql('postgres', q{
+	CREATE TABLE lane_fail AS
+	SELECT u AS user_id, i AS item_id, (1 + (u * 3 + i) % 5)::float8 AS rating
+	FROM generate_series(1, 20) u, generate_series(1, 12) i WHERE u <> 10;
+	INSERT INTO lane_fail VALUES (10, 7, 1e30);
+});
+foreach my $kernel (grep { $_ ne 'blas' } @kernels)
+{
+	my ($rc, $out, $err) = $node->psql('postgres', qq{
+		SET mf_ext.kernel = $kernel; SET mf_ext.threads = 1;
+		SELECT mf_train('lane_fail', k := 3, lambda := 0.1, iterations := 2, model_name := 'lane_fail')});
+	like($err, qr/the least-squares system of item 7 could not be solved/,
+		"$kernel kernel: a system failing inside a batch names its row");
+}
+
 # The batches' buffers count against mf_ext.max_memory in fold-in too:
 # k = 128 with biases keeps about 1.65 MB of them a thread (AVX-512), so
 # a fold-in of five ratings, which needs a few kB one row at a time, is
