@@ -48,45 +48,82 @@ sub kill_during
 }
 
 # Runs $prepare (SQL, or '') then $statement in a new session, terminates
-# the backend $delay seconds into $statement, and checks that it exits.
+# the backend once $statement has reached $point (see wait_for_point) and
+# checks that it exits.
 sub terminate_during
 {
-	my ($prepare, $statement, $delay, $what) = @_;
+	my ($prepare, $statement, $point, $what) = @_;
 	my $session = $node->background_psql('postgres', on_error_stop => 0);
 	my $pid = $session->query_safe('SELECT pg_backend_pid()');
 	$session->query_safe($prepare) if $prepare ne '';
 	$session->query_until(qr/started/, "\\echo started\n$statement;\n");
-	select(undef, undef, undef, $delay);
+	my $when = wait_for_point($pid, $point, $what);
 	ok($node->safe_psql('postgres',
 			"SELECT state = 'active' FROM pg_stat_activity WHERE pid = $pid") eq 't',
-		"$what is running when terminated after ${delay}s");
+		"$what is running when terminated $when");
 	$node->safe_psql('postgres', "SELECT pg_terminate_backend($pid)");
 	ok($node->poll_query_until('postgres',
 			"SELECT count(*) = 0 FROM pg_stat_activity WHERE pid = $pid"),
-		"terminated $what after ${delay}s, the backend exits");
+		"terminated $what $when, the backend exits");
 	$session->{run}->kill_kill;
+}
+
+# Waits until backend $pid's call has reached $point, steps joined by '+':
+# 'report' (its first report in mf_progress), a share of its steps done by
+# that report (e.g. 0.4 of the users written), or a delay ('1.5s'). The
+# first two are moments of the call's own work, however fast or busy the
+# machine. Returns $point in words for the tests' names.
+sub wait_for_point
+{
+	my ($pid, $point, $what) = @_;
+	my @words;
+	foreach my $step (split /\+/, $point)
+	{
+		if ($step =~ /^([0-9.]+)s$/)
+		{
+			select(undef, undef, undef, $1);
+			push @words, $step;
+			next;
+		}
+		push @words, $step eq 'report' ? 'its first report' : "$step of its steps";
+		ok(wait_for_progress($pid, $step), "$what reached $words[-1]");
+	}
+	return $point =~ /^[0-9.]+s$/ ? "after $point" : 'at ' . join(' + ', @words);
+}
+
+# Polls mf_progress every 5 ms until backend $pid's call has reported
+# $share of its steps done ('report': any report); false if the call ended
+# first, or after 3 minutes.
+sub wait_for_progress
+{
+	my ($pid, $share) = @_;
+	my $reached = $share eq 'report' ? 'true' : "steps > 0 AND step >= steps * $share";
+	my $watch = $node->background_psql('postgres');
+	my ($seen, $result) = (0, 0);
+	my $deadline = time() + 180;
+	while (time() < $deadline)
+	{
+		my $state = $watch->query_safe(
+			"SELECT coalesce(bool_or($reached)::int, -1) FROM mf_progress WHERE pid = $pid");
+		if ($state eq '1') { $result = 1; last; }
+		last if $state eq '-1' && $seen;
+		$seen = 1 if $state eq '0';
+		select(undef, undef, undef, 0.005);
+	}
+	$watch->quit;
+	return $result;
 }
 
 # pg_terminate_backend while mf_recommend_all reads rated items and writes
 # rows on the backend's thread beside its workers: a clean exit each time
 # (the FATAL is held off until the workers are joined), no server restart.
-# The delays are shares of a whole call timed first in a fresh session (the
-# faster of two, as a busy machine can slow one), so that each termination
-# finds the call running however fast the machine.
-my $call;
-for (1 .. 2)
-{
-	my $timed = $node->background_psql('postgres');
-	my $call_started = time();
-	$timed->query_safe("SELECT mf_recommend_all('ratings', 2000, true, 'pg_temp.timed_items')");
-	my $took = time() - $call_started;
-	$timed->quit;
-	$call = $took if !defined $call || $took < $call;
-}
-diag(sprintf('mf_recommend_all of every item: %.2fs', $call));
+# Each termination waits for a share of the users written, by the call's
+# report in mf_progress, so that it finds the call running however fast
+# or busy the machine (shares of a duration timed first missed the call on
+# a busy machine, whose second call was faster).
 terminate_during('', "SELECT mf_recommend_all('ratings', 2000, true, 'all_items')",
-	sprintf('%.2f', $call * $_), 'mf_recommend_all')
-  foreach (0.05, 0.2, 0.35, 0.5, 0.65);
+	$_, 'mf_recommend_all')
+  foreach ('report', 0.2, 0.4, 0.6, 0.8);
 
 # The same while the backend's thread runs the caller's SQL in the feeder
 # (a row-level security policy made slow), in a session that created a
@@ -107,20 +144,25 @@ $node->safe_psql('postgres', q{
 my $prepare = "SET ROLE slow_reader; SET mf_ext.threads = 2;"
   . " SELECT mf_fold_in('ratings', ARRAY[1, 2], ARRAY[4, 5]) IS NOT NULL;"
   . " CREATE TEMP TABLE scratch (x integer); SET app.slow = 'on'";
+# The call's report shows once the model is loaded (slowed); the feeder
+# then reads, slowed, until the call ends: timed once from the report to
+# the end, and terminated at shares of that time after the report (the
+# time is pg_sleep's, barely shortened by a faster or idler machine).
 my $timer = $node->background_psql('postgres');
 $timer->query_safe($prepare);
+my $timer_pid = $timer->query_safe('SELECT pg_backend_pid()');
+$timer->query_until(qr/started/,
+	"\\echo started\nSELECT mf_recommend_all('ratings', 20, true, 'pg_temp.timed_top');\n");
+ok(wait_for_progress($timer_pid, 'report'), 'the timed call reports');
 my $started = time();
-$timer->query_safe("SELECT mf_predict('ratings', 1, 1)");    # the model's load, slowed
-my $load = time() - $started;
-$started = time();
-$timer->query_safe("SELECT mf_recommend_all('ratings', 20, true, 'pg_temp.timed_top')");
-my $whole = time() - $started;
+$timer->query_safe('SELECT 1');
+my $feeding = time() - $started;
 $timer->quit;
-diag(sprintf('slowed by the policy: load %.2fs, mf_recommend_all %.2fs', $load, $whole));
+diag(sprintf('slowed by the policy: from the report to the end %.2fs', $feeding));
 terminate_during($prepare, "SELECT mf_recommend_all('ratings', 20, true, 'pg_temp.slow_top')",
-	sprintf('%.1f', $load + ($whole - $load) * $_),
+	sprintf('report+%.2fs', $feeding * $_),
 	'in the feeder, with a temporary table,')
-  foreach (0.55, 0.7, 0.85, 0.95);
+  foreach (0.1, 0.3, 0.5, 0.7);
 
 # The same with the workers busy throughout: 60,000 items to rank for each
 # of 30,000 users, and the backend's thread in the feeder nearly all the
@@ -150,7 +192,7 @@ foreach my $role ('NONE', 'slow_reader')
 		  . " CREATE TEMP TABLE scratch (x integer)",
 		"SELECT mf_recommend_all('wide_ratings', 5, false, 'slow_rows', 'append')", $_,
 		'as ' . ($role eq 'NONE' ? 'the superuser' : $role) . ' while writing through a trigger')
-	  foreach (0.3, 0.6, 1.0);
+	  foreach ('0.3s', '0.6s', '1.0s');
 }
 is($node->safe_psql('postgres', 'SELECT count(*) FROM slow_rows'), '0',
 	'the terminated appends added no row');
