@@ -88,14 +88,6 @@ DEFINE_DOT_DISPATCH(double, double, LOAD4_double, double, LOAD4_double)
 /* a double u against float v: as dot_single once u is widened, bit for bit */
 DEFINE_DOT_DISPATCH(mixed, double, LOAD4_double, float, LOAD4_single)
 
-const void *
-mf_factor_row(const MfFactors *f, MfSide side, int32 index)
-{
-	const char *base = side == MF_USERS ? f->user_factors : f->item_factors;
-
-	return base + (Size) index * f->k * (f->single ? sizeof(float) : sizeof(double));
-}
-
 double
 mf_row_dot(const MfFactors *f, const void *a, const void *b)
 {

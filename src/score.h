@@ -49,7 +49,28 @@ typedef struct MfFactors
 } MfFactors;
 
 /* The factor row of dense index index of one side. */
-extern const void *mf_factor_row(const MfFactors *factors, MfSide side, int32 index);
+static inline const void *
+mf_factor_row(const MfFactors *f, MfSide side, int32 index)
+{
+	const char *base = side == MF_USERS ? f->user_factors : f->item_factors;
+
+	return base + (Size) index * f->k * (f->single ? sizeof(float) : sizeof(double));
+}
+
+/*
+ * Asks the cache for the factor row of dense index index of one side (none
+ * for -1), to be read soon: a caller with other work before it reads the
+ * row (mf_predict's user lookup) overlaps the row's fetch with that work.
+ */
+static inline void
+mf_prefetch_row(const MfFactors *f, MfSide side, int32 index)
+{
+	Size		bytes = (Size) f->k * (f->single ? sizeof(float) : sizeof(double));
+
+	if (index >= 0)
+		for (Size offset = 0; offset < bytes; offset += 64)
+			__builtin_prefetch((const char *) mf_factor_row(f, side, index) + offset);
+}
 
 /* The dot product of two factor rows (of the model's precision), in double. */
 extern double mf_row_dot(const MfFactors *factors, const void *a, const void *b);

@@ -12,7 +12,7 @@
  *	  C entry points are named after the SQL function, then _text for the
  *	  forms that answer with ids as text (those taking a text or uuid id),
  *	  then _by_name for the forms that take the model's name.  An id
- *	  argument's type is read from the call (mf_id_argument_kind), so
+ *	  argument's type is read from the call (id_argument_kind), so
  *	  that one entry point serves every form of mf_predict by model_id,
  *	  every pair of id types included (compat.c keeps the names older
  *	  versions' install scripts gave the text forms).
@@ -157,6 +157,14 @@ mf_text_id_index(const MfModel *model, MfSide side, text *id)
 	return text_id_lookup(model, side, id, false);
 }
 
+/* How an id argument is given: bigint, text or uuid. */
+typedef enum MfIdKind
+{
+	MF_ID_INTEGER,
+	MF_ID_TEXT,
+	MF_ID_UUID
+} MfIdKind;
+
 /*
  * The kind of id argument arg: its type in the call (the declared one, the
  * parser having coerced integers of any width to bigint, varchar and the
@@ -196,8 +204,8 @@ id_argument_type_kind(FunctionCallInfo fcinfo, int arg)
  * The kind of id argument arg, derived once per call site (mf_call_memo):
  * a predict join calls it twice a row.
  */
-MfIdKind
-mf_id_argument_kind(FunctionCallInfo fcinfo, int arg)
+static inline MfIdKind
+id_argument_kind(FunctionCallInfo fcinfo, int arg)
 {
 	uint8	   *memo = mf_call_memo(fcinfo);
 
@@ -214,15 +222,15 @@ mf_id_argument_kind(FunctionCallInfo fcinfo, int arg)
  * mf_text_id_index reads it; a uuid by its text form (uuid_out, the form
  * training stored) on a side of keys, 42804 on a side of integer ids.
  */
-int32
-mf_id_argument_index(FunctionCallInfo fcinfo, int arg, const MfModel *model, MfSide side,
-					 const char *function)
+static pg_noinline int32
+id_argument_any_index(FunctionCallInfo fcinfo, int arg, const MfModel *model, MfSide side,
+					  const char *function)
 {
 	const char *name = mf_side_name(side);
 	char	   *key;
 	int32		index;
 
-	switch (mf_id_argument_kind(fcinfo, arg))
+	switch (id_argument_kind(fcinfo, arg))
 	{
 		case MF_ID_INTEGER:
 			require_integer_ids(model, side, function);
@@ -246,8 +254,21 @@ mf_id_argument_index(FunctionCallInfo fcinfo, int arg, const MfModel *model, MfS
 }
 
 /*
+ * id_argument_any_index, with its commonest case inline: an integer id of
+ * a side of integer ids (a predict join looks up two a row).
+ */
+static inline int32
+id_argument_index(FunctionCallInfo fcinfo, int arg, const MfModel *model, MfSide side,
+				  const char *function)
+{
+	if (likely(id_argument_kind(fcinfo, arg) == MF_ID_INTEGER && mf_model_keys(model, side) == NULL))
+		return mf_model_find_id(model, side, PG_GETARG_INT64(arg));
+	return id_argument_any_index(fcinfo, arg, model, side, function);
+}
+
+/*
  * mf_predict: the prediction for the given ids, each an integer, text or a
- * uuid (mf_id_argument_index), in any pair.  A user or item the model
+ * uuid (id_argument_any_index), in any pair.  A user or item the model
  * lacks is NULL without biases; with biases it is scored from what is
  * known.
  */
@@ -255,8 +276,12 @@ static Datum
 predict(FunctionCallInfo fcinfo, bool by_name)
 {
 	MfModel    *model = mf_model_argument(fcinfo, by_name);
-	int32		user = mf_id_argument_index(fcinfo, 1, model, MF_USERS, "mf_predict");
-	int32		item = mf_id_argument_index(fcinfo, 2, model, MF_ITEMS, "mf_predict");
+	int32		item = id_argument_index(fcinfo, 2, model, MF_ITEMS, "mf_predict");
+	int32		user;
+
+	/* the item's row is the one likely out of the cache (a join's rows come by user) */
+	mf_prefetch_row(&model->factors, MF_ITEMS, item);
+	user = id_argument_index(fcinfo, 1, model, MF_USERS, "mf_predict");
 
 	if ((user < 0 || item < 0) && !model->factors.biases)
 		PG_RETURN_NULL();
@@ -563,7 +588,7 @@ recommend(FunctionCallInfo fcinfo, bool by_name, bool as_text)
 	InitMaterializedSRF(fcinfo, 0);
 	if (PG_ARGISNULL(1))
 		return (Datum) 0;		/* no user: no rows, as for an unknown one */
-	user = mf_id_argument_index(fcinfo, 1, model, MF_USERS, "mf_recommend");
+	user = id_argument_index(fcinfo, 1, model, MF_USERS, "mf_recommend");
 	user_id = user >= 0 ? model->user_ids[user] : 0;
 	if (user < 0 && !model->factors.biases)
 		return (Datum) 0;
@@ -847,7 +872,7 @@ recommend_users(FunctionCallInfo fcinfo, bool by_name, bool as_text)
 	InitMaterializedSRF(fcinfo, 0);
 	if (PG_ARGISNULL(1))
 		return (Datum) 0;
-	item = mf_id_argument_index(fcinfo, 1, model, MF_ITEMS, "mf_recommend_users");
+	item = id_argument_index(fcinfo, 1, model, MF_ITEMS, "mf_recommend_users");
 	if (item < 0)
 		return (Datum) 0;
 
@@ -1019,7 +1044,7 @@ similar(FunctionCallInfo fcinfo, MfSide side, bool by_name, bool as_text)
 	InitMaterializedSRF(fcinfo, 0);
 	if (PG_ARGISNULL(1))
 		return (Datum) 0;
-	target = mf_id_argument_index(fcinfo, 1, model, side,
+	target = id_argument_index(fcinfo, 1, model, side,
 								  side == MF_ITEMS ? "mf_similar_items" : "mf_similar_users");
 	if (target < 0)
 		return (Datum) 0;
@@ -1066,13 +1091,13 @@ similar(FunctionCallInfo fcinfo, MfSide side, bool by_name, bool as_text)
 Datum
 mf_similar_items(PG_FUNCTION_ARGS)
 {
-	return similar(fcinfo, MF_ITEMS, false, mf_id_argument_kind(fcinfo, 1) != MF_ID_INTEGER);
+	return similar(fcinfo, MF_ITEMS, false, id_argument_kind(fcinfo, 1) != MF_ID_INTEGER);
 }
 
 Datum
 mf_similar_items_by_name(PG_FUNCTION_ARGS)
 {
-	return similar(fcinfo, MF_ITEMS, true, mf_id_argument_kind(fcinfo, 1) != MF_ID_INTEGER);
+	return similar(fcinfo, MF_ITEMS, true, id_argument_kind(fcinfo, 1) != MF_ID_INTEGER);
 }
 
 Datum
@@ -1090,13 +1115,13 @@ mf_similar_items_text_by_name(PG_FUNCTION_ARGS)
 Datum
 mf_similar_users(PG_FUNCTION_ARGS)
 {
-	return similar(fcinfo, MF_USERS, false, mf_id_argument_kind(fcinfo, 1) != MF_ID_INTEGER);
+	return similar(fcinfo, MF_USERS, false, id_argument_kind(fcinfo, 1) != MF_ID_INTEGER);
 }
 
 Datum
 mf_similar_users_by_name(PG_FUNCTION_ARGS)
 {
-	return similar(fcinfo, MF_USERS, true, mf_id_argument_kind(fcinfo, 1) != MF_ID_INTEGER);
+	return similar(fcinfo, MF_USERS, true, id_argument_kind(fcinfo, 1) != MF_ID_INTEGER);
 }
 
 Datum

@@ -64,30 +64,6 @@ extern bool *mf_filter_mask_any(FunctionCallInfo fcinfo, int arg, const MfModel 
  */
 extern int32 mf_text_id_index(const MfModel *model, MfSide side, text *id);
 
-/* How an id argument is given: bigint, text or uuid. */
-typedef enum MfIdKind
-{
-	MF_ID_INTEGER,
-	MF_ID_TEXT,
-	MF_ID_UUID
-} MfIdKind;
-
-/*
- * The kind of id argument arg, by its type in the call or else the type
- * the function declares (an internal error for any other type).
- */
-extern MfIdKind mf_id_argument_kind(FunctionCallInfo fcinfo, int arg);
-
-/*
- * The dense index of id argument arg (not NULL) of one side, -1 when the
- * model lacks it: an integer on a side of integer ids, text as
- * mf_text_id_index reads it, a uuid by its text form on a side of keys;
- * 42804 for an integer on a side of keys (hint for function) and for a
- * uuid on a side of integer ids.
- */
-extern int32 mf_id_argument_index(FunctionCallInfo fcinfo, int arg, const MfModel *model,
-								  MfSide side, const char *function);
-
 /*
  * The n argument (at n_arg, followed by exclude_rated) of the mf_recommend
  * forms and mf_recommend_users: neither may be NULL (22004), and n must be
