@@ -713,9 +713,8 @@ implicit_side(MfAls *als, const MfCsr *rows, const void *from, int32 n_from, voi
  * implicit information, the fixed side's implicit factors
  * implicit_other, whose k x k Gram matrix goes to implicit_gram_kept if
  * not NULL, and each row's J product to implicit_dots if not NULL),
- * written to out.  Returns -1, or the index of a row whose system is
- * singular: the smallest of those found before the run stopped, which
- * with several threads need not be the smallest of all.
+ * written to out.  Returns -1, or the index of the first row whose
+ * system is singular, whatever mf_ext.threads is (mf_parallel_for).
  */
 static int32
 solve_side(MfAls *als, const MfCsr *rows, const void *other, int32 n_other,

@@ -65,7 +65,10 @@ typedef struct Run
 	atomic_llong next;			/* first task of the next chunk to take */
 	atomic_llong ready;			/* tasks below this may be taken */
 	atomic_llong failed;		/* smallest failed task, or INT64_MAX */
-	atomic_bool stop;			/* set on failure or an interrupt that ends the
+	atomic_bool failing;		/* set on failure: the chunks taken finish (a
+								 * smaller task may fail in one), no new one
+								 * starts (its tasks are all larger) */
+	atomic_bool stop;			/* set for an interrupt that ends the
 								 * statement: tasks stop half-way */
 	atomic_bool pause;			/* set for any other interrupt: tasks finish,
 								 * no new one starts */
@@ -120,8 +123,8 @@ mf_parallel_stopping(void)
 }
 
 /*
- * Records a task's result: a failure stops the run; a stop half-way is
- * kept for running again.
+ * Records a task's result: a failure ends the run once the chunks taken
+ * are done; a stop half-way is kept for running again.
  */
 static void
 record_result(Run *run, int thread, int64 result, int64 last)
@@ -139,7 +142,7 @@ record_result(Run *run, int thread, int64 result, int64 last)
 		while (result < current &&
 			   !atomic_compare_exchange_weak(&run->failed, &current, result))
 			;
-		atomic_store(&run->stop, true);
+		atomic_store(&run->failing, true);
 	}
 }
 
@@ -156,7 +159,7 @@ run_chunks(Run *run, int thread, bool backend)
 
 	current_run = run;
 	current_is_backend = backend;
-	while (!atomic_load(&run->stop) && !atomic_load(&run->pause))
+	while (!atomic_load(&run->stop) && !atomic_load(&run->pause) && !atomic_load(&run->failing))
 	{
 		long long	first;
 		int64		last;
@@ -354,6 +357,7 @@ mf_parallel_for(int threads, int64 n, int64 chunk, MfTaskFn fn, MfFeedFn feed,
 	atomic_init(&run.next, (long long) 0);
 	atomic_init(&run.ready, (long long) (feed ? 0 : n));
 	atomic_init(&run.failed, (long long) INT64_MAX);
+	atomic_init(&run.failing, false);
 	atomic_init(&run.stop, false);
 	atomic_init(&run.pause, false);
 	run.outer = active_run;
@@ -383,10 +387,8 @@ mf_parallel_for(int threads, int64 n, int64 chunk, MfTaskFn fn, MfFeedFn feed,
 			PG_END_TRY();
 			join_workers(&run, false);
 		}
-		if (atomic_load(&run.failed) != INT64_MAX)
-			break;
-		if (!atomic_load(&run.stop) && !atomic_load(&run.pause))
-			break;				/* all tasks done */
+		if (!atomic_load(&run.stop) && (atomic_load(&run.failing) || !atomic_load(&run.pause)))
+			break;				/* all tasks done, or every chunk taken before a failure */
 
 		/* stopped or paused for an interrupt: process it (may throw), then go on */
 		active_run = run.outer;

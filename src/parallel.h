@@ -14,8 +14,10 @@
 
 /*
  * A task function: runs tasks [first, last) on thread thread (0 .. threads
- * - 1; 0 is the backend's) and returns MF_TASK_DONE, the index of a task
- * that failed (which stops the run), or mf_task_stopped(index) when it
+ * - 1; 0 is the backend's) and returns MF_TASK_DONE, the index of the
+ * first of them that failed (the run then takes no new chunk; the others
+ * taken finish, since one may hold a smaller failure), or
+ * mf_task_stopped(index) when it
  * stopped at that task, without having written any of its results,
  * because mf_parallel_stopping() said so: tasks [index, last) are run
  * again, from the start, once the interrupt has been processed.  It runs
@@ -61,10 +63,11 @@ extern int	mf_thread_count(void);
 /*
  * Runs fn over tasks [0, n) in chunks of chunk on threads threads, with
  * feed (NULL: every task is ready at once).  Returns -1 or the smallest
- * failed task.  An interrupt is processed, and an error of feed goes on
- * up, only after every worker has been joined; so is a transaction's
- * abort on the way out of a FATAL.  Runs may nest (a feeder's SQL may
- * start one).
+ * failed task, whatever threads is (chunks are taken in order, and every
+ * one taken before a failure is finished).  An interrupt is processed,
+ * and an error of feed goes on up, only after every worker has been
+ * joined; so is a transaction's abort on the way out of a FATAL.  Runs
+ * may nest (a feeder's SQL may start one).
  */
 extern int64 mf_parallel_for(int threads, int64 n, int64 chunk, MfTaskFn fn,
 							 MfFeedFn feed, void *arg);

@@ -200,6 +200,35 @@ foreach my $kernel (grep { $_ ne 'blas' } @kernels)
 		"$kernel kernel: a system failing inside a batch names its row");
 }
 
+# The row a failed training names is the first that fails, whatever the
+# threads: user 1's rating of 1e30 makes every item it rated (21, 24, ...,
+# 399) unsolvable, so each thread's chunk of items holds failures; a
+# failure used to stop the other threads half-way through their chunks,
+# and the error named whichever failure was found first (item 24 and more
+# as often as item 21).  Chunks are taken in order and those taken are
+# finished, so it is item 21 every time.  (The BLAS path finds no failed
+# row here: J becomes NaN instead.)
+$node->safe_psql('postgres', q{
+	CREATE TABLE first_failure AS
+	SELECT u AS user_id, 1 + (u * 7 + j * 13) % 400 AS item_id, (1 + (u + j) % 5)::float8 AS rating
+	FROM generate_series(2, 1000) u, generate_series(1, 100) j;
+	INSERT INTO first_failure
+	SELECT 1, i, CASE WHEN i = 399 THEN 1e30 ELSE 3 END FROM generate_series(21, 399, 3) i;
+});
+foreach my $kernel (grep { $_ ne 'blas' } @kernels)
+{
+	my %named;
+	foreach (1 .. 12)
+	{
+		my ($rc, $out, $err) = $node->psql('postgres', qq{
+			SET mf_ext.kernel = $kernel; SET mf_ext.threads = 2;
+			SELECT mf_train('first_failure', k := 3, iterations := 2, model_name := 'first_failure')});
+		$named{$err =~ /the least-squares system of (\w+ \d+) could not be solved/ ? $1 : $err}++;
+	}
+	is(join(', ', sort keys %named), 'item 21',
+		"$kernel kernel, 2 threads: twelve failed trainings all name the first failing row");
+}
+
 # The batches' buffers count against mf_ext.max_memory in fold-in too:
 # k = 128 with biases keeps about 1.65 MB of them a thread (AVX-512), so
 # a fold-in of five ratings, which needs a few kB one row at a time, is
