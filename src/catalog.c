@@ -926,7 +926,9 @@ mf_catalog_lock_model(const MfSchema *schema, int32 model_id)
 		SPI_processed != 1)
 		ereport(ERROR,
 				(errcode(ERRCODE_UNDEFINED_OBJECT),
-				 errmsg("model %d does not exist", model_id)));
+				 errmsg("model %d does not exist", model_id),
+				 errdetail("Another session dropped it after this call had found it."),
+				 errhint("Train it again with mf_train, or see SELECT model_id, name FROM mf_models.")));
 	internal_sql_end(nest_level);
 	desc = SPI_tuptable->tupdesc;
 	tuple = SPI_tuptable->vals[0];

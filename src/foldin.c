@@ -148,7 +148,7 @@ known_ratings(FunctionCallInfo fcinfo, const MfModel *model, bool as_text,
 			ereport(ERROR,
 					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 					 errmsg("rating %d is %g, but must be finite", e + 1, value),
-					 errhint("Pass the ratings as the training data had them.")));
+					 errhint("Leave that item and its rating out of both arrays, or pass a finite rating on the training data's scale.")));
 		if (item < 0)
 			continue;
 		(*cols)[known] = item;

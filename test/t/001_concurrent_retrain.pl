@@ -145,6 +145,28 @@ is($reader->query_safe(q{SELECT string_agg(name, ',' ORDER BY name) FROM mf_mode
 $dropper->quit;
 $locker->quit;
 
+# A refit that waits for a concurrent mf_drop_model of its model fails
+# once the drop commits, saying so and what to do (it said "model N does
+# not exist", with neither).
+$node->safe_psql('postgres', q{SET client_min_messages = warning;
+	SELECT mf_train('ratings', k := 2, iterations := 1, model_name := 'dropped')});
+my $dropping = $node->background_psql('postgres');
+$dropping->query_safe("BEGIN; SELECT mf_drop_model('dropped')");
+$refitter->{stderr} = '';
+$refitter->query_until(qr/refitting/, qq{\\echo refitting
+	SELECT mf_refit_users('dropped');
+});
+ok( $node->poll_query_until('postgres', q{
+		SELECT count(*) = 1 FROM pg_stat_activity
+		WHERE query LIKE '%mf_refit_users%' AND wait_event_type = 'Lock'}),
+	'the refit waits for the drop');
+$dropping->query_safe('COMMIT');
+$refitter->query('SELECT 1');
+like($refitter->{stderr},
+	qr/model \d+ does not exist\nDETAIL:  Another session dropped it after this call had found it.\nHINT:  Train it again/,
+	'the refit that waited for a drop says the model was dropped meanwhile');
+$dropping->quit;
+
 $refitter->quit;
 $retrainer->quit;
 $reader->quit;
