@@ -53,6 +53,17 @@ extern void mf_id_map_add(MfIdMap *map, int64 id, int32 index);
  */
 extern MfIdMap *mf_id_map_from_sorted(MemoryContext cxt, const int64 *ids, int32 n);
 
+/*
+ * Asks the cache for id's slot of the direct array, to be looked up soon
+ * (nothing for an id the array has no slot for).
+ */
+static inline void
+mf_id_map_prefetch(const MfIdMap *map, int64 id)
+{
+	if ((uint64) id < (uint64) map->direct_size)
+		__builtin_prefetch(&map->direct[id]);
+}
+
 /* The dense index of id, or -1 when the map does not hold it. */
 static inline int32
 mf_id_map_find(const MfIdMap *map, int64 id)
