@@ -72,6 +72,7 @@ typedef struct Run
 								 * statement: tasks stop half-way */
 	atomic_bool pause;			/* set for any other interrupt: tasks finish,
 								 * no new one starts */
+	atomic_int	busy;			/* threads taking or running a chunk */
 	int			threads;
 	int64	   *redo_first;		/* per thread: tasks [redo_first, redo_last) */
 	int64	   *redo_last;		/* to run again (stopped half-way), or -1 */
@@ -190,13 +191,30 @@ run_chunks(Run *run, int thread, bool backend)
 			else if (!backend)
 				sched_yield();
 		}
-		else if (atomic_compare_exchange_weak(&run->next, &first, last))
+		else
 		{
-			idle = 0;
-			record_result(run, thread, run->fn(run->arg, thread, first, last), last);
+			atomic_fetch_add(&run->busy, 1);
+			if (atomic_compare_exchange_weak(&run->next, &first, last))
+			{
+				idle = 0;
+				record_result(run, thread, run->fn(run->arg, thread, first, last), last);
+			}
+			atomic_fetch_sub(&run->busy, 1);
 		}
 		if (backend && INTERRUPTS_PENDING_CONDITION() && INTERRUPTS_CAN_BE_PROCESSED())
 			atomic_store(ending_interrupt_pending() ? &run->stop : &run->pause, true);
+	}
+
+	/*
+	 * The backend's thread waits for the workers' last chunks (those taken
+	 * before a failure run to their end) still answering a cancel: it
+	 * stops them half-way.
+	 */
+	while (backend && atomic_load(&run->busy) > 0)
+	{
+		if (ending_interrupt_pending())
+			atomic_store(&run->stop, true);
+		usleep(100);
 	}
 }
 
@@ -360,6 +378,7 @@ mf_parallel_for(int threads, int64 n, int64 chunk, MfTaskFn fn, MfFeedFn feed,
 	atomic_init(&run.failing, false);
 	atomic_init(&run.stop, false);
 	atomic_init(&run.pause, false);
+	atomic_init(&run.busy, 0);
 	run.outer = active_run;
 	run.subxact = GetCurrentSubTransactionId();
 	active_run = &run;
