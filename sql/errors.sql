@@ -288,7 +288,10 @@ FROM (VALUES
     (213, $$SELECT mf_recommend_users_all('no such model', 10, true, 'out')$$),
     (214, $$SELECT mf_recommend_all('tiny', 10, true, '', 'replace')$$),
     -- an integer beyond bigint named as text: out of range, not "not an integer"
-    (215, $$SELECT mf_predict('tiny', '99999999999999999999', '1')$$)
+    (215, $$SELECT mf_predict('tiny', '99999999999999999999', '1')$$),
+    -- both ids wrong: the user's error, the first argument's
+    (216, $$SELECT mf_predict('tiny', 'one', 'two')$$),
+    (217, $$SELECT mf_predict('tiny', 'one'::text, md5('x')::uuid)$$)
 ) AS s(n, statement)
 LEFT JOIN LATERAL try(s.statement) t ON true
 ORDER BY s.n;

@@ -254,14 +254,24 @@ id_argument_any_index(FunctionCallInfo fcinfo, int arg, const MfModel *model, Mf
 }
 
 /*
- * id_argument_any_index, with its commonest case inline: an integer id of
- * a side of integer ids (a predict join looks up two a row).
+ * Whether id argument arg is an integer of a side of integer ids: looked
+ * up inline, and never an error.
+ */
+static inline bool
+id_argument_plain(FunctionCallInfo fcinfo, int arg, const MfModel *model, MfSide side)
+{
+	return id_argument_kind(fcinfo, arg) == MF_ID_INTEGER && mf_model_keys(model, side) == NULL;
+}
+
+/*
+ * id_argument_any_index, with its commonest case inline (a predict join
+ * looks up two ids a row).
  */
 static inline int32
 id_argument_index(FunctionCallInfo fcinfo, int arg, const MfModel *model, MfSide side,
 				  const char *function)
 {
-	if (likely(id_argument_kind(fcinfo, arg) == MF_ID_INTEGER && mf_model_keys(model, side) == NULL))
+	if (likely(id_argument_plain(fcinfo, arg, model, side)))
 		return mf_model_find_id(model, side, PG_GETARG_INT64(arg));
 	return id_argument_any_index(fcinfo, arg, model, side, function);
 }
@@ -276,12 +286,26 @@ static Datum
 predict(FunctionCallInfo fcinfo, bool by_name)
 {
 	MfModel    *model = mf_model_argument(fcinfo, by_name);
-	int32		item = id_argument_index(fcinfo, 2, model, MF_ITEMS, "mf_predict");
 	int32		user;
+	int32		item;
 
-	/* the item's row is the one likely out of the cache (a join's rows come by user) */
-	mf_prefetch_row(&model->factors, MF_ITEMS, item);
-	user = id_argument_index(fcinfo, 1, model, MF_USERS, "mf_predict");
+	if (id_argument_plain(fcinfo, 2, model, MF_ITEMS))
+	{
+		/*
+		 * The item's row is the one likely out of the cache (a join's rows
+		 * come by user): asked for before the user's lookup, which it
+		 * overlaps.  Its lookup cannot fail, so a bad user id is still the
+		 * error, as it comes first.
+		 */
+		item = mf_model_find_id(model, MF_ITEMS, PG_GETARG_INT64(2));
+		mf_prefetch_row(&model->factors, MF_ITEMS, item);
+		user = id_argument_index(fcinfo, 1, model, MF_USERS, "mf_predict");
+	}
+	else
+	{
+		user = id_argument_index(fcinfo, 1, model, MF_USERS, "mf_predict");
+		item = id_argument_index(fcinfo, 2, model, MF_ITEMS, "mf_predict");
+	}
 
 	if ((user < 0 || item < 0) && !model->factors.biases)
 		PG_RETURN_NULL();
