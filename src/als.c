@@ -640,6 +640,9 @@ mf_als_init_items(MfAls *als, int32 seed)
 
 	for (int32 i = 0; i < als->ratings->n_items; i++)
 	{
+		/* 100,000 items at k = 512 take seconds */
+		if (i % 256 == 255)
+			CHECK_FOR_INTERRUPTS();
 		for (int j = 0; j < k; j++)
 			values[j] = scale * seeded_normal(seed, als->ratings->item_ids[i], j);
 		mf_als_set_item(als, i, values, 0.0);

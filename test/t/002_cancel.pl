@@ -203,6 +203,19 @@ stopped_within_a_second(
 	int($whole * 400), 'statement_timeout stops a fold-in of 6,000,000 ratings',
 	'fold-in of 6,000,000 ratings');
 
+# The items' first factors are drawn before the first iteration, k a row:
+# 200,000 items at k = 512 take seconds, and statement_timeout stops the
+# drawing within 1 s of it too (it was deaf: back 1-2 s late).
+$node->safe_psql('postgres', q{
+	CREATE TABLE many_items AS
+	SELECT 1 + g % 1000 AS user_id, g AS item_id, 1 + g % 5 AS rating FROM generate_series(1, 200000) g;
+});
+$trainer->query("SET statement_timeout = 0; SET mf_ext.max_memory = '4GB'");
+stopped_within_a_second("SELECT mf_train('many_items', k := 512, iterations := 1)", 500,
+	'statement_timeout stops the drawing of 200,000 items\' first factors at k = 512',
+	'drawing first factors');
+$trainer->query("RESET mf_ext.max_memory");
+
 # SQL that mf_recommend_all runs for the caller (here a row-level security
 # policy whose function catches an error) leaves the backend answering to
 # cancels: holding interrupts around it once let that caught error wrap
