@@ -103,11 +103,12 @@ struct MfRows
 	KeySide    *item_keys;
 
 	/*
-	 * Rows given but not yet numbered, ahead_n of them from ahead_first
-	 * (a ring): each is numbered MF_ROWS_AHEAD rows after it came, its
-	 * ids' slots asked of the cache when it came, since in a table not in
-	 * id order each lookup is a cache miss (a third of reading 100M
-	 * ratings in random order).
+	 * Rows given but not yet numbered, ahead_n of them (a ring: row g, in
+	 * order given, at g % MF_ROWS_AHEAD; the oldest is row n_rows): each
+	 * is numbered MF_ROWS_AHEAD rows after it came, its ids' slots asked
+	 * of the cache when it came, since in a table not in id order each
+	 * lookup is a cache miss (a third of reading 100M ratings in random
+	 * order).
 	 */
 	struct
 	{
@@ -115,7 +116,6 @@ struct MfRows
 		int64		item;
 		double		rating;
 	}			ahead[MF_ROWS_AHEAD];
-	int			ahead_first;
 	int			ahead_n;
 	Size		key_bytes;		/* bytes of the distinct keys kept */
 	Size		key_bytes_checked;	/* key_bytes at the last memory check */
@@ -343,6 +343,16 @@ append_row(MfRows *rows, int64 user, int64 item, double rating)
 	rows->n_rows++;
 }
 
+/* Appends the oldest row given and not yet numbered. */
+static void
+append_oldest(MfRows *rows)
+{
+	int			slot = (int) (rows->n_rows % MF_ROWS_AHEAD);
+
+	rows->ahead_n--;
+	append_row(rows, rows->ahead[slot].user, rows->ahead[slot].item, rows->ahead[slot].rating);
+}
+
 void
 mf_rows_add(MfRows *rows, int64 user, int64 item, double rating)
 {
@@ -351,30 +361,12 @@ mf_rows_add(MfRows *rows, int64 user, int64 item, double rating)
 	mf_id_map_prefetch(rows->users.map, user);
 	mf_id_map_prefetch(rows->items.map, item);
 	if (rows->ahead_n == MF_ROWS_AHEAD)
-	{
-		slot = rows->ahead_first;
-		append_row(rows, rows->ahead[slot].user, rows->ahead[slot].item, rows->ahead[slot].rating);
-		rows->ahead_first = (slot + 1) % MF_ROWS_AHEAD;
-		rows->ahead_n--;
-	}
-	slot = (rows->ahead_first + rows->ahead_n) % MF_ROWS_AHEAD;
+		append_oldest(rows);
+	slot = (int) ((rows->n_rows + rows->ahead_n) % MF_ROWS_AHEAD);
 	rows->ahead[slot].user = user;
 	rows->ahead[slot].item = item;
 	rows->ahead[slot].rating = rating;
 	rows->ahead_n++;
-}
-
-/* Appends the rows given and not yet numbered. */
-static void
-append_rows_ahead(MfRows *rows)
-{
-	for (; rows->ahead_n > 0; rows->ahead_n--)
-	{
-		int			slot = rows->ahead_first;
-
-		append_row(rows, rows->ahead[slot].user, rows->ahead[slot].item, rows->ahead[slot].rating);
-		rows->ahead_first = (slot + 1) % MF_ROWS_AHEAD;
-	}
 }
 
 void
@@ -1017,7 +1009,8 @@ mf_ratings_from_rows(MfRows *rows, int64 n_skipped, MemoryContext cxt)
 	int			per_rating;
 
 	Assert(cxt == rows->parent);
-	append_rows_ahead(rows);
+	while (rows->ahead_n > 0)
+		append_oldest(rows);
 	n = rows->n_rows;
 	ratings->n_ratings = n;
 	ratings->n_skipped = n_skipped;

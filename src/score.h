@@ -66,10 +66,13 @@ static inline void
 mf_prefetch_row(const MfFactors *f, MfSide side, int32 index)
 {
 	Size		bytes = (Size) f->k * (f->single ? sizeof(float) : sizeof(double));
+	const char *row;
 
-	if (index >= 0)
-		for (Size offset = 0; offset < bytes; offset += 64)
-			__builtin_prefetch((const char *) mf_factor_row(f, side, index) + offset);
+	if (index < 0)
+		return;
+	row = mf_factor_row(f, side, index);
+	for (Size offset = 0; offset < bytes; offset += 64)
+		__builtin_prefetch(row + offset);
 }
 
 /* The dot product of two factor rows (of the model's precision), in double. */
