@@ -65,9 +65,10 @@ typedef struct Run
 	atomic_llong next;			/* first task of the next chunk to take */
 	atomic_llong ready;			/* tasks below this may be taken */
 	atomic_llong failed;		/* smallest failed task, or INT64_MAX */
-	atomic_bool failing;		/* set on failure: the chunks taken finish (a
-								 * smaller task may fail in one), no new one
-								 * starts (its tasks are all larger) */
+	atomic_bool failing;		/* set on failure: the chunks taken before the
+								 * failed task's finish (a smaller task may fail
+								 * in one), later ones stop, no new one starts
+								 * (their tasks are all larger) */
 	atomic_bool stop;			/* set for an interrupt that ends the
 								 * statement: tasks stop half-way */
 	atomic_bool pause;			/* set for any other interrupt: tasks finish,
@@ -89,9 +90,13 @@ typedef struct Worker
 	pthread_t	handle;
 } Worker;
 
-/* The run a thread is working for, and whether it is the backend's thread. */
+/*
+ * The run a thread is working for, whether it is the backend's thread, and
+ * the first task of the chunk it runs (-1 between chunks).
+ */
 static __thread Run *current_run = NULL;
 static __thread bool current_is_backend = false;
+static __thread int64 current_first = -1;
 
 /*
  * Whether an interrupt that ends the statement (a cancel, a timeout, a
@@ -115,6 +120,9 @@ mf_parallel_stopping(void)
 		return false;
 	if (atomic_load(&run->stop))
 		return true;
+	/* a chunk after a failed task: none of its tasks can be the first to fail */
+	if (current_first >= 0 && atomic_load(&run->failed) < current_first)
+		return true;
 	if (current_is_backend && ending_interrupt_pending())
 	{
 		atomic_store(&run->stop, true);
@@ -124,12 +132,21 @@ mf_parallel_stopping(void)
 }
 
 /*
- * Records a task's result: a failure ends the run once the chunks taken
- * are done; a stop half-way is kept for running again.
+ * Runs the chunk [first, last) of run's tasks on thread thread and records
+ * its result: a failure ends the run once the chunks taken before it are
+ * done (those after it stop: their tasks are all larger); a stop half-way
+ * is kept for running again, unless a smaller task has failed.
  */
 static void
-record_result(Run *run, int thread, int64 result, int64 last)
+run_chunk(Run *run, int thread, int64 first, int64 last)
 {
+	int64		result;
+
+	current_first = first;
+	result = run->fn(run->arg, thread, first, last);
+	current_first = -1;
+	if (result <= -2 && atomic_load(&run->failed) < first)
+		return;
 	if (result <= -2)
 	{
 		run->redo_first[thread] = -2 - result;
@@ -197,7 +214,7 @@ run_chunks(Run *run, int thread, bool backend)
 			if (atomic_compare_exchange_weak(&run->next, &first, last))
 			{
 				idle = 0;
-				record_result(run, thread, run->fn(run->arg, thread, first, last), last);
+				run_chunk(run, thread, first, last);
 			}
 			atomic_fetch_sub(&run->busy, 1);
 		}
@@ -330,8 +347,7 @@ redo_stopped(Run *run)
 		if (first < 0)
 			continue;
 		run->redo_first[t] = -1;
-		record_result(run, 0, run->fn(run->arg, 0, first, run->redo_last[t]),
-					  run->redo_last[t]);
+		run_chunk(run, 0, first, run->redo_last[t]);
 		if (atomic_load(&run->stop))
 			return false;
 	}

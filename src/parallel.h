@@ -15,9 +15,9 @@
 /*
  * A task function: runs tasks [first, last) on thread thread (0 .. threads
  * - 1; 0 is the backend's) and returns MF_TASK_DONE, the index of the
- * first of them that failed (the run then takes no new chunk; the others
- * taken finish, since one may hold a smaller failure), or
- * mf_task_stopped(index) when it
+ * first of them that failed (the run then takes no new chunk; the chunks
+ * before it finish, since one may hold a smaller failure, those after it
+ * stop), or mf_task_stopped(index) when it
  * stopped at that task, without having written any of its results,
  * because mf_parallel_stopping() said so: tasks [index, last) are run
  * again, from the start, once the interrupt has been processed.  It runs
@@ -35,10 +35,11 @@ mf_task_stopped(int64 index)
 }
 
 /*
- * Whether the running task should stop now: the run is stopping, or (on
- * the backend's thread) an interrupt waits to be processed.  A task whose
- * single step can take long (a row of millions of ratings) asks between
- * parts of it.  Plain C, for any thread; false outside a run.
+ * Whether the running task should stop now: the run is stopping, a task
+ * before its chunk has failed, or (on the backend's thread) an interrupt
+ * waits to be processed.  A task whose single step can take long (a row
+ * of millions of ratings) asks between parts of it.  Plain C, for any
+ * thread; false outside a run.
  */
 extern bool mf_parallel_stopping(void);
 
