@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
 # The benchmark proper; run by test/bench/run.sh inside a throw-away cluster
-# (PG* variables set).  Arguments: output directory, probe binary.
+# (PG* variables set).  Arguments: output directory, probe binary, rss_peak
+# binary.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 out=$1
 probe=$2
+rss_peak=$3
 threads_all=$(nproc)
 iterations=${MF_BENCH_ITERATIONS:-3}
 ks=${MF_BENCH_KS:-"10 64 128"}
@@ -16,20 +18,15 @@ psql_q() { psql -X -q -v ON_ERROR_STOP=1 -At "$@"; }
 psql_q -c "CREATE EXTENSION IF NOT EXISTS mf_ext" -f "$here/functions.sql" >/dev/null
 
 # Largest RssAnon (bytes) of the backend whose pid is the first line of
-# FILE, sampled every 10 ms while the shell job SESSION runs.
+# FILE, sampled every 10 ms (test/bench/rss_peak.c) until it ends, while the
+# shell job SESSION runs.
 sample_peak_rss() {
-	local session=$1 file=$2 pid="" peak=0 key value unit
+	local session=$1 file=$2 pid=""
 	while [ -z "$pid" ] && kill -0 "$session" 2>/dev/null; do
 		pid=$(head -n 1 "$file" 2>/dev/null | grep -E '^[0-9]+$' || true)
 		sleep 0.005
 	done
-	while [ -n "$pid" ] && kill -0 "$session" 2>/dev/null; do
-		while read -r key value unit; do
-			if [ "$key" = "RssAnon:" ] && [ "$value" -gt "$peak" ]; then peak=$value; fi
-		done < "/proc/$pid/status" 2>/dev/null || true
-		sleep 0.01
-	done
-	echo $((peak * 1024))
+	if [ -n "$pid" ]; then "$rss_peak" "$pid"; else echo 0; fi
 }
 
 # RssAnon of a backend that has only started.
@@ -79,7 +76,8 @@ for shape in $shapes; do
 		if [ "$shape" = netflix ]; then break; fi
 		for threads in 1 "$threads_all"; do
 			# The training session prints its pid first; meanwhile its
-			# private memory (RssAnon) is sampled from /proc every 10 ms.
+			# private memory (RssAnon) is sampled from /proc every 10 ms
+			# by a C loop (a shell loop's forks had slowed the training).
 			# Storing the model (and committing it) is the call's wall
 			# time after train_seconds.
 			psql_q -F $'\t' > "$out/train.out" <<-SQL &

@@ -16,6 +16,7 @@ gcc -O2 -std=gnu11 -I/usr/include/x86_64-linux-gnu/openblas-pthread \
 	-o "$out/probe" test/bench/probe.c -lopenblas -lpthread
 gcc -O2 -std=gnu11 -Isrc -I"$(pg_config --includedir-server)" -I/usr/include/x86_64-linux-gnu/openblas-pthread \
 	-o "$out/kernels" test/bench/kernels.c -lopenblas -lm
+gcc -O2 -std=gnu11 -o "$out/rss_peak" test/bench/rss_peak.c
 export OPENBLAS_NUM_THREADS=1
 
 # The kernels alone, one thread: rows of 143 ratings (ML-10M's mean per
@@ -25,7 +26,7 @@ echo "== kernels, one thread, rows of 143 ratings among 10,677"
 
 echo "machine: $(lscpu | sed -n 's/^Model name: *//p'), $(nproc) cores, $(free -g | awk '/Mem:/ {print $2}') GiB"
 pg_virtualenv -o shared_buffers=256MB -o max_parallel_workers_per_gather=0 \
-	bash test/bench/bench.sh "$out" "$out/probe"
+	bash test/bench/bench.sh "$out" "$out/probe" "$out/rss_peak"
 
 bash test/bench/report.sh "$out" | tee "$out/report.md"
 cp "$out/results.tsv" test/bench/results.tsv
