@@ -428,7 +428,7 @@ KERNEL(nonnegative_least_squares) (const REAL *a, int d, int constrained,
  * for the own kernels, which have no gathered buffer), the
  * right-hand side's weights into targets and, for implicit feedback,
  * c_e - 1 = alpha * strength into weights.  Returns false when the run
- * asked it to stop (checked every MF_ROW_SEGMENT entries).
+ * asked it to stop (checked every row_segment(k) entries).
  */
 static bool
 KERNEL(gather_row) (const HalfStep *step, SolveBuffers *buffers, int64 begin,
@@ -440,6 +440,7 @@ KERNEL(gather_row) (const HalfStep *step, SolveBuffers *buffers, int64 begin,
 	const double *other_bias = step->other_bias;
 	const int	k = als->factors.k;
 	const int	d = als->unknowns;
+	const int	segment = row_segment(k);
 	REAL	   *gathered = buffers->gathered;
 	REAL	   *targets = buffers->targets;
 	REAL	   *weights = buffers->weights;
@@ -458,7 +459,7 @@ KERNEL(gather_row) (const HalfStep *step, SolveBuffers *buffers, int64 begin,
 	{
 		int32		c = rows->col[begin + e];
 
-		if (e % MF_ROW_SEGMENT == MF_ROW_SEGMENT - 1 && mf_parallel_stopping())
+		if ((e & (segment - 1)) == segment - 1 && mf_parallel_stopping())
 			return false;
 		if (gathered)
 			memcpy(gathered + (Size) e * d, other + (Size) c * k, sizeof(REAL) * k);
@@ -611,7 +612,7 @@ KERNEL(solve_row_cg) (const HalfStep *step, SolveBuffers *buffers, int32 r,
  * triangle; G + the penalty + the gathered rows' Gram matrix, weighted for
  * implicit feedback; the lower triangle where the own Cholesky solves it)
  * and its right-hand side in x (the own kernels sum both in one pass over
- * the rows), in segments of MF_ROW_SEGMENT rows with a stop check
+ * the rows), in segments of row_segment(k) rows with a stop check
  * between; false when stopped.
  */
 static bool
@@ -620,6 +621,7 @@ KERNEL(build_system) (const HalfStep *step, SolveBuffers *buffers, int64 begin,
 {
 	const MfAls *als = step->als;
 	const int	d = als->unknowns;
+	const int	segment = row_segment(als->factors.k);
 	REAL	   *gathered = buffers->gathered;
 
 	if (step->other_gram)
@@ -633,12 +635,12 @@ KERNEL(build_system) (const HalfStep *step, SolveBuffers *buffers, int64 begin,
 	{
 		/* the lower triangle and x, from the other side's rows */
 		memset(x, 0, sizeof(REAL) * d);
-		for (int s = 0; s < degree; s += MF_ROW_SEGMENT)
+		for (int s = 0; s < degree; s += segment)
 		{
 			if (s > 0 && mf_parallel_stopping())
 				return false;
 			als->kernel->gram(step->other, als->factors.k, step->rows->col + begin + s,
-							  Min(MF_ROW_SEGMENT, degree - s),
+							  Min(segment, degree - s),
 							  als->factors.implicit ? (const REAL *) buffers->weights + s : NULL,
 							  (const REAL *) buffers->targets + s,
 							  step->other_bias != NULL, gram, d, x);
@@ -658,10 +660,10 @@ KERNEL(build_system) (const HalfStep *step, SolveBuffers *buffers, int64 begin,
 								 degree, x))
 		return false;
 	KERNEL(add_implicit_rhs) (step, buffers, begin, degree, x);
-	for (int s = 0; s < degree; s += MF_ROW_SEGMENT)
+	for (int s = 0; s < degree; s += segment)
 	{
-		int			n = Min(MF_ROW_SEGMENT, degree - s);
-		REAL	   *segment = gathered + (Size) s * d;
+		int			n = Min(segment, degree - s);
+		REAL	   *rows = gathered + (Size) s * d;
 
 		if (mf_parallel_stopping())
 			return false;
@@ -675,11 +677,11 @@ KERNEL(build_system) (const HalfStep *step, SolveBuffers *buffers, int64 begin,
 				REAL		scale = (REAL) sqrt(weights[e]);
 
 				for (int j = 0; j < d; j++)
-					segment[(Size) e * d + j] *= scale;
+					rows[(Size) e * d + j] *= scale;
 			}
 		}
 		als->blas->SYRK(CblasColMajor, CblasUpper, CblasNoTrans, d, n,
-					   1, segment, d, 1, gram, d);
+					   1, rows, d, 1, gram, d);
 	}
 	return true;
 }
