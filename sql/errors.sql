@@ -291,7 +291,9 @@ FROM (VALUES
     (215, $$SELECT mf_predict('tiny', '99999999999999999999', '1')$$),
     -- both ids wrong: the user's error, the first argument's
     (216, $$SELECT mf_predict('tiny', 'one', 'two')$$),
-    (217, $$SELECT mf_predict('tiny', 'one'::text, md5('x')::uuid)$$)
+    (217, $$SELECT mf_predict('tiny', 'one'::text, md5('x')::uuid)$$),
+    -- just above the limit: the product's digits, not the limit's rounded
+    (218, $$SELECT mf_train('tiny', feedback := 'implicit', alpha := 200000000001)$$)
 ) AS s(n, statement)
 LEFT JOIN LATERAL try(s.statement) t ON true
 ORDER BY s.n;

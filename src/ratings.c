@@ -1137,7 +1137,7 @@ mf_ratings_implicit_strengths(MfRatings *ratings, double alpha)
 	if (!(alpha * largest <= MF_MAX_CONFIDENCE))
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("alpha * the largest rating is %g, above %g", alpha * largest,
+				 errmsg("alpha * the largest rating is %.15g, above %g", alpha * largest,
 						MF_MAX_CONFIDENCE),
 				 errdetail("Confidences 1 + alpha * rating that large overflow single precision in the solve."),
 				 errhint("Lower alpha, or scale the ratings down (for example log(1 + count)).")));
