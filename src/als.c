@@ -420,7 +420,9 @@ init_solver(MfAls *als, const MfFitOptions *options, int64 longest,
 											   als->real_size);
 	}
 
+	/* zeroed: the batch's buffers stay NULL without a batched solve */
 	als->buffers = mf_alloc_array(cxt, als->threads, sizeof(SolveBuffers));
+	memset(als->buffers, 0, sizeof(SolveBuffers) * als->threads);
 	longest = Max(longest, 1);
 	for (int t = 0; t < als->threads; t++)
 	{

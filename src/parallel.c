@@ -117,7 +117,7 @@ mf_parallel_stopping(void)
 	Run		   *run = current_run;
 
 	if (run == NULL)
-		return false;
+		return ending_interrupt_pending();	/* the backend's thread */
 	if (atomic_load(&run->stop))
 		return true;
 	/* a chunk after a failed task: none of its tasks can be the first to fail */

@@ -39,7 +39,10 @@ mf_task_stopped(int64 index)
  * before its chunk has failed, or (on the backend's thread) an interrupt
  * waits to be processed.  A task whose single step can take long (a row
  * of millions of ratings) asks between parts of it.  Plain C, for any
- * thread; false outside a run.
+ * thread.  Outside a run (only the backend's thread works outside one: a
+ * Citus worker solving a row) it says whether a cancel or termination
+ * waits, so that such a row stops half-way too; its caller then processes
+ * the interrupt.
  */
 extern bool mf_parallel_stopping(void);
 

@@ -14,6 +14,7 @@ use PostgreSQL::Test::Utils;
 use lib 'test';
 use MfTap;
 use Test::More;
+use Time::HiRes;
 
 my ($coordinator, @workers) = mf_citus_cluster('worker1', 'worker2');
 my @nodes = ($coordinator, @workers);
@@ -239,6 +240,59 @@ like($stderr, qr/canceling statement due to statement timeout/, 'a read blocked 
 $locker->query_safe('COMMIT');
 $locker->quit;
 is($worker->safe_psql('postgres', q{SELECT mf_predict('dist', 1, 2) IS NOT NULL}), 't', 'and the next call serves');
+
+# A worker's row longer than the 256 ratings its buffers start with grows
+# them; solved without the batched solve (double precision, the
+# non-negative solve), growing freed the batch's buffers it never had, and
+# the worker died of a segmentation fault.  Each model is the local table's.
+query(q{
+	CREATE TABLE long_user (user_id int, item_id int, rating real);
+	INSERT INTO long_user SELECT 1, i, 1 + i % 5 FROM generate_series(1, 300) i;
+	INSERT INTO long_user SELECT u, i, 1 + (u + i) % 5 FROM generate_series(2, 60) u,
+	       generate_series(1, 300) i WHERE (u * i) % 7 = 0;
+	CREATE TABLE long_user_local AS SELECT * FROM long_user;
+	SELECT create_distributed_table('long_user', 'user_id');
+});
+foreach my $variant ('double_precision := true', 'nonnegative := true')
+{
+	my $train = "k := 3, lambda := 1, iterations := 3, $variant";
+	query("SET mf_ext.citus_training = 'workers'; "
+		  . "SELECT mf_train('long_user', $train, model_name := 'long_dist')");
+	query("SELECT mf_train('long_user_local', $train, model_name := 'long_local')");
+	is(factors('long_dist'), factors('long_local'),
+		"a row of 300 ratings on the workers with $variant: the local table's model");
+}
+
+# A long row at a large k is stopped half-way on the workers too: a worker
+# solves each row outside any parallel run, where the row's segments had no
+# look for a cancel (a user of 65,000 ratings at k = 1024 in double precision
+# held a statement_timeout off for seconds).  Timeouts at three points of the
+# users' half-step come back within 1 s of each.
+query(q{
+	CREATE TABLE long_row (user_id bigint, item_id bigint, rating float8);
+	SELECT create_distributed_table('long_row', 'user_id');
+	INSERT INTO long_row SELECT 1, 1 + g % 64, 1 + g % 5 FROM generate_series(1, 65000) g;
+	INSERT INTO long_row SELECT u, i, 3 FROM generate_series(2, 5) u, generate_series(1, 64) i;
+});
+my $long_row = "SELECT mf_train('long_row', k := 1024, lambda := 10, double_precision := true, "
+  . "model_name := 'long_row', iterations := ";
+my $sent = Time::HiRes::time();
+query($long_row . '1)');
+my $whole = Time::HiRes::time() - $sent;
+diag(sprintf('a row of 65,000 ratings at k = 1024 on the workers: %.1fs', $whole));
+foreach my $share (0.05, 0.15, 0.3)
+{
+	my $timeout_ms = int($whole * $share * 1000);
+	$sent = Time::HiRes::time();
+	($ret, $stdout, $stderr) = $coordinator->psql('postgres',
+		"SET statement_timeout = '${timeout_ms}ms'; ${long_row}1000)");
+	my $took = Time::HiRes::time() - $sent;
+	like($stderr, qr/canceling statement due to statement timeout/,
+		"statement_timeout of ${timeout_ms}ms stops a training with a long row on the workers");
+	diag(sprintf('statement_timeout %dms, a row of 65,000 ratings at k = 1024 on the workers: back after %.3fs',
+			$timeout_ms, $took));
+	cmp_ok($took, '<', $timeout_ms / 1000 + 1, 'and is back within 1 s of it');
+}
 
 # A worker's kept connection to a coordinator that restarted is made again.
 my $kept = $workers[0]->background_psql('postgres');
