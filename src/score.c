@@ -154,11 +154,9 @@ mf_score_items(const MfFactors *f, const void *u, double base, const bool *exclu
 }
 
 void
-mf_row_norms(const MfFactors *f, MfSide side, double *norms)
+mf_row_norms(const MfFactors *f, MfSide side, int32 first, int32 count, double *norms)
 {
-	int32		n = side == MF_USERS ? f->n_users : f->n_items;
-
-	for (int32 r = 0; r < n; r++)
+	for (int32 r = first; r < first + count; r++)
 	{
 		const void *row = mf_factor_row(f, side, r);
 

@@ -105,8 +105,9 @@ extern double mf_user_base(const MfFactors *factors, int32 user);
 extern void mf_score_items(const MfFactors *factors, const void *u, double base,
 						   const bool *excluded, double *wide, double *scores);
 
-/* |x| of every factor row of one side, into norms. */
-extern void mf_row_norms(const MfFactors *factors, MfSide side, double *norms);
+/* |x| of one side's factor rows first .. first + count - 1, into norms[first ..]. */
+extern void mf_row_norms(const MfFactors *factors, MfSide side, int32 first, int32 count,
+						 double *norms);
 
 /*
  * A selection of the n best (score, item) pairs offered: higher score
