@@ -1211,6 +1211,8 @@ mf_ratings_subset(const MfRatings *all, const bool *keep, int32 *user_remap,
 			}
 		user_remap[u] = kept > 0 ? subset->n_users++ : -1;
 		n += kept;
+		if ((u & 1023) == 0)
+			CHECK_FOR_INTERRUPTS();
 	}
 	for (int32 i = 0; i < all->n_items; i++)
 		if (item_remap[i] == 0)
