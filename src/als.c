@@ -54,6 +54,23 @@ row_segment(int k)
 	return segment;
 }
 
+/*
+ * Rows of a whole side per BLAS call that sums its Gram matrix or solves
+ * its rows (implicit feedback and information), with a look for interrupts
+ * between calls: a power of two, at most 2^30 / k^2 rows (about 0.02 s; a
+ * side of 62,000 rows at k = 1024, one call, had kept a cancel waiting 6-8
+ * s).  A side of no more rows is one call, as before.
+ */
+static inline int64
+side_chunk(int k)
+{
+	int64		chunk = (int64) 1 << 30;
+
+	while (chunk > 256 && chunk * k * k > ((int64) 1 << 30))
+		chunk /= 2;
+	return chunk;
+}
+
 /* Conjugate-gradient steps per row and half-step (solver 'cg'). */
 #define MF_CG_STEPS	3
 

@@ -158,6 +158,28 @@ KERNEL(implicit_pass_rows) (void *arg, int thread, int64 first, int64 last)
 }
 
 /*
+ * gram = F'F (k x k, upper triangle) of the n rows of F (k reals each), in
+ * calls of side_chunk(k) rows with a look for interrupts between (on the
+ * backend's thread).
+ */
+static void
+KERNEL(side_gram) (const MfAls *als, const REAL *rows, int64 n, REAL *gram)
+{
+	const int	k = als->factors.k;
+	const int64 chunk = side_chunk(k);
+
+	if (n == 0)
+		memset(gram, 0, sizeof(REAL) * k * k);
+	for (int64 first = 0; first < n; first += chunk)
+	{
+		if (first > 0)
+			CHECK_FOR_INTERRUPTS();
+		als->blas->SYRK(CblasColMajor, CblasUpper, CblasNoTrans, k, (int) Min(chunk, n - first), 1,
+						rows + first * k, k, first > 0 ? 1 : 0, gram, k);
+	}
+}
+
+/*
  * The implicit factors of the side whose rows are rows (y of the items
  * from the users' factors, or z of the users from the items'): row t of
  * out = (F'F + lambda / w I)^-1 (the rows of from over t's entries,
@@ -176,7 +198,7 @@ KERNEL(implicit_side) (MfAls *als, const MfCsr *rows, const REAL *from, int32 n_
 	ImplicitPass pass = {als, rows, from, out};
 	int			info;
 
-	blas->SYRK(CblasColMajor, CblasUpper, CblasNoTrans, k, n_from, 1, from, k, 0, gram, k);
+	KERNEL(side_gram) (als, from, n_from, gram);
 	for (int j = 0; j < k; j++)
 		gram[j * k + j] += (REAL) (als->lambda / als->implicit_weight);
 	blas->POTRF(&upper, &k, gram, &k, &info, 1);
@@ -184,9 +206,15 @@ KERNEL(implicit_side) (MfAls *als, const MfCsr *rows, const REAL *from, int32 n_
 		return false;
 	(void) mf_parallel_for(als->threads, n, implicit_chunk(rows), KERNEL(implicit_pass_rows),
 						   NULL, &pass);
-	if (n > 0)
-		blas->POTRS(&upper, &k, &n, gram, &k, out, &k, &info, 1);
-	return info == 0 || n == 0;
+	for (int64 first = 0; first < n && info == 0; first += side_chunk(k))
+	{
+		int			columns = (int) Min(side_chunk(k), n - first);
+
+		if (first > 0)
+			CHECK_FOR_INTERRUPTS();
+		blas->POTRS(&upper, &k, &columns, gram, &k, out + first * k, &k, &info, 1);
+	}
+	return info == 0;
 }
 
 /*
@@ -204,7 +232,7 @@ KERNEL(implicit_gram) (MfAls *als, const REAL *implicit, int32 n, REAL *kept)
 	REAL	   *gram = kept ? kept : (REAL *) als->implicit_scratch;
 	REAL	   *out = als->implicit_gram;
 
-	als->blas->SYRK(CblasColMajor, CblasUpper, CblasNoTrans, k, n, 1, implicit, k, 0, gram, k);
+	KERNEL(side_gram) (als, implicit, n, gram);
 	memset(out, 0, sizeof(REAL) * d * d);
 	for (int j = 0; j < k; j++)
 		for (int i = 0; i <= j; i++)
@@ -240,15 +268,19 @@ KERNEL(implicit_loss) (MfAls *als)
 		double		products = 0.0;
 		double		squares = 0.0;
 
-		als->blas->SYRK(CblasColMajor, CblasUpper, CblasNoTrans, k, n_own, 1, own, k, 0,
-						own_gram, k);
+		KERNEL(side_gram) (als, own, n_own, own_gram);
 		for (int j = 0; j < k; j++)
 			for (int i = 0; i <= j; i++)
 				cross += (i == j ? 1.0 : 2.0) * own_gram[j * k + i] * implicit_gram[j * k + i];
 		for (int32 r = 0; r < n_own; r++)
 			products += dots[r];
-		for (Size j = 0; j < (Size) n_own * k; j++)
-			squares += (double) implicit_own[j] * implicit_own[j];
+		for (int32 r = 0; r < n_own; r++)
+		{
+			for (Size j = (Size) r * k; j < (Size) (r + 1) * k; j++)
+				squares += (double) implicit_own[j] * implicit_own[j];
+			if ((r & 4095) == 4095)
+				CHECK_FOR_INTERRUPTS();
+		}
 		loss += als->implicit_weight * (cross - 2 * products + als->rated_pair_squares) +
 			als->lambda * squares;
 	}
@@ -1029,8 +1061,7 @@ KERNEL(fixed_side_gram) (const MfAls *als, const REAL *other, int32 n, REAL *gra
 {
 	int			k = als->factors.k;
 
-	als->blas->SYRK(CblasColMajor, CblasUpper, CblasNoTrans, k, n, 1,
-					other, k, 0, gram, k);
+	KERNEL(side_gram) (als, other, n, gram);
 	for (int j = 0; j < k; j++)
 		for (int i = j + 1; i < k; i++)
 			gram[j * k + i] = gram[i * k + j];

@@ -246,6 +246,28 @@ foreach my $share (0.05, 0.15, 0.3)
 }
 $trainer->query("RESET mf_ext.max_memory");
 
+# Implicit information sums and solves a whole side's rows in BLAS calls on
+# the backend's thread, made in chunks with a look for interrupts between:
+# at k = 1024, one call over 62,000 items had kept a statement_timeout
+# waiting 4-6 s (8 s in double precision).  Timeouts at 3, 6 and 9 s into
+# such a training (still in its first iteration here) are back within 1 s.
+$node->safe_psql('postgres', q{
+	CREATE TABLE wide_side AS
+	SELECT 1::bigint AS user_id, i::bigint AS item_id, (1 + (i * 7) % 5)::float8 AS rating
+	FROM generate_series(1, 60000) i
+	UNION ALL SELECT u, 1 + (u * 31 + j * 17) % 2000, (1 + (u + j) % 5)::float8
+	FROM generate_series(2, 3001) u, generate_series(1, 20) j;
+});
+$trainer->query("SET statement_timeout = 0; SET mf_ext.max_memory = '4GB'; SET mf_ext.threads = 1");
+foreach my $timeout_ms (3000, 6000, 9000)
+{
+	stopped_within_a_second(
+		"SELECT mf_train('wide_side', k := 1024, iterations := 1000, implicit_weight := 1)",
+		$timeout_ms, "statement_timeout of ${timeout_ms}ms stops implicit information over 62,000 items",
+		'implicit information over 62,000 items at k = 1024');
+}
+$trainer->query("RESET mf_ext.max_memory; RESET mf_ext.threads");
+
 # SQL that mf_recommend_all runs for the caller (here a row-level security
 # policy whose function catches an error) leaves the backend answering to
 # cancels: holding interrupts around it once let that caught error wrap
