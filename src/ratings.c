@@ -295,13 +295,23 @@ resize_rows(MfRows *rows, int64 capacity)
 	rows->capacity = capacity;
 }
 
+/*
+ * Ratings copied to double precision between two looks for interrupts (a
+ * power of two): copying 1e8 took 3.2 s.
+ */
+#define MF_WIDEN_STEP	((int64) 1 << 20)
+
 /* Moves the ratings read so far, and from now on, to double precision. */
 static void
 widen_rows(MfRows *rows)
 {
 	rows->wide = MemoryContextAllocHuge(rows->parent, mul_size(rows->capacity, sizeof(double)));
 	for (int64 e = 0; e < rows->n_rows; e++)
+	{
+		if ((e & (MF_WIDEN_STEP - 1)) == 0)
+			CHECK_FOR_INTERRUPTS();
 		rows->wide[e] = rows->rating[e];
+	}
 	pfree(rows->rating);
 	rows->rating = NULL;
 }
@@ -514,7 +524,11 @@ csr_widen(MfCsr *csr)
 		return;
 	csr->val = mf_alloc_array(GetMemoryChunkContext(csr->row_start), Max(n, 1), sizeof(double));
 	for (int64 e = 0; e < n; e++)
+	{
+		if ((e & (MF_WIDEN_STEP - 1)) == 0)
+			CHECK_FOR_INTERRUPTS();
 		csr->val[e] = csr->val_single[e];
+	}
 	pfree(csr->val_single);
 	csr->val_single = NULL;
 }
