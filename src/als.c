@@ -38,37 +38,44 @@
 #define MF_ROW_SEGMENT	65536
 
 /*
+ * Rows (a power of two, at least 256) that cost about k^2 each and fit in
+ * budget / k^2, at most most: how many a loop over rows takes between two
+ * looks for a stop.
+ */
+static inline int64
+rows_per_look(int k, int64 most, int64 budget)
+{
+	int64		rows = most;
+
+	while (rows > 256 && rows * k * k > budget)
+		rows /= 2;
+	return rows;
+}
+
+/*
  * Ratings of a long row gathered or added to its Gram matrix between two
- * stop checks, a power of two: MF_ROW_SEGMENT up to k = 64, and fewer as k
- * grows, since a rating's share of the Gram matrix costs k(k + 1) (at
- * k = 1024 a row of 65,000 ratings, one segment, held a cancel off for
- * 0.5 s, 1.4 s in double precision); 256 at k = 1024.
+ * stop checks: MF_ROW_SEGMENT up to k = 64, and fewer as k grows, since a
+ * rating's share of the Gram matrix costs k(k + 1) (at k = 1024 a row of
+ * 65,000 ratings, one segment, held a cancel off for 0.5 s, 1.4 s in
+ * double precision); 256 at k = 1024.
  */
 static inline int
 row_segment(int k)
 {
-	int			segment = MF_ROW_SEGMENT;
-
-	while (segment > 256 && (int64) segment * k * k > (int64) MF_ROW_SEGMENT * 64 * 64)
-		segment /= 2;
-	return segment;
+	return (int) rows_per_look(k, MF_ROW_SEGMENT, (int64) MF_ROW_SEGMENT * 64 * 64);
 }
 
 /*
  * Rows of a whole side per BLAS call that sums its Gram matrix or solves
  * its rows (implicit feedback and information), with a look for interrupts
- * between calls: a power of two, at most 2^30 / k^2 rows (about 0.02 s; a
- * side of 62,000 rows at k = 1024, one call, had kept a cancel waiting 6-8
- * s).  A side of no more rows is one call, as before.
+ * between calls: at most 2^30 / k^2 rows (about 0.02 s; a side of 62,000
+ * rows at k = 1024, one call, had kept a cancel waiting 6-8 s).  A side of
+ * no more rows is one call, as before.
  */
 static inline int64
 side_chunk(int k)
 {
-	int64		chunk = (int64) 1 << 30;
-
-	while (chunk > 256 && chunk * k * k > ((int64) 1 << 30))
-		chunk /= 2;
-	return chunk;
+	return rows_per_look(k, (int64) 1 << 30, (int64) 1 << 30);
 }
 
 /* Conjugate-gradient steps per row and half-step (solver 'cg'). */

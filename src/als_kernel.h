@@ -196,6 +196,7 @@ KERNEL(implicit_side) (MfAls *als, const MfCsr *rows, const REAL *from, int32 n_
 	const int	n = rows->n_rows;
 	REAL	   *gram = als->implicit_scratch;
 	ImplicitPass pass = {als, rows, from, out};
+	const int64 chunk = side_chunk(k);
 	int			info;
 
 	KERNEL(side_gram) (als, from, n_from, gram);
@@ -206,9 +207,9 @@ KERNEL(implicit_side) (MfAls *als, const MfCsr *rows, const REAL *from, int32 n_
 		return false;
 	(void) mf_parallel_for(als->threads, n, implicit_chunk(rows), KERNEL(implicit_pass_rows),
 						   NULL, &pass);
-	for (int64 first = 0; first < n && info == 0; first += side_chunk(k))
+	for (int64 first = 0; first < n && info == 0; first += chunk)
 	{
-		int			columns = (int) Min(side_chunk(k), n - first);
+		int			columns = (int) Min(chunk, n - first);
 
 		if (first > 0)
 			CHECK_FOR_INTERRUPTS();
@@ -278,8 +279,7 @@ KERNEL(implicit_loss) (MfAls *als)
 		{
 			for (Size j = (Size) r * k; j < (Size) (r + 1) * k; j++)
 				squares += (double) implicit_own[j] * implicit_own[j];
-			if ((r & 4095) == 4095)
-				CHECK_FOR_INTERRUPTS();
+			mf_interrupts_every(r, MF_INTERRUPT_ROWS);
 		}
 		loss += als->implicit_weight * (cross - 2 * products + als->rated_pair_squares) +
 			als->lambda * squares;

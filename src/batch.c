@@ -88,11 +88,6 @@ static bool batch_running = false;
 #define MF_BATCH_FETCH_USERS	1000
 /* Columns of the table written, in the order of its rows' values. */
 #define MF_BATCH_COLUMNS	4
-/*
- * Factor rows scanned or copied between two looks for interrupts (a power
- * of two): at k = 1024, 65,536 had taken 0.5 s.
- */
-#define MF_BATCH_CHECK_ROWS	1024
 
 /* mf_recommend_all's mode argument. */
 typedef enum BatchMode
@@ -1024,8 +1019,7 @@ copy_scaled(const BatchRun *run, MfSide side, double *row_scales, double scale, 
 		}
 		for (int j = 0; j < width; j++)
 			to[r * width + j] = (float) (operand_value(run, side, r, j) * row_scale);
-		if ((r & (MF_BATCH_CHECK_ROWS - 1)) == MF_BATCH_CHECK_ROWS - 1)
-			CHECK_FOR_INTERRUPTS();
+		mf_interrupts_every(r, MF_INTERRUPT_ROWS);
 	}
 }
 
@@ -1057,8 +1051,7 @@ prepare_products(MemoryContext cxt, BatchRun *run)
 	{
 		for (int j = 0; j < run->width; j++)
 			largest = Max(largest, fabs(operand_value(run, other, o, j)));
-		if ((o & (MF_BATCH_CHECK_ROWS - 1)) == MF_BATCH_CHECK_ROWS - 1)
-			CHECK_FOR_INTERRUPTS();
+		mf_interrupts_every(o, MF_INTERRUPT_ROWS);
 	}
 	run->offered_scale = unit_scale(largest);
 	copy_scaled(run, other, NULL, run->offered_scale, offered);
@@ -1072,8 +1065,7 @@ prepare_products(MemoryContext cxt, BatchRun *run)
 
 		for (int j = 0; j < run->width; j++)
 			run->column_max[j] = Max(run->column_max[j], fabs(row[j]));
-		if ((o & (MF_BATCH_CHECK_ROWS - 1)) == MF_BATCH_CHECK_ROWS - 1)
-			CHECK_FOR_INTERRUPTS();
+		mf_interrupts_every(o, MF_INTERRUPT_ROWS);
 	}
 	run->rows = rows;
 	run->offered = offered;

@@ -124,6 +124,24 @@ extern void mf_sort(void *base, Size n, Size size,
 extern int	mf_compare_int64(const void *a, const void *b);
 extern int	mf_compare_int32(const void *a, const void *b);
 
+/*
+ * Passes of a backend loop between two looks for interrupts (powers of
+ * two): rows of factors (up to k = 1024 values each), or single values
+ * (ratings, numbers).
+ */
+#define MF_INTERRUPT_ROWS	1024
+#define MF_INTERRUPT_VALUES	((int64) 1 << 20)
+
+/*
+ * CHECK_FOR_INTERRUPTS() on every step-th pass of a loop (pass 0, step,
+ * 2 step, ...; step a power of two); the backend's thread only.
+ */
+#define mf_interrupts_every(pass, step) \
+	do { \
+		if (((pass) & ((step) - 1)) == 0) \
+			CHECK_FOR_INTERRUPTS(); \
+	} while (0)
+
 /* Seconds from start to now. */
 extern double mf_seconds_since(instr_time start);
 

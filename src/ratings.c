@@ -295,12 +295,6 @@ resize_rows(MfRows *rows, int64 capacity)
 	rows->capacity = capacity;
 }
 
-/*
- * Ratings copied to double precision between two looks for interrupts (a
- * power of two): copying 1e8 took 3.2 s.
- */
-#define MF_WIDEN_STEP	((int64) 1 << 20)
-
 /* Moves the ratings read so far, and from now on, to double precision. */
 static void
 widen_rows(MfRows *rows)
@@ -308,8 +302,7 @@ widen_rows(MfRows *rows)
 	rows->wide = MemoryContextAllocHuge(rows->parent, mul_size(rows->capacity, sizeof(double)));
 	for (int64 e = 0; e < rows->n_rows; e++)
 	{
-		if ((e & (MF_WIDEN_STEP - 1)) == 0)
-			CHECK_FOR_INTERRUPTS();
+		mf_interrupts_every(e, MF_INTERRUPT_VALUES);
 		rows->wide[e] = rows->rating[e];
 	}
 	pfree(rows->rating);
@@ -525,8 +518,7 @@ csr_widen(MfCsr *csr)
 	csr->val = mf_alloc_array(GetMemoryChunkContext(csr->row_start), Max(n, 1), sizeof(double));
 	for (int64 e = 0; e < n; e++)
 	{
-		if ((e & (MF_WIDEN_STEP - 1)) == 0)
-			CHECK_FOR_INTERRUPTS();
+		mf_interrupts_every(e, MF_INTERRUPT_VALUES);
 		csr->val[e] = csr->val_single[e];
 	}
 	pfree(csr->val_single);
@@ -1225,8 +1217,7 @@ mf_ratings_subset(const MfRatings *all, const bool *keep, int32 *user_remap,
 			}
 		user_remap[u] = kept > 0 ? subset->n_users++ : -1;
 		n += kept;
-		if ((u & 1023) == 0)
-			CHECK_FOR_INTERRUPTS();
+		mf_interrupts_every(u, MF_INTERRUPT_ROWS);
 	}
 	for (int32 i = 0; i < all->n_items; i++)
 		if (item_remap[i] == 0)

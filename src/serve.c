@@ -35,12 +35,6 @@
 #include "utils/fmgroids.h"
 #include "utils/tuplestore.h"
 
-/*
- * Factor rows scored or measured between two looks for interrupts (a power
- * of two): a side of millions of rows at k = 1024 takes seconds.
- */
-#define MF_SERVE_CHECK_ROWS	4096
-
 PG_FUNCTION_INFO_V1(mf_predict);
 PG_FUNCTION_INFO_V1(mf_predict_by_name);
 PG_FUNCTION_INFO_V1(mf_recommend);
@@ -342,10 +336,10 @@ side_norms(MfModel *model, MfSide side)
 		int32		n = side == MF_USERS ? model->factors.n_users : model->factors.n_items;
 		double	   *computed = mf_alloc_array(model->cxt, n, sizeof(double));
 
-		for (int32 first = 0; first < n; first += MF_SERVE_CHECK_ROWS)
+		for (int32 first = 0; first < n; first += MF_INTERRUPT_ROWS)
 		{
 			CHECK_FOR_INTERRUPTS();
-			mf_row_norms(&model->factors, side, first, Min(MF_SERVE_CHECK_ROWS, n - first), computed);
+			mf_row_norms(&model->factors, side, first, Min(MF_INTERRUPT_ROWS, n - first), computed);
 		}
 		*norms = computed;
 	}
@@ -1099,9 +1093,7 @@ similar(FunctionCallInfo fcinfo, MfSide side, bool by_name, bool as_text)
 	{
 		double		scale = norms[target] * norms[r];
 
-		if ((r & (MF_SERVE_CHECK_ROWS - 1)) == MF_SERVE_CHECK_ROWS - 1)
-			CHECK_FOR_INTERRUPTS();
-
+		mf_interrupts_every(r, MF_INTERRUPT_ROWS);
 		/* a cosine, kept within [-1, 1], which rounding could leave by an ulp */
 		scores[r] = scale > 0 ? Max(-1.0, Min(1.0, mf_row_dot(f, target_row, mf_factor_row(f, side, r)) / scale))
 			: 0.0;

@@ -37,12 +37,6 @@ PG_FUNCTION_INFO_V1(mf_cross_validate);
 /* mf_cross_validate's arguments in this version (sql/mf_ext.sql). */
 #define CV_ARGUMENTS	17
 
-/*
- * Ratings (a power of two) between two looks for interrupts in the passes
- * over all of them that cut the folds: at 100M ratings each took 0.2-1.5 s.
- */
-#define CV_CHECK_RATINGS	((int64) 1 << 20)
-
 /* One point of the grid (k, lambda, bias_lambda, implicit_weight), with its results per fold. */
 typedef struct GridPoint
 {
@@ -256,9 +250,7 @@ fold_ids(const MfRatings *all, MfSide side, MemoryContext cxt)
 	{
 		char	   *text = keys || !by_text ? NULL : psprintf(INT64_FORMAT, ids[r]);
 
-		if ((r & 4095) == 0)
-			CHECK_FOR_INTERRUPTS();
-
+		mf_interrupts_every(r, MF_INTERRUPT_ROWS);
 		fold_id[r] = keys ? mf_key_hash(keys[r]) : text ? mf_key_hash(text) : ids[r];
 		if (text)
 			pfree(text);
@@ -294,8 +286,7 @@ cv_read(CvState *state)
 	for (int32 u = 0; u < all->n_users; u++)
 		for (int64 e = all->by_user.row_start[u]; e < all->by_user.row_start[u + 1]; e++)
 		{
-			if ((e & (CV_CHECK_RATINGS - 1)) == 0)
-				CHECK_FOR_INTERRUPTS();
+			mf_interrupts_every(e, MF_INTERRUPT_VALUES);
 			state->fold_of[e] = (uint8) mf_fold_of(user_fold_ids[u], item_fold_ids[all->by_user.col[e]],
 												   state->folds, state->seed);
 			fold_sizes[state->fold_of[e]]++;
@@ -325,8 +316,7 @@ held_out_ratings(const MfRatings *all, const bool *keep, const int32 *user_remap
 
 	for (int64 e = 0; e < all->n_ratings; e++)
 	{
-		if ((e & (CV_CHECK_RATINGS - 1)) == 0)
-			CHECK_FOR_INTERRUPTS();
+		mf_interrupts_every(e, MF_INTERRUPT_VALUES);
 		test->n += !keep[e];
 	}
 	test->user = mf_alloc_array(cxt, test->n, sizeof(int32));
@@ -336,8 +326,7 @@ held_out_ratings(const MfRatings *all, const bool *keep, const int32 *user_remap
 	for (int32 u = 0; u < rows->n_rows; u++)
 		for (int64 e = rows->row_start[u]; e < rows->row_start[u + 1]; e++)
 		{
-			if ((e & (CV_CHECK_RATINGS - 1)) == 0)
-				CHECK_FOR_INTERRUPTS();
+			mf_interrupts_every(e, MF_INTERRUPT_VALUES);
 			if (!keep[e])
 			{
 				test->user[test->n] = user_remap[u];
@@ -409,8 +398,7 @@ cv_run_fold(CvState *state, int fold)
 	INSTR_TIME_SET_CURRENT(start);
 	for (int64 e = 0; e < all->n_ratings; e++)
 	{
-		if ((e & (CV_CHECK_RATINGS - 1)) == 0)
-			CHECK_FOR_INTERRUPTS();
+		mf_interrupts_every(e, MF_INTERRUPT_VALUES);
 		keep[e] = state->fold_of[e] != fold;
 	}
 	training = mf_ratings_subset(all, keep, user_remap, item_remap, fold_cxt);
