@@ -624,7 +624,8 @@ COMMENT ON FUNCTION @extschema@.mf_training_history(text) IS
 -- read: any activity text can be made to look like one).
 CREATE FUNCTION @extschema@.mf_progress_report(activity text)
 RETURNS TABLE (function text, model text, part text, phase text, step bigint, steps bigint,
-               unit text, loss double precision, validation_rmse double precision,
+               unit text, side text, rows_done bigint, rows_total bigint,
+               loss double precision, validation_rmse double precision,
                best_iteration integer, elapsed_seconds double precision,
                seconds_left double precision)
 LANGUAGE plpgsql VOLATILE STRICT PARALLEL UNSAFE  -- its EXCEPTION block is a subtransaction
@@ -639,13 +640,15 @@ BEGIN
         RETURN;
     END IF;
     RETURN QUERY
-        SELECT r.function, r.model, r.part, r.phase, r.step, r.steps, r.unit, r.loss,
+        SELECT r.function, r.model, r.part, r.phase, r.step, r.steps, r.unit, r.side,
+               r.rows_done, r.rows_total, r.loss,
                r.validation_rmse, r.best_iteration, now - r.started,
                CASE WHEN r.seconds_left IS NOT NULL
                     THEN GREATEST(0, r.seconds_left - (now - r.updated)) END
         FROM jsonb_to_record(report)
              AS r (function text, model text, part text, phase text, step bigint, steps bigint,
-                   unit text, loss double precision, validation_rmse double precision,
+                   unit text, side text, rows_done bigint, rows_total bigint,
+                   loss double precision, validation_rmse double precision,
                    best_iteration integer, started double precision,
                    updated double precision, seconds_left double precision);
 EXCEPTION WHEN OTHERS THEN
@@ -661,7 +664,7 @@ FROM pg_catalog.pg_stat_activity a
 CROSS JOIN LATERAL @extschema@.mf_progress_report(a.query) p
 WHERE a.state = 'active' AND a.query LIKE '%/* mf_ext progress {%';
 COMMENT ON VIEW @extschema@.mf_progress IS
-  'mf_ext: one row per backend running mf_train, mf_cross_validate, mf_refit_users, mf_refit_items or mf_recommend_all that the caller may see in pg_stat_activity (its own role''s; every one with pg_read_all_stats): the model, the part (a cross-validation''s fold and fit), the phase (options, reading, indexing, iterating, solving, storing, scoring), step of steps units (iteration, user) done, J and the validation RMSE of the last iteration, with patience the iteration of the lowest validation RMSE so far (best_iteration), seconds since the call started and an estimate of the seconds left in the phase';
+  'mf_ext: one row per backend running mf_train, mf_cross_validate, mf_refit_users, mf_refit_items or mf_recommend_all that the caller may see in pg_stat_activity (its own role''s; every one with pg_read_all_stats): the model, the part (a cross-validation''s fold and fit), the phase (options, reading, indexing, iterating, solving, storing, scoring), step of steps units (iteration, user) done, within an iteration (or a refit''s solve) the side being solved (user, item) and its rows done of its rows (rows_done, rows_total), J and the validation RMSE of the last iteration, with patience the iteration of the lowest validation RMSE so far (best_iteration), seconds since the call started and an estimate of the seconds left in the phase';
 
 -- Ids as their own types: mf_predict takes every pair of bigint, text and
 -- uuid ids; mf_recommend, mf_recommend_users and mf_similar_* a uuid.

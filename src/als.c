@@ -821,11 +821,14 @@ iterate(MfAls *als, double *objective, double *sse, MfSide *failed_side)
 		failed = als->remote_step(als->remote_arg, MF_USERS, f, als->user_norm, NULL);
 	else
 	{
+		/* progress: the users are the iteration's first half, the items its second */
+		mf_progress_rows_begin(MF_USERS, ratings->n_users, 0.0, 0.5);
 		if (f->item_implicit)
 			implicit_side(als, &ratings->by_item, f->user_factors, f->n_users, f->item_implicit);
 		failed = solve_side(als, &ratings->by_user, f->item_factors, f->n_items,
 							f->item_bias, f->item_implicit, f->user_factors, f->user_bias,
 							als->user_norm, NULL, als->user_implicit_dots, als->implicit_grams);
+		mf_progress_rows_end();
 	}
 	if (failed >= 0)
 		return failed;
@@ -834,6 +837,7 @@ iterate(MfAls *als, double *objective, double *sse, MfSide *failed_side)
 		failed = als->remote_step(als->remote_arg, MF_ITEMS, f, als->item_norm, als->item_sse);
 	else
 	{
+		mf_progress_rows_begin(MF_ITEMS, ratings->n_items, 0.5, 0.5);
 		if (f->user_implicit)
 			implicit_side(als, &ratings->by_user, f->item_factors, f->n_items, f->user_implicit);
 		failed = solve_side(als, &ratings->by_item, f->user_factors, f->n_users,
@@ -841,6 +845,7 @@ iterate(MfAls *als, double *objective, double *sse, MfSide *failed_side)
 							als->item_norm, als->item_sse, als->item_implicit_dots,
 							f->user_implicit ? (char *) als->implicit_grams +
 							(Size) f->k * f->k * als->real_size : NULL);
+		mf_progress_rows_end();
 	}
 	if (failed >= 0)
 		return failed;
@@ -1004,6 +1009,7 @@ mf_fit(MfAls *als, const MfFitOptions *options, const MfTestSet *validation,
 	INSTR_TIME_SET_CURRENT(start);
 	history_init(history, n, validation != NULL);
 	mf_progress_phase("iterating");
+	mf_progress_step(0, n, "iteration", NAN, NAN);
 	for (int iteration = 0; iteration < n; iteration++)
 	{
 		instr_time	iteration_start;
@@ -1143,8 +1149,10 @@ mf_als_solve_against(const MfFactors *factors, MfSide side,
 				 errmsg("the model has implicit_weight %g but no stored implicit factors of its %ss",
 						exact.implicit_weight, users ? "item" : "user"),
 				 errhint("Retrain the model with mf_train.")));
+	mf_progress_rows_begin(users ? MF_USERS : MF_ITEMS, rows->n_rows, 0.0, 1.0);
 	failed = solve_side(&als, rows, other, n_other, other_bias, implicit_other, out, bias,
 						norm, NULL, NULL, NULL);
+	mf_progress_rows_end();
 	/* the new rows' own implicit factors, from the other side's factors */
 	if (failed < 0 && implicit_out != NULL && exact.implicit_weight > 0)
 		implicit_side(&als, rows, other, n_other, implicit_out);

@@ -11,7 +11,9 @@
  *	  interrupt it pauses them (after their tasks), joins them, and only
  *	  then lets PostgreSQL process the interrupt (which may throw), then
  *	  carries on where the run stopped, running again from the start the
- *	  tasks that stopped half-way.
+ *	  tasks that stopped half-way.  Between its chunks it also passes the
+ *	  tasks finished so far to mf_progress_rows, which shows them when the
+ *	  caller began rows to report (a half-step's users or items).
  *
  *	  A run may have a feeder: a function the backend's thread calls
  *	  between its chunks, which may use PostgreSQL (read what the next
@@ -27,6 +29,7 @@
  */
 #include "parallel.h"
 #include "blas.h"
+#include "progress.h"
 
 #include <limits.h>
 #include <pthread.h>
@@ -64,6 +67,7 @@ typedef struct Run
 	int64		chunk;
 	atomic_llong next;			/* first task of the next chunk to take */
 	atomic_llong ready;			/* tasks below this may be taken */
+	atomic_llong finished;		/* tasks run to their end (for progress) */
 	atomic_llong failed;		/* smallest failed task, or INT64_MAX */
 	atomic_bool failing;		/* set on failure: the chunks taken before the
 								 * failed task's finish (a smaller task may fail
@@ -153,6 +157,8 @@ run_chunk(Run *run, int thread, int64 first, int64 last)
 		run->redo_last[thread] = last;
 		atomic_store(&run->stop, true);
 	}
+	else if (result == MF_TASK_DONE)
+		atomic_fetch_add(&run->finished, last - first);
 	else if (result >= 0)
 	{
 		long long	current = atomic_load(&run->failed);
@@ -218,6 +224,8 @@ run_chunks(Run *run, int thread, bool backend)
 			}
 			atomic_fetch_sub(&run->busy, 1);
 		}
+		if (backend)
+			mf_progress_rows(atomic_load(&run->finished));
 		if (backend && INTERRUPTS_PENDING_CONDITION() && INTERRUPTS_CAN_BE_PROCESSED())
 			atomic_store(ending_interrupt_pending() ? &run->stop : &run->pause, true);
 	}
@@ -231,6 +239,7 @@ run_chunks(Run *run, int thread, bool backend)
 	{
 		if (ending_interrupt_pending())
 			atomic_store(&run->stop, true);
+		mf_progress_rows(atomic_load(&run->finished));
 		usleep(100);
 	}
 }
@@ -389,6 +398,7 @@ mf_parallel_for(int threads, int64 n, int64 chunk, MfTaskFn fn, MfFeedFn feed,
 	for (int t = 0; t < run.threads; t++)
 		run.redo_first[t] = -1;
 	atomic_init(&run.next, (long long) 0);
+	atomic_init(&run.finished, (long long) 0);
 	atomic_init(&run.ready, (long long) (feed ? 0 : n));
 	atomic_init(&run.failed, (long long) INT64_MAX);
 	atomic_init(&run.failing, false);

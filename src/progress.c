@@ -29,6 +29,9 @@
 /* The longest model name reported, in bytes (the activity text is short). */
 #define MF_PROGRESS_NAME	200
 
+/* Seconds at least between two reports of rows solved within a step. */
+#define MF_PROGRESS_INTERVAL	1.0
+
 /* Reported calls nested deeper than this are not followed (they keep quiet anyway). */
 #define MF_PROGRESS_DEPTH	16
 
@@ -42,11 +45,18 @@ typedef struct Progress
 	char		unit[32];
 	int64		step;
 	int64		steps;
+	char		side[8];		/* "user", "item": rows being solved, or empty */
+	int64		rows_done;
+	int64		rows_total;
+	double		rows_step_done; /* the step's share done before these rows */
+	double		rows_step_share;	/* their share of the step */
+	bool		rows_counting;	/* mf_progress_rows updates rows_done */
 	double		loss;
 	double		validation_rmse;
 	int64		best_iteration; /* 0: none */
 	double		started;		/* seconds since the epoch */
 	double		phase_started;
+	double		published_at;	/* when the last report was written */
 	char	   *statement_text; /* the statement's text as the activity keeps
 								 * it, in TopMemoryContext */
 	TimestampTz statement;		/* the start of the statement reporting */
@@ -150,6 +160,12 @@ build_report(StringInfo suffix, double now, double left, int name_bytes)
 	appendStringInfo(&json, ", \"step\": " INT64_FORMAT ", \"steps\": " INT64_FORMAT,
 					 progress.step, progress.steps);
 	append_text(&json, "unit", progress.unit);
+	append_text(&json, "side", progress.side);
+	if (progress.side[0] != '\0')
+		appendStringInfo(&json, ", \"rows_done\": " INT64_FORMAT ", \"rows_total\": " INT64_FORMAT,
+						 progress.rows_done, progress.rows_total);
+	else
+		appendStringInfoString(&json, ", \"rows_done\": null, \"rows_total\": null");
 	append_number(&json, "loss", progress.loss);
 	append_number(&json, "validation_rmse", progress.validation_rmse);
 	if (progress.best_iteration > 0)
@@ -192,6 +208,8 @@ publish(void)
 	StringInfoData text;
 	double		now = epoch_seconds();
 	double		left = NAN;
+	double		done;
+	double		steps;
 	int			name_bytes = strlen(progress.model);
 	int			room;
 
@@ -203,9 +221,17 @@ publish(void)
 		take_back_report();
 		return;
 	}
-	if (progress.steps > 0 && progress.step > 0)
-		left = (now - progress.phase_started) / progress.step *
-			(progress.steps - progress.step);
+	/* from the phase's pace: steps done, and the share of this one its rows make */
+	done = (double) progress.step;
+	steps = (double) progress.steps;
+	if (progress.side[0] != '\0' && progress.rows_total > 0)
+	{
+		done += progress.rows_step_done +
+			progress.rows_step_share * progress.rows_done / progress.rows_total;
+		steps = Max(steps, 1.0);	/* a phase of rows only is one step */
+	}
+	if (steps > 0 && done > 0)
+		left = Max(0.0, (now - progress.phase_started) / done * (steps - done));
 
 	initStringInfo(&suffix);
 	for (;;)
@@ -216,6 +242,7 @@ publish(void)
 			break;
 		name_bytes /= 2;
 	}
+	progress.published_at = now;
 	if (room < 0)
 		take_back_report();
 	else
@@ -316,6 +343,16 @@ mf_progress_begin(const char *function, const char *model, const char *phase)
 	mf_progress_phase(phase);
 }
 
+/* No rows being solved within the step. */
+static void
+forget_rows(void)
+{
+	progress.side[0] = '\0';
+	progress.rows_done = progress.rows_total = 0;
+	progress.rows_step_done = progress.rows_step_share = 0.0;
+	progress.rows_counting = false;
+}
+
 void
 mf_progress_phase(const char *phase)
 {
@@ -323,6 +360,7 @@ mf_progress_phase(const char *phase)
 		return;
 	strlcpy(progress.phase, phase, sizeof(progress.phase));
 	progress.unit[0] = '\0';
+	forget_rows();
 	progress.step = progress.steps = 0;
 	progress.loss = progress.validation_rmse = NAN;
 	progress.best_iteration = 0;
@@ -348,9 +386,42 @@ mf_progress_step(int64 step, int64 steps, const char *unit, double loss,
 	progress.step = step;
 	progress.steps = steps;
 	strlcpy(progress.unit, unit, sizeof(progress.unit));
+	forget_rows();
 	progress.loss = loss;
 	progress.validation_rmse = validation_rmse;
 	publish();
+}
+
+void
+mf_progress_rows_begin(MfSide side, int64 total, double step_done, double step_share)
+{
+	if (progress.depth != 1)
+		return;
+	strlcpy(progress.side, mf_side_name(side), sizeof(progress.side));
+	progress.rows_done = 0;
+	progress.rows_total = total;
+	progress.rows_step_done = step_done;
+	progress.rows_step_share = step_share;
+	progress.rows_counting = true;
+}
+
+void
+mf_progress_rows(int64 done)
+{
+	if (progress.depth != 1 || !progress.rows_counting)
+		return;
+	progress.rows_done = Min(done, progress.rows_total);
+	if (epoch_seconds() - progress.published_at >= MF_PROGRESS_INTERVAL)
+		publish();
+}
+
+void
+mf_progress_rows_end(void)
+{
+	if (progress.depth != 1 || !progress.rows_counting)
+		return;
+	progress.rows_done = progress.rows_total;
+	progress.rows_counting = false;
 }
 
 void

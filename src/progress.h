@@ -10,7 +10,8 @@
  *
  *		<the statement's text, cut to leave room> /+ mf_ext progress
  *		{"function": ..., "model": ..., "part": ..., "phase": ..., "step": i,
- *		 "steps": n, "unit": ..., "loss": ..., "validation_rmse": ...,
+ *		 "steps": n, "unit": ..., "side": ..., "rows_done": r,
+ *		 "rows_total": m, "loss": ..., "validation_rmse": ...,
  *		 "best_iteration": b, "started": t0, "updated": t,
  *		 "seconds_left": s} +/
  *
@@ -48,6 +49,26 @@ extern void mf_progress_phase(const char *phase);
  */
 extern void mf_progress_step(int64 step, int64 steps, const char *unit, double loss,
 							 double validation_rmse);
+
+/*
+ * Rows of one side being solved within the step under way (an
+ * iteration's users, then its items; a refit's rows): side (MF_USERS,
+ * MF_ITEMS) and total rows, the step's share already done before them and
+ * their share of it, for the estimate of the seconds left.  The next
+ * mf_progress_step or mf_progress_phase forgets them.
+ */
+extern void mf_progress_rows_begin(MfSide side, int64 total, double step_done, double step_share);
+
+/*
+ * done of the rows begun have been solved: reported at most once every
+ * MF_PROGRESS_INTERVAL seconds, so cheap enough for every chunk of a
+ * parallel run (which calls it on the backend's thread).  Nothing without
+ * rows begun.
+ */
+extern void mf_progress_rows(int64 done);
+
+/* The rows begun are all solved; later calls of mf_progress_rows are ignored. */
+extern void mf_progress_rows_end(void);
 
 /*
  * The iteration of the lowest validation RMSE so far, from 1 (early

@@ -1,7 +1,8 @@
 # Progress for everyone, without shared_preload_libraries: while mf_train
 # or mf_cross_validate runs, another session of the same role (or one with
 # pg_read_all_stats) sees in mf_progress the model, the phase, iteration i
-# of n, J so far (with patience, the best iteration so far), while it
+# of n (within one, the users or items solved so far), J so far (with
+# patience, the best iteration so far), while it
 # stores the model the rows written of its rows, and the time elapsed and
 # left; a role that may not read the backend's activity sees
 # nothing; a call that ends, fails, is cancelled or whose error a PL/pgSQL
@@ -101,6 +102,25 @@ is($node->safe_psql('postgres', qq{
 	SELECT (SELECT count(*) FROM mf_progress) || ' ' || (query NOT LIKE '%mf_ext progress%')
 	FROM pg_stat_activity WHERE pid = $trainer_pid}),
 	'0 true', 'a cancelled training leaves no row, and its activity is the statement again');
+
+# inside an iteration: the side being solved and its rows done of its rows,
+# and from them an estimate of the time left, before the first iteration
+# ends (20,000 users' exact solves at k = 256: seconds on one thread)
+$trainer->query_until(qr/started/, q{
+	\echo started
+	SELECT mf_train('ratings', k := 256, iterations := 3, model_name := 'wide');
+});
+wait_for_progress('mf_train', q{model = 'wide' AND side = 'user' AND rows_done > 0});
+is($node->safe_psql('postgres', q{
+		SELECT phase, step, steps, unit, side, rows_done < rows_total, rows_total,
+		       seconds_left > 0
+		FROM mf_progress WHERE model = 'wide'}),
+	'iterating|0|3|iteration|user|t|20000|t',
+	'within the first iteration: the users solved of the users, and the time left');
+$node->safe_psql('postgres', "SELECT pg_cancel_backend($trainer_pid)");
+$node->poll_query_until('postgres', qq{
+	SELECT state <> 'active' FROM pg_stat_activity WHERE pid = $trainer_pid})
+  or die 'the wide training was not cancelled';
 
 # early stopping: the iteration of the lowest validation RMSE so far
 $trainer->query_until(qr/started/, q{
