@@ -81,8 +81,8 @@ side_chunk(int k)
 /* Conjugate-gradient steps per row and half-step (solver 'cg'). */
 #define MF_CG_STEPS	3
 
-/* Bytes copied between checks for a cancel, when the best factors are kept. */
-#define MF_COPY_CHUNK	((Size) 64 * 1024 * 1024)
+/* Bytes copied (the best factors kept) or zeroed (fresh factors) between checks for a cancel. */
+#define MF_COPY_CHUNK	((Size) 16 * 1024 * 1024)
 
 /* Ratings summarize() adds up between two looks for a cancel. */
 #define MF_SUMMARY_STEP	(1024 * 1024)
@@ -509,6 +509,28 @@ summarize(const MfRatings *ratings)
 	return summary;
 }
 
+/* bytes from from to to, checking for a cancel between chunks. */
+static void
+copy_checked(void *to, const void *from, Size bytes)
+{
+	for (Size done = 0; done < bytes; done += MF_COPY_CHUNK)
+	{
+		CHECK_FOR_INTERRUPTS();
+		memcpy((char *) to + done, (const char *) from + done, Min(MF_COPY_CHUNK, bytes - done));
+	}
+}
+
+/* bytes at to set to 0, checking for a cancel between chunks (fresh pages fault in). */
+static void
+zero_checked(void *to, Size bytes)
+{
+	for (Size done = 0; done < bytes; done += MF_COPY_CHUNK)
+	{
+		CHECK_FOR_INTERRUPTS();
+		memset((char *) to + done, 0, Min(MF_COPY_CHUNK, bytes - done));
+	}
+}
+
 /*
  * The sum over the rated pairs of c^2, c the pair's entries (duplicate rows
  * of the source; rows list their entries by column, a pair's together):
@@ -578,7 +600,7 @@ mf_als_create_summarized(const MfRatings *ratings, const MfFitOptions *options,
 	f->n_items = ratings->n_items;
 	f->user_factors = mf_alloc_aligned(cxt, mul_size(ratings->n_users, f->k), real_size);
 	f->item_factors = mf_alloc_aligned(cxt, mul_size(ratings->n_items, f->k), real_size);
-	memset(f->user_factors, 0, mul_size(mul_size(ratings->n_users, f->k), real_size));
+	zero_checked(f->user_factors, mul_size(mul_size(ratings->n_users, f->k), real_size));
 	f->biases = options->biases;
 	if (f->biases)
 	{
@@ -592,8 +614,8 @@ mf_als_create_summarized(const MfRatings *ratings, const MfFitOptions *options,
 	{
 		f->user_implicit = mf_alloc_aligned(cxt, mul_size(ratings->n_users, f->k), real_size);
 		f->item_implicit = mf_alloc_aligned(cxt, mul_size(ratings->n_items, f->k), real_size);
-		memset(f->user_implicit, 0, mul_size(mul_size(ratings->n_users, f->k), real_size));
-		memset(f->item_implicit, 0, mul_size(mul_size(ratings->n_items, f->k), real_size));
+		zero_checked(f->user_implicit, mul_size(mul_size(ratings->n_users, f->k), real_size));
+		zero_checked(f->item_implicit, mul_size(mul_size(ratings->n_items, f->k), real_size));
 		als->user_implicit_dots = mf_alloc_array(cxt, ratings->n_users, sizeof(double));
 		als->item_implicit_dots = mf_alloc_array(cxt, ratings->n_items, sizeof(double));
 		als->rated_pair_squares = rated_pair_squares(&ratings->by_user);
@@ -931,17 +953,6 @@ converged(const MfFitHistory *history, const MfFitOptions *options, int iteratio
 		options->tolerance * history->loss[iteration - 1];
 }
 
-/* bytes from from to to, checking for a cancel between chunks. */
-static void
-copy_checked(void *to, const void *from, Size bytes)
-{
-	for (Size done = 0; done < bytes; done += MF_COPY_CHUNK)
-	{
-		CHECK_FOR_INTERRUPTS();
-		memcpy((char *) to + done, (const char *) from + done, Min(MF_COPY_CHUNK, bytes - done));
-	}
-}
-
 /* Copies the factors and biases of from into to's arrays (of the same shape). */
 static void
 copy_factors(MfFactors *to, const MfFactors *from, Size real_size)
@@ -1138,7 +1149,7 @@ mf_als_solve_against(const MfFactors *factors, MfSide side,
 	norm = mf_alloc_array(cxt, rows->n_rows, sizeof(double));
 	als.factors = *factors;
 	init_solver(&als, &exact, longest, rows->n_rows, cxt);
-	memset(out, 0, bytes);
+	zero_checked(out, bytes);
 	if (bias)
 		memset(bias, 0, sizeof(double) * rows->n_rows);
 	implicit_other = exact.implicit_weight > 0

@@ -300,7 +300,11 @@ rank_exactly(const BatchRun *run, BatchBuffers *b, int32 row)
 						 run->best_scores + (Size) row * run->n);
 }
 
-/* mf_parallel_for task: the rows of blocks [first, last). */
+/*
+ * mf_parallel_for task: the rows of blocks [first, last).  A block stopped
+ * between its rows is run again whole: the rows it ranked are ranked
+ * again, to the same lists, and none is written before the block is done.
+ */
 static int64
 recommend_blocks(void *arg, int thread, int64 first, int64 last)
 {
@@ -326,6 +330,9 @@ recommend_blocks(void *arg, int thread, int64 first, int64 last)
 			Size		offset = (Size) j * run->n_offered;
 			MfTop		top;
 
+			/* a row ranks up to millions of scores: a cancel need not wait for the block */
+			if (j > 0 && mf_parallel_stopping())
+				return mf_task_stopped(block);
 			for (int32 e = 0; e < n_rated; e++)
 				b->excluded[rated[e]] = true;
 			mf_top_init(&top, run->keep, run->offered_ids, b->candidates, b->scores);

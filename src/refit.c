@@ -465,6 +465,8 @@ refit_collect(RefitState *state)
 		int32		support = 0;
 		int32		rated_begin = n_rated;
 
+		mf_interrupts_every(r, MF_INTERRUPT_ROWS);
+
 		for (int64 e = source_rows->row_start[r]; e < source_rows->row_start[r + 1]; e++)
 		{
 			int32		c = model_index[source_rows->col[e]];
@@ -505,6 +507,20 @@ refit_collect(RefitState *state)
 				 errhint("Run mf_refit_%ss first to add them, or retrain.", mf_side_name(other))));
 }
 
+/* numbers values (floats if single, else doubles) as doubles, in cxt. */
+static double *
+as_doubles(const void *values, bool single, Size numbers, MemoryContext cxt)
+{
+	double	   *out = mf_alloc_array(cxt, numbers, sizeof(double));
+
+	for (Size j = 0; j < numbers; j++)
+	{
+		mf_interrupts_every(j, MF_INTERRUPT_VALUES);
+		out[j] = single ? ((const float *) values)[j] : ((const double *) values)[j];
+	}
+	return out;
+}
+
 /* Solves the collected rows against the model's other side, as doubles. */
 static void
 refit_solve(RefitState *state)
@@ -536,15 +552,9 @@ refit_solve(RefitState *state)
 							 : psprintf(INT64_FORMAT, mf_model_ids(state->model, other)[partner]),
 							 times);
 	}
-	state->factors = mf_alloc_array(state->cxt, numbers, sizeof(double));
-	for (Size j = 0; j < numbers; j++)
-		state->factors[j] = f->single ? ((float *) solved)[j] : ((double *) solved)[j];
+	state->factors = as_doubles(solved, f->single, numbers, state->cxt);
 	if (implicit)
-	{
-		state->implicit = mf_alloc_array(state->cxt, numbers, sizeof(double));
-		for (Size j = 0; j < numbers; j++)
-			state->implicit[j] = f->single ? ((float *) implicit)[j] : ((double *) implicit)[j];
-	}
+		state->implicit = as_doubles(implicit, f->single, numbers, state->cxt);
 }
 
 /*

@@ -584,10 +584,12 @@ mf_put_ranked(FunctionCallInfo fcinfo, const MfModel *model, MfSide side, bool a
 
 	for (int32 r = 0; r < n_best; r++)
 	{
-		Datum		values[2] = {id_datum(model, side, best[r], as_text),
-		Float8GetDatum(scores[best[r]])};
+		Datum		values[2];
 		bool		nulls[2] = {false, false};
 
+		mf_interrupts_every(r, MF_INTERRUPT_ROWS);
+		values[0] = id_datum(model, side, best[r], as_text);
+		values[1] = Float8GetDatum(scores[best[r]]);
 		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
 	}
 }

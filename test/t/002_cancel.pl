@@ -219,6 +219,48 @@ stopped_within_a_second("SELECT mf_train('many_items', k := 512, iterations := 1
 	'drawing first factors');
 $trainer->query("RESET mf_ext.max_memory");
 
+# Before the first iteration a training zeroes its users' first factors, k
+# values a user on fresh pages: 1,000,000 users at k = 1024 are 4 GB,
+# seconds of page faults, and that zeroing was deaf (a timeout 2-3 s late
+# on 1,500,000 users).  Nothing else of the training touches a gigabyte
+# before it: a cancel sent once the backend's resident memory has grown by
+# one (read from /proc) is back within 1 s.
+$node->safe_psql('postgres', q{
+	CREATE TABLE many_users AS
+	SELECT g AS user_id, g % 1000 AS item_id, 1 + g % 5 AS rating FROM generate_series(1, 1000000) g;
+});
+$trainer->query("SET statement_timeout = 0; SET mf_ext.max_memory = '8GB'");
+# the backend's resident memory in bytes
+sub resident_bytes
+{
+	my ($pid) = @_;
+	open(my $statm, '<', "/proc/$pid/statm") or die "no /proc/$pid/statm: $!";
+	my (undef, $resident) = split(' ', <$statm>);
+	close($statm);
+	return $resident * 4096;
+}
+my $resting = resident_bytes($trainer_pid);
+$trainer->query_until(qr/started/, qq{\\echo started
+	SELECT mf_train('many_users', k := 1024, iterations := 1);
+});
+my $waited = 0;
+while (resident_bytes($trainer_pid) < $resting + 2**30)
+{
+	die 'the training of 1,000,000 users did not grow by a gigabyte in 60 s' if ($waited += 0.01) > 60;
+	select(undef, undef, undef, 0.01);
+}
+$sent = time();
+$node->safe_psql('postgres', "SELECT pg_cancel_backend($trainer_pid)");
+$node->poll_query_until('postgres', "SELECT state <> 'active' FROM pg_stat_activity WHERE pid = $trainer_pid")
+  or die 'the training of 1,000,000 users was not cancelled';
+$took = time() - $sent;
+diag(sprintf('cancel while 1,000,000 users\' first factors are zeroed at k = 1024: back in %.3fs', $took));
+cmp_ok($took, '<', 1, 'a cancel while the first user factors are zeroed is back within 1 s');
+$trainer->query('SELECT 1');
+like($trainer->{stderr}, qr/canceling statement due to user request/, 'and reports the cancel');
+$trainer->{stderr} = '';
+$trainer->query("RESET mf_ext.max_memory");
+
 # A long row at a large k is stopped half-way too: its Gram matrix was
 # summed 65,536 ratings between two stop checks whatever k, and at k = 1024
 # in double precision such a segment took seconds (back 1.4 s late; 0.5 s
