@@ -84,9 +84,6 @@ side_chunk(int k)
 /* Bytes copied (the best factors kept) or zeroed (fresh factors) between checks for a cancel. */
 #define MF_COPY_CHUNK	((Size) 16 * 1024 * 1024)
 
-/* Ratings summarize() adds up between two looks for a cancel. */
-#define MF_SUMMARY_STEP	(1024 * 1024)
-
 /* Coordinate-descent sweeps at most, and the relative step that ends them. */
 #define MF_NNLS_SWEEPS		1000
 #define MF_NNLS_TOLERANCE	1e-10
@@ -499,8 +496,7 @@ summarize(const MfRatings *ratings)
 	{
 		double		value = mf_csr_value(by_user, e);
 
-		if (e % MF_SUMMARY_STEP == 0)
-			CHECK_FOR_INTERRUPTS();
+		mf_interrupts_every(e, MF_INTERRUPT_VALUES);
 		summary.sum += value;
 		summary.sum_squares += value * value;
 		summary.min = Min(summary.min, value);
@@ -545,8 +541,7 @@ rated_pair_squares(const MfCsr *rows)
 	{
 		int64		end = rows->row_start[r + 1];
 
-		if (r % 4096 == 0)
-			CHECK_FOR_INTERRUPTS();
+		mf_interrupts_every(r, MF_INTERRUPT_ROWS);
 		for (int64 e = rows->row_start[r]; e < end;)
 		{
 			int64		next = e + 1;
@@ -706,8 +701,7 @@ mf_als_init_items(MfAls *als, int32 seed)
 	for (int32 i = 0; i < als->ratings->n_items; i++)
 	{
 		/* 100,000 items at k = 512 take seconds */
-		if (i % 256 == 255)
-			CHECK_FOR_INTERRUPTS();
+		mf_interrupts_every(i, MF_INTERRUPT_ROWS);
 		for (int j = 0; j < k; j++)
 			values[j] = scale * seeded_normal(seed, als->ratings->item_ids[i], j);
 		mf_als_set_item(als, i, values, 0.0);

@@ -415,8 +415,7 @@ invert_pairs(BatchRun *run)
 		int32		item = run->pairs[2 * p];
 
 		run->rated[item][run->rated_count[item]++] = run->pairs[2 * p + 1];
-		if ((p & 0xFFFF) == 0xFFFF)
-			CHECK_FOR_INTERRUPTS();
+		mf_interrupts_every(p, MF_INTERRUPT_ROWS);
 	}
 	if (run->pairs)
 		pfree(run->pairs);
@@ -942,8 +941,7 @@ longest_key(char *const *keys, int32 count)
 
 	for (int32 i = 0; keys != NULL && i < count; i++)
 	{
-		if (i % 65536 == 65535)
-			CHECK_FOR_INTERRUPTS();
+		mf_interrupts_every(i, MF_INTERRUPT_ROWS);
 		longest = Max(longest, strlen(keys[i]));
 	}
 	return longest;

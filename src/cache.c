@@ -254,8 +254,7 @@ all_floats(const double *values, Size n)
 	{
 		if ((double) (float) values[i] != values[i])
 			return false;
-		if ((i & 1048575) == 1048575)
-			CHECK_FOR_INTERRUPTS();
+		mf_interrupts_every(i, MF_INTERRUPT_VALUES);
 	}
 	return true;
 }
@@ -268,8 +267,7 @@ to_floats(MemoryContext cxt, const double *values, Size n)
 	for (Size i = 0; i < n; i++)
 	{
 		out[i] = (float) values[i];
-		if ((i & 1048575) == 1048575)
-			CHECK_FOR_INTERRUPTS();
+		mf_interrupts_every(i, MF_INTERRUPT_VALUES);
 	}
 	return out;
 }

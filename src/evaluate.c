@@ -248,8 +248,7 @@ mf_test_error_measures(const MfFactors *factors, const MfTestSet *test,
 	{
 		double		error;
 
-		if ((r & 65535) == 0)
-			CHECK_FOR_INTERRUPTS();
+		mf_interrupts_every(r, MF_INTERRUPT_ROWS);
 		if (!test_error(factors, test, r, &error))
 			continue;
 		squares += error * error;

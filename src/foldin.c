@@ -47,8 +47,7 @@ implicit_strengths(const MfModel *model, int32 *cols, double *vals, int32 n)
 		double		sum = 0.0;
 		double		magnitude = 0.0;
 
-		if ((kept & 0xFFFF) == 0xFFFF)
-			CHECK_FOR_INTERRUPTS();
+		mf_interrupts_every(kept, MF_INTERRUPT_ROWS);
 
 		for (; run < n && cols[run] == item; run++)
 		{
@@ -139,8 +138,7 @@ known_ratings(FunctionCallInfo fcinfo, const MfModel *model, bool as_text,
 		double		value = ((const double *) ARR_DATA_PTR(ratings))[e];
 		int32		item;
 
-		if ((e & 0xFFFF) == 0xFFFF)
-			CHECK_FOR_INTERRUPTS();
+		mf_interrupts_every(e, MF_INTERRUPT_ROWS);
 		item = as_text ? mf_text_id_index(model, MF_ITEMS, DatumGetTextPP(keys[e]))
 			: mf_model_find_id(model, MF_ITEMS, ((const int64 *) ARR_DATA_PTR(item_ids))[e]);
 

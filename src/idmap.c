@@ -107,8 +107,7 @@ mf_id_map_from_sorted(MemoryContext cxt, const int64 *ids, int32 n)
 	for (int32 i = 0; i < n; i++)
 	{
 		mf_id_map_add(map, ids[i], i);
-		if ((i & 65535) == 65535)
-			CHECK_FOR_INTERRUPTS();
+		mf_interrupts_every(i, MF_INTERRUPT_ROWS);
 	}
 	return map;
 }
@@ -123,8 +122,7 @@ mf_key_map(MemoryContext cxt, char *const *keys, int32 n)
 		bool		found;
 
 		mf_keymap_insert(map, keys[i], &found)->index = i;
-		if ((i & 65535) == 65535)
-			CHECK_FOR_INTERRUPTS();
+		mf_interrupts_every(i, MF_INTERRUPT_ROWS);
 	}
 	return map;
 }

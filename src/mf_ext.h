@@ -126,8 +126,9 @@ extern int	mf_compare_int32(const void *a, const void *b);
 
 /*
  * Passes of a backend loop between two looks for interrupts (powers of
- * two): rows of factors (up to k = 1024 values each), or single values
- * (ratings, numbers).
+ * two): rows (of factors, up to k = 1024 values each; of ratings) and
+ * passes that cost a lookup or more (a hash lookup, a string), or single
+ * values (ratings, numbers) summed, compared or converted.
  */
 #define MF_INTERRUPT_ROWS	1024
 #define MF_INTERRUPT_VALUES	((int64) 1 << 20)

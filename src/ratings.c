@@ -404,8 +404,7 @@ sort_keys(KeySide *side, Numbering *numbering, MemoryContext cxt)
 		sorted[r] = MemoryContextStrdup(cxt, sorted[r]);
 		/* the rank of each key number: look it up among the sorted keys */
 		rank[mf_keymap_lookup(side->map, sorted[r])->index] = r;
-		if (r % 65536 == 65535)
-			CHECK_FOR_INTERRUPTS();
+		mf_interrupts_every(r, MF_INTERRUPT_ROWS);
 	}
 	for (int32 a = 0; a < numbering->n; a++)
 		numbering->ids[a] = rank[numbering->ids[a]];
@@ -754,8 +753,7 @@ csr_from_sorted_rows(const MfRows *rows, const int32 *user_remap, const int32 *i
 	csr_adopt(out, cxt, rows->users.n, rows->item, rows->rating, rows->wide);
 	for (int64 e = 0; e < n; e++)
 	{
-		if ((e & (MF_SORT_STEP - 1)) == 0)
-			CHECK_FOR_INTERRUPTS();
+		mf_interrupts_every(e, MF_SORT_STEP);
 		out->row_start[user_remap[rows->user[e]] + 1]++;
 		out->col[e] = item_remap[out->col[e]];
 	}
@@ -865,8 +863,7 @@ csr_sort_duplicates(MfCsr *csr)
 			}
 			e = run;
 		}
-		if ((r & 1023) == 0)
-			CHECK_FOR_INTERRUPTS();
+		mf_interrupts_every(r, MF_INTERRUPT_ROWS);
 	}
 	return duplicates;
 }
@@ -904,8 +901,7 @@ csr_sum_duplicates(MfCsr *csr)
 		}
 		begin = end;
 		csr->row_start[r + 1] = kept;
-		if ((r & 1023) == 0)
-			CHECK_FOR_INTERRUPTS();
+		mf_interrupts_every(r, MF_INTERRUPT_ROWS);
 	}
 	return kept;
 }
@@ -1240,8 +1236,7 @@ mf_ratings_subset(const MfRatings *all, const bool *keep, int32 *user_remap,
 				next++;
 			}
 		out->row_start[user_remap[u] + 1] = next;
-		if ((u & 1023) == 0)
-			CHECK_FOR_INTERRUPTS();
+		mf_interrupts_every(u, MF_INTERRUPT_ROWS);
 	}
 	csr_transpose(out, subset->n_items, &subset->by_item, cxt);
 	return subset;

@@ -760,8 +760,7 @@ walk_rater_gaps(const RatedRows *rows, int32 n_users, int32 n_items, int32 *last
 		last[i] = -1;
 	for (int32 u = 0; u < n_users; u++)
 	{
-		if ((u & 0xFFFF) == 0)
-			CHECK_FOR_INTERRUPTS();
+		mf_interrupts_every(u, MF_INTERRUPT_ROWS);
 		for (int64 e = rows->first[u]; e < rows->first[u] + rows->count[u]; e++)
 		{
 			int32		item = rows->item[e];
@@ -916,8 +915,7 @@ recommend_users(FunctionCallInfo fcinfo, bool by_name, bool as_text)
 	scores = mf_alloc_array(CurrentMemoryContext, Max(n_users, 1), sizeof(double));
 	for (int32 u = 0; u < n_users; u++)
 	{
-		if ((u & 0xFFFF) == 0)
-			CHECK_FOR_INTERRUPTS();
+		mf_interrupts_every(u, MF_INTERRUPT_ROWS);
 		scores[u] = excluded && excluded[u] ? -INFINITY : mf_score(f, u, item);
 	}
 	best = mf_alloc_array(CurrentMemoryContext, Max(Min(n, n_users), 1), sizeof(int32));
