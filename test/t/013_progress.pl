@@ -122,6 +122,25 @@ $node->poll_query_until('postgres', qq{
 	SELECT state <> 'active' FROM pg_stat_activity WHERE pid = $trainer_pid})
   or die 'the wide training was not cancelled';
 
+# a refit's solve: its users solved of its users, and the time left
+$node->safe_psql('postgres', q{
+	SET client_min_messages = warning;
+	SELECT mf_train('ratings', k := 256, iterations := 1, model_name := 'wide_once');
+});
+$trainer->query_until(qr/started/, q{
+	\echo started
+	SELECT mf_refit_users('wide_once');
+});
+wait_for_progress('mf_refit_users', q{side = 'user' AND rows_done > 0});
+is($node->safe_psql('postgres', q{
+		SELECT phase, side, rows_done < rows_total, rows_total, seconds_left > 0
+		FROM mf_progress WHERE function = 'mf_refit_users'}),
+	'solving|user|t|20000|t', 'a refit: the users solved of the users, and the time left');
+$node->safe_psql('postgres', "SELECT pg_cancel_backend($trainer_pid)");
+$node->poll_query_until('postgres', qq{
+	SELECT state <> 'active' FROM pg_stat_activity WHERE pid = $trainer_pid})
+  or die 'the refit was not cancelled';
+
 # early stopping: the iteration of the lowest validation RMSE so far
 $trainer->query_until(qr/started/, q{
 	\echo started
