@@ -425,6 +425,18 @@ mf_progress_rows_end(void)
 }
 
 void
+mf_progress_count(int64 step, int64 steps, const char *unit)
+{
+	if (progress.depth != 1)
+		return;
+	progress.step = step;
+	progress.steps = steps;
+	strlcpy(progress.unit, unit, sizeof(progress.unit));
+	if (epoch_seconds() - progress.published_at >= MF_PROGRESS_INTERVAL)
+		publish();
+}
+
+void
 mf_progress_best(int64 iteration)
 {
 	if (progress.depth != 1)

@@ -71,6 +71,14 @@ extern void mf_progress_rows(int64 done);
 extern void mf_progress_rows_end(void);
 
 /*
+ * step of steps units done (steps 0: not known), as mf_progress_step
+ * without J, but reported at most once every MF_PROGRESS_INTERVAL
+ * seconds: cheap enough for a phase that counts thousands of rows a
+ * second (reading).
+ */
+extern void mf_progress_count(int64 step, int64 steps, const char *unit);
+
+/*
  * The iteration of the lowest validation RMSE so far, from 1 (early
  * stopping), shown with the next step; a new phase forgets it.
  */

@@ -49,12 +49,17 @@
 /* Rows between resets of the numeric conversions' context. */
 #define MF_CONVERT_ROWS	65536
 
+/* Rows read between two reports of progress (a report at most once a second). */
+#define MF_PROGRESS_ROWS	4096
+
 /* A read in progress. */
 typedef struct ReadState
 {
 	const MfSource *source;
 	MfRows	   *rows;
 	int64		n_skipped;
+	int64		n_read;			/* rows read, skipped ones too */
+	double		expected;		/* the planner's estimate of the rows, or 0 */
 	int64		converted;		/* rows since convert_cxt was reset */
 	MemoryContext convert_cxt;	/* numeric conversions */
 	MemoryContext key_cxt;		/* text forms of one row's ids, reset per row */
@@ -414,6 +419,10 @@ accept_row(ReadState *state, Datum user, bool user_null, Datum item,
 				item_id;
 	double		value;
 
+	/* progress: rows read of the estimate, while there is one above them */
+	if ((++state->n_read & (MF_PROGRESS_ROWS - 1)) == 0)
+		mf_progress_count(state->n_read, state->expected > state->n_read
+						  ? (int64) state->expected : 0, "row");
 	if (user_null || item_null || rating_null)
 	{
 		state->n_skipped++;
@@ -843,6 +852,7 @@ mf_source_read(const MfSource *source, MemoryContext cxt)
 	double		expected = source->only == NULL ? check_estimated_rows(source) : 0;
 
 	state.source = source;
+	state.expected = expected;
 	state.rows = mf_rows_create(cxt, source->user_keys, source->item_keys, expected);
 	state.convert_cxt = AllocSetContextCreate(scratch, "mf_ext numeric conversion",
 											  ALLOCSET_SMALL_SIZES);

@@ -1,13 +1,12 @@
 # Progress for everyone, without shared_preload_libraries: while mf_train
 # or mf_cross_validate runs, another session of the same role (or one with
-# pg_read_all_stats) sees in mf_progress the model, the phase, iteration i
-# of n (within one, the users or items solved so far), J so far (with
-# patience, the best iteration so far), while it
-# stores the model the rows written of its rows, and the time elapsed and
-# left; a role that may not read the backend's activity sees
-# nothing; a call that ends, fails, is cancelled or whose error a PL/pgSQL
-# block catches leaves no row behind, and the backend's activity is its
-# statement again.
+# pg_read_all_stats) sees in mf_progress the model, the phase, the rows
+# read, iteration i of n (within one, the users or items solved so far), J
+# so far (with patience, the best iteration so far), while it stores the
+# model the rows written of its rows, and the time elapsed and left; a role
+# that may not read the backend's activity sees nothing; a call that ends,
+# fails, is cancelled or whose error a PL/pgSQL block catches leaves no row
+# behind, and the backend's activity is its statement again.
 use strict;
 use warnings;
 use PostgreSQL::Test::Utils;
@@ -140,6 +139,32 @@ $node->safe_psql('postgres', "SELECT pg_cancel_backend($trainer_pid)");
 $node->poll_query_until('postgres', qq{
 	SELECT state <> 'active' FROM pg_stat_activity WHERE pid = $trainer_pid})
   or die 'the refit was not cancelled';
+
+# reading: the rows read so far, of the planner's estimate where it has one
+# (a view has none), from a view whose rows come slowly (seconds in all)
+$node->safe_psql('postgres', q{
+	CREATE FUNCTION slow_row(u integer) RETURNS boolean LANGUAGE plpgsql AS $$
+	BEGIN
+		IF u % 500 = 0 THEN
+			PERFORM pg_sleep(0.005);
+		END IF;
+		RETURN true;
+	END $$;
+	CREATE VIEW slow_ratings AS SELECT * FROM ratings WHERE slow_row(user_id);
+});
+$trainer->query_until(qr/started/, q{
+	\echo started
+	SELECT mf_train('slow_ratings', k := 2, iterations := 1, model_name := 'slow');
+});
+wait_for_progress('mf_train', q{model = 'slow' AND phase = 'reading' AND step > 0});
+is($node->safe_psql('postgres', q{
+		SELECT step BETWEEN 1 AND 799999, steps, unit, seconds_left IS NULL
+		FROM mf_progress WHERE model = 'slow'}),
+	't|0|row|t', 'reading: the rows read so far (a view: no estimate of them)');
+$node->safe_psql('postgres', "SELECT pg_cancel_backend($trainer_pid)");
+$node->poll_query_until('postgres', qq{
+	SELECT state <> 'active' FROM pg_stat_activity WHERE pid = $trainer_pid})
+  or die 'the slow reading was not cancelled';
 
 # early stopping: the iteration of the lowest validation RMSE so far
 $trainer->query_until(qr/started/, q{
