@@ -45,6 +45,16 @@ sub sleeping_block_state
 		FROM pg_stat_activity WHERE pid = $trainer_pid});
 }
 
+# Cancels the trainer's call ($what names it) and waits until it has ended.
+sub cancel_trainer
+{
+	my ($what) = @_;
+	$node->safe_psql('postgres', "SELECT pg_cancel_backend($trainer_pid)");
+	$node->poll_query_until('postgres', qq{
+		SELECT state <> 'active' FROM pg_stat_activity WHERE pid = $trainer_pid})
+	  or die "$what was not cancelled";
+}
+
 my $trainer = $node->background_psql('postgres', on_error_stop => 0);
 $trainer->query_safe('SET client_min_messages = warning');
 $trainer->query_safe('SET compute_query_id = on');
@@ -93,10 +103,7 @@ is($node->safe_psql('postgres', q{SELECT string_agg(function, ',') FROM mf_progr
 	'mf_train', 'a fake report breaks nothing and shows nothing');
 $faker->quit;
 
-$node->safe_psql('postgres', "SELECT pg_cancel_backend($trainer_pid)");
-$node->poll_query_until('postgres', qq{
-	SELECT state <> 'active' FROM pg_stat_activity WHERE pid = $trainer_pid})
-  or die 'the training was not cancelled';
+cancel_trainer('the training');
 is($node->safe_psql('postgres', qq{
 	SELECT (SELECT count(*) FROM mf_progress) || ' ' || (query NOT LIKE '%mf_ext progress%')
 	FROM pg_stat_activity WHERE pid = $trainer_pid}),
@@ -116,10 +123,7 @@ is($node->safe_psql('postgres', q{
 		FROM mf_progress WHERE model = 'wide'}),
 	'iterating|0|3|iteration|user|t|20000|t',
 	'within the first iteration: the users solved of the users, and the time left');
-$node->safe_psql('postgres', "SELECT pg_cancel_backend($trainer_pid)");
-$node->poll_query_until('postgres', qq{
-	SELECT state <> 'active' FROM pg_stat_activity WHERE pid = $trainer_pid})
-  or die 'the wide training was not cancelled';
+cancel_trainer('the wide training');
 
 # a refit's solve: its users solved of its users, and the time left
 $node->safe_psql('postgres', q{
@@ -135,10 +139,7 @@ is($node->safe_psql('postgres', q{
 		SELECT phase, side, rows_done < rows_total, rows_total, seconds_left > 0
 		FROM mf_progress WHERE function = 'mf_refit_users'}),
 	'solving|user|t|20000|t', 'a refit: the users solved of the users, and the time left');
-$node->safe_psql('postgres', "SELECT pg_cancel_backend($trainer_pid)");
-$node->poll_query_until('postgres', qq{
-	SELECT state <> 'active' FROM pg_stat_activity WHERE pid = $trainer_pid})
-  or die 'the refit was not cancelled';
+cancel_trainer('the refit');
 
 # reading: the rows read so far, of the planner's estimate where it has one
 # (a view has none), from a view whose rows come slowly (seconds in all)
@@ -161,10 +162,7 @@ is($node->safe_psql('postgres', q{
 		SELECT step BETWEEN 1 AND 799999, steps, unit, seconds_left IS NULL
 		FROM mf_progress WHERE model = 'slow'}),
 	't|0|row|t', 'reading: the rows read so far (a view: no estimate of them)');
-$node->safe_psql('postgres', "SELECT pg_cancel_backend($trainer_pid)");
-$node->poll_query_until('postgres', qq{
-	SELECT state <> 'active' FROM pg_stat_activity WHERE pid = $trainer_pid})
-  or die 'the slow reading was not cancelled';
+cancel_trainer('the slow reading');
 
 # early stopping: the iteration of the lowest validation RMSE so far
 $trainer->query_until(qr/started/, q{
@@ -177,10 +175,7 @@ is($node->safe_psql('postgres', q{
 	SELECT best_iteration BETWEEN 1 AND step, validation_rmse > 0
 	FROM mf_progress WHERE model = 'patient'}),
 	't|t', 'with patience, the best iteration so far');
-$node->safe_psql('postgres', "SELECT pg_cancel_backend($trainer_pid)");
-$node->poll_query_until('postgres', qq{
-	SELECT state <> 'active' FROM pg_stat_activity WHERE pid = $trainer_pid})
-  or die 'the training was not cancelled';
+cancel_trainer('the training');
 
 # a training nested in another's source (the view's function trains once):
 # the outer one is reported, and a model name of control characters too
@@ -203,10 +198,7 @@ $trainer->query_until(qr/started/, q{
 wait_for_progress('mf_train', q{phase = 'iterating' AND step >= 1});
 is($node->safe_psql('postgres', q{SELECT model = repeat('?', 200) FROM mf_progress}),
 	't', 'the outer training is reported, its model name printable');
-$node->safe_psql('postgres', "SELECT pg_cancel_backend($trainer_pid)");
-$node->poll_query_until('postgres', qq{
-	SELECT state <> 'active' FROM pg_stat_activity WHERE pid = $trainer_pid})
-  or die 'the nested training was not cancelled';
+cancel_trainer('the nested training');
 
 # a training whose error a PL/pgSQL block catches: the statement goes on as itself
 $trainer->query_until(qr/started/, q{
@@ -231,10 +223,7 @@ $trainer->query_until(qr/started/, q{
 });
 wait_for_progress('mf_cross_validate', q{phase = 'iterating' AND part = 'fold 1 of 3, fit 1 of 4' AND step >= 1});
 pass('another session sees the cross-validation\'s fold and fit');
-$node->safe_psql('postgres', "SELECT pg_cancel_backend($trainer_pid)");
-$node->poll_query_until('postgres', qq{
-	SELECT state <> 'active' FROM pg_stat_activity WHERE pid = $trainer_pid})
-  or die 'the cross-validation was not cancelled';
+cancel_trainer('the cross-validation');
 
 # calls that end within a statement that goes on: no row, and the backend's
 # activity is the statement again
@@ -279,10 +268,7 @@ wait_for_progress('mf_train', q{phase = 'iterating' AND step >= 1});
 is($node->safe_psql('postgres', q{
 		SELECT model ~ '^\*+$' AND length(model) < 200 FROM mf_progress WHERE function = 'mf_train'}),
 	't', 'a name of 200 stars is cut to fit the report');
-$node->safe_psql('postgres', "SELECT pg_cancel_backend($trainer_pid)");
-$node->poll_query_until('postgres', qq{
-	SELECT state <> 'active' FROM pg_stat_activity WHERE pid = $trainer_pid})
-  or die 'the training was not cancelled';
+cancel_trainer('the training');
 
 # storing: rows written of the model's rows, users then items, no estimate
 # of the time left before the first batch; a trigger that sleeps after each
