@@ -837,10 +837,14 @@ iterate(MfAls *als, double *objective, double *sse, MfSide *failed_side)
 		failed = als->remote_step(als->remote_arg, MF_USERS, f, als->user_norm, NULL);
 	else
 	{
-		/* progress: the users are the iteration's first half, the items its second */
-		mf_progress_rows_begin(MF_USERS, ratings->n_users, 0.0, 0.5);
 		if (f->item_implicit)
 			implicit_side(als, &ratings->by_item, f->user_factors, f->n_users, f->item_implicit);
+		/*
+		 * progress: the users are the iteration's first half, the items its
+		 * second; begun after implicit_side, whose parallel pass is over the
+		 * other side's rows
+		 */
+		mf_progress_rows_begin(MF_USERS, ratings->n_users, 0.0, 0.5);
 		failed = solve_side(als, &ratings->by_user, f->item_factors, f->n_items,
 							f->item_bias, f->item_implicit, f->user_factors, f->user_bias,
 							als->user_norm, NULL, als->user_implicit_dots, als->implicit_grams);
@@ -853,9 +857,9 @@ iterate(MfAls *als, double *objective, double *sse, MfSide *failed_side)
 		failed = als->remote_step(als->remote_arg, MF_ITEMS, f, als->item_norm, als->item_sse);
 	else
 	{
-		mf_progress_rows_begin(MF_ITEMS, ratings->n_items, 0.5, 0.5);
 		if (f->user_implicit)
 			implicit_side(als, &ratings->by_user, f->item_factors, f->n_items, f->user_implicit);
+		mf_progress_rows_begin(MF_ITEMS, ratings->n_items, 0.5, 0.5);
 		failed = solve_side(als, &ratings->by_item, f->user_factors, f->n_users,
 							f->user_bias, f->user_implicit, f->item_factors, f->item_bias,
 							als->item_norm, als->item_sse, als->item_implicit_dots,
