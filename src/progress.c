@@ -29,7 +29,7 @@
 /* The longest model name reported, in bytes (the activity text is short). */
 #define MF_PROGRESS_NAME	200
 
-/* Seconds at least between two reports of rows solved within a step. */
+/* Seconds at least between two reports of counts (rows solved, rows read). */
 #define MF_PROGRESS_INTERVAL	1.0
 
 /* Reported calls nested deeper than this are not followed (they keep quiet anyway). */
@@ -392,6 +392,14 @@ mf_progress_step(int64 step, int64 steps, const char *unit, double loss,
 	publish();
 }
 
+/* Publishes unless the last report is less than MF_PROGRESS_INTERVAL old. */
+static void
+publish_when_due(void)
+{
+	if (epoch_seconds() - progress.published_at >= MF_PROGRESS_INTERVAL)
+		publish();
+}
+
 void
 mf_progress_rows_begin(MfSide side, int64 total, double step_done, double step_share)
 {
@@ -411,8 +419,7 @@ mf_progress_rows(int64 done)
 	if (progress.depth != 1 || !progress.rows_counting)
 		return;
 	progress.rows_done = Min(done, progress.rows_total);
-	if (epoch_seconds() - progress.published_at >= MF_PROGRESS_INTERVAL)
-		publish();
+	publish_when_due();
 }
 
 void
@@ -432,8 +439,7 @@ mf_progress_count(int64 step, int64 steps, const char *unit)
 	progress.step = step;
 	progress.steps = steps;
 	strlcpy(progress.unit, unit, sizeof(progress.unit));
-	if (epoch_seconds() - progress.published_at >= MF_PROGRESS_INTERVAL)
-		publish();
+	publish_when_due();
 }
 
 void

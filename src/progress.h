@@ -54,7 +54,10 @@ extern void mf_progress_step(int64 step, int64 steps, const char *unit, double l
  * Rows of one side being solved within the step under way (an
  * iteration's users, then its items; a refit's rows): side (MF_USERS,
  * MF_ITEMS) and total rows, the step's share already done before them and
- * their share of it, for the estimate of the seconds left.  The next
+ * their share of it, for the estimate of the seconds left.  Every
+ * parallel run until mf_progress_rows_end counts its finished tasks as
+ * these rows: begin right before the run that solves them, after any
+ * other (implicit_side's pass over the other side's rows).  The next
  * mf_progress_step or mf_progress_phase forgets them.
  */
 extern void mf_progress_rows_begin(MfSide side, int64 total, double step_done, double step_share);
