@@ -1060,7 +1060,7 @@ mf_fit(MfAls *als, const MfFitOptions *options, const MfTestSet *validation,
 					 errdetail("%.3f s this iteration %s, %.3f s in all iterations so far.",
 							   history->seconds[iteration],
 							   als->remote_step ? "on the Citus workers"
-							   : psprintf("on %d threads", als->threads),
+							   : psprintf("on %d thread%s", als->threads, als->threads == 1 ? "" : "s"),
 							   mf_seconds_since(start))));
 		if (report && !said_rose && iteration > 0 &&
 			loss - history->loss[iteration - 1] >

@@ -423,9 +423,10 @@ train_fit(TrainState *state)
 		int			threads = mf_als_memory_estimate(ratings, options, &memory);
 
 		mf_memory_check(&memory, "training",
-						psprintf("Training on " INT64_FORMAT " ratings of %d users and %d items with k = %d in %s precision on %d threads%s.",
+						psprintf("Training on " INT64_FORMAT " ratings of %d users and %d items with k = %d in %s precision on %d thread%s%s.",
 								 ratings->n_ratings, ratings->n_users, ratings->n_items,
 								 options->k, options->single ? "single" : "double", threads,
+								 threads == 1 ? "" : "s",
 								 options->patience > 0 ? ", with a copy of the factors for patience" : ""),
 						NULL);
 	}
