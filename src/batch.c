@@ -468,12 +468,21 @@ target_name(text *target, char **quoted)
 	return relation;
 }
 
-/* The shape of the table of model's lists for the rows of side. */
+/* The SQL function ranking the rows of side, into a table or (rows) returning them. */
+static const char *
+batch_function(MfSide side, bool rows)
+{
+	if (rows)
+		return "mf_recommend_all_rows";
+	return side == MF_USERS ? "mf_recommend_all" : "mf_recommend_users_all";
+}
+
+/* The shape of the lists of model's rows of side, for batch_function(side, rows). */
 static BatchShape
-batch_shape(const MfModel *model, MfSide side)
+batch_shape(const MfModel *model, MfSide side, bool rows)
 {
 	MfSide		other = side == MF_USERS ? MF_ITEMS : MF_USERS;
-	BatchShape	shape = {side, side == MF_USERS ? "mf_recommend_all" : "mf_recommend_users_all",
+	BatchShape	shape = {side, batch_function(side, rows),
 		{side == MF_USERS ? "user_id" : "item_id", "rank", other == MF_USERS ? "user_id" : "item_id",
 		"score"},
 		{mf_model_keys(model, side) ? TEXTOID : INT8OID, INT4OID,
@@ -1350,21 +1359,18 @@ recommend_all_pinned(FunctionCallInfo fcinfo, MfModel *found, MfSide side, bool 
 					 BatchRun *run)
 {
 	BatchArgs	args = batch_arguments(fcinfo, side, rows);
-	BatchShape	shape = batch_shape(found, side);
+	BatchShape	shape = batch_shape(found, side, rows);
 	MfSide		other = side == MF_USERS ? MF_ITEMS : MF_USERS;
 	MemoryContext old;
 	int			threads;
 
 	if (rows)
-	{
 		InitMaterializedSRF(fcinfo, 0);
-		shape.function = "mf_recommend_all_rows";	/* for messages */
-	}
 	old = MemoryContextSwitchTo(run->cxt);
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
 	MemoryContextSwitchTo(run->cxt);	/* not SPI's, which the portal's abort frees */
-	mf_progress_begin(shape.function, found->row.name, "scoring");
+	mf_progress_phase("scoring");
 	/* the filters are checked before the target is touched */
 	run->filter = mf_filter_mask_any(fcinfo, args.filter_arg, found, other, NULL);
 	if (rows)
@@ -1387,7 +1393,6 @@ recommend_all_pinned(FunctionCallInfo fcinfo, MfModel *found, MfSide side, bool 
 	prepare_products(run->cxt, run);
 	batch_allocate(run, threads);
 	batch_run(fcinfo, run, args.exclude_rated, threads);
-	mf_progress_end();
 	SPI_finish();
 	MemoryContextSwitchTo(old);
 }
@@ -1408,11 +1413,15 @@ recommend_all_pinned(FunctionCallInfo fcinfo, MfModel *found, MfSide side, bool 
  * before run.cxt is deleted here.
  */
 static Datum
-recommend_all(FunctionCallInfo fcinfo, MfModel *found, MfSide side, bool rows)
+recommend_all(FunctionCallInfo fcinfo, bool by_name, MfSide side, bool rows)
 {
 	BatchRun	run = {0};
 	MemoryContext caller = CurrentMemoryContext;
+	MfModel    *found;
 
+	mf_progress_begin(batch_function(side, rows), NULL, "loading");
+	found = mf_model_argument(fcinfo, by_name);
+	mf_progress_model(found->row.name);
 	run.cxt = AllocSetContextCreate(TopTransactionContext, "mf_recommend_all",
 									ALLOCSET_DEFAULT_SIZES);
 	mf_cache_pin(found);
@@ -1429,6 +1438,7 @@ recommend_all(FunctionCallInfo fcinfo, MfModel *found, MfSide side, bool rows)
 		MemoryContextDelete(run.cxt);
 	}
 	PG_END_TRY();
+	mf_progress_end();
 	if (rows)
 		return (Datum) 0;
 	PG_RETURN_INT64(run.writer.written);
@@ -1443,13 +1453,13 @@ recommend_all(FunctionCallInfo fcinfo, MfModel *found, MfSide side, bool rows)
 Datum
 mf_recommend_all(PG_FUNCTION_ARGS)
 {
-	return recommend_all(fcinfo, mf_model_argument(fcinfo, false), MF_USERS, false);
+	return recommend_all(fcinfo, false, MF_USERS, false);
 }
 
 Datum
 mf_recommend_all_by_name(PG_FUNCTION_ARGS)
 {
-	return recommend_all(fcinfo, mf_model_argument(fcinfo, true), MF_USERS, false);
+	return recommend_all(fcinfo, true, MF_USERS, false);
 }
 
 /*
@@ -1460,13 +1470,13 @@ mf_recommend_all_by_name(PG_FUNCTION_ARGS)
 Datum
 mf_recommend_all_rows(PG_FUNCTION_ARGS)
 {
-	return recommend_all(fcinfo, mf_model_argument(fcinfo, false), MF_USERS, true);
+	return recommend_all(fcinfo, false, MF_USERS, true);
 }
 
 Datum
 mf_recommend_all_rows_by_name(PG_FUNCTION_ARGS)
 {
-	return recommend_all(fcinfo, mf_model_argument(fcinfo, true), MF_USERS, true);
+	return recommend_all(fcinfo, true, MF_USERS, true);
 }
 
 /*
@@ -1478,11 +1488,11 @@ mf_recommend_all_rows_by_name(PG_FUNCTION_ARGS)
 Datum
 mf_recommend_users_all(PG_FUNCTION_ARGS)
 {
-	return recommend_all(fcinfo, mf_model_argument(fcinfo, false), MF_ITEMS, false);
+	return recommend_all(fcinfo, false, MF_ITEMS, false);
 }
 
 Datum
 mf_recommend_users_all_by_name(PG_FUNCTION_ARGS)
 {
-	return recommend_all(fcinfo, mf_model_argument(fcinfo, true), MF_ITEMS, false);
+	return recommend_all(fcinfo, true, MF_ITEMS, false);
 }

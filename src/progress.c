@@ -293,6 +293,19 @@ end_on_subabort(SubXactEvent event, SubTransactionId subid, SubTransactionId par
 		end_from_level(GetCurrentTransactionNestLevel());
 }
 
+/* The model's name, cut, with control characters shown as "?": each would take 6 bytes in JSON. */
+static void
+set_model(const char *model)
+{
+	int			length = pg_mbcliplen(model, strlen(model), MF_PROGRESS_NAME);
+
+	memcpy(progress.model, model, length);
+	progress.model[length] = '\0';
+	for (char *c = progress.model; *c; c++)
+		if ((unsigned char) *c < 0x20 || *c == 0x7f)
+			*c = '?';
+}
+
 void
 mf_progress_begin(const char *function, const char *model, const char *phase)
 {
@@ -326,15 +339,7 @@ mf_progress_begin(const char *function, const char *model, const char *phase)
 	progress.started = epoch_seconds();
 	strlcpy(progress.function, function, sizeof(progress.function));
 	if (model)
-	{
-		/* cut, and control characters shown as "?": each would take 6 bytes in JSON */
-		length = pg_mbcliplen(model, strlen(model), MF_PROGRESS_NAME);
-		memcpy(progress.model, model, length);
-		progress.model[length] = '\0';
-		for (char *c = progress.model; *c; c++)
-			if ((unsigned char) *c < 0x20 || *c == 0x7f)
-				*c = '?';
-	}
+		set_model(model);
 	/* the statement's text as the activity keeps it, at most its size */
 	length = pg_mbcliplen(statement, strlen(statement), pgstat_track_activity_query_size - 1);
 	progress.statement_text = MemoryContextAlloc(TopMemoryContext, length + 1);
@@ -369,12 +374,21 @@ mf_progress_phase(const char *phase)
 }
 
 void
-mf_progress_part(const char *part)
+mf_progress_model(const char *model)
+{
+	if (progress.depth != 1)
+		return;
+	set_model(model);
+	publish();
+}
+
+void
+mf_progress_part(const char *part, const char *phase)
 {
 	if (progress.depth != 1)
 		return;
 	strlcpy(progress.part, part, sizeof(progress.part));
-	publish();
+	mf_progress_phase(phase);
 }
 
 void

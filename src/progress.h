@@ -36,8 +36,17 @@
  */
 extern void mf_progress_begin(const char *function, const char *model, const char *phase);
 
-/* The part of the call under way ("fold 2 of 5"), until the next part. */
-extern void mf_progress_part(const char *part);
+/*
+ * The model's name, once known: a call that loads its model first (a
+ * refit, the batch) begins with none.
+ */
+extern void mf_progress_model(const char *model);
+
+/*
+ * The part of the call under way ("fold 2 of 5"), until the next part,
+ * starting in phase (as mf_progress_phase: the last part's steps are over).
+ */
+extern void mf_progress_part(const char *part, const char *phase);
 
 /* A new phase ("indexing", "iterating", "storing", ...); steps start over. */
 extern void mf_progress_phase(const char *phase);

@@ -559,23 +559,28 @@ refit_solve(RefitState *state)
 
 /*
  * mf_refit_users / mf_refit_items: returns the number of rows refitted.
- * found is the model as first looked up; reading the source runs the
- * caller's SQL, so only its id is kept across the read.
+ * found is the model as first looked up (by_name: by its name, else by
+ * its id); reading the source runs the caller's SQL, so only its id is
+ * kept across the read.
  */
 static Datum
-refit(FunctionCallInfo fcinfo, MfModel *found, MfSide side)
+refit(FunctionCallInfo fcinfo, bool by_name, MfSide side)
 {
 	RefitState	state = {0};
 	MemoryContext old;
+	MfModel    *found;
 
 	state.fcinfo = fcinfo;
 	state.side = side;
 	state.function = side == MF_USERS ? "mf_refit_users" : "mf_refit_items";
+	mf_progress_begin(state.function, NULL, "loading");
+	found = mf_model_argument(fcinfo, by_name);
+	mf_progress_model(found->row.name);
 	state.cxt = AllocSetContextCreate(CurrentMemoryContext, "mf_refit", ALLOCSET_DEFAULT_SIZES);
 	old = MemoryContextSwitchTo(state.cxt);
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
-	mf_progress_begin(state.function, found->row.name, "reading");
+	mf_progress_phase("reading");
 	refit_read(&state, found->row.model_id);
 	refit_attach_model(&state);
 	refit_collect(&state);
@@ -609,24 +614,24 @@ refit(FunctionCallInfo fcinfo, MfModel *found, MfSide side)
 Datum
 mf_refit_users(PG_FUNCTION_ARGS)
 {
-	return refit(fcinfo, mf_model_argument(fcinfo, false), MF_USERS);
+	return refit(fcinfo, false, MF_USERS);
 }
 
 Datum
 mf_refit_users_by_name(PG_FUNCTION_ARGS)
 {
-	return refit(fcinfo, mf_model_argument(fcinfo, true), MF_USERS);
+	return refit(fcinfo, true, MF_USERS);
 }
 
 /* mf_refit_items(model, source, ..., items DEFAULT NULL): as mf_refit_users, for items. */
 Datum
 mf_refit_items(PG_FUNCTION_ARGS)
 {
-	return refit(fcinfo, mf_model_argument(fcinfo, false), MF_ITEMS);
+	return refit(fcinfo, false, MF_ITEMS);
 }
 
 Datum
 mf_refit_items_by_name(PG_FUNCTION_ARGS)
 {
-	return refit(fcinfo, mf_model_argument(fcinfo, true), MF_ITEMS);
+	return refit(fcinfo, true, MF_ITEMS);
 }

@@ -396,6 +396,7 @@ cv_run_fold(CvState *state, int fold)
 	instr_time	start;
 
 	INSTR_TIME_SET_CURRENT(start);
+	mf_progress_part(psprintf("fold %d of %d", fold + 1, state->folds), "splitting");
 	for (int64 e = 0; e < all->n_ratings; e++)
 	{
 		mf_interrupts_every(e, MF_INTERRUPT_VALUES);
@@ -406,7 +407,7 @@ cv_run_fold(CvState *state, int fold)
 	for (int p = 0; p < state->n_points; p++)
 	{
 		mf_progress_part(psprintf("fold %d of %d, fit %d of %d", fold + 1, state->folds,
-								  p + 1, state->n_points));
+								  p + 1, state->n_points), "iterating");
 		fit_point(&state->grid[p], training, test, fold, fit_cxt);
 	}
 	MemoryContextDelete(fold_cxt);

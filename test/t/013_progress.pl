@@ -3,7 +3,8 @@
 # pg_read_all_stats) sees in mf_progress the model, the phase, the rows
 # read, iteration i of n (within one, the users or items solved so far), J
 # so far (with patience, the best iteration so far), while it stores the
-# model the rows written of its rows, and the time elapsed and left; a role
+# model the rows written of its rows, and the time elapsed and left (a
+# refit or the batch first loading its model, with no model yet); a role
 # that may not read the backend's activity sees nothing; a call that ends,
 # fails, is cancelled or whose error a PL/pgSQL block catches leaves no row
 # behind, and the backend's activity is its statement again.
@@ -163,6 +164,43 @@ is($node->safe_psql('postgres', q{
 		FROM mf_progress WHERE model = 'slow'}),
 	't|0|row|t', 'reading: the rows read so far (a view: no estimate of them)');
 cancel_trainer('the slow reading');
+
+# a refit and the batch load their model first: while another session
+# holds a factor table, the phase is loading and the model not yet known;
+# once loaded, the model's name (the refit then reads the slow view)
+$node->safe_psql('postgres', q{
+	SET client_min_messages = warning;
+	SELECT mf_train('ratings', k := 2, iterations := 1, model_name := 'loaded');
+});
+my $locker = $node->background_psql('postgres');
+$locker->query_safe('BEGIN');
+$locker->query_safe('LOCK TABLE mf_user_factors IN ACCESS EXCLUSIVE MODE');
+$trainer->query_until(qr/started/, q{
+	\echo started
+	SELECT mf_refit_users('loaded', 'slow_ratings');
+});
+wait_for_progress('mf_refit_users', q{phase = 'loading'});
+is($node->safe_psql('postgres', q{
+		SELECT model IS NULL, step, steps FROM mf_progress WHERE function = 'mf_refit_users'}),
+	't|0|0', 'a refit waiting for its model: loading, the model not yet known');
+$locker->query_safe('COMMIT');
+wait_for_progress('mf_refit_users', q{phase = 'reading' AND step > 0});
+is($node->safe_psql('postgres', q{SELECT model FROM mf_progress WHERE function = 'mf_refit_users'}),
+	'loaded', 'the refit, its model loaded: its name');
+cancel_trainer('the refit reading slowly');
+$locker->query_safe('BEGIN');
+$locker->query_safe('LOCK TABLE mf_user_factors IN ACCESS EXCLUSIVE MODE');
+$trainer->query_until(qr/started/, q{
+	\echo started
+	SELECT count(*) FROM mf_recommend_all_rows('loaded', 3);
+});
+wait_for_progress('mf_recommend_all_rows', q{phase = 'loading' AND model IS NULL});
+pass('the batch waiting for its model: loading, the model not yet known');
+$locker->query_safe('COMMIT');
+$locker->quit;
+$node->poll_query_until('postgres', qq{
+	SELECT state <> 'active' FROM pg_stat_activity WHERE pid = $trainer_pid})
+  or die 'the batch did not end';
 
 # early stopping: the iteration of the lowest validation RMSE so far
 $trainer->query_until(qr/started/, q{
