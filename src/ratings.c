@@ -21,6 +21,7 @@
 #include "ratings.h"
 #include "idmap.h"
 #include "parallel.h"
+#include "progress.h"
 
 #include "miscadmin.h"
 #include "utils/memutils.h"
@@ -1009,6 +1010,7 @@ mf_ratings_from_rows(MfRows *rows, int64 n_skipped, MemoryContext cxt)
 	MfCsr		by_item_unsorted = {0};
 	MfMemory	memory;
 	int			per_rating;
+	int			passes;
 
 	Assert(cxt == rows->parent);
 	while (rows->ahead_n > 0)
@@ -1047,6 +1049,9 @@ mf_ratings_from_rows(MfRows *rows, int64 n_skipped, MemoryContext cxt)
 		ratings->item_keys = sort_keys(rows->item_keys, &rows->items, cxt);
 	user_remap = sorted_numbering(&rows->users, cxt, &ratings->user_ids);
 	item_remap = sorted_numbering(&rows->items, cxt, &ratings->item_ids);
+	/* mf_progress: the passes over the ratings done, of two (rows in user order) or three */
+	passes = rows->sorted ? 2 : 3;
+	mf_progress_step(0, passes, "pass", NAN, NAN);
 
 	/* the arrays read at their size, handed on to sparse rows below */
 	resize_rows(rows, n);
@@ -1068,6 +1073,7 @@ mf_ratings_from_rows(MfRows *rows, int64 n_skipped, MemoryContext cxt)
 		 */
 		if (repeated)
 			(void) csr_sort_duplicates(&ratings->by_user);
+		mf_progress_step(1, passes, "pass", NAN, NAN);
 		csr_adopt(&ratings->by_item, cxt, ratings->n_items, user,
 				  ratings->by_user.val ? NULL : mf_alloc_array(cxt, n, sizeof(float)),
 				  ratings->by_user.val ? mf_alloc_array(cxt, n, sizeof(double)) : NULL);
@@ -1085,10 +1091,12 @@ mf_ratings_from_rows(MfRows *rows, int64 n_skipped, MemoryContext cxt)
 		 */
 		csr_from_read_rows(rows, MF_ITEMS, item_remap, user_remap, &by_item_unsorted, cxt);
 		pfree(rows->item);
+		mf_progress_step(1, passes, "pass", NAN, NAN);
 		csr_adopt(&ratings->by_user, cxt, ratings->n_users, rows->user, rows->rating, rows->wide);
 		MemoryContextDelete(rows->cxt); /* the id maps, and rows */
 		csr_transpose(&by_item_unsorted, ratings->n_users, &ratings->by_user, cxt);
 		duplicates = csr_sort_duplicates(&ratings->by_user);
+		mf_progress_step(2, passes, "pass", NAN, NAN);
 		ratings->by_item = by_item_unsorted;
 		if (csr_rows_sorted(&by_item_unsorted))
 		{
