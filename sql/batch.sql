@@ -17,11 +17,13 @@ SELECT 'u' || user_id AS who, 'film ' || item_id AS what, rating FROM batch.rati
 SELECT mf_train('batch.named', user_col := 'who', item_col := 'what', k := 3, lambda := 0.5, double_precision := true,
                 model_name := 'batch named') > 0 AS trained;
 
--- Whether table holds exactly, for every user of the model, what
--- mf_recommend gives with these arguments (ids and scores; ranks 1..).
+-- Whether table holds exactly, for every user of the model (default
+-- 'batch'), what mf_recommend gives with these arguments (ids and scores;
+-- ranks 1..).
 CREATE FUNCTION batch.same_as_mf_recommend(target regclass, n integer, exclude_rated boolean,
                                            candidates bigint[] DEFAULT NULL,
-                                           exclude bigint[] DEFAULT NULL)
+                                           exclude bigint[] DEFAULT NULL,
+                                           model text DEFAULT 'batch')
 RETURNS boolean LANGUAGE plpgsql AS $$
 DECLARE
     differ bigint;
@@ -32,13 +34,13 @@ BEGIN
                                                  ORDER BY r.score DESC, r.item_id)::integer AS rank,
                    r.item_id, r.score
             FROM mf_user_factors f JOIN mf_models m USING (model_id),
-                 LATERAL mf_recommend('batch', f.user_id, $1, $2, $3, $4) r
-            WHERE m.name = 'batch'),
+                 LATERAL mf_recommend($5, f.user_id, $1, $2, $3, $4) r
+            WHERE m.name = $5),
         got AS (SELECT user_id, rank, item_id, score FROM %s)
         SELECT count(*) FROM ((SELECT * FROM expected EXCEPT ALL SELECT * FROM got)
                               UNION ALL (SELECT * FROM got EXCEPT ALL SELECT * FROM expected)) d$q$,
         target)
-    INTO differ USING n, exclude_rated, candidates, exclude;
+    INTO differ USING n, exclude_rated, candidates, exclude, model;
     RETURN differ = 0;
 END $$;
 
@@ -339,6 +341,30 @@ SELECT mf_recommend_all('batch', 1, target := 'batch.generated', mode := 'replac
 CREATE TABLE batch.ruled (user_id bigint, rank integer, item_id bigint, score float8);
 CREATE RULE nothing AS ON INSERT TO batch.ruled DO INSTEAD NOTHING;
 SELECT mf_recommend_all('batch', 1, target := 'batch.ruled', mode := 'append');
+
+-- A retrain or refit before the call's ranking, by an earlier call of the
+-- same statement or by a trigger on the target's DELETE, is the model it
+-- ranks: its lists are those mf_recommend gives once the statement is over
+-- (they were the model's as the statement began).
+CREATE TABLE batch.fresh_ratings AS SELECT * FROM batch.ratings;
+SELECT mf_train('batch.fresh_ratings', k := 3, lambda := 0.5, double_precision := true,
+                model_name := 'fresh') > 0 AS trained;
+UPDATE batch.fresh_ratings SET rating = 6 - rating WHERE user_id <= 20;
+SELECT mf_refit_users('fresh', 'batch.fresh_ratings') AS refitted,
+       mf_recommend_all('fresh', 3, target := 'batch.fresh_top') AS written;
+SELECT batch.same_as_mf_recommend('batch.fresh_top', 3, true, model := 'fresh') AS same;
+CREATE FUNCTION batch.retrain_fresh() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    PERFORM mf_train('batch.fresh_ratings', k := 2, lambda := 1, double_precision := true,
+                     model_name := 'fresh');
+    RETURN NULL;
+END $$;
+CREATE TRIGGER retrain_fresh AFTER DELETE ON batch.fresh_top
+FOR EACH STATEMENT EXECUTE FUNCTION batch.retrain_fresh();
+SELECT mf_recommend_all('fresh', 3, target := 'batch.fresh_top', mode := 'replace') AS written;
+SELECT k AS retrained_k FROM mf_models WHERE name = 'fresh';
+SELECT batch.same_as_mf_recommend('batch.fresh_top', 3, true, model := 'fresh') AS same;
+SELECT mf_drop_model('fresh');
 
 -- The target's triggers may drop or retrain the model while the call
 -- still ranks with it (an attack crashed the server so): the call goes

@@ -49,6 +49,7 @@
 #include "access/htup_details.h"
 #include "access/table.h"
 #include "access/tableam.h"
+#include "access/xact.h"
 #include "catalog/namespace.h"
 #include "catalog/pg_type.h"
 #include "executor/spi.h"
@@ -61,6 +62,7 @@
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
 #include "utils/rel.h"
+#include "utils/snapmgr.h"
 #include "utils/tuplestore.h"
 #include "utils/varlena.h"
 
@@ -1150,8 +1152,11 @@ batch_arguments(FunctionCallInfo fcinfo, MfSide side, bool rows)
  * Opens the writer of the target of shape's lists for the model found: a
  * new table, created, or with mode 'replace' or 'append' an existing one,
  * checked (and for 'replace' emptied by a DELETE).  The model is then
- * looked up again into run->model: creating the table or deleting its
- * rows may run the caller's triggers, which may retrain it.
+ * looked up again into run->model, as last committed or written by this
+ * transaction: creating the table or deleting its rows may run the
+ * caller's triggers, which may retrain it, and so may an earlier call of
+ * the statement.  The lists written are those of the model the call
+ * leaves, as for a refit.
  */
 static void
 batch_open_target(FunctionCallInfo fcinfo, const BatchArgs *args, const MfModel *found,
@@ -1192,7 +1197,15 @@ batch_open_target(FunctionCallInfo fcinfo, const BatchArgs *args, const MfModel 
 	else
 		relid = create_target(relation, quoted, shape);
 
+	/*
+	 * Under a snapshot taken now: the statement's predates a retrain or
+	 * refit by those triggers, or by an earlier call of the statement
+	 * (SELECT mf_refit_users(...), mf_recommend_all(...)).
+	 */
+	CommandCounterIncrement();
+	PushActiveSnapshot(GetTransactionSnapshot());
 	model = mf_cache_model_by_id(fcinfo, model_id);
+	PopActiveSnapshot();
 	if (model != found)
 	{
 		mf_cache_pin(model);
