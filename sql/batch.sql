@@ -342,6 +342,23 @@ CREATE TABLE batch.ruled (user_id bigint, rank integer, item_id bigint, score fl
 CREATE RULE nothing AS ON INSERT TO batch.ruled DO INSTEAD NOTHING;
 SELECT mf_recommend_all('batch', 1, target := 'batch.ruled', mode := 'append');
 
+-- An integer id column takes the ids that fit it; the first that does not
+-- is an error naming it and the column (it was the cast's bare "integer
+-- out of range"), and 'replace' keeps the old rows.
+CREATE TABLE batch.wide_ids (user_id bigint, item_id bigint, rating float8);
+INSERT INTO batch.wide_ids VALUES (1, 1, 4), (1, 2, 3), (3000000000, 1, 5), (2, 40000, 2);
+SELECT mf_train('batch.wide_ids', k := 1, lambda := 0.1, model_name := 'wide ids') > 0 AS trained;
+CREATE TABLE batch.narrow_users (user_id integer, rank integer, item_id bigint, score float8);
+INSERT INTO batch.narrow_users VALUES (0, 0, 0, 0);
+SELECT mf_recommend_all('wide ids', 2, false, target := 'batch.narrow_users', mode := 'replace');
+SELECT count(*) AS kept, min(user_id) AS row_kept FROM batch.narrow_users;
+CREATE TABLE batch.narrow_items (user_id bigint, rank integer, item_id smallint, score float8);
+SELECT mf_recommend_all('wide ids', 2, false, target := 'batch.narrow_items', mode := 'append');
+-- items that fit: written
+SELECT mf_recommend_all('wide ids', 2, false, target := 'batch.narrow_items', mode := 'append',
+                        candidates := ARRAY[1, 2]) AS written;
+SELECT mf_drop_model('wide ids');
+
 -- A retrain or refit before the call's ranking, by an earlier call of the
 -- same statement or by a trigger on the target's DELETE, is the model it
 -- ranks: its lists are those mf_recommend gives once the statement is over

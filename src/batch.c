@@ -145,6 +145,11 @@ typedef struct BatchWriter
 	/* SINK_EXISTING_TABLE: the INSERT, and its arrays' elements */
 	SPIPlanPtr	insert;
 	Datum	   *columns[MF_BATCH_COLUMNS];	/* MF_BATCH_INSERT_ROWS each */
+	char	   *table;			/* quoted, for messages */
+	Oid			id_types[MF_BATCH_COLUMNS]; /* of the integer id columns that
+											 * hold less than bigint, else 0 */
+	int64		id_min[MF_BATCH_COLUMNS];	/* what those columns hold */
+	int64		id_max[MF_BATCH_COLUMNS];
 	/* SINK_ROWS */
 	ReturnSetInfo *rsinfo;
 
@@ -746,6 +751,7 @@ writer_init(BatchWriter *w, BatchSink sink, const BatchShape *shape)
 	w->bytes = 0;
 	w->written = 0;
 	w->next_block = 0;
+	memset(w->id_types, 0, sizeof(w->id_types));
 }
 
 /* Starts writing into the table relid, which this call created. */
@@ -763,6 +769,43 @@ writer_open_new(BatchWriter *w, Oid relid, const BatchShape *shape)
 }
 
 /*
+ * Notes the range of column c of an existing target when it takes integer
+ * ids (shape type bigint) in a narrower type, smallint or integer (or a
+ * domain over one): writer_put checks each id written against it.
+ */
+static void
+narrow_id_column(BatchWriter *w, int c, Oid type)
+{
+	Oid			base = getBaseType(type);
+
+	if (w->shape.types[c] != INT8OID || (base != INT2OID && base != INT4OID))
+		return;
+	w->id_types[c] = type;
+	w->id_min[c] = base == INT2OID ? PG_INT16_MIN : PG_INT32_MIN;
+	w->id_max[c] = base == INT2OID ? PG_INT16_MAX : PG_INT32_MAX;
+}
+
+/*
+ * 22003 for an id of column c that its narrower type cannot hold: the
+ * INSERT's cast would fail with only "out of range", naming no column.
+ */
+static void
+check_id_fits(const BatchWriter *w, int c, int64 id)
+{
+	if (w->id_types[c] == InvalidOid || (id >= w->id_min[c] && id <= w->id_max[c]))
+		return;
+	ereport(ERROR,
+			(errcode(ERRCODE_NUMERIC_VALUE_OUT_OF_RANGE),
+			 errmsg("%s " INT64_FORMAT " is out of range for column \"%s\" of table %s, of type %s",
+					strcmp(w->shape.names[c], "user_id") == 0 ? "user" : "item", id,
+					w->shape.names[c], w->table, format_type_be(w->id_types[c])),
+			 errdetail("%s writes the model's ids as they are, and that type holds " INT64_FORMAT " to " INT64_FORMAT ".",
+					   w->shape.function, w->id_min[c], w->id_max[c]),
+			 errhint("Alter the column's type to bigint, or pass a new table name (%s creates it).",
+					 w->shape.function)));
+}
+
+/*
  * Starts writing into the existing table relid (locked, its shape
  * checked) through the executor: INSERT INTO it (user_id, rank, item_id,
  * score) the rows of four arrays, one statement a batch, as the caller;
@@ -777,6 +820,7 @@ writer_open_existing(BatchWriter *w, Oid relid, const MfModel *model, const Batc
 	StringInfoData values;
 
 	writer_init(w, SINK_EXISTING_TABLE, shape);
+	w->table = table;
 	initStringInfo(&values);
 	for (int c = 0; c < MF_BATCH_COLUMNS; c++)
 	{
@@ -788,6 +832,7 @@ writer_open_existing(BatchWriter *w, Oid relid, const MfModel *model, const Batc
 
 		get_atttypetypmodcoll(relid, attnum, &type, &typmod, &collation);
 		(void) column_takes(model, shape, c, type, &cast);
+		narrow_id_column(w, c, type);
 		appendStringInfo(&values, "%sv%d%s%s", c == 0 ? "" : ", ", c, cast ? "::" : "",
 						 cast ? format_type_extended(type, typmod,
 													 FORMAT_TYPE_TYPEMOD_GIVEN | FORMAT_TYPE_FORCE_QUALIFY)
@@ -898,8 +943,12 @@ writer_put(BatchWriter *w, const MfModel *model, int32 row, int32 rank, int32 of
 		ExecStoreVirtualTuple(slot);
 	}
 	else
+	{
+		check_id_fits(w, 0, DatumGetInt64(values[0]));
+		check_id_fits(w, 2, DatumGetInt64(values[2]));
 		for (int c = 0; c < MF_BATCH_COLUMNS; c++)
 			w->columns[c][w->used] = values[c];
+	}
 	w->used++;
 	MemoryContextSwitchTo(old);
 	if (mf_model_keys(model, side))
