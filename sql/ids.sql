@@ -287,3 +287,20 @@ SET client_min_messages = warning;
 SELECT * FROM mf_recommend('lost_rows', 3, 2);
 SELECT mf_drop_model(:lost_rows);
 DROP TABLE ids_lost;
+
+-- Integer ids named as text are read as bigint's input reads them, with
+-- whitespace before and after (trailing whitespace had been "not an
+-- integer" in a refit's list, and no candidate at all in the rankings).
+CREATE TABLE ids_spaced AS
+SELECT u AS user_id, i AS item_id, ((u * 7 + i * 3) % 5 + 1)::float8 AS rating
+FROM generate_series(1, 30) u, generate_series(1, 12) i WHERE (u + i) % 3 <> 0;
+SELECT mf_train('ids_spaced', k := 2, model_name := 'spaced') AS spaced \gset
+SELECT mf_predict('spaced', ' 4 '::text, E'5\t'::text) = mf_predict('spaced', 4, 5) AS predicts,
+       (SELECT array_agg(item_id ORDER BY item_id) FROM mf_recommend('spaced', '4'::text, 5, false,
+                                                                  candidates := ARRAY['5 ', ' 7', ' 11 '])) AS ranked,
+       (SELECT count(*) FROM mf_recommend_users('spaced', '5'::text, 3, candidates := ARRAY['4 ', '6  '])) AS users_ranked,
+       (SELECT count(*) FROM mf_recommend_all_rows('spaced', 2, candidates := ARRAY['5 '])) AS batch_rows;
+SELECT mf_refit_users('spaced', users := ARRAY['1 ', ' 2']) AS refitted;
+SELECT mf_refit_users('spaced', users := ARRAY['1 x']);
+SELECT mf_drop_model(:spaced);
+DROP TABLE ids_spaced;

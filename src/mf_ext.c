@@ -10,6 +10,8 @@
 #include "distributed.h"
 #include "kernel.h"
 
+#include <ctype.h>
+#include <errno.h>
 #include <limits.h>
 #include <sys/mman.h>
 
@@ -148,6 +150,28 @@ mf_seconds_since(instr_time start)
 	INSTR_TIME_SET_CURRENT(now);
 	INSTR_TIME_SUBTRACT(now, start);
 	return INSTR_TIME_GET_DOUBLE(now);
+}
+
+MfIdParse
+mf_parse_id(const char *text, int64 *id)
+{
+	char	   *end;
+	int64		value;
+
+	errno = 0;
+	value = strtoi64(text, &end, 10);
+	if (end == text)
+		return MF_ID_NOT_INTEGER;
+	while (isspace((unsigned char) *end))
+		end++;
+	if (*end != '\0')
+		return MF_ID_NOT_INTEGER;
+	if (errno == ERANGE)
+		return MF_ID_OUT_OF_RANGE;
+	if (errno != 0)
+		return MF_ID_NOT_INTEGER;
+	*id = value;
+	return MF_ID_OK;
 }
 
 /* Elements per run qsort sorts at once, and merged between interrupt checks. */

@@ -146,6 +146,21 @@ extern int	mf_compare_int32(const void *a, const void *b);
 /* Seconds from start to now. */
 extern double mf_seconds_since(instr_time start);
 
+/* What mf_parse_id made of a text. */
+typedef enum MfIdParse
+{
+	MF_ID_OK,
+	MF_ID_OUT_OF_RANGE,			/* an integer beyond bigint */
+	MF_ID_NOT_INTEGER
+} MfIdParse;
+
+/*
+ * An integer id (bigint) from its text form, read as bigint's input reads
+ * it: a decimal integer with an optional sign and whitespace before and
+ * after.  Sets *id when MF_ID_OK.
+ */
+extern MfIdParse mf_parse_id(const char *text, int64 *id);
+
 /*
  * A sum of n numbers whose absolute values add up to magnitude, with a
  * result within the rounding of so many additions of 0 taken as exactly 0

@@ -120,20 +120,16 @@ text_id_lookup(const MfModel *model, MfSide side, text *id, bool lenient)
 	}
 	else
 	{
-		char	   *end;
-		long long	integer;
+		int64		integer;
+		MfIdParse	parsed = mf_parse_id(value, &integer);
+		bool		is_integer = parsed == MF_ID_OK;
 
-		bool		is_integer;
-
-		errno = 0;
-		integer = strtoll(value, &end, 10);
-		is_integer = errno == 0 && end != value && *end == '\0';
 		if (!is_integer && lenient)
 		{
 			pfree(value);
 			return -1;
 		}
-		if (!is_integer && errno == ERANGE)
+		if (parsed == MF_ID_OUT_OF_RANGE)
 			ereport(ERROR,
 					(errcode(ERRCODE_NUMERIC_VALUE_OUT_OF_RANGE),
 					 errmsg("%s id \"%s\" is out of range for bigint", mf_side_name(side), value),

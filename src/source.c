@@ -521,12 +521,10 @@ only_conversion_context(void *arg)
 static int64
 named_integer(const char *text, const char *argname, const char *column, Oid relid)
 {
-	char	   *end;
 	int64		id;
+	MfIdParse	parsed = mf_parse_id(text, &id);
 
-	errno = 0;
-	id = strtoi64(text, &end, 10);
-	if (errno == ERANGE)
+	if (parsed == MF_ID_OUT_OF_RANGE)
 		ereport(ERROR,
 				(errcode(ERRCODE_NUMERIC_VALUE_OUT_OF_RANGE),
 				 errmsg("%s names %s, which is out of range for bigint ids", argname,
@@ -534,7 +532,7 @@ named_integer(const char *text, const char *argname, const char *column, Oid rel
 				 errdetail("Column \"%s\" of %s holds integer ids, named as bigint values.", column,
 						   mf_source_display_name(relid)),
 				 errhint("Pass ids between -9223372036854775808 and 9223372036854775807.")));
-	if (errno != 0 || end == text || *end != '\0')
+	if (parsed != MF_ID_OK)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_TEXT_REPRESENTATION),
 				 errmsg("%s names %s, which is not an integer id", argname,
