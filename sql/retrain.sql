@@ -287,3 +287,23 @@ SET client_min_messages = warning;
 SELECT mf_drop_model('odd_keys');
 DROP VIEW odd_few;
 DROP TABLE odd_keys;
+
+-- A warm start reads the stored item factors as the training's locked
+-- model row holds them, so a refit earlier in the same statement is the
+-- start: the same model as the refit and the warm start as two statements
+-- (the statement's snapshot had given the items before the refit).
+CREATE TABLE warm_ratings AS SELECT * FROM small;
+SELECT mf_train('warm_ratings', k := 3, model_name := 'warm one') > 0 AS trained,
+       mf_train('warm_ratings', k := 3, model_name := 'warm two') > 0 AS trained_twice;
+UPDATE warm_ratings SET rating = 6 - rating WHERE item_id <= 40;
+SELECT mf_refit_items('warm one', 'warm_ratings') AS refitted,
+       mf_train('warm_ratings', model_name := 'warm one', warm_start := true, iterations := 1) > 0 AS warm;
+SELECT mf_refit_items('warm two', 'warm_ratings') AS refitted;
+SELECT mf_train('warm_ratings', model_name := 'warm two', warm_start := true, iterations := 1) > 0 AS warm;
+SELECT count(*) AS differing_users
+FROM mf_user_factors a JOIN mf_models ma ON ma.model_id = a.model_id AND ma.name = 'warm one'
+JOIN mf_user_factors b ON b.user_id = a.user_id
+JOIN mf_models mb ON mb.model_id = b.model_id AND mb.name = 'warm two'
+WHERE a.factors IS DISTINCT FROM b.factors;
+SELECT mf_drop_model('warm one'), mf_drop_model('warm two');
+DROP TABLE warm_ratings;

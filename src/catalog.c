@@ -23,6 +23,7 @@
 #include "store.h"
 
 #include "access/htup_details.h"
+#include "access/xact.h"
 #include "catalog/dependency.h"
 #include "catalog/pg_class.h"
 #include "catalog/pg_type.h"
@@ -41,6 +42,7 @@
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
 #include "utils/rls.h"
+#include "utils/snapmgr.h"
 
 /* Factor rows fetched from the trained model per call, when storing it. */
 #define MF_STORE_BLOCK_ROWS		1024
@@ -1684,6 +1686,14 @@ mf_catalog_warm_start(const MfSchema *schema, const char *model_name,
 	ItemLoad	load;
 	int			nest_level = internal_sql_begin();
 
+	/*
+	 * The model as the row the training locked holds it, under a snapshot
+	 * taken now: the statement's may predate a retrain the lock waited for,
+	 * or a refit earlier in the statement (SELECT mf_refit_items(...),
+	 * mf_train(..., warm_start := true)).
+	 */
+	CommandCounterIncrement();
+	PushActiveSnapshot(GetTransactionSnapshot());
 	query = psprintf("SELECT model_id, k, item_key_type IS NOT NULL"
 					 " FROM %s.mf_models WHERE name = $1", schema->quoted);
 	if (SPI_execute_with_args(query, 1, argtypes, args, NULL, true, 1) != SPI_OK_SELECT)
@@ -1691,6 +1701,7 @@ mf_catalog_warm_start(const MfSchema *schema, const char *model_name,
 	mf_check_column_types(SPI_tuptable->tupdesc, NULL, model_types, 3, "mf_models");
 	if (SPI_processed == 0)
 	{
+		PopActiveSnapshot();
 		internal_sql_end(nest_level);
 		return false;
 	}
@@ -1727,6 +1738,7 @@ mf_catalog_warm_start(const MfSchema *schema, const char *model_name,
 						 schema->quoted),
 				1, argtypes, args, item_types, lengthof(item_types), MF_ITEM_FACTORS_TABLE,
 				load_item_row, &load);
+	PopActiveSnapshot();
 	internal_sql_end(nest_level);
 	return true;
 }
