@@ -361,17 +361,23 @@ SELECT mf_drop_model('wide ids');
 
 -- A retrain or refit before the call's ranking, by an earlier call of the
 -- same statement or by a trigger on the target's DELETE, is the model it
--- ranks: its lists are those mf_recommend gives once the statement is over
--- (they were the model's as the statement began).
+-- ranks, with its rated items: its lists are those mf_recommend gives once
+-- the statement is over (they were the model's as the statement began,
+-- then its factors with the old rated items).
 CREATE TABLE batch.fresh_ratings AS SELECT * FROM batch.ratings;
 SELECT mf_train('batch.fresh_ratings', k := 3, lambda := 0.5, double_precision := true,
                 model_name := 'fresh') > 0 AS trained;
+-- new ratings, other rated items: exclude_rated must leave out the new ones
 UPDATE batch.fresh_ratings SET rating = 6 - rating WHERE user_id <= 20;
+DELETE FROM batch.fresh_ratings WHERE user_id <= 20 AND item_id <= 5;
+INSERT INTO batch.fresh_ratings
+SELECT u, i, 5 FROM generate_series(21, 40) u, generate_series(1, 15) i WHERE (u + i) % 3 = 0;
 SELECT mf_refit_users('fresh', 'batch.fresh_ratings') AS refitted,
        mf_recommend_all('fresh', 3, target := 'batch.fresh_top') AS written;
 SELECT batch.same_as_mf_recommend('batch.fresh_top', 3, true, model := 'fresh') AS same;
 CREATE FUNCTION batch.retrain_fresh() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
+    DELETE FROM batch.fresh_ratings WHERE item_id IN (6, 7, 8) AND user_id <= 20;
     PERFORM mf_train('batch.fresh_ratings', k := 2, lambda := 1, double_precision := true,
                      model_name := 'fresh');
     RETURN NULL;

@@ -193,6 +193,9 @@ typedef struct BatchRun
 	atomic_bool *done;			/* per block: its rows' best are set */
 
 	MfModel    *pinned;			/* the model looked up again, pinned (batch_open_target) */
+	Snapshot	snapshot;		/* registered: the one it was looked up under,
+								 * for its rated items too; NULL: the
+								 * statement's */
 	MemoryContext cxt;			/* what the workers read (recommend_all) */
 	/* the backend's side (feed_blocks) */
 	const MfModel *model;
@@ -1247,12 +1250,14 @@ batch_open_target(FunctionCallInfo fcinfo, const BatchArgs *args, const MfModel 
 		relid = create_target(relation, quoted, shape);
 
 	/*
-	 * Under a snapshot taken now: the statement's predates a retrain or
-	 * refit by those triggers, or by an earlier call of the statement
-	 * (SELECT mf_refit_users(...), mf_recommend_all(...)).
+	 * Under a snapshot taken now, kept for the model's rated items: the
+	 * statement's predates a retrain or refit by those triggers, or by an
+	 * earlier call of the statement (SELECT mf_refit_users(...),
+	 * mf_recommend_all(...)).
 	 */
 	CommandCounterIncrement();
-	PushActiveSnapshot(GetTransactionSnapshot());
+	run->snapshot = RegisterSnapshot(GetTransactionSnapshot());
+	PushActiveSnapshot(run->snapshot);
 	model = mf_cache_model_by_id(fcinfo, model_id);
 	PopActiveSnapshot();
 	if (model != found)
@@ -1365,7 +1370,12 @@ batch_run(FunctionCallInfo fcinfo, BatchRun *run, bool exclude_rated, int thread
 	{
 		MfSchema	schema = mf_schema_of(fcinfo);
 
+		/* the rated items of the version ranked (a cursor keeps its snapshot) */
+		if (run->snapshot)
+			PushActiveSnapshot(run->snapshot);
 		run->rated_cursor = mf_catalog_open_rated_items(&schema, run->model->row.model_id);
+		if (run->snapshot)
+			PopActiveSnapshot();
 	}
 	/*
 	 * The rows go into an existing table as the ranking goes on, so its
@@ -1496,6 +1506,8 @@ recommend_all(FunctionCallInfo fcinfo, bool by_name, MfSide side, bool rows)
 		mf_cache_unpin(found);
 		if (run.pinned)
 			mf_cache_unpin(run.pinned);
+		if (run.snapshot)
+			UnregisterSnapshot(run.snapshot);
 		MemoryContextSwitchTo(caller);	/* an error may have left run.cxt current */
 		MemoryContextDelete(run.cxt);
 	}
