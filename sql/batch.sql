@@ -354,6 +354,9 @@ SELECT mf_recommend_all('wide ids', 2, false, target := 'batch.narrow_users', mo
 SELECT count(*) AS kept, min(user_id) AS row_kept FROM batch.narrow_users;
 CREATE TABLE batch.narrow_items (user_id bigint, rank integer, item_id smallint, score float8);
 SELECT mf_recommend_all('wide ids', 2, false, target := 'batch.narrow_items', mode := 'append');
+-- oid and numeric(p, 0) columns too
+CREATE TABLE batch.numeric_users (user_id numeric(5, 0), rank integer, item_id oid, score float8);
+SELECT mf_recommend_all('wide ids', 2, false, target := 'batch.numeric_users', mode := 'append');
 -- items that fit: written
 SELECT mf_recommend_all('wide ids', 2, false, target := 'batch.narrow_items', mode := 'append',
                         candidates := ARRAY[1, 2]) AS written;
@@ -387,6 +390,10 @@ FOR EACH STATEMENT EXECUTE FUNCTION batch.retrain_fresh();
 SELECT mf_recommend_all('fresh', 3, target := 'batch.fresh_top', mode := 'replace') AS written;
 SELECT k AS retrained_k FROM mf_models WHERE name = 'fresh';
 SELECT batch.same_as_mf_recommend('batch.fresh_top', 3, true, model := 'fresh') AS same;
+-- retrained on text ids in the same statement: the table was prepared for integers
+\set VERBOSITY default
+SELECT mf_train('batch.named', user_col := 'who', item_col := 'what', k := 2, model_name := 'fresh') > 0,
+       mf_recommend_all('fresh', 3, target := 'batch.fresh_text');
 SELECT mf_drop_model('fresh');
 
 -- The target's triggers may drop or retrain the model while the call

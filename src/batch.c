@@ -148,6 +148,7 @@ typedef struct BatchWriter
 	char	   *table;			/* quoted, for messages */
 	Oid			id_types[MF_BATCH_COLUMNS]; /* of the integer id columns that
 											 * hold less than bigint, else 0 */
+	int32		id_typmods[MF_BATCH_COLUMNS];
 	int64		id_min[MF_BATCH_COLUMNS];	/* what those columns hold */
 	int64		id_max[MF_BATCH_COLUMNS];
 	/* SINK_ROWS */
@@ -773,19 +774,49 @@ writer_open_new(BatchWriter *w, Oid relid, const BatchShape *shape)
 
 /*
  * Notes the range of column c of an existing target when it takes integer
- * ids (shape type bigint) in a narrower type, smallint or integer (or a
- * domain over one): writer_put checks each id written against it.
+ * ids (shape type bigint) in a narrower type — smallint, integer, oid, or
+ * numeric(p, s) with p - s below 19 digits (or a domain over one) —:
+ * writer_put checks each id written against it.
  */
 static void
-narrow_id_column(BatchWriter *w, int c, Oid type)
+narrow_id_column(BatchWriter *w, int c, Oid type, int32 typmod)
 {
-	Oid			base = getBaseType(type);
+	int32		base_typmod = typmod;
+	Oid			base = getBaseTypeAndTypmod(type, &base_typmod);
+	int64		min;
+	int64		max;
 
-	if (w->shape.types[c] != INT8OID || (base != INT2OID && base != INT4OID))
+	if (w->shape.types[c] != INT8OID)
+		return;
+	if (base == INT2OID || base == INT4OID)
+	{
+		min = base == INT2OID ? PG_INT16_MIN : PG_INT32_MIN;
+		max = base == INT2OID ? PG_INT16_MAX : PG_INT32_MAX;
+	}
+	else if (base == OIDOID)
+	{
+		min = 0;
+		max = PG_UINT32_MAX;
+	}
+	else if (base == NUMERICOID && base_typmod >= (int32) VARHDRSZ)
+	{
+		int			precision = ((base_typmod - VARHDRSZ) >> 16) & 0xffff;
+		int			scale = (((base_typmod - VARHDRSZ) & 0x7ff) ^ 1024) - 1024;
+		int			digits = precision - scale;
+
+		if (scale < 0 || digits > 18)
+			return;
+		max = 0;
+		for (int d = 0; d < digits; d++)
+			max = max * 10 + 9;
+		min = -max;
+	}
+	else
 		return;
 	w->id_types[c] = type;
-	w->id_min[c] = base == INT2OID ? PG_INT16_MIN : PG_INT32_MIN;
-	w->id_max[c] = base == INT2OID ? PG_INT16_MAX : PG_INT32_MAX;
+	w->id_typmods[c] = typmod;
+	w->id_min[c] = min;
+	w->id_max[c] = max;
 }
 
 /*
@@ -801,7 +832,8 @@ check_id_fits(const BatchWriter *w, int c, int64 id)
 			(errcode(ERRCODE_NUMERIC_VALUE_OUT_OF_RANGE),
 			 errmsg("%s " INT64_FORMAT " is out of range for column \"%s\" of table %s, of type %s",
 					strcmp(w->shape.names[c], "user_id") == 0 ? "user" : "item", id,
-					w->shape.names[c], w->table, format_type_be(w->id_types[c])),
+					w->shape.names[c], w->table,
+					format_type_with_typemod(w->id_types[c], w->id_typmods[c])),
 			 errdetail("%s writes the model's ids as they are, and that type holds " INT64_FORMAT " to " INT64_FORMAT ".",
 					   w->shape.function, w->id_min[c], w->id_max[c]),
 			 errhint("Alter the column's type to bigint, or pass a new table name (%s creates it).",
@@ -835,7 +867,7 @@ writer_open_existing(BatchWriter *w, Oid relid, const MfModel *model, const Batc
 
 		get_atttypetypmodcoll(relid, attnum, &type, &typmod, &collation);
 		(void) column_takes(model, shape, c, type, &cast);
-		narrow_id_column(w, c, type);
+		narrow_id_column(w, c, type, typmod);
 		appendStringInfo(&values, "%sv%d%s%s", c == 0 ? "" : ", ", c, cast ? "::" : "",
 						 cast ? format_type_extended(type, typmod,
 													 FORMAT_TYPE_TYPEMOD_GIVEN | FORMAT_TYPE_FORCE_QUALIFY)
@@ -1270,7 +1302,9 @@ batch_open_target(FunctionCallInfo fcinfo, const BatchArgs *args, const MfModel 
 				(errcode(ERRCODE_T_R_SERIALIZATION_FAILURE),
 				 errmsg("model \"%s\" was retrained on ids of another type while %s prepared its table",
 						model->row.name, shape->function),
-				 errhint("Run %s again.", shape->function)));
+				 errdetail("The table was prepared for the model's ids before the retraining, by another session, an earlier call of this statement or the table's own triggers."),
+				 errhint("Run %s again in a statement after the retraining (not in the same statement, nor from the table's triggers), into a table whose id columns take the new ids.",
+						 shape->function)));
 	run->model = model;
 	if (existed)
 		writer_open_existing(&run->writer, relid, model, shape);
