@@ -394,6 +394,8 @@ SELECT batch.same_as_mf_recommend('batch.fresh_top', 3, true, model := 'fresh') 
 \set VERBOSITY default
 SELECT mf_train('batch.named', user_col := 'who', item_col := 'what', k := 2, model_name := 'fresh') > 0,
        mf_recommend_all('fresh', 3, target := 'batch.fresh_text');
+-- dropped in the same statement: named, not numbered
+SELECT mf_drop_model('fresh'), mf_recommend_all('fresh', 3, target := 'batch.fresh_gone');
 SELECT mf_drop_model('fresh');
 
 -- The target's triggers may drop or retrain the model while the call

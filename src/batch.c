@@ -1290,7 +1290,28 @@ batch_open_target(FunctionCallInfo fcinfo, const BatchArgs *args, const MfModel 
 	CommandCounterIncrement();
 	run->snapshot = RegisterSnapshot(GetTransactionSnapshot());
 	PushActiveSnapshot(run->snapshot);
-	model = mf_cache_model_by_id(fcinfo, model_id);
+	PG_TRY();
+	{
+		model = mf_cache_model_by_id(fcinfo, model_id);
+	}
+	PG_CATCH();
+	{
+		/* "model 7 does not exist" for a call by name: say which, and when */
+		MemoryContext error_cxt = MemoryContextSwitchTo(run->cxt);
+		ErrorData  *error = CopyErrorData();
+
+		MemoryContextSwitchTo(error_cxt);
+		if (error->sqlerrcode != ERRCODE_UNDEFINED_OBJECT)
+			PG_RE_THROW();
+		FlushErrorState();
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_OBJECT),
+				 errmsg("model \"%s\" was dropped while %s prepared its table",
+						found->row.name, shape->function),
+				 errdetail("Another session, an earlier call of this statement or the table's own triggers dropped it."),
+				 errhint("Train the model again, then run %s.", shape->function)));
+	}
+	PG_END_TRY();
 	PopActiveSnapshot();
 	if (model != found)
 	{
