@@ -346,7 +346,8 @@ SELECT mf_recommend_all('batch', 1, target := 'batch.ruled', mode := 'append');
 -- is an error naming it and the column (it was the cast's bare "integer
 -- out of range"), and 'replace' keeps the old rows.
 CREATE TABLE batch.wide_ids (user_id bigint, item_id bigint, rating float8);
-INSERT INTO batch.wide_ids VALUES (1, 1, 4), (1, 2, 3), (3000000000, 1, 5), (2, 40000, 2);
+INSERT INTO batch.wide_ids VALUES (1, 1, 4), (1, 2, 3), (3000000000, 1, 5), (2, 40000, 2),
+                                  (16777217, 2, 1);
 SELECT mf_train('batch.wide_ids', k := 1, lambda := 0.1, model_name := 'wide ids') > 0 AS trained;
 CREATE TABLE batch.narrow_users (user_id integer, rank integer, item_id bigint, score float8);
 INSERT INTO batch.narrow_users VALUES (0, 0, 0, 0);
@@ -354,9 +355,15 @@ SELECT mf_recommend_all('wide ids', 2, false, target := 'batch.narrow_users', mo
 SELECT count(*) AS kept, min(user_id) AS row_kept FROM batch.narrow_users;
 CREATE TABLE batch.narrow_items (user_id bigint, rank integer, item_id smallint, score float8);
 SELECT mf_recommend_all('wide ids', 2, false, target := 'batch.narrow_items', mode := 'append');
--- oid and numeric(p, 0) columns too
+-- oid and numeric(p, s) columns too; numeric(p, s < 0), real and double
+-- precision ones would round an id into another (16777217 is 16777216 as
+-- a real, 1 is 0 as a numeric(12, -1))
 CREATE TABLE batch.numeric_users (user_id numeric(5, 0), rank integer, item_id oid, score float8);
 SELECT mf_recommend_all('wide ids', 2, false, target := 'batch.numeric_users', mode := 'append');
+CREATE TABLE batch.rounded_users (user_id numeric(12, -1), rank integer, item_id bigint, score float8);
+SELECT mf_recommend_all('wide ids', 2, false, target := 'batch.rounded_users', mode := 'append');
+CREATE TABLE batch.real_users (user_id real, rank integer, item_id double precision, score float8);
+SELECT mf_recommend_all('wide ids', 2, false, target := 'batch.real_users', mode := 'append');
 -- items that fit: written
 SELECT mf_recommend_all('wide ids', 2, false, target := 'batch.narrow_items', mode := 'append',
                         candidates := ARRAY[1, 2]) AS written;
@@ -394,6 +401,26 @@ SELECT batch.same_as_mf_recommend('batch.fresh_top', 3, true, model := 'fresh') 
 \set VERBOSITY default
 SELECT mf_train('batch.named', user_col := 'who', item_col := 'what', k := 2, model_name := 'fresh') > 0,
        mf_recommend_all('fresh', 3, target := 'batch.fresh_text');
+-- retrained from uuid keys to text keys by the target's trigger: a uuid
+-- column cannot take text keys
+CREATE TABLE batch.uuid_ratings AS
+SELECT md5('u' || user_id)::uuid AS user_id, md5('i' || item_id)::uuid AS item_id, rating
+FROM batch.ratings;
+CREATE TABLE batch.text_ratings AS
+SELECT user_id::text, item_id::text, rating FROM batch.uuid_ratings;
+SELECT mf_train('batch.uuid_ratings', k := 2, model_name := 'uuid keys') > 0 AS trained;
+CREATE TABLE batch.uuid_top (user_id uuid, rank integer, item_id uuid, score float8);
+INSERT INTO batch.uuid_top VALUES (md5('x')::uuid, 1, md5('y')::uuid, 0);
+CREATE FUNCTION batch.to_text_keys() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    PERFORM mf_train('batch.text_ratings', k := 2, model_name := 'uuid keys');
+    RETURN NULL;
+END $$;
+CREATE TRIGGER to_text_keys AFTER DELETE ON batch.uuid_top
+FOR EACH STATEMENT EXECUTE FUNCTION batch.to_text_keys();
+SELECT mf_recommend_all('uuid keys', 3, target := 'batch.uuid_top', mode := 'replace');
+SELECT count(*) AS kept FROM batch.uuid_top;
+SELECT mf_drop_model('uuid keys');
 -- dropped in the same statement: named, not numbered
 SELECT mf_drop_model('fresh'), mf_recommend_all('fresh', 3, target := 'batch.fresh_gone');
 SELECT mf_drop_model('fresh');

@@ -133,6 +133,28 @@ typedef struct BatchShape
 } BatchShape;
 
 /* Writes result rows into the sink, a batch at a time. */
+/*
+ * What a column of an existing target holds of the integer ids written
+ * into it, when not every bigint exactly (narrow_id_column).
+ */
+typedef enum IdHolding
+{
+	ID_EXACT,					/* every bigint: bigint, numeric, text, ... */
+	ID_RANGE,					/* from min to max, multiples of step */
+	ID_FLOAT4,					/* those a real holds exactly */
+	ID_FLOAT8					/* those a double precision holds exactly */
+} IdHolding;
+
+typedef struct IdColumn
+{
+	IdHolding	holding;
+	Oid			type;
+	int32		typmod;
+	int64		min;
+	int64		max;
+	int64		step;
+} IdColumn;
+
 typedef struct BatchWriter
 {
 	BatchSink	sink;
@@ -146,11 +168,8 @@ typedef struct BatchWriter
 	SPIPlanPtr	insert;
 	Datum	   *columns[MF_BATCH_COLUMNS];	/* MF_BATCH_INSERT_ROWS each */
 	char	   *table;			/* quoted, for messages */
-	Oid			id_types[MF_BATCH_COLUMNS]; /* of the integer id columns that
-											 * hold less than bigint, else 0 */
-	int32		id_typmods[MF_BATCH_COLUMNS];
-	int64		id_min[MF_BATCH_COLUMNS];	/* what those columns hold */
-	int64		id_max[MF_BATCH_COLUMNS];
+	IdColumn	id_columns[MF_BATCH_COLUMNS];	/* what each column holds of
+												 * integer ids */
 	/* SINK_ROWS */
 	ReturnSetInfo *rsinfo;
 
@@ -755,7 +774,7 @@ writer_init(BatchWriter *w, BatchSink sink, const BatchShape *shape)
 	w->bytes = 0;
 	w->written = 0;
 	w->next_block = 0;
-	memset(w->id_types, 0, sizeof(w->id_types));
+	memset(w->id_columns, 0, sizeof(w->id_columns));	/* ID_EXACT */
 }
 
 /* Starts writing into the table relid, which this call created. */
@@ -773,69 +792,132 @@ writer_open_new(BatchWriter *w, Oid relid, const BatchShape *shape)
 }
 
 /*
- * Notes the range of column c of an existing target when it takes integer
- * ids (shape type bigint) in a narrower type — smallint, integer, oid, or
- * numeric(p, s) with p - s below 19 digits (or a domain over one) —:
- * writer_put checks each id written against it.
+ * 40001 for a model retrained, while the call prepared its table, on ids
+ * the table (created or checked for the ids before) cannot take.
+ */
+static void
+retrained_on_other_ids(const MfModel *model, const BatchShape *shape)
+{
+	ereport(ERROR,
+			(errcode(ERRCODE_T_R_SERIALIZATION_FAILURE),
+			 errmsg("model \"%s\" was retrained on ids of another type while %s prepared its table",
+					model->row.name, shape->function),
+			 errdetail("The table was prepared for the model's ids before the retraining, by another session, an earlier call of this statement or the table's own triggers."),
+			 errhint("Run %s again in a statement after the retraining (not in the same statement, nor from the table's triggers), into a table whose id columns take the new ids.",
+					 shape->function)));
+}
+
+/*
+ * Notes what column c of an existing target, of type type (typmod), holds
+ * of integer ids (shape type bigint) when not every bigint exactly:
+ * smallint, integer, oid and numeric(p, s) a range (numeric(p, s) with
+ * s < 0 in multiples of 10^-s), real and double precision the integers
+ * they represent exactly; domains as their base types.  writer_put checks
+ * each id written.
  */
 static void
 narrow_id_column(BatchWriter *w, int c, Oid type, int32 typmod)
 {
+	IdColumn   *column = &w->id_columns[c];
 	int32		base_typmod = typmod;
 	Oid			base = getBaseTypeAndTypmod(type, &base_typmod);
-	int64		min;
-	int64		max;
 
 	if (w->shape.types[c] != INT8OID)
 		return;
+	column->type = type;
+	column->typmod = typmod;
+	column->step = 1;
+	column->holding = ID_RANGE;
 	if (base == INT2OID || base == INT4OID)
 	{
-		min = base == INT2OID ? PG_INT16_MIN : PG_INT32_MIN;
-		max = base == INT2OID ? PG_INT16_MAX : PG_INT32_MAX;
+		column->min = base == INT2OID ? PG_INT16_MIN : PG_INT32_MIN;
+		column->max = base == INT2OID ? PG_INT16_MAX : PG_INT32_MAX;
 	}
 	else if (base == OIDOID)
 	{
-		min = 0;
-		max = PG_UINT32_MAX;
+		column->min = 0;
+		column->max = PG_UINT32_MAX;
 	}
-	else if (base == NUMERICOID && base_typmod >= (int32) VARHDRSZ)
+	else if (base == NUMERICOID && base_typmod >= (int32) VARHDRSZ &&
+			 (((base_typmod - VARHDRSZ) >> 16) & 0xffff) -
+			 ((((base_typmod - VARHDRSZ) & 0x7ff) ^ 1024) - 1024) <= 18)
 	{
 		int			precision = ((base_typmod - VARHDRSZ) >> 16) & 0xffff;
 		int			scale = (((base_typmod - VARHDRSZ) & 0x7ff) ^ 1024) - 1024;
-		int			digits = precision - scale;
+		int64		largest = 0;
 
-		if (scale < 0 || digits > 18)
-			return;
-		max = 0;
-		for (int d = 0; d < digits; d++)
-			max = max * 10 + 9;
-		min = -max;
+		/* p digits, the last -s of them 0 when s < 0: rounded otherwise */
+		for (int d = 0; d < precision - Max(scale, 0); d++)
+			largest = largest * 10 + 9;
+		for (int d = 0; d < -scale; d++)
+		{
+			largest *= 10;
+			column->step *= 10;
+		}
+		column->min = -largest;
+		column->max = largest;
 	}
+	else if (base == FLOAT4OID)
+		column->holding = ID_FLOAT4;
+	else if (base == FLOAT8OID)
+		column->holding = ID_FLOAT8;
 	else
-		return;
-	w->id_types[c] = type;
-	w->id_typmods[c] = typmod;
-	w->id_min[c] = min;
-	w->id_max[c] = max;
+		column->holding = ID_EXACT;
 }
 
+/* Whether id converts to v and back to the same number. */
+#define EXACT_IN(v, id) \
+	((v) < 9223372036854775808.0 && (int64) (v) == (id))
+
 /*
- * 22003 for an id of column c that its narrower type cannot hold: the
- * INSERT's cast would fail with only "out of range", naming no column.
+ * 22003 for an id that column c cannot hold exactly: the INSERT's cast
+ * would fail with only "out of range" (naming no column), or round it
+ * into another id without an error.
  */
 static void
 check_id_fits(const BatchWriter *w, int c, int64 id)
 {
-	if (w->id_types[c] == InvalidOid || (id >= w->id_min[c] && id <= w->id_max[c]))
-		return;
+	const IdColumn *column = &w->id_columns[c];
+	const char *which = strcmp(w->shape.names[c], "user_id") == 0 ? "user" : "item";
+	char	   *type;
+
+	switch (column->holding)
+	{
+		case ID_EXACT:
+			return;
+		case ID_RANGE:
+			if (id >= column->min && id <= column->max && id % column->step == 0)
+				return;
+			break;
+		case ID_FLOAT4:
+			if (EXACT_IN((float) id, id))
+				return;
+			break;
+		case ID_FLOAT8:
+			if (EXACT_IN((double) id, id))
+				return;
+			break;
+	}
+	type = format_type_with_typemod(column->type, column->typmod);
+	if (column->holding == ID_RANGE && column->step == 1)
+		ereport(ERROR,
+				(errcode(ERRCODE_NUMERIC_VALUE_OUT_OF_RANGE),
+				 errmsg("%s " INT64_FORMAT " is out of range for column \"%s\" of table %s, of type %s",
+						which, id, w->shape.names[c], w->table, type),
+				 errdetail("%s writes the model's ids as they are, and that type holds " INT64_FORMAT " to " INT64_FORMAT ".",
+						   w->shape.function, column->min, column->max),
+				 errhint("Alter the column's type to bigint, or pass a new table name (%s creates it).",
+						 w->shape.function)));
 	ereport(ERROR,
 			(errcode(ERRCODE_NUMERIC_VALUE_OUT_OF_RANGE),
-			 errmsg("%s " INT64_FORMAT " is out of range for column \"%s\" of table %s, of type %s",
-					strcmp(w->shape.names[c], "user_id") == 0 ? "user" : "item", id,
-					w->shape.names[c], w->table,
-					format_type_with_typemod(w->id_types[c], w->id_typmods[c])),
-			 errdetail("%s writes the model's ids as they are, and that type holds " INT64_FORMAT " to " INT64_FORMAT ".",
-					   w->shape.function, w->id_min[c], w->id_max[c]),
+			 errmsg("%s " INT64_FORMAT " cannot be stored exactly in column \"%s\" of table %s, of type %s",
+					which, id, w->shape.names[c], w->table, type),
+			 column->holding == ID_RANGE
+			 ? errdetail("%s writes the model's ids as they are, and that type holds the multiples of " INT64_FORMAT " from " INT64_FORMAT " to " INT64_FORMAT ": it would round the id into another.",
+						 w->shape.function, column->step, column->min, column->max)
+			 : errdetail("%s writes the model's ids as they are, and that type holds integers exactly only up to %s in magnitude: it would round the id into another.",
+						 w->shape.function,
+						 column->holding == ID_FLOAT4 ? "2^24 (16777216)" : "2^53 (9007199254740992)"),
 			 errhint("Alter the column's type to bigint, or pass a new table name (%s creates it).",
 					 w->shape.function)));
 }
@@ -866,7 +948,9 @@ writer_open_existing(BatchWriter *w, Oid relid, const MfModel *model, const Batc
 		bool		cast;
 
 		get_atttypetypmodcoll(relid, attnum, &type, &typmod, &collation);
-		(void) column_takes(model, shape, c, type, &cast);
+		/* checked for the model first looked up: a retrain (text keys from uuid ones) */
+		if (!column_takes(model, shape, c, type, &cast))
+			retrained_on_other_ids(model, shape);
 		narrow_id_column(w, c, type, typmod);
 		appendStringInfo(&values, "%sv%d%s%s", c == 0 ? "" : ", ", c, cast ? "::" : "",
 						 cast ? format_type_extended(type, typmod,
@@ -1319,13 +1403,7 @@ batch_open_target(FunctionCallInfo fcinfo, const BatchArgs *args, const MfModel 
 		run->pinned = model;
 	}
 	if ((model->user_keys != NULL) != user_keys || (model->item_keys != NULL) != item_keys)
-		ereport(ERROR,
-				(errcode(ERRCODE_T_R_SERIALIZATION_FAILURE),
-				 errmsg("model \"%s\" was retrained on ids of another type while %s prepared its table",
-						model->row.name, shape->function),
-				 errdetail("The table was prepared for the model's ids before the retraining, by another session, an earlier call of this statement or the table's own triggers."),
-				 errhint("Run %s again in a statement after the retraining (not in the same statement, nor from the table's triggers), into a table whose id columns take the new ids.",
-						 shape->function)));
+		retrained_on_other_ids(model, shape);
 	run->model = model;
 	if (existed)
 		writer_open_existing(&run->writer, relid, model, shape);
