@@ -362,6 +362,8 @@ CREATE TABLE batch.numeric_users (user_id numeric(5, 0), rank integer, item_id o
 SELECT mf_recommend_all('wide ids', 2, false, target := 'batch.numeric_users', mode := 'append');
 CREATE TABLE batch.rounded_users (user_id numeric(12, -1), rank integer, item_id bigint, score float8);
 SELECT mf_recommend_all('wide ids', 2, false, target := 'batch.rounded_users', mode := 'append');
+CREATE TABLE batch.rounded_wide (user_id numeric(20, -3), rank integer, item_id bigint, score float8);
+SELECT mf_recommend_all('wide ids', 2, false, target := 'batch.rounded_wide', mode := 'append');
 CREATE TABLE batch.real_users (user_id real, rank integer, item_id double precision, score float8);
 SELECT mf_recommend_all('wide ids', 2, false, target := 'batch.real_users', mode := 'append');
 -- items that fit: written

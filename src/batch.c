@@ -838,24 +838,35 @@ narrow_id_column(BatchWriter *w, int c, Oid type, int32 typmod)
 		column->min = 0;
 		column->max = PG_UINT32_MAX;
 	}
-	else if (base == NUMERICOID && base_typmod >= (int32) VARHDRSZ &&
-			 (((base_typmod - VARHDRSZ) >> 16) & 0xffff) -
-			 ((((base_typmod - VARHDRSZ) & 0x7ff) ^ 1024) - 1024) <= 18)
+	else if (base == NUMERICOID && base_typmod >= (int32) VARHDRSZ)
 	{
 		int			precision = ((base_typmod - VARHDRSZ) >> 16) & 0xffff;
 		int			scale = (((base_typmod - VARHDRSZ) & 0x7ff) ^ 1024) - 1024;
-		int64		largest = 0;
 
-		/* p digits, the last -s of them 0 when s < 0: rounded otherwise */
-		for (int d = 0; d < precision - Max(scale, 0); d++)
-			largest = largest * 10 + 9;
-		for (int d = 0; d < -scale; d++)
+		/* p - s integer digits, the last -s of them 0 when s < 0 (rounded to that) */
+		if (scale < -18)
+			column->min = column->max = 0;	/* rounds every other bigint */
+		else if (precision - scale > 18)
 		{
-			largest *= 10;
-			column->step *= 10;
+			for (int d = 0; d < -scale; d++)
+				column->step *= 10;
+			column->min = PG_INT64_MIN;
+			column->max = PG_INT64_MAX;
 		}
-		column->min = -largest;
-		column->max = largest;
+		else
+		{
+			int64		largest = 0;
+
+			for (int d = 0; d < precision - Max(scale, 0); d++)
+				largest = largest * 10 + 9;
+			for (int d = 0; d < -scale; d++)
+			{
+				largest *= 10;
+				column->step *= 10;
+			}
+			column->min = -largest;
+			column->max = largest;
+		}
 	}
 	else if (base == FLOAT4OID)
 		column->holding = ID_FLOAT4;
