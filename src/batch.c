@@ -49,7 +49,6 @@
 #include "access/htup_details.h"
 #include "access/table.h"
 #include "access/tableam.h"
-#include "access/xact.h"
 #include "catalog/namespace.h"
 #include "catalog/pg_type.h"
 #include "executor/spi.h"
@@ -132,7 +131,6 @@ typedef struct BatchShape
 	Oid			types[MF_BATCH_COLUMNS];
 } BatchShape;
 
-/* Writes result rows into the sink, a batch at a time. */
 /*
  * What a column of an existing target holds of the integer ids written
  * into it, when not every bigint exactly (narrow_id_column).
@@ -155,6 +153,7 @@ typedef struct IdColumn
 	int64		step;
 } IdColumn;
 
+/* Writes result rows into the sink, a batch at a time. */
 typedef struct BatchWriter
 {
 	BatchSink	sink;
@@ -1377,17 +1376,13 @@ batch_open_target(FunctionCallInfo fcinfo, const BatchArgs *args, const MfModel 
 		relid = create_target(relation, quoted, shape);
 
 	/*
-	 * Under a snapshot taken now, kept for the model's rated items: the
-	 * statement's predates a retrain or refit by those triggers, or by an
-	 * earlier call of the statement (SELECT mf_refit_users(...),
-	 * mf_recommend_all(...)).
+	 * As it is now, its snapshot kept for its rated items: a retrain or
+	 * refit by those triggers, or by an earlier call of the statement
+	 * (SELECT mf_refit_users(...), mf_recommend_all(...)), counts.
 	 */
-	CommandCounterIncrement();
-	run->snapshot = RegisterSnapshot(GetTransactionSnapshot());
-	PushActiveSnapshot(run->snapshot);
 	PG_TRY();
 	{
-		model = mf_cache_model_by_id(fcinfo, model_id);
+		model = mf_cache_model_current(fcinfo, model_id, &run->snapshot);
 	}
 	PG_CATCH();
 	{
@@ -1407,7 +1402,6 @@ batch_open_target(FunctionCallInfo fcinfo, const BatchArgs *args, const MfModel 
 				 errhint("Train the model again, then run %s.", shape->function)));
 	}
 	PG_END_TRY();
-	PopActiveSnapshot();
 	if (model != found)
 	{
 		mf_cache_pin(model);
@@ -1635,9 +1629,7 @@ recommend_all(FunctionCallInfo fcinfo, bool by_name, MfSide side, bool rows)
 	MemoryContext caller = CurrentMemoryContext;
 	MfModel    *found;
 
-	mf_progress_begin(batch_function(side, rows), NULL, "loading");
-	found = mf_model_argument(fcinfo, by_name);
-	mf_progress_model(found->row.name);
+	found = mf_model_argument_reported(fcinfo, by_name, batch_function(side, rows));
 	run.cxt = AllocSetContextCreate(TopTransactionContext, "mf_recommend_all",
 									ALLOCSET_DEFAULT_SIZES);
 	mf_cache_pin(found);

@@ -683,3 +683,21 @@ mf_cache_model_by_name(FunctionCallInfo fcinfo, text *name)
 {
 	return cache_lookup(fcinfo, 0, name);
 }
+
+MfModel *
+mf_cache_model_current(FunctionCallInfo fcinfo, int32 model_id, Snapshot *kept)
+{
+	MfModel    *model;
+
+	CommandCounterIncrement();
+	if (kept)
+	{
+		*kept = RegisterSnapshot(GetTransactionSnapshot());
+		PushActiveSnapshot(*kept);
+	}
+	else
+		PushActiveSnapshot(GetTransactionSnapshot());
+	model = cache_lookup(fcinfo, model_id, NULL);
+	PopActiveSnapshot();
+	return model;
+}

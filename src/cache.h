@@ -14,6 +14,8 @@
 #include "idmap.h"
 #include "score.h"
 
+#include "utils/snapshot.h"
+
 /* A model's factors as cached in this backend. */
 typedef struct MfModel
 {
@@ -89,6 +91,16 @@ mf_model_find_key(const MfModel *model, MfSide side, const char *key)
  */
 extern MfModel *mf_cache_model_by_id(FunctionCallInfo fcinfo, int32 model_id);
 extern MfModel *mf_cache_model_by_name(FunctionCallInfo fcinfo, text *name);
+
+/*
+ * mf_cache_model_by_id for a call that writes from the model: the model
+ * as last committed or as this transaction last wrote it, looked up under
+ * a snapshot taken now (the statement's may predate a retrain or refit
+ * earlier in the statement, by a trigger, or one a lock waited for).  With
+ * kept not NULL, *kept is that snapshot, registered, for more reads of the
+ * same version (the caller unregisters it).
+ */
+extern MfModel *mf_cache_model_current(FunctionCallInfo fcinfo, int32 model_id, Snapshot *kept);
 
 /*
  * Slots of a call site's memo: facts its callers derive from the call's

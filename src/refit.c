@@ -31,7 +31,6 @@
 
 #include "access/htup_details.h"
 #include "access/table.h"
-#include "access/xact.h"
 #include "catalog/namespace.h"
 #include "catalog/pg_class.h"
 #include "catalog/pg_trigger.h"
@@ -43,7 +42,6 @@
 #include "utils/memutils.h"
 #include "utils/rel.h"
 #include "utils/regproc.h"
-#include "utils/snapmgr.h"
 #include "utils/syscache.h"
 
 PG_FUNCTION_INFO_V1(mf_refit_users);
@@ -357,10 +355,7 @@ notice_not_refitted(const RefitState *state)
 static void
 refit_attach_model(RefitState *state)
 {
-	CommandCounterIncrement();
-	PushActiveSnapshot(GetTransactionSnapshot());
-	state->model = mf_cache_model_by_id(state->fcinfo, state->locked.model_id);
-	PopActiveSnapshot();
+	state->model = mf_cache_model_current(state->fcinfo, state->locked.model_id, NULL);
 	if (state->model->row.version != state->locked.version)
 		ereport(ERROR,
 				(errcode(ERRCODE_T_R_SERIALIZATION_FAILURE),
@@ -573,9 +568,7 @@ refit(FunctionCallInfo fcinfo, bool by_name, MfSide side)
 	state.fcinfo = fcinfo;
 	state.side = side;
 	state.function = side == MF_USERS ? "mf_refit_users" : "mf_refit_items";
-	mf_progress_begin(state.function, NULL, "loading");
-	found = mf_model_argument(fcinfo, by_name);
-	mf_progress_model(found->row.name);
+	found = mf_model_argument_reported(fcinfo, by_name, state.function);
 	state.cxt = AllocSetContextCreate(CurrentMemoryContext, "mf_refit", ALLOCSET_DEFAULT_SIZES);
 	old = MemoryContextSwitchTo(state.cxt);
 	if (SPI_connect() != SPI_OK_CONNECT)

@@ -22,8 +22,8 @@
 #include "serve.h"
 #include "source.h"
 #include "checks.h"
+#include "progress.h"
 
-#include <errno.h>
 #include <math.h>
 
 #include "catalog/pg_type.h"
@@ -145,6 +145,17 @@ text_id_lookup(const MfModel *model, MfSide side, text *id, bool lenient)
 	}
 	pfree(value);
 	return index;
+}
+
+MfModel *
+mf_model_argument_reported(FunctionCallInfo fcinfo, bool by_name, const char *function)
+{
+	MfModel    *model;
+
+	mf_progress_begin(function, NULL, "loading");
+	model = mf_model_argument(fcinfo, by_name);
+	mf_progress_model(model->row.name);
+	return model;
 }
 
 int32

@@ -22,6 +22,14 @@
 extern MfModel *mf_model_argument(FunctionCallInfo fcinfo, bool by_name);
 
 /*
+ * mf_model_argument for a long call that function (an SQL name) reports
+ * in mf_progress: begins its report, in phase "loading" with no model
+ * until the model is read, then names it.  The caller ends the report.
+ */
+extern MfModel *mf_model_argument_reported(FunctionCallInfo fcinfo, bool by_name,
+										   const char *function);
+
+/*
  * The n best items for dense user index user (-1: unknown) of model, best
  * first, into best[] (room for n); returns how many.  Leaves out the items
  * excluded[] marks (n_items, or NULL) and, with exclude_rated, those
