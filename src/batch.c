@@ -1399,7 +1399,8 @@ batch_open_target(FunctionCallInfo fcinfo, const BatchArgs *args, const MfModel 
 				 errmsg("model \"%s\" was dropped while %s prepared its table",
 						found->row.name, shape->function),
 				 errdetail("Another session, an earlier call of this statement or the table's own triggers dropped it."),
-				 errhint("Train the model again, then run %s.", shape->function)));
+				 errhint("Run %s again in a later statement (not from the table's triggers), once a model named \"%s\" exists: train it again if none does.",
+						 shape->function, found->row.name)));
 	}
 	PG_END_TRY();
 	if (model != found)
