@@ -338,3 +338,11 @@ WHERE model_id = (SELECT model_id FROM mf_models WHERE name = 'tiny') AND item_i
 UPDATE mf_models SET version = nextval('mf_model_version_seq') WHERE name = 'tiny';
 SELECT * FROM try($$SELECT mf_predict('tiny', 1, 1)$$);
 SELECT * FROM try($$SELECT mf_train('tiny', k := 2, warm_start := true)$$);
+
+-- Ratings too large for single precision train in double precision, as the
+-- error's hint says; ratings too large for double are told so, not to pass it.
+SELECT mf_train('large_ratings', k := 5, iterations := 2, solver := 'cg',
+                double_precision := true, model_name := 'large_double') IS NOT NULL AS trained;
+SELECT loss[2] < loss[1] AS descends, train_rmse < 1e31 AS finite FROM mf_models WHERE name = 'large_double';
+SELECT hint FROM try($$SELECT mf_train('overflowing', k := 1)$$);
+SELECT mf_drop_model('large_double');

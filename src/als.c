@@ -886,6 +886,47 @@ iterate(MfAls *als, double *objective, double *sse, MfSide *failed_side)
 	return -1;
 }
 
+/*
+ * The error for explicit ratings too large for the factors' precision, on a
+ * failed iteration's path: when the largest |rating| squared, times the
+ * number of ratings, passes the largest number of the precision, the sums
+ * of ALS (J, each row's right-hand side) do at any fit that predicts the
+ * ratings, so the failure is told as the ratings' size, with a hint to
+ * double precision only where it holds them.  Returns when they are not
+ * that large (or are not here: the Citus workers hold them).
+ */
+static void
+check_rating_magnitude(const MfAls *als, const MfFitOptions *options)
+{
+	const MfCsr *rows = als->ratings ? &als->ratings->by_user : NULL;
+	int64		n;
+	double		largest = 0.0;
+	double		most_single;
+	double		most_double;
+
+	if (options->implicit || rows == NULL || (rows->val == NULL && rows->val_single == NULL))
+		return;
+	n = rows->row_start[rows->n_rows];
+	for (int64 e = 0; e < n; e++)
+		largest = Max(largest, fabs(mf_csr_value(rows, e)));
+	most_single = sqrt(FLT_MAX / (double) Max(n, 1));
+	most_double = sqrt(DBL_MAX / (double) Max(n, 1));
+	if (largest <= (options->single ? most_single : most_double))
+		return;
+	ereport(ERROR,
+			(errcode(ERRCODE_NUMERIC_VALUE_OUT_OF_RANGE),
+			 errmsg("the ratings are too large for %s precision: |rating| reaches %g",
+					options->single ? "single" : "double", largest),
+			 errdetail("ALS sums squares and products of the ratings (J, each row's system); with " INT64_FORMAT " ratings this large those sums reach the largest %s precision number (%g).",
+					   n, options->single ? "single" : "double",
+					   options->single ? (double) FLT_MAX : DBL_MAX),
+			 !options->single
+			 ? errhint("Scale the ratings into a moderate range (for example 0 to 10).")
+			 : largest <= most_double
+			 ? errhint("Scale the ratings into a moderate range (for example 0 to 10), or pass double_precision := true.")
+			 : errhint("Scale the ratings into a moderate range (for example 0 to 10): ratings this large overflow double precision too.")));
+}
+
 /* Runs one iteration of a fit, raising the error for a failure in it. */
 static void
 iterate_or_fail(MfAls *als, const MfFitOptions *options, int iteration,
@@ -901,12 +942,15 @@ iterate_or_fail(MfAls *als, const MfFitOptions *options, int iteration,
 		int32		partner = mf_csr_most_repeated(side == MF_USERS ? &als->ratings->by_user
 												   : &als->ratings->by_item, failed, &times);
 
+		check_rating_magnitude(als, options);
 		mf_report_unsolvable(MF_SOLVE_TRAINING, side,
 							 mf_ratings_id_text(als->ratings, side, failed), options, NULL,
 							 partner >= 0 ? mf_ratings_id_text(als->ratings, other, partner) : NULL,
 							 times);
 	}
 	if (!isfinite(*loss))
+	{
+		check_rating_magnitude(als, options);
 		ereport(ERROR,
 				(errcode(ERRCODE_NUMERIC_VALUE_OUT_OF_RANGE),
 				 errmsg("training overflowed %s precision floating point in iteration %d",
@@ -916,6 +960,7 @@ iterate_or_fail(MfAls *als, const MfFitOptions *options, int iteration,
 				 errhint("Scale the ratings into a moderate range (for example 0 to 10)%s.",
 						 options->single ? ", raise lambda, or pass double_precision := true"
 						 : ", or raise lambda")));
+	}
 }
 
 /* history's arrays for n iterations, in the current context. */
