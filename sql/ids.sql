@@ -236,10 +236,9 @@ SELECT mf_refit_users(:uuids, 'ids_upper') AS refitted;
 SELECT n_users = :users_before AS no_new_users FROM mf_models WHERE model_id = :uuids;
 SELECT count(*) AS lower_case_keys FROM mf_user_factors
 WHERE model_id = :uuids AND user_key = lower(user_key);
+-- A text id that is not a uuid is named, with its relation and column.
 CREATE TABLE ids_not_uuid AS SELECT 'not-a-uuid'::text AS user_id, item_id, rating FROM ids_uuids LIMIT 1;
-\set VERBOSITY terse
 SELECT mf_refit_users(:uuids, 'ids_not_uuid');
-\set VERBOSITY default
 -- mf_evaluate reads such a test relation the same way: the same measures
 -- as from the uuid column itself.
 CREATE TABLE ids_upper_test AS SELECT upper(user_id::text) AS user_id, item_id, rating FROM ids_uuids;

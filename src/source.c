@@ -405,7 +405,21 @@ key_number(ReadState *state, MfSide side, Oid type, Oid output, Datum value)
 	 * cast reads, written as training wrote it (22P02 when it is none).
 	 */
 	if (uuid_keys && type != UUIDOID)
-		key = mf_uuid_key(key, false);
+	{
+		char	   *uuid = mf_uuid_key(key, true);
+		const char *column = side == MF_USERS ? state->source->user_col : state->source->item_col;
+
+		if (uuid == NULL)
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_TEXT_REPRESENTATION),
+					 errmsg("%s id \"%s\" in %s is not a uuid", mf_side_name(side), key,
+							mf_source_display_name(state->source->relid)),
+					 errdetail("The model was trained on uuid %s ids: those of column %s, of type %s, are read as uuids.",
+							   mf_side_name(side), quote_identifier(column), format_type_be(type)),
+					 errhint("Fix or delete that row, or pass a view that leaves out the %ss that are not uuids.",
+							 mf_side_name(side))));
+		key = uuid;
+	}
 	return mf_rows_key(state->rows, side, key);
 }
 
