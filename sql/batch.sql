@@ -368,12 +368,21 @@ CREATE TABLE batch.real_users (user_id real, rank integer, item_id double precis
 SELECT mf_recommend_all('wide ids', 2, false, target := 'batch.real_users', mode := 'append');
 -- a double precision column and ids past 2^53, an oid column and a negative id
 CREATE TABLE batch.huge_ids (user_id bigint, item_id bigint, rating float8);
-INSERT INTO batch.huge_ids VALUES (9007199254740993, -1, 4), (9007199254740993, 2, 3), (1, 2, 5), (1, -1, 1);
+INSERT INTO batch.huge_ids VALUES (9007199254740993, -1, 4), (9007199254740993, 2, 3), (1, 2, 5), (1, -1, 1),
+                                  (100000000000000001, 2, 4);
 SELECT mf_train('batch.huge_ids', k := 1, lambda := 0.1, model_name := 'huge ids') > 0 AS trained;
 CREATE TABLE batch.double_users (user_id double precision, rank integer, item_id bigint, score float8);
 SELECT mf_recommend_all('huge ids', 2, false, target := 'batch.double_users', mode := 'append');
 CREATE TABLE batch.oid_items (user_id bigint, rank integer, item_id oid, score float8);
 SELECT mf_recommend_all('huge ids', 2, false, target := 'batch.oid_items', mode := 'append');
+-- a money column holds an id in cents (with lc_monetary C): up to 2^63 / 100
+SET lc_monetary = 'C';
+CREATE TABLE batch.money_users (user_id money, rank integer, item_id bigint, score float8);
+SELECT mf_recommend_all('huge ids', 2, false, target := 'batch.money_users', mode := 'append');
+SELECT count(*) AS kept FROM batch.money_users;
+SELECT mf_recommend_all('wide ids', 2, false, target := 'batch.money_users', mode := 'append') AS written;
+SELECT array_agg(DISTINCT user_id::numeric::bigint) AS users_stored FROM batch.money_users;
+RESET lc_monetary;
 SELECT mf_drop_model('huge ids');
 -- items that fit: written
 SELECT mf_recommend_all('wide ids', 2, false, target := 'batch.narrow_items', mode := 'append',

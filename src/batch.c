@@ -58,6 +58,7 @@
 #include "utils/acl.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
+#include "utils/cash.h"
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
 #include "utils/rel.h"
@@ -809,10 +810,10 @@ retrained_on_other_ids(const MfModel *model, const BatchShape *shape)
 /*
  * Notes what column c of an existing target, of type type (typmod), holds
  * of integer ids (shape type bigint) when not every bigint exactly:
- * smallint, integer, oid and numeric(p, s) a range (numeric(p, s) with
- * s < 0 in multiples of 10^-s), real and double precision the integers
- * they represent exactly; domains as their base types.  writer_put checks
- * each id written.
+ * smallint, integer, oid, money (in the locale's smallest unit) and
+ * numeric(p, s) a range (numeric(p, s) with s < 0 in multiples of 10^-s),
+ * real and double precision the integers they represent exactly; domains
+ * as their base types.  writer_put checks each id written.
  */
 static void
 narrow_id_column(BatchWriter *w, int c, Oid type, int32 typmod)
@@ -866,6 +867,14 @@ narrow_id_column(BatchWriter *w, int c, Oid type, int32 typmod)
 			column->min = -largest;
 			column->max = largest;
 		}
+	}
+	else if (base == CASHOID)
+	{
+		/* an amount of the locale's smallest unit: an id times 10^frac_digits */
+		Cash		unit = DatumGetCash(DirectFunctionCall1(int8_cash, Int64GetDatum(1)));
+
+		column->min = PG_INT64_MIN / unit;
+		column->max = PG_INT64_MAX / unit;
 	}
 	else if (base == FLOAT4OID)
 		column->holding = ID_FLOAT4;
