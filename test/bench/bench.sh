@@ -9,7 +9,7 @@ probe=$2
 rss_peak=$3
 threads_all=$(nproc)
 iterations=${MF_BENCH_ITERATIONS:-3}
-ks=${MF_BENCH_KS:-"10 64 128"}
+ks=${MF_BENCH_KS:-"10 32 64 128"}
 shapes=${MF_BENCH_SHAPES:-"ml-latest-small ml-1m ml-10m"}
 data_dir="$here/../../../shared/data"
 

@@ -29,6 +29,8 @@ pg_virtualenv -o shared_buffers=256MB -o max_parallel_workers_per_gather=0 \
 	bash test/bench/bench.sh "$out" "$out/probe" "$out/rss_peak"
 
 bash test/bench/report.sh "$out" | tee "$out/report.md"
+echo
+bash test/bench/targets.sh "$out" | tee "$out/targets.md"
 cp "$out/results.tsv" test/bench/results.tsv
 for f in serving.tsv cancel.tsv kernels.tsv kernel_paths.tsv load.tsv; do
 	if [ -f "$out/$f" ]; then cp "$out/$f" "test/bench/$f"; fi
