@@ -35,6 +35,7 @@
 #include "executor/executor.h"
 #include "executor/spi.h"
 #include "lib/stringinfo.h"
+#include "mb/pg_wchar.h"
 #include "miscadmin.h"
 #include "utils/acl.h"
 #include "utils/builtins.h"
@@ -412,7 +413,9 @@ key_number(ReadState *state, MfSide side, Oid type, Oid output, Datum value)
 		if (uuid == NULL)
 			ereport(ERROR,
 					(errcode(ERRCODE_INVALID_TEXT_REPRESENTATION),
-					 errmsg("%s id \"%s\" in %s is not a uuid", mf_side_name(side), key,
+					 errmsg("%s id \"%s\" in %s is not a uuid", mf_side_name(side),
+							strlen(key) <= 100 ? key
+							: psprintf("%.*s...", pg_mbcliplen(key, strlen(key), 100), key),
 							mf_source_display_name(state->source->relid)),
 					 errdetail("The model was trained on uuid %s ids: those of column %s, of type %s, are read as uuids.",
 							   mf_side_name(side), quote_identifier(column), format_type_be(type)),
