@@ -1408,7 +1408,7 @@ batch_open_target(FunctionCallInfo fcinfo, const BatchArgs *args, const MfModel 
 				 errmsg("model \"%s\" was dropped while %s prepared its table",
 						found->row.name, shape->function),
 				 errdetail("Another session, an earlier call of this statement or the table's own triggers dropped it."),
-				 errhint("Run %s again in a later statement (not from the table's triggers), once a model named \"%s\" exists: train it again if none does.",
+				 errhint("Run %s again in a later statement, naming the model, once one named \"%s\" exists (train it again if none does; a model trained anew has a new model_id); if the table's own triggers drop it, change them or pass another table.",
 						 shape->function, found->row.name)));
 	}
 	PG_END_TRY();
