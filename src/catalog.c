@@ -403,14 +403,14 @@ deny_reading(const char *kind, const char *name, const char *column)
 		ereport(ERROR,
 				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
 				 errmsg("permission denied for %s %s", kind, name),
-				 errdetail("Serving reads column %s of %s, which role \"%s\" may not read.",
+				 errdetail("Reading the model reads column %s of %s, which role \"%s\" may not read.",
 						   column, name, GetUserNameFromId(GetUserId(), false)),
 				 errhint("Ask the extension's owner to grant SELECT (%s) on %s, or SELECT on the table (see Privileges in the README).",
 						 column, name)));
 	ereport(ERROR,
 			(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
 			 errmsg("permission denied for %s %s", kind, name),
-			 errhint("Serving a model needs USAGE on the extension's schema and SELECT on mf_models, mf_user_factors and mf_item_factors: ask the extension's owner to grant them (a member of a role that has them but does not inherit them, NOINHERIT, must SET ROLE to it first; see Privileges in the README).")));
+			 errhint("Reading a stored model (to serve it, refit it or rank from it) needs USAGE on the extension's schema and SELECT on mf_models, mf_user_factors and mf_item_factors: ask the extension's owner to grant them (a member of a role that has them but does not inherit them, NOINHERIT, must SET ROLE to it first; see Privileges in the README).")));
 }
 
 /*
