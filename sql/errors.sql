@@ -340,31 +340,18 @@ SELECT * FROM try($$SELECT mf_predict('tiny', 1, 1)$$);
 SELECT * FROM try($$SELECT mf_train('tiny', k := 2, warm_start := true)$$);
 
 -- Ratings too large for single precision train in double precision, as the
--- error's hint says; ratings too large for double are told so, not to pass it.
+-- error's hint says.
 SELECT mf_train('large_ratings', k := 5, iterations := 2, solver := 'cg',
                 double_precision := true, model_name := 'large_double') IS NOT NULL AS trained;
 SELECT loss[2] < loss[1] AS descends, train_rmse < 1e31 AS finite FROM mf_models WHERE name = 'large_double';
-SELECT hint FROM try($$SELECT mf_train('overflowing', k := 1)$$);
 SELECT mf_drop_model('large_double');
 
--- One rating orders of magnitude above the rest (a data-entry error) is
--- named as an outlier; the view the hint suggests trains.
-CREATE TABLE outlier AS
-SELECT u AS user_id, i AS item_id, ((u * 7 + i * 13) % 5 + 1)::float8 AS rating
-FROM generate_series(1, 10) u, generate_series(1, 20) i;
-UPDATE outlier SET rating = 1e12 WHERE user_id = 1 AND item_id = 1;
-SELECT * FROM try($$SELECT mf_train('outlier', k := 2, iterations := 3)$$);
-CREATE VIEW outlier_left_out AS SELECT * FROM outlier WHERE abs(rating) < 1e9;
-SELECT mf_train('outlier_left_out', k := 2, iterations := 3) IS NOT NULL AS trained;
-SELECT mf_drop_model('outlier_left_out');
--- with lambda = 0 the singular system is the error, outlier or not
-SELECT message FROM try($$SELECT mf_train('outlier', k := 2, lambda := 0, iterations := 3)$$);
-
--- CG's products outgrow single precision at a smaller scale of the ratings
--- than Cholesky's sums: its hint leads with scaling and Cholesky, which trains.
+-- A failed CG fit's hint leads with scaling the ratings and Cholesky, which
+-- trains these (a larger lambda does not).
 CREATE TABLE cg_scale AS
 SELECT u AS user_id, i AS item_id, ((u * 7 + i * 3) % 5 + 1) * 1e12 AS rating
 FROM generate_series(1, 30) u, generate_series(1, 20) i WHERE (u + i) % 3 <> 0;
 SELECT message, hint FROM try($$SELECT mf_train('cg_scale', k := 2, solver := 'cg')$$);
+SELECT state FROM try($$SELECT mf_train('cg_scale', k := 2, solver := 'cg', lambda := 1000)$$);
 SELECT mf_train('cg_scale', k := 2) IS NOT NULL AS cholesky_trains;
 SELECT mf_drop_model('cg_scale');

@@ -886,89 +886,6 @@ iterate(MfAls *als, double *objective, double *sse, MfSide *failed_side)
 	return -1;
 }
 
-/* Ratings within this factor of the largest |rating| are not outliers. */
-#define MF_OUTLIER_FACTOR 1000.0
-
-/*
- * The error for a failed explicit fit whose ratings explain it, on that
- * path only (failed: the first row whose system could not be solved, as
- * "item 7", or NULL when J overflowed): when fewer than 1% of the ratings
- * are within MF_OUTLIER_FACTOR of the largest |rating|, the outliers,
- * named by the largest; else when the squares of the ratings sum past the
- * largest number of the precision (J at zero factors is half that sum),
- * the ratings' scale, with a hint to double precision only where their
- * squares' sum fits it.  Returns otherwise (or when the ratings are not
- * here: the Citus workers hold them), for the caller's message.
- */
-static void
-report_rating_scale(const MfAls *als, const MfFitOptions *options, const char *failed)
-{
-	const MfCsr *rows = als->ratings ? &als->ratings->by_user : NULL;
-	int64		n;
-	int64		at = 0;
-	int64		near = 0;
-	int32		user = 0;
-	double		largest = 0.0;
-	double		scaled = 0.0;
-	double		log_sum;
-	double		most = options->single ? FLT_MAX : DBL_MAX;
-	const char *precision = options->single ? "single" : "double";
-	const char *what = failed ? psprintf("The least-squares system of %s could not be solved in %s precision",
-										 failed, precision)
-		: psprintf("Training overflowed %s precision", precision);
-
-	if (options->implicit || rows == NULL || (rows->val == NULL && rows->val_single == NULL))
-		return;
-	n = rows->row_start[rows->n_rows];
-	for (int64 e = 0; e < n; e++)
-		if (fabs(mf_csr_value(rows, e)) > largest)
-		{
-			largest = fabs(mf_csr_value(rows, e));
-			at = e;
-		}
-	if (largest == 0.0 || !isfinite(largest))
-		return;
-	/* sum r^2 = largest^2 sum (r / largest)^2, compared as logarithms: it may pass DBL_MAX */
-	for (int64 e = 0; e < n; e++)
-	{
-		double		r = fabs(mf_csr_value(rows, e)) / largest;
-
-		scaled += r * r;
-		near += r * MF_OUTLIER_FACTOR >= 1.0;
-	}
-	if (near * 100 < n)
-	{
-		while (rows->row_start[user + 1] <= at)
-			user++;
-		ereport(ERROR,
-				(errcode(ERRCODE_NUMERIC_VALUE_OUT_OF_RANGE),
-				 errmsg("the ratings have outliers: user %s rated item %s %g",
-						mf_ratings_id_text(als->ratings, MF_USERS, user),
-						mf_ratings_id_text(als->ratings, MF_ITEMS, rows->col[at]),
-						mf_csr_value(rows, at)),
-				 errdetail_plural("%s, and only " INT64_FORMAT " of the " INT64_FORMAT " ratings is within a factor of %g of that one: ratings orders of magnitude larger than the rest leave their users' and items' systems too badly conditioned to solve.",
-								  "%s, and only " INT64_FORMAT " of the " INT64_FORMAT " ratings are within a factor of %g of that one: ratings orders of magnitude larger than the rest leave their users' and items' systems too badly conditioned to solve.",
-								  (unsigned long) near, what, near, n, MF_OUTLIER_FACTOR),
-				 errhint("Fix or delete those ratings, or train from a view that leaves them out (for example WHERE abs(rating) < %g).",
-						 largest / MF_OUTLIER_FACTOR)));
-	}
-	log_sum = 2.0 * log10(largest) + log10(scaled);
-	if (log_sum <= log10(most))
-		return;
-	ereport(ERROR,
-			(errcode(ERRCODE_NUMERIC_VALUE_OUT_OF_RANGE),
-			 errmsg("the ratings are too large for %s precision: their squares sum to %s",
-					precision, log_sum < log10(DBL_MAX) ? psprintf("%g", pow(10.0, log_sum))
-					: psprintf("about 1e+%d", (int) floor(log_sum))),
-			 errdetail("%s at this scale: that sum is more than the largest %s precision number (%g); the largest |rating| is %g.",
-					   what, precision, most, largest),
-			 !options->single
-			 ? errhint("Scale the ratings into a moderate range (for example 0 to 10).")
-			 : log_sum < log10(DBL_MAX)
-			 ? errhint("Scale the ratings into a moderate range (for example 0 to 10), or pass double_precision := true.")
-			 : errhint("Scale the ratings into a moderate range (for example 0 to 10): their squares overflow double precision too.")));
-}
-
 /* Runs one iteration of a fit, raising the error for a failure in it. */
 static void
 iterate_or_fail(MfAls *als, const MfFitOptions *options, int iteration,
@@ -984,18 +901,12 @@ iterate_or_fail(MfAls *als, const MfFitOptions *options, int iteration,
 		int32		partner = mf_csr_most_repeated(side == MF_USERS ? &als->ratings->by_user
 												   : &als->ratings->by_item, failed, &times);
 
-		if (options->lambda > 0.0)	/* else the system is singular: lambda's error */
-			report_rating_scale(als, options,
-								psprintf("%s %s", mf_side_name(side),
-										 mf_ratings_id_text(als->ratings, side, failed)));
 		mf_report_unsolvable(MF_SOLVE_TRAINING, side,
 							 mf_ratings_id_text(als->ratings, side, failed), options, NULL,
 							 partner >= 0 ? mf_ratings_id_text(als->ratings, other, partner) : NULL,
 							 times);
 	}
 	if (!isfinite(*loss))
-	{
-		report_rating_scale(als, options, NULL);
 		ereport(ERROR,
 				(errcode(ERRCODE_NUMERIC_VALUE_OUT_OF_RANGE),
 				 errmsg("training overflowed %s precision floating point in iteration %d",
@@ -1005,7 +916,6 @@ iterate_or_fail(MfAls *als, const MfFitOptions *options, int iteration,
 				 errhint("Scale the ratings into a moderate range (for example 0 to 10)%s.",
 						 options->single ? ", raise lambda, or pass double_precision := true"
 						 : ", or raise lambda")));
-	}
 }
 
 /* history's arrays for n iterations, in the current context. */

@@ -184,8 +184,7 @@ foreach my $kernel (@kernels)
 
 # A system that fails inside a batch (item 7, lane 6 of the 12 items'
 # batch: user 10's one rating of 1e30 overflows its Gram matrix) fails its
-# row: the error names item 7, as the row-by-row kernels name it (in the
-# detail of the outliers' error, which that rating is).
+# row: the error names item 7, as the row-by-row kernels name it.
 $node->safe_psql('postgres', q{
 	CREATE TABLE lane_fail AS
 	SELECT u AS user_id, i AS item_id, (1 + (u * 3 + i) % 5)::float8 AS rating
@@ -197,7 +196,7 @@ foreach my $kernel (grep { $_ ne 'blas' } @kernels)
 	my ($rc, $out, $err) = $node->psql('postgres', qq{
 		SET mf_ext.kernel = $kernel; SET mf_ext.threads = 1;
 		SELECT mf_train('lane_fail', k := 3, lambda := 0.1, iterations := 2, model_name := 'lane_fail')});
-	like($err, qr/the least-squares system of item 7 could not be solved/i,
+	like($err, qr/the least-squares system of item 7 could not be solved/,
 		"$kernel kernel: a system failing inside a batch names its row");
 }
 
@@ -224,7 +223,7 @@ foreach my $kernel (grep { $_ ne 'blas' } @kernels)
 		my ($rc, $out, $err) = $node->psql('postgres', qq{
 			SET mf_ext.kernel = $kernel; SET mf_ext.threads = 2;
 			SELECT mf_train('first_failure', k := 3, iterations := 2, model_name := 'first_failure')});
-		$named{$err =~ /the least-squares system of (\w+ \d+) could not be solved/i ? $1 : $err}++;
+		$named{$err =~ /the least-squares system of (\w+ \d+) could not be solved/ ? $1 : $err}++;
 	}
 	is(join(', ', sort keys %named), 'item 21',
 		"$kernel kernel, 2 threads: twelve failed trainings all name the first failing row");
