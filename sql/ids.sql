@@ -239,6 +239,12 @@ WHERE model_id = :uuids AND user_key = lower(user_key);
 -- A text id that is not a uuid is named, with its relation and column.
 CREATE TABLE ids_not_uuid AS SELECT 'not-a-uuid'::text AS user_id, item_id, rating FROM ids_uuids LIMIT 1;
 SELECT mf_refit_users(:uuids, 'ids_not_uuid');
+-- a column of a domain is named by the domain
+CREATE DOMAIN ids_label AS text;
+CREATE TABLE ids_not_uuid_domain AS SELECT 'nope'::ids_label AS user_id, item_id, rating FROM ids_uuids LIMIT 1;
+SELECT mf_refit_users(:uuids, 'ids_not_uuid_domain');
+DROP TABLE ids_not_uuid_domain;
+DROP DOMAIN ids_label;
 -- mf_evaluate reads such a test relation the same way: the same measures
 -- as from the uuid column itself.
 CREATE TABLE ids_upper_test AS SELECT upper(user_id::text) AS user_id, item_id, rating FROM ids_uuids;

@@ -408,7 +408,10 @@ key_number(ReadState *state, MfSide side, Oid type, Oid output, Datum value)
 	if (uuid_keys && type != UUIDOID)
 	{
 		char	   *uuid = mf_uuid_key(key, true);
-		const char *column = side == MF_USERS ? state->source->user_col : state->source->item_col;
+		const MfSource *source = state->source;
+		const char *column = side == MF_USERS ? source->user_col : source->item_col;
+		Oid			declared = get_atttype(source->relid, side == MF_USERS ? source->user_attnum
+										   : source->item_attnum);
 
 		if (uuid == NULL)
 			ereport(ERROR,
@@ -418,7 +421,8 @@ key_number(ReadState *state, MfSide side, Oid type, Oid output, Datum value)
 							: psprintf("%.*s...", pg_mbcliplen(key, strlen(key), 100), key),
 							mf_source_display_name(state->source->relid)),
 					 errdetail("The model was trained on uuid %s ids: those of column %s, of type %s, are read as uuids.",
-							   mf_side_name(side), quote_identifier(column), format_type_be(type)),
+							   mf_side_name(side), quote_identifier(column),
+							   format_type_be(OidIsValid(declared) ? declared : type)),
 					 errhint("Fix or delete that row, or pass a view that leaves out the %ss that are not uuids.",
 							 mf_side_name(side))));
 		key = uuid;
