@@ -897,7 +897,7 @@ static void
 check_id_fits(const BatchWriter *w, int c, int64 id)
 {
 	const IdColumn *column = &w->id_columns[c];
-	const char *which = strcmp(w->shape.names[c], "user_id") == 0 ? "user" : "item";
+	const char *which;
 	char	   *type;
 
 	switch (column->holding)
@@ -917,6 +917,8 @@ check_id_fits(const BatchWriter *w, int c, int64 id)
 				return;
 			break;
 	}
+	/* only the error's: this runs for every row written */
+	which = strcmp(w->shape.names[c], "user_id") == 0 ? "user" : "item";
 	type = format_type_with_typemod(column->type, column->typmod);
 	if (column->holding == ID_RANGE && column->step == 1)
 		ereport(ERROR,

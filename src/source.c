@@ -390,6 +390,34 @@ mf_uuid_key(const char *text, bool missing_ok)
 }
 
 /*
+ * 22P02 for key, read from a column of type type (a base type) of source
+ * for a side trained from uuids, which is not a uuid's text: named, cut at
+ * 100 bytes, with the column's declared type.
+ */
+static void report_not_uuid(const MfSource *source, MfSide side, Oid type, const char *key)
+			pg_attribute_noreturn();
+
+static void
+report_not_uuid(const MfSource *source, MfSide side, Oid type, const char *key)
+{
+	const char *column = side == MF_USERS ? source->user_col : source->item_col;
+	Oid			declared = get_atttype(source->relid, side == MF_USERS ? source->user_attnum
+									   : source->item_attnum);
+	size_t		length = strlen(key);
+
+	ereport(ERROR,
+			(errcode(ERRCODE_INVALID_TEXT_REPRESENTATION),
+			 errmsg("%s id \"%s\" in %s is not a uuid", mf_side_name(side),
+					length <= 100 ? key : psprintf("%.*s...", pg_mbcliplen(key, length, 100), key),
+					mf_source_display_name(source->relid)),
+			 errdetail("The model was trained on uuid %s ids: those of column %s, of type %s, are read as uuids.",
+					   mf_side_name(side), quote_identifier(column),
+					   format_type_be(OidIsValid(declared) ? declared : type)),
+			 errhint("Fix or delete that row, or pass a view that leaves out the %ss that are not uuids.",
+					 mf_side_name(side))));
+}
+
+/*
  * The number of the text form of an id value among the side's keys.
  * Called with the key context current.
  */
@@ -408,23 +436,9 @@ key_number(ReadState *state, MfSide side, Oid type, Oid output, Datum value)
 	if (uuid_keys && type != UUIDOID)
 	{
 		char	   *uuid = mf_uuid_key(key, true);
-		const MfSource *source = state->source;
-		const char *column = side == MF_USERS ? source->user_col : source->item_col;
-		Oid			declared = get_atttype(source->relid, side == MF_USERS ? source->user_attnum
-										   : source->item_attnum);
 
 		if (uuid == NULL)
-			ereport(ERROR,
-					(errcode(ERRCODE_INVALID_TEXT_REPRESENTATION),
-					 errmsg("%s id \"%s\" in %s is not a uuid", mf_side_name(side),
-							strlen(key) <= 100 ? key
-							: psprintf("%.*s...", pg_mbcliplen(key, strlen(key), 100), key),
-							mf_source_display_name(state->source->relid)),
-					 errdetail("The model was trained on uuid %s ids: those of column %s, of type %s, are read as uuids.",
-							   mf_side_name(side), quote_identifier(column),
-							   format_type_be(OidIsValid(declared) ? declared : type)),
-					 errhint("Fix or delete that row, or pass a view that leaves out the %ss that are not uuids.",
-							 mf_side_name(side))));
+			report_not_uuid(state->source, side, type, key);
 		key = uuid;
 	}
 	return mf_rows_key(state->rows, side, key);
