@@ -581,11 +581,27 @@ create_target(RangeVar *relation, const char *quoted, const BatchShape *shape)
 }
 
 /*
+ * Whether an existing target's column of type type would change text keys
+ * assigned to it, so that two could be stored as one: name cuts them at 63
+ * bytes, character(n) pads them with spaces (keys differing in trailing
+ * spaces compare equal); keys read from that type (key_type) fit it.
+ */
+static bool
+changes_text_keys(Oid type, Oid key_type)
+{
+	Oid			base = getBaseType(type);
+
+	return (base == NAMEOID || base == BPCHAROID) &&
+		!(OidIsValid(key_type) && getBaseType(key_type) == base);
+}
+
+/*
  * Whether column c of shape, of type type in an existing target, takes
  * model's values: by assignment (bigint ids into integer or numeric
- * columns, text keys into varchar, ...), or, for *cast, text keys into a
- * column of the type they were read from (a uuid column for a model
- * trained on uuid ids), through an explicit cast from their text form.
+ * columns, text keys into varchar, ..., not into a column that would
+ * change them: changes_text_keys), or, for *cast, text keys into a column
+ * of the type they were read from (a uuid column for a model trained on
+ * uuid ids), through an explicit cast from their text form.
  */
 static bool
 column_takes(const MfModel *model, const BatchShape *shape, int c, Oid type, bool *cast)
@@ -594,6 +610,8 @@ column_takes(const MfModel *model, const BatchShape *shape, int c, Oid type, boo
 	Oid			key_type = side == MF_USERS ? model->row.user_key_type : model->row.item_key_type;
 
 	*cast = false;
+	if ((c == 0 || c == 2) && shape->types[c] == TEXTOID && changes_text_keys(type, key_type))
+		return false;
 	if (can_coerce_type(1, &shape->types[c], &type, COERCION_ASSIGNMENT))
 		return true;
 	*cast = (c == 0 || c == 2) && shape->types[c] == TEXTOID && OidIsValid(key_type) &&
@@ -724,6 +742,9 @@ check_existing_target(Oid relid, const MfModel *model, const BatchShape *shape)
 					 errmsg("column \"%s\" of table \"%s\" is of type %s, which model \"%s\"'s %s values cannot be assigned to",
 							shape->names[c], RelationGetRelationName(rel), format_type_be(type),
 							model->row.name, format_type_be(shape->types[c])),
+					 shape->types[c] == TEXTOID && can_coerce_type(1, &shape->types[c], &type, COERCION_ASSIGNMENT)
+					 ? errdetail("That type would change the model's text keys, so that two could be stored as one: name cuts them at 63 bytes, character(n) pads them with spaces.")
+					 : 0,
 					 errhint("%s writes into a table %s%s: alter the column's type, or pass another table.",
 							 shape->function, expected_shape(shape),
 							 shape->types[c] == TEXTOID
