@@ -50,11 +50,14 @@
 #include "access/table.h"
 #include "access/tableam.h"
 #include "catalog/namespace.h"
+#include "catalog/pg_namespace.h"
+#include "common/hashfn.h"
 #include "catalog/pg_type.h"
 #include "executor/spi.h"
 #include "funcapi.h"
 #include "miscadmin.h"
 #include "parser/parse_coerce.h"
+#include "storage/lmgr.h"
 #include "utils/acl.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
@@ -684,6 +687,81 @@ check_target_before_lock(const RangeVar *relation, Oid relid, Oid old_relid, voi
 		deny_target(name, lookup->shape, NULL, false);
 	if (lookup->mode == BATCH_REPLACE && pg_class_aclcheck(relid, role, ACL_DELETE) != ACLCHECK_OK)
 		deny_target(name, lookup->shape, NULL, true);
+}
+
+/*
+ * The target's OID, locked (a 'replace' locks out other writers, not
+ * readers, until its transaction ends: two replaces at once would each
+ * delete only the rows they saw, and both lists would stay; the second
+ * waits, then deletes the first's), or InvalidOid when it does not exist:
+ * the name in its creation schema is then held until the transaction
+ * ends against the other calls that would create it.  Two calls into a
+ * table that did not exist yet each ran CREATE TABLE, and the second
+ * failed with the catalog's bare duplicate-key error; now the second
+ * waits for the first's transaction and finds its table, as if it had
+ * existed.  The name's lock is the schema's object lock with a hash of
+ * the name as its sub-object (a schema has none), in ExclusiveLock mode,
+ * which no lock PostgreSQL takes on a schema conflicts with but
+ * AccessExclusiveLock (DROP SCHEMA); two names of the same hash only wait
+ * for each other.
+ */
+static Oid
+lookup_target(RangeVar *relation, TargetLookup *lookup)
+{
+	LOCKMODE	mode = lookup->mode == BATCH_REPLACE ? ShareRowExclusiveLock : RowExclusiveLock;
+	Oid			relid = RangeVarGetRelidExtended(relation, mode, RVR_MISSING_OK,
+												 check_target_before_lock, lookup);
+
+	if (!OidIsValid(relid))
+	{
+		uint32		name_hash = DatumGetUInt32(hash_any((const unsigned char *) relation->relname,
+														strlen(relation->relname)));
+
+		LockDatabaseObject(NamespaceRelationId, RangeVarGetCreationNamespace(relation),
+						   (uint16) name_hash, ExclusiveLock);
+		relid = RangeVarGetRelidExtended(relation, mode, RVR_MISSING_OK,
+										 check_target_before_lock, lookup);
+	}
+	return relid;
+}
+
+/*
+ * mode 'replace': the rows of the target relid (locked), and of the tables
+ * that inherit from it, deleted.  With REPEATABLE READ or SERIALIZABLE,
+ * whose snapshot does not see the rows a transaction committed after it
+ * was taken, rows left that a fresh snapshot sees (another 'replace' or an
+ * INSERT that committed while this call waited for the table, or created
+ * it) are a serialization failure: they would have stayed beside the new
+ * rows.  (Rows the snapshot sees that another transaction deleted are
+ * DELETE's own serialization failure.)
+ */
+static void
+delete_target_rows(Oid relid, const char *quoted)
+{
+	char	   *table = quote_qualified_identifier(get_namespace_name(get_rel_namespace(relid)),
+												   get_rel_name(relid));
+
+	mf_progress_phase("deleting");
+	if (SPI_execute(psprintf("DELETE FROM %s", table), false, 0) != SPI_OK_DELETE)
+		elog(ERROR, "could not delete the rows of %s", quoted);
+	if (IsolationUsesXactSnapshot())
+	{
+		SPIPlanPtr	plan = SPI_prepare(psprintf("SELECT FROM %s LIMIT 1", table), 0, NULL);
+
+		if (plan == NULL ||
+			SPI_execute_snapshot(plan, NULL, NULL, GetLatestSnapshot(), InvalidSnapshot,
+								 false, false, 1) != SPI_OK_SELECT)
+			elog(ERROR, "could not read the rows of %s", quoted);
+		if (SPI_processed > 0)
+			ereport(ERROR,
+					(errcode(ERRCODE_T_R_SERIALIZATION_FAILURE),
+					 errmsg("could not serialize access due to concurrent insert into %s", quoted),
+					 errdetail("Another transaction wrote rows into %s after this transaction's snapshot was taken; mode 'replace' deletes only the rows the snapshot sees, and those rows would have stayed beside the new ones.",
+							   quoted),
+					 errhint("Run the transaction again.")));
+		SPI_freeplan(plan);
+	}
+	mf_progress_phase("scoring");
 }
 
 /*
@@ -1378,15 +1456,7 @@ batch_open_target(FunctionCallInfo fcinfo, const BatchArgs *args, const MfModel 
 	char	   *quoted;
 	RangeVar   *relation = target_name(args->target, &quoted);
 	TargetLookup lookup = {shape, args->mode, quoted};
-	/*
-	 * 'replace' locks out other writers (not readers) until its transaction
-	 * ends: two replaces at once would each delete only the rows they saw,
-	 * and both lists would stay.  The second waits, then deletes the first's.
-	 */
-	Oid			relid = RangeVarGetRelidExtended(relation,
-												 args->mode == BATCH_REPLACE ? ShareRowExclusiveLock
-												 : RowExclusiveLock, RVR_MISSING_OK,
-												 check_target_before_lock, &lookup);
+	Oid			relid = lookup_target(relation, &lookup);
 	bool		existed = OidIsValid(relid);
 	MfModel    *model;
 
@@ -1394,15 +1464,7 @@ batch_open_target(FunctionCallInfo fcinfo, const BatchArgs *args, const MfModel 
 	{
 		check_existing_target(relid, found, shape);
 		if (args->mode == BATCH_REPLACE)
-		{
-			mf_progress_phase("deleting");
-			if (SPI_execute(psprintf("DELETE FROM %s",
-									 quote_qualified_identifier(get_namespace_name(get_rel_namespace(relid)),
-																get_rel_name(relid))),
-							false, 0) != SPI_OK_DELETE)
-				elog(ERROR, "could not delete the rows of %s", quoted);
-			mf_progress_phase("scoring");
-		}
+			delete_target_rows(relid, quoted);
 	}
 	else
 		relid = create_target(relation, quoted, shape);

@@ -1,0 +1,126 @@
+# Two calls of mf_recommend_all writing the same target at once: the second
+# waits for the first's transaction, then 'replace' leaves one list (the
+# second's), whether or not the table existed before; into a new table,
+# 'append' leaves both and 'create' is our "already exists" error.  (Into a table that did not exist, the
+# second call's CREATE TABLE had failed with the catalog's bare duplicate-key
+# error.)  With REPEATABLE READ, whose snapshot cannot see the first's rows, a
+# 'replace' is a serialization failure rather than two lists.
+use strict;
+use warnings;
+use PostgreSQL::Test::Utils;
+use lib 'test';
+use MfTap;
+use Test::More;
+
+my $node = mf_node('batch_writers');
+$node->safe_psql('postgres', smooth_ratings(60, 40));
+$node->safe_psql('postgres', q{SET client_min_messages = warning;
+	SELECT mf_train('ratings', k := 3, lambda := 0.5, iterations := 3)});
+my $users = $node->safe_psql('postgres', 'SELECT count(DISTINCT user_id) FROM ratings');
+
+# Session A runs $first in an open transaction; session B then runs $begin
+# and $second, which must wait for A's locks; A commits.  Returns B's
+# (stdout, stderr) once B's transaction has ended (committed unless it
+# failed).
+sub second_call_waits
+{
+	my ($first, $second, $begin) = @_;
+	$begin //= 'BEGIN';
+	my $a = $node->background_psql('postgres');
+	$a->query_safe("SET client_min_messages = warning; BEGIN; $first");
+	my $b = $node->background_psql('postgres', on_error_stop => 0);
+	my $pid = $b->query_safe("SET client_min_messages = warning; SELECT pg_backend_pid()");
+	$b->query_safe("$begin; SELECT 1");    # a REPEATABLE READ snapshot is taken here
+	$b->{stdout} = '';
+	$b->query_until(qr/calling/, "\\echo calling\n$second;\n");
+	ok( $node->poll_query_until('postgres',
+			"SELECT wait_event_type = 'Lock' FROM pg_stat_activity WHERE pid = $pid"),
+		"the second call waits for the first's transaction: $second");
+	$a->query_safe('COMMIT');
+	my ($out) = $b->query('END; SELECT 1 AS done');
+	my $err = $b->{stderr};
+	$out =~ s/\n?1\s*$//;
+	$out =~ s/^calling\n//;
+	$a->quit;
+	$b->quit;
+	return ($out, $err);
+}
+
+# What table $t holds: rows, and the most ranks of one user.
+sub lists
+{
+	my ($t) = @_;
+	return $node->safe_psql('postgres', "SELECT count(*) || ' rows, ranks to ' || max(rank) FROM $t");
+}
+
+sub call
+{
+	my ($n, $target, $mode) = @_;
+	return "SELECT mf_recommend_all('ratings', $n, target := '$target', mode := '$mode')";
+}
+
+foreach my $existed (0, 1)
+{
+	my $when = $existed ? 'an existing table' : 'a table that did not exist';
+	my $created = sub {
+		my ($t) = @_;
+		$node->safe_psql('postgres',
+			"CREATE TABLE $t (user_id bigint, rank int, item_id bigint, score float8)")
+		  if $existed;
+	};
+
+	# 'replace', twice: the second's list alone
+	$created->("r$existed");
+	my ($out, $err) = second_call_waits(call(3, "r$existed", 'replace'), call(2, "r$existed", 'replace'));
+	is($err, '', "replace after replace into $when: no error");
+	is($out, 2 * $users, "replace after replace into $when: the second wrote its rows");
+	is(lists("r$existed"), (2 * $users) . ' rows, ranks to 2',
+		"replace after replace into $when: the second's list alone");
+
+	# 'append', twice into a new table: both lists (appends into an
+	# existing table do not wait for each other)
+	if (!$existed)
+	{
+		($out, $err) = second_call_waits(call(3, 'a', 'append'), call(2, 'a', 'append'));
+		is($err, '', "append after append into $when: no error");
+		is(lists('a'), (5 * $users) . ' rows, ranks to 3', "append after append into $when: both lists");
+	}
+
+	# REPEATABLE READ: the first's rows are not in the second's snapshot
+	$created->("s$existed");
+	($out, $err) = second_call_waits(call(3, "s$existed", 'replace'), call(2, "s$existed", 'replace'),
+		'BEGIN ISOLATION LEVEL REPEATABLE READ');
+	like($err, qr/ERROR:  could not serialize access due to concurrent insert into s$existed/,
+		"replace under REPEATABLE READ after a replace into $when: a serialization failure");
+	like($err, qr/HINT:  Run the transaction again\./, '... which says to run it again');
+	is(lists("s$existed"), (3 * $users) . ' rows, ranks to 3',
+		"replace under REPEATABLE READ after a replace into $when: the first's list stays");
+	$node->safe_psql('postgres',
+		'BEGIN ISOLATION LEVEL REPEATABLE READ; ' . call(2, "s$existed", 'replace') . '; COMMIT');
+	is(lists("s$existed"), (2 * $users) . ' rows, ranks to 2', '... and run again, it replaces the list');
+}
+
+# 'create', twice into a new name: our 42P07 with its hint, not the catalog's 23505
+my ($out, $err) = second_call_waits(call(3, 'c', 'create'), call(2, 'c', 'create'));
+like($err, qr/ERROR:  relation c already exists/, 'create after create: already exists');
+like($err, qr/HINT:  Pass mode := 'replace'/, '... with the hint to replace or append');
+unlike($err, qr/duplicate key/, '... not the catalog\'s duplicate key');
+is(lists('c'), (3 * $users) . ' rows, ranks to 3', "create after create: the first's list");
+
+# REPEATABLE READ over rows the first replace deleted: DELETE's own failure
+$node->safe_psql('postgres', call(1, 'd', 'create'));
+($out, $err) = second_call_waits(call(3, 'd', 'replace'), call(2, 'd', 'replace'),
+	'BEGIN ISOLATION LEVEL REPEATABLE READ');
+like($err, qr/ERROR:  could not serialize access due to concurrent (delete|update)/,
+	'replace under REPEATABLE READ of rows another replace deleted: a serialization failure');
+is(lists('d'), (3 * $users) . ' rows, ranks to 3', "... and the first's list stays");
+
+# A name not created by the calls is not held: another name's call does not wait
+my $a = $node->background_psql('postgres');
+$a->query_safe('BEGIN; ' . call(3, 'held', 'replace'));
+is($node->safe_psql('postgres', call(1, 'other', 'replace')), $users,
+	'a call into another new table runs while one is held');
+$a->query_safe('COMMIT');
+$a->quit;
+
+done_testing();
