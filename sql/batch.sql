@@ -366,6 +366,13 @@ CREATE TABLE batch.rounded_wide (user_id numeric(20, -3), rank integer, item_id 
 SELECT mf_recommend_all('wide ids', 2, false, target := 'batch.rounded_wide', mode := 'append');
 CREATE TABLE batch.real_users (user_id real, rank integer, item_id double precision, score float8);
 SELECT mf_recommend_all('wide ids', 2, false, target := 'batch.real_users', mode := 'append');
+-- varchar(n) and character(n) columns hold the ids of at most n characters
+-- (it was INSERT's bare "value too long")
+CREATE TABLE batch.varchar_users (user_id varchar(5), rank integer, item_id char(5), score float8);
+SELECT mf_recommend_all('wide ids', 2, false, target := 'batch.varchar_users', mode := 'append');
+CREATE TABLE batch.char_items (user_id varchar(10), rank integer, item_id char(5), score float8);
+SELECT mf_recommend_all('wide ids', 2, false, target := 'batch.char_items', mode := 'append') AS written;
+SELECT string_agg(DISTINCT item_id, ',' ORDER BY item_id) AS items_stored FROM batch.char_items;
 -- a double precision column and ids past 2^53, an oid column and a negative id
 CREATE TABLE batch.huge_ids (user_id bigint, item_id bigint, rating float8);
 INSERT INTO batch.huge_ids VALUES (9007199254740993, -1, 4), (9007199254740993, 2, 3), (1, 2, 5), (1, -1, 1),
@@ -403,7 +410,25 @@ SELECT mf_recommend_all('long keys', 3, false, target := 'batch.char_users', mod
 CREATE TABLE batch.varchar_keys (user_id varchar(10), rank integer, item_id varchar(80), score float8);
 SELECT mf_recommend_all('long keys', 3, false, target := 'batch.varchar_keys', mode := 'append') AS written;
 SELECT count(DISTINCT item_id) AS items FROM batch.varchar_keys;
+-- varchar(n) holds keys of at most n characters: a longer one is an error
+-- naming it and the column (it was INSERT's bare "value too long", and
+-- INSERT cut a key's trailing spaces past n without an error, so that
+-- 'x ' and 'x' were stored as one)
+CREATE TABLE batch.short_keys (user_id varchar(10), rank integer, item_id varchar(70), score float8);
+SELECT mf_recommend_all('long keys', 3, false, target := 'batch.short_keys', mode := 'append');
 SELECT mf_drop_model('long keys');
+CREATE TABLE batch.spaced_keys (u text, i text, r float8);
+INSERT INTO batch.spaced_keys VALUES ('a', 'x', 5), ('a', 'x ', 1), ('b', 'x', 4), ('b', 'x ', 2);
+SELECT mf_train('batch.spaced_keys', user_col := 'u', item_col := 'i', rating_col := 'r', k := 1,
+                lambda := 1, model_name := 'spaced keys') > 0 AS trained;
+CREATE TABLE batch.short_items (user_id text, rank integer, item_id varchar(1), score float8);
+SELECT mf_recommend_all('spaced keys', 2, false, target := 'batch.short_items', mode := 'append');
+SELECT count(*) AS written FROM batch.short_items;
+-- keys of n characters fit
+CREATE TABLE batch.two_chars (user_id text, rank integer, item_id varchar(2), score float8);
+SELECT mf_recommend_all('spaced keys', 2, false, target := 'batch.two_chars', mode := 'append') AS written;
+SELECT count(DISTINCT item_id) AS items FROM batch.two_chars;
+SELECT mf_drop_model('spaced keys');
 
 -- A retrain or refit before the call's ranking, by an earlier call of the
 -- same statement or by a trigger on the target's DELETE, is the model it

@@ -55,6 +55,7 @@
 #include "catalog/pg_type.h"
 #include "executor/spi.h"
 #include "funcapi.h"
+#include "mb/pg_wchar.h"
 #include "miscadmin.h"
 #include "parser/parse_coerce.h"
 #include "storage/lmgr.h"
@@ -136,15 +137,17 @@ typedef struct BatchShape
 } BatchShape;
 
 /*
- * What a column of an existing target holds of the integer ids written
- * into it, when not every bigint exactly (narrow_id_column).
+ * What a column of an existing target holds of the integer ids or text
+ * keys written into it, when not every one as it is (narrow_id_column).
  */
 typedef enum IdHolding
 {
-	ID_EXACT,					/* every bigint: bigint, numeric, text, ... */
+	ID_EXACT,					/* every bigint or key: bigint, numeric, text, ... */
 	ID_RANGE,					/* from min to max, multiples of step */
 	ID_FLOAT4,					/* those a real holds exactly */
-	ID_FLOAT8					/* those a double precision holds exactly */
+	ID_FLOAT8,					/* those a double precision holds exactly */
+	ID_CHARS					/* keys of at most max characters (character
+								 * (n): not counting trailing spaces) */
 } IdHolding;
 
 typedef struct IdColumn
@@ -153,8 +156,10 @@ typedef struct IdColumn
 	Oid			type;
 	int32		typmod;
 	int64		min;
-	int64		max;
+	int64		max;			/* ID_CHARS: the characters */
 	int64		step;
+	bool		padded;			/* ID_CHARS: character(n), whose trailing
+								 * spaces do not count */
 } IdColumn;
 
 /* Writes result rows into the sink, a batch at a time. */
@@ -909,10 +914,14 @@ retrained_on_other_ids(const MfModel *model, const BatchShape *shape)
 /*
  * Notes what column c of an existing target, of type type (typmod), holds
  * of integer ids (shape type bigint) when not every bigint exactly:
- * smallint, integer, oid, money (in the locale's smallest unit) and
- * numeric(p, s) a range (numeric(p, s) with s < 0 in multiples of 10^-s),
- * real and double precision the integers they represent exactly; domains
- * as their base types.  writer_put checks each id written.
+ * smallint, integer, oid, money (in the locale's smallest unit),
+ * numeric(p, s) (with s < 0 in multiples of 10^-s), character varying(n)
+ * and character(n) (n digits and signs) a range, real and double
+ * precision the integers they represent exactly; and of text keys (shape
+ * type text): character varying(n) and character(n) those of at most n
+ * characters (INSERT's own error was a bare 22001, and it cut a key's
+ * trailing spaces past n without one, so that two keys could be stored as
+ * one); domains as their base types.  writer_put checks each id written.
  */
 static void
 narrow_id_column(BatchWriter *w, int c, Oid type, int32 typmod)
@@ -920,14 +929,32 @@ narrow_id_column(BatchWriter *w, int c, Oid type, int32 typmod)
 	IdColumn   *column = &w->id_columns[c];
 	int32		base_typmod = typmod;
 	Oid			base = getBaseTypeAndTypmod(type, &base_typmod);
+	bool		limited = (base == VARCHAROID || base == BPCHAROID) && base_typmod >= (int32) VARHDRSZ;
 
-	if (w->shape.types[c] != INT8OID)
+	if (w->shape.types[c] != INT8OID && !(w->shape.types[c] == TEXTOID && limited))
 		return;
 	column->type = type;
 	column->typmod = typmod;
 	column->step = 1;
 	column->holding = ID_RANGE;
-	if (base == INT2OID || base == INT4OID)
+	if (limited && w->shape.types[c] == TEXTOID)
+	{
+		column->holding = ID_CHARS;
+		column->max = base_typmod - VARHDRSZ;
+		column->padded = base == BPCHAROID;
+	}
+	else if (limited)
+	{
+		int			chars = base_typmod - VARHDRSZ;
+		int64		nines = 0;	/* 10^(chars - 1) - 1, while it fits */
+
+		for (int d = 0; d < chars - 1 && d < 18; d++)
+			nines = nines * 10 + 9;
+		/* chars digits, or a minus sign and chars - 1 digits */
+		column->min = chars >= 20 ? PG_INT64_MIN : -nines;
+		column->max = chars >= 19 ? PG_INT64_MAX : nines * 10 + 9;
+	}
+	else if (base == INT2OID || base == INT4OID)
 	{
 		column->min = base == INT2OID ? PG_INT16_MIN : PG_INT32_MIN;
 		column->max = base == INT2OID ? PG_INT16_MAX : PG_INT32_MAX;
@@ -988,20 +1015,66 @@ narrow_id_column(BatchWriter *w, int c, Oid type, int32 typmod)
 	((v) < 9223372036854775808.0 && (int64) (v) == (id))
 
 /*
- * 22003 for an id that column c cannot hold exactly: the INSERT's cast
- * would fail with only "out of range" (naming no column), or round it
- * into another id without an error.
+ * 22001 for a text key longer than column c holds (ID_CHARS): INSERT's
+ * own error names no column, and it cuts trailing spaces past the length
+ * without one, so that two keys could be stored as one.
  */
 static void
-check_id_fits(const BatchWriter *w, int c, int64 id)
+check_key_fits(const BatchWriter *w, int c, const text *key)
 {
 	const IdColumn *column = &w->id_columns[c];
+	const char *bytes = VARDATA_ANY(key);
+	int			length = VARSIZE_ANY_EXHDR(key);
+	int			chars;
+
+	if (length <= column->max)
+		return;					/* a character is at least a byte */
+	if (column->padded)
+		while (length > 0 && bytes[length - 1] == ' ')
+			length--;
+	chars = pg_mbstrlen_with_len(bytes, length);
+	if (chars <= column->max)
+		return;
+	ereport(ERROR,
+			(errcode(ERRCODE_STRING_DATA_RIGHT_TRUNCATION),
+			 errmsg("%s \"%s\" is too long for column \"%s\" of table %s, of type %s",
+					strcmp(w->shape.names[c], "user_id") == 0 ? "user" : "item",
+					length <= 100 ? pnstrdup(bytes, length)
+					: psprintf("%.*s...", pg_mbcliplen(bytes, length, 100), bytes),
+					w->shape.names[c], w->table, format_type_with_typemod(column->type, column->typmod)),
+			 errdetail_plural("%s writes the model's keys as they are, and that type holds %d character%s; the key has %d.",
+							  "%s writes the model's keys as they are, and that type holds %d characters%s; the key has %d.",
+							  column->max, w->shape.function, (int) column->max,
+							  column->padded ? " (trailing spaces not counted)" : "", chars),
+			 errhint("Alter the column's type to text, or pass a new table name (%s creates it).",
+					 w->shape.function)));
+}
+
+/*
+ * 22003 for an id that column c cannot hold exactly: the INSERT's cast
+ * would fail with only "out of range" (naming no column), or round it
+ * into another id without an error; for a text key, check_key_fits.
+ */
+static void
+check_id_fits(const BatchWriter *w, int c, Datum value)
+{
+	const IdColumn *column = &w->id_columns[c];
+	int64		id;
 	const char *which;
 	char	   *type;
 
+	if (column->holding == ID_EXACT)
+		return;
+	if (column->holding == ID_CHARS)
+	{
+		check_key_fits(w, c, (const text *) DatumGetPointer(value));
+		return;
+	}
+	id = DatumGetInt64(value);
 	switch (column->holding)
 	{
 		case ID_EXACT:
+		case ID_CHARS:
 			return;
 		case ID_RANGE:
 			if (id >= column->min && id <= column->max && id % column->step == 0)
@@ -1183,8 +1256,8 @@ writer_put(BatchWriter *w, const MfModel *model, int32 row, int32 rank, int32 of
 	}
 	else
 	{
-		check_id_fits(w, 0, DatumGetInt64(values[0]));
-		check_id_fits(w, 2, DatumGetInt64(values[2]));
+		check_id_fits(w, 0, values[0]);
+		check_id_fits(w, 2, values[2]);
 		for (int c = 0; c < MF_BATCH_COLUMNS; c++)
 			w->columns[c][w->used] = values[c];
 	}
