@@ -976,8 +976,9 @@ narrow_id_column(BatchWriter *w, int c, Oid type, int32 typmod)
 		{
 			for (int d = 0; d < -scale; d++)
 				column->step *= 10;
-			column->min = PG_INT64_MIN;
-			column->max = PG_INT64_MAX;
+			/* the multiples of step a bigint can be */
+			column->min = PG_INT64_MIN / column->step * column->step;
+			column->max = PG_INT64_MAX / column->step * column->step;
 		}
 		else
 		{
