@@ -902,8 +902,9 @@ mf_catalog_partner_counts(const MfSchema *schema, int32 model_id, MfSide side,
 }
 
 MfModelRow
-mf_catalog_lock_model(const MfSchema *schema, int32 model_id)
+mf_catalog_lock_model(const MfSchema *schema, const MfModelRow *found, const char *function)
 {
+	int32		model_id = found->model_id;
 	static const Oid types[] = {TEXTOID, NAMEOID, NAMEOID, NAMEOID, INT8OID, REGROLEOID,
 	REGTYPEOID, REGTYPEOID};
 	Oid			argtype = INT4OID;
@@ -928,9 +929,10 @@ mf_catalog_lock_model(const MfSchema *schema, int32 model_id)
 		SPI_processed != 1)
 		ereport(ERROR,
 				(errcode(ERRCODE_UNDEFINED_OBJECT),
-				 errmsg("model %d does not exist", model_id),
+				 errmsg("model \"%s\" was dropped while %s read it", found->name, function),
 				 errdetail("Another session dropped it after this call had found it."),
-				 errhint("Train it again with mf_train, or see SELECT model_id, name FROM mf_models.")));
+				 errhint("Run %s again, naming the model, once one named \"%s\" exists (train it again if none does; a model trained anew has a new model_id).",
+						 function, found->name)));
 	internal_sql_end(nest_level);
 	desc = SPI_tuptable->tupdesc;
 	tuple = SPI_tuptable->vals[0];

@@ -169,12 +169,14 @@ extern MfModelRow mf_catalog_read_model(MfModelTables *tables, int32 model_id,
 										const text *name);
 
 /*
- * Locks the model's row (FOR UPDATE) and reads what a refit needs: source,
- * columns, version, key types and who recorded the source and columns (InvalidOid in
- * tables of versions before 0.5, or rows stored before).  An error
- * (42704) when there is none, (XX001) for a NULL source or column.
+ * Locks the row of model found (FOR UPDATE) and reads what a refit needs:
+ * source, columns, version, key types and who recorded the source and
+ * columns (InvalidOid in tables of versions before 0.5, or rows stored
+ * before).  An error (42704) naming the model and function when it was
+ * dropped since it was found, (XX001) for a NULL source or column.
  */
-extern MfModelRow mf_catalog_lock_model(const MfSchema *schema, int32 model_id);
+extern MfModelRow mf_catalog_lock_model(const MfSchema *schema, const MfModelRow *found,
+										const char *function);
 
 /*
  * One side's factor rows of the model of row, in id order: ids[], factors

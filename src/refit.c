@@ -208,7 +208,7 @@ named_argument(const RefitState *state)
  * it is given.
  */
 static void
-refit_read(RefitState *state, int32 model_id)
+refit_read(RefitState *state, const MfModel *found)
 {
 	FunctionCallInfo fcinfo = state->fcinfo;
 	MfSource	source = {0};
@@ -218,7 +218,7 @@ refit_read(RefitState *state, int32 model_id)
 
 	state->schema = mf_schema_of(fcinfo);
 	mf_check_write_privileges(&state->schema, state->function, false);
-	state->locked = mf_catalog_lock_model(&state->schema, model_id);
+	state->locked = mf_catalog_lock_model(&state->schema, &found->row, state->function);
 	if (!given_argument(fcinfo, 1) || !columns[0] || !columns[1] || !columns[2])
 		require_own_record(state);
 	source.argname = "source";
@@ -574,7 +574,7 @@ refit(FunctionCallInfo fcinfo, bool by_name, MfSide side)
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
 	mf_progress_phase("reading");
-	refit_read(&state, found->row.model_id);
+	refit_read(&state, found);
 	refit_attach_model(&state);
 	refit_collect(&state);
 	if (state.named)

@@ -146,8 +146,8 @@ $dropper->quit;
 $locker->quit;
 
 # A refit that waits for a concurrent mf_drop_model of its model fails
-# once the drop commits, saying so and what to do (it said "model N does
-# not exist", with neither).
+# once the drop commits, naming it and saying what to do (it said "model N
+# does not exist", then named it by id).
 $node->safe_psql('postgres', q{SET client_min_messages = warning;
 	SELECT mf_train('ratings', k := 2, iterations := 1, model_name := 'dropped')});
 my $dropping = $node->background_psql('postgres');
@@ -163,7 +163,7 @@ ok( $node->poll_query_until('postgres', q{
 $dropping->query_safe('COMMIT');
 $refitter->query('SELECT 1');
 like($refitter->{stderr},
-	qr/model \d+ does not exist\nDETAIL:  Another session dropped it after this call had found it.\nHINT:  Train it again/,
+	qr/model "dropped" was dropped while mf_refit_users read it\nDETAIL:  Another session dropped it after this call had found it.\nHINT:  Run mf_refit_users again, naming the model, once one named "dropped" exists/,
 	'the refit that waited for a drop says the model was dropped meanwhile');
 $dropping->quit;
 
