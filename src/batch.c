@@ -734,29 +734,33 @@ lookup_target(RangeVar *relation, TargetLookup *lookup)
  * mode 'replace': the rows of the target relid (locked), and of the tables
  * that inherit from it, deleted.  With REPEATABLE READ or SERIALIZABLE,
  * whose snapshot does not see the rows a transaction committed after it
- * was taken, rows left that a fresh snapshot sees (another 'replace' or an
- * INSERT that committed while this call waited for the table, or created
- * it) are a serialization failure: they would have stayed beside the new
- * rows.  (Rows the snapshot sees that another transaction deleted are
+ * was taken, rows that the same DELETE finds under a fresh snapshot
+ * (another 'replace' or an INSERT that committed while this call waited
+ * for the table, or created it) are a serialization failure: they would
+ * have stayed beside the new rows.  (The same DELETE, so that it needs no
+ * privilege the first does not, and row-level security lets it reach the
+ * rows it let the first reach; a SELECT needed SELECT on the table.  Rows
+ * the snapshot sees that another transaction deleted are the first
  * DELETE's own serialization failure.)
  */
 static void
 delete_target_rows(Oid relid, const char *quoted)
 {
-	char	   *table = quote_qualified_identifier(get_namespace_name(get_rel_namespace(relid)),
-												   get_rel_name(relid));
+	char	   *delete = psprintf("DELETE FROM %s",
+								  quote_qualified_identifier(get_namespace_name(get_rel_namespace(relid)),
+															 get_rel_name(relid)));
 
 	mf_progress_phase("deleting");
-	if (SPI_execute(psprintf("DELETE FROM %s", table), false, 0) != SPI_OK_DELETE)
+	if (SPI_execute(delete, false, 0) != SPI_OK_DELETE)
 		elog(ERROR, "could not delete the rows of %s", quoted);
 	if (IsolationUsesXactSnapshot())
 	{
-		SPIPlanPtr	plan = SPI_prepare(psprintf("SELECT FROM %s LIMIT 1", table), 0, NULL);
+		SPIPlanPtr	plan = SPI_prepare(delete, 0, NULL);
 
 		if (plan == NULL ||
 			SPI_execute_snapshot(plan, NULL, NULL, GetLatestSnapshot(), InvalidSnapshot,
-								 false, false, 1) != SPI_OK_SELECT)
-			elog(ERROR, "could not read the rows of %s", quoted);
+								 false, false, 0) != SPI_OK_DELETE)
+			elog(ERROR, "could not delete the rows of %s", quoted);
 		if (SPI_processed > 0)
 			ereport(ERROR,
 					(errcode(ERRCODE_T_R_SERIALIZATION_FAILURE),
