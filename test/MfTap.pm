@@ -6,7 +6,7 @@ use warnings;
 use Exporter 'import';
 use PostgreSQL::Test::Cluster;
 
-our @EXPORT = qw(mf_cluster mf_node mf_citus_node mf_citus_cluster smooth_ratings random_ratings model_fingerprint);
+our @EXPORT = qw(mf_cluster mf_node mf_citus_node mf_citus_cluster smooth_ratings random_ratings model_fingerprint call_waiting);
 
 # An initialized cluster, not started.  With MF_EXT_DESTDIR set (a
 # `make install DESTDIR=...` tree), its servers load mf_ext from there
@@ -84,6 +84,34 @@ sub random_ratings
 	       1 + abs(hashint8(u * 31 + j)) % 5 AS rating
 	FROM generate_series(1, $users) u, generate_series(1, $per) j;
 	ANALYZE ratings;};
+}
+
+# Session A runs $hold, SQL that leaves a transaction open; session B runs
+# $setup (if any), then $call, which must wait for one of A's locks (a
+# test); A commits, and B runs $after (if any: 'END;' for a transaction
+# $setup began).  Returns B's (stdout of $call, stderr).
+sub call_waiting
+{
+	my ($node, $hold, $setup, $call, $after) = @_;
+	my $a = $node->background_psql('postgres');
+	$a->query_safe($hold);
+	my $b = $node->background_psql('postgres', on_error_stop => 0);
+	my $pid = $b->query_safe('SET client_min_messages = warning; SELECT pg_backend_pid()');
+	$b->query_safe($setup) if $setup;
+	$b->{stdout} = '';
+	$b->query_until(qr/calling/, "\\echo calling\n$call;\n");
+	Test::More::ok(
+		$node->poll_query_until('postgres',
+			"SELECT wait_event_type = 'Lock' FROM pg_stat_activity WHERE pid = $pid"),
+		"the call waits for the other session's transaction: $call");
+	$a->query_safe('COMMIT');
+	my ($out) = $b->query(($after // '') . ' SELECT 1 AS done');
+	my $err = $b->{stderr};
+	$out =~ s/\n?1\s*$//;    # the SELECT 1 that waited behind the call
+	$out =~ s/^calling\n//;
+	$a->quit;
+	$b->quit;
+	return ($out, $err);
 }
 
 # SQL for an md5 of every model row, factor row and history row.

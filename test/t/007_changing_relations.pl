@@ -64,23 +64,7 @@ sub call_during
 {
 	my ($role, $swap, $call, $caller) = @_;
 	$caller //= $role;
-	my $a = $node->background_psql('postgres');
-	$a->query_safe("SET ROLE $role; BEGIN; $swap");
-	my $b = $node->background_psql('postgres', on_error_stop => 0);
-	my $pid = $b->query_safe("SET ROLE $caller; SET client_min_messages = warning; SELECT pg_backend_pid()");
-	$b->{stdout} = '';
-	$b->query_until(qr/calling/, "\\echo calling\n$call;\n");
-	ok( $node->poll_query_until('postgres',
-			"SELECT wait_event_type = 'Lock' FROM pg_stat_activity WHERE pid = $pid"),
-		"the call waits for the uncommitted change: $call");
-	$a->query_safe('COMMIT');
-	my ($out) = $b->query('SELECT 1 AS done');
-	my $err = $b->{stderr};
-	$out =~ s/\n?1\s*$//;    # the SELECT 1 that waited behind the call
-	$out =~ s/^calling\n//;
-	$a->quit;
-	$b->quit;
-	return ($out, $err);
+	return call_waiting($node, "SET ROLE $role; BEGIN; $swap", "SET ROLE $caller", $call);
 }
 
 # The same call, run afresh as $role.

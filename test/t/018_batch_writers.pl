@@ -19,31 +19,15 @@ $node->safe_psql('postgres', q{SET client_min_messages = warning;
 my $users = $node->safe_psql('postgres', 'SELECT count(DISTINCT user_id) FROM ratings');
 
 # Session A runs $first in an open transaction; session B then runs $begin
-# and $second, which must wait for A's locks; A commits.  Returns B's
-# (stdout, stderr) once B's transaction has ended (committed unless it
-# failed).
+# (default BEGIN) and $second, which must wait for A's locks; A commits.
+# Returns B's (stdout, stderr) once B's transaction has ended (committed
+# unless it failed).
 sub second_call_waits
 {
 	my ($first, $second, $begin) = @_;
-	$begin //= 'BEGIN';
-	my $a = $node->background_psql('postgres');
-	$a->query_safe("SET client_min_messages = warning; BEGIN; $first");
-	my $b = $node->background_psql('postgres', on_error_stop => 0);
-	my $pid = $b->query_safe("SET client_min_messages = warning; SELECT pg_backend_pid()");
-	$b->query_safe("$begin; SELECT 1");    # a REPEATABLE READ snapshot is taken here
-	$b->{stdout} = '';
-	$b->query_until(qr/calling/, "\\echo calling\n$second;\n");
-	ok( $node->poll_query_until('postgres',
-			"SELECT wait_event_type = 'Lock' FROM pg_stat_activity WHERE pid = $pid"),
-		"the second call waits for the first's transaction: $second");
-	$a->query_safe('COMMIT');
-	my ($out) = $b->query('END; SELECT 1 AS done');
-	my $err = $b->{stderr};
-	$out =~ s/\n?1\s*$//;
-	$out =~ s/^calling\n//;
-	$a->quit;
-	$b->quit;
-	return ($out, $err);
+	# a REPEATABLE READ snapshot is taken at the SELECT 1
+	return call_waiting($node, "SET client_min_messages = warning; BEGIN; $first",
+		($begin // 'BEGIN') . '; SELECT 1', $second, 'END;');
 }
 
 # What table $t holds: rows, and the most ranks of one user.
