@@ -397,7 +397,8 @@ SELECT mf_recommend_all('wide ids', 2, false, target := 'batch.narrow_items', mo
 SELECT mf_drop_model('wide ids');
 -- Text keys are not written into a column that would change them, so that
 -- two are stored as one: name cuts them at 63 bytes (three keys of 71 bytes
--- became one), character(n) pads them with spaces; varchar holds them.
+-- became one), character(n) pads them with spaces, "char" keeps their first
+-- byte; varchar holds them.
 CREATE TABLE batch.long_keys (u text, i text, r float8);
 INSERT INTO batch.long_keys
 SELECT 'u' || g, repeat('k', 70) || (g % 3), 1 + g % 5 FROM generate_series(1, 60) g;
@@ -407,6 +408,9 @@ CREATE TABLE batch.name_items (user_id text, rank integer, item_id name, score f
 SELECT mf_recommend_all('long keys', 3, false, target := 'batch.name_items', mode := 'append');
 CREATE TABLE batch.char_users (user_id char(5), rank integer, item_id text, score float8);
 SELECT mf_recommend_all('long keys', 3, false, target := 'batch.char_users', mode := 'append');
+-- "char" keeps a key's first byte (sixty users were stored as one)
+CREATE TABLE batch.byte_users (user_id "char", rank integer, item_id text, score float8);
+SELECT mf_recommend_all('long keys', 3, false, target := 'batch.byte_users', mode := 'append');
 CREATE TABLE batch.varchar_keys (user_id varchar(10), rank integer, item_id varchar(80), score float8);
 SELECT mf_recommend_all('long keys', 3, false, target := 'batch.varchar_keys', mode := 'append') AS written;
 SELECT count(DISTINCT item_id) AS items FROM batch.varchar_keys;

@@ -50,7 +50,7 @@
 #include "access/table.h"
 #include "access/tableam.h"
 #include "catalog/namespace.h"
-#include "catalog/pg_namespace.h"
+#include "catalog/pg_inherits.h"
 #include "common/hashfn.h"
 #include "catalog/pg_type.h"
 #include "executor/spi.h"
@@ -58,11 +58,12 @@
 #include "mb/pg_wchar.h"
 #include "miscadmin.h"
 #include "parser/parse_coerce.h"
-#include "storage/lmgr.h"
+#include "storage/lock.h"
 #include "utils/acl.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
 #include "utils/cash.h"
+#include "utils/inval.h"
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
 #include "utils/rel.h"
@@ -79,6 +80,13 @@ PG_FUNCTION_INFO_V1(mf_recommend_users_all_by_name);
 
 /* Whether a batch call of this backend is ranking or writing (batch_run). */
 static bool batch_running = false;
+
+/*
+ * objsubid of the advisory lock a call takes on a missing target's name
+ * (lookup_target): "mf" in ASCII, apart from the 1 and 2 of
+ * pg_advisory_lock's keys.
+ */
+#define MF_TARGET_NAME_LOCK	0x6d66
 
 /* Candidates kept beyond n for the exact rescoring. */
 #define MF_BATCH_SPARE		8
@@ -592,14 +600,15 @@ create_target(RangeVar *relation, const char *quoted, const BatchShape *shape)
  * Whether an existing target's column of type type would change text keys
  * assigned to it, so that two could be stored as one: name cuts them at 63
  * bytes, character(n) pads them with spaces (keys differing in trailing
- * spaces compare equal); keys read from that type (key_type) fit it.
+ * spaces compare equal), "char" keeps their first byte; keys read from
+ * that type (key_type) fit it.
  */
 static bool
 changes_text_keys(Oid type, Oid key_type)
 {
 	Oid			base = getBaseType(type);
 
-	return (base == NAMEOID || base == BPCHAROID) &&
+	return (base == NAMEOID || base == BPCHAROID || base == CHAROID) &&
 		!(OidIsValid(key_type) && getBaseType(key_type) == base);
 }
 
@@ -696,19 +705,19 @@ check_target_before_lock(const RangeVar *relation, Oid relid, Oid old_relid, voi
 
 /*
  * The target's OID, locked (a 'replace' locks out other writers, not
- * readers, until its transaction ends: two replaces at once would each
- * delete only the rows they saw, and both lists would stay; the second
- * waits, then deletes the first's), or InvalidOid when it does not exist:
- * the name in its creation schema is then held until the transaction
- * ends against the other calls that would create it.  Two calls into a
- * table that did not exist yet each ran CREATE TABLE, and the second
- * failed with the catalog's bare duplicate-key error; now the second
- * waits for the first's transaction and finds its table, as if it had
- * existed.  The name's lock is the schema's object lock with a hash of
- * the name as its sub-object (a schema has none), in ExclusiveLock mode,
- * which no lock PostgreSQL takes on a schema conflicts with but
- * AccessExclusiveLock (DROP SCHEMA); two names of the same hash only wait
- * for each other.
+ * readers, until its transaction ends, with the partitions and tables
+ * that inherit from it, whose rows its DELETE deletes too: two replaces
+ * at once would each delete only the rows they saw, and both lists would
+ * stay; the second waits, then deletes the first's), or InvalidOid when
+ * it does not exist: the name in its creation schema is then held until
+ * the transaction ends against the other calls that would create it.  Two
+ * calls into a table that did not exist yet each ran CREATE TABLE, and
+ * the second failed with the catalog's bare duplicate-key error; now the
+ * second waits for the first's transaction and finds its table, as if it
+ * had existed.  The name's lock is an advisory lock (pg_locks: classid
+ * the schema's OID, objid a hash of the name, objsubid
+ * MF_TARGET_NAME_LOCK), which only these calls take; two names of the
+ * same hash wait for each other.
  */
 static Oid
 lookup_target(RangeVar *relation, TargetLookup *lookup)
@@ -719,29 +728,32 @@ lookup_target(RangeVar *relation, TargetLookup *lookup)
 
 	if (!OidIsValid(relid))
 	{
-		uint32		name_hash = DatumGetUInt32(hash_any((const unsigned char *) relation->relname,
-														strlen(relation->relname)));
+		LOCKTAG		tag;
 
-		LockDatabaseObject(NamespaceRelationId, RangeVarGetCreationNamespace(relation),
-						   (uint16) name_hash, ExclusiveLock);
+		SET_LOCKTAG_ADVISORY(tag, MyDatabaseId, RangeVarGetCreationNamespace(relation),
+							 DatumGetUInt32(hash_any((const unsigned char *) relation->relname,
+													 strlen(relation->relname))),
+							 MF_TARGET_NAME_LOCK);
+		(void) LockAcquire(&tag, ExclusiveLock, false, false);
+		AcceptInvalidationMessages();	/* the catalog as the other call left it */
 		relid = RangeVarGetRelidExtended(relation, mode, RVR_MISSING_OK,
 										 check_target_before_lock, lookup);
 	}
+	if (OidIsValid(relid) && lookup->mode == BATCH_REPLACE)
+		(void) find_all_inheritors(relid, mode, NULL);
 	return relid;
 }
 
 /*
- * mode 'replace': the rows of the target relid (locked), and of the tables
- * that inherit from it, deleted.  With REPEATABLE READ or SERIALIZABLE,
- * whose snapshot does not see the rows a transaction committed after it
- * was taken, rows that the same DELETE finds under a fresh snapshot
- * (another 'replace' or an INSERT that committed while this call waited
- * for the table, or created it) are a serialization failure: they would
- * have stayed beside the new rows.  (The same DELETE, so that it needs no
- * privilege the first does not, and row-level security lets it reach the
- * rows it let the first reach; a SELECT needed SELECT on the table.  Rows
- * the snapshot sees that another transaction deleted are the first
- * DELETE's own serialization failure.)
+ * mode 'replace': the rows of the target relid (locked, with its
+ * partitions and the tables that inherit from it) deleted.  With
+ * REPEATABLE READ or SERIALIZABLE, whose snapshot does not see the rows a
+ * transaction committed after it was taken (another 'replace' or an
+ * INSERT that committed while this call waited for the table, or created
+ * it), the DELETE reads the table as it is now and is a serialization
+ * failure where it would delete a row the snapshot does not see (the
+ * check foreign keys make, ri_triggers.c): with the snapshot alone, such
+ * rows would have stayed beside the new ones.
  */
 static void
 delete_target_rows(Oid relid, const char *quoted)
@@ -749,27 +761,17 @@ delete_target_rows(Oid relid, const char *quoted)
 	char	   *delete = psprintf("DELETE FROM %s",
 								  quote_qualified_identifier(get_namespace_name(get_rel_namespace(relid)),
 															 get_rel_name(relid)));
+	SPIPlanPtr	plan = SPI_prepare(delete, 0, NULL);
+	bool		xact_snapshot = IsolationUsesXactSnapshot();
 
 	mf_progress_phase("deleting");
-	if (SPI_execute(delete, false, 0) != SPI_OK_DELETE)
+	if (plan == NULL ||
+		SPI_execute_snapshot(plan, NULL, NULL,
+							 xact_snapshot ? GetLatestSnapshot() : InvalidSnapshot,
+							 xact_snapshot ? GetTransactionSnapshot() : InvalidSnapshot,
+							 false, true, 0) != SPI_OK_DELETE)
 		elog(ERROR, "could not delete the rows of %s", quoted);
-	if (IsolationUsesXactSnapshot())
-	{
-		SPIPlanPtr	plan = SPI_prepare(delete, 0, NULL);
-
-		if (plan == NULL ||
-			SPI_execute_snapshot(plan, NULL, NULL, GetLatestSnapshot(), InvalidSnapshot,
-								 false, false, 0) != SPI_OK_DELETE)
-			elog(ERROR, "could not delete the rows of %s", quoted);
-		if (SPI_processed > 0)
-			ereport(ERROR,
-					(errcode(ERRCODE_T_R_SERIALIZATION_FAILURE),
-					 errmsg("could not serialize access due to concurrent insert into %s", quoted),
-					 errdetail("Another transaction wrote rows into %s after this transaction's snapshot was taken; mode 'replace' deletes only the rows the snapshot sees, and those rows would have stayed beside the new ones.",
-							   quoted),
-					 errhint("Run the transaction again.")));
-		SPI_freeplan(plan);
-	}
+	SPI_freeplan(plan);
 	mf_progress_phase("scoring");
 }
 
@@ -830,7 +832,7 @@ check_existing_target(Oid relid, const MfModel *model, const BatchShape *shape)
 							shape->names[c], RelationGetRelationName(rel), format_type_be(type),
 							model->row.name, format_type_be(shape->types[c])),
 					 shape->types[c] == TEXTOID && can_coerce_type(1, &shape->types[c], &type, COERCION_ASSIGNMENT)
-					 ? errdetail("That type would change the model's text keys, so that two could be stored as one: name cuts them at 63 bytes, character(n) pads them with spaces.")
+					 ? errdetail("That type would change the model's text keys, so that two could be stored as one: name cuts them at 63 bytes, character(n) pads them with spaces, \"char\" keeps their first byte.")
 					 : 0,
 					 errhint("%s writes into a table %s%s: alter the column's type, or pass another table.",
 							 shape->function, expected_shape(shape),
