@@ -745,33 +745,79 @@ lookup_target(RangeVar *relation, TargetLookup *lookup)
 }
 
 /*
+ * Whether relid or a table that inherits from it (all locked) holds a row
+ * live now that snapshot does not see: one a transaction committed after
+ * the snapshot was taken.  The rows are read through the tables' access
+ * methods, with no privilege check and no row-level security: only
+ * whether such a row exists is told.  Foreign tables are not read.
+ */
+static bool
+rows_committed_since(Oid relid, Snapshot snapshot)
+{
+	List	   *relids = find_all_inheritors(relid, NoLock, NULL);
+	Snapshot	now = RegisterSnapshot(GetLatestSnapshot());
+	bool		found = false;
+	ListCell   *cell;
+
+	foreach(cell, relids)
+	{
+		Relation	rel = table_open(lfirst_oid(cell), NoLock);
+
+		if (RELKIND_HAS_STORAGE(rel->rd_rel->relkind))
+		{
+			TableScanDesc scan = table_beginscan(rel, now, 0, NULL);
+			TupleTableSlot *slot = table_slot_create(rel, NULL);
+
+			while (!found && table_scan_getnextslot(scan, ForwardScanDirection, slot))
+			{
+				CHECK_FOR_INTERRUPTS();
+				found = !table_tuple_satisfies_snapshot(rel, slot, snapshot);
+			}
+			ExecDropSingleTupleTableSlot(slot);
+			table_endscan(scan);
+		}
+		table_close(rel, NoLock);
+		if (found)
+			break;
+	}
+	UnregisterSnapshot(now);
+	return found;
+}
+
+/*
  * mode 'replace': the rows of the target relid (locked, with its
  * partitions and the tables that inherit from it) deleted.  With
  * REPEATABLE READ or SERIALIZABLE, whose snapshot does not see the rows a
  * transaction committed after it was taken (another 'replace' or an
  * INSERT that committed while this call waited for the table, or created
- * it), the DELETE reads the table as it is now and is a serialization
- * failure where it would delete a row the snapshot does not see (the
- * check foreign keys make, ri_triggers.c): with the snapshot alone, such
- * rows would have stayed beside the new ones.
+ * it), such rows left are a serialization failure: they would have stayed
+ * beside the new ones.  (The DELETE itself reads as the snapshot does, its
+ * row-level security policies and triggers included; a row the snapshot
+ * sees that another transaction deleted is its own serialization
+ * failure.)  A row committed since that the DELETE would not have deleted
+ * anyway (a policy or trigger keeps it) fails too: running the
+ * transaction again, whose snapshot then sees it, clears that.
  */
 static void
 delete_target_rows(Oid relid, const char *quoted)
 {
-	char	   *delete = psprintf("DELETE FROM %s",
-								  quote_qualified_identifier(get_namespace_name(get_rel_namespace(relid)),
-															 get_rel_name(relid)));
-	SPIPlanPtr	plan = SPI_prepare(delete, 0, NULL);
-	bool		xact_snapshot = IsolationUsesXactSnapshot();
-
 	mf_progress_phase("deleting");
-	if (plan == NULL ||
-		SPI_execute_snapshot(plan, NULL, NULL,
-							 xact_snapshot ? GetLatestSnapshot() : InvalidSnapshot,
-							 xact_snapshot ? GetTransactionSnapshot() : InvalidSnapshot,
-							 false, true, 0) != SPI_OK_DELETE)
+	if (SPI_execute(psprintf("DELETE FROM %s",
+							 quote_qualified_identifier(get_namespace_name(get_rel_namespace(relid)),
+														get_rel_name(relid))),
+					false, 0) != SPI_OK_DELETE)
 		elog(ERROR, "could not delete the rows of %s", quoted);
-	SPI_freeplan(plan);
+	if (IsolationUsesXactSnapshot())
+	{
+		CommandCounterIncrement();	/* the rows just deleted are gone */
+		if (rows_committed_since(relid, GetTransactionSnapshot()))
+			ereport(ERROR,
+					(errcode(ERRCODE_T_R_SERIALIZATION_FAILURE),
+					 errmsg("could not serialize access due to concurrent insert into %s", quoted),
+					 errdetail("Another transaction wrote rows into %s after this transaction's snapshot was taken; mode 'replace' deletes only the rows the snapshot sees, and those rows would have stayed beside the new ones.",
+							   quoted),
+					 errhint("Run the transaction again.")));
+	}
 	mf_progress_phase("scoring");
 }
 

@@ -74,8 +74,9 @@ foreach my $existed (0, 1)
 	$created->("s$existed");
 	($out, $err) = second_call_waits(call(3, "s$existed", 'replace'), call(2, "s$existed", 'replace'),
 		'BEGIN ISOLATION LEVEL REPEATABLE READ');
-	like($err, qr/ERROR:  could not serialize access due to concurrent update/,
+	like($err, qr/ERROR:  could not serialize access due to concurrent insert into s$existed/,
 		"replace under REPEATABLE READ after a replace into $when: a serialization failure");
+	like($err, qr/HINT:  Run the transaction again\./, '... which says to run it again');
 	is(lists("s$existed"), (3 * $users) . ' rows, ranks to 3',
 		"replace under REPEATABLE READ after a replace into $when: the first's list stays");
 	$node->safe_psql('postgres',
@@ -94,7 +95,7 @@ is(lists('c'), (3 * $users) . ' rows, ranks to 3', "create after create: the fir
 $node->safe_psql('postgres', call(1, 'd', 'create'));
 ($out, $err) = second_call_waits(call(3, 'd', 'replace'), call(2, 'd', 'replace'),
 	'BEGIN ISOLATION LEVEL REPEATABLE READ');
-like($err, qr/ERROR:  could not serialize access due to concurrent (delete|update)/,
+like($err, qr/ERROR:  could not serialize access due to concurrent delete/,
 	'replace under REPEATABLE READ of rows another replace deleted: a serialization failure');
 is(lists('d'), (3 * $users) . ' rows, ranks to 3', "... and the first's list stays");
 
@@ -107,7 +108,7 @@ $node->safe_psql('postgres', q{CREATE ROLE writer;
 	GRANT INSERT, DELETE ON w TO writer});
 ($out, $err) = second_call_waits(call(3, 'w', 'replace'), 'SET ROLE writer; ' . call(2, 'w', 'replace'),
 	'BEGIN ISOLATION LEVEL REPEATABLE READ');
-like($err, qr/ERROR:  could not serialize access due to concurrent update/,
+like($err, qr/ERROR:  could not serialize access due to concurrent insert into w/,
 	'replace under REPEATABLE READ by a role without SELECT on the target: the serialization failure');
 $node->safe_psql('postgres', 'SET ROLE writer; BEGIN ISOLATION LEVEL REPEATABLE READ; '
 	  . call(2, 'w', 'replace') . '; COMMIT');
@@ -170,9 +171,31 @@ my $b = $node->background_psql('postgres', on_error_stop => 0);
 $b->query_safe('SET ROLE writer; BEGIN ISOLATION LEVEL REPEATABLE READ; SELECT 1');
 $node->safe_psql('postgres', 'INSERT INTO hidden VALUES (5000, 1, 1, 0)');
 $b->query(call(2, 'hidden', 'replace'));
-like($b->{stderr}, qr/ERROR:  could not serialize access due to concurrent update/,
+like($b->{stderr}, qr/ERROR:  could not serialize access due to concurrent insert into hidden/,
 	'replace under REPEATABLE READ of a row committed since, hidden from its reads: a serialization failure');
 $b->quit;
+
+# The DELETE's policies read as the snapshot does: a row the policy lets
+# the role delete only by a row of another table committed since is kept
+# (with a fresh snapshot for the DELETE, it was deleted)
+$node->safe_psql('postgres', q{
+	CREATE TABLE allowed (u bigint);
+	INSERT INTO allowed VALUES (1);
+	CREATE TABLE by_policy (user_id bigint, rank int, item_id bigint, score float8);
+	INSERT INTO by_policy VALUES (1, 1, 0, 0), (2, 1, 0, 0);
+	GRANT SELECT ON allowed TO writer;
+	GRANT SELECT, INSERT, DELETE ON by_policy TO writer;
+	ALTER TABLE by_policy ENABLE ROW LEVEL SECURITY;
+	CREATE POLICY s ON by_policy FOR SELECT USING (true);
+	CREATE POLICY i ON by_policy FOR INSERT WITH CHECK (true);
+	CREATE POLICY d ON by_policy FOR DELETE USING (user_id IN (SELECT u FROM allowed))});
+$b = $node->background_psql('postgres', on_error_stop => 0);
+$b->query_safe('SET ROLE writer; BEGIN ISOLATION LEVEL REPEATABLE READ; SELECT 1');
+$node->safe_psql('postgres', 'INSERT INTO allowed VALUES (2)');
+$b->query_safe(call(2, 'by_policy', 'replace') . '; COMMIT');
+$b->quit;
+is($node->safe_psql('postgres', 'SELECT array_agg(user_id) FROM by_policy WHERE item_id = 0'), '{2}',
+	"replace under REPEATABLE READ: the DELETE policy read as the snapshot, the row it kept stays");
 
 # A name not created by the calls is not held: another name's call does not wait
 my $a = $node->background_psql('postgres');
