@@ -749,7 +749,8 @@ lookup_target(RangeVar *relation, TargetLookup *lookup)
  * live now that snapshot does not see: one a transaction committed after
  * the snapshot was taken.  The rows are read through the tables' access
  * methods, with no privilege check and no row-level security: only
- * whether such a row exists is told.  Foreign tables are not read.
+ * whether such a row exists is told.  Foreign tables and other sessions'
+ * temporary tables are not read (the DELETE skips the latter too).
  */
 static bool
 rows_committed_since(Oid relid, Snapshot snapshot)
@@ -763,7 +764,8 @@ rows_committed_since(Oid relid, Snapshot snapshot)
 	{
 		Relation	rel = table_open(lfirst_oid(cell), NoLock);
 
-		if (RELKIND_HAS_STORAGE(rel->rd_rel->relkind))
+		/* as the DELETE, not another session's temporary tables */
+		if (RELKIND_HAS_STORAGE(rel->rd_rel->relkind) && !RELATION_IS_OTHER_TEMP(rel))
 		{
 			TableScanDesc scan = table_beginscan(rel, now, 0, NULL);
 			TupleTableSlot *slot = table_slot_create(rel, NULL);

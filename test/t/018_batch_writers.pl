@@ -131,6 +131,18 @@ foreach my $t (['parted', 'parted_high'], ['parent', 'child'])
 	is(lists($target), (2 * $users) . ' rows, ranks to 2', "... and its list alone");
 }
 
+# Another session's temporary table that inherits from the target, with a
+# row: the DELETE skips it, and so does the check for rows committed since
+# (it failed, "cannot access temporary tables of other sessions")
+$node->safe_psql('postgres', 'CREATE TABLE temp_parent (user_id bigint, rank int, item_id bigint, score float8)');
+my $temp_owner = $node->background_psql('postgres');
+$temp_owner->query_safe('CREATE TEMP TABLE temp_child () INHERITS (temp_parent); INSERT INTO temp_child VALUES (5, 1, 1, 1)');
+$node->safe_psql('postgres',
+	'BEGIN ISOLATION LEVEL REPEATABLE READ; ' . call(2, 'temp_parent', 'replace') . '; COMMIT');
+is(lists('ONLY temp_parent'), (2 * $users) . ' rows, ranks to 2',
+	"replace under REPEATABLE READ past another session's temporary child: its list");
+$temp_owner->quit;
+
 # Rows no other transaction wrote are no serialization failure, whatever
 # keeps them: a trigger that keeps a row, a row-level security policy that
 # lets the role delete only some
