@@ -203,6 +203,13 @@ SELECT mf_recommend_all('batch', 1, target := 'batch.log', mode := 'append') AS 
 -- Creating the target needs CREATE on its schema.
 SELECT mf_recommend_all('batch', 1, target := 'batch.not_created');
 RESET ROLE;
+-- ... and a schema: an unqualified name with no schema of search_path that
+-- exists is refused naming the target (it was the bare "no schema has been
+-- selected to create in")
+SET search_path = '';
+SELECT public.mf_recommend_all('batch', 1, target := 'not_created');
+SET search_path = no_such_schema;
+SELECT public.mf_recommend_all('batch', 1, target := 'not_created');
 SET search_path = batch, public;
 REVOKE ALL ON mf_models, mf_user_factors, mf_item_factors FROM regress_mf_batch;
 REVOKE ALL ON SCHEMA batch FROM regress_mf_batch;
@@ -382,6 +389,9 @@ CREATE TABLE batch.double_users (user_id double precision, rank integer, item_id
 SELECT mf_recommend_all('huge ids', 2, false, target := 'batch.double_users', mode := 'append');
 CREATE TABLE batch.oid_items (user_id bigint, rank integer, item_id oid, score float8);
 SELECT mf_recommend_all('huge ids', 2, false, target := 'batch.oid_items', mode := 'append');
+-- and a regclass column, an alias of oid (it was INSERT's bare "OID out of range")
+CREATE TABLE batch.regclass_users (user_id regclass, rank integer, item_id bigint, score float8);
+SELECT mf_recommend_all('huge ids', 2, false, target := 'batch.regclass_users', mode := 'append');
 -- a money column holds an id in cents (with lc_monetary C): up to 2^63 / 100
 SET lc_monetary = 'C';
 CREATE TABLE batch.money_users (user_id money, rank integer, item_id bigint, score float8);
@@ -411,6 +421,9 @@ SELECT mf_recommend_all('long keys', 3, false, target := 'batch.char_users', mod
 -- "char" keeps a key's first byte (sixty users were stored as one)
 CREATE TABLE batch.byte_users (user_id "char", rank integer, item_id text, score float8);
 SELECT mf_recommend_all('long keys', 3, false, target := 'batch.byte_users', mode := 'append');
+-- regclass reads keys as table names: a key naming a table was stored as its OID
+CREATE TABLE batch.regclass_keys (user_id text, rank integer, item_id regclass, score float8);
+SELECT mf_recommend_all('long keys', 3, false, target := 'batch.regclass_keys', mode := 'append');
 CREATE TABLE batch.varchar_keys (user_id varchar(10), rank integer, item_id varchar(80), score float8);
 SELECT mf_recommend_all('long keys', 3, false, target := 'batch.varchar_keys', mode := 'append') AS written;
 SELECT count(DISTINCT item_id) AS items FROM batch.varchar_keys;

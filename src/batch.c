@@ -600,16 +600,37 @@ create_target(RangeVar *relation, const char *quoted, const BatchShape *shape)
  * Whether an existing target's column of type type would change text keys
  * assigned to it, so that two could be stored as one: name cuts them at 63
  * bytes, character(n) pads them with spaces (keys differing in trailing
- * spaces compare equal), "char" keeps their first byte; keys read from
- * that type (key_type) fit it.
+ * spaces compare equal), "char" keeps their first byte, and regclass
+ * (an alias of oid) reads them as names of tables, storing the OID of a
+ * table a key names and failing on the others; keys read from that type
+ * (key_type) fit it.
  */
 static bool
 changes_text_keys(Oid type, Oid key_type)
 {
 	Oid			base = getBaseType(type);
 
-	return (base == NAMEOID || base == BPCHAROID || base == CHAROID) &&
+	return (base == NAMEOID || base == BPCHAROID || base == CHAROID ||
+			IsBinaryCoercible(base, OIDOID)) &&
 		!(OidIsValid(key_type) && getBaseType(key_type) == base);
+}
+
+/* What a column of type type (changes_text_keys) would do to text keys, for an error's detail. */
+static const char *
+text_key_change(Oid type)
+{
+	switch (getBaseType(type))
+	{
+		case NAMEOID:
+			return "Type name cuts the model's text keys at 63 bytes, so that two could be stored as one.";
+		case BPCHAROID:
+			return "Type character pads the model's text keys with spaces, so that keys differing only in trailing spaces would be stored as one.";
+		case CHAROID:
+			return "Type \"char\" keeps the first byte of each of the model's text keys, so that two could be stored as one.";
+		default:
+			return psprintf("Type %s reads the model's text keys as names of objects: it would store the OID of an object that a key names, and fail on the other keys.",
+							format_type_be(type));
+	}
 }
 
 /*
@@ -730,6 +751,18 @@ lookup_target(RangeVar *relation, TargetLookup *lookup)
 	{
 		LOCKTAG		tag;
 
+		/* the creation schema's own error, 3F000, said nothing of the target */
+		if (relation->schemaname == NULL && fetch_search_path(false) == NIL)
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_SCHEMA_NAME),
+					 errmsg("no schema has been selected to create target %s in", lookup->quoted),
+					 strcmp(namespace_search_path, "") == 0 || strcmp(namespace_search_path, "\"\"") == 0
+					 ? errdetail("%s creates a missing target in the first schema of search_path that exists, and search_path is empty.",
+								 lookup->shape->function)
+					 : errdetail("%s creates a missing target in the first schema of search_path that exists, and search_path (%s) names none.",
+								 lookup->shape->function, namespace_search_path),
+					 errhint("Pass a schema-qualified target such as public.%s, or SET search_path to a schema the role may create in.",
+							 quote_identifier(relation->relname))));
 		SET_LOCKTAG_ADVISORY(tag, MyDatabaseId, RangeVarGetCreationNamespace(relation),
 							 DatumGetUInt32(hash_any((const unsigned char *) relation->relname,
 													 strlen(relation->relname))),
@@ -880,7 +913,7 @@ check_existing_target(Oid relid, const MfModel *model, const BatchShape *shape)
 							shape->names[c], RelationGetRelationName(rel), format_type_be(type),
 							model->row.name, format_type_be(shape->types[c])),
 					 shape->types[c] == TEXTOID && can_coerce_type(1, &shape->types[c], &type, COERCION_ASSIGNMENT)
-					 ? errdetail("That type would change the model's text keys, so that two could be stored as one: name cuts them at 63 bytes, character(n) pads them with spaces, \"char\" keeps their first byte.")
+					 ? errdetail("%s", text_key_change(type))
 					 : 0,
 					 errhint("%s writes into a table %s%s: alter the column's type, or pass another table.",
 							 shape->function, expected_shape(shape),
@@ -968,14 +1001,15 @@ retrained_on_other_ids(const MfModel *model, const BatchShape *shape)
 /*
  * Notes what column c of an existing target, of type type (typmod), holds
  * of integer ids (shape type bigint) when not every bigint exactly:
- * smallint, integer, oid, money (in the locale's smallest unit),
- * numeric(p, s) (with s < 0 in multiples of 10^-s), character varying(n)
- * and character(n) (n digits and signs) a range, real and double
- * precision the integers they represent exactly; and of text keys (shape
- * type text): character varying(n) and character(n) those of at most n
- * characters (INSERT's own error was a bare 22001, and it cut a key's
- * trailing spaces past n without one, so that two keys could be stored as
- * one); domains as their base types.  writer_put checks each id written.
+ * smallint, integer, oid and its aliases (regclass, ...), money (in the
+ * locale's smallest unit), numeric(p, s) (with s < 0 in multiples of
+ * 10^-s), character varying(n) and character(n) (n digits and signs) a
+ * range, real and double precision the integers they represent exactly;
+ * and of text keys (shape type text): character varying(n) and
+ * character(n) those of at most n characters (INSERT's own error was a
+ * bare 22001, and it cut a key's trailing spaces past n without one, so
+ * that two keys could be stored as one); domains as their base types.
+ * writer_put checks each id written.
  */
 static void
 narrow_id_column(BatchWriter *w, int c, Oid type, int32 typmod)
@@ -1013,8 +1047,9 @@ narrow_id_column(BatchWriter *w, int c, Oid type, int32 typmod)
 		column->min = base == INT2OID ? PG_INT16_MIN : PG_INT32_MIN;
 		column->max = base == INT2OID ? PG_INT16_MAX : PG_INT32_MAX;
 	}
-	else if (base == OIDOID)
+	else if (base == OIDOID || IsBinaryCoercible(base, OIDOID))
 	{
+		/* oid and its aliases (regclass, regtype, ...): INSERT's bare "OID out of range" */
 		column->min = 0;
 		column->max = PG_UINT32_MAX;
 	}
