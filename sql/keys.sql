@@ -251,6 +251,31 @@ FROM padded;
 SELECT count(*) AS recommended FROM mf_recommend(:padded, 'u1'::character(6)::text, 3, false);
 SELECT min(user_key) = 'u1' AND min(length(user_key)) = 2 AS keys_unpadded
 FROM mf_user_factors WHERE model_id = :padded;
+-- Text ids read into that model (a refit, mf_evaluate) are read as
+-- character(n) compares them, trailing blanks left out: 'u1  ' is user u1
+-- (it was a new user beside it, and two keys a character(n) target merged);
+-- so is an id argument.
+CREATE TABLE padded_text AS
+SELECT rtrim(user_id) || '  ' AS user_id, rtrim(item_id) || ' ' AS item_id, rating FROM padded WHERE user_id = 'u1';
+SELECT mf_refit_users(:padded, 'padded_text') AS refitted;
+SELECT (SELECT n_users FROM mf_models WHERE model_id = :padded) AS users,
+       (SELECT count(*) FROM mf_user_factors WHERE model_id = :padded AND rtrim(user_key) = 'u1') AS u1_rows;
+SELECT value IS NOT NULL AS evaluated FROM mf_evaluate(:padded, 'padded_text') WHERE metric = 'rmse';
+SELECT count(*) AS recommended_to_u1 FROM mf_recommend(:padded, 'u1   ', 3, false);
+-- A model trained from name ids refuses text ids longer than a name (a cast
+-- would cut them into another's id; the keys stored would not fit a name
+-- column of mf_recommend_all); one of 63 bytes is added.
+CREATE TABLE name_ids (user_id name, item_id name, rating real);
+INSERT INTO name_ids SELECT 'u' || u, 'i' || i, 1 + (u + i) % 5 FROM generate_series(1, 6) u, generate_series(1, 4) i;
+SELECT mf_train('name_ids', k := 2, lambda := 1, iterations := 3, model_name := 'name ids') > 0 AS trained;
+CREATE TABLE long_ids (user_id text, item_id text, rating real);
+INSERT INTO long_ids VALUES (repeat('x', 64), 'i1', 4);
+SELECT mf_refit_users('name ids', 'long_ids');
+UPDATE long_ids SET user_id = repeat('x', 63);
+SELECT mf_refit_users('name ids', 'long_ids') AS added;
+SELECT octet_length(user_key) AS key_bytes FROM mf_user_factors f JOIN mf_models m USING (model_id)
+WHERE m.name = 'name ids' AND user_key LIKE 'xxx%';
+SELECT mf_drop_model('name ids');
 
 -- A refit that adds a key sorting before the others gives it the next id,
 -- yet each user's rated_items stays sorted, and mf_recommend_users leaves
@@ -258,6 +283,30 @@ FROM mf_user_factors WHERE model_id = :padded;
 CREATE TABLE early_key AS
 SELECT who, 'a film' AS what, 5.0 AS stars FROM named WHERE who IN ('user 1', 'user 2', 'user 3');
 SELECT mf_refit_items(:named, 'early_key', 'who', 'what', 'stars') AS items_added;
+-- The new item is in its raters' rated_items at once: exclude_rated leaves
+-- it out of their lists (it was in no one's until the users were refitted).
+SELECT count(*) AS raters_holding_it
+FROM mf_user_factors f JOIN mf_item_factors i ON i.model_id = f.model_id AND i.item_key = 'a film'
+WHERE f.model_id = :named AND i.item_id = ANY (f.rated_items);
+SELECT count(*) FILTER (WHERE item_id = 'a film') AS rated_recommended, count(*) > 0 AS listed
+FROM mf_recommend(:named, 'user 1', 1000);
+SELECT bool_and(rated_items = (SELECT array_agg(x ORDER BY x) FROM unnest(rated_items) x)) AS sorted
+FROM mf_user_factors WHERE model_id = :named;
+-- An item the model has, refitted from its history plus a new rater's
+-- rating: that rater's list gains it, and only that list is written (the
+-- others hold it already).
+CREATE TABLE new_rater AS
+SELECT * FROM named WHERE what = 'film 7'
+UNION ALL
+SELECT min(who), 'film 7', 5 FROM named WHERE who NOT IN (SELECT who FROM named WHERE what = 'film 7');
+SELECT who AS new_rater FROM new_rater EXCEPT SELECT who FROM named WHERE what = 'film 7' \gset
+BEGIN;
+SELECT mf_refit_items(:named, 'new_rater', 'who', 'what', 'stars') AS refitted;
+SELECT count(*) AS user_rows_written, min(user_key) = :'new_rater' AS the_new_raters
+FROM mf_user_factors WHERE model_id = :named AND xmin::text::bigint = txid_current() % 4294967296;
+COMMIT;
+SELECT count(*) FILTER (WHERE item_id = 'film 7') AS rated_recommended, count(*) > 0 AS listed
+FROM mf_recommend(:named, :'new_rater', 1000);
 CREATE TABLE early_key_users AS SELECT * FROM named WHERE who IN ('user 1', 'user 2', 'user 3')
 UNION ALL SELECT * FROM early_key;
 SELECT mf_refit_users(:named, 'early_key_users', 'who', 'what', 'stars') AS users_refitted;

@@ -326,8 +326,8 @@ load_model(const MfSchema *schema, const MfModelRow *row, MemoryContext parent)
 	model->cxt = cxt;
 	model->row = *row;
 	copy_row_strings(&model->row, cxt);
-	model->user_uuid_keys = mf_is_uuid_key_type(row->user_key_type);
-	model->item_uuid_keys = mf_is_uuid_key_type(row->item_key_type);
+	model->user_key_form = mf_key_form(row->user_key_type);
+	model->item_key_form = mf_key_form(row->item_key_type);
 	f->k = k;
 	f->implicit = row->options.implicit;
 	f->biases = row->options.biases;

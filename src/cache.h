@@ -13,6 +13,7 @@
 #include "catalog.h"
 #include "idmap.h"
 #include "score.h"
+#include "source.h"
 
 #include "utils/snapshot.h"
 
@@ -30,8 +31,8 @@ typedef struct MfModel
 	char	  **item_keys;
 	mf_keymap_hash *user_keymap;	/* text key -> dense index, with keys */
 	mf_keymap_hash *item_keymap;
-	bool		user_uuid_keys; /* keys trained from uuids (or a domain over uuid) */
-	bool		item_uuid_keys;
+	MfKeyForm	user_key_form;	/* form of the keys (uuid, character(n), */
+	MfKeyForm	item_key_form;	/* name) from the type trained from */
 	MfFactors	factors;		/* in the precision it was trained in */
 	double	   *user_norms;		/* |u| per user, computed on first need */
 	double	   *item_norms;		/* |v| per item, computed on first need */

@@ -47,6 +47,9 @@
 /* Factor rows fetched from the trained model per call, when storing it. */
 #define MF_STORE_BLOCK_ROWS		1024
 
+/* (user, item) pairs per statement adding items to rated_items. */
+#define MF_RATED_PAIRS_PER_UPDATE	(1 << 20)
+
 /*
  * The catalog's statements run between these two, with search_path =
  * pg_catalog, pg_temp, whatever the caller's path, and without JIT (a
@@ -1418,6 +1421,37 @@ mf_catalog_store_model(const MfSchema *schema, const MfModelRow *row,
 }
 
 void
+mf_catalog_add_rated_items(const MfSchema *schema, int32 model_id, const int64 *users,
+						   const int64 *items, int64 n)
+{
+	Oid			argtypes[3] = {INT4OID, INT8ARRAYOID, INT8ARRAYOID};
+	Datum		args[3] = {Int32GetDatum(model_id)};
+	char	   *query = psprintf("UPDATE %s.mf_user_factors f"
+								 " SET rated_items = (SELECT pg_catalog.array_agg(DISTINCT e ORDER BY e)"
+								 " FROM pg_catalog.unnest(pg_catalog.array_cat(f.rated_items, p.items)) e)"
+								 " FROM (SELECT r.user_id, pg_catalog.array_agg(r.item_id) AS items"
+								 " FROM ROWS FROM (pg_catalog.unnest($2), pg_catalog.unnest($3)) AS r(user_id, item_id)"
+								 " GROUP BY r.user_id) p"
+								 " WHERE f.model_id = $1 AND f.user_id = p.user_id",
+								 schema->quoted);
+	int			nest_level = internal_sql_begin();
+
+	for (int64 first = 0; first < n; first += MF_RATED_PAIRS_PER_UPDATE)
+	{
+		int			count = (int) Min(n - first, MF_RATED_PAIRS_PER_UPDATE);
+
+		args[1] = PointerGetDatum(mf_flat_array(INT8OID, users + first, count));
+		args[2] = PointerGetDatum(mf_flat_array(INT8OID, items + first, count));
+		if (SPI_execute_with_args(query, 3, argtypes, args, NULL, false, 0) != SPI_OK_UPDATE)
+			elog(ERROR, "could not add items to the rated_items of model %d", model_id);
+		pfree(DatumGetPointer(args[1]));
+		pfree(DatumGetPointer(args[2]));
+	}
+	internal_sql_end(nest_level);
+	pfree(query);
+}
+
+void
 mf_catalog_replace_rows(const MfSchema *schema, const char *function, int32 model_id,
 						MfSide side, int k,
 						const int64 *ids, char *const *keys, int32 n,
@@ -1910,17 +1944,19 @@ mf_catalog_check_rated_items_read(const MfSchema *schema)
 }
 
 void
-mf_catalog_scan_rated_items(const MfSchema *schema, int32 model_id, MfRatedFn fn, void *arg)
+mf_catalog_scan_rated_items(const MfSchema *schema, int32 model_id, const int64 *users,
+							int n_users, MfRatedFn fn, void *arg)
 {
 	static const Oid types[] = {INT8OID, INT8ARRAYOID};
 	RatedRead	read = {model_id, fn, arg, NULL, NULL, NULL};
-	Oid			argtype = INT4OID;
-	Datum		value = Int32GetDatum(model_id);
+	Oid			argtypes[2] = {INT4OID, INT8ARRAYOID};
+	Datum		values[2] = {Int32GetDatum(model_id),
+	users ? PointerGetDatum(mf_flat_array(INT8OID, users, n_users)) : (Datum) 0};
 	int			nest_level = internal_sql_begin();
 
-	serving_scan(schema, psprintf("SELECT user_id, rated_items FROM %s.mf_user_factors WHERE model_id = $1",
-								  schema->quoted),
-				 1, &argtype, &value, types, lengthof(types), MF_USER_FACTORS_TABLE,
+	serving_scan(schema, psprintf("SELECT user_id, rated_items FROM %s.mf_user_factors WHERE model_id = $1%s",
+								  schema->quoted, users ? " AND user_id = ANY ($2)" : ""),
+				 users ? 2 : 1, argtypes, values, types, lengthof(types), MF_USER_FACTORS_TABLE,
 				 read_rated_row, &read);
 	internal_sql_end(nest_level);
 }

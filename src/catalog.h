@@ -220,8 +220,9 @@ extern bool mf_catalog_warm_start(const MfSchema *schema, const char *model_name
  * function; its right to write models checked again with the tables locked):
  * factors n x k, bias (or NULL), implicit factors n x k (or NULL),
  * support (n: each row's distinct partners) and for users rated_start
- * (n + 1 offsets) into rated.  Then gives the model a new version, so that
- * every cache reloads it, and counts its users and items again.
+ * (n + 1 offsets) into rated, their rated_items.  Then gives the model a
+ * new version, so that every cache reloads it, and counts its users and
+ * items again.
  */
 extern void mf_catalog_replace_rows(const MfSchema *schema, const char *function,
 									int32 model_id, MfSide side,
@@ -229,6 +230,15 @@ extern void mf_catalog_replace_rows(const MfSchema *schema, const char *function
 									const double *factors, const double *bias,
 									const double *implicit, const int32 *support,
 									const int32 *rated_start, const int64 *rated);
+
+/*
+ * Adds items[p] to the rated_items of user users[p] of model model_id (the
+ * n pairs in any order; users the model lacks are skipped), keeping each
+ * array sorted and distinct; for a refit of items, whose tables the
+ * caller has locked for writing (mf_catalog_replace_rows).
+ */
+extern void mf_catalog_add_rated_items(const MfSchema *schema, int32 model_id,
+									   const int64 *users, const int64 *items, int64 n);
 
 /*
  * The ids of the items user_id rated in the training data (rated_items of
@@ -255,9 +265,11 @@ extern uint64 mf_catalog_fetch_rated_items(Portal cursor, int32 model_id, int ma
 
 /*
  * Every user's rated items in one pass (here through SPI, or on the
- * coordinator from a Citus worker): fn as above, in no particular order.
+ * coordinator from a Citus worker), or with users (not NULL) those of the
+ * n_users users it lists: fn as above, in no particular order.
  */
 extern void mf_catalog_scan_rated_items(const MfSchema *schema, int32 model_id,
+										const int64 *users, int n_users,
 										MfRatedFn fn, void *arg);
 
 /*

@@ -402,8 +402,8 @@ read_test_relation(FunctionCallInfo fcinfo, const MfModel *model, MemoryContext 
 	source.argname = "test";
 	source.fixed_columns = false;
 	source.relid = PG_GETARG_OID(1);
-	source.user_uuid_keys = model->user_uuid_keys;
-	source.item_uuid_keys = model->item_uuid_keys;
+	source.user_key_form = model->user_key_form;
+	source.item_key_form = model->item_key_form;
 	source.user_col = columns[0];
 	source.item_col = columns[1];
 	source.rating_col = columns[2];

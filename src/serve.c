@@ -113,8 +113,9 @@ text_id_lookup(const MfModel *model, MfSide side, text *id, bool lenient)
 
 	if (mf_model_keys(model, side) != NULL)
 	{
-		bool		uuid_keys = side == MF_USERS ? model->user_uuid_keys : model->item_uuid_keys;
-		char	   *key = uuid_keys ? mf_uuid_key(value, true) : value;
+		MfKeyForm	form = side == MF_USERS ? model->user_key_form : model->item_key_form;
+		char	   *key = form == MF_KEY_UUID ? mf_uuid_key(value, true)
+			: form == MF_KEY_CHARACTER ? mf_key_without_blanks(value) : value;
 
 		index = key ? mf_model_find_key(model, side, key) : -1;
 	}
@@ -814,7 +815,7 @@ read_raters(const MfSchema *schema, MfModel *model)
 	rows.item = mf_alloc_array(build, rows.items_room, sizeof(int32));
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
-	mf_catalog_scan_rated_items(schema, model->row.model_id, keep_rated_row, &rows);
+	mf_catalog_scan_rated_items(schema, model->row.model_id, NULL, 0, keep_rated_row, &rows);
 	SPI_finish();
 
 	memset(start, 0, sizeof(int64) * ((Size) n_items + 1));
@@ -875,7 +876,7 @@ mark_item_raters(const MfSchema *schema, MfModel *model, int32 item, bool *mask)
 	}
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
-	mf_catalog_scan_rated_items(schema, model->row.model_id, mark_if_rater, &mark);
+	mf_catalog_scan_rated_items(schema, model->row.model_id, NULL, 0, mark_if_rater, &mark);
 	SPI_finish();
 }
 

@@ -347,20 +347,35 @@ mf_id_key_text(Oid type, Oid output, Datum value)
 {
 	char	   *text = OidOutputFunctionCall(output, value);
 
-	if (type == BPCHAROID)
-	{
-		size_t		length = strlen(text);
-
-		while (length > 0 && text[length - 1] == ' ')
-			text[--length] = '\0';
-	}
-	return text;
+	return type == BPCHAROID ? mf_key_without_blanks(text) : text;
 }
 
-bool
-mf_is_uuid_key_type(Oid key_type)
+char *
+mf_key_without_blanks(char *key)
 {
-	return OidIsValid(key_type) && getBaseType(key_type) == UUIDOID;
+	size_t		length = strlen(key);
+
+	while (length > 0 && key[length - 1] == ' ')
+		key[--length] = '\0';
+	return key;
+}
+
+MfKeyForm
+mf_key_form(Oid key_type)
+{
+	if (!OidIsValid(key_type))
+		return MF_KEY_TEXT;
+	switch (getBaseType(key_type))
+	{
+		case UUIDOID:
+			return MF_KEY_UUID;
+		case BPCHAROID:
+			return MF_KEY_CHARACTER;
+		case NAMEOID:
+			return MF_KEY_NAME;
+		default:
+			return MF_KEY_TEXT;
+	}
 }
 
 char *
@@ -418,28 +433,74 @@ report_not_uuid(const MfSource *source, MfSide side, Oid type, const char *key)
 }
 
 /*
+ * 22001 for key, read from a column of type type (a base type) of source
+ * for a side trained from name ids, which is longer than a name holds:
+ * named, cut at 100 bytes, with the column's declared type.
+ */
+static void report_too_long_for_name(const MfSource *source, MfSide side, Oid type,
+									 const char *key) pg_attribute_noreturn();
+
+static void
+report_too_long_for_name(const MfSource *source, MfSide side, Oid type, const char *key)
+{
+	const char *column = side == MF_USERS ? source->user_col : source->item_col;
+	Oid			declared = get_atttype(source->relid, side == MF_USERS ? source->user_attnum
+									   : source->item_attnum);
+	size_t		length = strlen(key);
+
+	ereport(ERROR,
+			(errcode(ERRCODE_STRING_DATA_RIGHT_TRUNCATION),
+			 errmsg("%s id \"%s\" in %s is longer than a name", mf_side_name(side),
+					length <= 100 ? key : psprintf("%.*s...", pg_mbcliplen(key, length, 100), key),
+					mf_source_display_name(source->relid)),
+			 errdetail("The model was trained on %s ids of type name, which hold at most %d bytes; this one, in column %s of type %s, has %zu.",
+					   mf_side_name(side), NAMEDATALEN - 1, quote_identifier(column),
+					   format_type_be(OidIsValid(declared) ? declared : type), length),
+			 errhint("Fix or delete that row, or pass a view that leaves out the %ss longer than %d bytes (a cast to name would cut them into another %s's id).",
+					 mf_side_name(side), NAMEDATALEN - 1, mf_side_name(side))));
+}
+
+/*
  * The number of the text form of an id value among the side's keys.
  * Called with the key context current.
  */
 static int64
 key_number(ReadState *state, MfSide side, Oid type, Oid output, Datum value)
 {
-	bool		uuid_keys = side == MF_USERS ? state->source->user_uuid_keys
-		: state->source->item_uuid_keys;
+	MfKeyForm	form = side == MF_USERS ? state->source->user_key_form
+		: state->source->item_key_form;
 	char	   *key = mf_id_key_text(type, output, value);
 
 	/*
-	 * A side trained from uuids keeps their canonical text: read from a
-	 * column of another type (text), a key is a uuid in any form a uuid
-	 * cast reads, written as training wrote it (22P02 when it is none).
+	 * A side keeps its keys in the form of the type it was trained from;
+	 * read from a column of another type (text), an id takes that form, so
+	 * that it names the key a cast to the trained type would: a uuid in
+	 * any form a uuid cast reads, written canonically (22P02 when it is
+	 * none); character(n) without trailing blanks, as it compares; a name
+	 * as it is, but 22001 when longer than a name, which a cast would cut
+	 * into another id (silently merging two).
 	 */
-	if (uuid_keys && type != UUIDOID)
+	switch (form)
 	{
-		char	   *uuid = mf_uuid_key(key, true);
+		case MF_KEY_TEXT:
+			break;
+		case MF_KEY_UUID:
+			if (type != UUIDOID)
+			{
+				char	   *uuid = mf_uuid_key(key, true);
 
-		if (uuid == NULL)
-			report_not_uuid(state->source, side, type, key);
-		key = uuid;
+				if (uuid == NULL)
+					report_not_uuid(state->source, side, type, key);
+				key = uuid;
+			}
+			break;
+		case MF_KEY_CHARACTER:
+			mf_key_without_blanks(key);
+			break;
+		case MF_KEY_NAME:
+			if (strlen(key) >= NAMEDATALEN)
+				report_too_long_for_name(state->source, side, type, key);
+			break;
 	}
 	return mf_rows_key(state->rows, side, key);
 }

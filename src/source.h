@@ -18,6 +18,19 @@
 #include "access/attnum.h"
 #include "utils/array.h"
 
+/*
+ * The form of a side's text keys, from the type it was trained from
+ * (mf_key_form): ids of another type (text) read into such a side take it,
+ * so that an id names the key a cast to the trained type would.
+ */
+typedef enum MfKeyForm
+{
+	MF_KEY_TEXT,				/* as they are (text, varchar, integer ids) */
+	MF_KEY_UUID,				/* a uuid's canonical text (mf_uuid_key) */
+	MF_KEY_CHARACTER,			/* character(n): trailing blanks do not count */
+	MF_KEY_NAME					/* name: at most NAMEDATALEN - 1 bytes */
+} MfKeyForm;
+
 /* Where and how to read the ratings. */
 typedef struct MfSource
 {
@@ -27,8 +40,9 @@ typedef struct MfSource
 	const char *user_col;
 	const char *item_col;
 	const char *rating_col;
-	bool		user_uuid_keys; /* the model's side was trained from uuids: */
-	bool		item_uuid_keys; /* a text column's ids are read as uuids */
+	MfKeyForm	user_key_form;	/* the form of the keys the model's side */
+	MfKeyForm	item_key_form;	/* was trained from: ids of another type
+								 * are read in that form */
 	/* set by mf_source_validate: */
 	AttrNumber	user_attnum;
 	AttrNumber	item_attnum;
@@ -101,10 +115,17 @@ extern ArrayType *mf_id_array(Oid argtype, Datum value, MfSide side, const char 
 extern char *mf_id_key_text(Oid type, Oid output, Datum value);
 
 /*
- * Whether a side's key type (mf_models.user_key_type or item_key_type;
- * InvalidOid for integer ids) is uuid or a domain over it.
+ * The form of a side's keys from its key type (mf_models.user_key_type or
+ * item_key_type, or a source column's type; a domain's base type counts;
+ * InvalidOid for integer ids is MF_KEY_TEXT).
  */
-extern bool mf_is_uuid_key_type(Oid key_type);
+extern MfKeyForm mf_key_form(Oid key_type);
+
+/*
+ * Removes the trailing blanks of key in place, as character(n) compares
+ * it; returns key.
+ */
+extern char *mf_key_without_blanks(char *key);
 
 /*
  * The key a side trained from uuids keeps for a uuid written as text (any

@@ -321,9 +321,9 @@ read_validation(const TrainState *state)
 	source.argname = "validation";
 	source.fixed_columns = true;
 	source.relid = state->validation_relid;
-	/* keys trained from uuids: the validation relation's text read as uuids */
-	source.user_uuid_keys = state->source.user_type == UUIDOID;
-	source.item_uuid_keys = state->source.item_type == UUIDOID;
+	/* keys trained from uuids, character(n), name: the validation's text read as such */
+	source.user_key_form = mf_key_form(state->source.user_type);
+	source.item_key_form = mf_key_form(state->source.item_type);
 	mf_source_validate(&source);
 	held_out = mf_source_read(&source, state->cxt);
 	if (options->implicit)

@@ -188,6 +188,21 @@ wait_for_progress('mf_refit_users', q{phase = 'reading' AND step > 0});
 is($node->safe_psql('postgres', q{SELECT model FROM mf_progress WHERE function = 'mf_refit_users'}),
 	'loaded', 'the refit, its model loaded: its name');
 cancel_trainer('the refit reading slowly');
+
+# a refit waiting for its model's row, which another session holds: locking
+$locker->query_safe('BEGIN');
+$locker->query_safe(q{SELECT FROM mf_models WHERE name = 'loaded' FOR UPDATE});
+$trainer->query_until(qr/started/, q{
+	\echo started
+	SELECT mf_refit_users('loaded', 'slow_ratings');
+});
+wait_for_progress('mf_refit_users', q{phase = 'locking'});
+is($node->safe_psql('postgres', q{
+		SELECT model, step, steps FROM mf_progress WHERE function = 'mf_refit_users'}),
+	'loaded|0|0', 'a refit waiting for its model row: locking');
+$locker->query_safe('COMMIT');
+wait_for_progress('mf_refit_users', q{phase = 'reading'});
+cancel_trainer('the refit reading slowly, once locked');
 $locker->query_safe('BEGIN');
 $locker->query_safe('LOCK TABLE mf_user_factors IN ACCESS EXCLUSIVE MODE');
 $trainer->query_until(qr/started/, q{
