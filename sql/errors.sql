@@ -293,7 +293,12 @@ FROM (VALUES
     (216, $$SELECT mf_predict('tiny', 'one', 'two')$$),
     (217, $$SELECT mf_predict('tiny', 'one'::text, md5('x')::uuid)$$),
     -- just above the limit: the product's digits, not the limit's rounded
-    (218, $$SELECT mf_train('tiny', feedback := 'implicit', alpha := 200000000001)$$)
+    (218, $$SELECT mf_train('tiny', feedback := 'implicit', alpha := 200000000001)$$),
+    -- empty and overlong target names (SQL would cut the latter into another's)
+    (219, $$SELECT mf_recommend_all('tiny', 10, true, '""')$$),
+    (220, $$SELECT mf_recommend_all('tiny', 10, true, 'public.""')$$),
+    (221, $$SELECT mf_recommend_all('tiny', 10, true, repeat('t', 64))$$),
+    (222, $$SELECT mf_recommend_all('tiny', 10, true, 'public."' || repeat('T', 63) || '"""')$$)
 ) AS s(n, statement)
 LEFT JOIN LATERAL try(s.statement) t ON true
 ORDER BY s.n;

@@ -49,6 +49,7 @@
 #include "access/htup_details.h"
 #include "access/table.h"
 #include "access/tableam.h"
+#include "catalog/catalog.h"
 #include "catalog/namespace.h"
 #include "catalog/pg_inherits.h"
 #include "catalog/pg_type.h"
@@ -58,6 +59,7 @@
 #include "mb/pg_wchar.h"
 #include "miscadmin.h"
 #include "parser/parse_coerce.h"
+#include "parser/scansup.h"
 #include "storage/lock.h"
 #include "utils/acl.h"
 #include "utils/array.h"
@@ -495,20 +497,71 @@ read_rated_batch(BatchRun *run)
 	}
 }
 
-/* mf_recommend_all's target as a name, and its text quoted for SQL. */
+/*
+ * The length in bytes of the longest name of raw, a dotted list of names
+ * that SplitIdentifierString read (which cuts each to NAMEDATALEN - 1
+ * bytes without a word): quoted names count a doubled quote once.
+ */
+static size_t
+longest_name(const char *raw)
+{
+	const char *p = raw;
+	size_t		longest = 0;
+
+	for (;;)
+	{
+		size_t		length = 0;
+
+		while (scanner_isspace(*p))
+			p++;
+		if (*p == '"')
+			for (p++; *p != '\0' && !(*p == '"' && p[1] != '"'); p += *p == '"' ? 2 : 1)
+				length++;
+		else
+			for (; *p != '\0' && *p != '.' && !scanner_isspace(*p); p++)
+				length++;
+		if (*p == '"')
+			p++;
+		longest = Max(longest, length);
+		while (scanner_isspace(*p))
+			p++;
+		if (*p != '.')
+			return longest;
+		p++;
+	}
+}
+
+/*
+ * mf_recommend_all's target as a name, and its text quoted for SQL: 42602
+ * for text that is none (an empty name too), 42622 for a name longer than
+ * an identifier, which SQL would cut (so that two targets are one table).
+ */
 static RangeVar *
 target_name(text *target, char **quoted)
 {
 	char	   *raw = text_to_cstring(target);
 	List	   *names;
+	ListCell   *cell;
 	RangeVar   *relation;
 
 	if (!SplitIdentifierString(pstrdup(raw), '.', &names) || list_length(names) == 0 ||
 		list_length(names) > 3)
+		names = NIL;
+	foreach(cell, names)
+		if (*(const char *) lfirst(cell) == '\0')
+			names = NIL;
+	if (names == NIL)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_NAME),
 				 errmsg("target \"%s\" is not a table name", raw),
 				 errhint("Pass a name such as top10 or myschema.top10; double-quote a name with spaces, capitals or other characters: '\"My Top 10\"'.")));
+	if (longest_name(raw) >= NAMEDATALEN)
+		ereport(ERROR,
+				(errcode(ERRCODE_NAME_TOO_LONG),
+				 errmsg("target \"%s\" has a name longer than %d bytes", raw, NAMEDATALEN - 1),
+				 errdetail("SQL would cut it to its first %d bytes, which can name another table: two targets would be one.",
+						   NAMEDATALEN - 1),
+				 errhint("Pass a name of at most %d bytes.", NAMEDATALEN - 1)));
 	relation = makeRangeVarFromNameList(textToQualifiedNameList(target));
 	*quoted = quote_qualified_identifier(relation->schemaname, relation->relname);
 	return relation;
@@ -572,15 +625,29 @@ expected_shape(const BatchShape *shape)
 }
 
 /*
- * Creates the target table of shape and returns its oid; first, a role
- * that may not create in the table's schema is told what to grant (CREATE
- * TABLE's own error would show the internal statement).
+ * Creates the target table of shape and returns its oid; first, a schema
+ * of the system (pg_catalog, pg_toast) or another session's temporary one
+ * is refused, and a role that may not create in the table's schema is told
+ * what to grant (CREATE TABLE's own errors would show the internal
+ * statement, and say nothing of the target).
  */
 static Oid
 create_target(RangeVar *relation, const char *quoted, const BatchShape *shape)
 {
 	Oid			namespace = RangeVarGetCreationNamespace(relation);
 
+	if (IsCatalogNamespace(namespace) || IsToastNamespace(namespace) ||
+		isOtherTempNamespace(namespace))
+		ereport(ERROR,
+				(errcode(isOtherTempNamespace(namespace) ? ERRCODE_FEATURE_NOT_SUPPORTED
+						 : ERRCODE_INSUFFICIENT_PRIVILEGE),
+				 errmsg("%s cannot create its target %s in schema %s", shape->function, quoted,
+						get_namespace_name(namespace)),
+				 isOtherTempNamespace(namespace)
+				 ? errdetail("That schema holds another session's temporary tables.")
+				 : errdetail("That schema is the system's: only PostgreSQL creates tables there."),
+				 errhint("Pass a target in another schema, such as public.%s (or pg_temp.%s for a table of this session).",
+						 quote_identifier(relation->relname), quote_identifier(relation->relname))));
 	if (pg_namespace_aclcheck(namespace, GetUserId(), ACL_CREATE) != ACLCHECK_OK)
 		ereport(ERROR,
 				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
@@ -857,13 +924,157 @@ delete_target_rows(Oid relid, const char *quoted)
 }
 
 /*
+ * What a column of an existing target, of type type (typmod), holds of the
+ * values of value_type (the shape's type) when not every one exactly:
+ * integer ids and ranks (bigint, integer):
+ * smallint, integer, oid and its aliases (regclass, ...), money (in the
+ * locale's smallest unit), numeric(p, s) (with s < 0 in multiples of
+ * 10^-s), character varying(n) and character(n) (n digits and signs) a
+ * range, real and double precision the integers they represent exactly;
+ * and of text keys (shape type text): character varying(n) and
+ * character(n) those of at most n characters (INSERT's own error was a
+ * bare 22001, and it cut a key's trailing spaces past n without one, so
+ * that two keys could be stored as one); domains as their base types.
+ * writer_put checks each id written (id_fits, check_key_fits), and
+ * check_existing_target the ranks.
+ */
+static IdColumn
+id_column_holding(Oid value_type, Oid type, int32 typmod)
+{
+	IdColumn	holding = {ID_EXACT, type, typmod, 0, 0, 1, false};
+	IdColumn   *column = &holding;
+	int32		base_typmod = typmod;
+	Oid			base = getBaseTypeAndTypmod(type, &base_typmod);
+	bool		limited = (base == VARCHAROID || base == BPCHAROID) && base_typmod >= (int32) VARHDRSZ;
+
+	if (value_type != INT8OID && value_type != INT4OID && !(value_type == TEXTOID && limited))
+		return holding;
+	column->holding = ID_RANGE;
+	if (limited && value_type == TEXTOID)
+	{
+		column->holding = ID_CHARS;
+		column->max = base_typmod - VARHDRSZ;
+		column->padded = base == BPCHAROID;
+	}
+	else if (limited)
+	{
+		int			chars = base_typmod - VARHDRSZ;
+		int64		nines = 0;	/* 10^(chars - 1) - 1, while it fits */
+
+		for (int d = 0; d < chars - 1 && d < 18; d++)
+			nines = nines * 10 + 9;
+		/* chars digits, or a minus sign and chars - 1 digits */
+		column->min = chars >= 20 ? PG_INT64_MIN : -nines;
+		column->max = chars >= 19 ? PG_INT64_MAX : nines * 10 + 9;
+	}
+	else if (base == INT2OID || base == INT4OID)
+	{
+		column->min = base == INT2OID ? PG_INT16_MIN : PG_INT32_MIN;
+		column->max = base == INT2OID ? PG_INT16_MAX : PG_INT32_MAX;
+	}
+	else if (base == OIDOID || IsBinaryCoercible(base, OIDOID))
+	{
+		/* oid and its aliases (regclass, regtype, ...): INSERT's bare "OID out of range" */
+		column->min = 0;
+		column->max = PG_UINT32_MAX;
+	}
+	else if (base == NUMERICOID && base_typmod >= (int32) VARHDRSZ)
+	{
+		int			precision = ((base_typmod - VARHDRSZ) >> 16) & 0xffff;
+		int			scale = (((base_typmod - VARHDRSZ) & 0x7ff) ^ 1024) - 1024;
+
+		/* p - s integer digits, the last -s of them 0 when s < 0 (rounded to that) */
+		if (scale < -18)
+			column->min = column->max = 0;	/* rounds every other bigint */
+		else if (precision - scale > 18)
+		{
+			for (int d = 0; d < -scale; d++)
+				column->step *= 10;
+			/* the multiples of step a bigint can be */
+			column->min = PG_INT64_MIN / column->step * column->step;
+			column->max = PG_INT64_MAX / column->step * column->step;
+		}
+		else
+		{
+			int64		largest = 0;
+
+			for (int d = 0; d < precision - Max(scale, 0); d++)
+				largest = largest * 10 + 9;
+			for (int d = 0; d < -scale; d++)
+			{
+				largest *= 10;
+				column->step *= 10;
+			}
+			column->min = -largest;
+			column->max = largest;
+		}
+	}
+	else if (base == CASHOID)
+	{
+		/* an amount of the locale's smallest unit: an id times 10^frac_digits */
+		Cash		unit = DatumGetCash(DirectFunctionCall1(int8_cash, Int64GetDatum(1)));
+
+		column->min = PG_INT64_MIN / unit;
+		column->max = PG_INT64_MAX / unit;
+	}
+	else if (base == FLOAT4OID)
+		column->holding = ID_FLOAT4;
+	else if (base == FLOAT8OID)
+		column->holding = ID_FLOAT8;
+	else
+		column->holding = ID_EXACT;
+	return holding;
+}
+
+/* Whether id converts to v and back to the same number. */
+#define EXACT_IN(v, id) \
+	((v) < 9223372036854775808.0 && (int64) (v) == (id))
+
+/* Whether a column holding integers as column says holds id exactly. */
+static bool
+id_fits(const IdColumn *column, int64 id)
+{
+	switch (column->holding)
+	{
+		case ID_EXACT:
+		case ID_CHARS:
+			break;
+		case ID_RANGE:
+			return id >= column->min && id <= column->max && id % column->step == 0;
+		case ID_FLOAT4:
+			return EXACT_IN((float) id, id);
+		case ID_FLOAT8:
+			return EXACT_IN((double) id, id);
+	}
+	return true;
+}
+
+/*
+ * Whether a score column of type type (typmod) holds the scores, double
+ * precision numbers: double precision, real (to its 24 bits), numeric and
+ * character varying without a precision or length, text; domains over
+ * those.  Integers, numeric(p, s) and lengths would round, overflow or
+ * cut them.
+ */
+static bool
+holds_scores(Oid type, int32 typmod)
+{
+	Oid			base = getBaseTypeAndTypmod(type, &typmod);
+
+	return base == FLOAT8OID || base == FLOAT4OID || base == TEXTOID ||
+		((base == NUMERICOID || base == VARCHAROID) && typmod < 0);
+}
+
+/*
  * An existing target (locked; check_target_before_lock passed) must be a
  * table or a partitioned table with the columns of shape, which take
- * model's values (column_takes; other columns take their defaults) and
- * which the caller may INSERT into: checked before anything is deleted.
+ * model's values (column_takes; other columns take their defaults),
+ * ranks 1 to max_rank (22003 otherwise) and scores (holds_scores, 42804),
+ * and which the caller may INSERT into: checked before anything is
+ * deleted.
  */
 static void
-check_existing_target(Oid relid, const MfModel *model, const BatchShape *shape)
+check_existing_target(Oid relid, const MfModel *model, const BatchShape *shape, int32 max_rank)
 {
 	Relation	rel = relation_open(relid, NoLock);
 	char		relkind = rel->rd_rel->relkind;
@@ -875,6 +1086,13 @@ check_existing_target(Oid relid, const MfModel *model, const BatchShape *shape)
 				 errmsg("\"%s\" is not a table", RelationGetRelationName(rel)),
 				 errhint("%s writes into a table %s: pass the name of one, or a new name to create it.",
 						 shape->function, expected_shape(shape))));
+	if (RELATION_IS_OTHER_TEMP(rel))
+		ereport(ERROR,
+				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+				 errmsg("table \"%s\" is another session's temporary table", RelationGetRelationName(rel)),
+				 errdetail("%s writes with INSERT, which cannot reach another session's temporary tables.",
+						   shape->function),
+				 errhint("Pass a table of this session or a permanent one.")));
 	if (rel->rd_rel->relhasrules)
 		ereport(ERROR,
 				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
@@ -886,7 +1104,9 @@ check_existing_target(Oid relid, const MfModel *model, const BatchShape *shape)
 	{
 		AttrNumber	attnum = get_attnum(relid, shape->names[c]);
 		Oid			type;
+		int32		typmod;
 		bool		cast;
+		IdColumn	ranks;
 
 		if (attnum == InvalidAttrNumber || attnum < 0)
 			ereport(ERROR,
@@ -902,10 +1122,22 @@ check_existing_target(Oid relid, const MfModel *model, const BatchShape *shape)
 							RelationGetRelationName(rel)),
 					 errhint("%s writes into a table %s: make the column a plain one, or pass another table.",
 							 shape->function, expected_shape(shape))));
+		if (TupleDescAttr(RelationGetDescr(rel), attnum - 1)->attidentity == ATTRIBUTE_IDENTITY_ALWAYS)
+			ereport(ERROR,
+					(errcode(ERRCODE_GENERATED_ALWAYS),
+					 errmsg("column \"%s\" of table \"%s\" is an identity column defined as GENERATED ALWAYS",
+							shape->names[c], RelationGetRelationName(rel)),
+					 errdetail("%s writes the model's values into it, which such a column refuses.",
+							   shape->function),
+					 errhint("ALTER TABLE %s ALTER COLUMN %s SET GENERATED BY DEFAULT, or pass another table.",
+							 quote_qualified_identifier(get_namespace_name(RelationGetNamespace(rel)),
+														RelationGetRelationName(rel)),
+							 quote_identifier(shape->names[c]))));
 		if (!may_insert &&
 			pg_attribute_aclcheck(relid, attnum, GetUserId(), ACL_INSERT) != ACLCHECK_OK)
 			deny_target(RelationGetRelationName(rel), shape, shape->names[c], false);
 		type = TupleDescAttr(RelationGetDescr(rel), attnum - 1)->atttypid;
+		typmod = TupleDescAttr(RelationGetDescr(rel), attnum - 1)->atttypmod;
 		if (!column_takes(model, shape, c, type, &cast))
 			ereport(ERROR,
 					(errcode(ERRCODE_DATATYPE_MISMATCH),
@@ -920,6 +1152,25 @@ check_existing_target(Oid relid, const MfModel *model, const BatchShape *shape)
 							 shape->types[c] == TEXTOID
 							 ? " (text keys also into a column of the type they were trained from, such as uuid)"
 							 : "")));
+		ranks = id_column_holding(INT4OID, type, typmod);
+		if (c == 1 && max_rank > 0 && (!id_fits(&ranks, 1) || !id_fits(&ranks, max_rank)))
+			ereport(ERROR,
+					(errcode(ERRCODE_NUMERIC_VALUE_OUT_OF_RANGE),
+					 errmsg("column \"rank\" of table \"%s\", of type %s, cannot hold the ranks 1 to %d",
+							RelationGetRelationName(rel), format_type_with_typemod(type, typmod), max_rank),
+					 errdetail("%s ranks up to %d %ss for each %s.", shape->function, max_rank,
+							   mf_side_name(mf_other_side(shape->side)), mf_side_name(shape->side)),
+					 errhint("Alter the column's type to integer, or pass a new table name (%s creates it).",
+							 shape->function)));
+		if (c == 3 && !holds_scores(type, typmod))
+			ereport(ERROR,
+					(errcode(ERRCODE_DATATYPE_MISMATCH),
+					 errmsg("column \"score\" of table \"%s\" is of type %s, which would round, overflow or cut the scores",
+							RelationGetRelationName(rel), format_type_with_typemod(type, typmod)),
+					 errdetail("%s writes each score as a double precision number: a column of that type holds it, and so do real (rounded to about 7 digits), numeric without a precision (to 15 significant digits), and text.",
+							   shape->function),
+					 errhint("Alter the column's type to double precision, or pass a new table name (%s creates it).",
+							 shape->function)));
 	}
 	relation_close(rel, NoLock);
 }
@@ -999,112 +1250,6 @@ retrained_on_other_ids(const MfModel *model, const BatchShape *shape)
 }
 
 /*
- * Notes what column c of an existing target, of type type (typmod), holds
- * of integer ids (shape type bigint) when not every bigint exactly:
- * smallint, integer, oid and its aliases (regclass, ...), money (in the
- * locale's smallest unit), numeric(p, s) (with s < 0 in multiples of
- * 10^-s), character varying(n) and character(n) (n digits and signs) a
- * range, real and double precision the integers they represent exactly;
- * and of text keys (shape type text): character varying(n) and
- * character(n) those of at most n characters (INSERT's own error was a
- * bare 22001, and it cut a key's trailing spaces past n without one, so
- * that two keys could be stored as one); domains as their base types.
- * writer_put checks each id written.
- */
-static void
-narrow_id_column(BatchWriter *w, int c, Oid type, int32 typmod)
-{
-	IdColumn   *column = &w->id_columns[c];
-	int32		base_typmod = typmod;
-	Oid			base = getBaseTypeAndTypmod(type, &base_typmod);
-	bool		limited = (base == VARCHAROID || base == BPCHAROID) && base_typmod >= (int32) VARHDRSZ;
-
-	if (w->shape.types[c] != INT8OID && !(w->shape.types[c] == TEXTOID && limited))
-		return;
-	column->type = type;
-	column->typmod = typmod;
-	column->step = 1;
-	column->holding = ID_RANGE;
-	if (limited && w->shape.types[c] == TEXTOID)
-	{
-		column->holding = ID_CHARS;
-		column->max = base_typmod - VARHDRSZ;
-		column->padded = base == BPCHAROID;
-	}
-	else if (limited)
-	{
-		int			chars = base_typmod - VARHDRSZ;
-		int64		nines = 0;	/* 10^(chars - 1) - 1, while it fits */
-
-		for (int d = 0; d < chars - 1 && d < 18; d++)
-			nines = nines * 10 + 9;
-		/* chars digits, or a minus sign and chars - 1 digits */
-		column->min = chars >= 20 ? PG_INT64_MIN : -nines;
-		column->max = chars >= 19 ? PG_INT64_MAX : nines * 10 + 9;
-	}
-	else if (base == INT2OID || base == INT4OID)
-	{
-		column->min = base == INT2OID ? PG_INT16_MIN : PG_INT32_MIN;
-		column->max = base == INT2OID ? PG_INT16_MAX : PG_INT32_MAX;
-	}
-	else if (base == OIDOID || IsBinaryCoercible(base, OIDOID))
-	{
-		/* oid and its aliases (regclass, regtype, ...): INSERT's bare "OID out of range" */
-		column->min = 0;
-		column->max = PG_UINT32_MAX;
-	}
-	else if (base == NUMERICOID && base_typmod >= (int32) VARHDRSZ)
-	{
-		int			precision = ((base_typmod - VARHDRSZ) >> 16) & 0xffff;
-		int			scale = (((base_typmod - VARHDRSZ) & 0x7ff) ^ 1024) - 1024;
-
-		/* p - s integer digits, the last -s of them 0 when s < 0 (rounded to that) */
-		if (scale < -18)
-			column->min = column->max = 0;	/* rounds every other bigint */
-		else if (precision - scale > 18)
-		{
-			for (int d = 0; d < -scale; d++)
-				column->step *= 10;
-			/* the multiples of step a bigint can be */
-			column->min = PG_INT64_MIN / column->step * column->step;
-			column->max = PG_INT64_MAX / column->step * column->step;
-		}
-		else
-		{
-			int64		largest = 0;
-
-			for (int d = 0; d < precision - Max(scale, 0); d++)
-				largest = largest * 10 + 9;
-			for (int d = 0; d < -scale; d++)
-			{
-				largest *= 10;
-				column->step *= 10;
-			}
-			column->min = -largest;
-			column->max = largest;
-		}
-	}
-	else if (base == CASHOID)
-	{
-		/* an amount of the locale's smallest unit: an id times 10^frac_digits */
-		Cash		unit = DatumGetCash(DirectFunctionCall1(int8_cash, Int64GetDatum(1)));
-
-		column->min = PG_INT64_MIN / unit;
-		column->max = PG_INT64_MAX / unit;
-	}
-	else if (base == FLOAT4OID)
-		column->holding = ID_FLOAT4;
-	else if (base == FLOAT8OID)
-		column->holding = ID_FLOAT8;
-	else
-		column->holding = ID_EXACT;
-}
-
-/* Whether id converts to v and back to the same number. */
-#define EXACT_IN(v, id) \
-	((v) < 9223372036854775808.0 && (int64) (v) == (id))
-
-/*
  * 22001 for a text key longer than column c holds (ID_CHARS): INSERT's
  * own error names no column, and it cuts trailing spaces past the length
  * without one, so that two keys could be stored as one.
@@ -1161,24 +1306,8 @@ check_id_fits(const BatchWriter *w, int c, Datum value)
 		return;
 	}
 	id = DatumGetInt64(value);
-	switch (column->holding)
-	{
-		case ID_EXACT:
-		case ID_CHARS:
-			return;
-		case ID_RANGE:
-			if (id >= column->min && id <= column->max && id % column->step == 0)
-				return;
-			break;
-		case ID_FLOAT4:
-			if (EXACT_IN((float) id, id))
-				return;
-			break;
-		case ID_FLOAT8:
-			if (EXACT_IN((double) id, id))
-				return;
-			break;
-	}
+	if (id_fits(column, id))
+		return;
 	/* only the error's: this runs for every row written */
 	which = strcmp(w->shape.names[c], "user_id") == 0 ? "user" : "item";
 	type = format_type_with_typemod(column->type, column->typmod);
@@ -1234,7 +1363,8 @@ writer_open_existing(BatchWriter *w, Oid relid, const MfModel *model, const Batc
 		/* checked for the model first looked up: a retrain (text keys from uuid ones) */
 		if (!column_takes(model, shape, c, type, &cast))
 			retrained_on_other_ids(model, shape);
-		narrow_id_column(w, c, type, typmod);
+		if (c == 0 || c == 2)
+			w->id_columns[c] = id_column_holding(shape->types[c], type, typmod);
 		appendStringInfo(&values, "%sv%d%s%s", c == 0 ? "" : ", ", c, cast ? "::" : "",
 						 cast ? format_type_extended(type, typmod,
 													 FORMAT_TYPE_TYPEMOD_GIVEN | FORMAT_TYPE_FORCE_QUALIFY)
@@ -1623,9 +1753,14 @@ batch_open_target(FunctionCallInfo fcinfo, const BatchArgs *args, const MfModel 
 	bool		existed = OidIsValid(relid);
 	MfModel    *model;
 
+	/* a read-only transaction writes existing temporary tables only */
+	if (!existed || get_rel_persistence(relid) != RELPERSISTENCE_TEMP)
+		mf_check_read_write(shape->function, psprintf("its lists into table %s", quoted));
 	if (existed)
 	{
-		check_existing_target(relid, found, shape);
+		check_existing_target(relid, found, shape,
+							  Min(args->n, shape->side == MF_USERS ? found->factors.n_items
+								  : found->factors.n_users));
 		if (args->mode == BATCH_REPLACE)
 			delete_target_rows(relid, quoted);
 	}

@@ -9,6 +9,8 @@
 #include "checks.h"
 #include "catalog.h"
 
+#include "access/xact.h"
+#include "access/xlog.h"
 #include "miscadmin.h"
 #include "utils/acl.h"
 #include "utils/lsyscache.h"
@@ -193,6 +195,19 @@ mf_check_model_name(const char *model_name)
 }
 
 void
+mf_check_read_write(const char *function, const char *what)
+{
+	if (XactReadOnly)
+		ereport(ERROR,
+				(errcode(ERRCODE_READ_ONLY_SQL_TRANSACTION),
+				 errmsg("cannot run %s in a read-only transaction", function),
+				 errdetail("%s writes %s.", function, what),
+				 RecoveryInProgress()
+				 ? errhint("Call it on the primary server: this one is a standby.")
+				 : errhint("Call it in a read-write transaction: not after BEGIN READ ONLY or SET TRANSACTION READ ONLY, and with default_transaction_read_only off.")));
+}
+
+void
 mf_check_write_privileges(const MfSchema *schema, const char *function, bool history)
 {
 	static const char *const tables[] = {MF_MODELS_TABLE, MF_USER_FACTORS_TABLE,
@@ -206,6 +221,7 @@ mf_check_write_privileges(const MfSchema *schema, const char *function, bool his
 				 errmsg("%s runs on the Citus coordinator, not on a worker", function),
 				 errdetail("A Citus worker serves the models stored on the coordinator; its own model tables are not used."),
 				 errhint("Connect to the coordinator and call %s there.", function)));
+	mf_check_read_write(function, "the model into mf_models, mf_user_factors and mf_item_factors");
 	for (int t = 0; t < lengthof(tables) + lengthof(sequences); t++)
 	{
 		bool		table = t < lengthof(tables);

@@ -46,12 +46,20 @@ extern void mf_check_folds(int folds);
 extern void mf_check_model_name(const char *model_name);
 
 /*
+ * 25006 in a read-only transaction (BEGIN READ ONLY,
+ * default_transaction_read_only, a standby): function writes what, which
+ * such a transaction may not, and would fail only at its first write, in
+ * a statement of its own.
+ */
+extern void mf_check_read_write(const char *function, const char *what);
+
+/*
  * 42501 unless the caller may write models (the privileges the README's
  * Privileges section grants a trainer: with history, a training's, on
  * mf_model_history too) and no row-level security hides part of the
  * model tables from it; function names the caller.  Checked before any
  * reading.  0A000 on a Citus worker (schema->remote): models are written
- * on the coordinator.
+ * on the coordinator; 25006 in a read-only transaction.
  */
 extern void mf_check_write_privileges(const MfSchema *schema, const char *function,
 									  bool history);

@@ -141,6 +141,22 @@ $node->safe_psql('postgres',
 	'BEGIN ISOLATION LEVEL REPEATABLE READ; ' . call(2, 'temp_parent', 'replace') . '; COMMIT');
 is(lists('ONLY temp_parent'), (2 * $users) . ' rows, ranks to 2',
 	"replace under REPEATABLE READ past another session's temporary child: its list");
+# that session's temporary schema as a target, named: refused with a
+# message saying so, for its table and a new one (they were the INSERT's and
+# CREATE TABLE's own errors, showing the internal statement)
+my $temp_schema = $temp_owner->query_safe(
+	q{SELECT nspname FROM pg_namespace WHERE oid = pg_my_temp_schema()});
+chomp $temp_schema;
+foreach my $t (['temp_child', 'append', qr/table "temp_child" is another session's temporary table/],
+	['temp_new', 'create', qr/cannot create its target \S+ in schema \Q$temp_schema\E/])
+{
+	my ($name, $mode, $expected) = @$t;
+	my ($rc, $out, $err) = $node->psql('postgres', call(2, "$temp_schema.$name", $mode));
+	like($err, $expected, "into another session's temporary $name ($mode): refused");
+	like($err, qr/HINT:  Pass a/, '... saying what to pass instead');
+}
+is($temp_owner->query_safe('SELECT count(*) FROM temp_child'), 1,
+	"... and that session's temporary table keeps its row");
 $temp_owner->quit;
 
 # Rows no other transaction wrote are no serialization failure, whatever
