@@ -405,59 +405,42 @@ mf_uuid_key(const char *text, bool missing_ok)
 }
 
 /*
- * 22P02 for key, read from a column of type type (a base type) of source
- * for a side trained from uuids, which is not a uuid's text: named, cut at
- * 100 bytes, with the column's declared type.
+ * The error for key, read from a column of type type (a base type) of
+ * source for a side whose keys are of form form, which that form cannot
+ * take: 22P02 for text that is no uuid, 22001 for text longer than a name.
+ * Named, cut at 100 bytes, with the column's declared type.
  */
-static void report_not_uuid(const MfSource *source, MfSide side, Oid type, const char *key)
-			pg_attribute_noreturn();
+static void report_key_not_of_form(const MfSource *source, MfSide side, Oid type,
+								   const char *key, MfKeyForm form) pg_attribute_noreturn();
 
 static void
-report_not_uuid(const MfSource *source, MfSide side, Oid type, const char *key)
+report_key_not_of_form(const MfSource *source, MfSide side, Oid type, const char *key,
+					   MfKeyForm form)
 {
-	const char *column = side == MF_USERS ? source->user_col : source->item_col;
+	const char *name = mf_side_name(side);
+	const char *column = quote_identifier(side == MF_USERS ? source->user_col : source->item_col);
 	Oid			declared = get_atttype(source->relid, side == MF_USERS ? source->user_attnum
 									   : source->item_attnum);
+	char	   *declared_name = format_type_be(OidIsValid(declared) ? declared : type);
 	size_t		length = strlen(key);
+	char	   *shown = length <= 100 ? pstrdup(key)
+		: psprintf("%.*s...", pg_mbcliplen(key, length, 100), key);
+	bool		uuid = form == MF_KEY_UUID;
 
 	ereport(ERROR,
-			(errcode(ERRCODE_INVALID_TEXT_REPRESENTATION),
-			 errmsg("%s id \"%s\" in %s is not a uuid", mf_side_name(side),
-					length <= 100 ? key : psprintf("%.*s...", pg_mbcliplen(key, length, 100), key),
-					mf_source_display_name(source->relid)),
-			 errdetail("The model was trained on uuid %s ids: those of column %s, of type %s, are read as uuids.",
-					   mf_side_name(side), quote_identifier(column),
-					   format_type_be(OidIsValid(declared) ? declared : type)),
-			 errhint("Fix or delete that row, or pass a view that leaves out the %ss that are not uuids.",
-					 mf_side_name(side))));
-}
-
-/*
- * 22001 for key, read from a column of type type (a base type) of source
- * for a side trained from name ids, which is longer than a name holds:
- * named, cut at 100 bytes, with the column's declared type.
- */
-static void report_too_long_for_name(const MfSource *source, MfSide side, Oid type,
-									 const char *key) pg_attribute_noreturn();
-
-static void
-report_too_long_for_name(const MfSource *source, MfSide side, Oid type, const char *key)
-{
-	const char *column = side == MF_USERS ? source->user_col : source->item_col;
-	Oid			declared = get_atttype(source->relid, side == MF_USERS ? source->user_attnum
-									   : source->item_attnum);
-	size_t		length = strlen(key);
-
-	ereport(ERROR,
-			(errcode(ERRCODE_STRING_DATA_RIGHT_TRUNCATION),
-			 errmsg("%s id \"%s\" in %s is longer than a name", mf_side_name(side),
-					length <= 100 ? key : psprintf("%.*s...", pg_mbcliplen(key, length, 100), key),
-					mf_source_display_name(source->relid)),
-			 errdetail("The model was trained on %s ids of type name, which hold at most %d bytes; this one, in column %s of type %s, has %zu.",
-					   mf_side_name(side), NAMEDATALEN - 1, quote_identifier(column),
-					   format_type_be(OidIsValid(declared) ? declared : type), length),
-			 errhint("Fix or delete that row, or pass a view that leaves out the %ss longer than %d bytes (a cast to name would cut them into another %s's id).",
-					 mf_side_name(side), NAMEDATALEN - 1, mf_side_name(side))));
+			(errcode(uuid ? ERRCODE_INVALID_TEXT_REPRESENTATION : ERRCODE_STRING_DATA_RIGHT_TRUNCATION),
+			 errmsg("%s id \"%s\" in %s is %s", name, shown, mf_source_display_name(source->relid),
+					uuid ? "not a uuid" : "longer than a name"),
+			 uuid
+			 ? errdetail("The model was trained on uuid %s ids: those of column %s, of type %s, are read as uuids.",
+						 name, column, declared_name)
+			 : errdetail("The model was trained on %s ids of type name, which hold at most %d bytes; this one, in column %s of type %s, has %zu.",
+						 name, NAMEDATALEN - 1, column, declared_name, length),
+			 uuid
+			 ? errhint("Fix or delete that row, or pass a view that leaves out the %ss that are not uuids.",
+					   name)
+			 : errhint("Fix or delete that row, or pass a view that leaves out the %ss longer than %d bytes (a cast to name would cut them into another %s's id).",
+					   name, NAMEDATALEN - 1, name)));
 }
 
 /*
@@ -490,7 +473,7 @@ key_number(ReadState *state, MfSide side, Oid type, Oid output, Datum value)
 				char	   *uuid = mf_uuid_key(key, true);
 
 				if (uuid == NULL)
-					report_not_uuid(state->source, side, type, key);
+					report_key_not_of_form(state->source, side, type, key, form);
 				key = uuid;
 			}
 			break;
@@ -499,7 +482,7 @@ key_number(ReadState *state, MfSide side, Oid type, Oid output, Datum value)
 			break;
 		case MF_KEY_NAME:
 			if (strlen(key) >= NAMEDATALEN)
-				report_too_long_for_name(state->source, side, type, key);
+				report_key_not_of_form(state->source, side, type, key, form);
 			break;
 	}
 	return mf_rows_key(state->rows, side, key);
