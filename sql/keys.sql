@@ -275,6 +275,9 @@ UPDATE long_ids SET user_id = repeat('x', 63);
 SELECT mf_refit_users('name ids', 'long_ids') AS added;
 SELECT octet_length(user_key) AS key_bytes FROM mf_user_factors f JOIN mf_models m USING (model_id)
 WHERE m.name = 'name ids' AND user_key LIKE 'xxx%';
+-- so are such ids named in users := from a name column (name's input had
+-- cut them, refitting the user they were cut into)
+SELECT mf_refit_users('name ids', users := ARRAY['u1' || repeat('x', 62)]);
 SELECT mf_drop_model('name ids');
 
 -- A refit that adds a key sorting before the others gives it the next id,

@@ -1944,19 +1944,35 @@ mf_catalog_check_rated_items_read(const MfSchema *schema)
 }
 
 void
-mf_catalog_scan_rated_items(const MfSchema *schema, int32 model_id, const int64 *users,
-							int n_users, MfRatedFn fn, void *arg)
+mf_catalog_scan_rated_items(const MfSchema *schema, int32 model_id, MfRatedFn fn, void *arg)
+{
+	static const Oid types[] = {INT8OID, INT8ARRAYOID};
+	RatedRead	read = {model_id, fn, arg, NULL, NULL, NULL};
+	Oid			argtype = INT4OID;
+	Datum		value = Int32GetDatum(model_id);
+	int			nest_level = internal_sql_begin();
+
+	serving_scan(schema, psprintf("SELECT user_id, rated_items FROM %s.mf_user_factors WHERE model_id = $1",
+								  schema->quoted),
+				 1, &argtype, &value, types, lengthof(types), MF_USER_FACTORS_TABLE,
+				 read_rated_row, &read);
+	internal_sql_end(nest_level);
+}
+
+void
+mf_catalog_read_rated_items_now(const MfSchema *schema, int32 model_id, const int64 *users,
+								int n_users, MfRatedFn fn, void *arg)
 {
 	static const Oid types[] = {INT8OID, INT8ARRAYOID};
 	RatedRead	read = {model_id, fn, arg, NULL, NULL, NULL};
 	Oid			argtypes[2] = {INT4OID, INT8ARRAYOID};
 	Datum		values[2] = {Int32GetDatum(model_id),
-	users ? PointerGetDatum(mf_flat_array(INT8OID, users, n_users)) : (Datum) 0};
+	PointerGetDatum(mf_flat_array(INT8OID, users, n_users))};
 	int			nest_level = internal_sql_begin();
 
-	serving_scan(schema, psprintf("SELECT user_id, rated_items FROM %s.mf_user_factors WHERE model_id = $1%s",
-								  schema->quoted, users ? " AND user_id = ANY ($2)" : ""),
-				 users ? 2 : 1, argtypes, values, types, lengthof(types), MF_USER_FACTORS_TABLE,
-				 read_rated_row, &read);
+	mf_spi_scan_fresh(psprintf("SELECT user_id, rated_items FROM %s.mf_user_factors"
+							   " WHERE model_id = $1 AND user_id = ANY ($2)", schema->quoted),
+					  2, argtypes, values, types, lengthof(types), MF_USER_FACTORS_TABLE,
+					  read_rated_row, &read);
 	internal_sql_end(nest_level);
 }

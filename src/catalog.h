@@ -265,12 +265,20 @@ extern uint64 mf_catalog_fetch_rated_items(Portal cursor, int32 model_id, int ma
 
 /*
  * Every user's rated items in one pass (here through SPI, or on the
- * coordinator from a Citus worker), or with users (not NULL) those of the
- * n_users users it lists: fn as above, in no particular order.
+ * coordinator from a Citus worker): fn as above, in no particular order.
  */
 extern void mf_catalog_scan_rated_items(const MfSchema *schema, int32 model_id,
-										const int64 *users, int n_users,
 										MfRatedFn fn, void *arg);
+
+/*
+ * The rated items of the n_users users listed, as committed now (a new
+ * snapshot under READ COMMITTED, not the statement's, which predates the
+ * wait for the model's lock; and what this transaction wrote): for a
+ * writer holding the model's row.  fn as above, in no particular order.
+ */
+extern void mf_catalog_read_rated_items_now(const MfSchema *schema, int32 model_id,
+											const int64 *users, int n_users,
+											MfRatedFn fn, void *arg);
 
 /*
  * Raises, for the current role, the error that mf_catalog_scan_rated_items'

@@ -566,7 +566,7 @@ typedef struct RatersLack
 	int64		n;
 } RatersLack;
 
-/* mf_catalog_scan_rated_items callback: the user's items its stored list lacks. */
+/* mf_catalog_read_rated_items_now callback: the user's items its stored list lacks. */
 static void
 note_items_lacked(int64 user_id, const int64 *stored, int count, void *arg)
 {
@@ -589,8 +589,10 @@ note_items_lacked(int64 user_id, const int64 *stored, int count, void *arg)
  * After a refit of items: each refitted item joins the rated_items of the
  * model's users who rate it in the source, where their stored lists lack
  * it, so that exclude_rated leaves it out of their lists (before, only a
- * refit of the users did).  The raters' lists are read first and only
- * those that lack an item written: a refit from the model's own source
+ * refit of the users did).  The raters' lists are read first, as
+ * committed now (the statement's snapshot predates the wait for the
+ * model's lock, and another refit of users may have rewritten them
+ * since), and only those that lack an item written: a refit from the model's own source
  * writes none (an UPDATE checking every pair in SQL doubled the time of
  * refitting ML-10M's items).
  */
@@ -641,8 +643,8 @@ refit_add_to_raters(RefitState *state)
 	lack.items = items;
 	lack.users = mf_alloc_array(state->cxt, Max(pairs, 1), sizeof(int64));
 	lack.lacked = mf_alloc_array(state->cxt, Max(pairs, 1), sizeof(int64));
-	mf_catalog_scan_rated_items(&state->schema, state->locked.model_id, raters, n_raters,
-								note_items_lacked, &lack);
+	mf_catalog_read_rated_items_now(&state->schema, state->locked.model_id, raters, n_raters,
+									note_items_lacked, &lack);
 	if (lack.n > 0)
 		mf_catalog_add_rated_items(&state->schema, state->locked.model_id, lack.users,
 								   lack.lacked, lack.n);

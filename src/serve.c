@@ -815,7 +815,7 @@ read_raters(const MfSchema *schema, MfModel *model)
 	rows.item = mf_alloc_array(build, rows.items_room, sizeof(int32));
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
-	mf_catalog_scan_rated_items(schema, model->row.model_id, NULL, 0, keep_rated_row, &rows);
+	mf_catalog_scan_rated_items(schema, model->row.model_id, keep_rated_row, &rows);
 	SPI_finish();
 
 	memset(start, 0, sizeof(int64) * ((Size) n_items + 1));
@@ -876,7 +876,7 @@ mark_item_raters(const MfSchema *schema, MfModel *model, int32 item, bool *mask)
 	}
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
-	mf_catalog_scan_rated_items(schema, model->row.model_id, NULL, 0, mark_if_rater, &mark);
+	mf_catalog_scan_rated_items(schema, model->row.model_id, mark_if_rater, &mark);
 	SPI_finish();
 }
 

@@ -731,6 +731,17 @@ mf_source_only(MfSource *source, MfSide side, Oid argtype, Datum value, const ch
 				: mf_id_key_text(elembase, elem_output, elements[e]);
 
 			CHECK_FOR_INTERRUPTS();
+			/* name's input cuts text past NAMEDATALEN - 1 bytes: into another id */
+			if (getBaseType(column_type) == NAMEOID && strlen(text) >= NAMEDATALEN)
+				ereport(ERROR,
+						(errcode(ERRCODE_STRING_DATA_RIGHT_TRUNCATION),
+						 errmsg("%s names %s, which is longer than a name", argname,
+								quote_literal_cstr(strlen(text) <= 100 ? text
+												   : psprintf("%.*s...", pg_mbcliplen(text, strlen(text), 100), text))),
+						 errdetail("Column \"%s\" of %s is of type name, which holds at most %d bytes; this id has %zu, and a cast would cut it into another %s's.",
+								   conversion.column, mf_source_display_name(source->relid),
+								   NAMEDATALEN - 1, strlen(text), mf_side_name(side)),
+						 errhint("Pass the %ss' ids as that column holds them.", mf_side_name(side))));
 			named[e].value = OidInputFunctionCall(input, text, ioparam, -1);
 			named[e].key = mf_id_key_text(column_type, column_output, named[e].value);
 		}

@@ -167,6 +167,28 @@ like($refitter->{stderr},
 	'the refit that waited for a drop says the model was dropped meanwhile');
 $dropping->quit;
 
+# A refit of items that waits for a refit of users adds its item to the
+# raters' rated_items as that refit left them, without it (it had read them
+# as of its statement's start, found the item there, and written nothing,
+# so that exclude_rated recommended the item to the users who rated it)
+$node->safe_psql('postgres', q{SET client_min_messages = warning;
+	CREATE TABLE more_ratings AS SELECT * FROM ratings
+		UNION ALL SELECT u, 1001, 4 FROM generate_series(1, 50) u;
+	SELECT mf_train('ratings', k := 2, iterations := 1, model_name := 'raters');
+	SELECT mf_refit_items('raters', 'more_ratings', 'user_id', 'item_id', 'rating', items := ARRAY[1001])});
+my $holding_1001 = q{SELECT count(*) FILTER (WHERE 1001 = ANY (rated_items)) FROM mf_user_factors
+	WHERE model_id = (SELECT model_id FROM mf_models WHERE name = 'raters') AND user_id <= 50};
+is($node->safe_psql('postgres', $holding_1001), 50, 'the raters of a refitted item hold it');
+my (undef, $refit_err) = call_waiting($node,
+	q{SET client_min_messages = warning; BEGIN;
+	  SELECT mf_refit_users('raters', 'ratings', 'user_id', 'item_id', 'rating',
+	                        users := ARRAY(SELECT generate_series(1, 50)))},
+	'SET client_min_messages = warning',
+	q{SELECT mf_refit_items('raters', 'more_ratings', 'user_id', 'item_id', 'rating', items := ARRAY[1001])});
+is($refit_err, '', 'the refit of the item that waited succeeds');
+is($node->safe_psql('postgres', $holding_1001), 50,
+	'and its raters hold it again, though the refit of users it waited for took it out');
+
 $refitter->quit;
 $retrainer->quit;
 $reader->quit;
