@@ -241,6 +241,11 @@ SELECT mf_recommend_all('batch', 2, target := 'batch.nightly', mode := 'replace'
                         exclude := ARRAY[1.5]);
 SELECT mf_recommend_all('batch named', 2, target := 'batch.named_top', mode := 'replace',
                         candidates := ARRAY[1, 2]);
+-- uuids on a side of integer ids name no one: refused (they had matched
+-- nothing, and the lists came back empty without a word)
+SELECT mf_recommend_all('batch', 2, target := 'batch.nightly', mode := 'replace',
+                        candidates := ARRAY[md5('x')::uuid]);
+SELECT count(*) FROM mf_recommend_all_rows('batch', 2, exclude := ARRAY[md5('x')::uuid]);
 SELECT count(*) AS after FROM batch.nightly;
 -- NULL filters filter nothing.
 SELECT mf_recommend_all('batch', 3, true, 'batch.cand', 'replace', NULL, NULL) AS written;

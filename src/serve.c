@@ -474,14 +474,21 @@ any_id_array(FunctionCallInfo fcinfo, int arg, const char *name, const MfModel *
 {
 	ArrayType  *array = mf_id_array(get_fn_expr_argtype(fcinfo->flinfo, arg),
 									PG_GETARG_DATUM(arg), side, name, true);
+	Oid			elembase = getBaseType(ARR_ELEMTYPE(array));
 
-	if (mf_is_integer_id_type(getBaseType(ARR_ELEMTYPE(array))) &&
-		mf_model_keys(model, side) != NULL)
+	if (mf_is_integer_id_type(elembase) && mf_model_keys(model, side) != NULL)
 		ereport(ERROR,
 				(errcode(ERRCODE_DATATYPE_MISMATCH),
 				 errmsg("model \"%s\" identifies its %ss by text keys, not integers",
 						model->row.name, mf_side_name(side)),
 				 errhint("Pass %s as text[] keys, for example ARRAY['a', 'b'] or '{a,b}'.", name)));
+	/* uuids name no integer id: they would match nothing, without a word */
+	if (elembase == UUIDOID && mf_model_keys(model, side) == NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_DATATYPE_MISMATCH),
+				 errmsg("model \"%s\" identifies its %ss by integers, not uuids",
+						model->row.name, mf_side_name(side)),
+				 errhint("Pass %s as bigint[] ids, for example ARRAY[1, 2] or '{1,2}'.", name)));
 	return array;
 }
 
