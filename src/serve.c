@@ -79,6 +79,9 @@ require_integer_ids(const MfModel *model, MfSide side, const char *function)
 			(errcode(ERRCODE_DATATYPE_MISMATCH),
 			 errmsg("model \"%s\" identifies its %ss by text keys, not integers",
 					model->row.name, mf_side_name(side)),
+			 strcmp(function, "mf_predict") == 0 ? 0
+			 : errdetail("%s(model, %s bigint, ...) takes and answers with bigint ids, so it needs integer ids on both sides, and this model's %ss are text keys.",
+						 function, argument, mf_side_name(side)),
 			 strcmp(function, "mf_predict") == 0
 			 ? errhint("Pass the %s id as it was in the training data (text or uuid), or as text, for example %s; an integer %s id needs a model trained on integer %s ids.",
 					   mf_side_name(side),
