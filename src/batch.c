@@ -531,6 +531,22 @@ longest_name(const char *raw)
 	}
 }
 
+/* Whether raw is one to three dotted names, none of them empty ('""'). */
+static pg_noinline bool
+is_table_name(const char *raw)
+{
+	List	   *names;
+	ListCell   *cell;
+
+	if (!SplitIdentifierString(pstrdup(raw), '.', &names) || list_length(names) < 1 ||
+		list_length(names) > 3)
+		return false;
+	foreach(cell, names)
+		if (*(const char *) lfirst(cell) == '\0')
+			return false;
+	return true;
+}
+
 /*
  * mf_recommend_all's target as a name, and its text quoted for SQL: 42602
  * for text that is none (an empty name too), 42622 for a name longer than
@@ -540,17 +556,9 @@ static RangeVar *
 target_name(text *target, char **quoted)
 {
 	char	   *raw = text_to_cstring(target);
-	List	   *names;
-	ListCell   *cell;
 	RangeVar   *relation;
 
-	if (!SplitIdentifierString(pstrdup(raw), '.', &names) || list_length(names) == 0 ||
-		list_length(names) > 3)
-		names = NIL;
-	foreach(cell, names)
-		if (*(const char *) lfirst(cell) == '\0')
-			names = NIL;
-	if (names == NIL)
+	if (!is_table_name(raw))
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_NAME),
 				 errmsg("target \"%s\" is not a table name", raw),
@@ -1049,6 +1057,15 @@ id_fits(const IdColumn *column, int64 id)
 	return true;
 }
 
+/* Whether a rank column of type type (typmod) holds the ranks 1 to max_rank. */
+static bool
+ranks_fit(Oid type, int32 typmod, int32 max_rank)
+{
+	IdColumn	ranks = id_column_holding(INT4OID, type, typmod);
+
+	return id_fits(&ranks, 1) && id_fits(&ranks, max_rank);
+}
+
 /*
  * Whether a score column of type type (typmod) holds the scores, double
  * precision numbers: double precision, real (to its 24 bits), numeric and
@@ -1106,7 +1123,6 @@ check_existing_target(Oid relid, const MfModel *model, const BatchShape *shape, 
 		Oid			type;
 		int32		typmod;
 		bool		cast;
-		IdColumn	ranks;
 
 		if (attnum == InvalidAttrNumber || attnum < 0)
 			ereport(ERROR,
@@ -1152,8 +1168,7 @@ check_existing_target(Oid relid, const MfModel *model, const BatchShape *shape, 
 							 shape->types[c] == TEXTOID
 							 ? " (text keys also into a column of the type they were trained from, such as uuid)"
 							 : "")));
-		ranks = id_column_holding(INT4OID, type, typmod);
-		if (c == 1 && max_rank > 0 && (!id_fits(&ranks, 1) || !id_fits(&ranks, max_rank)))
+		if (c == 1 && max_rank > 0 && !ranks_fit(type, typmod, max_rank))
 			ereport(ERROR,
 					(errcode(ERRCODE_NUMERIC_VALUE_OUT_OF_RANGE),
 					 errmsg("column \"rank\" of table \"%s\", of type %s, cannot hold the ranks 1 to %d",
@@ -1274,8 +1289,7 @@ check_key_fits(const BatchWriter *w, int c, const text *key)
 			(errcode(ERRCODE_STRING_DATA_RIGHT_TRUNCATION),
 			 errmsg("%s \"%s\" is too long for column \"%s\" of table %s, of type %s",
 					strcmp(w->shape.names[c], "user_id") == 0 ? "user" : "item",
-					length <= 100 ? pnstrdup(bytes, length)
-					: psprintf("%.*s...", pg_mbcliplen(bytes, length, 100), bytes),
+					mf_id_for_message(bytes, length),
 					w->shape.names[c], w->table, format_type_with_typemod(column->type, column->typmod)),
 			 errdetail_plural("%s writes the model's keys as they are, and that type holds %d character%s; the key has %d.",
 							  "%s writes the model's keys as they are, and that type holds %d characters%s; the key has %d.",

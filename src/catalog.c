@@ -1943,36 +1943,44 @@ mf_catalog_check_rated_items_read(const MfSchema *schema)
 	return !tables.factors_rls;
 }
 
-void
-mf_catalog_scan_rated_items(const MfSchema *schema, int32 model_id, MfRatedFn fn, void *arg)
+/*
+ * fn for the rated items of model model_id's users: every user's, read by
+ * serving_scan with the statement's snapshot; or (users not NULL) the
+ * n_users listed, through SPI with a new snapshot (now).
+ */
+static void
+scan_rated_items(const MfSchema *schema, int32 model_id, const int64 *users, int n_users,
+				 MfRatedFn fn, void *arg)
 {
 	static const Oid types[] = {INT8OID, INT8ARRAYOID};
 	RatedRead	read = {model_id, fn, arg, NULL, NULL, NULL};
-	Oid			argtype = INT4OID;
-	Datum		value = Int32GetDatum(model_id);
+	Oid			argtypes[2] = {INT4OID, INT8ARRAYOID};
+	Datum		values[2] = {Int32GetDatum(model_id)};
+	char	   *query = psprintf("SELECT user_id, rated_items FROM %s.mf_user_factors WHERE model_id = $1%s",
+								 schema->quoted, users ? " AND user_id = ANY ($2)" : "");
 	int			nest_level = internal_sql_begin();
 
-	serving_scan(schema, psprintf("SELECT user_id, rated_items FROM %s.mf_user_factors WHERE model_id = $1",
-								  schema->quoted),
-				 1, &argtype, &value, types, lengthof(types), MF_USER_FACTORS_TABLE,
-				 read_rated_row, &read);
+	if (users)
+	{
+		values[1] = PointerGetDatum(mf_flat_array(INT8OID, users, n_users));
+		mf_spi_scan_fresh(query, 2, argtypes, values, types, lengthof(types),
+						  MF_USER_FACTORS_TABLE, read_rated_row, &read);
+	}
+	else
+		serving_scan(schema, query, 1, argtypes, values, types, lengthof(types),
+					 MF_USER_FACTORS_TABLE, read_rated_row, &read);
 	internal_sql_end(nest_level);
+}
+
+void
+mf_catalog_scan_rated_items(const MfSchema *schema, int32 model_id, MfRatedFn fn, void *arg)
+{
+	scan_rated_items(schema, model_id, NULL, 0, fn, arg);
 }
 
 void
 mf_catalog_read_rated_items_now(const MfSchema *schema, int32 model_id, const int64 *users,
 								int n_users, MfRatedFn fn, void *arg)
 {
-	static const Oid types[] = {INT8OID, INT8ARRAYOID};
-	RatedRead	read = {model_id, fn, arg, NULL, NULL, NULL};
-	Oid			argtypes[2] = {INT4OID, INT8ARRAYOID};
-	Datum		values[2] = {Int32GetDatum(model_id),
-	PointerGetDatum(mf_flat_array(INT8OID, users, n_users))};
-	int			nest_level = internal_sql_begin();
-
-	mf_spi_scan_fresh(psprintf("SELECT user_id, rated_items FROM %s.mf_user_factors"
-							   " WHERE model_id = $1 AND user_id = ANY ($2)", schema->quoted),
-					  2, argtypes, values, types, lengthof(types), MF_USER_FACTORS_TABLE,
-					  read_rated_row, &read);
-	internal_sql_end(nest_level);
+	scan_rated_items(schema, model_id, users, n_users, fn, arg);
 }

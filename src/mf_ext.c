@@ -16,6 +16,7 @@
 #include <sys/mman.h>
 
 #include "fmgr.h"
+#include "mb/pg_wchar.h"
 #include "miscadmin.h"
 #include "utils/guc.h"
 #include "utils/memutils.h"
@@ -150,6 +151,14 @@ mf_seconds_since(instr_time start)
 	INSTR_TIME_SET_CURRENT(now);
 	INSTR_TIME_SUBTRACT(now, start);
 	return INSTR_TIME_GET_DOUBLE(now);
+}
+
+char *
+mf_id_for_message(const char *bytes, size_t length)
+{
+	if (length <= 100)
+		return pnstrdup(bytes, length);
+	return psprintf("%.*s...", pg_mbcliplen(bytes, (int) length, 100), bytes);
 }
 
 MfIdParse

@@ -162,6 +162,13 @@ typedef enum MfIdParse
 extern MfIdParse mf_parse_id(const char *text, int64 *id);
 
 /*
+ * An id or key of length bytes (not NUL-terminated) as an error message
+ * shows it: a palloc'd copy, cut at a character boundary within its first
+ * 100 bytes and followed by "..." when longer.
+ */
+extern char *mf_id_for_message(const char *bytes, size_t length);
+
+/*
  * A sum of n numbers whose absolute values add up to magnitude, with a
  * result within the rounding of so many additions of 0 taken as exactly 0
  * (0.3 - 0.1 - 0.2 is -5.6e-17 in double): the strength of a pair whose

@@ -620,12 +620,9 @@ refit_add_to_raters(RefitState *state)
 				pairs++;
 			}
 	for (int32 u = 0; u < n_users; u++)
-	{
-		n_raters += start[u + 1] > 0;
 		start[u + 1] += start[u];
-	}
-	items = mf_alloc_array(state->cxt, Max(pairs, 1), sizeof(int64));
-	raters = mf_alloc_array(state->cxt, Max(n_raters, 1), sizeof(int64));
+	items = mf_alloc_array(state->cxt, pairs, sizeof(int64));
+	raters = mf_alloc_array(state->cxt, n_users, sizeof(int64));
 	memcpy(next, start, sizeof(int64) * ((Size) n_users + 1));
 	for (int32 r = 0; r < rows->n_rows; r++)
 	{
@@ -634,15 +631,14 @@ refit_add_to_raters(RefitState *state)
 			if (e == rows->row_start[r] || rows->col[e] != rows->col[e - 1])
 				items[next[rows->col[e]]++] = state->ids[r];
 	}
-	n_raters = 0;
 	for (int32 u = 0; u < n_users; u++)
 		if (start[u + 1] > start[u])
 			raters[n_raters++] = model->user_ids[u];
 	lack.model = model;
 	lack.start = start;
 	lack.items = items;
-	lack.users = mf_alloc_array(state->cxt, Max(pairs, 1), sizeof(int64));
-	lack.lacked = mf_alloc_array(state->cxt, Max(pairs, 1), sizeof(int64));
+	lack.users = mf_alloc_array(state->cxt, pairs, sizeof(int64));
+	lack.lacked = mf_alloc_array(state->cxt, pairs, sizeof(int64));
 	mf_catalog_read_rated_items_now(&state->schema, state->locked.model_id, raters, n_raters,
 									note_items_lacked, &lack);
 	if (lack.n > 0)

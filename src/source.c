@@ -423,13 +423,12 @@ report_key_not_of_form(const MfSource *source, MfSide side, Oid type, const char
 									   : source->item_attnum);
 	char	   *declared_name = format_type_be(OidIsValid(declared) ? declared : type);
 	size_t		length = strlen(key);
-	char	   *shown = length <= 100 ? pstrdup(key)
-		: psprintf("%.*s...", pg_mbcliplen(key, length, 100), key);
 	bool		uuid = form == MF_KEY_UUID;
 
 	ereport(ERROR,
 			(errcode(uuid ? ERRCODE_INVALID_TEXT_REPRESENTATION : ERRCODE_STRING_DATA_RIGHT_TRUNCATION),
-			 errmsg("%s id \"%s\" in %s is %s", name, shown, mf_source_display_name(source->relid),
+			 errmsg("%s id \"%s\" in %s is %s", name, mf_id_for_message(key, length),
+					mf_source_display_name(source->relid),
 					uuid ? "not a uuid" : "longer than a name"),
 			 uuid
 			 ? errdetail("The model was trained on uuid %s ids: those of column %s, of type %s, are read as uuids.",
@@ -736,8 +735,7 @@ mf_source_only(MfSource *source, MfSide side, Oid argtype, Datum value, const ch
 				ereport(ERROR,
 						(errcode(ERRCODE_STRING_DATA_RIGHT_TRUNCATION),
 						 errmsg("%s names %s, which is longer than a name", argname,
-								quote_literal_cstr(strlen(text) <= 100 ? text
-												   : psprintf("%.*s...", pg_mbcliplen(text, strlen(text), 100), text))),
+								quote_literal_cstr(mf_id_for_message(text, strlen(text)))),
 						 errdetail("Column \"%s\" of %s is of type name, which holds at most %d bytes; this id has %zu, and a cast would cut it into another %s's.",
 								   conversion.column, mf_source_display_name(source->relid),
 								   NAMEDATALEN - 1, strlen(text), mf_side_name(side)),
