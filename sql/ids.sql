@@ -309,3 +309,8 @@ SELECT mf_refit_users('spaced', users := ARRAY['1 ', ' 2']) AS refitted;
 SELECT mf_refit_users('spaced', users := ARRAY['1 x']);
 SELECT mf_drop_model(:spaced);
 DROP TABLE ids_spaced;
+-- A bigint id on a model of uuid keys: the hint offers a uuid, which
+-- names a key there (on text keys it offers text only, sql/errors.sql:
+-- it had offered a uuid too, which such a model refuses).
+SELECT * FROM mf_recommend('ids_uuid_int', 1, 3);
+SELECT * FROM mf_recommend_users('ids_uuids', 1, 3);

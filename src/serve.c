@@ -70,11 +70,14 @@ static void
 require_integer_ids(const MfModel *model, MfSide side, const char *function)
 {
 	const char *argument;
+	MfKeyForm	argument_form;
 
 	if (mf_model_keys(model, side) == NULL)
 		return;
 	argument = strcmp(function, "mf_recommend") == 0 ||
 		strcmp(function, "mf_similar_users") == 0 ? "user_id" : "item_id";
+	/* a uuid names only a key of a side trained from uuids */
+	argument_form = argument[0] == 'u' ? model->user_key_form : model->item_key_form;
 	ereport(ERROR,
 			(errcode(ERRCODE_DATATYPE_MISMATCH),
 			 errmsg("model \"%s\" identifies its %ss by text keys, not integers",
@@ -88,8 +91,9 @@ require_integer_ids(const MfModel *model, MfSide side, const char *function)
 					   side == MF_USERS ? "mf_predict(model, user_id::text, item_id)"
 					   : "mf_predict(model, user_id, item_id::text)",
 					   mf_side_name(side), mf_side_name(side))
-			 : errhint("The forms of %s taking an integer id answer with integer ids too: pass the id as text (or a uuid), for example %s(model, %s::text, ...), to get text ids.",
-					   function, function, argument)));
+			 : errhint("The forms of %s taking an integer id answer with integer ids too: pass the id as text%s, for example %s(model, %s::text, ...), to get text ids.",
+					   function, argument_form == MF_KEY_UUID ? " (or a uuid)" : "", function,
+					   argument)));
 }
 
 /*
