@@ -216,6 +216,14 @@ SET search_path = batch, public;
 -- without CREATE there a hint to grant it on pg_catalog)
 SELECT mf_recommend_all('batch', 1, target := 'pg_catalog.not_created');
 SELECT mf_recommend_all('batch', 1, target := 'pg_toast.not_created');
+SELECT mf_recommend_all('batch', 1, target := 'information_schema.not_created');
+-- ... nor an existing table there, whatever its columns (a catalog was
+-- told it lacked a column; information_schema's tables were written)
+SELECT mf_recommend_all('batch', 1, target := 'pg_catalog.pg_class', mode := 'append');
+CREATE TABLE information_schema.mf_top (user_id bigint, rank integer, item_id bigint, score float8);
+SELECT mf_recommend_all('batch', 1, target := 'information_schema.mf_top', mode := 'replace');
+SELECT count(*) AS untouched FROM information_schema.mf_top;
+DROP TABLE information_schema.mf_top;
 REVOKE ALL ON mf_models, mf_user_factors, mf_item_factors FROM regress_mf_batch;
 REVOKE ALL ON SCHEMA batch FROM regress_mf_batch;
 REVOKE ALL ON batch.log FROM regress_mf_batch;

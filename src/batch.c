@@ -633,8 +633,38 @@ expected_shape(const BatchShape *shape)
 }
 
 /*
+ * Whether namespace is one of the system's: pg_catalog, pg_toast, or
+ * information_schema (which initdb makes, and pg_dump leaves out: a
+ * target there would be lost from dumps).
+ */
+static bool
+is_system_schema(Oid namespace)
+{
+	char	   *name;
+
+	if (IsCatalogNamespace(namespace) || IsToastNamespace(namespace))
+		return true;
+	name = get_namespace_name(namespace);
+	return name != NULL && strcmp(name, "information_schema") == 0;
+}
+
+/* The error for a target in a schema of the system (is_system_schema). */
+static void
+refuse_system_schema(Oid namespace, const char *quoted, const char *relname,
+					 const BatchShape *shape)
+{
+	ereport(ERROR,
+			(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+			 errmsg("%s cannot write its target %s in schema %s", shape->function, quoted,
+					get_namespace_name(namespace)),
+			 errdetail("That schema is the system's: only PostgreSQL keeps tables there (and pg_dump leaves them out)."),
+			 errhint("Pass a target in another schema, such as public.%s (or pg_temp.%s for a table of this session).",
+					 quote_identifier(relname), quote_identifier(relname))));
+}
+
+/*
  * Creates the target table of shape and returns its oid; first, a schema
- * of the system (pg_catalog, pg_toast) or another session's temporary one
+ * of the system (is_system_schema) or another session's temporary one
  * is refused, and a role that may not create in the table's schema is told
  * what to grant (CREATE TABLE's own errors would show the internal
  * statement, and say nothing of the target).
@@ -644,16 +674,14 @@ create_target(RangeVar *relation, const char *quoted, const BatchShape *shape)
 {
 	Oid			namespace = RangeVarGetCreationNamespace(relation);
 
-	if (IsCatalogNamespace(namespace) || IsToastNamespace(namespace) ||
-		isOtherTempNamespace(namespace))
+	if (is_system_schema(namespace))
+		refuse_system_schema(namespace, quoted, relation->relname, shape);
+	if (isOtherTempNamespace(namespace))
 		ereport(ERROR,
-				(errcode(isOtherTempNamespace(namespace) ? ERRCODE_FEATURE_NOT_SUPPORTED
-						 : ERRCODE_INSUFFICIENT_PRIVILEGE),
+				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
 				 errmsg("%s cannot create its target %s in schema %s", shape->function, quoted,
 						get_namespace_name(namespace)),
-				 isOtherTempNamespace(namespace)
-				 ? errdetail("That schema holds another session's temporary tables.")
-				 : errdetail("That schema is the system's: only PostgreSQL creates tables there."),
+				 errdetail("That schema holds another session's temporary tables."),
 				 errhint("Pass a target in another schema, such as public.%s (or pg_temp.%s for a table of this session).",
 						 quote_identifier(relation->relname), quote_identifier(relation->relname))));
 	if (pg_namespace_aclcheck(namespace, GetUserId(), ACL_CREATE) != ACLCHECK_OK)
@@ -774,7 +802,8 @@ typedef struct TargetLookup
  * RangeVarGetRelidExtended callback: an existing target is refused before
  * it is locked, as LOCK TABLE refuses a table before waiting for it, so
  * that a role that may not write it cannot queue a lock that holds up its
- * writers: with 'create' it exists; 'append' and 'replace' need INSERT on
+ * writers: a table of the system's schemas is never a target; with
+ * 'create' it exists; 'append' and 'replace' need INSERT on
  * it or on some of its columns (check_existing_target checks those
  * written), and 'replace' DELETE.
  */
@@ -787,6 +816,9 @@ check_target_before_lock(const RangeVar *relation, Oid relid, Oid old_relid, voi
 
 	if (!OidIsValid(relid) || (name = get_rel_name(relid)) == NULL)
 		return;
+	if (is_system_schema(get_rel_namespace(relid)))
+		refuse_system_schema(get_rel_namespace(relid), lookup->quoted, relation->relname,
+							 lookup->shape);
 	if (lookup->mode == BATCH_CREATE)
 		ereport(ERROR,
 				(errcode(ERRCODE_DUPLICATE_TABLE),

@@ -146,15 +146,26 @@ mf_is_integer_id_type(Oid type)
 	return type == INT2OID || type == INT4OID || type == INT8OID;
 }
 
+void
+mf_report_missing_relation(Oid relid, const char *argname)
+{
+	const char *as = argname ? psprintf(" as %s", argname) : "";
+
+	ereport(ERROR,
+			(errcode(ERRCODE_UNDEFINED_TABLE),
+			 errmsg("relation with OID %u does not exist", relid),
+			 errdetail("The relation passed%s was dropped after the call named it (while the call waited for a lock, such as another session's training or refit of the same model), or its OID was given as a number.",
+					   as),
+			 errhint("Pass an existing table or view%s, by name.", as)));
+}
+
 char *
 mf_source_display_name(Oid relid)
 {
 	char	   *relname = get_rel_name(relid);
 
 	if (relname == NULL)
-		ereport(ERROR,
-				(errcode(ERRCODE_UNDEFINED_TABLE),
-				 errmsg("relation with OID %u does not exist", relid)));
+		mf_report_missing_relation(relid, NULL);
 	return quote_qualified_identifier(get_namespace_name(get_rel_namespace(relid)),
 									  relname);
 }
@@ -237,10 +248,7 @@ mf_source_validate(MfSource *source)
 
 	source->only = NULL;		/* every row, unless mf_source_only says otherwise */
 	if (rel == NULL)
-		ereport(ERROR,
-				(errcode(ERRCODE_UNDEFINED_TABLE),
-				 errmsg("relation with OID %u does not exist", source->relid),
-				 errhint("Pass an existing table or view as %s.", source->argname)));
+		mf_report_missing_relation(source->relid, source->argname);
 	switch (rel->rd_rel->relkind)
 	{
 		case RELKIND_RELATION:

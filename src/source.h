@@ -139,6 +139,13 @@ extern char *mf_uuid_key(const char *text, bool missing_ok);
 extern char *mf_source_display_name(Oid relid);
 
 /*
+ * The error (42P01) for relation argument argname (or NULL when not known)
+ * whose OID relid no relation has: dropped after the call named it, or an
+ * OID given as a number.
+ */
+extern void mf_report_missing_relation(Oid relid, const char *argname) pg_attribute_noreturn();
+
+/*
  * Reads a validated source as the caller (row-level security and every
  * privilege apply) into new ratings in cxt: every row, or only those of
  * mf_source_only's ids.  Rows with a NULL user, item

@@ -119,9 +119,7 @@ train_init(TrainState *state, FunctionCallInfo fcinfo)
 	row->warm_start = DatumGetBool(mf_argument(&state->args, "warm_start"));
 	row->name = mf_text_argument(&state->args, "model_name");
 	if (row->name == NULL && (row->name = get_rel_name(source->relid)) == NULL)
-		ereport(ERROR,
-				(errcode(ERRCODE_UNDEFINED_TABLE),
-				 errmsg("relation with OID %u does not exist", source->relid)));
+		mf_report_missing_relation(source->relid, source->argname);
 	state->validation_relid = mf_argument_isnull(&state->args, "validation") ? InvalidOid
 		: DatumGetObjectId(mf_argument(&state->args, "validation"));
 	mf_check_model_name(row->name);

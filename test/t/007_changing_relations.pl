@@ -135,6 +135,14 @@ call_now('alice', "SELECT mf_refit_users('m', 'v6')");
 is(call_now('alice', sprintf($factors, 'm')), $refitted,
 	'the refit read the source as it is after the swap (a second refit changes nothing)');
 
+# 6b. The refit's source dropped while the refit waited for it: an error
+# that says so (it was a bare "relation with OID n does not exist").
+make_view('v6b');
+($out, $err) = call_during('alice', 'DROP VIEW v6b;', "SELECT mf_refit_users('m', 'v6b')");
+like($err, qr/ERROR:  relation with OID \d+ does not exist\nDETAIL:  The relation passed as source was dropped after the call named it/,
+	'a source dropped while mf_refit_users waited: the error says it was dropped');
+is(call_now('alice', sprintf($factors, 'm')), $refitted, 'and model m is as it was');
+
 # 7. The batch's rated items, and 8. the cache's factor rows: the model
 # tables' own columns swapped (only their owner can) make the call fail
 # with an error, never read a bigint[] as factors or text as an array.
