@@ -906,7 +906,12 @@ read_by_spi(ReadState *state)
 	{
 		argtype = get_array_type(ARR_ELEMTYPE(source->only));
 		arg = PointerGetDatum(source->only);
-		appendStringInfo(&query, " WHERE %s = ANY($1)",
+		/*
+		 * qualified: the caller's search_path reads this query, and for a
+		 * varchar column or a domain's, an operator = planted in public
+		 * would match more exactly than pg_catalog's
+		 */
+		appendStringInfo(&query, " WHERE %s OPERATOR(pg_catalog.=) ANY($1)",
 						 quote_identifier(source->only_side == MF_USERS ? source->user_col
 										  : source->item_col));
 	}

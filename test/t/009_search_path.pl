@@ -77,6 +77,39 @@ is($node->safe_psql('postgres', 'SELECT count(*) FROM public.sprung'), '0',
 is($node->safe_psql('postgres', "SELECT rolsuper FROM pg_roles WHERE rolname = 'mallory'"), 'f',
 	'mallory is no superuser');
 
+# A refit naming its users or items filters the source with =, under the
+# caller's search_path: for a varchar column, or a domain over integer
+# compared with bigint ids, pg_catalog has no operator of exactly those
+# types, and one planted in public matched better (mallory became a
+# superuser through mf_refit_users(..., users := ...)).
+$node->safe_psql('postgres', q{
+	CREATE DOMAIN public.uid AS integer;
+	CREATE TABLE named_ratings AS
+	SELECT ('u' || u)::varchar AS user_id, i::public.uid AS item_id, 1 + (u * 3 + i) % 5 AS rating
+	FROM generate_series(1, 30) u, generate_series(1, 10) i;
+	SET ROLE mallory;
+	CREATE FUNCTION public.varchar_equal(varchar, varchar) RETURNS boolean
+	LANGUAGE plpgsql AS $$ BEGIN PERFORM public.spring('varchar ='); RETURN $1::text OPERATOR(pg_catalog.=) $2::text; END $$;
+	CREATE OPERATOR public.= (LEFTARG = varchar, RIGHTARG = varchar, FUNCTION = public.varchar_equal);
+	CREATE FUNCTION public.uid_equal(public.uid, bigint) RETURNS boolean
+	LANGUAGE plpgsql AS $$ BEGIN PERFORM public.spring('uid ='); RETURN $1::integer OPERATOR(pg_catalog.=) $2; END $$;
+	CREATE OPERATOR public.= (LEFTARG = public.uid, RIGHTARG = bigint, FUNCTION = public.uid_equal);
+});
+my $refits = $node->safe_psql('postgres', q{
+	SET client_min_messages = warning;
+	SELECT mf.mf_train('named_ratings', k := 2, lambda := 0.1, model_name := 'named') > 0;
+	SELECT mf.mf_refit_users('named', users := ARRAY['u1', 'u2']),
+	       mf.mf_refit_items('named', items := ARRAY[1, 2]);
+	SET search_path = public, pg_catalog;
+	SELECT mf.mf_refit_users('named', users := ARRAY['u3']),
+	       mf.mf_refit_items('named', items := ARRAY[3]);
+});
+is($refits, "t\n2|2\n1|1", 'the refits naming users (varchar) and items (a domain over integer) refit them');
+is($node->safe_psql('postgres', 'SELECT count(*) FROM public.sprung'), '0',
+	'no planted = ran in the refits\' filter of the source, under either search_path');
+is($node->safe_psql('postgres', "SELECT rolsuper FROM pg_roles WHERE rolname = 'mallory'"), 'f',
+	'mallory is still no superuser');
+
 # Why the README says to qualify: unqualified, with public on the path, the
 # planted function matches integer ids exactly and wins over mf_ext's
 # (bigint ids), whatever the order of the schemas.
