@@ -297,6 +297,10 @@ WHERE model_id = (SELECT model_id FROM mf_models WHERE name = 'pointed') LIMIT 1
 SELECT count(*) AS without_rated FROM mf_recommend('pointed', :some_user, 3, false);
 SELECT count(*) FROM mf_recommend('pointed', :some_user, 3);
 SELECT count(*) FROM mf_recommend_all_rows('pointed', 3);
+-- and mf_evaluate, whose ranking leaves each test user's training items
+-- out (its error had offered exclude_rated := false, which mf_evaluate does not take)
+CREATE TEMP TABLE held_out AS SELECT 1::bigint AS user_id, 1::bigint AS item_id, 5::real AS rating;
+SELECT * FROM mf_evaluate('pointed', 'held_out');
 RESET ROLE;
 DROP OWNED BY regress_mf_norated;
 DROP ROLE regress_mf_norated;

@@ -474,10 +474,11 @@ check_select(Oid relid, const char *const *columns, int n)
  * Raises the error for want of SELECT on the users' rated_items of
  * mf_user_factors, relid (the columns the reads of rated items name
  * besides it, model_id and user_id, serving reads too): with a hint
- * saying what to grant, or to leave exclude_rated off.
+ * saying what to grant, or to do without (what_reads and alternative as
+ * check_optional_column_read's; by default exclude_rated's).
  */
 static void
-check_rated_items_read(Oid relid)
+check_rated_items_read(Oid relid, const char *what_reads, const char *alternative)
 {
 	static const char *const served_columns[] = {"model_id", "user_id"};
 
@@ -485,8 +486,9 @@ check_rated_items_read(Oid relid)
 		return;					/* (a missing table: the read says so) */
 	check_select(relid, served_columns, lengthof(served_columns));
 	check_optional_column_read(relid, "rated_items",
-							   "Leaving each user's rated items out (exclude_rated)",
-							   "pass exclude_rated := false");
+							   what_reads ? what_reads
+							   : "Leaving each user's rated items out (exclude_rated)",
+							   alternative ? alternative : "pass exclude_rated := false");
 }
 
 /* One side's factor table of schema (not remote), as serving found it: 0 if missing. */
@@ -1855,7 +1857,7 @@ mf_catalog_rated_items(const MfSchema *schema, int32 model_id, int64 user_id,
 		internal_sql_end(nest_level);
 		return items;
 	}
-	check_rated_items_read(factors_relid(schema, MF_USERS));
+	check_rated_items_read(factors_relid(schema, MF_USERS), NULL, NULL);
 	if (SPI_execute_plan(saved_plan(&plan,
 									psprintf("SELECT rated_items FROM %s.mf_user_factors WHERE model_id = $1 AND user_id = $2",
 											 schema->quoted),
@@ -1894,7 +1896,7 @@ mf_catalog_open_rated_items(const MfSchema *schema, int32 model_id)
 				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
 				 errmsg("mf_recommend_all and mf_recommend_users_all with exclude_rated run on the Citus coordinator, not on a worker"),
 				 errhint("Call it on the coordinator.")));
-	check_rated_items_read(factors_relid(schema, MF_USERS));
+	check_rated_items_read(factors_relid(schema, MF_USERS), NULL, NULL);
 	cursor = SPI_cursor_open_with_args(NULL,
 									   psprintf("SELECT user_id, rated_items FROM %s.mf_user_factors WHERE model_id = $1 ORDER BY user_id",
 												schema->quoted),
@@ -1932,14 +1934,15 @@ mf_catalog_fetch_rated_items(Portal cursor, int32 model_id, int max, MfRatedFn f
 }
 
 bool
-mf_catalog_check_rated_items_read(const MfSchema *schema)
+mf_catalog_check_rated_items_read(const MfSchema *schema, const char *what_reads,
+								  const char *alternative)
 {
 	MfModelTables tables;
 
 	if (schema->remote)
 		return false;
 	tables = mf_catalog_open_for_reading(schema);
-	check_rated_items_read(tables.users);
+	check_rated_items_read(tables.users, what_reads, alternative);
 	return !tables.factors_rls;
 }
 

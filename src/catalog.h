@@ -282,11 +282,15 @@ extern void mf_catalog_read_rated_items_now(const MfSchema *schema, int32 model_
 
 /*
  * Raises, for the current role, the error that mf_catalog_scan_rated_items'
- * SELECT would raise for want of privileges (42501 with a hint).  Returns
+ * SELECT would raise for want of privileges (42501 with a hint; its DETAIL
+ * says what_reads the column, e.g. "mf_evaluate's ranking", and its hint
+ * offers alternative, e.g. "pass exclude_rated := false": NULL for those
+ * of exclude_rated).  Returns
  * true when that SELECT would see every row of a model; false where
  * row-level security on mf_user_factors applies to the caller, and on a
  * Citus worker (the read goes to the coordinator; nothing checked here).
  */
-extern bool mf_catalog_check_rated_items_read(const MfSchema *schema);
+extern bool mf_catalog_check_rated_items_read(const MfSchema *schema, const char *what_reads,
+											  const char *alternative);
 
 #endif							/* MF_CATALOG_H */

@@ -480,6 +480,10 @@ evaluate(FunctionCallInfo fcinfo, bool by_name)
 	RankingSums sums;
 
 	check_evaluate_arguments(fcinfo);
+	/* before the test relation is read: the ranking leaves training items out */
+	(void) mf_catalog_check_rated_items_read(&schema,
+											 "Ranking each test user's top k without the items rated in training (mf_evaluate's precision@k, recall@k, ndcg@k and map@k)",
+											 "run mf_evaluate as a role that may read it");
 	InitMaterializedSRF(fcinfo, 0);
 	old = MemoryContextSwitchTo(cxt);
 	test = read_test_relation(fcinfo, model, cxt);

@@ -881,7 +881,7 @@ mark_item_raters(const MfSchema *schema, MfModel *model, int32 item, bool *mask)
 {
 	RaterMark	mark = {model, model->item_ids[item], mask};
 
-	if (mf_catalog_check_rated_items_read(schema))
+	if (mf_catalog_check_rated_items_read(schema, NULL, NULL))
 	{
 		if (model->raters == NULL)
 			read_raters(schema, model);
