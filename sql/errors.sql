@@ -302,7 +302,9 @@ FROM (VALUES
     -- a source no relation has: an OID given as a number (or a relation
     -- dropped while the call waited: test/t/007_changing_relations.pl)
     (223, $$SELECT mf_train(4294967295::oid::regclass)$$),
-    (224, $$SELECT mf_refit_users('tiny', source := 4294967295::oid::regclass)$$)
+    (224, $$SELECT mf_refit_users('tiny', source := 4294967295::oid::regclass)$$),
+    (225, $$SELECT mf_train('tiny', validation := 4294967295::oid::regclass)$$),
+    (226, $$SELECT * FROM mf_evaluate('tiny', 4294967295::oid::regclass)$$)
 ) AS s(n, statement)
 LEFT JOIN LATERAL try(s.statement) t ON true
 ORDER BY s.n;

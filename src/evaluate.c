@@ -489,7 +489,7 @@ evaluate(FunctionCallInfo fcinfo, bool by_name)
 	test = read_test_relation(fcinfo, model, cxt);
 	model = mf_cache_model_by_id(fcinfo, model_id);
 	mf_check_same_id_kind(test, model->user_keys != NULL, model->item_keys != NULL,
-						  mf_source_display_name(PG_GETARG_OID(1)));
+						  mf_argument_display_name(PG_GETARG_OID(1), "test"));
 	set = mf_test_set(test, model->user_map, model->item_map,
 					  model->user_keymap, model->item_keymap, cxt);
 	mf_test_error_measures(&model->factors, set, &errors);

@@ -162,10 +162,16 @@ mf_report_missing_relation(Oid relid, const char *argname)
 char *
 mf_source_display_name(Oid relid)
 {
+	return mf_argument_display_name(relid, NULL);
+}
+
+char *
+mf_argument_display_name(Oid relid, const char *argname)
+{
 	char	   *relname = get_rel_name(relid);
 
 	if (relname == NULL)
-		mf_report_missing_relation(relid, NULL);
+		mf_report_missing_relation(relid, argname);
 	return quote_qualified_identifier(get_namespace_name(get_rel_namespace(relid)),
 									  relname);
 }

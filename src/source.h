@@ -138,6 +138,9 @@ extern char *mf_uuid_key(const char *text, bool missing_ok);
 /* A relation's schema-qualified, quoted name; an error (42P01) if it is gone. */
 extern char *mf_source_display_name(Oid relid);
 
+/* mf_source_display_name of the relation passed as argument argname, whose error names it. */
+extern char *mf_argument_display_name(Oid relid, const char *argname);
+
 /*
  * The error (42P01) for relation argument argname (or NULL when not known)
  * whose OID relid no relation has: dropped after the call named it, or an

@@ -314,7 +314,7 @@ read_validation(const TrainState *state)
 	MfRatings  *held_out;
 	MfTestSet  *test;
 	int64		known = 0;
-	char	   *name = mf_source_display_name(state->validation_relid);
+	char	   *name = mf_argument_display_name(state->validation_relid, "validation");
 
 	source.argname = "validation";
 	source.fixed_columns = true;
