@@ -1141,9 +1141,10 @@ mf_als_solve_against(const MfFactors *factors, MfSide side,
 	add_batch_memory(&memory, &exact, d, mf_thread_count());
 	mf_memory_add(&memory, rows->n_rows, real_size * d + sizeof(double));
 	mf_memory_check(&memory, "solving the new rows",
-					psprintf("Solving %d rows of up to " INT64_FORMAT " ratings with k = %d.",
-							 rows->n_rows, longest, factors->k),
-					NULL);
+					psprintf("Solving %d %s of up to " INT64_FORMAT " ratings with k = %d.",
+							 rows->n_rows, rows->n_rows == 1 ? "row" : "rows", longest,
+							 factors->k),
+					"Raise mf_ext.max_memory (a superuser setting) or lower mf_ext.threads; or refit fewer users or items at a time (users := or items := a part of them), or fold in fewer ratings.");
 	norm = mf_alloc_array(cxt, rows->n_rows, sizeof(double));
 	als.factors = *factors;
 	init_solver(&als, &exact, longest, rows->n_rows, cxt);

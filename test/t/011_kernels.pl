@@ -244,8 +244,8 @@ foreach my $kernel (@kernels)
 		SELECT mf_fold_in('wide_biases', ARRAY[1, 2, 3, 4, 5]::bigint[], ARRAY[1, 2, 3, 4, 5]::float8[])});
 	if ($kernel eq 'avx512' || $kernel eq 'avx2')
 	{
-		like($err, qr/solving the new rows would need about \d+ MB of memory, more than mf_ext.max_memory/,
-			"fold-in, $kernel kernel: the batch's buffers count against mf_ext.max_memory");
+		like($err, qr/solving the new rows would need about \d+ MB of memory, more than mf_ext.max_memory.*\nDETAIL:  Solving 1 row of up to 5 ratings with k = 128\.\nHINT:  Raise mf_ext.max_memory \(a superuser setting\) or lower mf_ext.threads; or refit fewer users or items at a time .*, or fold in fewer ratings\./s,
+			"fold-in, $kernel kernel: the batch's buffers count against mf_ext.max_memory (a hint for a fold-in, not a training)");
 	}
 	else
 	{
