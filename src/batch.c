@@ -649,7 +649,7 @@ is_system_schema(Oid namespace)
 }
 
 /* The error for a target in a schema of the system (is_system_schema). */
-static void
+static void pg_attribute_noreturn()
 refuse_system_schema(Oid namespace, const char *quoted, const char *relname,
 					 const BatchShape *shape)
 {
