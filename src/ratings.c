@@ -1039,7 +1039,7 @@ mf_ratings_from_rows(MfRows *rows, int64 n_skipped, MemoryContext cxt)
 					psprintf("Indexing " INT64_FORMAT " ratings of %d users and %d items takes %d bytes a rating.",
 							 n, rows->users.n, rows->items.n,
 							 per_rating + (rows->is_wide ? MF_WIDE_BYTES_PER_RATING : 0)),
-					NULL);
+					read_memory_hint);	/* neither k nor the threads change it */
 
 	ratings->n_users = rows->users.n;
 	ratings->n_items = rows->items.n;
