@@ -236,6 +236,13 @@ SELECT mf_refit_users(:uuids, 'ids_upper') AS refitted;
 SELECT n_users = :users_before AS no_new_users FROM mf_models WHERE model_id = :uuids;
 SELECT count(*) AS lower_case_keys FROM mf_user_factors
 WHERE model_id = :uuids AND user_key = lower(user_key);
+-- So does a refit naming its users, in any form: it refits the users
+-- whose rows the text names, as refitting everyone does (it had filtered
+-- the text column by the uuid's canonical text: no rows, and "not
+-- refitted"; named in capitals, refitted yet said not to be).
+SELECT mf_refit_users(:uuids, 'ids_upper', users := ARRAY[md5('u1')::uuid]) AS named_uuid,
+       mf_refit_users(:uuids, 'ids_upper', users := ARRAY[upper(md5('u2'))]) AS named_in_capitals;
+SELECT mf_refit_users(:uuids, 'ids_upper', users := ARRAY['not-a-uuid']);
 -- A text id that is not a uuid is named, with its relation and column.
 CREATE TABLE ids_not_uuid AS SELECT 'not-a-uuid'::text AS user_id, item_id, rating FROM ids_uuids LIMIT 1;
 SELECT mf_refit_users(:uuids, 'ids_not_uuid');

@@ -261,6 +261,10 @@ SELECT mf_refit_users(:padded, 'padded_text') AS refitted;
 SELECT (SELECT n_users FROM mf_models WHERE model_id = :padded) AS users,
        (SELECT count(*) FROM mf_user_factors WHERE model_id = :padded AND rtrim(user_key) = 'u1') AS u1_rows;
 SELECT value IS NOT NULL AS evaluated FROM mf_evaluate(:padded, 'padded_text') WHERE metric = 'rmse';
+-- and a refit naming that user, with or without the blanks (the text
+-- column had been filtered by the named text itself: 'u1' found no rows)
+SELECT mf_refit_users(:padded, 'padded_text', users := ARRAY['u1']) AS named,
+       mf_refit_users(:padded, 'padded_text', users := ARRAY['u1    ']) AS named_with_blanks;
 SELECT count(*) AS recommended_to_u1 FROM mf_recommend(:padded, 'u1   ', 3, false);
 -- A model trained from name ids refuses text ids longer than a name (a cast
 -- would cut them into another's id; the keys stored would not fit a name
@@ -279,6 +283,26 @@ WHERE m.name = 'name ids' AND user_key LIKE 'xxx%';
 -- cut them, refitting the user they were cut into)
 SELECT mf_refit_users('name ids', users := ARRAY['u1' || repeat('x', 62)]);
 SELECT mf_drop_model('name ids');
+-- An id column of a nondeterministic collation matches more than the keys
+-- do ('u2' = 'U2'), which training keeps apart: a refit naming 'u2'
+-- refits u2 alone (it refitted U2 too), naming 'u4' refits no one (it
+-- refitted U4), and naming 'newuser' adds no user 'NEWUSER' (it did).
+CREATE COLLATION keys_ci (provider = icu, locale = 'und-u-ks-level2', deterministic = false);
+CREATE TABLE keys_ci_ratings (user_id text COLLATE keys_ci, item_id text, rating real);
+INSERT INTO keys_ci_ratings
+SELECT CASE WHEN u % 2 = 0 THEN 'U' ELSE 'u' END || u, 'i' || i, 1 + (u * 3 + i) % 5
+FROM generate_series(1, 20) u, generate_series(1, 8) i;
+SELECT mf_train('keys_ci_ratings', k := 2, lambda := 1, iterations := 3, model_name := 'keys ci') > 0 AS trained;
+INSERT INTO keys_ci_ratings SELECT name, 'i' || i, 3 FROM unnest(ARRAY['u2', 'NEWUSER']) name, generate_series(1, 4) i;
+SELECT mf_refit_users('keys ci', users := ARRAY['u2']) AS u2_alone;
+SELECT mf_refit_users('keys ci', users := ARRAY['u4']) AS not_u4;
+SELECT mf_refit_users('keys ci', users := ARRAY['newuser']) AS not_newuser;
+SELECT string_agg(user_key, ', ' ORDER BY user_key COLLATE "C") AS keys_of_u2_u4_newuser
+FROM mf_user_factors f JOIN mf_models m USING (model_id)
+WHERE m.name = 'keys ci' AND lower(user_key) IN ('u2', 'u4', 'newuser');
+SELECT mf_drop_model('keys ci');
+DROP TABLE keys_ci_ratings;
+DROP COLLATION keys_ci;
 
 -- A refit that adds a key sorting before the others gives it the next id,
 -- yet each user's rated_items stays sorted, and mf_recommend_users leaves

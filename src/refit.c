@@ -26,6 +26,7 @@
 #include "catalog.h"
 #include "checks.h"
 #include "evaluate.h"
+#include "idmap.h"
 #include "progress.h"
 #include "query.h"
 #include "serve.h"
@@ -431,8 +432,27 @@ refit_allocate(RefitState *state)
 }
 
 /*
+ * Whether source row r of the refitted side is one that argument users
+ * (items) names: the source's = can match more (a nondeterministic
+ * collation), or the read was not filtered (mf_source_only).
+ */
+static bool
+row_named(const RefitState *state, int32 r)
+{
+	const MfIdList *named = &state->ids_named;
+	char	   *const *keys = mf_ratings_keys(state->ratings, state->side);
+	int64		id;
+
+	if (keys)
+		return bsearch(&keys[r], named->keys, named->n, sizeof(char *), mf_compare_keys) != NULL;
+	id = mf_ratings_ids(state->ratings, state->side)[r];
+	return bsearch(&id, named->ids, named->n, sizeof(int64), mf_compare_int64) != NULL;
+}
+
+/*
  * Collects the rows to solve: each source row of the refitted side with
- * its ratings of partners the model knows (as model indices), in rows;
+ * its ratings of partners the model knows (as model indices), in rows
+ * (with users or items, only the named rows);
  * rows left without any are dropped; each row's support (its distinct
  * partners) and, for users, its distinct rated items too.
  */
@@ -464,7 +484,8 @@ refit_collect(RefitState *state)
 		int32		rated_begin = n_rated;
 
 		mf_interrupts_every(r, MF_INTERRUPT_ROWS);
-
+		if (state->named && !row_named(state, r))
+			continue;
 		for (int64 e = source_rows->row_start[r]; e < source_rows->row_start[r + 1]; e++)
 		{
 			int32		c = model_index[source_rows->col[e]];

@@ -460,45 +460,45 @@ report_key_not_of_form(const MfSource *source, MfSide side, Oid type, const char
  * The number of the text form of an id value among the side's keys.
  * Called with the key context current.
  */
+/*
+ * key, the text form of an id of base type type (mf_id_key_text), as a
+ * side whose keys are of form form keeps it.  A side keeps its keys in the
+ * form of the type it was trained from; read from a column of another
+ * type (text), an id takes that form, so that it names the key a cast to
+ * the trained type would: a uuid in any form a uuid cast reads, written
+ * canonically; character(n) without trailing blanks, as it compares; a
+ * name as it is.  NULL when the form cannot take it: text that is no
+ * uuid, or longer than a name (which a cast would cut into another id,
+ * silently merging two).  May shorten key itself.
+ */
+static char *
+key_in_form(char *key, Oid type, MfKeyForm form)
+{
+	switch (form)
+	{
+		case MF_KEY_TEXT:
+			break;
+		case MF_KEY_UUID:
+			return type == UUIDOID ? key : mf_uuid_key(key, true);
+		case MF_KEY_CHARACTER:
+			return mf_key_without_blanks(key);
+		case MF_KEY_NAME:
+			return strlen(key) < NAMEDATALEN ? key : NULL;
+	}
+	return key;
+}
+
 static int64
 key_number(ReadState *state, MfSide side, Oid type, Oid output, Datum value)
 {
 	MfKeyForm	form = side == MF_USERS ? state->source->user_key_form
 		: state->source->item_key_form;
 	char	   *key = mf_id_key_text(type, output, value);
+	char	   *in_form = key_in_form(key, type, form);
 
-	/*
-	 * A side keeps its keys in the form of the type it was trained from;
-	 * read from a column of another type (text), an id takes that form, so
-	 * that it names the key a cast to the trained type would: a uuid in
-	 * any form a uuid cast reads, written canonically (22P02 when it is
-	 * none); character(n) without trailing blanks, as it compares; a name
-	 * as it is, but 22001 when longer than a name, which a cast would cut
-	 * into another id (silently merging two).
-	 */
-	switch (form)
-	{
-		case MF_KEY_TEXT:
-			break;
-		case MF_KEY_UUID:
-			if (type != UUIDOID)
-			{
-				char	   *uuid = mf_uuid_key(key, true);
-
-				if (uuid == NULL)
-					report_key_not_of_form(state->source, side, type, key, form);
-				key = uuid;
-			}
-			break;
-		case MF_KEY_CHARACTER:
-			mf_key_without_blanks(key);
-			break;
-		case MF_KEY_NAME:
-			if (strlen(key) >= NAMEDATALEN)
-				report_key_not_of_form(state->source, side, type, key, form);
-			break;
-	}
-	return mf_rows_key(state->rows, side, key);
+	if (in_form == NULL)
+		report_key_not_of_form(state->source, side, type, key, form);
+	return mf_rows_key(state->rows, side, in_form);
 }
 
 /* Keeps one row: skips NULLs, rejects non-finite ratings, appends. */
@@ -607,6 +607,29 @@ only_conversion_context(void *arg)
 	errcontext("converting the ids of %s to the type %s of column \"%s\" of %s",
 			   conversion->argname, format_type_be(conversion->type), conversion->column,
 			   mf_source_display_name(conversion->relid));
+}
+
+/*
+ * The error for an id that argument argname names, whose text form key
+ * the keys of side, of form form (key_in_form), cannot take: 22P02 for
+ * text that is no uuid, 22001 for text longer than a name.
+ */
+static void pg_attribute_noreturn()
+report_named_not_of_form(const char *argname, MfSide side, const char *key, MfKeyForm form)
+{
+	const char *name = mf_side_name(side);
+	bool		uuid = form == MF_KEY_UUID;
+
+	ereport(ERROR,
+			(errcode(uuid ? ERRCODE_INVALID_TEXT_REPRESENTATION : ERRCODE_STRING_DATA_RIGHT_TRUNCATION),
+			 errmsg("%s names %s, which is %s", argname,
+					quote_literal_cstr(mf_id_for_message(key, strlen(key))),
+					uuid ? "not a uuid" : "longer than a name"),
+			 uuid
+			 ? errdetail("The model was trained on uuid %s ids.", name)
+			 : errdetail("The model was trained on %s ids of type name, which hold at most %d bytes; this one has %zu.",
+						 name, NAMEDATALEN - 1, strlen(key)),
+			 errhint("Pass the %ss' ids as the model holds them.", name)));
 }
 
 /* An integer id named by its text form, for an integer id column. */
@@ -728,7 +751,18 @@ mf_source_only(MfSource *source, MfSide side, Oid argtype, Datum value, const ch
 	}
 	else
 	{
-		/* keys: converted from their text forms to the column's type, as keys by its text form */
+		/*
+		 * keys: converted from their text forms to the column's type, as
+		 * keys by its text form in the side's form; the column's = filters
+		 * the read only where it matches at least what the keys match (not
+		 * text read as uuids or character(n): 'A0EEBC99-...' or 'u1  ' in
+		 * a text column is the key 'a0eebc99-...' or 'u1'), and the caller
+		 * keeps the rows of these keys (as the refits do: a column of a
+		 * nondeterministic collation matches more)
+		 */
+		MfKeyForm	form = users ? source->user_key_form : source->item_key_form;
+		bool		filter = !(form == MF_KEY_UUID && column_type != UUIDOID) &&
+			!(form == MF_KEY_CHARACTER && column_type != BPCHAROID);
 		NamedKey   *named = mf_alloc_array(CurrentMemoryContext, Max(n, 1), sizeof(NamedKey));
 		ErrorContextCallback context = {error_context_stack, only_conversion_context, &conversion};
 		Oid			input;
@@ -755,7 +789,13 @@ mf_source_only(MfSource *source, MfSide side, Oid argtype, Datum value, const ch
 								   NAMEDATALEN - 1, strlen(text), mf_side_name(side)),
 						 errhint("Pass the %ss' ids as that column holds them.", mf_side_name(side))));
 			named[e].value = OidInputFunctionCall(input, text, ioparam, -1);
-			named[e].key = mf_id_key_text(column_type, column_output, named[e].value);
+			named[e].key = key_in_form(mf_id_key_text(column_type, column_output, named[e].value),
+									   column_type, form);
+			if (named[e].key == NULL)
+			{
+				error_context_stack = context.previous;
+				report_named_not_of_form(argname, side, text, form);
+			}
 		}
 		error_context_stack = context.previous;
 		mf_sort(named, n, sizeof(NamedKey), compare_named_keys);
@@ -768,7 +808,8 @@ mf_source_only(MfSource *source, MfSide side, Oid argtype, Datum value, const ch
 				values[list.n++] = named[e].value;
 			}
 		get_typlenbyvalalign(column_type, &typlen, &typbyval, &typalign);
-		source->only = construct_array(values, list.n, column_type, typlen, typbyval, typalign);
+		if (filter)
+			source->only = construct_array(values, list.n, column_type, typlen, typbyval, typalign);
 	}
 	source->only_side = side;
 	return list;

@@ -87,8 +87,12 @@ extern void mf_source_validate(MfSource *source);
  * literal such as '{42,7}' (errors 42804, 2202E, 22004, 22P02).  For an
  * integer id column they must be integers (or their text forms); for any
  * other, they are converted from their text forms to the column's type
- * and match as keys do.  The read then filters in its SQL (an index on
- * the column serves it).  Returns the distinct ids.
+ * and taken in the side's key form, as reading takes the column's ids.
+ * The read then filters in its SQL (an index on the column serves it)
+ * where the column's = matches at least those keys (not for text read as
+ * uuids or character(n): then it reads every row); the caller keeps the
+ * rows of the ids returned, the distinct ones, in order (keys in byte
+ * order).
  */
 extern MfIdList mf_source_only(MfSource *source, MfSide side, Oid argtype, Datum value,
 							   const char *argname);
