@@ -20,6 +20,12 @@ BEGIN
         'mf_drop_model deletes the model''s row from mf_models (its factor rows go with it).');
     PERFORM @extschema@.mf_require_privilege('mf_models', 'SELECT', ARRAY['model_id'],
         'mf_drop_model finds the model by its model_id in mf_models.');
+    IF pg_catalog.current_setting('session_replication_role') = 'replica' THEN
+        RAISE EXCEPTION 'cannot run mf_drop_model with session_replication_role = replica'
+            USING ERRCODE = 'object_not_in_prerequisite_state',
+                  DETAIL = 'Its factor and history rows go with the model''s row through the foreign keys'' ON DELETE CASCADE, whose triggers do not fire in that mode: they would be left behind.',
+                  HINT = 'SET session_replication_role = origin (or DEFAULT) first.';
+    END IF;
     DELETE FROM @extschema@.mf_models WHERE model_id = model;
     IF NOT FOUND THEN
         RAISE EXCEPTION 'model % does not exist', model
@@ -43,6 +49,12 @@ BEGIN
         'mf_drop_model deletes the model''s row from mf_models (its factor rows go with it).');
     PERFORM @extschema@.mf_require_privilege('mf_models', 'SELECT', ARRAY['name'],
         'mf_drop_model finds the model by its name in mf_models.');
+    IF pg_catalog.current_setting('session_replication_role') = 'replica' THEN
+        RAISE EXCEPTION 'cannot run mf_drop_model with session_replication_role = replica'
+            USING ERRCODE = 'object_not_in_prerequisite_state',
+                  DETAIL = 'Its factor and history rows go with the model''s row through the foreign keys'' ON DELETE CASCADE, whose triggers do not fire in that mode: they would be left behind.',
+                  HINT = 'SET session_replication_role = origin (or DEFAULT) first.';
+    END IF;
     DELETE FROM @extschema@.mf_models WHERE name = model;
     IF NOT FOUND THEN
         RAISE EXCEPTION 'model "%" does not exist', model
@@ -509,7 +521,7 @@ LANGUAGE plpgsql STABLE CALLED ON NULL INPUT PARALLEL SAFE
 SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
-    qualified text := pg_catalog.format('@extschema@.%I', relation);
+    qualified text := '@extschema@.' || pg_catalog.quote_ident(relation);  -- (not a format: the schema's name may hold a %)
     missing text;  -- the first of columns the caller lacks the privilege on
 BEGIN
     IF columns IS NULL THEN

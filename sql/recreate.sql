@@ -3,6 +3,19 @@
 -- still be served from its own factors.
 SET client_min_messages = warning;
 DROP EXTENSION mf_ext CASCADE;
+-- First, in a schema whose name holds a %: the privilege checks of
+-- mf_drop_model and mf_training_history had read it as a format string
+-- ("too few arguments for format()").
+CREATE SCHEMA "odd %s schema";
+CREATE EXTENSION mf_ext SCHEMA "odd %s schema";
+CREATE TABLE odd_data (user_id int, item_id int, rating float8);
+INSERT INTO odd_data VALUES (1, 1, 5), (1, 2, 1), (2, 1, 4), (2, 2, 2);
+SELECT "odd %s schema".mf_train('odd_data', k := 1, iterations := 2, model_name := 'odd') > 0 AS trained;
+SELECT count(*) AS history_rows FROM "odd %s schema".mf_training_history('odd');
+SELECT "odd %s schema".mf_drop_model('odd');
+DROP EXTENSION mf_ext CASCADE;
+DROP SCHEMA "odd %s schema";
+DROP TABLE odd_data;
 CREATE EXTENSION mf_ext;
 CREATE TABLE first_data (user_id int, item_id int, rating float8);
 INSERT INTO first_data VALUES (1, 1, 5), (1, 2, 1), (2, 1, 4), (2, 2, 2);

@@ -305,6 +305,19 @@ RESET ROLE;
 DROP OWNED BY regress_mf_norated;
 DROP ROLE regress_mf_norated;
 
+-- 9. With session_replication_role = replica no trigger fires: not the
+-- foreign keys' ON DELETE CASCADE (mf_drop_model left a model's factor
+-- rows behind, and a dump of the tables then failed to restore), nor the
+-- trigger that records who chose a model's source: refused, nothing changed.
+SELECT count(*) AS factor_rows_before FROM mf_user_factors \gset
+SET session_replication_role = replica;
+SELECT mf_drop_model('shared');
+SELECT mf_train('trainer_data', k := 2, iterations := 1, model_name := 'replica');
+SELECT mf_refit_users('shared');
+RESET session_replication_role;
+SELECT count(*) = :factor_rows_before AS factor_rows_kept,
+       (SELECT count(*) FROM mf_models WHERE name = 'replica') AS replica_models FROM mf_user_factors;
+
 DROP SCHEMA security CASCADE;
 SELECT mf_drop_model('shared'), mf_drop_model('bait'), mf_drop_model('viewed'), mf_drop_model('pointed'),
        mf_drop_model('renamed');

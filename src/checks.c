@@ -11,6 +11,7 @@
 
 #include "access/xact.h"
 #include "access/xlog.h"
+#include "commands/trigger.h"
 #include "miscadmin.h"
 #include "utils/acl.h"
 #include "utils/lsyscache.h"
@@ -222,6 +223,12 @@ mf_check_write_privileges(const MfSchema *schema, const char *function, bool his
 				 errdetail("A Citus worker serves the models stored on the coordinator; its own model tables are not used."),
 				 errhint("Connect to the coordinator and call %s there.", function)));
 	mf_check_read_write(function, "the model into mf_models, mf_user_factors and mf_item_factors");
+	if (SessionReplicationRole == SESSION_REPLICATION_ROLE_REPLICA)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("cannot run %s with session_replication_role = replica", function),
+				 errdetail("Triggers do not fire in that mode: not mf_models' trigger that records which role chose a model's source and columns, nor the foreign keys' of the model tables."),
+				 errhint("SET session_replication_role = origin (or DEFAULT) first.")));
 	for (int t = 0; t < lengthof(tables) + lengthof(sequences); t++)
 	{
 		bool		table = t < lengthof(tables);

@@ -59,7 +59,9 @@ extern void mf_check_read_write(const char *function, const char *what);
  * mf_model_history too) and no row-level security hides part of the
  * model tables from it; function names the caller.  Checked before any
  * reading.  0A000 on a Citus worker (schema->remote): models are written
- * on the coordinator; 25006 in a read-only transaction.
+ * on the coordinator; 25006 in a read-only transaction; 55000 with
+ * session_replication_role = replica, where the model tables' triggers
+ * (provenance, foreign keys) do not fire.
  */
 extern void mf_check_write_privileges(const MfSchema *schema, const char *function,
 									  bool history);
