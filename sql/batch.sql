@@ -389,6 +389,20 @@ ALTER TABLE batch.rounded ALTER COLUMN score TYPE numeric;
 SELECT mf_recommend_all('batch', 1, target := 'batch.rounded', mode := 'replace') AS into_numeric;
 SELECT count(*) AS as_cast FROM batch.rounded r JOIN mf_recommend_all_rows('batch', 1) e
     USING (user_id, rank, item_id) WHERE r.score = e.score::numeric;
+-- text and varchar take each score's shortest exact decimal, whatever the
+-- session's extra_float_digits (-15 had stored one digit: '4')
+ALTER TABLE batch.rounded ALTER COLUMN score TYPE text;
+SET extra_float_digits = -15;
+SELECT mf_recommend_all('batch', 1, target := 'batch.rounded', mode := 'replace') AS into_text;
+RESET extra_float_digits;
+SELECT count(*) AS exact FROM batch.rounded r JOIN mf_recommend_all_rows('batch', 1) e
+    USING (user_id, rank, item_id) WHERE r.score::float8 = e.score AND r.score = e.score::text;
+ALTER TABLE batch.rounded ALTER COLUMN score TYPE varchar;
+SET extra_float_digits = 0;
+SELECT mf_recommend_all('batch', 1, target := 'batch.rounded', mode := 'replace') AS into_varchar;
+RESET extra_float_digits;
+SELECT count(*) AS exact FROM batch.rounded r JOIN mf_recommend_all_rows('batch', 1) e
+    USING (user_id, rank, item_id) WHERE r.score::float8 = e.score AND r.score = e.score::text;
 
 -- In a read-only transaction a target that is not temporary is refused
 -- before anything is read (it was the INSERT's bare 25006, in a statement

@@ -54,6 +54,7 @@
 #include "catalog/pg_inherits.h"
 #include "catalog/pg_type.h"
 #include "common/hashfn.h"
+#include "common/shortest_dec.h"
 #include "executor/spi.h"
 #include "funcapi.h"
 #include "mb/pg_wchar.h"
@@ -188,6 +189,9 @@ typedef struct BatchWriter
 	char	   *table;			/* quoted, for messages */
 	IdColumn	id_columns[MF_BATCH_COLUMNS];	/* what each column holds of
 												 * integer ids */
+	bool		score_as_text;	/* a text or varchar score column: each score
+								 * written as its shortest exact decimal, not
+								 * as the session's extra_float_digits gives */
 	/* SINK_ROWS */
 	ReturnSetInfo *rsinfo;
 
@@ -1416,6 +1420,11 @@ writer_open_existing(BatchWriter *w, Oid relid, const MfModel *model, const Batc
 													 FORMAT_TYPE_TYPEMOD_GIVEN | FORMAT_TYPE_FORCE_QUALIFY)
 						 : "");
 		array_types[c] = get_array_type(shape->types[c]);
+		if (c == 3 && (getBaseType(type) == TEXTOID || getBaseType(type) == VARCHAROID))
+		{
+			w->score_as_text = true;
+			array_types[c] = TEXTARRAYOID;
+		}
 		w->columns[c] = palloc(sizeof(Datum) * MF_BATCH_INSERT_ROWS);
 	}
 	w->insert = SPI_prepare(psprintf("INSERT INTO %s %s SELECT %s"
@@ -1452,12 +1461,13 @@ writer_flush(BatchWriter *w)
 
 		for (int c = 0; c < MF_BATCH_COLUMNS; c++)
 		{
+			Oid			type = c == 3 && w->score_as_text ? TEXTOID : w->shape.types[c];
 			int16		length;
 			bool		by_value;
 			char		align;
 
-			get_typlenbyvalalign(w->shape.types[c], &length, &by_value, &align);
-			arrays[c] = PointerGetDatum(construct_array(w->columns[c], w->used, w->shape.types[c],
+			get_typlenbyvalalign(type, &length, &by_value, &align);
+			arrays[c] = PointerGetDatum(construct_array(w->columns[c], w->used, type,
 														length, by_value, align));
 		}
 		MemoryContextSwitchTo(old);
@@ -1524,6 +1534,14 @@ writer_put(BatchWriter *w, const MfModel *model, int32 row, int32 rank, int32 of
 	{
 		check_id_fits(w, 0, values[0]);
 		check_id_fits(w, 2, values[2]);
+		if (w->score_as_text)
+		{
+			char		digits[DOUBLE_SHORTEST_DECIMAL_LEN];
+
+			double_to_shortest_decimal_buf(score, digits);
+			values[3] = CStringGetTextDatum(digits);
+			w->bytes += VARSIZE(DatumGetPointer(values[3]));
+		}
 		for (int c = 0; c < MF_BATCH_COLUMNS; c++)
 			w->columns[c][w->used] = values[c];
 	}
