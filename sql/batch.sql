@@ -397,6 +397,11 @@ SELECT mf_recommend_all('batch', 1, target := 'batch.rounded', mode := 'replace'
 RESET extra_float_digits;
 SELECT count(*) AS exact FROM batch.rounded r JOIN mf_recommend_all_rows('batch', 1) e
     USING (user_id, rank, item_id) WHERE r.score::float8 = e.score AND r.score = e.score::text;
+-- a varchar of 24 characters holds the longest of them; 23 could cut one
+ALTER TABLE batch.rounded ALTER COLUMN score TYPE varchar(23);
+SELECT mf_recommend_all('batch', 1, target := 'batch.rounded', mode := 'replace');
+ALTER TABLE batch.rounded ALTER COLUMN score TYPE varchar(24);
+SELECT mf_recommend_all('batch', 1, target := 'batch.rounded', mode := 'replace') AS into_varchar_24;
 ALTER TABLE batch.rounded ALTER COLUMN score TYPE varchar;
 SET extra_float_digits = 0;
 SELECT mf_recommend_all('batch', 1, target := 'batch.rounded', mode := 'replace') AS into_varchar;

@@ -243,6 +243,11 @@ WHERE model_id = :uuids AND user_key = lower(user_key);
 SELECT mf_refit_users(:uuids, 'ids_upper', users := ARRAY[md5('u1')::uuid]) AS named_uuid,
        mf_refit_users(:uuids, 'ids_upper', users := ARRAY[upper(md5('u2'))]) AS named_in_capitals;
 SELECT mf_refit_users(:uuids, 'ids_upper', users := ARRAY['not-a-uuid']);
+-- the text is filtered by its key form in the read, so another row that
+-- is no uuid is not read (a read of every row had stopped at it)
+CREATE TABLE ids_upper_junk AS SELECT * FROM ids_upper UNION ALL (SELECT 'junk', item_id, rating FROM ids_upper LIMIT 1);
+SELECT mf_refit_users(:uuids, 'ids_upper_junk', users := ARRAY[md5('u1')::uuid]) AS despite_junk;
+DROP TABLE ids_upper_junk;
 -- A text id that is not a uuid is named, with its relation and column.
 CREATE TABLE ids_not_uuid AS SELECT 'not-a-uuid'::text AS user_id, item_id, rating FROM ids_uuids LIMIT 1;
 SELECT mf_refit_users(:uuids, 'ids_not_uuid');

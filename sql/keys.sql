@@ -282,12 +282,27 @@ WHERE m.name = 'name ids' AND user_key LIKE 'xxx%';
 -- so are such ids named in users := from a name column (name's input had
 -- cut them, refitting the user they were cut into)
 SELECT mf_refit_users('name ids', users := ARRAY['u1' || repeat('x', 62)]);
+-- a text column of a nondeterministic collation, where a decomposed é
+-- (66 bytes) equals 22 composed ones (44 bytes), is filtered byte for
+-- byte: the other id is not read, and so cannot stop the refit by its
+-- length (it did)
+CREATE COLLATION keys_ci (provider = icu, locale = 'und-u-ks-level2', deterministic = false);
+CREATE TABLE keys_ci_long (user_id text COLLATE keys_ci, item_id text, rating real);
+INSERT INTO keys_ci_long SELECT repeat(U&'\00E9', 22), 'i' || i, 4 FROM generate_series(1, 4) i;
+INSERT INTO keys_ci_long SELECT repeat(U&'e\0301', 22), 'i' || i, 2 FROM generate_series(1, 4) i;
+SELECT mf_refit_users('name ids', 'keys_ci_long', users := ARRAY[repeat(U&'\00E9', 22)]) AS composed_alone;
+DROP TABLE keys_ci_long;
+-- a name column of another collation than name's own ("C") is filtered in
+-- its collation (the filter's comparison had no collation: 42P22)
+CREATE TABLE name_ids_posix (user_id name COLLATE "POSIX", item_id name, rating real);
+INSERT INTO name_ids_posix SELECT * FROM name_ids;
+SELECT mf_refit_users('name ids', 'name_ids_posix', users := ARRAY['u1', 'u2']) AS posix_names;
+DROP TABLE name_ids_posix;
 SELECT mf_drop_model('name ids');
 -- An id column of a nondeterministic collation matches more than the keys
 -- do ('u2' = 'U2'), which training keeps apart: a refit naming 'u2'
 -- refits u2 alone (it refitted U2 too), naming 'u4' refits no one (it
 -- refitted U4), and naming 'newuser' adds no user 'NEWUSER' (it did).
-CREATE COLLATION keys_ci (provider = icu, locale = 'und-u-ks-level2', deterministic = false);
 CREATE TABLE keys_ci_ratings (user_id text COLLATE keys_ci, item_id text, rating real);
 INSERT INTO keys_ci_ratings
 SELECT CASE WHEN u % 2 = 0 THEN 'U' ELSE 'u' END || u, 'i' || i, 1 + (u * 3 + i) % 5

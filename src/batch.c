@@ -1104,10 +1104,11 @@ ranks_fit(Oid type, int32 typmod, int32 max_rank)
 
 /*
  * Whether a score column of type type (typmod) holds the scores, double
- * precision numbers: double precision, real (to its 24 bits), numeric and
- * character varying without a precision or length, text; domains over
- * those.  Integers, numeric(p, s) and lengths would round, overflow or
- * cut them.
+ * precision numbers: double precision, real (to its 24 bits), numeric
+ * without a precision, text, character varying without a length or of
+ * the longest shortest exact decimal (writer_put writes those); domains
+ * over those.  Integers, numeric(p, s) and shorter lengths would round,
+ * overflow or cut them.
  */
 static bool
 holds_scores(Oid type, int32 typmod)
@@ -1115,7 +1116,9 @@ holds_scores(Oid type, int32 typmod)
 	Oid			base = getBaseTypeAndTypmod(type, &typmod);
 
 	return base == FLOAT8OID || base == FLOAT4OID || base == TEXTOID ||
-		((base == NUMERICOID || base == VARCHAROID) && typmod < 0);
+		(base == NUMERICOID && typmod < 0) ||
+		(base == VARCHAROID &&
+		 (typmod < 0 || typmod - VARHDRSZ >= DOUBLE_SHORTEST_DECIMAL_LEN - 1));
 }
 
 /*
@@ -1218,8 +1221,8 @@ check_existing_target(Oid relid, const MfModel *model, const BatchShape *shape, 
 					(errcode(ERRCODE_DATATYPE_MISMATCH),
 					 errmsg("column \"score\" of table \"%s\" is of type %s, which would round, overflow or cut the scores",
 							RelationGetRelationName(rel), format_type_with_typemod(type, typmod)),
-					 errdetail("%s writes each score as a double precision number: a column of that type holds it, and so do real (rounded to about 7 digits), numeric without a precision (to 15 significant digits), and text.",
-							   shape->function),
+					 errdetail("%s writes each score as a double precision number: a column of that type holds it, and so do real (rounded to about 7 digits), numeric without a precision (to 15 significant digits), and text and varchar without a length or of at least %d characters (its shortest exact decimal).",
+							   shape->function, DOUBLE_SHORTEST_DECIMAL_LEN - 1),
 					 errhint("Alter the column's type to double precision, or pass a new table name (%s creates it).",
 							 shape->function)));
 	}

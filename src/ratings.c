@@ -223,7 +223,7 @@ rows_memory(const MfRows *rows, int64 n, Size per_rating)
 
 /* The hint of a memory error while reading: neither k nor mf_ext.threads changes what it keeps. */
 static const char *const read_memory_hint =
-"Raise mf_ext.max_memory (a superuser setting), or train on a sample of the ratings (a view that keeps some of the rows).";
+"Raise mf_ext.max_memory (a superuser setting), or pass a view that keeps fewer of the rows (a sample of the ratings; for a refit, of fewer users or items).";
 
 /*
  * Raises the error for rows, with room for room rows more, and their ids

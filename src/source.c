@@ -29,6 +29,7 @@
 #include "access/tableam.h"
 #include "catalog/pg_am_d.h"
 #include "catalog/pg_class.h"
+#include "catalog/pg_collation.h"
 #include "catalog/pg_inherits.h"
 #include "catalog/pg_namespace.h"
 #include "catalog/pg_type.h"
@@ -703,6 +704,80 @@ mf_id_array(Oid argtype, Datum value, MfSide side, const char *argname, bool nul
 	return array;
 }
 
+/*
+ * How the read filters the rows of the keys of list, named for side of
+ * form form (source->only holds them in the column's type): by the column
+ * itself where its = matches the keys' own equality (an index on the
+ * column serves it), in its own collation (a parameter's is its type's:
+ * a name column of another collation could not compare with it), or byte
+ * for byte where that collation is nondeterministic ('u2' = 'U2' would
+ * read rows of other keys, which reading could refuse: a name longer
+ * than a name); text read as uuids or character(n), whose = does not
+ * match their keys ('A0EEBC99-...' and 'u1  ' are the keys 'a0eebc99-...'
+ * and 'u1'), by their key form: the hexadecimal digits in lowercase, or
+ * the text without trailing blanks.
+ */
+static void
+only_filter(MfSource *source, MfSide side, MfKeyForm form, const MfIdList *list)
+{
+	bool		users = side == MF_USERS;
+	Oid			column_type = users ? source->user_type : source->item_type;
+	AttrNumber	attnum = users ? source->user_attnum : source->item_attnum;
+	const char *column = quote_identifier(users ? source->user_col : source->item_col);
+	Oid			type;
+	int32		typmod;
+	Oid			collation;
+	Datum	   *values;
+
+	get_atttypetypmodcoll(source->relid, attnum, &type, &typmod, &collation);
+	if ((form == MF_KEY_UUID && column_type != UUIDOID) ||
+		(form == MF_KEY_CHARACTER && column_type != BPCHAROID))
+	{
+		bool		uuid = form == MF_KEY_UUID;
+
+		values = mf_alloc_array(CurrentMemoryContext, Max(list->n, 1), sizeof(Datum));
+		for (int e = 0; e < list->n; e++)
+		{
+			char	   *key = pstrdup(list->keys[e]);
+
+			if (uuid)
+			{
+				char	   *to = key;
+
+				for (const char *from = key; *from != '\0'; from++)
+					if (*from != '-')
+						*to++ = *from;
+				*to = '\0';
+			}
+			values[e] = CStringGetTextDatum(key);
+		}
+		source->only = construct_array(values, list->n, TEXTOID, -1, false, TYPALIGN_INT);
+		source->only_value = uuid
+			? psprintf("pg_catalog.translate(pg_catalog.lower(%s::pg_catalog.text COLLATE pg_catalog.\"C\"), '{}-', '')",
+					   column)
+			: psprintf("pg_catalog.rtrim(%s::pg_catalog.text, ' ') COLLATE pg_catalog.\"C\"", column);
+		return;
+	}
+	if (!OidIsValid(collation))
+		source->only_value = column;
+	else if (!get_collation_isdeterministic(collation))
+		source->only_value = psprintf("%s COLLATE pg_catalog.\"C\"", column);
+	else
+	{
+		HeapTuple	tuple = SearchSysCache1(COLLOID, ObjectIdGetDatum(collation));
+		Form_pg_collation form_collation;
+
+		if (!HeapTupleIsValid(tuple))
+			elog(ERROR, "cache lookup failed for collation %u", collation);
+		form_collation = (Form_pg_collation) GETSTRUCT(tuple);
+		source->only_value =
+			psprintf("%s COLLATE %s", column,
+					 quote_qualified_identifier(get_namespace_name(form_collation->collnamespace),
+												NameStr(form_collation->collname)));
+		ReleaseSysCache(tuple);
+	}
+}
+
 MfIdList
 mf_source_only(MfSource *source, MfSide side, Oid argtype, Datum value, const char *argname)
 {
@@ -748,21 +823,15 @@ mf_source_only(MfSource *source, MfSide side, Oid argtype, Datum value, const ch
 			values[e] = Int64GetDatum(list.ids[e]);
 		source->only = construct_array(values, list.n, INT8OID, sizeof(int64),
 									   FLOAT8PASSBYVAL, TYPALIGN_DOUBLE);
+		source->only_value = quote_identifier(users ? source->user_col : source->item_col);
 	}
 	else
 	{
 		/*
 		 * keys: converted from their text forms to the column's type, as
-		 * keys by its text form in the side's form; the column's = filters
-		 * the read only where it matches at least what the keys match (not
-		 * text read as uuids or character(n): 'A0EEBC99-...' or 'u1  ' in
-		 * a text column is the key 'a0eebc99-...' or 'u1'), and the caller
-		 * keeps the rows of these keys (as the refits do: a column of a
-		 * nondeterministic collation matches more)
+		 * keys by its text form in the side's form (only_filter)
 		 */
 		MfKeyForm	form = users ? source->user_key_form : source->item_key_form;
-		bool		filter = !(form == MF_KEY_UUID && column_type != UUIDOID) &&
-			!(form == MF_KEY_CHARACTER && column_type != BPCHAROID);
 		NamedKey   *named = mf_alloc_array(CurrentMemoryContext, Max(n, 1), sizeof(NamedKey));
 		ErrorContextCallback context = {error_context_stack, only_conversion_context, &conversion};
 		Oid			input;
@@ -808,8 +877,8 @@ mf_source_only(MfSource *source, MfSide side, Oid argtype, Datum value, const ch
 				values[list.n++] = named[e].value;
 			}
 		get_typlenbyvalalign(column_type, &typlen, &typbyval, &typalign);
-		if (filter)
-			source->only = construct_array(values, list.n, column_type, typlen, typbyval, typalign);
+		source->only = construct_array(values, list.n, column_type, typlen, typbyval, typalign);
+		only_filter(source, side, form, &list);
 	}
 	source->only_side = side;
 	return list;
@@ -958,9 +1027,7 @@ read_by_spi(ReadState *state)
 		 * varchar column or a domain's, an operator = planted in public
 		 * would match more exactly than pg_catalog's
 		 */
-		appendStringInfo(&query, " WHERE %s OPERATOR(pg_catalog.=) ANY($1)",
-						 quote_identifier(source->only_side == MF_USERS ? source->user_col
-										  : source->item_col));
+		appendStringInfo(&query, " WHERE %s OPERATOR(pg_catalog.=) ANY($1)", source->only_value);
 	}
 	mf_spi_scan(query.data, source->only != NULL ? 1 : 0, &argtype, &arg, types, 3,
 				relation, accept_spi_row, state);

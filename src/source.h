@@ -56,9 +56,10 @@ typedef struct MfSource
 	Oid			item_output;
 	/* set by mf_source_only (only to NULL by mf_source_validate): */
 	MfSide		only_side;		/* the side only's ids are of */
-	ArrayType  *only;			/* read only the rows of these ids (bigint[],
-								 * or the column's type's array for keys), or
-								 * NULL: every row */
+	ArrayType  *only;			/* read only the rows whose only_value is one
+								 * of these (bigint[], text[] or the column's
+								 * type's array), or NULL: every row */
+	const char *only_value;		/* SQL: the id column, or its key form */
 } MfSource;
 
 /*
@@ -88,11 +89,12 @@ extern void mf_source_validate(MfSource *source);
  * integer id column they must be integers (or their text forms); for any
  * other, they are converted from their text forms to the column's type
  * and taken in the side's key form, as reading takes the column's ids.
- * The read then filters in its SQL (an index on the column serves it)
- * where the column's = matches at least those keys (not for text read as
- * uuids or character(n): then it reads every row); the caller keeps the
- * rows of the ids returned, the distinct ones, in order (keys in byte
- * order).
+ * The read then filters in its SQL: by the column itself (an index on it
+ * serves the filter), compared in its own collation or, where that is
+ * nondeterministic, byte for byte; text read as uuids or character(n) by
+ * their key form (lowercase hexadecimal digits, no trailing blanks).  The
+ * caller keeps the rows of the ids returned, the distinct ones, in order
+ * (keys in byte order).
  */
 extern MfIdList mf_source_only(MfSource *source, MfSide side, Oid argtype, Datum value,
 							   const char *argname);
