@@ -282,6 +282,8 @@ WHERE m.name = 'name ids' AND user_key LIKE 'xxx%';
 -- so are such ids named in users := from a name column (name's input had
 -- cut them, refitting the user they were cut into)
 SELECT mf_refit_users('name ids', users := ARRAY['u1' || repeat('x', 62)]);
+-- and so are they from a text column (22001 naming the argument)
+SELECT mf_refit_users('name ids', 'long_ids', users := ARRAY[repeat('y', 64)]);
 -- a text column of a nondeterministic collation, where a decomposed é
 -- (66 bytes) equals 22 composed ones (44 bytes), is filtered byte for
 -- byte: the other id is not read, and so cannot stop the refit by its

@@ -312,6 +312,7 @@ DROP ROLE regress_mf_norated;
 SELECT count(*) AS factor_rows_before FROM mf_user_factors \gset
 SET session_replication_role = replica;
 SELECT mf_drop_model('shared');
+SELECT mf_drop_model(:pointed);
 SELECT mf_train('trainer_data', k := 2, iterations := 1, model_name := 'replica');
 SELECT mf_refit_users('shared');
 RESET session_replication_role;

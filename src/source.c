@@ -706,7 +706,8 @@ mf_id_array(Oid argtype, Datum value, MfSide side, const char *argname, bool nul
 
 /*
  * How the read filters the rows of the keys of list, named for side of
- * form form (source->only holds them in the column's type): by the column
+ * form form (values: the same keys in the column's type), as
+ * source->only and source->only_value: by the column
  * itself where its = matches the keys' own equality (an index on the
  * column serves it), in its own collation (a parameter's is its type's:
  * a name column of another collation could not compare with it), or byte
@@ -718,7 +719,7 @@ mf_id_array(Oid argtype, Datum value, MfSide side, const char *argname, bool nul
  * the text without trailing blanks.
  */
 static void
-only_filter(MfSource *source, MfSide side, MfKeyForm form, const MfIdList *list)
+only_filter(MfSource *source, MfSide side, MfKeyForm form, const MfIdList *list, Datum *values)
 {
 	bool		users = side == MF_USERS;
 	Oid			column_type = users ? source->user_type : source->item_type;
@@ -727,15 +728,15 @@ only_filter(MfSource *source, MfSide side, MfKeyForm form, const MfIdList *list)
 	Oid			type;
 	int32		typmod;
 	Oid			collation;
-	Datum	   *values;
+	int16		typlen;
+	bool		typbyval;
+	char		typalign;
 
-	get_atttypetypmodcoll(source->relid, attnum, &type, &typmod, &collation);
 	if ((form == MF_KEY_UUID && column_type != UUIDOID) ||
 		(form == MF_KEY_CHARACTER && column_type != BPCHAROID))
 	{
 		bool		uuid = form == MF_KEY_UUID;
 
-		values = mf_alloc_array(CurrentMemoryContext, Max(list->n, 1), sizeof(Datum));
 		for (int e = 0; e < list->n; e++)
 		{
 			char	   *key = pstrdup(list->keys[e]);
@@ -758,6 +759,9 @@ only_filter(MfSource *source, MfSide side, MfKeyForm form, const MfIdList *list)
 			: psprintf("pg_catalog.rtrim(%s::pg_catalog.text, ' ') COLLATE pg_catalog.\"C\"", column);
 		return;
 	}
+	get_typlenbyvalalign(column_type, &typlen, &typbyval, &typalign);
+	source->only = construct_array(values, list->n, column_type, typlen, typbyval, typalign);
+	get_atttypetypmodcoll(source->relid, attnum, &type, &typmod, &collation);
 	if (!OidIsValid(collation))
 		source->only_value = column;
 	else if (!get_collation_isdeterministic(collation))
@@ -876,9 +880,7 @@ mf_source_only(MfSource *source, MfSide side, Oid argtype, Datum value, const ch
 				list.keys[list.n] = named[e].key;
 				values[list.n++] = named[e].value;
 			}
-		get_typlenbyvalalign(column_type, &typlen, &typbyval, &typalign);
-		source->only = construct_array(values, list.n, column_type, typlen, typbyval, typalign);
-		only_filter(source, side, form, &list);
+		only_filter(source, side, form, &list, values);
 	}
 	source->only_side = side;
 	return list;
