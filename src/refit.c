@@ -42,6 +42,7 @@
 #include "utils/builtins.h"
 #include "utils/json.h"
 #include "utils/lsyscache.h"
+#include "utils/snapmgr.h"
 #include "utils/memutils.h"
 #include "utils/rel.h"
 #include "utils/regproc.h"
@@ -223,6 +224,16 @@ refit_read(RefitState *state, const MfModel *found)
 	mf_check_write_privileges(&state->schema, state->function, false);
 	state->locked = mf_catalog_lock_model(&state->schema, &found->row, state->function);
 	mf_progress_phase("reading");
+
+	/*
+	 * The source as committed once the model's row is locked, as the
+	 * model is read (refit_attach_model): a refit that waited for
+	 * another's refits from the rows the other's transaction added, which
+	 * the statement's snapshot predates (it refitted the same users from
+	 * their older history, over the newer factors).  Under REPEATABLE READ
+	 * the transaction's snapshot stays.
+	 */
+	PushActiveSnapshot(GetTransactionSnapshot());
 	if (!given_argument(fcinfo, 1) || !columns[0] || !columns[1] || !columns[2])
 		require_own_record(state);
 	source.argname = "source";
@@ -243,6 +254,7 @@ refit_read(RefitState *state, const MfModel *found)
 										  get_fn_expr_argtype(fcinfo->flinfo, 5), *named,
 										  named_argument(state));
 	state->ratings = mf_source_read(&source, state->cxt);
+	PopActiveSnapshot();
 }
 
 /* Rows of a shorter history named in the NOTICE at most. */

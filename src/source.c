@@ -764,8 +764,6 @@ only_filter(MfSource *source, MfSide side, MfKeyForm form, const MfIdList *list,
 	get_atttypetypmodcoll(source->relid, attnum, &type, &typmod, &collation);
 	if (!OidIsValid(collation))
 		source->only_value = column;
-	else if (!get_collation_isdeterministic(collation))
-		source->only_value = psprintf("%s COLLATE pg_catalog.\"C\"", column);
 	else
 	{
 		HeapTuple	tuple = SearchSysCache1(COLLOID, ObjectIdGetDatum(collation));
@@ -774,10 +772,21 @@ only_filter(MfSource *source, MfSide side, MfKeyForm form, const MfIdList *list,
 		if (!HeapTupleIsValid(tuple))
 			elog(ERROR, "cache lookup failed for collation %u", collation);
 		form_collation = (Form_pg_collation) GETSTRUCT(tuple);
+
+		/*
+		 * a deterministic collation compares equal what "C" does, byte for
+		 * byte; it is named (so that an index of the column serves the
+		 * filter) where the caller may use its schema, which naming it
+		 * needs and reading the column does not
+		 */
 		source->only_value =
-			psprintf("%s COLLATE %s", column,
-					 quote_qualified_identifier(get_namespace_name(form_collation->collnamespace),
-												NameStr(form_collation->collname)));
+			form_collation->collisdeterministic &&
+			pg_namespace_aclcheck(form_collation->collnamespace, GetUserId(),
+								  ACL_USAGE) == ACLCHECK_OK
+			? psprintf("%s COLLATE %s", column,
+					   quote_qualified_identifier(get_namespace_name(form_collation->collnamespace),
+												  NameStr(form_collation->collname)))
+			: psprintf("%s COLLATE pg_catalog.\"C\"", column);
 		ReleaseSysCache(tuple);
 	}
 }

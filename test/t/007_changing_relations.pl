@@ -143,6 +143,35 @@ like($err, qr/ERROR:  relation with OID \d+ does not exist\nDETAIL:  The relatio
 	'a source dropped while mf_refit_users waited: the error says it was dropped');
 is(call_now('alice', sprintf($factors, 'm')), $refitted, 'and model m is as it was');
 
+# 6c. A refit that waits for another's lock on the model reads the source
+# as committed once it has the lock: the rows the other's transaction
+# added count (it refitted from the older history, over the newer factors).
+($out, $err) = call_during('alice',
+	'INSERT INTO base (user_id, item_id, rating) VALUES (1, 3, 1), (1, 4, 1);'
+	  . " SELECT mf_refit_users('m', users := ARRAY[1]);",
+	"SELECT mf_refit_users('m', users := ARRAY[1])");
+is($out, '1', 'the waiting refit refitted user 1') or diag($err);
+my $after_wait = call_now('alice', sprintf($factors, 'm'));
+call_now('alice', "SELECT mf_refit_users('m', users := ARRAY[1])");
+is(call_now('alice', sprintf($factors, 'm')), $after_wait,
+	'from the rows the other transaction committed (a refit afresh changes nothing)');
+$node->safe_psql('postgres', 'DELETE FROM base WHERE rating = 1 AND user_id = 1 AND item_id IN (3, 4) AND alt IS NULL');
+
+# 6d. A named refit of a column whose collation is in a schema the caller
+# may not use: the filter compares byte for byte as that deterministic
+# collation does (naming it was 42501 for the schema, which reading the
+# column does not need).
+$node->safe_psql('postgres', q{
+	CREATE SCHEMA priv;
+	CREATE COLLATION priv.posix_copy FROM "POSIX";
+	CREATE TABLE tp AS SELECT ('u' || user_id) COLLATE priv.posix_copy AS user_id, item_id, rating FROM base;
+	GRANT SELECT ON tp TO alice;
+});
+call_now('alice', "SELECT mf_train('tp', k := 2, lambda := 1, iterations := 2, model_name := 'priv')");
+is(call_now('alice', "SELECT mf_refit_users('priv', source := 'tp', user_col := 'user_id',"
+	  . " item_col := 'item_id', rating_col := 'rating', users := ARRAY['u1', 'u2'])"),
+	'2', 'a named refit of a column whose collation is in a schema the caller may not use');
+
 # 7. The batch's rated items, and 8. the cache's factor rows: the model
 # tables' own columns swapped (only their owner can) make the call fail
 # with an error, never read a bigint[] as factors or text as an array.
