@@ -31,6 +31,7 @@
 #include "utils/builtins.h"
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
+#include "utils/snapmgr.h"
 
 PG_FUNCTION_INFO_V1(mf_train);
 
@@ -487,7 +488,17 @@ mf_train(PG_FUNCTION_ARGS)
 	mf_progress_begin("mf_train", state.row.name, "options");
 	train_options(&state);
 	mf_progress_phase("reading");
+
+	/*
+	 * The source and validation as committed once train_options holds the
+	 * model's row, as a refit reads its source (refit_read): a retraining
+	 * that waited for another's trained on the ratings of its statement's
+	 * start, and replaced the newer model by a fit to the older ones.
+	 * Under REPEATABLE READ the transaction's snapshot stays.
+	 */
+	PushActiveSnapshot(GetTransactionSnapshot());
 	train_read(&state);
+	PopActiveSnapshot();
 	train_fit(&state);
 	mf_progress_phase("storing");
 	model_id = train_store(&state);

@@ -172,6 +172,35 @@ is(call_now('alice', "SELECT mf_refit_users('priv', source := 'tp', user_col := 
 	  . " item_col := 'item_id', rating_col := 'rating', users := ARRAY['u1', 'u2'])"),
 	'2', 'a named refit of a column whose collation is in a schema the caller may not use');
 
+# 6e. A retraining that waits for another's lock on the model (the other
+# retrains it in a transaction that also adds ratings) reads the source
+# and the validation relation as committed once it has the lock, as a
+# refit does (6c): it trained on the source as of its statement's start,
+# and replaced the newer model by one of the older ratings.
+my $retrain = "SELECT mf_train('base', k := 2, lambda := 1, iterations := 2, model_name := 'rt',"
+  . " validation := 'held_out')";
+$node->safe_psql('postgres', q{
+	SET ROLE alice;
+	CREATE TABLE held_out AS SELECT user_id, item_id, rating FROM base WHERE user_id <= 5 AND item_id <= 2;
+});
+call_now('alice', $retrain);
+($out, $err) = call_during('alice',
+	'SET client_min_messages = warning;'
+	  . ' INSERT INTO base (user_id, item_id, rating) VALUES (1, 3, 1), (51, 4, 1);'
+	  . ' INSERT INTO held_out VALUES (2, 3, 5);'
+	  . " $retrain;",
+	"$retrain > 0");
+is($out, 't', 'the waiting retraining trained model rt') or diag($err);
+is(call_now('alice', "SELECT n_users FROM mf_models WHERE name = 'rt'"), '51',
+	'on the ratings the other transaction committed (user 51 is among its users)');
+my $rt_waited = call_now('alice', sprintf($factors, 'rt'))
+  . call_now('alice', "SELECT validation_rmse FROM mf_models WHERE name = 'rt'");
+call_now('alice', $retrain);
+is(call_now('alice', sprintf($factors, 'rt'))
+	  . call_now('alice', "SELECT validation_rmse FROM mf_models WHERE name = 'rt'"),
+	$rt_waited, 'factors and validation RMSE as a retraining afresh gives');
+$node->safe_psql('postgres', 'DELETE FROM base WHERE alt IS NULL');
+
 # 7. The batch's rated items, and 8. the cache's factor rows: the model
 # tables' own columns swapped (only their owner can) make the call fail
 # with an error, never read a bigint[] as factors or text as an array.
