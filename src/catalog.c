@@ -813,12 +813,31 @@ mf_catalog_trained_options(const MfSchema *schema, const char *name, MfModelRow 
 					 get_attnum(models, "source_recorded_by") != InvalidAttrNumber
 					 ? "source_recorded_by" : "NULL::regrole", schema->quoted);
 	types[n] = REGROLEOID;
-	if (SPI_execute_with_args(query.data, 1, &argtype, &arg, NULL, false, 1) != SPI_OK_SELECT)
-		elog(ERROR, "could not read the model's options from mf_models");
-	if (SPI_processed == 0)
+
+	/*
+	 * A row found, waited for and then deleted or renamed by the other
+	 * transaction is no row once it commits (READ COMMITTED): the model of
+	 * the name may be one that transaction created or renamed to it, which
+	 * this query's snapshot predates.  Until a fresh snapshot finds no
+	 * model of the name, look again, so that such a retraining keeps that
+	 * model's options (it trained from the defaults, and replaced it).
+	 * Each SPI query takes a fresh snapshot.
+	 */
+	for (;;)
 	{
-		internal_sql_end(nest_level);
-		return false;
+		if (SPI_execute_with_args(query.data, 1, &argtype, &arg, NULL, false, 1) != SPI_OK_SELECT)
+			elog(ERROR, "could not read the model's options from mf_models");
+		if (SPI_processed > 0)
+			break;
+		if (SPI_execute_with_args(psprintf("SELECT FROM %s.mf_models WHERE name = $1", schema->quoted),
+								  1, &argtype, &arg, NULL, false, 1) != SPI_OK_SELECT)
+			elog(ERROR, "could not look up the model in mf_models");
+		if (SPI_processed == 0)
+		{
+			internal_sql_end(nest_level);
+			return false;
+		}
+		CHECK_FOR_INTERRUPTS();
 	}
 	mf_check_column_types(SPI_tuptable->tupdesc, NULL, types, n + 1, "mf_models");
 	for (int s = 0; s < n; s++)
@@ -907,11 +926,12 @@ mf_catalog_partner_counts(const MfSchema *schema, int32 model_id, MfSide side,
 }
 
 MfModelRow
-mf_catalog_lock_model(const MfSchema *schema, const MfModelRow *found, const char *function)
+mf_catalog_lock_model(const MfSchema *schema, const MfModelRow *found, bool by_name,
+					  const char *function)
 {
 	int32		model_id = found->model_id;
 	static const Oid types[] = {TEXTOID, NAMEOID, NAMEOID, NAMEOID, INT8OID, REGROLEOID,
-	REGTYPEOID, REGTYPEOID};
+	REGTYPEOID, REGTYPEOID, TEXTOID};
 	Oid			argtype = INT4OID;
 	Datum		arg = Int32GetDatum(model_id);
 	Oid			models = get_relname_relid(MF_MODELS_TABLE, schema->oid);
@@ -925,7 +945,7 @@ mf_catalog_lock_model(const MfSchema *schema, const MfModelRow *found, const cha
 	bool		isnull;
 	int			nest_level = internal_sql_begin();
 
-	if (SPI_execute_with_args(psprintf("SELECT source, user_col, item_col, rating_col, version, %s, %s FROM %s.mf_models WHERE model_id = $1 FOR UPDATE",
+	if (SPI_execute_with_args(psprintf("SELECT source, user_col, item_col, rating_col, version, %s, %s, name FROM %s.mf_models WHERE model_id = $1 FOR UPDATE",
 									   recorded ? "source_recorded_by" : "NULL::regrole",
 									   key_types ? "user_key_type, item_key_type"
 									   : "NULL::regtype, NULL::regtype",
@@ -963,6 +983,14 @@ mf_catalog_lock_model(const MfSchema *schema, const MfModelRow *found, const cha
 	row.item_key_type = DatumGetObjectId(SPI_getbinval(tuple, desc, 8, &isnull));
 	if (isnull)
 		row.item_key_type = InvalidOid;
+	row.name = SPI_getvalue(tuple, desc, 9);
+	/* named, and renamed while the call waited: the name now means another model, or none */
+	if (by_name && strcmp(row.name, found->name) != 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_OBJECT),
+				 errmsg("model \"%s\" was renamed while %s read it", found->name, function),
+				 errdetail("Another session renamed it to \"%s\" after this call had found it.", row.name),
+				 errhint("Run %s again, naming the model you mean.", function)));
 	return row;
 }
 

@@ -131,7 +131,9 @@ extern void mf_catalog_partner_counts(const MfSchema *schema, int32 model_id, Mf
  * recorded its columns (source_recorded_by), set in *row; false when there
  * is no such model.  The row is locked (FOR UPDATE) until the transaction
  * ends, so that a concurrent retraining waits for this one and then reads
- * what it stored.  Read as the caller, through SPI (connected by the
+ * what it stored; a row the wait saw renamed or dropped is looked for
+ * again, so that a model created or renamed to name meanwhile is the one
+ * locked.  Read as the caller, through SPI (connected by the
  * caller); columns an older version lacks read as it meant them.
  */
 extern bool mf_catalog_trained_options(const MfSchema *schema, const char *name,
@@ -173,10 +175,11 @@ extern MfModelRow mf_catalog_read_model(MfModelTables *tables, int32 model_id,
  * source, columns, version, key types and who recorded the source and
  * columns (InvalidOid in tables of versions before 0.5, or rows stored
  * before).  An error (42704) naming the model and function when it was
- * dropped since it was found, (XX001) for a NULL source or column.
+ * dropped since it was found, or when by_name (the call named it) it was
+ * renamed since; (XX001) for a NULL source or column.
  */
 extern MfModelRow mf_catalog_lock_model(const MfSchema *schema, const MfModelRow *found,
-										const char *function);
+										bool by_name, const char *function);
 
 /*
  * One side's factor rows of the model of row, in id order: ids[], factors

@@ -206,13 +206,14 @@ named_argument(const RefitState *state)
 }
 
 /*
- * Locks the model's row and reads the relation to refit from: the
+ * Locks the model's row (an error if it was dropped since found, or
+ * renamed since when by_name) and reads the relation to refit from: the
  * arguments source, user_col, item_col and rating_col, or the ones the
  * model records; only the rows of the users (items) argument's ids when
  * it is given.
  */
 static void
-refit_read(RefitState *state, const MfModel *found)
+refit_read(RefitState *state, const MfModel *found, bool by_name)
 {
 	FunctionCallInfo fcinfo = state->fcinfo;
 	MfSource	source = {0};
@@ -222,7 +223,8 @@ refit_read(RefitState *state, const MfModel *found)
 
 	state->schema = mf_schema_of(fcinfo);
 	mf_check_write_privileges(&state->schema, state->function, false);
-	state->locked = mf_catalog_lock_model(&state->schema, &found->row, state->function);
+	state->locked = mf_catalog_lock_model(&state->schema, &found->row, by_name,
+										  state->function);
 	mf_progress_phase("reading");
 
 	/*
@@ -230,10 +232,9 @@ refit_read(RefitState *state, const MfModel *found)
 	 * model is read (refit_attach_model): a refit that waited for
 	 * another's refits from the rows the other's transaction added, which
 	 * the statement's snapshot predates (it refitted the same users from
-	 * their older history, over the newer factors).  Under REPEATABLE READ
-	 * the transaction's snapshot stays.
+	 * their older history, over the newer factors).
 	 */
-	PushActiveSnapshot(GetTransactionSnapshot());
+	mf_source_push_snapshot_after_lock();
 	if (!given_argument(fcinfo, 1) || !columns[0] || !columns[1] || !columns[2])
 		require_own_record(state);
 	source.argname = "source";
@@ -701,7 +702,7 @@ refit(FunctionCallInfo fcinfo, bool by_name, MfSide side)
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
 	mf_progress_phase("locking");
-	refit_read(&state, found);
+	refit_read(&state, found, by_name);
 	refit_attach_model(&state);
 	refit_collect(&state);
 	if (state.named)

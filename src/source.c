@@ -41,6 +41,7 @@
 #include "utils/acl.h"
 #include "utils/builtins.h"
 #include "utils/fmgroids.h"
+#include "utils/inval.h"
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
 #include "utils/rel.h"
@@ -256,6 +257,8 @@ mf_source_validate(MfSource *source)
 	source->only = NULL;		/* every row, unless mf_source_only says otherwise */
 	if (rel == NULL)
 		mf_report_missing_relation(source->relid, source->argname);
+	/* as a lock's first taking does: a REVOKE (which takes no lock) committed meanwhile counts */
+	AcceptInvalidationMessages();
 	switch (rel->rd_rel->relkind)
 	{
 		case RELKIND_RELATION:
@@ -1064,6 +1067,15 @@ check_estimated_rows(const MfSource *source)
 	ReleaseSysCache(tuple);
 	mf_rows_check_estimate(reltuples);
 	return Max(reltuples, 0);
+}
+
+void
+mf_source_push_snapshot_after_lock(void)
+{
+	CommandId	statement_command = GetActiveSnapshot()->curcid;
+
+	PushCopiedSnapshot(GetTransactionSnapshot());
+	GetActiveSnapshot()->curcid = statement_command;
 }
 
 MfRatings *

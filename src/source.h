@@ -164,6 +164,19 @@ extern void mf_report_missing_relation(Oid relid, const char *argname) pg_attrib
 extern MfRatings *mf_source_read(const MfSource *source, MemoryContext cxt);
 
 /*
+ * Pushes the snapshot a training or refit reads its source with once it
+ * holds the model's row (mf_catalog_trained_options,
+ * mf_catalog_lock_model), to be popped with PopActiveSnapshot: under READ
+ * COMMITTED what other transactions have committed by now, which the
+ * statement's snapshot predates when the lock was waited for; of the
+ * caller's own transaction only what the statement's snapshot sees (the
+ * lock's SPI query advanced the command counter, past rows the enclosing
+ * statement, a data-modifying CTE, had half written).  Under REPEATABLE
+ * READ and SERIALIZABLE, the statement's snapshot.
+ */
+extern void mf_source_push_snapshot_after_lock(void);
+
+/*
  * The error (22000) for a rating of user for item (their text forms) that
  * is not finite (value), as mf_source_read raises it.
  */

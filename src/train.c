@@ -494,9 +494,8 @@ mf_train(PG_FUNCTION_ARGS)
 	 * model's row, as a refit reads its source (refit_read): a retraining
 	 * that waited for another's trained on the ratings of its statement's
 	 * start, and replaced the newer model by a fit to the older ones.
-	 * Under REPEATABLE READ the transaction's snapshot stays.
 	 */
-	PushActiveSnapshot(GetTransactionSnapshot());
+	mf_source_push_snapshot_after_lock();
 	train_read(&state);
 	PopActiveSnapshot();
 	train_fit(&state);

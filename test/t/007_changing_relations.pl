@@ -201,6 +201,39 @@ is(call_now('alice', sprintf($factors, 'rt'))
 	$rt_waited, 'factors and validation RMSE as a retraining afresh gives');
 $node->safe_psql('postgres', 'DELETE FROM base WHERE alt IS NULL');
 
+# 6f. Of its own transaction, a training or refit reads its source as its
+# statement's snapshot does: not the half of a data-modifying CTE's rows
+# done when the model's row was locked (after 6e's change a training read
+# 1 of the 20 deletes, a state no statement or commit ever had).
+$node->safe_psql('postgres', q{
+	SET ROLE alice;
+	CREATE TABLE cte AS SELECT user_id, item_id, rating FROM base;
+	SET client_min_messages = warning;
+	SELECT mf_train('cte', k := 2, lambda := 1, iterations := 1, model_name := 'cte')});
+is(call_now('alice', q{WITH d AS (DELETE FROM cte WHERE item_id = 20 RETURNING user_id)
+	SELECT mf_train('cte', iterations := 1, model_name := 'cte') > 0 FROM d LIMIT 1;
+	SELECT n_ratings FROM mf_models WHERE name = 'cte'}), "t\n1000",
+	'a training in a statement whose CTE deletes rows reads none of them deleted');
+is(call_now('alice', q{WITH d AS (DELETE FROM cte WHERE user_id = 2 RETURNING user_id)
+	SELECT mf_refit_users('cte', users := ARRAY[2]) FROM d LIMIT 1;
+	SELECT support FROM mf_user_factors u JOIN mf_models m USING (model_id) WHERE m.name = 'cte' AND user_id = 2}),
+	"1\n19", 'a refit in such a statement reads none of them deleted either');
+
+# 6g. A REVOKE committed while a retraining waits for the model's row, in
+# a transaction of the caller's that had already read the source: the
+# check before the read sees it (it passed on the privileges cached at the
+# first read, and the read failed with PostgreSQL's bare error).
+$node->safe_psql('postgres', q{
+	CREATE TABLE osrc AS SELECT user_id, item_id, rating FROM base;
+	GRANT SELECT ON osrc TO alice});
+my $osrc = "SELECT mf_train('osrc', k := 2, lambda := 1, iterations := 1, model_name := 'osrc')";
+call_now('alice', $osrc);
+($out, $err) = call_waiting($node,
+	"SET client_min_messages = warning; BEGIN; REVOKE SELECT ON osrc FROM alice; $osrc",
+	'SET ROLE alice; BEGIN; SELECT count(*) FROM osrc', $osrc, 'END;');
+like($err, qr/ERROR:  permission denied for table public\.osrc\nDETAIL:  The ratings are read from public\.osrc, the source argument, as role "alice"\.\nHINT:  Ask for SELECT on it/,
+	'a REVOKE committed while a retraining waited: the extension\'s error with its hint');
+
 # 7. The batch's rated items, and 8. the cache's factor rows: the model
 # tables' own columns swapped (only their owner can) make the call fail
 # with an error, never read a bigint[] as factors or text as an array.

@@ -126,4 +126,48 @@ like($refitter->{stderr}, qr/refitting \d+ users of model "snap" from fewer item
 	'a refit counts what the model holds in the version it waited for');
 $refitter->quit;
 
+# A retraining that waits for another transaction which drops the model and
+# trains that name anew with other options, or renames another model to
+# it, keeps the options of the model holding the name once that commits,
+# as run one after the other (the row it waited for was gone, and it
+# trained from the defaults, replacing that model without a word).
+my $options = q{SELECT concat_ws('|', k, lambda, biases) FROM mf_models WHERE name = '%s'};
+$node->safe_psql('postgres', q{
+	SET client_min_messages = warning;
+	SELECT mf_train('ratings', k := 3, iterations := 1, model_name := 'w');
+	SELECT mf_train('ratings', k := 5, lambda := 0.5, biases := true, iterations := 1, model_name := 'other')});
+my ($out, $err) = call_waiting($node,
+	q{SET client_min_messages = warning; BEGIN; SELECT mf_drop_model('w');
+	  SELECT mf_train('ratings', k := 4, lambda := 0.25, biases := true, iterations := 1, model_name := 'w')},
+	'SET client_min_messages = notice', q{SELECT mf_train('ratings', iterations := 1, model_name := 'w') > 0});
+is($node->safe_psql('postgres', sprintf($options, 'w')), '4|0.25|t',
+	'a retraining that waited behind a drop and a training anew keeps the new model\'s options');
+like($err, qr/model "w" keeps the options of its last training that this call does not name\nDETAIL:  Kept: k = 4, lambda = 0.25, biases = true/,
+	'and says so');
+my $other_id = $node->safe_psql('postgres', q{SELECT model_id FROM mf_models WHERE name = 'other'});
+($out, $err) = call_waiting($node,
+	q{SET client_min_messages = warning; BEGIN;
+	  UPDATE mf_models SET name = 'tmp' WHERE name = 'w';
+	  UPDATE mf_models SET name = 'w' WHERE name = 'other';
+	  UPDATE mf_models SET name = 'other' WHERE name = 'tmp'},
+	undef, q{SELECT mf_train('ratings', iterations := 1, model_name := 'w')});
+is($out, $other_id, 'a retraining that waited behind a swap of names retrains the model renamed to its name');
+is($node->safe_psql('postgres', sprintf($options, 'w')), '5|0.5|t', 'keeping that model\'s options');
+
+# A refit naming a model that another transaction renames while the refit
+# waits for its row: an error, as for a drop (it refitted the model under
+# its new name, while the name it was given meant another).
+($out, $err) = call_waiting($node,
+	q{BEGIN; UPDATE mf_models SET name = 'tmp' WHERE name = 'w';
+	  UPDATE mf_models SET name = 'w' WHERE name = 'other';
+	  UPDATE mf_models SET name = 'other' WHERE name = 'tmp'},
+	undef, q{SELECT mf_refit_users('w', 'ratings', 'user_id', 'item_id', 'rating')});
+like($err, qr/ERROR:  model "w" was renamed while mf_refit_users read it\nDETAIL:  Another session renamed it to "other" after this call had found it\.\nHINT:  Run mf_refit_users again, naming the model you mean\./,
+	'a refit of a model renamed while it waited: an error that says so');
+my $by_id = $node->safe_psql('postgres', q{SELECT model_id FROM mf_models WHERE name = 'w'});
+($out, $err) = call_waiting($node,
+	q{BEGIN; UPDATE mf_models SET name = 'renamed' WHERE name = 'w'},
+	undef, qq{SELECT mf_refit_users($by_id, 'ratings', 'user_id', 'item_id', 'rating') > 0});
+is($out, 't', 'by model_id, a refit of a model renamed while it waited refits it') or diag($err);
+
 done_testing();
