@@ -792,8 +792,10 @@ mf_catalog_trained_options(const MfSchema *schema, const char *name, MfModelRow 
 	StringInfoData query;
 	bool		isnull;
 	Datum		recorder;
+	ItemPointerData seen;
 	int			nest_level = internal_sql_begin();
 
+	ItemPointerSetInvalid(&seen);
 	if (!OidIsValid(models))
 		elog(ERROR, "relation %s.%s does not exist", schema->quoted, MF_MODELS_TABLE);
 	initStringInfo(&query);
@@ -818,18 +820,24 @@ mf_catalog_trained_options(const MfSchema *schema, const char *name, MfModelRow 
 	 * A row found, waited for and then deleted or renamed by the other
 	 * transaction is no row once it commits (READ COMMITTED): the model of
 	 * the name may be one that transaction created or renamed to it, which
-	 * this query's snapshot predates.  Until a fresh snapshot finds no
-	 * model of the name, look again, so that such a retraining keeps that
-	 * model's options (it trained from the defaults, and replaced it).
-	 * Each SPI query takes a fresh snapshot.
+	 * this query's snapshot predates.  While a fresh snapshot (each SPI
+	 * query takes one) finds a row of the name that it had not found the
+	 * time before, look again, so that such a retraining keeps that model's
+	 * options (it trained from the defaults, and replaced it).  The same
+	 * row version found twice and not locked ends the looking (no model, as
+	 * before it), so that nothing can make it loop: row-level security on
+	 * mf_models, whose UPDATE policies FOR UPDATE would apply, is refused
+	 * before this (mf_check_write_privileges).
 	 */
 	for (;;)
 	{
+		ItemPointerData found;
+
 		if (SPI_execute_with_args(query.data, 1, &argtype, &arg, NULL, false, 1) != SPI_OK_SELECT)
 			elog(ERROR, "could not read the model's options from mf_models");
 		if (SPI_processed > 0)
 			break;
-		if (SPI_execute_with_args(psprintf("SELECT FROM %s.mf_models WHERE name = $1", schema->quoted),
+		if (SPI_execute_with_args(psprintf("SELECT ctid FROM %s.mf_models WHERE name = $1", schema->quoted),
 								  1, &argtype, &arg, NULL, false, 1) != SPI_OK_SELECT)
 			elog(ERROR, "could not look up the model in mf_models");
 		if (SPI_processed == 0)
@@ -837,6 +845,14 @@ mf_catalog_trained_options(const MfSchema *schema, const char *name, MfModelRow 
 			internal_sql_end(nest_level);
 			return false;
 		}
+		found = *(ItemPointer) DatumGetPointer(SPI_getbinval(SPI_tuptable->vals[0],
+															 SPI_tuptable->tupdesc, 1, &isnull));
+		if (ItemPointerIsValid(&seen) && ItemPointerEquals(&seen, &found))
+		{
+			internal_sql_end(nest_level);
+			return false;
+		}
+		seen = found;
 		CHECK_FOR_INTERRUPTS();
 	}
 	mf_check_column_types(SPI_tuptable->tupdesc, NULL, types, n + 1, "mf_models");
