@@ -27,6 +27,7 @@
 #include "catalog/dependency.h"
 #include "catalog/pg_class.h"
 #include "catalog/pg_type.h"
+#include "common/hashfn.h"
 #include "commands/extension.h"
 #include "commands/trigger.h"
 #include "executor/spi.h"
@@ -780,22 +781,71 @@ mf_catalog_read_model(MfModelTables *tables, int32 model_id, const text *name)
 	return row;
 }
 
+/*
+ * objsubid of the advisory lock a first training takes on its model's
+ * name (mf_catalog_trained_options): "mn" in ASCII, apart from the 1 and 2
+ * of pg_advisory_lock's keys and the batch's target names (batch.c).
+ */
+#define MF_MODEL_NAME_LOCK	0x6d6e
+
+/*
+ * Runs query, the SELECT ... FOR UPDATE of the model of name $1 (arg), and
+ * returns whether it locked a row (then in SPI_tuptable).  A row found,
+ * waited for and then deleted or renamed by the other transaction is no
+ * row once it commits (READ COMMITTED): the model of the name may be one
+ * that transaction created or renamed to it, which the query's snapshot
+ * predates.  While a fresh snapshot (each SPI query takes one) finds a row
+ * of the name that it had not found the time before, look again.  The
+ * same row version found twice and not locked ends the looking (no
+ * model), so that nothing can make it loop: row-level security on
+ * mf_models, whose UPDATE policies FOR UPDATE would apply, is refused
+ * before this (mf_check_write_privileges).
+ */
+static bool
+lock_model_by_name(const MfSchema *schema, const char *query, Datum arg)
+{
+	Oid			argtype = TEXTOID;
+	ItemPointerData seen;
+
+	ItemPointerSetInvalid(&seen);
+	for (;;)
+	{
+		ItemPointerData found;
+		bool		isnull;
+
+		if (SPI_execute_with_args(query, 1, &argtype, &arg, NULL, false, 1) != SPI_OK_SELECT)
+			elog(ERROR, "could not read the model's options from mf_models");
+		if (SPI_processed > 0)
+			return true;
+		if (SPI_execute_with_args(psprintf("SELECT ctid FROM %s.mf_models WHERE name = $1", schema->quoted),
+								  1, &argtype, &arg, NULL, false, 1) != SPI_OK_SELECT)
+			elog(ERROR, "could not look up the model in mf_models");
+		if (SPI_processed == 0)
+			return false;
+		found = *(ItemPointer) DatumGetPointer(SPI_getbinval(SPI_tuptable->vals[0],
+															 SPI_tuptable->tupdesc, 1, &isnull));
+		if (ItemPointerIsValid(&seen) && ItemPointerEquals(&seen, &found))
+			return false;
+		seen = found;
+		CHECK_FOR_INTERRUPTS();
+	}
+}
+
 bool
 mf_catalog_trained_options(const MfSchema *schema, const char *name, MfModelRow *row)
 {
 	Oid			models = get_relname_relid(MF_MODELS_TABLE, schema->oid);
-	Oid			types[lengthof(columns) + 1];
+	Oid			types[lengthof(columns) + 2];
 	int			read[lengthof(columns)];
 	int			n = 0;
-	Oid			argtype = TEXTOID;
 	Datum		arg = CStringGetTextDatum(name);
 	StringInfoData query;
 	bool		isnull;
 	Datum		recorder;
-	ItemPointerData seen;
+	LOCKTAG		tag;
 	int			nest_level = internal_sql_begin();
 
-	ItemPointerSetInvalid(&seen);
+	row->model_id = 0;			/* none locked */
 	if (!OidIsValid(models))
 		elog(ERROR, "relation %s.%s does not exist", schema->quoted, MF_MODELS_TABLE);
 	initStringInfo(&query);
@@ -811,51 +861,35 @@ mf_catalog_trained_options(const MfSchema *schema, const char *name, MfModelRow 
 		read[n++] = c;
 	}
 	/* who recorded the columns (0.4 on), and the row locked against a concurrent retraining */
-	appendStringInfo(&query, "%s FROM %s.mf_models WHERE name = $1 FOR UPDATE",
+	appendStringInfo(&query, "%s, model_id FROM %s.mf_models WHERE name = $1 FOR UPDATE",
 					 get_attnum(models, "source_recorded_by") != InvalidAttrNumber
 					 ? "source_recorded_by" : "NULL::regrole", schema->quoted);
 	types[n] = REGROLEOID;
+	types[n + 1] = INT4OID;
 
 	/*
-	 * A row found, waited for and then deleted or renamed by the other
-	 * transaction is no row once it commits (READ COMMITTED): the model of
-	 * the name may be one that transaction created or renamed to it, which
-	 * this query's snapshot predates.  While a fresh snapshot (each SPI
-	 * query takes one) finds a row of the name that it had not found the
-	 * time before, look again, so that such a retraining keeps that model's
-	 * options (it trained from the defaults, and replaced it).  The same
-	 * row version found twice and not locked ends the looking (no model, as
-	 * before it), so that nothing can make it loop: row-level security on
-	 * mf_models, whose UPDATE policies FOR UPDATE would apply, is refused
-	 * before this (mf_check_write_privileges).
+	 * No model of the name: a first training, which holds the name until
+	 * its transaction ends, as a retraining holds the row.  Another first
+	 * training of the name waits for it, then finds its model and retrains
+	 * it (until 2026-12-03 both trained from their own arguments, and the
+	 * later commit replaced the earlier).  The lock is an advisory lock (pg_locks:
+	 * classid the schema's OID, objid a hash of the name, objsubid
+	 * MF_MODEL_NAME_LOCK), which only trainings take; two names of the same
+	 * hash wait for each other.
 	 */
-	for (;;)
+	if (!lock_model_by_name(schema, query.data, arg))
 	{
-		ItemPointerData found;
-
-		if (SPI_execute_with_args(query.data, 1, &argtype, &arg, NULL, false, 1) != SPI_OK_SELECT)
-			elog(ERROR, "could not read the model's options from mf_models");
-		if (SPI_processed > 0)
-			break;
-		if (SPI_execute_with_args(psprintf("SELECT ctid FROM %s.mf_models WHERE name = $1", schema->quoted),
-								  1, &argtype, &arg, NULL, false, 1) != SPI_OK_SELECT)
-			elog(ERROR, "could not look up the model in mf_models");
-		if (SPI_processed == 0)
+		SET_LOCKTAG_ADVISORY(tag, MyDatabaseId, schema->oid,
+							 DatumGetUInt32(hash_any((const unsigned char *) name, strlen(name))),
+							 MF_MODEL_NAME_LOCK);
+		(void) LockAcquire(&tag, ExclusiveLock, false, false);
+		if (!lock_model_by_name(schema, query.data, arg))
 		{
 			internal_sql_end(nest_level);
 			return false;
 		}
-		found = *(ItemPointer) DatumGetPointer(SPI_getbinval(SPI_tuptable->vals[0],
-															 SPI_tuptable->tupdesc, 1, &isnull));
-		if (ItemPointerIsValid(&seen) && ItemPointerEquals(&seen, &found))
-		{
-			internal_sql_end(nest_level);
-			return false;
-		}
-		seen = found;
-		CHECK_FOR_INTERRUPTS();
 	}
-	mf_check_column_types(SPI_tuptable->tupdesc, NULL, types, n + 1, "mf_models");
+	mf_check_column_types(SPI_tuptable->tupdesc, NULL, types, n + 2, "mf_models");
 	for (int s = 0; s < n; s++)
 	{
 		Datum		value = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc,
@@ -867,6 +901,8 @@ mf_catalog_trained_options(const MfSchema *schema, const char *name, MfModelRow 
 	}
 	recorder = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, n + 1, &isnull);
 	row->source_recorded_by = isnull ? InvalidOid : DatumGetObjectId(recorder);
+	row->model_id = DatumGetInt32(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc,
+												n + 2, &isnull));
 	internal_sql_end(nest_level);
 	return true;
 }
@@ -1005,7 +1041,7 @@ mf_catalog_lock_model(const MfSchema *schema, const MfModelRow *found, bool by_n
 		ereport(ERROR,
 				(errcode(ERRCODE_UNDEFINED_OBJECT),
 				 errmsg("model \"%s\" was renamed while %s read it", found->name, function),
-				 errdetail("Another session renamed it to \"%s\" after this call had found it.", row.name),
+				 errdetail("It was renamed to \"%s\" after this call had found it.", row.name),
 				 errhint("Run %s again, naming the model you mean.", function)));
 	return row;
 }
@@ -1122,9 +1158,25 @@ model_row_lost(const char *model, const char *what)
 }
 
 /*
+ * The error (40001) for a training whose model name another transaction
+ * gave to another model (a rename, an INSERT) after the training read its
+ * options.
+ */
+static void
+report_name_taken(const char *name)
+{
+	ereport(ERROR,
+			(errcode(ERRCODE_T_R_SERIALIZATION_FAILURE),
+			 errmsg("model \"%s\" was renamed or created by another transaction while mf_train trained it", name),
+			 errdetail("This training read the options of the model of that name when it started (or found none) and trained with them; another transaction has since committed another model of that name, which it would replace."),
+			 errhint("Run mf_train again: it then retrains the model that holds the name, keeping the options it does not name; or pass another model_name.")));
+}
+
+/*
  * Inserts or updates the model row (which locks it); returns its
- * model_id.  Replacing a model trained on another relation is worth a
- * word.
+ * model_id.  row->model_id is the row the training locked when it read
+ * its options, or 0: another row of the name is an error (40001).
+ * Replacing a model trained on another relation is worth a word.
  */
 static int32
 upsert_model_row(const MfSchema *schema, const MfModelRow *row)
@@ -1169,37 +1221,45 @@ upsert_model_row(const MfSchema *schema, const MfModelRow *row)
 	appendStringInfo(&values, "pg_catalog.now(), pg_catalog.nextval(%s::pg_catalog.regclass)",
 					 quote_literal_cstr(psprintf("%s.mf_model_version_seq", schema->quoted)));
 
-	query = psprintf("SELECT source FROM %s.mf_models WHERE name = $1 FOR UPDATE", schema->quoted);
+	/*
+	 * The row the training locked when it read its options, or none for a
+	 * first training (which holds the name, mf_catalog_trained_options):
+	 * another row of the name now is one that another transaction renamed
+	 * to it (or inserted) since, whose options this training did not keep.
+	 * Replacing it would lose them without a word: a serialization failure.
+	 */
+	query = psprintf("SELECT model_id, source FROM %s.mf_models WHERE name = $1 FOR UPDATE",
+					 schema->quoted);
 	if (SPI_execute_with_args(query, 1, argtypes, args, nulls, false, 1) != SPI_OK_SELECT)
 		elog(ERROR, "could not lock the model row");
 	if (SPI_processed == 1)
 	{
-		char	   *old_source = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1);
+		int32		model_id = DatumGetInt32(SPI_getbinval(SPI_tuptable->vals[0],
+														   SPI_tuptable->tupdesc, 1, &isnull));
+		char	   *old_source = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2);
 
+		if (model_id != row->model_id)
+			report_name_taken(row->name);
 		if (strcmp(old_source, row->source) != 0)
 			ereport(NOTICE,
 					(errmsg("model \"%s\" was trained on %s and is now replaced by one trained on %s",
 							row->name, old_source, row->source),
 					 errhint("Pass model_name to keep models of different relations apart.")));
+		/* update the existing row, so that a retrain does not draw a model_id from the serial */
+		query = psprintf("UPDATE %s.mf_models SET (%s) = ROW(%s) WHERE name = $1 RETURNING model_id",
+						 schema->quoted, names.data, values.data);
+		if (execute_training_write(query, n, argtypes, args, nulls) != SPI_OK_UPDATE_RETURNING)
+			elog(ERROR, "could not update the model row");
 	}
-
-	/*
-	 * Update the existing row first, so that a retrain does not draw a
-	 * model_id from the serial; insert only when there is none (and should
-	 * a concurrent session insert the same name first, update that row).
-	 */
-	query = psprintf("UPDATE %s.mf_models SET (%s) = ROW(%s) WHERE name = $1 RETURNING model_id",
-					 schema->quoted, names.data, values.data);
-	if (execute_training_write(query, n, argtypes, args, nulls) != SPI_OK_UPDATE_RETURNING)
-		elog(ERROR, "could not update the model row");
-	if (SPI_processed == 0)
+	else
 	{
 		query = psprintf("INSERT INTO %s.mf_models (name, %s) VALUES ($1, %s)"
-						 " ON CONFLICT (name) DO UPDATE SET (%s) = ROW(%s)"
-						 " RETURNING model_id",
-						 schema->quoted, names.data, values.data, names.data, values.data);
+						 " ON CONFLICT (name) DO NOTHING RETURNING model_id",
+						 schema->quoted, names.data, values.data);
 		if (execute_training_write(query, n, argtypes, args, nulls) != SPI_OK_INSERT_RETURNING)
 			elog(ERROR, "could not insert the model row");
+		if (SPI_processed == 0)
+			report_name_taken(row->name);
 	}
 	if (SPI_processed != 1)
 		model_row_lost(psprintf("model \"%s\"", row->name), "was not written");

@@ -64,11 +64,14 @@ typedef struct MfModelRow
 #define MF_MODEL_HISTORY_TABLE	"mf_model_history"
 
 /*
- * Replaces (or creates) the model row->name with row (its model_id,
- * version and trained_at are set here) and the factors of als, in the
- * current transaction, the caller's right to write models checked again
- * (checks.h) with the tables locked: the row is upserted (keeping model_id), the factor
- * rows deleted and written again, users with their distinct rated items.
+ * Replaces (or creates) the model row->name with row (its version and
+ * trained_at are set here) and the factors of als, in the current
+ * transaction, the caller's right to write models checked again
+ * (checks.h) with the tables locked: the row is upserted (keeping
+ * model_id), the factor rows deleted and written again, users with their
+ * distinct rated items.  row->model_id is the row mf_catalog_trained_options
+ * locked, or 0 when it found none: another row holding the name by now
+ * (renamed to it, or inserted, by another transaction) is an error (40001).
  * Returns the model_id.
  */
 extern int32 mf_catalog_store_model(const MfSchema *schema, const MfModelRow *row,
@@ -128,12 +131,14 @@ extern void mf_catalog_partner_counts(const MfSchema *schema, int32 model_id, Mf
  * double_precision, biases, weighted_lambda, tolerance, feedback, alpha,
  * solver, nonnegative, patience, bias_lambda, lambda_per_rating,
  * implicit_weight, clip: mf_catalog_kept_options), its key types and who
- * recorded its columns (source_recorded_by), set in *row; false when there
- * is no such model.  The row is locked (FOR UPDATE) until the transaction
- * ends, so that a concurrent retraining waits for this one and then reads
- * what it stored; a row the wait saw renamed or dropped is looked for
- * again, so that a model created or renamed to name meanwhile is the one
- * locked.  Read as the caller, through SPI (connected by the
+ * recorded its columns (source_recorded_by) and model_id, set in *row;
+ * false when there is no such model (row->model_id 0).  The row is locked
+ * (FOR UPDATE) until the transaction ends, so that a concurrent retraining
+ * waits for this one and then reads what it stored; a row the wait saw
+ * renamed or dropped is looked for again, so that a model created or
+ * renamed to name meanwhile is the one locked.  Without a model, the name
+ * is locked instead (an advisory lock), so that another first training of
+ * it waits and then retrains this one's model.  Read as the caller, through SPI (connected by the
  * caller); columns an older version lacks read as it meant them.
  */
 extern bool mf_catalog_trained_options(const MfSchema *schema, const char *name,

@@ -270,6 +270,7 @@ train_options(TrainState *state)
 	ErrorContextCallback context = {error_context_stack, retraining_context, &retraining_notes};
 
 	row->options = retraining ? stored.options : first_training;
+	row->model_id = retraining ? stored.model_id : 0;	/* the row locked, checked at the store */
 	if (retraining && !stored.options.implicit)
 		row->options.alpha = first_training.alpha;	/* stored as NULL */
 	mf_read_fit_options(&state->args, &row->options);

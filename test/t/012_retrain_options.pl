@@ -162,12 +162,43 @@ is($node->safe_psql('postgres', sprintf($options, 'w')), '5|0.5|t', 'keeping tha
 	  UPDATE mf_models SET name = 'w' WHERE name = 'other';
 	  UPDATE mf_models SET name = 'other' WHERE name = 'tmp'},
 	undef, q{SELECT mf_refit_users('w', 'ratings', 'user_id', 'item_id', 'rating')});
-like($err, qr/ERROR:  model "w" was renamed while mf_refit_users read it\nDETAIL:  Another session renamed it to "other" after this call had found it\.\nHINT:  Run mf_refit_users again, naming the model you mean\./,
+like($err, qr/ERROR:  model "w" was renamed while mf_refit_users read it\nDETAIL:  It was renamed to "other" after this call had found it\.\nHINT:  Run mf_refit_users again, naming the model you mean\./,
 	'a refit of a model renamed while it waited: an error that says so');
 my $by_id = $node->safe_psql('postgres', q{SELECT model_id FROM mf_models WHERE name = 'w'});
 ($out, $err) = call_waiting($node,
 	q{BEGIN; UPDATE mf_models SET name = 'renamed' WHERE name = 'w'},
 	undef, qq{SELECT mf_refit_users($by_id, 'ratings', 'user_id', 'item_id', 'rating') > 0});
 is($out, 't', 'by model_id, a refit of a model renamed while it waited refits it') or diag($err);
+
+# Two first trainings of one new name: the second waits for the first's
+# transaction (which holds the name), then retrains its model keeping its
+# options (both trained from their own arguments, and the later commit
+# replaced the earlier).
+($out, $err) = call_waiting($node,
+	q{SET client_min_messages = warning; BEGIN;
+	  SELECT mf_train('ratings', k := 4, lambda := 0.25, iterations := 1, model_name := 'fresh')},
+	'SET client_min_messages = notice', q{SELECT mf_train('ratings', iterations := 1, model_name := 'fresh') > 0});
+is($node->safe_psql('postgres', sprintf($options, 'fresh')), '4|0.25|f',
+	'a second first training of a name waits for the first, then retrains its model keeping its options');
+like($err, qr/model "fresh" keeps the options of its last training that this call does not name\nDETAIL:  Kept: k = 4, lambda = 0.25/,
+	'and says so');
+is($node->safe_psql('postgres', q{SELECT count(*) FROM mf_model_history h JOIN mf_models m USING (model_id)
+	WHERE m.name = 'fresh'}), '2', 'two runs in the history of one model');
+
+# A first training during which another transaction renames a model to
+# its name: a serialization failure (40001) rather than that model
+# replaced by one trained from the defaults.
+my $n2 = $node->safe_psql('postgres', q{SET client_min_messages = warning;
+	SELECT mf_train('ratings', k := 5, lambda := 0.5, iterations := 1, model_name := 'n2')});
+($out, $err) = call_waiting($node,
+	q{BEGIN; UPDATE mf_models SET name = 'm2' WHERE name = 'n2'},
+	undef, q{SELECT mf_train('ratings', iterations := 1, model_name := 'm2')});
+like($err, qr/ERROR:  model "m2" was renamed or created by another transaction while mf_train trained it\nDETAIL:  This training read the options of the model of that name when it started \(or found none\) and trained with them; another transaction has since committed another model of that name, which it would replace\.\nHINT:  Run mf_train again: it then retrains the model that holds the name/,
+	'a model renamed to the name a first training trains: 40001 at the store');
+is($node->safe_psql('postgres', q{SELECT concat_ws('|', model_id, k, lambda) FROM mf_models WHERE name = 'm2'}),
+	"$n2|5|0.5", 'the renamed model is as it was');
+$node->safe_psql('postgres', q{SET client_min_messages = warning;
+	SELECT mf_train('ratings', iterations := 1, model_name := 'm2')});
+is($node->safe_psql('postgres', sprintf($options, 'm2')), '5|0.5|f', 'run again, it retrains that model');
 
 done_testing();
