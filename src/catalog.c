@@ -1158,24 +1158,26 @@ model_row_lost(const char *model, const char *what)
 }
 
 /*
- * The error (40001) for a training whose model name another transaction
- * gave to another model (a rename, an INSERT) after the training read its
- * options.
+ * The error (40001) for a training whose model name no longer means the
+ * model it read its options from (or no model, for a first training): a
+ * rename, drop or INSERT since, by another transaction or by the call's
+ * own statement (a source view with side effects).
  */
 static void
 report_name_taken(const char *name)
 {
 	ereport(ERROR,
 			(errcode(ERRCODE_T_R_SERIALIZATION_FAILURE),
-			 errmsg("model \"%s\" was renamed or created by another transaction while mf_train trained it", name),
-			 errdetail("This training read the options of the model of that name when it started (or found none) and trained with them; another transaction has since committed another model of that name, which it would replace."),
-			 errhint("Run mf_train again: it then retrains the model that holds the name, keeping the options it does not name; or pass another model_name.")));
+			 errmsg("model \"%s\" was renamed, dropped or created while mf_train trained it", name),
+			 errdetail("This training read the options of the model of that name when it started (or found none) and trained with them; since then another transaction, or this call's own statement, has renamed, dropped or created a model of that name."),
+			 errhint("Run mf_train again: it then trains the model that holds the name, keeping the options it does not name, or a new one from its arguments; or pass another model_name.")));
 }
 
 /*
  * Inserts or updates the model row (which locks it); returns its
  * model_id.  row->model_id is the row the training locked when it read
- * its options, or 0: another row of the name is an error (40001).
+ * its options, or 0: another row of the name, or none where it locked
+ * one, is an error (40001).
  * Replacing a model trained on another relation is worth a word.
  */
 static int32
@@ -1253,6 +1255,8 @@ upsert_model_row(const MfSchema *schema, const MfModelRow *row)
 	}
 	else
 	{
+		if (row->model_id != 0)
+			report_name_taken(row->name);	/* the row locked, renamed or dropped since */
 		query = psprintf("INSERT INTO %s.mf_models (name, %s) VALUES ($1, %s)"
 						 " ON CONFLICT (name) DO NOTHING RETURNING model_id",
 						 schema->quoted, names.data, values.data);

@@ -70,8 +70,9 @@ typedef struct MfModelRow
  * (checks.h) with the tables locked: the row is upserted (keeping
  * model_id), the factor rows deleted and written again, users with their
  * distinct rated items.  row->model_id is the row mf_catalog_trained_options
- * locked, or 0 when it found none: another row holding the name by now
- * (renamed to it, or inserted, by another transaction) is an error (40001).
+ * locked, or 0 when it found none: another row holding the name by now,
+ * or none where one was locked (a rename, drop or INSERT since, by another
+ * transaction or the call's own statement), is an error (40001).
  * Returns the model_id.
  */
 extern int32 mf_catalog_store_model(const MfSchema *schema, const MfModelRow *row,

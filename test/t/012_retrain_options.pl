@@ -193,12 +193,25 @@ my $n2 = $node->safe_psql('postgres', q{SET client_min_messages = warning;
 ($out, $err) = call_waiting($node,
 	q{BEGIN; UPDATE mf_models SET name = 'm2' WHERE name = 'n2'},
 	undef, q{SELECT mf_train('ratings', iterations := 1, model_name := 'm2')});
-like($err, qr/ERROR:  model "m2" was renamed or created by another transaction while mf_train trained it\nDETAIL:  This training read the options of the model of that name when it started \(or found none\) and trained with them; another transaction has since committed another model of that name, which it would replace\.\nHINT:  Run mf_train again: it then retrains the model that holds the name/,
+like($err, qr/ERROR:  model "m2" was renamed, dropped or created while mf_train trained it\nDETAIL:  This training read the options of the model of that name when it started \(or found none\) and trained with them; since then another transaction, or this call's own statement, has renamed, dropped or created a model of that name\.\nHINT:  Run mf_train again: it then trains the model that holds the name/,
 	'a model renamed to the name a first training trains: 40001 at the store');
 is($node->safe_psql('postgres', q{SELECT concat_ws('|', model_id, k, lambda) FROM mf_models WHERE name = 'm2'}),
 	"$n2|5|0.5", 'the renamed model is as it was');
 $node->safe_psql('postgres', q{SET client_min_messages = warning;
 	SELECT mf_train('ratings', iterations := 1, model_name := 'm2')});
 is($node->safe_psql('postgres', sprintf($options, 'm2')), '5|0.5|f', 'run again, it retrains that model');
+
+# A retraining whose own statement drops the model it locked (a source
+# view with side effects): 40001 at the store, rather than a new model
+# carrying the dropped one's options.
+$node->safe_psql('postgres', q{
+	CREATE FUNCTION side_effect(q text) RETURNS int LANGUAGE plpgsql AS $$BEGIN EXECUTE q; RETURN 1; END$$;
+	CREATE VIEW dropping AS SELECT r.* FROM ratings r, (SELECT side_effect('SELECT mf_drop_model(''m2'')')) s});
+my ($ret, $stdout, $stderr) = $node->psql('postgres', q{SET client_min_messages = warning;
+	SELECT mf_train('dropping', iterations := 1, model_name := 'm2')});
+like($stderr, qr/ERROR:  model "m2" was renamed, dropped or created while mf_train trained it/,
+	'a retraining whose own statement dropped its model: 40001');
+is($node->safe_psql('postgres', q{SELECT concat_ws('|', model_id, k, lambda) FROM mf_models WHERE name = 'm2'}),
+	"$n2|5|0.5", 'and the model is as it was');
 
 done_testing();
