@@ -53,7 +53,6 @@
 #include "catalog/namespace.h"
 #include "catalog/pg_inherits.h"
 #include "catalog/pg_type.h"
-#include "common/hashfn.h"
 #include "common/shortest_dec.h"
 #include "executor/spi.h"
 #include "funcapi.h"
@@ -61,7 +60,6 @@
 #include "miscadmin.h"
 #include "parser/parse_coerce.h"
 #include "parser/scansup.h"
-#include "storage/lock.h"
 #include "utils/acl.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
@@ -83,13 +81,6 @@ PG_FUNCTION_INFO_V1(mf_recommend_users_all_by_name);
 
 /* Whether a batch call of this backend is ranking or writing (batch_run). */
 static bool batch_running = false;
-
-/*
- * objsubid of the advisory lock a call takes on a missing target's name
- * (lookup_target): "mf" in ASCII, apart from the 1 and 2 of
- * pg_advisory_lock's keys.
- */
-#define MF_TARGET_NAME_LOCK	0x6d66
 
 /* Candidates kept beyond n for the exact rescoring. */
 #define MF_BATCH_SPARE		8
@@ -860,8 +851,6 @@ lookup_target(RangeVar *relation, TargetLookup *lookup)
 
 	if (!OidIsValid(relid))
 	{
-		LOCKTAG		tag;
-
 		/* the creation schema's own error, 3F000, said nothing of the target */
 		if (relation->schemaname == NULL && fetch_search_path(false) == NIL)
 			ereport(ERROR,
@@ -874,11 +863,8 @@ lookup_target(RangeVar *relation, TargetLookup *lookup)
 								 lookup->shape->function, namespace_search_path),
 					 errhint("Pass a schema-qualified target such as public.%s, or SET search_path to a schema the role may create in.",
 							 quote_identifier(relation->relname))));
-		SET_LOCKTAG_ADVISORY(tag, MyDatabaseId, RangeVarGetCreationNamespace(relation),
-							 DatumGetUInt32(hash_any((const unsigned char *) relation->relname,
-													 strlen(relation->relname))),
-							 MF_TARGET_NAME_LOCK);
-		(void) LockAcquire(&tag, ExclusiveLock, false, false);
+		mf_lock_name(RangeVarGetCreationNamespace(relation), relation->relname,
+					 MF_TARGET_NAME_LOCK);
 		AcceptInvalidationMessages();	/* the catalog as the other call left it */
 		relid = RangeVarGetRelidExtended(relation, mode, RVR_MISSING_OK,
 										 check_target_before_lock, lookup);

@@ -781,12 +781,16 @@ mf_catalog_read_model(MfModelTables *tables, int32 model_id, const text *name)
 	return row;
 }
 
-/*
- * objsubid of the advisory lock a first training takes on its model's
- * name (mf_catalog_trained_options): "mn" in ASCII, apart from the 1 and 2
- * of pg_advisory_lock's keys and the batch's target names (batch.c).
- */
-#define MF_MODEL_NAME_LOCK	0x6d6e
+void
+mf_lock_name(Oid schema, const char *name, uint16 kind)
+{
+	LOCKTAG		tag;
+
+	SET_LOCKTAG_ADVISORY(tag, MyDatabaseId, schema,
+						 DatumGetUInt32(hash_any((const unsigned char *) name, strlen(name))),
+						 kind);
+	(void) LockAcquire(&tag, ExclusiveLock, false, false);
+}
 
 /*
  * Runs query, the SELECT ... FOR UPDATE of the model of name $1 (arg), and
@@ -842,7 +846,6 @@ mf_catalog_trained_options(const MfSchema *schema, const char *name, MfModelRow 
 	StringInfoData query;
 	bool		isnull;
 	Datum		recorder;
-	LOCKTAG		tag;
 	int			nest_level = internal_sql_begin();
 
 	row->model_id = 0;			/* none locked */
@@ -872,17 +875,11 @@ mf_catalog_trained_options(const MfSchema *schema, const char *name, MfModelRow 
 	 * its transaction ends, as a retraining holds the row.  Another first
 	 * training of the name waits for it, then finds its model and retrains
 	 * it (until 2026-12-03 both trained from their own arguments, and the
-	 * later commit replaced the earlier).  The lock is an advisory lock (pg_locks:
-	 * classid the schema's OID, objid a hash of the name, objsubid
-	 * MF_MODEL_NAME_LOCK), which only trainings take; two names of the same
-	 * hash wait for each other.
+	 * later commit replaced the earlier).
 	 */
 	if (!lock_model_by_name(schema, query.data, arg))
 	{
-		SET_LOCKTAG_ADVISORY(tag, MyDatabaseId, schema->oid,
-							 DatumGetUInt32(hash_any((const unsigned char *) name, strlen(name))),
-							 MF_MODEL_NAME_LOCK);
-		(void) LockAcquire(&tag, ExclusiveLock, false, false);
+		mf_lock_name(schema->oid, name, MF_MODEL_NAME_LOCK);
 		if (!lock_model_by_name(schema, query.data, arg))
 		{
 			internal_sql_end(nest_level);
@@ -1226,9 +1223,11 @@ upsert_model_row(const MfSchema *schema, const MfModelRow *row)
 	/*
 	 * The row the training locked when it read its options, or none for a
 	 * first training (which holds the name, mf_catalog_trained_options):
-	 * another row of the name now is one that another transaction renamed
-	 * to it (or inserted) since, whose options this training did not keep.
-	 * Replacing it would lose them without a word: a serialization failure.
+	 * another row of the name now, or none where one was locked, was
+	 * renamed, dropped or inserted since (by another transaction, or by
+	 * the call's own statement), and this training did not keep its
+	 * options.  Replacing it would lose them without a word: a
+	 * serialization failure (report_name_taken).
 	 */
 	query = psprintf("SELECT model_id, source FROM %s.mf_models WHERE name = $1 FOR UPDATE",
 					 schema->quoted);

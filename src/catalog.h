@@ -64,6 +64,22 @@ typedef struct MfModelRow
 #define MF_MODEL_HISTORY_TABLE	"mf_model_history"
 
 /*
+ * objsubids of the advisory locks mf_lock_name takes: "mf" and "mn" in
+ * ASCII, apart from the 1 and 2 of pg_advisory_lock's keys.
+ */
+#define MF_TARGET_NAME_LOCK	0x6d66	/* a batch call's missing target (batch.c) */
+#define MF_MODEL_NAME_LOCK	0x6d6e	/* a first training's model name */
+
+/*
+ * Holds name in schema (an OID) until the transaction ends against the
+ * other calls that lock it with the same kind, waiting for them: an
+ * advisory lock (pg_locks: classid the schema's OID, objid a hash of the
+ * name, objsubid kind), which only mf_ext takes; two names of the same
+ * hash wait for each other.
+ */
+extern void mf_lock_name(Oid schema, const char *name, uint16 kind);
+
+/*
  * Replaces (or creates) the model row->name with row (its version and
  * trained_at are set here) and the factors of als, in the current
  * transaction, the caller's right to write models checked again

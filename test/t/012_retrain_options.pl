@@ -214,4 +214,16 @@ like($stderr, qr/ERROR:  model "m2" was renamed, dropped or created while mf_tra
 is($node->safe_psql('postgres', q{SELECT concat_ws('|', model_id, k, lambda) FROM mf_models WHERE name = 'm2'}),
 	"$n2|5|0.5", 'and the model is as it was');
 
+# A first training whose own statement renames another model to its name
+# (the store finds a row where the training locked none): 40001, that
+# model unchanged.
+$node->safe_psql('postgres', q{
+	CREATE VIEW renaming AS SELECT r.* FROM ratings r, (SELECT side_effect('UPDATE mf_models SET name = ''m3'' WHERE name = ''m2''')) s});
+($ret, $stdout, $stderr) = $node->psql('postgres', q{SET client_min_messages = warning;
+	SELECT mf_train('renaming', iterations := 1, model_name := 'm3')});
+like($stderr, qr/ERROR:  model "m3" was renamed, dropped or created while mf_train trained it/,
+	'a first training whose own statement renamed another model to its name: 40001');
+is($node->safe_psql('postgres', q{SELECT string_agg(concat_ws('|', name, model_id, k), ',') FROM mf_models WHERE name IN ('m2', 'm3')}),
+	"m2|$n2|5", 'and that model is as it was');
+
 done_testing();
