@@ -835,6 +835,37 @@ lock_model_by_name(const MfSchema *schema, const char *query, Datum arg)
 	}
 }
 
+/*
+ * For a first training under REPEATABLE READ or SERIALIZABLE, whose
+ * snapshot found no model of the name: the error (40001) if a transaction
+ * that committed after that snapshot was taken (one whose first training
+ * of the name this call may have waited for) has created or renamed a
+ * model to the name.  The snapshot cannot read that model's options, and
+ * the training's store would conflict with its row, after the whole fit.
+ */
+static void
+check_name_untaken_since_snapshot(const MfSchema *schema, Datum name)
+{
+	Oid			argtype = TEXTOID;
+	uint64		found;
+
+	PushActiveSnapshot(GetLatestSnapshot());
+	/* read-only: the query reads as the snapshot just pushed */
+	if (SPI_execute_with_args(psprintf("SELECT 1 FROM %s.mf_models WHERE name = $1",
+									   schema->quoted),
+							  1, &argtype, &name, NULL, true, 1) != SPI_OK_SELECT)
+		elog(ERROR, "could not look up the model in mf_models");
+	found = SPI_processed;
+	PopActiveSnapshot();
+	if (found > 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_T_R_SERIALIZATION_FAILURE),
+				 errmsg("could not serialize access: model \"%s\" was created by a transaction that committed after this transaction's snapshot",
+						TextDatumGetCString(name)),
+				 errdetail("Under REPEATABLE READ or SERIALIZABLE this transaction cannot read that model's options, and training a new model of the name would conflict with it."),
+				 errhint("Run the transaction again: mf_train then retrains that model, keeping the options it does not name; or pass another model_name.")));
+}
+
 bool
 mf_catalog_trained_options(const MfSchema *schema, const char *name, MfModelRow *row)
 {
@@ -882,6 +913,8 @@ mf_catalog_trained_options(const MfSchema *schema, const char *name, MfModelRow 
 		mf_lock_name(schema->oid, name, MF_MODEL_NAME_LOCK);
 		if (!lock_model_by_name(schema, query.data, arg))
 		{
+			if (IsolationUsesXactSnapshot())
+				check_name_untaken_since_snapshot(schema, arg);
 			internal_sql_end(nest_level);
 			return false;
 		}

@@ -185,6 +185,37 @@ like($err, qr/model "fresh" keeps the options of its last training that this cal
 is($node->safe_psql('postgres', q{SELECT count(*) FROM mf_model_history h JOIN mf_models m USING (model_id)
 	WHERE m.name = 'fresh'}), '2', 'two runs in the history of one model');
 
+# A first training under REPEATABLE READ whose snapshot predates a model of
+# its name: 40001 before it fits, whether the call waited for that model's
+# first training or the model committed before the call (it fitted the
+# whole model, then failed at the store's INSERT).
+sub rr_error
+{
+	my ($name) = @_;
+	return qr/ERROR:  could not serialize access: model "$name" was created by a transaction that committed after this transaction's snapshot\nDETAIL:  Under REPEATABLE READ or SERIALIZABLE this transaction cannot read that model's options, and training a new model of the name would conflict with it\.\nHINT:  Run the transaction again: mf_train then retrains that model/;
+}
+($out, $err) = call_waiting($node,
+	q{SET client_min_messages = warning; BEGIN;
+	  SELECT mf_train('ratings', k := 3, lambda := 0.75, iterations := 1, model_name := 'rr')},
+	q{SET client_min_messages = notice; BEGIN ISOLATION LEVEL REPEATABLE READ; SELECT count(*) FROM mf_models},
+	q{SELECT mf_train('ratings', iterations := 1, model_name := 'rr')}, 'ROLLBACK;');
+like($err, rr_error('rr'), 'under REPEATABLE READ, a first training that waited for another of its name: 40001');
+unlike($err, qr/iteration 1 of 1|CONTEXT/, 'before it fits, not from its store');
+my $rr = $node->background_psql('postgres', on_error_stop => 0);
+$rr->query_safe(q{SET client_min_messages = notice; BEGIN ISOLATION LEVEL SERIALIZABLE; SELECT count(*) FROM mf_models});
+$node->safe_psql('postgres', q{SET client_min_messages = warning;
+	SELECT mf_train('ratings', k := 3, lambda := 0.75, iterations := 1, model_name := 'rr2')});
+$rr->{stderr} = '';
+$rr->query(q{SELECT mf_train('ratings', iterations := 1, model_name := 'rr2')});
+like($rr->{stderr}, rr_error('rr2'), 'under SERIALIZABLE, a first training of a name committed since its snapshot: 40001');
+unlike($rr->{stderr}, qr/iteration 1 of 1/, 'before it fits');
+$rr->{stderr} = '';
+$rr->query_safe('ROLLBACK; BEGIN ISOLATION LEVEL REPEATABLE READ');
+$rr->query_safe(q{SET client_min_messages = warning; SELECT mf_train('ratings', iterations := 1, model_name := 'rr2')});
+$rr->query_safe('COMMIT');
+$rr->quit;
+is($node->safe_psql('postgres', sprintf($options, 'rr2')), '3|0.75|f', 'run again, it retrains that model keeping its options');
+
 # A first training during which another transaction renames a model to
 # its name: a serialization failure (40001) rather than that model
 # replaced by one trained from the defaults.
