@@ -793,6 +793,46 @@ mf_lock_name(Oid schema, const char *name, uint16 kind)
 }
 
 /*
+ * Runs query, a SELECT ... FOR UPDATE of the row of model name in
+ * mf_models, through SPI (as SPI_execute_with_args, one row at the most).
+ * Under REPEATABLE READ or SERIALIZABLE, the row changed by a transaction
+ * that committed after the snapshot (a retraining, refit, rename or drop
+ * of the model) is PostgreSQL's serialization failure, whose CONTEXT
+ * would be this internal query: it becomes the extension's, which names
+ * the model and says what to do.
+ */
+static int
+lock_model_row(const char *query, int nargs, Oid *argtypes, Datum *args, const char *name)
+{
+	MemoryContext cxt = CurrentMemoryContext;
+	int			result = 0;
+
+	PG_TRY();
+	{
+		result = SPI_execute_with_args(query, nargs, argtypes, args, NULL, false, 1);
+	}
+	PG_CATCH();
+	{
+		ErrorData  *error;
+
+		MemoryContextSwitchTo(cxt);
+		error = CopyErrorData();
+		if (error->sqlerrcode != ERRCODE_T_R_SERIALIZATION_FAILURE || !IsolationUsesXactSnapshot())
+			PG_RE_THROW();
+		FlushErrorState();
+		ereport(ERROR,
+				(errcode(ERRCODE_T_R_SERIALIZATION_FAILURE),
+				 errmsg("could not serialize access to model \"%s\": it was changed by a transaction that committed after this transaction's snapshot",
+						name),
+				 errdetail("A retraining, refit, rename or drop of the model committed after this REPEATABLE READ or SERIALIZABLE transaction took its snapshot, which cannot read what it stored (%s).",
+						   error->message),
+				 errhint("Run the transaction again.")));
+	}
+	PG_END_TRY();
+	return result;
+}
+
+/*
  * Runs query, the SELECT ... FOR UPDATE of the model of name $1 (arg), and
  * returns whether it locked a row (then in SPI_tuptable).  A row found,
  * waited for and then deleted or renamed by the other transaction is no
@@ -817,7 +857,7 @@ lock_model_by_name(const MfSchema *schema, const char *query, Datum arg)
 		ItemPointerData found;
 		bool		isnull;
 
-		if (SPI_execute_with_args(query, 1, &argtype, &arg, NULL, false, 1) != SPI_OK_SELECT)
+		if (lock_model_row(query, 1, &argtype, &arg, TextDatumGetCString(arg)) != SPI_OK_SELECT)
 			elog(ERROR, "could not read the model's options from mf_models");
 		if (SPI_processed > 0)
 			return true;
@@ -860,7 +900,7 @@ check_name_untaken_since_snapshot(const MfSchema *schema, Datum name)
 	if (found > 0)
 		ereport(ERROR,
 				(errcode(ERRCODE_T_R_SERIALIZATION_FAILURE),
-				 errmsg("could not serialize access: model \"%s\" was created by a transaction that committed after this transaction's snapshot",
+				 errmsg("could not serialize access to model \"%s\": it was created, or renamed to that name, by a transaction that committed after this transaction's snapshot",
 						TextDatumGetCString(name)),
 				 errdetail("Under REPEATABLE READ or SERIALIZABLE this transaction cannot read that model's options, and training a new model of the name would conflict with it."),
 				 errhint("Run the transaction again: mf_train then retrains that model, keeping the options it does not name; or pass another model_name.")));
@@ -1027,12 +1067,12 @@ mf_catalog_lock_model(const MfSchema *schema, const MfModelRow *found, bool by_n
 	bool		isnull;
 	int			nest_level = internal_sql_begin();
 
-	if (SPI_execute_with_args(psprintf("SELECT source, user_col, item_col, rating_col, version, %s, %s, name FROM %s.mf_models WHERE model_id = $1 FOR UPDATE",
-									   recorded ? "source_recorded_by" : "NULL::regrole",
-									   key_types ? "user_key_type, item_key_type"
-									   : "NULL::regtype, NULL::regtype",
-									   schema->quoted),
-							  1, &argtype, &arg, NULL, false, 1) != SPI_OK_SELECT ||
+	if (lock_model_row(psprintf("SELECT source, user_col, item_col, rating_col, version, %s, %s, name FROM %s.mf_models WHERE model_id = $1 FOR UPDATE",
+								recorded ? "source_recorded_by" : "NULL::regrole",
+								key_types ? "user_key_type, item_key_type"
+								: "NULL::regtype, NULL::regtype",
+								schema->quoted),
+					   1, &argtype, &arg, found->name) != SPI_OK_SELECT ||
 		SPI_processed != 1)
 		ereport(ERROR,
 				(errcode(ERRCODE_UNDEFINED_OBJECT),

@@ -192,7 +192,7 @@ is($node->safe_psql('postgres', q{SELECT count(*) FROM mf_model_history h JOIN m
 sub rr_error
 {
 	my ($name) = @_;
-	return qr/ERROR:  could not serialize access: model "$name" was created by a transaction that committed after this transaction's snapshot\nDETAIL:  Under REPEATABLE READ or SERIALIZABLE this transaction cannot read that model's options, and training a new model of the name would conflict with it\.\nHINT:  Run the transaction again: mf_train then retrains that model/;
+	return qr/ERROR:  could not serialize access to model "$name": it was created, or renamed to that name, by a transaction that committed after this transaction's snapshot\nDETAIL:  Under REPEATABLE READ or SERIALIZABLE this transaction cannot read that model's options, and training a new model of the name would conflict with it\.\nHINT:  Run the transaction again: mf_train then retrains that model/;
 }
 ($out, $err) = call_waiting($node,
 	q{SET client_min_messages = warning; BEGIN;
@@ -215,6 +215,22 @@ $rr->query_safe(q{SET client_min_messages = warning; SELECT mf_train('ratings', 
 $rr->query_safe('COMMIT');
 $rr->quit;
 is($node->safe_psql('postgres', sprintf($options, 'rr2')), '3|0.75|f', 'run again, it retrains that model keeping its options');
+
+# So are a retraining and a refit of a model that another transaction
+# retrained after the snapshot: the extension's error, not PostgreSQL's
+# with the internal SELECT ... FOR UPDATE as its CONTEXT.
+my $changed = qr/ERROR:  could not serialize access to model "rr2": it was changed by a transaction that committed after this transaction's snapshot\nDETAIL:  A retraining, refit, rename or drop of the model committed after this REPEATABLE READ or SERIALIZABLE transaction took its snapshot, which cannot read what it stored \(could not serialize access due to concurrent update\)\.\nHINT:  Run the transaction again\./;
+($out, $err) = call_waiting($node,
+	q{SET client_min_messages = warning; BEGIN; SELECT mf_train('ratings', iterations := 1, model_name := 'rr2')},
+	q{BEGIN ISOLATION LEVEL REPEATABLE READ; SELECT count(*) FROM mf_models},
+	q{SELECT mf_train('ratings', iterations := 1, model_name := 'rr2')}, 'ROLLBACK;');
+like($err, $changed, 'under REPEATABLE READ, a retraining that waited for another: 40001 that names the model');
+unlike($err, qr/CONTEXT/, 'without the internal query as its CONTEXT');
+($out, $err) = call_waiting($node,
+	q{SET client_min_messages = warning; BEGIN; SELECT mf_train('ratings', iterations := 1, model_name := 'rr2')},
+	q{BEGIN ISOLATION LEVEL REPEATABLE READ; SELECT count(*) FROM mf_models},
+	q{SELECT mf_refit_users('rr2', 'ratings', 'user_id', 'item_id', 'rating')}, 'ROLLBACK;');
+like($err, $changed, 'and a refit');
 
 # A first training during which another transaction renames a model to
 # its name: a serialization failure (40001) rather than that model
