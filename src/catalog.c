@@ -792,44 +792,88 @@ mf_lock_name(Oid schema, const char *name, uint16 kind)
 	(void) LockAcquire(&tag, ExclusiveLock, false, false);
 }
 
+
 /*
- * Runs query, a SELECT ... FOR UPDATE of the row of model name in
- * mf_models, through SPI (as SPI_execute_with_args, one row at the most).
- * Under REPEATABLE READ or SERIALIZABLE, the row changed by a transaction
- * that committed after the snapshot (a retraining, refit, rename or drop
- * of the model) is PostgreSQL's serialization failure, whose CONTEXT
- * would be this internal query: it becomes the extension's, which names
- * the model and says what to do.
+ * Whether the statement writing mf_models now is a training's own write of
+ * its model row (upsert_model_row): the only write whose source and
+ * columns mf_models_provenance stamps with the writing role.
+ */
+static bool training_writes_model_row = false;
+
+/*
+ * How a statement on mf_models that met a row changed by a transaction its
+ * snapshot cannot see is reported: name is the model's name, cause
+ * PostgreSQL's message.
+ */
+typedef void (*ConflictReport) (const char *name, const char *cause);
+
+/*
+ * Runs query on mf_models through SPI (SPI_execute_with_args's arguments;
+ * a training's own write of the model row when training_write) and returns
+ * SPI's result.  Under REPEATABLE READ or SERIALIZABLE, PostgreSQL's
+ * serialization failure for a row that a transaction committed after the
+ * snapshot changed (a locked or conflicting row: no DETAIL, unlike a
+ * serializable transaction's dependency failure), whose CONTEXT would be
+ * this internal query, becomes report's error, which names the model and
+ * says what to do.
  */
 static int
-lock_model_row(const char *query, int nargs, Oid *argtypes, Datum *args, const char *name)
+execute_on_models(const char *query, int n, Oid *argtypes, Datum *args, const char *nulls,
+				  long tcount, bool training_write, ConflictReport report, const char *name)
 {
 	MemoryContext cxt = CurrentMemoryContext;
 	int			result = 0;
 
+	training_writes_model_row = training_write;
 	PG_TRY();
 	{
-		result = SPI_execute_with_args(query, nargs, argtypes, args, NULL, false, 1);
+		result = SPI_execute_with_args(query, n, argtypes, args, nulls, false, tcount);
 	}
 	PG_CATCH();
 	{
 		ErrorData  *error;
 
+		training_writes_model_row = false;
 		MemoryContextSwitchTo(cxt);
 		error = CopyErrorData();
-		if (error->sqlerrcode != ERRCODE_T_R_SERIALIZATION_FAILURE || !IsolationUsesXactSnapshot())
+		if (error->sqlerrcode != ERRCODE_T_R_SERIALIZATION_FAILURE || error->detail != NULL ||
+			!IsolationUsesXactSnapshot())
 			PG_RE_THROW();
 		FlushErrorState();
-		ereport(ERROR,
-				(errcode(ERRCODE_T_R_SERIALIZATION_FAILURE),
-				 errmsg("could not serialize access to model \"%s\": it was changed by a transaction that committed after this transaction's snapshot",
-						name),
-				 errdetail("A retraining, refit, rename or drop of the model committed after this REPEATABLE READ or SERIALIZABLE transaction took its snapshot, which cannot read what it stored (%s).",
-						   error->message),
-				 errhint("Run the transaction again.")));
+		report(name, error->message);
 	}
 	PG_END_TRY();
+	training_writes_model_row = false;
 	return result;
+}
+
+/* The ConflictReport of locking the row of a model to retrain or refit it. */
+static void
+report_changed_since_snapshot(const char *name, const char *cause)
+{
+	ereport(ERROR,
+			(errcode(ERRCODE_T_R_SERIALIZATION_FAILURE),
+			 errmsg("could not serialize access to model \"%s\": it was changed by a transaction that committed after this transaction's snapshot",
+					name),
+			 errdetail("A retraining, refit, rename or drop of the model committed after this REPEATABLE READ or SERIALIZABLE transaction took its snapshot, which cannot read what it stored (%s).",
+					   cause),
+			 errhint("Run the transaction again.")));
+}
+
+/*
+ * The error (40001) for a training whose model name no longer means the
+ * model it read its options from (or no model, for a first training): a
+ * rename, drop or INSERT since, by another transaction or by the call's
+ * own statement (a source view with side effects).  A ConflictReport.
+ */
+static void
+report_name_taken(const char *name, const char *cause)
+{
+	ereport(ERROR,
+			(errcode(ERRCODE_T_R_SERIALIZATION_FAILURE),
+			 errmsg("model \"%s\" was renamed, dropped or created while mf_train trained it", name),
+			 errdetail("This training read the options of the model of that name when it started (or found none) and trained with them; since then another transaction, or this call's own statement, has renamed, dropped or created a model of that name."),
+			 errhint("Run mf_train again: it then trains the model that holds the name, keeping the options it does not name, or a new one from its arguments; or pass another model_name.")));
 }
 
 /*
@@ -857,7 +901,8 @@ lock_model_by_name(const MfSchema *schema, const char *query, Datum arg)
 		ItemPointerData found;
 		bool		isnull;
 
-		if (lock_model_row(query, 1, &argtype, &arg, TextDatumGetCString(arg)) != SPI_OK_SELECT)
+		if (execute_on_models(query, 1, &argtype, &arg, NULL, 1, false, report_changed_since_snapshot,
+							  TextDatumGetCString(arg)) != SPI_OK_SELECT)
 			elog(ERROR, "could not read the model's options from mf_models");
 		if (SPI_processed > 0)
 			return true;
@@ -1067,12 +1112,13 @@ mf_catalog_lock_model(const MfSchema *schema, const MfModelRow *found, bool by_n
 	bool		isnull;
 	int			nest_level = internal_sql_begin();
 
-	if (lock_model_row(psprintf("SELECT source, user_col, item_col, rating_col, version, %s, %s, name FROM %s.mf_models WHERE model_id = $1 FOR UPDATE",
-								recorded ? "source_recorded_by" : "NULL::regrole",
-								key_types ? "user_key_type, item_key_type"
-								: "NULL::regtype, NULL::regtype",
-								schema->quoted),
-					   1, &argtype, &arg, found->name) != SPI_OK_SELECT ||
+	if (execute_on_models(psprintf("SELECT source, user_col, item_col, rating_col, version, %s, %s, name FROM %s.mf_models WHERE model_id = $1 FOR UPDATE",
+								   recorded ? "source_recorded_by" : "NULL::regrole",
+								   key_types ? "user_key_type, item_key_type"
+								   : "NULL::regtype, NULL::regtype",
+								   schema->quoted),
+						  1, &argtype, &arg, NULL, 1, false, report_changed_since_snapshot,
+						  found->name) != SPI_OK_SELECT ||
 		SPI_processed != 1)
 		ereport(ERROR,
 				(errcode(ERRCODE_UNDEFINED_OBJECT),
@@ -1115,13 +1161,6 @@ mf_catalog_lock_model(const MfSchema *schema, const MfModelRow *found, bool by_n
 				 errhint("Run %s again, naming the model you mean.", function)));
 	return row;
 }
-
-/*
- * Whether the statement writing mf_models now is a training's own write of
- * its model row (upsert_model_row): the only write whose source and
- * columns mf_models_provenance stamps with the writing role.
- */
-static bool training_writes_model_row = false;
 
 PG_FUNCTION_INFO_V1(mf_models_provenance);
 
@@ -1190,28 +1229,6 @@ mf_models_provenance(PG_FUNCTION_ARGS)
 }
 
 /*
- * Runs query (an INSERT or UPDATE of the model row) as a training's own
- * write of it; returns SPI's result.
- */
-static int
-execute_training_write(const char *query, int n, Oid *argtypes, Datum *args, const char *nulls)
-{
-	int			result;
-
-	training_writes_model_row = true;
-	PG_TRY();
-	{
-		result = SPI_execute_with_args(query, n, argtypes, args, nulls, false, 0);
-	}
-	PG_FINALLY();
-	{
-		training_writes_model_row = false;
-	}
-	PG_END_TRY();
-	return result;
-}
-
-/*
  * Raises the error for a model's row of mf_models that a write of this
  * transaction's own kept from being written or deleted (a user's rule,
  * trigger or constraint function): model names it, what says what
@@ -1225,22 +1242,6 @@ model_row_lost(const char *model, const char *what)
 			 errmsg("the row of %s in mf_models %s", model, what),
 			 errdetail("A rule or trigger on the model tables, or a function a constraint of theirs calls, kept it from being written or deleted it."),
 			 errhint("Drop that rule, trigger or constraint: the models as they were before this call are kept.")));
-}
-
-/*
- * The error (40001) for a training whose model name no longer means the
- * model it read its options from (or no model, for a first training): a
- * rename, drop or INSERT since, by another transaction or by the call's
- * own statement (a source view with side effects).
- */
-static void
-report_name_taken(const char *name)
-{
-	ereport(ERROR,
-			(errcode(ERRCODE_T_R_SERIALIZATION_FAILURE),
-			 errmsg("model \"%s\" was renamed, dropped or created while mf_train trained it", name),
-			 errdetail("This training read the options of the model of that name when it started (or found none) and trained with them; since then another transaction, or this call's own statement, has renamed, dropped or created a model of that name."),
-			 errhint("Run mf_train again: it then trains the model that holds the name, keeping the options it does not name, or a new one from its arguments; or pass another model_name.")));
 }
 
 /*
@@ -1313,7 +1314,7 @@ upsert_model_row(const MfSchema *schema, const MfModelRow *row)
 		char	   *old_source = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2);
 
 		if (model_id != row->model_id)
-			report_name_taken(row->name);
+			report_name_taken(row->name, NULL);
 		if (strcmp(old_source, row->source) != 0)
 			ereport(NOTICE,
 					(errmsg("model \"%s\" was trained on %s and is now replaced by one trained on %s",
@@ -1322,20 +1323,22 @@ upsert_model_row(const MfSchema *schema, const MfModelRow *row)
 		/* update the existing row, so that a retrain does not draw a model_id from the serial */
 		query = psprintf("UPDATE %s.mf_models SET (%s) = ROW(%s) WHERE name = $1 RETURNING model_id",
 						 schema->quoted, names.data, values.data);
-		if (execute_training_write(query, n, argtypes, args, nulls) != SPI_OK_UPDATE_RETURNING)
+		if (execute_on_models(query, n, argtypes, args, nulls, 0, true, report_name_taken,
+							  row->name) != SPI_OK_UPDATE_RETURNING)
 			elog(ERROR, "could not update the model row");
 	}
 	else
 	{
 		if (row->model_id != 0)
-			report_name_taken(row->name);	/* the row locked, renamed or dropped since */
+			report_name_taken(row->name, NULL);	/* the row locked, renamed or dropped since */
 		query = psprintf("INSERT INTO %s.mf_models (name, %s) VALUES ($1, %s)"
 						 " ON CONFLICT (name) DO NOTHING RETURNING model_id",
 						 schema->quoted, names.data, values.data);
-		if (execute_training_write(query, n, argtypes, args, nulls) != SPI_OK_INSERT_RETURNING)
+		if (execute_on_models(query, n, argtypes, args, nulls, 0, true, report_name_taken,
+							  row->name) != SPI_OK_INSERT_RETURNING)
 			elog(ERROR, "could not insert the model row");
 		if (SPI_processed == 0)
-			report_name_taken(row->name);
+			report_name_taken(row->name, NULL);
 	}
 	if (SPI_processed != 1)
 		model_row_lost(psprintf("model \"%s\"", row->name), "was not written");

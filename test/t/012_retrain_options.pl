@@ -232,6 +232,19 @@ unlike($err, qr/CONTEXT/, 'without the internal query as its CONTEXT');
 	q{SELECT mf_refit_users('rr2', 'ratings', 'user_id', 'item_id', 'rating')}, 'ROLLBACK;');
 like($err, $changed, 'and a refit');
 
+# Under REPEATABLE READ, a model renamed to the name while a first training
+# fits (committed while its store's INSERT waits for it): the store's 40001,
+# not PostgreSQL's with the internal INSERT as its CONTEXT.
+$node->safe_psql('postgres', q{SET client_min_messages = warning;
+	SELECT mf_train('ratings', k := 2, iterations := 1, model_name := 'rr_old')});
+($out, $err) = call_waiting($node,
+	q{BEGIN; UPDATE mf_models SET name = 'rr_new' WHERE name = 'rr_old'},
+	q{BEGIN ISOLATION LEVEL REPEATABLE READ; SELECT count(*) FROM mf_models},
+	q{SELECT mf_train('ratings', iterations := 1, model_name := 'rr_new')}, 'ROLLBACK;');
+like($err, qr/ERROR:  model "rr_new" was renamed, dropped or created while mf_train trained it\nDETAIL:  This training read the options/,
+	'under REPEATABLE READ, a model renamed to the name a first training stores: its 40001');
+unlike($err, qr/CONTEXT/, 'without the internal INSERT as its CONTEXT');
+
 # A first training during which another transaction renames a model to
 # its name: a serialization failure (40001) rather than that model
 # replaced by one trained from the defaults.
