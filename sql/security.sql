@@ -122,6 +122,37 @@ DROP TRIGGER zz_restamp ON mf_models;
 DROP FUNCTION restamp();
 REVOKE TRIGGER ON mf_models FROM regress_mf_trainer;
 SELECT mf_refit_users('stamped') AS refitted_own_record;
+-- only the training's own row is stamped: another row that a user's
+-- trigger writes meanwhile records no one (it was stamped with the
+-- training's role, which another role's refit would then have followed),
+-- and a training nested in such a trigger leaves the outer row stamped
+-- (it had turned the stamping off before the outer row was written)
+SELECT mf_train('own_ratings', k := 2, lambda := 1, iterations := 2, model_name := 'side_b') > 0 AS trained;
+UPDATE mf_models SET trained_at = now() WHERE name = 'side_b';  -- records no one
+CREATE FUNCTION side_write() RETURNS trigger LANGUAGE plpgsql AS
+$$ BEGIN
+    IF NEW.name = 'side_a' THEN UPDATE public.mf_models SET trained_at = now() WHERE name = 'side_b'; END IF;
+    RETURN NEW;
+END $$;
+CREATE TRIGGER zz_side AFTER INSERT ON mf_models FOR EACH ROW EXECUTE FUNCTION side_write();
+SELECT mf_train('own_ratings', k := 2, lambda := 1, iterations := 2, model_name := 'side_a') > 0 AS trained;
+DROP TRIGGER zz_side ON mf_models;
+SELECT name, source_recorded_by IS NOT NULL AS recorded FROM mf_models
+WHERE name IN ('side_a', 'side_b') ORDER BY name;
+CREATE FUNCTION nested_training() RETURNS trigger LANGUAGE plpgsql AS
+$$ BEGIN
+    IF NEW.name = 'side_a' THEN
+        PERFORM public.mf_train('security.own_ratings', k := 2, lambda := 1, iterations := 2, model_name := 'side_c');
+    END IF;
+    RETURN NEW;
+END $$;
+CREATE TRIGGER a_nested BEFORE UPDATE ON mf_models FOR EACH ROW EXECUTE FUNCTION nested_training();
+SELECT mf_train('own_ratings', k := 2, lambda := 1, iterations := 2, model_name := 'side_a') > 0 AS trained;
+DROP TRIGGER a_nested ON mf_models;
+DROP FUNCTION nested_training(), side_write();
+SELECT name, source_recorded_by IS NOT NULL AS recorded FROM mf_models
+WHERE name IN ('side_a', 'side_c') ORDER BY name;
+SELECT mf_drop_model(m) FROM unnest(ARRAY['side_a', 'side_b', 'side_c']) m;
 DROP TABLE own_ratings;
 
 -- 2. A writer that row-level security shows part of the model tables

@@ -794,80 +794,89 @@ mf_lock_name(Oid schema, const char *name, uint16 kind)
 
 
 /*
- * Whether the statement writing mf_models now is a training's own write of
- * its model row (upsert_model_row): the only write whose source and
- * columns mf_models_provenance stamps with the writing role.
+ * The name of the model whose row a training's own write of mf_models
+ * (upsert_model_row) writes now, or NULL: the only row whose source and
+ * columns mf_models_provenance stamps with the writing role (not another
+ * row a user's trigger writes meanwhile).
  */
-static bool training_writes_model_row = false;
+static const char *training_written_name = NULL;
 
 /*
- * How a statement on mf_models that met a row changed by a transaction its
- * snapshot cannot see is reported: name is the model's name, cause
- * PostgreSQL's message.
- */
-typedef void (*ConflictReport) (const char *name, const char *cause);
-
-/*
- * Runs query on mf_models through SPI (SPI_execute_with_args's arguments;
- * a training's own write of the model row when training_write) and returns
- * SPI's result.  Under REPEATABLE READ or SERIALIZABLE, PostgreSQL's
- * serialization failure for a row that a transaction committed after the
- * snapshot changed (a locked or conflicting row: no DETAIL, unlike a
- * serializable transaction's dependency failure), whose CONTEXT would be
- * this internal query, becomes report's error, which names the model and
- * says what to do.
+ * Runs query, a SELECT ... FOR UPDATE of the row of model name in
+ * mf_models (SPI_execute_with_args's arguments, one row at the most), and
+ * returns SPI's result.  Under REPEATABLE READ or SERIALIZABLE, PostgreSQL's
+ * serialization failure for that row, changed by a transaction that
+ * committed after the snapshot (no DETAIL, unlike a serializable
+ * transaction's dependency failure; no trigger fires on the SELECT),
+ * whose CONTEXT would be this internal query, becomes the extension's
+ * error, which names the model and says what to do.
  */
 static int
-execute_on_models(const char *query, int n, Oid *argtypes, Datum *args, const char *nulls,
-				  long tcount, bool training_write, ConflictReport report, const char *name)
+lock_model_row(const char *query, Oid *argtypes, Datum *args, const char *name)
 {
 	MemoryContext cxt = CurrentMemoryContext;
 	int			result = 0;
 
-	training_writes_model_row = training_write;
 	PG_TRY();
 	{
-		result = SPI_execute_with_args(query, n, argtypes, args, nulls, false, tcount);
+		result = SPI_execute_with_args(query, 1, argtypes, args, NULL, false, 1);
 	}
 	PG_CATCH();
 	{
 		ErrorData  *error;
 
-		training_writes_model_row = false;
 		MemoryContextSwitchTo(cxt);
 		error = CopyErrorData();
 		if (error->sqlerrcode != ERRCODE_T_R_SERIALIZATION_FAILURE || error->detail != NULL ||
 			!IsolationUsesXactSnapshot())
 			PG_RE_THROW();
 		FlushErrorState();
-		report(name, error->message);
+		ereport(ERROR,
+				(errcode(ERRCODE_T_R_SERIALIZATION_FAILURE),
+				 errmsg("could not serialize access to model \"%s\": it was changed by a transaction that committed after this transaction's snapshot",
+						name),
+				 errdetail("A retraining, refit, rename, drop or other write of the model's row committed after this REPEATABLE READ or SERIALIZABLE transaction took its snapshot, which cannot read what it wrote (%s).",
+						   error->message),
+				 errhint("Run the transaction again.")));
 	}
 	PG_END_TRY();
-	training_writes_model_row = false;
 	return result;
 }
 
-/* The ConflictReport of locking the row of a model to retrain or refit it. */
-static void
-report_changed_since_snapshot(const char *name, const char *cause)
+/*
+ * Runs query (an INSERT or UPDATE of the row of model name) as a
+ * training's own write of it; returns SPI's result.  The name written
+ * before is restored after, for a training whose write fires a user's
+ * trigger that trains another model.
+ */
+static int
+execute_training_write(const char *query, int n, Oid *argtypes, Datum *args, const char *nulls,
+					   const char *name)
 {
-	ereport(ERROR,
-			(errcode(ERRCODE_T_R_SERIALIZATION_FAILURE),
-			 errmsg("could not serialize access to model \"%s\": it was changed by a transaction that committed after this transaction's snapshot",
-					name),
-			 errdetail("A retraining, refit, rename or drop of the model committed after this REPEATABLE READ or SERIALIZABLE transaction took its snapshot, which cannot read what it stored (%s).",
-					   cause),
-			 errhint("Run the transaction again.")));
+	const char *outer = training_written_name;
+	int			result;
+
+	training_written_name = name;
+	PG_TRY();
+	{
+		result = SPI_execute_with_args(query, n, argtypes, args, nulls, false, 0);
+	}
+	PG_FINALLY();
+	{
+		training_written_name = outer;
+	}
+	PG_END_TRY();
+	return result;
 }
 
 /*
  * The error (40001) for a training whose model name no longer means the
  * model it read its options from (or no model, for a first training): a
  * rename, drop or INSERT since, by another transaction or by the call's
- * own statement (a source view with side effects).  A ConflictReport.
+ * own statement (a source view with side effects).
  */
 static void
-report_name_taken(const char *name, const char *cause)
+report_name_taken(const char *name)
 {
 	ereport(ERROR,
 			(errcode(ERRCODE_T_R_SERIALIZATION_FAILURE),
@@ -901,8 +910,7 @@ lock_model_by_name(const MfSchema *schema, const char *query, Datum arg)
 		ItemPointerData found;
 		bool		isnull;
 
-		if (execute_on_models(query, 1, &argtype, &arg, NULL, 1, false, report_changed_since_snapshot,
-							  TextDatumGetCString(arg)) != SPI_OK_SELECT)
+		if (lock_model_row(query, &argtype, &arg, TextDatumGetCString(arg)) != SPI_OK_SELECT)
 			elog(ERROR, "could not read the model's options from mf_models");
 		if (SPI_processed > 0)
 			return true;
@@ -921,15 +929,13 @@ lock_model_by_name(const MfSchema *schema, const char *query, Datum arg)
 }
 
 /*
- * For a first training under REPEATABLE READ or SERIALIZABLE, whose
- * snapshot found no model of the name: the error (40001) if a transaction
- * that committed after that snapshot was taken (one whose first training
- * of the name this call may have waited for) has created or renamed a
- * model to the name.  The snapshot cannot read that model's options, and
- * the training's store would conflict with its row, after the whole fit.
+ * Whether a model of the name exists as last committed (or as this
+ * transaction wrote it), whatever the transaction's snapshot sees: under
+ * REPEATABLE READ or SERIALIZABLE, a model that a transaction committed
+ * after the snapshot was taken.
  */
-static void
-check_name_untaken_since_snapshot(const MfSchema *schema, Datum name)
+static bool
+model_name_exists_now(const MfSchema *schema, Datum name)
 {
 	Oid			argtype = TEXTOID;
 	uint64		found;
@@ -942,7 +948,21 @@ check_name_untaken_since_snapshot(const MfSchema *schema, Datum name)
 		elog(ERROR, "could not look up the model in mf_models");
 	found = SPI_processed;
 	PopActiveSnapshot();
-	if (found > 0)
+	return found > 0;
+}
+
+/*
+ * For a first training under REPEATABLE READ or SERIALIZABLE, whose
+ * snapshot found no model of the name: the error (40001) if a transaction
+ * that committed after that snapshot was taken (one whose first training
+ * of the name this call may have waited for) has created or renamed a
+ * model to the name.  The snapshot cannot read that model's options, and
+ * the training's store would conflict with its row, after the whole fit.
+ */
+static void
+check_name_untaken_since_snapshot(const MfSchema *schema, Datum name)
+{
+	if (model_name_exists_now(schema, name))
 		ereport(ERROR,
 				(errcode(ERRCODE_T_R_SERIALIZATION_FAILURE),
 				 errmsg("could not serialize access to model \"%s\": it was created, or renamed to that name, by a transaction that committed after this transaction's snapshot",
@@ -1112,13 +1132,12 @@ mf_catalog_lock_model(const MfSchema *schema, const MfModelRow *found, bool by_n
 	bool		isnull;
 	int			nest_level = internal_sql_begin();
 
-	if (execute_on_models(psprintf("SELECT source, user_col, item_col, rating_col, version, %s, %s, name FROM %s.mf_models WHERE model_id = $1 FOR UPDATE",
-								   recorded ? "source_recorded_by" : "NULL::regrole",
-								   key_types ? "user_key_type, item_key_type"
-								   : "NULL::regtype, NULL::regtype",
-								   schema->quoted),
-						  1, &argtype, &arg, NULL, 1, false, report_changed_since_snapshot,
-						  found->name) != SPI_OK_SELECT ||
+	if (lock_model_row(psprintf("SELECT source, user_col, item_col, rating_col, version, %s, %s, name FROM %s.mf_models WHERE model_id = $1 FOR UPDATE",
+								recorded ? "source_recorded_by" : "NULL::regrole",
+								key_types ? "user_key_type, item_key_type"
+								: "NULL::regtype, NULL::regtype",
+								schema->quoted),
+					   &argtype, &arg, found->name) != SPI_OK_SELECT ||
 		SPI_processed != 1)
 		ereport(ERROR,
 				(errcode(ERRCODE_UNDEFINED_OBJECT),
@@ -1160,6 +1179,20 @@ mf_catalog_lock_model(const MfSchema *schema, const MfModelRow *found, bool by_n
 				 errdetail("It was renamed to \"%s\" after this call had found it.", row.name),
 				 errhint("Run %s again, naming the model you mean.", function)));
 	return row;
+}
+
+/* Whether tuple, written to mf_models (desc), is a training's own write of its model row. */
+static bool
+training_writes_this_row(TupleDesc desc, HeapTuple tuple)
+{
+	int			name_column = SPI_fnumber(desc, "name");
+	bool		isnull;
+	Datum		name;
+
+	if (training_written_name == NULL || name_column <= 0)
+		return false;
+	name = heap_getattr(tuple, name_column, desc, &isnull);
+	return !isnull && strcmp(TextDatumGetCString(name), training_written_name) == 0;
 }
 
 PG_FUNCTION_INFO_V1(mf_models_provenance);
@@ -1223,7 +1256,7 @@ mf_models_provenance(PG_FUNCTION_ARGS)
 	if (!stamp)
 		return PointerGetDatum(tuple);
 
-	isnull = !training_writes_model_row;
+	isnull = !training_writes_this_row(desc, tuple);
 	value = ObjectIdGetDatum(isnull ? InvalidOid : GetUserId());
 	return PointerGetDatum(heap_modify_tuple_by_cols(tuple, desc, 1, &stamp_column, &value, &isnull));
 }
@@ -1314,7 +1347,7 @@ upsert_model_row(const MfSchema *schema, const MfModelRow *row)
 		char	   *old_source = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2);
 
 		if (model_id != row->model_id)
-			report_name_taken(row->name, NULL);
+			report_name_taken(row->name);
 		if (strcmp(old_source, row->source) != 0)
 			ereport(NOTICE,
 					(errmsg("model \"%s\" was trained on %s and is now replaced by one trained on %s",
@@ -1323,22 +1356,26 @@ upsert_model_row(const MfSchema *schema, const MfModelRow *row)
 		/* update the existing row, so that a retrain does not draw a model_id from the serial */
 		query = psprintf("UPDATE %s.mf_models SET (%s) = ROW(%s) WHERE name = $1 RETURNING model_id",
 						 schema->quoted, names.data, values.data);
-		if (execute_on_models(query, n, argtypes, args, nulls, 0, true, report_name_taken,
-							  row->name) != SPI_OK_UPDATE_RETURNING)
+		if (execute_training_write(query, n, argtypes, args, nulls, row->name) != SPI_OK_UPDATE_RETURNING)
 			elog(ERROR, "could not update the model row");
 	}
 	else
 	{
-		if (row->model_id != 0)
-			report_name_taken(row->name, NULL);	/* the row locked, renamed or dropped since */
+		/*
+		 * the row locked, renamed or dropped since; or, under REPEATABLE
+		 * READ or SERIALIZABLE, a row of the name committed since the
+		 * snapshot (the INSERT would fail with PostgreSQL's error)
+		 */
+		if (row->model_id != 0 ||
+			(IsolationUsesXactSnapshot() && model_name_exists_now(schema, args[0])))
+			report_name_taken(row->name);
 		query = psprintf("INSERT INTO %s.mf_models (name, %s) VALUES ($1, %s)"
 						 " ON CONFLICT (name) DO NOTHING RETURNING model_id",
 						 schema->quoted, names.data, values.data);
-		if (execute_on_models(query, n, argtypes, args, nulls, 0, true, report_name_taken,
-							  row->name) != SPI_OK_INSERT_RETURNING)
+		if (execute_training_write(query, n, argtypes, args, nulls, row->name) != SPI_OK_INSERT_RETURNING)
 			elog(ERROR, "could not insert the model row");
 		if (SPI_processed == 0)
-			report_name_taken(row->name, NULL);
+			report_name_taken(row->name);
 	}
 	if (SPI_processed != 1)
 		model_row_lost(psprintf("model \"%s\"", row->name), "was not written");

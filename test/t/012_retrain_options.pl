@@ -219,7 +219,7 @@ is($node->safe_psql('postgres', sprintf($options, 'rr2')), '3|0.75|f', 'run agai
 # So are a retraining and a refit of a model that another transaction
 # retrained after the snapshot: the extension's error, not PostgreSQL's
 # with the internal SELECT ... FOR UPDATE as its CONTEXT.
-my $changed = qr/ERROR:  could not serialize access to model "rr2": it was changed by a transaction that committed after this transaction's snapshot\nDETAIL:  A retraining, refit, rename or drop of the model committed after this REPEATABLE READ or SERIALIZABLE transaction took its snapshot, which cannot read what it stored \(could not serialize access due to concurrent update\)\.\nHINT:  Run the transaction again\./;
+my $changed = qr/ERROR:  could not serialize access to model "rr2": it was changed by a transaction that committed after this transaction's snapshot\nDETAIL:  A retraining, refit, rename, drop or other write of the model's row committed after this REPEATABLE READ or SERIALIZABLE transaction took its snapshot, which cannot read what it wrote \(could not serialize access due to concurrent update\)\.\nHINT:  Run the transaction again\./;
 ($out, $err) = call_waiting($node,
 	q{SET client_min_messages = warning; BEGIN; SELECT mf_train('ratings', iterations := 1, model_name := 'rr2')},
 	q{BEGIN ISOLATION LEVEL REPEATABLE READ; SELECT count(*) FROM mf_models},
@@ -232,18 +232,33 @@ unlike($err, qr/CONTEXT/, 'without the internal query as its CONTEXT');
 	q{SELECT mf_refit_users('rr2', 'ratings', 'user_id', 'item_id', 'rating')}, 'ROLLBACK;');
 like($err, $changed, 'and a refit');
 
-# Under REPEATABLE READ, a model renamed to the name while a first training
-# fits (committed while its store's INSERT waits for it): the store's 40001,
-# not PostgreSQL's with the internal INSERT as its CONTEXT.
+# Under REPEATABLE READ, a model renamed to the name and committed while a
+# first training reads its source (here a view that waits for the renaming
+# transaction's advisory lock): the store's 40001, as under READ COMMITTED,
+# not PostgreSQL's from the internal INSERT with that as its CONTEXT.
 $node->safe_psql('postgres', q{SET client_min_messages = warning;
-	SELECT mf_train('ratings', k := 2, iterations := 1, model_name := 'rr_old')});
+	SELECT mf_train('ratings', k := 2, iterations := 1, model_name := 'rr_old');
+	CREATE VIEW gated AS SELECT r.* FROM ratings r, (SELECT pg_advisory_xact_lock_shared(4242)) g});
 ($out, $err) = call_waiting($node,
-	q{BEGIN; UPDATE mf_models SET name = 'rr_new' WHERE name = 'rr_old'},
+	q{BEGIN; SELECT pg_advisory_xact_lock(4242); UPDATE mf_models SET name = 'rr_new' WHERE name = 'rr_old'},
 	q{BEGIN ISOLATION LEVEL REPEATABLE READ; SELECT count(*) FROM mf_models},
-	q{SELECT mf_train('ratings', iterations := 1, model_name := 'rr_new')}, 'ROLLBACK;');
+	q{SELECT mf_train('gated', iterations := 1, model_name := 'rr_new')}, 'ROLLBACK;');
 like($err, qr/ERROR:  model "rr_new" was renamed, dropped or created while mf_train trained it\nDETAIL:  This training read the options/,
 	'under REPEATABLE READ, a model renamed to the name a first training stores: its 40001');
 unlike($err, qr/CONTEXT/, 'without the internal INSERT as its CONTEXT');
+is($node->safe_psql('postgres', q{SELECT k FROM mf_models WHERE name = 'rr_new'}), '2', 'and that model is as it was');
+
+# Under REPEATABLE READ, a user's trigger on mf_models that fails with 40001
+# keeps its own message: only the lock of the model's row is reported as a
+# change since the snapshot.
+$node->safe_psql('postgres', q{
+	CREATE FUNCTION says_no() RETURNS trigger LANGUAGE plpgsql AS
+	  $$BEGIN RAISE EXCEPTION 'the trigger says no' USING ERRCODE = 'serialization_failure'; END$$;
+	CREATE TRIGGER says_no BEFORE INSERT OR UPDATE ON mf_models FOR EACH ROW EXECUTE FUNCTION says_no()});
+my ($ret, $stdout, $stderr) = $node->psql('postgres', q{SET client_min_messages = warning;
+	BEGIN ISOLATION LEVEL REPEATABLE READ; SELECT mf_train('ratings', iterations := 1, model_name := 'rr_new')});
+like($stderr, qr/ERROR:  the trigger says no/, "a user's trigger's 40001 keeps its message");
+$node->safe_psql('postgres', 'DROP TRIGGER says_no ON mf_models; DROP FUNCTION says_no()');
 
 # A first training during which another transaction renames a model to
 # its name: a serialization failure (40001) rather than that model
@@ -267,7 +282,7 @@ is($node->safe_psql('postgres', sprintf($options, 'm2')), '5|0.5|f', 'run again,
 $node->safe_psql('postgres', q{
 	CREATE FUNCTION side_effect(q text) RETURNS int LANGUAGE plpgsql AS $$BEGIN EXECUTE q; RETURN 1; END$$;
 	CREATE VIEW dropping AS SELECT r.* FROM ratings r, (SELECT side_effect('SELECT mf_drop_model(''m2'')')) s});
-my ($ret, $stdout, $stderr) = $node->psql('postgres', q{SET client_min_messages = warning;
+($ret, $stdout, $stderr) = $node->psql('postgres', q{SET client_min_messages = warning;
 	SELECT mf_train('dropping', iterations := 1, model_name := 'm2')});
 like($stderr, qr/ERROR:  model "m2" was renamed, dropped or created while mf_train trained it/,
 	'a retraining whose own statement dropped its model: 40001');
