@@ -792,15 +792,6 @@ mf_lock_name(Oid schema, const char *name, uint16 kind)
 	(void) LockAcquire(&tag, ExclusiveLock, false, false);
 }
 
-
-/*
- * The name of the model whose row a training's own write of mf_models
- * (upsert_model_row) writes now, or NULL: the only row whose source and
- * columns mf_models_provenance stamps with the writing role (not another
- * row a user's trigger writes meanwhile).
- */
-static const char *training_written_name = NULL;
-
 /*
  * Runs query, a SELECT ... FOR UPDATE of the row of model name in
  * mf_models (SPI_execute_with_args's arguments, one row at the most), and
@@ -841,48 +832,6 @@ lock_model_row(const char *query, Oid *argtypes, Datum *args, const char *name)
 	}
 	PG_END_TRY();
 	return result;
-}
-
-/*
- * Runs query (an INSERT or UPDATE of the row of model name) as a
- * training's own write of it; returns SPI's result.  The name written
- * before is restored after, for a training whose write fires a user's
- * trigger that trains another model.
- */
-static int
-execute_training_write(const char *query, int n, Oid *argtypes, Datum *args, const char *nulls,
-					   const char *name)
-{
-	const char *outer = training_written_name;
-	int			result;
-
-	training_written_name = name;
-	PG_TRY();
-	{
-		result = SPI_execute_with_args(query, n, argtypes, args, nulls, false, 0);
-	}
-	PG_FINALLY();
-	{
-		training_written_name = outer;
-	}
-	PG_END_TRY();
-	return result;
-}
-
-/*
- * The error (40001) for a training whose model name no longer means the
- * model it read its options from (or no model, for a first training): a
- * rename, drop or INSERT since, by another transaction or by the call's
- * own statement (a source view with side effects).
- */
-static void
-report_name_taken(const char *name)
-{
-	ereport(ERROR,
-			(errcode(ERRCODE_T_R_SERIALIZATION_FAILURE),
-			 errmsg("model \"%s\" was renamed, dropped or created while mf_train trained it", name),
-			 errdetail("This training read the options of the model of that name when it started (or found none) and trained with them; since then another transaction, or this call's own statement, has renamed, dropped or created a model of that name."),
-			 errhint("Run mf_train again: it then trains the model that holds the name, keeping the options it does not name, or a new one from its arguments; or pass another model_name.")));
 }
 
 /*
@@ -1181,6 +1130,14 @@ mf_catalog_lock_model(const MfSchema *schema, const MfModelRow *found, bool by_n
 	return row;
 }
 
+/*
+ * The name of the model whose row a training's own write of mf_models
+ * (upsert_model_row) writes now, or NULL: the only row whose source and
+ * columns mf_models_provenance stamps with the writing role (not another
+ * row a user's trigger writes meanwhile).
+ */
+static const char *training_written_name = NULL;
+
 /* Whether tuple, written to mf_models (desc), is a training's own write of its model row. */
 static bool
 training_writes_this_row(TupleDesc desc, HeapTuple tuple)
@@ -1262,6 +1219,32 @@ mf_models_provenance(PG_FUNCTION_ARGS)
 }
 
 /*
+ * Runs query (an INSERT or UPDATE of the row of model name) as a
+ * training's own write of it; returns SPI's result.  The name written
+ * before is restored after, for a training whose write fires a user's
+ * trigger that trains another model.
+ */
+static int
+execute_training_write(const char *query, int n, Oid *argtypes, Datum *args, const char *nulls,
+					   const char *name)
+{
+	const char *outer = training_written_name;
+	int			result;
+
+	training_written_name = name;
+	PG_TRY();
+	{
+		result = SPI_execute_with_args(query, n, argtypes, args, nulls, false, 0);
+	}
+	PG_FINALLY();
+	{
+		training_written_name = outer;
+	}
+	PG_END_TRY();
+	return result;
+}
+
+/*
  * Raises the error for a model's row of mf_models that a write of this
  * transaction's own kept from being written or deleted (a user's rule,
  * trigger or constraint function): model names it, what says what
@@ -1275,6 +1258,22 @@ model_row_lost(const char *model, const char *what)
 			 errmsg("the row of %s in mf_models %s", model, what),
 			 errdetail("A rule or trigger on the model tables, or a function a constraint of theirs calls, kept it from being written or deleted it."),
 			 errhint("Drop that rule, trigger or constraint: the models as they were before this call are kept.")));
+}
+
+/*
+ * The error (40001) for a training whose model name no longer means the
+ * model it read its options from (or no model, for a first training): a
+ * rename, drop or INSERT since, by another transaction or by the call's
+ * own statement (a source view with side effects).
+ */
+static void
+report_name_taken(const char *name)
+{
+	ereport(ERROR,
+			(errcode(ERRCODE_T_R_SERIALIZATION_FAILURE),
+			 errmsg("model \"%s\" was renamed, dropped or created while mf_train trained it", name),
+			 errdetail("This training read the options of the model of that name when it started (or found none) and trained with them; since then another transaction, or this call's own statement, has renamed, dropped or created a model of that name."),
+			 errhint("Run mf_train again: it then trains the model that holds the name, keeping the options it does not name, or a new one from its arguments; or pass another model_name.")));
 }
 
 /*
