@@ -152,7 +152,28 @@ DROP TRIGGER a_nested ON mf_models;
 DROP FUNCTION nested_training(), side_write();
 SELECT name, source_recorded_by IS NOT NULL AS recorded FROM mf_models
 WHERE name IN ('side_a', 'side_c') ORDER BY name;
-SELECT mf_drop_model(m) FROM unnest(ARRAY['side_a', 'side_b', 'side_c']) m;
+-- nor is the training's own row once a user's trigger has pointed it
+-- elsewhere: written again by an AFTER trigger, or its source changed by a
+-- BEFORE trigger that fires first (each had recorded the training's role)
+CREATE FUNCTION repoint() RETURNS trigger LANGUAGE plpgsql AS
+$$ BEGIN
+    IF NEW.name = 'side_a' AND NEW.source <> 'security.trainer_data' THEN
+        UPDATE public.mf_models SET source = 'security.trainer_data' WHERE name = 'side_a';
+    END IF;
+    RETURN NULL;
+END $$;
+CREATE TRIGGER zz_repoint AFTER UPDATE ON mf_models FOR EACH ROW EXECUTE FUNCTION repoint();
+SELECT mf_train('own_ratings', k := 2, lambda := 1, iterations := 2, model_name := 'side_a') > 0 AS trained;
+DROP TRIGGER zz_repoint ON mf_models;
+SELECT source, source_recorded_by IS NOT NULL AS recorded FROM mf_models WHERE name = 'side_a';
+CREATE FUNCTION resource() RETURNS trigger LANGUAGE plpgsql AS
+$$ BEGIN NEW.source := 'security.trainer_data'; RETURN NEW; END $$;
+CREATE TRIGGER a_resource BEFORE INSERT ON mf_models FOR EACH ROW EXECUTE FUNCTION resource();
+SELECT mf_train('own_ratings', k := 2, lambda := 1, iterations := 2, model_name := 'side_d') > 0 AS trained;
+DROP TRIGGER a_resource ON mf_models;
+DROP FUNCTION repoint(), resource();
+SELECT source, source_recorded_by IS NOT NULL AS recorded FROM mf_models WHERE name = 'side_d';
+SELECT mf_drop_model(m) FROM unnest(ARRAY['side_a', 'side_b', 'side_c', 'side_d']) m;
 DROP TABLE own_ratings;
 
 -- 2. A writer that row-level security shows part of the model tables

@@ -1131,25 +1131,45 @@ mf_catalog_lock_model(const MfSchema *schema, const MfModelRow *found, bool by_n
 }
 
 /*
- * The name of the model whose row a training's own write of mf_models
- * (upsert_model_row) writes now, or NULL: the only row whose source and
- * columns mf_models_provenance stamps with the writing role (not another
- * row a user's trigger writes meanwhile).
+ * A training's own write of its model row (upsert_model_row): the values
+ * of the columns the provenance follows as the training writes them, and
+ * whether its row is yet to be stamped.  The one row mf_models_provenance
+ * stamps with the writing role is the first written meanwhile that holds
+ * them all: not another row a user's trigger writes during that write, nor
+ * the same row written again by such a trigger, nor one whose source or
+ * columns a user's trigger that fires first has changed.
  */
-static const char *training_written_name = NULL;
+typedef struct TrainingWrite
+{
+	const char *values[5];		/* name, source, user_col, item_col, rating_col */
+	bool		pending;
+} TrainingWrite;
 
-/* Whether tuple, written to mf_models (desc), is a training's own write of its model row. */
+static const char *const training_write_columns[] = {"name", "source", "user_col", "item_col",
+"rating_col"};
+
+/* The training's write under way, or NULL. */
+static TrainingWrite *training_write = NULL;
+
+/*
+ * Whether tuple, written to mf_models (desc), is the training's own write
+ * of its model row (then no longer pending).
+ */
 static bool
 training_writes_this_row(TupleDesc desc, HeapTuple tuple)
 {
-	int			name_column = SPI_fnumber(desc, "name");
-	bool		isnull;
-	Datum		name;
-
-	if (training_written_name == NULL || name_column <= 0)
+	if (training_write == NULL || !training_write->pending)
 		return false;
-	name = heap_getattr(tuple, name_column, desc, &isnull);
-	return !isnull && strcmp(TextDatumGetCString(name), training_written_name) == 0;
+	for (int c = 0; c < lengthof(training_write_columns); c++)
+	{
+		int			attnum = SPI_fnumber(desc, training_write_columns[c]);
+		char	   *value = attnum > 0 ? SPI_getvalue(tuple, desc, attnum) : NULL;
+
+		if (value == NULL || strcmp(value, training_write->values[c]) != 0)
+			return false;
+	}
+	training_write->pending = false;
+	return true;
 }
 
 PG_FUNCTION_INFO_V1(mf_models_provenance);
@@ -1219,26 +1239,28 @@ mf_models_provenance(PG_FUNCTION_ARGS)
 }
 
 /*
- * Runs query (an INSERT or UPDATE of the row of model name) as a
- * training's own write of it; returns SPI's result.  The name written
- * before is restored after, for a training whose write fires a user's
- * trigger that trains another model.
+ * Runs query (an INSERT or UPDATE of row's model row) as a training's own
+ * write of it; returns SPI's result.  The write under way before is
+ * restored after, for a training whose write fires a user's trigger that
+ * trains another model.
  */
 static int
 execute_training_write(const char *query, int n, Oid *argtypes, Datum *args, const char *nulls,
-					   const char *name)
+					   const MfModelRow *row)
 {
-	const char *outer = training_written_name;
+	TrainingWrite *outer = training_write;
+	TrainingWrite write = {{row->name, row->source, row->user_col, row->item_col, row->rating_col},
+	true};
 	int			result;
 
-	training_written_name = name;
+	training_write = &write;
 	PG_TRY();
 	{
 		result = SPI_execute_with_args(query, n, argtypes, args, nulls, false, 0);
 	}
 	PG_FINALLY();
 	{
-		training_written_name = outer;
+		training_write = outer;
 	}
 	PG_END_TRY();
 	return result;
@@ -1355,7 +1377,7 @@ upsert_model_row(const MfSchema *schema, const MfModelRow *row)
 		/* update the existing row, so that a retrain does not draw a model_id from the serial */
 		query = psprintf("UPDATE %s.mf_models SET (%s) = ROW(%s) WHERE name = $1 RETURNING model_id",
 						 schema->quoted, names.data, values.data);
-		if (execute_training_write(query, n, argtypes, args, nulls, row->name) != SPI_OK_UPDATE_RETURNING)
+		if (execute_training_write(query, n, argtypes, args, nulls, row) != SPI_OK_UPDATE_RETURNING)
 			elog(ERROR, "could not update the model row");
 	}
 	else
@@ -1371,7 +1393,7 @@ upsert_model_row(const MfSchema *schema, const MfModelRow *row)
 		query = psprintf("INSERT INTO %s.mf_models (name, %s) VALUES ($1, %s)"
 						 " ON CONFLICT (name) DO NOTHING RETURNING model_id",
 						 schema->quoted, names.data, values.data);
-		if (execute_training_write(query, n, argtypes, args, nulls, row->name) != SPI_OK_INSERT_RETURNING)
+		if (execute_training_write(query, n, argtypes, args, nulls, row) != SPI_OK_INSERT_RETURNING)
 			elog(ERROR, "could not insert the model row");
 		if (SPI_processed == 0)
 			report_name_taken(row->name);
