@@ -129,40 +129,26 @@ SELECT mf_refit_users('stamped') AS refitted_own_record;
 -- (it had turned the stamping off before the outer row was written)
 SELECT mf_train('own_ratings', k := 2, lambda := 1, iterations := 2, model_name := 'side_b') > 0 AS trained;
 UPDATE mf_models SET trained_at = now() WHERE name = 'side_b';  -- records no one
-CREATE FUNCTION side_write() RETURNS trigger LANGUAGE plpgsql AS
-$$ BEGIN
-    IF NEW.name = 'side_a' THEN UPDATE public.mf_models SET trained_at = now() WHERE name = 'side_b'; END IF;
-    RETURN NEW;
-END $$;
-CREATE TRIGGER zz_side AFTER INSERT ON mf_models FOR EACH ROW EXECUTE FUNCTION side_write();
+-- a trigger that runs its second argument on a write of the row its first names
+CREATE FUNCTION when_written() RETURNS trigger LANGUAGE plpgsql AS
+$$ BEGIN IF NEW.name = TG_ARGV[0] THEN EXECUTE TG_ARGV[1]; END IF; RETURN NEW; END $$;
+CREATE TRIGGER zz_side AFTER INSERT ON mf_models FOR EACH ROW EXECUTE FUNCTION
+    when_written('side_a', 'UPDATE public.mf_models SET trained_at = now() WHERE name = ''side_b''');
 SELECT mf_train('own_ratings', k := 2, lambda := 1, iterations := 2, model_name := 'side_a') > 0 AS trained;
 DROP TRIGGER zz_side ON mf_models;
 SELECT name, source_recorded_by IS NOT NULL AS recorded FROM mf_models
 WHERE name IN ('side_a', 'side_b') ORDER BY name;
-CREATE FUNCTION nested_training() RETURNS trigger LANGUAGE plpgsql AS
-$$ BEGIN
-    IF NEW.name = 'side_a' THEN
-        PERFORM public.mf_train('security.own_ratings', k := 2, lambda := 1, iterations := 2, model_name := 'side_c');
-    END IF;
-    RETURN NEW;
-END $$;
-CREATE TRIGGER a_nested BEFORE UPDATE ON mf_models FOR EACH ROW EXECUTE FUNCTION nested_training();
+CREATE TRIGGER a_nested BEFORE UPDATE ON mf_models FOR EACH ROW EXECUTE FUNCTION
+    when_written('side_a', 'SELECT public.mf_train(''security.own_ratings'', k := 2, lambda := 1, iterations := 2, model_name := ''side_c'')');
 SELECT mf_train('own_ratings', k := 2, lambda := 1, iterations := 2, model_name := 'side_a') > 0 AS trained;
 DROP TRIGGER a_nested ON mf_models;
-DROP FUNCTION nested_training(), side_write();
 SELECT name, source_recorded_by IS NOT NULL AS recorded FROM mf_models
 WHERE name IN ('side_a', 'side_c') ORDER BY name;
 -- nor is the training's own row once a user's trigger has pointed it
 -- elsewhere: written again by an AFTER trigger, or its source changed by a
 -- BEFORE trigger that fires first (each had recorded the training's role)
-CREATE FUNCTION repoint() RETURNS trigger LANGUAGE plpgsql AS
-$$ BEGIN
-    IF NEW.name = 'side_a' AND NEW.source <> 'security.trainer_data' THEN
-        UPDATE public.mf_models SET source = 'security.trainer_data' WHERE name = 'side_a';
-    END IF;
-    RETURN NULL;
-END $$;
-CREATE TRIGGER zz_repoint AFTER UPDATE ON mf_models FOR EACH ROW EXECUTE FUNCTION repoint();
+CREATE TRIGGER zz_repoint AFTER UPDATE ON mf_models FOR EACH ROW EXECUTE FUNCTION
+    when_written('side_a', 'UPDATE public.mf_models SET source = ''security.trainer_data'' WHERE name = ''side_a'' AND source <> ''security.trainer_data''');
 SELECT mf_train('own_ratings', k := 2, lambda := 1, iterations := 2, model_name := 'side_a') > 0 AS trained;
 DROP TRIGGER zz_repoint ON mf_models;
 SELECT source, source_recorded_by IS NOT NULL AS recorded FROM mf_models WHERE name = 'side_a';
@@ -171,7 +157,7 @@ $$ BEGIN NEW.source := 'security.trainer_data'; RETURN NEW; END $$;
 CREATE TRIGGER a_resource BEFORE INSERT ON mf_models FOR EACH ROW EXECUTE FUNCTION resource();
 SELECT mf_train('own_ratings', k := 2, lambda := 1, iterations := 2, model_name := 'side_d') > 0 AS trained;
 DROP TRIGGER a_resource ON mf_models;
-DROP FUNCTION repoint(), resource();
+DROP FUNCTION when_written(), resource();
 SELECT source, source_recorded_by IS NOT NULL AS recorded FROM mf_models WHERE name = 'side_d';
 SELECT mf_drop_model(m) FROM unnest(ARRAY['side_a', 'side_b', 'side_c', 'side_d']) m;
 DROP TABLE own_ratings;
