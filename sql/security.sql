@@ -152,13 +152,29 @@ CREATE TRIGGER zz_repoint AFTER UPDATE ON mf_models FOR EACH ROW EXECUTE FUNCTIO
 SELECT mf_train('own_ratings', k := 2, lambda := 1, iterations := 2, model_name := 'side_a') > 0 AS trained;
 DROP TRIGGER zz_repoint ON mf_models;
 SELECT source, source_recorded_by IS NOT NULL AS recorded FROM mf_models WHERE name = 'side_a';
+-- a trigger that changes the training's values fails the training, whether
+-- it fires before the stamp (the row recorded no one) or after (it kept the
+-- stamp, which a refit would follow), and nothing is stored
 CREATE FUNCTION resource() RETURNS trigger LANGUAGE plpgsql AS
 $$ BEGIN NEW.source := 'security.trainer_data'; RETURN NEW; END $$;
 CREATE TRIGGER a_resource BEFORE INSERT ON mf_models FOR EACH ROW EXECUTE FUNCTION resource();
 SELECT mf_train('own_ratings', k := 2, lambda := 1, iterations := 2, model_name := 'side_d') > 0 AS trained;
 DROP TRIGGER a_resource ON mf_models;
+CREATE TRIGGER zz_resource BEFORE INSERT ON mf_models FOR EACH ROW EXECUTE FUNCTION resource();
+SELECT mf_train('own_ratings', k := 2, lambda := 1, iterations := 2, model_name := 'side_d') > 0 AS trained;
+DROP TRIGGER zz_resource ON mf_models;
 DROP FUNCTION when_written(), resource();
-SELECT source, source_recorded_by IS NOT NULL AS recorded FROM mf_models WHERE name = 'side_d';
+SELECT count(*) AS side_d_models FROM mf_models WHERE name = 'side_d';
+-- a retraining stamps its row even where it writes the values already
+-- there (in the transaction that wrote them, now() is the same trained_at)
+BEGIN;
+SELECT mf_train('own_ratings', k := 2, lambda := 1, iterations := 2, model_name := 'side_d') > 0 AS trained;
+UPDATE mf_models SET source = 'elsewhere' WHERE name = 'side_d';
+UPDATE mf_models SET source = 'security.own_ratings' WHERE name = 'side_d';
+SELECT source_recorded_by IS NOT NULL AS recorded FROM mf_models WHERE name = 'side_d';
+SELECT mf_train('own_ratings', k := 2, lambda := 1, iterations := 2, model_name := 'side_d') > 0 AS trained;
+SELECT source_recorded_by IS NOT NULL AS recorded FROM mf_models WHERE name = 'side_d';
+COMMIT;
 SELECT mf_drop_model(m) FROM unnest(ARRAY['side_a', 'side_b', 'side_c', 'side_d']) m;
 DROP TABLE own_ratings;
 

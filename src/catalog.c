@@ -1130,26 +1130,44 @@ mf_catalog_lock_model(const MfSchema *schema, const MfModelRow *found, bool by_n
 	return row;
 }
 
-/*
- * A training's own write of its model row (upsert_model_row): the values
- * of the columns the provenance follows as the training writes them, and
- * whether its row is yet to be stamped.  The one row mf_models_provenance
- * stamps with the writing role is the first written meanwhile that holds
- * them all: not another row a user's trigger writes during that write, nor
- * the same row written again by such a trigger, nor one whose source or
- * columns a user's trigger that fires first has changed.
- */
-typedef struct TrainingWrite
-{
-	const char *values[5];		/* name, source, user_col, item_col, rating_col */
-	bool		pending;
-} TrainingWrite;
-
+/* The columns of mf_models whose values a training's own write is known by. */
 static const char *const training_write_columns[] = {"name", "source", "user_col", "item_col",
 "rating_col"};
 
+/*
+ * A training's own write of its model row (upsert_model_row): the values
+ * of training_write_columns as the training writes them, and whether its
+ * row is yet to be stamped.  The one row mf_models_provenance stamps with
+ * the writing role is the first written meanwhile that holds them all: not
+ * another row a user's trigger writes during that write, nor the same row
+ * written again by such a trigger, nor one whose values a user's trigger
+ * that fires first has changed.  (One that fires after and changes them
+ * fails the training: check_own_write.)
+ */
+typedef struct TrainingWrite
+{
+	const char *values[lengthof(training_write_columns)];
+	bool		pending;
+} TrainingWrite;
+
 /* The training's write under way, or NULL. */
 static TrainingWrite *training_write = NULL;
+
+/*
+ * The values of training_write_columns that a training writes for row, as
+ * the columns hold them (the columns' names cut to NAMEDATALEN - 1 bytes,
+ * as namein cuts them).
+ */
+static void
+training_written_values(const MfModelRow *row, const char **values)
+{
+	const char *const given[] = {row->name, row->source, row->user_col, row->item_col,
+	row->rating_col};
+
+	for (int c = 0; c < lengthof(given); c++)
+		values[c] = c < 2 ? given[c]
+			: NameStr(*DatumGetName(DirectFunctionCall1(namein, CStringGetDatum(given[c]))));
+}
 
 /*
  * Whether tuple, written to mf_models (desc), is the training's own write
@@ -1176,10 +1194,11 @@ PG_FUNCTION_INFO_V1(mf_models_provenance);
 
 /*
  * mf_models_provenance(): trigger BEFORE INSERT OR UPDATE ON mf_models FOR
- * EACH ROW.  A write that sets source, user_col, item_col, rating_col,
- * trained_at or source_recorded_by gets source_recorded_by = the current
- * role when it is a training's own write of its model, and NULL (recorded
- * by no one) otherwise: an UPDATE, an INSERT or a COPY by anyone, a
+ * EACH ROW.  A training's own write of its model row gets
+ * source_recorded_by = the current role (whatever it changes: a retraining
+ * in the transaction that wrote the row before may write the same values);
+ * any other write that sets source, user_col, item_col, rating_col,
+ * trained_at or source_recorded_by gets NULL (recorded by no one): an UPDATE, an INSERT or a COPY by anyone, a
  * restore included, so that no writer can make a source look like
  * another role's.  Refits follow a recorded source only for its recorder.
  */
@@ -1191,6 +1210,7 @@ mf_models_provenance(PG_FUNCTION_ARGS)
 	TriggerData *trigger = (TriggerData *) fcinfo->context;
 	TupleDesc	desc;
 	HeapTuple	tuple;
+	bool		own;
 	bool		stamp;
 	int			stamp_column;
 	Datum		value;
@@ -1211,7 +1231,9 @@ mf_models_provenance(PG_FUNCTION_ARGS)
 				 errmsg("mf_models has no column source_recorded_by"),
 				 errhint("Update the extension: ALTER EXTENSION mf_ext UPDATE.")));
 
-	stamp = TRIGGER_FIRED_BY_INSERT(trigger->tg_event);
+	/* the training's own write, whatever it changes; another, if it changes what is watched */
+	own = training_writes_this_row(desc, tuple);
+	stamp = own || TRIGGER_FIRED_BY_INSERT(trigger->tg_event);
 	for (int c = 0; !stamp && c < lengthof(watched); c++)
 	{
 		int			attnum = SPI_fnumber(desc, watched[c]);
@@ -1233,7 +1255,7 @@ mf_models_provenance(PG_FUNCTION_ARGS)
 	if (!stamp)
 		return PointerGetDatum(tuple);
 
-	isnull = !training_writes_this_row(desc, tuple);
+	isnull = !own;
 	value = ObjectIdGetDatum(isnull ? InvalidOid : GetUserId());
 	return PointerGetDatum(heap_modify_tuple_by_cols(tuple, desc, 1, &stamp_column, &value, &isnull));
 }
@@ -1249,10 +1271,10 @@ execute_training_write(const char *query, int n, Oid *argtypes, Datum *args, con
 					   const MfModelRow *row)
 {
 	TrainingWrite *outer = training_write;
-	TrainingWrite write = {{row->name, row->source, row->user_col, row->item_col, row->rating_col},
-	true};
+	TrainingWrite write = {.pending = true};
 	int			result;
 
+	training_written_values(row, write.values);
 	training_write = &write;
 	PG_TRY();
 	{
@@ -1280,6 +1302,48 @@ model_row_lost(const char *model, const char *what)
 			 errmsg("the row of %s in mf_models %s", model, what),
 			 errdetail("A rule or trigger on the model tables, or a function a constraint of theirs calls, kept it from being written or deleted it."),
 			 errhint("Drop that rule, trigger or constraint: the models as they were before this call are kept.")));
+}
+
+/*
+ * What a training's own write of its model row returned (RETURNING
+ * model_id, then training_write_columns, then source_recorded_by when the
+ * table has it), checked: a user's trigger on mf_models that fires after
+ * mf_models_provenance could have changed the name, source or columns the
+ * training wrote, or the stamp, which would then record the training's
+ * role (or another's) for values the training did not write.
+ */
+static void
+check_own_write(const MfModelRow *row, bool recorded)
+{
+	HeapTuple	tuple = SPI_tuptable->vals[0];
+	TupleDesc	desc = SPI_tuptable->tupdesc;
+	const char *written[lengthof(training_write_columns)];
+	bool		isnull;
+	Datum		stamp;
+
+	const char *changed = NULL;
+
+	training_written_values(row, written);
+	for (int c = 0; changed == NULL && c < lengthof(written); c++)
+	{
+		char	   *value = SPI_getvalue(tuple, desc, c + 2);
+
+		if (value == NULL || strcmp(value, written[c]) != 0)
+			changed = training_write_columns[c];
+	}
+	if (changed == NULL && recorded)
+	{
+		stamp = SPI_getbinval(tuple, desc, lengthof(written) + 2, &isnull);
+		if (!isnull && DatumGetObjectId(stamp) != GetUserId())
+			changed = "source_recorded_by";
+	}
+	if (changed != NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("a trigger on mf_models changed the row of model \"%s\" that mf_train wrote",
+						row->name),
+				 errdetail("Its %s is not what the training wrote.", changed),
+				 errhint("Drop that trigger, or have it leave the name, source, columns and source_recorded_by of mf_models alone: the models as they were before this call are kept.")));
 }
 
 /*
@@ -1318,6 +1382,11 @@ upsert_model_row(const MfSchema *schema, const MfModelRow *row)
 	int			n = 1;
 	bool		isnull;
 	Oid			models = get_relname_relid(MF_MODELS_TABLE, schema->oid);
+	/* 0.4's tables, written until ALTER EXTENSION UPDATE, record no one */
+	bool		recorded = get_attnum(models, "source_recorded_by") != InvalidAttrNumber;
+	const char *returning = recorded
+		? "model_id, name, source, user_col, item_col, rating_col, source_recorded_by"
+		: "model_id, name, source, user_col, item_col, rating_col";
 
 	/* $1 the name, then every column written */
 	argtypes[0] = TEXTOID;
@@ -1375,8 +1444,8 @@ upsert_model_row(const MfSchema *schema, const MfModelRow *row)
 							row->name, old_source, row->source),
 					 errhint("Pass model_name to keep models of different relations apart.")));
 		/* update the existing row, so that a retrain does not draw a model_id from the serial */
-		query = psprintf("UPDATE %s.mf_models SET (%s) = ROW(%s) WHERE name = $1 RETURNING model_id",
-						 schema->quoted, names.data, values.data);
+		query = psprintf("UPDATE %s.mf_models SET (%s) = ROW(%s) WHERE name = $1 RETURNING %s",
+						 schema->quoted, names.data, values.data, returning);
 		if (execute_training_write(query, n, argtypes, args, nulls, row) != SPI_OK_UPDATE_RETURNING)
 			elog(ERROR, "could not update the model row");
 	}
@@ -1391,8 +1460,8 @@ upsert_model_row(const MfSchema *schema, const MfModelRow *row)
 			(IsolationUsesXactSnapshot() && model_name_exists_now(schema, args[0])))
 			report_name_taken(row->name);
 		query = psprintf("INSERT INTO %s.mf_models (name, %s) VALUES ($1, %s)"
-						 " ON CONFLICT (name) DO NOTHING RETURNING model_id",
-						 schema->quoted, names.data, values.data);
+						 " ON CONFLICT (name) DO NOTHING RETURNING %s",
+						 schema->quoted, names.data, values.data, returning);
 		if (execute_training_write(query, n, argtypes, args, nulls, row) != SPI_OK_INSERT_RETURNING)
 			elog(ERROR, "could not insert the model row");
 		if (SPI_processed == 0)
@@ -1401,6 +1470,7 @@ upsert_model_row(const MfSchema *schema, const MfModelRow *row)
 	if (SPI_processed != 1)
 		model_row_lost(psprintf("model \"%s\"", row->name), "was not written");
 	mf_check_column_types(SPI_tuptable->tupdesc, NULL, &model_id_type, 1, "mf_models");
+	check_own_write(row, recorded);
 	return DatumGetInt32(SPI_getbinval(SPI_tuptable->vals[0],
 									   SPI_tuptable->tupdesc, 1, &isnull));
 }
