@@ -23,6 +23,7 @@
 #include "store.h"
 
 #include "access/htup_details.h"
+#include "access/table.h"
 #include "access/xact.h"
 #include "catalog/dependency.h"
 #include "catalog/pg_class.h"
@@ -1130,6 +1131,26 @@ mf_catalog_lock_model(const MfSchema *schema, const MfModelRow *found, bool by_n
 	return row;
 }
 
+char *
+mf_catalog_models_hook(Oid models)
+{
+	Relation	rel = table_open(models, AccessShareLock);
+	char	   *hook = NULL;
+
+	for (int t = 0; hook == NULL && rel->trigdesc && t < rel->trigdesc->numtriggers; t++)
+	{
+		const Trigger *trigger = &rel->trigdesc->triggers[t];
+
+		if (strcmp(trigger->tgname, "mf_models_provenance") != 0 &&
+			!trigger->tgisinternal && trigger->tgenabled != TRIGGER_DISABLED)
+			hook = psprintf("the trigger \"%s\"", trigger->tgname);
+	}
+	if (hook == NULL && rel->rd_rules != NULL && rel->rd_rules->numLocks > 0)
+		hook = pstrdup("a rule");
+	table_close(rel, AccessShareLock);
+	return hook;
+}
+
 /* The columns of mf_models whose values a training's own write is known by. */
 static const char *const training_write_columns[] = {"name", "source", "user_col", "item_col",
 "rating_col"};
@@ -1138,11 +1159,9 @@ static const char *const training_write_columns[] = {"name", "source", "user_col
  * A training's own write of its model row (upsert_model_row): the values
  * of training_write_columns as the training writes them, and whether its
  * row is yet to be stamped.  The one row mf_models_provenance stamps with
- * the writing role is the first written meanwhile that holds them all: not
- * another row a user's trigger writes during that write, nor the same row
- * written again by such a trigger, nor one whose values a user's trigger
- * that fires first has changed.  (One that fires after and changes them
- * fails the training: check_own_write.)
+ * the writing role is the first written meanwhile that holds them all.
+ * (While mf_models has a user's trigger or rule, which could write other
+ * rows or change this one, there is none: execute_training_write.)
  */
 typedef struct TrainingWrite
 {
@@ -1261,21 +1280,23 @@ mf_models_provenance(PG_FUNCTION_ARGS)
 }
 
 /*
- * Runs query (an INSERT or UPDATE of row's model row) as a training's own
- * write of it; returns SPI's result.  The write under way before is
- * restored after, for a training whose write fires a user's trigger that
- * trains another model.
+ * Runs query (an INSERT or UPDATE of row's model row in mf_models, models)
+ * as a training's own write of it; returns SPI's result.  While mf_models
+ * has a user's trigger or rule (mf_catalog_models_hook), which could write
+ * or change rows during the write, it records no one.  The write under way
+ * before is restored after, for a training whose write fires a user's
+ * trigger that trains another model.
  */
 static int
 execute_training_write(const char *query, int n, Oid *argtypes, Datum *args, const char *nulls,
-					   const MfModelRow *row)
+					   const MfModelRow *row, Oid models)
 {
 	TrainingWrite *outer = training_write;
 	TrainingWrite write = {.pending = true};
 	int			result;
 
 	training_written_values(row, write.values);
-	training_write = &write;
+	training_write = mf_catalog_models_hook(models) == NULL ? &write : NULL;
 	PG_TRY();
 	{
 		result = SPI_execute_with_args(query, n, argtypes, args, nulls, false, 0);
@@ -1446,7 +1467,7 @@ upsert_model_row(const MfSchema *schema, const MfModelRow *row)
 		/* update the existing row, so that a retrain does not draw a model_id from the serial */
 		query = psprintf("UPDATE %s.mf_models SET (%s) = ROW(%s) WHERE name = $1 RETURNING %s",
 						 schema->quoted, names.data, values.data, returning);
-		if (execute_training_write(query, n, argtypes, args, nulls, row) != SPI_OK_UPDATE_RETURNING)
+		if (execute_training_write(query, n, argtypes, args, nulls, row, models) != SPI_OK_UPDATE_RETURNING)
 			elog(ERROR, "could not update the model row");
 	}
 	else
@@ -1462,7 +1483,7 @@ upsert_model_row(const MfSchema *schema, const MfModelRow *row)
 		query = psprintf("INSERT INTO %s.mf_models (name, %s) VALUES ($1, %s)"
 						 " ON CONFLICT (name) DO NOTHING RETURNING %s",
 						 schema->quoted, names.data, values.data, returning);
-		if (execute_training_write(query, n, argtypes, args, nulls, row) != SPI_OK_INSERT_RETURNING)
+		if (execute_training_write(query, n, argtypes, args, nulls, row, models) != SPI_OK_INSERT_RETURNING)
 			elog(ERROR, "could not insert the model row");
 		if (SPI_processed == 0)
 			report_name_taken(row->name);

@@ -80,6 +80,15 @@ typedef struct MfModelRow
 extern void mf_lock_name(Oid schema, const char *name, uint16 kind);
 
 /*
+ * What on mf_models (models, its relid) other than mf_ext's own could
+ * change who a model's source and columns look recorded by: "the trigger
+ * \"name\"" for an enabled trigger of a user's (TRIGGER privilege), "a
+ * rule", or NULL.  While there is one, a training records no
+ * one and a refit follows no record.
+ */
+extern char *mf_catalog_models_hook(Oid models);
+
+/*
  * Replaces (or creates) the model row->name with row (its version and
  * trained_at are set here) and the factors of als, in the current
  * transaction, the caller's right to write models checked again

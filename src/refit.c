@@ -36,7 +36,6 @@
 #include "access/table.h"
 #include "catalog/namespace.h"
 #include "catalog/pg_class.h"
-#include "catalog/pg_trigger.h"
 #include "executor/spi.h"
 #include "miscadmin.h"
 #include "utils/builtins.h"
@@ -147,26 +146,23 @@ require_own_record(const RefitState *state)
 {
 	Oid			recorder = state->locked.source_recorded_by;
 	Relation	models;
+	char	   *hook;
 
 	/*
-	 * A trigger of another role's on mf_models (TRIGGER privilege) could
-	 * rewrite the stamp after mf_models_provenance set it.
+	 * A trigger of another role's on mf_models (TRIGGER privilege), or a
+	 * rule, could have rewritten the stamp after mf_models_provenance set
+	 * it.
 	 */
 	models = table_open(get_relname_relid("mf_models", state->schema.oid), AccessShareLock);
-	for (int t = 0; models->trigdesc && t < models->trigdesc->numtriggers; t++)
-	{
-		const Trigger *trigger = &models->trigdesc->triggers[t];
-
-		if (strcmp(trigger->tgname, "mf_models_provenance") != 0 &&
-			!trigger->tgisinternal && trigger->tgenabled != TRIGGER_DISABLED)
-			ereport(ERROR,
-					(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
-					 errmsg("%s does not follow the source and columns models record while mf_models has the trigger \"%s\"",
-							state->function, trigger->tgname),
-					 errdetail("A trigger on mf_models can change who a model's source and columns look recorded by."),
-					 errhint("Name them: %s(model, source := ..., user_col := ..., item_col := ..., rating_col := ...), or drop the trigger (and grant no one TRIGGER on mf_models).",
-							 state->function)));
-	}
+	hook = mf_catalog_models_hook(RelationGetRelid(models));
+	if (hook != NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+				 errmsg("%s does not follow the source and columns models record while mf_models has %s",
+						state->function, hook),
+				 errdetail("A trigger or rule on mf_models can change who a model's source and columns look recorded by."),
+				 errhint("Name them: %s(model, source := ..., user_col := ..., item_col := ..., rating_col := ...), or drop the trigger or rule (and grant no one TRIGGER on mf_models).",
+						 state->function)));
 	/* 0.4's mf_models records no one, and its refits cannot name the columns */
 	if (get_attnum(RelationGetRelid(models), "source_recorded_by") == InvalidAttrNumber)
 		ereport(ERROR,
