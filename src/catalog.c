@@ -1132,9 +1132,9 @@ mf_catalog_lock_model(const MfSchema *schema, const MfModelRow *found, bool by_n
 }
 
 char *
-mf_catalog_models_hook(Oid models)
+mf_catalog_models_hook(Oid models, LOCKMODE lockmode)
 {
-	Relation	rel = table_open(models, AccessShareLock);
+	Relation	rel = table_open(models, lockmode);
 	char	   *hook = NULL;
 
 	for (int t = 0; hook == NULL && rel->trigdesc && t < rel->trigdesc->numtriggers; t++)
@@ -1147,7 +1147,7 @@ mf_catalog_models_hook(Oid models)
 	}
 	if (hook == NULL && rel->rd_rules != NULL && rel->rd_rules->numLocks > 0)
 		hook = pstrdup("a rule");
-	table_close(rel, AccessShareLock);
+	table_close(rel, NoLock);	/* kept: no trigger or rule is made meanwhile */
 	return hook;
 }
 
@@ -1296,7 +1296,8 @@ execute_training_write(const char *query, int n, Oid *argtypes, Datum *args, con
 	int			result;
 
 	training_written_values(row, write.values);
-	training_write = mf_catalog_models_hook(models) == NULL ? &write : NULL;
+	/* the write's own lock, taken now: CREATE TRIGGER and RULE wait for it */
+	training_write = mf_catalog_models_hook(models, RowExclusiveLock) == NULL ? &write : NULL;
 	PG_TRY();
 	{
 		result = SPI_execute_with_args(query, n, argtypes, args, nulls, false, 0);

@@ -21,6 +21,7 @@
 
 #include "mf_ext.h"
 
+#include "storage/lockdefs.h"
 #include "utils/portal.h"
 
 #include "als.h"
@@ -83,10 +84,12 @@ extern void mf_lock_name(Oid schema, const char *name, uint16 kind);
  * What on mf_models (models, its relid) other than mf_ext's own could
  * change who a model's source and columns look recorded by: "the trigger
  * \"name\"" for an enabled trigger of a user's (TRIGGER privilege), "a
- * rule", or NULL.  While there is one, a training records no
- * one and a refit follows no record.
+ * rule", or NULL.  While there is one, a training records no one and a
+ * refit follows no record.  mf_models is locked in lockmode until the
+ * transaction ends (ROW EXCLUSIVE, a write's, keeps triggers and rules
+ * from being made meanwhile).
  */
-extern char *mf_catalog_models_hook(Oid models);
+extern char *mf_catalog_models_hook(Oid models, LOCKMODE lockmode);
 
 /*
  * Replaces (or creates) the model row->name with row (its version and

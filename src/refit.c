@@ -154,7 +154,7 @@ require_own_record(const RefitState *state)
 	 * it.
 	 */
 	models = table_open(get_relname_relid("mf_models", state->schema.oid), AccessShareLock);
-	hook = mf_catalog_models_hook(RelationGetRelid(models));
+	hook = mf_catalog_models_hook(RelationGetRelid(models), AccessShareLock);
 	if (hook != NULL)
 		ereport(ERROR,
 				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
