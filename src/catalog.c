@@ -1289,7 +1289,7 @@ mf_models_provenance(PG_FUNCTION_ARGS)
  */
 static int
 execute_training_write(const char *query, int n, Oid *argtypes, Datum *args, const char *nulls,
-					   const MfModelRow *row, Oid models)
+					   const MfModelRow *row, Oid models, bool *stamped)
 {
 	TrainingWrite *outer = training_write;
 	TrainingWrite write = {.pending = true};
@@ -1297,7 +1297,8 @@ execute_training_write(const char *query, int n, Oid *argtypes, Datum *args, con
 
 	training_written_values(row, write.values);
 	/* the write's own lock, taken now: CREATE TRIGGER and RULE wait for it */
-	training_write = mf_catalog_models_hook(models, RowExclusiveLock) == NULL ? &write : NULL;
+	*stamped = mf_catalog_models_hook(models, RowExclusiveLock) == NULL;
+	training_write = *stamped ? &write : NULL;
 	PG_TRY();
 	{
 		result = SPI_execute_with_args(query, n, argtypes, args, nulls, false, 0);
@@ -1332,10 +1333,11 @@ model_row_lost(const char *model, const char *what)
  * table has it), checked: a user's trigger on mf_models that fires after
  * mf_models_provenance could have changed the name, source or columns the
  * training wrote, or the stamp, which would then record the training's
- * role (or another's) for values the training did not write.
+ * role (or another's) for values the training did not write.  stamped:
+ * whether the write was to record the training's role (else no one).
  */
 static void
-check_own_write(const MfModelRow *row, bool recorded)
+check_own_write(const MfModelRow *row, bool recorded, bool stamped)
 {
 	HeapTuple	tuple = SPI_tuptable->vals[0];
 	TupleDesc	desc = SPI_tuptable->tupdesc;
@@ -1356,7 +1358,7 @@ check_own_write(const MfModelRow *row, bool recorded)
 	if (changed == NULL && recorded)
 	{
 		stamp = SPI_getbinval(tuple, desc, lengthof(written) + 2, &isnull);
-		if (!isnull && DatumGetObjectId(stamp) != GetUserId())
+		if (!isnull && (!stamped || DatumGetObjectId(stamp) != GetUserId()))
 			changed = "source_recorded_by";
 	}
 	if (changed != NULL)
@@ -1406,6 +1408,7 @@ upsert_model_row(const MfSchema *schema, const MfModelRow *row)
 	Oid			models = get_relname_relid(MF_MODELS_TABLE, schema->oid);
 	/* 0.4's tables, written until ALTER EXTENSION UPDATE, record no one */
 	bool		recorded = get_attnum(models, "source_recorded_by") != InvalidAttrNumber;
+	bool		stamped = false;
 	const char *returning = recorded
 		? "model_id, name, source, user_col, item_col, rating_col, source_recorded_by"
 		: "model_id, name, source, user_col, item_col, rating_col";
@@ -1468,7 +1471,7 @@ upsert_model_row(const MfSchema *schema, const MfModelRow *row)
 		/* update the existing row, so that a retrain does not draw a model_id from the serial */
 		query = psprintf("UPDATE %s.mf_models SET (%s) = ROW(%s) WHERE name = $1 RETURNING %s",
 						 schema->quoted, names.data, values.data, returning);
-		if (execute_training_write(query, n, argtypes, args, nulls, row, models) != SPI_OK_UPDATE_RETURNING)
+		if (execute_training_write(query, n, argtypes, args, nulls, row, models, &stamped) != SPI_OK_UPDATE_RETURNING)
 			elog(ERROR, "could not update the model row");
 	}
 	else
@@ -1484,7 +1487,7 @@ upsert_model_row(const MfSchema *schema, const MfModelRow *row)
 		query = psprintf("INSERT INTO %s.mf_models (name, %s) VALUES ($1, %s)"
 						 " ON CONFLICT (name) DO NOTHING RETURNING %s",
 						 schema->quoted, names.data, values.data, returning);
-		if (execute_training_write(query, n, argtypes, args, nulls, row, models) != SPI_OK_INSERT_RETURNING)
+		if (execute_training_write(query, n, argtypes, args, nulls, row, models, &stamped) != SPI_OK_INSERT_RETURNING)
 			elog(ERROR, "could not insert the model row");
 		if (SPI_processed == 0)
 			report_name_taken(row->name);
@@ -1492,7 +1495,7 @@ upsert_model_row(const MfSchema *schema, const MfModelRow *row)
 	if (SPI_processed != 1)
 		model_row_lost(psprintf("model \"%s\"", row->name), "was not written");
 	mf_check_column_types(SPI_tuptable->tupdesc, NULL, &model_id_type, 1, "mf_models");
-	check_own_write(row, recorded);
+	check_own_write(row, recorded, stamped);
 	return DatumGetInt32(SPI_getbinval(SPI_tuptable->vals[0],
 									   SPI_tuptable->tupdesc, 1, &isnull));
 }
