@@ -183,6 +183,23 @@ COMMIT;
 SELECT mf_drop_model(m) FROM unnest(ARRAY['side_a', 'side_b', 'side_c', 'side_d']) m;
 DROP TABLE own_ratings;
 
+-- a source whose function sets the session's role (set_config('role', ...,
+-- false)) would have the training check privileges, and record who
+-- trained, as another role: an error
+CREATE ROLE regress_mf_group;
+GRANT regress_mf_group TO regress_mf_trainer;
+SET ROLE regress_mf_trainer;
+CREATE FUNCTION become_group(r integer) RETURNS integer LANGUAGE plpgsql AS
+$$ BEGIN PERFORM set_config('role', 'regress_mf_group', false); RETURN r; END $$;
+CREATE VIEW group_view AS SELECT user_id, item_id, become_group(rating) AS rating FROM trainer_data;
+SELECT mf_train('group_view', k := 2, lambda := 1, iterations := 2, model_name := 'grouped');
+SELECT current_user;
+RESET ROLE;
+SELECT count(*) AS grouped_models FROM mf_models WHERE name = 'grouped';
+DROP VIEW group_view;
+DROP FUNCTION become_group(integer);
+DROP ROLE regress_mf_group;
+
 -- 2. A writer that row-level security shows part of the model tables
 -- would replace and count only its part: training and refitting refuse it.
 ALTER TABLE mf_user_factors ENABLE ROW LEVEL SECURITY;

@@ -1086,6 +1086,7 @@ mf_source_read(const MfSource *source, MemoryContext cxt)
 	ReadState	state = {0};
 	MfRatings  *ratings;
 	double		expected = source->only == NULL ? check_estimated_rows(source) : 0;
+	Oid			reader = GetUserId();
 
 	state.source = source;
 	state.expected = expected;
@@ -1102,6 +1103,20 @@ mf_source_read(const MfSource *source, MemoryContext cxt)
 		elog(DEBUG1, "mf_ext read %s through SPI", mf_source_display_name(source->relid));
 	}
 	MemoryContextDelete(scratch);
+
+	/*
+	 * A function the relation runs (a view's, as the reader) may set the
+	 * session's role with set_config('role', ..., false): the call would
+	 * then check privileges, and record who trained, as another role.
+	 */
+	if (GetUserId() != reader)
+		ereport(ERROR,
+				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+				 errmsg("reading %s changed the current role from %s to %s",
+						mf_source_display_name(source->relid),
+						GetUserNameFromId(reader, false), GetUserNameFromId(GetUserId(), false)),
+				 errdetail("A function the relation runs set the role; mf_ext checks privileges, and records who trained, as the role that called it."),
+				 errhint("Read a relation whose functions leave the role alone.")));
 	mf_progress_phase("indexing");
 	ratings = mf_ratings_from_rows(state.rows, state.n_skipped, cxt);
 	ratings->relation = MemoryContextStrdup(cxt, mf_source_display_name(source->relid));
