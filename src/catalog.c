@@ -1151,26 +1151,19 @@ mf_catalog_models_hook(Oid models, LOCKMODE lockmode)
 	return hook;
 }
 
-/* The columns of mf_models whose values a training's own write is known by. */
+/* The columns of mf_models check_own_write compares with what the training wrote. */
 static const char *const training_write_columns[] = {"name", "source", "user_col", "item_col",
 "rating_col"};
 
 /*
- * A training's own write of its model row (upsert_model_row): the values
- * of training_write_columns as the training writes them, and whether its
- * row is yet to be stamped.  The one row mf_models_provenance stamps with
- * the writing role is the first written meanwhile that holds them all.
- * (While mf_models has a user's trigger or rule, which could write other
- * rows or change this one, there is none: execute_training_write.)
+ * Whether a training's own write of its model row (upsert_model_row) is
+ * under way and its row yet to be stamped: the one row mf_models_provenance
+ * stamps with the writing role is the first written meanwhile.  (While
+ * mf_models has a user's trigger or rule, which could write other rows or
+ * change this one, nothing is stamped: execute_training_write; without,
+ * the training's is the only write.)
  */
-typedef struct TrainingWrite
-{
-	const char *values[lengthof(training_write_columns)];
-	bool		pending;
-} TrainingWrite;
-
-/* The training's write under way, or NULL. */
-static TrainingWrite *training_write = NULL;
+static bool training_write_pending = false;
 
 /*
  * The values of training_write_columns that a training writes for row, as
@@ -1186,27 +1179,6 @@ training_written_values(const MfModelRow *row, const char **values)
 	for (int c = 0; c < lengthof(given); c++)
 		values[c] = c < 2 ? given[c]
 			: NameStr(*DatumGetName(DirectFunctionCall1(namein, CStringGetDatum(given[c]))));
-}
-
-/*
- * Whether tuple, written to mf_models (desc), is the training's own write
- * of its model row (then no longer pending).
- */
-static bool
-training_writes_this_row(TupleDesc desc, HeapTuple tuple)
-{
-	if (training_write == NULL || !training_write->pending)
-		return false;
-	for (int c = 0; c < lengthof(training_write_columns); c++)
-	{
-		int			attnum = SPI_fnumber(desc, training_write_columns[c]);
-		char	   *value = attnum > 0 ? SPI_getvalue(tuple, desc, attnum) : NULL;
-
-		if (value == NULL || strcmp(value, training_write->values[c]) != 0)
-			return false;
-	}
-	training_write->pending = false;
-	return true;
 }
 
 PG_FUNCTION_INFO_V1(mf_models_provenance);
@@ -1251,7 +1223,8 @@ mf_models_provenance(PG_FUNCTION_ARGS)
 				 errhint("Update the extension: ALTER EXTENSION mf_ext UPDATE.")));
 
 	/* the training's own write, whatever it changes; another, if it changes what is watched */
-	own = training_writes_this_row(desc, tuple);
+	own = training_write_pending;
+	training_write_pending = false;
 	stamp = own || TRIGGER_FIRED_BY_INSERT(trigger->tg_event);
 	for (int c = 0; !stamp && c < lengthof(watched); c++)
 	{
@@ -1280,32 +1253,28 @@ mf_models_provenance(PG_FUNCTION_ARGS)
 }
 
 /*
- * Runs query (an INSERT or UPDATE of row's model row in mf_models, models)
- * as a training's own write of it; returns SPI's result.  While mf_models
+ * Runs query (an INSERT or UPDATE of a model's row in mf_models, models)
+ * as a training's own write of it; returns SPI's result, and in *stamped
+ * whether the write was to record the training's role.  While mf_models
  * has a user's trigger or rule (mf_catalog_models_hook), which could write
- * or change rows during the write, it records no one.  The write under way
- * before is restored after, for a training whose write fires a user's
- * trigger that trains another model.
+ * or change rows during the write, it records no one.
  */
 static int
 execute_training_write(const char *query, int n, Oid *argtypes, Datum *args, const char *nulls,
-					   const MfModelRow *row, Oid models, bool *stamped)
+					   Oid models, bool *stamped)
 {
-	TrainingWrite *outer = training_write;
-	TrainingWrite write = {.pending = true};
 	int			result;
 
-	training_written_values(row, write.values);
 	/* the write's own lock, taken now: CREATE TRIGGER and RULE wait for it */
 	*stamped = mf_catalog_models_hook(models, RowExclusiveLock) == NULL;
-	training_write = *stamped ? &write : NULL;
+	training_write_pending = *stamped;
 	PG_TRY();
 	{
 		result = SPI_execute_with_args(query, n, argtypes, args, nulls, false, 0);
 	}
 	PG_FINALLY();
 	{
-		training_write = outer;
+		training_write_pending = false;
 	}
 	PG_END_TRY();
 	return result;
@@ -1409,9 +1378,15 @@ upsert_model_row(const MfSchema *schema, const MfModelRow *row)
 	/* 0.4's tables, written until ALTER EXTENSION UPDATE, record no one */
 	bool		recorded = get_attnum(models, "source_recorded_by") != InvalidAttrNumber;
 	bool		stamped = false;
-	const char *returning = recorded
-		? "model_id, name, source, user_col, item_col, rating_col, source_recorded_by"
-		: "model_id, name, source, user_col, item_col, rating_col";
+	StringInfoData returning;
+
+	/* model_id, then what check_own_write checks */
+	initStringInfo(&returning);
+	appendStringInfoString(&returning, "model_id");
+	for (int c = 0; c < lengthof(training_write_columns); c++)
+		appendStringInfo(&returning, ", %s", training_write_columns[c]);
+	if (recorded)
+		appendStringInfoString(&returning, ", source_recorded_by");
 
 	/* $1 the name, then every column written */
 	argtypes[0] = TEXTOID;
@@ -1470,8 +1445,8 @@ upsert_model_row(const MfSchema *schema, const MfModelRow *row)
 					 errhint("Pass model_name to keep models of different relations apart.")));
 		/* update the existing row, so that a retrain does not draw a model_id from the serial */
 		query = psprintf("UPDATE %s.mf_models SET (%s) = ROW(%s) WHERE name = $1 RETURNING %s",
-						 schema->quoted, names.data, values.data, returning);
-		if (execute_training_write(query, n, argtypes, args, nulls, row, models, &stamped) != SPI_OK_UPDATE_RETURNING)
+						 schema->quoted, names.data, values.data, returning.data);
+		if (execute_training_write(query, n, argtypes, args, nulls, models, &stamped) != SPI_OK_UPDATE_RETURNING)
 			elog(ERROR, "could not update the model row");
 	}
 	else
@@ -1486,8 +1461,8 @@ upsert_model_row(const MfSchema *schema, const MfModelRow *row)
 			report_name_taken(row->name);
 		query = psprintf("INSERT INTO %s.mf_models (name, %s) VALUES ($1, %s)"
 						 " ON CONFLICT (name) DO NOTHING RETURNING %s",
-						 schema->quoted, names.data, values.data, returning);
-		if (execute_training_write(query, n, argtypes, args, nulls, row, models, &stamped) != SPI_OK_INSERT_RETURNING)
+						 schema->quoted, names.data, values.data, returning.data);
+		if (execute_training_write(query, n, argtypes, args, nulls, models, &stamped) != SPI_OK_INSERT_RETURNING)
 			elog(ERROR, "could not insert the model row");
 		if (SPI_processed == 0)
 			report_name_taken(row->name);
