@@ -368,3 +368,12 @@ SELECT (SELECT array_agg(item_id) FROM mf_recommend(:ints, '7', 3, candidates :=
 CREATE TABLE named_nan (who text, what text, stars float8);
 INSERT INTO named_nan VALUES ('alice', 'bob', 4), ('carol', 'dave', 'NaN');
 SELECT mf_train('named_nan', user_col := 'who', item_col := 'what', rating_col := 'stars');
+-- quoted, and a long one cut at a character boundary, as a long model name is
+DELETE FROM named_nan WHERE who = 'carol';
+INSERT INTO named_nan VALUES (repeat('é', 60), 'dave', 'Infinity');
+SELECT mf_train('named_nan', user_col := 'who', item_col := 'what', rating_col := 'stars');
+DELETE FROM named_nan WHERE stars = 'Infinity';
+SELECT mf_train('named_nan', user_col := 'who', item_col := 'what', rating_col := 'stars',
+                k := 2, lambda := 0);
+SELECT mf_drop_model(repeat('n', 150));
+SELECT mf_predict(repeat('n', 150), 1, 1);

@@ -405,7 +405,8 @@ BEGIN
         'mf_training_history finds the model''s id by its name in mf_models.');
     SELECT m.model_id INTO id FROM @extschema@.mf_models m WHERE m.name = model;
     IF NOT FOUND THEN
-        RAISE EXCEPTION 'model "%" does not exist', model
+        RAISE EXCEPTION 'model "%" does not exist',
+                CASE WHEN pg_catalog.length(model) > 100 THEN pg_catalog.left(model, 100) || '...' ELSE model END
             USING ERRCODE = 'undefined_object',
                   HINT = 'See SELECT model_id, name FROM mf_models.';
     END IF;
@@ -438,7 +439,8 @@ BEGIN
     END IF;
     DELETE FROM @extschema@.mf_models WHERE name = model;
     IF NOT FOUND THEN
-        RAISE EXCEPTION 'model "%" does not exist', model
+        RAISE EXCEPTION 'model "%" does not exist',
+                CASE WHEN pg_catalog.length(model) > 100 THEN pg_catalog.left(model, 100) || '...' ELSE model END
             USING ERRCODE = 'undefined_object',
                   HINT = 'See SELECT model_id, name FROM mf_models.';
     END IF;

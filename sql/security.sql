@@ -198,6 +198,54 @@ RESET ROLE;
 SELECT count(*) AS grouped_models FROM mf_models WHERE name = 'grouped';
 DROP VIEW group_view;
 DROP FUNCTION become_group(integer);
+-- so is a trigger on the model tables that sets it: one on mf_model_history
+-- that a retraining's carry-over of a history fires before the model's row
+-- is written had the stamp record that role, and the session stayed
+-- switched; one on the factor tables had the call end as that role (one
+-- that may write the model tables too)
+GRANT SELECT, INSERT, UPDATE, DELETE ON mf_models, mf_user_factors, mf_item_factors, mf_model_history
+    TO regress_mf_group;
+GRANT USAGE ON SEQUENCE mf_models_model_id_seq, mf_model_version_seq TO regress_mf_group;
+GRANT SELECT ON trainer_data TO regress_mf_group;
+SET ROLE regress_mf_trainer;
+SELECT mf_train('trainer_data', k := 2, lambda := 1, iterations := 2, model_name := 'switched') AS switched_id \gset
+RESET ROLE;
+SELECT version AS switched_version FROM mf_models WHERE name = 'switched' \gset
+DELETE FROM mf_model_history WHERE model_id = :switched_id;  -- as restored from 0.4
+CREATE FUNCTION become_group_trigger() RETURNS trigger LANGUAGE plpgsql AS
+$$ BEGIN PERFORM set_config('role', 'regress_mf_group', false); RETURN NULL; END $$;
+CREATE TRIGGER switch_role AFTER INSERT ON mf_model_history
+    FOR EACH STATEMENT EXECUTE FUNCTION become_group_trigger();
+SET ROLE regress_mf_trainer;
+SELECT mf_train('trainer_data', k := 2, lambda := 1, iterations := 2, model_name := 'switched');
+SELECT current_user;
+RESET ROLE;
+DROP TRIGGER switch_role ON mf_model_history;
+CREATE TRIGGER switch_role AFTER INSERT ON mf_item_factors
+    FOR EACH STATEMENT EXECUTE FUNCTION become_group_trigger();
+SET ROLE regress_mf_trainer;
+SELECT mf_train('trainer_data', k := 2, lambda := 1, iterations := 2, model_name := 'switched');
+SELECT mf_refit_items('switched', items := ARRAY[1]);
+SELECT current_user;
+RESET ROLE;
+DROP TRIGGER switch_role ON mf_item_factors;
+SELECT version = :switched_version AS switched_kept,
+       source_recorded_by::regrole AS switched_recorded_by
+FROM mf_models WHERE name = 'switched';
+SELECT mf_drop_model('switched');
+-- and a trigger of a batch call's table
+CREATE TABLE switched_lists (user_id bigint, rank integer, item_id bigint, score double precision);
+CREATE TRIGGER switch_role AFTER INSERT ON switched_lists
+    FOR EACH STATEMENT EXECUTE FUNCTION become_group_trigger();
+GRANT INSERT, SELECT, DELETE ON switched_lists TO regress_mf_trainer;
+SET ROLE regress_mf_trainer;
+SELECT mf_recommend_all('shared', 2, false, 'security.switched_lists', 'append');
+SELECT current_user;
+RESET ROLE;
+SELECT count(*) AS switched_rows FROM switched_lists;
+DROP TABLE switched_lists;
+DROP FUNCTION become_group_trigger();
+DROP OWNED BY regress_mf_group;
 DROP ROLE regress_mf_group;
 
 -- 2. A writer that row-level security shows part of the model tables

@@ -902,8 +902,8 @@ iterate_or_fail(MfAls *als, const MfFitOptions *options, int iteration,
 												   : &als->ratings->by_item, failed, &times);
 
 		mf_report_unsolvable(MF_SOLVE_TRAINING, side,
-							 mf_ratings_id_text(als->ratings, side, failed), options, NULL,
-							 partner >= 0 ? mf_ratings_id_text(als->ratings, other, partner) : NULL,
+							 mf_ratings_id_for_message(als->ratings, side, failed), options, NULL,
+							 partner >= 0 ? mf_ratings_id_for_message(als->ratings, other, partner) : NULL,
 							 times);
 	}
 	if (!isfinite(*loss))

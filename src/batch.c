@@ -191,6 +191,7 @@ typedef struct BatchWriter
 	MemoryContext rows_cxt;		/* the text keys of the rows waiting */
 	int64		written;		/* rows written */
 	int64		next_block;		/* the first block not written yet */
+	Oid			role;			/* the current role when writing began */
 } BatchWriter;
 
 /*
@@ -917,6 +918,19 @@ rows_committed_since(Oid relid, Snapshot snapshot)
 }
 
 /*
+ * 42501 when a trigger or rule on the target table (quoted) set the
+ * session's role since role was current: the call would go on writing,
+ * and reading rated items, as another role (mf_check_role_kept).
+ */
+static void
+check_target_role_kept(Oid role, const char *quoted)
+{
+	mf_check_role_kept(role, psprintf("writing %s", quoted),
+					   "A trigger or rule on the table ran a function that set the role; mf_ext checks privileges, and reads rated items, as the role that called it.",
+					   "Drop that trigger or rule, or have its function leave the role alone.");
+}
+
+/*
  * mode 'replace': the rows of the target relid (locked, with its
  * partitions and the tables that inherit from it) deleted.  With
  * REPEATABLE READ or SERIALIZABLE, whose snapshot does not see the rows a
@@ -933,12 +947,15 @@ rows_committed_since(Oid relid, Snapshot snapshot)
 static void
 delete_target_rows(Oid relid, const char *quoted)
 {
+	Oid			role = GetUserId();
+
 	mf_progress_phase("deleting");
 	if (SPI_execute(psprintf("DELETE FROM %s",
 							 quote_qualified_identifier(get_namespace_name(get_rel_namespace(relid)),
 														get_rel_name(relid))),
 					false, 0) != SPI_OK_DELETE)
 		elog(ERROR, "could not delete the rows of %s", quoted);
+	check_target_role_kept(role, quoted);
 	if (IsolationUsesXactSnapshot())
 	{
 		CommandCounterIncrement();	/* the rows just deleted are gone */
@@ -1256,6 +1273,7 @@ writer_init(BatchWriter *w, BatchSink sink, const BatchShape *shape)
 	w->bytes = 0;
 	w->written = 0;
 	w->next_block = 0;
+	w->role = GetUserId();
 	memset(w->id_columns, 0, sizeof(w->id_columns));	/* ID_EXACT */
 }
 
@@ -1463,6 +1481,7 @@ writer_flush(BatchWriter *w)
 		if (SPI_execute_plan(w->insert, arrays, NULL, false, 0) != SPI_OK_INSERT)
 			elog(ERROR, "the INSERT of %s's rows failed", w->shape.function);
 		w->written += SPI_processed;
+		check_target_role_kept(w->role, w->table);
 	}
 	w->used = 0;
 	w->bytes = 0;

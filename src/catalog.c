@@ -57,24 +57,57 @@
  * pg_catalog, pg_temp, whatever the caller's path, and without JIT (a
  * model's factor rows make the load query costly enough to be compiled,
  * which took 0.2 s and held off a cancel meanwhile); an error restores
- * both too.
+ * both too.  A user's trigger or rule on the model tables that set the
+ * session's role meanwhile is an error (mf_catalog_check_role_kept) after
+ * the write that ran it (execute_model_write) and at the end: the call
+ * would go on, and stamp its model's row, as another role.
  */
-static int
+typedef struct InternalSql
+{
+	int			nest_level;		/* of the GUCs set */
+	Oid			role;			/* the current role at the start */
+} InternalSql;
+
+static InternalSql
 internal_sql_begin(void)
 {
-	int			nest_level = NewGUCNestLevel();
+	InternalSql sql = {NewGUCNestLevel(), GetUserId()};
 
 	(void) set_config_option("search_path", "pg_catalog, pg_temp", PGC_USERSET,
 							 PGC_S_SESSION, GUC_ACTION_SAVE, true, 0, false);
 	(void) set_config_option("jit", "off", PGC_USERSET,
 							 PGC_S_SESSION, GUC_ACTION_SAVE, true, 0, false);
-	return nest_level;
+	return sql;
+}
+
+void
+mf_catalog_check_role_kept(Oid role)
+{
+	mf_check_role_kept(role, "a trigger or rule on the model tables",
+					   "A trigger or rule on mf_models, mf_model_history, mf_user_factors or mf_item_factors ran a function that set the role; mf_ext checks privileges, and records who trained, as the role that called it.",
+					   "Drop that trigger or rule, or have its function leave the role alone: the models as they were before this call are kept.");
+}
+
+/*
+ * SPI_execute_with_args of a write (query) to the model tables, whose
+ * triggers may run a user's code, between sql's begin and end: the
+ * role checked after it, before the next statement runs as another.
+ */
+static int
+execute_model_write(InternalSql sql, const char *query, int n, Oid *argtypes, Datum *args,
+					const char *nulls)
+{
+	int			result = SPI_execute_with_args(query, n, argtypes, args, nulls, false, 0);
+
+	mf_catalog_check_role_kept(sql.role);
+	return result;
 }
 
 static void
-internal_sql_end(int nest_level)
+internal_sql_end(InternalSql sql)
 {
-	AtEOXact_GUC(true, nest_level);
+	mf_catalog_check_role_kept(sql.role);
+	AtEOXact_GUC(true, sql.nest_level);
 }
 
 /*
@@ -734,7 +767,7 @@ mf_catalog_read_model(MfModelTables *tables, int32 model_id, const text *name)
 	StringInfoData query;
 	MfModelRow	row = {0};
 	ServedRead	read = {served, 0, &row, true, false, false, false, InvalidOid, CurrentMemoryContext};
-	int			nest_level = internal_sql_begin();
+	InternalSql sql = internal_sql_begin();
 
 	/* the served columns; those an older version lacks read as it meant them */
 	initStringInfo(&query);
@@ -774,10 +807,11 @@ mf_catalog_read_model(MfModelTables *tables, int32 model_id, const text *name)
 	if (!read.found)
 		ereport(ERROR,
 				(errcode(ERRCODE_UNDEFINED_OBJECT),
-				 name ? errmsg("model \"%s\" does not exist", text_to_cstring(name))
+				 name ? errmsg("model \"%s\" does not exist",
+							   mf_id_for_message(VARDATA_ANY(name), VARSIZE_ANY_EXHDR(name)))
 				 : errmsg("model %d does not exist", model_id),
 				 errhint("Train it with mf_train, or see SELECT model_id, name FROM mf_models.")));
-	internal_sql_end(nest_level);
+	internal_sql_end(sql);
 	check_served_row(&row, read.mean_null);
 	return row;
 }
@@ -932,7 +966,7 @@ mf_catalog_trained_options(const MfSchema *schema, const char *name, MfModelRow 
 	StringInfoData query;
 	bool		isnull;
 	Datum		recorder;
-	int			nest_level = internal_sql_begin();
+	InternalSql sql = internal_sql_begin();
 
 	row->model_id = 0;			/* none locked */
 	if (!OidIsValid(models))
@@ -970,7 +1004,7 @@ mf_catalog_trained_options(const MfSchema *schema, const char *name, MfModelRow 
 		{
 			if (IsolationUsesXactSnapshot())
 				check_name_untaken_since_snapshot(schema, arg);
-			internal_sql_end(nest_level);
+			internal_sql_end(sql);
 			return false;
 		}
 	}
@@ -988,7 +1022,7 @@ mf_catalog_trained_options(const MfSchema *schema, const char *name, MfModelRow 
 	row->source_recorded_by = isnull ? InvalidOid : DatumGetObjectId(recorder);
 	row->model_id = DatumGetInt32(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc,
 												n + 2, &isnull));
-	internal_sql_end(nest_level);
+	internal_sql_end(sql);
 	return true;
 }
 
@@ -1030,14 +1064,14 @@ mf_catalog_partner_counts(const MfSchema *schema, int32 model_id, MfSide side,
 	Oid			argtypes[2] = {INT4OID, INT8ARRAYOID};
 	Datum		args[2];
 	char	   *query;
-	int			nest_level;
+	InternalSql sql;
 
 	for (int32 r = 0; r < n; r++)
 		counts[r] = -1;
 	/* 0.4's tables, refitted through until ALTER EXTENSION UPDATE, keep no support */
 	if (get_attnum(get_relname_relid(table, schema->oid), "support") == InvalidAttrNumber)
 		return;
-	nest_level = internal_sql_begin();
+	sql = internal_sql_begin();
 	args[0] = Int32GetDatum(model_id);
 	args[1] = PointerGetDatum(mf_flat_array(INT8OID, ids, n));
 	query = psprintf("SELECT a.r, COALESCE(f.support, 0)::pg_catalog.int8"
@@ -1059,7 +1093,7 @@ mf_catalog_partner_counts(const MfSchema *schema, int32 model_id, MfSide side,
 		if (r >= 1 && r <= n)
 			counts[r - 1] = count;
 	}
-	internal_sql_end(nest_level);
+	internal_sql_end(sql);
 }
 
 MfModelRow
@@ -1080,7 +1114,7 @@ mf_catalog_lock_model(const MfSchema *schema, const MfModelRow *found, bool by_n
 	TupleDesc	desc;
 	MfModelRow	row = {0};
 	bool		isnull;
-	int			nest_level = internal_sql_begin();
+	InternalSql sql = internal_sql_begin();
 
 	if (lock_model_row(psprintf("SELECT source, user_col, item_col, rating_col, version, %s, %s, name FROM %s.mf_models WHERE model_id = $1 FOR UPDATE",
 								recorded ? "source_recorded_by" : "NULL::regrole",
@@ -1095,7 +1129,7 @@ mf_catalog_lock_model(const MfSchema *schema, const MfModelRow *found, bool by_n
 				 errdetail("Another session dropped it after this call had found it."),
 				 errhint("Run %s again, naming the model, once one named \"%s\" exists (train it again if none does; a model trained anew has a new model_id).",
 						 function, found->name)));
-	internal_sql_end(nest_level);
+	internal_sql_end(sql);
 	desc = SPI_tuptable->tupdesc;
 	tuple = SPI_tuptable->vals[0];
 	mf_check_column_types(desc, NULL, types, lengthof(types), "mf_models");
@@ -1257,11 +1291,12 @@ mf_models_provenance(PG_FUNCTION_ARGS)
  * as a training's own write of it; returns SPI's result, and in *stamped
  * whether the write was to record the training's role.  While mf_models
  * has a user's trigger or rule (mf_catalog_models_hook), which could write
- * or change rows during the write, it records no one.
+ * or change rows during the write, it records no one.  sql: the bracket it
+ * runs in.
  */
 static int
-execute_training_write(const char *query, int n, Oid *argtypes, Datum *args, const char *nulls,
-					   Oid models, bool *stamped)
+execute_training_write(InternalSql sql, const char *query, int n, Oid *argtypes, Datum *args,
+					   const char *nulls, Oid models, bool *stamped)
 {
 	int			result;
 
@@ -1270,7 +1305,7 @@ execute_training_write(const char *query, int n, Oid *argtypes, Datum *args, con
 	training_write_pending = *stamped;
 	PG_TRY();
 	{
-		result = SPI_execute_with_args(query, n, argtypes, args, nulls, false, 0);
+		result = execute_model_write(sql, query, n, argtypes, args, nulls);
 	}
 	PG_FINALLY();
 	{
@@ -1359,11 +1394,11 @@ report_name_taken(const char *name)
  * Inserts or updates the model row (which locks it); returns its
  * model_id.  row->model_id is the row the training locked when it read
  * its options, or 0: another row of the name, or none where it locked
- * one, is an error (40001).
+ * one, is an error (40001).  sql: the bracket it runs in.
  * Replacing a model trained on another relation is worth a word.
  */
 static int32
-upsert_model_row(const MfSchema *schema, const MfModelRow *row)
+upsert_model_row(InternalSql sql, const MfSchema *schema, const MfModelRow *row)
 {
 	static const Oid model_id_type = INT4OID;
 	Oid			argtypes[lengthof(columns) + 1];
@@ -1446,7 +1481,7 @@ upsert_model_row(const MfSchema *schema, const MfModelRow *row)
 		/* update the existing row, so that a retrain does not draw a model_id from the serial */
 		query = psprintf("UPDATE %s.mf_models SET (%s) = ROW(%s) WHERE name = $1 RETURNING %s",
 						 schema->quoted, names.data, values.data, returning.data);
-		if (execute_training_write(query, n, argtypes, args, nulls, models, &stamped) != SPI_OK_UPDATE_RETURNING)
+		if (execute_training_write(sql, query, n, argtypes, args, nulls, models, &stamped) != SPI_OK_UPDATE_RETURNING)
 			elog(ERROR, "could not update the model row");
 	}
 	else
@@ -1462,7 +1497,7 @@ upsert_model_row(const MfSchema *schema, const MfModelRow *row)
 		query = psprintf("INSERT INTO %s.mf_models (name, %s) VALUES ($1, %s)"
 						 " ON CONFLICT (name) DO NOTHING RETURNING %s",
 						 schema->quoted, names.data, values.data, returning.data);
-		if (execute_training_write(query, n, argtypes, args, nulls, models, &stamped) != SPI_OK_INSERT_RETURNING)
+		if (execute_training_write(sql, query, n, argtypes, args, nulls, models, &stamped) != SPI_OK_INSERT_RETURNING)
 			elog(ERROR, "could not insert the model row");
 		if (SPI_processed == 0)
 			report_name_taken(row->name);
@@ -1493,7 +1528,7 @@ mf_catalog_history_table(Oid schema)
  * version before 0.5 into 0.5, whose update would have copied it so).
  */
 static void
-carry_over_history(const MfSchema *schema, const char *name)
+carry_over_history(InternalSql sql, const MfSchema *schema, const char *name)
 {
 	Oid			argtype = TEXTOID;
 	Datum		arg = CStringGetTextDatum(name);
@@ -1509,7 +1544,7 @@ carry_over_history(const MfSchema *schema, const char *name)
 					 " WHERE m.name = $1 AND h.n <= m.iterations_run AND h.j IS NOT NULL"
 					 " AND NOT EXISTS (SELECT FROM %s.mf_model_history x WHERE x.model_id = m.model_id)",
 					 schema->quoted, schema->quoted, schema->quoted);
-	if (SPI_execute_with_args(query, 1, &argtype, &arg, NULL, false, 0) != SPI_OK_INSERT)
+	if (execute_model_write(sql, query, 1, &argtype, &arg, NULL) != SPI_OK_INSERT)
 		elog(ERROR, "could not carry over the training history of model \"%s\"", name);
 }
 
@@ -1521,7 +1556,7 @@ carry_over_history(const MfSchema *schema, const char *name)
  * factors the warm start continued from).
  */
 static void
-insert_history(const MfSchema *schema, int32 model_id, const MfModelRow *row)
+insert_history(InternalSql sql, const MfSchema *schema, int32 model_id, const MfModelRow *row)
 {
 	Oid			argtypes[7] = {INT4OID, BOOLOID, FLOAT8ARRAYOID, FLOAT8ARRAYOID,
 	FLOAT8ARRAYOID, FLOAT8ARRAYOID, INT4OID};
@@ -1554,7 +1589,7 @@ insert_history(const MfSchema *schema, int32 model_id, const MfModelRow *row)
 					 " pg_catalog.unnest($5), pg_catalog.unnest($6))"
 					 " WITH ORDINALITY AS h (j, t, v, s, n)",
 					 schema->quoted, schema->quoted);
-	if (SPI_execute_with_args(query, 7, argtypes, args, nulls, false, 0) != SPI_OK_INSERT)
+	if (execute_model_write(sql, query, 7, argtypes, args, nulls) != SPI_OK_INSERT)
 		elog(ERROR, "could not write the training history of model %d", model_id);
 	if (SPI_processed != (uint64) history->iterations_run)
 		ereport(ERROR,
@@ -1689,7 +1724,7 @@ int32
 mf_catalog_store_model(const MfSchema *schema, const MfModelRow *row,
 					   const MfRatings *ratings, const MfAls *als)
 {
-	int			nest_level;
+	InternalSql sql;
 	int32		model_id;
 	Oid			relids[3];
 	Oid			argtypes[1] = {INT4OID};
@@ -1698,19 +1733,19 @@ mf_catalog_store_model(const MfSchema *schema, const MfModelRow *row,
 	int64		rows;
 
 	with_history = lock_for_writing(schema, "mf_train", true, relids);
-	nest_level = internal_sql_begin();
+	sql = internal_sql_begin();
 	if (with_history)
-		carry_over_history(schema, row->name);
-	model_id = upsert_model_row(schema, row);
+		carry_over_history(sql, schema, row->name);
+	model_id = upsert_model_row(sql, schema, row);
 	if (with_history)
-		insert_history(schema, model_id, row);
+		insert_history(sql, schema, model_id, row);
 	args[0] = Int32GetDatum(model_id);
-	if (SPI_execute_with_args(psprintf("DELETE FROM %s.mf_user_factors WHERE model_id = $1",
-									   schema->quoted),
-							  1, argtypes, args, NULL, false, 0) != SPI_OK_DELETE ||
-		SPI_execute_with_args(psprintf("DELETE FROM %s.mf_item_factors WHERE model_id = $1",
-									   schema->quoted),
-							  1, argtypes, args, NULL, false, 0) != SPI_OK_DELETE)
+	if (execute_model_write(sql, psprintf("DELETE FROM %s.mf_user_factors WHERE model_id = $1",
+										  schema->quoted),
+							1, argtypes, args, NULL) != SPI_OK_DELETE ||
+		execute_model_write(sql, psprintf("DELETE FROM %s.mf_item_factors WHERE model_id = $1",
+										  schema->quoted),
+							1, argtypes, args, NULL) != SPI_OK_DELETE)
 		elog(ERROR, "could not delete the old factors of model %d", model_id);
 	rows = (int64) ratings->n_users + ratings->n_items;
 	insert_factor_rows(schema, relids, model_id, row->options.k, MF_USERS, ratings, als, 0, rows);
@@ -1729,7 +1764,7 @@ mf_catalog_store_model(const MfSchema *schema, const MfModelRow *row,
 		elog(ERROR, "could not read the row of model %d", model_id);
 	if (SPI_processed != 1)
 		model_row_lost(psprintf("model \"%s\"", row->name), "was deleted while its factors were stored");
-	internal_sql_end(nest_level);
+	internal_sql_end(sql);
 	return model_id;
 }
 
@@ -1747,7 +1782,7 @@ mf_catalog_add_rated_items(const MfSchema *schema, int32 model_id, const int64 *
 								 " GROUP BY r.user_id) p"
 								 " WHERE f.model_id = $1 AND f.user_id = p.user_id",
 								 schema->quoted);
-	int			nest_level = internal_sql_begin();
+	InternalSql sql = internal_sql_begin();
 
 	for (int64 first = 0; first < n; first += MF_RATED_PAIRS_PER_UPDATE)
 	{
@@ -1755,12 +1790,12 @@ mf_catalog_add_rated_items(const MfSchema *schema, int32 model_id, const int64 *
 
 		args[1] = PointerGetDatum(mf_flat_array(INT8OID, users + first, count));
 		args[2] = PointerGetDatum(mf_flat_array(INT8OID, items + first, count));
-		if (SPI_execute_with_args(query, 3, argtypes, args, NULL, false, 0) != SPI_OK_UPDATE)
+		if (execute_model_write(sql, query, 3, argtypes, args, NULL) != SPI_OK_UPDATE)
 			elog(ERROR, "could not add items to the rated_items of model %d", model_id);
 		pfree(DatumGetPointer(args[1]));
 		pfree(DatumGetPointer(args[2]));
 	}
-	internal_sql_end(nest_level);
+	internal_sql_end(sql);
 	pfree(query);
 }
 
@@ -1776,16 +1811,16 @@ mf_catalog_replace_rows(const MfSchema *schema, const char *function, int32 mode
 	Oid			argtypes[2] = {INT4OID, INT8ARRAYOID};
 	Datum		args[2] = {Int32GetDatum(model_id),
 	PointerGetDatum(mf_flat_array(INT8OID, ids, n))};
-	int			nest_level;
+	InternalSql sql;
 	MfStoreWriter *writer;
 
 	(void) lock_for_writing(schema, function, false, relids);
-	nest_level = internal_sql_begin();
-	if (SPI_execute_with_args(psprintf("DELETE FROM %s.%s WHERE model_id = $1 AND %s = ANY ($2)",
-									   schema->quoted,
-									   users ? MF_USER_FACTORS_TABLE : MF_ITEM_FACTORS_TABLE,
-									   users ? "user_id" : "item_id"),
-							  2, argtypes, args, NULL, false, 0) != SPI_OK_DELETE)
+	sql = internal_sql_begin();
+	if (execute_model_write(sql, psprintf("DELETE FROM %s.%s WHERE model_id = $1 AND %s = ANY ($2)",
+										  schema->quoted,
+										  users ? MF_USER_FACTORS_TABLE : MF_ITEM_FACTORS_TABLE,
+										  users ? "user_id" : "item_id"),
+							2, argtypes, args, NULL) != SPI_OK_DELETE)
 		elog(ERROR, "could not delete the old rows of model %d", model_id);
 	writer = mf_store_begin(schema, relids[users ? 1 : 2], relids[0], side, model_id, k,
 							bias != NULL, keys != NULL, implicit != NULL);
@@ -1799,19 +1834,19 @@ mf_catalog_replace_rows(const MfSchema *schema, const char *function, int32 mode
 	(void) mf_store_end(writer);
 
 	/* the model's row, locked by the caller, must still be there: the rows' foreign key */
-	if (SPI_execute_with_args(psprintf("UPDATE %s.mf_models SET"
-									   " version = pg_catalog.nextval(%s::pg_catalog.regclass),"
-									   " n_users = (SELECT pg_catalog.count(*) FROM %s.mf_user_factors WHERE model_id = $1),"
-									   " n_items = (SELECT pg_catalog.count(*) FROM %s.mf_item_factors WHERE model_id = $1)"
-									   " WHERE model_id = $1",
-									   schema->quoted,
-									   quote_literal_cstr(psprintf("%s.mf_model_version_seq", schema->quoted)),
-									   schema->quoted, schema->quoted),
-							  1, argtypes, args, NULL, false, 0) != SPI_OK_UPDATE)
+	if (execute_model_write(sql, psprintf("UPDATE %s.mf_models SET"
+										  " version = pg_catalog.nextval(%s::pg_catalog.regclass),"
+										  " n_users = (SELECT pg_catalog.count(*) FROM %s.mf_user_factors WHERE model_id = $1),"
+										  " n_items = (SELECT pg_catalog.count(*) FROM %s.mf_item_factors WHERE model_id = $1)"
+										  " WHERE model_id = $1",
+										  schema->quoted,
+										  quote_literal_cstr(psprintf("%s.mf_model_version_seq", schema->quoted)),
+										  schema->quoted, schema->quoted),
+							1, argtypes, args, NULL) != SPI_OK_UPDATE)
 		elog(ERROR, "could not give model %d a new version", model_id);
 	if (SPI_processed != 1)
 		model_row_lost(psprintf("model %d", model_id), "was deleted while its rows were replaced");
-	internal_sql_end(nest_level);
+	internal_sql_end(sql);
 }
 
 /*
@@ -1920,7 +1955,7 @@ mf_catalog_load_side(const MfSchema *schema, const MfModelRow *row, MfSide side,
 	SideLoad	load = {row, side, capacity, 0, ids, factors, bias, keys, implicit, cxt};
 	Oid			argtype = INT4OID;
 	Datum		arg = Int32GetDatum(row->model_id);
-	int			nest_level = internal_sql_begin();
+	InternalSql sql = internal_sql_begin();
 
 	serving_scan(schema, psprintf("SELECT %s_id, factors, %s, %s, %s FROM %s.mf_%s_factors WHERE model_id = $1 ORDER BY %s_id",
 								  name, bias ? "bias" : "NULL::float8",
@@ -1938,7 +1973,7 @@ mf_catalog_load_side(const MfSchema *schema, const MfModelRow *row, MfSide side,
 				 errdetail("Rows were deleted from %s, or n_%ss in mf_models was changed, after the model was stored.",
 						   table, name),
 				 errhint("Retrain the model with mf_train, or restore its factor rows.")));
-	internal_sql_end(nest_level);
+	internal_sql_end(sql);
 	return (int32) load.n;
 }
 
@@ -1968,18 +2003,18 @@ mf_catalog_scan_supports(const MfSchema *schema, int32 model_id, MfSide side,
 	SupportScan scan = {fn, arg};
 	Oid			argtype = INT4OID;
 	Datum		value = Int32GetDatum(model_id);
-	int			nest_level;
+	InternalSql sql;
 
 	if (!schema->remote)
 		check_optional_column_read(factors_relid(schema, side), "support",
 								   "Passing min_support or shrinkage", "leave them out");
-	nest_level = internal_sql_begin();
+	sql = internal_sql_begin();
 	serving_scan(schema, psprintf("SELECT %s_id, support FROM %s.mf_%s_factors WHERE model_id = $1",
 						 name, schema->quoted, name),
 				1, &argtype, &value, types, lengthof(types),
 				side == MF_USERS ? MF_USER_FACTORS_TABLE : MF_ITEM_FACTORS_TABLE,
 				scan_support_row, &scan);
-	internal_sql_end(nest_level);
+	internal_sql_end(sql);
 }
 
 /* State of mf_catalog_warm_start while it scans the stored item factors. */
@@ -2033,7 +2068,7 @@ mf_catalog_warm_start(const MfSchema *schema, const char *model_name,
 	int32		model_id;
 	int			stored_k;
 	ItemLoad	load;
-	int			nest_level = internal_sql_begin();
+	InternalSql sql = internal_sql_begin();
 
 	/*
 	 * The model as the row the training locked holds it, under a snapshot
@@ -2051,7 +2086,7 @@ mf_catalog_warm_start(const MfSchema *schema, const char *model_name,
 	if (SPI_processed == 0)
 	{
 		PopActiveSnapshot();
-		internal_sql_end(nest_level);
+		internal_sql_end(sql);
 		return false;
 	}
 	model_id = DatumGetInt32(SPI_getbinval(SPI_tuptable->vals[0],
@@ -2088,7 +2123,7 @@ mf_catalog_warm_start(const MfSchema *schema, const char *model_name,
 				1, argtypes, args, item_types, lengthof(item_types), MF_ITEM_FACTORS_TABLE,
 				load_item_row, &load);
 	PopActiveSnapshot();
-	internal_sql_end(nest_level);
+	internal_sql_end(sql);
 	return true;
 }
 
@@ -2153,7 +2188,7 @@ mf_catalog_rated_items(const MfSchema *schema, int32 model_id, int64 user_id,
 	Oid			argtypes[2] = {INT4OID, INT8OID};
 	Datum		args[2] = {Int32GetDatum(model_id), Int64GetDatum(user_id)};
 	int64	   *items = NULL;
-	int			nest_level = internal_sql_begin();
+	InternalSql sql = internal_sql_begin();
 
 	*count = 0;
 	if (schema->remote)
@@ -2165,7 +2200,7 @@ mf_catalog_rated_items(const MfSchema *schema, int32 model_id, int64 user_id,
 									  schema->quoted),
 					 2, argtypes, args, types, lengthof(types), MF_USER_FACTORS_TABLE,
 					 read_rated_row, &read);
-		internal_sql_end(nest_level);
+		internal_sql_end(sql);
 		return items;
 	}
 	check_rated_items_read(factors_relid(schema, MF_USERS), NULL, NULL);
@@ -2190,7 +2225,7 @@ mf_catalog_rated_items(const MfSchema *schema, int32 model_id, int64 user_id,
 			memcpy(items, ids, sizeof(int64) * *count);
 		}
 	}
-	internal_sql_end(nest_level);
+	internal_sql_end(sql);
 	return items;
 }
 
@@ -2199,7 +2234,7 @@ mf_catalog_open_rated_items(const MfSchema *schema, int32 model_id)
 {
 	Oid			argtype = INT4OID;
 	Datum		arg = Int32GetDatum(model_id);
-	int			nest_level = internal_sql_begin();
+	InternalSql sql = internal_sql_begin();
 	Portal		cursor;
 
 	if (schema->remote)
@@ -2212,7 +2247,7 @@ mf_catalog_open_rated_items(const MfSchema *schema, int32 model_id)
 									   psprintf("SELECT user_id, rated_items FROM %s.mf_user_factors WHERE model_id = $1 ORDER BY user_id",
 												schema->quoted),
 									   1, &argtype, &arg, NULL, true, 0);
-	internal_sql_end(nest_level);
+	internal_sql_end(sql);
 	return cursor;
 }
 
@@ -2272,7 +2307,7 @@ scan_rated_items(const MfSchema *schema, int32 model_id, const int64 *users, int
 	Datum		values[2] = {Int32GetDatum(model_id)};
 	char	   *query = psprintf("SELECT user_id, rated_items FROM %s.mf_user_factors WHERE model_id = $1%s",
 								 schema->quoted, users ? " AND user_id = ANY ($2)" : "");
-	int			nest_level = internal_sql_begin();
+	InternalSql sql = internal_sql_begin();
 
 	if (users)
 	{
@@ -2283,7 +2318,7 @@ scan_rated_items(const MfSchema *schema, int32 model_id, const int64 *users, int
 	else
 		serving_scan(schema, query, 1, argtypes, values, types, lengthof(types),
 					 MF_USER_FACTORS_TABLE, read_rated_row, &read);
-	internal_sql_end(nest_level);
+	internal_sql_end(sql);
 }
 
 void

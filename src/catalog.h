@@ -81,6 +81,13 @@ typedef struct MfModelRow
 extern void mf_lock_name(Oid schema, const char *name, uint16 kind);
 
 /*
+ * Raises 42501 when the current role is no longer role, the one the
+ * writes to the model tables began as: a user's trigger or rule on them
+ * ran a function that set the session's role (mf_check_role_kept).
+ */
+extern void mf_catalog_check_role_kept(Oid role);
+
+/*
  * What on mf_models (models, its relid) other than mf_ext's own could
  * change who a model's source and columns look recorded by: "the trigger
  * \"name\"" for an enabled trigger of a user's (TRIGGER privilege), "a

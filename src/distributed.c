@@ -609,7 +609,10 @@ mf_distributed_read(MfDistributed *dist)
 						 source->rating_type == NUMERICOID ? "numeric" : "float8"),
 				0, NULL, NULL, text_types, 3, dist->relation, receive_non_finite, &non_finite);
 	if (non_finite.found)
-		mf_source_report_non_finite(source, non_finite.user, non_finite.item, non_finite.value);
+		mf_source_report_non_finite(source,
+									source->user_keys ? mf_key_for_message(non_finite.user) : non_finite.user,
+									source->item_keys ? mf_key_for_message(non_finite.item) : non_finite.item,
+									non_finite.value);
 
 	mf_spi_scan(psprintf("SELECT pg_catalog.count(*) FROM %s WHERE NOT (%s)",
 						 dist->relation, not_null(dist)),
@@ -775,7 +778,7 @@ receive_solution(TupleTableSlot *slot, void *arg)
 	if (result.degree != dist->degree[dist->side][index])
 		report_mismatch(dist, psprintf("the coordinator read " INT64_FORMAT " ratings of %s %s, a worker solved it from %d",
 									  dist->degree[dist->side][index], mf_side_name(dist->side),
-									  mf_ratings_id_text(dist->ratings, dist->side, index),
+									  mf_ratings_id_for_message(dist->ratings, dist->side, index),
 									  result.degree));
 	out = (char *) (dist->side == MF_USERS ? f->user_factors : f->item_factors) +
 		(Size) index * f->k * real_size;

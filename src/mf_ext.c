@@ -153,12 +153,31 @@ mf_seconds_since(instr_time start)
 	return INSTR_TIME_GET_DOUBLE(now);
 }
 
+void
+mf_check_role_kept(Oid role, const char *what, const char *detail, const char *hint)
+{
+	if (GetUserId() == role)
+		return;
+	ereport(ERROR,
+			(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+			 errmsg("%s changed the current role from %s to %s",
+					what, GetUserNameFromId(role, false), GetUserNameFromId(GetUserId(), false)),
+			 errdetail("%s", detail),
+			 errhint("%s", hint)));
+}
+
 char *
 mf_id_for_message(const char *bytes, size_t length)
 {
 	if (length <= 100)
 		return pnstrdup(bytes, length);
 	return psprintf("%.*s...", pg_mbcliplen(bytes, (int) length, 100), bytes);
+}
+
+char *
+mf_key_for_message(const char *key)
+{
+	return psprintf("\"%s\"", mf_id_for_message(key, strlen(key)));
 }
 
 MfIdParse

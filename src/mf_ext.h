@@ -146,6 +146,19 @@ extern int	mf_compare_int32(const void *a, const void *b);
 /* Seconds from start to now. */
 extern double mf_seconds_since(instr_time start);
 
+/*
+ * Raises 42501 when the current role is no longer role, the one that
+ * called mf_ext: a function that what ran ("reading public.v", "writing
+ * the model tables", ...), a view's or a trigger's, set the session's role
+ * (set_config('role', ..., false) or SET ROLE), and the call would go on
+ * checking privileges, or recording who trained, as another role.  detail
+ * says what may have run the function and what the role is for, hint
+ * what to do.  The error undoes
+ * the role's change with the rest of the call.
+ */
+extern void mf_check_role_kept(Oid role, const char *what, const char *detail,
+							   const char *hint);
+
 /* What mf_parse_id made of a text. */
 typedef enum MfIdParse
 {
@@ -167,6 +180,9 @@ extern MfIdParse mf_parse_id(const char *text, int64 *id);
  * 100 bytes and followed by "..." when longer.
  */
 extern char *mf_id_for_message(const char *bytes, size_t length);
+
+/* A text key (NUL-terminated) as a message shows it: "key", cut so. */
+extern char *mf_key_for_message(const char *key);
 
 /*
  * A sum of n numbers whose absolute values add up to magnitude, with a

@@ -1127,8 +1127,8 @@ mf_ratings_event_log(MfRatings *ratings)
 				ereport(ERROR,
 						(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 						 errmsg("rating of user %s for item %s%s is %g, but implicit feedback needs ratings >= 0",
-								mf_ratings_id_text(ratings, MF_USERS, u),
-								mf_ratings_id_text(ratings, MF_ITEMS, rows->col[e]),
+								mf_ratings_id_for_message(ratings, MF_USERS, u),
+								mf_ratings_id_for_message(ratings, MF_ITEMS, rows->col[e]),
 								ratings->relation ? psprintf(" in %s", ratings->relation) : "",
 								mf_csr_value(rows, e)),
 						 errdetail("With implicit feedback a rating is the strength of an interaction (a count, a duration), the sum of the pair's rows: confidence 1 + alpha * strength."),
@@ -1251,11 +1251,11 @@ mf_ratings_subset(const MfRatings *all, const bool *keep, int32 *user_remap,
 }
 
 char *
-mf_ratings_id_text(const MfRatings *ratings, MfSide side, int32 index)
+mf_ratings_id_for_message(const MfRatings *ratings, MfSide side, int32 index)
 {
 	char	   *const *keys = mf_ratings_keys(ratings, side);
 
 	if (keys)
-		return pstrdup(keys[index]);
+		return mf_key_for_message(keys[index]);
 	return psprintf(INT64_FORMAT, mf_ratings_ids(ratings, side)[index]);
 }

@@ -164,7 +164,10 @@ extern int32 mf_csr_most_repeated(const MfCsr *rows, int32 r, int64 *times);
 /* Frees the item side's rows (storing needs only the users'). */
 extern void mf_ratings_free_by_item(MfRatings *ratings);
 
-/* The id of dense index index of one side as text: its key, or the integer. */
-extern char *mf_ratings_id_text(const MfRatings *ratings, MfSide side, int32 index);
+/*
+ * The id of dense index index of one side as a message shows it: its key
+ * quoted and cut (mf_key_for_message), or the integer.
+ */
+extern char *mf_ratings_id_for_message(const MfRatings *ratings, MfSide side, int32 index);
 
 #endif							/* MF_RATINGS_H */

@@ -573,10 +573,10 @@ refit_solve(RefitState *state)
 		char	   *const *other_keys = mf_model_keys(state->model, other);
 
 		mf_report_unsolvable(MF_SOLVE_REFIT, state->side,
-							 state->keys ? state->keys[failed]
+							 state->keys ? mf_key_for_message(state->keys[failed])
 							 : psprintf(INT64_FORMAT, state->ids[failed]),
 							 &state->model->row.options, state->model->row.name,
-							 partner < 0 ? NULL : other_keys ? other_keys[partner]
+							 partner < 0 ? NULL : other_keys ? mf_key_for_message(other_keys[partner])
 							 : psprintf(INT64_FORMAT, mf_model_ids(state->model, other)[partner]),
 							 times);
 	}

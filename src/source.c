@@ -445,7 +445,7 @@ report_key_not_of_form(const MfSource *source, MfSide side, Oid type, const char
 
 	ereport(ERROR,
 			(errcode(uuid ? ERRCODE_INVALID_TEXT_REPRESENTATION : ERRCODE_STRING_DATA_RIGHT_TRUNCATION),
-			 errmsg("%s id \"%s\" in %s is %s", name, mf_id_for_message(key, length),
+			 errmsg("%s id %s in %s is %s", name, mf_key_for_message(key),
 					mf_source_display_name(source->relid),
 					uuid ? "not a uuid" : "longer than a name"),
 			 uuid
@@ -560,9 +560,11 @@ accept_row(ReadState *state, Datum user, bool user_null, Datum item,
 		value = rating_value(rating, source->rating_type);
 	if (!isfinite(value))
 		mf_source_report_non_finite(source,
-									source->user_keys ? OidOutputFunctionCall(source->user_output, user)
+									source->user_keys
+									? mf_key_for_message(OidOutputFunctionCall(source->user_output, user))
 									: psprintf(INT64_FORMAT, user_id),
-									source->item_keys ? OidOutputFunctionCall(source->item_output, item)
+									source->item_keys
+									? mf_key_for_message(OidOutputFunctionCall(source->item_output, item))
 									: psprintf(INT64_FORMAT, item_id),
 									value);
 	mf_rows_add(state->rows, user_id, item_id, value);
@@ -1109,14 +1111,9 @@ mf_source_read(const MfSource *source, MemoryContext cxt)
 	 * session's role with set_config('role', ..., false): the call would
 	 * then check privileges, and record who trained, as another role.
 	 */
-	if (GetUserId() != reader)
-		ereport(ERROR,
-				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
-				 errmsg("reading %s changed the current role from %s to %s",
-						mf_source_display_name(source->relid),
-						GetUserNameFromId(reader, false), GetUserNameFromId(GetUserId(), false)),
-				 errdetail("A function the relation runs set the role; mf_ext checks privileges, and records who trained, as the role that called it."),
-				 errhint("Read a relation whose functions leave the role alone.")));
+	mf_check_role_kept(reader, psprintf("reading %s", mf_source_display_name(source->relid)),
+					   "A function the relation runs set the role; mf_ext checks privileges, and records who trained, as the role that called it.",
+					   "Read a relation whose functions leave the role alone.");
 	mf_progress_phase("indexing");
 	ratings = mf_ratings_from_rows(state.rows, state.n_skipped, cxt);
 	ratings->relation = MemoryContextStrdup(cxt, mf_source_display_name(source->relid));

@@ -18,6 +18,7 @@
  *-------------------------------------------------------------------------
  */
 #include "store.h"
+#include "catalog.h"
 
 #include <math.h>
 
@@ -76,6 +77,7 @@ struct MfStoreWriter
 	MemoryContext cxt;			/* the writer's; deleted at the end */
 	MemoryContext batch_cxt;	/* one batch's values, reset per batch */
 	bool		direct;
+	Oid			role;			/* the current role at mf_store_begin */
 
 	/* direct writes */
 	Relation	rel;
@@ -259,6 +261,7 @@ mf_store_begin(const MfSchema *schema, Oid relid, Oid models_relid, MfSide side,
 
 	w->side = side;
 	w->model_id = model_id;
+	w->role = GetUserId();
 	w->k = k;
 	w->biases = biases;
 	w->keys = keys;
@@ -377,6 +380,7 @@ flush_insert(MfStoreWriter *w)
 	}
 	if (SPI_execute_plan(w->plan, args, nulls, false, 0) != SPI_OK_INSERT)
 		elog(ERROR, "could not write the factors of model %d", w->model_id);
+	mf_catalog_check_role_kept(w->role);	/* its triggers ran */
 	if (SPI_processed != (uint64) w->used)
 		ereport(ERROR,
 				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
