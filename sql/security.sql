@@ -152,6 +152,24 @@ DROP RULE noted ON mf_models;
 -- without them, a training records its role
 SELECT mf_train('own_ratings', k := 2, lambda := 1, iterations := 2, model_name := 'side_a') > 0 AS trained;
 SELECT source_recorded_by IS NOT NULL AS recorded FROM mf_models WHERE name = 'side_a';
+-- a trigger in mf_models_provenance's place, of its name, is a user's: it
+-- is mf_ext's own only while it runs the extension's function (this one
+-- keeps a stamp through an edit, which a refit then followed)
+CREATE FUNCTION keep_stamp() RETURNS trigger LANGUAGE plpgsql AS
+$$ BEGIN IF TG_OP = 'UPDATE' THEN NEW.source_recorded_by := OLD.source_recorded_by; END IF; RETURN NEW; END $$;
+DROP TRIGGER mf_models_provenance ON mf_models;
+CREATE TRIGGER mf_models_provenance BEFORE INSERT OR UPDATE ON mf_models
+    FOR EACH ROW EXECUTE FUNCTION keep_stamp();
+CREATE TABLE own_copy AS SELECT * FROM own_ratings;
+UPDATE mf_models SET source = 'security.own_copy' WHERE name = 'side_a';
+SELECT source_recorded_by IS NOT NULL AS recorded FROM mf_models WHERE name = 'side_a';
+SELECT mf_refit_users('side_a');
+DROP TRIGGER mf_models_provenance ON mf_models;
+CREATE TRIGGER mf_models_provenance BEFORE INSERT OR UPDATE ON mf_models
+    FOR EACH ROW EXECUTE FUNCTION mf_models_provenance();
+DROP FUNCTION keep_stamp();
+DROP TABLE own_copy;
+UPDATE mf_models SET source = 'security.own_ratings' WHERE name = 'side_a';  -- records no one
 -- a trigger that changes the training's values fails the training, whether
 -- it fires before mf_models_provenance or after, and nothing is stored
 CREATE FUNCTION resource() RETURNS trigger LANGUAGE plpgsql AS

@@ -27,6 +27,7 @@
 #include "access/xact.h"
 #include "catalog/dependency.h"
 #include "catalog/pg_class.h"
+#include "catalog/pg_proc.h"
 #include "catalog/pg_type.h"
 #include "common/hashfn.h"
 #include "commands/extension.h"
@@ -1170,13 +1171,19 @@ mf_catalog_models_hook(Oid models, LOCKMODE lockmode)
 {
 	Relation	rel = table_open(models, lockmode);
 	char	   *hook = NULL;
+	Oid			extension = get_extension_oid("mf_ext", true);
 
 	for (int t = 0; hook == NULL && rel->trigdesc && t < rel->trigdesc->numtriggers; t++)
 	{
 		const Trigger *trigger = &rel->trigdesc->triggers[t];
 
-		if (strcmp(trigger->tgname, "mf_models_provenance") != 0 &&
-			!trigger->tgisinternal && trigger->tgenabled != TRIGGER_DISABLED)
+		/* mf_ext's own: its name, running the extension's function of that name */
+		bool		own = strcmp(trigger->tgname, "mf_models_provenance") == 0 &&
+			OidIsValid(extension) &&
+			getExtensionOfObject(ProcedureRelationId, trigger->tgfoid) == extension &&
+			strcmp(get_func_name(trigger->tgfoid), "mf_models_provenance") == 0;
+
+		if (!own && !trigger->tgisinternal && trigger->tgenabled != TRIGGER_DISABLED)
 			hook = psprintf("the trigger \"%s\"", trigger->tgname);
 	}
 	if (hook == NULL && rel->rd_rules != NULL && rel->rd_rules->numLocks > 0)

@@ -90,8 +90,9 @@ extern void mf_catalog_check_role_kept(Oid role);
 /*
  * What on mf_models (models, its relid) other than mf_ext's own could
  * change who a model's source and columns look recorded by: "the trigger
- * \"name\"" for an enabled trigger of a user's (TRIGGER privilege), "a
- * rule", or NULL.  While there is one, a training records no one and a
+ * \"name\"" for an enabled trigger of a user's (TRIGGER privilege; one
+ * named mf_models_provenance is mf_ext's only while it runs the
+ * extension's function of that name), "a rule", or NULL.  While there is one, a training records no one and a
  * refit follows no record.  mf_models is locked in lockmode until the
  * transaction ends (ROW EXCLUSIVE, a write's, keeps triggers and rules
  * from being made meanwhile).
