@@ -43,3 +43,16 @@ SELECT mf_drop_model(1);
 SELECT count(*) AS models FROM mf_models;
 SELECT mf_drop_model(1);
 SELECT mf_drop_model(NULL::integer);
+
+-- A source whose function drops the extension mid-call: an error, and the
+-- extension and its models are kept.
+SELECT mf_train('second_data', k := 1, model_name := 'kept') AS kept_id \gset
+CREATE FUNCTION drop_mf_ext(r float8) RETURNS float8 LANGUAGE plpgsql AS
+$$ BEGIN DROP EXTENSION IF EXISTS mf_ext CASCADE; RETURN r; END $$;
+CREATE VIEW dropping_data AS SELECT user_id, item_id, drop_mf_ext(rating) AS rating FROM second_data;
+SELECT mf_train('dropping_data', k := 1, model_name := 'kept');
+SELECT mf_refit_users('kept', source := 'dropping_data', user_col := 'user_id',
+                      item_col := 'item_id', rating_col := 'rating');
+SELECT model_id = :kept_id AS kept FROM mf_models WHERE name = 'kept';
+DROP VIEW dropping_data;
+DROP FUNCTION drop_mf_ext(float8);

@@ -560,6 +560,7 @@ lock_model_table(const char *name, Oid schema, LOCKMODE mode)
 			(errcode(ERRCODE_UNDEFINED_TABLE),
 			 errmsg("table %s of mf_ext is missing from schema %s, or was just re-created",
 					name, get_namespace_name(schema)),
+			 errdetail("Another session dropped or re-created it, or the extension, while the call waited; or a function of a relation the call read dropped it."),
 			 errhint("Run the call again; if the table is missing, re-create the extension: DROP EXTENSION mf_ext; CREATE EXTENSION mf_ext.")));
 	return InvalidOid;			/* not reached */
 }

@@ -26,8 +26,8 @@ mf_schema_of(FunctionCallInfo fcinfo)
 	if (name == NULL)
 		ereport(ERROR,
 				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
-				 errmsg("the mf_ext function being called was dropped while the call waited"),
-				 errdetail("DROP EXTENSION mf_ext (or DROP SCHEMA) committed in another session."),
+				 errmsg("the mf_ext function being called was dropped while the call ran"),
+				 errdetail("DROP EXTENSION mf_ext (or DROP SCHEMA) committed in another session while the call waited, or a function of a relation the call read ran it."),
 				 errhint("Create the extension again if it is gone, then run the call again.")));
 	schema.quoted = quote_identifier(name);
 	schema.remote = mf_remote_serving();
