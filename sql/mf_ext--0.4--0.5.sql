@@ -1,6 +1,22 @@
 -- mf_ext 0.4 -> 0.5
 \echo Use "ALTER EXTENSION mf_ext UPDATE TO '0.5'" to load this file. \quit
 
+-- The trigger this update gives mf_models is named mf_models_provenance: a
+-- trigger of that name already there (a user's, made on 0.4's table with
+-- TRIGGER) stopped the update with PostgreSQL's bare "already exists".
+DO $$
+BEGIN
+    IF EXISTS (SELECT FROM pg_catalog.pg_trigger
+               WHERE tgrelid = '@extschema@.mf_models'::pg_catalog.regclass
+                 AND tgname = 'mf_models_provenance') THEN
+        RAISE EXCEPTION 'mf_models has a trigger named mf_models_provenance, the name of the trigger this update adds'
+            USING ERRCODE = 'duplicate_object',
+                  DETAIL = 'The update to 0.5 records who trained each model with a trigger of its own by that name.',
+                  HINT = 'Rename or drop that trigger (ALTER TRIGGER mf_models_provenance ON mf_models RENAME TO ...), then run ALTER EXTENSION mf_ext UPDATE again.';
+    END IF;
+END
+$$;
+
 -- mf_drop_model(integer) deletes by model_id in one statement: it looked the
 -- name up first and deleted by name, so a model renamed or replaced in
 -- between was the one dropped.  Both forms say what to grant when the role

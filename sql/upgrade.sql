@@ -209,7 +209,15 @@ ORDER BY p.oid::regprocedure::text;
 ALTER EXTENSION mf_ext UPDATE;
 \set VERBOSITY default
 DROP VIEW similar_by_forms;
+-- so is a trigger of the name the update gives its own (a user's, made with
+-- TRIGGER on 0.4's mf_models): renamed, it is a user's trigger like any
+CREATE FUNCTION planted_stamp() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN RETURN NEW; END $$;
+CREATE TRIGGER mf_models_provenance BEFORE UPDATE ON mf_models FOR EACH ROW EXECUTE FUNCTION planted_stamp();
 ALTER EXTENSION mf_ext UPDATE;
+ALTER TRIGGER mf_models_provenance ON mf_models RENAME TO planted_stamp;
+ALTER EXTENSION mf_ext UPDATE;
+DROP TRIGGER planted_stamp ON mf_models;
+DROP FUNCTION planted_stamp();
 SELECT p.oid::regprocedure AS text_form, p.prosrc AS c_function
 FROM pg_proc p JOIN pg_depend d ON d.objid = p.oid AND d.deptype = 'e'
 WHERE d.refobjid = (SELECT oid FROM pg_extension WHERE extname = 'mf_ext')
