@@ -440,6 +440,11 @@ SELECT octet_length(relname) AS name_bytes FROM pg_class WHERE relname LIKE 'qqq
 CREATE TABLE batch.ruled (user_id bigint, rank integer, item_id bigint, score float8);
 CREATE RULE nothing AS ON INSERT TO batch.ruled DO INSTEAD NOTHING;
 SELECT mf_recommend_all('batch', 1, target := 'batch.ruled', mode := 'append');
+-- once the rule is dropped, the table is written (pg_class.relhasrules stays
+-- true until a VACUUM: it had been refused until then)
+DROP RULE nothing ON batch.ruled;
+SELECT relhasrules FROM pg_class WHERE oid = 'batch.ruled'::regclass;
+SELECT mf_recommend_all('batch', 1, target := 'batch.ruled', mode := 'append') > 0 AS written_after_rule;
 
 -- An integer id column takes the ids that fit it; the first that does not
 -- is an error naming it and the column (it was the cast's bare "integer

@@ -368,12 +368,24 @@ SELECT (SELECT array_agg(item_id) FROM mf_recommend(:ints, '7', 3, candidates :=
 CREATE TABLE named_nan (who text, what text, stars float8);
 INSERT INTO named_nan VALUES ('alice', 'bob', 4), ('carol', 'dave', 'NaN');
 SELECT mf_train('named_nan', user_col := 'who', item_col := 'what', rating_col := 'stars');
--- quoted, and a long one cut at a character boundary, as a long model name is
+-- quoted and escaped as JSON strings are, and a long one cut within its
+-- first 100 bytes at a character boundary, as a long model name is
 DELETE FROM named_nan WHERE who = 'carol';
 INSERT INTO named_nan VALUES (repeat('é', 60), 'dave', 'Infinity');
+SELECT mf_train('named_nan', user_col := 'who', item_col := 'what', rating_col := 'stars');
+UPDATE named_nan SET who = E'say "hi"\nERROR:  not one' WHERE stars = 'Infinity';
 SELECT mf_train('named_nan', user_col := 'who', item_col := 'what', rating_col := 'stars');
 DELETE FROM named_nan WHERE stars = 'Infinity';
 SELECT mf_train('named_nan', user_col := 'who', item_col := 'what', rating_col := 'stars',
                 k := 2, lambda := 0);
+SELECT mf_train('named_nan', user_col := 'who', item_col := 'what', rating_col := 'stars',
+                k := 2, lambda := 1, iterations := 2) > 0 AS trained;
+SET client_min_messages = notice;
+SELECT mf_refit_users('named_nan', users := ARRAY[repeat('q', 150)]);
+SET client_min_messages = warning;
+SELECT mf_train('named_nan', user_col := 'who', item_col := 'what', rating_col := 'stars',
+                warm_start := true, model_name := repeat('w', 150));
 SELECT mf_drop_model(repeat('n', 150));
+SELECT mf_drop_model(repeat('é', 60));
 SELECT mf_predict(repeat('n', 150), 1, 1);
+SELECT mf_drop_model('named_nan');

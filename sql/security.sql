@@ -145,7 +145,12 @@ DROP TRIGGER a_nested ON mf_models;
 SELECT name, source_recorded_by IS NOT NULL AS recorded FROM mf_models
 WHERE name IN ('side_a', 'side_c') ORDER BY name;
 CREATE RULE noted AS ON UPDATE TO mf_models DO ALSO NOTIFY mf_models_written;
-SELECT mf_train('own_ratings', k := 2, lambda := 1, iterations := 2, model_name := 'side_c') > 0 AS trained;
+SET client_min_messages = notice;
+\set VERBOSITY terse
+SELECT mf_train('own_ratings', k := 2, lambda := 1, iterations := 1, double_precision := true,
+                model_name := 'side_c') > 0 AS trained;
+\set VERBOSITY default
+SET client_min_messages = warning;
 SELECT source_recorded_by IS NOT NULL AS recorded FROM mf_models WHERE name = 'side_c';
 SELECT mf_refit_users('side_c');
 DROP RULE noted ON mf_models;
@@ -251,17 +256,54 @@ SELECT version = :switched_version AS switched_kept,
        source_recorded_by::regrole AS switched_recorded_by
 FROM mf_models WHERE name = 'switched';
 SELECT mf_drop_model('switched');
--- and a trigger of a batch call's table
+-- a trigger that sets search_path, which would have put its own operators
+-- in the place of PostgreSQL's in the call's later statements
+CREATE FUNCTION set_path_trigger() RETURNS trigger LANGUAGE plpgsql AS
+$$ BEGIN PERFORM set_config('search_path', 'security, pg_catalog', false); RETURN NULL; END $$;
+CREATE TRIGGER set_path AFTER INSERT ON mf_model_history
+    FOR EACH STATEMENT EXECUTE FUNCTION set_path_trigger();
+SELECT mf_train('trainer_data', k := 2, lambda := 1, iterations := 2, model_name := 'switched');
+SHOW search_path;
+DROP TRIGGER set_path ON mf_model_history;
+DROP FUNCTION set_path_trigger();
+-- and a row-level security policy a serving call's read runs
+CREATE FUNCTION become_group_policy() RETURNS boolean LANGUAGE plpgsql AS
+$$ BEGIN PERFORM set_config('role', 'regress_mf_group', false); RETURN true; END $$;
+ALTER TABLE mf_item_factors ENABLE ROW LEVEL SECURITY;
+CREATE POLICY switch_role ON mf_item_factors USING (become_group_policy());
+SET ROLE regress_mf_trainer;
+SELECT mf_predict('shared', 1, 1);
+SELECT current_user;
+RESET ROLE;
+DROP POLICY switch_role ON mf_item_factors;
+ALTER TABLE mf_item_factors DISABLE ROW LEVEL SECURITY;
+DROP FUNCTION become_group_policy();
+-- and a trigger of a batch call's table, or an event trigger of its creation
 CREATE TABLE switched_lists (user_id bigint, rank integer, item_id bigint, score double precision);
 CREATE TRIGGER switch_role AFTER INSERT ON switched_lists
     FOR EACH STATEMENT EXECUTE FUNCTION become_group_trigger();
 GRANT INSERT, SELECT, DELETE ON switched_lists TO regress_mf_trainer;
 SET ROLE regress_mf_trainer;
-SELECT mf_recommend_all('shared', 2, false, 'security.switched_lists', 'append');
+SELECT mf_recommend_all('shared', 2, false, 'switched_lists', 'append');
+SELECT current_user;
+RESET ROLE;
+DROP TRIGGER switch_role ON switched_lists;
+CREATE TRIGGER switch_role AFTER DELETE ON switched_lists
+    FOR EACH STATEMENT EXECUTE FUNCTION become_group_trigger();
+SET ROLE regress_mf_trainer;
+SELECT mf_recommend_all('shared', 2, false, 'switched_lists', 'replace');
 SELECT current_user;
 RESET ROLE;
 SELECT count(*) AS switched_rows FROM switched_lists;
 DROP TABLE switched_lists;
+CREATE FUNCTION become_group_event() RETURNS event_trigger LANGUAGE plpgsql AS
+$$ BEGIN PERFORM set_config('role', 'regress_mf_group', false); END $$;
+CREATE EVENT TRIGGER switch_role ON ddl_command_end WHEN TAG IN ('CREATE TABLE')
+    EXECUTE FUNCTION become_group_event();
+SELECT mf_recommend_all('shared', 2, false, 'switched_lists');
+SELECT current_user;
+DROP EVENT TRIGGER switch_role;
+DROP FUNCTION become_group_event();
 DROP FUNCTION become_group_trigger();
 DROP OWNED BY regress_mf_group;
 DROP ROLE regress_mf_group;

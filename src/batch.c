@@ -658,6 +658,28 @@ refuse_system_schema(Oid namespace, const char *quoted, const char *relname,
 					 quote_identifier(relname), quote_identifier(relname))));
 }
 
+/* A table's schema-qualified name, quoted as needed. */
+static char *
+qualified_table_name(Oid relid)
+{
+	return quote_qualified_identifier(get_namespace_name(get_rel_namespace(relid)),
+									  get_rel_name(relid));
+}
+
+/*
+ * 42501 when a trigger on the target table (qualified: its name,
+ * schema-qualified), or an event trigger of its creation, set the
+ * session's role since role was current: the call would go on writing,
+ * and reading rated items, as another role (mf_check_role_kept).
+ */
+static void
+check_target_role_kept(Oid role, const char *qualified)
+{
+	mf_check_role_kept(role, psprintf("writing %s", qualified),
+					   "A trigger on the table, or an event trigger of its creation, ran a function that set the role; mf_ext checks privileges, and reads rated items, as the role that called it.",
+					   "Drop that trigger, or have its function leave the role alone.");
+}
+
 /*
  * Creates the target table of shape and returns its oid; first, a schema
  * of the system (is_system_schema) or another session's temporary one
@@ -669,6 +691,7 @@ static Oid
 create_target(RangeVar *relation, const char *quoted, const BatchShape *shape)
 {
 	Oid			namespace = RangeVarGetCreationNamespace(relation);
+	Oid			role = GetUserId();
 
 	if (is_system_schema(namespace))
 		refuse_system_schema(namespace, quoted, relation->relname, shape);
@@ -691,6 +714,9 @@ create_target(RangeVar *relation, const char *quoted, const BatchShape *shape)
 	if (SPI_execute(psprintf("CREATE TABLE %s %s", quoted, shape_columns(shape, true)),
 					false, 0) != SPI_OK_UTILITY)
 		elog(ERROR, "could not create %s", quoted);
+	/* before the table is looked up as another role: event triggers ran */
+	check_target_role_kept(role, quote_qualified_identifier(get_namespace_name(namespace),
+															relation->relname));
 	/* CREATE TABLE holds its AccessExclusiveLock until the transaction ends */
 	return RangeVarGetRelid(relation, NoLock, false);
 }
@@ -918,19 +944,6 @@ rows_committed_since(Oid relid, Snapshot snapshot)
 }
 
 /*
- * 42501 when a trigger or rule on the target table (quoted) set the
- * session's role since role was current: the call would go on writing,
- * and reading rated items, as another role (mf_check_role_kept).
- */
-static void
-check_target_role_kept(Oid role, const char *quoted)
-{
-	mf_check_role_kept(role, psprintf("writing %s", quoted),
-					   "A trigger or rule on the table ran a function that set the role; mf_ext checks privileges, and reads rated items, as the role that called it.",
-					   "Drop that trigger or rule, or have its function leave the role alone.");
-}
-
-/*
  * mode 'replace': the rows of the target relid (locked, with its
  * partitions and the tables that inherit from it) deleted.  With
  * REPEATABLE READ or SERIALIZABLE, whose snapshot does not see the rows a
@@ -950,12 +963,9 @@ delete_target_rows(Oid relid, const char *quoted)
 	Oid			role = GetUserId();
 
 	mf_progress_phase("deleting");
-	if (SPI_execute(psprintf("DELETE FROM %s",
-							 quote_qualified_identifier(get_namespace_name(get_rel_namespace(relid)),
-														get_rel_name(relid))),
-					false, 0) != SPI_OK_DELETE)
+	if (SPI_execute(psprintf("DELETE FROM %s", qualified_table_name(relid)), false, 0) != SPI_OK_DELETE)
 		elog(ERROR, "could not delete the rows of %s", quoted);
-	check_target_role_kept(role, quoted);
+	check_target_role_kept(role, qualified_table_name(relid));	/* its triggers ran */
 	if (IsolationUsesXactSnapshot())
 	{
 		CommandCounterIncrement();	/* the rows just deleted are gone */
@@ -1152,7 +1162,7 @@ check_existing_target(Oid relid, const MfModel *model, const BatchShape *shape, 
 				 errdetail("%s writes with INSERT, which cannot reach another session's temporary tables.",
 						   shape->function),
 				 errhint("Pass a table of this session or a permanent one.")));
-	if (rel->rd_rel->relhasrules)
+	if (mf_relation_has_rules(rel))
 		ereport(ERROR,
 				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
 				 errmsg("table \"%s\" has rules", RelationGetRelationName(rel)),
@@ -1242,7 +1252,7 @@ require_plain_target(Relation rel, const BatchShape *shape)
 	TupleDesc	desc = RelationGetDescr(rel);
 	bool		plain = rel->rd_rel->relkind == RELKIND_RELATION &&
 		!rel->rd_rel->relhasindex && rel->trigdesc == NULL &&
-		!rel->rd_rel->relhasrules && !rel->rd_rel->relispartition &&
+		!mf_relation_has_rules(rel) && !rel->rd_rel->relispartition &&
 		!rel->rd_rel->relrowsecurity &&
 		(desc->constr == NULL || desc->constr->num_check == 0) &&
 		desc->natts == MF_BATCH_COLUMNS;
@@ -1401,8 +1411,7 @@ static void
 writer_open_existing(BatchWriter *w, Oid relid, const MfModel *model, const BatchShape *shape)
 {
 	Oid			array_types[MF_BATCH_COLUMNS];
-	char	   *table = quote_qualified_identifier(get_namespace_name(get_rel_namespace(relid)),
-												   get_rel_name(relid));
+	char	   *table = qualified_table_name(relid);
 	StringInfoData values;
 
 	writer_init(w, SINK_EXISTING_TABLE, shape);

@@ -26,6 +26,7 @@
 #include "access/table.h"
 #include "access/xact.h"
 #include "catalog/dependency.h"
+#include "catalog/namespace.h"
 #include "catalog/pg_class.h"
 #include "catalog/pg_proc.h"
 #include "catalog/pg_type.h"
@@ -58,11 +59,14 @@
  * pg_catalog, pg_temp, whatever the caller's path, and without JIT (a
  * model's factor rows make the load query costly enough to be compiled,
  * which took 0.2 s and held off a cancel meanwhile); an error restores
- * both too.  A user's trigger or rule on the model tables that set the
- * session's role meanwhile is an error (mf_catalog_check_role_kept) after
- * the write that ran it (execute_model_write) and at the end: the call
- * would go on, and stamp its model's row, as another role.
+ * both too.  A user's trigger, rule or policy on the model tables that set
+ * the session's role or search_path meanwhile is an error
+ * (mf_catalog_check_session_kept) after the write that ran it
+ * (execute_model_write) and at the end: the call would go on, and stamp
+ * its model's row, as another role, or with a user's operators.
  */
+#define MF_INTERNAL_SEARCH_PATH "pg_catalog, pg_temp"
+
 typedef struct InternalSql
 {
 	int			nest_level;		/* of the GUCs set */
@@ -74,7 +78,7 @@ internal_sql_begin(void)
 {
 	InternalSql sql = {NewGUCNestLevel(), GetUserId()};
 
-	(void) set_config_option("search_path", "pg_catalog, pg_temp", PGC_USERSET,
+	(void) set_config_option("search_path", MF_INTERNAL_SEARCH_PATH, PGC_USERSET,
 							 PGC_S_SESSION, GUC_ACTION_SAVE, true, 0, false);
 	(void) set_config_option("jit", "off", PGC_USERSET,
 							 PGC_S_SESSION, GUC_ACTION_SAVE, true, 0, false);
@@ -82,17 +86,26 @@ internal_sql_begin(void)
 }
 
 void
-mf_catalog_check_role_kept(Oid role)
+mf_catalog_check_session_kept(Oid role)
 {
-	mf_check_role_kept(role, "a trigger or rule on the model tables",
-					   "A trigger or rule on mf_models, mf_model_history, mf_user_factors or mf_item_factors ran a function that set the role; mf_ext checks privileges, and records who trained, as the role that called it.",
-					   "Drop that trigger or rule, or have its function leave the role alone: the models as they were before this call are kept.");
+	mf_check_role_kept(role, "a trigger, rule or policy of the model tables",
+					   "A function that a trigger, rule or row-level security policy of mf_models, mf_model_history, mf_user_factors or mf_item_factors ran set the role; mf_ext checks privileges, and records who trained, as the role that called it.",
+					   "Drop that trigger, rule or policy, or have its function leave the role alone: the models as they were before this call are kept.");
+	if (strcmp(namespace_search_path, MF_INTERNAL_SEARCH_PATH) != 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+				 errmsg("a trigger, rule or policy of the model tables changed search_path to %s",
+						mf_key_for_message(namespace_search_path)),
+				 errdetail("mf_ext runs its statements on the model tables with search_path = %s; a function that set it (set_config('search_path', ..., false)) could put its own operators in the place of PostgreSQL's.",
+						   MF_INTERNAL_SEARCH_PATH),
+				 errhint("Drop that trigger, rule or policy, or have its function leave search_path alone (a SET clause on the function restores it): the models as they were before this call are kept.")));
 }
 
 /*
  * SPI_execute_with_args of a write (query) to the model tables, whose
  * triggers may run a user's code, between sql's begin and end: the
- * role checked after it, before the next statement runs as another.
+ * role and search_path checked after it, before the next statement runs
+ * with others.
  */
 static int
 execute_model_write(InternalSql sql, const char *query, int n, Oid *argtypes, Datum *args,
@@ -100,14 +113,14 @@ execute_model_write(InternalSql sql, const char *query, int n, Oid *argtypes, Da
 {
 	int			result = SPI_execute_with_args(query, n, argtypes, args, nulls, false, 0);
 
-	mf_catalog_check_role_kept(sql.role);
+	mf_catalog_check_session_kept(sql.role);
 	return result;
 }
 
 static void
 internal_sql_end(InternalSql sql)
 {
-	mf_catalog_check_role_kept(sql.role);
+	mf_catalog_check_session_kept(sql.role);
 	AtEOXact_GUC(true, sql.nest_level);
 }
 
@@ -1187,7 +1200,7 @@ mf_catalog_models_hook(Oid models, LOCKMODE lockmode)
 		if (!own && !trigger->tgisinternal && trigger->tgenabled != TRIGGER_DISABLED)
 			hook = psprintf("the trigger \"%s\"", trigger->tgname);
 	}
-	if (hook == NULL && rel->rd_rules != NULL && rel->rd_rules->numLocks > 0)
+	if (hook == NULL && mf_relation_has_rules(rel))
 		hook = pstrdup("a rule");
 	table_close(rel, NoLock);	/* kept: no trigger or rule is made meanwhile */
 	return hook;
@@ -1296,21 +1309,20 @@ mf_models_provenance(PG_FUNCTION_ARGS)
 
 /*
  * Runs query (an INSERT or UPDATE of a model's row in mf_models, models)
- * as a training's own write of it; returns SPI's result, and in *stamped
- * whether the write was to record the training's role.  While mf_models
- * has a user's trigger or rule (mf_catalog_models_hook), which could write
- * or change rows during the write, it records no one.  sql: the bracket it
- * runs in.
+ * as a training's own write of it; returns SPI's result.  While mf_models
+ * has a user's trigger or rule (mf_catalog_models_hook, set in *hook; else
+ * NULL), which could write or change rows during the write, it records no
+ * one.  sql: the bracket it runs in.
  */
 static int
 execute_training_write(InternalSql sql, const char *query, int n, Oid *argtypes, Datum *args,
-					   const char *nulls, Oid models, bool *stamped)
+					   const char *nulls, Oid models, char **hook)
 {
 	int			result;
 
 	/* the write's own lock, taken now: CREATE TRIGGER and RULE wait for it */
-	*stamped = mf_catalog_models_hook(models, RowExclusiveLock) == NULL;
-	training_write_pending = *stamped;
+	*hook = mf_catalog_models_hook(models, RowExclusiveLock);
+	training_write_pending = *hook == NULL;
 	PG_TRY();
 	{
 		result = execute_model_write(sql, query, n, argtypes, args, nulls);
@@ -1420,7 +1432,7 @@ upsert_model_row(InternalSql sql, const MfSchema *schema, const MfModelRow *row)
 	Oid			models = get_relname_relid(MF_MODELS_TABLE, schema->oid);
 	/* 0.4's tables, written until ALTER EXTENSION UPDATE, record no one */
 	bool		recorded = get_attnum(models, "source_recorded_by") != InvalidAttrNumber;
-	bool		stamped = false;
+	char	   *hook = NULL;
 	StringInfoData returning;
 
 	/* model_id, then what check_own_write checks */
@@ -1489,7 +1501,7 @@ upsert_model_row(InternalSql sql, const MfSchema *schema, const MfModelRow *row)
 		/* update the existing row, so that a retrain does not draw a model_id from the serial */
 		query = psprintf("UPDATE %s.mf_models SET (%s) = ROW(%s) WHERE name = $1 RETURNING %s",
 						 schema->quoted, names.data, values.data, returning.data);
-		if (execute_training_write(sql, query, n, argtypes, args, nulls, models, &stamped) != SPI_OK_UPDATE_RETURNING)
+		if (execute_training_write(sql, query, n, argtypes, args, nulls, models, &hook) != SPI_OK_UPDATE_RETURNING)
 			elog(ERROR, "could not update the model row");
 	}
 	else
@@ -1505,7 +1517,7 @@ upsert_model_row(InternalSql sql, const MfSchema *schema, const MfModelRow *row)
 		query = psprintf("INSERT INTO %s.mf_models (name, %s) VALUES ($1, %s)"
 						 " ON CONFLICT (name) DO NOTHING RETURNING %s",
 						 schema->quoted, names.data, values.data, returning.data);
-		if (execute_training_write(sql, query, n, argtypes, args, nulls, models, &stamped) != SPI_OK_INSERT_RETURNING)
+		if (execute_training_write(sql, query, n, argtypes, args, nulls, models, &hook) != SPI_OK_INSERT_RETURNING)
 			elog(ERROR, "could not insert the model row");
 		if (SPI_processed == 0)
 			report_name_taken(row->name);
@@ -1513,7 +1525,12 @@ upsert_model_row(InternalSql sql, const MfSchema *schema, const MfModelRow *row)
 	if (SPI_processed != 1)
 		model_row_lost(psprintf("model \"%s\"", row->name), "was not written");
 	mf_check_column_types(SPI_tuptable->tupdesc, NULL, &model_id_type, 1, "mf_models");
-	check_own_write(row, recorded, stamped);
+	check_own_write(row, recorded, hook == NULL);
+	if (recorded && hook != NULL)
+		ereport(NOTICE,
+				(errmsg("model \"%s\" records no one as having chosen its source and columns", row->name),
+				 errdetail("mf_models has %s, which could change who they look recorded by.", hook),
+				 errhint("Refits of this model need them named (source := ..., user_col := ..., item_col := ..., rating_col := ...), until it is trained again without that trigger or rule.")));
 	return DatumGetInt32(SPI_getbinval(SPI_tuptable->vals[0],
 									   SPI_tuptable->tupdesc, 1, &isnull));
 }

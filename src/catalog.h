@@ -82,10 +82,11 @@ extern void mf_lock_name(Oid schema, const char *name, uint16 kind);
 
 /*
  * Raises 42501 when the current role is no longer role, the one the
- * writes to the model tables began as: a user's trigger or rule on them
- * ran a function that set the session's role (mf_check_role_kept).
+ * writes to the model tables began as, or search_path is no longer the
+ * one the catalog's statements run with: a user's trigger, rule or policy
+ * on the model tables ran a function that set it (mf_check_role_kept).
  */
-extern void mf_catalog_check_role_kept(Oid role);
+extern void mf_catalog_check_session_kept(Oid role);
 
 /*
  * What on mf_models (models, its relid) other than mf_ext's own could

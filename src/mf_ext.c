@@ -16,9 +16,11 @@
 #include <sys/mman.h>
 
 #include "fmgr.h"
+#include "lib/stringinfo.h"
 #include "mb/pg_wchar.h"
 #include "miscadmin.h"
 #include "utils/guc.h"
+#include "utils/json.h"
 #include "utils/memutils.h"
 
 PG_MODULE_MAGIC;
@@ -153,6 +155,15 @@ mf_seconds_since(instr_time start)
 	return INSTR_TIME_GET_DOUBLE(now);
 }
 
+/* A role's name, or its OID for a role dropped meanwhile. */
+static const char *
+role_for_message(Oid role)
+{
+	char	   *name = GetUserNameFromId(role, true);
+
+	return name ? name : psprintf("with OID %u (dropped)", role);
+}
+
 void
 mf_check_role_kept(Oid role, const char *what, const char *detail, const char *hint)
 {
@@ -161,7 +172,7 @@ mf_check_role_kept(Oid role, const char *what, const char *detail, const char *h
 	ereport(ERROR,
 			(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
 			 errmsg("%s changed the current role from %s to %s",
-					what, GetUserNameFromId(role, false), GetUserNameFromId(GetUserId(), false)),
+					what, role_for_message(role), role_for_message(GetUserId())),
 			 errdetail("%s", detail),
 			 errhint("%s", hint)));
 }
@@ -177,7 +188,11 @@ mf_id_for_message(const char *bytes, size_t length)
 char *
 mf_key_for_message(const char *key)
 {
-	return psprintf("\"%s\"", mf_id_for_message(key, strlen(key)));
+	StringInfoData shown;
+
+	initStringInfo(&shown);
+	escape_json(&shown, mf_id_for_message(key, strlen(key)));
+	return shown.data;
 }
 
 MfIdParse

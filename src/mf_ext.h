@@ -181,7 +181,11 @@ extern MfIdParse mf_parse_id(const char *text, int64 *id);
  */
 extern char *mf_id_for_message(const char *bytes, size_t length);
 
-/* A text key (NUL-terminated) as a message shows it: "key", cut so. */
+/*
+ * A text key (NUL-terminated) as a message shows it: cut as
+ * mf_id_for_message cuts it, then quoted and escaped as a JSON string (no
+ * control character, no quote that would end it early).
+ */
 extern char *mf_key_for_message(const char *key);
 
 /*

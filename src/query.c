@@ -13,6 +13,7 @@
 #include "utils/builtins.h"
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
+#include "utils/rel.h"
 #include "nodes/params.h"
 
 MfSchema
@@ -156,4 +157,10 @@ mf_spi_scan_fresh(const char *query, int nargs, Oid *argtypes, Datum *args,
 				  MfRowFn row_fn, void *arg)
 {
 	spi_scan(query, nargs, argtypes, args, types, n_columns, what, row_fn, arg, false);
+}
+
+bool
+mf_relation_has_rules(Relation rel)
+{
+	return rel->rd_rules != NULL && rel->rd_rules->numLocks > 0;
 }

@@ -17,6 +17,7 @@
 #include "access/tupdesc.h"
 #include "executor/tuptable.h"
 #include "fmgr.h"
+#include "utils/relcache.h"
 
 /*
  * The schema mf_ext is installed in: the schema of the SQL function being
@@ -65,5 +66,12 @@ extern void mf_spi_scan(const char *query, int nargs, Oid *argtypes,
 extern void mf_spi_scan_fresh(const char *query, int nargs, Oid *argtypes,
 							  Datum *args, const Oid *types, int n_columns,
 							  const char *what, MfRowFn row_fn, void *arg);
+
+/*
+ * Whether rel has rules now: its rules as the relation cache read them
+ * from pg_rewrite, not pg_class.relhasrules, which stays true after the
+ * last rule is dropped until a VACUUM of the table clears it.
+ */
+extern bool mf_relation_has_rules(Relation rel);
 
 #endif							/* MF_QUERY_H */

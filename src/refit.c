@@ -181,7 +181,7 @@ require_own_record(const RefitState *state)
 				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
 				 errmsg("%s follows the source and columns a model records only for the role that recorded them, and model %d records none",
 						state->function, state->locked.model_id),
-				 errdetail("Only a training records them: they were last set by another write (an UPDATE, a COPY, a restore from a dump), or the model was stored before mf_ext 0.5."),
+				 errdetail("Only a training records them: they were last set by another write (an UPDATE, a COPY, a restore from a dump), by a training while mf_models had a user's trigger or rule, or the model was stored before mf_ext 0.5."),
 				 errhint("Name them: %s(model, source := ..., user_col := ..., item_col := ..., rating_col := ...), or retrain the model.",
 						 state->function)));
 	ereport(ERROR,
@@ -283,10 +283,10 @@ notice_shorter_histories(const RefitState *state)
 			continue;
 		if (shorter++ < MF_REFIT_SHORTER_SHOWN)
 		{
-			/* a text key quoted and escaped as in JSON: no control character, no fake entry */
+			/* a text key cut, quoted and escaped as in JSON: no control character, no fake entry */
 			appendStringInfo(&shown, "%s%s ", shown.len > 0 ? "; " : "", mf_side_name(state->side));
 			if (state->keys)
-				escape_json(&shown, state->keys[r]);
+				appendStringInfoString(&shown, mf_key_for_message(state->keys[r]));
 			else
 				appendStringInfo(&shown, INT64_FORMAT, state->ids[r]);
 			appendStringInfo(&shown, ": " INT64_FORMAT " of " INT64_FORMAT, has, had[r]);
@@ -340,7 +340,7 @@ notice_not_refitted(const RefitState *state)
 		{
 			appendStringInfoString(&shown, shown.len > 0 ? ", " : "");
 			if (named->keys)
-				escape_json(&shown, named->keys[e]);
+				appendStringInfoString(&shown, mf_key_for_message(named->keys[e]));
 			else
 				appendStringInfo(&shown, INT64_FORMAT, named->ids[e]);
 		}

@@ -191,7 +191,7 @@ can_write_directly(Relation rel, Oid models_relid, MfSide side, bool support,
 	int			found = 0;
 
 	if (rel->rd_rel->relkind != RELKIND_RELATION || rel->rd_rel->relispartition ||
-		rel->rd_rel->relhasrules || rel->rd_rel->relrowsecurity)
+		mf_relation_has_rules(rel) || rel->rd_rel->relrowsecurity)
 		return false;
 	memset(attnums, 0, sizeof(AttrNumber) * N_STORE_COLUMNS);
 	for (int a = 0; a < desc->natts; a++)
@@ -380,7 +380,7 @@ flush_insert(MfStoreWriter *w)
 	}
 	if (SPI_execute_plan(w->plan, args, nulls, false, 0) != SPI_OK_INSERT)
 		elog(ERROR, "could not write the factors of model %d", w->model_id);
-	mf_catalog_check_role_kept(w->role);	/* its triggers ran */
+	mf_catalog_check_session_kept(w->role);	/* its triggers ran */
 	if (SPI_processed != (uint64) w->used)
 		ereport(ERROR,
 				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),

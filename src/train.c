@@ -437,7 +437,8 @@ train_fit(TrainState *state)
 		!mf_catalog_warm_start(&state->schema, row->name, options, ratings, state->als))
 		ereport(ERROR,
 				(errcode(ERRCODE_UNDEFINED_OBJECT),
-				 errmsg("cannot warm-start: model \"%s\" does not exist", row->name),
+				 errmsg("cannot warm-start: model \"%s\" does not exist",
+						mf_id_for_message(row->name, strlen(row->name))),
 				 errhint("Train it once without warm_start, or pass the model_name of an existing model.")));
 	mf_fit(state->als, options, state->validation, true, &row->history);
 	/* of the factors stored: the last iteration's, or with patience the best's */
