@@ -59,7 +59,7 @@ BEGIN
     IF model IS NULL THEN
         RAISE EXCEPTION 'model must not be NULL'
             USING ERRCODE = 'null_value_not_allowed',
-                  HINT = 'Pass the name of a model in mf_models.';
+                  HINT = 'Pass the name of a model in mf_models, or its model_id.';
     END IF;
     PERFORM @extschema@.mf_require_privilege('mf_models', 'DELETE', NULL,
         'mf_drop_model deletes the model''s row from mf_models (its factor rows go with it).');
