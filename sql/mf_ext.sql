@@ -405,11 +405,11 @@ BEGIN
         'mf_training_history finds the model''s id by its name in mf_models.');
     SELECT m.model_id INTO id FROM @extschema@.mf_models m WHERE m.name = model;
     IF NOT FOUND THEN
-        RAISE EXCEPTION 'model "%" does not exist',  -- a long name cut within its first 100 bytes
-                CASE WHEN pg_catalog.octet_length(model) <= 100 THEN model
+        RAISE EXCEPTION 'model % does not exist',  -- as a JSON string, a long name cut within 100 bytes
+                pg_catalog.to_json(CASE WHEN pg_catalog.octet_length(model) <= 100 THEN model
                      ELSE (SELECT pg_catalog.left(model, pg_catalog.max(n))
                            FROM pg_catalog.generate_series(1, 100) n
-                           WHERE pg_catalog.octet_length(pg_catalog.left(model, n)) <= 100) || '...' END
+                           WHERE pg_catalog.octet_length(pg_catalog.left(model, n)) <= 100) || '...' END)
             USING ERRCODE = 'undefined_object',
                   HINT = 'See SELECT model_id, name FROM mf_models.';
     END IF;
@@ -442,11 +442,11 @@ BEGIN
     END IF;
     DELETE FROM @extschema@.mf_models WHERE name = model;
     IF NOT FOUND THEN
-        RAISE EXCEPTION 'model "%" does not exist',  -- a long name cut within its first 100 bytes
-                CASE WHEN pg_catalog.octet_length(model) <= 100 THEN model
+        RAISE EXCEPTION 'model % does not exist',  -- as a JSON string, a long name cut within 100 bytes
+                pg_catalog.to_json(CASE WHEN pg_catalog.octet_length(model) <= 100 THEN model
                      ELSE (SELECT pg_catalog.left(model, pg_catalog.max(n))
                            FROM pg_catalog.generate_series(1, 100) n
-                           WHERE pg_catalog.octet_length(pg_catalog.left(model, n)) <= 100) || '...' END
+                           WHERE pg_catalog.octet_length(pg_catalog.left(model, n)) <= 100) || '...' END)
             USING ERRCODE = 'undefined_object',
                   HINT = 'See SELECT model_id, name FROM mf_models.';
     END IF;

@@ -256,16 +256,39 @@ SELECT version = :switched_version AS switched_kept,
        source_recorded_by::regrole AS switched_recorded_by
 FROM mf_models WHERE name = 'switched';
 SELECT mf_drop_model('switched');
--- a trigger that sets search_path, which would have put its own operators
--- in the place of PostgreSQL's in the call's later statements
+-- a trigger that sets search_path had its own operators take the place of
+-- PostgreSQL's in the call's later statements (here the = of the model
+-- row's lookup by name, after the carry-over of a 0.4 model's history):
+-- the call puts its own path back, and the trigger's stays the session's
+CREATE TABLE evil_ran (n integer);
+CREATE FUNCTION evil_eq(a text, b text) RETURNS boolean LANGUAGE plpgsql AS
+$$ BEGIN INSERT INTO security.evil_ran VALUES (1); RETURN a OPERATOR(pg_catalog.=) b; END $$;
+CREATE OPERATOR security.= (LEFTARG = text, RIGHTARG = text, FUNCTION = security.evil_eq);
 CREATE FUNCTION set_path_trigger() RETURNS trigger LANGUAGE plpgsql AS
 $$ BEGIN PERFORM set_config('search_path', 'security, pg_catalog', false); RETURN NULL; END $$;
+SELECT mf_train('trainer_data', k := 2, lambda := 1, iterations := 2, model_name := 'pathed') AS pathed_id \gset
+DELETE FROM mf_model_history WHERE model_id = :pathed_id;  -- as restored from 0.4
 CREATE TRIGGER set_path AFTER INSERT ON mf_model_history
     FOR EACH STATEMENT EXECUTE FUNCTION set_path_trigger();
-SELECT mf_train('trainer_data', k := 2, lambda := 1, iterations := 2, model_name := 'switched');
+SELECT mf_train('trainer_data', k := 2, lambda := 1, iterations := 2, model_name := 'pathed') = :pathed_id AS retrained;
 SHOW search_path;
+SET search_path = security, public;
+SELECT count(*) AS evil_ran FROM evil_ran;
 DROP TRIGGER set_path ON mf_model_history;
-DROP FUNCTION set_path_trigger();
+DROP OPERATOR security.= (text, text);
+DROP FUNCTION set_path_trigger(), evil_eq(text, text);
+DROP TABLE evil_ran;
+SELECT mf_drop_model('pathed');
+-- and so does one that sets it locally (SET LOCAL in its body)
+CREATE FUNCTION set_path_locally() RETURNS trigger LANGUAGE plpgsql AS
+$$ BEGIN SET LOCAL search_path = public; RETURN NULL; END $$;
+CREATE TRIGGER set_path AFTER INSERT ON mf_user_factors
+    FOR EACH STATEMENT EXECUTE FUNCTION set_path_locally();
+SELECT mf_train('trainer_data', k := 2, lambda := 1, iterations := 2, model_name := 'pathed') > 0 AS trained;
+SHOW search_path;
+DROP TRIGGER set_path ON mf_user_factors;
+DROP FUNCTION set_path_locally();
+SELECT mf_drop_model('pathed');
 -- and a row-level security policy a serving call's read runs
 CREATE FUNCTION become_group_policy() RETURNS boolean LANGUAGE plpgsql AS
 $$ BEGIN PERFORM set_config('role', 'regress_mf_group', false); RETURN true; END $$;

@@ -718,7 +718,7 @@ create_target(RangeVar *relation, const char *quoted, const BatchShape *shape)
 	check_target_role_kept(role, quote_qualified_identifier(get_namespace_name(namespace),
 															relation->relname));
 	/* CREATE TABLE holds its AccessExclusiveLock until the transaction ends */
-	return RangeVarGetRelid(relation, NoLock, false);
+	return get_relname_relid(relation->relname, namespace);
 }
 
 /*
@@ -1340,9 +1340,9 @@ check_key_fits(const BatchWriter *w, int c, const text *key)
 		return;
 	ereport(ERROR,
 			(errcode(ERRCODE_STRING_DATA_RIGHT_TRUNCATION),
-			 errmsg("%s \"%s\" is too long for column \"%s\" of table %s, of type %s",
+			 errmsg("%s %s is too long for column \"%s\" of table %s, of type %s",
 					strcmp(w->shape.names[c], "user_id") == 0 ? "user" : "item",
-					mf_id_for_message(bytes, length),
+					mf_key_for_message(pnstrdup(bytes, length)),
 					w->shape.names[c], w->table, format_type_with_typemod(column->type, column->typmod)),
 			 errdetail_plural("%s writes the model's keys as they are, and that type holds %d character%s; the key has %d.",
 							  "%s writes the model's keys as they are, and that type holds %d characters%s; the key has %d.",

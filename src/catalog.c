@@ -59,11 +59,12 @@
  * pg_catalog, pg_temp, whatever the caller's path, and without JIT (a
  * model's factor rows make the load query costly enough to be compiled,
  * which took 0.2 s and held off a cancel meanwhile); an error restores
- * both too.  A user's trigger, rule or policy on the model tables that set
- * the session's role or search_path meanwhile is an error
- * (mf_catalog_check_session_kept) after the write that ran it
- * (execute_model_write) and at the end: the call would go on, and stamp
- * its model's row, as another role, or with a user's operators.
+ * both too.  After each write that runs a user's code (execute_model_write,
+ * the store's INSERTs) and at the end, mf_catalog_keep_session: a role a
+ * user's trigger, rule or policy on the model tables set meanwhile is an
+ * error (the call would go on, and stamp its model's row, as another
+ * role); a search_path it set is put back for the call's later statements
+ * (a user's operators would take the place of PostgreSQL's).
  */
 #define MF_INTERNAL_SEARCH_PATH "pg_catalog, pg_temp"
 
@@ -86,26 +87,26 @@ internal_sql_begin(void)
 }
 
 void
-mf_catalog_check_session_kept(Oid role)
+mf_catalog_keep_session(Oid role)
 {
 	mf_check_role_kept(role, "a trigger, rule or policy of the model tables",
 					   "A function that a trigger, rule or row-level security policy of mf_models, mf_model_history, mf_user_factors or mf_item_factors ran set the role; mf_ext checks privileges, and records who trained, as the role that called it.",
 					   "Drop that trigger, rule or policy, or have its function leave the role alone: the models as they were before this call are kept.");
+
+	/*
+	 * As a local setting: the bracket's end then restores what the caller
+	 * had, or what the user's function set for the session
+	 */
 	if (strcmp(namespace_search_path, MF_INTERNAL_SEARCH_PATH) != 0)
-		ereport(ERROR,
-				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
-				 errmsg("a trigger, rule or policy of the model tables changed search_path to %s",
-						mf_key_for_message(namespace_search_path)),
-				 errdetail("mf_ext runs its statements on the model tables with search_path = %s; a function that set it (set_config('search_path', ..., false)) could put its own operators in the place of PostgreSQL's.",
-						   MF_INTERNAL_SEARCH_PATH),
-				 errhint("Drop that trigger, rule or policy, or have its function leave search_path alone (a SET clause on the function restores it): the models as they were before this call are kept.")));
+		(void) set_config_option("search_path", MF_INTERNAL_SEARCH_PATH, PGC_USERSET,
+								 PGC_S_SESSION, GUC_ACTION_LOCAL, true, 0, false);
 }
 
 /*
  * SPI_execute_with_args of a write (query) to the model tables, whose
  * triggers may run a user's code, between sql's begin and end: the
- * role and search_path checked after it, before the next statement runs
- * with others.
+ * session kept after it (mf_catalog_keep_session), before the next
+ * statement runs.
  */
 static int
 execute_model_write(InternalSql sql, const char *query, int n, Oid *argtypes, Datum *args,
@@ -113,14 +114,14 @@ execute_model_write(InternalSql sql, const char *query, int n, Oid *argtypes, Da
 {
 	int			result = SPI_execute_with_args(query, n, argtypes, args, nulls, false, 0);
 
-	mf_catalog_check_session_kept(sql.role);
+	mf_catalog_keep_session(sql.role);
 	return result;
 }
 
 static void
 internal_sql_end(InternalSql sql)
 {
-	mf_catalog_check_session_kept(sql.role);
+	mf_catalog_keep_session(sql.role);
 	AtEOXact_GUC(true, sql.nest_level);
 }
 
@@ -822,8 +823,8 @@ mf_catalog_read_model(MfModelTables *tables, int32 model_id, const text *name)
 	if (!read.found)
 		ereport(ERROR,
 				(errcode(ERRCODE_UNDEFINED_OBJECT),
-				 name ? errmsg("model \"%s\" does not exist",
-							   mf_id_for_message(VARDATA_ANY(name), VARSIZE_ANY_EXHDR(name)))
+				 name ? errmsg("model %s does not exist",
+							   mf_key_for_message(text_to_cstring(name)))
 				 : errmsg("model %d does not exist", model_id),
 				 errhint("Train it with mf_train, or see SELECT model_id, name FROM mf_models.")));
 	internal_sql_end(sql);
@@ -2282,7 +2283,10 @@ mf_catalog_fetch_rated_items(Portal cursor, int32 model_id, int max, MfRatedFn f
 	static const Oid rated_types[] = {INT8OID, INT8ARRAYOID};
 	uint64		fetched;
 
+	InternalSql sql = internal_sql_begin();
+
 	SPI_cursor_fetch(cursor, true, max);
+	internal_sql_end(sql);		/* a policy's function ran */
 	mf_check_column_types(SPI_tuptable->tupdesc, NULL, rated_types, 2, MF_USER_FACTORS_TABLE);
 	fetched = SPI_processed;
 	for (uint64 r = 0; r < fetched; r++)

@@ -81,12 +81,12 @@ typedef struct MfModelRow
 extern void mf_lock_name(Oid schema, const char *name, uint16 kind);
 
 /*
- * Raises 42501 when the current role is no longer role, the one the
- * writes to the model tables began as, or search_path is no longer the
- * one the catalog's statements run with: a user's trigger, rule or policy
- * on the model tables ran a function that set it (mf_check_role_kept).
+ * After a user's trigger, rule or policy on the model tables ran: 42501
+ * when the current role is no longer role, the one the catalog's
+ * statements began as (mf_check_role_kept); the catalog's search_path put
+ * back, as a local setting, when its function set another.
  */
-extern void mf_catalog_check_session_kept(Oid role);
+extern void mf_catalog_keep_session(Oid role);
 
 /*
  * What on mf_models (models, its relid) other than mf_ext's own could

@@ -64,7 +64,7 @@ implicit_strengths(const MfModel *model, int32 *cols, double *vals, int32 n)
 			ereport(ERROR,
 					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 					 errmsg("the ratings of item %s sum to %g, but an implicit-feedback model needs strengths >= 0",
-							model->item_keys ? model->item_keys[cols[e]]
+							model->item_keys ? mf_key_for_message(model->item_keys[cols[e]])
 							: psprintf(INT64_FORMAT, model->item_ids[cols[e]]),
 							vals[e]),
 					 errdetail("Model \"%s\" is of implicit feedback: an item's strength is the sum of its ratings.",

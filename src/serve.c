@@ -140,13 +140,14 @@ text_id_lookup(const MfModel *model, MfSide side, text *id, bool lenient)
 		if (parsed == MF_ID_OUT_OF_RANGE)
 			ereport(ERROR,
 					(errcode(ERRCODE_NUMERIC_VALUE_OUT_OF_RANGE),
-					 errmsg("%s id \"%s\" is out of range for bigint", mf_side_name(side), value),
+					 errmsg("%s id %s is out of range for bigint", mf_side_name(side),
+							mf_key_for_message(value)),
 					 errhint("Model \"%s\" was trained on integer %s ids, which are bigint values: pass one.",
 							 model->row.name, mf_side_name(side))));
 		if (!is_integer)
 			ereport(ERROR,
 					(errcode(ERRCODE_INVALID_TEXT_REPRESENTATION),
-					 errmsg("%s id \"%s\" is not an integer", mf_side_name(side), value),
+					 errmsg("%s id %s is not an integer", mf_side_name(side), mf_key_for_message(value)),
 					 errhint("Model \"%s\" was trained on integer %s ids: pass one.",
 							 model->row.name, mf_side_name(side))));
 		index = mf_model_find_id(model, side, (int64) integer);
