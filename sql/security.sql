@@ -300,7 +300,29 @@ SELECT current_user;
 RESET ROLE;
 DROP POLICY switch_role ON mf_item_factors;
 ALTER TABLE mf_item_factors DISABLE ROW LEVEL SECURITY;
-DROP FUNCTION become_group_policy();
+-- also where the batch calls fetch the rated items, after the model's
+-- load: a policy that sets the role on its second look at user 1's row
+SET ROLE regress_mf_trainer;
+SELECT mf_train('trainer_data', k := 2, lambda := 1, iterations := 2, model_name := 'fetched') > 0 AS trained;
+RESET ROLE;
+CREATE FUNCTION become_group_second(user_id bigint) RETURNS boolean LANGUAGE plpgsql AS
+$$ BEGIN
+    IF user_id = 1 THEN
+        PERFORM set_config('security.looks', (coalesce(nullif(current_setting('security.looks', true), ''), '0')::integer + 1)::text, false);
+        IF current_setting('security.looks') = '2' THEN PERFORM security.become_group_policy(); END IF;
+    END IF;
+    RETURN true;
+END $$;
+ALTER TABLE mf_user_factors ENABLE ROW LEVEL SECURITY;
+CREATE POLICY switch_role ON mf_user_factors USING (become_group_second(user_id));
+SET ROLE regress_mf_trainer;
+SELECT count(*) FROM mf_recommend_all_rows('fetched', 2);
+SELECT current_user, current_setting('security.looks') AS looks;
+RESET ROLE;
+DROP POLICY switch_role ON mf_user_factors;
+ALTER TABLE mf_user_factors DISABLE ROW LEVEL SECURITY;
+SELECT mf_drop_model('fetched');
+DROP FUNCTION become_group_second(bigint), become_group_policy();
 -- and a trigger of a batch call's table, or an event trigger of its creation
 CREATE TABLE switched_lists (user_id bigint, rank integer, item_id bigint, score double precision);
 CREATE TRIGGER switch_role AFTER INSERT ON switched_lists
