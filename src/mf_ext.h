@@ -149,12 +149,12 @@ extern double mf_seconds_since(instr_time start);
 /*
  * Raises 42501 when the current role is no longer role, the one that
  * called mf_ext: a function that what ran ("reading public.v", "writing
- * the model tables", ...), a view's or a trigger's, set the session's role
- * (set_config('role', ..., false) or SET ROLE), and the call would go on
- * checking privileges, or recording who trained, as another role.  detail
- * says what may have run the function and what the role is for, hint
- * what to do.  The error undoes
- * the role's change with the rest of the call.
+ * public.t", "a trigger, rule or policy of the model tables"), a view's,
+ * a trigger's or a policy's, set the session's role (set_config('role',
+ * ..., false) or SET ROLE), and the call would go on checking privileges,
+ * or recording who trained, as another role.  detail says what may have
+ * run the function and what the role is for, hint what to do.  The error
+ * undoes the role's change with the rest of the call.
  */
 extern void mf_check_role_kept(Oid role, const char *what, const char *detail,
 							   const char *hint);
