@@ -264,19 +264,35 @@ CREATE TABLE evil_ran (n integer);
 CREATE FUNCTION evil_eq(a text, b text) RETURNS boolean LANGUAGE plpgsql AS
 $$ BEGIN INSERT INTO security.evil_ran VALUES (1); RETURN a OPERATOR(pg_catalog.=) b; END $$;
 CREATE OPERATOR security.= (LEFTARG = text, RIGHTARG = text, FUNCTION = security.evil_eq);
+CREATE FUNCTION evil_int_eq(a integer, b integer) RETURNS boolean LANGUAGE plpgsql AS
+$$ BEGIN INSERT INTO security.evil_ran VALUES (1); RETURN a OPERATOR(pg_catalog.=) b; END $$;
+CREATE OPERATOR security.= (LEFTARG = integer, RIGHTARG = integer, FUNCTION = security.evil_int_eq);
+CREATE FUNCTION set_path() RETURNS boolean LANGUAGE plpgsql AS
+$$ BEGIN PERFORM set_config('search_path', 'security, pg_catalog', false); RETURN true; END $$;
 CREATE FUNCTION set_path_trigger() RETURNS trigger LANGUAGE plpgsql AS
-$$ BEGIN PERFORM set_config('search_path', 'security, pg_catalog', false); RETURN NULL; END $$;
+$$ BEGIN PERFORM security.set_path(); RETURN NULL; END $$;
 SELECT mf_train('trainer_data', k := 2, lambda := 1, iterations := 2, model_name := 'pathed') AS pathed_id \gset
 DELETE FROM mf_model_history WHERE model_id = :pathed_id;  -- as restored from 0.4
 CREATE TRIGGER set_path AFTER INSERT ON mf_model_history
     FOR EACH STATEMENT EXECUTE FUNCTION set_path_trigger();
+BEGIN;
 SELECT mf_train('trainer_data', k := 2, lambda := 1, iterations := 2, model_name := 'pathed') = :pathed_id AS retrained;
+SHOW search_path;  -- the trigger's, in the transaction too
+COMMIT;
 SHOW search_path;
 SET search_path = security, public;
-SELECT count(*) AS evil_ran FROM evil_ran;
 DROP TRIGGER set_path ON mf_model_history;
-DROP OPERATOR security.= (text, text);
-DROP FUNCTION set_path_trigger(), evil_eq(text, text);
+-- (the factor tables' constraints, checked by the direct store, likewise)
+ALTER TABLE mf_item_factors ADD CONSTRAINT path_set CHECK (security.set_path());
+SET search_path = security, public;  -- (the check of the rows there ran it)
+SELECT mf_train('trainer_data', k := 2, lambda := 1, iterations := 2, model_name := 'pathed') = :pathed_id AS retrained;
+SET search_path = security, public;
+SELECT mf_refit_items('pathed', 'trainer_data') > 0 AS refitted;
+SET search_path = security, public;
+ALTER TABLE mf_item_factors DROP CONSTRAINT path_set;
+SELECT count(*) AS evil_ran FROM evil_ran;
+DROP OPERATOR security.= (text, text), security.= (integer, integer);
+DROP FUNCTION set_path_trigger(), set_path(), evil_eq(text, text), evil_int_eq(integer, integer);
 DROP TABLE evil_ran;
 SELECT mf_drop_model('pathed');
 -- and so does one that sets it locally (SET LOCAL in its body)

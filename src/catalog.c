@@ -34,6 +34,7 @@
 #include "commands/extension.h"
 #include "commands/trigger.h"
 #include "executor/spi.h"
+#include "jit/jit.h"
 #include "lib/stringinfo.h"
 #include "miscadmin.h"
 #include "storage/lmgr.h"
@@ -63,8 +64,8 @@
  * the store's INSERTs) and at the end, mf_catalog_keep_session: a role a
  * user's trigger, rule or policy on the model tables set meanwhile is an
  * error (the call would go on, and stamp its model's row, as another
- * role); a search_path it set is put back for the call's later statements
- * (a user's operators would take the place of PostgreSQL's).
+ * role); a search_path (or jit) it set is put back for the call's later
+ * statements (a user's operators would take the place of PostgreSQL's).
  */
 #define MF_INTERNAL_SEARCH_PATH "pg_catalog, pg_temp"
 
@@ -74,15 +75,22 @@ typedef struct InternalSql
 	Oid			role;			/* the current role at the start */
 } InternalSql;
 
+/* The catalog's settings, saved at the current nest level. */
+static void
+set_internal_settings(void)
+{
+	(void) set_config_option("search_path", MF_INTERNAL_SEARCH_PATH, PGC_USERSET,
+							 PGC_S_SESSION, GUC_ACTION_SAVE, true, 0, false);
+	(void) set_config_option("jit", "off", PGC_USERSET,
+							 PGC_S_SESSION, GUC_ACTION_SAVE, true, 0, false);
+}
+
 static InternalSql
 internal_sql_begin(void)
 {
 	InternalSql sql = {NewGUCNestLevel(), GetUserId()};
 
-	(void) set_config_option("search_path", MF_INTERNAL_SEARCH_PATH, PGC_USERSET,
-							 PGC_S_SESSION, GUC_ACTION_SAVE, true, 0, false);
-	(void) set_config_option("jit", "off", PGC_USERSET,
-							 PGC_S_SESSION, GUC_ACTION_SAVE, true, 0, false);
+	set_internal_settings();
 	return sql;
 }
 
@@ -94,12 +102,15 @@ mf_catalog_keep_session(Oid role)
 					   "Drop that trigger, rule or policy, or have its function leave the role alone: the models as they were before this call are kept.");
 
 	/*
-	 * As a local setting: the bracket's end then restores what the caller
-	 * had, or what the user's function set for the session
+	 * Saved again at a nest level of their own, which the bracket's end
+	 * pops with its own: the session then has what the caller had, or what
+	 * the user's function set, as after any statement that ran it
 	 */
-	if (strcmp(namespace_search_path, MF_INTERNAL_SEARCH_PATH) != 0)
-		(void) set_config_option("search_path", MF_INTERNAL_SEARCH_PATH, PGC_USERSET,
-								 PGC_S_SESSION, GUC_ACTION_LOCAL, true, 0, false);
+	if (strcmp(namespace_search_path, MF_INTERNAL_SEARCH_PATH) != 0 || jit_enabled)
+	{
+		(void) NewGUCNestLevel();
+		set_internal_settings();
+	}
 }
 
 /*

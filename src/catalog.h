@@ -83,8 +83,9 @@ extern void mf_lock_name(Oid schema, const char *name, uint16 kind);
 /*
  * After a user's trigger, rule or policy on the model tables ran: 42501
  * when the current role is no longer role, the one the catalog's
- * statements began as (mf_check_role_kept); the catalog's search_path put
- * back, as a local setting, when its function set another.
+ * statements began as (mf_check_role_kept); the catalog's search_path and
+ * jit put back, at a GUC nest level the statements' bracket pops, when its
+ * function set others.
  */
 extern void mf_catalog_keep_session(Oid role);
 

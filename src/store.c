@@ -380,7 +380,6 @@ flush_insert(MfStoreWriter *w)
 	}
 	if (SPI_execute_plan(w->plan, args, nulls, false, 0) != SPI_OK_INSERT)
 		elog(ERROR, "could not write the factors of model %d", w->model_id);
-	mf_catalog_keep_session(w->role);	/* its triggers ran */
 	if (SPI_processed != (uint64) w->used)
 		ereport(ERROR,
 				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
@@ -406,6 +405,8 @@ flush(MfStoreWriter *w)
 		flush_direct(w);
 	else
 		flush_insert(w);
+	/* the INSERT's triggers, or the direct write's constraints and index expressions, ran */
+	mf_catalog_keep_session(w->role);
 	MemoryContextSwitchTo(old);
 	w->written += w->used;
 	w->used = 0;
