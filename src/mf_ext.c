@@ -155,13 +155,13 @@ mf_seconds_since(instr_time start)
 	return INSTR_TIME_GET_DOUBLE(now);
 }
 
-/* A role's name, or its OID for a role dropped meanwhile. */
+/* A role as a message names it: its name quoted, or its OID once dropped. */
 static const char *
 role_for_message(Oid role)
 {
 	char	   *name = GetUserNameFromId(role, true);
 
-	return name ? name : psprintf("with OID %u (dropped)", role);
+	return name ? psprintf("\"%s\"", name) : psprintf("a role dropped since (OID %u)", role);
 }
 
 void
