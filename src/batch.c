@@ -961,11 +961,12 @@ static void
 delete_target_rows(Oid relid, const char *quoted)
 {
 	Oid			role = GetUserId();
+	char	   *qualified = qualified_table_name(relid);
 
 	mf_progress_phase("deleting");
-	if (SPI_execute(psprintf("DELETE FROM %s", qualified_table_name(relid)), false, 0) != SPI_OK_DELETE)
+	if (SPI_execute(psprintf("DELETE FROM %s", qualified), false, 0) != SPI_OK_DELETE)
 		elog(ERROR, "could not delete the rows of %s", quoted);
-	check_target_role_kept(role, qualified_table_name(relid));	/* its triggers ran */
+	check_target_role_kept(role, qualified);	/* its triggers ran */
 	if (IsolationUsesXactSnapshot())
 	{
 		CommandCounterIncrement();	/* the rows just deleted are gone */
