@@ -243,6 +243,9 @@ WHERE model_id = :uuids AND user_key = lower(user_key);
 SELECT mf_refit_users(:uuids, 'ids_upper', users := ARRAY[md5('u1')::uuid]) AS named_uuid,
        mf_refit_users(:uuids, 'ids_upper', users := ARRAY[upper(md5('u2'))]) AS named_in_capitals;
 SELECT mf_refit_users(:uuids, 'ids_upper', users := ARRAY['not-a-uuid']);
+-- from the uuid column itself: mf_ext's error, the text cut within 100
+-- bytes and escaped (uuid's input had quoted all of it, newline and all)
+SELECT mf_refit_users(:uuids, users := ARRAY[repeat('z', 150) || E'\n']);
 -- the text is filtered by its key form in the read, so another row that
 -- is no uuid is not read (a read of every row had stopped at it)
 CREATE TABLE ids_upper_junk AS SELECT * FROM ids_upper UNION ALL (SELECT 'junk', item_id, rating FROM ids_upper LIMIT 1);
@@ -319,6 +322,7 @@ SELECT mf_predict('spaced', ' 4 '::text, E'5\t'::text) = mf_predict('spaced', 4,
        (SELECT count(*) FROM mf_recommend_all_rows('spaced', 2, candidates := ARRAY['5 '])) AS batch_rows;
 SELECT mf_refit_users('spaced', users := ARRAY['1 ', ' 2']) AS refitted;
 SELECT mf_refit_users('spaced', users := ARRAY['1 x']);
+SELECT mf_refit_users('spaced', users := ARRAY[E'1\n' || repeat('x', 150)]);
 SELECT mf_drop_model(:spaced);
 DROP TABLE ids_spaced;
 -- A bigint id on a model of uuid keys: the hint offers a uuid, which

@@ -382,6 +382,7 @@ SELECT mf_train('named_nan', user_col := 'who', item_col := 'what', rating_col :
                 k := 2, lambda := 1, iterations := 2) > 0 AS trained;
 SET client_min_messages = notice;
 SELECT mf_refit_users('named_nan', users := ARRAY[repeat('q', 150)]);
+SELECT mf_refit_users('named_nan', users := ARRAY['nobody', 'no one']);
 SET client_min_messages = warning;
 SELECT mf_train('named_nan', user_col := 'who', item_col := 'what', rating_col := 'stars',
                 warm_start := true, model_name := repeat('w', 150));

@@ -346,10 +346,18 @@ notice_not_refitted(const RefitState *state)
 	}
 	if (missing > 0)
 		ereport(NOTICE,
-				(errmsg_plural("%d of the %d %ss named has no ratings of %ss the model knows in %s",
-							   "%d of the %d %ss named have no ratings of %ss the model knows in %s",
-							   missing, missing, named->n, mf_side_name(state->side),
-							   mf_side_name(mf_other_side(state->side)), state->source_name),
+				(named->n == 1
+				 ? errmsg("the %s named has no ratings of %ss the model knows in %s",
+						  mf_side_name(state->side), mf_side_name(mf_other_side(state->side)),
+						  state->source_name)
+				 : missing == named->n
+				 ? errmsg("none of the %d %ss named has ratings of %ss the model knows in %s",
+						  named->n, mf_side_name(state->side),
+						  mf_side_name(mf_other_side(state->side)), state->source_name)
+				 : errmsg_plural("%d of the %d %ss named has no ratings of %ss the model knows in %s",
+								 "%d of the %d %ss named have no ratings of %ss the model knows in %s",
+								 missing, missing, named->n, mf_side_name(state->side),
+								 mf_side_name(mf_other_side(state->side)), state->source_name),
 				 errdetail("Not refitted: %s%s.", shown.data,
 						   missing > MF_REFIT_UNNAMED_SHOWN ? ", ..." : ""),
 				 errhint("Check the ids against column %s of %s: %ss with no ratings there keep their factors.",

@@ -629,7 +629,7 @@ report_named_not_of_form(const char *argname, MfSide side, const char *key, MfKe
 	ereport(ERROR,
 			(errcode(uuid ? ERRCODE_INVALID_TEXT_REPRESENTATION : ERRCODE_STRING_DATA_RIGHT_TRUNCATION),
 			 errmsg("%s names %s, which is %s", argname,
-					quote_literal_cstr(mf_id_for_message(key, strlen(key))),
+					mf_key_for_message(key),
 					uuid ? "not a uuid" : "longer than a name"),
 			 uuid
 			 ? errdetail("The model was trained on uuid %s ids.", name)
@@ -649,7 +649,7 @@ named_integer(const char *text, const char *argname, const char *column, Oid rel
 		ereport(ERROR,
 				(errcode(ERRCODE_NUMERIC_VALUE_OUT_OF_RANGE),
 				 errmsg("%s names %s, which is out of range for bigint ids", argname,
-						quote_literal_cstr(text)),
+						mf_key_for_message(text)),
 				 errdetail("Column \"%s\" of %s holds integer ids, named as bigint values.", column,
 						   mf_source_display_name(relid)),
 				 errhint("Pass ids between -9223372036854775808 and 9223372036854775807.")));
@@ -657,7 +657,7 @@ named_integer(const char *text, const char *argname, const char *column, Oid rel
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_TEXT_REPRESENTATION),
 				 errmsg("%s names %s, which is not an integer id", argname,
-						quote_literal_cstr(text)),
+						mf_key_for_message(text)),
 				 errdetail("Column \"%s\" of %s holds integer ids, named as bigint values.", column,
 						   mf_source_display_name(relid)),
 				 errhint("Pass the ids as integers: %s := ARRAY[42, 7].", argname)));
@@ -684,7 +684,7 @@ mf_id_array(Oid argtype, Datum value, MfSide side, const char *argname, bool nul
 		ereport(ERROR,
 				(errcode(ERRCODE_DATATYPE_MISMATCH),
 				 errmsg("%s must be an array of %s ids, not %s", argname, mf_side_name(side),
-						literal ? quote_literal_cstr(DatumGetCString(value))
+						literal ? mf_key_for_message(DatumGetCString(value))
 						: format_type_be(argtype)),
 				 errdetail("An id is %s.", ID_TYPES_TEXT),
 				 errhint("Pass %s := ARRAY[42, 7], or ARRAY['u1', 'u2'] for text keys.",
@@ -870,10 +870,18 @@ mf_source_only(MfSource *source, MfSide side, Oid argtype, Datum value, const ch
 				ereport(ERROR,
 						(errcode(ERRCODE_STRING_DATA_RIGHT_TRUNCATION),
 						 errmsg("%s names %s, which is longer than a name", argname,
-								quote_literal_cstr(mf_id_for_message(text, strlen(text)))),
+								mf_key_for_message(text)),
 						 errdetail("Column \"%s\" of %s is of type name, which holds at most %d bytes; this id has %zu, and a cast would cut it into another %s's.",
 								   conversion.column, mf_source_display_name(source->relid),
 								   NAMEDATALEN - 1, strlen(text), mf_side_name(side)),
+						 errhint("Pass the %ss' ids as that column holds them.", mf_side_name(side))));
+			/* uuid's input would quote the whole text in its error */
+			if (getBaseType(column_type) == UUIDOID && mf_uuid_key(text, true) == NULL)
+				ereport(ERROR,
+						(errcode(ERRCODE_INVALID_TEXT_REPRESENTATION),
+						 errmsg("%s names %s, which is not a uuid", argname, mf_key_for_message(text)),
+						 errdetail("Column \"%s\" of %s is of type uuid.", conversion.column,
+								   mf_source_display_name(source->relid)),
 						 errhint("Pass the %ss' ids as that column holds them.", mf_side_name(side))));
 			named[e].value = OidInputFunctionCall(input, text, ioparam, -1);
 			named[e].key = key_in_form(mf_id_key_text(column_type, column_output, named[e].value),
