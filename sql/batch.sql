@@ -239,6 +239,10 @@ SELECT mf_recommend_all('batch named', 2, target := 'batch.nightly', mode := 're
 CREATE VIEW batch.top_view AS SELECT * FROM batch.top;
 SELECT mf_recommend_all('batch', 2, target := 'batch.top_view', mode := 'replace');
 SELECT mf_recommend_all('batch', 2, target := 'batch.nightly', mode := 'truncate');
+-- a long or many-lined argument is echoed cut within 100 bytes, as a JSON string
+SELECT mf_recommend_all('batch', 2, target := 'batch.nightly', mode := E'append\n' || repeat('m', 300));
+SELECT mf_recommend_all('batch', 2, target := repeat('t', 300) || ' x');
+SELECT mf_train('batch.ratings', feedback := repeat('f', 300));
 SELECT mf_recommend_all('batch', 2, target := 'batch.nightly', mode := NULL);
 SELECT mf_recommend_all('batch', NULL, target := 'batch.nightly', mode := 'replace');
 SELECT mf_recommend_all('batch', 2, NULL, 'nightly', 'replace');

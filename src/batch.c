@@ -557,12 +557,12 @@ target_name(text *target, char **quoted)
 	if (!is_table_name(raw))
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_NAME),
-				 errmsg("target \"%s\" is not a table name", raw),
+				 errmsg("target %s is not a table name", mf_key_for_message(raw)),
 				 errhint("Pass a name such as top10 or myschema.top10; double-quote a name with spaces, capitals or other characters: '\"My Top 10\"'.")));
 	if (longest_name(raw) >= NAMEDATALEN)
 		ereport(ERROR,
 				(errcode(ERRCODE_NAME_TOO_LONG),
-				 errmsg("target \"%s\" has a name longer than %d bytes", raw, NAMEDATALEN - 1),
+				 errmsg("target %s has a name longer than %d bytes", mf_key_for_message(raw), NAMEDATALEN - 1),
 				 errdetail("SQL would cut it to its first %d bytes, which can name another table: two targets would be one.",
 						   NAMEDATALEN - 1),
 				 errhint("Pass a name of at most %d bytes.", NAMEDATALEN - 1)));
@@ -1779,7 +1779,7 @@ batch_mode_argument(FunctionCallInfo fcinfo, int arg)
 		return BATCH_APPEND;
 	ereport(ERROR,
 			(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-			 errmsg("unknown mode \"%s\"", mode),
+			 errmsg("unknown mode %s", mf_key_for_message(mode)),
 			 errhint("%s", hint)));
 	return BATCH_CREATE;		/* keep the compiler quiet */
 }
