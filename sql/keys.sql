@@ -389,4 +389,11 @@ SELECT mf_train('named_nan', user_col := 'who', item_col := 'what', rating_col :
 SELECT mf_drop_model(repeat('n', 150));
 SELECT mf_drop_model(repeat('é', 60));
 SELECT mf_predict(repeat('n', 150), 1, 1);
+-- a model's name in any message is a JSON string cut within 100 bytes (a
+-- name's quote and newline had made one message look like two)
+SELECT mf_train('named_nan', user_col := 'who', item_col := 'what', rating_col := 'stars',
+                k := 2, lambda := 1, iterations := 1,
+                model_name := E'say "hi"\nERROR:  not one' || repeat('z', 120)) > 0 AS trained;
+SELECT mf_predict(E'say "hi"\nERROR:  not one' || repeat('z', 120), 1, 1);
+SELECT mf_drop_model(E'say "hi"\nERROR:  not one' || repeat('z', 120));
 SELECT mf_drop_model('named_nan');

@@ -156,7 +156,7 @@ parse_feedback(const char *feedback, const char *solver, bool was_nonnegative,
 	else
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("feedback must be 'explicit' or 'implicit', got %s", mf_key_for_message(feedback)),
+				 errmsg("feedback must be 'explicit' or 'implicit', got %s", mf_text_for_message(feedback)),
 				 errhint("'explicit' for ratings (stars); 'implicit' for counts of views, plays or purchases.")));
 	if (solver == NULL)
 	{
@@ -171,7 +171,7 @@ parse_feedback(const char *feedback, const char *solver, bool was_nonnegative,
 	else
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("solver must be 'cholesky' or 'cg', got %s", mf_key_for_message(solver)),
+				 errmsg("solver must be 'cholesky' or 'cg', got %s", mf_text_for_message(solver)),
 				 errhint("Omit solver for the usual one: Cholesky for explicit, conjugate gradient for implicit feedback.")));
 }
 

@@ -557,12 +557,12 @@ target_name(text *target, char **quoted)
 	if (!is_table_name(raw))
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_NAME),
-				 errmsg("target %s is not a table name", mf_key_for_message(raw)),
+				 errmsg("target %s is not a table name", mf_text_for_message(raw)),
 				 errhint("Pass a name such as top10 or myschema.top10; double-quote a name with spaces, capitals or other characters: '\"My Top 10\"'.")));
 	if (longest_name(raw) >= NAMEDATALEN)
 		ereport(ERROR,
 				(errcode(ERRCODE_NAME_TOO_LONG),
-				 errmsg("target %s has a name longer than %d bytes", mf_key_for_message(raw), NAMEDATALEN - 1),
+				 errmsg("target %s has a name longer than %d bytes", mf_text_for_message(raw), NAMEDATALEN - 1),
 				 errdetail("SQL would cut it to its first %d bytes, which can name another table: two targets would be one.",
 						   NAMEDATALEN - 1),
 				 errhint("Pass a name of at most %d bytes.", NAMEDATALEN - 1)));
@@ -1210,9 +1210,9 @@ check_existing_target(Oid relid, const MfModel *model, const BatchShape *shape, 
 		if (!column_takes(model, shape, c, type, &cast))
 			ereport(ERROR,
 					(errcode(ERRCODE_DATATYPE_MISMATCH),
-					 errmsg("column \"%s\" of table \"%s\" is of type %s, which model \"%s\"'s %s values cannot be assigned to",
+					 errmsg("column \"%s\" of table \"%s\" is of type %s, which model %s's %s values cannot be assigned to",
 							shape->names[c], RelationGetRelationName(rel), format_type_be(type),
-							model->row.name, format_type_be(shape->types[c])),
+							mf_text_for_message(model->row.name), format_type_be(shape->types[c])),
 					 shape->types[c] == TEXTOID && can_coerce_type(1, &shape->types[c], &type, COERCION_ASSIGNMENT)
 					 ? errdetail("%s", text_key_change(type))
 					 : 0,
@@ -1311,8 +1311,8 @@ retrained_on_other_ids(const MfModel *model, const BatchShape *shape)
 {
 	ereport(ERROR,
 			(errcode(ERRCODE_T_R_SERIALIZATION_FAILURE),
-			 errmsg("model \"%s\" was retrained on ids of another type while %s prepared its table",
-					model->row.name, shape->function),
+			 errmsg("model %s was retrained on ids of another type while %s prepared its table",
+					mf_text_for_message(model->row.name), shape->function),
 			 errdetail("The table was prepared for the model's ids before the retraining, by another session, an earlier call of this statement or the table's own triggers."),
 			 errhint("Run %s again in a statement after the retraining (not in the same statement, nor from the table's triggers), into a table whose id columns take the new ids.",
 					 shape->function)));
@@ -1343,7 +1343,7 @@ check_key_fits(const BatchWriter *w, int c, const text *key)
 			(errcode(ERRCODE_STRING_DATA_RIGHT_TRUNCATION),
 			 errmsg("%s %s is too long for column \"%s\" of table %s, of type %s",
 					strcmp(w->shape.names[c], "user_id") == 0 ? "user" : "item",
-					mf_key_for_message(pnstrdup(bytes, length)),
+					mf_text_for_message(pnstrdup(bytes, length)),
 					w->shape.names[c], w->table, format_type_with_typemod(column->type, column->typmod)),
 			 errdetail_plural("%s writes the model's keys as they are, and that type holds %d character%s; the key has %d.",
 							  "%s writes the model's keys as they are, and that type holds %d characters%s; the key has %d.",
@@ -1779,7 +1779,7 @@ batch_mode_argument(FunctionCallInfo fcinfo, int arg)
 		return BATCH_APPEND;
 	ereport(ERROR,
 			(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-			 errmsg("unknown mode %s", mf_key_for_message(mode)),
+			 errmsg("unknown mode %s", mf_text_for_message(mode)),
 			 errhint("%s", hint)));
 	return BATCH_CREATE;		/* keep the compiler quiet */
 }
@@ -1870,11 +1870,11 @@ batch_open_target(FunctionCallInfo fcinfo, const BatchArgs *args, const MfModel 
 		FlushErrorState();
 		ereport(ERROR,
 				(errcode(ERRCODE_UNDEFINED_OBJECT),
-				 errmsg("model \"%s\" was dropped while %s prepared its table",
-						found->row.name, shape->function),
+				 errmsg("model %s was dropped while %s prepared its table",
+						mf_text_for_message(found->row.name), shape->function),
 				 errdetail("Another session, an earlier call of this statement or the table's own triggers dropped it."),
-				 errhint("Run %s again in a later statement, naming the model, once one named \"%s\" exists (train it again if none does; a model trained anew has a new model_id); if the table's own triggers drop it, change them or pass another table.",
-						 shape->function, found->row.name)));
+				 errhint("Run %s again in a later statement, naming the model, once one named %s exists (train it again if none does; a model trained anew has a new model_id); if the table's own triggers drop it, change them or pass another table.",
+						 shape->function, mf_text_for_message(found->row.name))));
 	}
 	PG_END_TRY();
 	if (model != found)

@@ -835,7 +835,7 @@ mf_catalog_read_model(MfModelTables *tables, int32 model_id, const text *name)
 		ereport(ERROR,
 				(errcode(ERRCODE_UNDEFINED_OBJECT),
 				 name ? errmsg("model %s does not exist",
-							   mf_key_for_message(text_to_cstring(name)))
+							   mf_text_for_message(text_to_cstring(name)))
 				 : errmsg("model %d does not exist", model_id),
 				 errhint("Train it with mf_train, or see SELECT model_id, name FROM mf_models.")));
 	internal_sql_end(sql);
@@ -886,8 +886,8 @@ lock_model_row(const char *query, Oid *argtypes, Datum *args, const char *name)
 		FlushErrorState();
 		ereport(ERROR,
 				(errcode(ERRCODE_T_R_SERIALIZATION_FAILURE),
-				 errmsg("could not serialize access to model \"%s\": it was changed by a transaction that committed after this transaction's snapshot",
-						name),
+				 errmsg("could not serialize access to model %s: it was changed by a transaction that committed after this transaction's snapshot",
+						mf_text_for_message(name)),
 				 errdetail("A retraining, refit, rename, drop or other write of the model's row committed after this REPEATABLE READ or SERIALIZABLE transaction took its snapshot, which cannot read what it wrote (%s).",
 						   error->message),
 				 errhint("Run the transaction again.")));
@@ -976,8 +976,8 @@ check_name_untaken_since_snapshot(const MfSchema *schema, Datum name)
 	if (model_name_exists_now(schema, name))
 		ereport(ERROR,
 				(errcode(ERRCODE_T_R_SERIALIZATION_FAILURE),
-				 errmsg("could not serialize access to model \"%s\": it was created, or renamed to that name, by a transaction that committed after this transaction's snapshot",
-						TextDatumGetCString(name)),
+				 errmsg("could not serialize access to model %s: it was created, or renamed to that name, by a transaction that committed after this transaction's snapshot",
+						mf_text_for_message(TextDatumGetCString(name))),
 				 errdetail("Under REPEATABLE READ or SERIALIZABLE this transaction cannot read that model's options, and training a new model of the name would conflict with it."),
 				 errhint("Run the transaction again: mf_train then retrains that model, keeping the options it does not name; or pass another model_name.")));
 }
@@ -1152,10 +1152,10 @@ mf_catalog_lock_model(const MfSchema *schema, const MfModelRow *found, bool by_n
 		SPI_processed != 1)
 		ereport(ERROR,
 				(errcode(ERRCODE_UNDEFINED_OBJECT),
-				 errmsg("model \"%s\" was dropped while %s read it", found->name, function),
+				 errmsg("model %s was dropped while %s read it", mf_text_for_message(found->name), function),
 				 errdetail("Another session dropped it after this call had found it."),
-				 errhint("Run %s again, naming the model, once one named \"%s\" exists (train it again if none does; a model trained anew has a new model_id).",
-						 function, found->name)));
+				 errhint("Run %s again, naming the model, once one named %s exists (train it again if none does; a model trained anew has a new model_id).",
+						 function, mf_text_for_message(found->name))));
 	internal_sql_end(sql);
 	desc = SPI_tuptable->tupdesc;
 	tuple = SPI_tuptable->vals[0];
@@ -1186,8 +1186,8 @@ mf_catalog_lock_model(const MfSchema *schema, const MfModelRow *found, bool by_n
 	if (by_name && strcmp(row.name, found->name) != 0)
 		ereport(ERROR,
 				(errcode(ERRCODE_UNDEFINED_OBJECT),
-				 errmsg("model \"%s\" was renamed while %s read it", found->name, function),
-				 errdetail("It was renamed to \"%s\" after this call had found it.", row.name),
+				 errmsg("model %s was renamed while %s read it", mf_text_for_message(found->name), function),
+				 errdetail("It was renamed to %s after this call had found it.", mf_text_for_message(row.name)),
 				 errhint("Run %s again, naming the model you mean.", function)));
 	return row;
 }
@@ -1400,8 +1400,8 @@ check_own_write(const MfModelRow *row, bool recorded, bool stamped)
 	if (changed != NULL)
 		ereport(ERROR,
 				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
-				 errmsg("a trigger on mf_models changed the row of model \"%s\" that mf_train wrote",
-						row->name),
+				 errmsg("a trigger on mf_models changed the row of model %s that mf_train wrote",
+						mf_text_for_message(row->name)),
 				 errdetail("Its %s is not what the training wrote.", changed),
 				 errhint("Drop that trigger, or have it leave the name, source, columns and source_recorded_by of mf_models alone: the models as they were before this call are kept.")));
 }
@@ -1417,7 +1417,7 @@ report_name_taken(const char *name)
 {
 	ereport(ERROR,
 			(errcode(ERRCODE_T_R_SERIALIZATION_FAILURE),
-			 errmsg("model \"%s\" was renamed, dropped or created while mf_train trained it", name),
+			 errmsg("model %s was renamed, dropped or created while mf_train trained it", mf_text_for_message(name)),
 			 errdetail("This training read the options of the model of that name when it started (or found none) and trained with them; since then another transaction, or this call's own statement, has renamed, dropped or created a model of that name."),
 			 errhint("Run mf_train again: it then trains the model that holds the name, keeping the options it does not name, or a new one from its arguments; or pass another model_name.")));
 }
@@ -1507,8 +1507,8 @@ upsert_model_row(InternalSql sql, const MfSchema *schema, const MfModelRow *row)
 			report_name_taken(row->name);
 		if (strcmp(old_source, row->source) != 0)
 			ereport(NOTICE,
-					(errmsg("model \"%s\" was trained on %s and is now replaced by one trained on %s",
-							row->name, old_source, row->source),
+					(errmsg("model %s was trained on %s and is now replaced by one trained on %s",
+							mf_text_for_message(row->name), old_source, row->source),
 					 errhint("Pass model_name to keep models of different relations apart.")));
 		/* update the existing row, so that a retrain does not draw a model_id from the serial */
 		query = psprintf("UPDATE %s.mf_models SET (%s) = ROW(%s) WHERE name = $1 RETURNING %s",
@@ -1535,12 +1535,12 @@ upsert_model_row(InternalSql sql, const MfSchema *schema, const MfModelRow *row)
 			report_name_taken(row->name);
 	}
 	if (SPI_processed != 1)
-		model_row_lost(psprintf("model \"%s\"", row->name), "was not written");
+		model_row_lost(psprintf("model %s", mf_text_for_message(row->name)), "was not written");
 	mf_check_column_types(SPI_tuptable->tupdesc, NULL, &model_id_type, 1, "mf_models");
 	check_own_write(row, recorded, hook == NULL);
 	if (recorded && hook != NULL)
 		ereport(NOTICE,
-				(errmsg("model \"%s\" records no one as having chosen its source and columns", row->name),
+				(errmsg("model %s records no one as having chosen its source and columns", mf_text_for_message(row->name)),
 				 errdetail("mf_models has %s, which could change who they look recorded by.", hook),
 				 errhint("Refits of this model need them named (source := ..., user_col := ..., item_col := ..., rating_col := ...), until it is trained again without that trigger or rule.")));
 	return DatumGetInt32(SPI_getbinval(SPI_tuptable->vals[0],
@@ -1582,7 +1582,7 @@ carry_over_history(InternalSql sql, const MfSchema *schema, const char *name)
 					 " AND NOT EXISTS (SELECT FROM %s.mf_model_history x WHERE x.model_id = m.model_id)",
 					 schema->quoted, schema->quoted, schema->quoted);
 	if (execute_model_write(sql, query, 1, &argtype, &arg, NULL) != SPI_OK_INSERT)
-		elog(ERROR, "could not carry over the training history of model \"%s\"", name);
+		elog(ERROR, "could not carry over the training history of model %s", mf_text_for_message(name));
 }
 
 /*
@@ -1631,8 +1631,8 @@ insert_history(InternalSql sql, const MfSchema *schema, int32 model_id, const Mf
 	if (SPI_processed != (uint64) history->iterations_run)
 		ereport(ERROR,
 				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
-				 errmsg("the training history of model \"%s\" got " UINT64_FORMAT " of its %d rows",
-						row->name, (uint64) SPI_processed, history->iterations_run),
+				 errmsg("the training history of model %s got " UINT64_FORMAT " of its %d rows",
+						mf_text_for_message(row->name), (uint64) SPI_processed, history->iterations_run),
 				 errdetail("A rule or trigger on mf_model_history kept rows from being written."),
 				 errhint("Drop the rule or trigger: the history must hold every iteration.")));
 }
@@ -1800,7 +1800,7 @@ mf_catalog_store_model(const MfSchema *schema, const MfModelRow *row,
 							  1, argtypes, args, NULL, false, 0) != SPI_OK_SELECT)
 		elog(ERROR, "could not read the row of model %d", model_id);
 	if (SPI_processed != 1)
-		model_row_lost(psprintf("model \"%s\"", row->name), "was deleted while its factors were stored");
+		model_row_lost(psprintf("model %s", mf_text_for_message(row->name)), "was deleted while its factors were stored");
 	internal_sql_end(sql);
 	return model_id;
 }
@@ -2134,7 +2134,7 @@ mf_catalog_warm_start(const MfSchema *schema, const char *model_name,
 		(ratings->item_keys != NULL))
 		ereport(ERROR,
 				(errcode(ERRCODE_DATATYPE_MISMATCH),
-				 errmsg("warm start needs item ids of the kind stored model \"%s\" has", model_name),
+				 errmsg("warm start needs item ids of the kind stored model %s has", mf_text_for_message(model_name)),
 				 errdetail("Its items are identified by %s, those of the source by %s.",
 						   ratings->item_keys ? "integers" : "text keys",
 						   ratings->item_keys ? "text keys" : "integers"),
@@ -2142,8 +2142,8 @@ mf_catalog_warm_start(const MfSchema *schema, const char *model_name,
 	if (stored_k != k)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("warm start needs k = %d, the k of stored model \"%s\", but k = %d was given",
-						stored_k, model_name, k),
+				 errmsg("warm start needs k = %d, the k of stored model %s, but k = %d was given",
+						stored_k, mf_text_for_message(model_name), k),
 				 errhint("Pass k := %d, or train without warm_start.", stored_k)));
 
 	load.items = mf_id_map_from_sorted(CurrentMemoryContext, ratings->item_ids,

@@ -288,7 +288,7 @@ mf_report_unsolvable(MfSolveWhere where, MfSide side, const char *id,
 	bool		repeated;
 	char	   *subject = psprintf("%s%s", id ? psprintf("%s %s", side_name, id)
 								   : psprintf("the new %s", side_name),
-								   model ? psprintf(" of model \"%s\"", model) : "");
+								   model ? psprintf(" of model %s", mf_text_for_message(model)) : "");
 
 	if (options->lambda == 0.0)
 		ereport(ERROR,

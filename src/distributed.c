@@ -610,8 +610,8 @@ mf_distributed_read(MfDistributed *dist)
 				0, NULL, NULL, text_types, 3, dist->relation, receive_non_finite, &non_finite);
 	if (non_finite.found)
 		mf_source_report_non_finite(source,
-									source->user_keys ? mf_key_for_message(non_finite.user) : non_finite.user,
-									source->item_keys ? mf_key_for_message(non_finite.item) : non_finite.item,
+									source->user_keys ? mf_text_for_message(non_finite.user) : non_finite.user,
+									source->item_keys ? mf_text_for_message(non_finite.item) : non_finite.item,
 									non_finite.value);
 
 	mf_spi_scan(psprintf("SELECT pg_catalog.count(*) FROM %s WHERE NOT (%s)",

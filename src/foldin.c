@@ -64,11 +64,11 @@ implicit_strengths(const MfModel *model, int32 *cols, double *vals, int32 n)
 			ereport(ERROR,
 					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 					 errmsg("the ratings of item %s sum to %g, but an implicit-feedback model needs strengths >= 0",
-							model->item_keys ? mf_key_for_message(model->item_keys[cols[e]])
+							model->item_keys ? mf_text_for_message(model->item_keys[cols[e]])
 							: psprintf(INT64_FORMAT, model->item_ids[cols[e]]),
 							vals[e]),
-					 errdetail("Model \"%s\" is of implicit feedback: an item's strength is the sum of its ratings.",
-							   model->row.name),
+					 errdetail("Model %s is of implicit feedback: an item's strength is the sum of its ratings.",
+							   mf_text_for_message(model->row.name)),
 					 errhint("Pass the strengths as the training data had them (counts, durations: 0 or more).")));
 	return kept;
 }
@@ -177,7 +177,7 @@ fold_in(FunctionCallInfo fcinfo, const MfModel *model, bool as_text, void *out,
 	if (!as_text && model->item_keys != NULL)
 		ereport(ERROR,
 				(errcode(ERRCODE_DATATYPE_MISMATCH),
-				 errmsg("model \"%s\" identifies its items by text keys, not integers", model->row.name),
+				 errmsg("model %s identifies its items by text keys, not integers", mf_text_for_message(model->row.name)),
 				 errhint("Pass the item ids as text to mf_fold_in_keys or mf_recommend_keys.")));
 	known = known_ratings(fcinfo, model, as_text, &cols, &vals, rated);
 	if (known == 0)

@@ -186,7 +186,7 @@ mf_id_for_message(const char *bytes, size_t length)
 }
 
 char *
-mf_key_for_message(const char *key)
+mf_text_for_message(const char *key)
 {
 	StringInfoData shown;
 

@@ -182,11 +182,12 @@ extern MfIdParse mf_parse_id(const char *text, int64 *id);
 extern char *mf_id_for_message(const char *bytes, size_t length);
 
 /*
- * A text key (NUL-terminated) as a message shows it: cut as
+ * A text (NUL-terminated: a key, a model name, an argument) as a message
+ * shows it: cut as
  * mf_id_for_message cuts it, then quoted and escaped as a JSON string (no
  * control character, no quote that would end it early).
  */
-extern char *mf_key_for_message(const char *key);
+extern char *mf_text_for_message(const char *key);
 
 /*
  * A sum of n numbers whose absolute values add up to magnitude, with a

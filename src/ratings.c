@@ -1256,6 +1256,6 @@ mf_ratings_id_for_message(const MfRatings *ratings, MfSide side, int32 index)
 	char	   *const *keys = mf_ratings_keys(ratings, side);
 
 	if (keys)
-		return mf_key_for_message(keys[index]);
+		return mf_text_for_message(keys[index]);
 	return psprintf(INT64_FORMAT, mf_ratings_ids(ratings, side)[index]);
 }

@@ -166,7 +166,7 @@ extern void mf_ratings_free_by_item(MfRatings *ratings);
 
 /*
  * The id of dense index index of one side as a message shows it: its key
- * quoted and cut (mf_key_for_message), or the integer.
+ * quoted and cut (mf_text_for_message), or the integer.
  */
 extern char *mf_ratings_id_for_message(const MfRatings *ratings, MfSide side, int32 index);
 

@@ -285,7 +285,7 @@ notice_shorter_histories(const RefitState *state)
 			/* a text key cut, quoted and escaped as in JSON: no control character, no fake entry */
 			appendStringInfo(&shown, "%s%s ", shown.len > 0 ? "; " : "", mf_side_name(state->side));
 			if (state->keys)
-				appendStringInfoString(&shown, mf_key_for_message(state->keys[r]));
+				appendStringInfoString(&shown, mf_text_for_message(state->keys[r]));
 			else
 				appendStringInfo(&shown, INT64_FORMAT, state->ids[r]);
 			appendStringInfo(&shown, ": " INT64_FORMAT " of " INT64_FORMAT, has, had[r]);
@@ -293,9 +293,9 @@ notice_shorter_histories(const RefitState *state)
 	}
 	if (shorter > 0)
 		ereport(NOTICE,
-				(errmsg_plural("refitting " INT64_FORMAT " %s of model \"%s\" from fewer %ss than the model holds for it",
-							   "refitting " INT64_FORMAT " %ss of model \"%s\" from fewer %ss than the model holds for them",
-							   shorter, shorter, mf_side_name(state->side), state->model->row.name,
+				(errmsg_plural("refitting " INT64_FORMAT " %s of model %s from fewer %ss than the model holds for it",
+							   "refitting " INT64_FORMAT " %ss of model %s from fewer %ss than the model holds for them",
+							   shorter, shorter, mf_side_name(state->side), mf_text_for_message(state->model->row.name),
 							   mf_side_name(mf_other_side(state->side))),
 				 errdetail("%s%s (distinct %ss in %s, of those the model holds from its training or last refit).",
 						   shown.data, shorter > MF_REFIT_SHORTER_SHOWN ? "; ..." : "",
@@ -339,7 +339,7 @@ notice_not_refitted(const RefitState *state)
 		{
 			appendStringInfoString(&shown, shown.len > 0 ? ", " : "");
 			if (named->keys)
-				appendStringInfoString(&shown, mf_key_for_message(named->keys[e]));
+				appendStringInfoString(&shown, mf_text_for_message(named->keys[e]));
 			else
 				appendStringInfo(&shown, INT64_FORMAT, named->ids[e]);
 		}
@@ -379,8 +379,8 @@ refit_attach_model(RefitState *state)
 	if (state->model->row.version != state->locked.version)
 		ereport(ERROR,
 				(errcode(ERRCODE_T_R_SERIALIZATION_FAILURE),
-				 errmsg("model \"%s\" changed while %s read it",
-						state->model->row.name, state->function),
+				 errmsg("model %s changed while %s read it",
+						mf_text_for_message(state->model->row.name), state->function),
 				 errdetail("The locked row of mf_models has version " INT64_FORMAT ", the factors read have version " INT64_FORMAT ".",
 						   state->locked.version, state->model->row.version),
 				 errhint("Run %s again.", state->function)));
@@ -580,10 +580,10 @@ refit_solve(RefitState *state)
 		char	   *const *other_keys = mf_model_keys(state->model, other);
 
 		mf_report_unsolvable(MF_SOLVE_REFIT, state->side,
-							 state->keys ? mf_key_for_message(state->keys[failed])
+							 state->keys ? mf_text_for_message(state->keys[failed])
 							 : psprintf(INT64_FORMAT, state->ids[failed]),
 							 &state->model->row.options, state->model->row.name,
-							 partner < 0 ? NULL : other_keys ? mf_key_for_message(other_keys[partner])
+							 partner < 0 ? NULL : other_keys ? mf_text_for_message(other_keys[partner])
 							 : psprintf(INT64_FORMAT, mf_model_ids(state->model, other)[partner]),
 							 times);
 	}

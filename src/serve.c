@@ -80,8 +80,8 @@ require_integer_ids(const MfModel *model, MfSide side, const char *function)
 	argument_form = argument[0] == 'u' ? model->user_key_form : model->item_key_form;
 	ereport(ERROR,
 			(errcode(ERRCODE_DATATYPE_MISMATCH),
-			 errmsg("model \"%s\" identifies its %ss by text keys, not integers",
-					model->row.name, mf_side_name(side)),
+			 errmsg("model %s identifies its %ss by text keys, not integers",
+					mf_text_for_message(model->row.name), mf_side_name(side)),
 			 strcmp(function, "mf_predict") == 0 ? 0
 			 : errdetail("%s(model, %s bigint, ...) takes and answers with bigint ids, so it needs integer ids on both sides, and this model's %ss are text keys.",
 						 function, argument, mf_side_name(side)),
@@ -141,15 +141,15 @@ text_id_lookup(const MfModel *model, MfSide side, text *id, bool lenient)
 			ereport(ERROR,
 					(errcode(ERRCODE_NUMERIC_VALUE_OUT_OF_RANGE),
 					 errmsg("%s id %s is out of range for bigint", mf_side_name(side),
-							mf_key_for_message(value)),
-					 errhint("Model \"%s\" was trained on integer %s ids, which are bigint values: pass one.",
-							 model->row.name, mf_side_name(side))));
+							mf_text_for_message(value)),
+					 errhint("Model %s was trained on integer %s ids, which are bigint values: pass one.",
+							 mf_text_for_message(model->row.name), mf_side_name(side))));
 		if (!is_integer)
 			ereport(ERROR,
 					(errcode(ERRCODE_INVALID_TEXT_REPRESENTATION),
-					 errmsg("%s id %s is not an integer", mf_side_name(side), mf_key_for_message(value)),
-					 errhint("Model \"%s\" was trained on integer %s ids: pass one.",
-							 model->row.name, mf_side_name(side))));
+					 errmsg("%s id %s is not an integer", mf_side_name(side), mf_text_for_message(value)),
+					 errhint("Model %s was trained on integer %s ids: pass one.",
+							 mf_text_for_message(model->row.name), mf_side_name(side))));
 		index = mf_model_find_id(model, side, (int64) integer);
 	}
 	pfree(value);
@@ -259,8 +259,8 @@ id_argument_any_index(FunctionCallInfo fcinfo, int arg, const MfModel *model, Mf
 	if (mf_model_keys(model, side) == NULL)
 		ereport(ERROR,
 				(errcode(ERRCODE_DATATYPE_MISMATCH),
-				 errmsg("model \"%s\" identifies its %ss by integers, not uuids",
-						model->row.name, name),
+				 errmsg("model %s identifies its %ss by integers, not uuids",
+						mf_text_for_message(model->row.name), name),
 				 errhint("Pass the %s's integer id: a uuid names only %ss kept as text keys (a model trained on uuid or text %s ids).",
 						 name, name, name)));
 	key = DatumGetCString(DirectFunctionCall1(uuid_out, PG_GETARG_DATUM(arg)));
@@ -487,15 +487,15 @@ any_id_array(FunctionCallInfo fcinfo, int arg, const char *name, const MfModel *
 	if (mf_is_integer_id_type(elembase) && mf_model_keys(model, side) != NULL)
 		ereport(ERROR,
 				(errcode(ERRCODE_DATATYPE_MISMATCH),
-				 errmsg("model \"%s\" identifies its %ss by text keys, not integers",
-						model->row.name, mf_side_name(side)),
+				 errmsg("model %s identifies its %ss by text keys, not integers",
+						mf_text_for_message(model->row.name), mf_side_name(side)),
 				 errhint("Pass %s as text[] keys, for example ARRAY['a', 'b'] or '{a,b}'.", name)));
 	/* uuids name no integer id: they would match nothing, without a word */
 	if (elembase == UUIDOID && mf_model_keys(model, side) == NULL)
 		ereport(ERROR,
 				(errcode(ERRCODE_DATATYPE_MISMATCH),
-				 errmsg("model \"%s\" identifies its %ss by integers, not uuids",
-						model->row.name, mf_side_name(side)),
+				 errmsg("model %s identifies its %ss by integers, not uuids",
+						mf_text_for_message(model->row.name), mf_side_name(side)),
 				 errhint("Pass %s as bigint[] ids, for example ARRAY[1, 2] or '{1,2}'.", name)));
 	return array;
 }
@@ -1012,14 +1012,14 @@ check_similar(FunctionCallInfo fcinfo, const MfModel *model, MfSide side, bool a
 	if (!as_text && mf_model_keys(model, side) != NULL)
 		ereport(ERROR,
 				(errcode(ERRCODE_DATATYPE_MISMATCH),
-				 errmsg("model \"%s\" identifies its %ss by text keys, not integers",
-						model->row.name, name),
+				 errmsg("model %s identifies its %ss by text keys, not integers",
+						mf_text_for_message(model->row.name), name),
 				 errhint("Pass the %s id as text, for example mf_similar_%ss(model, %s_id::text, n).",
 						 name, name, name)));
 	if (model->factors.k == 0)
 		ereport(ERROR,
 				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
-				 errmsg("model \"%s\" has no factors (k = 0)", model->row.name),
+				 errmsg("model %s has no factors (k = 0)", mf_text_for_message(model->row.name)),
 				 errdetail("Similarity is the cosine of factor vectors; a biases-only model has none."),
 				 errhint("Train a model with k of 1 or more.")));
 	return PG_GETARG_INT32(2);

@@ -445,7 +445,7 @@ report_key_not_of_form(const MfSource *source, MfSide side, Oid type, const char
 
 	ereport(ERROR,
 			(errcode(uuid ? ERRCODE_INVALID_TEXT_REPRESENTATION : ERRCODE_STRING_DATA_RIGHT_TRUNCATION),
-			 errmsg("%s id %s in %s is %s", name, mf_key_for_message(key),
+			 errmsg("%s id %s in %s is %s", name, mf_text_for_message(key),
 					mf_source_display_name(source->relid),
 					uuid ? "not a uuid" : "longer than a name"),
 			 uuid
@@ -561,10 +561,10 @@ accept_row(ReadState *state, Datum user, bool user_null, Datum item,
 	if (!isfinite(value))
 		mf_source_report_non_finite(source,
 									source->user_keys
-									? mf_key_for_message(OidOutputFunctionCall(source->user_output, user))
+									? mf_text_for_message(OidOutputFunctionCall(source->user_output, user))
 									: psprintf(INT64_FORMAT, user_id),
 									source->item_keys
-									? mf_key_for_message(OidOutputFunctionCall(source->item_output, item))
+									? mf_text_for_message(OidOutputFunctionCall(source->item_output, item))
 									: psprintf(INT64_FORMAT, item_id),
 									value);
 	mf_rows_add(state->rows, user_id, item_id, value);
@@ -629,7 +629,7 @@ report_named_not_of_form(const char *argname, MfSide side, const char *key, MfKe
 	ereport(ERROR,
 			(errcode(uuid ? ERRCODE_INVALID_TEXT_REPRESENTATION : ERRCODE_STRING_DATA_RIGHT_TRUNCATION),
 			 errmsg("%s names %s, which is %s", argname,
-					mf_key_for_message(key),
+					mf_text_for_message(key),
 					uuid ? "not a uuid" : "longer than a name"),
 			 uuid
 			 ? errdetail("The model was trained on uuid %s ids.", name)
@@ -649,7 +649,7 @@ named_integer(const char *text, const char *argname, const char *column, Oid rel
 		ereport(ERROR,
 				(errcode(ERRCODE_NUMERIC_VALUE_OUT_OF_RANGE),
 				 errmsg("%s names %s, which is out of range for bigint ids", argname,
-						mf_key_for_message(text)),
+						mf_text_for_message(text)),
 				 errdetail("Column \"%s\" of %s holds integer ids, named as bigint values.", column,
 						   mf_source_display_name(relid)),
 				 errhint("Pass ids between -9223372036854775808 and 9223372036854775807.")));
@@ -657,7 +657,7 @@ named_integer(const char *text, const char *argname, const char *column, Oid rel
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_TEXT_REPRESENTATION),
 				 errmsg("%s names %s, which is not an integer id", argname,
-						mf_key_for_message(text)),
+						mf_text_for_message(text)),
 				 errdetail("Column \"%s\" of %s holds integer ids, named as bigint values.", column,
 						   mf_source_display_name(relid)),
 				 errhint("Pass the ids as integers: %s := ARRAY[42, 7].", argname)));
@@ -684,7 +684,7 @@ mf_id_array(Oid argtype, Datum value, MfSide side, const char *argname, bool nul
 		ereport(ERROR,
 				(errcode(ERRCODE_DATATYPE_MISMATCH),
 				 errmsg("%s must be an array of %s ids, not %s", argname, mf_side_name(side),
-						literal ? mf_key_for_message(DatumGetCString(value))
+						literal ? mf_text_for_message(DatumGetCString(value))
 						: format_type_be(argtype)),
 				 errdetail("An id is %s.", ID_TYPES_TEXT),
 				 errhint("Pass %s := ARRAY[42, 7], or ARRAY['u1', 'u2'] for text keys.",
@@ -870,7 +870,7 @@ mf_source_only(MfSource *source, MfSide side, Oid argtype, Datum value, const ch
 				ereport(ERROR,
 						(errcode(ERRCODE_STRING_DATA_RIGHT_TRUNCATION),
 						 errmsg("%s names %s, which is longer than a name", argname,
-								mf_key_for_message(text)),
+								mf_text_for_message(text)),
 						 errdetail("Column \"%s\" of %s is of type name, which holds at most %d bytes; this id has %zu, and a cast would cut it into another %s's.",
 								   conversion.column, mf_source_display_name(source->relid),
 								   NAMEDATALEN - 1, strlen(text), mf_side_name(side)),
@@ -879,7 +879,7 @@ mf_source_only(MfSource *source, MfSide side, Oid argtype, Datum value, const ch
 			if (getBaseType(column_type) == UUIDOID && mf_uuid_key(text, true) == NULL)
 				ereport(ERROR,
 						(errcode(ERRCODE_INVALID_TEXT_REPRESENTATION),
-						 errmsg("%s names %s, which is not a uuid", argname, mf_key_for_message(text)),
+						 errmsg("%s names %s, which is not a uuid", argname, mf_text_for_message(text)),
 						 errdetail("Column \"%s\" of %s is of type uuid.", conversion.column,
 								   mf_source_display_name(source->relid)),
 						 errhint("Pass the %ss' ids as that column holds them.", mf_side_name(side))));

@@ -213,11 +213,11 @@ retraining_context(void *arg)
 	const Retraining *retraining = arg;
 
 	if (retraining->kept.len > 0)
-		errcontext("model \"%s\" keeps from its last training: %s",
-				   retraining->name, retraining->kept.data);
+		errcontext("model %s keeps from its last training: %s",
+				   mf_text_for_message(retraining->name), retraining->kept.data);
 	if (retraining->foreign_columns)
-		errcontext("model \"%s\" does not keep the columns of its last training, which another role recorded: name user_col, item_col and rating_col",
-				   retraining->name);
+		errcontext("model %s does not keep the columns of its last training, which another role recorded: name user_col, item_col and rating_col",
+				   mf_text_for_message(retraining->name));
 }
 
 /*
@@ -241,14 +241,14 @@ report_retraining(const TrainState *state, const MfModelRow *stored, Retraining 
 		appendStringInfoString(changed, " (columns are kept only from a training of your own)");
 	if (kept->len > 0)
 		ereport(NOTICE,
-				(errmsg("model \"%s\" keeps the options of its last training that this call does not name",
-						row->name),
+				(errmsg("model %s keeps the options of its last training that this call does not name",
+						mf_text_for_message(row->name)),
 				 changed->len > 0 ? errdetail("Kept: %s.  Changed: %s.", kept->data, changed->data)
 				 : errdetail("Kept: %s.", kept->data),
 				 errhint("Name an option to change it, or drop the model with mf_drop_model to train it from the defaults.")));
 	else if (changed->len > 0)
 		ereport(NOTICE,
-				(errmsg("model \"%s\" is retrained with other options", row->name),
+				(errmsg("model %s is retrained with other options", mf_text_for_message(row->name)),
 				 errdetail("Changed: %s.", changed->data)));
 }
 
@@ -437,8 +437,8 @@ train_fit(TrainState *state)
 		!mf_catalog_warm_start(&state->schema, row->name, options, ratings, state->als))
 		ereport(ERROR,
 				(errcode(ERRCODE_UNDEFINED_OBJECT),
-				 errmsg("cannot warm-start: model \"%s\" does not exist",
-						mf_id_for_message(row->name, strlen(row->name))),
+				 errmsg("cannot warm-start: model %s does not exist",
+						mf_text_for_message(row->name)),
 				 errhint("Train it once without warm_start, or pass the model_name of an existing model.")));
 	mf_fit(state->als, options, state->validation, true, &row->history);
 	/* of the factors stored: the last iteration's, or with patience the best's */
