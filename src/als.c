@@ -106,6 +106,10 @@ typedef struct SolveBuffers
 	float	  **batch_grams;	/* batch_lanes systems (d x d floats each) */
 	float	  **batch_solutions;	/* batch_lanes right-hand sides (d floats) */
 	float	   *batch_scratch;	/* the kernel's cholesky_batch_scratch(d) */
+	float	   *dual_rows;		/* k x dual_degree floats: a short row's rated
+								 * rows transposed (mf_kernel_dual_solve), or
+								 * NULL */
+	int32	   *dual_cols;		/* 0 .. k - 1 */
 } SolveBuffers;
 
 struct MfAls
@@ -126,6 +130,8 @@ struct MfAls
 	bool		nonnegative;	/* factors >= 0 (coordinate descent) */
 	bool		own_cholesky;	/* the own kernel's Cholesky solves the systems */
 	int			batch_lanes;	/* ... that many rows at a time, or 0: one by one */
+	int			dual_degree;	/* rows of at most this many ratings are
+								 * solved in the dual form, or 0 */
 	void	   *other_gram;		/* k x k reals: G of the fixed side (implicit) */
 	double		implicit_weight;	/* w of implicit information, or 0 */
 	void	   *implicit_gram;	/* d x d reals: w (T'T (+) 0) of the fixed side's
@@ -273,9 +279,32 @@ batch_lanes(const MfKernel *kernel, const MfFitOptions *options, int d)
 }
 
 /*
+ * The most ratings of a row that the batched solve solves in the dual form
+ * (mf_kernel_dual_solve), or 0: explicit feedback without biases,
+ * non-negativity or implicit information, where the batches solve the
+ * systems.  A row of n <= k ratings o_e (the n x k matrix X) has
+ * (X'X + lambda I)^-1 X'y = X' (X X' + lambda I)^-1 y: an n x n system in
+ * place of k x k.  Where the dual costs less than the batched primal
+ * (test/bench/kernels.c's "row of n ratings" lines, one thread, Zen 4,
+ * 2026-12-03, AVX-512 / AVX2): at k = 128 0.14x / 0.08x at 8 ratings,
+ * 0.70-0.75x / 0.45-0.56x at 64, 0.82-0.92x / 0.66-0.76x at 80,
+ * 0.94-1.12x / 0.79-0.97x at 96; at k = 64 0.43-0.47x / 0.21-0.24x at 8,
+ * 0.94-0.98x / 0.76-0.81x at 32, 1.30-1.63x / 0.96-1.10x at 40; at k = 32
+ * 1.19x / 0.53x at 8 (so not below k = 64).
+ */
+static int
+dual_degree(const MfKernel *kernel, const MfFitOptions *options, int d)
+{
+	if (batch_lanes(kernel, options, d) == 0 || options->biases || options->implicit ||
+		options->nonnegative)
+		return 0;
+	return Min(kernel->cholesky_max, d >= 96 ? d * 5 / 8 : d >= 64 ? d / 2 : 0);
+}
+
+/*
  * Adds to memory each of threads threads' batch buffers (SolveBuffers'
- * batch_*), when a fit with options solves systems of d unknowns in
- * batches.
+ * batch_* and dual_*), when a fit with options solves systems of d
+ * unknowns in batches.
  */
 static void
 add_batch_memory(MfMemory *memory, const MfFitOptions *options, int d, int threads)
@@ -289,6 +318,9 @@ add_batch_memory(MfMemory *memory, const MfFitOptions *options, int d, int threa
 				  mul_size(add_size(mul_size(lanes, add_size(mul_size(d, d), d + 2 * MF_ALIGNMENT)),
 									kernel->cholesky_batch_scratch(d)),
 						   threads),
+				  sizeof(float));
+	mf_memory_add(memory, mul_size(add_size(mul_size(d, dual_degree(kernel, options, d)), d),
+								   threads),
 				  sizeof(float));
 }
 
@@ -426,6 +458,7 @@ init_solver(MfAls *als, const MfFitOptions *options, int64 longest,
 	als->nonnegative = options->nonnegative;
 	als->own_cholesky = own_cholesky(als->kernel, options, d);
 	als->batch_lanes = batch_lanes(als->kernel, options, d);
+	als->dual_degree = dual_degree(als->kernel, options, d);
 	als->real_size = options->single ? sizeof(float) : sizeof(double);
 	als->threads = (int) Max(1, Min(mf_thread_count(), rows));
 	if (options->implicit)
@@ -477,6 +510,13 @@ init_solver(MfAls *als, const MfFitOptions *options, int64 longest,
 			}
 			b->batch_scratch = mf_alloc_aligned(cxt, als->kernel->cholesky_batch_scratch(d),
 												sizeof(float));
+		}
+		if (als->dual_degree > 0)
+		{
+			b->dual_rows = mf_alloc_aligned(cxt, (Size) d * als->dual_degree, sizeof(float));
+			b->dual_cols = mf_alloc_array(cxt, d, sizeof(int32));
+			for (int j = 0; j < d; j++)
+				b->dual_cols[j] = j;
 		}
 	}
 }

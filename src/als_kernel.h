@@ -940,8 +940,10 @@ KERNEL(finish_row) (const HalfStep *step, SolveBuffers *buffers, int32 r, int64 
  * solve_rows with the own Cholesky, als->batch_lanes rows at a time
  * (kernel.h's cholesky_batch; a batch of a quarter of that or fewer rows
  * one by one with cholesky_one, the same solutions bit for bit): each
- * row's system is built into the batch, the batch solved, then each row
- * finished in order.
+ * row's system is built into the batch, the batch solved, then its rows
+ * finished in order.  A row of at most als->dual_degree ratings is
+ * solved and finished on its own, in the dual form (mf_kernel_dual_solve),
+ * as it comes; the batch fills with the rows after it.
  */
 static int64
 KERNEL(solve_rows_batched) (const HalfStep *step, SolveBuffers *buffers,
@@ -949,22 +951,40 @@ KERNEL(solve_rows_batched) (const HalfStep *step, SolveBuffers *buffers,
 {
 	const MfAls *als = step->als;
 	const MfCsr *rows = step->rows;
+	int32		batched[MF_KERNEL_MAX_LANES];
+	int			n = 0;
 
-	for (int32 r0 = first; r0 < last; r0 += als->batch_lanes)
+	for (int32 r = first; r < last || n > 0; r++)
 	{
-		int			n = (int) Min(als->batch_lanes, last - r0);
 		unsigned	failed;
 
-		for (int s = 0; s < n; s++)
+		if (r < last)
 		{
-			int64		begin = rows->row_start[r0 + s];
-			int			degree = (int) (rows->row_start[r0 + s + 1] - begin);
+			int64		begin = rows->row_start[r];
+			int			degree = (int) (rows->row_start[r + 1] - begin);
 			RowPenalty	penalty = row_penalty(als, degree);
 
-			if (!KERNEL(gather_row) (step, buffers, begin, degree) ||
-				!KERNEL(build_system) (step, buffers, begin, degree, &penalty,
-									   buffers->batch_grams[s], buffers->batch_solutions[s]))
-				return mf_task_stopped(r0);
+			/* a batched row not yet finished is where a stopped task starts again */
+			if (!KERNEL(gather_row) (step, buffers, begin, degree))
+				return mf_task_stopped(n > 0 ? batched[0] : r);
+			if (degree <= als->dual_degree)
+			{
+				if (!mf_kernel_dual_solve(als->kernel, step->other, als->factors.k,
+										  rows->col + begin, degree, (float) penalty.factors,
+										  buffers->targets, buffers->dual_cols,
+										  buffers->dual_rows, buffers->gram, buffers->solution))
+					return r;
+				if (!KERNEL(finish_row) (step, buffers, r, begin, degree, &penalty,
+										 buffers->solution))
+					return mf_task_stopped(n > 0 ? batched[0] : r);
+				continue;
+			}
+			if (!KERNEL(build_system) (step, buffers, begin, degree, &penalty,
+									   buffers->batch_grams[n], buffers->batch_solutions[n]))
+				return mf_task_stopped(n > 0 ? batched[0] : r);
+			batched[n++] = r;
+			if (n < als->batch_lanes)
+				continue;
 		}
 		if (n > als->batch_lanes / 4)
 			failed = als->kernel->cholesky_batch(buffers->batch_grams, n, als->unknowns,
@@ -981,19 +1001,22 @@ KERNEL(solve_rows_batched) (const HalfStep *step, SolveBuffers *buffers,
 					failed |= 1u << s;
 		}
 		if (mf_parallel_stopping())
-			return mf_task_stopped(r0);
+			return mf_task_stopped(batched[0]);
 		for (int s = 0; s < n; s++)
 		{
-			int64		begin = rows->row_start[r0 + s];
-			int			degree = (int) (rows->row_start[r0 + s + 1] - begin);
+			int64		begin = rows->row_start[batched[s]];
+			int			degree = (int) (rows->row_start[batched[s] + 1] - begin);
 			RowPenalty	penalty = row_penalty(als, degree);
 
 			if (failed & (1u << s))
-				return r0 + s;
-			if (!KERNEL(finish_row) (step, buffers, r0 + s, begin, degree, &penalty,
+				return batched[s];
+			if (!KERNEL(finish_row) (step, buffers, batched[s], begin, degree, &penalty,
 									 buffers->batch_solutions[s]))
-				return mf_task_stopped(r0 + s);
+				return mf_task_stopped(batched[s]);
 		}
+		n = 0;
+		if (r >= last)
+			break;
 	}
 	return MF_TASK_DONE;
 }

@@ -303,6 +303,33 @@ static const MfKernel avx2_kernel = MF_KERNEL_TABLE(avx2, 512, cholesky_batch_av
 											 cholesky_batch_scratch_avx2, 8);
 #endif
 
+bool
+mf_kernel_dual_solve(const MfKernel *kernel, const float *other, int k, const int32 *cols,
+					 int n, float penalty, float *y, const int32 *identity, float *transposed,
+					 float *gram, float *x)
+{
+	for (int e = 0; e < n; e++)
+	{
+		const float *o = other + (Size) cols[e] * k;
+
+		for (int j = 0; j < k; j++)
+			transposed[(Size) j * n + e] = o[j];
+	}
+	memset(gram, 0, sizeof(float) * n * n);
+	for (int e = 0; e < n; e++)
+		gram[e * n + e] = penalty;
+	/* X X': the Gram matrix of X's k columns, the rows of transposed */
+	kernel->gram(transposed, n, identity, k, NULL, NULL, false, gram, n, NULL);
+	if (!kernel->cholesky(gram, n, n))
+		return false;
+	kernel->cholesky_solve(gram, n, n, y);
+	/* x = X'z: the CG product's right-hand side with v = 0 */
+	memset(transposed, 0, sizeof(float) * k);
+	memset(x, 0, sizeof(float) * k);
+	kernel->apply(other, k, cols, n, NULL, y, false, transposed, x, NULL);
+	return true;
+}
+
 /* Whether the CPU (and the operating system) runs choice's instructions. */
 static bool
 cpu_runs(int choice)

@@ -118,6 +118,25 @@ typedef struct MfKernel
  */
 #define MF_KERNEL_BATCH_MAX 129
 
+/* The most systems any kernel's cholesky_batch solves at once (batch_lanes). */
+#define MF_KERNEL_MAX_LANES 16
+
+/*
+ * A row's solution x (k floats) in the dual form: for its n rated rows
+ * o_e = other[cols[e]] (the n x k matrix X) and ratings y (n floats),
+ * x = X'z with (X X' + penalty I) z = y, which is
+ * (X'X + penalty I)^-1 X'y (the push-through identity): an n x n system
+ * where the primal one is k x k, cheaper for n well below k (als.c's
+ * dual_degree).  identity holds 0 .. k - 1, transposed has room for
+ * k x n floats and gram for n x n; y is overwritten.  n <= the kernel's
+ * cholesky_max.  False when X X' + penalty I is not numerically positive
+ * definite.  Plain C over kernel's functions: for worker threads.
+ */
+extern bool mf_kernel_dual_solve(const MfKernel *kernel, const float *other, int k,
+								 const int32 *cols, int n, float penalty, float *y,
+								 const int32 *identity, float *transposed, float *gram,
+								 float *x);
+
 /* mf_ext.kernel's values. */
 typedef enum MfKernelChoice
 {

@@ -7,7 +7,9 @@
  *   - the probe's way: gather the rows, ssyrk + sgemv (OpenBLAS), and
  *   - each own kernel the CPU runs (gram + rhs straight through the
  *     column indices),
- * then the k x k solve: spotrf + spotrs against the own Cholesky.  The FMA
+ * then the k x k solve: spotrf + spotrs against the own Cholesky, and for
+ * rows of a few degrees up to k, the batched solve against the dual form
+ * (mf_kernel_dual_solve; "row of n ratings" lines).  The FMA
  * peak is measured here too: chains of independent vector FMAs, per
  * instruction set.  GFLOP/s count a Gram matrix as degree * k * (k + 1)
  * flops (its triangle) and a Cholesky solve as k^3 / 3 + 2 k^2.
@@ -189,6 +191,98 @@ time_batched_solve(const MfKernel *kernel, int k, const float *spd, const float 
 	free(scratch);
 }
 
+/*
+ * Prints, for rows of a few degrees up to k, a row's solve as mf_train
+ * does it with kernel's batches (the Gram matrix and right-hand side into
+ * a system, then a share of a batch's Cholesky) against the dual form
+ * (mf_kernel_dual_solve), which mf_train uses for rows of at most
+ * als.c's dual_degree ratings: ns per row, the dual's ratio to the primal.
+ */
+static void
+time_short_rows(const MfKernel *kernel, int k, const float *other, int n_other)
+{
+	const double seconds = 0.25;
+	int			lanes = kernel->batch_lanes;
+	int			degrees[] = {8, k / 4, k / 2, k * 5 / 8, k * 3 / 4, k};
+	int			rows = 256;		/* distinct rows, cycled */
+	size_t		stride = (size_t) k * k + 16;
+	float	   *systems = aligned_alloc(64, sizeof(float) * stride * lanes);
+	float	   *solutions = aligned_alloc(64, sizeof(float) * (size_t) k * lanes);
+	float	   *scratch = aligned_alloc(64, sizeof(float) *
+									((kernel->cholesky_batch_scratch(k) + 15) / 16 * 16));
+	float	   *transposed = aligned_alloc(64, sizeof(float) * (((size_t) k * k + 15) / 16 * 16));
+	float	   *gram = aligned_alloc(64, sizeof(float) * (((size_t) k * k + 15) / 16 * 16));
+	float	   *y = malloc(sizeof(float) * k);
+	float	   *x = malloc(sizeof(float) * k);
+	int32	   *identity = malloc(sizeof(int32) * k);
+	int32	   *cols = malloc(sizeof(int32) * (size_t) rows * k);
+	float	   *as[16],
+			   *xs[16];
+
+	for (int j = 0; j < k; j++)
+		identity[j] = j;
+	for (int i = 0; i < rows * k; i++)
+		cols[i] = (int32) (uniform() * n_other);
+	for (int s = 0; s < lanes; s++)
+	{
+		as[s] = systems + s * stride;
+		xs[s] = solutions + (size_t) s * k;
+	}
+	for (int g = 0; g < (int) lengthof(degrees); g++)
+	{
+		int			n = degrees[g];
+		long		done = 0;
+		double		start;
+		double		primal_ns,
+					dual_ns;
+
+		if (n < 1 || (g > 0 && n <= degrees[g - 1]) || n > kernel->cholesky_max)
+			continue;
+		start = now();
+		while (now() - start < seconds)
+		{
+			for (int s = 0; s < lanes; s++)
+			{
+				const int32 *row = cols + (size_t) ((done + s) % rows) * k;
+
+				memset(as[s], 0, sizeof(float) * k * k);
+				for (int j = 0; j < k; j++)
+					as[s][j * k + j] = 0.5f;
+				memset(xs[s], 0, sizeof(float) * k);
+				for (int e = 0; e < n; e++)
+					y[e] = (float) (1 + e % 5);
+				kernel->gram(other, k, row, n, NULL, y, false, as[s], k, xs[s]);
+			}
+			kernel->cholesky_batch(as, lanes, k, k, xs, scratch);
+			done += lanes;
+		}
+		primal_ns = (now() - start) / done * 1e9;
+		done = 0;
+		start = now();
+		while (now() - start < seconds)
+		{
+			for (int e = 0; e < n; e++)
+				y[e] = (float) (1 + e % 5);
+			mf_kernel_dual_solve(kernel, other, k, cols + (size_t) (done % rows) * k, n, 0.5f,
+								 y, identity, transposed, gram, x);
+			done++;
+		}
+		dual_ns = (now() - start) / done * 1e9;
+		printf("row of %d ratings, %s batched\t%d\t%.0f\t-\t-\n", n, kernel->name, k, primal_ns);
+		printf("row of %d ratings, %s dual\t%d\t%.0f\t-\t-\t(%.2fx batched)\n",
+			   n, kernel->name, k, dual_ns, dual_ns / primal_ns);
+	}
+	free(systems);
+	free(solutions);
+	free(scratch);
+	free(transposed);
+	free(gram);
+	free(y);
+	free(x);
+	free(identity);
+	free(cols);
+}
+
 int
 main(int argc, char **argv)
 {
@@ -358,6 +452,10 @@ main(int argc, char **argv)
 				if (kernels[variant]->batch_lanes > 0)
 					time_batched_solve(kernels[variant], k, spd, targets, seconds, peaks[variant],
 									   solve_flops, blas_ns);
+			/* short rows: the batched primal against the dual form */
+			for (int variant = 0; variant < n_kernels && k <= MF_KERNEL_BATCH_MAX; variant++)
+				if (kernels[variant]->batch_lanes > 0)
+					time_short_rows(kernels[variant], k, other, n_other);
 			free(a);
 			free(spd);
 		}

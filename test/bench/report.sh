@@ -45,7 +45,7 @@ if [ -f "$dir/kernels.tsv" ]; then
 	echo
 	echo "| kernel (one thread, rows of 143 ratings) | k | ns per row | GFLOP/s | share of the measured FMA peak | ÷ OpenBLAS |"
 	echo "|---|---:|---:|---:|---:|---:|"
-	awk -F'\t' 'NR > 1 { r = $6; gsub(/[()x openblas]/, "", r); printf "| %s | %s | %s | %s | %s | %s |\n", $1, $2, $3, $4, $5, r == "" ? "1" : r }' \
+	awk -F'\t' 'NR > 1 { r = $6; if (match(r, /[0-9.]+/)) r = substr(r, RSTART, RLENGTH); if ($6 ~ /batched/) r = r " (÷ batched)"; printf "| %s | %s | %s | %s | %s | %s |\n", $1, $2, $3, $4, $5, r == "" ? "1" : r }' \
 		"$dir/kernels.tsv"
 	# GFLOP/s of the Gram kernels against k, with the peaks
 	awk -F'\t' 'NR > 1 && $1 ~ /^gram/ { name = $1; sub(/^gram /, "", name); sub(/ .*/, "", name); print name, $2, $4 }' \

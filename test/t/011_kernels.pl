@@ -44,7 +44,10 @@ foreach my $kernel (grep { !$runs{$_} } qw(avx512 avx2))
 
 # ratings: 300 users x 120 items, about 30 % observed, nearly low-rank; a
 # second table of strengths for implicit feedback; a third where item 1 is
-# rated by 70,000 users (two kernel segments and more).
+# rated by 70,000 users (two kernel segments and more); a fourth whose
+# users rate 1 to 100 items each, so that with k = 100 the short rows are
+# solved in the dual form (mf_kernel_dual_solve, up to 62 ratings) between
+# rows solved in batches.
 $node->safe_psql('postgres', q{
 	CREATE TABLE ratings AS
 	SELECT u AS user_id, i AS item_id,
@@ -53,6 +56,10 @@ $node->safe_psql('postgres', q{
 	WHERE (u * 31 + i * 17) % 10 < 3;
 	CREATE TABLE plays AS
 	SELECT user_id, item_id, 1 + (user_id * item_id) % 7 AS rating FROM ratings;
+	CREATE TABLE mixed AS
+	SELECT u AS user_id, i AS item_id, round((3 + sin(u * 0.3) * cos(i * 0.2))::numeric, 2) AS rating
+	FROM generate_series(1, 300) u, generate_series(1, 150) i
+	WHERE (u * 31 + i * 17) % 150 <= u % 100;
 	CREATE TABLE long_row AS
 	SELECT u AS user_id, 1 AS item_id, 1 + u % 5 AS rating FROM generate_series(1, 70000) u
 	UNION ALL SELECT u, 2 + u % 50, 1 + (u * 7) % 5 FROM generate_series(1, 70000) u;
@@ -68,6 +75,10 @@ my %kinds = (
 	biases => ['ratings', 'k := 16, lambda := 0.5, biases := true'],
 	wide => ['ratings', 'k := 70, lambda := 1'],
 	wider => ['ratings', 'k := 200, lambda := 1'],	# portable C: the own Gram matrix, LAPACK's solve
+	# the users' rows (36 ratings) in the dual form, the items' (90) in batches
+	dual => ['ratings', 'k := 100, lambda := 0.5'],
+	dual_weighted => ['ratings', 'k := 128, lambda := 0.05, weighted_lambda := true, lambda_per_rating := 0.01'],
+	dual_mixed => ['mixed', 'k := 100, lambda := 0.5'],
 	weighted_cg => ['ratings', "k := 20, lambda := 0.05, weighted_lambda := true, solver := 'cg'"],
 	penalties => ['ratings', 'k := 16, lambda := 2, biases := true, bias_lambda := 0.5, lambda_per_rating := 0.05'],
 	penalties_cg => ['ratings', "k := 16, lambda := 2, biases := true, bias_lambda := 0.5, lambda_per_rating := 0.05, solver := 'cg'"],
