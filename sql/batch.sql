@@ -243,6 +243,7 @@ SELECT mf_recommend_all('batch', 2, target := 'batch.nightly', mode := 'truncate
 SELECT mf_recommend_all('batch', 2, target := 'batch.nightly', mode := E'append\n' || repeat('m', 300));
 SELECT mf_recommend_all('batch', 2, target := repeat('t', 300) || ' x');
 SELECT mf_train('batch.ratings', feedback := repeat('f', 300));
+SELECT count(*) FROM mf_recommend_all_rows('batch', 2, candidates := E'{1,\nERROR:  fake xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx');
 SELECT mf_recommend_all('batch', 2, target := 'batch.nightly', mode := NULL);
 SELECT mf_recommend_all('batch', NULL, target := 'batch.nightly', mode := 'replace');
 SELECT mf_recommend_all('batch', 2, NULL, 'nightly', 'replace');

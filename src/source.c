@@ -664,6 +664,43 @@ named_integer(const char *text, const char *argname, const char *column, Oid rel
 	return id;
 }
 
+/*
+ * An untyped literal, '{42,7}', read as text[]: array_in's error for one it
+ * cannot read quotes the whole literal (a megabyte of it, its newlines
+ * too); this one names argument argname and the literal cut within 100
+ * bytes as a JSON string, with array_in's detail.
+ */
+static ArrayType *
+array_literal(const char *literal, const char *argname)
+{
+	MemoryContext cxt = CurrentMemoryContext;
+	ArrayType  *array = NULL;
+
+	PG_TRY();
+	{
+		array = DatumGetArrayTypeP(OidInputFunctionCall(F_ARRAY_IN, unconstify(char *, literal),
+														TEXTOID, -1));
+	}
+	PG_CATCH();
+	{
+		ErrorData  *error;
+
+		MemoryContextSwitchTo(cxt);
+		error = CopyErrorData();
+		if (error->sqlerrcode != ERRCODE_INVALID_TEXT_REPRESENTATION)
+			PG_RE_THROW();
+		FlushErrorState();
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_TEXT_REPRESENTATION),
+				 errmsg("%s is not an array literal: %s", argname, mf_text_for_message(literal)),
+				 error->detail ? errdetail("%s", error->detail) : 0,
+				 errhint("Pass %s := ARRAY[42, 7], or '{42,7}' (with double quotes around ids holding commas, braces or spaces: '{\"a b\"}').",
+						 argname)));
+	}
+	PG_END_TRY();
+	return array;
+}
+
 ArrayType *
 mf_id_array(Oid argtype, Datum value, MfSide side, const char *argname, bool nulls_allowed)
 {
@@ -689,10 +726,7 @@ mf_id_array(Oid argtype, Datum value, MfSide side, const char *argname, bool nul
 				 errdetail("An id is %s.", ID_TYPES_TEXT),
 				 errhint("Pass %s := ARRAY[42, 7], or ARRAY['u1', 'u2'] for text keys.",
 						 argname)));
-	array = argtype == UNKNOWNOID
-		? DatumGetArrayTypeP(OidInputFunctionCall(F_ARRAY_IN, DatumGetCString(value),
-												  TEXTOID, -1))
-		: DatumGetArrayTypeP(value);
+	array = literal ? array_literal(literal, argname) : DatumGetArrayTypeP(value);
 	if (ARR_NDIM(array) > 1)
 		ereport(ERROR,
 				(errcode(ERRCODE_ARRAY_SUBSCRIPT_ERROR),
