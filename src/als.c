@@ -1270,6 +1270,11 @@ mf_als_row_solve(MfAlsRowSolver *solver, const int32 *cols, const double *values
 			pfree(old.batch_grams);
 			pfree(old.batch_solutions);
 		}
+		if (old.dual_rows != NULL)
+		{
+			mf_free_aligned(old.dual_rows);
+			pfree(old.dual_cols);
+		}
 	}
 	step.als = als;
 	step.rows = &row;
