@@ -280,9 +280,9 @@ batch_lanes(const MfKernel *kernel, const MfFitOptions *options, int d)
 
 /*
  * The most ratings of a row that the batched solve solves in the dual form
- * (mf_kernel_dual_solve), or 0: explicit feedback without biases,
- * non-negativity or implicit information, where the batches solve the
- * systems.  A row of n <= k ratings o_e (the n x k matrix X) has
+ * (mf_kernel_dual_solve), or 0: explicit feedback without non-negativity
+ * or implicit information (with biases, a bias_lambda > 0), where the
+ * batches solve the systems.  A row of n <= k ratings o_e (the n x k matrix X) has
  * (X'X + lambda I)^-1 X'y = X' (X X' + lambda I)^-1 y: an n x n system in
  * place of k x k.  Where the dual costs less than the batched primal
  * (test/bench/kernels.c's "row of n ratings" lines, one thread, Zen 4,
@@ -295,8 +295,8 @@ batch_lanes(const MfKernel *kernel, const MfFitOptions *options, int d)
 static int
 dual_degree(const MfKernel *kernel, const MfFitOptions *options, int d)
 {
-	if (batch_lanes(kernel, options, d) == 0 || options->biases || options->implicit ||
-		options->nonnegative)
+	if (batch_lanes(kernel, options, d) == 0 || options->implicit || options->nonnegative ||
+		(options->biases && options->bias_lambda == 0))
 		return 0;
 	return Min(kernel->cholesky_max, d >= 96 ? d * 5 / 8 : d >= 64 ? d / 2 : 0);
 }

@@ -971,6 +971,8 @@ KERNEL(solve_rows_batched) (const HalfStep *step, SolveBuffers *buffers,
 			{
 				if (!mf_kernel_dual_solve(als->kernel, step->other, als->factors.k,
 										  rows->col + begin, degree, (float) penalty.factors,
+										  step->other_bias
+										  ? (float) (penalty.factors / penalty.bias) : 0.0f,
 										  buffers->targets, buffers->dual_cols,
 										  buffers->dual_rows, buffers->gram, buffers->solution))
 					return r;

@@ -305,8 +305,8 @@ static const MfKernel avx2_kernel = MF_KERNEL_TABLE(avx2, 512, cholesky_batch_av
 
 bool
 mf_kernel_dual_solve(const MfKernel *kernel, const float *other, int k, const int32 *cols,
-					 int n, float penalty, float *y, const int32 *identity, float *transposed,
-					 float *gram, float *x)
+					 int n, float penalty, float bias_weight, float *y, const int32 *identity,
+					 float *transposed, float *gram, float *x)
 {
 	for (int e = 0; e < n; e++)
 	{
@@ -315,9 +315,11 @@ mf_kernel_dual_solve(const MfKernel *kernel, const float *other, int k, const in
 		for (int j = 0; j < k; j++)
 			transposed[(Size) j * n + e] = o[j];
 	}
-	memset(gram, 0, sizeof(float) * n * n);
+	/* the bias's column of ones adds bias_weight to every element */
+	for (int i = 0; i < n * n; i++)
+		gram[i] = bias_weight;
 	for (int e = 0; e < n; e++)
-		gram[e * n + e] = penalty;
+		gram[e * n + e] += penalty;
 	/* X X': the Gram matrix of X's k columns, the rows of transposed */
 	kernel->gram(transposed, n, identity, k, NULL, NULL, false, gram, n, NULL);
 	if (!kernel->cholesky(gram, n, n))
@@ -327,6 +329,14 @@ mf_kernel_dual_solve(const MfKernel *kernel, const float *other, int k, const in
 	memset(transposed, 0, sizeof(float) * k);
 	memset(x, 0, sizeof(float) * k);
 	kernel->apply(other, k, cols, n, NULL, y, false, transposed, x, NULL);
+	if (bias_weight > 0)
+	{
+		double		sum = 0;
+
+		for (int e = 0; e < n; e++)
+			sum += y[e];
+		x[k] = (float) (bias_weight * sum);
+	}
 	return true;
 }
 

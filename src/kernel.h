@@ -127,15 +127,20 @@ typedef struct MfKernel
  * x = X'z with (X X' + penalty I) z = y, which is
  * (X'X + penalty I)^-1 X'y (the push-through identity): an n x n system
  * where the primal one is k x k, cheaper for n well below k (als.c's
- * dual_degree).  identity holds 0 .. k - 1, transposed has room for
- * k x n floats and gram for n x n; y is overwritten.  n <= the kernel's
- * cholesky_max.  False when X X' + penalty I is not numerically positive
- * definite.  Plain C over kernel's functions: for worker threads.
+ * dual_degree).  With a bias (bias_weight > 0: the factors' penalty over
+ * the bias's), X has a column of ones whose penalty is penalty /
+ * bias_weight, and x (k + 1 floats) takes the bias last: the system
+ * scaled by its penalties, (X X' + bias_weight 1 1' + penalty I) z = y,
+ * x = X'z and bias_weight sum z.  identity holds 0 .. k - 1, transposed
+ * has room for k x n floats and gram for n x n; y is overwritten.
+ * n <= the kernel's cholesky_max.  False when the system is not
+ * numerically positive definite.  Plain C over kernel's functions: for
+ * worker threads.
  */
 extern bool mf_kernel_dual_solve(const MfKernel *kernel, const float *other, int k,
-								 const int32 *cols, int n, float penalty, float *y,
-								 const int32 *identity, float *transposed, float *gram,
-								 float *x);
+								 const int32 *cols, int n, float penalty, float bias_weight,
+								 float *y, const int32 *identity, float *transposed,
+								 float *gram, float *x);
 
 /* mf_ext.kernel's values. */
 typedef enum MfKernelChoice

@@ -79,6 +79,8 @@ my %kinds = (
 	dual => ['ratings', 'k := 100, lambda := 0.5'],
 	dual_weighted => ['ratings', 'k := 128, lambda := 0.05, weighted_lambda := true, lambda_per_rating := 0.01'],
 	dual_mixed => ['mixed', 'k := 100, lambda := 0.5'],
+	dual_biases => ['mixed', 'k := 100, lambda := 0.5, biases := true'],
+	dual_bias_lambda => ['mixed', 'k := 64, lambda := 0.5, biases := true, bias_lambda := 2, lambda_per_rating := 0.01'],
 	weighted_cg => ['ratings', "k := 20, lambda := 0.05, weighted_lambda := true, solver := 'cg'"],
 	penalties => ['ratings', 'k := 16, lambda := 2, biases := true, bias_lambda := 0.5, lambda_per_rating := 0.05'],
 	penalties_cg => ['ratings', "k := 16, lambda := 2, biases := true, bias_lambda := 0.5, lambda_per_rating := 0.05, solver := 'cg'"],
