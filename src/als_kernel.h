@@ -953,6 +953,7 @@ KERNEL(solve_rows_batched) (const HalfStep *step, SolveBuffers *buffers,
 	const MfCsr *rows = step->rows;
 	int32		batched[MF_KERNEL_MAX_LANES];
 	int			n = 0;
+	int32		dual_failed = -1;
 
 	for (int32 r = first; r < last || n > 0; r++)
 	{
@@ -967,26 +968,34 @@ KERNEL(solve_rows_batched) (const HalfStep *step, SolveBuffers *buffers,
 			/* a batched row not yet finished is where a stopped task starts again */
 			if (!KERNEL(gather_row) (step, buffers, begin, degree))
 				return mf_task_stopped(n > 0 ? batched[0] : r);
-			if (degree <= als->dual_degree)
+			if (degree > als->dual_degree)
 			{
-				if (!mf_kernel_dual_solve(als->kernel, step->other, als->factors.k,
+				if (!KERNEL(build_system) (step, buffers, begin, degree, &penalty,
+										   buffers->batch_grams[n], buffers->batch_solutions[n]))
+					return mf_task_stopped(n > 0 ? batched[0] : r);
+				batched[n++] = r;
+				if (n < als->batch_lanes)
+					continue;
+			}
+			else if (mf_kernel_dual_solve(als->kernel, step->other, als->factors.k,
 										  rows->col + begin, degree, (float) penalty.factors,
 										  step->other_bias
 										  ? (float) (penalty.factors / penalty.bias) : 0.0f,
 										  buffers->targets, buffers->dual_cols,
 										  buffers->dual_rows, buffers->gram, buffers->solution))
-					return r;
+			{
 				if (!KERNEL(finish_row) (step, buffers, r, begin, degree, &penalty,
 										 buffers->solution))
 					return mf_task_stopped(n > 0 ? batched[0] : r);
 				continue;
 			}
-			if (!KERNEL(build_system) (step, buffers, begin, degree, &penalty,
-									   buffers->batch_grams[n], buffers->batch_solutions[n]))
-				return mf_task_stopped(n > 0 ? batched[0] : r);
-			batched[n++] = r;
-			if (n < als->batch_lanes)
-				continue;
+			else
+			{
+				/* the batched rows before it are solved first: the first failure is named */
+				dual_failed = r;
+				if (n == 0)
+					return r;
+			}
 		}
 		if (n > als->batch_lanes / 4)
 			failed = als->kernel->cholesky_batch(buffers->batch_grams, n, als->unknowns,
@@ -1017,8 +1026,8 @@ KERNEL(solve_rows_batched) (const HalfStep *step, SolveBuffers *buffers,
 				return mf_task_stopped(batched[s]);
 		}
 		n = 0;
-		if (r >= last)
-			break;
+		if (dual_failed >= 0)
+			return dual_failed;
 	}
 	return MF_TASK_DONE;
 }

@@ -242,6 +242,33 @@ foreach my $kernel (grep { $_ ne 'blas' } @kernels)
 		"$kernel kernel, 2 threads: twelve failed trainings all name the first failing row");
 }
 
+# The same with short rows solved in the dual form between batched ones
+# (k = 64: rows of up to 32 ratings): odd items have 80 ratings (batched),
+# even ones 10 (dual), and user 1's rating of 1e30 makes every item's
+# system fail.  Item 2's failure, met while item 1 waits in its batch, had
+# been named; the batch is solved first, so item 1 is.
+$node->safe_psql('postgres', q{
+	CREATE TABLE dual_failure AS
+	SELECT u AS user_id, i AS item_id, (1 + (u + i) % 5)::float8 AS rating
+	FROM generate_series(2, 81) u, generate_series(1, 40) i
+	WHERE i % 2 = 1 OR u <= 11
+	UNION ALL SELECT 1, i, CASE WHEN i = 40 THEN 1e30 ELSE 3 END FROM generate_series(1, 40) i;
+});
+foreach my $kernel (grep { $_ eq 'avx512' || $_ eq 'avx2' } @kernels)	# those that batch
+{
+	my %named;
+	foreach (1 .. 4)
+	{
+		my ($rc, $out, $err) = $node->psql('postgres', qq{
+			SET mf_ext.kernel = $kernel; SET mf_ext.threads = 2;
+			SELECT mf_train('dual_failure', k := 64, lambda := 0.1, iterations := 2,
+			                model_name := 'dual_failure')});
+		$named{$err =~ /the least-squares system of (\w+ \d+) could not be solved/ ? $1 : $err}++;
+	}
+	is(join(', ', sort keys %named), 'item 1',
+		"$kernel kernel, rows in batches and in the dual form: the first failing row is named");
+}
+
 # The batches' buffers count against mf_ext.max_memory in fold-in too:
 # k = 128 with biases keeps about 1.65 MB of them a thread (AVX-512), so
 # a fold-in of five ratings, which needs a few kB one row at a time, is
