@@ -308,6 +308,22 @@ mf_kernel_dual_solve(const MfKernel *kernel, const float *other, int k, const in
 					 int n, float penalty, float bias_weight, float *y, const int32 *identity,
 					 float *transposed, float *gram, float *x)
 {
+	float		largest = 0;
+	int			exponent = 0;
+
+	/*
+	 * z is about y / |o|^2 where the primal's X'y is about y |o|: ratings
+	 * near the float range are scaled by a power of two (exactly), so that
+	 * z stays in range wherever x does
+	 */
+	for (int e = 0; e < n; e++)
+		largest = Max(largest, fabsf(y[e]));
+	if (largest > 0x1p64f)
+	{
+		(void) frexpf(largest, &exponent);
+		for (int e = 0; e < n; e++)
+			y[e] = ldexpf(y[e], -exponent);
+	}
 	for (int e = 0; e < n; e++)
 	{
 		const float *o = other + (Size) cols[e] * k;
@@ -337,6 +353,9 @@ mf_kernel_dual_solve(const MfKernel *kernel, const float *other, int k, const in
 			sum += y[e];
 		x[k] = (float) (bias_weight * sum);
 	}
+	if (exponent != 0)
+		for (int j = 0; j < (bias_weight > 0 ? k + 1 : k); j++)
+			x[j] = ldexpf(x[j], exponent);
 	return true;
 }
 

@@ -269,6 +269,37 @@ foreach my $kernel (grep { $_ eq 'avx512' || $_ eq 'avx2' } @kernels)	# those th
 		"$kernel kernel, rows in batches and in the dual form: the first failing row is named");
 }
 
+# A fold-in of a rating near the float range in the dual form: z is
+# about y / |o|^2, and overflowed where the answer is finite (OpenBLAS's
+# path gave it); the ratings are scaled by a power of two first.  Item
+# 7's factors here have |o|^2 + lambda about 0.72.
+$node->safe_psql('postgres', q{
+	SET client_min_messages = warning;
+	CREATE TABLE near_max AS
+	SELECT u AS user_id, ((u * 37 + j * 113) % 500) + 1 AS item_id,
+	       (1 + ((u * 31 + j * 17) % 9) / 2.0)::float8 AS rating
+	FROM generate_series(1, 600) u, generate_series(0, 129) j WHERE j < 1 + (u * 7 % 130);
+	SELECT mf_train('near_max', k := 128, lambda := 0.1, iterations := 3, model_name := 'near_max');
+	SELECT mf_train('near_max', k := 128, lambda := 0.1, iterations := 3, biases := true,
+	                model_name := 'near_max_biases');
+});
+foreach my $kernel (grep { $_ eq 'avx512' || $_ eq 'avx2' } @kernels)
+{
+	foreach my $model ('near_max', 'near_max_biases')
+	{
+		my ($rc, $gap, $err) = $node->psql('postgres', qq{
+			SET mf_ext.kernel = blas;
+			CREATE TEMP TABLE reference AS SELECT mf_fold_in('$model', '{7}', '{3e38}') AS f;
+			SET mf_ext.kernel = $kernel;
+			SELECT max(abs(s - r)) / max(abs(r))
+			FROM (SELECT mf_fold_in('$model', '{7}', '{3e38}') AS f) folded, reference,
+			     unnest(folded.f, reference.f) AS x(s, r);
+			RESET mf_ext.kernel; DROP TABLE reference});
+		is($rc, 0, "$model, $kernel kernel: a fold-in of a rating of 3e38 is solved") or diag($err);
+		cmp_ok($gap eq '' ? 1 : $gap, '<', 1e-4, "... as OpenBLAS's path solves it ($gap)");
+	}
+}
+
 # The batches' buffers count against mf_ext.max_memory in fold-in too:
 # k = 128 with biases keeps about 1.65 MB of them a thread (AVX-512), so
 # a fold-in of five ratings, which needs a few kB one row at a time, is
