@@ -109,7 +109,6 @@ typedef struct SolveBuffers
 	float	   *dual_rows;		/* k x dual_degree floats: a short row's rated
 								 * rows transposed (mf_kernel_dual_solve), or
 								 * NULL */
-	int32	   *dual_cols;		/* 0 .. k - 1 */
 } SolveBuffers;
 
 struct MfAls
@@ -132,6 +131,7 @@ struct MfAls
 	int			batch_lanes;	/* ... that many rows at a time, or 0: one by one */
 	int			dual_degree;	/* rows of at most this many ratings are
 								 * solved in the dual form, or 0 */
+	int32	   *dual_identity;	/* 0 .. d - 1, for the dual form's Gram matrix */
 	void	   *other_gram;		/* k x k reals: G of the fixed side (implicit) */
 	double		implicit_weight;	/* w of implicit information, or 0 */
 	void	   *implicit_gram;	/* d x d reals: w (T'T (+) 0) of the fixed side's
@@ -280,9 +280,8 @@ batch_lanes(const MfKernel *kernel, const MfFitOptions *options, int d)
 
 /*
  * The most ratings of a row that the batched solve solves in the dual form
- * (mf_kernel_dual_solve), or 0: explicit feedback without non-negativity
- * or implicit information (with biases, a bias_lambda > 0), where the
- * batches solve the systems.  A row of n <= k ratings o_e (the n x k matrix X) has
+ * (mf_kernel_dual_solve), or 0: explicit feedback (with biases, a
+ * bias_lambda > 0) where the batches solve the systems.  A row of n <= k ratings o_e (the n x k matrix X) has
  * (X'X + lambda I)^-1 X'y = X' (X X' + lambda I)^-1 y: an n x n system in
  * place of k x k.  Where the dual costs less than the batched primal
  * (test/bench/kernels.c's "row of n ratings" lines, one thread, Zen 4,
@@ -295,7 +294,8 @@ batch_lanes(const MfKernel *kernel, const MfFitOptions *options, int d)
 static int
 dual_degree(const MfKernel *kernel, const MfFitOptions *options, int d)
 {
-	if (batch_lanes(kernel, options, d) == 0 || options->implicit || options->nonnegative ||
+	/* batch_lanes leaves out non-negativity, implicit information and lambda = 0 */
+	if (batch_lanes(kernel, options, d) == 0 || options->implicit ||
 		(options->biases && options->bias_lambda == 0))
 		return 0;
 	return Min(kernel->cholesky_max, d >= 96 ? d * 5 / 8 : d >= 64 ? d / 2 : 0);
@@ -319,8 +319,8 @@ add_batch_memory(MfMemory *memory, const MfFitOptions *options, int d, int threa
 									kernel->cholesky_batch_scratch(d)),
 						   threads),
 				  sizeof(float));
-	mf_memory_add(memory, mul_size(add_size(mul_size(d, dual_degree(kernel, options, d)), d),
-								   threads),
+	mf_memory_add(memory, add_size(mul_size(mul_size(d, dual_degree(kernel, options, d)), threads),
+								   d),
 				  sizeof(float));
 }
 
@@ -459,6 +459,12 @@ init_solver(MfAls *als, const MfFitOptions *options, int64 longest,
 	als->own_cholesky = own_cholesky(als->kernel, options, d);
 	als->batch_lanes = batch_lanes(als->kernel, options, d);
 	als->dual_degree = dual_degree(als->kernel, options, d);
+	if (als->dual_degree > 0)
+	{
+		als->dual_identity = mf_alloc_array(cxt, d, sizeof(int32));
+		for (int j = 0; j < d; j++)
+			als->dual_identity[j] = j;
+	}
 	als->real_size = options->single ? sizeof(float) : sizeof(double);
 	als->threads = (int) Max(1, Min(mf_thread_count(), rows));
 	if (options->implicit)
@@ -512,12 +518,7 @@ init_solver(MfAls *als, const MfFitOptions *options, int64 longest,
 												sizeof(float));
 		}
 		if (als->dual_degree > 0)
-		{
 			b->dual_rows = mf_alloc_aligned(cxt, (Size) d * als->dual_degree, sizeof(float));
-			b->dual_cols = mf_alloc_array(cxt, d, sizeof(int32));
-			for (int j = 0; j < d; j++)
-				b->dual_cols[j] = j;
-		}
 	}
 }
 
@@ -1271,10 +1272,7 @@ mf_als_row_solve(MfAlsRowSolver *solver, const int32 *cols, const double *values
 			pfree(old.batch_solutions);
 		}
 		if (old.dual_rows != NULL)
-		{
 			mf_free_aligned(old.dual_rows);
-			pfree(old.dual_cols);
-		}
 	}
 	step.als = als;
 	step.rows = &row;

@@ -981,7 +981,7 @@ KERNEL(solve_rows_batched) (const HalfStep *step, SolveBuffers *buffers,
 										  rows->col + begin, degree, (float) penalty.factors,
 										  step->other_bias
 										  ? (float) (penalty.factors / penalty.bias) : 0.0f,
-										  buffers->targets, buffers->dual_cols,
+										  buffers->targets, als->dual_identity,
 										  buffers->dual_rows, buffers->gram, buffers->solution))
 			{
 				if (!KERNEL(finish_row) (step, buffers, r, begin, degree, &penalty,

@@ -186,12 +186,12 @@ mf_id_for_message(const char *bytes, size_t length)
 }
 
 char *
-mf_text_for_message(const char *key)
+mf_text_for_message(const char *text)
 {
 	StringInfoData shown;
 
 	initStringInfo(&shown);
-	escape_json(&shown, mf_id_for_message(key, strlen(key)));
+	escape_json(&shown, mf_id_for_message(text, strlen(text)));
 	return shown.data;
 }
 

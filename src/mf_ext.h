@@ -183,11 +183,10 @@ extern char *mf_id_for_message(const char *bytes, size_t length);
 
 /*
  * A text (NUL-terminated: a key, a model name, an argument) as a message
- * shows it: cut as
- * mf_id_for_message cuts it, then quoted and escaped as a JSON string (no
- * control character, no quote that would end it early).
+ * shows it: cut as mf_id_for_message cuts it, then quoted and escaped as
+ * a JSON string (no control character, no quote that would end it early).
  */
-extern char *mf_text_for_message(const char *key);
+extern char *mf_text_for_message(const char *text);
 
 /*
  * A sum of n numbers whose absolute values add up to magnitude, with a

@@ -132,6 +132,42 @@ peak_avx2(void)
 }
 #endif
 
+/* A batch's systems and right-hand sides (as[s], xs[s]) and scratch, as mf_train keeps them. */
+typedef struct Batch
+{
+	float	   *systems;
+	float	   *solutions;
+	float	   *scratch;
+	float	   *as[16];
+	float	   *xs[16];
+} Batch;
+
+static Batch
+batch_alloc(const MfKernel *kernel, int k)
+{
+	Batch		b;
+	size_t		stride = (size_t) k * k + 16;
+
+	b.systems = aligned_alloc(64, sizeof(float) * stride * kernel->batch_lanes);
+	b.solutions = aligned_alloc(64, sizeof(float) * (size_t) k * kernel->batch_lanes);
+	b.scratch = aligned_alloc(64, sizeof(float) *
+							  ((kernel->cholesky_batch_scratch(k) + 15) / 16 * 16));
+	for (int s = 0; s < kernel->batch_lanes; s++)
+	{
+		b.as[s] = b.systems + s * stride;
+		b.xs[s] = b.solutions + (size_t) s * k;
+	}
+	return b;
+}
+
+static void
+batch_free(Batch *b)
+{
+	free(b->systems);
+	free(b->solutions);
+	free(b->scratch);
+}
+
 /*
  * Prints the solve of one k x k system (spd, right-hand side targets) as
  * mf_train solves it with kernel's batches: batch_lanes at once, and one
@@ -142,22 +178,13 @@ time_batched_solve(const MfKernel *kernel, int k, const float *spd, const float 
 				   double seconds, double peak, double solve_flops, double blas_ns)
 {
 	int			lanes = kernel->batch_lanes;
-	size_t		stride = (size_t) k * k + 16;
-	float	   *systems = aligned_alloc(64, sizeof(float) * stride * lanes);
-	float	   *solutions = aligned_alloc(64, sizeof(float) * (size_t) k * lanes);
-	float	   *scratch = aligned_alloc(64, sizeof(float) *
-									((kernel->cholesky_batch_scratch(k) + 15) / 16 * 16));
-	float	   *as[16],
-			   *xs[16];
+	Batch		b = batch_alloc(kernel, k);
+	float	  **as = b.as,
+			  **xs = b.xs;
 	long		done = 0;
 	double		start = now();
 	double		ns;
 
-	for (int s = 0; s < lanes; s++)
-	{
-		as[s] = systems + s * stride;
-		xs[s] = solutions + (size_t) s * k;
-	}
 	while (now() - start < seconds)
 	{
 		for (int s = 0; s < lanes; s++)
@@ -165,7 +192,7 @@ time_batched_solve(const MfKernel *kernel, int k, const float *spd, const float 
 			memcpy(as[s], spd, sizeof(float) * k * k);
 			memcpy(xs[s], targets, sizeof(float) * k);
 		}
-		kernel->cholesky_batch(as, lanes, k, k, xs, scratch);
+		kernel->cholesky_batch(as, lanes, k, k, xs, b.scratch);
 		done += lanes;
 	}
 	ns = (now() - start) / done * 1e9;
@@ -179,16 +206,14 @@ time_batched_solve(const MfKernel *kernel, int k, const float *spd, const float 
 	{
 		memcpy(as[0], spd, sizeof(float) * k * k);
 		memcpy(xs[0], targets, sizeof(float) * k);
-		kernel->cholesky_one(as[0], k, k, xs[0], scratch);
+		kernel->cholesky_one(as[0], k, k, xs[0], b.scratch);
 		done++;
 	}
 	ns = (now() - start) / done * 1e9;
 	printf("solve %s, one as a batch's lane\t%d\t%.0f\t%.1f\t%.2f\t(%.2fx openblas)\n",
 		   kernel->name, k, ns, solve_flops / ns,
 		   solve_flops / ns / peak, ns / blas_ns);
-	free(systems);
-	free(solutions);
-	free(scratch);
+	batch_free(&b);
 }
 
 /*
@@ -205,29 +230,20 @@ time_short_rows(const MfKernel *kernel, int k, const float *other, int n_other)
 	int			lanes = kernel->batch_lanes;
 	int			degrees[] = {8, k / 4, k / 2, k * 5 / 8, k * 3 / 4, k};
 	int			rows = 256;		/* distinct rows, cycled */
-	size_t		stride = (size_t) k * k + 16;
-	float	   *systems = aligned_alloc(64, sizeof(float) * stride * lanes);
-	float	   *solutions = aligned_alloc(64, sizeof(float) * (size_t) k * lanes);
-	float	   *scratch = aligned_alloc(64, sizeof(float) *
-									((kernel->cholesky_batch_scratch(k) + 15) / 16 * 16));
+	Batch		b = batch_alloc(kernel, k);
+	float	  **as = b.as,
+			  **xs = b.xs;
 	float	   *transposed = aligned_alloc(64, sizeof(float) * (((size_t) k * k + 15) / 16 * 16));
 	float	   *gram = aligned_alloc(64, sizeof(float) * (((size_t) k * k + 15) / 16 * 16));
 	float	   *y = malloc(sizeof(float) * k);
 	float	   *x = malloc(sizeof(float) * k);
 	int32	   *identity = malloc(sizeof(int32) * k);
 	int32	   *cols = malloc(sizeof(int32) * (size_t) rows * k);
-	float	   *as[16],
-			   *xs[16];
 
 	for (int j = 0; j < k; j++)
 		identity[j] = j;
 	for (int i = 0; i < rows * k; i++)
 		cols[i] = (int32) (uniform() * n_other);
-	for (int s = 0; s < lanes; s++)
-	{
-		as[s] = systems + s * stride;
-		xs[s] = solutions + (size_t) s * k;
-	}
 	for (int g = 0; g < (int) lengthof(degrees); g++)
 	{
 		int			n = degrees[g];
@@ -253,7 +269,7 @@ time_short_rows(const MfKernel *kernel, int k, const float *other, int n_other)
 					y[e] = (float) (1 + e % 5);
 				kernel->gram(other, k, row, n, NULL, y, false, as[s], k, xs[s]);
 			}
-			kernel->cholesky_batch(as, lanes, k, k, xs, scratch);
+			kernel->cholesky_batch(as, lanes, k, k, xs, b.scratch);
 			done += lanes;
 		}
 		primal_ns = (now() - start) / done * 1e9;
@@ -272,9 +288,7 @@ time_short_rows(const MfKernel *kernel, int k, const float *other, int n_other)
 		printf("row of %d ratings, %s dual\t%d\t%.0f\t-\t-\t(%.2fx batched)\n",
 			   n, kernel->name, k, dual_ns, dual_ns / primal_ns);
 	}
-	free(systems);
-	free(solutions);
-	free(scratch);
+	batch_free(&b);
 	free(transposed);
 	free(gram);
 	free(y);
