@@ -331,28 +331,45 @@ mf_kernel_dual_solve(const MfKernel *kernel, const float *other, int k, const in
 		for (int j = 0; j < k; j++)
 			transposed[(Size) j * n + e] = o[j];
 	}
-	/* the bias's column of ones adds bias_weight to every element */
-	for (int i = 0; i < n * n; i++)
-		gram[i] = bias_weight;
+	memset(gram, 0, sizeof(float) * n * n);
 	for (int e = 0; e < n; e++)
-		gram[e * n + e] += penalty;
-	/* X X': the Gram matrix of X's k columns, the rows of transposed */
+		gram[e * n + e] = penalty;
+	/* A = X X' + penalty I: the Gram matrix of X's k columns, the rows of transposed */
 	kernel->gram(transposed, n, identity, k, NULL, NULL, false, gram, n, NULL);
 	if (!kernel->cholesky(gram, n, n))
 		return false;
 	kernel->cholesky_solve(gram, n, n, y);
+	if (bias_weight > 0)
+	{
+		/*
+		 * The bias's column of ones: (A + w 1 1')^-1 y = u - w (1'u) / (1 +
+		 * w 1'v) v with u = A^-1 y, v = A^-1 1 (Sherman-Morrison), and the
+		 * bias w 1'z = w (1'u) / (1 + w 1'v).  A stays as conditioned as
+		 * without a bias; adding w to every element of A had swamped it
+		 * where bias_lambda is far below lambda.
+		 */
+		float	   *v = transposed;
+		double		sum_u = 0,
+					sum_v = 0,
+					bias;
+
+		for (int e = 0; e < n; e++)
+			v[e] = 1;
+		kernel->cholesky_solve(gram, n, n, v);
+		for (int e = 0; e < n; e++)
+		{
+			sum_u += y[e];
+			sum_v += v[e];
+		}
+		bias = bias_weight * sum_u / (1 + bias_weight * sum_v);
+		for (int e = 0; e < n; e++)
+			y[e] -= (float) (bias * v[e]);
+		x[k] = (float) bias;
+	}
 	/* x = X'z: the CG product's right-hand side with v = 0 */
 	memset(transposed, 0, sizeof(float) * k);
 	memset(x, 0, sizeof(float) * k);
 	kernel->apply(other, k, cols, n, NULL, y, false, transposed, x, NULL);
-	if (bias_weight > 0)
-	{
-		double		sum = 0;
-
-		for (int e = 0; e < n; e++)
-			sum += y[e];
-		x[k] = (float) (bias_weight * sum);
-	}
 	if (exponent != 0)
 		for (int j = 0; j < (bias_weight > 0 ? k + 1 : k); j++)
 			x[j] = ldexpf(x[j], exponent);

@@ -131,7 +131,8 @@ typedef struct MfKernel
  * the bias's), X has a column of ones whose penalty is penalty /
  * bias_weight, and x (k + 1 floats) takes the bias last: the system
  * scaled by its penalties, (X X' + bias_weight 1 1' + penalty I) z = y,
- * x = X'z and bias_weight sum z.  identity holds 0 .. k - 1, transposed
+ * x = X'z and bias_weight sum z, the ones' term solved by Sherman-Morrison
+ * (any bias_weight; as an element of the system a large one swamped it).  identity holds 0 .. k - 1, transposed
  * has room for k x n floats and gram for n x n; y is overwritten (scaled
  * by a power of two first where it nears the float range).
  * n <= the kernel's cholesky_max.  False when the system is not

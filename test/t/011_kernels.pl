@@ -81,6 +81,10 @@ my %kinds = (
 	dual_mixed => ['mixed', 'k := 100, lambda := 0.5'],
 	dual_biases => ['mixed', 'k := 100, lambda := 0.5, biases := true'],
 	dual_bias_lambda => ['mixed', 'k := 64, lambda := 0.5, biases := true, bias_lambda := 2, lambda_per_rating := 0.01'],
+	# bias_lambda far below lambda: lambda / bias_lambda as an element of
+	# the dual system had swamped it (an error at 1e7, 2e-3 off at 1e4)
+	dual_small_bias_lambda => ['mixed', 'k := 64, lambda := 1, biases := true, bias_lambda := 1e-4'],
+	dual_tiny_bias_lambda => ['mixed', 'k := 64, lambda := 10, biases := true, bias_lambda := 1e-6'],
 	weighted_cg => ['ratings', "k := 20, lambda := 0.05, weighted_lambda := true, solver := 'cg'"],
 	penalties => ['ratings', 'k := 16, lambda := 2, biases := true, bias_lambda := 0.5, lambda_per_rating := 0.05'],
 	penalties_cg => ['ratings', "k := 16, lambda := 2, biases := true, bias_lambda := 0.5, lambda_per_rating := 0.05, solver := 'cg'"],
