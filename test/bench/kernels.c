@@ -11,7 +11,9 @@
  * rows of a few degrees up to k, the batched solve against the dual form
  * (mf_kernel_dual_solve; "row of n ratings" lines).  The FMA
  * peak is measured here too: chains of independent vector FMAs, per
- * instruction set.  GFLOP/s count a Gram matrix as degree * k * (k + 1)
+ * instruction set, the best of several measurements before each k and at
+ * the end (printed again there as the run's best, which targets.sh
+ * reads).  GFLOP/s count a Gram matrix as degree * k * (k + 1)
  * flops (its triangle) and a Cholesky solve as k^3 / 3 + 2 k^2.
  *
  *   kernels K[,K...] DEGREE N_OTHER SECONDS
@@ -129,6 +131,26 @@ peak_avx2(void)
 	if (sink == 12345)
 		puts("");
 	return 2.0 * 8 * PEAK_CHAINS * rounds / (now() - start) / 1e9;
+}
+
+/*
+ * Raises *peak512 and *peak2 to the best of reps more measurements each: a
+ * shared machine's clock dips for a while at times, and a peak measured in
+ * a dip made the Gram kernel look nearer the machine than it is (81% of a
+ * peak of 88.5 GFLOP/s where another run measured 113.2).
+ */
+static void
+raise_peaks(double *peak512, double *peak2, int reps)
+{
+	for (int r = 0; r < reps; r++)
+	{
+		double		measured;
+
+		if (cpu_runs(MF_KERNEL_AVX512) && (measured = peak_avx512()) > *peak512)
+			*peak512 = measured;
+		if (cpu_runs(MF_KERNEL_AVX2) && (measured = peak_avx2()) > *peak2)
+			*peak2 = measured;
+	}
 }
 #endif
 
@@ -318,10 +340,7 @@ main(int argc, char **argv)
 	seconds = atof(argv[4]);
 
 #ifdef MF_KERNEL_X86
-	if (cpu_runs(MF_KERNEL_AVX512))
-		peak512 = peak_avx512();
-	if (cpu_runs(MF_KERNEL_AVX2))
-		peak2 = peak_avx2();
+	raise_peaks(&peak512, &peak2, 5);
 #endif
 	printf("what\tk\tns\tGFLOP/s\tshare of peak\n");
 	if (peak512 > 0)
@@ -354,6 +373,7 @@ main(int argc, char **argv)
 			targets[e] = (float) (1 + 4 * uniform());
 
 #ifdef MF_KERNEL_X86
+		raise_peaks(&peak512, &peak2, 2);
 		if (peak512 > 0)
 		{
 			kernels[n_kernels] = &avx512_kernel;
@@ -480,5 +500,13 @@ main(int argc, char **argv)
 		free(gram);
 		free(x);
 	}
+#ifdef MF_KERNEL_X86
+	/* the shares above are against the best peak measured before them */
+	raise_peaks(&peak512, &peak2, 3);
+	if (peak512 > 0)
+		printf("FMA peak avx512\t-\t-\t%.1f\t1\t(best of the run)\n", peak512);
+	if (peak2 > 0)
+		printf("FMA peak avx2\t-\t-\t%.1f\t1\t(best of the run)\n", peak2);
+#endif
 	return 0;
 }
