@@ -147,18 +147,23 @@ for shape in $shapes; do
 
 	# The kernel paths side by side at k = 64 on all cores: seconds per
 	# iteration of the exact (Cholesky) and CG solvers with each kernel the
-	# CPU runs and with OpenBLAS's path, and the probe's.
+	# CPU runs and with OpenBLAS's path, and the probe's; and implicit
+	# feedback's CG (the ratings read as strengths) by `auto` and `blas`.
 	if [ "$shape" != "ml-latest-small" ]; then
 		probe_64=$("$probe" "$out/$shape.users" "$out/$shape.items" 64 "$threads_all" "$iterations")
 		for kernel in auto avx512 avx2 portable blas; do
-			for solver in cholesky cg; do
+			solvers="cholesky cg"
+			case $kernel in auto | blas) solvers="$solvers implicit-cg" ;; esac
+			for solver in $solvers; do
+				feedback=explicit
+				if [ "$solver" = implicit-cg ]; then feedback=implicit; fi
 				seconds=$(psql_q -F $'\t' 2>/dev/null <<-SQL || true
 					SET client_min_messages = warning;
 					SET mf_ext.kernel = $kernel;
 					SET mf_ext.threads = $threads_all;
 					SET mf_ext.max_memory = '20GB';
-					SELECT mf_train('$table', k := 64, iterations := $iterations, solver := '$solver',
-					                model_name := 'bench_kernel') AS model \gset
+					SELECT mf_train('$table', k := 64, iterations := $iterations, solver := '${solver#implicit-}',
+					                feedback := '$feedback', model_name := 'bench_kernel') AS model \gset
 					SELECT round((SELECT percentile_cont(0.5) WITHIN GROUP (ORDER BY s) FROM unnest(iteration_seconds) s)::numeric, 4)
 					FROM mf_models WHERE model_id = :model;
 				SQL

@@ -38,7 +38,8 @@ if [ -f "$dir/kernel_paths.tsv" ]; then
 	echo "|---|---|---|---:|---:|---:|"
 	awk -F'\t' '{ key = $1 " " $3; s[NR] = $0; if ($2 == "blas") blas[key] = $4 }
 		END { for (i = 1; i <= NR; i++) { split(s[i], f, "\t"); key = f[1] " " f[3];
-			printf "| %s | %s | %s | %.4f | %.2f | %.2f |\n", f[1], f[2], f[3], f[4], f[4] / f[5], f[4] / blas[key] } }' \
+			probe = f[3] ~ /^implicit/ ? "-" : sprintf("%.2f", f[4] / f[5]);	# the probe is explicit
+			printf "| %s | %s | %s | %.4f | %s | %.2f |\n", f[1], f[2], f[3], f[4], probe, f[4] / blas[key] } }' \
 		"$dir/kernel_paths.tsv"
 fi
 if [ -f "$dir/kernels.tsv" ]; then

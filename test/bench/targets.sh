@@ -64,10 +64,13 @@ avx2=$(pick kernel_paths.tsv '$1 == "ml-10m" && $2 == "avx2" && $3 == "cholesky"
 avx2_probe=$(pick kernel_paths.tsv '$1 == "ml-10m" && $2 == "avx2" && $3 == "cholesky"' 5)
 r=$(ratio "$avx2" "$avx2_probe")
 row "AVX2 path alone (Cholesky, ML-10M, k = 64) ≤ 0.6× the probe" "$r" "$(r3 "$r")×" "<=" 0.6
-cg=$(pick kernel_paths.tsv '$1 == "ml-10m" && $2 == "auto" && $3 == "cg"' 4)
-blas_cg=$(pick kernel_paths.tsv '$1 == "ml-10m" && $2 == "blas" && $3 == "cg"' 4)
-r=$(ratio "$cg" "$blas_cg")
-row "CG iteration (ML-10M, k = 64) ≤ 0.5× 0.4's (the \`blas\` path's)" "$r" "$(r3 "$r")× ($(r3 "$cg") s against $(r3 "$blas_cg") s)" "<=" 0.5
+for solver in cg implicit-cg; do
+	cg=$(pick kernel_paths.tsv "\$1 == \"ml-10m\" && \$2 == \"auto\" && \$3 == \"$solver\"" 4)
+	blas_cg=$(pick kernel_paths.tsv "\$1 == \"ml-10m\" && \$2 == \"blas\" && \$3 == \"$solver\"" 4)
+	r=$(ratio "$cg" "$blas_cg")
+	what=$([ "$solver" = cg ] && echo "CG iteration" || echo "implicit CG iteration")
+	row "$what (ML-10M, k = 64) ≤ 0.5× 0.4's (the \`blas\` path's)" "$r" "$(r3 "$r")× ($(r3 "$cg") s against $(r3 "$blas_cg") s)" "<=" 0.5
+done
 
 # store, load and memory
 store=$(pick results.tsv "\$1 == \"ml-10m\" && \$5 == 64 && \$6 == $threads" 14)
