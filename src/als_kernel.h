@@ -288,6 +288,28 @@ KERNEL(implicit_loss) (MfAls *als)
 }
 
 /*
+ * out = beta out + alpha G v for the fixed side's Gram matrix G (d x d,
+ * both triangles; implicit feedback's, or implicit information's):
+ * matrix_apply where the own kernels solve, OpenBLAS's gemv otherwise.
+ * alpha is 1 or -1, beta 0 or 1.
+ */
+static void
+KERNEL(gram_product) (const MfAls *als, const REAL *g, int d, REAL alpha, const REAL *v,
+					  REAL beta, REAL *out)
+{
+#ifdef OWN_KERNELS
+	if (als->kernel)
+	{
+		if (beta == 0)
+			memset(out, 0, sizeof(REAL) * d);
+		als->kernel->matrix_apply(g, d, d, v, alpha, out);
+		return;
+	}
+#endif
+	als->blas->GEMV(CblasColMajor, CblasNoTrans, d, d, alpha, g, d, v, 1, beta, out, 1);
+}
+
+/*
  * out = A v for one row's system, A = the row's penalty (lambda_r I; its
  * own lambda on a bias) (+ the other side's Gram
  * matrix G, implicit feedback) + sum_e w_e g_e g_e', with the gathered
@@ -307,8 +329,7 @@ KERNEL(apply_system) (const HalfStep *step, const REAL *gathered,
 	for (int j = 0; j < d; j++)
 		out[j] = (REAL) penalty_of(penalty, j, step->als->factors.k) * v[j];
 	if (step->other_gram)
-		blas->GEMV(CblasColMajor, CblasNoTrans, d, d, 1, step->other_gram, d,
-				  v, 1, 1, out, 1);
+		KERNEL(gram_product) (step->als, step->other_gram, d, 1, v, 1, out);
 #ifdef OWN_KERNELS
 	if (step->als->kernel)
 	{
@@ -554,8 +575,7 @@ KERNEL(initial_residual) (const HalfStep *step, SolveBuffers *buffers, int64 beg
 	for (int j = 0; j < als->unknowns; j++)
 		residual[j] = -(REAL) penalty_of(penalty, j, als->factors.k) * x[j];
 	if (step->other_gram)
-		als->blas->GEMV(CblasColMajor, CblasNoTrans, als->unknowns, als->unknowns, -1,
-						step->other_gram, als->unknowns, x, 1, 1, residual, 1);
+		KERNEL(gram_product) (als, step->other_gram, als->unknowns, -1, x, 1, residual);
 	for (int s = 0; s < degree; s += MF_ROW_SEGMENT)
 	{
 		if (s > 0 && mf_parallel_stopping())
@@ -883,8 +903,7 @@ KERNEL(row_loss) (const HalfStep *step, SolveBuffers *buffers, int64 begin,
 		double		unobserved;
 		double		observed = 0.0;
 
-		als->blas->GEMV(CblasColMajor, CblasNoTrans, d, d, 1, step->other_gram, d,
-					   x, 1, 0, gx, 1);
+		KERNEL(gram_product) (als, step->other_gram, d, 1, x, 0, gx);
 		unobserved = KERNEL(dot) (x, gx, d);
 		for (int e = 0; e < degree; e++)
 		{

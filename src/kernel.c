@@ -290,7 +290,7 @@ keep8(__m256 x, unsigned bits, __m256 other)
 #endif							/* MF_KERNEL_X86 */
 
 #define MF_KERNEL_TABLE(suffix, cholesky_max, batch, one, batch_scratch, lanes) \
-	{#suffix, gram_##suffix, apply_##suffix, scores_##suffix, row_sum_##suffix, \
+	{#suffix, gram_##suffix, apply_##suffix, scores_##suffix, row_sum_##suffix, matrix_apply_##suffix, \
 	 cholesky_##suffix, cholesky_solve_##suffix, cholesky_max, batch, one, batch_scratch, lanes}
 
 static const MfKernel portable_kernel = MF_KERNEL_TABLE(portable, 24, NULL, NULL, NULL, 0);

@@ -5,7 +5,7 @@
  *	  right-hand side summed straight from the other side's factors through
  *	  the row's column indices (no gathered copy), a small Cholesky solve
  *	  (one system at a time, or a batch of 16 or 8 in the vectors' lanes),
- *	  and the fused conjugate-gradient product.  One version per instruction
+ *	  the fused conjugate-gradient product and G v.  One version per instruction
  *	  set (AVX-512, AVX2 with FMA, portable C), chosen at run time from the
  *	  CPU's features or forced by mf_ext.kernel; 'blas' keeps OpenBLAS's
  *	  ssyrk/spotrf path (and double precision always uses it).
@@ -60,6 +60,15 @@ typedef struct MfKernel
 	 * the implicit factors of a row's entries.
 	 */
 	void		(*row_sum) (const float *other, int k, const int32 *cols, int n, float *out);
+	/*
+	 * out += scale A v, A a full d x d matrix (both triangles; leading
+	 * dimension ld), v and out d numbers: the fixed side's Gram matrix G
+	 * times a row's vector in implicit feedback's (and implicit
+	 * information's) conjugate gradient and J, where OpenBLAS's sgemv on
+	 * a 64 x 64 matrix took a third of an implicit CG iteration.
+	 */
+	void		(*matrix_apply) (const float *a, int d, int ld, const float *v, float scale,
+								 float *out);
 
 	/*
 	 * Cholesky factorisation A = L L' of a's lower triangle, d x d, blocked

@@ -350,6 +350,53 @@ SIMD(gram) (const float *other, int k, const int32 *cols, int n,
 	}
 }
 
+/*
+ * MfKernel.matrix_apply: out += scale A v, A full d x d (leading dimension
+ * ld), by up to four vectors of rows at a time, each summed over the
+ * columns in two chains (even and odd columns) and then added to out.
+ */
+static SIMD_FN void
+SIMD(matrix_apply) (const float *a, int d, int ld, const float *v, float scale, float *out)
+{
+	for (int r0 = 0; r0 < d; r0 += 4 * V)
+	{
+		int			rows = d - r0;
+		VEC			even[4];
+		VEC			odd[4];
+		int			j;
+
+		SIMD_UNROLL
+		for (int i = 0; i < 4; i++)
+			even[i] = odd[i] = VZERO();
+		for (j = 0; j + 1 < d; j += 2)
+		{
+			const float *column = a + (Size) j * ld + r0;
+			VEC			first = VBCAST(v[j]);
+			VEC			second = VBCAST(v[j + 1]);
+
+			SIMD_UNROLL
+			for (int i = 0; i < 4; i++)
+			{
+				even[i] = VFMA(VLOADN(column + i * V, rows - i * V), first, even[i]);
+				odd[i] = VFMA(VLOADN(column + ld + i * V, rows - i * V), second, odd[i]);
+			}
+		}
+		if (j < d)
+		{
+			const float *column = a + (Size) j * ld + r0;
+
+			SIMD_UNROLL
+			for (int i = 0; i < 4; i++)
+				even[i] = VFMA(VLOADN(column + i * V, rows - i * V), VBCAST(v[j]), even[i]);
+		}
+		SIMD_UNROLL
+		for (int i = 0; i < 4; i++)
+			VSTOREN(out + r0 + i * V,
+					VFMA(VADD(even[i], odd[i]), VBCAST(scale), VLOADN(out + r0 + i * V, rows - i * V)),
+					rows - i * V);
+	}
+}
+
 /* MfKernel.row_sum. */
 static SIMD_FN void
 SIMD(row_sum) (const float *other, int k, const int32 *cols, int n, float *out)

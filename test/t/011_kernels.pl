@@ -92,6 +92,11 @@ my %kinds = (
 	implicit_information_cg => ['ratings', "k := 16, lambda := 2, implicit_weight := 0.4, solver := 'cg'"],
 	implicit_cholesky => ['plays', "k := 24, lambda := 1, feedback := 'implicit', alpha := 2, solver := 'cholesky'"],
 	implicit_cg => ['plays', "k := 24, lambda := 1, feedback := 'implicit', alpha := 2"],
+	# G v by the own kernels' matrix_apply: an odd number of columns, and
+	# rows past one chunk of four vectors (AVX2, portable C) and past whole
+	# vectors; and G with the biases' zero row and column (d = 17)
+	implicit_cg_odd => ['plays', "k := 37, lambda := 1, feedback := 'implicit', alpha := 2"],
+	implicit_information_cg_biases => ['ratings', "k := 16, lambda := 2, biases := true, implicit_weight := 0.4, solver := 'cg'"],
 	nonnegative => ['ratings', 'k := 8, lambda := 0.5, nonnegative := true'],
 	long_row => ['long_row', 'k := 16, lambda := 1, biases := true'],
 	long_row_cg => ['long_row', "k := 16, lambda := 1, biases := true, solver := 'cg'"],
