@@ -998,8 +998,8 @@ KERNEL(solve_rows_batched) (const HalfStep *step, SolveBuffers *buffers,
 			}
 			else if (mf_kernel_dual_solve(als->kernel, step->other, als->factors.k,
 										  rows->col + begin, degree, (float) penalty.factors,
-										  step->other_bias
-										  ? (float) (penalty.factors / penalty.bias) : 0.0f,
+										  step->other_bias != NULL,
+										  penalty.bias / penalty.factors,
 										  buffers->targets, als->dual_identity,
 										  buffers->dual_rows, buffers->gram, buffers->solution))
 			{

@@ -305,8 +305,8 @@ static const MfKernel avx2_kernel = MF_KERNEL_TABLE(avx2, 512, cholesky_batch_av
 
 bool
 mf_kernel_dual_solve(const MfKernel *kernel, const float *other, int k, const int32 *cols,
-					 int n, float penalty, float bias_weight, float *y, const int32 *identity,
-					 float *transposed, float *gram, float *x)
+					 int n, float penalty, bool bias, double bias_penalty_ratio, float *y,
+					 const int32 *identity, float *transposed, float *gram, float *x)
 {
 	float		largest = 0;
 	int			exponent = 0;
@@ -339,14 +339,17 @@ mf_kernel_dual_solve(const MfKernel *kernel, const float *other, int k, const in
 	if (!kernel->cholesky(gram, n, n))
 		return false;
 	kernel->cholesky_solve(gram, n, n, y);
-	if (bias_weight > 0)
+	if (bias)
 	{
 		/*
-		 * The bias's column of ones: (A + w 1 1')^-1 y = u - w (1'u) / (1 +
-		 * w 1'v) v with u = A^-1 y, v = A^-1 1 (Sherman-Morrison), and the
-		 * bias w 1'z = w (1'u) / (1 + w 1'v).  A stays as conditioned as
-		 * without a bias; adding w to every element of A had swamped it
-		 * where bias_lambda is far below lambda.
+		 * The bias's column of ones, weighted w = 1 / bias_penalty_ratio:
+		 * (A + w 1 1')^-1 y = u - (1'u) / (1/w + 1'v) v with u = A^-1 y,
+		 * v = A^-1 1 (Sherman-Morrison), and the bias w 1'z = (1'u) / (1/w
+		 * + 1'v).  A stays as conditioned as without a bias; adding w to
+		 * every element of A had swamped it where bias_lambda is far below
+		 * lambda.  Written with 1/w, in double: w as a float had overflowed
+		 * where lambda / bias_lambda passes 3.4e38 (inf / inf, and the row
+		 * "could not be solved"); a ratio of 0 or infinity is the limit.
 		 */
 		float	   *v = transposed;
 		double		sum_u = 0,
@@ -361,7 +364,7 @@ mf_kernel_dual_solve(const MfKernel *kernel, const float *other, int k, const in
 			sum_u += y[e];
 			sum_v += v[e];
 		}
-		bias = bias_weight * sum_u / (1 + bias_weight * sum_v);
+		bias = sum_u / (bias_penalty_ratio + sum_v);
 		for (int e = 0; e < n; e++)
 			y[e] -= (float) (bias * v[e]);
 		x[k] = (float) bias;
@@ -371,7 +374,7 @@ mf_kernel_dual_solve(const MfKernel *kernel, const float *other, int k, const in
 	memset(x, 0, sizeof(float) * k);
 	kernel->apply(other, k, cols, n, NULL, y, false, transposed, x, NULL);
 	if (exponent != 0)
-		for (int j = 0; j < (bias_weight > 0 ? k + 1 : k); j++)
+		for (int j = 0; j < (bias ? k + 1 : k); j++)
 			x[j] = ldexpf(x[j], exponent);
 	return true;
 }

@@ -136,12 +136,13 @@ typedef struct MfKernel
  * x = X'z with (X X' + penalty I) z = y, which is
  * (X'X + penalty I)^-1 X'y (the push-through identity): an n x n system
  * where the primal one is k x k, cheaper for n well below k (als.c's
- * dual_degree).  With a bias (bias_weight > 0: the factors' penalty over
- * the bias's), X has a column of ones whose penalty is penalty /
- * bias_weight, and x (k + 1 floats) takes the bias last: the system
- * scaled by its penalties, (X X' + bias_weight 1 1' + penalty I) z = y,
- * x = X'z and bias_weight sum z, the ones' term solved by Sherman-Morrison
- * (any bias_weight; as an element of the system a large one swamped it).  identity holds 0 .. k - 1, transposed
+ * dual_degree).  With bias, X has a column of ones whose penalty is
+ * penalty * bias_penalty_ratio (the bias's penalty over the factors'; 0
+ * to infinity), and x (k + 1 floats) takes the bias last: the system
+ * scaled by its penalties, (X X' + w 1 1' + penalty I) z = y with
+ * w = 1 / bias_penalty_ratio, x = X'z and w sum z, the ones' term solved
+ * by Sherman-Morrison (any ratio; as an element of the system a large w
+ * swamped it).  identity holds 0 .. k - 1, transposed
  * has room for k x n floats and gram for n x n; y is overwritten (scaled
  * by a power of two first where it nears the float range).
  * n <= the kernel's cholesky_max.  False when the system is not
@@ -149,9 +150,9 @@ typedef struct MfKernel
  * worker threads.
  */
 extern bool mf_kernel_dual_solve(const MfKernel *kernel, const float *other, int k,
-								 const int32 *cols, int n, float penalty, float bias_weight,
-								 float *y, const int32 *identity, float *transposed,
-								 float *gram, float *x);
+								 const int32 *cols, int n, float penalty, bool bias,
+								 double bias_penalty_ratio, float *y, const int32 *identity,
+								 float *transposed, float *gram, float *x);
 
 /* mf_ext.kernel's values. */
 typedef enum MfKernelChoice

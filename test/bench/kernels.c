@@ -302,7 +302,7 @@ time_short_rows(const MfKernel *kernel, int k, const float *other, int n_other)
 			for (int e = 0; e < n; e++)
 				y[e] = (float) (1 + e % 5);
 			mf_kernel_dual_solve(kernel, other, k, cols + (size_t) (done % rows) * k, n, 0.5f,
-								 0.0f, y, identity, transposed, gram, x);
+								 false, 0.0, y, identity, transposed, gram, x);
 			done++;
 		}
 		dual_ns = (now() - start) / done * 1e9;

@@ -85,6 +85,9 @@ my %kinds = (
 	# the dual system had swamped it (an error at 1e7, 2e-3 off at 1e4)
 	dual_small_bias_lambda => ['mixed', 'k := 64, lambda := 1, biases := true, bias_lambda := 1e-4'],
 	dual_tiny_bias_lambda => ['mixed', 'k := 64, lambda := 10, biases := true, bias_lambda := 1e-6'],
+	# lambda / bias_lambda past the float range: the bias's weight as a
+	# float had overflowed ("could not be solved"; attack helper 149)
+	dual_vanishing_bias_lambda => ['mixed', 'k := 64, lambda := 1, biases := true, bias_lambda := 1e-300'],
 	weighted_cg => ['ratings', "k := 20, lambda := 0.05, weighted_lambda := true, solver := 'cg'"],
 	penalties => ['ratings', 'k := 16, lambda := 2, biases := true, bias_lambda := 0.5, lambda_per_rating := 0.05'],
 	penalties_cg => ['ratings', "k := 16, lambda := 2, biases := true, bias_lambda := 0.5, lambda_per_rating := 0.05, solver := 'cg'"],
@@ -307,6 +310,25 @@ foreach my $kernel (grep { $_ eq 'avx512' || $_ eq 'avx2' } @kernels)
 		is($rc, 0, "$model, $kernel kernel: a fold-in of a rating of 3e38 is solved") or diag($err);
 		cmp_ok($gap eq '' ? 1 : $gap, '<', 1e-4, "... as OpenBLAS's path solves it ($gap)");
 	}
+}
+
+# A fold-in in the dual form for a model whose lambda / bias_lambda
+# passes the float range (dual_vanishing_bias_lambda, above, trained by
+# OpenBLAS's path): "could not be solved" before (attack helper 149).
+foreach my $kernel (grep { $_ ne 'blas' } @kernels)
+{
+	my ($rc, $gap, $err) = $node->psql('postgres', qq{
+		SET mf_ext.kernel = blas;
+		CREATE TEMP TABLE reference AS
+		SELECT mf_fold_in('dual_vanishing_bias_lambda_blas', '{1,2,3}', '{4,1,3.5}') AS f;
+		SET mf_ext.kernel = $kernel;
+		SELECT max(abs(s - r)) / max(abs(r))
+		FROM (SELECT mf_fold_in('dual_vanishing_bias_lambda_blas', '{1,2,3}', '{4,1,3.5}') AS f) folded,
+		     reference, unnest(folded.f, reference.f) AS x(s, r);
+		RESET mf_ext.kernel; DROP TABLE reference});
+	is($rc, 0, "$kernel kernel: a fold-in with bias_lambda 1e300 times below lambda is solved")
+	  or diag($err);
+	cmp_ok($gap eq '' ? 1 : $gap, '<', 1e-4, "... as OpenBLAS's path solves it ($gap)");
 }
 
 # The batches' buffers count against mf_ext.max_memory in fold-in too:
