@@ -244,7 +244,7 @@ SELECT mf_recommend_all('batch', 2, target := 'batch.nightly', mode := E'append\
 SELECT mf_recommend_all('batch', 2, target := repeat('t', 300) || ' x');
 SELECT mf_train('batch.ratings', feedback := repeat('f', 300));
 SELECT count(*) FROM mf_recommend_all_rows('batch', 2, candidates := E'{1,\nERROR:  fake xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx');
--- array_in's other errors, which do not quote the literal, are its own
+-- array_in's other errors (dimensions, bounds) name the argument too, with its SQLSTATE
 SELECT count(*) FROM mf_recommend_all_rows('batch', 2, candidates := '{{{{{{{1}}}}}}}');
 SELECT mf_recommend_all('batch', 2, target := 'batch.nightly', mode := NULL);
 SELECT mf_recommend_all('batch', NULL, target := 'batch.nightly', mode := 'replace');

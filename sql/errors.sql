@@ -304,7 +304,12 @@ FROM (VALUES
     (223, $$SELECT mf_train(4294967295::oid::regclass)$$),
     (224, $$SELECT mf_refit_users('tiny', source := 4294967295::oid::regclass)$$),
     (225, $$SELECT mf_train('tiny', validation := 4294967295::oid::regclass)$$),
-    (226, $$SELECT * FROM mf_evaluate('tiny', 4294967295::oid::regclass)$$)
+    (226, $$SELECT * FROM mf_evaluate('tiny', 4294967295::oid::regclass)$$),
+    -- untyped literals array_in refuses for their bounds or dimensions, not
+    -- their syntax: the argument named, array_in's SQLSTATE and words kept
+    (227, $$SELECT * FROM mf_recommend_all_rows('tiny', 10, exclude := '[1:0]={}')$$),
+    (228, $$SELECT mf_refit_users('tiny', users := '{{{{{{{1}}}}}}}')$$),
+    (229, $$SELECT mf_refit_items('tiny', items := '[2147483647:2147483647]={1}')$$)
 ) AS s(n, statement)
 LEFT JOIN LATERAL try(s.statement) t ON true
 ORDER BY s.n;

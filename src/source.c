@@ -667,8 +667,11 @@ named_integer(const char *text, const char *argname, const char *column, Oid rel
 /*
  * An untyped literal, '{42,7}', read as text[]: array_in's error for one it
  * cannot read quotes the whole literal (a megabyte of it, its newlines
- * too); this one names argument argname and the literal cut within 100
- * bytes as a JSON string, with array_in's detail.
+ * too) or names no argument at all (bounds '[1:0]={}', seven dimensions);
+ * this one names argument argname and the literal cut within 100 bytes as
+ * a JSON string, with array_in's SQLSTATE (22P02 malformed, 2202E bounds,
+ * 54000 past a limit) and its detail, or for the last two, whose message
+ * does not quote the literal, that message.
  */
 static ArrayType *
 array_literal(const char *literal, const char *argname)
@@ -687,13 +690,18 @@ array_literal(const char *literal, const char *argname)
 
 		MemoryContextSwitchTo(cxt);
 		error = CopyErrorData();
-		if (error->sqlerrcode != ERRCODE_INVALID_TEXT_REPRESENTATION)
+		if (error->sqlerrcode != ERRCODE_INVALID_TEXT_REPRESENTATION &&
+			error->sqlerrcode != ERRCODE_ARRAY_SUBSCRIPT_ERROR &&
+			error->sqlerrcode != ERRCODE_PROGRAM_LIMIT_EXCEEDED)
 			PG_RE_THROW();
 		FlushErrorState();
 		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_TEXT_REPRESENTATION),
+				(errcode(error->sqlerrcode),
 				 errmsg("%s is not an array literal: %s", argname, mf_text_for_message(literal)),
-				 error->detail ? errdetail("%s", error->detail) : 0,
+				 error->detail ? errdetail("%s", error->detail)
+				 : error->sqlerrcode != ERRCODE_INVALID_TEXT_REPRESENTATION
+				 ? errdetail("%c%s.", pg_toupper((unsigned char) error->message[0]),
+							 error->message + 1) : 0,
 				 errhint("Pass %s := ARRAY[42, 7], or '{42,7}' (with double quotes around ids holding commas, braces or spaces: '{\"a b\"}').",
 						 argname)));
 	}
