@@ -61,13 +61,19 @@ KERNEL(symmetric_one_norm) (const REAL *a, int d)
 /*
  * x . y over n numbers, accumulated in double: four sums of every fourth
  * product (four chains of additions, not one), added pairwise in a fixed
- * order.
+ * order.  The own kernels' dot (kernel.h) gives the same number in vector
+ * registers; this loop is the portable kernel's and OpenBLAS's path's.
  */
 static double
-KERNEL(dot) (const REAL *x, const REAL *y, int n)
+KERNEL(dot) (const MfAls *als, const REAL *x, const REAL *y, int n)
 {
 	double		sum[4] = {0.0, 0.0, 0.0, 0.0};
 	int			j;
+
+#ifdef OWN_KERNELS
+	if (als->kernel && als->kernel->dot)
+		return als->kernel->dot(x, y, n);
+#endif
 
 	for (j = 0; j + 4 <= n; j += 4)
 	{
@@ -288,6 +294,25 @@ KERNEL(implicit_loss) (MfAls *als)
 }
 
 /*
+ * out = sign P v for a row's penalty P (lambda_r on its k factors, its
+ * own lambda on a bias: d is k or k + 1), sign 1 or -1: each the penalty
+ * rounded to REAL times v_j, as a diagonal matrix's product (the
+ * penalties converted once, not once an element, which had cost 5% of an
+ * implicit CG iteration).
+ */
+static inline void
+KERNEL(penalty_times) (const RowPenalty *penalty, int k, int d, REAL sign, const REAL *v,
+					   REAL *out)
+{
+	const REAL	factors = sign * (REAL) penalty->factors;
+
+	for (int j = 0; j < k; j++)
+		out[j] = factors * v[j];
+	if (d > k)
+		out[k] = sign * (REAL) penalty->bias * v[k];
+}
+
+/*
  * out = beta out + alpha G v for the fixed side's Gram matrix G (d x d,
  * both triangles; implicit feedback's, or implicit information's):
  * matrix_apply where the own kernels solve, OpenBLAS's gemv otherwise.
@@ -326,8 +351,7 @@ KERNEL(apply_system) (const HalfStep *step, const REAL *gathered,
 {
 	const MfBlas *blas = step->als->blas;
 
-	for (int j = 0; j < d; j++)
-		out[j] = (REAL) penalty_of(penalty, j, step->als->factors.k) * v[j];
+	KERNEL(penalty_times) (penalty, step->als->factors.k, d, 1, v, out);
 	if (step->other_gram)
 		KERNEL(gram_product) (step->als, step->other_gram, d, 1, v, 1, out);
 #ifdef OWN_KERNELS
@@ -347,6 +371,42 @@ KERNEL(apply_system) (const HalfStep *step, const REAL *gathered,
 			scratch[e] *= weights[e];
 	blas->GEMV(CblasColMajor, CblasNoTrans, d, degree, 1, gathered, d, scratch, 1,
 			  1, out, 1);
+}
+
+/*
+ * Conjugate gradient's vector work on d numbers: x += step p and
+ * r -= step q, returning r . r (cg_step); p = r + beta p (cg_direction).
+ * The own kernels' versions (kernel.h) compute the same numbers in vector
+ * registers; these loops are the portable kernel's and OpenBLAS's path's.
+ */
+static double
+KERNEL(cg_step) (const MfAls *als, REAL *x, REAL *r, const REAL *p, const REAL *q,
+				 double step, int d)
+{
+#ifdef OWN_KERNELS
+	if (als->kernel && als->kernel->cg_step)
+		return als->kernel->cg_step(x, r, p, q, step, d);
+#endif
+	for (int j = 0; j < d; j++)
+	{
+		x[j] += (REAL) (step * p[j]);
+		r[j] -= (REAL) (step * q[j]);
+	}
+	return KERNEL(dot) (als, r, r, d);
+}
+
+static void
+KERNEL(cg_direction) (const MfAls *als, REAL *p, const REAL *r, REAL beta, int d)
+{
+#ifdef OWN_KERNELS
+	if (als->kernel && als->kernel->cg_direction)
+	{
+		als->kernel->cg_direction(p, r, beta, d);
+		return;
+	}
+#endif
+	for (int j = 0; j < d; j++)
+		p[j] = r[j] + beta * p[j];
 }
 
 /*
@@ -379,7 +439,7 @@ KERNEL(conjugate_gradient) (const HalfStep *step, const REAL *gathered,
 			residual[j] = b[j] - product[j];
 	}
 	memcpy(direction, residual, sizeof(REAL) * d);
-	old_norm = KERNEL(dot) (residual, residual, d);
+	old_norm = KERNEL(dot) (step->als, residual, residual, d);
 	if (!isfinite(old_norm))
 		return false;
 	for (int iteration = 0; iteration < MF_CG_STEPS && old_norm > 1e-20; iteration++)
@@ -392,25 +452,19 @@ KERNEL(conjugate_gradient) (const HalfStep *step, const REAL *gathered,
 			return true;		/* the caller sees the stop */
 		KERNEL(apply_system) (step, gathered, cols, weights, degree, d, penalty,
 							  direction, product, scratch, predicted ? scratch : NULL);
-		curvature = KERNEL(dot) (direction, product, d);
+		curvature = KERNEL(dot) (step->als, direction, product, d);
 		if (!isfinite(curvature))
 			return false;
 		if (!(curvature > 0))
 			break;				/* rounding: A is positive definite */
 		step_size = old_norm / curvature;
-		for (int j = 0; j < d; j++)
-		{
-			x[j] += (REAL) (step_size * direction[j]);
-			residual[j] -= (REAL) (step_size * product[j]);
-		}
+		new_norm = KERNEL(cg_step) (step->als, x, residual, direction, product, step_size, d);
 		if (predicted)
 			for (int e = 0; e < degree; e++)
 				predicted[e] = (REAL) (predicted[e] + step_size * scratch[e]);
-		new_norm = KERNEL(dot) (residual, residual, d);
 		if (!isfinite(new_norm))
 			return false;
-		for (int j = 0; j < d; j++)
-			direction[j] = residual[j] + (REAL) (new_norm / old_norm) * direction[j];
+		KERNEL(cg_direction) (step->als, direction, residual, (REAL) (new_norm / old_norm), d);
 		old_norm = new_norm;
 	}
 	for (int j = 0; j < d; j++)
@@ -572,8 +626,7 @@ KERNEL(initial_residual) (const HalfStep *step, SolveBuffers *buffers, int64 beg
 	const MfAls *als = step->als;
 	const REAL *weights = als->factors.implicit ? buffers->weights : NULL;
 
-	for (int j = 0; j < als->unknowns; j++)
-		residual[j] = -(REAL) penalty_of(penalty, j, als->factors.k) * x[j];
+	KERNEL(penalty_times) (penalty, als->factors.k, als->unknowns, -1, x, residual);
 	if (step->other_gram)
 		KERNEL(gram_product) (als, step->other_gram, als->unknowns, -1, x, 1, residual);
 	for (int s = 0; s < degree; s += MF_ROW_SEGMENT)
@@ -862,7 +915,7 @@ KERNEL(row_predictions) (const HalfStep *step, SolveBuffers *buffers, int64 begi
 			const int32 *cols = step->rows->col + begin + s;
 
 			for (int e = 0; e < n; e++)
-				predicted[s + e] = (REAL) KERNEL(dot) (x, other + (Size) cols[e] * als->factors.k,
+				predicted[s + e] = (REAL) KERNEL(dot) (als, x, other + (Size) cols[e] * als->factors.k,
 														als->factors.k);
 			continue;
 		}
@@ -904,7 +957,7 @@ KERNEL(row_loss) (const HalfStep *step, SolveBuffers *buffers, int64 begin,
 		double		observed = 0.0;
 
 		KERNEL(gram_product) (als, step->other_gram, d, 1, x, 0, gx);
-		unobserved = KERNEL(dot) (x, gx, d);
+		unobserved = KERNEL(dot) (als, x, gx, d);
 		for (int e = 0; e < degree; e++)
 		{
 			double		score = predicted[e];
@@ -944,10 +997,10 @@ KERNEL(finish_row) (const HalfStep *step, SolveBuffers *buffers, int32 r, int64 
 	if (step->other_bias)
 		step->out_bias[r] = x[k];
 	if (step->implicit_dots)
-		step->implicit_dots[r] = KERNEL(dot) (x, buffers->implicit_sum, k);
+		step->implicit_dots[r] = KERNEL(dot) (als, x, buffers->implicit_sum, k);
 	step->norm[r] = d == k || penalty->norm_bias == penalty->norm_factors
-		? KERNEL(dot) (x, x, d) * penalty->norm_factors
-		: KERNEL(dot) (x, x, k) * penalty->norm_factors +
+		? KERNEL(dot) (als, x, x, d) * penalty->norm_factors
+		: KERNEL(dot) (als, x, x, k) * penalty->norm_factors +
 		(double) x[k] * x[k] * penalty->norm_bias;
 	if (step->sse != NULL)
 		step->sse[r] = loss;

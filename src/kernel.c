@@ -287,20 +287,97 @@ keep8(__m256 x, unsigned bits, __m256 other)
 #define VKEEP(x, bits, other) keep8((x), (bits), (other))
 #include "kernel_simd.h"
 
+/*
+ * The vector work of MfKernel.dot, cg_step and cg_direction for the
+ * AVX-512 and AVX2 kernels alike: four doubles a vector, lane l holding
+ * the partial sum of the elements j = l mod 4 in the order als_kernel.h's
+ * dot adds them, so that the sums are its own bit for bit.  A product of
+ * two floats is exact in double, so a fused multiply-add of one rounds as
+ * its separate multiply and add.  The products step p_j are formed in
+ * double and rounded to float one at a time, as the scalar loop does.
+ */
+static inline __attribute__((target("avx2,fma"), always_inline)) double
+sum4_tail(__m256d lanes, const float *x, const float *y, int from, int d)
+{
+	double		sum[4];
+
+	_mm256_storeu_pd(sum, lanes);
+	for (int j = from; j < d; j++)
+		sum[j % 4] += (double) x[j] * y[j];
+	return (sum[0] + sum[1]) + (sum[2] + sum[3]);
+}
+
+static __attribute__((target("avx2,fma"))) double
+cg_step_vector(float *x, float *r, const float *p, const float *q, double step, int d)
+{
+	__m256d		factor = _mm256_set1_pd(step);
+	__m256d		sum = _mm256_setzero_pd();
+	int			j;
+
+	for (j = 0; j + 4 <= d; j += 4)
+	{
+		__m128		moved = _mm256_cvtpd_ps(_mm256_mul_pd(factor, _mm256_cvtps_pd(_mm_loadu_ps(p + j))));
+		__m128		change = _mm256_cvtpd_ps(_mm256_mul_pd(factor, _mm256_cvtps_pd(_mm_loadu_ps(q + j))));
+		__m128		residual = _mm_sub_ps(_mm_loadu_ps(r + j), change);
+		__m256d		wide = _mm256_cvtps_pd(residual);
+
+		_mm_storeu_ps(x + j, _mm_add_ps(_mm_loadu_ps(x + j), moved));
+		_mm_storeu_ps(r + j, residual);
+		sum = _mm256_fmadd_pd(wide, wide, sum);
+	}
+	for (int t = j; t < d; t++)
+	{
+		x[t] += (float) (step * p[t]);
+		r[t] -= (float) (step * q[t]);
+	}
+	return sum4_tail(sum, r, r, j, d);
+}
+
+static __attribute__((target("avx2,fma"))) double
+dot_vector(const float *x, const float *y, int d)
+{
+	__m256d		sum = _mm256_setzero_pd();
+	int			j;
+
+	for (j = 0; j + 4 <= d; j += 4)
+		sum = _mm256_fmadd_pd(_mm256_cvtps_pd(_mm_loadu_ps(x + j)),
+							  _mm256_cvtps_pd(_mm_loadu_ps(y + j)), sum);
+	return sum4_tail(sum, x, y, j, d);
+}
+
+/* Compiled without FMA, so that p = r + beta p stays a multiply and an add. */
+static __attribute__((target("avx2"))) void
+cg_direction_vector(float *p, const float *r, float beta, int d)
+{
+	__m256		factor = _mm256_set1_ps(beta);
+	int			j;
+
+	for (j = 0; j + 8 <= d; j += 8)
+		_mm256_storeu_ps(p + j, _mm256_add_ps(_mm256_loadu_ps(r + j),
+											  _mm256_mul_ps(factor, _mm256_loadu_ps(p + j))));
+	for (; j < d; j++)
+		p[j] = r[j] + beta * p[j];
+}
+
 #endif							/* MF_KERNEL_X86 */
 
-#define MF_KERNEL_TABLE(suffix, cholesky_max, batch, one, batch_scratch, lanes) \
+#define MF_KERNEL_TABLE(suffix, dot, cg_step, cg_direction, cholesky_max, batch, one, \
+						batch_scratch, lanes) \
 	{#suffix, gram_##suffix, apply_##suffix, scores_##suffix, row_sum_##suffix, matrix_apply_##suffix, \
+	 dot, cg_step, cg_direction, \
 	 cholesky_##suffix, cholesky_solve_##suffix, cholesky_max, batch, one, batch_scratch, lanes}
 
-static const MfKernel portable_kernel = MF_KERNEL_TABLE(portable, 24, NULL, NULL, NULL, 0);
+/* the portable kernel's rows take als_kernel.h's CG loops */
+static const MfKernel portable_kernel = MF_KERNEL_TABLE(portable, NULL, NULL, NULL, 24, NULL, NULL,
+														NULL, 0);
 #ifdef MF_KERNEL_X86
-static const MfKernel avx512_kernel = MF_KERNEL_TABLE(avx512, MF_MAX_K + 1, cholesky_batch_avx512,
-											   cholesky_one_avx512,
+static const MfKernel avx512_kernel = MF_KERNEL_TABLE(avx512, dot_vector, cg_step_vector,
+											   cg_direction_vector, MF_MAX_K + 1,
+											   cholesky_batch_avx512, cholesky_one_avx512,
 											   cholesky_batch_scratch_avx512, 16);
-static const MfKernel avx2_kernel = MF_KERNEL_TABLE(avx2, 512, cholesky_batch_avx2,
-											 cholesky_one_avx2,
-											 cholesky_batch_scratch_avx2, 8);
+static const MfKernel avx2_kernel = MF_KERNEL_TABLE(avx2, dot_vector, cg_step_vector,
+											 cg_direction_vector, 512, cholesky_batch_avx2,
+											 cholesky_one_avx2, cholesky_batch_scratch_avx2, 8);
 #endif
 
 bool

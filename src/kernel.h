@@ -71,6 +71,24 @@ typedef struct MfKernel
 								 float *out);
 
 	/*
+	 * Vector work on a row's d unknowns, bit for bit as als_kernel.h's own
+	 * loops do it, in vector registers (NULL in the portable kernel, whose
+	 * rows take those loops).  dot returns x . y (CG's norms and
+	 * curvatures, each row's penalty and J's unobserved pairs); cg_step
+	 * sets x += step p and r -= step q (each product formed in double and
+	 * rounded once to float) and returns r . r.  Both sum the products in
+	 * double as four interleaved partial sums (element j into sum j mod 4),
+	 * added as (s0 + s1) + (s2 + s3).  cg_direction sets p = r + beta p in
+	 * floats, multiply and add rounded apart.  These loops, one element at
+	 * a time, took a quarter of an implicit CG iteration on Last.fm at
+	 * k = 64, whose rows are short.
+	 */
+	double		(*dot) (const float *x, const float *y, int d);
+	double		(*cg_step) (float *x, float *r, const float *p, const float *q, double step,
+							int d);
+	void		(*cg_direction) (float *p, const float *r, float beta, int d);
+
+	/*
 	 * Cholesky factorisation A = L L' of a's lower triangle, d x d, blocked
 	 * by the vector's width: a keeps L below its diagonal blocks and the
 	 * inverse of each diagonal block of L in that block, for
