@@ -239,3 +239,22 @@ DROP FUNCTION pen_fold_rmse(integer);
 DROP VIEW per_rating_check, bias_check;
 SELECT mf_drop_model(name) FROM mf_models WHERE name IN ('pen', 'plain', 'off');
 DROP TABLE pen, pen_many;
+
+-- CG fits ratings of any scale: ratings about 1e-8 (lambda scaled with
+-- them) fit as the same ratings about 1 do, relative to their size, in
+-- both precisions.  An absolute stop on r . r (1e-20) had taken no CG step
+-- at that scale, leaving the factors as initialised (a training RMSE near
+-- the ratings' own RMS) without a word.
+CREATE TABLE scaled_down AS
+SELECT u AS user_id, i AS item_id, (1 + (u * 7 + i * 3) % 5) * 1e-8 AS rating
+FROM generate_series(1, 300) u, generate_series(1, 200) i WHERE (u + 2 * i) % 7 < 3;
+CREATE TABLE scaled AS SELECT user_id, item_id, rating * 1e8 AS rating FROM scaled_down;
+SELECT mf_train('scaled_down', k := 8, lambda := 1e-9, solver := 'cg') IS NOT NULL AS small_cg,
+       mf_train('scaled_down', k := 8, lambda := 1e-9, solver := 'cg', double_precision := true,
+                model_name := 'scaled_down double') IS NOT NULL AS small_cg_double,
+       mf_train('scaled', k := 8, lambda := 0.1, solver := 'cg') IS NOT NULL AS cg;
+SELECT m.name, m.train_rmse / s.rms < 0.05 AS fits_within_5_percent_of_rms
+FROM mf_models m,
+     LATERAL (SELECT sqrt(avg(rating::float8 ^ 2)) AS rms FROM scaled_down) s0,
+     LATERAL (SELECT CASE WHEN m.name = 'scaled' THEN s0.rms * 1e8 ELSE s0.rms END AS rms) s
+WHERE m.name IN ('scaled_down', 'scaled_down double', 'scaled') ORDER BY m.name;

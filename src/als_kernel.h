@@ -430,6 +430,7 @@ KERNEL(conjugate_gradient) (const HalfStep *step, const REAL *gathered,
 	REAL	   *direction = cg + d;
 	REAL	   *product = cg + 2 * d;
 	double		old_norm;
+	double		converged;
 
 	if (b != NULL)
 	{
@@ -442,7 +443,15 @@ KERNEL(conjugate_gradient) (const HalfStep *step, const REAL *gathered,
 	old_norm = KERNEL(dot) (step->als, residual, residual, d);
 	if (!isfinite(old_norm))
 		return false;
-	for (int iteration = 0; iteration < MF_CG_STEPS && old_norm > 1e-20; iteration++)
+
+	/*
+	 * converged: r . r at 1e-20 of its first value, whatever the ratings'
+	 * scale.  An absolute 1e-20 had taken no step at all where the ratings
+	 * were about 1e-8 (r . r about 1e-24), and left the factors as
+	 * initialised, without a word.
+	 */
+	converged = old_norm * 1e-20;
+	for (int iteration = 0; iteration < MF_CG_STEPS && old_norm > converged; iteration++)
 	{
 		double		curvature;
 		double		step_size;
