@@ -285,6 +285,9 @@ mf_report_unsolvable(MfSolveWhere where, MfSide side, const char *id,
 	};
 	const char *side_name = mf_side_name(side);
 	const char *or_double = options->single ? ", or pass double_precision := true" : "";
+	const char *penalty_name = "lambda";
+	const char *penalty_usual = "0.01 to 100";
+	double		largest_penalty = options->lambda;
 	bool		repeated;
 	char	   *subject = psprintf("%s%s", id ? psprintf("%s %s", side_name, id)
 								   : psprintf("the new %s", side_name),
@@ -299,7 +302,34 @@ mf_report_unsolvable(MfSolveWhere where, MfSide side, const char *id,
 						   side == MF_USERS ? "a" : "an", side_name,
 						   options->biases ? " and its bias" : ""),
 				 errhint("%s", singular_hints[where])));
+	if (options->biases && options->bias_lambda > largest_penalty)
+	{
+		penalty_name = "bias_lambda";
+		penalty_usual = "0 to 100";
+		largest_penalty = options->bias_lambda;
+	}
+	if (options->lambda_per_rating > largest_penalty)
+	{
+		penalty_name = "lambda_per_rating";
+		penalty_usual = "0.01 to 0.1";
+		largest_penalty = options->lambda_per_rating;
+	}
 	repeated = partner != NULL && times >= MF_REPEATS_NAMED;
+	if (!repeated && largest_penalty >= MF_LARGE_PENALTY)
+		ereport(ERROR,
+				(errcode(ERRCODE_NUMERIC_VALUE_OUT_OF_RANGE),
+				 errmsg("the least-squares system of %s could not be solved", subject),
+				 errdetail("With %s = %g the system is positive definite in exact arithmetic; it failed in %s precision because so large a penalty overflowed floating point%s.",
+						   penalty_name, largest_penalty, options->single ? "single" : "double",
+						   options->conjugate_gradient
+						   ? " (conjugate gradient's products grow with its square)" : ""),
+				 where != MF_SOLVE_TRAINING
+				 ? errhint("Retrain the model with a smaller %s (the usual are %s).",
+						   penalty_name, penalty_usual)
+				 : errhint("Pass a smaller %s (the usual are %s)%s%s.", penalty_name,
+						   penalty_usual,
+						   options->conjugate_gradient ? ", pass solver := 'cholesky'" : "",
+						   or_double)));
 	ereport(ERROR,
 			(errcode(ERRCODE_NUMERIC_VALUE_OUT_OF_RANGE),
 			 errmsg("the least-squares system of %s could not be solved", subject),

@@ -81,9 +81,15 @@ typedef enum MfSolveWhere
  * model folded into or refitted (NULL in training).  partner is the id of
  * the other side's row that the row lists most often, times times (NULL
  * and 0 when not known): from MF_REPEATS_NAMED times on, the error names
- * the pair, whose repeats each add to the system again.
+ * the pair, whose repeats each add to the system again.  A penalty
+ * (lambda, bias_lambda or lambda_per_rating) of MF_LARGE_PENALTY or more
+ * is named as the cause instead of the small lambda the message
+ * otherwise suspects: eight orders above the usual 0.01 to 100, it leaves
+ * factors of about 0, and conjugate gradient's products, which grow with
+ * its square, overflow single precision from about 1e19.
  */
 #define MF_REPEATS_NAMED	100
+#define MF_LARGE_PENALTY	1e10
 extern void mf_report_unsolvable(MfSolveWhere where, MfSide side, const char *id,
 								 const MfFitOptions *options, const char *model,
 								 const char *partner, int64 times) pg_attribute_noreturn();
