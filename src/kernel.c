@@ -367,7 +367,7 @@ cg_direction_vector(float *p, const float *r, float beta, int d)
 	 dot, cg_step, cg_direction, \
 	 cholesky_##suffix, cholesky_solve_##suffix, cholesky_max, batch, one, batch_scratch, lanes}
 
-/* the portable kernel's rows take als_kernel.h's CG loops */
+/* the portable kernel's rows take als_kernel.h's loops for dot, cg_step and cg_direction */
 static const MfKernel portable_kernel = MF_KERNEL_TABLE(portable, NULL, NULL, NULL, 24, NULL, NULL,
 														NULL, 0);
 #ifdef MF_KERNEL_X86
