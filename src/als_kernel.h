@@ -88,13 +88,13 @@ KERNEL(dot) (const MfAls *als, const REAL *x, const REAL *y, int n)
 }
 
 /*
- * out[0..k) = the sum of rows cols[0..n) of from (k reals each): the own
- * kernel's blocked sum, else a sum in double (scratch: k doubles).  Plain
- * C, for any thread.
+ * out[0..k) = the sum of rows cols[0..n) of from (k reals each), each
+ * times scales[e] unless scales is NULL: the own kernel's blocked sum,
+ * else a sum in double (scratch: k doubles).  Plain C, for any thread.
  */
 static void
-KERNEL(rows_sum) (const MfAls *als, const REAL *from, const int32 *cols, int n, REAL *out,
-				  double *scratch)
+KERNEL(rows_sum) (const MfAls *als, const REAL *from, const int32 *cols, int n,
+				  const REAL *scales, REAL *out, double *scratch)
 {
 	const int	k = als->factors.k;
 
@@ -102,7 +102,7 @@ KERNEL(rows_sum) (const MfAls *als, const REAL *from, const int32 *cols, int n, 
 	if (als->kernel)
 	{
 		memset(out, 0, sizeof(REAL) * k);
-		als->kernel->row_sum(from, k, cols, n, out);
+		als->kernel->row_sum(from, k, cols, n, scales, out);
 		return;
 	}
 #endif
@@ -110,9 +110,10 @@ KERNEL(rows_sum) (const MfAls *als, const REAL *from, const int32 *cols, int n, 
 	for (int e = 0; e < n; e++)
 	{
 		const REAL *row = from + (Size) cols[e] * k;
+		double		scale = scales ? scales[e] : 1.0;
 
 		for (int j = 0; j < k; j++)
-			scratch[j] += row[j];
+			scratch[j] += scale * row[j];
 	}
 	for (int j = 0; j < k; j++)
 		out[j] = (REAL) scratch[j];
@@ -134,7 +135,7 @@ KERNEL(add_implicit_rhs) (const HalfStep *step, SolveBuffers *buffers, int64 beg
 
 	if (step->implicit_other == NULL)
 		return;
-	KERNEL(rows_sum) (als, step->implicit_other, step->rows->col + begin, degree, sum,
+	KERNEL(rows_sum) (als, step->implicit_other, step->rows->col + begin, degree, NULL, sum,
 					  buffers->nnls);
 	for (int j = 0; j < als->factors.k; j++)
 		x[j] += weight * sum[j];
@@ -156,7 +157,7 @@ KERNEL(implicit_pass_rows) (void *arg, int thread, int64 first, int64 last)
 		if (mf_parallel_stopping())
 			return mf_task_stopped(r);
 		KERNEL(rows_sum) (als, pass->from, rows->col + rows->row_start[r],
-						  (int) (rows->row_start[r + 1] - rows->row_start[r]),
+						  (int) (rows->row_start[r + 1] - rows->row_start[r]), NULL,
 						  (REAL *) pass->sums + (Size) r * als->factors.k,
 						  als->buffers[thread].nnls);
 	}
@@ -703,6 +704,7 @@ KERNEL(solve_row_cg) (const HalfStep *step, SolveBuffers *buffers, int32 r,
 		{
 			predicted = buffers->targets;
 			memcpy(predicted, buffers->scratch, sizeof(REAL) * degree);
+			buffers->predictions_kept = true;
 		}
 		KERNEL(add_implicit_rhs) (step, buffers, begin, degree, (REAL *) buffers->cg);
 		rhs = NULL;
@@ -889,7 +891,7 @@ KERNEL(residual_squares) (const MfCsr *rows, int64 begin, int degree,
 /*
  * Row r's predictions o_e . x (with biases, + x's own bias) with its
  * solution x and the other side as they are: the ones CG kept in
- * buffers->targets (cg_keeps_predictions), else computed there, the
+ * buffers->targets (cg_keeps_predictions; buffers->predictions_kept), else computed there, the
  * targets being free again once the row is solved; on the BLAS path, from
  * the gathered rows, or for implicit feedback the other side's.  NULL
  * when the run asked it to stop.
@@ -901,7 +903,7 @@ KERNEL(row_predictions) (const HalfStep *step, SolveBuffers *buffers, int64 begi
 	const MfAls *als = step->als;
 	REAL	   *predicted = buffers->targets;
 
-	if (KERNEL(cg_keeps_predictions) (step))
+	if (buffers->predictions_kept)
 		return predicted;
 	for (int s = 0; s < degree; s += MF_ROW_SEGMENT)
 	{
@@ -962,11 +964,14 @@ KERNEL(row_loss) (const HalfStep *step, SolveBuffers *buffers, int64 begin,
 		 * that J stays >= 0.
 		 */
 		REAL	   *gx = buffers->cg;
-		double		unobserved;
+		double		unobserved = buffers->quadratic;
 		double		observed = 0.0;
 
-		KERNEL(gram_product) (als, step->other_gram, d, 1, x, 0, gx);
-		unobserved = KERNEL(dot) (als, x, gx, d);
+		if (!buffers->quadratic_kept)
+		{
+			KERNEL(gram_product) (als, step->other_gram, d, 1, x, 0, gx);
+			unobserved = KERNEL(dot) (als, x, gx, d);
+		}
 		for (int e = 0; e < degree; e++)
 		{
 			double		score = predicted[e];
@@ -997,11 +1002,11 @@ KERNEL(finish_row) (const HalfStep *step, SolveBuffers *buffers, int32 r, int64 
 	double		loss = 0.0;
 
 	if (step->sse != NULL)
-	{
 		loss = KERNEL(row_loss) (step, buffers, begin, degree, x);
-		if (mf_parallel_stopping())
-			return false;
-	}
+	/* what the row's solve kept for J is the row's alone */
+	buffers->predictions_kept = buffers->quadratic_kept = false;
+	if (step->sse != NULL && mf_parallel_stopping())
+		return false;
 	memcpy((REAL *) step->out + (Size) r * k, x, sizeof(REAL) * k);
 	if (step->other_bias)
 		step->out_bias[r] = x[k];
@@ -1014,6 +1019,182 @@ KERNEL(finish_row) (const HalfStep *step, SolveBuffers *buffers, int32 r, int64 
 	if (step->sse != NULL)
 		step->sse[r] = loss;
 	return true;
+}
+
+/*
+ * The Woodbury identity's transformed other side for a half-step against
+ * the n rows of other (k reals each): with G + lambda I = U'U
+ * (als->other_gram, then als->woodbury_factor), left = U'^-1 O' and
+ * right = U^-1 left = (G + lambda I)^-1 O' (k x n, a row's k reals
+ * together, as other), by OpenBLAS's triangular solves in calls of
+ * side_chunk(k) rows, the same calls whatever the thread count, with a
+ * look for interrupts between.  Runs in the backend's thread.  False when
+ * G + lambda I cannot be factored (overflow): the rows are then solved the
+ * primal way.
+ */
+static bool
+KERNEL(woodbury_transform) (MfAls *als, const REAL *other, int32 n, REAL *left, REAL *right)
+{
+	const int	k = als->factors.k;
+	const int64 chunk = side_chunk(k);
+	const char	upper = 'U';
+	REAL	   *factor = als->woodbury_factor;
+	int			info;
+
+	memcpy(factor, als->other_gram, sizeof(REAL) * k * k);
+	for (int j = 0; j < k; j++)
+		factor[j * k + j] += (REAL) als->lambda;
+	als->blas->POTRF(&upper, &k, factor, &k, &info, 1);
+	if (info != 0)
+		return false;
+	for (int64 first = 0; first < n; first += chunk)
+	{
+		int			count = (int) Min(chunk, n - first);
+
+		CHECK_FOR_INTERRUPTS();
+		memcpy(left + first * k, other + first * k, sizeof(REAL) * count * k);
+		als->blas->TRSM(CblasColMajor, CblasLeft, CblasUpper, CblasTrans, CblasNonUnit, k, count,
+						1, factor, k, left + first * k, k);
+		memcpy(right + first * k, left + first * k, sizeof(REAL) * count * k);
+		als->blas->TRSM(CblasColMajor, CblasLeft, CblasUpper, CblasNoTrans, CblasNonUnit, k,
+						count, 1, factor, k, right + first * k, k);
+	}
+	return true;
+}
+
+/* out = A v for A symmetric, n x n, its lower triangle in a (column-major). */
+static void
+KERNEL(symmetric_times) (const REAL *a, int n, const REAL *v, REAL *out)
+{
+	for (int e = 0; e < n; e++)
+	{
+		REAL		sum = 0;
+
+		for (int f = 0; f < e; f++)
+			sum += a[f * n + e] * v[f];
+		for (int f = e; f < n; f++)
+			sum += a[e * n + f] * v[f];
+		out[e] = sum;
+	}
+}
+
+/*
+ * Row r's solution x (entries from begin, n of them, gathered: w_e = c_e - 1
+ * in buffers->weights, c_e in buffers->targets) of implicit feedback's
+ * system (M + sum_e w_e o_e o_e') x = sum_e c_e o_e, M = G + lambda I = U'U
+ * the half-step's, by the Woodbury identity (Woodbury 1950; Hager,
+ * "Updating the inverse of a matrix", SIAM Review 31, 1989): with the
+ * other side transformed (woodbury_transform: p_e = U'^-1 o_e, z_e =
+ * M^-1 o_e), K the n x n matrix of p_e . p_f (= o_e' M^-1 o_f) and
+ * W = diag(w_e), (I + W^1/2 K W^1/2) q = W^1/2 K c and
+ * x = sum_e (c_e - w_e^1/2 q_e) z_e: an n x n system, eigenvalues >= 1,
+ * where the primal one is k x k.  K gives J's terms too: the predictions
+ * o_e . x = (K t)_e (t the coefficients) replace c in buffers->targets
+ * (buffers->predictions_kept), and x'Gx = t'Kt - lambda |x|^2 goes to
+ * buffers->quadratic (quadratic_kept).  n <= woodbury_degree, so that K and
+ * the system fit in buffers->gram.  False, the targets untouched and x
+ * garbage, when an element of the system's diagonal passes
+ * MF_WOODBURY_LIMIT (large confidences: the subtraction's rounding grows
+ * with them), when the system is not numerically positive definite, or
+ * when x is not finite: the caller solves the row the primal way.
+ */
+static bool
+KERNEL(woodbury_solve) (const HalfStep *step, SolveBuffers *buffers, int64 begin, int n,
+						REAL *x)
+{
+	const MfAls *als = step->als;
+	const int	k = als->factors.k;
+	const int32 *cols = step->rows->col + begin;
+	const REAL *left = step->woodbury_left;
+	const REAL *right = step->woodbury_right;
+	const REAL *weights = buffers->weights;
+	REAL	   *targets = buffers->targets;
+	REAL	   *products = buffers->gram;	/* K, lower triangle */
+	REAL	   *system = products + n * n;	/* I + W^1/2 K W^1/2 */
+	REAL	   *roots = buffers->cg;	/* w_e^1/2 */
+	REAL	   *coefficients = roots + n;
+	double		fit = 0.0;
+
+	/* K's column f from its diagonal down: p_e . p_f for e >= f */
+	for (int f = 0; f < n; f++)
+	{
+		const REAL *p = left + (Size) cols[f] * k;
+
+#ifdef OWN_KERNELS
+		if (als->kernel)
+		{
+			als->kernel->scores(left, k, cols + f, n - f, false, p, products + f * n + f);
+			continue;
+		}
+#endif
+		for (int e = f; e < n; e++)
+			products[f * n + e] = (REAL) KERNEL(dot) (als, left + (Size) cols[e] * k, p, k);
+	}
+	for (int e = 0; e < n; e++)
+		roots[e] = sqrt(weights[e]);
+	for (int f = 0; f < n; f++)
+	{
+		system[f * n + f] = 1 + weights[f] * products[f * n + f];
+		if (!(system[f * n + f] <= MF_WOODBURY_LIMIT))
+			return false;
+		for (int e = f + 1; e < n; e++)
+			system[f * n + e] = roots[f] * roots[e] * products[f * n + e];
+	}
+	/* q = (I + W^1/2 K W^1/2)^-1 W^1/2 K c, then the coefficients t = c - W^1/2 q */
+	KERNEL(symmetric_times) (products, n, targets, coefficients);
+	for (int e = 0; e < n; e++)
+		coefficients[e] *= roots[e];
+#ifdef OWN_KERNELS
+	if (als->kernel)
+	{
+		if (!als->kernel->cholesky(system, n, n))
+			return false;
+		als->kernel->cholesky_solve(system, n, n, coefficients);
+	}
+	else
+#endif
+	{
+		const char	lower = 'L';
+		const int	one = 1;
+		int			info;
+
+		als->blas->POTRF(&lower, &n, system, &n, &info, 1);
+		if (info != 0)
+			return false;
+		als->blas->POTRS(&lower, &n, &one, system, &n, coefficients, &n, &info, 1);
+	}
+	for (int e = 0; e < n; e++)
+		coefficients[e] = targets[e] - roots[e] * coefficients[e];
+	/* x = sum_e t_e z_e */
+	KERNEL(rows_sum) (als, right, cols, n, coefficients, x, buffers->nnls);
+	for (int j = 0; j < k; j++)
+		if (!isfinite(x[j]))
+			return false;
+	/* the predictions o_e . x = (K t)_e into the targets; x'Mx = t'Kt */
+	KERNEL(symmetric_times) (products, n, coefficients, targets);
+	for (int e = 0; e < n; e++)
+		fit += (double) coefficients[e] * targets[e];
+	buffers->quadratic = fit - als->lambda * KERNEL(dot) (als, x, x, k);
+	buffers->predictions_kept = buffers->quadratic_kept = true;
+	buffers->woodbury_solved++;
+	return true;
+}
+
+/*
+ * Solves row r (entries from begin, degree of them, gathered) by the
+ * Woodbury identity into x where the half-step has the transformed other
+ * side and the row is short enough (woodbury_solve); false where it is
+ * not, or where the identity declines it: the caller then solves the row
+ * the primal way.
+ */
+static bool
+KERNEL(woodbury_row) (const HalfStep *step, SolveBuffers *buffers, int64 begin, int degree,
+					  REAL *x)
+{
+	buffers->predictions_kept = buffers->quadratic_kept = false;
+	return step->woodbury_left != NULL && degree >= 1 &&
+		degree <= step->als->woodbury_degree &&
+		KERNEL(woodbury_solve) (step, buffers, begin, degree, x);
 }
 
 #ifdef OWN_KERNELS
@@ -1049,6 +1230,13 @@ KERNEL(solve_rows_batched) (const HalfStep *step, SolveBuffers *buffers,
 			/* a batched row not yet finished is where a stopped task starts again */
 			if (!KERNEL(gather_row) (step, buffers, begin, degree))
 				return mf_task_stopped(n > 0 ? batched[0] : r);
+			if (KERNEL(woodbury_row) (step, buffers, begin, degree, buffers->solution))
+			{
+				if (!KERNEL(finish_row) (step, buffers, r, begin, degree, &penalty,
+										 buffers->solution))
+					return mf_task_stopped(n > 0 ? batched[0] : r);
+				continue;
+			}
 			if (degree > als->dual_degree)
 			{
 				if (!KERNEL(build_system) (step, buffers, begin, degree, &penalty,
@@ -1141,7 +1329,9 @@ KERNEL(solve_rows) (const HalfStep *step, SolveBuffers *buffers,
 
 		if (!KERNEL(gather_row) (step, buffers, begin, degree))
 			return mf_task_stopped(r);
-		if (als->conjugate_gradient)
+		if (KERNEL(woodbury_row) (step, buffers, begin, degree, x))
+			;
+		else if (als->conjugate_gradient)
 		{
 			RowOutcome	outcome = KERNEL(solve_row_cg) (step, buffers, r, begin, degree,
 													&penalty, x);
@@ -1188,6 +1378,7 @@ KERNEL(fixed_side_gram) (const MfAls *als, const REAL *other, int32 n, REAL *gra
 #undef KERNEL
 #undef SYRK
 #undef GEMV
+#undef TRSM
 #undef POTRF
 #undef POTRS
 #undef POCON

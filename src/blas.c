@@ -84,6 +84,8 @@ mf_blas(void)
 	blas_table.sgemv = required_symbol(library, "cblas_sgemv");
 	blas_table.dgemv = required_symbol(library, "cblas_dgemv");
 	blas_table.sgemm = required_symbol(library, "cblas_sgemm");
+	blas_table.strsm = required_symbol(library, "cblas_strsm");
+	blas_table.dtrsm = required_symbol(library, "cblas_dtrsm");
 	blas_table.spotrf = required_symbol(library, "spotrf_");
 	blas_table.dpotrf = required_symbol(library, "dpotrf_");
 	blas_table.spotrs = required_symbol(library, "spotrs_");

@@ -31,6 +31,12 @@ typedef struct MfBlas
 						  blasint n, blasint k, float alpha, const float *a,
 						  blasint lda, const float *b, blasint ldb, float beta,
 						  float *c, blasint ldc);
+	void		(*strsm) (CBLAS_ORDER, CBLAS_SIDE, CBLAS_UPLO, CBLAS_TRANSPOSE, CBLAS_DIAG,
+						  blasint m, blasint n, float alpha, const float *a, blasint lda,
+						  float *b, blasint ldb);
+	void		(*dtrsm) (CBLAS_ORDER, CBLAS_SIDE, CBLAS_UPLO, CBLAS_TRANSPOSE, CBLAS_DIAG,
+						  blasint m, blasint n, double alpha, const double *a, blasint lda,
+						  double *b, blasint ldb);
 	/* LAPACK, Fortran ABI: the trailing size_t is the hidden string length */
 	void		(*spotrf) (const char *uplo, const int *n, float *a,
 						   const int *lda, int *info, size_t uplo_len);

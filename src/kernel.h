@@ -56,10 +56,12 @@ typedef struct MfKernel
 						   bool bias, const float *x, float *scores);
 
 	/*
-	 * out[0 .. k) += sum_e o_e over n rows: implicit information's sum of
-	 * the implicit factors of a row's entries.
+	 * out[0 .. k) += sum_e s_e o_e over n rows (s_e = 1 when scales is
+	 * NULL): implicit information's sum of the implicit factors of a row's
+	 * entries, and the Woodbury solve's combination of its rows.
 	 */
-	void		(*row_sum) (const float *other, int k, const int32 *cols, int n, float *out);
+	void		(*row_sum) (const float *other, int k, const int32 *cols, int n,
+							const float *scales, float *out);
 	/*
 	 * out += scale A v, A a full d x d matrix (both triangles; leading
 	 * dimension ld), v and out d numbers: the fixed side's Gram matrix G

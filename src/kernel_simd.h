@@ -399,9 +399,10 @@ SIMD(matrix_apply) (const float *a, int d, int ld, const float *v, float scale, 
 
 /* MfKernel.row_sum. */
 static SIMD_FN void
-SIMD(row_sum) (const float *other, int k, const int32 *cols, int n, float *out)
+SIMD(row_sum) (const float *other, int k, const int32 *cols, int n, const float *scales,
+			   float *out)
 {
-	(void) SIMD(scaled_sum) (other, k, cols, n, NULL, out);
+	(void) SIMD(scaled_sum) (other, k, cols, n, scales, out);
 }
 
 /* MfKernel.scores, two chains of FMAs per row. */

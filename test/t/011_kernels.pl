@@ -8,7 +8,9 @@
 # instruction set the CPU lacks is refused when set, with a hint.  A row
 # longer than the kernel's 65,536-rating segments is summed across
 # segments correctly.  Rows solved in a batch and alone get the same
-# factors.  A row a pair repeats 3,000 times in trains.
+# factors.  A row a pair repeats 3,000 times in trains.  Implicit
+# feedback's short rows are solved by the Woodbury identity on every path
+# (large confidences the primal way), with J the stored model's.
 use strict;
 use warnings;
 use PostgreSQL::Test::Utils;
@@ -47,7 +49,10 @@ foreach my $kernel (grep { !$runs{$_} } qw(avx512 avx2))
 # rated by 70,000 users (two kernel segments and more); a fourth whose
 # users rate 1 to 100 items each, so that with k = 100 the short rows are
 # solved in the dual form (mf_kernel_dual_solve, up to 62 ratings) between
-# rows solved in batches.
+# rows solved in batches; a fifth of implicit strengths (0 to 5) whose
+# items 16 to 500 have 1 to 5 listeners each and items 1 to 15 all 40, so
+# that with k = 24 the items' half-step solves its short rows by the
+# Woodbury identity (rows of up to 12 ratings) beside primal ones.
 $node->safe_psql('postgres', q{
 	CREATE TABLE ratings AS
 	SELECT u AS user_id, i AS item_id,
@@ -63,6 +68,10 @@ $node->safe_psql('postgres', q{
 	CREATE TABLE long_row AS
 	SELECT u AS user_id, 1 AS item_id, 1 + u % 5 AS rating FROM generate_series(1, 70000) u
 	UNION ALL SELECT u, 2 + u % 50, 1 + (u * 7) % 5 FROM generate_series(1, 70000) u;
+	CREATE TABLE tail AS
+	SELECT u AS user_id, i AS item_id, (u * 7 + i * 3) % 6 AS rating
+	FROM generate_series(1, 40) u, generate_series(1, 500) i
+	WHERE i <= 15 OR (u * 13 + i * 7) % 40 < 1 + i % 5;
 });
 
 # name => [table, mf_train arguments, the own kernels' tolerance (default
@@ -104,6 +113,11 @@ my %kinds = (
 	long_row => ['long_row', 'k := 16, lambda := 1, biases := true'],
 	long_row_cg => ['long_row', "k := 16, lambda := 1, biases := true, solver := 'cg'"],
 	long_row_implicit_cg => ['long_row', "k := 16, lambda := 1, feedback := 'implicit', alpha := 2", 5e-5],
+	# the items' short rows by the Woodbury identity (with CG, exactly;
+	# with confidences up to 1,500 most of them the primal way instead)
+	implicit_tail => ['tail', "k := 24, lambda := 1, feedback := 'implicit', alpha := 2"],
+	implicit_tail_cholesky => ['tail', "k := 24, lambda := 1, feedback := 'implicit', alpha := 2, solver := 'cholesky'"],
+	implicit_tail_confident => ['tail', "k := 24, lambda := 1, feedback := 'implicit', alpha := 300, solver := 'cholesky'"],
 );
 
 # largest |single - double| / (1 + largest |double|) over the training pairs
@@ -155,6 +169,70 @@ foreach my $kind (sort keys %kinds)
 			FROM mf_models m, $table r WHERE m.name = '$model' GROUP BY m.model_id, m.train_rmse});
 		cmp_ok($rmse_gap, '<', 1e-6,
 			"$kind, $kernel kernel: the training RMSE (J's data term) is the stored factors' ($rmse_gap)");
+	}
+}
+
+# The Woodbury identity (als_kernel.h's woodbury_solve) solves the tail's
+# short item rows on every path, double precision too, and declines rows
+# of large confidences (alpha = 300) for the primal solve; J, whose
+# unobserved pairs it takes from the n x n products instead of G x, is
+# the stored model's J, recomputed here over all 20,000 pairs; and the
+# short items it solved are J's minimisers (with CG too), which the
+# double-precision reference, solved the same way, cannot show.
+foreach my $path ((map { "kernel $_" } @kernels), 'double precision')
+{
+	# [alpha, solver, the fewest and most of the 485 short rows solved so]
+	foreach my $case ([2, 'cg', 485, 485], [2, 'cholesky', 485, 485], [300, 'cholesky', 1, 484])
+	{
+		my ($alpha, $solver, $fewest, $most) = @$case;
+		my $settings = $path eq 'double precision' ? 'SET mf_ext.threads = 2'
+		  : "SET mf_ext.kernel = ${\ ($path =~ s/^kernel //r)}; SET mf_ext.threads = 2";
+		my ($rc, $out, $err) = $node->psql('postgres', qq{
+			$settings; SET client_min_messages = debug1;
+			SELECT mf_train('tail', k := 24, lambda := 1, feedback := 'implicit', alpha := $alpha,
+			                solver := '$solver', iterations := 3, model_name := 'tail_j',
+			                double_precision := ${\ ($path eq 'double precision' ? 'true' : 'false')})});
+		my @counts = $err =~ /mf_ext solved (\d+) of 500 rows by the Woodbury identity/g;
+		is(scalar(@counts), 3, "alpha $alpha, $solver, $path: the items' half-steps transform the users")
+		  or diag($err);
+		my $first = $counts[0] // -1;
+		ok($first >= $fewest && $first <= $most,
+			"alpha $alpha, $solver, $path: $first of the 485 short rows solved by the Woodbury identity (expected $fewest to $most)");
+		my $gap = $node->safe_psql('postgres', qq{
+			WITH m AS (SELECT model_id, loss[array_length(loss, 1)] AS j FROM mf_models WHERE name = 'tail_j'),
+			scores AS (
+				SELECT u.user_id, i.item_id, mf_predict('tail_j', u.user_id, i.item_id) AS s
+				FROM (SELECT DISTINCT user_id FROM tail) u, (SELECT DISTINCT item_id FROM tail) i)
+			SELECT abs(m.j - (
+				(SELECT sum(CASE WHEN t.user_id IS NULL THEN s ^ 2 ELSE (1 + $alpha * t.rating) * (1 - s) ^ 2 END) / 2
+				 FROM scores LEFT JOIN tail t USING (user_id, item_id))
+				+ ((SELECT sum(x ^ 2) FROM mf_user_factors f, unnest(f.factors) x WHERE f.model_id = m.model_id)
+				   + (SELECT sum(x ^ 2) FROM mf_item_factors f, unnest(f.factors) x WHERE f.model_id = m.model_id)) / 2))
+			       / m.j
+			FROM m});
+		cmp_ok($gap, '<', 1e-6, "alpha $alpha, $solver, $path: J is the stored model's ($gap)");
+		next unless $solver eq 'cg';
+		# each short item the exact minimiser of J given the users, whatever
+		# the solver: J's gradient in its factors, G v + sum over its
+		# listeners of ((c - 1) s - c) u + lambda v, is 0 (to the
+		# precision's rounding, relative to the largest factor)
+		my $gradient = $node->safe_psql('postgres', qq{
+			WITH m AS (SELECT model_id FROM mf_models WHERE name = 'tail_j'),
+			u AS (SELECT user_id, factors FROM mf_user_factors WHERE model_id = (SELECT model_id FROM m)),
+			v AS (SELECT item_id, factors FROM mf_item_factors
+			      WHERE model_id = (SELECT model_id FROM m)
+			        AND item_id IN (SELECT item_id FROM tail GROUP BY item_id HAVING count(*) <= 12)),
+			pairs AS (
+				SELECT v.item_id, u.factors AS uf, coalesce(1 + $alpha * t.rating, 1) AS c,
+				       (t.user_id IS NOT NULL)::int AS p,
+				       (SELECT sum(a * b) FROM unnest(u.factors, v.factors) AS x(a, b)) AS s
+				FROM u CROSS JOIN v LEFT JOIN tail t ON t.user_id = u.user_id AND t.item_id = v.item_id),
+			g AS (SELECT item_id, j, sum(c * (s - p) * uf[j]) AS g
+			      FROM pairs, generate_subscripts(uf, 1) j GROUP BY item_id, j)
+			SELECT max(abs(g.g + v.factors[g.j])) / max(abs(v.factors[g.j])) FROM g JOIN v USING (item_id)});
+		my $bound = $path eq 'double precision' ? 1e-9 : 1e-3;
+		cmp_ok($gradient, '<', $bound,
+			"alpha $alpha, $solver, $path: the short items minimise J given the users ($gradient)");
 	}
 }
 
