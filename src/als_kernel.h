@@ -1145,7 +1145,7 @@ KERNEL(woodbury_solve) (const HalfStep *step, SolveBuffers *buffers, int64 begin
 	for (int e = 0; e < n; e++)
 		coefficients[e] *= roots[e];
 #ifdef OWN_KERNELS
-	if (als->kernel)
+	if (als->kernel && n <= als->kernel->cholesky_max)
 	{
 		if (!als->kernel->cholesky(system, n, n))
 			return false;
@@ -1232,7 +1232,8 @@ KERNEL(solve_rows_batched) (const HalfStep *step, SolveBuffers *buffers,
 				return mf_task_stopped(n > 0 ? batched[0] : r);
 			if (KERNEL(woodbury_row) (step, buffers, begin, degree, buffers->solution))
 			{
-				if (!KERNEL(finish_row) (step, buffers, r, begin, degree, &penalty,
+				if (mf_parallel_stopping() ||
+					!KERNEL(finish_row) (step, buffers, r, begin, degree, &penalty,
 										 buffers->solution))
 					return mf_task_stopped(n > 0 ? batched[0] : r);
 				continue;
@@ -1330,7 +1331,11 @@ KERNEL(solve_rows) (const HalfStep *step, SolveBuffers *buffers,
 		if (!KERNEL(gather_row) (step, buffers, begin, degree))
 			return mf_task_stopped(r);
 		if (KERNEL(woodbury_row) (step, buffers, begin, degree, x))
-			;
+		{
+			/* a row of up to k/2 ratings: at k = 1024 many of them took seconds between looks */
+			if (mf_parallel_stopping())
+				return mf_task_stopped(r);
+		}
 		else if (als->conjugate_gradient)
 		{
 			RowOutcome	outcome = KERNEL(solve_row_cg) (step, buffers, r, begin, degree,

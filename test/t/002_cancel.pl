@@ -206,6 +206,28 @@ stopped_within_a_second(
 	int($whole * 400), 'statement_timeout stops a fold-in of 6,000,000 ratings',
 	'fold-in of 6,000,000 ratings');
 
+# Rows short enough for the Woodbury identity (implicit feedback; at
+# k = 1024 rows of up to 512 ratings) are each followed by a look for a
+# stop: users of 250 ratings take milliseconds each with the portable
+# kernel, a chunk of 256 of them seconds, and a timeout in the users'
+# half-step came back 0.6-9 s late (attack helper 155).  Two timeouts
+# inside that half-step are each back within 1 s.
+$node->safe_psql('postgres', q{
+	CREATE TABLE long_short_rows AS
+	SELECT u AS user_id, 1 + (u * 7 + 2 * j) % 600 AS item_id, 1 + (u * j) % 3 AS rating
+	FROM generate_series(1, 1500) u, generate_series(1, 250) j
+	UNION ALL SELECT u, 1 + u % 600, 1 FROM generate_series(100001, 130000) u;
+});
+foreach my $timeout_ms (2000, 4000)
+{
+	stopped_within_a_second("SET mf_ext.kernel = portable; "
+		  . "SELECT mf_train('long_short_rows', k := 1024, lambda := 5, alpha := 0.05, "
+		  . "feedback := 'implicit', solver := 'cholesky', iterations := 1000)",
+		$timeout_ms, "statement_timeout of ${timeout_ms}ms stops rows solved by the Woodbury identity",
+		'rows solved by the Woodbury identity');
+}
+$trainer->query("RESET mf_ext.kernel");
+
 # The items' first factors are drawn before the first iteration, k a row:
 # 200,000 items at k = 512 take seconds, and statement_timeout stops the
 # drawing within 1 s of it too (it was deaf: back 1-2 s late).
