@@ -890,8 +890,9 @@ KERNEL(residual_squares) (const MfCsr *rows, int64 begin, int degree,
 
 /*
  * Row r's predictions o_e . x (with biases, + x's own bias) with its
- * solution x and the other side as they are: the ones CG kept in
- * buffers->targets (cg_keeps_predictions; buffers->predictions_kept), else computed there, the
+ * solution x and the other side as they are: the ones the row's solve
+ * kept in buffers->targets (buffers->predictions_kept: CG where
+ * cg_keeps_predictions, the Woodbury identity), else computed there, the
  * targets being free again once the row is solved; on the BLAS path, from
  * the gathered rows, or for implicit feedback the other side's.  NULL
  * when the run asked it to stop.
