@@ -203,6 +203,9 @@ extern int	mf_catalog_kept_options(const MfModelRow *row, const char **names, ch
  * whose distributed query this worker runs a part of has written or
  * locked the model tables (uncommitted, so invisible here).
  */
+extern MfModelRow mf_catalog_read_model(MfModelTables *tables, int32 model_id,
+										const text *name);
+
 /*
  * With implicit information (row's implicit_weight > 0), which serving
  * loads: 42501 unless the caller may read both factor tables'
@@ -210,9 +213,6 @@ extern int	mf_catalog_kept_options(const MfModelRow *row, const char **names, ch
  */
 extern void mf_catalog_check_implicit_read(const MfModelTables *tables,
 										   const MfModelRow *row);
-
-extern MfModelRow mf_catalog_read_model(MfModelTables *tables, int32 model_id,
-										const text *name);
 
 /*
  * Locks the row of model found (FOR UPDATE) and reads what a refit needs:
