@@ -190,6 +190,20 @@ SELECT mf_train('ii_many', implicit_weight := 0.5, lambda := 0, model_name := 'x
 SELECT mf_train('ii_many', implicit_weight := 0.5, k := 0, biases := true, model_name := 'x');
 SELECT * FROM mf_cross_validate('ii_many', ARRAY[2], ARRAY[1], implicit_weights := ARRAY[0.5, -1]);
 SELECT * FROM mf_cross_validate('ii_many', ARRAY[2], ARRAY[1], implicit_weights := ARRAY[]::float8[]);
+-- The implicit factors' system, F'F + lambda / implicit_weight I, too badly
+-- conditioned for single precision (1e-10 beside 40 items' factors at
+-- k = 64, rank 40): an error naming lambda and implicit_weight (it had said
+-- the factors overflowed); double precision trains it.
+CREATE TABLE ii_few AS
+SELECT u AS user_id, i AS item_id, 1 + (u * 7 + i * 3) % 5 AS rating
+FROM generate_series(1, 20) u, generate_series(1, 40) i WHERE (u + 2 * i) % 3 = 0;
+SELECT mf_train('ii_few', k := 64, lambda := 0.01, implicit_weight := 1e8, model_name := 'x');
+SET client_min_messages = warning;
+SELECT mf_train('ii_few', k := 64, lambda := 0.01, implicit_weight := 1e8, model_name := 'x',
+                double_precision := true) IS NOT NULL AS trained_in_double;
+RESET client_min_messages;
+SELECT mf_drop_model('x');
+DROP TABLE ii_few;
 
 -- Serving loads the implicit factors: a role needs SELECT on them too,
 -- whether or not another role's call has the model cached already.

@@ -891,22 +891,73 @@ fixed_side_gram(MfAls *als, const void *other, int32 n)
 }
 
 /*
+ * Whether the other side's n rows of factors from (k reals each) have a
+ * column whose squares sum past the factors' precision (or are not
+ * finite): what overflows their k x k Gram matrix F'F.
+ */
+static bool
+side_gram_overflows(const MfAls *als, const void *from, int32 n)
+{
+	const int	k = als->factors.k;
+	const double largest = als->factors.single ? FLT_MAX : DBL_MAX;
+
+	for (int j = 0; j < k; j++)
+	{
+		double		sum = 0.0;
+
+		for (int32 r = 0; r < n; r++)
+		{
+			double		x = als->factors.single ? ((const float *) from)[(Size) r * k + j]
+				: ((const double *) from)[(Size) r * k + j];
+
+			sum += x * x;
+		}
+		if (!(sum <= largest))
+			return true;
+	}
+	return false;
+}
+
+/*
  * Implicit information's step: the implicit factors out of the side whose
  * rows are rows, from the other side's n_from factors from (the kernel's
- * implicit_side).  An error when its k x k system cannot be factored,
- * which lambda > 0 prevents but for overflow.
+ * implicit_side).  Its k x k system, F'F + lambda / w I, is positive
+ * definite in exact arithmetic, but its factorisation fails where the
+ * factors overflow F'F, or where lambda / w is too small beside F'F for
+ * the precision's rounding: an error (22003) saying which, with what to
+ * change (in training; a refit or fold-in, whose system is the trained
+ * model's, names a retraining).
  */
 static void
-implicit_side(MfAls *als, const MfCsr *rows, const void *from, int32 n_from, void *out)
+implicit_side(MfAls *als, const MfCsr *rows, const void *from, int32 n_from, void *out,
+			  bool training)
 {
+	const char *precision = als->factors.single ? "single" : "double";
+
 	if (als->factors.single ? implicit_side_single(als, rows, from, n_from, out)
 		: implicit_side_double(als, rows, from, n_from, out))
 		return;
+	if (side_gram_overflows(als, from, n_from))
+		ereport(ERROR,
+				(errcode(ERRCODE_NUMERIC_VALUE_OUT_OF_RANGE),
+				 errmsg("the implicit factors could not be solved: the factors overflowed %s precision",
+						precision),
+				 errdetail("Their system sums the squares of the other side's factors, which pass the largest %s-precision number.",
+						   precision),
+				 training
+				 ? errhint("Scale the ratings into a moderate range (for example 0 to 10), raise lambda, or lower implicit_weight.")
+				 : errhint("Retrain the model with ratings on a moderate scale (for example 0 to 10) or a larger lambda.")));
 	ereport(ERROR,
 			(errcode(ERRCODE_NUMERIC_VALUE_OUT_OF_RANGE),
-			 errmsg("the implicit factors could not be solved: the factors overflowed %s precision",
-					als->factors.single ? "single" : "double"),
-			 errhint("Scale the ratings into a moderate range (for example 0 to 10), raise lambda, or lower implicit_weight.")));
+			 errmsg("the implicit factors could not be solved"),
+			 errdetail("Their system, the Gram matrix of the other side's factors plus lambda / implicit_weight = %g on its diagonal, is positive definite in exact arithmetic; it failed in %s precision because lambda is too small beside implicit_weight to keep it well conditioned.",
+					   als->lambda / als->implicit_weight, precision),
+			 training
+			 ? errhint("Raise lambda (%g here; try %g) or lower implicit_weight (%g here)%s.",
+					   als->lambda, als->lambda < 0.01 ? 0.01 : 10 * als->lambda,
+					   als->implicit_weight,
+					   als->factors.single ? ", or pass double_precision := true" : "")
+			 : errhint("Retrain the model with a larger lambda or a smaller implicit_weight.")));
 }
 
 /*
@@ -1010,7 +1061,8 @@ iterate(MfAls *als, double *objective, double *sse, MfSide *failed_side)
 	else
 	{
 		if (f->item_implicit)
-			implicit_side(als, &ratings->by_item, f->user_factors, f->n_users, f->item_implicit);
+			implicit_side(als, &ratings->by_item, f->user_factors, f->n_users, f->item_implicit,
+						  true);
 		/*
 		 * progress: the users are the iteration's first half, the items its
 		 * second; begun after implicit_side, whose parallel pass is over the
@@ -1030,7 +1082,8 @@ iterate(MfAls *als, double *objective, double *sse, MfSide *failed_side)
 	else
 	{
 		if (f->user_implicit)
-			implicit_side(als, &ratings->by_user, f->item_factors, f->n_items, f->user_implicit);
+			implicit_side(als, &ratings->by_user, f->item_factors, f->n_items, f->user_implicit,
+						  true);
 		mf_progress_rows_begin(MF_ITEMS, ratings->n_items, 0.5, 0.5);
 		failed = solve_side(als, &ratings->by_item, f->user_factors, f->n_users,
 							f->user_bias, f->user_implicit, f->item_factors, f->item_bias,
@@ -1338,7 +1391,7 @@ mf_als_solve_against(const MfFactors *factors, MfSide side,
 	mf_progress_rows_end();
 	/* the new rows' own implicit factors, from the other side's factors */
 	if (failed < 0 && implicit_out != NULL && exact.implicit_weight > 0)
-		implicit_side(&als, rows, other, n_other, implicit_out);
+		implicit_side(&als, rows, other, n_other, implicit_out, false);
 	for (int32 r = 0; failed < 0 && r < rows->n_rows; r++)
 		if (!isfinite(norm[r]))
 			failed = r;
