@@ -425,6 +425,37 @@ ALTER TABLE mf_item_factors DISABLE ROW LEVEL SECURITY;
 REVOKE SELECT ON mf_models, mf_user_factors, mf_item_factors FROM regress_mf_team;
 DROP ROLE regress_mf_alice, regress_mf_bob;
 
+-- A policy may read a setting: within one transaction, the PL/pgSQL
+-- expression above, evaluated again after a SET of another tenant, answers
+-- as that tenant (it had reused the model the tenant before had been
+-- served: a SET changes no snapshot), for mf_models and the factor tables.
+CREATE ROLE regress_mf_tenants;
+GRANT SELECT ON mf_models, mf_user_factors, mf_item_factors TO regress_mf_tenants;
+GRANT USAGE ON SCHEMA security TO regress_mf_tenants;
+ALTER TABLE mf_models ENABLE ROW LEVEL SECURITY;
+CREATE POLICY by_setting ON mf_models TO regress_mf_tenants
+    USING (name = current_setting('regress.tenant', true));
+ALTER TABLE mf_item_factors ENABLE ROW LEVEL SECURITY;
+CREATE POLICY by_setting ON mf_item_factors TO regress_mf_tenants
+    USING (item_id % 2 = current_setting('regress.parity', true)::int);
+BEGIN ISOLATION LEVEL REPEATABLE READ;
+SET LOCAL ROLE regress_mf_tenants;
+SET LOCAL regress.tenant = 'shared';
+SET LOCAL regress.parity = 1;
+SELECT security.predict_through_plpgsql(:some_user, :odd_item) IS NOT NULL AS odd_items_served;
+SET LOCAL regress.parity = 0;
+SELECT security.predict_through_plpgsql(:some_user, :odd_item) IS NULL AS odd_item_hidden;
+SET LOCAL regress.tenant = 'another tenant''s';
+SELECT security.predict_through_plpgsql(:some_user, :odd_item);
+ROLLBACK;
+DROP POLICY by_setting ON mf_models;
+ALTER TABLE mf_models DISABLE ROW LEVEL SECURITY;
+DROP POLICY by_setting ON mf_item_factors;
+ALTER TABLE mf_item_factors DISABLE ROW LEVEL SECURITY;
+REVOKE SELECT ON mf_models, mf_user_factors, mf_item_factors FROM regress_mf_tenants;
+REVOKE USAGE ON SCHEMA security FROM regress_mf_tenants;
+DROP ROLE regress_mf_tenants;
+
 -- 5. A retraining keeps a model's columns only when its caller's training
 -- recorded them: another writer's UPDATE of the columns cannot point the
 -- owner's next retraining at a column the writer may not read (the kept

@@ -101,6 +101,32 @@ SELECT mf_predict('short lived', 1, 1);
 SELECT * FROM mf_recommend(:s, 1);
 \set VERBOSITY default
 
+-- A restored dump sets mf_model_version_seq back, and a later training
+-- may get a version number this session holds other factors of: the cache
+-- tells them apart by the row's xmin too (it had served the factors it
+-- held, of the training before).
+SELECT mf_train('lowrank', k := 2, lambda := 0.1, iterations := 3, model_name := 'restored') AS r \gset
+SELECT mf_predict(:r, 1, 1) IS NOT NULL AS cached;
+SELECT setval('mf_model_version_seq', version - 1) > 0 AS set_back FROM mf_models WHERE model_id = :r;
+SELECT version AS first_version FROM mf_models WHERE model_id = :r \gset
+SELECT mf_train('lowrank', k := 3, lambda := 0.5, iterations := 4, model_name := 'restored') = :r AS retrained;
+SELECT version = :first_version AS same_version,
+       abs(mf_predict(:r, 1, 1) - (SELECT sum(x * y) FROM mf_user_factors u, mf_item_factors v,
+                                        unnest(u.factors, v.factors) AS t(x, y)
+                                   WHERE u.model_id = :r AND v.model_id = :r
+                                     AND u.user_id = 1 AND v.item_id = 1)) < 1e-12 AS new_factors_served
+FROM mf_models WHERE model_id = :r;
+
+-- Rows of mf_user_factors deleted by hand while this session holds the
+-- model's factors: what reads the users' rated items (exclude_rated) is an
+-- error (XX001), not a list with the rated items in it.
+SELECT count(*) AS listed FROM mf_recommend(:r, 2, 3);
+DELETE FROM mf_user_factors WHERE model_id = :r AND user_id = 2;
+SELECT * FROM mf_recommend(:r, 2, 3);
+SELECT count(*) FROM mf_recommend_all_rows(:r, 3);
+SELECT count(*) AS listed_with_rated FROM mf_recommend(:r, 2, 3, false);
+SELECT mf_drop_model('restored');
+
 -- A retrain rolled back to a savepoint is not served afterwards, not even by
 -- a PL/pgSQL expression, which keeps its call state for the whole
 -- transaction (here under REPEATABLE READ, whose snapshot never changes).

@@ -236,6 +236,7 @@ typedef struct BatchRun
 	Portal		rated_cursor;	/* the users' rated items by user id, or NULL */
 	MemoryContext batch_cxt;	/* one fetch's detoasted arrays */
 	int32		rows_read;		/* the rows below this have their rated lists */
+	uint64		rated_rows;		/* the cursor's rows so far */
 	/* side MF_ITEMS: the (item, user) pairs read, inverted at the end */
 	int32	   *pairs;			/* 2 x pairs_used */
 	Size		pairs_used;
@@ -483,8 +484,15 @@ read_rated_batch(BatchRun *run)
 
 	MemoryContextSwitchTo(old);
 	MemoryContextReset(run->batch_cxt);
+	run->rated_rows += fetched;
 	if (fetched == 0)
 	{
+		/* a user without a row would be ranked as if they had rated nothing */
+		if (run->rated_rows < (uint64) run->model->factors.n_users)
+			mf_catalog_user_rows_gone(run->model->row.model_id,
+									  psprintf("%llu of its %d users' rows",
+											   (unsigned long long) (run->model->factors.n_users - run->rated_rows),
+											   run->model->factors.n_users));
 		SPI_cursor_close(run->rated_cursor);
 		run->rated_cursor = NULL;
 		if (run->side == MF_ITEMS)

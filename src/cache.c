@@ -18,15 +18,23 @@
  *	  A call site (FmgrInfo) remembers the model and key of its last lookup
  *	  and reuses it while the key is the same: the many calls of one query,
  *	  and a PL/pgSQL expression evaluated again under the same snapshot.
+ *	  Where row-level security applied to that lookup, also only while every
+ *	  setting has the value it had then: a policy may read any of them
+ *	  (current_setting('app.tenant')), and a SET changes nothing the key
+ *	  holds (a PL/pgSQL loop that set another tenant had been served the
+ *	  model of the tenant before).
  *	  Any other lookup checks the role's privileges on the three model
  *	  tables (as a SELECT would: table or column SELECT, schema USAGE,
  *	  row-level security) and then looks the model's version up in
  *	  mf_models, as the role, under the active snapshot, unless a lookup
  *	  with the same key but for the role has just done so and no row-level
  *	  security applies to mf_models; the factors cached in the backend are
- *	  reused while that version (and the OID of mf_models, new after the
- *	  extension is re-created) matches.  mf_train draws every version from
- *	  a sequence, so a version number is never reused.
+ *	  reused while that version, the row's xmin (the transaction that last
+ *	  wrote it) and the OID of mf_models (new after the extension is
+ *	  re-created) match.  mf_train draws every version from a sequence, but
+ *	  a restored dump sets the sequence back, and a later training may get
+ *	  a version number a session has cached other factors of (which it had
+ *	  served); the transaction that wrote a row is never another's.
  *
  *	  Where row-level security applies to a factor table for the role, the
  *	  factors it may read are loaded for that call site and key alone,
@@ -44,6 +52,7 @@
 #include "storage/lmgr.h"
 #include "utils/acl.h"
 #include "utils/builtins.h"
+#include "utils/guc_tables.h"
 #include "utils/hsearch.h"
 #include "utils/inval.h"
 #include "utils/lsyscache.h"
@@ -90,6 +99,8 @@ typedef struct CallState
 	text	   *name;			/* when called by name */
 	MfModel    *model;			/* NULL: none to reuse */
 	MfModel    *restricted;		/* loaded for this call site under row-level security */
+	bool		rls;			/* row-level security applied to the lookup */
+	StringInfoData settings;	/* then: every setting's value (settings_save) */
 	uint8		memo[MF_CALL_MEMO_SLOTS];	/* mf_call_memo */
 } CallState;
 
@@ -208,6 +219,124 @@ key_set(ViewKey *key, Snapshot snap, MemoryContext cxt)
 	key->subxcnt = snap->subxcnt;
 	key->suboverflowed = snap->suboverflowed;
 	key->valid = true;
+}
+
+/*
+ * One setting's value as settings_save keeps it: a bool's, int's, real's
+ * or enum's bits, or a string's length with its NUL (the bytes follow the
+ * array); kind its type, with MF_SETTING_NULL for a NULL string and
+ * MF_SETTING_DEFAULT for a setting at its built-in default (source
+ * PGC_S_DEFAULT: its value is then the default, and is not read).
+ */
+typedef struct SavedSetting
+{
+	uint64		value;
+	uint32		kind;
+} SavedSetting;
+
+#define MF_SETTING_NULL		0x100
+#define MF_SETTING_DEFAULT	0x200
+
+/* setting's value as a SavedSetting, into *out, and a string's bytes, into *string. */
+static inline void
+setting_value(const struct config_generic *setting, SavedSetting *out, const char **string)
+{
+	out->value = 0;
+	out->kind = setting->vartype;
+	*string = NULL;
+	if (setting->source == PGC_S_DEFAULT)
+	{
+		out->kind |= MF_SETTING_DEFAULT;
+		return;
+	}
+	switch (setting->vartype)
+	{
+		case PGC_BOOL:
+			out->value = *((const struct config_bool *) setting)->variable;
+			break;
+		case PGC_INT:
+			out->value = (uint32) *((const struct config_int *) setting)->variable;
+			break;
+		case PGC_REAL:
+			memcpy(&out->value, ((const struct config_real *) setting)->variable, sizeof(double));
+			break;
+		case PGC_ENUM:
+			out->value = (uint32) *((const struct config_enum *) setting)->variable;
+			break;
+		case PGC_STRING:
+			if ((*string = *((const struct config_string *) setting)->variable) == NULL)
+				out->kind |= MF_SETTING_NULL;
+			else
+				out->value = strlen(*string) + 1;
+			break;
+	}
+}
+
+/*
+ * Saves every setting's value, the session's custom ones (app.tenant)
+ * too, into out (n, the n SavedSettings, then the strings' bytes), for
+ * settings_unchanged.
+ */
+static void
+settings_save(StringInfo out)
+{
+	struct config_generic **settings = get_guc_variables();
+	uint64		n = GetNumConfigOptions();
+
+	resetStringInfo(out);
+	appendBinaryStringInfo(out, (const char *) &n, sizeof(n));
+	for (uint64 s = 0; s < n; s++)
+	{
+		SavedSetting saved;
+		const char *string;
+
+		setting_value(settings[s], &saved, &string);
+		appendBinaryStringInfo(out, (const char *) &saved, sizeof(saved));
+	}
+	for (uint64 s = 0; s < n; s++)
+	{
+		SavedSetting saved;
+		const char *string;
+
+		setting_value(settings[s], &saved, &string);
+		if (string != NULL)
+			appendBinaryStringInfo(out, string, saved.value);
+	}
+}
+
+/*
+ * Whether every setting has the value settings_save saved in saved: under
+ * row-level security, once a call (about a microsecond for PostgreSQL's
+ * few hundred settings).
+ */
+static bool
+settings_unchanged(const StringInfoData *saved)
+{
+	struct config_generic **settings = get_guc_variables();
+	uint64		n = GetNumConfigOptions();
+	const SavedSetting *values = (const SavedSetting *) (saved->data + sizeof(n));
+	const char *strings = (const char *) (values + n);
+	const char *end = saved->data + saved->len;
+
+	if (memcmp(saved->data, &n, sizeof(n)) != 0 || strings > end)
+		return false;
+	for (uint64 s = 0; s < n; s++)
+	{
+		SavedSetting current;
+		const char *string;
+
+		setting_value(settings[s], &current, &string);
+		if (current.kind != values[s].kind || current.value != values[s].value)
+			return false;
+		if (string != NULL)
+		{
+			if ((Size) (end - strings) < current.value ||
+				memcmp(strings, string, current.value) != 0)
+				return false;
+			strings += current.value;
+		}
+	}
+	return strings == end;
 }
 
 /* The cached entry for model_id or name, if any. */
@@ -496,10 +625,14 @@ same_model_argument(const CallState *state, int32 model_id, text *name)
 		memcmp(VARDATA_ANY(name), VARDATA_ANY(state->name), VARSIZE_ANY_EXHDR(name)) == 0;
 }
 
-/* Records in the call site's state which model its lookup found. */
+/*
+ * Records in the call site's state which model its lookup found, and
+ * whether row-level security applied to the lookup (rls: then with every
+ * setting's value).
+ */
 static void
 remember_call(FunctionCallInfo fcinfo, CallState *state, MfModel *model,
-			  text *name, Snapshot snap)
+			  text *name, Snapshot snap, bool rls)
 {
 	state->model_id = name ? 0 : model->row.model_id;
 	if (state->name)
@@ -514,6 +647,18 @@ remember_call(FunctionCallInfo fcinfo, CallState *state, MfModel *model,
 		key_set(&state->key, snap, fcinfo->flinfo->fn_mcxt);
 	else
 		state->key.valid = false;
+	state->rls = rls;
+	if (rls && snap)
+	{
+		if (state->settings.data == NULL)
+		{
+			MemoryContext old = MemoryContextSwitchTo(fcinfo->flinfo->fn_mcxt);
+
+			initStringInfo(&state->settings);
+			MemoryContextSwitchTo(old);
+		}
+		settings_save(&state->settings);
+	}
 }
 
 /* The cache's hash table, made on first use. */
@@ -555,6 +700,7 @@ shared_entry(const MfModelTables *tables, const MfModelRow *row)
 	bool		found;
 
 	if (entry != NULL && (entry->model->row.version != row->version ||
+						  !TransactionIdEquals(entry->model->row.row_xmin, row->row_xmin) ||
 						  entry->model->models_relid != models_source(tables)))
 	{
 		evict(entry);
@@ -615,7 +761,8 @@ cache_lookup(FunctionCallInfo fcinfo, int32 model_id, text *name)
 	MfModel    *model;
 
 	if (state->model != NULL && snap != NULL && key_matches(&state->key, snap, false) &&
-		same_model_argument(state, model_id, name))
+		same_model_argument(state, model_id, name) &&
+		(!state->rls || settings_unchanged(&state->settings)))
 		return state->model;
 
 	schema = mf_schema_of(fcinfo);
@@ -640,7 +787,7 @@ cache_lookup(FunctionCallInfo fcinfo, int32 model_id, text *name)
 	{
 		mf_catalog_check_implicit_read(&tables, &entry->model->row);
 		entry->model->last_used = ++lookup_clock;
-		remember_call(fcinfo, state, entry->model, name, snap);
+		remember_call(fcinfo, state, entry->model, name, snap, false);
 		return entry->model;
 	}
 
@@ -668,7 +815,7 @@ cache_lookup(FunctionCallInfo fcinfo, int32 model_id, text *name)
 	}
 	SPI_finish();
 
-	remember_call(fcinfo, state, model, name, snap);
+	remember_call(fcinfo, state, model, name, snap, tables.models_rls || tables.factors_rls);
 	return model;
 }
 

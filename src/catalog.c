@@ -22,7 +22,9 @@
 #include "remote.h"
 #include "store.h"
 
+#include "access/genam.h"
 #include "access/htup_details.h"
+#include "access/stratnum.h"
 #include "access/table.h"
 #include "access/xact.h"
 #include "catalog/dependency.h"
@@ -41,6 +43,7 @@
 #include "utils/array.h"
 #include "utils/builtins.h"
 #include "utils/datum.h"
+#include "utils/fmgroids.h"
 #include "utils/guc.h"
 #include "utils/acl.h"
 #include "utils/inval.h"
@@ -782,6 +785,47 @@ mf_catalog_check_implicit_read(const MfModelTables *tables, const MfModelRow *ro
 	check_select(tables->items, implicit_column, 1);
 }
 
+/*
+ * The raw xmin of model_id's row of mf_models (models) that the active
+ * snapshot sees, found through the primary key where it is the model_id
+ * column's (else by a scan), or InvalidTransactionId (also without an
+ * active snapshot, when the served read ran without one).  Read from the
+ * table itself: the caller has read the row, and a column-privileged role
+ * may not read the system column.
+ */
+static TransactionId
+model_row_xmin(Oid models, int32 model_id)
+{
+	Relation	rel = table_open(models, AccessShareLock);
+	AttrNumber	attnum = get_attnum(models, "model_id");
+	Oid			index = RelationGetPrimaryKeyIndex(rel);
+	TransactionId xmin = InvalidTransactionId;
+	ScanKeyData key;
+	SysScanDesc scan;
+	HeapTuple	tuple;
+
+	if (attnum != InvalidAttrNumber && get_atttype(models, attnum) == INT4OID &&
+		ActiveSnapshotSet())
+	{
+		if (OidIsValid(index))
+		{
+			Relation	index_rel = index_open(index, AccessShareLock);
+
+			if (index_rel->rd_index->indnatts != 1 ||
+				index_rel->rd_index->indkey.values[0] != attnum)
+				index = InvalidOid;
+			index_close(index_rel, AccessShareLock);
+		}
+		ScanKeyInit(&key, attnum, BTEqualStrategyNumber, F_INT4EQ, Int32GetDatum(model_id));
+		scan = systable_beginscan(rel, index, OidIsValid(index), GetActiveSnapshot(), 1, &key);
+		if ((tuple = systable_getnext(scan)) != NULL)
+			xmin = HeapTupleHeaderGetRawXmin(tuple->t_data);
+		systable_endscan(scan);
+	}
+	table_close(rel, AccessShareLock);
+	return xmin;
+}
+
 MfModelRow
 mf_catalog_read_model(MfModelTables *tables, int32 model_id, const text *name)
 {
@@ -829,6 +873,7 @@ mf_catalog_read_model(MfModelTables *tables, int32 model_id, const text *name)
 				values[s] = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc,
 										  s + 1, &nulls[s]);
 			set_served_columns(&read, values, nulls);
+			row.row_xmin = model_row_xmin(tables->models, row.model_id);
 		}
 	}
 	if (!read.found)
@@ -2248,6 +2293,8 @@ mf_catalog_rated_items(const MfSchema *schema, int32 model_id, int64 user_id,
 						 args, NULL, true, 1) != SPI_OK_SELECT)
 		elog(ERROR, "could not read the rated items of user " INT64_FORMAT, user_id);
 	mf_check_column_types(SPI_tuptable->tupdesc, NULL, &rated_type, 1, MF_USER_FACTORS_TABLE);
+	if (SPI_processed == 0)
+		mf_catalog_user_rows_gone(model_id, psprintf("the row of user_id " INT64_FORMAT, user_id));
 	if (SPI_processed == 1)
 	{
 		bool		isnull;
@@ -2264,6 +2311,18 @@ mf_catalog_rated_items(const MfSchema *schema, int32 model_id, int64 user_id,
 	}
 	internal_sql_end(sql);
 	return items;
+}
+
+void
+mf_catalog_user_rows_gone(int32 model_id, const char *which)
+{
+	ereport(ERROR,
+			(errcode(ERRCODE_DATA_CORRUPTED),
+			 errmsg("model %d lacks %s in %s, whose factors this session holds",
+					model_id, which, MF_USER_FACTORS_TABLE),
+			 errdetail("Rows were deleted from %s (by a DELETE or TRUNCATE of the table, not by mf_ext) after this session read the model's factors; the users' rated items, which exclude_rated leaves out, went with them.",
+					   MF_USER_FACTORS_TABLE),
+			 errhint("Retrain the model with mf_train, or restore its factor rows.")));
 }
 
 Portal

@@ -54,6 +54,9 @@ typedef struct MfModelRow
 	double		train_seconds;
 	double		load_seconds;	/* reading and indexing the ratings */
 	int64		version;		/* from mf_model_version_seq */
+	TransactionId row_xmin;		/* the transaction that last wrote the row, as
+								 * mf_catalog_read_model read it (not on a
+								 * Citus worker: InvalidTransactionId) */
 	Oid			source_recorded_by; /* the role that set source and columns, or
 									 * InvalidOid (read by mf_catalog_lock_model) */
 } MfModelRow;
@@ -201,7 +204,10 @@ extern int	mf_catalog_kept_options(const MfModelRow *row, const char **names, ch
  * tables->remote_models, checks the caller may read the factor tables'
  * served columns there, and raises 0A000 when the coordinator backend
  * whose distributed query this worker runs a part of has written or
- * locked the model tables (uncommitted, so invisible here).
+ * locked the model tables (uncommitted, so invisible here).  row_xmin is
+ * read from the table itself, whatever the caller's column privileges:
+ * the cache tells versions apart by it too, since a restored dump sets
+ * mf_model_version_seq back and a version number comes again.
  */
 extern MfModelRow mf_catalog_read_model(MfModelTables *tables, int32 model_id,
 										const text *name);
@@ -288,12 +294,22 @@ extern void mf_catalog_add_rated_items(const MfSchema *schema, int32 model_id,
 									   const int64 *users, const int64 *items, int64 n);
 
 /*
- * The ids of the items user_id rated in the training data (rated_items of
- * mf_user_factors; none for an unknown user), in cxt: *count of them.  An
- * error (XX001) for an array that is not a bigint[] without NULLs.
+ * The ids of the items user_id, a user of the model's factors the caller
+ * holds, rated in the training data (rated_items of mf_user_factors), in
+ * cxt: *count of them.  An error (XX001) for an array that is not a
+ * bigint[] without NULLs, and for a row that is gone
+ * (mf_catalog_user_rows_gone; on a Citus worker, none).
  */
 extern int64 *mf_catalog_rated_items(const MfSchema *schema, int32 model_id,
 									 int64 user_id, int *count, MemoryContext cxt);
+
+/*
+ * The error (XX001) for rows of mf_user_factors gone while this session
+ * holds the model's factors (which: "the row of user_id 5", "3 of its 40
+ * users' rows"): deleted by hand since it read them, and their rated items
+ * with them.
+ */
+extern void mf_catalog_user_rows_gone(int32 model_id, const char *which) pg_attribute_noreturn();
 
 /*
  * Every user's rated items, in user id order, for the batch: a cursor.
