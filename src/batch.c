@@ -236,7 +236,7 @@ typedef struct BatchRun
 	Portal		rated_cursor;	/* the users' rated items by user id, or NULL */
 	MemoryContext batch_cxt;	/* one fetch's detoasted arrays */
 	int32		rows_read;		/* the rows below this have their rated lists */
-	uint64		rated_rows;		/* the cursor's rows so far */
+	int64		rated_users;	/* the model's users the cursor has read */
 	/* side MF_ITEMS: the (item, user) pairs read, inverted at the end */
 	int32	   *pairs;			/* 2 x pairs_used */
 	Size		pairs_used;
@@ -409,6 +409,7 @@ add_rated_items(int64 user_id, const int64 *ids, int count, void *arg)
 
 	if (user < 0)
 		return;
+	run->rated_users++;
 	if (run->side == MF_ITEMS && run->pairs_used + count > run->pairs_size)
 	{
 		run->pairs_size = Max(run->pairs_size * 2, run->pairs_used + count + 1024);
@@ -484,15 +485,11 @@ read_rated_batch(BatchRun *run)
 
 	MemoryContextSwitchTo(old);
 	MemoryContextReset(run->batch_cxt);
-	run->rated_rows += fetched;
 	if (fetched == 0)
 	{
 		/* a user without a row would be ranked as if they had rated nothing */
-		if (run->rated_rows < (uint64) run->model->factors.n_users)
-			mf_catalog_user_rows_gone(run->model->row.model_id,
-									  psprintf("%llu of its %d users' rows",
-											   (unsigned long long) (run->model->factors.n_users - run->rated_rows),
-											   run->model->factors.n_users));
+		mf_catalog_check_users_read(run->model->row.model_id, run->rated_users,
+									run->model->factors.n_users);
 		SPI_cursor_close(run->rated_cursor);
 		run->rated_cursor = NULL;
 		if (run->side == MF_ITEMS)

@@ -29,12 +29,13 @@
  *	  mf_models, as the role, under the active snapshot, unless a lookup
  *	  with the same key but for the role has just done so and no row-level
  *	  security applies to mf_models; the factors cached in the backend are
- *	  reused while that version, the row's xmin (the transaction that last
- *	  wrote it) and the OID of mf_models (new after the extension is
- *	  re-created) match.  mf_train draws every version from a sequence, but
- *	  a restored dump sets the sequence back, and a later training may get
- *	  a version number a session has cached other factors of (which it had
- *	  served); the transaction that wrote a row is never another's.
+ *	  reused while that version, the write that made the row (its xmin,
+ *	  and its command id where that is this transaction: same_row_write)
+ *	  and the OID of mf_models (new after the extension is re-created)
+ *	  match.  mf_train draws every version from a sequence, but a restored
+ *	  dump sets the sequence back, and a later training may get a version
+ *	  number a session has cached other factors of (which it had served);
+ *	  two writes are never one.
  *
  *	  Where row-level security applies to a factor table for the role, the
  *	  factors it may read are loaded for that call site and key alone,
@@ -690,6 +691,20 @@ models_source(const MfModelTables *tables)
 }
 
 /*
+ * Whether rows a and b of a model were written by one write: the same
+ * transaction and, where that is this one (which may write the row again,
+ * a version number too after the sequence was set back), the same
+ * command.  Another's command id is left alone: an update of the row that
+ * rolled back rewrites it, which would reload the factors for nothing.
+ */
+static bool
+same_row_write(const MfModelRow *a, const MfModelRow *b)
+{
+	return TransactionIdEquals(a->row_xmin, b->row_xmin) &&
+		(!TransactionIdIsCurrentTransactionId(a->row_xmin) || a->row_cid == b->row_cid);
+}
+
+/*
  * The shared cache entry for row's model, (re)loaded unless the cached
  * factors are those of row's version.
  */
@@ -700,7 +715,7 @@ shared_entry(const MfModelTables *tables, const MfModelRow *row)
 	bool		found;
 
 	if (entry != NULL && (entry->model->row.version != row->version ||
-						  !TransactionIdEquals(entry->model->row.row_xmin, row->row_xmin) ||
+						  !same_row_write(&entry->model->row, row) ||
 						  entry->model->models_relid != models_source(tables)))
 	{
 		evict(entry);

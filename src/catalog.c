@@ -786,23 +786,26 @@ mf_catalog_check_implicit_read(const MfModelTables *tables, const MfModelRow *ro
 }
 
 /*
- * The raw xmin of model_id's row of mf_models (models) that the active
- * snapshot sees, found through the primary key where it is the model_id
- * column's (else by a scan), or InvalidTransactionId (also without an
+ * Which write made model_id's row of mf_models (models) that the active
+ * snapshot sees: its raw xmin and command id into row (row_xmin, row_cid),
+ * found through the primary key where it is the model_id column's (else
+ * by a scan); InvalidTransactionId when there is none (also without an
  * active snapshot, when the served read ran without one).  Read from the
  * table itself: the caller has read the row, and a column-privileged role
- * may not read the system column.
+ * may not read the system columns.
  */
-static TransactionId
-model_row_xmin(Oid models, int32 model_id)
+static void
+read_row_write(Oid models, int32 model_id, MfModelRow *row)
 {
 	Relation	rel = table_open(models, AccessShareLock);
 	AttrNumber	attnum = get_attnum(models, "model_id");
 	Oid			index = RelationGetPrimaryKeyIndex(rel);
-	TransactionId xmin = InvalidTransactionId;
 	ScanKeyData key;
 	SysScanDesc scan;
 	HeapTuple	tuple;
+
+	row->row_xmin = InvalidTransactionId;
+	row->row_cid = InvalidCommandId;
 
 	if (attnum != InvalidAttrNumber && get_atttype(models, attnum) == INT4OID &&
 		ActiveSnapshotSet())
@@ -819,11 +822,13 @@ model_row_xmin(Oid models, int32 model_id)
 		ScanKeyInit(&key, attnum, BTEqualStrategyNumber, F_INT4EQ, Int32GetDatum(model_id));
 		scan = systable_beginscan(rel, index, OidIsValid(index), GetActiveSnapshot(), 1, &key);
 		if ((tuple = systable_getnext(scan)) != NULL)
-			xmin = HeapTupleHeaderGetRawXmin(tuple->t_data);
+		{
+			row->row_xmin = HeapTupleHeaderGetRawXmin(tuple->t_data);
+			row->row_cid = HeapTupleHeaderGetRawCommandId(tuple->t_data);
+		}
 		systable_endscan(scan);
 	}
 	table_close(rel, AccessShareLock);
-	return xmin;
 }
 
 MfModelRow
@@ -873,7 +878,7 @@ mf_catalog_read_model(MfModelTables *tables, int32 model_id, const text *name)
 				values[s] = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc,
 										  s + 1, &nulls[s]);
 			set_served_columns(&read, values, nulls);
-			row.row_xmin = model_row_xmin(tables->models, row.model_id);
+			read_row_write(tables->models, row.model_id, &row);
 		}
 	}
 	if (!read.found)
@@ -2245,17 +2250,18 @@ read_rated_row(TupleTableSlot *slot, void *arg)
 {
 	RatedRead  *read = arg;
 	int64		user_id = DatumGetInt64(slot->tts_values[0]);
-	const int64 *ids;
-	int			count;
+	const int64 *ids = NULL;
+	int			count = 0;
 
-	if (slot->tts_isnull[1])
-		return;
-	ids = rated_item_ids(read->model_id, user_id, slot->tts_values[1], &count);
+	if (!slot->tts_isnull[1])
+		ids = rated_item_ids(read->model_id, user_id, slot->tts_values[1], &count);
 	if (read->fn)
 	{
 		read->fn(user_id, ids, count, read->arg);
 		return;
 	}
+	if (ids == NULL)
+		return;
 	*read->items = mf_alloc_array(read->cxt, Max(count, 1), sizeof(int64));
 	memcpy(*read->items, ids, sizeof(int64) * count);
 	*read->count = count;
@@ -2314,6 +2320,15 @@ mf_catalog_rated_items(const MfSchema *schema, int32 model_id, int64 user_id,
 }
 
 void
+mf_catalog_check_users_read(int32 model_id, int64 users_read, int32 n_users)
+{
+	if (users_read < n_users)
+		mf_catalog_user_rows_gone(model_id,
+								  psprintf(INT64_FORMAT " of its %d users' rows",
+										   n_users - users_read, n_users));
+}
+
+void
 mf_catalog_user_rows_gone(int32 model_id, const char *which)
 {
 	ereport(ERROR,
@@ -2366,12 +2381,11 @@ mf_catalog_fetch_rated_items(Portal cursor, int32 model_id, int max, MfRatedFn f
 		bool		isnull;
 		int64		user_id = DatumGetInt64(SPI_getbinval(tuple, desc, 1, &isnull));
 		Datum		value = SPI_getbinval(tuple, desc, 2, &isnull);
-		const int64 *ids;
-		int			count;
+		const int64 *ids = NULL;
+		int			count = 0;
 
-		if (isnull)
-			continue;
-		ids = rated_item_ids(model_id, user_id, value, &count);
+		if (!isnull)
+			ids = rated_item_ids(model_id, user_id, value, &count);
 		fn(user_id, ids, count, arg);
 	}
 	SPI_freetuptable(SPI_tuptable);

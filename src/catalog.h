@@ -54,9 +54,10 @@ typedef struct MfModelRow
 	double		train_seconds;
 	double		load_seconds;	/* reading and indexing the ratings */
 	int64		version;		/* from mf_model_version_seq */
-	TransactionId row_xmin;		/* the transaction that last wrote the row, as
-								 * mf_catalog_read_model read it (not on a
-								 * Citus worker: InvalidTransactionId) */
+	TransactionId row_xmin;		/* the transaction that last wrote the row, and */
+	CommandId	row_cid;		/* its raw command id, as mf_catalog_read_model
+								 * read them (not on a Citus worker:
+								 * InvalidTransactionId) */
 	Oid			source_recorded_by; /* the role that set source and columns, or
 									 * InvalidOid (read by mf_catalog_lock_model) */
 } MfModelRow;
@@ -204,10 +205,11 @@ extern int	mf_catalog_kept_options(const MfModelRow *row, const char **names, ch
  * tables->remote_models, checks the caller may read the factor tables'
  * served columns there, and raises 0A000 when the coordinator backend
  * whose distributed query this worker runs a part of has written or
- * locked the model tables (uncommitted, so invisible here).  row_xmin is
- * read from the table itself, whatever the caller's column privileges:
- * the cache tells versions apart by it too, since a restored dump sets
- * mf_model_version_seq back and a version number comes again.
+ * locked the model tables (uncommitted, so invisible here).  row_xmin and
+ * row_cid are read from the table itself, whatever the caller's column
+ * privileges: the cache tells versions apart by them too, since a
+ * restored dump sets mf_model_version_seq back and a version number comes
+ * again.
  */
 extern MfModelRow mf_catalog_read_model(MfModelTables *tables, int32 model_id,
 										const text *name);
@@ -312,6 +314,12 @@ extern int64 *mf_catalog_rated_items(const MfSchema *schema, int32 model_id,
 extern void mf_catalog_user_rows_gone(int32 model_id, const char *which) pg_attribute_noreturn();
 
 /*
+ * That error where a pass over every user's rated items (MfRatedFn) found
+ * users_read of the n_users users whose factors this session holds.
+ */
+extern void mf_catalog_check_users_read(int32 model_id, int64 users_read, int32 n_users);
+
+/*
  * Every user's rated items, in user id order, for the batch: a cursor.
  * Not on a Citus worker (0A000: the batch runs on the coordinator).
  */
@@ -319,8 +327,9 @@ extern Portal mf_catalog_open_rated_items(const MfSchema *schema, int32 model_id
 
 /*
  * The next users (at most max) of a rated-items cursor: fn gets each
- * user's id and rated items (valid during the call).  Returns how many
- * were fetched; 0 at the end.
+ * user's id and rated items (valid during the call; NULL, count 0, where
+ * rated_items is NULL, so that every row is seen).  Returns how many were
+ * fetched; 0 at the end.
  */
 typedef void (*MfRatedFn) (int64 user_id, const int64 *items, int count, void *arg);
 extern uint64 mf_catalog_fetch_rated_items(Portal cursor, int32 model_id, int max,

@@ -610,8 +610,8 @@ note_items_lacked(int64 user_id, const int64 *stored, int count, void *arg)
 	RatersLack *lack = arg;
 	int32		u = mf_model_find_id(lack->model, MF_USERS, user_id);
 
-	if (u < 0)
-		return;
+	if (u < 0 || stored == NULL)
+		return;					/* no list (NULL) is not extended */
 	for (int64 e = lack->start[u]; e < lack->start[u + 1]; e++)
 	{
 		/* a list that is not sorted (edited by hand) lacks what it is not found to hold */

@@ -685,21 +685,23 @@ typedef struct RaterMark
 	const MfModel *model;
 	int64		item_id;
 	bool	   *mask;
+	int64		users;			/* the model's users read */
 } RaterMark;
 
 static void
 mark_if_rater(int64 user_id, const int64 *items, int count, void *arg)
 {
 	RaterMark  *mark = arg;
+	int32		user = mf_model_find_id(mark->model, MF_USERS, user_id);
 
+	if (user < 0)
+		return;
+	mark->users++;
 	/* every element: refits of 0.4 and 0.5-dev stored some arrays unsorted */
 	for (int e = 0; e < count; e++)
 		if (items[e] == mark->item_id)
 		{
-			int32		user = mf_model_find_id(mark->model, MF_USERS, user_id);
-
-			if (user >= 0)
-				mark->mask[user] = true;
+			mark->mask[user] = true;
 			return;
 		}
 }
@@ -716,6 +718,7 @@ typedef struct RatedRows
 	int64		n_items;
 	int64		items_room;
 	int32	   *item;
+	int64		users;			/* the model's users read */
 } RatedRows;
 
 /* mf_catalog_scan_rated_items callback: keeps the user's items the model knows. */
@@ -727,6 +730,7 @@ keep_rated_row(int64 user_id, const int64 *items, int count, void *arg)
 
 	if (user < 0)
 		return;
+	rows->users++;
 	if (rows->n_items + count > rows->items_room)
 	{
 		rows->items_room = Max(rows->items_room * 2, rows->n_items + count);
@@ -817,7 +821,7 @@ read_raters(const MfSchema *schema, MfModel *model)
 												ALLOCSET_DEFAULT_SIZES);
 	int32		n_users = model->factors.n_users;
 	int32		n_items = model->factors.n_items;
-	RatedRows	rows = {model, NULL, NULL, 0, 65536, NULL};
+	RatedRows	rows = {model, NULL, NULL, 0, 65536, NULL, 0};
 	int32	   *last = mf_alloc_array(build, Max(n_items, 1), sizeof(int32));
 	int64	   *start = mf_alloc_array(cxt, (Size) n_items + 1, sizeof(int64));
 	int64	   *next = mf_alloc_array(build, Max(n_items, 1), sizeof(int64));
@@ -832,6 +836,8 @@ read_raters(const MfSchema *schema, MfModel *model)
 		elog(ERROR, "SPI_connect failed");
 	mf_catalog_scan_rated_items(schema, model->row.model_id, keep_rated_row, &rows);
 	SPI_finish();
+	/* a user without a row would not be among any item's raters */
+	mf_catalog_check_users_read(model->row.model_id, rows.users, n_users);
 
 	memset(start, 0, sizeof(int64) * ((Size) n_items + 1));
 	walk_rater_gaps(&rows, n_users, n_items, last, start, NULL);
@@ -880,7 +886,7 @@ mark_kept_raters(const MfModel *model, int32 item, bool *mask)
 static void
 mark_item_raters(const MfSchema *schema, MfModel *model, int32 item, bool *mask)
 {
-	RaterMark	mark = {model, model->item_ids[item], mask};
+	RaterMark	mark = {model, model->item_ids[item], mask, 0};
 
 	if (mf_catalog_check_rated_items_read(schema, NULL, NULL))
 	{
@@ -893,6 +899,7 @@ mark_item_raters(const MfSchema *schema, MfModel *model, int32 item, bool *mask)
 		elog(ERROR, "SPI_connect failed");
 	mf_catalog_scan_rated_items(schema, model->row.model_id, mark_if_rater, &mark);
 	SPI_finish();
+	mf_catalog_check_users_read(model->row.model_id, mark.users, model->factors.n_users);
 }
 
 /*
