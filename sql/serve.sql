@@ -119,16 +119,17 @@ FROM mf_models WHERE model_id = :r;
 SELECT mf_train('lowrank', k := 3, lambda := 0.5, iterations := 4, model_name := 'restored') = :r AS retrained;
 SELECT version = :first_version AS same_version, new_factors_served FROM restored_served;
 -- ... also when one transaction writes the row twice at one version (a
--- script that restores a dump and retrains, in one transaction): the
--- command that wrote it tells them apart.
+-- script that restores a dump and retrains, in one transaction) and
+-- commits: the command that wrote it tells them apart, after the commit
+-- too (attack helpers 161 and 162).
 BEGIN;
 SELECT setval('mf_model_version_seq', version - 1) > 0 AS set_back FROM mf_models WHERE model_id = :r;
 SELECT mf_train('lowrank', k := 2, lambda := 0.2, iterations := 3, model_name := 'restored') = :r AS retrained;
 SELECT mf_predict(:r, 1, 1) IS NOT NULL AS cached;
 SELECT setval('mf_model_version_seq', version - 1) > 0 AS set_back FROM mf_models WHERE model_id = :r;
 SELECT mf_train('lowrank', k := 3, lambda := 0.7, iterations := 2, model_name := 'restored') = :r AS retrained;
-SELECT version = :first_version AS same_version, new_factors_served FROM restored_served;
 COMMIT;
+SELECT version = :first_version AS same_version, new_factors_served FROM restored_served;
 
 -- Rows of mf_user_factors deleted by hand while this session holds the
 -- model's factors: what reads the users' rated items (exclude_rated) is an

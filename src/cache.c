@@ -30,7 +30,7 @@
  *	  with the same key but for the role has just done so and no row-level
  *	  security applies to mf_models; the factors cached in the backend are
  *	  reused while that version, the write that made the row (its xmin,
- *	  and its command id where that is this transaction: same_row_write)
+ *	  and its command id where it was this backend's: same_row_write)
  *	  and the OID of mf_models (new after the extension is re-created)
  *	  match.  mf_train draws every version from a sequence, but a restored
  *	  dump sets the sequence back, and a later training may get a version
@@ -691,17 +691,19 @@ models_source(const MfModelTables *tables)
 }
 
 /*
- * Whether rows a and b of a model were written by one write: the same
- * transaction and, where that is this one (which may write the row again,
- * a version number too after the sequence was set back), the same
- * command.  Another's command id is left alone: an update of the row that
- * rolled back rewrites it, which would reload the factors for nothing.
+ * Whether the cached model's row and row were made by one write: the same
+ * transaction and, where the cached row was this backend's own write when
+ * it was read (a transaction may write the row again, the version number
+ * too after the sequence was set back, and commit), the same command,
+ * also after that commit.  Another transaction's command id is left alone:
+ * an update of the row that rolled back, or is still running, rewrites
+ * it, which would reload the factors for nothing.
  */
 static bool
-same_row_write(const MfModelRow *a, const MfModelRow *b)
+same_row_write(const MfModel *cached, const MfModelRow *row)
 {
-	return TransactionIdEquals(a->row_xmin, b->row_xmin) &&
-		(!TransactionIdIsCurrentTransactionId(a->row_xmin) || a->row_cid == b->row_cid);
+	return TransactionIdEquals(cached->row.row_xmin, row->row_xmin) &&
+		(!cached->row_written_here || cached->row.row_cid == row->row_cid);
 }
 
 /*
@@ -715,7 +717,7 @@ shared_entry(const MfModelTables *tables, const MfModelRow *row)
 	bool		found;
 
 	if (entry != NULL && (entry->model->row.version != row->version ||
-						  !same_row_write(&entry->model->row, row) ||
+						  !same_row_write(entry->model, row) ||
 						  entry->model->models_relid != models_source(tables)))
 	{
 		evict(entry);
@@ -734,6 +736,7 @@ shared_entry(const MfModelTables *tables, const MfModelRow *row)
 		MfModel    *model = load_model(&tables->schema, row, CacheMemoryContext);
 
 		model->models_relid = models_source(tables);
+		model->row_written_here = TransactionIdIsCurrentTransactionId(row->row_xmin);
 		mf_cache_note_read(model);
 		entry = hash_search(model_cache, &row->model_id, HASH_ENTER, &found);
 		entry->model = model;

@@ -21,6 +21,8 @@
 typedef struct MfModel
 {
 	Oid			models_relid;	/* OID of the mf_models it was read from */
+	bool		row_written_here;	/* its row was this backend's uncommitted write
+									 * when read (same_row_write) */
 	uint64		last_used;		/* cache.c's lookup clock at the last use */
 	MfModelRow	row;			/* its row of mf_models: id, name, version, options */
 	int64	   *user_ids;		/* dense user index -> id */
