@@ -284,22 +284,21 @@ settings_save(StringInfo out)
 	struct config_generic **settings = get_guc_variables();
 	uint64		n = GetNumConfigOptions();
 
+	Size		array = sizeof(n) + n * sizeof(SavedSetting);
+
+	/* n and the array first, filled in place as the strings are appended */
 	resetStringInfo(out);
-	appendBinaryStringInfo(out, (const char *) &n, sizeof(n));
+	enlargeStringInfo(out, array);
+	memcpy(out->data, &n, sizeof(n));
+	out->len = (int) array;
+	out->data[out->len] = '\0';
 	for (uint64 s = 0; s < n; s++)
 	{
 		SavedSetting saved;
 		const char *string;
 
 		setting_value(settings[s], &saved, &string);
-		appendBinaryStringInfo(out, (const char *) &saved, sizeof(saved));
-	}
-	for (uint64 s = 0; s < n; s++)
-	{
-		SavedSetting saved;
-		const char *string;
-
-		setting_value(settings[s], &saved, &string);
+		memcpy(out->data + sizeof(n) + s * sizeof(SavedSetting), &saved, sizeof(saved));
 		if (string != NULL)
 			appendBinaryStringInfo(out, string, saved.value);
 	}
