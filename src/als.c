@@ -926,7 +926,9 @@ side_gram_overflows(const MfAls *als, const void *from, int32 n)
  * factors overflow F'F, or where lambda / w is too small beside F'F for
  * the precision's rounding: an error (22003) saying which, with what to
  * change (in training; a refit or fold-in, whose system is the trained
- * model's, names a retraining).
+ * model's, names a retraining).  lambda and w are printed apart, since
+ * their ratio can underflow; double precision is suggested only where it
+ * does not.
  */
 static void
 implicit_side(MfAls *als, const MfCsr *rows, const void *from, int32 n_from, void *out,
@@ -950,13 +952,14 @@ implicit_side(MfAls *als, const MfCsr *rows, const void *from, int32 n_from, voi
 	ereport(ERROR,
 			(errcode(ERRCODE_NUMERIC_VALUE_OUT_OF_RANGE),
 			 errmsg("the implicit factors could not be solved"),
-			 errdetail("Their system, the Gram matrix of the other side's factors plus lambda / implicit_weight = %g on its diagonal, is positive definite in exact arithmetic; it failed in %s precision because lambda is too small beside implicit_weight to keep it well conditioned.",
-					   als->lambda / als->implicit_weight, precision),
+			 errdetail("Their system, the Gram matrix of the other side's factors plus lambda / implicit_weight = %g / %g on its diagonal, is positive definite in exact arithmetic; it failed in %s precision because lambda is too small beside implicit_weight to keep it well conditioned.",
+					   als->lambda, als->implicit_weight, precision),
 			 training
 			 ? errhint("Raise lambda (%g here; try %g) or lower implicit_weight (%g here)%s.",
 					   als->lambda, als->lambda < 0.01 ? 0.01 : 10 * als->lambda,
 					   als->implicit_weight,
-					   als->factors.single ? ", or pass double_precision := true" : "")
+					   als->factors.single && als->lambda / als->implicit_weight > 0
+					   ? ", or pass double_precision := true" : "")
 			 : errhint("Retrain the model with a larger lambda or a smaller implicit_weight.")));
 }
 
