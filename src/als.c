@@ -316,27 +316,16 @@ batch_lanes(const MfKernel *kernel, const MfFitOptions *options, int d)
  * 0.70-0.75x / 0.45-0.56x at 64, 0.82-0.92x / 0.66-0.76x at 80,
  * 0.94-1.12x / 0.79-0.97x at 96; at k = 64 0.43-0.47x / 0.21-0.24x at 8,
  * 0.94-0.98x / 0.76-0.81x at 32, 1.30-1.63x / 0.96-1.10x at 40; at k = 32
- * 1.19x / 0.53x at 8 (so not below k = 64).  On Zen 5 (2026-12-04) the
- * AVX-512 dual passes the batched primal at about d - 48 ratings: at
- * k = 64 0.59-0.62x at 16, 1.06-1.35x at 20, 1.14-1.48x at 32; at k = 80
- * 0.96-1.00x at 32, 1.38-1.40x at 48; at k = 96 1.04x at 48, 1.33x at 60;
- * at k = 128 0.97-0.99x at 80 (AVX2 0.73-0.85x at 32 for k = 64): so the
- * AVX-512 kernel's rows go no further than d - 48, which costs Zen 4 a
- * few percent on rows of 17 to 32 ratings at k = 64.
+ * 1.19x / 0.53x at 8 (so not below k = 64).
  */
 static int
 dual_degree(const MfKernel *kernel, const MfFitOptions *options, int d)
 {
-	int			most;
-
 	/* batch_lanes leaves out non-negativity, implicit information and lambda = 0 */
 	if (batch_lanes(kernel, options, d) == 0 || options->implicit ||
 		(options->biases && options->bias_lambda == 0))
 		return 0;
-	most = d >= 96 ? d * 5 / 8 : d >= 64 ? d / 2 : 0;
-	if (kernel->batch_lanes == 16 && most > 0)
-		most = Min(most, d - 48);
-	return Min(kernel->cholesky_max, most);
+	return Min(kernel->cholesky_max, d >= 96 ? d * 5 / 8 : d >= 64 ? d / 2 : 0);
 }
 
 /*

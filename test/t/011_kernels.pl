@@ -333,7 +333,7 @@ foreach my $kernel (grep { $_ ne 'blas' } @kernels)
 }
 
 # The same with short rows solved in the dual form between batched ones
-# (k = 64: rows of up to 16 ratings with AVX-512, 32 with AVX2): odd items have 80 ratings (batched),
+# (k = 64: rows of up to 32 ratings): odd items have 80 ratings (batched),
 # even ones 10 (dual), and user 1's rating of 1e30 makes every item's
 # system fail.  Item 2's failure, met while item 1 waits in its batch, had
 # been named; the batch is solved first, so item 1 is.
