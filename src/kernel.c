@@ -363,7 +363,8 @@ cg_direction_vector(float *p, const float *r, float beta, int d)
 
 #define MF_KERNEL_TABLE(suffix, dot, cg_step, cg_direction, cholesky_max, batch, one, \
 						batch_scratch, lanes) \
-	{#suffix, gram_##suffix, apply_##suffix, scores_##suffix, row_sum_##suffix, matrix_apply_##suffix, \
+	{#suffix, gram_##suffix, apply_##suffix, gather_transposed_##suffix, scores_##suffix, \
+	 row_sum_##suffix, matrix_apply_##suffix, \
 	 dot, cg_step, cg_direction, \
 	 cholesky_##suffix, cholesky_solve_##suffix, cholesky_max, batch, one, batch_scratch, lanes}
 
@@ -401,13 +402,7 @@ mf_kernel_dual_solve(const MfKernel *kernel, const float *other, int k, const in
 		for (int e = 0; e < n; e++)
 			y[e] = ldexpf(y[e], -exponent);
 	}
-	for (int e = 0; e < n; e++)
-	{
-		const float *o = other + (Size) cols[e] * k;
-
-		for (int j = 0; j < k; j++)
-			transposed[(Size) j * n + e] = o[j];
-	}
+	kernel->gather_transposed(other, k, cols, n, transposed);
 	memset(gram, 0, sizeof(float) * n * n);
 	for (int e = 0; e < n; e++)
 		gram[e * n + e] = penalty;

@@ -51,6 +51,14 @@ typedef struct MfKernel
 						  const float *weights, const float *targets, bool bias,
 						  const float *v, float *out, float *dots);
 
+	/*
+	 * out[j n + e] = o_e[j] for the n rows o_e = other + cols[e] k, j < k:
+	 * X' (k x n, leading dimension n), the dual form's input (an exact
+	 * copy).
+	 */
+	void		(*gather_transposed) (const float *other, int k, const int32 *cols, int n,
+									  float *out);
+
 	/* scores[e] = o_e . x (d numbers in x): a row's predictions. */
 	void		(*scores) (const float *other, int k, const int32 *cols, int n,
 						   bool bias, const float *x, float *scores);
