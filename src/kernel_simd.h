@@ -181,6 +181,16 @@ SIMD(gram_group) (const float *other, int k, const int32 *cols, int n,
 	const int	width = GRAM_COLUMNS(vectors);
 	int			col0;
 
+	/*
+	 * the last group of one vector of rows with at most half a tile of
+	 * columns left (the dual form's 17 to 24 ratings at k = 64 and its
+	 * like; k = 20, 40 or 100): a tile of half the width, the same sums
+	 */
+	if (vectors == 1 && g0 + width / 2 >= k)
+	{
+		SIMD(gram_tile_shaped) (other, k, cols, n, weights, a, ld, row0, g0, 1, width / 2);
+		return;
+	}
 	for (col0 = g0; col0 + width <= g0 + GRAM_GROUP && col0 < k; col0 += width)
 		SIMD(gram_tile_shaped) (other, k, cols, n, weights, a, ld, row0, col0, vectors, width);
 	if (GRAM_GROUP % width != 0 && col0 < k)
