@@ -415,49 +415,6 @@ SIMD(row_sum) (const float *other, int k, const int32 *cols, int n, const float 
 	(void) SIMD(scaled_sum) (other, k, cols, n, scales, out);
 }
 
-/*
- * MfKernel.gather_transposed: out[j n + e] = o_e[j] for the n rows
- * o_e = other + cols[e] k, that is X' (k x n, leading dimension n).  With
- * vectors, V rows at a time, V x V blocks transposed in the registers: a
- * copy, the same floats whatever the instruction set (one float at a time
- * it was about 40% of the dual form's time at k = 64 and 128).
- */
-static SIMD_FN void
-SIMD(gather_transposed) (const float *other, int k, const int32 *cols, int n, float *out)
-{
-#if V > 1
-	for (int e0 = 0; e0 < n; e0 += V)
-	{
-		const int	count = Min(V, n - e0);
-		const float *rows[V];
-
-		for (int s = 0; s < V; s++)
-			rows[s] = other + (Size) cols[e0 + Min(s, count - 1)] * k;
-		for (int j0 = 0; j0 < k; j0 += V)
-		{
-			VEC			block[V];
-
-			SIMD_UNROLL_BLOCK
-			for (int s = 0; s < V; s++)
-				block[s] = s < count ? VLOADN(rows[s] + j0, k - j0) : VZERO();
-			VTRANSPOSE(block);
-			SIMD_UNROLL_BLOCK
-			for (int c = 0; c < V; c++)
-				if (j0 + c < k)
-					VSTOREN(out + (Size) (j0 + c) * n + e0, block[c], count);
-		}
-	}
-#else
-	for (int e = 0; e < n; e++)
-	{
-		const float *o = other + (Size) cols[e] * k;
-
-		for (int j = 0; j < k; j++)
-			out[(Size) j * n + e] = o[j];
-	}
-#endif
-}
-
 /* MfKernel.scores, two chains of FMAs per row. */
 static SIMD_FN void
 SIMD(scores) (const float *other, int k, const int32 *cols, int n, bool bias,
@@ -1000,12 +957,14 @@ SIMD(batch_tile) (float *l, float *inverse, int row0, int col0, unsigned *positi
 }
 
 /*
- * Rows from .. from + V - 1 (those below d) of column j of the n systems
- * (the others' lanes 0), as V vectors each holding one row of every
- * system.
+ * Elements offset .. offset + rows - 1 (at most V) of the n <= V arrays
+ * columns[s] (the others' lanes 0), transposed: V vectors, vector t
+ * holding element offset + t of every array.  The batched Cholesky takes
+ * a column of its n systems in so; gather_transposed a block of rated
+ * rows.
  */
 static inline SIMD_FN __attribute__((always_inline)) void
-SIMD(batch_gather) (float *const *columns, int n, Size offset, int rows, VEC *out)
+SIMD(batch_gather) (const float *const *columns, int n, Size offset, int rows, VEC *out)
 {
 	SIMD_UNROLL_BLOCK
 	for (int s = 0; s < V; s++)
@@ -1028,7 +987,7 @@ SIMD(cholesky_batch) (float *const *a, int n, int d, int ld, float *const *x, fl
 		{
 			VEC			block[V];
 
-			SIMD(batch_gather) (a, n, (Size) j * ld + from, d - from, block);
+			SIMD(batch_gather) ((const float *const *) a, n, (Size) j * ld + from, d - from, block);
 			for (int t = Max(0, j - from); t < V && from + t < d; t++)
 				VSTORE(SIMD_AT(l, SIMD_PACKED(from + t, j)), block[t]);
 		}
@@ -1047,7 +1006,7 @@ SIMD(cholesky_batch) (float *const *a, int n, int d, int ld, float *const *x, fl
 	{
 		VEC			block[V];
 
-		SIMD(batch_gather) (x, n, from, d - from, block);
+		SIMD(batch_gather) ((const float *const *) x, n, from, d - from, block);
 		for (int t = 0; t < V && from + t < padded; t++)
 			VSTORE(SIMD_AT(y, from + t), block[t]);
 	}
@@ -1205,6 +1164,47 @@ SIMD(cholesky_batch_scratch) (int d)
 #undef SIMD_PACKED
 #undef SIMD_AT
 #endif							/* V > 1 */
+
+/*
+ * MfKernel.gather_transposed: out[j n + e] = o_e[j] for the n rows
+ * o_e = other + cols[e] k, that is X' (k x n, leading dimension n).  With
+ * vectors, V rows at a time, V x V blocks transposed in the registers
+ * (batch_gather, as the batched Cholesky takes its systems in): a
+ * copy, the same floats whatever the instruction set (one float at a time
+ * it was about 40% of the dual form's time at k = 64 and 128).
+ */
+static SIMD_FN void
+SIMD(gather_transposed) (const float *other, int k, const int32 *cols, int n, float *out)
+{
+#if V > 1
+	for (int e0 = 0; e0 < n; e0 += V)
+	{
+		const int	count = Min(V, n - e0);
+		const float *rows[V];
+
+		for (int s = 0; s < count; s++)
+			rows[s] = other + (Size) cols[e0 + s] * k;
+		for (int j0 = 0; j0 < k; j0 += V)
+		{
+			VEC			block[V];
+
+			SIMD(batch_gather) (rows, count, j0, k - j0, block);
+			SIMD_UNROLL_BLOCK
+			for (int c = 0; c < V; c++)
+				if (j0 + c < k)
+					VSTOREN(out + (Size) (j0 + c) * n + e0, block[c], count);
+		}
+	}
+#else
+	for (int e = 0; e < n; e++)
+	{
+		const float *o = other + (Size) cols[e] * k;
+
+		for (int j = 0; j < k; j++)
+			out[(Size) j * n + e] = o[j];
+	}
+#endif
+}
 
 #undef SIMD_BLOCK_FLOATS
 #undef SIMD_UNROLL
