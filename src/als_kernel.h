@@ -1204,9 +1204,10 @@ KERNEL(woodbury_row) (const HalfStep *step, SolveBuffers *buffers, int64 begin, 
  * (kernel.h's cholesky_batch; a batch of a quarter of that or fewer rows
  * one by one with cholesky_one, the same solutions bit for bit): each
  * row's system is built into the batch, the batch solved, then its rows
- * finished in order.  A row of at most als->dual_degree ratings is
- * solved and finished on its own, in the dual form (mf_kernel_dual_solve),
- * as it comes; the batch fills with the rows after it.
+ * finished in order.  A row of at most als->dual_degree ratings, no
+ * partner rated twice (row_repeats_partner), is solved and finished on
+ * its own, in the dual form (mf_kernel_dual_solve), as it comes; the
+ * batch fills with the rows after it.
  */
 static int64
 KERNEL(solve_rows_batched) (const HalfStep *step, SolveBuffers *buffers,
@@ -1239,7 +1240,7 @@ KERNEL(solve_rows_batched) (const HalfStep *step, SolveBuffers *buffers,
 					return mf_task_stopped(n > 0 ? batched[0] : r);
 				continue;
 			}
-			if (degree > als->dual_degree)
+			if (degree > als->dual_degree || row_repeats_partner(rows->col + begin, degree))
 			{
 				if (!KERNEL(build_system) (step, buffers, begin, degree, &penalty,
 										   buffers->batch_grams[n], buffers->batch_solutions[n]))
