@@ -109,6 +109,8 @@ typedef struct SolveBuffers
 	void	   *weights;		/* max_degree reals: c - 1 (implicit feedback) */
 	void	   *scratch;		/* max_degree reals */
 	void	   *solution;		/* d reals */
+	void	   *previous;		/* d reals: a row's factors before the
+								 * half-step (previous_row_loss) */
 	void	   *cg;				/* 4d reals: conjugate-gradient vectors */
 	double	   *nnls;			/* 2d doubles: non-negative solve; implicit sums */
 	void	   *implicit_sum;	/* d reals: the row's implicit factors summed */
@@ -173,6 +175,11 @@ struct MfAls
 	double	   *user_norm;		/* each user's share of the penalty */
 	double	   *item_norm;		/* each item's share of the penalty */
 	double	   *item_sse;		/* squared errors per item, after an iteration */
+	double	   *user_previous_sse;	/* squared errors per user with the
+									 * factors before the user half-step: the
+									 * previous iteration's data term, where
+									 * the fit can sum it late (can_defer_loss),
+									 * else NULL */
 	SolveBuffers *buffers;		/* one per thread */
 	MfFactors	best;			/* with patience: the factors and biases of the
 								 * iteration of the lowest validation RMSE so
@@ -201,6 +208,9 @@ typedef struct HalfStep
 	double	   *out_bias;
 	double	   *norm;
 	double	   *sse;
+	double	   *previous_sse;	/* per row: the data term of its factors
+								 * before the half-step, -1 until summed
+								 * (previous_row_loss), or NULL */
 } HalfStep;
 
 /*
@@ -472,15 +482,18 @@ mf_als_memory_estimate(const MfRatings *ratings, const MfFitOptions *options,
 	int			threads = mf_thread_count();
 	bool		gathers = fit_kernel(options) == NULL;
 
-	/* both sides' rows; factors; per-row sums and biases; the Gram matrix */
+	/*
+	 * both sides' rows; factors; per-row penalties and biases, the items'
+	 * and (can_defer_loss) the users' squared errors; the Gram matrix
+	 */
 	mf_memory_add(memory, ratings->n_ratings,
 				  2 * (sizeof(int32) + (ratings->by_user.val ? sizeof(double) : sizeof(float))));
 	mf_memory_add(memory, mul_size(rows, options->k), real_size);
-	mf_memory_add(memory, add_size(mul_size(rows, options->biases ? 2 : 1), ratings->n_items),
+	mf_memory_add(memory, add_size(mul_size(rows, options->biases ? 2 : 1), rows),
 				  sizeof(double));
 	mf_memory_add(memory, (Size) options->k * options->k, real_size);
-	/* each thread's buffers: the gathered rows (BLAS), the system */
-	mf_memory_add(memory, mul_size(mul_size(add_size(gathers ? longest : 0, d + 8), d), threads),
+	/* each thread's buffers: the gathered rows (BLAS), the system and its d-long vectors */
+	mf_memory_add(memory, mul_size(mul_size(add_size(gathers ? longest : 0, d + 10), d), threads),
 				  real_size);
 	mf_memory_add(memory, mul_size(mul_size(longest, 3), threads), real_size);
 	mf_memory_add(memory, mul_size(d, threads), sizeof(int) + 2 * sizeof(double));
@@ -610,6 +623,7 @@ init_solver(MfAls *als, const MfFitOptions *options, int64 longest,
 		b->weights = mf_alloc_aligned(cxt, longest, als->real_size);
 		b->scratch = mf_alloc_aligned(cxt, longest, als->real_size);
 		b->solution = mf_alloc_aligned(cxt, d, als->real_size);
+		b->previous = mf_alloc_aligned(cxt, d, als->real_size);
 		b->cg = mf_alloc_aligned(cxt, (Size) 4 * d, als->real_size);
 		b->nnls = mf_alloc_aligned(cxt, (Size) 2 * d, sizeof(double));
 		b->implicit_sum = mf_alloc_aligned(cxt, d, als->real_size);
@@ -711,6 +725,27 @@ rated_pair_squares(const MfCsr *rows)
 	return total;
 }
 
+/*
+ * Whether a fit of als with options can sum each iteration's data term of
+ * J a half-step late (defers_loss): from the users' rows while the next
+ * iteration solves them (previous_row_loss), their rated rows in the
+ * cache for the solve, rather than from the items' rows after their
+ * solve, which fetches every rater's factors once more (about a tenth of
+ * an iteration at the ML-10M shape, k = 64, where the users' factors are
+ * 18 MB).  Where nothing reads J before the next iteration starts (no
+ * tolerance, no patience), on the own kernels' Cholesky (CG follows its
+ * predictions through its steps, so its J costs no fetch), with explicit
+ * ratings and no implicit information, solved here.  Double precision,
+ * on OpenBLAS, keeps J's own pass.
+ */
+static bool
+can_defer_loss(const MfAls *als, const MfFitOptions *options)
+{
+	return als->kernel != NULL && als->remote_step == NULL && !options->implicit &&
+		options->implicit_weight == 0 && !options->conjugate_gradient &&
+		options->tolerance == 0 && options->patience == 0;
+}
+
 MfAls *
 mf_als_create(const MfRatings *ratings, const MfFitOptions *options,
 			  MemoryContext cxt)
@@ -798,6 +833,8 @@ mf_als_create_summarized(const MfRatings *ratings, const MfFitOptions *options,
 	als->item_sse = mf_alloc_array(cxt, ratings->n_items, sizeof(double));
 	init_solver(als, options, summary->longest,
 				Max(ratings->n_users, ratings->n_items), cxt);
+	if (can_defer_loss(als, options))
+		als->user_previous_sse = mf_alloc_array(cxt, ratings->n_users, sizeof(double));
 	return als;
 }
 
@@ -985,13 +1022,17 @@ implicit_side(MfAls *als, const MfCsr *rows, const void *from, int32 n_from, voi
  * implicit information, the fixed side's implicit factors
  * implicit_other, whose k x k Gram matrix goes to implicit_gram_kept if
  * not NULL, and each row's J product to implicit_dots if not NULL),
- * written to out.  Returns -1, or the index of the first row whose
- * system is singular, whatever mf_ext.threads is (mf_parallel_for).
+ * written to out; each row's norm (its share of J's penalty) to norm, its
+ * data term of J to sse if not NULL, and the data term of its factors
+ * before the half-step to previous_sse if not NULL.  Returns -1, or the
+ * index of the first row whose system is singular, whatever
+ * mf_ext.threads is (mf_parallel_for).
  */
 static int32
 solve_side(MfAls *als, const MfCsr *rows, const void *other, int32 n_other,
 		   const double *other_bias, const void *implicit_other, void *out, double *out_bias,
-		   double *norm, double *sse, double *implicit_dots, void *implicit_gram_kept)
+		   double *norm, double *sse, double *previous_sse, double *implicit_dots,
+		   void *implicit_gram_kept)
 {
 	HalfStep	step;
 	int64		n_ratings = rows->row_start[rows->n_rows];
@@ -1041,6 +1082,10 @@ solve_side(MfAls *als, const MfCsr *rows, const void *other, int32 n_other,
 	step.out_bias = out_bias;
 	step.norm = norm;
 	step.sse = sse;
+	step.previous_sse = previous_sse;
+	if (previous_sse)
+		for (int32 r = 0; r < rows->n_rows; r++)
+			previous_sse[r] = -1.0;
 	for (int t = 0; t < als->threads; t++)
 		als->buffers[t].woodbury_solved = 0;
 	/* a non-negative row can take many sweeps: one row a chunk, for cancels */
@@ -1062,12 +1107,43 @@ solve_side(MfAls *als, const MfCsr *rows, const void *other, int32 n_other,
 }
 
 /*
- * One iteration: every user, then every item.  Sets *objective (J) and
- * *sse (J's data term times 2) and returns -1, or the index of the first
- * row of *failed_side whose system could not be solved.
+ * What an iteration sums of J: its data term times 2 (sse), NaN where the
+ * next iteration sums it (defers_loss); its penalty term; and implicit
+ * information's part of J (0 without).
+ */
+typedef struct IterationLoss
+{
+	double		sse;
+	double		penalty;
+	double		implicit;
+} IterationLoss;
+
+/* J from an iteration's sums. */
+static double
+objective_of(const IterationLoss *loss)
+{
+	return loss->sse / 2.0 + loss->penalty + loss->implicit;
+}
+
+/* Whether iteration's data term of J is summed by the next iteration. */
+static bool
+defers_loss(const MfAls *als, const MfFitOptions *options, int iteration)
+{
+	return als->user_previous_sse != NULL && options->tolerance == 0 &&
+		options->patience == 0 && iteration + 1 < options->iterations;
+}
+
+/*
+ * One iteration: every user, then every item.  Sets *loss, its data term
+ * NaN with defer (the next iteration's previous_sse sums it); with
+ * previous_sse, sets *previous_sse to the data term times 2 of the factors
+ * the iteration started from (the iteration before, which deferred it).
+ * Returns -1, or the index of the first row of *failed_side whose system
+ * could not be solved.
  */
 static int32
-iterate(MfAls *als, double *objective, double *sse, MfSide *failed_side)
+iterate(MfAls *als, bool defer, double *previous_sse, IterationLoss *loss,
+		MfSide *failed_side)
 {
 	const MfRatings *ratings = als->ratings;
 	MfFactors  *f = &als->factors;
@@ -1075,6 +1151,7 @@ iterate(MfAls *als, double *objective, double *sse, MfSide *failed_side)
 	double		norms = 0.0;
 	int32		failed;
 
+	Assert(!(defer || previous_sse) || als->user_previous_sse != NULL);
 	*failed_side = MF_USERS;
 	if (als->remote_step)
 		failed = als->remote_step(als->remote_arg, MF_USERS, f, als->user_norm, NULL);
@@ -1091,7 +1168,8 @@ iterate(MfAls *als, double *objective, double *sse, MfSide *failed_side)
 		mf_progress_rows_begin(MF_USERS, ratings->n_users, 0.0, 0.5);
 		failed = solve_side(als, &ratings->by_user, f->item_factors, f->n_items,
 							f->item_bias, f->item_implicit, f->user_factors, f->user_bias,
-							als->user_norm, NULL, als->user_implicit_dots, als->implicit_grams);
+							als->user_norm, NULL, previous_sse ? als->user_previous_sse : NULL,
+							als->user_implicit_dots, als->implicit_grams);
 		mf_progress_rows_end();
 	}
 	if (failed >= 0)
@@ -1107,7 +1185,8 @@ iterate(MfAls *als, double *objective, double *sse, MfSide *failed_side)
 		mf_progress_rows_begin(MF_ITEMS, ratings->n_items, 0.5, 0.5);
 		failed = solve_side(als, &ratings->by_item, f->user_factors, f->n_users,
 							f->user_bias, f->user_implicit, f->item_factors, f->item_bias,
-							als->item_norm, als->item_sse, als->item_implicit_dots,
+							als->item_norm, defer ? NULL : als->item_sse, NULL,
+							als->item_implicit_dots,
 							f->user_implicit ? (char *) als->implicit_grams +
 							(Size) f->k * f->k * als->real_size : NULL);
 		mf_progress_rows_end();
@@ -1116,28 +1195,34 @@ iterate(MfAls *als, double *objective, double *sse, MfSide *failed_side)
 		return failed;
 
 	/* J in a fixed order, so that it too is the same for any thread count */
+	if (previous_sse)
+	{
+		*previous_sse = 0.0;
+		for (int32 u = 0; u < ratings->n_users; u++)
+			*previous_sse += als->user_previous_sse[u];
+	}
 	for (int32 u = 0; u < ratings->n_users; u++)
 		norms += als->user_norm[u];
 	for (int32 i = 0; i < ratings->n_items; i++)
 	{
 		norms += als->item_norm[i];
-		squared_errors += als->item_sse[i];
+		if (!defer)
+			squared_errors += als->item_sse[i];
 	}
-	*sse = squared_errors;
-	*objective = squared_errors / 2.0 +
-		(als->absolute_norms ? norms / 2.0 : als->lambda / 2.0 * norms);
-	if (f->user_implicit)
-		*objective += (f->single ? implicit_loss_single(als) : implicit_loss_double(als)) / 2.0;
+	loss->sse = defer ? NAN : squared_errors;
+	loss->penalty = als->absolute_norms ? norms / 2.0 : als->lambda / 2.0 * norms;
+	loss->implicit = f->user_implicit
+		? (f->single ? implicit_loss_single(als) : implicit_loss_double(als)) / 2.0 : 0.0;
 	return -1;
 }
 
-/* Runs one iteration of a fit, raising the error for a failure in it. */
+/* Runs one iteration of a fit (iterate), raising the error for a row it could not solve. */
 static void
-iterate_or_fail(MfAls *als, const MfFitOptions *options, int iteration,
-				double *loss, double *sse)
+iterate_or_fail(MfAls *als, const MfFitOptions *options, bool defer, double *previous_sse,
+				IterationLoss *loss)
 {
 	MfSide		side;
-	int32		failed = iterate(als, loss, sse, &side);
+	int32		failed = iterate(als, defer, previous_sse, loss, &side);
 
 	if (failed >= 0)
 	{
@@ -1151,13 +1236,19 @@ iterate_or_fail(MfAls *als, const MfFitOptions *options, int iteration,
 							 partner >= 0 ? mf_ratings_id_for_message(als->ratings, other, partner) : NULL,
 							 times);
 	}
-	if (!isfinite(*loss))
+}
+
+/* Raises the error for a J that overflowed in iteration (from 0). */
+static void
+fail_unless_finite(const MfFitOptions *options, int iteration, double loss)
+{
+	if (!isfinite(loss))
 		ereport(ERROR,
 				(errcode(ERRCODE_NUMERIC_VALUE_OUT_OF_RANGE),
 				 errmsg("training overflowed %s precision floating point in iteration %d",
 						options->single ? "single" : "double", iteration + 1),
 				 errdetail("The objective J became %g: the ratings are too large, or lambda = %g too small to keep the solve stable.",
-						   *loss, options->lambda),
+						   loss, options->lambda),
 				 errhint("Scale the ratings into a moderate range (for example 0 to 10)%s.",
 						 options->single ? ", raise lambda, or pass double_precision := true"
 						 : ", or raise lambda")));
@@ -1242,6 +1333,52 @@ restore_best(MfAls *als)
 	als->best.item_implicit = current.item_implicit;
 }
 
+/*
+ * Records J of iteration (from 0) in history from its sums, the data term
+ * summed, and with report says so (NOTICE, from history's validation RMSE
+ * and seconds) and warns the first time J rose (*said_rose).
+ */
+static void
+record_loss(const MfAls *als, const MfFitOptions *options, MfFitHistory *history,
+			int iteration, const IterationLoss *sums, double pairs, bool report,
+			bool *said_rose)
+{
+	double		loss = objective_of(sums);
+	double		all_seconds = 0.0;
+
+	history->loss[iteration] = loss;
+	history->train_rmse[iteration] = sqrt(sums->sse / pairs);
+	if (!report)
+		return;
+	for (int i = 0; i <= iteration; i++)
+		all_seconds += history->seconds[i];
+	ereport(NOTICE,
+			(errmsg("iteration %d of %d: J = %.6g, training RMSE = %.6g%s",
+					iteration + 1, options->iterations, loss, history->train_rmse[iteration],
+					history->validation_rmse
+					? psprintf(", validation RMSE = %.6g", history->validation_rmse[iteration])
+					: ""),
+			 errdetail("%.3f s this iteration %s, %.3f s in all iterations so far.",
+					   history->seconds[iteration],
+					   als->remote_step ? "on the Citus workers"
+					   : psprintf("on %d thread%s", als->threads, als->threads == 1 ? "" : "s"),
+					   all_seconds)));
+	if (!*said_rose && iteration > 0 &&
+		loss - history->loss[iteration - 1] >
+		Max(MF_LOSS_RISE * fabs(history->loss[iteration - 1]), MF_LOSS_FLOOR * als->zero_loss))
+	{
+		*said_rose = true;
+		ereport(WARNING,
+				(errmsg("J rose from %.6g to %.6g in iteration %d: the solves lost accuracy",
+						history->loss[iteration - 1], loss, iteration + 1),
+				 errdetail("Each step of ALS minimises J exactly, so J can rise only by rounding; this much means some rows' systems are too badly conditioned for %s precision, as a pair rated many times makes them.",
+						   als->factors.single ? "single" : "double"),
+				 als->factors.single
+				 ? errhint("Pass double_precision := true, raise lambda, or collapse the pairs rated many times in the source (an average per pair).")
+				 : errhint("Raise lambda, or collapse the pairs rated many times in the source (an average per pair).")));
+	}
+}
+
 void
 mf_fit(MfAls *als, const MfFitOptions *options, const MfTestSet *validation,
 	   bool report, MfFitHistory *history)
@@ -1252,7 +1389,8 @@ mf_fit(MfAls *als, const MfFitOptions *options, const MfTestSet *validation,
 	int			best = -1;		/* iteration of the lowest validation RMSE */
 	bool		said_kept = false;	/* a NOTICE named the iteration kept */
 	bool		said_rose = false;	/* a WARNING said J rose */
-	instr_time	start;
+	bool		pending = false;	/* the iteration before's data term is not yet summed */
+	IterationLoss pending_sums = {0};
 
 	/* the pairs J's data term sums over: with implicit feedback, all */
 	double		pairs = options->implicit
@@ -1260,28 +1398,28 @@ mf_fit(MfAls *als, const MfFitOptions *options, const MfTestSet *validation,
 
 	if (patience > 0 && (validation == NULL || als->best.user_factors == NULL))
 		elog(ERROR, "early stopping needs a validation set and a fit made for it");
-	INSTR_TIME_SET_CURRENT(start);
 	history_init(history, n, validation != NULL);
 	mf_progress_phase("iterating");
 	mf_progress_step(0, n, "iteration", NAN, NAN);
 	for (int iteration = 0; iteration < n; iteration++)
 	{
 		instr_time	iteration_start;
-		double		loss;
-		double		sse;
-		char	   *validation_text = "";
+		bool		defer = defers_loss(als, options, iteration);
+		IterationLoss sums;
 
 		INSTR_TIME_SET_CURRENT(iteration_start);
-		iterate_or_fail(als, options, iteration, &loss, &sse);
-		history->loss[iteration] = loss;
-		history->train_rmse[iteration] = sqrt(sse / pairs);
+		iterate_or_fail(als, options, defer, pending ? &pending_sums.sse : NULL, &sums);
+		if (pending)
+			fail_unless_finite(options, iteration - 1, objective_of(&pending_sums));
+		/* a deferred J that will overflow: said now, as it would have been */
+		fail_unless_finite(options, iteration,
+						   defer ? sums.penalty + sums.implicit : objective_of(&sums));
 		if (validation)
 		{
 			MfErrorMeasures measures;
 
 			mf_test_error_measures(&als->factors, validation, &measures);
 			history->validation_rmse[iteration] = measures.rmse;
-			validation_text = psprintf(", validation RMSE = %.6g", measures.rmse);
 		}
 		/* a lower validation RMSE (a NaN is never lower): keep this iteration's factors */
 		if (patience > 0 &&
@@ -1295,32 +1433,19 @@ mf_fit(MfAls *als, const MfFitOptions *options, const MfTestSet *validation,
 		history->iterations_run = iteration + 1;
 		if (patience > 0)
 			mf_progress_best(best + 1);
-		mf_progress_step(iteration + 1, n, "iteration", loss,
+		if (pending)
+			record_loss(als, options, history, iteration - 1, &pending_sums, pairs, report,
+						&said_rose);
+		pending = defer;
+		if (defer)
+			pending_sums = sums;
+		else
+			record_loss(als, options, history, iteration, &sums, pairs, report, &said_rose);
+		/* J of the last iteration whose J is summed */
+		mf_progress_step(iteration + 1, n, "iteration",
+						 !defer ? history->loss[iteration]
+						 : iteration > 0 ? history->loss[iteration - 1] : NAN,
 						 validation ? history->validation_rmse[iteration] : NAN);
-		if (report)
-			ereport(NOTICE,
-					(errmsg("iteration %d of %d: J = %.6g, training RMSE = %.6g%s",
-							iteration + 1, n, loss, history->train_rmse[iteration],
-							validation_text),
-					 errdetail("%.3f s this iteration %s, %.3f s in all iterations so far.",
-							   history->seconds[iteration],
-							   als->remote_step ? "on the Citus workers"
-							   : psprintf("on %d thread%s", als->threads, als->threads == 1 ? "" : "s"),
-							   mf_seconds_since(start))));
-		if (report && !said_rose && iteration > 0 &&
-			loss - history->loss[iteration - 1] >
-			Max(MF_LOSS_RISE * fabs(history->loss[iteration - 1]), MF_LOSS_FLOOR * als->zero_loss))
-		{
-			said_rose = true;
-			ereport(WARNING,
-					(errmsg("J rose from %.6g to %.6g in iteration %d: the solves lost accuracy",
-							history->loss[iteration - 1], loss, iteration + 1),
-					 errdetail("Each step of ALS minimises J exactly, so J can rise only by rounding; this much means some rows' systems are too badly conditioned for %s precision, as a pair rated many times makes them.",
-							   als->factors.single ? "single" : "double"),
-					 als->factors.single
-					 ? errhint("Pass double_precision := true, raise lambda, or collapse the pairs rated many times in the source (an average per pair).")
-					 : errhint("Raise lambda, or collapse the pairs rated many times in the source (an average per pair).")));
-		}
 		if (patience > 0 && iteration - best >= patience)
 		{
 			said_kept = iteration + 1 < n;
@@ -1341,6 +1466,7 @@ mf_fit(MfAls *als, const MfFitOptions *options, const MfTestSet *validation,
 			break;
 		}
 	}
+	Assert(!pending);
 
 	/* with patience, the fit ends with the best iteration's factors, however it stopped */
 	history->kept_iteration = history->iterations_run;
@@ -1407,7 +1533,7 @@ mf_als_solve_against(const MfFactors *factors, MfSide side,
 				 errhint("Retrain the model with mf_train.")));
 	mf_progress_rows_begin(users ? MF_USERS : MF_ITEMS, rows->n_rows, 0.0, 1.0);
 	failed = solve_side(&als, rows, other, n_other, other_bias, implicit_other, out, bias,
-						norm, NULL, NULL, NULL);
+						norm, NULL, NULL, NULL, NULL);
 	mf_progress_rows_end();
 	/* the new rows' own implicit factors, from the other side's factors */
 	if (failed < 0 && implicit_out != NULL && exact.implicit_weight > 0)

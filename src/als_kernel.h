@@ -889,23 +889,17 @@ KERNEL(residual_squares) (const MfCsr *rows, int64 begin, int degree,
 }
 
 /*
- * Row r's predictions o_e . x (with biases, + x's own bias) with its
- * solution x and the other side as they are: the ones the row's solve
- * kept in buffers->targets (buffers->predictions_kept: CG where
- * cg_keeps_predictions, the Woodbury identity), else computed there, the
- * targets being free again once the row is solved; on the BLAS path, from
- * the gathered rows, or for implicit feedback the other side's.  NULL
- * when the run asked it to stop.
+ * The predictions o_e . x of a row's entries (with biases, + x's own bias)
+ * into predicted (degree reals): the own kernels' scores, on the BLAS path
+ * from the gathered rows, or for implicit feedback the other side's rows.
+ * NULL when the run asked it to stop.
  */
 static const REAL *
-KERNEL(row_predictions) (const HalfStep *step, SolveBuffers *buffers, int64 begin,
-						 int degree, const REAL *x)
+KERNEL(predict_row) (const HalfStep *step, SolveBuffers *buffers, int64 begin,
+					 int degree, const REAL *x, REAL *predicted)
 {
 	const MfAls *als = step->als;
-	REAL	   *predicted = buffers->targets;
 
-	if (buffers->predictions_kept)
-		return predicted;
 	for (int s = 0; s < degree; s += MF_ROW_SEGMENT)
 	{
 		int			n = Min(MF_ROW_SEGMENT, degree - s);
@@ -936,6 +930,52 @@ KERNEL(row_predictions) (const HalfStep *step, SolveBuffers *buffers, int64 begi
 					   als->unknowns, x, 1, 0, predicted + s, 1);
 	}
 	return predicted;
+}
+
+/*
+ * Row r's predictions o_e . x (with biases, + x's own bias) with its
+ * solution x and the other side as they are: the ones the row's solve
+ * kept in buffers->targets (buffers->predictions_kept: CG where
+ * cg_keeps_predictions, the Woodbury identity), else computed there
+ * (predict_row), the targets being free again once the row is solved.
+ * NULL when the run asked it to stop.
+ */
+static const REAL *
+KERNEL(row_predictions) (const HalfStep *step, SolveBuffers *buffers, int64 begin,
+						 int degree, const REAL *x)
+{
+	if (buffers->predictions_kept)
+		return buffers->targets;
+	return KERNEL(predict_row) (step, buffers, begin, degree, x, buffers->targets);
+}
+
+/*
+ * Row r's data term of J with the factors (and bias) it had before this
+ * half-step, the previous iteration's, against the fixed side, which that
+ * iteration's second half-step left as this one reads it: the data term
+ * that half-step would have summed over its own rows (defers_loss), here
+ * while the row's rated rows are in the cache from its solve.  Its
+ * predictions go to the scratch buffer, free after the solve.  0 when the
+ * run asked it to stop (the caller sees the stop).
+ */
+static double
+KERNEL(previous_row_loss) (const HalfStep *step, SolveBuffers *buffers, int32 r, int64 begin,
+						   int degree)
+{
+	const MfAls *als = step->als;
+	const int	k = als->factors.k;
+	REAL	   *previous = buffers->previous;
+	const REAL *predicted;
+
+	memcpy(previous, (const REAL *) step->out + (Size) r * k, sizeof(REAL) * k);
+	if (step->other_bias)
+		previous[k] = (REAL) step->out_bias[r];
+	predicted = KERNEL(predict_row) (step, buffers, begin, degree, previous,
+									 buffers->scratch);
+	if (predicted == NULL)
+		return 0.0;
+	return KERNEL(residual_squares) (step->rows, begin, degree, step->other_bias,
+									  als->factors.mean, predicted);
 }
 
 /*
@@ -988,10 +1028,14 @@ KERNEL(row_loss) (const HalfStep *step, SolveBuffers *buffers, int64 begin,
 }
 
 /*
- * What follows row r's solve, x: its data term of J when step->sse is set
- * (row_loss), then x into step->out (and out_bias) and its share of the
- * penalty into norm[r] (row_penalty).  False, having written nothing,
- * when the run asked it to stop.
+ * What follows row r's solve, x: the data term of its factors before the
+ * half-step when step->previous_sse is set and the row's is not yet
+ * summed (previous_row_loss; a task stopped and started again finishes
+ * some rows twice, and the second time the factors are already x), its
+ * data term of J with x when step->sse is set (row_loss), then x into
+ * step->out (and out_bias) and its share of the penalty into norm[r]
+ * (row_penalty).  False, having written nothing to out, when the run asked
+ * it to stop.
  */
 static bool
 KERNEL(finish_row) (const HalfStep *step, SolveBuffers *buffers, int32 r, int64 begin,
@@ -1002,6 +1046,14 @@ KERNEL(finish_row) (const HalfStep *step, SolveBuffers *buffers, int32 r, int64 
 	const int	d = als->unknowns;
 	double		loss = 0.0;
 
+	if (step->previous_sse != NULL && step->previous_sse[r] < 0)
+	{
+		double		previous = KERNEL(previous_row_loss) (step, buffers, r, begin, degree);
+
+		if (mf_parallel_stopping())
+			return false;
+		step->previous_sse[r] = previous;
+	}
 	if (step->sse != NULL)
 		loss = KERNEL(row_loss) (step, buffers, begin, degree, x);
 	/* what the row's solve kept for J is the row's alone */

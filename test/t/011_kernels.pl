@@ -10,7 +10,9 @@
 # segments correctly.  Rows solved in a batch and alone get the same
 # factors.  A row a pair repeats 3,000 times in trains.  Implicit
 # feedback's short rows are solved by the Woodbury identity on every path
-# (large confidences the primal way), with J the stored model's.
+# (large confidences the primal way), with J the stored model's.  J of
+# each iteration, summed late where the own kernels can, is J taken at the
+# iteration's end.
 use strict;
 use warnings;
 use PostgreSQL::Test::Utils;
@@ -177,6 +179,27 @@ foreach my $kind (sort keys %kinds)
 			FROM mf_models m, $table r WHERE m.name = '$model' GROUP BY m.model_id, m.train_rmse});
 		cmp_ok($rmse_gap, '<', 1e-6,
 			"$kind, $kernel kernel: the training RMSE (J's data term) is the stored factors' ($rmse_gap)");
+		# J of the iterations before the last, which the own kernels'
+		# Cholesky sums from the users' rows while the next iteration solves
+		# them (can_defer_loss, with the factors they had), against J taken
+		# at each iteration's end (a tolerance too small to stop on); the
+		# same factors either way
+		$node->safe_psql('postgres', qq{
+			SET client_min_messages = warning; SET mf_ext.kernel = $kernel; SET mf_ext.threads = 2;
+			SELECT mf_train('$table', $arguments, iterations := 3, tolerance := 1e-300,
+			                model_name := '${model}_each')});
+		is(factors_md5("${model}_each"), $two, "$kind, $kernel kernel: the same factors with a tolerance");
+		my $loss_gap = $node->safe_psql('postgres', qq{
+			SELECT max(abs(a.j - b.j) / b.j) || ' ' || max(abs(a.rmse - b.rmse) / b.rmse) || ' ' || count(*)
+			FROM (SELECT j, rmse, i FROM mf_models m,
+			      unnest(m.loss, m.train_rmse_history) WITH ORDINALITY AS x(j, rmse, i)
+			      WHERE m.name = '$model') a
+			JOIN (SELECT j, rmse, i FROM mf_models m,
+			      unnest(m.loss, m.train_rmse_history) WITH ORDINALITY AS x(j, rmse, i)
+			      WHERE m.name = '${model}_each') b USING (i)});
+		my ($j_gap, $rmse_history_gap, $iterations) = split / /, $loss_gap;
+		ok($iterations == 3 && $j_gap < 1e-6 && $rmse_history_gap < 1e-6,
+			"$kind, $kernel kernel: J and the training RMSE of every iteration as taken at its end ($loss_gap)");
 	}
 }
 
