@@ -109,8 +109,6 @@ typedef struct SolveBuffers
 	void	   *weights;		/* max_degree reals: c - 1 (implicit feedback) */
 	void	   *scratch;		/* max_degree reals */
 	void	   *solution;		/* d reals */
-	void	   *previous;		/* d reals: a row's factors before the
-								 * half-step (previous_row_loss) */
 	void	   *cg;				/* 4d reals: conjugate-gradient vectors */
 	double	   *nnls;			/* 2d doubles: non-negative solve; implicit sums */
 	void	   *implicit_sum;	/* d reals: the row's implicit factors summed */
@@ -493,7 +491,7 @@ mf_als_memory_estimate(const MfRatings *ratings, const MfFitOptions *options,
 				  sizeof(double));
 	mf_memory_add(memory, (Size) options->k * options->k, real_size);
 	/* each thread's buffers: the gathered rows (BLAS), the system and its d-long vectors */
-	mf_memory_add(memory, mul_size(mul_size(add_size(gathers ? longest : 0, d + 10), d), threads),
+	mf_memory_add(memory, mul_size(mul_size(add_size(gathers ? longest : 0, d + 9), d), threads),
 				  real_size);
 	mf_memory_add(memory, mul_size(mul_size(longest, 3), threads), real_size);
 	mf_memory_add(memory, mul_size(d, threads), sizeof(int) + 2 * sizeof(double));
@@ -623,7 +621,6 @@ init_solver(MfAls *als, const MfFitOptions *options, int64 longest,
 		b->weights = mf_alloc_aligned(cxt, longest, als->real_size);
 		b->scratch = mf_alloc_aligned(cxt, longest, als->real_size);
 		b->solution = mf_alloc_aligned(cxt, d, als->real_size);
-		b->previous = mf_alloc_aligned(cxt, d, als->real_size);
 		b->cg = mf_alloc_aligned(cxt, (Size) 4 * d, als->real_size);
 		b->nnls = mf_alloc_aligned(cxt, (Size) 2 * d, sizeof(double));
 		b->implicit_sum = mf_alloc_aligned(cxt, d, als->real_size);

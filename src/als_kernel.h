@@ -863,15 +863,20 @@ KERNEL(solve_system) (const MfAls *als, SolveBuffers *buffers, REAL *x)
 }
 
 /*
- * sum_e (t_e - predicted[e])^2 over a row's entries, in entry order, each
- * target t_e its rating (less mean + the other side's bias with biases).
- * Not inlined, so that the accumulator stays in a register: inlined into
- * the row's solve, GCC kept it on the stack, and each addition waited for
- * the store of the one before (about 40% of the solve's own time with CG).
+ * sum_e (t_e - own_bias - predicted[e])^2 over a row's entries, in entry
+ * order, each target t_e its rating (less mean + the other side's bias
+ * with biases); own_bias is the row's own bias where predicted leaves it
+ * out (else 0), so that a bias far larger than the residuals is taken
+ * from the rating in double, as the other side's is, not rounded into a
+ * float score.  Not inlined, so that the accumulator stays in a register:
+ * inlined into the row's solve, GCC kept it on the stack, and each
+ * addition waited for the store of the one before (about 40% of the
+ * solve's own time with CG).
  */
 static pg_noinline double
 KERNEL(residual_squares) (const MfCsr *rows, int64 begin, int degree,
-						  const double *other_bias, double mean, const REAL *predicted)
+						  const double *other_bias, double mean, double own_bias,
+						  const REAL *predicted)
 {
 	double		sum = 0.0;
 
@@ -882,17 +887,18 @@ KERNEL(residual_squares) (const MfCsr *rows, int64 begin, int degree,
 
 		if (other_bias)
 			target -= mean + other_bias[rows->col[begin + e]];
-		residual = target - (double) predicted[e];
+		residual = target - own_bias - (double) predicted[e];
 		sum += residual * residual;
 	}
 	return sum;
 }
 
 /*
- * The predictions o_e . x of a row's entries (with biases, + x's own bias)
- * into predicted (degree reals): the own kernels' scores, on the BLAS path
- * from the gathered rows, or for implicit feedback the other side's rows.
- * NULL when the run asked it to stop.
+ * The products o_e . x of a row's entries with the row's factors x (k
+ * reals; a row's own bias is left out: residual_squares takes it) into
+ * predicted (degree reals): the own kernels' scores, on the BLAS path from
+ * the gathered rows, or for implicit feedback the other side's rows.  NULL
+ * when the run asked it to stop.
  */
 static const REAL *
 KERNEL(predict_row) (const HalfStep *step, SolveBuffers *buffers, int64 begin,
@@ -906,11 +912,17 @@ KERNEL(predict_row) (const HalfStep *step, SolveBuffers *buffers, int64 begin,
 
 		if (s > 0 && mf_parallel_stopping())
 			return NULL;
+		if (als->factors.k == 0)
+		{
+			/* no factors (k = 0, biases alone): BLAS would leave predicted as it was */
+			memset(predicted + s, 0, sizeof(REAL) * n);
+			continue;
+		}
 #ifdef OWN_KERNELS
 		if (als->kernel)
 		{
 			als->kernel->scores(step->other, als->factors.k, step->rows->col + begin + s, n,
-								step->other_bias != NULL, x, predicted + s);
+								false, x, predicted + s);
 			continue;
 		}
 #endif
@@ -925,28 +937,12 @@ KERNEL(predict_row) (const HalfStep *step, SolveBuffers *buffers, int64 begin,
 														als->factors.k);
 			continue;
 		}
-		als->blas->GEMV(CblasColMajor, CblasTrans, als->unknowns, n, 1,
+		/* the gathered rows' first k entries: the last, with biases, is the bias's 1 */
+		als->blas->GEMV(CblasColMajor, CblasTrans, als->factors.k, n, 1,
 					   (const REAL *) buffers->gathered + (Size) s * als->unknowns,
 					   als->unknowns, x, 1, 0, predicted + s, 1);
 	}
 	return predicted;
-}
-
-/*
- * Row r's predictions o_e . x (with biases, + x's own bias) with its
- * solution x and the other side as they are: the ones the row's solve
- * kept in buffers->targets (buffers->predictions_kept: CG where
- * cg_keeps_predictions, the Woodbury identity), else computed there
- * (predict_row), the targets being free again once the row is solved.
- * NULL when the run asked it to stop.
- */
-static const REAL *
-KERNEL(row_predictions) (const HalfStep *step, SolveBuffers *buffers, int64 begin,
-						 int degree, const REAL *x)
-{
-	if (buffers->predictions_kept)
-		return buffers->targets;
-	return KERNEL(predict_row) (step, buffers, begin, degree, x, buffers->targets);
 }
 
 /*
@@ -955,33 +951,33 @@ KERNEL(row_predictions) (const HalfStep *step, SolveBuffers *buffers, int64 begi
  * iteration's second half-step left as this one reads it: the data term
  * that half-step would have summed over its own rows (defers_loss), here
  * while the row's rated rows are in the cache from its solve.  Its
- * predictions go to the scratch buffer, free after the solve.  0 when the
- * run asked it to stop (the caller sees the stop).
+ * products go to the scratch buffer, free after the solve.  0 when the run
+ * asked it to stop (the caller sees the stop).
  */
 static double
 KERNEL(previous_row_loss) (const HalfStep *step, SolveBuffers *buffers, int32 r, int64 begin,
 						   int degree)
 {
 	const MfAls *als = step->als;
-	const int	k = als->factors.k;
-	REAL	   *previous = buffers->previous;
-	const REAL *predicted;
+	const REAL *predicted = KERNEL(predict_row) (step, buffers, begin, degree,
+												 (const REAL *) step->out + (Size) r * als->factors.k,
+												 buffers->scratch);
 
-	memcpy(previous, (const REAL *) step->out + (Size) r * k, sizeof(REAL) * k);
-	if (step->other_bias)
-		previous[k] = (REAL) step->out_bias[r];
-	predicted = KERNEL(predict_row) (step, buffers, begin, degree, previous,
-									 buffers->scratch);
 	if (predicted == NULL)
 		return 0.0;
 	return KERNEL(residual_squares) (step->rows, begin, degree, step->other_bias,
-									  als->factors.mean, predicted);
+									  als->factors.mean, step->other_bias ? step->out_bias[r] : 0.0,
+									  predicted);
 }
 
 /*
  * Row r's data term of J with its solution x and the other side as they
- * are (after the item half-step: both sides new), from its predictions
- * (row_predictions); 0 when the run asked it to stop.
+ * are (after the item half-step: both sides new): from the predictions
+ * the row's solve kept in buffers->targets (buffers->predictions_kept: CG
+ * where cg_keeps_predictions, with the row's own bias; the Woodbury
+ * identity), else from its products computed there (predict_row), the
+ * targets being free again once the row is solved.  0 when the run asked
+ * it to stop.
  */
 static double
 KERNEL(row_loss) (const HalfStep *step, SolveBuffers *buffers, int64 begin,
@@ -990,7 +986,9 @@ KERNEL(row_loss) (const HalfStep *step, SolveBuffers *buffers, int64 begin,
 	const MfAls *als = step->als;
 	const MfCsr *rows = step->rows;
 	const int	d = als->unknowns;
-	const REAL *predicted = KERNEL(row_predictions) (step, buffers, begin, degree, x);
+	bool		kept = buffers->predictions_kept;
+	const REAL *predicted = kept ? buffers->targets
+		: KERNEL(predict_row) (step, buffers, begin, degree, x, buffers->targets);
 
 	if (predicted == NULL)
 		return 0.0;				/* the caller sees the stop */
@@ -1023,8 +1021,9 @@ KERNEL(row_loss) (const HalfStep *step, SolveBuffers *buffers, int64 begin,
 		}
 		return Max(unobserved, 0.0) + observed;
 	}
-	return KERNEL(residual_squares) (rows, begin, degree, step->other_bias,
-									  als->factors.mean, predicted);
+	return KERNEL(residual_squares) (rows, begin, degree, step->other_bias, als->factors.mean,
+									  !kept && step->other_bias ? (double) x[als->factors.k] : 0.0,
+									  predicted);
 }
 
 /*

@@ -12,7 +12,7 @@
 # feedback's short rows are solved by the Woodbury identity on every path
 # (large confidences the primal way), with J the stored model's.  J of
 # each iteration, summed late where the own kernels can, is J taken at the
-# iteration's end.
+# iteration's end, with biases far larger than the residuals too.
 use strict;
 use warnings;
 use PostgreSQL::Test::Utils;
@@ -74,6 +74,9 @@ $node->safe_psql('postgres', q{
 	SELECT u AS user_id, i AS item_id, 1 + (abs(hashint4(u * 131 + i)) % 5)::float8 AS rating
 	FROM generate_series(1, 100) u, generate_series(1, 100) i WHERE abs(hashint4(u * 17 + i)) % 3 = 0
 	UNION ALL VALUES (1, 1000, 1), (1, 1000, 5), (2, 1000, 4);
+	CREATE TABLE big_biases AS
+	SELECT u AS user_id, i AS item_id, (1000.0 * u + 300.0 * (i % 7) + 0.01 * i)::float8 AS rating
+	FROM generate_series(1, 200) u, generate_series(1, 100) i WHERE (u * 7 + i * 13) % 2 = 0;
 	CREATE TABLE tail AS
 	SELECT u AS user_id, i AS item_id, (u * 7 + i * 3) % 6 AS rating
 	FROM generate_series(1, 40) u, generate_series(1, 500) i
@@ -201,6 +204,30 @@ foreach my $kind (sort keys %kinds)
 		ok($iterations == 3 && $j_gap < 1e-6 && $rmse_history_gap < 1e-6,
 			"$kind, $kernel kernel: J and the training RMSE of every iteration as taken at its end ($loss_gap)");
 	}
+}
+
+# Biases far larger than the residuals (users' up to 200,000, items' up
+# to 1,800, residuals about 0.1): J's data term takes each row's own bias
+# from the rating in double, as the other side's, on both of its paths
+# (the users' half-step summing the iteration before's, and the items'
+# half-step summing the last's); added to a float score, the users' had
+# made the iterations' training RMSE 2.5e-5 to 2e-4 off (attack helper 168)
+foreach my $kernel (@kernels)
+{
+	my $history = $node->safe_psql('postgres', qq{
+		SET client_min_messages = warning; SET mf_ext.kernel = $kernel; SET mf_ext.threads = 2;
+		SELECT mf_train('big_biases', k := 2, lambda := 0.1, biases := true, bias_lambda := 1e-4,
+		                iterations := 3, model_name := 'big_biases_late');
+		SELECT mf_train('big_biases', k := 2, lambda := 0.1, biases := true, bias_lambda := 1e-4,
+		                iterations := 3, tolerance := 1e-300, model_name := 'big_biases_each');
+		SELECT max(abs(a.rmse - b.rmse) / b.rmse) || ' ' || count(*)
+		FROM (SELECT rmse, i FROM mf_models m, unnest(m.train_rmse_history) WITH ORDINALITY AS x(rmse, i)
+		      WHERE m.name = 'big_biases_late') a
+		JOIN (SELECT rmse, i FROM mf_models m, unnest(m.train_rmse_history) WITH ORDINALITY AS x(rmse, i)
+		      WHERE m.name = 'big_biases_each') b USING (i)});
+	my ($gap, $iterations) = split / /, (split /\n/, $history)[-1];
+	ok($iterations == 3 && $gap < 1e-9,
+		"large biases, $kernel kernel: each iteration's training RMSE the same summed late or at its end ($history)");
 }
 
 # The Woodbury identity (als_kernel.h's woodbury_solve) solves the tail's
