@@ -1131,12 +1131,45 @@ defers_loss(const MfAls *als, const MfFitOptions *options, int iteration)
 }
 
 /*
+ * After a users' half-step that failed on a row: the data term of the
+ * factors it started from, for the users' rows it did not finish (their
+ * previous_sse still -1, their factors still the iteration before's),
+ * summed here in the backend's thread, so that the iteration before is
+ * reported (its J, a WARNING that J rose) before the failure that may
+ * follow from it.
+ */
+static void
+sum_unfinished_previous_loss(MfAls *als)
+{
+	const MfCsr *rows = &als->ratings->by_user;
+	MfFactors  *f = &als->factors;
+	HalfStep	step = {0};
+
+	step.als = als;
+	step.rows = rows;
+	step.other = f->item_factors;
+	step.other_bias = f->item_bias;
+	step.out = f->user_factors;
+	step.out_bias = f->user_bias;
+	for (int32 r = 0; r < rows->n_rows; r++)
+	{
+		int64		begin = rows->row_start[r];
+
+		CHECK_FOR_INTERRUPTS();
+		if (als->user_previous_sse[r] < 0)
+			als->user_previous_sse[r] =
+				previous_row_loss_single(&step, &als->buffers[0], r, begin,
+										 (int) (rows->row_start[r + 1] - begin));
+	}
+}
+
+/*
  * One iteration: every user, then every item.  Sets *loss, its data term
  * NaN with defer (the next iteration's previous_sse sums it); with
  * previous_sse, sets *previous_sse to the data term times 2 of the factors
- * the iteration started from (the iteration before, which deferred it).
- * Returns -1, or the index of the first row of *failed_side whose system
- * could not be solved.
+ * the iteration started from (the iteration before, which deferred it),
+ * also when a row fails.  Returns -1, or the index of the first row of
+ * *failed_side whose system could not be solved.
  */
 static int32
 iterate(MfAls *als, bool defer, double *previous_sse, IterationLoss *loss,
@@ -1168,6 +1201,15 @@ iterate(MfAls *als, bool defer, double *previous_sse, IterationLoss *loss,
 							als->user_norm, NULL, previous_sse ? als->user_previous_sse : NULL,
 							als->user_implicit_dots, als->implicit_grams);
 		mf_progress_rows_end();
+		if (failed >= 0 && previous_sse)
+			sum_unfinished_previous_loss(als);
+	}
+	/* J in a fixed order, so that it too is the same for any thread count */
+	if (previous_sse)
+	{
+		*previous_sse = 0.0;
+		for (int32 u = 0; u < ratings->n_users; u++)
+			*previous_sse += als->user_previous_sse[u];
 	}
 	if (failed >= 0)
 		return failed;
@@ -1191,13 +1233,6 @@ iterate(MfAls *als, bool defer, double *previous_sse, IterationLoss *loss,
 	if (failed >= 0)
 		return failed;
 
-	/* J in a fixed order, so that it too is the same for any thread count */
-	if (previous_sse)
-	{
-		*previous_sse = 0.0;
-		for (int32 u = 0; u < ratings->n_users; u++)
-			*previous_sse += als->user_previous_sse[u];
-	}
 	for (int32 u = 0; u < ratings->n_users; u++)
 		norms += als->user_norm[u];
 	for (int32 i = 0; i < ratings->n_items; i++)
@@ -1213,26 +1248,19 @@ iterate(MfAls *als, bool defer, double *previous_sse, IterationLoss *loss,
 	return -1;
 }
 
-/* Runs one iteration of a fit (iterate), raising the error for a row it could not solve. */
+/* Raises the error for row failed of side, which a fit could not solve. */
 static void
-iterate_or_fail(MfAls *als, const MfFitOptions *options, bool defer, double *previous_sse,
-				IterationLoss *loss)
+fail_unsolvable(MfAls *als, const MfFitOptions *options, int32 failed, MfSide side)
 {
-	MfSide		side;
-	int32		failed = iterate(als, defer, previous_sse, loss, &side);
+	MfSide		other = side == MF_USERS ? MF_ITEMS : MF_USERS;
+	int64		times;
+	int32		partner = mf_csr_most_repeated(side == MF_USERS ? &als->ratings->by_user
+											   : &als->ratings->by_item, failed, &times);
 
-	if (failed >= 0)
-	{
-		MfSide		other = side == MF_USERS ? MF_ITEMS : MF_USERS;
-		int64		times;
-		int32		partner = mf_csr_most_repeated(side == MF_USERS ? &als->ratings->by_user
-												   : &als->ratings->by_item, failed, &times);
-
-		mf_report_unsolvable(MF_SOLVE_TRAINING, side,
-							 mf_ratings_id_for_message(als->ratings, side, failed), options, NULL,
-							 partner >= 0 ? mf_ratings_id_for_message(als->ratings, other, partner) : NULL,
-							 times);
-	}
+	mf_report_unsolvable(MF_SOLVE_TRAINING, side,
+						 mf_ratings_id_for_message(als->ratings, side, failed), options, NULL,
+						 partner >= 0 ? mf_ratings_id_for_message(als->ratings, other, partner) : NULL,
+						 times);
 }
 
 /* Raises the error for a J that overflowed in iteration (from 0). */
@@ -1403,11 +1431,20 @@ mf_fit(MfAls *als, const MfFitOptions *options, const MfTestSet *validation,
 		instr_time	iteration_start;
 		bool		defer = defers_loss(als, options, iteration);
 		IterationLoss sums;
+		MfSide		failed_side;
+		int32		failed;
 
 		INSTR_TIME_SET_CURRENT(iteration_start);
-		iterate_or_fail(als, options, defer, pending ? &pending_sums.sse : NULL, &sums);
+		failed = iterate(als, defer, pending ? &pending_sums.sse : NULL, &sums, &failed_side);
+		/* the iteration before first, as if its J had been summed at its end */
 		if (pending)
+		{
 			fail_unless_finite(options, iteration - 1, objective_of(&pending_sums));
+			record_loss(als, options, history, iteration - 1, &pending_sums, pairs, report,
+						&said_rose);
+		}
+		if (failed >= 0)
+			fail_unsolvable(als, options, failed, failed_side);
 		/* a deferred J that will overflow: said now, as it would have been */
 		fail_unless_finite(options, iteration,
 						   defer ? sums.penalty + sums.implicit : objective_of(&sums));
@@ -1430,9 +1467,6 @@ mf_fit(MfAls *als, const MfFitOptions *options, const MfTestSet *validation,
 		history->iterations_run = iteration + 1;
 		if (patience > 0)
 			mf_progress_best(best + 1);
-		if (pending)
-			record_loss(als, options, history, iteration - 1, &pending_sums, pairs, report,
-						&said_rose);
 		pending = defer;
 		if (defer)
 			pending_sums = sums;

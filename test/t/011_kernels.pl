@@ -77,6 +77,9 @@ $node->safe_psql('postgres', q{
 	CREATE TABLE big_biases AS
 	SELECT u AS user_id, i AS item_id, (1000.0 * u + 300.0 * (i % 7) + 0.01 * i)::float8 AS rating
 	FROM generate_series(1, 200) u, generate_series(1, 100) i WHERE (u * 7 + i * 13) % 2 = 0;
+	CREATE TABLE failing AS
+	SELECT u AS user_id, i AS item_id, (1000.0 * u + 0.01 * i)::float8 AS rating
+	FROM generate_series(1, 200) u, generate_series(1, 100) i WHERE (u * 7 + i * 13) % 2 = 0;
 	CREATE TABLE tail AS
 	SELECT u AS user_id, i AS item_id, (u * 7 + i * 3) % 6 AS rating
 	FROM generate_series(1, 40) u, generate_series(1, 500) i
@@ -228,6 +231,36 @@ foreach my $kernel (@kernels)
 	my ($gap, $iterations) = split / /, (split /\n/, $history)[-1];
 	ok($iterations == 3 && $gap < 1e-9,
 		"large biases, $kernel kernel: each iteration's training RMSE the same summed late or at its end ($history)");
+}
+
+# A training whose users' half-step fails (at lambda = 1e-6, after one or
+# two iterations, at its first user): the iterations before are reported
+# (their NOTICEs, their J) before the error, the users' rows the failed
+# half-step did not reach summed apart, as when J is taken at each
+# iteration's end (attack helper 168: they were not reported at all).  (A
+# tolerance, which takes J at each iteration's end, stops the portable
+# kernel's training where J rises, before the failure.)
+foreach my $kernel (@kernels)
+{
+	my @streams;
+	foreach my $tolerance ('', ', tolerance := 1e-300')
+	{
+		# a first training each time (a retraining says which options it keeps)
+		my ($rc, $out, $err) = $node->psql('postgres', qq{
+			SELECT mf_drop_model(name) FROM mf_models WHERE name = 'failing';
+			SET client_min_messages = notice; SET mf_ext.kernel = $kernel; SET mf_ext.threads = 2;
+			SELECT mf_train('failing', k := 2, lambda := 1e-6, biases := true,
+			                model_name := 'failing'$tolerance)});
+		$err =~ s/^psql:<stdin>:\d+: //mg;
+		$err =~ s/^DETAIL:  [0-9.]+ s this iteration.*\n//mg;
+		push @streams, $err;
+	}
+	like($streams[0], qr/\A(NOTICE:  iteration \d+ of 10: J = [^\n]*\n)+ERROR:  the least-squares system of user 1 could not be solved/,
+		"$kernel kernel: the iterations before a failed half-step reported before its error");
+	my @late = $streams[0] =~ /^(NOTICE:  iteration \d+ of 10: .*)$/mg;
+	my @each = $streams[1] =~ /^(NOTICE:  iteration \d+ of 10: .*)$/mg;
+	is_deeply(\@late, [ @each[0 .. $#late] ],
+		"$kernel kernel: ... with the J of each as when J is taken at each iteration's end");
 }
 
 # The Woodbury identity (als_kernel.h's woodbury_solve) solves the tail's
