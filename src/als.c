@@ -1155,11 +1155,12 @@ sum_unfinished_previous_loss(MfAls *als)
 	{
 		int64		begin = rows->row_start[r];
 
-		CHECK_FOR_INTERRUPTS();
 		if (als->user_previous_sse[r] < 0)
 			als->user_previous_sse[r] =
 				previous_row_loss_single(&step, &als->buffers[0], r, begin,
 										 (int) (rows->row_start[r + 1] - begin));
+		/* after the row: a long row stops its sum for a cancel, and leaves 0 */
+		CHECK_FOR_INTERRUPTS();
 	}
 }
 
