@@ -1122,12 +1122,16 @@ objective_of(const IterationLoss *loss)
 	return loss->sse / 2.0 + loss->penalty + loss->implicit;
 }
 
-/* Whether iteration's data term of J is summed by the next iteration. */
+/*
+ * Whether iteration's data term of J is summed by the next iteration: a
+ * fit made for it (can_defer_loss, from the options the fit runs with)
+ * and an iteration that is not the last.
+ */
 static bool
 defers_loss(const MfAls *als, const MfFitOptions *options, int iteration)
 {
-	return als->user_previous_sse != NULL && options->tolerance == 0 &&
-		options->patience == 0 && iteration + 1 < options->iterations;
+	Assert(als->user_previous_sse == NULL || can_defer_loss(als, options));
+	return als->user_previous_sse != NULL && iteration + 1 < options->iterations;
 }
 
 /*
