@@ -14,6 +14,7 @@
 #include <errno.h>
 #include <limits.h>
 #include <sys/mman.h>
+#include <unistd.h>
 
 #include "fmgr.h"
 #include "lib/stringinfo.h"
@@ -73,26 +74,18 @@ _PG_init(void)
 
 /* Arrays from this size on are backed by huge pages where the kernel can. */
 #define MF_HUGE_PAGE_ARRAY		((Size) 8 * 1024 * 1024)
-#define MF_HUGE_PAGE			((Size) 2 * 1024 * 1024)
 
-/*
- * Asks the kernel (Linux's transparent huge pages, in their "madvise" mode)
- * to back the whole 2 MB pages inside a large array with huge pages: the
- * array's first touch then takes one page fault per 2 MB rather than per
- * 4 kB, which is most of the time of filling a fresh array on some virtual
- * machines.  A hint only: nothing changes where the kernel declines.
- */
-static void *
-advise_huge_pages(void *array, Size bytes)
+void *
+mf_advise_huge_pages(void *array, Size bytes)
 {
 #ifdef MADV_HUGEPAGE
 	if (bytes >= MF_HUGE_PAGE_ARRAY)
 	{
-		uintptr_t	first = TYPEALIGN(MF_HUGE_PAGE, (uintptr_t) array);
-		uintptr_t	end = TYPEALIGN_DOWN(MF_HUGE_PAGE, (uintptr_t) array + bytes);
+		Size		page = (Size) sysconf(_SC_PAGESIZE);
+		uintptr_t	first = TYPEALIGN_DOWN(page, (uintptr_t) array);
+		uintptr_t	end = TYPEALIGN(page, (uintptr_t) array + bytes);
 
-		if (end > first)
-			(void) madvise((void *) first, end - first, MADV_HUGEPAGE);
+		(void) madvise((void *) first, end - first, MADV_HUGEPAGE);
 	}
 #endif
 	return array;
@@ -103,7 +96,7 @@ mf_alloc_array(MemoryContext cxt, Size count, Size size)
 {
 	Size		bytes = mul_size(Max(count, 1), size);
 
-	return advise_huge_pages(MemoryContextAllocHuge(cxt, bytes), bytes);
+	return mf_advise_huge_pages(MemoryContextAllocHuge(cxt, bytes), bytes);
 }
 
 void *

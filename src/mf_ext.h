@@ -74,9 +74,21 @@ mf_mix64(uint64 x)
 }
 
 /*
+ * Asks the kernel (Linux's transparent huge pages, in their "madvise" mode)
+ * to back an array of bytes bytes, from 8 MB on, with huge pages: its first
+ * touch then takes one page fault per 2 MB rather than per 4 kB, which is
+ * most of the time of filling a fresh array on some virtual machines.  The
+ * advice covers the whole pages the array touches, so that a block mapped
+ * on its own (a large palloc) stays one mapping, which realloc() can remap
+ * rather than copy.  A hint only: nothing changes where the kernel
+ * declines.  Returns array.
+ */
+extern void *mf_advise_huge_pages(void *array, Size bytes);
+
+/*
  * count * size bytes in cxt (at least one element), overflow-checked, huge
  * allowed; from 8 MB on, backed by transparent huge pages where the kernel
- * allows (fewer page faults on first touch).
+ * allows (mf_advise_huge_pages).
  */
 extern void *mf_alloc_array(MemoryContext cxt, Size count, Size size);
 

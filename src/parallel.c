@@ -25,6 +25,10 @@
  *	  active portal's memory (the call's) before its callbacks run, so
  *	  what a fed run's tasks read must live in a transaction's context.
  *
+ *	  Beside runs, one background thread at a time faults in memory the
+ *	  backend is about to fill (mf_prefault), stopped and joined on the
+ *	  same ways out as the workers.
+ *
  *-------------------------------------------------------------------------
  */
 #include "parallel.h"
@@ -33,6 +37,7 @@
 
 #include <limits.h>
 #include <pthread.h>
+#include <sys/mman.h>
 #include <sched.h>
 #include <signal.h>
 #include <stdatomic.h>
@@ -290,7 +295,10 @@ static void
 join_at_abort(XactEvent event, void *arg)
 {
 	if (event == XACT_EVENT_ABORT || event == XACT_EVENT_PARALLEL_ABORT)
+	{
 		join_runs_from(InvalidSubTransactionId);
+		mf_prefault_stop();
+	}
 }
 
 /*
@@ -302,13 +310,17 @@ static void
 join_at_subabort(SubXactEvent event, SubTransactionId sub, SubTransactionId parent, void *arg)
 {
 	if (event == SUBXACT_EVENT_ABORT_SUB)
+	{
 		join_runs_from(sub);
+		mf_prefault_stop();		/* its memory may be the subtransaction's */
+	}
 }
 
 static void
 join_at_exit(int code, Datum arg)
 {
 	join_runs_from(InvalidSubTransactionId);
+	mf_prefault_stop();
 }
 
 static void *
@@ -320,26 +332,37 @@ worker_main(void *arg)
 	return NULL;
 }
 
+/*
+ * Starts a thread running main(arg) with every signal blocked (it inherits
+ * the mask); false when it could not be started.
+ */
+static bool
+start_blocked_thread(pthread_t *handle, void *(*main) (void *), void *arg)
+{
+	sigset_t	all_signals,
+				saved;
+	bool		started;
+
+	sigfillset(&all_signals);
+	pthread_sigmask(SIG_SETMASK, &all_signals, &saved);
+	started = pthread_create(handle, NULL, main, arg) == 0;
+	pthread_sigmask(SIG_SETMASK, &saved, NULL);
+	return started;
+}
+
 /* Starts the run's workers (threads - 1 of them, fewer if some fail). */
 static void
 start_workers(Run *run)
 {
-	sigset_t	all_signals,
-				saved;
-
-	/* workers inherit a mask that blocks every signal */
-	sigfillset(&all_signals);
-	pthread_sigmask(SIG_SETMASK, &all_signals, &saved);
 	run->started = 0;
 	for (int t = 1; t < run->threads; t++)
 	{
 		run->workers[t].run = run;
 		run->workers[t].thread = t;
-		if (pthread_create(&run->workers[t].handle, NULL, worker_main, &run->workers[t]) != 0)
+		if (!start_blocked_thread(&run->workers[t].handle, worker_main, &run->workers[t]))
 			break;				/* fewer threads; the work still gets done */
 		run->started = t;
 	}
-	pthread_sigmask(SIG_SETMASK, &saved, NULL);
 }
 
 /*
@@ -375,6 +398,82 @@ register_callbacks(void)
 	RegisterSubXactCallback(join_at_subabort, NULL);
 	before_shmem_exit(join_at_exit, (Datum) 0);
 	registered = true;
+}
+
+/*
+ * Bytes the background thread faults in between two looks at prefault_halt:
+ * two huge pages, milliseconds even where the host backs each page on its
+ * first touch (about 0.5 GB/s on some virtual machines).
+ */
+#define MF_PREFAULT_STEP	((Size) 4 * 1024 * 1024)
+
+/* The background faulting in: its ranges, its thread and its stop flag. */
+static struct
+{
+	char	   *start;
+	Size		bytes;
+}			prefault_ranges[MF_PREFAULT_RANGES];
+static int	prefault_n = 0;
+static pthread_t prefault_thread;
+static bool prefault_running = false;
+static atomic_bool prefault_halt;
+
+static void *
+prefault_main(void *arg)
+{
+#ifdef MADV_POPULATE_WRITE
+	for (int r = 0; r < prefault_n; r++)
+	{
+		for (Size done = 0; done < prefault_ranges[r].bytes; done += MF_PREFAULT_STEP)
+		{
+			if (atomic_load(&prefault_halt) ||
+				madvise(prefault_ranges[r].start + done,
+						Min(MF_PREFAULT_STEP, prefault_ranges[r].bytes - done),
+						MADV_POPULATE_WRITE) != 0)
+				break;			/* stopped, or a kernel without it: the backend faults */
+		}
+	}
+#endif
+	return NULL;
+}
+
+void
+mf_prefault(void *const *starts, const Size *bytes, int n)
+{
+	Size		page = (Size) sysconf(_SC_PAGESIZE);
+
+	Assert(n <= MF_PREFAULT_RANGES);
+	mf_prefault_stop();
+	if (mf_thread_count() < 2)
+		return;
+	register_callbacks();
+	prefault_n = 0;
+	for (int r = 0; r < n; r++)
+	{
+		uintptr_t	first = TYPEALIGN(page, (uintptr_t) starts[r]);
+		uintptr_t	end = TYPEALIGN_DOWN(page, (uintptr_t) starts[r] + bytes[r]);
+
+		if (end > first)
+		{
+			prefault_ranges[prefault_n].start = (char *) first;
+			prefault_ranges[prefault_n].bytes = end - first;
+			prefault_n++;
+		}
+	}
+	if (prefault_n == 0)
+		return;
+	atomic_store(&prefault_halt, false);
+	prefault_running = start_blocked_thread(&prefault_thread, prefault_main, NULL);
+}
+
+void
+mf_prefault_stop(void)
+{
+	if (!prefault_running)
+		return;
+	atomic_store(&prefault_halt, true);
+	pthread_join(prefault_thread, NULL);
+	prefault_running = false;
 }
 
 int64

@@ -76,4 +76,30 @@ extern int	mf_thread_count(void);
 extern int64 mf_parallel_for(int threads, int64 n, int64 chunk, MfTaskFn fn,
 							 MfFeedFn feed, void *arg);
 
+/* Ranges one mf_prefault takes at the most. */
+#define MF_PREFAULT_RANGES	4
+
+/*
+ * Faults in the whole pages inside n ranges of memory (starts[i], bytes[i]
+ * bytes; n at most MF_PREFAULT_RANGES) on a background thread, while the
+ * backend's thread goes on: memory the backend is about to fill for the
+ * first time, whose page faults (the kernel zeroing each page, and on
+ * some virtual machines the host backing it) would otherwise stall the
+ * backend's thread.  The thread has every signal blocked and only asks
+ * the kernel (madvise MADV_POPULATE_WRITE, Linux 5.14 on; elsewhere
+ * nothing happens), a few megabytes at a time; the contents do not change,
+ * so the backend may read and write the ranges meanwhile.  Stops the
+ * faulting in asked before, if any, first.  Nothing when mf_thread_count()
+ * is 1: the second core is what it uses.  The transaction's abort, a
+ * subtransaction's and the backend's exit stop it as they join workers.
+ */
+extern void mf_prefault(void *const *starts, const Size *bytes, int n);
+
+/*
+ * Stops the background faulting in, if any (within a few megabytes),
+ * and joins its thread.  Call it before memory it may be faulting in is
+ * freed or moved.
+ */
+extern void mf_prefault_stop(void);
+
 #endif							/* MF_PARALLEL_H */

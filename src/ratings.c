@@ -98,6 +98,7 @@ struct MfRows
 	double	   *wide;
 	bool		is_wide;
 	int64		first_capacity; /* allocated for the first row */
+	int64		expected;		/* rows the planner expects, a little over */
 	int64		capacity;
 	int64		n_rows;
 	KeySide    *user_keys;		/* for text-keyed sides, else NULL */
@@ -198,8 +199,8 @@ mf_rows_create(MemoryContext parent, bool user_keys, bool item_keys, double expe
 	 * checked), but no more than MF_FIRST_ROWS_MOST: a stale estimate of
 	 * many more rows than the table has would reserve memory never used.
 	 */
-	rows->first_capacity = expected > 0
-		? Max(MF_CHECK_ROWS, (int64) Min(expected * 1.0625, MF_FIRST_ROWS_MOST)) : MF_CHECK_ROWS;
+	rows->expected = expected > 0 ? (int64) Min(expected * 1.0625, (double) PG_INT32_MAX * PG_INT32_MAX) : 0;
+	rows->first_capacity = Max(MF_CHECK_ROWS, Min(rows->expected, (int64) MF_FIRST_ROWS_MOST));
 	rows->user_keys = user_keys ? key_side_create(cxt) : NULL;
 	rows->item_keys = item_keys ? key_side_create(cxt) : NULL;
 	/* key numbers are not in the keys' order: only integer ids can be sorted */
@@ -272,12 +273,21 @@ mf_rows_key(MfRows *rows, MfSide side, const char *key)
 /*
  * The arrays of the rows read resized to capacity rows (allocated at
  * first).  Large chunks are blocks of their own, which realloc() remaps.
- * Unlike mf_alloc_array's, these arrays ask for no huge pages: faulting
- * huge pages in as the arrays fill made reading slower, not faster.
+ * Where a second thread may work (mf_prefault), the arrays are backed by
+ * huge pages and the part the planner expects to be filled is faulted in
+ * on that thread while the backend reads into it: the page faults had been
+ * a third of reading 10M ratings on a virtual machine.  Past that part (an
+ * estimate too low) the backend's thread faults the pages in itself.  With
+ * one thread the arrays ask for no huge pages: faulting them in on the
+ * backend's thread as the arrays fill made reading slower, not faster.
  */
 static void
 resize_rows(MfRows *rows, int64 capacity)
 {
+	int64		expected_end = Min(capacity, rows->expected);
+	bool		prefault = expected_end > rows->n_rows && mf_thread_count() > 1;
+
+	mf_prefault_stop();			/* before the arrays move */
 	if (rows->user == NULL)
 	{
 		rows->user = MemoryContextAllocHuge(rows->parent, mul_size(capacity, sizeof(int32)));
@@ -294,6 +304,21 @@ resize_rows(MfRows *rows, int64 capacity)
 			rows->rating = repalloc_huge(rows->rating, mul_size(capacity, sizeof(float)));
 	}
 	rows->capacity = capacity;
+	if (prefault)
+	{
+		void	   *values = rows->wide ? (void *) rows->wide : (void *) rows->rating;
+		Size		value_size = rows->wide ? sizeof(double) : sizeof(float);
+		int64		from = rows->n_rows;
+		Size		count = expected_end - from;
+		void	   *starts[3] = {rows->user + from, rows->item + from,
+		(char *) values + from * value_size};
+		Size		bytes[3] = {count * sizeof(int32), count * sizeof(int32), count * value_size};
+
+		mf_advise_huge_pages(rows->user, capacity * sizeof(int32));
+		mf_advise_huge_pages(rows->item, capacity * sizeof(int32));
+		mf_advise_huge_pages(values, capacity * value_size);
+		mf_prefault(starts, bytes, 3);
+	}
 }
 
 /* Moves the ratings read so far, and from now on, to double precision. */
@@ -1013,6 +1038,7 @@ mf_ratings_from_rows(MfRows *rows, int64 n_skipped, MemoryContext cxt)
 	int			passes;
 
 	Assert(cxt == rows->parent);
+	mf_prefault_stop();			/* the rows are read: what is left of it is not needed */
 	while (rows->ahead_n > 0)
 		append_oldest(rows);
 	n = rows->n_rows;

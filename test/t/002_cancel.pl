@@ -365,6 +365,37 @@ $node->safe_psql('postgres', q{
 	ALTER TABLE mf_user_factors DISABLE ROW LEVEL SECURITY;
 });
 
+# While a training reads, a second thread faults in the pages the rows will
+# fill (mf_prefault): statement_timeouts swept across the reading of the
+# 1M ratings (and into the indexing after it) each stop the training, or
+# let it finish, within 1 s; the thread count below shows that none of
+# them left the faulting thread behind.
+$trainer->query('SET mf_ext.threads = 2');
+my ($read_stopped, $read_finished) = (0, 0);
+foreach my $timeout_ms (5, 15, 30, 45, 60, 80, 100, 130, 160, 200)
+{
+	my $sent = time();
+	$trainer->query("SET statement_timeout = '${timeout_ms}ms'; "
+		  . "SELECT mf_train('ratings', k := 2, iterations := 1, model_name := 'read_stopped')");
+	my $took = time() - $sent;
+	$trainer->query('SET statement_timeout = 0');
+	if ($trainer->{stderr} =~ /canceling statement due to statement timeout/)
+	{
+		$read_stopped++;
+		cmp_ok($took, '<', $timeout_ms / 1000 + 1,
+			"statement_timeout of ${timeout_ms}ms while reading is back within 1 s of it");
+	}
+	else
+	{
+		$read_finished++;
+		is($trainer->{stderr}, '', "given ${timeout_ms}ms the training finished without an error");
+	}
+	$trainer->{stderr} = '';
+}
+diag("reading: $read_stopped of 10 trainings stopped by statement_timeout");
+cmp_ok($read_stopped, '>', 0, 'some trainings were stopped while they read');
+is($trainer->query_safe('SELECT 1'), '1', 'the backend goes on after the stopped readings');
+
 # Nothing changed, and no thread was left behind.
 is($node->safe_psql('postgres', $fingerprint), $before,
 	'the cancelled trainings left the model as it was');
