@@ -187,6 +187,42 @@ SELECT (SELECT bool_and(a.factors = b.factors) FROM mf_user_factors a JOIN mf_us
 SHOW mf_ext.threads;
 SET mf_ext.threads = -1;
 
+-- With a second thread, reading has it fault in, ahead of the rows read,
+-- the pages the planner's estimate says the rows will fill: the same model
+-- as one thread's, in user order and in random order (single-precision
+-- ratings), with an estimate too low (the rows past it faulted in by the
+-- backend) and with ratings that move to double precision half-way (the
+-- values' array replaced while it is faulted in).
+CREATE FUNCTION model_fingerprint(m integer) RETURNS text LANGUAGE sql AS $$
+  SELECT md5((SELECT string_agg(factors::text, ';' ORDER BY user_id) FROM mf_user_factors WHERE model_id = m)
+             || (SELECT string_agg(factors::text, ';' ORDER BY item_id) FROM mf_item_factors WHERE model_id = m)
+             || (SELECT loss::text || n_ratings FROM mf_models WHERE model_id = m)) $$;
+CREATE FUNCTION same_on_one_and_two_threads(source text) RETURNS boolean LANGUAGE plpgsql AS $$
+DECLARE
+  one integer;
+  two integer;
+  same boolean;
+BEGIN
+  PERFORM set_config('mf_ext.threads', '1', true);
+  one := mf_train(source, k := 4, iterations := 3, model_name := source || ', one thread');
+  PERFORM set_config('mf_ext.threads', '2', true);
+  two := mf_train(source, k := 4, iterations := 3, model_name := source || ', two threads');
+  same := model_fingerprint(one) = model_fingerprint(two);
+  PERFORM mf_drop_model(one);
+  PERFORM mf_drop_model(two);
+  RETURN same;
+END $$;
+CREATE TABLE estimated AS
+SELECT user_id, item_id, round(rating)::real AS rating FROM lowrank ORDER BY user_id, item_id;
+CREATE TABLE estimated_shuffled AS SELECT * FROM estimated ORDER BY md5(user_id || ',' || item_id);
+CREATE TABLE estimated_low AS SELECT * FROM estimated_shuffled WHERE user_id <= 30;
+CREATE TABLE estimated_late_wide AS SELECT * FROM late_wide_shuffled;
+ANALYZE estimated, estimated_shuffled, estimated_low, estimated_late_wide;
+INSERT INTO estimated_low SELECT * FROM estimated_shuffled WHERE user_id > 30;
+SELECT source, reltuples, same_on_one_and_two_threads(source)
+FROM (VALUES ('estimated'), ('estimated_shuffled'), ('estimated_low'), ('estimated_late_wide')) v(source)
+JOIN pg_class ON relname = source;
+
 -- Reading: plain tables are scanned directly, but only when that returns
 -- what the caller's SELECT would.  Inheritance children are included...
 CREATE TABLE parent_ratings (user_id int, item_id int, rating float8);

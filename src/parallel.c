@@ -401,69 +401,112 @@ register_callbacks(void)
 }
 
 /*
- * Bytes the background thread faults in between two looks at prefault_halt:
- * two huge pages, milliseconds even where the host backs each page on its
- * first touch (about 0.5 GB/s on some virtual machines).
+ * Bytes the background thread faults in between two looks at its stop flag
+ * and limit: two huge pages, milliseconds even where the host backs each
+ * page on its first touch (about 0.5 GB/s on some virtual machines).
  */
 #define MF_PREFAULT_STEP	((Size) 4 * 1024 * 1024)
 
-/* The background faulting in: its ranges, its thread and its stop flag. */
-static struct
-{
-	char	   *start;
-	Size		bytes;
-}			prefault_ranges[MF_PREFAULT_RANGES];
+/* Microseconds the background thread sleeps when it has reached its limit. */
+#define MF_PREFAULT_WAIT	500
+
+/*
+ * The background faulting in: its arrays (each with the element it has
+ * faulted in up to), its thread, its limit and its stop flag.
+ */
+static MfPrefaultArray prefault_arrays[MF_PREFAULT_ARRAYS];
+static int64 prefault_done[MF_PREFAULT_ARRAYS];
 static int	prefault_n = 0;
 static pthread_t prefault_thread;
 static bool prefault_running = false;
+static atomic_llong prefault_limit_at;
 static atomic_bool prefault_halt;
+
+/*
+ * Faults in the pages of array a's elements [first, last): from the page
+ * holding the first (its other bytes are the array's, or just before it in
+ * the same allocation) to the last page wholly inside the array's to.
+ * False where the kernel refused (one without MADV_POPULATE_WRITE).
+ */
+static bool
+prefault_elements(const MfPrefaultArray *a, int64 first, int64 last, Size page)
+{
+#ifdef MADV_POPULATE_WRITE
+	uintptr_t	begin = TYPEALIGN_DOWN(page, (uintptr_t) a->base + first * a->element);
+	uintptr_t	end = Min(TYPEALIGN(page, (uintptr_t) a->base + last * a->element),
+						  TYPEALIGN_DOWN(page, (uintptr_t) a->base + a->to * a->element));
+
+	return end <= begin || madvise((void *) begin, end - begin, MADV_POPULATE_WRITE) == 0;
+#else
+	return false;
+#endif
+}
 
 static void *
 prefault_main(void *arg)
 {
-#ifdef MADV_POPULATE_WRITE
-	for (int r = 0; r < prefault_n; r++)
+	Size		page = *(Size *) arg;
+
+	while (!atomic_load(&prefault_halt))
 	{
-		for (Size done = 0; done < prefault_ranges[r].bytes; done += MF_PREFAULT_STEP)
+		int64		limit = atomic_load(&prefault_limit_at);
+		int			r;
+
+		/* the first array with elements left below the limit */
+		for (r = 0; r < prefault_n; r++)
+			if (prefault_done[r] < Min(limit, prefault_arrays[r].to))
+				break;
+		if (r == prefault_n)
 		{
-			if (atomic_load(&prefault_halt) ||
-				madvise(prefault_ranges[r].start + done,
-						Min(MF_PREFAULT_STEP, prefault_ranges[r].bytes - done),
-						MADV_POPULATE_WRITE) != 0)
-				break;			/* stopped, or a kernel without it: the backend faults */
+			bool		finished = true;
+
+			for (int a = 0; a < prefault_n; a++)
+				finished &= prefault_done[a] >= prefault_arrays[a].to;
+			if (finished)
+				break;
+			usleep(MF_PREFAULT_WAIT);	/* for the backend to raise the limit */
+		}
+		else
+		{
+			const MfPrefaultArray *a = &prefault_arrays[r];
+			int64		last = Min(Min(limit, a->to),
+								   prefault_done[r] + (int64) Max(MF_PREFAULT_STEP / a->element, 1));
+
+			if (!prefault_elements(a, prefault_done[r], last, page))
+				break;			/* a kernel without it: the backend faults */
+			prefault_done[r] = last;
 		}
 	}
-#endif
 	return NULL;
 }
 
 void
-mf_prefault(void *const *starts, const Size *bytes, int n)
+mf_prefault(const MfPrefaultArray *arrays, int n, int64 limit)
 {
-	Size		page = (Size) sysconf(_SC_PAGESIZE);
+	static Size page;
 
-	Assert(n <= MF_PREFAULT_RANGES);
+	Assert(n <= MF_PREFAULT_ARRAYS);
 	mf_prefault_stop();
-	if (mf_thread_count() < 2)
+	if (mf_thread_count() < 2 || n == 0)
 		return;
 	register_callbacks();
-	prefault_n = 0;
+	page = (Size) sysconf(_SC_PAGESIZE);
+	prefault_n = n;
 	for (int r = 0; r < n; r++)
 	{
-		uintptr_t	first = TYPEALIGN(page, (uintptr_t) starts[r]);
-		uintptr_t	end = TYPEALIGN_DOWN(page, (uintptr_t) starts[r] + bytes[r]);
-
-		if (end > first)
-		{
-			prefault_ranges[prefault_n].start = (char *) first;
-			prefault_ranges[prefault_n].bytes = end - first;
-			prefault_n++;
-		}
+		prefault_arrays[r] = arrays[r];
+		prefault_done[r] = arrays[r].from;
 	}
-	if (prefault_n == 0)
-		return;
+	atomic_store(&prefault_limit_at, (long long) limit);
 	atomic_store(&prefault_halt, false);
-	prefault_running = start_blocked_thread(&prefault_thread, prefault_main, NULL);
+	prefault_running = start_blocked_thread(&prefault_thread, prefault_main, &page);
+}
+
+void
+mf_prefault_limit(int64 limit)
+{
+	if (prefault_running)
+		atomic_store(&prefault_limit_at, (long long) limit);
 }
 
 void

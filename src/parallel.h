@@ -76,24 +76,44 @@ extern int	mf_thread_count(void);
 extern int64 mf_parallel_for(int threads, int64 n, int64 chunk, MfTaskFn fn,
 							 MfFeedFn feed, void *arg);
 
-/* Ranges one mf_prefault takes at the most. */
-#define MF_PREFAULT_RANGES	4
+/* Arrays one mf_prefault takes at the most. */
+#define MF_PREFAULT_ARRAYS	3
+
+/* An array whose elements [from, to) are to be faulted in (mf_prefault). */
+typedef struct MfPrefaultArray
+{
+	void	   *base;			/* element 0 */
+	Size		element;		/* bytes an element */
+	int64		from;
+	int64		to;
+} MfPrefaultArray;
 
 /*
- * Faults in the whole pages inside n ranges of memory (starts[i], bytes[i]
- * bytes; n at most MF_PREFAULT_RANGES) on a background thread, while the
- * backend's thread goes on: memory the backend is about to fill for the
- * first time, whose page faults (the kernel zeroing each page, and on
- * some virtual machines the host backing it) would otherwise stall the
- * backend's thread.  The thread has every signal blocked and only asks
- * the kernel (madvise MADV_POPULATE_WRITE, Linux 5.14 on; elsewhere
- * nothing happens), a few megabytes at a time; the contents do not change,
- * so the backend may read and write the ranges meanwhile.  Stops the
- * faulting in asked before, if any, first.  Nothing when mf_thread_count()
- * is 1: the second core is what it uses.  The transaction's abort, a
- * subtransaction's and the backend's exit stop it as they join workers.
+ * Faults in the pages of the elements [from, to) of n arrays (n at most
+ * MF_PREFAULT_ARRAYS), those below limit only, on a background thread,
+ * while the backend's thread goes on: memory the backend is about to fill
+ * for the first time, whose page faults (the kernel zeroing each page, and
+ * on some virtual machines the host backing it) would otherwise stall the
+ * backend's thread.  The arrays are taken in order: the first one's
+ * elements below the limit before the second's.  The thread has every
+ * signal blocked and only asks the kernel (madvise MADV_POPULATE_WRITE,
+ * Linux 5.14 on; elsewhere nothing happens), a few megabytes at a time;
+ * the contents do not change, so the backend may read and write the
+ * arrays meanwhile.  Stops the faulting in asked before, if any, first.
+ * Nothing when mf_thread_count() is 1: the second core is what it uses.
+ * The transaction's abort, a subtransaction's and the backend's exit stop
+ * it as they join workers, but the memory of the call that failed may be
+ * gone by then: the caller stops it too, from its memory's reset callback.
  */
-extern void mf_prefault(void *const *starts, const Size *bytes, int n);
+extern void mf_prefault(const MfPrefaultArray *arrays, int n, int64 limit);
+
+/*
+ * Lets the background faulting in, if any, go on up to element limit of
+ * its arrays (it waits there): the caller keeps it a bounded way ahead of
+ * what it fills, so that a count that was expected but never comes (a
+ * stale estimate) does not make the memory resident.  An atomic store.
+ */
+extern void mf_prefault_limit(int64 limit);
 
 /*
  * Stops the background faulting in, if any (within a few megabytes),

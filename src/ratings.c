@@ -40,6 +40,14 @@
  */
 #define MF_FIRST_ROWS_MOST	((double) (9 << 20))
 
+/*
+ * Bytes of the arrays a second thread faults in ahead of the rows read
+ * (prefault_rows): far more than the rows between two moves of its limit
+ * (MF_CHECK_ROWS, under 1 MB of the arrays), so that it keeps ahead, and
+ * what a stale estimate of many more rows makes resident for nothing.
+ */
+#define MF_PREFAULT_WINDOW	((Size) 16 * 1024 * 1024)
+
 /* Rows between a row's arrival and its numbering (MfRows.ahead). */
 #define MF_ROWS_AHEAD	16
 
@@ -101,6 +109,7 @@ struct MfRows
 	int64		expected;		/* rows the planner expects, a little over */
 	int64		capacity;
 	int64		n_rows;
+	int64		prefault_window;	/* rows faulted in ahead of the last read, or 0 */
 	KeySide    *user_keys;		/* for text-keyed sides, else NULL */
 	KeySide    *item_keys;
 
@@ -183,12 +192,27 @@ key_side_create(MemoryContext cxt)
 	return side;
 }
 
+/*
+ * The rows' context's reset callback: a failed call's memory is freed
+ * before the transaction's abort stops the faulting in, and this context,
+ * a child of the one holding the arrays, goes first.
+ */
+static void
+stop_prefault(void *arg)
+{
+	mf_prefault_stop();
+}
+
 MfRows *
 mf_rows_create(MemoryContext parent, bool user_keys, bool item_keys, double expected)
 {
 	MemoryContext cxt = AllocSetContextCreate(parent, "mf_ext rows",
 											  ALLOCSET_DEFAULT_SIZES);
 	MfRows	   *rows = MemoryContextAllocZero(cxt, sizeof(MfRows));
+	MemoryContextCallback *stop = MemoryContextAllocZero(cxt, sizeof(MemoryContextCallback));
+
+	stop->func = stop_prefault;
+	MemoryContextRegisterResetCallback(cxt, stop);
 
 	rows->cxt = cxt;
 	numbering_init(&rows->users, cxt, "users");
@@ -271,22 +295,44 @@ mf_rows_key(MfRows *rows, MfSide side, const char *key)
 }
 
 /*
+ * Where a second thread may work (mf_prefault), has it fault in the rows'
+ * arrays from the last row read to the part the planner expects to be
+ * filled, at most MF_PREFAULT_WINDOW bytes ahead of the rows read
+ * (append_row moves the limit), backed by huge pages: their page faults
+ * had been a third of reading 10M ratings on a virtual machine.  Past the
+ * expected part (an estimate too low) the backend's thread faults the
+ * pages in itself.  With one thread the arrays ask for no huge pages:
+ * faulting them in on the backend's thread as the arrays fill made
+ * reading slower, not faster.
+ */
+static void
+prefault_rows(MfRows *rows)
+{
+	int64		expected_end = Min(rows->capacity, rows->expected);
+	void	   *values = rows->wide ? (void *) rows->wide : (void *) rows->rating;
+	Size		value_size = rows->wide ? sizeof(double) : sizeof(float);
+	MfPrefaultArray arrays[3] = {
+		{rows->user, sizeof(int32), rows->n_rows, expected_end},
+		{rows->item, sizeof(int32), rows->n_rows, expected_end},
+		{values, value_size, rows->n_rows, expected_end}};
+
+	rows->prefault_window = 0;
+	if (expected_end <= rows->n_rows || mf_thread_count() < 2)
+		return;
+	mf_advise_huge_pages(rows->user, rows->capacity * sizeof(int32));
+	mf_advise_huge_pages(rows->item, rows->capacity * sizeof(int32));
+	mf_advise_huge_pages(values, rows->capacity * value_size);
+	rows->prefault_window = (int64) (MF_PREFAULT_WINDOW / (2 * sizeof(int32) + value_size));
+	mf_prefault(arrays, 3, rows->n_rows + rows->prefault_window);
+}
+
+/*
  * The arrays of the rows read resized to capacity rows (allocated at
  * first).  Large chunks are blocks of their own, which realloc() remaps.
- * Where a second thread may work (mf_prefault), the arrays are backed by
- * huge pages and the part the planner expects to be filled is faulted in
- * on that thread while the backend reads into it: the page faults had been
- * a third of reading 10M ratings on a virtual machine.  Past that part (an
- * estimate too low) the backend's thread faults the pages in itself.  With
- * one thread the arrays ask for no huge pages: faulting them in on the
- * backend's thread as the arrays fill made reading slower, not faster.
  */
 static void
 resize_rows(MfRows *rows, int64 capacity)
 {
-	int64		expected_end = Min(capacity, rows->expected);
-	bool		prefault = expected_end > rows->n_rows && mf_thread_count() > 1;
-
 	mf_prefault_stop();			/* before the arrays move */
 	if (rows->user == NULL)
 	{
@@ -304,27 +350,14 @@ resize_rows(MfRows *rows, int64 capacity)
 			rows->rating = repalloc_huge(rows->rating, mul_size(capacity, sizeof(float)));
 	}
 	rows->capacity = capacity;
-	if (prefault)
-	{
-		void	   *values = rows->wide ? (void *) rows->wide : (void *) rows->rating;
-		Size		value_size = rows->wide ? sizeof(double) : sizeof(float);
-		int64		from = rows->n_rows;
-		Size		count = expected_end - from;
-		void	   *starts[3] = {rows->user + from, rows->item + from,
-		(char *) values + from * value_size};
-		Size		bytes[3] = {count * sizeof(int32), count * sizeof(int32), count * value_size};
-
-		mf_advise_huge_pages(rows->user, capacity * sizeof(int32));
-		mf_advise_huge_pages(rows->item, capacity * sizeof(int32));
-		mf_advise_huge_pages(values, capacity * value_size);
-		mf_prefault(starts, bytes, 3);
-	}
+	prefault_rows(rows);
 }
 
 /* Moves the ratings read so far, and from now on, to double precision. */
 static void
 widen_rows(MfRows *rows)
 {
+	mf_prefault_stop();			/* before the single-precision values go */
 	rows->wide = MemoryContextAllocHuge(rows->parent, mul_size(rows->capacity, sizeof(double)));
 	for (int64 e = 0; e < rows->n_rows; e++)
 	{
@@ -333,6 +366,7 @@ widen_rows(MfRows *rows)
 	}
 	pfree(rows->rating);
 	rows->rating = NULL;
+	prefault_rows(rows);
 }
 
 /* Appends a row: numbers its ids, stores it. */
@@ -353,6 +387,8 @@ append_row(MfRows *rows, int64 user, int64 item, double rating)
 		/* within the memory limit with room for the next rows */
 		check_rows_memory(rows, MF_CHECK_ROWS);
 		CHECK_FOR_INTERRUPTS();
+		if (rows->prefault_window > 0)
+			mf_prefault_limit(e + rows->prefault_window);
 	}
 	if (e == rows->capacity)
 		resize_rows(rows, e == 0 ? rows->first_capacity : rows->capacity * 2);

@@ -78,10 +78,12 @@ like($error, qr/mf_recommend_all would need about \d+ MB of memory, more than mf
 # Training holds 20 bytes a rating at its peak (the rows read and the first
 # side's sparse rows, then both sides' rows, ratings that are floats kept as
 # floats), plus the factors and small per-id arrays: 4,000,000 ratings in
-# random order (three counting sorts) stay within 20 B a rating and 16 MB;
-# 0.4 held 40 B a rating, 0.5 before single-precision rows 24.6.  The
-# backend's private memory (RssAnon: not the shared buffers it touches) is
-# sampled from /proc every 10 ms by a child process.
+# random order (three counting sorts) stay within 20 B a rating and 16 MB,
+# on one thread and on two (where a second thread faults the rows' arrays
+# in while they are read, backed by huge pages); 0.4 held 40 B a rating,
+# 0.5 before single-precision rows 24.6.  The backend's private memory
+# (RssAnon: not the shared buffers it touches) is sampled from /proc every
+# 10 ms by a child process.
 $node->safe_psql('postgres', q{
 	CREATE TABLE four_million (user_id integer, item_id integer, rating real);
 	INSERT INTO four_million
@@ -89,7 +91,11 @@ $node->safe_psql('postgres', q{
 	FROM generate_series(1, 4000000) g ORDER BY hashint4(g);
 	VACUUM ANALYZE four_million;
 });
+
+# How much a training on threads threads grows the backend's RssAnon at its peak.
+sub training_grows_by
 {
+	my ($source, $threads) = @_;
 	my $session = $node->background_psql('postgres');
 	my $pid = $session->query_safe('SELECT pg_backend_pid()');
 	my $rss_anon = sub {
@@ -98,10 +104,11 @@ $node->safe_psql('postgres', q{
 		close($status);
 		return ($kb // 0) * 1024;
 	};
-	$session->query_safe(q{SET mf_ext.max_memory = '1GB'; SET mf_ext.threads = 1;
+	$session->query_safe(qq{SET mf_ext.max_memory = '1GB'; SET mf_ext.threads = $threads;
 		SET client_min_messages = warning});
 	my $before = $rss_anon->();
 	my $peak_file = "$PostgreSQL::Test::Utils::tmp_check/rss_peak";
+	unlink($peak_file);
 	my $sampler = fork();
 	if ($sampler == 0)
 	{
@@ -119,17 +126,42 @@ $node->safe_psql('postgres', q{
 			select(undef, undef, undef, 0.01);
 		}
 	}
-	$session->query_safe(q{SELECT mf_train('four_million', k := 4, iterations := 1)});
+	$session->query_safe(qq{SELECT mf_train('$source', k := 4, iterations := 1)});
 	kill 'KILL', $sampler;
 	waitpid($sampler, 0);
 	$session->quit;
 	open(my $in, '<', $peak_file) or die "no $peak_file: $!";
 	my $grown = <$in> - $before;
 	close($in);
-	diag(sprintf('mf_train of 4,000,000 ratings: the backend grew by %.1f bytes a rating', $grown / 4e6));
-	cmp_ok($grown, '<', 20 * 4e6 + 16 * 1048576,
-		'mf_train of 4,000,000 ratings in random order: at most 20 bytes a rating and 16 MB');
+	return $grown;
 }
+
+foreach my $threads (1, 2)
+{
+	my $grown = training_grows_by('four_million', $threads);
+	diag(sprintf('mf_train of 4,000,000 ratings on %d thread(s): the backend grew by %.1f bytes a rating',
+		$threads, $grown / 4e6));
+	cmp_ok($grown, '<', 20 * 4e6 + 16 * 1048576,
+		"mf_train of 4,000,000 ratings in random order on $threads thread(s): at most 20 bytes a rating and 16 MB");
+}
+
+# The second thread faults the arrays in no more than 16 MB ahead of the
+# rows read: a planner's estimate of 4,000,000 rows for a table that has
+# kept 4,000 of them (no autovacuum since) makes at most that resident, not
+# the 48 MB the estimate's rows would take.
+$node->safe_psql('postgres', q{
+	CREATE TABLE stale_estimate WITH (autovacuum_enabled = false) AS SELECT * FROM four_million;
+	ANALYZE stale_estimate;
+	DELETE FROM stale_estimate WHERE user_id >= 40;
+});
+is($node->safe_psql('postgres',
+		q{SELECT reltuples > 3e6 FROM pg_class WHERE relname = 'stale_estimate'}),
+	't', 'the estimate of the table left with 4,000 rows is still 4,000,000');
+my $stale_grown = training_grows_by('stale_estimate', 2);
+diag(sprintf('mf_train of 4,000 ratings estimated at 4,000,000, two threads: the backend grew by %.1f MB',
+	$stale_grown / 1048576));
+cmp_ok($stale_grown, '<', 24 * 1048576,
+	'a stale estimate makes at most the 16 MB window resident (and the huge pages it ends in)');
 
 $node->stop;
 done_testing();
