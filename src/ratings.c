@@ -1074,9 +1074,10 @@ mf_ratings_from_rows(MfRows *rows, int64 n_skipped, MemoryContext cxt)
 	int			passes;
 
 	Assert(cxt == rows->parent);
-	mf_prefault_stop();			/* the rows are read: what is left of it is not needed */
 	while (rows->ahead_n > 0)
 		append_oldest(rows);
+	/* the rows are read (the last of them may have grown the arrays and started it again) */
+	mf_prefault_stop();
 	n = rows->n_rows;
 	ratings->n_ratings = n;
 	ratings->n_skipped = n_skipped;
