@@ -299,7 +299,7 @@ mf_rows_key(MfRows *rows, MfSide side, const char *key)
  * arrays from the last row read to the part the planner expects to be
  * filled, at most MF_PREFAULT_WINDOW bytes ahead of the rows read
  * (append_row moves the limit), backed by huge pages: their page faults
- * had been a third of reading 10M ratings on a virtual machine.  Past the
+ * had been about a quarter of loading 10M ratings on a virtual machine.  Past the
  * expected part (an estimate too low) the backend's thread faults the
  * pages in itself.  With one thread the arrays ask for no huge pages:
  * faulting them in on the backend's thread as the arrays fill made
