@@ -445,7 +445,7 @@ prefault_elements(const MfPrefaultArray *a, int64 first, int64 last, Size page)
 static void *
 prefault_main(void *arg)
 {
-	Size		page = *(Size *) arg;
+	Size		page = (Size) sysconf(_SC_PAGESIZE);
 
 	while (!atomic_load(&prefault_halt))
 	{
@@ -483,14 +483,11 @@ prefault_main(void *arg)
 void
 mf_prefault(const MfPrefaultArray *arrays, int n, int64 limit)
 {
-	static Size page;
-
 	Assert(n <= MF_PREFAULT_ARRAYS);
 	mf_prefault_stop();
 	if (mf_thread_count() < 2 || n == 0)
 		return;
 	register_callbacks();
-	page = (Size) sysconf(_SC_PAGESIZE);
 	prefault_n = n;
 	for (int r = 0; r < n; r++)
 	{
@@ -499,7 +496,7 @@ mf_prefault(const MfPrefaultArray *arrays, int n, int64 limit)
 	}
 	atomic_store(&prefault_limit_at, (long long) limit);
 	atomic_store(&prefault_halt, false);
-	prefault_running = start_blocked_thread(&prefault_thread, prefault_main, &page);
+	prefault_running = start_blocked_thread(&prefault_thread, prefault_main, NULL);
 }
 
 void

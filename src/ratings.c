@@ -299,10 +299,10 @@ mf_rows_key(MfRows *rows, MfSide side, const char *key)
  * arrays from the last row read to the part the planner expects to be
  * filled, at most MF_PREFAULT_WINDOW bytes ahead of the rows read
  * (append_row moves the limit), backed by huge pages: their page faults
- * had been about a quarter of loading 10M ratings on a virtual machine.  Past the
- * expected part (an estimate too low) the backend's thread faults the
- * pages in itself.  With one thread the arrays ask for no huge pages:
- * faulting them in on the backend's thread as the arrays fill made
+ * had been about a quarter of loading 10M ratings on a virtual machine.
+ * Past the expected part (an estimate too low) the backend's thread
+ * faults the pages in itself.  With one thread the arrays ask for no huge
+ * pages: faulting them in on the backend's thread as the arrays fill made
  * reading slower, not faster.
  */
 static void
@@ -1076,7 +1076,7 @@ mf_ratings_from_rows(MfRows *rows, int64 n_skipped, MemoryContext cxt)
 	Assert(cxt == rows->parent);
 	while (rows->ahead_n > 0)
 		append_oldest(rows);
-	/* the rows are read (the last of them may have grown the arrays and started it again) */
+	/* read: stop the faulting in (the last rows may have grown the arrays and restarted it) */
 	mf_prefault_stop();
 	n = rows->n_rows;
 	ratings->n_ratings = n;
