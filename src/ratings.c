@@ -223,7 +223,8 @@ mf_rows_create(MemoryContext parent, bool user_keys, bool item_keys, double expe
 	 * checked), but no more than MF_FIRST_ROWS_MOST: a stale estimate of
 	 * many more rows than the table has would reserve memory never used.
 	 */
-	rows->expected = expected > 0 ? (int64) Min(expected * 1.0625, (double) PG_INT32_MAX * PG_INT32_MAX) : 0;
+	rows->expected = expected > 0
+		? (int64) Min(expected * 1.0625, (double) PG_INT32_MAX * PG_INT32_MAX) : 0;
 	rows->first_capacity = Max(MF_CHECK_ROWS, Min(rows->expected, (int64) MF_FIRST_ROWS_MOST));
 	rows->user_keys = user_keys ? key_side_create(cxt) : NULL;
 	rows->item_keys = item_keys ? key_side_create(cxt) : NULL;
