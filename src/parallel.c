@@ -407,8 +407,13 @@ register_callbacks(void)
  */
 #define MF_PREFAULT_STEP	((Size) 4 * 1024 * 1024)
 
-/* Microseconds the background thread sleeps when it has reached its limit. */
+/*
+ * Microseconds the background thread sleeps when it has reached its limit:
+ * the first wait, doubled while the limit stays (a backend stalled in a
+ * policy's function or on I/O) up to the longest.
+ */
 #define MF_PREFAULT_WAIT	500
+#define MF_PREFAULT_WAIT_MOST	16000
 
 /*
  * The background faulting in: its arrays (each with the element it has
@@ -446,6 +451,7 @@ static void *
 prefault_main(void *arg)
 {
 	Size		page = (Size) sysconf(_SC_PAGESIZE);
+	useconds_t	wait = MF_PREFAULT_WAIT;
 
 	while (!atomic_load(&prefault_halt))
 	{
@@ -464,7 +470,8 @@ prefault_main(void *arg)
 				finished &= prefault_done[a] >= prefault_arrays[a].to;
 			if (finished)
 				break;
-			usleep(MF_PREFAULT_WAIT);	/* for the backend to raise the limit */
+			usleep(wait);		/* for the backend to raise the limit */
+			wait = Min(wait * 2, MF_PREFAULT_WAIT_MOST);
 		}
 		else
 		{
@@ -475,6 +482,7 @@ prefault_main(void *arg)
 			if (!prefault_elements(a, prefault_done[r], last, page))
 				break;			/* a kernel without it: the backend faults */
 			prefault_done[r] = last;
+			wait = MF_PREFAULT_WAIT;
 		}
 	}
 	return NULL;
