@@ -91,6 +91,36 @@ mf_advise_huge_pages(void *array, Size bytes)
 	return array;
 }
 
+/* Linux's value (asm-generic/mman-common.h), which glibc before 2.37 lacks. */
+#if defined(__linux__) && !defined(MADV_COLLAPSE)
+#define MADV_COLLAPSE	25
+#endif
+
+/* Bytes of an array collapsed into huge pages between two looks for interrupts. */
+#define MF_COLLAPSE_STEP		((Size) 64 * 1024 * 1024)
+
+void
+mf_collapse_huge_pages(void *array, Size bytes)
+{
+#ifdef MADV_COLLAPSE
+	if (bytes >= MF_HUGE_PAGE_ARRAY)
+	{
+		Size		page = (Size) sysconf(_SC_PAGESIZE);
+		uintptr_t	end = TYPEALIGN(page, (uintptr_t) array + bytes);
+		uintptr_t	next;
+
+		/* steps end on multiples of the step, so that none splits a huge page */
+		for (uintptr_t from = TYPEALIGN_DOWN(page, (uintptr_t) array); from < end; from = next)
+		{
+			next = Min(end, TYPEALIGN_DOWN(MF_COLLAPSE_STEP, from + MF_COLLAPSE_STEP));
+			CHECK_FOR_INTERRUPTS();
+			/* fails where a 2 MB page reaches past the array: ignored */
+			(void) madvise((void *) from, next - from, MADV_COLLAPSE);
+		}
+	}
+#endif
+}
+
 void *
 mf_alloc_array(MemoryContext cxt, Size count, Size size)
 {
