@@ -126,24 +126,35 @@ sub training_grows_by
 			select(undef, undef, undef, 0.01);
 		}
 	}
-	$session->query_safe(qq{SELECT mf_train('$source', k := 4, iterations := 1)});
+	my $model = $session->query_safe(qq{SELECT mf_train('$source', k := 4, iterations := 1)});
 	kill 'KILL', $sampler;
 	waitpid($sampler, 0);
+	my $factors = $session->query_safe(qq{
+		SELECT (SELECT md5(string_agg(factors::text, ';' ORDER BY user_id))
+				FROM mf_user_factors WHERE model_id = $model) ||
+			   (SELECT md5(string_agg(factors::text, ';' ORDER BY item_id))
+				FROM mf_item_factors WHERE model_id = $model)});
 	$session->quit;
 	open(my $in, '<', $peak_file) or die "no $peak_file: $!";
 	my $grown = <$in> - $before;
 	close($in);
-	return $grown;
+	return ($grown, $factors);
 }
 
+# On two threads the arrays read are faulted in by the second thread and
+# backed by huge pages again once read (16 MB each here); the model is the
+# one thread's, bit for bit.
+my %factors_on;
 foreach my $threads (1, 2)
 {
-	my $grown = training_grows_by('four_million', $threads);
+	my $grown;
+	($grown, $factors_on{$threads}) = training_grows_by('four_million', $threads);
 	diag(sprintf('mf_train of 4,000,000 ratings on %d thread(s): the backend grew by %.1f bytes a rating',
 		$threads, $grown / 4e6));
 	cmp_ok($grown, '<', 20 * 4e6 + 16 * 1048576,
 		"mf_train of 4,000,000 ratings in random order on $threads thread(s): at most 20 bytes a rating and 16 MB");
 }
+is($factors_on{2}, $factors_on{1}, 'the 4,000,000 ratings give the same factors on one thread and on two');
 
 # The second thread faults the arrays in no more than 16 MB ahead of the
 # rows read: a planner's estimate of 4,000,000 rows for a table that has
@@ -157,7 +168,7 @@ $node->safe_psql('postgres', q{
 is($node->safe_psql('postgres',
 		q{SELECT reltuples > 3e6 FROM pg_class WHERE relname = 'stale_estimate'}),
 	't', 'the estimate of the table left with 4,000 rows is still 4,000,000');
-my $stale_grown = training_grows_by('stale_estimate', 2);
+my ($stale_grown) = training_grows_by('stale_estimate', 2);
 diag(sprintf('mf_train of 4,000 ratings estimated at 4,000,000, two threads: the backend grew by %.1f MB',
 	$stale_grown / 1048576));
 cmp_ok($stale_grown, '<', 24 * 1048576,
