@@ -90,9 +90,8 @@ extern void *mf_advise_huge_pages(void *array, Size bytes);
  * already faulted in, by huge pages (MADV_COLLAPSE, Linux 6.1 on; a hint,
  * nothing elsewhere), 64 MB at a time with a look for interrupts between.
  * An array realloc() moved to an address not a multiple of 2 MB away from
- * its old one has had its huge pages split into small ones: reading it
- * then takes a TLB miss, and a stop of the hardware prefetcher, every
- * 4 kB.
+ * its old one has had its huge pages split into small ones: using it
+ * then takes a TLB entry per 4 kB rather than per 2 MB.
  */
 extern void mf_collapse_huge_pages(void *array, Size bytes);
 
