@@ -114,7 +114,7 @@ mf_collapse_huge_pages(void *array, Size bytes)
 		{
 			next = Min(end, TYPEALIGN_DOWN(MF_COLLAPSE_STEP, from + MF_COLLAPSE_STEP));
 			CHECK_FOR_INTERRUPTS();
-			/* fails where a 2 MB page reaches past the array: ignored */
+			/* a hint: refused (before Linux 6.1, or no huge page free), nothing changes */
 			(void) madvise((void *) from, next - from, MADV_COLLAPSE);
 		}
 	}
