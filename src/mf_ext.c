@@ -72,8 +72,6 @@ _PG_init(void)
 	MarkGUCPrefixReserved("mf_ext");
 }
 
-/* Arrays from this size on are backed by huge pages where the kernel can. */
-#define MF_HUGE_PAGE_ARRAY		((Size) 8 * 1024 * 1024)
 
 void *
 mf_advise_huge_pages(void *array, Size bytes)
@@ -97,7 +95,7 @@ mf_advise_huge_pages(void *array, Size bytes)
 #endif
 
 /* Bytes of an array collapsed into huge pages between two looks for interrupts. */
-#define MF_COLLAPSE_STEP		((Size) 64 * 1024 * 1024)
+#define MF_COLLAPSE_STEP		((Size) 16 * 1024 * 1024)
 
 void
 mf_collapse_huge_pages(void *array, Size bytes)

@@ -85,10 +85,13 @@ mf_mix64(uint64 x)
  */
 extern void *mf_advise_huge_pages(void *array, Size bytes);
 
+/* Arrays from this size on are backed by huge pages where the kernel can. */
+#define MF_HUGE_PAGE_ARRAY		((Size) 8 * 1024 * 1024)
+
 /*
  * Has the kernel back the pages of an array of bytes bytes, from 8 MB on,
  * already faulted in, by huge pages (MADV_COLLAPSE, Linux 6.1 on; a hint,
- * nothing elsewhere), 64 MB at a time with a look for interrupts between.
+ * nothing elsewhere), 16 MB at a time with a look for interrupts between.
  * An array realloc() moved to an address not a multiple of 2 MB away from
  * its old one has had its huge pages split into small ones: using it
  * then takes a TLB entry per 4 kB rather than per 2 MB.
