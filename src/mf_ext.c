@@ -72,6 +72,18 @@ _PG_init(void)
 	MarkGUCPrefixReserved("mf_ext");
 }
 
+/*
+ * The whole pages an array of bytes bytes touches, [*first, *end): a large
+ * palloc is a mapping of its own, so advice over them keeps it one mapping.
+ */
+static void
+array_pages(void *array, Size bytes, uintptr_t *first, uintptr_t *end)
+{
+	Size		page = (Size) sysconf(_SC_PAGESIZE);
+
+	*first = TYPEALIGN_DOWN(page, (uintptr_t) array);
+	*end = TYPEALIGN(page, (uintptr_t) array + bytes);
+}
 
 void *
 mf_advise_huge_pages(void *array, Size bytes)
@@ -79,10 +91,10 @@ mf_advise_huge_pages(void *array, Size bytes)
 #ifdef MADV_HUGEPAGE
 	if (bytes >= MF_HUGE_PAGE_ARRAY)
 	{
-		Size		page = (Size) sysconf(_SC_PAGESIZE);
-		uintptr_t	first = TYPEALIGN_DOWN(page, (uintptr_t) array);
-		uintptr_t	end = TYPEALIGN(page, (uintptr_t) array + bytes);
+		uintptr_t	first,
+					end;
 
+		array_pages(array, bytes, &first, &end);
 		(void) madvise((void *) first, end - first, MADV_HUGEPAGE);
 	}
 #endif
@@ -103,12 +115,13 @@ mf_collapse_huge_pages(void *array, Size bytes)
 #ifdef MADV_COLLAPSE
 	if (bytes >= MF_HUGE_PAGE_ARRAY)
 	{
-		Size		page = (Size) sysconf(_SC_PAGESIZE);
-		uintptr_t	end = TYPEALIGN(page, (uintptr_t) array + bytes);
-		uintptr_t	next;
+		uintptr_t	first,
+					end,
+					next;
 
+		array_pages(array, bytes, &first, &end);
 		/* steps end on multiples of the step, so that none splits a huge page */
-		for (uintptr_t from = TYPEALIGN_DOWN(page, (uintptr_t) array); from < end; from = next)
+		for (uintptr_t from = first; from < end; from = next)
 		{
 			next = Min(end, TYPEALIGN_DOWN(MF_COLLAPSE_STEP, from + MF_COLLAPSE_STEP));
 			CHECK_FOR_INTERRUPTS();
