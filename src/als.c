@@ -92,9 +92,6 @@ side_chunk(int k)
 /* Conjugate-gradient steps per row and half-step (solver 'cg'). */
 #define MF_CG_STEPS	3
 
-/* Bytes copied (the best factors kept) or zeroed (fresh factors) between checks for a cancel. */
-#define MF_COPY_CHUNK	((Size) 16 * 1024 * 1024)
-
 /* Coordinate-descent sweeps at most, and the relative step that ends them. */
 #define MF_NNLS_SWEEPS		1000
 #define MF_NNLS_TOLERANCE	1e-10
@@ -672,28 +669,6 @@ summarize(const MfRatings *ratings)
 	return summary;
 }
 
-/* bytes from from to to, checking for a cancel between chunks. */
-static void
-copy_checked(void *to, const void *from, Size bytes)
-{
-	for (Size done = 0; done < bytes; done += MF_COPY_CHUNK)
-	{
-		CHECK_FOR_INTERRUPTS();
-		memcpy((char *) to + done, (const char *) from + done, Min(MF_COPY_CHUNK, bytes - done));
-	}
-}
-
-/* bytes at to set to 0, checking for a cancel between chunks (fresh pages fault in). */
-static void
-zero_checked(void *to, Size bytes)
-{
-	for (Size done = 0; done < bytes; done += MF_COPY_CHUNK)
-	{
-		CHECK_FOR_INTERRUPTS();
-		memset((char *) to + done, 0, Min(MF_COPY_CHUNK, bytes - done));
-	}
-}
-
 /*
  * The sum over the rated pairs of c^2, c the pair's entries (duplicate rows
  * of the source; rows list their entries by column, a pair's together):
@@ -783,7 +758,7 @@ mf_als_create_summarized(const MfRatings *ratings, const MfFitOptions *options,
 	f->n_items = ratings->n_items;
 	f->user_factors = mf_alloc_aligned(cxt, mul_size(ratings->n_users, f->k), real_size);
 	f->item_factors = mf_alloc_aligned(cxt, mul_size(ratings->n_items, f->k), real_size);
-	zero_checked(f->user_factors, mul_size(mul_size(ratings->n_users, f->k), real_size));
+	mf_zero_checked(f->user_factors, mul_size(mul_size(ratings->n_users, f->k), real_size));
 	f->biases = options->biases;
 	if (f->biases)
 	{
@@ -797,8 +772,8 @@ mf_als_create_summarized(const MfRatings *ratings, const MfFitOptions *options,
 	{
 		f->user_implicit = mf_alloc_aligned(cxt, mul_size(ratings->n_users, f->k), real_size);
 		f->item_implicit = mf_alloc_aligned(cxt, mul_size(ratings->n_items, f->k), real_size);
-		zero_checked(f->user_implicit, mul_size(mul_size(ratings->n_users, f->k), real_size));
-		zero_checked(f->item_implicit, mul_size(mul_size(ratings->n_items, f->k), real_size));
+		mf_zero_checked(f->user_implicit, mul_size(mul_size(ratings->n_users, f->k), real_size));
+		mf_zero_checked(f->item_implicit, mul_size(mul_size(ratings->n_items, f->k), real_size));
 		als->user_implicit_dots = mf_alloc_array(cxt, ratings->n_users, sizeof(double));
 		als->item_implicit_dots = mf_alloc_array(cxt, ratings->n_items, sizeof(double));
 		als->rated_pair_squares = rated_pair_squares(&ratings->by_user);
@@ -1321,21 +1296,21 @@ converged(const MfFitHistory *history, const MfFitOptions *options, int iteratio
 static void
 copy_factors(MfFactors *to, const MfFactors *from, Size real_size)
 {
-	copy_checked(to->user_factors, from->user_factors,
-				 mul_size(mul_size(from->n_users, from->k), real_size));
-	copy_checked(to->item_factors, from->item_factors,
-				 mul_size(mul_size(from->n_items, from->k), real_size));
+	mf_copy_checked(to->user_factors, from->user_factors,
+					mul_size(mul_size(from->n_users, from->k), real_size));
+	mf_copy_checked(to->item_factors, from->item_factors,
+					mul_size(mul_size(from->n_items, from->k), real_size));
 	if (from->biases)
 	{
-		copy_checked(to->user_bias, from->user_bias, mul_size(from->n_users, sizeof(double)));
-		copy_checked(to->item_bias, from->item_bias, mul_size(from->n_items, sizeof(double)));
+		mf_copy_checked(to->user_bias, from->user_bias, mul_size(from->n_users, sizeof(double)));
+		mf_copy_checked(to->item_bias, from->item_bias, mul_size(from->n_items, sizeof(double)));
 	}
 	if (from->user_implicit)
 	{
-		copy_checked(to->user_implicit, from->user_implicit,
-					 mul_size(mul_size(from->n_users, from->k), real_size));
-		copy_checked(to->item_implicit, from->item_implicit,
-					 mul_size(mul_size(from->n_items, from->k), real_size));
+		mf_copy_checked(to->user_implicit, from->user_implicit,
+						mul_size(mul_size(from->n_users, from->k), real_size));
+		mf_copy_checked(to->item_implicit, from->item_implicit,
+						mul_size(mul_size(from->n_items, from->k), real_size));
 	}
 }
 
@@ -1556,7 +1531,7 @@ mf_als_solve_against(const MfFactors *factors, MfSide side,
 	norm = mf_alloc_array(cxt, rows->n_rows, sizeof(double));
 	als.factors = *factors;
 	init_solver(&als, &exact, longest, rows->n_rows, cxt);
-	zero_checked(out, bytes);
+	mf_zero_checked(out, bytes);
 	if (bias)
 		memset(bias, 0, sizeof(double) * rows->n_rows);
 	implicit_other = exact.implicit_weight > 0

@@ -140,6 +140,32 @@ mf_alloc_array(MemoryContext cxt, Size count, Size size)
 	return mf_advise_huge_pages(MemoryContextAllocHuge(cxt, bytes), bytes);
 }
 
+/*
+ * Bytes copied or zeroed between looks for interrupts: at most 40 ms of
+ * first touch at 10 us a 4 kB page.
+ */
+#define MF_CHECKED_CHUNK	((Size) 16 * 1024 * 1024)
+
+void
+mf_copy_checked(void *to, const void *from, Size bytes)
+{
+	for (Size done = 0; done < bytes; done += MF_CHECKED_CHUNK)
+	{
+		CHECK_FOR_INTERRUPTS();
+		memcpy((char *) to + done, (const char *) from + done, Min(MF_CHECKED_CHUNK, bytes - done));
+	}
+}
+
+void
+mf_zero_checked(void *to, Size bytes)
+{
+	for (Size done = 0; done < bytes; done += MF_CHECKED_CHUNK)
+	{
+		CHECK_FOR_INTERRUPTS();
+		memset((char *) to + done, 0, Min(MF_CHECKED_CHUNK, bytes - done));
+	}
+}
+
 void *
 mf_alloc_aligned(MemoryContext cxt, Size count, Size size)
 {

@@ -106,6 +106,15 @@ extern void mf_collapse_huge_pages(void *array, Size bytes);
 extern void *mf_alloc_array(MemoryContext cxt, Size count, Size size);
 
 /*
+ * memcpy and memset of bytes bytes, 16 MB at a time with a look for
+ * interrupts before each: the first touch of fresh memory takes a page
+ * fault per 4 kB, about 10 us each on some virtual machines (a memset of
+ * 4 GB of first factors had a cancel wait 9-11 s).
+ */
+extern void mf_copy_checked(void *to, const void *from, Size bytes);
+extern void mf_zero_checked(void *to, Size bytes);
+
+/*
  * mf_alloc_array aligned to MF_ALIGNMENT bytes, for the arrays BLAS reads:
  * some kernels take another path, and round differently, for another
  * alignment, so equal inputs give equal results only at equal alignment.

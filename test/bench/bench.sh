@@ -55,6 +55,8 @@ for shape in $shapes; do
 		# 100M ratings in random order: loading only (not in the default list)
 		psql_q -v table="$table" -v n_ratings=100480507 -v n_users=480189 -v n_items=17770 \
 			-f "$here/generate_netflix.sql" ;;
+	text-keys)
+		continue ;;	# the cancel measured at the end
 	*)
 		echo "unknown shape $shape" >&2; exit 2 ;;
 	esac
@@ -207,3 +209,23 @@ for shape in $shapes; do
 		done
 	fi
 done
+
+# Cancel while 5M distinct text keys are read, after 1 to 5 s: the key maps'
+# hash tables grow to 8M entries meanwhile (a growth zeroed its table in one
+# step, and a cancel came 0.2-0.5 s late).
+if [ -z "${MF_BENCH_SHAPES:-}" ] || [[ " $shapes " == *" text-keys "* ]]; then
+	psql_q -c "DROP TABLE IF EXISTS bench_text_keys" \
+		-c "CREATE TABLE bench_text_keys AS SELECT md5(g::text) AS user_id, g % 50 AS item_id, 1 + g % 5 AS rating FROM generate_series(1, 5000000) g" \
+		-c "VACUUM ANALYZE bench_text_keys"
+	echo "== text-keys: 5,000,000 ratings of 5,000,000 text-keyed users"
+	for delay in 1 2 3 4 5; do
+		psql_q -c "SELECT mf_train('bench_text_keys', k := 1, iterations := 1000, model_name := 'cancel')" \
+			>/dev/null 2>&1 &
+		sleep "$delay"
+		latency=$(psql_q -c "SELECT round(bench_cancel_seconds()::numeric, 3)")
+		wait || true
+		printf '%s\t%s\t%s\n' "text-keys" "$delay" "$latency" >> "$out/cancel.tsv"
+		echo "   cancel after ${delay}s: back in ${latency}s"
+	done
+	psql_q -c "DROP TABLE bench_text_keys"
+fi
