@@ -1978,7 +1978,7 @@ typedef struct SideLoad
 	double	   *bias;			/* with biases, else NULL */
 	char	  **keys;			/* with text keys, else NULL */
 	double	   *implicit;		/* implicit factors (k a row), or NULL: not read */
-	MemoryContext cxt;			/* where the keys go */
+	MfStrings	key_copies;		/* the keys, in the caller's context */
 } SideLoad;
 
 /* Column column of the factor row being loaded, which must not be NULL. */
@@ -2022,8 +2022,8 @@ load_factor_row(TupleTableSlot *slot, void *arg)
 					 errhint("Retrain the model with mf_train, or restore its factor rows.")));
 	}
 	if (load->keys)
-		load->keys[load->n] = MemoryContextStrdup(load->cxt,
-												  TextDatumGetCString(required_value(slot, 4, load, "key")));
+		load->keys[load->n] = mf_strings_copy(&load->key_copies,
+											  TextDatumGetCString(required_value(slot, 4, load, "key")));
 	if (load->implicit)
 		factors_from_datum(slot->tts_values[4], slot->tts_isnull[4], load->row->options.k,
 						   load->implicit + (Size) load->n * load->row->options.k,
@@ -2039,11 +2039,12 @@ mf_catalog_load_side(const MfSchema *schema, const MfModelRow *row, MfSide side,
 	static const Oid types[] = {INT8OID, FLOAT8ARRAYOID, FLOAT8OID, TEXTOID, FLOAT8ARRAYOID};
 	const char *name = mf_side_name(side);
 	const char *table = side == MF_USERS ? MF_USER_FACTORS_TABLE : MF_ITEM_FACTORS_TABLE;
-	SideLoad	load = {row, side, capacity, 0, ids, factors, bias, keys, implicit, cxt};
+	SideLoad	load = {row, side, capacity, 0, ids, factors, bias, keys, implicit, {0}};
 	Oid			argtype = INT4OID;
 	Datum		arg = Int32GetDatum(row->model_id);
 	InternalSql sql = internal_sql_begin();
 
+	mf_strings_init(&load.key_copies, cxt);
 	serving_scan(schema, psprintf("SELECT %s_id, factors, %s, %s, %s FROM %s.mf_%s_factors WHERE model_id = $1 ORDER BY %s_id",
 								  name, bias ? "bias" : "NULL::float8",
 								  keys ? (side == MF_USERS ? "user_key" : "item_key") : "NULL::text",

@@ -1002,12 +1002,14 @@ decode_fixed(const bytea *blob)
 		const char *bytes;
 		Size		key_bytes;
 		int32		last = 0;
+		MfStrings	key_copies;
 
 		if ((Size) (end - p) < mul_size((Size) header.n + 1, sizeof(int32)))
 			bad_fixed_side("too short for its keys");
 		bytes = p + ((Size) header.n + 1) * sizeof(int32);
 		key_bytes = end - bytes;
 		keys = mf_alloc_array(cxt, Max(header.n, 1), sizeof(char *));
+		mf_strings_init(&key_copies, cxt);
 		for (int32 r = 0; r <= header.n; r++)
 		{
 			int32		offset;
@@ -1018,7 +1020,7 @@ decode_fixed(const bytea *blob)
 				bad_fixed_side("malformed keys");
 			if (r > 0)
 			{
-				keys[r - 1] = MemoryContextStrdup(cxt, bytes + last);
+				keys[r - 1] = mf_strings_copy(&key_copies, bytes + last);
 				if (r > 1 && strcmp(keys[r - 2], keys[r - 1]) >= 0)
 					bad_fixed_side("keys not ascending");
 			}

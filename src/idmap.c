@@ -78,7 +78,7 @@ resize_direct(MfIdMap *map, int64 size)
 		memcpy(direct, map->direct, sizeof(int32) * map->direct_size);
 		pfree(map->direct);
 	}
-	memset(direct + map->direct_size, 0, sizeof(int32) * (size - map->direct_size));
+	mf_zero_checked(direct + map->direct_size, sizeof(int32) * (size - map->direct_size));
 	map->direct = direct;
 	map->direct_size = size;
 }

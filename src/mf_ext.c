@@ -166,6 +166,42 @@ mf_zero_checked(void *to, Size bytes)
 	}
 }
 
+/* The first block of an MfStrings. */
+#define MF_STRINGS_FIRST_BLOCK	((Size) 8 * 1024)
+
+void
+mf_strings_init(MfStrings *strings, MemoryContext cxt)
+{
+	strings->cxt = cxt;
+	strings->free = NULL;
+	strings->left = 0;
+	strings->last_block = 0;
+}
+
+char *
+mf_strings_copy(MfStrings *strings, const char *string)
+{
+	Size		bytes = strlen(string) + 1;
+	char	   *copy;
+
+	if (bytes > strings->left)
+	{
+		Size		block = strings->last_block == 0 ? MF_STRINGS_FIRST_BLOCK
+			: Min(strings->last_block * 2, MF_HUGE_PAGE_ARRAY);
+
+		/* a string of over an eighth of a block is copied on its own */
+		if (bytes > block / 8)
+			return memcpy(MemoryContextAllocHuge(strings->cxt, bytes), string, bytes);
+		strings->free = mf_alloc_array(strings->cxt, block, 1);
+		strings->left = block;
+		strings->last_block = block;
+	}
+	copy = memcpy(strings->free, string, bytes);
+	strings->free += bytes;
+	strings->left -= bytes;
+	return copy;
+}
+
 void *
 mf_alloc_aligned(MemoryContext cxt, Size count, Size size)
 {
