@@ -492,27 +492,76 @@ mf_rows_check_estimate(double n)
 }
 
 /*
+ * A key with its number (in order of first appearance) and its first 8
+ * bytes as a big-endian integer, which orders two keys as strcmp() does
+ * unless they are equal: the sort then rarely reads the keys themselves,
+ * scattered in memory (an abbreviated key, as PostgreSQL's sorts use).
+ */
+typedef struct NumberedKey
+{
+	uint64		prefix;
+	char	   *key;
+	int32		number;
+} NumberedKey;
+
+static uint64
+key_prefix(const char *key)
+{
+	uint64		prefix = 0;
+
+	for (int i = 0; i < 8 && key[i] != '\0'; i++)
+		prefix |= (uint64) (unsigned char) key[i] << (56 - 8 * i);
+	return prefix;
+}
+
+static int
+compare_numbered_keys(const void *a, const void *b)
+{
+	const NumberedKey *x = a;
+	const NumberedKey *y = b;
+
+	if (x->prefix != y->prefix)
+		return x->prefix < y->prefix ? -1 : 1;
+	return strcmp(x->key, y->key);
+}
+
+/*
  * Sorts a side's keys (byte order) and renumbers its ids from key numbers
  * to positions in that order, so that the model is numbered by key
  * whatever the order the rows came in.  Returns the sorted keys, in cxt.
+ * The keys are sorted with their numbers: looking each sorted key up in
+ * the side's map instead had been a fifth of reading 1.5M distinct keys.
+ * The map, no longer needed, is freed first.
  */
 static char **
 sort_keys(KeySide *side, Numbering *numbering, MemoryContext cxt)
 {
-	int32	   *rank = mf_alloc_array(cxt, side->n, sizeof(int32));
-	char	  **sorted = mf_alloc_array(cxt, side->n, sizeof(char *));
+	NumberedKey *order;
+	int32	   *rank;
+	char	  **sorted;
 	MfStrings	copies;
 
-	memcpy(sorted, side->keys, sizeof(char *) * side->n);
-	mf_sort(sorted, side->n, sizeof(char *), mf_compare_keys);
+	mf_keymap_destroy(side->map);
+	side->map = NULL;
+	order = mf_alloc_array(cxt, side->n, sizeof(NumberedKey));
+	for (int32 number = 0; number < side->n; number++)
+	{
+		order[number].prefix = key_prefix(side->keys[number]);
+		order[number].key = side->keys[number];
+		order[number].number = number;
+		mf_interrupts_every(number, MF_INTERRUPT_ROWS);
+	}
+	mf_sort(order, side->n, sizeof(NumberedKey), compare_numbered_keys);
+	rank = mf_alloc_array(cxt, side->n, sizeof(int32));
+	sorted = mf_alloc_array(cxt, side->n, sizeof(char *));
 	mf_strings_init(&copies, cxt);
 	for (int32 r = 0; r < side->n; r++)
 	{
-		sorted[r] = mf_strings_copy(&copies, sorted[r]);
-		/* the rank of each key number: look it up among the sorted keys */
-		rank[mf_keymap_lookup(side->map, sorted[r])->index] = r;
+		sorted[r] = mf_strings_copy(&copies, order[r].key);
+		rank[order[r].number] = r;
 		mf_interrupts_every(r, MF_INTERRUPT_ROWS);
 	}
+	pfree(order);
 	for (int32 a = 0; a < numbering->n; a++)
 		numbering->ids[a] = rank[numbering->ids[a]];
 	pfree(rank);
