@@ -171,8 +171,11 @@ is($node->safe_psql('postgres',
 my ($stale_grown) = training_grows_by('stale_estimate', 2);
 diag(sprintf('mf_train of 4,000 ratings estimated at 4,000,000, two threads: the backend grew by %.1f MB',
 	$stale_grown / 1048576));
-cmp_ok($stale_grown, '<', 24 * 1048576,
-	'a stale estimate makes at most the 16 MB window resident (and the huge pages it ends in)');
+# The bound: the 16 MB window, the 2 MB huge page each of the three arrays
+# may end in, and 6 MB for the rest of the training (17.4-21.9 MB measured
+# in five runs on 2026-12-05; 24 MB had been the bound, too close).
+cmp_ok($stale_grown, '<', (16 + 3 * 2 + 6) * 1048576,
+	'a stale estimate makes at most the 16 MB window resident (and the huge pages it ends in), not 48 MB');
 
 $node->stop;
 done_testing();
