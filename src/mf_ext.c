@@ -20,6 +20,7 @@
 #include "lib/stringinfo.h"
 #include "mb/pg_wchar.h"
 #include "miscadmin.h"
+#include "storage/fd.h"
 #include "utils/guc.h"
 #include "utils/json.h"
 #include "utils/memutils.h"
@@ -109,11 +110,37 @@ mf_advise_huge_pages(void *array, Size bytes)
 /* Bytes of an array collapsed into huge pages between two looks for interrupts. */
 #define MF_COLLAPSE_STEP		((Size) 16 * 1024 * 1024)
 
+/*
+ * Whether transparent huge pages are on for memory that asks for them:
+ * "always" or "madvise" in /sys/kernel/mm/transparent_hugepage/enabled,
+ * read once per backend.  MADV_HUGEPAGE is ignored under "never", but
+ * MADV_COLLAPSE is not (Linux applies it whatever the setting), so the
+ * collapse asks this first: an administrator's "never", a common advice
+ * for database servers, holds.
+ */
+static bool
+transparent_huge_pages_on(void)
+{
+	static int	on = -1;
+
+	if (on < 0)
+	{
+		FILE	   *file = AllocateFile("/sys/kernel/mm/transparent_hugepage/enabled", "r");
+		char		line[128];
+
+		on = file != NULL && fgets(line, sizeof(line), file) != NULL &&
+			strstr(line, "[never]") == NULL;
+		if (file != NULL)
+			FreeFile(file);
+	}
+	return on;
+}
+
 void
 mf_collapse_huge_pages(void *array, Size bytes)
 {
 #ifdef MADV_COLLAPSE
-	if (bytes >= MF_HUGE_PAGE_ARRAY)
+	if (bytes >= MF_HUGE_PAGE_ARRAY && transparent_huge_pages_on())
 	{
 		uintptr_t	first,
 					end,
