@@ -397,3 +397,17 @@ SELECT mf_train('named_nan', user_col := 'who', item_col := 'what', rating_col :
 SELECT mf_predict(E'say "hi"\nERROR:  not one' || repeat('z', 120), 1, 1);
 SELECT mf_drop_model(E'say "hi"\nERROR:  not one' || repeat('z', 120));
 SELECT mf_drop_model('named_nan');
+
+-- Ids are the keys' positions in byte order also where keys share their
+-- first 8 bytes (which the sort compares as one integer first), are shorter
+-- than 8 bytes, are empty, or hold bytes above 0x7F (after 'z' in byte
+-- order), whatever the order they come in
+CREATE TABLE key_order AS
+SELECT key AS user_id, 'item ' || (n % 3) AS item_id, 1 + n % 5 AS rating
+FROM unnest(ARRAY['abcdefgh1', 'é', 'abcdefgh', 'z', '', 'abcdefgg~', 'abcdefghi', 'ab',
+                  'abcdefgh0', 'Z', 'ü', 'abc', 'abcdefgh'] || ARRAY['a b']) WITH ORDINALITY AS k(key, n);
+SELECT mf_train('key_order', k := 1, iterations := 1, model_name := 'key_order') AS key_order \gset
+SELECT user_id, user_key,
+       user_id = row_number() OVER (ORDER BY convert_to(user_key, 'UTF8')) - 1 AS byte_order
+FROM mf_user_factors WHERE model_id = :key_order ORDER BY user_id;
+SELECT mf_drop_model('key_order');
