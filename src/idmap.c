@@ -15,8 +15,8 @@
 /*
  * The maps' tables' memory: simplehash's own allocator zeroes a new table
  * in one step with no look for interrupts, and as a map of text keys read
- * grew to 8M entries that zeroing (its page faults) made a cancel
- * 0.2-0.5 s late.  This one zeroes it with looks for interrupts
+ * grew to 8M entries that zeroing (its page faults) made a cancel up to
+ * 0.43 s late.  This one zeroes it with looks for interrupts
  * (mf_zero_checked) and asks for huge pages (mf_alloc_array).  An
  * interrupt inside a growth leaves the table half-grown, which is fine:
  * the error abandons the map with the call.
