@@ -29,6 +29,23 @@ sample_peak_rss() {
 	if [ -n "$pid" ]; then "$rss_peak" "$pid"; else echo 0; fi
 }
 
+# Starts a training of TABLE at k K afresh for each of DELAYS (seconds),
+# cancels it after that long, and records in cancel.tsv, under SHAPE, how
+# long the cancel took to end it (bench_cancel_seconds).
+measure_cancels() {
+	local shape=$1 table=$2 k=$3 delays=$4 delay latency
+	for delay in $delays; do
+		psql_q -c "SET mf_ext.max_memory = '20GB'" \
+			-c "SELECT mf_train('$table', k := $k, iterations := 1000, model_name := 'cancel')" \
+			>/dev/null 2>&1 &
+		sleep "$delay"
+		latency=$(psql_q -c "SELECT round(bench_cancel_seconds()::numeric, 3)")
+		wait || true
+		printf '%s\t%s\t%s\n' "$shape" "$delay" "$latency" >> "$out/cancel.tsv"
+		echo "   cancel after ${delay}s: back in ${latency}s"
+	done
+}
+
 # RssAnon of a backend that has only started.
 idle_rss=$(psql_q -c "SELECT (regexp_match(pg_read_file('/proc/' || pg_backend_pid() || '/status'), 'RssAnon:\s+(\d+) kB'))[1]::bigint * 1024")
 echo "idle backend RssAnon: $((idle_rss / 1024)) kB"
@@ -197,16 +214,7 @@ for shape in $shapes; do
 		echo "   serving: $serving (predict join s, sum(rating) s, median ms of mf_recommend, of it among 1,000 candidates less 10, of mf_recommend_users)"
 
 		# Cancel a k = 64 training after 1, 3 and 8 s: reading, indexing or iterating.
-		for delay in 1 3 8; do
-			psql_q -c "SET mf_ext.max_memory = '20GB'" \
-				-c "SELECT mf_train('$table', k := 64, iterations := 1000, model_name := 'cancel')" \
-				>/dev/null 2>&1 &
-			sleep "$delay"
-			latency=$(psql_q -c "SELECT round(bench_cancel_seconds()::numeric, 3)")
-			wait || true
-			printf '%s\t%s\t%s\n' "$shape" "$delay" "$latency" >> "$out/cancel.tsv"
-			echo "   cancel after ${delay}s: back in ${latency}s"
-		done
+		measure_cancels "$shape" "$table" 64 "1 3 8"
 	fi
 done
 
@@ -218,14 +226,6 @@ if [ -z "${MF_BENCH_SHAPES:-}" ] || [[ " $shapes " == *" text-keys "* ]]; then
 		-c "CREATE TABLE bench_text_keys AS SELECT md5(g::text) AS user_id, g % 50 AS item_id, 1 + g % 5 AS rating FROM generate_series(1, 5000000) g" \
 		-c "VACUUM ANALYZE bench_text_keys"
 	echo "== text-keys: 5,000,000 ratings of 5,000,000 text-keyed users"
-	for delay in 1 2 3 4 5; do
-		psql_q -c "SELECT mf_train('bench_text_keys', k := 1, iterations := 1000, model_name := 'cancel')" \
-			>/dev/null 2>&1 &
-		sleep "$delay"
-		latency=$(psql_q -c "SELECT round(bench_cancel_seconds()::numeric, 3)")
-		wait || true
-		printf '%s\t%s\t%s\n' "text-keys" "$delay" "$latency" >> "$out/cancel.tsv"
-		echo "   cancel after ${delay}s: back in ${latency}s"
-	done
+	measure_cancels text-keys bench_text_keys 1 "1 2 3 4 5"
 	psql_q -c "DROP TABLE bench_text_keys"
 fi
