@@ -78,8 +78,9 @@ resize_direct(MfIdMap *map, int64 size)
 		memcpy(direct, map->direct, sizeof(int32) * map->direct_size);
 		pfree(map->direct);
 	}
-	mf_zero_checked(direct + map->direct_size, sizeof(int32) * (size - map->direct_size));
+	/* the map whole before the zeroing may stop for an interrupt */
 	map->direct = direct;
+	mf_zero_checked(direct + map->direct_size, sizeof(int32) * (size - map->direct_size));
 	map->direct_size = size;
 }
 

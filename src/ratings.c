@@ -563,7 +563,10 @@ sort_keys(KeySide *side, Numbering *numbering, MemoryContext cxt)
 	}
 	pfree(order);
 	for (int32 a = 0; a < numbering->n; a++)
+	{
 		numbering->ids[a] = rank[numbering->ids[a]];
+		mf_interrupts_every(a, MF_INTERRUPT_ROWS);
+	}
 	pfree(rank);
 	return sorted;
 }
@@ -600,12 +603,14 @@ sorted_numbering(Numbering *numbering, MemoryContext cxt, int64 **sorted_ids)
 	{
 		pairs[a].id = numbering->ids[a];
 		pairs[a].index = a;
+		mf_interrupts_every(a, MF_INTERRUPT_ROWS);
 	}
 	mf_sort(pairs, n, sizeof(NumberedId), compare_numbered_ids);
 	for (int32 i = 0; i < n; i++)
 	{
 		ids[i] = pairs[i].id;
 		remap[pairs[i].index] = i;
+		mf_interrupts_every(i, MF_INTERRUPT_ROWS);
 	}
 	pfree(pairs);
 	*sorted_ids = ids;
@@ -624,7 +629,7 @@ csr_adopt(MfCsr *csr, MemoryContext cxt, int32 n_rows, int32 *col, float *val_si
 	Assert((val_single == NULL) != (val == NULL));
 	csr->n_rows = n_rows;
 	csr->row_start = mf_alloc_array(cxt, (Size) n_rows + 1, sizeof(int64));
-	memset(csr->row_start, 0, sizeof(int64) * ((Size) n_rows + 1));
+	mf_zero_checked(csr->row_start, sizeof(int64) * ((Size) n_rows + 1));
 	csr->col = col;
 	csr->val_single = val_single;
 	csr->val = val;
@@ -820,7 +825,7 @@ counting_sort(CountingSort *sort, int32 n_rows, int64 n, bool single, MemoryCont
 	else
 	{
 		Assert(sort->out->n_rows == n_rows && (sort->out->val == NULL) == single);
-		memset(sort->out->row_start, 0, sizeof(int64) * ((Size) n_rows + 1));
+		mf_zero_checked(sort->out->row_start, sizeof(int64) * ((Size) n_rows + 1));
 	}
 	sort->parts = parts;
 	sort->part_start = palloc((parts + 1) * sizeof(int64));
@@ -937,9 +942,12 @@ static bool
 csr_rows_sorted(const MfCsr *csr)
 {
 	for (int32 r = 0; r < csr->n_rows; r++)
+	{
 		for (int64 e = csr->row_start[r] + 1; e < csr->row_start[r + 1]; e++)
 			if (csr->col[e - 1] > csr->col[e])
 				return false;
+		mf_interrupts_every(r, MF_INTERRUPT_ROWS);
+	}
 	return true;
 }
 
