@@ -405,9 +405,13 @@ SELECT mf_drop_model('named_nan');
 CREATE TABLE key_order AS
 SELECT key AS user_id, 'item ' || (n % 3) AS item_id, 1 + n % 5 AS rating
 FROM unnest(ARRAY['abcdefgh1', 'é', 'abcdefgh', 'z', '', 'abcdefgg~', 'abcdefghi', 'ab',
-                  'abcdefgh0', 'Z', 'ü', 'abc', 'abcdefgh'] || ARRAY['a b']) WITH ORDINALITY AS k(key, n);
+                  'abcdefgh0', 'Z', 'ü', 'abc', 'abcdefgh'] || ARRAY['a b']
+             -- two long keys, last in byte order: kept apart from the short ones' blocks
+             || ARRAY['ÿ' || repeat('m', 9000), 'ÿ' || repeat('m', 2000)]) WITH ORDINALITY AS k(key, n);
 SELECT mf_train('key_order', k := 1, iterations := 1, model_name := 'key_order') AS key_order \gset
 SELECT user_id, user_key,
        user_id = row_number() OVER (ORDER BY convert_to(user_key, 'UTF8')) - 1 AS byte_order
-FROM mf_user_factors WHERE model_id = :key_order ORDER BY user_id;
+FROM mf_user_factors WHERE model_id = :key_order AND length(user_key) < 100 ORDER BY user_id;
+SELECT user_id, length(user_key) AS length, user_key = 'ÿ' || repeat('m', length(user_key) - 1) AS whole
+FROM mf_user_factors WHERE model_id = :key_order AND length(user_key) >= 100 ORDER BY user_id;
 SELECT mf_drop_model('key_order');
