@@ -406,7 +406,8 @@ CREATE TABLE key_order AS
 SELECT key AS user_id, 'item ' || (n % 3) AS item_id, 1 + n % 5 AS rating
 FROM unnest(ARRAY['abcdefgh1', 'é', 'abcdefgh', 'z', '', 'abcdefgg~', 'abcdefghi', 'ab',
                   'abcdefgh0', 'Z', 'ü', 'abc', 'abcdefgh'] || ARRAY['a b']
-             -- two long keys, last in byte order: kept apart from the short ones' blocks
+             -- two long keys, last in byte order: one of 2 kB copied into MfStrings'
+             -- first 8 kB block, one of 9 kB copied on its own
              || ARRAY['ÿ' || repeat('m', 9000), 'ÿ' || repeat('m', 2000)]) WITH ORDINALITY AS k(key, n);
 SELECT mf_train('key_order', k := 1, iterations := 1, model_name := 'key_order') AS key_order \gset
 SELECT user_id, user_key,

@@ -220,7 +220,7 @@ done
 
 # Cancel while 5M distinct text keys are read, after 1 to 5 s: the key maps'
 # hash tables grow to 8M entries meanwhile (a growth zeroed its table in one
-# step, and a cancel came up to 0.43 s late).
+# step, and a cancel came up to 0.43 s late, psql's overhead subtracted).
 if [ -z "${MF_BENCH_SHAPES:-}" ] || [[ " $shapes " == *" text-keys "* ]]; then
 	psql_q -c "DROP TABLE IF EXISTS bench_text_keys" \
 		-c "CREATE TABLE bench_text_keys AS SELECT md5(g::text) AS user_id, g % 50 AS item_id, 1 + g % 5 AS rating FROM generate_series(1, 5000000) g" \
