@@ -117,6 +117,18 @@ SELECT (SELECT string_agg(row(user_id, factors, rated_items, bias, user_key)::te
 TRUNCATE factor_rows_seen;
 SELECT mf_refit_users('store_insert', 'keyed') AS refitted;
 SELECT side, sum(n) AS rows_seen FROM factor_rows_seen GROUP BY side ORDER BY side;
+-- keys of 1 MB: an INSERT takes 8 MB of keys at the most, so 12 users' keys
+-- go in two statements (one text[] of a batch's long keys had passed 1 GB)
+TRUNCATE factor_rows_seen;
+CREATE TABLE long_keys AS
+SELECT repeat(chr(65 + u), 1000000) AS user_id, i AS item_id, ((u + i) % 5 + 1)::float8 AS rating
+FROM generate_series(0, 11) u, generate_series(1, 3) i;
+SELECT mf_train('long_keys', k := 2, model_name := 'store_insert') = :insert_model AS retrained;
+SELECT side, sum(n) AS rows_seen FROM factor_rows_seen GROUP BY side ORDER BY side;
+SELECT count(*) AS users, sum(length(user_key)) AS key_bytes
+FROM mf_user_factors WHERE model_id = :insert_model;
+SELECT mf_train('keyed', model_name := 'store_insert') = :insert_model AS keyed_again;
+DROP TABLE long_keys;
 DROP TRIGGER count_rows ON mf_user_factors;
 DROP TRIGGER count_rows ON mf_item_factors;
 DROP TRIGGER count_statements ON mf_user_factors;

@@ -46,6 +46,8 @@
 #define MF_STORE_BATCH_ROWS		10000
 #define MF_STORE_BATCH_NUMBERS	(256 * 1024)
 #define MF_STORE_BATCH_RATED	(256 * 1024)
+/* ... and keys' bytes (a text[] of a batch's long keys had passed 1 GB; attack helper 182) */
+#define MF_STORE_BATCH_KEY_BYTES	(8 * 1024 * 1024)
 
 /* The factor tables' columns, in the order a row's values are kept. */
 typedef enum StoreColumn
@@ -87,7 +89,8 @@ struct MfStoreWriter
 	CommandId	cid;
 	AttrNumber	attnums[N_STORE_COLUMNS];	/* 0 when the side has no such column */
 	TupleTableSlot *slots[MF_STORE_DIRECT_ROWS];
-	Size		bytes;			/* of the arrays and keys in the slots */
+	Size		bytes;			/* of the arrays and keys in the slots, or of a
+								 * statement batch's keys */
 
 	/* INSERT statements */
 	SPIPlanPtr	plan;
@@ -486,10 +489,11 @@ mf_store_row(MfStoreWriter *w, int64 id, const double *factors, const double *bi
 		return;
 	}
 
-	/* a statement's batch: rows, and a user's rated items up to a soft limit */
+	/* a statement's batch: rows, and a user's rated items and keys up to soft limits */
 	if (w->used == w->batch_rows ||
 		(w->side == MF_USERS && w->used > 0 &&
-		 w->rated_start[w->used] + (Size) n_rated > w->rated_capacity))
+		 w->rated_start[w->used] + (Size) n_rated > w->rated_capacity) ||
+		(key != NULL && w->used > 0 && w->bytes + strlen(key) > MF_STORE_BATCH_KEY_BYTES))
 		flush(w);
 	if (w->side == MF_USERS && (Size) n_rated > w->rated_capacity)
 	{
@@ -504,7 +508,10 @@ mf_store_row(MfStoreWriter *w, int64 id, const double *factors, const double *bi
 	if (bias != NULL)
 		w->bias[w->used] = *bias;
 	if (key != NULL)
+	{
 		w->key[w->used] = MemoryContextStrdup(w->batch_cxt, key);
+		w->bytes += strlen(key);
+	}
 	w->support[w->used] = support;
 	if (w->side == MF_USERS)
 	{
