@@ -213,7 +213,11 @@ mf_strings_copy(MfStrings *strings, const char *string)
 
 	if (bytes > strings->left)
 	{
-		Size		block = strings->last_block == 0 ? MF_STRINGS_FIRST_BLOCK
+		Size		block;
+
+		/* a look for interrupts at least every 8 MB copied (keys may be long) */
+		CHECK_FOR_INTERRUPTS();
+		block = strings->last_block == 0 ? MF_STRINGS_FIRST_BLOCK
 			: Min(strings->last_block * 2, MF_HUGE_PAGE_ARRAY);
 
 		/* a string of over an eighth of a block is copied on its own */

@@ -123,7 +123,11 @@ typedef struct MfStrings
 
 extern void mf_strings_init(MfStrings *strings, MemoryContext cxt);
 
-/* A copy of string, in strings->cxt. */
+/*
+ * A copy of string, in strings->cxt; looks for interrupts before each new
+ * block or string copied on its own (at least every 8 MB copied), so
+ * backend thread only.
+ */
 extern char *mf_strings_copy(MfStrings *strings, const char *string);
 
 /*
