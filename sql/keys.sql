@@ -406,13 +406,20 @@ CREATE TABLE key_order AS
 SELECT key AS user_id, 'item ' || (n % 3) AS item_id, 1 + n % 5 AS rating
 FROM unnest(ARRAY['abcdefgh1', 'é', 'abcdefgh', 'z', '', 'abcdefgg~', 'abcdefghi', 'ab',
                   'abcdefgh0', 'Z', 'ü', 'abc', 'abcdefgh'] || ARRAY['a b']
-             -- two long keys, last in byte order: one of 2 kB copied into MfStrings'
-             -- first 8 kB block, one of 9 kB copied on its own
-             || ARRAY['ÿ' || repeat('m', 9000), 'ÿ' || repeat('m', 2000)]) WITH ORDINALITY AS k(key, n);
+             -- three long keys, last in byte order: one of 2 kB copied into
+             -- MfStrings' first 8 kB block, one of 9 kB for which its next block
+             -- is made larger, one of 1.2 MB (over an eighth of its largest
+             -- block) copied on its own
+             || ARRAY['ÿ' || repeat('m', 9000), 'ÿ' || repeat('m', 1200000),
+                      'ÿ' || repeat('m', 2000)]) WITH ORDINALITY AS k(key, n);
 SELECT mf_train('key_order', k := 1, iterations := 1, model_name := 'key_order') AS key_order \gset
 SELECT user_id, user_key,
        user_id = row_number() OVER (ORDER BY convert_to(user_key, 'UTF8')) - 1 AS byte_order
 FROM mf_user_factors WHERE model_id = :key_order AND length(user_key) < 100 ORDER BY user_id;
 SELECT user_id, length(user_key) AS length, user_key = 'ÿ' || repeat('m', length(user_key) - 1) AS whole
 FROM mf_user_factors WHERE model_id = :key_order AND length(user_key) >= 100 ORDER BY user_id;
+-- and served by them (the model's keys copied again as it is loaded)
+SELECT length(k) AS length, (SELECT count(*) FROM mf_recommend('key_order', k, 3)) AS recommended
+FROM unnest(ARRAY['ÿ' || repeat('m', 2000), 'ÿ' || repeat('m', 9000),
+                  'ÿ' || repeat('m', 1200000)]) AS k ORDER BY 1;
 SELECT mf_drop_model('key_order');

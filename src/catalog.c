@@ -2022,8 +2022,12 @@ load_factor_row(TupleTableSlot *slot, void *arg)
 					 errhint("Retrain the model with mf_train, or restore its factor rows.")));
 	}
 	if (load->keys)
-		load->keys[load->n] = mf_strings_copy(&load->key_copies,
-											  TextDatumGetCString(required_value(slot, 4, load, "key")));
+	{
+		text	   *key = DatumGetTextPP(required_value(slot, 4, load, "key"));
+
+		load->keys[load->n] = mf_strings_copy(&load->key_copies, VARDATA_ANY(key),
+											  VARSIZE_ANY_EXHDR(key));
+	}
 	if (load->implicit)
 		factors_from_datum(slot->tts_values[4], slot->tts_isnull[4], load->row->options.k,
 						   load->implicit + (Size) load->n * load->row->options.k,

@@ -151,7 +151,7 @@ mf_key_map(MemoryContext cxt, char *const *keys, int32 n)
 		bool		found;
 
 		mf_keymap_insert(map, keys[i], &found)->index = i;
-		mf_interrupts_every(i, MF_INTERRUPT_ROWS);
+		CHECK_FOR_INTERRUPTS(); /* a key's hash may take long */
 	}
 	return map;
 }

@@ -110,7 +110,9 @@ extern void *mf_alloc_array(MemoryContext cxt, Size count, Size size);
  * twice the last up to MF_HUGE_PAGE_ARRAY (backed by huge pages), for the
  * millions of keys a side may have: no chunk header and no rounding up to
  * a power of two, which palloc adds (an md5 key took 80 bytes, 33 here),
- * and fewer page faults as they are first written.  The copies are freed
+ * and fewer page faults as they are first written.  A block is made
+ * larger for a string of over an eighth of it, and a string of over an
+ * eighth of the largest block is copied on its own.  The copies are freed
  * with the context only.
  */
 typedef struct MfStrings
@@ -124,11 +126,12 @@ typedef struct MfStrings
 extern void mf_strings_init(MfStrings *strings, MemoryContext cxt);
 
 /*
- * A copy of string, in strings->cxt; looks for interrupts before each new
- * block or string copied on its own (at least every 8 MB copied), so
- * backend thread only.
+ * A copy of the length bytes at bytes (no NUL among them) with a NUL
+ * after, in strings->cxt; looks for interrupts before each new block or
+ * string copied on its own (at least every 8 MB copied), so backend thread
+ * only.
  */
-extern char *mf_strings_copy(MfStrings *strings, const char *string);
+extern char *mf_strings_copy(MfStrings *strings, const char *bytes, Size length);
 
 /*
  * memcpy and memset of bytes bytes, 16 MB at a time with a look for

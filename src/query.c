@@ -93,6 +93,12 @@ scan_receive(TupleTableSlot *slot, DestReceiver *self)
 	error_context_stack = query_context;
 	MemoryContextSwitchTo(old);
 	MemoryContextReset(receiver->row_cxt);
+	/*
+	 * The executor looks for interrupts as its scans read, not while a Sort
+	 * returns its rows: a look a row, whatever row_fn does with it (copies
+	 * a long key, say).
+	 */
+	CHECK_FOR_INTERRUPTS();
 	return true;
 }
 

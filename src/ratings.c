@@ -288,16 +288,18 @@ mf_rows_key(MfRows *rows, MfSide side, const char *key)
 	entry = mf_keymap_insert(keys->map, key, &found);
 	if (!found)
 	{
+		Size		length = strlen(key);
+
 		if (keys->n == keys->capacity)
 		{
 			keys->capacity *= 2;
 			keys->keys = repalloc_huge(keys->keys, mul_size(keys->capacity, sizeof(char *)));
 		}
 		/* kept here, and once more, sorted, in the result: counted before it is copied */
-		rows->key_bytes = add_size(rows->key_bytes, mul_size(strlen(key) + 1, 2));
+		rows->key_bytes = add_size(rows->key_bytes, mul_size(length + 1, 2));
 		if (rows->key_bytes - rows->key_bytes_checked > MF_KEY_BYTES_PER_CHECK)
 			check_rows_memory(rows, 0);
-		keys->keys[keys->n] = mf_strings_copy(&keys->copies, key);
+		keys->keys[keys->n] = mf_strings_copy(&keys->copies, key, length);
 		entry->key = keys->keys[keys->n];
 		entry->index = keys->n++;
 	}
@@ -557,7 +559,7 @@ sort_keys(KeySide *side, Numbering *numbering, MemoryContext cxt)
 	mf_strings_init(&copies, cxt);
 	for (int32 r = 0; r < side->n; r++)
 	{
-		sorted[r] = mf_strings_copy(&copies, order[r].key);
+		sorted[r] = mf_strings_copy(&copies, order[r].key, strlen(order[r].key));
 		rank[order[r].number] = r;
 		mf_interrupts_every(r, MF_INTERRUPT_ROWS);
 	}
