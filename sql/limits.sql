@@ -28,6 +28,13 @@ RESET mf_ext.max_memory;
 SELECT md5(string_agg(factors::text, ';' ORDER BY user_id)) = :'before' AS untouched
 FROM mf_user_factors JOIN mf_models USING (model_id) WHERE name = 'many';
 
+-- A text id longer than a factor row can hold (1 GB less 1 MB) is refused
+-- as it is read, not after the training when the model is stored
+CREATE VIEW longest_key AS
+SELECT repeat('x', 1024 * 1024 * 1023) AS user_id, 1 AS item_id, 1.0 AS rating;
+SELECT mf_train('longest_key', k := 1);
+DROP VIEW longest_key;
+
 -- Only superusers may change the limit.
 CREATE ROLE regress_mf_limited;
 SET ROLE regress_mf_limited;

@@ -65,6 +65,15 @@
 #define MF_BYTES_PER_ID				80
 /* Bytes of new text keys between two memory checks at the most. */
 #define MF_KEY_BYTES_PER_CHECK		(1024 * 1024)
+
+/*
+ * The longest text id kept: a factor row holds its key in one value, in a
+ * tuple or an INSERT's text[] that PostgreSQL limits to 1 GB, with 1 MB
+ * left for the row's other columns.  (A key of 1 GB less 6 bytes was
+ * refused when the model was stored, after the whole training; attack
+ * helper 184.)
+ */
+#define MF_KEY_MOST_BYTES	((Size) MaxAllocSize - 1024 * 1024)
 /* Ids below this are numbered through a direct array while reading. */
 #define MF_DIRECT_READ_IDS	(1 << 20)
 
@@ -290,6 +299,14 @@ mf_rows_key(MfRows *rows, MfSide side, const char *key)
 	{
 		Size		length = strlen(key);
 
+		if (length > MF_KEY_MOST_BYTES)
+			ereport(ERROR,
+					(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+					 errmsg("a %s id of %zu bytes is too long to be stored with the model",
+							mf_side_name(side), length),
+					 errdetail("mf_ext keeps text ids of up to %zu bytes: a factor row holds its id in one value, which PostgreSQL limits to 1 GB.",
+							   MF_KEY_MOST_BYTES),
+					 errhint("Train on a shorter form of the ids, for example md5(id).")));
 		if (keys->n == keys->capacity)
 		{
 			keys->capacity *= 2;
