@@ -1020,7 +1020,10 @@ decode_fixed(const bytea *blob)
 				bad_fixed_side("malformed keys");
 			if (r > 0)
 			{
-				keys[r - 1] = mf_strings_copy(&key_copies, bytes + last, strlen(bytes + last));
+				/* a NUL inside a key would cut it short */
+				if (strlen(bytes + last) != (Size) (offset - last - 1))
+					bad_fixed_side("malformed keys");
+				keys[r - 1] = mf_strings_copy(&key_copies, bytes + last, offset - last - 1);
 				if (r > 1 && strcmp(keys[r - 2], keys[r - 1]) >= 0)
 					bad_fixed_side("keys not ascending");
 			}
