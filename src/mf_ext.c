@@ -205,6 +205,15 @@ mf_strings_init(MfStrings *strings, MemoryContext cxt)
 	strings->last_block = 0;
 }
 
+/* length bytes at bytes copied to to, a NUL after them; returns to. */
+static char *
+copy_terminated(char *to, const char *bytes, Size length)
+{
+	memcpy(to, bytes, length);
+	to[length] = '\0';
+	return to;
+}
+
 char *
 mf_strings_copy(MfStrings *strings, const char *bytes, Size length)
 {
@@ -227,19 +236,12 @@ mf_strings_copy(MfStrings *strings, const char *bytes, Size length)
 		while (size > block / 8 && block < MF_HUGE_PAGE_ARRAY)
 			block *= 2;
 		if (size > block / 8)
-		{
-			copy = MemoryContextAllocHuge(strings->cxt, size);
-			memcpy(copy, bytes, length);
-			copy[length] = '\0';
-			return copy;
-		}
+			return copy_terminated(MemoryContextAllocHuge(strings->cxt, size), bytes, length);
 		strings->free = mf_alloc_array(strings->cxt, block, 1);
 		strings->left = block;
 		strings->last_block = block;
 	}
-	copy = strings->free;
-	memcpy(copy, bytes, length);
-	copy[length] = '\0';
+	copy = copy_terminated(strings->free, bytes, length);
 	strings->free += size;
 	strings->left -= size;
 	return copy;
