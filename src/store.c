@@ -478,6 +478,8 @@ mf_store_row(MfStoreWriter *w, int64 id, const double *factors, const double *bi
 			 const char *key, int32 support, const int64 *rated, int32 n_rated,
 			 const double *implicit)
 {
+	Size		key_bytes;
+
 	Assert((bias != NULL) == w->biases && (key != NULL) == w->keys &&
 		   (implicit != NULL) == w->implicit);
 	if (w->direct)
@@ -490,10 +492,11 @@ mf_store_row(MfStoreWriter *w, int64 id, const double *factors, const double *bi
 	}
 
 	/* a statement's batch: rows, and a user's rated items and keys up to soft limits */
+	key_bytes = key != NULL ? strlen(key) : 0;
 	if (w->used == w->batch_rows ||
 		(w->side == MF_USERS && w->used > 0 &&
 		 w->rated_start[w->used] + (Size) n_rated > w->rated_capacity) ||
-		(key != NULL && w->used > 0 && w->bytes + strlen(key) > MF_STORE_BATCH_KEY_BYTES))
+		(w->used > 0 && w->bytes + key_bytes > MF_STORE_BATCH_KEY_BYTES))
 		flush(w);
 	if (w->side == MF_USERS && (Size) n_rated > w->rated_capacity)
 	{
@@ -510,7 +513,7 @@ mf_store_row(MfStoreWriter *w, int64 id, const double *factors, const double *bi
 	if (key != NULL)
 	{
 		w->key[w->used] = MemoryContextStrdup(w->batch_cxt, key);
-		w->bytes += strlen(key);
+		w->bytes += key_bytes;
 	}
 	w->support[w->used] = support;
 	if (w->side == MF_USERS)
