@@ -375,3 +375,12 @@ SELECT message, hint FROM try($$SELECT mf_train('cg_scale', k := 2, solver := 'c
 SELECT state FROM try($$SELECT mf_train('cg_scale', k := 2, solver := 'cg', lambda := 1000)$$);
 SELECT mf_train('cg_scale', k := 2) IS NOT NULL AS cholesky_trains;
 SELECT mf_drop_model('cg_scale');
+
+-- The workers' aggregate refuses a made-up fixed side whose text key holds
+-- a NUL (it was cut short there, 'a' instead of 'a\0b').  The two sides
+-- differ only in their keys: a 64-byte header (magic, version 1, k = 1,
+-- n = 2, items solved, floats with keys, lambda 0.1), two factors, the
+-- key offsets, then the keys 'a', 'c' and 'a\0b', 'c' (little-endian, as the
+-- workers write it).
+SELECT length(mf_als_half_step('a'::text, 2.0, '\x5346666d010000000100000002000000010000000500000000000000000000009a9999999999b93f0000000000000000000000000000000000000000000000000000003f0000003f00000000020000000400000061006300'::bytea)) > 0 AS well_formed_solves;
+SELECT message FROM try($$SELECT mf_als_half_step('a'::text, 2.0, '\x5346666d010000000100000002000000010000000500000000000000000000009a9999999999b93f0000000000000000000000000000000000000000000000000000003f0000003f000000000400000006000000610062006300'::bytea)$$);
