@@ -497,9 +497,17 @@ key_number(ReadState *state, MfSide side, Oid type, Oid output, Datum value)
 {
 	MfKeyForm	form = side == MF_USERS ? state->source->user_key_form
 		: state->source->item_key_form;
-	char	   *key = mf_id_key_text(type, output, value);
-	char	   *in_form = key_in_form(key, type, form);
+	char	   *key;
+	char	   *in_form;
 
+	/*
+	 * A key's unpacking, copy and hash take as long as it is, and a table's
+	 * scan looks for interrupts once a page: a page of rows whose long keys
+	 * are stored out of line made a cancel seconds late (attack helper 185).
+	 */
+	CHECK_FOR_INTERRUPTS();
+	key = mf_id_key_text(type, output, value);
+	in_form = key_in_form(key, type, form);
 	if (in_form == NULL)
 		report_key_not_of_form(state->source, side, type, key, form);
 	return mf_rows_key(state->rows, side, in_form);
