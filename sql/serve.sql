@@ -315,9 +315,9 @@ SELECT count(*) = (SELECT 200 - count(*) FROM wide WHERE item_id = 300) AS rater
 FROM mf_recommend_users(:w, 300, 200);
 COMMIT;
 
--- mf_recommend pre-scores float models in single precision and scores
--- exactly only the items its error bound cannot rule out.  Two items whose
--- scores single precision cannot tell apart: for u = (1, 2^-10), item 1
+-- mf_recommend pre-scores float models from 8-bit codes of their factors
+-- and scores exactly only the items its error bound cannot rule out.  Two
+-- items whose scores single precision cannot tell apart (nor the codes): for u = (1, 2^-10), item 1
 -- scores 1 and item 2 scores (1 - 2^-24) + 1.5 * 2^-24 = 1 + 2^-25, which
 -- float arithmetic rounds to 1, a tie that the lower id (item 1) would win;
 -- exact scoring ranks item 2 first.  The rest score 1/2.
@@ -337,8 +337,8 @@ SELECT item_id, score = 1 + 2 ^ -25 AS exact_score FROM mf_recommend(:t, 1, 1, f
 SELECT array_agg(item_id ORDER BY ord) AS top3
 FROM mf_recommend(:t, 2, 3, false) WITH ORDINALITY AS r(item_id, score, ord);
 -- The bound at work: for u = (1, 1, 1), item 1 = (2^24, 1, -2^24) scores 1,
--- but float arithmetic, adding in order, loses the 1 and pre-scores it 0,
--- below item 2's 0.75: the bound (about 7 here) keeps item 1 a candidate.
+-- but its codes, (127, 0, -127), lose the 1 and pre-score it 0, below
+-- item 2's 0.75: the bound keeps item 1 a candidate.
 SELECT mf_train('near_tie', k := 3, iterations := 1, model_name := 'cancelling') AS c \gset
 UPDATE mf_user_factors SET factors = ARRAY[1, 1, 1] WHERE model_id = :c;
 UPDATE mf_item_factors
@@ -349,3 +349,21 @@ WHERE model_id = :c;
 \c
 SET client_min_messages = warning;
 SELECT item_id, score FROM mf_recommend(:c, 1, 2, false);
+-- The codes' rounding reorders items: for u = (1, 1), item 1 = (1, 2^-8)
+-- scores 1 + 2^-8 and item 2 = (1 + 2^-9, 0) 1 + 2^-9, but item 1's second
+-- code rounds to 0 (2^-8 is 0.496 of its step, 1/127), so it pre-scores 1,
+-- below item 2's 1 + 2^-9; its error (2^-8, about 0.0055 in the bound)
+-- keeps it a candidate, and exact scoring ranks it first (a bound without
+-- that error would have left item 2 the best).  Factors that are floats
+-- exactly, as a trained model's are: the cache holds others in double
+-- precision, scored exactly without codes.
+SELECT mf_train('near_tie', k := 2, iterations := 1, model_name := 'reordered') AS o \gset
+UPDATE mf_user_factors SET factors = ARRAY[1, 1] WHERE model_id = :o;
+UPDATE mf_item_factors
+SET factors = CASE item_id WHEN 1 THEN ARRAY[1, 2 ^ -8]
+                           WHEN 2 THEN ARRAY[1 + 2 ^ -9, 0]
+                           ELSE ARRAY[0.5, 0] END
+WHERE model_id = :o;
+\c
+SET client_min_messages = warning;
+SELECT item_id, score = 1 + 2 ^ -8 AS exact_score FROM mf_recommend(:o, 1, 1, false);

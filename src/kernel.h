@@ -182,6 +182,17 @@ extern bool mf_kernel_dual_solve(const MfKernel *kernel, const float *other, int
 								 double bias_penalty_ratio, float *y, const int32 *identity,
 								 float *transposed, float *gram, float *x);
 
+/*
+ * out[i] = sum_j u[j] codes[i * stride + j] for the n rows of codes: item
+ * factors quantised to 8-bit integers for pre-scoring (MfItemCodes,
+ * score.h) against a user's codes widened to 16 bits, both zero from k to
+ * stride (a multiple of MF_CODE_ALIGN).  Exact in int32 (|sum| <= k 127^2
+ * for k <= MF_MAX_K), so every version gives the same sums.
+ */
+typedef void (*MfCodeDots) (const int16 *u, const int8 *codes, int stride, int32 n,
+							int32 *out);
+#define MF_CODE_ALIGN 32
+
 /* mf_ext.kernel's values. */
 typedef enum MfKernelChoice
 {
@@ -202,5 +213,11 @@ extern void mf_kernel_define_setting(void);
  * NULL for 'blas'.  Backend thread only.
  */
 extern const MfKernel *mf_kernel(void);
+
+/*
+ * The MfCodeDots of the instruction set mf_ext.kernel selects (for 'blas'
+ * and 'auto' the widest the CPU runs).  Backend thread only.
+ */
+extern MfCodeDots mf_code_dots(void);
 
 #endif							/* MF_KERNEL_H */

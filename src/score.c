@@ -24,6 +24,10 @@ typedef double v4df __attribute__((vector_size(32)));
 typedef float v4sf __attribute__((vector_size(16)));
 typedef int64 v4di __attribute__((vector_size(32)));
 typedef float v8sf __attribute__((vector_size(32)));
+typedef int32 v4si __attribute__((vector_size(16)));
+
+/* |x| of each lane of a v4df. */
+#define V4DF_ABS(x) ((v4df) ((v4di) (x) & (v4di) {INT64_MAX, INT64_MAX, INT64_MAX, INT64_MAX}))
 
 #if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
 #define MF_SIMD_CLONES __attribute__((target_clones("avx2", "default")))
@@ -32,6 +36,13 @@ typedef float v8sf __attribute__((vector_size(32)));
 #else
 #define MF_SIMD_CLONES
 #define MF_IF_DOT_AVX2(code)
+#endif
+
+/* Loops of doubles without branches, vectorised for the widest vectors the CPU has. */
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
+#define MF_SIMD_WIDE_CLONES __attribute__((target_clones("avx512f", "avx2", "default")))
+#else
+#define MF_SIMD_WIDE_CLONES
 #endif
 
 /* Four numbers from u + j (float or double) as doubles. */
@@ -341,55 +352,74 @@ mf_select_top(const double *scores, const int64 *ids, const bool *excluded,
 }
 
 /*
- * Pre-scoring.  A float dot product computed in float, in any order and
- * with or without fused multiply-adds, is within gamma_k |u| |v| of the
- * exact one, gamma_k = k eps / (1 - k eps), eps = 2^-24 (Higham, Accuracy
- * and Stability of Numerical Algorithms, 2nd ed., 2002, section 3.1, with
- * Cauchy-Schwarz for sum |u_j v_j|); the exact path's double sum is within
- * the same bound with eps = 2^-53.  Items whose pre-score plus that bound
- * cannot reach the n-th best pre-score minus its bound cannot be among the
- * n best, whatever the exact scores; the rest are scored exactly.
+ * Pre-scoring from 8-bit codes.  With u_j = t c_j + d_j (the user's codes
+ * c_j and scale t, made per call as the items' are) and v_ij = s_i q_ij +
+ * e_ij, exactly in real numbers
+ *
+ *	   u . v_i - t s_i (c . q_i) = u . e_i + d . (s_i q_i),
+ *
+ * so by Cauchy-Schwarz the pre-score t s_i (c . q_i) (c . q_i an exact
+ * integer sum) is within |u| |e_i| + |d| |s_i q_i| of u . v_i; the exact
+ * path's double sum of the products (each exact in double) is within
+ * gamma_k |u| |v_i| of u . v_i, gamma_k = k eps / (1 - k eps), eps = 2^-53
+ * (Higham, Accuracy and Stability of Numerical Algorithms, 2nd ed., 2002,
+ * section 3.1).  Items whose pre-score plus those bounds cannot reach the
+ * n-th best pre-score minus its bound cannot be among the n best, whatever
+ * the exact scores; the rest are scored exactly.  The codes take a quarter
+ * of the float factors' bytes (a 1 MB cache holds 10,000 items' at
+ * k = 64), their products are integers, and on ML-10M-shaped models about
+ * 50 items of 10,677 are left to score exactly for a top-10.
  */
-#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
-#define MF_PRESCORE_CLONES __attribute__((target_clones("avx512f", "avx2", "default")))
-#else
-#define MF_PRESCORE_CLONES
-#endif
+
+int
+mf_item_codes_stride(int k)
+{
+	return (k + MF_CODE_ALIGN - 1) / MF_CODE_ALIGN * MF_CODE_ALIGN;
+}
 
 /*
- * The pre-scores u . v_i of n_items rows of k floats (row-major) in float
- * arithmetic, sixteen lanes, into out[] (as doubles): one call for all the
- * items, so that the instruction set is dispatched once.
+ * Codes of the k floats x (zero from k to stride) at scale *scale = the
+ * largest |x_j| / 127 as a float, each code the nearest integer to x_j /
+ * scale (all zero for a scale of 0); returns |x - scale q| and sets
+ * *code_norm to |scale q|, both rounded up (the differences and products
+ * are exact in double: see MfItemCodes), or returns NaN when an x_j is not
+ * finite.  Written for int16 codes too (the user's): CODE is the type.
  */
-MF_PRESCORE_CLONES
-static void
-prescore_rows(const float *u, const float *rows, int k, int32 n_items, double *out)
-{
-	for (int32 item = 0; item < n_items; item++)
-	{
-		const float *v = rows + (Size) item * k;
-		v8sf		s0 = {0}, s1 = {0};
-		float		total;
-		int			j = 0;
-
-		for (; j + 16 <= k; j += 16)
-		{
-			v8sf		u0, u1, v0, v1;
-
-			memcpy(&u0, u + j, sizeof(u0));
-			memcpy(&u1, u + j + 8, sizeof(u1));
-			memcpy(&v0, v + j, sizeof(v0));
-			memcpy(&v1, v + j + 8, sizeof(v1));
-			s0 += u0 * v0;
-			s1 += u1 * v1;
-		}
-		s0 += s1;
-		total = ((s0[0] + s0[4]) + (s0[1] + s0[5])) + ((s0[2] + s0[6]) + (s0[3] + s0[7]));
-		for (; j < k; j++)
-			total += u[j] * v[j];
-		out[item] = total;
-	}
+#define DEFINE_QUANTISE(name, CODE) \
+static double \
+quantise_##name(const float *x, int k, int stride, CODE *codes, float *scale, \
+				double *code_norm) \
+{ \
+	float		largest = 0.0f; \
+	double		errors = 0.0, \
+				products = 0.0; \
+\
+	for (int j = 0; j < k; j++) \
+	{ \
+		if (!isfinite(x[j])) \
+			return NAN; \
+		largest = Max(largest, fabsf(x[j])); \
+	} \
+	*scale = (float) (largest / 127.0); \
+	for (int j = 0; j < stride; j++) \
+	{ \
+		double		code = 0.0; \
+		double		error; \
+\
+		if (j < k && *scale > 0.0f) \
+			code = Max(-127.0, Min(127.0, rint(x[j] / (double) *scale))); \
+		codes[j] = (CODE) code; \
+		if (j >= k) \
+			continue; \
+		error = x[j] - (double) *scale * code; \
+		errors += error * error; \
+		products += ((double) *scale * code) * ((double) *scale * code); \
+	} \
+	*code_norm = sqrt(products) * (1 + 0x1p-30); \
+	return sqrt(errors) * (1 + 0x1p-30); \
 }
+DEFINE_QUANTISE(item, int8)
+DEFINE_QUANTISE(user, int16)
 
 /* gamma_k = k eps / (1 - k eps) for unit roundoff eps (k at most MF_MAX_K: k eps is small). */
 static double
@@ -398,75 +428,178 @@ gamma_bound(int k, double eps)
 	return k * eps / (1 - k * eps);
 }
 
-/*
- * How far an item's pre-score (score, whose bias terms come to shift) can
- * be from its exact score: gamma |u| |v| for the dot products (with room
- * for the rounding of the norms), a few roundings of the sums, and what
- * products in float's subnormal range lose; +inf for a pre-score that
- * overflowed float.
- */
-static inline double
-prescore_bound(double gamma, int k, double u_norm, double v_norm, double score, double shift)
+bool
+mf_item_codes_fill(const MfFactors *f, MfItemCodes *codes, int32 first, int32 count)
 {
-	double		dots = gamma * u_norm * v_norm * (1 + 0x1p-20);
+	double		gamma = gamma_bound(f->k, 0x1p-53);
 
-	if (!isfinite(score))
-		return INFINITY;
-	return dots + 0x1p-50 * (fabs(score) + fabs(shift) + dots) + k * 0x1p-148;
+	for (int32 item = first; item < first + count; item++)
+	{
+		const float *v = mf_factor_row(f, MF_ITEMS, item);
+		double		error = quantise_item(v, f->k, codes->stride,
+										  codes->codes + (Size) item * codes->stride,
+										  &codes->scales[item], &codes->code_norms[item]);
+		double		norm = 0.0;
+
+		if (isnan(error))
+			return false;
+		for (int j = 0; j < f->k; j++)
+			norm += (double) v[j] * v[j];
+		codes->error_bounds[item] = (error + gamma * sqrt(norm)) * (1 + 0x1p-30);
+	}
+	return true;
+}
+
+/*
+ * Each item's pre-score less and plus its bound (above) into lower[] and
+ * upper[]: the norms' products with room for their rounding, and a few
+ * roundings of the sums (the pre-score's product and the bias terms'
+ * additions here and in the exact path).  An item whose bias terms are not
+ * finite gets NaN, which is never admitted below the floor and always
+ * scored exactly.  biases is a constant in each call, so that the loop has
+ * no branch and is vectorised.
+ */
+static inline __attribute__((always_inline)) void
+prescore_bounds_loop(const MfItemCodes *codes, int32 n_items, const int32 *dots,
+					 double user_scale, double u_norm, double d_norm, const double *item_bias,
+					 double base, double *lower, double *upper, const bool biases)
+{
+	int32		item = 0;
+
+	/* four items at a time (the compiler leaves a loop of unknown length scalar) */
+	for (; item + 4 <= n_items; item += 4)
+	{
+		v4sf		scales;
+		v4si		item_dots;
+		v4df		shift = {0, 0, 0, 0},
+					score,
+					dots_bound,
+					bound,
+					low,
+					high;
+
+		memcpy(&scales, codes->scales + item, sizeof(scales));
+		memcpy(&item_dots, dots + item, sizeof(item_dots));
+		if (biases)
+		{
+			memcpy(&shift, item_bias + item, sizeof(shift));
+			shift = base + shift;
+		}
+		score = __builtin_convertvector(scales, v4df) * user_scale *
+			__builtin_convertvector(item_dots, v4df) + shift;
+		dots_bound = (u_norm * LOAD4_double(codes->error_bounds, item) +
+					  d_norm * LOAD4_double(codes->code_norms, item)) * (1 + 0x1p-20);
+		bound = dots_bound + 0x1p-50 * (V4DF_ABS(score) + V4DF_ABS(shift) + dots_bound);
+		low = score - bound;
+		high = score + bound;
+		memcpy(lower + item, &low, sizeof(low));
+		memcpy(upper + item, &high, sizeof(high));
+	}
+	for (; item < n_items; item++)
+	{
+		double		shift = biases ? base + item_bias[item] : 0.0;
+		double		score = (double) codes->scales[item] * user_scale * dots[item] + shift;
+		double		dots_bound = (u_norm * codes->error_bounds[item] +
+								  d_norm * codes->code_norms[item]) * (1 + 0x1p-20);
+		double		bound = dots_bound + 0x1p-50 * (fabs(score) + fabs(shift) + dots_bound);
+
+		lower[item] = score - bound;
+		upper[item] = score + bound;
+	}
+}
+
+MF_SIMD_WIDE_CLONES
+static void
+prescore_bounds(const MfFactors *f, const MfItemCodes *codes, const int32 *dots,
+				double user_scale, double u_norm, double d_norm, double base,
+				double *lower, double *upper)
+{
+	if (f->biases)
+		prescore_bounds_loop(codes, f->n_items, dots, user_scale, u_norm, d_norm,
+							 f->item_bias, base, lower, upper, true);
+	else
+		prescore_bounds_loop(codes, f->n_items, dots, user_scale, u_norm, d_norm,
+							 NULL, base, lower, upper, false);
+}
+
+/*
+ * The first item from first on whose upper bound is not below floor (NaN
+ * is not), or n_items: four at a time, since most are below.
+ */
+MF_SIMD_WIDE_CLONES
+static int32
+next_candidate(const double *upper, int32 first, int32 n_items, double floor)
+{
+	v4df		floors = {floor, floor, floor, floor};
+	int32		item = first;
+
+	for (; item + 4 <= n_items; item += 4)
+	{
+		v4df		bounds;
+		v4di		below;
+
+		memcpy(&bounds, upper + item, sizeof(bounds));
+		below = (v4di) (bounds < floors);
+		if (!(below[0] & below[1] & below[2] & below[3]))
+			break;
+	}
+	for (; item < n_items; item++)
+		if (!(upper[item] < floor))
+			return item;
+	return n_items;
 }
 
 int32
-mf_top_scored_items(const MfFactors *f, const void *u, double base, const double *item_norms,
-					const bool *excluded, const int64 *ids, int32 n,
-					double *wide, double *scores, int32 *best, double *best_scores)
+mf_top_scored_items(const MfFactors *f, const void *u, double base, const MfItemCodes *codes, MfCodeDots code_dots, const bool *excluded,
+					const int64 *ids, int32 n, const MfScoreScratch *scratch, double *scores,
+					int32 *best, double *best_scores)
 {
 	int			k = f->k;
 	const float *uf = u;
-	double		gamma = gamma_bound(k, 0x1p-24) + gamma_bound(k, 0x1p-53);
 	double		u_norm = 0.0;
+	double		d_norm = NAN;
+	float		user_scale = 0.0f;
+	double		code_norm;
 	double		floor;			/* the n-th best of pre-score minus bound */
 	MfTop		top;
 
-	if (u == NULL || !f->single)
+	if (u != NULL && codes != NULL)
 	{
-		/* no user factors, or double ones: score every item exactly */
-		mf_score_items(f, u, base, excluded, wide, scores);
+		for (int j = 0; j < k; j++)
+			u_norm += (double) uf[j] * uf[j];
+		u_norm = sqrt(u_norm) * (1 + 0x1p-30);
+		d_norm = quantise_user(uf, k, codes->stride, scratch->user_codes, &user_scale,
+							   &code_norm);
+	}
+	if (u == NULL || codes == NULL || !isfinite(u_norm) || isnan(d_norm))
+	{
+		/* no user factors, double ones or ones not finite: score every item exactly */
+		mf_score_items(f, u, base, excluded, scratch->wide, scores);
 		return mf_select_top(scores, ids, excluded, f->n_items, n, best, best_scores);
 	}
-	for (int j = 0; j < k; j++)
-		u_norm += (double) uf[j] * uf[j];
-	u_norm = sqrt(u_norm);
 
 	/*
 	 * The n best pre-scores less their bounds; scores[] keeps each item's
 	 * pre-score plus its bound.  (Fewer than n + 1 items, or an infinite
 	 * bound, leave the floor at -inf: every item is then scored exactly.)
 	 */
-	prescore_rows(uf, f->item_factors, k, f->n_items, scores);
+	code_dots(scratch->user_codes, codes->codes, codes->stride, f->n_items, scratch->dots);
+	prescore_bounds(f, codes, scratch->dots, user_scale, u_norm, d_norm, base,
+					scratch->lower, scores);
 	mf_top_init(&top, n, ids, best, best_scores);
-	for (int32 item = 0; item < f->n_items; item++)
-	{
-		double		shift = f->biases ? base + f->item_bias[item] : 0.0;
-		double		score = scores[item] + shift;
-		double		bound = prescore_bound(gamma, k, u_norm, item_norms[item], score, shift);
-
-		if (excluded != NULL && excluded[item])
-			continue;
-		if (mf_top_admits(&top, score - bound))
-			mf_top_insert(&top, score - bound, item);
-		scores[item] = score + bound;
-	}
+	mf_top_offer_row(&top, scratch->lower, false, excluded, f->n_items);
 	floor = top.bound;
 
 	/* exact scores for the items that can reach the floor; the n best of them */
 	for (int j = 0; j < k; j++)
-		wide[j] = uf[j];
+		scratch->wide[j] = uf[j];
 	mf_top_init(&top, n, ids, best, best_scores);
-	for (int32 item = 0; item < f->n_items; item++)
+	for (int32 item = next_candidate(scores, 0, f->n_items, floor); item < f->n_items;
+		 item = next_candidate(scores, item + 1, f->n_items, floor))
 	{
-		if ((excluded != NULL && excluded[item]) || scores[item] < floor)
+		if (excluded != NULL && excluded[item])
 			continue;
-		scores[item] = dot_mixed(wide, mf_factor_row(f, MF_ITEMS, item), k);
+		scores[item] = dot_mixed(scratch->wide, mf_factor_row(f, MF_ITEMS, item), k);
 		if (f->biases)
 			scores[item] = scores[item] + (base + f->item_bias[item]);
 		if (mf_top_admits(&top, scores[item]))

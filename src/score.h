@@ -12,6 +12,7 @@
 #define MF_SCORE_H
 
 #include "mf_ext.h"
+#include "kernel.h"
 
 /*
  * A model's numbers, as the solver holds them while training and as the
@@ -162,21 +163,61 @@ extern int32 mf_select_top(const double *scores, const int64 *ids, const bool *e
 						   int32 n_items, int32 n, int32 *best, double *best_scores);
 
 /*
+ * A float model's item factors quantised for pre-scoring: row i as k 8-bit
+ * codes q_i (zero from k to stride) and a scale s_i (a float), v_i being
+ * about s_i q_i.  With s_i and the codes so small, s_i q_ij and
+ * v_ij - s_i q_ij are exact in double; their norms over the row are kept
+ * rounded up, for the bound of mf_top_scored_items.
+ */
+typedef struct MfItemCodes
+{
+	int			stride;			/* bytes a row: k rounded up to MF_CODE_ALIGN */
+	int8	   *codes;			/* n_items x stride */
+	float	   *scales;			/* n_items: s_i */
+	double	   *error_bounds;	/* n_items: |v_i - s_i q_i| + gamma_k |v_i|
+								 * (the exact path's rounding), rounded up */
+	double	   *code_norms;		/* n_items: |s_i q_i|, rounded up */
+} MfItemCodes;
+
+/* MfItemCodes.stride for k factors. */
+extern int	mf_item_codes_stride(int k);
+
+/*
+ * Fills items first .. first + count - 1 of codes (arrays of n_items rows,
+ * stride set) from a float model's item factors; false when one of those
+ * factors is not finite (such a model is scored exactly).
+ */
+extern bool mf_item_codes_fill(const MfFactors *factors, MfItemCodes *codes, int32 first,
+							   int32 count);
+
+/*
+ * mf_top_scored_items' scratch: wide, k doubles; lower, n_items doubles;
+ * with item codes, user_codes (stride int16s) and dots (n_items int32s).
+ */
+typedef struct MfScoreScratch
+{
+	double	   *wide;
+	double	   *lower;
+	int16	   *user_codes;
+	int32	   *dots;
+} MfScoreScratch;
+
+/*
  * The n best items (higher score first, then lower id: ids[item]) for the
  * user whose factor row is u (NULL: a user with no factors) and whose bias
  * terms come to base, leaving out excluded ones (excluded may be NULL):
  * best[n], best_scores[n], best first; returns how many.  Every item
  * returned has scores[item] (n_items doubles) set to its exact score, as
  * mf_score_items gives it; the answer is the one mf_select_top gives over
- * every item's exact score.  For models with float factors the items are
- * first scored in single precision, and only those whose score, within a
- * proven bound of that pre-score's error (score.c), can reach the n-th
- * best are scored exactly.  item_norms: |v_i| per item (mf_row_norms),
- * read for float models only; wide: k doubles of scratch.
+ * every item's exact score.  With codes (a float model's, NULL otherwise)
+ * the items are first scored from the 8-bit codes (code_dots), and only
+ * those whose score, within a proven bound of that pre-score's error
+ * (score.c), can reach the n-th best are scored exactly.
  */
 extern int32 mf_top_scored_items(const MfFactors *factors, const void *u, double base,
-								 const double *item_norms, const bool *excluded,
-								 const int64 *ids, int32 n, double *wide, double *scores,
-								 int32 *best, double *best_scores);
+								 const MfItemCodes *codes,
+								 MfCodeDots code_dots, const bool *excluded,
+								 const int64 *ids, int32 n, const MfScoreScratch *scratch,
+								 double *scores, int32 *best, double *best_scores);
 
 #endif							/* MF_SCORE_H */
