@@ -341,6 +341,21 @@ mf_predict_by_name(PG_FUNCTION_ARGS)
 	return predict(fcinfo, true);
 }
 
+/*
+ * A context for what the cache builds from a model on first need (norms,
+ * codes, raters): made under the call's context, so that an error while
+ * it is built (a cancel) frees it with the call's memory; kept_with hands
+ * it to the model once it is complete.
+ */
+#define MODEL_BUILD_CONTEXT(name) \
+	AllocSetContextCreate(CurrentMemoryContext, (name), ALLOCSET_DEFAULT_SIZES)
+
+static void
+kept_with(MfModel *model, MemoryContext built)
+{
+	MemoryContextSetParent(built, model->cxt);
+}
+
 /* |x| of every row of one side, computed on first need and cached. */
 static const double *
 side_norms(MfModel *model, MfSide side)
@@ -350,13 +365,15 @@ side_norms(MfModel *model, MfSide side)
 	if (*norms == NULL)
 	{
 		int32		n = side == MF_USERS ? model->factors.n_users : model->factors.n_items;
-		double	   *computed = mf_alloc_array(model->cxt, n, sizeof(double));
+		MemoryContext cxt = MODEL_BUILD_CONTEXT("mf_ext norms");
+		double	   *computed = mf_alloc_array(cxt, n, sizeof(double));
 
 		for (int32 first = 0; first < n; first += MF_INTERRUPT_ROWS)
 		{
 			CHECK_FOR_INTERRUPTS();
 			mf_row_norms(&model->factors, side, first, Min(MF_INTERRUPT_ROWS, n - first), computed);
 		}
+		kept_with(model, cxt);
 		*norms = computed;
 	}
 	return *norms;
@@ -374,30 +391,28 @@ item_codes(MfModel *model)
 
 	if (!model->item_codes_made && f->single)
 	{
-		MfItemCodes *codes = MemoryContextAllocZero(model->cxt, sizeof(MfItemCodes));
+		MemoryContext cxt = MODEL_BUILD_CONTEXT("mf_ext item codes");
+		MfItemCodes *codes = MemoryContextAllocZero(cxt, sizeof(MfItemCodes));
 		int32		n = Max(f->n_items, 1);
 		bool		finite = true;
 
 		codes->stride = mf_item_codes_stride(f->k);
-		codes->codes = mf_alloc_array(model->cxt, n, codes->stride);
-		codes->scales = mf_alloc_array(model->cxt, n, sizeof(float));
-		codes->error_bounds = mf_alloc_array(model->cxt, n, sizeof(double));
-		codes->code_norms = mf_alloc_array(model->cxt, n, sizeof(double));
+		codes->codes = mf_alloc_array(cxt, n, codes->stride);
+		codes->scales = mf_alloc_array(cxt, n, sizeof(float));
+		codes->error_bounds = mf_alloc_array(cxt, n, sizeof(double));
+		codes->code_norms = mf_alloc_array(cxt, n, sizeof(double));
 		for (int32 first = 0; finite && first < f->n_items; first += MF_INTERRUPT_ROWS)
 		{
 			CHECK_FOR_INTERRUPTS();
 			finite = mf_item_codes_fill(f, codes, first, Min(MF_INTERRUPT_ROWS, f->n_items - first));
 		}
 		if (finite)
-			model->item_codes = codes;
-		else
 		{
-			pfree(codes->codes);
-			pfree(codes->scales);
-			pfree(codes->error_bounds);
-			pfree(codes->code_norms);
-			pfree(codes);
+			kept_with(model, cxt);
+			model->item_codes = codes;
 		}
+		else
+			MemoryContextDelete(cxt);
 		model->item_codes_made = true;
 	}
 	return model->item_codes;
@@ -869,8 +884,7 @@ walk_rater_gaps(const RatedRows *rows, int32 n_users, int32 n_items, int32 *last
 static void
 read_raters(const MfSchema *schema, MfModel *model)
 {
-	MemoryContext cxt = AllocSetContextCreate(CurrentMemoryContext, "mf_ext raters",
-											  ALLOCSET_DEFAULT_SIZES);
+	MemoryContext cxt = MODEL_BUILD_CONTEXT("mf_ext raters");
 	MemoryContext build = AllocSetContextCreate(cxt, "mf_ext raters build",
 												ALLOCSET_DEFAULT_SIZES);
 	int32		n_users = model->factors.n_users;
@@ -902,7 +916,7 @@ read_raters(const MfSchema *schema, MfModel *model)
 	walk_rater_gaps(&rows, n_users, n_items, last, next, raters);
 
 	MemoryContextDelete(build);
-	MemoryContextSetParent(cxt, model->cxt);
+	kept_with(model, cxt);
 	model->rater_start = start;
 	model->raters = raters;
 	mf_cache_note_read(model);
