@@ -550,9 +550,10 @@ next_candidate(const double *upper, int32 first, int32 n_items, double floor)
 }
 
 int32
-mf_top_scored_items(const MfFactors *f, const void *u, double base, const MfItemCodes *codes, MfCodeDots code_dots, const bool *excluded,
-					const int64 *ids, int32 n, const MfScoreScratch *scratch, double *scores,
-					int32 *best, double *best_scores)
+mf_top_scored_items(const MfFactors *f, const void *u, double base, const MfItemCodes *codes,
+					MfCodeDots code_dots, const bool *excluded, const int64 *ids, int32 n,
+					const MfScoreScratch *scratch, double *scores, int32 *best,
+					double *best_scores)
 {
 	int			k = f->k;
 	const float *uf = u;
