@@ -367,3 +367,16 @@ WHERE model_id = :o;
 \c
 SET client_min_messages = warning;
 SELECT item_id, score = 1 + 2 ^ -8 AS exact_score FROM mf_recommend(:o, 1, 1, false);
+-- mf_recommend_users pre-scores users the same way: the same rows as
+-- users' factors, the item (1, 1), user 1 first.
+CREATE TABLE near_tie_users AS SELECT item_id AS user_id, user_id AS item_id, rating FROM near_tie;
+SELECT mf_train('near_tie_users', k := 2, iterations := 1) AS ou \gset
+UPDATE mf_item_factors SET factors = ARRAY[1, 1] WHERE model_id = :ou;
+UPDATE mf_user_factors
+SET factors = CASE user_id WHEN 1 THEN ARRAY[1, 2 ^ -8]
+                           WHEN 2 THEN ARRAY[1 + 2 ^ -9, 0]
+                           ELSE ARRAY[0.5, 0] END
+WHERE model_id = :ou;
+\c
+SET client_min_messages = warning;
+SELECT user_id, score = 1 + 2 ^ -8 AS exact_score FROM mf_recommend_users(:ou, 1, 1, false);

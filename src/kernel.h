@@ -183,11 +183,11 @@ extern bool mf_kernel_dual_solve(const MfKernel *kernel, const float *other, int
 								 float *transposed, float *gram, float *x);
 
 /*
- * out[i] = sum_j u[j] codes[i * stride + j] for the n rows of codes: item
- * factors quantised to 8-bit integers for pre-scoring (MfItemCodes,
- * score.h) against a user's codes widened to 16 bits, both zero from k to
- * stride (a multiple of MF_CODE_ALIGN).  Exact in int32 (|sum| <= k 127^2
- * for k <= MF_MAX_K), so every version gives the same sums.
+ * out[i] = sum_j u[j] codes[i * stride + j] for the n rows of codes: one
+ * side's factors quantised to 8-bit integers for pre-scoring (MfCodes,
+ * score.h) against a query row's codes widened to 16 bits, both zero from
+ * k to stride (a multiple of MF_CODE_ALIGN).  Exact in int32 (|sum| <=
+ * k 127^2 for k <= MF_MAX_K), so every version gives the same sums.
  */
 typedef void (*MfCodeDots) (const int16 *u, const int8 *codes, int stride, int32 n,
 							int32 *out);

@@ -352,9 +352,10 @@ mf_select_top(const double *scores, const int64 *ids, const bool *excluded,
 }
 
 /*
- * Pre-scoring from 8-bit codes.  With u_j = t c_j + d_j (the user's codes
- * c_j and scale t, made per call as the items' are) and v_ij = s_i q_ij +
- * e_ij, exactly in real numbers
+ * Pre-scoring from 8-bit codes.  For a query row u (the user's, to rank
+ * items; the item's, to rank users) with u_j = t c_j + d_j (its codes c_j
+ * and scale t, made per call as the rows' are) and each ranked row v_i =
+ * s_i q_i + e_i, exactly in real numbers
  *
  *	   u . v_i - t s_i (c . q_i) = u . e_i + d . (s_i q_i),
  *
@@ -363,7 +364,7 @@ mf_select_top(const double *scores, const int64 *ids, const bool *excluded,
  * path's double sum of the products (each exact in double) is within
  * gamma_k |u| |v_i| of u . v_i, gamma_k = k eps / (1 - k eps), eps = 2^-53
  * (Higham, Accuracy and Stability of Numerical Algorithms, 2nd ed., 2002,
- * section 3.1).  Items whose pre-score plus those bounds cannot reach the
+ * section 3.1).  Rows whose pre-score plus those bounds cannot reach the
  * n-th best pre-score minus its bound cannot be among the n best, whatever
  * the exact scores; the rest are scored exactly.  The codes take a quarter
  * of the float factors' bytes (a 1 MB cache holds 10,000 items' at
@@ -372,7 +373,7 @@ mf_select_top(const double *scores, const int64 *ids, const bool *excluded,
  */
 
 int
-mf_item_codes_stride(int k)
+mf_codes_stride(int k)
 {
 	return (k + MF_CODE_ALIGN - 1) / MF_CODE_ALIGN * MF_CODE_ALIGN;
 }
@@ -382,8 +383,8 @@ mf_item_codes_stride(int k)
  * largest |x_j| / 127 as a float, each code the nearest integer to x_j /
  * scale (all zero for a scale of 0); returns |x - scale q| and sets
  * *code_norm to |scale q|, both rounded up (the differences and products
- * are exact in double: see MfItemCodes), or returns NaN when an x_j is not
- * finite.  Written for int16 codes too (the user's): CODE is the type.
+ * are exact in double: see MfCodes), or returns NaN when an x_j is not
+ * finite.  Written for int16 codes too (a query's): CODE is the type.
  */
 #define DEFINE_QUANTISE(name, CODE) \
 static double \
@@ -418,8 +419,8 @@ quantise_##name(const float *x, int k, int stride, CODE *codes, float *scale, \
 	*code_norm = sqrt(products) * (1 + 0x1p-30); \
 	return sqrt(errors) * (1 + 0x1p-30); \
 }
-DEFINE_QUANTISE(item, int8)
-DEFINE_QUANTISE(user, int16)
+DEFINE_QUANTISE(row, int8)
+DEFINE_QUANTISE(query, int16)
 
 /* gamma_k = k eps / (1 - k eps) for unit roundoff eps (k at most MF_MAX_K: k eps is small). */
 static double
@@ -429,48 +430,48 @@ gamma_bound(int k, double eps)
 }
 
 bool
-mf_item_codes_fill(const MfFactors *f, MfItemCodes *codes, int32 first, int32 count)
+mf_codes_fill(const MfFactors *f, MfSide side, MfCodes *codes, int32 first, int32 count)
 {
 	double		gamma = gamma_bound(f->k, 0x1p-53);
 
-	for (int32 item = first; item < first + count; item++)
+	for (int32 r = first; r < first + count; r++)
 	{
-		const float *v = mf_factor_row(f, MF_ITEMS, item);
-		double		error = quantise_item(v, f->k, codes->stride,
-										  codes->codes + (Size) item * codes->stride,
-										  &codes->scales[item], &codes->code_norms[item]);
+		const float *x = mf_factor_row(f, side, r);
+		double		error = quantise_row(x, f->k, codes->stride,
+										 codes->codes + (Size) r * codes->stride,
+										 &codes->scales[r], &codes->code_norms[r]);
 		double		norm = 0.0;
 
 		if (isnan(error))
 			return false;
 		for (int j = 0; j < f->k; j++)
-			norm += (double) v[j] * v[j];
-		codes->error_bounds[item] = (error + gamma * sqrt(norm)) * (1 + 0x1p-30);
+			norm += (double) x[j] * x[j];
+		codes->error_bounds[r] = (error + gamma * sqrt(norm)) * (1 + 0x1p-30);
 	}
 	return true;
 }
 
 /*
- * Each item's pre-score less and plus its bound (above) into lower[] and
+ * Each row's pre-score less and plus its bound (above) into lower[] and
  * upper[]: the norms' products with room for their rounding, and a few
- * roundings of the sums (the pre-score's product and the bias terms'
- * additions here and in the exact path).  An item whose bias terms are not
- * finite gets NaN, which is never admitted below the floor and always
- * scored exactly.  biases is a constant in each call, so that the loop has
- * no branch and is vectorised.
+ * roundings of the sums (the pre-score's product and the addition of the
+ * row's shift, its bias terms, here and in the exact path).  A row whose
+ * shift is not finite gets NaN, which is never admitted below the floor
+ * and always scored exactly.  shifted is a constant in each call, so that
+ * the loop has no branch.
  */
 static inline __attribute__((always_inline)) void
-prescore_bounds_loop(const MfItemCodes *codes, int32 n_items, const int32 *dots,
-					 double user_scale, double u_norm, double d_norm, const double *item_bias,
-					 double base, double *lower, double *upper, const bool biases)
+prescore_bounds_loop(const MfCodes *codes, int32 n_rows, const int32 *dots, double query_scale,
+					 double u_norm, double d_norm, const double *shifts, double *lower,
+					 double *upper, const bool shifted)
 {
-	int32		item = 0;
+	int32		r = 0;
 
-	/* four items at a time (the compiler leaves a loop of unknown length scalar) */
-	for (; item + 4 <= n_items; item += 4)
+	/* four rows at a time (the compiler leaves a loop of unknown length scalar) */
+	for (; r + 4 <= n_rows; r += 4)
 	{
 		v4sf		scales;
-		v4si		item_dots;
+		v4si		row_dots;
 		v4df		shift = {0, 0, 0, 0},
 					score,
 					dots_bound,
@@ -478,133 +479,169 @@ prescore_bounds_loop(const MfItemCodes *codes, int32 n_items, const int32 *dots,
 					low,
 					high;
 
-		memcpy(&scales, codes->scales + item, sizeof(scales));
-		memcpy(&item_dots, dots + item, sizeof(item_dots));
-		if (biases)
-		{
-			memcpy(&shift, item_bias + item, sizeof(shift));
-			shift = base + shift;
-		}
-		score = __builtin_convertvector(scales, v4df) * user_scale *
-			__builtin_convertvector(item_dots, v4df) + shift;
-		dots_bound = (u_norm * LOAD4_double(codes->error_bounds, item) +
-					  d_norm * LOAD4_double(codes->code_norms, item)) * (1 + 0x1p-20);
+		memcpy(&scales, codes->scales + r, sizeof(scales));
+		memcpy(&row_dots, dots + r, sizeof(row_dots));
+		if (shifted)
+			memcpy(&shift, shifts + r, sizeof(shift));
+		score = __builtin_convertvector(scales, v4df) * query_scale *
+			__builtin_convertvector(row_dots, v4df) + shift;
+		dots_bound = (u_norm * LOAD4_double(codes->error_bounds, r) +
+					  d_norm * LOAD4_double(codes->code_norms, r)) * (1 + 0x1p-20);
 		bound = dots_bound + 0x1p-50 * (V4DF_ABS(score) + V4DF_ABS(shift) + dots_bound);
 		low = score - bound;
 		high = score + bound;
-		memcpy(lower + item, &low, sizeof(low));
-		memcpy(upper + item, &high, sizeof(high));
+		memcpy(lower + r, &low, sizeof(low));
+		memcpy(upper + r, &high, sizeof(high));
 	}
-	for (; item < n_items; item++)
+	for (; r < n_rows; r++)
 	{
-		double		shift = biases ? base + item_bias[item] : 0.0;
-		double		score = (double) codes->scales[item] * user_scale * dots[item] + shift;
-		double		dots_bound = (u_norm * codes->error_bounds[item] +
-								  d_norm * codes->code_norms[item]) * (1 + 0x1p-20);
+		double		shift = shifted ? shifts[r] : 0.0;
+		double		score = (double) codes->scales[r] * query_scale * dots[r] + shift;
+		double		dots_bound = (u_norm * codes->error_bounds[r] +
+								  d_norm * codes->code_norms[r]) * (1 + 0x1p-20);
 		double		bound = dots_bound + 0x1p-50 * (fabs(score) + fabs(shift) + dots_bound);
 
-		lower[item] = score - bound;
-		upper[item] = score + bound;
+		lower[r] = score - bound;
+		upper[r] = score + bound;
 	}
 }
 
 MF_SIMD_WIDE_CLONES
 static void
-prescore_bounds(const MfFactors *f, const MfItemCodes *codes, const int32 *dots,
-				double user_scale, double u_norm, double d_norm, double base,
-				double *lower, double *upper)
+prescore_bounds(const MfCodes *codes, int32 n_rows, const int32 *dots, double query_scale,
+				double u_norm, double d_norm, const double *shifts, double *lower,
+				double *upper)
 {
-	if (f->biases)
-		prescore_bounds_loop(codes, f->n_items, dots, user_scale, u_norm, d_norm,
-							 f->item_bias, base, lower, upper, true);
+	if (shifts)
+		prescore_bounds_loop(codes, n_rows, dots, query_scale, u_norm, d_norm, shifts,
+							 lower, upper, true);
 	else
-		prescore_bounds_loop(codes, f->n_items, dots, user_scale, u_norm, d_norm,
-							 NULL, base, lower, upper, false);
+		prescore_bounds_loop(codes, n_rows, dots, query_scale, u_norm, d_norm, NULL,
+							 lower, upper, false);
 }
 
 /*
- * The first item from first on whose upper bound is not below floor (NaN
- * is not), or n_items: four at a time, since most are below.
+ * The first row from first on whose upper bound is not below floor (NaN
+ * is not), or n_rows: four at a time, since most are below.
  */
 MF_SIMD_WIDE_CLONES
 static int32
-next_candidate(const double *upper, int32 first, int32 n_items, double floor)
+next_candidate(const double *upper, int32 first, int32 n_rows, double floor)
 {
 	v4df		floors = {floor, floor, floor, floor};
-	int32		item = first;
+	int32		r = first;
 
-	for (; item + 4 <= n_items; item += 4)
+	for (; r + 4 <= n_rows; r += 4)
 	{
 		v4df		bounds;
 		v4di		below;
 
-		memcpy(&bounds, upper + item, sizeof(bounds));
+		memcpy(&bounds, upper + r, sizeof(bounds));
 		below = (v4di) (bounds < floors);
 		if (!(below[0] & below[1] & below[2] & below[3]))
 			break;
 	}
-	for (; item < n_items; item++)
-		if (!(upper[item] < floor))
-			return item;
-	return n_items;
+	for (; r < n_rows; r++)
+		if (!(upper[r] < floor))
+			return r;
+	return n_rows;
 }
 
-int32
-mf_top_scored_items(const MfFactors *f, const void *u, double base, const MfItemCodes *codes,
-					MfCodeDots code_dots, const bool *excluded, const int64 *ids, int32 n,
-					const MfScoreScratch *scratch, double *scores, int32 *best,
-					double *best_scores)
+/*
+ * The n best rows of side (those of a float model, with their codes) for
+ * the query row u of the other side, each row's score u . v_r (as
+ * dot_mixed gives it) plus shifts[r] (none when shifts is NULL): best[n],
+ * best_scores[n], scores[r] exact for each row returned.  Returns -1 for a
+ * query with a factor not finite, which the caller scores exactly.
+ */
+static int32
+top_prescored(const MfFactors *f, MfSide side, const float *u, const MfCodes *codes,
+			  MfCodeDots code_dots, const double *shifts, const bool *excluded,
+			  const int64 *ids, int32 n, const MfScoreScratch *scratch, double *scores,
+			  int32 *best, double *best_scores)
 {
 	int			k = f->k;
-	const float *uf = u;
+	int32		n_rows = side == MF_USERS ? f->n_users : f->n_items;
 	double		u_norm = 0.0;
-	double		d_norm = NAN;
-	float		user_scale = 0.0f;
+	double		d_norm;
+	float		query_scale;
 	double		code_norm;
 	double		floor;			/* the n-th best of pre-score minus bound */
 	MfTop		top;
 
-	if (u != NULL && codes != NULL)
-	{
-		for (int j = 0; j < k; j++)
-			u_norm += (double) uf[j] * uf[j];
-		u_norm = sqrt(u_norm) * (1 + 0x1p-30);
-		d_norm = quantise_user(uf, k, codes->stride, scratch->user_codes, &user_scale,
-							   &code_norm);
-	}
-	if (u == NULL || codes == NULL || !isfinite(u_norm) || isnan(d_norm))
-	{
-		/* no user factors, double ones or ones not finite: score every item exactly */
-		mf_score_items(f, u, base, excluded, scratch->wide, scores);
-		return mf_select_top(scores, ids, excluded, f->n_items, n, best, best_scores);
-	}
+	for (int j = 0; j < k; j++)
+		u_norm += (double) u[j] * u[j];
+	u_norm = sqrt(u_norm) * (1 + 0x1p-30);
+	d_norm = quantise_query(u, k, codes->stride, scratch->query_codes, &query_scale, &code_norm);
+	if (!isfinite(u_norm) || isnan(d_norm))
+		return -1;
 
 	/*
-	 * The n best pre-scores less their bounds; scores[] keeps each item's
-	 * pre-score plus its bound.  (Fewer than n + 1 items, or an infinite
-	 * bound, leave the floor at -inf: every item is then scored exactly.)
+	 * The n best pre-scores less their bounds; scores[] keeps each row's
+	 * pre-score plus its bound.  (Fewer than n + 1 rows, or an infinite
+	 * bound, leave the floor at -inf: every row is then scored exactly.)
 	 */
-	code_dots(scratch->user_codes, codes->codes, codes->stride, f->n_items, scratch->dots);
-	prescore_bounds(f, codes, scratch->dots, user_scale, u_norm, d_norm, base,
+	code_dots(scratch->query_codes, codes->codes, codes->stride, n_rows, scratch->dots);
+	prescore_bounds(codes, n_rows, scratch->dots, query_scale, u_norm, d_norm, shifts,
 					scratch->lower, scores);
 	mf_top_init(&top, n, ids, best, best_scores);
-	mf_top_offer_row(&top, scratch->lower, false, excluded, f->n_items);
+	mf_top_offer_row(&top, scratch->lower, false, excluded, n_rows);
 	floor = top.bound;
 
-	/* exact scores for the items that can reach the floor; the n best of them */
+	/* exact scores for the rows that can reach the floor; the n best of them */
 	for (int j = 0; j < k; j++)
-		scratch->wide[j] = uf[j];
+		scratch->wide[j] = u[j];
 	mf_top_init(&top, n, ids, best, best_scores);
-	for (int32 item = next_candidate(scores, 0, f->n_items, floor); item < f->n_items;
-		 item = next_candidate(scores, item + 1, f->n_items, floor))
+	for (int32 r = next_candidate(scores, 0, n_rows, floor); r < n_rows;
+		 r = next_candidate(scores, r + 1, n_rows, floor))
 	{
-		if (excluded != NULL && excluded[item])
+		if (excluded != NULL && excluded[r])
 			continue;
-		scores[item] = dot_mixed(scratch->wide, mf_factor_row(f, MF_ITEMS, item), k);
-		if (f->biases)
-			scores[item] = scores[item] + (base + f->item_bias[item]);
-		if (mf_top_admits(&top, scores[item]))
-			mf_top_insert(&top, scores[item], item);
+		scores[r] = dot_mixed(scratch->wide, mf_factor_row(f, side, r), k);
+		if (shifts)
+			scores[r] = scores[r] + shifts[r];
+		if (mf_top_admits(&top, scores[r]))
+			mf_top_insert(&top, scores[r], r);
 	}
 	return mf_top_finish(&top);
+}
+
+int32
+mf_top_scored_items(const MfFactors *f, const void *u, double base, const MfCodes *item_codes,
+					MfCodeDots code_dots, const bool *excluded, const int64 *ids, int32 n,
+					const MfScoreScratch *scratch, double *scores, int32 *best,
+					double *best_scores)
+{
+	if (u != NULL && item_codes != NULL)
+	{
+		int32		found;
+
+		/* each item's bias terms, added as mf_score_items adds them */
+		if (f->biases)
+			for (int32 item = 0; item < f->n_items; item++)
+				scratch->shifts[item] = base + f->item_bias[item];
+		found = top_prescored(f, MF_ITEMS, u, item_codes, code_dots,
+							  f->biases ? scratch->shifts : NULL, excluded, ids, n, scratch,
+							  scores, best, best_scores);
+		if (found >= 0)
+			return found;
+	}
+	/* no user factors, double ones or ones not finite: score every item exactly */
+	mf_score_items(f, u, base, excluded, scratch->wide, scores);
+	return mf_select_top(scores, ids, excluded, f->n_items, n, best, best_scores);
+}
+
+int32
+mf_top_scored_users(const MfFactors *f, int32 item, const MfCodes *user_codes,
+					MfCodeDots code_dots, const bool *excluded, const int64 *ids, int32 n,
+					const MfScoreScratch *scratch, double *scores, int32 *best,
+					double *best_scores)
+{
+	/* each user's bias terms with the item's, added as mf_score adds them */
+	if (f->biases)
+		for (int32 user = 0; user < f->n_users; user++)
+			scratch->shifts[user] = mf_user_base(f, user) + item_bias(f, item);
+	return top_prescored(f, MF_USERS, mf_factor_row(f, MF_ITEMS, item), user_codes, code_dots,
+						 f->biases ? scratch->shifts : NULL, excluded, ids, n, scratch, scores,
+						 best, best_scores);
 }

@@ -163,42 +163,44 @@ extern int32 mf_select_top(const double *scores, const int64 *ids, const bool *e
 						   int32 n_items, int32 n, int32 *best, double *best_scores);
 
 /*
- * A float model's item factors quantised for pre-scoring: row i as k 8-bit
- * codes q_i (zero from k to stride) and a scale s_i (a float), v_i being
- * about s_i q_i.  With s_i and the codes so small, s_i q_ij and
- * v_ij - s_i q_ij are exact in double; their norms over the row are kept
+ * A float model's factors of one side quantised for pre-scoring: row r as
+ * k 8-bit codes q_r (zero from k to stride) and a scale s_r (a float), the
+ * row being about s_r q_r.  With s_r and the codes so small, s_r q_rj and
+ * x_rj - s_r q_rj are exact in double; their norms over the row are kept
  * rounded up, for the bound of mf_top_scored_items.
  */
-typedef struct MfItemCodes
+typedef struct MfCodes
 {
 	int			stride;			/* bytes a row: k rounded up to MF_CODE_ALIGN */
-	int8	   *codes;			/* n_items x stride */
-	float	   *scales;			/* n_items: s_i */
-	double	   *error_bounds;	/* n_items: |v_i - s_i q_i| + gamma_k |v_i|
-								 * (the exact path's rounding), rounded up */
-	double	   *code_norms;		/* n_items: |s_i q_i|, rounded up */
-} MfItemCodes;
+	int8	   *codes;			/* rows x stride */
+	float	   *scales;			/* a row's s_r */
+	double	   *error_bounds;	/* |x_r - s_r q_r| + gamma_k |x_r| (the exact
+								 * path's rounding), rounded up */
+	double	   *code_norms;		/* |s_r q_r|, rounded up */
+} MfCodes;
 
-/* MfItemCodes.stride for k factors. */
-extern int	mf_item_codes_stride(int k);
+/* MfCodes.stride for k factors. */
+extern int	mf_codes_stride(int k);
 
 /*
- * Fills items first .. first + count - 1 of codes (arrays of n_items rows,
- * stride set) from a float model's item factors; false when one of those
- * factors is not finite (such a model is scored exactly).
+ * Fills rows first .. first + count - 1 of codes (arrays of the side's
+ * rows, stride set) from a float model's factors of that side; false when
+ * one of those factors is not finite (such a model is scored exactly).
  */
-extern bool mf_item_codes_fill(const MfFactors *factors, MfItemCodes *codes, int32 first,
-							   int32 count);
+extern bool mf_codes_fill(const MfFactors *factors, MfSide side, MfCodes *codes, int32 first,
+						  int32 count);
 
 /*
- * mf_top_scored_items' scratch: wide, k doubles; lower, n_items doubles;
- * with item codes, user_codes (stride int16s) and dots (n_items int32s).
+ * The pre-scoring's scratch, for rows of the side ranked: wide, k doubles;
+ * lower and shifts, a double a row; with codes, query_codes (stride
+ * int16s) and dots (an int32 a row).
  */
 typedef struct MfScoreScratch
 {
 	double	   *wide;
 	double	   *lower;
-	int16	   *user_codes;
+	double	   *shifts;
+	int16	   *query_codes;
 	int32	   *dots;
 } MfScoreScratch;
 
@@ -209,15 +211,28 @@ typedef struct MfScoreScratch
  * best[n], best_scores[n], best first; returns how many.  Every item
  * returned has scores[item] (n_items doubles) set to its exact score, as
  * mf_score_items gives it; the answer is the one mf_select_top gives over
- * every item's exact score.  With codes (a float model's, NULL otherwise)
- * the items are first scored from the 8-bit codes (code_dots), and only
- * those whose score, within a proven bound of that pre-score's error
- * (score.c), can reach the n-th best are scored exactly.
+ * every item's exact score.  With item_codes (a float model's, NULL
+ * otherwise) the items are first scored from the 8-bit codes (code_dots),
+ * and only those whose score, within a proven bound of that pre-score's
+ * error (score.c), can reach the n-th best are scored exactly.
  */
 extern int32 mf_top_scored_items(const MfFactors *factors, const void *u, double base,
-								 const MfItemCodes *codes,
-								 MfCodeDots code_dots, const bool *excluded,
-								 const int64 *ids, int32 n, const MfScoreScratch *scratch,
-								 double *scores, int32 *best, double *best_scores);
+								 const MfCodes *item_codes, MfCodeDots code_dots,
+								 const bool *excluded, const int64 *ids, int32 n,
+								 const MfScoreScratch *scratch, double *scores, int32 *best,
+								 double *best_scores);
+
+/*
+ * The n best users for item (a dense index) of a float model, pre-scored
+ * from user_codes as mf_top_scored_items ranks items: each returned
+ * user's scores[user] (n_users doubles) its exact mf_score, the answer
+ * mf_select_top's over every user's mf_score.  Returns -1 for an item
+ * with a factor not finite, which the caller scores exactly.
+ */
+extern int32 mf_top_scored_users(const MfFactors *factors, int32 item,
+								 const MfCodes *user_codes, MfCodeDots code_dots,
+								 const bool *excluded, const int64 *ids, int32 n,
+								 const MfScoreScratch *scratch, double *scores, int32 *best,
+								 double *best_scores);
 
 #endif							/* MF_SCORE_H */

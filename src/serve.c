@@ -380,42 +380,78 @@ side_norms(MfModel *model, MfSide side)
 }
 
 /*
- * The item codes of a float model (MfItemCodes), made on first need and
- * cached: a quarter of the item factors' bytes more.  NULL for a model of
- * double factors or with an item factor not finite, scored exactly.
+ * The codes of one side of a float model (MfCodes), made on first need and
+ * cached: a quarter of the side's factor bytes more.  NULL for a model of
+ * double factors or with a factor of that side not finite, scored exactly.
  */
-static const MfItemCodes *
-item_codes(MfModel *model)
+static const MfCodes *
+side_codes(MfModel *model, MfSide side)
 {
 	const MfFactors *f = &model->factors;
 
-	if (!model->item_codes_made && f->single)
+	if (!model->codes_made[side] && f->single)
 	{
-		MemoryContext cxt = MODEL_BUILD_CONTEXT("mf_ext item codes");
-		MfItemCodes *codes = MemoryContextAllocZero(cxt, sizeof(MfItemCodes));
-		int32		n = Max(f->n_items, 1);
+		int32		n_rows = side == MF_USERS ? f->n_users : f->n_items;
+		MemoryContext cxt = MODEL_BUILD_CONTEXT("mf_ext codes");
+		MfCodes    *codes = MemoryContextAllocZero(cxt, sizeof(MfCodes));
+		int32		n = Max(n_rows, 1);
 		bool		finite = true;
 
-		codes->stride = mf_item_codes_stride(f->k);
+		codes->stride = mf_codes_stride(f->k);
 		codes->codes = mf_alloc_array(cxt, n, codes->stride);
 		codes->scales = mf_alloc_array(cxt, n, sizeof(float));
 		codes->error_bounds = mf_alloc_array(cxt, n, sizeof(double));
 		codes->code_norms = mf_alloc_array(cxt, n, sizeof(double));
-		for (int32 first = 0; finite && first < f->n_items; first += MF_INTERRUPT_ROWS)
+		for (int32 first = 0; finite && first < n_rows; first += MF_INTERRUPT_ROWS)
 		{
 			CHECK_FOR_INTERRUPTS();
-			finite = mf_item_codes_fill(f, codes, first, Min(MF_INTERRUPT_ROWS, f->n_items - first));
+			finite = mf_codes_fill(f, side, codes, first, Min(MF_INTERRUPT_ROWS, n_rows - first));
 		}
 		if (finite)
 		{
 			kept_with(model, cxt);
-			model->item_codes = codes;
+			model->codes[side] = codes;
 		}
 		else
 			MemoryContextDelete(cxt);
-		model->item_codes_made = true;
+		model->codes_made[side] = true;
 	}
-	return model->item_codes;
+	return model->codes[side];
+}
+
+/*
+ * Scratch for ranking n_rows rows of a side (MfScoreScratch), with codes
+ * of that stride (NULL: scored exactly); freed by scratch_free.
+ */
+static MfScoreScratch
+scratch_alloc(const MfFactors *f, int32 n_rows, const MfCodes *codes)
+{
+	MfScoreScratch scratch = {0};
+
+	scratch.wide = palloc(sizeof(double) * Max(f->k, 1));
+	if (codes)
+	{
+		scratch.lower = mf_alloc_array(CurrentMemoryContext, Max(n_rows, 1), sizeof(double));
+		scratch.query_codes = palloc(sizeof(int16) * codes->stride);
+		scratch.dots = mf_alloc_array(CurrentMemoryContext, Max(n_rows, 1), sizeof(int32));
+		if (f->biases)
+			scratch.shifts = mf_alloc_array(CurrentMemoryContext, Max(n_rows, 1), sizeof(double));
+	}
+	return scratch;
+}
+
+static void
+scratch_free(MfScoreScratch *scratch)
+{
+	pfree(scratch->wide);
+	if (scratch->lower)
+		pfree(scratch->lower);
+	if (scratch->query_codes)
+		pfree(scratch->query_codes);
+	if (scratch->dots)
+		pfree(scratch->dots);
+	if (scratch->shifts)
+		pfree(scratch->shifts);
 }
 
 /* A mask of n rows, none left out. */
@@ -606,8 +642,8 @@ mf_top_items(const MfSchema *schema, MfModel *model, int32 user, int64 user_id,
 {
 	const MfFactors *f = &model->factors;
 	bool		own_mask = false;
-	const MfItemCodes *codes = user >= 0 ? item_codes(model) : NULL;
-	MfScoreScratch scratch = {0};
+	const MfCodes *codes = user >= 0 ? side_codes(model, MF_ITEMS) : NULL;
+	MfScoreScratch scratch = scratch_alloc(f, f->n_items, codes);
 	double	   *best_scores = mf_alloc_array(CurrentMemoryContext, Min(n, f->n_items),
 												 sizeof(double));
 	int32		found;
@@ -619,27 +655,14 @@ mf_top_items(const MfSchema *schema, MfModel *model, int32 user, int64 user_id,
 			excluded = empty_mask(f->n_items);
 		mark_rated_items(schema, model, user_id, excluded);
 	}
-	scratch.wide = palloc(sizeof(double) * Max(f->k, 1));
-	scratch.lower = mf_alloc_array(CurrentMemoryContext, Max(f->n_items, 1), sizeof(double));
-	if (codes)
-	{
-		scratch.user_codes = palloc(sizeof(int16) * codes->stride);
-		scratch.dots = mf_alloc_array(CurrentMemoryContext, Max(f->n_items, 1), sizeof(int32));
-	}
 	*scores = mf_alloc_array(CurrentMemoryContext, f->n_items, sizeof(double));
 	found = mf_top_scored_items(f, user >= 0 ? mf_factor_row(f, MF_USERS, user) : NULL,
-								f->biases ? mf_user_base(f, user) : 0.0,
-								codes, mf_code_dots(), excluded, model->item_ids,
+								f->biases ? mf_user_base(f, user) : 0.0, codes,
+								mf_code_dots(), excluded, model->item_ids,
 								Min(n, f->n_items), &scratch, *scores, best, best_scores);
 	if (own_mask)
 		pfree(excluded);
-	pfree(scratch.wide);
-	pfree(scratch.lower);
-	if (codes)
-	{
-		pfree(scratch.user_codes);
-		pfree(scratch.dots);
-	}
+	scratch_free(&scratch);
 	pfree(best_scores);
 	return found;
 }
@@ -993,6 +1016,8 @@ recommend_users(FunctionCallInfo fcinfo, bool by_name, bool as_text)
 	double	   *best_scores;
 	int32	   *best;
 	int32		n_best;
+	const MfCodes *codes;
+	MfScoreScratch scratch;
 
 	if (!as_text)
 		require_integer_model(model, "mf_recommend_users");
@@ -1011,15 +1036,25 @@ recommend_users(FunctionCallInfo fcinfo, bool by_name, bool as_text)
 		mark_item_raters(&schema, model, item, excluded);
 	}
 	scores = mf_alloc_array(CurrentMemoryContext, Max(n_users, 1), sizeof(double));
-	for (int32 u = 0; u < n_users; u++)
-	{
-		mf_interrupts_every(u, MF_INTERRUPT_ROWS);
-		scores[u] = excluded && excluded[u] ? -INFINITY : mf_score(f, u, item);
-	}
 	best = mf_alloc_array(CurrentMemoryContext, Max(Min(n, n_users), 1), sizeof(int32));
 	best_scores = mf_alloc_array(CurrentMemoryContext, Max(Min(n, n_users), 1), sizeof(double));
-	n_best = mf_select_top(scores, model->user_ids, excluded, n_users, Min(n, n_users),
-						   best, best_scores);
+	codes = side_codes(model, MF_USERS);
+	scratch = scratch_alloc(f, n_users, codes);
+	n_best = codes ? mf_top_scored_users(f, item, codes, mf_code_dots(), excluded,
+										 model->user_ids, Min(n, n_users), &scratch, scores,
+										 best, best_scores) : -1;
+	if (n_best < 0)
+	{
+		/* scored exactly: a model of double factors, or some not finite */
+		for (int32 u = 0; u < n_users; u++)
+		{
+			mf_interrupts_every(u, MF_INTERRUPT_ROWS);
+			scores[u] = excluded && excluded[u] ? -INFINITY : mf_score(f, u, item);
+		}
+		n_best = mf_select_top(scores, model->user_ids, excluded, n_users, Min(n, n_users),
+							   best, best_scores);
+	}
+	scratch_free(&scratch);
 	mf_put_ranked(fcinfo, model, MF_USERS, as_text, scores, best, n_best);
 	return (Datum) 0;
 }

@@ -13,8 +13,8 @@
 # (large confidences the primal way), with J the stored model's.  J of
 # each iteration, summed late where the own kernels can, is J taken at the
 # iteration's end, with biases far larger than the residuals too.
-# mf_recommend's pre-scoring from 8-bit codes gives the exact top-10 on
-# every path.
+# mf_recommend's and mf_recommend_users' pre-scoring from 8-bit codes
+# gives the exact top-10 on every path.
 use strict;
 use warnings;
 use PostgreSQL::Test::Utils;
@@ -549,40 +549,52 @@ foreach my $kernel (@kernels)
 	cmp_ok($gap, '<', 0.05, "... within 0.05 of double precision ($gap)");
 }
 
-# mf_recommend pre-scores float models from 8-bit codes of their factors
-# (src/score.c), with the instruction set mf_ext.kernel selects ('blas'
-# the widest): on every path each user's top-10 is the exact ranking, the
+# mf_recommend (and mf_recommend_users) pre-score float models from 8-bit
+# codes of their factors (src/score.c), with the instruction set
+# mf_ext.kernel selects ('blas' the widest): on every path each user's
+# top-10 (each item's ten best users) is the exact ranking, the
 # one SQL gives over mf_predict's scores (higher first, then the lower
 # item id) without the items the user rated, at k = 37 (a row of codes
 # over two 32-byte blocks) and k = 128 with biases.
 $node->safe_psql('postgres', q{
 	SET client_min_messages = warning;
 	SELECT mf_train('ratings', k := 37, iterations := 2, model_name := 'codes_37')});
+
+# Every $row's (user_id or item_id) ten best of the other side as text, by
+# the exact ranking over mf_predict, or by $call (mf_recommend or
+# mf_recommend_users) under mf_ext.kernel = $kernel.
+sub top_lists
+{
+	my ($model, $row, $call, $kernel) = @_;
+	my $other = $row eq 'user_id' ? 'item_id' : 'user_id';
+	my $lists = defined $call
+	  ? qq{SELECT $row, (SELECT string_agg(r.id::text, ',' ORDER BY rank)
+		                 FROM $call('$model', t.$row, 10) WITH ORDINALITY AS r(id, score, rank)) AS list
+		   FROM (SELECT DISTINCT $row FROM ratings) t}
+	  : qq{SELECT $row, string_agg(${other}::text, ',' ORDER BY rank) AS list
+		   FROM (SELECT u.user_id, i.item_id,
+		                row_number() OVER (PARTITION BY $row
+		                                   ORDER BY mf_predict('$model', u.user_id, i.item_id) DESC,
+		                                            $other) AS rank
+		         FROM (SELECT DISTINCT user_id FROM ratings) u,
+		              (SELECT DISTINCT item_id FROM ratings) i
+		         WHERE NOT EXISTS (SELECT FROM ratings r
+		                           WHERE r.user_id = u.user_id AND r.item_id = i.item_id)) ranked
+		   WHERE rank <= 10 GROUP BY $row};
+	return $node->safe_psql('postgres', (defined $call ? "SET mf_ext.kernel = $kernel;" : '') . qq{
+		SELECT string_agg($row || ':' || list, ' ' ORDER BY $row) FROM ($lists) lists});
+}
+
 foreach my $model ('codes_37', 'wide_biases')
 {
-	my $exact = $node->safe_psql('postgres', qq{
-		SELECT string_agg(user_id || ':' || items, ' ' ORDER BY user_id)
-		FROM (SELECT user_id, string_agg(item_id::text, ',' ORDER BY rank) AS items
-		      FROM (SELECT u.user_id, i.item_id,
-		                   row_number() OVER (PARTITION BY u.user_id
-		                                      ORDER BY mf_predict('$model', u.user_id, i.item_id) DESC,
-		                                               i.item_id) AS rank
-		            FROM (SELECT DISTINCT user_id FROM ratings) u,
-		                 (SELECT DISTINCT item_id FROM ratings) i
-		            WHERE NOT EXISTS (SELECT FROM ratings r
-		                              WHERE r.user_id = u.user_id AND r.item_id = i.item_id)) ranked
-		      WHERE rank <= 10 GROUP BY user_id) lists});
-	foreach my $kernel (@kernels)
+	foreach my $case (['user_id', 'mf_recommend', "every user's top-10 items"],
+		['item_id', 'mf_recommend_users', "every item's top-10 users"])
 	{
-		my $got = $node->safe_psql('postgres', qq{
-			SET mf_ext.kernel = $kernel;
-			SELECT string_agg(user_id || ':' || items, ' ' ORDER BY user_id)
-			FROM (SELECT u.user_id,
-			             (SELECT string_agg(item_id::text, ',' ORDER BY rank)
-			              FROM mf_recommend('$model', u.user_id, 10) WITH ORDINALITY
-			                   AS r(item_id, score, rank)) AS items
-			      FROM (SELECT DISTINCT user_id FROM ratings) u) lists});
-		is($got, $exact, "mf_recommend, $model, $kernel kernel: every user's top-10 is the exact ranking");
+		my ($row, $call, $what) = @$case;
+		my $exact = top_lists($model, $row);
+		is(top_lists($model, $row, $call, $_), $exact,
+			"$call, $model, $_ kernel: $what as the exact ranking")
+		  foreach @kernels;
 	}
 }
 
