@@ -461,14 +461,14 @@ mf_codes_fill(const MfFactors *f, MfSide side, MfCodes *codes, int32 first, int3
  * the loop has no branch.
  */
 static inline __attribute__((always_inline)) void
-prescore_bounds_loop(const MfCodes *codes, int32 n_rows, const int32 *dots, double query_scale,
-					 double u_norm, double d_norm, const double *shifts, double *lower,
-					 double *upper, const bool shifted)
+prescore_bounds_loop(const MfCodes *codes, int32 first, int32 end, const int32 *dots,
+					 double query_scale, double u_norm, double d_norm, const double *shifts,
+					 double *lower, double *upper, const bool shifted)
 {
-	int32		r = 0;
+	int32		r = first;
 
 	/* four rows at a time (the compiler leaves a loop of unknown length scalar) */
-	for (; r + 4 <= n_rows; r += 4)
+	for (; r + 4 <= end; r += 4)
 	{
 		v4sf		scales;
 		v4si		row_dots;
@@ -493,7 +493,7 @@ prescore_bounds_loop(const MfCodes *codes, int32 n_rows, const int32 *dots, doub
 		memcpy(lower + r, &low, sizeof(low));
 		memcpy(upper + r, &high, sizeof(high));
 	}
-	for (; r < n_rows; r++)
+	for (; r < end; r++)
 	{
 		double		shift = shifted ? shifts[r] : 0.0;
 		double		score = (double) codes->scales[r] * query_scale * dots[r] + shift;
@@ -506,17 +506,18 @@ prescore_bounds_loop(const MfCodes *codes, int32 n_rows, const int32 *dots, doub
 	}
 }
 
+/* prescore_bounds_loop over rows first .. end - 1. */
 MF_SIMD_WIDE_CLONES
 static void
-prescore_bounds(const MfCodes *codes, int32 n_rows, const int32 *dots, double query_scale,
-				double u_norm, double d_norm, const double *shifts, double *lower,
-				double *upper)
+prescore_bounds(const MfCodes *codes, int32 first, int32 end, const int32 *dots,
+				double query_scale, double u_norm, double d_norm, const double *shifts,
+				double *lower, double *upper)
 {
 	if (shifts)
-		prescore_bounds_loop(codes, n_rows, dots, query_scale, u_norm, d_norm, shifts,
+		prescore_bounds_loop(codes, first, end, dots, query_scale, u_norm, d_norm, shifts,
 							 lower, upper, true);
 	else
-		prescore_bounds_loop(codes, n_rows, dots, query_scale, u_norm, d_norm, NULL,
+		prescore_bounds_loop(codes, first, end, dots, query_scale, u_norm, d_norm, NULL,
 							 lower, upper, false);
 }
 
@@ -546,6 +547,9 @@ next_candidate(const double *upper, int32 first, int32 n_rows, double floor)
 			return r;
 	return n_rows;
 }
+
+/* Rows pre-scored between two of the caller's looks for interrupts. */
+#define MF_PRESCORE_BLOCK 65536
 
 /*
  * The n best rows of side (those of a float model, with their codes) for
@@ -581,9 +585,17 @@ top_prescored(const MfFactors *f, MfSide side, const float *u, const MfCodes *co
 	 * pre-score plus its bound.  (Fewer than n + 1 rows, or an infinite
 	 * bound, leave the floor at -inf: every row is then scored exactly.)
 	 */
-	code_dots(scratch->query_codes, codes->codes, codes->stride, n_rows, scratch->dots);
-	prescore_bounds(codes, n_rows, scratch->dots, query_scale, u_norm, d_norm, shifts,
-					scratch->lower, scores);
+	for (int32 first = 0; first < n_rows; first += MF_PRESCORE_BLOCK)
+	{
+		int32		end = Min(n_rows, first + MF_PRESCORE_BLOCK);
+
+		if (scratch->interrupts)
+			scratch->interrupts();
+		code_dots(scratch->query_codes, codes->codes + (Size) first * codes->stride,
+				  codes->stride, end - first, scratch->dots + first);
+		prescore_bounds(codes, first, end, scratch->dots, query_scale, u_norm, d_norm, shifts,
+						scratch->lower, scores);
+	}
 	mf_top_init(&top, n, ids, best, best_scores);
 	mf_top_offer_row(&top, scratch->lower, false, excluded, n_rows);
 	floor = top.bound;

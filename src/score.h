@@ -193,7 +193,8 @@ extern bool mf_codes_fill(const MfFactors *factors, MfSide side, MfCodes *codes,
 /*
  * The pre-scoring's scratch, for rows of the side ranked: wide, k doubles;
  * lower and shifts, a double a row; with codes, query_codes (stride
- * int16s) and dots (an int32 a row).
+ * int16s) and dots (an int32 a row).  interrupts, when not NULL, is
+ * called between blocks of rows: a backend's look for interrupts.
  */
 typedef struct MfScoreScratch
 {
@@ -202,6 +203,7 @@ typedef struct MfScoreScratch
 	double	   *shifts;
 	int16	   *query_codes;
 	int32	   *dots;
+	void		(*interrupts) (void);
 } MfScoreScratch;
 
 /*

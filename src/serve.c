@@ -419,6 +419,13 @@ side_codes(MfModel *model, MfSide side)
 	return model->codes[side];
 }
 
+/* MfScoreScratch.interrupts: the backend's look for interrupts. */
+static void
+look_for_interrupts(void)
+{
+	CHECK_FOR_INTERRUPTS();
+}
+
 /*
  * Scratch for ranking n_rows rows of a side (MfScoreScratch), with codes
  * of that stride (NULL: scored exactly); freed by scratch_free.
@@ -429,6 +436,7 @@ scratch_alloc(const MfFactors *f, int32 n_rows, const MfCodes *codes)
 	MfScoreScratch scratch = {0};
 
 	scratch.wide = palloc(sizeof(double) * Max(f->k, 1));
+	scratch.interrupts = look_for_interrupts;
 	if (codes)
 	{
 		scratch.lower = mf_alloc_array(CurrentMemoryContext, Max(n_rows, 1), sizeof(double));
