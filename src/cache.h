@@ -39,10 +39,7 @@ typedef struct MfModel
 	double	   *user_norms;		/* |u| per user, computed on first need */
 	double	   *item_norms;		/* |v| per item, computed on first need */
 	MfCodes    *codes[2];		/* per side (MfSide), a float model's codes for
-								 * pre-scoring, made on first need; NULL for a
-								 * double model or one with factors not
-								 * finite (scored exactly), */
-	bool		codes_made[2];	/* once they are */
+								 * pre-scoring, made on first need */
 	int64	   *rater_start;	/* item i's raters, from the users' rated_items,
 								 * read on first need (serve.c): */
 	uint8	   *raters;			/* raters[rater_start[i] .. rater_start[i + 1]),

@@ -383,8 +383,9 @@ mf_codes_stride(int k)
  * largest |x_j| / 127 as a float, each code the nearest integer to x_j /
  * scale (all zero for a scale of 0); returns |x - scale q| and sets
  * *code_norm to |scale q|, both rounded up (the differences and products
- * are exact in double: see MfCodes), or returns NaN when an x_j is not
- * finite.  Written for int16 codes too (a query's): CODE is the type.
+ * are exact in double: see MfCodes).  x is finite (the cache refuses
+ * stored factors that are not).  Written for int16 codes too (a query's):
+ * CODE is the type.
  */
 #define DEFINE_QUANTISE(name, CODE) \
 static double \
@@ -396,11 +397,7 @@ quantise_##name(const float *x, int k, int stride, CODE *codes, float *scale, \
 				products = 0.0; \
 \
 	for (int j = 0; j < k; j++) \
-	{ \
-		if (!isfinite(x[j])) \
-			return NAN; \
 		largest = Max(largest, fabsf(x[j])); \
-	} \
 	*scale = (float) (largest / 127.0); \
 	for (int j = 0; j < stride; j++) \
 	{ \
@@ -429,7 +426,7 @@ gamma_bound(int k, double eps)
 	return k * eps / (1 - k * eps);
 }
 
-bool
+void
 mf_codes_fill(const MfFactors *f, MfSide side, MfCodes *codes, int32 first, int32 count)
 {
 	double		gamma = gamma_bound(f->k, 0x1p-53);
@@ -442,13 +439,10 @@ mf_codes_fill(const MfFactors *f, MfSide side, MfCodes *codes, int32 first, int3
 										 &codes->scales[r], &codes->code_norms[r]);
 		double		norm = 0.0;
 
-		if (isnan(error))
-			return false;
 		for (int j = 0; j < f->k; j++)
 			norm += (double) x[j] * x[j];
 		codes->error_bounds[r] = (error + gamma * sqrt(norm)) * (1 + 0x1p-30);
 	}
-	return true;
 }
 
 /*
@@ -555,8 +549,7 @@ next_candidate(const double *upper, int32 first, int32 n_rows, double floor)
  * The n best rows of side (those of a float model, with their codes) for
  * the query row u of the other side, each row's score u . v_r (as
  * dot_mixed gives it) plus shifts[r] (none when shifts is NULL): best[n],
- * best_scores[n], scores[r] exact for each row returned.  Returns -1 for a
- * query with a factor not finite, which the caller scores exactly.
+ * best_scores[n], scores[r] exact for each row returned; returns how many.
  */
 static int32
 top_prescored(const MfFactors *f, MfSide side, const float *u, const MfCodes *codes,
@@ -577,8 +570,6 @@ top_prescored(const MfFactors *f, MfSide side, const float *u, const MfCodes *co
 		u_norm += (double) u[j] * u[j];
 	u_norm = sqrt(u_norm) * (1 + 0x1p-30);
 	d_norm = quantise_query(u, k, codes->stride, scratch->query_codes, &query_scale, &code_norm);
-	if (!isfinite(u_norm) || isnan(d_norm))
-		return -1;
 
 	/*
 	 * The n best pre-scores less their bounds; scores[] keeps each row's
@@ -626,19 +617,15 @@ mf_top_scored_items(const MfFactors *f, const void *u, double base, const MfCode
 {
 	if (u != NULL && item_codes != NULL)
 	{
-		int32		found;
-
 		/* each item's bias terms, added as mf_score_items adds them */
 		if (f->biases)
 			for (int32 item = 0; item < f->n_items; item++)
 				scratch->shifts[item] = base + f->item_bias[item];
-		found = top_prescored(f, MF_ITEMS, u, item_codes, code_dots,
-							  f->biases ? scratch->shifts : NULL, excluded, ids, n, scratch,
-							  scores, best, best_scores);
-		if (found >= 0)
-			return found;
+		return top_prescored(f, MF_ITEMS, u, item_codes, code_dots,
+							 f->biases ? scratch->shifts : NULL, excluded, ids, n, scratch,
+							 scores, best, best_scores);
 	}
-	/* no user factors, double ones or ones not finite: score every item exactly */
+	/* no user factors, or double ones: score every item exactly */
 	mf_score_items(f, u, base, excluded, scratch->wide, scores);
 	return mf_select_top(scores, ids, excluded, f->n_items, n, best, best_scores);
 }

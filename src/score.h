@@ -184,10 +184,9 @@ extern int	mf_codes_stride(int k);
 
 /*
  * Fills rows first .. first + count - 1 of codes (arrays of the side's
- * rows, stride set) from a float model's factors of that side; false when
- * one of those factors is not finite (such a model is scored exactly).
+ * rows, stride set) from a float model's factors of that side.
  */
-extern bool mf_codes_fill(const MfFactors *factors, MfSide side, MfCodes *codes, int32 first,
+extern void mf_codes_fill(const MfFactors *factors, MfSide side, MfCodes *codes, int32 first,
 						  int32 count);
 
 /*
@@ -228,8 +227,7 @@ extern int32 mf_top_scored_items(const MfFactors *factors, const void *u, double
  * The n best users for item (a dense index) of a float model, pre-scored
  * from user_codes as mf_top_scored_items ranks items: each returned
  * user's scores[user] (n_users doubles) its exact mf_score, the answer
- * mf_select_top's over every user's mf_score.  Returns -1 for an item
- * with a factor not finite, which the caller scores exactly.
+ * mf_select_top's over every user's mf_score; returns how many.
  */
 extern int32 mf_top_scored_users(const MfFactors *factors, int32 item,
 								 const MfCodes *user_codes, MfCodeDots code_dots,

@@ -382,39 +382,32 @@ side_norms(MfModel *model, MfSide side)
 /*
  * The codes of one side of a float model (MfCodes), made on first need and
  * cached: a quarter of the side's factor bytes more.  NULL for a model of
- * double factors or with a factor of that side not finite, scored exactly.
+ * double factors, scored exactly.
  */
 static const MfCodes *
 side_codes(MfModel *model, MfSide side)
 {
 	const MfFactors *f = &model->factors;
 
-	if (!model->codes_made[side] && f->single)
+	if (model->codes[side] == NULL && f->single)
 	{
 		int32		n_rows = side == MF_USERS ? f->n_users : f->n_items;
 		MemoryContext cxt = MODEL_BUILD_CONTEXT("mf_ext codes");
 		MfCodes    *codes = MemoryContextAllocZero(cxt, sizeof(MfCodes));
 		int32		n = Max(n_rows, 1);
-		bool		finite = true;
 
 		codes->stride = mf_codes_stride(f->k);
 		codes->codes = mf_alloc_array(cxt, n, codes->stride);
 		codes->scales = mf_alloc_array(cxt, n, sizeof(float));
 		codes->error_bounds = mf_alloc_array(cxt, n, sizeof(double));
 		codes->code_norms = mf_alloc_array(cxt, n, sizeof(double));
-		for (int32 first = 0; finite && first < n_rows; first += MF_INTERRUPT_ROWS)
+		for (int32 first = 0; first < n_rows; first += MF_INTERRUPT_ROWS)
 		{
 			CHECK_FOR_INTERRUPTS();
-			finite = mf_codes_fill(f, side, codes, first, Min(MF_INTERRUPT_ROWS, n_rows - first));
+			mf_codes_fill(f, side, codes, first, Min(MF_INTERRUPT_ROWS, n_rows - first));
 		}
-		if (finite)
-		{
-			kept_with(model, cxt);
-			model->codes[side] = codes;
-		}
-		else
-			MemoryContextDelete(cxt);
-		model->codes_made[side] = true;
+		kept_with(model, cxt);
+		model->codes[side] = codes;
 	}
 	return model->codes[side];
 }
@@ -1048,12 +1041,12 @@ recommend_users(FunctionCallInfo fcinfo, bool by_name, bool as_text)
 	best_scores = mf_alloc_array(CurrentMemoryContext, Max(Min(n, n_users), 1), sizeof(double));
 	codes = side_codes(model, MF_USERS);
 	scratch = scratch_alloc(f, n_users, codes);
-	n_best = codes ? mf_top_scored_users(f, item, codes, mf_code_dots(), excluded,
-										 model->user_ids, Min(n, n_users), &scratch, scores,
-										 best, best_scores) : -1;
-	if (n_best < 0)
+	if (codes)
+		n_best = mf_top_scored_users(f, item, codes, mf_code_dots(), excluded, model->user_ids,
+									 Min(n, n_users), &scratch, scores, best, best_scores);
+	else
 	{
-		/* scored exactly: a model of double factors, or some not finite */
+		/* scored exactly: a model of double factors */
 		for (int32 u = 0; u < n_users; u++)
 		{
 			mf_interrupts_every(u, MF_INTERRUPT_ROWS);
