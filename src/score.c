@@ -367,9 +367,10 @@ mf_select_top(const double *scores, const int64 *ids, const bool *excluded,
  * section 3.1).  Rows whose pre-score plus those bounds cannot reach the
  * n-th best pre-score minus its bound cannot be among the n best, whatever
  * the exact scores; the rest are scored exactly.  The codes take a quarter
- * of the float factors' bytes (a 1 MB cache holds 10,000 items' at
- * k = 64), their products are integers, and on ML-10M-shaped models about
- * 50 items of 10,677 are left to score exactly for a top-10.
+ * of the float factors' bytes, a row's scale and norms 20 more (a 1 MB
+ * cache holds 10,000 items' codes at k = 64), their products are
+ * integers, and on ML-10M-shaped models about 50 items of 10,677 are left
+ * to score exactly for a top-10.
  */
 
 int

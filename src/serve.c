@@ -381,7 +381,8 @@ side_norms(MfModel *model, MfSide side)
 
 /*
  * The codes of one side of a float model (MfCodes), made on first need and
- * cached: a quarter of the side's factor bytes more.  NULL for a model of
+ * cached: k rounded up to 32 bytes and 20 bytes more a row (84 at k = 64,
+ * a third of the floats').  NULL for a model of
  * double factors, scored exactly.
  */
 static const MfCodes *
