@@ -77,7 +77,7 @@ extern int64 mf_parallel_for(int threads, int64 n, int64 chunk, MfTaskFn fn,
 							 MfFeedFn feed, void *arg);
 
 /* Arrays one mf_prefault takes at the most. */
-#define MF_PREFAULT_ARRAYS	3
+#define MF_PREFAULT_ARRAYS	5
 
 /* An array whose elements [from, to) are to be faulted in (mf_prefault). */
 typedef struct MfPrefaultArray

@@ -11,7 +11,9 @@
  *	  side's index, so that the model does not depend on the order the rows
  *	  came in.  The arrays read become sparse rows' arrays, so that their
  *	  pages, faulted in while reading, are not given back and faulted in
- *	  again.  The sparse rows keep the ratings in single precision when
+ *	  again; with a second thread, so do spares faulted in while reading
+ *	  for the first sort to write into (8 bytes a rating more while
+ *	  reading, 4 for rows in user order).  The sparse rows keep the ratings in single precision when
  *	  every one is a float exactly (8 bytes a rating a side: 20 at the most
  *	  while building, 16 after), in double otherwise (12 a side: 28 while
  *	  building, 24 after).
@@ -42,9 +44,10 @@
 
 /*
  * Bytes of the arrays a second thread faults in ahead of the rows read
- * (prefault_rows): far more than the rows between two moves of its limit
- * (MF_CHECK_ROWS, under 1 MB of the arrays), so that it keeps ahead, and
- * what a stale estimate of many more rows makes resident for nothing.
+ * (prefault_rows; the spares' too): far more than the rows between two
+ * moves of its limit (MF_CHECK_ROWS, about 1 MB of the arrays), so that it
+ * keeps ahead, and what a stale estimate of many more rows makes resident
+ * for nothing.
  */
 #define MF_PREFAULT_WINDOW	((Size) 16 * 1024 * 1024)
 
@@ -121,6 +124,19 @@ struct MfRows
 	int64		n_rows;
 	int64		prefault_window;	/* rows faulted in ahead of the last read, or 0 */
 	bool		huge_pages;		/* the arrays have asked for huge pages */
+
+	/*
+	 * With huge_pages, room for the first counting sort's output, capacity
+	 * each (in parent): faulted in behind the rows' arrays by the second
+	 * thread while the backend reads (prefault_rows), so that the sort
+	 * writes into pages the process has.  Fresh pages had been about half
+	 * of that sort's time (10M ratings in random order, a virtual machine).
+	 * spare_col becomes the sort's columns, for rows not in user order only
+	 * (in user order it is never touched, and freed); spare_val its
+	 * ratings, single or double precision as the rows' are.
+	 */
+	int32	   *spare_col;
+	void	   *spare_val;
 	KeySide    *user_keys;		/* for text-keyed sides, else NULL */
 	KeySide    *item_keys;
 
@@ -251,6 +267,20 @@ mf_rows_create(MemoryContext parent, bool user_keys, bool item_keys, double expe
 	return rows;
 }
 
+/*
+ * Bytes a rating the rows hold while reading: the arrays read, and the
+ * spares' pages faulted in (the columns only for rows not in user order).
+ */
+static Size
+read_bytes_per_rating(const MfRows *rows)
+{
+	Size		bytes = MF_READ_BYTES_PER_RATING;
+
+	if (rows->spare_val)
+		bytes += (rows->sorted ? 0 : sizeof(int32)) + (rows->is_wide ? sizeof(double) : sizeof(float));
+	return bytes;
+}
+
 /* Memory that rows of n ratings hold, beside per_rating bytes a rating. */
 static MfMemory
 rows_memory(const MfRows *rows, int64 n, Size per_rating)
@@ -276,7 +306,7 @@ static const char *const read_memory_hint =
 static void
 check_rows_memory(MfRows *rows, int64 room)
 {
-	MfMemory	memory = rows_memory(rows, add_size(rows->n_rows, room), MF_READ_BYTES_PER_RATING);
+	MfMemory	memory = rows_memory(rows, add_size(rows->n_rows, room), read_bytes_per_rating(rows));
 
 	rows->key_bytes_checked = rows->key_bytes;
 	mf_memory_check(&memory, "reading the ratings",
@@ -326,12 +356,14 @@ mf_rows_key(MfRows *rows, MfSide side, const char *key)
 /*
  * Where a second thread may work (mf_prefault), has it fault in the rows'
  * arrays from the last row read to the part the planner expects to be
- * filled, at most MF_PREFAULT_WINDOW bytes ahead of the rows read
- * (append_row moves the limit), backed by huge pages: their page faults
- * had been about a quarter of loading 10M ratings on a virtual machine.
- * Past the expected part (an estimate too low) the backend's thread
- * faults the pages in itself.  With one thread the arrays ask for no huge
- * pages: faulting them in on the backend's thread as the arrays fill made
+ * filled, backed by huge pages: their page faults had been about a
+ * quarter of loading 10M ratings on a virtual machine.  Then, as far as it
+ * gets, the spares up to the same row, from their start (pages it faulted
+ * in before are passed over quickly).  The limit (append_row moves it) is
+ * MF_PREFAULT_WINDOW bytes of all these arrays ahead of the rows read.  Past the
+ * expected part (an estimate too low) the backend's thread faults the
+ * pages in itself.  With one thread the arrays ask for no huge pages:
+ * faulting them in on the backend's thread as the arrays fill made
  * reading slower, not faster.
  */
 static void
@@ -340,22 +372,38 @@ prefault_rows(MfRows *rows)
 	int64		expected_end = Min(rows->capacity, rows->expected);
 	void	   *values = rows->wide ? (void *) rows->wide : (void *) rows->rating;
 	Size		value_size = rows->wide ? sizeof(double) : sizeof(float);
-	MfPrefaultArray arrays[3] = {
-		{rows->user, sizeof(int32), rows->n_rows, expected_end},
-		{rows->item, sizeof(int32), rows->n_rows, expected_end},
-		{values, value_size, rows->n_rows, expected_end}};
+	MfPrefaultArray arrays[MF_PREFAULT_ARRAYS];
+	int			n = 0;
+	Size		row_bytes = 0;
 
 	rows->prefault_window = 0;
 	if (expected_end <= rows->n_rows || mf_thread_count() < 2)
 		return;
-	mf_advise_huge_pages(rows->user, rows->capacity * sizeof(int32));
-	mf_advise_huge_pages(rows->item, rows->capacity * sizeof(int32));
-	mf_advise_huge_pages(values, rows->capacity * value_size);
-	/* from the first row on: else the rows before have small pages, which a collapse copies */
-	if (rows->n_rows == 0 && rows->capacity * sizeof(int32) >= MF_HUGE_PAGE_ARRAY)
-		rows->huge_pages = true;
-	rows->prefault_window = (int64) (MF_PREFAULT_WINDOW / (2 * sizeof(int32) + value_size));
-	mf_prefault(arrays, 3, rows->n_rows + rows->prefault_window);
+	arrays[n++] = (MfPrefaultArray) {rows->user, sizeof(int32), rows->n_rows, expected_end};
+	arrays[n++] = (MfPrefaultArray) {rows->item, sizeof(int32), rows->n_rows, expected_end};
+	arrays[n++] = (MfPrefaultArray) {values, value_size, rows->n_rows, expected_end};
+	if (rows->spare_val)
+	{
+		if (!rows->sorted)
+			arrays[n++] = (MfPrefaultArray) {rows->spare_col, sizeof(int32), 0, expected_end};
+		arrays[n++] = (MfPrefaultArray) {rows->spare_val, value_size, 0, expected_end};
+	}
+	for (int a = 0; a < n; a++)
+	{
+		mf_advise_huge_pages(arrays[a].base, rows->capacity * arrays[a].element);
+		row_bytes += arrays[a].element;
+	}
+	rows->prefault_window = (int64) (MF_PREFAULT_WINDOW / row_bytes);
+	mf_prefault(arrays, n, rows->n_rows + rows->prefault_window);
+}
+
+/* array (NULL at first) resized to capacity elements of element bytes, in the rows' parent */
+static void *
+resize_array(MfRows *rows, void *array, int64 capacity, Size element)
+{
+	Size		bytes = mul_size(capacity, element);
+
+	return array ? repalloc_huge(array, bytes) : MemoryContextAllocHuge(rows->parent, bytes);
 }
 
 /*
@@ -365,21 +413,32 @@ prefault_rows(MfRows *rows)
 static void
 resize_rows(MfRows *rows, int64 capacity)
 {
+	Size		value_size = rows->wide ? sizeof(double) : sizeof(float);
+
 	mf_prefault_stop();			/* before the arrays move */
 	if (rows->user == NULL)
 	{
-		rows->user = MemoryContextAllocHuge(rows->parent, mul_size(capacity, sizeof(int32)));
-		rows->item = MemoryContextAllocHuge(rows->parent, mul_size(capacity, sizeof(int32)));
-		rows->rating = MemoryContextAllocHuge(rows->parent, mul_size(capacity, sizeof(float)));
+		/*
+		 * Huge pages, faulted in ahead (prefault_rows), from the first row
+		 * on: else the rows before have small pages, which a collapse
+		 * copies.
+		 */
+		rows->huge_pages = mf_thread_count() >= 2 && rows->expected > 0 &&
+			capacity * sizeof(int32) >= MF_HUGE_PAGE_ARRAY;
 	}
+	rows->user = resize_array(rows, rows->user, capacity, sizeof(int32));
+	rows->item = resize_array(rows, rows->item, capacity, sizeof(int32));
+	if (rows->wide)
+		rows->wide = resize_array(rows, rows->wide, capacity, sizeof(double));
 	else
+		rows->rating = resize_array(rows, rows->rating, capacity, sizeof(float));
+	if (rows->huge_pages)
 	{
-		rows->user = repalloc_huge(rows->user, mul_size(capacity, sizeof(int32)));
-		rows->item = repalloc_huge(rows->item, mul_size(capacity, sizeof(int32)));
-		if (rows->wide)
-			rows->wide = repalloc_huge(rows->wide, mul_size(capacity, sizeof(double)));
-		else
-			rows->rating = repalloc_huge(rows->rating, mul_size(capacity, sizeof(float)));
+		/* huge pages from the start, as the sort's own arrays would have (mf_alloc_array) */
+		rows->spare_col = mf_advise_huge_pages(resize_array(rows, rows->spare_col, capacity, sizeof(int32)),
+											   capacity * sizeof(int32));
+		rows->spare_val = mf_advise_huge_pages(resize_array(rows, rows->spare_val, capacity, value_size),
+											   capacity * value_size);
 	}
 	rows->capacity = capacity;
 	prefault_rows(rows);
@@ -410,6 +469,9 @@ collapse_rows(MfRows *rows)
 		mf_collapse_huge_pages(rows->wide, n * sizeof(double));
 	else
 		mf_collapse_huge_pages(rows->rating, n * sizeof(float));
+	if (!rows->sorted)
+		mf_collapse_huge_pages(rows->spare_col, n * sizeof(int32));
+	mf_collapse_huge_pages(rows->spare_val, n * (rows->wide ? sizeof(double) : sizeof(float)));
 }
 
 /* Moves the ratings read so far, and from now on, to double precision. */
@@ -428,6 +490,12 @@ widen_rows(MfRows *rows)
 	}
 	pfree(rows->rating);
 	rows->rating = NULL;
+	if (rows->spare_val)
+	{
+		pfree(rows->spare_val);
+		rows->spare_val = mf_advise_huge_pages(MemoryContextAllocHuge(rows->parent, mul_size(rows->capacity, sizeof(double))),
+											   rows->capacity * sizeof(double));
+	}
 	prefault_rows(rows);
 }
 
@@ -441,7 +509,15 @@ append_row(MfRows *rows, int64 user, int64 item, double rating)
 		rows->repeated = true;
 	else if (rows->sorted && e > 0 &&
 			 (user < rows->last_user || (user == rows->last_user && item < rows->last_item)))
+	{
 		rows->sorted = false;
+		/* the spare columns will be sorted into: faulted in from now on too */
+		if (rows->spare_val)
+		{
+			check_rows_memory(rows, MF_CHECK_ROWS - e % MF_CHECK_ROWS);
+			prefault_rows(rows);
+		}
+	}
 	rows->last_user = user;
 	rows->last_item = item;
 	if (e % MF_CHECK_ROWS == 0)
@@ -1245,11 +1321,15 @@ mf_ratings_from_rows(MfRows *rows, int64 n_skipped, MemoryContext cxt)
 		/*
 		 * Rows read in (user, item) order, as tables often are: they are
 		 * the users' rows, sorted by item, and their transpose (into the
-		 * user array's pages) is sorted by user.
+		 * user array's pages and the spare ratings') is sorted by user.
 		 */
 		int32	   *user = rows->user;
 		bool		repeated = rows->repeated;
+		void	   *values = rows->spare_val;	/* the transpose's ratings, or NULL */
 
+		/* the spare columns are for rows not in user order: never touched */
+		if (rows->spare_col)
+			pfree(rows->spare_col);
 		csr_from_sorted_rows(rows, user_remap, item_remap, &ratings->by_user, cxt);
 		MemoryContextDelete(rows->cxt); /* the id maps, and rows */
 		/*
@@ -1259,9 +1339,10 @@ mf_ratings_from_rows(MfRows *rows, int64 n_skipped, MemoryContext cxt)
 		if (repeated)
 			(void) csr_sort_duplicates(&ratings->by_user);
 		mf_progress_step(1, passes, "pass", NAN, NAN);
+		if (values == NULL)
+			values = mf_alloc_array(cxt, n, ratings->by_user.val ? sizeof(double) : sizeof(float));
 		csr_adopt(&ratings->by_item, cxt, ratings->n_items, user,
-				  ratings->by_user.val ? NULL : mf_alloc_array(cxt, n, sizeof(float)),
-				  ratings->by_user.val ? mf_alloc_array(cxt, n, sizeof(double)) : NULL);
+				  ratings->by_user.val ? NULL : values, ratings->by_user.val ? values : NULL);
 		csr_transpose(&ratings->by_user, ratings->n_items, &ratings->by_item, cxt);
 	}
 	else
@@ -1272,8 +1353,12 @@ mf_ratings_from_rows(MfRows *rows, int64 n_skipped, MemoryContext cxt)
 		 * Otherwise three counting sorts: by item in reading order, then by
 		 * user (sorted by item within each user; into the user and rating
 		 * arrays' pages), then by item again (sorted by user) unless the
-		 * first already was.
+		 * first already was.  The first sorts into the spares, where the
+		 * rows have them.
 		 */
+		if (rows->spare_val)
+			csr_adopt(&by_item_unsorted, cxt, ratings->n_items, rows->spare_col,
+					  rows->is_wide ? NULL : rows->spare_val, rows->is_wide ? rows->spare_val : NULL);
 		csr_from_read_rows(rows, MF_ITEMS, item_remap, user_remap, &by_item_unsorted, cxt);
 		pfree(rows->item);
 		mf_progress_step(1, passes, "pass", NAN, NAN);
