@@ -78,7 +78,8 @@ like($error, qr/mf_recommend_all would need about \d+ MB of memory, more than mf
 # Training holds 20 bytes a rating at its peak (the rows read and the first
 # side's sparse rows, then both sides' rows, ratings that are floats kept as
 # floats), plus the factors and small per-id arrays: 4,000,000 ratings in
-# random order (three counting sorts) stay within 20 B a rating and 16 MB,
+# random order (two counting sorts, the items' rows sorted between them)
+# stay within 20 B a rating and 16 MB,
 # on one thread and on two (where a second thread faults the rows' arrays
 # in while they are read, backed by huge pages); 0.4 held 40 B a rating,
 # 0.5 before single-precision rows 24.6.  The backend's private memory
@@ -184,6 +185,33 @@ foreach my $source ('in_user_order', 'order_left_halfway', 'not_floats')
 	cmp_ok($grown, '<', 16 * 4e6 + 16 * 1048576,
 		'mf_train of 4,000,000 ratings in user order on 2 threads: at most 16 bytes a rating and 16 MB (the spare columns untouched)');
 }
+
+# Rows not in user order: each item's row is sorted by user in the cache,
+# a pair's ratings by value there (up to 16 of them; a pair rated more
+# often is sorted on the backend's thread), and the users' rows are their
+# transpose, placed in blocks of users.  Rows in user order are indexed
+# the other way round (the users' rows as read, their transpose the
+# items'), and the training must not depend on the order: pairs rated 17
+# and 1,000 times, in random order on one thread and on two and in user
+# order (a pair's ratings in descending order there), give the same
+# factors, bit for bit.
+$node->safe_psql('postgres', q{
+	CREATE TABLE repeated_pairs AS SELECT * FROM (
+		SELECT * FROM four_million
+		UNION ALL SELECT 7, 3, 1 + g % 5 FROM generate_series(1, 1000) g
+		UNION ALL SELECT 11, 5, 5 - g % 4 FROM generate_series(1, 17) g) r
+	ORDER BY hashint8(user_id * 7919 + item_id * 31 + rating::integer);
+	CREATE TABLE repeated_pairs_in_user_order AS
+		SELECT * FROM repeated_pairs ORDER BY user_id, item_id, rating DESC;
+	VACUUM ANALYZE repeated_pairs;
+	VACUUM ANALYZE repeated_pairs_in_user_order;
+});
+my (undef, $random_one) = training_grows_by('repeated_pairs', 1);
+my (undef, $random_two) = training_grows_by('repeated_pairs', 2);
+my (undef, $ordered_two) = training_grows_by('repeated_pairs_in_user_order', 2);
+is($random_two, $random_one,
+	'pairs rated 17 and 1,000 times in random order: the same factors on one thread and on two');
+is($ordered_two, $random_one, 'and the same factors as the same rows in user order give');
 
 # The second thread faults the arrays in no more than 16 MB ahead of the
 # rows read: a planner's estimate of 4,000,000 rows for a table that has
