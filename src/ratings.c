@@ -1204,6 +1204,24 @@ compare_floats(const void *a, const void *b)
 #define MF_SHORT_RUN	16
 
 /*
+ * Sorts the values of entries [begin, end), a short run, ascending by
+ * insertion: plain C, for the row sorts' threads too.
+ */
+static void
+csr_sort_short_run(MfCsr *csr, int64 begin, int64 end)
+{
+	for (int64 e = begin + 1; e < end; e++)
+	{
+		double		value = mf_csr_value(csr, e);
+		int64		at = e;
+
+		for (; at > begin && mf_csr_value(csr, at - 1) > value; at--)
+			csr_set_value(csr, at, mf_csr_value(csr, at - 1));
+		csr_set_value(csr, at, value);
+	}
+}
+
+/*
  * Sorts the values of entries [begin, end) ascending: a short run (most
  * are pairs) by insertion, where a call of qsort would cost more than the
  * sort; a long one by mf_sort.
@@ -1219,15 +1237,7 @@ csr_sort_values(MfCsr *csr, int64 begin, int64 end)
 			mf_sort(csr->val_single + begin, end - begin, sizeof(float), compare_floats);
 		return;
 	}
-	for (int64 e = begin + 1; e < end; e++)
-	{
-		double		value = mf_csr_value(csr, e);
-		int64		at = e;
-
-		for (; at > begin && mf_csr_value(csr, at - 1) > value; at--)
-			csr_set_value(csr, at, mf_csr_value(csr, at - 1));
-		csr_set_value(csr, at, value);
-	}
+	csr_sort_short_run(csr, begin, end);
 }
 
 /*
@@ -1274,9 +1284,9 @@ csr_sort_duplicates(MfCsr *csr)
  * longer ones by an LSD radix sort of the column's bits in passes of up to
  * MF_RADIX_BITS, through scratch arrays as long as rows' (each row through
  * its own entries' places, so the threads share nothing).  A pair's run of
- * up to MF_SHORT_RUN entries is sorted by insertion as csr_sort_values
- * sorts it; longer runs are left to csr_sort_duplicates, on the backend's
- * thread (mf_sort, which looks for interrupts).
+ * up to MF_SHORT_RUN entries is sorted there as csr_sort_values sorts it;
+ * longer runs are left to csr_sort_duplicates, on the backend's thread
+ * (mf_sort, which looks for interrupts).
  */
 typedef struct RowSort
 {
@@ -1361,29 +1371,6 @@ insertion_sort_row(int32 *col, void *val, int64 n, const bool single)
 	}
 }
 
-/* A pair's values [begin, end) by insertion, ascending, as csr_sort_values sorts a short run. */
-static inline void
-insertion_sort_values(void *val, int64 begin, int64 end, const bool single)
-{
-	for (int64 e = begin + 1; e < end; e++)
-	{
-		double		v = single ? ((float *) val)[e] : ((double *) val)[e];
-		int64		at = e;
-
-		for (; at > begin && (single ? ((float *) val)[at - 1] : ((double *) val)[at - 1]) > v; at--)
-		{
-			if (single)
-				((float *) val)[at] = ((float *) val)[at - 1];
-			else
-				((double *) val)[at] = ((double *) val)[at - 1];
-		}
-		if (single)
-			((float *) val)[at] = (float) v;
-		else
-			((double *) val)[at] = v;
-	}
-}
-
 /*
  * Row r sorted (RowSort); false if it stopped (mf_parallel_stopping), its
  * entries then still the row's, in some order (a radix pass stopped
@@ -1454,7 +1441,7 @@ sort_one_row(RowSort *sort, int32 r, bool *long_runs, const bool single)
 		if (run - e > MF_SHORT_RUN)
 			*long_runs = true;
 		else if (run - e > 1)
-			insertion_sort_values(val, e, run, single);
+			csr_sort_short_run(rows, begin + e, begin + run);
 		e = run;
 	}
 	return true;
