@@ -1005,6 +1005,10 @@ place_blocks(void *arg, int thread, int64 first, int64 last)
 				{
 					int64		at = next[in->col[e]]++;
 
+					/* one pair may be rated millions of times */
+					if (((e - cursor[r]) & (MF_SORT_STEP - 1)) == MF_SORT_STEP - 1 &&
+						mf_parallel_stopping())
+						return mf_task_stopped(p);
 					out->col[at] = r;
 					csr_set_value(out, at, mf_csr_value(in, e));
 				}
