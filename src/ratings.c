@@ -15,7 +15,8 @@
  *	  pages, faulted in while reading, are not given back and faulted in
  *	  again; with a second thread, so do spares faulted in while reading
  *	  for the first sort to write into (8 bytes a rating more while
- *	  reading, 4 for rows in user order).  The sparse rows keep the ratings in single precision when
+ *	  reading, 4 for rows in user order).  The sparse rows keep the
+ *	  ratings in single precision when
  *	  every one is a float exactly (8 bytes a rating a side: 20 at the most
  *	  while building, 16 after), in double otherwise (12 a side: 28 while
  *	  building, 24 after).
@@ -820,7 +821,6 @@ typedef struct CountingSort
 	 * one per row of in), and the next slot of each output row (first[0],
 	 * after the counting).
 	 */
-	bool		in_blocks;
 	int64		block_entries;	/* entries a block holds at the most (one row may hold more) */
 	int32	   *block_row;		/* parts + 1 */
 	int64	  **block_cursor;
@@ -922,6 +922,20 @@ sort_parts(void *arg, int thread, int64 first, int64 last)
 }
 
 /*
+ * Adds work (entries, rows) to *unchecked, a task's work since it last
+ * looked for a stop; every MF_SORT_STEP of it, looks (true: stop now).
+ */
+static inline bool
+stop_after(int64 *unchecked, int64 work)
+{
+	*unchecked += work;
+	if (*unchecked < MF_SORT_STEP)
+		return false;
+	*unchecked = 0;
+	return mf_parallel_stopping();
+}
+
+/*
  * The most rows of in a transpose is placed in blocks for (place_blocks):
  * each block visits every one of them, and holds about 8 entries for each
  * (at 17,770 items, 142,160 entries, 1.1 MB of single-precision rows), at
@@ -967,6 +981,7 @@ place_blocks(void *arg, int thread, int64 first, int64 last)
 	const MfCsr *in = sort->in;
 	MfCsr	   *out = sort->out;
 	int64	   *next = sort->first[0];
+	int64		unchecked = 0;	/* rows visited and entries copied (stop_after) */
 
 	for (int64 p = first; p < last; p++)
 	{
@@ -984,16 +999,11 @@ place_blocks(void *arg, int thread, int64 first, int64 last)
 			while (block_end < row_end &&
 				   out->row_start[block_end + 1] - out->row_start[block] <= sort->block_entries)
 				block_end++;
-			if (mf_parallel_stopping())
-				return mf_task_stopped(p);
 			for (int32 r = 0; r < in->n_rows; r++)
 			{
 				int64		e = cursor[r];
 				int64		end = in->row_start[r + 1];
 
-				/* a block of one output row may be long (a user of millions of ratings) */
-				if ((r & (MF_INTERRUPT_ROWS - 1)) == MF_INTERRUPT_ROWS - 1 && mf_parallel_stopping())
-					return mf_task_stopped(p);
 				if (r + 8 < in->n_rows)
 				{
 					/* the rows ahead's next entries: each is a cache miss */
@@ -1005,14 +1015,15 @@ place_blocks(void *arg, int thread, int64 first, int64 last)
 				{
 					int64		at = next[in->col[e]]++;
 
-					/* one pair may be rated millions of times */
-					if (((e - cursor[r]) & (MF_SORT_STEP - 1)) == MF_SORT_STEP - 1 &&
-						mf_parallel_stopping())
+					/* a block of one user may be long, one pair rated millions of times */
+					if (stop_after(&unchecked, 1))
 						return mf_task_stopped(p);
 					out->col[at] = r;
 					csr_set_value(out, at, mf_csr_value(in, e));
 				}
 				cursor[r] = e;
+				if (stop_after(&unchecked, 1))
+					return mf_task_stopped(p);
 			}
 		}
 	}
@@ -1060,8 +1071,8 @@ static void
 counting_sort(CountingSort *sort, int32 n_rows, int64 n, bool single, MemoryContext cxt)
 {
 	int			parts = sort_parts_for(n_rows, n);
+	bool		in_blocks = sort->in != NULL && sort->in->n_rows <= MF_BLOCKED_IN_ROWS;
 
-	sort->in_blocks = sort->in != NULL && sort->in->n_rows <= MF_BLOCKED_IN_ROWS;
 	if (sort->out->col == NULL)
 		csr_alloc(sort->out, cxt, n_rows, n, single);
 	else
@@ -1091,7 +1102,7 @@ counting_sort(CountingSort *sort, int32 n_rows, int64 n, bool single, MemoryCont
 		}
 		sort->part_start[p + 1] = end;
 		sort->first[p] = mf_alloc_array(cxt, Max(n_rows, 1), sizeof(int64));
-		sort->cursor[p] = sort->in_blocks ? NULL : mf_alloc_array(cxt, Max(n_rows, 1), sizeof(int64));
+		sort->cursor[p] = in_blocks ? NULL : mf_alloc_array(cxt, Max(n_rows, 1), sizeof(int64));
 	}
 
 	sort->placing = false;
@@ -1109,7 +1120,7 @@ counting_sort(CountingSort *sort, int32 n_rows, int64 n, bool single, MemoryCont
 		}
 		sort->out->row_start[r + 1] = slot;
 	}
-	if (sort->in_blocks)
+	if (in_blocks)
 		counting_sort_place_blocks(sort, n_rows, n, cxt);
 	else
 	{
@@ -1208,27 +1219,10 @@ compare_floats(const void *a, const void *b)
 #define MF_SHORT_RUN	16
 
 /*
- * Sorts the values of entries [begin, end), a short run, ascending by
- * insertion: plain C, for the row sorts' threads too.
- */
-static void
-csr_sort_short_run(MfCsr *csr, int64 begin, int64 end)
-{
-	for (int64 e = begin + 1; e < end; e++)
-	{
-		double		value = mf_csr_value(csr, e);
-		int64		at = e;
-
-		for (; at > begin && mf_csr_value(csr, at - 1) > value; at--)
-			csr_set_value(csr, at, mf_csr_value(csr, at - 1));
-		csr_set_value(csr, at, value);
-	}
-}
-
-/*
  * Sorts the values of entries [begin, end) ascending: a short run (most
  * are pairs) by insertion, where a call of qsort would cost more than the
- * sort; a long one by mf_sort.
+ * sort, in plain C (the row sorts' threads call it for those); a long one
+ * by mf_sort.
  */
 static void
 csr_sort_values(MfCsr *csr, int64 begin, int64 end)
@@ -1241,7 +1235,46 @@ csr_sort_values(MfCsr *csr, int64 begin, int64 end)
 			mf_sort(csr->val_single + begin, end - begin, sizeof(float), compare_floats);
 		return;
 	}
-	csr_sort_short_run(csr, begin, end);
+	for (int64 e = begin + 1; e < end; e++)
+	{
+		double		value = mf_csr_value(csr, e);
+		int64		at = e;
+
+		for (; at > begin && mf_csr_value(csr, at - 1) > value; at--)
+			csr_set_value(csr, at, mf_csr_value(csr, at - 1));
+		csr_set_value(csr, at, value);
+	}
+}
+
+/*
+ * Orders the values of each run of one column (a pair rated more than
+ * once) among entries [begin, end) of a row sorted by column, ascending
+ * (csr_sort_values); returns whether there were any.  With long_runs (a
+ * worker thread, which may not call mf_sort), a run longer than
+ * MF_SHORT_RUN is left as it is and sets *long_runs instead.
+ */
+static bool
+csr_sort_row_runs(MfCsr *csr, int64 begin, int64 end, bool *long_runs)
+{
+	bool		runs = false;
+
+	for (int64 e = begin; e < end;)
+	{
+		int64		run = e + 1;
+
+		while (run < end && csr->col[run] == csr->col[e])
+			run++;
+		if (run - e > 1)
+		{
+			runs = true;
+			if (long_runs && run - e > MF_SHORT_RUN)
+				*long_runs = true;
+			else
+				csr_sort_values(csr, e, run);
+		}
+		e = run;
+	}
+	return runs;
 }
 
 /*
@@ -1257,21 +1290,7 @@ csr_sort_duplicates(MfCsr *csr)
 
 	for (int32 r = 0; r < csr->n_rows; r++)
 	{
-		int64		e = csr->row_start[r];
-
-		while (e < csr->row_start[r + 1])
-		{
-			int64		run = e + 1;
-
-			while (run < csr->row_start[r + 1] && csr->col[run] == csr->col[e])
-				run++;
-			if (run - e > 1)
-			{
-				csr_sort_values(csr, e, run);
-				duplicates = true;
-			}
-			e = run;
-		}
+		duplicates |= csr_sort_row_runs(csr, csr->row_start[r], csr->row_start[r + 1], NULL);
 		mf_interrupts_every(r, MF_INTERRUPT_ROWS);
 	}
 	return duplicates;
@@ -1349,29 +1368,23 @@ radix_pass(const int32 *col, const void *val, int32 *to_col, void *to_val, int64
 	return true;
 }
 
-/* Entries [0, n) sorted by column by insertion, stably. */
-static inline void
-insertion_sort_row(int32 *col, void *val, int64 n, const bool single)
+/* Entries [begin, end) of csr sorted by column by insertion, stably. */
+static void
+csr_insertion_sort(MfCsr *csr, int64 begin, int64 end)
 {
-	for (int64 e = 1; e < n; e++)
+	for (int64 e = begin + 1; e < end; e++)
 	{
-		int32		c = col[e];
-		double		v = single ? ((float *) val)[e] : ((double *) val)[e];
+		int32		col = csr->col[e];
+		double		value = mf_csr_value(csr, e);
 		int64		at = e;
 
-		for (; at > 0 && col[at - 1] > c; at--)
+		for (; at > begin && csr->col[at - 1] > col; at--)
 		{
-			col[at] = col[at - 1];
-			if (single)
-				((float *) val)[at] = ((float *) val)[at - 1];
-			else
-				((double *) val)[at] = ((double *) val)[at - 1];
+			csr->col[at] = csr->col[at - 1];
+			csr_set_value(csr, at, mf_csr_value(csr, at - 1));
 		}
-		col[at] = c;
-		if (single)
-			((float *) val)[at] = (float) v;
-		else
-			((double *) val)[at] = v;
+		csr->col[at] = col;
+		csr_set_value(csr, at, value);
 	}
 }
 
@@ -1397,7 +1410,7 @@ sort_one_row(RowSort *sort, int32 r, bool *long_runs, const bool single)
 	while (e < n && col[e - 1] <= col[e])
 		e++;
 	if (e < n && n <= MF_INSERTION_ROW)
-		insertion_sort_row(col, val, n, single);
+		csr_insertion_sort(rows, begin, begin + n);
 	else if (e < n)
 	{
 		int64		counts[1 << MF_RADIX_BITS];
@@ -1436,18 +1449,7 @@ sort_one_row(RowSort *sort, int32 r, bool *long_runs, const bool single)
 			memcpy(val, from_val, value_size * n);
 		}
 	}
-	for (e = 0; e < n;)
-	{
-		int64		run = e + 1;
-
-		while (run < n && col[run] == col[e])
-			run++;
-		if (run - e > MF_SHORT_RUN)
-			*long_runs = true;
-		else if (run - e > 1)
-			csr_sort_short_run(rows, begin + e, begin + run);
-		e = run;
-	}
+	(void) csr_sort_row_runs(rows, begin, begin + n, long_runs);
 	return true;
 }
 
@@ -1458,7 +1460,7 @@ sort_rows_task(void *arg, int thread, int64 first, int64 last)
 	RowSort    *sort = arg;
 	const MfCsr *rows = sort->rows;
 	bool		single = rows->val == NULL;
-	int64		unchecked = 0;	/* entries since the last look for a stop */
+	int64		unchecked = 0;	/* entries since the last look for a stop (stop_after) */
 
 	for (int64 r = first; r < last; r++)
 	{
@@ -1467,13 +1469,8 @@ sort_rows_task(void *arg, int thread, int64 first, int64 last)
 
 		if (!sorted)
 			return mf_task_stopped(r);
-		unchecked += rows->row_start[r + 1] - rows->row_start[r] + 1;
-		if (unchecked >= MF_SORT_STEP)
-		{
-			unchecked = 0;
-			if (mf_parallel_stopping())
-				return mf_task_stopped(r + 1);
-		}
+		if (stop_after(&unchecked, rows->row_start[r + 1] - rows->row_start[r] + 1))
+			return mf_task_stopped(r + 1);
 	}
 	return MF_TASK_DONE;
 }
@@ -1727,8 +1724,8 @@ mf_ratings_from_rows(MfRows *rows, int64 n_skipped, MemoryContext cxt)
 		 * spares, where the rows have them), each item's row then sorted
 		 * by user and each pair's ratings by value (through the user and
 		 * rating arrays, whose pages the users' rows take next), and their
-		 * transpose by counting sort, the users' rows: sorted by item, a
-		 * pair's ratings in the same order.
+		 * transpose (placed in blocks of users), the users' rows: sorted
+		 * by item, a pair's ratings in the same order.
 		 */
 		if (rows->spare_val)
 			csr_adopt(&ratings->by_item, cxt, ratings->n_items, rows->spare_col,
