@@ -677,13 +677,58 @@ typedef struct NumberedId
 	int32		index;
 } NumberedId;
 
-static int
-compare_numbered_ids(const void *a, const void *b)
+/* The bits of id that order it among int64 as an unsigned number does. */
+static inline uint64
+id_order_key(int64 id)
 {
-	int64		x = ((const NumberedId *) a)->id;
-	int64		y = ((const NumberedId *) b)->id;
+	return (uint64) id ^ ((uint64) 1 << 63);
+}
 
-	return (x > y) - (x < y);
+/*
+ * pairs (n of them) sorted by id, through scratch (as long), by an LSD
+ * radix sort of the ids' bytes that skips the bytes all ids share (ids
+ * below 2^24 take three passes): the sorted array, pairs or scratch.  At
+ * 100M ratings, 480,189 users' ids had taken 0.12-0.15 s through mf_sort
+ * (qsort and merges with a comparator).
+ */
+static NumberedId *
+radix_sort_ids(NumberedId *pairs, NumberedId *scratch, int32 n)
+{
+	int64		counts[sizeof(int64)][256] = {{0}};
+
+	for (int32 a = 0; a < n; a++)
+	{
+		uint64		key = id_order_key(pairs[a].id);
+
+		for (int byte = 0; byte < (int) sizeof(int64); byte++)
+			counts[byte][(key >> (8 * byte)) & 255]++;
+		mf_interrupts_every(a, MF_INTERRUPT_ROWS);
+	}
+	for (int byte = 0; byte < (int) sizeof(int64); byte++)
+	{
+		int64	   *slots = counts[byte];
+		int64		slot = 0;
+		NumberedId *swap;
+
+		if (slots[(id_order_key(pairs[0].id) >> (8 * byte)) & 255] == n)
+			continue;			/* every id has this byte */
+		for (int digit = 0; digit < 256; digit++)
+		{
+			int64		count = slots[digit];
+
+			slots[digit] = slot;
+			slot += count;
+		}
+		for (int32 a = 0; a < n; a++)
+		{
+			scratch[slots[(id_order_key(pairs[a].id) >> (8 * byte)) & 255]++] = pairs[a];
+			mf_interrupts_every(a, MF_INTERRUPT_ROWS);
+		}
+		swap = pairs;
+		pairs = scratch;
+		scratch = swap;
+	}
+	return pairs;
 }
 
 /*
@@ -695,6 +740,8 @@ sorted_numbering(Numbering *numbering, MemoryContext cxt, int64 **sorted_ids)
 {
 	int32		n = numbering->n;
 	NumberedId *pairs = mf_alloc_array(cxt, n, sizeof(NumberedId));
+	NumberedId *scratch = mf_alloc_array(cxt, n, sizeof(NumberedId));
+	const NumberedId *sorted;
 	int64	   *ids = mf_alloc_array(cxt, n, sizeof(int64));
 	int32	   *remap = mf_alloc_array(cxt, n, sizeof(int32));
 
@@ -704,14 +751,15 @@ sorted_numbering(Numbering *numbering, MemoryContext cxt, int64 **sorted_ids)
 		pairs[a].index = a;
 		mf_interrupts_every(a, MF_INTERRUPT_ROWS);
 	}
-	mf_sort(pairs, n, sizeof(NumberedId), compare_numbered_ids);
+	sorted = n > 0 ? radix_sort_ids(pairs, scratch, n) : pairs;
 	for (int32 i = 0; i < n; i++)
 	{
-		ids[i] = pairs[i].id;
-		remap[pairs[i].index] = i;
+		ids[i] = sorted[i].id;
+		remap[sorted[i].index] = i;
 		mf_interrupts_every(i, MF_INTERRUPT_ROWS);
 	}
 	pfree(pairs);
+	pfree(scratch);
 	*sorted_ids = ids;
 	return remap;
 }
