@@ -904,6 +904,19 @@ sort_parts_for(int32 n_rows, int64 n)
 	return (int) Max(1, Min((int64) mf_thread_count(), by_rows));
 }
 
+/*
+ * Copies value e of from to value at of to: floats if single (a constant
+ * in each call), else doubles.
+ */
+static inline void
+copy_value(void *to, int64 at, const void *from, int64 e, const bool single)
+{
+	if (single)
+		((float *) to)[at] = ((const float *) from)[e];
+	else
+		((double *) to)[at] = ((const double *) from)[e];
+}
+
 /* Places an entry (col, value) of output row row at part p's next slot there. */
 static inline void
 place_entry(CountingSort *sort, int p, int32 row, int32 col, double value)
@@ -924,13 +937,11 @@ place_read_part(CountingSort *sort, int p, const bool single)
 {
 	const int32 *item = sort->rows->item;
 	const int32 *user = sort->rows->user;
-	const float *rating = sort->rows->rating;
-	const double *wide = sort->rows->wide;
+	const void *rating = single ? (const void *) sort->rows->rating : (const void *) sort->rows->wide;
 	const int32 *item_remap = sort->row_remap;
 	const int32 *user_remap = sort->col_remap;
 	int32	   *bucket_col = sort->buckets.col;
-	float	   *bucket_single = sort->buckets.val_single;
-	double	   *bucket_val = sort->buckets.val;
+	void	   *bucket_val = single ? (void *) sort->buckets.val_single : (void *) sort->buckets.val;
 	int64	   *cursor = sort->cursor[p];
 	int			bucket_bits = sort->bucket_bits;
 	int			col_bits = sort->col_bits;
@@ -944,10 +955,7 @@ place_read_part(CountingSort *sort, int p, const bool single)
 		if ((e & (MF_SORT_STEP - 1)) == 0 && mf_parallel_stopping())
 			return false;
 		bucket_col[at] = user_remap[user[e]] | ((row & in_bucket) << col_bits);
-		if (single)
-			bucket_single[at] = rating[e];
-		else
-			bucket_val[at] = wide[e];
+		copy_value(bucket_val, at, rating, e, single);
 	}
 	return true;
 }
@@ -1075,11 +1083,10 @@ place_block(const MfCsr *in, MfCsr *out, int64 *cursor, int64 *next, int32 block
 {
 	const int64 *in_start = in->row_start;
 	const int32 *in_col = in->col;
-	const float *in_single = in->val_single;
-	const double *in_val = in->val;
+	const void *in_val = single ? (const void *) in->val_single : (const void *) in->val;
 	int32	   *out_col = out->col;
-	float	   *out_single = out->val_single;
-	double	   *out_val = out->val;
+	void	   *out_val = single ? (void *) out->val_single : (void *) out->val;
+	Size		value_size = single ? sizeof(float) : sizeof(double);
 	int32		n_rows = in->n_rows;
 
 	for (int32 r = 0; r < n_rows; r++)
@@ -1091,8 +1098,7 @@ place_block(const MfCsr *in, MfCsr *out, int64 *cursor, int64 *next, int32 block
 		{
 			/* the rows ahead's next entries: each is a cache miss */
 			__builtin_prefetch(&in_col[cursor[r + 8]]);
-			__builtin_prefetch(single ? (const void *) &in_single[cursor[r + 8]]
-							   : (const void *) &in_val[cursor[r + 8]]);
+			__builtin_prefetch((const char *) in_val + cursor[r + 8] * value_size);
 		}
 		for (; e < end && in_col[e] < block_end; e++)
 		{
@@ -1102,10 +1108,7 @@ place_block(const MfCsr *in, MfCsr *out, int64 *cursor, int64 *next, int32 block
 			if (stop_after(unchecked, 1))
 				return false;
 			out_col[at] = r;
-			if (single)
-				out_single[at] = in_single[e];
-			else
-				out_val[at] = in_val[e];
+			copy_value(out_val, at, in_val, e, single);
 		}
 		cursor[r] = e;
 		if (stop_after(unchecked, 1))
@@ -1254,11 +1257,9 @@ place_bucket(const CountingSort *sort, int64 b, int64 *cursor, int64 *unchecked,
 			 const bool single)
 {
 	const int32 *bucket_col = sort->buckets.col;
-	const float *bucket_single = sort->buckets.val_single;
-	const double *bucket_val = sort->buckets.val;
+	const void *bucket_val = single ? (const void *) sort->buckets.val_single : (const void *) sort->buckets.val;
 	int32	   *out_col = sort->out->col;
-	float	   *out_single = sort->out->val_single;
-	double	   *out_val = sort->out->val;
+	void	   *out_val = single ? (void *) sort->out->val_single : (void *) sort->out->val;
 	int			col_bits = sort->col_bits;
 	int32		col_mask = (int32) ((1u << col_bits) - 1);
 	int64		row = b << sort->bucket_bits;
@@ -1274,10 +1275,7 @@ place_bucket(const CountingSort *sort, int64 b, int64 *cursor, int64 *unchecked,
 		if (stop_after(unchecked, 1))
 			return false;
 		out_col[at] = col & col_mask;
-		if (single)
-			out_single[at] = bucket_single[e];
-		else
-			out_val[at] = bucket_val[e];
+		copy_value(out_val, at, bucket_val, e, single);
 	}
 	return true;
 }
@@ -1621,10 +1619,7 @@ radix_pass(const int32 *col, const void *val, int32 *to_col, void *to_val, int64
 		if (checks && (e & (MF_SORT_STEP - 1)) == 0 && mf_parallel_stopping())
 			return false;
 		to_col[at] = col[e];
-		if (single)
-			((float *) to_val)[at] = ((const float *) val)[e];
-		else
-			((double *) to_val)[at] = ((const double *) val)[e];
+		copy_value(to_val, at, val, e, single);
 	}
 	return true;
 }
