@@ -677,11 +677,14 @@ typedef struct NumberedId
 	int32		index;
 } NumberedId;
 
-/* The bits of id that order it among int64 as an unsigned number does. */
-static inline uint64
-id_order_key(int64 id)
+/*
+ * Byte byte (0: the lowest) of id with its sign bit flipped, which orders
+ * ids among int64 as unsigned numbers are ordered.
+ */
+static inline int
+id_digit(int64 id, int byte)
 {
-	return (uint64) id ^ ((uint64) 1 << 63);
+	return (int) ((((uint64) id ^ ((uint64) 1 << 63)) >> (8 * byte)) & 255);
 }
 
 /*
@@ -696,12 +699,12 @@ radix_sort_ids(NumberedId *pairs, NumberedId *scratch, int32 n)
 {
 	int64		counts[sizeof(int64)][256] = {{0}};
 
+	if (n == 0)
+		return pairs;
 	for (int32 a = 0; a < n; a++)
 	{
-		uint64		key = id_order_key(pairs[a].id);
-
 		for (int byte = 0; byte < (int) sizeof(int64); byte++)
-			counts[byte][(key >> (8 * byte)) & 255]++;
+			counts[byte][id_digit(pairs[a].id, byte)]++;
 		mf_interrupts_every(a, MF_INTERRUPT_ROWS);
 	}
 	for (int byte = 0; byte < (int) sizeof(int64); byte++)
@@ -710,7 +713,7 @@ radix_sort_ids(NumberedId *pairs, NumberedId *scratch, int32 n)
 		int64		slot = 0;
 		NumberedId *swap;
 
-		if (slots[(id_order_key(pairs[0].id) >> (8 * byte)) & 255] == n)
+		if (slots[id_digit(pairs[0].id, byte)] == n)
 			continue;			/* every id has this byte */
 		for (int digit = 0; digit < 256; digit++)
 		{
@@ -721,7 +724,7 @@ radix_sort_ids(NumberedId *pairs, NumberedId *scratch, int32 n)
 		}
 		for (int32 a = 0; a < n; a++)
 		{
-			scratch[slots[(id_order_key(pairs[a].id) >> (8 * byte)) & 255]++] = pairs[a];
+			scratch[slots[id_digit(pairs[a].id, byte)]++] = pairs[a];
 			mf_interrupts_every(a, MF_INTERRUPT_ROWS);
 		}
 		swap = pairs;
@@ -759,7 +762,7 @@ sorted_numbering(Numbering *numbering, MemoryContext cxt, int64 **sorted_ids)
 		pairs[a].index = a;
 		mf_interrupts_every(a, MF_INTERRUPT_ROWS);
 	}
-	sorted = n > 0 ? radix_sort_ids(pairs, scratch, n) : pairs;
+	sorted = radix_sort_ids(pairs, scratch, n);
 	for (int32 i = 0; i < n; i++)
 	{
 		ids[i] = sorted[i].id;
@@ -870,6 +873,7 @@ typedef struct CountingSort
 	 */
 	MfCsr		buckets;
 	int			bucket_bits;
+	int64		n_buckets;
 	int			col_bits;
 	/* or the rows to transpose */
 	const MfCsr *in;
@@ -1234,13 +1238,12 @@ static void
 bucket_first_slots(CountingSort *sort, int32 n_rows)
 {
 	const int64 *row_start = sort->out->row_start;
-	int64		n_buckets = (((int64) n_rows - 1) >> sort->bucket_bits) + 1;
 
 	for (int p = 0; p < sort->parts; p++)
 	{
 		int64	   *first = sort->first[p];
 
-		for (int64 b = 0; b < n_buckets; b++)
+		for (int64 b = 0; b < sort->n_buckets; b++)
 		{
 			int64		row = b << sort->bucket_bits;
 			int64		end = Min(n_rows, row + ((int64) 1 << sort->bucket_bits));
@@ -1315,7 +1318,7 @@ bucket_rows(void *arg, int thread, int64 first, int64 last)
  * Runs sort into sort->out (n_rows rows, n entries; allocated in cxt, or
  * with arrays of those sizes already, which it reuses): cuts the input
  * into parts, counts, turns the counts into row starts, places (the rows
- * read through their buckets).
+ * read into their buckets).
  */
 static void
 counting_sort(CountingSort *sort, int32 n_rows, int64 n, bool single, MemoryContext cxt)
@@ -1379,13 +1382,6 @@ counting_sort(CountingSort *sort, int32 n_rows, int64 n, bool single, MemoryCont
 		sort->placing = true;
 		mf_parallel_for(parts, parts, 1, sort_parts, NULL, sort);
 	}
-	if (sort->rows)
-	{
-		int64		n_buckets = (((int64) n_rows - 1) >> sort->bucket_bits) + 1;
-		int			threads = mf_thread_count();
-
-		mf_parallel_for(threads, n_buckets, Max(1, n_buckets / (16 * threads)), bucket_rows, NULL, sort);
-	}
 
 	for (int p = 0; p < parts; p++)
 	{
@@ -1412,6 +1408,7 @@ csr_from_read_rows(const MfRows *rows, const int32 *item_remap, const int32 *use
 {
 	CountingSort sort = {.rows = rows, .row_remap = item_remap, .col_remap = user_remap,
 	.out = out, .col_bits = index_bits(rows->users.n)};
+	int			threads = mf_thread_count();
 
 	sort.buckets.col = bucket_col;
 	if (rows->is_wide)
@@ -1421,7 +1418,10 @@ csr_from_read_rows(const MfRows *rows, const int32 *item_remap, const int32 *use
 	/* a bucket's row and an entry's column in one int32 */
 	sort.bucket_bits = Min(Max(0, index_bits(rows->items.n) - MF_BUCKET_COUNT_BITS),
 						   Min(MF_BUCKET_BITS_MOST, 31 - sort.col_bits));
+	sort.n_buckets = (((int64) rows->items.n - 1) >> sort.bucket_bits) + 1;
 	counting_sort(&sort, rows->items.n, rows->n_rows, !rows->is_wide, cxt);
+	mf_parallel_for(threads, sort.n_buckets, Max(1, sort.n_buckets / (16 * threads)),
+					bucket_rows, NULL, &sort);
 }
 
 /*
@@ -1750,7 +1750,7 @@ csr_sort_rows(MfCsr *rows, int32 n_cols, int32 *scratch_col, void *scratch_val)
 {
 	int			threads = mf_thread_count();
 	RowSort		sort = {.rows = rows, .scratch_col = scratch_col, .scratch_val = scratch_val,
-	.bits = n_cols > 1 ? pg_leftmost_one_pos32((uint32) (n_cols - 1)) + 1 : 1};
+	.bits = Max(1, index_bits(n_cols))};
 	bool		long_runs = false;
 
 	sort.long_runs = palloc0(sizeof(bool) * threads);

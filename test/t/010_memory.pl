@@ -158,12 +158,12 @@ foreach my $threads (1, 2)
 is($factors_on{2}, $factors_on{1}, 'the 4,000,000 ratings give the same factors on one thread and on two');
 
 # On two threads the first counting sort writes its buckets into spares
-# the second thread faulted in while the rows were read.  The same ratings in user
-# order use only the spare ratings (the spare columns are never touched:
-# 16 bytes a rating at the peak, as without spares); rows that leave user
-# order halfway have the spare columns faulted in from then on; ratings
-# that are not floats widen the spare ratings to double precision.  Each
-# gives the one thread's factors, bit for bit.
+# the second thread faulted in while the rows were read.  The same
+# ratings in user order use only the spare ratings (the spare columns are
+# never touched: 16 bytes a rating at the peak, as without spares); rows
+# that leave user order halfway have the spare columns faulted in from
+# then on; ratings that are not floats widen the spare ratings to double
+# precision.  Each gives the one thread's factors, bit for bit.
 $node->safe_psql('postgres', q{
 	CREATE TABLE in_user_order AS SELECT * FROM four_million ORDER BY user_id, item_id;
 	CREATE TABLE order_left_halfway AS
