@@ -6,7 +6,7 @@ use warnings;
 use Exporter 'import';
 use PostgreSQL::Test::Cluster;
 
-our @EXPORT = qw(mf_cluster mf_node mf_citus_node mf_citus_cluster smooth_ratings random_ratings model_fingerprint call_waiting);
+our @EXPORT = qw(mf_cluster mf_node mf_citus_node mf_citus_cluster smooth_ratings random_ratings model_fingerprint call_waiting kill_backend);
 
 # An initialized cluster, not started.  With MF_EXT_DESTDIR set (a
 # `make install DESTDIR=...` tree), its servers load mf_ext from there
@@ -112,6 +112,19 @@ sub call_waiting
 	$a->quit;
 	$b->quit;
 	return ($out, $err);
+}
+
+# Kills backend $pid of $node with SIGKILL and waits until the postmaster,
+# through crash recovery (restart_after_crash = on), accepts connections
+# again, as its log says.  Polling with psql instead raced: a psql that
+# could not connect exited before IPC::Run wrote its query to it, and the
+# test died of a broken pipe (CI, 003_crash.pl, a loaded machine).
+sub kill_backend
+{
+	my ($node, $pid) = @_;
+	my $offset = -s $node->logfile;
+	kill 'KILL', $pid;
+	$node->wait_for_log(qr/database system is ready to accept connections/, $offset);
 }
 
 # SQL for an md5 of every model row, factor row and history row.

@@ -41,8 +41,9 @@ sub kill_during
 	ok($node->safe_psql('postgres',
 			"SELECT state = 'active' FROM pg_stat_activity WHERE pid = $pid") eq 't',
 		"$what is running when killed");
-	kill 'KILL', $pid;
-	$session->quit;
+	kill_backend($node, $pid);
+	# its psql has lost the connection and may have exited: a \q written to it could fail
+	$session->{run}->kill_kill;
 	ok($node->poll_query_until('postgres', 'SELECT 1', '1'),
 		"the server accepts connections again after killing $what");
 }
