@@ -313,7 +313,9 @@ FROM (VALUES
     -- a penalty so large that CG's products overflow: named as the cause
     -- (the hint had said to raise lambda, at its limit already)
     (230, $$SELECT mf_train('tiny', k := 7, solver := 'cg', lambda := 1e30)$$),
-    (231, $$SELECT mf_train('tiny', k := 7, solver := 'cg', biases := true, bias_lambda := 1e30)$$)
+    (231, $$SELECT mf_train('tiny', k := 7, solver := 'cg', biases := true, bias_lambda := 1e30)$$),
+    -- a target in another database: PostgreSQL's words, with a hint
+    (232, $$SELECT mf_recommend_all('tiny', 10, true, 'otherdb.public.out')$$)
 ) AS s(n, statement)
 LEFT JOIN LATERAL try(s.statement) t ON true
 ORDER BY s.n;

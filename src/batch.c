@@ -53,6 +53,7 @@
 #include "catalog/namespace.h"
 #include "catalog/pg_inherits.h"
 #include "catalog/pg_type.h"
+#include "commands/dbcommands.h"
 #include "common/shortest_dec.h"
 #include "executor/spi.h"
 #include "funcapi.h"
@@ -572,6 +573,15 @@ target_name(text *target, char **quoted)
 						   NAMEDATALEN - 1),
 				 errhint("Pass a name of at most %d bytes.", NAMEDATALEN - 1)));
 	relation = makeRangeVarFromNameList(textToQualifiedNameList(target));
+	/* PostgreSQL's own error for this, which comes with no hint (attack helper 198) */
+	if (relation->catalogname != NULL &&
+		strcmp(relation->catalogname, get_database_name(MyDatabaseId)) != 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+				 errmsg("cross-database references are not implemented: %s", mf_text_for_message(raw)),
+				 errdetail("The first part of a three-part target names a database: it must be the current one, %s.",
+						   get_database_name(MyDatabaseId)),
+				 errhint("Pass the target as table or schema.table.")));
 	*quoted = quote_qualified_identifier(relation->schemaname, relation->relname);
 	return relation;
 }
