@@ -126,12 +126,14 @@ struct MfRows
 	int64		capacity;
 	int64		n_rows;
 	int64		prefault_window;	/* rows faulted in ahead of the last read, or 0 */
-	bool		huge_pages;		/* the arrays have asked for huge pages */
+	bool		huge_pages;		/* the arrays ask for huge pages (resize_array) */
+	bool		spares;			/* with spare_col and spare_val */
 
 	/*
-	 * With huge_pages, room for the first counting sort's buckets, capacity
-	 * each (in parent): faulted in behind the rows' arrays by the second
-	 * thread while the backend reads (prefault_rows), so that the sort
+	 * With huge_pages and a second thread (spares), room for the first
+	 * counting sort's buckets, capacity each (in parent): faulted in
+	 * behind the rows' arrays by the second thread while the backend
+	 * reads (prefault_rows), so that the sort
 	 * writes into pages the process has.  Fresh pages had been about half
 	 * of that sort's time (10M ratings in random order, a virtual machine).
 	 * spare_col becomes the buckets' columns, then the row sorts' scratch
@@ -366,9 +368,7 @@ mf_rows_key(MfRows *rows, MfSide side, const char *key)
  * in before are passed over quickly).  The limit (append_row moves it) is
  * MF_PREFAULT_WINDOW bytes of all these arrays ahead of the rows read.  Past the
  * expected part (an estimate too low) the backend's thread faults the
- * pages in itself.  With one thread the arrays ask for no huge pages:
- * faulting them in on the backend's thread as the arrays fill made
- * reading slower, not faster.
+ * pages in itself, as it does with one thread.
  */
 static void
 prefault_rows(MfRows *rows)
@@ -393,21 +393,22 @@ prefault_rows(MfRows *rows)
 		arrays[n++] = (MfPrefaultArray) {rows->spare_val, value_size, 0, expected_end};
 	}
 	for (int a = 0; a < n; a++)
-	{
-		mf_advise_huge_pages(arrays[a].base, rows->capacity * arrays[a].element);
 		row_bytes += arrays[a].element;
-	}
 	rows->prefault_window = (int64) (MF_PREFAULT_WINDOW / row_bytes);
 	mf_prefault(arrays, n, rows->n_rows + rows->prefault_window);
 }
 
-/* array (NULL at first) resized to capacity elements of element bytes, in the rows' parent */
+/*
+ * array (NULL at first) resized to capacity elements of element bytes, in
+ * the rows' parent, backed by huge pages where the rows ask for them.
+ */
 static void *
 resize_array(MfRows *rows, void *array, int64 capacity, Size element)
 {
 	Size		bytes = mul_size(capacity, element);
+	void	   *resized = array ? repalloc_huge(array, bytes) : MemoryContextAllocHuge(rows->parent, bytes);
 
-	return array ? repalloc_huge(array, bytes) : MemoryContextAllocHuge(rows->parent, bytes);
+	return rows->huge_pages ? mf_advise_huge_pages(resized, bytes) : resized;
 }
 
 /*
@@ -423,12 +424,13 @@ resize_rows(MfRows *rows, int64 capacity)
 	if (rows->user == NULL)
 	{
 		/*
-		 * Huge pages, faulted in ahead (prefault_rows), from the first row
-		 * on: else the rows before have small pages, which a collapse
-		 * copies.
+		 * Huge pages from the first row on, where the planner expects
+		 * arrays of 8 MB or more: else the rows before have small pages,
+		 * which a collapse copies.  With a second thread, faulted in ahead
+		 * (prefault_rows), and spares.
 		 */
-		rows->huge_pages = mf_thread_count() >= 2 && rows->expected > 0 &&
-			capacity * sizeof(int32) >= MF_HUGE_PAGE_ARRAY;
+		rows->huge_pages = rows->expected > 0 && capacity * sizeof(int32) >= MF_HUGE_PAGE_ARRAY;
+		rows->spares = rows->huge_pages && mf_thread_count() >= 2;
 	}
 	rows->user = resize_array(rows, rows->user, capacity, sizeof(int32));
 	rows->item = resize_array(rows, rows->item, capacity, sizeof(int32));
@@ -436,13 +438,10 @@ resize_rows(MfRows *rows, int64 capacity)
 		rows->wide = resize_array(rows, rows->wide, capacity, sizeof(double));
 	else
 		rows->rating = resize_array(rows, rows->rating, capacity, sizeof(float));
-	if (rows->huge_pages)
+	if (rows->spares)
 	{
-		/* huge pages from the start, as the sort's own arrays would have (mf_alloc_array) */
-		rows->spare_col = mf_advise_huge_pages(resize_array(rows, rows->spare_col, capacity, sizeof(int32)),
-											   capacity * sizeof(int32));
-		rows->spare_val = mf_advise_huge_pages(resize_array(rows, rows->spare_val, capacity, value_size),
-											   capacity * value_size);
+		rows->spare_col = resize_array(rows, rows->spare_col, capacity, sizeof(int32));
+		rows->spare_val = resize_array(rows, rows->spare_val, capacity, value_size);
 	}
 	rows->capacity = capacity;
 	prefault_rows(rows);
@@ -450,15 +449,18 @@ resize_rows(MfRows *rows, int64 capacity)
 
 /*
  * The arrays read, once at their size, backed by huge pages again where
- * they asked for them (prefault_rows): a move of an array by realloc()
+ * they asked for them (resize_array): a move of an array by realloc()
  * while it grew, to an address not a multiple of 2 MB away, split the
  * huge pages of the part filled into small ones (seen in /proc/PID/smaps
  * on Linux 6.18).  Measured on 10M ratings in random order, two
  * threads, a virtual machine: 7-11 ms, after which the three counting
- * sorts took 0.27-0.34 s rather than 0.41-0.46 s.  Where the arrays have
- * small pages (one thread, or an estimate too low to advise them before
- * the first row) it would copy them, which costs more than it saves
- * (attack helper 176: 0.19 s for 10M ratings estimated at 100,000).
+ * sorts took 0.27-0.34 s rather than 0.41-0.46 s; on one thread, 100M
+ * ratings, 0.17-0.19 s, after which the first sort's count took
+ * 0.18-0.21 s rather than 0.62-0.78 s (and a cancel's freeing of the
+ * arrays a few milliseconds rather than about 0.1 s).  Where the arrays
+ * have small pages (an estimate too low to advise them before the first
+ * row) it would copy them, which costs more than it saves (attack helper
+ * 176: 0.19 s for 10M ratings estimated at 100,000).
  */
 static void
 collapse_rows(MfRows *rows)
@@ -483,10 +485,8 @@ static void
 widen_rows(MfRows *rows)
 {
 	mf_prefault_stop();			/* before the single-precision values go */
-	rows->wide = MemoryContextAllocHuge(rows->parent, mul_size(rows->capacity, sizeof(double)));
 	/* huge pages before the copy faults its pages in, so that a collapse has none to copy */
-	if (rows->huge_pages)
-		mf_advise_huge_pages(rows->wide, rows->capacity * sizeof(double));
+	rows->wide = resize_array(rows, NULL, rows->capacity, sizeof(double));
 	for (int64 e = 0; e < rows->n_rows; e++)
 	{
 		mf_interrupts_every(e, MF_INTERRUPT_VALUES);
@@ -497,8 +497,7 @@ widen_rows(MfRows *rows)
 	if (rows->spare_val)
 	{
 		pfree(rows->spare_val);
-		rows->spare_val = mf_advise_huge_pages(MemoryContextAllocHuge(rows->parent, mul_size(rows->capacity, sizeof(double))),
-											   rows->capacity * sizeof(double));
+		rows->spare_val = resize_array(rows, NULL, rows->capacity, sizeof(double));
 	}
 	prefault_rows(rows);
 }
@@ -670,6 +669,25 @@ sort_keys(KeySide *side, Numbering *numbering, MemoryContext cxt)
 	return sorted;
 }
 
+/*
+ * An array of count elements of size bytes (in cxt) that a sort writes out
+ * of order, faulted in first, 16 MB at a time with a look for a cancel
+ * before each (mf_zero_checked): scattered first writes could each fault
+ * in a page of its own between two looks (a cancel as the ids' radix sort
+ * began waited 45-119 ms at 4.5M distinct ids, attack helper 195).  With
+ * huge pages, the first writes into a few hundred buckets fault in all of
+ * them: a cancel as the first sort of 100M ratings began placing, on one
+ * thread, waited 0.88-1.16 s (0-34 ms faulted in first).
+ */
+static void *
+alloc_scattered(MemoryContext cxt, Size count, Size size)
+{
+	void	   *array = mf_alloc_array(cxt, count, size);
+
+	mf_zero_checked(array, mul_size(Max(count, 1), size));
+	return array;
+}
+
 /* An id with its index in order of first appearance. */
 typedef struct NumberedId
 {
@@ -743,19 +761,11 @@ sorted_numbering(Numbering *numbering, MemoryContext cxt, int64 **sorted_ids)
 {
 	int32		n = numbering->n;
 	NumberedId *pairs = mf_alloc_array(cxt, n, sizeof(NumberedId));
-	NumberedId *scratch = mf_alloc_array(cxt, n, sizeof(NumberedId));
+	NumberedId *scratch = alloc_scattered(cxt, n, sizeof(NumberedId));
 	const NumberedId *sorted;
 	int64	   *ids = mf_alloc_array(cxt, n, sizeof(int64));
-	int32	   *remap = mf_alloc_array(cxt, n, sizeof(int32));
+	int32	   *remap = alloc_scattered(cxt, n, sizeof(int32));
 
-	/*
-	 * The arrays written out of order faulted in first, with looks for a
-	 * cancel: each of the radix sort's first 1,024 writes could fault in a
-	 * page of its own (a cancel there waited 45-119 ms at 4.5M ids; attack
-	 * helper 195).
-	 */
-	mf_zero_checked(scratch, mul_size(n, sizeof(NumberedId)));
-	mf_zero_checked(remap, mul_size(n, sizeof(int32)));
 	for (int32 a = 0; a < n; a++)
 	{
 		pairs[a].id = numbering->ids[a];
@@ -793,13 +803,18 @@ csr_adopt(MfCsr *csr, MemoryContext cxt, int32 n_rows, int32 *col, float *val_si
 	csr->val = val;
 }
 
-/* Rows for n ratings, in val_single (single) or val. */
+/*
+ * Rows for n ratings, in val_single (single) or val; scattered, for a sort
+ * that writes them out of order (alloc_scattered).
+ */
 static void
-csr_alloc(MfCsr *csr, MemoryContext cxt, int32 n_rows, int64 n, bool single)
+csr_alloc(MfCsr *csr, MemoryContext cxt, int32 n_rows, int64 n, bool single, bool scattered)
 {
-	csr_adopt(csr, cxt, n_rows, mf_alloc_array(cxt, n, sizeof(int32)),
-			  single ? mf_alloc_array(cxt, n, sizeof(float)) : NULL,
-			  single ? NULL : mf_alloc_array(cxt, n, sizeof(double)));
+	void	   *(*alloc) (MemoryContext, Size, Size) = scattered ? alloc_scattered : mf_alloc_array;
+
+	csr_adopt(csr, cxt, n_rows, alloc(cxt, n, sizeof(int32)),
+			  single ? alloc(cxt, n, sizeof(float)) : NULL,
+			  single ? NULL : alloc(cxt, n, sizeof(double)));
 }
 
 /* Sets entry e's rating (a float exactly, for rows in val_single). */
@@ -1327,7 +1342,7 @@ counting_sort(CountingSort *sort, int32 n_rows, int64 n, bool single, MemoryCont
 	bool		in_blocks = sort->in != NULL && sort->in->n_rows <= MF_BLOCKED_IN_ROWS;
 
 	if (sort->out->col == NULL)
-		csr_alloc(sort->out, cxt, n_rows, n, single);
+		csr_alloc(sort->out, cxt, n_rows, n, single, true);
 	else
 	{
 		Assert(sort->out->n_rows == n_rows && (sort->out->val == NULL) == single);
@@ -1976,7 +1991,7 @@ mf_ratings_from_rows(MfRows *rows, int64 n_skipped, MemoryContext cxt)
 			(void) csr_sort_duplicates(&ratings->by_user);
 		mf_progress_step(1, passes, "pass", NAN, NAN);
 		if (values == NULL)
-			values = mf_alloc_array(cxt, n, ratings->by_user.val ? sizeof(double) : sizeof(float));
+			values = alloc_scattered(cxt, n, ratings->by_user.val ? sizeof(double) : sizeof(float));
 		csr_adopt(&ratings->by_item, cxt, ratings->n_items, user,
 				  ratings->by_user.val ? NULL : values, ratings->by_user.val ? values : NULL);
 		csr_transpose(&ratings->by_user, ratings->n_items, &ratings->by_item, cxt);
@@ -1993,8 +2008,8 @@ mf_ratings_from_rows(MfRows *rows, int64 n_skipped, MemoryContext cxt)
 		 * users' rows: sorted by item, a pair's ratings in the same order.
 		 */
 		Size		value_size = rows->is_wide ? sizeof(double) : sizeof(float);
-		int32	   *bucket_col = rows->spare_col ? rows->spare_col : mf_alloc_array(cxt, n, sizeof(int32));
-		void	   *bucket_val = rows->spare_val ? rows->spare_val : mf_alloc_array(cxt, n, value_size);
+		int32	   *bucket_col = rows->spare_col ? rows->spare_col : alloc_scattered(cxt, n, sizeof(int32));
+		void	   *bucket_val = rows->spare_val ? rows->spare_val : alloc_scattered(cxt, n, value_size);
 
 		csr_adopt(&ratings->by_item, cxt, ratings->n_items, rows->user, rows->rating, rows->wide);
 		csr_from_read_rows(rows, item_remap, user_remap, bucket_col, bucket_val, &ratings->by_item, cxt);
@@ -2128,7 +2143,7 @@ mf_ratings_subset(const MfRatings *all, const bool *keep, int32 *user_remap,
 	subset_side(all, MF_USERS, user_remap, subset, cxt);
 	subset_side(all, MF_ITEMS, item_remap, subset, cxt);
 
-	csr_alloc(out, cxt, subset->n_users, n, in->val == NULL);
+	csr_alloc(out, cxt, subset->n_users, n, in->val == NULL, false);
 	for (int32 u = 0; u < all->n_users; u++)
 	{
 		if (user_remap[u] < 0)
