@@ -89,6 +89,7 @@ array_pages(void *array, Size bytes, uintptr_t *first, uintptr_t *end)
 void *
 mf_advise_huge_pages(void *array, Size bytes)
 {
+	Assert(array != NULL);
 #ifdef MADV_HUGEPAGE
 	if (bytes >= MF_HUGE_PAGE_ARRAY)
 	{
@@ -139,6 +140,7 @@ transparent_huge_pages_on(void)
 void
 mf_collapse_huge_pages(void *array, Size bytes)
 {
+	Assert(array != NULL);
 #ifdef MADV_COLLAPSE
 	if (bytes >= MF_HUGE_PAGE_ARRAY && transparent_huge_pages_on())
 	{

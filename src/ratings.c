@@ -475,9 +475,13 @@ collapse_rows(MfRows *rows)
 		mf_collapse_huge_pages(rows->wide, n * sizeof(double));
 	else
 		mf_collapse_huge_pages(rows->rating, n * sizeof(float));
-	if (!rows->sorted)
-		mf_collapse_huge_pages(rows->spare_col, n * sizeof(int32));
-	mf_collapse_huge_pages(rows->spare_val, n * (rows->wide ? sizeof(double) : sizeof(float)));
+	/* one thread has no spares (attack helper 199: it had asked the kernel to collapse from address 0) */
+	if (rows->spares)
+	{
+		if (!rows->sorted)
+			mf_collapse_huge_pages(rows->spare_col, n * sizeof(int32));
+		mf_collapse_huge_pages(rows->spare_val, n * (rows->wide ? sizeof(double) : sizeof(float)));
+	}
 }
 
 /* Moves the ratings read so far, and from now on, to double precision. */
