@@ -595,6 +595,53 @@ RESET session_replication_role;
 SELECT count(*) = :factor_rows_before AS factor_rows_kept,
        (SELECT count(*) FROM mf_models WHERE name = 'replica') AS replica_models FROM mf_user_factors;
 
+-- 10. A user or item whose factor row a policy hides from a role is one the
+-- model does not know, for that role: mf_predict answers as for an unknown
+-- id (NULL; with biases, the known biases), mf_recommend gives a hidden user
+-- no rows (with biases the cold-start list) and never ranks a hidden item,
+-- and mf_similar_items leaves it out; the superuser sees both.
+-- (two models retrained, keeping their ids, which later suites print)
+SELECT mf_train('trainer_data', user_col := 'user_id', item_col := 'item_id', rating_col := 'rating', k := 2, lambda := 1, iterations := 2,
+                biases := false, model_name := 'shared') > 0 AS trained,
+       mf_train('trainer_data', user_col := 'user_id', item_col := 'item_id', rating_col := 'rating', k := 2, lambda := 1, iterations := 2,
+                biases := true, model_name := 'renamed') > 0 AS trained_biased;
+CREATE TEMP TABLE unhidden AS
+SELECT mf_predict('shared', 1, 3) AS user_1_item_3, mf_predict('shared', 3, 2) AS user_3_item_2,
+       mf_predict('renamed', 1, 3) AS biased_user_1_item_3,
+       (SELECT count(*) FROM mf_recommend('shared', 1, 8, exclude_rated := false)) AS user_1_items,
+       (SELECT bool_or(item_id = 2) FROM mf_recommend('shared', 3, 8, exclude_rated := false)) AS item_2_ranked,
+       (SELECT bool_or(item_id = 2) FROM mf_similar_items('shared', 3, 8)) AS item_2_similar;
+CREATE ROLE regress_mf_hidden;
+GRANT USAGE ON SCHEMA security TO regress_mf_hidden;
+GRANT SELECT ON mf_models, mf_user_factors, mf_item_factors, unhidden TO regress_mf_hidden;
+ALTER TABLE mf_user_factors ENABLE ROW LEVEL SECURITY;
+ALTER TABLE mf_item_factors ENABLE ROW LEVEL SECURITY;
+CREATE POLICY not_user_1 ON mf_user_factors TO regress_mf_hidden USING (user_id <> 1);
+CREATE POLICY not_item_2 ON mf_item_factors TO regress_mf_hidden USING (item_id <> 2);
+SELECT user_1_item_3 IS NOT NULL AS superuser_knows_user_1, item_2_ranked AS superuser_ranks_item_2,
+       user_1_items AS superuser_user_1_items, item_2_similar AS superuser_item_2_similar FROM unhidden;
+SET ROLE regress_mf_hidden;
+SELECT mf_predict('shared', 1, 3) AS hidden_user, mf_predict('shared', 3, 2) AS hidden_item,
+       mf_predict('shared', 3, 3) IS NOT NULL AS others_served,
+       mf_predict('renamed', 1, 3) = mf_predict('renamed', -1, 3) AS hidden_user_as_unknown,
+       mf_predict('renamed', 1, 3) <> biased_user_1_item_3 AS not_its_factors
+FROM unhidden;
+SELECT count(*) AS hidden_user_items FROM mf_recommend('shared', 1, 8, exclude_rated := false);
+SELECT array_agg(item_id ORDER BY item_id) = (SELECT array_agg(item_id ORDER BY item_id)
+                                              FROM mf_recommend('renamed', -1, 8))
+       AS hidden_user_cold_start
+FROM mf_recommend('renamed', 1, 8);
+SELECT count(*) AS items_ranked, bool_or(item_id = 2) AS item_2_ranked
+FROM mf_recommend('shared', 3, 8, exclude_rated := false);
+SELECT bool_or(item_id = 2) AS item_2_similar FROM mf_similar_items('shared', 3, 8);
+RESET ROLE;
+DROP POLICY not_user_1 ON mf_user_factors;
+DROP POLICY not_item_2 ON mf_item_factors;
+ALTER TABLE mf_user_factors DISABLE ROW LEVEL SECURITY;
+ALTER TABLE mf_item_factors DISABLE ROW LEVEL SECURITY;
+DROP OWNED BY regress_mf_hidden;
+DROP ROLE regress_mf_hidden;
+
 DROP SCHEMA security CASCADE;
 SELECT mf_drop_model('shared'), mf_drop_model('bait'), mf_drop_model('viewed'), mf_drop_model('pointed'),
        mf_drop_model('renamed');
