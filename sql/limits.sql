@@ -18,10 +18,15 @@ SET mf_ext.max_memory = '1MB';
 SELECT mf_train('many', k := 2, iterations := 1);
 -- a view: refused while reading, before the next 65,536 rows
 SELECT mf_train('many_view', k := 2, iterations := 1, model_name := 'many');
+-- a validation relation: read beside the training's ratings, counted with them
+SET mf_ext.max_memory = '3MB';
+SELECT mf_train('many', k := 2, iterations := 1, validation := 'many');
+SELECT mf_train('many', k := 2, iterations := 1, validation := 'many_view');
 -- the solver's share: large k
 SET mf_ext.max_memory = '6MB';
 SELECT mf_train('many', k := 1000, iterations := 1);
--- early stopping keeps a copy of the factors: 4.4 MB more here
+-- early stopping keeps a copy of the factors (4.4 MB more here), beside the
+-- 1.6 MB of held-out ratings the validation keeps
 SELECT mf_train('many', k := 1000, iterations := 1, validation := 'many', patience := 1);
 RESET mf_ext.max_memory;
 

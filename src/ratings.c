@@ -162,6 +162,7 @@ struct MfRows
 	}			ahead[MF_ROWS_AHEAD];
 	int			ahead_n;
 	Size		key_bytes;		/* bytes of the distinct keys kept */
+	Size		held;			/* bytes the caller holds beside the rows */
 	Size		key_bytes_checked;	/* key_bytes at the last memory check */
 	bool		sorted;			/* rows so far in (user id, item id) order */
 	bool		repeated;		/* a row so far repeated the pair before it */
@@ -244,7 +245,8 @@ stop_prefault(void *arg)
 }
 
 MfRows *
-mf_rows_create(MemoryContext parent, bool user_keys, bool item_keys, double expected)
+mf_rows_create(MemoryContext parent, bool user_keys, bool item_keys, double expected,
+			   Size held)
 {
 	MemoryContext cxt = AllocSetContextCreate(parent, "mf_ext rows",
 											  ALLOCSET_DEFAULT_SIZES);
@@ -258,6 +260,7 @@ mf_rows_create(MemoryContext parent, bool user_keys, bool item_keys, double expe
 	numbering_init(&rows->users, cxt, "users", user_keys);
 	numbering_init(&rows->items, cxt, "items", item_keys);
 	rows->parent = parent;
+	rows->held = held;
 	/*
 	 * A little over the estimate (which mf_rows_check_estimate has
 	 * checked), but no more than MF_FIRST_ROWS_MOST: a stale estimate of
@@ -287,18 +290,29 @@ read_bytes_per_rating(const MfRows *rows)
 	return bytes;
 }
 
-/* Memory that rows of n ratings hold, beside per_rating bytes a rating. */
+/*
+ * Memory that rows of n ratings hold, beside per_rating bytes a rating,
+ * with what the caller holds beside them.
+ */
 static MfMemory
 rows_memory(const MfRows *rows, int64 n, Size per_rating)
 {
 	MfMemory	memory = {0};
 
+	mf_memory_add(&memory, 1, rows->held);
 	mf_memory_add(&memory, n, per_rating);
 	if (rows->is_wide)
 		mf_memory_add(&memory, n, MF_WIDE_BYTES_PER_RATING);
 	mf_memory_add(&memory, (Size) rows->users.capacity + rows->items.capacity, MF_BYTES_PER_ID);
 	mf_memory_add(&memory, 1, rows->key_bytes);
 	return memory;
+}
+
+/* A memory error's words for held bytes held beside the rows read ("" for none). */
+static const char *
+held_beside(Size held)
+{
+	return held > 0 ? psprintf(", beside about %zu MB of ratings read before them", held / (1024 * 1024) + 1) : "";
 }
 
 /* The hint of a memory error while reading: neither k nor mf_ext.threads changes what it keeps. */
@@ -316,10 +330,11 @@ check_rows_memory(MfRows *rows, int64 room)
 
 	rows->key_bytes_checked = rows->key_bytes;
 	mf_memory_check(&memory, "reading the ratings",
-					psprintf("Reading the ratings: " INT64_FORMAT " rows of %d users and %d items so far%s%s.",
+					psprintf("Reading the ratings: " INT64_FORMAT " rows of %d users and %d items so far%s%s%s.",
 							 rows->n_rows, rows->users.n, rows->items.n,
 							 rows->key_bytes > 0 ? psprintf(", %zu bytes of text ids", rows->key_bytes / 2) : "",
-							 room > 0 ? psprintf(", and room for " INT64_FORMAT " more", room) : ""),
+							 room > 0 ? psprintf(", and room for " INT64_FORMAT " more", room) : "",
+							 held_beside(rows->held)),
 					read_memory_hint);
 }
 
@@ -580,16 +595,17 @@ mf_rows_add(MfRows *rows, int64 user, int64 item, double rating)
 }
 
 void
-mf_rows_check_estimate(double n)
+mf_rows_check_estimate(double n, Size held)
 {
 	MfMemory	memory = {0};
 
 	if (!(n > 0))
 		return;
+	mf_memory_add(&memory, 1, held);
 	mf_memory_add(&memory, (Size) n, MF_BUILD_BYTES_PER_RATING);
 	mf_memory_check(&memory, "reading the ratings",
-					psprintf("The ratings: about %.0f rows by the planner's estimate (ANALYZE the table if that is out of date), %d bytes each while they are indexed.",
-							 n, MF_BUILD_BYTES_PER_RATING),
+					psprintf("The ratings: about %.0f rows by the planner's estimate (ANALYZE the table if that is out of date), %d bytes each while they are indexed%s.",
+							 n, MF_BUILD_BYTES_PER_RATING, held_beside(held)),
 					read_memory_hint);
 }
 
@@ -1840,6 +1856,32 @@ sum_duplicates(MfRatings *ratings)
 	}
 }
 
+/* Bytes of one order's arrays (none once freed). */
+static Size
+csr_bytes(const MfCsr *csr, int64 n)
+{
+	MfMemory	memory = {0};
+
+	if (csr->row_start)
+		mf_memory_add(&memory, (Size) csr->n_rows + 1, sizeof(int64));
+	if (csr->col)
+		mf_memory_add(&memory, n, sizeof(int32));
+	if (csr->val || csr->val_single)
+		mf_memory_add(&memory, n, csr->val ? sizeof(double) : sizeof(float));
+	return memory.bytes;
+}
+
+Size
+mf_ratings_bytes(const MfRatings *ratings)
+{
+	MfMemory	memory = {0};
+
+	mf_memory_add(&memory, 1, csr_bytes(&ratings->by_user, ratings->n_ratings));
+	mf_memory_add(&memory, 1, csr_bytes(&ratings->by_item, ratings->n_ratings));
+	mf_memory_add(&memory, (Size) ratings->n_users + ratings->n_items, sizeof(int64));
+	return memory.bytes;
+}
+
 void
 mf_ratings_free_by_item(MfRatings *ratings)
 {
@@ -1951,9 +1993,10 @@ mf_ratings_from_rows(MfRows *rows, int64 n_skipped, MemoryContext cxt)
 										sort_parts_for(rows->items.n, n))),
 				  2 * sizeof(int64));
 	mf_memory_check(&memory, "indexing the ratings",
-					psprintf("Indexing " INT64_FORMAT " ratings of %d users and %d items takes %d bytes a rating.",
+					psprintf("Indexing " INT64_FORMAT " ratings of %d users and %d items takes %d bytes a rating%s.",
 							 n, rows->users.n, rows->items.n,
-							 per_rating + (rows->is_wide ? MF_WIDE_BYTES_PER_RATING : 0)),
+							 per_rating + (rows->is_wide ? MF_WIDE_BYTES_PER_RATING : 0),
+							 held_beside(rows->held)),
 					read_memory_hint);	/* neither k nor the threads change it */
 
 	ratings->n_users = rows->users.n;

@@ -88,10 +88,12 @@ typedef struct MfRows MfRows;
 /*
  * Rows read in parent, their id maps and keys (for text-keyed sides) in a
  * context of their own below it; room for about expected rows (0: unknown)
- * is set aside at the first, so that the arrays need not grow.
+ * is set aside at the first, so that the arrays need not grow.  held: bytes
+ * the caller already holds beside them (MfSource.held_bytes), counted with
+ * theirs at every check of mf_ext.max_memory.
  */
 extern MfRows *mf_rows_create(MemoryContext parent, bool user_keys, bool item_keys,
-							  double expected);
+							  double expected, Size held);
 
 /* The number of text key key of one side (copied; numbered if new), to add rows by. */
 extern int64 mf_rows_key(MfRows *rows, MfSide side, const char *key);
@@ -102,8 +104,17 @@ extern int64 mf_rows_key(MfRows *rows, MfSide side, const char *key);
  */
 extern void mf_rows_add(MfRows *rows, int64 user, int64 item, double rating);
 
-/* Fails early when the planner's estimate of rows already exceeds the limit. */
-extern void mf_rows_check_estimate(double rows);
+/*
+ * Fails early when the planner's estimate of rows, beside held bytes
+ * already held, exceeds the limit.
+ */
+extern void mf_rows_check_estimate(double rows, Size held);
+
+/*
+ * Bytes that ratings hold in both orders, with the ids' arrays (not their
+ * text keys): what a training holds while it reads its validation.
+ */
+extern Size mf_ratings_bytes(const MfRatings *ratings);
 
 /*
  * Builds the ratings from rows (which it frees, or hands on) in cxt, the

@@ -1125,7 +1125,7 @@ check_estimated_rows(const MfSource *source)
 		return 0;
 	reltuples = ((Form_pg_class) GETSTRUCT(tuple))->reltuples;
 	ReleaseSysCache(tuple);
-	mf_rows_check_estimate(reltuples);
+	mf_rows_check_estimate(reltuples, source->held_bytes);
 	return Max(reltuples, 0);
 }
 
@@ -1150,7 +1150,8 @@ mf_source_read(const MfSource *source, MemoryContext cxt)
 
 	state.source = source;
 	state.expected = expected;
-	state.rows = mf_rows_create(cxt, source->user_keys, source->item_keys, expected);
+	state.rows = mf_rows_create(cxt, source->user_keys, source->item_keys, expected,
+								source->held_bytes);
 	state.convert_cxt = AllocSetContextCreate(scratch, "mf_ext numeric conversion",
 											  ALLOCSET_SMALL_SIZES);
 	state.key_cxt = AllocSetContextCreate(scratch, "mf_ext id text forms",

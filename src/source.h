@@ -43,6 +43,10 @@ typedef struct MfSource
 	MfKeyForm	user_key_form;	/* the form of the keys the model's side */
 	MfKeyForm	item_key_form;	/* was trained from: ids of another type
 								 * are read in that form */
+	Size		held_bytes;		/* memory the call already holds beside
+								 * this read (a training's ratings, for its
+								 * validation), counted with the read's
+								 * against mf_ext.max_memory; 0 otherwise */
 	/* set by mf_source_validate: */
 	AttrNumber	user_attnum;
 	AttrNumber	item_attnum;

@@ -303,9 +303,11 @@ train_options(TrainState *state)
 
 /*
  * Reads the validation relation (the training's columns) and maps it onto
- * the training's users and items.  A model without biases cannot score a
- * rating of a user or item it has not seen: when that leaves nothing to
- * score, the validation is useless, and an error says so.
+ * the training's users and items, counting the training's ratings against
+ * mf_ext.max_memory while it reads; only the mapped ratings (16 bytes
+ * each) are kept.  A model without biases cannot score a rating of a user
+ * or item it has not seen: when that leaves nothing to score, the
+ * validation is useless, and an error says so.
  */
 static MfTestSet *
 read_validation(const TrainState *state)
@@ -313,6 +315,8 @@ read_validation(const TrainState *state)
 	const MfRatings *ratings = state->ratings;
 	const MfFitOptions *options = &state->row.options;
 	MfSource	source = state->source;
+	MemoryContext read_cxt = AllocSetContextCreate(state->cxt, "mf_ext validation",
+												   ALLOCSET_DEFAULT_SIZES);
 	MfRatings  *held_out;
 	MfTestSet  *test;
 	int64		known = 0;
@@ -324,8 +328,9 @@ read_validation(const TrainState *state)
 	/* keys trained from uuids, character(n), name: the validation's text read as such */
 	source.user_key_form = mf_key_form(state->source.user_type);
 	source.item_key_form = mf_key_form(state->source.item_type);
+	source.held_bytes = mf_ratings_bytes(ratings);
 	mf_source_validate(&source);
-	held_out = mf_source_read(&source, state->cxt);
+	held_out = mf_source_read(&source, read_cxt);
 	if (options->implicit)
 		mf_ratings_event_log(held_out);	/* each held-out pair once */
 	if (held_out->n_skipped > 0)
@@ -339,11 +344,12 @@ read_validation(const TrainState *state)
 				 errhint("Pass a relation of held-out ratings, for example rows where mf_is_test(user, item, 0.2) holds, or omit validation.")));
 	mf_check_same_id_kind(held_out, ratings->user_keys != NULL, ratings->item_keys != NULL, name);
 	test = mf_test_set(held_out,
-					   mf_id_map_from_sorted(state->cxt, ratings->user_ids, ratings->n_users),
-					   mf_id_map_from_sorted(state->cxt, ratings->item_ids, ratings->n_items),
-					   ratings->user_keys ? mf_key_map(state->cxt, ratings->user_keys, ratings->n_users) : NULL,
-					   ratings->item_keys ? mf_key_map(state->cxt, ratings->item_keys, ratings->n_items) : NULL,
+					   mf_id_map_from_sorted(read_cxt, ratings->user_ids, ratings->n_users),
+					   mf_id_map_from_sorted(read_cxt, ratings->item_ids, ratings->n_items),
+					   ratings->user_keys ? mf_key_map(read_cxt, ratings->user_keys, ratings->n_users) : NULL,
+					   ratings->item_keys ? mf_key_map(read_cxt, ratings->item_keys, ratings->n_items) : NULL,
 					   state->cxt);
+	MemoryContextDelete(read_cxt);	/* the ratings read, and the maps */
 	for (int64 r = 0; r < test->n; r++)
 		known += test->user[r] >= 0 && test->item[r] >= 0;
 	if (known == 0 && !options->biases)
@@ -402,7 +408,12 @@ train_fit(TrainState *state)
 	const MfFitOptions *options = &row->options;
 	const MfRatings *ratings = state->ratings;
 	MfMemory	memory = {0};
+	/* the held-out ratings mapped for validation, kept through the fit */
+	int64		held_out = state->validation ? state->validation->n : 0;
+	const char *validation = held_out > 0
+		? psprintf(", and " INT64_FORMAT " held-out ratings for validation", held_out) : "";
 
+	mf_memory_add(&memory, held_out, 2 * sizeof(int32) + sizeof(double));
 	if (state->distributed)
 	{
 		/* the workers hold the ratings; this node the factors, then the rated items */
@@ -413,9 +424,10 @@ train_fit(TrainState *state)
 		mf_memory_add(&memory, rows, 4 * sizeof(double));
 		mf_memory_add(&memory, ratings->n_ratings, sizeof(int32));
 		mf_memory_check(&memory, "training",
-						psprintf("Training on the Citus workers, this node holds the factors of %d users and %d items with k = %d in %s precision and, to store the model, " INT64_FORMAT " rated items.",
+						psprintf("Training on the Citus workers, this node holds the factors of %d users and %d items with k = %d in %s precision and, to store the model, " INT64_FORMAT " rated items%s.",
 								 ratings->n_users, ratings->n_items, options->k,
-								 options->single ? "single" : "double", ratings->n_ratings),
+								 options->single ? "single" : "double", ratings->n_ratings,
+								 validation),
 						NULL);
 	}
 	else
@@ -423,11 +435,12 @@ train_fit(TrainState *state)
 		int			threads = mf_als_memory_estimate(ratings, options, &memory);
 
 		mf_memory_check(&memory, "training",
-						psprintf("Training on " INT64_FORMAT " ratings of %d users and %d items with k = %d in %s precision on %d thread%s%s.",
+						psprintf("Training on " INT64_FORMAT " ratings of %d users and %d items with k = %d in %s precision on %d thread%s%s%s.",
 								 ratings->n_ratings, ratings->n_users, ratings->n_items,
 								 options->k, options->single ? "single" : "double", threads,
 								 threads == 1 ? "" : "s",
-								 options->patience > 0 ? ", with a copy of the factors for patience" : ""),
+								 options->patience > 0 ? ", with a copy of the factors for patience" : "",
+								 validation),
 						NULL);
 	}
 	state->als = state->distributed ? mf_distributed_als(state->distributed, options)
