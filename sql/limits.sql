@@ -22,6 +22,12 @@ SELECT mf_train('many_view', k := 2, iterations := 1, model_name := 'many');
 SET mf_ext.max_memory = '3MB';
 SELECT mf_train('many', k := 2, iterations := 1, validation := 'many');
 SELECT mf_train('many', k := 2, iterations := 1, validation := 'many_view');
+-- a cross-validation's fit: counted beside all the ratings, the fold's split
+-- and held-out ones (about 2 MB here; the fit alone fits; the portable
+-- kernel, whose estimate is every machine's)
+SET mf_ext.kernel = 'portable';
+SELECT k FROM mf_cross_validate('many', ARRAY[96], ARRAY[0.1], folds := 2, iterations := 1);
+RESET mf_ext.kernel;
 -- the solver's share: large k
 SET mf_ext.max_memory = '6MB';
 SELECT mf_train('many', k := 1000, iterations := 1);

@@ -338,10 +338,14 @@ held_out_ratings(const MfRatings *all, const bool *keep, const int32 *user_remap
 	return test;
 }
 
-/* Fits grid point point on training, scores it on fold's test set, in cxt. */
+/*
+ * Fits grid point point on training, scores it on fold's test set, in cxt;
+ * held: the bytes the cross-validation holds beside the fit (all the
+ * ratings, the fold's split and test set), counted with its estimate.
+ */
 static void
 fit_point(GridPoint *point, const MfRatings *training, const MfTestSet *test, int fold,
-		  MemoryContext cxt)
+		  Size held, MemoryContext cxt)
 {
 	MemoryContext old = MemoryContextSwitchTo(cxt);
 	MfMemory	memory = {0};
@@ -351,11 +355,13 @@ fit_point(GridPoint *point, const MfRatings *training, const MfTestSet *test, in
 	instr_time	start;
 
 	INSTR_TIME_SET_CURRENT(start);
+	mf_memory_add(&memory, 1, held);
 	(void) mf_als_memory_estimate(training, &point->options, &memory);
 	mf_memory_check(&memory, "cross-validation",
-					psprintf("Cross-validating on " INT64_FORMAT " ratings of %d users and %d items with k = %d.",
+					psprintf("Cross-validating on " INT64_FORMAT " ratings of %d users and %d items with k = %d, beside all " INT64_FORMAT " ratings and the fold's " INT64_FORMAT " held out.",
 							 training->n_ratings, training->n_users,
-							 training->n_items, point->options.k),
+							 training->n_items, point->options.k,
+							 training->n_ratings + test->n, test->n),
 					NULL);
 	als = mf_als_create(training, &point->options, cxt);
 	mf_als_init_items(als, point->options.seed);
@@ -393,8 +399,13 @@ cv_run_fold(CvState *state, int fold)
 	int32	   *item_remap = mf_alloc_array(fold_cxt, all->n_items, sizeof(int32));
 	MfRatings  *training;
 	MfTestSet  *test;
+	MfMemory	held = {0};
 	instr_time	start;
 
+	/* all the ratings (users' rows), each one's fold and whether the fold keeps it, the remaps */
+	mf_memory_add(&held, 1, mf_ratings_bytes(all));
+	mf_memory_add(&held, all->n_ratings, sizeof(uint8) + sizeof(bool));
+	mf_memory_add(&held, (Size) all->n_users + all->n_items, sizeof(int32));
 	INSTR_TIME_SET_CURRENT(start);
 	mf_progress_part(psprintf("fold %d of %d", fold + 1, state->folds), "splitting");
 	for (int64 e = 0; e < all->n_ratings; e++)
@@ -404,11 +415,12 @@ cv_run_fold(CvState *state, int fold)
 	}
 	training = mf_ratings_subset(all, keep, user_remap, item_remap, fold_cxt);
 	test = held_out_ratings(all, keep, user_remap, item_remap, fold_cxt);
+	mf_memory_add(&held, test->n, 2 * sizeof(int32) + sizeof(double));
 	for (int p = 0; p < state->n_points; p++)
 	{
 		mf_progress_part(psprintf("fold %d of %d, fit %d of %d", fold + 1, state->folds,
 								  p + 1, state->n_points), "iterating");
-		fit_point(&state->grid[p], training, test, fold, fit_cxt);
+		fit_point(&state->grid[p], training, test, fold, held.bytes, fit_cxt);
 	}
 	MemoryContextDelete(fold_cxt);
 	ereport(NOTICE,
