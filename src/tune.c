@@ -400,6 +400,8 @@ cv_run_fold(CvState *state, int fold)
 	MfRatings  *training;
 	MfTestSet  *test;
 	MfMemory	held = {0};
+	MfMemory	split;
+	int64		kept = 0;
 	instr_time	start;
 
 	/* all the ratings (users' rows), each one's fold and whether the fold keeps it, the remaps */
@@ -412,7 +414,17 @@ cv_run_fold(CvState *state, int fold)
 	{
 		mf_interrupts_every(e, MF_INTERRUPT_VALUES);
 		keep[e] = state->fold_of[e] != fold;
+		kept += keep[e];
 	}
+	/* the split: the kept ratings in both orders, the others as a test set */
+	split = held;
+	mf_memory_add(&split, kept,
+				  2 * (sizeof(int32) + (all->by_user.val ? sizeof(double) : sizeof(float))));
+	mf_memory_add(&split, all->n_ratings - kept, 2 * sizeof(int32) + sizeof(double));
+	mf_memory_check(&split, "cross-validation",
+					psprintf("Splitting fold %d of %d: " INT64_FORMAT " ratings to train on and " INT64_FORMAT " held out, beside all " INT64_FORMAT " ratings.",
+							 fold + 1, state->folds, kept, all->n_ratings - kept, all->n_ratings),
+					"Raise mf_ext.max_memory (a superuser setting), or cross-validate on a sample of the ratings (neither k nor mf_ext.threads changes the split).");
 	training = mf_ratings_subset(all, keep, user_remap, item_remap, fold_cxt);
 	test = held_out_ratings(all, keep, user_remap, item_remap, fold_cxt);
 	mf_memory_add(&held, test->n, 2 * sizeof(int32) + sizeof(double));
