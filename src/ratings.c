@@ -162,8 +162,8 @@ struct MfRows
 	}			ahead[MF_ROWS_AHEAD];
 	int			ahead_n;
 	Size		key_bytes;		/* bytes of the distinct keys kept */
-	Size		held;			/* bytes the caller holds beside the rows */
 	Size		key_bytes_checked;	/* key_bytes at the last memory check */
+	Size		held;			/* bytes the caller holds beside the rows */
 	bool		sorted;			/* rows so far in (user id, item id) order */
 	bool		repeated;		/* a row so far repeated the pair before it */
 	int64		last_user;

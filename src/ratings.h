@@ -111,8 +111,9 @@ extern void mf_rows_add(MfRows *rows, int64 user, int64 item, double rating);
 extern void mf_rows_check_estimate(double rows, Size held);
 
 /*
- * Bytes that ratings hold in both orders, with the ids' arrays (not their
- * text keys): what a training holds while it reads its validation.
+ * Bytes that ratings hold in both orders (an order freed counts none),
+ * with the ids' arrays (not their text keys): what a training holds while
+ * it reads its validation, and a cross-validation beside each fit.
  */
 extern Size mf_ratings_bytes(const MfRatings *ratings);
 
