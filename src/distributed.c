@@ -366,18 +366,25 @@ column_type(const MfSource *source, AttrNumber attnum)
 /*
  * A copy of the ratings in from (no NULLs, ratings as double precision,
  * the source's column names and types) distributed by side's column, in
- * the source's schema, under a name no other training uses: the table
- * that side's half-steps read.
+ * the source's schema, under a name no other training uses and no table
+ * there has (a role that may create in the schema could have taken the
+ * next one, the backend's pid being easy to know): the table that side's
+ * half-steps read.
  */
 static void
 make_copy(MfDistributed *dist, MfSide side, const char *from)
 {
 	static uint32 copies = 0;
 	const MfSource *source = dist->source;
-	char	   *name = psprintf("%s.%s",
-								quote_identifier(get_namespace_name(get_rel_namespace(source->relid))),
-								quote_identifier(psprintf("mf_train_by_%s_%d_%u",
-														  mf_side_name(side), MyProcPid, ++copies)));
+	Oid			namespace = get_rel_namespace(source->relid);
+	char	   *relname;
+	char	   *name;
+
+	do
+		relname = psprintf("mf_train_by_%s_%d_%u", mf_side_name(side), MyProcPid, ++copies);
+	while (OidIsValid(get_relname_relid(relname, namespace)));
+	name = psprintf("%s.%s", quote_identifier(get_namespace_name(namespace)),
+					quote_identifier(relname));
 
 	execute(psprintf("CREATE TABLE %s (%s %s, %s %s, %s pg_catalog.float8)", name,
 					 dist->column[0], column_type(source, source->user_attnum),
@@ -402,27 +409,66 @@ make_copy(MfDistributed *dist, MfSide side, const char *from)
 	dist->copy[side] = name;
 }
 
-/* The first row with a non-finite rating, as mf_source_read reports it. */
-typedef struct NonFinite
+/* The first row with a rating the training cannot take. */
+typedef struct BadRating
 {
-	MemoryContext cxt;
+	bool		beyond_double;	/* the look's rows are beyond double precision */
+	MemoryContext cxt;			/* the caller's, for the strings */
 	char	   *user;
 	char	   *item;
-	double		value;			/* NaN, or infinite (beyond double precision too) */
+	double		value;			/* NaN, infinite (beyond double precision too),
+								 * or too large to sum */
 	bool		found;
-} NonFinite;
+} BadRating;
 
 static void
-receive_non_finite(TupleTableSlot *slot, void *arg)
+receive_bad_rating(TupleTableSlot *slot, void *arg)
 {
-	NonFinite  *row = arg;
+	BadRating  *row = arg;
 
 	row->user = MemoryContextStrdup(row->cxt, TextDatumGetCString(slot->tts_values[0]));
 	row->item = MemoryContextStrdup(row->cxt, TextDatumGetCString(slot->tts_values[1]));
 	row->value = strtod(TextDatumGetCString(slot->tts_values[2]), NULL);
-	if (isfinite(row->value))
-		row->value = INFINITY;	/* a numeric beyond double precision's range */
+	if (row->beyond_double && isfinite(row->value))
+		row->value = INFINITY;	/* a numeric just beyond double precision's range */
 	row->found = true;
+}
+
+/*
+ * Refuses the first row query returns (user, item and rating as text), if
+ * any: a rating double precision does not hold, as mf_source_read reports
+ * it (every row of the source's look, beyond_double), or in the copy's
+ * look one whose square, summed over the ratings, would pass the largest
+ * double-precision number (a training on one node fails on such ratings
+ * too; the workers' sums had failed with PostgreSQL's bare overflow
+ * error).  The source's look reads under the statement's snapshot, the
+ * copy's under one that sees the copy.
+ */
+static void
+refuse_rating(const MfDistributed *dist, const char *query, bool beyond_double)
+{
+	const MfSource *source = dist->source;
+	Oid			text_types[3] = {TEXTOID, TEXTOID, TEXTOID};
+	BadRating	row = {.beyond_double = beyond_double, .cxt = CurrentMemoryContext};
+	const char *user;
+	const char *item;
+
+	if (beyond_double)
+		mf_spi_scan(query, 0, NULL, NULL, text_types, 3, dist->relation, receive_bad_rating, &row);
+	else
+		mf_spi_scan_fresh(query, 0, NULL, NULL, text_types, 3, dist->relation, receive_bad_rating, &row);
+	if (!row.found)
+		return;
+	user = source->user_keys ? mf_text_for_message(row.user) : row.user;
+	item = source->item_keys ? mf_text_for_message(row.item) : row.item;
+	if (!isfinite(row.value))
+		mf_source_report_non_finite(source, user, item, row.value);
+	ereport(ERROR,
+			(errcode(ERRCODE_NUMERIC_VALUE_OUT_OF_RANGE),
+			 errmsg("rating of user %s for item %s in %s is %g, too large to train on", user, item,
+					dist->relation, row.value),
+			 errdetail("Ratings that large, squared and summed over the ratings, pass the largest double-precision number."),
+			 errhint("Scale the ratings into a moderate range (for example 0 to 10), or pass a view that does.")));
 }
 
 /* The counts, sum, sum of squares and range of the ratings. */
@@ -577,9 +623,7 @@ mf_distributed_read(MfDistributed *dist)
 {
 	const MfSource *source = dist->source;
 	MemoryContext old = MemoryContextSwitchTo(dist->cxt);
-	Oid			text_types[3] = {TEXTOID, TEXTOID, TEXTOID};
 	Oid			totals_types[5] = {INT8OID, FLOAT8OID, FLOAT8OID, FLOAT8OID, FLOAT8OID};
-	NonFinite	non_finite = {dist->cxt, NULL, NULL, 0.0, false};
 	Totals		totals = {0};
 	int64		skipped = 0;
 	Oid			count_type = INT8OID;
@@ -601,18 +645,13 @@ mf_distributed_read(MfDistributed *dist)
 							 PGC_USERSET, PGC_S_SESSION, GUC_ACTION_SAVE, true, 0, false);
 
 	/* a rating double precision does not hold, compared in the column's own type */
-	mf_spi_scan(psprintf("SELECT %s::pg_catalog.text, %s::pg_catalog.text, %s::pg_catalog.text FROM %s"
-						 " WHERE %s AND NOT pg_catalog.abs(%s%s) OPERATOR(pg_catalog.<=)"
-						 " '1.7976931348623157e308'::pg_catalog.%s LIMIT 1",
-						 dist->column[0], dist->column[1], r, dist->relation, not_null(dist), r,
-						 source->rating_type == NUMERICOID ? "" : "::pg_catalog.float8",
-						 source->rating_type == NUMERICOID ? "numeric" : "float8"),
-				0, NULL, NULL, text_types, 3, dist->relation, receive_non_finite, &non_finite);
-	if (non_finite.found)
-		mf_source_report_non_finite(source,
-									source->user_keys ? mf_text_for_message(non_finite.user) : non_finite.user,
-									source->item_keys ? mf_text_for_message(non_finite.item) : non_finite.item,
-									non_finite.value);
+	refuse_rating(dist, psprintf("SELECT %s::pg_catalog.text, %s::pg_catalog.text, %s::pg_catalog.text FROM %s"
+								 " WHERE %s AND NOT pg_catalog.abs(%s%s) OPERATOR(pg_catalog.<=)"
+								 " '1.7976931348623157e308'::pg_catalog.%s LIMIT 1",
+								 dist->column[0], dist->column[1], r, dist->relation, not_null(dist), r,
+								 source->rating_type == NUMERICOID ? "" : "::pg_catalog.float8",
+								 source->rating_type == NUMERICOID ? "numeric" : "float8"),
+				  true);
 
 	mf_spi_scan(psprintf("SELECT pg_catalog.count(*) FROM %s WHERE NOT (%s)",
 						 dist->relation, not_null(dist)),
@@ -627,6 +666,19 @@ mf_distributed_read(MfDistributed *dist)
 	 * coordinator holds in this backend.
 	 */
 	make_copy(dist, MF_USERS, dist->relation);
+
+	/*
+	 * The copy is what the training reads: a rating committed into the
+	 * source after the look above (each statement reads the shards anew)
+	 * is looked at here, as are ratings whose squares would overflow.
+	 */
+	refuse_rating(dist, psprintf("SELECT %s::pg_catalog.text, %s::pg_catalog.text, %s::pg_catalog.text FROM %s"
+								 " WHERE NOT pg_catalog.abs(%s) OPERATOR(pg_catalog.<=) pg_catalog.sqrt("
+								 "'1.7976931348623157e308'::pg_catalog.float8 OPERATOR(pg_catalog./)"
+								 " GREATEST(1, (SELECT pg_catalog.count(*) FROM %s))::pg_catalog.float8) LIMIT 1",
+								 dist->column[0], dist->column[1], r, dist->copy[MF_USERS], r,
+								 dist->copy[MF_USERS]),
+				  false);
 	make_copy(dist, MF_ITEMS, dist->copy[MF_USERS]);
 	mf_spi_scan_fresh(psprintf("SELECT pg_catalog.count(*), pg_catalog.sum(%s),"
 							   " pg_catalog.min(%s), pg_catalog.max(%s),"

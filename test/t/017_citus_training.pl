@@ -10,7 +10,9 @@
 # mid-training fails it, and neither leaves a model, a copy of the ratings
 # or a lock behind; ratings written under it do not change the model (it
 # reads the source once); a retrain while the workers serve the model is
-# served from the next statement.  Never skipped: test/run-tests.sh builds Citus first.
+# served from the next statement; ratings too large to sum get mf_ext's
+# error, and copy names another role took are passed over.  Never skipped:
+# test/run-tests.sh builds Citus first.
 use strict;
 use warnings;
 use PostgreSQL::Test::Utils;
@@ -323,6 +325,37 @@ isnt($served_after, $served_before, 'the next statement serves the retrained mod
 is($served_after, query(qq{WITH r AS MATERIALIZED (SELECT user_id, item_id FROM big)
 	SELECT round(sum(mf_predict('big', user_id, item_id))::numeric, 6) FROM r}),
 	'... the coordinator\'s answers');
+
+# Ratings whose squares, summed, would overflow double precision: mf_ext's
+# error with a hint (the workers' sums had failed with PostgreSQL's bare
+# overflow error; attack helper 202), no model.
+query(q{CREATE TABLE huge (user_id int, item_id int, rating float8);
+	SELECT create_distributed_table('huge', 'user_id');
+	INSERT INTO huge VALUES (1, 1, 1e160), (2, 1, 1), (3, 2, 1), (1, 2, 2)});
+($ret, $stdout, $stderr) = $coordinator->psql('postgres',
+	q{SET mf_ext.citus_training = 'workers'; SELECT mf_train('huge', k := 2, biases := true)});
+like($stderr, qr/ERROR:  rating of user 1 for item 1 in public.huge is 1e\+160, too large to train on\nDETAIL:  Ratings that large, squared and summed over the ratings, pass the largest double-precision number.\nHINT:  Scale the ratings/,
+	'ratings of 1e160 on the workers: mf_ext\'s error, with a hint');
+is(query(q{SELECT count(*) FROM mf_models WHERE name = 'huge'}), '0', '... and no model');
+
+# The working copies' names: a table that another role created in the
+# source's schema under the name the next copy would take is passed over
+# (attack helper 202: it had failed the training with "already exists");
+# the users' copy passes two, the items' (numbered after it) one.
+query(q{CREATE ROLE squatter LOGIN; GRANT CREATE ON SCHEMA public TO squatter});
+$session = $coordinator->background_psql('postgres', on_error_stop => 0);
+$pid = $session->query_safe(q{SELECT pg_backend_pid()});
+$coordinator->safe_psql('postgres', qq{SET ROLE squatter;
+	CREATE TABLE public.mf_train_by_user_${pid}_1 (x int); CREATE TABLE public.mf_train_by_user_${pid}_2 (x int);
+	CREATE TABLE public.mf_train_by_item_${pid}_4 (x int)});
+$result = $session->query(q{SET client_min_messages = warning; SET mf_ext.citus_training = 'workers';
+	SELECT mf_train('ratings', k := 2, lambda := 0.5, iterations := 2, model_name := 'squatted') > 0});
+unlike($session->{stderr}, qr/ERROR/, 'copy names taken by another role: passed over, trained');
+is($result, 't', '... and the model stored');
+$session->quit;
+is(query(q{SELECT string_agg(relname, ',' ORDER BY relname) FROM pg_class WHERE relname LIKE 'mf_train_by_%'}),
+	"mf_train_by_item_${pid}_4,mf_train_by_user_${pid}_1,mf_train_by_user_${pid}_2",
+	'... the other role\'s tables left as they were, no copy left behind');
 
 $_->stop foreach @nodes;
 done_testing();
