@@ -315,7 +315,10 @@ FROM (VALUES
     (230, $$SELECT mf_train('tiny', k := 7, solver := 'cg', lambda := 1e30)$$),
     (231, $$SELECT mf_train('tiny', k := 7, solver := 'cg', biases := true, bias_lambda := 1e30)$$),
     -- a target in another database: PostgreSQL's words, with a hint
-    (232, $$SELECT mf_recommend_all('tiny', 10, true, 'otherdb.public.out')$$)
+    (232, $$SELECT mf_recommend_all('tiny', 10, true, 'otherdb.public.out')$$),
+    -- two folds are the fewest: the hint does not offer fewer (README run-through helper 203)
+    (233, $$SELECT * FROM mf_cross_validate('tiny', '{2}', '{0.1}', folds := 2, seed := 1)$$),
+    (234, $$SELECT * FROM mf_cross_validate('tiny', '{2}', '{0.1}', folds := 2, seed := 2)$$)
 ) AS s(n, statement)
 LEFT JOIN LATERAL try(s.statement) t ON true
 ORDER BY s.n;

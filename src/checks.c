@@ -51,7 +51,7 @@ mf_check_fit_options(const MfFitOptions *options)
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("k must be between %d and %d, got %d", MF_MIN_K, MF_MAX_K,
 						options->k),
-				 errhint("k is the number of latent factors per user and item; 10 to 100 is usual.")));
+				 errhint("k is the number of latent factors per user and item; 10 to 100 is usual (0, biases only, with biases := true).")));
 	if (options->k == 0 && !options->biases)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),

@@ -164,6 +164,7 @@ struct MfRows
 	Size		key_bytes;		/* bytes of the distinct keys kept */
 	Size		key_bytes_checked;	/* key_bytes at the last memory check */
 	Size		held;			/* bytes the caller holds beside the rows */
+	const char *relation;		/* the argument naming their relation, or NULL */
 	bool		sorted;			/* rows so far in (user id, item id) order */
 	bool		repeated;		/* a row so far repeated the pair before it */
 	int64		last_user;
@@ -246,7 +247,7 @@ stop_prefault(void *arg)
 
 MfRows *
 mf_rows_create(MemoryContext parent, bool user_keys, bool item_keys, double expected,
-			   Size held)
+			   Size held, const char *relation)
 {
 	MemoryContext cxt = AllocSetContextCreate(parent, "mf_ext rows",
 											  ALLOCSET_DEFAULT_SIZES);
@@ -261,6 +262,7 @@ mf_rows_create(MemoryContext parent, bool user_keys, bool item_keys, double expe
 	numbering_init(&rows->items, cxt, "items", item_keys);
 	rows->parent = parent;
 	rows->held = held;
+	rows->relation = relation;
 	/*
 	 * A little over the estimate (which mf_rows_check_estimate has
 	 * checked), but no more than MF_FIRST_ROWS_MOST: a stale estimate of
@@ -315,9 +317,27 @@ held_beside(Size held)
 	return held > 0 ? psprintf(", beside about %zu MB of ratings read before them", held / (1024 * 1024) + 1) : "";
 }
 
-/* The hint of a memory error while reading: neither k nor mf_ext.threads changes what it keeps. */
-static const char *const read_memory_hint =
-"Raise mf_ext.max_memory (a superuser setting), or pass a view that keeps fewer of the rows (a sample of the ratings; for a refit, of fewer users or items).";
+/* The rows of relation (mf_rows_create) as memory errors name them, in a sentence or starting one. */
+static const char *
+ratings_named(const char *relation, bool starting)
+{
+	if (relation == NULL)
+		return starting ? "The ratings" : "the ratings";
+	return psprintf("%s %s relation's ratings", starting ? "The" : "the", relation);
+}
+
+/*
+ * The hint of a memory error while reading the rows of relation: neither k
+ * nor mf_ext.threads changes what they keep.
+ */
+static const char *
+read_memory_hint(const char *relation)
+{
+	if (relation != NULL)
+		return psprintf("Raise mf_ext.max_memory (a superuser setting), or pass a smaller %s relation (a sample of its ratings).",
+						relation);
+	return "Raise mf_ext.max_memory (a superuser setting), or pass a view that keeps fewer of the rows (a sample of the ratings; for a refit, of fewer users or items).";
+}
 
 /*
  * Raises the error for rows, with room for room rows more, and their ids
@@ -329,13 +349,13 @@ check_rows_memory(MfRows *rows, int64 room)
 	MfMemory	memory = rows_memory(rows, add_size(rows->n_rows, room), read_bytes_per_rating(rows));
 
 	rows->key_bytes_checked = rows->key_bytes;
-	mf_memory_check(&memory, "reading the ratings",
-					psprintf("Reading the ratings: " INT64_FORMAT " rows of %d users and %d items so far%s%s%s.",
-							 rows->n_rows, rows->users.n, rows->items.n,
+	mf_memory_check(&memory, psprintf("reading %s", ratings_named(rows->relation, false)),
+					psprintf("Reading %s: " INT64_FORMAT " rows of %d users and %d items so far%s%s%s.",
+							 ratings_named(rows->relation, false), rows->n_rows, rows->users.n, rows->items.n,
 							 rows->key_bytes > 0 ? psprintf(", %zu bytes of text ids", rows->key_bytes / 2) : "",
 							 room > 0 ? psprintf(", and room for " INT64_FORMAT " more", room) : "",
 							 held_beside(rows->held)),
-					read_memory_hint);
+					read_memory_hint(rows->relation));
 }
 
 int64
@@ -595,7 +615,7 @@ mf_rows_add(MfRows *rows, int64 user, int64 item, double rating)
 }
 
 void
-mf_rows_check_estimate(double n, Size held)
+mf_rows_check_estimate(double n, Size held, const char *relation)
 {
 	MfMemory	memory = {0};
 
@@ -603,10 +623,11 @@ mf_rows_check_estimate(double n, Size held)
 		return;
 	mf_memory_add(&memory, 1, held);
 	mf_memory_add(&memory, (Size) n, MF_BUILD_BYTES_PER_RATING);
-	mf_memory_check(&memory, "reading the ratings",
-					psprintf("The ratings: about %.0f rows by the planner's estimate (ANALYZE the table if that is out of date), %d bytes each while they are indexed%s.",
-							 n, MF_BUILD_BYTES_PER_RATING, held_beside(held)),
-					read_memory_hint);
+	mf_memory_check(&memory, psprintf("reading %s", ratings_named(relation, false)),
+					psprintf("%s: about %.0f rows by the planner's estimate (ANALYZE the table if that is out of date), %d bytes each while they are indexed%s.",
+							 ratings_named(relation, true), n, MF_BUILD_BYTES_PER_RATING,
+							 held_beside(held)),
+					read_memory_hint(relation));
 }
 
 /*
@@ -1992,12 +2013,12 @@ mf_ratings_from_rows(MfRows *rows, int64 n_skipped, MemoryContext cxt)
 									Max(sort_parts_for(rows->users.n, n),
 										sort_parts_for(rows->items.n, n))),
 				  2 * sizeof(int64));
-	mf_memory_check(&memory, "indexing the ratings",
+	mf_memory_check(&memory, psprintf("indexing %s", ratings_named(rows->relation, false)),
 					psprintf("Indexing " INT64_FORMAT " ratings of %d users and %d items takes %d bytes a rating%s.",
 							 n, rows->users.n, rows->items.n,
 							 per_rating + (rows->is_wide ? MF_WIDE_BYTES_PER_RATING : 0),
 							 held_beside(rows->held)),
-					read_memory_hint);	/* neither k nor the threads change it */
+					read_memory_hint(rows->relation));
 
 	ratings->n_users = rows->users.n;
 	ratings->n_items = rows->items.n;

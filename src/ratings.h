@@ -90,10 +90,12 @@ typedef struct MfRows MfRows;
  * context of their own below it; room for about expected rows (0: unknown)
  * is set aside at the first, so that the arrays need not grow.  held: bytes
  * the caller already holds beside them (MfSource.held_bytes), counted with
- * theirs at every check of mf_ext.max_memory.
+ * theirs at every check of mf_ext.max_memory; relation: NULL for the
+ * ratings a model is trained or refitted on, else the argument that named
+ * the rows' relation ("validation", "test"), which the memory errors name.
  */
 extern MfRows *mf_rows_create(MemoryContext parent, bool user_keys, bool item_keys,
-							  double expected, Size held);
+							  double expected, Size held, const char *relation);
 
 /* The number of text key key of one side (copied; numbered if new), to add rows by. */
 extern int64 mf_rows_key(MfRows *rows, MfSide side, const char *key);
@@ -106,9 +108,9 @@ extern void mf_rows_add(MfRows *rows, int64 user, int64 item, double rating);
 
 /*
  * Fails early when the planner's estimate of rows, beside held bytes
- * already held, exceeds the limit.
+ * already held, exceeds the limit (relation as for mf_rows_create).
  */
-extern void mf_rows_check_estimate(double rows, Size held);
+extern void mf_rows_check_estimate(double rows, Size held, const char *relation);
 
 /*
  * Bytes that ratings hold in both orders (an order freed counts none),

@@ -1108,6 +1108,17 @@ read_by_spi(ReadState *state)
 }
 
 /*
+ * The argument a relation read for other than a training's or refit's
+ * ratings came from ("validation", "test"), for the memory errors; NULL
+ * for those ratings.
+ */
+static const char *
+relation_argument(const MfSource *source)
+{
+	return strcmp(source->argname, "source") == 0 ? NULL : source->argname;
+}
+
+/*
  * The planner's row estimate of the source (0 when it has none), after
  * failing early when it already exceeds the limit.
  */
@@ -1125,7 +1136,7 @@ check_estimated_rows(const MfSource *source)
 		return 0;
 	reltuples = ((Form_pg_class) GETSTRUCT(tuple))->reltuples;
 	ReleaseSysCache(tuple);
-	mf_rows_check_estimate(reltuples, source->held_bytes);
+	mf_rows_check_estimate(reltuples, source->held_bytes, relation_argument(source));
 	return Max(reltuples, 0);
 }
 
@@ -1151,7 +1162,7 @@ mf_source_read(const MfSource *source, MemoryContext cxt)
 	state.source = source;
 	state.expected = expected;
 	state.rows = mf_rows_create(cxt, source->user_keys, source->item_keys, expected,
-								source->held_bytes);
+								source->held_bytes, relation_argument(source));
 	state.convert_cxt = AllocSetContextCreate(scratch, "mf_ext numeric conversion",
 											  ALLOCSET_SMALL_SIZES);
 	state.key_cxt = AllocSetContextCreate(scratch, "mf_ext id text forms",

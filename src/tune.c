@@ -298,7 +298,8 @@ cv_read(CvState *state)
 					 errmsg("%s ratings fall in fold %d (mf_fold = %d of %d folds)",
 							fold_sizes[fold] == 0 ? "no" : "all", fold, fold, state->folds),
 					 errdetail("Every fold must hold some ratings for testing and leave some for training."),
-					 errhint("Cross-validate on more ratings, or with fewer folds.")));
+					 state->folds > 2 ? errhint("Cross-validate on more ratings, or with fewer folds.")
+					 : errhint("Cross-validate on more ratings (two folds are the fewest).")));
 	/* the folds are cut from users' rows: the item side is not needed */
 	mf_ratings_free_by_item(all);
 }
@@ -339,13 +340,14 @@ held_out_ratings(const MfRatings *all, const bool *keep, const int32 *user_remap
 }
 
 /*
- * Fits grid point point on training, scores it on fold's test set, in cxt;
+ * Fits grid point point on training, scores it on fold's test set (of
+ * folds), in cxt;
  * held: the bytes the cross-validation holds beside the fit (all the
  * ratings, the fold's split and test set), counted with its estimate.
  */
 static void
 fit_point(GridPoint *point, const MfRatings *training, const MfTestSet *test, int fold,
-		  Size held, MemoryContext cxt)
+		  int folds, Size held, MemoryContext cxt)
 {
 	MemoryContext old = MemoryContextSwitchTo(cxt);
 	MfMemory	memory = {0};
@@ -373,7 +375,8 @@ fit_point(GridPoint *point, const MfRatings *training, const MfTestSet *test, in
 				 errmsg("no rating in fold %d is of a user and an item with ratings in the other folds",
 						fold),
 				 errdetail("Without biases, a model cannot predict the ratings of users or items it was not trained on."),
-				 errhint("Pass biases := true, cross-validate on more ratings, or use fewer folds.")));
+				 folds > 2 ? errhint("Pass biases := true, cross-validate on more ratings, or use fewer folds.")
+				 : errhint("Pass biases := true, or cross-validate on more ratings (two folds are the fewest).")));
 	point->rmse[fold] = measures.rmse;
 	point->mae[fold] = measures.mae;
 	point->coverage += (double) measures.scored / measures.rows;
@@ -432,7 +435,7 @@ cv_run_fold(CvState *state, int fold)
 	{
 		mf_progress_part(psprintf("fold %d of %d, fit %d of %d", fold + 1, state->folds,
 								  p + 1, state->n_points), "iterating");
-		fit_point(&state->grid[p], training, test, fold, held.bytes, fit_cxt);
+		fit_point(&state->grid[p], training, test, fold, state->folds, held.bytes, fit_cxt);
 	}
 	MemoryContextDelete(fold_cxt);
 	ereport(NOTICE,
