@@ -22,6 +22,10 @@ SELECT mf_train('many_view', k := 2, iterations := 1, model_name := 'many');
 SET mf_ext.max_memory = '3MB';
 SELECT mf_train('many', k := 2, iterations := 1, validation := 'many');
 SELECT mf_train('many', k := 2, iterations := 1, validation := 'many_view');
+-- mf_evaluate's test relation, named as such
+SET mf_ext.max_memory = '1MB';
+SELECT * FROM mf_evaluate('many', 'many');
+SET mf_ext.max_memory = '3MB';
 -- a cross-validation's fit: counted beside all the ratings, the fold's split
 -- and held-out ones (about 2 MB here; the fit alone fits; the portable
 -- kernel, whose estimate is every machine's)

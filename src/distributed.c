@@ -412,7 +412,8 @@ make_copy(MfDistributed *dist, MfSide side, const char *from)
 /* The first row with a rating the training cannot take. */
 typedef struct BadRating
 {
-	bool		beyond_double;	/* the look's rows are beyond double precision */
+	bool		in_source;		/* the source's look: its rows are beyond
+								 * double precision */
 	MemoryContext cxt;			/* the caller's, for the strings */
 	char	   *user;
 	char	   *item;
@@ -429,7 +430,7 @@ receive_bad_rating(TupleTableSlot *slot, void *arg)
 	row->user = MemoryContextStrdup(row->cxt, TextDatumGetCString(slot->tts_values[0]));
 	row->item = MemoryContextStrdup(row->cxt, TextDatumGetCString(slot->tts_values[1]));
 	row->value = strtod(TextDatumGetCString(slot->tts_values[2]), NULL);
-	if (row->beyond_double && isfinite(row->value))
+	if (row->in_source && isfinite(row->value))
 		row->value = INFINITY;	/* a numeric just beyond double precision's range */
 	row->found = true;
 }
@@ -437,7 +438,7 @@ receive_bad_rating(TupleTableSlot *slot, void *arg)
 /*
  * Refuses the first row query returns (user, item and rating as text), if
  * any: a rating double precision does not hold, as mf_source_read reports
- * it (every row of the source's look, beyond_double), or in the copy's
+ * it (every row of the source's look, in_source), or in the copy's
  * look one whose square, summed over the ratings, would pass the largest
  * double-precision number (a training on one node fails on such ratings
  * too; the workers' sums had failed with PostgreSQL's bare overflow
@@ -445,15 +446,15 @@ receive_bad_rating(TupleTableSlot *slot, void *arg)
  * copy's under one that sees the copy.
  */
 static void
-refuse_rating(const MfDistributed *dist, const char *query, bool beyond_double)
+refuse_rating(const MfDistributed *dist, const char *query, bool in_source)
 {
 	const MfSource *source = dist->source;
 	Oid			text_types[3] = {TEXTOID, TEXTOID, TEXTOID};
-	BadRating	row = {.beyond_double = beyond_double, .cxt = CurrentMemoryContext};
+	BadRating	row = {.in_source = in_source, .cxt = CurrentMemoryContext};
 	const char *user;
 	const char *item;
 
-	if (beyond_double)
+	if (in_source)
 		mf_spi_scan(query, 0, NULL, NULL, text_types, 3, dist->relation, receive_bad_rating, &row);
 	else
 		mf_spi_scan_fresh(query, 0, NULL, NULL, text_types, 3, dist->relation, receive_bad_rating, &row);

@@ -29,6 +29,9 @@ typedef struct MfTestSet
 	double	   *rating;
 } MfTestSet;
 
+/* Bytes a held-out rating takes in an MfTestSet (user, item, rating). */
+#define MF_TEST_SET_BYTES_PER_RATING (2 * sizeof(int32) + sizeof(double))
+
 /* Error measures over a test set. */
 typedef struct MfErrorMeasures
 {

@@ -413,7 +413,7 @@ train_fit(TrainState *state)
 	const char *validation = held_out > 0
 		? psprintf(", and " INT64_FORMAT " held-out ratings for validation", held_out) : "";
 
-	mf_memory_add(&memory, held_out, 2 * sizeof(int32) + sizeof(double));
+	mf_memory_add(&memory, held_out, MF_TEST_SET_BYTES_PER_RATING);
 	if (state->distributed)
 	{
 		/* the workers hold the ratings; this node the factors, then the rated items */

@@ -423,14 +423,14 @@ cv_run_fold(CvState *state, int fold)
 	split = held;
 	mf_memory_add(&split, kept,
 				  2 * (sizeof(int32) + (all->by_user.val ? sizeof(double) : sizeof(float))));
-	mf_memory_add(&split, all->n_ratings - kept, 2 * sizeof(int32) + sizeof(double));
+	mf_memory_add(&split, all->n_ratings - kept, MF_TEST_SET_BYTES_PER_RATING);
 	mf_memory_check(&split, "cross-validation",
 					psprintf("Splitting fold %d of %d: " INT64_FORMAT " ratings to train on and " INT64_FORMAT " held out, beside all " INT64_FORMAT " ratings.",
 							 fold + 1, state->folds, kept, all->n_ratings - kept, all->n_ratings),
 					"Raise mf_ext.max_memory (a superuser setting), or cross-validate on a sample of the ratings (neither k nor mf_ext.threads changes the split).");
 	training = mf_ratings_subset(all, keep, user_remap, item_remap, fold_cxt);
 	test = held_out_ratings(all, keep, user_remap, item_remap, fold_cxt);
-	mf_memory_add(&held, test->n, 2 * sizeof(int32) + sizeof(double));
+	mf_memory_add(&held, test->n, MF_TEST_SET_BYTES_PER_RATING);
 	for (int p = 0; p < state->n_points; p++)
 	{
 		mf_progress_part(psprintf("fold %d of %d, fit %d of %d", fold + 1, state->folds,
