@@ -26,6 +26,7 @@
 #include "utils/builtins.h"
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
+#include "utils/snapmgr.h"
 #include "utils/tuplestore.h"
 
 PG_FUNCTION_INFO_V1(mf_is_test);
@@ -410,7 +411,9 @@ read_test_relation(FunctionCallInfo fcinfo, const MfModel *model, MemoryContext 
 	mf_source_validate(&source);
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
+	mf_source_lock_and_snapshot((const MfSource *[]) {&source}, 1);
 	test = mf_source_read(&source, cxt);
+	PopActiveSnapshot();
 	SPI_finish();
 	if (implicit)
 		mf_ratings_event_log(test);	/* each held-out pair once */

@@ -222,14 +222,6 @@ refit_read(RefitState *state, const MfModel *found, bool by_name)
 										  state->function);
 	mf_progress_phase("reading");
 
-	/*
-	 * The source as committed once the model's row is locked, as the
-	 * model is read (refit_attach_model): a refit that waited for
-	 * another's refits from the rows the other's transaction added, which
-	 * the statement's snapshot predates (it refitted the same users from
-	 * their older history, over the newer factors).
-	 */
-	mf_source_push_snapshot_after_lock();
 	if (!given_argument(fcinfo, 1) || !columns[0] || !columns[1] || !columns[2])
 		require_own_record(state);
 	source.argname = "source";
@@ -249,6 +241,16 @@ refit_read(RefitState *state, const MfModel *found, bool by_name)
 		state->ids_named = mf_source_only(&source, state->side,
 										  get_fn_expr_argtype(fcinfo->flinfo, 5), *named,
 										  named_argument(state));
+
+	/*
+	 * The source as committed once the model's row and the source are
+	 * locked, as the model is read (refit_attach_model): a refit that
+	 * waited for another's refits from the rows the other's transaction
+	 * added, which the statement's snapshot predates (it refitted the same
+	 * users from their older history, over the newer factors); a source
+	 * rewritten while the refit waited for its lock was read as empty.
+	 */
+	mf_source_lock_and_snapshot((const MfSource *[]) {&source}, 1);
 	state->ratings = mf_source_read(&source, state->cxt);
 	PopActiveSnapshot();
 }

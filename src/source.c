@@ -44,6 +44,7 @@
 #include "utils/inval.h"
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
+#include "utils/plancache.h"
 #include "utils/rel.h"
 #include "utils/rls.h"
 #include "utils/snapmgr.h"
@@ -1030,7 +1031,7 @@ can_scan_directly(const MfSource *source, Relation rel)
 }
 
 /*
- * Reads the rows by a heap scan under the statement's snapshot, when
+ * Reads the rows by a heap scan under the active snapshot, when
  * can_scan_directly allows it (checked with the relation locked, as a
  * SELECT would hold it).  Returns false, having read nothing, otherwise.
  */
@@ -1075,36 +1076,46 @@ read_by_scan(ReadState *state)
 	return true;
 }
 
+/*
+ * The query read_by_spi reads source with, into query; returns its number
+ * of parameters (0, or 1 for mf_source_only's ids: its type in *argtype,
+ * its value in *arg).
+ */
+static int
+read_query(const MfSource *source, StringInfo query, Oid *argtype, Datum *arg)
+{
+	initStringInfo(query);
+	appendStringInfo(query, "SELECT %s, %s, %s FROM %s",
+					 quote_identifier(source->user_col),
+					 quote_identifier(source->item_col),
+					 quote_identifier(source->rating_col),
+					 mf_source_display_name(source->relid));
+	if (source->only == NULL)
+		return 0;
+	*argtype = get_array_type(ARR_ELEMTYPE(source->only));
+	*arg = PointerGetDatum(source->only);
+	/*
+	 * qualified: the caller's search_path reads this query, and for a
+	 * varchar column or a domain's, an operator = planted in public would
+	 * match more exactly than pg_catalog's
+	 */
+	appendStringInfo(query, " WHERE %s OPERATOR(pg_catalog.=) ANY($1)", source->only_value);
+	return 1;
+}
+
 static void
 read_by_spi(ReadState *state)
 {
 	const MfSource *source = state->source;
-	char	   *relation = mf_source_display_name(source->relid);
 	Oid			types[3];
 	StringInfoData query;
 	Oid			argtype = InvalidOid;
 	Datum		arg = (Datum) 0;
+	int			nargs = read_query(source, &query, &argtype, &arg);
 
 	source_types(source, types);
-	initStringInfo(&query);
-	appendStringInfo(&query, "SELECT %s, %s, %s FROM %s",
-					 quote_identifier(source->user_col),
-					 quote_identifier(source->item_col),
-					 quote_identifier(source->rating_col),
-					 relation);
-	if (source->only != NULL)
-	{
-		argtype = get_array_type(ARR_ELEMTYPE(source->only));
-		arg = PointerGetDatum(source->only);
-		/*
-		 * qualified: the caller's search_path reads this query, and for a
-		 * varchar column or a domain's, an operator = planted in public
-		 * would match more exactly than pg_catalog's
-		 */
-		appendStringInfo(&query, " WHERE %s OPERATOR(pg_catalog.=) ANY($1)", source->only_value);
-	}
-	mf_spi_scan(query.data, source->only != NULL ? 1 : 0, &argtype, &arg, types, 3,
-				relation, accept_spi_row, state);
+	mf_spi_scan(query.data, nargs, &argtype, &arg, types, 3,
+				mf_source_display_name(source->relid), accept_spi_row, state);
 }
 
 /*
@@ -1140,11 +1151,45 @@ check_estimated_rows(const MfSource *source)
 	return Max(reltuples, 0);
 }
 
+/*
+ * Locks what reading source will touch beyond the relation itself, which
+ * mf_source_validate locked: for a read through SQL, the relations its
+ * query's planning locks (a view's tables, a partitioned table's
+ * partitions, the tables a row-level security policy reads).  A Citus
+ * table's shards are read on the workers, under their own snapshots.
+ */
+static void
+lock_read(const MfSource *source)
+{
+	Relation	rel = table_open(source->relid, AccessShareLock);
+	bool		direct = source->only == NULL && can_scan_directly(source, rel);
+	StringInfoData query;
+	Oid			argtype = InvalidOid;
+	Datum		arg = (Datum) 0;
+	int			nargs;
+	SPIPlanPtr	plan;
+
+	table_close(rel, NoLock);
+	if (direct || is_citus_table(source->relid))
+		return;
+	nargs = read_query(source, &query, &argtype, &arg);
+	plan = SPI_prepare(query.data, nargs, &argtype);
+	if (plan == NULL)
+		elog(ERROR, "could not prepare the read of %s: %s",
+			 mf_source_display_name(source->relid), SPI_result_code_string(SPI_result));
+	/* planning takes the locks; they are kept until the transaction ends */
+	ReleaseCachedPlan(SPI_plan_get_cached_plan(plan), NULL);
+	SPI_freeplan(plan);
+	pfree(query.data);
+}
+
 void
-mf_source_push_snapshot_after_lock(void)
+mf_source_lock_and_snapshot(const MfSource *const *sources, int n_sources)
 {
 	CommandId	statement_command = GetActiveSnapshot()->curcid;
 
+	for (int s = 0; s < n_sources; s++)
+		lock_read(sources[s]);
 	PushCopiedSnapshot(GetTransactionSnapshot());
 	GetActiveSnapshot()->curcid = statement_command;
 }

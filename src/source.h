@@ -168,17 +168,23 @@ extern void mf_report_missing_relation(Oid relid, const char *argname) pg_attrib
 extern MfRatings *mf_source_read(const MfSource *source, MemoryContext cxt);
 
 /*
- * Pushes the snapshot a training or refit reads its source with once it
- * holds the model's row (mf_catalog_trained_options,
- * mf_catalog_lock_model), to be popped with PopActiveSnapshot: under READ
- * COMMITTED what other transactions have committed by now, which the
- * statement's snapshot predates when the lock was waited for; of the
- * caller's own transaction only what the statement's snapshot sees (the
- * lock's SPI query advanced the command counter, past rows the enclosing
- * statement, a data-modifying CTE, had half written).  Under REPEATABLE
- * READ and SERIALIZABLE, the statement's snapshot.
+ * Locks what reading each of n_sources validated sources will touch (a
+ * view's tables, partitions, the tables a row-level security policy
+ * reads, as planning its query does), then pushes the snapshot they are
+ * read with, to be popped with PopActiveSnapshot.  Under READ COMMITTED
+ * it is taken after the locks, as a statement's is: a relation rewritten
+ * (ALTER TABLE ... TYPE, a volatile DEFAULT) by a transaction that
+ * committed while the call waited for its lock is read as committed, not
+ * as empty (the statement's snapshot, older than the rewrite, sees none
+ * of the rewritten rows); so is what other transactions committed while a
+ * training or refit waited for the model's row (mf_catalog_trained_options,
+ * mf_catalog_lock_model).  Of the caller's own transaction only what the
+ * statement's snapshot sees (an SPI query since advanced the command
+ * counter, past rows the enclosing statement, a data-modifying CTE, had
+ * half written).  Under REPEATABLE READ and SERIALIZABLE, the
+ * transaction's snapshot.  The caller must be connected to SPI.
  */
-extern void mf_source_push_snapshot_after_lock(void);
+extern void mf_source_lock_and_snapshot(const MfSource *const *sources, int n_sources);
 
 /*
  * The error (22000) for a rating of user for item (their text forms) that

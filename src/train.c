@@ -49,6 +49,7 @@ typedef struct TrainState
 	MfSchema	schema;
 	MfSource	source;
 	Oid			validation_relid;	/* InvalidOid without validation */
+	MfSource	validation_source;	/* the validation relation, with source's columns */
 	MfModelRow	row;			/* what is stored */
 	instr_time	start;
 	MemoryContext cxt;			/* everything below lives here */
@@ -302,6 +303,25 @@ train_options(TrainState *state)
 }
 
 /*
+ * Validates the validation relation as a source of the training's
+ * columns, into state->validation_source.
+ */
+static void
+train_validation_source(TrainState *state)
+{
+	MfSource   *source = &state->validation_source;
+
+	*source = state->source;
+	source->argname = "validation";
+	source->fixed_columns = true;
+	source->relid = state->validation_relid;
+	/* keys trained from uuids, character(n), name: the validation's text read as such */
+	source->user_key_form = mf_key_form(state->source.user_type);
+	source->item_key_form = mf_key_form(state->source.item_type);
+	mf_source_validate(source);
+}
+
+/*
  * Reads the validation relation (the training's columns) and maps it onto
  * the training's users and items, counting the training's ratings against
  * mf_ext.max_memory while it reads; only the mapped ratings (16 bytes
@@ -310,11 +330,10 @@ train_options(TrainState *state)
  * validation is useless, and an error says so.
  */
 static MfTestSet *
-read_validation(const TrainState *state)
+read_validation(TrainState *state)
 {
 	const MfRatings *ratings = state->ratings;
 	const MfFitOptions *options = &state->row.options;
-	MfSource	source = state->source;
 	MemoryContext read_cxt = AllocSetContextCreate(state->cxt, "mf_ext validation",
 												   ALLOCSET_DEFAULT_SIZES);
 	MfRatings  *held_out;
@@ -322,15 +341,8 @@ read_validation(const TrainState *state)
 	int64		known = 0;
 	char	   *name = mf_argument_display_name(state->validation_relid, "validation");
 
-	source.argname = "validation";
-	source.fixed_columns = true;
-	source.relid = state->validation_relid;
-	/* keys trained from uuids, character(n), name: the validation's text read as such */
-	source.user_key_form = mf_key_form(state->source.user_type);
-	source.item_key_form = mf_key_form(state->source.item_type);
-	source.held_bytes = mf_ratings_bytes(ratings);
-	mf_source_validate(&source);
-	held_out = mf_source_read(&source, read_cxt);
+	state->validation_source.held_bytes = mf_ratings_bytes(ratings);
+	held_out = mf_source_read(&state->validation_source, read_cxt);
 	if (options->implicit)
 		mf_ratings_event_log(held_out);	/* each held-out pair once */
 	if (held_out->n_skipped > 0)
@@ -506,11 +518,16 @@ mf_train(PG_FUNCTION_ARGS)
 
 	/*
 	 * The source and validation as committed once train_options holds the
-	 * model's row, as a refit reads its source (refit_read): a retraining
-	 * that waited for another's trained on the ratings of its statement's
-	 * start, and replaced the newer model by a fit to the older ones.
+	 * model's row and everything read is locked, as a refit reads its
+	 * source (refit_read): a retraining that waited for another's trained
+	 * on the ratings of its statement's start, and replaced the newer model
+	 * by a fit to the older ones; a validation relation rewritten while the
+	 * call waited for its lock was read as empty.
 	 */
-	mf_source_push_snapshot_after_lock();
+	if (OidIsValid(state.validation_relid))
+		train_validation_source(&state);
+	mf_source_lock_and_snapshot((const MfSource *[]) {&state.source, &state.validation_source},
+								OidIsValid(state.validation_relid) ? 2 : 1);
 	train_read(&state);
 	PopActiveSnapshot();
 	train_fit(&state);

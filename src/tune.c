@@ -30,6 +30,7 @@
 #include "utils/builtins.h"
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
+#include "utils/snapmgr.h"
 #include "utils/tuplestore.h"
 
 PG_FUNCTION_INFO_V1(mf_cross_validate);
@@ -272,7 +273,9 @@ cv_read(CvState *state)
 
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
+	mf_source_lock_and_snapshot((const MfSource *[]) {&state->source}, 1);
 	all = state->all = mf_source_read(&state->source, state->cxt);
+	PopActiveSnapshot();
 	SPI_finish();
 	if (all->n_ratings == 0)
 		ereport(ERROR,

@@ -234,6 +234,83 @@ call_now('alice', $osrc);
 like($err, qr/ERROR:  permission denied for table public\.osrc\nDETAIL:  The ratings are read from public\.osrc, the source argument, as role "alice"\.\nHINT:  Ask for SELECT on it/,
 	'a REVOKE committed while a retraining waited: the extension\'s error with its hint');
 
+# 6h. A relation rewritten (a volatile DEFAULT, ALTER COLUMN TYPE) by a
+# transaction that commits while the call waits for its lock is read as
+# that transaction left it: the call's snapshot is taken once what it
+# reads is locked, as a statement's is.  It had been taken before, and saw
+# none of the rewritten rows: a validation or test relation "has no
+# ratings", cross-validation had none, a refit refitted nothing, and a
+# view over two tables of which one was rewritten trained on, or stored a
+# validation RMSE of, the other's rows only, without an error.
+my $rewrites = 0;
+sub rewrite
+{
+	my ($table) = @_;
+	$rewrites++;
+	return "ALTER TABLE $table ADD COLUMN z$rewrites float8 DEFAULT random();";
+}
+$node->safe_psql('postgres', q{
+	SET ROLE alice;
+	CREATE TABLE rw_src AS SELECT user_id, item_id, rating FROM base;
+	CREATE TABLE rw_val AS SELECT user_id, item_id, rating FROM base WHERE item_id <= 3;
+	CREATE TABLE rw_a AS SELECT user_id, item_id, rating FROM base WHERE rating >= 3;
+	CREATE TABLE rw_b AS SELECT user_id, item_id, rating FROM base WHERE rating < 3;
+	CREATE VIEW rw_ab AS SELECT * FROM rw_a UNION ALL SELECT * FROM rw_b;
+	CREATE TABLE rw_p (user_id integer, item_id integer, rating real) PARTITION BY RANGE (item_id);
+	CREATE TABLE rw_p1 PARTITION OF rw_p FOR VALUES FROM (1) TO (11);
+	CREATE TABLE rw_p2 PARTITION OF rw_p FOR VALUES FROM (11) TO (21);
+	INSERT INTO rw_p SELECT user_id, item_id, rating FROM base;
+});
+my $n_ratings = "SELECT n_ratings FROM mf_models WHERE name = '%s'";
+my $train_rw = "SELECT mf_train('%s', k := 2, lambda := 1, iterations := 2, model_name := '%s') > 0";
+
+($out, $err) = call_during('alice', rewrite('rw_src'), sprintf($train_rw, 'rw_src', 'rw_src'));
+is($out, 't', 'a first training of a table rewritten while it waited') or diag($err);
+is(call_now('alice', sprintf($n_ratings, 'rw_src')), '1000', 'read every rating');
+
+($out, $err) = call_during('alice', rewrite('rw_b'), sprintf($train_rw, 'rw_ab', 'rw_ab'));
+is($out, 't', 'a training of a view over two tables, one rewritten while it waited') or diag($err);
+is(call_now('alice', sprintf($n_ratings, 'rw_ab')), '1000', 'read the ratings of both tables');
+
+# a partition takes no column of its own: SET UNLOGGED rewrites it
+($out, $err) = call_during('alice', 'ALTER TABLE rw_p2 SET UNLOGGED;', sprintf($train_rw, 'rw_p', 'rw_p'));
+is($out, 't', 'a training of a partitioned table, a partition rewritten while it waited') or diag($err);
+is(call_now('alice', sprintf($n_ratings, 'rw_p')), '1000', 'read the ratings of both partitions');
+
+for my $validation ('rw_val', 'rw_ab')
+{
+	my $validated = "SELECT mf_train('base', k := 2, lambda := 1, iterations := 2,"
+	  . " model_name := 'rw_validated', validation := '$validation') > 0";
+	($out, $err) = call_during('alice', rewrite($validation eq 'rw_ab' ? 'rw_a' : $validation),
+		$validated);
+	is($out, 't', "a training whose validation relation $validation was rewritten while it waited")
+	  or diag($err);
+	my $rmse = call_now('alice', sprintf($vrmse, 'rw_validated'));
+	call_now('alice', $validated);
+	is($rmse, call_now('alice', sprintf($vrmse, 'rw_validated')),
+		'its validation RMSE is that of every held-out rating');
+}
+
+my $cv_rw = "SELECT k, lambda, round(rmse_mean::numeric, 6) FROM mf_cross_validate('rw_src', ARRAY[2], ARRAY[1.0], folds := 2, iterations := 1)";
+($out, $err) = call_during('alice', rewrite('rw_src'), $cv_rw);
+is($err, '', 'mf_cross_validate of a table rewritten while it waited: no error');
+is($out, call_now('alice', $cv_rw), 'it read every rating');
+
+my $evaluate_rw = "SELECT metric, value FROM mf_evaluate('m', 'rw_val', k := 5)";
+($out, $err) = call_during('alice', rewrite('rw_val'), $evaluate_rw);
+is($err, '', 'mf_evaluate of a test relation rewritten while it waited: no error');
+is($out, call_now('alice', $evaluate_rw), 'it read every held-out rating');
+
+call_now('alice', "SELECT mf_refit_users('m', 'base')");
+my $refit_rw = "SELECT mf_refit_users('m', 'rw_src')";
+($out, $err) = call_during('alice', rewrite('rw_src') . ' UPDATE rw_src SET rating = 6 - rating;',
+	$refit_rw);
+is($out, '50', 'a refit from a table rewritten while it waited refitted every user') or diag($err);
+$refitted = call_now('alice', sprintf($factors, 'm'));
+call_now('alice', $refit_rw);
+is(call_now('alice', sprintf($factors, 'm')), $refitted,
+	'from the rows as rewritten (a second refit changes nothing)');
+
 # 7. The batch's rated items, and 8. the cache's factor rows: the model
 # tables' own columns swapped (only their owner can) make the call fail
 # with an error, never read a bigint[] as factors or text as an array.
