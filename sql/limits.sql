@@ -40,6 +40,14 @@ FROM generate_series(1, 10000) u, generate_series(1, 100) i;
 ANALYZE million;
 SET mf_ext.max_memory = '24MB';
 SELECT k FROM mf_cross_validate('million', ARRAY[1], ARRAY[0.1], folds := 2, iterations := 1);
+-- a refit's rows to solve, collected beside the ratings read (which 28 MB
+-- holds): 20 bytes a rating more for users
+RESET mf_ext.max_memory;
+SELECT mf_train('million', k := 1, iterations := 1) IS NOT NULL AS trained;
+SET mf_ext.max_memory = '28MB';
+SELECT mf_refit_users('million', 'million');
+RESET mf_ext.max_memory;
+SELECT mf_drop_model('million');
 DROP TABLE million;
 -- the solver's share: large k
 SET mf_ext.max_memory = '6MB';

@@ -1499,7 +1499,7 @@ mf_fit(MfAls *als, const MfFitOptions *options, const MfTestSet *validation,
 
 int32
 mf_als_solve_against(const MfFactors *factors, MfSide side,
-					 const MfFitOptions *options, const MfCsr *rows,
+					 const MfFitOptions *options, const MfCsr *rows, Size held,
 					 void *out, double *bias, void *implicit_out, MemoryContext cxt)
 {
 	MfAls		als = {0};
@@ -1523,10 +1523,13 @@ mf_als_solve_against(const MfFactors *factors, MfSide side,
 	add_batch_memory(&memory, &exact, d, mf_thread_count());
 	mf_memory_add(&memory, woodbury_memory(&exact, rows, n_other), 1);
 	mf_memory_add(&memory, rows->n_rows, real_size * d + sizeof(double));
+	mf_memory_add(&memory, 1, held);
 	mf_memory_check(&memory, "solving the new rows",
-					psprintf("Solving %d %s of up to " INT64_FORMAT " ratings with k = %d.",
+					psprintf("Solving %d %s of up to " INT64_FORMAT " ratings with k = %d%s.",
 							 rows->n_rows, rows->n_rows == 1 ? "row" : "rows", longest,
-							 factors->k),
+							 factors->k,
+							 held > 0 ? psprintf(", beside about %zu MB of ratings read and rows collected",
+												 held / (1024 * 1024) + 1) : ""),
 					"Raise mf_ext.max_memory (a superuser setting) or lower mf_ext.threads; or refit fewer users or items at a time (users := or items := a part of them), or fold in fewer ratings.");
 	norm = mf_alloc_array(cxt, rows->n_rows, sizeof(double));
 	als.factors = *factors;

@@ -188,10 +188,12 @@ extern void mf_fit(MfAls *als, const MfFitOptions *options,
  * with implicit information, the rows' own implicit factors (solved from
  * the other side's factors, as training does) into implicit_out (the same
  * shape) unless it is NULL.  Returns -1, or the first row that could not
- * be solved (or whose solution is not finite).  Fold-in and refit.
+ * be solved (or whose solution is not finite).  Fold-in and refit.  The
+ * solve's memory, with held bytes the caller holds beside it, is checked
+ * against mf_ext.max_memory first (54000 when it would pass it).
  */
 extern int32 mf_als_solve_against(const MfFactors *factors, MfSide side,
-								  const MfFitOptions *options, const MfCsr *rows,
+								  const MfFitOptions *options, const MfCsr *rows, Size held,
 								  void *out, double *bias, void *implicit_out, MemoryContext cxt);
 
 /*

@@ -75,6 +75,7 @@ typedef struct RefitState
 	double	   *bias;			/* with biases, else NULL */
 	double	   *implicit;		/* implicit factors, rows.n_rows x k, with
 								 * implicit information, else NULL */
+	Size		held_bytes;		/* the ratings read and the collected rows */
 	MemoryContext cxt;
 } RefitState;
 
@@ -424,6 +425,18 @@ refit_allocate(RefitState *state)
 	int32		n_source = mf_ratings_side(state->ratings, side)->n_rows;
 	int64		n_ratings = state->ratings->n_ratings;
 	int64		next_id = 0;
+	MfMemory	memory = {0};
+
+	/* what refit_allocate allocates, beside the ratings read */
+	mf_memory_add(&memory, 1, mf_ratings_bytes(state->ratings));
+	mf_memory_add(&memory, n_source, sizeof(int64) * 2 + sizeof(int32) * 2 + sizeof(char *));
+	mf_memory_add(&memory, n_ratings, sizeof(int32) + sizeof(double) +
+				  (side == MF_USERS ? sizeof(int64) : 0));
+	mf_memory_check(&memory, "collecting the rows to refit",
+					psprintf("The rows of %d %ss, " INT64_FORMAT " ratings, collected beside the ratings read.",
+							 n_source, mf_side_name(side), n_ratings),
+					"Raise mf_ext.max_memory (a superuser setting); or refit fewer users or items at a time (users := or items := a part of them).");
+	state->held_bytes = memory.bytes;
 
 	if (mf_ratings_keys(state->ratings, side))
 	{
@@ -572,7 +585,10 @@ refit_solve(RefitState *state)
 	int32		failed;
 
 	state->bias = f->biases ? mf_alloc_array(state->cxt, n, sizeof(double)) : NULL;
+	/* beside the solve: what refit_allocate holds, and the solution as doubles */
 	failed = mf_als_solve_against(f, state->side, &state->model->row.options, &state->rows,
+								  add_size(state->held_bytes,
+										   mul_size(numbers, sizeof(double) * (implicit ? 2 : 1))),
 								  solved, state->bias, implicit, state->cxt);
 	if (failed >= 0)
 	{
