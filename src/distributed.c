@@ -34,6 +34,9 @@
 #include "idmap.h"
 #include "parallel.h"
 
+#include <float.h>
+#include <math.h>
+
 #include "catalog/namespace.h"
 #include "catalog/pg_namespace.h"
 #include "catalog/pg_type.h"
@@ -340,14 +343,15 @@ id_expression(const MfDistributed *dist, MfSide side)
 	return psprintf("%s::pg_catalog.%s", dist->column[side], dist->keys[side] ? "text" : "int8");
 }
 
-/* Runs a statement that writes (the copies), through SPI. */
-static void
+/* Runs a statement that writes (the copies), through SPI; returns the rows it processed. */
+static uint64
 execute(const char *sql, int expected)
 {
 	int			result = SPI_execute(sql, false, 0);
 
 	if (result != expected)
 		elog(ERROR, "%s failed: %s", sql, SPI_result_code_string(result));
+	return SPI_processed;
 }
 
 /* The declared type (with its modifier, schema-qualified) of a column of the source. */
@@ -369,9 +373,9 @@ column_type(const MfSource *source, AttrNumber attnum)
  * the source's schema, under a name no other training uses and no table
  * there has (a role that may create in the schema could have taken the
  * next one, the backend's pid being easy to know): the table that side's
- * half-steps read.
+ * half-steps read.  Returns the rows copied.
  */
-static void
+static uint64
 make_copy(MfDistributed *dist, MfSide side, const char *from)
 {
 	static uint32 copies = 0;
@@ -402,11 +406,11 @@ make_copy(MfDistributed *dist, MfSide side, const char *from)
 					 " WHERE noderole = 'primary' AND isactive AND shouldhaveshards))",
 					 quote_literal_cstr(name), quote_literal_cstr(source_column(source, side)),
 					 dist->pool), SPI_OK_SELECT);
-	execute(psprintf("INSERT INTO %s SELECT %s, %s, %s::pg_catalog.float8 FROM %s WHERE %s",
-					 name, dist->column[0], dist->column[1], dist->column[2], from,
-					 not_null(dist)), SPI_OK_INSERT);
 	dist->table[side] = name;
 	dist->copy[side] = name;
+	return execute(psprintf("INSERT INTO %s SELECT %s, %s, %s::pg_catalog.float8 FROM %s WHERE %s",
+							name, dist->column[0], dist->column[1], dist->column[2], from,
+							not_null(dist)), SPI_OK_INSERT);
 }
 
 /* The first row with a rating the training cannot take. */
@@ -627,6 +631,7 @@ mf_distributed_read(MfDistributed *dist)
 	Oid			totals_types[5] = {INT8OID, FLOAT8OID, FLOAT8OID, FLOAT8OID, FLOAT8OID};
 	Totals		totals = {0};
 	int64		skipped = 0;
+	uint64		copied;
 	Oid			count_type = INT8OID;
 	const char *r = dist->column[2];
 	const char *citus_pool = GetConfigOption("citus.max_adaptive_executor_pool_size", true, false);
@@ -666,19 +671,18 @@ mf_distributed_read(MfDistributed *dist)
 	 * that sees them (SPI's read-write mode): Citus runs the shards the
 	 * coordinator holds in this backend.
 	 */
-	make_copy(dist, MF_USERS, dist->relation);
+	copied = make_copy(dist, MF_USERS, dist->relation);
 
 	/*
 	 * The copy is what the training reads: a rating committed into the
 	 * source after the look above (each statement reads the shards anew)
-	 * is looked at here, as are ratings whose squares would overflow.
+	 * is looked at here, as are ratings whose squares, summed over the
+	 * ratings copied, would overflow.
 	 */
 	refuse_rating(dist, psprintf("SELECT %s::pg_catalog.text, %s::pg_catalog.text, %s::pg_catalog.text FROM %s"
-								 " WHERE NOT pg_catalog.abs(%s) OPERATOR(pg_catalog.<=) pg_catalog.sqrt("
-								 "'1.7976931348623157e308'::pg_catalog.float8 OPERATOR(pg_catalog./)"
-								 " GREATEST(1, (SELECT pg_catalog.count(*) FROM %s))::pg_catalog.float8) LIMIT 1",
+								 " WHERE NOT pg_catalog.abs(%s) OPERATOR(pg_catalog.<=) '%.17g'::pg_catalog.float8 LIMIT 1",
 								 dist->column[0], dist->column[1], r, dist->copy[MF_USERS], r,
-								 dist->copy[MF_USERS]),
+								 sqrt(DBL_MAX / (double) Max(copied, 1))),
 				  false);
 	make_copy(dist, MF_ITEMS, dist->copy[MF_USERS]);
 	mf_spi_scan_fresh(psprintf("SELECT pg_catalog.count(*), pg_catalog.sum(%s),"

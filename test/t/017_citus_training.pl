@@ -328,14 +328,16 @@ is($served_after, query(qq{WITH r AS MATERIALIZED (SELECT user_id, item_id FROM 
 
 # Ratings whose squares, summed, would overflow double precision: mf_ext's
 # error with a hint (the workers' sums had failed with PostgreSQL's bare
-# overflow error; attack helper 202), no model.
+# overflow error; attack helper 202), no model.  1e154 is refused for its
+# square times the four ratings copied (sqrt(DBL_MAX / 4) is 6.7e153), as
+# on one node, though its square alone is below DBL_MAX.
 query(q{CREATE TABLE huge (user_id int, item_id int, rating float8);
 	SELECT create_distributed_table('huge', 'user_id');
-	INSERT INTO huge VALUES (1, 1, 1e160), (2, 1, 1), (3, 2, 1), (1, 2, 2)});
+	INSERT INTO huge VALUES (1, 1, 1e154), (2, 1, 1), (3, 2, 1), (1, 2, 2)});
 ($ret, $stdout, $stderr) = $coordinator->psql('postgres',
 	q{SET mf_ext.citus_training = 'workers'; SELECT mf_train('huge', k := 2, biases := true)});
-like($stderr, qr/ERROR:  rating of user 1 for item 1 in public.huge is 1e\+160, too large to train on\nDETAIL:  Ratings that large, squared and summed over the ratings, pass the largest double-precision number.\nHINT:  Scale the ratings/,
-	'ratings of 1e160 on the workers: mf_ext\'s error, with a hint');
+like($stderr, qr/ERROR:  rating of user 1 for item 1 in public.huge is 1e\+154, too large to train on\nDETAIL:  Ratings that large, squared and summed over the ratings, pass the largest double-precision number.\nHINT:  Scale the ratings/,
+	'ratings of 1e154 among four on the workers: mf_ext\'s error, with a hint');
 is(query(q{SELECT count(*) FROM mf_models WHERE name = 'huge'}), '0', '... and no model');
 
 # The working copies' names: a table that another role created in the
