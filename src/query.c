@@ -13,6 +13,7 @@
 #include "utils/builtins.h"
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
+#include "utils/plancache.h"
 #include "utils/rel.h"
 #include "nodes/params.h"
 
@@ -112,39 +113,53 @@ scan_destroy(DestReceiver *self)
 {
 }
 
-/* mf_spi_scan, in SPI's read-only mode (the caller's snapshot) or not (a new one). */
+/*
+ * The query's nargs parameters (argtypes, values args), or NULL without
+ * any: no list at all, as Citus 12.1's executor copies a list it is given
+ * with copyParamList, which returns NULL for an empty one, and then reads
+ * through it.
+ */
+static ParamListInfo
+query_params(int nargs, Oid *argtypes, Datum *args)
+{
+	ParamListInfo params;
+
+	if (nargs == 0)
+		return NULL;
+	params = makeParamList(nargs);
+	for (int p = 0; p < nargs; p++)
+	{
+		params->params[p].value = args[p];
+		params->params[p].isnull = false;
+		params->params[p].pflags = PARAM_FLAG_CONST;
+		params->params[p].ptype = argtypes[p];
+	}
+	return params;
+}
+
+/*
+ * mf_spi_scan, in SPI's read-only mode (the caller's snapshot) or not (a
+ * new one); of plan, prepared from query, when it is not NULL.
+ */
 static void
-spi_scan(const char *query, int nargs, Oid *argtypes, Datum *args, const Oid *types,
-		 int n_columns, const char *what, MfRowFn row_fn, void *arg, bool read_only)
+spi_scan(const char *query, SPIPlanPtr plan, int nargs, Oid *argtypes, Datum *args,
+		 const Oid *types, int n_columns, const char *what, MfRowFn row_fn, void *arg,
+		 bool read_only)
 {
 	/* DestTuplestore, as PL/pgSQL's receivers: not DestNone, whose rows SPI discards */
 	ScanReceiver receiver = {{scan_receive, scan_startup, scan_shutdown, scan_destroy,
 	DestTuplestore}, types, n_columns, what, row_fn, arg, NULL, error_context_stack};
 	SPIExecuteOptions options = {0};
+	int			result;
 
-	/*
-	 * No list at all without parameters: Citus 12.1's executor copies a
-	 * list it is given with copyParamList, which returns NULL for an empty
-	 * one, and then reads through it.
-	 */
-	if (nargs > 0)
-	{
-		ParamListInfo params = makeParamList(nargs);
-
-		for (int p = 0; p < nargs; p++)
-		{
-			params->params[p].value = args[p];
-			params->params[p].isnull = false;
-			params->params[p].pflags = PARAM_FLAG_CONST;
-			params->params[p].ptype = argtypes[p];
-		}
-		options.params = params;
-	}
+	options.params = query_params(nargs, argtypes, args);
 	receiver.row_cxt = AllocSetContextCreate(CurrentMemoryContext, "mf_ext row",
 											 ALLOCSET_DEFAULT_SIZES);
 	options.read_only = read_only;
 	options.dest = &receiver.pub;
-	if (SPI_execute_extended(query, &options) != SPI_OK_SELECT)
+	result = plan ? SPI_execute_plan_extended(plan, &options)
+		: SPI_execute_extended(query, &options);
+	if (result != SPI_OK_SELECT)
 		elog(ERROR, "could not read %s", what);
 	MemoryContextDelete(receiver.row_cxt);
 }
@@ -154,7 +169,7 @@ mf_spi_scan(const char *query, int nargs, Oid *argtypes, Datum *args,
 			const Oid *types, int n_columns, const char *what,
 			MfRowFn row_fn, void *arg)
 {
-	spi_scan(query, nargs, argtypes, args, types, n_columns, what, row_fn, arg, true);
+	spi_scan(query, NULL, nargs, argtypes, args, types, n_columns, what, row_fn, arg, true);
 }
 
 void
@@ -162,7 +177,38 @@ mf_spi_scan_fresh(const char *query, int nargs, Oid *argtypes, Datum *args,
 				  const Oid *types, int n_columns, const char *what,
 				  MfRowFn row_fn, void *arg)
 {
-	spi_scan(query, nargs, argtypes, args, types, n_columns, what, row_fn, arg, false);
+	spi_scan(query, NULL, nargs, argtypes, args, types, n_columns, what, row_fn, arg, false);
+}
+
+SPIPlanPtr
+mf_spi_prepare_locked(const char *query, int nargs, Oid *argtypes, Datum *args)
+{
+	SPIPlanPtr	plan = SPI_prepare(query, nargs, argtypes);
+	List	   *sources;
+
+	if (plan == NULL)
+		elog(ERROR, "could not prepare %s: %s", query, SPI_result_code_string(SPI_result));
+	sources = SPI_plan_get_plan_sources(plan);
+	if (list_length(sources) != 1)
+		elog(ERROR, "%s is not one statement", query);
+
+	/*
+	 * With the values bound, as running it plans it (a custom plan): a
+	 * generic plan, which cannot prune partitions by them, would lock
+	 * every partition.
+	 */
+	ReleaseCachedPlan(GetCachedPlan(linitial(sources), query_params(nargs, argtypes, args),
+									NULL, NULL),
+					  NULL);
+	return plan;
+}
+
+void
+mf_spi_scan_prepared(SPIPlanPtr plan, int nargs, Oid *argtypes, Datum *args,
+					 const Oid *types, int n_columns, const char *what,
+					 MfRowFn row_fn, void *arg)
+{
+	spi_scan(NULL, plan, nargs, argtypes, args, types, n_columns, what, row_fn, arg, true);
 }
 
 bool

@@ -15,6 +15,7 @@
 
 #include "access/htup.h"
 #include "access/tupdesc.h"
+#include "executor/spi.h"
 #include "executor/tuptable.h"
 #include "fmgr.h"
 #include "utils/relcache.h"
@@ -66,6 +67,24 @@ extern void mf_spi_scan(const char *query, int nargs, Oid *argtypes,
 extern void mf_spi_scan_fresh(const char *query, int nargs, Oid *argtypes,
 							  Datum *args, const Oid *types, int n_columns,
 							  const char *what, MfRowFn row_fn, void *arg);
+
+/*
+ * Prepares query (nargs parameters: argtypes, values args) and plans it
+ * with those values, as running it would: planning takes the locks on
+ * what the query reads (a view's tables, the partitions the values leave,
+ * the tables a row-level security policy reads), held until the
+ * transaction ends.  Returns the statement, for mf_spi_scan_prepared with
+ * the same values (a query without parameters then runs the plan made
+ * here).  The caller must be connected to SPI; the statement lasts until
+ * SPI_finish.
+ */
+extern SPIPlanPtr mf_spi_prepare_locked(const char *query, int nargs, Oid *argtypes,
+										Datum *args);
+
+/* mf_spi_scan of a statement mf_spi_prepare_locked prepared, with the same values. */
+extern void mf_spi_scan_prepared(SPIPlanPtr plan, int nargs, Oid *argtypes, Datum *args,
+								 const Oid *types, int n_columns, const char *what,
+								 MfRowFn row_fn, void *arg);
 
 /*
  * Whether rel has rules now: its rules as the relation cache read them

@@ -256,6 +256,7 @@ mf_source_validate(MfSource *source)
 	bool		varlena;
 
 	source->only = NULL;		/* every row, unless mf_source_only says otherwise */
+	source->read_plan = NULL;
 	if (rel == NULL)
 		mf_report_missing_relation(source->relid, source->argname);
 	/* as a lock's first taking does: a REVOKE (which takes no lock) committed meanwhile counts */
@@ -1114,8 +1115,12 @@ read_by_spi(ReadState *state)
 	int			nargs = read_query(source, &query, &argtype, &arg);
 
 	source_types(source, types);
-	mf_spi_scan(query.data, nargs, &argtype, &arg, types, 3,
-				mf_source_display_name(source->relid), accept_spi_row, state);
+	if (source->read_plan != NULL)
+		mf_spi_scan_prepared(source->read_plan, nargs, &argtype, &arg, types, 3,
+							 mf_source_display_name(source->relid), accept_spi_row, state);
+	else
+		mf_spi_scan(query.data, nargs, &argtype, &arg, types, 3,
+					mf_source_display_name(source->relid), accept_spi_row, state);
 }
 
 /*
@@ -1151,15 +1156,8 @@ check_estimated_rows(const MfSource *source)
 	return Max(reltuples, 0);
 }
 
-/*
- * Locks what reading source will touch beyond the relation itself, which
- * mf_source_validate locked: for a read through SQL, the relations its
- * query's planning locks (a view's tables, a partitioned table's
- * partitions, the tables a row-level security policy reads).  A Citus
- * table's shards are read on the workers, under their own snapshots.
- */
-static void
-lock_read(const MfSource *source)
+void
+mf_source_lock_read(MfSource *source)
 {
 	Relation	rel = table_open(source->relid, AccessShareLock);
 	bool		direct = source->only == NULL && can_scan_directly(source, rel);
@@ -1167,29 +1165,33 @@ lock_read(const MfSource *source)
 	Oid			argtype = InvalidOid;
 	Datum		arg = (Datum) 0;
 	int			nargs;
-	SPIPlanPtr	plan;
 
 	table_close(rel, NoLock);
+	source->read_plan = NULL;
 	if (direct || is_citus_table(source->relid))
 		return;
 	nargs = read_query(source, &query, &argtype, &arg);
-	plan = SPI_prepare(query.data, nargs, &argtype);
-	if (plan == NULL)
-		elog(ERROR, "could not prepare the read of %s: %s",
-			 mf_source_display_name(source->relid), SPI_result_code_string(SPI_result));
-	/* planning takes the locks; they are kept until the transaction ends */
-	ReleaseCachedPlan(SPI_plan_get_cached_plan(plan), NULL);
-	SPI_freeplan(plan);
+	source->read_plan = mf_spi_prepare_locked(query.data, nargs, &argtype, &arg);
 	pfree(query.data);
 }
 
 void
-mf_source_lock_and_snapshot(const MfSource *const *sources, int n_sources)
+mf_source_push_read_snapshot(const MfSource *const *sources, int n_sources)
 {
 	CommandId	statement_command = GetActiveSnapshot()->curcid;
 
+	/* a REVOKE committed while a lock was waited for counts, with mf_ext's error */
 	for (int s = 0; s < n_sources; s++)
-		lock_read(sources[s]);
+	{
+		const MfSource *source = sources[s];
+		Relation	rel = relation_open(source->relid, NoLock);
+
+		check_read_privilege(source, rel, NULL, 0);
+		check_read_privilege(source, rel,
+							 (AttrNumber[]) {source->user_attnum, source->item_attnum,
+							 source->rating_attnum}, 3);
+		relation_close(rel, NoLock);
+	}
 	PushCopiedSnapshot(GetTransactionSnapshot());
 	GetActiveSnapshot()->curcid = statement_command;
 }

@@ -16,6 +16,7 @@
 #include "ratings.h"
 
 #include "access/attnum.h"
+#include "executor/spi.h"
 #include "utils/array.h"
 
 /*
@@ -64,6 +65,9 @@ typedef struct MfSource
 								 * of these (bigint[], text[] or the column's
 								 * type's array), or NULL: every row */
 	const char *only_value;		/* SQL: the id column, or its key form */
+	/* set by mf_source_lock_read: */
+	SPIPlanPtr	read_plan;		/* the read's query, planned; NULL for a
+								 * direct scan or a Citus table */
 } MfSource;
 
 /*
@@ -168,23 +172,32 @@ extern void mf_report_missing_relation(Oid relid, const char *argname) pg_attrib
 extern MfRatings *mf_source_read(const MfSource *source, MemoryContext cxt);
 
 /*
- * Locks what reading each of n_sources validated sources will touch (a
- * view's tables, partitions, the tables a row-level security policy
- * reads, as planning its query does), then pushes the snapshot they are
- * read with, to be popped with PopActiveSnapshot.  Under READ COMMITTED
- * it is taken after the locks, as a statement's is: a relation rewritten
- * (ALTER TABLE ... TYPE, a volatile DEFAULT) by a transaction that
- * committed while the call waited for its lock is read as committed, not
- * as empty (the statement's snapshot, older than the rewrite, sees none
- * of the rewritten rows); so is what other transactions committed while a
- * training or refit waited for the model's row (mf_catalog_trained_options,
- * mf_catalog_lock_model).  Of the caller's own transaction only what the
- * statement's snapshot sees (an SPI query since advanced the command
- * counter, past rows the enclosing statement, a data-modifying CTE, had
- * half written).  Under REPEATABLE READ and SERIALIZABLE, the
- * transaction's snapshot.  The caller must be connected to SPI.
+ * Locks what reading a validated source will touch beyond the relation
+ * mf_source_validate locked, as planning its query does (a view's tables,
+ * the partitions its ids leave, the tables a row-level security policy
+ * reads), and keeps the query so planned for mf_source_read (read_plan).
+ * A Citus table's shards are read on the workers, under their own
+ * snapshots.  The caller must be connected to SPI.
  */
-extern void mf_source_lock_and_snapshot(const MfSource *const *sources, int n_sources);
+extern void mf_source_lock_read(MfSource *source);
+
+/*
+ * Once every source a call reads is locked (mf_source_lock_read), checks
+ * the caller may still read each of n_sources sources (42501: a REVOKE
+ * committed while a lock was waited for), then pushes the snapshot they
+ * are read with, to be popped with PopActiveSnapshot.  Under READ
+ * COMMITTED it is taken after the locks, as a statement's is: a relation
+ * rewritten (ALTER TABLE ... TYPE, a volatile DEFAULT) by a transaction
+ * that committed while the call waited for its lock is read as committed,
+ * not as empty (an older snapshot sees none of the rewritten rows); so is
+ * what other transactions committed while a training or refit waited for
+ * the model's row (mf_catalog_trained_options, mf_catalog_lock_model).  Of
+ * the caller's own transaction only what the statement's snapshot sees (an
+ * SPI query since advanced the command counter, past rows the enclosing
+ * statement, a data-modifying CTE, had half written).  Under REPEATABLE
+ * READ and SERIALIZABLE, the transaction's snapshot.
+ */
+extern void mf_source_push_read_snapshot(const MfSource *const *sources, int n_sources);
 
 /*
  * The error (22000) for a rating of user for item (their text forms) that

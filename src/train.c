@@ -524,10 +524,14 @@ mf_train(PG_FUNCTION_ARGS)
 	 * by a fit to the older ones; a validation relation rewritten while the
 	 * call waited for its lock was read as empty.
 	 */
+	mf_source_lock_read(&state.source);
 	if (OidIsValid(state.validation_relid))
+	{
 		train_validation_source(&state);
-	mf_source_lock_and_snapshot((const MfSource *[]) {&state.source, &state.validation_source},
-								OidIsValid(state.validation_relid) ? 2 : 1);
+		mf_source_lock_read(&state.validation_source);
+	}
+	mf_source_push_read_snapshot((const MfSource *[]) {&state.source, &state.validation_source},
+								 OidIsValid(state.validation_relid) ? 2 : 1);
 	train_read(&state);
 	PopActiveSnapshot();
 	train_fit(&state);

@@ -273,7 +273,8 @@ cv_read(CvState *state)
 
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
-	mf_source_lock_and_snapshot((const MfSource *[]) {&state->source}, 1);
+	mf_source_lock_read(&state->source);
+	mf_source_push_read_snapshot((const MfSource *[]) {&state->source}, 1);
 	all = state->all = mf_source_read(&state->source, state->cxt);
 	PopActiveSnapshot();
 	SPI_finish();

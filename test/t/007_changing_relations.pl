@@ -311,6 +311,54 @@ call_now('alice', $refit_rw);
 is(call_now('alice', sprintf($factors, 'm')), $refitted,
 	'from the rows as rewritten (a second refit changes nothing)');
 
+# 6i. What a read goes through is locked as its own plan locks it: a
+# refit of named items of a partitioned table does not wait for a
+# partition none of them is in (with a generic plan it locked, and waited
+# for, every partition).
+my $holder = $node->background_psql('postgres');
+$holder->query_safe('BEGIN; LOCK TABLE rw_p2 IN ACCESS EXCLUSIVE MODE');
+is(call_now('alice', "SET lock_timeout = '5s'; SELECT mf_refit_items('rw_p', 'rw_p', items := ARRAY[1, 2])"),
+	'2', 'a refit of items of one partition does not wait for another partition\'s lock');
+$holder->query_safe('COMMIT');
+$holder->quit;
+
+# 6j. A training locks its source, all of it, before its validation
+# relation: a transaction that holds a table of the source view and then
+# rewrites the validation relation is waited for, not deadlocked with
+# (the validation relation had been locked first).
+my $a = $node->background_psql('postgres', on_error_stop => 0);
+$a->query_safe("SET ROLE alice; BEGIN; LOCK TABLE rw_b IN ACCESS EXCLUSIVE MODE");
+my $b = $node->background_psql('postgres', on_error_stop => 0);
+my $b_pid = $b->query_safe('SET client_min_messages = warning; SET ROLE alice; SELECT pg_backend_pid()');
+$b->{stdout} = '';
+my $ordered = "SELECT mf_train('rw_ab', k := 2, lambda := 1, iterations := 1, model_name := 'ordered',"
+  . " validation := 'rw_val') > 0";
+$b->query_until(qr/calling/, "\\echo calling\n$ordered;\n");
+ok($node->poll_query_until('postgres',
+		"SELECT wait_event_type = 'Lock' FROM pg_stat_activity WHERE pid = $b_pid"),
+	'the training waits for the source view\'s table');
+$a->query(rewrite('rw_val') . ' COMMIT');
+like($a->{stderr}, qr/^$/, 'the rewrite of its validation relation meanwhile: no deadlock');
+($out) = $b->query('SELECT 1 AS done');
+like($out, qr/^(calling\n)?t\n/, 'and the training trained') or diag($b->{stderr});
+$a->quit;
+$b->quit;
+is(call_now('alice', sprintf($vrmse, 'ordered')),
+	do { call_now('alice', $ordered); call_now('alice', sprintf($vrmse, 'ordered')) },
+	'on the validation relation as rewritten');
+
+# 6k. A REVOKE committed while a training waits for a lock of its
+# validation relation's reading: mf_ext's error and hint, from the
+# privileges checked again once everything is locked (the read failed
+# with PostgreSQL's bare error, its CONTEXT the internal SELECT).
+$node->safe_psql('postgres', 'GRANT SELECT ON osrc TO alice');
+($out, $err) = call_during('postgres',
+	'LOCK TABLE rw_b IN ACCESS EXCLUSIVE MODE; REVOKE SELECT ON osrc FROM alice;',
+	"SELECT mf_train('osrc', k := 2, lambda := 1, iterations := 1, model_name := 'osrc', validation := 'rw_ab')",
+	'alice');
+like($err, qr/ERROR:  permission denied for table public\.osrc\nDETAIL:  The ratings are read from public\.osrc, the source argument, as role "alice"\.\nHINT:  Ask for SELECT on it/,
+	'a REVOKE committed while a training waited for its validation: the extension\'s error with its hint');
+
 # 7. The batch's rated items, and 8. the cache's factor rows: the model
 # tables' own columns swapped (only their owner can) make the call fail
 # with an error, never read a bigint[] as factors or text as an array.
