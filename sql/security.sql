@@ -217,6 +217,15 @@ $$ BEGIN PERFORM set_config('role', 'regress_mf_group', false); RETURN r; END $$
 CREATE VIEW group_view AS SELECT user_id, item_id, become_group(rating) AS rating FROM trainer_data;
 SELECT mf_train('group_view', k := 2, lambda := 1, iterations := 2, model_name := 'grouped');
 SELECT current_user;
+-- so is an immutable function that planning the read folds, before any
+-- row is read (the role was checked from the read's start, after it)
+CREATE FUNCTION become_group_now() RETURNS boolean LANGUAGE plpgsql IMMUTABLE AS
+$$ BEGIN PERFORM set_config('role', 'regress_mf_group', false); RETURN true; END $$;
+CREATE VIEW group_planned AS SELECT user_id, item_id, rating FROM trainer_data WHERE become_group_now();
+SELECT mf_train('group_planned', k := 2, lambda := 1, iterations := 2, model_name := 'grouped');
+SELECT current_user;
+DROP VIEW group_planned;
+DROP FUNCTION become_group_now();
 RESET ROLE;
 SELECT count(*) AS grouped_models FROM mf_models WHERE name = 'grouped';
 DROP VIEW group_view;

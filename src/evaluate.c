@@ -412,7 +412,7 @@ read_test_relation(FunctionCallInfo fcinfo, const MfModel *model, MemoryContext 
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
 	mf_source_lock_read(&source);
-	mf_source_push_read_snapshot((const MfSource *[]) {&source}, 1);
+	mf_source_push_read_snapshot((MfSource *[]) {&source}, 1);
 	test = mf_source_read(&source, cxt);
 	PopActiveSnapshot();
 	SPI_finish();

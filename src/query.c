@@ -11,6 +11,7 @@
 #include "executor/spi.h"
 #include "miscadmin.h"
 #include "utils/builtins.h"
+#include "utils/guc.h"
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
 #include "utils/plancache.h"
@@ -180,27 +181,60 @@ mf_spi_scan_fresh(const char *query, int nargs, Oid *argtypes, Datum *args,
 	spi_scan(query, NULL, nargs, argtypes, args, types, n_columns, what, row_fn, arg, false);
 }
 
+/*
+ * Sets plan_cache_mode to force_custom_plan until restore_plan_cache_mode
+ * with the level returned (or the transaction's end): a statement with
+ * parameters is planned with their values, as a one-shot query is,
+ * whatever the caller set.
+ */
+static int
+force_custom_plans(void)
+{
+	int			level = NewGUCNestLevel();
+
+	(void) set_config_option("plan_cache_mode", "force_custom_plan", PGC_USERSET,
+							 PGC_S_SESSION, GUC_ACTION_SAVE, true, 0, false);
+	return level;
+}
+
+static void
+restore_plan_cache_mode(int level)
+{
+	AtEOXact_GUC(true, level);
+}
+
+/* Error context for planning: the statement, as SPI gives it for a query it runs. */
+static void
+planning_error_callback(void *arg)
+{
+	errcontext("SQL statement \"%s\"", (const char *) arg);
+}
+
 SPIPlanPtr
-mf_spi_prepare_locked(const char *query, int nargs, Oid *argtypes, Datum *args)
+mf_spi_prepare(const char *query, int nargs, Oid *argtypes)
 {
 	SPIPlanPtr	plan = SPI_prepare(query, nargs, argtypes);
-	List	   *sources;
 
 	if (plan == NULL)
 		elog(ERROR, "could not prepare %s: %s", query, SPI_result_code_string(SPI_result));
-	sources = SPI_plan_get_plan_sources(plan);
-	if (list_length(sources) != 1)
+	if (list_length(SPI_plan_get_plan_sources(plan)) != 1)
 		elog(ERROR, "%s is not one statement", query);
-
-	/*
-	 * With the values bound, as running it plans it (a custom plan): a
-	 * generic plan, which cannot prune partitions by them, would lock
-	 * every partition.
-	 */
-	ReleaseCachedPlan(GetCachedPlan(linitial(sources), query_params(nargs, argtypes, args),
-									NULL, NULL),
-					  NULL);
 	return plan;
+}
+
+void
+mf_spi_plan_locked(SPIPlanPtr plan, int nargs, Oid *argtypes, Datum *args)
+{
+	CachedPlanSource *source = linitial(SPI_plan_get_plan_sources(plan));
+	ErrorContextCallback context = {error_context_stack, planning_error_callback,
+	unconstify(char *, source->query_string)};
+	int			level = force_custom_plans();
+
+	error_context_stack = &context;
+	ReleaseCachedPlan(GetCachedPlan(source, query_params(nargs, argtypes, args), NULL, NULL),
+					  NULL);
+	error_context_stack = context.previous;
+	restore_plan_cache_mode(level);
 }
 
 void
@@ -208,7 +242,10 @@ mf_spi_scan_prepared(SPIPlanPtr plan, int nargs, Oid *argtypes, Datum *args,
 					 const Oid *types, int n_columns, const char *what,
 					 MfRowFn row_fn, void *arg)
 {
+	int			level = force_custom_plans();
+
 	spi_scan(NULL, plan, nargs, argtypes, args, types, n_columns, what, row_fn, arg, true);
+	restore_plan_cache_mode(level);
 }
 
 bool

@@ -69,19 +69,29 @@ extern void mf_spi_scan_fresh(const char *query, int nargs, Oid *argtypes,
 							  const char *what, MfRowFn row_fn, void *arg);
 
 /*
- * Prepares query (nargs parameters: argtypes, values args) and plans it
- * with those values, as running it would: planning takes the locks on
- * what the query reads (a view's tables, the partitions the values leave,
- * the tables a row-level security policy reads), held until the
- * transaction ends.  Returns the statement, for mf_spi_scan_prepared with
- * the same values (a query without parameters then runs the plan made
- * here).  The caller must be connected to SPI; the statement lasts until
- * SPI_finish.
+ * Prepares query (nargs parameters of types argtypes), one statement: its
+ * parse analysis and rewriting lock what it names (a view's tables, the
+ * tables a row-level security policy reads).  The caller must be
+ * connected to SPI; the statement lasts until SPI_finish.
  */
-extern SPIPlanPtr mf_spi_prepare_locked(const char *query, int nargs, Oid *argtypes,
-										Datum *args);
+extern SPIPlanPtr mf_spi_prepare(const char *query, int nargs, Oid *argtypes);
 
-/* mf_spi_scan of a statement mf_spi_prepare_locked prepared, with the same values. */
+/*
+ * Plans a statement mf_spi_prepare prepared, with the values args of its
+ * parameters, as running it would (a custom plan, whatever
+ * plan_cache_mode says, as for a one-shot query): planning locks the
+ * partitions the values leave.  The locks are held until the transaction
+ * ends; a statement without parameters keeps the plan for
+ * mf_spi_scan_prepared, which revalidates nothing (an SPI_prepare'd plan
+ * is not invalidated): plan again after any invalidation that may concern
+ * it.
+ */
+extern void mf_spi_plan_locked(SPIPlanPtr plan, int nargs, Oid *argtypes, Datum *args);
+
+/*
+ * mf_spi_scan of a statement mf_spi_prepare prepared and
+ * mf_spi_plan_locked planned, with the same values.
+ */
 extern void mf_spi_scan_prepared(SPIPlanPtr plan, int nargs, Oid *argtypes, Datum *args,
 								 const Oid *types, int n_columns, const char *what,
 								 MfRowFn row_fn, void *arg);

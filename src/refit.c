@@ -252,7 +252,7 @@ refit_read(RefitState *state, const MfModel *found, bool by_name)
 	 * rewritten while the refit waited for its lock was read as empty.
 	 */
 	mf_source_lock_read(&source);
-	mf_source_push_read_snapshot((const MfSource *[]) {&source}, 1);
+	mf_source_push_read_snapshot((MfSource *[]) {&source}, 1);
 	state->ratings = mf_source_read(&source, state->cxt);
 	PopActiveSnapshot();
 }

@@ -11,7 +11,10 @@
  *	  which applies every rule a SELECT would; so is a read of only some
  *	  ids' rows, with the filter in its query for an index to serve.  Ids
  *	  of types other than integers are read by their text form and
- *	  numbered as keys.
+ *	  numbered as keys.  What a read goes through is locked, as planning
+ *	  its query locks it, before the snapshot the call reads with is taken,
+ *	  as a statement's is (mf_source_lock_read,
+ *	  mf_source_push_read_snapshot).
  *
  *-------------------------------------------------------------------------
  */
@@ -41,6 +44,7 @@
 #include "utils/acl.h"
 #include "utils/builtins.h"
 #include "utils/fmgroids.h"
+#include "storage/sinval.h"
 #include "utils/inval.h"
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
@@ -1156,11 +1160,46 @@ check_estimated_rows(const MfSource *source)
 	return Max(reltuples, 0);
 }
 
+/*
+ * 42501 unless the caller may still read source: its privileges checked
+ * again after a lock was waited for (a REVOKE committed meanwhile).
+ */
+static void
+recheck_read_privilege(const MfSource *source)
+{
+	Relation	rel = relation_open(source->relid, NoLock);
+
+	check_read_privilege(source, rel, NULL, 0);
+	check_read_privilege(source, rel,
+						 (AttrNumber[]) {source->user_attnum, source->item_attnum,
+						 source->rating_attnum}, 3);
+	relation_close(rel, NoLock);
+}
+
+/*
+ * 42501 unless the current role is still reader: a function the relation
+ * runs (a view's, as the reader, or an immutable one its planning folds)
+ * may set the session's role with set_config('role', ..., false), and the
+ * call would then check privileges, and record who trained, as another
+ * role.
+ */
+static void
+check_role_kept(Oid reader, const MfSource *source)
+{
+	mf_check_role_kept(reader, psprintf("reading %s", mf_source_display_name(source->relid)),
+					   "A function the relation runs set the role; mf_ext checks privileges, and records who trained, as the role that called it.",
+					   "Read a relation whose functions leave the role alone.");
+}
+
+/* Passes of planning again that mf_source_push_read_snapshot makes at most. */
+#define MF_REPLANS	10
+
 void
 mf_source_lock_read(MfSource *source)
 {
 	Relation	rel = table_open(source->relid, AccessShareLock);
 	bool		direct = source->only == NULL && can_scan_directly(source, rel);
+	Oid			reader = GetUserId();
 	StringInfoData query;
 	Oid			argtype = InvalidOid;
 	Datum		arg = (Datum) 0;
@@ -1170,28 +1209,45 @@ mf_source_lock_read(MfSource *source)
 	source->read_plan = NULL;
 	if (direct || is_citus_table(source->relid))
 		return;
+	source->planned_at = SharedInvalidMessageCounter;
 	nargs = read_query(source, &query, &argtype, &arg);
-	source->read_plan = mf_spi_prepare_locked(query.data, nargs, &argtype, &arg);
+	source->read_plan = mf_spi_prepare(query.data, nargs, &argtype);
+	/* before planning, which checks a view's privileges with the planner's bare error */
+	recheck_read_privilege(source);
+	mf_spi_plan_locked(source->read_plan, nargs, &argtype, &arg);
+	check_role_kept(reader, source);
 	pfree(query.data);
 }
 
 void
-mf_source_push_read_snapshot(const MfSource *const *sources, int n_sources)
+mf_source_push_read_snapshot(MfSource *const *sources, int n_sources)
 {
 	CommandId	statement_command = GetActiveSnapshot()->curcid;
 
+	/*
+	 * A plan made before a later lock was waited for may be stale (a
+	 * partition attached, a function it inlined replaced), and a prepared
+	 * plan is never invalidated: plan again each source whose plan
+	 * predates an invalidation, until none does.
+	 */
+	for (int pass = 0; pass < MF_REPLANS; pass++)
+	{
+		bool		planned = false;
+
+		for (int s = 0; s < n_sources; s++)
+			if (sources[s]->read_plan != NULL &&
+				sources[s]->planned_at != SharedInvalidMessageCounter)
+			{
+				SPI_freeplan(sources[s]->read_plan);
+				mf_source_lock_read(sources[s]);
+				planned = true;
+			}
+		if (!planned)
+			break;
+	}
 	/* a REVOKE committed while a lock was waited for counts, with mf_ext's error */
 	for (int s = 0; s < n_sources; s++)
-	{
-		const MfSource *source = sources[s];
-		Relation	rel = relation_open(source->relid, NoLock);
-
-		check_read_privilege(source, rel, NULL, 0);
-		check_read_privilege(source, rel,
-							 (AttrNumber[]) {source->user_attnum, source->item_attnum,
-							 source->rating_attnum}, 3);
-		relation_close(rel, NoLock);
-	}
+		recheck_read_privilege(sources[s]);
 	PushCopiedSnapshot(GetTransactionSnapshot());
 	GetActiveSnapshot()->curcid = statement_command;
 }
@@ -1223,14 +1279,7 @@ mf_source_read(const MfSource *source, MemoryContext cxt)
 	}
 	MemoryContextDelete(scratch);
 
-	/*
-	 * A function the relation runs (a view's, as the reader) may set the
-	 * session's role with set_config('role', ..., false): the call would
-	 * then check privileges, and record who trained, as another role.
-	 */
-	mf_check_role_kept(reader, psprintf("reading %s", mf_source_display_name(source->relid)),
-					   "A function the relation runs set the role; mf_ext checks privileges, and records who trained, as the role that called it.",
-					   "Read a relation whose functions leave the role alone.");
+	check_role_kept(reader, source);
 	mf_progress_phase("indexing");
 	ratings = mf_ratings_from_rows(state.rows, state.n_skipped, cxt);
 	ratings->relation = MemoryContextStrdup(cxt, mf_source_display_name(source->relid));

@@ -68,6 +68,7 @@ typedef struct MfSource
 	/* set by mf_source_lock_read: */
 	SPIPlanPtr	read_plan;		/* the read's query, planned; NULL for a
 								 * direct scan or a Citus table */
+	uint64		planned_at;		/* SharedInvalidMessageCounter before */
 } MfSource;
 
 /*
@@ -175,17 +176,21 @@ extern MfRatings *mf_source_read(const MfSource *source, MemoryContext cxt);
  * Locks what reading a validated source will touch beyond the relation
  * mf_source_validate locked, as planning its query does (a view's tables,
  * the partitions its ids leave, the tables a row-level security policy
- * reads), and keeps the query so planned for mf_source_read (read_plan).
+ * reads), and keeps the query so planned for mf_source_read (read_plan);
+ * 42501 if a REVOKE committed while it waited, and an error if planning
+ * (an immutable function it folds) set the role.
  * A Citus table's shards are read on the workers, under their own
  * snapshots.  The caller must be connected to SPI.
  */
 extern void mf_source_lock_read(MfSource *source);
 
 /*
- * Once every source a call reads is locked (mf_source_lock_read), checks
- * the caller may still read each of n_sources sources (42501: a REVOKE
- * committed while a lock was waited for), then pushes the snapshot they
- * are read with, to be popped with PopActiveSnapshot.  Under READ
+ * Once every source a call reads is locked (mf_source_lock_read), plans
+ * again each whose plan predates an invalidation (a lock waited for after
+ * it was made: a partition attached, a function it inlined replaced),
+ * checks the caller may still read each of n_sources sources (42501: a
+ * REVOKE committed while a lock was waited for), then pushes the snapshot
+ * they are read with, to be popped with PopActiveSnapshot.  Under READ
  * COMMITTED it is taken after the locks, as a statement's is: a relation
  * rewritten (ALTER TABLE ... TYPE, a volatile DEFAULT) by a transaction
  * that committed while the call waited for its lock is read as committed,
@@ -197,7 +202,7 @@ extern void mf_source_lock_read(MfSource *source);
  * statement, a data-modifying CTE, had half written).  Under REPEATABLE
  * READ and SERIALIZABLE, the transaction's snapshot.
  */
-extern void mf_source_push_read_snapshot(const MfSource *const *sources, int n_sources);
+extern void mf_source_push_read_snapshot(MfSource *const *sources, int n_sources);
 
 /*
  * The error (22000) for a rating of user for item (their text forms) that

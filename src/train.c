@@ -530,7 +530,7 @@ mf_train(PG_FUNCTION_ARGS)
 		train_validation_source(&state);
 		mf_source_lock_read(&state.validation_source);
 	}
-	mf_source_push_read_snapshot((const MfSource *[]) {&state.source, &state.validation_source},
+	mf_source_push_read_snapshot((MfSource *[]) {&state.source, &state.validation_source},
 								 OidIsValid(state.validation_relid) ? 2 : 1);
 	train_read(&state);
 	PopActiveSnapshot();

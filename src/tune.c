@@ -274,7 +274,7 @@ cv_read(CvState *state)
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
 	mf_source_lock_read(&state->source);
-	mf_source_push_read_snapshot((const MfSource *[]) {&state->source}, 1);
+	mf_source_push_read_snapshot((MfSource *[]) {&state->source}, 1);
 	all = state->all = mf_source_read(&state->source, state->cxt);
 	PopActiveSnapshot();
 	SPI_finish();

@@ -319,6 +319,9 @@ my $holder = $node->background_psql('postgres');
 $holder->query_safe('BEGIN; LOCK TABLE rw_p2 IN ACCESS EXCLUSIVE MODE');
 is(call_now('alice', "SET lock_timeout = '5s'; SELECT mf_refit_items('rw_p', 'rw_p', items := ARRAY[1, 2])"),
 	'2', 'a refit of items of one partition does not wait for another partition\'s lock');
+is(call_now('alice', "SET lock_timeout = '5s'; SET plan_cache_mode = force_generic_plan;"
+	  . " SELECT mf_refit_items('rw_p', 'rw_p', items := ARRAY[1, 2])"),
+	'2', '... whatever plan_cache_mode says (its read is planned with the ids, as a one-shot query is)');
 $holder->query_safe('COMMIT');
 $holder->quit;
 
@@ -347,7 +350,44 @@ is(call_now('alice', sprintf($vrmse, 'ordered')),
 	do { call_now('alice', $ordered); call_now('alice', sprintf($vrmse, 'ordered')) },
 	'on the validation relation as rewritten');
 
-# 6k. A REVOKE committed while a training waits for a lock of its
+# 6k. A plan made before a later wait is made again: a partition
+# attached to the source while the training waits for its validation
+# relation is read (the source's plan, made first and kept, had missed
+# it: a state of the source that never existed once rows moved too).
+$node->safe_psql('postgres', q{
+	SET ROLE alice;
+	CREATE TABLE rw_p3 (user_id integer, item_id integer, rating real);
+	INSERT INTO rw_p3 SELECT user_id, item_id + 20, rating FROM base WHERE item_id <= 5;
+});
+$a = $node->background_psql('postgres', on_error_stop => 0);
+$a->query_safe("SET ROLE alice; BEGIN; LOCK TABLE rw_val IN ACCESS EXCLUSIVE MODE");
+$b = $node->background_psql('postgres', on_error_stop => 0);
+$b_pid = $b->query_safe('SET client_min_messages = warning; SET ROLE alice; SELECT pg_backend_pid()');
+$b->{stdout} = '';
+my $attached = "SELECT mf_train('rw_p', k := 2, lambda := 1, iterations := 1, model_name := 'attached',"
+  . " validation := 'rw_val') > 0";
+$b->query_until(qr/calling/, "\\echo calling\n$attached;\n");
+ok($node->poll_query_until('postgres',
+		"SELECT wait_event_type = 'Lock' FROM pg_stat_activity WHERE pid = $b_pid"),
+	'the training waits for its validation relation');
+call_now('alice', 'ALTER TABLE rw_p ATTACH PARTITION rw_p3 FOR VALUES FROM (21) TO (31)');
+$a->query_safe('COMMIT');
+($out) = $b->query('SELECT 1 AS done');
+like($out, qr/^(calling\n)?t\n/, 'the training trained') or diag($b->{stderr});
+$a->quit;
+$b->quit;
+is(call_now('alice', sprintf($n_ratings, 'attached')), '1250',
+	'on the partition attached while it waited too');
+
+# 6m. An error planning the read names the statement, as an error
+# running it does (planning the read before locking had lost the CONTEXT).
+$node->safe_psql('postgres', 'SET ROLE alice; CREATE VIEW rw_zero AS SELECT user_id, item_id, rating FROM base WHERE user_id > 1 / 0');
+my ($rc, $zero_out, $zero_err) = $node->psql('postgres',
+	"SET ROLE alice; SELECT mf_train('base', k := 2, iterations := 1, model_name := 'zero', validation := 'rw_zero')");
+like($zero_err, qr/ERROR:  division by zero\nCONTEXT:  SQL statement "SELECT user_id, item_id, rating FROM public\.rw_zero"/,
+	'division by zero planning the validation relation\'s read: the statement as CONTEXT');
+
+# 6l. A REVOKE committed while a training waits for a lock of its
 # validation relation's reading: mf_ext's error and hint, from the
 # privileges checked again once everything is locked (the read failed
 # with PostgreSQL's bare error, its CONTEXT the internal SELECT).
