@@ -185,7 +185,8 @@ mf_spi_scan_fresh(const char *query, int nargs, Oid *argtypes, Datum *args,
  * Sets plan_cache_mode to force_custom_plan until restore_plan_cache_mode
  * with the level returned (or the transaction's end): a statement with
  * parameters is planned with their values, as a one-shot query is,
- * whatever the caller set.
+ * whatever the caller set.  (Functions the statement runs see it too:
+ * only set for a statement with parameters.)
  */
 static int
 force_custom_plans(void)
@@ -200,7 +201,8 @@ force_custom_plans(void)
 static void
 restore_plan_cache_mode(int level)
 {
-	AtEOXact_GUC(true, level);
+	if (level > 0)
+		AtEOXact_GUC(true, level);
 }
 
 /* Error context for planning: the statement, as SPI gives it for a query it runs. */
@@ -228,7 +230,8 @@ mf_spi_plan_locked(SPIPlanPtr plan, int nargs, Oid *argtypes, Datum *args)
 	CachedPlanSource *source = linitial(SPI_plan_get_plan_sources(plan));
 	ErrorContextCallback context = {error_context_stack, planning_error_callback,
 	unconstify(char *, source->query_string)};
-	int			level = force_custom_plans();
+	/* a statement without parameters has one plan, generic: the setting is moot */
+	int			level = nargs > 0 ? force_custom_plans() : 0;
 
 	error_context_stack = &context;
 	ReleaseCachedPlan(GetCachedPlan(source, query_params(nargs, argtypes, args), NULL, NULL),
@@ -242,7 +245,7 @@ mf_spi_scan_prepared(SPIPlanPtr plan, int nargs, Oid *argtypes, Datum *args,
 					 const Oid *types, int n_columns, const char *what,
 					 MfRowFn row_fn, void *arg)
 {
-	int			level = force_custom_plans();
+	int			level = nargs > 0 ? force_custom_plans() : 0;
 
 	spi_scan(NULL, plan, nargs, argtypes, args, types, n_columns, what, row_fn, arg, true);
 	restore_plan_cache_mode(level);

@@ -88,12 +88,14 @@ sub random_ratings
 
 # Session A runs $hold, SQL that leaves a transaction open; session B runs
 # $setup (if any), then $call, which must wait for one of A's locks (a
-# test); A commits, and B runs $after (if any: 'END;' for a transaction
-# $setup began).  Returns B's (stdout of $call, stderr).
+# test); A runs $meanwhile (if any) and commits, and B runs $after (if
+# any: 'END;' for a transaction $setup began).  Returns B's (stdout of
+# $call, stderr) and A's stderr of $meanwhile.
 sub call_waiting
 {
-	my ($node, $hold, $setup, $call, $after) = @_;
-	my $a = $node->background_psql('postgres');
+	my ($node, $hold, $setup, $call, $after, $meanwhile) = @_;
+	my $a = $node->background_psql('postgres', on_error_stop => 0);
+	my $meanwhile_err = '';
 	$a->query_safe($hold);
 	my $b = $node->background_psql('postgres', on_error_stop => 0);
 	my $pid = $b->query_safe('SET client_min_messages = warning; SELECT pg_backend_pid()');
@@ -104,6 +106,11 @@ sub call_waiting
 		$node->poll_query_until('postgres',
 			"SELECT wait_event_type = 'Lock' FROM pg_stat_activity WHERE pid = $pid"),
 		"the call waits for the other session's transaction: $call");
+	if (defined $meanwhile)
+	{
+		$a->query($meanwhile);
+		$meanwhile_err = $a->{stderr};
+	}
 	$a->query_safe('COMMIT');
 	my ($out) = $b->query(($after // '') . ' SELECT 1 AS done');
 	my $err = $b->{stderr};
@@ -111,7 +118,7 @@ sub call_waiting
 	$out =~ s/^calling\n//;
 	$a->quit;
 	$b->quit;
-	return ($out, $err);
+	return ($out, $err, $meanwhile_err);
 }
 
 # Kills backend $pid of $node with SIGKILL and waits until the postmaster,

@@ -329,23 +329,13 @@ $holder->quit;
 # relation: a transaction that holds a table of the source view and then
 # rewrites the validation relation is waited for, not deadlocked with
 # (the validation relation had been locked first).
-my $a = $node->background_psql('postgres', on_error_stop => 0);
-$a->query_safe("SET ROLE alice; BEGIN; LOCK TABLE rw_b IN ACCESS EXCLUSIVE MODE");
-my $b = $node->background_psql('postgres', on_error_stop => 0);
-my $b_pid = $b->query_safe('SET client_min_messages = warning; SET ROLE alice; SELECT pg_backend_pid()');
-$b->{stdout} = '';
 my $ordered = "SELECT mf_train('rw_ab', k := 2, lambda := 1, iterations := 1, model_name := 'ordered',"
   . " validation := 'rw_val') > 0";
-$b->query_until(qr/calling/, "\\echo calling\n$ordered;\n");
-ok($node->poll_query_until('postgres',
-		"SELECT wait_event_type = 'Lock' FROM pg_stat_activity WHERE pid = $b_pid"),
-	'the training waits for the source view\'s table');
-$a->query(rewrite('rw_val') . ' COMMIT');
-like($a->{stderr}, qr/^$/, 'the rewrite of its validation relation meanwhile: no deadlock');
-($out) = $b->query('SELECT 1 AS done');
-like($out, qr/^(calling\n)?t\n/, 'and the training trained') or diag($b->{stderr});
-$a->quit;
-$b->quit;
+my $meanwhile_err;
+($out, $err, $meanwhile_err) = call_waiting($node, 'SET ROLE alice; BEGIN; LOCK TABLE rw_b IN ACCESS EXCLUSIVE MODE;',
+	'SET ROLE alice', $ordered, undef, rewrite('rw_val'));
+is($meanwhile_err, '', 'the rewrite of its validation relation meanwhile: no deadlock');
+is($out, 't', 'and the training trained') or diag($err);
 is(call_now('alice', sprintf($vrmse, 'ordered')),
 	do { call_now('alice', $ordered); call_now('alice', sprintf($vrmse, 'ordered')) },
 	'on the validation relation as rewritten');
@@ -359,23 +349,11 @@ $node->safe_psql('postgres', q{
 	CREATE TABLE rw_p3 (user_id integer, item_id integer, rating real);
 	INSERT INTO rw_p3 SELECT user_id, item_id + 20, rating FROM base WHERE item_id <= 5;
 });
-$a = $node->background_psql('postgres', on_error_stop => 0);
-$a->query_safe("SET ROLE alice; BEGIN; LOCK TABLE rw_val IN ACCESS EXCLUSIVE MODE");
-$b = $node->background_psql('postgres', on_error_stop => 0);
-$b_pid = $b->query_safe('SET client_min_messages = warning; SET ROLE alice; SELECT pg_backend_pid()');
-$b->{stdout} = '';
 my $attached = "SELECT mf_train('rw_p', k := 2, lambda := 1, iterations := 1, model_name := 'attached',"
   . " validation := 'rw_val') > 0";
-$b->query_until(qr/calling/, "\\echo calling\n$attached;\n");
-ok($node->poll_query_until('postgres',
-		"SELECT wait_event_type = 'Lock' FROM pg_stat_activity WHERE pid = $b_pid"),
-	'the training waits for its validation relation');
-call_now('alice', 'ALTER TABLE rw_p ATTACH PARTITION rw_p3 FOR VALUES FROM (21) TO (31)');
-$a->query_safe('COMMIT');
-($out) = $b->query('SELECT 1 AS done');
-like($out, qr/^(calling\n)?t\n/, 'the training trained') or diag($b->{stderr});
-$a->quit;
-$b->quit;
+($out, $err, $meanwhile_err) = call_waiting($node, 'SET ROLE alice; BEGIN; LOCK TABLE rw_val IN ACCESS EXCLUSIVE MODE;',
+	'SET ROLE alice', $attached, undef, 'ALTER TABLE rw_p ATTACH PARTITION rw_p3 FOR VALUES FROM (21) TO (31);');
+is($out, 't', 'the training trained') or diag($err . $meanwhile_err);
 is(call_now('alice', sprintf($n_ratings, 'attached')), '1250',
 	'on the partition attached while it waited too');
 
