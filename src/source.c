@@ -260,7 +260,7 @@ mf_source_validate(MfSource *source)
 	bool		varlena;
 
 	source->only = NULL;		/* every row, unless mf_source_only says otherwise */
-	source->read_plan = NULL;
+	source->planned = false;
 	if (rel == NULL)
 		mf_report_missing_relation(source->relid, source->argname);
 	/* as a lock's first taking does: a REVOKE (which takes no lock) committed meanwhile counts */
@@ -1119,12 +1119,8 @@ read_by_spi(ReadState *state)
 	int			nargs = read_query(source, &query, &argtype, &arg);
 
 	source_types(source, types);
-	if (source->read_plan != NULL)
-		mf_spi_scan_prepared(source->read_plan, nargs, &argtype, &arg, types, 3,
-							 mf_source_display_name(source->relid), accept_spi_row, state);
-	else
-		mf_spi_scan(query.data, nargs, &argtype, &arg, types, 3,
-					mf_source_display_name(source->relid), accept_spi_row, state);
+	mf_spi_scan(query.data, nargs, &argtype, &arg, types, 3,
+				mf_source_display_name(source->relid), accept_spi_row, state);
 }
 
 /*
@@ -1191,7 +1187,7 @@ check_role_kept(Oid reader, const MfSource *source)
 					   "Read a relation whose functions leave the role alone.");
 }
 
-/* Passes of planning again that mf_source_push_read_snapshot makes at most. */
+/* Passes of planning again for the locks that mf_source_push_read_snapshot makes at most. */
 #define MF_REPLANS	10
 
 void
@@ -1204,17 +1200,18 @@ mf_source_lock_read(MfSource *source)
 	Oid			argtype = InvalidOid;
 	Datum		arg = (Datum) 0;
 	int			nargs;
+	SPIPlanPtr	plan;
 
 	table_close(rel, NoLock);
-	source->read_plan = NULL;
-	if (direct || is_citus_table(source->relid))
+	source->planned = !direct && !is_citus_table(source->relid);
+	if (!source->planned)
 		return;
 	source->planned_at = SharedInvalidMessageCounter;
 	nargs = read_query(source, &query, &argtype, &arg);
-	source->read_plan = mf_spi_prepare(query.data, nargs, &argtype);
+	plan = mf_spi_prepare(query.data, nargs, &argtype);
 	/* before planning, which checks a view's privileges with the planner's bare error */
 	recheck_read_privilege(source);
-	mf_spi_plan_locked(source->read_plan, nargs, &argtype, &arg);
+	mf_spi_plan_locked(plan, nargs, &argtype, &arg);
 	check_role_kept(reader, source);
 	pfree(query.data);
 }
@@ -1225,20 +1222,20 @@ mf_source_push_read_snapshot(MfSource *const *sources, int n_sources)
 	CommandId	statement_command = GetActiveSnapshot()->curcid;
 
 	/*
-	 * A plan made before a later lock was waited for may be stale (a
-	 * partition attached, a function it inlined replaced), and a prepared
-	 * plan is never invalidated: plan again each source whose plan
-	 * predates an invalidation, until none does.
+	 * Planning a source after another's lock was waited for may lock more
+	 * (a partition attached meanwhile): plan again each source planned
+	 * before an invalidation, until none was, for every lock the reads'
+	 * own planning will take to be held before the snapshot.  (A stream
+	 * of invalidations that each planning takes in could go on; the reads
+	 * plan anew anyway, after a few passes.)
 	 */
 	for (int pass = 0; pass < MF_REPLANS; pass++)
 	{
 		bool		planned = false;
 
 		for (int s = 0; s < n_sources; s++)
-			if (sources[s]->read_plan != NULL &&
-				sources[s]->planned_at != SharedInvalidMessageCounter)
+			if (sources[s]->planned && sources[s]->planned_at != SharedInvalidMessageCounter)
 			{
-				SPI_freeplan(sources[s]->read_plan);
 				mf_source_lock_read(sources[s]);
 				planned = true;
 			}
