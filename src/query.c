@@ -138,22 +138,29 @@ query_params(int nargs, Oid *argtypes, Datum *args)
 	return params;
 }
 
-/* mf_spi_scan, in SPI's read-only mode (the caller's snapshot) or not (a new one). */
+/*
+ * mf_spi_scan, in SPI's read-only mode (the caller's snapshot) or not (a
+ * new one); of plan, prepared from query, when it is not NULL.
+ */
 static void
-spi_scan(const char *query, int nargs, Oid *argtypes, Datum *args, const Oid *types,
-		 int n_columns, const char *what, MfRowFn row_fn, void *arg, bool read_only)
+spi_scan(const char *query, SPIPlanPtr plan, int nargs, Oid *argtypes, Datum *args,
+		 const Oid *types, int n_columns, const char *what, MfRowFn row_fn, void *arg,
+		 bool read_only)
 {
 	/* DestTuplestore, as PL/pgSQL's receivers: not DestNone, whose rows SPI discards */
 	ScanReceiver receiver = {{scan_receive, scan_startup, scan_shutdown, scan_destroy,
 	DestTuplestore}, types, n_columns, what, row_fn, arg, NULL, error_context_stack};
 	SPIExecuteOptions options = {0};
+	int			result;
 
 	options.params = query_params(nargs, argtypes, args);
 	receiver.row_cxt = AllocSetContextCreate(CurrentMemoryContext, "mf_ext row",
 											 ALLOCSET_DEFAULT_SIZES);
 	options.read_only = read_only;
 	options.dest = &receiver.pub;
-	if (SPI_execute_extended(query, &options) != SPI_OK_SELECT)
+	result = plan ? SPI_execute_plan_extended(plan, &options)
+		: SPI_execute_extended(query, &options);
+	if (result != SPI_OK_SELECT)
 		elog(ERROR, "could not read %s", what);
 	MemoryContextDelete(receiver.row_cxt);
 }
@@ -163,7 +170,7 @@ mf_spi_scan(const char *query, int nargs, Oid *argtypes, Datum *args,
 			const Oid *types, int n_columns, const char *what,
 			MfRowFn row_fn, void *arg)
 {
-	spi_scan(query, nargs, argtypes, args, types, n_columns, what, row_fn, arg, true);
+	spi_scan(query, NULL, nargs, argtypes, args, types, n_columns, what, row_fn, arg, true);
 }
 
 void
@@ -171,7 +178,7 @@ mf_spi_scan_fresh(const char *query, int nargs, Oid *argtypes, Datum *args,
 				  const Oid *types, int n_columns, const char *what,
 				  MfRowFn row_fn, void *arg)
 {
-	spi_scan(query, nargs, argtypes, args, types, n_columns, what, row_fn, arg, false);
+	spi_scan(query, NULL, nargs, argtypes, args, types, n_columns, what, row_fn, arg, false);
 }
 
 /*
@@ -231,7 +238,17 @@ mf_spi_plan_locked(SPIPlanPtr plan, int nargs, Oid *argtypes, Datum *args)
 					  NULL);
 	error_context_stack = context.previous;
 	restore_plan_cache_mode(level);
-	SPI_freeplan(plan);
+}
+
+void
+mf_spi_scan_prepared(SPIPlanPtr plan, int nargs, Oid *argtypes, Datum *args,
+					 const Oid *types, int n_columns, const char *what,
+					 MfRowFn row_fn, void *arg)
+{
+	int			level = nargs > 0 ? force_custom_plans() : 0;
+
+	spi_scan(NULL, plan, nargs, argtypes, args, types, n_columns, what, row_fn, arg, true);
+	restore_plan_cache_mode(level);
 }
 
 bool

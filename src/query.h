@@ -72,18 +72,29 @@ extern void mf_spi_scan_fresh(const char *query, int nargs, Oid *argtypes,
  * Prepares query (nargs parameters of types argtypes), one statement: its
  * parse analysis and rewriting lock what it names (a view's tables, the
  * tables a row-level security policy reads).  The caller must be
- * connected to SPI; the statement is for mf_spi_plan_locked.
+ * connected to SPI; the statement lasts until SPI_finish.
  */
 extern SPIPlanPtr mf_spi_prepare(const char *query, int nargs, Oid *argtypes);
 
 /*
  * Plans a statement mf_spi_prepare prepared, with the values args of its
- * parameters, as running it as a one-shot query would (a custom plan,
- * whatever plan_cache_mode says), for the locks planning takes (the
- * partitions the values leave), held until the transaction ends; then
- * frees the statement.  Planning errors have the statement as CONTEXT.
+ * parameters, as running it would (a custom plan, whatever
+ * plan_cache_mode says, as for a one-shot query): planning locks the
+ * partitions the values leave.  The locks are held until the transaction
+ * ends; a statement without parameters keeps the plan for
+ * mf_spi_scan_prepared, which revalidates nothing (an SPI_prepare'd plan
+ * is not invalidated): plan again after any invalidation that may concern
+ * it.
  */
 extern void mf_spi_plan_locked(SPIPlanPtr plan, int nargs, Oid *argtypes, Datum *args);
+
+/*
+ * mf_spi_scan of a statement mf_spi_prepare prepared and
+ * mf_spi_plan_locked planned, with the same values.
+ */
+extern void mf_spi_scan_prepared(SPIPlanPtr plan, int nargs, Oid *argtypes, Datum *args,
+								 const Oid *types, int n_columns, const char *what,
+								 MfRowFn row_fn, void *arg);
 
 /*
  * Whether rel has rules now: its rules as the relation cache read them

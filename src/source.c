@@ -260,7 +260,7 @@ mf_source_validate(MfSource *source)
 	bool		varlena;
 
 	source->only = NULL;		/* every row, unless mf_source_only says otherwise */
-	source->planned = false;
+	source->read_plan = NULL;
 	if (rel == NULL)
 		mf_report_missing_relation(source->relid, source->argname);
 	/* as a lock's first taking does: a REVOKE (which takes no lock) committed meanwhile counts */
@@ -1119,8 +1119,12 @@ read_by_spi(ReadState *state)
 	int			nargs = read_query(source, &query, &argtype, &arg);
 
 	source_types(source, types);
-	mf_spi_scan(query.data, nargs, &argtype, &arg, types, 3,
-				mf_source_display_name(source->relid), accept_spi_row, state);
+	if (source->read_plan != NULL)
+		mf_spi_scan_prepared(source->read_plan, nargs, &argtype, &arg, types, 3,
+							 mf_source_display_name(source->relid), accept_spi_row, state);
+	else
+		mf_spi_scan(query.data, nargs, &argtype, &arg, types, 3,
+					mf_source_display_name(source->relid), accept_spi_row, state);
 }
 
 /*
@@ -1187,7 +1191,7 @@ check_role_kept(Oid reader, const MfSource *source)
 					   "Read a relation whose functions leave the role alone.");
 }
 
-/* Passes of planning again for the locks that mf_source_push_read_snapshot makes at most. */
+/* Passes of planning again that mf_source_push_read_snapshot makes at most. */
 #define MF_REPLANS	10
 
 void
@@ -1200,18 +1204,17 @@ mf_source_lock_read(MfSource *source)
 	Oid			argtype = InvalidOid;
 	Datum		arg = (Datum) 0;
 	int			nargs;
-	SPIPlanPtr	plan;
 
 	table_close(rel, NoLock);
-	source->planned = !direct && !is_citus_table(source->relid);
-	if (!source->planned)
+	source->read_plan = NULL;
+	if (direct || is_citus_table(source->relid))
 		return;
 	source->planned_at = SharedInvalidMessageCounter;
 	nargs = read_query(source, &query, &argtype, &arg);
-	plan = mf_spi_prepare(query.data, nargs, &argtype);
+	source->read_plan = mf_spi_prepare(query.data, nargs, &argtype);
 	/* before planning, which checks a view's privileges with the planner's bare error */
 	recheck_read_privilege(source);
-	mf_spi_plan_locked(plan, nargs, &argtype, &arg);
+	mf_spi_plan_locked(source->read_plan, nargs, &argtype, &arg);
 	check_role_kept(reader, source);
 	pfree(query.data);
 }
@@ -1222,25 +1225,38 @@ mf_source_push_read_snapshot(MfSource *const *sources, int n_sources)
 	CommandId	statement_command = GetActiveSnapshot()->curcid;
 
 	/*
-	 * Planning a source after another's lock was waited for may lock more
-	 * (a partition attached meanwhile): plan again each source planned
-	 * before an invalidation, until none was, for every lock the reads'
-	 * own planning will take to be held before the snapshot.  (A stream
-	 * of invalidations that each planning takes in could go on; the reads
-	 * plan anew anyway, after a few passes.)
+	 * A plan made before a later lock was waited for may be stale (a
+	 * partition attached, a function it inlined replaced), and a prepared
+	 * plan is never invalidated: plan again each source whose plan
+	 * predates an invalidation, until none does; the reads run those
+	 * plans under the snapshot taken after them.  Relations that keep
+	 * changing at each pass are an error, never a stale plan read.
 	 */
-	for (int pass = 0; pass < MF_REPLANS; pass++)
+	for (int pass = 0;; pass++)
 	{
-		bool		planned = false;
+		MfSource   *stale = NULL;
 
-		for (int s = 0; s < n_sources; s++)
-			if (sources[s]->planned && sources[s]->planned_at != SharedInvalidMessageCounter)
-			{
-				mf_source_lock_read(sources[s]);
-				planned = true;
-			}
-		if (!planned)
+		for (int s = 0; s < n_sources && stale == NULL; s++)
+			if (sources[s]->read_plan != NULL &&
+				sources[s]->planned_at != SharedInvalidMessageCounter)
+				stale = sources[s];
+		if (stale == NULL)
 			break;
+		if (pass == MF_REPLANS)
+			ereport(ERROR,
+					(errcode(ERRCODE_T_R_SERIALIZATION_FAILURE),
+					 errmsg("what reading %s touches kept changing while the call locked it",
+							mf_source_display_name(stale->relid)),
+					 errdetail("Its read was planned %d times; each time another transaction had changed relations the reads touch (a partition attached or detached, a view or function replaced) meanwhile.",
+							   MF_REPLANS + 1),
+					 errhint("Run the call again.")));
+		for (int s = 0; s < n_sources; s++)
+			if (sources[s]->read_plan != NULL &&
+				sources[s]->planned_at != SharedInvalidMessageCounter)
+			{
+				SPI_freeplan(sources[s]->read_plan);
+				mf_source_lock_read(sources[s]);
+			}
 	}
 	/* a REVOKE committed while a lock was waited for counts, with mf_ext's error */
 	for (int s = 0; s < n_sources; s++)

@@ -16,6 +16,7 @@
 #include "ratings.h"
 
 #include "access/attnum.h"
+#include "executor/spi.h"
 #include "utils/array.h"
 
 /*
@@ -65,8 +66,8 @@ typedef struct MfSource
 								 * type's array), or NULL: every row */
 	const char *only_value;		/* SQL: the id column, or its key form */
 	/* set by mf_source_lock_read: */
-	bool		planned;		/* its read's query planned for the locks
-								 * (not for a direct scan or a Citus table) */
+	SPIPlanPtr	read_plan;		/* the read's query, planned; NULL for a
+								 * direct scan or a Citus table */
 	uint64		planned_at;		/* SharedInvalidMessageCounter before */
 } MfSource;
 
@@ -175,8 +176,7 @@ extern MfRatings *mf_source_read(const MfSource *source, MemoryContext cxt);
  * Locks what reading a validated source will touch beyond the relation
  * mf_source_validate locked, as planning its query does (a view's tables,
  * the partitions its ids leave, the tables a row-level security policy
- * reads), which are then held when the read plans its query again,
- * under the snapshot mf_source_push_read_snapshot takes.
+ * reads), and keeps the query so planned for mf_source_read (read_plan);
  * 42501 if a REVOKE committed while it waited, and an error if planning
  * (an immutable function it folds) set the role.
  * A Citus table's shards are read on the workers, under their own
@@ -186,8 +186,9 @@ extern void mf_source_lock_read(MfSource *source);
 
 /*
  * Once every source a call reads is locked (mf_source_lock_read), plans
- * again, for its locks, each planned before an invalidation (a lock
- * waited for after it: a partition attached meanwhile),
+ * again each whose plan predates an invalidation (a lock waited for after
+ * it was made: a partition attached, a function it inlined replaced;
+ * 40001 when they still change after ten passes),
  * checks the caller may still read each of n_sources sources (42501: a
  * REVOKE committed while a lock was waited for), then pushes the snapshot
  * they are read with, to be popped with PopActiveSnapshot.  Under READ

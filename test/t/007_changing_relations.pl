@@ -357,6 +357,40 @@ is($out, 't', 'the training trained') or diag($err . $meanwhile_err);
 is(call_now('alice', sprintf($n_ratings, 'attached')), '1250',
 	'on the partition attached while it waited too');
 
+# 6l. What a training reads is planned before its snapshot, the
+# validation relation's too: a partition attached to it, with the rows
+# it takes over deleted from another, by a transaction that commits while
+# the training reads its source, is not read under the older snapshot
+# (planned after the source's read, the validation read counted the moved
+# ratings twice: a validation RMSE of a state that never existed).
+$node->safe_psql('postgres', q{
+	SET ROLE alice;
+	CREATE TABLE rw_vp (user_id integer, item_id integer, rating real, b integer) PARTITION BY LIST (b);
+	CREATE TABLE rw_vp1 PARTITION OF rw_vp FOR VALUES IN (1);
+	CREATE TABLE rw_vp2 PARTITION OF rw_vp FOR VALUES IN (2);
+	INSERT INTO rw_vp SELECT user_id, item_id, rating, 1 + user_id % 2 FROM base WHERE item_id <= 3;
+	CREATE TABLE rw_vp3 AS SELECT user_id, item_id, rating, 3 AS b FROM rw_vp2 WHERE user_id > 25;
+	CREATE VIEW rw_slow AS
+	WITH pause AS MATERIALIZED (SELECT pg_sleep(2)) SELECT user_id, item_id, rating FROM base, pause;
+});
+my $slow = "SELECT mf_train('rw_slow', k := 2, lambda := 1, iterations := 1, model_name := 'slow',"
+  . " validation := 'rw_vp') > 0";
+my $reader = $node->background_psql('postgres', on_error_stop => 0);
+my $reader_pid = $reader->query_safe('SET client_min_messages = warning; SET ROLE alice; SELECT pg_backend_pid()');
+$reader->{stdout} = '';
+$reader->query_until(qr/calling/, "\\echo calling\n$slow;\n");
+ok($node->poll_query_until('postgres',
+		"SELECT wait_event = 'PgSleep' FROM pg_stat_activity WHERE pid = $reader_pid"),
+	'the training reads its source');
+call_now('alice', 'BEGIN; DELETE FROM rw_vp2 WHERE user_id > 25;'
+	  . ' ALTER TABLE rw_vp ATTACH PARTITION rw_vp3 FOR VALUES IN (3); COMMIT;');
+($out) = $reader->query('SELECT 1 AS done');
+like($out, qr/^(calling\n)?t\n/, 'the training trained') or diag($reader->{stderr});
+$reader->quit;
+is(call_now('alice', sprintf($vrmse, 'slow')),
+	do { call_now('alice', $slow); call_now('alice', sprintf($vrmse, 'slow')) },
+	'its validation RMSE is of the ratings as they were, which are those as they are');
+
 # 6m. An error planning the read names the statement, as an error
 # running it does (planning the read before locking had lost the CONTEXT).
 $node->safe_psql('postgres', 'SET ROLE alice; CREATE VIEW rw_zero AS SELECT user_id, item_id, rating FROM base WHERE user_id > 1 / 0');
@@ -365,7 +399,7 @@ my ($rc, $zero_out, $zero_err) = $node->psql('postgres',
 like($zero_err, qr/ERROR:  division by zero\nCONTEXT:  SQL statement "SELECT user_id, item_id, rating FROM public\.rw_zero"/,
 	'division by zero planning the validation relation\'s read: the statement as CONTEXT');
 
-# 6l. A REVOKE committed while a training waits for a lock of its
+# 6n. A REVOKE committed while a training waits for a lock of its
 # validation relation's reading: mf_ext's error and hint, from the
 # privileges checked again once everything is locked (the read failed
 # with PostgreSQL's bare error, its CONTEXT the internal SELECT).
