@@ -1219,6 +1219,13 @@ mf_source_lock_read(MfSource *source)
 	pfree(query.data);
 }
 
+/* Whether source's plan predates an invalidation this backend has taken in since. */
+static bool
+plan_is_stale(const MfSource *source)
+{
+	return source->read_plan != NULL && source->planned_at != SharedInvalidMessageCounter;
+}
+
 void
 mf_source_push_read_snapshot(MfSource *const *sources, int n_sources)
 {
@@ -1237,8 +1244,7 @@ mf_source_push_read_snapshot(MfSource *const *sources, int n_sources)
 		MfSource   *stale = NULL;
 
 		for (int s = 0; s < n_sources && stale == NULL; s++)
-			if (sources[s]->read_plan != NULL &&
-				sources[s]->planned_at != SharedInvalidMessageCounter)
+			if (plan_is_stale(sources[s]))
 				stale = sources[s];
 		if (stale == NULL)
 			break;
@@ -1251,8 +1257,7 @@ mf_source_push_read_snapshot(MfSource *const *sources, int n_sources)
 							   MF_REPLANS + 1),
 					 errhint("Run the call again.")));
 		for (int s = 0; s < n_sources; s++)
-			if (sources[s]->read_plan != NULL &&
-				sources[s]->planned_at != SharedInvalidMessageCounter)
+			if (plan_is_stale(sources[s]))
 			{
 				SPI_freeplan(sources[s]->read_plan);
 				mf_source_lock_read(sources[s]);
