@@ -878,8 +878,17 @@ mf_source_only(MfSource *source, MfSide side, Oid argtype, Datum value, const ch
 	if (!(users ? source->user_keys : source->item_keys))
 	{
 		Datum	   *values;
+		int			in_range = 0;
+		int16		column_typlen;
+		bool		column_byval;
+		char		column_align;
 
-		/* integer ids, as bigint: the column's = ANY(bigint[]) uses its index */
+		/*
+		 * integer ids: list.ids as bigint, the filter in the column's own
+		 * type, whose = ANY hashes the array (an integer column's = ANY of
+		 * bigint[] compares each row with every id) and uses the column's
+		 * index; an id beyond the column's range names no row
+		 */
 		list.ids = mf_alloc_array(CurrentMemoryContext, Max(n, 1), sizeof(int64));
 		for (int e = 0; e < n; e++)
 		{
@@ -894,9 +903,19 @@ mf_source_only(MfSource *source, MfSide side, Oid argtype, Datum value, const ch
 				list.ids[list.n++] = list.ids[e];
 		values = mf_alloc_array(CurrentMemoryContext, Max(list.n, 1), sizeof(Datum));
 		for (int e = 0; e < list.n; e++)
-			values[e] = Int64GetDatum(list.ids[e]);
-		source->only = construct_array(values, list.n, INT8OID, sizeof(int64),
-									   FLOAT8PASSBYVAL, TYPALIGN_DOUBLE);
+		{
+			int64		id = list.ids[e];
+
+			if (column_type == INT2OID && id >= PG_INT16_MIN && id <= PG_INT16_MAX)
+				values[in_range++] = Int16GetDatum((int16) id);
+			else if (column_type == INT4OID && id >= PG_INT32_MIN && id <= PG_INT32_MAX)
+				values[in_range++] = Int32GetDatum((int32) id);
+			else if (column_type == INT8OID)
+				values[in_range++] = Int64GetDatum(id);
+		}
+		get_typlenbyvalalign(column_type, &column_typlen, &column_byval, &column_align);
+		source->only = construct_array(values, in_range, column_type, column_typlen,
+									   column_byval, column_align);
 		source->only_value = quote_identifier(users ? source->user_col : source->item_col);
 	}
 	else
