@@ -411,6 +411,48 @@ $node->safe_psql('postgres', 'GRANT SELECT ON osrc TO alice');
 like($err, qr/ERROR:  permission denied for table public\.osrc\nDETAIL:  The ratings are read from public\.osrc, the source argument, as role "alice"\.\nHINT:  Ask for SELECT on it/,
 	'a REVOKE committed while a training waited for its validation: the extension\'s error with its hint');
 
+# 6o. Relations that keep changing while a training locks what it reads:
+# each pass planning the validation view takes in another session's
+# invalidations (its function, folded while planning, locks a table not
+# locked before), so its plan is stale again each time; after ten plans
+# made again, 40001 with the hint to run it again (never a stale plan
+# read), and the same call trains once the other session stops.
+$node->safe_psql('postgres', q{
+	SET ROLE alice;
+	CREATE TABLE rw_churn (a integer);
+	CREATE SEQUENCE rw_plans;
+	DO $$ BEGIN FOR i IN 0..79 LOOP EXECUTE format('CREATE TABLE rw_lk%s (a integer)', i); END LOOP; END $$;
+	CREATE FUNCTION rw_new_lock() RETURNS boolean LANGUAGE plpgsql IMMUTABLE AS $$
+	BEGIN
+		PERFORM pg_sleep(0.2);
+		EXECUTE format('SELECT 1 FROM rw_lk%s', nextval('rw_plans') % 80);
+		RETURN true;
+	END $$;
+	CREATE VIEW rw_replanned AS SELECT user_id, item_id, rating FROM base WHERE rw_new_lock();
+	CREATE PROCEDURE rw_churning() LANGUAGE plpgsql AS $$
+	BEGIN
+		FOR i IN 1..20000 LOOP
+			EXECUTE format('ALTER TABLE rw_churn SET (fillfactor = %s)', 50 + i % 50);
+			COMMIT;
+			PERFORM pg_sleep(0.005);
+		END LOOP;
+	END $$;
+});
+my $churner = $node->background_psql('postgres', on_error_stop => 0);
+my $churner_pid = $churner->query_safe('SET ROLE alice; SELECT pg_backend_pid()');
+$churner->query_until(qr/churning/, "\\echo churning\nCALL rw_churning();\n");
+my $replanned = "SELECT mf_train('base', k := 2, lambda := 1, iterations := 1, model_name := 'replanned',"
+  . " validation := 'rw_replanned') > 0";
+($rc, $out, $err) = $node->psql('postgres', "SET ROLE alice; SET client_min_messages = warning; $replanned",
+	extra_params => ['-v', 'VERBOSITY=verbose']);
+like($err, qr/ERROR:  40001: what reading public\.rw_replanned touches kept changing while the call locked it\n.*HINT:  Run the call again\./s,
+	'invalidations at every plan of the validation: 40001 after ten plans made again');
+is(call_now('alice', q{SELECT count(*) FROM mf_models WHERE name = 'replanned'}), '0', 'and no model stored');
+note('validation plans made: ' . call_now('alice', 'SELECT last_value FROM rw_plans'));
+$node->safe_psql('postgres', "SELECT pg_cancel_backend($churner_pid)");
+$churner->quit;
+is(call_now('alice', $replanned), 't', 'the same call trains once the other session stops');
+
 # 7. The batch's rated items, and 8. the cache's factor rows: the model
 # tables' own columns swapped (only their owner can) make the call fail
 # with an error, never read a bigint[] as factors or text as an array.
