@@ -387,3 +387,23 @@ WHERE model_id = :ou;
 \c
 SET client_min_messages = warning;
 SELECT user_id, score = 1 + 2 ^ -8 AS exact_score FROM mf_recommend_users(:ou, 1, 1, false);
+-- A refit naming ids none of which the source's column can hold (none
+-- named, or all beyond an integer column's range) reads nothing and locks
+-- no partition (a filter = ANY('{}') cannot prune: every partition was
+-- locked, and a table without an index scanned whole); an id in range
+-- locks the partition it can be in.
+CREATE TABLE wide_parts (user_id integer, item_id integer, rating float8) PARTITION BY RANGE (user_id);
+CREATE TABLE wide_parts_low PARTITION OF wide_parts FOR VALUES FROM (MINVALUE) TO (100);
+CREATE TABLE wide_parts_high PARTITION OF wide_parts FOR VALUES FROM (100) TO (MAXVALUE);
+INSERT INTO wide_parts SELECT user_id, item_id, rating FROM wide;
+BEGIN;
+SELECT mf_refit_users(:w, 'wide_parts', users := ARRAY[4294967297]) AS beyond_integer,
+       mf_refit_users(:w, 'wide_parts', users := '{}') AS none_named;
+SELECT count(*) AS partitions_locked FROM pg_locks
+WHERE pid = pg_backend_pid() AND relation IN ('wide_parts_low'::regclass, 'wide_parts_high'::regclass);
+COMMIT;
+BEGIN;
+SELECT mf_refit_users(:w, 'wide_parts', users := ARRAY[150, 4294967297]) AS in_range;
+SELECT relation::regclass AS partition_locked FROM pg_locks
+WHERE pid = pg_backend_pid() AND relation IN ('wide_parts_low'::regclass, 'wide_parts_high'::regclass);
+COMMIT;

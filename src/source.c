@@ -1210,6 +1210,19 @@ check_role_kept(Oid reader, const MfSource *source)
 					   "Read a relation whose functions leave the role alone.");
 }
 
+/*
+ * Whether source is read for named ids none of which its column can hold
+ * (none named, or all beyond an integer column's range): nothing to plan
+ * or read, where a filter = ANY('{}') would still lock every partition
+ * (pruning cannot use an empty array) and scan a table without an index.
+ */
+static bool
+names_no_row(const MfSource *source)
+{
+	return source->only != NULL &&
+		ArrayGetNItems(ARR_NDIM(source->only), ARR_DIMS(source->only)) == 0;
+}
+
 /* Passes of planning again that mf_source_push_read_snapshot makes at most. */
 #define MF_REPLANS	10
 
@@ -1226,7 +1239,7 @@ mf_source_lock_read(MfSource *source)
 
 	table_close(rel, NoLock);
 	source->read_plan = NULL;
-	if (direct || is_citus_table(source->relid))
+	if (direct || names_no_row(source) || is_citus_table(source->relid))
 		return;
 	source->planned_at = SharedInvalidMessageCounter;
 	nargs = read_query(source, &query, &argtype, &arg);
@@ -1307,7 +1320,9 @@ mf_source_read(const MfSource *source, MemoryContext cxt)
 											  ALLOCSET_SMALL_SIZES);
 	state.key_cxt = AllocSetContextCreate(scratch, "mf_ext id text forms",
 										  ALLOCSET_SMALL_SIZES);
-	if (read_by_scan(&state))
+	if (names_no_row(source))
+		elog(DEBUG1, "mf_ext read nothing of %s: no id named fits its column", mf_source_display_name(source->relid));
+	else if (read_by_scan(&state))
 		elog(DEBUG1, "mf_ext read %s by a heap scan", mf_source_display_name(source->relid));
 	else
 	{
