@@ -49,6 +49,23 @@ SELECT mf_refit_users('million', 'million');
 RESET mf_ext.max_memory;
 SELECT mf_drop_model('million');
 DROP TABLE million;
+-- and the solve, beside what the refit holds: the ratings read, the
+-- collected rows (about 3 MB here, which 4 MB holds) and their solutions
+-- (2,000 users at k = 200 in double precision, 3.2 MB); one thread and the
+-- portable kernel, whose estimate is every machine's
+CREATE TABLE solve_beside AS
+SELECT u AS user_id, i AS item_id, (u * i) % 5 + 1 AS rating
+FROM generate_series(1, 2000) u, generate_series(1, 50) i;
+SELECT mf_train('solve_beside', k := 200, iterations := 1) IS NOT NULL AS trained;
+SET mf_ext.threads = 1;
+SET mf_ext.kernel = 'portable';
+SET mf_ext.max_memory = '4MB';
+SELECT mf_refit_users('solve_beside', 'solve_beside');
+RESET mf_ext.max_memory;
+RESET mf_ext.kernel;
+RESET mf_ext.threads;
+SELECT mf_drop_model('solve_beside');
+DROP TABLE solve_beside;
 -- the solver's share: large k
 SET mf_ext.max_memory = '6MB';
 SELECT mf_train('many', k := 1000, iterations := 1);

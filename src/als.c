@@ -1528,7 +1528,7 @@ mf_als_solve_against(const MfFactors *factors, MfSide side,
 					psprintf("Solving %d %s of up to " INT64_FORMAT " ratings with k = %d%s.",
 							 rows->n_rows, rows->n_rows == 1 ? "row" : "rows", longest,
 							 factors->k,
-							 held > 0 ? psprintf(", beside about %zu MB of ratings read and rows collected",
+							 held > 0 ? psprintf(", beside about %zu MB of ratings read, rows collected and their solutions",
 												 held / (1024 * 1024) + 1) : ""),
 					"Raise mf_ext.max_memory (a superuser setting) or lower mf_ext.threads; or refit fewer users or items at a time (users := or items := a part of them), or fold in fewer ratings.");
 	norm = mf_alloc_array(cxt, rows->n_rows, sizeof(double));
