@@ -61,6 +61,19 @@ RESET ROLE;
 SET ROLE regress_mf_trainer;
 SELECT mf_refit_users('shared', users := ARRAY[1, 2]) AS named_refitted_by_trainer;
 RESET ROLE;
+-- naming no id the column can hold ('{}', or ids beyond integer) still
+-- reads the source as PostgreSQL reads any (WHERE false): a
+-- security_invoker view over a table the refitter may not read is refused
+-- as it is for an id it holds (it had refitted no one, without an error)
+SET ROLE regress_mf_trainer;
+CREATE VIEW invoker_view WITH (security_invoker) AS SELECT user_id, item_id, rating FROM trainer_data;
+GRANT SELECT ON invoker_view TO regress_mf_refitter;
+RESET ROLE;
+SET ROLE regress_mf_refitter;
+SELECT mf_refit_users('shared', 'invoker_view', 'user_id', 'item_id', 'rating', '{}');
+SELECT mf_refit_users('shared', 'invoker_view', 'user_id', 'item_id', 'rating', ARRAY[4294967297]);
+SELECT mf_refit_users('shared', 'invoker_view', 'user_id', 'item_id', 'rating', ARRAY[1]);
+RESET ROLE;
 
 -- A trainer points its model at a table only the superuser may read (a
 -- password hash as the user key, the salary as the rating, item factors

@@ -1101,9 +1101,24 @@ read_by_scan(ReadState *state)
 }
 
 /*
+ * Whether source is read for named ids none of which its column can hold
+ * (none named, or all beyond an integer column's range).
+ */
+static bool
+names_no_row(const MfSource *source)
+{
+	return source->only != NULL &&
+		ArrayGetNItems(ARR_NDIM(source->only), ARR_DIMS(source->only)) == 0;
+}
+
+/*
  * The query read_by_spi reads source with, into query; returns its number
  * of parameters (0, or 1 for mf_source_only's ids: its type in *argtype,
- * its value in *arg).
+ * its value in *arg).  For ids none of which the column can hold, WHERE
+ * false: planned and run, so that PostgreSQL checks what it checks of any
+ * read (a view's privileges on what it reads, row-level security), yet
+ * locks no partition and scans nothing, which a filter = ANY('{}') did
+ * (pruning cannot use an empty array).
  */
 static int
 read_query(const MfSource *source, StringInfo query, Oid *argtype, Datum *arg)
@@ -1116,6 +1131,11 @@ read_query(const MfSource *source, StringInfo query, Oid *argtype, Datum *arg)
 					 mf_source_display_name(source->relid));
 	if (source->only == NULL)
 		return 0;
+	if (names_no_row(source))
+	{
+		appendStringInfoString(query, " WHERE false");
+		return 0;
+	}
 	*argtype = get_array_type(ARR_ELEMTYPE(source->only));
 	*arg = PointerGetDatum(source->only);
 	/*
@@ -1210,19 +1230,6 @@ check_role_kept(Oid reader, const MfSource *source)
 					   "Read a relation whose functions leave the role alone.");
 }
 
-/*
- * Whether source is read for named ids none of which its column can hold
- * (none named, or all beyond an integer column's range): nothing to plan
- * or read, where a filter = ANY('{}') would still lock every partition
- * (pruning cannot use an empty array) and scan a table without an index.
- */
-static bool
-names_no_row(const MfSource *source)
-{
-	return source->only != NULL &&
-		ArrayGetNItems(ARR_NDIM(source->only), ARR_DIMS(source->only)) == 0;
-}
-
 /* Passes of planning again that mf_source_push_read_snapshot makes at most. */
 #define MF_REPLANS	10
 
@@ -1239,7 +1246,7 @@ mf_source_lock_read(MfSource *source)
 
 	table_close(rel, NoLock);
 	source->read_plan = NULL;
-	if (direct || names_no_row(source) || is_citus_table(source->relid))
+	if (direct || is_citus_table(source->relid))
 		return;
 	source->planned_at = SharedInvalidMessageCounter;
 	nargs = read_query(source, &query, &argtype, &arg);
@@ -1320,9 +1327,7 @@ mf_source_read(const MfSource *source, MemoryContext cxt)
 											  ALLOCSET_SMALL_SIZES);
 	state.key_cxt = AllocSetContextCreate(scratch, "mf_ext id text forms",
 										  ALLOCSET_SMALL_SIZES);
-	if (names_no_row(source))
-		elog(DEBUG1, "mf_ext read nothing of %s: no id named fits its column", mf_source_display_name(source->relid));
-	else if (read_by_scan(&state))
+	if (read_by_scan(&state))
 		elog(DEBUG1, "mf_ext read %s by a heap scan", mf_source_display_name(source->relid));
 	else
 	{
