@@ -233,10 +233,22 @@ mf_spi_plan_locked(SPIPlanPtr plan, int nargs, Oid *argtypes, Datum *args)
 	/* a statement without parameters has one plan, generic: the setting is moot */
 	int			level = nargs > 0 ? force_custom_plans() : 0;
 
+	/*
+	 * the planner's working memory, freed with the plan: planning a
+	 * custom plan over many partitions and ids takes hundreds of MB, which
+	 * the read's own planning takes again (a generic plan, kept for the
+	 * read, lives beside the plan source)
+	 */
+	MemoryContext planning = AllocSetContextCreate(CurrentMemoryContext, "mf_ext planning for locks",
+												   ALLOCSET_DEFAULT_SIZES);
+	MemoryContext old = MemoryContextSwitchTo(planning);
+
 	error_context_stack = &context;
 	ReleaseCachedPlan(GetCachedPlan(source, query_params(nargs, argtypes, args), NULL, NULL),
 					  NULL);
 	error_context_stack = context.previous;
+	MemoryContextSwitchTo(old);
+	MemoryContextDelete(planning);
 	restore_plan_cache_mode(level);
 }
 
