@@ -317,21 +317,6 @@ SELECT mf_refit_users('keys ci', users := ARRAY['newuser']) AS not_newuser;
 SELECT string_agg(user_key, ', ' ORDER BY user_key COLLATE "C") AS keys_of_u2_u4_newuser
 FROM mf_user_factors f JOIN mf_models m USING (model_id)
 WHERE m.name = 'keys ci' AND lower(user_key) IN ('u2', 'u4', 'newuser');
--- Where the column is the partition key, in that collation, only the
--- partition the named keys can be in is read and locked: the filter is
--- in the column's collation too (byte for byte alone, it could not
--- prune, and every partition was locked).
-CREATE TABLE keys_ci_parts (user_id text COLLATE keys_ci, item_id text, rating real)
-PARTITION BY RANGE (user_id);
-CREATE TABLE keys_ci_parts_a PARTITION OF keys_ci_parts FOR VALUES FROM (MINVALUE) TO ('u2');
-CREATE TABLE keys_ci_parts_b PARTITION OF keys_ci_parts FOR VALUES FROM ('u2') TO (MAXVALUE);
-INSERT INTO keys_ci_parts SELECT * FROM keys_ci_ratings;
-BEGIN;
-SELECT mf_refit_users('keys ci', 'keys_ci_parts', users := ARRAY['u3', 'U5']) AS u3_u5_from_parts;
-SELECT relation::regclass AS partition_locked FROM pg_locks
-WHERE pid = pg_backend_pid() AND relation IN ('keys_ci_parts_a'::regclass, 'keys_ci_parts_b'::regclass);
-COMMIT;
-DROP TABLE keys_ci_parts;
 SELECT mf_drop_model('keys ci');
 DROP TABLE keys_ci_ratings;
 DROP COLLATION keys_ci;

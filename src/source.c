@@ -260,7 +260,6 @@ mf_source_validate(MfSource *source)
 	bool		varlena;
 
 	source->only = NULL;		/* every row, unless mf_source_only says otherwise */
-	source->only_prunable = NULL;
 	source->read_plan = NULL;
 	if (rel == NULL)
 		mf_report_missing_relation(source->relid, source->argname);
@@ -775,9 +774,7 @@ mf_id_array(Oid argtype, Datum value, MfSide side, const char *argname, bool nul
  * a name column of another collation could not compare with it), or byte
  * for byte where that collation is nondeterministic ('u2' = 'U2' would
  * read rows of other keys, which reading could refuse: a name longer
- * than a name), and then also in that collation where the caller may
- * name it (source->only_prunable: partitions keyed by the column are
- * pruned, an index on it serves); text read as uuids or character(n), whose = does not
+ * than a name); text read as uuids or character(n), whose = does not
  * match their keys ('A0EEBC99-...' and 'u1  ' are the keys 'a0eebc99-...'
  * and 'u1'), by their key form: the hexadecimal digits in lowercase, or
  * the text without trailing blanks.
@@ -832,8 +829,6 @@ only_filter(MfSource *source, MfSide side, MfKeyForm form, const MfIdList *list,
 	{
 		HeapTuple	tuple = SearchSysCache1(COLLOID, ObjectIdGetDatum(collation));
 		Form_pg_collation form_collation;
-		bool		named;
-		char	   *in_collation;
 
 		if (!HeapTupleIsValid(tuple))
 			elog(ERROR, "cache lookup failed for collation %u", collation);
@@ -842,21 +837,17 @@ only_filter(MfSource *source, MfSide side, MfKeyForm form, const MfIdList *list,
 		/*
 		 * a deterministic collation compares equal what "C" does, byte for
 		 * byte; it is named (so that an index of the column serves the
-		 * filter, and partitions keyed by the column are pruned) where the
-		 * caller may use its schema, which naming it needs and reading the
-		 * column does not; a nondeterministic one, which matches more
-		 * ('u2' = 'U2'), is named beside "C"'s filter for the same ends
+		 * filter) where the caller may use its schema, which naming it
+		 * needs and reading the column does not
 		 */
-		named = pg_namespace_aclcheck(form_collation->collnamespace, GetUserId(),
-									  ACL_USAGE) == ACLCHECK_OK;
-		in_collation = psprintf("%s COLLATE %s", column,
-								quote_qualified_identifier(get_namespace_name(form_collation->collnamespace),
-														   NameStr(form_collation->collname)));
-
-		source->only_value = named && form_collation->collisdeterministic
-			? in_collation : psprintf("%s COLLATE pg_catalog.\"C\"", column);
-		if (named && !form_collation->collisdeterministic)
-			source->only_prunable = in_collation;
+		source->only_value =
+			form_collation->collisdeterministic &&
+			pg_namespace_aclcheck(form_collation->collnamespace, GetUserId(),
+								  ACL_USAGE) == ACLCHECK_OK
+			? psprintf("%s COLLATE %s", column,
+					   quote_qualified_identifier(get_namespace_name(form_collation->collnamespace),
+												  NameStr(form_collation->collname)))
+			: psprintf("%s COLLATE pg_catalog.\"C\"", column);
 		ReleaseSysCache(tuple);
 	}
 }
@@ -1153,8 +1144,6 @@ read_query(const MfSource *source, StringInfo query, Oid *argtype, Datum *arg)
 	 * match more exactly than pg_catalog's
 	 */
 	appendStringInfo(query, " WHERE %s OPERATOR(pg_catalog.=) ANY($1)", source->only_value);
-	if (source->only_prunable)
-		appendStringInfo(query, " AND %s OPERATOR(pg_catalog.=) ANY($1)", source->only_prunable);
 	return 1;
 }
 

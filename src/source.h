@@ -65,9 +65,6 @@ typedef struct MfSource
 								 * of these (bigint[], text[] or the column's
 								 * type's array), or NULL: every row */
 	const char *only_value;		/* SQL: the id column, or its key form */
-	const char *only_prunable;	/* SQL: the column in its own nondeterministic
-								 * collation, which matches more than
-								 * only_value (and prunes partitions), or NULL */
 	/* set by mf_source_lock_read: */
 	SPIPlanPtr	read_plan;		/* the read's query, planned; NULL for a
 								 * direct scan or a Citus table */
