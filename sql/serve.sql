@@ -388,10 +388,10 @@ WHERE model_id = :ou;
 SET client_min_messages = warning;
 SELECT user_id, score = 1 + 2 ^ -8 AS exact_score FROM mf_recommend_users(:ou, 1, 1, false);
 -- A refit naming ids none of which the source's column can hold (none
--- named, or all beyond an integer column's range) reads nothing and locks
--- no partition (a filter = ANY('{}') cannot prune: every partition was
--- locked, and a table without an index scanned whole); an id in range
--- locks the partition it can be in.
+-- named, or all beyond an integer column's range) reads WHERE false: no
+-- row, and no partition locked (a filter = ANY('{}') cannot prune: every
+-- partition was locked, and a table without an index scanned whole); an
+-- id in range locks the partition it can be in.
 CREATE TABLE wide_parts (user_id integer, item_id integer, rating float8) PARTITION BY RANGE (user_id);
 CREATE TABLE wide_parts_low PARTITION OF wide_parts FOR VALUES FROM (MINVALUE) TO (100);
 CREATE TABLE wide_parts_high PARTITION OF wide_parts FOR VALUES FROM (100) TO (MAXVALUE);
