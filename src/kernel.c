@@ -136,6 +136,16 @@ transpose16(__m512 *r)
 	}
 }
 
+/* x rotated by s lanes: lane i holds x's lane (i + s) mod 16. */
+static inline __attribute__((target("avx512f"), always_inline)) __m512
+rotate16(__m512 x, int s)
+{
+	__m512i		lane = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
+
+	return _mm512_permutexvar_ps(_mm512_and_si512(_mm512_add_epi32(lane, _mm512_set1_epi32(s)),
+												  _mm512_set1_epi32(15)), x);
+}
+
 /* The lanes of x that are positive and finite, as bits. */
 static inline __attribute__((target("avx512f"), always_inline)) unsigned
 positive16(__m512 x)
@@ -168,6 +178,9 @@ positive16(__m512 x)
 #define VDIV(a, b) _mm512_div_ps((a), (b))
 #define VSQRT(x) _mm512_sqrt_ps(x)
 #define VLANE(x, i) _mm512_permutexvar_ps(_mm512_set1_epi32(i), (x))
+#define VROTATE(x, s) rotate16((x), (s))
+/* 18 sums and 2 of the right-hand side */
+#define GRAM_DIAGONAL_BLOCKS 2
 #define VLOADRANGE(p, from, n) _mm512_maskz_loadu_ps(lanes16(n) & ~lanes16(from), (p))
 #define VTRANSPOSE(r) transpose16(r)
 #define BATCH_TILE 4
@@ -280,6 +293,10 @@ keep8(__m256 x, unsigned bits, __m256 other)
 #define VDIV(a, b) _mm256_div_ps((a), (b))
 #define VSQRT(x) _mm256_sqrt_ps(x)
 #define VLANE(x, i) _mm256_permutevar8x32_ps((x), _mm256_set1_epi32(i))
+#define VROTATE(x, s) _mm256_permutevar8x32_ps((x), _mm256_and_si256(_mm256_add_epi32( \
+	_mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7), _mm256_set1_epi32(s)), _mm256_set1_epi32(7)))
+/* 5 sums and 1 of the right-hand side, beside 4 rotations */
+#define GRAM_DIAGONAL_BLOCKS 1
 #define VLOADRANGE(p, from, n) _mm256_maskload_ps((p), _mm256_andnot_si256(lanes8(from), lanes8(n)))
 #define VTRANSPOSE(r) transpose8(r)
 #define BATCH_TILE 3

@@ -27,9 +27,14 @@
  *		GRAM_GROUP		the Gram matrix's columns taken together: V, or
  *						for a vector of one float TILE_COLUMNS
  *
- *	  and, for the vector versions (V > 1; the batched Cholesky),
+ *	  and, for the vector versions (V > 1; the batched Cholesky, the Gram
+ *	  kernel's diagonal blocks),
  *
  *		VTRANSPOSE(r)	r[0 .. V) transposed in registers
+ *		VROTATE(x, s)	x rotated by s lanes: lane i holds lane (i + s) mod V
+ *		GRAM_DIAGONAL_BLOCKS
+ *						the Gram kernel's diagonal blocks taken together
+ *						(1 or 2)
  *		VPOSITIVE(x)	the lanes of x positive and finite, as bits
  *		VKEEP(x, bits, other)	x in the lanes of bits, other elsewhere
  *		BATCH_TILE		the batched factorisation's tile: BATCH_TILE x
@@ -43,7 +48,11 @@
  *	  reads it).  Its columns go in groups of
  *	  GRAM_GROUP, each group's tiles starting at the vector holding the
  *	  group's first diagonal element, so that only the diagonal blocks
- *	  compute elements of the upper triangle.  The Cholesky factorisation is
+ *	  compute elements of the upper triangle; the vector versions, up to
+ *	  k = SIMD_ROTATED_K, sum the diagonal V x V blocks in rotated form
+ *	  instead (gram_diagonal: V / 2 + 1 products a row where a tile takes
+ *	  V) with the right-hand side, and the tiles start below them.  The
+ *	  Cholesky factorisation is
  *	  blocked by vectors (see cholesky below).  The parameters are #undef'd
  *	  at the end.
  *
@@ -60,6 +69,13 @@
  * at once).
  */
 #define SIMD_SUM_BLOCK	256
+
+/*
+ * The Gram kernel's diagonal blocks are summed in rotated form
+ * (gram_diagonal) for k up to SIMD_ROTATED_K: their sums, kept on the
+ * stack, take 9 KB there; past it the diagonal blocks are a small share.
+ */
+#define SIMD_ROTATED_K		256
 
 /* Rows ahead whose factors are prefetched. */
 #define SIMD_PREFETCH_ROWS	16
@@ -198,6 +214,142 @@ SIMD(gram_group) (const float *other, int k, const int32 *cols, int n,
 								GRAM_GROUP % width);
 }
 
+#ifdef VROTATE
+/*
+ * The diagonal blocks of the Gram matrix in rotated form: block b (rows
+ * and columns b V .. b V + V - 1) of sum_e w_e o_e o_e', for blocks b0 ..
+ * b0 + blocks - 1, over n rows, added to rotated[b][s][0 .. V).  With x a
+ * row's V elements of the block, sum s (s = 0 .. V / 2) takes w_e x times
+ * x rotated by s lanes, so that its lane r holds the element
+ * (b V + r, b V + (r + s) mod V): V / 2 + 1 products cover the block's
+ * V (V + 1) / 2 elements, where a tile of V columns takes V products, near
+ * half of them spent on the upper triangle.  gram_unrotate puts the sums
+ * in place.  With targets, the same rows' sum_e t_e x is added to the
+ * block's elements of rhs, as block_sum would; the pass from block 0 asks
+ * the cache for each row SIMD_PREFETCH_ROWS rows ahead, being the first to
+ * read them.  blocks, edge (the last block passes k), weighted and summed
+ * (targets given) are constants in each call.
+ */
+static inline SIMD_FN __attribute__((always_inline)) void
+SIMD(gram_diagonal) (const float *other, int k, const int32 *cols, int n,
+					 const float *weights, const float *targets, float *rotated, float *rhs,
+					 int b0, const int blocks, const bool edge, const bool weighted,
+					 const bool summed)
+{
+	VEC			sum[GRAM_DIAGONAL_BLOCKS][V / 2 + 1];
+	VEC			right[GRAM_DIAGONAL_BLOCKS];
+
+	SIMD_UNROLL
+	for (int b = 0; b < blocks; b++)
+	{
+		right[b] = VZERO();
+		SIMD_UNROLL_BLOCK
+		for (int s = 0; s <= V / 2; s++)
+			sum[b][s] = VZERO();
+	}
+	for (int e = 0; e < n; e++)
+	{
+		const float *o = other + (Size) cols[e] * k + b0 * V;
+
+		if (b0 == 0 && e + SIMD_PREFETCH_ROWS < n)
+			prefetch_row(other + (Size) cols[e + SIMD_PREFETCH_ROWS] * k, k);
+		SIMD_UNROLL
+		for (int b = 0; b < blocks; b++)
+		{
+			VEC			x = edge ? VLOADN(o + b * V, k - (b0 + b) * V) : VLOAD(o + b * V);
+			VEC			scaled = weighted ? VMUL(x, VBCAST(weights[e])) : x;
+
+			if (summed)
+				right[b] = VFMA(x, VBCAST(targets[e]), right[b]);
+			sum[b][0] = VFMA(scaled, x, sum[b][0]);
+			SIMD_UNROLL_BLOCK
+			for (int s = 1; s <= V / 2; s++)
+				sum[b][s] = VFMA(scaled, VROTATE(x, s), sum[b][s]);
+		}
+	}
+	SIMD_UNROLL
+	for (int b = 0; b < blocks; b++)
+	{
+		float	   *to = rotated + (Size) (b0 + b) * (V / 2 + 1) * V;
+		int			lanes = k - (b0 + b) * V;
+
+		SIMD_UNROLL_BLOCK
+		for (int s = 0; s <= V / 2; s++)
+			VSTORE(to + s * V, VADD(VLOAD(to + s * V), sum[b][s]));
+		if (summed)
+			VSTOREN(rhs + (b0 + b) * V, VADD(VLOADN(rhs + (b0 + b) * V, lanes), right[b]), lanes);
+	}
+}
+
+/* gram_diagonal with its shape's constants spelled out. */
+static inline SIMD_FN __attribute__((always_inline)) void
+SIMD(gram_diagonal_shaped) (const float *other, int k, const int32 *cols, int n,
+							const float *weights, const float *targets, float *rotated,
+							float *rhs, int b0, const int blocks)
+{
+	bool		edge = (b0 + blocks) * V > k;
+
+#define SIMD_DIAGONAL(edge, weighted, summed) \
+	SIMD(gram_diagonal) (other, k, cols, n, weights, targets, rotated, rhs, b0, blocks, \
+						 edge, weighted, summed)
+	if (targets)
+	{
+		if (edge && weights)
+			SIMD_DIAGONAL(true, true, true);
+		else if (edge)
+			SIMD_DIAGONAL(true, false, true);
+		else if (weights)
+			SIMD_DIAGONAL(false, true, true);
+		else
+			SIMD_DIAGONAL(false, false, true);
+	}
+	else
+	{
+		if (edge && weights)
+			SIMD_DIAGONAL(true, true, false);
+		else if (edge)
+			SIMD_DIAGONAL(true, false, false);
+		else if (weights)
+			SIMD_DIAGONAL(false, true, false);
+		else
+			SIMD_DIAGONAL(false, false, false);
+	}
+#undef SIMD_DIAGONAL
+}
+
+/*
+ * Adds gram_diagonal's sums to the lower triangle of a.  Sum j (j <= V / 2)
+ * is the block's wrapped diagonal j, lane r holding the element
+ * (r, (r + j) mod V); rotating sum V - j by j lanes gives wrapped diagonal
+ * j > V / 2, by symmetry.  Transposed, vector q's lane j is the element
+ * ((q + j) mod V, q): its first V - q lanes are column q of the lower
+ * triangle from the diagonal down.
+ */
+static SIMD_FN void
+SIMD(gram_unrotate) (const float *rotated, int k, float *a, int ld)
+{
+	for (int base = 0; base < k; base += V)
+	{
+		const float *sums = rotated + (Size) (base / V) * (V / 2 + 1) * V;
+		int			size = Min(V, k - base);
+		VEC			column[V];
+
+		SIMD_UNROLL_BLOCK
+		for (int j = 0; j < V; j++)
+			column[j] = j <= V / 2 ? VLOAD(sums + j * V) : VROTATE(VLOAD(sums + (V - j) * V), j);
+		VTRANSPOSE(column);
+		SIMD_UNROLL_BLOCK
+		for (int q = 0; q < V; q++)
+		{
+			float	   *to = a + (Size) (base + q) * ld + base + q;
+
+			if (q < size)
+				VSTOREN(to, VADD(VLOADN(to, size - q), column[q]), size - q);
+		}
+	}
+}
+#endif
+
 /*
  * scaled_sum's pass over rows start .. end - 1 for vectors vectors of out
  * from first, summed in registers; each row's factors are asked of the
@@ -305,18 +457,48 @@ SIMD(gram) (const float *other, int k, const int32 *cols, int n,
 	int			most = Min(SIMD_SUM_BLOCK, Max(16, SIMD_BLOCK_FLOATS / Max(k, 1)));
 	int			blocks = (n + most - 1) / most;
 	int			block = blocks > 0 ? (n + blocks - 1) / blocks : 1;
+#ifdef VROTATE
+	/* the diagonal blocks' sums in rotated form (gram_diagonal) */
+	float		rotated[SIMD_ROTATED_K / V * (V / 2 + 1) * V];
+	const bool	rotate = k <= SIMD_ROTATED_K;
+
+	if (rotate)
+		memset(rotated, 0, sizeof(float) * ((k + V - 1) / V) * (V / 2 + 1) * V);
+#else
+	const bool	rotate = false;
+#endif
 
 	for (int first = 0; first < n; first += block)
 	{
 		int			count = Min(block, n - first);
 
+#ifdef VROTATE
+		if (rotate)
+		{
+			/* the diagonal blocks, GRAM_DIAGONAL_BLOCKS at a time, the right-hand side with them */
+			const float *block_weights = weights ? weights + first : NULL;
+			const float *block_targets = targets ? targets + first : NULL;
+			int			b;
+
+			for (b = 0; GRAM_DIAGONAL_BLOCKS == 2 && (b + 2) * V <= k + V - 1; b += 2)
+				SIMD(gram_diagonal_shaped) (other, k, cols + first, count, block_weights,
+											block_targets, rotated, rhs, b, 2);
+			for (; b * V < k; b++)
+				SIMD(gram_diagonal_shaped) (other, k, cols + first, count, block_weights,
+											block_targets, rotated, rhs, b, 1);
+		}
+		else
+#endif
 		if (targets)
 			SIMD(block_sum) (other, k, cols, first, first + count, targets, rhs);
 
 		for (int g0 = 0; g0 < k; g0 += GRAM_GROUP)
 		{
-			/* the lower triangle's rows of the group's columns, from a vector's start */
-			for (int row0 = g0 - g0 % V; row0 < k; row0 += TILE_VECTORS * V)
+			/*
+			 * the lower triangle's rows of the group's columns, from a
+			 * vector's start (past the diagonal block where it is rotated)
+			 */
+			for (int row0 = g0 - g0 % V + (rotate ? V : 0); row0 < k; row0 += TILE_VECTORS * V)
 			{
 				int			vectors = Min(TILE_VECTORS, (k - row0 + V - 1) / V);
 
@@ -346,6 +528,10 @@ SIMD(gram) (const float *other, int k, const int32 *cols, int n,
 			}
 		}
 	}
+#ifdef VROTATE
+	if (rotate)
+		SIMD(gram_unrotate) (rotated, k, a, ld);
+#endif
 	if (bias)
 	{
 		/* row k: sum w_e o_e, one element per column; then sum w_e */
@@ -1212,6 +1398,9 @@ SIMD(gather_transposed) (const float *other, int k, const int32 *cols, int n, fl
 #undef SIMD_CHOLESKY_COLUMNS
 #undef SIMD_SUM_BLOCK
 #undef SIMD_PREFETCH_ROWS
+#undef SIMD_ROTATED_K
+#undef VROTATE
+#undef GRAM_DIAGONAL_BLOCKS
 #undef SIMD
 #undef SIMD_FN
 #undef V
