@@ -21,9 +21,9 @@
  * prints a TSV: what, k, ns per row (or per solve), GFLOP/s, share of the
  * instruction set's peak.
  *
- * Built by test/bench/run.sh against the server's headers; the stubs below
- * stand in for the PostgreSQL functions kernel.c's setting uses (never
- * called here).
+ * Built by test/bench/run.sh against the server's headers; the stubs of
+ * test/kernel_stubs.h stand in for the PostgreSQL functions kernel.c's
+ * setting uses (never called here).
  */
 #include "../../src/kernel.c"
 
@@ -32,32 +32,7 @@
 #include <time.h>
 #include <cblas.h>
 
-/* the C library's, not port.h's pg_printf (libpgport is not linked) */
-#undef printf
-#undef fprintf
-
-/* kernel.c's setting reaches these; the benchmark never defines it. */
-char	   *GUC_check_errdetail_string;
-char	   *GUC_check_errhint_string;
-void
-pre_format_elog_string(int errnumber, const char *domain)
-{
-}
-char *
-format_elog_string(const char *fmt,...)
-{
-	return NULL;
-}
-void
-DefineCustomEnumVariable(const char *name, const char *short_desc,
-						 const char *long_desc, int *valueAddr, int bootValue,
-						 const struct config_enum_entry *options,
-						 GucContext context, int flags,
-						 GucEnumCheckHook check_hook,
-						 GucEnumAssignHook assign_hook,
-						 GucShowHook show_hook)
-{
-}
+#include "../kernel_stubs.h"
 
 extern void spotrf_(const char *uplo, const int *n, float *a, const int *lda,
 					int *info, size_t uplo_len);
