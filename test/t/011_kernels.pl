@@ -216,7 +216,12 @@ foreach my $kind (sort keys %kinds)
 # from the rating in double, as the other side's, on both of its paths
 # (the users' half-step summing the iteration before's, and the items'
 # half-step summing the last's); added to a float score, the users' had
-# made the iterations' training RMSE 2.5e-5 to 2e-4 off (attack helper 168)
+# made the iterations' training RMSE 2.5e-5 to 2e-4 off (attack helper 168).
+# The ratings are the biases' sum exactly, so the training RMSE is the
+# factors' rounding and J can rise from one iteration to the next by it:
+# the training with a tolerance then stops there, after 2 iterations
+# (OpenBLAS's kernels on a Zen 4 CPU, the blas path), and the iterations
+# it ran are compared.
 foreach my $kernel (@kernels)
 {
 	my $history = $node->safe_psql('postgres', qq{
@@ -231,7 +236,7 @@ foreach my $kernel (@kernels)
 		JOIN (SELECT rmse, i FROM mf_models m, unnest(m.train_rmse_history) WITH ORDINALITY AS x(rmse, i)
 		      WHERE m.name = 'big_biases_each') b USING (i)});
 	my ($gap, $iterations) = split / /, (split /\n/, $history)[-1];
-	ok($iterations == 3 && $gap < 1e-9,
+	ok($iterations >= 2 && $gap < 1e-9,
 		"large biases, $kernel kernel: each iteration's training RMSE the same summed late or at its end ($history)");
 }
 
