@@ -49,12 +49,11 @@
  *	  GRAM_GROUP, each group's tiles starting at the vector holding the
  *	  group's first diagonal element, so that only the diagonal blocks
  *	  compute elements of the upper triangle; the vector versions, up to
- *	  k = SIMD_ROTATED_K, sum the diagonal V x V blocks in rotated form
- *	  instead (gram_diagonal: V / 2 + 1 products a row where a tile takes
- *	  V) with the right-hand side, and the tiles start below them.  The
- *	  Cholesky factorisation is
- *	  blocked by vectors (see cholesky below).  The parameters are #undef'd
- *	  at the end.
+ *	  k = SIMD_ROTATED_K and for unweighted rows, sum the diagonal V x V
+ *	  blocks in rotated form instead (gram_diagonal: V / 2 + 1 products a
+ *	  row where a tile takes V) with the right-hand side, and the tiles
+ *	  start below them.  The Cholesky factorisation is blocked by vectors
+ *	  (see cholesky below).  The parameters are #undef'd at the end.
  *
  *-------------------------------------------------------------------------
  */
@@ -217,24 +216,23 @@ SIMD(gram_group) (const float *other, int k, const int32 *cols, int n,
 #ifdef VROTATE
 /*
  * The diagonal blocks of the Gram matrix in rotated form: block b (rows
- * and columns b V .. b V + V - 1) of sum_e w_e o_e o_e', for blocks b0 ..
+ * and columns b V .. b V + V - 1) of sum_e o_e o_e', for blocks b0 ..
  * b0 + blocks - 1, over n rows, added to rotated[b][s][0 .. V).  With x a
- * row's V elements of the block, sum s (s = 0 .. V / 2) takes w_e x times
- * x rotated by s lanes, so that its lane r holds the element
+ * row's V elements of the block, sum s (s = 0 .. V / 2) takes x times x
+ * rotated by s lanes, so that its lane r holds the element
  * (b V + r, b V + (r + s) mod V): V / 2 + 1 products cover the block's
  * V (V + 1) / 2 elements, where a tile of V columns takes V products, near
  * half of them spent on the upper triangle.  gram_unrotate puts the sums
  * in place.  With targets, the same rows' sum_e t_e x is added to the
  * block's elements of rhs, as block_sum would; the pass from block 0 asks
  * the cache for each row SIMD_PREFETCH_ROWS rows ahead, being the first to
- * read them.  blocks, edge (the last block passes k), weighted and summed
- * (targets given) are constants in each call.
+ * read them.  blocks, edge (the last block passes k) and summed (targets
+ * given) are constants in each call.  Unweighted only (see SIMD(gram)).
  */
 static inline SIMD_FN __attribute__((always_inline)) void
 SIMD(gram_diagonal) (const float *other, int k, const int32 *cols, int n,
-					 const float *weights, const float *targets, float *rotated, float *rhs,
-					 int b0, const int blocks, const bool edge, const bool weighted,
-					 const bool summed)
+					 const float *targets, float *rotated, float *rhs,
+					 int b0, const int blocks, const bool edge, const bool summed)
 {
 	VEC			sum[GRAM_DIAGONAL_BLOCKS][V / 2 + 1];
 	VEC			right[GRAM_DIAGONAL_BLOCKS];
@@ -257,14 +255,13 @@ SIMD(gram_diagonal) (const float *other, int k, const int32 *cols, int n,
 		for (int b = 0; b < blocks; b++)
 		{
 			VEC			x = edge ? VLOADN(o + b * V, k - (b0 + b) * V) : VLOAD(o + b * V);
-			VEC			scaled = weighted ? VMUL(x, VBCAST(weights[e])) : x;
 
 			if (summed)
 				right[b] = VFMA(x, VBCAST(targets[e]), right[b]);
-			sum[b][0] = VFMA(scaled, x, sum[b][0]);
+			sum[b][0] = VFMA(x, x, sum[b][0]);
 			SIMD_UNROLL_BLOCK
 			for (int s = 1; s <= V / 2; s++)
-				sum[b][s] = VFMA(scaled, VROTATE(x, s), sum[b][s]);
+				sum[b][s] = VFMA(x, VROTATE(x, s), sum[b][s]);
 		}
 	}
 	SIMD_UNROLL
@@ -284,36 +281,21 @@ SIMD(gram_diagonal) (const float *other, int k, const int32 *cols, int n,
 /* gram_diagonal with its shape's constants spelled out. */
 static inline SIMD_FN __attribute__((always_inline)) void
 SIMD(gram_diagonal_shaped) (const float *other, int k, const int32 *cols, int n,
-							const float *weights, const float *targets, float *rotated,
-							float *rhs, int b0, const int blocks)
+							const float *targets, float *rotated, float *rhs, int b0,
+							const int blocks)
 {
 	bool		edge = (b0 + blocks) * V > k;
 
-#define SIMD_DIAGONAL(edge, weighted, summed) \
-	SIMD(gram_diagonal) (other, k, cols, n, weights, targets, rotated, rhs, b0, blocks, \
-						 edge, weighted, summed)
-	if (targets)
-	{
-		if (edge && weights)
-			SIMD_DIAGONAL(true, true, true);
-		else if (edge)
-			SIMD_DIAGONAL(true, false, true);
-		else if (weights)
-			SIMD_DIAGONAL(false, true, true);
-		else
-			SIMD_DIAGONAL(false, false, true);
-	}
+#define SIMD_DIAGONAL(edge, summed) \
+	SIMD(gram_diagonal) (other, k, cols, n, targets, rotated, rhs, b0, blocks, edge, summed)
+	if (edge && targets)
+		SIMD_DIAGONAL(true, true);
+	else if (edge)
+		SIMD_DIAGONAL(true, false);
+	else if (targets)
+		SIMD_DIAGONAL(false, true);
 	else
-	{
-		if (edge && weights)
-			SIMD_DIAGONAL(true, true, false);
-		else if (edge)
-			SIMD_DIAGONAL(true, false, false);
-		else if (weights)
-			SIMD_DIAGONAL(false, true, false);
-		else
-			SIMD_DIAGONAL(false, false, false);
-	}
+		SIMD_DIAGONAL(false, false);
 #undef SIMD_DIAGONAL
 }
 
@@ -460,7 +442,21 @@ SIMD(gram) (const float *other, int k, const int32 *cols, int n,
 #ifdef VROTATE
 	/* the diagonal blocks' sums in rotated form (gram_diagonal) */
 	float		rotated[SIMD_ROTATED_K / V * (V / 2 + 1) * V];
-	const bool	rotate = k <= SIMD_ROTATED_K;
+
+	/*
+	 * Weighted rows (implicit feedback's corrections) keep the tiles: a
+	 * rotated lane's product (w x_i) x_j would put the weight on i or on j
+	 * by where the rotation wraps, which differs between vector widths, so
+	 * AVX-512 and AVX2 would round an element differently; the tiles weight
+	 * the row index always.  Unweighted, each product x_i x_j is the same
+	 * float whichever lane holds it, and the widths give the same bits
+	 * where the elements off the diagonal start at 0 (the penalty alone,
+	 * as in every explicit solve but implicit information's): a block's
+	 * rotated sums reach the matrix after the last block of rows, a tile's
+	 * after each, so an element a tile holds at one width and the rotated
+	 * form at the other is summed in another order onto any other start.
+	 */
+	const bool	rotate = k <= SIMD_ROTATED_K && weights == NULL;
 
 	if (rotate)
 		memset(rotated, 0, sizeof(float) * ((k + V - 1) / V) * (V / 2 + 1) * V);
@@ -476,16 +472,15 @@ SIMD(gram) (const float *other, int k, const int32 *cols, int n,
 		if (rotate)
 		{
 			/* the diagonal blocks, GRAM_DIAGONAL_BLOCKS at a time, the right-hand side with them */
-			const float *block_weights = weights ? weights + first : NULL;
 			const float *block_targets = targets ? targets + first : NULL;
 			int			b;
 
 			for (b = 0; GRAM_DIAGONAL_BLOCKS == 2 && (b + 2) * V <= k + V - 1; b += 2)
-				SIMD(gram_diagonal_shaped) (other, k, cols + first, count, block_weights,
-											block_targets, rotated, rhs, b, 2);
+				SIMD(gram_diagonal_shaped) (other, k, cols + first, count, block_targets,
+											rotated, rhs, b, 2);
 			for (; b * V < k; b++)
-				SIMD(gram_diagonal_shaped) (other, k, cols + first, count, block_weights,
-											block_targets, rotated, rhs, b, 1);
+				SIMD(gram_diagonal_shaped) (other, k, cols + first, count, block_targets,
+											rotated, rhs, b, 1);
 		}
 		else
 #endif
