@@ -14,7 +14,13 @@
  *     the double-precision sum within single-precision rounding (relative
  *     to the sum of the magnitudes added, as summing in float allows);
  *   - nothing past the system's d = k (+ 1) rows, nor past the right-hand
- *     side's d numbers, is written.
+ *     side's d numbers, is written (they hold -0.0, which any addition, of
+ *     +0.0 too, changes);
+ *
+ * and once more onto a matrix holding numbers on its diagonal only (an
+ * explicit solve's penalty), where the vector kernels (AVX-512, AVX2) also
+ * give the same bits (see SIMD(gram) in src/kernel_simd.h for why not
+ * onto any matrix).
  *
  *   kernel_check
  *
@@ -29,19 +35,13 @@
 
 #include "kernel_stubs.h"
 
-/* The matrix's rows past d and the right-hand side's numbers past d hold this. */
-#define GUARD 12345.0f
+/* The matrix's rows past d and the right-hand side's numbers past d hold -0.0. */
+#define GUARD (-0.0f)
 
-static uint64_t random_state = 7;
-
-static double
-uniform(void)
+static bool
+guard_kept(float x)
 {
-	uint64_t	x = (random_state += 0x9E3779B97F4A7C15ULL);
-
-	x = (x ^ (x >> 30)) * 0xBF58476D1CE4E5B9ULL;
-	x = (x ^ (x >> 27)) * 0x94D049BB133111EBULL;
-	return (double) ((x ^ (x >> 31)) >> 11) / 9007199254740992.0;
+	return x == 0.0f && signbit(x);
 }
 
 static int	failures = 0;
@@ -55,40 +55,100 @@ fail(const MfKernel *kernel, int k, int n, int variant, const char *what, int i,
 			   kernel->name, k, n, variant, what, i, j, got, want, bound);
 }
 
-/*
- * One call of kernel->gram on rows of n ratings at k, variant's bits
- * choosing weights (1), targets (2) and the bias row (4); checked against
- * double precision.
- */
-static void
-check_one(const MfKernel *kernel, const float *other, int n_other, int k, int n, int variant)
+/* One call's inputs and what the kernel left in the matrix and right-hand side. */
+typedef struct GramCall
 {
+	int			k;
+	int			n;
+	int			variant;		/* bits: weights (1), targets (2), the bias row (4) */
+	int			d;
+	int			ld;
+	int32	   *cols;
+	float	   *weights;
+	float	   *targets;
+	float	   *a;				/* ld x d, as the caller leaves it */
+	float	   *rhs;			/* d + 8 */
+} GramCall;
+
+static GramCall
+call_make(int n_other, int k, int n, int variant, bool diagonal_only)
+{
+	GramCall	call = {.k = k, .n = n, .variant = variant};
+
+	call.d = k + (variant & 4 ? 1 : 0);
+	call.ld = call.d + 5;
+	call.cols = malloc(sizeof(int32) * n);
+	call.weights = malloc(sizeof(float) * n);
+	call.targets = malloc(sizeof(float) * n);
+	call.a = malloc(sizeof(float) * (size_t) call.ld * call.d);
+	call.rhs = malloc(sizeof(float) * (call.d + 8));
+	for (int e = 0; e < n; e++)
+	{
+		call.cols[e] = (int32) (uniform() * n_other);
+		call.weights[e] = (float) (0.5 + 4 * uniform());
+		call.targets[e] = (float) (1 + 4 * uniform());
+	}
+	for (int j = 0; j < call.d; j++)
+		for (int i = 0; i < call.ld; i++)
+			call.a[(size_t) j * call.ld + i] = i >= call.d ? GUARD
+				: i == j || !diagonal_only ? (float) (uniform() - 0.5) : 0.0f;
+	for (int i = 0; i < call.d + 8; i++)
+		call.rhs[i] = i < call.d ? (float) (uniform() - 0.5) : GUARD;
+	return call;
+}
+
+static GramCall
+call_copy(const GramCall *from)
+{
+	GramCall	call = *from;
+	size_t		a_bytes = sizeof(float) * (size_t) from->ld * from->d;
+	size_t		rhs_bytes = sizeof(float) * (from->d + 8);
+
+	call.a = memcpy(malloc(a_bytes), from->a, a_bytes);
+	call.rhs = memcpy(malloc(rhs_bytes), from->rhs, rhs_bytes);
+	return call;
+}
+
+/* Frees what call_copy made (the matrix and right-hand side). */
+static void
+call_free_copy(GramCall *call)
+{
+	free(call->a);
+	free(call->rhs);
+}
+
+static void
+call_free(GramCall *call)
+{
+	call_free_copy(call);
+	free(call->cols);
+	free(call->weights);
+	free(call->targets);
+}
+
+/*
+ * kernel->gram on a copy of call's inputs, checked against double
+ * precision; the copy is returned, for the vector kernels' comparison.
+ */
+static GramCall
+check_one(const MfKernel *kernel, const float *other, const GramCall *inputs)
+{
+	GramCall	call = call_copy(inputs);
+	int			k = call.k,
+				n = call.n,
+				d = call.d,
+				ld = call.ld,
+				variant = call.variant;
 	bool		weighted = variant & 1,
 				summed = variant & 2,
 				bias = variant & 4;
-	int			d = k + (bias ? 1 : 0);
-	int			ld = d + 5;
-	int32	   *cols = malloc(sizeof(int32) * n);
-	float	   *weights = malloc(sizeof(float) * n);
-	float	   *targets = malloc(sizeof(float) * n);
-	float	   *a = malloc(sizeof(float) * (size_t) ld * d);
-	float	   *rhs = malloc(sizeof(float) * (d + 8));
+	float	   *a = call.a;
+	float	   *rhs = call.rhs;
 	double	   *want = calloc((size_t) d * d, sizeof(double));
 	double	   *size = calloc((size_t) d * d, sizeof(double));
 	double	   *want_rhs = calloc(d, sizeof(double));
 	double	   *size_rhs = calloc(d, sizeof(double));
 
-	for (int e = 0; e < n; e++)
-	{
-		cols[e] = (int32) (uniform() * n_other);
-		weights[e] = (float) (0.5 + 4 * uniform());
-		targets[e] = (float) (1 + 4 * uniform());
-	}
-	for (int j = 0; j < d; j++)
-		for (int i = 0; i < ld; i++)
-			a[(size_t) j * ld + i] = i < d ? (float) (uniform() - 0.5) : GUARD;
-	for (int i = 0; i < d + 8; i++)
-		rhs[i] = i < d ? (float) (uniform() - 0.5) : GUARD;
 	for (int j = 0; j < d; j++)
 	{
 		want_rhs[j] = rhs[j];
@@ -101,8 +161,8 @@ check_one(const MfKernel *kernel, const float *other, int n_other, int k, int n,
 	}
 	for (int e = 0; e < n; e++)
 	{
-		const float *o = other + (size_t) cols[e] * k;
-		double		w = weighted ? weights[e] : 1.0;
+		const float *o = other + (size_t) call.cols[e] * k;
+		double		w = weighted ? call.weights[e] : 1.0;
 
 		for (int j = 0; j < d; j++)
 		{
@@ -110,8 +170,8 @@ check_one(const MfKernel *kernel, const float *other, int n_other, int k, int n,
 
 			if (summed)
 			{
-				want_rhs[j] += targets[e] * oj;
-				size_rhs[j] += fabs(targets[e] * oj);
+				want_rhs[j] += call.targets[e] * oj;
+				size_rhs[j] += fabs(call.targets[e] * oj);
 			}
 			for (int i = j; i < d; i++)
 			{
@@ -123,8 +183,8 @@ check_one(const MfKernel *kernel, const float *other, int n_other, int k, int n,
 		}
 	}
 
-	kernel->gram(other, k, cols, n, weighted ? weights : NULL, summed ? targets : NULL, bias,
-				 a, ld, rhs);
+	kernel->gram(other, k, call.cols, n, weighted ? call.weights : NULL,
+				 summed ? call.targets : NULL, bias, a, ld, rhs);
 
 	for (int j = 0; j < d; j++)
 	{
@@ -137,7 +197,7 @@ check_one(const MfKernel *kernel, const float *other, int n_other, int k, int n,
 				fail(kernel, k, n, variant, "element", i, j, got, want[(size_t) j * d + i], bound);
 		}
 		for (int i = d; i < ld; i++)
-			if (a[(size_t) j * ld + i] != GUARD)
+			if (!guard_kept(a[(size_t) j * ld + i]))
 				fail(kernel, k, n, variant, "written past the system", i, j,
 					 a[(size_t) j * ld + i], GUARD, 0);
 		if (summed && !(fabs(rhs[j] - want_rhs[j]) <= 1e-5 * size_rhs[j]))
@@ -145,18 +205,28 @@ check_one(const MfKernel *kernel, const float *other, int n_other, int k, int n,
 				 1e-5 * size_rhs[j]);
 	}
 	for (int i = d; i < d + 8; i++)
-		if (rhs[i] != GUARD)
+		if (!guard_kept(rhs[i]))
 			fail(kernel, k, n, variant, "written past the right-hand side", i, 0, rhs[i], GUARD, 0);
 
-	free(cols);
-	free(weights);
-	free(targets);
-	free(a);
-	free(rhs);
 	free(want);
 	free(size);
 	free(want_rhs);
 	free(size_rhs);
+	return call;
+}
+
+/*
+ * Whether two kernels' results of the same inputs are the same bits: the
+ * lower triangle and the right-hand side (the upper triangle is scratch).
+ */
+static bool
+same_bits(const GramCall *x, const GramCall *y)
+{
+	for (int j = 0; j < x->d; j++)
+		if (memcmp(x->a + (size_t) j * x->ld + j, y->a + (size_t) j * y->ld + j,
+				   sizeof(float) * (x->d - j)) != 0)
+			return false;
+	return memcmp(x->rhs, y->rhs, sizeof(float) * x->d) == 0;
 }
 
 int
@@ -166,41 +236,83 @@ main(void)
 	49, 63, 64, 65, 80, 100, 127, 128, 129, 200, 255, 256, 257, 300};
 	static const int ns[] = {1, 2, 3, 7, 16, 17, 33, 130, 257, 600};
 	const MfKernel *kernels[3];
+	int			calls[3] = {0};
+	int			failed[3] = {0};
 	int			n_kernels = 0;
+	int			n_vector = 0;	/* the first n_vector kernels are vector ones */
+	int			calls_compared = 0;
 	int			n_other = 300;
 	float	   *other;
 
+	random_state = 7;
 #ifdef MF_KERNEL_X86
 	if (cpu_runs(MF_KERNEL_AVX512))
 		kernels[n_kernels++] = &avx512_kernel;
 	if (cpu_runs(MF_KERNEL_AVX2))
 		kernels[n_kernels++] = &avx2_kernel;
 #endif
+	n_vector = n_kernels;
 	kernels[n_kernels++] = &portable_kernel;
 
 	other = malloc(sizeof(float) * (size_t) n_other * 300);
-	for (int t = 0; t < n_kernels; t++)
+	for (int ki = 0; ki < (int) lengthof(ks); ki++)
 	{
-		int			before = failures;
-		int			calls = 0;
+		int			k = ks[ki];
 
-		for (int ki = 0; ki < (int) lengthof(ks); ki++)
-		{
-			int			k = ks[ki];
+		/* factors of either sign, some rows of larger ones */
+		for (int i = 0; i < n_other * k; i++)
+			other[i] = (float) ((uniform() - 0.4) * (i / k % 7 == 0 ? 8 : 1));
+		for (int ni = 0; ni < (int) lengthof(ns); ni++)
+			for (int variant = 0; variant < 8; variant++)
+			{
+				GramCall	inputs = call_make(n_other, k, ns[ni], variant, false);
+				GramCall	first_vector;
 
-			/* factors of either sign, some rows of larger ones */
-			for (int i = 0; i < n_other * k; i++)
-				other[i] = (float) ((uniform() - 0.4) * (i / k % 7 == 0 ? 8 : 1));
-			for (int ni = 0; ni < (int) lengthof(ns); ni++)
-				for (int variant = 0; variant < 8; variant++)
+				for (int t = 0; t < n_kernels; t++)
 				{
-					check_one(kernels[t], other, n_other, k, ns[ni], variant);
-					calls++;
+					int			before = failures;
+					GramCall	result = check_one(kernels[t], other, &inputs);
+
+					calls[t]++;
+					failed[t] += failures > before;
+					call_free_copy(&result);
 				}
-		}
-		printf("%s: %d calls, %s\n", kernels[t]->name, calls,
-			   failures == before ? "every element within rounding" : "FAILED");
+				call_free(&inputs);
+
+				/* the vector kernels onto the penalty alone: the same bits */
+				inputs = call_make(n_other, k, ns[ni], variant, true);
+				for (int t = 0; t < n_vector; t++)
+				{
+					int			before = failures;
+					GramCall	result = check_one(kernels[t], other, &inputs);
+
+					failed[t] += failures > before;
+					if (t == 0)
+					{
+						first_vector = result;
+						continue;
+					}
+					calls_compared++;
+					if (!same_bits(&first_vector, &result))
+					{
+						failed[t]++;
+						if (++failures <= 20)
+							printf("FAIL %s k=%d n=%d variant=%d: not the same bits as %s\n",
+								   kernels[t]->name, k, ns[ni], variant, kernels[0]->name);
+					}
+					call_free_copy(&result);
+				}
+				if (n_vector > 0)
+					call_free_copy(&first_vector);
+				call_free(&inputs);
+			}
 	}
+	for (int t = 0; t < n_kernels; t++)
+		printf("%s: %d calls, %s\n", kernels[t]->name, calls[t],
+			   failed[t] == 0 ? "every element within rounding" : "FAILED");
+	if (n_vector > 1)
+		printf("%s and %s: %d calls, the same bits\n", kernels[0]->name, kernels[1]->name,
+			   failed[1] == 0 ? calls_compared : 0);
 	free(other);
 	return failures == 0 ? 0 : 1;
 }

@@ -1,8 +1,9 @@
 /*
- * kernel_stubs.h -- the PostgreSQL functions that src/kernel.c's setting
- * (mf_ext.kernel) reaches, as empty stand-ins, for programs that include
- * kernel.c outside the server: test/kernel_check.c and the benchmark's
- * test/bench/kernels.c.  Neither defines the setting, so none is called.
+ * kernel_stubs.h -- what the programs that include src/kernel.c outside
+ * the server share (test/kernel_check.c and the benchmark's
+ * test/bench/kernels.c): the PostgreSQL functions that kernel.c's setting
+ * (mf_ext.kernel) reaches, as empty stand-ins (neither program defines the
+ * setting, so none is called), and their seeded random numbers.
  */
 #ifndef MF_KERNEL_STUBS_H
 #define MF_KERNEL_STUBS_H
@@ -31,6 +32,20 @@ DefineCustomEnumVariable(const char *name, const char *short_desc,
 						 GucEnumAssignHook assign_hook,
 						 GucShowHook show_hook)
 {
+}
+
+/* The random numbers' state: each program seeds it at the start of main. */
+static uint64_t random_state;
+
+/* A uniform number in [0, 1) (splitmix64). */
+static double
+uniform(void)
+{
+	uint64_t	x = (random_state += 0x9E3779B97F4A7C15ULL);
+
+	x = (x ^ (x >> 30)) * 0xBF58476D1CE4E5B9ULL;
+	x = (x ^ (x >> 27)) * 0x94D049BB133111EBULL;
+	return (double) ((x ^ (x >> 31)) >> 11) / 9007199254740992.0;
 }
 
 #endif

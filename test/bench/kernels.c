@@ -49,18 +49,6 @@ now(void)
 	return t.tv_sec + t.tv_nsec * 1e-9;
 }
 
-static uint64_t random_state = 42;
-
-static double
-uniform(void)
-{
-	uint64_t	x = (random_state += 0x9E3779B97F4A7C15ULL);
-
-	x = (x ^ (x >> 30)) * 0xBF58476D1CE4E5B9ULL;
-	x = (x ^ (x >> 27)) * 0x94D049BB133111EBULL;
-	return (double) ((x ^ (x >> 31)) >> 11) / 9007199254740992.0;
-}
-
 /* Peak FMA rate of one instruction set on this core: GFLOP/s. */
 #define PEAK_CHAINS 12
 #ifdef MF_KERNEL_X86
@@ -313,6 +301,7 @@ main(int argc, char **argv)
 	degree = atoi(argv[2]);
 	n_other = atoi(argv[3]);
 	seconds = atof(argv[4]);
+	random_state = 42;
 
 #ifdef MF_KERNEL_X86
 	raise_peaks(&peak512, &peak2, 5);
