@@ -220,6 +220,17 @@ sum8(__m256 x)
 	return _mm_cvtss_f32(s);
 }
 
+/* x rotated by s lanes: lane i holds x's lane (i + s) mod 8. */
+static inline __attribute__((target("avx2"), always_inline)) __m256
+rotate8(__m256 x, int s)
+{
+	__m256i		lane = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+
+	return _mm256_permutevar8x32_ps(x, _mm256_and_si256(_mm256_add_epi32(lane,
+																		  _mm256_set1_epi32(s)),
+														_mm256_set1_epi32(7)));
+}
+
 /* An 8 x 8 transpose in registers, as transpose16. */
 static inline __attribute__((target("avx2"), always_inline)) void
 transpose8(__m256 *r)
@@ -293,8 +304,7 @@ keep8(__m256 x, unsigned bits, __m256 other)
 #define VDIV(a, b) _mm256_div_ps((a), (b))
 #define VSQRT(x) _mm256_sqrt_ps(x)
 #define VLANE(x, i) _mm256_permutevar8x32_ps((x), _mm256_set1_epi32(i))
-#define VROTATE(x, s) _mm256_permutevar8x32_ps((x), _mm256_and_si256(_mm256_add_epi32( \
-	_mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7), _mm256_set1_epi32(s)), _mm256_set1_epi32(7)))
+#define VROTATE(x, s) rotate8((x), (s))
 /* 5 sums and 1 of the right-hand side, beside 4 rotations */
 #define GRAM_DIAGONAL_BLOCKS 1
 #define VLOADRANGE(p, from, n) _mm256_maskload_ps((p), _mm256_andnot_si256(lanes8(from), lanes8(n)))

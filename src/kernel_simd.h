@@ -475,7 +475,7 @@ SIMD(gram) (const float *other, int k, const int32 *cols, int n,
 			const float *block_targets = targets ? targets + first : NULL;
 			int			b;
 
-			for (b = 0; GRAM_DIAGONAL_BLOCKS == 2 && (b + 2) * V <= k + V - 1; b += 2)
+			for (b = 0; GRAM_DIAGONAL_BLOCKS == 2 && (b + 1) * V < k; b += 2)
 				SIMD(gram_diagonal_shaped) (other, k, cols + first, count, block_targets,
 											rotated, rhs, b, 2);
 			for (; b * V < k; b++)

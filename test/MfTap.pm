@@ -6,7 +6,29 @@ use warnings;
 use Exporter 'import';
 use PostgreSQL::Test::Cluster;
 
-our @EXPORT = qw(mf_cluster mf_node mf_citus_node mf_citus_cluster smooth_ratings random_ratings model_fingerprint call_waiting kill_backend);
+our @EXPORT = qw(mf_cluster mf_node mf_citus_node mf_citus_cluster smooth_ratings random_ratings model_fingerprint call_waiting kill_backend
+  mf_own_kernels);
+
+# The own kernels (mf_ext.kernel) this CPU runs, widest first: avx512 and
+# avx2 by the instruction sets /proc/cpuinfo lists (as kernel.c asks the
+# CPU), portable always.
+sub mf_own_kernels
+{
+	my $flags = '';
+	if (open(my $cpuinfo, '<', '/proc/cpuinfo'))
+	{
+		while (<$cpuinfo>)
+		{
+			if (/^flags\s*:\s*(.*)$/) { $flags = " $1 "; last; }
+		}
+		close($cpuinfo);
+	}
+	my $avx2 = $flags =~ / avx2 / && $flags =~ / fma /;
+	my @kernels;
+	push @kernels, 'avx512' if $avx2 && $flags =~ / avx512f /;
+	push @kernels, 'avx2' if $avx2;
+	return (@kernels, 'portable');
+}
 
 # An initialized cluster, not started.  With MF_EXT_DESTDIR set (a
 # `make install DESTDIR=...` tree), its servers load mf_ext from there

@@ -24,20 +24,7 @@ use Test::More;
 
 my $node = mf_node('kernels');
 
-my $flags = '';
-if (open(my $cpuinfo, '<', '/proc/cpuinfo'))
-{
-	while (<$cpuinfo>)
-	{
-		if (/^flags\s*:\s*(.*)$/) { $flags = " $1 "; last; }
-	}
-	close($cpuinfo);
-}
-my %runs = (
-	avx512 => $flags =~ / avx512f / && $flags =~ / avx2 / && $flags =~ / fma /,
-	avx2 => $flags =~ / avx2 / && $flags =~ / fma /,
-	portable => 1,
-	blas => 1);
+my %runs = map { $_ => 1 } mf_own_kernels(), 'blas';
 my @kernels = grep { $runs{$_} } qw(avx512 avx2 portable blas);
 diag('kernels this CPU runs: ' . join(', ', @kernels));
 

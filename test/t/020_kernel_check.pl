@@ -10,6 +10,8 @@ use strict;
 use warnings;
 use PostgreSQL::Test::Utils;
 use Test::More;
+use lib 'test';
+use MfTap;
 
 my $pg_config = $ENV{PG_CONFIG} || 'pg_config';
 my $include = `$pg_config --includedir-server`;
@@ -24,19 +26,7 @@ command_ok(
 	],
 	'test/kernel_check.c builds');
 
-my $flags = '';
-if (open(my $cpuinfo, '<', '/proc/cpuinfo'))
-{
-	while (<$cpuinfo>)
-	{
-		if (/^flags\s*:\s*(.*)$/) { $flags = " $1 "; last; }
-	}
-	close($cpuinfo);
-}
-my @kernels = ('portable');
-push @kernels, 'avx2' if $flags =~ / avx2 / && $flags =~ / fma /;
-push @kernels, 'avx512'
-  if $flags =~ / avx512f / && $flags =~ / avx2 / && $flags =~ / fma /;
+my @kernels = mf_own_kernels();
 diag('kernels this CPU runs: ' . join(', ', @kernels));
 
 my ($stdout, $stderr);
