@@ -753,13 +753,17 @@ KERNEL(build_system) (const HalfStep *step, SolveBuffers *buffers, int64 begin,
 		memset(x, 0, sizeof(REAL) * d);
 		for (int s = 0; s < degree; s += segment)
 		{
+			int			n = Min(segment, degree - s);
+
+			/* the entries after these, the next segment's or row's: asked ahead */
+			int64		after = step->rows->row_start[step->rows->n_rows] - (begin + s + n);
+
 			if (s > 0 && mf_parallel_stopping())
 				return false;
-			als->kernel->gram(step->other, als->factors.k, step->rows->col + begin + s,
-							  Min(segment, degree - s),
+			als->kernel->gram(step->other, als->factors.k, step->rows->col + begin + s, n,
 							  als->factors.implicit ? (const REAL *) buffers->weights + s : NULL,
 							  (const REAL *) buffers->targets + s,
-							  step->other_bias != NULL, gram, d, x);
+							  step->other_bias != NULL, gram, d, x, (int) Min(after, segment));
 		}
 		KERNEL(add_implicit_rhs) (step, buffers, begin, degree, x);
 		if (!als->own_cholesky)

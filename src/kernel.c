@@ -36,6 +36,37 @@ prefetch_row(const float *row, int n)
 		__builtin_prefetch(row + j);
 }
 
+/*
+ * The rows of a Gram kernel's next block of rated rows, asked of the L2
+ * cache a line at a time while the passes over the current block run (a
+ * line for each row a pass reads): the first pass over a block then finds
+ * its rows there, not in memory, and the requests are spread over the
+ * block's work rather than bunched where they would wait on each other.
+ * The L1 cache holds one block (SIMD_BLOCK_FLOATS), not two.
+ */
+typedef struct GramAhead
+{
+	const int32 *cols;			/* the next block's column indices */
+	int			rows;			/* its rows: 0 for none */
+	int			row;			/* the next row to ask for, and its line */
+	int			line;
+} GramAhead;
+
+/* Asks for the next line of ahead's rows, if any is left. */
+static inline __attribute__((always_inline)) void
+gram_ahead_step(const float *other, int k, const GramAhead *ahead, int *row, int *line)
+{
+	if (*row < ahead->rows)
+	{
+		__builtin_prefetch(other + (Size) ahead->cols[*row] * k + *line * 16, 0, 2);
+		if (++*line * 16 >= k)
+		{
+			*line = 0;
+			++*row;
+		}
+	}
+}
+
 /* Portable C: a vector of one float. */
 #define SIMD(name) name##_portable
 #define SIMD_FN
@@ -434,7 +465,7 @@ mf_kernel_dual_solve(const MfKernel *kernel, const float *other, int k, const in
 	for (int e = 0; e < n; e++)
 		gram[e * n + e] = penalty;
 	/* A = X X' + penalty I: the Gram matrix of X's k columns, the rows of transposed */
-	kernel->gram(transposed, n, identity, k, NULL, NULL, false, gram, n, NULL);
+	kernel->gram(transposed, n, identity, k, NULL, NULL, false, gram, n, NULL, 0);
 	if (!kernel->cholesky(gram, n, n))
 		return false;
 	kernel->cholesky_solve(gram, n, n, y);

@@ -33,10 +33,12 @@ typedef struct MfKernel
 	 * the lower triangle of a, d x d (k + 1 with bias: a's last row gets
 	 * sum w_e o_e and sum w_e).  With targets, in the same pass over the
 	 * rows, rhs += sum_e t_e o_e (d numbers; with bias rhs[k] += sum t_e).
+	 * cols[n .. n + n_next) may be read, not summed: the rows of the
+	 * caller's next call, asked of the cache ahead (0 where none follow).
 	 */
 	void		(*gram) (const float *other, int k, const int32 *cols, int n,
 						 const float *weights, const float *targets, bool bias,
-						 float *a, int ld, float *rhs);
+						 float *a, int ld, float *rhs, int n_next);
 
 	/*
 	 * out += sum_e w_e (o_e . v) o_e: the data part of A v for conjugate

@@ -43,9 +43,10 @@
  *	  The Gram kernel keeps a tile of sum_e w_e o_e o_e' in registers while
  *	  it streams the rated rows through their column indices (no gathered
  *	  copy), over blocks of rows small enough to stay in the L1 cache (and
- *	  of at most SIMD_SUM_BLOCK rows), and writes the lower triangle
- *	  (column-major; the upper is mirrored by the caller where something
- *	  reads it).  Its columns go in groups of
+ *	  of at most SIMD_SUM_BLOCK rows), asking the L2 cache for the next
+ *	  block's rows while it reads one (GramAhead), and writes the lower
+ *	  triangle (column-major; the upper is mirrored by the caller where
+ *	  something reads it).  Its columns go in groups of
  *	  GRAM_GROUP, each group's tiles starting at the vector holding the
  *	  group's first diagonal element, so that only the diagonal blocks
  *	  compute elements of the upper triangle; the vector versions, up to
@@ -104,11 +105,14 @@
 static inline SIMD_FN __attribute__((always_inline)) void
 SIMD(gram_tile) (const float *other, int k, const int32 *cols, int n,
 				 const float *weights, float *a, int ld, int row0, int col0,
-				 const int vectors, const int columns, const bool edge, const bool weighted)
+				 const int vectors, const int columns, const bool edge, const bool weighted,
+				 GramAhead *ahead)
 {
 	VEC			sum[TILE_VECTORS][GRAM_COLUMNS_MOST];
 	int			lanes[TILE_VECTORS];
 	int			column[GRAM_COLUMNS_MOST];
+	int			ahead_row = ahead->row;
+	int			ahead_line = ahead->line;
 
 	SIMD_UNROLL
 	for (int v = 0; v < vectors; v++)
@@ -131,6 +135,7 @@ SIMD(gram_tile) (const float *other, int k, const int32 *cols, int n,
 
 		if (!edge)
 			__asm__("" : "+r"(tile_columns));	/* a pointer the loop computes */
+		gram_ahead_step(other, k, ahead, &ahead_row, &ahead_line);
 		SIMD_UNROLL
 		for (int v = 0; v < vectors; v++)
 		{
@@ -162,24 +167,30 @@ SIMD(gram_tile) (const float *other, int k, const int32 *cols, int n,
 			VSTOREN(to, VADD(VLOADN(to, lanes[v]), sum[v][c]), lanes[v]);
 		}
 	}
+	ahead->row = ahead_row;
+	ahead->line = ahead_line;
 }
 
 /* gram_tile with its shape's constants spelled out. */
 static inline SIMD_FN __attribute__((always_inline)) void
 SIMD(gram_tile_shaped) (const float *other, int k, const int32 *cols, int n,
 						const float *weights, float *a, int ld, int row0, int col0,
-						const int vectors, const int columns)
+						const int vectors, const int columns, GramAhead *ahead)
 {
 	bool		edge = row0 + vectors * V > k || col0 + columns > k;
 
 	if (edge && weights)
-		SIMD(gram_tile) (other, k, cols, n, weights, a, ld, row0, col0, vectors, columns, true, true);
+		SIMD(gram_tile) (other, k, cols, n, weights, a, ld, row0, col0, vectors, columns,
+						 true, true, ahead);
 	else if (edge)
-		SIMD(gram_tile) (other, k, cols, n, weights, a, ld, row0, col0, vectors, columns, true, false);
+		SIMD(gram_tile) (other, k, cols, n, weights, a, ld, row0, col0, vectors, columns,
+						 true, false, ahead);
 	else if (weights)
-		SIMD(gram_tile) (other, k, cols, n, weights, a, ld, row0, col0, vectors, columns, false, true);
+		SIMD(gram_tile) (other, k, cols, n, weights, a, ld, row0, col0, vectors, columns,
+						 false, true, ahead);
 	else
-		SIMD(gram_tile) (other, k, cols, n, weights, a, ld, row0, col0, vectors, columns, false, false);
+		SIMD(gram_tile) (other, k, cols, n, weights, a, ld, row0, col0, vectors, columns,
+						 false, false, ahead);
 }
 
 /*
@@ -191,7 +202,7 @@ SIMD(gram_tile_shaped) (const float *other, int k, const int32 *cols, int n,
 static inline SIMD_FN __attribute__((always_inline)) void
 SIMD(gram_group) (const float *other, int k, const int32 *cols, int n,
 				  const float *weights, float *a, int ld, int row0, int g0,
-				  const int vectors)
+				  const int vectors, GramAhead *ahead)
 {
 	const int	width = GRAM_COLUMNS(vectors);
 	int			col0;
@@ -203,14 +214,16 @@ SIMD(gram_group) (const float *other, int k, const int32 *cols, int n,
 	 */
 	if (vectors == 1 && g0 + width / 2 >= k)
 	{
-		SIMD(gram_tile_shaped) (other, k, cols, n, weights, a, ld, row0, g0, 1, width / 2);
+		SIMD(gram_tile_shaped) (other, k, cols, n, weights, a, ld, row0, g0, 1, width / 2,
+								ahead);
 		return;
 	}
 	for (col0 = g0; col0 + width <= g0 + GRAM_GROUP && col0 < k; col0 += width)
-		SIMD(gram_tile_shaped) (other, k, cols, n, weights, a, ld, row0, col0, vectors, width);
+		SIMD(gram_tile_shaped) (other, k, cols, n, weights, a, ld, row0, col0, vectors, width,
+								ahead);
 	if (GRAM_GROUP % width != 0 && col0 < k)
 		SIMD(gram_tile_shaped) (other, k, cols, n, weights, a, ld, row0, col0, vectors,
-								GRAM_GROUP % width);
+								GRAM_GROUP % width, ahead);
 }
 
 #ifdef VROTATE
@@ -232,10 +245,13 @@ SIMD(gram_group) (const float *other, int k, const int32 *cols, int n,
 static inline SIMD_FN __attribute__((always_inline)) void
 SIMD(gram_diagonal) (const float *other, int k, const int32 *cols, int n,
 					 const float *targets, float *rotated, float *rhs,
-					 int b0, const int blocks, const bool edge, const bool summed)
+					 int b0, const int blocks, const bool edge, const bool summed,
+					 GramAhead *ahead)
 {
 	VEC			sum[GRAM_DIAGONAL_BLOCKS][V / 2 + 1];
 	VEC			right[GRAM_DIAGONAL_BLOCKS];
+	int			ahead_row = ahead->row;
+	int			ahead_line = ahead->line;
 
 	SIMD_UNROLL
 	for (int b = 0; b < blocks; b++)
@@ -251,6 +267,7 @@ SIMD(gram_diagonal) (const float *other, int k, const int32 *cols, int n,
 
 		if (b0 == 0 && e + SIMD_PREFETCH_ROWS < n)
 			prefetch_row(other + (Size) cols[e + SIMD_PREFETCH_ROWS] * k, k);
+		gram_ahead_step(other, k, ahead, &ahead_row, &ahead_line);
 		SIMD_UNROLL
 		for (int b = 0; b < blocks; b++)
 		{
@@ -276,18 +293,21 @@ SIMD(gram_diagonal) (const float *other, int k, const int32 *cols, int n,
 		if (summed)
 			VSTOREN(rhs + (b0 + b) * V, VADD(VLOADN(rhs + (b0 + b) * V, lanes), right[b]), lanes);
 	}
+	ahead->row = ahead_row;
+	ahead->line = ahead_line;
 }
 
 /* gram_diagonal with its shape's constants spelled out. */
 static inline SIMD_FN __attribute__((always_inline)) void
 SIMD(gram_diagonal_shaped) (const float *other, int k, const int32 *cols, int n,
 							const float *targets, float *rotated, float *rhs, int b0,
-							const int blocks)
+							const int blocks, GramAhead *ahead)
 {
 	bool		edge = (b0 + blocks) * V > k;
 
 #define SIMD_DIAGONAL(edge, summed) \
-	SIMD(gram_diagonal) (other, k, cols, n, targets, rotated, rhs, b0, blocks, edge, summed)
+	SIMD(gram_diagonal) (other, k, cols, n, targets, rotated, rhs, b0, blocks, edge, summed, \
+						 ahead)
 	if (edge && targets)
 		SIMD_DIAGONAL(true, true);
 	else if (edge)
@@ -424,12 +444,14 @@ SIMD(scaled_sum) (const float *other, int k, const int32 *cols, int n,
 /*
  * MfKernel.gram, into the lower triangle of a; with targets, the
  * right-hand side too, each block's sum taken as its rows come into the
- * cache, before the block's tiles read them again.
+ * cache, before the block's tiles read them again.  The passes over each
+ * block ask the L2 cache for the next block's rows (GramAhead), the last
+ * block for the first of the n_next rows that follow cols[n - 1].
  */
 static SIMD_FN void
 SIMD(gram) (const float *other, int k, const int32 *cols, int n,
 			const float *weights, const float *targets, bool bias,
-			float *a, int ld, float *rhs)
+			float *a, int ld, float *rhs, int n_next)
 {
 	/*
 	 * blocks of at most SIMD_BLOCK_FLOATS floats of rows and SIMD_SUM_BLOCK
@@ -467,6 +489,7 @@ SIMD(gram) (const float *other, int k, const int32 *cols, int n,
 	for (int first = 0; first < n; first += block)
 	{
 		int			count = Min(block, n - first);
+		GramAhead	ahead = {cols + first + count, Min(block, n + n_next - first - count), 0, 0};
 
 #ifdef VROTATE
 		if (rotate)
@@ -477,10 +500,10 @@ SIMD(gram) (const float *other, int k, const int32 *cols, int n,
 
 			for (b = 0; GRAM_DIAGONAL_BLOCKS == 2 && (b + 1) * V < k; b += 2)
 				SIMD(gram_diagonal_shaped) (other, k, cols + first, count, block_targets,
-											rotated, rhs, b, 2);
+											rotated, rhs, b, 2, &ahead);
 			for (; b * V < k; b++)
 				SIMD(gram_diagonal_shaped) (other, k, cols + first, count, block_targets,
-											rotated, rhs, b, 1);
+											rotated, rhs, b, 1, &ahead);
 		}
 		else
 #endif
@@ -499,7 +522,7 @@ SIMD(gram) (const float *other, int k, const int32 *cols, int n,
 
 #define SIMD_GROUP(n_vectors) \
 	SIMD(gram_group) (other, k, cols + first, count, weights ? weights + first : NULL, \
-					  a, ld, row0, g0, n_vectors)
+					  a, ld, row0, g0, n_vectors, &ahead)
 				switch (vectors)
 				{
 					case 1:

@@ -55,6 +55,12 @@ fail(const MfKernel *kernel, int k, int n, int variant, const char *what, int i,
 			   kernel->name, k, n, variant, what, i, j, got, want, bound);
 }
 
+/*
+ * Rows of the next call after an even-length call's own (the kernel may ask
+ * the cache for them, never sum them): more than a block of them.
+ */
+#define CALL_NEXT 300
+
 /* One call's inputs and what the kernel left in the matrix and right-hand side. */
 typedef struct GramCall
 {
@@ -63,7 +69,8 @@ typedef struct GramCall
 	int			variant;		/* bits: weights (1), targets (2), the bias row (4) */
 	int			d;
 	int			ld;
-	int32	   *cols;
+	int32	   *cols;			/* n + n_next: the next call's rows follow */
+	int			n_next;
 	float	   *weights;
 	float	   *targets;
 	float	   *a;				/* ld x d, as the caller leaves it */
@@ -77,7 +84,8 @@ call_make(int n_other, int k, int n, int variant, bool diagonal_only)
 
 	call.d = k + (variant & 4 ? 1 : 0);
 	call.ld = call.d + 5;
-	call.cols = malloc(sizeof(int32) * n);
+	call.n_next = n % 2 ? 0 : CALL_NEXT;
+	call.cols = malloc(sizeof(int32) * (n + call.n_next));
 	call.weights = malloc(sizeof(float) * n);
 	call.targets = malloc(sizeof(float) * n);
 	call.a = malloc(sizeof(float) * (size_t) call.ld * call.d);
@@ -88,6 +96,8 @@ call_make(int n_other, int k, int n, int variant, bool diagonal_only)
 		call.weights[e] = (float) (0.5 + 4 * uniform());
 		call.targets[e] = (float) (1 + 4 * uniform());
 	}
+	for (int e = n; e < n + call.n_next; e++)
+		call.cols[e] = (int32) (uniform() * n_other);
 	for (int j = 0; j < call.d; j++)
 		for (int i = 0; i < call.ld; i++)
 			call.a[(size_t) j * call.ld + i] = i >= call.d ? GUARD
@@ -184,7 +194,7 @@ check_one(const MfKernel *kernel, const float *other, const GramCall *inputs)
 	}
 
 	kernel->gram(other, k, call.cols, n, weighted ? call.weights : NULL,
-				 summed ? call.targets : NULL, bias, a, ld, rhs);
+				 summed ? call.targets : NULL, bias, a, ld, rhs, call.n_next);
 
 	for (int j = 0; j < d; j++)
 	{

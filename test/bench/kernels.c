@@ -252,7 +252,7 @@ time_short_rows(const MfKernel *kernel, int k, const float *other, int n_other)
 				memset(xs[s], 0, sizeof(float) * k);
 				for (int e = 0; e < n; e++)
 					y[e] = (float) (1 + e % 5);
-				kernel->gram(other, k, row, n, NULL, y, false, as[s], k, xs[s]);
+				kernel->gram(other, k, row, n, NULL, y, false, as[s], k, xs[s], 0);
 			}
 			kernel->cholesky_batch(as, lanes, k, k, xs, b.scratch);
 			done += lanes;
@@ -386,7 +386,8 @@ main(int argc, char **argv)
 
 				memset(gram, 0, sizeof(float) * k * k);
 				memset(x, 0, sizeof(float) * k);
-				kernels[i]->gram(other, k, c, degree, NULL, targets, false, gram, k, x);
+				kernels[i]->gram(other, k, c, degree, NULL, targets, false, gram, k, x,
+								 (done % rows) + 1 < rows ? degree : 0);
 				done++;
 			}
 			ns = (now() - start) / done * 1e9;
