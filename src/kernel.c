@@ -22,9 +22,12 @@
 
 int			mf_kernel_choice = MF_KERNEL_AUTO;
 
+/* Floats in a 64-byte cache line: the step of each request for a row. */
+#define LINE_FLOATS 16
+
 /*
  * Asks the cache for a rated row's n floats some rows before a kernel
- * reads them (one request per cache line of 16 floats): the rows come from
+ * reads them (one request per cache line, LINE_FLOATS floats): the rows come from
  * anywhere in the other side, beyond the reach of the hardware's
  * prefetchers, and the passes that do little work a row (the CG product,
  * the predictions) otherwise wait on each one.
@@ -32,7 +35,7 @@ int			mf_kernel_choice = MF_KERNEL_AUTO;
 static inline __attribute__((always_inline)) void
 prefetch_row(const float *row, int n)
 {
-	for (int j = 0; j < n; j += 16)
+	for (int j = 0; j < n; j += LINE_FLOATS)
 		__builtin_prefetch(row + j);
 }
 
@@ -58,8 +61,8 @@ gram_ahead_step(const float *other, int k, const GramAhead *ahead, int *row, int
 {
 	if (*row < ahead->rows)
 	{
-		__builtin_prefetch(other + (Size) ahead->cols[*row] * k + *line * 16, 0, 2);
-		if (++*line * 16 >= k)
+		__builtin_prefetch(other + (Size) ahead->cols[*row] * k + *line * LINE_FLOATS, 0, 2);
+		if (++*line * LINE_FLOATS >= k)
 		{
 			*line = 0;
 			++*row;
