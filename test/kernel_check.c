@@ -1,7 +1,8 @@
 /*
- * kernel_check.c -- the Gram kernel of each of mf_ext's own kernels
- * (src/kernel.c: MfKernel.gram) against sums in double precision, outside
- * PostgreSQL, for every instruction set this CPU runs.
+ * kernel_check.c -- the Gram kernel and the scores of each of mf_ext's own
+ * kernels (src/kernel.c: MfKernel.gram, MfKernel.scores) against sums in
+ * double precision, outside PostgreSQL, for every instruction set this CPU
+ * runs.
  *
  * For k from 1 to 300 (across the vector widths, the diagonal blocks'
  * rotated sums up to 256 and the tiles past it) and rows of 1 to 600
@@ -20,7 +21,9 @@
  * and once more onto a matrix holding numbers on its diagonal only (an
  * explicit solve's penalty), where the vector kernels (AVX-512, AVX2) also
  * give the same bits (see SIMD(gram) in src/kernel_simd.h for why not
- * onto any matrix).
+ * onto any matrix); and the scores (MfKernel.scores) for the same k and
+ * rows, with and without the bias, each within rounding and the same bits
+ * as its row scored alone.
  *
  *   kernel_check
  *
@@ -29,6 +32,7 @@
  */
 #include "../src/kernel.c"
 
+#include <float.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -239,6 +243,49 @@ same_bits(const GramCall *x, const GramCall *y)
 	return memcmp(x->rhs, y->rhs, sizeof(float) * x->d) == 0;
 }
 
+/*
+ * kernel->scores of n rows (with the bias's 1 when bias) against products
+ * in double precision, and each row's score against the call of that row
+ * alone: the same bits (a row's score never depends on the other rows of
+ * its call, so that J and a fold-in's predictions do not depend on how
+ * rows are split into calls).  False on a failure.
+ */
+static bool
+check_scores(const MfKernel *kernel, const float *other, int k, const int32 *cols, int n,
+			 bool bias)
+{
+	float	   *x = malloc(sizeof(float) * (k + 1));
+	float	   *scores = malloc(sizeof(float) * n);
+	int			before = failures;
+
+	for (int j = 0; j <= k; j++)
+		x[j] = (float) (uniform() - 0.5);
+	kernel->scores(other, k, cols, n, bias, x, scores);
+	for (int e = 0; e < n; e++)
+	{
+		const float *o = other + (size_t) cols[e] * k;
+		double		want = bias ? x[k] : 0;
+		double		magnitude = bias ? fabs(x[k]) : 0;
+		float		alone;
+
+		for (int j = 0; j < k; j++)
+		{
+			want += (double) o[j] * x[j];
+			magnitude += fabs((double) o[j] * x[j]);
+		}
+		if (fabs(scores[e] - want) > 4 * (k + 2) * FLT_EPSILON * magnitude)
+			fail(kernel, k, n, bias, "score", e, 0, scores[e], want,
+				 4 * (k + 2) * FLT_EPSILON * magnitude);
+		kernel->scores(other, k, cols + e, 1, bias, x, &alone);
+		if (memcmp(&alone, &scores[e], sizeof(float)) != 0)
+			fail(kernel, k, n, bias, "score (not the bits of the row alone)", e, 0, scores[e],
+				 alone, 0);
+	}
+	free(x);
+	free(scores);
+	return failures == before;
+}
+
 int
 main(void)
 {
@@ -248,6 +295,8 @@ main(void)
 	const MfKernel *kernels[3];
 	int			calls[3] = {0};
 	int			failed[3] = {0};
+	int			score_calls[3] = {0};
+	int			scores_failed[3] = {0};
 	int			n_kernels = 0;
 	int			n_vector = 0;	/* the first n_vector kernels are vector ones */
 	int			calls_compared = 0;
@@ -317,10 +366,27 @@ main(void)
 					call_free_copy(&first_vector);
 				call_free(&inputs);
 			}
+		for (int ni = 0; ni < (int) lengthof(ns); ni++)
+		{
+			GramCall	inputs = call_make(n_other, k, ns[ni], 0, false);
+
+			for (int t = 0; t < n_kernels; t++)
+				for (int bias = 0; bias < 2; bias++)
+				{
+					score_calls[t]++;
+					scores_failed[t] += !check_scores(kernels[t], other, k, inputs.cols,
+													  ns[ni], bias);
+				}
+			call_free(&inputs);
+		}
 	}
 	for (int t = 0; t < n_kernels; t++)
 		printf("%s: %d calls, %s\n", kernels[t]->name, calls[t],
 			   failed[t] == 0 ? "every element within rounding" : "FAILED");
+	for (int t = 0; t < n_kernels; t++)
+		printf("%s scores: %d calls, %s\n", kernels[t]->name, score_calls[t],
+			   scores_failed[t] == 0 ? "each within rounding and the bits of its row alone"
+			   : "FAILED");
 	if (n_vector > 1)
 		printf("%s and %s: %d calls, %s\n", kernels[0]->name, kernels[1]->name, calls_compared,
 			   calls_differing == 0 ? "the same bits" : "FAILED (not the same bits)");

@@ -5,7 +5,9 @@
 # side for k = 1 to 300 and rows of 1 to 600 ratings, with and without
 # weights, targets and the bias row, that nothing past the system is
 # written, and that AVX-512 and AVX2 give the same bits onto an explicit
-# solve's start (the penalty on the diagonal).  No server is needed.
+# solve's start (the penalty on the diagonal); and the scores (MfKernel.scores,
+# J's and the fold-in's predictions) against double precision, each row's the
+# same bits as that row scored alone.  No server is needed.
 use strict;
 use warnings;
 use PostgreSQL::Test::Utils;
@@ -37,6 +39,14 @@ foreach my $kernel (@kernels)
 {
 	like($stdout, qr/^$kernel: 2560 calls, every element within rounding$/m,
 		"$kernel: all 2,560 shapes checked");
+}
+# a row's score never depends on the other rows of its call
+foreach my $kernel (@kernels)
+{
+	like(
+		$stdout,
+		qr/^$kernel scores: 640 calls, each within rounding and the bits of its row alone$/m,
+		"$kernel: every score within rounding and the same bits as its row's alone");
 }
 # the vector widths sum the same products in the same order: AVX-512 and
 # AVX2 give the same bits (a weighted row's diagonal blocks in rotated form
