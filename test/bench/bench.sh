@@ -9,6 +9,7 @@ probe=$2
 rss_peak=$3
 threads_all=$(nproc)
 iterations=${MF_BENCH_ITERATIONS:-3}
+rounds=${MF_BENCH_ROUNDS:-3}	# of the kernel paths' rows
 ks=${MF_BENCH_KS:-"10 32 64 128"}
 shapes=${MF_BENCH_SHAPES:-"ml-latest-small ml-1m ml-10m"}
 data_dir="$here/../../../shared/data"
@@ -168,32 +169,56 @@ for shape in $shapes; do
 	# iteration of the exact (Cholesky) and CG solvers with each kernel the
 	# CPU runs and with OpenBLAS's path, and the probe's; and implicit
 	# feedback's CG (the ratings read as strengths) by `auto` and `blas`.
+	# In $rounds interleaved rounds (the probe once a round, then each path
+	# in turn), each row the median of its rounds: one path measured once
+	# swung by a third against another within a run.  The portable kernel,
+	# in no target and ten times slower, runs in the first round only.
 	if [ "$shape" != "ml-latest-small" ]; then
-		probe_64=$("$probe" "$out/$shape.users" "$out/$shape.items" 64 "$threads_all" "$iterations")
-		for kernel in auto avx512 avx2 portable blas; do
-			solvers="cholesky cg"
-			case $kernel in auto | blas) solvers="$solvers implicit-cg" ;; esac
-			for solver in $solvers; do
-				feedback=explicit
-				if [ "$solver" = implicit-cg ]; then feedback=implicit; fi
-				seconds=$(psql_q -F $'\t' 2>/dev/null <<-SQL || true
-					SET client_min_messages = warning;
-					SET mf_ext.kernel = $kernel;
-					SET mf_ext.threads = $threads_all;
-					SET mf_ext.max_memory = '20GB';
-					SELECT mf_train('$table', k := 64, iterations := $iterations, solver := '${solver#implicit-}',
-					                feedback := '$feedback', model_name := 'bench_kernel') AS model \gset
-					SELECT round((SELECT percentile_cont(0.5) WITHIN GROUP (ORDER BY s) FROM unnest(iteration_seconds) s)::numeric, 4)
-					FROM mf_models WHERE model_id = :model;
-				SQL
-				)
-				if [ -z "$seconds" ]; then
-					continue	# an instruction set this CPU does not run
-				fi
-				printf '%s\t%s\t%s\t%s\t%s\n' "$shape" "$kernel" "$solver" "$seconds" "$probe_64" >> "$out/kernel_paths.tsv"
-				echo "   k=64 $kernel $solver: ${seconds}s per iteration (probe ${probe_64}s)"
+		rounds_file="$out/kernel_rounds.tsv"
+		: > "$rounds_file"
+		for round in $(seq 1 "$rounds"); do
+			probe_64=$("$probe" "$out/$shape.users" "$out/$shape.items" 64 "$threads_all" "$iterations")
+			printf 'probe\t-\t%s\n' "$probe_64" >> "$rounds_file"
+			for kernel in auto avx512 avx2 portable blas; do
+				if [ "$kernel" = portable ] && [ "$round" -gt 1 ]; then continue; fi
+				solvers="cholesky cg"
+				case $kernel in auto | blas) solvers="$solvers implicit-cg" ;; esac
+				for solver in $solvers; do
+					feedback=explicit
+					if [ "$solver" = implicit-cg ]; then feedback=implicit; fi
+					seconds=$(psql_q -F $'\t' 2>/dev/null <<-SQL || true
+						SET client_min_messages = warning;
+						SET mf_ext.kernel = $kernel;
+						SET mf_ext.threads = $threads_all;
+						SET mf_ext.max_memory = '20GB';
+						SELECT mf_train('$table', k := 64, iterations := $iterations, solver := '${solver#implicit-}',
+						                feedback := '$feedback', model_name := 'bench_kernel') AS model \gset
+						SELECT round((SELECT percentile_cont(0.5) WITHIN GROUP (ORDER BY s) FROM unnest(iteration_seconds) s)::numeric, 4)
+						FROM mf_models WHERE model_id = :model;
+					SQL
+					)
+					if [ -z "$seconds" ]; then
+						continue	# an instruction set this CPU does not run
+					fi
+					printf '%s\t%s\t%s\n' "$kernel" "$solver" "$seconds" >> "$rounds_file"
+					echo "   round $round, k=64 $kernel $solver: ${seconds}s per iteration (probe ${probe_64}s)"
+				done
 			done
 		done
+		# each path's median over its rounds (the lower middle of an even count), beside the probe's
+		probe_64=$(awk -F'\t' '$1 == "probe" { print $3 }' "$rounds_file" | sort -g |
+			awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }')
+		for kernel in auto avx512 avx2 portable blas; do
+			for solver in cholesky cg implicit-cg; do
+				seconds=$(awk -F'\t' -v k="$kernel" -v s="$solver" '$1 == k && $2 == s { print $3 }' "$rounds_file" |
+					sort -g | awk '{ v[NR] = $1 } END { if (NR) print v[int((NR + 1) / 2)] }')
+				if [ -n "$seconds" ]; then
+					printf '%s\t%s\t%s\t%s\t%s\n' "$shape" "$kernel" "$solver" "$seconds" "$probe_64" >> "$out/kernel_paths.tsv"
+					echo "   k=64 $kernel $solver: ${seconds}s per iteration, the median of its rounds (probe ${probe_64}s)"
+				fi
+			done
+		done
+		rm -f "$rounds_file"
 	fi
 
 	# Serving, with the k = 64 model (all threads).
