@@ -27,8 +27,8 @@ int			mf_kernel_choice = MF_KERNEL_AUTO;
 
 /*
  * Asks the cache for a rated row's n floats some rows before a kernel
- * reads them (one request per cache line, LINE_FLOATS floats): the rows come from
- * anywhere in the other side, beyond the reach of the hardware's
+ * reads them (one request per cache line, LINE_FLOATS floats): the rows
+ * come from anywhere in the other side, beyond the reach of the hardware's
  * prefetchers, and the passes that do little work a row (the CG product,
  * the predictions) otherwise wait on each one.
  */

@@ -47,6 +47,13 @@ measure_cancels() {
 	done
 }
 
+# The median of FILE's third column over its lines whose first two are
+# WHAT and HOW (the lower middle of an even count); nothing when none is.
+round_median() {
+	awk -F'\t' -v what="$2" -v how="$3" '$1 == what && $2 == how { print $3 }' "$1" | sort -g |
+		awk '{ v[NR] = $1 } END { if (NR) print v[int((NR + 1) / 2)] }'
+}
+
 # RssAnon of a backend that has only started.
 idle_rss=$(psql_q -c "SELECT (regexp_match(pg_read_file('/proc/' || pg_backend_pid() || '/status'), 'RssAnon:\s+(\d+) kB'))[1]::bigint * 1024")
 echo "idle backend RssAnon: $((idle_rss / 1024)) kB"
@@ -205,13 +212,11 @@ for shape in $shapes; do
 				done
 			done
 		done
-		# each path's median over its rounds (the lower middle of an even count), beside the probe's
-		probe_64=$(awk -F'\t' '$1 == "probe" { print $3 }' "$rounds_file" | sort -g |
-			awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }')
+		# each path's median over its rounds, beside the probe's
+		probe_64=$(round_median "$rounds_file" probe -)
 		for kernel in auto avx512 avx2 portable blas; do
 			for solver in cholesky cg implicit-cg; do
-				seconds=$(awk -F'\t' -v k="$kernel" -v s="$solver" '$1 == k && $2 == s { print $3 }' "$rounds_file" |
-					sort -g | awk '{ v[NR] = $1 } END { if (NR) print v[int((NR + 1) / 2)] }')
+				seconds=$(round_median "$rounds_file" "$kernel" "$solver")
 				if [ -n "$seconds" ]; then
 					printf '%s\t%s\t%s\t%s\t%s\n' "$shape" "$kernel" "$solver" "$seconds" "$probe_64" >> "$out/kernel_paths.tsv"
 					echo "   k=64 $kernel $solver: ${seconds}s per iteration, the median of its rounds (probe ${probe_64}s)"
