@@ -13,6 +13,7 @@ tarball=../shared/vendor/citus-12.1.12.tar.xz
 sha256=957be10c8f932763c1c0c4577ace53a5d007347637f8b790129950dd8b6eca15
 if [ ! -f "$tarball" ]; then
 	echo "mf_ext: $tarball is missing: test/t/016_citus.pl needs Citus 12.1 (../shared/vendor/SOURCES.md)" >&2
+	echo "mf_ext: the project's shared folder sits beside the checkout (as in CI); for a clone elsewhere, link it: ln -s /path/to/shared ../shared" >&2
 	exit 1
 fi
 echo "$sha256  $tarball" | sha256sum -c --quiet
