@@ -408,8 +408,9 @@ FROM mf_models m WHERE name = 'shared';
 -- 3. A cross-validation grid is counted against mf_ext.max_memory before it
 -- is built (any role may call mf_cross_validate).
 SET mf_ext.max_memory = '64MB';
-SELECT * FROM mf_cross_validate('trainer_data', array_fill(1, ARRAY[2000]),
-                                array_fill(1.0::float8, ARRAY[2000]), folds := 100);
+SELECT * FROM mf_cross_validate('trainer_data', ARRAY(SELECT generate_series(1, 2000)),
+                                ARRAY(SELECT g * 0.01::float8 FROM generate_series(1, 2000) g),
+                                folds := 100);
 RESET mf_ext.max_memory;
 
 -- 4. A policy may name session_user: the cache keys on the session's user

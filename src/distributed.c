@@ -447,10 +447,13 @@ receive_bad_rating(TupleTableSlot *slot, void *arg)
  * double-precision number (a training on one node fails on such ratings
  * too; the workers' sums had failed with PostgreSQL's bare overflow
  * error).  The source's look reads under the statement's snapshot, the
- * copy's under one that sees the copy.
+ * copy's under one that sees the copy.  With detail, the rating is one
+ * too large for single precision (mf_ratings_check_scale), detail saying
+ * why.
  */
 static void
-refuse_rating(const MfDistributed *dist, const char *query, bool in_source)
+refuse_rating(const MfDistributed *dist, const char *query, bool in_source,
+			  const char *detail)
 {
 	const MfSource *source = dist->source;
 	Oid			text_types[3] = {TEXTOID, TEXTOID, TEXTOID};
@@ -470,10 +473,12 @@ refuse_rating(const MfDistributed *dist, const char *query, bool in_source)
 		mf_source_report_non_finite(source, user, item, row.value);
 	ereport(ERROR,
 			(errcode(ERRCODE_NUMERIC_VALUE_OUT_OF_RANGE),
-			 errmsg("rating of user %s for item %s in %s is %g, too large to train on", user, item,
-					dist->relation, row.value),
-			 errdetail("Ratings that large, squared and summed over the ratings, pass the largest double-precision number."),
-			 errhint("Scale the ratings into a moderate range (for example 0 to 10), or pass a view that does.")));
+			 errmsg("rating of user %s for item %s in %s is %g, too large to train on%s", user, item,
+					dist->relation, row.value, detail ? " in single precision" : ""),
+			 detail ? errdetail_internal("%s", detail)
+			 : errdetail("Ratings that large, squared and summed over the ratings, pass the largest double-precision number."),
+			 errhint("Scale the ratings into a moderate range (for example 0 to 10), or pass a view that does%s.",
+					 detail ? "; or pass double_precision := true" : "")));
 }
 
 /* The counts, sum, sum of squares and range of the ratings. */
@@ -657,7 +662,7 @@ mf_distributed_read(MfDistributed *dist)
 								 dist->column[0], dist->column[1], r, dist->relation, not_null(dist), r,
 								 source->rating_type == NUMERICOID ? "" : "::pg_catalog.float8",
 								 source->rating_type == NUMERICOID ? "numeric" : "float8"),
-				  true);
+				  true, NULL);
 
 	mf_spi_scan(psprintf("SELECT pg_catalog.count(*) FROM %s WHERE NOT (%s)",
 						 dist->relation, not_null(dist)),
@@ -683,13 +688,32 @@ mf_distributed_read(MfDistributed *dist)
 								 " WHERE NOT pg_catalog.abs(%s) OPERATOR(pg_catalog.<=) '%.17g'::pg_catalog.float8 LIMIT 1",
 								 dist->column[0], dist->column[1], r, dist->copy[MF_USERS], r,
 								 sqrt(DBL_MAX / (double) Max(copied, 1))),
-				  false);
+				  false, NULL);
 	make_copy(dist, MF_ITEMS, dist->copy[MF_USERS]);
 	mf_spi_scan_fresh(psprintf("SELECT pg_catalog.count(*), pg_catalog.sum(%s),"
 							   " pg_catalog.min(%s), pg_catalog.max(%s),"
 							   " pg_catalog.sum(%s OPERATOR(pg_catalog.*) %s) FROM %s",
 							   r, r, r, r, r, dist->table[MF_USERS]),
 					  0, NULL, NULL, totals_types, 5, dist->relation, receive_totals, &totals);
+	if (dist->options.single)
+	{
+		/* as mf_ratings_check_scale refuses on one node */
+		double		center = dist->options.biases && totals.ratings > 0
+			? totals.sum / (double) totals.ratings : 0.0;
+
+		if (!(Max(totals.max - center, center - totals.min) <= sqrt(FLT_MAX)))
+			refuse_rating(dist, psprintf("SELECT %s::pg_catalog.text, %s::pg_catalog.text, %s::pg_catalog.text FROM %s"
+										 " WHERE NOT pg_catalog.abs(%s OPERATOR(pg_catalog.-) '%.17g'::pg_catalog.float8)"
+										 " OPERATOR(pg_catalog.<=) '%.17g'::pg_catalog.float8 LIMIT 1",
+										 dist->column[0], dist->column[1], r, dist->table[MF_USERS], r,
+										 center, sqrt(FLT_MAX)),
+						  false,
+						  dist->options.biases
+						  ? psprintf("Its distance from the ratings' mean (%g), squared, passes the largest single-precision number (%g): the solve and J overflow.",
+									 center, (double) FLT_MAX)
+						  : psprintf("Its square passes the largest single-precision number (%g): the solve and J overflow.",
+									 (double) FLT_MAX));
+	}
 	dist->ratings = palloc0(sizeof(MfRatings));
 	dist->ratings->n_ratings = totals.ratings;
 	dist->ratings->n_skipped = skipped;

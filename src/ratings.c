@@ -2129,8 +2129,51 @@ mf_ratings_implicit_strengths(MfRatings *ratings, double alpha)
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("alpha * the largest rating is %.15g, above %g", alpha * largest,
 						MF_MAX_CONFIDENCE),
-				 errdetail("Confidences 1 + alpha * rating that large overflow single precision in the solve."),
+				 errdetail("Confidences 1 + alpha * rating are taken up to %g, in either precision: larger ones overflow single precision in the solve.",
+						   MF_MAX_CONFIDENCE),
 				 errhint("Lower alpha, or scale the ratings down (for example log(1 + count)).")));
+}
+
+void
+mf_ratings_check_scale(const MfRatings *ratings, bool single, bool biases, bool training)
+{
+	const MfCsr *rows = &ratings->by_user;
+	const char *precision = single ? "single" : "double";
+	double		most = single ? sqrt(FLT_MAX) : sqrt(DBL_MAX);
+	double		mean = 0.0;
+
+	if (biases && ratings->n_ratings > 0)
+	{
+		for (int64 e = 0; e < ratings->n_ratings; e++)
+			mean += mf_csr_value(rows, e);
+		mean /= (double) ratings->n_ratings;
+	}
+	for (int32 u = 0; u < rows->n_rows; u++)
+		for (int64 e = rows->row_start[u]; e < rows->row_start[u + 1]; e++)
+		{
+			double		value = mf_csr_value(rows, e);
+			bool		fits_double = fabs(value - mean) <= sqrt(DBL_MAX);
+
+			if (fabs(value - mean) <= most)
+				continue;
+			ereport(ERROR,
+					(errcode(ERRCODE_NUMERIC_VALUE_OUT_OF_RANGE),
+					 errmsg("rating of user %s for item %s%s is %g, too large to train on in %s precision",
+							mf_ratings_id_for_message(ratings, MF_USERS, u),
+							mf_ratings_id_for_message(ratings, MF_ITEMS, rows->col[e]),
+							ratings->relation ? psprintf(" in %s", ratings->relation) : "",
+							value, precision),
+					 biases
+					 ? errdetail("Its distance from the ratings' mean (%g), squared, passes the largest %s-precision number (%g): the solve and J overflow.",
+								 mean, precision, single ? (double) FLT_MAX : DBL_MAX)
+					 : errdetail("Its square passes the largest %s-precision number (%g): the solve and J overflow.",
+								 precision, single ? (double) FLT_MAX : DBL_MAX),
+					 training
+					 ? errhint("Scale the ratings into a moderate range (for example 0 to 10), or pass a view that does%s.",
+							   single && fits_double ? "; or pass double_precision := true" : "")
+					 : errhint("Scale the ratings into the range the model was trained on%s.",
+							   single && fits_double ? ", or retrain it with double_precision := true" : "")));
+		}
 }
 
 /*

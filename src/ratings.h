@@ -155,6 +155,18 @@ extern void mf_ratings_event_log(MfRatings *ratings);
  */
 extern void mf_ratings_implicit_strengths(MfRatings *ratings, double alpha);
 
+/*
+ * An error (22003) naming the first pair of explicit ratings whose
+ * rating, less the ratings' mean with biases (else less 0), squared,
+ * passes the largest number of the solve's precision: |rating| above
+ * sqrt(FLT_MAX), about 1.8e19, in single precision, above sqrt(DBL_MAX),
+ * about 1.3e154, in double.  The first half-step's Gram matrix and J's
+ * data term overflow on such a rating; the hint is a training's, or with
+ * training false a refit's (whose precision is the model's).
+ */
+extern void mf_ratings_check_scale(const MfRatings *ratings, bool single, bool biases,
+								   bool training);
+
 /* The most entries any row of rows has. */
 extern int64 mf_csr_longest_row(const MfCsr *rows);
 

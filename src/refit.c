@@ -392,6 +392,9 @@ refit_attach_model(RefitState *state)
 						  state->model->item_keys != NULL, "the relation to refit from");
 	if (state->model->factors.implicit)
 		mf_ratings_implicit_strengths(state->ratings, state->model->row.options.alpha);
+	else
+		mf_ratings_check_scale(state->ratings, state->model->factors.single,
+							   state->model->factors.biases, false);
 }
 
 /*

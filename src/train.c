@@ -401,6 +401,8 @@ train_read(TrainState *state)
 				 errhint("Load ratings into the relation, or pass the one that holds them.")));
 	if (row->options.implicit)
 		mf_ratings_implicit_strengths(state->ratings, row->options.alpha);
+	else if (!state->distributed)
+		mf_ratings_check_scale(state->ratings, row->options.single, row->options.biases, true);
 	if (OidIsValid(state->validation_relid))
 	{
 		state->validation = read_validation(state);

@@ -70,7 +70,51 @@ grid_hint(const char *name)
 	return errhint("%s", argument_hint(name));
 }
 
-/* The elements of a one-dimensional array argument without NULLs. */
+static int
+compare_grid_values(const void *a, const void *b)
+{
+	double		x = *(const double *) a;
+	double		y = *(const double *) b;
+
+	return (x > y) - (x < y);
+}
+
+/*
+ * An error (22023) for a value listed twice in grid argument name (n
+ * elements of type elemtype, int4 or float8; values not finite are left
+ * to the grid point's check): the fits are deterministic, so a repeated
+ * point would be fitted again for the same row.
+ */
+static void
+refuse_repeats(const Datum *elements, Oid elemtype, const char *name, int n)
+{
+	double	   *values = palloc(sizeof(double) * n);
+	int			finite = 0;
+
+	/* a value out of range (not finite too) is the grid point's check's error */
+	for (int i = 0; i < n; i++)
+	{
+		double		value = elemtype == INT4OID ? (double) DatumGetInt32(elements[i])
+			: DatumGetFloat8(elements[i]);
+
+		if (isfinite(value))
+			values[finite++] = value;
+	}
+	qsort(values, finite, sizeof(double), compare_grid_values);
+	for (int i = 1; i < finite; i++)
+		if (values[i] == values[i - 1])
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("%s lists %.15g more than once", name, values[i]),
+					 errdetail("Each fit is deterministic: a repeated value would fit the same models again and give the same result row twice."),
+					 errhint("List each value of %s once.", name)));
+	pfree(values);
+}
+
+/*
+ * The elements of a one-dimensional array argument without NULLs or
+ * repeats.
+ */
 static Datum *
 array_elements(ArrayType *array, Oid elemtype, const char *name, int *n)
 {
@@ -99,6 +143,7 @@ array_elements(ArrayType *array, Oid elemtype, const char *name, int *n)
 					(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
 					 errmsg("%s must not contain NULL", name),
 					 errhint("Remove the NULL from %s.", name)));
+	refuse_repeats(elements, elemtype, name, *n);
 	return elements;
 }
 
@@ -284,6 +329,8 @@ cv_read(CvState *state)
 				 errmsg("%s has no ratings to cross-validate on",
 						mf_source_display_name(state->source.relid)),
 				 errhint("Load ratings into the relation, or pass the one that holds them.")));
+	/* every point of the grid has the precision and biases of the arguments */
+	mf_ratings_check_scale(all, state->grid[0].options.single, state->grid[0].options.biases, true);
 	state->fold_of = mf_alloc_array(state->cxt, all->n_ratings, sizeof(uint8));
 	user_fold_ids = fold_ids(all, MF_USERS, state->cxt);
 	item_fold_ids = fold_ids(all, MF_ITEMS, state->cxt);

@@ -340,6 +340,21 @@ like($stderr, qr/ERROR:  rating of user 1 for item 1 in public.huge is 1e\+154, 
 	'ratings of 1e154 among four on the workers: mf_ext\'s error, with a hint');
 is(query(q{SELECT count(*) FROM mf_models WHERE name = 'huge'}), '0', '... and no model');
 
+# A rating whose square overflows a float, in single precision (the
+# default): refused after the totals, naming a pair, as one node refuses
+# it (mf_ratings_check_scale), with a hint to train in double precision,
+# which trains it.
+query(q{TRUNCATE huge; INSERT INTO huge VALUES (1, 1, 1e30), (2, 1, 2e30), (3, 2, 1e30), (1, 2, 3e30)});
+($ret, $stdout, $stderr) = $coordinator->psql('postgres',
+	q{SET mf_ext.citus_training = 'workers'; SELECT mf_train('huge', k := 2)});
+like($stderr, qr/ERROR:  rating of user \d for item \d in public.huge is [123]e\+30, too large to train on in single precision\nDETAIL:  Its square passes the largest single-precision number \(3.40282e\+38\): the solve and J overflow.\nHINT:  .*; or pass double_precision := true\./,
+	'a rating of 1e30 in single precision on the workers: refused, with a hint');
+is(query(q{SELECT count(*) FROM mf_models WHERE name = 'huge'}), '0', '... and no model');
+is(query(q{SET mf_ext.citus_training = 'workers';
+	SELECT mf_train('huge', k := 2, double_precision := true) IS NOT NULL}), 't',
+	'... trained in double precision');
+is(query(q{SELECT mf_drop_model('huge')}), '', '... (dropped)');
+
 # The working copies' names: a table that another role created in the
 # source's schema under the name the next copy would take is passed over
 # (attack helper 202: it had failed the training with "already exists");
