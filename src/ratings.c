@@ -2095,6 +2095,16 @@ mf_ratings_from_rows(MfRows *rows, int64 n_skipped, MemoryContext cxt)
 	return ratings;
 }
 
+/* "user U for item I in R": entry e of user u's row, for a message. */
+static char *
+rated_pair_for_message(const MfRatings *ratings, int32 u, int64 e)
+{
+	return psprintf("user %s for item %s%s",
+					mf_ratings_id_for_message(ratings, MF_USERS, u),
+					mf_ratings_id_for_message(ratings, MF_ITEMS, ratings->by_user.col[e]),
+					ratings->relation ? psprintf(" in %s", ratings->relation) : "");
+}
+
 void
 mf_ratings_event_log(MfRatings *ratings)
 {
@@ -2102,17 +2112,17 @@ mf_ratings_event_log(MfRatings *ratings)
 
 	sum_duplicates(ratings);
 	for (int32 u = 0; u < rows->n_rows; u++)
+	{
+		mf_interrupts_every(u, MF_INTERRUPT_ROWS);
 		for (int64 e = rows->row_start[u]; e < rows->row_start[u + 1]; e++)
 			if (mf_csr_value(rows, e) < 0)
 				ereport(ERROR,
 						(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-						 errmsg("rating of user %s for item %s%s is %g, but implicit feedback needs ratings >= 0",
-								mf_ratings_id_for_message(ratings, MF_USERS, u),
-								mf_ratings_id_for_message(ratings, MF_ITEMS, rows->col[e]),
-								ratings->relation ? psprintf(" in %s", ratings->relation) : "",
-								mf_csr_value(rows, e)),
+						 errmsg("rating of %s is %g, but implicit feedback needs ratings >= 0",
+								rated_pair_for_message(ratings, u, e), mf_csr_value(rows, e)),
 						 errdetail("With implicit feedback a rating is the strength of an interaction (a count, a duration), the sum of the pair's rows: confidence 1 + alpha * strength."),
-						 errhint("Leave out or rescale negative ratings in a view; explicit feedback takes any ratings.")));
+						 errhint("Leave out or rescale negative ratings in a view; explicit feedback takes negative ratings.")));
+	}
 }
 
 void
@@ -2123,7 +2133,10 @@ mf_ratings_implicit_strengths(MfRatings *ratings, double alpha)
 
 	mf_ratings_event_log(ratings);
 	for (int64 e = 0; e < ratings->n_ratings; e++)
+	{
+		mf_interrupts_every(e, MF_INTERRUPT_VALUES);
 		largest = Max(largest, mf_csr_value(rows, e));
+	}
 	if (!(alpha * largest <= MF_MAX_CONFIDENCE))
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
@@ -2145,10 +2158,15 @@ mf_ratings_check_scale(const MfRatings *ratings, bool single, bool biases, bool 
 	if (biases && ratings->n_ratings > 0)
 	{
 		for (int64 e = 0; e < ratings->n_ratings; e++)
+		{
+			mf_interrupts_every(e, MF_INTERRUPT_VALUES);
 			mean += mf_csr_value(rows, e);
+		}
 		mean /= (double) ratings->n_ratings;
 	}
 	for (int32 u = 0; u < rows->n_rows; u++)
+	{
+		mf_interrupts_every(u, MF_INTERRUPT_ROWS);
 		for (int64 e = rows->row_start[u]; e < rows->row_start[u + 1]; e++)
 		{
 			double		value = mf_csr_value(rows, e);
@@ -2158,11 +2176,8 @@ mf_ratings_check_scale(const MfRatings *ratings, bool single, bool biases, bool 
 				continue;
 			ereport(ERROR,
 					(errcode(ERRCODE_NUMERIC_VALUE_OUT_OF_RANGE),
-					 errmsg("rating of user %s for item %s%s is %g, too large to train on in %s precision",
-							mf_ratings_id_for_message(ratings, MF_USERS, u),
-							mf_ratings_id_for_message(ratings, MF_ITEMS, rows->col[e]),
-							ratings->relation ? psprintf(" in %s", ratings->relation) : "",
-							value, precision),
+					 errmsg("rating of %s is %g, too large to train on in %s precision",
+							rated_pair_for_message(ratings, u, e), value, precision),
 					 biases
 					 ? errdetail("Its distance from the ratings' mean (%g), squared, passes the largest %s-precision number (%g): the solve and J overflow.",
 								 mean, precision, single ? (double) FLT_MAX : DBL_MAX)
@@ -2174,6 +2189,7 @@ mf_ratings_check_scale(const MfRatings *ratings, bool single, bool biases, bool 
 					 : errhint("Scale the ratings into the range the model was trained on%s.",
 							   single && fits_double ? ", or retrain it with double_precision := true" : "")));
 		}
+	}
 }
 
 /*
