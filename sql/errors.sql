@@ -27,9 +27,8 @@ CREATE TABLE huge_ratings (user_id int, item_id int, rating numeric);
 INSERT INTO huge_ratings VALUES (1, 1, 4), (3, 9, 1e400);
 CREATE TABLE overflowing (user_id int, item_id int, rating float8);
 INSERT INTO overflowing VALUES (1, 1, 1e300), (2, 1, -1e300), (1, 2, 1e300), (2, 2, 1e300);
--- ratings whose squares overflow a float: refused as read in single precision
--- (CG had stopped at an infinite product and kept the row's old factors: a
--- model 7x off, saved), trained in double
+-- ratings a float holds whose products overflow it (CG stopped at an infinite
+-- product and kept the row's old factors: a model 7x off, saved)
 CREATE TABLE large_ratings AS
 SELECT u AS user_id, i AS item_id, ((u * 7 + i * 13) % 10 + 1) * 1e30::float8 AS rating
 FROM generate_series(1, 40) u, generate_series(1, 30) i WHERE (u * 31 + i * 17) % 5 < 2;
@@ -322,8 +321,8 @@ FROM (VALUES
     (234, $$SELECT * FROM mf_cross_validate('tiny', '{2}', '{0.1}', folds := 2, seed := 2)$$),
     -- ratings too large for the precision, refused as read, naming the pair
     (235, $$SELECT mf_train('overflowing', k := 1, biases := true, double_precision := true)$$),
-    (236, $$SELECT mf_refit_users('tiny', 'large_ratings')$$),
-    (237, $$SELECT * FROM mf_cross_validate('large_ratings', '{2}', '{0.1}')$$),
+    (236, $$SELECT mf_refit_users('tiny', 'overflowing')$$),
+    (237, $$SELECT * FROM mf_cross_validate('overflowing', '{2}', '{0.1}')$$),
     -- a grid value listed twice
     (238, $$SELECT * FROM mf_cross_validate('tiny', '{2, 3, 2}', '{0.1}')$$),
     (239, $$SELECT * FROM mf_cross_validate('tiny', '{2}', '{0.1, 1, 0.1}')$$),
@@ -381,16 +380,21 @@ SELECT loss[2] < loss[1] AS descends, train_rmse < 1e31 AS finite FROM mf_models
 SELECT mf_drop_model('large_double');
 
 -- With biases the limit is on a rating's distance from the mean: ratings
--- near 1e20, each of whose squares overflows a float, train in single
--- precision with biases, and are refused without.
+-- near 1e40, beyond a float, train in single precision with biases, and
+-- are refused without; a refit measures from the model's mean.  A
+-- biases-only model takes any rating a float holds.
 CREATE TABLE offset_ratings AS
-SELECT user_id, item_id, 1e20::float8 + ((user_id * 7 + item_id * 13) % 10 + 1) * 1e6 AS rating
+SELECT user_id, item_id, 1e40::float8 + ((user_id * 7 + item_id * 13) % 10 + 1) * 1e26 AS rating
 FROM large_ratings;
-SELECT mf_train('offset_ratings', k := 2, biases := true) IS NOT NULL AS trained;
-SELECT train_rmse < 0.1 * (SELECT stddev_pop(rating) FROM offset_ratings) AS fits
+SELECT mf_train('offset_ratings', k := 0, biases := true) IS NOT NULL AS trained;
+SELECT train_rmse < 0.9 * (SELECT stddev_pop(rating) FROM offset_ratings) AS fits
 FROM mf_models WHERE name = 'offset_ratings';
 SELECT message FROM try($$SELECT mf_train('offset_ratings', k := 2, model_name := 'no biases')$$);
+SELECT message, detail, hint FROM try($$SELECT mf_refit_users('biases only', 'offset_ratings')$$);
+SELECT mf_refit_users('offset_ratings', 'offset_ratings') AS refitted;
 SELECT mf_drop_model('offset_ratings');
+SELECT mf_train('large_ratings', k := 0, biases := true, model_name := 'large biases') IS NOT NULL AS trained;
+SELECT mf_drop_model('large biases');
 
 -- A failed CG fit's hint leads with scaling the ratings and Cholesky, which
 -- trains these (a larger lambda does not).

@@ -447,13 +447,13 @@ receive_bad_rating(TupleTableSlot *slot, void *arg)
  * double-precision number (a training on one node fails on such ratings
  * too; the workers' sums had failed with PostgreSQL's bare overflow
  * error).  The source's look reads under the statement's snapshot, the
- * copy's under one that sees the copy.  With detail, the rating is one
- * too large for single precision (mf_ratings_check_scale), detail saying
- * why.
+ * copy's under one that sees the copy.  With single_center, the rating
+ * is one whose distance from *single_center passes single precision's
+ * range, refused as mf_ratings_check_scale refuses it on one node.
  */
 static void
 refuse_rating(const MfDistributed *dist, const char *query, bool in_source,
-			  const char *detail)
+			  const double *single_center)
 {
 	const MfSource *source = dist->source;
 	Oid			text_types[3] = {TEXTOID, TEXTOID, TEXTOID};
@@ -471,14 +471,15 @@ refuse_rating(const MfDistributed *dist, const char *query, bool in_source,
 	item = source->item_keys ? mf_text_for_message(row.item) : row.item;
 	if (!isfinite(row.value))
 		mf_source_report_non_finite(source, user, item, row.value);
+	if (single_center)
+		mf_report_rating_scale(psprintf("user %s for item %s in %s", user, item, dist->relation),
+							   row.value, true, dist->options.biases, *single_center, false);
 	ereport(ERROR,
 			(errcode(ERRCODE_NUMERIC_VALUE_OUT_OF_RANGE),
-			 errmsg("rating of user %s for item %s in %s is %g, too large to train on%s", user, item,
-					dist->relation, row.value, detail ? " in single precision" : ""),
-			 detail ? errdetail_internal("%s", detail)
-			 : errdetail("Ratings that large, squared and summed over the ratings, pass the largest double-precision number."),
-			 errhint("Scale the ratings into a moderate range (for example 0 to 10), or pass a view that does%s.",
-					 detail ? "; or pass double_precision := true" : "")));
+			 errmsg("rating of user %s for item %s in %s is %g, too large to train on", user, item,
+					dist->relation, row.value),
+			 errdetail("Ratings that large, squared and summed over the ratings, pass the largest double-precision number."),
+			 errhint("Scale the ratings into a moderate range (for example 0 to 10), or pass a view that does.")));
 }
 
 /* The counts, sum, sum of squares and range of the ratings. */
@@ -701,18 +702,13 @@ mf_distributed_read(MfDistributed *dist)
 		double		center = dist->options.biases && totals.ratings > 0
 			? totals.sum / (double) totals.ratings : 0.0;
 
-		if (!(Max(totals.max - center, center - totals.min) <= sqrt(FLT_MAX)))
+		if (!(Max(totals.max - center, center - totals.min) <= FLT_MAX))
 			refuse_rating(dist, psprintf("SELECT %s::pg_catalog.text, %s::pg_catalog.text, %s::pg_catalog.text FROM %s"
 										 " WHERE NOT pg_catalog.abs(%s OPERATOR(pg_catalog.-) '%.17g'::pg_catalog.float8)"
 										 " OPERATOR(pg_catalog.<=) '%.17g'::pg_catalog.float8 LIMIT 1",
 										 dist->column[0], dist->column[1], r, dist->table[MF_USERS], r,
-										 center, sqrt(FLT_MAX)),
-						  false,
-						  dist->options.biases
-						  ? psprintf("Its distance from the ratings' mean (%g), squared, passes the largest single-precision number (%g): the solve and J overflow.",
-									 center, (double) FLT_MAX)
-						  : psprintf("Its square passes the largest single-precision number (%g): the solve and J overflow.",
-									 (double) FLT_MAX));
+										 center, (double) FLT_MAX),
+						  false, &center);
 	}
 	dist->ratings = palloc0(sizeof(MfRatings));
 	dist->ratings->n_ratings = totals.ratings;

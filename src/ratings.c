@@ -2142,27 +2142,57 @@ mf_ratings_implicit_strengths(MfRatings *ratings, double alpha)
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("alpha * the largest rating is %.15g, above %g", alpha * largest,
 						MF_MAX_CONFIDENCE),
-				 errdetail("Confidences 1 + alpha * rating are taken up to %g, in either precision: larger ones overflow single precision in the solve.",
+				 errdetail("Confidences 1 + alpha * rating are limited to %g in either precision (in single precision the solve overflows beyond it).",
 						   MF_MAX_CONFIDENCE),
 				 errhint("Lower alpha, or scale the ratings down (for example log(1 + count)).")));
 }
 
 void
-mf_ratings_check_scale(const MfRatings *ratings, bool single, bool biases, bool training)
+mf_report_rating_scale(const char *pair, double value, bool single, bool biases,
+					   double center, bool refit)
+{
+	const char *precision = single ? "single" : "double";
+	double		distance = fabs(value - center);
+
+	ereport(ERROR,
+			(errcode(ERRCODE_NUMERIC_VALUE_OUT_OF_RANGE),
+			 errmsg("rating of %s is %g, too large to %s in %s precision", pair, value,
+					refit ? "refit from" : "train on", precision),
+			 errdetail("%s passes the largest %s-precision number (%g): %s cannot hold it.",
+					   biases ? psprintf("Its distance from the %s mean (%g) is %g, which%s",
+										 refit ? "model's" : "ratings'", center, distance,
+										 single ? "" : " squared")
+					   : single ? "It" : "Its square",
+					   precision, single ? (double) FLT_MAX : DBL_MAX,
+					   single ? "the solve's targets, in single precision," : "J's data term"),
+			 refit
+			 ? errhint("Scale the ratings into the range the model was trained on, or retrain it with double_precision := true.")
+			 : errhint("Scale the ratings into a moderate range (for example 0 to 10), or pass a view that does%s.",
+					   single && distance <= sqrt(DBL_MAX)
+					   ? "; or pass double_precision := true" : "")));
+}
+
+void
+mf_ratings_check_scale(const MfRatings *ratings, bool single, bool biases,
+					   const double *model_mean)
 {
 	const MfCsr *rows = &ratings->by_user;
-	const char *precision = single ? "single" : "double";
-	double		most = single ? sqrt(FLT_MAX) : sqrt(DBL_MAX);
-	double		mean = 0.0;
+	double		most = single ? FLT_MAX : sqrt(DBL_MAX);
+	double		center = 0.0;
 
-	if (biases && ratings->n_ratings > 0)
+	if (!single && model_mean)
+		return;					/* a refit in double precision holds them */
+	if (biases && model_mean)
+		center = *model_mean;
+	else if (biases && ratings->n_ratings > 0)
 	{
+		/* the fit's mean: the sum in the users' rows' order, over the count */
 		for (int64 e = 0; e < ratings->n_ratings; e++)
 		{
 			mf_interrupts_every(e, MF_INTERRUPT_VALUES);
-			mean += mf_csr_value(rows, e);
+			center += mf_csr_value(rows, e);
 		}
-		mean /= (double) ratings->n_ratings;
+		center /= (double) ratings->n_ratings;
 	}
 	for (int32 u = 0; u < rows->n_rows; u++)
 	{
@@ -2170,24 +2200,11 @@ mf_ratings_check_scale(const MfRatings *ratings, bool single, bool biases, bool 
 		for (int64 e = rows->row_start[u]; e < rows->row_start[u + 1]; e++)
 		{
 			double		value = mf_csr_value(rows, e);
-			bool		fits_double = fabs(value - mean) <= sqrt(DBL_MAX);
 
-			if (fabs(value - mean) <= most)
+			if (fabs(value - center) <= most)
 				continue;
-			ereport(ERROR,
-					(errcode(ERRCODE_NUMERIC_VALUE_OUT_OF_RANGE),
-					 errmsg("rating of %s is %g, too large to train on in %s precision",
-							rated_pair_for_message(ratings, u, e), value, precision),
-					 biases
-					 ? errdetail("Its distance from the ratings' mean (%g), squared, passes the largest %s-precision number (%g): the solve and J overflow.",
-								 mean, precision, single ? (double) FLT_MAX : DBL_MAX)
-					 : errdetail("Its square passes the largest %s-precision number (%g): the solve and J overflow.",
-								 precision, single ? (double) FLT_MAX : DBL_MAX),
-					 training
-					 ? errhint("Scale the ratings into a moderate range (for example 0 to 10), or pass a view that does%s.",
-							   single && fits_double ? "; or pass double_precision := true" : "")
-					 : errhint("Scale the ratings into the range the model was trained on%s.",
-							   single && fits_double ? ", or retrain it with double_precision := true" : "")));
+			mf_report_rating_scale(rated_pair_for_message(ratings, u, e), value, single,
+								   biases, center, model_mean != NULL);
 		}
 	}
 }

@@ -394,7 +394,7 @@ refit_attach_model(RefitState *state)
 		mf_ratings_implicit_strengths(state->ratings, state->model->row.options.alpha);
 	else
 		mf_ratings_check_scale(state->ratings, state->model->factors.single,
-							   state->model->factors.biases, false);
+							   state->model->factors.biases, &state->model->factors.mean);
 }
 
 /*

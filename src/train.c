@@ -402,7 +402,7 @@ train_read(TrainState *state)
 	if (row->options.implicit)
 		mf_ratings_implicit_strengths(state->ratings, row->options.alpha);
 	else if (!state->distributed)
-		mf_ratings_check_scale(state->ratings, row->options.single, row->options.biases, true);
+		mf_ratings_check_scale(state->ratings, row->options.single, row->options.biases, NULL);
 	if (OidIsValid(state->validation_relid))
 	{
 		state->validation = read_validation(state);

@@ -81,40 +81,30 @@ compare_grid_values(const void *a, const void *b)
 
 /*
  * An error (22023) for a value listed twice in grid argument name (n
- * elements of type elemtype, int4 or float8; values not finite are left
- * to the grid point's check): the fits are deterministic, so a repeated
- * point would be fitted again for the same row.
+ * elements of type elemtype, int4 or float8, each already checked as a
+ * grid point's, the grid's memory too): the fits are deterministic, so a
+ * repeated point would be fitted again for the same row.
  */
 static void
 refuse_repeats(const Datum *elements, Oid elemtype, const char *name, int n)
 {
-	double	   *values = palloc(sizeof(double) * n);
-	int			finite = 0;
+	double	   *values = MemoryContextAllocHuge(CurrentMemoryContext, sizeof(double) * (Size) n);
 
-	/* a value out of range (not finite too) is the grid point's check's error */
 	for (int i = 0; i < n; i++)
-	{
-		double		value = elemtype == INT4OID ? (double) DatumGetInt32(elements[i])
+		values[i] = elemtype == INT4OID ? (double) DatumGetInt32(elements[i])
 			: DatumGetFloat8(elements[i]);
-
-		if (isfinite(value))
-			values[finite++] = value;
-	}
-	qsort(values, finite, sizeof(double), compare_grid_values);
-	for (int i = 1; i < finite; i++)
+	qsort(values, n, sizeof(double), compare_grid_values);
+	for (int i = 1; i < n; i++)
 		if (values[i] == values[i - 1])
 			ereport(ERROR,
 					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-					 errmsg("%s lists %.15g more than once", name, values[i]),
+					 errmsg("%s lists %.15g more than once", name, values[i] + 0.0),
 					 errdetail("Each fit is deterministic: a repeated value would fit the same models again and give the same result row twice."),
 					 errhint("List each value of %s once.", name)));
 	pfree(values);
 }
 
-/*
- * The elements of a one-dimensional array argument without NULLs or
- * repeats.
- */
+/* The elements of a one-dimensional array argument without NULLs. */
 static Datum *
 array_elements(ArrayType *array, Oid elemtype, const char *name, int *n)
 {
@@ -143,7 +133,6 @@ array_elements(ArrayType *array, Oid elemtype, const char *name, int *n)
 					(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
 					 errmsg("%s must not contain NULL", name),
 					 errhint("Remove the NULL from %s.", name)));
-	refuse_repeats(elements, elemtype, name, *n);
 	return elements;
 }
 
@@ -253,6 +242,12 @@ build_grid(CvState *state, const MfArguments *args)
 		point->rmse = palloc(sizeof(double) * state->folds);
 		point->mae = palloc(sizeof(double) * state->folds);
 	}
+	refuse_repeats(ks, INT4OID, "ks", n_ks);
+	refuse_repeats(lambdas, FLOAT8OID, "lambdas", n_lambdas);
+	if (bias_lambdas)
+		refuse_repeats(bias_lambdas, FLOAT8OID, "bias_lambdas", n_bias);
+	if (implicit_weights)
+		refuse_repeats(implicit_weights, FLOAT8OID, "implicit_weights", n_implicit);
 }
 
 /* Checks the arguments and builds the grid and the source, before any reading. */
@@ -330,7 +325,8 @@ cv_read(CvState *state)
 						mf_source_display_name(state->source.relid)),
 				 errhint("Load ratings into the relation, or pass the one that holds them.")));
 	/* every point of the grid has the precision and biases of the arguments */
-	mf_ratings_check_scale(all, state->grid[0].options.single, state->grid[0].options.biases, true);
+	mf_ratings_check_scale(all, state->grid[0].options.single, state->grid[0].options.biases,
+						   NULL);
 	state->fold_of = mf_alloc_array(state->cxt, all->n_ratings, sizeof(uint8));
 	user_fold_ids = fold_ids(all, MF_USERS, state->cxt);
 	item_fold_ids = fold_ids(all, MF_ITEMS, state->cxt);

@@ -340,15 +340,15 @@ like($stderr, qr/ERROR:  rating of user 1 for item 1 in public.huge is 1e\+154, 
 	'ratings of 1e154 among four on the workers: mf_ext\'s error, with a hint');
 is(query(q{SELECT count(*) FROM mf_models WHERE name = 'huge'}), '0', '... and no model');
 
-# A rating whose square overflows a float, in single precision (the
-# default): refused after the totals, naming a pair, as one node refuses
-# it (mf_ratings_check_scale), with a hint to train in double precision,
+# A rating beyond a float's range, in single precision (the default):
+# refused after the totals, naming a pair, as one node refuses it
+# (mf_ratings_check_scale), with a hint to train in double precision,
 # which trains it.
-query(q{TRUNCATE huge; INSERT INTO huge VALUES (1, 1, 1e30), (2, 1, 2e30), (3, 2, 1e30), (1, 2, 3e30)});
+query(q{TRUNCATE huge; INSERT INTO huge VALUES (1, 1, 1e40), (2, 1, 2e40), (3, 2, 1e40), (1, 2, 3e40)});
 ($ret, $stdout, $stderr) = $coordinator->psql('postgres',
 	q{SET mf_ext.citus_training = 'workers'; SELECT mf_train('huge', k := 2)});
-like($stderr, qr/ERROR:  rating of user \d for item \d in public.huge is [123]e\+30, too large to train on in single precision\nDETAIL:  Its square passes the largest single-precision number \(3.40282e\+38\): the solve and J overflow.\nHINT:  .*; or pass double_precision := true\./,
-	'a rating of 1e30 in single precision on the workers: refused, with a hint');
+like($stderr, qr/ERROR:  rating of user \d for item \d in public.huge is [123]e\+40, too large to train on in single precision\nDETAIL:  It passes the largest single-precision number \(3.40282e\+38\): the solve's targets, in single precision, cannot hold it.\nHINT:  .*; or pass double_precision := true\./,
+	'a rating of 1e40 in single precision on the workers: refused, with a hint');
 is(query(q{SELECT count(*) FROM mf_models WHERE name = 'huge'}), '0', '... and no model');
 is(query(q{SET mf_ext.citus_training = 'workers';
 	SELECT mf_train('huge', k := 2, double_precision := true) IS NOT NULL}), 't',
