@@ -28,6 +28,7 @@
 #include "miscadmin.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
+#include "utils/hsearch.h"
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
 #include "utils/snapmgr.h"
@@ -70,38 +71,37 @@ grid_hint(const char *name)
 	return errhint("%s", argument_hint(name));
 }
 
-static int
-compare_grid_values(const void *a, const void *b)
-{
-	double		x = *(const double *) a;
-	double		y = *(const double *) b;
-
-	return (x > y) - (x < y);
-}
-
 /*
  * An error (22023) for a value listed twice in grid argument name (n
  * elements of type elemtype, int4 or float8, each already checked as a
  * grid point's, the grid's memory too): the fits are deterministic, so a
- * repeated point would be fitted again for the same row.
+ * repeated point would be fitted again for the same row.  The values go
+ * into a hash table (-0 as 0), with looks for a cancel.
  */
 static void
 refuse_repeats(const Datum *elements, Oid elemtype, const char *name, int n)
 {
-	double	   *values = MemoryContextAllocHuge(CurrentMemoryContext, sizeof(double) * (Size) n);
+	HASHCTL		ctl = {.keysize = sizeof(double), .entrysize = sizeof(double),
+	.hcxt = CurrentMemoryContext};
+	HTAB	   *seen = hash_create("mf_cross_validate grid values", n, &ctl,
+								   HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
 
 	for (int i = 0; i < n; i++)
-		values[i] = elemtype == INT4OID ? (double) DatumGetInt32(elements[i])
-			: DatumGetFloat8(elements[i]);
-	qsort(values, n, sizeof(double), compare_grid_values);
-	for (int i = 1; i < n; i++)
-		if (values[i] == values[i - 1])
+	{
+		double		value = (elemtype == INT4OID ? (double) DatumGetInt32(elements[i])
+							 : DatumGetFloat8(elements[i])) + 0.0;
+		bool		found;
+
+		mf_interrupts_every(i, MF_INTERRUPT_ROWS);
+		(void) hash_search(seen, &value, HASH_ENTER, &found);
+		if (found)
 			ereport(ERROR,
 					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-					 errmsg("%s lists %.15g more than once", name, values[i] + 0.0),
+					 errmsg("%s lists %.15g more than once", name, value),
 					 errdetail("Each fit is deterministic: a repeated value would fit the same models again and give the same result row twice."),
 					 errhint("List each value of %s once.", name)));
-	pfree(values);
+	}
+	hash_destroy(seen);
 }
 
 /* The elements of a one-dimensional array argument without NULLs. */
@@ -201,8 +201,9 @@ build_grid(CvState *state, const MfArguments *args)
 								 bias_lambdas ? psprintf(" by %d of bias_lambda", n_bias) : "",
 								 implicit_weights ? psprintf(" by %d of implicit_weight", n_implicit) : "");
 
-	/* each point keeps an RMSE and an MAE per fold */
+	/* each point keeps an RMSE and an MAE per fold; each value an entry of refuse_repeats' table */
 	mf_memory_add(&memory, n, add_size(sizeof(GridPoint), mul_size(state->folds, 2 * sizeof(double))));
+	mf_memory_add(&memory, (Size) n_ks + n_lambdas + n_bias + n_implicit, 64);
 	mf_memory_check(&memory, "the cross-validation grid",
 					psprintf("A grid of %s, %d folds each.", shape, state->folds),
 					"Cross-validate fewer values of k and lambda at a time, or fewer folds.");
@@ -218,7 +219,8 @@ build_grid(CvState *state, const MfArguments *args)
 				 errmsg("bias_lambdas needs biases := true"),
 				 errdetail("bias_lambda regularises the biases, and without biases the models have none."),
 				 errhint("Pass biases := true, or leave out bias_lambdas.")));
-	state->grid = palloc0(mul_size(n, sizeof(GridPoint)));
+	/* zeroed point by point below, with looks for a cancel */
+	state->grid = MemoryContextAllocHuge(CurrentMemoryContext, mul_size(n, sizeof(GridPoint)));
 	state->n_points = (int) n;
 	for (int p = 0; p < state->n_points; p++)
 	{
@@ -226,7 +228,7 @@ build_grid(CvState *state, const MfArguments *args)
 		int			rest = p;
 
 		CHECK_FOR_INTERRUPTS();
-		point->options = base;
+		*point = (GridPoint) {.options = base};
 		if (implicit_weights)
 			point->options.implicit_weight = DatumGetFloat8(implicit_weights[rest % n_implicit]);
 		rest /= n_implicit;
