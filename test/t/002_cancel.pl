@@ -58,6 +58,29 @@ like($trainer->{stderr}, qr/canceling statement due to statement timeout/,
 	'statement_timeout stops the training');
 diag(sprintf('statement_timeout 2s: back after %.3fs', $took));
 cmp_ok($took, '<', 3, 'statement_timeout of 2 s is back within 1 s of it');
+
+# A cross-validation grid past 1 GB (9,000,000 lambdas, the last a repeat:
+# about 2.4 GB of grid points and of the table its values are looked for
+# repeats in) is built as a huge allocation, point by point, with looks for
+# a cancel: it had failed with "invalid memory alloc request size", and a
+# sort of its values, then its zeroing, had held a cancel off for seconds.
+$node->safe_psql('postgres', q{CREATE TABLE grid_values AS
+	SELECT ARRAY(SELECT g * 1e-6::float8 FROM generate_series(1, 9000000) g) || 1e-6::float8 AS lambdas});
+my $huge_grid = "SELECT count(*) FROM mf_cross_validate('ratings', ARRAY[2],"
+  . " (SELECT lambdas FROM grid_values), iterations := 1)";
+$trainer->{stderr} = '';
+$trainer->query("SET statement_timeout = 0; $huge_grid");
+like($trainer->{stderr}, qr/ERROR:  lambdas lists 1e-06 more than once/,
+	'a grid of 9,000,000 points is built, and its repeated lambda named');
+$trainer->{stderr} = '';
+$sent = time();
+$trainer->query("SET statement_timeout = '1s'; $huge_grid");
+$took = time() - $sent;
+like($trainer->{stderr}, qr/canceling statement due to statement timeout/,
+	'... statement_timeout stops the building');
+diag(sprintf('cross-validation grid, statement_timeout 1s: back after %.3fs', $took));
+cmp_ok($took, '<', 2, '... within 1 s of it');
+$trainer->query('SET statement_timeout = 0');
 $trainer->{stderr} = '';
 
 # A pair repeated 300,000 times, its values falling in runs (ordering a
