@@ -319,7 +319,8 @@ FROM (VALUES
     -- two folds are the fewest: the hint does not offer fewer (README run-through helper 203)
     (233, $$SELECT * FROM mf_cross_validate('tiny', '{2}', '{0.1}', folds := 2, seed := 1)$$),
     (234, $$SELECT * FROM mf_cross_validate('tiny', '{2}', '{0.1}', folds := 2, seed := 2)$$),
-    -- ratings too large for the precision, refused as read, naming the pair
+    -- ratings too large: beyond a float, refused as read in single precision,
+    -- naming the pair; in double precision the fit reports what overflowed
     (235, $$SELECT mf_train('overflowing', k := 1, biases := true, double_precision := true)$$),
     (236, $$SELECT mf_refit_users('tiny', 'overflowing')$$),
     (237, $$SELECT * FROM mf_cross_validate('overflowing', '{2}', '{0.1}')$$),
@@ -380,9 +381,10 @@ SELECT loss[2] < loss[1] AS descends, train_rmse < 1e31 AS finite FROM mf_models
 SELECT mf_drop_model('large_double');
 
 -- With biases the limit is on a rating's distance from the mean: ratings
--- near 1e40, beyond a float, train in single precision with biases, and
--- are refused without; a refit measures from the model's mean.  A
--- biases-only model takes any rating a float holds.
+-- near 1e40, beyond a float, train a biases-only model in single precision
+-- (factors need a far smaller spread), and are refused without biases; a
+-- refit measures from the model's mean.  A biases-only model takes any
+-- rating a float holds.
 CREATE TABLE offset_ratings AS
 SELECT user_id, item_id, 1e40::float8 + ((user_id * 7 + item_id * 13) % 10 + 1) * 1e26 AS rating
 FROM large_ratings;

@@ -29,6 +29,7 @@
 
 #include "miscadmin.h"
 #include "port/pg_bitutils.h"
+#include "utils/float.h"
 #include "utils/memutils.h"
 
 /*
@@ -2148,28 +2149,32 @@ mf_ratings_implicit_strengths(MfRatings *ratings, double alpha)
 }
 
 void
-mf_report_rating_scale(const char *pair, double value, bool single, bool biases,
-					   double center, bool refit)
+mf_report_rating_scale(const char *pair, double value, bool biases, double center, bool refit)
 {
-	const char *precision = single ? "single" : "double";
 	double		distance = fabs(value - center);
+	/* where double precision may hold what single precision cannot */
+	const char *or_double = distance <= sqrt(DBL_MAX)
+		? (refit ? ", or retrain it with double_precision := true" : "; or pass double_precision := true")
+		: "";
 
 	ereport(ERROR,
 			(errcode(ERRCODE_NUMERIC_VALUE_OUT_OF_RANGE),
-			 errmsg("rating of %s is %g, too large to %s in %s precision", pair, value,
-					refit ? "refit from" : "train on", precision),
-			 errdetail("%s passes the largest %s-precision number (%g): %s cannot hold it.",
-					   biases ? psprintf("Its distance from the %s mean (%g) is %g, which%s",
-										 refit ? "model's" : "ratings'", center, distance,
-										 single ? "" : " squared")
-					   : single ? "It" : "Its square",
-					   precision, single ? (double) FLT_MAX : DBL_MAX,
-					   single ? "the solve's targets, in single precision," : "J's data term"),
+			 biases
+			 ? errmsg("rating of %s is %s, too far from the %s mean to %s in single precision",
+					  pair, float8out_internal(value), refit ? "model's" : "ratings'",
+					  refit ? "refit from" : "train on")
+			 : errmsg("rating of %s is %s, too large to %s in single precision", pair,
+					  float8out_internal(value), refit ? "refit from" : "train on"),
+			 biases
+			 ? errdetail("Its distance from the %s mean (%s) is %s, beyond the largest single-precision number (%.8g): the solve's targets, in single precision, cannot hold it.",
+						 refit ? "model's" : "ratings'", float8out_internal(center),
+						 float8out_internal(distance), FLT_MAX)
+			 : errdetail("It is beyond the largest single-precision number (%.8g): the solve's targets, in single precision, cannot hold it.",
+						 FLT_MAX),
 			 refit
-			 ? errhint("Scale the ratings into the range the model was trained on, or retrain it with double_precision := true.")
+			 ? errhint("Scale the ratings into the range the model was trained on%s.", or_double)
 			 : errhint("Scale the ratings into a moderate range (for example 0 to 10), or pass a view that does%s.",
-					   single && distance <= sqrt(DBL_MAX)
-					   ? "; or pass double_precision := true" : "")));
+					   or_double)));
 }
 
 void
@@ -2177,11 +2182,10 @@ mf_ratings_check_scale(const MfRatings *ratings, bool single, bool biases,
 					   const double *model_mean)
 {
 	const MfCsr *rows = &ratings->by_user;
-	double		most = single ? FLT_MAX : sqrt(DBL_MAX);
 	double		center = 0.0;
 
-	if (!single && model_mean)
-		return;					/* a refit in double precision holds them */
+	if (!single)
+		return;
 	if (biases && model_mean)
 		center = *model_mean;
 	else if (biases && ratings->n_ratings > 0)
@@ -2201,10 +2205,9 @@ mf_ratings_check_scale(const MfRatings *ratings, bool single, bool biases,
 		{
 			double		value = mf_csr_value(rows, e);
 
-			if (fabs(value - center) <= most)
-				continue;
-			mf_report_rating_scale(rated_pair_for_message(ratings, u, e), value, single,
-								   biases, center, model_mean != NULL);
+			if (!(fabs(value - center) <= FLT_MAX))
+				mf_report_rating_scale(rated_pair_for_message(ratings, u, e), value, biases,
+									   center, model_mean != NULL);
 		}
 	}
 }

@@ -156,28 +156,25 @@ extern void mf_ratings_event_log(MfRatings *ratings);
 extern void mf_ratings_implicit_strengths(MfRatings *ratings, double alpha);
 
 /*
- * An error (22003) naming the first pair of explicit ratings (in the
- * users' rows' order) that a fit in the given precision certainly cannot
- * take: in single precision a rating whose distance from the center (the
- * mean with biases, else 0) passes the largest float (about 3.4e38: the
- * solve's targets are floats); in double precision, in training, one
- * whose distance squared passes the largest double (|distance| above
- * about 1.3e154: J's data term overflows).  The center is the ratings'
- * mean in training (model_mean NULL), the model's mean *model_mean in a
- * refit, whose hint names a retraining; a refit in double precision
- * takes any finite rating.  Ratings within the limits may still be too
- * large for a solve at the given lambda, which its own error reports.
+ * In single precision, an error (22003) naming the first pair of explicit
+ * ratings (in the users' rows' order) whose rating's distance from the
+ * center (the mean with biases, else 0) passes the largest float, about
+ * 3.4e38: the solve's targets are floats, so a fit certainly cannot take
+ * it.  The center is the ratings' mean in training (model_mean NULL), the
+ * model's mean *model_mean in a refit, whose hint names a retraining.
+ * Nothing in double precision, where what a fit can take depends on the
+ * data and lambda (its solve and J report what it could not).
  */
 extern void mf_ratings_check_scale(const MfRatings *ratings, bool single, bool biases,
 								   const double *model_mean);
 
 /*
  * mf_ratings_check_scale's error for the rating value of pair ("user U
- * for item I in R"), center as there (refit: the model's mean, and a hint
- * to retrain); also the Citus workers' training's.
+ * for item I in R"), center and refit as there; also the Citus workers'
+ * training's.
  */
-extern void mf_report_rating_scale(const char *pair, double value, bool single, bool biases,
-								   double center, bool refit) pg_attribute_noreturn();
+extern void mf_report_rating_scale(const char *pair, double value, bool biases, double center,
+								   bool refit) pg_attribute_noreturn();
 
 /* The most entries any row of rows has. */
 extern int64 mf_csr_longest_row(const MfCsr *rows);

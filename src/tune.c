@@ -28,6 +28,7 @@
 #include "miscadmin.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
+#include "utils/float.h"
 #include "utils/hsearch.h"
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
@@ -97,7 +98,7 @@ refuse_repeats(const Datum *elements, Oid elemtype, const char *name, int n)
 		if (found)
 			ereport(ERROR,
 					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-					 errmsg("%s lists %.15g more than once", name, value),
+					 errmsg("%s lists %s more than once", name, float8out_internal(value)),
 					 errdetail("Each fit is deterministic: a repeated value would fit the same models again and give the same result row twice."),
 					 errhint("List each value of %s once.", name)));
 	}
@@ -195,6 +196,7 @@ build_grid(CvState *state, const MfArguments *args)
 	Datum	   *implicit_weights = optional_elements(args, "implicit_weights", &n_implicit);
 	Size		n = mul_size(mul_size(mul_size(n_ks, n_lambdas), n_bias), n_implicit);
 	MfFitOptions base = {.bias_lambda = -1};
+	double	   *fold_results;	/* per point an RMSE, then an MAE, per fold */
 	MfMemory	memory = {0};
 	ErrorContextCallback context = {error_context_stack, grid_point_context, NULL};
 	char	   *shape = psprintf("%d values of k by %d of lambda%s%s", n_ks, n_lambdas,
@@ -221,6 +223,8 @@ build_grid(CvState *state, const MfArguments *args)
 				 errhint("Pass biases := true, or leave out bias_lambdas.")));
 	/* zeroed point by point below, with looks for a cancel */
 	state->grid = MemoryContextAllocHuge(CurrentMemoryContext, mul_size(n, sizeof(GridPoint)));
+	fold_results = MemoryContextAllocHuge(CurrentMemoryContext,
+										  mul_size(n, mul_size(state->folds, 2 * sizeof(double))));
 	state->n_points = (int) n;
 	for (int p = 0; p < state->n_points; p++)
 	{
@@ -241,8 +245,8 @@ build_grid(CvState *state, const MfArguments *args)
 		error_context_stack = &context;
 		mf_check_fit_options(&point->options);
 		error_context_stack = context.previous;
-		point->rmse = palloc(sizeof(double) * state->folds);
-		point->mae = palloc(sizeof(double) * state->folds);
+		point->rmse = fold_results + (Size) p * 2 * state->folds;
+		point->mae = point->rmse + state->folds;
 	}
 	refuse_repeats(ks, INT4OID, "ks", n_ks);
 	refuse_repeats(lambdas, FLOAT8OID, "lambdas", n_lambdas);

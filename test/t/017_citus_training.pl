@@ -347,7 +347,7 @@ is(query(q{SELECT count(*) FROM mf_models WHERE name = 'huge'}), '0', '... and n
 query(q{TRUNCATE huge; INSERT INTO huge VALUES (1, 1, 1e40), (2, 1, 2e40), (3, 2, 1e40), (1, 2, 3e40)});
 ($ret, $stdout, $stderr) = $coordinator->psql('postgres',
 	q{SET mf_ext.citus_training = 'workers'; SELECT mf_train('huge', k := 2)});
-like($stderr, qr/ERROR:  rating of user \d for item \d in public.huge is [123]e\+40, too large to train on in single precision\nDETAIL:  It passes the largest single-precision number \(3.40282e\+38\): the solve's targets, in single precision, cannot hold it.\nHINT:  .*; or pass double_precision := true\./,
+like($stderr, qr/ERROR:  rating of user \d for item \d in public.huge is [123]e\+40, too large to train on in single precision\nDETAIL:  It is beyond the largest single-precision number \(3.4028235e\+38\): the solve's targets, in single precision, cannot hold it.\nHINT:  .*; or pass double_precision := true\./,
 	'a rating of 1e40 in single precision on the workers: refused, with a hint');
 is(query(q{SELECT count(*) FROM mf_models WHERE name = 'huge'}), '0', '... and no model');
 is(query(q{SET mf_ext.citus_training = 'workers';
