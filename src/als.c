@@ -138,6 +138,7 @@ struct MfAls
 	bool		weighted_lambda;
 	double		bias_lambda;	/* the biases' lambda, or -1: the row's factors' */
 	double		zero_loss;		/* J of all-zero factors (and biases): the scale of J */
+	double		farthest;		/* explicit: the largest |rating - the mean with biases, else 0| */
 	double		lambda_per_rating;	/* added to lambda per rating of the row */
 	bool		absolute_norms; /* norm[] holds penalties, not multiples of lambda */
 	double		alpha;			/* confidence per unit of rating (implicit) */
@@ -749,6 +750,12 @@ mf_als_create_summarized(const MfRatings *ratings, const MfFitOptions *options,
 								   summary->sum * summary->sum / (double) ratings->n_ratings, 0.0);
 	else
 		als->zero_loss = 0.5 * summary->sum_squares;
+	if (!options->implicit && ratings->n_ratings > 0)
+	{
+		double		center = options->biases ? summary->sum / (double) ratings->n_ratings : 0.0;
+
+		als->farthest = Max(fabs(summary->max - center), fabs(summary->min - center));
+	}
 	als->remote_step = remote_step;
 	als->remote_arg = remote_arg;
 	f->k = options->k;
@@ -1243,10 +1250,24 @@ fail_unsolvable(MfAls *als, const MfFitOptions *options, int32 failed, MfSide si
 						 times);
 }
 
-/* Raises the error for a J that overflowed in iteration (from 0). */
+/*
+ * Raises the error for a J that overflowed in iteration (from 0): where a
+ * rating's residual against the mean (with biases, else 0) squared passes
+ * the largest double, the hint is to scale the ratings, since a larger
+ * lambda only pulls the predictions towards that mean.
+ */
 static void
-fail_unless_finite(const MfFitOptions *options, int iteration, double loss)
+fail_unless_finite(const MfAls *als, const MfFitOptions *options, int iteration, double loss)
 {
+	if (!isfinite(loss) && !(als->farthest <= sqrt(DBL_MAX)))
+		ereport(ERROR,
+				(errcode(ERRCODE_NUMERIC_VALUE_OUT_OF_RANGE),
+				 errmsg("training overflowed %s precision floating point in iteration %d",
+						options->single ? "single" : "double", iteration + 1),
+				 errdetail("The objective J became %g: a rating lies %g from %s, and the square of a residual that large passes the largest double-precision number (a larger lambda only moves the predictions towards %s).",
+						   loss, als->farthest, options->biases ? "the ratings' mean" : "0",
+						   options->biases ? "the mean" : "0"),
+				 errhint("Scale the ratings into a moderate range (for example 0 to 10), or pass a view that does.")));
 	if (!isfinite(loss))
 		ereport(ERROR,
 				(errcode(ERRCODE_NUMERIC_VALUE_OUT_OF_RANGE),
@@ -1419,14 +1440,14 @@ mf_fit(MfAls *als, const MfFitOptions *options, const MfTestSet *validation,
 		/* the iteration before first, as if its J had been summed at its end */
 		if (pending)
 		{
-			fail_unless_finite(options, iteration - 1, objective_of(&pending_sums));
+			fail_unless_finite(als, options, iteration - 1, objective_of(&pending_sums));
 			record_loss(als, options, history, iteration - 1, &pending_sums, pairs, report,
 						&said_rose);
 		}
 		if (failed >= 0)
 			fail_unsolvable(als, options, failed, failed_side);
 		/* a deferred J that will overflow: said now, as it would have been */
-		fail_unless_finite(options, iteration,
+		fail_unless_finite(als, options, iteration,
 						   defer ? sums.penalty + sums.implicit : objective_of(&sums));
 		if (validation)
 		{
