@@ -327,7 +327,10 @@ FROM (VALUES
     -- a grid value listed twice
     (238, $$SELECT * FROM mf_cross_validate('tiny', '{2, 3, 2}', '{0.1}')$$),
     (239, $$SELECT * FROM mf_cross_validate('tiny', '{2}', '{0.1, 1, 0.1}')$$),
-    (240, $$SELECT * FROM mf_cross_validate('tiny', '{2}', '{0.1}', biases := true, bias_lambdas := '{0, -0.0}')$$)
+    (240, $$SELECT * FROM mf_cross_validate('tiny', '{2}', '{0.1}', biases := true, bias_lambdas := '{0, -0.0}')$$),
+    -- a value just out of range is printed exactly, not rounded into range
+    (241, $$SELECT mf_train('tiny', biases := true, bias_lambda := -1.0000000000000002)$$),
+    (242, $$SELECT mf_is_test(1, 1, 1.0000000000000002)$$)
 ) AS s(n, statement)
 LEFT JOIN LATERAL try(s.statement) t ON true
 ORDER BY s.n;

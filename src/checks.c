@@ -14,6 +14,7 @@
 #include "commands/trigger.h"
 #include "miscadmin.h"
 #include "utils/acl.h"
+#include "utils/float.h"
 #include "utils/lsyscache.h"
 #include "utils/rls.h"
 
@@ -61,19 +62,19 @@ mf_check_fit_options(const MfFitOptions *options)
 	if (!(options->lambda >= 0.0) || isinf(options->lambda))
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("lambda must be a finite number >= 0, got %g", options->lambda),
+				 errmsg("lambda must be a finite number >= 0, got %s", float8out_internal(options->lambda)),
 				 errhint("lambda is the regularisation weight, usually 0.01 to 10 (mf_cross_validate finds a good one).")));
 	if (!(options->lambda_per_rating >= 0.0) || isinf(options->lambda_per_rating))
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("lambda_per_rating must be a finite number >= 0, got %g",
-						options->lambda_per_rating),
+				 errmsg("lambda_per_rating must be a finite number >= 0, got %s",
+						float8out_internal(options->lambda_per_rating)),
 				 errhint("A row of n ratings is regularised with lambda + lambda_per_rating * n; 0 (the default) leaves lambda alone, 0.01 to 0.1 is usual.")));
 	if (!(options->bias_lambda >= 0.0 || options->bias_lambda == -1.0) || isinf(options->bias_lambda))
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("bias_lambda must be a finite number >= 0, or -1, got %g",
-						options->bias_lambda),
+				 errmsg("bias_lambda must be a finite number >= 0, or -1, got %s",
+						float8out_internal(options->bias_lambda)),
 				 errhint("bias_lambda is the regularisation of the biases, usually 0.1 to 10; -1 regularises them as their row's factors (the default).")));
 	if (options->bias_lambda >= 0.0 && !options->biases)
 		ereport(ERROR,
@@ -83,8 +84,8 @@ mf_check_fit_options(const MfFitOptions *options)
 	if (!(options->implicit_weight >= 0.0) || isinf(options->implicit_weight))
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("implicit_weight must be a finite number >= 0, got %g",
-						options->implicit_weight),
+				 errmsg("implicit_weight must be a finite number >= 0, got %s",
+						float8out_internal(options->implicit_weight)),
 				 errhint("implicit_weight weighs which items each user rated beside the ratings, usually 0.1 to 1; 0 (the default) leaves it out.")));
 	if (options->clip && options->implicit)
 		ereport(ERROR,
@@ -124,13 +125,13 @@ mf_check_fit_options(const MfFitOptions *options)
 	if (!(options->tolerance >= 0.0 && options->tolerance < 1.0))
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("tolerance must be at least 0 and below 1, got %g",
-						options->tolerance),
+				 errmsg("tolerance must be at least 0 and below 1, got %s",
+						float8out_internal(options->tolerance)),
 				 errhint("tolerance is the relative drop in J below which training stops early, for example 0.001; 0 runs every iteration.")));
 	if (options->implicit && !(options->alpha > 0.0 && isfinite(options->alpha)))
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("alpha must be a finite number > 0, got %g", options->alpha),
+				 errmsg("alpha must be a finite number > 0, got %s", float8out_internal(options->alpha)),
 				 errhint("alpha scales a rating into confidence 1 + alpha * rating; 1 to 100 is usual (40 is the default).")));
 	if (options->conjugate_gradient && options->lambda == 0.0)
 		ereport(ERROR,

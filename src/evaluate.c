@@ -24,6 +24,7 @@
 #include "funcapi.h"
 #include "miscadmin.h"
 #include "utils/builtins.h"
+#include "utils/float.h"
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
 #include "utils/snapmgr.h"
@@ -85,7 +86,7 @@ is_test(FunctionCallInfo fcinfo, bool text_ids)
 	if (!(fraction >= 0.0 && fraction <= 1.0))
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("fraction must be between 0 and 1, got %g", fraction),
+				 errmsg("fraction must be between 0 and 1, got %s", float8out_internal(fraction)),
 				 errhint("fraction is the share of ratings to hold out for testing, for example 0.2.")));
 	PG_RETURN_BOOL(pair_uniform(split_id(fcinfo, 0, text_ids), split_id(fcinfo, 1, text_ids),
 								PG_GETARG_INT32(3), MF_SPLIT_SALT) < fraction);
@@ -437,7 +438,7 @@ check_evaluate_arguments(FunctionCallInfo fcinfo)
 	if (!PG_ARGISNULL(3) && !isfinite(PG_GETARG_FLOAT8(3)))
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("threshold must be a finite number, got %g", PG_GETARG_FLOAT8(3)),
+				 errmsg("threshold must be a finite number, got %s", float8out_internal(PG_GETARG_FLOAT8(3))),
 				 errhint("Ratings at or above threshold count as relevant; NULL makes every test rating relevant.")));
 }
 

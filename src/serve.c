@@ -31,6 +31,7 @@
 #include "funcapi.h"
 #include "miscadmin.h"
 #include "utils/builtins.h"
+#include "utils/float.h"
 #include "utils/lsyscache.h"
 #include "utils/fmgroids.h"
 #include "utils/tuplestore.h"
@@ -1117,7 +1118,7 @@ check_similar(FunctionCallInfo fcinfo, const MfModel *model, MfSide side, bool a
 		if (!(*shrinkage >= 0.0 && isfinite(*shrinkage)))
 			ereport(ERROR,
 					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-					 errmsg("shrinkage must be a finite number of at least 0, got %g", *shrinkage),
+					 errmsg("shrinkage must be a finite number of at least 0, got %s", float8out_internal(*shrinkage)),
 					 errhint("Each similarity is multiplied by s / (s + shrinkage), s the number of %s; 0 leaves it as it is.",
 							 side == MF_ITEMS ? "distinct users who rated the item" : "distinct items the user rated")));
 	}
