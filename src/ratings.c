@@ -2182,22 +2182,28 @@ mf_ratings_check_scale(const MfRatings *ratings, bool single, bool biases,
 					   const double *model_mean)
 {
 	const MfCsr *rows = &ratings->by_user;
+	double		sum = 0.0;
+	double		least = 0.0;
+	double		most = 0.0;
 	double		center = 0.0;
 
-	if (!single)
+	if (!single || ratings->n_ratings == 0)
 		return;
-	if (biases && model_mean)
-		center = *model_mean;
-	else if (biases && ratings->n_ratings > 0)
+	/* one pass: the range, and the sum in the users' rows' order, the fit's mean's */
+	least = most = mf_csr_value(rows, 0);
+	for (int64 e = 0; e < ratings->n_ratings; e++)
 	{
-		/* the fit's mean: the sum in the users' rows' order, over the count */
-		for (int64 e = 0; e < ratings->n_ratings; e++)
-		{
-			mf_interrupts_every(e, MF_INTERRUPT_VALUES);
-			center += mf_csr_value(rows, e);
-		}
-		center /= (double) ratings->n_ratings;
+		double		value = mf_csr_value(rows, e);
+
+		mf_interrupts_every(e, MF_INTERRUPT_VALUES);
+		sum += value;
+		least = Min(least, value);
+		most = Max(most, value);
 	}
+	if (biases)
+		center = model_mean ? *model_mean : sum / (double) ratings->n_ratings;
+	if (most - center <= FLT_MAX && center - least <= FLT_MAX)
+		return;
 	for (int32 u = 0; u < rows->n_rows; u++)
 	{
 		mf_interrupts_every(u, MF_INTERRUPT_ROWS);
