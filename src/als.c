@@ -459,14 +459,6 @@ add_batch_memory(MfMemory *memory, const MfFitOptions *options, int d, int threa
 #define REAL_EPSILON DBL_EPSILON
 #include "als_kernel.h"
 
-/* The longest row of either side: it sizes every thread's buffers. */
-static int64
-longest_row(const MfRatings *ratings)
-{
-	return Max(mf_csr_longest_row(&ratings->by_user),
-			   mf_csr_longest_row(&ratings->by_item));
-}
-
 int
 mf_als_memory_estimate(const MfRatings *ratings, const MfFitOptions *options,
 					   MfMemory *memory)
@@ -474,7 +466,7 @@ mf_als_memory_estimate(const MfRatings *ratings, const MfFitOptions *options,
 	Size		real_size = options->single ? sizeof(float) : sizeof(double);
 	int			d = options->k + (options->biases ? 1 : 0);
 	Size		rows = add_size(ratings->n_users, ratings->n_items);
-	Size		longest = longest_row(ratings);
+	Size		longest = mf_ratings_longest_row(ratings);
 	int			threads = mf_thread_count();
 	bool		gathers = fit_kernel(options) == NULL;
 
@@ -647,30 +639,6 @@ init_solver(MfAls *als, const MfFitOptions *options, int64 longest,
 }
 
 /*
- * The longest row of ratings and the sum, sum of squares and range of its
- * values, in a fixed order: the same for any thread count and scan.
- */
-static MfRatingsSummary
-summarize(const MfRatings *ratings)
-{
-	const MfCsr *by_user = &ratings->by_user;
-	MfRatingsSummary summary = {0.0, 0.0, INFINITY, -INFINITY, longest_row(ratings)};
-	int64		n = by_user->row_start[by_user->n_rows];
-
-	for (int64 e = 0; e < n; e++)
-	{
-		double		value = mf_csr_value(by_user, e);
-
-		mf_interrupts_every(e, MF_INTERRUPT_VALUES);
-		summary.sum += value;
-		summary.sum_squares += value * value;
-		summary.min = Min(summary.min, value);
-		summary.max = Max(summary.max, value);
-	}
-	return summary;
-}
-
-/*
  * The sum over the rated pairs of c^2, c the pair's entries (duplicate rows
  * of the source; rows list their entries by column, a pair's together):
  * implicit information's sum over all pairs of e^2, e = c for a rated pair.
@@ -723,7 +691,7 @@ MfAls *
 mf_als_create(const MfRatings *ratings, const MfFitOptions *options,
 			  MemoryContext cxt)
 {
-	MfRatingsSummary summary = summarize(ratings);
+	MfRatingsSummary summary = mf_ratings_summarize(ratings);
 
 	return mf_als_create_summarized(ratings, options, &summary, NULL, NULL, cxt);
 }
@@ -752,7 +720,7 @@ mf_als_create_summarized(const MfRatings *ratings, const MfFitOptions *options,
 		als->zero_loss = 0.5 * summary->sum_squares;
 	if (!options->implicit && ratings->n_ratings > 0)
 	{
-		double		center = options->biases ? summary->sum / (double) ratings->n_ratings : 0.0;
+		double		center = mf_ratings_center(summary, ratings->n_ratings, options->biases);
 
 		als->farthest = Max(fabs(summary->max - center), fabs(summary->min - center));
 	}
@@ -1259,25 +1227,25 @@ fail_unsolvable(MfAls *als, const MfFitOptions *options, int32 failed, MfSide si
 static void
 fail_unless_finite(const MfAls *als, const MfFitOptions *options, int iteration, double loss)
 {
-	if (!isfinite(loss) && !(als->farthest <= sqrt(DBL_MAX)))
-		ereport(ERROR,
-				(errcode(ERRCODE_NUMERIC_VALUE_OUT_OF_RANGE),
-				 errmsg("training overflowed %s precision floating point in iteration %d",
-						options->single ? "single" : "double", iteration + 1),
-				 errdetail("The objective J became %g: a rating lies %g from %s, and the square of a residual that large passes the largest double-precision number (a larger lambda only moves the predictions towards %s).",
-						   loss, als->farthest, options->biases ? "the ratings' mean" : "0",
-						   options->biases ? "the mean" : "0"),
-				 errhint("Scale the ratings into a moderate range (for example 0 to 10), or pass a view that does.")));
-	if (!isfinite(loss))
-		ereport(ERROR,
-				(errcode(ERRCODE_NUMERIC_VALUE_OUT_OF_RANGE),
-				 errmsg("training overflowed %s precision floating point in iteration %d",
-						options->single ? "single" : "double", iteration + 1),
-				 errdetail("The objective J became %g: the ratings are too large, or lambda = %g too small to keep the solve stable.",
-						   loss, options->lambda),
-				 errhint("Scale the ratings into a moderate range (for example 0 to 10)%s.",
-						 options->single ? ", raise lambda, or pass double_precision := true"
-						 : ", or raise lambda")));
+	bool		beyond_double = !(als->farthest <= sqrt(DBL_MAX));
+
+	if (isfinite(loss))
+		return;
+	ereport(ERROR,
+			(errcode(ERRCODE_NUMERIC_VALUE_OUT_OF_RANGE),
+			 errmsg("training overflowed %s precision floating point in iteration %d",
+					options->single ? "single" : "double", iteration + 1),
+			 beyond_double
+			 ? errdetail("The objective J became %g: a rating lies %g from %s, and the square of a residual that large passes the largest double-precision number (a larger lambda only moves the predictions towards %s).",
+						 loss, als->farthest, options->biases ? "the ratings' mean" : "0",
+						 options->biases ? "the mean" : "0")
+			 : errdetail("The objective J became %g: the ratings are too large, or lambda = %g too small to keep the solve stable.",
+						 loss, options->lambda),
+			 beyond_double
+			 ? errhint("Scale the ratings into a moderate range (for example 0 to 10), or pass a view that does.")
+			 : errhint("Scale the ratings into a moderate range (for example 0 to 10)%s.",
+					   options->single ? ", raise lambda, or pass double_precision := true"
+					   : ", or raise lambda")));
 }
 
 /* history's arrays for n iterations, in the current context. */

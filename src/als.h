@@ -82,21 +82,6 @@ typedef int32 (*MfHalfStepFn) (void *arg, MfSide side, MfFactors *factors, doubl
 							   double *sse);
 
 /*
- * What a fit needs of the ratings' values: their sum (the mean, with
- * biases), the sum of their squares (twice J of all-zero factors, the
- * scale of mf_train's warning that J rose), range (clip) and the most
- * ratings a row has.
- */
-typedef struct MfRatingsSummary
-{
-	double		sum;
-	double		sum_squares;
-	double		min;
-	double		max;
-	int64		longest;
-} MfRatingsSummary;
-
-/*
  * What a fit recorded: per iteration run, J, the training RMSE, the
  * validation RMSE (NULL array without a validation set) and seconds; and
  * which iteration's factors the fit kept.

@@ -696,20 +696,6 @@ mf_distributed_read(MfDistributed *dist)
 							   " pg_catalog.sum(%s OPERATOR(pg_catalog.*) %s) FROM %s",
 							   r, r, r, r, r, dist->table[MF_USERS]),
 					  0, NULL, NULL, totals_types, 5, dist->relation, receive_totals, &totals);
-	if (dist->options.single)
-	{
-		/* as mf_ratings_check_scale refuses on one node */
-		double		center = dist->options.biases && totals.ratings > 0
-			? totals.sum / (double) totals.ratings : 0.0;
-
-		if (!(Max(totals.max - center, center - totals.min) <= FLT_MAX))
-			refuse_rating(dist, psprintf("SELECT %s::pg_catalog.text, %s::pg_catalog.text, %s::pg_catalog.text FROM %s"
-										 " WHERE NOT pg_catalog.abs(%s OPERATOR(pg_catalog.-) '%.17g'::pg_catalog.float8)"
-										 " OPERATOR(pg_catalog.<=) '%.17g'::pg_catalog.float8 LIMIT 1",
-										 dist->column[0], dist->column[1], r, dist->table[MF_USERS], r,
-										 center, (double) FLT_MAX),
-						  false, &center);
-	}
 	dist->ratings = palloc0(sizeof(MfRatings));
 	dist->ratings->n_ratings = totals.ratings;
 	dist->ratings->n_skipped = skipped;
@@ -717,6 +703,20 @@ mf_distributed_read(MfDistributed *dist)
 	dist->summary.sum_squares = totals.sum_squares;
 	dist->summary.min = totals.min;
 	dist->summary.max = totals.max;
+	if (dist->options.single)
+	{
+		/* as mf_ratings_check_scale refuses on one node, the pair looked up here */
+		double		center = mf_ratings_center(&dist->summary, totals.ratings,
+											   dist->options.biases);
+
+		if (!(totals.max - center <= FLT_MAX && center - totals.min <= FLT_MAX))
+			refuse_rating(dist, psprintf("SELECT %s::pg_catalog.text, %s::pg_catalog.text, %s::pg_catalog.text FROM %s"
+										 " WHERE NOT pg_catalog.abs(%s OPERATOR(pg_catalog.-) '%.17g'::pg_catalog.float8)"
+										 " OPERATOR(pg_catalog.<=) '%.17g'::pg_catalog.float8 LIMIT 1",
+										 dist->column[0], dist->column[1], r, dist->table[MF_USERS], r,
+										 center, (double) FLT_MAX),
+						  false, &center);
+	}
 	read_ids(dist, MF_USERS);
 	read_ids(dist, MF_ITEMS);
 	MemoryContextSwitchTo(old);

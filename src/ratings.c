@@ -1911,6 +1911,31 @@ mf_ratings_free_by_item(MfRatings *ratings)
 	memset(&ratings->by_item, 0, sizeof(MfCsr));
 }
 
+MfRatingsSummary
+mf_ratings_summarize(const MfRatings *ratings)
+{
+	const MfCsr *by_user = &ratings->by_user;
+	MfRatingsSummary summary = {0.0, 0.0, INFINITY, -INFINITY, mf_ratings_longest_row(ratings)};
+
+	for (int64 e = 0; e < ratings->n_ratings; e++)
+	{
+		double		value = mf_csr_value(by_user, e);
+
+		mf_interrupts_every(e, MF_INTERRUPT_VALUES);
+		summary.sum += value;
+		summary.sum_squares += value * value;
+		summary.min = Min(summary.min, value);
+		summary.max = Max(summary.max, value);
+	}
+	return summary;
+}
+
+int64
+mf_ratings_longest_row(const MfRatings *ratings)
+{
+	return Max(mf_csr_longest_row(&ratings->by_user), mf_csr_longest_row(&ratings->by_item));
+}
+
 int64
 mf_csr_longest_row(const MfCsr *rows)
 {
@@ -2178,31 +2203,15 @@ mf_report_rating_scale(const char *pair, double value, bool biases, double cente
 }
 
 void
-mf_ratings_check_scale(const MfRatings *ratings, bool single, bool biases,
-					   const double *model_mean)
+mf_ratings_check_scale(const MfRatings *ratings, const MfRatingsSummary *summary, bool single,
+					   bool biases, const double *model_mean)
 {
 	const MfCsr *rows = &ratings->by_user;
-	double		sum = 0.0;
-	double		least = 0.0;
-	double		most = 0.0;
-	double		center = 0.0;
+	double		center = biases && model_mean ? *model_mean
+		: mf_ratings_center(summary, ratings->n_ratings, biases);
 
-	if (!single || ratings->n_ratings == 0)
-		return;
-	/* one pass: the range, and the sum in the users' rows' order, the fit's mean's */
-	least = most = mf_csr_value(rows, 0);
-	for (int64 e = 0; e < ratings->n_ratings; e++)
-	{
-		double		value = mf_csr_value(rows, e);
-
-		mf_interrupts_every(e, MF_INTERRUPT_VALUES);
-		sum += value;
-		least = Min(least, value);
-		most = Max(most, value);
-	}
-	if (biases)
-		center = model_mean ? *model_mean : sum / (double) ratings->n_ratings;
-	if (most - center <= FLT_MAX && center - least <= FLT_MAX)
+	if (!single || ratings->n_ratings == 0 ||
+		(summary->max - center <= FLT_MAX && center - summary->min <= FLT_MAX))
 		return;
 	for (int32 u = 0; u < rows->n_rows; u++)
 	{

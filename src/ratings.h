@@ -156,17 +156,53 @@ extern void mf_ratings_event_log(MfRatings *ratings);
 extern void mf_ratings_implicit_strengths(MfRatings *ratings, double alpha);
 
 /*
+ * What a fit needs of the ratings' values: their sum (the mean, with
+ * biases), the sum of their squares (twice J of all-zero factors, the
+ * scale of mf_train's warning that J rose), range (clip) and the most
+ * ratings a row has.
+ */
+typedef struct MfRatingsSummary
+{
+	double		sum;
+	double		sum_squares;
+	double		min;
+	double		max;
+	int64		longest;
+} MfRatingsSummary;
+
+/*
+ * The longest row of ratings (either side's; a side not held counts 0) and
+ * the sum, sum of squares and range of its values, summed in the users'
+ * rows' order: the same for any thread count and scan.
+ */
+extern MfRatingsSummary mf_ratings_summarize(const MfRatings *ratings);
+
+/* The most ratings a row of either side has (a side not held counts 0). */
+extern int64 mf_ratings_longest_row(const MfRatings *ratings);
+
+/*
+ * What a fit centres the n ratings of summary on: their mean with biases,
+ * else 0.
+ */
+static inline double
+mf_ratings_center(const MfRatingsSummary *summary, int64 n, bool biases)
+{
+	return biases && n > 0 ? summary->sum / (double) n : 0.0;
+}
+
+/*
  * In single precision, an error (22003) naming the first pair of explicit
- * ratings (in the users' rows' order) whose rating's distance from the
- * center (the mean with biases, else 0) passes the largest float, about
- * 3.4e38: the solve's targets are floats, so a fit certainly cannot take
- * it.  The center is the ratings' mean in training (model_mean NULL), the
- * model's mean *model_mean in a refit, whose hint names a retraining.
+ * ratings (in the users' rows' order, summary theirs) whose rating's
+ * distance from the center (the mean with biases, else 0) passes the
+ * largest float, about 3.4e38: the solve's targets are floats, so a fit
+ * certainly cannot take it.  The center is the ratings' mean in training
+ * (model_mean NULL), the model's mean *model_mean in a refit, whose hint
+ * names a retraining.
  * Nothing in double precision, where what a fit can take depends on the
  * data and lambda (its solve and J report what it could not).
  */
-extern void mf_ratings_check_scale(const MfRatings *ratings, bool single, bool biases,
-								   const double *model_mean);
+extern void mf_ratings_check_scale(const MfRatings *ratings, const MfRatingsSummary *summary,
+								   bool single, bool biases, const double *model_mean);
 
 /*
  * mf_ratings_check_scale's error for the rating value of pair ("user U

@@ -393,8 +393,12 @@ refit_attach_model(RefitState *state)
 	if (state->model->factors.implicit)
 		mf_ratings_implicit_strengths(state->ratings, state->model->row.options.alpha);
 	else
-		mf_ratings_check_scale(state->ratings, state->model->factors.single,
+	{
+		MfRatingsSummary summary = mf_ratings_summarize(state->ratings);
+
+		mf_ratings_check_scale(state->ratings, &summary, state->model->factors.single,
 							   state->model->factors.biases, &state->model->factors.mean);
+	}
 }
 
 /*

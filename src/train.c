@@ -54,6 +54,7 @@ typedef struct TrainState
 	instr_time	start;
 	MemoryContext cxt;			/* everything below lives here */
 	MfRatings  *ratings;
+	MfRatingsSummary summary;	/* of ratings, read on this node */
 	MfTestSet  *validation;		/* or NULL */
 	MfAls	   *als;
 	MfDistributed *distributed; /* half-steps on the Citus workers, or NULL */
@@ -401,8 +402,13 @@ train_read(TrainState *state)
 				 errhint("Load ratings into the relation, or pass the one that holds them.")));
 	if (row->options.implicit)
 		mf_ratings_implicit_strengths(state->ratings, row->options.alpha);
-	else if (!state->distributed)
-		mf_ratings_check_scale(state->ratings, row->options.single, row->options.biases, NULL);
+	if (!state->distributed)
+	{
+		state->summary = mf_ratings_summarize(state->ratings);
+		if (!row->options.implicit)
+			mf_ratings_check_scale(state->ratings, &state->summary, row->options.single,
+								   row->options.biases, NULL);
+	}
 	if (OidIsValid(state->validation_relid))
 	{
 		state->validation = read_validation(state);
@@ -458,7 +464,7 @@ train_fit(TrainState *state)
 						NULL);
 	}
 	state->als = state->distributed ? mf_distributed_als(state->distributed, options)
-		: mf_als_create(ratings, options, state->cxt);
+		: mf_als_create_summarized(ratings, options, &state->summary, NULL, NULL, state->cxt);
 	mf_als_init_items(state->als, options->seed);
 	if (row->warm_start &&
 		!mf_catalog_warm_start(&state->schema, row->name, options, ratings, state->als))

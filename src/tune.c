@@ -72,6 +72,9 @@ grid_hint(const char *name)
 	return errhint("%s", argument_hint(name));
 }
 
+/* A grid value's entry in refuse_repeats' hash table, its share of buckets with it. */
+#define MF_GRID_VALUE_BYTES 64
+
 /*
  * An error (22023) for a value listed twice in grid argument name (n
  * elements of type elemtype, int4 or float8, each already checked as a
@@ -205,7 +208,7 @@ build_grid(CvState *state, const MfArguments *args)
 
 	/* each point keeps an RMSE and an MAE per fold; each value an entry of refuse_repeats' table */
 	mf_memory_add(&memory, n, add_size(sizeof(GridPoint), mul_size(state->folds, 2 * sizeof(double))));
-	mf_memory_add(&memory, (Size) n_ks + n_lambdas + n_bias + n_implicit, 64);
+	mf_memory_add(&memory, (Size) n_ks + n_lambdas + n_bias + n_implicit, MF_GRID_VALUE_BYTES);
 	mf_memory_check(&memory, "the cross-validation grid",
 					psprintf("A grid of %s, %d folds each.", shape, state->folds),
 					"Cross-validate fewer values of k and lambda at a time, or fewer folds.");
@@ -313,6 +316,7 @@ static void
 cv_read(CvState *state)
 {
 	MfRatings  *all;
+	MfRatingsSummary summary;
 	int64	   *fold_sizes = palloc0(sizeof(int64) * state->folds);
 	int64	   *user_fold_ids;
 	int64	   *item_fold_ids;
@@ -331,8 +335,9 @@ cv_read(CvState *state)
 						mf_source_display_name(state->source.relid)),
 				 errhint("Load ratings into the relation, or pass the one that holds them.")));
 	/* every point of the grid has the precision and biases of the arguments */
-	mf_ratings_check_scale(all, state->grid[0].options.single, state->grid[0].options.biases,
-						   NULL);
+	summary = mf_ratings_summarize(all);
+	mf_ratings_check_scale(all, &summary, state->grid[0].options.single,
+						   state->grid[0].options.biases, NULL);
 	state->fold_of = mf_alloc_array(state->cxt, all->n_ratings, sizeof(uint8));
 	user_fold_ids = fold_ids(all, MF_USERS, state->cxt);
 	item_fold_ids = fold_ids(all, MF_ITEMS, state->cxt);
