@@ -32,6 +32,8 @@ INSERT INTO overflowing VALUES (1, 1, 1e300), (2, 1, -1e300), (1, 2, 1e300), (2,
 CREATE TABLE large_ratings AS
 SELECT u AS user_id, i AS item_id, ((u * 7 + i * 13) % 10 + 1) * 1e30::float8 AS rating
 FROM generate_series(1, 40) u, generate_series(1, 30) i WHERE (u * 31 + i * 17) % 5 < 2;
+-- ratings beyond a float's range, enough for every fold
+CREATE TABLE beyond_float AS SELECT user_id, item_id, rating * 1e9 AS rating FROM large_ratings;
 CREATE MATERIALIZED VIEW unpopulated AS SELECT * FROM tiny WITH NO DATA;
 CREATE TABLE strangers (user_id int, item_id int, rating float8);
 INSERT INTO strangers VALUES (8, 8, 1);
@@ -323,7 +325,7 @@ FROM (VALUES
     -- naming the pair; in double precision the fit reports what overflowed
     (235, $$SELECT mf_train('overflowing', k := 1, biases := true, double_precision := true)$$),
     (236, $$SELECT mf_refit_users('tiny', 'overflowing')$$),
-    (237, $$SELECT * FROM mf_cross_validate('overflowing', '{2}', '{0.1}')$$),
+    (237, $$SELECT * FROM mf_cross_validate('beyond_float', '{2}', '{0.1}')$$),
     -- a grid value listed twice
     (238, $$SELECT * FROM mf_cross_validate('tiny', '{2, 3, 2}', '{0.1}')$$),
     (239, $$SELECT * FROM mf_cross_validate('tiny', '{2}', '{0.1, 1, 0.1}')$$),
@@ -400,6 +402,16 @@ SELECT mf_refit_users('offset_ratings', 'offset_ratings') AS refitted;
 SELECT mf_drop_model('offset_ratings');
 SELECT mf_train('large_ratings', k := 0, biases := true, model_name := 'large biases') IS NOT NULL AS trained;
 SELECT mf_drop_model('large biases');
+
+-- mf_cross_validate measures each fold's training ratings from their own
+-- mean: every rating here lies within a float's range of the whole table's
+-- mean, but fold 0's training ratings have another (attack helper 229).
+CREATE TABLE fold_means AS
+SELECT u AS user_id, i AS item_id,
+       CASE mf_fold(u, i, 3, 0) WHEN 0 THEN 3.3e38 WHEN 1 THEN -3.3e38
+            ELSE CASE WHEN (u + i) % 2 = 0 THEN 3.3e38 ELSE -3.3e38 END END::float8 AS rating
+FROM generate_series(1, 40) u, generate_series(1, 30) i;
+SELECT * FROM mf_cross_validate('fold_means', ARRAY[0], ARRAY[1], biases := true, folds := 3);
 
 -- A failed CG fit's hint leads with scaling the ratings and Cholesky, which
 -- trains these (a larger lambda does not).

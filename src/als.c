@@ -689,17 +689,8 @@ can_defer_loss(const MfAls *als, const MfFitOptions *options)
 
 MfAls *
 mf_als_create(const MfRatings *ratings, const MfFitOptions *options,
+			  const MfRatingsSummary *summary, MfHalfStepFn remote_step, void *remote_arg,
 			  MemoryContext cxt)
-{
-	MfRatingsSummary summary = mf_ratings_summarize(ratings);
-
-	return mf_als_create_summarized(ratings, options, &summary, NULL, NULL, cxt);
-}
-
-MfAls *
-mf_als_create_summarized(const MfRatings *ratings, const MfFitOptions *options,
-						 const MfRatingsSummary *summary, MfHalfStepFn remote_step,
-						 void *remote_arg, MemoryContext cxt)
 {
 	MfAls	   *als = MemoryContextAllocZero(cxt, sizeof(MfAls));
 	MfFactors  *f = &als->factors;

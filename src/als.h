@@ -114,19 +114,13 @@ extern int	mf_als_memory_estimate(const MfRatings *ratings,
 /*
  * A fit of ratings with options, its item factors not yet set, in cxt
  * (with patience, also the arrays the best iteration's factors are kept
- * in).
+ * in), from summary, the ratings' (mf_ratings_summarize; on Citus, where
+ * ratings hold ids and counts but not the values, the workers' totals),
+ * whose half-steps remote_step solves if not NULL.
  */
 extern MfAls *mf_als_create(const MfRatings *ratings, const MfFitOptions *options,
-							MemoryContext cxt);
-
-/*
- * mf_als_create for ratings that hold ids and counts but not the values
- * (summary stands for them), whose half-steps remote_step solves.
- */
-extern MfAls *mf_als_create_summarized(const MfRatings *ratings, const MfFitOptions *options,
-									   const MfRatingsSummary *summary,
-									   MfHalfStepFn remote_step, void *remote_arg,
-									   MemoryContext cxt);
+							const MfRatingsSummary *summary, MfHalfStepFn remote_step,
+							void *remote_arg, MemoryContext cxt);
 
 /* The fit's factors (as they are after the last iteration). */
 extern const MfFactors *mf_als_factors(const MfAls *als);

@@ -922,8 +922,7 @@ half_step(void *arg, MfSide side, MfFactors *factors, double *norm, double *sse)
 MfAls *
 mf_distributed_als(MfDistributed *dist, const MfFitOptions *options)
 {
-	return mf_als_create_summarized(dist->ratings, options, &dist->summary, half_step, dist,
-									dist->cxt);
+	return mf_als_create(dist->ratings, options, &dist->summary, half_step, dist, dist->cxt);
 }
 
 /* Each user's rated items, as they arrive (the by_user rows being filled). */

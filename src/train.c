@@ -464,7 +464,7 @@ train_fit(TrainState *state)
 						NULL);
 	}
 	state->als = state->distributed ? mf_distributed_als(state->distributed, options)
-		: mf_als_create_summarized(ratings, options, &state->summary, NULL, NULL, state->cxt);
+		: mf_als_create(ratings, options, &state->summary, NULL, NULL, state->cxt);
 	mf_als_init_items(state->als, options->seed);
 	if (row->warm_start &&
 		!mf_catalog_warm_start(&state->schema, row->name, options, ratings, state->als))

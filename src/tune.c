@@ -316,7 +316,6 @@ static void
 cv_read(CvState *state)
 {
 	MfRatings  *all;
-	MfRatingsSummary summary;
 	int64	   *fold_sizes = palloc0(sizeof(int64) * state->folds);
 	int64	   *user_fold_ids;
 	int64	   *item_fold_ids;
@@ -334,10 +333,6 @@ cv_read(CvState *state)
 				 errmsg("%s has no ratings to cross-validate on",
 						mf_source_display_name(state->source.relid)),
 				 errhint("Load ratings into the relation, or pass the one that holds them.")));
-	/* every point of the grid has the precision and biases of the arguments */
-	summary = mf_ratings_summarize(all);
-	mf_ratings_check_scale(all, &summary, state->grid[0].options.single,
-						   state->grid[0].options.biases, NULL);
 	state->fold_of = mf_alloc_array(state->cxt, all->n_ratings, sizeof(uint8));
 	user_fold_ids = fold_ids(all, MF_USERS, state->cxt);
 	item_fold_ids = fold_ids(all, MF_ITEMS, state->cxt);
@@ -404,8 +399,8 @@ held_out_ratings(const MfRatings *all, const bool *keep, const int32 *user_remap
  * ratings, the fold's split and test set), counted with its estimate.
  */
 static void
-fit_point(GridPoint *point, const MfRatings *training, const MfTestSet *test, int fold,
-		  int folds, Size held, MemoryContext cxt)
+fit_point(GridPoint *point, const MfRatings *training, const MfRatingsSummary *summary,
+		  const MfTestSet *test, int fold, int folds, Size held, MemoryContext cxt)
 {
 	MemoryContext old = MemoryContextSwitchTo(cxt);
 	MfMemory	memory = {0};
@@ -423,7 +418,7 @@ fit_point(GridPoint *point, const MfRatings *training, const MfTestSet *test, in
 							 training->n_items, point->options.k,
 							 training->n_ratings + test->n, test->n),
 					NULL);
-	als = mf_als_create(training, &point->options, cxt);
+	als = mf_als_create(training, &point->options, summary, NULL, NULL, cxt);
 	mf_als_init_items(als, point->options.seed);
 	mf_fit(als, &point->options, NULL, false, &history);
 	mf_test_error_measures(mf_als_factors(als), test, &measures);
@@ -443,6 +438,14 @@ fit_point(GridPoint *point, const MfRatings *training, const MfTestSet *test, in
 	point->seconds += mf_seconds_since(start);
 }
 
+/* Error context of a fold's check of its training ratings. */
+static void
+fold_context(void *arg)
+{
+	errcontext("the training ratings of cross-validation fold %d (the other folds' ratings)",
+			   *(const int *) arg);
+}
+
 /*
  * Fits every grid point on the ratings outside fold and scores it on the
  * fold's ratings.
@@ -459,7 +462,9 @@ cv_run_fold(CvState *state, int fold)
 	int32	   *user_remap = mf_alloc_array(fold_cxt, all->n_users, sizeof(int32));
 	int32	   *item_remap = mf_alloc_array(fold_cxt, all->n_items, sizeof(int32));
 	MfRatings  *training;
+	MfRatingsSummary summary;	/* of training, the same for every point's fit */
 	MfTestSet  *test;
+	ErrorContextCallback context = {error_context_stack, fold_context, NULL};
 	MfMemory	held = {0};
 	MfMemory	split;
 	int64		kept = 0;
@@ -487,13 +492,21 @@ cv_run_fold(CvState *state, int fold)
 							 fold + 1, state->folds, kept, all->n_ratings - kept, all->n_ratings),
 					"Raise mf_ext.max_memory (a superuser setting), or cross-validate on a sample of the ratings (neither k nor mf_ext.threads changes the split).");
 	training = mf_ratings_subset(all, keep, user_remap, item_remap, fold_cxt);
+	summary = mf_ratings_summarize(training);
+	/* every point of the grid has the precision and biases of the arguments */
+	context.arg = &fold;
+	error_context_stack = &context;
+	mf_ratings_check_scale(training, &summary, state->grid[0].options.single,
+						   state->grid[0].options.biases, NULL);
+	error_context_stack = context.previous;
 	test = held_out_ratings(all, keep, user_remap, item_remap, fold_cxt);
 	mf_memory_add(&held, test->n, MF_TEST_SET_BYTES_PER_RATING);
 	for (int p = 0; p < state->n_points; p++)
 	{
 		mf_progress_part(psprintf("fold %d of %d, fit %d of %d", fold + 1, state->folds,
 								  p + 1, state->n_points), "iterating");
-		fit_point(&state->grid[p], training, test, fold, state->folds, held.bytes, fit_cxt);
+		fit_point(&state->grid[p], training, &summary, test, fold, state->folds, held.bytes,
+				  fit_cxt);
 	}
 	MemoryContextDelete(fold_cxt);
 	ereport(NOTICE,
