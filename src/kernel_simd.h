@@ -9,7 +9,9 @@
  *		V, VEC			lanes, vector type
  *		VZERO() VLOAD(p) VLOADN(p, n) VSTORE(p, x) VSTOREN(p, x, n)
  *		VBCAST(s) VFMA(a, b, c) = a b + c, VFNMA(a, b, c) = c - a b,
- *		VMUL(a, b) VADD(a, b) VDIV(a, b) VSQRT(x) VSUM(x)
+ *		VMUL(a, b) VADD(a, b) VSUB(a, b) VDIV(a, b) VSQRT(x) VSUM(x)
+ *		VSUMALL(x)		VSUM(x) in every lane, bit for bit
+ *		VFIRST(x)		lane 0 of x, a float
  *		VLANE(x, i)		lane i of x in every lane
  *		VLOADRANGE(p, from, n)	lanes from .. n - 1 of p, the others 0
  *						(VLOADN/VSTOREN touch the first n lanes only, n
@@ -658,6 +660,7 @@ SIMD(apply_held) (const float *other, int k, const int32 *cols, int n,
 {
 	VEC			held[8];
 	int			tail = k - (vectors - 1) * V;	/* lanes of the last vector */
+	VEC			bias_v = VBCAST(bias ? v[k] : 0);
 	double		bias_sum = 0;
 
 	SIMD_UNROLL
@@ -677,11 +680,10 @@ SIMD(apply_held) (const float *other, int k, const int32 *cols, int n,
 			VEC			rows[8];
 			VEC			even = VZERO();
 			VEC			odd = VZERO();
-			float		score;
-			VEC			s;
+			VEC			score;
 
 			if (e + SIMD_PREFETCH_ROWS < n)
-				prefetch_row(other + (Size) cols[e + SIMD_PREFETCH_ROWS] * k, k);
+				prefetch_row(other + (Size) cols[e + SIMD_PREFETCH_ROWS] * k, vectors * V);
 			SIMD_UNROLL
 			for (int i = 0; i < vectors; i++)
 			{
@@ -691,18 +693,18 @@ SIMD(apply_held) (const float *other, int k, const int32 *cols, int n,
 				else
 					odd = VFMA(rows[i], held[i], odd);
 			}
-			score = VSUM(VADD(even, odd)) + (bias ? v[k] : 0);
+			/* in every lane: the row is multiplied without a broadcast */
+			score = VADD(VSUMALL(VADD(even, odd)), bias_v);
 			if (dots)
-				dots[e] = score;
+				dots[e] = VFIRST(score);
 			if (weights)
-				score *= weights[e];
+				score = VMUL(score, VBCAST(weights[e]));
 			if (targets)
-				score = targets[e] - score;
-			s = VBCAST(score);
+				score = VSUB(VBCAST(targets[e]), score);
 			SIMD_UNROLL
 			for (int i = 0; i < vectors; i++)
-				sum[i] = VFMA(rows[i], s, sum[i]);
-			block_bias += score;
+				sum[i] = VFMA(rows[i], score, sum[i]);
+			block_bias += VFIRST(score);
 		}
 		SIMD_UNROLL
 		for (int i = 0; i < vectors; i++)
@@ -1435,7 +1437,10 @@ SIMD(gather_transposed) (const float *other, int k, const int32 *cols, int n, fl
 #undef VADD
 #undef VDIV
 #undef VSQRT
+#undef VSUB
 #undef VSUM
+#undef VSUMALL
+#undef VFIRST
 #undef VLANE
 #undef VLOADRANGE
 #undef VTRANSPOSE

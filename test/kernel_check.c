@@ -21,9 +21,11 @@
  * and once more onto a matrix holding numbers on its diagonal only (an
  * explicit solve's penalty), where the vector kernels (AVX-512, AVX2) also
  * give the same bits (see SIMD(gram) in src/kernel_simd.h for why not
- * onto any matrix); and the scores (MfKernel.scores) for the same k and
+ * onto any matrix); the scores (MfKernel.scores) for the same k and
  * rows, with and without the bias, each within rounding and the same bits
- * as its row scored alone.
+ * as its row scored alone; and the conjugate gradient's product
+ * (MfKernel.apply) for the same calls, its sums and dot products within
+ * rounding and nothing written past its d numbers.
  *
  *   kernel_check
  *
@@ -286,6 +288,82 @@ check_scores(const MfKernel *kernel, const float *other, int k, const int32 *col
 	return failures == before;
 }
 
+/*
+ * kernel->apply (the conjugate gradient's product, MfKernel.apply) for
+ * inputs' rows, weights, targets and bias row as its variant says, onto
+ * the right-hand side's numbers: every element of out and every dot
+ * product within single-precision rounding of double precision, and
+ * nothing past out's d numbers written.  False on a failure.
+ */
+static bool
+check_apply(const MfKernel *kernel, const float *other, const GramCall *inputs)
+{
+	int			k = inputs->k;
+	int			n = inputs->n;
+	int			d = inputs->d;
+	bool		weighted = inputs->variant & 1;
+	bool		targeted = inputs->variant & 2;
+	bool		bias = inputs->variant & 4;
+	float	   *v = malloc(sizeof(float) * d);
+	float	   *out = malloc(sizeof(float) * (d + 8));
+	float	   *dots = malloc(sizeof(float) * n);
+	double	   *want = malloc(sizeof(double) * d);
+	double	   *bound = malloc(sizeof(double) * d);
+	int			before = failures;
+
+	for (int j = 0; j < d; j++)
+		v[j] = (float) (uniform() - 0.5);
+	memcpy(out, inputs->rhs, sizeof(float) * (d + 8));
+	kernel->apply(other, k, inputs->cols, n, weighted ? inputs->weights : NULL,
+				  targeted ? inputs->targets : NULL, bias, v, out, dots);
+	for (int j = 0; j < d; j++)
+	{
+		want[j] = inputs->rhs[j];
+		bound[j] = 4 * (n + 2) * FLT_EPSILON * fabs(inputs->rhs[j]);
+	}
+	for (int e = 0; e < n; e++)
+	{
+		const float *o = other + (size_t) inputs->cols[e] * k;
+		double		dot = bias ? v[k] : 0;
+		double		magnitude = bias ? fabs(v[k]) : 0;
+		double		w = weighted ? inputs->weights[e] : 1;
+		double		scale,
+					scale_error;
+
+		for (int j = 0; j < k; j++)
+		{
+			dot += (double) o[j] * v[j];
+			magnitude += fabs((double) o[j] * v[j]);
+		}
+		if (fabs(dots[e] - dot) > 4 * (k + 2) * FLT_EPSILON * magnitude)
+			fail(kernel, k, n, inputs->variant, "apply's dot", e, 0, dots[e], dot,
+				 4 * (k + 2) * FLT_EPSILON * magnitude);
+		scale = targeted ? inputs->targets[e] - w * dot : w * dot;
+		scale_error = (4 * (k + 2) * magnitude * w + 2 * fabs(scale)) * FLT_EPSILON;
+		for (int j = 0; j <= k; j++)
+		{
+			double		x = j < k ? o[j] : 1;
+
+			if (j == k && !bias)
+				break;
+			want[j] += scale * x;
+			bound[j] += 4 * (n + 2) * FLT_EPSILON * fabs(scale * x) + scale_error * fabs(x);
+		}
+	}
+	for (int j = 0; j < d; j++)
+		if (fabs(out[j] - want[j]) > bound[j])
+			fail(kernel, k, n, inputs->variant, "apply", j, 0, out[j], want[j], bound[j]);
+	for (int i = d; i < d + 8; i++)
+		if (!guard_kept(out[i]))
+			fail(kernel, k, n, inputs->variant, "apply wrote past out", i, 0, out[i], -0.0, 0);
+	free(v);
+	free(out);
+	free(dots);
+	free(want);
+	free(bound);
+	return failures == before;
+}
+
 int
 main(void)
 {
@@ -297,6 +375,8 @@ main(void)
 	int			failed[3] = {0};
 	int			score_calls[3] = {0};
 	int			scores_failed[3] = {0};
+	int			apply_calls[3] = {0};
+	int			apply_failed[3] = {0};
 	int			n_kernels = 0;
 	int			n_vector = 0;	/* the first n_vector kernels are vector ones */
 	int			calls_compared = 0;
@@ -336,6 +416,8 @@ main(void)
 					calls[t]++;
 					failed[t] += failures > before;
 					call_free_copy(&result);
+					apply_calls[t]++;
+					apply_failed[t] += !check_apply(kernels[t], other, &inputs);
 				}
 				call_free(&inputs);
 
@@ -386,6 +468,10 @@ main(void)
 	for (int t = 0; t < n_kernels; t++)
 		printf("%s scores: %d calls, %s\n", kernels[t]->name, score_calls[t],
 			   scores_failed[t] == 0 ? "each within rounding and the bits of its row alone"
+			   : "FAILED");
+	for (int t = 0; t < n_kernels; t++)
+		printf("%s apply: %d calls, %s\n", kernels[t]->name, apply_calls[t],
+			   apply_failed[t] == 0 ? "every element and dot product within rounding"
 			   : "FAILED");
 	if (n_vector > 1)
 		printf("%s and %s: %d calls, %s\n", kernels[0]->name, kernels[1]->name, calls_compared,

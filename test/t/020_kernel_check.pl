@@ -48,6 +48,14 @@ foreach my $kernel (@kernels)
 		qr/^$kernel scores: 640 calls, each within rounding and the bits of its row alone$/m,
 		"$kernel: every score within rounding and the same bits as its row's alone");
 }
+# the conjugate gradient's product: its sums and each row's dot product
+foreach my $kernel (@kernels)
+{
+	like(
+		$stdout,
+		qr/^$kernel apply: 2560 calls, every element and dot product within rounding$/m,
+		"$kernel: the CG product within rounding in all 2,560 shapes");
+}
 # the vector widths sum the same products in the same order: AVX-512 and
 # AVX2 give the same bits (a weighted row's diagonal blocks in rotated form
 # had not: the weight fell on either index by where the rotation wrapped)
