@@ -403,6 +403,23 @@ SELECT mf_drop_model('offset_ratings');
 SELECT mf_train('large_ratings', k := 0, biases := true, model_name := 'large biases') IS NOT NULL AS trained;
 SELECT mf_drop_model('large biases');
 
+-- Ratings near the largest double, whose sum overflows: their mean is still
+-- taken (it had been Infinity, which the errors then printed as the mean).
+-- Equal ones train a biases-only fit in either precision, predicting them;
+-- spread ones are refused in single precision, measured from their mean.
+CREATE TABLE near_max AS
+SELECT u AS user_id, i AS item_id, 1e308::float8 AS rating
+FROM generate_series(1, 3) u, generate_series(1, 4) i;
+SELECT mf_train('near_max', k := 2, biases := true) IS NOT NULL AS trained;
+SELECT mf_train('near_max', k := 2, biases := true, double_precision := true,
+                model_name := 'near_max double') IS NOT NULL AS trained;
+SELECT name, global_mean, train_rmse FROM mf_models WHERE name LIKE 'near_max%' ORDER BY name;
+SELECT mf_predict('near_max', 2, 3) AS single, mf_predict('near_max double', 3, 4) AS double;
+UPDATE near_max SET rating = 1.7e308 WHERE item_id > 2;
+SELECT message, detail FROM try($$SELECT mf_train('near_max', k := 2, biases := true)$$);
+SELECT message, detail FROM try($$SELECT mf_train('near_max', k := 2, biases := true, double_precision := true, model_name := 'near_max double')$$);
+SELECT mf_drop_model('near_max'), mf_drop_model('near_max double');
+
 -- mf_cross_validate measures each fold's training ratings from their own
 -- mean: every rating here lies within a float's range of the whole table's
 -- mean, but fold 0's training ratings have another (attack helper 229).

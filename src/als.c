@@ -728,7 +728,7 @@ mf_als_create(const MfRatings *ratings, const MfFitOptions *options,
 	f->biases = options->biases;
 	if (f->biases)
 	{
-		f->mean = summary->sum / ratings->n_ratings;
+		f->mean = mf_ratings_center(summary, ratings->n_ratings, true);
 		f->user_bias = mf_alloc_array(cxt, ratings->n_users, sizeof(double));
 		f->item_bias = mf_alloc_array(cxt, ratings->n_items, sizeof(double));
 		memset(f->user_bias, 0, sizeof(double) * ratings->n_users);

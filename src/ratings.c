@@ -1915,7 +1915,8 @@ MfRatingsSummary
 mf_ratings_summarize(const MfRatings *ratings)
 {
 	const MfCsr *by_user = &ratings->by_user;
-	MfRatingsSummary summary = {0.0, 0.0, INFINITY, -INFINITY, mf_ratings_longest_row(ratings)};
+	MfRatingsSummary summary = {.min = INFINITY, .max = -INFINITY,
+	.longest = mf_ratings_longest_row(ratings)};
 
 	for (int64 e = 0; e < ratings->n_ratings; e++)
 	{
@@ -1923,6 +1924,7 @@ mf_ratings_summarize(const MfRatings *ratings)
 
 		mf_interrupts_every(e, MF_INTERRUPT_VALUES);
 		summary.sum += value;
+		summary.scaled_sum += value * MF_SUM_SCALE;
 		summary.sum_squares += value * value;
 		summary.min = Min(summary.min, value);
 		summary.max = Max(summary.max, value);

@@ -155,6 +155,9 @@ extern void mf_ratings_event_log(MfRatings *ratings);
  */
 extern void mf_ratings_implicit_strengths(MfRatings *ratings, double alpha);
 
+/* What MfRatingsSummary.scaled_sum scales the values by: a power of two, exactly. */
+#define MF_SUM_SCALE 0x1p-512
+
 /*
  * What a fit needs of the ratings' values: their sum (the mean, with
  * biases), the sum of their squares (twice J of all-zero factors, the
@@ -164,6 +167,12 @@ extern void mf_ratings_implicit_strengths(MfRatings *ratings, double alpha);
 typedef struct MfRatingsSummary
 {
 	double		sum;
+	/*
+	 * the sum of the values times MF_SUM_SCALE: the mean where sum
+	 * overflowed (ratings near the largest double; the mean of finite
+	 * values is finite), 0 where sum cannot overflow (Citus's totals)
+	 */
+	double		scaled_sum;
 	double		sum_squares;
 	double		min;
 	double		max;
@@ -181,13 +190,17 @@ extern MfRatingsSummary mf_ratings_summarize(const MfRatings *ratings);
 extern int64 mf_ratings_longest_row(const MfRatings *ratings);
 
 /*
- * What a fit centres the n ratings of summary on: their mean with biases,
- * else 0.
+ * What a fit centres the n ratings of summary on: their mean with biases
+ * (from the scaled sum where the sum overflowed), else 0.
  */
 static inline double
 mf_ratings_center(const MfRatingsSummary *summary, int64 n, bool biases)
 {
-	return biases && n > 0 ? summary->sum / (double) n : 0.0;
+	if (!biases || n <= 0)
+		return 0.0;
+	if (isfinite(summary->sum))
+		return summary->sum / (double) n;
+	return summary->scaled_sum / (double) n / MF_SUM_SCALE;
 }
 
 /*
