@@ -25,7 +25,8 @@
  * rows, with and without the bias, each within rounding and the same bits
  * as its row scored alone; and the conjugate gradient's product
  * (MfKernel.apply) for the same calls, its sums and dot products within
- * rounding and nothing written past its d numbers.
+ * rounding, its dot products the scores' bits, and nothing written past
+ * its d numbers.
  *
  *   kernel_check
  *
@@ -292,8 +293,11 @@ check_scores(const MfKernel *kernel, const float *other, int k, const int32 *col
  * kernel->apply (the conjugate gradient's product, MfKernel.apply) for
  * inputs' rows, weights, targets and bias row as its variant says, onto
  * the right-hand side's numbers: every element of out and every dot
- * product within single-precision rounding of double precision, and
- * nothing past out's d numbers written.  False on a failure.
+ * product within single-precision rounding of double precision, each dot
+ * product the same bits as the row's score (MfKernel.scores: the same
+ * lanes summed in the same pairs, which VSUMALL promises; a reordered sum
+ * passes the rounding bounds but changes models' bits, attack helper
+ * 231), and nothing past out's d numbers written.  False on a failure.
  */
 static bool
 check_apply(const MfKernel *kernel, const float *other, const GramCall *inputs)
@@ -307,6 +311,7 @@ check_apply(const MfKernel *kernel, const float *other, const GramCall *inputs)
 	float	   *v = malloc(sizeof(float) * d);
 	float	   *out = malloc(sizeof(float) * (d + 8));
 	float	   *dots = malloc(sizeof(float) * n);
+	float	   *scores = malloc(sizeof(float) * n);
 	double	   *want = malloc(sizeof(double) * d);
 	double	   *bound = malloc(sizeof(double) * d);
 	int			before = failures;
@@ -316,6 +321,7 @@ check_apply(const MfKernel *kernel, const float *other, const GramCall *inputs)
 	memcpy(out, inputs->rhs, sizeof(float) * (d + 8));
 	kernel->apply(other, k, inputs->cols, n, weighted ? inputs->weights : NULL,
 				  targeted ? inputs->targets : NULL, bias, v, out, dots);
+	kernel->scores(other, k, inputs->cols, n, bias, v, scores);
 	for (int j = 0; j < d; j++)
 	{
 		want[j] = inputs->rhs[j];
@@ -338,6 +344,10 @@ check_apply(const MfKernel *kernel, const float *other, const GramCall *inputs)
 		if (fabs(dots[e] - dot) > 4 * (k + 2) * FLT_EPSILON * magnitude)
 			fail(kernel, k, n, inputs->variant, "apply's dot", e, 0, dots[e], dot,
 				 4 * (k + 2) * FLT_EPSILON * magnitude);
+		/* the same additions as the scores' horizontal sum (VSUMALL's promise) */
+		if (memcmp(&dots[e], &scores[e], sizeof(float)) != 0)
+			fail(kernel, k, n, inputs->variant, "apply's dot (not the bits of the score)", e, 0,
+				 dots[e], scores[e], 0);
 		scale = targeted ? inputs->targets[e] - w * dot : w * dot;
 		scale_error = (4 * (k + 2) * magnitude * w + 2 * fabs(scale)) * FLT_EPSILON;
 		for (int j = 0; j <= k; j++)
@@ -359,6 +369,7 @@ check_apply(const MfKernel *kernel, const float *other, const GramCall *inputs)
 	free(v);
 	free(out);
 	free(dots);
+	free(scores);
 	free(want);
 	free(bound);
 	return failures == before;
@@ -471,7 +482,7 @@ main(void)
 			   : "FAILED");
 	for (int t = 0; t < n_kernels; t++)
 		printf("%s apply: %d calls, %s\n", kernels[t]->name, apply_calls[t],
-			   apply_failed[t] == 0 ? "every element and dot product within rounding"
+			   apply_failed[t] == 0 ? "every element and dot product within rounding, the dots the scores' bits"
 			   : "FAILED");
 	if (n_vector > 1)
 		printf("%s and %s: %d calls, %s\n", kernels[0]->name, kernels[1]->name, calls_compared,

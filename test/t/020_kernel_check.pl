@@ -53,8 +53,8 @@ foreach my $kernel (@kernels)
 {
 	like(
 		$stdout,
-		qr/^$kernel apply: 2560 calls, every element and dot product within rounding$/m,
-		"$kernel: the CG product within rounding in all 2,560 shapes");
+		qr/^$kernel apply: 2560 calls, every element and dot product within rounding, the dots the scores' bits$/m,
+		"$kernel: the CG product within rounding in all 2,560 shapes, its dots the scores' bits");
 }
 # the vector widths sum the same products in the same order: AVX-512 and
 # AVX2 give the same bits (a weighted row's diagonal blocks in rotated form
