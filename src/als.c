@@ -1218,10 +1218,11 @@ fail_unsolvable(MfAls *als, const MfFitOptions *options, int32 failed, MfSide si
 static void
 fail_unless_finite(const MfAls *als, const MfFitOptions *options, int iteration, double loss)
 {
-	bool		beyond_double = !(als->farthest <= sqrt(DBL_MAX));
+	bool		beyond_double;
 
 	if (isfinite(loss))
 		return;
+	beyond_double = !(als->farthest <= sqrt(DBL_MAX));
 	ereport(ERROR,
 			(errcode(ERRCODE_NUMERIC_VALUE_OUT_OF_RANGE),
 			 errmsg("training overflowed %s precision floating point in iteration %d",

@@ -709,7 +709,7 @@ mf_distributed_read(MfDistributed *dist)
 		double		center = mf_ratings_center(&dist->summary, totals.ratings,
 											   dist->options.biases);
 
-		if (!(totals.max - center <= FLT_MAX && center - totals.min <= FLT_MAX))
+		if (!mf_ratings_within_float(&dist->summary, center))
 			refuse_rating(dist, psprintf("SELECT %s::pg_catalog.text, %s::pg_catalog.text, %s::pg_catalog.text FROM %s"
 										 " WHERE NOT pg_catalog.abs(%s OPERATOR(pg_catalog.-) '%.17g'::pg_catalog.float8)"
 										 " OPERATOR(pg_catalog.<=) '%.17g'::pg_catalog.float8 LIMIT 1",

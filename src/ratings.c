@@ -2212,8 +2212,7 @@ mf_ratings_check_scale(const MfRatings *ratings, const MfRatingsSummary *summary
 	double		center = biases && model_mean ? *model_mean
 		: mf_ratings_center(summary, ratings->n_ratings, biases);
 
-	if (!single || ratings->n_ratings == 0 ||
-		(summary->max - center <= FLT_MAX && center - summary->min <= FLT_MAX))
+	if (!single || ratings->n_ratings == 0 || mf_ratings_within_float(summary, center))
 		return;
 	for (int32 u = 0; u < rows->n_rows; u++)
 	{

@@ -204,6 +204,16 @@ mf_ratings_center(const MfRatingsSummary *summary, int64 n, bool biases)
 }
 
 /*
+ * Whether every rating of summary lies within the largest float of center:
+ * what a single-precision fit's targets can hold.
+ */
+static inline bool
+mf_ratings_within_float(const MfRatingsSummary *summary, double center)
+{
+	return summary->max - center <= FLT_MAX && center - summary->min <= FLT_MAX;
+}
+
+/*
  * In single precision, an error (22003) naming the first pair of explicit
  * ratings (in the users' rows' order, summary theirs) whose rating's
  * distance from the center (the mean with biases, else 0) passes the
