@@ -419,6 +419,30 @@ UPDATE near_max SET rating = 1.7e308 WHERE item_id > 2;
 SELECT message, detail FROM try($$SELECT mf_train('near_max', k := 2, biases := true)$$);
 SELECT message, detail FROM try($$SELECT mf_train('near_max', k := 2, biases := true, double_precision := true, model_name := 'near_max double')$$);
 SELECT mf_drop_model('near_max'), mf_drop_model('near_max double');
+-- Equal ratings whatever their number: the mean is kept within the
+-- ratings' range, where the sum's rounding had put it an ulp away, wider
+-- than a float past about 1.5e54 (5 of 1.8e308 and 9 of 1e200 had been
+-- refused; attack helper 234).
+CREATE TABLE equal_huge AS
+SELECT u AS user_id, u % 3 AS item_id, 1.7976931348623157e308::float8 AS rating
+FROM generate_series(1, 5) u;
+SELECT mf_train('equal_huge', k := 0, biases := true) IS NOT NULL AS trained;
+SELECT mf_train('equal_huge', k := 0, biases := true, double_precision := true,
+                model_name := 'equal_huge double') IS NOT NULL AS trained;
+SELECT name, global_mean FROM mf_models WHERE name LIKE 'equal_huge%' ORDER BY name;
+UPDATE equal_huge SET rating = 1e200;
+INSERT INTO equal_huge SELECT u, u % 3, 1e200 FROM generate_series(6, 9) u;
+SELECT mf_train('equal_huge', k := 1, biases := true) IS NOT NULL AS trained;
+SELECT global_mean = 1e200 AS mean_is_the_rating FROM mf_models WHERE name = 'equal_huge';
+SELECT mf_drop_model('equal_huge'), mf_drop_model('equal_huge double');
+-- Each residual's square fits in a double, but their sum does not: no
+-- lambda helps, so the hint is only to scale (it had offered a larger
+-- lambda; attack helper 234).
+CREATE TABLE squares_huge AS
+SELECT u AS user_id, i AS item_id, ((1 + u % 7) * (1 + i % 5))::float8 * 1e152 AS rating
+FROM generate_series(1, 200) u, generate_series(1, 100) i;
+SELECT message, detail, hint FROM try($$SELECT mf_train('squares_huge', k := 0, biases := true, double_precision := true, lambda := 1e300, iterations := 3)$$);
+SELECT message, detail, hint FROM try($$SELECT mf_train('squares_huge', k := 2, double_precision := true, lambda := 1e200, iterations := 3)$$);
 
 -- mf_cross_validate measures each fold's training ratings from their own
 -- mean: every rating here lies within a float's range of the whole table's

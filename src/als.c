@@ -1212,28 +1212,35 @@ fail_unsolvable(MfAls *als, const MfFitOptions *options, int32 failed, MfSide si
 /*
  * Raises the error for a J that overflowed in iteration (from 0): where a
  * rating's residual against the mean (with biases, else 0) squared passes
- * the largest double, the hint is to scale the ratings, since a larger
- * lambda only pulls the predictions towards that mean.
+ * the largest double, or the squares of all of them sum past it, the hint
+ * is to scale the ratings, since a larger lambda only pulls the
+ * predictions towards that mean.
  */
 static void
 fail_unless_finite(const MfAls *als, const MfFitOptions *options, int iteration, double loss)
 {
+	const char *center_name = options->biases ? "the ratings' mean" : "0";
 	bool		beyond_double;
+	bool		sum_beyond_double;
 
 	if (isfinite(loss))
 		return;
 	beyond_double = !(als->farthest <= sqrt(DBL_MAX));
+	sum_beyond_double = !beyond_double && !options->implicit &&
+		mf_ratings_squares_overflow(als->ratings, options->biases ? als->factors.mean : 0.0);
 	ereport(ERROR,
 			(errcode(ERRCODE_NUMERIC_VALUE_OUT_OF_RANGE),
 			 errmsg("training overflowed %s precision floating point in iteration %d",
 					options->single ? "single" : "double", iteration + 1),
 			 beyond_double
 			 ? errdetail("The objective J became %g: a rating lies %g from %s, and the square of a residual that large passes the largest double-precision number (a larger lambda only moves the predictions towards %s).",
-						 loss, als->farthest, options->biases ? "the ratings' mean" : "0",
-						 options->biases ? "the mean" : "0")
+						 loss, als->farthest, center_name, options->biases ? "the mean" : "0")
+			 : sum_beyond_double
+			 ? errdetail("The objective J became %g: the squares of the ratings' distances from %s sum past the largest double-precision number (a larger lambda only moves the predictions towards %s).",
+						 loss, center_name, options->biases ? "the mean" : "0")
 			 : errdetail("The objective J became %g: the ratings are too large, or lambda = %g too small to keep the solve stable.",
 						 loss, options->lambda),
-			 beyond_double
+			 beyond_double || sum_beyond_double
 			 ? errhint("Scale the ratings into a moderate range (for example 0 to 10), or pass a view that does.")
 			 : errhint("Scale the ratings into a moderate range (for example 0 to 10)%s.",
 					   options->single ? ", raise lambda, or pass double_precision := true"

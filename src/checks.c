@@ -347,10 +347,11 @@ mf_report_unsolvable(MfSolveWhere where, MfSide side, const char *id,
 			 ? errhint("Collapse the repeats in the source into one row per pair (for example a view with avg(rating) GROUP BY the user and item columns)%s.",
 					   or_double)
 			 : options->conjugate_gradient
-			 ? errhint("Scale the ratings into a moderate range (for example 0 to 10), pass solver := 'cholesky', raise lambda (%g here; try %g)%s.",
+			 ? errhint("Scale the ratings into a moderate range (for example 0 to 10), pass solver := 'cholesky', %sraise lambda (%g here; try %g)%s.",
+					   options->single ? "" : "or ",
 					   options->lambda, options->lambda < 0.01 ? 0.01 : 10 * options->lambda,
 					   or_double)
-			 : errhint("Raise lambda (%g here; try %g), scale the ratings into a moderate range (for example 0 to 10)%s.",
+			 : errhint("Raise lambda (%g here; try %g)%s scale the ratings into a moderate range (for example 0 to 10)%s.",
 					   options->lambda, options->lambda < 0.01 ? 0.01 : 10 * options->lambda,
-					   or_double)));
+					   options->single ? "," : " or", or_double)));
 }

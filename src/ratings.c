@@ -1932,6 +1932,24 @@ mf_ratings_summarize(const MfRatings *ratings)
 	return summary;
 }
 
+bool
+mf_ratings_squares_overflow(const MfRatings *ratings, double center)
+{
+	const MfCsr *by_user = &ratings->by_user;
+	int64		n = by_user->n_rows > 0 ? by_user->row_start[by_user->n_rows] : 0;
+	double		scaled_squares = 0.0;
+
+	/* each distance scaled by MF_SUM_SCALE: only a sum that passes overflows */
+	for (int64 e = 0; e < n; e++)
+	{
+		double		distance = mf_csr_value(by_user, e) * MF_SUM_SCALE - center * MF_SUM_SCALE;
+
+		mf_interrupts_every(e, MF_INTERRUPT_VALUES);
+		scaled_squares += distance * distance;
+	}
+	return !(0.5 * scaled_squares <= DBL_MAX * MF_SUM_SCALE * MF_SUM_SCALE);
+}
+
 int64
 mf_ratings_longest_row(const MfRatings *ratings)
 {

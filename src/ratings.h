@@ -186,21 +186,34 @@ typedef struct MfRatingsSummary
  */
 extern MfRatingsSummary mf_ratings_summarize(const MfRatings *ratings);
 
+/*
+ * Whether J's data term where every prediction is center, half the sum of
+ * the squares of the ratings' distances from it, passes the largest
+ * double: no lambda can bring J below it.  False where the users' rows are
+ * not held here (on Citus the workers read them).
+ */
+extern bool mf_ratings_squares_overflow(const MfRatings *ratings, double center);
+
 /* The most ratings a row of either side has (a side not held counts 0). */
 extern int64 mf_ratings_longest_row(const MfRatings *ratings);
 
 /*
  * What a fit centres the n ratings of summary on: their mean with biases
- * (from the scaled sum where the sum overflowed), else 0.
+ * (from the scaled sum where the sum overflowed), else 0.  The mean is
+ * kept within the ratings' range: the sum's rounding can put the quotient
+ * an ulp past ratings that are all equal, and an ulp of a rating beyond
+ * about 1.5e54 is wider than the largest float (attack helper 234).
  */
 static inline double
 mf_ratings_center(const MfRatingsSummary *summary, int64 n, bool biases)
 {
+	double		mean;
+
 	if (!biases || n <= 0)
 		return 0.0;
-	if (isfinite(summary->sum))
-		return summary->sum / (double) n;
-	return summary->scaled_sum / (double) n / MF_SUM_SCALE;
+	mean = isfinite(summary->sum) ? summary->sum / (double) n
+		: summary->scaled_sum / (double) n / MF_SUM_SCALE;
+	return Min(Max(mean, summary->min), summary->max);
 }
 
 /*
