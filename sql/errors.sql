@@ -443,6 +443,26 @@ SELECT u AS user_id, i AS item_id, ((1 + u % 7) * (1 + i % 5))::float8 * 1e152 A
 FROM generate_series(1, 200) u, generate_series(1, 100) i;
 SELECT message, detail, hint FROM try($$SELECT mf_train('squares_huge', k := 0, biases := true, double_precision := true, lambda := 1e300, iterations := 3)$$);
 SELECT message, detail, hint FROM try($$SELECT mf_train('squares_huge', k := 2, double_precision := true, lambda := 1e200, iterations := 3)$$);
+-- The same where the squares sum past the largest double but not past
+-- twice it: the fit sums them before halving (attack helper 235).
+CREATE TABLE squares_twice AS
+SELECT u AS user_id, u AS item_id, (CASE WHEN u % 2 = 0 THEN 1 ELSE -1 END) * 1.2e154::float8 AS rating
+FROM generate_series(1, 2) u;
+SELECT message, detail, hint FROM try($$SELECT mf_train('squares_twice', k := 0, biases := true, double_precision := true, lambda := 1e300, iterations := 2)$$);
+-- A fold-in into a single-precision model refuses a rating whose distance
+-- from the model's mean passes a float, as the refits do (attack helper 235).
+CREATE TABLE fold_scale AS
+SELECT u AS user_id, i AS item_id, ((u * 7 + i * 3) % 5 + 1)::float8 AS rating
+FROM generate_series(1, 30) u, generate_series(1, 20) i WHERE (u + i) % 3 <> 0;
+-- A row's penalty that overflows double precision is named (it had made
+-- J NaN, reported as lambda too small; attack helper 235).
+SELECT message, detail, hint FROM try($$SELECT mf_train('fold_scale', k := 2, biases := true, double_precision := true, lambda_per_rating := 1e307)$$);
+SELECT message, detail, hint FROM try($$SELECT mf_train('fold_scale', k := 2, double_precision := true, lambda := 1e307, weighted_lambda := true)$$);
+SELECT mf_train('fold_scale', k := 0, biases := true) IS NOT NULL AS trained;
+SELECT message, detail, hint FROM try($$SELECT mf_fold_in('fold_scale', ARRAY[1, 2]::bigint[], ARRAY[1e39, 3]::float8[])$$);
+SELECT message FROM try($$SELECT mf_fold_in('fold_scale', ARRAY[1, 2]::bigint[], ARRAY[3, 1e300]::float8[])$$);
+SELECT mf_fold_in('fold_scale', ARRAY[1, 999]::bigint[], ARRAY[4, 1e300]::float8[]) IS NOT NULL AS unknown_item_skipped;
+SELECT mf_drop_model('fold_scale');
 
 -- mf_cross_validate measures each fold's training ratings from their own
 -- mean: every rating here lies within a float's range of the whole table's

@@ -527,29 +527,40 @@ init_solver(MfAls *als, const MfFitOptions *options, int64 longest,
 				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
 				 errmsg("a user or item has " INT64_FORMAT " ratings, too many for k = %d",
 						longest, options->k)));
-	/* a row's lambda must be a float, with room for the Gram matrix beside it */
-	if (options->single)
+	/*
+	 * A row's lambda must be a float, with room for the Gram matrix beside
+	 * it; in double precision a finite number (lambda + lambda_per_rating *
+	 * n, or lambda * n, can overflow where each is finite; attack helper
+	 * 235).
+	 */
 	{
+		const char *precision = options->single ? "single" : "double";
+		double		limit = options->single ? MF_MAX_SINGLE_LAMBDA : DBL_MAX;
 		double		n = (double) Max(longest, 1);
 		double		largest = options->lambda * (options->weighted_lambda ? n : 1.0) +
 			options->lambda_per_rating * n;
 
-		if (largest > MF_MAX_SINGLE_LAMBDA)
+		if (!(largest <= limit))
 			ereport(ERROR,
 					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 					 options->lambda_per_rating > 0
-					 ? errmsg("lambda_per_rating = %g is too large for single precision",
-							  options->lambda_per_rating)
-					 : errmsg("lambda = %g is too large for single precision", options->lambda),
+					 ? errmsg("lambda_per_rating = %g is too large for %s precision",
+							  options->lambda_per_rating, precision)
+					 : errmsg("lambda = %g is too large for %s precision", options->lambda,
+							  precision),
 					 options->lambda_per_rating > 0
-					 ? errdetail("With lambda_per_rating a row of n ratings is regularised with lambda + lambda_per_rating * n, up to %g here, and single precision takes at most %g.",
-								 largest, MF_MAX_SINGLE_LAMBDA)
+					 ? errdetail("With lambda_per_rating a row of n ratings is regularised with lambda + lambda_per_rating * n, up to %g here, and %s precision takes at most %g.",
+								 largest, precision, limit)
 					 : errdetail(options->weighted_lambda
-								 ? "With weighted_lambda a row of n ratings is regularised with lambda * n, up to %g here, and single precision takes at most %g."
-								 : "%g is more than single precision takes, %g.",
-								 largest, MF_MAX_SINGLE_LAMBDA),
-					 errhint("Pass a smaller lambda (the usual are 0.01 to 100)%s, or double_precision := true.",
-							 options->lambda_per_rating > 0 ? " or lambda_per_rating" : "")));
+								 ? "With weighted_lambda a row of n ratings is regularised with lambda * n, up to %g here, and %s precision takes at most %g."
+								 : "%g is more than %s precision takes, %g.",
+								 largest, precision, limit),
+					 errhint("Pass a smaller lambda (the usual are 0.01 to 100)%s%s.",
+							 options->lambda_per_rating > 0 ? " or lambda_per_rating" : "",
+							 options->single ? ", or double_precision := true" : "")));
+	}
+	if (options->single)
+	{
 		if (options->biases && options->bias_lambda > MF_MAX_SINGLE_LAMBDA)
 			ereport(ERROR,
 					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),

@@ -1947,7 +1947,8 @@ mf_ratings_squares_overflow(const MfRatings *ratings, double center)
 		mf_interrupts_every(e, MF_INTERRUPT_VALUES);
 		scaled_squares += distance * distance;
 	}
-	return !(0.5 * scaled_squares <= DBL_MAX * MF_SUM_SCALE * MF_SUM_SCALE);
+	/* the fit sums the squares before it halves them */
+	return !(scaled_squares <= DBL_MAX * MF_SUM_SCALE * MF_SUM_SCALE);
 }
 
 int64

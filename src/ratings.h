@@ -187,10 +187,11 @@ typedef struct MfRatingsSummary
 extern MfRatingsSummary mf_ratings_summarize(const MfRatings *ratings);
 
 /*
- * Whether J's data term where every prediction is center, half the sum of
- * the squares of the ratings' distances from it, passes the largest
- * double: no lambda can bring J below it.  False where the users' rows are
- * not held here (on Citus the workers read them).
+ * Whether the sum of the squares of the ratings' distances from center
+ * (twice J's data term where every prediction is center, and what the fit
+ * sums before halving it) passes the largest double: no lambda can bring
+ * J below it.  False where the users' rows are not held here (on Citus the
+ * workers read them).
  */
 extern bool mf_ratings_squares_overflow(const MfRatings *ratings, double center);
 
