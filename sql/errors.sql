@@ -449,6 +449,15 @@ CREATE TABLE squares_twice AS
 SELECT u AS user_id, u AS item_id, (CASE WHEN u % 2 = 0 THEN 1 ELSE -1 END) * 1.2e154::float8 AS rating
 FROM generate_series(1, 2) u;
 SELECT message, detail, hint FROM try($$SELECT mf_train('squares_twice', k := 0, biases := true, double_precision := true, lambda := 1e300, iterations := 2)$$);
+-- J's residuals take the mean off the rating first, as the solve's targets
+-- do: rating - (mean + bias) rounded to an ulp of a large mean, and J rose
+-- while the fit converged (attack helper 235).
+CREATE TABLE large_mean (user_id int, item_id int, rating float8);
+INSERT INTO large_mean VALUES (1, 1, 1e20), (2, 2, 1e20::float8 + 16384);
+SELECT mf_train('large_mean', k := 0, biases := true, iterations := 3, double_precision := true) IS NOT NULL AS trained;
+SELECT loss[1] > loss[2] AND loss[2] > loss[3] AS j_falls, round(train_rmse) AS train_rmse
+FROM mf_models WHERE name = 'large_mean';
+SELECT mf_drop_model('large_mean');
 -- A fold-in into a single-precision model refuses a rating whose distance
 -- from the model's mean passes a float, as the refits do (attack helper 235).
 CREATE TABLE fold_scale AS

@@ -868,7 +868,7 @@ KERNEL(solve_system) (const MfAls *als, SolveBuffers *buffers, REAL *x)
 
 /*
  * sum_e (t_e - own_bias - predicted[e])^2 over a row's entries, in entry
- * order, each target t_e its rating (less mean + the other side's bias
+ * order, each target t_e its rating (less the mean, then the other side's bias,
  * with biases); own_bias is the row's own bias where predicted leaves it
  * out (else 0), so that a bias far larger than the residuals is taken
  * from the rating in double, as the other side's is, not rounded into a
@@ -889,8 +889,9 @@ KERNEL(residual_squares) (const MfCsr *rows, int64 begin, int degree,
 		double		target = mf_csr_value(rows, begin + e);
 		double		residual;
 
+		/* as the solve's targets: (rating - mean) - bias, not rating - (mean + bias) */
 		if (other_bias)
-			target -= mean + other_bias[rows->col[begin + e]];
+			target = target - mean - other_bias[rows->col[begin + e]];
 		residual = target - own_bias - (double) predicted[e];
 		sum += residual * residual;
 	}
