@@ -528,10 +528,10 @@ init_solver(MfAls *als, const MfFitOptions *options, int64 longest,
 				 errmsg("a user or item has " INT64_FORMAT " ratings, too many for k = %d",
 						longest, options->k)));
 	/*
-	 * A row's lambda must be a float, with room for the Gram matrix beside
-	 * it; in double precision a finite number (lambda + lambda_per_rating *
-	 * n, or lambda * n, can overflow where each is finite; attack helper
-	 * 235).
+	 * A row's lambda must be, in single precision, a float with room for
+	 * the Gram matrix beside it; in double precision, finite: lambda +
+	 * lambda_per_rating * n, or lambda * n, can overflow where each is
+	 * (attack helper 235).
 	 */
 	{
 		const char *precision = options->single ? "single" : "double";

@@ -868,8 +868,8 @@ KERNEL(solve_system) (const MfAls *als, SolveBuffers *buffers, REAL *x)
 
 /*
  * sum_e (t_e - own_bias - predicted[e])^2 over a row's entries, in entry
- * order, each target t_e its rating (less the mean, then the other side's bias,
- * with biases); own_bias is the row's own bias where predicted leaves it
+ * order, each target t_e its rating (less the mean, then the other side's
+ * bias, with biases); own_bias is the row's own bias where predicted leaves it
  * out (else 0), so that a bias far larger than the residuals is taken
  * from the rating in double, as the other side's is, not rounded into a
  * float score.  Not inlined, so that the accumulator stays in a register:

@@ -150,13 +150,20 @@ known_ratings(FunctionCallInfo fcinfo, const MfModel *model, bool as_text,
 					 errhint("Leave that item and its rating out of both arrays, or pass a finite rating on the training data's scale.")));
 		if (item < 0)
 			continue;
-		/* an explicit rating, as a refit of a single-precision model refuses it (mf_ratings_check_scale) */
+		/*
+		 * an explicit rating beyond a float from the center, refused as a
+		 * refit of a single-precision model refuses it (mf_ratings_check_scale)
+		 */
 		if (model->factors.single && !model->factors.implicit &&
 			!(fabs(value - (model->factors.biases ? model->factors.mean : 0.0)) <= FLT_MAX))
-			mf_report_rating_scale(psprintf("the new user for item %s",
-											as_text ? mf_text_for_message(text_to_cstring(DatumGetTextPP(keys[e])))
-											: psprintf(INT64_FORMAT, ((const int64 *) ARR_DATA_PTR(item_ids))[e])),
-								   value, model->factors.biases, model->factors.mean, true);
+		{
+			char	   *item_id = as_text
+				? mf_text_for_message(text_to_cstring(DatumGetTextPP(keys[e])))
+				: psprintf(INT64_FORMAT, ((const int64 *) ARR_DATA_PTR(item_ids))[e]);
+
+			mf_report_rating_scale(psprintf("the new user for item %s", item_id), value,
+								   model->factors.biases, model->factors.mean, true);
+		}
 		(*cols)[known] = item;
 		(*vals)[known] = value;
 		rated[item] = true;
