@@ -458,6 +458,15 @@ SELECT mf_train('large_mean', k := 0, biases := true, iterations := 3, double_pr
 SELECT loss[1] > loss[2] AND loss[2] > loss[3] AS j_falls, round(train_rmse) AS train_rmse
 FROM mf_models WHERE name = 'large_mean';
 SELECT mf_drop_model('large_mean');
+-- In single precision a row's targets are summed in floats: 100 ratings of
+-- 1e37 can pass the largest float whatever lambda is (a larger lambda made
+-- it worse, and the error had said lambda was too small; attack helper 235).
+CREATE TABLE row_sum AS
+SELECT u AS user_id, u % 2 AS item_id, CASE WHEN u % 2 = 0 THEN 1e37 ELSE -1e37 END::float8 AS rating
+FROM generate_series(1, 200) u;
+SELECT message, detail, hint FROM try($$SELECT mf_train('row_sum', k := 0, biases := true, iterations := 3, lambda := 1)$$);
+SELECT mf_train('row_sum', k := 0, biases := true, iterations := 3, lambda := 1, double_precision := true) IS NOT NULL AS trained;
+SELECT mf_drop_model('row_sum');
 -- A fold-in into a single-precision model refuses a rating whose distance
 -- from the model's mean passes a float, as the refits do (attack helper 235).
 CREATE TABLE fold_scale AS

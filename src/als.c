@@ -1233,12 +1233,20 @@ fail_unless_finite(const MfAls *als, const MfFitOptions *options, int iteration,
 	const char *center_name = options->biases ? "the ratings' mean" : "0";
 	bool		beyond_double;
 	bool		sum_beyond_double;
+	int64		longest = 0;
+	bool		row_beyond_float = false;
 
 	if (isfinite(loss))
 		return;
 	beyond_double = !(als->farthest <= sqrt(DBL_MAX));
 	sum_beyond_double = !beyond_double && !options->implicit &&
 		mf_ratings_squares_overflow(als->ratings, options->biases ? als->factors.mean : 0.0);
+	/* a row's targets summed in floats (attack helper 235: a larger lambda made it worse) */
+	if (options->single && !beyond_double && !sum_beyond_double && !options->implicit)
+	{
+		longest = mf_ratings_longest_row(als->ratings);
+		row_beyond_float = !(als->farthest * (double) longest <= FLT_MAX);
+	}
 	ereport(ERROR,
 			(errcode(ERRCODE_NUMERIC_VALUE_OUT_OF_RANGE),
 			 errmsg("training overflowed %s precision floating point in iteration %d",
@@ -1249,10 +1257,15 @@ fail_unless_finite(const MfAls *als, const MfFitOptions *options, int iteration,
 			 : sum_beyond_double
 			 ? errdetail("The objective J became %g: the squares of the ratings' distances from %s sum past the largest double-precision number (a larger lambda only moves the predictions towards %s).",
 						 loss, center_name, options->biases ? "the mean" : "0")
+			 : row_beyond_float
+			 ? errdetail("The objective J became %g: in single precision a row's targets are summed in floats, and ratings up to %g from %s, " INT64_FORMAT " in the longest row, can sum past the largest single-precision number whatever lambda is.",
+						 loss, als->farthest, center_name, longest)
 			 : errdetail("The objective J became %g: the ratings are too large, or lambda = %g too small to keep the solve stable.",
 						 loss, options->lambda),
 			 beyond_double || sum_beyond_double
 			 ? errhint("Scale the ratings into a moderate range (for example 0 to 10), or pass a view that does.")
+			 : row_beyond_float
+			 ? errhint("Scale the ratings into a moderate range (for example 0 to 10), or pass double_precision := true.")
 			 : errhint("Scale the ratings into a moderate range (for example 0 to 10)%s.",
 					   options->single ? ", raise lambda, or pass double_precision := true"
 					   : ", or raise lambda")));
