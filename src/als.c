@@ -1221,54 +1221,80 @@ fail_unsolvable(MfAls *als, const MfFitOptions *options, int32 failed, MfSide si
 }
 
 /*
- * Raises the error for a J that overflowed in iteration (from 0): where a
- * rating's residual against the mean (with biases, else 0) squared passes
- * the largest double, or the squares of all of them sum past it, the hint
- * is to scale the ratings, since a larger lambda only pulls the
- * predictions towards that mean.
+ * Why J overflowed: a rating's residual against the center (the mean with
+ * biases, else 0) squared passes the largest double; the squares of all
+ * of them sum past it; in single precision, a row's targets, summed in
+ * floats, can pass the largest float (the farthest rating times the
+ * longest row's count); or none of these, where lambda may be too small.
+ * Only the last is helped by a larger lambda, which pulls the predictions
+ * towards the center (attack helpers 225 and 235).
  */
+typedef enum MfOverflow
+{
+	MF_OVERFLOW_RESIDUAL,
+	MF_OVERFLOW_SQUARES,
+	MF_OVERFLOW_ROW_SUM,
+	MF_OVERFLOW_SOLVE
+} MfOverflow;
+
+static MfOverflow
+overflow_cause(const MfAls *als, const MfFitOptions *options)
+{
+	if (!(als->farthest <= sqrt(DBL_MAX)))
+		return MF_OVERFLOW_RESIDUAL;
+	if (options->implicit)
+		return MF_OVERFLOW_SOLVE;
+	if (mf_ratings_squares_overflow(als->ratings, options->biases ? als->factors.mean : 0.0))
+		return MF_OVERFLOW_SQUARES;
+	if (options->single &&
+		!(als->farthest * (double) mf_ratings_longest_row(als->ratings) <= FLT_MAX))
+		return MF_OVERFLOW_ROW_SUM;
+	return MF_OVERFLOW_SOLVE;
+}
+
+/* Raises the error for a J that overflowed in iteration (from 0), with its cause. */
 static void
 fail_unless_finite(const MfAls *als, const MfFitOptions *options, int iteration, double loss)
 {
-	const char *center_name = options->biases ? "the ratings' mean" : "0";
-	bool		beyond_double;
-	bool		sum_beyond_double;
-	int64		longest = 0;
-	bool		row_beyond_float = false;
+	const char *center = options->biases ? "the ratings' mean" : "0";
+	const char *towards = options->biases ? "the mean" : "0";
+	const char *scale = "Scale the ratings into a moderate range (for example 0 to 10)";
+	char	   *detail;
+	char	   *hint;
 
 	if (isfinite(loss))
 		return;
-	beyond_double = !(als->farthest <= sqrt(DBL_MAX));
-	sum_beyond_double = !beyond_double && !options->implicit &&
-		mf_ratings_squares_overflow(als->ratings, options->biases ? als->factors.mean : 0.0);
-	/* a row's targets summed in floats (attack helper 235: a larger lambda made it worse) */
-	if (options->single && !beyond_double && !sum_beyond_double && !options->implicit)
+	switch (overflow_cause(als, options))
 	{
-		longest = mf_ratings_longest_row(als->ratings);
-		row_beyond_float = !(als->farthest * (double) longest <= FLT_MAX);
+		case MF_OVERFLOW_RESIDUAL:
+			detail = psprintf("The objective J became %g: a rating lies %g from %s, and the square of a residual that large passes the largest double-precision number (a larger lambda only moves the predictions towards %s).",
+							  loss, als->farthest, center, towards);
+			hint = psprintf("%s, or pass a view that does.", scale);
+			break;
+		case MF_OVERFLOW_SQUARES:
+			detail = psprintf("The objective J became %g: the squares of the ratings' distances from %s sum past the largest double-precision number (a larger lambda only moves the predictions towards %s).",
+							  loss, center, towards);
+			hint = psprintf("%s, or pass a view that does.", scale);
+			break;
+		case MF_OVERFLOW_ROW_SUM:
+			detail = psprintf("The objective J became %g: in single precision a row's targets are summed in floats, and ratings up to %g from %s, " INT64_FORMAT " in the longest row, can sum past the largest single-precision number whatever lambda is.",
+							  loss, als->farthest, center, mf_ratings_longest_row(als->ratings));
+			hint = psprintf("%s, or pass double_precision := true.", scale);
+			break;
+		default:
+			detail = psprintf("The objective J became %g: the ratings are too large, or lambda = %g too small to keep the solve stable.",
+							  loss, options->lambda);
+			hint = psprintf("%s%s.", scale,
+							options->single ? ", raise lambda, or pass double_precision := true"
+							: ", or raise lambda");
+			break;
 	}
 	ereport(ERROR,
 			(errcode(ERRCODE_NUMERIC_VALUE_OUT_OF_RANGE),
 			 errmsg("training overflowed %s precision floating point in iteration %d",
 					options->single ? "single" : "double", iteration + 1),
-			 beyond_double
-			 ? errdetail("The objective J became %g: a rating lies %g from %s, and the square of a residual that large passes the largest double-precision number (a larger lambda only moves the predictions towards %s).",
-						 loss, als->farthest, center_name, options->biases ? "the mean" : "0")
-			 : sum_beyond_double
-			 ? errdetail("The objective J became %g: the squares of the ratings' distances from %s sum past the largest double-precision number (a larger lambda only moves the predictions towards %s).",
-						 loss, center_name, options->biases ? "the mean" : "0")
-			 : row_beyond_float
-			 ? errdetail("The objective J became %g: in single precision a row's targets are summed in floats, and ratings up to %g from %s, " INT64_FORMAT " in the longest row, can sum past the largest single-precision number whatever lambda is.",
-						 loss, als->farthest, center_name, longest)
-			 : errdetail("The objective J became %g: the ratings are too large, or lambda = %g too small to keep the solve stable.",
-						 loss, options->lambda),
-			 beyond_double || sum_beyond_double
-			 ? errhint("Scale the ratings into a moderate range (for example 0 to 10), or pass a view that does.")
-			 : row_beyond_float
-			 ? errhint("Scale the ratings into a moderate range (for example 0 to 10), or pass double_precision := true.")
-			 : errhint("Scale the ratings into a moderate range (for example 0 to 10)%s.",
-					   options->single ? ", raise lambda, or pass double_precision := true"
-					   : ", or raise lambda")));
+			 errdetail("%s", detail),
+			 errhint("%s", hint)));
 }
 
 /* history's arrays for n iterations, in the current context. */
