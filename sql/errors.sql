@@ -501,6 +501,12 @@ SELECT message, hint FROM try($$SELECT mf_train('cg_scale', k := 2, solver := 'c
 SELECT state FROM try($$SELECT mf_train('cg_scale', k := 2, solver := 'cg', lambda := 1000)$$);
 SELECT mf_train('cg_scale', k := 2) IS NOT NULL AS cholesky_trains;
 SELECT mf_drop_model('cg_scale');
+-- In double precision the CG hint's list ends with raising lambda, after an
+-- "or" (it lacked one; attack helper 234).
+CREATE TABLE cg_scale_double AS
+SELECT u AS user_id, i AS item_id, ((u * 7 + i * 3) % 5 + 1) * 1e150::float8 AS rating
+FROM generate_series(1, 30) u, generate_series(1, 20) i WHERE (u + i) % 3 <> 0;
+SELECT message, hint FROM try($$SELECT mf_train('cg_scale_double', k := 8, lambda := 1e-3, double_precision := true, solver := 'cg', iterations := 2)$$);
 
 -- The workers' aggregate refuses a made-up fixed side whose text key holds
 -- a NUL (it was cut short there, 'a' instead of 'a\0b').  The two sides
