@@ -155,7 +155,7 @@ known_ratings(FunctionCallInfo fcinfo, const MfModel *model, bool as_text,
 		 * refit of a single-precision model refuses it (mf_ratings_check_scale)
 		 */
 		if (model->factors.single && !model->factors.implicit &&
-			!(fabs(value - (model->factors.biases ? model->factors.mean : 0.0)) <= FLT_MAX))
+			!mf_rating_within_float(value, model->factors.biases ? model->factors.mean : 0.0))
 		{
 			char	   *item_id = as_text
 				? mf_text_for_message(text_to_cstring(DatumGetTextPP(keys[e])))

@@ -2240,7 +2240,7 @@ mf_ratings_check_scale(const MfRatings *ratings, const MfRatingsSummary *summary
 		{
 			double		value = mf_csr_value(rows, e);
 
-			if (!(fabs(value - center) <= FLT_MAX))
+			if (!mf_rating_within_float(value, center))
 				mf_report_rating_scale(rated_pair_for_message(ratings, u, e), value, biases,
 									   center, model_mean != NULL);
 		}

@@ -218,13 +218,24 @@ mf_ratings_center(const MfRatingsSummary *summary, int64 n, bool biases)
 }
 
 /*
- * Whether every rating of summary lies within the largest float of center:
- * what a single-precision fit's targets can hold.
+ * Whether a rating lies within the largest float of center: what a
+ * single-precision solve's target can hold.
+ */
+static inline bool
+mf_rating_within_float(double value, double center)
+{
+	return fabs(value - center) <= FLT_MAX;
+}
+
+/*
+ * Whether every rating of summary lies within the largest float of center
+ * (mf_rating_within_float of its least and greatest).
  */
 static inline bool
 mf_ratings_within_float(const MfRatingsSummary *summary, double center)
 {
-	return summary->max - center <= FLT_MAX && center - summary->min <= FLT_MAX;
+	return mf_rating_within_float(summary->max, center) &&
+		mf_rating_within_float(summary->min, center);
 }
 
 /*
