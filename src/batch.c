@@ -798,14 +798,28 @@ column_takes(const MfModel *model, const BatchShape *shape, int c, Oid type, boo
 }
 
 /*
- * The error for a caller who may not write the existing target table: not
- * INSERT into it (or into its column column), or with delete not DELETE
- * from it.  Said with what to grant: the executor's error has no hint.
+ * The existing target relid's name, schema-qualified: an unqualified
+ * target names the table a search_path lookup finds, which may be in a
+ * schema after the one a new table would be created in (helper 237).
+ */
+static char *
+existing_target_name(Oid relid)
+{
+	return quote_qualified_identifier(get_namespace_name(get_rel_namespace(relid)),
+									  get_rel_name(relid));
+}
+
+/*
+ * The error for a caller who may not write the existing target table
+ * relid: not INSERT into it (or into its column column), or with delete
+ * not DELETE from it.  Said with what to grant: the executor's error has
+ * no hint.
  */
 static void
-deny_target(const char *table, const BatchShape *shape, const char *column, bool delete)
+deny_target(Oid relid, const BatchShape *shape, const char *column, bool delete)
 {
 	const char *role = GetUserNameFromId(GetUserId(), false);
+	const char *table = existing_target_name(relid);
 
 	if (delete)
 		ereport(ERROR,
@@ -849,9 +863,8 @@ check_target_before_lock(const RangeVar *relation, Oid relid, Oid old_relid, voi
 {
 	const TargetLookup *lookup = arg;
 	Oid			role = GetUserId();
-	char	   *name;
 
-	if (!OidIsValid(relid) || (name = get_rel_name(relid)) == NULL)
+	if (!OidIsValid(relid) || get_rel_name(relid) == NULL)
 		return;
 	if (is_system_schema(get_rel_namespace(relid)))
 		refuse_system_schema(get_rel_namespace(relid), lookup->quoted, relation->relname,
@@ -859,13 +872,13 @@ check_target_before_lock(const RangeVar *relation, Oid relid, Oid old_relid, voi
 	if (lookup->mode == BATCH_CREATE)
 		ereport(ERROR,
 				(errcode(ERRCODE_DUPLICATE_TABLE),
-				 errmsg("relation %s already exists", lookup->quoted),
+				 errmsg("relation %s already exists", existing_target_name(relid)),
 				 errhint("Pass mode := 'replace' to replace its rows, or mode := 'append' to add to them; or drop it, or pass another name.")));
 	if (pg_class_aclcheck(relid, role, ACL_INSERT) != ACLCHECK_OK &&
 		pg_attribute_aclcheck_all(relid, role, ACL_INSERT, ACLMASK_ANY) != ACLCHECK_OK)
-		deny_target(name, lookup->shape, NULL, false);
+		deny_target(relid, lookup->shape, NULL, false);
 	if (lookup->mode == BATCH_REPLACE && pg_class_aclcheck(relid, role, ACL_DELETE) != ACLCHECK_OK)
-		deny_target(name, lookup->shape, NULL, true);
+		deny_target(relid, lookup->shape, NULL, true);
 }
 
 /*
@@ -1219,7 +1232,7 @@ check_existing_target(Oid relid, const MfModel *model, const BatchShape *shape, 
 							 quote_identifier(shape->names[c]))));
 		if (!may_insert &&
 			pg_attribute_aclcheck(relid, attnum, GetUserId(), ACL_INSERT) != ACLCHECK_OK)
-			deny_target(RelationGetRelationName(rel), shape, shape->names[c], false);
+			deny_target(relid, shape, shape->names[c], false);
 		type = TupleDescAttr(RelationGetDescr(rel), attnum - 1)->atttypid;
 		typmod = TupleDescAttr(RelationGetDescr(rel), attnum - 1)->atttypmod;
 		if (!column_takes(model, shape, c, type, &cast))

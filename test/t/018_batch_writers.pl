@@ -86,7 +86,7 @@ foreach my $existed (0, 1)
 
 # 'create', twice into a new name: our 42P07 with its hint, not the catalog's 23505
 my ($out, $err) = second_call_waits(call(3, 'c', 'create'), call(2, 'c', 'create'));
-like($err, qr/ERROR:  relation c already exists/, 'create after create: already exists');
+like($err, qr/ERROR:  relation public\.c already exists/, 'create after create: already exists');
 like($err, qr/HINT:  Pass mode := 'replace'/, '... with the hint to replace or append');
 unlike($err, qr/duplicate key/, '... not the catalog\'s duplicate key');
 is(lists('c'), (3 * $users) . ' rows, ranks to 3', "create after create: the first's list");
