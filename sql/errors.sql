@@ -435,6 +435,20 @@ INSERT INTO equal_huge SELECT u, u % 3, 1e200 FROM generate_series(6, 9) u;
 SELECT mf_train('equal_huge', k := 1, biases := true) IS NOT NULL AS trained;
 SELECT global_mean = 1e200 AS mean_is_the_rating FROM mf_models WHERE name = 'equal_huge';
 SELECT mf_drop_model('equal_huge'), mf_drop_model('equal_huge double');
+-- The mean of ratings far from 0 beside their spread is corrected for what
+-- the running sum's rounding left out: 100,000 ratings of 1e13 + 0.5 .. 5
+-- had a mean of 1e13 + 0.15, clamped to 1e13 + 0.5 (MovieLens plus 1e13
+-- was 3 off; attack helper 236); the exact mean is 1e13 + 2.75.
+CREATE TABLE offset_mean AS
+SELECT u AS user_id, i AS item_id, 1e13::float8 + ((u * 7 + i * 3) % 10 + 1) / 2.0 AS rating
+FROM generate_series(1, 1000) u, generate_series(1, 100) i;
+SELECT mf_train('offset_mean', k := 0, biases := true, iterations := 2) IS NOT NULL AS trained;
+SELECT global_mean - 1e13::float8 AS mean_less_1e13 FROM mf_models WHERE name = 'offset_mean';
+-- The CG solve's hint for a penalty too large in double precision ends
+-- with an "or" (attack helper 236).
+SELECT message, hint FROM try($$SELECT mf_train('offset_mean', k := 4, lambda := 1.7e308, solver := 'cg', double_precision := true, model_name := 'huge_penalty')$$);
+SELECT mf_drop_model('offset_mean');
+DROP TABLE offset_mean;
 -- Each residual's square fits in a double, but their sum does not: no
 -- lambda helps, so the hint is only to scale (it had offered a larger
 -- lambda; attack helper 234).

@@ -329,7 +329,8 @@ mf_report_unsolvable(MfSolveWhere where, MfSide side, const char *id,
 						   penalty_name, penalty_usual)
 				 : errhint("Pass a smaller %s (the usual are %s)%s%s.", penalty_name,
 						   penalty_usual,
-						   options->conjugate_gradient ? ", pass solver := 'cholesky'" : "",
+						   !options->conjugate_gradient ? ""
+						   : options->single ? ", pass solver := 'cholesky'" : " or pass solver := 'cholesky'",
 						   or_double)));
 	ereport(ERROR,
 			(errcode(ERRCODE_NUMERIC_VALUE_OUT_OF_RANGE),

@@ -473,7 +473,7 @@ refuse_rating(const MfDistributed *dist, const char *query, bool in_source,
 		mf_source_report_non_finite(source, user, item, row.value);
 	if (single_center)
 		mf_report_rating_scale(psprintf("user %s for item %s in %s", user, item, dist->relation),
-							   row.value, dist->options.biases, *single_center, false);
+							   row.value, dist->options.biases, *single_center, MF_SCALE_TRAINING);
 	ereport(ERROR,
 			(errcode(ERRCODE_NUMERIC_VALUE_OUT_OF_RANGE),
 			 errmsg("rating of user %s for item %s in %s is %g, too large to train on", user, item,

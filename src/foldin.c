@@ -162,7 +162,7 @@ known_ratings(FunctionCallInfo fcinfo, const MfModel *model, bool as_text,
 				: psprintf(INT64_FORMAT, ((const int64 *) ARR_DATA_PTR(item_ids))[e]);
 
 			mf_report_rating_scale(psprintf("the new user for item %s", item_id), value,
-								   model->factors.biases, model->factors.mean, true);
+								   model->factors.biases, model->factors.mean, MF_SCALE_FOLD_IN);
 		}
 		(*cols)[known] = item;
 		(*vals)[known] = value;

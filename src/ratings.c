@@ -1911,8 +1911,36 @@ mf_ratings_free_by_item(MfRatings *ratings)
 	memset(&ratings->by_item, 0, sizeof(MfCsr));
 }
 
+/*
+ * What the first mean of the n values of rows (summary's) left out: the
+ * mean of their distances from it, summed scaled by MF_SUM_SCALE (so that
+ * a distance between far values cannot overflow).  Only where it passes
+ * what that sum's own rounding could make of a mean already right (an ulp
+ * of the mean and n epsilons of the farthest distance), else 0: a mean to
+ * the last bit from the plain sum, as every ordinary table's is, stays
+ * that mean, the same as Citus's (summed by SQL).
+ */
+static double
+mean_correction(const MfCsr *rows, int64 n, const MfRatingsSummary *summary)
+{
+	double		first = mf_ratings_first_mean(summary, n);
+	double		farthest = Max(summary->max - first, first - summary->min);
+	double		noise = (nextafter(fabs(first), INFINITY) - fabs(first)) +
+		2 * (double) n * DBL_EPSILON * farthest;
+	double		scaled_distances = 0.0;
+	double		correction;
+
+	for (int64 e = 0; e < n; e++)
+	{
+		mf_interrupts_every(e, MF_INTERRUPT_VALUES);
+		scaled_distances += mf_csr_value(rows, e) * MF_SUM_SCALE - first * MF_SUM_SCALE;
+	}
+	correction = scaled_distances / (double) n / MF_SUM_SCALE;
+	return fabs(correction) > noise ? correction : 0.0;
+}
+
 MfRatingsSummary
-mf_ratings_summarize(const MfRatings *ratings)
+mf_ratings_summarize(const MfRatings *ratings, bool mean)
 {
 	const MfCsr *by_user = &ratings->by_user;
 	MfRatingsSummary summary = {.min = INFINITY, .max = -INFINITY,
@@ -1929,6 +1957,8 @@ mf_ratings_summarize(const MfRatings *ratings)
 		summary.min = Min(summary.min, value);
 		summary.max = Max(summary.max, value);
 	}
+	if (mean && ratings->n_ratings > 0)
+		summary.mean_correction = mean_correction(by_user, ratings->n_ratings, &summary);
 	return summary;
 }
 
@@ -2195,29 +2225,31 @@ mf_ratings_implicit_strengths(MfRatings *ratings, double alpha)
 }
 
 void
-mf_report_rating_scale(const char *pair, double value, bool biases, double center, bool refit)
+mf_report_rating_scale(const char *pair, double value, bool biases, double center, MfScaleUse use)
 {
 	double		distance = fabs(value - center);
+	bool		model = use != MF_SCALE_TRAINING;
+	const char *purpose = use == MF_SCALE_TRAINING ? "to train on"
+		: use == MF_SCALE_REFIT ? "to refit from" : "for a fold-in";
 	/* where double precision may hold what single precision cannot */
 	const char *or_double = distance <= sqrt(DBL_MAX)
-		? (refit ? ", or retrain it with double_precision := true" : "; or pass double_precision := true")
+		? (model ? ", or retrain it with double_precision := true" : "; or pass double_precision := true")
 		: "";
 
 	ereport(ERROR,
 			(errcode(ERRCODE_NUMERIC_VALUE_OUT_OF_RANGE),
 			 biases
-			 ? errmsg("rating of %s is %s, too far from the %s mean to %s in single precision",
-					  pair, float8out_internal(value), refit ? "model's" : "ratings'",
-					  refit ? "refit from" : "train on")
-			 : errmsg("rating of %s is %s, too large to %s in single precision", pair,
-					  float8out_internal(value), refit ? "refit from" : "train on"),
+			 ? errmsg("rating of %s is %s, too far from the %s mean %s in single precision",
+					  pair, float8out_internal(value), model ? "model's" : "ratings'", purpose)
+			 : errmsg("rating of %s is %s, too large %s in single precision", pair,
+					  float8out_internal(value), purpose),
 			 biases
 			 ? errdetail("Its distance from the %s mean (%s) is %s, beyond the largest single-precision number (%.8g): the solve's targets, in single precision, cannot hold it.",
-						 refit ? "model's" : "ratings'", float8out_internal(center),
+						 model ? "model's" : "ratings'", float8out_internal(center),
 						 float8out_internal(distance), FLT_MAX)
 			 : errdetail("It is beyond the largest single-precision number (%.8g): the solve's targets, in single precision, cannot hold it.",
 						 FLT_MAX),
-			 refit
+			 model
 			 ? errhint("Scale the ratings into the range the model was trained on%s.", or_double)
 			 : errhint("Scale the ratings into a moderate range (for example 0 to 10), or pass a view that does%s.",
 					   or_double)));
@@ -2242,7 +2274,7 @@ mf_ratings_check_scale(const MfRatings *ratings, const MfRatingsSummary *summary
 
 			if (!mf_rating_within_float(value, center))
 				mf_report_rating_scale(rated_pair_for_message(ratings, u, e), value, biases,
-									   center, model_mean != NULL);
+									   center, model_mean ? MF_SCALE_REFIT : MF_SCALE_TRAINING);
 		}
 	}
 }

@@ -173,6 +173,13 @@ typedef struct MfRatingsSummary
 	 * values is finite), 0 where sum cannot overflow (Citus's totals)
 	 */
 	double		scaled_sum;
+	/*
+	 * what the sum's rounding left out of the mean, from a second pass over
+	 * the values' distances from the first mean, where it is more than that
+	 * pass's own rounding could be (mf_ratings_summarize); else 0, and 0
+	 * where not taken (a fit without biases, Citus's totals)
+	 */
+	double		mean_correction;
 	double		sum_squares;
 	double		min;
 	double		max;
@@ -182,9 +189,10 @@ typedef struct MfRatingsSummary
 /*
  * The longest row of ratings (either side's; a side not held counts 0) and
  * the sum, sum of squares and range of its values, summed in the users'
- * rows' order: the same for any thread count and scan.
+ * rows' order: the same for any thread count and scan.  With mean, also
+ * the mean's correction (a fit with biases).
  */
-extern MfRatingsSummary mf_ratings_summarize(const MfRatings *ratings);
+extern MfRatingsSummary mf_ratings_summarize(const MfRatings *ratings, bool mean);
 
 /*
  * Whether the sum of the squares of the ratings' distances from center
@@ -199,11 +207,24 @@ extern bool mf_ratings_squares_overflow(const MfRatings *ratings, double center)
 extern int64 mf_ratings_longest_row(const MfRatings *ratings);
 
 /*
- * What a fit centres the n ratings of summary on: their mean with biases
- * (from the scaled sum where the sum overflowed), else 0.  The mean is
- * kept within the ratings' range: the sum's rounding can put the quotient
- * an ulp past ratings that are all equal, and an ulp of a rating beyond
- * about 1.5e54 is wider than the largest float (attack helper 234).
+ * The n ratings' mean from one pass: their sum over n, or where the sum
+ * overflowed (ratings near the largest double) the scaled sum's.
+ */
+static inline double
+mf_ratings_first_mean(const MfRatingsSummary *summary, int64 n)
+{
+	return isfinite(summary->sum) ? summary->sum / (double) n
+		: summary->scaled_sum / (double) n / MF_SUM_SCALE;
+}
+
+/*
+ * What a fit centres the n ratings of summary on: their mean with biases,
+ * else 0.  The first mean, corrected where the sum's rounding left a part
+ * out (ratings far from 0 beside their spread: MovieLens plus 1e13 had a
+ * mean 3 off; attack helper 236), and kept within the ratings' range: the
+ * quotient can fall an ulp past ratings that are all equal, and an ulp of
+ * a rating beyond about 1.5e54 is wider than the largest float (attack
+ * helper 234).
  */
 static inline double
 mf_ratings_center(const MfRatingsSummary *summary, int64 n, bool biases)
@@ -212,8 +233,7 @@ mf_ratings_center(const MfRatingsSummary *summary, int64 n, bool biases)
 
 	if (!biases || n <= 0)
 		return 0.0;
-	mean = isfinite(summary->sum) ? summary->sum / (double) n
-		: summary->scaled_sum / (double) n / MF_SUM_SCALE;
+	mean = mf_ratings_first_mean(summary, n) + summary->mean_correction;
 	return Min(Max(mean, summary->min), summary->max);
 }
 
@@ -252,13 +272,21 @@ mf_ratings_within_float(const MfRatingsSummary *summary, double center)
 extern void mf_ratings_check_scale(const MfRatings *ratings, const MfRatingsSummary *summary,
 								   bool single, bool biases, const double *model_mean);
 
+/* What a rating mf_report_rating_scale refuses was given for. */
+typedef enum MfScaleUse
+{
+	MF_SCALE_TRAINING,			/* measured from the ratings' own mean */
+	MF_SCALE_REFIT,				/* from the model's */
+	MF_SCALE_FOLD_IN			/* from the model's */
+} MfScaleUse;
+
 /*
  * mf_ratings_check_scale's error for the rating value of pair ("user U
- * for item I in R"), center and refit as there; also the Citus workers'
- * training's.
+ * for item I in R") and center, given for use; also the Citus workers'
+ * training's and mf_fold_in's.
  */
 extern void mf_report_rating_scale(const char *pair, double value, bool biases, double center,
-								   bool refit) pg_attribute_noreturn();
+								   MfScaleUse use) pg_attribute_noreturn();
 
 /* The most entries any row of rows has. */
 extern int64 mf_csr_longest_row(const MfCsr *rows);

@@ -394,7 +394,8 @@ refit_attach_model(RefitState *state)
 		mf_ratings_implicit_strengths(state->ratings, state->model->row.options.alpha);
 	else
 	{
-		MfRatingsSummary summary = mf_ratings_summarize(state->ratings);
+		/* measured from the model's mean: no mean of their own */
+		MfRatingsSummary summary = mf_ratings_summarize(state->ratings, false);
 
 		mf_ratings_check_scale(state->ratings, &summary, state->model->factors.single,
 							   state->model->factors.biases, &state->model->factors.mean);

@@ -404,7 +404,7 @@ train_read(TrainState *state)
 		mf_ratings_implicit_strengths(state->ratings, row->options.alpha);
 	if (!state->distributed)
 	{
-		state->summary = mf_ratings_summarize(state->ratings);
+		state->summary = mf_ratings_summarize(state->ratings, row->options.biases);
 		if (!row->options.implicit)
 			mf_ratings_check_scale(state->ratings, &state->summary, row->options.single,
 								   row->options.biases, NULL);

@@ -492,7 +492,7 @@ cv_run_fold(CvState *state, int fold)
 							 fold + 1, state->folds, kept, all->n_ratings - kept, all->n_ratings),
 					"Raise mf_ext.max_memory (a superuser setting), or cross-validate on a sample of the ratings (neither k nor mf_ext.threads changes the split).");
 	training = mf_ratings_subset(all, keep, user_remap, item_remap, fold_cxt);
-	summary = mf_ratings_summarize(training);
+	summary = mf_ratings_summarize(training, state->grid[0].options.biases);
 	/* every point of the grid has the precision and biases of the arguments */
 	context.arg = &fold;
 	error_context_stack = &context;
