@@ -298,7 +298,7 @@ my (undef, $guarded_error) = session(q{
 	SET ROLE app;
 	SELECT mf_recommend_all('ratings', 1, target := 'guarded', mode := 'replace');
 });
-like($guarded_error, qr/permission denied for table guarded/,
+like($guarded_error, qr/permission denied for table public\.guarded/,
 	'a target the role may not write is refused without waiting for its lock');
 $writer->query_safe('ROLLBACK');
 $writer->quit;
