@@ -42,6 +42,7 @@ CREATE VIEW labelled AS SELECT label AS user_id, item_id, rating FROM tiny;
 CREATE VIEW item_labels AS SELECT user_id, label AS item_id, rating FROM tiny;
 CREATE TABLE negative_strengths (user_id int, item_id int, rating float8);
 INSERT INTO negative_strengths VALUES (1, 1, 2), (4, 6, -1);
+CREATE TABLE reviews (user_id text, item_id text, review text);
 CREATE TABLE all_null (user_id int, item_id int, rating float8);
 INSERT INTO all_null VALUES (NULL, NULL, NULL), (NULL, NULL, NULL);
 SELECT mf_train('tiny', k := 2) IS NOT NULL AS trained;
@@ -332,7 +333,15 @@ FROM (VALUES
     (240, $$SELECT * FROM mf_cross_validate('tiny', '{2}', '{0.1}', biases := true, bias_lambdas := '{0, -0.0}')$$),
     -- a value just out of range is printed exactly, not rounded into range
     (241, $$SELECT mf_train('tiny', biases := true, bias_lambda := -1.0000000000000002)$$),
-    (242, $$SELECT mf_is_test(1, 1, 1.0000000000000002)$$)
+    (242, $$SELECT mf_is_test(1, 1, 1.0000000000000002)$$),
+    -- alpha with explicit feedback, which has none (README run-through helper 237):
+    -- a first training, and an implicit model retrained as explicit
+    (243, $$SELECT mf_train('tiny', alpha := -5)$$),
+    (244, $$SELECT mf_train('tiny', model_name := 'tiny implicit', feedback := 'explicit', alpha := 5)$$),
+    -- a column's hint lists the columns of the types it may have, and
+    -- says so when none has (README run-through helper 237)
+    (245, $$SELECT mf_train('reviews')$$),
+    (246, $$SELECT mf_train('reviews', rating_col := 'review')$$)
 ) AS s(n, statement)
 LEFT JOIN LATERAL try(s.statement) t ON true
 ORDER BY s.n;

@@ -73,9 +73,13 @@ typedef struct ReadState
 	MemoryContext key_cxt;		/* text forms of one row's ids, reset per row */
 } ReadState;
 
-/* A comma-separated list of the columns of desc, for error hints. */
+/*
+ * A comma-separated list of the columns of desc, for error hints: those of
+ * one of the n_accepted types accepted (all when n_accepted is 0), or ""
+ * when none is.
+ */
 static char *
-relation_column_list(TupleDesc desc)
+relation_column_list(TupleDesc desc, const Oid *accepted, int n_accepted)
 {
 	StringInfoData buf;
 
@@ -83,8 +87,11 @@ relation_column_list(TupleDesc desc)
 	for (int att = 0; att < desc->natts; att++)
 	{
 		Form_pg_attribute attr = TupleDescAttr(desc, att);
+		bool		fits = n_accepted == 0;
 
-		if (attr->attisdropped)
+		for (int i = 0; i < n_accepted && !fits; i++)
+			fits = getBaseType(attr->atttypid) == accepted[i];
+		if (attr->attisdropped || !fits)
 			continue;
 		appendStringInfo(&buf, "%s%s", buf.len > 0 ? ", " : "",
 						 quote_literal_cstr(NameStr(attr->attname)));
@@ -95,7 +102,8 @@ relation_column_list(TupleDesc desc)
 /*
  * Finds column colname of the locked relation rel and checks that it has
  * one of the accepted types (any when n_accepted is 0); sets *attnum and
- * returns that (base) type.
+ * returns that (base) type.  The hints of its errors list the columns of
+ * the accepted types, the ones the argument may name.
  */
 static Oid
 check_column(const MfSource *source, Relation rel, const char *role,
@@ -104,6 +112,7 @@ check_column(const MfSource *source, Relation rel, const char *role,
 {
 	TupleDesc	desc = RelationGetDescr(rel);
 	Oid			relid = RelationGetRelid(rel);
+	char	   *fitting = relation_column_list(desc, accepted, n_accepted);
 	Oid			type;
 
 	*attnum = InvalidAttrNumber;
@@ -120,9 +129,12 @@ check_column(const MfSource *source, Relation rel, const char *role,
 						   role, argname),
 				 source->fixed_columns
 				 ? errhint("The %s must have the model's column \"%s\"; rename one of its columns (%s) in a view.",
-						   source->argname, colname, relation_column_list(desc))
-				 : errhint("Pass %s := one of: %s.", argname,
-						   relation_column_list(desc))));
+						   source->argname, colname, relation_column_list(desc, NULL, 0))
+				 : fitting[0] != '\0'
+				 ? errhint("Pass %s := one of: %s.", argname, fitting)
+				 : errhint("No column of %s (%s) is %s: pass a view that casts one, and name that column with %s.",
+						   mf_source_display_name(relid), relation_column_list(desc, NULL, 0),
+						   accepted_text, argname)));
 
 	type = getBaseType(TupleDescAttr(desc, *attnum - 1)->atttypid);
 	if (n_accepted == 0)
@@ -136,8 +148,10 @@ check_column(const MfSource *source, Relation rel, const char *role,
 			 errmsg("column \"%s\" of relation %s has type %s, but %s must be %s",
 					colname, mf_source_display_name(relid),
 					format_type_be(type), role, accepted_text),
-			 errhint("Pass a view that casts the column, or name another column with %s.",
-					 argname)));
+			 fitting[0] != '\0' && !source->fixed_columns
+			 ? errhint("Pass a view that casts the column, or name another column with %s: one of %s.",
+					   argname, fitting)
+			 : errhint("Pass a view that casts the column.")));
 	return InvalidOid;			/* not reached */
 }
 

@@ -276,6 +276,14 @@ train_options(TrainState *state)
 	if (retraining && !stored.options.implicit)
 		row->options.alpha = first_training.alpha;	/* stored as NULL */
 	mf_read_fit_options(&state->args, &row->options);
+	/* an explicit model has no alpha, and would drop one unsaid (0.4's SQL passes its default 40) */
+	if (!row->options.implicit && mf_argument_given(&state->args, "alpha") &&
+		state->args.fcinfo->nargs != TRAIN_ARGUMENTS_0_4)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("alpha is for implicit feedback"),
+				 errdetail("alpha turns a count into the confidence 1 + alpha * count of an implicit-feedback model; explicit ratings are fitted as they are."),
+				 errhint("Leave out alpha, or pass feedback := 'implicit' (a retrained model keeps its last training's feedback).")));
 	/* columns recorded by another role, or by no training, name another's data: not kept */
 	given[0] = column_argument(&state->args, "user_col");
 	given[1] = column_argument(&state->args, "item_col");
