@@ -45,6 +45,11 @@ INSERT INTO negative_strengths VALUES (1, 1, 2), (4, 6, -1);
 CREATE TABLE reviews (user_id text, item_id text, review text);
 CREATE TABLE all_null (user_id int, item_id int, rating float8);
 INSERT INTO all_null VALUES (NULL, NULL, NULL), (NULL, NULL, NULL);
+-- a table one of whose columns was dropped (helper 238: its dropped
+-- column's type, 0, had made every call on it fail with XX000)
+CREATE TABLE dropped_column AS SELECT user_id, item_id, 0 AS extra, rating FROM tiny;
+ALTER TABLE dropped_column DROP COLUMN extra;
+SELECT mf_train('dropped_column', k := 1) IS NOT NULL AS trained;
 SELECT mf_train('tiny', k := 2) IS NOT NULL AS trained;
 SELECT mf_train('tiny', k := 0, biases := true, model_name := 'biases only') IS NOT NULL AS trained;
 SELECT mf_train('tiny', k := 2, feedback := 'implicit', model_name := 'tiny implicit') IS NOT NULL AS trained;
@@ -341,7 +346,12 @@ FROM (VALUES
     -- a column's hint lists the columns of the types it may have, and
     -- says so when none has (README run-through helper 237)
     (245, $$SELECT mf_train('reviews')$$),
-    (246, $$SELECT mf_train('reviews', rating_col := 'review')$$)
+    (246, $$SELECT mf_train('reviews', rating_col := 'review')$$),
+    (247, $$SELECT mf_train('dropped_column', rating_col := 'extra')$$),
+    -- the ratings in an id column (helper 238: trained, refit and scored the ids)
+    (248, $$SELECT mf_train('tiny', rating_col := 'user_id')$$),
+    (249, $$SELECT mf_refit_users('tiny', rating_col := 'item_id')$$),
+    (250, $$SELECT * FROM mf_evaluate('tiny', 'tiny', rating_col := 'user_id')$$)
 ) AS s(n, statement)
 LEFT JOIN LATERAL try(s.statement) t ON true
 ORDER BY s.n;

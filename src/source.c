@@ -89,9 +89,11 @@ relation_column_list(TupleDesc desc, const Oid *accepted, int n_accepted)
 		Form_pg_attribute attr = TupleDescAttr(desc, att);
 		bool		fits = n_accepted == 0;
 
+		if (attr->attisdropped)
+			continue;			/* its type is gone: atttypid 0 */
 		for (int i = 0; i < n_accepted && !fits; i++)
 			fits = getBaseType(attr->atttypid) == accepted[i];
-		if (attr->attisdropped || !fits)
+		if (!fits)
 			continue;
 		appendStringInfo(&buf, "%s%s", buf.len > 0 ? ", " : "",
 						 quote_literal_cstr(NameStr(attr->attname)));
@@ -321,6 +323,15 @@ mf_source_validate(MfSource *source)
 				 errmsg("user_col and item_col both name column \"%s\"",
 						source->user_col),
 				 errhint("Name the column of user ids with user_col and the column of item ids with item_col.")));
+	if (strcmp(source->rating_col, source->user_col) == 0 ||
+		strcmp(source->rating_col, source->item_col) == 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("rating_col and %s both name column \"%s\"",
+						strcmp(source->rating_col, source->user_col) == 0 ? "user_col" : "item_col",
+						source->rating_col),
+				 errdetail("The ratings would be the ids themselves."),
+				 errhint("Name the column of ratings (or, with implicit feedback, of counts) with rating_col.")));
 	check_read_privilege(source, rel,
 						 (AttrNumber[]) {source->user_attnum, source->item_attnum, source->rating_attnum}, 3);
 	relation_close(rel, NoLock);	/* the lock stays until the transaction ends */
