@@ -228,6 +228,15 @@ SELECT mf_train('small', feedback := 'implicit', biases := false, model_name := 
 SELECT feedback, alpha, solver, biases, k, lambda FROM mf_models WHERE name = 'kept';
 SELECT mf_train('small', feedback := 'explicit', model_name := 'kept') IS NOT NULL AS explicit;
 SELECT feedback, alpha, solver FROM mf_models WHERE name = 'kept';
+-- several kept options the new kind (or no biases) rules out: one error lists
+-- them all, with the whole fix, not one at a time (helper 238)
+SELECT mf_train('small', k := 2, biases := true, clip := true, bias_lambda := 0.5,
+                implicit_weight := 0.3, iterations := 1, model_name := 'many kept') IS NOT NULL AS trained;
+SELECT mf_train('small', feedback := 'implicit', model_name := 'many kept');
+SELECT mf_train('small', biases := false, model_name := 'many kept');
+SELECT mf_train('small', feedback := 'implicit', biases := false, clip := false, implicit_weight := 0,
+                bias_lambda := -1, model_name := 'many kept') IS NOT NULL AS implicit;
+SELECT feedback, biases, clip, implicit_weight, bias_lambda FROM mf_models WHERE name = 'many kept';
 -- columns are kept too
 CREATE VIEW small_renamed AS SELECT user_id AS u, item_id AS i, rating AS r FROM small;
 SELECT mf_train('small_renamed', user_col := 'u', item_col := 'i', rating_col := 'r',

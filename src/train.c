@@ -208,6 +208,64 @@ describe_retraining(const TrainState *state, const MfModelRow *stored, bool own_
 	}
 }
 
+/*
+ * Refuses, in one error, the options a retraining keeps without naming
+ * them that the options it names rule out (a switch to implicit feedback
+ * keeps biases, clip, implicit_weight, patience and bias_lambda, each
+ * refused by implicit feedback), with the whole fix: without it each would
+ * be refused in turn, its hint blind to the others.
+ */
+static void
+refuse_kept_conflicts(const TrainState *state)
+{
+	const MfFitOptions *options = &state->row.options;
+	const struct
+	{
+		const char *name;
+		bool		refused;
+		const char *kept;
+		const char *off;
+		const char *why;
+	}			conflicts[] = {
+		{"biases", options->implicit && options->biases, "biases = true", "biases := false",
+		"biases are for explicit feedback"},
+		{"clip", options->implicit && options->clip, "clip = true", "clip := false",
+		"clip is for explicit feedback"},
+		{"implicit_weight", options->implicit_weight > 0 && (options->implicit || options->nonnegative),
+			psprintf("implicit_weight = %g", options->implicit_weight), "implicit_weight := 0",
+			options->implicit ? "implicit_weight is for explicit feedback"
+		: "implicit_weight does not work with non-negative factors"},
+		{"patience", options->implicit && options->patience > 0,
+			psprintf("patience = %d", options->patience), "patience := 0",
+		"patience is for explicit feedback"},
+		{"bias_lambda", options->bias_lambda >= 0 && (!options->biases || options->implicit),
+			psprintf("bias_lambda = %g", options->bias_lambda), "bias_lambda := -1",
+		"bias_lambda needs biases"},
+	};
+	StringInfoData kept;
+	StringInfoData off;
+	StringInfoData why;
+
+	initStringInfo(&kept);
+	initStringInfo(&off);
+	initStringInfo(&why);
+	for (int c = 0; c < lengthof(conflicts); c++)
+		if (conflicts[c].refused && !mf_argument_given(&state->args, conflicts[c].name))
+		{
+			appendStringInfo(&kept, "%s%s", kept.len > 0 ? ", " : "", conflicts[c].kept);
+			appendStringInfo(&off, "%s%s", off.len > 0 ? ", " : "", conflicts[c].off);
+			appendStringInfo(&why, "%s%s", why.len > 0 ? "; " : "", conflicts[c].why);
+		}
+	if (kept.len > 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("model %s keeps options of its last training that this call rules out: %s",
+						mf_text_for_message(state->row.name), kept.data),
+				 errdetail("A retraining keeps each option the call does not name, and %s.", why.data),
+				 errhint("Name them in the call: %s (or drop the model with mf_drop_model to train it from the defaults).",
+						 off.data)));
+}
+
 /* Error context while a retraining checks what it kept (and did not). */
 static void
 retraining_context(void *arg)
@@ -297,7 +355,10 @@ train_options(TrainState *state)
 
 	/* an error about an option the call does not name says where it came from */
 	if (retraining)
+	{
 		describe_retraining(state, &stored, own_columns, &retraining_notes);
+		refuse_kept_conflicts(state);
+	}
 	if (retraining && (retraining_notes.kept.len > 0 || retraining_notes.foreign_columns))
 		error_context_stack = &context;
 	mf_check_fit_options(&row->options);
