@@ -351,7 +351,10 @@ FROM (VALUES
     -- the ratings in an id column (helper 238: trained, refit and scored the ids)
     (248, $$SELECT mf_train('tiny', rating_col := 'user_id')$$),
     (249, $$SELECT mf_refit_users('tiny', rating_col := 'item_id')$$),
-    (250, $$SELECT * FROM mf_evaluate('tiny', 'tiny', rating_col := 'user_id')$$)
+    (250, $$SELECT * FROM mf_evaluate('tiny', 'tiny', rating_col := 'user_id')$$),
+    -- lambda = 0 with implicit feedback: every item is in a user's system,
+    -- so the detail is not about too few rated items (helper 238)
+    (251, $$SELECT mf_train('tiny', k := 8, lambda := 0, feedback := 'implicit', solver := 'cholesky', model_name := 'implicit without lambda')$$)
 ) AS s(n, statement)
 LEFT JOIN LATERAL try(s.statement) t ON true
 ORDER BY s.n;

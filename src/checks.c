@@ -298,11 +298,17 @@ mf_report_unsolvable(MfSolveWhere where, MfSide side, const char *id,
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("the least-squares system of %s is singular", subject),
-				 errdetail("With lambda = 0 the %d unknowns of %s %s (its k factors%s) are unique only when its ratings determine all of them; fewer rated partners than that, or partners whose factors are alike, leave some undetermined.",
-						   options->k + (options->biases ? 1 : 0),
-						   side == MF_USERS ? "a" : "an", side_name,
-						   options->biases ? " and its bias" : ""),
-				 errhint("%s", singular_hints[where])));
+				 options->implicit
+				 ? errdetail("With lambda = 0 %s %s's %d factors are unique only when the other side's factors (implicit feedback weighs all) span %d dimensions%s.",
+							 side == MF_USERS ? "a" : "an", side_name, options->k, options->k,
+							 options->single ? "; single precision may not tell nearly singular from singular" : "")
+				 : errdetail("With lambda = 0 the %d unknowns of %s %s (its k factors%s) are unique only when its ratings determine all of them; fewer rated partners than that, or partners whose factors are alike, leave some undetermined.",
+							 options->k + (options->biases ? 1 : 0),
+							 side == MF_USERS ? "a" : "an", side_name,
+							 options->biases ? " and its bias" : ""),
+				 options->implicit && options->single && where == MF_SOLVE_TRAINING
+				 ? errhint("Raise lambda above 0 (0.01 or more), lower k, or pass double_precision := true.")
+				 : errhint("%s", singular_hints[where])));
 	if (options->biases && options->bias_lambda > largest_penalty)
 	{
 		penalty_name = "bias_lambda";
