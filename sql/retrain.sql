@@ -237,6 +237,17 @@ SELECT mf_train('small', biases := false, model_name := 'many kept');
 SELECT mf_train('small', feedback := 'implicit', biases := false, clip := false, implicit_weight := 0,
                 bias_lambda := -1, model_name := 'many kept') IS NOT NULL AS implicit;
 SELECT feedback, biases, clip, implicit_weight, bias_lambda FROM mf_models WHERE name = 'many kept';
+-- a biases-only model switched to implicit feedback needs factors too; a
+-- named lambda := 0 rules out a kept CG solver and implicit_weight; each
+-- hint followed as written trains (helper 239)
+SELECT mf_train('small', k := 0, biases := true, iterations := 1, model_name := 'biases kept') IS NOT NULL AS trained;
+SELECT mf_train('small', feedback := 'implicit', model_name := 'biases kept');
+SELECT mf_train('small', feedback := 'implicit', k := 10, biases := false, model_name := 'biases kept') IS NOT NULL AS implicit;
+SELECT mf_train('lowrank', k := 2, solver := 'cg', implicit_weight := 0.123456789, iterations := 1,
+                model_name := 'cg kept') IS NOT NULL AS trained;
+SELECT mf_train('lowrank', lambda := 0, model_name := 'cg kept');
+SELECT mf_train('lowrank', lambda := 0, implicit_weight := 0, solver := 'cholesky', model_name := 'cg kept') IS NOT NULL AS retrained;
+SELECT mf_drop_model('many kept'), mf_drop_model('biases kept'), mf_drop_model('cg kept');
 -- columns are kept too
 CREATE VIEW small_renamed AS SELECT user_id AS u, item_id AS i, rating AS r FROM small;
 SELECT mf_train('small_renamed', user_col := 'u', item_col := 'i', rating_col := 'r',

@@ -1217,7 +1217,7 @@ fail_unsolvable(MfAls *als, const MfFitOptions *options, int32 failed, MfSide si
 	mf_report_unsolvable(MF_SOLVE_TRAINING, side,
 						 mf_ratings_id_for_message(als->ratings, side, failed), options, NULL,
 						 partner >= 0 ? mf_ratings_id_for_message(als->ratings, other, partner) : NULL,
-						 times);
+						 times, side == MF_USERS ? als->ratings->n_items : als->ratings->n_users);
 }
 
 /*

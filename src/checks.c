@@ -277,12 +277,18 @@ mf_check_write_privileges(const MfSchema *schema, const char *function, bool his
 void
 mf_report_unsolvable(MfSolveWhere where, MfSide side, const char *id,
 					 const MfFitOptions *options, const char *model,
-					 const char *partner, int64 times)
+					 const char *partner, int64 times, int64 other_rows)
 {
 	static const char *const singular_hints[] = {
 		"Raise lambda above 0 (0.01 or more), or lower k.",
 		"Pass more rated items, or use a model trained with lambda > 0.",
 		"Give the row more ratings in the source, or retrain the model with lambda > 0."
+	};
+	/* with implicit feedback a row's system holds every partner: more ratings do not help */
+	static const char *const implicit_singular_hints[] = {
+		"Raise lambda above 0 (0.01 or more), lower k, or pass double_precision := true.",
+		"Use a model trained with lambda > 0.",
+		"Retrain the model with lambda > 0."
 	};
 	const char *side_name = mf_side_name(side);
 	const char *or_double = options->single ? ", or pass double_precision := true" : "";
@@ -298,7 +304,11 @@ mf_report_unsolvable(MfSolveWhere where, MfSide side, const char *id,
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("the least-squares system of %s is singular", subject),
-				 options->implicit
+				 options->implicit && other_rows > 0 && other_rows < options->k
+				 ? errdetail("With lambda = 0 %s %s's %d factors are unique only when the other side's factors (implicit feedback weighs all) span %d dimensions, and the " INT64_FORMAT " %ss' factors span at most " INT64_FORMAT ".",
+							 side == MF_USERS ? "a" : "an", side_name, options->k, options->k,
+							 other_rows, mf_side_name(side == MF_USERS ? MF_ITEMS : MF_USERS), other_rows)
+				 : options->implicit
 				 ? errdetail("With lambda = 0 %s %s's %d factors are unique only when the other side's factors (implicit feedback weighs all) span %d dimensions%s.",
 							 side == MF_USERS ? "a" : "an", side_name, options->k, options->k,
 							 options->single ? "; single precision may not tell nearly singular from singular" : "")
@@ -306,8 +316,12 @@ mf_report_unsolvable(MfSolveWhere where, MfSide side, const char *id,
 							 options->k + (options->biases ? 1 : 0),
 							 side == MF_USERS ? "a" : "an", side_name,
 							 options->biases ? " and its bias" : ""),
-				 options->implicit && options->single && where == MF_SOLVE_TRAINING
-				 ? errhint("Raise lambda above 0 (0.01 or more), lower k, or pass double_precision := true.")
+				 options->implicit && other_rows > 0 && other_rows < options->k
+				 ? (where == MF_SOLVE_TRAINING
+					? errhint("Raise lambda above 0 (0.01 or more), or lower k to " INT64_FORMAT " or less.", other_rows)
+					: errhint("%s", implicit_singular_hints[where]))
+				 : options->implicit && (options->single || where != MF_SOLVE_TRAINING)
+				 ? errhint("%s", implicit_singular_hints[where])
 				 : errhint("%s", singular_hints[where])));
 	if (options->biases && options->bias_lambda > largest_penalty)
 	{

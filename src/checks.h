@@ -78,7 +78,9 @@ typedef enum MfSolveWhere
  * Raises the error for a row of side, id id (text; NULL: a new user being
  * folded in), whose system could not be solved: singular (22023) at
  * lambda = 0, else (22003) lost to rounding or overflow.  model names the
- * model folded into or refitted (NULL in training).  partner is the id of
+ * model folded into or refitted (NULL in training).  other_rows is the
+ * other side's row count (0: not known): with implicit feedback, fewer than
+ * k of them make every row's system singular at lambda = 0.  partner is the id of
  * the other side's row that the row lists most often, times times (NULL
  * and 0 when not known): from MF_REPEATS_NAMED times on, the error names
  * the pair, whose repeats each add to the system again.  A penalty
@@ -92,6 +94,7 @@ typedef enum MfSolveWhere
 #define MF_LARGE_PENALTY	1e10
 extern void mf_report_unsolvable(MfSolveWhere where, MfSide side, const char *id,
 								 const MfFitOptions *options, const char *model,
-								 const char *partner, int64 times) pg_attribute_noreturn();
+								 const char *partner, int64 times,
+								 int64 other_rows) pg_attribute_noreturn();
 
 #endif							/* MF_CHECKS_H */

@@ -208,7 +208,7 @@ fold_in(FunctionCallInfo fcinfo, const MfModel *model, bool as_text, void *out,
 	if (mf_als_solve_against(&model->factors, MF_USERS, &model->row.options, &row, 0, out, bias,
 							 NULL, CurrentMemoryContext) >= 0)
 		mf_report_unsolvable(MF_SOLVE_FOLD_IN, MF_USERS, NULL, &model->row.options,
-							 model->row.name, NULL, 0);
+							 model->row.name, NULL, 0, model->row.n_items);
 	pfree(cols);
 	pfree(vals);
 	return true;

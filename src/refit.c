@@ -612,7 +612,7 @@ refit_solve(RefitState *state)
 							 &state->model->row.options, state->model->row.name,
 							 partner < 0 ? NULL : other_keys ? mf_text_for_message(other_keys[partner])
 							 : psprintf(INT64_FORMAT, mf_model_ids(state->model, other)[partner]),
-							 times);
+							 times, other == MF_ITEMS ? state->model->row.n_items : state->model->row.n_users);
 	}
 	state->factors = as_doubles(solved, f->single, numbers, state->cxt);
 	if (implicit)

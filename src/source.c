@@ -75,11 +75,12 @@ typedef struct ReadState
 
 /*
  * A comma-separated list of the columns of desc, for error hints: those of
- * one of the n_accepted types accepted (all when n_accepted is 0), or ""
- * when none is.
+ * one of the n_accepted types accepted (all when n_accepted is 0) but the
+ * two named taken (NULL: none), or "" when none is.
  */
 static char *
-relation_column_list(TupleDesc desc, const Oid *accepted, int n_accepted)
+relation_column_list(TupleDesc desc, const Oid *accepted, int n_accepted,
+					 const char *const *taken)
 {
 	StringInfoData buf;
 
@@ -93,6 +94,8 @@ relation_column_list(TupleDesc desc, const Oid *accepted, int n_accepted)
 			continue;			/* its type is gone: atttypid 0 */
 		for (int i = 0; i < n_accepted && !fits; i++)
 			fits = getBaseType(attr->atttypid) == accepted[i];
+		for (int t = 0; t < 2 && taken != NULL && fits; t++)
+			fits = strcmp(NameStr(attr->attname), taken[t]) != 0;
 		if (!fits)
 			continue;
 		appendStringInfo(&buf, "%s%s", buf.len > 0 ? ", " : "",
@@ -105,16 +108,19 @@ relation_column_list(TupleDesc desc, const Oid *accepted, int n_accepted)
  * Finds column colname of the locked relation rel and checks that it has
  * one of the accepted types (any when n_accepted is 0); sets *attnum and
  * returns that (base) type.  The hints of its errors list the columns of
- * the accepted types, the ones the argument may name.
+ * the accepted types but the two the other arguments name (taken), the
+ * ones the argument may name.
  */
 static Oid
 check_column(const MfSource *source, Relation rel, const char *role,
-			 const char *argname, const char *colname, const Oid *accepted,
-			 int n_accepted, const char *accepted_text, AttrNumber *attnum)
+			 const char *argname, const char *colname, const char *const *taken,
+			 const Oid *accepted, int n_accepted, const char *accepted_text,
+			 AttrNumber *attnum)
 {
 	TupleDesc	desc = RelationGetDescr(rel);
 	Oid			relid = RelationGetRelid(rel);
-	char	   *fitting = relation_column_list(desc, accepted, n_accepted);
+	char	   *fitting = relation_column_list(desc, accepted, n_accepted, taken);
+	char	   *all = relation_column_list(desc, NULL, 0, NULL);
 	Oid			type;
 
 	*attnum = InvalidAttrNumber;
@@ -131,12 +137,12 @@ check_column(const MfSource *source, Relation rel, const char *role,
 						   role, argname),
 				 source->fixed_columns
 				 ? errhint("The %s must have the model's column \"%s\"; rename one of its columns (%s) in a view.",
-						   source->argname, colname, relation_column_list(desc, NULL, 0))
+						   source->argname, colname, all)
 				 : fitting[0] != '\0'
 				 ? errhint("Pass %s := one of: %s.", argname, fitting)
-				 : errhint("No column of %s (%s) is %s: pass a view that casts one, and name that column with %s.",
-						   mf_source_display_name(relid), relation_column_list(desc, NULL, 0),
-						   accepted_text, argname)));
+				 : errhint("No column of %s%s%s%s left for %s is %s: pass a view that casts one, and name that column with %s.",
+						   mf_source_display_name(relid), all[0] ? " (" : "", all, all[0] ? ")" : "",
+						   argname, accepted_text, argname)));
 
 	type = getBaseType(TupleDescAttr(desc, *attnum - 1)->atttypid);
 	if (n_accepted == 0)
@@ -299,11 +305,13 @@ mf_source_validate(MfSource *source)
 	}
 
 	check_read_privilege(source, rel, NULL, 0);
-	source->user_type = check_column(source, rel, "user ids", "user_col",
-									 source->user_col, id_types, lengthof(id_types),
+	source->user_type = check_column(source, rel, "user ids", "user_col", source->user_col,
+									 (const char *[]) {source->item_col, source->rating_col},
+									 id_types, lengthof(id_types),
 									 ID_TYPES_TEXT, &source->user_attnum);
-	source->item_type = check_column(source, rel, "item ids", "item_col",
-									 source->item_col, id_types, lengthof(id_types),
+	source->item_type = check_column(source, rel, "item ids", "item_col", source->item_col,
+									 (const char *[]) {source->user_col, source->rating_col},
+									 id_types, lengthof(id_types),
 									 ID_TYPES_TEXT, &source->item_attnum);
 	/* integer ids are read as they are; any other type by its text form */
 	source->user_keys = !mf_is_integer_id_type(source->user_type);
@@ -312,8 +320,9 @@ mf_source_validate(MfSource *source)
 		getTypeOutputInfo(source->user_type, &source->user_output, &varlena);
 	if (source->item_keys)
 		getTypeOutputInfo(source->item_type, &source->item_output, &varlena);
-	source->rating_type = check_column(source, rel, "ratings", "rating_col",
-									   source->rating_col, rating_types,
+	source->rating_type = check_column(source, rel, "ratings", "rating_col", source->rating_col,
+									   (const char *[]) {source->user_col, source->item_col},
+									   rating_types,
 									   lengthof(rating_types),
 									   "a numeric type (smallint, integer, bigint, real, double precision or numeric)",
 									   &source->rating_attnum);

@@ -29,6 +29,7 @@
 #include "executor/spi.h"
 #include "miscadmin.h"
 #include "utils/builtins.h"
+#include "utils/float.h"
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
 #include "utils/snapmgr.h"
@@ -212,13 +213,17 @@ describe_retraining(const TrainState *state, const MfModelRow *stored, bool own_
  * Refuses, in one error, the options a retraining keeps without naming
  * them that the options it names rule out (a switch to implicit feedback
  * keeps biases, clip, implicit_weight, patience and bias_lambda, each
- * refused by implicit feedback), with the whole fix: without it each would
- * be refused in turn, its hint blind to the others.
+ * refused by implicit feedback; lambda := 0 a conjugate-gradient solver),
+ * with the whole fix: without it each would be refused in turn, its hint
+ * blind to the others.  The checks are mf_check_fit_options' own, for the
+ * options a retraining can keep at other than a first training's value
+ * (a kept biases = false is the default, left to that check).
  */
 static void
 refuse_kept_conflicts(const TrainState *state)
 {
-	const MfFitOptions *options = &state->row.options;
+	const MfFitOptions *o = &state->row.options;
+	bool		biases_only = o->k == 0;
 	const struct
 	{
 		const char *name;
@@ -227,20 +232,26 @@ refuse_kept_conflicts(const TrainState *state)
 		const char *off;
 		const char *why;
 	}			conflicts[] = {
-		{"biases", options->implicit && options->biases, "biases = true", "biases := false",
+		{"k", biases_only && (!o->biases || o->implicit), "k = 0", "k := 10",
+		o->implicit ? "a biases-only model (k = 0) is for explicit feedback" : "k = 0 needs biases"},
+		{"biases", o->implicit && o->biases, "biases = true", "biases := false",
 		"biases are for explicit feedback"},
-		{"clip", options->implicit && options->clip, "clip = true", "clip := false",
+		{"clip", o->implicit && o->clip, "clip = true", "clip := false",
 		"clip is for explicit feedback"},
-		{"implicit_weight", options->implicit_weight > 0 && (options->implicit || options->nonnegative),
-			psprintf("implicit_weight = %g", options->implicit_weight), "implicit_weight := 0",
-			options->implicit ? "implicit_weight is for explicit feedback"
-		: "implicit_weight does not work with non-negative factors"},
-		{"patience", options->implicit && options->patience > 0,
-			psprintf("patience = %d", options->patience), "patience := 0",
-		"patience is for explicit feedback"},
-		{"bias_lambda", options->bias_lambda >= 0 && (!options->biases || options->implicit),
-			psprintf("bias_lambda = %g", options->bias_lambda), "bias_lambda := -1",
-		"bias_lambda needs biases"},
+		{"implicit_weight",
+			o->implicit_weight > 0 && (o->implicit || o->nonnegative || o->lambda == 0 || biases_only),
+			psprintf("implicit_weight = %s", float8out_internal(o->implicit_weight)), "implicit_weight := 0",
+			o->implicit ? "implicit_weight is for explicit feedback"
+			: o->nonnegative ? "implicit_weight does not work with non-negative factors"
+		: o->lambda == 0 ? "implicit_weight needs lambda > 0" : "implicit_weight needs k >= 1"},
+		{"patience", o->implicit && o->patience > 0, psprintf("patience = %d", o->patience),
+		"patience := 0", "patience is for explicit feedback"},
+		{"bias_lambda", o->bias_lambda >= 0 && (!o->biases || o->implicit),
+			psprintf("bias_lambda = %s", float8out_internal(o->bias_lambda)), "bias_lambda := -1",
+		o->implicit ? "bias_lambda is for explicit feedback" : "bias_lambda needs biases"},
+		/* CG is implicit feedback's usual solver, not one kept */
+		{"solver", !o->implicit && o->conjugate_gradient && o->lambda == 0, "solver = cg",
+		"solver := 'cholesky'", "solver 'cg' needs lambda > 0"},
 	};
 	StringInfoData kept;
 	StringInfoData off;
@@ -355,12 +366,11 @@ train_options(TrainState *state)
 
 	/* an error about an option the call does not name says where it came from */
 	if (retraining)
-	{
 		describe_retraining(state, &stored, own_columns, &retraining_notes);
-		refuse_kept_conflicts(state);
-	}
 	if (retraining && (retraining_notes.kept.len > 0 || retraining_notes.foreign_columns))
 		error_context_stack = &context;
+	if (retraining)
+		refuse_kept_conflicts(state);
 	mf_check_fit_options(&row->options);
 	mf_check_patience_validation(&row->options, OidIsValid(state->validation_relid));
 	mf_source_validate(source);
