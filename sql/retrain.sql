@@ -247,7 +247,23 @@ SELECT mf_train('lowrank', k := 2, solver := 'cg', implicit_weight := 0.12345678
                 model_name := 'cg kept') IS NOT NULL AS trained;
 SELECT mf_train('lowrank', lambda := 0, model_name := 'cg kept');
 SELECT mf_train('lowrank', lambda := 0, implicit_weight := 0, solver := 'cholesky', model_name := 'cg kept') IS NOT NULL AS retrained;
-SELECT mf_drop_model('many kept'), mf_drop_model('biases kept'), mf_drop_model('cg kept');
+-- a named option that kept ones rule out, the fix changing several
+-- (helper 240: one error at a time, bias_lambda := 0.5 on an implicit model
+-- looped between 'biases := true' and 'biases := false')
+SELECT mf_train('lowrank', feedback := 'implicit', k := 2, iterations := 1, model_name := 'implicit kept') IS NOT NULL AS trained;
+SELECT mf_train('lowrank', bias_lambda := 0.5, model_name := 'implicit kept');
+SELECT mf_train('lowrank', bias_lambda := 0.5, biases := true, feedback := 'explicit', model_name := 'implicit kept') IS NOT NULL AS retrained;
+SELECT mf_train('lowrank', k := 0, biases := true, lambda := 0, nonnegative := true, iterations := 1,
+                model_name := 'nonnegative kept') IS NOT NULL AS trained;
+SELECT mf_train('lowrank', implicit_weight := 0.5, model_name := 'nonnegative kept');
+SELECT mf_train('lowrank', implicit_weight := 0.5, nonnegative := false, k := 10, lambda := 0.1,
+                model_name := 'nonnegative kept') IS NOT NULL AS retrained;
+SELECT mf_train('lowrank', k := 2, biases := true, clip := true, iterations := 1, model_name := 'explicit kept') IS NOT NULL AS trained;
+SELECT mf_train('lowrank', alpha := 5, model_name := 'explicit kept');
+SELECT mf_train('lowrank', alpha := 5, feedback := 'implicit', biases := false, clip := false,
+                model_name := 'explicit kept') IS NOT NULL AS retrained;
+SELECT mf_drop_model('many kept'), mf_drop_model('biases kept'), mf_drop_model('cg kept'),
+       mf_drop_model('implicit kept'), mf_drop_model('nonnegative kept'), mf_drop_model('explicit kept');
 -- columns are kept too
 CREATE VIEW small_renamed AS SELECT user_id AS u, item_id AS i, rating AS r FROM small;
 SELECT mf_train('small_renamed', user_col := 'u', item_col := 'i', rating_col := 'r',

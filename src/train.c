@@ -209,72 +209,230 @@ describe_retraining(const TrainState *state, const MfModelRow *stored, bool own_
 	}
 }
 
+/* The options a retraining's whole fix may change (refuse_kept_conflicts). */
+typedef enum KeptOption
+{
+	KEPT_K,
+	KEPT_BIASES,
+	KEPT_BIAS_LAMBDA,
+	KEPT_CLIP,
+	KEPT_IMPLICIT_WEIGHT,
+	KEPT_PATIENCE,
+	KEPT_FEEDBACK,
+	KEPT_NONNEGATIVE,
+	KEPT_LAMBDA,
+	KEPT_SOLVER,
+	KEPT_ALPHA,
+	N_KEPT_OPTIONS
+} KeptOption;
+
+static const char *const kept_option_names[N_KEPT_OPTIONS] = {
+	"k", "biases", "bias_lambda", "clip", "implicit_weight", "patience", "feedback",
+	"nonnegative", "lambda", "solver", "alpha"
+};
+
+/* A retraining's options being settled: which are fixed, and what changed. */
+typedef struct KeptConflicts
+{
+	MfFitOptions options;		/* the call's, then with each change */
+	const MfFitOptions *first;	/* a first training's */
+	bool		fixed[N_KEPT_OPTIONS];	/* named by the call, or changed */
+	bool		named_clash;	/* a rule the call's own options break */
+	bool		beyond_default; /* a change of an option kept at other than its default */
+	int			changes;
+	StringInfoData kept;		/* "biases = true, clip = true" */
+	StringInfoData change;		/* "biases := false, clip := false" */
+	StringInfoData why;			/* "biases are for explicit feedback; ..." */
+} KeptConflicts;
+
+/* The text of option o's value in options, as the retraining NOTICE shows it. */
+static char *
+kept_value(const MfFitOptions *options, KeptOption o)
+{
+	switch (o)
+	{
+		case KEPT_K:
+			return psprintf("%d", options->k);
+		case KEPT_BIASES:
+			return pstrdup(options->biases ? "true" : "false");
+		case KEPT_BIAS_LAMBDA:
+			return float8out_internal(options->bias_lambda);
+		case KEPT_CLIP:
+			return pstrdup(options->clip ? "true" : "false");
+		case KEPT_IMPLICIT_WEIGHT:
+			return float8out_internal(options->implicit_weight);
+		case KEPT_PATIENCE:
+			return psprintf("%d", options->patience);
+		case KEPT_FEEDBACK:
+			return pstrdup(options->implicit ? "implicit" : "explicit");
+		case KEPT_NONNEGATIVE:
+			return pstrdup(options->nonnegative ? "true" : "false");
+		case KEPT_LAMBDA:
+			return float8out_internal(options->lambda);
+		case KEPT_SOLVER:
+			return pstrdup(options->conjugate_gradient ? "cg" : "cholesky");
+		case KEPT_ALPHA:
+			return float8out_internal(options->alpha);
+		case N_KEPT_OPTIONS:
+			break;
+	}
+	return NULL;
+}
+
 /*
- * Refuses, in one error, the options a retraining keeps without naming
- * them that the options it names rule out (a switch to implicit feedback
- * keeps biases, clip, implicit_weight, patience and bias_lambda, each
- * refused by implicit feedback; lambda := 0 a conjugate-gradient solver),
- * with the whole fix: without it each would be refused in turn, its hint
- * blind to the others.  The checks are mf_check_fit_options' own, for the
- * options a retraining can keep at other than a first training's value
- * (a kept biases = false is the default, left to that check).
+ * Changes option o, not named, to the value a broken rule needs (the one
+ * the assignment in change says), recording what it was kept at and why.
+ */
+static void
+change_kept(KeptConflicts *c, KeptOption o, const char *change, const char *why)
+{
+	MfFitOptions *options = &c->options;
+	char	   *was = kept_value(options, o);
+
+	if (strcmp(was, kept_value(c->first, o)) != 0)
+		c->beyond_default = true;
+	appendStringInfo(&c->kept, "%s%s = %s", c->kept.len > 0 ? ", " : "", kept_option_names[o], was);
+	appendStringInfo(&c->change, "%s%s", c->change.len > 0 ? ", " : "", change);
+	appendStringInfo(&c->why, "%s%s", c->why.len > 0 ? "; " : "", why);
+	c->fixed[o] = true;
+	c->changes++;
+	switch (o)
+	{
+		case KEPT_K:
+			options->k = c->first->k;
+			break;
+		case KEPT_BIASES:
+			options->biases = !options->biases;
+			break;
+		case KEPT_BIAS_LAMBDA:
+			options->bias_lambda = -1;
+			break;
+		case KEPT_CLIP:
+			options->clip = false;
+			break;
+		case KEPT_IMPLICIT_WEIGHT:
+			options->implicit_weight = 0;
+			break;
+		case KEPT_PATIENCE:
+			options->patience = 0;
+			break;
+		case KEPT_FEEDBACK:
+			options->implicit = !options->implicit;
+			/* a solver not named follows the kind, as parse_feedback has it */
+			if (!c->fixed[KEPT_SOLVER])
+				options->conjugate_gradient = options->implicit && !options->nonnegative;
+			break;
+		case KEPT_NONNEGATIVE:
+			options->nonnegative = false;
+			break;
+		case KEPT_LAMBDA:
+			options->lambda = c->first->lambda;
+			break;
+		case KEPT_SOLVER:
+			options->conjugate_gradient = false;
+			break;
+		case KEPT_ALPHA:
+		case N_KEPT_OPTIONS:
+			elog(ERROR, "option %d is not changed by a retraining's fix", (int) o);
+	}
+}
+
+/*
+ * A rule broken: changes a (to change_a) unless the call named it, else b
+ * (to change_b); when the call named both, its own options clash, which
+ * mf_check_fit_options reports.  Returns whether anything changed.
+ */
+static bool
+settle(KeptConflicts *c, const char *why, KeptOption a, const char *change_a,
+	   KeptOption b, const char *change_b)
+{
+	if (!c->fixed[a])
+		change_kept(c, a, change_a, why);
+	else if (change_b != NULL && !c->fixed[b])
+		change_kept(c, b, change_b, why);
+	else
+	{
+		c->named_clash = true;
+		return false;
+	}
+	return true;
+}
+
+/*
+ * Refuses, in one error with the whole fix, a retraining whose named
+ * options break a rule of mf_check_fit_options together with options it
+ * keeps without naming them (a switch to implicit feedback keeps biases,
+ * clip, implicit_weight, patience; a named bias_lambda or k = 0 needs biases
+ * a kept implicit feedback refuses).  Each broken rule changes the option
+ * the call did not name, and so on until none is broken: checked one at a
+ * time, each error's hint would be blind to the next, and could undo the
+ * last.  Left to those checks, whose hints give both ways out: a clash
+ * among the named options alone, a fix of one change, and a fix that
+ * changes only options kept at a first training's values (the call then
+ * breaks a rule as a first training would).
  */
 static void
 refuse_kept_conflicts(const TrainState *state)
 {
-	const MfFitOptions *o = &state->row.options;
-	bool		biases_only = o->k == 0;
-	const struct
-	{
-		const char *name;
-		bool		refused;
-		const char *kept;
-		const char *off;
-		const char *why;
-	}			conflicts[] = {
-		{"k", biases_only && (!o->biases || o->implicit), "k = 0", "k := 10",
-		o->implicit ? "a biases-only model (k = 0) is for explicit feedback" : "k = 0 needs biases"},
-		{"biases", o->implicit && o->biases, "biases = true", "biases := false",
-		"biases are for explicit feedback"},
-		{"clip", o->implicit && o->clip, "clip = true", "clip := false",
-		"clip is for explicit feedback"},
-		{"implicit_weight",
-			o->implicit_weight > 0 && (o->implicit || o->nonnegative || o->lambda == 0 || biases_only),
-			psprintf("implicit_weight = %s", float8out_internal(o->implicit_weight)), "implicit_weight := 0",
-			o->implicit ? "implicit_weight is for explicit feedback"
-			: o->nonnegative ? "implicit_weight does not work with non-negative factors"
-		: o->lambda == 0 ? "implicit_weight needs lambda > 0" : "implicit_weight needs k >= 1"},
-		{"patience", o->implicit && o->patience > 0, psprintf("patience = %d", o->patience),
-		"patience := 0", "patience is for explicit feedback"},
-		{"bias_lambda", o->bias_lambda >= 0 && (!o->biases || o->implicit),
-			psprintf("bias_lambda = %s", float8out_internal(o->bias_lambda)), "bias_lambda := -1",
-		o->implicit ? "bias_lambda is for explicit feedback" : "bias_lambda needs biases"},
-		/* CG is implicit feedback's usual solver, not one kept */
-		{"solver", !o->implicit && o->conjugate_gradient && o->lambda == 0, "solver = cg",
-		"solver := 'cholesky'", "solver 'cg' needs lambda > 0"},
-	};
-	StringInfoData kept;
-	StringInfoData off;
-	StringInfoData why;
+	KeptConflicts c = {.options = state->row.options, .first = &first_training};
+	MfFitOptions *o = &c.options;
+	bool		changed = true;
 
-	initStringInfo(&kept);
-	initStringInfo(&off);
-	initStringInfo(&why);
-	for (int c = 0; c < lengthof(conflicts); c++)
-		if (conflicts[c].refused && !mf_argument_given(&state->args, conflicts[c].name))
-		{
-			appendStringInfo(&kept, "%s%s", kept.len > 0 ? ", " : "", conflicts[c].kept);
-			appendStringInfo(&off, "%s%s", off.len > 0 ? ", " : "", conflicts[c].off);
-			appendStringInfo(&why, "%s%s", why.len > 0 ? "; " : "", conflicts[c].why);
-		}
-	if (kept.len > 0)
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("model %s keeps options of its last training that this call rules out: %s",
-						mf_text_for_message(state->row.name), kept.data),
-				 errdetail("A retraining keeps each option the call does not name, and %s.", why.data),
-				 errhint("Name them in the call: %s (or drop the model with mf_drop_model to train it from the defaults).",
-						 off.data)));
+	for (int k = 0; k < N_KEPT_OPTIONS; k++)
+		c.fixed[k] = mf_argument_given(&state->args, kept_option_names[k]);
+	initStringInfo(&c.kept);
+	initStringInfo(&c.change);
+	initStringInfo(&c.why);
+	for (int pass = 0; changed && !c.named_clash && pass <= N_KEPT_OPTIONS; pass++)
+	{
+		changed = false;
+		if (c.fixed[KEPT_ALPHA] && !o->implicit && state->args.fcinfo->nargs != TRAIN_ARGUMENTS_0_4)
+			changed |= settle(&c, "alpha is for implicit feedback",
+							  KEPT_FEEDBACK, "feedback := 'implicit'", KEPT_ALPHA, NULL);
+		if (o->implicit && o->biases)
+			changed |= settle(&c, "biases are for explicit feedback",
+							  KEPT_BIASES, "biases := false", KEPT_FEEDBACK, "feedback := 'explicit'");
+		if (o->implicit && o->clip)
+			changed |= settle(&c, "clip is for explicit feedback",
+							  KEPT_CLIP, "clip := false", KEPT_FEEDBACK, "feedback := 'explicit'");
+		if (o->implicit && o->patience > 0)
+			changed |= settle(&c, "patience is for explicit feedback",
+							  KEPT_PATIENCE, "patience := 0", KEPT_FEEDBACK, "feedback := 'explicit'");
+		if (o->implicit_weight > 0 && o->implicit)
+			changed |= settle(&c, "implicit_weight is for explicit feedback",
+							  KEPT_IMPLICIT_WEIGHT, "implicit_weight := 0", KEPT_FEEDBACK, "feedback := 'explicit'");
+		if (o->implicit_weight > 0 && o->nonnegative)
+			changed |= settle(&c, "implicit_weight does not work with non-negative factors",
+							  KEPT_IMPLICIT_WEIGHT, "implicit_weight := 0", KEPT_NONNEGATIVE, "nonnegative := false");
+		if (o->implicit_weight > 0 && o->k == 0)
+			changed |= settle(&c, "implicit_weight needs k >= 1",
+							  KEPT_IMPLICIT_WEIGHT, "implicit_weight := 0", KEPT_K, "k := 10");
+		if (o->implicit_weight > 0 && o->lambda == 0)
+			changed |= settle(&c, "implicit_weight needs lambda > 0",
+							  KEPT_IMPLICIT_WEIGHT, "implicit_weight := 0", KEPT_LAMBDA, "lambda := 0.1");
+		if (o->k == 0 && !o->biases)
+			changed |= settle(&c, o->implicit ? "a biases-only model (k = 0) is for explicit feedback"
+							  : "k = 0 needs biases",
+							  KEPT_K, "k := 10", KEPT_BIASES, "biases := true");
+		if (o->bias_lambda >= 0 && !o->biases)
+			changed |= settle(&c, "bias_lambda needs biases",
+							  KEPT_BIAS_LAMBDA, "bias_lambda := -1", KEPT_BIASES, "biases := true");
+		/* CG is implicit feedback's usual solver: its lambda = 0 is left to the check */
+		if (!o->implicit && o->conjugate_gradient && o->lambda == 0)
+			changed |= settle(&c, "solver 'cg' needs lambda > 0",
+							  KEPT_SOLVER, "solver := 'cholesky'", KEPT_LAMBDA, "lambda := 0.1");
+	}
+	if (c.named_clash || !c.beyond_default || c.changes < 2)
+		return;
+	if (o->k != state->row.options.k && state->row.warm_start)
+		appendStringInfoString(&c.change, ", warm_start := false");
+	ereport(ERROR,
+			(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+			 errmsg("model %s keeps options of its last training that this call rules out: %s",
+					mf_text_for_message(state->row.name), c.kept.data),
+			 errdetail("A retraining keeps each option the call does not name, and %s.", c.why.data),
+			 errhint("Name them in the call: %s (or drop the model with mf_drop_model to train it from the defaults).",
+					 c.change.data)));
 }
 
 /* Error context while a retraining checks what it kept (and did not). */
@@ -345,14 +503,6 @@ train_options(TrainState *state)
 	if (retraining && !stored.options.implicit)
 		row->options.alpha = first_training.alpha;	/* stored as NULL */
 	mf_read_fit_options(&state->args, &row->options);
-	/* an explicit model has no alpha, and would drop one unsaid (0.4's SQL passes its default 40) */
-	if (!row->options.implicit && mf_argument_given(&state->args, "alpha") &&
-		state->args.fcinfo->nargs != TRAIN_ARGUMENTS_0_4)
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("alpha is for implicit feedback"),
-				 errdetail("alpha turns a count into the confidence 1 + alpha * count of an implicit-feedback model; explicit ratings are fitted as they are."),
-				 errhint("Leave out alpha, or pass feedback := 'implicit' (a retrained model keeps its last training's feedback).")));
 	/* columns recorded by another role, or by no training, name another's data: not kept */
 	given[0] = column_argument(&state->args, "user_col");
 	given[1] = column_argument(&state->args, "item_col");
@@ -371,6 +521,14 @@ train_options(TrainState *state)
 		error_context_stack = &context;
 	if (retraining)
 		refuse_kept_conflicts(state);
+	/* an explicit model has no alpha, and would drop one unsaid (0.4's SQL passes its default 40) */
+	if (!row->options.implicit && mf_argument_given(&state->args, "alpha") &&
+		state->args.fcinfo->nargs != TRAIN_ARGUMENTS_0_4)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("alpha is for implicit feedback"),
+				 errdetail("alpha turns a count into the confidence 1 + alpha * count of an implicit-feedback model; explicit ratings are fitted as they are."),
+				 errhint("Leave out alpha, or pass feedback := 'implicit' (a retrained model keeps its last training's feedback).")));
 	mf_check_fit_options(&row->options);
 	mf_check_patience_validation(&row->options, OidIsValid(state->validation_relid));
 	mf_source_validate(source);
