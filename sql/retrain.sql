@@ -262,8 +262,28 @@ SELECT mf_train('lowrank', k := 2, biases := true, clip := true, iterations := 1
 SELECT mf_train('lowrank', alpha := 5, model_name := 'explicit kept');
 SELECT mf_train('lowrank', alpha := 5, feedback := 'implicit', biases := false, clip := false,
                 model_name := 'explicit kept') IS NOT NULL AS retrained;
+-- helper 241: a kept lambda = 0 meets implicit feedback's CG; a kept
+-- patience a call without validation; a changed k a warm start; and a named
+-- value out of range is refused as such before any fix
+SELECT mf_train('lowrank', k := 3, lambda := 0, biases := true, clip := true, iterations := 1,
+                model_name := 'lambda kept') IS NOT NULL AS trained;
+SELECT mf_train('lowrank', feedback := 'implicit', model_name := 'lambda kept');
+SELECT mf_train('lowrank', feedback := 'implicit', biases := false, clip := false, lambda := 0.1,
+                model_name := 'lambda kept') IS NOT NULL AS retrained;
+SELECT mf_train('lowrank', bias_lambda := 'Infinity', model_name := 'lambda kept');
+CREATE VIEW lowrank_test AS SELECT * FROM lowrank WHERE mf_is_test(user_id, item_id, 0.2);
+SELECT mf_train('lowrank', k := 4, implicit_weight := 0.3, patience := 2, iterations := 2,
+                validation := 'lowrank_test', model_name := 'patience kept') IS NOT NULL AS trained;
+SELECT mf_train('lowrank', k := 0, model_name := 'patience kept');
+SELECT mf_train('lowrank', k := 0, implicit_weight := 0, biases := true, patience := 0,
+                model_name := 'patience kept') IS NOT NULL AS retrained;
+SELECT mf_train('lowrank', implicit_weight := 0.5, warm_start := true, model_name := 'patience kept');
+SELECT mf_train('lowrank', implicit_weight := 0.5, k := 10, warm_start := false,
+                model_name := 'patience kept') IS NOT NULL AS retrained;
+DROP VIEW lowrank_test;
 SELECT mf_drop_model('many kept'), mf_drop_model('biases kept'), mf_drop_model('cg kept'),
-       mf_drop_model('implicit kept'), mf_drop_model('nonnegative kept'), mf_drop_model('explicit kept');
+       mf_drop_model('implicit kept'), mf_drop_model('nonnegative kept'), mf_drop_model('explicit kept'),
+       mf_drop_model('lambda kept'), mf_drop_model('patience kept');
 -- columns are kept too
 CREATE VIEW small_renamed AS SELECT user_id AS u, item_id AS i, rating AS r FROM small;
 SELECT mf_train('small_renamed', user_col := 'u', item_col := 'i', rating_col := 'r',

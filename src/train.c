@@ -411,21 +411,30 @@ refuse_kept_conflicts(const TrainState *state)
 			changed |= settle(&c, "implicit_weight needs lambda > 0",
 							  KEPT_IMPLICIT_WEIGHT, "implicit_weight := 0", KEPT_LAMBDA, "lambda := 0.1");
 		if (o->k == 0 && !o->biases)
-			changed |= settle(&c, o->implicit ? "a biases-only model (k = 0) is for explicit feedback"
-							  : "k = 0 needs biases",
+			changed |= settle(&c, "k = 0 needs biases",
 							  KEPT_K, "k := 10", KEPT_BIASES, "biases := true");
 		if (o->bias_lambda >= 0 && !o->biases)
 			changed |= settle(&c, "bias_lambda needs biases",
 							  KEPT_BIAS_LAMBDA, "bias_lambda := -1", KEPT_BIASES, "biases := true");
-		/* CG is implicit feedback's usual solver: its lambda = 0 is left to the check */
-		if (!o->implicit && o->conjugate_gradient && o->lambda == 0)
+		/* a kept lambda = 0 changes, or else the solver (CG after a switch to implicit feedback) */
+		if (o->conjugate_gradient && o->lambda == 0)
 			changed |= settle(&c, "solver 'cg' needs lambda > 0",
-							  KEPT_SOLVER, "solver := 'cholesky'", KEPT_LAMBDA, "lambda := 0.1");
+							  KEPT_LAMBDA, "lambda := 0.1", KEPT_SOLVER, "solver := 'cholesky'");
+		if (o->patience > 0 && !OidIsValid(state->validation_relid))
+			changed |= settle(&c, "patience needs a validation relation, which this call does not pass",
+							  KEPT_PATIENCE, "patience := 0", KEPT_PATIENCE, NULL);
+	}
+	/* a warm start keeps the stored k: a changed one is a change more */
+	if (!c.named_clash && o->k != state->row.options.k && state->row.warm_start)
+	{
+		appendStringInfoString(&c.change, ", warm_start := false");
+		appendStringInfoString(&c.why, "; a warm start keeps the stored k");
+		c.changes++;
 	}
 	if (c.named_clash || !c.beyond_default || c.changes < 2)
 		return;
-	if (o->k != state->row.options.k && state->row.warm_start)
-		appendStringInfoString(&c.change, ", warm_start := false");
+	/* a named value out of range is refused as such first: the fix would meet it next */
+	mf_check_fit_options(o);
 	ereport(ERROR,
 			(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 			 errmsg("model %s keeps options of its last training that this call rules out: %s",
