@@ -301,28 +301,38 @@ mf_report_unsolvable(MfSolveWhere where, MfSide side, const char *id,
 								   model ? psprintf(" of model %s", mf_text_for_message(model)) : "");
 
 	if (options->lambda == 0.0)
+	{
+		const char *article = side == MF_USERS ? "a" : "an";
+		/* with implicit feedback a row's system holds the other side's every row */
+		bool		too_few = options->implicit && other_rows > 0 && other_rows < options->k;
+		char	   *detail;
+		char	   *hint;
+
+		if (!options->implicit)
+			detail = psprintf("With lambda = 0 the %d unknowns of %s %s (its k factors%s) are unique only when its ratings determine all of them; fewer rated partners than that, or partners whose factors are alike, leave some undetermined.",
+							  options->k + (options->biases ? 1 : 0), article, side_name,
+							  options->biases ? " and its bias" : "");
+		else if (too_few)
+			detail = psprintf("With lambda = 0 %s %s's %d factors are unique only when the other side's factors (implicit feedback weighs all) span %d dimensions, and the " INT64_FORMAT " %ss' factors span at most " INT64_FORMAT ".",
+							  article, side_name, options->k, options->k, other_rows,
+							  mf_side_name(side == MF_USERS ? MF_ITEMS : MF_USERS), other_rows);
+		else
+			detail = psprintf("With lambda = 0 %s %s's %d factors are unique only when the other side's factors (implicit feedback weighs all) span %d dimensions%s.",
+							  article, side_name, options->k, options->k,
+							  options->single ? "; single precision may not tell nearly singular from singular" : "");
+		if (too_few && where == MF_SOLVE_TRAINING)
+			hint = psprintf("Raise lambda above 0 (0.01 or more), or lower k to " INT64_FORMAT " or less.",
+							other_rows);
+		else if (options->implicit && (options->single || where != MF_SOLVE_TRAINING))
+			hint = pstrdup(implicit_singular_hints[where]);
+		else
+			hint = pstrdup(singular_hints[where]);
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("the least-squares system of %s is singular", subject),
-				 options->implicit && other_rows > 0 && other_rows < options->k
-				 ? errdetail("With lambda = 0 %s %s's %d factors are unique only when the other side's factors (implicit feedback weighs all) span %d dimensions, and the " INT64_FORMAT " %ss' factors span at most " INT64_FORMAT ".",
-							 side == MF_USERS ? "a" : "an", side_name, options->k, options->k,
-							 other_rows, mf_side_name(side == MF_USERS ? MF_ITEMS : MF_USERS), other_rows)
-				 : options->implicit
-				 ? errdetail("With lambda = 0 %s %s's %d factors are unique only when the other side's factors (implicit feedback weighs all) span %d dimensions%s.",
-							 side == MF_USERS ? "a" : "an", side_name, options->k, options->k,
-							 options->single ? "; single precision may not tell nearly singular from singular" : "")
-				 : errdetail("With lambda = 0 the %d unknowns of %s %s (its k factors%s) are unique only when its ratings determine all of them; fewer rated partners than that, or partners whose factors are alike, leave some undetermined.",
-							 options->k + (options->biases ? 1 : 0),
-							 side == MF_USERS ? "a" : "an", side_name,
-							 options->biases ? " and its bias" : ""),
-				 options->implicit && other_rows > 0 && other_rows < options->k
-				 ? (where == MF_SOLVE_TRAINING
-					? errhint("Raise lambda above 0 (0.01 or more), or lower k to " INT64_FORMAT " or less.", other_rows)
-					: errhint("%s", implicit_singular_hints[where]))
-				 : options->implicit && (options->single || where != MF_SOLVE_TRAINING)
-				 ? errhint("%s", implicit_singular_hints[where])
-				 : errhint("%s", singular_hints[where])));
+				 errdetail("%s", detail),
+				 errhint("%s", hint)));
+	}
 	if (options->biases && options->bias_lambda > largest_penalty)
 	{
 		penalty_name = "bias_lambda";

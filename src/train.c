@@ -209,6 +209,14 @@ describe_retraining(const TrainState *state, const MfModelRow *stored, bool own_
 	}
 }
 
+/* Whether the call names alpha: 0.4's SQL passes its default 40 whatever the feedback. */
+static bool
+alpha_named(const TrainState *state)
+{
+	return state->args.fcinfo->nargs != TRAIN_ARGUMENTS_0_4 &&
+		mf_argument_given(&state->args, "alpha");
+}
+
 /* The options a retraining's whole fix may change (refuse_kept_conflicts). */
 typedef enum KeptOption
 {
@@ -234,49 +242,37 @@ static const char *const kept_option_names[N_KEPT_OPTIONS] = {
 /* A retraining's options being settled: which are fixed, and what changed. */
 typedef struct KeptConflicts
 {
+	const TrainState *state;
 	MfFitOptions options;		/* the call's, then with each change */
 	const MfFitOptions *first;	/* a first training's */
 	bool		fixed[N_KEPT_OPTIONS];	/* named by the call, or changed */
 	bool		named_clash;	/* a rule the call's own options break */
 	bool		beyond_default; /* a change of an option kept at other than its default */
-	int			changes;
+	int			changes;		/* options changed, and a warm start given up */
 	StringInfoData kept;		/* "biases = true, clip = true" */
 	StringInfoData change;		/* "biases := false, clip := false" */
 	StringInfoData why;			/* "biases are for explicit feedback; ..." */
 } KeptConflicts;
 
-/* The text of option o's value in options, as the retraining NOTICE shows it. */
+/*
+ * The text of option o's value in options, as the retraining NOTICE shows
+ * it (mf_catalog_kept_options', "none" for NULL).
+ */
 static char *
-kept_value(const MfFitOptions *options, KeptOption o)
+kept_value(const KeptConflicts *c, const MfFitOptions *options, KeptOption o)
 {
-	switch (o)
-	{
-		case KEPT_K:
-			return psprintf("%d", options->k);
-		case KEPT_BIASES:
-			return pstrdup(options->biases ? "true" : "false");
-		case KEPT_BIAS_LAMBDA:
-			return float8out_internal(options->bias_lambda);
-		case KEPT_CLIP:
-			return pstrdup(options->clip ? "true" : "false");
-		case KEPT_IMPLICIT_WEIGHT:
-			return float8out_internal(options->implicit_weight);
-		case KEPT_PATIENCE:
-			return psprintf("%d", options->patience);
-		case KEPT_FEEDBACK:
-			return pstrdup(options->implicit ? "implicit" : "explicit");
-		case KEPT_NONNEGATIVE:
-			return pstrdup(options->nonnegative ? "true" : "false");
-		case KEPT_LAMBDA:
-			return float8out_internal(options->lambda);
-		case KEPT_SOLVER:
-			return pstrdup(options->conjugate_gradient ? "cg" : "cholesky");
-		case KEPT_ALPHA:
-			return float8out_internal(options->alpha);
-		case N_KEPT_OPTIONS:
-			break;
-	}
-	return NULL;
+	MfModelRow	row = c->state->row;
+	const char *names[MF_KEPT_OPTIONS];
+	char	   *values[MF_KEPT_OPTIONS];
+	int			n;
+
+	row.options = *options;
+	n = mf_catalog_kept_options(&row, names, values);
+	for (int i = 0; i < n; i++)
+		if (strcmp(names[i], kept_option_names[o]) == 0)
+			return values[i] ? values[i] : "none";
+	elog(ERROR, "option %s is not kept by a retraining", kept_option_names[o]);
+	return NULL;				/* not reached */
 }
 
 /*
@@ -287,9 +283,9 @@ static void
 change_kept(KeptConflicts *c, KeptOption o, const char *change, const char *why)
 {
 	MfFitOptions *options = &c->options;
-	char	   *was = kept_value(options, o);
+	char	   *was = kept_value(c, options, o);
 
-	if (strcmp(was, kept_value(c->first, o)) != 0)
+	if (strcmp(was, kept_value(c, c->first, o)) != 0)
 		c->beyond_default = true;
 	appendStringInfo(&c->kept, "%s%s = %s", c->kept.len > 0 ? ", " : "", kept_option_names[o], was);
 	appendStringInfo(&c->change, "%s%s", c->change.len > 0 ? ", " : "", change);
@@ -374,7 +370,7 @@ settle(KeptConflicts *c, const char *why, KeptOption a, const char *change_a,
 static void
 refuse_kept_conflicts(const TrainState *state)
 {
-	KeptConflicts c = {.options = state->row.options, .first = &first_training};
+	KeptConflicts c = {.state = state, .options = state->row.options, .first = &first_training};
 	MfFitOptions *o = &c.options;
 	bool		changed = true;
 
@@ -386,7 +382,7 @@ refuse_kept_conflicts(const TrainState *state)
 	for (int pass = 0; changed && !c.named_clash && pass <= N_KEPT_OPTIONS; pass++)
 	{
 		changed = false;
-		if (c.fixed[KEPT_ALPHA] && !o->implicit && state->args.fcinfo->nargs != TRAIN_ARGUMENTS_0_4)
+		if (alpha_named(state) && !o->implicit)
 			changed |= settle(&c, "alpha is for implicit feedback",
 							  KEPT_FEEDBACK, "feedback := 'implicit'", KEPT_ALPHA, NULL);
 		if (o->implicit && o->biases)
@@ -530,9 +526,8 @@ train_options(TrainState *state)
 		error_context_stack = &context;
 	if (retraining)
 		refuse_kept_conflicts(state);
-	/* an explicit model has no alpha, and would drop one unsaid (0.4's SQL passes its default 40) */
-	if (!row->options.implicit && mf_argument_given(&state->args, "alpha") &&
-		state->args.fcinfo->nargs != TRAIN_ARGUMENTS_0_4)
+	/* an explicit model has no alpha, and would drop one unsaid */
+	if (!row->options.implicit && alpha_named(state))
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("alpha is for implicit feedback"),
