@@ -283,7 +283,8 @@ static void
 change_kept(KeptConflicts *c, KeptOption o, const char *change, const char *why)
 {
 	MfFitOptions *options = &c->options;
-	char	   *was = kept_value(c, options, o);
+	/* the call's value, before any change the fix made: what the model keeps */
+	char	   *was = kept_value(c, &c->state->row.options, o);
 
 	if (strcmp(was, kept_value(c, c->first, o)) != 0)
 		c->beyond_default = true;
