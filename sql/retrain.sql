@@ -280,6 +280,16 @@ SELECT mf_train('lowrank', k := 0, implicit_weight := 0, biases := true, patienc
 SELECT mf_train('lowrank', implicit_weight := 0.5, warm_start := true, model_name := 'patience kept');
 SELECT mf_train('lowrank', implicit_weight := 0.5, k := 10, warm_start := false,
                 model_name := 'patience kept') IS NOT NULL AS retrained;
+-- a warm start named with a k not the stored one is refused before the
+-- data is read (reading this view fails), and before the whole fix of the
+-- other options, which would not give it
+CREATE VIEW lowrank_unreadable AS
+    SELECT user_id, item_id, rating / (user_id - user_id) AS rating FROM lowrank;
+SELECT mf_train('lowrank_unreadable', k := 4, warm_start := true, model_name := 'patience kept');
+SELECT mf_train('lowrank_unreadable', k := 4, warm_start := true, feedback := 'implicit',
+                bias_lambda := 0.5, model_name := 'patience kept');
+SELECT mf_train('lowrank_unreadable', warm_start := true, model_name := 'patience kept');
+DROP VIEW lowrank_unreadable;
 DROP VIEW lowrank_test;
 -- the values listed are the model's, not those the fix has moved on to (helper 242:
 -- 'solver = cg' was listed for a model stored with Cholesky, the solver that

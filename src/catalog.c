@@ -2109,6 +2109,17 @@ mf_catalog_scan_supports(const MfSchema *schema, int32 model_id, MfSide side,
 	internal_sql_end(sql);
 }
 
+void
+mf_catalog_check_warm_start_k(const char *model_name, int stored_k, int k)
+{
+	if (stored_k != k)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("warm start needs k = %d, the k of stored model %s, but k = %d was given",
+						stored_k, mf_text_for_message(model_name), k),
+				 errhint("Pass k := %d, or train without warm_start.", stored_k)));
+}
+
 /* State of mf_catalog_warm_start while it scans the stored item factors. */
 typedef struct ItemLoad
 {
@@ -2194,12 +2205,7 @@ mf_catalog_warm_start(const MfSchema *schema, const char *model_name,
 						   ratings->item_keys ? "integers" : "text keys",
 						   ratings->item_keys ? "text keys" : "integers"),
 				 errhint("Train without warm_start, or from a relation whose item column has the stored model's type.")));
-	if (stored_k != k)
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("warm start needs k = %d, the k of stored model %s, but k = %d was given",
-						stored_k, mf_text_for_message(model_name), k),
-				 errhint("Pass k := %d, or train without warm_start.", stored_k)));
+	mf_catalog_check_warm_start_k(model_name, stored_k, k);
 
 	load.items = mf_id_map_from_sorted(CurrentMemoryContext, ratings->item_ids,
 									   ratings->n_items);

@@ -260,6 +260,12 @@ extern void mf_catalog_scan_supports(const MfSchema *schema, int32 model_id, MfS
 									 MfSupportFn fn, void *arg);
 
 /*
+ * 22023 unless k, the k a warm start of stored model model_name trains
+ * with, is stored_k, the model's.
+ */
+extern void mf_catalog_check_warm_start_k(const char *model_name, int stored_k, int k);
+
+/*
  * Overwrites als's item factors (and biases) with those of the stored
  * model named model_name for the items ratings has (by id, or by key):
  * a warm start.  Returns false when there is no such model; errors when

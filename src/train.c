@@ -525,6 +525,13 @@ train_options(TrainState *state)
 		describe_retraining(state, &stored, own_columns, &retraining_notes);
 	if (retraining && (retraining_notes.kept.len > 0 || retraining_notes.foreign_columns))
 		error_context_stack = &context;
+	/*
+	 * a warm start named with a k not the stored one: a clash of named
+	 * options with the stored model, refused before the data is read (a k
+	 * out of range is refused as such, by mf_check_fit_options)
+	 */
+	if (retraining && row->warm_start && row->options.k >= MF_MIN_K && row->options.k <= MF_MAX_K)
+		mf_catalog_check_warm_start_k(row->name, stored.options.k, row->options.k);
 	if (retraining)
 		refuse_kept_conflicts(state);
 	/* an explicit model has no alpha, and would drop one unsaid */
