@@ -289,6 +289,21 @@ SELECT mf_train('lowrank_unreadable', k := 4, warm_start := true, model_name := 
 SELECT mf_train('lowrank_unreadable', k := 4, warm_start := true, feedback := 'implicit',
                 bias_lambda := 0.5, model_name := 'patience kept');
 SELECT mf_train('lowrank_unreadable', warm_start := true, model_name := 'patience kept');
+-- so are a warm start from no model, and from a model of integer items with
+-- text ones (attack helper 244)
+SELECT mf_train('lowrank_unreadable', warm_start := true, model_name := 'no such model');
+CREATE VIEW lowrank_text_unreadable AS
+    SELECT user_id, item_id::text AS item_id, rating / (user_id - user_id) AS rating FROM lowrank;
+SELECT mf_train('lowrank_text_unreadable', warm_start := true, model_name := 'patience kept');
+DROP VIEW lowrank_text_unreadable;
+-- the hints where biases meet implicit feedback give no way out that another
+-- rule refuses (helper 244: biases := false then met bias_lambda, biases := true
+-- implicit feedback)
+SELECT mf_train('lowrank_unreadable', k := 0, feedback := 'implicit', model_name := 'no such model');
+SELECT mf_train('lowrank_unreadable', bias_lambda := 0.5, feedback := 'implicit', model_name := 'no such model');
+SELECT mf_train('lowrank_unreadable', k := 0, biases := true, feedback := 'implicit', model_name := 'no such model');
+SELECT mf_train('lowrank_unreadable', biases := true, bias_lambda := 0.5, feedback := 'implicit',
+                model_name := 'no such model');
 DROP VIEW lowrank_unreadable;
 DROP VIEW lowrank_test;
 -- the values listed are the model's, not those the fix has moved on to (helper 242:

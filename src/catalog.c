@@ -2110,6 +2110,19 @@ mf_catalog_scan_supports(const MfSchema *schema, int32 model_id, MfSide side,
 }
 
 void
+mf_catalog_check_warm_start_items(const char *model_name, bool model_keys, bool source_keys)
+{
+	if (model_keys != source_keys)
+		ereport(ERROR,
+				(errcode(ERRCODE_DATATYPE_MISMATCH),
+				 errmsg("warm start needs item ids of the kind stored model %s has", mf_text_for_message(model_name)),
+				 errdetail("Its items are identified by %s, those of the source by %s.",
+						   source_keys ? "integers" : "text keys",
+						   source_keys ? "text keys" : "integers"),
+				 errhint("Train without warm_start, or from a relation whose item column has the stored model's type.")));
+}
+
+void
 mf_catalog_check_warm_start_k(const char *model_name, int stored_k, int k)
 {
 	if (stored_k != k)
@@ -2196,15 +2209,10 @@ mf_catalog_warm_start(const MfSchema *schema, const char *model_name,
 										   SPI_tuptable->tupdesc, 1, &isnull));
 	stored_k = DatumGetInt32(SPI_getbinval(SPI_tuptable->vals[0],
 										   SPI_tuptable->tupdesc, 2, &isnull));
-	if (DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 3, &isnull)) !=
-		(ratings->item_keys != NULL))
-		ereport(ERROR,
-				(errcode(ERRCODE_DATATYPE_MISMATCH),
-				 errmsg("warm start needs item ids of the kind stored model %s has", mf_text_for_message(model_name)),
-				 errdetail("Its items are identified by %s, those of the source by %s.",
-						   ratings->item_keys ? "integers" : "text keys",
-						   ratings->item_keys ? "text keys" : "integers"),
-				 errhint("Train without warm_start, or from a relation whose item column has the stored model's type.")));
+	mf_catalog_check_warm_start_items(model_name,
+									  DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0],
+																 SPI_tuptable->tupdesc, 3, &isnull)),
+									  ratings->item_keys != NULL);
 	mf_catalog_check_warm_start_k(model_name, stored_k, k);
 
 	load.items = mf_id_map_from_sorted(CurrentMemoryContext, ratings->item_ids,

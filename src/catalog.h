@@ -260,6 +260,13 @@ extern void mf_catalog_scan_supports(const MfSchema *schema, int32 model_id, MfS
 									 MfSupportFn fn, void *arg);
 
 /*
+ * 42804 unless the source's items are text keys (source_keys) where the
+ * stored model model_name's are (model_keys), and integers where its are.
+ */
+extern void mf_catalog_check_warm_start_items(const char *model_name, bool model_keys,
+											  bool source_keys);
+
+/*
  * 22023 unless k, the k a warm start of stored model model_name trains
  * with, is stored_k, the model's.
  */

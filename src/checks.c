@@ -53,12 +53,19 @@ mf_check_fit_options(const MfFitOptions *options)
 				 errmsg("k must be between %d and %d, got %d", MF_MIN_K, MF_MAX_K,
 						options->k),
 				 errhint("k is the number of latent factors per user and item; 10 to 100 is usual (0, biases only, with biases := true).")));
+	/*
+	 * The hints of the rules that biases and implicit feedback meet give no
+	 * way out that another of them refuses (biases := true with implicit
+	 * feedback, biases := false with k = 0 or bias_lambda).
+	 */
 	if (options->k == 0 && !options->biases)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("k = 0 needs biases := true"),
 				 errdetail("A model with no factors and no biases predicts nothing."),
-				 errhint("Pass biases := true for a biases-only model, or k of 1 or more.")));
+				 errhint("%s", options->implicit
+						 ? "Pass k of 1 or more: implicit feedback has no biases, so no biases-only model (or biases := true with feedback := 'explicit')."
+						 : "Pass biases := true for a biases-only model, or k of 1 or more.")));
 	if (!(options->lambda >= 0.0) || isinf(options->lambda))
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
@@ -80,7 +87,9 @@ mf_check_fit_options(const MfFitOptions *options)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("bias_lambda needs biases := true"),
-				 errhint("Pass biases := true, or leave out bias_lambda (a retraining keeps its last training's bias_lambda: pass bias_lambda := -1 there).")));
+				 errhint("%s", options->implicit
+						 ? "Leave out bias_lambda, as implicit feedback has no biases (a retraining keeps its last training's bias_lambda: pass bias_lambda := -1 there), or pass biases := true with feedback := 'explicit'."
+						 : "Pass biases := true, or leave out bias_lambda (a retraining keeps its last training's bias_lambda: pass bias_lambda := -1 there).")));
 	if (!(options->implicit_weight >= 0.0) || isinf(options->implicit_weight))
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
@@ -140,11 +149,19 @@ mf_check_fit_options(const MfFitOptions *options)
 				 errdetail("Without regularisation a row's system may be singular, and a few conjugate-gradient steps then diverge instead of failing."),
 				 errhint("Pass lambda > 0, or solver := 'cholesky', which reports a singular row.")));
 	if (options->implicit && options->biases)
+	{
+		const char *hint = "Pass biases := false (a retrained model keeps its last training's biases), or feedback := 'explicit'.";
+
+		if (options->k == 0)
+			hint = "Pass feedback := 'explicit' for a biases-only model (k = 0), or biases := false with k of 1 or more.";
+		else if (options->bias_lambda >= 0.0)
+			hint = "Pass feedback := 'explicit', or biases := false and leave out bias_lambda (in a retraining, which keeps it, bias_lambda := -1).";
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("biases are for explicit feedback"),
 				 errdetail("Implicit feedback models preferences (1 for an observed pair, 0 for every other), not ratings around a mean."),
-				 errhint("Pass biases := false (a retrained model keeps its last training's biases), or feedback := 'explicit'.")));
+				 errhint("%s", hint)));
+	}
 	if (options->patience < 0 || options->patience > MF_MAX_ITERATIONS)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),

@@ -487,6 +487,16 @@ report_retraining(const TrainState *state, const MfModelRow *stored, Retraining 
 				 errdetail("Changed: %s.", changed->data)));
 }
 
+/* 42704: a warm start from model_name, which no model has. */
+static void
+refuse_missing_warm_start(const char *model_name)
+{
+	ereport(ERROR,
+			(errcode(ERRCODE_UNDEFINED_OBJECT),
+			 errmsg("cannot warm-start: model %s does not exist", mf_text_for_message(model_name)),
+			 errhint("Train it once without warm_start, or pass the model_name of an existing model.")));
+}
+
 /*
  * The training's options and columns: those the call gives, and for the
  * rest those of the model's last training when it is retrained, else a
@@ -526,10 +536,14 @@ train_options(TrainState *state)
 	if (retraining && (retraining_notes.kept.len > 0 || retraining_notes.foreign_columns))
 		error_context_stack = &context;
 	/*
-	 * a warm start named with a k not the stored one: a clash of named
-	 * options with the stored model, refused before the data is read (a k
-	 * out of range is refused as such, by mf_check_fit_options)
+	 * a warm start from no model, or named with a k not the stored one (a
+	 * clash of named options with the stored model), refused before the
+	 * data is read; a k out of range is refused as such, by
+	 * mf_check_fit_options.  (Those checks hold again once the training
+	 * holds the model's row: a retraining may commit meanwhile.)
 	 */
+	if (!retraining && row->warm_start)
+		refuse_missing_warm_start(row->name);
 	if (retraining && row->warm_start && row->options.k >= MF_MIN_K && row->options.k <= MF_MAX_K)
 		mf_catalog_check_warm_start_k(row->name, stored.options.k, row->options.k);
 	if (retraining)
@@ -544,6 +558,10 @@ train_options(TrainState *state)
 	mf_check_fit_options(&row->options);
 	mf_check_patience_validation(&row->options, OidIsValid(state->validation_relid));
 	mf_source_validate(source);
+	/* the kind of item ids, known from the columns' types before the data is read */
+	if (retraining && row->warm_start)
+		mf_catalog_check_warm_start_items(row->name, OidIsValid(stored.item_key_type),
+										  source->item_keys);
 	error_context_stack = context.previous;
 	row->source = mf_source_display_name(source->relid);
 	row->user_key_type = source->user_keys ? source->user_type : InvalidOid;
@@ -717,11 +735,7 @@ train_fit(TrainState *state)
 	mf_als_init_items(state->als, options->seed);
 	if (row->warm_start &&
 		!mf_catalog_warm_start(&state->schema, row->name, options, ratings, state->als))
-		ereport(ERROR,
-				(errcode(ERRCODE_UNDEFINED_OBJECT),
-				 errmsg("cannot warm-start: model %s does not exist",
-						mf_text_for_message(row->name)),
-				 errhint("Train it once without warm_start, or pass the model_name of an existing model.")));
+		refuse_missing_warm_start(row->name);
 	mf_fit(state->als, options, state->validation, true, &row->history);
 	/* of the factors stored: the last iteration's, or with patience the best's */
 	row->train_rmse = row->history.train_rmse[row->history.kept_iteration - 1];
