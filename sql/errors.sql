@@ -503,6 +503,18 @@ FROM generate_series(1, 200) u;
 SELECT message, detail, hint FROM try($$SELECT mf_train('row_sum', k := 0, biases := true, iterations := 3, lambda := 1)$$);
 SELECT mf_train('row_sum', k := 0, biases := true, iterations := 3, lambda := 1, double_precision := true) IS NOT NULL AS trained;
 SELECT mf_drop_model('row_sum');
+-- In single precision the factors a first half-step fits to ratings of
+-- 1e19 are about as large, and an item's system sums their squares past the
+-- largest float: no usual lambda helps, and the error had said to raise it,
+-- again at every lambda it offered (attack helper 245).
+CREATE TABLE gram_overflow AS
+SELECT u AS user_id, i AS item_id, (1e19 * ((u * 7 + i * 3) % 5 + 1))::float8 AS rating
+FROM generate_series(1, 300) u, generate_series(1, 40) i WHERE (u + i) % 3 = 0;
+SELECT lambda, message, detail, hint
+FROM unnest(ARRAY[0.1, 10]) lambda,
+     try(format('SELECT mf_train(%L, k := 2, lambda := %s, iterations := 2)', 'gram_overflow', lambda));
+SELECT mf_train('gram_overflow', k := 2, lambda := 0.1, iterations := 2, double_precision := true) IS NOT NULL AS trained;
+SELECT mf_drop_model('gram_overflow');
 -- A fold-in into a single-precision model refuses a rating whose distance
 -- from the model's mean passes a float, as the refits do (attack helper 235).
 CREATE TABLE fold_scale AS

@@ -1205,85 +1205,88 @@ iterate(MfAls *als, bool defer, double *previous_sse, IterationLoss *loss,
 	return -1;
 }
 
-/* Raises the error for row failed of side, which a fit could not solve. */
-static void
-fail_unsolvable(MfAls *als, const MfFitOptions *options, int32 failed, MfSide side)
-{
-	MfSide		other = side == MF_USERS ? MF_ITEMS : MF_USERS;
-	int64		times;
-	int32		partner = mf_csr_most_repeated(side == MF_USERS ? &als->ratings->by_user
-											   : &als->ratings->by_item, failed, &times);
-
-	mf_report_unsolvable(MF_SOLVE_TRAINING, side,
-						 mf_ratings_id_for_message(als->ratings, side, failed), options, NULL,
-						 partner >= 0 ? mf_ratings_id_for_message(als->ratings, other, partner) : NULL,
-						 times, side == MF_USERS ? als->ratings->n_items : als->ratings->n_users);
-}
-
 /*
- * Why J overflowed: a rating's residual against the center (the mean with
- * biases, else 0) squared passes the largest double; the squares of all
- * of them sum past it; in single precision, a row's targets, summed in
- * floats, can pass the largest float (the farthest rating times the
- * longest row's count); or none of these, where lambda may be too small.
- * Only the last is helped by a larger lambda, which pulls the predictions
- * towards the center (attack helpers 225 and 235).
+ * Why J overflowed, or a row's system could not be solved: a rating's
+ * residual against the center (the mean with biases, else 0) squared
+ * passes the largest double; the squares of all of them sum past it; in
+ * single precision, a row's targets, summed in floats, can pass the
+ * largest float (the farthest rating times the longest row's count); in
+ * single precision, the factors a first half-step fits from the seeded
+ * item factors (of norm about 1) are about as large as the ratings, and
+ * the other side's Gram matrices sum their squares (the farthest rating
+ * squared times the longest row's count past the largest float); or none
+ * of these, where lambda may be too small.  Only the last is helped by a
+ * larger lambda, which pulls the predictions towards the center (attack
+ * helpers 225, 235 and 245).
  */
 typedef enum MfOverflow
 {
 	MF_OVERFLOW_RESIDUAL,
 	MF_OVERFLOW_SQUARES,
 	MF_OVERFLOW_ROW_SUM,
+	MF_OVERFLOW_GRAM,
 	MF_OVERFLOW_SOLVE
 } MfOverflow;
 
 static MfOverflow
 overflow_cause(const MfAls *als, const MfFitOptions *options)
 {
+	double		longest = (double) mf_ratings_longest_row(als->ratings);
+
 	if (!(als->farthest <= sqrt(DBL_MAX)))
 		return MF_OVERFLOW_RESIDUAL;
 	if (options->implicit)
 		return MF_OVERFLOW_SOLVE;
 	if (mf_ratings_squares_overflow(als->ratings, options->biases ? als->factors.mean : 0.0))
 		return MF_OVERFLOW_SQUARES;
-	if (options->single &&
-		!(als->farthest * (double) mf_ratings_longest_row(als->ratings) <= FLT_MAX))
+	if (options->single && !(als->farthest * longest <= FLT_MAX))
 		return MF_OVERFLOW_ROW_SUM;
+	if (options->single && !(als->farthest * als->farthest * longest <= FLT_MAX))
+		return MF_OVERFLOW_GRAM;
 	return MF_OVERFLOW_SOLVE;
 }
 
-/* Raises the error for a J that overflowed in iteration (from 0), with its cause. */
+/*
+ * Raises the error of a training that overflowed floating point in
+ * iteration (from 0): what overflowed (J, or a row's system that could
+ * not be solved), and why, by overflow_cause.
+ */
 static void
-fail_unless_finite(const MfAls *als, const MfFitOptions *options, int iteration, double loss)
+fail_overflowed(const MfAls *als, const MfFitOptions *options, int iteration,
+				MfOverflow cause, const char *what)
 {
 	const char *center = options->biases ? "the ratings' mean" : "0";
 	const char *towards = options->biases ? "the mean" : "0";
 	const char *scale = "Scale the ratings into a moderate range (for example 0 to 10)";
+	int64		longest = mf_ratings_longest_row(als->ratings);
 	char	   *detail;
 	char	   *hint;
 
-	if (isfinite(loss))
-		return;
-	switch (overflow_cause(als, options))
+	switch (cause)
 	{
 		case MF_OVERFLOW_RESIDUAL:
-			detail = psprintf("The objective J became %g: a rating lies %g from %s, and the square of a residual that large passes the largest double-precision number (a larger lambda only moves the predictions towards %s).",
-							  loss, als->farthest, center, towards);
+			detail = psprintf("%s: a rating lies %g from %s, and the square of a residual that large passes the largest double-precision number (a larger lambda only moves the predictions towards %s).",
+							  what, als->farthest, center, towards);
 			hint = psprintf("%s, or pass a view that does.", scale);
 			break;
 		case MF_OVERFLOW_SQUARES:
-			detail = psprintf("The objective J became %g: the squares of the ratings' distances from %s sum past the largest double-precision number (a larger lambda only moves the predictions towards %s).",
-							  loss, center, towards);
+			detail = psprintf("%s: the squares of the ratings' distances from %s sum past the largest double-precision number (a larger lambda only moves the predictions towards %s).",
+							  what, center, towards);
 			hint = psprintf("%s, or pass a view that does.", scale);
 			break;
 		case MF_OVERFLOW_ROW_SUM:
-			detail = psprintf("The objective J became %g: in single precision a row's targets are summed in floats, and ratings up to %g from %s, " INT64_FORMAT " in the longest row, can sum past the largest single-precision number whatever lambda is.",
-							  loss, als->farthest, center, mf_ratings_longest_row(als->ratings));
+			detail = psprintf("%s: in single precision a row's targets are summed in floats, and ratings up to %g from %s, " INT64_FORMAT " in the longest row, can sum past the largest single-precision number whatever lambda is.",
+							  what, als->farthest, center, longest);
+			hint = psprintf("%s, or pass double_precision := true.", scale);
+			break;
+		case MF_OVERFLOW_GRAM:
+			detail = psprintf("%s: in single precision the factors fitted to ratings up to %g from %s are about as large as the ratings, and a row's system sums their squares over up to " INT64_FORMAT " ratings, past the largest single-precision number at any usual lambda.",
+							  what, als->farthest, center, longest);
 			hint = psprintf("%s, or pass double_precision := true.", scale);
 			break;
 		default:
-			detail = psprintf("The objective J became %g: the ratings are too large, or lambda = %g too small to keep the solve stable.",
-							  loss, options->lambda);
+			detail = psprintf("%s: the ratings are too large, or lambda = %g too small to keep the solve stable.",
+							  what, options->lambda);
 			hint = psprintf("%s%s.", scale,
 							options->single ? ", raise lambda, or pass double_precision := true"
 							: ", or raise lambda");
@@ -1295,6 +1298,41 @@ fail_unless_finite(const MfAls *als, const MfFitOptions *options, int iteration,
 					options->single ? "single" : "double", iteration + 1),
 			 errdetail("%s", detail),
 			 errhint("%s", hint)));
+}
+
+/* Raises the error for a J that overflowed in iteration (from 0), with its cause. */
+static void
+fail_unless_finite(const MfAls *als, const MfFitOptions *options, int iteration, double loss)
+{
+	if (!isfinite(loss))
+		fail_overflowed(als, options, iteration, overflow_cause(als, options),
+						psprintf("The objective J became %g", loss));
+}
+
+/*
+ * Raises the error for row failed of side, which a fit could not solve in
+ * iteration (from 0): an overflow when the ratings' scale explains it
+ * whatever lambda is, else mf_report_unsolvable's.
+ */
+static void
+fail_unsolvable(MfAls *als, const MfFitOptions *options, int iteration, int32 failed,
+				MfSide side)
+{
+	MfSide		other = side == MF_USERS ? MF_ITEMS : MF_USERS;
+	MfOverflow	cause = overflow_cause(als, options);
+	const char *id = mf_ratings_id_for_message(als->ratings, side, failed);
+	int64		times;
+	int32		partner;
+
+	if (cause != MF_OVERFLOW_SOLVE && options->lambda > 0)
+		fail_overflowed(als, options, iteration, cause,
+						psprintf("The least-squares system of %s %s could not be solved",
+								 mf_side_name(side), id));
+	partner = mf_csr_most_repeated(side == MF_USERS ? &als->ratings->by_user
+								   : &als->ratings->by_item, failed, &times);
+	mf_report_unsolvable(MF_SOLVE_TRAINING, side, id, options, NULL,
+						 partner >= 0 ? mf_ratings_id_for_message(als->ratings, other, partner) : NULL,
+						 times, side == MF_USERS ? als->ratings->n_items : als->ratings->n_users);
 }
 
 /* history's arrays for n iterations, in the current context. */
@@ -1462,7 +1500,7 @@ mf_fit(MfAls *als, const MfFitOptions *options, const MfTestSet *validation,
 						&said_rose);
 		}
 		if (failed >= 0)
-			fail_unsolvable(als, options, failed, failed_side);
+			fail_unsolvable(als, options, iteration, failed, failed_side);
 		/* a deferred J that will overflow: said now, as it would have been */
 		fail_unless_finite(als, options, iteration,
 						   defer ? sums.penalty + sums.implicit : objective_of(&sums));
