@@ -143,6 +143,17 @@ FROM mf_user_factors u WHERE model_id = :named AND user_key IN ('user 7', 'user 
 SELECT count(*) AS recommended FROM mf_recommend(:named, 'user new', 3);
 CREATE VIEW int_named AS SELECT user_id AS who, item_id AS what, rating AS stars FROM int_ids;
 SELECT mf_refit_users(:named, 'int_named');
+-- ids of the other kind are refused before the relation is read, as its
+-- columns' types tell them (reading this view fails): a refit's source,
+-- mf_evaluate's test relation, a training's validation (after the whole
+-- read of the training's ratings before; attack helper 244)
+CREATE VIEW int_named_unreadable AS
+    SELECT who, what, stars / (who - who) AS stars FROM int_named;
+SELECT mf_refit_users(:named, 'int_named_unreadable');
+SELECT * FROM mf_evaluate(:named, 'int_named_unreadable');
+SELECT mf_train('named', model_name := 'validated', k := 4, user_col := 'who', item_col := 'what',
+                rating_col := 'stars', validation := 'int_named_unreadable');
+DROP VIEW int_named_unreadable;
 
 -- Refitting named users by key (0.5): only their rows, all of them, from
 -- the model's recorded source, bit for bit as a refit from a view of

@@ -137,17 +137,17 @@ mf_model_index(const MfIdMap *ids, mf_keymap_hash *keys, const MfRatings *rating
 }
 
 void
-mf_check_same_id_kind(const MfRatings *test, bool user_keys, bool item_keys,
-					  const char *relation)
+mf_check_same_id_kind(bool relation_user_keys, bool relation_item_keys,
+					  bool user_keys, bool item_keys, const char *relation)
 {
-	if ((test->user_keys != NULL) != user_keys || (test->item_keys != NULL) != item_keys)
+	if (relation_user_keys != user_keys || relation_item_keys != item_keys)
 		ereport(ERROR,
 				(errcode(ERRCODE_DATATYPE_MISMATCH),
 				 errmsg("the ids in %s are not of the model's kind", relation),
 				 errdetail("The model's user ids are %s and its item ids %s; those of %s are %s and %s.",
 						   user_keys ? "text" : "integers", item_keys ? "text" : "integers",
-						   relation, test->user_keys ? "text" : "integers",
-						   test->item_keys ? "text" : "integers"),
+						   relation, relation_user_keys ? "text" : "integers",
+						   relation_item_keys ? "text" : "integers"),
 				 errhint("Pass a relation whose id columns have the types the model was trained on.")));
 }
 
@@ -410,6 +410,9 @@ read_test_relation(FunctionCallInfo fcinfo, const MfModel *model, MemoryContext 
 	source.item_col = columns[1];
 	source.rating_col = columns[2];
 	mf_source_validate(&source);
+	mf_check_same_id_kind(source.user_keys, source.item_keys, model->user_keys != NULL,
+						  model->item_keys != NULL,
+						  mf_argument_display_name(source.relid, "test"));
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
 	mf_source_lock_read(&source);
@@ -492,8 +495,10 @@ evaluate(FunctionCallInfo fcinfo, bool by_name)
 	InitMaterializedSRF(fcinfo, 0);
 	old = MemoryContextSwitchTo(cxt);
 	test = read_test_relation(fcinfo, model, cxt);
+	/* the read may have retrained the model from ids of the other kind */
 	model = mf_cache_model_by_id(fcinfo, model_id);
-	mf_check_same_id_kind(test, model->user_keys != NULL, model->item_keys != NULL,
+	mf_check_same_id_kind(test->user_keys != NULL, test->item_keys != NULL,
+						  model->user_keys != NULL, model->item_keys != NULL,
 						  mf_argument_display_name(PG_GETARG_OID(1), "test"));
 	set = mf_test_set(test, model->user_map, model->item_map,
 					  model->user_keymap, model->item_keymap, cxt);

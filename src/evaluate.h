@@ -54,11 +54,13 @@ extern MfTestSet *mf_test_set(const MfRatings *test, const MfIdMap *users,
 							  mf_keymap_hash *item_keys, MemoryContext cxt);
 
 /*
- * Refuses (42804) held-out ratings whose ids are of the other kind
- * (integers or text keys) than the model's.
+ * Refuses (42804) a relation whose ids are of the other kind (integers or
+ * text keys: relation_user_keys, relation_item_keys) than the model's
+ * (user_keys, item_keys).  Known from the columns' types, so called
+ * before the relation is read (MfSource.user_keys, item_keys).
  */
-extern void mf_check_same_id_kind(const MfRatings *test, bool user_keys,
-								  bool item_keys, const char *relation);
+extern void mf_check_same_id_kind(bool relation_user_keys, bool relation_item_keys,
+								  bool user_keys, bool item_keys, const char *relation);
 
 /*
  * RMSE and MAE of factors over the rows of test it can predict: all of

@@ -235,6 +235,9 @@ refit_read(RefitState *state, const MfModel *found, bool by_name)
 	source.user_key_form = mf_key_form(state->locked.user_key_type);
 	source.item_key_form = mf_key_form(state->locked.item_key_type);
 	mf_source_validate(&source);
+	mf_check_same_id_kind(source.user_keys, source.item_keys,
+						  OidIsValid(state->locked.user_key_type),
+						  OidIsValid(state->locked.item_key_type), "the relation to refit from");
 	state->source_name = mf_source_display_name(source.relid);
 	state->named = named != NULL;
 	state->named_column = state->side == MF_USERS ? source.user_col : source.item_col;
@@ -388,8 +391,6 @@ refit_attach_model(RefitState *state)
 				 errdetail("The locked row of mf_models has version " INT64_FORMAT ", the factors read have version " INT64_FORMAT ".",
 						   state->locked.version, state->model->row.version),
 				 errhint("Run %s again.", state->function)));
-	mf_check_same_id_kind(state->ratings, state->model->user_keys != NULL,
-						  state->model->item_keys != NULL, "the relation to refit from");
 	if (state->model->factors.implicit)
 		mf_ratings_implicit_strengths(state->ratings, state->model->row.options.alpha);
 	else

@@ -587,6 +587,9 @@ train_validation_source(TrainState *state)
 	source->user_key_form = mf_key_form(state->source.user_type);
 	source->item_key_form = mf_key_form(state->source.item_type);
 	mf_source_validate(source);
+	mf_check_same_id_kind(source->user_keys, source->item_keys, state->source.user_keys,
+						  state->source.item_keys,
+						  mf_argument_display_name(source->relid, "validation"));
 }
 
 /*
@@ -622,7 +625,6 @@ read_validation(TrainState *state)
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("validation relation %s has no ratings", name),
 				 errhint("Pass a relation of held-out ratings, for example rows where mf_is_test(user, item, 0.2) holds, or omit validation.")));
-	mf_check_same_id_kind(held_out, ratings->user_keys != NULL, ratings->item_keys != NULL, name);
 	test = mf_test_set(held_out,
 					   mf_id_map_from_sorted(read_cxt, ratings->user_ids, ratings->n_users),
 					   mf_id_map_from_sorted(read_cxt, ratings->item_ids, ratings->n_items),
