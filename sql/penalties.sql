@@ -233,6 +233,24 @@ SELECT * FROM mf_cross_validate('pen', ARRAY[1], ARRAY[1], bias_lambdas := ARRAY
 SELECT * FROM mf_cross_validate('pen', ARRAY[1], ARRAY[1], biases := true, bias_lambdas := ARRAY[]::float8[]);
 SELECT * FROM mf_cross_validate('pen', ARRAY[1], ARRAY[1], biases := true, bias_lambdas := ARRAY[1, NULL]);
 SELECT mf_train('pen', clip := true, feedback := 'implicit', model_name := 'x');
+-- a penalty too large for the precision whatever the data (the row of one
+-- rating already has it) is refused before the data is read (reading this
+-- view fails), in mf_cross_validate too; lambda is named where it alone is
+-- too large, lambda_per_rating only where it makes the sum so (attack
+-- helper 244: after the read, blaming lambda_per_rating)
+CREATE TABLE pen_penalty (user_id int, item_id int, rating float8);
+INSERT INTO pen_penalty VALUES (1, 1, 4), (1, 2, 3), (2, 1, 5);
+CREATE VIEW pen_unreadable AS
+    SELECT user_id, item_id, rating / (user_id - user_id) AS rating FROM pen_penalty;
+SELECT mf_train('pen_unreadable', model_name := 'x', lambda := 1e31);
+SELECT mf_train('pen_unreadable', model_name := 'x', lambda := 1e31, lambda_per_rating := 0.01);
+SELECT mf_train('pen_unreadable', model_name := 'x', lambda := 6e29, lambda_per_rating := 6e29);
+SELECT mf_train('pen_unreadable', model_name := 'x', lambda := 1e31, weighted_lambda := true);
+SELECT mf_train('pen_unreadable', model_name := 'x', biases := true, bias_lambda := 1e31);
+SELECT mf_train('pen_unreadable', model_name := 'x', lambda := 1e308, lambda_per_rating := 1e308, double_precision := true);
+SELECT * FROM mf_cross_validate('pen_unreadable', ARRAY[1], ARRAY[1, 1e31]);
+DROP VIEW pen_unreadable;
+DROP TABLE pen_penalty;
 
 DROP FUNCTION pen_iteration(double precision, boolean, double precision, double precision);
 DROP FUNCTION pen_fold_rmse(integer);

@@ -527,47 +527,7 @@ init_solver(MfAls *als, const MfFitOptions *options, int64 longest,
 				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
 				 errmsg("a user or item has " INT64_FORMAT " ratings, too many for k = %d",
 						longest, options->k)));
-	/*
-	 * A row's lambda must be, in single precision, a float with room for
-	 * the Gram matrix beside it; in double precision, finite: lambda +
-	 * lambda_per_rating * n, or lambda * n, can overflow where each is
-	 * (attack helper 235).
-	 */
-	{
-		const char *precision = options->single ? "single" : "double";
-		double		limit = options->single ? MF_MAX_SINGLE_LAMBDA : DBL_MAX;
-		double		n = (double) Max(longest, 1);
-		double		largest = options->lambda * (options->weighted_lambda ? n : 1.0) +
-			options->lambda_per_rating * n;
-
-		if (!(largest <= limit))
-			ereport(ERROR,
-					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-					 options->lambda_per_rating > 0
-					 ? errmsg("lambda_per_rating = %g is too large for %s precision",
-							  options->lambda_per_rating, precision)
-					 : errmsg("lambda = %g is too large for %s precision", options->lambda,
-							  precision),
-					 options->lambda_per_rating > 0
-					 ? errdetail("With lambda_per_rating a row of n ratings is regularised with lambda + lambda_per_rating * n, up to %g here, and %s precision takes at most %g.",
-								 largest, precision, limit)
-					 : errdetail(options->weighted_lambda
-								 ? "With weighted_lambda a row of n ratings is regularised with lambda * n, up to %g here, and %s precision takes at most %g."
-								 : "%g is more than %s precision takes, %g.",
-								 largest, precision, limit),
-					 errhint("Pass a smaller lambda (the usual are 0.01 to 100)%s%s.",
-							 options->lambda_per_rating > 0 ? " or lambda_per_rating" : "",
-							 options->single ? ", or double_precision := true" : "")));
-	}
-	if (options->single)
-	{
-		if (options->biases && options->bias_lambda > MF_MAX_SINGLE_LAMBDA)
-			ereport(ERROR,
-					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-					 errmsg("bias_lambda = %g is too large for single precision", options->bias_lambda),
-					 errdetail("Single precision takes at most %g.", MF_MAX_SINGLE_LAMBDA),
-					 errhint("Pass a smaller bias_lambda (the usual are 0 to 100), or double_precision := true.")));
-	}
+	mf_check_row_penalty(options, longest);
 
 	als->blas = mf_blas();
 	als->kernel = fit_kernel(options);

@@ -174,6 +174,51 @@ mf_check_fit_options(const MfFitOptions *options)
 				 errmsg("patience is for explicit feedback"),
 				 errdetail("With implicit feedback the validation RMSE scores only the held-out pairs, against preference 1: it falls as every score rises, and says nothing of how the items are ranked."),
 				 errhint("Pass patience := 0 (a retrained model keeps its last training's patience) and choose iterations by mf_evaluate's ranking measures on held-out pairs, or feedback := 'explicit'.")));
+	/* every row has a rating: the penalty of one is known before the read */
+	mf_check_row_penalty(options, 1);
+}
+
+void
+mf_check_row_penalty(const MfFitOptions *options, int64 longest)
+{
+	const char *precision = options->single ? "single" : "double";
+	double		limit = options->single ? MF_MAX_SINGLE_LAMBDA : DBL_MAX;
+	double		n = (double) Max(longest, 1);
+	double		scaled = options->lambda * (options->weighted_lambda ? n : 1.0);
+	double		largest = scaled + options->lambda_per_rating * n;
+	const char *or_double = options->single ? ", or double_precision := true" : "";
+
+	/* lambda + lambda_per_rating * n, or lambda * n, can overflow where each is finite */
+	if (!(options->lambda <= limit))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("lambda = %g is too large for %s precision", options->lambda, precision),
+				 errdetail("%g is more than %s precision takes, %g.", options->lambda, precision,
+						   limit),
+				 errhint("Pass a smaller lambda (the usual are 0.01 to 100)%s.", or_double)));
+	if (!(scaled <= limit))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("lambda = %g is too large for %s precision", options->lambda, precision),
+				 errdetail("With weighted_lambda a row of n ratings is regularised with lambda * n, up to %g here, and %s precision takes at most %g.",
+						   scaled, precision, limit),
+				 errhint("Pass a smaller lambda (the usual are 0.01 to 100)%s.", or_double)));
+	if (!(largest <= limit))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("lambda_per_rating = %g is too large for %s precision",
+						options->lambda_per_rating, precision),
+				 errdetail("With lambda_per_rating a row of n ratings is regularised with %s + lambda_per_rating * n, up to %g here, and %s precision takes at most %g.",
+						   options->weighted_lambda ? "lambda * n" : "lambda", largest,
+						   precision, limit),
+				 errhint("Pass a smaller lambda_per_rating (the usual are 0.01 to 0.1) or lambda%s.",
+						 or_double)));
+	if (options->single && options->biases && options->bias_lambda > MF_MAX_SINGLE_LAMBDA)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("bias_lambda = %g is too large for single precision", options->bias_lambda),
+				 errdetail("Single precision takes at most %g.", MF_MAX_SINGLE_LAMBDA),
+				 errhint("Pass a smaller bias_lambda (the usual are 0 to 100), or double_precision := true.")));
 }
 
 void

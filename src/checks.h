@@ -34,6 +34,17 @@ extern void mf_check_count(int32 count, const char *name, const char *hint);
 extern void mf_check_fit_options(const MfFitOptions *options);
 
 /*
+ * 22023 for a row penalty the precision cannot take: in single precision a
+ * row's lambda (lambda + lambda_per_rating * n, lambda * n with
+ * weighted_lambda, for a row of n ratings) and bias_lambda must be floats
+ * with room for the Gram matrix beside them (at most
+ * MF_MAX_SINGLE_LAMBDA), in double precision finite.  longest is the
+ * longest row's count: 1 before the data is read, as mf_check_fit_options
+ * checks it (attack helpers 235 and 244).
+ */
+extern void mf_check_row_penalty(const MfFitOptions *options, int64 longest);
+
+/*
  * 22023 for patience (early stopping) without a validation relation
  * (validation false): there is no validation RMSE to watch.
  */
