@@ -408,3 +408,26 @@ JOIN mf_models mb ON mb.model_id = b.model_id AND mb.name = 'warm two'
 WHERE a.factors IS DISTINCT FROM b.factors;
 SELECT mf_drop_model('warm one'), mf_drop_model('warm two');
 DROP TABLE warm_ratings;
+
+-- A warm start that finds none of the data's items among the stored ones
+-- (another item column, another catalogue's ids) says so; every item then
+-- starts as in a cold start, the same model bit for bit (helper 245: it was
+-- silent).  (In double precision: the iterations' NOTICEs print J.  Terse: their
+-- DETAIL has the seconds.)
+SELECT mf_train('small', k := 2, lambda := 0.2, iterations := 1, double_precision := true,
+                model_name := 'shifted') > 0 AS trained;
+CREATE VIEW small_shifted AS SELECT user_id, item_id + 100000 AS item_id, rating FROM small;
+SET client_min_messages = notice;
+\set VERBOSITY terse
+SELECT mf_train('small_shifted', warm_start := true, model_name := 'shifted') > 0 AS warm_none_found;
+\set VERBOSITY default
+SET client_min_messages = warning;
+CREATE TEMP TABLE warm_none AS
+SELECT item_id, factors FROM mf_item_factors JOIN mf_models USING (model_id) WHERE name = 'shifted';
+SELECT mf_train('small_shifted', model_name := 'shifted') > 0 AS cold;
+SELECT bool_and(w.factors = c.factors) AND count(*) = (SELECT count(DISTINCT item_id) FROM small) AS same_as_cold
+FROM warm_none w JOIN mf_item_factors c USING (item_id) JOIN mf_models m USING (model_id)
+WHERE m.name = 'shifted';
+SELECT mf_drop_model('shifted');
+DROP TABLE warm_none;
+DROP VIEW small_shifted;

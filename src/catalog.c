@@ -2141,6 +2141,7 @@ typedef struct ItemLoad
 	MfAls	   *als;
 	double	   *values;			/* k numbers */
 	int			k;
+	int32		matched;		/* items of the new data found stored */
 } ItemLoad;
 
 /*
@@ -2162,6 +2163,7 @@ load_item_row(TupleTableSlot *slot, void *arg)
 
 	if (index >= 0)
 	{
+		load->matched++;
 		factors_from_datum(slot->tts_values[1], slot->tts_isnull[1], load->k, load->values,
 						   MF_ITEMS, item_id, "factors");
 		mf_als_set_item(load->als, index, load->values,
@@ -2220,6 +2222,7 @@ mf_catalog_warm_start(const MfSchema *schema, const char *model_name,
 	load.item_keys = ratings->item_keys
 		? mf_key_map(CurrentMemoryContext, ratings->item_keys, ratings->n_items) : NULL;
 	load.k = k;
+	load.matched = 0;
 	load.als = als;
 	load.values = palloc(sizeof(double) * Max(k, 1));
 	argtypes[0] = INT4OID;
@@ -2230,6 +2233,13 @@ mf_catalog_warm_start(const MfSchema *schema, const char *model_name,
 				load_item_row, &load);
 	PopActiveSnapshot();
 	internal_sql_end(sql);
+	/* a warm start from nothing: another item column, or another catalogue's ids */
+	if (load.matched == 0)
+		ereport(NOTICE,
+				(errmsg("warm start from model %s found none of the %d items of the data among its stored items",
+						mf_text_for_message(model_name), ratings->n_items),
+				 errdetail("Every item starts from seeded random factors, as without warm_start."),
+				 errhint("Check that the item column names the items the model was trained on.")));
 	return true;
 }
 
