@@ -190,6 +190,15 @@ UPDATE mf_models SET lambda = 1, version = nextval('mf_model_version_seq') WHERE
 UPDATE mf_item_factors SET factors = ARRAY[1, 'NaN'::float8] WHERE model_id = :edited AND item_id = 2;
 UPDATE mf_models SET version = nextval('mf_model_version_seq') WHERE model_id = :edited;
 SELECT mf_predict(:edited, 1, 1);
+-- A bias that is not finite is refused by a warm start as by serving (a
+-- warm start had trained from it, and blamed lambda; attack helper 245).
+SELECT mf_train('small', k := 2, lambda := 1, iterations := 2, biases := true,
+                model_name := 'edited bias') AS edited_bias \gset
+UPDATE mf_item_factors SET bias = 'NaN' WHERE model_id = :edited_bias AND item_id = 2;
+UPDATE mf_models SET version = nextval('mf_model_version_seq') WHERE model_id = :edited_bias;
+SELECT error_of($$SELECT mf_train('small', model_name := 'edited bias', warm_start := true)$$);
+SELECT error_of(format('SELECT mf_predict(%s, 1, 1)', :edited_bias));
+SELECT mf_drop_model(:edited_bias);
 -- NULL where training always writes a value (the owner dropped NOT NULL):
 -- an error naming the column, for serving, evaluation and refits alike
 -- (a NULL user_col crashed mf_evaluate and refits).

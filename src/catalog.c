@@ -1966,6 +1966,18 @@ factors_from_datum(Datum datum, bool isnull, int k, double *out, MfSide side, in
 					 errhint("Retrain the model with mf_train, or restore its factor rows.")));
 }
 
+/* Raises the error for a stored bias of side's id in model_id that is not finite. */
+static void
+check_stored_bias(double bias, MfSide side, int64 id, int32 model_id)
+{
+	if (!isfinite(bias))
+		ereport(ERROR,
+				(errcode(ERRCODE_DATA_CORRUPTED),
+				 errmsg("stored bias of %s " INT64_FORMAT " in model %d is not finite",
+						mf_side_name(side), id, model_id),
+				 errhint("Retrain the model with mf_train, or restore its factor rows.")));
+}
+
 /* State of mf_catalog_load_side while it scans one side's factor rows. */
 typedef struct SideLoad
 {
@@ -2014,12 +2026,8 @@ load_factor_row(TupleTableSlot *slot, void *arg)
 	if (load->bias)
 	{
 		load->bias[load->n] = DatumGetFloat8(required_value(slot, 3, load, "bias"));
-		if (!isfinite(load->bias[load->n]))
-			ereport(ERROR,
-					(errcode(ERRCODE_DATA_CORRUPTED),
-					 errmsg("stored bias of %s " INT64_FORMAT " in model %d is not finite",
-							side, load->ids[load->n], load->row->model_id),
-					 errhint("Retrain the model with mf_train, or restore its factor rows.")));
+		check_stored_bias(load->bias[load->n], load->side, load->ids[load->n],
+						  load->row->model_id);
 	}
 	if (load->keys)
 	{
@@ -2141,6 +2149,7 @@ typedef struct ItemLoad
 	MfAls	   *als;
 	double	   *values;			/* k numbers */
 	int			k;
+	int32		model_id;
 	int32		matched;		/* items of the new data found stored */
 } ItemLoad;
 
@@ -2163,11 +2172,13 @@ load_item_row(TupleTableSlot *slot, void *arg)
 
 	if (index >= 0)
 	{
+		double		bias = slot->tts_isnull[2] ? 0.0 : DatumGetFloat8(slot->tts_values[2]);
+
 		load->matched++;
 		factors_from_datum(slot->tts_values[1], slot->tts_isnull[1], load->k, load->values,
 						   MF_ITEMS, item_id, "factors");
-		mf_als_set_item(load->als, index, load->values,
-						slot->tts_isnull[2] ? 0.0 : DatumGetFloat8(slot->tts_values[2]));
+		check_stored_bias(bias, MF_ITEMS, item_id, load->model_id);
+		mf_als_set_item(load->als, index, load->values, bias);
 	}
 }
 
@@ -2222,6 +2233,7 @@ mf_catalog_warm_start(const MfSchema *schema, const char *model_name,
 	load.item_keys = ratings->item_keys
 		? mf_key_map(CurrentMemoryContext, ratings->item_keys, ratings->n_items) : NULL;
 	load.k = k;
+	load.model_id = model_id;
 	load.matched = 0;
 	load.als = als;
 	load.values = palloc(sizeof(double) * Max(k, 1));
