@@ -431,3 +431,18 @@ WHERE m.name = 'shifted';
 SELECT mf_drop_model('shifted');
 DROP TABLE warm_none;
 DROP VIEW small_shifted;
+
+-- A warm start's k and kind of item ids are checked before the data is
+-- read, and again once the stored factors are: a model retrained between
+-- the two (here by the source, a view that retrains it as it is read) is
+-- 40001, to run again (it had said k = 3 "was given", which it was not;
+-- attack helper 245).
+SELECT mf_train('small', model_name := 'flip', k := 3, iterations := 1) > 0 AS trained;
+CREATE FUNCTION retrain_flip() RETURNS bool LANGUAGE sql AS
+$$ SELECT mf_train('small', model_name := 'flip', k := 4, iterations := 1) > 0 $$;
+CREATE VIEW flip_view AS SELECT s.* FROM small s, (SELECT retrain_flip()) r;
+SELECT mf_train('flip_view', model_name := 'flip', warm_start := true);
+SELECT k FROM mf_models WHERE name = 'flip';
+DROP VIEW flip_view;
+DROP FUNCTION retrain_flip();
+SELECT mf_drop_model('flip');

@@ -2196,6 +2196,7 @@ mf_catalog_warm_start(const MfSchema *schema, const char *model_name,
 	bool		isnull;
 	int32		model_id;
 	int			stored_k;
+	bool		stored_keys;
 	ItemLoad	load;
 	InternalSql sql = internal_sql_begin();
 
@@ -2222,11 +2223,18 @@ mf_catalog_warm_start(const MfSchema *schema, const char *model_name,
 										   SPI_tuptable->tupdesc, 1, &isnull));
 	stored_k = DatumGetInt32(SPI_getbinval(SPI_tuptable->vals[0],
 										   SPI_tuptable->tupdesc, 2, &isnull));
-	mf_catalog_check_warm_start_items(model_name,
-									  DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0],
-																 SPI_tuptable->tupdesc, 3, &isnull)),
-									  ratings->item_keys != NULL);
-	mf_catalog_check_warm_start_k(model_name, stored_k, k);
+	stored_keys = DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0],
+											 SPI_tuptable->tupdesc, 3, &isnull));
+	/* the caller checked both before reading: the model was retrained since */
+	if (stored_k != k || stored_keys != (ratings->item_keys != NULL))
+		ereport(ERROR,
+				(errcode(ERRCODE_T_R_SERIALIZATION_FAILURE),
+				 errmsg("model %s was retrained after this training checked its warm start",
+						mf_text_for_message(model_name)),
+				 errdetail("The warm start needs item factors with k = %d and %s item ids; the model now has k = %d and %s item ids.",
+						   k, ratings->item_keys ? "text" : "integer", stored_k,
+						   stored_keys ? "text" : "integer"),
+				 errhint("Run the training again once the other training has committed (a source that retrains the model as it is read, through a function in a view, does so every time).")));
 
 	load.items = mf_id_map_from_sorted(CurrentMemoryContext, ratings->item_ids,
 									   ratings->n_items);

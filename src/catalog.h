@@ -275,9 +275,10 @@ extern void mf_catalog_check_warm_start_k(const char *model_name, int stored_k, 
 /*
  * Overwrites als's item factors (and biases) with those of the stored
  * model named model_name for the items ratings has (by id, or by key):
- * a warm start.  Returns false when there is no such model; errors when
- * its k or its kind of item ids differ (22023, 42804); a NOTICE when it
- * has none of ratings' items (all stay seeded random).
+ * a warm start.  Returns false when there is no such model; 40001 when
+ * its k or its kind of item ids is no longer the one the caller checked
+ * before reading (mf_catalog_check_warm_start_k, _items): retrained since;
+ * a NOTICE when it has none of ratings' items (all stay seeded random).
  */
 extern bool mf_catalog_warm_start(const MfSchema *schema, const char *model_name,
 								  const MfFitOptions *options, const MfRatings *ratings,
