@@ -249,6 +249,9 @@ SELECT mf_train('pen_unreadable', model_name := 'x', lambda := 1e31, weighted_la
 SELECT mf_train('pen_unreadable', model_name := 'x', biases := true, bias_lambda := 1e31);
 SELECT mf_train('pen_unreadable', model_name := 'x', lambda := 1e308, lambda_per_rating := 1e308, double_precision := true);
 SELECT * FROM mf_cross_validate('pen_unreadable', ARRAY[1], ARRAY[1, 1e31]);
+-- an option no grid value sets is refused as such, without a grid point's
+-- CONTEXT, which had told to leave out the point's values (attack helper 244)
+SELECT * FROM mf_cross_validate('pen_unreadable', ARRAY[1], ARRAY[1], iterations := 0);
 DROP VIEW pen_unreadable;
 DROP TABLE pen_penalty;
 

@@ -224,6 +224,17 @@ build_grid(CvState *state, const MfArguments *args)
 				 errmsg("bias_lambdas needs biases := true"),
 				 errdetail("bias_lambda regularises the biases, and without biases the models have none."),
 				 errhint("Pass biases := true, or leave out bias_lambdas.")));
+	/*
+	 * the options no grid value sets (iterations, alpha, ...) refused as
+	 * such, before the points, whose errors blame the point's values
+	 */
+	{
+		MfFitOptions outside_grid = base;
+
+		outside_grid.k = 1;
+		outside_grid.lambda = 1.0;
+		mf_check_fit_options(&outside_grid);
+	}
 	/* zeroed point by point below, with looks for a cancel */
 	state->grid = MemoryContextAllocHuge(CurrentMemoryContext, mul_size(n, sizeof(GridPoint)));
 	fold_results = MemoryContextAllocHuge(CurrentMemoryContext,
