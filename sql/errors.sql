@@ -513,6 +513,11 @@ FROM generate_series(1, 300) u, generate_series(1, 40) i WHERE (u + i) % 3 = 0;
 SELECT lambda, message, detail, hint
 FROM unnest(ARRAY[0.1, 10]) lambda,
      try(format('SELECT mf_train(%L, k := 2, lambda := %s, iterations := 2)', 'gram_overflow', lambda));
+-- so with lambda = 0 and lambda_per_rating > 0, which had been called
+-- singular, "with lambda = 0" (attack helper 247); and in a
+-- cross-validation, whose CONTEXT names the grid point and fold it fitted
+SELECT message, detail FROM try($$SELECT mf_train('gram_overflow', k := 2, lambda := 0, lambda_per_rating := 0.1, iterations := 2)$$);
+SELECT * FROM mf_cross_validate('gram_overflow', ARRAY[2], ARRAY[0.1], folds := 2, iterations := 2);
 SELECT mf_train('gram_overflow', k := 2, lambda := 0.1, iterations := 2, double_precision := true) IS NOT NULL AS trained;
 SELECT mf_drop_model('gram_overflow');
 -- A fold-in into a single-precision model refuses a rating whose distance

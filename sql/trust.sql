@@ -198,6 +198,17 @@ UPDATE mf_item_factors SET bias = 'NaN' WHERE model_id = :edited_bias AND item_i
 UPDATE mf_models SET version = nextval('mf_model_version_seq') WHERE model_id = :edited_bias;
 SELECT error_of($$SELECT mf_train('small', model_name := 'edited bias', warm_start := true)$$);
 SELECT error_of(format('SELECT mf_predict(%s, 1, 1)', :edited_bias));
+-- ... but not by a warm start that does not use it, without biases (it
+-- was, and its hint to retrain repeated the call; attack helper 247) ...
+SELECT mf_train('small', model_name := 'edited bias', warm_start := true, biases := false) = :edited_bias AS warm_without_biases;
+-- ... and a NULL one is refused by both, as serving refused it (a warm
+-- start read it as 0; attack helper 247)
+SELECT mf_train('small', k := 2, lambda := 1, iterations := 2, biases := true,
+                model_name := 'edited bias') = :edited_bias AS retrained;
+UPDATE mf_item_factors SET bias = NULL WHERE model_id = :edited_bias AND item_id = 2;
+UPDATE mf_models SET version = nextval('mf_model_version_seq') WHERE model_id = :edited_bias;
+SELECT error_of($$SELECT mf_train('small', model_name := 'edited bias', warm_start := true)$$);
+SELECT error_of(format('SELECT mf_predict(%s, 1, 1)', :edited_bias));
 SELECT mf_drop_model(:edited_bias);
 -- NULL where training always writes a value (the owner dropped NOT NULL):
 -- an error naming the column, for serving, evaluation and refits alike

@@ -1240,9 +1240,9 @@ fail_overflowed(const MfAls *als, const MfFitOptions *options, int iteration,
 			hint = psprintf("%s, or pass double_precision := true.", scale);
 			break;
 		case MF_OVERFLOW_GRAM:
-			detail = psprintf("%s: in single precision the factors fitted to ratings up to %g from %s are about as large as the ratings, and a row's system sums their squares over up to " INT64_FORMAT " ratings, past the largest single-precision number at any usual lambda.",
+			detail = psprintf("%s: in single precision the factors fitted to ratings up to %g from %s are about as large as the ratings, and a row's system sums their squares over up to " INT64_FORMAT " ratings, past the largest single-precision number at any usual lambda (double precision holds the squares, but a lambda so small beside them may leave the systems too badly conditioned to solve).",
 							  what, als->farthest, center, longest);
-			hint = psprintf("%s, or pass double_precision := true.", scale);
+			hint = psprintf("%s, or pass a view that does.", scale);
 			break;
 		default:
 			detail = psprintf("%s: the ratings are too large, or lambda = %g too small to keep the solve stable.",
@@ -1284,7 +1284,8 @@ fail_unsolvable(MfAls *als, const MfFitOptions *options, int iteration, int32 fa
 	int64		times;
 	int32		partner;
 
-	if (cause != MF_OVERFLOW_SOLVE && options->lambda > 0)
+	/* without any penalty the row may be singular: mf_report_unsolvable says so */
+	if (cause != MF_OVERFLOW_SOLVE && (options->lambda > 0 || options->lambda_per_rating > 0))
 		fail_overflowed(als, options, iteration, cause,
 						psprintf("The least-squares system of %s %s could not be solved",
 								 mf_side_name(side), id));

@@ -1966,16 +1966,20 @@ factors_from_datum(Datum datum, bool isnull, int k, double *out, MfSide side, in
 					 errhint("Retrain the model with mf_train, or restore its factor rows.")));
 }
 
-/* Raises the error for a stored bias of side's id in model_id that is not finite. */
-static void
-check_stored_bias(double bias, MfSide side, int64 id, int32 model_id)
+/*
+ * The stored bias (column value, isnull) of side's id in model_id, a model
+ * with biases; XX001 when it is NULL or not finite, with hint.
+ */
+static double
+stored_bias(Datum value, bool isnull, MfSide side, int64 id, int32 model_id, const char *hint)
 {
-	if (!isfinite(bias))
+	if (isnull || !isfinite(DatumGetFloat8(value)))
 		ereport(ERROR,
 				(errcode(ERRCODE_DATA_CORRUPTED),
-				 errmsg("stored bias of %s " INT64_FORMAT " in model %d is not finite",
-						mf_side_name(side), id, model_id),
-				 errhint("Retrain the model with mf_train, or restore its factor rows.")));
+				 errmsg("stored bias of %s " INT64_FORMAT " in model %d is %s",
+						mf_side_name(side), id, model_id, isnull ? "NULL" : "not finite"),
+				 errhint("%s", hint)));
+	return DatumGetFloat8(value);
 }
 
 /* State of mf_catalog_load_side while it scans one side's factor rows. */
@@ -2025,9 +2029,9 @@ load_factor_row(TupleTableSlot *slot, void *arg)
 					   load->side, load->ids[load->n], "factors");
 	if (load->bias)
 	{
-		load->bias[load->n] = DatumGetFloat8(required_value(slot, 3, load, "bias"));
-		check_stored_bias(load->bias[load->n], load->side, load->ids[load->n],
-						  load->row->model_id);
+		load->bias[load->n] = stored_bias(slot->tts_values[2], slot->tts_isnull[2], load->side,
+										  load->ids[load->n], load->row->model_id,
+										  "Retrain the model with mf_train, or restore its factor rows.");
 	}
 	if (load->keys)
 	{
@@ -2150,6 +2154,7 @@ typedef struct ItemLoad
 	double	   *values;			/* k numbers */
 	int			k;
 	int32		model_id;
+	bool		biases;			/* the training's and the stored model's: its biases start */
 	int32		matched;		/* items of the new data found stored */
 } ItemLoad;
 
@@ -2172,12 +2177,14 @@ load_item_row(TupleTableSlot *slot, void *arg)
 
 	if (index >= 0)
 	{
-		double		bias = slot->tts_isnull[2] ? 0.0 : DatumGetFloat8(slot->tts_values[2]);
+		double		bias = !load->biases ? 0.0
+			: stored_bias(slot->tts_values[2], slot->tts_isnull[2], MF_ITEMS, item_id,
+						  load->model_id,
+						  "Train without warm_start, or restore the model's factor rows.");
 
 		load->matched++;
 		factors_from_datum(slot->tts_values[1], slot->tts_isnull[1], load->k, load->values,
 						   MF_ITEMS, item_id, "factors");
-		check_stored_bias(bias, MF_ITEMS, item_id, load->model_id);
 		mf_als_set_item(load->als, index, load->values, bias);
 	}
 }
@@ -2187,7 +2194,7 @@ mf_catalog_warm_start(const MfSchema *schema, const char *model_name,
 					  const MfFitOptions *options, const MfRatings *ratings,
 					  MfAls *als)
 {
-	static const Oid model_types[] = {INT4OID, INT4OID, BOOLOID};
+	static const Oid model_types[] = {INT4OID, INT4OID, BOOLOID, BOOLOID};
 	static const Oid item_types[] = {INT8OID, FLOAT8ARRAYOID, FLOAT8OID, TEXTOID};
 	int			k = options->k;
 	Oid			argtypes[1] = {TEXTOID};
@@ -2208,11 +2215,11 @@ mf_catalog_warm_start(const MfSchema *schema, const char *model_name,
 	 */
 	CommandCounterIncrement();
 	PushActiveSnapshot(GetTransactionSnapshot());
-	query = psprintf("SELECT model_id, k, item_key_type IS NOT NULL"
+	query = psprintf("SELECT model_id, k, item_key_type IS NOT NULL, biases"
 					 " FROM %s.mf_models WHERE name = $1", schema->quoted);
 	if (SPI_execute_with_args(query, 1, argtypes, args, NULL, true, 1) != SPI_OK_SELECT)
 		elog(ERROR, "SPI_execute_with_args failed: %s", query);
-	mf_check_column_types(SPI_tuptable->tupdesc, NULL, model_types, 3, "mf_models");
+	mf_check_column_types(SPI_tuptable->tupdesc, NULL, model_types, 4, "mf_models");
 	if (SPI_processed == 0)
 	{
 		PopActiveSnapshot();
@@ -2242,6 +2249,8 @@ mf_catalog_warm_start(const MfSchema *schema, const char *model_name,
 		? mf_key_map(CurrentMemoryContext, ratings->item_keys, ratings->n_items) : NULL;
 	load.k = k;
 	load.model_id = model_id;
+	load.biases = options->biases &&
+		DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 4, &isnull));
 	load.matched = 0;
 	load.als = als;
 	load.values = palloc(sizeof(double) * Max(k, 1));

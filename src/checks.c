@@ -211,7 +211,9 @@ mf_check_row_penalty(const MfFitOptions *options, int64 longest)
 				 errdetail("With lambda_per_rating a row of n ratings is regularised with %s + lambda_per_rating * n, up to %g here, and %s precision takes at most %g.",
 						   options->weighted_lambda ? "lambda * n" : "lambda", largest,
 						   precision, limit),
-				 errhint("Pass a smaller lambda_per_rating (the usual are 0.01 to 0.1) or lambda%s.",
+				 errhint("Pass a smaller lambda_per_rating (the usual are 0.01 to 0.1)%s%s.",
+						 /* a smaller lambda helps only where lambda_per_rating alone fits */
+						 options->lambda_per_rating * n <= limit ? " or lambda" : "",
 						 or_double)));
 	if (options->single && options->biases && options->bias_lambda > MF_MAX_SINGLE_LAMBDA)
 		ereport(ERROR,
@@ -362,7 +364,8 @@ mf_report_unsolvable(MfSolveWhere where, MfSide side, const char *id,
 								   : psprintf("the new %s", side_name),
 								   model ? psprintf(" of model %s", mf_text_for_message(model)) : "");
 
-	if (options->lambda == 0.0)
+	/* no penalty at all: a row's system can be singular */
+	if (options->lambda == 0.0 && options->lambda_per_rating == 0.0)
 	{
 		const char *article = side == MF_USERS ? "a" : "an";
 		/* with implicit feedback a row's system holds the other side's every row */
@@ -431,8 +434,12 @@ mf_report_unsolvable(MfSolveWhere where, MfSide side, const char *id,
 			 ? errdetail("Its ratings list %s %s " INT64_FORMAT " times. Each repeat of a pair adds it to the system again, and a pair repeated this often leaves the system too badly conditioned for %s precision at any usual lambda (%g here).",
 						 mf_side_name(side == MF_USERS ? MF_ITEMS : MF_USERS), partner, times,
 						 options->single ? "single" : "double", options->lambda)
-			 : errdetail("With lambda = %g > 0 the system is positive definite in exact arithmetic; it failed in %s precision because lambda is too small to keep it well conditioned, or because the ratings are so large that floating point overflowed.",
-						 options->lambda, options->single ? "single" : "double"),
+			 : errdetail("With %s the system is positive definite in exact arithmetic; it failed in %s precision because %s too small to keep it well conditioned, or because the ratings are so large that floating point overflowed.",
+						 options->lambda > 0
+						 ? psprintf("lambda = %g > 0", options->lambda)
+						 : psprintf("lambda_per_rating = %g > 0", options->lambda_per_rating),
+						 options->single ? "single" : "double",
+						 options->lambda > 0 ? "lambda is" : "the penalty is"),
 			 where != MF_SOLVE_TRAINING
 			 ? errhint(repeated ? "Collapse the repeats in the source into one row per pair, as for training."
 					   : "Pass ratings on the training data's scale, or retrain the model with a larger lambda.")

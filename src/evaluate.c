@@ -495,11 +495,8 @@ evaluate(FunctionCallInfo fcinfo, bool by_name)
 	InitMaterializedSRF(fcinfo, 0);
 	old = MemoryContextSwitchTo(cxt);
 	test = read_test_relation(fcinfo, model, cxt);
-	/* the read may have retrained the model from ids of the other kind */
+	/* the model of the statement's snapshot, as before the read: its ids' kind checked */
 	model = mf_cache_model_by_id(fcinfo, model_id);
-	mf_check_same_id_kind(test->user_keys != NULL, test->item_keys != NULL,
-						  model->user_keys != NULL, model->item_keys != NULL,
-						  mf_argument_display_name(PG_GETARG_OID(1), "test"));
 	set = mf_test_set(test, model->user_map, model->item_map,
 					  model->user_keymap, model->item_keymap, cxt);
 	mf_test_error_measures(&model->factors, set, &errors);

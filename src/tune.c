@@ -153,19 +153,43 @@ typedef struct CvState
 	uint8	   *fold_of;		/* per entry of all->by_user */
 } CvState;
 
+/* A grid point's values: "k = 2, lambda = 0.1" and those of the optional grids. */
+static char *
+grid_point_values(const MfFitOptions *options)
+{
+	return psprintf("k = %d, lambda = %g%s%s", options->k, options->lambda,
+					options->bias_lambda != -1 ? psprintf(", bias_lambda = %g", options->bias_lambda) : "",
+					options->implicit_weight != 0 ? psprintf(", implicit_weight = %g", options->implicit_weight) : "");
+}
+
 /* Error context of a grid point's check: which point, and which arguments made it. */
 static void
 grid_point_context(void *arg)
 {
 	const MfFitOptions *options = arg;
 
-	errcontext("the cross-validation grid's point k = %d, lambda = %g%s%s (from ks, lambdas%s%s; "
+	errcontext("the cross-validation grid's point %s (from ks, lambdas%s%s; "
 			   "leave out the values, or the argument, the error names)",
-			   options->k, options->lambda,
-			   options->bias_lambda != -1 ? psprintf(", bias_lambda = %g", options->bias_lambda) : "",
-			   options->implicit_weight != 0 ? psprintf(", implicit_weight = %g", options->implicit_weight) : "",
+			   grid_point_values(options),
 			   options->bias_lambda != -1 ? ", bias_lambdas" : "",
 			   options->implicit_weight != 0 ? ", implicit_weights" : "");
+}
+
+/* A fit of a grid point on a fold's training ratings, for its error context. */
+typedef struct FitContext
+{
+	const MfFitOptions *options;
+	int			fold;
+} FitContext;
+
+/* Error context of a grid point's fit: which point, on which fold's ratings. */
+static void
+fit_context(void *arg)
+{
+	const FitContext *fit = arg;
+
+	errcontext("fitting the cross-validation grid's point %s on the training ratings of fold %d",
+			   grid_point_values(fit->options), fit->fold);
 }
 
 /* The elements of the optional grid argument name (NULL: not given; *n = 1). */
@@ -419,8 +443,11 @@ fit_point(GridPoint *point, const MfRatings *training, const MfRatingsSummary *s
 	MfErrorMeasures measures;
 	MfAls	   *als;
 	instr_time	start;
+	FitContext	fit = {&point->options, fold};
+	ErrorContextCallback context = {error_context_stack, fit_context, &fit};
 
 	INSTR_TIME_SET_CURRENT(start);
+	error_context_stack = &context;
 	mf_memory_add(&memory, 1, held);
 	(void) mf_als_memory_estimate(training, &point->options, &memory);
 	mf_memory_check(&memory, "cross-validation",
@@ -432,6 +459,7 @@ fit_point(GridPoint *point, const MfRatings *training, const MfRatingsSummary *s
 	als = mf_als_create(training, &point->options, summary, NULL, NULL, cxt);
 	mf_als_init_items(als, point->options.seed);
 	mf_fit(als, &point->options, NULL, false, &history);
+	error_context_stack = context.previous;
 	mf_test_error_measures(mf_als_factors(als), test, &measures);
 	if (measures.scored == 0)
 		ereport(ERROR,
