@@ -548,13 +548,24 @@ train_options(TrainState *state)
 		mf_catalog_check_warm_start_k(row->name, stored.options.k, row->options.k);
 	if (retraining)
 		refuse_kept_conflicts(state);
-	/* an explicit model has no alpha, and would drop one unsaid */
+	/*
+	 * an explicit model has no alpha, and would drop one unsaid; feedback :=
+	 * 'implicit' is no way out beside options for explicit feedback only
+	 */
 	if (!row->options.implicit && alpha_named(state))
+	{
+		const MfFitOptions *o = &row->options;
+		const char *explicit_only = o->biases ? "biases" : o->clip ? "clip"
+			: o->patience > 0 ? "patience" : o->implicit_weight > 0 ? "implicit_weight" : NULL;
+
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("alpha is for implicit feedback"),
 				 errdetail("alpha turns a count into the confidence 1 + alpha * count of an implicit-feedback model; explicit ratings are fitted as they are."),
-				 errhint("Leave out alpha, or pass feedback := 'implicit' (a retrained model keeps its last training's feedback).")));
+				 explicit_only
+				 ? errhint("Leave out alpha: this training's %s is for explicit feedback only.", explicit_only)
+				 : errhint("Leave out alpha, or pass feedback := 'implicit' (a retrained model keeps its last training's feedback).")));
+	}
 	mf_check_fit_options(&row->options);
 	mf_check_patience_validation(&row->options, OidIsValid(state->validation_relid));
 	mf_source_validate(source);
