@@ -519,6 +519,19 @@ FROM unnest(ARRAY[0.1, 10]) lambda,
 SELECT message, detail FROM try($$SELECT mf_train('gram_overflow', k := 2, lambda := 0, lambda_per_rating := 0.1, iterations := 2)$$);
 SELECT * FROM mf_cross_validate('gram_overflow', ARRAY[2], ARRAY[0.1], folds := 2, iterations := 2);
 SELECT mf_train('gram_overflow', k := 2, lambda := 0.1, iterations := 2, double_precision := true) IS NOT NULL AS trained;
+-- so, with a margin, for ratings of 1e18 in rows of 100 (their squares summed
+-- 3.4 times below the largest float): they failed at every usual lambda,
+-- and at 1e10 the error had blamed "so large a penalty" (attack helper 249)
+CREATE VIEW gram_margin AS
+SELECT user_id, item_id, 1e18::float8 + 1e13 * ((user_id * 7 + item_id * 3) % 5 + 1) AS rating
+FROM gram_overflow;
+SELECT lambda, message, hint
+FROM unnest(ARRAY[0.1, 1e9, 1e10]) lambda,
+     try(format('SELECT mf_train(%L, k := 2, lambda := %s, iterations := 2)', 'gram_margin', lambda));
+CREATE VIEW gram_margin_scaled AS SELECT user_id, item_id, rating / 1e18 AS rating FROM gram_margin;
+SELECT mf_train('gram_margin_scaled', k := 2, lambda := 0.1, iterations := 2) IS NOT NULL AS scaled_trains;
+SELECT mf_drop_model('gram_margin_scaled');
+DROP VIEW gram_margin_scaled, gram_margin;
 SELECT mf_drop_model('gram_overflow');
 -- A fold-in into a single-precision model refuses a rating whose distance
 -- from the model's mean passes a float, as the refits do (attack helper 235).
@@ -553,6 +566,10 @@ FROM generate_series(1, 30) u, generate_series(1, 20) i WHERE (u + i) % 3 <> 0;
 SELECT message, hint FROM try($$SELECT mf_train('cg_scale', k := 2, solver := 'cg')$$);
 SELECT state FROM try($$SELECT mf_train('cg_scale', k := 2, solver := 'cg', lambda := 1000)$$);
 SELECT mf_train('cg_scale', k := 2) IS NOT NULL AS cholesky_trains;
+-- with lambda_per_rating, the error names the penalty (it said "lambda is
+-- too small" and offered lambda 0.01 beside a lambda_per_rating of 1e9;
+-- attack helper 249)
+SELECT detail, hint FROM try($$SELECT mf_train('cg_scale', k := 2, solver := 'cg', lambda := 0.001, lambda_per_rating := 0.1)$$);
 SELECT mf_drop_model('cg_scale');
 -- In double precision the CG hint's list ends with raising lambda, after an
 -- "or" (it lacked one; attack helper 234).

@@ -307,6 +307,8 @@ SELECT mf_train('lowrank_unreadable', biases := true, bias_lambda := 0.5, feedba
 -- so where alpha meets an option for explicit feedback only, both named:
 -- feedback := 'implicit' is no way out (helper 244)
 SELECT mf_train('lowrank_unreadable', alpha := 10, clip := true, model_name := 'no such model');
+SELECT mf_train('lowrank_unreadable', alpha := 10, bias_lambda := 1, model_name := 'no such model');
+SELECT mf_train('lowrank_unreadable', alpha := 10, k := 0, model_name := 'no such model');
 DROP VIEW lowrank_unreadable;
 DROP VIEW lowrank_test;
 -- the values listed are the model's, not those the fix has moved on to (helper 242:

@@ -1174,11 +1174,16 @@ iterate(MfAls *als, bool defer, double *previous_sse, IterationLoss *loss,
  * single precision, the factors a first half-step fits from the seeded
  * item factors (of norm about 1) are about as large as the ratings, and
  * the other side's Gram matrices sum their squares (the farthest rating
- * squared times the longest row's count past the largest float); or none
+ * squared times the longest row's count within MF_GRAM_MARGIN of the
+ * largest float: a row of few ratings whose items' seeded factors are
+ * short fits longer ones; ratings of 1e18 in rows of 100 failed at every
+ * usual lambda, 3.4 times below it; attack helper 249); or none
  * of these, where lambda may be too small.  Only the last is helped by a
  * larger lambda, which pulls the predictions towards the center (attack
  * helpers 225, 235 and 245).
  */
+#define MF_GRAM_MARGIN	1e4
+
 typedef enum MfOverflow
 {
 	MF_OVERFLOW_RESIDUAL,
@@ -1201,7 +1206,8 @@ overflow_cause(const MfAls *als, const MfFitOptions *options)
 		return MF_OVERFLOW_SQUARES;
 	if (options->single && !(als->farthest * longest <= FLT_MAX))
 		return MF_OVERFLOW_ROW_SUM;
-	if (options->single && !(als->farthest * als->farthest * longest <= FLT_MAX))
+	if (options->single &&
+		!(als->farthest * als->farthest * longest * MF_GRAM_MARGIN <= FLT_MAX))
 		return MF_OVERFLOW_GRAM;
 	return MF_OVERFLOW_SOLVE;
 }

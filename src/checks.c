@@ -427,19 +427,30 @@ mf_report_unsolvable(MfSolveWhere where, MfSide side, const char *id,
 						   !options->conjugate_gradient ? ""
 						   : options->single ? ", pass solver := 'cholesky'" : " or pass solver := 'cholesky'",
 						   or_double)));
+	/* the penalty to raise: lambda_per_rating's where it has one (lambda may be 0) */
+	if (options->lambda_per_rating > 0)
+	{
+		penalty_name = "lambda_per_rating";
+		largest_penalty = options->lambda_per_rating;
+	}
+	else
+	{
+		penalty_name = "lambda";
+		largest_penalty = options->lambda;
+	}
 	ereport(ERROR,
 			(errcode(ERRCODE_NUMERIC_VALUE_OUT_OF_RANGE),
 			 errmsg("the least-squares system of %s could not be solved", subject),
 			 repeated
-			 ? errdetail("Its ratings list %s %s " INT64_FORMAT " times. Each repeat of a pair adds it to the system again, and a pair repeated this often leaves the system too badly conditioned for %s precision at any usual lambda (%g here).",
+			 ? errdetail("Its ratings list %s %s " INT64_FORMAT " times. Each repeat of a pair adds it to the system again, and a pair repeated this often leaves the system too badly conditioned for %s precision at any usual %s (%g here).",
 						 mf_side_name(side == MF_USERS ? MF_ITEMS : MF_USERS), partner, times,
-						 options->single ? "single" : "double", options->lambda)
-			 : errdetail("With %s the system is positive definite in exact arithmetic; it failed in %s precision because %s too small to keep it well conditioned, or because the ratings are so large that floating point overflowed.",
-						 options->lambda > 0
-						 ? psprintf("lambda = %g > 0", options->lambda)
-						 : psprintf("lambda_per_rating = %g > 0", options->lambda_per_rating),
-						 options->single ? "single" : "double",
-						 options->lambda > 0 ? "lambda is" : "the penalty is"),
+						 options->single ? "single" : "double", penalty_name, largest_penalty)
+			 : options->lambda_per_rating > 0
+			 ? errdetail("With lambda = %g and lambda_per_rating = %g > 0 the system is positive definite in exact arithmetic; it failed in %s precision because its penalty (lambda + lambda_per_rating * n) is too small to keep it well conditioned, or because the ratings are so large that floating point overflowed.",
+						 options->lambda, options->lambda_per_rating,
+						 options->single ? "single" : "double")
+			 : errdetail("With lambda = %g > 0 the system is positive definite in exact arithmetic; it failed in %s precision because lambda is too small to keep it well conditioned, or because the ratings are so large that floating point overflowed.",
+						 options->lambda, options->single ? "single" : "double"),
 			 where != MF_SOLVE_TRAINING
 			 ? errhint(repeated ? "Collapse the repeats in the source into one row per pair, as for training."
 					   : "Pass ratings on the training data's scale, or retrain the model with a larger lambda.")
@@ -447,11 +458,12 @@ mf_report_unsolvable(MfSolveWhere where, MfSide side, const char *id,
 			 ? errhint("Collapse the repeats in the source into one row per pair (for example a view with avg(rating) GROUP BY the user and item columns)%s.",
 					   or_double)
 			 : options->conjugate_gradient
-			 ? errhint("Scale the ratings into a moderate range (for example 0 to 10), pass solver := 'cholesky', %sraise lambda (%g here; try %g)%s.",
-					   options->single ? "" : "or ",
-					   options->lambda, options->lambda < 0.01 ? 0.01 : 10 * options->lambda,
+			 ? errhint("Scale the ratings into a moderate range (for example 0 to 10), pass solver := 'cholesky', %sraise %s (%g here; try %g)%s.",
+					   options->single ? "" : "or ", penalty_name,
+					   largest_penalty, largest_penalty < 0.01 ? 0.01 : 10 * largest_penalty,
 					   or_double)
-			 : errhint("Raise lambda (%g here; try %g)%s scale the ratings into a moderate range (for example 0 to 10)%s.",
-					   options->lambda, options->lambda < 0.01 ? 0.01 : 10 * options->lambda,
+			 : errhint("Raise %s (%g here; try %g)%s scale the ratings into a moderate range (for example 0 to 10)%s.",
+					   penalty_name,
+					   largest_penalty, largest_penalty < 0.01 ? 0.01 : 10 * largest_penalty,
 					   options->single ? "," : " or", or_double)));
 }

@@ -551,11 +551,13 @@ train_options(TrainState *state)
 	/*
 	 * an explicit model has no alpha, and would drop one unsaid; feedback :=
 	 * 'implicit' is no way out beside options for explicit feedback only
+	 * (biases, and what needs them: k = 0, bias_lambda)
 	 */
 	if (!row->options.implicit && alpha_named(state))
 	{
 		const MfFitOptions *o = &row->options;
-		const char *explicit_only = o->biases ? "biases" : o->clip ? "clip"
+		const char *explicit_only = o->k == 0 ? "k = 0 (biases only)"
+			: o->bias_lambda >= 0 ? "bias_lambda" : o->biases ? "biases" : o->clip ? "clip"
 			: o->patience > 0 ? "patience" : o->implicit_weight > 0 ? "implicit_weight" : NULL;
 
 		ereport(ERROR,

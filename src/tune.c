@@ -527,8 +527,8 @@ cv_run_fold(CvState *state, int fold)
 				  2 * (sizeof(int32) + (all->by_user.val ? sizeof(double) : sizeof(float))));
 	mf_memory_add(&split, all->n_ratings - kept, MF_TEST_SET_BYTES_PER_RATING);
 	mf_memory_check(&split, "cross-validation",
-					psprintf("Splitting fold %d of %d: " INT64_FORMAT " ratings to train on and " INT64_FORMAT " held out, beside all " INT64_FORMAT " ratings.",
-							 fold + 1, state->folds, kept, all->n_ratings - kept, all->n_ratings),
+					psprintf("Splitting fold %d (of folds 0 to %d): " INT64_FORMAT " ratings to train on and " INT64_FORMAT " held out, beside all " INT64_FORMAT " ratings.",
+							 fold, state->folds - 1, kept, all->n_ratings - kept, all->n_ratings),
 					"Raise mf_ext.max_memory (a superuser setting), or cross-validate on a sample of the ratings (neither k nor mf_ext.threads changes the split).");
 	training = mf_ratings_subset(all, keep, user_remap, item_remap, fold_cxt);
 	summary = mf_ratings_summarize(training, state->grid[0].options.biases);
