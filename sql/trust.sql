@@ -152,12 +152,16 @@ SELECT mf_train('small', k := 2, lambda := 1, iterations := 3, biases := true,
                 validation := 'enormous', model_name := 'validated') AS validated \gset
 SELECT bool_and(r BETWEEN 0.8e200 AND 0.82e200) AS validation_rmse_finite
 FROM mf_models, unnest(validation_rmse) r WHERE model_id = :validated;
--- A score that itself overflows (factors edited to 1e300) has no finite
--- error: an error says so.
-UPDATE mf_user_factors SET factors = ARRAY[1e300, 1e300] WHERE model_id = :small AND user_id = 3;
-UPDATE mf_item_factors SET factors = ARRAY[1e300, 1e300] WHERE model_id = :small AND item_id = 3;
-UPDATE mf_models SET version = nextval('mf_model_version_seq') WHERE model_id = :small;
-SELECT * FROM mf_evaluate(:small, 'enormous');
+-- A score that itself overflows (factors edited to 1e300, in double
+-- precision: a single-precision model refuses factors beyond a float) has
+-- no finite error: an error says so.
+SELECT mf_train('small', k := 2, lambda := 1, iterations := 3, biases := true,
+                double_precision := true, model_name := 'overflowing') AS overflowing \gset
+UPDATE mf_user_factors SET factors = ARRAY[1e300, 1e300] WHERE model_id = :overflowing AND user_id = 3;
+UPDATE mf_item_factors SET factors = ARRAY[1e300, 1e300] WHERE model_id = :overflowing AND item_id = 3;
+UPDATE mf_models SET version = nextval('mf_model_version_seq') WHERE model_id = :overflowing;
+SELECT * FROM mf_evaluate(:overflowing, 'enormous');
+SELECT mf_drop_model(:overflowing);
 
 -- 4. 20,000 iterations of history are read in linear time: each array is
 -- read once, not once per iteration (counted in buffer fetches of
@@ -208,6 +212,16 @@ SELECT mf_train('small', k := 2, lambda := 1, iterations := 2, biases := true,
 UPDATE mf_item_factors SET bias = NULL WHERE model_id = :edited_bias AND item_id = 2;
 UPDATE mf_models SET version = nextval('mf_model_version_seq') WHERE model_id = :edited_bias;
 SELECT error_of($$SELECT mf_train('small', model_name := 'edited bias', warm_start := true)$$);
+SELECT error_of(format('SELECT mf_predict(%s, 1, 1)', :edited_bias));
+-- A factor or bias beyond a float in a single-precision model (finite as a
+-- double) is refused as one no training writes: serving scored it (9.8e299),
+-- a warm start failed blaming lambda (attack helper 249).
+UPDATE mf_item_factors SET bias = 1, factors = ARRAY[1e300, 1] WHERE model_id = :edited_bias AND item_id = 2;
+UPDATE mf_models SET version = nextval('mf_model_version_seq') WHERE model_id = :edited_bias;
+SELECT error_of($$SELECT mf_train('small', model_name := 'edited bias', warm_start := true)$$);
+SELECT error_of(format('SELECT mf_predict(%s, 1, 1)', :edited_bias));
+UPDATE mf_item_factors SET bias = 1e39, factors = ARRAY[1, 1] WHERE model_id = :edited_bias AND item_id = 2;
+UPDATE mf_models SET version = nextval('mf_model_version_seq') WHERE model_id = :edited_bias;
 SELECT error_of(format('SELECT mf_predict(%s, 1, 1)', :edited_bias));
 SELECT mf_drop_model(:edited_bias);
 -- NULL where training always writes a value (the owner dropped NOT NULL):

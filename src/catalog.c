@@ -1936,14 +1936,29 @@ mf_catalog_replace_rows(const MfSchema *schema, const char *function, int32 mode
 	internal_sql_end(sql);
 }
 
+/* The hints of a stored row no training writes: read to serve, or to warm-start from. */
+#define MF_STORED_ROW_HINT "Retrain the model with mf_train, or restore its factor rows."
+#define MF_WARM_START_ROW_HINT "Train without warm_start, or restore the model's factor rows."
+
+/*
+ * Whether a stored number is one a training writes for a model in single
+ * or double precision (single: its factors and biases are floats).
+ */
+static bool
+stored_number_valid(double value, bool single)
+{
+	return single ? fabs(value) <= FLT_MAX : isfinite(value);
+}
+
 /*
  * Copies a stored factors array (double precision[] of exactly k numbers;
- * empty for k = 0) into out, or raises an error naming the user or item
- * whose row is bad.
+ * empty for k = 0) of a model in single or double precision into out, or
+ * raises an error (XX001, with hint) naming the user or item whose row is
+ * bad.
  */
 static void
 factors_from_datum(Datum datum, bool isnull, int k, double *out, MfSide side, int64 id,
-				   const char *what)
+				   const char *what, bool single, const char *hint)
 {
 	ArrayType  *array = isnull ? NULL : DatumGetArrayTypeP(datum);
 
@@ -1954,30 +1969,35 @@ factors_from_datum(Datum datum, bool isnull, int k, double *out, MfSide side, in
 				(errcode(ERRCODE_DATA_CORRUPTED),
 				 errmsg("stored %s of %s " INT64_FORMAT " are not an array of %d numbers",
 						what, mf_side_name(side), id, k),
-				 errhint("Retrain the model with mf_train, or restore its factor rows.")));
+				 errhint("%s", hint)));
 	if (k > 0)
 		memcpy(out, ARR_DATA_PTR(array), sizeof(double) * k);
 	for (int j = 0; j < k; j++)
-		if (!isfinite(out[j]))
+		if (!stored_number_valid(out[j], single))
 			ereport(ERROR,
 					(errcode(ERRCODE_DATA_CORRUPTED),
-					 errmsg("stored %s of %s " INT64_FORMAT " are not all finite",
-							what, mf_side_name(side), id),
-					 errhint("Retrain the model with mf_train, or restore its factor rows.")));
+					 errmsg("stored %s of %s " INT64_FORMAT " are not all finite%s",
+							what, mf_side_name(side), id,
+							single ? " single-precision numbers" : ""),
+					 errhint("%s", hint)));
 }
 
 /*
  * The stored bias (column value, isnull) of side's id in model_id, a model
- * with biases; XX001 when it is NULL or not finite, with hint.
+ * with biases in single or double precision; XX001 when it is NULL or not
+ * a finite number of that precision, with hint.
  */
 static double
-stored_bias(Datum value, bool isnull, MfSide side, int64 id, int32 model_id, const char *hint)
+stored_bias(Datum value, bool isnull, MfSide side, int64 id, int32 model_id, bool single,
+			const char *hint)
 {
-	if (isnull || !isfinite(DatumGetFloat8(value)))
+	if (isnull || !stored_number_valid(DatumGetFloat8(value), single))
 		ereport(ERROR,
 				(errcode(ERRCODE_DATA_CORRUPTED),
 				 errmsg("stored bias of %s " INT64_FORMAT " in model %d is %s",
-						mf_side_name(side), id, model_id, isnull ? "NULL" : "not finite"),
+						mf_side_name(side), id, model_id,
+						isnull ? "NULL" : single ? "not a finite single-precision number"
+						: "not finite"),
 				 errhint("%s", hint)));
 	return DatumGetFloat8(value);
 }
@@ -2026,13 +2046,12 @@ load_factor_row(TupleTableSlot *slot, void *arg)
 	load->ids[load->n] = DatumGetInt64(slot->tts_values[0]);
 	factors_from_datum(slot->tts_values[1], slot->tts_isnull[1], load->row->options.k,
 					   load->factors + (Size) load->n * load->row->options.k,
-					   load->side, load->ids[load->n], "factors");
+					   load->side, load->ids[load->n], "factors", load->row->options.single,
+					   MF_STORED_ROW_HINT);
 	if (load->bias)
-	{
 		load->bias[load->n] = stored_bias(slot->tts_values[2], slot->tts_isnull[2], load->side,
 										  load->ids[load->n], load->row->model_id,
-										  "Retrain the model with mf_train, or restore its factor rows.");
-	}
+										  load->row->options.single, MF_STORED_ROW_HINT);
 	if (load->keys)
 	{
 		text	   *key = DatumGetTextPP(required_value(slot, 4, load, "key"));
@@ -2043,7 +2062,8 @@ load_factor_row(TupleTableSlot *slot, void *arg)
 	if (load->implicit)
 		factors_from_datum(slot->tts_values[4], slot->tts_isnull[4], load->row->options.k,
 						   load->implicit + (Size) load->n * load->row->options.k,
-						   load->side, load->ids[load->n], "implicit_factors");
+						   load->side, load->ids[load->n], "implicit_factors",
+						   load->row->options.single, MF_STORED_ROW_HINT);
 	load->n++;
 }
 
@@ -2155,6 +2175,7 @@ typedef struct ItemLoad
 	int			k;
 	int32		model_id;
 	bool		biases;			/* the training's and the stored model's: its biases start */
+	bool		single;			/* the training's precision */
 	int32		matched;		/* items of the new data found stored */
 } ItemLoad;
 
@@ -2177,14 +2198,14 @@ load_item_row(TupleTableSlot *slot, void *arg)
 
 	if (index >= 0)
 	{
+		/* as numbers of the training's precision, which they start */
 		double		bias = !load->biases ? 0.0
 			: stored_bias(slot->tts_values[2], slot->tts_isnull[2], MF_ITEMS, item_id,
-						  load->model_id,
-						  "Train without warm_start, or restore the model's factor rows.");
+						  load->model_id, load->single, MF_WARM_START_ROW_HINT);
 
 		load->matched++;
 		factors_from_datum(slot->tts_values[1], slot->tts_isnull[1], load->k, load->values,
-						   MF_ITEMS, item_id, "factors");
+						   MF_ITEMS, item_id, "factors", load->single, MF_WARM_START_ROW_HINT);
 		mf_als_set_item(load->als, index, load->values, bias);
 	}
 }
@@ -2251,6 +2272,7 @@ mf_catalog_warm_start(const MfSchema *schema, const char *model_name,
 	load.model_id = model_id;
 	load.biases = options->biases &&
 		DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 4, &isnull));
+	load.single = options->single;
 	load.matched = 0;
 	load.als = als;
 	load.values = palloc(sizeof(double) * Max(k, 1));
