@@ -2141,30 +2141,6 @@ mf_catalog_scan_supports(const MfSchema *schema, int32 model_id, MfSide side,
 	internal_sql_end(sql);
 }
 
-void
-mf_catalog_check_warm_start_items(const char *model_name, bool model_keys, bool source_keys)
-{
-	if (model_keys != source_keys)
-		ereport(ERROR,
-				(errcode(ERRCODE_DATATYPE_MISMATCH),
-				 errmsg("warm start needs item ids of the kind stored model %s has", mf_text_for_message(model_name)),
-				 errdetail("Its items are identified by %s, those of the source by %s.",
-						   source_keys ? "integers" : "text keys",
-						   source_keys ? "text keys" : "integers"),
-				 errhint("Train without warm_start, or from a relation whose item column has the stored model's type.")));
-}
-
-void
-mf_catalog_check_warm_start_k(const char *model_name, int stored_k, int k)
-{
-	if (stored_k != k)
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("warm start needs k = %d, the k of stored model %s, but k = %d was given",
-						stored_k, mf_text_for_message(model_name), k),
-				 errhint("Pass k := %d, or train without warm_start.", stored_k)));
-}
-
 /* State of mf_catalog_warm_start while it scans the stored item factors. */
 typedef struct ItemLoad
 {
@@ -2225,6 +2201,7 @@ mf_catalog_warm_start(const MfSchema *schema, const char *model_name,
 	int32		model_id;
 	int			stored_k;
 	bool		stored_keys;
+	bool		stored_biases;
 	ItemLoad	load;
 	InternalSql sql = internal_sql_begin();
 
@@ -2253,6 +2230,8 @@ mf_catalog_warm_start(const MfSchema *schema, const char *model_name,
 										   SPI_tuptable->tupdesc, 2, &isnull));
 	stored_keys = DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0],
 											 SPI_tuptable->tupdesc, 3, &isnull));
+	stored_biases = DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0],
+											   SPI_tuptable->tupdesc, 4, &isnull));
 	/* the caller checked both before reading: the model was retrained since */
 	if (stored_k != k || stored_keys != (ratings->item_keys != NULL))
 		ereport(ERROR,
@@ -2270,8 +2249,7 @@ mf_catalog_warm_start(const MfSchema *schema, const char *model_name,
 		? mf_key_map(CurrentMemoryContext, ratings->item_keys, ratings->n_items) : NULL;
 	load.k = k;
 	load.model_id = model_id;
-	load.biases = options->biases &&
-		DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 4, &isnull));
+	load.biases = options->biases && stored_biases;
 	load.single = options->single;
 	load.matched = 0;
 	load.als = als;

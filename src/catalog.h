@@ -260,24 +260,11 @@ extern void mf_catalog_scan_supports(const MfSchema *schema, int32 model_id, MfS
 									 MfSupportFn fn, void *arg);
 
 /*
- * 42804 unless the source's items are text keys (source_keys) where the
- * stored model model_name's are (model_keys), and integers where its are.
- */
-extern void mf_catalog_check_warm_start_items(const char *model_name, bool model_keys,
-											  bool source_keys);
-
-/*
- * 22023 unless k, the k a warm start of stored model model_name trains
- * with, is stored_k, the model's.
- */
-extern void mf_catalog_check_warm_start_k(const char *model_name, int stored_k, int k);
-
-/*
  * Overwrites als's item factors (and biases) with those of the stored
  * model named model_name for the items ratings has (by id, or by key):
  * a warm start.  Returns false when there is no such model; 40001 when
  * its k or its kind of item ids is no longer the one the caller checked
- * before reading (mf_catalog_check_warm_start_k, _items): retrained since;
+ * before reading (train.c): retrained since;
  * a NOTICE when it has none of ratings' items (all stay seeded random).
  */
 extern bool mf_catalog_warm_start(const MfSchema *schema, const char *model_name,

@@ -189,19 +189,15 @@ mf_check_row_penalty(const MfFitOptions *options, int64 longest)
 	const char *or_double = options->single ? ", or double_precision := true" : "";
 
 	/* lambda + lambda_per_rating * n, or lambda * n, can overflow where each is finite */
-	if (!(options->lambda <= limit))
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("lambda = %g is too large for %s precision", options->lambda, precision),
-				 errdetail("%g is more than %s precision takes, %g.", options->lambda, precision,
-						   limit),
-				 errhint("Pass a smaller lambda (the usual are 0.01 to 100)%s.", or_double)));
 	if (!(scaled <= limit))
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("lambda = %g is too large for %s precision", options->lambda, precision),
-				 errdetail("With weighted_lambda a row of n ratings is regularised with lambda * n, up to %g here, and %s precision takes at most %g.",
-						   scaled, precision, limit),
+				 options->lambda <= limit
+				 ? errdetail("With weighted_lambda a row of n ratings is regularised with lambda * n, up to %g here, and %s precision takes at most %g.",
+							 scaled, precision, limit)
+				 : errdetail("%g is more than %s precision takes, %g.", options->lambda, precision,
+							 limit),
 				 errhint("Pass a smaller lambda (the usual are 0.01 to 100)%s.", or_double)));
 	if (!(largest <= limit))
 		ereport(ERROR,
@@ -359,6 +355,9 @@ mf_report_unsolvable(MfSolveWhere where, MfSide side, const char *id,
 	const char *penalty_name = "lambda";
 	const char *penalty_usual = "0.01 to 100";
 	double		largest_penalty = options->lambda;
+	/* the penalty the last error's hint raises: lambda_per_rating where it has one (lambda may be 0) */
+	const char *raised_name = options->lambda_per_rating > 0 ? "lambda_per_rating" : "lambda";
+	double		raised = options->lambda_per_rating > 0 ? options->lambda_per_rating : options->lambda;
 	bool		repeated;
 	char	   *subject = psprintf("%s%s", id ? psprintf("%s %s", side_name, id)
 								   : psprintf("the new %s", side_name),
@@ -427,24 +426,13 @@ mf_report_unsolvable(MfSolveWhere where, MfSide side, const char *id,
 						   !options->conjugate_gradient ? ""
 						   : options->single ? ", pass solver := 'cholesky'" : " or pass solver := 'cholesky'",
 						   or_double)));
-	/* the penalty to raise: lambda_per_rating's where it has one (lambda may be 0) */
-	if (options->lambda_per_rating > 0)
-	{
-		penalty_name = "lambda_per_rating";
-		largest_penalty = options->lambda_per_rating;
-	}
-	else
-	{
-		penalty_name = "lambda";
-		largest_penalty = options->lambda;
-	}
 	ereport(ERROR,
 			(errcode(ERRCODE_NUMERIC_VALUE_OUT_OF_RANGE),
 			 errmsg("the least-squares system of %s could not be solved", subject),
 			 repeated
 			 ? errdetail("Its ratings list %s %s " INT64_FORMAT " times. Each repeat of a pair adds it to the system again, and a pair repeated this often leaves the system too badly conditioned for %s precision at any usual %s (%g here).",
 						 mf_side_name(side == MF_USERS ? MF_ITEMS : MF_USERS), partner, times,
-						 options->single ? "single" : "double", penalty_name, largest_penalty)
+						 options->single ? "single" : "double", raised_name, raised)
 			 : options->lambda_per_rating > 0
 			 ? errdetail("With lambda = %g and lambda_per_rating = %g > 0 the system is positive definite in exact arithmetic; it failed in %s precision because its penalty (lambda + lambda_per_rating * n) is too small to keep it well conditioned, or because the ratings are so large that floating point overflowed.",
 						 options->lambda, options->lambda_per_rating,
@@ -459,11 +447,10 @@ mf_report_unsolvable(MfSolveWhere where, MfSide side, const char *id,
 					   or_double)
 			 : options->conjugate_gradient
 			 ? errhint("Scale the ratings into a moderate range (for example 0 to 10), pass solver := 'cholesky', %sraise %s (%g here; try %g)%s.",
-					   options->single ? "" : "or ", penalty_name,
-					   largest_penalty, largest_penalty < 0.01 ? 0.01 : 10 * largest_penalty,
+					   options->single ? "" : "or ", raised_name,
+					   raised, raised < 0.01 ? 0.01 : 10 * raised,
 					   or_double)
 			 : errhint("Raise %s (%g here; try %g)%s scale the ratings into a moderate range (for example 0 to 10)%s.",
-					   penalty_name,
-					   largest_penalty, largest_penalty < 0.01 ? 0.01 : 10 * largest_penalty,
+					   raised_name, raised, raised < 0.01 ? 0.01 : 10 * raised,
 					   options->single ? "," : " or", or_double)));
 }

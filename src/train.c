@@ -487,6 +487,38 @@ report_retraining(const TrainState *state, const MfModelRow *stored, Retraining 
 				 errdetail("Changed: %s.", changed->data)));
 }
 
+/*
+ * 42804 unless the source's items are text keys (source_keys) where the
+ * stored model model_name's are (model_keys), and integers where its are.
+ */
+static void
+check_warm_start_items(const char *model_name, bool model_keys, bool source_keys)
+{
+	if (model_keys != source_keys)
+		ereport(ERROR,
+				(errcode(ERRCODE_DATATYPE_MISMATCH),
+				 errmsg("warm start needs item ids of the kind stored model %s has", mf_text_for_message(model_name)),
+				 errdetail("Its items are identified by %s, those of the source by %s.",
+						   source_keys ? "integers" : "text keys",
+						   source_keys ? "text keys" : "integers"),
+				 errhint("Train without warm_start, or from a relation whose item column has the stored model's type.")));
+}
+
+/*
+ * 22023 unless k, the k a warm start of stored model model_name trains
+ * with, is stored_k, the model's.
+ */
+static void
+check_warm_start_k(const char *model_name, int stored_k, int k)
+{
+	if (stored_k != k)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("warm start needs k = %d, the k of stored model %s, but k = %d was given",
+						stored_k, mf_text_for_message(model_name), k),
+				 errhint("Pass k := %d, or train without warm_start.", stored_k)));
+}
+
 /* 42704: a warm start from model_name, which no model has. */
 static void
 refuse_missing_warm_start(const char *model_name)
@@ -545,7 +577,7 @@ train_options(TrainState *state)
 	if (!retraining && row->warm_start)
 		refuse_missing_warm_start(row->name);
 	if (retraining && row->warm_start && row->options.k >= MF_MIN_K && row->options.k <= MF_MAX_K)
-		mf_catalog_check_warm_start_k(row->name, stored.options.k, row->options.k);
+		check_warm_start_k(row->name, stored.options.k, row->options.k);
 	if (retraining)
 		refuse_kept_conflicts(state);
 	/*
@@ -573,8 +605,7 @@ train_options(TrainState *state)
 	mf_source_validate(source);
 	/* the kind of item ids, known from the columns' types before the data is read */
 	if (retraining && row->warm_start)
-		mf_catalog_check_warm_start_items(row->name, OidIsValid(stored.item_key_type),
-										  source->item_keys);
+		check_warm_start_items(row->name, OidIsValid(stored.item_key_type), source->item_keys);
 	error_context_stack = context.previous;
 	row->source = mf_source_display_name(source->relid);
 	row->user_key_type = source->user_keys ? source->user_type : InvalidOid;
