@@ -451,3 +451,14 @@ SELECT k FROM mf_models WHERE name = 'flip';
 DROP VIEW flip_view;
 DROP FUNCTION retrain_flip();
 SELECT mf_drop_model('flip');
+-- so is a model dropped between the two (it said the model did not exist,
+-- and to train it once without warm_start; attack helper 250)
+SELECT mf_train('small', model_name := 'dropped', k := 3, iterations := 1) > 0 AS trained;
+CREATE FUNCTION drop_dropped() RETURNS bool LANGUAGE sql AS
+$$ SELECT mf_drop_model('dropped') IS NULL $$;
+CREATE VIEW dropping_view AS SELECT s.* FROM small s, (SELECT drop_dropped()) r;
+SELECT mf_train('dropping_view', model_name := 'dropped', warm_start := true);
+SELECT count(*) AS kept FROM mf_models WHERE name = 'dropped';
+DROP VIEW dropping_view;
+DROP FUNCTION drop_dropped();
+SELECT mf_drop_model('dropped');

@@ -2267,7 +2267,7 @@ mf_catalog_warm_start(const MfSchema *schema, const char *model_name,
 		ereport(NOTICE,
 				(errmsg("warm start from model %s found none of the %d items of the data among its stored items",
 						mf_text_for_message(model_name), ratings->n_items),
-				 errdetail("Every item starts from seeded random factors, as without warm_start."),
+				 errdetail("Every item starts as without warm_start."),
 				 errhint("Check that the item column names the items the model was trained on.")));
 	return true;
 }

@@ -235,10 +235,10 @@ refit_read(RefitState *state, const MfModel *found, bool by_name)
 	source.user_key_form = mf_key_form(state->locked.user_key_type);
 	source.item_key_form = mf_key_form(state->locked.item_key_type);
 	mf_source_validate(&source);
+	state->source_name = mf_source_display_name(source.relid);
 	mf_check_same_id_kind(source.user_keys, source.item_keys,
 						  OidIsValid(state->locked.user_key_type),
-						  OidIsValid(state->locked.item_key_type), "the relation to refit from");
-	state->source_name = mf_source_display_name(source.relid);
+						  OidIsValid(state->locked.item_key_type), state->source_name);
 	state->named = named != NULL;
 	state->named_column = state->side == MF_USERS ? source.user_col : source.item_col;
 	if (named)

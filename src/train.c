@@ -779,9 +779,14 @@ train_fit(TrainState *state)
 	state->als = state->distributed ? mf_distributed_als(state->distributed, options)
 		: mf_als_create(ratings, options, &state->summary, NULL, NULL, state->cxt);
 	mf_als_init_items(state->als, options->seed);
+	/* the model was there when train_options checked: dropped since */
 	if (row->warm_start &&
 		!mf_catalog_warm_start(&state->schema, row->name, options, ratings, state->als))
-		refuse_missing_warm_start(row->name);
+		ereport(ERROR,
+				(errcode(ERRCODE_T_R_SERIALIZATION_FAILURE),
+				 errmsg("model %s was dropped after this training checked its warm start",
+						mf_text_for_message(row->name)),
+				 errhint("Run the training again once the other transaction has committed, or train without warm_start (a source that drops the model as it is read, through a function in a view, does so every time).")));
 	mf_fit(state->als, options, state->validation, true, &row->history);
 	/* of the factors stored: the last iteration's, or with patience the best's */
 	row->train_rmse = row->history.train_rmse[row->history.kept_iteration - 1];
