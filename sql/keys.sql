@@ -124,6 +124,14 @@ JOIN mf_item_factors i ON i.item_key = rec.item_id
 WHERE m.model_id = :named AND i.model_id = :named;
 SELECT mf_fold_in_keys(:ints, ARRAY['1', '2'], ARRAY[5, 1]::float8[]) =
        mf_fold_in(:ints, ARRAY[1, 2], ARRAY[5, 1]::float8[]) AS text_equals_integer;
+-- A bad rating is named by its subscript, whatever the arrays' lower
+-- bounds, and its item by key; the messages name the keys form's own
+-- argument, item_keys (they had said "rating 2" and item_ids).
+SELECT mf_fold_in_keys(:named, ARRAY['film 1', 'film 2'], ARRAY[5, 'NaN']::float8[]);
+SELECT mf_fold_in_keys(:named, '[0:1]={film 1, film 2}'::text[], '[3:4]={Infinity, 1}'::float8[]);
+SELECT * FROM mf_recommend_keys(:named, ARRAY['film 1', NULL], ARRAY[5, 1]::float8[]);
+SELECT mf_fold_in_keys(:named, ARRAY['film 1'], ARRAY[5, 1]::float8[]);
+SELECT mf_fold_in(:ints, '[0:1]={1, 2}'::bigint[], '[0:1]={5, -Infinity}'::float8[]);
 
 -- Refit by key: a known user's row is replaced and a new user is added,
 -- numbered after the last; each equals the fold-in of its ratings (in the

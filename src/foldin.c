@@ -75,18 +75,20 @@ implicit_strengths(const MfModel *model, int32 *cols, double *vals, int32 n)
 }
 
 /*
- * The arrays of a fold-in (arguments 1, item ids, and 2, ratings): one
- * dimension, the same length, no NULLs.  Returns their length.
+ * The arrays of a fold-in (arguments 1, the items, named items_name in the
+ * SQL function, and 2, ratings): one dimension, the same length, no NULLs.
+ * Returns their length.
  */
 static int
-check_arrays(FunctionCallInfo fcinfo, ArrayType **item_ids, ArrayType **ratings)
+check_arrays(FunctionCallInfo fcinfo, const char *items_name, ArrayType **item_ids,
+			 ArrayType **ratings)
 {
 	int			n;
 
 	if (PG_ARGISNULL(1) || PG_ARGISNULL(2))
 		ereport(ERROR,
 				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
-				 errmsg("%s must not be NULL", PG_ARGISNULL(1) ? "item_ids" : "ratings"),
+				 errmsg("%s must not be NULL", PG_ARGISNULL(1) ? items_name : "ratings"),
 				 errhint("Pass the items the new user rated and their ratings, as two arrays of the same length.")));
 	*item_ids = PG_GETARG_ARRAYTYPE_P(1);
 	*ratings = PG_GETARG_ARRAYTYPE_P(2);
@@ -94,24 +96,33 @@ check_arrays(FunctionCallInfo fcinfo, ArrayType **item_ids, ArrayType **ratings)
 	if (ARR_NDIM(*item_ids) > 1 || ARR_NDIM(*ratings) > 1)
 		ereport(ERROR,
 				(errcode(ERRCODE_ARRAY_SUBSCRIPT_ERROR),
-				 errmsg("item_ids and ratings must be one-dimensional arrays of the same length"),
+				 errmsg("%s and ratings must be one-dimensional arrays of the same length", items_name),
 				 errdetail("%s is %d-dimensional.",
-						   ARR_NDIM(*item_ids) > 1 ? "item_ids" : "ratings",
+						   ARR_NDIM(*item_ids) > 1 ? items_name : "ratings",
 						   Max(ARR_NDIM(*item_ids), ARR_NDIM(*ratings))),
-				 errhint("Pass one rating per item as two lists: ratings[i] is the rating of item_ids[i].")));
+				 errhint("Pass one rating per item as two lists: ratings[i] is the rating of %s[i].",
+						 items_name)));
 	if (n != ArrayGetNItems(ARR_NDIM(*ratings), ARR_DIMS(*ratings)))
 		ereport(ERROR,
 				(errcode(ERRCODE_ARRAY_SUBSCRIPT_ERROR),
-				 errmsg("item_ids and ratings must be one-dimensional arrays of the same length"),
+				 errmsg("%s and ratings must be one-dimensional arrays of the same length", items_name),
 				 errdetail("Their lengths are %d and %d.",
 						   n, ArrayGetNItems(ARR_NDIM(*ratings), ARR_DIMS(*ratings))),
-				 errhint("Pass one rating per item: ratings[i] is the rating of item_ids[i].")));
+				 errhint("Pass one rating per item: ratings[i] is the rating of %s[i].", items_name)));
 	if (ARR_HASNULL(*item_ids) || ARR_HASNULL(*ratings))
 		ereport(ERROR,
 				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
-				 errmsg("item_ids and ratings must not contain NULL"),
+				 errmsg("%s and ratings must not contain NULL", items_name),
 				 errhint("Leave out the items without a rating.")));
 	return n;
+}
+
+/* Item e of a fold-in's item_ids, as an error names it: keys[e] where given as text. */
+static char *
+item_for_message(ArrayType *item_ids, const Datum *keys, int e)
+{
+	return keys ? mf_text_for_message(text_to_cstring(DatumGetTextPP(keys[e])))
+		: psprintf(INT64_FORMAT, ((const int64 *) ARR_DATA_PTR(item_ids))[e]);
 }
 
 /*
@@ -125,7 +136,8 @@ known_ratings(FunctionCallInfo fcinfo, const MfModel *model, bool as_text,
 {
 	ArrayType  *item_ids;
 	ArrayType  *ratings;
-	int			n = check_arrays(fcinfo, &item_ids, &ratings);
+	const char *items_name = as_text ? "item_keys" : "item_ids";
+	int			n = check_arrays(fcinfo, items_name, &item_ids, &ratings);
 	Datum	   *keys = NULL;
 	int32		known = 0;
 
@@ -146,7 +158,10 @@ known_ratings(FunctionCallInfo fcinfo, const MfModel *model, bool as_text,
 		if (!isfinite(value))
 			ereport(ERROR,
 					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-					 errmsg("rating %d is %g, but must be finite", e + 1, value),
+					 errmsg("ratings[%d] is %g, but must be finite", ARR_LBOUND(ratings)[0] + e, value),
+					 errdetail("It is the rating of item %s (%s[%d]).",
+							   item_for_message(item_ids, keys, e), items_name,
+							   ARR_LBOUND(item_ids)[0] + e),
 					 errhint("Leave that item and its rating out of both arrays, or pass a finite rating on the training data's scale.")));
 		if (item < 0)
 			continue;
@@ -157,11 +172,8 @@ known_ratings(FunctionCallInfo fcinfo, const MfModel *model, bool as_text,
 		if (model->factors.single && !model->factors.implicit &&
 			!mf_rating_within_float(value, model->factors.biases ? model->factors.mean : 0.0))
 		{
-			char	   *item_id = as_text
-				? mf_text_for_message(text_to_cstring(DatumGetTextPP(keys[e])))
-				: psprintf(INT64_FORMAT, ((const int64 *) ARR_DATA_PTR(item_ids))[e]);
-
-			mf_report_rating_scale(psprintf("the new user for item %s", item_id), value,
+			mf_report_rating_scale(psprintf("the new user for item %s",
+											item_for_message(item_ids, keys, e)), value,
 								   model->factors.biases, model->factors.mean, MF_SCALE_FOLD_IN);
 		}
 		(*cols)[known] = item;
