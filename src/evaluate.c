@@ -138,17 +138,22 @@ mf_model_index(const MfIdMap *ids, mf_keymap_hash *keys, const MfRatings *rating
 
 void
 mf_check_same_id_kind(bool relation_user_keys, bool relation_item_keys,
-					  bool user_keys, bool item_keys, const char *relation)
+					  bool user_keys, bool item_keys, const char *relation, bool training)
 {
 	if (relation_user_keys != user_keys || relation_item_keys != item_keys)
 		ereport(ERROR,
 				(errcode(ERRCODE_DATATYPE_MISMATCH),
-				 errmsg("the ids in %s are not of the model's kind", relation),
-				 errdetail("The model's user ids are %s and its item ids %s; those of %s are %s and %s.",
+				 training
+				 ? errmsg("the ids in %s are not of the training data's kind", relation)
+				 : errmsg("the ids in %s are not of the model's kind", relation),
+				 errdetail("%s user ids are %s and its item ids %s; those of %s are %s and %s.",
+						   training ? "The training data's" : "The model's",
 						   user_keys ? "text" : "integers", item_keys ? "text" : "integers",
 						   relation, relation_user_keys ? "text" : "integers",
 						   relation_item_keys ? "text" : "integers"),
-				 errhint("Pass a relation whose id columns have the types the model was trained on.")));
+				 training
+				 ? errhint("Pass a validation relation whose id columns have the types of the training data's, casting them in a view where needed.")
+				 : errhint("Pass a relation whose id columns have the types the model was trained on.")));
 }
 
 MfTestSet *
@@ -412,7 +417,7 @@ read_test_relation(FunctionCallInfo fcinfo, const MfModel *model, MemoryContext 
 	mf_source_validate(&source);
 	mf_check_same_id_kind(source.user_keys, source.item_keys, model->user_keys != NULL,
 						  model->item_keys != NULL,
-						  mf_argument_display_name(source.relid, "test"));
+						  mf_argument_display_name(source.relid, "test"), false);
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
 	mf_source_lock_read(&source);

@@ -56,11 +56,14 @@ extern MfTestSet *mf_test_set(const MfRatings *test, const MfIdMap *users,
 /*
  * Refuses (42804) a relation whose ids are of the other kind (integers or
  * text keys: relation_user_keys, relation_item_keys) than the model's
- * (user_keys, item_keys).  Known from the columns' types, so called
- * before the relation is read (MfSource.user_keys, item_keys).
+ * (user_keys, item_keys), or with training, than the training data's (a
+ * validation relation, checked before any model exists).  Known from the
+ * columns' types, so called before the relation is read
+ * (MfSource.user_keys, item_keys).
  */
 extern void mf_check_same_id_kind(bool relation_user_keys, bool relation_item_keys,
-								  bool user_keys, bool item_keys, const char *relation);
+								  bool user_keys, bool item_keys, const char *relation,
+								  bool training);
 
 /*
  * RMSE and MAE of factors over the rows of test it can predict: all of

@@ -238,7 +238,7 @@ refit_read(RefitState *state, const MfModel *found, bool by_name)
 	state->source_name = mf_source_display_name(source.relid);
 	mf_check_same_id_kind(source.user_keys, source.item_keys,
 						  OidIsValid(state->locked.user_key_type),
-						  OidIsValid(state->locked.item_key_type), state->source_name);
+						  OidIsValid(state->locked.item_key_type), state->source_name, false);
 	state->named = named != NULL;
 	state->named_column = state->side == MF_USERS ? source.user_col : source.item_col;
 	if (named)

@@ -633,7 +633,7 @@ train_validation_source(TrainState *state)
 	mf_source_validate(source);
 	mf_check_same_id_kind(source->user_keys, source->item_keys, state->source.user_keys,
 						  state->source.item_keys,
-						  mf_argument_display_name(source->relid, "validation"));
+						  mf_argument_display_name(source->relid, "validation"), true);
 }
 
 /*
