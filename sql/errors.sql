@@ -354,7 +354,12 @@ FROM (VALUES
     (250, $$SELECT * FROM mf_evaluate('tiny', 'tiny', rating_col := 'user_id')$$),
     -- lambda = 0 with implicit feedback: every item is in a user's system,
     -- so the detail is not about too few rated items (helper 238)
-    (251, $$SELECT mf_train('tiny', k := 8, lambda := 0, feedback := 'implicit', solver := 'cholesky', model_name := 'implicit without lambda')$$)
+    (251, $$SELECT mf_train('tiny', k := 8, lambda := 0, feedback := 'implicit', solver := 'cholesky', model_name := 'implicit without lambda')$$),
+    -- two or three columns missing are named in one error (helper 252:
+    -- a table of other names took a call per column to learn them)
+    (252, $$SELECT mf_train('renamed', user_col := 'u')$$),
+    (253, $$SELECT * FROM mf_cross_validate('renamed', '{1}', '{1}')$$),
+    (254, $$SELECT * FROM mf_evaluate('tiny', 'renamed')$$)
 ) AS s(n, statement)
 LEFT JOIN LATERAL try(s.statement) t ON true
 ORDER BY s.n;

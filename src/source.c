@@ -105,6 +105,56 @@ relation_column_list(TupleDesc desc, const Oid *accepted, int n_accepted,
 }
 
 /*
+ * Refuses (42703) a relation that lacks two or three of the columns the
+ * source names, in one error naming them all (one missing column is
+ * check_column's error, whose hint lists the columns of its type): a
+ * table of other column names had taken a call per column to learn them.
+ */
+static void
+check_columns_exist(const MfSource *source, Relation rel)
+{
+	const char *columns[] = {source->user_col, source->item_col, source->rating_col};
+	const char *arguments[] = {"user_col", "item_col", "rating_col"};
+	TupleDesc	desc = RelationGetDescr(rel);
+	int			missing[lengthof(columns)];
+	int			n_missing = 0;
+	StringInfoData names;
+	StringInfoData argnames;
+
+	for (int c = 0; c < lengthof(columns); c++)
+	{
+		bool		found = false;
+
+		for (int att = 0; att < desc->natts && !found; att++)
+			found = !TupleDescAttr(desc, att)->attisdropped &&
+				strcmp(NameStr(TupleDescAttr(desc, att)->attname), columns[c]) == 0;
+		if (!found)
+			missing[n_missing++] = c;
+	}
+	if (n_missing < 2)
+		return;
+	initStringInfo(&names);
+	initStringInfo(&argnames);
+	for (int m = 0; m < n_missing; m++)
+	{
+		const char *separator = m == 0 ? "" : m == n_missing - 1 ? " and " : ", ";
+
+		appendStringInfo(&names, "%s\"%s\"", separator, columns[missing[m]]);
+		appendStringInfo(&argnames, "%s%s", separator, arguments[missing[m]]);
+	}
+	ereport(ERROR,
+			(errcode(ERRCODE_UNDEFINED_COLUMN),
+			 errmsg("columns %s do not exist in relation %s",
+					names.data, mf_source_display_name(RelationGetRelid(rel))),
+			 errdetail("The user ids, item ids and ratings are read from the columns named by user_col, item_col and rating_col."),
+			 source->fixed_columns
+			 ? errhint("The %s must have the training data's columns %s; rename its columns (%s) in a view.",
+					   source->argname, names.data, relation_column_list(desc, NULL, 0, NULL))
+			 : errhint("Name its columns with %s: it has %s.",
+					   argnames.data, relation_column_list(desc, NULL, 0, NULL))));
+}
+
+/*
  * Finds column colname of the locked relation rel and checks that it has
  * one of the accepted types (any when n_accepted is 0); sets *attnum and
  * returns that (base) type.  The hints of its errors list the columns of
@@ -136,7 +186,7 @@ check_column(const MfSource *source, Relation rel, const char *role,
 				 errdetail("The %s are read from the column named by %s.",
 						   role, argname),
 				 source->fixed_columns
-				 ? errhint("The %s must have the model's column \"%s\"; rename one of its columns (%s) in a view.",
+				 ? errhint("The %s must have the training data's column \"%s\"; rename one of its columns (%s) in a view.",
 						   source->argname, colname, all)
 				 : fitting[0] != '\0'
 				 ? errhint("Pass %s := one of: %s.", argname, fitting)
@@ -305,6 +355,7 @@ mf_source_validate(MfSource *source)
 	}
 
 	check_read_privilege(source, rel, NULL, 0);
+	check_columns_exist(source, rel);
 	source->user_type = check_column(source, rel, "user ids", "user_col", source->user_col,
 									 (const char *[]) {source->item_col, source->rating_col},
 									 id_types, lengthof(id_types),

@@ -36,7 +36,7 @@ typedef enum MfKeyForm
 typedef struct MfSource
 {
 	const char *argname;		/* "source", "validation" or "test", for errors */
-	bool		fixed_columns;	/* the columns are the model's, not arguments */
+	bool		fixed_columns;	/* the columns are the training's (a validation's), not arguments */
 	Oid			relid;
 	const char *user_col;
 	const char *item_col;
