@@ -153,13 +153,23 @@ typedef struct CvState
 	uint8	   *fold_of;		/* per entry of all->by_user */
 } CvState;
 
-/* A grid point's values: "k = 2, lambda = 0.1" and those of the optional grids. */
+/*
+ * A grid point's values, "k = 2, lambda = 0.1" and those of the optional
+ * grids, then which of mf_cross_validate's arguments each name stands for:
+ * an error the point meets is mf_train's, and names mf_train's options.
+ */
 static char *
 grid_point_values(const MfFitOptions *options)
 {
-	return psprintf("k = %d, lambda = %g%s%s", options->k, options->lambda,
-					options->bias_lambda != -1 ? psprintf(", bias_lambda = %g", options->bias_lambda) : "",
-					options->implicit_weight != 0 ? psprintf(", implicit_weight = %g", options->implicit_weight) : "");
+	bool		bias_lambda = options->bias_lambda != -1;
+	bool		implicit_weight = options->implicit_weight != 0;
+
+	return psprintf("k = %d, lambda = %g%s%s (in this error k, lambda%s%s are values of ks, lambdas%s%s)",
+					options->k, options->lambda,
+					bias_lambda ? psprintf(", bias_lambda = %g", options->bias_lambda) : "",
+					implicit_weight ? psprintf(", implicit_weight = %g", options->implicit_weight) : "",
+					bias_lambda ? ", bias_lambda" : "", implicit_weight ? ", implicit_weight" : "",
+					bias_lambda ? ", bias_lambdas" : "", implicit_weight ? ", implicit_weights" : "");
 }
 
 /* Error context of a grid point's check: which point, and which arguments made it. */
@@ -168,11 +178,9 @@ grid_point_context(void *arg)
 {
 	const MfFitOptions *options = arg;
 
-	errcontext("the cross-validation grid's point %s (from ks, lambdas%s%s; "
-			   "leave out the values, or the argument, the error names)",
-			   grid_point_values(options),
-			   options->bias_lambda != -1 ? ", bias_lambdas" : "",
-			   options->implicit_weight != 0 ? ", implicit_weights" : "");
+	errcontext("the cross-validation grid's point %s: leave out the values, or the argument, "
+			   "the error names, or cross-validate the values it pairs in calls of their own",
+			   grid_point_values(options));
 }
 
 /* A fit of a grid point on a fold's training ratings, for its error context. */
@@ -455,7 +463,7 @@ fit_point(GridPoint *point, const MfRatings *training, const MfRatingsSummary *s
 							 training->n_ratings, training->n_users,
 							 training->n_items, point->options.k,
 							 training->n_ratings + test->n, test->n),
-					NULL);
+					"Raise mf_ext.max_memory (a superuser setting), leave the largest k out of ks, lower mf_ext.threads, or cross-validate on a sample of the ratings.");
 	als = mf_als_create(training, &point->options, summary, NULL, NULL, cxt);
 	mf_als_init_items(als, point->options.seed);
 	mf_fit(als, &point->options, NULL, false, &history);
