@@ -665,6 +665,20 @@ ALTER TABLE mf_item_factors DISABLE ROW LEVEL SECURITY;
 DROP OWNED BY regress_mf_hidden;
 DROP ROLE regress_mf_hidden;
 
+-- 11. A source whose row-level security leaves the role none of its rows
+-- has no ratings for it, and the hint says a policy may be why (not what
+-- the policy hid; helper 252: it said to load ratings into the table).
+SET ROLE regress_mf_trainer;
+CREATE TABLE owned_ratings AS
+SELECT user_id, item_id, rating, current_user::name AS owner FROM trainer_data;
+ALTER TABLE owned_ratings ENABLE ROW LEVEL SECURITY;
+CREATE POLICY own_rows ON owned_ratings USING (owner = current_user);
+GRANT SELECT ON owned_ratings TO regress_mf_refitter;
+SET ROLE regress_mf_refitter;
+SELECT mf_train('owned_ratings', model_name := 'owned');
+SELECT * FROM mf_cross_validate('owned_ratings', '{1}', '{1}');
+RESET ROLE;
+
 DROP SCHEMA security CASCADE;
 SELECT mf_drop_model('shared'), mf_drop_model('bait'), mf_drop_model('viewed'), mf_drop_model('pointed'),
        mf_drop_model('renamed');

@@ -244,6 +244,14 @@ mf_source_display_name(Oid relid)
 	return mf_argument_display_name(relid, NULL);
 }
 
+const char *
+mf_no_ratings_hint(Oid relid, const char *hint)
+{
+	return check_enable_rls(relid, InvalidOid, true) == RLS_ENABLED
+		? psprintf("%s (Row-level security on the relation may leave this role none of its rows.)", hint)
+		: hint;
+}
+
 char *
 mf_argument_display_name(Oid relid, const char *argname)
 {

@@ -153,6 +153,13 @@ extern char *mf_uuid_key(const char *text, bool missing_ok);
 /* A relation's schema-qualified, quoted name; an error (42P01) if it is gone. */
 extern char *mf_source_display_name(Oid relid);
 
+/*
+ * hint, of an error for relation relid read without a rating, with a
+ * word on row-level security where a policy applies to the role (which
+ * may have hidden every row; what it hid is not told).
+ */
+extern const char *mf_no_ratings_hint(Oid relid, const char *hint);
+
 /* mf_source_display_name of the relation passed as argument argname, whose error names it. */
 extern char *mf_argument_display_name(Oid relid, const char *argname);
 
