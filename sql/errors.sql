@@ -38,6 +38,7 @@ CREATE MATERIALIZED VIEW unpopulated AS SELECT * FROM tiny WITH NO DATA;
 CREATE TABLE strangers (user_id int, item_id int, rating float8);
 INSERT INTO strangers VALUES (8, 8, 1);
 CREATE TABLE renamed (u int, i int, r float8);
+CREATE TABLE too_few_columns (u int, i int);
 CREATE VIEW labelled AS SELECT label AS user_id, item_id, rating FROM tiny;
 CREATE VIEW item_labels AS SELECT user_id, label AS item_id, rating FROM tiny;
 CREATE TABLE negative_strengths (user_id int, item_id int, rating float8);
@@ -359,7 +360,12 @@ FROM (VALUES
     -- a table of other names took a call per column to learn them)
     (252, $$SELECT mf_train('renamed', user_col := 'u')$$),
     (253, $$SELECT * FROM mf_cross_validate('renamed', '{1}', '{1}')$$),
-    (254, $$SELECT * FROM mf_evaluate('tiny', 'renamed')$$)
+    (254, $$SELECT * FROM mf_evaluate('tiny', 'renamed')$$),
+    -- but a name given twice is one missing column, and a relation of too
+    -- few columns gets the column's own error, whose hint knows the types
+    -- (helper 254: "columns "nope" and "nope"", "it has ." and "()")
+    (255, $$SELECT mf_train('tiny', user_col := 'nope', item_col := 'nope')$$),
+    (256, $$SELECT mf_train('too_few_columns')$$)
 ) AS s(n, statement)
 LEFT JOIN LATERAL try(s.statement) t ON true
 ORDER BY s.n;

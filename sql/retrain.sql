@@ -241,6 +241,10 @@ SELECT mf_train('small', biases := false, model_name := 'many kept');
 -- are refused as such first, not after a hint for each kept option the
 -- new kind rules out (helper 252: clip, then implicit_weight, then biases)
 SELECT mf_train('small', feedback := 'implicit', k := 0, model_name := 'many kept');
+-- judged with the options the model keeps, not a first training's (helper
+-- 254: biases := false by default had made it "k = 0 needs biases := true"
+-- though the model keeps biases)
+SELECT mf_train('small', k := 0, implicit_weight := 0.2, model_name := 'many kept');
 SELECT mf_train('small', feedback := 'implicit', biases := false, clip := false, implicit_weight := 0,
                 bias_lambda := -1, model_name := 'many kept') IS NOT NULL AS implicit;
 SELECT feedback, biases, clip, implicit_weight, bias_lambda FROM mf_models WHERE name = 'many kept';

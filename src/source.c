@@ -118,9 +118,12 @@ check_columns_exist(const MfSource *source, Relation rel)
 	TupleDesc	desc = RelationGetDescr(rel);
 	int			missing[lengthof(columns)];
 	int			n_missing = 0;
+	int			n_columns = 0;
 	StringInfoData names;
 	StringInfoData argnames;
 
+	for (int att = 0; att < desc->natts; att++)
+		n_columns += !TupleDescAttr(desc, att)->attisdropped;
 	for (int c = 0; c < lengthof(columns); c++)
 	{
 		bool		found = false;
@@ -128,10 +131,18 @@ check_columns_exist(const MfSource *source, Relation rel)
 		for (int att = 0; att < desc->natts && !found; att++)
 			found = !TupleDescAttr(desc, att)->attisdropped &&
 				strcmp(NameStr(TupleDescAttr(desc, att)->attname), columns[c]) == 0;
+		/* a name given twice is one missing column */
+		for (int m = 0; m < n_missing && !found; m++)
+			found = strcmp(columns[missing[m]], columns[c]) == 0;
 		if (!found)
 			missing[n_missing++] = c;
 	}
-	if (n_missing < 2)
+
+	/*
+	 * One missing column, or a relation of too few columns to name, is
+	 * check_column's error, whose hint knows the columns' types.
+	 */
+	if (n_missing < 2 || n_columns < lengthof(columns))
 		return;
 	initStringInfo(&names);
 	initStringInfo(&argnames);

@@ -356,44 +356,6 @@ settle(KeptConflicts *c, const char *why, KeptOption a, const char *change_a,
 }
 
 /*
- * Refuses a retraining whose named options (named[]) clash among
- * themselves, as a first training of them would be refused: checked with
- * every option kept, the first rule mf_check_fit_options meets may be one
- * a kept option breaks (clip with feedback := 'implicit, k := 0'), whose
- * hint leads to the next kept option, and only then to the clash.
- */
-static void
-refuse_named_clash(const TrainState *state, const bool *named)
-{
-	MfFitOptions options = state->row.options;
-
-	if (!named[KEPT_K])
-		options.k = first_training.k;
-	if (!named[KEPT_BIASES])
-		options.biases = first_training.biases;
-	if (!named[KEPT_BIAS_LAMBDA])
-		options.bias_lambda = first_training.bias_lambda;
-	if (!named[KEPT_CLIP])
-		options.clip = first_training.clip;
-	if (!named[KEPT_IMPLICIT_WEIGHT])
-		options.implicit_weight = first_training.implicit_weight;
-	if (!named[KEPT_PATIENCE])
-		options.patience = first_training.patience;
-	if (!named[KEPT_FEEDBACK])
-		options.implicit = first_training.implicit;
-	if (!named[KEPT_NONNEGATIVE])
-		options.nonnegative = first_training.nonnegative;
-	if (!named[KEPT_LAMBDA])
-		options.lambda = first_training.lambda;
-	if (!named[KEPT_ALPHA])
-		options.alpha = first_training.alpha;
-	/* a solver not named follows the kind, as parse_feedback has it */
-	if (!named[KEPT_SOLVER])
-		options.conjugate_gradient = options.implicit && !options.nonnegative;
-	mf_check_fit_options(&options);
-}
-
-/*
  * Refuses, in one error with the whole fix, a retraining whose named
  * options break a rule of mf_check_fit_options together with options it
  * keeps without naming them (a switch to implicit feedback keeps biases,
@@ -411,11 +373,10 @@ refuse_kept_conflicts(const TrainState *state)
 {
 	KeptConflicts c = {.state = state, .options = state->row.options, .first = &first_training};
 	MfFitOptions *o = &c.options;
-	bool		named[N_KEPT_OPTIONS];
 	bool		changed = true;
 
 	for (int k = 0; k < N_KEPT_OPTIONS; k++)
-		c.fixed[k] = named[k] = mf_argument_given(&state->args, kept_option_names[k]);
+		c.fixed[k] = mf_argument_given(&state->args, kept_option_names[k]);
 	initStringInfo(&c.kept);
 	initStringInfo(&c.change);
 	initStringInfo(&c.why);
@@ -467,8 +428,15 @@ refuse_kept_conflicts(const TrainState *state)
 		appendStringInfoString(&c.why, "; a warm start keeps the stored k");
 		c.changes++;
 	}
+	/*
+	 * Named options that clash among themselves (feedback := 'implicit' with
+	 * k := 0): refused on the options as settled, each kept option a rule
+	 * ruled out already changed, so that the first rule broken is the
+	 * clash's (checked with every option as kept, the first may be a kept
+	 * option's, whose hint leads to the next, and only then to the clash).
+	 */
 	if (c.named_clash)
-		refuse_named_clash(state, named);
+		mf_check_fit_options(o);
 	if (c.named_clash || !c.beyond_default || c.changes < 2)
 		return;
 	/* a named value out of range is refused as such first: the fix would meet it next */

@@ -463,7 +463,8 @@ fit_point(GridPoint *point, const MfRatings *training, const MfRatingsSummary *s
 							 training->n_ratings, training->n_users,
 							 training->n_items, point->options.k,
 							 training->n_ratings + test->n, test->n),
-					"Raise mf_ext.max_memory (a superuser setting), leave the largest k out of ks, lower mf_ext.threads, or cross-validate on a sample of the ratings.");
+					psprintf("Raise mf_ext.max_memory (a superuser setting), leave k = %d out of ks, lower mf_ext.threads, or cross-validate on a sample of the ratings.",
+							 point->options.k));
 	als = mf_als_create(training, &point->options, summary, NULL, NULL, cxt);
 	mf_als_init_items(als, point->options.seed);
 	mf_fit(als, &point->options, NULL, false, &history);
