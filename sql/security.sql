@@ -667,16 +667,23 @@ DROP ROLE regress_mf_hidden;
 
 -- 11. A source whose row-level security leaves the role none of its rows
 -- has no ratings for it, and the hint says a policy may be why (not what
--- the policy hid; helper 252: it said to load ratings into the table).
+-- the policy hid; helper 252: it said to load ratings into the table),
+-- through a view too (helper 254); a relation without a policy applied
+-- gets no such word.
 SET ROLE regress_mf_trainer;
 CREATE TABLE owned_ratings AS
 SELECT user_id, item_id, rating, current_user::name AS owner FROM trainer_data;
 ALTER TABLE owned_ratings ENABLE ROW LEVEL SECURITY;
 CREATE POLICY own_rows ON owned_ratings USING (owner = current_user);
-GRANT SELECT ON owned_ratings TO regress_mf_refitter;
+CREATE VIEW owned_ratings_invoker WITH (security_invoker) AS SELECT * FROM owned_ratings;
+CREATE TABLE no_ratings AS SELECT * FROM trainer_data WHERE false;
+GRANT SELECT ON owned_ratings, owned_ratings_invoker, no_ratings TO regress_mf_refitter;
 SET ROLE regress_mf_refitter;
 SELECT mf_train('owned_ratings', model_name := 'owned');
 SELECT * FROM mf_cross_validate('owned_ratings', '{1}', '{1}');
+SELECT mf_train('owned_ratings_invoker', model_name := 'owned');
+SELECT * FROM mf_evaluate('shared', 'owned_ratings_invoker');
+SELECT mf_train('no_ratings', model_name := 'owned');
 RESET ROLE;
 
 DROP SCHEMA security CASCADE;

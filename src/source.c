@@ -256,10 +256,10 @@ mf_source_display_name(Oid relid)
 }
 
 const char *
-mf_no_ratings_hint(Oid relid, const char *hint)
+mf_no_ratings_hint(const MfSource *source, const char *hint)
 {
-	return check_enable_rls(relid, InvalidOid, true) == RLS_ENABLED
-		? psprintf("%s (Row-level security on the relation may leave this role none of its rows.)", hint)
+	return source->row_security
+		? psprintf("%s (Row-level security on what it reads may leave this role none of its rows.)", hint)
 		: hint;
 }
 
@@ -352,6 +352,7 @@ mf_source_validate(MfSource *source)
 
 	source->only = NULL;		/* every row, unless mf_source_only says otherwise */
 	source->read_plan = NULL;
+	source->row_security = false;
 	if (rel == NULL)
 		mf_report_missing_relation(source->relid, source->argname);
 	/* as a lock's first taking does: a REVOKE (which takes no lock) committed meanwhile counts */
@@ -1347,11 +1348,18 @@ mf_source_lock_read(MfSource *source)
 	Oid			argtype = InvalidOid;
 	Datum		arg = (Datum) 0;
 	int			nargs;
+	ListCell   *cell;
 
 	table_close(rel, NoLock);
 	source->read_plan = NULL;
-	if (direct || is_citus_table(source->relid))
+	source->row_security = false;
+	if (direct)
+		return;					/* refused where row-level security applies */
+	if (is_citus_table(source->relid))
+	{
+		source->row_security = check_enable_rls(source->relid, InvalidOid, true) == RLS_ENABLED;
 		return;
+	}
 	source->planned_at = SharedInvalidMessageCounter;
 	nargs = read_query(source, &query, &argtype, &arg);
 	source->read_plan = mf_spi_prepare(query.data, nargs, &argtype);
@@ -1359,6 +1367,9 @@ mf_source_lock_read(MfSource *source)
 	recheck_read_privilege(source);
 	mf_spi_plan_locked(source->read_plan, nargs, &argtype, &arg);
 	check_role_kept(reader, source);
+	/* the rewriter marks a query row-level security applied to, through views too */
+	foreach(cell, SPI_plan_get_plan_sources(source->read_plan))
+		source->row_security |= ((CachedPlanSource *) lfirst(cell))->dependsOnRLS;
 	pfree(query.data);
 }
 
