@@ -361,9 +361,10 @@ FROM (VALUES
     (252, $$SELECT mf_train('renamed', user_col := 'u')$$),
     (253, $$SELECT * FROM mf_cross_validate('renamed', '{1}', '{1}')$$),
     (254, $$SELECT * FROM mf_evaluate('tiny', 'renamed')$$),
-    -- but a name given twice is one missing column, and a relation of too
-    -- few columns gets the column's own error, whose hint knows the types
-    -- (helper 254: "columns "nope" and "nope"", "it has ." and "()")
+    -- a name two arguments give is named once, both arguments in the hint
+    -- (helpers 254, 255: "columns "nope" and "nope"", then item_col left
+    -- out); a relation of too few columns gets the column's own error,
+    -- whose hint knows the types (helper 254: "it has ." and "()")
     (255, $$SELECT mf_train('tiny', user_col := 'nope', item_col := 'nope')$$),
     (256, $$SELECT mf_train('too_few_columns')$$)
 ) AS s(n, statement)

@@ -431,7 +431,7 @@ read_test_relation(FunctionCallInfo fcinfo, const MfModel *model, MemoryContext 
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("test relation %s has no ratings", mf_source_display_name(source.relid)),
-				 errhint("%s", mf_no_ratings_hint(&source, "Pass a relation of held-out ratings, for example rows where mf_is_test(user, item, 0.2) holds."))));
+				 errhint("%s", mf_no_ratings_hint(test, "Pass a relation of held-out ratings, for example rows where mf_is_test(user, item, 0.2) holds."))));
 	return test;
 }
 

@@ -16,6 +16,7 @@
 #include "utils/memutils.h"
 #include "utils/plancache.h"
 #include "utils/rel.h"
+#include "utils/rls.h"
 #include "nodes/params.h"
 
 MfSchema
@@ -224,7 +225,38 @@ mf_spi_prepare(const char *query, int nargs, Oid *argtypes)
 	return plan;
 }
 
-void
+/*
+ * Whether row-level security applies, for the role each is checked as, to
+ * a relation the plan reads (a view's, or an inlined function's, included:
+ * the planned statements' range tables hold them all).  Not the plan
+ * source's dependsOnRLS, which also marks relations the role is exempt
+ * from now (superuser, BYPASSRLS, an owner without FORCE).
+ */
+static bool
+plan_row_security(const CachedPlan *cplan)
+{
+	ListCell   *statement;
+	ListCell   *entry;
+
+	foreach(statement, cplan->stmt_list)
+	{
+		PlannedStmt *planned = lfirst(statement);
+
+		if (!IsA(planned, PlannedStmt))
+			continue;
+		foreach(entry, planned->rtable)
+		{
+			RangeTblEntry *rte = lfirst(entry);
+
+			if (rte->rtekind == RTE_RELATION &&
+				check_enable_rls(rte->relid, rte->checkAsUser, true) == RLS_ENABLED)
+				return true;
+		}
+	}
+	return false;
+}
+
+bool
 mf_spi_plan_locked(SPIPlanPtr plan, int nargs, Oid *argtypes, Datum *args)
 {
 	CachedPlanSource *source = linitial(SPI_plan_get_plan_sources(plan));
@@ -243,13 +275,18 @@ mf_spi_plan_locked(SPIPlanPtr plan, int nargs, Oid *argtypes, Datum *args)
 												   ALLOCSET_DEFAULT_SIZES);
 	MemoryContext old = MemoryContextSwitchTo(planning);
 
+	CachedPlan *cplan;
+	bool		row_security;
+
 	error_context_stack = &context;
-	ReleaseCachedPlan(GetCachedPlan(source, query_params(nargs, argtypes, args), NULL, NULL),
-					  NULL);
+	cplan = GetCachedPlan(source, query_params(nargs, argtypes, args), NULL, NULL);
+	row_security = plan_row_security(cplan);
+	ReleaseCachedPlan(cplan, NULL);
 	error_context_stack = context.previous;
 	MemoryContextSwitchTo(old);
 	MemoryContextDelete(planning);
 	restore_plan_cache_mode(level);
+	return row_security;
 }
 
 void

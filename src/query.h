@@ -84,9 +84,10 @@ extern SPIPlanPtr mf_spi_prepare(const char *query, int nargs, Oid *argtypes);
  * ends; a statement without parameters keeps the plan for
  * mf_spi_scan_prepared, which revalidates nothing (an SPI_prepare'd plan
  * is not invalidated): plan again after any invalidation that may concern
- * it.
+ * it.  Returns whether row-level security applies to what the plan reads,
+ * a view's relations included, for the role each is read as.
  */
-extern void mf_spi_plan_locked(SPIPlanPtr plan, int nargs, Oid *argtypes, Datum *args);
+extern bool mf_spi_plan_locked(SPIPlanPtr plan, int nargs, Oid *argtypes, Datum *args);
 
 /*
  * mf_spi_scan of a statement mf_spi_prepare prepared and

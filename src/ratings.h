@@ -53,6 +53,9 @@ typedef struct MfRatings
 	MfCsr		by_user;		/* row = user, col = item */
 	MfCsr		by_item;		/* row = item, col = user */
 	char	   *relation;		/* the relation read, for messages, or NULL */
+	bool		row_security;	/* row-level security applied to the read, for
+								 * the role each relation was read as
+								 * (mf_source_read) */
 } MfRatings;
 
 /* The rows of one side. */

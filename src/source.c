@@ -105,10 +105,12 @@ relation_column_list(TupleDesc desc, const Oid *accepted, int n_accepted,
 }
 
 /*
- * Refuses (42703) a relation that lacks two or three of the columns the
- * source names, in one error naming them all (one missing column is
- * check_column's error, whose hint lists the columns of its type): a
- * table of other column names had taken a call per column to learn them.
+ * Refuses (42703) a relation of three columns or more that lacks the
+ * columns two or three of the source's arguments name, in one error
+ * naming every such argument (a name two of them give, once): a table of
+ * other column names had taken a call per column to learn them.  One
+ * argument's, or a relation of fewer columns, is check_column's error,
+ * whose hint knows the columns' types.
  */
 static void
 check_columns_exist(const MfSource *source, Relation rel)
@@ -117,7 +119,9 @@ check_columns_exist(const MfSource *source, Relation rel)
 	const char *arguments[] = {"user_col", "item_col", "rating_col"};
 	TupleDesc	desc = RelationGetDescr(rel);
 	int			missing[lengthof(columns)];
+	const char *distinct[lengthof(columns)];
 	int			n_missing = 0;
+	int			n_names = 0;
 	int			n_columns = 0;
 	StringInfoData names;
 	StringInfoData argnames;
@@ -131,9 +135,6 @@ check_columns_exist(const MfSource *source, Relation rel)
 		for (int att = 0; att < desc->natts && !found; att++)
 			found = !TupleDescAttr(desc, att)->attisdropped &&
 				strcmp(NameStr(TupleDescAttr(desc, att)->attname), columns[c]) == 0;
-		/* a name given twice is one missing column */
-		for (int m = 0; m < n_missing && !found; m++)
-			found = strcmp(columns[missing[m]], columns[c]) == 0;
 		if (!found)
 			missing[n_missing++] = c;
 	}
@@ -144,19 +145,31 @@ check_columns_exist(const MfSource *source, Relation rel)
 	 */
 	if (n_missing < 2 || n_columns < lengthof(columns))
 		return;
-	initStringInfo(&names);
-	initStringInfo(&argnames);
+	/* a name two arguments give is named once; both arguments are */
 	for (int m = 0; m < n_missing; m++)
 	{
-		const char *separator = m == 0 ? "" : m == n_missing - 1 ? " and " : ", ";
+		bool		named_before = false;
 
-		appendStringInfo(&names, "%s\"%s\"", separator, columns[missing[m]]);
-		appendStringInfo(&argnames, "%s%s", separator, arguments[missing[m]]);
+		for (int n = 0; n < n_names && !named_before; n++)
+			named_before = strcmp(distinct[n], columns[missing[m]]) == 0;
+		if (!named_before)
+			distinct[n_names++] = columns[missing[m]];
 	}
+	initStringInfo(&names);
+	initStringInfo(&argnames);
+	for (int n = 0; n < n_names; n++)
+		appendStringInfo(&names, "%s\"%s\"", n == 0 ? "" : n == n_names - 1 ? " and " : ", ",
+						 distinct[n]);
+	for (int m = 0; m < n_missing; m++)
+		appendStringInfo(&argnames, "%s%s", m == 0 ? "" : m == n_missing - 1 ? " and " : ", ",
+						 arguments[missing[m]]);
 	ereport(ERROR,
 			(errcode(ERRCODE_UNDEFINED_COLUMN),
-			 errmsg("columns %s do not exist in relation %s",
-					names.data, mf_source_display_name(RelationGetRelid(rel))),
+			 n_names > 1
+			 ? errmsg("columns %s do not exist in relation %s",
+					  names.data, mf_source_display_name(RelationGetRelid(rel)))
+			 : errmsg("column %s does not exist in relation %s",
+					  names.data, mf_source_display_name(RelationGetRelid(rel))),
 			 errdetail("The user ids, item ids and ratings are read from the columns named by user_col, item_col and rating_col."),
 			 source->fixed_columns
 			 ? errhint("The %s must have the training data's columns %s; rename its columns (%s) in a view.",
@@ -256,9 +269,9 @@ mf_source_display_name(Oid relid)
 }
 
 const char *
-mf_no_ratings_hint(const MfSource *source, const char *hint)
+mf_no_ratings_hint(const MfRatings *ratings, const char *hint)
 {
-	return source->row_security
+	return ratings->row_security
 		? psprintf("%s (Row-level security on what it reads may leave this role none of its rows.)", hint)
 		: hint;
 }
@@ -1348,28 +1361,19 @@ mf_source_lock_read(MfSource *source)
 	Oid			argtype = InvalidOid;
 	Datum		arg = (Datum) 0;
 	int			nargs;
-	ListCell   *cell;
 
 	table_close(rel, NoLock);
 	source->read_plan = NULL;
 	source->row_security = false;
-	if (direct)
-		return;					/* refused where row-level security applies */
-	if (is_citus_table(source->relid))
-	{
-		source->row_security = check_enable_rls(source->relid, InvalidOid, true) == RLS_ENABLED;
+	if (direct || is_citus_table(source->relid))
 		return;
-	}
 	source->planned_at = SharedInvalidMessageCounter;
 	nargs = read_query(source, &query, &argtype, &arg);
 	source->read_plan = mf_spi_prepare(query.data, nargs, &argtype);
 	/* before planning, which checks a view's privileges with the planner's bare error */
 	recheck_read_privilege(source);
-	mf_spi_plan_locked(source->read_plan, nargs, &argtype, &arg);
+	source->row_security = mf_spi_plan_locked(source->read_plan, nargs, &argtype, &arg);
 	check_role_kept(reader, source);
-	/* the rewriter marks a query row-level security applied to, through views too */
-	foreach(cell, SPI_plan_get_plan_sources(source->read_plan))
-		source->row_security |= ((CachedPlanSource *) lfirst(cell))->dependsOnRLS;
 	pfree(query.data);
 }
 
@@ -1433,6 +1437,7 @@ mf_source_read(const MfSource *source, MemoryContext cxt)
 	MfRatings  *ratings;
 	double		expected = source->only == NULL ? check_estimated_rows(source) : 0;
 	Oid			reader = GetUserId();
+	bool		row_security = false;
 
 	state.source = source;
 	state.expected = expected;
@@ -1448,6 +1453,14 @@ mf_source_read(const MfSource *source, MemoryContext cxt)
 	{
 		read_by_spi(&state);
 		elog(DEBUG1, "mf_ext read %s through SPI", mf_source_display_name(source->relid));
+
+		/*
+		 * read as planned, or a table read through SQL unplanned (a Citus
+		 * table, or one row-level security came to apply to after the lock
+		 * chose a heap scan, which it never does where it applies)
+		 */
+		row_security = source->read_plan != NULL ? source->row_security
+			: check_enable_rls(source->relid, InvalidOid, true) == RLS_ENABLED;
 	}
 	MemoryContextDelete(scratch);
 
@@ -1455,5 +1468,6 @@ mf_source_read(const MfSource *source, MemoryContext cxt)
 	mf_progress_phase("indexing");
 	ratings = mf_ratings_from_rows(state.rows, state.n_skipped, cxt);
 	ratings->relation = MemoryContextStrdup(cxt, mf_source_display_name(source->relid));
+	ratings->row_security = row_security;
 	return ratings;
 }

@@ -69,9 +69,9 @@ typedef struct MfSource
 	SPIPlanPtr	read_plan;		/* the read's query, planned; NULL for a
 								 * direct scan or a Citus table */
 	uint64		planned_at;		/* SharedInvalidMessageCounter before */
-	bool		row_security;	/* row-level security applies to the read, a
-								 * view's relations' included (never to a
-								 * direct scan) */
+	bool		row_security;	/* row-level security applies to what the
+								 * planned read reads, for the role each
+								 * relation is read as */
 } MfSource;
 
 /*
@@ -157,12 +157,12 @@ extern char *mf_uuid_key(const char *text, bool missing_ok);
 extern char *mf_source_display_name(Oid relid);
 
 /*
- * hint, of an error for source read without a rating, with a word on
+ * hint, of an error for ratings read without a rating, with a word on
  * row-level security where it applied to the read (a policy of the
  * relation, or of one a view reads, may have hidden every row; what it
  * hid is not told).
  */
-extern const char *mf_no_ratings_hint(const MfSource *source, const char *hint);
+extern const char *mf_no_ratings_hint(const MfRatings *ratings, const char *hint);
 
 /* mf_source_display_name of the relation passed as argument argname, whose error names it. */
 extern char *mf_argument_display_name(Oid relid, const char *argname);

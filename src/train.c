@@ -677,7 +677,7 @@ read_validation(TrainState *state)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("validation relation %s has no ratings", name),
-				 errhint("%s", mf_no_ratings_hint(&state->validation_source, "Pass a relation of held-out ratings, for example rows where mf_is_test(user, item, 0.2) holds, or omit validation."))));
+				 errhint("%s", mf_no_ratings_hint(held_out, "Pass a relation of held-out ratings, for example rows where mf_is_test(user, item, 0.2) holds, or omit validation."))));
 	test = mf_test_set(held_out,
 					   mf_id_map_from_sorted(read_cxt, ratings->user_ids, ratings->n_users),
 					   mf_id_map_from_sorted(read_cxt, ratings->item_ids, ratings->n_items),
@@ -721,7 +721,7 @@ train_read(TrainState *state)
 				 errmsg("%s has no ratings to train on", row->source),
 				 errdetail("Rows with a NULL user, item or rating are skipped; " INT64_FORMAT " were.",
 						   state->ratings->n_skipped),
-				 errhint("%s", mf_no_ratings_hint(&state->source, "Load ratings into the relation, or pass the one that holds them."))));
+				 errhint("%s", mf_no_ratings_hint(state->ratings, "Load ratings into the relation, or pass the one that holds them."))));
 	if (row->options.implicit)
 		mf_ratings_implicit_strengths(state->ratings, row->options.alpha);
 	if (!state->distributed)

@@ -375,7 +375,7 @@ cv_read(CvState *state)
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("%s has no ratings to cross-validate on",
 						mf_source_display_name(state->source.relid)),
-				 errhint("%s", mf_no_ratings_hint(&state->source, "Load ratings into the relation, or pass the one that holds them."))));
+				 errhint("%s", mf_no_ratings_hint(all, "Load ratings into the relation, or pass the one that holds them."))));
 	state->fold_of = mf_alloc_array(state->cxt, all->n_ratings, sizeof(uint8));
 	user_fold_ids = fold_ids(all, MF_USERS, state->cxt);
 	item_fold_ids = fold_ids(all, MF_ITEMS, state->cxt);
