@@ -245,6 +245,9 @@ SELECT mf_train('small', feedback := 'implicit', k := 0, model_name := 'many kep
 -- 254: biases := false by default had made it "k = 0 needs biases := true"
 -- though the model keeps biases)
 SELECT mf_train('small', k := 0, implicit_weight := 0.2, model_name := 'many kept');
+-- a solver the named feedback chooses is changed, not kept (helper 254:
+-- the error listed solver = cg as kept by a model trained by Cholesky)
+SELECT mf_train('small', feedback := 'implicit', lambda := 0, model_name := 'many kept');
 SELECT mf_train('small', feedback := 'implicit', biases := false, clip := false, implicit_weight := 0,
                 bias_lambda := -1, model_name := 'many kept') IS NOT NULL AS implicit;
 SELECT feedback, biases, clip, implicit_weight, bias_lambda FROM mf_models WHERE name = 'many kept';

@@ -286,9 +286,17 @@ change_kept(KeptConflicts *c, KeptOption o, const char *change, const char *why)
 	/* the call's value, before any change the fix made: what the model keeps */
 	char	   *was = kept_value(c, &c->state->row.options, o);
 
-	if (strcmp(was, kept_value(c, c->first, o)) != 0)
-		c->beyond_default = true;
-	appendStringInfo(&c->kept, "%s%s = %s", c->kept.len > 0 ? ", " : "", kept_option_names[o], was);
+	/*
+	 * but a solver not named follows a named feedback (parse_feedback): the
+	 * call chose it, and the model keeps nothing of it (the error had
+	 * called a Cholesky model's solver "kept" as cg; helper 254)
+	 */
+	if (o != KEPT_SOLVER || !mf_argument_given(&c->state->args, "feedback"))
+	{
+		if (strcmp(was, kept_value(c, c->first, o)) != 0)
+			c->beyond_default = true;
+		appendStringInfo(&c->kept, "%s%s = %s", c->kept.len > 0 ? ", " : "", kept_option_names[o], was);
+	}
 	appendStringInfo(&c->change, "%s%s", c->change.len > 0 ? ", " : "", change);
 	appendStringInfo(&c->why, "%s%s", c->why.len > 0 ? "; " : "", why);
 	c->fixed[o] = true;
