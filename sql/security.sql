@@ -677,12 +677,14 @@ ALTER TABLE owned_ratings ENABLE ROW LEVEL SECURITY;
 CREATE POLICY own_rows ON owned_ratings USING (owner = current_user);
 CREATE VIEW owned_ratings_invoker WITH (security_invoker) AS SELECT * FROM owned_ratings;
 CREATE TABLE no_ratings AS SELECT * FROM trainer_data WHERE false;
-GRANT SELECT ON owned_ratings, owned_ratings_invoker, no_ratings TO regress_mf_refitter;
+CREATE TABLE shared_ratings AS SELECT * FROM trainer_data;
+GRANT SELECT ON owned_ratings, owned_ratings_invoker, no_ratings, shared_ratings TO regress_mf_refitter;
 SET ROLE regress_mf_refitter;
 SELECT mf_train('owned_ratings', model_name := 'owned');
 SELECT * FROM mf_cross_validate('owned_ratings', '{1}', '{1}');
 SELECT mf_train('owned_ratings_invoker', model_name := 'owned');
 SELECT * FROM mf_evaluate('shared', 'owned_ratings_invoker');
+SELECT mf_train('shared_ratings', validation := 'owned_ratings_invoker', model_name := 'owned');
 SELECT mf_train('no_ratings', model_name := 'owned');
 RESET ROLE;
 -- a superuser, whom no policy binds, gets no such word where a view or a

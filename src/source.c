@@ -104,6 +104,17 @@ relation_column_list(TupleDesc desc, const Oid *accepted, int n_accepted,
 	return buf.data;
 }
 
+/* The number of desc's column named name, InvalidAttrNumber where it has none. */
+static AttrNumber
+column_attnum(TupleDesc desc, const char *name)
+{
+	for (int att = 0; att < desc->natts; att++)
+		if (!TupleDescAttr(desc, att)->attisdropped &&
+			strcmp(NameStr(TupleDescAttr(desc, att)->attname), name) == 0)
+			return att + 1;
+	return InvalidAttrNumber;
+}
+
 /*
  * Refuses (42703) a relation of three columns or more that lacks the
  * columns two or three of the source's arguments name, in one error
@@ -129,15 +140,8 @@ check_columns_exist(const MfSource *source, Relation rel)
 	for (int att = 0; att < desc->natts; att++)
 		n_columns += !TupleDescAttr(desc, att)->attisdropped;
 	for (int c = 0; c < lengthof(columns); c++)
-	{
-		bool		found = false;
-
-		for (int att = 0; att < desc->natts && !found; att++)
-			found = !TupleDescAttr(desc, att)->attisdropped &&
-				strcmp(NameStr(TupleDescAttr(desc, att)->attname), columns[c]) == 0;
-		if (!found)
+		if (column_attnum(desc, columns[c]) == InvalidAttrNumber)
 			missing[n_missing++] = c;
-	}
 
 	/*
 	 * One missing column, or a relation of too few columns to name, is
@@ -197,11 +201,7 @@ check_column(const MfSource *source, Relation rel, const char *role,
 	char	   *all = relation_column_list(desc, NULL, 0, NULL);
 	Oid			type;
 
-	*attnum = InvalidAttrNumber;
-	for (int att = 0; att < desc->natts; att++)
-		if (!TupleDescAttr(desc, att)->attisdropped &&
-			strcmp(NameStr(TupleDescAttr(desc, att)->attname), colname) == 0)
-			*attnum = att + 1;
+	*attnum = column_attnum(desc, colname);
 	if (*attnum == InvalidAttrNumber)
 		ereport(ERROR,
 				(errcode(ERRCODE_UNDEFINED_COLUMN),
@@ -365,7 +365,6 @@ mf_source_validate(MfSource *source)
 
 	source->only = NULL;		/* every row, unless mf_source_only says otherwise */
 	source->read_plan = NULL;
-	source->row_security = false;
 	if (rel == NULL)
 		mf_report_missing_relation(source->relid, source->argname);
 	/* as a lock's first taking does: a REVOKE (which takes no lock) committed meanwhile counts */

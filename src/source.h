@@ -69,8 +69,8 @@ typedef struct MfSource
 	SPIPlanPtr	read_plan;		/* the read's query, planned; NULL for a
 								 * direct scan or a Citus table */
 	uint64		planned_at;		/* SharedInvalidMessageCounter before */
-	bool		row_security;	/* row-level security applies to what the
-								 * planned read reads, for the role each
+	bool		row_security;	/* with read_plan: row-level security applies
+								 * to what it reads, for the role each
 								 * relation is read as */
 } MfSource;
 
